@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One-way dependencies (docs/ARCHITECTURE.md):
+//   NetMPWire <- NetMPStack <- NetMPSocket -> NetMPRuntime -> NetMPLink
+// Wire and Stack are pure: no I/O, no clock, no threads.
+// The preloaded library (libnetmp.so) links the Swift runtime statically so it loads
+// into any C program without a Swift toolchain on the library path.
+let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
+
+let package = Package(
+    name: "netmp",
+    products: [
+        .library(name: "netmp", type: .dynamic, targets: ["NetMPShim"]),
+        // The binary is installed as `netmp` (Scripts/setup); SwiftPM cannot name two products alike.
+        .executable(name: "netmp-cli", targets: ["NetMPCommand"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CNuma", path: "Sources/CNuma"),
+        .target(name: "CNetMPLinux", path: "Sources/CNetMPLinux"),
+        .target(name: "NetMPWire", swiftSettings: strict),
+        .target(name: "NetMPStack", dependencies: ["NetMPWire"], swiftSettings: strict),
+        .target(name: "NetMPLink", dependencies: ["NetMPWire", "CNetMPLinux"], swiftSettings: strict),
+        .target(name: "NetMPRuntime", dependencies: ["NetMPStack", "NetMPLink", "CNetMPLinux", "CNuma"],
+                swiftSettings: strict),
+        .target(name: "NetMPSocket", dependencies: ["NetMPRuntime", "NetMPStack"], swiftSettings: strict),
+        .target(name: "NetMPShim", dependencies: ["NetMPSocket"], path: "Sources/NetMPShim",
+                cSettings: [.headerSearchPath("../../Include")],
+                linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+        .executableTarget(name: "NetMPCommand", dependencies: ["NetMPRuntime", "NetMPStack"],
+                          swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+        .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire"]),
+        .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPWire"]),
+        .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPRuntime", "NetMPWire"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire"]),
+    ]
+)

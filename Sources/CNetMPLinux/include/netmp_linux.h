@@ -1,0 +1,28 @@
+// Thin wrappers over Linux interfaces that Swift cannot call directly: ioctls taking
+// struct ifreq unions, CPU_SET macros, memfd_create. Each returns >= 0 or -errno.
+#ifndef NETMP_LINUX_H
+#define NETMP_LINUX_H
+#include <stdint.h>
+
+// Attaches to (or creates) TAP device `name` with IFF_TAP|IFF_NO_PI and the extra flags
+// below; writes the kernel's name of the device to `actual` (16 bytes).
+#define NETMP_TAP_MULTI_QUEUE 0x1
+#define NETMP_TAP_VNET_HDR 0x2
+int netmp_tap_attach(const char *name, int flags, char actual[16]);
+int netmp_tap_set_offload(int fd, unsigned int offloads);
+int netmp_tap_set_vnet_header_size(int fd, int size);
+int netmp_tap_features(int fd, unsigned int *features);
+int netmp_tap_set_persistent(int fd, int persistent);
+
+int netmp_interface_mac(const char *name, uint8_t mac[6]);
+int netmp_interface_set_mac(const char *name, const uint8_t mac[6]);
+int netmp_interface_index(const char *name);
+
+// Pins the calling thread to one CPU.
+int netmp_pin_current_thread(int cpu);
+// Fills `cpus` with the CPUs this process may run on; returns how many (at most `capacity`).
+int netmp_allowed_cpus(int *cpus, int capacity);
+
+int netmp_memfd(const char *name);
+int netmp_gettid(void);
+#endif

@@ -1,0 +1,105 @@
+#define _GNU_SOURCE
+#include "netmp_linux.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int netmp_tap_attach(const char *name, int flags, char actual[16]) {
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    if (flags & NETMP_TAP_MULTI_QUEUE) ifr.ifr_flags |= IFF_MULTI_QUEUE;
+    if (flags & NETMP_TAP_VNET_HDR) ifr.ifr_flags |= IFF_VNET_HDR;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    memcpy(actual, ifr.ifr_name, IFNAMSIZ);
+    actual[IFNAMSIZ - 1] = 0;
+    return fd;
+}
+
+int netmp_tap_set_offload(int fd, unsigned int offloads) {
+    return ioctl(fd, TUNSETOFFLOAD, (unsigned long)offloads) < 0 ? -errno : 0;
+}
+
+int netmp_tap_set_vnet_header_size(int fd, int size) {
+    return ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 ? -errno : 0;
+}
+
+int netmp_tap_features(int fd, unsigned int *features) {
+    return ioctl(fd, TUNGETFEATURES, features) < 0 ? -errno : 0;
+}
+
+int netmp_tap_set_persistent(int fd, int persistent) {
+    return ioctl(fd, TUNSETPERSIST, (unsigned long)persistent) < 0 ? -errno : 0;
+}
+
+static int interface_ioctl(const char *name, unsigned long request, struct ifreq *ifr) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -errno;
+    strncpy(ifr->ifr_name, name, IFNAMSIZ - 1);
+    int r = ioctl(s, request, ifr) < 0 ? -errno : 0;
+    close(s);
+    return r;
+}
+
+int netmp_interface_mac(const char *name, uint8_t mac[6]) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    int r = interface_ioctl(name, SIOCGIFHWADDR, &ifr);
+    if (r == 0) memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+    return r;
+}
+
+int netmp_interface_set_mac(const char *name, const uint8_t mac[6]) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_hwaddr.sa_family = 1; /* ARPHRD_ETHER */
+    memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+    return interface_ioctl(name, SIOCSIFHWADDR, &ifr);
+}
+
+int netmp_interface_index(const char *name) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    int r = interface_ioctl(name, SIOCGIFINDEX, &ifr);
+    return r < 0 ? r : ifr.ifr_ifindex;
+}
+
+int netmp_pin_current_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return -pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+int netmp_allowed_cpus(int *cpus, int capacity) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) < 0) return -errno;
+    int n = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && n < capacity; cpu++)
+        if (CPU_ISSET(cpu, &set)) cpus[n++] = cpu;
+    return n;
+}
+
+int netmp_memfd(const char *name) {
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int netmp_gettid(void) { return (int)syscall(SYS_gettid); }

@@ -1,0 +1,116 @@
+import Glibc
+import NetMPRuntime
+import NetMPStack
+
+let usage = """
+netmp: a userspace TCP/IP stack that programs use through LD_PRELOAD.
+
+USAGE
+  netmp run [OPTIONS] -- PROGRAM [ARGS...]
+      Runs PROGRAM with libnetmp.so preloaded and the NETMP_* variables set from OPTIONS
+      (variables already in the environment are used for options not given).
+      --tap NAME        TAP device to attach (NETMP_TAP), e.g. one made by `Scripts/lab up`
+      --addr A/P        the stack's address and prefix (NETMP_ADDR), e.g. 10.77.0.2/24
+      --gateway G       default gateway on that subnet (NETMP_GATEWAY)
+      --mac M           the stack's MAC (NETMP_MAC); default 02:00 followed by the address
+      --cores N         protocol threads (NETMP_CORES); default: the CPUs the process may use
+      --log LEVEL       off | error | info | debug (NETMP_LOG); default error
+  netmp stat [PID] [--json]
+      Per-core counters of a running netmp process (all of them without PID): frames and
+      bytes in and out, neighbours, drops by reason. --json prints one object per process.
+  netmp version
+  netmp --help
+
+ENVIRONMENT (read by libnetmp.so when it loads)
+  NETMP_TAP, NETMP_ADDR, NETMP_GATEWAY, NETMP_MAC, NETMP_CORES, NETMP_LOG as above.
+  Without NETMP_TAP the library does nothing. A bad value prints one line on stderr and the
+  program runs on kernel sockets: netmp never stops a program for its own misconfiguration.
+  NETMP_LIBRARY   path of libnetmp.so for `netmp run` (default: beside this binary)
+
+EXAMPLE
+  Scripts/lab up lab0      # namespace lab0 with TAP nmtap-lab0, kernel at 10.77.0.1/24
+  ip netns exec lab0 netmp run --tap nmtap-lab0 --addr 10.77.0.2/24 -- sleep 30 &
+  ip netns exec lab0 ping -c 3 10.77.0.2
+"""
+
+func fail(_ message: String, code: Int32 = 2) -> Never {
+    Log.write("netmp: " + message)
+    exit(code)
+}
+
+/// libnetmp.so beside the running binary (symlinks resolved), unless NETMP_LIBRARY says.
+func libraryPath() -> String {
+    if let explicit = getenv("NETMP_LIBRARY") { return String(cString: explicit) }
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard n > 0 else { fail("cannot find my own binary to locate libnetmp.so; set NETMP_LIBRARY") }
+    let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let dir = exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+    return dir + "/libnetmp.so"
+}
+
+func run(_ arguments: ArraySlice<String>) -> Never {
+    let flags = ["--tap": "NETMP_TAP", "--addr": "NETMP_ADDR", "--gateway": "NETMP_GATEWAY",
+                 "--mac": "NETMP_MAC", "--cores": "NETMP_CORES", "--log": "NETMP_LOG"]
+    var settings: [String: String] = [:]
+    var rest = arguments
+    while let first = rest.first, first != "--" {
+        guard let variable = flags[first] else { fail("run: unknown option '\(first)' (see netmp --help)") }
+        rest = rest.dropFirst()
+        guard let value = rest.first else { fail("run: \(first) needs a value") }
+        settings[variable] = value
+        rest = rest.dropFirst()
+    }
+    guard rest.first == "--", rest.count >= 2 else { fail("run: give the program after --, e.g. netmp run --tap t0 --addr 10.77.0.2/24 -- sleep 30") }
+    let program = Array(rest.dropFirst())
+    let lookup = { (name: String) -> String? in settings[name] ?? getenv(name).map { String(cString: $0) } }
+    switch StackConfiguration.parse(environment: lookup) {
+    case .failure(let error): fail("run: \(error)")
+    case .success(nil): fail("run: no TAP device: give --tap (or set NETMP_TAP)")
+    case .success: break
+    }
+    let library = libraryPath()
+    guard access(library, R_OK) == 0 else { fail("run: \(library) is missing; build with Scripts/setup or set NETMP_LIBRARY") }
+    for (name, value) in settings { setenv(name, value, 1) }
+    let preload = getenv("LD_PRELOAD").map { String(cString: $0) }
+    setenv("LD_PRELOAD", preload.map { library + ":" + $0 } ?? library, 1)
+    var argv = program.map { strdup($0) } + [nil]
+    execvp(program[0], &argv)
+    fail("run: cannot run \(program[0]): \(String(cString: strerror(errno)))", code: 127)
+}
+
+func stat(_ arguments: ArraySlice<String>) -> Never {
+    var json = false
+    var pids: [Int32] = []
+    for argument in arguments {
+        if argument == "--json" { json = true }
+        else if let pid = Int32(argument), pid > 0 { pids.append(pid) }
+        else { fail("stat: '\(argument)' is neither a PID nor --json") }
+    }
+    let explicit = !pids.isEmpty
+    if !explicit { pids = StatsSnapshot.runningProcesses() }
+    if pids.isEmpty && !json { print("no process is running netmp"); exit(0) }
+    var outputs: [String] = []
+    for pid in pids {
+        do {
+            let snapshot = try StatsSnapshot.read(pid: pid)
+            outputs.append(json ? snapshot.json : snapshot.text)
+        } catch {
+            if explicit { fail("stat: \(error)", code: 1) }
+        }
+    }
+    // One PID: one object. Several (or none found): an array.
+    if json { print(explicit && pids.count == 1 ? outputs[0] : "[" + outputs.joined(separator: ",") + "]") }
+    else { print(outputs.joined(separator: "\n\n")) }
+    exit(0)
+}
+
+let arguments = CommandLine.arguments.dropFirst()
+switch arguments.first {
+case "run": run(arguments.dropFirst())
+case "stat": stat(arguments.dropFirst())
+case "version", "--version": print("netmp 0.1.0")
+case "--help", "-h", "help": print(usage)
+case nil: print(usage); exit(2)
+case let other?: fail("unknown command '\(other)' (see netmp --help)")
+}

@@ -1,0 +1,145 @@
+import CNetMPLinux
+import Glibc
+import NetMPWire
+
+/// TUN_F_* offload bits for TUNSETOFFLOAD (include/uapi/linux/if_tun.h).
+public struct TAPOffloads: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let checksum = TAPOffloads(rawValue: 0x01)
+    public static let tso4 = TAPOffloads(rawValue: 0x02)
+    public static let tso6 = TAPOffloads(rawValue: 0x04)
+    public static let tsoECN = TAPOffloads(rawValue: 0x08)
+    public static let ufo = TAPOffloads(rawValue: 0x10)
+}
+
+/// A TAP device attached by name: one file descriptor per queue (IFF_MULTI_QUEUE), each
+/// owned by one protocol thread. Closing the device detaches every queue; a TAP that was
+/// not made persistent disappears with its last queue.
+public final class TAPDevice {
+    public let name: String
+    public let queues: [TAPQueue]
+    public let virtioHeader: Bool
+
+    /// Attaches `queueCount` queues of TAP `name`, creating the device if it does not exist.
+    /// A multiqueue-capable device is attached with IFF_MULTI_QUEUE; a single-queue device
+    /// (made without `multi_queue`) is accepted when one queue is asked for. With
+    /// `virtioHeader`, every frame carries a virtio-net header and the device's offloads are
+    /// reset to `offloads`: a persistent TAP keeps the flags of its previous user.
+    public init(name: String, queueCount: Int = 1, virtioHeader: Bool = true, offloads: TAPOffloads = []) throws(LinkError) {
+        precondition(queueCount >= 1)
+        var fds: [Int32] = []
+        var actualName = name
+        let flags: Int32 = virtioHeader ? NETMP_TAP_VNET_HDR : 0
+        for index in 0..<queueCount {
+            var result = Self.attach(name, flags: flags | NETMP_TAP_MULTI_QUEUE, actual: &actualName)
+            if index == 0 && result == -EINVAL && queueCount == 1 {
+                result = Self.attach(name, flags: flags, actual: &actualName) // a single-queue device
+            }
+            guard result >= 0 else {
+                fds.forEach { _ = close($0) }
+                throw .openFailed(device: name, errno: -result)
+            }
+            fds.append(result)
+        }
+        if virtioHeader {
+            for fd in fds {
+                let r1 = netmp_tap_set_vnet_header_size(fd, Int32(VirtioNetHeader.length))
+                let r2 = netmp_tap_set_offload(fd, offloads.rawValue)
+                guard r1 == 0, r2 == 0 else {
+                    fds.forEach { _ = close($0) }
+                    throw .ioctlFailed(what: r1 != 0 ? "TUNSETVNETHDRSZ" : "TUNSETOFFLOAD", errno: -(r1 != 0 ? r1 : r2))
+                }
+            }
+        }
+        self.name = actualName
+        self.virtioHeader = virtioHeader
+        queues = fds.enumerated().map { TAPQueue(fd: $1, index: $0, virtioHeader: virtioHeader) }
+    }
+
+    static func attach(_ name: String, flags: Int32, actual: inout String) -> Int32 {
+        var buffer = [CChar](repeating: 0, count: 16)
+        let fd = netmp_tap_attach(name, flags, &buffer)
+        if fd >= 0 { actual = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        return fd
+    }
+
+    /// Keeps the device after the last queue closes (what `ip tuntap add` does).
+    public func setPersistent(_ persistent: Bool) throws(LinkError) {
+        let r = netmp_tap_set_persistent(queues[0].fd, persistent ? 1 : 0)
+        guard r == 0 else { throw .ioctlFailed(what: "TUNSETPERSIST", errno: -r) }
+    }
+
+    /// The kernel side's MAC address (not netmp's: netmp's MAC is its own, on the frames).
+    public func kernelMAC() throws(LinkError) -> MACAddress {
+        var octets = [UInt8](repeating: 0, count: 6)
+        let r = netmp_interface_mac(name, &octets)
+        guard r == 0 else { throw .ioctlFailed(what: "SIOCGIFHWADDR", errno: -r) }
+        return MACAddress(octets)
+    }
+
+    public func setKernelMAC(_ mac: MACAddress) throws(LinkError) {
+        let r = netmp_interface_set_mac(name, mac.octets)
+        guard r == 0 else { throw .ioctlFailed(what: "SIOCSIFHWADDR", errno: -r) }
+    }
+
+    deinit { queues.forEach { _ = close($0.fd) } }
+}
+
+/// One queue of a TAP device: one frame per read or write (readv/writev do not batch on a
+/// TAP). Non-blocking: the owner polls `fd`.
+public struct TAPQueue: Sendable {
+    public let fd: Int32
+    public let index: Int
+    public let virtioHeader: Bool
+
+    /// Bytes in front of each frame in a receive buffer.
+    public var headroom: Int { virtioHeader ? VirtioNetHeader.length : 0 }
+
+    /// Reads one frame into `buffer`: the virtio header (if any) first, the frame after it.
+    /// Returns nil when no frame is waiting.
+    public func receive(into buffer: UnsafeMutableRawBufferPointer) throws(LinkError) -> (header: VirtioNetHeader, frame: UnsafeRawBufferPointer)? {
+        while true {
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n >= 0 {
+                let all = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                guard virtioHeader else { return (.none, all) }
+                let header = try VirtioNetHeader(parsing: all)
+                return (header, UnsafeRawBufferPointer(rebasing: all[VirtioNetHeader.length...]))
+            }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return nil
+            case EBADFD, EBADF, ENODEV, ENXIO: throw .deviceGone
+            case let e: throw .readFailed(errno: e)
+            }
+        }
+    }
+
+    /// Writes one frame (and its virtio header) in one system call.
+    public func transmit(_ frame: UnsafeRawBufferPointer, header: VirtioNetHeader = .none) throws(LinkError) {
+        var headerBytes: (UInt64, UInt64) = (0, 0)
+        while true {
+            let n: Int
+            if virtioHeader {
+                n = withUnsafeMutableBytes(of: &headerBytes) { raw in
+                    header.emit(into: raw)
+                    // Two iovecs on the stack: no allocation per frame.
+                    var vectors = (iovec(iov_base: raw.baseAddress, iov_len: VirtioNetHeader.length),
+                                   iovec(iov_base: UnsafeMutableRawPointer(mutating: frame.baseAddress), iov_len: frame.count))
+                    return withUnsafeMutablePointer(to: &vectors) {
+                        $0.withMemoryRebound(to: iovec.self, capacity: 2) { writev(fd, $0, 2) }
+                    }
+                }
+            } else {
+                n = write(fd, frame.baseAddress, frame.count)
+            }
+            if n >= 0 { return }
+            switch errno {
+            case EINTR: continue
+            case EBADFD, EBADF, ENODEV, ENXIO, EIO: throw .deviceGone
+            case let e: throw .writeFailed(errno: e)
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import CNetMPLinux
+import Glibc
+import NetMPStack
+
+/// A process's counters in one shared page, for `netmp stat PID`. The page is a memfd, so
+/// it needs no file name, cannot be left behind, and goes away with the process; the tool
+/// finds it through /proc/PID/fd. Protocol threads store counters with plain aligned 64-bit
+/// stores after each batch: nothing on the hot path but those stores. A reader may see one
+/// core's counters from two moments; it never sees a torn value.
+public enum StatsLayout {
+    public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
+    public static let version: UInt64 = 1
+    public static let memfdName = "netmp-stats"
+    public static let headerWords = 8
+    /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
+    /// connections, neighbours, 5 reserved, then one word per drop reason.
+    public static let coreFixedWords = 16
+    public static var dropWords: Int { DropCounters.names.count }
+    public static var coreWords: Int { coreFixedWords + dropWords }
+    public static func size(cores: Int) -> Int { (headerWords + cores * coreWords) * 8 }
+
+    public enum Header { public static let magic = 0, version = 1, pid = 2, cores = 3, drops = 4, address = 5, mac = 6, prefix = 7 }
+    public enum Core { public static let index = 0, cpu = 1, node = 2, framesIn = 3, framesOut = 4, bytesIn = 5,
+                       bytesOut = 6, messages = 7, forwarded = 8, connections = 9, neighbours = 10 }
+}
+
+public final class StatsPage: @unchecked Sendable {
+    let words: UnsafeMutablePointer<UInt64>
+    let cores: Int
+    let fd: Int32
+
+    /// Creates the page; nil (and netmp runs without `netmp stat`) if memfd or mmap fail.
+    public init?(cores: Int, configuration: StackConfiguration) {
+        let size = StatsLayout.size(cores: cores)
+        let fd = netmp_memfd(StatsLayout.memfdName)
+        guard fd >= 0 else { return nil }
+        guard ftruncate(fd, off_t(size)) == 0,
+              let mapped = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
+            close(fd); return nil
+        }
+        self.fd = fd
+        self.cores = cores
+        words = mapped.bindMemory(to: UInt64.self, capacity: size / 8)
+        words[StatsLayout.Header.version] = StatsLayout.version
+        words[StatsLayout.Header.pid] = UInt64(getpid())
+        words[StatsLayout.Header.cores] = UInt64(cores)
+        words[StatsLayout.Header.drops] = UInt64(StatsLayout.dropWords)
+        words[StatsLayout.Header.address] = UInt64(configuration.address.value)
+        words[StatsLayout.Header.mac] = configuration.mac.value
+        words[StatsLayout.Header.prefix] = UInt64(configuration.prefixLength)
+        // The magic last: a reader that sees it sees a complete header.
+        atomicStore(StatsLayout.magic, at: StatsLayout.Header.magic)
+    }
+
+    func atomicStore(_ value: UInt64, at index: Int) {
+        UnsafeMutableRawPointer(words + index).storeBytes(of: value, as: UInt64.self)
+    }
+
+    /// Describes core slot `core`: which CPU it is pinned to and its memory node.
+    public func describe(core: Int, cpu: Int, node: Int) {
+        let base = StatsLayout.headerWords + core * StatsLayout.coreWords
+        words[base + StatsLayout.Core.index] = UInt64(core)
+        words[base + StatsLayout.Core.cpu] = UInt64(cpu)
+        words[base + StatsLayout.Core.node] = UInt64(node)
+    }
+
+    /// Publishes one core's interface counters.
+    public func publish(core: Int, counters: InterfaceCounters, neighbours: Int) {
+        let base = StatsLayout.headerWords + core * StatsLayout.coreWords
+        words[base + StatsLayout.Core.framesIn] = counters.framesIn
+        words[base + StatsLayout.Core.framesOut] = counters.framesOut
+        words[base + StatsLayout.Core.bytesIn] = counters.bytesIn
+        words[base + StatsLayout.Core.bytesOut] = counters.bytesOut
+        words[base + StatsLayout.Core.neighbours] = UInt64(neighbours)
+        var i = base + StatsLayout.coreFixedWords
+        for v in counters.drops.malformed { words[i] = v; i += 1 }
+        for v in counters.drops.policy { words[i] = v; i += 1 }
+    }
+}

@@ -1,0 +1,133 @@
+import Glibc
+import NetMPStack
+import NetMPWire
+
+/// A copy of another process's stats page, read through /proc/PID/fd.
+public struct StatsSnapshot: Sendable {
+    public struct CoreStats: Sendable {
+        public var core: Int, cpu: Int, node: Int
+        public var framesIn: UInt64, framesOut: UInt64, bytesIn: UInt64, bytesOut: UInt64
+        public var messages: UInt64, forwarded: UInt64, connections: UInt64, neighbours: UInt64
+        /// (reason, count) for every drop reason, zero counts included.
+        public var drops: [(reason: String, count: UInt64)]
+    }
+    public var pid: Int32
+    public var address: IPv4Address
+    public var prefixLength: Int
+    public var mac: MACAddress
+    public var cores: [CoreStats]
+
+    public enum ReadError: Error, CustomStringConvertible {
+        case noProcess(Int32)
+        case notRunningNetmp(Int32)
+        case unreadable(Int32, String)
+        public var description: String {
+            switch self {
+            case .noProcess(let p): "no process \(p) (or no permission to look at it)"
+            case .notRunningNetmp(let p): "process \(p) is not running netmp (no stats page)"
+            case .unreadable(let p, let why): "cannot read process \(p)'s stats page: \(why)"
+            }
+        }
+    }
+
+    /// PIDs of every process with a netmp stats page.
+    public static func runningProcesses() -> [Int32] {
+        guard let dir = opendir("/proc") else { return [] }
+        defer { closedir(dir) }
+        var pids: [Int32] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if let pid = Int32(name), (try? statsDescriptor(of: pid)) != nil { pids.append(pid) }
+        }
+        return pids.sorted()
+    }
+
+    static func statsDescriptor(of pid: Int32) throws(ReadError) -> String {
+        let fdDirectory = "/proc/\(pid)/fd"
+        guard let dir = opendir(fdDirectory) else { throw .noProcess(pid) }
+        defer { closedir(dir) }
+        var target = [CChar](repeating: 0, count: 256)
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard Int(name) != nil else { continue }
+            let path = fdDirectory + "/" + name
+            let n = readlink(path, &target, target.count - 1)
+            guard n > 0 else { continue }
+            let link = String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if link.hasPrefix("/memfd:" + StatsLayout.memfdName) { return path }
+        }
+        throw .notRunningNetmp(pid)
+    }
+
+    public static func read(pid: Int32) throws(ReadError) -> StatsSnapshot {
+        let path = try statsDescriptor(of: pid)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(pid, String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var header = [UInt64](repeating: 0, count: StatsLayout.headerWords)
+        let h = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard h == StatsLayout.headerWords * 8, header[StatsLayout.Header.magic] == StatsLayout.magic else {
+            throw .unreadable(pid, "the page is not complete yet")
+        }
+        guard header[StatsLayout.Header.version] == StatsLayout.version,
+              header[StatsLayout.Header.drops] == UInt64(StatsLayout.dropWords) else {
+            throw .unreadable(pid, "it was written by another version of netmp")
+        }
+        let coreCount = Int(min(header[StatsLayout.Header.cores], 4096))
+        var words = [UInt64](repeating: 0, count: StatsLayout.size(cores: coreCount) / 8)
+        let n = words.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard n == words.count * 8 else { throw .unreadable(pid, "short read") }
+        let names = DropCounters.names
+        let cores = (0..<coreCount).map { c -> CoreStats in
+            let b = StatsLayout.headerWords + c * StatsLayout.coreWords
+            let w = { (i: Int) in words[b + i] }
+            let drops = names.enumerated().map { ($1, words[b + StatsLayout.coreFixedWords + $0]) }
+            typealias K = StatsLayout.Core
+            return CoreStats(core: Int(w(K.index)), cpu: Int(w(K.cpu)), node: Int(w(K.node)),
+                             framesIn: w(K.framesIn), framesOut: w(K.framesOut), bytesIn: w(K.bytesIn),
+                             bytesOut: w(K.bytesOut), messages: w(K.messages), forwarded: w(K.forwarded),
+                             connections: w(K.connections), neighbours: w(K.neighbours), drops: drops)
+        }
+        return StatsSnapshot(pid: pid, address: IPv4Address(UInt32(truncatingIfNeeded: header[StatsLayout.Header.address])),
+                             prefixLength: Int(header[StatsLayout.Header.prefix]),
+                             mac: MACAddress(value: header[StatsLayout.Header.mac]), cores: cores)
+    }
+
+    /// One JSON object: {"pid", "address", "mac", "cores": [{"core", "node", "frames_in", ...,
+    /// "drops": {reason: count}}], "connections": []}. Connections come with the TCP runtime.
+    public var json: String {
+        let coreObjects = cores.map { c in
+            let drops = c.drops.map { "\"\($0.reason)\":\($0.count)" }.joined(separator: ",")
+            return "{\"core\":\(c.core),\"cpu\":\(c.cpu),\"node\":\(c.node),\"frames_in\":\(c.framesIn),"
+                + "\"frames_out\":\(c.framesOut),\"bytes_in\":\(c.bytesIn),\"bytes_out\":\(c.bytesOut),"
+                + "\"messages\":\(c.messages),\"forwarded\":\(c.forwarded),\"connections\":\(c.connections),"
+                + "\"neighbours\":\(c.neighbours),\"drops\":{\(drops)}}"
+        }.joined(separator: ",")
+        return "{\"pid\":\(pid),\"address\":\"\(address)/\(prefixLength)\",\"mac\":\"\(mac)\","
+            + "\"cores\":[\(coreObjects)],\"connections\":[]}"
+    }
+
+    /// A table for people.
+    public var text: String {
+        var lines = ["netmp process \(pid): \(address)/\(prefixLength) at \(mac)",
+                     "core  cpu  node  frames-in  frames-out  bytes-in  bytes-out  neighbours  dropped"]
+        for c in cores {
+            let dropped = c.drops.reduce(0) { $0 &+ $1.count }
+            lines.append("\(pad(c.core, 4))  \(pad(c.cpu, 3))  \(pad(c.node, 4))  \(pad(c.framesIn, 9))  "
+                         + "\(pad(c.framesOut, 10))  \(pad(c.bytesIn, 8))  \(pad(c.bytesOut, 9))  "
+                         + "\(pad(c.neighbours, 10))  \(pad(dropped, 7))")
+        }
+        var totals: [String: UInt64] = [:]
+        for c in cores { for d in c.drops where d.count > 0 { totals[d.reason, default: 0] &+= d.count } }
+        if !totals.isEmpty {
+            lines.append("drops by reason:")
+            for (reason, count) in totals.sorted(by: { $0.key < $1.key }) { lines.append("  \(reason): \(count)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+private func pad(_ value: some BinaryInteger, _ width: Int) -> String {
+    let s = String(value)
+    return String(repeating: " ", count: max(0, width - s.count)) + s
+}

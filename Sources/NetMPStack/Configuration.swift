@@ -1,0 +1,93 @@
+import NetMPWire
+
+public enum LogLevel: Int, Comparable, Sendable, CaseIterable {
+    case off = 0, error, info, debug
+    public init?(name: String) {
+        switch name { case "off": self = .off; case "error": self = .error
+                      case "info": self = .info; case "debug": self = .debug; default: return nil }
+    }
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// A misconfiguration, worded for the user: which variable, what it held, what it wants.
+public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
+    public var variable: String
+    public var message: String
+    public init(_ variable: String, _ message: String) { self.variable = variable; self.message = message }
+    public var description: String { "\(variable): \(message)" }
+}
+
+/// The stack's configuration, read once from the environment (NETMP_*) when the library
+/// loads, or built from `netmp run` flags. A value: nothing below reads the environment.
+public struct StackConfiguration: Equatable, Sendable {
+    public var tapName: String
+    public var address: IPv4Address
+    public var prefixLength: Int
+    public var gateway: IPv4Address?
+    public var mac: MACAddress
+    /// Protocol threads; nil means one per core the process may run on.
+    public var cores: Int?
+    public var logLevel: LogLevel
+    public var mtu: Int = 1500
+
+    public static let variables = ["NETMP_TAP", "NETMP_ADDR", "NETMP_GATEWAY", "NETMP_MAC", "NETMP_CORES", "NETMP_LOG"]
+
+    public init(tapName: String, address: IPv4Address, prefixLength: Int, gateway: IPv4Address? = nil,
+                mac: MACAddress? = nil, cores: Int? = nil, logLevel: LogLevel = .error) {
+        self.tapName = tapName; self.address = address; self.prefixLength = prefixLength
+        self.gateway = gateway; self.mac = mac ?? Self.defaultMAC(for: address)
+        self.cores = cores; self.logLevel = logLevel
+    }
+
+    /// A locally administered unicast MAC derived from the address (02:00:a.b.c.d), so a
+    /// restarted program keeps its MAC and the peer's neighbour entry stays right.
+    public static func defaultMAC(for address: IPv4Address) -> MACAddress {
+        MACAddress(value: 0x0200_0000_0000 | UInt64(address.value))
+    }
+
+    /// Parses the NETMP_* variables. Returns nil when NETMP_TAP is unset (netmp stays off).
+    public static func parse(environment: (String) -> String?) -> Result<StackConfiguration?, ConfigurationError> {
+        guard let tap = environment("NETMP_TAP") else { return .success(nil) }
+        guard !tap.isEmpty, tap.utf8.count <= 15, !tap.contains("/"), !tap.contains(" "), tap != ".", tap != ".." else {
+            return .failure(ConfigurationError("NETMP_TAP", "'\(tap)' is not an interface name (1 to 15 characters, no '/' or spaces)"))
+        }
+        guard let addressText = environment("NETMP_ADDR") else {
+            return .failure(ConfigurationError("NETMP_ADDR", "missing: give the stack's address and prefix, e.g. 10.77.0.2/24"))
+        }
+        let parts = addressText.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let address = IPv4Address(parts[0]), let prefix = Int(parts[1]), (1...32).contains(prefix),
+              !address.isUnspecified, !address.isMulticast, !address.isLimitedBroadcast, !address.isLoopback else {
+            return .failure(ConfigurationError("NETMP_ADDR", "'\(addressText)' is not a unicast IPv4 address with a prefix 1-32, e.g. 10.77.0.2/24"))
+        }
+        var config = StackConfiguration(tapName: tap, address: address, prefixLength: prefix)
+        if let text = environment("NETMP_GATEWAY"), !text.isEmpty {
+            guard let gateway = IPv4Address(text) else {
+                return .failure(ConfigurationError("NETMP_GATEWAY", "'\(text)' is not an IPv4 address"))
+            }
+            let mask = IPv4Address.mask(prefixLength: prefix)
+            guard gateway.value & mask == address.value & mask, gateway != address else {
+                return .failure(ConfigurationError("NETMP_GATEWAY", "\(gateway) is not another host on \(addressText)"))
+            }
+            config.gateway = gateway
+        }
+        if let text = environment("NETMP_MAC"), !text.isEmpty {
+            guard let mac = MACAddress(text), !mac.isMulticast, mac != .zero else {
+                return .failure(ConfigurationError("NETMP_MAC", "'\(text)' is not a unicast MAC address like 02:00:00:00:00:01"))
+            }
+            config.mac = mac
+        }
+        if let text = environment("NETMP_CORES"), !text.isEmpty {
+            guard let n = Int(text), (1...1024).contains(n) else {
+                return .failure(ConfigurationError("NETMP_CORES", "'\(text)' is not a number of cores from 1 to 1024"))
+            }
+            config.cores = n
+        }
+        if let text = environment("NETMP_LOG"), !text.isEmpty {
+            guard let level = LogLevel(name: text) else {
+                return .failure(ConfigurationError("NETMP_LOG", "'\(text)' is not one of off, error, info, debug"))
+            }
+            config.logLevel = level
+        }
+        return .success(config)
+    }
+}

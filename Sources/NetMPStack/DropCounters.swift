@@ -1,0 +1,52 @@
+import NetMPWire
+
+/// Why the stack dropped or refused a well-formed frame (malformed ones carry a WireError).
+public enum PolicyDrop: String, CaseIterable, Sendable {
+    case notForUs = "not-for-us"                    // another host's MAC, or multicast we did not join
+    case vlanTagged = "vlan-tagged"                 // netmp has no VLAN interfaces
+    case unsupportedEtherType = "unsupported-ethertype"
+    case arpAddressConflict = "arp-address-conflict" // someone else claims our address
+    case ipNotForUs = "ipv4-not-for-us"
+    case ipBadSource = "ipv4-bad-source"            // broadcast or multicast source (RFC 1122 3.2.1.3)
+    case ipFragment = "ipv4-fragment"               // netmp does not reassemble: counted and dropped
+    case unsupportedProtocol = "ipv4-unsupported-protocol"
+    case icmpIgnored = "icmp-ignored"               // valid, but nothing to do (e.g. broadcast echo)
+    case udpNoSocket = "udp-no-socket"
+    case tcpNoSocket = "tcp-no-socket"
+    case arpQueueOverflow = "arp-queue-overflow"    // too many packets waiting for one resolution
+    case arpUnresolved = "arp-unresolved"           // packets dropped when resolution gave up
+    case noRoute = "no-route"
+    case frameTooLarge = "frame-too-large"
+}
+
+/// Per-reason drop counts. Allocated once; counting does not allocate.
+public struct DropCounters: Sendable {
+    public private(set) var malformed = [UInt64](repeating: 0, count: WireError.allCases.count)
+    public private(set) var policy = [UInt64](repeating: 0, count: PolicyDrop.allCases.count)
+
+    public init() {}
+
+    public mutating func count(_ error: WireError) {
+        malformed[WireError.allCases.firstIndex(of: error)!] &+= 1
+    }
+    public mutating func count(_ reason: PolicyDrop, _ n: UInt64 = 1) {
+        policy[PolicyDrop.allCases.firstIndex(of: reason)!] &+= n
+    }
+    public subscript(_ error: WireError) -> UInt64 { malformed[WireError.allCases.firstIndex(of: error)!] }
+    public subscript(_ reason: PolicyDrop) -> UInt64 { policy[PolicyDrop.allCases.firstIndex(of: reason)!] }
+
+    /// Every reason's name, in the fixed order `values` uses (malformed first).
+    public static var names: [String] { WireError.allCases.map(\.rawValue) + PolicyDrop.allCases.map(\.rawValue) }
+    public var values: [UInt64] { malformed + policy }
+    public var total: UInt64 { values.reduce(0, &+) }
+}
+
+/// What one interface has done since it came up.
+public struct InterfaceCounters: Sendable {
+    public var framesIn: UInt64 = 0
+    public var framesOut: UInt64 = 0
+    public var bytesIn: UInt64 = 0
+    public var bytesOut: UInt64 = 0
+    public var drops = DropCounters()
+    public init() {}
+}

@@ -1,0 +1,282 @@
+import NetMPWire
+
+/// Where the host puts frames it sends. The runtime's sink writes to a TAP queue; tests
+/// collect frames in an array.
+public protocol FrameSink {
+    mutating func transmit(_ frame: UnsafeRawBufferPointer)
+}
+
+/// An ICMP error that arrived for a datagram this host sent, handed to the transport that
+/// owns the quoted ports (RFC 1122 4.2.3.9 for TCP, 4.1.3.3 for UDP).
+public struct ICMPErrorReport: Equatable, Sendable {
+    public enum Kind: Equatable, Sendable {
+        case destinationUnreachable(code: UInt8)
+        case fragmentationNeeded(nextHopMTU: UInt16)
+        case timeExceeded(code: UInt8)
+    }
+    public var kind: Kind
+    /// The router or host that sent the error.
+    public var reporter: IPv4Address
+    public var quoted: QuotedDatagram
+}
+
+/// Why `sendIPv4` could not send or queue a packet.
+public enum SendError: Error, Equatable, Sendable {
+    case noRoute
+    case tooLarge
+    /// The neighbour cache is full of live entries (ENOBUFS to a socket).
+    case neighbourCacheFull
+}
+
+/// One IPv4 host on one Ethernet link: ARP, IPv4 input and output, ICMP. Pure: frames,
+/// `now` and a sink go in; frames and counts come out. It owns one frame-sized scratch
+/// buffer that every reply is built in, so answering a frame allocates nothing.
+public final class Host {
+    public let configuration: StackConfiguration
+    public var routes: RoutingTable
+    public private(set) var arp: ARPCache
+    public private(set) var counters = InterfaceCounters()
+    /// Called for ICMP errors about datagrams we sent (the transport hook).
+    public var icmpErrorHandler: ((ICMPErrorReport) -> Void)?
+
+    var nextIdentification: UInt16 = 1
+    let scratch: UnsafeMutableRawBufferPointer
+
+    public var address: IPv4Address { configuration.address }
+    public var mac: MACAddress { configuration.mac }
+    var subnetMask: UInt32 { IPv4Address.mask(prefixLength: configuration.prefixLength) }
+    var subnetBroadcast: IPv4Address { IPv4Address(address.value | ~subnetMask) }
+
+    public init(configuration: StackConfiguration, arpTiming: ARPCache.Timing = .init()) {
+        self.configuration = configuration
+        routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,
+                              gateway: configuration.gateway)
+        arp = ARPCache(timing: arpTiming)
+        scratch = .allocate(byteCount: EthernetFrameView.headerLength + 65_535, alignment: 16)
+    }
+
+    deinit { scratch.deallocate() }
+
+    // MARK: Input
+
+    /// Handles one arriving frame: answers what needs an answer through `sink`, counts the rest.
+    public func receive(frame: UnsafeRawBufferPointer, now: Instant, sink: inout some FrameSink) {
+        counters.framesIn &+= 1
+        counters.bytesIn &+= UInt64(frame.count)
+        let ethernet: EthernetFrameView
+        do { ethernet = try EthernetFrameView(validating: frame) } catch { counters.drops.count(error); return }
+        guard ethernet.vlanIdentifier == nil else { counters.drops.count(.vlanTagged); return }
+        guard ethernet.destination == mac || ethernet.destination.isBroadcast else {
+            counters.drops.count(.notForUs); return
+        }
+        switch ethernet.etherType {
+        case EtherType.arp: receiveARP(ethernet.payload, now: now, sink: &sink)
+        case EtherType.ipv4: receiveIPv4(ethernet.payload, now: now, sink: &sink)
+        default: counters.drops.count(.unsupportedEtherType)
+        }
+    }
+
+    func receiveARP(_ bytes: UnsafeRawBufferPointer, now: Instant, sink: inout some FrameSink) {
+        let packet: ARPPacket
+        do { packet = try ARPPacket(parsing: bytes) } catch { counters.drops.count(error); return }
+        guard packet.senderIP != address else { counters.drops.count(.arpAddressConflict); return }
+        // RFC 826 "packet reception": merge the sender into an existing entry; add it only
+        // when we are the target. A sender of 0.0.0.0 is a probe (RFC 5227): nothing to learn.
+        let forUs = packet.targetIP == address
+        if !packet.senderIP.isUnspecified && !packet.senderMAC.isMulticast {
+            let waiting = arp.learn(packet.senderIP, at: packet.senderMAC, now: now, create: forUs)
+            flush(waiting, to: packet.senderMAC, sink: &sink)
+        }
+        guard forUs else { counters.drops.count(.notForUs); return }
+        if packet.operation == .request {
+            let reply = ARPPacket(operation: .reply, senderMAC: mac, senderIP: address,
+                                  targetMAC: packet.senderMAC, targetIP: packet.senderIP)
+            transmitARP(reply, to: packet.senderMAC, sink: &sink)
+        }
+    }
+
+    func receiveIPv4(_ bytes: UnsafeRawBufferPointer, now: Instant, sink: inout some FrameSink) {
+        let header: IPv4Header
+        do { header = try IPv4Header(parsing: bytes) } catch { counters.drops.count(error); return }
+        let destination = header.destination
+        let toUs = destination == address
+        guard toUs || destination.isLimitedBroadcast || destination == subnetBroadcast else {
+            counters.drops.count(.ipNotForUs); return
+        }
+        guard !header.source.isMulticast, !header.source.isLimitedBroadcast, header.source != subnetBroadcast else {
+            counters.drops.count(.ipBadSource); return
+        }
+        guard !header.isFragment else { counters.drops.count(.ipFragment); return }
+        // Ethernet pads short frames: the datagram ends at its total length, not the frame's.
+        let datagram = UnsafeRawBufferPointer(rebasing: bytes[0..<header.totalLength])
+        let payload = UnsafeRawBufferPointer(rebasing: datagram[header.headerLength...])
+        switch header.proto {
+        case IPProtocol.icmp: receiveICMP(payload, header: header, toUs: toUs, now: now, sink: &sink)
+        case IPProtocol.udp: receiveUDP(payload, datagram: datagram, header: header, toUs: toUs, now: now, sink: &sink)
+        case IPProtocol.tcp: receiveTCP(payload, header: header, toUs: toUs, now: now, sink: &sink)
+        default:
+            counters.drops.count(.unsupportedProtocol)
+            if toUs { sendUnreachable(code: ICMPv4Message.UnreachableCode.proto, for: datagram, header: header, now: now, sink: &sink) }
+        }
+    }
+
+    func receiveICMP(_ bytes: UnsafeRawBufferPointer, header: IPv4Header, toUs: Bool, now: Instant,
+                     sink: inout some FrameSink) {
+        let message: ICMPv4Message
+        do { message = try ICMPv4Message(parsing: bytes) } catch { counters.drops.count(error); return }
+        switch message {
+        case .echoRequest(let identifier, let sequence):
+            // Like Linux with icmp_echo_ignore_broadcasts=1 (its default), broadcast echoes
+            // get no answer: they are how smurf attacks amplify.
+            guard toUs else { counters.drops.count(.icmpIgnored); return }
+            let data = UnsafeRawBufferPointer(rebasing: bytes[ICMPv4Message.headerLength...])
+            _ = sendIPv4(to: header.source, proto: IPProtocol.icmp, payloadLength: bytes.count, now: now, sink: &sink) { out in
+                _ = ICMPv4Message.emitEcho(reply: true, identifier: identifier, sequence: sequence, data: data, into: out)
+            }
+        case .destinationUnreachable(let code, let mtu, let quoted):
+            let kind: ICMPErrorReport.Kind = code == ICMPv4Message.UnreachableCode.fragmentationNeeded
+                ? .fragmentationNeeded(nextHopMTU: mtu) : .destinationUnreachable(code: code)
+            reportError(kind, from: header.source, quoted: quoted)
+        case .timeExceeded(let code, let quoted):
+            reportError(.timeExceeded(code: code), from: header.source, quoted: quoted)
+        case .echoReply, .other:
+            counters.drops.count(.icmpIgnored)
+        }
+    }
+
+    func reportError(_ kind: ICMPErrorReport.Kind, from reporter: IPv4Address, quoted: QuotedDatagram) {
+        // Only errors about datagrams we sent concern us (RFC 5927 asks for this check).
+        guard quoted.header.source == address, let handler = icmpErrorHandler else {
+            counters.drops.count(.icmpIgnored); return
+        }
+        handler(ICMPErrorReport(kind: kind, reporter: reporter, quoted: quoted))
+    }
+
+    func receiveUDP(_ bytes: UnsafeRawBufferPointer, datagram: UnsafeRawBufferPointer, header: IPv4Header,
+                    toUs: Bool, now: Instant, sink: inout some FrameSink) {
+        do { _ = try UDPHeader(parsing: bytes, source: header.source, destination: header.destination) }
+        catch { counters.drops.count(error); return }
+        // No UDP sockets yet: answer as a host with none bound (RFC 1122 4.1.3.1).
+        counters.drops.count(.udpNoSocket)
+        if toUs { sendUnreachable(code: ICMPv4Message.UnreachableCode.port, for: datagram, header: header, now: now, sink: &sink) }
+    }
+
+    func receiveTCP(_ bytes: UnsafeRawBufferPointer, header: IPv4Header, toUs: Bool, now: Instant,
+                    sink: inout some FrameSink) {
+        let segment: TCPSegmentHeader
+        do { segment = try TCPSegmentHeader(parsing: bytes, source: header.source, destination: header.destination) }
+        catch { counters.drops.count(error); return }
+        counters.drops.count(.tcpNoSocket)
+        guard toUs, !segment.flags.contains(.rst) else { return }
+        // RFC 9293 3.10.7.1, CLOSED: any segment but a RST is answered with a RST.
+        let dataLength = bytes.count - segment.headerLength
+        var reply: TCPSegmentHeader
+        if segment.flags.contains(.ack) {
+            reply = TCPSegmentHeader(sourcePort: segment.destinationPort, destinationPort: segment.sourcePort,
+                                     sequenceNumber: segment.acknowledgmentNumber, acknowledgmentNumber: 0,
+                                     flags: .rst, window: 0)
+        } else {
+            let length = UInt32(truncatingIfNeeded: dataLength) &+ (segment.flags.contains(.syn) ? 1 : 0)
+                &+ (segment.flags.contains(.fin) ? 1 : 0)
+            reply = TCPSegmentHeader(sourcePort: segment.destinationPort, destinationPort: segment.sourcePort,
+                                     sequenceNumber: 0, acknowledgmentNumber: segment.sequenceNumber &+ length,
+                                     flags: [.rst, .ack], window: 0)
+        }
+        let peer = header.source, me = address
+        _ = sendIPv4(to: peer, proto: IPProtocol.tcp, payloadLength: TCPSegmentHeader.minimumLength, now: now, sink: &sink) { out in
+            reply.emit(into: out, segmentLength: TCPSegmentHeader.minimumLength, source: me, destination: peer)
+        }
+    }
+
+    func sendUnreachable(code: UInt8, for datagram: UnsafeRawBufferPointer, header: IPv4Header, now: Instant,
+                         sink: inout some FrameSink) {
+        let quoted = min(datagram.count, header.headerLength + 8)
+        let original = UnsafeRawBufferPointer(rebasing: datagram[0..<quoted])
+        _ = sendIPv4(to: header.source, proto: IPProtocol.icmp, payloadLength: ICMPv4Message.headerLength + quoted,
+                     now: now, sink: &sink) { out in
+            _ = ICMPv4Message.emitError(type: ICMPv4Message.Kind.destinationUnreachable, code: code,
+                                        original: original, originalHeaderLength: header.headerLength, into: out)
+        }
+    }
+
+    // MARK: Output
+
+    /// Sends one IPv4 datagram of `payloadLength` bytes that `fill` writes, routing it and
+    /// resolving the next hop. While the next hop resolves, the frame waits in the ARP queue.
+    public func sendIPv4(to destination: IPv4Address, proto: UInt8, payloadLength: Int, now: Instant,
+                         sink: inout some FrameSink, fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
+        let ipOffset = EthernetFrameView.headerLength
+        let totalLength = IPv4Header.minimumLength + payloadLength
+        guard totalLength <= configuration.mtu else { counters.drops.count(.frameTooLarge); return .failure(.tooLarge) }
+        let isBroadcast = destination.isLimitedBroadcast || destination == subnetBroadcast
+        guard let nextHop = isBroadcast ? destination : routes.nextHop(for: destination) else {
+            counters.drops.count(.noRoute); return .failure(.noRoute)
+        }
+        var ip = IPv4Header(totalLength: totalLength, proto: proto, source: address, destination: destination,
+                            identification: nextIdentification)
+        nextIdentification &+= 1
+        ip.dontFragment = !isBroadcast
+        let frameLength = ipOffset + totalLength
+        let frame = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<frameLength])
+        ip.emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[ipOffset...]))
+        fill(UnsafeMutableRawBufferPointer(rebasing: frame[(ipOffset + IPv4Header.minimumLength)...]))
+        let known = isBroadcast ? MACAddress.broadcast : arp.lookup(nextHop, now: now)
+        if let neighbour = known {
+            EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv4).emit(into: frame)
+            transmit(UnsafeRawBufferPointer(frame), sink: &sink)
+            return .success(())
+        }
+        EthernetHeader(destination: .zero, source: mac, etherType: EtherType.ipv4).emit(into: frame)
+        switch arp.enqueue(Array(UnsafeRawBufferPointer(frame)), for: nextHop, now: now) {
+        case .sendRequest: sendARPRequest(for: nextHop, sink: &sink)
+        case .queued: break
+        case .queuedDroppingOldest: counters.drops.count(.arpQueueOverflow)
+        case .cacheFull: counters.drops.count(.arpQueueOverflow); return .failure(.neighbourCacheFull)
+        }
+        return .success(())
+    }
+
+    /// Announces our address with a gratuitous ARP request (RFC 5227 2.3), so peers that
+    /// cached an older MAC for it update now rather than after their entry expires.
+    public func announce(sink: inout some FrameSink) {
+        let packet = ARPPacket(operation: .request, senderMAC: mac, senderIP: address, targetMAC: .zero, targetIP: address)
+        transmitARP(packet, to: .broadcast, sink: &sink)
+    }
+
+    /// When `tick` next has work (ARP retransmissions and give-ups).
+    public var nextDeadline: Instant? { arp.nextDeadline }
+
+    /// Runs the timers due at `now`.
+    public func tick(now: Instant, sink: inout some FrameSink) {
+        let due = arp.expire(now: now)
+        for address in due.retry { sendARPRequest(for: address, sink: &sink) }
+        for failure in due.failed { counters.drops.count(.arpUnresolved, UInt64(failure.droppedPackets)) }
+    }
+
+    func sendARPRequest(for target: IPv4Address, sink: inout some FrameSink) {
+        let packet = ARPPacket(operation: .request, senderMAC: mac, senderIP: address, targetMAC: .zero, targetIP: target)
+        transmitARP(packet, to: .broadcast, sink: &sink)
+    }
+
+    func transmitARP(_ packet: ARPPacket, to destination: MACAddress, sink: inout some FrameSink) {
+        let header = EthernetHeader(destination: destination, source: mac, etherType: EtherType.arp)
+        let length = header.emit(into: scratch)
+        let total = length + packet.emit(into: UnsafeMutableRawBufferPointer(rebasing: scratch[length...]))
+        transmit(UnsafeRawBufferPointer(rebasing: scratch[0..<total]), sink: &sink)
+    }
+
+    func flush(_ frames: [[UInt8]], to neighbour: MACAddress, sink: inout some FrameSink) {
+        for var frame in frames {
+            frame.withUnsafeMutableBytes { bytes in
+                EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv4).emit(into: bytes)
+                transmit(UnsafeRawBufferPointer(bytes), sink: &sink)
+            }
+        }
+    }
+
+    func transmit(_ frame: UnsafeRawBufferPointer, sink: inout some FrameSink) {
+        counters.framesOut &+= 1
+        counters.bytesOut &+= UInt64(frame.count)
+        sink.transmit(frame)
+    }
+}

@@ -1,0 +1,44 @@
+/// A UDP header (RFC 768).
+public struct UDPHeader: Equatable, Sendable {
+    public static let length = 8
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+    /// Header plus payload, in bytes.
+    public var datagramLength: Int
+
+    public init(sourcePort: UInt16, destinationPort: UInt16, datagramLength: Int) {
+        self.sourcePort = sourcePort; self.destinationPort = destinationPort; self.datagramLength = datagramLength
+    }
+
+    /// Parses the datagram in `bytes` (the IP payload) and checks the checksum against the
+    /// pseudo-header unless the sender sent none (zero) or the link vouched for it.
+    public init(parsing bytes: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,
+                verifyChecksum: Bool = true) throws(WireError) {
+        guard bytes.count >= Self.length else { throw .udpTruncated }
+        let length = Int(bytes.be16(4))
+        guard length >= Self.length, length <= bytes.count else { throw .udpBadLength }
+        if verifyChecksum && bytes.be16(6) != 0 {
+            var sum = InternetChecksum()
+            sum.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.udp, length: length)
+            sum.add(bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<length]))
+            guard sum.isValid else { throw .udpBadChecksum }
+        }
+        sourcePort = bytes.be16(0)
+        destinationPort = bytes.be16(2)
+        datagramLength = length
+    }
+
+    /// Writes the header into the start of `datagram` (header + payload already in place) and
+    /// fills in the checksum; a computed zero is sent as 0xFFFF (RFC 768).
+    public func emit(into datagram: UnsafeMutableRawBufferPointer, source: IPv4Address, destination: IPv4Address) {
+        datagram.put16(sourcePort, at: 0)
+        datagram.put16(destinationPort, at: 2)
+        datagram.put16(UInt16(truncatingIfNeeded: datagramLength), at: 4)
+        datagram.put16(0, at: 6)
+        var sum = InternetChecksum()
+        sum.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.udp, length: datagramLength)
+        sum.add(bytes: UnsafeRawBufferPointer(rebasing: datagram[0..<datagramLength]))
+        let value = sum.value
+        datagram.put16(value == 0 ? 0xFFFF : value, at: 6)
+    }
+}
