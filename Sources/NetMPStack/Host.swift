@@ -190,12 +190,12 @@ public final class Host {
 
     func sendUnreachable(code: UInt8, for datagram: UnsafeRawBufferPointer, header: IPv4Header, now: Instant,
                          sink: inout some FrameSink) {
-        let quoted = min(datagram.count, header.headerLength + 8)
+        let quoted = min(datagram.count, ICMPv4Message.maximumQuote)
         let original = UnsafeRawBufferPointer(rebasing: datagram[0..<quoted])
         _ = sendIPv4(to: header.source, proto: IPProtocol.icmp, payloadLength: ICMPv4Message.headerLength + quoted,
                      now: now, sink: &sink) { out in
             _ = ICMPv4Message.emitError(type: ICMPv4Message.Kind.destinationUnreachable, code: code,
-                                        original: original, originalHeaderLength: header.headerLength, into: out)
+                                        original: original, into: out)
         }
     }
 

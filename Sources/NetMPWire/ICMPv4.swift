@@ -81,13 +81,16 @@ public enum ICMPv4Message: Equatable, Sendable {
         return length
     }
 
-    /// Writes an error message (destination unreachable or time exceeded) quoting `original`:
-    /// its IP header and up to 8 bytes more (RFC 1812 allows more; Linux quotes up to 576
-    /// bytes in all, netmp keeps RFC 792's minimum). Returns the message length.
+    /// Bytes of the offending datagram an error quotes: as much as keeps the error within
+    /// 576 bytes (RFC 1812 4.3.2.3), which is what Linux sends.
+    public static let maximumQuote = 576 - 20 - headerLength
+
+    /// Writes an error message (destination unreachable or time exceeded) quoting the start
+    /// of `original` (up to `maximumQuote` bytes). Returns the message length.
     public static func emitError(type: UInt8, code: UInt8, nextHopMTU: UInt16 = 0,
-                                 original: UnsafeRawBufferPointer, originalHeaderLength: Int,
+                                 original: UnsafeRawBufferPointer,
                                  into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        let quoted = min(original.count, originalHeaderLength + 8)
+        let quoted = min(original.count, maximumQuote)
         buffer.put8(type, at: 0)
         buffer.put8(code, at: 1)
         buffer.put16(0, at: 2)
