@@ -31,7 +31,7 @@ let package = Package(
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire"]),
         .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPWire"]),
-        .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPRuntime", "NetMPWire"]),
+        .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPStack", "NetMPWire", "CNetMPLinux"]),
         .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire"]),
     ]
 )

@@ -103,3 +103,5 @@ int netmp_memfd(const char *name) {
 }
 
 int netmp_gettid(void) { return (int)syscall(SYS_gettid); }
+
+int netmp_enter_network_namespace(int fd) { return setns(fd, CLONE_NEWNET) < 0 ? -errno : 0; }

@@ -21,13 +21,17 @@ public final class TAPDevice {
     public let queues: [TAPQueue]
     public let virtioHeader: Bool
 
-    /// Attaches `queueCount` queues of TAP `name`, creating the device if it does not exist.
+    /// Attaches `queueCount` queues of TAP `name`. An absent device is created only when
+    /// `create` says so: the stack attaches to the device the user named and never makes one
+    /// in whatever namespace it happens to run in.
     /// A multiqueue-capable device is attached with IFF_MULTI_QUEUE; a single-queue device
     /// (made without `multi_queue`) is accepted when one queue is asked for. With
     /// `virtioHeader`, every frame carries a virtio-net header and the device's offloads are
     /// reset to `offloads`: a persistent TAP keeps the flags of its previous user.
-    public init(name: String, queueCount: Int = 1, virtioHeader: Bool = true, offloads: TAPOffloads = []) throws(LinkError) {
+    public init(name: String, queueCount: Int = 1, create: Bool = false, virtioHeader: Bool = true,
+                offloads: TAPOffloads = []) throws(LinkError) {
         precondition(queueCount >= 1)
+        guard create || netmp_interface_index(name) > 0 else { throw .noSuchDevice(name) }
         var fds: [Int32] = []
         var actualName = name
         let flags: Int32 = virtioHeader ? NETMP_TAP_VNET_HDR : 0

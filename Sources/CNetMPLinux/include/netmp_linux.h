@@ -25,4 +25,6 @@ int netmp_allowed_cpus(int *cpus, int capacity);
 
 int netmp_memfd(const char *name);
 int netmp_gettid(void);
+// Moves the calling thread (only it) into the network namespace open at `fd`.
+int netmp_enter_network_namespace(int fd);
 #endif
