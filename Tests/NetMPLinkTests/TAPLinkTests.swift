@@ -120,6 +120,9 @@ struct TAPLinkTests {
         let ns = try TestNamespace()
         let device = try ns.inside { try TAPDevice(name: ns.tap, queueCount: 2) }
         #expect(device.queues.count == 2 && device.queues[0].fd != device.queues[1].fd)
+        let mac = MACAddress(value: 0x0200_0000_4242)
+        try ns.inside { try device.setKernelMAC(mac) }
+        #expect(try ns.inside { try device.kernelMAC() } == mac)
         #expect(throws: LinkError.noSuchDevice("nmnothere0")) { try ns.inside { try TAPDevice(name: "nmnothere0") } }
     }
 }
