@@ -1,0 +1,79 @@
+import NetMPWire
+
+/// TCP_CONGESTION names.
+public enum CongestionAlgorithm: String, Sendable, CaseIterable {
+    case newReno = "reno"
+    case cubic = "cubic"
+}
+
+/// What a congestion controller decides: how much may be in flight. Loss *detection* and
+/// recovery (fast retransmit, NewReno's partial ACKs) belong to the connection; the
+/// controller only sizes the window, like FreeBSD's per-connection function block.
+public protocol CongestionControl: Sendable {
+    /// cwnd, in bytes.
+    var window: Int { get }
+    /// ssthresh, in bytes.
+    var slowStartThreshold: Int { get }
+    /// New data was acknowledged outside loss recovery.
+    mutating func acknowledged(_ bytes: Int, now: Instant, smoothedRTT: Interval?)
+    /// Loss was detected by duplicate ACKs: reduce once per window of data (RFC 5681 3.2).
+    mutating func lossDetected(flight: Int, now: Instant)
+    /// Loss recovery ended with a full ACK: deflate to ssthresh (RFC 6582 3.2 step 3).
+    mutating func recoveryEnded()
+    /// The retransmission timer fired (RFC 5681 3.1 eq. 4): ssthresh from flight, cwnd = 1 MSS.
+    mutating func retransmissionTimeout(flight: Int, now: Instant)
+}
+
+/// The controller in use, as a value: no existential box, no allocation per connection.
+public enum CongestionController: Sendable {
+    case newReno(NewReno)
+    case cubic(Cubic)
+
+    public init(_ algorithm: CongestionAlgorithm, maximumSegmentSize: Int) {
+        switch algorithm {
+        case .newReno: self = .newReno(NewReno(maximumSegmentSize: maximumSegmentSize))
+        case .cubic: self = .cubic(Cubic(maximumSegmentSize: maximumSegmentSize))
+        }
+    }
+
+    public var algorithm: CongestionAlgorithm {
+        switch self { case .newReno: .newReno; case .cubic: .cubic }
+    }
+
+    public var window: Int {
+        switch self { case .newReno(let c): c.window; case .cubic(let c): c.window }
+    }
+    public var slowStartThreshold: Int {
+        switch self { case .newReno(let c): c.slowStartThreshold; case .cubic(let c): c.slowStartThreshold }
+    }
+    public mutating func acknowledged(_ bytes: Int, now: Instant, smoothedRTT: Interval?) {
+        switch self {
+        case .newReno(var c): c.acknowledged(bytes, now: now, smoothedRTT: smoothedRTT); self = .newReno(c)
+        case .cubic(var c): c.acknowledged(bytes, now: now, smoothedRTT: smoothedRTT); self = .cubic(c)
+        }
+    }
+    public mutating func lossDetected(flight: Int, now: Instant) {
+        switch self {
+        case .newReno(var c): c.lossDetected(flight: flight, now: now); self = .newReno(c)
+        case .cubic(var c): c.lossDetected(flight: flight, now: now); self = .cubic(c)
+        }
+    }
+    public mutating func recoveryEnded() {
+        switch self {
+        case .newReno(var c): c.recoveryEnded(); self = .newReno(c)
+        case .cubic(var c): c.recoveryEnded(); self = .cubic(c)
+        }
+    }
+    public mutating func retransmissionTimeout(flight: Int, now: Instant) {
+        switch self {
+        case .newReno(var c): c.retransmissionTimeout(flight: flight, now: now); self = .newReno(c)
+        case .cubic(var c): c.retransmissionTimeout(flight: flight, now: now); self = .cubic(c)
+        }
+    }
+}
+
+/// Slow start with Appropriate Byte Counting (RFC 3465, L = 2 SMSS): shared by both algorithms.
+func slowStartIncrease(window: Int, acked: Int, mss: Int) -> Int { window + min(acked, 2 * mss) }
+
+/// RFC 5681 3.1 eq. 10 with RFC 9293's initial window (RFC 6928: 10 segments, as Linux).
+func initialWindow(mss: Int) -> Int { 10 * mss }

@@ -1,0 +1,141 @@
+import NetMPWire
+
+/// What to send (RFC 9293 3.8.6 with RFC 5681 and RFC 1122 4.2.3.4): a pure decision the
+/// runtime asks for after every input, user call and timer, until it returns nil.
+extension Connection {
+    public mutating func nextSegment(now: Instant) -> OutgoingSegment? {
+        switch state {
+        case .closed: return nil
+        case .synSent:
+            guard sendNext == initialSendSequence else { return nil }
+            return emit(synSegment(ack: false, now: now), length: 1, now: now)
+        case .synReceived:
+            guard sendNext == initialSendSequence || ackNow else { return nil }
+            return emit(synSegment(ack: true, now: now), length: 1, now: now)
+        default:
+            return retransmission(now: now) ?? newData(now: now) ?? finOnly(now: now) ?? acknowledgment(now: now)
+        }
+    }
+
+    /// Our SYN or SYN-ACK with the options this stack speaks; on a SYN-ACK only those the
+    /// peer offered (RFC 7323 1.3, RFC 2018 2).
+    func synSegment(ack: Bool, now: Instant) -> TCPSegmentHeader {
+        var options = TCPOptions()
+        options.maximumSegmentSize = UInt16(configuration.maximumSegmentSize)
+        if !ack || sendWindowShift > 0 || receiveWindowShift > 0 || peerOfferedWindowScale {
+            options.windowScale = UInt8(receiveWindowShift)
+        }
+        if ack ? sackEnabled : configuration.selectiveAcknowledgments { options.sackPermitted = true }
+        if ack ? timestampsEnabled : configuration.timestamps {
+            options.timestamp = (timestampNow(now), ack ? timestampRecent : 0)
+        }
+        return TCPSegmentHeader(sourcePort: tuple.local.port, destinationPort: tuple.remote.port,
+                                sequenceNumber: initialSendSequence.raw, acknowledgmentNumber: ack ? receiveNext.raw : 0,
+                                flags: ack ? [.syn, .ack] : .syn, window: UInt16(min(configuration.receiveBufferSize, 65_535)),
+                                options: options)
+    }
+
+    /// True when the SYN we answer carried a window scale (the shift we keep is then ours).
+    var peerOfferedWindowScale: Bool { receiveWindowShift > 0 }
+
+    /// Fast retransmit or a NewReno partial ACK asked for one segment at `retransmitAt`.
+    mutating func retransmission(now: Instant) -> OutgoingSegment? {
+        guard let at = retransmitAt else { return nil }
+        retransmitAt = nil
+        guard sendUnacknowledged <= at, at < sendMaximum else { return nil }
+        let length = min(sendMSS, max(0, dataEnd - at))
+        segmentsRetransmitted &+= 1
+        if length == 0 { return finSegment(at: at, now: now) }
+        return dataSegment(at: at, length: length, fin: false, now: now)
+    }
+
+    /// New data (or data again after a timeout moved SND.NXT back), within both windows.
+    mutating func newData(now: Instant) -> OutgoingSegment? {
+        let unsent = dataEnd - sendNext
+        guard unsent > 0 else { return nil }
+        let inflation = recoveryPoint != nil ? duplicateAcks * sendMSS : 0 // RFC 6582 3.2 step 3
+        let window = min(sendWindow, congestion.window + inflation)
+        var usable = window - flight
+        if forceProbe && usable <= 0 && flight == 0 { usable = 1 } // zero-window probe (RFC 9293 3.8.6.1)
+        guard usable > 0 else { armPersist(now: now); return nil }
+        let length = min(sendMSS, unsent, usable)
+        // Nagle (RFC 896, RFC 1122 4.2.3.4): a small segment waits while data is in flight,
+        // unless it is the last data before our FIN or TCP_NODELAY is set.
+        if length < sendMSS && flight > 0 && !configuration.noDelay && !finQueued && !forceProbe { return nil }
+        forceProbe = false
+        if sendNext < sendMaximum { segmentsRetransmitted &+= 1 }
+        let fin = finQueued && length == unsent
+        return dataSegment(at: sendNext, length: length, fin: fin, now: now)
+    }
+
+    /// A FIN with no data, once every queued byte is sent.
+    mutating func finOnly(now: Instant) -> OutgoingSegment? {
+        guard finQueued, sendNext == dataEnd, state != .synReceived else { return nil }
+        return finSegment(at: sendNext, now: now)
+    }
+
+    /// A bare ACK when one is due, or a window update once the application made room
+    /// (RFC 1122 4.2.3.3: only when the window grows by an MSS or half the buffer).
+    mutating func acknowledgment(now: Instant) -> OutgoingSegment? {
+        let growth = (receiveNext + receiveWindow) - advertisedRightEdge
+        let windowUpdate = growth >= min(configuration.receiveBufferSize / 2, 2 * configuration.maximumSegmentSize)
+        guard ackNow || windowUpdate, state != .timeWait || ackNow else { return nil }
+        // SND.MAX, not SND.NXT: after a timeout SND.NXT lies behind what the peer holds, and a
+        // bare ACK numbered there would be unacceptable to it (BSD's tcp_output does the same).
+        return emit(header(sequence: sendMaximum, flags: .ack, now: now), length: 0, payloadOffset: 0, now: now)
+    }
+
+    mutating func dataSegment(at sequence: SequenceNumber, length: Int, fin: Bool, now: Instant) -> OutgoingSegment {
+        var flags: TCPFlags = [.ack]
+        if sequence + length == dataEnd { flags.insert(.psh) }
+        if fin { flags.insert(.fin) }
+        let header = header(sequence: sequence, flags: flags, now: now)
+        return emit(header, length: length + (fin ? 1 : 0), payloadOffset: sequence - sendBufferStart, payloadLength: length, now: now)
+    }
+
+    mutating func finSegment(at sequence: SequenceNumber, now: Instant) -> OutgoingSegment {
+        emit(header(sequence: sequence, flags: [.fin, .ack], now: now), length: 1, payloadOffset: 0, now: now)
+    }
+
+    /// A header for a synchronized-state segment: ACK, window, timestamps, SACK blocks.
+    func header(sequence: SequenceNumber, flags: TCPFlags, now: Instant) -> TCPSegmentHeader {
+        var options = TCPOptions()
+        if timestampsEnabled { options.timestamp = (timestampNow(now), timestampRecent) }
+        if sackEnabled && !outOfOrder.isEmpty {
+            for block in outOfOrder.blocks(limit: timestampsEnabled ? 3 : 4) { options.appendSACK(block) }
+        }
+        let window = min(receiveWindow >> receiveWindowShift, 65_535)
+        return TCPSegmentHeader(sourcePort: tuple.local.port, destinationPort: tuple.remote.port,
+                                sequenceNumber: sequence.raw, acknowledgmentNumber: receiveNext.raw,
+                                flags: flags, window: UInt16(window), options: options)
+    }
+
+    /// Records a segment as sent: SND.NXT and SND.MAX, the timers, the ACK now carried.
+    mutating func emit(_ header: TCPSegmentHeader, length: Int, payloadOffset: Int = 0, payloadLength: Int = 0,
+                       now: Instant) -> OutgoingSegment {
+        let sequence = SequenceNumber(header.sequenceNumber)
+        if length > 0 {
+            let end = sequence + length
+            if sendNext < end { sendNext = end }
+            if sendMaximum < end {
+                if timedSegment == nil && !timestampsEnabled && sequence == sendMaximum { timedSegment = (end, now) }
+                sendMaximum = end
+            }
+            if retransmitDeadline == nil { retransmitDeadline = now + rtt.timeout }
+        }
+        if header.flags.contains(.ack) {
+            ackNow = false
+            unacknowledgedSegments = 0
+            delayedAckDeadline = nil
+            let edge = receiveNext + (Int(header.window) << receiveWindowShift)
+            if advertisedRightEdge < edge { advertisedRightEdge = edge }
+        }
+        return OutgoingSegment(header: header, payloadOffset: payloadOffset, payloadLength: payloadLength)
+    }
+
+    /// RFC 9293 3.8.6.1: with data waiting and a zero window, probe it on the RTO schedule.
+    mutating func armPersist(now: Instant) {
+        guard sendWindow == 0, flight == 0, persistDeadline == nil, retransmitDeadline == nil else { return }
+        persistDeadline = now + rtt.timeout
+    }
+}

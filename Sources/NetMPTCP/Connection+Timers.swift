@@ -1,0 +1,57 @@
+import NetMPWire
+
+/// Timers as deadlines (smoltcp's poll_at): the owner keeps one timer wheel and asks each
+/// connection for its next deadline; no connection has a thread or an OS timer.
+extension Connection {
+    public var nextDeadline: Instant? {
+        [retransmitDeadline, delayedAckDeadline, persistDeadline, closeDeadline].compactMap { $0 }.min()
+    }
+
+    /// True when no timer is armed (a closed connection must have none).
+    public var hasNoTimers: Bool { nextDeadline == nil }
+
+    /// Runs every timer due at `now`.
+    public mutating func fireTimers(now: Instant) {
+        if let deadline = delayedAckDeadline, deadline <= now {
+            delayedAckDeadline = nil
+            ackNow = true
+        }
+        if let deadline = closeDeadline, deadline <= now {
+            closeDeadline = nil
+            enter(.closed, now: now) // TIME-WAIT over, or FIN-WAIT-2 gave up
+        }
+        if let deadline = persistDeadline, deadline <= now {
+            persistDeadline = nil
+            forceProbe = true
+            rtt.backOff()
+        }
+        if let deadline = retransmitDeadline, deadline <= now {
+            retransmitDeadline = nil
+            retransmissionTimeout(now: now)
+        }
+    }
+
+    /// RFC 6298 5.4-5.7 and RFC 5681 3.1: resend from SND.UNA, back off, shrink the window.
+    mutating func retransmissionTimeout(now: Instant) {
+        retransmissions += 1
+        let limit = state == .synSent || state == .synReceived ? configuration.maximumSYNRetransmissions
+                                                                 : configuration.maximumRetransmissions
+        guard retransmissions <= limit else {
+            if state == .synReceived { enter(.closed, now: now) } else { fail(.timedOut, now: now) }
+            return
+        }
+        rtt.backOff()
+        timedSegment = nil
+        if state == .synSent || state == .synReceived {
+            sendNext = initialSendSequence
+            return
+        }
+        congestion.retransmissionTimeout(flight: flight, now: now)
+        recoveryPoint = nil
+        retransmitAt = nil
+        duplicateAcks = 0
+        sendNext = sendUnacknowledged // go back: the output resends from here
+        segmentsRetransmitted &+= 1
+        if flight == 0 && dataEnd == sendUnacknowledged && !finQueued { return }
+    }
+}

@@ -1,0 +1,44 @@
+import NetMPWire
+
+/// The user calls of RFC 9293 3.10 that reach the engine (the socket layer moves the bytes).
+extension Connection {
+    /// SEND: `count` more bytes were appended to the send buffer.
+    public mutating func queued(_ count: Int) {
+        precondition(!finQueued, "the socket layer refuses writes after shutdown")
+        sendQueued += count
+    }
+
+    /// RECEIVE: the application consumed `count` readable bytes; the window may reopen.
+    public mutating func consumed(_ count: Int) {
+        unread = max(0, unread - count)
+    }
+
+    /// CLOSE (shutdown for writing): a FIN follows the queued data.
+    public mutating func close(now: Instant) {
+        switch state {
+        case .synSent: enter(.closed, now: now)
+        case .synReceived: finQueued = true // sent once established (RFC 9293 3.10.4)
+        case .established: finQueued = true; enter(.finWait1, now: now)
+        case .closeWait: finQueued = true; enter(.lastAck, now: now)
+        default: break
+        }
+    }
+
+    /// The socket was closed (not just shut down): nobody reads any more. Sends the FIN if
+    /// not yet queued, and bounds how long FIN-WAIT-2 may wait for the peer's.
+    public mutating func orphan(now: Instant) {
+        orphaned = true
+        close(now: now)
+        if state == .finWait2 && closeDeadline == nil { closeDeadline = now + configuration.finWait2Timeout }
+    }
+
+    /// ABORT (SO_LINGER 0, or close with unread data): the reset to send, if the peer knows
+    /// about us (RFC 9293 3.10.5), and CLOSED.
+    public mutating func abort(now: Instant) -> TCPSegmentHeader? {
+        defer { enter(.closed, now: now) }
+        guard state != .synSent && state != .closed && state != .timeWait else { return nil }
+        return TCPSegmentHeader(sourcePort: tuple.local.port, destinationPort: tuple.remote.port,
+                                sequenceNumber: sendNext.raw, acknowledgmentNumber: receiveNext.raw,
+                                flags: [.rst, .ack], window: 0)
+    }
+}

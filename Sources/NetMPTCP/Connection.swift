@@ -1,0 +1,245 @@
+import NetMPWire
+
+/// RFC 9293 3.3.2 connection states.
+public enum TCPState: String, Sendable, CaseIterable {
+    case closed = "CLOSED", synSent = "SYN-SENT", synReceived = "SYN-RECEIVED", established = "ESTABLISHED"
+    case finWait1 = "FIN-WAIT-1", finWait2 = "FIN-WAIT-2", closeWait = "CLOSE-WAIT", closing = "CLOSING"
+    case lastAck = "LAST-ACK", timeWait = "TIME-WAIT"
+
+    /// States past the handshake, where the synchronized-state input steps apply.
+    var isSynchronized: Bool { self != .closed && self != .synSent && self != .synReceived }
+    /// States in which arriving data is accepted (RFC 9293 3.10.7.4, seventh step).
+    var acceptsData: Bool { self == .established || self == .finWait1 || self == .finWait2 }
+}
+
+/// Why a connection ended badly, as the socket layer will report it (errno at the C boundary).
+public enum TCPError: Error, Equatable, Sendable {
+    case connectionRefused   // ECONNREFUSED
+    case connectionReset     // ECONNRESET
+    case timedOut            // ETIMEDOUT
+    case unreachable(code: UInt8) // EHOSTUNREACH / ENETUNREACH
+}
+
+/// What changed for the application since it last looked.
+public struct ConnectionEvents: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let connected = ConnectionEvents(rawValue: 1)
+    public static let readable = ConnectionEvents(rawValue: 2)
+    public static let writable = ConnectionEvents(rawValue: 4)
+    /// The peer sent FIN: reads return end of file once the data is drained.
+    public static let peerClosed = ConnectionEvents(rawValue: 8)
+    /// The connection failed (`error` says why).
+    public static let failed = ConnectionEvents(rawValue: 16)
+    /// The connection reached CLOSED: its control block may be freed.
+    public static let closed = ConnectionEvents(rawValue: 32)
+}
+
+/// A segment the runtime must build and send: the header, and which bytes of the send
+/// buffer (offset from its first unacknowledged byte) carry the payload.
+public struct OutgoingSegment: Equatable, Sendable {
+    public var header: TCPSegmentHeader
+    public var payloadOffset: Int
+    public var payloadLength: Int
+}
+
+/// What the runtime must do with an arriving segment's payload and the buffers.
+public struct InputResult: Equatable, Sendable {
+    /// Copy `payload[range]` into the receive buffer at `offset` bytes past its readable end.
+    public var store: (range: Range<Int>, offset: Int)? = nil
+    /// Bytes that became readable (the readable end advances by this much).
+    public var readable = 0
+    /// Bytes of the send buffer acknowledged: free them.
+    public var acknowledged = 0
+    /// A reset to send at once (for a segment that must not be answered from this state).
+    public var reset: TCPSegmentHeader? = nil
+
+    public static func == (a: InputResult, b: InputResult) -> Bool {
+        a.store?.range == b.store?.range && a.store?.offset == b.store?.offset && a.readable == b.readable
+            && a.acknowledged == b.acknowledged && a.reset == b.reset
+    }
+}
+
+/// The transmission control block (RFC 9293 3.3.1) of one connection, as a value: no
+/// thread, buffer or clock inside. Segments, user calls and `now` go in; decisions come out:
+/// `handle` for arriving segments, `nextSegment` for what to send, `fireTimers` for time.
+/// The buffers live with the runtime; the engine tells it which bytes to store and free.
+public struct Connection: Sendable {
+    public let tuple: FourTuple
+    public let configuration: TCPConfiguration
+    public internal(set) var state: TCPState
+    public internal(set) var error: TCPError? = nil
+    var events: ConnectionEvents = []
+
+    // MARK: Send sequence space (RFC 9293 3.3.1)
+    /// ISS
+    public let initialSendSequence: SequenceNumber
+    /// SND.UNA
+    public internal(set) var sendUnacknowledged: SequenceNumber
+    /// SND.NXT
+    public internal(set) var sendNext: SequenceNumber
+    /// The highest sequence number sent (SND.MAX in BSD): SND.NXT moves back on a timeout.
+    public internal(set) var sendMaximum: SequenceNumber
+    /// SND.WND, scaled.
+    public internal(set) var sendWindow = 0
+    /// SND.WL1 and SND.WL2: the segment that last updated the window.
+    var sendWindowUpdateSequence = SequenceNumber(0)
+    var sendWindowUpdateAcknowledgment = SequenceNumber(0)
+    /// The largest window the peer offered (RFC 5961 5.2's MAX.SND.WND).
+    var maximumSendWindow = 0
+    /// Sequence number of the first byte in the send buffer.
+    var sendBufferStart: SequenceNumber
+    /// Bytes in the send buffer: sent but unacknowledged, and not yet sent.
+    public internal(set) var sendQueued = 0
+    /// The application has shut down writing: a FIN follows the queued data.
+    public internal(set) var finQueued = false
+    /// The application closed the socket altogether: nobody will read, so FIN-WAIT-2 may
+    /// time out (Linux's tcp_fin_timeout applies only to such orphans).
+    public internal(set) var orphaned = false
+
+    // MARK: Receive sequence space
+    /// IRS
+    public internal(set) var initialReceiveSequence = SequenceNumber(0)
+    /// RCV.NXT
+    public internal(set) var receiveNext = SequenceNumber(0)
+    /// Bytes readable but not yet consumed by the application.
+    public internal(set) var unread = 0
+    /// The right edge of the window last advertised; it never moves left (RFC 9293 3.8.6.2.2).
+    var advertisedRightEdge = SequenceNumber(0)
+    /// Out-of-order data held past RCV.NXT, and the SACK blocks it produces.
+    var outOfOrder = ReceiveScoreboard()
+    /// A FIN that arrived ahead of missing data.
+    var pendingFin: SequenceNumber? = nil
+
+    // MARK: Options negotiated on the SYNs
+    /// The MSS we send with: the peer's announcement clamped to ours.
+    public internal(set) var sendMSS: Int
+    var sendWindowShift = 0
+    var receiveWindowShift = 0
+    public internal(set) var timestampsEnabled = false
+    public internal(set) var sackEnabled = false
+    /// TS.Recent (RFC 7323 4.3) and our timestamp clock's offset.
+    var timestampRecent: UInt32 = 0
+    let timestampOffset: UInt32
+
+    // MARK: Timers and estimators
+    public internal(set) var rtt: RTTEstimator
+    var retransmitDeadline: Instant? = nil
+    var delayedAckDeadline: Instant? = nil
+    var persistDeadline: Instant? = nil
+    var closeDeadline: Instant? = nil // TIME-WAIT or FIN-WAIT-2
+    /// Consecutive timeouts without progress.
+    public internal(set) var retransmissions = 0
+    /// A segment being timed for RTT when timestamps are off (Karn: never a retransmission).
+    var timedSegment: (end: SequenceNumber, sent: Instant)? = nil
+
+    // MARK: Congestion control and loss recovery
+    public internal(set) var congestion: CongestionController
+    var duplicateAcks = 0
+    /// NewReno's "recover" (RFC 6582): loss recovery lasts until this is acknowledged.
+    var recoveryPoint: SequenceNumber? = nil
+    /// Retransmit one segment here at the next output (fast retransmit, partial ACK).
+    var retransmitAt: SequenceNumber? = nil
+    var forceProbe = false
+
+    // MARK: Acknowledgment state
+    var ackNow = false
+    var unacknowledgedSegments = 0
+    /// Segments to acknowledge at once after the handshake (Linux's quick-ack mode).
+    var quickAcks = 16
+
+    // MARK: Statistics (TCP_INFO)
+    public internal(set) var bytesAcknowledged: UInt64 = 0
+    public internal(set) var bytesReceived: UInt64 = 0
+    public internal(set) var segmentsRetransmitted: UInt64 = 0
+
+    init(tuple: FourTuple, state: TCPState, iss: SequenceNumber, now: Instant, configuration: TCPConfiguration) {
+        self.tuple = tuple
+        self.configuration = configuration
+        self.state = state
+        initialSendSequence = iss
+        sendUnacknowledged = iss
+        sendNext = iss
+        sendMaximum = iss
+        sendBufferStart = iss + 1
+        sendMSS = min(536, configuration.maximumSegmentSize) // RFC 9293 3.7.1 default until the SYN says
+        timestampOffset = iss.raw &* 2_654_435_761
+        rtt = RTTEstimator(initial: configuration.initialRTO, minimum: configuration.minimumRTO, maximum: configuration.maximumRTO)
+        congestion = CongestionController(configuration.congestionControl, maximumSegmentSize: configuration.maximumSegmentSize)
+        var shift = 0
+        while shift < 14 && configuration.receiveBufferSize >> shift > 65_535 { shift += 1 }
+        receiveWindowShift = shift
+    }
+
+    /// An active open (RFC 9293 3.10.1, CLOSED -> SYN-SENT): the SYN goes out at the next output.
+    public static func connect(_ tuple: FourTuple, iss: SequenceNumber, now: Instant,
+                               configuration: TCPConfiguration = TCPConfiguration()) -> Connection {
+        Connection(tuple: tuple, state: .synSent, iss: iss, now: now, configuration: configuration)
+    }
+
+    /// A passive open completing its first step (LISTEN + SYN -> SYN-RECEIVED, RFC 9293
+    /// 3.10.7.2): the listener hands the SYN here; the SYN-ACK goes out at the next output.
+    public static func accept(_ syn: TCPSegmentHeader, tuple: FourTuple, iss: SequenceNumber, now: Instant,
+                              configuration: TCPConfiguration = TCPConfiguration()) -> Connection {
+        var connection = Connection(tuple: tuple, state: .synReceived, iss: iss, now: now, configuration: configuration)
+        connection.synchronize(with: syn)
+        return connection
+    }
+
+    /// Records the peer's SYN: IRS, RCV.NXT and the options (RFC 7323, RFC 2018, MSS).
+    mutating func synchronize(with syn: TCPSegmentHeader) {
+        initialReceiveSequence = SequenceNumber(syn.sequenceNumber)
+        receiveNext = initialReceiveSequence + 1
+        advertisedRightEdge = receiveNext
+        let options = syn.options
+        sendMSS = min(Int(options.maximumSegmentSize ?? 536), configuration.maximumSegmentSize)
+        if let shift = options.windowScale {
+            sendWindowShift = min(Int(shift), 14) // RFC 7323 2.3: larger shifts are taken as 14
+        } else {
+            sendWindowShift = 0
+        }
+        if options.windowScale == nil { receiveWindowShift = 0 } // both sides or neither (RFC 7323 2.2)
+        timestampsEnabled = configuration.timestamps && options.timestamp != nil
+        if let ts = options.timestamp { timestampRecent = ts.value }
+        sackEnabled = configuration.selectiveAcknowledgments && options.sackPermitted
+        sendWindow = Int(syn.window) // never scaled on a SYN (RFC 7323 2.2)
+        maximumSendWindow = sendWindow
+        sendWindowUpdateSequence = SequenceNumber(syn.sequenceNumber)
+        congestion = CongestionController(configuration.congestionControl, maximumSegmentSize: sendMSS)
+    }
+
+    /// Takes what happened since the last call.
+    public mutating func takeEvents() -> ConnectionEvents {
+        defer { events = [] }
+        return events
+    }
+
+    /// Bytes sent and not yet acknowledged, in sequence space.
+    public var flight: Int { sendNext - sendUnacknowledged }
+    /// Sequence number just past the queued data (where the FIN goes).
+    var dataEnd: SequenceNumber { sendBufferStart + sendQueued }
+    var finSent: Bool { finQueued && dataEnd < sendMaximum }
+    var finAcknowledged: Bool { finQueued && dataEnd < sendUnacknowledged }
+
+    /// The receive window we can offer now: buffer space past the unread data.
+    var receiveWindow: Int { max(0, configuration.receiveBufferSize - unread) }
+
+    mutating func enter(_ newState: TCPState, now: Instant) {
+        state = newState
+        switch newState {
+        case .timeWait:
+            closeDeadline = now + configuration.timeWaitDuration
+            retransmitDeadline = nil; persistDeadline = nil
+        case .closed:
+            retransmitDeadline = nil; delayedAckDeadline = nil; persistDeadline = nil; closeDeadline = nil
+            events.insert(.closed)
+        default: break
+        }
+    }
+
+    mutating func fail(_ reason: TCPError, now: Instant) {
+        error = reason
+        events.insert(.failed)
+        enter(.closed, now: now)
+    }
+}

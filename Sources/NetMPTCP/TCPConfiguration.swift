@@ -1,0 +1,32 @@
+import NetMPWire
+
+/// Per-connection settings, passed in (never read from globals).
+public struct TCPConfiguration: Sendable {
+    /// Our MSS: the link MTU minus 40 bytes of IPv4 and TCP headers.
+    public var maximumSegmentSize = 1460
+    /// Receive buffer: the most data held for the application, in order or not.
+    public var receiveBufferSize = 4 << 20
+    /// Send buffer size (the socket layer enforces it; the engine needs it for nothing else).
+    public var sendBufferSize = 4 << 20
+    public var timestamps = true
+    public var selectiveAcknowledgments = true
+    public var congestionControl: CongestionAlgorithm = .cubic
+    /// TCP_NODELAY: send small segments at once instead of waiting for outstanding data (Nagle).
+    public var noDelay = false
+    /// Longest wait before acknowledging in-order data (RFC 1122 4.2.3.2 allows 500 ms; Linux
+    /// uses 40 ms at least, which netmp follows).
+    public var delayedAckTimeout = Interval.milliseconds(40)
+    /// RFC 6298 2.4 says 1 s; Linux uses 200 ms, which suits the short RTTs netmp runs on.
+    public var minimumRTO = Interval.milliseconds(200)
+    public var maximumRTO = Interval.seconds(120)
+    public var initialRTO = Interval.seconds(1)
+    /// Give up on a connection after this many consecutive retransmission timeouts
+    /// (Linux's tcp_retries2 is 15; SYNs give up after tcp_syn_retries, 6).
+    public var maximumRetransmissions = 15
+    public var maximumSYNRetransmissions = 6
+    /// TIME-WAIT lasts 2 * MSL (RFC 9293 3.6.1); Linux waits 60 s.
+    public var timeWaitDuration = Interval.seconds(60)
+    /// How long FIN-WAIT-2 waits for the peer's FIN once the application closed (Linux tcp_fin_timeout).
+    public var finWait2Timeout = Interval.seconds(60)
+    public init() {}
+}

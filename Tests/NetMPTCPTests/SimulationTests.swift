@@ -1,0 +1,90 @@
+import NetMPTCP
+import NetMPWire
+import Testing
+
+/// Two netmp engines over a simulated wire that drops, reorders, duplicates and delays:
+/// every byte arrives intact and in order, every connection ends CLOSED, no timer is left.
+@Suite struct SimulationTests {
+    func check(_ sim: Simulation, _ label: String) {
+        let (client, server) = (sim.endpoints[0], sim.endpoints[1])
+        #expect(client.failed == nil && server.failed == nil, "\(label): failed \(String(describing: client.failed)) \(String(describing: server.failed))")
+        #expect(!client.corrupt && !server.corrupt, "\(label): corrupted data")
+        #expect(client.received == server.toSend, "\(label): client got \(client.received) of \(server.toSend)")
+        #expect(server.received == client.toSend, "\(label): server got \(server.received) of \(client.toSend)")
+        #expect(client.connection?.state == .closed && server.connection?.state == .closed,
+                "\(label): states \(String(describing: client.connection?.state)) \(String(describing: server.connection?.state))")
+        #expect(client.connection?.hasNoTimers == true && server.connection?.hasNoTimers == true, "\(label): timers left armed")
+        #expect(client.peerClosed && server.peerClosed, "\(label): a FIN was not delivered")
+    }
+
+    @Test func cleanWire_bothDirections() {
+        var config = TCPConfiguration()
+        config.receiveBufferSize = 256 << 10
+        let sim = Simulation(seed: 1, impairment: Impairment(), clientBytes: 3_000_000, serverBytes: 2_000_000, client: config, server: config)
+        sim.run(for: .seconds(600))
+        check(sim, "clean")
+        #expect(sim.resetsSent == 0)
+    }
+
+    /// One seed's run: its impairment, sizes, buffers and options all drawn from the seed.
+    func randomRun(seed: UInt64, tracing: Bool = false) -> Simulation {
+        var rng = SeededGenerator(state: seed &* 7919)
+        var impairment = Impairment()
+        impairment.drop = Double(rng.next() % 80) / 1000         // up to 8%
+        impairment.duplicate = Double(rng.next() % 50) / 1000    // up to 5%
+        impairment.reorder = Double(rng.next() % 100) / 1000     // up to 10%
+        impairment.delay = .milliseconds(1 + rng.next() % 30)
+        impairment.reorderDelay = .milliseconds(1 + rng.next() % 20)
+        if rng.next() % 3 == 0 { impairment.rate = 1_000_000 + Int(rng.next() % 50_000_000) }
+        func configuration() -> TCPConfiguration {
+            var c = TCPConfiguration()
+            c.receiveBufferSize = [2_048, 8_192, 65_535, 200_000, 1 << 20][Int(rng.next() % 5)]
+            c.sendBufferSize = [1_000, 16_384, 300_000][Int(rng.next() % 3)]
+            c.timestamps = rng.next() % 4 != 0
+            c.selectiveAcknowledgments = rng.next() % 4 != 0
+            c.congestionControl = rng.next() % 2 == 0 ? .cubic : .newReno
+            c.noDelay = rng.next() % 2 == 0
+            c.maximumSegmentSize = [536, 1460, 1460, 8960][Int(rng.next() % 4)]
+            return c
+        }
+        let sizes = [0, 1, 1000, 30_000, 150_000]
+        let sim = Simulation(seed: seed, impairment: impairment,
+                             clientBytes: sizes[Int(rng.next() % 5)] + Int(rng.next() % 3000),
+                             serverBytes: sizes[Int(rng.next() % 5)] + Int(rng.next() % 3000),
+                             client: configuration(), server: configuration())
+        sim.tracing = tracing
+        sim.run(for: .seconds(3600))
+        return sim
+    }
+
+    /// Thousands of seeds, each with its own impairment, sizes, buffers and options.
+    @Test func randomizedImpairments_thousandsOfSeeds() {
+        let seeds = UInt64(1)...5000
+        var failed: [UInt64] = []
+        for seed in seeds {
+            let sim = randomRun(seed: seed)
+            let ok = sim.endpoints.allSatisfy { $0.failed == nil && !$0.corrupt && $0.connection?.state == .closed
+                && $0.connection?.hasNoTimers == true && $0.peerClosed }
+                && sim.endpoints[0].received == sim.endpoints[1].toSend && sim.endpoints[1].received == sim.endpoints[0].toSend
+            if !ok { failed.append(seed) }
+        }
+        if let first = failed.first {
+            let sim = randomRun(seed: first, tracing: true)
+            check(sim, "seed \(first) (last segments:\n\(sim.trace.joined(separator: "\n")))")
+        }
+        #expect(failed.isEmpty, "\(failed.count) of \(seeds.count) seeds failed: \(failed.prefix(20))")
+    }
+
+    /// A long transfer through 1% loss: recovery keeps the data flowing and intact.
+    @Test func onePercentLoss_largeTransfer() {
+        var config = TCPConfiguration()
+        config.receiveBufferSize = 1 << 20
+        var impairment = Impairment()
+        impairment.drop = 0.01
+        impairment.delay = .milliseconds(5)
+        impairment.rate = 100_000_000
+        let sim = Simulation(seed: 99, impairment: impairment, clientBytes: 8_000_000, serverBytes: 100_000, client: config, server: config)
+        sim.run(for: .seconds(600))
+        check(sim, "1% loss")
+    }
+}
