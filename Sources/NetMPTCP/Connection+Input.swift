@@ -49,7 +49,7 @@ extension Connection {
         synchronize(with: segment)
         if flags.contains(.ack) {
             acknowledge(upTo: ack, segment: segment, now: now, result: &result)
-            updateSendWindow(segment, force: true)
+            sendWindowUpdateAcknowledgment = ack // the SYN's window itself is never scaled (RFC 7323 2.2)
             enter(.established, now: now)
             events.insert([.connected, .writable])
             ackNow = true
