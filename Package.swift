@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "netmp", type: .dynamic, targets: ["NetMPShim"]),
         // The binary is installed as `netmp` (Scripts/setup); SwiftPM cannot name two products alike.
         .executable(name: "netmp-cli", targets: ["NetMPCommand"]),
+        .executable(name: "netmp-tcp-driver", targets: ["NetMPTCPDriver"]),
     ],
     targets: [
         .systemLibrary(name: "CNuma", path: "Sources/CNuma"),
@@ -29,6 +30,10 @@ let package = Package(
                 cSettings: [.headerSearchPath("../../Include")],
                 linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .executableTarget(name: "NetMPCommand", dependencies: ["NetMPRuntime", "NetMPStack"],
+                          swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+        // Hosts the stack on one thread to exchange data with a kernel peer, for the TCP interop
+        // tests until the socket shim lands; not installed.
+        .executableTarget(name: "NetMPTCPDriver", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPTCP", "NetMPLink"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire"]),
         .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire"]),

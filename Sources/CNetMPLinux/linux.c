@@ -105,3 +105,8 @@ int netmp_memfd(const char *name) {
 int netmp_gettid(void) { return (int)syscall(SYS_gettid); }
 
 int netmp_enter_network_namespace(int fd) { return setns(fd, CLONE_NEWNET) < 0 ? -errno : 0; }
+
+#include <sys/random.h>
+int netmp_random(void *buffer, unsigned long length) {
+    return getrandom(buffer, length, 0) == (long)length ? 0 : -errno;
+}

@@ -4,17 +4,63 @@ import NetMPLink
 import NetMPStack
 import NetMPWire
 
-/// Writes the host's frames to this thread's TAP queue.
-struct QueueSink: FrameSink {
+/// Writes the host's frames to one TAP queue.
+public struct QueueSink: FrameSink {
     let queue: TAPQueue
-    var failed: LinkError? = nil
-    var writeErrors: UInt64 = 0
+    public internal(set) var failed: LinkError? = nil
+    public internal(set) var writeErrors: UInt64 = 0
 
-    mutating func transmit(_ frame: UnsafeRawBufferPointer) {
+    public init(queue: TAPQueue) { self.queue = queue }
+
+    public mutating func transmit(_ frame: UnsafeRawBufferPointer) {
         do { try queue.transmit(frame) } catch {
             writeErrors &+= 1
             if error == .deviceGone { failed = error }
         }
+    }
+}
+
+/// One turn of a protocol thread's work: wait for frames or the next timer, handle a batch
+/// of frames, run the timers, publish the counters. The thread loops on it; a test driver
+/// that hosts the stack on its own thread calls it between its own steps.
+public final class ProtocolLoop {
+    public let host: Host
+    public let queue: TAPQueue
+    public var sink: QueueSink
+    let stats: StatsPage?
+    let core: Int
+    let buffer: UnsafeMutableRawBufferPointer
+    /// Frames handled between two looks at the clock and the timers.
+    static let batch = 64
+
+    public init(host: Host, queue: TAPQueue, stats: StatsPage?, core: Int) {
+        self.host = host; self.queue = queue; self.stats = stats; self.core = core
+        sink = QueueSink(queue: queue)
+        buffer = .allocate(byteCount: 65_536 + 64, alignment: 64)
+    }
+    deinit { buffer.deallocate() }
+
+    public func announce() { host.announce(sink: &sink) }
+
+    /// Waits at most `maximumWait` (or until the next timer), then handles what arrived.
+    public func runOnce(maximumWait: Interval? = nil) throws(LinkError) {
+        var now = MonotonicClock.now()
+        var wait = maximumWait
+        if let deadline = host.nextDeadline {
+            let untilTimer = deadline - now
+            if wait == nil || untilTimer < wait! { wait = untilTimer }
+        }
+        let timeout: Int32 = wait.map { Int32(min(($0.nanoseconds + 999_999) / 1_000_000, 60_000)) } ?? -1
+        var poller = pollfd(fd: queue.fd, events: Int16(POLLIN), revents: 0)
+        _ = poll(&poller, 1, timeout)
+        now = MonotonicClock.now()
+        for _ in 0..<Self.batch {
+            guard let (_, frame) = try queue.receive(into: buffer) else { break }
+            host.receive(frame: frame, now: now, sink: &sink)
+        }
+        host.tick(now: now, sink: &sink)
+        stats?.publish(core: core, counters: host.counters, neighbours: host.arp.count)
+        if let failed = sink.failed { throw failed }
     }
 }
 
@@ -27,9 +73,6 @@ public final class ProtocolThread: @unchecked Sendable {
     let queue: TAPQueue
     let stats: StatsPage?
     let log: Log
-    /// Frames handled between two looks at the clock and the timers.
-    static let batch = 64
-
     init(core: Int, cpu: Int, host: Host, queue: TAPQueue, stats: StatsPage?, log: Log) {
         self.core = core; self.cpu = cpu; self.host = host; self.queue = queue; self.stats = stats; self.log = log
     }
@@ -57,33 +100,14 @@ public final class ProtocolThread: @unchecked Sendable {
     func run() {
         let pinned = netmp_pin_current_thread(Int32(cpu))
         if pinned != 0 { log.info("core \(core): cannot pin to CPU \(cpu) (errno \(-pinned)); running unpinned") }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536 + 64, alignment: 64)
-        defer { buffer.deallocate() }
-        var sink = QueueSink(queue: queue)
-        host.announce(sink: &sink)
+        let loop = ProtocolLoop(host: host, queue: queue, stats: stats, core: core)
+        loop.announce()
         log.info("core \(core): up on CPU \(cpu), \(host.address) at \(host.mac), TAP queue \(queue.index)")
-        var poller = pollfd(fd: queue.fd, events: Int16(POLLIN), revents: 0)
-        while sink.failed == nil {
-            var now = MonotonicClock.now()
-            var timeout: Int32 = -1
-            if let deadline = host.nextDeadline {
-                let wait = deadline - now
-                timeout = Int32(min((wait.nanoseconds + 999_999) / 1_000_000, 60_000))
-            }
-            _ = poll(&poller, 1, timeout)
-            now = MonotonicClock.now()
-            do {
-                for _ in 0..<Self.batch {
-                    guard let (_, frame) = try queue.receive(into: buffer) else { break }
-                    host.receive(frame: frame, now: now, sink: &sink)
-                }
-            } catch {
-                if error == .deviceGone { sink.failed = error; break }
+        while true {
+            do { try loop.runOnce() } catch {
+                if error == .deviceGone { log.error("core \(core): stopped: \(error)"); return }
                 log.debug("core \(core): \(error)")
             }
-            host.tick(now: now, sink: &sink)
-            stats?.publish(core: core, counters: host.counters, neighbours: host.arp.count)
         }
-        log.error("core \(core): stopped: \(sink.failed?.description ?? "?")")
     }
 }

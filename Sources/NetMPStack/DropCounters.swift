@@ -13,6 +13,7 @@ public enum PolicyDrop: String, CaseIterable, Sendable {
     case icmpIgnored = "icmp-ignored"               // valid, but nothing to do (e.g. broadcast echo)
     case udpNoSocket = "udp-no-socket"
     case tcpNoSocket = "tcp-no-socket"
+    case tcpListenOverflow = "tcp-listen-overflow"   // SYN dropped: backlog full
     case arpQueueOverflow = "arp-queue-overflow"    // too many packets waiting for one resolution
     case arpUnresolved = "arp-unresolved"           // packets dropped when resolution gave up
     case noRoute = "no-route"

@@ -1,3 +1,4 @@
+import NetMPTCP
 import NetMPWire
 
 /// Where the host puts frames it sends. The runtime's sink writes to a TAP queue; tests
@@ -36,10 +37,14 @@ public final class Host {
     public var routes: RoutingTable
     public private(set) var arp: ARPCache
     public private(set) var counters = InterfaceCounters()
-    /// Called for ICMP errors about datagrams we sent (the transport hook).
+    /// Called for ICMP errors about datagrams we sent (the transport hook), after TCP saw them.
     public var icmpErrorHandler: ((ICMPErrorReport) -> Void)?
+    /// The TCP sockets on this host; without it every segment is answered as CLOSED.
+    public var tcp: TCPEndpoints?
 
     var nextIdentification: UInt16 = 1
+    /// The time of the frame or tick being handled, for reactions that have no `now` of their own.
+    var lastNow = Instant.zero
     let scratch: UnsafeMutableRawBufferPointer
 
     public var address: IPv4Address { configuration.address }
@@ -61,6 +66,7 @@ public final class Host {
 
     /// Handles one arriving frame: answers what needs an answer through `sink`, counts the rest.
     public func receive(frame: UnsafeRawBufferPointer, now: Instant, sink: inout some FrameSink) {
+        lastNow = now
         counters.framesIn &+= 1
         counters.bytesIn &+= UInt64(frame.count)
         let ethernet: EthernetFrameView
@@ -146,10 +152,12 @@ public final class Host {
 
     func reportError(_ kind: ICMPErrorReport.Kind, from reporter: IPv4Address, quoted: QuotedDatagram) {
         // Only errors about datagrams we sent concern us (RFC 5927 asks for this check).
-        guard quoted.header.source == address, let handler = icmpErrorHandler else {
+        guard quoted.header.source == address, tcp != nil || icmpErrorHandler != nil else {
             counters.drops.count(.icmpIgnored); return
         }
-        handler(ICMPErrorReport(kind: kind, reporter: reporter, quoted: quoted))
+        let report = ICMPErrorReport(kind: kind, reporter: reporter, quoted: quoted)
+        if quoted.header.proto == IPProtocol.tcp { tcp?.icmpError(report, now: lastNow) }
+        icmpErrorHandler?(report)
     }
 
     func receiveUDP(_ bytes: UnsafeRawBufferPointer, datagram: UnsafeRawBufferPointer, header: IPv4Header,
@@ -166,27 +174,21 @@ public final class Host {
         let segment: TCPSegmentHeader
         do { segment = try TCPSegmentHeader(parsing: bytes, source: header.source, destination: header.destination) }
         catch { counters.drops.count(error); return }
+        guard toUs else { counters.drops.count(.tcpNoSocket); return } // TCP is unicast only
+        let payload = UnsafeRawBufferPointer(rebasing: bytes[segment.headerLength...])
+        if let tcp, tcp.input(segment, payload: payload, source: header.source, destination: header.destination,
+                              now: now, host: self, sink: &sink) { return }
         counters.drops.count(.tcpNoSocket)
-        guard toUs, !segment.flags.contains(.rst) else { return }
         // RFC 9293 3.10.7.1, CLOSED: any segment but a RST is answered with a RST.
-        let dataLength = bytes.count - segment.headerLength
-        var reply: TCPSegmentHeader
-        if segment.flags.contains(.ack) {
-            reply = TCPSegmentHeader(sourcePort: segment.destinationPort, destinationPort: segment.sourcePort,
-                                     sequenceNumber: segment.acknowledgmentNumber, acknowledgmentNumber: 0,
-                                     flags: .rst, window: 0)
-        } else {
-            let length = UInt32(truncatingIfNeeded: dataLength) &+ (segment.flags.contains(.syn) ? 1 : 0)
-                &+ (segment.flags.contains(.fin) ? 1 : 0)
-            reply = TCPSegmentHeader(sourcePort: segment.destinationPort, destinationPort: segment.sourcePort,
-                                     sequenceNumber: 0, acknowledgmentNumber: segment.sequenceNumber &+ length,
-                                     flags: [.rst, .ack], window: 0)
-        }
+        guard let reply = Connection.resetFor(segment, payloadLength: payload.count) else { return }
         let peer = header.source, me = address
         _ = sendIPv4(to: peer, proto: IPProtocol.tcp, payloadLength: TCPSegmentHeader.minimumLength, now: now, sink: &sink) { out in
             reply.emit(into: out, segmentLength: TCPSegmentHeader.minimumLength, source: me, destination: peer)
         }
     }
+
+    /// Counts a drop TCP decided on (the table has no counters of its own).
+    func countTCPDrop(_ reason: PolicyDrop) { counters.drops.count(reason) }
 
     func sendUnreachable(code: UInt8, for datagram: UnsafeRawBufferPointer, header: IPv4Header, now: Instant,
                          sink: inout some FrameSink) {
@@ -243,11 +245,18 @@ public final class Host {
         transmitARP(packet, to: .broadcast, sink: &sink)
     }
 
-    /// When `tick` next has work (ARP retransmissions and give-ups).
-    public var nextDeadline: Instant? { arp.nextDeadline }
+    /// When `tick` next has work (ARP retransmissions and give-ups, TCP timers).
+    public var nextDeadline: Instant? {
+        switch (arp.nextDeadline, tcp?.nextDeadline) {
+        case (let a?, let t?): min(a, t)
+        case (let a, let t): a ?? t
+        }
+    }
 
     /// Runs the timers due at `now`.
     public func tick(now: Instant, sink: inout some FrameSink) {
+        lastNow = now
+        tcp?.tick(now: now, host: self, sink: &sink)
         let due = arp.expire(now: now)
         for address in due.retry { sendARPRequest(for: address, sink: &sink) }
         for failure in due.failed { counters.drops.count(.arpUnresolved, UInt64(failure.droppedPackets)) }

@@ -292,6 +292,7 @@ extension Connection {
     mutating func processFin(_ span: AcceptedSpan, now: Instant) {
         guard span.fin, span.finSequence == receiveNext, state != .closed else { return }
         receiveNext += 1
+        receivedFin = true
         ackNow = true
         events.insert([.peerClosed, .readable])
         switch state {

@@ -43,7 +43,7 @@ extension Connection {
         guard let at = retransmitAt else { return nil }
         retransmitAt = nil
         guard sendUnacknowledged <= at, at < sendMaximum else { return nil }
-        let length = min(sendMSS, max(0, dataEnd - at))
+        let length = min(maximumPayload, max(0, dataEnd - at))
         segmentsRetransmitted &+= 1
         if length == 0 { return finSegment(at: at, now: now) }
         return dataSegment(at: at, length: length, fin: false, now: now)
@@ -58,14 +58,24 @@ extension Connection {
         var usable = window - flight
         if forceProbe && usable <= 0 && flight == 0 { usable = 1 } // zero-window probe (RFC 9293 3.8.6.1)
         guard usable > 0 else { armPersist(now: now); return nil }
-        let length = min(sendMSS, unsent, usable)
+        let length = min(maximumPayload, unsent, usable)
         // Nagle (RFC 896, RFC 1122 4.2.3.4): a small segment waits while data is in flight,
         // unless it is the last data before our FIN or TCP_NODELAY is set.
-        if length < sendMSS && flight > 0 && !configuration.noDelay && !finQueued && !forceProbe { return nil }
+        if length < maximumPayload && flight > 0 && !configuration.noDelay && !finQueued && !forceProbe { return nil }
         forceProbe = false
         if sendNext < sendMaximum { segmentsRetransmitted &+= 1 }
         let fin = finQueued && length == unsent
         return dataSegment(at: sendNext, length: length, fin: fin, now: now)
+    }
+
+    /// Data bytes one segment carries: the MSS less this segment's options (RFC 6691: the
+    /// MSS counts the IP and TCP headers without options, so options come out of the data).
+    var maximumPayload: Int {
+        var options = timestampsEnabled ? 12 : 0
+        if sackEnabled && !outOfOrder.isEmpty {
+            options += 4 + 8 * min(outOfOrder.ranges.count, timestampsEnabled ? 3 : 4)
+        }
+        return sendMSS - options
     }
 
     /// A FIN with no data, once every queued byte is sent.

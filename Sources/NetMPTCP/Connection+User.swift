@@ -42,3 +42,22 @@ extension Connection {
                                 flags: [.rst, .ack], window: 0)
     }
 }
+
+/// Reactions to ICMP errors about this connection's segments.
+extension Connection {
+    /// RFC 1191: the path takes at most `mtu` bytes; segments shrink to fit, never below
+    /// RFC 9293 3.7.1's 536-byte MSS (a 576-byte datagram).
+    public mutating func pathMTUChanged(_ mtu: Int) {
+        let mss = max(536, mtu - 40)
+        if mss < sendMSS { sendMSS = mss }
+    }
+
+    /// RFC 1122 4.2.3.9: a hard error ends an opening connection; an established one
+    /// keeps trying (the error is remembered for SO_ERROR if it then times out).
+    public mutating func unreachable(code: UInt8, now: Instant) {
+        guard state == .synSent || state == .synReceived else { return }
+        if state == .synReceived { enter(.closed, now: now); return }
+        fail(code == ICMPv4Message.UnreachableCode.port || code == ICMPv4Message.UnreachableCode.proto
+             ? .connectionRefused : .unreachable(code: code), now: now)
+    }
+}

@@ -108,6 +108,8 @@ public struct Connection: Sendable {
     var advertisedRightEdge = SequenceNumber(0)
     /// Out-of-order data held past RCV.NXT, and the SACK blocks it produces.
     var outOfOrder = ReceiveScoreboard()
+    /// The peer's FIN arrived, in order: reads end once the data is drained.
+    public internal(set) var receivedFin = false
     /// A FIN that arrived ahead of missing data.
     var pendingFin: SequenceNumber? = nil
 

@@ -31,13 +31,18 @@ enum Shell {
     }
 
     /// Starts a long-running command; the caller terminates it.
-    static func start(_ arguments: [String], stderrTo path: String) throws -> Process {
+    static func start(_ arguments: [String], stderrTo path: String, stdoutTo outPath: String? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
         _ = FileManager.default.createFile(atPath: path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        process.standardOutput = FileHandle.nullDevice
+        if let outPath {
+            _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        } else {
+            process.standardOutput = FileHandle.nullDevice
+        }
         try process.run()
         return process
     }

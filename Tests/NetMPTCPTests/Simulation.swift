@@ -80,6 +80,7 @@ final class Simulation {
         if trace.count > 60 { trace.removeFirst() }
     }
     var resetsSent = 0
+    var oversized = 0
 
     init(seed: UInt64, impairment: Impairment, clientBytes: Int, serverBytes: Int,
          client: TCPConfiguration, server: TCPConfiguration) {
@@ -183,6 +184,8 @@ final class Simulation {
         note("\(i) -> seq \(header.sequenceNumber) ack \(header.acknowledgmentNumber) \(header.flags.rawValue) len \(payload.count) win \(header.window)")
         segmentsSent += 1
         if header.flags.contains(.rst) { resetsSent += 1 }
+        // A segment must fit the sender's MSS plus 20 bytes of TCP header (RFC 6691).
+        if header.headerLength + payload.count > endpoints[i].configuration.maximumSegmentSize + 20 { oversized += 1 }
         guard !rng.chance(impairment.drop) else { return }
         var at = now
         if impairment.rate > 0 {

@@ -15,6 +15,7 @@ import Testing
                 "\(label): states \(String(describing: client.connection?.state)) \(String(describing: server.connection?.state))")
         #expect(client.connection?.hasNoTimers == true && server.connection?.hasNoTimers == true, "\(label): timers left armed")
         #expect(client.peerClosed && server.peerClosed, "\(label): a FIN was not delivered")
+        #expect(sim.oversized == 0, "\(label): \(sim.oversized) segments larger than the MSS allows")
     }
 
     @Test func cleanWire_bothDirections() {
@@ -63,7 +64,7 @@ import Testing
         var failed: [UInt64] = []
         for seed in seeds {
             let sim = randomRun(seed: seed)
-            let ok = sim.endpoints.allSatisfy { $0.failed == nil && !$0.corrupt && $0.connection?.state == .closed
+            let ok = sim.oversized == 0 && sim.endpoints.allSatisfy { $0.failed == nil && !$0.corrupt && $0.connection?.state == .closed
                 && $0.connection?.hasNoTimers == true && $0.peerClosed }
                 && sim.endpoints[0].received == sim.endpoints[1].toSend && sim.endpoints[1].received == sim.endpoints[0].toSend
             if !ok { failed.append(seed) }

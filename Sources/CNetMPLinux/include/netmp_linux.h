@@ -27,4 +27,6 @@ int netmp_memfd(const char *name);
 int netmp_gettid(void);
 // Moves the calling thread (only it) into the network namespace open at `fd`.
 int netmp_enter_network_namespace(int fd);
+// Fills `buffer` from the kernel CSPRNG (getrandom).
+int netmp_random(void *buffer, unsigned long length);
 #endif

@@ -1,0 +1,41 @@
+import NetMPTCP
+import NetMPWire
+
+/// RFC 6528 initial sequence numbers: ISN = M + F(4-tuple, secret), where M ticks every
+/// 4 microseconds and F is SipHash-2-4 keyed with a per-process secret, so that a blind
+/// attacker cannot predict another connection's ISN.
+public struct InitialSequenceNumbers: Sendable {
+    let key0: UInt64, key1: UInt64
+    public init(secret: (UInt64, UInt64)) { key0 = secret.0; key1 = secret.1 }
+
+    public func next(for tuple: FourTuple, now: Instant) -> SequenceNumber {
+        let addresses = UInt64(tuple.local.address.value) << 32 | UInt64(tuple.remote.address.value)
+        let ports = UInt64(tuple.local.port) << 16 | UInt64(tuple.remote.port)
+        let f = sipHash24(addresses, ports)
+        return SequenceNumber(UInt32(truncatingIfNeeded: now.nanoseconds / 4_000) &+ UInt32(truncatingIfNeeded: f))
+    }
+
+    /// SipHash-2-4 of two 64-bit words (Aumasson and Bernstein), enough for a 4-tuple.
+    func sipHash24(_ m0: UInt64, _ m1: UInt64) -> UInt64 {
+        var v0: UInt64 = 0x736f_6d65_7073_6575 ^ key0
+        var v1: UInt64 = 0x646f_7261_6e64_6f6d ^ key1
+        var v2: UInt64 = 0x6c79_6765_6e65_7261 ^ key0
+        var v3: UInt64 = 0x7465_6462_7974_6573 ^ key1
+        func round() {
+            v0 &+= v1; v1 = v1.rotatedLeft(13); v1 ^= v0; v0 = v0.rotatedLeft(32)
+            v2 &+= v3; v3 = v3.rotatedLeft(16); v3 ^= v2
+            v0 &+= v3; v3 = v3.rotatedLeft(21); v3 ^= v0
+            v2 &+= v1; v1 = v1.rotatedLeft(17); v1 ^= v2; v2 = v2.rotatedLeft(32)
+        }
+        for m in [m0, m1, UInt64(16) << 56] {
+            v3 ^= m; round(); round(); v0 ^= m
+        }
+        v2 ^= 0xFF
+        round(); round(); round(); round()
+        return v0 ^ v1 ^ v2 ^ v3
+    }
+}
+
+extension UInt64 {
+    func rotatedLeft(_ n: UInt64) -> UInt64 { self << n | self >> (64 - n) }
+}

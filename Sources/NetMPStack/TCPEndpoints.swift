@@ -1,0 +1,167 @@
+import NetMPTCP
+import NetMPWire
+
+public enum TCPTableError: Error, Equatable, Sendable {
+    case addressInUse     // EADDRINUSE
+    case noEphemeralPorts // EADDRNOTAVAIL
+}
+
+/// The TCP sockets of one owner: listeners, connections by 4-tuple, ephemeral ports and ISNs.
+/// Demultiplexes arriving segments, turns engine decisions into frames through the host.
+public final class TCPEndpoints {
+    public var configuration: TCPConfiguration
+    let sequenceNumbers: InitialSequenceNumbers
+    public private(set) var sockets: [FourTuple: TCPSocket] = [:]
+    var listeners: [UInt16: Listener] = [:]
+    /// Linux's default ip_local_port_range.
+    static let ephemeralPorts: ClosedRange<UInt16> = 32768...60999
+    var nextEphemeral: UInt16 = 32768
+
+    final class Listener {
+        let backlog: Int
+        var acceptQueue: [TCPSocket] = []
+        /// Connections in SYN-RECEIVED: bounded with the accept queue by the backlog, so a SYN
+        /// flood costs at most `backlog` control blocks; further SYNs are dropped (no cookies yet).
+        var embryonic = 0
+        init(backlog: Int) { self.backlog = backlog }
+    }
+
+    public init(configuration: TCPConfiguration, secret: (UInt64, UInt64)) {
+        self.configuration = configuration
+        sequenceNumbers = InitialSequenceNumbers(secret: secret)
+        nextEphemeral = Self.ephemeralPorts.lowerBound &+ UInt16(truncatingIfNeeded: secret.0 % 28_000)
+    }
+
+    public func listen(port: UInt16, backlog: Int = 128) throws(TCPTableError) {
+        guard listeners[port] == nil else { throw .addressInUse }
+        listeners[port] = Listener(backlog: max(1, backlog))
+    }
+
+    /// The next established connection on `port`, if any.
+    public func accept(port: UInt16) -> TCPSocket? {
+        guard let listener = listeners[port], !listener.acceptQueue.isEmpty else { return nil }
+        let socket = listener.acceptQueue.removeFirst()
+        socket.listenerPort = nil
+        return socket
+    }
+
+    /// An active open from `local` to `remote` on an unused ephemeral port.
+    public func connect(from local: IPv4Address, to remote: Endpoint, now: Instant) throws(TCPTableError) -> TCPSocket {
+        let span = Int(Self.ephemeralPorts.upperBound - Self.ephemeralPorts.lowerBound) + 1
+        for _ in 0..<span {
+            let port = nextEphemeral
+            nextEphemeral = port == Self.ephemeralPorts.upperBound ? Self.ephemeralPorts.lowerBound : port + 1
+            let tuple = FourTuple(local: Endpoint(local, port), remote: remote)
+            guard sockets[tuple] == nil, listeners[port] == nil else { continue }
+            let socket = TCPSocket(.connect(tuple, iss: sequenceNumbers.next(for: tuple, now: now), now: now,
+                                            configuration: configuration))
+            sockets[tuple] = socket
+            return socket
+        }
+        throw .noEphemeralPorts
+    }
+
+    /// Hands an arriving segment to its connection or listener; false when there is none
+    /// (the host then answers as CLOSED does).
+    func input(_ header: TCPSegmentHeader, payload: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,
+               now: Instant, host: Host, sink: inout some FrameSink) -> Bool {
+        let tuple = FourTuple(local: Endpoint(destination, header.destinationPort), remote: Endpoint(source, header.sourcePort))
+        if let socket = sockets[tuple] {
+            let result = socket.connection.handle(header, payloadLength: payload.count, now: now)
+            socket.apply(result, payload: payload)
+            if let reset = result.reset { send(reset, to: tuple, now: now, host: host, sink: &sink) }
+            settle(socket, now: now, host: host, sink: &sink)
+            return true
+        }
+        guard let listener = listeners[header.destinationPort] else { return false }
+        guard header.flags.contains(.syn), !header.flags.contains(.ack), !header.flags.contains(.rst) else {
+            if let reset = Connection.resetFor(header, payloadLength: payload.count) {
+                send(reset, to: tuple, now: now, host: host, sink: &sink)
+            }
+            return true
+        }
+        guard listener.acceptQueue.count + listener.embryonic < listener.backlog else {
+            host.countTCPDrop(.tcpListenOverflow)
+            return true
+        }
+        let socket = TCPSocket(.accept(header, tuple: tuple, iss: sequenceNumbers.next(for: tuple, now: now), now: now,
+                                       configuration: configuration))
+        socket.listenerPort = header.destinationPort
+        listener.embryonic += 1
+        sockets[tuple] = socket
+        settle(socket, now: now, host: host, sink: &sink)
+        return true
+    }
+
+    /// After anything happened to a socket: send what the engine wants sent, move a newly
+    /// established connection to its listener's accept queue, forget closed ones.
+    public func settle(_ socket: TCPSocket, now: Instant, host: Host, sink: inout some FrameSink) {
+        while let segment = socket.connection.nextSegment(now: now) {
+            transmit(segment, from: socket, now: now, host: host, sink: &sink)
+        }
+        socket.pendingEvents.formUnion(socket.connection.takeEvents())
+        if let port = socket.listenerPort, let listener = listeners[port] {
+            if socket.pendingEvents.contains(.connected) && socket.state != .synReceived {
+                listener.embryonic -= 1
+                listener.acceptQueue.append(socket)
+                socket.listenerPort = nil
+            } else if socket.state == .closed {
+                listener.embryonic -= 1
+                socket.listenerPort = nil
+            }
+        }
+        if socket.state == .closed { sockets[socket.tuple] = nil }
+    }
+
+    func transmit(_ segment: OutgoingSegment, from socket: TCPSocket, now: Instant, host: Host, sink: inout some FrameSink) {
+        let header = segment.header
+        let headerLength = header.headerLength
+        let length = headerLength + segment.payloadLength
+        let tuple = socket.tuple
+        _ = host.sendIPv4(to: tuple.remote.address, proto: IPProtocol.tcp, payloadLength: length, now: now, sink: &sink) { out in
+            if segment.payloadLength > 0 {
+                socket.sendBuffer.copy(from: segment.payloadOffset, count: segment.payloadLength,
+                                       into: UnsafeMutableRawBufferPointer(rebasing: out[headerLength..<length]))
+            }
+            header.emit(into: out, segmentLength: length, source: tuple.local.address, destination: tuple.remote.address)
+        }
+    }
+
+    func send(_ header: TCPSegmentHeader, to tuple: FourTuple, now: Instant, host: Host, sink: inout some FrameSink) {
+        _ = host.sendIPv4(to: tuple.remote.address, proto: IPProtocol.tcp, payloadLength: header.headerLength, now: now, sink: &sink) { out in
+            header.emit(into: out, segmentLength: header.headerLength, source: tuple.local.address, destination: tuple.remote.address)
+        }
+    }
+
+    /// The earliest timer of any connection. A scan: the per-core runtime brings the timer wheel.
+    public var nextDeadline: Instant? {
+        var earliest: Instant? = nil
+        for socket in sockets.values {
+            if let d = socket.connection.nextDeadline, earliest == nil || d < earliest! { earliest = d }
+        }
+        return earliest
+    }
+
+    /// Runs the timers due at `now` and sends what they call for.
+    public func tick(now: Instant, host: Host, sink: inout some FrameSink) {
+        for socket in Array(sockets.values) {
+            guard let d = socket.connection.nextDeadline, d <= now else { continue }
+            socket.connection.fireTimers(now: now)
+            settle(socket, now: now, host: host, sink: &sink)
+        }
+    }
+
+    /// ICMP errors for our segments: unreachable ends a connection still opening with the
+    /// error (RFC 1122 4.2.3.9 allows aborting then); fragmentation needed lowers the MSS.
+    func icmpError(_ report: ICMPErrorReport, now: Instant) {
+        let quoted = report.quoted
+        let tuple = FourTuple(local: Endpoint(quoted.header.source, quoted.sourcePort),
+                              remote: Endpoint(quoted.header.destination, quoted.destinationPort))
+        guard let socket = sockets[tuple] else { return }
+        switch report.kind {
+        case .fragmentationNeeded(let mtu): socket.connection.pathMTUChanged(Int(mtu))
+        case .destinationUnreachable(let code): socket.connection.unreachable(code: code, now: now)
+        case .timeExceeded: break
+        }
+    }
+}

@@ -1,0 +1,143 @@
+// netmp-tcp-driver: runs the netmp stack on this thread over a TAP device and moves a stream
+// through one TCP connection with a kernel peer, checksumming both directions. It is how the
+// TCP interop tests reach the engine before the socket shim exists.
+//
+//   netmp-tcp-driver --tap T --addr A/P (--connect IP:PORT | --listen PORT) --send BYTES
+//                    [--seed N] [--timeout SECONDS] [--cc cubic|reno] [--fault SPEC]
+// Prints one JSON line: bytes and CRC-32 sent and received, seconds, retransmissions.
+import Glibc
+import NetMPLink
+import NetMPRuntime
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+
+func die(_ message: String) -> Never {
+    Log.write("netmp-tcp-driver: " + message)
+    exit(2)
+}
+
+var options: [String: String] = [:]
+var arguments = CommandLine.arguments.dropFirst()
+while let flag = arguments.first {
+    arguments = arguments.dropFirst()
+    guard flag.hasPrefix("--"), let value = arguments.first else { die("expected --flag VALUE, got \(flag)") }
+    options[String(flag.dropFirst(2))] = value
+    arguments = arguments.dropFirst()
+}
+guard let tap = options["tap"], let addr = options["addr"], let total = options["send"].flatMap({ Int($0) }) else {
+    die("usage: --tap T --addr A/P (--connect IP:PORT | --listen PORT) --send BYTES")
+}
+let environment = ["NETMP_TAP": tap, "NETMP_ADDR": addr]
+guard case .success(let configuration?) = StackConfiguration.parse(environment: { environment[$0] }) else {
+    die("bad --tap or --addr")
+}
+let timeout = Interval.seconds(UInt64(options["timeout"].flatMap { Int($0) } ?? 120))
+var tcpConfiguration = TCPConfiguration()
+if let cc = options["cc"] {
+    guard let algorithm = CongestionAlgorithm(rawValue: cc) else { die("--cc takes cubic or reno") }
+    tcpConfiguration.congestionControl = algorithm
+}
+
+let secret = SystemRandom.secret()
+
+let device: TAPDevice
+do { device = try TAPDevice(name: tap) } catch { die("\(error)") }
+let host = Host(configuration: configuration)
+let tcp = TCPEndpoints(configuration: tcpConfiguration, secret: secret)
+host.tcp = tcp
+let loop = ProtocolLoop(host: host, queue: device.queues[0], stats: nil, core: 0)
+loop.announce()
+
+var socket: TCPSocket? = nil
+var listenPort: UInt16? = nil
+let start = MonotonicClock.now()
+if let target = options["connect"] {
+    let parts = target.split(separator: ":")
+    guard parts.count == 2, let ip = IPv4Address(parts[0]), let port = UInt16(parts[1]) else { die("--connect IP:PORT") }
+    do { socket = try tcp.connect(from: configuration.address, to: Endpoint(ip, port), now: start) } catch { die("\(error)") }
+} else if let text = options["listen"], let port = UInt16(text) {
+    do { try tcp.listen(port: port, backlog: 4) } catch { die("\(error)") }
+    listenPort = port
+} else {
+    die("give --connect or --listen")
+}
+
+/// A reproducible byte stream: xorshift64* words.
+struct Pattern {
+    var state: UInt64
+    mutating func fill(_ buffer: UnsafeMutableRawBufferPointer) {
+        var i = 0
+        while i + 8 <= buffer.count {
+            state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+            buffer.storeBytes(of: state &* 2_685_821_657_736_338_717, toByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        while i < buffer.count { buffer[i] = UInt8(truncatingIfNeeded: i); i += 1 }
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib's crc32), table-driven.
+struct CRC32 {
+    static let table: [UInt32] = (0..<256).map { n in
+        var c = UInt32(n)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+    var value: UInt32 = 0xFFFF_FFFF
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        var c = value
+        Self.table.withUnsafeBufferPointer { t in
+            for b in bytes { c = t[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
+        }
+        value = c
+    }
+    var final: UInt32 { value ^ 0xFFFF_FFFF }
+}
+
+var pattern = Pattern(state: UInt64(options["seed"].flatMap { Int($0) } ?? 1) | 1)
+var sentCRC = CRC32(), receivedCRC = CRC32()
+var sent = 0, received = 0
+var shutDown = false
+let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 64)
+var pending = 0 // bytes of `chunk` generated but not yet accepted by the socket
+var pendingOffset = 0
+var outcome = "ok"
+
+while true {
+    let now = MonotonicClock.now()
+    if timeout < now - start { outcome = "timeout"; break }
+    do { try loop.runOnce(maximumWait: .milliseconds(10)) } catch { outcome = "\(error)"; break }
+    if socket == nil, let port = listenPort { socket = tcp.accept(port: port) }
+    guard let s = socket else { continue }
+    let events = s.takeEvents()
+    if events.contains(.failed) { outcome = "failed: \(String(describing: s.error))"; break }
+    while s.state != .synSent && s.state != .synReceived && s.state != .closed && sent < total {
+        if pending == 0 {
+            pending = min(chunk.count, total - sent)
+            pendingOffset = 0
+            pattern.fill(UnsafeMutableRawBufferPointer(rebasing: chunk[0..<pending]))
+        }
+        let piece = UnsafeRawBufferPointer(rebasing: chunk[pendingOffset..<(pendingOffset + pending)])
+        let n = s.write(piece)
+        if n == 0 { break }
+        sentCRC.update(UnsafeRawBufferPointer(rebasing: piece[0..<n]))
+        sent += n; pending -= n; pendingOffset += n
+    }
+    if sent == total && !shutDown && s.state != .synSent && s.state != .synReceived {
+        s.shutdownWrite(now: now)
+        shutDown = true
+    }
+    while s.readable > 0 {
+        let n = s.read(into: chunk)
+        receivedCRC.update(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
+        received += n
+    }
+    tcp.settle(s, now: MonotonicClock.now(), host: host, sink: &loop.sink)
+    if shutDown && s.atEndOfStream && (s.state == .timeWait || s.state == .closed) { break }
+}
+let seconds = Double((MonotonicClock.now() - start).nanoseconds) / 1e9
+let retransmitted = socket?.connection.segmentsRetransmitted ?? 0
+print("{\"outcome\":\"\(outcome)\",\"sent\":\(sent),\"sent_crc\":\(sentCRC.final),\"received\":\(received),"
+      + "\"received_crc\":\(receivedCRC.final),\"seconds\":\(seconds),\"retransmitted\":\(retransmitted)}")
+exit(outcome == "ok" ? 0 : 1)
