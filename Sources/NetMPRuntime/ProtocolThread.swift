@@ -9,10 +9,22 @@ public struct QueueSink: FrameSink {
     let queue: TAPQueue
     public internal(set) var failed: LinkError? = nil
     public internal(set) var writeErrors: UInt64 = 0
+    /// Test impairments for both directions of this queue (nil: none, the normal case).
+    public var faults: FaultInjector? = nil
+    /// The time of the batch being handled, for the fault injector's delays.
+    var now = Instant.zero
 
     public init(queue: TAPQueue) { self.queue = queue }
 
     public mutating func transmit(_ frame: UnsafeRawBufferPointer) {
+        if faults != nil {
+            for copy in faults!.admit(frame, .outbound, now: now) { copy.withUnsafeBytes { write($0) } }
+            return
+        }
+        write(frame)
+    }
+
+    mutating func write(_ frame: UnsafeRawBufferPointer) {
         do { try queue.transmit(frame) } catch {
             writeErrors &+= 1
             if error == .deviceGone { failed = error }
@@ -46,7 +58,7 @@ public final class ProtocolLoop {
     public func runOnce(maximumWait: Interval? = nil) throws(LinkError) {
         var now = MonotonicClock.now()
         var wait = maximumWait
-        if let deadline = host.nextDeadline {
+        for deadline in [host.nextDeadline, sink.faults?.nextRelease].compactMap({ $0 }) {
             let untilTimer = deadline - now
             if wait == nil || untilTimer < wait! { wait = untilTimer }
         }
@@ -54,13 +66,30 @@ public final class ProtocolLoop {
         var poller = pollfd(fd: queue.fd, events: Int16(POLLIN), revents: 0)
         _ = poll(&poller, 1, timeout)
         now = MonotonicClock.now()
+        sink.now = now
+        if sink.faults != nil { releaseHeldFrames(now: now) }
         for _ in 0..<Self.batch {
             guard let (_, frame) = try queue.receive(into: buffer) else { break }
-            host.receive(frame: frame, now: now, sink: &sink)
+            if sink.faults != nil {
+                for copy in sink.faults!.admit(frame, .inbound, now: now) {
+                    copy.withUnsafeBytes { host.receive(frame: $0, now: now, sink: &sink) }
+                }
+            } else {
+                host.receive(frame: frame, now: now, sink: &sink)
+            }
         }
         host.tick(now: now, sink: &sink)
         stats?.publish(core: core, counters: host.counters, neighbours: host.arp.count)
         if let failed = sink.failed { throw failed }
+    }
+
+    /// Frames the fault injector delayed, now due, in either direction.
+    func releaseHeldFrames(now: Instant) {
+        for (direction, frame) in sink.faults!.release(now: now) {
+            frame.withUnsafeBytes { bytes in
+                if direction == .inbound { host.receive(frame: bytes, now: now, sink: &sink) } else { sink.write(bytes) }
+            }
+        }
     }
 }
 

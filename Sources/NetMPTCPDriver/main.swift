@@ -47,6 +47,12 @@ let host = Host(configuration: configuration)
 let tcp = TCPEndpoints(configuration: tcpConfiguration, secret: secret)
 host.tcp = tcp
 let loop = ProtocolLoop(host: host, queue: device.queues[0], stats: nil, core: 0)
+if let spec = options["fault"] {
+    switch FaultPlan.parse(spec) {
+    case .success(let plan): loop.sink.faults = FaultInjector(plan: plan)
+    case .failure(let error): die("\(error)")
+    }
+}
 loop.announce()
 
 var socket: TCPSocket? = nil
@@ -138,6 +144,11 @@ while true {
 }
 let seconds = Double((MonotonicClock.now() - start).nanoseconds) / 1e9
 let retransmitted = socket?.connection.segmentsRetransmitted ?? 0
+let faults = loop.sink.faults
+let drops = host.counters.drops
 print("{\"outcome\":\"\(outcome)\",\"sent\":\(sent),\"sent_crc\":\(sentCRC.final),\"received\":\(received),"
-      + "\"received_crc\":\(receivedCRC.final),\"seconds\":\(seconds),\"retransmitted\":\(retransmitted)}")
+      + "\"received_crc\":\(receivedCRC.final),\"seconds\":\(seconds),\"retransmitted\":\(retransmitted),"
+      + "\"faults\":{\"dropped\":\(faults?.dropped ?? 0),\"duplicated\":\(faults?.duplicated ?? 0),"
+      + "\"reordered\":\(faults?.reordered ?? 0),\"corrupted\":\(faults?.corrupted ?? 0)},"
+      + "\"checksum_drops\":\(drops[.tcpBadChecksum] + drops[.ipv4BadChecksum])}")
 exit(outcome == "ok" ? 0 : 1)

@@ -20,4 +20,5 @@ public struct Interval: Comparable, Hashable, Sendable {
     public static func milliseconds(_ n: UInt64) -> Interval { Interval(nanoseconds: n * 1_000_000) }
     public static func seconds(_ n: UInt64) -> Interval { Interval(nanoseconds: n * 1_000_000_000) }
     public static func < (a: Interval, b: Interval) -> Bool { a.nanoseconds < b.nanoseconds }
+    public static func + (a: Interval, b: Interval) -> Interval { Interval(nanoseconds: a.nanoseconds &+ b.nanoseconds) }
 }

@@ -1,0 +1,117 @@
+import NetMPWire
+
+/// What the fault injector does to frames, per direction: off unless asked for (smoltcp's
+/// FaultInjector is the model). This kernel has no netem, so reordering, delay and
+/// corruption for tests come from here; loss and duplication can come from nftables too.
+public struct FaultPlan: Equatable, Sendable {
+    public var drop = 0.0
+    public var duplicate = 0.0
+    /// Chance that a frame is held back by `reorderDelay` so later frames overtake it.
+    public var reorder = 0.0
+    public var reorderDelay = Interval.milliseconds(10)
+    /// Added to every frame: half the extra round-trip time when both directions carry it.
+    public var delay = Interval(nanoseconds: 0)
+    /// Chance that one byte of the frame (past the Ethernet header) is flipped.
+    public var corrupt = 0.0
+    public var seed: UInt64 = 1
+    public var inbound = true
+    public var outbound = true
+
+    public init() {}
+
+    public var isActive: Bool { drop > 0 || duplicate > 0 || reorder > 0 || delay.nanoseconds > 0 || corrupt > 0 }
+
+    /// Parses "drop=0.01,dup=0.01,reorder=0.05,reorder-delay=10ms,delay=25ms,corrupt=0.001,seed=7,dir=in|out|both".
+    public static func parse(_ text: String) -> Result<FaultPlan, FaultPlanError> {
+        var plan = FaultPlan()
+        for item in text.split(separator: ",") where !item.isEmpty {
+            let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2 else { return .failure(FaultPlanError(item: String(item))) }
+            let (key, value) = (kv[0], kv[1])
+            func probability() -> Double? { Double(value).flatMap { (0...1).contains($0) ? $0 : nil } }
+            func interval() -> Interval? {
+                if value.hasSuffix("ms"), let n = UInt64(value.dropLast(2)) { return .milliseconds(n) }
+                if value.hasSuffix("us"), let n = UInt64(value.dropLast(2)) { return Interval(nanoseconds: n * 1000) }
+                return nil
+            }
+            switch key {
+            case "drop": guard let p = probability() else { return .failure(FaultPlanError(item: String(item))) }; plan.drop = p
+            case "dup": guard let p = probability() else { return .failure(FaultPlanError(item: String(item))) }; plan.duplicate = p
+            case "reorder": guard let p = probability() else { return .failure(FaultPlanError(item: String(item))) }; plan.reorder = p
+            case "corrupt": guard let p = probability() else { return .failure(FaultPlanError(item: String(item))) }; plan.corrupt = p
+            case "delay": guard let d = interval() else { return .failure(FaultPlanError(item: String(item))) }; plan.delay = d
+            case "reorder-delay": guard let d = interval() else { return .failure(FaultPlanError(item: String(item))) }; plan.reorderDelay = d
+            case "seed": guard let s = UInt64(value) else { return .failure(FaultPlanError(item: String(item))) }; plan.seed = s
+            case "dir":
+                switch value {
+                case "in": plan.outbound = false
+                case "out": plan.inbound = false
+                case "both": break
+                default: return .failure(FaultPlanError(item: String(item)))
+                }
+            default: return .failure(FaultPlanError(item: String(item)))
+            }
+        }
+        return .success(plan)
+    }
+}
+
+public struct FaultPlanError: Error, Equatable, CustomStringConvertible {
+    public var item: String
+    public var description: String {
+        "bad fault '\(item)': use drop=P, dup=P, reorder=P, corrupt=P (0...1), delay=Nms, reorder-delay=Nms, seed=N, dir=in|out|both"
+    }
+}
+
+/// Applies a FaultPlan to the frames of one queue. Frames it holds back are copied; the
+/// owner asks `nextRelease` when to come back and `release` for what is due.
+public struct FaultInjector: Sendable {
+    public enum Direction: Sendable { case inbound, outbound }
+    public let plan: FaultPlan
+    var state: UInt64
+    var held: [(release: Instant, order: UInt64, direction: Direction, frame: [UInt8])] = []
+    var order: UInt64 = 0
+    public private(set) var dropped = 0, duplicated = 0, reordered = 0, corrupted = 0
+
+    public init(plan: FaultPlan) { self.plan = plan; state = plan.seed | 1 }
+
+    mutating func random() -> Double {
+        state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+        return Double((state &* 2_685_821_657_736_338_717) >> 11) / Double(1 << 53)
+    }
+
+    /// Decides a frame's fate. Returns the frames to pass on now (0, 1 or 2; possibly
+    /// corrupted copies); delayed ones come back from `release`.
+    public mutating func admit(_ frame: UnsafeRawBufferPointer, _ direction: Direction, now: Instant) -> [[UInt8]] {
+        let applies = direction == .inbound ? plan.inbound : plan.outbound
+        guard applies else { return [Array(frame)] }
+        if random() < plan.drop { dropped += 1; return [] }
+        var copies = 1
+        if random() < plan.duplicate { copies = 2; duplicated += 1 }
+        var out: [[UInt8]] = []
+        for _ in 0..<copies {
+            var bytes = Array(frame)
+            if random() < plan.corrupt, bytes.count > 14 {
+                let at = 14 + Int(random() * Double(bytes.count - 14))
+                bytes[min(at, bytes.count - 1)] ^= 0x20
+                corrupted += 1
+            }
+            var wait = plan.delay
+            if random() < plan.reorder { wait = wait + plan.reorderDelay; reordered += 1 }
+            if wait.nanoseconds == 0 { out.append(bytes); continue }
+            order += 1
+            held.append((now + wait, order, direction, bytes))
+        }
+        return out
+    }
+
+    public var nextRelease: Instant? { held.map(\.release).min() }
+
+    /// Frames whose delay is over, oldest first.
+    public mutating func release(now: Instant) -> [(direction: Direction, frame: [UInt8])] {
+        guard held.contains(where: { $0.release <= now }) else { return [] }
+        let due = held.filter { $0.release <= now }.sorted { ($0.release, $0.order) < ($1.release, $1.order) }
+        held.removeAll { $0.release <= now }
+        return due.map { ($0.direction, $0.frame) }
+    }
+}
