@@ -156,14 +156,32 @@ extension Connection {
         // answered and dropped.
         if sendMaximum < ack { ackNow = true; return false }
         if ack < sendUnacknowledged - max(maximumSendWindow, 1) { ackNow = true; return false }
+        if sackEnabled && segment.options.sackCount > 0 {
+            scoreboard.record(segment.options, unacknowledged: SequenceNumber.latest(ack, sendUnacknowledged), maximum: sendMaximum)
+        }
         if sendUnacknowledged < ack {
             acknowledge(upTo: ack, segment: segment, now: now, result: &result)
         } else if ack == sendUnacknowledged {
             countDuplicate(segment, payloadLength: payloadLength, now: now)
         }
         updateSendWindow(segment, force: false)
+        // RFC 6675 5: with SACK, loss is also declared once enough data above SND.UNA is SACKed.
+        if sackEnabled && recoveryPoint == nil && sendUnacknowledged < sendMaximum
+            && scoreboard.isLost(sendUnacknowledged, mss: sendMSS) {
+            enterRecovery(now: now)
+        }
         advanceCloseStates(now: now)
         return true
+    }
+
+    /// Fast retransmit and the start of loss recovery (RFC 6582 3.2 step 2, RFC 6675 5 step 4).
+    mutating func enterRecovery(now: Instant) {
+        recoveries &+= 1
+        recoveryPoint = sendMaximum
+        congestion.lossDetected(flight: sendMaximum - sendUnacknowledged - scoreboard.sackedBytes, now: now)
+        retransmitAt = sackEnabled ? nil : sendUnacknowledged
+        highestRetransmitted = sendUnacknowledged
+        timedSegment = nil
     }
 
     /// SND.UNA moves to `ack`: free the data, sample the RTT, grow the window, restart or
@@ -188,12 +206,14 @@ extension Connection {
             rtt.sample(now - timed.sent)
             timedSegment = nil
         }
+        scoreboard.acknowledge(upTo: ack)
+        if highestRetransmitted < ack { highestRetransmitted = ack }
         if let recover = recoveryPoint {
             if recover <= ack {
                 recoveryPoint = nil // full ACK: recovery is over (RFC 6582 3.2 step 3)
                 congestion.recoveryEnded()
-            } else {
-                retransmitAt = ack // partial ACK: the next hole is lost too (step 4)
+            } else if !sackEnabled {
+                retransmitAt = ack // partial ACK: the next hole is lost too (step 4); SACK finds holes itself
             }
         } else if freed > 0 {
             congestion.acknowledged(freed, now: now, smoothedRTT: rtt.smoothed.map { Interval(nanoseconds: $0) })
@@ -213,10 +233,8 @@ extension Connection {
         }
         duplicateAcks += 1
         guard duplicateAcks == 3, recoveryPoint == nil else { return }
-        recoveryPoint = sendMaximum
-        congestion.lossDetected(flight: sendMaximum - sendUnacknowledged, now: now)
-        retransmitAt = sendUnacknowledged
-        timedSegment = nil
+        enterRecovery(now: now)
+        if sackEnabled { retransmitAt = sendUnacknowledged } // the first hole goes at once, SACKed or not
     }
 
     /// RFC 9293 3.10.7.4 step five: update SND.WND from the newest segment only.

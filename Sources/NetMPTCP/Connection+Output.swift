@@ -13,7 +13,8 @@ extension Connection {
             guard sendNext == initialSendSequence || ackNow else { return nil }
             return emit(synSegment(ack: true, now: now), length: 1, now: now)
         default:
-            return retransmission(now: now) ?? newData(now: now) ?? finOnly(now: now) ?? acknowledgment(now: now)
+            return retransmission(now: now) ?? sackRetransmission(now: now) ?? newData(now: now)
+                ?? finOnly(now: now) ?? acknowledgment(now: now)
         }
     }
 
@@ -45,17 +46,42 @@ extension Connection {
         guard sendUnacknowledged <= at, at < sendMaximum else { return nil }
         let length = min(maximumPayload, max(0, dataEnd - at))
         segmentsRetransmitted &+= 1
+        if highestRetransmitted < at + length { highestRetransmitted = at + length }
         if length == 0 { return finSegment(at: at, now: now) }
         return dataSegment(at: at, length: length, fin: false, now: now)
     }
 
+    /// RFC 6675 NextSeg rule 1: in SACK loss recovery, resend the first lost hole above
+    /// HighRxt while the pipe leaves room in the congestion window.
+    mutating func sackRetransmission(now: Instant) -> OutgoingSegment? {
+        guard sackEnabled, recoveryPoint != nil, pipe < congestion.window else { return nil }
+        let from = SequenceNumber.latest(highestRetransmitted, sendUnacknowledged)
+        guard let (start, holeLength) = scoreboard.nextLostHole(from: from, mss: sendMSS) else { return nil }
+        let length = min(maximumPayload, holeLength, max(0, dataEnd - start))
+        guard length > 0 else { return nil }
+        highestRetransmitted = start + length
+        segmentsRetransmitted &+= 1
+        return dataSegment(at: start, length: length, fin: false, now: now)
+    }
+
+    /// RFC 6675 SetPipe: bytes presumed in the network. Outside SACK recovery, the flight.
+    var pipe: Int {
+        guard sackEnabled, recoveryPoint != nil else { return flight }
+        let lostNotResent = scoreboard.holeBytes(from: SequenceNumber.latest(highestRetransmitted, sendUnacknowledged))
+        return max(0, (sendMaximum - sendUnacknowledged) - scoreboard.sackedBytes - lostNotResent)
+    }
+
     /// New data (or data again after a timeout moved SND.NXT back), within both windows.
     mutating func newData(now: Instant) -> OutgoingSegment? {
+        // After a timeout, skip what the receiver already SACKed (RFC 6675 5.1).
+        while sendNext < sendMaximum, let end = scoreboard.sackedRangeEnd(containing: sendNext) { sendNext = end }
         let unsent = dataEnd - sendNext
         guard unsent > 0 else { return nil }
-        let inflation = recoveryPoint != nil ? duplicateAcks * sendMSS : 0 // RFC 6582 3.2 step 3
-        let window = min(sendWindow, congestion.window + inflation)
-        var usable = window - flight
+        let inflation = recoveryPoint != nil && !sackEnabled ? duplicateAcks * sendMSS : 0 // RFC 6582 3.2 step 3
+        let window = congestion.window + inflation
+        let inFlight = sackEnabled && recoveryPoint != nil ? pipe + (sendNext - sendMaximum) : flight
+        // The congestion window counts the pipe; the receiver's window counts from SND.UNA.
+        var usable = min(window - inFlight, sendWindow - flight)
         if forceProbe && usable <= 0 && flight == 0 { usable = 1 } // zero-window probe (RFC 9293 3.8.6.1)
         guard usable > 0 else { armPersist(now: now); return nil }
         let length = min(maximumPayload, unsent, usable)

@@ -34,6 +34,7 @@ extension Connection {
     /// RFC 6298 5.4-5.7 and RFC 5681 3.1: resend from SND.UNA, back off, shrink the window.
     mutating func retransmissionTimeout(now: Instant) {
         retransmissions += 1
+        timeouts &+= 1
         let limit = state == .synSent || state == .synReceived ? configuration.maximumSYNRetransmissions
                                                                  : configuration.maximumRetransmissions
         guard retransmissions <= limit else {

@@ -142,6 +142,9 @@ public struct Connection: Sendable {
     var recoveryPoint: SequenceNumber? = nil
     /// Retransmit one segment here at the next output (fast retransmit, partial ACK).
     var retransmitAt: SequenceNumber? = nil
+    /// What the peer SACKed (RFC 6675), and HighRxt: how far loss recovery has resent.
+    var scoreboard = SendScoreboard()
+    var highestRetransmitted = SequenceNumber(0)
     var forceProbe = false
 
     // MARK: Acknowledgment state
@@ -154,6 +157,8 @@ public struct Connection: Sendable {
     public internal(set) var bytesAcknowledged: UInt64 = 0
     public internal(set) var bytesReceived: UInt64 = 0
     public internal(set) var segmentsRetransmitted: UInt64 = 0
+    public internal(set) var timeouts: UInt64 = 0
+    public internal(set) var recoveries: UInt64 = 0
 
     init(tuple: FourTuple, state: TCPState, iss: SequenceNumber, now: Instant, configuration: TCPConfiguration) {
         self.tuple = tuple

@@ -150,5 +150,7 @@ print("{\"outcome\":\"\(outcome)\",\"sent\":\(sent),\"sent_crc\":\(sentCRC.final
       + "\"received_crc\":\(receivedCRC.final),\"seconds\":\(seconds),\"retransmitted\":\(retransmitted),"
       + "\"faults\":{\"dropped\":\(faults?.dropped ?? 0),\"duplicated\":\(faults?.duplicated ?? 0),"
       + "\"reordered\":\(faults?.reordered ?? 0),\"corrupted\":\(faults?.corrupted ?? 0)},"
-      + "\"checksum_drops\":\(drops[.tcpBadChecksum] + drops[.ipv4BadChecksum])}")
+      + "\"checksum_drops\":\(drops[.tcpBadChecksum] + drops[.ipv4BadChecksum]),"
+      + "\"timeouts\":\(socket?.connection.timeouts ?? 0),\"recoveries\":\(socket?.connection.recoveries ?? 0),"
+      + "\"cwnd\":\(socket?.connection.congestion.window ?? 0),\"srtt_us\":\((socket?.connection.rtt.smoothed ?? 0) / 1000)}")
 exit(outcome == "ok" ? 0 : 1)
