@@ -167,7 +167,7 @@ extension Connection {
         updateSendWindow(segment, force: false)
         // RFC 6675 5: with SACK, loss is also declared once enough data above SND.UNA is SACKed.
         if sackEnabled && recoveryPoint == nil && sendUnacknowledged < sendMaximum
-            && scoreboard.isLost(sendUnacknowledged, mss: sendMSS) {
+            && scoreboard.isLost(sendUnacknowledged, mss: sendMSS, threshold: reorderingThreshold) {
             enterRecovery(now: now)
         }
         advanceCloseStates(now: now)
@@ -178,6 +178,8 @@ extension Connection {
     mutating func enterRecovery(now: Instant) {
         recoveries &+= 1
         recoveryPoint = sendMaximum
+        congestionBeforeRecovery = congestion
+        recoveryRetransmitTimestamp = nil
         congestion.lossDetected(flight: sendMaximum - sendUnacknowledged - scoreboard.sackedBytes, now: now)
         retransmitAt = sackEnabled ? nil : sendUnacknowledged
         highestRetransmitted = sendUnacknowledged
@@ -208,6 +210,10 @@ extension Connection {
         }
         scoreboard.acknowledge(upTo: ack)
         if highestRetransmitted < ack { highestRetransmitted = ack }
+        if recoveryPoint != nil, let sent = recoveryRetransmitTimestamp, timestampsEnabled,
+           let echo = segment.options.timestamp?.echoReply, echo != 0, Int32(bitPattern: echo &- sent) < 0 {
+            undoSpuriousRecovery()
+        }
         if let recover = recoveryPoint {
             if recover <= ack {
                 recoveryPoint = nil // full ACK: recovery is over (RFC 6582 3.2 step 3)
@@ -232,9 +238,22 @@ extension Connection {
             return
         }
         duplicateAcks += 1
-        guard duplicateAcks == 3, recoveryPoint == nil else { return }
+        guard duplicateAcks == reorderingThreshold, recoveryPoint == nil else { return }
         enterRecovery(now: now)
         if sackEnabled { retransmitAt = sendUnacknowledged } // the first hole goes at once, SACKed or not
+    }
+
+    /// Eifel (RFC 3522): the ACK that moved SND.UNA echoes a timestamp older than our first
+    /// retransmission, so the original segment arrived: it was reordered, not lost. Restore
+    /// the window (RFC 4015) and tolerate deeper reordering from now on.
+    mutating func undoSpuriousRecovery() {
+        if let saved = congestionBeforeRecovery { congestion = saved }
+        congestionBeforeRecovery = nil
+        recoveryRetransmitTimestamp = nil
+        recoveryPoint = nil
+        retransmitAt = nil
+        spuriousRecoveries &+= 1
+        reorderingThreshold = min(max(reorderingThreshold * 2, 6), 64)
     }
 
     /// RFC 9293 3.10.7.4 step five: update SND.WND from the newest segment only.

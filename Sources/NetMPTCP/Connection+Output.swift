@@ -47,6 +47,7 @@ extension Connection {
         let length = min(maximumPayload, max(0, dataEnd - at))
         segmentsRetransmitted &+= 1
         if highestRetransmitted < at + length { highestRetransmitted = at + length }
+        if recoveryPoint != nil && recoveryRetransmitTimestamp == nil { recoveryRetransmitTimestamp = timestampNow(now) }
         if length == 0 { return finSegment(at: at, now: now) }
         return dataSegment(at: at, length: length, fin: false, now: now)
     }
@@ -56,11 +57,12 @@ extension Connection {
     mutating func sackRetransmission(now: Instant) -> OutgoingSegment? {
         guard sackEnabled, recoveryPoint != nil, pipe < congestion.window else { return nil }
         let from = SequenceNumber.latest(highestRetransmitted, sendUnacknowledged)
-        guard let (start, holeLength) = scoreboard.nextLostHole(from: from, mss: sendMSS) else { return nil }
+        guard let (start, holeLength) = scoreboard.nextLostHole(from: from, mss: sendMSS, threshold: reorderingThreshold) else { return nil }
         let length = min(maximumPayload, holeLength, max(0, dataEnd - start))
         guard length > 0 else { return nil }
         highestRetransmitted = start + length
         segmentsRetransmitted &+= 1
+        if recoveryRetransmitTimestamp == nil { recoveryRetransmitTimestamp = timestampNow(now) }
         return dataSegment(at: start, length: length, fin: false, now: now)
     }
 

@@ -49,6 +49,7 @@ extension Connection {
         }
         congestion.retransmissionTimeout(flight: flight, now: now)
         recoveryPoint = nil
+        congestionBeforeRecovery = nil
         retransmitAt = nil
         duplicateAcks = 0
         sendNext = sendUnacknowledged // go back: the output resends from here

@@ -145,6 +145,15 @@ public struct Connection: Sendable {
     /// What the peer SACKed (RFC 6675), and HighRxt: how far loss recovery has resent.
     var scoreboard = SendScoreboard()
     var highestRetransmitted = SequenceNumber(0)
+    /// DupThresh (RFC 5681, RFC 6675), in segments: raised when a recovery proves spurious,
+    /// so a path that reorders stops being mistaken for one that loses (as Linux adapts its
+    /// tp->reordering).
+    public internal(set) var reorderingThreshold = 3
+    /// The controller as it was before the current recovery, to undo a spurious one, and the
+    /// timestamp of the recovery's first retransmission (Eifel detection, RFC 3522).
+    var congestionBeforeRecovery: CongestionController? = nil
+    var recoveryRetransmitTimestamp: UInt32? = nil
+    public internal(set) var spuriousRecoveries: UInt64 = 0
     var forceProbe = false
 
     // MARK: Acknowledgment state

@@ -59,15 +59,17 @@ struct SendScoreboard: Sendable {
     }
 
     /// RFC 6675 IsLost: more than (DupThresh - 1) * SMSS bytes SACKed above `sequence`.
-    func isLost(_ sequence: SequenceNumber, mss: Int) -> Bool { sackedBytes(above: sequence) > 2 * mss }
+    func isLost(_ sequence: SequenceNumber, mss: Int, threshold: Int) -> Bool {
+        sackedBytes(above: sequence) > (threshold - 1) * mss
+    }
 
     /// RFC 6675 NextSeg rule 1: the first unSACKed hole at or above `from` that is lost,
     /// as (start, length up to the next SACKed range).
-    func nextLostHole(from: SequenceNumber, mss: Int) -> (SequenceNumber, Int)? {
+    func nextLostHole(from: SequenceNumber, mss: Int, threshold: Int) -> (SequenceNumber, Int)? {
         var cursor = from
         for r in ranges {
             if cursor < r.start {
-                guard isLost(cursor, mss: mss) else { return nil }
+                guard isLost(cursor, mss: mss, threshold: threshold) else { return nil }
                 return (cursor, r.start - cursor)
             }
             cursor = SequenceNumber.latest(cursor, r.end)
