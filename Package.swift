@@ -38,7 +38,7 @@ let package = Package(
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire"]),
         .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire"]),
         .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPWire"]),
-        .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPStack", "NetMPWire", "CNetMPLinux"]),
+        .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPStack", "NetMPWire", "NetMPTCP", "CNetMPLinux"]),
         .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire"]),
     ]
 )

@@ -53,6 +53,7 @@ extension Connection {
             enter(.established, now: now)
             events.insert([.connected, .writable])
             ackNow = true
+            if configuration.keepAlive { peerWasHeard(now: now) }
             if finQueued { enter(.finWait1, now: now) }
         } else {
             // Simultaneous open: answer with our SYN again, now carrying an ACK.
@@ -76,6 +77,7 @@ extension Connection {
         }
         guard processAck(segment, payloadLength: payloadLength, now: now, result: &result) else { return }
         if state == .closed { return }
+        if configuration.keepAlive { peerWasHeard(now: now) }
         // Data wholly outside the window (a zero-window probe, an old duplicate) still asks
         // for an ACK: that ACK carries the window the sender is waiting to learn.
         if payloadLength > 0 && accepted.start == accepted.end { ackNow = true }

@@ -14,7 +14,7 @@ extension Connection {
             return emit(synSegment(ack: true, now: now), length: 1, now: now)
         default:
             return retransmission(now: now) ?? sackRetransmission(now: now) ?? newData(now: now)
-                ?? finOnly(now: now) ?? acknowledgment(now: now)
+                ?? finOnly(now: now) ?? keepAliveProbe(now: now) ?? acknowledgment(now: now)
         }
     }
 
@@ -90,6 +90,8 @@ extension Connection {
         // Nagle (RFC 896, RFC 1122 4.2.3.4): a small segment waits while data is in flight,
         // unless it is the last data before our FIN or TCP_NODELAY is set.
         if length < maximumPayload && flight > 0 && !configuration.noDelay && !finQueued && !forceProbe { return nil }
+        // TCP_CORK: only full segments until uncorked, whatever is in flight.
+        if configuration.cork && length < maximumPayload && !finQueued && !forceProbe { return nil }
         forceProbe = false
         if sendNext < sendMaximum { segmentsRetransmitted &+= 1 }
         let fin = finQueued && length == unsent
@@ -110,6 +112,14 @@ extension Connection {
     mutating func finOnly(now: Instant) -> OutgoingSegment? {
         guard finQueued, sendNext == dataEnd, state != .synReceived else { return nil }
         return finSegment(at: sendNext, now: now)
+    }
+
+    /// A keepalive probe: an ACK one byte below SND.UNA, which the peer must answer with an
+    /// ACK (RFC 1122 4.2.3.6; Linux sends it without data).
+    mutating func keepAliveProbe(now: Instant) -> OutgoingSegment? {
+        guard keepAliveProbeDue else { return nil }
+        keepAliveProbeDue = false
+        return emit(header(sequence: sendUnacknowledged - 1, flags: .ack, now: now), length: 0, now: now)
     }
 
     /// A bare ACK when one is due, or a window update once the application made room

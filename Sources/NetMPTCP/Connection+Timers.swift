@@ -4,7 +4,11 @@ import NetMPWire
 /// connection for its next deadline; no connection has a thread or an OS timer.
 extension Connection {
     public var nextDeadline: Instant? {
-        [retransmitDeadline, delayedAckDeadline, persistDeadline, closeDeadline].compactMap { $0 }.min()
+        var earliest = retransmitDeadline
+        for d in [delayedAckDeadline, persistDeadline, closeDeadline, keepAliveDeadline] {
+            if let d, earliest == nil || d < earliest! { earliest = d }
+        }
+        return earliest
     }
 
     /// True when no timer is armed (a closed connection must have none).
@@ -29,6 +33,28 @@ extension Connection {
             retransmitDeadline = nil
             retransmissionTimeout(now: now)
         }
+        if let deadline = keepAliveDeadline, deadline <= now {
+            keepAliveTimeout(now: now)
+        }
+    }
+
+    /// RFC 1122 4.2.3.6: after the idle time, probe; after TCP_KEEPCNT unanswered probes,
+    /// the connection is dead (ETIMEDOUT).
+    mutating func keepAliveTimeout(now: Instant) {
+        guard configuration.keepAlive, state == .established || state == .closeWait else { keepAliveDeadline = nil; return }
+        if keepAliveProbesSent >= configuration.keepAliveProbes {
+            fail(.timedOut, now: now)
+            return
+        }
+        keepAliveProbesSent += 1
+        keepAliveProbeDue = true
+        keepAliveDeadline = now + configuration.keepAliveInterval
+    }
+
+    /// Any segment from the peer proves it alive: the idle time starts again.
+    mutating func peerWasHeard(now: Instant) {
+        keepAliveProbesSent = 0
+        keepAliveDeadline = configuration.keepAlive && state.isSynchronized ? now + configuration.keepAliveIdle : nil
     }
 
     /// RFC 6298 5.4-5.7 and RFC 5681 3.1: resend from SND.UNA, back off, shrink the window.

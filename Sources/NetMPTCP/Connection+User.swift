@@ -32,6 +32,38 @@ extension Connection {
         if state == .finWait2 && closeDeadline == nil { closeDeadline = now + configuration.finWait2Timeout }
     }
 
+    /// TCP_NODELAY.
+    public mutating func setNoDelay(_ on: Bool) { configuration.noDelay = on }
+
+    /// TCP_CORK: while set, only full segments leave; clearing it sends what waits.
+    public mutating func setCork(_ on: Bool) { configuration.cork = on }
+
+    /// SO_KEEPALIVE and its three TCP_KEEP* parameters; arms the idle timer at once.
+    public mutating func setKeepAlive(_ on: Bool, idle: Interval? = nil, interval: Interval? = nil, probes: Int? = nil, now: Instant) {
+        configuration.keepAlive = on
+        if let idle { configuration.keepAliveIdle = idle }
+        if let interval { configuration.keepAliveInterval = interval }
+        if let probes { configuration.keepAliveProbes = max(1, probes) }
+        peerWasHeard(now: now)
+    }
+
+    /// TCP_MAXSEG: our MSS, announced on the SYN, so only before the connection opens
+    /// (Linux likewise ignores it afterwards for what was announced). Clamped to 88...65495.
+    public mutating func setMaximumSegmentSize(_ mss: Int) -> Bool {
+        guard state == .synSent && sendNext == initialSendSequence || state == .closed else { return false }
+        configuration.maximumSegmentSize = min(max(mss, 88), 65_495)
+        return true
+    }
+
+    /// TCP_CONGESTION: switch the algorithm, keeping the current window and threshold.
+    public mutating func setCongestionControl(_ algorithm: CongestionAlgorithm) {
+        guard algorithm != congestion.algorithm else { return }
+        let (window, threshold) = (congestion.window, congestion.slowStartThreshold)
+        congestion = CongestionController(algorithm, maximumSegmentSize: sendMSS)
+        congestion.adopt(window: window, slowStartThreshold: threshold)
+        configuration.congestionControl = algorithm
+    }
+
     /// ABORT (SO_LINGER 0, or close with unread data): the reset to send, if the peer knows
     /// about us (RFC 9293 3.10.5), and CLOSED.
     public mutating func abort(now: Instant) -> TCPSegmentHeader? {

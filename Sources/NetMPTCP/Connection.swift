@@ -66,7 +66,7 @@ public struct InputResult: Equatable, Sendable {
 /// The buffers live with the runtime; the engine tells it which bytes to store and free.
 public struct Connection: Sendable {
     public let tuple: FourTuple
-    public let configuration: TCPConfiguration
+    public internal(set) var configuration: TCPConfiguration
     public internal(set) var state: TCPState
     public internal(set) var error: TCPError? = nil
     var events: ConnectionEvents = []
@@ -130,6 +130,10 @@ public struct Connection: Sendable {
     var delayedAckDeadline: Instant? = nil
     var persistDeadline: Instant? = nil
     var closeDeadline: Instant? = nil // TIME-WAIT or FIN-WAIT-2
+    var keepAliveDeadline: Instant? = nil
+    /// Keepalive probes sent without an answer; one is due at the next output.
+    var keepAliveProbesSent = 0
+    var keepAliveProbeDue = false
     /// Consecutive timeouts without progress.
     public internal(set) var retransmissions = 0
     /// A segment being timed for RTT when timestamps are off (Karn: never a retransmission).
@@ -248,6 +252,7 @@ public struct Connection: Sendable {
             retransmitDeadline = nil; persistDeadline = nil
         case .closed:
             retransmitDeadline = nil; delayedAckDeadline = nil; persistDeadline = nil; closeDeadline = nil
+            keepAliveDeadline = nil
             events.insert(.closed)
         default: break
         }

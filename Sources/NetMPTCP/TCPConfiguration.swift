@@ -13,6 +13,13 @@ public struct TCPConfiguration: Sendable {
     public var congestionControl: CongestionAlgorithm = .cubic
     /// TCP_NODELAY: send small segments at once instead of waiting for outstanding data (Nagle).
     public var noDelay = false
+    /// TCP_CORK: send only full segments until uncorked (or the FIN goes).
+    public var cork = false
+    /// SO_KEEPALIVE with TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT (Linux's defaults).
+    public var keepAlive = false
+    public var keepAliveIdle = Interval.seconds(7200)
+    public var keepAliveInterval = Interval.seconds(75)
+    public var keepAliveProbes = 9
     /// Longest wait before acknowledging in-order data (RFC 1122 4.2.3.2 allows 500 ms; Linux
     /// uses 40 ms at least, which netmp follows).
     public var delayedAckTimeout = Interval.milliseconds(40)

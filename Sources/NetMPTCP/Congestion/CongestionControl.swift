@@ -22,6 +22,8 @@ public protocol CongestionControl: Sendable {
     mutating func recoveryEnded()
     /// The retransmission timer fired (RFC 5681 3.1 eq. 4): ssthresh from flight, cwnd = 1 MSS.
     mutating func retransmissionTimeout(flight: Int, now: Instant)
+    /// Takes over a window from another algorithm (TCP_CONGESTION on a live connection).
+    mutating func adopt(window: Int, slowStartThreshold: Int)
 }
 
 /// The controller in use, as a value: no existential box, no allocation per connection.
@@ -62,6 +64,12 @@ public enum CongestionController: Sendable {
         switch self {
         case .newReno(var c): c.recoveryEnded(); self = .newReno(c)
         case .cubic(var c): c.recoveryEnded(); self = .cubic(c)
+        }
+    }
+    public mutating func adopt(window: Int, slowStartThreshold: Int) {
+        switch self {
+        case .newReno(var c): c.adopt(window: window, slowStartThreshold: slowStartThreshold); self = .newReno(c)
+        case .cubic(var c): c.adopt(window: window, slowStartThreshold: slowStartThreshold); self = .cubic(c)
         }
     }
     public mutating func retransmissionTimeout(flight: Int, now: Instant) {

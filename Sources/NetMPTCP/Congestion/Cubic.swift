@@ -64,6 +64,11 @@ public struct Cubic: CongestionControl {
         fractional = 0
     }
 
+    public mutating func adopt(window: Int, slowStartThreshold: Int) {
+        self.window = window
+        self.slowStartThreshold = slowStartThreshold
+    }
+
     public mutating func recoveryEnded() { window = max(slowStartThreshold, 2 * mss) }
 
     public mutating func retransmissionTimeout(flight: Int, now: Instant) {

@@ -28,6 +28,11 @@ public struct NewReno: CongestionControl {
         acknowledgedInAvoidance = 0
     }
 
+    public mutating func adopt(window: Int, slowStartThreshold: Int) {
+        self.window = window
+        self.slowStartThreshold = slowStartThreshold
+    }
+
     public mutating func recoveryEnded() { window = slowStartThreshold }
 
     public mutating func retransmissionTimeout(flight: Int, now: Instant) {

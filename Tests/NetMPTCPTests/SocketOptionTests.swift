@@ -1,0 +1,63 @@
+import NetMPTCP
+import NetMPWire
+import Testing
+
+@Suite struct SocketOptionTests {
+    /// RFC 1122 4.2.3.6: idle, then probes at SND.UNA-1 every interval; an answer resets the
+    /// count; TCP_KEEPCNT unanswered probes end the connection with ETIMEDOUT.
+    @Test func keepAlive_probesThenTimesOut() throws {
+        var c = Fixture.established()
+        c.setKeepAlive(true, idle: .seconds(10), interval: .seconds(2), probes: 3, now: Fixture.t0)
+        #expect(c.nextDeadline == Fixture.t0 + .seconds(10))
+        var now = Fixture.t0 + .seconds(10)
+        c.fireTimers(now: now)
+        let probes = Fixture.drain(&c, now: now)
+        let probe = try #require(probes.first).header
+        #expect(probe.sequenceNumber == 1000 && probe.flags == .ack)
+        // The peer answers: idle again.
+        _ = c.handle(Fixture.segment(.ack, seq: 5001, ack: 1001), payloadLength: 0, now: now)
+        #expect(c.nextDeadline == now + .seconds(10))
+        for _ in 0..<4 {
+            now = try #require(c.nextDeadline)
+            c.fireTimers(now: now)
+            _ = Fixture.drain(&c, now: now)
+        }
+        #expect(c.state == .closed && c.error == .timedOut)
+    }
+
+    /// TCP_CORK holds a partial segment even with nothing in flight; uncorking sends it.
+    @Test func cork_holdsPartialSegment_untilUncorked() {
+        var c = Fixture.established()
+        c.setCork(true)
+        c.queued(100)
+        let held = Fixture.drain(&c)
+        #expect(held.isEmpty)
+        c.queued(2000)
+        let full = Fixture.drain(&c)
+        #expect(full.count == 1 && full[0].payloadLength == 1460)
+        c.setCork(false)
+        c.setNoDelay(true)
+        let rest = Fixture.drain(&c)
+        #expect(rest.map(\.payloadLength) == [640])
+    }
+
+    /// TCP_CONGESTION switches the algorithm and keeps the window.
+    @Test func congestionSwitch_keepsWindow() {
+        var c = Fixture.established()
+        let window = c.congestion.window
+        c.setCongestionControl(.newReno)
+        #expect(c.congestion.algorithm == .newReno && c.congestion.window == window)
+    }
+
+    /// TCP_MAXSEG before the SYN sets the MSS we announce; afterwards it is refused.
+    @Test func maxSegment_onlyBeforeTheSYN() throws {
+        var c = Connection.connect(Fixture.tuple, iss: Fixture.iss, now: Fixture.t0, configuration: Fixture.configuration())
+        let before = c.setMaximumSegmentSize(1200)
+        #expect(before)
+        let first = c.nextSegment(now: Fixture.t0)
+        let syn = try #require(first).header
+        #expect(syn.options.maximumSegmentSize == 1200)
+        let after = c.setMaximumSegmentSize(1000)
+        #expect(!after)
+    }
+}
