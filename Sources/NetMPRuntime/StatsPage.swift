@@ -75,5 +75,6 @@ public final class StatsPage: @unchecked Sendable {
         var i = base + StatsLayout.coreFixedWords
         for v in counters.drops.malformed { words[i] = v; i += 1 }
         for v in counters.drops.policy { words[i] = v; i += 1 }
+        for v in counters.drops.tcp { words[i] = v; i += 1 }
     }
 }

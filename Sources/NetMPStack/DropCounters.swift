@@ -1,3 +1,4 @@
+import NetMPTCP
 import NetMPWire
 
 /// Why the stack dropped or refused a well-formed frame (malformed ones carry a WireError).
@@ -24,8 +25,12 @@ public enum PolicyDrop: String, CaseIterable, Sendable {
 public struct DropCounters: Sendable {
     public private(set) var malformed = [UInt64](repeating: 0, count: WireError.allCases.count)
     public private(set) var policy = [UInt64](repeating: 0, count: PolicyDrop.allCases.count)
+    public private(set) var tcp = [UInt64](repeating: 0, count: TCPDrop.allCases.count)
 
     public init() {}
+
+    public mutating func count(_ reason: TCPDrop) { tcp[TCPDrop.allCases.firstIndex(of: reason)!] &+= 1 }
+    public subscript(_ reason: TCPDrop) -> UInt64 { tcp[TCPDrop.allCases.firstIndex(of: reason)!] }
 
     public mutating func count(_ error: WireError) {
         malformed[WireError.allCases.firstIndex(of: error)!] &+= 1
@@ -37,8 +42,10 @@ public struct DropCounters: Sendable {
     public subscript(_ reason: PolicyDrop) -> UInt64 { policy[PolicyDrop.allCases.firstIndex(of: reason)!] }
 
     /// Every reason's name, in the fixed order `values` uses (malformed first).
-    public static var names: [String] { WireError.allCases.map(\.rawValue) + PolicyDrop.allCases.map(\.rawValue) }
-    public var values: [UInt64] { malformed + policy }
+    public static var names: [String] {
+        WireError.allCases.map(\.rawValue) + PolicyDrop.allCases.map(\.rawValue) + TCPDrop.allCases.map(\.rawValue)
+    }
+    public var values: [UInt64] { malformed + policy + tcp }
     public var total: UInt64 { values.reduce(0, &+) }
 }
 

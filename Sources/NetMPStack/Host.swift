@@ -189,6 +189,7 @@ public final class Host {
 
     /// Counts a drop TCP decided on (the table has no counters of its own).
     func countTCPDrop(_ reason: PolicyDrop) { counters.drops.count(reason) }
+    func countTCPDrop(_ reason: TCPDrop) { counters.drops.count(reason) }
 
     func sendUnreachable(code: UInt8, for datagram: UnsafeRawBufferPointer, header: IPv4Header, now: Instant,
                          sink: inout some FrameSink) {

@@ -69,6 +69,7 @@ public final class TCPEndpoints {
         if let socket = sockets[tuple] {
             let result = socket.connection.handle(header, payloadLength: payload.count, now: now)
             socket.apply(result, payload: payload)
+            if let drop = result.drop { host.countTCPDrop(drop) }
             if let reset = result.reset { send(reset, to: tuple, now: now, host: host, sink: &sink) }
             settle(socket, now: now, host: host, sink: &sink)
             return true

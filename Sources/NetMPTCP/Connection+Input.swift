@@ -37,15 +37,16 @@ extension Connection {
         // First: an ACK must acknowledge our SYN and nothing beyond it.
         if flags.contains(.ack) && (ack <= initialSendSequence || sendMaximum < ack) {
             if !flags.contains(.rst) { result.reset = Connection.resetFor(segment, payloadLength: 0) }
+            result.drop = .unacceptableAck
             return
         }
         // Second: a RST with an acceptable ACK refuses the connection.
         if flags.contains(.rst) {
-            if flags.contains(.ack) { fail(.connectionRefused, now: now) }
+            if flags.contains(.ack) { fail(.connectionRefused, now: now) } else { result.drop = .resetIgnored }
             return
         }
         // Fourth: the SYN.
-        guard flags.contains(.syn) else { return }
+        guard flags.contains(.syn) else { result.drop = .notInSynSent; return }
         synchronize(with: segment)
         if flags.contains(.ack) {
             acknowledge(upTo: ack, segment: segment, now: now, result: &result)
@@ -64,14 +65,15 @@ extension Connection {
 
     /// The synchronized states and SYN-RECEIVED: RFC 9293 3.10.7.4, steps one to eight.
     mutating func handleSynchronized(_ segment: TCPSegmentHeader, payloadLength: Int, now: Instant, result: inout InputResult) {
-        guard passesPAWS(segment) else { ackNow = true; return }
+        guard passesPAWS(segment) else { ackNow = true; result.drop = .paws; return }
         guard var accepted = checkSequence(segment, payloadLength: payloadLength) else {
             if !segment.flags.contains(.rst) { ackNow = true } // step one: answer with an ACK
+            result.drop = .outOfWindow
             return
         }
-        if segment.flags.contains(.rst) { checkReset(segment, now: now); return }
-        if segment.flags.contains(.syn) { ackNow = true; return } // step four: RFC 5961 4 challenge ACK
-        guard segment.flags.contains(.ack) else { return }      // step five
+        if segment.flags.contains(.rst) { checkReset(segment, now: now, result: &result); return }
+        if segment.flags.contains(.syn) { ackNow = true; result.drop = .challengeAck; return } // step four: RFC 5961 4
+        guard segment.flags.contains(.ack) else { result.drop = .noAck; return }             // step five
         if let ts = segment.options.timestamp, !(receiveNext < SequenceNumber(segment.sequenceNumber)) {
             timestampRecent = ts.value // RFC 7323 4.3 (3)
         }
@@ -132,8 +134,8 @@ extension Connection {
 
     /// Step two with RFC 5961 3.2: only a RST at exactly RCV.NXT resets; one elsewhere in
     /// the window gets a challenge ACK, so a blind attacker must guess the exact number.
-    mutating func checkReset(_ segment: TCPSegmentHeader, now: Instant) {
-        guard SequenceNumber(segment.sequenceNumber) == receiveNext else { ackNow = true; return }
+    mutating func checkReset(_ segment: TCPSegmentHeader, now: Instant, result: inout InputResult) {
+        guard SequenceNumber(segment.sequenceNumber) == receiveNext else { ackNow = true; result.drop = .challengeAck; return }
         if state == .synReceived {
             enter(.closed, now: now) // a passive open goes back to LISTEN: the listener drops it
             return
@@ -148,6 +150,7 @@ extension Connection {
         if state == .synReceived {
             guard sendUnacknowledged < ack, ack <= sendMaximum else {
                 result.reset = Connection.resetFor(segment, payloadLength: payloadLength)
+                result.drop = .unacceptableAck
                 return false
             }
             enter(finQueued ? .finWait1 : .established, now: now)
@@ -156,8 +159,11 @@ extension Connection {
         }
         // RFC 5961 5.2: an ACK for data never sent, or older than the largest window, is
         // answered and dropped.
-        if sendMaximum < ack { ackNow = true; return false }
-        if ack < sendUnacknowledged - max(maximumSendWindow, 1) { ackNow = true; return false }
+        if sendMaximum < ack || ack < sendUnacknowledged - max(maximumSendWindow, 1) {
+            ackNow = true
+            result.drop = .unacceptableAck
+            return false
+        }
         if sackEnabled && segment.options.sackCount > 0 {
             scoreboard.record(segment.options, unacknowledged: SequenceNumber.latest(ack, sendUnacknowledged), maximum: sendMaximum)
         }
@@ -296,6 +302,7 @@ extension Connection {
         let offset = span.start - receiveNext
         if offset > 0 && !outOfOrder.insert(span.start, span.end) {
             span.fin = false // no room to remember it: drop, the peer sends it again
+            result.drop = .scoreboardFull
             return
         }
         result.store = (span.payloadStart..<(span.payloadStart + count), offset)

@@ -43,6 +43,18 @@ public struct OutgoingSegment: Equatable, Sendable {
     public var payloadLength: Int
 }
 
+/// Why the engine dropped (part of) an arriving segment, counted per reason by the stack.
+public enum TCPDrop: String, CaseIterable, Sendable {
+    case outOfWindow = "tcp-out-of-window"        // RFC 9293 3.10.7.4 first check
+    case paws = "tcp-paws"                        // RFC 7323 5: an old timestamp
+    case challengeAck = "tcp-challenge-ack"       // RFC 5961: RST or SYN in the window, not exact
+    case unacceptableAck = "tcp-bad-ack"          // RFC 5961 5.2 / 9293: ACK outside the sent range
+    case noAck = "tcp-no-ack-flag"                // synchronized state, ACK bit off
+    case resetIgnored = "tcp-reset-ignored"       // a RST that resets nothing
+    case scoreboardFull = "tcp-reassembly-full"   // too many holes to hold more out-of-order data
+    case notInSynSent = "tcp-unexpected-in-syn-sent"
+}
+
 /// What the runtime must do with an arriving segment's payload and the buffers.
 public struct InputResult: Equatable, Sendable {
     /// Copy `payload[range]` into the receive buffer at `offset` bytes past its readable end.
@@ -53,10 +65,12 @@ public struct InputResult: Equatable, Sendable {
     public var acknowledged = 0
     /// A reset to send at once (for a segment that must not be answered from this state).
     public var reset: TCPSegmentHeader? = nil
+    /// Why the segment (or its data) was dropped, if it was.
+    public var drop: TCPDrop? = nil
 
     public static func == (a: InputResult, b: InputResult) -> Bool {
         a.store?.range == b.store?.range && a.store?.offset == b.store?.offset && a.readable == b.readable
-            && a.acknowledged == b.acknowledged && a.reset == b.reset
+            && a.acknowledged == b.acknowledged && a.reset == b.reset && a.drop == b.drop
     }
 }
 
