@@ -13,6 +13,8 @@ public final class TCPEndpoints {
     let sequenceNumbers: InitialSequenceNumbers
     public private(set) var sockets: [FourTuple: TCPSocket] = [:]
     var listeners: [UInt16: Listener] = [:]
+    /// Every connection's next deadline, by 4-tuple.
+    var timers: TimerWheel<FourTuple>
     /// Linux's default ip_local_port_range.
     static let ephemeralPorts: ClosedRange<UInt16> = 32768...60999
     var nextEphemeral: UInt16 = 32768
@@ -26,8 +28,9 @@ public final class TCPEndpoints {
         init(backlog: Int) { self.backlog = backlog }
     }
 
-    public init(configuration: TCPConfiguration, secret: (UInt64, UInt64)) {
+    public init(configuration: TCPConfiguration, secret: (UInt64, UInt64), now: Instant = .zero) {
         self.configuration = configuration
+        timers = TimerWheel(now: now)
         sequenceNumbers = InitialSequenceNumbers(secret: secret)
         nextEphemeral = Self.ephemeralPorts.lowerBound &+ UInt16(truncatingIfNeeded: secret.0 % 28_000)
     }
@@ -111,7 +114,15 @@ public final class TCPEndpoints {
                 socket.listenerPort = nil
             }
         }
-        if socket.state == .closed { sockets[socket.tuple] = nil }
+        if socket.state == .closed {
+            sockets[socket.tuple] = nil
+            timers.cancel(socket.tuple)
+        } else if let deadline = socket.connection.nextDeadline {
+            if deadline != socket.scheduledDeadline { timers.schedule(socket.tuple, at: deadline) }
+        } else if socket.scheduledDeadline != nil {
+            timers.cancel(socket.tuple)
+        }
+        socket.scheduledDeadline = socket.state == .closed ? nil : socket.connection.nextDeadline
     }
 
     func transmit(_ segment: OutgoingSegment, from socket: TCPSocket, now: Instant, host: Host, sink: inout some FrameSink) {
@@ -134,19 +145,14 @@ public final class TCPEndpoints {
         }
     }
 
-    /// The earliest timer of any connection. A scan: the per-core runtime brings the timer wheel.
-    public var nextDeadline: Instant? {
-        var earliest: Instant? = nil
-        for socket in sockets.values {
-            if let d = socket.connection.nextDeadline, earliest == nil || d < earliest! { earliest = d }
-        }
-        return earliest
-    }
+    /// The earliest timer of any connection, from the wheel.
+    public var nextDeadline: Instant? { timers.nextDeadline }
 
     /// Runs the timers due at `now` and sends what they call for.
     public func tick(now: Instant, host: Host, sink: inout some FrameSink) {
-        for socket in Array(sockets.values) {
-            guard let d = socket.connection.nextDeadline, d <= now else { continue }
+        for tuple in timers.due(now: now) {
+            guard let socket = sockets[tuple] else { continue }
+            socket.scheduledDeadline = nil
             socket.connection.fireTimers(now: now)
             settle(socket, now: now, host: host, sink: &sink)
         }

@@ -12,6 +12,8 @@ public final class TCPSocket {
     public internal(set) var pendingEvents: ConnectionEvents = []
     /// Set for connections a listener made, until accepted.
     var listenerPort: UInt16?
+    /// The deadline this socket is armed for in the owner's timer wheel.
+    var scheduledDeadline: Instant?
 
     init(_ connection: Connection) {
         self.connection = connection

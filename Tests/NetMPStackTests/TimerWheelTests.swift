@@ -1,0 +1,69 @@
+import NetMPStack
+import NetMPWire
+import Testing
+
+@Suite struct TimerWheelTests {
+    let t0 = Instant(nanoseconds: 5_000_000_000)
+
+    @Test func dueInDeadlineOrder_cancelledNeverFire() {
+        var wheel = TimerWheel<Int>(now: t0)
+        wheel.schedule(1, at: t0 + .milliseconds(30))
+        wheel.schedule(2, at: t0 + .milliseconds(10))
+        wheel.schedule(3, at: t0 + .milliseconds(20))
+        wheel.cancel(3)
+        #expect(wheel.nextDeadline == t0 + .milliseconds(10))
+        #expect(wheel.due(now: t0 + .milliseconds(9)).isEmpty)
+        #expect(wheel.due(now: t0 + .milliseconds(25)) == [2])
+        #expect(wheel.nextDeadline == t0 + .milliseconds(30))
+        #expect(wheel.due(now: t0 + .milliseconds(30)) == [1])
+        #expect(wheel.nextDeadline == nil && wheel.count == 0)
+    }
+
+    @Test func rescheduling_movesTheTimer() {
+        var wheel = TimerWheel<Int>(now: t0)
+        wheel.schedule(1, at: t0 + .milliseconds(5))
+        wheel.schedule(1, at: t0 + .milliseconds(50))
+        #expect(wheel.due(now: t0 + .milliseconds(10)).isEmpty)
+        #expect(wheel.due(now: t0 + .milliseconds(50)) == [1])
+    }
+
+    /// Deadlines beyond the wheel's 4 s span (TIME-WAIT's 60 s) fire on time too.
+    @Test func farDeadline_sweptIn_firesOnTime() {
+        var wheel = TimerWheel<Int>(now: t0)
+        wheel.schedule(7, at: t0 + .seconds(60))
+        wheel.schedule(8, at: t0 + .milliseconds(1))
+        var now = t0
+        var fired: [(Int, Instant)] = []
+        while let next = wheel.nextDeadline, now < t0 + .seconds(70) {
+            now = max(now, next)
+            for key in wheel.due(now: now) { fired.append((key, now)) }
+        }
+        #expect(fired.map(\.0) == [8, 7])
+        #expect(fired.last?.1 == t0 + .seconds(60))
+    }
+
+    /// Against a brute-force model: random schedules, cancels and clock jumps.
+    @Test func matchesModel_underRandomOperations() {
+        var rng = SeededGenerator(state: 77)
+        var wheel = TimerWheel<Int>(now: t0)
+        var model: [Int: Instant] = [:]
+        var now = t0
+        for _ in 0..<20_000 {
+            let key = Int(rng.next() % 200)
+            switch rng.next() % 4 {
+            case 0, 1:
+                let deadline = now + Interval(nanoseconds: rng.next() % 10_000_000_000)
+                wheel.schedule(key, at: deadline); model[key] = deadline
+            case 2:
+                wheel.cancel(key); model[key] = nil
+            default:
+                now = now + Interval(nanoseconds: rng.next() % 50_000_000)
+                let fired = Set(wheel.due(now: now))
+                let expected = Set(model.filter { $0.value <= now }.map(\.key))
+                #expect(fired == expected)
+                for key in expected { model[key] = nil }
+            }
+            if let next = wheel.nextDeadline, let modelNext = model.values.min() { #expect(next <= modelNext) }
+        }
+    }
+}
