@@ -3,8 +3,8 @@
 /// written in place past the readable end and becomes readable when the gap fills.
 /// (The per-core runtime replaces this with its MPSC/SPMC rings.)
 public final class ByteRing {
-    let storage: UnsafeMutableRawBufferPointer
-    public let capacity: Int
+    var storage: UnsafeMutableRawBufferPointer
+    public private(set) var capacity: Int
     /// Absolute positions: bytes [head, tail) are held.
     public private(set) var head = 0
     public private(set) var tail = 0
@@ -64,6 +64,24 @@ public final class ByteRing {
     public func discard(_ count: Int) {
         precondition(count >= 0 && count <= self.count)
         head += count
+    }
+
+    /// Enlarges the ring, keeping every byte at its absolute position: the held bytes and the
+    /// out-of-order bytes written past the tail.
+    public func grow(to newCapacity: Int) {
+        guard newCapacity > capacity else { return }
+        let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: newCapacity, alignment: 64)
+        var position = head
+        while position < head + capacity {
+            let from = position % capacity, to = position % newCapacity
+            let n = min(head + capacity - position, capacity - from, newCapacity - to)
+            UnsafeMutableRawBufferPointer(rebasing: bigger[to..<(to + n)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: storage[from..<(from + n)]))
+            position += n
+        }
+        storage.deallocate()
+        storage = bigger
+        capacity = newCapacity
     }
 
     /// Moves up to `destination.count` bytes out; returns how many.

@@ -69,6 +69,11 @@ public final class TCPEndpoints {
     func input(_ header: TCPSegmentHeader, payload: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,
                now: Instant, host: Host, sink: inout some FrameSink) -> Bool {
         let tuple = FourTuple(local: Endpoint(destination, header.destinationPort), remote: Endpoint(source, header.sourcePort))
+        if let socket = sockets[tuple], listeners[header.destinationPort] != nil,
+           socket.connection.acceptsNewIncarnation(header) {
+            sockets[tuple] = nil // TIME-WAIT gives way to the new connection (RFC 6191)
+            timers.cancel(tuple)
+        }
         if let socket = sockets[tuple] {
             let result = socket.connection.handle(header, payloadLength: payload.count, now: now)
             socket.apply(result, payload: payload)

@@ -15,10 +15,14 @@ public final class TCPSocket {
     /// The deadline this socket is armed for in the owner's timer wheel.
     var scheduledDeadline: Instant?
 
+    /// Rings start small and grow with the connection's needs: an idle connection costs
+    /// 2 x 128 KiB, a bulk one up to the configured buffer sizes.
+    static let initialSendBuffer = 128 << 10
+
     init(_ connection: Connection) {
         self.connection = connection
-        sendBuffer = ByteRing(capacity: connection.configuration.sendBufferSize)
-        receiveBuffer = ByteRing(capacity: connection.configuration.receiveBufferSize)
+        sendBuffer = ByteRing(capacity: min(connection.configuration.sendBufferSize, Self.initialSendBuffer))
+        receiveBuffer = ByteRing(capacity: connection.receiveWindowLimit)
     }
 
     public var tuple: FourTuple { connection.tuple }
@@ -36,15 +40,22 @@ public final class TCPSocket {
     /// Appends as much as fits; the stack sends it at the next flush.
     public func write(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard !connection.finQueued, connection.state != .closed else { return 0 }
+        // Send-buffer tuning: grow when full and the congestion window could use more.
+        if sendBuffer.free < bytes.count, sendBuffer.capacity < connection.configuration.sendBufferSize,
+           connection.congestion.window * 2 > sendBuffer.capacity {
+            sendBuffer.grow(to: min(sendBuffer.capacity * 2, connection.configuration.sendBufferSize))
+        }
         let n = sendBuffer.append(bytes)
         if n > 0 { connection.queued(n) }
         return n
     }
 
     /// Moves readable bytes out; the window reopens as the application reads.
-    public func read(into destination: UnsafeMutableRawBufferPointer) -> Int {
+    public func read(into destination: UnsafeMutableRawBufferPointer, now: Instant) -> Int {
         let n = receiveBuffer.read(into: destination)
-        if n > 0 { connection.consumed(n) }
+        if n > 0 { connection.consumed(n, now: now) }
+        // The window may have grown: the ring must hold it before it is advertised.
+        if connection.receiveWindowLimit > receiveBuffer.capacity { receiveBuffer.grow(to: connection.receiveWindowLimit) }
         return n
     }
 

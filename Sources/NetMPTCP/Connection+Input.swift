@@ -77,6 +77,11 @@ extension Connection {
         if let ts = segment.options.timestamp, !(receiveNext < SequenceNumber(segment.sequenceNumber)) {
             timestampRecent = ts.value // RFC 7323 4.3 (3)
         }
+        if timestampsEnabled, payloadLength > 0, let echo = segment.options.timestamp?.echoReply, echo != 0 {
+            // The receive side's RTT, for window auto-tuning (Linux's tcp_rcv_rtt_measure_ts).
+            let sample = UInt64(timestampNow(now) &- echo) * 1_000_000
+            if sample < 60_000_000_000 { receiverRTT = receiverRTT.map { ($0 * 7 + sample) / 8 } ?? sample }
+        }
         guard processAck(segment, payloadLength: payloadLength, now: now, result: &result) else { return }
         if state == .closed { return }
         if configuration.keepAlive { peerWasHeard(now: now) }

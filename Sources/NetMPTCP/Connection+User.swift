@@ -8,9 +8,21 @@ extension Connection {
         sendQueued += count
     }
 
-    /// RECEIVE: the application consumed `count` readable bytes; the window may reopen.
-    public mutating func consumed(_ count: Int) {
+    /// RECEIVE: the application consumed `count` readable bytes; the window may reopen. With
+    /// `now`, the window is auto-tuned: when the application drained more than half of it in
+    /// one round trip, the window is what limits the flow, so it doubles (up to the buffer).
+    public mutating func consumed(_ count: Int, now: Instant? = nil) {
         unread = max(0, unread - count)
+        guard let now, receiveWindowLimit < configuration.receiveBufferSize else { return }
+        consumedInPeriod += count
+        guard let start = tuningPeriodStart else { tuningPeriodStart = now; return }
+        let period = Interval(nanoseconds: max(receiverRTT ?? rtt.smoothed ?? 10_000_000, 1_000_000))
+        guard period <= now - start else { return }
+        if consumedInPeriod * 2 > receiveWindowLimit {
+            receiveWindowLimit = min(receiveWindowLimit * 2, configuration.receiveBufferSize)
+        }
+        consumedInPeriod = 0
+        tuningPeriodStart = now
     }
 
     /// CLOSE (shutdown for writing): a FIN follows the queued data.
@@ -30,6 +42,15 @@ extension Connection {
         orphaned = true
         close(now: now)
         if state == .finWait2 && closeDeadline == nil { closeDeadline = now + configuration.finWait2Timeout }
+    }
+
+    /// RFC 6191: a SYN may reopen a connection still in TIME-WAIT when it is certainly newer
+    /// than anything of the old incarnation: a later timestamp, or without timestamps a
+    /// sequence number past the old RCV.NXT.
+    public func acceptsNewIncarnation(_ syn: TCPSegmentHeader) -> Bool {
+        guard state == .timeWait, syn.flags == .syn else { return false }
+        if timestampsEnabled, let ts = syn.options.timestamp { return Int32(bitPattern: ts.value &- timestampRecent) > 0 }
+        return receiveNext < SequenceNumber(syn.sequenceNumber)
     }
 
     /// TCP_NODELAY.

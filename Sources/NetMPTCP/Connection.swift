@@ -118,6 +118,13 @@ public struct Connection: Sendable {
     public internal(set) var receiveNext = SequenceNumber(0)
     /// Bytes readable but not yet consumed by the application.
     public internal(set) var unread = 0
+    /// How much of the receive buffer the window may use now (auto-tuned upward).
+    public internal(set) var receiveWindowLimit = 0
+    /// Dynamic right-sizing: bytes the application consumed since `tuningPeriodStart`, and the
+    /// round-trip time seen from the receive side (RFC 7323's echoed timestamps).
+    var consumedInPeriod = 0
+    var tuningPeriodStart: Instant? = nil
+    var receiverRTT: UInt64? = nil
     /// The right edge of the window last advertised; it never moves left (RFC 9293 3.8.6.2.2).
     var advertisedRightEdge = SequenceNumber(0)
     /// Out-of-order data held past RCV.NXT, and the SACK blocks it produces.
@@ -203,6 +210,7 @@ public struct Connection: Sendable {
         var shift = 0
         while shift < 14 && configuration.receiveBufferSize >> shift > 65_535 { shift += 1 }
         receiveWindowShift = shift
+        receiveWindowLimit = min(configuration.receiveBufferSize, max(configuration.initialReceiveWindow, 4 * configuration.maximumSegmentSize))
     }
 
     /// An active open (RFC 9293 3.10.1, CLOSED -> SYN-SENT): the SYN goes out at the next output.
@@ -256,7 +264,7 @@ public struct Connection: Sendable {
     var finAcknowledged: Bool { finQueued && dataEnd < sendUnacknowledged }
 
     /// The receive window we can offer now: buffer space past the unread data.
-    var receiveWindow: Int { max(0, configuration.receiveBufferSize - unread) }
+    var receiveWindow: Int { max(0, receiveWindowLimit - unread) }
 
     mutating func enter(_ newState: TCPState, now: Instant) {
         state = newState

@@ -4,8 +4,12 @@ import NetMPWire
 public struct TCPConfiguration: Sendable {
     /// Our MSS: the link MTU minus 40 bytes of IPv4 and TCP headers.
     public var maximumSegmentSize = 1460
-    /// Receive buffer: the most data held for the application, in order or not.
+    /// Receive buffer: the most data held for the application, in order or not; the window
+    /// starts at `initialReceiveWindow` and grows toward this as the application keeps up
+    /// (dynamic right-sizing, as Linux's tcp_rcv_space_adjust). Memory per connection is
+    /// bounded by this plus `sendBufferSize`.
     public var receiveBufferSize = 4 << 20
+    public var initialReceiveWindow = 128 << 10
     /// Send buffer size (the socket layer enforces it; the engine needs it for nothing else).
     public var sendBufferSize = 4 << 20
     public var timestamps = true

@@ -135,7 +135,7 @@ while true {
         shutDown = true
     }
     while s.readable > 0 {
-        let n = s.read(into: chunk)
+        let n = s.read(into: chunk, now: now)
         receivedCRC.update(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
         received += n
     }

@@ -67,3 +67,21 @@ import Testing
         }
     }
 }
+
+@Suite struct ByteRingTests {
+    /// Growing keeps held bytes and out-of-order bytes written past the tail, across a wrap.
+    @Test func grow_keepsHeldAndOutOfOrderBytes() {
+        let ring = ByteRing(capacity: 8)
+        let first: [UInt8] = [1, 2, 3, 4, 5, 6]
+        _ = first.withUnsafeBytes { ring.append($0) }
+        var out = [UInt8](repeating: 0, count: 4)
+        _ = out.withUnsafeMutableBytes { ring.read(into: $0) }   // head = 4, tail = 6
+        ([9, 9] as [UInt8]).withUnsafeBytes { ring.write($0, at: 2) }          // out of order: positions 8, 9 (wrapped)
+        ring.grow(to: 32)
+        ring.advanceTail(4)                                       // the gap at 6, 7 counts as filled
+        var all = [UInt8](repeating: 0, count: 6)
+        _ = all.withUnsafeMutableBytes { ring.read(into: $0) }
+        #expect(Array(all[0..<2]) == [5, 6] && Array(all[4..<6]) == [9, 9])
+        #expect(ring.capacity == 32 && ring.count == 0)
+    }
+}

@@ -151,7 +151,7 @@ final class Simulation {
             if e.ring[e.received % e.ring.count] != streamByte(other, e.received) { e.corrupt = true }
             e.received += 1
         }
-        c.consumed(c.unread)
+        c.consumed(c.unread, now: now)
         let limit = e.configuration.sendBufferSize
         if !c.finQueued && c.state != .closed && e.written < e.toSend && e.sendBuffer.count < limit {
             let n = min(limit - e.sendBuffer.count, e.toSend - e.written)

@@ -61,3 +61,47 @@ import Testing
         #expect(!after)
     }
 }
+
+@Suite struct ReuseAndTuningTests {
+    /// RFC 6191: TIME-WAIT yields to a SYN with a newer timestamp, or a higher sequence
+    /// without timestamps; an older one is not taken for a new connection.
+    @Test func timeWait_newerSyn_acceptedAsNewIncarnation() {
+        var c = Fixture.established()
+        c.close(now: Fixture.t0)
+        _ = Fixture.drain(&c)
+        _ = c.handle(Fixture.segment(.ack, seq: 5001, ack: 1002), payloadLength: 0, now: Fixture.t0)
+        _ = c.handle(Fixture.segment([.fin, .ack], seq: 5001, ack: 1002), payloadLength: 0, now: Fixture.t0)
+        #expect(c.state == .timeWait)
+        #expect(c.acceptsNewIncarnation(Fixture.segment(.syn, seq: 9000)))
+        #expect(!c.acceptsNewIncarnation(Fixture.segment(.syn, seq: 4000)))
+        #expect(!c.acceptsNewIncarnation(Fixture.segment([.syn, .ack], seq: 9000)))
+    }
+
+    /// Dynamic right-sizing: an application that drains more than half the window per round
+    /// trip doubles it, up to the buffer; one that reads slowly does not.
+    @Test func receiveWindow_autoTunes_upToTheBuffer() {
+        var config = Fixture.configuration()
+        config.receiveBufferSize = 1 << 20
+        config.initialReceiveWindow = 64 << 10
+        var c = Fixture.established(config)
+        #expect(c.receiveWindowLimit == 64 << 10)
+        var now = Fixture.t0
+        var seq: UInt32 = 5001
+        for _ in 0..<40 {
+            // A window's worth arrives and is read within each round trip.
+            let window = c.receiveWindowLimit
+            _ = c.handle(Fixture.segment(.ack, seq: seq, ack: 1001), payloadLength: window, now: now)
+            seq &+= UInt32(window)
+            now = now + .milliseconds(20)
+            c.consumed(window, now: now)
+        }
+        #expect(c.receiveWindowLimit == 1 << 20)
+        var slow = Fixture.established(config)
+        now = Fixture.t0
+        for _ in 0..<40 {
+            now = now + .milliseconds(20)
+            slow.consumed(100, now: now)
+        }
+        #expect(slow.receiveWindowLimit == 64 << 10)
+    }
+}
