@@ -125,7 +125,7 @@ extension Connection {
     /// A bare ACK when one is due, or a window update once the application made room
     /// (RFC 1122 4.2.3.3: only when the window grows by an MSS or half the buffer).
     mutating func acknowledgment(now: Instant) -> OutgoingSegment? {
-        let growth = (receiveNext + receiveWindow) - advertisedRightEdge
+        let growth = (receiveNext + advertisableWindow) - advertisedRightEdge
         let windowUpdate = growth >= min(configuration.receiveBufferSize / 2, 2 * configuration.maximumSegmentSize)
         guard ackNow || windowUpdate, state != .timeWait || ackNow else { return nil }
         // SND.MAX, not SND.NXT: after a timeout SND.NXT lies behind what the peer holds, and a
@@ -152,7 +152,7 @@ extension Connection {
         if sackEnabled && !outOfOrder.isEmpty {
             for block in outOfOrder.blocks(limit: timestampsEnabled ? 3 : 4) { options.appendSACK(block) }
         }
-        let window = min(receiveWindow >> receiveWindowShift, 65_535)
+        let window = advertisableWindow >> receiveWindowShift
         return TCPSegmentHeader(sourcePort: tuple.local.port, destinationPort: tuple.remote.port,
                                 sequenceNumber: sequence.raw, acknowledgmentNumber: receiveNext.raw,
                                 flags: flags, window: UInt16(window), options: options)
@@ -175,11 +175,16 @@ extension Connection {
             ackNow = false
             unacknowledgedSegments = 0
             delayedAckDeadline = nil
-            let edge = receiveNext + (Int(header.window) << receiveWindowShift)
+            // A SYN's window is never scaled (RFC 7323 2.2).
+            let edge = receiveNext + (Int(header.window) << (header.flags.contains(.syn) ? 0 : receiveWindowShift))
             if advertisedRightEdge < edge { advertisedRightEdge = edge }
         }
         return OutgoingSegment(header: header, payloadOffset: payloadOffset, payloadLength: payloadLength)
     }
+
+    /// The window the 16-bit field can carry at our scale: a peer that did not offer window
+    /// scaling sees at most 64 KiB, however much buffer there is.
+    var advertisableWindow: Int { min(receiveWindow, 65_535 << receiveWindowShift) }
 
     /// RFC 9293 3.8.6.1: with data waiting and a zero window, probe it on the RTO schedule.
     mutating func armPersist(now: Instant) {

@@ -1,0 +1,99 @@
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+import Testing
+
+/// TCP through the host: demultiplexing, listeners, ICMP errors, SYN floods.
+@Suite struct HostTCPTests {
+    func host() -> Host {
+        let host = Lab.host()
+        host.tcp = TCPEndpoints(configuration: TCPConfiguration(), secret: (1, 2))
+        _ = host.feed(Lab.arp(.request)) // the peer is resolved
+        return host
+    }
+
+    func syn(from port: UInt16, to listening: UInt16 = 80, seq: UInt32 = 1000) -> [UInt8] {
+        var options = TCPOptions()
+        options.maximumSegmentSize = 1460
+        let header = TCPSegmentHeader(sourcePort: port, destinationPort: listening, sequenceNumber: seq,
+                                      acknowledgmentNumber: 0, flags: .syn, window: 65535, options: options)
+        return Lab.ipv4(proto: IPProtocol.tcp, payloadLength: header.headerLength) { out in
+            header.emit(into: out, segmentLength: header.headerLength, source: Lab.peer, destination: Lab.us)
+        }
+    }
+
+    /// RFC 9293 3.10.7.2: a SYN to a listener gets a SYN-ACK; the third ACK puts the
+    /// connection on the accept queue.
+    @Test func listener_handshake_thenAccept() throws {
+        let host = host()
+        try host.tcp!.listen(port: 80)
+        let out = host.feed(syn(from: 40000))
+        let synAck = try Sent(out[0]).tcp()
+        #expect(synAck.flags == [.syn, .ack] && synAck.acknowledgmentNumber == 1001)
+        #expect(host.tcp!.accept(port: 80) == nil)
+        let ack = TCPSegmentHeader(sourcePort: 40000, destinationPort: 80, sequenceNumber: 1001,
+                                   acknowledgmentNumber: synAck.sequenceNumber &+ 1, flags: .ack, window: 65535)
+        _ = host.feed(Lab.ipv4(proto: IPProtocol.tcp, payloadLength: 20) { out in
+            ack.emit(into: out, segmentLength: 20, source: Lab.peer, destination: Lab.us)
+        })
+        let accepted = try #require(host.tcp!.accept(port: 80))
+        #expect(accepted.state == .established && accepted.tuple.remote == Endpoint(Lab.peer, 40000))
+    }
+
+    /// A bounded SYN queue: past the backlog, SYNs are dropped and counted, so a flood costs
+    /// at most `backlog` control blocks.
+    @Test func synFlood_boundedByBacklog_dropsCounted() throws {
+        let host = host()
+        try host.tcp!.listen(port: 80, backlog: 16)
+        var answered = 0
+        for port in UInt16(20000)..<21000 { answered += host.feed(syn(from: port)).count }
+        #expect(answered == 16)
+        #expect(host.tcp!.sockets.count == 16)
+        #expect(host.counters.drops[.tcpListenOverflow] == 984)
+    }
+
+    /// RFC 1122 4.2.3.9: port unreachable for a connecting socket ends it with ECONNREFUSED;
+    /// fragmentation needed (RFC 1191) lowers an established connection's MSS.
+    @Test func icmpErrors_reachTheConnection() throws {
+        let host = host()
+        let socket = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, 5201), now: .zero)
+        var sink = CollectingSink()
+        host.tcp!.settle(socket, now: .zero, host: host, sink: &sink)
+        let sentSYN = sink.frames[0]
+        let unreachable = Lab.ipv4(proto: IPProtocol.icmp, payloadLength: 8 + 48) { out in
+            _ = Array(sentSYN[14...]).withUnsafeBytes {
+                ICMPv4Message.emitError(type: 3, code: 3, original: UnsafeRawBufferPointer(rebasing: $0[0..<48]), into: out)
+            }
+        }
+        _ = host.feed(unreachable)
+        #expect(socket.state == .closed && socket.error == .connectionRefused)
+
+        let second = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, 5202), now: .zero)
+        var frames = CollectingSink()
+        host.tcp!.settle(second, now: .zero, host: host, sink: &frames)
+        let synSeq = try Sent(frames.frames[0]).tcp().sequenceNumber
+        var options = TCPOptions()
+        options.maximumSegmentSize = 1460
+        let synAck = TCPSegmentHeader(sourcePort: 5202, destinationPort: second.tuple.local.port, sequenceNumber: 77,
+                                      acknowledgmentNumber: synSeq &+ 1, flags: [.syn, .ack], window: 65535, options: options)
+        _ = host.feed(Lab.ipv4(proto: IPProtocol.tcp, payloadLength: synAck.headerLength) { out in
+            synAck.emit(into: out, segmentLength: synAck.headerLength, source: Lab.peer, destination: Lab.us)
+        })
+        #expect(second.state == .established && second.connection.sendMSS == 1460)
+        let fragNeeded = Lab.ipv4(proto: IPProtocol.icmp, payloadLength: 8 + 48, from: Lab.gateway) { out in
+            _ = Array(frames.frames[0][14...]).withUnsafeBytes {
+                ICMPv4Message.emitError(type: 3, code: 4, nextHopMTU: 1280, original: UnsafeRawBufferPointer(rebasing: $0[0..<48]), into: out)
+            }
+        }
+        _ = host.feed(fragNeeded)
+        #expect(second.connection.sendMSS == 1240)
+    }
+
+    /// Segments to a port nobody listens on still get RST, and the drop is counted.
+    @Test func noListener_reset() throws {
+        let host = host()
+        let out = host.feed(syn(from: 40000, to: 81))
+        #expect(try Sent(out[0]).tcp().flags == [.rst, .ack])
+        #expect(host.counters.drops[.tcpNoSocket] == 1)
+    }
+}
