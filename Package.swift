@@ -35,9 +35,10 @@ let package = Package(
         // tests until the socket shim lands; not installed.
         .executableTarget(name: "NetMPTCPDriver", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPTCP", "NetMPLink"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
-        .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire"]),
-        .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire"]),
-        .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPWire"]),
+        .target(name: "NetMPTestSupport", path: "Tests/NetMPTestSupport"),
+        .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire", "NetMPTestSupport"]),
+        .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire", "NetMPTestSupport"]),
+        .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPWire", "NetMPTCP", "NetMPTestSupport"]),
         .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPStack", "NetMPWire", "NetMPTCP", "CNetMPLinux"]),
         .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire"]),
     ]

@@ -1,4 +1,5 @@
 import NetMPStack
+import NetMPTestSupport
 import NetMPWire
 
 /// Collects what the host transmits.
@@ -7,17 +8,6 @@ struct CollectingSink: FrameSink {
     mutating func transmit(_ frame: UnsafeRawBufferPointer) { frames.append(Array(frame)) }
 }
 
-/// A deterministic generator (SplitMix64) for seeded fuzzing.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// The lab's link: netmp at .2, the kernel at .1, a gateway at .254.
 enum Lab {

@@ -1,3 +1,4 @@
+import NetMPTestSupport
 import NetMPStack
 import NetMPWire
 import Testing

@@ -1,3 +1,4 @@
+import NetMPTestSupport
 import NetMPTCP
 import NetMPWire
 import Testing

@@ -1,18 +1,7 @@
 import NetMPTCP
+import NetMPTestSupport
 import NetMPWire
 
-/// A deterministic generator (SplitMix64).
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func chance(_ p: Double) -> Bool { p > 0 && Double(next() % 1_000_000) < p * 1_000_000 }
-}
 
 /// The byte at position `i` of the stream endpoint `id` sends: every byte is checkable.
 func streamByte(_ id: Int, _ i: Int) -> UInt8 { UInt8(truncatingIfNeeded: ((i &* 2_654_435_761) >> 7) &+ id &* 31 &+ i) }

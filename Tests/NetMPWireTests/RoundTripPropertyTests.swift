@@ -1,3 +1,4 @@
+import NetMPTestSupport
 import NetMPWire
 import Testing
 

@@ -1,3 +1,4 @@
+import NetMPTestSupport
 import NetMPWire
 
 /// Bytes from a tcpdump -xx style hex string (whitespace ignored).
@@ -14,18 +15,6 @@ func hex(_ text: String) -> [UInt8] {
     return out
 }
 
-/// A small deterministic generator (SplitMix64), so every property run is repeatable.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Frames captured with `tcpdump -xx` between two Linux 6.18 network namespaces over a veth
 /// (checksum offload off, so every checksum is the one Linux computed in software).
