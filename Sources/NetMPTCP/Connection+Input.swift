@@ -72,7 +72,7 @@ extension Connection {
             return
         }
         if segment.flags.contains(.rst) { checkReset(segment, now: now, result: &result); return }
-        if segment.flags.contains(.syn) { ackNow = true; result.drop = .challengeAck; return } // step four: RFC 5961 4
+        if segment.flags.contains(.syn) { challengeAck(now: now, result: &result); return } // step four: RFC 5961 4
         guard segment.flags.contains(.ack) else { result.drop = .noAck; return }             // step five
         if let ts = segment.options.timestamp, !(receiveNext < SequenceNumber(segment.sequenceNumber)) {
             timestampRecent = ts.value // RFC 7323 4.3 (3)
@@ -140,13 +140,26 @@ extension Connection {
     /// Step two with RFC 5961 3.2: only a RST at exactly RCV.NXT resets; one elsewhere in
     /// the window gets a challenge ACK, so a blind attacker must guess the exact number.
     mutating func checkReset(_ segment: TCPSegmentHeader, now: Instant, result: inout InputResult) {
-        guard SequenceNumber(segment.sequenceNumber) == receiveNext else { ackNow = true; result.drop = .challengeAck; return }
+        guard SequenceNumber(segment.sequenceNumber) == receiveNext else { challengeAck(now: now, result: &result); return }
         if state == .synReceived {
             enter(.closed, now: now) // a passive open goes back to LISTEN: the listener drops it
             return
         }
         if state == .timeWait || state == .lastAck || state == .closing { enter(.closed, now: now); return }
         fail(.connectionReset, now: now)
+    }
+
+    /// RFC 5961 3.2 and 4.2: answer a suspicious RST or SYN with an ACK, at most
+    /// `challengeAckLimit` a second (section 7).
+    mutating func challengeAck(now: Instant, result: inout InputResult) {
+        if Interval.seconds(1) <= now - challengeWindowStart {
+            challengeWindowStart = now
+            challengeAcksSent = 0
+        }
+        guard challengeAcksSent < Self.challengeAckLimit else { result.drop = .challengeAckLimited; return }
+        challengeAcksSent += 1
+        ackNow = true
+        result.drop = .challengeAck
     }
 
     /// Step five: the ACK field. Returns false when the segment must be dropped.

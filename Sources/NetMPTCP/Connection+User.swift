@@ -85,6 +85,10 @@ extension Connection {
         configuration.congestionControl = algorithm
     }
 
+    /// Everything written, FIN included, has been acknowledged: a close with SO_LINGER may
+    /// return (the socket layer waits for this, up to the linger time, then aborts).
+    public var everythingAcknowledged: Bool { finQueued ? finAcknowledged : sendQueued == 0 }
+
     /// ABORT (SO_LINGER 0, or close with unread data): the reset to send, if the peer knows
     /// about us (RFC 9293 3.10.5), and CLOSED.
     public mutating func abort(now: Instant) -> TCPSegmentHeader? {

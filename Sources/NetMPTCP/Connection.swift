@@ -53,6 +53,7 @@ public enum TCPDrop: String, CaseIterable, Sendable {
     case resetIgnored = "tcp-reset-ignored"       // a RST that resets nothing
     case scoreboardFull = "tcp-reassembly-full"   // too many holes to hold more out-of-order data
     case notInSynSent = "tcp-unexpected-in-syn-sent"
+    case challengeAckLimited = "tcp-challenge-ack-limited" // RFC 5961 7: over the rate limit, no answer
 }
 
 /// What the runtime must do with an arriving segment's payload and the buffers.
@@ -183,6 +184,11 @@ public struct Connection: Sendable {
 
     // MARK: Acknowledgment state
     var ackNow = false
+    /// RFC 5961 7: challenge ACKs sent in the current one-second window, so a storm of
+    /// forged RSTs or SYNs cannot make us a traffic amplifier.
+    var challengeAcksSent = 0
+    var challengeWindowStart = Instant.zero
+    static let challengeAckLimit = 10
     var unacknowledgedSegments = 0
     /// Segments to acknowledge at once after the handshake (Linux's quick-ack mode).
     var quickAcks = 16

@@ -374,3 +374,33 @@ import Testing
         #expect(cubic.window > before) // past the plateau after ~20 s of ACKs
     }
 }
+
+@Suite struct HostileInputTests {
+    /// RFC 5961 7: a storm of in-window RSTs draws at most ten challenge ACKs a second.
+    @Test func established_resetStorm_challengeAcksRateLimited() {
+        var c = Fixture.established()
+        var acks = 0
+        var limited = 0
+        for i in 0..<1000 {
+            let result = c.handle(Fixture.segment(.rst, seq: 5001 + 1 + UInt32(i % 1000)), payloadLength: 0, now: Fixture.t0)
+            if result.drop == .challengeAckLimited { limited += 1 }
+            acks += Fixture.drain(&c).count
+        }
+        #expect(acks == 10 && limited == 990 && c.state == .established)
+        _ = c.handle(Fixture.segment(.rst, seq: 5002), payloadLength: 0, now: Fixture.t0 + .seconds(1))
+        #expect(Fixture.drain(&c, now: Fixture.t0 + .seconds(1)).count == 1)
+    }
+
+    /// SO_LINGER: the socket layer can tell when everything, FIN included, is acknowledged.
+    @Test func everythingAcknowledged_afterFinAcked() {
+        var c = Fixture.established()
+        c.queued(10)
+        #expect(!c.everythingAcknowledged)
+        c.close(now: Fixture.t0)
+        _ = Fixture.drain(&c)
+        _ = c.handle(Fixture.segment(.ack, seq: 5001, ack: 1011), payloadLength: 0, now: Fixture.t0)
+        #expect(!c.everythingAcknowledged)
+        _ = c.handle(Fixture.segment(.ack, seq: 5001, ack: 1012), payloadLength: 0, now: Fixture.t0)
+        #expect(c.everythingAcknowledged)
+    }
+}
