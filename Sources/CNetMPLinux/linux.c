@@ -10,7 +10,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 int netmp_tap_attach(const char *name, int flags, char actual[16]) {
@@ -38,10 +37,6 @@ int netmp_tap_set_offload(int fd, unsigned int offloads) {
 
 int netmp_tap_set_vnet_header_size(int fd, int size) {
     return ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 ? -errno : 0;
-}
-
-int netmp_tap_features(int fd, unsigned int *features) {
-    return ioctl(fd, TUNGETFEATURES, features) < 0 ? -errno : 0;
 }
 
 int netmp_tap_set_persistent(int fd, int persistent) {
@@ -101,8 +96,6 @@ int netmp_memfd(const char *name) {
     int fd = memfd_create(name, MFD_CLOEXEC);
     return fd < 0 ? -errno : fd;
 }
-
-int netmp_gettid(void) { return (int)syscall(SYS_gettid); }
 
 int netmp_enter_network_namespace(int fd) { return setns(fd, CLONE_NEWNET) < 0 ? -errno : 0; }
 

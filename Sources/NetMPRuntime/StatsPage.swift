@@ -49,11 +49,7 @@ public final class StatsPage: @unchecked Sendable {
         words[StatsLayout.Header.mac] = configuration.mac.value
         words[StatsLayout.Header.prefix] = UInt64(configuration.prefixLength)
         // The magic last: a reader that sees it sees a complete header.
-        atomicStore(StatsLayout.magic, at: StatsLayout.Header.magic)
-    }
-
-    func atomicStore(_ value: UInt64, at index: Int) {
-        UnsafeMutableRawPointer(words + index).storeBytes(of: value, as: UInt64.self)
+        words[StatsLayout.Header.magic] = StatsLayout.magic
     }
 
     /// Describes core slot `core`: which CPU it is pinned to and its memory node.

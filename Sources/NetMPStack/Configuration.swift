@@ -30,8 +30,6 @@ public struct StackConfiguration: Equatable, Sendable {
     public var logLevel: LogLevel
     public var mtu: Int = 1500
 
-    public static let variables = ["NETMP_TAP", "NETMP_ADDR", "NETMP_GATEWAY", "NETMP_MAC", "NETMP_CORES", "NETMP_LOG"]
-
     public init(tapName: String, address: IPv4Address, prefixLength: Int, gateway: IPv4Address? = nil,
                 mac: MACAddress? = nil, cores: Int? = nil, logLevel: LogLevel = .error) {
         self.tapName = tapName; self.address = address; self.prefixLength = prefixLength

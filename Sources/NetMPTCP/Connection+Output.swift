@@ -23,9 +23,7 @@ extension Connection {
     func synSegment(ack: Bool, now: Instant) -> TCPSegmentHeader {
         var options = TCPOptions()
         options.maximumSegmentSize = UInt16(configuration.maximumSegmentSize)
-        if !ack || sendWindowShift > 0 || receiveWindowShift > 0 || peerOfferedWindowScale {
-            options.windowScale = UInt8(receiveWindowShift)
-        }
+        if !ack || peerOfferedWindowScale { options.windowScale = UInt8(receiveWindowShift) }
         if ack ? sackEnabled : configuration.selectiveAcknowledgments { options.sackPermitted = true }
         if ack ? timestampsEnabled : configuration.timestamps {
             options.timestamp = (timestampNow(now), ack ? timestampRecent : 0)
@@ -35,9 +33,6 @@ extension Connection {
                                 flags: ack ? [.syn, .ack] : .syn, window: UInt16(min(configuration.receiveBufferSize, 65_535)),
                                 options: options)
     }
-
-    /// True when the SYN we answer carried a window scale (the shift we keep is then ours).
-    var peerOfferedWindowScale: Bool { receiveWindowShift > 0 }
 
     /// Fast retransmit or a NewReno partial ACK asked for one segment at `retransmitAt`.
     mutating func retransmission(now: Instant) -> OutgoingSegment? {

@@ -79,7 +79,5 @@ extension Connection {
         retransmitAt = nil
         duplicateAcks = 0
         sendNext = sendUnacknowledged // go back: the output resends from here
-        segmentsRetransmitted &+= 1
-        if flight == 0 && dataEnd == sendUnacknowledged && !finQueued { return }
     }
 }

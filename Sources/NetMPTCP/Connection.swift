@@ -140,6 +140,8 @@ public struct Connection: Sendable {
     public internal(set) var sendMSS: Int
     var sendWindowShift = 0
     var receiveWindowShift = 0
+    /// The peer's SYN carried a window scale option: only then does our SYN-ACK carry one.
+    var peerOfferedWindowScale = false
     public internal(set) var timestampsEnabled = false
     public internal(set) var sackEnabled = false
     /// TS.Recent (RFC 7323 4.3) and our timestamp clock's offset.
@@ -241,11 +243,8 @@ public struct Connection: Sendable {
         advertisedRightEdge = receiveNext
         let options = syn.options
         sendMSS = min(Int(options.maximumSegmentSize ?? 536), configuration.maximumSegmentSize)
-        if let shift = options.windowScale {
-            sendWindowShift = min(Int(shift), 14) // RFC 7323 2.3: larger shifts are taken as 14
-        } else {
-            sendWindowShift = 0
-        }
+        peerOfferedWindowScale = options.windowScale != nil
+        sendWindowShift = min(Int(options.windowScale ?? 0), 14) // RFC 7323 2.3: larger shifts are taken as 14
         if options.windowScale == nil { receiveWindowShift = 0 } // both sides or neither (RFC 7323 2.2)
         timestampsEnabled = configuration.timestamps && options.timestamp != nil
         if let ts = options.timestamp { timestampRecent = ts.value }

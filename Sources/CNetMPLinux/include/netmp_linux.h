@@ -11,7 +11,6 @@
 int netmp_tap_attach(const char *name, int flags, char actual[16]);
 int netmp_tap_set_offload(int fd, unsigned int offloads);
 int netmp_tap_set_vnet_header_size(int fd, int size);
-int netmp_tap_features(int fd, unsigned int *features);
 int netmp_tap_set_persistent(int fd, int persistent);
 
 int netmp_interface_mac(const char *name, uint8_t mac[6]);
@@ -24,7 +23,6 @@ int netmp_pin_current_thread(int cpu);
 int netmp_allowed_cpus(int *cpus, int capacity);
 
 int netmp_memfd(const char *name);
-int netmp_gettid(void);
 // Moves the calling thread (only it) into the network namespace open at `fd`.
 int netmp_enter_network_namespace(int fd);
 // Fills `buffer` from the kernel CSPRNG (getrandom).
