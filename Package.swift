@@ -40,6 +40,7 @@ let package = Package(
         .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire", "NetMPTestSupport"]),
         .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPWire", "NetMPTCP", "NetMPTestSupport"]),
         .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPStack", "NetMPWire", "NetMPTCP", "CNetMPLinux"]),
+        .testTarget(name: "NetMPRuntimeTests", dependencies: ["NetMPRuntime"]),
         .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire"]),
     ]
 )

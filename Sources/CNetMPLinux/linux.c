@@ -103,3 +103,9 @@ int netmp_enter_network_namespace(int fd) { return setns(fd, CLONE_NEWNET) < 0 ?
 int netmp_random(void *buffer, unsigned long length) {
     return getrandom(buffer, length, 0) == (long)length ? 0 : -errno;
 }
+
+#include <sys/eventfd.h>
+int netmp_eventfd(void) {
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return fd < 0 ? -errno : fd;
+}

@@ -27,4 +27,6 @@ int netmp_memfd(const char *name);
 int netmp_enter_network_namespace(int fd);
 // Fills `buffer` from the kernel CSPRNG (getrandom).
 int netmp_random(void *buffer, unsigned long length);
+// A non-blocking, close-on-exec eventfd (a wakeup for a message port).
+int netmp_eventfd(void);
 #endif

@@ -1,0 +1,124 @@
+import CNetMPLinux
+import Glibc
+import Synchronization
+
+/// A protocol thread's message port: many application threads send, its one owner thread
+/// receives (DragonFly's lwkt_port, lwIP's tcpip mbox). A bounded ring of slots with
+/// sequence numbers (Vyukov's bounded queue, reduced to one consumer): sending is one CAS on
+/// the tail and one release store; receiving takes no atomic read-modify-write at all.
+///
+/// Wakeups cost nothing while the owner is busy: it announces `sleeping` before it blocks
+/// on its eventfd, and a sender writes the eventfd only when it sees that announcement.
+/// Both sides order "publish, then look at the other side" sequentially consistently,
+/// so either the owner sees the message before it sleeps or the sender sees it sleeping:
+/// no lost wakeup.
+public final class MessagePort<Message>: @unchecked Sendable {
+    public let capacity: Int
+    let mask: Int
+    let sequences: UnsafeMutablePointer<Atomic<Int>>
+    let slots: UnsafeMutablePointer<Message?>
+    let tail = Atomic<Int>(0)
+    /// Read and written by the owner only.
+    var head = 0
+    let sleeping = Atomic<Bool>(false)
+    /// The eventfd senders write to wake the owner, and the owner polls (with its TAP queue).
+    public let wakeupDescriptor: Int32
+
+    /// `capacity` is rounded up to a power of two.
+    public init(capacity: Int) {
+        var size = 1
+        while size < capacity { size <<= 1 }
+        self.capacity = size
+        mask = size - 1
+        sequences = .allocate(capacity: size)
+        slots = .allocate(capacity: size)
+        for i in 0..<size {
+            (sequences + i).initialize(to: Atomic(i))
+            (slots + i).initialize(to: nil)
+        }
+        wakeupDescriptor = netmp_eventfd()
+        precondition(wakeupDescriptor >= 0, "eventfd failed: errno \(-wakeupDescriptor)")
+    }
+
+    deinit {
+        for i in 0..<capacity { (sequences + i).deinitialize(count: 1) }
+        slots.deinitialize(count: capacity)
+        sequences.deallocate()
+        slots.deallocate()
+        close(wakeupDescriptor)
+    }
+
+    /// Sends from any thread. False when the port is full (the caller backs off and retries;
+    /// a full port means its owner is far behind).
+    @discardableResult
+    public func send(_ message: Message) -> Bool {
+        var position = tail.load(ordering: .relaxed)
+        while true {
+            let sequence = sequences[position & mask].load(ordering: .acquiring)
+            let difference = sequence - position
+            if difference == 0 {
+                if tail.compareExchange(expected: position, desired: position + 1, ordering: .relaxed).exchanged { break }
+                position = tail.load(ordering: .relaxed)
+            } else if difference < 0 {
+                return false
+            } else {
+                position = tail.load(ordering: .relaxed)
+            }
+        }
+        // This slot is ours alone until the sequence store below publishes it.
+        slots[position & mask] = message
+        sequences[position & mask].store(position + 1, ordering: .sequentiallyConsistent)
+        if sleeping.load(ordering: .sequentiallyConsistent), sleeping.exchange(false, ordering: .sequentiallyConsistent) {
+            var one: UInt64 = 1
+            _ = write(wakeupDescriptor, &one, 8)
+        }
+        return true
+    }
+
+    /// Owner only: takes the next message, if one is published.
+    public func receive() -> Message? {
+        let slot = head & mask
+        guard sequences[slot].load(ordering: .acquiring) == head + 1 else { return nil }
+        let message = slots[slot].take()
+        sequences[slot].store(head + capacity, ordering: .releasing)
+        head += 1
+        return message
+    }
+
+    /// Owner only: handles up to `limit` messages; returns how many.
+    @discardableResult
+    public func drain(limit: Int = 512, _ handle: (Message) -> Void) -> Int {
+        var count = 0
+        while count < limit, let message = receive() {
+            handle(message)
+            count += 1
+        }
+        return count
+    }
+
+    /// Owner only, before it blocks: announces that it will sleep. Returns false (and does not
+    /// announce) when a message is already waiting, so the owner must not block.
+    public func prepareToSleep() -> Bool {
+        sleeping.store(true, ordering: .sequentiallyConsistent)
+        if sequences[head & mask].load(ordering: .sequentiallyConsistent) == head + 1 {
+            sleeping.store(false, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    /// Owner only, after it woke (from poll on `wakeupDescriptor` or anything else).
+    public func awake() {
+        sleeping.store(false, ordering: .relaxed)
+        var value: UInt64 = 0
+        _ = read(wakeupDescriptor, &value, 8)
+    }
+
+    /// Owner only: blocks until a message arrives (for owners with nothing else to poll).
+    public func wait() {
+        guard prepareToSleep() else { return }
+        var poller = pollfd(fd: wakeupDescriptor, events: Int16(POLLIN), revents: 0)
+        while sleeping.load(ordering: .sequentiallyConsistent) && poll(&poller, 1, -1) < 0 && errno == EINTR {}
+        awake()
+    }
+}
