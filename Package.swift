@@ -15,6 +15,7 @@ let package = Package(
         // The binary is installed as `netmp` (Scripts/setup); SwiftPM cannot name two products alike.
         .executable(name: "netmp-cli", targets: ["NetMPCommand"]),
         .executable(name: "netmp-tcp-driver", targets: ["NetMPTCPDriver"]),
+        .executable(name: "netmp-bench", targets: ["NetMPBench"]),
     ],
     targets: [
         .systemLibrary(name: "CNuma", path: "Sources/CNuma"),
@@ -34,6 +35,10 @@ let package = Package(
         // Hosts the stack on one thread to exchange data with a kernel peer, for the TCP interop
         // tests until the socket shim lands; not installed.
         .executableTarget(name: "NetMPTCPDriver", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPTCP", "NetMPLink"],
+                          swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+        // Micro-benchmarks with their C references (Scripts/bench); not installed.
+        .target(name: "CNetMPBenchReference", path: "Sources/CNetMPBenchReference"),
+        .executableTarget(name: "NetMPBench", dependencies: ["NetMPRuntime", "NetMPWire", "CNetMPBenchReference", "CNetMPLinux"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .target(name: "NetMPTestSupport", path: "Tests/NetMPTestSupport"),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire", "NetMPTestSupport"]),

@@ -12,15 +12,19 @@ import Synchronization
 /// Both sides order "publish, then look at the other side" sequentially consistently,
 /// so either the owner sees the message before it sleeps or the sender sees it sleeping:
 /// no lost wakeup.
+///
+/// The hot methods are @inlinable: the port is generic, and without specialization in the
+/// caller's module each send went through witness tables (Scripts/bench measured 64% of the
+/// C reference that way, 88% inlined).
 public final class MessagePort<Message>: @unchecked Sendable {
     public let capacity: Int
-    let mask: Int
-    let sequences: UnsafeMutablePointer<Atomic<Int>>
-    let slots: UnsafeMutablePointer<Message?>
-    let tail = Atomic<Int>(0)
+    @usableFromInline let mask: Int
+    @usableFromInline let sequences: UnsafeMutablePointer<Atomic<Int>>
+    @usableFromInline let slots: UnsafeMutablePointer<Message?>
+    @usableFromInline let tail = Atomic<Int>(0)
     /// Read and written by the owner only.
-    var head = 0
-    let sleeping = Atomic<Bool>(false)
+    @usableFromInline var head = 0
+    @usableFromInline let sleeping = Atomic<Bool>(false)
     /// The eventfd senders write to wake the owner, and the owner polls (with its TAP queue).
     public let wakeupDescriptor: Int32
 
@@ -50,7 +54,7 @@ public final class MessagePort<Message>: @unchecked Sendable {
 
     /// Sends from any thread. False when the port is full (the caller backs off and retries;
     /// a full port means its owner is far behind).
-    @discardableResult
+    @discardableResult @inlinable
     public func send(_ message: Message) -> Bool {
         var position = tail.load(ordering: .relaxed)
         while true {
@@ -69,13 +73,18 @@ public final class MessagePort<Message>: @unchecked Sendable {
         slots[position & mask] = message
         sequences[position & mask].store(position + 1, ordering: .sequentiallyConsistent)
         if sleeping.load(ordering: .sequentiallyConsistent), sleeping.exchange(false, ordering: .sequentiallyConsistent) {
-            var one: UInt64 = 1
-            _ = write(wakeupDescriptor, &one, 8)
+            wake()
         }
         return true
     }
 
+    @usableFromInline func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeupDescriptor, &one, 8)
+    }
+
     /// Owner only: takes the next message, if one is published.
+    @inlinable
     public func receive() -> Message? {
         let slot = head & mask
         guard sequences[slot].load(ordering: .acquiring) == head + 1 else { return nil }
@@ -86,7 +95,7 @@ public final class MessagePort<Message>: @unchecked Sendable {
     }
 
     /// Owner only: handles up to `limit` messages; returns how many.
-    @discardableResult
+    @discardableResult @inlinable
     public func drain(limit: Int = 512, _ handle: (Message) -> Void) -> Int {
         var count = 0
         while count < limit, let message = receive() {
