@@ -51,7 +51,12 @@ struct PingTests {
         defer { stop(host) }
 
         // The gratuitous ARP on start (the lab accepts it) put netmp's MAC in the kernel's table.
-        let announced = lab.run(["ip", "neigh", "show", Self.address, "dev", lab.tap])
+        // The stats page exists a moment before the protocol thread announces: poll briefly.
+        var announced = lab.run(["ip", "neigh", "show", Self.address, "dev", lab.tap])
+        for _ in 0..<60 where !announced.stdout.contains(Self.mac) {
+            usleep(50_000)
+            announced = lab.run(["ip", "neigh", "show", Self.address, "dev", lab.tap])
+        }
         #expect(announced.stdout.contains(Self.mac), "neighbour table before any ping: \(announced.stdout)")
 
         let ping = lab.run(["ping", "-c", "20", "-i", "0.01", "-W", "2", Self.address], timeout: 30)
