@@ -109,3 +109,16 @@ int netmp_eventfd(void) {
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     return fd < 0 ? -errno : fd;
 }
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+int netmp_futex_wait(uint32_t *word, uint32_t expected, long timeout_ns) {
+    struct timespec ts = { timeout_ns / 1000000000L, timeout_ns % 1000000000L };
+    long r = syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, timeout_ns >= 0 ? &ts : NULL, NULL, 0);
+    return r < 0 ? -errno : 0;
+}
+
+int netmp_futex_wake(uint32_t *word, int count) {
+    long r = syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+    return r < 0 ? -errno : (int)r;
+}

@@ -29,4 +29,7 @@ int netmp_enter_network_namespace(int fd);
 int netmp_random(void *buffer, unsigned long length);
 // A non-blocking, close-on-exec eventfd (a wakeup for a message port).
 int netmp_eventfd(void);
+// futex(2) on a 32-bit word: wait while it holds `expected` (timeout < 0: forever), wake `count`.
+int netmp_futex_wait(uint32_t *word, uint32_t expected, long timeout_ns);
+int netmp_futex_wake(uint32_t *word, int count);
 #endif

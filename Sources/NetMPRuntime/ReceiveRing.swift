@@ -1,0 +1,90 @@
+import Synchronization
+
+/// A socket's receive buffer as the seed describes it: one producer (the owner core) and any
+/// number of consumers (application threads), no lock on the data path. The owner writes
+/// bytes past the published end (in order or, for out-of-order data, further along) and
+/// publishes them by moving `tail`; readers copy and then claim by CAS on `head`, so a byte
+/// is copied into the ring once and out of it once. There is no shared byte count: readers
+/// see `tail - head` as a lower bound of what is readable, the owner `head` as a lower bound
+/// of what is free. End of stream is published after the last data, so no reader reports
+/// EOF while bytes remain.
+public final class ReceiveRing: @unchecked Sendable {
+    public let capacity: Int
+    let storage: UnsafeMutableRawBufferPointer
+    let tail = Atomic<Int>(0)
+    let head = Atomic<Int>(0)
+    let endOfStream = Atomic<Bool>(false)
+    /// Readers block here; the owner wakes them after publishing.
+    public let readers = WaitWord()
+
+    public init(capacity: Int) {
+        self.capacity = capacity
+        storage = .allocate(byteCount: capacity, alignment: 64)
+    }
+    deinit { storage.deallocate() }
+
+    // MARK: Owner
+
+    /// Bytes the owner may write past the published end (a lower bound: readers free more).
+    public var free: Int { capacity - (tail.load(ordering: .relaxed) - head.load(ordering: .acquiring)) }
+
+    /// Copies `bytes` to `offset` bytes past the published end. Precondition: they fit in `free`.
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+        precondition(offset >= 0 && offset + bytes.count <= free, "write past the ring's free space")
+        var done = 0
+        let start = tail.load(ordering: .relaxed) + offset
+        while done < bytes.count {
+            let position = (start + done) % capacity
+            let n = min(bytes.count - done, capacity - position)
+            UnsafeMutableRawBufferPointer(rebasing: storage[position..<(position + n)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[done..<(done + n)]))
+            done += n
+        }
+    }
+
+    /// Makes `count` more bytes readable and wakes blocked readers.
+    public func publish(_ count: Int) {
+        tail.add(count, ordering: .releasing)
+        readers.wakeAll()
+    }
+
+    /// The peer finished: readers drain what is published, then see end of stream.
+    public func publishEndOfStream() {
+        endOfStream.store(true, ordering: .releasing)
+        readers.wakeAll()
+    }
+
+    // MARK: Readers (any thread)
+
+    /// Bytes readable now, a lower bound (FIONREAD).
+    public var readable: Int { tail.load(ordering: .acquiring) - head.load(ordering: .acquiring) }
+
+    /// Reads up to `destination.count` bytes; 0 when nothing is published (see `atEnd`).
+    public func read(into destination: UnsafeMutableRawBufferPointer) -> Int {
+        while true {
+            let h = head.load(ordering: .acquiring)
+            let available = tail.load(ordering: .acquiring) - h
+            let n = min(available, destination.count)
+            guard n > 0 else { return 0 }
+            var done = 0
+            while done < n {
+                let position = (h + done) % capacity
+                let chunk = min(n - done, capacity - position)
+                UnsafeMutableRawBufferPointer(rebasing: destination[done..<(done + chunk)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: storage[position..<(position + chunk)]))
+                done += chunk
+            }
+            // The owner never writes below `head`, so the copy is valid if nobody claimed first.
+            if head.compareExchange(expected: h, desired: h + n, ordering: .acquiringAndReleasing).exchanged { return n }
+        }
+    }
+
+    /// True once end of stream is published and every byte before it has been read.
+    public var atEnd: Bool { endOfStream.load(ordering: .acquiring) && readable == 0 }
+
+    /// Blocks until something is readable or the stream ended (or `timeout` passed).
+    @discardableResult
+    public func waitReadable(timeout: Int? = nil) -> Bool {
+        readers.wait(timeout: timeout) { readable > 0 || endOfStream.load(ordering: .acquiring) }
+    }
+}

@@ -1,0 +1,87 @@
+import Glibc
+import Synchronization
+
+/// A socket's send buffer: any number of application threads append (many producers), the
+/// owner core sends and frees (one consumer). A writer reserves space by CAS on `reserved`,
+/// copies, and commits in reservation order (a writer whose predecessor is still copying
+/// waits for it: concurrent writes to one stream socket are ordered, as in the kernel). The
+/// owner reads committed bytes and frees them as they are acknowledged. Writers see
+/// `reserved - released` as an upper bound of what is held; nothing else is shared.
+public final class SendRing: @unchecked Sendable {
+    public let capacity: Int
+    let storage: UnsafeMutableRawBufferPointer
+    let reserved = Atomic<Int>(0)
+    let committed = Atomic<Int>(0)
+    let released = Atomic<Int>(0)
+    /// Writers waiting for space block here; the owner wakes them when it frees.
+    public let writers = WaitWord()
+
+    public init(capacity: Int) {
+        self.capacity = capacity
+        storage = .allocate(byteCount: capacity, alignment: 64)
+    }
+    deinit { storage.deallocate() }
+
+    // MARK: Writers (any thread)
+
+    /// Space for writers now, a lower bound (the owner frees more).
+    public var free: Int { capacity - (reserved.load(ordering: .acquiring) - released.load(ordering: .acquiring)) }
+
+    /// Appends as much of `bytes` as fits; returns how much (0 when full).
+    public func write(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var start = reserved.load(ordering: .relaxed)
+        var n = 0
+        while true {
+            let room = capacity - (start - released.load(ordering: .acquiring))
+            n = min(room, bytes.count)
+            guard n > 0 else { return 0 }
+            let (exchanged, current) = reserved.compareExchange(expected: start, desired: start + n, ordering: .acquiringAndReleasing)
+            if exchanged { break }
+            start = current
+        }
+        var done = 0
+        while done < n {
+            let position = (start + done) % capacity
+            let chunk = min(n - done, capacity - position)
+            UnsafeMutableRawBufferPointer(rebasing: storage[position..<(position + chunk)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[done..<(done + chunk)]))
+            done += chunk
+        }
+        // Commit in reservation order.
+        while committed.load(ordering: .acquiring) != start { sched_yield() }
+        committed.store(start + n, ordering: .releasing)
+        return n
+    }
+
+    /// Blocks until there is room (or `timeout` nanoseconds passed).
+    @discardableResult
+    public func waitWritable(timeout: Int? = nil) -> Bool {
+        writers.wait(timeout: timeout) { free > 0 }
+    }
+
+    // MARK: Owner
+
+    /// Committed bytes not yet released (what the owner may send, and resend).
+    public var held: Int { committed.load(ordering: .acquiring) - released.load(ordering: .relaxed) }
+
+    /// Copies `count` held bytes starting `offset` past the oldest unreleased byte.
+    public func copy(from offset: Int, count: Int, into destination: UnsafeMutableRawBufferPointer) {
+        precondition(offset >= 0 && offset + count <= held && count <= destination.count)
+        var done = 0
+        let start = released.load(ordering: .relaxed) + offset
+        while done < count {
+            let position = (start + done) % capacity
+            let chunk = min(count - done, capacity - position)
+            UnsafeMutableRawBufferPointer(rebasing: destination[done..<(done + chunk)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: storage[position..<(position + chunk)]))
+            done += chunk
+        }
+    }
+
+    /// Frees the `count` oldest bytes (acknowledged) and wakes blocked writers.
+    public func release(_ count: Int) {
+        precondition(count >= 0 && count <= held)
+        released.add(count, ordering: .releasing)
+        writers.wakeAll()
+    }
+}

@@ -1,0 +1,42 @@
+import CNetMPLinux
+import Synchronization
+
+/// A futex word for blocking without lost wakeups: a waiter reads the generation, announces
+/// itself, checks its condition, and sleeps only if the generation is unchanged; a waker bumps
+/// the generation and makes the wake system call only when someone announced a wait. Both
+/// sides use sequentially consistent operations, so either the waiter sees the change or
+/// the waker sees the waiter.
+public final class WaitWord: @unchecked Sendable {
+    let word: UnsafeMutablePointer<Atomic<UInt32>>
+    let waiters = Atomic<Int>(0)
+
+    public init() {
+        word = .allocate(capacity: 1)
+        word.initialize(to: Atomic(0))
+    }
+    deinit {
+        word.deinitialize(count: 1)
+        word.deallocate()
+    }
+
+    /// Blocks until `ready()` holds or `timeout` (nanoseconds, nil: forever) passes.
+    /// Returns `ready()`'s last answer.
+    public func wait(timeout: Int? = nil, until ready: () -> Bool) -> Bool {
+        if ready() { return true }
+        let generation = word.pointee.load(ordering: .sequentiallyConsistent)
+        waiters.add(1, ordering: .sequentiallyConsistent)
+        defer { waiters.subtract(1, ordering: .sequentiallyConsistent) }
+        if ready() { return true }
+        let address = UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
+        _ = netmp_futex_wait(address, generation, timeout ?? -1)
+        return ready()
+    }
+
+    /// Wakes every waiter (after the caller published what they wait for).
+    public func wakeAll() {
+        word.pointee.add(1, ordering: .sequentiallyConsistent)
+        guard waiters.load(ordering: .sequentiallyConsistent) > 0 else { return }
+        let address = UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
+        _ = netmp_futex_wake(address, Int32.max)
+    }
+}
