@@ -2,6 +2,7 @@
 // same run. Scripts/bench runs it.
 //
 //   netmp-bench ports [--messages N] [--senders S]
+//   netmp-bench rings [--megabytes N]
 import CNetMPBenchReference
 import CNetMPLinux
 import Glibc
@@ -47,6 +48,41 @@ func portRate(messages: Int, senders: Int, cpus: [Int32]) -> Double {
     return Double(received) / seconds
 }
 
+/// The owner core publishing into a ReceiveRing, one application thread reading from it:
+/// the receive half of the seed's socket buffer, as the runtime will use it.
+func ringRate(bytes: Int, capacity: Int, chunk: Int, cpus: [Int32]) -> Double {
+    let ring = ReceiveRing(capacity: capacity)
+    _ = netmp_pin_current_thread(cpus[0])
+    let start = MonotonicClock.now()
+    let owner = SenderThread {
+        _ = netmp_pin_current_thread(cpus[1 % cpus.count])
+        let data = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
+        data.initializeMemory(as: UInt8.self, repeating: 0x5A)
+        var sent = 0
+        while sent < bytes {
+            let n = min(chunk, ring.free, bytes - sent)
+            guard n > 0 else { sched_yield(); continue }
+            ring.write(UnsafeRawBufferPointer(rebasing: data[0..<n]), at: 0)
+            ring.publish(n)
+            sent += n
+        }
+        data.deallocate()
+    }
+    owner.start()
+    let out = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
+    var received = 0, sum = 0
+    while received < bytes {
+        let n = ring.read(into: out)
+        if n == 0 { sched_yield(); continue }
+        sum &+= Int(out[0])
+        received += n
+    }
+    owner.join()
+    out.deallocate()
+    precondition(sum >= 0)
+    return Double(received) / (Double((MonotonicClock.now() - start).nanoseconds) / 1e9)
+}
+
 var options: [String: Int] = [:]
 var arguments = CommandLine.arguments.dropFirst()
 let command = arguments.first ?? "ports"
@@ -76,8 +112,24 @@ case "ports":
                                  String(Int(swift)).leftPadded(11), String(Int(c)).leftPadded(12), "   " + ratio]
         print(columns.joined())
     }
+case "rings":
+    let bytes = (options["megabytes"] ?? 2048) << 20
+    let capacity = 256 << 10
+    print("receive ring: \(bytes >> 20) MiB through a \(capacity >> 10) KiB ring, owner on CPU \(cpus[1 % cpus.count]), reader on CPU \(cpus[0])")
+    print("chunk       netmp MB/s      C MB/s   netmp/C")
+    for chunk in [1448, 16 << 10, 64 << 10] {
+        var swift = 0.0, c = 0.0
+        for _ in 0..<3 {
+            swift = max(swift, ringRate(bytes: bytes, capacity: capacity, chunk: chunk, cpus: cpus))
+            c = max(c, cpus.withUnsafeBufferPointer { netmp_reference_ring_rate(bytes, capacity, chunk, $0.baseAddress, Int32(cpus.count)) })
+        }
+        let ratio: String = String(Int(swift / c * 100)) + "%"
+        let columns: [String] = [String(chunk).leftPadded(6) + "  ", String(Int(swift / 1e6)).leftPadded(13),
+                                 String(Int(c / 1e6)).leftPadded(12), "   " + ratio]
+        print(columns.joined())
+    }
 default:
-    print("usage: netmp-bench ports [--messages N] [--senders S]")
+    print("usage: netmp-bench ports [--messages N] [--senders S] | rings [--megabytes N]")
     exit(2)
 }
 
