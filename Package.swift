@@ -19,7 +19,7 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CNuma", path: "Sources/CNuma"),
-        .target(name: "CNetMPLinux", path: "Sources/CNetMPLinux"),
+        .target(name: "CNetMPLinux", path: "Sources/CNetMPLinux", linkerSettings: [.linkedLibrary("numa")]),
         .target(name: "NetMPWire", swiftSettings: strict),
         .target(name: "NetMPTCP", dependencies: ["NetMPWire"], swiftSettings: strict),
         .target(name: "NetMPStack", dependencies: ["NetMPWire", "NetMPTCP"], swiftSettings: strict),
@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire", "NetMPTestSupport"]),
         .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPWire", "NetMPTCP", "NetMPTestSupport"]),
         .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPStack", "NetMPWire", "NetMPTCP", "CNetMPLinux"]),
-        .testTarget(name: "NetMPRuntimeTests", dependencies: ["NetMPRuntime"]),
+        .testTarget(name: "NetMPRuntimeTests", dependencies: ["NetMPRuntime", "CNetMPLinux"]),
         .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire"]),
     ]
 )

@@ -122,3 +122,12 @@ int netmp_futex_wake(uint32_t *word, int count) {
     long r = syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
     return r < 0 ? -errno : (int)r;
 }
+
+#include <numaif.h>
+// The NUMA node holding the page at `address`, or -errno.
+int netmp_node_of_address(void *address) {
+    int status = -1;
+    void *pages[1] = { address };
+    if (move_pages(0, 1, pages, NULL, &status, 0) < 0) return -errno;
+    return status;
+}

@@ -25,6 +25,8 @@ ENVIRONMENT (read by libnetmp.so when it loads)
   NETMP_TAP, NETMP_ADDR, NETMP_GATEWAY, NETMP_MAC, NETMP_CORES, NETMP_LOG as above.
   Without NETMP_TAP the library does nothing. A bad value prints one line on stderr and the
   program runs on kernel sockets: netmp never stops a program for its own misconfiguration.
+  NETMP_FAKE_NUMA a CPU-to-node map ("0-3:0,4-7:1") that makes a one-node machine look
+                  like several nodes, for testing
   NETMP_LIBRARY   path of libnetmp.so for `netmp run` (default: beside this binary)
 
 EXAMPLE

@@ -1,5 +1,4 @@
 import CNetMPLinux
-import CNuma
 import Glibc
 import NetMPLink
 import NetMPStack
@@ -8,12 +7,14 @@ public enum RuntimeError: Error, CustomStringConvertible {
     case link(LinkError)
     case threadFailed(errno: Int32)
     case noCPU
+    case numa(NUMAError)
 
     public var description: String {
         switch self {
         case .link(let e): e.description
         case .threadFailed(let e): "cannot start a protocol thread (errno \(e))"
         case .noCPU: "no CPU is available to this process"
+        case .numa(let e): e.description
         }
     }
 }
@@ -34,12 +35,17 @@ public final class NetworkStack: @unchecked Sendable {
         var cpus = [Int32](repeating: 0, count: 1024)
         let available = Int(netmp_allowed_cpus(&cpus, 1024))
         guard available > 0 else { throw .noCPU }
+        let topology: NUMATopology
+        switch NUMATopology.system(fake: configuration.fakeNUMA) {
+        case .success(let t): topology = t
+        case .failure(let e): throw .numa(e)
+        }
         let device: TAPDevice
         do { device = try TAPDevice(name: configuration.tapName, queueCount: 1) } catch { throw .link(error) }
         let stats = StatsPage(cores: 1, configuration: configuration)
         if stats == nil { log.info("no stats page (memfd or mmap failed): netmp stat will not see this process") }
         let cpu = Int(cpus[0])
-        stats?.describe(core: 0, cpu: cpu, node: Self.node(of: cpu))
+        stats?.describe(core: 0, cpu: cpu, node: topology.node(of: cpu))
         let host = Host(configuration: configuration)
         let thread = ProtocolThread(core: 0, cpu: cpu, host: host, queue: device.queues[0], stats: stats, log: log)
         let stack = NetworkStack(configuration: configuration, device: device, threads: [thread], stats: stats)
@@ -49,11 +55,5 @@ public final class NetworkStack: @unchecked Sendable {
 
     init(configuration: StackConfiguration, device: TAPDevice, threads: [ProtocolThread], stats: StatsPage?) {
         self.configuration = configuration; self.device = device; self.threads = threads; self.stats = stats
-    }
-
-    /// The NUMA node of `cpu`; 0 where the machine has no NUMA support.
-    static func node(of cpu: Int) -> Int {
-        guard numa_available() >= 0 else { return 0 }
-        return max(0, Int(numa_node_of_cpu(Int32(cpu))))
     }
 }

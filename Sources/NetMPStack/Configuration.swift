@@ -29,6 +29,8 @@ public struct StackConfiguration: Equatable, Sendable {
     public var cores: Int?
     public var logLevel: LogLevel
     public var mtu: Int = 1500
+    /// NETMP_FAKE_NUMA: a CPU-to-node map for testing multi-node code on one node.
+    public var fakeNUMA: String? = nil
 
     public init(tapName: String, address: IPv4Address, prefixLength: Int, gateway: IPv4Address? = nil,
                 mac: MACAddress? = nil, cores: Int? = nil, logLevel: LogLevel = .error) {
@@ -80,6 +82,7 @@ public struct StackConfiguration: Equatable, Sendable {
             }
             config.cores = n
         }
+        if let text = environment("NETMP_FAKE_NUMA"), !text.isEmpty { config.fakeNUMA = text }
         if let text = environment("NETMP_LOG"), !text.isEmpty {
             guard let level = LogLevel(name: text) else {
                 return .failure(ConfigurationError("NETMP_LOG", "'\(text)' is not one of off, error, info, debug"))

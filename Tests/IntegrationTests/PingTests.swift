@@ -134,6 +134,12 @@ struct MisconfigurationTests {
         #expect(out.stderr == "netmp: not started, using kernel sockets: no TAP device nmt-missing0 in this network namespace (Scripts/lab up makes one)\n")
     }
 
+    @Test func badFakeNUMA_oneLineOnStderr_programRuns() {
+        let out = runPreloaded(["NETMP_TAP": "nmt-missing0", "NETMP_ADDR": "10.77.0.2/24", "NETMP_FAKE_NUMA": "0:0,2:1"])
+        #expect(out.status == 0 && out.stdout == "still-running\n")
+        #expect(out.stderr.hasPrefix("netmp: not started, using kernel sockets: NETMP_FAKE_NUMA: '0:0,2:1'"), "\(out.stderr)")
+    }
+
     @Test func unconfigured_silent() {
         let out = runPreloaded([:])
         #expect(out.status == 0 && out.stdout == "still-running\n" && out.stderr.isEmpty)

@@ -32,4 +32,6 @@ int netmp_eventfd(void);
 // futex(2) on a 32-bit word: wait while it holds `expected` (timeout < 0: forever), wake `count`.
 int netmp_futex_wait(uint32_t *word, uint32_t expected, long timeout_ns);
 int netmp_futex_wake(uint32_t *word, int count);
+// The NUMA node of the page holding `address` (move_pages query), or -errno.
+int netmp_node_of_address(void *address);
 #endif
