@@ -98,7 +98,15 @@ final class LabNamespace {
         tap = up.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    deinit { _ = Shell.run([Package.lab, "down", name]) }
+    deinit {
+        // Verify the namespace is gone; a busy machine has been seen to leave one behind.
+        for _ in 0..<3 {
+            _ = Shell.run([Package.lab, "down", name])
+            if !Shell.run(["ip", "netns", "list"]).stdout.contains(name) { return }
+            usleep(200_000)
+        }
+        FileHandle.standardError.write(Data("lab namespace \(name) could not be removed\n".utf8))
+    }
 
     /// Runs a command inside the namespace.
     @discardableResult
