@@ -120,8 +120,11 @@ public final class TCPEndpoints {
             }
         }
         if socket.state == .closed {
-            sockets[socket.tuple] = nil
-            timers.cancel(socket.tuple)
+            // Only if the table still holds this socket: a new incarnation may own the tuple.
+            if sockets[socket.tuple] === socket {
+                sockets[socket.tuple] = nil
+                timers.cancel(socket.tuple)
+            }
         } else if let deadline = socket.connection.nextDeadline {
             if deadline != socket.scheduledDeadline { timers.schedule(socket.tuple, at: deadline) }
         } else if socket.scheduledDeadline != nil {
