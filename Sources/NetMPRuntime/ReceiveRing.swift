@@ -1,3 +1,4 @@
+import NetMPStack
 import Synchronization
 
 /// A socket's receive buffer as the seed describes it: one producer (the owner core) and any
@@ -9,8 +10,8 @@ import Synchronization
 /// of what is free. End of stream is published after the last data, so no reader reports
 /// EOF while bytes remain.
 public final class ReceiveRing: @unchecked Sendable {
-    public let capacity: Int
-    let storage: UnsafeMutableRawBufferPointer
+    public var capacity: Int { storage.capacity }
+    let storage: RingStorage
     let tail = Atomic<Int>(0)
     let head = Atomic<Int>(0)
     let endOfStream = Atomic<Bool>(false)
@@ -18,8 +19,7 @@ public final class ReceiveRing: @unchecked Sendable {
     public let readers = WaitWord()
 
     public init(capacity: Int) {
-        self.capacity = capacity
-        storage = .allocate(byteCount: capacity, alignment: 64)
+        storage = RingStorage(capacity: capacity)
     }
     deinit { storage.deallocate() }
 
@@ -31,15 +31,7 @@ public final class ReceiveRing: @unchecked Sendable {
     /// Copies `bytes` to `offset` bytes past the published end. Precondition: they fit in `free`.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         precondition(offset >= 0 && offset + bytes.count <= free, "write past the ring's free space")
-        var done = 0
-        let start = tail.load(ordering: .relaxed) + offset
-        while done < bytes.count {
-            let position = (start + done) % capacity
-            let n = min(bytes.count - done, capacity - position)
-            UnsafeMutableRawBufferPointer(rebasing: storage[position..<(position + n)])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[done..<(done + n)]))
-            done += n
-        }
+        storage.copyIn(bytes, at: tail.load(ordering: .relaxed) + offset)
     }
 
     /// Makes `count` more bytes readable and wakes blocked readers.
@@ -66,14 +58,7 @@ public final class ReceiveRing: @unchecked Sendable {
             let available = tail.load(ordering: .acquiring) - h
             let n = min(available, destination.count)
             guard n > 0 else { return 0 }
-            var done = 0
-            while done < n {
-                let position = (h + done) % capacity
-                let chunk = min(n - done, capacity - position)
-                UnsafeMutableRawBufferPointer(rebasing: destination[done..<(done + chunk)])
-                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: storage[position..<(position + chunk)]))
-                done += chunk
-            }
+            storage.copyOut(from: h, count: n, into: destination)
             // The owner never writes below `head`, so the copy is valid if nobody claimed first.
             if head.compareExchange(expected: h, desired: h + n, ordering: .acquiringAndReleasing).exchanged { return n }
         }

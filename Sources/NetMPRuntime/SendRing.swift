@@ -1,4 +1,5 @@
 import Glibc
+import NetMPStack
 import Synchronization
 
 /// A socket's send buffer: any number of application threads append (many producers), the
@@ -8,8 +9,8 @@ import Synchronization
 /// owner reads committed bytes and frees them as they are acknowledged. Writers see
 /// `reserved - released` as an upper bound of what is held; nothing else is shared.
 public final class SendRing: @unchecked Sendable {
-    public let capacity: Int
-    let storage: UnsafeMutableRawBufferPointer
+    public var capacity: Int { storage.capacity }
+    let storage: RingStorage
     let reserved = Atomic<Int>(0)
     let committed = Atomic<Int>(0)
     let released = Atomic<Int>(0)
@@ -17,8 +18,7 @@ public final class SendRing: @unchecked Sendable {
     public let writers = WaitWord()
 
     public init(capacity: Int) {
-        self.capacity = capacity
-        storage = .allocate(byteCount: capacity, alignment: 64)
+        storage = RingStorage(capacity: capacity)
     }
     deinit { storage.deallocate() }
 
@@ -39,14 +39,7 @@ public final class SendRing: @unchecked Sendable {
             if exchanged { break }
             start = current
         }
-        var done = 0
-        while done < n {
-            let position = (start + done) % capacity
-            let chunk = min(n - done, capacity - position)
-            UnsafeMutableRawBufferPointer(rebasing: storage[position..<(position + chunk)])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[done..<(done + chunk)]))
-            done += chunk
-        }
+        storage.copyIn(UnsafeRawBufferPointer(rebasing: bytes[0..<n]), at: start)
         // Commit in reservation order.
         while committed.load(ordering: .acquiring) != start { sched_yield() }
         committed.store(start + n, ordering: .releasing)
@@ -67,15 +60,7 @@ public final class SendRing: @unchecked Sendable {
     /// Copies `count` held bytes starting `offset` past the oldest unreleased byte.
     public func copy(from offset: Int, count: Int, into destination: UnsafeMutableRawBufferPointer) {
         precondition(offset >= 0 && offset + count <= held && count <= destination.count)
-        var done = 0
-        let start = released.load(ordering: .relaxed) + offset
-        while done < count {
-            let position = (start + done) % capacity
-            let chunk = min(count - done, capacity - position)
-            UnsafeMutableRawBufferPointer(rebasing: destination[done..<(done + chunk)])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: storage[position..<(position + chunk)]))
-            done += chunk
-        }
+        storage.copyOut(from: released.load(ordering: .relaxed) + offset, count: count, into: destination)
     }
 
     /// Frees the `count` oldest bytes (acknowledged) and wakes blocked writers.

@@ -3,16 +3,15 @@
 /// written in place past the readable end and becomes readable when the gap fills.
 /// (The per-core runtime replaces this with its MPSC/SPMC rings.)
 public final class ByteRing {
-    var storage: UnsafeMutableRawBufferPointer
-    public private(set) var capacity: Int
+    var storage: RingStorage
+    public var capacity: Int { storage.capacity }
     /// Absolute positions: bytes [head, tail) are held.
     public private(set) var head = 0
     public private(set) var tail = 0
 
     public init(capacity: Int) {
         precondition(capacity > 0)
-        self.capacity = capacity
-        storage = .allocate(byteCount: capacity, alignment: 64)
+        storage = RingStorage(capacity: capacity)
     }
     deinit { storage.deallocate() }
 
@@ -23,14 +22,7 @@ public final class ByteRing {
     /// Precondition: the bytes fit in the free space.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         precondition(offset >= 0 && offset + bytes.count <= free, "write past the ring's free space")
-        var done = 0
-        while done < bytes.count {
-            let position = (tail + offset + done) % capacity
-            let n = min(bytes.count - done, capacity - position)
-            UnsafeMutableRawBufferPointer(rebasing: storage[position..<(position + n)])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[done..<(done + n)]))
-            done += n
-        }
+        storage.copyIn(bytes, at: tail + offset)
     }
 
     /// Makes `count` bytes past the tail part of the held data.
@@ -50,14 +42,7 @@ public final class ByteRing {
     /// Copies `count` held bytes starting `offset` past the head into `destination`.
     public func copy(from offset: Int, count: Int, into destination: UnsafeMutableRawBufferPointer) {
         precondition(offset >= 0 && offset + count <= self.count && count <= destination.count)
-        var done = 0
-        while done < count {
-            let position = (head + offset + done) % capacity
-            let n = min(count - done, capacity - position)
-            UnsafeMutableRawBufferPointer(rebasing: destination[done..<(done + n)])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: storage[position..<(position + n)]))
-            done += n
-        }
+        storage.copyOut(from: head + offset, count: count, into: destination)
     }
 
     /// Drops `count` bytes from the head.
@@ -70,18 +55,13 @@ public final class ByteRing {
     /// out-of-order bytes written past the tail.
     public func grow(to newCapacity: Int) {
         guard newCapacity > capacity else { return }
-        let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: newCapacity, alignment: 64)
-        var position = head
-        while position < head + capacity {
-            let from = position % capacity, to = position % newCapacity
-            let n = min(head + capacity - position, capacity - from, newCapacity - to)
-            UnsafeMutableRawBufferPointer(rebasing: bigger[to..<(to + n)])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: storage[from..<(from + n)]))
-            position += n
-        }
+        let bigger = RingStorage(capacity: newCapacity)
+        let linear = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64)
+        storage.copyOut(from: head, count: capacity, into: linear)
+        bigger.copyIn(UnsafeRawBufferPointer(linear), at: head)
+        linear.deallocate()
         storage.deallocate()
         storage = bigger
-        capacity = newCapacity
     }
 
     /// Moves up to `destination.count` bytes out; returns how many.
