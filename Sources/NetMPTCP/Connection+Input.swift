@@ -191,6 +191,7 @@ extension Connection {
             countDuplicate(segment, payloadLength: payloadLength, now: now)
         }
         updateSendWindow(segment, force: false)
+        detectLostRetransmission()
         // RFC 6675 5: with SACK, loss is also declared once enough data above SND.UNA is SACKed.
         if sackEnabled && recoveryPoint == nil && sendUnacknowledged < sendMaximum
             && scoreboard.isLost(sendUnacknowledged, mss: sendMSS, threshold: reorderingThreshold) {
@@ -200,15 +201,29 @@ extension Connection {
         return true
     }
 
+    /// In SACK recovery: once the receiver SACKs data first sent after our retransmissions
+    /// while SND.UNA's hole is still open, that retransmission was lost; resend the holes
+    /// from SND.UNA rather than wait for the timeout.
+    mutating func detectLostRetransmission() {
+        guard sackEnabled, recoveryPoint != nil, let mark = retransmissionRoundMark,
+              let highest = scoreboard.highestSacked, mark < highest,
+              sendUnacknowledged < highestRetransmitted else { return }
+        lostRetransmissions &+= 1
+        highestRetransmitted = sendUnacknowledged
+        retransmissionRoundMark = nil
+    }
+
     /// Fast retransmit and the start of loss recovery (RFC 6582 3.2 step 2, RFC 6675 5 step 4).
     mutating func enterRecovery(now: Instant) {
         recoveries &+= 1
+        probeDeadline = nil
         recoveryPoint = sendMaximum
         congestionBeforeRecovery = congestion
         recoveryRetransmitTimestamp = nil
         congestion.lossDetected(flight: sendMaximum - sendUnacknowledged - scoreboard.sackedBytes, now: now)
         retransmitAt = sackEnabled ? nil : sendUnacknowledged
         highestRetransmitted = sendUnacknowledged
+        retransmissionRoundMark = nil
         timedSegment = nil
     }
 
@@ -252,6 +267,8 @@ extension Connection {
         }
         duplicateAcks = 0
         retransmitDeadline = sendUnacknowledged == sendMaximum ? nil : now + rtt.timeout
+        probeSent = false
+        armProbe(now: now)
         if freed > 0 { events.insert(.writable) }
     }
 

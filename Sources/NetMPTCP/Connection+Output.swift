@@ -13,7 +13,7 @@ extension Connection {
             guard sendNext == initialSendSequence || ackNow else { return nil }
             return emit(synSegment(ack: true, now: now), length: 1, now: now)
         default:
-            return retransmission(now: now) ?? sackRetransmission(now: now) ?? newData(now: now)
+            return retransmission(now: now) ?? sackRetransmission(now: now) ?? tailLossProbe(now: now) ?? newData(now: now)
                 ?? finOnly(now: now) ?? keepAliveProbe(now: now) ?? acknowledgment(now: now)
         }
     }
@@ -42,6 +42,7 @@ extension Connection {
         let length = min(maximumPayload, max(0, dataEnd - at))
         segmentsRetransmitted &+= 1
         if highestRetransmitted < at + length { highestRetransmitted = at + length }
+        if recoveryPoint != nil && retransmissionRoundMark == nil { retransmissionRoundMark = sendMaximum }
         if recoveryPoint != nil && recoveryRetransmitTimestamp == nil { recoveryRetransmitTimestamp = timestampNow(now) }
         if length == 0 { return finSegment(at: at, now: now) }
         return dataSegment(at: at, length: length, fin: false, now: now)
@@ -56,9 +57,28 @@ extension Connection {
         let length = min(maximumPayload, holeLength, max(0, dataEnd - start))
         guard length > 0 else { return nil }
         highestRetransmitted = start + length
+        if retransmissionRoundMark == nil { retransmissionRoundMark = sendMaximum }
         segmentsRetransmitted &+= 1
         if recoveryRetransmitTimestamp == nil { recoveryRetransmitTimestamp = timestampNow(now) }
         return dataSegment(at: start, length: length, fin: false, now: now)
+    }
+
+    /// RFC 8985 7.3: the probe is a new segment if one may go, else the flight's last segment
+    /// again.
+    mutating func tailLossProbe(now: Instant) -> OutgoingSegment? {
+        guard probeDue else { return nil }
+        probeDue = false
+        let unsent = dataEnd - sendNext
+        if unsent > 0 && sendNext == sendMaximum && sendWindow - flight > 0 {
+            let length = min(maximumPayload, unsent, sendWindow - flight)
+            return dataSegment(at: sendNext, length: length, fin: finQueued && length == unsent, now: now)
+        }
+        let end = min(sendMaximum, dataEnd)
+        let start = SequenceNumber.latest(sendUnacknowledged, end - maximumPayload)
+        segmentsRetransmitted &+= 1
+        if start < end { return dataSegment(at: start, length: end - start, fin: false, now: now) }
+        if finSent && !finAcknowledged { return finSegment(at: dataEnd, now: now) }
+        return nil
     }
 
     /// RFC 6675 SetPipe: bytes presumed in the network. Outside SACK recovery, the flight.
@@ -165,6 +185,7 @@ extension Connection {
                 sendMaximum = end
             }
             if retransmitDeadline == nil { retransmitDeadline = now + rtt.timeout }
+            if probeDeadline == nil && !probeDue { armProbe(now: now) }
         }
         if header.flags.contains(.ack) {
             ackNow = false

@@ -5,7 +5,7 @@ import NetMPWire
 extension Connection {
     public var nextDeadline: Instant? {
         var earliest = retransmitDeadline
-        for d in [delayedAckDeadline, persistDeadline, closeDeadline, keepAliveDeadline] {
+        for d in [delayedAckDeadline, persistDeadline, closeDeadline, keepAliveDeadline, probeDeadline] {
             if let d, earliest == nil || d < earliest! { earliest = d }
         }
         return earliest
@@ -29,13 +29,33 @@ extension Connection {
             forceProbe = true
             rtt.backOff()
         }
+        if let deadline = probeDeadline, deadline <= now {
+            probeDeadline = nil
+            if recoveryPoint == nil && flight > 0 {
+                probeDue = true
+                probeSent = true
+                tailLossProbes &+= 1
+            }
+        }
         if let deadline = retransmitDeadline, deadline <= now {
             retransmitDeadline = nil
+            probeDeadline = nil
             retransmissionTimeout(now: now)
         }
         if let deadline = keepAliveDeadline, deadline <= now {
             keepAliveTimeout(now: now)
         }
+    }
+
+    /// RFC 8985 7.2: PTO = 2 * SRTT (at least 10 ms), and never later than the RTO.
+    mutating func armProbe(now: Instant) {
+        guard recoveryPoint == nil, !probeSent, flight > 0, let srtt = rtt.smoothed, state.isSynchronized else {
+            probeDeadline = nil
+            return
+        }
+        let probe = now + Interval(nanoseconds: max(2 * srtt, 10_000_000))
+        if let rto = retransmitDeadline, rto <= probe { probeDeadline = nil; return }
+        probeDeadline = probe
     }
 
     /// RFC 1122 4.2.3.6: after the idle time, probe; after TCP_KEEPCNT unanswered probes,

@@ -155,6 +155,14 @@ public struct Connection: Sendable {
     var persistDeadline: Instant? = nil
     var closeDeadline: Instant? = nil // TIME-WAIT or FIN-WAIT-2
     var keepAliveDeadline: Instant? = nil
+    /// Tail loss probe (RFC 8985 7): when the last segments of a flight are lost no duplicate
+    /// ACK comes back, and only the RTO would notice; a probe after about two RTTs draws the
+    /// SACK that starts fast recovery instead.
+    var probeDeadline: Instant? = nil
+    var probeDue = false
+    /// One probe per flight (RFC 8985 7.2's TLP.end_seq): no other until SND.UNA moves.
+    var probeSent = false
+    public internal(set) var tailLossProbes: UInt64 = 0
     /// Keepalive probes sent without an answer; one is due at the next output.
     var keepAliveProbesSent = 0
     var keepAliveProbeDue = false
@@ -173,6 +181,11 @@ public struct Connection: Sendable {
     /// What the peer SACKed (RFC 6675), and HighRxt: how far loss recovery has resent.
     var scoreboard = SendScoreboard()
     var highestRetransmitted = SequenceNumber(0)
+    /// SND.MAX when the current round of hole retransmissions began: data SACKed beyond it
+    /// was sent after those retransmissions, so a hole still open below HighRxt means a
+    /// retransmission was lost too (what RACK detects by time; here by order).
+    var retransmissionRoundMark: SequenceNumber? = nil
+    public internal(set) var lostRetransmissions: UInt64 = 0
     /// DupThresh (RFC 5681, RFC 6675), in segments: raised when a recovery proves spurious,
     /// so a path that reorders stops being mistaken for one that loses (as Linux adapts its
     /// tp->reordering).
@@ -276,10 +289,10 @@ public struct Connection: Sendable {
         switch newState {
         case .timeWait:
             closeDeadline = now + configuration.timeWaitDuration
-            retransmitDeadline = nil; persistDeadline = nil
+            retransmitDeadline = nil; persistDeadline = nil; probeDeadline = nil
         case .closed:
             retransmitDeadline = nil; delayedAckDeadline = nil; persistDeadline = nil; closeDeadline = nil
-            keepAliveDeadline = nil
+            keepAliveDeadline = nil; probeDeadline = nil
             events.insert(.closed)
         default: break
         }

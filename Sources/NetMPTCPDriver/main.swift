@@ -152,6 +152,6 @@ print("{\"outcome\":\"\(outcome)\",\"sent\":\(sent),\"sent_crc\":\(sentCRC.final
       + "\"reordered\":\(faults?.reordered ?? 0),\"corrupted\":\(faults?.corrupted ?? 0)},"
       + "\"checksum_drops\":\(drops[.tcpBadChecksum] + drops[.ipv4BadChecksum]),"
       + "\"timeouts\":\(socket?.connection.timeouts ?? 0),\"recoveries\":\(socket?.connection.recoveries ?? 0),"
-      + "\"spurious\":\(socket?.connection.spuriousRecoveries ?? 0),\"dupthresh\":\(socket?.connection.reorderingThreshold ?? 0),"
+      + "\"spurious\":\(socket?.connection.spuriousRecoveries ?? 0),\"lost_retransmits\":\(socket?.connection.lostRetransmissions ?? 0),\"tail_loss_probes\":\(socket?.connection.tailLossProbes ?? 0),\"dupthresh\":\(socket?.connection.reorderingThreshold ?? 0),"
       + "\"cwnd\":\(socket?.connection.congestion.window ?? 0),\"srtt_us\":\((socket?.connection.rtt.smoothed ?? 0) / 1000)}")
 exit(outcome == "ok" ? 0 : 1)

@@ -200,6 +200,21 @@ import Testing
         #expect(c.congestion.window < 10 * 1460)
     }
 
+    /// RFC 8985 7: with the flight unanswered for two RTTs, a tail loss probe resends the last
+    /// segment (at least 10 ms after sending, before the RTO).
+    @Test func established_silentFlight_tailLossProbeBeforeTimeout() throws {
+        var c = Fixture.established()
+        c.queued(2920)
+        _ = Fixture.drain(&c)
+        let probeAt = try #require(c.nextDeadline)
+        #expect(probeAt == Fixture.t0 + .milliseconds(10))
+        c.fireTimers(now: probeAt)
+        let probe = Fixture.drain(&c, now: probeAt)
+        #expect(probe.count == 1 && probe[0].header.sequenceNumber == 1001 + 1460 && probe[0].payloadLength == 1460)
+        #expect(c.congestion.window == 14_600) // a probe is not a loss
+        #expect(c.nextDeadline == Fixture.t0 + c.rtt.timeout) // one probe per flight, then the RTO
+    }
+
     /// RFC 6298 5.5-5.7: a timeout resends from SND.UNA with one segment of window, backed off.
     @Test func established_retransmissionTimeout_resendsFromUnacknowledged() throws {
         var c = Fixture.established()
@@ -207,6 +222,9 @@ import Testing
         _ = Fixture.drain(&c)
         let timeout = c.rtt.timeout // measured on the handshake: the 200 ms floor
         #expect(timeout == .milliseconds(200))
+        let probeAt = try #require(c.nextDeadline)
+        c.fireTimers(now: probeAt)
+        _ = Fixture.drain(&c, now: probeAt) // the tail loss probe, unanswered too
         let deadline = try #require(c.nextDeadline)
         #expect(deadline == Fixture.t0 + timeout)
         c.fireTimers(now: deadline)
