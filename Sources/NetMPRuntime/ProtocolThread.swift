@@ -58,10 +58,13 @@ public final class ProtocolLoop {
     public func runOnce(maximumWait: Interval? = nil) throws(LinkError) {
         var now = MonotonicClock.now()
         var wait = maximumWait
-        for deadline in [host.nextDeadline, sink.faults?.nextRelease].compactMap({ $0 }) {
+        func consider(_ deadline: Instant?) {
+            guard let deadline else { return }
             let untilTimer = deadline - now
             if wait == nil || untilTimer < wait! { wait = untilTimer }
         }
+        consider(host.nextDeadline)
+        consider(sink.faults?.nextRelease)
         let timeout: Int32 = wait.map { Int32(min(($0.nanoseconds + 999_999) / 1_000_000, 60_000)) } ?? -1
         var poller = pollfd(fd: queue.fd, events: Int16(POLLIN), revents: 0)
         _ = poll(&poller, 1, timeout)

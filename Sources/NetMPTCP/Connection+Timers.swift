@@ -3,11 +3,17 @@ import NetMPWire
 /// Timers as deadlines (smoltcp's poll_at): the owner keeps one timer wheel and asks each
 /// connection for its next deadline; no connection has a thread or an OS timer.
 extension Connection {
+    /// The earliest armed timer. Asked after every segment, so no array is built here.
     public var nextDeadline: Instant? {
         var earliest = retransmitDeadline
-        for d in [delayedAckDeadline, persistDeadline, closeDeadline, keepAliveDeadline, probeDeadline] {
-            if let d, earliest == nil || d < earliest! { earliest = d }
+        func consider(_ deadline: Instant?) {
+            if let deadline, earliest == nil || deadline < earliest! { earliest = deadline }
         }
+        consider(delayedAckDeadline)
+        consider(persistDeadline)
+        consider(closeDeadline)
+        consider(keepAliveDeadline)
+        consider(probeDeadline)
         return earliest
     }
 
