@@ -40,10 +40,7 @@ extension Connection {
         retransmitAt = nil
         guard sendUnacknowledged <= at, at < sendMaximum else { return nil }
         let length = min(maximumPayload, max(0, dataEnd - at))
-        segmentsRetransmitted &+= 1
-        if highestRetransmitted < at + length { highestRetransmitted = at + length }
-        if recoveryPoint != nil && retransmissionRoundMark == nil { retransmissionRoundMark = sendMaximum }
-        if recoveryPoint != nil && recoveryRetransmitTimestamp == nil { recoveryRetransmitTimestamp = timestampNow(now) }
+        noteRetransmission(upTo: at + length, now: now)
         if length == 0 { return finSegment(at: at, now: now) }
         return dataSegment(at: at, length: length, fin: false, now: now)
     }
@@ -56,10 +53,7 @@ extension Connection {
         guard let (start, holeLength) = scoreboard.nextLostHole(from: from, mss: sendMSS, threshold: reorderingThreshold) else { return nil }
         let length = min(maximumPayload, holeLength, max(0, dataEnd - start))
         guard length > 0 else { return nil }
-        highestRetransmitted = start + length
-        if retransmissionRoundMark == nil { retransmissionRoundMark = sendMaximum }
-        segmentsRetransmitted &+= 1
-        if recoveryRetransmitTimestamp == nil { recoveryRetransmitTimestamp = timestampNow(now) }
+        noteRetransmission(upTo: start + length, now: now)
         return dataSegment(at: start, length: length, fin: false, now: now)
     }
 
@@ -79,6 +73,16 @@ extension Connection {
         if start < end { return dataSegment(at: start, length: end - start, fin: false, now: now) }
         if finSent && !finAcknowledged { return finSegment(at: dataEnd, now: now) }
         return nil
+    }
+
+    /// Bookkeeping for a resent segment: HighRxt, and in loss recovery the marks that detect a
+    /// lost retransmission (by order) and a spurious recovery (by timestamp).
+    mutating func noteRetransmission(upTo end: SequenceNumber, now: Instant) {
+        segmentsRetransmitted &+= 1
+        if highestRetransmitted < end { highestRetransmitted = end }
+        guard recoveryPoint != nil else { return }
+        if retransmissionRoundMark == nil { retransmissionRoundMark = sendMaximum }
+        if recoveryRetransmitTimestamp == nil { recoveryRetransmitTimestamp = timestampNow(now) }
     }
 
     /// RFC 6675 SetPipe: bytes presumed in the network. Outside SACK recovery, the flight.
