@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "netmp_bench_reference.h"
+#include "pin.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -63,13 +64,6 @@ static void port_wait(struct port *p) {
 }
 
 struct producer_arg { struct port *p; long id, count; int cpu; };
-
-static void pin(int cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
 
 static void *producer(void *a) {
     struct producer_arg *arg = a;

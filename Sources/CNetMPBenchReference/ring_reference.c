@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "netmp_bench_reference.h"
+#include "pin.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -15,13 +16,6 @@ struct ring {
 };
 
 struct producer { struct ring *r; long total, chunk; int cpu; };
-
-static void pin(int cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
 
 static void *produce(void *a) {
     struct producer *p = a;

@@ -181,9 +181,14 @@ public final class Host {
         counters.drops.count(.tcpNoSocket)
         // RFC 9293 3.10.7.1, CLOSED: any segment but a RST is answered with a RST.
         guard let reply = Connection.resetFor(segment, payloadLength: payload.count) else { return }
-        let peer = header.source, me = address
-        _ = sendIPv4(to: peer, proto: IPProtocol.tcp, payloadLength: TCPSegmentHeader.minimumLength, now: now, sink: &sink) { out in
-            reply.emit(into: out, segmentLength: TCPSegmentHeader.minimumLength, source: me, destination: peer)
+        sendBareSegment(reply, to: header.source, now: now, sink: &sink)
+    }
+
+    /// Sends a TCP segment that is all header (a RST or an ACK built outside a connection).
+    func sendBareSegment(_ header: TCPSegmentHeader, to peer: IPv4Address, now: Instant, sink: inout some FrameSink) {
+        let me = address
+        _ = sendIPv4(to: peer, proto: IPProtocol.tcp, payloadLength: header.headerLength, now: now, sink: &sink) { out in
+            header.emit(into: out, segmentLength: header.headerLength, source: me, destination: peer)
         }
     }
 

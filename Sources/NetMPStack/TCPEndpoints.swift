@@ -78,14 +78,14 @@ public final class TCPEndpoints {
             let result = socket.connection.handle(header, payloadLength: payload.count, now: now)
             socket.apply(result, payload: payload)
             if let drop = result.drop { host.countTCPDrop(drop) }
-            if let reset = result.reset { send(reset, to: tuple, now: now, host: host, sink: &sink) }
+            if let reset = result.reset { host.sendBareSegment(reset, to: tuple.remote.address, now: now, sink: &sink) }
             settle(socket, now: now, host: host, sink: &sink)
             return true
         }
         guard let listener = listeners[header.destinationPort] else { return false }
         guard header.flags.contains(.syn), !header.flags.contains(.ack), !header.flags.contains(.rst) else {
             if let reset = Connection.resetFor(header, payloadLength: payload.count) {
-                send(reset, to: tuple, now: now, host: host, sink: &sink)
+                host.sendBareSegment(reset, to: tuple.remote.address, now: now, sink: &sink)
             }
             return true
         }
@@ -144,12 +144,6 @@ public final class TCPEndpoints {
                                        into: UnsafeMutableRawBufferPointer(rebasing: out[headerLength..<length]))
             }
             header.emit(into: out, segmentLength: length, source: tuple.local.address, destination: tuple.remote.address)
-        }
-    }
-
-    func send(_ header: TCPSegmentHeader, to tuple: FourTuple, now: Instant, host: Host, sink: inout some FrameSink) {
-        _ = host.sendIPv4(to: tuple.remote.address, proto: IPProtocol.tcp, payloadLength: header.headerLength, now: now, sink: &sink) { out in
-            header.emit(into: out, segmentLength: header.headerLength, source: tuple.local.address, destination: tuple.remote.address)
         }
     }
 
