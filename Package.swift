@@ -3,7 +3,8 @@ import PackageDescription
 
 // One-way dependencies (docs/ARCHITECTURE.md):
 //   NetMPWire <- NetMPStack <- NetMPSocket -> NetMPRuntime -> NetMPLink
-// Wire and Stack are pure: no I/O, no clock, no threads.
+// Wire and Stack are pure: no I/O, no clock, no threads of their own (Stack's socket rings
+// are shared with application threads and block them on a futex).
 // The preloaded library (libnetmp.so) links the Swift runtime statically so it loads
 // into any C program without a Swift toolchain on the library path.
 let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
@@ -22,7 +23,8 @@ let package = Package(
         .target(name: "CNetMPLinux", path: "Sources/CNetMPLinux", linkerSettings: [.linkedLibrary("numa")]),
         .target(name: "NetMPWire", swiftSettings: strict),
         .target(name: "NetMPTCP", dependencies: ["NetMPWire"], swiftSettings: strict),
-        .target(name: "NetMPStack", dependencies: ["NetMPWire", "NetMPTCP"], swiftSettings: strict),
+        // Stack needs CNetMPLinux only for the futex under its socket rings' WaitWord.
+        .target(name: "NetMPStack", dependencies: ["NetMPWire", "NetMPTCP", "CNetMPLinux"], swiftSettings: strict),
         .target(name: "NetMPLink", dependencies: ["NetMPWire", "CNetMPLinux"], swiftSettings: strict),
         .target(name: "NetMPRuntime", dependencies: ["NetMPStack", "NetMPLink", "CNetMPLinux", "CNuma"],
                 swiftSettings: strict),
@@ -38,14 +40,14 @@ let package = Package(
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         // Micro-benchmarks with their C references (Scripts/bench); not installed.
         .target(name: "CNetMPBenchReference", path: "Sources/CNetMPBenchReference"),
-        .executableTarget(name: "NetMPBench", dependencies: ["NetMPRuntime", "NetMPWire", "CNetMPBenchReference", "CNetMPLinux"],
+        .executableTarget(name: "NetMPBench", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPWire", "CNetMPBenchReference", "CNetMPLinux"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .target(name: "NetMPTestSupport", path: "Tests/NetMPTestSupport"),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire", "NetMPTestSupport"]),
         .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire", "NetMPTestSupport"]),
         .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPWire", "NetMPTCP", "NetMPTestSupport"]),
         .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPStack", "NetMPWire", "NetMPTCP", "CNetMPLinux"]),
-        .testTarget(name: "NetMPRuntimeTests", dependencies: ["NetMPRuntime", "CNetMPLinux"]),
+        .testTarget(name: "NetMPRuntimeTests", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPTCP", "NetMPWire", "NetMPLink", "CNetMPLinux"]),
         .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire"]),
     ]
 )

@@ -7,6 +7,7 @@ import CNetMPBenchReference
 import CNetMPLinux
 import Glibc
 import NetMPRuntime
+import NetMPStack
 import NetMPWire
 
 struct Message { var sender: Int; var number: Int }

@@ -97,6 +97,12 @@ public struct TAPQueue: Sendable {
     public let index: Int
     public let virtioHeader: Bool
 
+    /// A queue over any descriptor that carries one frame per read and write: a TAP queue,
+    /// or in tests one end of a SEQPACKET socket pair standing in for the wire.
+    public init(fd: Int32, index: Int, virtioHeader: Bool) {
+        self.fd = fd; self.index = index; self.virtioHeader = virtioHeader
+    }
+
     /// Bytes in front of each frame in a receive buffer.
     public var headroom: Int { virtioHeader ? VirtioNetHeader.length : 0 }
 

@@ -123,6 +123,13 @@ public final class MessagePort<Message>: @unchecked Sendable {
         _ = read(wakeupDescriptor, &value, 8)
     }
 
+    /// Owner only, after a poll that did not report the eventfd: withdraws the announcement
+    /// without reading the eventfd (no system call). A sender that saw the announcement
+    /// already wrote the eventfd; the next poll returns at once and `awake` reads it.
+    public func stopSleeping() {
+        sleeping.store(false, ordering: .sequentiallyConsistent)
+    }
+
     /// Owner only: blocks until a message arrives (for owners with nothing else to poll).
     public func wait() {
         guard prepareToSleep() else { return }

@@ -2,6 +2,8 @@ import CNetMPLinux
 import Glibc
 import NetMPLink
 import NetMPStack
+import NetMPTCP
+import NetMPWire
 
 public enum RuntimeError: Error, CustomStringConvertible {
     case link(LinkError)
@@ -19,41 +21,105 @@ public enum RuntimeError: Error, CustomStringConvertible {
     }
 }
 
-/// The running stack of one process: the TAP device, the host, the protocol threads and
-/// the stats page.
-///
-/// Today one protocol thread runs the whole interface on one TAP queue; the per-core split
-/// (one thread and one queue per core, connections owned by hash) is the runtime issue's
-/// work, and `cores` is already carried for it.
+/// The running stack of one process: one protocol thread per core, each with its own TAP
+/// queue and message port, the port table and the stats page. Application threads reach
+/// the cores only through `send(_:to:)` and the socket channels.
 public final class NetworkStack: @unchecked Sendable {
     public let configuration: StackConfiguration
-    public let device: TAPDevice
+    public let tcpConfiguration: TCPConfiguration
+    /// The TAP device, when the stack attached one (tests may hand it other frame queues).
+    public let device: TAPDevice?
+    public let steering: FlowSteering
+    let ports: [MessagePort<CoreMessage>]
     let threads: [ProtocolThread]
+    public let portTable: PortTable
     let stats: StatsPage?
+    let nextCore = AtomicCounter()
 
+    public var cores: Int { ports.count }
+
+    /// Attaches the configured TAP with one queue per core and starts the cores.
     public static func start(_ configuration: StackConfiguration, log: Log) throws(RuntimeError) -> NetworkStack {
-        var cpus = [Int32](repeating: 0, count: 1024)
-        let available = Int(netmp_allowed_cpus(&cpus, 1024))
-        guard available > 0 else { throw .noCPU }
+        let cpus = try allowedCPUs()
+        // Configuration errors first: a bad NETMP_FAKE_NUMA is reported as such, not as
+        // whatever the TAP attach might say.
+        if case .failure(let e) = NUMATopology.system(fake: configuration.fakeNUMA) { throw .numa(e) }
+        let count = configuration.cores ?? cpus.count
+        let device: TAPDevice
+        do { device = try TAPDevice(name: configuration.tapName, queueCount: count) } catch { throw .link(error) }
+        return try start(configuration, queues: device.queues, device: device, log: log)
+    }
+
+    /// Starts one core per queue in `queues` (frame queues: TAP queues, or in tests one end
+    /// of a SEQPACKET socket pair each).
+    public static func start(_ configuration: StackConfiguration, queues: [TAPQueue], device: TAPDevice? = nil,
+                             tcpConfiguration: TCPConfiguration = TCPConfiguration(),
+                             log: Log) throws(RuntimeError) -> NetworkStack {
+        precondition(!queues.isEmpty)
+        let cpus = try allowedCPUs()
         let topology: NUMATopology
         switch NUMATopology.system(fake: configuration.fakeNUMA) {
         case .success(let t): topology = t
         case .failure(let e): throw .numa(e)
         }
-        let device: TAPDevice
-        do { device = try TAPDevice(name: configuration.tapName, queueCount: 1) } catch { throw .link(error) }
-        let stats = StatsPage(cores: 1, configuration: configuration)
+        var tcp = tcpConfiguration
+        tcp.maximumSegmentSize = configuration.mtu - 40
+        let stats = StatsPage(cores: queues.count, configuration: configuration)
         if stats == nil { log.info("no stats page (memfd or mmap failed): netmp stat will not see this process") }
-        let cpu = Int(cpus[0])
-        stats?.describe(core: 0, cpu: cpu, node: topology.node(of: cpu))
-        let host = Host(configuration: configuration)
-        let thread = ProtocolThread(core: 0, cpu: cpu, host: host, queue: device.queues[0], stats: stats, log: log)
-        let stack = NetworkStack(configuration: configuration, device: device, threads: [thread], stats: stats)
-        try thread.start()
+        let secret = SystemRandom.secret()
+        let ports = queues.map { _ in MessagePort<CoreMessage>(capacity: 4096) }
+        let sharing = CoreSharing(configuration: configuration, tcpConfiguration: tcp, secret: secret,
+                                  steering: FlowSteering(cores: queues.count), ports: ports,
+                                  portTable: PortTable(seed: secret.1), stats: stats, log: log)
+        // Cores beyond the CPUs we may use share them round-robin (they still work, unpinned in effect).
+        let threads = queues.enumerated().map { core, queue in
+            let cpu = cpus[core % cpus.count]
+            stats?.describe(core: core, cpu: cpu, node: topology.node(of: cpu))
+            return ProtocolThread(core: core, cpu: cpu, queue: queue, sharing: sharing)
+        }
+        let stack = NetworkStack(configuration: configuration, tcpConfiguration: tcp, device: device,
+                                 steering: sharing.steering, ports: ports, threads: threads,
+                                 portTable: sharing.portTable, stats: stats)
+        for thread in threads { try thread.start() }
         return stack
     }
 
-    init(configuration: StackConfiguration, device: TAPDevice, threads: [ProtocolThread], stats: StatsPage?) {
-        self.configuration = configuration; self.device = device; self.threads = threads; self.stats = stats
+    static func allowedCPUs() throws(RuntimeError) -> [Int] {
+        var cpus = [Int32](repeating: 0, count: 1024)
+        let available = Int(netmp_allowed_cpus(&cpus, 1024))
+        guard available > 0 else { throw .noCPU }
+        return cpus[0..<available].map { Int($0) }
+    }
+
+    init(configuration: StackConfiguration, tcpConfiguration: TCPConfiguration, device: TAPDevice?,
+         steering: FlowSteering, ports: [MessagePort<CoreMessage>], threads: [ProtocolThread],
+         portTable: PortTable, stats: StatsPage?) {
+        self.configuration = configuration; self.tcpConfiguration = tcpConfiguration; self.device = device
+        self.steering = steering; self.ports = ports; self.threads = threads
+        self.portTable = portTable; self.stats = stats
+    }
+
+    /// Sends a message to core `core`. A full port means the core is far behind: the sender
+    /// yields its CPU until there is room rather than lose a usrreq.
+    func send(_ message: CoreMessage, to core: Int) {
+        while !ports[core].send(message) { sched_yield() }
+    }
+
+    /// The core an unbound connect starts on: the cores in turn, so connections spread
+    /// even when one thread opens them all.
+    func coreForNewConnection() -> Int { nextCore.increment() % cores }
+
+    /// This stack's own counters and connections, as `netmp stat` would show them.
+    public func statsSnapshot() -> StatsSnapshot? {
+        guard let stats else { return nil }
+        return try? StatsSnapshot.read(path: "/proc/self/fd/\(stats.fd)", pid: getpid())
+    }
+
+    /// Stops every protocol thread and waits for them (tests; a process just exits).
+    public func stop() {
+        let completion = Completion(count: cores)
+        for core in 0..<cores { send(.stop(completion), to: core) }
+        completion.wait()
+        for thread in threads { thread.finished.wait() }
     }
 }

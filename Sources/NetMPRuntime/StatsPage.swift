@@ -1,6 +1,7 @@
 import CNetMPLinux
 import Glibc
 import NetMPStack
+import NetMPTCP
 
 /// A process's counters in one shared page, for `netmp stat PID`. The page is a memfd, so
 /// it needs no file name, cannot be left behind, and goes away with the process; the tool
@@ -9,19 +10,32 @@ import NetMPStack
 /// core's counters from two moments; it never sees a torn value.
 public enum StatsLayout {
     public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
-    public static let version: UInt64 = 1
+    public static let version: UInt64 = 2
     public static let memfdName = "netmp-stats"
     public static let headerWords = 8
     /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
-    /// connections, neighbours, 5 reserved, then one word per drop reason.
+    /// connections, neighbours, forward overflows, 4 reserved, then one word per drop reason.
     public static let coreFixedWords = 16
     public static var dropWords: Int { DropCounters.names.count }
     public static var coreWords: Int { coreFixedWords + dropWords }
-    public static func size(cores: Int) -> Int { (headerWords + cores * coreWords) * 8 }
+    /// After the core blocks, each core's connection table: a count, then up to
+    /// `connectionSlots` rows (more connections than that are counted, not listed).
+    public static let connectionSlots = 256
+    public static let connectionWords = 8
+    public static var connectionAreaWords: Int { 1 + connectionSlots * connectionWords }
+    public static func connectionArea(core: Int, cores: Int) -> Int {
+        headerWords + cores * coreWords + core * connectionAreaWords
+    }
+    public static func size(cores: Int) -> Int { (headerWords + cores * (coreWords + connectionAreaWords)) * 8 }
+    /// A connection row: local and remote (address << 16 | port), state (index in
+    /// TCPState.allCases), send queue, receive queue (unread), cwnd, smoothed RTT (ns), MSS.
+    public enum Connection { public static let local = 0, remote = 1, state = 2, sendQueue = 3, receiveQueue = 4,
+                             cwnd = 5, rtt = 6, mss = 7 }
 
     public enum Header { public static let magic = 0, version = 1, pid = 2, cores = 3, drops = 4, address = 5, mac = 6, prefix = 7 }
     public enum Core { public static let index = 0, cpu = 1, node = 2, framesIn = 3, framesOut = 4, bytesIn = 5,
-                       bytesOut = 6, messages = 7, forwarded = 8, connections = 9, neighbours = 10 }
+                       bytesOut = 6, messages = 7, forwarded = 8, connections = 9, neighbours = 10,
+                       forwardOverflows = 11 }
 }
 
 public final class StatsPage: @unchecked Sendable {
@@ -58,6 +72,37 @@ public final class StatsPage: @unchecked Sendable {
         words[base + StatsLayout.Core.index] = UInt64(core)
         words[base + StatsLayout.Core.cpu] = UInt64(cpu)
         words[base + StatsLayout.Core.node] = UInt64(node)
+    }
+
+    /// Publishes one core's runtime counters.
+    public func publish(core: Int, messages: UInt64, forwarded: UInt64, forwardOverflows: UInt64, connections: Int) {
+        let base = StatsLayout.headerWords + core * StatsLayout.coreWords
+        words[base + StatsLayout.Core.messages] = messages
+        words[base + StatsLayout.Core.forwarded] = forwarded
+        words[base + StatsLayout.Core.forwardOverflows] = forwardOverflows
+        words[base + StatsLayout.Core.connections] = UInt64(connections)
+    }
+
+    /// Publishes the connections one core owns (rows first, then the count).
+    public func publishConnections(core: Int, _ sockets: some Sequence<TCPSocket>) {
+        let area = StatsLayout.connectionArea(core: core, cores: cores)
+        var row = 0
+        let states = TCPState.allCases
+        for socket in sockets where row < StatsLayout.connectionSlots {
+            let c = socket.connection
+            let r = area + 1 + row * StatsLayout.connectionWords
+            typealias K = StatsLayout.Connection
+            words[r + K.local] = UInt64(c.tuple.local.address.value) << 16 | UInt64(c.tuple.local.port)
+            words[r + K.remote] = UInt64(c.tuple.remote.address.value) << 16 | UInt64(c.tuple.remote.port)
+            words[r + K.state] = UInt64(states.firstIndex(of: c.state) ?? 0)
+            words[r + K.sendQueue] = UInt64(c.sendQueued)
+            words[r + K.receiveQueue] = UInt64(c.unread)
+            words[r + K.cwnd] = UInt64(c.congestion.window)
+            words[r + K.rtt] = c.rtt.smoothed ?? 0
+            words[r + K.mss] = UInt64(c.sendMSS)
+            row += 1
+        }
+        words[area] = UInt64(row)
     }
 
     /// Publishes one core's interface counters.

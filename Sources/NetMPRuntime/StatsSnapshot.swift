@@ -1,5 +1,6 @@
 import Glibc
 import NetMPStack
+import NetMPTCP
 import NetMPWire
 
 /// A copy of another process's stats page, read through /proc/PID/fd.
@@ -8,6 +9,7 @@ public struct StatsSnapshot: Sendable {
         public var core: Int, cpu: Int, node: Int
         public var framesIn: UInt64, framesOut: UInt64, bytesIn: UInt64, bytesOut: UInt64
         public var messages: UInt64, forwarded: UInt64, connections: UInt64, neighbours: UInt64
+        public var forwardOverflows: UInt64
         /// (reason, count) for every drop reason, zero counts included.
         public var drops: [(reason: String, count: UInt64)]
     }
@@ -16,6 +18,15 @@ public struct StatsSnapshot: Sendable {
     public var prefixLength: Int
     public var mac: MACAddress
     public var cores: [CoreStats]
+    public var connections: [ConnectionStats]
+
+    /// One connection as its owner core last published it.
+    public struct ConnectionStats: Sendable {
+        public var local: Endpoint, remote: Endpoint
+        public var state: String
+        public var core: Int
+        public var sendQueue: UInt64, receiveQueue: UInt64, cwnd: UInt64, rttNanoseconds: UInt64, mss: UInt64
+    }
 
     public enum ReadError: Error, CustomStringConvertible {
         case noProcess(Int32)
@@ -60,7 +71,10 @@ public struct StatsSnapshot: Sendable {
     }
 
     public static func read(pid: Int32) throws(ReadError) -> StatsSnapshot {
-        let path = try statsDescriptor(of: pid)
+        try read(path: try statsDescriptor(of: pid), pid: pid)
+    }
+
+    static func read(path: String, pid: Int32) throws(ReadError) -> StatsSnapshot {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .unreadable(pid, String(cString: strerror(errno))) }
         defer { close(fd) }
@@ -86,36 +100,75 @@ public struct StatsSnapshot: Sendable {
             return CoreStats(core: Int(w(K.index)), cpu: Int(w(K.cpu)), node: Int(w(K.node)),
                              framesIn: w(K.framesIn), framesOut: w(K.framesOut), bytesIn: w(K.bytesIn),
                              bytesOut: w(K.bytesOut), messages: w(K.messages), forwarded: w(K.forwarded),
-                             connections: w(K.connections), neighbours: w(K.neighbours), drops: drops)
+                             connections: w(K.connections), neighbours: w(K.neighbours),
+                             forwardOverflows: w(K.forwardOverflows), drops: drops)
+        }
+        var connections: [ConnectionStats] = []
+        let states = TCPState.allCases
+        for c in 0..<coreCount {
+            let area = StatsLayout.connectionArea(core: c, cores: coreCount)
+            let rows = Int(min(words[area], UInt64(StatsLayout.connectionSlots)))
+            for row in 0..<rows {
+                let r = area + 1 + row * StatsLayout.connectionWords
+                typealias K = StatsLayout.Connection
+                func endpoint(_ word: UInt64) -> Endpoint {
+                    Endpoint(IPv4Address(UInt32(truncatingIfNeeded: word >> 16)), UInt16(truncatingIfNeeded: word))
+                }
+                let stateIndex = Int(min(words[r + K.state], UInt64(states.count - 1)))
+                connections.append(ConnectionStats(local: endpoint(words[r + K.local]), remote: endpoint(words[r + K.remote]),
+                                                   state: states[stateIndex].rawValue, core: c,
+                                                   sendQueue: words[r + K.sendQueue], receiveQueue: words[r + K.receiveQueue],
+                                                   cwnd: words[r + K.cwnd], rttNanoseconds: words[r + K.rtt], mss: words[r + K.mss]))
+            }
         }
         return StatsSnapshot(pid: pid, address: IPv4Address(UInt32(truncatingIfNeeded: header[StatsLayout.Header.address])),
                              prefixLength: Int(header[StatsLayout.Header.prefix]),
-                             mac: MACAddress(value: header[StatsLayout.Header.mac]), cores: cores)
+                             mac: MACAddress(value: header[StatsLayout.Header.mac]), cores: cores,
+                             connections: connections)
     }
 
     /// One JSON object: {"pid", "address", "mac", "cores": [{"core", "node", "frames_in", ...,
-    /// "drops": {reason: count}}], "connections": []}. Connections come with the TCP runtime.
+    /// "drops": {reason: count}}], "connections": [{"local", "remote", "state", "core", ...}]}.
     public var json: String {
         let coreObjects = cores.map { c in
             let drops = c.drops.map { "\"\($0.reason)\":\($0.count)" }.joined(separator: ",")
             return "{\"core\":\(c.core),\"cpu\":\(c.cpu),\"node\":\(c.node),\"frames_in\":\(c.framesIn),"
                 + "\"frames_out\":\(c.framesOut),\"bytes_in\":\(c.bytesIn),\"bytes_out\":\(c.bytesOut),"
                 + "\"messages\":\(c.messages),\"forwarded\":\(c.forwarded),\"connections\":\(c.connections),"
-                + "\"neighbours\":\(c.neighbours),\"drops\":{\(drops)}}"
+                + "\"neighbours\":\(c.neighbours),\"forward_overflows\":\(c.forwardOverflows),\"drops\":{\(drops)}}"
+        }.joined(separator: ",")
+        let connectionObjects = connections.map { c in
+            "{\"local\":\"\(c.local)\",\"remote\":\"\(c.remote)\",\"state\":\"\(c.state)\",\"core\":\(c.core),"
+                + "\"send_queue\":\(c.sendQueue),\"receive_queue\":\(c.receiveQueue),\"cwnd\":\(c.cwnd),"
+                + "\"rtt_us\":\(c.rttNanoseconds / 1000),\"mss\":\(c.mss)}"
         }.joined(separator: ",")
         return "{\"pid\":\(pid),\"address\":\"\(address)/\(prefixLength)\",\"mac\":\"\(mac)\","
-            + "\"cores\":[\(coreObjects)],\"connections\":[]}"
+            + "\"cores\":[\(coreObjects)],\"connections\":[\(connectionObjects)]}"
     }
 
     /// A table for people.
     public var text: String {
         var lines = ["netmp process \(pid): \(address)/\(prefixLength) at \(mac)",
-                     "core  cpu  node  frames-in  frames-out  bytes-in  bytes-out  neighbours  dropped"]
+                     "core  cpu  node  frames-in  frames-out  bytes-in  bytes-out  messages  forwarded  conns  neighbours  dropped"]
         for c in cores {
             let dropped = c.drops.reduce(0) { $0 &+ $1.count }
             lines.append("\(pad(c.core, 4))  \(pad(c.cpu, 3))  \(pad(c.node, 4))  \(pad(c.framesIn, 9))  "
                          + "\(pad(c.framesOut, 10))  \(pad(c.bytesIn, 8))  \(pad(c.bytesOut, 9))  "
+                         + "\(pad(c.messages, 8))  \(pad(c.forwarded, 9))  \(pad(c.connections, 5))  "
                          + "\(pad(c.neighbours, 10))  \(pad(dropped, 7))")
+        }
+        let forwarded = cores.reduce(0) { $0 &+ $1.forwarded }, arrived = cores.reduce(0) { $0 &+ $1.framesIn }
+        if arrived > 0 {
+            lines.append("frames forwarded to their owner core: \(forwarded) of \(arrived) "
+                         + "(\(forwarded * 1000 / arrived / 10).\(forwarded * 1000 / arrived % 10)%)")
+        }
+        if !connections.isEmpty {
+            lines.append("local                  remote                 state         core  send-q    recv-q    cwnd      rtt-us")
+            for c in connections {
+                lines.append("\(c.local.description.padding(22)) \(c.remote.description.padding(22)) \(c.state.padding(13)) "
+                             + "\(pad(c.core, 4))  \(pad(c.sendQueue, 8))  \(pad(c.receiveQueue, 8))  "
+                             + "\(pad(c.cwnd, 8))  \(pad(c.rttNanoseconds / 1000, 6))")
+            }
         }
         var totals: [String: UInt64] = [:]
         for c in cores { for d in c.drops where d.count > 0 { totals[d.reason, default: 0] &+= d.count } }
@@ -125,6 +178,10 @@ public struct StatsSnapshot: Sendable {
         }
         return lines.joined(separator: "\n")
     }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
 }
 
 private func pad(_ value: some BinaryInteger, _ width: Int) -> String {

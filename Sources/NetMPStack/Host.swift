@@ -64,6 +64,17 @@ public final class Host {
 
     // MARK: Input
 
+    /// Learns from an ARP frame another core received and answered (each core keeps its own
+    /// neighbour cache, so every core sees every ARP frame; only the arrival core answers).
+    /// Not counted as a frame in: the arrival core counted it.
+    public func learnNeighbour(from frame: UnsafeRawBufferPointer, now: Instant, sink: inout some FrameSink) {
+        guard let ethernet = try? EthernetFrameView(validating: frame), ethernet.vlanIdentifier == nil,
+              ethernet.etherType == EtherType.arp, let packet = try? ARPPacket(parsing: ethernet.payload),
+              packet.senderIP != address, !packet.senderIP.isUnspecified, !packet.senderMAC.isMulticast else { return }
+        let waiting = arp.learn(packet.senderIP, at: packet.senderMAC, now: now, create: packet.targetIP == address)
+        flush(waiting, to: packet.senderMAC, sink: &sink)
+    }
+
     /// Handles one arriving frame: answers what needs an answer through `sink`, counts the rest.
     public func receive(frame: UnsafeRawBufferPointer, now: Instant, sink: inout some FrameSink) {
         lastNow = now

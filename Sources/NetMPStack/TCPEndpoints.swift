@@ -22,10 +22,13 @@ public final class TCPEndpoints {
     final class Listener {
         let backlog: Int
         var acceptQueue: [TCPSocket] = []
+        /// Where established connections go instead of `acceptQueue` (the runtime's per-core
+        /// accept queue); false means that queue is full and the connection is reset.
+        let handOff: ((TCPSocket) -> Bool)?
         /// Connections in SYN-RECEIVED: bounded with the accept queue by the backlog, so a SYN
         /// flood costs at most `backlog` control blocks; further SYNs are dropped (no cookies yet).
         var embryonic = 0
-        init(backlog: Int) { self.backlog = backlog }
+        init(backlog: Int, handOff: ((TCPSocket) -> Bool)?) { self.backlog = backlog; self.handOff = handOff }
     }
 
     public init(configuration: TCPConfiguration, secret: (UInt64, UInt64), now: Instant = .zero) {
@@ -35,9 +38,9 @@ public final class TCPEndpoints {
         nextEphemeral = Self.ephemeralPorts.lowerBound &+ UInt16(truncatingIfNeeded: secret.0 % 28_000)
     }
 
-    public func listen(port: UInt16, backlog: Int = 128) throws(TCPTableError) {
+    public func listen(port: UInt16, backlog: Int = 128, handOff: ((TCPSocket) -> Bool)? = nil) throws(TCPTableError) {
         guard listeners[port] == nil else { throw .addressInUse }
-        listeners[port] = Listener(backlog: max(1, backlog))
+        listeners[port] = Listener(backlog: max(1, backlog), handOff: handOff)
     }
 
     /// The next established connection on `port`, if any.
@@ -48,21 +51,58 @@ public final class TCPEndpoints {
         return socket
     }
 
-    /// An active open from `local` to `remote` on an unused ephemeral port.
-    public func connect(from local: IPv4Address, to remote: Endpoint, now: Instant) throws(TCPTableError) -> TCPSocket {
+    /// An active open from `local` to `remote`: from `localPort` if the application bound
+    /// one, otherwise from an unused ephemeral port that `acceptable` agrees to (the per-core
+    /// runtime accepts only ports whose 4-tuple hashes to the core doing the connect, so the
+    /// connection is born on its owner). `channel` is the application's, made before the
+    /// connect; `configuration` carries the options it set.
+    public func connect(from local: IPv4Address, to remote: Endpoint, now: Instant, localPort: UInt16? = nil,
+                        configuration: TCPConfiguration? = nil, channel: SocketChannel? = nil,
+                        acceptable: (FourTuple) -> Bool = { _ in true }) throws(TCPTableError) -> TCPSocket {
+        let configuration = configuration ?? self.configuration
+        func open(_ tuple: FourTuple) -> TCPSocket {
+            let socket = TCPSocket(.connect(tuple, iss: sequenceNumbers.next(for: tuple, now: now), now: now,
+                                            configuration: configuration), channel: channel)
+            sockets[tuple] = socket
+            return socket
+        }
+        if let localPort {
+            let tuple = FourTuple(local: Endpoint(local, localPort), remote: remote)
+            guard sockets[tuple] == nil else { throw .addressInUse }
+            return open(tuple)
+        }
         let span = Int(Self.ephemeralPorts.upperBound - Self.ephemeralPorts.lowerBound) + 1
         for _ in 0..<span {
             let port = nextEphemeral
             nextEphemeral = port == Self.ephemeralPorts.upperBound ? Self.ephemeralPorts.lowerBound : port + 1
             let tuple = FourTuple(local: Endpoint(local, port), remote: remote)
-            guard sockets[tuple] == nil, listeners[port] == nil else { continue }
-            let socket = TCPSocket(.connect(tuple, iss: sequenceNumbers.next(for: tuple, now: now), now: now,
-                                            configuration: configuration))
-            sockets[tuple] = socket
-            return socket
+            guard sockets[tuple] == nil, listeners[port] == nil, acceptable(tuple) else { continue }
+            return open(tuple)
         }
         throw .noEphemeralPorts
     }
+
+    /// Stops listening on `port`; connections not yet accepted are reset (as close() on a
+    /// listening socket does).
+    public func stopListening(port: UInt16, now: Instant, host: Host, sink: inout some FrameSink) {
+        guard let listener = listeners.removeValue(forKey: port) else { return }
+        for socket in listener.acceptQueue { abort(socket, now: now, host: host, sink: &sink) }
+        for socket in sockets.values where socket.listenerPort == port {
+            socket.listenerPort = nil
+            abort(socket, now: now, host: host, sink: &sink)
+        }
+    }
+
+    /// Resets a connection (SO_LINGER 0, close with unread data, a listener going away).
+    public func abort(_ socket: TCPSocket, now: Instant, host: Host, sink: inout some FrameSink) {
+        if let reset = socket.connection.abort(now: now) {
+            host.sendBareSegment(reset, to: socket.tuple.remote.address, now: now, sink: &sink)
+        }
+        settle(socket, now: now, host: host, sink: &sink)
+    }
+
+    /// Connections this owner holds, in any state but CLOSED.
+    public var connectionCount: Int { sockets.count }
 
     /// Hands an arriving segment to its connection or listener; false when there is none
     /// (the host then answers as CLOSED does).
@@ -89,7 +129,9 @@ public final class TCPEndpoints {
             }
             return true
         }
-        guard listener.acceptQueue.count + listener.embryonic < listener.backlog else {
+        // With a hand-off, the runtime's accept queue bounds itself; here only embryos count.
+        let queued = listener.handOff == nil ? listener.acceptQueue.count : 0
+        guard queued + listener.embryonic < listener.backlog else {
             host.countTCPDrop(.tcpListenOverflow)
             return true
         }
@@ -105,26 +147,38 @@ public final class TCPEndpoints {
     /// After anything happened to a socket: send what the engine wants sent, move a newly
     /// established connection to its listener's accept queue, forget closed ones.
     public func settle(_ socket: TCPSocket, now: Instant, host: Host, sink: inout some FrameSink) {
+        socket.absorbApplication(now: now)
         while let segment = socket.connection.nextSegment(now: now) {
             transmit(segment, from: socket, now: now, host: host, sink: &sink)
         }
-        socket.pendingEvents.formUnion(socket.connection.takeEvents())
+        let events = socket.connection.takeEvents()
+        socket.pendingEvents.formUnion(events)
         if let port = socket.listenerPort, let listener = listeners[port] {
             if socket.pendingEvents.contains(.connected) && socket.state != .synReceived {
                 listener.embryonic -= 1
-                listener.acceptQueue.append(socket)
                 socket.listenerPort = nil
+                if let handOff = listener.handOff {
+                    if !handOff(socket) {
+                        host.countTCPDrop(.tcpListenOverflow)
+                        abort(socket, now: now, host: host, sink: &sink)
+                        return
+                    }
+                } else {
+                    listener.acceptQueue.append(socket)
+                }
             } else if socket.state == .closed {
                 listener.embryonic -= 1
                 socket.listenerPort = nil
             }
         }
+        socket.publish(events)
         if socket.state == .closed {
             // Only if the table still holds this socket: a new incarnation may own the tuple.
             if sockets[socket.tuple] === socket {
                 sockets[socket.tuple] = nil
                 timers.cancel(socket.tuple)
             }
+            socket.channel.socket = nil // the channel outlives the control block
         } else if let deadline = socket.connection.nextDeadline {
             if deadline != socket.scheduledDeadline { timers.schedule(socket.tuple, at: deadline) }
         } else if socket.scheduledDeadline != nil {
@@ -140,7 +194,7 @@ public final class TCPEndpoints {
         let tuple = socket.tuple
         _ = host.sendIPv4(to: tuple.remote.address, proto: IPProtocol.tcp, payloadLength: length, now: now, sink: &sink) { out in
             if segment.payloadLength > 0 {
-                socket.sendBuffer.copy(from: segment.payloadOffset, count: segment.payloadLength,
+                socket.channel.send.copy(from: segment.payloadOffset, count: segment.payloadLength,
                                        into: UnsafeMutableRawBufferPointer(rebasing: out[headerLength..<length]))
             }
             header.emit(into: out, segmentLength: length, source: tuple.local.address, destination: tuple.remote.address)

@@ -1,69 +1,84 @@
 import NetMPTCP
 import NetMPWire
 
-/// One TCP connection with its buffers, as the stack's owner thread holds it: the engine's
-/// control block, the send ring (from the first unacknowledged byte) and the receive ring
-/// (readable bytes, then out-of-order data stored in place).
+/// One TCP connection as its owner core holds it: the engine's control block and the
+/// channel it shares with application threads (the send ring, from the first unacknowledged
+/// byte; the receive ring, readable bytes then out-of-order data stored in place).
+///
+/// Application threads append to the send ring and read from the receive ring without the
+/// owner; the owner learns of both in `absorbApplication` (a write made bytes held that the
+/// engine does not know yet; a read moved the ring's head) and tells the engine.
 public final class TCPSocket {
     public internal(set) var connection: Connection
-    let sendBuffer: ByteRing
-    let receiveBuffer: ByteRing
-    /// What happened since the application last took the events.
+    public let channel: SocketChannel
+    /// What happened since the owner last took the events.
     public internal(set) var pendingEvents: ConnectionEvents = []
     /// Set for connections a listener made, until accepted.
     var listenerPort: UInt16?
     /// The deadline this socket is armed for in the owner's timer wheel.
     var scheduledDeadline: Instant?
+    /// The receive ring's head when the owner last looked: reads past it are news.
+    var consumedSeen = 0
 
-    /// Rings start small and grow with the connection's needs: an idle connection costs
-    /// 2 x 128 KiB, a bulk one up to the configured buffer sizes.
-    static let initialSendBuffer = 128 << 10
-
-    init(_ connection: Connection) {
+    /// A socket with new rings sized by the connection's configuration, or with the channel
+    /// the application made before connecting (its sizes are SO_SNDBUF/SO_RCVBUF).
+    ///
+    /// The rings have their final size from the start: they are shared with application
+    /// threads, and growing one under a concurrent reader would need a lock or an epoch.
+    /// Their pages are untouched until used, so an idle connection costs what it wrote.
+    init(_ connection: Connection, channel: SocketChannel? = nil) {
         self.connection = connection
-        sendBuffer = ByteRing(capacity: min(connection.configuration.sendBufferSize, Self.initialSendBuffer))
-        receiveBuffer = ByteRing(capacity: connection.receiveWindowLimit)
+        self.channel = channel ?? SocketChannel(sendCapacity: connection.configuration.sendBufferSize,
+                                                receiveCapacity: connection.configuration.receiveBufferSize)
+        self.channel.socket = self
+        consumedSeen = self.channel.receive.consumedPosition
     }
 
     public var tuple: FourTuple { connection.tuple }
     public var state: TCPState { connection.state }
     public var error: TCPError? { connection.error }
-    /// Bytes the application can read now.
-    public var readable: Int { receiveBuffer.count }
-    /// Bytes the application can write now.
-    public var writable: Int { connection.finQueued ? 0 : sendBuffer.free }
+
+    // MARK: Any thread (through the channel)
+
+    /// Bytes readable now (a lower bound when other threads read too).
+    public var readable: Int { channel.receive.readable }
+    /// Appends as much as fits; the owner sends it once it absorbs the write.
+    public func write(_ bytes: UnsafeRawBufferPointer) -> Int { channel.send.write(bytes) }
+    /// Reads what is published; the owner reopens the window once it absorbs the read.
+    public func read(into destination: UnsafeMutableRawBufferPointer) -> Int { channel.receive.read(into: destination) }
     /// The peer finished sending and every byte it sent has been read.
-    public var atEndOfStream: Bool {
-        receiveBuffer.count == 0 && connection.receivedFin
-    }
+    public var atEndOfStream: Bool { channel.receive.atEnd }
 
-    /// Appends as much as fits; the stack sends it at the next flush.
-    public func write(_ bytes: UnsafeRawBufferPointer) -> Int {
-        guard !connection.finQueued, connection.state != .closed else { return 0 }
-        // Send-buffer tuning: grow when full and the congestion window could use more.
-        if sendBuffer.free < bytes.count, sendBuffer.capacity < connection.configuration.sendBufferSize,
-           connection.congestion.window * 2 > sendBuffer.capacity {
-            sendBuffer.grow(to: min(sendBuffer.capacity * 2, connection.configuration.sendBufferSize))
+    // MARK: Owner
+
+    /// Tells the engine what application threads did since the last look: bytes written
+    /// (unless writing was shut down: bytes that raced a shutdown are never sent, as if the
+    /// write had come after it) and bytes read (the window may reopen; with `now` it is
+    /// auto-tuned).
+    public func absorbApplication(now: Instant) {
+        let written = channel.send.held - connection.sendQueued
+        if written > 0 && !connection.finQueued && connection.state != .closed { connection.queued(written) }
+        let position = channel.receive.consumedPosition
+        if position != consumedSeen {
+            connection.consumed(position - consumedSeen, now: now)
+            consumedSeen = position
         }
-        let n = sendBuffer.append(bytes)
-        if n > 0 { connection.queued(n) }
-        return n
-    }
-
-    /// Moves readable bytes out; the window reopens as the application reads.
-    public func read(into destination: UnsafeMutableRawBufferPointer, now: Instant) -> Int {
-        let n = receiveBuffer.read(into: destination)
-        if n > 0 { connection.consumed(n, now: now) }
-        // The window may have grown: the ring must hold it before it is advertised.
-        if connection.receiveWindowLimit > receiveBuffer.capacity { receiveBuffer.grow(to: connection.receiveWindowLimit) }
-        return n
     }
 
     /// shutdown(SHUT_WR): a FIN follows what was written.
-    public func shutdownWrite(now: Instant) { connection.close(now: now) }
+    public func shutdownWrite(now: Instant) {
+        absorbApplication(now: now)
+        connection.close(now: now)
+    }
 
     /// close(): shut down writing and stop reading (FIN-WAIT-2 may then time out).
-    public func close(now: Instant) { connection.orphan(now: now) }
+    public func close(now: Instant) {
+        absorbApplication(now: now)
+        connection.orphan(now: now)
+    }
+
+    /// Changes the control block (socket options after connect); the caller settles after.
+    public func updateConnection(_ body: (inout Connection) -> Void) { body(&connection) }
 
     public func takeEvents() -> ConnectionEvents {
         pendingEvents.formUnion(connection.takeEvents())
@@ -74,9 +89,37 @@ public final class TCPSocket {
     /// Carries out what the engine decided about an arriving segment's payload.
     func apply(_ result: InputResult, payload: UnsafeRawBufferPointer) {
         if let store = result.store {
-            receiveBuffer.write(UnsafeRawBufferPointer(rebasing: payload[store.range]), at: store.offset)
+            channel.receive.write(UnsafeRawBufferPointer(rebasing: payload[store.range]), at: store.offset)
         }
-        receiveBuffer.advanceTail(result.readable)
-        sendBuffer.discard(result.acknowledged)
+        if result.readable > 0 { channel.receive.publish(result.readable) }
+        if result.acknowledged > 0 { channel.send.release(result.acknowledged) }
+    }
+
+    /// Publishes to the channel what the engine's events mean for application threads.
+    func publish(_ events: ConnectionEvents) {
+        var status: SocketChannel.Status = []
+        if events.contains(.connected) && connection.state != .synReceived { status.insert(.established) }
+        if events.contains(.peerClosed) { channel.receive.publishEndOfStream() }
+        var errorNumber: Int32 = 0
+        if events.contains(.failed), let error = connection.error {
+            status.insert(.failed)
+            errorNumber = error.errorNumber
+        }
+        if connection.state == .closed { status.insert(.closed) }
+        if connection.everythingAcknowledged && connection.finQueued { status.insert(.drained) }
+        let news = status.subtracting(channel.status)
+        if !news.isEmpty { channel.publish(news, error: errorNumber) }
+    }
+}
+
+extension TCPError {
+    /// The errno Linux reports for this failure.
+    public var errorNumber: Int32 {
+        switch self {
+        case .connectionRefused: 111 // ECONNREFUSED
+        case .connectionReset: 104   // ECONNRESET
+        case .timedOut: 110          // ETIMEDOUT
+        case .unreachable(let code): code == 0 ? 101 : 113 // ENETUNREACH for net, else EHOSTUNREACH
+        }
     }
 }

@@ -45,8 +45,7 @@ let device: TAPDevice
 do { device = try TAPDevice(name: tap) } catch { die("\(error)") }
 let host = Host(configuration: configuration)
 let tcp = TCPEndpoints(configuration: tcpConfiguration, secret: secret)
-host.tcp = tcp
-let loop = ProtocolLoop(host: host, queue: device.queues[0], stats: nil, core: 0)
+let loop = ProtocolLoop(host: host, tcp: tcp, queue: device.queues[0], stats: nil, core: 0)
 if let spec = options["fault"] {
     switch FaultPlan.parse(spec) {
     case .success(let plan): loop.sink.faults = FaultInjector(plan: plan)
@@ -135,7 +134,7 @@ while true {
         shutDown = true
     }
     while s.readable > 0 {
-        let n = s.read(into: chunk, now: now)
+        let n = s.read(into: chunk)
         receivedCRC.update(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
         received += n
     }

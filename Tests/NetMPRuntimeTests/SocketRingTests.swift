@@ -1,5 +1,6 @@
 import Foundation
 import NetMPRuntime
+import NetMPStack
 import Synchronization
 import Testing
 

@@ -1,4 +1,3 @@
-import NetMPStack
 import Synchronization
 
 /// A socket's receive buffer as the seed describes it: one producer (the owner core) and any
@@ -34,6 +33,10 @@ public final class ReceiveRing: @unchecked Sendable {
         storage.copyIn(bytes, at: tail.load(ordering: .relaxed) + offset)
     }
 
+    /// How far readers have consumed (an absolute position): the owner reopens the window by
+    /// the difference from what it saw last.
+    public var consumedPosition: Int { head.load(ordering: .acquiring) }
+
     /// Makes `count` more bytes readable and wakes blocked readers.
     public func publish(_ count: Int) {
         tail.add(count, ordering: .releasing)
@@ -61,6 +64,18 @@ public final class ReceiveRing: @unchecked Sendable {
             storage.copyOut(from: h, count: n, into: destination)
             // The owner never writes below `head`, so the copy is valid if nobody claimed first.
             if head.compareExchange(expected: h, desired: h + n, ordering: .acquiringAndReleasing).exchanged { return n }
+        }
+    }
+
+    /// Copies up to `destination.count` readable bytes without consuming them (MSG_PEEK).
+    public func peek(into destination: UnsafeMutableRawBufferPointer) -> Int {
+        while true {
+            let h = head.load(ordering: .acquiring)
+            let n = min(tail.load(ordering: .acquiring) - h, destination.count)
+            guard n > 0 else { return 0 }
+            storage.copyOut(from: h, count: n, into: destination)
+            // Valid if nobody consumed meanwhile: the owner reuses space only below a moved head.
+            if head.load(ordering: .acquiring) == h { return n }
         }
     }
 

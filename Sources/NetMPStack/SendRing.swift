@@ -1,5 +1,4 @@
 import Glibc
-import NetMPStack
 import Synchronization
 
 /// A socket's send buffer: any number of application threads append (many producers), the
@@ -51,6 +50,9 @@ public final class SendRing: @unchecked Sendable {
     public func waitWritable(timeout: Int? = nil) -> Bool {
         writers.wait(timeout: timeout) { free > 0 }
     }
+
+    /// Bytes written and not yet acknowledged, an upper bound (SIOCOUTQ).
+    public var outstanding: Int { reserved.load(ordering: .acquiring) - released.load(ordering: .acquiring) }
 
     // MARK: Owner
 

@@ -1,0 +1,73 @@
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+
+/// What a protocol thread's port carries: frames another core received for this core's
+/// connections, and the usrreq operations of application threads. Payloads are references
+/// or small values, so a message is a few words and the port's slots stay small.
+public enum CoreMessage {
+    /// A frame for a connection this core owns that arrived on another core's queue.
+    case frame(ForwardedFrame)
+    /// An ARP frame another core received: learn the neighbour, do not answer.
+    case neighbour(ForwardedFrame)
+    /// Open a connection (connect).
+    case connect(ConnectRequest)
+    /// The application wrote: send what the window allows.
+    case output(SocketChannel)
+    /// The application read: the receive window may reopen.
+    case windowUpdate(SocketChannel)
+    /// shutdown(SHUT_WR).
+    case shutdownWrite(SocketChannel)
+    /// close(): a FIN after the data, or a RST (SO_LINGER 0, unread data, never accepted).
+    case close(SocketChannel, abort: Bool)
+    /// Start or stop this core's copy of a listening socket.
+    case listen(ListenQueue, Completion)
+    case stopListening(port: UInt16, Completion)
+    /// Any other operation on a connection, run by its owner: socket options, TCP_INFO,
+    /// addresses. The body sees the control block (nil once the connection is gone).
+    case control(SocketChannel, ControlRequest)
+    /// The stack is shutting down: the thread leaves its loop.
+    case stop(Completion)
+}
+
+/// A copy of a frame, in memory the receiving core frees. Forwarding is the exception (the
+/// kernel learns to deliver a flow on its owner's queue), so its one allocation is too.
+public struct ForwardedFrame: @unchecked Sendable {
+    let bytes: UnsafeMutableRawBufferPointer
+
+    init(copying frame: UnsafeRawBufferPointer) {
+        bytes = .allocate(byteCount: frame.count, alignment: 16)
+        bytes.copyMemory(from: frame)
+    }
+    func free() { bytes.deallocate() }
+}
+
+public final class ConnectRequest: @unchecked Sendable {
+    let channel: SocketChannel
+    let remote: Endpoint
+    let localPort: UInt16?
+    let configuration: TCPConfiguration
+    init(channel: SocketChannel, remote: Endpoint, localPort: UInt16?, configuration: TCPConfiguration) {
+        self.channel = channel; self.remote = remote; self.localPort = localPort; self.configuration = configuration
+    }
+}
+
+public final class ControlRequest: @unchecked Sendable {
+    let body: (TCPSocket?, Instant) -> Void
+    let completion = Completion(count: 1)
+    init(_ body: @escaping (TCPSocket?, Instant) -> Void) { self.body = body }
+}
+
+/// A reply for operations that wait for one or more cores: each core calls `done` once.
+public final class Completion: @unchecked Sendable {
+    let remaining: AtomicCounter
+    let word = WaitWord()
+
+    public init(count: Int) { remaining = AtomicCounter(count) }
+
+    public func done() {
+        if remaining.decrement() == 0 { word.wakeAll() }
+    }
+
+    public func wait() { while !word.wait(until: { remaining.value == 0 }) {} }
+}

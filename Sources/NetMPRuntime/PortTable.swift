@@ -1,0 +1,42 @@
+import Glibc
+
+/// The TCP ports application sockets hold through bind() or listen(), process-wide: every
+/// core listens on a listening port, and a bound port must not be handed out as an
+/// ephemeral one by any core. Touched by bind, listen, connect and close, never per segment.
+public final class PortTable: @unchecked Sendable {
+    let lock = PthreadLock()
+    nonisolated(unsafe) var reserved: Set<UInt16> = []
+    nonisolated(unsafe) var nextEphemeral: UInt16
+    /// Linux's default ip_local_port_range.
+    static let ephemeral: ClosedRange<UInt16> = 32768...60999
+
+    public init(seed: UInt64) {
+        nextEphemeral = Self.ephemeral.lowerBound &+ UInt16(truncatingIfNeeded: seed % 28_000)
+    }
+
+    /// Reserves `port` (EADDRINUSE if held); port 0 reserves a free ephemeral port
+    /// (EADDRINUSE too when none is left, as Linux's bind does).
+    public func reserve(_ port: UInt16) -> Result<UInt16, SocketError> {
+        lock.locked {
+            if port != 0 {
+                return reserved.insert(port).inserted ? .success(port) : .failure(SocketError(EADDRINUSE))
+            }
+            for _ in Self.ephemeral {
+                let candidate = nextEphemeral
+                nextEphemeral = candidate == Self.ephemeral.upperBound ? Self.ephemeral.lowerBound : candidate + 1
+                if reserved.insert(candidate).inserted { return .success(candidate) }
+            }
+            return .failure(SocketError(EADDRINUSE))
+        }
+    }
+
+    public func release(_ port: UInt16) { _ = lock.locked { reserved.remove(port) } }
+    public func isReserved(_ port: UInt16) -> Bool { lock.locked { reserved.contains(port) } }
+}
+
+/// A socket call's failure, as the errno Linux gives.
+public struct SocketError: Error, Equatable, Sendable, CustomStringConvertible {
+    public let errno: Int32
+    public init(_ errno: Int32) { self.errno = errno }
+    public var description: String { String(cString: strerror(errno)) + " (errno \(errno))" }
+}

@@ -1,0 +1,85 @@
+import Glibc
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+
+/// The usrreq side of a protocol thread: what application threads ask of the connections
+/// this core owns. Every operation runs here, on the owner, so the control blocks need no lock.
+extension ProtocolLoop {
+    func handle(_ message: CoreMessage, now: Instant) {
+        switch message {
+        case .frame(let frame):
+            host.receive(frame: UnsafeRawBufferPointer(frame.bytes), now: now, sink: &sink)
+            frame.free()
+        case .neighbour(let frame):
+            host.learnNeighbour(from: UnsafeRawBufferPointer(frame.bytes), now: now, sink: &sink)
+            frame.free()
+        case .connect(let request):
+            connect(request, now: now)
+        case .output(let channel):
+            channel.clear(.outputRequested)
+            if let socket = channel.socket { tcp.settle(socket, now: now, host: host, sink: &sink) }
+        case .windowUpdate(let channel):
+            channel.clear(.windowRequested)
+            if let socket = channel.socket { tcp.settle(socket, now: now, host: host, sink: &sink) }
+        case .shutdownWrite(let channel):
+            guard let socket = channel.socket else { return }
+            socket.shutdownWrite(now: now)
+            tcp.settle(socket, now: now, host: host, sink: &sink)
+        case .close(let channel, let abort):
+            guard let socket = channel.socket else { return }
+            if abort {
+                tcp.abort(socket, now: now, host: host, sink: &sink)
+            } else {
+                socket.close(now: now)
+                tcp.settle(socket, now: now, host: host, sink: &sink)
+            }
+        case .listen(let queue, let completion):
+            let core = self.core
+            do {
+                try tcp.listen(port: queue.port, backlog: queue.backlog) { socket in
+                    // Attached and established before it is visible to accept().
+                    socket.channel.owner.store(core, ordering: .releasing)
+                    socket.channel.publish([.attached, .established])
+                    return queue.push(AcceptedConnection(channel: socket.channel, tuple: socket.tuple, core: core))
+                }
+            } catch {
+                // The port table admitted the listen, so this core cannot hold the port already.
+                assertionFailure("core \(core) already listens on \(queue.port)")
+            }
+            completion.done()
+        case .stopListening(let port, let completion):
+            tcp.stopListening(port: port, now: now, host: host, sink: &sink)
+            completion.done()
+        case .control(let channel, let request):
+            request.body(channel.socket, now)
+            if let socket = channel.socket { tcp.settle(socket, now: now, host: host, sink: &sink) }
+            request.completion.done()
+        case .stop(let completion):
+            stopped = true
+            completion.done()
+        }
+    }
+
+    /// An active open, born on this core: the application sent it here because the bound
+    /// 4-tuple hashes here, or (unbound) it lets this core pick a port that hashes here.
+    func connect(_ request: ConnectRequest, now: Instant) {
+        let channel = request.channel
+        guard host.routes.nextHop(for: request.remote.address) != nil else {
+            channel.publish([.attached, .failed, .closed], error: ENETUNREACH); return
+        }
+        let core = self.core, steering = self.steering, portTable = self.portTable
+        let socket: TCPSocket
+        do {
+            socket = try tcp.connect(from: host.address, to: request.remote, now: now, localPort: request.localPort,
+                                     configuration: request.configuration, channel: channel,
+                                     acceptable: { steering.owner(of: $0) == core && portTable?.isReserved($0.local.port) != true })
+        } catch {
+            channel.publish([.attached, .failed, .closed], error: error == .addressInUse ? EADDRINUSE : EADDRNOTAVAIL)
+            return
+        }
+        channel.owner.store(core, ordering: .releasing)
+        channel.publish(.attached)
+        tcp.settle(socket, now: now, host: host, sink: &sink)
+    }
+}

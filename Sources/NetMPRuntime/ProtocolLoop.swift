@@ -1,0 +1,164 @@
+import CNetMPLinux
+import Glibc
+import NetMPLink
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+
+/// Writes the host's frames to one TAP queue.
+public struct QueueSink: FrameSink {
+    let queue: TAPQueue
+    public internal(set) var failed: LinkError? = nil
+    public internal(set) var writeErrors: UInt64 = 0
+    /// Test impairments for both directions of this queue (nil: none, the normal case).
+    public var faults: FaultInjector? = nil
+    /// The time of the batch being handled, for the fault injector's delays.
+    var now = Instant.zero
+
+    public init(queue: TAPQueue) { self.queue = queue }
+
+    public mutating func transmit(_ frame: UnsafeRawBufferPointer) {
+        if faults != nil {
+            for copy in faults!.admit(frame, .outbound, now: now) { copy.withUnsafeBytes { write($0) } }
+            return
+        }
+        write(frame)
+    }
+
+    mutating func write(_ frame: UnsafeRawBufferPointer) {
+        do { try queue.transmit(frame) } catch {
+            writeErrors &+= 1
+            if error == .deviceGone { failed = error }
+        }
+    }
+}
+
+/// One turn of a protocol thread's work: wait for frames, messages or the next timer; handle
+/// the messages, then a batch of frames (each on its owner core: frames for another core's
+/// connections are forwarded there); run the timers; publish the counters. The thread loops
+/// on it; a test driver that hosts the stack on its own thread calls it between its steps.
+public final class ProtocolLoop {
+    public let host: Host
+    public let tcp: TCPEndpoints
+    public let queue: TAPQueue
+    public var sink: QueueSink
+    let stats: StatsPage?
+    public let core: Int
+    /// This core's port (nil for a loop driven by its own thread's caller) and every core's.
+    let port: MessagePort<CoreMessage>?
+    let ports: [MessagePort<CoreMessage>]
+    let steering: FlowSteering
+    /// Ports the application reserved with bind() (nil: none can be, a driver-run loop).
+    let portTable: PortTable?
+    let buffer: UnsafeMutableRawBufferPointer
+    public private(set) var messagesHandled: UInt64 = 0
+    public private(set) var framesForwarded: UInt64 = 0
+    /// Frames that could not be forwarded because the owner's port was full (dropped).
+    public private(set) var forwardOverflows: UInt64 = 0
+    var nextConnectionPublish = Instant.zero
+    public internal(set) var stopped = false
+    /// Frames handled between two looks at the clock and the timers.
+    static let batch = 64
+
+    public init(host: Host, tcp: TCPEndpoints, queue: TAPQueue, stats: StatsPage?, core: Int,
+                steering: FlowSteering = FlowSteering(cores: 1), ports: [MessagePort<CoreMessage>] = [],
+                portTable: PortTable? = nil) {
+        self.host = host; self.tcp = tcp; self.queue = queue; self.stats = stats; self.core = core
+        self.steering = steering; self.ports = ports; self.portTable = portTable
+        port = ports.isEmpty ? nil : ports[core]
+        host.tcp = tcp
+        sink = QueueSink(queue: queue)
+        buffer = .allocate(byteCount: 65_536 + 64, alignment: 64)
+    }
+    deinit { buffer.deallocate() }
+
+    public func announce() { host.announce(sink: &sink) }
+
+    /// Waits at most `maximumWait` (or until the next timer), then handles what arrived.
+    public func runOnce(maximumWait: Interval? = nil) throws(LinkError) {
+        var now = MonotonicClock.now()
+        var wait = maximumWait
+        func consider(_ deadline: Instant?) {
+            guard let deadline else { return }
+            let untilTimer = deadline - now
+            if wait == nil || untilTimer < wait! { wait = untilTimer }
+        }
+        consider(host.nextDeadline)
+        consider(sink.faults?.nextRelease)
+        var timeout: Int32 = wait.map { Int32(min(($0.nanoseconds + 999_999) / 1_000_000, 60_000)) } ?? -1
+        // Announce the sleep before polling: a sender that publishes after this sees it and
+        // writes the eventfd; one that published before is caught here (timeout 0).
+        if let port, !port.prepareToSleep() { timeout = 0 }
+        var pollers = (pollfd(fd: queue.fd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: port?.wakeupDescriptor ?? -1, events: Int16(POLLIN), revents: 0))
+        let woken = withUnsafeMutablePointer(to: &pollers) {
+            $0.withMemoryRebound(to: pollfd.self, capacity: 2) { p -> Bool in
+                _ = poll(p, port == nil ? 1 : 2, timeout)
+                return p[1].revents != 0
+            }
+        }
+        if let port {
+            if woken { port.awake() } else { port.stopSleeping() }
+        }
+        now = MonotonicClock.now()
+        sink.now = now
+        if let port {
+            messagesHandled &+= UInt64(port.drain(limit: 1024) { handle($0, now: now) })
+        }
+        if sink.faults != nil { releaseHeldFrames(now: now) }
+        for _ in 0..<Self.batch {
+            guard let (_, frame) = try queue.receive(into: buffer) else { break }
+            if sink.faults != nil {
+                for copy in sink.faults!.admit(frame, .inbound, now: now) {
+                    copy.withUnsafeBytes { arrived($0, now: now) }
+                }
+            } else {
+                arrived(frame, now: now)
+            }
+        }
+        host.tick(now: now, sink: &sink)
+        publishStats(now: now)
+        if let failed = sink.failed { throw failed }
+    }
+
+    /// A frame read from this core's queue: handled here, or sent to the core it belongs to.
+    func arrived(_ frame: UnsafeRawBufferPointer, now: Instant) {
+        switch steering.target(of: frame, localAddress: host.address) {
+        case .arrivalCore:
+            host.receive(frame: frame, now: now, sink: &sink)
+        case .owner(let owner):
+            if owner == core { host.receive(frame: frame, now: now, sink: &sink); return }
+            if ports[owner].send(.frame(ForwardedFrame(copying: frame))) {
+                framesForwarded &+= 1
+            } else {
+                forwardOverflows &+= 1
+            }
+        case .everyCore:
+            host.receive(frame: frame, now: now, sink: &sink)
+            for (other, port) in ports.enumerated() where other != core {
+                if !port.send(.neighbour(ForwardedFrame(copying: frame))) { forwardOverflows &+= 1 }
+            }
+        }
+    }
+
+    /// Frames the fault injector delayed, now due, in either direction.
+    func releaseHeldFrames(now: Instant) {
+        for (direction, frame) in sink.faults!.release(now: now) {
+            frame.withUnsafeBytes { bytes in
+                if direction == .inbound { arrived(bytes, now: now) } else { sink.write(bytes) }
+            }
+        }
+    }
+
+    func publishStats(now: Instant) {
+        guard let stats else { return }
+        stats.publish(core: core, counters: host.counters, neighbours: host.arp.count)
+        stats.publish(core: core, messages: messagesHandled, forwarded: framesForwarded,
+                      forwardOverflows: forwardOverflows, connections: tcp.connectionCount)
+        // The connection table is a few hundred words: published ten times a second, not per batch.
+        if nextConnectionPublish <= now {
+            stats.publishConnections(core: core, tcp.sockets.values)
+            nextConnectionPublish = now + .milliseconds(100)
+        }
+    }
+}

@@ -1,0 +1,458 @@
+import Glibc
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+import Synchronization
+
+/// A TCP socket as application threads use it: the usrreq calls of one socket, each either
+/// a message to the owner core or an operation on the shared channel. No call runs protocol
+/// code, and data moves without a message except the coalesced "send" and "window" requests.
+///
+/// Setup calls (bind, listen, connect, close, options) take the socket's own lock: they are
+/// rare and must not interleave. send and receive take no lock: any number of threads may
+/// use them at once, and they see the connection only through the channel's rings and status.
+public final class StreamSocket: @unchecked Sendable {
+    public let stack: NetworkStack
+    public let channel: SocketChannel
+
+    enum Phase { case fresh, connecting, connected, listening, closed }
+    let setup = PthreadLock()
+    // Guarded by `setup`.
+    nonisolated(unsafe) var phase: Phase
+    nonisolated(unsafe) var boundPort: UInt16?
+    nonisolated(unsafe) var configuration: TCPConfiguration
+    nonisolated(unsafe) var listenQueue: ListenQueue?
+    nonisolated(unsafe) var tuple: FourTuple?
+    /// SO_LINGER: nil off; 0 close resets; n > 0 close waits up to n seconds for the peer's ACK.
+    nonisolated(unsafe) var lingerSeconds: Int?
+
+    let nonBlockingFlag = Atomic<Bool>(false)
+    /// SO_RCVTIMEO and SO_SNDTIMEO in nanoseconds (0: wait forever).
+    let receiveTimeout = Atomic<Int>(0)
+    let sendTimeout = Atomic<Int>(0)
+
+    /// A new, unconnected socket (socket(AF_INET, SOCK_STREAM, 0)).
+    public init(stack: NetworkStack) {
+        self.stack = stack
+        configuration = stack.tcpConfiguration
+        channel = SocketChannel(sendCapacity: configuration.sendBufferSize, receiveCapacity: configuration.receiveBufferSize)
+        phase = .fresh
+    }
+
+    /// A connection a listener accepted.
+    init(stack: NetworkStack, accepted: AcceptedConnection) {
+        self.stack = stack
+        configuration = stack.tcpConfiguration
+        channel = accepted.channel
+        tuple = accepted.tuple
+        phase = .connected
+    }
+
+    public var nonBlocking: Bool {
+        get { nonBlockingFlag.load(ordering: .relaxed) }
+        set { nonBlockingFlag.store(newValue, ordering: .relaxed) }
+    }
+
+    // MARK: Addresses
+
+    /// bind(): `address` must be the stack's own or 0.0.0.0; port 0 picks an ephemeral port.
+    public func bind(_ endpoint: Endpoint) throws(SocketError) {
+        try setup.locked { () throws(SocketError) in
+            guard phase == .fresh, boundPort == nil else { throw SocketError(EINVAL) }
+            guard endpoint.address.isUnspecified || endpoint.address == stack.configuration.address else {
+                throw SocketError(EADDRNOTAVAIL)
+            }
+            switch stack.portTable.reserve(endpoint.port) {
+            case .success(let port): boundPort = port
+            case .failure(let error): throw error
+            }
+        }
+    }
+
+    /// getsockname().
+    public var localAddress: Endpoint {
+        setup.locked {
+            if let tuple { return tuple.local }
+            return Endpoint(boundPort == nil ? IPv4Address(0) : stack.configuration.address, boundPort ?? 0)
+        }
+    }
+
+    /// getpeername(): ENOTCONN until connected.
+    public func peerAddress() throws(SocketError) -> Endpoint {
+        let known: FourTuple? = setup.locked { phase == .connected || phase == .connecting ? tuple : nil }
+        guard let known, channel.status.contains(.established) else { throw SocketError(ENOTCONN) }
+        return known.remote
+    }
+
+    // MARK: Listening
+
+    /// listen(): every core gets its own copy of the listener.
+    public func listen(backlog: Int = 128) throws(SocketError) {
+        try setup.locked { () throws(SocketError) in
+            if phase == .listening { return }
+            guard phase == .fresh else { throw SocketError(EINVAL) }
+            var port: UInt16
+            if let bound = boundPort { port = bound } else {
+                switch stack.portTable.reserve(0) {
+                case .success(let p): port = p
+                case .failure(let e): throw e
+                }
+            }
+            boundPort = port
+            let queue = ListenQueue(port: port, backlog: min(max(backlog, 1), 4096), cores: stack.cores)
+            let completion = Completion(count: stack.cores)
+            for core in 0..<stack.cores { stack.send(.listen(queue, completion), to: core) }
+            completion.wait()
+            listenQueue = queue
+            phase = .listening
+        }
+    }
+
+    /// accept(): takes from the cores' accept queues in turn; blocks unless non-blocking.
+    public func accept() throws(SocketError) -> StreamSocket {
+        guard let queue: ListenQueue = setup.locked({ phase == .listening ? listenQueue : nil }) else {
+            throw SocketError(EINVAL)
+        }
+        let deadline = deadline(receiveTimeout)
+        while true {
+            if let connection = queue.pop() { return StreamSocket(stack: stack, accepted: connection) }
+            guard setup.locked({ phase == .listening }) else { throw SocketError(EINVAL) }
+            if nonBlocking { throw SocketError(EAGAIN) }
+            guard block(on: queue.arrivals, until: deadline, ready: { queue.pending > 0 || closing.load(ordering: .acquiring) }) else {
+                throw SocketError(EAGAIN)
+            }
+        }
+    }
+    /// Set by close() so that threads blocked in accept() see it.
+    let closing = Atomic<Bool>(false)
+
+    // MARK: Connecting
+
+    /// connect(): the connection is born on its owner core. Unbound, it goes to the next core
+    /// in turn, which picks an ephemeral port whose 4-tuple hashes to itself; bound, the
+    /// 4-tuple is known and names its owner. Non-blocking, it returns EINPROGRESS after the
+    /// core took it; SO_ERROR then tells how it ended.
+    public func connect(to remote: Endpoint) throws(SocketError) {
+        try setup.locked { () throws(SocketError) in
+            switch phase {
+            case .fresh: break
+            case .connecting: throw SocketError(channel.status.contains(.established) ? EISCONN : EALREADY)
+            case .connected: throw SocketError(EISCONN)
+            case .listening, .closed: throw SocketError(EINVAL)
+            }
+            guard remote.port != 0, !remote.address.isUnspecified else { throw SocketError(ECONNREFUSED) }
+            let core: Int
+            if let port = boundPort {
+                core = stack.steering.owner(of: FourTuple(local: Endpoint(stack.configuration.address, port), remote: remote))
+            } else {
+                core = stack.coreForNewConnection()
+            }
+            phase = .connecting
+            stack.send(.connect(ConnectRequest(channel: channel, remote: remote, localPort: boundPort,
+                                               configuration: configuration)), to: core)
+            // The core answers at once (attached, or failed: no route, no port).
+            while !channel.changes.wait(until: { channel.status.contains(.attached) }) {}
+            if channel.status.contains(.failed) {
+                phase = .closed
+                throw SocketError(channel.takeError())
+            }
+        }
+        if nonBlocking { throw SocketError(EINPROGRESS) }
+        let deadline = deadline(sendTimeout)
+        let settled = block(on: channel.changes, until: deadline) {
+            !channel.status.isDisjoint(with: [.established, .failed, .closed])
+        }
+        guard settled else { throw SocketError(EINPROGRESS) }
+        try finishConnect()
+    }
+
+    /// Records the connection's addresses once established, or reports why it failed.
+    func finishConnect() throws(SocketError) {
+        let status = channel.status
+        if status.contains(.established) {
+            setup.locked {
+                if phase == .connecting { phase = .connected }
+                if tuple == nil { tuple = connectedTuple() }
+            }
+            return
+        }
+        if status.contains(.failed) || status.contains(.closed) {
+            let error = channel.takeError()
+            throw SocketError(error != 0 ? error : ECONNREFUSED)
+        }
+    }
+
+    /// The 4-tuple, asked of the owner core (it picked the ephemeral port).
+    func connectedTuple() -> FourTuple? {
+        nonisolated(unsafe) var result: FourTuple?
+        control { socket, _ in result = socket?.tuple }
+        return result
+    }
+
+    /// SO_ERROR: the pending error, taken.
+    public func takeError() -> Int32 {
+        let status = channel.status
+        if status.contains(.established) && phase == .connecting { try? finishConnect() }
+        return channel.takeError()
+    }
+
+    // MARK: Data
+
+    public struct Flags: OptionSet, Sendable {
+        public let rawValue: Int32
+        public init(rawValue: Int32) { self.rawValue = rawValue }
+        public static let dontWait = Flags(rawValue: 0x40)  // MSG_DONTWAIT
+        public static let peek = Flags(rawValue: 0x02)      // MSG_PEEK
+        public static let waitAll = Flags(rawValue: 0x100)  // MSG_WAITALL
+    }
+
+    /// send(): copies into the send ring and asks the owner to send, once per owner turn.
+    /// Blocking, it returns when every byte is in the ring (as Linux does); non-blocking,
+    /// with what fitted, or EAGAIN. EPIPE after shutdown or close (the shim raises SIGPIPE).
+    public func send(_ bytes: UnsafeRawBufferPointer, flags: Flags = []) throws(SocketError) -> Int {
+        let wait = !(nonBlocking || flags.contains(.dontWait))
+        var deadline: Instant?? = nil
+        var done = 0
+        while true {
+            let status = channel.status
+            if status.contains(.failed) {
+                let error = channel.takeError()
+                if done > 0 { return done }
+                throw SocketError(error != 0 ? error : EPIPE)
+            }
+            guard !status.contains(.writeShut), !status.contains(.closed) else {
+                if done > 0 { return done }
+                throw SocketError(EPIPE)
+            }
+            guard status.contains(.established) else {
+                guard status.contains(.attached) else { throw SocketError(EPIPE) } // never connected
+                if !wait { throw SocketError(EAGAIN) }
+                if deadline == nil { deadline = self.deadline(sendTimeout) }
+                guard block(on: channel.changes, until: deadline!, ready: {
+                    !channel.status.isDisjoint(with: [.established, .failed, .closed])
+                }) else { throw SocketError(EAGAIN) }
+                continue
+            }
+            if done < bytes.count {
+                guard channel.beginWrite() else { continue } // shut meanwhile: the checks above report it
+                let n = channel.send.write(UnsafeRawBufferPointer(rebasing: bytes[done...]))
+                channel.endWrite()
+                if n > 0 {
+                    done += n
+                    requestOutput()
+                }
+            }
+            if done == bytes.count { return done }
+            if !wait {
+                if done > 0 { return done }
+                throw SocketError(EAGAIN)
+            }
+            if deadline == nil { deadline = self.deadline(sendTimeout) }
+            guard block(on: channel.send.writers, until: deadline!, ready: {
+                channel.send.free > 0 || !channel.status.isDisjoint(with: [.failed, .closed, .writeShut])
+            }) else {
+                if done > 0 { return done }
+                throw SocketError(EAGAIN)
+            }
+        }
+    }
+
+    /// recv(): copies out of the receive ring and asks the owner for a window update, once
+    /// per owner turn. 0 at end of stream; ECONNRESET (once) after a reset.
+    public func receive(into destination: UnsafeMutableRawBufferPointer, flags: Flags = []) throws(SocketError) -> Int {
+        guard destination.count > 0 else { return 0 }
+        let wait = !(nonBlocking || flags.contains(.dontWait))
+        var deadline: Instant?? = nil
+        var done = 0
+        while true {
+            let rest = UnsafeMutableRawBufferPointer(rebasing: destination[done...])
+            let n = flags.contains(.peek) ? channel.receive.peek(into: rest) : channel.receive.read(into: rest)
+            if n > 0 {
+                done += n
+                if !flags.contains(.peek) { requestWindowUpdate() }
+                if done == destination.count || !flags.contains(.waitAll) || flags.contains(.peek) { return done }
+                continue
+            }
+            let status = channel.status
+            if status.contains(.readShut) { return done }
+            if status.contains(.failed) {
+                if done > 0 { return done }
+                let error = channel.takeError()
+                if error != 0 { throw SocketError(error) }
+                return 0
+            }
+            if channel.receive.atEnd { return done }
+            guard status.contains(.attached) else { throw SocketError(ENOTCONN) }
+            if !wait {
+                if done > 0 { return done }
+                throw SocketError(EAGAIN)
+            }
+            if deadline == nil { deadline = self.deadline(receiveTimeout) }
+            guard block(on: channel.receive.readers, until: deadline!, ready: {
+                channel.receive.readable > 0 || channel.receive.atEnd
+                    || !channel.status.isDisjoint(with: [.failed, .readShut])
+            }) else {
+                if done > 0 { return done }
+                throw SocketError(EAGAIN)
+            }
+        }
+    }
+
+    /// Bytes readable now, a lower bound (FIONREAD).
+    public var readable: Int { channel.receive.readable }
+    /// Bytes written and not yet acknowledged, an upper bound (SIOCOUTQ).
+    public var unacknowledged: Int { channel.send.outstanding }
+
+    func requestOutput() {
+        if channel.raise(.outputRequested) { stack.send(.output(channel), to: ownerCore) }
+    }
+
+    func requestWindowUpdate() {
+        if channel.raise(.windowRequested) { stack.send(.windowUpdate(channel), to: ownerCore) }
+    }
+
+    var ownerCore: Int { channel.owner.load(ordering: .acquiring) }
+
+    // MARK: Ending
+
+    public enum ShutdownHow: Sendable { case read, write, both }
+
+    /// shutdown(): SHUT_WR sends a FIN after the written data; SHUT_RD makes reads return 0.
+    public func shutdown(_ how: ShutdownHow) throws(SocketError) {
+        guard channel.status.contains(.attached), !channel.status.contains(.closed) || how == .read else {
+            throw SocketError(ENOTCONN)
+        }
+        if how != .write {
+            channel.publishFromApplication(.readShut)
+        }
+        if how != .read, channel.shutWriting() {
+            stack.send(.shutdownWrite(channel), to: ownerCore)
+            channel.send.writers.wakeAll()
+        }
+    }
+
+    /// close(): a listener stops on every core and resets what was never accepted; a
+    /// connection sends its FIN after the data (or a RST: SO_LINGER 0, or unread data, as
+    /// Linux does). With SO_LINGER > 0 and blocking, waits for the peer's ACK of everything.
+    public func close() {
+        setup.locked {
+            switch phase {
+            case .listening:
+                let queue = listenQueue!
+                closing.store(true, ordering: .releasing)
+                phase = .closed
+                let completion = Completion(count: stack.cores)
+                for core in 0..<stack.cores { stack.send(.stopListening(port: queue.port, completion), to: core) }
+                completion.wait()
+                while let never = queue.pop() { stack.send(.close(never.channel, abort: true), to: never.core) }
+                queue.arrivals.wakeAll()
+            case .connecting, .connected:
+                phase = .closed
+                let abort = lingerSeconds == 0 || channel.receive.readable > 0
+                _ = channel.shutWriting()
+                channel.publishFromApplication(.readShut)
+                if channel.status.contains(.attached) && ownerCore >= 0 {
+                    stack.send(.close(channel, abort: abort), to: ownerCore)
+                    if let seconds = lingerSeconds, seconds > 0, !abort, !nonBlocking {
+                        let deadline = MonotonicClock.now() + .seconds(UInt64(seconds))
+                        _ = block(on: channel.changes, until: deadline) {
+                            !channel.status.isDisjoint(with: [.drained, .closed])
+                        }
+                    }
+                }
+            case .fresh, .closed:
+                phase = .closed
+            }
+            if let port = boundPort { stack.portTable.release(port); boundPort = nil }
+        }
+    }
+
+    // MARK: Options
+
+    /// Runs `body` on the owner core with the control block (nil before connect, or once the
+    /// connection is gone) and waits for it.
+    func control(_ body: @escaping (TCPSocket?, Instant) -> Void) {
+        let core = ownerCore
+        guard core >= 0 else { body(nil, MonotonicClock.now()); return }
+        let request = ControlRequest(body)
+        stack.send(.control(channel, request), to: core)
+        request.completion.wait()
+    }
+
+    /// Options that live in the engine's configuration: set before connect, they go with
+    /// the connect; after, the owner applies them to the control block.
+    func configure(_ change: @escaping @Sendable (inout TCPConfiguration) -> Void,
+                   live: @escaping (inout Connection, Instant) -> Void) {
+        let connected: Bool = setup.locked {
+            change(&configuration)
+            return phase == .connecting || phase == .connected
+        }
+        if connected { control { socket, now in socket?.updateConnection { live(&$0, now) } } }
+    }
+
+    /// TCP_NODELAY.
+    public func setNoDelay(_ on: Bool) {
+        configure({ $0.noDelay = on }, live: { c, _ in c.setNoDelay(on) })
+    }
+    /// TCP_CORK.
+    public func setCork(_ on: Bool) {
+        configure({ $0.cork = on }, live: { c, _ in c.setCork(on) })
+    }
+    /// SO_KEEPALIVE.
+    public func setKeepAlive(_ on: Bool) {
+        configure({ $0.keepAlive = on }, live: { c, now in c.setKeepAlive(on, now: now) })
+    }
+    /// SO_LINGER (nil: off).
+    public func setLinger(seconds: Int?) { setup.locked { lingerSeconds = seconds } }
+    /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds (0: none).
+    public func setTimeouts(receive: Int? = nil, send: Int? = nil) {
+        if let receive { receiveTimeout.store(max(0, receive), ordering: .relaxed) }
+        if let send { sendTimeout.store(max(0, send), ordering: .relaxed) }
+    }
+    /// SO_RCVBUF: Linux doubles the value asked for; the window may grow up to it. The ring
+    /// was made at the stack's full size, so only the limit moves (before connect).
+    public func setReceiveBuffer(_ bytes: Int) {
+        let size = min(max(2 * bytes, 2_304), channel.receive.capacity)
+        setup.locked { if phase == .fresh { configuration.receiveBufferSize = size } }
+    }
+    public var receiveBufferSize: Int { setup.locked { configuration.receiveBufferSize } }
+    public var sendBufferSize: Int { channel.send.capacity }
+
+    /// TCP_INFO, from the owner.
+    public func info() -> TCPInfo {
+        nonisolated(unsafe) var result = TCPInfo()
+        control { socket, _ in if let socket { result = socket.connection.info } }
+        return result
+    }
+
+    // MARK: Waiting
+
+    func deadline(_ timeout: borrowing Atomic<Int>) -> Instant? {
+        let ns = timeout.load(ordering: .relaxed)
+        return ns > 0 ? MonotonicClock.now() + Interval(nanoseconds: UInt64(ns)) : nil
+    }
+
+    /// Blocks on `word` until `ready` or `deadline`; false on timeout.
+    func block(on word: WaitWord, until deadline: Instant?, ready: () -> Bool) -> Bool {
+        while true {
+            var timeout: Int? = nil
+            if let deadline {
+                let now = MonotonicClock.now()
+                guard now < deadline else { return ready() }
+                timeout = Int((deadline - now).nanoseconds)
+            }
+            if word.wait(timeout: timeout, until: ready) { return true }
+        }
+    }
+}
+
+extension SocketChannel {
+    /// A state change made by the application itself (shutdown for reading): published and
+    /// every waiter woken, like the owner's.
+    func publishFromApplication(_ bits: Status) {
+        raise(bits)
+        changes.wakeAll()
+        receive.readers.wakeAll()
+        send.writers.wakeAll()
+    }
+}

@@ -1,0 +1,109 @@
+import Glibc
+import Synchronization
+
+/// What application threads and a connection's owner core share: the two rings and the
+/// connection's published status. Everything else about the connection (the engine's
+/// control block, its timers) is the owner's alone.
+///
+/// The owner publishes status changes after the data they concern (end of stream after the
+/// last byte, a failure after the rings stop moving) and then wakes every waiter, so a thread
+/// that checks the status after waking never misses a change. Application threads publish
+/// only two requests, each a flag: "send what I wrote" and "I read, the window may reopen".
+/// A request is sent as a message only when its flag was clear, so a stream of writes costs
+/// one message per turn of the owner, not one per write.
+public final class SocketChannel: @unchecked Sendable {
+    public let send: SendRing
+    public let receive: ReceiveRing
+    /// Connection-state changes (connect done, failed, closed) wake this word; data moves
+    /// wake the rings' own words.
+    public let changes = WaitWord()
+    let flags = Atomic<UInt32>(0)
+    let errorNumber = Atomic<Int32>(0)
+    /// Application threads inside a write (between checking that writing is open and
+    /// committing their bytes). shutdown and close wait for them to leave before asking the
+    /// owner to send the FIN, so a write that returned a count is never cut off by it.
+    let activeWriters = Atomic<Int>(0)
+    /// The owner core's index, once a core owns the connection (-1 before).
+    public let owner = Atomic<Int>(-1)
+    /// Owner only: the control block this channel belongs to, for messages that name the
+    /// channel. Application threads never read it.
+    public nonisolated(unsafe) var socket: TCPSocket?
+
+    public struct Status: OptionSet, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// A core took the connection (its connect was accepted, or it came from a listener).
+        public static let attached = Status(rawValue: 1 << 0)
+        /// The handshake completed.
+        public static let established = Status(rawValue: 1 << 1)
+        /// The connection failed; `error` holds the errno.
+        public static let failed = Status(rawValue: 1 << 2)
+        /// The connection reached CLOSED (after a failure, a close or TIME-WAIT).
+        public static let closed = Status(rawValue: 1 << 3)
+        /// The application shut down writing (or closed): further writes get EPIPE.
+        public static let writeShut = Status(rawValue: 1 << 4)
+        /// The application shut down reading: reads return end of file.
+        public static let readShut = Status(rawValue: 1 << 5)
+        /// Everything written, FIN included, was acknowledged (SO_LINGER waits for it).
+        public static let drained = Status(rawValue: 1 << 6)
+        /// Requests from application threads, cleared by the owner before it acts on them.
+        public static let outputRequested = Status(rawValue: 1 << 16)
+        public static let windowRequested = Status(rawValue: 1 << 17)
+    }
+
+    public init(sendCapacity: Int, receiveCapacity: Int) {
+        send = SendRing(capacity: sendCapacity)
+        receive = ReceiveRing(capacity: receiveCapacity)
+    }
+
+    public var status: Status { Status(rawValue: flags.load(ordering: .acquiring)) }
+    /// The errno of a failed connection (0 while it has not failed).
+    public var error: Int32 { errorNumber.load(ordering: .acquiring) }
+
+    // MARK: Any thread
+
+    /// Takes the pending error (SO_ERROR, or the failing call): reported once, as Linux does.
+    public func takeError() -> Int32 { errorNumber.exchange(0, ordering: .acquiringAndReleasing) }
+
+    /// Sets `bits`; true if any of them was clear before (the caller then owns the request).
+    @discardableResult
+    public func raise(_ bits: Status) -> Bool {
+        let before = Status(rawValue: flags.bitwiseOr(bits.rawValue, ordering: .sequentiallyConsistent).oldValue)
+        return !before.isSuperset(of: bits)
+    }
+
+    /// Clears request bits; true if they were set (owner, before acting on a request).
+    @discardableResult
+    public func clear(_ bits: Status) -> Bool {
+        let before = Status(rawValue: flags.bitwiseAnd(~bits.rawValue, ordering: .sequentiallyConsistent).oldValue)
+        return !before.isDisjoint(with: bits)
+    }
+
+    /// Enters a write: false (and not entered) if writing is shut down.
+    public func beginWrite() -> Bool {
+        activeWriters.add(1, ordering: .sequentiallyConsistent)
+        if status.contains(.writeShut) { endWrite(); return false }
+        return true
+    }
+    public func endWrite() { activeWriters.subtract(1, ordering: .sequentiallyConsistent) }
+
+    /// Shuts writing (once; false if it was already shut) and waits for writes under way.
+    public func shutWriting() -> Bool {
+        let first = raise(.writeShut)
+        while activeWriters.load(ordering: .sequentiallyConsistent) > 0 { sched_yield() }
+        return first
+    }
+
+    // MARK: Owner
+
+    /// Publishes a state change and wakes every kind of waiter: a blocked reader or writer
+    /// must see a failure or a close as surely as a connect waiter does.
+    public func publish(_ bits: Status, error: Int32 = 0) {
+        if error != 0 { errorNumber.store(error, ordering: .releasing) }
+        if bits.contains(.failed) || bits.contains(.closed) { receive.publishEndOfStream() }
+        raise(bits)
+        changes.wakeAll()
+        receive.readers.wakeAll()
+        send.writers.wakeAll()
+    }
+}
