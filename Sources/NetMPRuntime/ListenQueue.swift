@@ -18,8 +18,12 @@ public struct AcceptedConnection: @unchecked Sendable {
 public final class ListenQueue: @unchecked Sendable {
     public let port: UInt16
     public let backlog: Int
-    let locks: [PthreadLock]
-    nonisolated(unsafe) var queues: [[AcceptedConnection]]
+    /// One per core, each behind its own lock (the array itself never changes).
+    final class CoreQueue: @unchecked Sendable {
+        let lock = PthreadLock()
+        var connections: [AcceptedConnection] = []
+    }
+    let queues: [CoreQueue]
     /// Connections queued on all cores (an upper bound while a push or pop is under way).
     let queued = AtomicCounter()
     let turn = AtomicCounter()
@@ -29,14 +33,14 @@ public final class ListenQueue: @unchecked Sendable {
     init(port: UInt16, backlog: Int, cores: Int) {
         self.port = port
         self.backlog = max(1, backlog)
-        locks = (0..<cores).map { _ in PthreadLock() }
-        queues = Array(repeating: [], count: cores)
+        queues = (0..<cores).map { _ in CoreQueue() }
     }
 
     /// Core `core` queues an established connection; false when the backlog is full.
     func push(_ connection: AcceptedConnection) -> Bool {
         guard queued.increment() <= backlog else { queued.decrement(); return false }
-        locks[connection.core].locked { queues[connection.core].append(connection) }
+        let queue = queues[connection.core]
+        queue.lock.locked { queue.connections.append(connection) }
         arrivals.wakeAll()
         return true
     }
@@ -47,8 +51,9 @@ public final class ListenQueue: @unchecked Sendable {
         let start = turn.increment()
         for i in 0..<cores {
             let core = (start + i) % cores
-            let taken: AcceptedConnection? = locks[core].locked {
-                queues[core].isEmpty ? nil : queues[core].removeFirst()
+            let queue = queues[core]
+            let taken: AcceptedConnection? = queue.lock.locked {
+                queue.connections.isEmpty ? nil : queue.connections.removeFirst()
             }
             if let taken {
                 queued.decrement()

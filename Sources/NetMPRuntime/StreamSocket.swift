@@ -123,6 +123,9 @@ public final class StreamSocket: @unchecked Sendable {
             }
         }
     }
+    /// Connections waiting for accept() (0 unless listening).
+    public var listenQueueDepth: Int { setup.locked { listenQueue?.pending ?? 0 } }
+
     /// Set by close() so that threads blocked in accept() see it.
     let closing = Atomic<Bool>(false)
 
@@ -273,6 +276,9 @@ public final class StreamSocket: @unchecked Sendable {
                 if done == destination.count || !flags.contains(.waitAll) || flags.contains(.peek) { return done }
                 continue
             }
+            // End of stream first, the status after: the owner raises a failure before it
+            // publishes the end, so an end seen here comes with its failure.
+            let atEnd = channel.receive.atEnd
             let status = channel.status
             if status.contains(.readShut) { return done }
             if status.contains(.failed) {
@@ -281,7 +287,7 @@ public final class StreamSocket: @unchecked Sendable {
                 if error != 0 { throw SocketError(error) }
                 return 0
             }
-            if channel.receive.atEnd { return done }
+            if atEnd { return done }
             guard status.contains(.attached) else { throw SocketError(ENOTCONN) }
             if !wait {
                 if done > 0 { return done }

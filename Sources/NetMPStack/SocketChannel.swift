@@ -100,8 +100,10 @@ public final class SocketChannel: @unchecked Sendable {
     /// must see a failure or a close as surely as a connect waiter does.
     public func publish(_ bits: Status, error: Int32 = 0) {
         if error != 0 { errorNumber.store(error, ordering: .releasing) }
-        if bits.contains(.failed) || bits.contains(.closed) { receive.publishEndOfStream() }
+        // The status before end of stream: a reader that sees the end and then looks at the
+        // status must see a failure, or it would report a reset as a clean end of file.
         raise(bits)
+        if bits.contains(.failed) || bits.contains(.closed) { receive.publishEndOfStream() }
         changes.wakeAll()
         receive.readers.wakeAll()
         send.writers.wakeAll()

@@ -99,7 +99,6 @@ public final class TCPSocket {
     func publish(_ events: ConnectionEvents) {
         var status: SocketChannel.Status = []
         if events.contains(.connected) && connection.state != .synReceived { status.insert(.established) }
-        if events.contains(.peerClosed) { channel.receive.publishEndOfStream() }
         var errorNumber: Int32 = 0
         if events.contains(.failed), let error = connection.error {
             status.insert(.failed)
@@ -109,6 +108,8 @@ public final class TCPSocket {
         if connection.everythingAcknowledged && connection.finQueued { status.insert(.drained) }
         let news = status.subtracting(channel.status)
         if !news.isEmpty { channel.publish(news, error: errorNumber) }
+        // After any failure in the same events (see SocketChannel.publish).
+        if events.contains(.peerClosed) { channel.receive.publishEndOfStream() }
     }
 }
 

@@ -71,7 +71,14 @@ func spawnBounded(_ body: @escaping @Sendable () -> Void) -> (_ seconds: Double)
     let thread = Thread { body(); done.signal() }
     thread.stackSize = 1 << 20
     thread.start()
-    return { done.wait(timeout: .now() + $0) == .success }
+    let joined = NSLock()
+    nonisolated(unsafe) var finished = false
+    // Idempotent: a second join of a finished thread says so at once.
+    return { seconds in
+        joined.lock(); defer { joined.unlock() }
+        if !finished { finished = done.wait(timeout: .now() + seconds) == .success }
+        return finished
+    }
 }
 
 /// A reproducible stream: byte i of stream `seed` (cheap enough to check every byte).
