@@ -48,6 +48,6 @@ let package = Package(
         .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPWire", "NetMPTCP", "NetMPTestSupport"]),
         .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPStack", "NetMPWire", "NetMPTCP", "CNetMPLinux"]),
         .testTarget(name: "NetMPRuntimeTests", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPTCP", "NetMPWire", "NetMPLink", "CNetMPLinux"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire", "NetMPStack", "NetMPTCP"]),
     ]
 )

@@ -5,6 +5,8 @@
 //   netmp-tcp-driver --tap T --addr A/P (--connect IP:PORT | --listen PORT) --send BYTES
 //                    [--seed N] [--timeout SECONDS] [--cc cubic|reno] [--fault SPEC]
 // Prints one JSON line: bytes and CRC-32 sent and received, seconds, retransmissions.
+//   netmp-tcp-driver --tap T --addr A/P --connect IP:PORT --connections N [--cores C] --send BYTES
+// runs the per-core runtime with N connections instead (RuntimeMode.swift).
 import Glibc
 import NetMPLink
 import NetMPRuntime
@@ -28,10 +30,12 @@ while let flag = arguments.first {
 guard let tap = options["tap"], let addr = options["addr"], let total = options["send"].flatMap({ Int($0) }) else {
     die("usage: --tap T --addr A/P (--connect IP:PORT | --listen PORT) --send BYTES")
 }
-let environment = ["NETMP_TAP": tap, "NETMP_ADDR": addr]
+var environment = ["NETMP_TAP": tap, "NETMP_ADDR": addr]
+if let cores = options["cores"] { environment["NETMP_CORES"] = cores }
 guard case .success(let configuration?) = StackConfiguration.parse(environment: { environment[$0] }) else {
-    die("bad --tap or --addr")
+    die("bad --tap, --addr or --cores")
 }
+if options["connections"] != nil { runRuntimeMode(options, configuration: configuration, total: total) }
 let timeout = Interval.seconds(UInt64(options["timeout"].flatMap { Int($0) } ?? 120))
 var tcpConfiguration = TCPConfiguration()
 if let cc = options["cc"] {

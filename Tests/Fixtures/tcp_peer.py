@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """The kernel side of the TCP interop tests: one connection, a stream each way, CRC-32 of both.
 
-usage: tcp_peer.py server PORT SEND_BYTES SEED [TIMEOUT]
+usage: tcp_peer.py server PORT SEND_BYTES SEED [TIMEOUT [CONNECTIONS]]
        tcp_peer.py client HOST PORT SEND_BYTES SEED [TIMEOUT]
 
 Sends SEND_BYTES of a seeded pseudo-random stream while receiving until the peer's FIN,
-then prints one JSON line: sent, sent_crc, received, received_crc, seconds.
+then prints one JSON line: sent, sent_crc, received, received_crc, seconds. A server of
+several connections serves them at once (stream seed SEED + the accept order) and adds
+each one's peer_port to its line.
 """
 import json
 import random
@@ -54,17 +56,36 @@ def main() -> None:
     if mode == "server":
         port, total, seed = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
         timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 120
+        connections = int(sys.argv[6]) if len(sys.argv) > 6 else 1
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("0.0.0.0", port))
-        listener.listen(1)
+        listener.listen(max(connections, 1))
         listener.settimeout(timeout)
         print("listening", flush=True, file=sys.stderr)
-        sock, _ = listener.accept()
-    else:
-        host, port, total, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-        timeout = float(sys.argv[6]) if len(sys.argv) > 6 else 120
-        sock = socket.create_connection((host, port), timeout=timeout)
+        # One thread per connection; each prints its JSON line with the peer's port.
+        lock = threading.Lock()
+
+        def serve(sock: socket.socket, peer_port: int, index: int) -> None:
+            sock.settimeout(timeout)
+            result = run(sock, total, seed + index)
+            result["peer_port"] = peer_port
+            with lock:
+                print(json.dumps(result), flush=True)
+            sock.close()
+
+        threads = []
+        for index in range(connections):
+            sock, (_, peer_port) = listener.accept()
+            thread = threading.Thread(target=serve, args=(sock, peer_port, index))
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+        return
+    host, port, total, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    timeout = float(sys.argv[6]) if len(sys.argv) > 6 else 120
+    sock = socket.create_connection((host, port), timeout=timeout)
     sock.settimeout(timeout)
     print(json.dumps(run(sock, total, seed)), flush=True)
     sock.close()
