@@ -26,6 +26,11 @@ public enum CoreMessage {
     /// Any other operation on a connection, run by its owner: socket options, TCP_INFO,
     /// addresses. The body sees the control block (nil once the connection is gone).
     case control(SocketChannel, ControlRequest)
+    /// Start or stop delivering a UDP port's datagrams to a socket (every core holds the binding).
+    case bindDatagram(DatagramChannel, Completion)
+    case unbindDatagram(port: UInt16, Completion)
+    /// A UDP socket's application threads queued datagrams: its home core sends them.
+    case datagramOutput(DatagramChannel)
     /// The stack is shutting down: the thread leaves its loop.
     case stop(Completion)
 }

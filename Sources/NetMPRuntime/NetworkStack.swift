@@ -33,6 +33,10 @@ public final class NetworkStack: @unchecked Sendable {
     let ports: [MessagePort<CoreMessage>]
     let threads: [ProtocolThread]
     public let portTable: PortTable
+    /// UDP's ports: a namespace of their own, as in the kernel.
+    public let datagramPortTable: PortTable
+    /// The interface's routes, for calls that must fail at once without a route (ENETUNREACH).
+    public let routes: RoutingTable
     let stats: StatsPage?
     let nextCore = AtomicCounter()
 
@@ -97,6 +101,9 @@ public final class NetworkStack: @unchecked Sendable {
         self.configuration = configuration; self.tcpConfiguration = tcpConfiguration; self.device = device
         self.steering = steering; self.ports = ports; self.threads = threads
         self.portTable = portTable; self.stats = stats
+        datagramPortTable = PortTable(seed: UInt64(portTable.nextEphemeral))
+        routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,
+                              gateway: configuration.gateway)
     }
 
     /// Sends a message to core `core`. A full port means the core is far behind: the sender

@@ -55,6 +55,14 @@ extension ProtocolLoop {
             request.body(channel.socket, now)
             if let socket = channel.socket { tcp.settle(socket, now: now, host: host, sink: &sink) }
             request.completion.done()
+        case .bindDatagram(let channel, let completion):
+            datagramSockets[channel.port] = channel
+            completion.done()
+        case .unbindDatagram(let port, let completion):
+            datagramSockets[port] = nil
+            completion.done()
+        case .datagramOutput(let channel):
+            sendDatagrams(of: channel, now: now)
         case .stop(let completion):
             stopped = true
             completion.done()
@@ -82,4 +90,28 @@ extension ProtocolLoop {
         channel.publish(.attached)
         tcp.settle(socket, now: now, host: host, sink: &sink)
     }
+}
+
+extension ProtocolLoop {
+    /// Sends the datagrams a UDP socket's threads queued, as whole records: a 12-byte
+    /// header (length, destination address and port) and the payload.
+    func sendDatagrams(of channel: DatagramChannel, now: Instant) {
+        channel.takeOutputRequest()
+        let ring = channel.outgoing
+        var header: (UInt32, UInt32, UInt32) = (0, 0, 0)
+        while ring.held >= DatagramRecord.headerLength {
+            withUnsafeMutableBytes(of: &header) { ring.copy(from: 0, count: DatagramRecord.headerLength, into: $0) }
+            let length = Int(header.0)
+            let destination = Endpoint(IPv4Address(header.1), UInt16(truncatingIfNeeded: header.2))
+            _ = host.sendUDP(from: channel.port, to: destination, length: length, now: now, sink: &sink) { out in
+                ring.copy(from: DatagramRecord.headerLength, count: length, into: out)
+            }
+            ring.release(DatagramRecord.headerLength + length)
+        }
+    }
+}
+
+/// The record a UDP send queues for its home core.
+enum DatagramRecord {
+    static let headerLength = 12
 }

@@ -56,6 +56,8 @@ public final class ProtocolLoop {
     /// Frames that could not be forwarded because the owner's port was full (dropped).
     public private(set) var forwardOverflows: UInt64 = 0
     var nextConnectionPublish = Instant.zero
+    /// This core's copy of the UDP bindings, by port.
+    var datagramSockets: [UInt16: DatagramChannel] = [:]
     public internal(set) var stopped = false
     /// Frames handled between two looks at the clock and the timers.
     static let batch = 64
@@ -69,6 +71,12 @@ public final class ProtocolLoop {
         host.tcp = tcp
         sink = QueueSink(queue: queue)
         buffer = .allocate(byteCount: 65_536 + 64, alignment: 64)
+        host.udpReceiver = { [unowned self] port, payload, source in
+            guard let channel = datagramSockets[port] else { return .noSocket }
+            // A connected socket hears only its peer; to anyone else the port is closed (as on Linux).
+            if let only = channel.connectedPeer, only != source { return .noSocket }
+            return channel.deliver(payload, from: source, core: self.core) ? .delivered : .queueFull
+        }
     }
     deinit { buffer.deallocate() }
 

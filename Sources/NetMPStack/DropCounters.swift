@@ -13,6 +13,7 @@ public enum PolicyDrop: String, CaseIterable, Sendable {
     case unsupportedProtocol = "ipv4-unsupported-protocol"
     case icmpIgnored = "icmp-ignored"               // valid, but nothing to do (e.g. broadcast echo)
     case udpNoSocket = "udp-no-socket"
+    case udpQueueFull = "udp-queue-full"            // the socket's queue on this core was full
     case tcpNoSocket = "tcp-no-socket"
     case tcpListenOverflow = "tcp-listen-overflow"   // SYN dropped: backlog full
     case arpQueueOverflow = "arp-queue-overflow"    // too many packets waiting for one resolution

@@ -41,6 +41,10 @@ public final class Host {
     public var icmpErrorHandler: ((ICMPErrorReport) -> Void)?
     /// The TCP sockets on this host; without it every segment is answered as CLOSED.
     public var tcp: TCPEndpoints?
+    /// Hands a UDP payload to the socket bound to the port (the runtime's per-core table).
+    public var udpReceiver: ((_ port: UInt16, _ payload: UnsafeRawBufferPointer, _ source: Endpoint) -> UDPDelivery)?
+
+    public enum UDPDelivery: Sendable { case delivered, noSocket, queueFull }
 
     var nextIdentification: UInt16 = 1
     /// The time of the frame or tick being handled, for reactions that have no `now` of their own.
@@ -173,9 +177,16 @@ public final class Host {
 
     func receiveUDP(_ bytes: UnsafeRawBufferPointer, datagram: UnsafeRawBufferPointer, header: IPv4Header,
                     toUs: Bool, now: Instant, sink: inout some FrameSink) {
-        do { _ = try UDPHeader(parsing: bytes, source: header.source, destination: header.destination) }
+        let udp: UDPHeader
+        do { udp = try UDPHeader(parsing: bytes, source: header.source, destination: header.destination) }
         catch { counters.drops.count(error); return }
-        // No UDP sockets yet: answer as a host with none bound (RFC 1122 4.1.3.1).
+        let payload = UnsafeRawBufferPointer(rebasing: bytes[UDPHeader.length..<udp.datagramLength])
+        switch udpReceiver?(udp.destinationPort, payload, Endpoint(header.source, udp.sourcePort)) ?? .noSocket {
+        case .delivered: return
+        case .queueFull: counters.drops.count(.udpQueueFull); return
+        case .noSocket: break
+        }
+        // Nobody bound the port: answer as RFC 1122 4.1.3.1 says (not for broadcasts).
         counters.drops.count(.udpNoSocket)
         if toUs { sendUnreachable(code: ICMPv4Message.UnreachableCode.port, for: datagram, header: header, now: now, sink: &sink) }
     }
@@ -253,6 +264,17 @@ public final class Host {
         case .cacheFull: counters.drops.count(.arpQueueOverflow); return .failure(.neighbourCacheFull)
         }
         return .success(())
+    }
+
+    /// Sends one UDP datagram of `length` payload bytes that `fill` writes.
+    public func sendUDP(from port: UInt16, to destination: Endpoint, length: Int, now: Instant, sink: inout some FrameSink,
+                        fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
+        let me = address
+        let header = UDPHeader(sourcePort: port, destinationPort: destination.port, datagramLength: UDPHeader.length + length)
+        return sendIPv4(to: destination.address, proto: IPProtocol.udp, payloadLength: header.datagramLength, now: now, sink: &sink) { out in
+            fill(UnsafeMutableRawBufferPointer(rebasing: out[UDPHeader.length..<header.datagramLength]))
+            header.emit(into: out, source: me, destination: destination.address)
+        }
     }
 
     /// Announces our address with a gratuitous ARP request (RFC 5227 2.3), so peers that

@@ -45,6 +45,27 @@ public final class SendRing: @unchecked Sendable {
         return n
     }
 
+    /// Appends `parts` as one record, all or nothing (a datagram must not be split or
+    /// interleaved with another writer's); false when they do not fit now.
+    public func writeRecord(_ parts: UnsafeRawBufferPointer...) -> Bool {
+        let total = parts.reduce(0) { $0 + $1.count }
+        var start = reserved.load(ordering: .relaxed)
+        while true {
+            guard capacity - (start - released.load(ordering: .acquiring)) >= total else { return false }
+            let (exchanged, current) = reserved.compareExchange(expected: start, desired: start + total, ordering: .acquiringAndReleasing)
+            if exchanged { break }
+            start = current
+        }
+        var at = start
+        for part in parts {
+            storage.copyIn(part, at: at)
+            at += part.count
+        }
+        while committed.load(ordering: .acquiring) != start { sched_yield() }
+        committed.store(start + total, ordering: .releasing)
+        return true
+    }
+
     /// Blocks until there is room (or `timeout` nanoseconds passed).
     @discardableResult
     public func waitWritable(timeout: Int? = nil) -> Bool {

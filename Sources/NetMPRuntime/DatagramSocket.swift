@@ -1,0 +1,157 @@
+import Glibc
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+import Synchronization
+
+/// A UDP socket as application threads use it. Bound, it exists on every core (the port's
+/// datagrams are queued on whichever core received them); receive() drains the cores'
+/// queues in turn. send() queues a whole record in the socket's send ring and asks its
+/// home core to transmit, once per core turn: no thread but a core builds a frame.
+public final class DatagramSocket: @unchecked Sendable {
+    public let stack: NetworkStack
+    let setup = PthreadLock()
+    /// The channel, published once at bind (lock-free for send and receive).
+    let published = Atomic<UnsafeRawPointer?>(nil)
+    let broadcast = Atomic<Bool>(false)
+    let nonBlockingFlag = Atomic<Bool>(false)
+    let receiveTimeout = Atomic<Int>(0)
+    nonisolated(unsafe) var closed = false
+
+    public init(stack: NetworkStack) { self.stack = stack }
+
+    deinit {
+        if let raw = published.load(ordering: .acquiring) { Unmanaged<DatagramChannel>.fromOpaque(raw).release() }
+    }
+
+    public var nonBlocking: Bool {
+        get { nonBlockingFlag.load(ordering: .relaxed) }
+        set { nonBlockingFlag.store(newValue, ordering: .relaxed) }
+    }
+    /// SO_BROADCAST: sending to a broadcast address needs it (EACCES otherwise).
+    public func setBroadcast(_ on: Bool) { broadcast.store(on, ordering: .relaxed) }
+    /// SO_RCVTIMEO in nanoseconds (0: none).
+    public func setReceiveTimeout(_ ns: Int) { receiveTimeout.store(max(0, ns), ordering: .relaxed) }
+
+    var channel: DatagramChannel? {
+        published.load(ordering: .acquiring).map { Unmanaged<DatagramChannel>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    /// bind(): the port on every core. Port 0 picks an ephemeral one.
+    public func bind(_ endpoint: Endpoint) throws(SocketError) {
+        try setup.locked { () throws(SocketError) in
+            guard !closed, channel == nil else { throw SocketError(EINVAL) }
+            guard endpoint.address.isUnspecified || endpoint.address == stack.configuration.address else {
+                throw SocketError(EADDRNOTAVAIL)
+            }
+            let port: UInt16
+            switch stack.datagramPortTable.reserve(endpoint.port) {
+            case .success(let p): port = p
+            case .failure(let e): throw e
+            }
+            let channel = DatagramChannel(port: port, cores: stack.cores, homeCore: stack.coreForNewConnection())
+            let completion = Completion(count: stack.cores)
+            for core in 0..<stack.cores { stack.send(.bindDatagram(channel, completion), to: core) }
+            completion.wait()
+            published.store(UnsafeRawPointer(Unmanaged.passRetained(channel).toOpaque()), ordering: .releasing)
+        }
+    }
+
+    /// The channel, binding an ephemeral port first if the socket has none (as Linux does
+    /// on the first send or connect).
+    func bound() throws(SocketError) -> DatagramChannel {
+        if let channel { return channel }
+        do { try bind(Endpoint(IPv4Address(0), 0)) } catch {
+            guard error.errno == EINVAL else { throw error } // EINVAL: another thread bound it first
+        }
+        guard let channel else { throw SocketError(EBADF) } // closed meanwhile
+        return channel
+    }
+
+    /// connect(): the default destination, and only its datagrams are received; nil
+    /// (AF_UNSPEC) dissolves the association.
+    public func connect(to remote: Endpoint?) throws(SocketError) {
+        if let remote {
+            guard remote.port != 0 else { throw SocketError(ECONNREFUSED) }
+            guard stack.routes.nextHop(for: remote.address) != nil else { throw SocketError(ENETUNREACH) }
+        }
+        try bound().connect(to: remote)
+    }
+
+    public var localAddress: Endpoint {
+        guard let channel else { return Endpoint(IPv4Address(0), 0) }
+        return Endpoint(stack.configuration.address, channel.port)
+    }
+
+    public func peerAddress() throws(SocketError) -> Endpoint {
+        guard let peer = channel?.connectedPeer else { throw SocketError(ENOTCONN) }
+        return peer
+    }
+
+    /// The largest payload one frame carries (netmp does not fragment).
+    public var maximumPayload: Int { stack.configuration.mtu - 28 }
+
+    /// sendto() / send(): one datagram, all or nothing.
+    public func send(_ bytes: UnsafeRawBufferPointer, to destination: Endpoint? = nil, dontWait: Bool = false) throws(SocketError) -> Int {
+        let channel = try bound()
+        guard let target = destination ?? channel.connectedPeer else { throw SocketError(EDESTADDRREQ) }
+        guard bytes.count <= maximumPayload else { throw SocketError(EMSGSIZE) }
+        guard target.port != 0 else { throw SocketError(EINVAL) }
+        let subnetBroadcast = stack.configuration.address.value | ~IPv4Address.mask(prefixLength: stack.configuration.prefixLength)
+        if target.address.isLimitedBroadcast || target.address.value == subnetBroadcast {
+            guard broadcast.load(ordering: .relaxed) else { throw SocketError(EACCES) }
+        } else if stack.routes.nextHop(for: target.address) == nil {
+            throw SocketError(ENETUNREACH)
+        }
+        var header: (UInt32, UInt32, UInt32) = (UInt32(bytes.count), target.address.value, UInt32(target.port))
+        let wait = !(nonBlocking || dontWait)
+        while true {
+            let queued = withUnsafeBytes(of: &header) { channel.outgoing.writeRecord($0, bytes) }
+            if queued { break }
+            if !wait { throw SocketError(EAGAIN) }
+            let size = DatagramRecord.headerLength + bytes.count
+            _ = channel.outgoing.writers.wait { channel.outgoing.free >= size }
+        }
+        if channel.requestOutput() { stack.send(.datagramOutput(channel), to: channel.homeCore) }
+        return bytes.count
+    }
+
+    /// recvfrom(): the next datagram from any core's queue; `length` is its full size
+    /// (bigger than the buffer means it was truncated, MSG_TRUNC).
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, peek: Bool = false,
+                        dontWait: Bool = false) throws(SocketError) -> (length: Int, from: Endpoint) {
+        let channel = try bound()
+        let wait = !(nonBlocking || dontWait)
+        let timeout = receiveTimeout.load(ordering: .relaxed)
+        let deadline = timeout > 0 ? MonotonicClock.now() + Interval(nanoseconds: UInt64(timeout)) : nil
+        while true {
+            if let got = channel.receive(into: buffer, peek: peek) { return got }
+            if !wait { throw SocketError(EAGAIN) }
+            var remaining: Int? = nil
+            if let deadline {
+                let now = MonotonicClock.now()
+                guard now < deadline else { throw SocketError(EAGAIN) }
+                remaining = Int((deadline - now).nanoseconds)
+            }
+            _ = channel.arrivals.wait(timeout: remaining) { channel.hasDatagrams || setup.locked { closed } }
+            if setup.locked({ closed }) { throw SocketError(EBADF) }
+        }
+    }
+
+    /// FIONREAD on UDP: the size of the next datagram.
+    public var nextDatagramLength: Int { channel?.nextLength ?? 0 }
+
+    /// close(): the port leaves every core and is free again.
+    public func close() {
+        setup.locked {
+            guard !closed else { return }
+            closed = true
+            guard let channel else { return }
+            let completion = Completion(count: stack.cores)
+            for core in 0..<stack.cores { stack.send(.unbindDatagram(port: channel.port, completion), to: core) }
+            completion.wait()
+            stack.datagramPortTable.release(channel.port)
+            channel.arrivals.wakeAll()
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import NetMPTCP
+import NetMPWire
+import Synchronization
+
+/// What a UDP socket's application threads and the cores share. Datagrams are queued on the
+/// core that received them, one queue per core (the seed's per-core receive queues: no
+/// core waits for another, and order across cores is not kept, as with SO_REUSEPORT);
+/// readers drain the queues in turn. Datagrams to send go through one multi-producer ring
+/// as whole records, drained by the socket's home core.
+public final class DatagramChannel: @unchecked Sendable {
+    public let port: UInt16
+    public let queues: [DatagramQueue]
+    /// Readers block here; a core wakes it after queueing.
+    public let arrivals = WaitWord()
+    public let outgoing: SendRing
+    /// The core that sends this socket's datagrams.
+    public let homeCore: Int
+    /// connect(): only datagrams from this peer are received (0: any). address << 16 | port.
+    let peer = Atomic<UInt64>(0)
+    let outputRequested = Atomic<Bool>(false)
+    let turn = Atomic<Int>(0)
+    /// Datagrams dropped because a core's queue was full (SO_RXQ_OVFL's count).
+    public let overflows = Atomic<Int>(0)
+
+    public init(port: UInt16, cores: Int, homeCore: Int, queueCapacity: Int = 256 << 10, sendCapacity: Int = 256 << 10) {
+        self.port = port
+        self.homeCore = homeCore
+        queues = (0..<cores).map { _ in DatagramQueue(capacity: queueCapacity) }
+        outgoing = SendRing(capacity: sendCapacity)
+    }
+
+    public var connectedPeer: Endpoint? {
+        let v = peer.load(ordering: .acquiring)
+        return v == 0 ? nil : Endpoint(IPv4Address(UInt32(truncatingIfNeeded: v >> 16)), UInt16(truncatingIfNeeded: v))
+    }
+    public func connect(to remote: Endpoint?) {
+        peer.store(remote.map { UInt64($0.address.value) << 16 | UInt64($0.port) } ?? 0, ordering: .releasing)
+    }
+
+    // MARK: Cores
+
+    /// Queues a datagram that arrived on `core`; false (and counted) when its queue is full.
+    public func deliver(_ payload: UnsafeRawBufferPointer, from source: Endpoint, core: Int) -> Bool {
+        guard queues[core].push(payload, from: source) else {
+            overflows.add(1, ordering: .relaxed)
+            return false
+        }
+        arrivals.wakeAll()
+        return true
+    }
+
+    /// Home core: clears the send request before draining, so a later write asks again.
+    public func takeOutputRequest() { outputRequested.store(false, ordering: .sequentiallyConsistent) }
+
+    // MARK: Application threads
+
+    /// True if the caller must ask the home core to send (the first request since it drained).
+    public func requestOutput() -> Bool { !outputRequested.exchange(true, ordering: .sequentiallyConsistent) }
+
+    /// Takes the next datagram from the cores' queues in turn.
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, peek: Bool) -> (length: Int, from: Endpoint)? {
+        let start = turn.add(1, ordering: .relaxed).newValue
+        for i in 0..<queues.count {
+            if let got = queues[(start + i) % queues.count].pop(into: buffer, peek: peek) { return got }
+        }
+        return nil
+    }
+
+    public var hasDatagrams: Bool { queues.contains { !$0.isEmpty } }
+    /// The size of the next datagram waiting (FIONREAD on UDP), or 0.
+    public var nextLength: Int {
+        for queue in queues { if let n = queue.nextLength { return n } }
+        return 0
+    }
+}
+
+/// One core's queue of received datagrams: one producer (the core), any number of readers.
+/// Each record is a 12-byte header (length, source address and port) and the payload; a
+/// reader copies a whole record and then claims it by CAS on `head`, like ReceiveRing.
+public final class DatagramQueue: @unchecked Sendable {
+    let storage: RingStorage
+    let tail = Atomic<Int>(0)
+    let head = Atomic<Int>(0)
+    static let headerLength = 12
+
+    public init(capacity: Int) { storage = RingStorage(capacity: capacity) }
+    deinit { storage.deallocate() }
+
+    public var isEmpty: Bool { tail.load(ordering: .acquiring) == head.load(ordering: .acquiring) }
+
+    /// Owner: appends a record; false when it does not fit.
+    func push(_ payload: UnsafeRawBufferPointer, from source: Endpoint) -> Bool {
+        let size = Self.headerLength + payload.count
+        let t = tail.load(ordering: .relaxed)
+        guard storage.capacity - (t - head.load(ordering: .acquiring)) >= size else { return false }
+        var header: (UInt32, UInt32, UInt32) = (UInt32(payload.count), source.address.value, UInt32(source.port))
+        withUnsafeBytes(of: &header) { storage.copyIn($0, at: t) }
+        storage.copyIn(payload, at: t + Self.headerLength)
+        tail.store(t + size, ordering: .releasing)
+        return true
+    }
+
+    var nextLength: Int? {
+        let h = head.load(ordering: .acquiring)
+        guard tail.load(ordering: .acquiring) != h else { return nil }
+        var length: UInt32 = 0
+        withUnsafeMutableBytes(of: &length) { storage.copyOut(from: h, count: 4, into: $0) }
+        // A reader may have claimed it meanwhile; the answer is then stale, which FIONREAD allows.
+        return Int(length)
+    }
+
+    /// Reader: copies the next record's payload (truncated to `buffer`) and claims it
+    /// (unless peeking). Returns the datagram's full length and its source.
+    func pop(into buffer: UnsafeMutableRawBufferPointer, peek: Bool) -> (length: Int, from: Endpoint)? {
+        while true {
+            let h = head.load(ordering: .acquiring)
+            guard tail.load(ordering: .acquiring) != h else { return nil }
+            var header: (UInt32, UInt32, UInt32) = (0, 0, 0)
+            withUnsafeMutableBytes(of: &header) { storage.copyOut(from: h, count: Self.headerLength, into: $0) }
+            let length = Int(header.0)
+            let copied = min(length, buffer.count)
+            storage.copyOut(from: h + Self.headerLength, count: copied, into: buffer)
+            let claimed = peek ? head.load(ordering: .acquiring) == h
+                : head.compareExchange(expected: h, desired: h + Self.headerLength + length, ordering: .acquiringAndReleasing).exchanged
+            if claimed {
+                return (length, Endpoint(IPv4Address(header.1), UInt16(truncatingIfNeeded: header.2)))
+            }
+        }
+    }
+}
