@@ -31,6 +31,8 @@ public enum CoreMessage {
     case unbindDatagram(port: UInt16, Completion)
     /// A UDP socket's application threads queued datagrams: its home core sends them.
     case datagramOutput(DatagramChannel)
+    /// Runs `body` on the core with its loop (diagnostics and tests: memory placement).
+    case inspect(@Sendable (ProtocolLoop) -> Void, Completion)
     /// The stack is shutting down: the thread leaves its loop.
     case stop(Completion)
 }

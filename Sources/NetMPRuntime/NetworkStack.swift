@@ -122,6 +122,29 @@ public final class NetworkStack: @unchecked Sendable {
         return try? StatsSnapshot.read(path: "/proc/self/fd/\(stats.fd)", pid: getpid())
     }
 
+    /// Where each core's memory is: for each core, the node its CPU belongs to and the node
+    /// that holds its frame buffer (move_pages), asked of the core itself.
+    public func memoryPlacement() -> [(core: Int, expected: Int, actual: Int)] {
+        final class Answers: @unchecked Sendable { var nodes: [Int32] = [] ; let lock = PthreadLock() }
+        let answers = Answers()
+        answers.nodes = Array(repeating: -1, count: cores)
+        let completion = Completion(count: cores)
+        for core in 0..<cores {
+            send(.inspect({ loop in
+                let node = netmp_node_of_address(loop.buffer.baseAddress)
+                answers.lock.locked { answers.nodes[loop.core] = node }
+            }, completion), to: core)
+        }
+        completion.wait()
+        let topology = (try? NUMATopology.system(fake: configuration.fakeNUMA).get())
+        return (0..<cores).map { core in
+            let cpu = threads[core].cpu
+            // A fake topology's nodes all live on the real node 0.
+            let expected = topology.map { $0.isFake ? 0 : $0.node(of: cpu) } ?? 0
+            return (core, expected, Int(answers.lock.locked { answers.nodes[core] }))
+        }
+    }
+
     /// Stops every protocol thread and waits for them (tests; a process just exits).
     public func stop() {
         let completion = Completion(count: cores)

@@ -63,6 +63,9 @@ extension ProtocolLoop {
             completion.done()
         case .datagramOutput(let channel):
             sendDatagrams(of: channel, now: now)
+        case .inspect(let body, let completion):
+            body(self)
+            completion.done()
         case .stop(let completion):
             stopped = true
             completion.done()

@@ -71,6 +71,7 @@ public final class ProtocolLoop {
         host.tcp = tcp
         sink = QueueSink(queue: queue)
         buffer = .allocate(byteCount: 65_536 + 64, alignment: 64)
+        buffer.initializeMemory(as: UInt8.self, repeating: 0) // first touch, on the owner's node
         host.udpReceiver = { [unowned self] port, payload, source in
             guard let channel = datagramSockets[port] else { return .noSocket }
             // A connected socket hears only its peer; to anyone else the port is closed (as on Linux).

@@ -1,4 +1,5 @@
 import CNetMPLinux
+import CNuma
 import Glibc
 import NetMPLink
 import NetMPStack
@@ -60,6 +61,10 @@ final class ProtocolThread: @unchecked Sendable {
         let log = sharing.log
         let pinned = netmp_pin_current_thread(Int32(cpu))
         if pinned != 0 { log.info("core \(core): cannot pin to CPU \(cpu) (errno \(-pinned)); running unpinned") }
+        // Everything this thread allocates from here on (its host, tables, frame buffer,
+        // the control blocks and rings of connections it accepts) comes from its own node:
+        // local allocation on the pinned thread, and glibc gives each thread its own arena.
+        if numa_available() >= 0 { numa_set_localalloc() }
         let host = Host(configuration: sharing.configuration)
         let tcp = TCPEndpoints(configuration: sharing.tcpConfiguration, secret: sharing.secret, now: MonotonicClock.now())
         let loop = ProtocolLoop(host: host, tcp: tcp, queue: queue, stats: sharing.stats, core: core,

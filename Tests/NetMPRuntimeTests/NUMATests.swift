@@ -34,3 +34,14 @@ import Testing
         fake.free(memory)
     }
 }
+
+/// Each protocol thread's memory is on its CPU's node: asked of the running cores.
+@Suite struct CoreMemoryPlacementTests {
+    @Test func everyCore_framesBufferOnItsNode() throws {
+        let pair = try StackPair(cores: 2)
+        defer { pair.stop() }
+        for placement in pair.a.memoryPlacement() {
+            #expect(placement.actual == placement.expected, "core \(placement.core): on node \(placement.actual)")
+        }
+    }
+}

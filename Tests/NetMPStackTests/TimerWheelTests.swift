@@ -69,20 +69,24 @@ import Testing
     }
 }
 
-@Suite struct ByteRingTests {
-    /// Growing keeps held bytes and out-of-order bytes written past the tail, across a wrap.
-    @Test func grow_keepsHeldAndOutOfOrderBytes() {
-        let ring = ByteRing(capacity: 8)
-        let first: [UInt8] = [1, 2, 3, 4, 5, 6]
-        _ = first.withUnsafeBytes { ring.append($0) }
+@Suite struct ReceiveRingTests {
+    /// Out-of-order bytes written past the published end, across the wrap, become readable
+    /// when the gap before them is filled and published.
+    @Test func outOfOrderAcrossWrap_readableOnceGapFilled() {
+        let ring = ReceiveRing(capacity: 8)
+        ([1, 2, 3, 4, 5, 6] as [UInt8]).withUnsafeBytes { ring.write($0, at: 0) }
+        ring.publish(6)
         var out = [UInt8](repeating: 0, count: 4)
-        _ = out.withUnsafeMutableBytes { ring.read(into: $0) }   // head = 4, tail = 6
-        ([9, 9] as [UInt8]).withUnsafeBytes { ring.write($0, at: 2) }          // out of order: positions 8, 9 (wrapped)
-        ring.grow(to: 32)
-        ring.advanceTail(4)                                       // the gap at 6, 7 counts as filled
+        #expect(out.withUnsafeMutableBytes { ring.read(into: $0) } == 4)     // head = 4, tail = 6
+        ([9, 9] as [UInt8]).withUnsafeBytes { ring.write($0, at: 2) }        // positions 8, 9 (wrapped)
+        #expect(ring.readable == 2)                                          // not published yet
+        ([7, 8] as [UInt8]).withUnsafeBytes { ring.write($0, at: 0) }        // the gap at 6, 7
+        ring.publish(4)
         var all = [UInt8](repeating: 0, count: 6)
-        _ = all.withUnsafeMutableBytes { ring.read(into: $0) }
-        #expect(Array(all[0..<2]) == [5, 6] && Array(all[4..<6]) == [9, 9])
-        #expect(ring.capacity == 32 && ring.count == 0)
+        #expect(all.withUnsafeMutableBytes { ring.read(into: $0) } == 6)
+        #expect(all == [5, 6, 7, 8, 9, 9])
+        #expect(ring.readable == 0 && !ring.atEnd)
+        ring.publishEndOfStream()
+        #expect(ring.atEnd)
     }
 }
