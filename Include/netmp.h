@@ -1,10 +1,51 @@
 // The C ABI of libnetmp: what the C shim calls in the Swift stack. Nothing else crosses.
+// A socket is an opaque handle; failures return -errno (or set *error).
 #ifndef NETMP_H
 #define NETMP_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 // Reads NETMP_* from the environment and, when NETMP_TAP is set, brings the stack up.
 // Returns 0 when netmp runs, 1 when it is not configured (NETMP_TAP unset), and -1 when
 // it could not start; then one line on stderr says why and the program keeps kernel sockets.
 int netmp_start_from_environment(void);
+// 1 once the stack runs.
+int netmp_running(void);
+
+// socket(): stream 1 for TCP, 0 for UDP; fd is the eventfd that stands for the socket.
+void *netmp_socket_create(int stream, int fd);
+// dup() made another descriptor for the socket / one of its descriptors was closed.
+void netmp_socket_retain(void *socket);
+void netmp_socket_close(void *socket);
+int netmp_is_stream(void *socket);
+
+// Addresses and ports in host byte order.
+int netmp_bind(void *socket, uint32_t address, uint16_t port);
+int netmp_listen(void *socket, int backlog);
+void *netmp_accept(void *socket, int fd, int nonblocking, uint32_t *address, uint16_t *port, int *error);
+// unspecified: AF_UNSPEC (a UDP socket dissolves its association).
+int netmp_connect(void *socket, uint32_t address, uint16_t port, int unspecified);
+ssize_t netmp_send(void *socket, const void *bytes, size_t count, int flags, int has_destination,
+                   uint32_t address, uint16_t port);
+// *full: a datagram's whole length (MSG_TRUNC); address/port/full may be NULL.
+ssize_t netmp_recv(void *socket, void *bytes, size_t count, int flags, uint32_t *address, uint16_t *port,
+                   ssize_t *full);
+int netmp_shutdown(void *socket, int how);
+// getsockname (peer 0) / getpeername (peer 1).
+int netmp_name(void *socket, int peer, uint32_t *address, uint16_t *port);
+int netmp_setsockopt(void *socket, int level, int name, const void *value, uint32_t length);
+int netmp_getsockopt(void *socket, int level, int name, void *value, uint32_t *length);
+void netmp_set_nonblocking(void *socket, int on);
+int netmp_is_nonblocking(void *socket);
+// FIONREAD (outgoing 0) and SIOCOUTQ (outgoing 1).
+int netmp_queued(void *socket, int outgoing);
+
+// poll(2) bits the socket would report now.
+short netmp_readiness(void *socket);
+// A poller arrives: the eventfd to sleep on (-1: nothing can change). Check readiness
+// after entering and before sleeping; leave after waking.
+int netmp_poll_enter(void *socket);
+void netmp_poll_leave(void *socket);
 
 #endif

@@ -131,3 +131,15 @@ int netmp_node_of_address(void *address) {
     if (move_pages(0, 1, pages, NULL, &status, 0) < 0) return -errno;
     return status;
 }
+
+int netmp_doorbell_ring(int fd) {
+    uint64_t one = 1;
+    long r = syscall(SYS_write, fd, &one, sizeof one);
+    return r < 0 ? -errno : 0;
+}
+
+int netmp_doorbell_drain(int fd) {
+    uint64_t value;
+    long r = syscall(SYS_read, fd, &value, sizeof value);
+    return r < 0 ? -errno : 0;
+}

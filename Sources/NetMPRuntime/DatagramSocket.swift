@@ -53,6 +53,7 @@ public final class DatagramSocket: @unchecked Sendable {
             let completion = Completion(count: stack.cores)
             for core in 0..<stack.cores { stack.send(.bindDatagram(channel, completion), to: core) }
             completion.wait()
+            channel.doorbell.fd = descriptor.load(ordering: .acquiring)
             published.store(UnsafeRawPointer(Unmanaged.passRetained(channel).toOpaque()), ordering: .releasing)
         }
     }
@@ -137,6 +138,23 @@ public final class DatagramSocket: @unchecked Sendable {
             if setup.locked({ closed }) { throw SocketError(EBADF) }
         }
     }
+
+    /// poll(2)'s view: readable with a datagram queued, writable with room for a full one.
+    public var readiness: PollEvents {
+        guard let channel else { return .writable }
+        var events: PollEvents = []
+        if channel.hasDatagrams { events.insert(.readable) }
+        if channel.outgoing.free >= DatagramRecord.headerLength + maximumPayload { events.insert(.writable) }
+        return events
+    }
+
+    /// The doorbell poll and epoll wait on (nil before bind: nothing changes for an unbound
+    /// socket, which poll reports writable and nothing else).
+    public var doorbell: Doorbell? { channel?.doorbell }
+    /// The descriptor the shim gave this socket: its channel's doorbell rings it.
+    public let descriptor = Atomic<Int32>(-1)
+    public var isBroadcast: Bool { broadcast.load(ordering: .relaxed) }
+    public var receiveTimeoutNanoseconds: Int { receiveTimeout.load(ordering: .relaxed) }
 
     /// FIONREAD on UDP: the size of the next datagram.
     public var nextDatagramLength: Int { channel?.nextLength ?? 0 }

@@ -29,8 +29,11 @@ public final class ListenQueue: @unchecked Sendable {
     let turn = AtomicCounter()
     /// accept() blocks here; a core wakes it after queueing.
     public let arrivals = WaitWord()
+    /// The listening socket's doorbell (poll and epoll wait for connections through it).
+    let doorbell: Doorbell
 
-    init(port: UInt16, backlog: Int, cores: Int) {
+    init(port: UInt16, backlog: Int, cores: Int, doorbell: Doorbell) {
+        self.doorbell = doorbell
         self.port = port
         self.backlog = max(1, backlog)
         queues = (0..<cores).map { _ in CoreQueue() }
@@ -42,6 +45,7 @@ public final class ListenQueue: @unchecked Sendable {
         let queue = queues[connection.core]
         queue.lock.locked { queue.connections.append(connection) }
         arrivals.wakeAll()
+        doorbell.ring()
         return true
     }
 

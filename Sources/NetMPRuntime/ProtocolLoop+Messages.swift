@@ -111,6 +111,7 @@ extension ProtocolLoop {
             }
             ring.release(DatagramRecord.headerLength + length)
         }
+        channel.doorbell.ring() // send space freed
     }
 }
 

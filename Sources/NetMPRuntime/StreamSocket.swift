@@ -99,11 +99,13 @@ public final class StreamSocket: @unchecked Sendable {
                 }
             }
             boundPort = port
-            let queue = ListenQueue(port: port, backlog: min(max(backlog, 1), 4096), cores: stack.cores)
+            let queue = ListenQueue(port: port, backlog: min(max(backlog, 1), 4096), cores: stack.cores,
+                                    doorbell: channel.doorbell)
             let completion = Completion(count: stack.cores)
             for core in 0..<stack.cores { stack.send(.listen(queue, completion), to: core) }
             completion.wait()
             listenQueue = queue
+            listening.store(true, ordering: .releasing) // after listenQueue: readiness reads it lock-free
             phase = .listening
         }
     }
@@ -125,6 +127,34 @@ public final class StreamSocket: @unchecked Sendable {
     }
     /// Connections waiting for accept() (0 unless listening).
     public var listenQueueDepth: Int { setup.locked { listenQueue?.pending ?? 0 } }
+
+    /// Set once listen() made `listenQueue` (which never changes after).
+    let listening = Atomic<Bool>(false)
+
+    /// poll(2)'s view of the socket, computed from the published status and the rings.
+    public var readiness: PollEvents {
+        if listening.load(ordering: .acquiring) {
+            return (listenQueue?.pending ?? 0) > 0 ? .readable : []
+        }
+        let status = channel.status
+        guard status.contains(.attached) else { return [.writable, .hangUp] } // never connected, as Linux says
+        if status.contains(.failed) {
+            var events: PollEvents = [.readable, .writable, .hangUp, .readHangUp]
+            if channel.error != 0 { events.insert(.error) }
+            return events
+        }
+        var events: PollEvents = []
+        let atEnd = channel.receive.atEnd
+        if channel.receive.readable > 0 || atEnd || status.contains(.readShut) { events.insert(.readable) }
+        if atEnd { events.insert(.readHangUp) }
+        if status.contains(.writeShut) {
+            events.insert(.writable)
+        } else if status.contains(.established) && channel.send.free > 0 {
+            events.insert(.writable)
+        }
+        if status.contains(.closed) || (status.contains(.writeShut) && atEnd) { events.insert(.hangUp) }
+        return events
+    }
 
     /// Set by close() so that threads blocked in accept() see it.
     let closing = Atomic<Bool>(false)
@@ -352,6 +382,7 @@ public final class StreamSocket: @unchecked Sendable {
                 completion.wait()
                 while let never = queue.pop() { stack.send(.close(never.channel, abort: true), to: never.core) }
                 queue.arrivals.wakeAll()
+                channel.doorbell.ring()
             case .connecting, .connected:
                 phase = .closed
                 let abort = lingerSeconds == 0 || channel.receive.readable > 0
@@ -408,6 +439,36 @@ public final class StreamSocket: @unchecked Sendable {
     public func setKeepAlive(_ on: Bool) {
         configure({ $0.keepAlive = on }, live: { c, now in c.setKeepAlive(on, now: now) })
     }
+    /// TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT.
+    public func setKeepAliveParameters(idle: Int? = nil, interval: Int? = nil, probes: Int? = nil) {
+        configure({ c in
+            if let idle { c.keepAliveIdle = .seconds(UInt64(max(1, idle))) }
+            if let interval { c.keepAliveInterval = .seconds(UInt64(max(1, interval))) }
+            if let probes { c.keepAliveProbes = max(1, probes) }
+        }, live: { c, now in
+            c.setKeepAlive(c.configuration.keepAlive, idle: idle.map { .seconds(UInt64(max(1, $0))) },
+                           interval: interval.map { .seconds(UInt64(max(1, $0))) }, probes: probes, now: now)
+        })
+    }
+    /// TCP_CONGESTION.
+    public func setCongestionControl(_ algorithm: CongestionAlgorithm) {
+        configure({ $0.congestionControl = algorithm }, live: { c, _ in c.setCongestionControl(algorithm) })
+    }
+    /// TCP_MAXSEG (before connect; Linux ignores it after, for what was announced).
+    public func setMaximumSegmentSize(_ mss: Int) {
+        configure({ $0.maximumSegmentSize = min(max(mss, 88), $0.maximumSegmentSize) }, live: { _, _ in })
+    }
+    /// The options as set (the engine's configuration this socket connects with).
+    public var options: TCPConfiguration { setup.locked { configuration } }
+    /// SO_LINGER as set.
+    public var linger: Int? { setup.locked { lingerSeconds } }
+    /// SO_RCVTIMEO / SO_SNDTIMEO as set, in nanoseconds.
+    public var timeouts: (receive: Int, send: Int) {
+        (receiveTimeout.load(ordering: .relaxed), sendTimeout.load(ordering: .relaxed))
+    }
+    /// SO_ACCEPTCONN.
+    public var isListening: Bool { listening.load(ordering: .acquiring) }
+
     /// SO_LINGER (nil: off).
     public func setLinger(seconds: Int?) { setup.locked { lingerSeconds = seconds } }
     /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds (0: none).
@@ -460,5 +521,6 @@ extension SocketChannel {
         changes.wakeAll()
         receive.readers.wakeAll()
         send.writers.wakeAll()
+        doorbell.ring()
     }
 }

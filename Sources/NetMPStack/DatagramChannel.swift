@@ -12,6 +12,8 @@ public final class DatagramChannel: @unchecked Sendable {
     public let queues: [DatagramQueue]
     /// Readers block here; a core wakes it after queueing.
     public let arrivals = WaitWord()
+    /// Rung when a datagram arrives or send space frees (the shim's eventfd).
+    public let doorbell = Doorbell()
     public let outgoing: SendRing
     /// The core that sends this socket's datagrams.
     public let homeCore: Int
@@ -46,6 +48,7 @@ public final class DatagramChannel: @unchecked Sendable {
             return false
         }
         arrivals.wakeAll()
+        doorbell.ring()
         return true
     }
 

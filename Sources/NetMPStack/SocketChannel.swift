@@ -17,6 +17,8 @@ public final class SocketChannel: @unchecked Sendable {
     /// Connection-state changes (connect done, failed, closed) wake this word; data moves
     /// wake the rings' own words.
     public let changes = WaitWord()
+    /// Rung on every change that poll, select or epoll could care about (the shim's eventfd).
+    public let doorbell = Doorbell()
     let flags = Atomic<UInt32>(0)
     let errorNumber = Atomic<Int32>(0)
     /// Application threads inside a write (between checking that writing is open and
@@ -107,5 +109,6 @@ public final class SocketChannel: @unchecked Sendable {
         changes.wakeAll()
         receive.readers.wakeAll()
         send.writers.wakeAll()
+        doorbell.ring()
     }
 }

@@ -93,6 +93,7 @@ public final class TCPSocket {
         }
         if result.readable > 0 { channel.receive.publish(result.readable) }
         if result.acknowledged > 0 { channel.send.release(result.acknowledged) }
+        if result.readable > 0 || result.acknowledged > 0 { channel.doorbell.ring() }
     }
 
     /// Publishes to the channel what the engine's events mean for application threads.
@@ -109,7 +110,10 @@ public final class TCPSocket {
         let news = status.subtracting(channel.status)
         if !news.isEmpty { channel.publish(news, error: errorNumber) }
         // After any failure in the same events (see SocketChannel.publish).
-        if events.contains(.peerClosed) { channel.receive.publishEndOfStream() }
+        if events.contains(.peerClosed) {
+            channel.receive.publishEndOfStream()
+            channel.doorbell.ring()
+        }
     }
 }
 

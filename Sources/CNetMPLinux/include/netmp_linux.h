@@ -32,6 +32,10 @@ int netmp_eventfd(void);
 // futex(2) on a 32-bit word: wait while it holds `expected` (timeout < 0: forever), wake `count`.
 int netmp_futex_wait(uint32_t *word, uint32_t expected, long timeout_ns);
 int netmp_futex_wake(uint32_t *word, int count);
+// Adds 1 to / empties an eventfd with the raw system calls: the descriptors of netmp
+// sockets are the eventfds themselves, and the shim's interposed read/write would take them.
+int netmp_doorbell_ring(int fd);
+int netmp_doorbell_drain(int fd);
 // The NUMA node of the page holding `address` (move_pages query), or -errno.
 int netmp_node_of_address(void *address);
 #endif

@@ -1,0 +1,539 @@
+// The libc symbols a program reaches sockets through, interposed (LD_PRELOAD). Each call on
+// a netmp socket goes to the Swift stack through Include/netmp.h; every other call goes to
+// the next definition (libc) found with dlsym(RTLD_NEXT).
+//
+// A netmp socket's descriptor is a real kernel descriptor: an eventfd, made at socket()
+// and mapped to the stack's handle in `sockets` below. Numbers never collide with the
+// program's files, dup/close/exec behave, and poll/select can sleep on it: the stack rings
+// the eventfd (the socket's Doorbell) when readiness changes while someone polls.
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include "netmp.h"
+#include "routes.h"
+
+#include "shim.h"
+
+// The descriptor table: fd -> stack handle (NULL: not a netmp socket).
+_Atomic(void *) netmp_sockets[NETMP_DESCRIPTORS];
+#define sockets netmp_sockets
+
+// The next definitions of the interposed symbols, looked up on first use (a call may come
+// before the library's constructor, from another library's).
+#define REAL(name) real_##name()
+#define DEFINE_REAL(ret, name, ...)                                              \
+    static ret (*name##_next)(__VA_ARGS__);                                      \
+    static inline ret (*real_##name(void))(__VA_ARGS__) {                        \
+        if (!name##_next) name##_next = (ret(*)(__VA_ARGS__))dlsym(RTLD_NEXT, #name); \
+        return name##_next;                                                      \
+    }
+
+DEFINE_REAL(int, socket, int, int, int)
+DEFINE_REAL(int, close, int)
+DEFINE_REAL(int, bind, int, const struct sockaddr *, socklen_t)
+DEFINE_REAL(int, listen, int, int)
+DEFINE_REAL(int, accept, int, struct sockaddr *, socklen_t *)
+DEFINE_REAL(int, accept4, int, struct sockaddr *, socklen_t *, int)
+DEFINE_REAL(int, connect, int, const struct sockaddr *, socklen_t)
+DEFINE_REAL(int, getsockname, int, struct sockaddr *, socklen_t *)
+DEFINE_REAL(int, getpeername, int, struct sockaddr *, socklen_t *)
+DEFINE_REAL(int, getsockopt, int, int, int, void *, socklen_t *)
+DEFINE_REAL(int, setsockopt, int, int, int, const void *, socklen_t)
+DEFINE_REAL(int, shutdown, int, int)
+DEFINE_REAL(ssize_t, read, int, void *, size_t)
+DEFINE_REAL(ssize_t, write, int, const void *, size_t)
+DEFINE_REAL(ssize_t, readv, int, const struct iovec *, int)
+DEFINE_REAL(ssize_t, writev, int, const struct iovec *, int)
+DEFINE_REAL(ssize_t, pread, int, void *, size_t, off_t)
+DEFINE_REAL(ssize_t, pwrite, int, const void *, size_t, off_t)
+DEFINE_REAL(ssize_t, recv, int, void *, size_t, int)
+DEFINE_REAL(ssize_t, send, int, const void *, size_t, int)
+DEFINE_REAL(ssize_t, recvfrom, int, void *, size_t, int, struct sockaddr *, socklen_t *)
+DEFINE_REAL(ssize_t, sendto, int, const void *, size_t, int, const struct sockaddr *, socklen_t)
+DEFINE_REAL(ssize_t, recvmsg, int, struct msghdr *, int)
+DEFINE_REAL(ssize_t, sendmsg, int, const struct msghdr *, int)
+DEFINE_REAL(ssize_t, sendfile, int, int, off_t *, size_t)
+DEFINE_REAL(int, fcntl, int, int, ...)
+DEFINE_REAL(int, ioctl, int, unsigned long, ...)
+DEFINE_REAL(int, poll, struct pollfd *, nfds_t, int)
+DEFINE_REAL(int, ppoll, struct pollfd *, nfds_t, const struct timespec *, const sigset_t *)
+DEFINE_REAL(int, select, int, fd_set *, fd_set *, fd_set *, struct timeval *)
+DEFINE_REAL(int, pselect, int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *)
+DEFINE_REAL(int, dup, int)
+DEFINE_REAL(int, dup2, int, int)
+DEFINE_REAL(int, dup3, int, int, int)
+
+static inline long fail(long negative_errno) {
+    errno = (int)-negative_errno;
+    return -1;
+}
+
+// EPIPE raises SIGPIPE in the calling thread, as the kernel does, unless MSG_NOSIGNAL.
+static inline ssize_t sent(ssize_t r, int flags) {
+    if (r == -EPIPE && !(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
+    return r < 0 ? fail(r) : r;
+}
+
+static int is_inet(const struct sockaddr *address, socklen_t length) {
+    return address && length >= sizeof(struct sockaddr_in) && address->sa_family == AF_INET;
+}
+
+static void fill_address(struct sockaddr *address, socklen_t *length, uint32_t ip, uint16_t port) {
+    if (!address || !length) return;
+    struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr = { htonl(ip) } };
+    memcpy(address, &in, *length < sizeof in ? *length : sizeof in);
+    *length = sizeof in;
+}
+
+// Hands the descriptor back to the kernel: a kernel socket of the same kind takes its
+// number (for destinations netmp does not serve, such as loopback). Options set before
+// are not carried over (docs/SHIM.md).
+static int to_kernel(int fd, void *socket) {
+    int stream = netmp_is_stream(socket), nonblocking = netmp_is_nonblocking(socket);
+    int cloexec = REAL(fcntl)(fd, F_GETFD) & FD_CLOEXEC;
+    int kernel = REAL(socket)(AF_INET, (stream ? SOCK_STREAM : SOCK_DGRAM) | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+    if (kernel < 0) return -1;
+    atomic_store_explicit(&sockets[fd], NULL, memory_order_release);
+    if (REAL(dup3)(kernel, fd, cloexec ? O_CLOEXEC : 0) < 0) {
+        int e = errno;
+        REAL(close)(kernel);
+        atomic_store_explicit(&sockets[fd], socket, memory_order_release);
+        errno = e;
+        return -1;
+    }
+    REAL(close)(kernel);
+    netmp_socket_close(socket);
+    return 0;
+}
+
+// Makes the eventfd that stands for a new netmp socket and records the handle.
+static int adopt(void *(*make)(int fd, void *context), void *context, int cloexec, int *error) {
+    int fd = eventfd(0, EFD_NONBLOCK | (cloexec ? EFD_CLOEXEC : 0));
+    if (fd < 0) { *error = errno; return -1; }
+    if (fd >= NETMP_DESCRIPTORS) { REAL(close)(fd); *error = EMFILE; return -1; }
+    void *socket = make(fd, context);
+    if (!socket) { REAL(close)(fd); return -1; }
+    atomic_store_explicit(&sockets[fd], socket, memory_order_release);
+    return fd;
+}
+
+struct creation { int stream; };
+static void *make_socket(int fd, void *context) {
+    return netmp_socket_create(((struct creation *)context)->stream, fd);
+}
+
+int socket(int domain, int type, int protocol) {
+    int kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int stream = kind == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP);
+    int datagram = kind == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP);
+    if (domain != AF_INET || !(stream || datagram) || !netmp_running()) return REAL(socket)(domain, type, protocol);
+    struct creation creation = { stream };
+    int error = ENOMEM;
+    int fd = adopt(make_socket, &creation, type & SOCK_CLOEXEC, &error);
+    if (fd < 0) { errno = error; return -1; }
+    if (type & SOCK_NONBLOCK) netmp_set_nonblocking(netmp_socket_of(fd), 1);
+    return fd;
+}
+
+int close(int fd) {
+    if (fd >= 0 && fd < NETMP_DESCRIPTORS) {
+        void *socket = atomic_exchange_explicit(&sockets[fd], NULL, memory_order_acq_rel);
+        if (socket) netmp_socket_close(socket);
+    }
+    return REAL(close)(fd);
+}
+
+int bind(int fd, const struct sockaddr *address, socklen_t length) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(bind)(fd, address, length);
+    if (!address || length < sizeof(struct sockaddr_in)) { errno = EINVAL; return -1; }
+    if (address->sa_family != AF_INET) { errno = EAFNOSUPPORT; return -1; }
+    const struct sockaddr_in *in = (const struct sockaddr_in *)address;
+    uint32_t ip = ntohl(in->sin_addr.s_addr);
+    if (netmp_route_to_kernel(ip)) {
+        if (to_kernel(fd, socket) < 0) return -1;
+        return REAL(bind)(fd, address, length);
+    }
+    int r = netmp_bind(socket, ip, ntohs(in->sin_port));
+    return r < 0 ? (int)fail(r) : 0;
+}
+
+int listen(int fd, int backlog) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(listen)(fd, backlog);
+    int r = netmp_listen(socket, backlog);
+    return r < 0 ? (int)fail(r) : 0;
+}
+
+struct acceptance { void *listener; int nonblocking; uint32_t ip; uint16_t port; int error; };
+static void *make_accepted(int fd, void *context) {
+    struct acceptance *a = context;
+    return netmp_accept(a->listener, fd, a->nonblocking, &a->ip, &a->port, &a->error);
+}
+
+int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(accept4)(fd, address, length, flags);
+    if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) { errno = EINVAL; return -1; }
+    struct acceptance a = { socket, flags & SOCK_NONBLOCK, 0, 0, 0 };
+    int error = 0;
+    // The listener's own blocking mode decides whether accept waits.
+    int new_fd = adopt(make_accepted, &a, flags & SOCK_CLOEXEC, &error);
+    if (new_fd < 0) { errno = a.error ? a.error : error; return -1; }
+    fill_address(address, length, a.ip, a.port);
+    return new_fd;
+}
+
+int accept(int fd, struct sockaddr *address, socklen_t *length) {
+    if (!netmp_socket_of(fd)) return REAL(accept)(fd, address, length);
+    return accept4(fd, address, length, 0);
+}
+
+int connect(int fd, const struct sockaddr *address, socklen_t length) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(connect)(fd, address, length);
+    if (address && length >= sizeof(sa_family_t) && address->sa_family == AF_UNSPEC) {
+        int r = netmp_connect(socket, 0, 0, 1);
+        return r < 0 ? (int)fail(r) : 0;
+    }
+    if (!is_inet(address, length)) { errno = address ? EAFNOSUPPORT : EFAULT; return -1; }
+    const struct sockaddr_in *in = (const struct sockaddr_in *)address;
+    uint32_t ip = ntohl(in->sin_addr.s_addr);
+    // 0.0.0.0 as a destination means this host's loopback, as on Linux.
+    if (ip == 0 || netmp_route_to_kernel(ip)) {
+        if (to_kernel(fd, socket) < 0) return -1;
+        return REAL(connect)(fd, address, length);
+    }
+    int r = netmp_connect(socket, ip, ntohs(in->sin_port), 0);
+    return r < 0 ? (int)fail(r) : 0;
+}
+
+static int name_of(int fd, struct sockaddr *address, socklen_t *length, int peer) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return peer ? REAL(getpeername)(fd, address, length) : REAL(getsockname)(fd, address, length);
+    if (!address || !length) { errno = EFAULT; return -1; }
+    uint32_t ip = 0;
+    uint16_t port = 0;
+    int r = netmp_name(socket, peer, &ip, &port);
+    if (r < 0) return (int)fail(r);
+    fill_address(address, length, ip, port);
+    return 0;
+}
+int getsockname(int fd, struct sockaddr *address, socklen_t *length) { return name_of(fd, address, length, 0); }
+int getpeername(int fd, struct sockaddr *address, socklen_t *length) { return name_of(fd, address, length, 1); }
+
+int getsockopt(int fd, int level, int name, void *value, socklen_t *length) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(getsockopt)(fd, level, name, value, length);
+    int r = netmp_getsockopt(socket, level, name, value, (uint32_t *)length);
+    return r < 0 ? (int)fail(r) : 0;
+}
+
+int setsockopt(int fd, int level, int name, const void *value, socklen_t length) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(setsockopt)(fd, level, name, value, length);
+    int r = netmp_setsockopt(socket, level, name, value, length);
+    return r < 0 ? (int)fail(r) : 0;
+}
+
+int shutdown(int fd, int how) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(shutdown)(fd, how);
+    int r = netmp_shutdown(socket, how);
+    return r < 0 ? (int)fail(r) : 0;
+}
+
+// MARK: Data
+
+ssize_t recv(int fd, void *bytes, size_t count, int flags) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(recv)(fd, bytes, count, flags);
+    ssize_t r = netmp_recv(socket, bytes, count, flags, NULL, NULL, NULL);
+    return r < 0 ? fail(r) : r;
+}
+
+ssize_t recvfrom(int fd, void *bytes, size_t count, int flags, struct sockaddr *address, socklen_t *length) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(recvfrom)(fd, bytes, count, flags, address, length);
+    uint32_t ip = 0;
+    uint16_t port = 0;
+    ssize_t r = netmp_recv(socket, bytes, count, flags, &ip, &port, NULL);
+    if (r < 0) return fail(r);
+    fill_address(address, length, ip, port);
+    return r;
+}
+
+ssize_t read(int fd, void *bytes, size_t count) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(read)(fd, bytes, count);
+    ssize_t r = netmp_recv(socket, bytes, count, 0, NULL, NULL, NULL);
+    return r < 0 ? fail(r) : r;
+}
+
+ssize_t send(int fd, const void *bytes, size_t count, int flags) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(send)(fd, bytes, count, flags);
+    return sent(netmp_send(socket, bytes, count, flags, 0, 0, 0), flags);
+}
+
+ssize_t sendto(int fd, const void *bytes, size_t count, int flags, const struct sockaddr *address, socklen_t length) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(sendto)(fd, bytes, count, flags, address, length);
+    if (!address) return sent(netmp_send(socket, bytes, count, flags, 0, 0, 0), flags);
+    if (!is_inet(address, length)) { errno = EINVAL; return -1; }
+    const struct sockaddr_in *in = (const struct sockaddr_in *)address;
+    return sent(netmp_send(socket, bytes, count, flags, 1, ntohl(in->sin_addr.s_addr), ntohs(in->sin_port)), flags);
+}
+
+ssize_t write(int fd, const void *bytes, size_t count) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(write)(fd, bytes, count);
+    return sent(netmp_send(socket, bytes, count, 0, 0, 0, 0), 0);
+}
+
+ssize_t pread(int fd, void *bytes, size_t count, off_t offset) {
+    if (netmp_socket_of(fd)) { errno = ESPIPE; return -1; }
+    return REAL(pread)(fd, bytes, count, offset);
+}
+
+ssize_t pwrite(int fd, const void *bytes, size_t count, off_t offset) {
+    if (netmp_socket_of(fd)) { errno = ESPIPE; return -1; }
+    return REAL(pwrite)(fd, bytes, count, offset);
+}
+
+// Vectored I/O on a stream: each piece in turn, stopping at a short transfer. On a datagram
+// socket the pieces form one datagram, gathered into one buffer.
+static ssize_t gather_send(void *socket, const struct iovec *iov, int count, int flags,
+                           int has_destination, uint32_t ip, uint16_t port) {
+    if (count < 0 || count > IOV_MAX) return -EINVAL;
+    if (!netmp_is_stream(socket)) {
+        size_t total = 0;
+        for (int i = 0; i < count; i++) total += iov[i].iov_len;
+        char stack_buffer[2048];
+        char *buffer = total <= sizeof stack_buffer ? stack_buffer : malloc(total);
+        if (!buffer) return -ENOMEM;
+        size_t at = 0;
+        for (int i = 0; i < count; i++) { memcpy(buffer + at, iov[i].iov_base, iov[i].iov_len); at += iov[i].iov_len; }
+        ssize_t r = netmp_send(socket, buffer, total, flags, has_destination, ip, port);
+        if (buffer != stack_buffer) free(buffer);
+        return r;
+    }
+    ssize_t done = 0;
+    for (int i = 0; i < count; i++) {
+        if (iov[i].iov_len == 0) continue;
+        ssize_t r = netmp_send(socket, iov[i].iov_base, iov[i].iov_len, flags | (done > 0 ? MSG_DONTWAIT : 0), 0, 0, 0);
+        if (r < 0) return done > 0 ? done : r;
+        done += r;
+        if ((size_t)r < iov[i].iov_len) break;
+    }
+    return done;
+}
+
+static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count, int flags,
+                               uint32_t *ip, uint16_t *port, int *truncated) {
+    if (count < 0 || count > IOV_MAX) return -EINVAL;
+    if (!netmp_is_stream(socket)) {
+        size_t total = 0;
+        for (int i = 0; i < count; i++) total += iov[i].iov_len;
+        char stack_buffer[2048];
+        char *buffer = total <= sizeof stack_buffer ? stack_buffer : malloc(total);
+        if (!buffer) return -ENOMEM;
+        ssize_t full = 0;
+        ssize_t r = netmp_recv(socket, buffer, total, flags & ~MSG_TRUNC, ip, port, &full);
+        if (r >= 0) {
+            size_t at = 0;
+            for (int i = 0; i < count && at < (size_t)r; i++) {
+                size_t n = iov[i].iov_len < (size_t)r - at ? iov[i].iov_len : (size_t)r - at;
+                memcpy(iov[i].iov_base, buffer + at, n);
+                at += n;
+            }
+            if (truncated) *truncated = full > r;
+            if (flags & MSG_TRUNC) r = full;
+        }
+        if (buffer != stack_buffer) free(buffer);
+        return r;
+    }
+    ssize_t done = 0;
+    for (int i = 0; i < count; i++) {
+        if (iov[i].iov_len == 0) continue;
+        ssize_t r = netmp_recv(socket, iov[i].iov_base, iov[i].iov_len, flags | (done > 0 ? MSG_DONTWAIT : 0), ip, port, NULL);
+        if (r < 0) return done > 0 ? done : r;
+        done += r;
+        if ((size_t)r < iov[i].iov_len) break;
+    }
+    return done;
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int count) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(writev)(fd, iov, count);
+    return sent(gather_send(socket, iov, count, 0, 0, 0, 0), 0);
+}
+
+ssize_t readv(int fd, const struct iovec *iov, int count) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(readv)(fd, iov, count);
+    ssize_t r = scatter_receive(socket, iov, count, 0, NULL, NULL, NULL);
+    return r < 0 ? fail(r) : r;
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *message, int flags) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(sendmsg)(fd, message, flags);
+    int has_destination = 0;
+    uint32_t ip = 0;
+    uint16_t port = 0;
+    if (message->msg_name && message->msg_namelen) {
+        if (!is_inet(message->msg_name, message->msg_namelen)) { errno = EINVAL; return -1; }
+        const struct sockaddr_in *in = message->msg_name;
+        has_destination = 1;
+        ip = ntohl(in->sin_addr.s_addr);
+        port = ntohs(in->sin_port);
+    }
+    return sent(gather_send(socket, message->msg_iov, (int)message->msg_iovlen, flags, has_destination, ip, port), flags);
+}
+
+ssize_t recvmsg(int fd, struct msghdr *message, int flags) {
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(recvmsg)(fd, message, flags);
+    uint32_t ip = 0;
+    uint16_t port = 0;
+    int truncated = 0;
+    ssize_t r = scatter_receive(socket, message->msg_iov, (int)message->msg_iovlen, flags, &ip, &port, &truncated);
+    if (r < 0) return fail(r);
+    message->msg_flags = truncated ? MSG_TRUNC : 0;
+    message->msg_controllen = 0; // no ancillary data from netmp
+    if (message->msg_name) {
+        socklen_t length = message->msg_namelen;
+        fill_address(message->msg_name, &length, ip, port);
+        message->msg_namelen = length;
+    }
+    return r;
+}
+
+// sendfile from a file to a netmp socket: read and send, through a bounded buffer.
+ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
+    void *socket = netmp_socket_of(out_fd);
+    if (!socket) return REAL(sendfile)(out_fd, in_fd, offset, count);
+    char buffer[65536];
+    size_t n = count < sizeof buffer ? count : sizeof buffer;
+    ssize_t got = offset ? REAL(pread)(in_fd, buffer, n, *offset) : REAL(read)(in_fd, buffer, n);
+    if (got <= 0) return got;
+    ssize_t r = netmp_send(socket, buffer, (size_t)got, 0, 0, 0, 0);
+    if (r < 0) return sent(r, 0);
+    if (offset) *offset += r;
+    else if (r < got) lseek(in_fd, r - got, SEEK_CUR);
+    return r;
+}
+
+// The glibc fortify variants a binary built with _FORTIFY_SOURCE calls instead.
+ssize_t __read_chk(int fd, void *bytes, size_t count, size_t size) {
+    if (count > size) abort();
+    return read(fd, bytes, count);
+}
+ssize_t __recv_chk(int fd, void *bytes, size_t count, size_t size, int flags) {
+    if (count > size) abort();
+    return recv(fd, bytes, count, flags);
+}
+ssize_t __recvfrom_chk(int fd, void *bytes, size_t count, size_t size, int flags, struct sockaddr *address,
+                       socklen_t *length) {
+    if (count > size) abort();
+    return recvfrom(fd, bytes, count, flags, address, length);
+}
+
+// MARK: Descriptors
+
+int fcntl(int fd, int command, ...) {
+    va_list list;
+    va_start(list, command);
+    long argument = va_arg(list, long);
+    va_end(list);
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(fcntl)(fd, command, argument);
+    switch (command) {
+    case F_GETFL: return O_RDWR | (netmp_is_nonblocking(socket) ? O_NONBLOCK : 0);
+    case F_SETFL: netmp_set_nonblocking(socket, (argument & O_NONBLOCK) != 0); return 0;
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: {
+        int copy = REAL(fcntl)(fd, command, argument);
+        if (copy < 0) return -1;
+        if (copy >= NETMP_DESCRIPTORS) { REAL(close)(copy); errno = EMFILE; return -1; }
+        netmp_socket_retain(socket);
+        atomic_store_explicit(&sockets[copy], socket, memory_order_release);
+        return copy;
+    }
+    default: return REAL(fcntl)(fd, command, argument); // F_GETFD/F_SETFD and the rest: the eventfd's
+    }
+}
+
+int fcntl64(int fd, int command, ...) {
+    va_list list;
+    va_start(list, command);
+    long argument = va_arg(list, long);
+    va_end(list);
+    return fcntl(fd, command, argument);
+}
+
+int ioctl(int fd, unsigned long request, ...) {
+    va_list list;
+    va_start(list, request);
+    void *argument = va_arg(list, void *);
+    va_end(list);
+    void *socket = netmp_socket_of(fd);
+    if (!socket) return REAL(ioctl)(fd, request, argument);
+    switch (request) {
+    case FIONBIO: netmp_set_nonblocking(socket, *(int *)argument != 0); return 0;
+    case FIONREAD: *(int *)argument = netmp_queued(socket, 0); return 0;
+    case TIOCOUTQ: *(int *)argument = netmp_queued(socket, 1); return 0;
+    default: errno = ENOTTY; return -1;
+    }
+}
+
+static int duplicate_onto(int old_fd, int new_fd, int flags, int three) {
+    void *socket = netmp_socket_of(old_fd);
+    void *replaced = netmp_socket_of(new_fd);
+    if (!socket && !replaced) return three ? REAL(dup3)(old_fd, new_fd, flags) : REAL(dup2)(old_fd, new_fd);
+    if (old_fd == new_fd) {
+        if (three) { errno = EINVAL; return -1; }
+        return new_fd;
+    }
+    if (new_fd < 0 || new_fd >= NETMP_DESCRIPTORS) { errno = EBADF; return -1; }
+    int r = three ? REAL(dup3)(old_fd, new_fd, flags) : REAL(dup2)(old_fd, new_fd);
+    if (r < 0) return r;
+    // The kernel closed what new_fd was; so does the socket it stood for.
+    void *before = atomic_exchange_explicit(&sockets[new_fd], socket, memory_order_acq_rel);
+    if (socket) netmp_socket_retain(socket);
+    if (before) netmp_socket_close(before);
+    return r;
+}
+
+int dup2(int old_fd, int new_fd) { return duplicate_onto(old_fd, new_fd, 0, 0); }
+int dup3(int old_fd, int new_fd, int flags) { return duplicate_onto(old_fd, new_fd, flags, 1); }
+
+int dup(int fd) {
+    void *socket = netmp_socket_of(fd);
+    int copy = REAL(dup)(fd);
+    if (copy < 0 || !socket) return copy;
+    if (copy >= NETMP_DESCRIPTORS) { REAL(close)(copy); errno = EMFILE; return -1; }
+    netmp_socket_retain(socket);
+    atomic_store_explicit(&sockets[copy], socket, memory_order_release);
+    return copy;
+}

@@ -1,0 +1,14 @@
+// What the shim's C files share: the descriptor table (fd -> stack handle).
+#ifndef NETMP_SHIM_INTERNAL_H
+#define NETMP_SHIM_INTERNAL_H
+#include <stdatomic.h>
+#include <stddef.h>
+
+#define NETMP_DESCRIPTORS 65536
+extern _Atomic(void *) netmp_sockets[NETMP_DESCRIPTORS];
+
+static inline void *netmp_socket_of(int fd) {
+    if (fd < 0 || fd >= NETMP_DESCRIPTORS) return NULL;
+    return atomic_load_explicit(&netmp_sockets[fd], memory_order_acquire);
+}
+#endif

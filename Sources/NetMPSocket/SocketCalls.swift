@@ -1,0 +1,259 @@
+import Glibc
+import NetMPRuntime
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+import Synchronization
+
+/// A netmp socket as the C shim holds it: a retained pointer in its descriptor table. One
+/// object per open socket, shared by every descriptor that dup() made for it; the socket
+/// closes when the last of them does (as a kernel file does).
+final class ShimSocket: @unchecked Sendable {
+    enum Kind { case stream(StreamSocket), datagram(DatagramSocket) }
+    let kind: Kind
+    let descriptors = Atomic<Int>(1)
+    /// Options Linux accepts that netmp records without acting on them (SO_REUSEADDR,
+    /// SO_REUSEPORT, IP_TOS, ...), so getsockopt reads back what setsockopt wrote.
+    let recorded = PthreadLock()
+    nonisolated(unsafe) var recordedOptions: [Int64: Int32] = [:]
+
+    init(_ kind: Kind) { self.kind = kind }
+
+    var doorbell: Doorbell? {
+        switch kind {
+        case .stream(let s): s.channel.doorbell
+        case .datagram(let d): d.doorbell
+        }
+    }
+
+    var readiness: PollEvents {
+        switch kind {
+        case .stream(let s): s.readiness
+        case .datagram(let d): d.readiness
+        }
+    }
+}
+
+@inline(__always) func socket(_ handle: UnsafeMutableRawPointer) -> ShimSocket {
+    Unmanaged<ShimSocket>.fromOpaque(handle).takeUnretainedValue()
+}
+
+/// -errno for a SocketError, as the C ABI returns failures.
+@inline(__always) func failure(_ error: SocketError) -> Int32 { -error.errno }
+
+func endpoint(_ address: UInt32, _ port: UInt16) -> Endpoint { Endpoint(IPv4Address(address), port) }
+
+@_cdecl("netmp_running")
+public func netmpRunning() -> Int32 { processStack == nil ? 0 : 1 }
+
+/// socket(): `stream` 1 for TCP, 0 for UDP; `fd` is the eventfd that stands for it.
+@_cdecl("netmp_socket_create")
+public func netmpSocketCreate(_ stream: Int32, _ fd: Int32) -> UnsafeMutableRawPointer? {
+    guard let stack = processStack else { return nil }
+    let shim: ShimSocket
+    if stream != 0 {
+        let socket = StreamSocket(stack: stack)
+        socket.channel.doorbell.fd = fd
+        shim = ShimSocket(.stream(socket))
+    } else {
+        let socket = DatagramSocket(stack: stack)
+        socket.descriptor.store(fd, ordering: .releasing)
+        shim = ShimSocket(.datagram(socket))
+    }
+    return Unmanaged.passRetained(shim).toOpaque()
+}
+
+/// Another descriptor now refers to the socket (dup, dup2, F_DUPFD).
+@_cdecl("netmp_socket_retain")
+public func netmpSocketRetain(_ handle: UnsafeMutableRawPointer) {
+    socket(handle).descriptors.add(1, ordering: .relaxed)
+    _ = Unmanaged<ShimSocket>.fromOpaque(handle).retain()
+}
+
+/// A descriptor of the socket was closed; the last one closes the socket.
+@_cdecl("netmp_socket_close")
+public func netmpSocketClose(_ handle: UnsafeMutableRawPointer) {
+    let shim = socket(handle)
+    if shim.descriptors.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+        switch shim.kind {
+        case .stream(let s): s.close()
+        case .datagram(let d): d.close()
+        }
+    }
+    Unmanaged<ShimSocket>.fromOpaque(handle).release()
+}
+
+@_cdecl("netmp_is_stream")
+public func netmpIsStream(_ handle: UnsafeMutableRawPointer) -> Int32 {
+    if case .stream = socket(handle).kind { return 1 }
+    return 0
+}
+
+@_cdecl("netmp_bind")
+public func netmpBind(_ handle: UnsafeMutableRawPointer, _ address: UInt32, _ port: UInt16) -> Int32 {
+    do {
+        switch socket(handle).kind {
+        case .stream(let s): try s.bind(endpoint(address, port))
+        case .datagram(let d): try d.bind(endpoint(address, port))
+        }
+        return 0
+    } catch { return failure(error) }
+}
+
+@_cdecl("netmp_listen")
+public func netmpListen(_ handle: UnsafeMutableRawPointer, _ backlog: Int32) -> Int32 {
+    guard case .stream(let s) = socket(handle).kind else { return -EOPNOTSUPP }
+    do { try s.listen(backlog: Int(backlog)); return 0 } catch { return failure(error) }
+}
+
+/// accept(): the new socket's handle, or nil with `*error` set; `fd` is its eventfd.
+@_cdecl("netmp_accept")
+public func netmpAccept(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ nonBlocking: Int32,
+                        _ address: UnsafeMutablePointer<UInt32>, _ port: UnsafeMutablePointer<UInt16>,
+                        _ errorNumber: UnsafeMutablePointer<Int32>) -> UnsafeMutableRawPointer? {
+    guard case .stream(let s) = socket(handle).kind else { errorNumber.pointee = EOPNOTSUPP; return nil }
+    do {
+        let accepted = try s.accept()
+        accepted.channel.doorbell.fd = fd
+        accepted.nonBlocking = nonBlocking != 0
+        let peer = try accepted.peerAddress()
+        address.pointee = peer.address.value
+        port.pointee = peer.port
+        return Unmanaged.passRetained(ShimSocket(.stream(accepted))).toOpaque()
+    } catch {
+        errorNumber.pointee = error.errno
+        return nil
+    }
+}
+
+@_cdecl("netmp_connect")
+public func netmpConnect(_ handle: UnsafeMutableRawPointer, _ address: UInt32, _ port: UInt16, _ unspecified: Int32) -> Int32 {
+    do {
+        switch socket(handle).kind {
+        case .stream(let s):
+            guard unspecified == 0 else { return -EAFNOSUPPORT }
+            try s.connect(to: endpoint(address, port))
+        case .datagram(let d):
+            try d.connect(to: unspecified != 0 ? nil : endpoint(address, port))
+        }
+        return 0
+    } catch { return failure(error) }
+}
+
+let messagePeek: Int32 = 0x02, messageTruncate: Int32 = 0x20, messageDontWait: Int32 = 0x40, messageWaitAll: Int32 = 0x100
+
+/// send() family: bytes taken, or -errno. `hasDestination` for sendto on UDP.
+@_cdecl("netmp_send")
+public func netmpSend(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRawPointer?, _ count: Int, _ flags: Int32,
+                      _ hasDestination: Int32, _ address: UInt32, _ port: UInt16) -> Int {
+    let buffer = UnsafeRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
+    do {
+        switch socket(handle).kind {
+        case .stream(let s):
+            if hasDestination != 0 && !s.channel.status.contains(.attached) { return -Int(EPIPE) }
+            var options: StreamSocket.Flags = []
+            if flags & messageDontWait != 0 { options.insert(.dontWait) }
+            return try s.send(buffer, flags: options)
+        case .datagram(let d):
+            return try d.send(buffer, to: hasDestination != 0 ? endpoint(address, port) : nil, dontWait: flags & messageDontWait != 0)
+        }
+    } catch { return -Int(error.errno) }
+}
+
+/// recv() family: bytes copied, or -errno. For UDP, `*source` is the sender and `*full` the
+/// datagram's whole length (MSG_TRUNC); for TCP `*full` is the bytes copied.
+@_cdecl("netmp_recv")
+public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableRawPointer?, _ count: Int, _ flags: Int32,
+                      _ address: UnsafeMutablePointer<UInt32>?, _ port: UnsafeMutablePointer<UInt16>?,
+                      _ full: UnsafeMutablePointer<Int>?) -> Int {
+    let buffer = UnsafeMutableRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
+    do {
+        switch socket(handle).kind {
+        case .stream(let s):
+            var options: StreamSocket.Flags = []
+            if flags & messageDontWait != 0 { options.insert(.dontWait) }
+            if flags & messagePeek != 0 { options.insert(.peek) }
+            if flags & messageWaitAll != 0 { options.insert(.waitAll) }
+            let n = try s.receive(into: buffer, flags: options)
+            if let peer = try? s.peerAddress() { address?.pointee = peer.address.value; port?.pointee = peer.port }
+            full?.pointee = n
+            return n
+        case .datagram(let d):
+            let (length, source) = try d.receive(into: buffer, peek: flags & messagePeek != 0, dontWait: flags & messageDontWait != 0)
+            address?.pointee = source.address.value
+            port?.pointee = source.port
+            full?.pointee = length
+            return flags & messageTruncate != 0 ? length : min(length, count)
+        }
+    } catch { return -Int(error.errno) }
+}
+
+/// shutdown(): 0 SHUT_RD, 1 SHUT_WR, 2 SHUT_RDWR.
+@_cdecl("netmp_shutdown")
+public func netmpShutdown(_ handle: UnsafeMutableRawPointer, _ how: Int32) -> Int32 {
+    guard case .stream(let s) = socket(handle).kind else { return -ENOTCONN } // UDP: not connected in Linux's sense
+    guard (0...2).contains(how) else { return -EINVAL }
+    do {
+        try s.shutdown(how == 0 ? .read : how == 1 ? .write : .both)
+        return 0
+    } catch { return failure(error) }
+}
+
+/// getsockname (peer 0) and getpeername (peer 1).
+@_cdecl("netmp_name")
+public func netmpName(_ handle: UnsafeMutableRawPointer, _ peer: Int32,
+                      _ address: UnsafeMutablePointer<UInt32>, _ port: UnsafeMutablePointer<UInt16>) -> Int32 {
+    do {
+        let name: Endpoint
+        switch socket(handle).kind {
+        case .stream(let s): name = peer != 0 ? try s.peerAddress() : s.localAddress
+        case .datagram(let d): name = peer != 0 ? try d.peerAddress() : d.localAddress
+        }
+        address.pointee = name.address.value
+        port.pointee = name.port
+        return 0
+    } catch { return failure(error) }
+}
+
+@_cdecl("netmp_set_nonblocking")
+public func netmpSetNonBlocking(_ handle: UnsafeMutableRawPointer, _ on: Int32) {
+    switch socket(handle).kind {
+    case .stream(let s): s.nonBlocking = on != 0
+    case .datagram(let d): d.nonBlocking = on != 0
+    }
+}
+
+@_cdecl("netmp_is_nonblocking")
+public func netmpIsNonBlocking(_ handle: UnsafeMutableRawPointer) -> Int32 {
+    switch socket(handle).kind {
+    case .stream(let s): s.nonBlocking ? 1 : 0
+    case .datagram(let d): d.nonBlocking ? 1 : 0
+    }
+}
+
+/// FIONREAD (0) and SIOCOUTQ (1).
+@_cdecl("netmp_queued")
+public func netmpQueued(_ handle: UnsafeMutableRawPointer, _ outgoing: Int32) -> Int32 {
+    switch socket(handle).kind {
+    case .stream(let s): Int32(clamping: outgoing != 0 ? s.unacknowledged : s.readable)
+    case .datagram(let d): outgoing != 0 ? 0 : Int32(clamping: d.nextDatagramLength)
+    }
+}
+
+/// poll(2) bits the socket would report now.
+@_cdecl("netmp_readiness")
+public func netmpReadiness(_ handle: UnsafeMutableRawPointer) -> Int16 { socket(handle).readiness.rawValue }
+
+/// A poller arrives: returns the eventfd to sleep on (-1: nothing can change, do not wait
+/// on this socket). Check readiness after this, then sleep; call netmp_poll_leave after.
+@_cdecl("netmp_poll_enter")
+public func netmpPollEnter(_ handle: UnsafeMutableRawPointer) -> Int32 {
+    guard let doorbell = socket(handle).doorbell else { return -1 }
+    doorbell.enter()
+    return doorbell.fd
+}
+
+@_cdecl("netmp_poll_leave")
+public func netmpPollLeave(_ handle: UnsafeMutableRawPointer) {
+    socket(handle).doorbell?.leave()
+}

@@ -1,0 +1,204 @@
+import Glibc
+import NetMPRuntime
+import NetMPStack
+import NetMPTCP
+
+/// setsockopt and getsockopt for netmp sockets, with Linux's levels, names, value layouts
+/// and errnos. Options netmp acts on change the socket; a few that Linux accepts and
+/// netmp has no use for (SO_REUSEADDR, SO_REUSEPORT, IP_TOS, TCP_QUICKACK, ...) are
+/// recorded so that getsockopt reads back what was set; anything else is ENOPROTOOPT.
+enum OptionName {
+    static let solSocket: Int32 = 1, ipprotoIP: Int32 = 0, ipprotoTCP: Int32 = 6
+    // SOL_SOCKET
+    static let reuseAddress: Int32 = 2, type: Int32 = 3, error: Int32 = 4, broadcast: Int32 = 6
+    static let sendBuffer: Int32 = 7, receiveBuffer: Int32 = 8, keepAlive: Int32 = 9, linger: Int32 = 13
+    static let reusePort: Int32 = 15, receiveTimeout: Int32 = 20, sendTimeout: Int32 = 21
+    static let acceptConnection: Int32 = 30, proto: Int32 = 38, domain: Int32 = 39
+    static let recordedSocket: Set<Int32> = [2, 10, 12, 15, 18, 19] // REUSEADDR, OOBINLINE, PRIORITY, REUSEPORT, RCVLOWAT, SNDLOWAT
+    // IPPROTO_TCP
+    static let noDelay: Int32 = 1, maxSegment: Int32 = 2, cork: Int32 = 3, keepIdle: Int32 = 4
+    static let keepInterval: Int32 = 5, keepCount: Int32 = 6, info: Int32 = 11, congestion: Int32 = 13
+    static let recordedTCP: Set<Int32> = [12, 9, 7] // QUICKACK, DEFER_ACCEPT, LINGER2
+    // IPPROTO_IP: TOS, TTL, MTU_DISCOVER, RECVERR
+    static let recordedIP: Set<Int32> = [1, 2, 10, 11]
+}
+
+@_cdecl("netmp_setsockopt")
+public func netmpSetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _ name: Int32,
+                            _ value: UnsafeRawPointer?, _ length: UInt32) -> Int32 {
+    let shim = socket(handle)
+    func integer() -> Int32? {
+        guard let value, length >= 4 else { return nil }
+        return value.loadUnaligned(as: Int32.self)
+    }
+    func record() -> Int32 {
+        guard let v = integer() else { return -EINVAL }
+        shim.recorded.locked { shim.recordedOptions[Int64(level) << 32 | Int64(name)] = v }
+        return 0
+    }
+    func timeout() -> Int? {
+        guard let value, length >= UInt32(MemoryLayout<timeval>.size) else { return nil }
+        let tv = value.loadUnaligned(as: timeval.self)
+        guard tv.tv_usec >= 0, tv.tv_usec < 1_000_000 else { return nil }
+        return max(0, tv.tv_sec * 1_000_000_000 + tv.tv_usec * 1000)
+    }
+    switch (level, shim.kind) {
+    case (OptionName.solSocket, _) where OptionName.recordedSocket.contains(name): return record()
+    case (OptionName.ipprotoIP, _) where OptionName.recordedIP.contains(name): return record()
+    case (OptionName.ipprotoTCP, .stream) where OptionName.recordedTCP.contains(name): return record()
+    case (OptionName.solSocket, .stream(let s)):
+        switch name {
+        case OptionName.keepAlive:
+            guard let v = integer() else { return -EINVAL }
+            s.setKeepAlive(v != 0)
+        case OptionName.linger:
+            guard let value, length >= 8 else { return -EINVAL }
+            let on = value.loadUnaligned(as: Int32.self), seconds = value.loadUnaligned(fromByteOffset: 4, as: Int32.self)
+            s.setLinger(seconds: on != 0 ? Int(max(0, seconds)) : nil)
+        case OptionName.receiveBuffer:
+            guard let v = integer() else { return -EINVAL }
+            s.setReceiveBuffer(Int(max(0, v)))
+        case OptionName.sendBuffer:
+            guard integer() != nil else { return -EINVAL }
+            return record() // the ring is sized at creation; getsockopt reports its size
+        case OptionName.receiveTimeout, OptionName.sendTimeout:
+            guard let ns = timeout() else { return length < UInt32(MemoryLayout<timeval>.size) ? -EINVAL : -EDOM }
+            if name == OptionName.receiveTimeout { s.setTimeouts(receive: ns) } else { s.setTimeouts(send: ns) }
+        default: return -ENOPROTOOPT
+        }
+        return 0
+    case (OptionName.solSocket, .datagram(let d)):
+        switch name {
+        case OptionName.broadcast:
+            guard let v = integer() else { return -EINVAL }
+            d.setBroadcast(v != 0)
+        case OptionName.receiveTimeout:
+            guard let ns = timeout() else { return -EINVAL }
+            d.setReceiveTimeout(ns)
+        case OptionName.sendTimeout, OptionName.receiveBuffer, OptionName.sendBuffer:
+            return record()
+        default: return -ENOPROTOOPT
+        }
+        return 0
+    case (OptionName.ipprotoTCP, .stream(let s)):
+        if name == OptionName.congestion {
+            guard let value, length > 0 else { return -EINVAL }
+            let bytes = UnsafeRawBufferPointer(start: value, count: Int(min(length, 16)))
+            let text = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+            guard let algorithm = CongestionAlgorithm(rawValue: text) else { return -ENOENT }
+            s.setCongestionControl(algorithm)
+            return 0
+        }
+        guard let v = integer() else { return -EINVAL }
+        switch name {
+        case OptionName.noDelay: s.setNoDelay(v != 0)
+        case OptionName.cork: s.setCork(v != 0)
+        case OptionName.maxSegment:
+            guard v == 0 || (88...65_495).contains(v) else { return -EINVAL }
+            if v != 0 { s.setMaximumSegmentSize(Int(v)) }
+        case OptionName.keepIdle, OptionName.keepInterval:
+            guard (1...32_767).contains(v) else { return -EINVAL }
+            s.setKeepAliveParameters(idle: name == OptionName.keepIdle ? Int(v) : nil,
+                                     interval: name == OptionName.keepInterval ? Int(v) : nil)
+        case OptionName.keepCount:
+            guard (1...127).contains(v) else { return -EINVAL }
+            s.setKeepAliveParameters(probes: Int(v))
+        default: return -ENOPROTOOPT
+        }
+        return 0
+    default:
+        return -ENOPROTOOPT
+    }
+}
+
+@_cdecl("netmp_getsockopt")
+public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _ name: Int32,
+                            _ value: UnsafeMutableRawPointer?, _ length: UnsafeMutablePointer<UInt32>?) -> Int32 {
+    guard let value, let length else { return -EFAULT }
+    let shim = socket(handle)
+    func put(_ v: Int32) -> Int32 {
+        let n = min(Int(length.pointee), 4)
+        withUnsafeBytes(of: v) { value.copyMemory(from: $0.baseAddress!, byteCount: n) }
+        length.pointee = UInt32(n)
+        return 0
+    }
+    func put(bytes: UnsafeRawBufferPointer) -> Int32 {
+        let n = min(Int(length.pointee), bytes.count)
+        value.copyMemory(from: bytes.baseAddress!, byteCount: n)
+        length.pointee = UInt32(n)
+        return 0
+    }
+    func putTimeout(_ ns: Int) -> Int32 {
+        var tv = timeval(tv_sec: ns / 1_000_000_000, tv_usec: (ns % 1_000_000_000) / 1000)
+        return withUnsafeBytes(of: &tv) { put(bytes: $0) }
+    }
+    func recorded(_ fallback: Int32 = 0) -> Int32 {
+        put(shim.recorded.locked { shim.recordedOptions[Int64(level) << 32 | Int64(name)] } ?? fallback)
+    }
+    let isStream: Bool
+    if case .stream = shim.kind { isStream = true } else { isStream = false }
+    if level == OptionName.solSocket {
+        switch name {
+        case OptionName.type: return put(isStream ? 1 : 2) // SOCK_STREAM, SOCK_DGRAM
+        case OptionName.domain: return put(2)               // AF_INET
+        case OptionName.proto: return put(isStream ? 6 : 17)
+        case OptionName.error:
+            switch shim.kind {
+            case .stream(let s): return put(s.takeError())
+            case .datagram: return put(0)
+            }
+        default: break
+        }
+        if OptionName.recordedSocket.contains(name) { return recorded() }
+    }
+    if level == OptionName.ipprotoIP && OptionName.recordedIP.contains(name) { return recorded(name == 2 ? 64 : 0) }
+    switch (level, shim.kind) {
+    case (OptionName.solSocket, .stream(let s)):
+        switch name {
+        case OptionName.acceptConnection: return put(s.isListening ? 1 : 0)
+        case OptionName.keepAlive: return put(s.options.keepAlive ? 1 : 0)
+        case OptionName.receiveBuffer: return put(Int32(clamping: s.receiveBufferSize))
+        case OptionName.sendBuffer: return put(Int32(clamping: s.sendBufferSize))
+        case OptionName.receiveTimeout: return putTimeout(s.timeouts.receive)
+        case OptionName.sendTimeout: return putTimeout(s.timeouts.send)
+        case OptionName.linger:
+            var pair: (Int32, Int32) = (s.linger == nil ? 0 : 1, Int32(s.linger ?? 0))
+            return withUnsafeBytes(of: &pair) { put(bytes: $0) }
+        default: return -ENOPROTOOPT
+        }
+    case (OptionName.solSocket, .datagram(let d)):
+        switch name {
+        case OptionName.broadcast: return put(d.isBroadcast ? 1 : 0)
+        case OptionName.acceptConnection: return put(0)
+        case OptionName.receiveTimeout: return putTimeout(d.receiveTimeoutNanoseconds)
+        case OptionName.receiveBuffer, OptionName.sendBuffer: return recorded(212_992)
+        case OptionName.sendTimeout: return putTimeout(0)
+        default: return -ENOPROTOOPT
+        }
+    case (OptionName.ipprotoTCP, .stream(let s)):
+        let options = s.options
+        switch name {
+        case OptionName.noDelay: return put(options.noDelay ? 1 : 0)
+        case OptionName.cork: return put(options.cork ? 1 : 0)
+        case OptionName.maxSegment: return put(Int32(s.info().sendMSS == 0 ? UInt32(options.maximumSegmentSize) : s.info().sendMSS))
+        case OptionName.keepIdle: return put(Int32(options.keepAliveIdle.nanoseconds / 1_000_000_000))
+        case OptionName.keepInterval: return put(Int32(options.keepAliveInterval.nanoseconds / 1_000_000_000))
+        case OptionName.keepCount: return put(Int32(options.keepAliveProbes))
+        case OptionName.info:
+            let info = s.info()
+            var bytes = [UInt8](repeating: 0, count: TCPInfo.size)
+            bytes.withUnsafeMutableBytes { _ = info.emit(into: $0) }
+            return bytes.withUnsafeBytes { put(bytes: $0) }
+        case OptionName.congestion:
+            var name = [UInt8](repeating: 0, count: 16)
+            let text = Array(options.congestionControl.rawValue.utf8)
+            name.replaceSubrange(0..<text.count, with: text)
+            return name.withUnsafeBytes { put(bytes: $0) }
+        default:
+            if OptionName.recordedTCP.contains(name) { return recorded() }
+            return -ENOPROTOOPT
+        }
+    default:
+        return -ENOPROTOOPT
+    }
+}
