@@ -15,9 +15,16 @@ USAGE
       --mac M           the stack's MAC (NETMP_MAC); default 02:00 followed by the address
       --cores N         protocol threads (NETMP_CORES); default: the CPUs the process may use
       --log LEVEL       off | error | info | debug (NETMP_LOG); default error
+  netmp demo [--seconds N] [--reverse]
+      The main job in one command (needs root): makes its own lab namespaces, starts a
+      kernel iperf3 server, runs iperf3 for N s (default 5) through netmp and then over
+      kernel sockets (a veth into the same namespace), prints both side by side, and
+      removes everything it made, also when interrupted. --reverse measures receiving.
   netmp stat [PID] [--json]
       Per-core counters of a running netmp process (all of them without PID): frames and
-      bytes in and out, neighbours, drops by reason. --json prints one object per process.
+      bytes in and out, messages, frames forwarded to their owner core, connections,
+      neighbours, drops by reason; then each connection (4-tuple, state, owner core,
+      queues, cwnd, RTT). --json prints one object per process.
   netmp version
   netmp --help
 
@@ -27,6 +34,8 @@ ENVIRONMENT (read by libnetmp.so when it loads)
   program runs on kernel sockets: netmp never stops a program for its own misconfiguration.
   NETMP_FAKE_NUMA a CPU-to-node map ("0-3:0,4-7:1") that makes a one-node machine look
                   like several nodes, for testing
+  NETMP_KERNEL_ROUTES  destinations that stay on kernel sockets, e.g. 192.168.0.0/16,10.1.2.3/32
+                  (loopback always does: netmp has no loopback interface)
   NETMP_LIBRARY   path of libnetmp.so for `netmp run` (default: beside this binary)
 
 EXAMPLE
@@ -107,10 +116,28 @@ func stat(_ arguments: ArraySlice<String>) -> Never {
     exit(0)
 }
 
+func demo(_ arguments: ArraySlice<String>) -> Never {
+    var seconds = 5, reverse = false
+    var rest = arguments
+    while let flag = rest.first {
+        rest = rest.dropFirst()
+        switch flag {
+        case "--seconds":
+            guard let value = rest.first.flatMap({ Int($0) }), (1...60).contains(value) else { fail("demo: --seconds takes 1 to 60") }
+            seconds = value
+            rest = rest.dropFirst()
+        case "--reverse": reverse = true
+        default: fail("demo: unknown option '\(flag)' (see netmp --help)")
+        }
+    }
+    Demo(seconds: seconds, reverse: reverse).run()
+}
+
 let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
 case "run": run(arguments.dropFirst())
 case "stat": stat(arguments.dropFirst())
+case "demo": demo(arguments.dropFirst())
 case "version", "--version": print("netmp 0.1.0")
 case "--help", "-h", "help": print(usage)
 case nil: print(usage); exit(2)

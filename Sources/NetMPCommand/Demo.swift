@@ -1,0 +1,203 @@
+import Glibc
+import NetMPRuntime
+import Synchronization
+
+/// `netmp demo`: the main job in one command. It makes two network namespaces of its own
+/// (the server's, with a TAP for netmp and one end of a veth; and the kernel client's, with
+/// the veth's other end), starts a kernel iperf3 server, runs iperf3 through netmp and
+/// then over kernel sockets for the same time, and prints both side by side. Everything it
+/// made is removed at the end, on failure, and on SIGINT or SIGTERM. Nothing is changed
+/// outside its namespaces: the root namespace only lends the TAP and veth until they move.
+struct Demo {
+    let seconds: Int
+    let reverse: Bool
+    let tag = "nmd\(getpid() % 100_000)"
+    var serverNamespace: String { tag + "-s" }
+    var clientNamespace: String { tag + "-c" }
+    var tap: String { tag + "t" }
+    var vethServer: String { tag + "a" }
+    var vethClient: String { tag + "b" }
+
+    func run() -> Never {
+        guard getuid() == 0 else { fail("demo: needs root (network namespaces and a TAP device)") }
+        guard access("/dev/net/tun", R_OK | W_OK) == 0 else { fail("demo: no /dev/net/tun on this machine") }
+        for tool in ["ip", "iperf3"] where spawnAndWait(["sh", "-c", "command -v \(tool) >/dev/null"]) != 0 {
+            fail("demo: needs '\(tool)' (Scripts/setup installs it)")
+        }
+        DemoSignals.install()
+        defer { cleanUp() }
+        guard setUp() else { cleanUp(); fail("demo: could not make the lab namespaces (see above)", code: 1) }
+        print("netmp demo: \(seconds) s of iperf3 \(reverse ? "-R (receiving)" : "(sending)"), one stream, "
+              + "to a kernel iperf3 server in namespace \(serverNamespace)")
+        let server = spawn(["ip", "netns", "exec", serverNamespace, "iperf3", "-s", "-4"], quiet: true)
+        usleep(500_000)
+        let direction = reverse ? ["-R"] : []
+        let duration = ["-t", "\(seconds)", "-J"] + direction
+        let netmp = measure(["ip", "netns", "exec", serverNamespace, selfPath(), "run", "--tap", tap, "--addr", "10.77.0.2/24",
+                             "--", "iperf3", "-c", "10.77.0.1"] + duration)
+        let kernel = DemoSignals.interrupted ? nil
+            : measure(["ip", "netns", "exec", clientNamespace, "iperf3", "-c", "10.78.0.1"] + duration)
+        if server > 0 { kill(server, SIGKILL); var status: Int32 = 0; waitpid(server, &status, 0) }
+        if DemoSignals.interrupted { cleanUp(); fail("demo: interrupted; everything it made is removed", code: 130) }
+        func show(_ value: Double?) -> String { value.map { fixed($0 / 1e9) + " Gbit/s" } ?? "failed" }
+        print("")
+        print("  iperf3 through netmp (TAP)        \(show(netmp))")
+        print("  iperf3 on kernel sockets (veth)   \(show(kernel))")
+        if let netmp, let kernel, kernel > 0 { print("  netmp / kernel                    " + fixed(netmp / kernel)) }
+        cleanUp()
+        exit(netmp != nil && kernel != nil ? 0 : 1)
+    }
+
+    func setUp() -> Bool {
+        let steps: [[String]] = [
+            ["ip", "netns", "add", serverNamespace],
+            ["ip", "netns", "add", clientNamespace],
+            ["ip", "tuntap", "add", "dev", tap, "mode", "tap", "multi_queue"],
+            ["ip", "link", "set", tap, "netns", serverNamespace],
+            ["ip", "link", "add", vethServer, "netns", serverNamespace, "type", "veth", "peer", "name", vethClient,
+             "netns", clientNamespace],
+            ["ip", "-n", serverNamespace, "link", "set", "lo", "up"],
+            ["ip", "-n", serverNamespace, "addr", "add", "10.77.0.1/24", "dev", tap],
+            ["ip", "-n", serverNamespace, "link", "set", tap, "up"],
+            ["ip", "-n", serverNamespace, "addr", "add", "10.78.0.1/24", "dev", vethServer],
+            ["ip", "-n", serverNamespace, "link", "set", vethServer, "up"],
+            ["ip", "-n", clientNamespace, "link", "set", "lo", "up"],
+            ["ip", "-n", clientNamespace, "addr", "add", "10.78.0.2/24", "dev", vethClient],
+            ["ip", "-n", clientNamespace, "link", "set", vethClient, "up"],
+        ]
+        for step in steps where !DemoSignals.interrupted {
+            if spawnAndWait(step) != 0 { Log.write("netmp: demo: failed: \(step.joined(separator: " "))"); return false }
+        }
+        return !DemoSignals.interrupted
+    }
+
+    /// Removes both namespaces (which takes the TAP and veth with them), and the TAP in
+    /// case it never left the root namespace.
+    func cleanUp() {
+        _ = spawnAndWait(["ip", "netns", "del", serverNamespace], quiet: true)
+        _ = spawnAndWait(["ip", "netns", "del", clientNamespace], quiet: true)
+        _ = spawnAndWait(["ip", "link", "del", tap], quiet: true)
+        _ = spawnAndWait(["ip", "link", "del", vethServer], quiet: true)
+    }
+
+    /// Runs an iperf3 client and reads the receiver's bits per second from its JSON.
+    func measure(_ command: [String]) -> Double? {
+        guard let output = capture(command) else { return nil }
+        guard let sum = end(of: "\"sum_received\"", in: output[...]),
+              let field = end(of: "\"bits_per_second\":", in: output[sum...]) else { return nil }
+        let digits = output[field...].drop { $0 == " " || $0 == "\t" }.prefix { "0123456789.e+-".contains($0) }
+        return Double(digits)
+    }
+
+    func selfPath() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        return n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "netmp"
+    }
+}
+
+/// SIGINT and SIGTERM while the demo runs: stop the current child and let the demo clean
+/// up in normal context (the handler only kills and sets a flag, both async-signal-safe).
+enum DemoSignals {
+    nonisolated(unsafe) static var flag: sig_atomic_t = 0
+    static let child = Atomic<Int32>(0)
+    static var interrupted: Bool { flag != 0 }
+
+    static func install() {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in
+            DemoSignals.flag = 1
+            let pid = DemoSignals.child.load(ordering: .relaxed)
+            if pid > 0 { kill(pid, SIGTERM) }
+        }
+        sigemptyset(&action.sa_mask)
+        sigaction(SIGINT, &action, nil)
+        sigaction(SIGTERM, &action, nil)
+        // A parent may have left them blocked (some process launchers do).
+        var both = sigset_t()
+        sigemptyset(&both)
+        sigaddset(&both, SIGINT)
+        sigaddset(&both, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &both, nil)
+    }
+}
+
+/// Starts `command` (PATH lookup) with stdout to `pipe` if given; returns its pid.
+func spawn(_ command: [String], quiet: Bool = false, stdout pipe: Int32? = nil) -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    if let pipe { posix_spawn_file_actions_adddup2(&actions, pipe, 1) }
+    if quiet {
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    }
+    // Children start with no signal blocked and default dispositions, whatever the demo
+    // inherited (a parent that blocked SIGTERM would otherwise make the server unkillable).
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t(), defaults = sigset_t()
+    sigemptyset(&none)
+    sigemptyset(&defaults)
+    for signal in [SIGINT, SIGTERM, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    var argv = command.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    guard posix_spawnp(&pid, command[0], &actions, &attributes, &argv, environ) == 0 else { return -1 }
+    return pid
+}
+
+func wait(for pid: pid_t) -> Int32 {
+    guard pid > 0 else { return -1 }
+    DemoSignals.child.store(pid, ordering: .relaxed)
+    defer { DemoSignals.child.store(0, ordering: .relaxed) }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 {
+        guard errno == EINTR else { return -1 }
+    }
+    return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+}
+
+func spawnAndWait(_ command: [String], quiet: Bool = false) -> Int32 { wait(for: spawn(command, quiet: quiet)) }
+
+/// Runs `command` and returns what it printed, or nil if it failed.
+func capture(_ command: [String]) -> String? {
+    var fds: [Int32] = [0, 0]
+    guard pipe(&fds) == 0 else { return nil }
+    let pid = spawn(command, stdout: fds[1])
+    close(fds[1])
+    DemoSignals.child.store(pid, ordering: .relaxed)
+    var output: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = read(fds[0], &chunk, chunk.count)
+        if n > 0 { output += chunk[0..<n]; continue }
+        if n < 0 && errno == EINTR { continue }
+        break
+    }
+    close(fds[0])
+    let status = wait(for: pid)
+    return status == 0 ? String(decoding: output, as: UTF8.self) : nil
+}
+
+/// Where `needle` ends in `text`, or nil (no Foundation in the tool).
+func end(of needle: String, in text: Substring) -> Substring.Index? {
+    let pattern = Array(needle.utf8)
+    var index = text.startIndex
+    while index < text.endIndex {
+        if text[index...].utf8.starts(with: pattern) { return text.utf8.index(index, offsetBy: pattern.count) }
+        index = text.index(after: index)
+    }
+    return nil
+}
+
+/// A value with two decimals, right-aligned in six columns.
+func fixed(_ value: Double) -> String {
+    let hundredths = Int((value * 100).rounded())
+    let text = "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)"
+    return String(repeating: " ", count: max(0, 6 - text.count)) + text
+}
