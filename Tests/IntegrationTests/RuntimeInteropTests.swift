@@ -55,17 +55,26 @@ struct RuntimeInteropTests {
             #expect(connection.received == Self.bytes && peer.sent_crc == connection.received_crc,
                     "kernel -> netmp on port \(peer.peer_port)")
         }
-        // Ownership as `netmp stat --json` reports it: both cores own some, each on its hash owner.
+        // Ownership: both cores own some, each connection on its hash owner, as the driver
+        // and `netmp stat --json` report it.
         let steering = FlowSteering(cores: 2)
+        // The rows are published while the connections wind down: one whose peer closed
+        // first may already be gone (CLOSED after LAST-ACK), so every row is checked, and
+        // the driver's own record of each connection's owner covers all eight.
         let rows = summary.stats.connections
-        #expect(rows.count == Self.connections)
+        #expect(!rows.isEmpty && rows.count <= Self.connections)
+        for connection in ours {
+            let port = try #require(connection.local_port.flatMap { UInt16(exactly: $0) })
+            let tuple = FourTuple(local: Endpoint(IPv4Address(10, 77, 0, 2), port), remote: Endpoint(IPv4Address(10, 77, 0, 1), 5003))
+            #expect(connection.core == steering.owner(of: tuple), "port \(port) owned by core \(String(describing: connection.core))")
+        }
+        #expect(Set(ours.compactMap(\.core)) == [0, 1], "owners \(ours.map(\.core))")
         for row in rows {
             let local = row.local.split(separator: ":"), remote = row.remote.split(separator: ":")
             let tuple = FourTuple(local: Endpoint(IPv4Address(local[0])!, UInt16(local[1])!),
                                   remote: Endpoint(IPv4Address(remote[0])!, UInt16(remote[1])!))
             #expect(row.core == steering.owner(of: tuple), "\(row.local)-\(row.remote) on core \(row.core)")
         }
-        #expect(Set(rows.map(\.core)) == [0, 1], "connections on cores \(rows.map(\.core))")
         #expect(summary.stats.cores.allSatisfy { $0.connections > 0 && $0.messages > 0 })
         let forwarded = summary.stats.cores.reduce(0) { $0 + $1.forwarded }
         let arrived = summary.stats.cores.reduce(0) { $0 + $1.frames_in }
