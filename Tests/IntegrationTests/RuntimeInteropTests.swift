@@ -33,7 +33,7 @@ struct RuntimeInteropTests {
                                       "\(Self.bytes)", "31", "120", "\(Self.connections)"],
                                      stderrTo: NSTemporaryDirectory() + "/\(lab.name)-peer.err", stdoutTo: peerOut)
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
-        usleep(300_000)
+        waitFor("listening", in: NSTemporaryDirectory() + "/\(lab.name)-peer.err")
         let driver = lab.run([TCPInteropTests.driver, "--tap", lab.tap, "--addr", "10.77.0.2/24", "--cores", "2",
                               "--connect", "10.77.0.1:5003", "--connections", "\(Self.connections)",
                               "--send", "\(Self.bytes)", "--seed", "31"], timeout: 150)

@@ -116,3 +116,13 @@ final class LabNamespace {
 }
 
 enum LabError: Error { case setupFailed(String), netmpDidNotStart(String) }
+
+/// Waits until the file at `path` contains `text` (a server saying it listens), at most
+/// `seconds`: a fixed sleep loses the race on a loaded machine.
+func waitFor(_ text: String, in path: String, seconds: Double = 15) {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if let content = try? String(contentsOfFile: path, encoding: .utf8), content.contains(text) { return }
+        usleep(20_000)
+    }
+}

@@ -69,7 +69,7 @@ struct TCPImpairmentTests {
         let server = try Shell.start(["ip", "netns", "exec", lab.name, "python3", TCPInteropTests.peer, "server", "5001", "\(c.bytes)", "21", "300"],
                                      stderrTo: NSTemporaryDirectory() + "/\(lab.name)-peer.err", stdoutTo: peerOut)
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
-        usleep(300_000)
+        waitFor("listening", in: NSTemporaryDirectory() + "/\(lab.name)-peer.err")
         var command = [TCPInteropTests.driver, "--tap", lab.tap, "--addr", "10.77.0.2/24", "--connect", "10.77.0.1:5001",
                        "--send", "\(c.bytes)", "--seed", "17", "--timeout", "300"]
         if let faults = c.faults { command += ["--fault", faults] }
@@ -101,9 +101,9 @@ struct TCPImpairmentTests {
         let egressOnly = Case(name: c.name, bytes: c.bytes, nft: (nil, c.nft.egress ?? c.nft.ingress), faults: nil, kernelComparable: true)
         guard impair(a, device: "nmik-va", egressOnly), impair(b, device: "nmik-vb", egressOnly) else { return 0 }
         let server = try Shell.start(["ip", "netns", "exec", a, "python3", TCPInteropTests.peer, "server", "5001", "\(c.bytes)", "21", "300"],
-                                     stderrTo: "/dev/null")
+                                     stderrTo: NSTemporaryDirectory() + "/\(a)-kernel-peer.err")
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
-        usleep(300_000)
+        waitFor("listening", in: NSTemporaryDirectory() + "/\(a)-kernel-peer.err")
         let client = Shell.run(["ip", "netns", "exec", b, "python3", TCPInteropTests.peer, "client", "10.79.0.1", "5001", "\(c.bytes)", "23", "300"],
                                timeout: 330)
         let r = try report(client.stdout)

@@ -33,7 +33,7 @@ struct TCPInteropTests {
         let server = try Shell.start(["ip", "netns", "exec", lab.name, "python3", Self.peer, "server", "5001", "\(Self.bytes)", "11", "120"],
                                      stderrTo: NSTemporaryDirectory() + "/\(lab.name)-peer.err", stdoutTo: NSTemporaryDirectory() + "/\(lab.name)-peer.out")
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
-        usleep(300_000)
+        waitFor("listening", in: NSTemporaryDirectory() + "/\(lab.name)-peer.err")
         let driver = lab.run([Self.driver, "--tap", lab.tap, "--addr", "10.77.0.2/24", "--connect", "10.77.0.1:5001",
                               "--send", "\(Self.bytes)", "--seed", "5", "--timeout", "120"], timeout: 150)
         #expect(driver.status == 0, "driver: \(driver.stdout) \(driver.stderr)")
