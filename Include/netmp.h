@@ -12,6 +12,10 @@
 int netmp_start_from_environment(void);
 // 1 once the stack runs.
 int netmp_running(void);
+// At exit: closes one descriptor's socket, keeping its handle valid for threads still in a
+// call; then waits (NETMP_EXIT_LINGER_MS at most) for every connection to deliver its data.
+void netmp_socket_close_at_exit(void *socket);
+void netmp_finish_at_exit(void);
 
 // socket(): stream 1 for TCP, 0 for UDP; fd is the eventfd that stands for the socket.
 void *netmp_socket_create(int stream, int fd);

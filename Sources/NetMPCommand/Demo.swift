@@ -29,23 +29,35 @@ struct Demo {
         guard setUp() else { cleanUp(); fail("demo: could not make the lab namespaces (see above)", code: 1) }
         print("netmp demo: \(seconds) s of iperf3 \(reverse ? "-R (receiving)" : "(sending)"), one stream, "
               + "to a kernel iperf3 server in namespace \(serverNamespace)")
-        let server = spawn(["ip", "netns", "exec", serverNamespace, "iperf3", "-s", "-4"], quiet: true)
+        // One server per run, on its own port: a second client never meets a server still
+        // winding down the first test ("the server is busy").
+        let servers = ["5201", "5202"].map { port in
+            spawn(["ip", "netns", "exec", serverNamespace, "iperf3", "-s", "-4", "-1", "-p", port], quiet: true)
+        }
         usleep(500_000)
         let direction = reverse ? ["-R"] : []
         let duration = ["-t", "\(seconds)", "-J"] + direction
         let netmp = measure(["ip", "netns", "exec", serverNamespace, selfPath(), "run", "--tap", tap, "--addr", "10.77.0.2/24",
-                             "--", "iperf3", "-c", "10.77.0.1"] + duration)
-        let kernel = DemoSignals.interrupted ? nil
-            : measure(["ip", "netns", "exec", clientNamespace, "iperf3", "-c", "10.78.0.1"] + duration)
-        if server > 0 { kill(server, SIGKILL); var status: Int32 = 0; waitpid(server, &status, 0) }
+                             "--", "iperf3", "-c", "10.77.0.1", "-p", "5201"] + duration)
+        let kernel = DemoSignals.interrupted ? .failure(DemoFailure(reason: "interrupted"))
+            : measure(["ip", "netns", "exec", clientNamespace, "iperf3", "-c", "10.78.0.1", "-p", "5202"] + duration)
+        for server in servers where server > 0 { kill(server, SIGKILL); var status: Int32 = 0; waitpid(server, &status, 0) }
         if DemoSignals.interrupted { cleanUp(); fail("demo: interrupted; everything it made is removed", code: 130) }
-        func show(_ value: Double?) -> String { value.map { fixed($0 / 1e9) + " Gbit/s" } ?? "failed" }
+        func show(_ value: Result<Double, DemoFailure>) -> String {
+            switch value {
+            case .success(let rate): fixed(rate / 1e9) + " Gbit/s"
+            case .failure(let failure): "failed: " + failure.reason
+            }
+        }
         print("")
         print("  iperf3 through netmp (TAP)        \(show(netmp))")
         print("  iperf3 on kernel sockets (veth)   \(show(kernel))")
-        if let netmp, let kernel, kernel > 0 { print("  netmp / kernel                    " + fixed(netmp / kernel)) }
+        if case .success(let n) = netmp, case .success(let k) = kernel, k > 0 {
+            print("  netmp / kernel                    " + fixed(n / k))
+        }
         cleanUp()
-        exit(netmp != nil && kernel != nil ? 0 : 1)
+        if case .success = netmp, case .success = kernel { exit(0) }
+        exit(1)
     }
 
     func setUp() -> Bool {
@@ -80,13 +92,21 @@ struct Demo {
         _ = spawnAndWait(["ip", "link", "del", vethServer], quiet: true)
     }
 
-    /// Runs an iperf3 client and reads the receiver's bits per second from its JSON.
-    func measure(_ command: [String]) -> Double? {
-        guard let output = capture(command) else { return nil }
+    /// Runs an iperf3 client and reads the receiver's bits per second from its JSON, or
+    /// says why there is no result (iperf3's own "error" field when it gave one).
+    func measure(_ command: [String]) -> Result<Double, DemoFailure> {
+        let (status, output) = capture(command)
+        if let start = end(of: "\"error\":", in: output[...]) {
+            let text = output[start...].drop { $0 == " " || $0 == "\"" }.prefix { $0 != "\"" }
+            return .failure(DemoFailure(reason: String(text)))
+        }
+        guard status == 0 else { return .failure(DemoFailure(reason: "iperf3 exited with status \(status)")) }
         guard let sum = end(of: "\"sum_received\"", in: output[...]),
-              let field = end(of: "\"bits_per_second\":", in: output[sum...]) else { return nil }
+              let field = end(of: "\"bits_per_second\":", in: output[sum...]) else {
+            return .failure(DemoFailure(reason: "no receiver rate in iperf3's report"))
+        }
         let digits = output[field...].drop { $0 == " " || $0 == "\t" }.prefix { "0123456789.e+-".contains($0) }
-        return Double(digits)
+        return Double(digits).map { .success($0) } ?? .failure(DemoFailure(reason: "unreadable rate '\(digits)'"))
     }
 
     func selfPath() -> String {
@@ -95,6 +115,9 @@ struct Demo {
         return n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "netmp"
     }
 }
+
+/// Why one side of the demo has no result.
+struct DemoFailure: Error { var reason: String }
 
 /// SIGINT and SIGTERM while the demo runs: stop the current child and let the demo clean
 /// up in normal context (the handler only kills and sets a flag, both async-signal-safe).
@@ -164,10 +187,10 @@ func wait(for pid: pid_t) -> Int32 {
 
 func spawnAndWait(_ command: [String], quiet: Bool = false) -> Int32 { wait(for: spawn(command, quiet: quiet)) }
 
-/// Runs `command` and returns what it printed, or nil if it failed.
-func capture(_ command: [String]) -> String? {
+/// Runs `command`; its exit status and what it printed.
+func capture(_ command: [String]) -> (status: Int32, output: String) {
     var fds: [Int32] = [0, 0]
-    guard pipe(&fds) == 0 else { return nil }
+    guard pipe(&fds) == 0 else { return (-1, "") }
     let pid = spawn(command, stdout: fds[1])
     close(fds[1])
     DemoSignals.child.store(pid, ordering: .relaxed)
@@ -180,8 +203,7 @@ func capture(_ command: [String]) -> String? {
         break
     }
     close(fds[0])
-    let status = wait(for: pid)
-    return status == 0 ? String(decoding: output, as: UTF8.self) : nil
+    return (wait(for: pid), String(decoding: output, as: UTF8.self))
 }
 
 /// Where `needle` ends in `text`, or nil (no Foundation in the tool).

@@ -145,6 +145,30 @@ public final class NetworkStack: @unchecked Sendable {
         }
     }
 
+    /// Waits until no connection on any core still owes its peer data or a FIN's
+    /// acknowledgment, or until `milliseconds` pass; true when everything was delivered.
+    /// A process that exits takes its protocol threads with it, so (unlike the kernel,
+    /// which keeps orphaned sockets sending) the library's exit handler waits here after
+    /// closing every socket: the last bytes a program wrote reach the peer.
+    public func finishSending(within milliseconds: Int) -> Bool {
+        final class Count: @unchecked Sendable { var value = 0; let lock = PthreadLock() }
+        let deadline = MonotonicClock.now() + .milliseconds(UInt64(max(0, milliseconds)))
+        while true {
+            let owing = Count()
+            let completion = Completion(count: cores)
+            for core in 0..<cores {
+                send(.inspect({ loop in
+                    let n = loop.tcp.connectionsStillSending
+                    owing.lock.locked { owing.value += n }
+                }, completion), to: core)
+            }
+            completion.wait()
+            if owing.lock.locked({ owing.value }) == 0 { return true }
+            if MonotonicClock.now() >= deadline { return false }
+            usleep(1_000)
+        }
+    }
+
     /// Stops every protocol thread and waits for them (tests; a process just exits).
     public func stop() {
         let completion = Completion(count: cores)

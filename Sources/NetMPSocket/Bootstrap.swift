@@ -28,3 +28,23 @@ public func netmpStartFromEnvironment() -> Int32 {
         return -1
     }
 }
+
+/// The program is exiting (the shim's atexit handler, after the program's own): closes the
+/// socket of one descriptor like close() does, but keeps the handle alive, since another
+/// thread may still be inside a call on it while the process winds down.
+@_cdecl("netmp_socket_close_at_exit")
+public func netmpSocketCloseAtExit(_ handle: UnsafeMutableRawPointer) {
+    _ = Unmanaged<ShimSocket>.fromOpaque(handle).retain()
+    netmpSocketClose(handle)
+}
+
+/// After every socket is closed at exit: waits (NETMP_EXIT_LINGER_MS at most) until the
+/// peers have acknowledged everything, then returns and the process may end.
+@_cdecl("netmp_finish_at_exit")
+public func netmpFinishAtExit() {
+    guard let stack = processStack else { return }
+    if !stack.finishSending(within: stack.configuration.exitLingerMilliseconds) {
+        Log.write("netmp: exit: some connections had not delivered everything after "
+                  + "\(stack.configuration.exitLingerMilliseconds) ms (NETMP_EXIT_LINGER_MS)")
+    }
+}

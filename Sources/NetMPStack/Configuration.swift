@@ -31,6 +31,9 @@ public struct StackConfiguration: Equatable, Sendable {
     public var mtu: Int = 1500
     /// NETMP_FAKE_NUMA: a CPU-to-node map for testing multi-node code on one node.
     public var fakeNUMA: String? = nil
+    /// NETMP_EXIT_LINGER_MS: how long a preloaded program's exit waits for its connections
+    /// to deliver what was written and have their FIN acknowledged.
+    public var exitLingerMilliseconds: Int = 2_000
 
     public init(tapName: String, address: IPv4Address, prefixLength: Int, gateway: IPv4Address? = nil,
                 mac: MACAddress? = nil, cores: Int? = nil, logLevel: LogLevel = .error) {
@@ -83,6 +86,12 @@ public struct StackConfiguration: Equatable, Sendable {
             config.cores = n
         }
         if let text = environment("NETMP_FAKE_NUMA"), !text.isEmpty { config.fakeNUMA = text }
+        if let text = environment("NETMP_EXIT_LINGER_MS"), !text.isEmpty {
+            guard let n = Int(text), (0...600_000).contains(n) else {
+                return .failure(ConfigurationError("NETMP_EXIT_LINGER_MS", "'\(text)' is not a number of milliseconds from 0 to 600000"))
+            }
+            config.exitLingerMilliseconds = n
+        }
         if let text = environment("NETMP_LOG"), !text.isEmpty {
             guard let level = LogLevel(name: text) else {
                 return .failure(ConfigurationError("NETMP_LOG", "'\(text)' is not one of off, error, info, debug"))

@@ -104,6 +104,18 @@ public final class TCPEndpoints {
     /// Connections this owner holds, in any state but CLOSED.
     public var connectionCount: Int { sockets.count }
 
+    /// Connections that still owe their peer data or the acknowledgment of a FIN: a
+    /// process about to exit waits for these, as the kernel keeps an orphaned socket
+    /// sending after its process is gone.
+    public var connectionsStillSending: Int {
+        sockets.values.reduce(0) { count, socket in
+            let connection = socket.connection
+            let settled = connection.state == .closed || connection.state == .timeWait
+                || (connection.finQueued && connection.everythingAcknowledged)
+            return settled ? count : count + 1
+        }
+    }
+
     /// Hands an arriving segment to its connection or listener; false when there is none
     /// (the host then answers as CLOSED does).
     func input(_ header: TCPSegmentHeader, payload: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,

@@ -80,4 +80,38 @@ struct PreloadedProgramTests {
         let sums = Shell.run(["sha256sum", file, received]).stdout.split(separator: "\n").map { $0.prefix(64) }
         #expect(sums.count == 2 && sums[0] == sums[1], "\(netmpSends ? "netmp -> kernel" : "kernel -> netmp"): checksums differ")
     }
+
+    /// A program that writes and exits at once, with its last megabytes still in netmp's
+    /// send buffer (the kernel peer does not read for its first second): the kernel would
+    /// deliver them after the process is gone, so netmp's exit handler must too. One run
+    /// closes the socket first, the other leaves it open.
+    @Test(arguments: [false, true])
+    func exitRightAfterWriting_peerGetsEverything(closeFirst: Bool) throws {
+        let lab = try LabNamespace()
+        let size = 16 << 20
+        let report = NSTemporaryDirectory() + "/\(lab.name)-exit.report"
+        defer { try? FileManager.default.removeItem(atPath: report) }
+        let peer = "import hashlib, socket, time\n"
+            + "l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            + "l.bind(('10.77.0.1', 7778)); l.listen(1); print('listening', flush=True)\n"
+            + "c, _ = l.accept(); time.sleep(1); h = hashlib.sha256(); n = 0\n"
+            + "while True:\n    b = c.recv(1 << 20)\n    if not b: break\n    h.update(b); n += len(b)\n"
+            + "print(n, h.hexdigest() == hashlib.sha256(bytes(range(256)) * \(size / 256)).hexdigest(), flush=True)\n"
+        let listener = try Shell.start(["ip", "netns", "exec", lab.name, "python3", "-c", peer],
+                                       stderrTo: NSTemporaryDirectory() + "/\(lab.name)-exit-peer.err", stdoutTo: report)
+        defer { kill(listener.processIdentifier, SIGKILL); listener.waitUntilExit() }
+        waitFor("listening", in: report)
+        let program = "import socket, sys\n"
+            + "s = socket.create_connection(('10.77.0.1', 7778))\n"
+            + "s.sendall(bytes(range(256)) * \(size / 256))\n"
+            + (closeFirst ? "s.close()\n" : "")
+            + "sys.exit(0)\n"
+        let sender = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
+        #expect(sender.status == 0, "sender: \(sender.stderr)")
+        let deadline = Date().addingTimeInterval(20)
+        while listener.isRunning && Date() < deadline { usleep(20_000) }
+        #expect(!listener.isRunning, "the kernel peer never saw the end of the stream")
+        let lines = ((try? String(contentsOfFile: report, encoding: .utf8)) ?? "").split(separator: "\n")
+        #expect(lines.last == "\(size) True", "the peer reported \(lines.last ?? "nothing") for \(size) bytes sent")
+    }
 }
