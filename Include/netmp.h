@@ -23,6 +23,8 @@ void *netmp_socket_create(int stream, int fd);
 void netmp_socket_retain(void *socket);
 void netmp_socket_close(void *socket);
 int netmp_is_stream(void *socket);
+// 1 while a stream socket has neither listened nor connected (a datagram socket: always).
+int netmp_is_fresh(void *socket);
 
 // Addresses and ports in host byte order.
 int netmp_bind(void *socket, uint32_t address, uint16_t port);

@@ -71,7 +71,8 @@ public final class StreamSocket: @unchecked Sendable {
 
     /// getsockname().
     public var localAddress: Endpoint {
-        setup.locked {
+        learnTuple()
+        return setup.locked {
             if let tuple { return tuple.local }
             return Endpoint(boundPort == nil ? IPv4Address(0) : stack.configuration.address, boundPort ?? 0)
         }
@@ -79,6 +80,7 @@ public final class StreamSocket: @unchecked Sendable {
 
     /// getpeername(): ENOTCONN until connected.
     public func peerAddress() throws(SocketError) -> Endpoint {
+        learnTuple()
         let known: FourTuple? = setup.locked { phase == .connected || phase == .connecting ? tuple : nil }
         guard let known, channel.status.contains(.established) else { throw SocketError(ENOTCONN) }
         return known.remote
@@ -132,6 +134,10 @@ public final class StreamSocket: @unchecked Sendable {
     let listening = Atomic<Bool>(false)
 
     /// poll(2)'s view of the socket, computed from the published status and the rings.
+    /// Neither listening nor connecting yet (nor closed): such a socket may still move to the
+    /// kernel (a loopback destination).
+    public var isFresh: Bool { setup.locked { phase == .fresh } }
+
     public var readiness: PollEvents {
         if listening.load(ordering: .acquiring) {
             return (listenQueue?.pending ?? 0) > 0 ? .readable : []
@@ -166,12 +172,18 @@ public final class StreamSocket: @unchecked Sendable {
     /// 4-tuple is known and names its owner. Non-blocking, it returns EINPROGRESS after the
     /// core took it; SO_ERROR then tells how it ended.
     public func connect(to remote: Endpoint) throws(SocketError) {
-        try setup.locked { () throws(SocketError) in
+        let settledEarlier: Bool = try setup.locked { () throws(SocketError) in
             switch phase {
             case .fresh: break
-            case .connecting: throw SocketError(channel.status.contains(.established) ? EISCONN : EALREADY)
+            case .connecting:
+                // A non-blocking connect under way: Linux answers the first call after it
+                // settled with its outcome (0, or the pending error), EALREADY before.
+                let status = channel.status
+                if status.isDisjoint(with: [.established, .failed, .closed]) { throw SocketError(EALREADY) }
+                return true
             case .connected: throw SocketError(EISCONN)
-            case .listening, .closed: throw SocketError(EINVAL)
+            case .listening: throw SocketError(EISCONN)
+            case .closed: throw SocketError(EINVAL)
             }
             guard remote.port != 0, !remote.address.isUnspecified else { throw SocketError(ECONNREFUSED) }
             let core: Int
@@ -183,12 +195,20 @@ public final class StreamSocket: @unchecked Sendable {
             phase = .connecting
             stack.send(.connect(ConnectRequest(channel: channel, remote: remote, localPort: boundPort,
                                                configuration: configuration)), to: core)
-            // The core answers at once (attached, or failed: no route, no port).
+            // The core answers at once: attached, or refused (no route, no port). A reset
+            // from the peer may already be in too; that is connect's outcome, reported below.
             while !channel.changes.wait(until: { channel.status.contains(.attached) }) {}
-            if channel.status.contains(.failed) {
+            if channel.status.contains(.refusedAtOnce) {
                 phase = .closed
                 throw SocketError(channel.takeError())
             }
+            return false
+        }
+        if settledEarlier {
+            if channel.status.isDisjoint(with: [.failed, .closed]) { try finishConnect(); return }
+            setup.locked { phase = .closed }
+            let error = channel.takeError() // SO_ERROR may have taken it already
+            throw SocketError(error != 0 ? error : ECONNABORTED)
         }
         if nonBlocking { throw SocketError(EINPROGRESS) }
         let deadline = deadline(sendTimeout)
@@ -223,10 +243,14 @@ public final class StreamSocket: @unchecked Sendable {
     }
 
     /// SO_ERROR: the pending error, taken.
-    public func takeError() -> Int32 {
-        let status = channel.status
-        if status.contains(.established) && phase == .connecting { try? finishConnect() }
-        return channel.takeError()
+    public func takeError() -> Int32 { channel.takeError() }
+
+    /// A non-blocking connect that completed unseen (no second connect()): the addresses
+    /// are asked of the owner on first need. The phase stays `connecting` until connect()
+    /// is called again, which then answers 0 as Linux does.
+    func learnTuple() {
+        guard channel.status.contains(.established) else { return }
+        setup.locked { if tuple == nil && (phase == .connecting || phase == .connected) { tuple = connectedTuple() } }
     }
 
     // MARK: Data

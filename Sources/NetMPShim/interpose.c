@@ -154,6 +154,7 @@ int socket(int domain, int type, int protocol) {
 }
 
 int close(int fd) {
+    netmp_epoll_descriptor_closed(fd); // first: epoll sets hold the socket until then
     if (fd >= 0 && fd < NETMP_DESCRIPTORS) {
         void *socket = atomic_exchange_explicit(&sockets[fd], NULL, memory_order_acq_rel);
         if (socket) netmp_socket_close(socket);
@@ -214,11 +215,14 @@ int connect(int fd, const struct sockaddr *address, socklen_t length) {
         int r = netmp_connect(socket, 0, 0, 1);
         return r < 0 ? (int)fail(r) : 0;
     }
-    if (!is_inet(address, length)) { errno = address ? EAFNOSUPPORT : EFAULT; return -1; }
+    if (!address) { errno = EFAULT; return -1; }
+    if (length < sizeof(struct sockaddr_in)) { errno = EINVAL; return -1; } // checked first, as Linux does
+    if (!is_inet(address, length)) { errno = EAFNOSUPPORT; return -1; }
     const struct sockaddr_in *in = (const struct sockaddr_in *)address;
     uint32_t ip = ntohl(in->sin_addr.s_addr);
-    // 0.0.0.0 as a destination means this host's loopback, as on Linux.
-    if (ip == 0 || netmp_route_to_kernel(ip)) {
+    // 0.0.0.0 as a destination means this host's loopback, as on Linux. Only a socket that
+    // has not begun (no listen, no connect) moves to the kernel; the others answer below.
+    if ((ip == 0 || netmp_route_to_kernel(ip)) && netmp_is_fresh(socket)) {
         if (to_kernel(fd, socket) < 0) return -1;
         return REAL(connect)(fd, address, length);
     }
@@ -510,7 +514,11 @@ int ioctl(int fd, unsigned long request, ...) {
 static int duplicate_onto(int old_fd, int new_fd, int flags, int three) {
     void *socket = netmp_socket_of(old_fd);
     void *replaced = netmp_socket_of(new_fd);
-    if (!socket && !replaced) return three ? REAL(dup3)(old_fd, new_fd, flags) : REAL(dup2)(old_fd, new_fd);
+    if (!socket && !replaced) {
+        int r = three ? REAL(dup3)(old_fd, new_fd, flags) : REAL(dup2)(old_fd, new_fd);
+        if (r >= 0 && old_fd != new_fd) netmp_epoll_descriptor_closed(new_fd);
+        return r;
+    }
     if (old_fd == new_fd) {
         if (three) { errno = EINVAL; return -1; }
         return new_fd;
@@ -519,6 +527,7 @@ static int duplicate_onto(int old_fd, int new_fd, int flags, int three) {
     int r = three ? REAL(dup3)(old_fd, new_fd, flags) : REAL(dup2)(old_fd, new_fd);
     if (r < 0) return r;
     // The kernel closed what new_fd was; so does the socket it stood for.
+    netmp_epoll_descriptor_closed(new_fd);
     void *before = atomic_exchange_explicit(&sockets[new_fd], socket, memory_order_acq_rel);
     if (socket) netmp_socket_retain(socket);
     if (before) netmp_socket_close(before);

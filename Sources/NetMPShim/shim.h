@@ -11,4 +11,6 @@ static inline void *netmp_socket_of(int fd) {
     if (fd < 0 || fd >= NETMP_DESCRIPTORS) return NULL;
     return atomic_load_explicit(&netmp_sockets[fd], memory_order_acquire);
 }
+// epoll.c: descriptor fd is being closed (close, or dup2/dup3 over it).
+__attribute__((visibility("hidden"))) void netmp_epoll_descriptor_closed(int fd);
 #endif

@@ -83,6 +83,12 @@ public func netmpSocketClose(_ handle: UnsafeMutableRawPointer) {
     Unmanaged<ShimSocket>.fromOpaque(handle).release()
 }
 
+@_cdecl("netmp_is_fresh")
+public func netmpIsFresh(_ handle: UnsafeMutableRawPointer) -> Int32 {
+    if case .stream(let s) = socket(handle).kind { return s.isFresh ? 1 : 0 }
+    return 1
+}
+
 @_cdecl("netmp_is_stream")
 public func netmpIsStream(_ handle: UnsafeMutableRawPointer) -> Int32 {
     if case .stream = socket(handle).kind { return 1 }

@@ -1,0 +1,366 @@
+// epoll over any mix of netmp sockets and kernel descriptors.
+//
+// Every epoll instance the program makes while netmp runs gets a shadow here: for each
+// descriptor in it, the program's event mask and epoll_data. The kernel instance holds the
+// kernel descriptors with their own masks, and each netmp socket's eventfd registered
+// EPOLLIN | EPOLLET; every registration carries the descriptor number as its data, so an
+// event the kernel returns maps back to its member. A netmp member counts as a poller on
+// its socket for as long as it is registered, so the stack rings its eventfd on every
+// readiness change and no wakeup is lost; what it reports is the socket's own readiness,
+// read when the event is collected.
+//
+// Level-triggered netmp members that were reported stay on the set's recheck list and are
+// looked at again on the next wait (the kernel keeps a level-triggered item on its ready
+// list the same way); they leave it when found not ready, and the next change rings them
+// back. Edge-triggered members are reported once per ring; EPOLLONESHOT members are
+// disabled after one report until EPOLL_CTL_MOD.
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include "netmp.h"
+#include "shim.h"
+
+#define MODE_BITS (EPOLLET | EPOLLONESHOT | EPOLLWAKEUP | EPOLLEXCLUSIVE)
+
+struct member {
+    uint64_t data;   // the program's epoll_data
+    uint32_t events; // the program's mask
+    void *socket;    // the netmp socket, or NULL for a kernel descriptor
+    uint64_t stamp;  // the wait that last reported it (no member twice in one answer)
+    uint8_t present, entered, disabled, queued;
+};
+
+struct epoll_set {
+    int fd;
+    pthread_mutex_t lock;
+    struct member *members; // by descriptor; calloc'd, so pages are touched only as used
+    int *recheck;           // level-triggered netmp members to look at again
+    int recheck_count, recheck_capacity;
+    struct epoll_set *next;
+};
+
+static _Atomic(struct epoll_set *) sets[NETMP_DESCRIPTORS];
+static struct epoll_set *all_sets;
+static struct epoll_set *spare_sets; // closed ones, for reuse
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int set_count;
+static atomic_uint_fast64_t stamps = 1;
+
+static void *next_symbol(const char *name) { return dlsym(RTLD_NEXT, name); }
+
+static int real_epoll_create1(int flags) {
+    static int (*next)(int);
+    if (!next) next = (int (*)(int))next_symbol("epoll_create1");
+    return next(flags);
+}
+
+static int real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
+    static int (*next)(int, int, int, struct epoll_event *);
+    if (!next) next = (int (*)(int, int, int, struct epoll_event *))next_symbol("epoll_ctl");
+    return next(epfd, op, fd, event);
+}
+
+static int real_epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask) {
+    static int (*next)(int, struct epoll_event *, int, int, const sigset_t *);
+    if (!next) next = (int (*)(int, struct epoll_event *, int, int, const sigset_t *))next_symbol("epoll_pwait");
+    return next(epfd, events, max, timeout_ms, mask);
+}
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static struct epoll_set *set_of(int epfd) {
+    if (epfd < 0 || epfd >= NETMP_DESCRIPTORS) return NULL;
+    return atomic_load_explicit(&sets[epfd], memory_order_acquire);
+}
+
+// A new epoll descriptor gets its shadow (only while netmp runs: otherwise nothing of
+// netmp can be added, and the kernel's epoll is used untouched).
+static int adopt_epoll(int epfd) {
+    if (epfd < 0 || !netmp_running()) return epfd;
+    if (epfd >= NETMP_DESCRIPTORS) return epfd; // netmp sockets never have such numbers
+    pthread_mutex_lock(&all_lock);
+    struct epoll_set *set = spare_sets;
+    if (set) spare_sets = set->next;
+    pthread_mutex_unlock(&all_lock);
+    if (!set) {
+        set = calloc(1, sizeof *set);
+        struct member *members = calloc(NETMP_DESCRIPTORS, sizeof *members);
+        if (!set || !members) {
+            free(set);
+            free(members);
+            close(epfd);
+            errno = ENOMEM;
+            return -1;
+        }
+        set->members = members;
+        pthread_mutex_init(&set->lock, NULL);
+    }
+    pthread_mutex_lock(&set->lock);
+    set->fd = epfd;
+    pthread_mutex_unlock(&set->lock);
+    pthread_mutex_lock(&all_lock);
+    set->next = all_sets;
+    all_sets = set;
+    atomic_store_explicit(&sets[epfd], set, memory_order_release);
+    atomic_fetch_add(&set_count, 1);
+    pthread_mutex_unlock(&all_lock);
+    return epfd;
+}
+
+int epoll_create1(int flags) { return adopt_epoll(real_epoll_create1(flags)); }
+
+int epoll_create(int size) {
+    if (size <= 0) { errno = EINVAL; return -1; }
+    return adopt_epoll(real_epoll_create1(0));
+}
+
+static void queue_recheck(struct epoll_set *set, int fd) {
+    struct member *m = &set->members[fd];
+    if (m->queued) return;
+    if (set->recheck_count == set->recheck_capacity) {
+        int capacity = set->recheck_capacity ? set->recheck_capacity * 2 : 64;
+        int *grown = realloc(set->recheck, (size_t)capacity * sizeof *grown);
+        if (!grown) return; // the member is still rung on its next change
+        set->recheck = grown;
+        set->recheck_capacity = capacity;
+    }
+    set->recheck[set->recheck_count++] = fd;
+    m->queued = 1;
+}
+
+// Drops a member from the shadow (the kernel side is the caller's business).
+static void forget_member(struct epoll_set *set, int fd) {
+    struct member *m = &set->members[fd];
+    if (m->present && m->socket && m->entered) netmp_poll_leave(m->socket);
+    uint8_t queued = m->queued; // a stale recheck entry stays; the scan skips it
+    memset(m, 0, sizeof *m);
+    m->queued = queued;
+}
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
+    struct epoll_set *set = set_of(epfd);
+    if (!set) return real_epoll_ctl(epfd, op, fd, event);
+    if (fd < 0 || fd >= NETMP_DESCRIPTORS) {
+        // Beyond the shadow's table: the kernel's answer for bad numbers, else ENOSPC.
+        int r = real_epoll_ctl(epfd, op == EPOLL_CTL_ADD ? EPOLL_CTL_DEL : op, fd, NULL);
+        if (r < 0 && errno != ENOENT) return -1;
+        errno = ENOSPC;
+        return -1;
+    }
+    if (op != EPOLL_CTL_DEL && !event) { errno = EFAULT; return -1; }
+    void *socket = netmp_socket_of(fd);
+    pthread_mutex_lock(&set->lock);
+    struct epoll_event registration = { 0 };
+    if (event) registration.events = socket ? (EPOLLIN | EPOLLET | (event->events & EPOLLEXCLUSIVE)) : event->events;
+    registration.data.u64 = (uint64_t)fd;
+    int r = real_epoll_ctl(epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &registration);
+    if (r < 0) {
+        int e = errno;
+        pthread_mutex_unlock(&set->lock);
+        errno = e;
+        return -1;
+    }
+    struct member *m = &set->members[fd];
+    switch (op) {
+    case EPOLL_CTL_ADD:
+        forget_member(set, fd); // a kernel descriptor closed without DEL left its entry
+        m->present = 1;
+        m->socket = socket;
+        m->data = event->data.u64;
+        m->events = event->events;
+        // Register as a poller before the first look (the recheck on the next wait).
+        if (socket) {
+            m->entered = netmp_poll_enter(socket) >= 0;
+            queue_recheck(set, fd);
+        }
+        break;
+    case EPOLL_CTL_MOD:
+        if (m->present && m->socket != socket) { // the number now names another socket
+            forget_member(set, fd);
+            m->present = 1;
+            m->socket = socket;
+            if (socket) m->entered = netmp_poll_enter(socket) >= 0;
+        }
+        m->present = 1;
+        m->data = event->data.u64;
+        m->events = event->events;
+        m->disabled = 0;
+        if (socket) queue_recheck(set, fd);
+        break;
+    case EPOLL_CTL_DEL:
+        forget_member(set, fd);
+        break;
+    }
+    pthread_mutex_unlock(&set->lock);
+    return 0;
+}
+
+// What a netmp member reports now: the socket's readiness within the program's mask
+// (errors and hang-ups always, as the kernel does).
+static uint32_t member_events(struct member *m) {
+    if (!m->entered) m->entered = netmp_poll_enter(m->socket) >= 0; // a UDP socket bound since
+    uint32_t asked = (m->events & ~MODE_BITS) | EPOLLERR | EPOLLHUP;
+    return (uint32_t)(uint16_t)netmp_readiness(m->socket) & asked;
+}
+
+// Records one report of netmp member `fd` and keeps its mode's promise.
+static void report(struct epoll_set *set, int fd, uint32_t ready, struct epoll_event *out, int *n, uint64_t stamp,
+                   int *keep) {
+    struct member *m = &set->members[fd];
+    out[*n].events = ready;
+    out[*n].data.u64 = m->data;
+    (*n)++;
+    m->stamp = stamp;
+    if (m->events & EPOLLONESHOT) m->disabled = 1;
+    *keep = !(m->events & (EPOLLET | EPOLLONESHOT)); // level-triggered: look again next time
+}
+
+// Looks at the recheck list: reports what is ready (reported level-triggered members go
+// to the back, for fairness when there are more than `max`), drops what is not.
+static void scan_recheck(struct epoll_set *set, struct epoll_event *out, int *n, int max, uint64_t stamp) {
+    int count = set->recheck_count, front = 0, back_count = 0;
+    int back_small[64];
+    int *back = count <= 64 ? back_small : malloc((size_t)count * sizeof *back);
+    if (!back) back = back_small, count = count < 64 ? count : 64;
+    for (int i = 0; i < set->recheck_count; i++) {
+        int fd = set->recheck[i];
+        struct member *m = &set->members[fd];
+        if (!m->present || !m->socket || m->disabled) { m->queued = 0; continue; }
+        if (*n >= max || i >= count || m->stamp == stamp) { set->recheck[front++] = fd; continue; }
+        uint32_t ready = member_events(m);
+        if (!ready) { m->queued = 0; continue; }
+        int keep = 0;
+        report(set, fd, ready, out, n, stamp, &keep);
+        if (keep) back[back_count++] = fd;
+        else m->queued = 0;
+    }
+    memcpy(set->recheck + front, back, (size_t)back_count * sizeof *back);
+    set->recheck_count = front + back_count;
+    if (back != back_small) free(back);
+}
+
+// The wait. timeout_ns < 0: forever.
+static int wait_set(struct epoll_set *set, int epfd, struct epoll_event *out, int max, long long timeout_ns,
+                    const sigset_t *mask) {
+    if (max <= 0 || max > (int)(INT_MAX / sizeof(struct epoll_event))) { errno = EINVAL; return -1; }
+    struct epoll_event small[64];
+    struct epoll_event *kernel = max <= 64 ? small : malloc((size_t)max * sizeof *kernel);
+    if (!kernel) { errno = ENOMEM; return -1; }
+    long long deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
+    uint64_t stamp = atomic_fetch_add(&stamps, 1);
+    int n = 0, result;
+    for (;;) {
+        pthread_mutex_lock(&set->lock);
+        scan_recheck(set, out, &n, max, stamp);
+        pthread_mutex_unlock(&set->lock);
+        int timeout_ms = 0;
+        if (n == 0) {
+            long long left = deadline < 0 ? -1 : deadline - now_ns();
+            timeout_ms = left < 0 ? (deadline < 0 ? -1 : 0) : (int)((left + 999999) / 1000000);
+        }
+        int r = n < max ? real_epoll_pwait(epfd, kernel, max - n, timeout_ms, mask) : 0;
+        if (r < 0) {
+            if (n > 0) { result = n; break; }
+            result = -1;
+            break;
+        }
+        pthread_mutex_lock(&set->lock);
+        for (int i = 0; i < r; i++) {
+            int fd = (int)kernel[i].data.u64;
+            if (fd < 0 || fd >= NETMP_DESCRIPTORS) continue;
+            struct member *m = &set->members[fd];
+            if (!m->present) continue; // removed while the event was on its way
+            if (!m->socket) {
+                out[n].events = kernel[i].events;
+                out[n].data.u64 = m->data;
+                n++;
+                continue;
+            }
+            if (m->disabled || m->stamp == stamp) continue;
+            uint32_t ready = member_events(m);
+            if (!ready) continue; // a ring for a change that is not in the program's mask
+            int keep = 0;
+            report(set, fd, ready, out, &n, stamp, &keep);
+            if (keep) queue_recheck(set, fd);
+        }
+        pthread_mutex_unlock(&set->lock);
+        if (n > 0 || timeout_ms == 0 || (deadline >= 0 && now_ns() >= deadline)) { result = n; break; }
+    }
+    if (kernel != small) free(kernel);
+    return result;
+}
+
+int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask) {
+    struct epoll_set *set = set_of(epfd);
+    if (!set) return real_epoll_pwait(epfd, events, max, timeout_ms, mask);
+    return wait_set(set, epfd, events, max, timeout_ms < 0 ? -1 : (long long)timeout_ms * 1000000LL, mask);
+}
+
+int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout_ms) {
+    return epoll_pwait(epfd, events, max, timeout_ms, NULL);
+}
+
+int epoll_pwait2(int epfd, struct epoll_event *events, int max, const struct timespec *timeout, const sigset_t *mask) {
+    struct epoll_set *set = set_of(epfd);
+    if (!set) {
+        static int (*next)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
+        if (!next) next = (int (*)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *))
+                              next_symbol("epoll_pwait2");
+        if (!next) { errno = ENOSYS; return -1; }
+        return next(epfd, events, max, timeout, mask);
+    }
+    if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return wait_set(set, epfd, events, max, timeout ? (long long)timeout->tv_sec * 1000000000LL + timeout->tv_nsec : -1, mask);
+}
+
+// close() (or dup2 over) descriptor `fd`: an epoll descriptor drops its shadow; any other
+// leaves every set it was in, as the kernel's close does for the last descriptor of a file.
+void netmp_epoll_descriptor_closed(int fd) {
+    if (atomic_load_explicit(&set_count, memory_order_acquire) == 0 || fd < 0 || fd >= NETMP_DESCRIPTORS) return;
+    pthread_mutex_lock(&all_lock);
+    struct epoll_set *closing = atomic_exchange_explicit(&sets[fd], NULL, memory_order_acq_rel);
+    if (closing) {
+        for (struct epoll_set **link = &all_sets; *link; link = &(*link)->next) {
+            if (*link == closing) { *link = closing->next; break; }
+        }
+        atomic_fetch_sub(&set_count, 1);
+    }
+    for (struct epoll_set *set = all_sets; set; set = set->next) {
+        pthread_mutex_lock(&set->lock);
+        if (set->members[fd].present) forget_member(set, fd);
+        pthread_mutex_unlock(&set->lock);
+    }
+    pthread_mutex_unlock(&all_lock);
+    if (!closing) return;
+    // Emptied and kept for the next epoll_create: a thread still inside a wait on the
+    // closed descriptor (which Linux allows) must not find freed memory.
+    pthread_mutex_lock(&closing->lock);
+    for (int member = 0; member < NETMP_DESCRIPTORS; member++) {
+        struct member *m = &closing->members[member];
+        if (m->present) forget_member(closing, member);
+        m->queued = 0;
+    }
+    closing->recheck_count = 0;
+    closing->fd = -1;
+    pthread_mutex_unlock(&closing->lock);
+    pthread_mutex_lock(&all_lock);
+    closing->next = spare_sets;
+    spare_sets = closing;
+    pthread_mutex_unlock(&all_lock);
+}

@@ -1,0 +1,15 @@
+// connect to a port nobody listens on: ECONNREFUSED, and the error is not sticky.
+#include "../trace.h"
+int main(int argc, char **argv) {
+    begin(argc, argv);
+    int fd = FD(socket(AF_INET, SOCK_STREAM, 0));
+    struct sockaddr_in a = peer(7099);
+    T(connect(fd, (struct sockaddr *)&a, sizeof a));
+    int error = -1;
+    socklen_t length = sizeof error;
+    T(getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length));
+    note("SO_ERROR", error);
+    T(send(fd, "x", 1, MSG_NOSIGNAL));
+    T(close(fd));
+    return 0;
+}

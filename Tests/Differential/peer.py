@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""The kernel peer of the differential suite: a set of small TCP and UDP services on every
+address of its namespace, so that a case program meets the same peer whether it runs on
+kernel sockets (over a veth) or on netmp (over the TAP). Prints 'listening' once every
+service is bound. Runs until killed; every connection is bounded in time.
+
+  7001 echo        sends back what it reads, until EOF
+  7002 count       reads until EOF, then answers 'N\\n' (bytes read) and closes
+  7003 reset       accepts and resets at once (SO_LINGER 0)
+  7004 source      sends 1 MiB (byte i is i % 251), then closes
+  7005 silent      accepts, never reads; closes after 5 s
+  7006 hello       sends 'hello\\n', reads until EOF, closes
+  7007 dial-back   reads 'PORT\\n', connects to the caller's address at PORT, sends
+                   'ping\\n', shuts down writing, reads until EOF and answers 'got N\\n'
+  7010 udp echo    returns every datagram to its sender
+"""
+import socket
+import struct
+import threading
+import time
+
+DEADLINE = 20  # seconds any one connection may live
+
+
+def serve(port, handler):
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("0.0.0.0", port))
+    listener.listen(64)
+
+    def loop():
+        while True:
+            connection, address = listener.accept()
+            connection.settimeout(DEADLINE)
+            threading.Thread(target=guarded, args=(handler, connection, address), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def guarded(handler, connection, address):
+    try:
+        handler(connection, address)
+    except OSError:
+        pass
+    finally:
+        connection.close()
+
+
+def read_all(connection):
+    total = 0
+    while True:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return total
+        total += len(chunk)
+
+
+def echo(connection, _):
+    while True:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return
+        connection.sendall(chunk)
+
+
+def count(connection, _):
+    connection.sendall(b"%d\n" % read_all(connection))
+
+
+def reset(connection, _):
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def source(connection, _):
+    connection.sendall(bytes(i % 251 for i in range(1 << 20)))
+
+
+def silent(connection, _):
+    time.sleep(5)
+
+
+def hello(connection, _):
+    connection.sendall(b"hello\n")
+    read_all(connection)
+
+
+def dial_back(connection, address):
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = connection.recv(1)
+        if not chunk:
+            return
+        line += chunk
+    back = socket.create_connection((address[0], int(line)), timeout=DEADLINE)
+    back.sendall(b"ping\n")
+    back.shutdown(socket.SHUT_WR)
+    got = read_all(back)
+    back.close()
+    connection.sendall(b"got %d\n" % got)
+
+
+def udp_echo():
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("0.0.0.0", 7010))
+
+    def loop():
+        while True:
+            data, address = udp.recvfrom(65536)
+            udp.sendto(data, address)
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+for port, handler in [(7001, echo), (7002, count), (7003, reset), (7004, source), (7005, silent),
+                      (7006, hello), (7007, dial_back)]:
+    serve(port, handler)
+udp_echo()
+print("listening", flush=True)
+while True:
+    time.sleep(3600)
