@@ -16,6 +16,11 @@ int netmp_running(void);
 // call; then waits (NETMP_EXIT_LINGER_MS at most) for every connection to deliver its data.
 void netmp_socket_close_at_exit(void *socket);
 void netmp_finish_at_exit(void);
+// After start: the stack's own descriptors (TAP queues, wakeups), for a forked child to
+// close. In the child: netmp_forget_stack() leaves the parent's stack behind; after it,
+// netmp_start_from_environment() may start a new one.
+int netmp_stack_descriptors(int *out, int capacity);
+void netmp_forget_stack(void);
 
 // socket(): stream 1 for TCP, 0 for UDP; fd is the eventfd that stands for the socket.
 void *netmp_socket_create(int stream, int fd);

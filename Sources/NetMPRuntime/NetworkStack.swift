@@ -42,6 +42,12 @@ public final class NetworkStack: @unchecked Sendable {
 
     public var cores: Int { ports.count }
 
+    /// The descriptors the stack itself holds (TAP queues, port wakeups, stats page): a
+    /// forked child closes them, since the threads that use them stayed in the parent.
+    public var ownDescriptors: [Int32] {
+        (device?.queues.map(\.fd) ?? []) + ports.map(\.wakeupDescriptor) + (stats.map { [$0.fd] } ?? [])
+    }
+
     /// Attaches the configured TAP with one queue per core and starts the cores.
     public static func start(_ configuration: StackConfiguration, log: Log) throws(RuntimeError) -> NetworkStack {
         let cpus = try allowedCPUs()

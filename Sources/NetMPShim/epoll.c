@@ -364,3 +364,18 @@ void netmp_epoll_descriptor_closed(int fd) {
     spare_sets = closing;
     pthread_mutex_unlock(&all_lock);
 }
+
+// A forked child has one thread, and locks other threads held at fork stay held: they are
+// made anew. netmp members leave the sets (their sockets became kernel sockets, which the
+// kernel's set does not hold).
+void netmp_epoll_after_fork(void) {
+    pthread_mutex_init(&all_lock, NULL);
+    for (struct epoll_set *set = all_sets; set; set = set->next) {
+        pthread_mutex_init(&set->lock, NULL);
+        for (int fd = 0; fd < NETMP_DESCRIPTORS; fd++) {
+            // Reads only, unless there is something to clear: untouched pages stay shared.
+            if (set->members[fd].socket || set->members[fd].queued) memset(&set->members[fd], 0, sizeof set->members[fd]);
+        }
+        set->recheck_count = 0;
+    }
+}

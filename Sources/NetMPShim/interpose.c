@@ -71,6 +71,12 @@ DEFINE_REAL(ssize_t, sendto, int, const void *, size_t, int, const struct sockad
 DEFINE_REAL(ssize_t, recvmsg, int, struct msghdr *, int)
 DEFINE_REAL(ssize_t, sendmsg, int, const struct msghdr *, int)
 DEFINE_REAL(ssize_t, sendfile, int, int, off_t *, size_t)
+DEFINE_REAL(int, sendmmsg, int, struct mmsghdr *, unsigned int, int)
+DEFINE_REAL(int, recvmmsg, int, struct mmsghdr *, unsigned int, int, struct timespec *)
+DEFINE_REAL(ssize_t, preadv, int, const struct iovec *, int, off_t)
+DEFINE_REAL(ssize_t, pwritev, int, const struct iovec *, int, off_t)
+DEFINE_REAL(ssize_t, preadv2, int, const struct iovec *, int, off_t, int)
+DEFINE_REAL(ssize_t, pwritev2, int, const struct iovec *, int, off_t, int)
 DEFINE_REAL(int, fcntl, int, int, ...)
 DEFINE_REAL(int, ioctl, int, unsigned long, ...)
 DEFINE_REAL(int, poll, struct pollfd *, nfds_t, int)
@@ -144,6 +150,7 @@ int socket(int domain, int type, int protocol) {
     int kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
     int stream = kind == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP);
     int datagram = kind == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP);
+    if (domain == AF_INET && (stream || datagram) && !netmp_running()) netmp_restart_in_child();
     if (domain != AF_INET || !(stream || datagram) || !netmp_running()) return REAL(socket)(domain, type, protocol);
     struct creation creation = { stream };
     int error = ENOMEM;
@@ -433,6 +440,34 @@ ssize_t recvmsg(int fd, struct msghdr *message, int flags) {
     return r;
 }
 
+// Several messages per call: each one through sendmsg/recvmsg. An error after the first
+// message ends the batch, which reports what was done (as Linux does).
+int sendmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags) {
+    if (!netmp_socket_of(fd)) return REAL(sendmmsg)(fd, messages, count, flags);
+    if (count > UIO_MAXIOV) count = UIO_MAXIOV;
+    unsigned int done = 0;
+    for (; done < count; done++) {
+        ssize_t r = sendmsg(fd, &messages[done].msg_hdr, flags);
+        if (r < 0) return done ? (int)done : -1;
+        messages[done].msg_len = (unsigned int)r;
+    }
+    return (int)done;
+}
+
+int recvmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags, struct timespec *timeout) {
+    if (!netmp_socket_of(fd)) return REAL(recvmmsg)(fd, messages, count, flags, timeout);
+    if (count > UIO_MAXIOV) count = UIO_MAXIOV;
+    unsigned int done = 0;
+    int each = flags & ~MSG_WAITFORONE;
+    for (; done < count; done++) {
+        ssize_t r = recvmsg(fd, &messages[done].msg_hdr, each);
+        if (r < 0) return done ? (int)done : -1;
+        messages[done].msg_len = (unsigned int)r;
+        if (flags & MSG_WAITFORONE) each |= MSG_DONTWAIT;
+    }
+    return (int)done;
+}
+
 // sendfile from a file to a netmp socket: read and send, through a bounded buffer.
 ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
     void *socket = netmp_socket_of(out_fd);
@@ -442,10 +477,44 @@ ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
     ssize_t got = offset ? REAL(pread)(in_fd, buffer, n, *offset) : REAL(read)(in_fd, buffer, n);
     if (got <= 0) return got;
     ssize_t r = netmp_send(socket, buffer, (size_t)got, 0, 0, 0, 0);
+    // Without an offset the file position moved by what was read: give back what was not sent.
+    if (!offset && r < got) lseek(in_fd, (r < 0 ? 0 : r) - got, SEEK_CUR);
     if (r < 0) return sent(r, 0);
     if (offset) *offset += r;
-    else if (r < got) lseek(in_fd, r - got, SEEK_CUR);
     return r;
+}
+
+// The 64-bit names a binary built with _FILE_OFFSET_BITS=64 links against (the same
+// functions on x86_64).
+ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count) { return sendfile(out_fd, in_fd, offset, count); }
+ssize_t pread64(int fd, void *bytes, size_t count, off_t offset) { return pread(fd, bytes, count, offset); }
+ssize_t pwrite64(int fd, const void *bytes, size_t count, off_t offset) { return pwrite(fd, bytes, count, offset); }
+
+// Positioned vectored I/O: ESPIPE on a socket, as the kernel says; the *v2 forms with
+// offset -1 (the current position) act as readv/writev.
+ssize_t preadv(int fd, const struct iovec *iov, int count, off_t offset) {
+    if (netmp_socket_of(fd)) { errno = ESPIPE; return -1; }
+    return REAL(preadv)(fd, iov, count, offset);
+}
+ssize_t pwritev(int fd, const struct iovec *iov, int count, off_t offset) {
+    if (netmp_socket_of(fd)) { errno = ESPIPE; return -1; }
+    return REAL(pwritev)(fd, iov, count, offset);
+}
+ssize_t preadv64(int fd, const struct iovec *iov, int count, off_t offset) { return preadv(fd, iov, count, offset); }
+ssize_t pwritev64(int fd, const struct iovec *iov, int count, off_t offset) { return pwritev(fd, iov, count, offset); }
+ssize_t preadv2(int fd, const struct iovec *iov, int count, off_t offset, int flags) {
+    if (netmp_socket_of(fd)) {
+        if (offset != -1) { errno = ESPIPE; return -1; }
+        return readv(fd, iov, count);
+    }
+    return REAL(preadv2)(fd, iov, count, offset, flags);
+}
+ssize_t pwritev2(int fd, const struct iovec *iov, int count, off_t offset, int flags) {
+    if (netmp_socket_of(fd)) {
+        if (offset != -1) { errno = ESPIPE; return -1; }
+        return writev(fd, iov, count);
+    }
+    return REAL(pwritev2)(fd, iov, count, offset, flags);
 }
 
 // The glibc fortify variants a binary built with _FORTIFY_SOURCE calls instead.

@@ -13,4 +13,8 @@ static inline void *netmp_socket_of(int fd) {
 }
 // epoll.c: descriptor fd is being closed (close, or dup2/dup3 over it).
 __attribute__((visibility("hidden"))) void netmp_epoll_descriptor_closed(int fd);
+// epoll.c: a forked child drops its sets' netmp members and renews their locks.
+__attribute__((visibility("hidden"))) void netmp_epoll_after_fork(void);
+// constructor.c: a forked child whose parent is gone may start its own stack.
+__attribute__((visibility("hidden"))) void netmp_restart_in_child(void);
 #endif

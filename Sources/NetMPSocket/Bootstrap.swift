@@ -48,3 +48,22 @@ public func netmpFinishAtExit() {
                   + "\(stack.configuration.exitLingerMilliseconds) ms (NETMP_EXIT_LINGER_MS)")
     }
 }
+
+/// Writes the stack's own descriptors into `out` (at most `capacity`); returns how many.
+/// Called once after start, so that a forked child can close them without Swift.
+@_cdecl("netmp_stack_descriptors")
+public func netmpStackDescriptors(_ out: UnsafeMutablePointer<Int32>, _ capacity: Int32) -> Int32 {
+    guard let stack = processStack else { return 0 }
+    let all = stack.ownDescriptors.prefix(Int(capacity))
+    for (i, fd) in all.enumerated() { out[i] = fd }
+    return Int32(all.count)
+}
+
+/// In a forked child: the stack's threads stayed in the parent, so this process has none.
+/// The old stack is left as it is (never deinitialized: nothing here may touch its
+/// threads), and netmp counts as not running until a restart.
+@_cdecl("netmp_forget_stack")
+public func netmpForgetStack() {
+    if let stack = processStack { _ = Unmanaged.passRetained(stack) }
+    processStack = nil
+}
