@@ -20,6 +20,8 @@ public final class StreamSocket: @unchecked Sendable {
     // Guarded by `setup`.
     nonisolated(unsafe) var phase: Phase
     nonisolated(unsafe) var boundPort: UInt16?
+    /// Bound to this host's address rather than the wildcard (getsockname says which).
+    nonisolated(unsafe) var boundToAddress = false
     nonisolated(unsafe) var configuration: TCPConfiguration
     nonisolated(unsafe) var listenQueue: ListenQueue?
     nonisolated(unsafe) var tuple: FourTuple?
@@ -66,6 +68,7 @@ public final class StreamSocket: @unchecked Sendable {
             case .success(let port): boundPort = port
             case .failure(let error): throw error
             }
+            boundToAddress = !endpoint.address.isUnspecified
         }
     }
 
@@ -74,7 +77,7 @@ public final class StreamSocket: @unchecked Sendable {
         learnTuple()
         return setup.locked {
             if let tuple { return tuple.local }
-            return Endpoint(boundPort == nil ? IPv4Address(0) : stack.configuration.address, boundPort ?? 0)
+            return Endpoint(boundToAddress ? stack.configuration.address : IPv4Address(0), boundPort ?? 0)
         }
     }
 
@@ -150,15 +153,16 @@ public final class StreamSocket: @unchecked Sendable {
             return events
         }
         var events: PollEvents = []
-        let atEnd = channel.receive.atEnd
-        if channel.receive.readable > 0 || atEnd || status.contains(.readShut) { events.insert(.readable) }
-        if atEnd { events.insert(.readHangUp) }
+        // The peer's FIN counts from its arrival, unread data or not (Linux: RCV_SHUTDOWN).
+        let peerClosed = channel.receive.endOfStreamArrived
+        if channel.receive.readable > 0 || peerClosed || status.contains(.readShut) { events.insert(.readable) }
+        if peerClosed { events.insert(.readHangUp) }
         if status.contains(.writeShut) {
             events.insert(.writable)
         } else if status.contains(.established) && channel.send.free > 0 {
             events.insert(.writable)
         }
-        if status.contains(.closed) || (status.contains(.writeShut) && atEnd) { events.insert(.hangUp) }
+        if status.contains(.closed) || (status.contains(.writeShut) && peerClosed) { events.insert(.hangUp) }
         return events
     }
 
@@ -510,9 +514,13 @@ public final class StreamSocket: @unchecked Sendable {
     public var sendBufferSize: Int { channel.send.capacity }
 
     /// TCP_INFO, from the owner.
+    /// TCP_INFO as Linux fills it for the socket: CLOSE without a connection, and CLOSE in
+    /// TIME-WAIT too (Linux hands that state to a separate time-wait socket).
     public func info() -> TCPInfo {
         nonisolated(unsafe) var result = TCPInfo()
+        result.state = TCPInfo.linuxState(.closed)
         control { socket, _ in if let socket { result = socket.connection.info } }
+        if result.state == TCPInfo.linuxState(.timeWait) { result.state = TCPInfo.linuxState(.closed) }
         return result
     }
 

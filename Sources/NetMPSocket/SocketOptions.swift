@@ -198,6 +198,8 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
             if OptionName.recordedTCP.contains(name) { return recorded() }
             return -ENOPROTOOPT
         }
+    case (OptionName.ipprotoTCP, .datagram):
+        return -EOPNOTSUPP // Linux: a UDP socket passes unknown levels to IP, which says so
     default:
         return -ENOPROTOOPT
     }

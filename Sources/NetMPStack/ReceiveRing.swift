@@ -80,6 +80,9 @@ public final class ReceiveRing: @unchecked Sendable {
     }
 
     /// True once end of stream is published and every byte before it has been read.
+    /// The end of the stream was published (the peer's FIN), whether or not data before it
+    /// is still unread.
+    public var endOfStreamArrived: Bool { endOfStream.load(ordering: .acquiring) }
     public var atEnd: Bool { endOfStream.load(ordering: .acquiring) && readable == 0 }
 
     /// Blocks until something is readable or the stream ended (or `timeout` passed).
