@@ -21,6 +21,10 @@ void netmp_finish_at_exit(void);
 // netmp_start_from_environment() may start a new one.
 int netmp_stack_descriptors(int *out, int capacity);
 void netmp_forget_stack(void);
+// Around fork: park the protocol threads where they hold no lock (prepare), and let them
+// go again (parent), so that the child may run Swift code and start its own stack.
+void netmp_park_for_fork(void);
+void netmp_unpark_after_fork(void);
 
 // socket(): stream 1 for TCP, 0 for UDP; fd is the eventfd that stands for the socket.
 void *netmp_socket_create(int stream, int fd);
@@ -57,6 +61,8 @@ short netmp_readiness(void *socket);
 // A poller arrives: the eventfd to sleep on (-1: nothing can change). Check readiness
 // after entering and before sleeping; leave after waking.
 int netmp_poll_enter(void *socket);
+// Counters that move on each arrival and each freeing of send space (edge-triggered epoll).
+void netmp_edge_marks(void *socket, uint64_t *arrivals, uint64_t *freed);
 void netmp_poll_leave(void *socket);
 
 #endif

@@ -143,3 +143,10 @@ int netmp_doorbell_drain(int fd) {
     long r = syscall(SYS_read, fd, &value, sizeof value);
     return r < 0 ? -errno : 0;
 }
+
+// Signals that ran on this thread with a handler installed without SA_RESTART (counted by
+// the shim's signal trampoline). A blocking socket call that sees the count change across
+// an interrupted futex wait fails with EINTR, as the kernel's would; other signals restart.
+static _Thread_local unsigned interrupting_signals;
+unsigned netmp_interrupting_signals(void) { return interrupting_signals; }
+void netmp_note_interrupting_signal(void) { interrupting_signals++; }

@@ -175,6 +175,15 @@ public final class NetworkStack: @unchecked Sendable {
         }
     }
 
+    /// Before fork(): parks every protocol thread at a point where it holds no lock and
+    /// returns the gate that lets them go (the parent opens it right after the fork).
+    public func parkForFork() -> ParkGate {
+        let gate = ParkGate(cores: cores)
+        for core in 0..<cores { send(.park(gate), to: core) }
+        gate.arrived.wait()
+        return gate
+    }
+
     /// Stops every protocol thread and waits for them (tests; a process just exits).
     public func stop() {
         let completion = Completion(count: cores)

@@ -69,6 +69,8 @@ extension ProtocolLoop {
         case .stop(let completion):
             stopped = true
             completion.done()
+        case .park(let gate):
+            gate.park()
         }
     }
 

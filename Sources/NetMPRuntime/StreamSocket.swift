@@ -125,8 +125,10 @@ public final class StreamSocket: @unchecked Sendable {
             if let connection = queue.pop() { return StreamSocket(stack: stack, accepted: connection) }
             guard setup.locked({ phase == .listening }) else { throw SocketError(EINVAL) }
             if nonBlocking { throw SocketError(EAGAIN) }
-            guard block(on: queue.arrivals, until: deadline, ready: { queue.pending > 0 || closing.load(ordering: .acquiring) }) else {
-                throw SocketError(EAGAIN)
+            switch block(on: queue.arrivals, until: deadline, ready: { queue.pending > 0 || closing.load(ordering: .acquiring) }) {
+            case .ready: break
+            case .timedOut: throw SocketError(EAGAIN)
+            case .interrupted: throw SocketError(EINTR)
             }
         }
     }
@@ -216,11 +218,13 @@ public final class StreamSocket: @unchecked Sendable {
         }
         if nonBlocking { throw SocketError(EINPROGRESS) }
         let deadline = deadline(sendTimeout)
-        let settled = block(on: channel.changes, until: deadline) {
+        switch block(on: channel.changes, until: deadline, ready: {
             !channel.status.isDisjoint(with: [.established, .failed, .closed])
+        }) {
+        case .ready: try finishConnect()
+        case .timedOut: throw SocketError(EINPROGRESS)
+        case .interrupted: throw SocketError(EINTR) // the handshake goes on; connect() again says EALREADY
         }
-        guard settled else { throw SocketError(EINPROGRESS) }
-        try finishConnect()
     }
 
     /// Records the connection's addresses once established, or reports why it failed.
@@ -289,10 +293,13 @@ public final class StreamSocket: @unchecked Sendable {
                 guard status.contains(.attached) else { throw SocketError(EPIPE) } // never connected
                 if !wait { throw SocketError(EAGAIN) }
                 if deadline == nil { deadline = self.deadline(sendTimeout) }
-                guard block(on: channel.changes, until: deadline!, ready: {
+                switch block(on: channel.changes, until: deadline!, ready: {
                     !channel.status.isDisjoint(with: [.established, .failed, .closed])
-                }) else { throw SocketError(EAGAIN) }
-                continue
+                }) {
+                case .ready: continue
+                case .timedOut: throw SocketError(EAGAIN)
+                case .interrupted: throw SocketError(EINTR)
+                }
             }
             if done < bytes.count {
                 guard channel.beginWrite() else { continue } // shut meanwhile: the checks above report it
@@ -309,11 +316,12 @@ public final class StreamSocket: @unchecked Sendable {
                 throw SocketError(EAGAIN)
             }
             if deadline == nil { deadline = self.deadline(sendTimeout) }
-            guard block(on: channel.send.writers, until: deadline!, ready: {
+            switch block(on: channel.send.writers, until: deadline!, ready: {
                 channel.send.free > 0 || !channel.status.isDisjoint(with: [.failed, .closed, .writeShut])
-            }) else {
-                if done > 0 { return done }
-                throw SocketError(EAGAIN)
+            }) {
+            case .ready: break
+            case .timedOut: if done > 0 { return done }; throw SocketError(EAGAIN)
+            case .interrupted: if done > 0 { return done }; throw SocketError(EINTR)
             }
         }
     }
@@ -352,12 +360,13 @@ public final class StreamSocket: @unchecked Sendable {
                 throw SocketError(EAGAIN)
             }
             if deadline == nil { deadline = self.deadline(receiveTimeout) }
-            guard block(on: channel.receive.readers, until: deadline!, ready: {
+            switch block(on: channel.receive.readers, until: deadline!, ready: {
                 channel.receive.readable > 0 || channel.receive.atEnd
                     || !channel.status.isDisjoint(with: [.failed, .readShut])
-            }) else {
-                if done > 0 { return done }
-                throw SocketError(EAGAIN)
+            }) {
+            case .ready: break
+            case .timedOut: if done > 0 { return done }; throw SocketError(EAGAIN)
+            case .interrupted: if done > 0 { return done }; throw SocketError(EINTR)
             }
         }
     }
@@ -532,15 +541,25 @@ public final class StreamSocket: @unchecked Sendable {
     }
 
     /// Blocks on `word` until `ready` or `deadline`; false on timeout.
-    func block(on word: WaitWord, until deadline: Instant?, ready: () -> Bool) -> Bool {
+    /// How a blocking wait ended.
+    enum Blocked { case ready, timedOut, interrupted }
+
+    /// Sleeps on `word` until `ready` holds or `deadline` passes. A signal whose handler
+    /// was installed without SA_RESTART ends the wait (the call then fails with EINTR, as
+    /// the kernel's would); other signals do not.
+    func block(on word: WaitWord, until deadline: Instant?, ready: () -> Bool) -> Blocked {
         while true {
             var timeout: Int? = nil
             if let deadline {
                 let now = MonotonicClock.now()
-                guard now < deadline else { return ready() }
+                guard now < deadline else { return ready() ? .ready : .timedOut }
                 timeout = Int((deadline - now).nanoseconds)
             }
-            if word.wait(timeout: timeout, until: ready) { return true }
+            switch word.wait(timeout: timeout, interruptible: true, until: ready) {
+            case .ready: return .ready
+            case .interrupted: return .interrupted
+            case .notYet: continue
+            }
         }
     }
 }

@@ -65,6 +65,17 @@ static void netmp_forked_child(void) {
     restart_allowed = 1;
 }
 
+// Before fork, in the parent: the protocol threads stop at a point where they hold no lock,
+// the Swift runtime's included, so the child never inherits a lock held by a thread it
+// does not have. They go on as soon as the fork returns in the parent.
+static void netmp_forking(void) {
+    if (netmp_running() && getpid() == stack_process) netmp_park_for_fork();
+}
+
+static void netmp_forked_parent(void) {
+    if (netmp_running() && getpid() == stack_process) netmp_unpark_after_fork();
+}
+
 // The first socket() of a forked child whose parent is gone (daemon(): the parent exits
 // right after fork) starts a stack of its own on the TAP. With the parent still alive the
 // TAP is the parent's: the child stays on kernel sockets, and says so once.
@@ -88,5 +99,5 @@ __attribute__((constructor)) static void netmp_library_loaded(void) {
     if (netmp_start_from_environment() != 0) return;
     stack_started();
     atexit(netmp_program_exiting);
-    pthread_atfork(NULL, NULL, netmp_forked_child);
+    pthread_atfork(netmp_forking, netmp_forked_parent, netmp_forked_child);
 }

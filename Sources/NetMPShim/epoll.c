@@ -36,6 +36,8 @@ struct member {
     uint32_t events; // the program's mask
     void *socket;    // the netmp socket, or NULL for a kernel descriptor
     uint64_t stamp;  // the wait that last reported it (no member twice in one answer)
+    uint64_t arrivals, freed; // edge-triggered: the socket's marks at the last look
+    uint32_t last_ready;      // edge-triggered: what it reported at the last look
     uint8_t present, entered, disabled, queued;
 };
 
@@ -198,6 +200,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
         m->data = event->data.u64;
         m->events = event->events;
         m->disabled = 0;
+        m->last_ready = 0; // re-armed: what is ready now is reported, as the kernel does
         if (socket) queue_recheck(set, fd);
         break;
     case EPOLL_CTL_DEL:
@@ -214,6 +217,24 @@ static uint32_t member_events(struct member *m) {
     if (!m->entered) m->entered = netmp_poll_enter(m->socket) >= 0; // a UDP socket bound since
     uint32_t asked = (m->events & ~MODE_BITS) | EPOLLERR | EPOLLHUP;
     return (uint32_t)(uint16_t)netmp_readiness(m->socket) & asked;
+}
+
+// What to report for netmp member `m` now (0: nothing). Level-triggered: its readiness.
+// Edge-triggered: its readiness only if something new happened since the last look: a bit
+// newly set, data arrived (for EPOLLIN) or send space freed (for EPOLLOUT), as the kernel
+// reports an edge per arrival; a ring for anything else (an ACK under EPOLLIN) is no edge.
+static uint32_t collect(struct member *m) {
+    uint32_t ready = member_events(m);
+    if (!(m->events & EPOLLET)) return ready;
+    uint64_t arrivals = 0, freed = 0;
+    netmp_edge_marks(m->socket, &arrivals, &freed);
+    uint32_t fresh = ready & ~m->last_ready;
+    if ((ready & EPOLLIN) && arrivals != m->arrivals) fresh |= EPOLLIN;
+    if ((ready & EPOLLOUT) && freed != m->freed) fresh |= EPOLLOUT;
+    m->last_ready = ready;
+    m->arrivals = arrivals;
+    m->freed = freed;
+    return fresh ? ready : 0;
 }
 
 // Records one report of netmp member `fd` and keeps its mode's promise.
@@ -240,7 +261,7 @@ static void scan_recheck(struct epoll_set *set, struct epoll_event *out, int *n,
         struct member *m = &set->members[fd];
         if (!m->present || !m->socket || m->disabled) { m->queued = 0; continue; }
         if (*n >= max || i >= count || m->stamp == stamp) { set->recheck[front++] = fd; continue; }
-        uint32_t ready = member_events(m);
+        uint32_t ready = collect(m);
         if (!ready) { m->queued = 0; continue; }
         int keep = 0;
         report(set, fd, ready, out, n, stamp, &keep);
@@ -290,7 +311,7 @@ static int wait_set(struct epoll_set *set, int epfd, struct epoll_event *out, in
                 continue;
             }
             if (m->disabled || m->stamp == stamp) continue;
-            uint32_t ready = member_events(m);
+            uint32_t ready = collect(m);
             if (!ready) continue; // a ring for a change that is not in the program's mask
             int keep = 0;
             report(set, fd, ready, out, &n, stamp, &keep);

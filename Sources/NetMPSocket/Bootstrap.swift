@@ -67,3 +67,20 @@ public func netmpForgetStack() {
     if let stack = processStack { _ = Unmanaged.passRetained(stack) }
     processStack = nil
 }
+
+/// The gate of the fork under way (set by the prepare handler, opened by the parent's).
+nonisolated(unsafe) var forkGate: ParkGate?
+
+/// pthread_atfork prepare: parks the protocol threads where they hold no lock.
+@_cdecl("netmp_park_for_fork")
+public func netmpParkForFork() {
+    guard let stack = processStack else { return }
+    forkGate = stack.parkForFork()
+}
+
+/// pthread_atfork parent: the fork is done; the protocol threads go on.
+@_cdecl("netmp_unpark_after_fork")
+public func netmpUnparkAfterFork() {
+    forkGate?.release()
+    forkGate = nil
+}

@@ -259,6 +259,22 @@ public func netmpPollEnter(_ handle: UnsafeMutableRawPointer) -> Int32 {
     return doorbell.fd
 }
 
+/// Counters that move when data arrives (`arrivals`) and when send space frees (`freed`),
+/// so that edge-triggered epoll reports a new arrival even on a socket already readable.
+@_cdecl("netmp_edge_marks")
+public func netmpEdgeMarks(_ handle: UnsafeMutableRawPointer, _ arrivals: UnsafeMutablePointer<UInt64>,
+                           _ freed: UnsafeMutablePointer<UInt64>) {
+    switch socket(handle).kind {
+    case .stream(let s):
+        arrivals.pointee = UInt64(s.channel.receive.publishedPosition)
+        freed.pointee = UInt64(s.channel.send.releasedPosition)
+    case .datagram(let d):
+        let rings = UInt64(d.doorbell?.rings.load(ordering: .relaxed) ?? 0)
+        arrivals.pointee = rings
+        freed.pointee = rings
+    }
+}
+
 @_cdecl("netmp_poll_leave")
 public func netmpPollLeave(_ handle: UnsafeMutableRawPointer) {
     socket(handle).doorbell?.leave()

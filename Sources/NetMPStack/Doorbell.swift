@@ -30,9 +30,14 @@ public final class Doorbell: @unchecked Sendable {
         set { descriptor.store(newValue, ordering: .releasing) }
     }
 
+    /// Rings made while someone polled: a datagram socket's stand-in for "something
+    /// arrived" (epoll's edge-triggered mode).
+    public let rings = Atomic<Int>(0)
+
     /// After a change that may make the socket readable or writable, or end it.
     public func ring() {
         guard pollers.load(ordering: .sequentiallyConsistent) > 0 else { return }
+        rings.add(1, ordering: .relaxed)
         let fd = descriptor.load(ordering: .acquiring)
         if fd >= 0 { _ = netmp_doorbell_ring(fd) }
     }

@@ -36,6 +36,8 @@ public final class ReceiveRing: @unchecked Sendable {
     /// How far readers have consumed (an absolute position): the owner reopens the window by
     /// the difference from what it saw last.
     public var consumedPosition: Int { head.load(ordering: .acquiring) }
+    /// Bytes ever published: it moves when data arrives (epoll's edge-triggered EPOLLIN).
+    public var publishedPosition: Int { tail.load(ordering: .acquiring) }
 
     /// Makes `count` more bytes readable and wakes blocked readers.
     public func publish(_ count: Int) {

@@ -73,6 +73,8 @@ public final class SendRing: @unchecked Sendable {
     }
 
     /// Bytes written and not yet acknowledged, an upper bound (SIOCOUTQ).
+    /// Bytes ever released (acknowledged): it moves when space frees (edge-triggered EPOLLOUT).
+    public var releasedPosition: Int { released.load(ordering: .acquiring) }
     public var outstanding: Int { reserved.load(ordering: .acquiring) - released.load(ordering: .acquiring) }
 
     // MARK: Owner

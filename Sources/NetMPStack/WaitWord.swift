@@ -1,4 +1,5 @@
 import CNetMPLinux
+import Glibc
 import Synchronization
 
 /// A futex word for blocking without lost wakeups: a waiter reads the generation, announces
@@ -30,6 +31,25 @@ public final class WaitWord: @unchecked Sendable {
         let address = UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
         _ = netmp_futex_wait(address, generation, timeout ?? -1)
         return ready()
+    }
+
+    public enum Outcome { case ready, notYet, interrupted }
+
+    /// One sleep, as `wait`, that also tells why it ended: `interrupted` when `interruptible`
+    /// and a signal whose handler asked not to restart calls (no SA_RESTART) ran on this
+    /// thread meanwhile (the shim counts those, netmp_interrupting_signals).
+    public func wait(timeout: Int?, interruptible: Bool, until ready: () -> Bool) -> Outcome {
+        if ready() { return .ready }
+        let signals = netmp_interrupting_signals()
+        let generation = word.pointee.load(ordering: .sequentiallyConsistent)
+        waiters.add(1, ordering: .sequentiallyConsistent)
+        defer { waiters.subtract(1, ordering: .sequentiallyConsistent) }
+        if ready() { return .ready }
+        let address = UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
+        let result = netmp_futex_wait(address, generation, timeout ?? -1)
+        if ready() { return .ready }
+        if interruptible && result == -EINTR && netmp_interrupting_signals() != signals { return .interrupted }
+        return .notYet
     }
 
     /// Wakes every waiter (after the caller published what they wait for).

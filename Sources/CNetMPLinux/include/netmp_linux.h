@@ -32,6 +32,10 @@ int netmp_eventfd(void);
 // futex(2) on a 32-bit word: wait while it holds `expected` (timeout < 0: forever), wake `count`.
 int netmp_futex_wait(uint32_t *word, uint32_t expected, long timeout_ns);
 int netmp_futex_wake(uint32_t *word, int count);
+// Signals without SA_RESTART handled on this thread so far (see linux.c), and the count's
+// increment, made by the shim's signal trampoline.
+unsigned netmp_interrupting_signals(void);
+void netmp_note_interrupting_signal(void);
 // Adds 1 to / empties an eventfd with the raw system calls: the descriptors of netmp
 // sockets are the eventfds themselves, and the shim's interposed read/write would take them.
 int netmp_doorbell_ring(int fd);
