@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -156,9 +157,8 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
     struct epoll_set *set = set_of(epfd);
     if (!set) return real_epoll_ctl(epfd, op, fd, event);
     if (fd < 0 || fd >= NETMP_DESCRIPTORS) {
-        // Beyond the shadow's table: the kernel's answer for bad numbers, else ENOSPC.
-        int r = real_epoll_ctl(epfd, op == EPOLL_CTL_ADD ? EPOLL_CTL_DEL : op, fd, NULL);
-        if (r < 0 && errno != ENOENT) return -1;
+        // Beyond the shadow's table: EBADF for a number that is not open, else ENOSPC.
+        if (fd < 0 || fcntl(fd, F_GETFD) < 0) { errno = EBADF; return -1; }
         errno = ENOSPC;
         return -1;
     }

@@ -34,6 +34,12 @@ final class ShimSocket: @unchecked Sendable {
     }
 }
 
+/// A call that may block holds its socket for its whole length (+1), so that another
+/// thread's close() of the descriptor cannot free it underneath; the close wakes it instead.
+@inline(__always) func hold(_ handle: UnsafeMutableRawPointer) -> Unmanaged<ShimSocket> {
+    Unmanaged<ShimSocket>.fromOpaque(handle).retain()
+}
+
 @inline(__always) func socket(_ handle: UnsafeMutableRawPointer) -> ShimSocket {
     Unmanaged<ShimSocket>.fromOpaque(handle).takeUnretainedValue()
 }
@@ -117,6 +123,8 @@ public func netmpListen(_ handle: UnsafeMutableRawPointer, _ backlog: Int32) -> 
 public func netmpAccept(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ nonBlocking: Int32,
                         _ address: UnsafeMutablePointer<UInt32>, _ port: UnsafeMutablePointer<UInt16>,
                         _ errorNumber: UnsafeMutablePointer<Int32>) -> UnsafeMutableRawPointer? {
+    let held = hold(handle)
+    defer { held.release() }
     guard case .stream(let s) = socket(handle).kind else { errorNumber.pointee = EOPNOTSUPP; return nil }
     do {
         let accepted = try s.accept()
@@ -134,6 +142,8 @@ public func netmpAccept(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ nonBlo
 
 @_cdecl("netmp_connect")
 public func netmpConnect(_ handle: UnsafeMutableRawPointer, _ address: UInt32, _ port: UInt16, _ unspecified: Int32) -> Int32 {
+    let held = hold(handle)
+    defer { held.release() }
     do {
         switch socket(handle).kind {
         case .stream(let s):
@@ -152,6 +162,8 @@ let messagePeek: Int32 = 0x02, messageTruncate: Int32 = 0x20, messageDontWait: I
 @_cdecl("netmp_send")
 public func netmpSend(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRawPointer?, _ count: Int, _ flags: Int32,
                       _ hasDestination: Int32, _ address: UInt32, _ port: UInt16) -> Int {
+    let held = hold(handle)
+    defer { held.release() }
     let buffer = UnsafeRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
     do {
         switch socket(handle).kind {
@@ -172,6 +184,8 @@ public func netmpSend(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRawPoint
 public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableRawPointer?, _ count: Int, _ flags: Int32,
                       _ address: UnsafeMutablePointer<UInt32>?, _ port: UnsafeMutablePointer<UInt16>?,
                       _ full: UnsafeMutablePointer<Int>?) -> Int {
+    let held = hold(handle)
+    defer { held.release() }
     let buffer = UnsafeMutableRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
     do {
         switch socket(handle).kind {

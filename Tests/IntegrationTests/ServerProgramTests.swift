@@ -72,7 +72,7 @@ struct ServerProgramTests {
         let configuration = try nginxConfiguration(in: scratch, address: "10.77.0.2", port: 8080)
         let nginx = try Shell.start(netmp(lab, ["nginx", "-c", configuration, "-p", scratch.path]),
                                     stderrTo: scratch.path + "/nginx.err")
-        defer { kill(nginx.processIdentifier, SIGKILL); nginx.waitUntilExit(); _ = lab.run(["pkill", "-9", "-x", "nginx"]) }
+        defer { kill(nginx.processIdentifier, SIGKILL); nginx.waitUntilExit() }
         waitUntilListening(lab, "10.77.0.2", 8080)
         let fetch = lab.run(["curl", "-sS", "-o", scratch.path + "/got", "-w", "%{http_code} %{speed_download}",
                              "http://10.77.0.2:8080/big"], timeout: 60)
@@ -201,10 +201,16 @@ struct ServerProgramTests {
         let log = scratch.path + "/daemon.log"
         // Started, not waited for: the daemon keeps the descriptor Foundation watches for
         // its child's end, so the launcher would look alive forever.
-        let launcher = try Shell.start(netmp(lab, ["iperf3", "-s", "-D", "-B", "10.77.0.2", "-p", "5302", "--logfile", log]),
+        let pidFile = scratch.path + "/daemon.pid"
+        let launcher = try Shell.start(netmp(lab, ["iperf3", "-s", "-D", "-B", "10.77.0.2", "-p", "5302", "--logfile", log,
+                                                   "-I", pidFile]),
                                        stderrTo: scratch.path + "/daemon.err")
         _ = launcher
-        defer { _ = Shell.run(["pkill", "-9", "-f", "iperf3 -s -D -B 10.77.0.2 -p 5302"]) }
+        defer { // the daemon by the pid it wrote, and nothing else on the machine
+            if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.filter(\.isNumber)) {
+                kill(pid, SIGKILL)
+            }
+        }
         waitUntilListening(lab, "10.77.0.2", 5302) // iperf3 buffers its log; a probe it shrugs off
         usleep(200_000)
         let client = lab.run(["iperf3", "-c", "10.77.0.2", "-p", "5302", "-t", "2"], timeout: 30)
