@@ -131,23 +131,13 @@ public final class NetworkStack: @unchecked Sendable {
     /// Where each core's memory is: for each core, the node its CPU belongs to and the node
     /// that holds its frame buffer (move_pages), asked of the core itself.
     public func memoryPlacement() -> [(core: Int, expected: Int, actual: Int)] {
-        final class Answers: @unchecked Sendable { var nodes: [Int32] = [] ; let lock = PthreadLock() }
-        let answers = Answers()
-        answers.nodes = Array(repeating: -1, count: cores)
-        let completion = Completion(count: cores)
-        for core in 0..<cores {
-            send(.inspect({ loop in
-                let node = netmp_node_of_address(loop.buffer.baseAddress)
-                answers.lock.locked { answers.nodes[loop.core] = node }
-            }, completion), to: core)
-        }
-        completion.wait()
+        let nodes = askEveryCore { loop in netmp_node_of_address(loop.buffer.baseAddress) }
         let topology = (try? NUMATopology.system(fake: configuration.fakeNUMA).get())
         return (0..<cores).map { core in
             let cpu = threads[core].cpu
             // A fake topology's nodes all live on the real node 0.
             let expected = topology.map { $0.isFake ? 0 : $0.node(of: cpu) } ?? 0
-            return (core, expected, Int(answers.lock.locked { answers.nodes[core] }))
+            return (core, expected, Int(nodes[core]))
         }
     }
 
@@ -157,22 +147,24 @@ public final class NetworkStack: @unchecked Sendable {
     /// which keeps orphaned sockets sending) the library's exit handler waits here after
     /// closing every socket: the last bytes a program wrote reach the peer.
     public func finishSending(within milliseconds: Int) -> Bool {
-        final class Count: @unchecked Sendable { var value = 0; let lock = PthreadLock() }
         let deadline = MonotonicClock.now() + .milliseconds(UInt64(max(0, milliseconds)))
         while true {
-            let owing = Count()
-            let completion = Completion(count: cores)
-            for core in 0..<cores {
-                send(.inspect({ loop in
-                    let n = loop.tcp.connectionsStillSending
-                    owing.lock.locked { owing.value += n }
-                }, completion), to: core)
-            }
-            completion.wait()
-            if owing.lock.locked({ owing.value }) == 0 { return true }
+            if askEveryCore({ $0.tcp.connectionsStillSending }).reduce(0, +) == 0 { return true }
             if MonotonicClock.now() >= deadline { return false }
             usleep(1_000)
         }
+    }
+
+    /// Runs `question` on every core's own thread (an `inspect` message) and returns the
+    /// answers, by core.
+    func askEveryCore<Answer: Sendable>(_ question: @escaping @Sendable (ProtocolLoop) -> Answer) -> [Answer] {
+        let answers = CoreAnswers<Answer>(cores: cores)
+        let completion = Completion(count: cores)
+        for core in 0..<cores {
+            send(.inspect({ loop in answers.set(question(loop), for: loop.core) }, completion), to: core)
+        }
+        completion.wait()
+        return answers.all
     }
 
     /// Before fork(): parks every protocol thread at a point where it holds no lock and
@@ -191,4 +183,14 @@ public final class NetworkStack: @unchecked Sendable {
         completion.wait()
         for thread in threads { thread.finished.wait() }
     }
+}
+
+/// Answers of every core to one question, each written by its core.
+final class CoreAnswers<Answer: Sendable>: @unchecked Sendable {
+    private var values: [Answer?]
+    private let lock = PthreadLock()
+    init(cores: Int) { values = Array(repeating: nil, count: cores) }
+    func set(_ answer: Answer, for core: Int) { lock.locked { values[core] = answer } }
+    /// After every core answered (the caller waited for them).
+    var all: [Answer] { lock.locked { values.map { $0! } } }
 }

@@ -138,11 +138,11 @@ public final class StreamSocket: @unchecked Sendable {
     /// Set once listen() made `listenQueue` (which never changes after).
     let listening = Atomic<Bool>(false)
 
-    /// poll(2)'s view of the socket, computed from the published status and the rings.
     /// Neither listening nor connecting yet (nor closed): such a socket may still move to the
     /// kernel (a loopback destination).
     public var isFresh: Bool { setup.locked { phase == .fresh } }
 
+    /// poll(2)'s view of the socket, computed from the published status and the rings.
     public var readiness: PollEvents {
         if listening.load(ordering: .acquiring) {
             return (listenQueue?.pending ?? 0) > 0 ? .readable : []
@@ -522,8 +522,7 @@ public final class StreamSocket: @unchecked Sendable {
     public var receiveBufferSize: Int { setup.locked { configuration.receiveBufferSize } }
     public var sendBufferSize: Int { channel.send.capacity }
 
-    /// TCP_INFO, from the owner.
-    /// TCP_INFO as Linux fills it for the socket: CLOSE without a connection, and CLOSE in
+    /// TCP_INFO, from the owner, as Linux fills it for the socket: CLOSE without a connection, and CLOSE in
     /// TIME-WAIT too (Linux hands that state to a separate time-wait socket).
     public func info() -> TCPInfo {
         nonisolated(unsafe) var result = TCPInfo()
@@ -540,7 +539,6 @@ public final class StreamSocket: @unchecked Sendable {
         return ns > 0 ? MonotonicClock.now() + Interval(nanoseconds: UInt64(ns)) : nil
     }
 
-    /// Blocks on `word` until `ready` or `deadline`; false on timeout.
     /// How a blocking wait ended.
     enum Blocked { case ready, timedOut, interrupted }
 

@@ -51,6 +51,8 @@ static void netmp_forked_child(void) {
     if (!netmp_running()) return;
     for (int i = 0; i < stack_descriptor_count; i++) syscall(SYS_close, stack_descriptors[i]);
     for (int fd = 0; fd < NETMP_DESCRIPTORS; fd++) {
+        // Read first: writing every slot would copy the whole table's pages in each child.
+        if (!netmp_socket_of(fd)) continue;
         void *socket = atomic_exchange_explicit(&netmp_sockets[fd], NULL, memory_order_acq_rel);
         if (!socket) continue;
         int type = netmp_is_stream(socket) ? SOCK_STREAM : SOCK_DGRAM;

@@ -23,24 +23,17 @@ public final class WaitWord: @unchecked Sendable {
     /// Blocks until `ready()` holds or `timeout` (nanoseconds, nil: forever) passes.
     /// Returns `ready()`'s last answer.
     public func wait(timeout: Int? = nil, until ready: () -> Bool) -> Bool {
-        if ready() { return true }
-        let generation = word.pointee.load(ordering: .sequentiallyConsistent)
-        waiters.add(1, ordering: .sequentiallyConsistent)
-        defer { waiters.subtract(1, ordering: .sequentiallyConsistent) }
-        if ready() { return true }
-        let address = UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
-        _ = netmp_futex_wait(address, generation, timeout ?? -1)
-        return ready()
+        wait(timeout: timeout, interruptible: false, until: ready) == .ready
     }
 
     public enum Outcome { case ready, notYet, interrupted }
 
-    /// One sleep, as `wait`, that also tells why it ended: `interrupted` when `interruptible`
-    /// and a signal whose handler asked not to restart calls (no SA_RESTART) ran on this
-    /// thread meanwhile (the shim counts those, netmp_interrupting_signals).
+    /// One sleep that also tells why it ended: `interrupted` when `interruptible` and a
+    /// signal whose handler asked not to restart calls (no SA_RESTART) ran on this thread
+    /// meanwhile (the shim counts those, netmp_interrupting_signals).
     public func wait(timeout: Int?, interruptible: Bool, until ready: () -> Bool) -> Outcome {
         if ready() { return .ready }
-        let signals = netmp_interrupting_signals()
+        let signals = interruptible ? netmp_interrupting_signals() : 0
         let generation = word.pointee.load(ordering: .sequentiallyConsistent)
         waiters.add(1, ordering: .sequentiallyConsistent)
         defer { waiters.subtract(1, ordering: .sequentiallyConsistent) }
