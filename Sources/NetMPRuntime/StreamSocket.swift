@@ -391,10 +391,14 @@ public final class StreamSocket: @unchecked Sendable {
     public enum ShutdownHow: Sendable { case read, write, both }
 
     /// shutdown(): SHUT_WR sends a FIN after the written data; SHUT_RD makes reads return 0.
+    /// ENOTCONN, whatever `how`, once the connection is over: Linux's socket is in TCP_CLOSE
+    /// then, in TIME-WAIT too (both FINs sent and acknowledged: the owner publishes `drained`
+    /// before the end of stream, so a reader that saw the end sees `drained` with it).
     public func shutdown(_ how: ShutdownHow) throws(SocketError) {
-        guard channel.status.contains(.attached), !channel.status.contains(.closed) || how == .read else {
-            throw SocketError(ENOTCONN)
-        }
+        let status = channel.status
+        let over = status.contains(.closed)
+            || (status.isSuperset(of: [.writeShut, .drained]) && channel.receive.endOfStreamArrived)
+        guard status.contains(.attached), !over else { throw SocketError(ENOTCONN) }
         if how != .write {
             channel.publishFromApplication(.readShut)
         }
