@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "NetMPLink", dependencies: ["NetMPWire", "CNetMPLinux"], swiftSettings: strict),
         .target(name: "NetMPRuntime", dependencies: ["NetMPStack", "NetMPLink", "CNetMPLinux", "CNuma"],
                 swiftSettings: strict),
-        .target(name: "NetMPSocket", dependencies: ["NetMPRuntime", "NetMPStack"], swiftSettings: strict),
+        .target(name: "NetMPSocket", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPLink", "CNetMPLinux"], swiftSettings: strict),
         .target(name: "NetMPShim", dependencies: ["NetMPSocket"], path: "Sources/NetMPShim",
                 cSettings: [.headerSearchPath("../../Include")],
                 linkerSettings: [.unsafeFlags(["-static-stdlib"])]),

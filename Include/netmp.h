@@ -21,6 +21,20 @@ void netmp_finish_at_exit(void);
 // netmp_start_from_environment() may start a new one.
 int netmp_stack_descriptors(int *out, int capacity);
 void netmp_forget_stack(void);
+// The TAP queues among the stack's descriptors.
+int netmp_stack_queues(int *out, int capacity);
+// In a forked child of a process that only listens: TAP queues of its own, opened at fork
+// and detached until netmp_start_like_parent() starts a stack on them (0, or -1 after a line
+// on stderr); the parent's queues detached (1) and closed, or just closed (0); the child's
+// own closed when it drops the inherited listeners unused. After the start, each inherited
+// listener (netmp_is_listener) listens again on the new stack, its events on `fd` (the new
+// handle, or NULL with *error set).
+int netmp_open_child_queues(void);
+void netmp_release_parent_queues(int detach);
+void netmp_release_child_queues(void);
+int netmp_start_like_parent(void);
+int netmp_is_listener(void *socket);
+void *netmp_listen_again(void *socket, int fd, int *error);
 // Around fork: park the protocol threads where they hold no lock (prepare), and let them
 // go again (parent), so that the child may run Swift code and start its own stack.
 void netmp_park_for_fork(void);

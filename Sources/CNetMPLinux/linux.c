@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int netmp_tap_attach(const char *name, int flags, char actual[16]) {
@@ -39,16 +40,25 @@ int netmp_tap_set_vnet_header_size(int fd, int size) {
     return ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 ? -errno : 0;
 }
 
+int netmp_tap_set_queue_enabled(int fd, int enabled) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = enabled ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+    return ioctl(fd, TUNSETQUEUE, &ifr) < 0 ? -errno : 0;
+}
+
 int netmp_tap_set_persistent(int fd, int persistent) {
     return ioctl(fd, TUNSETPERSIST, (unsigned long)persistent) < 0 ? -errno : 0;
 }
 
+// System calls, not libc: inside a preloaded program socket() is the shim's, and an
+// AF_INET socket made while netmp runs would be one of netmp's (an eventfd).
 static int interface_ioctl(const char *name, unsigned long request, struct ifreq *ifr) {
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int s = (int)syscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) return -errno;
     strncpy(ifr->ifr_name, name, IFNAMSIZ - 1);
-    int r = ioctl(s, request, ifr) < 0 ? -errno : 0;
-    close(s);
+    int r = syscall(SYS_ioctl, s, request, ifr) < 0 ? -errno : 0;
+    syscall(SYS_close, s);
     return r;
 }
 

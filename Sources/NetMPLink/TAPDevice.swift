@@ -68,6 +68,15 @@ public final class TAPDevice {
         return fd
     }
 
+    /// Attaches or detaches every queue (TUNSETQUEUE): a detached queue stays open but the
+    /// device steers no frame to it. Needs no privilege, unlike opening a queue.
+    public func setQueuesEnabled(_ enabled: Bool) throws(LinkError) {
+        for queue in queues {
+            let r = netmp_tap_set_queue_enabled(queue.fd, enabled ? 1 : 0)
+            guard r == 0 else { throw .ioctlFailed(what: "TUNSETQUEUE", errno: -r) }
+        }
+    }
+
     /// Keeps the device after the last queue closes (what `ip tuntap add` does).
     public func setPersistent(_ persistent: Bool) throws(LinkError) {
         let r = netmp_tap_set_persistent(queues[0].fd, persistent ? 1 : 0)

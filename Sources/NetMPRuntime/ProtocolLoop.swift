@@ -26,6 +26,7 @@ public struct QueueSink: FrameSink {
     }
 
     mutating func write(_ frame: UnsafeRawBufferPointer) {
+        if failed == .deviceGone { writeErrors &+= 1; return }
         do { try queue.transmit(frame) } catch {
             writeErrors &+= 1
             if error == .deviceGone { failed = error }
@@ -59,6 +60,11 @@ public final class ProtocolLoop {
     /// This core's copy of the UDP bindings, by port.
     var datagramSockets: [UInt16: DatagramChannel] = [:]
     public internal(set) var stopped = false
+    /// The queue was detached or the device removed: the core goes on answering its
+    /// messages (calls get their errors, timers end the connections) but no longer polls,
+    /// reads or writes the queue. A forked child that took a master's listeners over
+    /// detaches the master's queues so (docs/SHIM.md).
+    public var offTheWire: Bool { sink.failed == .deviceGone }
     /// Frames handled between two looks at the clock and the timers.
     static let batch = 64
 
@@ -98,7 +104,7 @@ public final class ProtocolLoop {
         // Announce the sleep before polling: a sender that publishes after this sees it and
         // writes the eventfd; one that published before is caught here (timeout 0).
         if let port, !port.prepareToSleep() { timeout = 0 }
-        var pollers = (pollfd(fd: queue.fd, events: Int16(POLLIN), revents: 0),
+        var pollers = (pollfd(fd: offTheWire ? -1 : queue.fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: port?.wakeupDescriptor ?? -1, events: Int16(POLLIN), revents: 0))
         let woken = withUnsafeMutablePointer(to: &pollers) {
             $0.withMemoryRebound(to: pollfd.self, capacity: 2) { p -> Bool in
@@ -115,8 +121,13 @@ public final class ProtocolLoop {
             messagesHandled &+= UInt64(port.drain(limit: 1024) { handle($0, now: now) })
         }
         if sink.faults != nil { releaseHeldFrames(now: now) }
-        for _ in 0..<Self.batch {
-            guard let (_, frame) = try queue.receive(into: buffer) else { break }
+        for _ in 0..<Self.batch where !offTheWire {
+            let received: (header: VirtioNetHeader, frame: UnsafeRawBufferPointer)?
+            do { received = try queue.receive(into: buffer) } catch {
+                if error == .deviceGone { sink.failed = error; break }
+                throw error
+            }
+            guard let (_, frame) = received else { break }
             if sink.faults != nil {
                 for copy in sink.faults!.admit(frame, .inbound, now: now) {
                     copy.withUnsafeBytes { arrived($0, now: now) }
@@ -127,7 +138,6 @@ public final class ProtocolLoop {
         }
         host.tick(now: now, sink: &sink)
         publishStats(now: now)
-        if let failed = sink.failed { throw failed }
     }
 
     /// A frame read from this core's queue: handled here, or sent to the core it belongs to.

@@ -115,6 +115,24 @@ public final class StreamSocket: @unchecked Sendable {
         }
     }
 
+    /// In a forked child, for a listener inherited from the parent: the same listener on
+    /// this process's own stack (same address, port, backlog, options and blocking mode),
+    /// whose events go to `descriptor`. Reads this socket without its lock: only the forked
+    /// child's one thread exists, and the parent's stack never touches it here. Nil when this
+    /// socket was not listening.
+    public func listenAgain(on stack: NetworkStack, descriptor: Int32) throws(SocketError) -> StreamSocket? {
+        guard phase == .listening, let queue = listenQueue else { return nil }
+        let copy = StreamSocket(stack: stack)
+        copy.channel.doorbell.fd = descriptor
+        copy.configuration = configuration
+        copy.lingerSeconds = lingerSeconds
+        copy.nonBlocking = nonBlocking
+        copy.setTimeouts(receive: receiveTimeout.load(ordering: .relaxed), send: sendTimeout.load(ordering: .relaxed))
+        try copy.bind(Endpoint(boundToAddress ? stack.configuration.address : IPv4Address(0), queue.port))
+        try copy.listen(backlog: queue.backlog)
+        return copy
+    }
+
     /// accept(): takes from the cores' accept queues in turn; blocks unless non-blocking.
     public func accept() throws(SocketError) -> StreamSocket {
         guard let queue: ListenQueue = setup.locked({ phase == .listening ? listenQueue : nil }) else {

@@ -2,11 +2,17 @@
 // with NETMP_TAP set the stack comes up here, so even `sleep 30` answers ping. Also what
 // happens to the stack at exit and in a forked child (docs/SHIM.md).
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -41,30 +47,165 @@ static void stack_started(void) {
     stack_descriptor_count = netmp_stack_descriptors(stack_descriptors, 1024);
 }
 
+// An inherited netmp socket the child does not take over becomes an unconnected kernel
+// socket of the same kind on the same number: the parent keeps the connection, the child
+// gets the errors of a socket that never connected (ENOTCONN, EPIPE) and can close it.
+// Raw system calls only: the interposed ones would reach the stack.
+static void becomes_kernel_socket(int fd, int stream) {
+    int cloexec = (int)syscall(SYS_fcntl, fd, F_GETFD) & FD_CLOEXEC;
+    int kernel = (int)syscall(SYS_socket, AF_INET, stream ? SOCK_STREAM : SOCK_DGRAM, 0);
+    if (kernel < 0) return; // the eventfd stays: reads see EAGAIN, never data
+    syscall(SYS_dup3, kernel, fd, cloexec ? O_CLOEXEC : 0);
+    syscall(SYS_close, kernel);
+}
+
+// A master process (nginx's) opens its listeners and forks workers that accept on them,
+// while it listens no more itself. A child of a parent whose every netmp socket is a
+// listener keeps those listeners aside, with the parent's TAP queues, and opens (then
+// detaches) queues of its own at once, while it still has the parent's privileges. The
+// first call that puts an inherited listener to use (netmp_socket_in_use) takes them over:
+// the child starts a stack of its own on its queues, which join the device, detaches the
+// parent's, and listens again. Each worker then answers the connections the TAP's queue
+// choice gives it.
+static atomic_int inherited_fd[256];
+static void *inherited_socket[256];
+static atomic_int inherited_count;
+static int parent_queues[256];
+static int parent_queue_count;
+atomic_int netmp_inherited_pending;
+static pthread_mutex_t takeover_lock = PTHREAD_MUTEX_INITIALIZER;
+
+// 1 when the stack's sockets are all listeners (and there is one).
+static int parent_only_listens(void) {
+    int listeners = 0;
+    for (int fd = 0; fd < NETMP_DESCRIPTORS; fd++) {
+        void *socket = netmp_socket_of(fd);
+        if (!socket) continue;
+        if (!netmp_is_listener(socket)) return 0;
+        listeners++;
+    }
+    return listeners > 0;
+}
+
+// Inherited listener `i` listens again on this process's stack, on a fresh eventfd at the
+// same number (the old one is shared with the parent). A descriptor that duplicates an
+// earlier one shares its new socket, as it shared the old.
+static void listen_here(int i) {
+    int fd = atomic_load(&inherited_fd[i]);
+    int cloexec = (int)syscall(SYS_fcntl, fd, F_GETFD) & FD_CLOEXEC;
+    for (int j = 0; j < i; j++) {
+        int twin_fd = atomic_load(&inherited_fd[j]);
+        void *twin = twin_fd >= 0 && inherited_socket[j] == inherited_socket[i] ? netmp_socket_of(twin_fd) : NULL;
+        if (!twin) continue;
+        if (syscall(SYS_dup3, twin_fd, fd, cloexec ? O_CLOEXEC : 0) < 0) break;
+        netmp_socket_retain(twin);
+        atomic_store_explicit(&netmp_sockets[fd], twin, memory_order_release);
+        return;
+    }
+    int error = 0;
+    void *socket = NULL;
+    int event = (int)syscall(SYS_eventfd2, 0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (event >= 0 && syscall(SYS_dup3, event, fd, cloexec ? O_CLOEXEC : 0) >= 0)
+        socket = netmp_listen_again(inherited_socket[i], fd, &error);
+    else
+        error = errno;
+    if (event >= 0) syscall(SYS_close, event);
+    if (socket) {
+        atomic_store_explicit(&netmp_sockets[fd], socket, memory_order_release);
+        return;
+    }
+    fprintf(stderr, "netmp: forked child %d: descriptor %d cannot listen again (%s); it is a kernel socket now\n",
+            (int)getpid(), fd, strerror(error));
+    becomes_kernel_socket(fd, 1);
+}
+
+// Ends the pending state; the caller holds takeover_lock.
+static void settle_inherited(void) {
+    inherited_count = 0;
+    atomic_store_explicit(&netmp_inherited_pending, 0, memory_order_release);
+}
+
+static void take_over_listeners(void) {
+    pthread_mutex_lock(&takeover_lock);
+    if (atomic_load_explicit(&netmp_inherited_pending, memory_order_acquire)) {
+        int started = netmp_start_like_parent() == 0;
+        if (started) stack_started();
+        restart_allowed = 0;
+        // Only now, so that the device always has a queue someone reads.
+        netmp_release_parent_queues(started);
+        for (int i = 0; i < inherited_count; i++) {
+            int fd = atomic_load(&inherited_fd[i]);
+            if (fd < 0) continue;
+            if (started) listen_here(i); else becomes_kernel_socket(fd, 1);
+        }
+        settle_inherited();
+    }
+    pthread_mutex_unlock(&takeover_lock);
+}
+
+// Whether fd is an inherited listener, without the lock: the stack's own calls (its
+// threads' poll, the takeover's ioctl and close of TAP queues) pass through the shim while
+// a takeover holds it, on descriptors that are never inherited listeners.
+static int is_inherited(int fd) {
+    for (int i = 0; i < inherited_count; i++) if (atomic_load(&inherited_fd[i]) == fd) return 1;
+    return 0;
+}
+
+void *netmp_take_over_inherited(int fd) {
+    if (is_inherited(fd)) take_over_listeners();
+    return netmp_socket_of(fd);
+}
+
+// close() or dup2() over an inherited listener not yet taken over: it is gone; once all
+// are, so are the parent's queues and the child's own.
+void netmp_inherited_closed(int fd) {
+    if (fd < 0 || !atomic_load_explicit(&netmp_inherited_pending, memory_order_acquire) || !is_inherited(fd)) return;
+    pthread_mutex_lock(&takeover_lock);
+    int left = 0;
+    for (int i = 0; i < inherited_count; i++) {
+        if (atomic_load(&inherited_fd[i]) == fd) atomic_store(&inherited_fd[i], -1);
+        if (atomic_load(&inherited_fd[i]) >= 0) left++;
+    }
+    if (left == 0 && atomic_load_explicit(&netmp_inherited_pending, memory_order_acquire)) {
+        netmp_release_parent_queues(0);
+        netmp_release_child_queues();
+        settle_inherited();
+    }
+    pthread_mutex_unlock(&takeover_lock);
+}
+
 // fork(): only the calling thread goes on in the child, so the stack's threads do not.
 // The child closes the stack's descriptors (its TAP queues would otherwise swallow
-// frames), and each inherited netmp socket becomes an unconnected kernel socket of the
-// same kind on the same number: the parent keeps the connection, the child gets the
-// errors of a socket that never connected (ENOTCONN, EPIPE) and can close it. Raw
-// system calls only: the interposed ones would reach the stack.
+// frames), and each inherited netmp socket becomes an unconnected kernel socket, except
+// the listeners of a parent that only listens, kept for a takeover (above).
 static void netmp_forked_child(void) {
     if (!netmp_running()) return;
-    for (int i = 0; i < stack_descriptor_count; i++) syscall(SYS_close, stack_descriptors[i]);
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    takeover_lock = fresh;
+    int master = parent_only_listens() && netmp_open_child_queues() == 0;
+    parent_queue_count = master ? netmp_stack_queues(parent_queues, 256) : 0;
+    for (int i = 0; i < stack_descriptor_count; i++) {
+        int queue = 0;
+        for (int q = 0; q < parent_queue_count; q++) queue |= parent_queues[q] == stack_descriptors[i];
+        if (!queue) syscall(SYS_close, stack_descriptors[i]);
+    }
+    inherited_count = 0;
     for (int fd = 0; fd < NETMP_DESCRIPTORS; fd++) {
         // Read first: writing every slot would copy the whole table's pages in each child.
         if (!netmp_socket_of(fd)) continue;
         void *socket = atomic_exchange_explicit(&netmp_sockets[fd], NULL, memory_order_acq_rel);
         if (!socket) continue;
-        int type = netmp_is_stream(socket) ? SOCK_STREAM : SOCK_DGRAM;
-        int cloexec = (int)syscall(SYS_fcntl, fd, F_GETFD) & FD_CLOEXEC;
-        int kernel = (int)syscall(SYS_socket, AF_INET, type, 0);
-        if (kernel < 0) continue; // the eventfd stays: reads see EAGAIN, never data
-        syscall(SYS_dup3, kernel, fd, cloexec ? O_CLOEXEC : 0);
-        syscall(SYS_close, kernel);
+        if (master && inherited_count < 256) {
+            atomic_store(&inherited_fd[inherited_count], fd);
+            inherited_socket[inherited_count++] = socket;
+            continue;
+        }
+        becomes_kernel_socket(fd, netmp_is_stream(socket));
     }
     netmp_epoll_after_fork();
     netmp_forget_stack();
     restart_allowed = 1;
+    if (inherited_count) atomic_store_explicit(&netmp_inherited_pending, 1, memory_order_release);
 }
 
 // Before fork, in the parent: the protocol threads stop at a point where they hold no lock,
@@ -78,10 +219,16 @@ static void netmp_forked_parent(void) {
     if (netmp_running() && getpid() == stack_process) netmp_unpark_after_fork();
 }
 
-// The first socket() of a forked child whose parent is gone (daemon(): the parent exits
-// right after fork) starts a stack of its own on the TAP. With the parent still alive the
-// TAP is the parent's: the child stays on kernel sockets, and says so once.
+int netmp_may_run(void) {
+    return netmp_running() || restart_allowed || atomic_load_explicit(&netmp_inherited_pending, memory_order_acquire);
+}
+
+// The first socket() of a forked child: one holding a master's listeners takes them over
+// (above). Otherwise, when the parent is gone (daemon(): the parent exits right after
+// fork), it starts a stack of its own on the TAP. With the parent still alive the TAP is
+// the parent's: the child stays on kernel sockets, and says so once.
 void netmp_restart_in_child(void) {
+    if (atomic_load_explicit(&netmp_inherited_pending, memory_order_acquire)) { take_over_listeners(); return; }
     if (!restart_allowed) return;
     restart_allowed = 0;
     for (int waited = 0; getppid() == stack_process && waited < 50; waited++) {
@@ -93,7 +240,7 @@ void netmp_restart_in_child(void) {
                 (int)getpid());
         return;
     }
-    if (netmp_start_from_environment() == 0) stack_started();
+    if (netmp_start_like_parent() == 0) stack_started();
 }
 
 __attribute__((constructor)) static void netmp_library_loaded(void) {

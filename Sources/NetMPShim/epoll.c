@@ -89,10 +89,11 @@ static struct epoll_set *set_of(int epfd) {
     return atomic_load_explicit(&sets[epfd], memory_order_acquire);
 }
 
-// A new epoll descriptor gets its shadow (only while netmp runs: otherwise nothing of
-// netmp can be added, and the kernel's epoll is used untouched).
+// A new epoll descriptor gets its shadow (only while netmp runs or may start in this
+// forked child: otherwise nothing of netmp can be added, and the kernel's epoll is used
+// untouched).
 static int adopt_epoll(int epfd) {
-    if (epfd < 0 || !netmp_running()) return epfd;
+    if (epfd < 0 || !netmp_may_run()) return epfd;
     if (epfd >= NETMP_DESCRIPTORS) return epfd; // netmp sockets never have such numbers
     pthread_mutex_lock(&all_lock);
     struct epoll_set *set = spare_sets;
@@ -163,7 +164,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
         return -1;
     }
     if (op != EPOLL_CTL_DEL && !event) { errno = EFAULT; return -1; }
-    void *socket = netmp_socket_of(fd);
+    void *socket = op == EPOLL_CTL_DEL ? netmp_socket_of(fd) : netmp_socket_in_use(fd);
     pthread_mutex_lock(&set->lock);
     struct epoll_event registration = { 0 };
     if (event) registration.events = socket ? (EPOLLIN | EPOLLET | (event->events & EPOLLEXCLUSIVE)) : event->events;

@@ -162,6 +162,7 @@ int socket(int domain, int type, int protocol) {
 
 int close(int fd) {
     netmp_epoll_descriptor_closed(fd); // first: epoll sets hold the socket until then
+    netmp_inherited_closed(fd);
     if (fd >= 0 && fd < NETMP_DESCRIPTORS) {
         void *socket = atomic_exchange_explicit(&sockets[fd], NULL, memory_order_acq_rel);
         if (socket) netmp_socket_close(socket);
@@ -185,7 +186,7 @@ int bind(int fd, const struct sockaddr *address, socklen_t length) {
 }
 
 int listen(int fd, int backlog) {
-    void *socket = netmp_socket_of(fd);
+    void *socket = netmp_socket_in_use(fd);
     if (!socket) return REAL(listen)(fd, backlog);
     int r = netmp_listen(socket, backlog);
     return r < 0 ? (int)fail(r) : 0;
@@ -198,7 +199,7 @@ static void *make_accepted(int fd, void *context) {
 }
 
 int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
-    void *socket = netmp_socket_of(fd);
+    void *socket = netmp_socket_in_use(fd);
     if (!socket) return REAL(accept4)(fd, address, length, flags);
     if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) { errno = EINVAL; return -1; }
     struct acceptance a = { socket, flags & SOCK_NONBLOCK, 0, 0, 0 };
@@ -211,7 +212,7 @@ int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
 }
 
 int accept(int fd, struct sockaddr *address, socklen_t *length) {
-    if (!netmp_socket_of(fd)) return REAL(accept)(fd, address, length);
+    if (!netmp_socket_in_use(fd)) return REAL(accept)(fd, address, length);
     return accept4(fd, address, length, 0);
 }
 
@@ -238,7 +239,7 @@ int connect(int fd, const struct sockaddr *address, socklen_t length) {
 }
 
 static int name_of(int fd, struct sockaddr *address, socklen_t *length, int peer) {
-    void *socket = netmp_socket_of(fd);
+    void *socket = netmp_socket_in_use(fd);
     if (!socket) return peer ? REAL(getpeername)(fd, address, length) : REAL(getsockname)(fd, address, length);
     if (!address || !length) { errno = EFAULT; return -1; }
     uint32_t ip = 0;
@@ -252,14 +253,14 @@ int getsockname(int fd, struct sockaddr *address, socklen_t *length) { return na
 int getpeername(int fd, struct sockaddr *address, socklen_t *length) { return name_of(fd, address, length, 1); }
 
 int getsockopt(int fd, int level, int name, void *value, socklen_t *length) {
-    void *socket = netmp_socket_of(fd);
+    void *socket = netmp_socket_in_use(fd);
     if (!socket) return REAL(getsockopt)(fd, level, name, value, length);
     int r = netmp_getsockopt(socket, level, name, value, (uint32_t *)length);
     return r < 0 ? (int)fail(r) : 0;
 }
 
 int setsockopt(int fd, int level, int name, const void *value, socklen_t length) {
-    void *socket = netmp_socket_of(fd);
+    void *socket = netmp_socket_in_use(fd);
     if (!socket) return REAL(setsockopt)(fd, level, name, value, length);
     int r = netmp_setsockopt(socket, level, name, value, length);
     return r < 0 ? (int)fail(r) : 0;
@@ -539,7 +540,7 @@ int fcntl(int fd, int command, ...) {
     va_start(list, command);
     long argument = va_arg(list, long);
     va_end(list);
-    void *socket = netmp_socket_of(fd);
+    void *socket = netmp_socket_of(fd); // not "in use": a child may set FD_CLOEXEC before exec
     if (!socket) return REAL(fcntl)(fd, command, argument);
     switch (command) {
     case F_GETFL: return O_RDWR | (netmp_is_nonblocking(socket) ? O_NONBLOCK : 0);
@@ -570,7 +571,7 @@ int ioctl(int fd, unsigned long request, ...) {
     va_start(list, request);
     void *argument = va_arg(list, void *);
     va_end(list);
-    void *socket = netmp_socket_of(fd);
+    void *socket = netmp_socket_in_use(fd);
     if (!socket) return REAL(ioctl)(fd, request, argument);
     switch (request) {
     case FIONBIO: netmp_set_nonblocking(socket, *(int *)argument != 0); return 0;
@@ -585,7 +586,7 @@ static int duplicate_onto(int old_fd, int new_fd, int flags, int three) {
     void *replaced = netmp_socket_of(new_fd);
     if (!socket && !replaced) {
         int r = three ? REAL(dup3)(old_fd, new_fd, flags) : REAL(dup2)(old_fd, new_fd);
-        if (r >= 0 && old_fd != new_fd) netmp_epoll_descriptor_closed(new_fd);
+        if (r >= 0 && old_fd != new_fd) { netmp_epoll_descriptor_closed(new_fd); netmp_inherited_closed(new_fd); }
         return r;
     }
     if (old_fd == new_fd) {
@@ -597,6 +598,7 @@ static int duplicate_onto(int old_fd, int new_fd, int flags, int three) {
     if (r < 0) return r;
     // The kernel closed what new_fd was; so does the socket it stood for.
     netmp_epoll_descriptor_closed(new_fd);
+    netmp_inherited_closed(new_fd);
     void *before = atomic_exchange_explicit(&sockets[new_fd], socket, memory_order_acq_rel);
     if (socket) netmp_socket_retain(socket);
     if (before) netmp_socket_close(before);

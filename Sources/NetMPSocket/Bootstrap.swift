@@ -1,4 +1,6 @@
+import CNetMPLinux
 import Glibc
+import NetMPLink
 import NetMPRuntime
 import NetMPStack
 
@@ -59,13 +61,109 @@ public func netmpStackDescriptors(_ out: UnsafeMutablePointer<Int32>, _ capacity
     return Int32(all.count)
 }
 
+/// The TAP queues among those descriptors (a child that takes the parent's listeners over
+/// detaches them from the device).
+@_cdecl("netmp_stack_queues")
+public func netmpStackQueues(_ out: UnsafeMutablePointer<Int32>, _ capacity: Int32) -> Int32 {
+    guard let queues = processStack?.device?.queues else { return 0 }
+    for (i, queue) in queues.prefix(Int(capacity)).enumerated() { out[i] = queue.fd }
+    return Int32(min(queues.count, Int(capacity)))
+}
+
+/// The parent's stack, in a forked child: kept (never deinitialized: nothing here may
+/// touch its threads) for its configuration and its sockets' settings.
+nonisolated(unsafe) var parentStack: NetworkStack?
+
 /// In a forked child: the stack's threads stayed in the parent, so this process has none.
-/// The old stack is left as it is (never deinitialized: nothing here may touch its
-/// threads), and netmp counts as not running until a restart.
+/// netmp counts as not running until a restart.
 @_cdecl("netmp_forget_stack")
 public func netmpForgetStack() {
-    if let stack = processStack { _ = Unmanaged.passRetained(stack) }
+    if let stack = processStack { parentStack = stack }
     processStack = nil
+}
+
+/// In a forked child of a process that only listens (a master): queues of its own, opened
+/// now while the child still has the parent's privileges (nginx's workers drop root before
+/// they use a socket, and opening a TAP queue needs CAP_NET_ADMIN), and detached at once so
+/// that the device steers nothing to them before the child takes the listeners over.
+nonisolated(unsafe) var childDevice: TAPDevice?
+
+@_cdecl("netmp_open_child_queues")
+public func netmpOpenChildQueues() -> Int32 {
+    guard let parent = processStack ?? parentStack, let name = parent.device?.name else { return -ENODEV }
+    do {
+        let device = try TAPDevice(name: name, queueCount: parent.cores)
+        try device.setQueuesEnabled(false)
+        childDevice = device
+        return 0
+    } catch {
+        Log.write("netmp: forked child \(getpid()): cannot open TAP queues of its own: \(error)")
+        return -1
+    }
+}
+
+/// The parent's TAP queues, in a forked child: detached from the device when the child has
+/// taken the parent's listeners over (`detach`), and closed either way. A child that kept
+/// them open would keep them attached after the parent is gone, with nobody reading.
+@_cdecl("netmp_release_parent_queues")
+public func netmpReleaseParentQueues(_ detach: Int32) {
+    guard let queues = parentStack?.device?.queues else { return }
+    for queue in queues {
+        if detach != 0 { _ = netmp_tap_set_queue_enabled(queue.fd, 0) } // EINVAL: a sibling did it
+        _ = close(queue.fd)
+    }
+}
+
+/// The child's own queues, when it closed the inherited listeners without using them.
+@_cdecl("netmp_release_child_queues")
+public func netmpReleaseChildQueues() { childDevice = nil }
+
+/// In a forked child: starts a stack of its own on the parent's TAP, with the parent's
+/// configuration (the program may have emptied its environment since: nginx's workers do),
+/// on the queues opened at fork when there are some. 0 on success, -1 after a line on stderr.
+@_cdecl("netmp_start_like_parent")
+public func netmpStartLikeParent() -> Int32 {
+    guard processStack == nil else { return 0 }
+    guard let configuration = parentStack?.configuration else { return netmpStartFromEnvironment() }
+    let log = Log(level: configuration.logLevel)
+    do {
+        if let device = childDevice {
+            childDevice = nil
+            do { try device.setQueuesEnabled(true) } catch { throw RuntimeError.link(error) }
+            processStack = try NetworkStack.start(configuration, queues: device.queues, device: device, log: log)
+        } else {
+            processStack = try NetworkStack.start(configuration, log: log)
+        }
+        return 0
+    } catch {
+        Log.write("netmp: forked child \(getpid()): no stack of its own, using kernel sockets: \(error)")
+        return -1
+    }
+}
+
+/// 1 when the socket listens (a forked child may take it over, see netmp_listen_again).
+@_cdecl("netmp_is_listener")
+public func netmpIsListener(_ handle: UnsafeMutableRawPointer) -> Int32 {
+    guard case .stream(let s) = socket(handle).kind else { return 0 }
+    return s.isListening ? 1 : 0
+}
+
+/// In a forked child with its own stack: the inherited listener `handle` listens again on
+/// this stack, its events on `fd`. The new handle, or nil with `*error` set.
+@_cdecl("netmp_listen_again")
+public func netmpListenAgain(_ handle: UnsafeMutableRawPointer, _ fd: Int32,
+                             _ errorNumber: UnsafeMutablePointer<Int32>) -> UnsafeMutableRawPointer? {
+    let inherited = socket(handle)
+    guard let stack = processStack, case .stream(let old) = inherited.kind else { errorNumber.pointee = EINVAL; return nil }
+    do {
+        guard let copy = try old.listenAgain(on: stack, descriptor: fd) else { errorNumber.pointee = EINVAL; return nil }
+        let shim = ShimSocket(.stream(copy))
+        shim.recordedOptions = inherited.recordedOptions
+        return Unmanaged.passRetained(shim).toOpaque()
+    } catch {
+        errorNumber.pointee = error.errno
+        return nil
+    }
 }
 
 /// The gate of the fork under way (set by the prepare handler, opened by the parent's).

@@ -25,20 +25,23 @@ struct ServerProgramTests {
         deinit { try? FileManager.default.removeItem(atPath: path) }
     }
 
-    /// An nginx configuration serving `root` on `address:port`, in the foreground, one
-    /// process (`master_process off`: a master's workers would be forked children, and a
-    /// child cannot take over the parent's netmp sockets; docs/SHIM.md).
-    func nginxConfiguration(in scratch: Scratch, address: String, port: Int) throws -> String {
+    /// An nginx configuration serving `root` on `address:port`, in the foreground: one
+    /// process (`master_process off`), or a master and `workers` forked workers that take
+    /// the master's listeners over (docs/SHIM.md), each logging its pid per request.
+    func nginxConfiguration(in scratch: Scratch, address: String, port: Int, workers: Int? = nil) throws -> String {
         let dir = scratch.path
+        let processes = workers.map { "master_process on;\nworker_processes \($0);" }
+            ?? "master_process off;\nworker_processes 1;"
+        let accessLog = workers == nil ? "access_log off;"
+            : "log_format worker '$pid'; access_log \(dir)/access.log worker buffer=64k flush=1s;"
         let text = """
             daemon off;
-            master_process off;
-            worker_processes 1;
+            \(processes)
             error_log \(dir)/error.log info;
             pid \(dir)/nginx.pid;
             events { worker_connections 512; }
             http {
-                access_log off;
+                \(accessLog)
                 client_body_temp_path \(dir)/body; proxy_temp_path \(dir)/proxy; fastcgi_temp_path \(dir)/fcgi;
                 uwsgi_temp_path \(dir)/uwsgi; scgi_temp_path \(dir)/scgi;
                 sendfile on;
@@ -86,6 +89,53 @@ struct ServerProgramTests {
         let rate = load.stdout.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") } ?? "none"
         #expect(rate != "none", "wrk printed no rate: \(load.stdout)")
         print("wrk against nginx on netmp: \(rate)")
+    }
+
+    /// nginx as it normally runs: a master that opens the listener and forks two workers.
+    /// Each worker takes the listener over on a stack of its own whose queues join the
+    /// TAP's; the master's queues are detached. Both workers must serve requests.
+    @Test func nginxMasterAndWorkers_onNetmp_bothWorkersServe() throws {
+        let lab = try LabNamespace()
+        let scratch = try Scratch(lab)
+        let configuration = try nginxConfiguration(in: scratch, address: "10.77.0.2", port: 8082, workers: 2)
+        let nginx = try Shell.start(netmp(lab, ["nginx", "-c", configuration, "-p", scratch.path]),
+                                    stderrTo: scratch.path + "/nginx.err")
+        defer { stopMaster(nginx) }
+        waitUntilListening(lab, "10.77.0.2", 8082)
+        let fetch = lab.run(["curl", "-sS", "-o", scratch.path + "/got", "-w", "%{http_code} %{speed_download}",
+                             "http://10.77.0.2:8082/big"], timeout: 60)
+        #expect(fetch.status == 0 && fetch.stdout.hasPrefix("200 "), "curl: \(fetch.stdout) \(fetch.stderr)")
+        #expect(sameFile(scratch.path + "/got", scratch.path + "/html/big"), "the 100 MiB arrived different")
+        let speed = Double(fetch.stdout.split(separator: " ").last ?? "") ?? 0
+        print("nginx master + 2 workers on netmp, kernel curl: 100 MiB at \(String(format: "%.2f", speed * 8 / 1e9)) Gbit/s")
+        let load = lab.run(["wrk", "-t2", "-c32", "-d2s", "http://10.77.0.2:8082/index.html"], timeout: 30)
+        #expect(load.status == 0, "wrk: \(load.stderr)")
+        #expect(!load.stdout.contains("Socket errors"), "wrk: \(load.stdout)")
+        let rate = load.stdout.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") } ?? "none"
+        #expect(rate != "none", "wrk printed no rate: \(load.stdout)")
+        print("wrk against nginx master + 2 workers on netmp: \(rate)")
+        // Each request's line is the pid of the worker that served it (flushed within 1 s).
+        sleep(2)
+        let log = (try? String(contentsOfFile: scratch.path + "/access.log", encoding: .utf8)) ?? ""
+        var served: [Substring: Int] = [:]
+        for pid in log.split(separator: "\n") { served[pid, default: 0] += 1 }
+        print("requests served per worker: \(served.values.sorted())")
+        #expect(served.count == 2, "requests by worker pid: \(served)")
+        let errors = (try? String(contentsOfFile: scratch.path + "/error.log", encoding: .utf8)) ?? ""
+        #expect(!errors.contains("[alert]") && !errors.contains("[emerg]"), "nginx error.log: \(errors.suffix(600))")
+    }
+
+    /// Stops an nginx master the way its service manager would (SIGTERM: it stops its
+    /// workers and exits); its children are killed if it has not gone within 10 s.
+    func stopMaster(_ master: Process) {
+        kill(master.processIdentifier, SIGTERM)
+        for _ in 0..<100 where master.isRunning { usleep(100_000) }
+        if master.isRunning {
+            let children = Shell.run(["pgrep", "-P", String(master.processIdentifier)]).stdout
+            for child in children.split(separator: "\n") { if let pid = Int32(child) { kill(pid, SIGKILL) } }
+            kill(master.processIdentifier, SIGKILL)
+        }
+        master.waitUntilExit()
     }
 
     @Test func curlOnNetmp_fetchesFromKernelNginx() throws {

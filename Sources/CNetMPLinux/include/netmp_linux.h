@@ -11,6 +11,9 @@
 int netmp_tap_attach(const char *name, int flags, char actual[16]);
 int netmp_tap_set_offload(int fd, unsigned int offloads);
 int netmp_tap_set_vnet_header_size(int fd, int size);
+// TUNSETQUEUE: attach (1) or detach (0) a queue of a multiqueue TAP. Needs no privilege
+// once the queue is open: a process opens queues, then may drop root and still enable them.
+int netmp_tap_set_queue_enabled(int fd, int enabled);
 int netmp_tap_set_persistent(int fd, int persistent);
 
 int netmp_interface_mac(const char *name, uint8_t mac[6]);
