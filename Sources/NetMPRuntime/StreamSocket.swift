@@ -179,7 +179,9 @@ public final class StreamSocket: @unchecked Sendable {
         if peerClosed { events.insert(.readHangUp) }
         if status.contains(.writeShut) {
             events.insert(.writable)
-        } else if status.contains(.established) && channel.send.free > 0 {
+        } else if status.contains(.established) && channel.send.free >= channel.send.capacity / 3 {
+            // Linux's rule (sk_stream_is_writeable): writable once a third of the buffer is
+            // free, so a poller wakes to write a batch, not a few bytes.
             events.insert(.writable)
         }
         if status.contains(.closed) || (status.contains(.writeShut) && peerClosed) { events.insert(.hangUp) }

@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
+#include <sys/time.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -76,9 +77,23 @@ __attribute__((unused)) static long read_exactly(int fd, void *bytes, long count
     return got;
 }
 
+// Waits (untraced, 5 s at most) until `count` bytes are readable on fd: however the
+// stack segmented them, the traced call after it sees them all.
+__attribute__((unused)) static void wait_readable(int fd, int count) {
+    int readable = 0;
+    for (int i = 0; i < 5000; i++) {
+        if (ioctl(fd, FIONREAD, &readable) == 0 && readable >= count) return;
+        usleep(1000);
+    }
+}
+
 static void begin(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: %s PEER-ADDRESS\n", argv[0]); exit(2); }
     peer_address = argv[1];
+    // A clean signal mask: the test runner's threads block signals, and exec keeps the mask.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_IGN);
     alarm(20); // a hung case fails instead of hanging the suite
 }

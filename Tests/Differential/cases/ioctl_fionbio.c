@@ -9,7 +9,7 @@ int main(int argc, char **argv) {
     char bytes[16];
     T(recv(fd, bytes, sizeof bytes, 0));
     T(send(fd, "0123456789", 10, 0));
-    usleep(200000);
+    wait_readable(fd, 10);
     int n = -1;
     T(ioctl(fd, FIONREAD, &n));
     note("FIONREAD", n);
