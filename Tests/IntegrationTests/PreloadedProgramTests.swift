@@ -114,4 +114,39 @@ struct PreloadedProgramTests {
         let lines = ((try? String(contentsOfFile: report, encoding: .utf8)) ?? "").split(separator: "\n")
         #expect(lines.last == "\(size) True", "the peer reported \(lines.last ?? "nothing") for \(size) bytes sent")
     }
+
+    /// A forked child of a process that only listens, as nginx's workers are: when it uses
+    /// the inherited listener, it takes it over (its own stack, the parent's queues
+    /// detached) and the connection is the child's; when it only closes it (as redis' save
+    /// child does), the parent's stack goes on serving. Either way the kernel client gets
+    /// its line from the process that should answer.
+    @Test(arguments: [false, true])
+    func forkedChildOfListener_takesOverOrLeavesParentServing(childServes: Bool) throws {
+        let lab = try LabNamespace()
+        let out = NSTemporaryDirectory() + "/\(lab.name)-fork.out"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let child = childServes
+            ? "    l.getsockname(); print('ready', flush=True)\n"
+                + "    c, _ = l.accept(); c.sendall(b'child\\n'); c.close(); sys.exit(0)\n"
+            : "    l.close(); os._exit(0)\n"
+        let program = "import os, socket, sys\n"
+            + "l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            + "l.bind(('10.77.0.2', 7781)); l.listen(8)\n"
+            + "pid = os.fork()\n"
+            + "if pid == 0:\n" + child
+            + (childServes ? "os.waitpid(pid, 0)\n"
+               : "os.waitpid(pid, 0); print('ready', flush=True)\n"
+                 + "c, _ = l.accept(); c.sendall(b'parent\\n'); c.close()\n")
+        let server = try Shell.start(netmp(lab, ["python3", "-c", program]),
+                                     stderrTo: NSTemporaryDirectory() + "/\(lab.name)-fork.err", stdoutTo: out)
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        waitFor("ready", in: out)
+        let client = lab.run(["python3", "-c", "import socket; s = socket.create_connection(('10.77.0.2', 7781), timeout=10); "
+                              + "print(s.makefile().readline().strip())"], timeout: 20)
+        #expect(client.stdout == (childServes ? "child\n" : "parent\n"), "client: \(client.stdout) \(client.stderr)")
+        let deadline = Date().addingTimeInterval(10)
+        while server.isRunning && Date() < deadline { usleep(20_000) }
+        #expect(!server.isRunning, "the preloaded server did not finish")
+        #expect(server.terminationStatus == 0)
+    }
 }
