@@ -21,12 +21,23 @@ public func netmpStartFromEnvironment() -> Int32 {
         Log.write("netmp: not started, using kernel sockets: \(error)")
         return -1
     }
+    return startStack(configuration, failing: "netmp: not started, using kernel sockets")
+}
+
+/// Starts this process's stack, on `device`'s queues (attached first) when given; 0, or -1
+/// after one line on stderr that begins with `failing`.
+func startStack(_ configuration: StackConfiguration, on device: TAPDevice? = nil, failing: String) -> Int32 {
     let log = Log(level: configuration.logLevel)
     do {
-        processStack = try NetworkStack.start(configuration, log: log)
+        if let device {
+            do { try device.setQueuesEnabled(true) } catch { throw RuntimeError.link(error) }
+            processStack = try NetworkStack.start(configuration, queues: device.queues, device: device, log: log)
+        } else {
+            processStack = try NetworkStack.start(configuration, log: log)
+        }
         return 0
     } catch {
-        Log.write("netmp: not started, using kernel sockets: \(error)")
+        Log.write("\(failing): \(error)")
         return -1
     }
 }
@@ -125,20 +136,10 @@ public func netmpReleaseChildQueues() { childDevice = nil }
 public func netmpStartLikeParent() -> Int32 {
     guard processStack == nil else { return 0 }
     guard let configuration = parentStack?.configuration else { return netmpStartFromEnvironment() }
-    let log = Log(level: configuration.logLevel)
-    do {
-        if let device = childDevice {
-            childDevice = nil
-            do { try device.setQueuesEnabled(true) } catch { throw RuntimeError.link(error) }
-            processStack = try NetworkStack.start(configuration, queues: device.queues, device: device, log: log)
-        } else {
-            processStack = try NetworkStack.start(configuration, log: log)
-        }
-        return 0
-    } catch {
-        Log.write("netmp: forked child \(getpid()): no stack of its own, using kernel sockets: \(error)")
-        return -1
-    }
+    let device = childDevice
+    childDevice = nil
+    return startStack(configuration, on: device,
+                      failing: "netmp: forked child \(getpid()): no stack of its own, using kernel sockets")
 }
 
 /// 1 when the socket listens (a forked child may take it over, see netmp_listen_again).

@@ -77,18 +77,25 @@ struct ServerProgramTests {
                                     stderrTo: scratch.path + "/nginx.err")
         defer { kill(nginx.processIdentifier, SIGKILL); nginx.waitUntilExit() }
         waitUntilListening(lab, "10.77.0.2", 8080)
+        fetchAndLoad(lab, scratch, port: 8080, what: "nginx on netmp", connections: 16)
+    }
+
+    /// From the lab namespace: curl fetches the 100 MiB file (checksummed), then wrk loads
+    /// the small page for 2 s with `connections`; prints both rates.
+    func fetchAndLoad(_ lab: LabNamespace, _ scratch: Scratch, port: Int, what: String, connections: Int) {
         let fetch = lab.run(["curl", "-sS", "-o", scratch.path + "/got", "-w", "%{http_code} %{speed_download}",
-                             "http://10.77.0.2:8080/big"], timeout: 60)
+                             "http://10.77.0.2:\(port)/big"], timeout: 60)
         #expect(fetch.status == 0 && fetch.stdout.hasPrefix("200 "), "curl: \(fetch.stdout) \(fetch.stderr)")
         #expect(sameFile(scratch.path + "/got", scratch.path + "/html/big"), "the 100 MiB arrived different")
         let speed = Double(fetch.stdout.split(separator: " ").last ?? "") ?? 0
-        print("nginx on netmp, kernel curl: 100 MiB at \(String(format: "%.2f", speed * 8 / 1e9)) Gbit/s")
-        let load = lab.run(["wrk", "-t1", "-c16", "-d2s", "http://10.77.0.2:8080/index.html"], timeout: 30)
+        print("\(what), kernel curl: 100 MiB at \(String(format: "%.2f", speed * 8 / 1e9)) Gbit/s")
+        let load = lab.run(["wrk", "-t\(min(2, connections))", "-c\(connections)", "-d2s",
+                            "http://10.77.0.2:\(port)/index.html"], timeout: 30)
         #expect(load.status == 0, "wrk: \(load.stderr)")
         #expect(!load.stdout.contains("Socket errors"), "wrk: \(load.stdout)")
         let rate = load.stdout.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") } ?? "none"
         #expect(rate != "none", "wrk printed no rate: \(load.stdout)")
-        print("wrk against nginx on netmp: \(rate)")
+        print("wrk against \(what): \(rate)")
     }
 
     /// nginx as it normally runs: a master that opens the listener and forks two workers.
@@ -102,18 +109,7 @@ struct ServerProgramTests {
                                     stderrTo: scratch.path + "/nginx.err")
         defer { stopMaster(nginx) }
         waitUntilListening(lab, "10.77.0.2", 8082)
-        let fetch = lab.run(["curl", "-sS", "-o", scratch.path + "/got", "-w", "%{http_code} %{speed_download}",
-                             "http://10.77.0.2:8082/big"], timeout: 60)
-        #expect(fetch.status == 0 && fetch.stdout.hasPrefix("200 "), "curl: \(fetch.stdout) \(fetch.stderr)")
-        #expect(sameFile(scratch.path + "/got", scratch.path + "/html/big"), "the 100 MiB arrived different")
-        let speed = Double(fetch.stdout.split(separator: " ").last ?? "") ?? 0
-        print("nginx master + 2 workers on netmp, kernel curl: 100 MiB at \(String(format: "%.2f", speed * 8 / 1e9)) Gbit/s")
-        let load = lab.run(["wrk", "-t2", "-c32", "-d2s", "http://10.77.0.2:8082/index.html"], timeout: 30)
-        #expect(load.status == 0, "wrk: \(load.stderr)")
-        #expect(!load.stdout.contains("Socket errors"), "wrk: \(load.stdout)")
-        let rate = load.stdout.split(separator: "\n").first { $0.hasPrefix("Requests/sec:") } ?? "none"
-        #expect(rate != "none", "wrk printed no rate: \(load.stdout)")
-        print("wrk against nginx master + 2 workers on netmp: \(rate)")
+        fetchAndLoad(lab, scratch, port: 8082, what: "nginx master + 2 workers on netmp", connections: 32)
         // Each request's line is the pid of the worker that served it (flushed within 1 s).
         sleep(2)
         let log = (try? String(contentsOfFile: scratch.path + "/access.log", encoding: .utf8)) ?? ""
