@@ -34,11 +34,36 @@ public final class StreamSocket: @unchecked Sendable {
     let sendTimeout = Atomic<Int>(0)
 
     /// A new, unconnected socket (socket(AF_INET, SOCK_STREAM, 0)).
-    public init(stack: NetworkStack) {
+    public init(stack: NetworkStack, doorbell: Doorbell = Doorbell()) {
         self.stack = stack
         configuration = stack.tcpConfiguration
-        channel = SocketChannel(sendCapacity: configuration.sendBufferSize, receiveCapacity: configuration.receiveBufferSize)
+        channel = SocketChannel(sendCapacity: configuration.sendBufferSize, receiveCapacity: configuration.receiveBufferSize,
+                                doorbell: doorbell)
         phase = .fresh
+    }
+
+    /// Set once connect() has reported a failure: Linux's socket is unconnected again then,
+    /// and may connect anew (guarded by `setup`).
+    nonisolated(unsafe) var failureReported = false
+    /// Whether connect() must start over on a fresh socket (`attemptAgain()`).
+    public var mayConnectAgain: Bool { setup.locked { failureReported } }
+
+    /// The socket a new connect() after a failed one runs on: the same doorbell (pollers and
+    /// epoll registrations carry over), options, blocking mode and bound port; this one is
+    /// closed. The shim's handle points to the new one from then on.
+    public func attemptAgain() -> StreamSocket {
+        let fresh = StreamSocket(stack: stack, doorbell: channel.doorbell)
+        setup.locked {
+            fresh.configuration = configuration
+            fresh.lingerSeconds = lingerSeconds
+            fresh.boundPort = boundPort
+            fresh.boundToAddress = boundToAddress
+            boundPort = nil // now the new socket's to release
+        }
+        fresh.nonBlocking = nonBlocking
+        fresh.setTimeouts(receive: receiveTimeout.load(ordering: .relaxed), send: sendTimeout.load(ordering: .relaxed))
+        close()
+        return fresh
     }
 
     /// A connection a listener accepted.
@@ -226,13 +251,14 @@ public final class StreamSocket: @unchecked Sendable {
             while !channel.changes.wait(until: { channel.status.contains(.attached) }) {}
             if channel.status.contains(.refusedAtOnce) {
                 phase = .closed
+                failureReported = true
                 throw SocketError(channel.takeError())
             }
             return false
         }
         if settledEarlier {
             if channel.status.isDisjoint(with: [.failed, .closed]) { try finishConnect(); return }
-            setup.locked { phase = .closed }
+            setup.locked { phase = .closed; failureReported = true }
             let error = channel.takeError() // SO_ERROR may have taken it already
             throw SocketError(error != 0 ? error : ECONNABORTED)
         }
@@ -241,7 +267,11 @@ public final class StreamSocket: @unchecked Sendable {
         switch block(on: channel.changes, until: deadline, ready: {
             !channel.status.isDisjoint(with: [.established, .failed, .closed])
         }) {
-        case .ready: try finishConnect()
+        case .ready:
+            do { try finishConnect() } catch {
+                setup.locked { if phase == .connecting { phase = .closed; failureReported = true } }
+                throw error
+            }
         case .timedOut: throw SocketError(EINPROGRESS)
         case .interrupted: throw SocketError(EINTR) // the handshake goes on; connect() again says EALREADY
         }

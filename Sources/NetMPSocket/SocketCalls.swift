@@ -10,14 +10,47 @@ import Synchronization
 /// closes when the last of them does (as a kernel file does).
 final class ShimSocket: @unchecked Sendable {
     enum Kind { case stream(StreamSocket), datagram(DatagramSocket) }
-    let kind: Kind
     let descriptors = Atomic<Int>(1)
     /// Options Linux accepts that netmp records without acting on them (SO_REUSEADDR,
     /// SO_REUSEPORT, IP_TOS, ...), so getsockopt reads back what setsockopt wrote.
     let recorded = PthreadLock()
     nonisolated(unsafe) var recordedOptions: [Int64: Int32] = [:]
 
-    init(_ kind: Kind) { self.kind = kind }
+    let datagram: DatagramSocket?
+    /// The stream socket now (an unretained pointer, 0 for UDP): a connect after a failed
+    /// one moves to a fresh StreamSocket (`connectAgain`). Each one stays alive in `streams`
+    /// until this object goes, since another thread may still be in a call on an older one.
+    let stream = Atomic<UInt>(0)
+    nonisolated(unsafe) var streams: [StreamSocket] = [] // guarded by `recorded`
+
+    init(_ kind: Kind) {
+        switch kind {
+        case .stream(let s):
+            datagram = nil
+            streams = [s]
+            stream.store(UInt(bitPattern: Unmanaged.passUnretained(s).toOpaque()), ordering: .releasing)
+        case .datagram(let d):
+            datagram = d
+        }
+    }
+
+    var kind: Kind {
+        if let datagram { return .datagram(datagram) }
+        let pointer = UnsafeRawPointer(bitPattern: stream.load(ordering: .acquiring))!
+        return .stream(Unmanaged<StreamSocket>.fromOpaque(pointer).takeUnretainedValue())
+    }
+
+    /// connect() after a failed connect: Linux's socket starts over; netmp's moves to a
+    /// fresh StreamSocket with the old one's options, bound port and doorbell.
+    func connectAgain(_ old: StreamSocket) -> StreamSocket {
+        recorded.locked {
+            guard let current = streams.last, current === old else { return streams.last! }
+            let fresh = old.attemptAgain()
+            streams.append(fresh)
+            stream.store(UInt(bitPattern: Unmanaged.passUnretained(fresh).toOpaque()), ordering: .releasing)
+            return fresh
+        }
+    }
 
     var doorbell: Doorbell? {
         switch kind {
@@ -145,9 +178,11 @@ public func netmpConnect(_ handle: UnsafeMutableRawPointer, _ address: UInt32, _
     let held = hold(handle)
     defer { held.release() }
     do {
-        switch socket(handle).kind {
-        case .stream(let s):
+        let shim = socket(handle)
+        switch shim.kind {
+        case .stream(var s):
             guard unspecified == 0 else { return -EAFNOSUPPORT }
+            if s.mayConnectAgain { s = shim.connectAgain(s) }
             try s.connect(to: endpoint(address, port))
         case .datagram(let d):
             try d.connect(to: unspecified != 0 ? nil : endpoint(address, port))

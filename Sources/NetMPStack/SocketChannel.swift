@@ -18,7 +18,7 @@ public final class SocketChannel: @unchecked Sendable {
     /// wake the rings' own words.
     public let changes = WaitWord()
     /// Rung on every change that poll, select or epoll could care about (the shim's eventfd).
-    public let doorbell = Doorbell()
+    public let doorbell: Doorbell
     let flags = Atomic<UInt32>(0)
     let errorNumber = Atomic<Int32>(0)
     /// Application threads inside a write (between checking that writing is open and
@@ -56,9 +56,11 @@ public final class SocketChannel: @unchecked Sendable {
         public static let windowRequested = Status(rawValue: 1 << 17)
     }
 
-    public init(sendCapacity: Int, receiveCapacity: Int) {
+    /// `doorbell`: a socket that connects again after a failed connect keeps its pollers.
+    public init(sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell = Doorbell()) {
         send = SendRing(capacity: sendCapacity)
         receive = ReceiveRing(capacity: receiveCapacity)
+        self.doorbell = doorbell
     }
 
     public var status: Status { Status(rawValue: flags.load(ordering: .acquiring)) }
