@@ -39,6 +39,10 @@ void *netmp_listen_again(void *socket, int fd, int *error);
 // go again (parent), so that the child may run Swift code and start its own stack.
 void netmp_park_for_fork(void);
 void netmp_unpark_after_fork(void);
+// After fork, in a parent with nothing on netmp: detach its TAP queues so that a child
+// exec'ing a preloaded program gets the traffic; its next socket() attaches them again.
+void netmp_step_aside(void);
+void netmp_step_back(void);
 
 // socket(): stream 1 for TCP, 0 for UDP; fd is the eventfd that stands for the socket.
 void *netmp_socket_create(int stream, int fd);

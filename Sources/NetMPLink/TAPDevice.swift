@@ -70,11 +70,14 @@ public final class TAPDevice {
 
     /// Attaches or detaches every queue (TUNSETQUEUE): a detached queue stays open but the
     /// device steers no frame to it. Needs no privilege, unlike opening a queue.
+    /// Every queue is tried; the first failure is thrown after.
     public func setQueuesEnabled(_ enabled: Bool) throws(LinkError) {
+        var failure: Int32 = 0
         for queue in queues {
             let r = netmp_tap_set_queue_enabled(queue.fd, enabled ? 1 : 0)
-            guard r == 0 else { throw .ioctlFailed(what: "TUNSETQUEUE", errno: -r) }
+            if r != 0 && failure == 0 { failure = -r }
         }
+        if failure != 0 { throw .ioctlFailed(what: "TUNSETQUEUE", errno: failure) }
     }
 
     /// Keeps the device after the last queue closes (what `ip tuntap add` does).

@@ -38,6 +38,9 @@ public enum CoreMessage {
     /// fork() is under way: the thread says it arrived and waits, holding no lock, until
     /// the gate opens (see NetworkStack.parkForFork).
     case park(ParkGate)
+    /// The process attached its TAP queues again (NetworkStack.stepBack): the core reads
+    /// and writes its queue again.
+    case rejoinWire
 }
 
 /// A copy of a frame, in memory the receiving core frees. Forwarding is the exception (the

@@ -4,6 +4,7 @@ import NetMPLink
 import NetMPStack
 import NetMPTCP
 import NetMPWire
+import Synchronization
 
 public enum RuntimeError: Error, CustomStringConvertible {
     case link(LinkError)
@@ -152,6 +153,40 @@ public final class NetworkStack: @unchecked Sendable {
             if askEveryCore({ $0.tcp.connectionsStillSending }).reduce(0, +) == 0 { return true }
             if MonotonicClock.now() >= deadline { return false }
             usleep(1_000)
+        }
+    }
+
+    /// Set while the process has stepped aside from the TAP (`stepAside`).
+    let steppedAside = Atomic<Bool>(false)
+    let wire = PthreadLock()
+
+    /// After fork(), in a parent that holds nothing on netmp (no connection, no listener,
+    /// no UDP binding: a shell running preloaded programs one after another): detaches its
+    /// TAP queues, so that the traffic of a child that execs another preloaded program goes
+    /// to the child's stack, not to this idle one (which would reset the child's
+    /// connections). The cores go on off the wire; `stepBack` on the next socket() attaches
+    /// the queues again. True when it stepped aside.
+    public func stepAside() -> Bool {
+        wire.locked {
+            guard let device, !steppedAside.load(ordering: .acquiring) else { return false }
+            guard !askEveryCore({ !$0.tcp.isEmpty || !$0.datagramSockets.isEmpty }).contains(true) else { return false }
+            do { try device.setQueuesEnabled(false) } catch {
+                try? device.setQueuesEnabled(true) // all or none
+                return false
+            }
+            steppedAside.store(true, ordering: .releasing)
+            return true
+        }
+    }
+
+    /// A new socket in a process that stepped aside: its queues join the device again.
+    public func stepBack() {
+        guard steppedAside.load(ordering: .acquiring) else { return }
+        wire.locked {
+            guard steppedAside.load(ordering: .acquiring), let device else { return }
+            try? device.setQueuesEnabled(true)
+            for core in 0..<cores { send(.rejoinWire, to: core) }
+            steppedAside.store(false, ordering: .releasing)
         }
     }
 

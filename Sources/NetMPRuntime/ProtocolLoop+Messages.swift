@@ -71,6 +71,9 @@ extension ProtocolLoop {
             completion.done()
         case .park(let gate):
             gate.park()
+        case .rejoinWire:
+            sink.failed = nil
+            if core == 0 { announce() } // the kernel's neighbour entry may have gone stale
         }
     }
 

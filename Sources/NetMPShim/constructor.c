@@ -215,8 +215,20 @@ static void netmp_forking(void) {
     if (netmp_running() && getpid() == stack_process) netmp_park_for_fork();
 }
 
+// vfork() is fork() here (POSIX allows it): a vfork child runs no fork handlers, so it
+// would keep the parent's TAP queues and sockets as they are, and the parent could not
+// step aside (below). dash runs every command through vfork. A wrapper cannot call the
+// real vfork: the child would return through this frame, which the suspended parent
+// still needs.
+pid_t vfork(void) { return fork(); }
+
+// A parent with no netmp socket (a shell about to exec a preloaded program in the child)
+// steps aside from the TAP until its next socket(): NetworkStack.stepAside.
 static void netmp_forked_parent(void) {
-    if (netmp_running() && getpid() == stack_process) netmp_unpark_after_fork();
+    if (!netmp_running() || getpid() != stack_process) return;
+    netmp_unpark_after_fork();
+    for (int fd = 0; fd < NETMP_DESCRIPTORS; fd++) if (netmp_socket_of(fd)) return;
+    netmp_step_aside();
 }
 
 int netmp_may_run(void) {

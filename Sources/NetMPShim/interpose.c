@@ -152,6 +152,7 @@ int socket(int domain, int type, int protocol) {
     int datagram = kind == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP);
     if (domain == AF_INET && (stream || datagram) && !netmp_running()) netmp_restart_in_child();
     if (domain != AF_INET || !(stream || datagram) || !netmp_running()) return REAL(socket)(domain, type, protocol);
+    netmp_step_back();
     struct creation creation = { stream };
     int error = ENOMEM;
     int fd = adopt(make_socket, &creation, type & SOCK_CLOEXEC, &error);

@@ -183,3 +183,14 @@ public func netmpUnparkAfterFork() {
     forkGate?.release()
     forkGate = nil
 }
+
+/// After fork, in a parent without netmp sockets (NetworkStack.stepAside).
+@_cdecl("netmp_step_aside")
+public func netmpStepAside() {
+    guard let stack = processStack, stack.stepAside() else { return }
+    Log(level: stack.configuration.logLevel).info("process \(getpid()) forked with nothing on netmp: its TAP queues are detached until its next socket()")
+}
+
+/// socket(): a process that stepped aside attaches its queues again.
+@_cdecl("netmp_step_back")
+public func netmpStepBack() { processStack?.stepBack() }

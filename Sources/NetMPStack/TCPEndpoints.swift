@@ -103,6 +103,8 @@ public final class TCPEndpoints {
 
     /// Connections this owner holds, in any state but CLOSED.
     public var connectionCount: Int { sockets.count }
+    /// No connection and no listener.
+    public var isEmpty: Bool { sockets.isEmpty && listeners.isEmpty }
 
     /// Connections that still owe their peer data or the acknowledgment of a FIN: a
     /// process about to exit waits for these, as the kernel keeps an orphaned socket

@@ -149,4 +149,32 @@ struct PreloadedProgramTests {
         #expect(!server.isRunning, "the preloaded server did not finish")
         #expect(server.terminationStatus == 0)
     }
+
+    /// A shell under netmp that runs a preloaded server as its child (dash: through vfork):
+    /// the shell's own stack (idle: no socket) steps aside at the fork, so every connection
+    /// reaches the server's stack. Before, the TAP spread them over both and the shell's
+    /// stack reset about half. (The server gives up after 20 s without a connection: a
+    /// grandchild left running would keep the test waiting for its shell.)
+    @Test func shellRunningAServer_everyConnectionReachesTheServer() throws {
+        let lab = try LabNamespace()
+        let out = NSTemporaryDirectory() + "/\(lab.name)-shell.out"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let server = "import socket\n"
+            + "l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            + "l.bind(('10.77.0.2', 7782)); l.listen(8); l.settimeout(20); print('ready', flush=True)\n"
+            + "for i in range(8):\n    c, _ = l.accept(); c.sendall(b'served\\n'); c.close()\n"
+        let shell = try Shell.start(netmp(lab, ["sh", "-c", "python3 -c \"$0\"; echo finished", server]),
+                                    stderrTo: NSTemporaryDirectory() + "/\(lab.name)-shell.err", stdoutTo: out)
+        defer { kill(shell.processIdentifier, SIGKILL); shell.waitUntilExit() }
+        waitFor("ready", in: out)
+        let client = "import socket\n"
+            + "for i in range(8):\n"
+            + "    s = socket.create_connection(('10.77.0.2', 7782), timeout=5)\n"
+            + "    print(s.makefile().readline().strip(), flush=True)\n"
+        let result = lab.run(["python3", "-c", client], timeout: 60)
+        #expect(result.stdout == String(repeating: "served\n", count: 8), "client: \(result.stdout) \(result.stderr)")
+        let deadline = Date().addingTimeInterval(10)
+        while shell.isRunning && Date() < deadline { usleep(20_000) }
+        #expect((try? String(contentsOfFile: out, encoding: .utf8))?.contains("finished") == true)
+    }
 }
