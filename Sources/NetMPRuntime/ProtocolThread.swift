@@ -72,13 +72,14 @@ final class ProtocolThread: @unchecked Sendable {
         // One gratuitous ARP for the interface, not one per core.
         if core == 0 { loop.announce() }
         log.info("core \(core): up on CPU \(cpu), \(host.address) at \(host.mac), TAP queue \(queue.index)")
-        var wasOnTheWire = true
+        var wasOffTheWire = false
         while !loop.stopped {
             do { try loop.runOnce() } catch {
                 log.debug("core \(core): \(error)")
             }
-            if wasOnTheWire && loop.offTheWire {
-                wasOnTheWire = false
+            if wasOffTheWire != loop.offTheWire {
+                wasOffTheWire = loop.offTheWire
+                guard wasOffTheWire else { log.info("core \(core): TAP queue \(queue.index) attached again"); continue }
                 // Still a device: another process (a forked child) detached this queue.
                 if netmp_interface_index(sharing.configuration.tapName) > 0 {
                     log.info("core \(core): TAP queue \(queue.index) detached; another process serves the device now")

@@ -4,15 +4,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/if_tun.h>
-#include <net/if.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -235,12 +232,12 @@ int netmp_may_run(void) {
     return netmp_running() || restart_allowed || atomic_load_explicit(&netmp_inherited_pending, memory_order_acquire);
 }
 
-// The first socket() of a forked child: one holding a master's listeners takes them over
-// (above). Otherwise, when the parent is gone (daemon(): the parent exits right after
-// fork), it starts a stack of its own on the TAP. With the parent still alive the TAP is
-// the parent's: the child stays on kernel sockets, and says so once.
+// The first socket() of a forked child whose parent is gone (daemon(): the parent exits
+// right after fork) starts a stack of its own on the TAP. With the parent still alive the
+// TAP is the parent's: the child stays on kernel sockets, and says so once. A new socket
+// is no takeover of a master's listeners (above): a child that makes a connection of its
+// own before it uses them must not take the master's queues away.
 void netmp_restart_in_child(void) {
-    if (atomic_load_explicit(&netmp_inherited_pending, memory_order_acquire)) { take_over_listeners(); return; }
     if (!restart_allowed) return;
     restart_allowed = 0;
     for (int waited = 0; getppid() == stack_process && waited < 50; waited++) {

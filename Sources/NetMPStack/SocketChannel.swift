@@ -94,10 +94,19 @@ public final class SocketChannel: @unchecked Sendable {
     }
     public func endWrite() { activeWriters.subtract(1, ordering: .sequentiallyConsistent) }
 
-    /// Shuts writing (once; false if it was already shut) and waits for writes under way.
+    /// Shuts writing (once; false if it was already shut) and waits for writes under way,
+    /// a second at most: a write takes microseconds, and one that never ends was left by a
+    /// signal handler that jumped away (iperf3's SIGTERM handler longjmps to its exit),
+    /// which must not hang close() or the exit that follows.
     public func shutWriting() -> Bool {
         let first = raise(.writeShut)
-        while activeWriters.load(ordering: .sequentiallyConsistent) > 0 { sched_yield() }
+        var started = timespec(), now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &started)
+        while activeWriters.load(ordering: .sequentiallyConsistent) > 0 {
+            sched_yield()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            if now.tv_sec - started.tv_sec > 1 { break }
+        }
         return first
     }
 
