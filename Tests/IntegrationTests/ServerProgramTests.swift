@@ -108,6 +108,17 @@ struct ServerProgramTests {
         let nginx = try Shell.start(netmp(lab, ["nginx", "-c", configuration, "-p", scratch.path]),
                                     stderrTo: scratch.path + "/nginx.err")
         defer { stopMaster(nginx) }
+        // Both workers have taken the listener over (each has a stack of its own, which
+        // `netmp stat` sees) before any connection: one that came earlier could reach the
+        // master's queues just before a worker detaches them.
+        var workers: [String] = []
+        for _ in 0..<100 {
+            workers = Shell.run(["pgrep", "-P", String(nginx.processIdentifier)]).stdout.split(separator: "\n").map(String.init)
+            if workers.count == 2 && workers.allSatisfy({ Shell.run([Package.netmp, "stat", $0]).status == 0 }) { break }
+            usleep(100_000)
+        }
+        #expect(workers.count == 2, "nginx workers: \(workers)")
+        usleep(100_000)
         waitUntilListening(lab, "10.77.0.2", 8082)
         fetchAndLoad(lab, scratch, port: 8082, what: "nginx master + 2 workers on netmp", connections: 32)
         // Each request's line is the pid of the worker that served it (flushed within 1 s).
