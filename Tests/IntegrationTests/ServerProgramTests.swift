@@ -228,7 +228,9 @@ struct ServerProgramTests {
         let server = try Shell.start(["ip", "netns", "exec", lab.name, "iperf", "-s", "-B", "10.77.0.1", "-p", "5401"],
                                      stderrTo: scratch.path + "/iperf.err")
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
-        usleep(300_000)
+        // Listening before the client starts (a fixed pause was once too short under load);
+        // iperf2's server takes the probe in its stride.
+        waitUntilListening(lab, "10.77.0.1", 5401)
         let client = Shell.run(netmp(lab, ["iperf", "-c", "10.77.0.1", "-p", "5401", "-t", "2"]), timeout: 30)
         #expect(client.status == 0, "iperf: \(client.stderr)")
         let line = client.stdout.split(separator: "\n").last { $0.contains("bits/sec") } ?? ""
