@@ -54,16 +54,23 @@ public final class StreamSocket: @unchecked Sendable {
     public func attemptAgain() -> StreamSocket {
         let fresh = StreamSocket(stack: stack, doorbell: channel.doorbell)
         setup.locked {
-            fresh.configuration = configuration
-            fresh.lingerSeconds = lingerSeconds
+            carryOptions(to: fresh)
             fresh.boundPort = boundPort
             fresh.boundToAddress = boundToAddress
             boundPort = nil // now the new socket's to release
         }
-        fresh.nonBlocking = nonBlocking
-        fresh.setTimeouts(receive: receiveTimeout.load(ordering: .relaxed), send: sendTimeout.load(ordering: .relaxed))
         close()
         return fresh
+    }
+
+    /// What a socket that takes this one's place keeps (attemptAgain, listenAgain): TCP
+    /// options, linger, blocking mode and timeouts. The caller holds `setup`, or is the only
+    /// thread (a forked child).
+    func carryOptions(to successor: StreamSocket) {
+        successor.configuration = configuration
+        successor.lingerSeconds = lingerSeconds
+        successor.nonBlocking = nonBlocking
+        successor.setTimeouts(receive: receiveTimeout.load(ordering: .relaxed), send: sendTimeout.load(ordering: .relaxed))
     }
 
     /// A connection a listener accepted.
@@ -149,10 +156,7 @@ public final class StreamSocket: @unchecked Sendable {
         guard phase == .listening, let queue = listenQueue else { return nil }
         let copy = StreamSocket(stack: stack)
         copy.channel.doorbell.fd = descriptor
-        copy.configuration = configuration
-        copy.lingerSeconds = lingerSeconds
-        copy.nonBlocking = nonBlocking
-        copy.setTimeouts(receive: receiveTimeout.load(ordering: .relaxed), send: sendTimeout.load(ordering: .relaxed))
+        carryOptions(to: copy)
         try copy.bind(Endpoint(boundToAddress ? stack.configuration.address : IPv4Address(0), queue.port))
         try copy.listen(backlog: queue.backlog)
         return copy

@@ -78,12 +78,6 @@ static int real_epoll_pwait(int epfd, struct epoll_event *events, int max, int t
     return next(epfd, events, max, timeout_ms, mask);
 }
 
-static long long now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 static struct epoll_set *set_of(int epfd) {
     if (epfd < 0 || epfd >= NETMP_DESCRIPTORS) return NULL;
     return atomic_load_explicit(&sets[epfd], memory_order_acquire);
@@ -281,7 +275,7 @@ static int wait_set(struct epoll_set *set, int epfd, struct epoll_event *out, in
     struct epoll_event small[64];
     struct epoll_event *kernel = max <= 64 ? small : malloc((size_t)max * sizeof *kernel);
     if (!kernel) { errno = ENOMEM; return -1; }
-    long long deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
+    long long deadline = timeout_ns < 0 ? -1 : netmp_now_ns() + timeout_ns;
     uint64_t stamp = atomic_fetch_add(&stamps, 1);
     int n = 0, result;
     for (;;) {
@@ -290,7 +284,7 @@ static int wait_set(struct epoll_set *set, int epfd, struct epoll_event *out, in
         pthread_mutex_unlock(&set->lock);
         int timeout_ms = 0;
         if (n == 0) {
-            long long left = deadline < 0 ? -1 : deadline - now_ns();
+            long long left = deadline < 0 ? -1 : deadline - netmp_now_ns();
             timeout_ms = left < 0 ? (deadline < 0 ? -1 : 0) : (int)((left + 999999) / 1000000);
         }
         int r = n < max ? real_epoll_pwait(epfd, kernel, max - n, timeout_ms, mask) : 0;
@@ -319,7 +313,7 @@ static int wait_set(struct epoll_set *set, int epfd, struct epoll_event *out, in
             if (keep) queue_recheck(set, fd);
         }
         pthread_mutex_unlock(&set->lock);
-        if (n > 0 || timeout_ms == 0 || (deadline >= 0 && now_ns() >= deadline)) { result = n; break; }
+        if (n > 0 || timeout_ms == 0 || (deadline >= 0 && netmp_now_ns() >= deadline)) { result = n; break; }
     }
     if (kernel != small) free(kernel);
     return result;

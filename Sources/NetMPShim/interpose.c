@@ -461,13 +461,12 @@ int recvmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags, st
     if (count > UIO_MAXIOV) count = UIO_MAXIOV;
     // As Linux: the timeout is checked after each datagram (a blocking wait for the first
     // is not cut short), and what is left of it is written back.
-    struct timespec end = { 0, 0 };
+    long long end = 0;
     if (timeout) {
         if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L) { errno = EINVAL; return -1; }
-        clock_gettime(CLOCK_MONOTONIC, &end);
-        end.tv_sec += timeout->tv_sec;
-        end.tv_nsec += timeout->tv_nsec;
-        if (end.tv_nsec >= 1000000000L) { end.tv_sec++; end.tv_nsec -= 1000000000L; }
+        // Seconds capped at 10^9 (31 years) so the sum cannot overflow.
+        long long seconds = timeout->tv_sec < 1000000000L ? timeout->tv_sec : 1000000000L;
+        end = netmp_now_ns() + seconds * 1000000000LL + timeout->tv_nsec;
     }
     unsigned int done = 0;
     int each = flags & ~MSG_WAITFORONE;
@@ -477,9 +476,7 @@ int recvmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags, st
         messages[done++].msg_len = (unsigned int)r;
         if (flags & MSG_WAITFORONE) each |= MSG_DONTWAIT;
         if (timeout) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long long left = (long long)(end.tv_sec - now.tv_sec) * 1000000000LL + (end.tv_nsec - now.tv_nsec);
+            long long left = end - netmp_now_ns();
             if (left < 0) left = 0;
             timeout->tv_sec = left / 1000000000LL;
             timeout->tv_nsec = left % 1000000000LL;

@@ -26,12 +26,6 @@ static int real_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeo
     return ppoll_next(fds, n, timeout, mask);
 }
 
-static long long now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 // netmp readiness of entry `i` (0 for kernel descriptors).
 static short netmp_events(struct pollfd *entry) {
     void *socket = netmp_socket_of(entry->fd);
@@ -59,12 +53,12 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
         errno = ENOMEM;
         return -1;
     }
-    long long deadline = timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
+    long long deadline = timeout_ns < 0 ? -1 : netmp_now_ns() + timeout_ns;
     int result;
     for (;;) {
         int ready = 0;
         for (nfds_t i = 0; i < n; i++) if (netmp_events(&fds[i])) ready++;
-        long long left = deadline < 0 ? -1 : deadline - now_ns();
+        long long left = deadline < 0 ? -1 : deadline - netmp_now_ns();
         if (deadline >= 0 && left < 0) left = 0;
         int sleeping = !ready && left != 0;
         nfds_t bells = 0, registered = 0;
@@ -97,7 +91,7 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
             fds[i].revents = netmp_socket_of(fds[i].fd) ? netmp_events(&fds[i]) : kernel[i].revents;
             if (fds[i].revents) ready++;
         }
-        if (ready || left == 0 || (deadline >= 0 && now_ns() >= deadline)) { result = ready; break; }
+        if (ready || left == 0 || (deadline >= 0 && netmp_now_ns() >= deadline)) { result = ready; break; }
     }
     if (kernel != small) free(kernel);
     if (entered != entered_small) free(entered);
@@ -172,10 +166,10 @@ int select(int nfds, fd_set *readers, fd_set *writers, fd_set *errors, struct ti
     }
     if (timeout && (timeout->tv_sec < 0 || timeout->tv_usec < 0)) { errno = EINVAL; return -1; }
     long long ns = timeout ? (long long)timeout->tv_sec * 1000000000LL + (long long)timeout->tv_usec * 1000LL : -1;
-    long long start = now_ns();
+    long long start = netmp_now_ns();
     int r = netmp_select(nfds, readers, writers, errors, ns, NULL);
     if (timeout && r >= 0) { // Linux writes back the time left
-        long long left = ns - (now_ns() - start);
+        long long left = ns - (netmp_now_ns() - start);
         if (left < 0) left = 0;
         timeout->tv_sec = left / 1000000000LL;
         timeout->tv_usec = (left % 1000000000LL) / 1000;

@@ -3,6 +3,7 @@
 #define NETMP_SHIM_INTERNAL_H
 #include <stdatomic.h>
 #include <stddef.h>
+#include <time.h>
 
 #define NETMP_DESCRIPTORS 65536
 extern _Atomic(void *) netmp_sockets[NETMP_DESCRIPTORS];
@@ -26,6 +27,12 @@ static inline void *netmp_socket_in_use(int fd) {
     if (!socket && atomic_load_explicit(&netmp_inherited_pending, memory_order_acquire))
         socket = netmp_take_over_inherited(fd);
     return socket;
+}
+// Monotonic time in nanoseconds (poll, epoll and recvmmsg deadlines).
+static inline long long netmp_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 // epoll.c: descriptor fd is being closed (close, or dup2/dup3 over it).
 __attribute__((visibility("hidden"))) void netmp_epoll_descriptor_closed(int fd);

@@ -92,8 +92,7 @@ struct PreloadedProgramTests {
         let report = NSTemporaryDirectory() + "/\(lab.name)-exit.report"
         defer { try? FileManager.default.removeItem(atPath: report) }
         let peer = "import hashlib, socket, time\n"
-            + "l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-            + "l.bind(('10.77.0.1', 7778)); l.listen(1); print('listening', flush=True)\n"
+            + Self.pythonListener("10.77.0.1", 7778, backlog: 1) + "print('listening', flush=True)\n"
             + "c, _ = l.accept(); time.sleep(1); h = hashlib.sha256(); n = 0\n"
             + "while True:\n    b = c.recv(1 << 20)\n    if not b: break\n    h.update(b); n += len(b)\n"
             + "print(n, h.hexdigest() == hashlib.sha256(bytes(range(256)) * \(size / 256)).hexdigest(), flush=True)\n"
@@ -130,8 +129,7 @@ struct PreloadedProgramTests {
                 + "    c, _ = l.accept(); c.sendall(b'child\\n'); c.close(); sys.exit(0)\n"
             : "    l.close(); os._exit(0)\n"
         let program = "import os, socket, sys\n"
-            + "l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-            + "l.bind(('10.77.0.2', 7781)); l.listen(8)\n"
+            + Self.pythonListener("10.77.0.2", 7781, backlog: 8)
             + "pid = os.fork()\n"
             + "if pid == 0:\n" + child
             + (childServes ? "os.waitpid(pid, 0)\n"
@@ -160,8 +158,7 @@ struct PreloadedProgramTests {
         let out = NSTemporaryDirectory() + "/\(lab.name)-shell.out"
         defer { try? FileManager.default.removeItem(atPath: out) }
         let server = "import socket\n"
-            + "l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-            + "l.bind(('10.77.0.2', 7782)); l.listen(8); l.settimeout(20); print('ready', flush=True)\n"
+            + Self.pythonListener("10.77.0.2", 7782, backlog: 8) + "l.settimeout(20); print('ready', flush=True)\n"
             + "for i in range(8):\n    c, _ = l.accept(); c.sendall(b'served\\n'); c.close()\n"
         let shell = try Shell.start(netmp(lab, ["sh", "-c", "python3 -c \"$0\"; echo finished", server]),
                                     stderrTo: NSTemporaryDirectory() + "/\(lab.name)-shell.err", stdoutTo: out)
@@ -176,5 +173,12 @@ struct PreloadedProgramTests {
         let deadline = Date().addingTimeInterval(10)
         while shell.isRunning && Date() < deadline { usleep(20_000) }
         #expect((try? String(contentsOfFile: out, encoding: .utf8))?.contains("finished") == true)
+    }
+
+    /// Python lines that make `l`, a listening TCP socket on `address:port` (the script
+    /// imports socket itself).
+    static func pythonListener(_ address: String, _ port: Int, backlog: Int) -> String {
+        "l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            + "l.bind(('\(address)', \(port))); l.listen(\(backlog))\n"
     }
 }
