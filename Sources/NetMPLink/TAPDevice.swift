@@ -58,7 +58,30 @@ public final class TAPDevice {
         }
         self.name = actualName
         self.virtioHeader = virtioHeader
+        self.offloads = virtioHeader ? offloads : []
         queues = fds.enumerated().map { TAPQueue(fd: $1, index: $0, virtioHeader: virtioHeader) }
+    }
+
+    /// The offloads in force (TUNSETOFFLOAD's flags the kernel accepted).
+    public private(set) var offloads: TAPOffloads
+
+    /// The offload sets netmp asks for, best first: checksum with TSO for both families,
+    /// then IPv4 only, then checksum alone, then nothing (TUN_F_CSUM must come with TSO).
+    public static let offloadPreferences: [TAPOffloads] = [[.checksum, .tso4, .tso6], [.checksum, .tso4], [.checksum], []]
+
+    /// Turns on the best of `preferences` the kernel accepts, on every queue (the flags are
+    /// the device's), and returns it; a refusal falls back to the next set.
+    @discardableResult
+    public func negotiateOffloads(_ preferences: [TAPOffloads] = TAPDevice.offloadPreferences) -> TAPOffloads {
+        guard virtioHeader else { return [] }
+        for wanted in preferences {
+            if queues.allSatisfy({ netmp_tap_set_offload($0.fd, wanted.rawValue) == 0 }) {
+                offloads = wanted
+                return wanted
+            }
+        }
+        offloads = []
+        return []
     }
 
     static func attach(_ name: String, flags: Int32, actual: inout String) -> Int32 {
@@ -136,6 +159,11 @@ public struct TAPQueue: Sendable {
             case let e: throw .readFailed(errno: e)
             }
         }
+    }
+
+    /// Writes one frame (and its virtio header) in one system call.
+    public func transmit(_ frame: UnsafeRawBufferPointer, offload: FrameOffload) throws(LinkError) {
+        try transmit(frame, header: VirtioNetHeader(offload))
     }
 
     /// Writes one frame (and its virtio header) in one system call.

@@ -1,3 +1,5 @@
+import NetMPWire
+
 /// The virtio-net header a TAP opened with IFF_VNET_HDR puts before every frame
 /// (struct virtio_net_hdr, include/uapi/linux/virtio_net.h; little-endian on a TAP whose
 /// TUNSETVNETLE is unset, which on x86 is native). It carries checksum and segmentation
@@ -20,6 +22,21 @@ public struct VirtioNetHeader: Equatable, Sendable {
 
     public init() {}
     public static let none = VirtioNetHeader()
+
+    /// The header that asks the kernel for what `offload` requests (TCP over IPv4 for a
+    /// super-segment: the one segmentation netmp asks for).
+    public init(_ offload: FrameOffload) {
+        if offload.needsChecksum {
+            flags = Self.needsChecksum
+            checksumStart = UInt16(offload.checksumStart)
+            checksumOffset = UInt16(offload.checksumOffset)
+        }
+        if offload.segments {
+            gsoType = .tcpV4
+            gsoSize = UInt16(offload.segmentSize)
+            headerLength = UInt16(offload.headerLength)
+        }
+    }
 
     public init(parsing bytes: UnsafeRawBufferPointer) throws(LinkError) {
         guard bytes.count >= Self.length else { throw .truncatedVirtioHeader }
@@ -45,4 +62,13 @@ public struct VirtioNetHeader: Equatable, Sendable {
     /// The kernel vouched for the frame's checksums (or will compute them): the stack may
     /// skip verifying them.
     public var checksumsTrusted: Bool { flags & (Self.dataValid | Self.needsChecksum) != 0 }
+
+    /// The wire segments a frame of `frameLength` bytes stands for: a super-frame (GSO) of
+    /// many MSS counts as that many.
+    public func wireSegments(frameLength: Int) -> Int {
+        guard gsoType != .none, gsoSize > 0 else { return 1 }
+        // hdr_len is only a hint (wireguard-go recomputes it); a rounding up is enough here.
+        let payload = max(0, frameLength - Int(headerLength))
+        return max(1, (payload + Int(gsoSize) - 1) / Int(gsoSize))
+    }
 }

@@ -47,10 +47,13 @@ public enum CoreMessage {
 /// kernel learns to deliver a flow on its owner's queue), so its one allocation is too.
 public struct ForwardedFrame: @unchecked Sendable {
     let bytes: UnsafeMutableRawBufferPointer
+    /// What the link said of the frame on the core that read it.
+    let marks: ArrivalMarks
 
-    init(copying frame: UnsafeRawBufferPointer) {
+    init(copying frame: UnsafeRawBufferPointer, marks: ArrivalMarks = .none) {
         bytes = .allocate(byteCount: frame.count, alignment: 16)
         bytes.copyMemory(from: frame)
+        self.marks = marks
     }
     func free() { bytes.deallocate() }
 }

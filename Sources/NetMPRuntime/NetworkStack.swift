@@ -75,11 +75,18 @@ public final class NetworkStack: @unchecked Sendable {
         }
         var tcp = tcpConfiguration
         tcp.maximumSegmentSize = configuration.mtu - 40
-        let stats = StatsPage(cores: queues.count, configuration: configuration)
+        // Checksums and TCP segmentation go to the kernel where the TAP takes them (a
+        // fresh negotiation: a persistent TAP keeps its last user's flags).
+        let offloads = device.map { LinkOffloads($0.negotiateOffloads()) } ?? .none
+        if offloads.tcpSegmentation { tcp.segmentationLimit = TCPConfiguration.superSegmentLimit }
+        if device != nil && offloads != LinkOffloads(checksum: true, tcpSegmentation: true) {
+            log.info("the TAP refused some offloads (\(offloads)): segments go out one MSS at a time")
+        }
+        let stats = StatsPage(cores: queues.count, configuration: configuration, offloads: device?.offloads.rawValue)
         if stats == nil { log.info("no stats page (memfd or mmap failed): netmp stat will not see this process") }
         let secret = SystemRandom.secret()
         let ports = queues.map { _ in MessagePort<CoreMessage>(capacity: 4096) }
-        let sharing = CoreSharing(configuration: configuration, tcpConfiguration: tcp, secret: secret,
+        let sharing = CoreSharing(configuration: configuration, tcpConfiguration: tcp, offloads: offloads, secret: secret,
                                   steering: FlowSteering(cores: queues.count), ports: ports,
                                   portTable: PortTable(seed: secret.1), stats: stats, log: log)
         // Cores beyond the CPUs we may use share them round-robin (they still work, unpinned in effect).

@@ -9,7 +9,7 @@ extension ProtocolLoop {
     func handle(_ message: CoreMessage, now: Instant) {
         switch message {
         case .frame(let frame):
-            host.receive(frame: UnsafeRawBufferPointer(frame.bytes), now: now, sink: &sink)
+            host.receive(frame: UnsafeRawBufferPointer(frame.bytes), marks: frame.marks, now: now, sink: &sink)
             frame.free()
         case .neighbour(let frame):
             host.learnNeighbour(from: UnsafeRawBufferPointer(frame.bytes), now: now, sink: &sink)

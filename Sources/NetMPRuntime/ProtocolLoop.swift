@@ -25,9 +25,17 @@ public struct QueueSink: FrameSink {
         write(frame)
     }
 
-    mutating func write(_ frame: UnsafeRawBufferPointer) {
+    /// A frame with a checksum or segmentation request: the kernel finishes it from the
+    /// virtio-net header; under fault injection it is finished here, so the injector sees
+    /// wire frames.
+    public mutating func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload) {
+        if faults != nil { transmitCompletingInSoftware(frame, offload: offload); return }
+        write(UnsafeRawBufferPointer(frame), offload: offload)
+    }
+
+    mutating func write(_ frame: UnsafeRawBufferPointer, offload: FrameOffload = .none) {
         if failed == .deviceGone { writeErrors &+= 1; return }
-        do { try queue.transmit(frame) } catch {
+        do { try queue.transmit(frame, offload: offload) } catch {
             writeErrors &+= 1
             if error == .deviceGone { failed = error }
         }
@@ -67,6 +75,7 @@ public final class ProtocolLoop {
     public var offTheWire: Bool { sink.failed == .deviceGone }
     /// Frames handled between two looks at the clock and the timers.
     static let batch = 64
+    static let receiveBufferSize = 65_535 + 14 + 4 + VirtioNetHeader.length + 64
 
     public init(host: Host, tcp: TCPEndpoints, queue: TAPQueue, stats: StatsPage?, core: Int,
                 steering: FlowSteering = FlowSteering(cores: 1), ports: [MessagePort<CoreMessage>] = [],
@@ -76,7 +85,9 @@ public final class ProtocolLoop {
         port = ports.isEmpty ? nil : ports[core]
         host.tcp = tcp
         sink = QueueSink(queue: queue)
-        buffer = .allocate(byteCount: 65_536 + 64, alignment: 64)
+        // The largest frame a TAP with segmentation offload hands over: a 64 KiB IPv4
+        // super-frame, its Ethernet header and the virtio-net header in front.
+        buffer = .allocate(byteCount: Self.receiveBufferSize, alignment: 64)
         buffer.initializeMemory(as: UInt8.self, repeating: 0) // first touch, on the owner's node
         host.udpReceiver = { [unowned self] port, payload, source in
             guard let channel = datagramSockets[port] else { return .noSocket }
@@ -124,16 +135,19 @@ public final class ProtocolLoop {
         for _ in 0..<Self.batch where !offTheWire {
             let received: (header: VirtioNetHeader, frame: UnsafeRawBufferPointer)?
             do { received = try queue.receive(into: buffer) } catch {
-                if error == .deviceGone { sink.failed = error; break }
-                throw error
-            }
-            guard let (_, frame) = received else { break }
-            if sink.faults != nil {
-                for copy in sink.faults!.admit(frame, .inbound, now: now) {
-                    copy.withUnsafeBytes { arrived($0, now: now) }
+                switch error {
+                case .deviceGone: sink.failed = error
+                case .truncatedVirtioHeader, .unknownGSOType: host.countMalformed(.virtioHeaderBad); continue
+                default: throw error
                 }
+                break
+            }
+            guard let (header, frame) = received else { break }
+            let marks = ArrivalMarks(header, frameLength: frame.count)
+            if sink.faults != nil {
+                admitThroughFaults(frame, header: header, now: now)
             } else {
-                arrived(frame, now: now)
+                arrived(frame, marks: marks, now: now)
             }
         }
         host.tick(now: now, sink: &sink)
@@ -141,22 +155,38 @@ public final class ProtocolLoop {
     }
 
     /// A frame read from this core's queue: handled here, or sent to the core it belongs to.
-    func arrived(_ frame: UnsafeRawBufferPointer, now: Instant) {
+    func arrived(_ frame: UnsafeRawBufferPointer, marks: ArrivalMarks = .none, now: Instant) {
         switch steering.target(of: frame, localAddress: host.address) {
         case .arrivalCore:
-            host.receive(frame: frame, now: now, sink: &sink)
+            host.receive(frame: frame, marks: marks, now: now, sink: &sink)
         case .owner(let owner):
-            if owner == core { host.receive(frame: frame, now: now, sink: &sink); return }
-            if ports[owner].send(.frame(ForwardedFrame(copying: frame))) {
+            if owner == core { host.receive(frame: frame, marks: marks, now: now, sink: &sink); return }
+            if ports[owner].send(.frame(ForwardedFrame(copying: frame, marks: marks))) {
                 framesForwarded &+= 1
             } else {
                 forwardOverflows &+= 1
             }
         case .everyCore:
-            host.receive(frame: frame, now: now, sink: &sink)
+            host.receive(frame: frame, marks: marks, now: now, sink: &sink)
             for (other, port) in ports.enumerated() where other != core {
                 if !port.send(.neighbour(ForwardedFrame(copying: frame))) { forwardOverflows &+= 1 }
             }
+        }
+    }
+
+    /// An arriving frame under test impairments. The injector must be able to corrupt what
+    /// it passes, so nothing it passes is trusted: a checksum the kernel left partial is
+    /// finished first, and every copy is verified like a frame with no mark.
+    func admitThroughFaults(_ frame: UnsafeRawBufferPointer, header: VirtioNetHeader, now: Instant) {
+        var segments = 1
+        if header.gsoType != .none { segments = header.wireSegments(frameLength: frame.count) }
+        let finished = UnsafeMutableRawBufferPointer(mutating: frame)
+        if header.flags & VirtioNetHeader.needsChecksum != 0,
+           Int(header.checksumStart) + Int(header.checksumOffset) + 2 <= frame.count {
+            FrameOffload.finishChecksum(finished, start: Int(header.checksumStart), offset: Int(header.checksumOffset))
+        }
+        for copy in sink.faults!.admit(frame, .inbound, now: now) {
+            copy.withUnsafeBytes { arrived($0, marks: ArrivalMarks(checksumsTrusted: false, wireSegments: segments), now: now) }
         }
     }
 
@@ -179,5 +209,19 @@ public final class ProtocolLoop {
             stats.publishConnections(core: core, tcp.sockets.values)
             nextConnectionPublish = now + .milliseconds(100)
         }
+    }
+}
+
+extension ArrivalMarks {
+    /// What a frame's virtio-net header vouches for.
+    init(_ header: VirtioNetHeader, frameLength: Int) {
+        self.init(checksumsTrusted: header.checksumsTrusted, wireSegments: header.wireSegments(frameLength: frameLength))
+    }
+}
+
+extension LinkOffloads {
+    /// What the TAP's accepted TUNSETOFFLOAD flags let the host leave to the kernel.
+    public init(_ flags: TAPOffloads) {
+        self.init(checksum: flags.contains(.checksum), tcpSegmentation: flags.contains(.tso4))
     }
 }

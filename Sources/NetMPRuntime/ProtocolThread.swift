@@ -10,6 +10,8 @@ import NetMPTCP
 struct CoreSharing: @unchecked Sendable {
     let configuration: StackConfiguration
     let tcpConfiguration: TCPConfiguration
+    /// What the TAP finishes for every core (one device, one set of flags).
+    let offloads: LinkOffloads
     let secret: (UInt64, UInt64)
     let steering: FlowSteering
     let ports: [MessagePort<CoreMessage>]
@@ -66,6 +68,7 @@ final class ProtocolThread: @unchecked Sendable {
         // local allocation on the pinned thread, and glibc gives each thread its own arena.
         if numa_available() >= 0 { numa_set_localalloc() }
         let host = Host(configuration: sharing.configuration)
+        host.offloads = sharing.offloads
         let tcp = TCPEndpoints(configuration: sharing.tcpConfiguration, secret: sharing.secret, now: MonotonicClock.now())
         let loop = ProtocolLoop(host: host, tcp: tcp, queue: queue, stats: sharing.stats, core: core,
                                 steering: sharing.steering, ports: sharing.ports, portTable: sharing.portTable)

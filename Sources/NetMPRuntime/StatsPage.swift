@@ -10,11 +10,12 @@ import NetMPTCP
 /// core's counters from two moments; it never sees a torn value.
 public enum StatsLayout {
     public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
-    public static let version: UInt64 = 2
+    public static let version: UInt64 = 3
     public static let memfdName = "netmp-stats"
     public static let headerWords = 8
     /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
-    /// connections, neighbours, forward overflows, 4 reserved, then one word per drop reason.
+    /// connections, neighbours, forward overflows, super-frames in/out, the TAP's offloads,
+    /// 1 reserved, then one word per drop reason.
     public static let coreFixedWords = 16
     public static var dropWords: Int { DropCounters.names.count }
     public static var coreWords: Int { coreFixedWords + dropWords }
@@ -35,7 +36,10 @@ public enum StatsLayout {
     public enum Header { public static let magic = 0, version = 1, pid = 2, cores = 3, drops = 4, address = 5, mac = 6, prefix = 7 }
     public enum Core { public static let index = 0, cpu = 1, node = 2, framesIn = 3, framesOut = 4, bytesIn = 5,
                        bytesOut = 6, messages = 7, forwarded = 8, connections = 9, neighbours = 10,
-                       forwardOverflows = 11 }
+                       forwardOverflows = 11, superFramesIn = 12, superFramesOut = 13, offloads = 14 }
+    /// The offloads word: TUNSETOFFLOAD's flags the TAP accepted, with this bit set once
+    /// they were negotiated (a stack on test queues has no TAP and leaves the word 0).
+    public static let offloadsNegotiated: UInt64 = 1 << 32
 }
 
 public final class StatsPage: @unchecked Sendable {
@@ -44,7 +48,7 @@ public final class StatsPage: @unchecked Sendable {
     let fd: Int32
 
     /// Creates the page; nil (and netmp runs without `netmp stat`) if memfd or mmap fail.
-    public init?(cores: Int, configuration: StackConfiguration) {
+    public init?(cores: Int, configuration: StackConfiguration, offloads: UInt32? = nil) {
         let size = StatsLayout.size(cores: cores)
         let fd = netmp_memfd(StatsLayout.memfdName)
         guard fd >= 0 else { return nil }
@@ -62,6 +66,12 @@ public final class StatsPage: @unchecked Sendable {
         words[StatsLayout.Header.address] = UInt64(configuration.address.value)
         words[StatsLayout.Header.mac] = configuration.mac.value
         words[StatsLayout.Header.prefix] = UInt64(configuration.prefixLength)
+        if let offloads {
+            for core in 0..<cores {
+                words[StatsLayout.headerWords + core * StatsLayout.coreWords + StatsLayout.Core.offloads] =
+                    StatsLayout.offloadsNegotiated | UInt64(offloads)
+            }
+        }
         // The magic last: a reader that sees it sees a complete header.
         words[StatsLayout.Header.magic] = StatsLayout.magic
     }
@@ -112,6 +122,8 @@ public final class StatsPage: @unchecked Sendable {
         words[base + StatsLayout.Core.framesOut] = counters.framesOut
         words[base + StatsLayout.Core.bytesIn] = counters.bytesIn
         words[base + StatsLayout.Core.bytesOut] = counters.bytesOut
+        words[base + StatsLayout.Core.superFramesIn] = counters.superFramesIn
+        words[base + StatsLayout.Core.superFramesOut] = counters.superFramesOut
         words[base + StatsLayout.Core.neighbours] = UInt64(neighbours)
         var i = base + StatsLayout.coreFixedWords
         for v in counters.drops.malformed { words[i] = v; i += 1 }

@@ -10,6 +10,11 @@ public struct StatsSnapshot: Sendable {
         public var framesIn: UInt64, framesOut: UInt64, bytesIn: UInt64, bytesOut: UInt64
         public var messages: UInt64, forwarded: UInt64, connections: UInt64, neighbours: UInt64
         public var forwardOverflows: UInt64
+        /// TCP super-frames (TSO/GRO: several MSS in one frame) received and sent; the frame
+        /// counts above count the wire segments they stand for.
+        public var superFramesIn: UInt64, superFramesOut: UInt64
+        /// The TAP's TUNSETOFFLOAD flags in force, nil where no TAP was negotiated with.
+        public var offloads: UInt32?
         /// (reason, count) for every drop reason, zero counts included.
         public var drops: [(reason: String, count: UInt64)]
     }
@@ -101,7 +106,11 @@ public struct StatsSnapshot: Sendable {
                              framesIn: w(K.framesIn), framesOut: w(K.framesOut), bytesIn: w(K.bytesIn),
                              bytesOut: w(K.bytesOut), messages: w(K.messages), forwarded: w(K.forwarded),
                              connections: w(K.connections), neighbours: w(K.neighbours),
-                             forwardOverflows: w(K.forwardOverflows), drops: drops)
+                             forwardOverflows: w(K.forwardOverflows), superFramesIn: w(K.superFramesIn),
+                             superFramesOut: w(K.superFramesOut),
+                             offloads: w(K.offloads) & StatsLayout.offloadsNegotiated != 0
+                                 ? UInt32(truncatingIfNeeded: w(K.offloads)) : nil,
+                             drops: drops)
         }
         var connections: [ConnectionStats] = []
         let states = TCPState.allCases
@@ -135,7 +144,9 @@ public struct StatsSnapshot: Sendable {
             return "{\"core\":\(c.core),\"cpu\":\(c.cpu),\"node\":\(c.node),\"frames_in\":\(c.framesIn),"
                 + "\"frames_out\":\(c.framesOut),\"bytes_in\":\(c.bytesIn),\"bytes_out\":\(c.bytesOut),"
                 + "\"messages\":\(c.messages),\"forwarded\":\(c.forwarded),\"connections\":\(c.connections),"
-                + "\"neighbours\":\(c.neighbours),\"forward_overflows\":\(c.forwardOverflows),\"drops\":{\(drops)}}"
+                + "\"neighbours\":\(c.neighbours),\"forward_overflows\":\(c.forwardOverflows),"
+                + "\"super_frames_in\":\(c.superFramesIn),\"super_frames_out\":\(c.superFramesOut),"
+                + "\"offloads\":\(c.offloads.map { "\"\(offloadNames($0))\"" } ?? "null"),\"drops\":{\(drops)}}"
         }.joined(separator: ",")
         let connectionObjects = connections.map { c in
             "{\"local\":\"\(c.local)\",\"remote\":\"\(c.remote)\",\"state\":\"\(c.state)\",\"core\":\(c.core),"
@@ -156,6 +167,10 @@ public struct StatsSnapshot: Sendable {
                          + "\(pad(c.framesOut, 10))  \(pad(c.bytesIn, 8))  \(pad(c.bytesOut, 9))  "
                          + "\(pad(c.messages, 8))  \(pad(c.forwarded, 9))  \(pad(c.connections, 5))  "
                          + "\(pad(c.neighbours, 10))  \(pad(dropped, 7))")
+        }
+        if let flags = cores.first?.offloads {
+            let inSuper = cores.reduce(0) { $0 &+ $1.superFramesIn }, outSuper = cores.reduce(0) { $0 &+ $1.superFramesOut }
+            lines.append("TAP offloads: \(offloadNames(flags)); super-frames in \(inSuper), out \(outSuper)")
         }
         let forwarded = cores.reduce(0) { $0 &+ $1.forwarded }, arrived = cores.reduce(0) { $0 &+ $1.framesIn }
         if arrived > 0 {
@@ -187,4 +202,11 @@ extension String {
 private func pad(_ value: some BinaryInteger, _ width: Int) -> String {
     let s = String(value)
     return String(repeating: " ", count: max(0, width - s.count)) + s
+}
+
+/// TUNSETOFFLOAD flags in words: "csum tso4 tso6", or what was refused.
+func offloadNames(_ flags: UInt32) -> String {
+    let names = [(UInt32(0x01), "csum"), (0x02, "tso4"), (0x04, "tso6")].filter { flags & $0.0 != 0 }.map(\.1)
+    return names.isEmpty ? "none (the TAP refused checksum offload)" : names.joined(separator: " ")
+        + (flags & 0x02 == 0 ? " (the TAP refused TSO)" : "")
 }

@@ -21,7 +21,7 @@ public struct ARPCache: Sendable {
 
     enum Entry: Sendable {
         case resolved(MACAddress, expires: Instant)
-        case resolving(requestsSent: Int, nextRequest: Instant, pending: [[UInt8]])
+        case resolving(requestsSent: Int, nextRequest: Instant, pending: [PendingFrame])
     }
 
     /// What the caller must do after handing over a packet for an unresolved address.
@@ -61,11 +61,11 @@ public struct ARPCache: Sendable {
     /// Records `address` at `mac` and returns the packets that were waiting for it (frames
     /// with their destination MAC still to fill in). `create` is false for the RFC 826
     /// "merge" case: update an existing entry, but do not add one for a stranger.
-    public mutating func learn(_ address: IPv4Address, at mac: MACAddress, now: Instant, create: Bool = true) -> [[UInt8]] {
+    public mutating func learn(_ address: IPv4Address, at mac: MACAddress, now: Instant, create: Bool = true) -> [PendingFrame] {
         let existing = entries[address]
         guard existing != nil || create else { return [] }
         if existing == nil && !makeRoom(now: now) { return [] }
-        var waiting: [[UInt8]] = []
+        var waiting: [PendingFrame] = []
         if case .resolving(_, _, let pending)? = existing {
             waiting = pending
             resolvingCount -= 1
@@ -75,7 +75,7 @@ public struct ARPCache: Sendable {
     }
 
     /// Keeps `frame` until `address` resolves.
-    public mutating func enqueue(_ frame: [UInt8], for address: IPv4Address, now: Instant) -> EnqueueOutcome {
+    public mutating func enqueue(_ frame: PendingFrame, for address: IPv4Address, now: Instant) -> EnqueueOutcome {
         switch entries[address] {
         case .resolving(let sent, let next, var pending)?:
             let overflow = pending.count >= timing.maximumPending
@@ -131,4 +131,12 @@ public struct ARPCache: Sendable {
         }
         return entries.count < timing.capacity
     }
+}
+
+/// A frame waiting for its next hop's address, with what it asks of the link (a TCP
+/// super-segment stays one, and keeps its offload request).
+public struct PendingFrame: Sendable {
+    public var bytes: [UInt8]
+    public var offload: FrameOffload
+    public init(_ bytes: [UInt8], offload: FrameOffload = .none) { self.bytes = bytes; self.offload = offload }
 }

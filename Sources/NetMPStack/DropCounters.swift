@@ -56,6 +56,10 @@ public struct InterfaceCounters: Sendable {
     public var framesOut: UInt64 = 0
     public var bytesIn: UInt64 = 0
     public var bytesOut: UInt64 = 0
+    /// TCP super-segments (several MSS in one frame) received from and sent to the link;
+    /// `framesIn` and `framesOut` count the wire segments they stand for.
+    public var superFramesIn: UInt64 = 0
+    public var superFramesOut: UInt64 = 0
     public var drops = DropCounters()
     public init() {}
 }

@@ -1,12 +1,6 @@
 import NetMPTCP
 import NetMPWire
 
-/// Where the host puts frames it sends. The runtime's sink writes to a TAP queue; tests
-/// collect frames in an array.
-public protocol FrameSink {
-    mutating func transmit(_ frame: UnsafeRawBufferPointer)
-}
-
 /// An ICMP error that arrived for a datagram this host sent, handed to the transport that
 /// owns the quoted ports (RFC 1122 4.2.3.9 for TCP, 4.1.3.3 for UDP).
 public struct ICMPErrorReport: Equatable, Sendable {
@@ -37,6 +31,9 @@ public final class Host {
     public var routes: RoutingTable
     public private(set) var arp: ARPCache
     public private(set) var counters = InterfaceCounters()
+    /// What the link finishes for us (checksums, TCP segmentation); none unless the runtime
+    /// negotiated them with the TAP.
+    public var offloads = LinkOffloads.none
     /// Called for ICMP errors about datagrams we sent (the transport hook), after TCP saw them.
     public var icmpErrorHandler: ((ICMPErrorReport) -> Void)?
     /// The TCP sockets on this host; without it every segment is answered as CLOSED.
@@ -47,6 +44,9 @@ public final class Host {
     public enum UDPDelivery: Sendable { case delivered, noSocket, queueFull }
 
     var nextIdentification: UInt16 = 1
+    /// The link's word on the frame being handled: its transport checksum was verified (or
+    /// is left partial for us to trust, as the kernel does for its own frames).
+    var checksumsTrusted = false
     /// The time of the frame or tick being handled, for reactions that have no `now` of their own.
     var lastNow = Instant.zero
     let scratch: UnsafeMutableRawBufferPointer
@@ -80,16 +80,20 @@ public final class Host {
     }
 
     /// Handles one arriving frame: answers what needs an answer through `sink`, counts the rest.
-    public func receive(frame: UnsafeRawBufferPointer, now: Instant, sink: inout some FrameSink) {
+    /// `marks` are what the link vouched for: checksums it verified are not summed again.
+    public func receive(frame: UnsafeRawBufferPointer, marks: ArrivalMarks = .none, now: Instant, sink: inout some FrameSink) {
         lastNow = now
-        counters.framesIn &+= 1
+        counters.framesIn &+= UInt64(marks.wireSegments)
         counters.bytesIn &+= UInt64(frame.count)
+        if marks.wireSegments > 1 { counters.superFramesIn &+= 1 }
+        checksumsTrusted = marks.checksumsTrusted
         let ethernet: EthernetFrameView
         do { ethernet = try EthernetFrameView(validating: frame) } catch { counters.drops.count(error); return }
         guard ethernet.vlanIdentifier == nil else { counters.drops.count(.vlanTagged); return }
         guard ethernet.destination == mac || ethernet.destination.isBroadcast else {
             counters.drops.count(.notForUs); return
         }
+        defer { checksumsTrusted = false }
         switch ethernet.etherType {
         case EtherType.arp: receiveARP(ethernet.payload, now: now, sink: &sink)
         case EtherType.ipv4: receiveIPv4(ethernet.payload, now: now, sink: &sink)
@@ -178,7 +182,8 @@ public final class Host {
     func receiveUDP(_ bytes: UnsafeRawBufferPointer, datagram: UnsafeRawBufferPointer, header: IPv4Header,
                     toUs: Bool, now: Instant, sink: inout some FrameSink) {
         let udp: UDPHeader
-        do { udp = try UDPHeader(parsing: bytes, source: header.source, destination: header.destination) }
+        do { udp = try UDPHeader(parsing: bytes, source: header.source, destination: header.destination,
+                                 verifyChecksum: !checksumsTrusted) }
         catch { counters.drops.count(error); return }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[UDPHeader.length..<udp.datagramLength])
         switch udpReceiver?(udp.destinationPort, payload, Endpoint(header.source, udp.sourcePort)) ?? .noSocket {
@@ -194,7 +199,8 @@ public final class Host {
     func receiveTCP(_ bytes: UnsafeRawBufferPointer, header: IPv4Header, toUs: Bool, now: Instant,
                     sink: inout some FrameSink) {
         let segment: TCPSegmentHeader
-        do { segment = try TCPSegmentHeader(parsing: bytes, source: header.source, destination: header.destination) }
+        do { segment = try TCPSegmentHeader(parsing: bytes, source: header.source, destination: header.destination,
+                                            verifyChecksum: !checksumsTrusted) }
         catch { counters.drops.count(error); return }
         guard toUs else { counters.drops.count(.tcpNoSocket); return } // TCP is unicast only
         let payload = UnsafeRawBufferPointer(rebasing: bytes[segment.headerLength...])
@@ -212,6 +218,12 @@ public final class Host {
         _ = sendIPv4(to: peer, proto: IPProtocol.tcp, payloadLength: header.headerLength, now: now, sink: &sink) { out in
             header.emit(into: out, segmentLength: header.headerLength, source: me, destination: peer)
         }
+    }
+
+    /// Counts a frame the link could not hand over whole (a bad virtio-net header).
+    public func countMalformed(_ error: WireError) {
+        counters.framesIn &+= 1
+        counters.drops.count(error)
     }
 
     /// Counts a drop TCP decided on (the table has no counters of its own).
@@ -233,31 +245,48 @@ public final class Host {
 
     /// Sends one IPv4 datagram of `payloadLength` bytes that `fill` writes, routing it and
     /// resolving the next hop. While the next hop resolves, the frame waits in the ARP queue.
+    /// `offload` asks the link to finish the transport checksum or cut a TCP super-segment
+    /// (its offsets count from the transport header; only what `offloads` allow): a
+    /// super-segment may exceed the MTU up to IPv4's 64 KiB.
     public func sendIPv4(to destination: IPv4Address, proto: UInt8, payloadLength: Int, now: Instant,
-                         sink: inout some FrameSink, fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
+                         sink: inout some FrameSink, offload: FrameOffload = .none,
+                         fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
         let ipOffset = EthernetFrameView.headerLength
+        let transportOffset = ipOffset + IPv4Header.minimumLength
         let totalLength = IPv4Header.minimumLength + payloadLength
-        guard totalLength <= configuration.mtu else { counters.drops.count(.frameTooLarge); return .failure(.tooLarge) }
+        var frameOffload = FrameOffload.none
+        if offload.needsChecksum {
+            frameOffload = FrameOffload(checksumStart: transportOffset, checksumOffset: offload.checksumOffset,
+                                        headerLength: transportOffset + offload.headerLength)
+        }
+        if totalLength > configuration.mtu {
+            guard offload.segments, offloads.tcpSegmentation, totalLength <= Int(UInt16.max) else {
+                counters.drops.count(.frameTooLarge); return .failure(.tooLarge)
+            }
+            frameOffload.segmentSize = offload.segmentSize
+        }
         let isBroadcast = destination.isLimitedBroadcast || destination == subnetBroadcast
         guard let nextHop = isBroadcast ? destination : routes.nextHop(for: destination) else {
             counters.drops.count(.noRoute); return .failure(.noRoute)
         }
         var ip = IPv4Header(totalLength: totalLength, proto: proto, source: address, destination: destination,
                             identification: nextIdentification)
-        nextIdentification &+= 1
+        // A super-segment's wire segments take consecutive identifications (the kernel's
+        // segmentation counts them up from this one).
+        nextIdentification &+= UInt16(truncatingIfNeeded: frameOffload.wireSegments(frameLength: ipOffset + totalLength))
         ip.dontFragment = !isBroadcast
         let frameLength = ipOffset + totalLength
         let frame = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<frameLength])
         ip.emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[ipOffset...]))
-        fill(UnsafeMutableRawBufferPointer(rebasing: frame[(ipOffset + IPv4Header.minimumLength)...]))
+        fill(UnsafeMutableRawBufferPointer(rebasing: frame[transportOffset...]))
         let known = isBroadcast ? MACAddress.broadcast : arp.lookup(nextHop, now: now)
         if let neighbour = known {
             EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv4).emit(into: frame)
-            transmit(UnsafeRawBufferPointer(frame), sink: &sink)
+            transmit(frame, offload: frameOffload, sink: &sink)
             return .success(())
         }
         EthernetHeader(destination: .zero, source: mac, etherType: EtherType.ipv4).emit(into: frame)
-        switch arp.enqueue(Array(UnsafeRawBufferPointer(frame)), for: nextHop, now: now) {
+        switch arp.enqueue(PendingFrame(Array(UnsafeRawBufferPointer(frame)), offload: frameOffload), for: nextHop, now: now) {
         case .sendRequest: sendARPRequest(for: nextHop, sink: &sink)
         case .queued: break
         case .queuedDroppingOldest: counters.drops.count(.arpQueueOverflow)
@@ -313,11 +342,11 @@ public final class Host {
         transmit(UnsafeRawBufferPointer(rebasing: scratch[0..<total]), sink: &sink)
     }
 
-    func flush(_ frames: [[UInt8]], to neighbour: MACAddress, sink: inout some FrameSink) {
+    func flush(_ frames: [PendingFrame], to neighbour: MACAddress, sink: inout some FrameSink) {
         for var frame in frames {
-            frame.withUnsafeMutableBytes { bytes in
+            frame.bytes.withUnsafeMutableBytes { bytes in
                 EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv4).emit(into: bytes)
-                transmit(UnsafeRawBufferPointer(bytes), sink: &sink)
+                transmit(bytes, offload: frame.offload, sink: &sink)
             }
         }
     }
@@ -326,5 +355,14 @@ public final class Host {
         counters.framesOut &+= 1
         counters.bytesOut &+= UInt64(frame.count)
         sink.transmit(frame)
+    }
+
+    /// Counts a super-segment as the wire segments the link makes of it.
+    func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload, sink: inout some FrameSink) {
+        guard offload != .none else { transmit(UnsafeRawBufferPointer(frame), sink: &sink); return }
+        counters.framesOut &+= UInt64(offload.wireSegments(frameLength: frame.count))
+        counters.bytesOut &+= UInt64(frame.count)
+        if offload.segments { counters.superFramesOut &+= 1 }
+        sink.transmit(frame, offload: offload)
     }
 }

@@ -206,12 +206,19 @@ public final class TCPEndpoints {
         let headerLength = header.headerLength
         let length = headerLength + segment.payloadLength
         let tuple = socket.tuple
-        _ = host.sendIPv4(to: tuple.remote.address, proto: IPProtocol.tcp, payloadLength: length, now: now, sink: &sink) { out in
+        // With checksum offload the link sums the payload; a payload of several MSS is a
+        // super-segment the link cuts at the MSS the engine sent it with.
+        let partial = host.offloads.checksum
+        let offload = partial ? FrameOffload(checksumOffset: TCPSegmentHeader.checksumOffset,
+                                             segmentSize: segment.segmentSize, headerLength: headerLength) : .none
+        _ = host.sendIPv4(to: tuple.remote.address, proto: IPProtocol.tcp, payloadLength: length, now: now, sink: &sink,
+                          offload: offload) { out in
             if segment.payloadLength > 0 {
                 socket.channel.send.copy(from: segment.payloadOffset, count: segment.payloadLength,
                                        into: UnsafeMutableRawBufferPointer(rebasing: out[headerLength..<length]))
             }
-            header.emit(into: out, segmentLength: length, source: tuple.local.address, destination: tuple.remote.address)
+            header.emit(into: out, segmentLength: length, source: tuple.local.address, destination: tuple.remote.address,
+                        partialChecksum: partial)
         }
     }
 

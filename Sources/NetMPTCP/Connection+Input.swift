@@ -354,13 +354,15 @@ extension Connection {
         receiveNext = newNext
         events.insert(.readable)
         if let fin = pendingFin, fin == receiveNext { span.fin = true; span.finSequence = fin; pendingFin = nil }
-        scheduleAck(now: now, immediately: filledHole)
+        // A coalesced segment (GRO behind the TAP) counts as the segments it carries.
+        let mss = configuration.maximumSegmentSize
+        scheduleAck(now: now, immediately: filledHole, segments: max(1, (count + mss - 1) / mss))
     }
 
     /// RFC 1122 4.2.3.2 and RFC 5681 4.2: acknowledge every second full segment, and any
     /// segment within the delayed-ACK timeout; at once when a hole fills or at the start.
-    mutating func scheduleAck(now: Instant, immediately: Bool) {
-        unacknowledgedSegments += 1
+    mutating func scheduleAck(now: Instant, immediately: Bool, segments: Int = 1) {
+        unacknowledgedSegments += segments
         if immediately || unacknowledgedSegments >= 2 || quickAcks > 0 {
             ackNow = true
             if quickAcks > 0 { quickAcks -= 1 }

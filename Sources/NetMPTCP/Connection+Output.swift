@@ -51,9 +51,11 @@ extension Connection {
         guard sackEnabled, recoveryPoint != nil, pipe < congestion.window else { return nil }
         let from = SequenceNumber.latest(highestRetransmitted, sendUnacknowledged)
         guard let (start, holeLength) = scoreboard.nextLostHole(from: from, mss: sendMSS, threshold: reorderingThreshold) else { return nil }
-        let length = min(maximumPayload, holeLength, max(0, dataEnd - start))
+        // A hole of several segments goes as one super-segment, as far as the pipe allows.
+        let room = max(maximumPayload, (congestion.window - pipe) / maximumPayload * maximumPayload)
+        let length = min(burstLimit, room, holeLength, max(0, dataEnd - start))
         guard length > 0 else { return nil }
-        noteRetransmission(upTo: start + length, now: now)
+        noteRetransmission(upTo: start + length, now: now, segments: segmentCount(length))
         return dataSegment(at: start, length: length, fin: false, now: now)
     }
 
@@ -77,8 +79,8 @@ extension Connection {
 
     /// Bookkeeping for a resent segment: HighRxt, and in loss recovery the marks that detect a
     /// lost retransmission (by order) and a spurious recovery (by timestamp).
-    mutating func noteRetransmission(upTo end: SequenceNumber, now: Instant) {
-        segmentsRetransmitted &+= 1
+    mutating func noteRetransmission(upTo end: SequenceNumber, now: Instant, segments: Int = 1) {
+        segmentsRetransmitted &+= UInt64(segments)
         if highestRetransmitted < end { highestRetransmitted = end }
         guard recoveryPoint != nil else { return }
         if retransmissionRoundMark == nil { retransmissionRoundMark = sendMaximum }
@@ -105,14 +107,21 @@ extension Connection {
         var usable = min(window - inFlight, sendWindow - flight)
         if forceProbe && usable <= 0 && flight == 0 { usable = 1 } // zero-window probe (RFC 9293 3.8.6.1)
         guard usable > 0 else { armPersist(now: now); return nil }
-        let length = min(maximumPayload, unsent, usable)
+        var length = min(burstLimit, unsent, usable)
         // Nagle (RFC 896, RFC 1122 4.2.3.4): a small segment waits while data is in flight,
         // unless it is the last data before our FIN or TCP_NODELAY is set.
-        if length < maximumPayload && flight > 0 && !configuration.noDelay && !finQueued && !forceProbe { return nil }
+        let nagleHolds = flight > 0 && !configuration.noDelay && !finQueued && !forceProbe
         // TCP_CORK: only full segments until uncorked, whatever is in flight.
-        if configuration.cork && length < maximumPayload && !finQueued && !forceProbe { return nil }
+        let corkHolds = configuration.cork && !finQueued && !forceProbe
+        if length < maximumPayload && (nagleHolds || corkHolds) { return nil }
+        // A super-segment carries a short last segment only where that segment could go
+        // alone (the same rules, as Linux's tcp_mss_split_point), and only at the end of
+        // the data: a window-limited one stops at a whole segment.
+        if length > maximumPayload && length % maximumPayload != 0 && (length < unsent || nagleHolds || corkHolds) {
+            length -= length % maximumPayload
+        }
         forceProbe = false
-        if sendNext < sendMaximum { segmentsRetransmitted &+= 1 }
+        if sendNext < sendMaximum { segmentsRetransmitted &+= UInt64(segmentCount(length)) }
         let fin = finQueued && length == unsent
         return dataSegment(at: sendNext, length: length, fin: fin, now: now)
     }
@@ -126,6 +135,16 @@ extension Connection {
         }
         return sendMSS - options
     }
+
+    /// The most payload one segment handed to the link carries: one MSS, or with
+    /// segmentation offload as many whole MSS as fit the configured limit.
+    var burstLimit: Int {
+        let unit = maximumPayload
+        return max(unit, configuration.segmentationLimit / unit * unit)
+    }
+
+    /// The wire segments `length` payload bytes make.
+    func segmentCount(_ length: Int) -> Int { max(1, (length + maximumPayload - 1) / maximumPayload) }
 
     /// A FIN with no data, once every queued byte is sent.
     mutating func finOnly(now: Instant) -> OutgoingSegment? {
@@ -199,7 +218,9 @@ extension Connection {
             let edge = receiveNext + (Int(header.window) << (header.flags.contains(.syn) ? 0 : receiveWindowShift))
             if advertisedRightEdge < edge { advertisedRightEdge = edge }
         }
-        return OutgoingSegment(header: header, payloadOffset: payloadOffset, payloadLength: payloadLength)
+        let unit = maximumPayload
+        return OutgoingSegment(header: header, payloadOffset: payloadOffset, payloadLength: payloadLength,
+                               segmentSize: payloadLength > unit ? unit : 0)
     }
 
     /// The window the 16-bit field can carry at our scale: a peer that did not offer window

@@ -41,6 +41,9 @@ public struct OutgoingSegment: Equatable, Sendable {
     public var header: TCPSegmentHeader
     public var payloadOffset: Int
     public var payloadLength: Int
+    /// For a super-segment (more payload than one segment carries, sent through a link that
+    /// segments: TSO), the payload of each wire segment; 0 otherwise.
+    public var segmentSize = 0
 }
 
 /// Why the engine dropped (part of) an arriving segment, counted per reason by the stack.

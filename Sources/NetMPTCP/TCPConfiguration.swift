@@ -4,6 +4,13 @@ import NetMPWire
 public struct TCPConfiguration: Sendable {
     /// Our MSS: the link MTU minus 40 bytes of IPv4 and TCP headers.
     public var maximumSegmentSize = 1460
+    /// The most payload one segment handed to the link may carry when the link cuts
+    /// segments itself (TCP segmentation offload): several MSS, sent and counted as that
+    /// many segments. 0: the link does not, and every segment is one MSS at most.
+    public var segmentationLimit = 0
+    /// The segmentation limit for a link that segments: an IPv4 datagram's 64 KiB less the
+    /// IPv4 header and the largest TCP header.
+    public static let superSegmentLimit = 65_535 - 20 - 60
     /// Receive buffer: the most data held for the application, in order or not; the window
     /// starts at `initialReceiveWindow` and grows toward this as the application keeps up
     /// (dynamic right-sizing, as Linux's tcp_rcv_space_adjust). Memory per connection is

@@ -3,7 +3,7 @@
 // TCP interop tests reach the engine before the socket shim exists.
 //
 //   netmp-tcp-driver --tap T --addr A/P (--connect IP:PORT | --listen PORT) --send BYTES
-//                    [--seed N] [--timeout SECONDS] [--cc cubic|reno] [--fault SPEC]
+//                    [--seed N] [--timeout SECONDS] [--cc cubic|reno] [--fault SPEC] [--offloads on|off]
 // Prints one JSON line: bytes and CRC-32 sent and received, seconds, retransmissions.
 //   netmp-tcp-driver --tap T --addr A/P --connect IP:PORT --connections N [--cores C] --send BYTES
 // runs the per-core runtime with N connections instead (RuntimeMode.swift).
@@ -47,15 +47,26 @@ let secret = SystemRandom.secret()
 
 let device: TAPDevice
 do { device = try TAPDevice(name: tap) } catch { die("\(error)") }
-let host = Host(configuration: configuration)
-let tcp = TCPEndpoints(configuration: tcpConfiguration, secret: secret)
-let loop = ProtocolLoop(host: host, tcp: tcp, queue: device.queues[0], stats: nil, core: 0)
+var injector: FaultInjector? = nil
 if let spec = options["fault"] {
     switch FaultPlan.parse(spec) {
-    case .success(let plan): loop.sink.faults = FaultInjector(plan: plan)
+    case .success(let plan): injector = FaultInjector(plan: plan)
     case .failure(let error): die("\(error)")
     }
 }
+// The same offloads as the runtime (--offloads off: none). Under fault injection the kernel
+// hands over wire-sized frames (checksum offload only), so the injector drops and corrupts
+// segments, not 64 KiB super-frames; netmp's super-segments are then cut in software
+// before the injector sees them, so its TSO path still runs.
+let host = Host(configuration: configuration)
+if options["offloads"] != "off" {
+    let accepted = device.negotiateOffloads(injector == nil ? TAPDevice.offloadPreferences : [[.checksum], []])
+    host.offloads = injector == nil ? LinkOffloads(accepted) : LinkOffloads(checksum: true, tcpSegmentation: true)
+    if host.offloads.tcpSegmentation { tcpConfiguration.segmentationLimit = TCPConfiguration.superSegmentLimit }
+}
+let tcp = TCPEndpoints(configuration: tcpConfiguration, secret: secret)
+let loop = ProtocolLoop(host: host, tcp: tcp, queue: device.queues[0], stats: nil, core: 0)
+loop.sink.faults = injector
 loop.announce()
 
 var socket: TCPSocket? = nil

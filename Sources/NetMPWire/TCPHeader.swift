@@ -15,6 +15,8 @@ public struct TCPFlags: OptionSet, Hashable, Sendable {
 /// A TCP segment header with its options (RFC 9293 3.1).
 public struct TCPSegmentHeader: Equatable, Sendable {
     public static let minimumLength = 20
+    /// Where the checksum field is, for checksum offload.
+    public static let checksumOffset = 16
     enum Offset { static let sourcePort = 0, destinationPort = 2, sequence = 4, acknowledgment = 8
                   static let dataOffset = 12, flags = 13, window = 14, checksum = 16, urgent = 18 }
 
@@ -66,10 +68,12 @@ public struct TCPSegmentHeader: Equatable, Sendable {
     }
 
     /// Writes header and options at the start of `segment` (payload already after them) and
-    /// the checksum over `segmentLength` bytes. Returns the header length.
+    /// the checksum over `segmentLength` bytes; with `partialChecksum`, only the pseudo-header
+    /// sum, which the link completes (checksum offload: no pass over the payload here).
+    /// Returns the header length.
     @discardableResult
     public func emit(into segment: UnsafeMutableRawBufferPointer, segmentLength: Int,
-                     source: IPv4Address, destination: IPv4Address) -> Int {
+                     source: IPv4Address, destination: IPv4Address, partialChecksum: Bool = false) -> Int {
         let length = Self.minimumLength + options.encodedLength
         segment.put16(sourcePort, at: Offset.sourcePort)
         segment.put16(destinationPort, at: Offset.destinationPort)
@@ -83,6 +87,10 @@ public struct TCPSegmentHeader: Equatable, Sendable {
         options.emit(into: UnsafeMutableRawBufferPointer(rebasing: segment[Self.minimumLength...]))
         var sum = InternetChecksum()
         sum.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.tcp, length: segmentLength)
+        if partialChecksum {
+            segment.put16(sum.partial, at: Offset.checksum)
+            return length
+        }
         sum.add(bytes: UnsafeRawBufferPointer(rebasing: segment[0..<segmentLength]))
         segment.put16(sum.value, at: Offset.checksum)
         return length

@@ -22,4 +22,6 @@ public enum WireError: String, Error, CaseIterable, Sendable {
     case tcpBadDataOffset = "tcp-bad-data-offset"
     case tcpBadChecksum = "tcp-bad-checksum"
     case tcpBadOption = "tcp-bad-option"
+    /// The virtio-net header in front of a TAP frame was short or named an unknown GSO type.
+    case virtioHeaderBad = "virtio-header-bad"
 }

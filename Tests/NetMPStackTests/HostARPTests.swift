@@ -170,8 +170,8 @@ import Testing
         var cache = ARPCache(timing: timing)
         _ = cache.learn(IPv4Address(10, 0, 0, 1), at: MACAddress(value: 1), now: .zero)
         _ = cache.learn(IPv4Address(10, 0, 0, 2), at: MACAddress(value: 2), now: .zero)
-        #expect(cache.enqueue([1], for: IPv4Address(10, 0, 0, 3), now: .zero) == .cacheFull)
-        #expect(cache.enqueue([1], for: IPv4Address(10, 0, 0, 3), now: Instant.zero + .seconds(61)) == .sendRequest)
+        #expect(cache.enqueue(PendingFrame([1]), for: IPv4Address(10, 0, 0, 3), now: .zero) == .cacheFull)
+        #expect(cache.enqueue(PendingFrame([1]), for: IPv4Address(10, 0, 0, 3), now: Instant.zero + .seconds(61)) == .sendRequest)
         #expect(cache.count == 1)
     }
 }

@@ -55,6 +55,10 @@ final class Simulation {
     let impairment: Impairment
     var endpoints: [SimulatedEndpoint]
     var wire: [Datagram] = []
+    /// Super-segments (TSO) cross whole, as the kernel's GRO hands them over, instead of
+    /// being cut into wire segments.
+    var superSegmentsArriveWhole = false
+    var superSegments = 0
     var order = 0
     var lineFree = [Instant.zero, Instant.zero]
     let tuples = [FourTuple(local: Endpoint(IPv4Address(10, 0, 0, 1), 40000), remote: Endpoint(IPv4Address(10, 0, 0, 2), 80)),
@@ -163,7 +167,20 @@ final class Simulation {
         if events.contains(.closed) { e.sawClosed = true }
         for segment in outgoing {
             let payload = Array(e.sendBuffer[segment.payloadOffset..<(segment.payloadOffset + segment.payloadLength)])
-            transmit(from: i, segment.header, payload: payload)
+            if segment.segmentSize > 0 { superSegments += 1 }
+            guard segment.segmentSize > 0, !superSegmentsArriveWhole else {
+                transmit(from: i, segment.header, payload: payload)
+                continue
+            }
+            // The link's segmentation (TSO), as the kernel does it: the header repeated with
+            // the sequence advanced, FIN and PSH on the last piece only.
+            for start in stride(from: 0, to: payload.count, by: segment.segmentSize) {
+                var piece = segment.header
+                let end = min(start + segment.segmentSize, payload.count)
+                piece.sequenceNumber &+= UInt32(start)
+                if end < payload.count { piece.flags.subtract([.fin, .psh]) }
+                transmit(from: i, piece, payload: Array(payload[start..<end]))
+            }
         }
         e.connection = c
         endpoints[i] = e
@@ -173,8 +190,10 @@ final class Simulation {
         note("\(i) -> seq \(header.sequenceNumber) ack \(header.acknowledgmentNumber) \(header.flags.rawValue) len \(payload.count) win \(header.window)")
         segmentsSent += 1
         if header.flags.contains(.rst) { resetsSent += 1 }
-        // A segment must fit the sender's MSS plus 20 bytes of TCP header (RFC 6691).
-        if header.headerLength + payload.count > endpoints[i].configuration.maximumSegmentSize + 20 { oversized += 1 }
+        // A segment must fit the sender's MSS plus 20 bytes of TCP header (RFC 6691); a
+        // super-segment let through whole stands for several that do.
+        if header.headerLength + payload.count > endpoints[i].configuration.maximumSegmentSize + 20
+            && !(superSegmentsArriveWhole && endpoints[i].configuration.segmentationLimit > 0) { oversized += 1 }
         guard !rng.chance(impairment.drop) else { return }
         var at = now
         if impairment.rate > 0 {

@@ -50,10 +50,17 @@ import Testing
             return c
         }
         let sizes = [0, 1, 1000, 30_000, 150_000]
+        var client = configuration(), server = configuration()
+        // Half the runs send through a link with segmentation offload (super-segments cut on
+        // the wire, or in a quarter of runs handed over whole as GRO would).
+        let offload = rng.next() % 2 == 0
+        if offload { client.segmentationLimit = TCPConfiguration.superSegmentLimit; server.segmentationLimit = client.segmentationLimit }
+        let whole = rng.next() % 2 == 0
         let sim = Simulation(seed: seed, impairment: impairment,
                              clientBytes: sizes[Int(rng.next() % 5)] + Int(rng.next() % 3000),
                              serverBytes: sizes[Int(rng.next() % 5)] + Int(rng.next() % 3000),
-                             client: configuration(), server: configuration())
+                             client: client, server: server)
+        sim.superSegmentsArriveWhole = offload && whole
         sim.tracing = tracing
         sim.run(for: .seconds(3600))
         return sim
@@ -88,5 +95,25 @@ import Testing
         let sim = Simulation(seed: 99, impairment: impairment, clientBytes: 8_000_000, serverBytes: 100_000, client: config, server: config)
         sim.run(for: .seconds(600))
         check(sim, "1% loss")
+    }
+
+    /// The same through a link that segments (TSO): super-segments go out, cut on the wire
+    /// or handed over whole, and loss recovery (retransmissions of several MSS) still
+    /// delivers every byte.
+    @Test func onePercentLoss_segmentationOffload_cutOrWhole() {
+        for whole in [false, true] {
+            var config = TCPConfiguration()
+            config.receiveBufferSize = 1 << 20
+            config.segmentationLimit = TCPConfiguration.superSegmentLimit
+            var impairment = Impairment()
+            impairment.drop = 0.01
+            impairment.delay = .milliseconds(5)
+            impairment.rate = 100_000_000
+            let sim = Simulation(seed: 98, impairment: impairment, clientBytes: 8_000_000, serverBytes: 100_000, client: config, server: config)
+            sim.superSegmentsArriveWhole = whole
+            sim.run(for: .seconds(600))
+            check(sim, "1% loss, TSO, \(whole ? "whole" : "cut")")
+            #expect(sim.superSegments > 10, "\(sim.superSegments) super-segments")
+        }
     }
 }

@@ -365,12 +365,13 @@ import Testing
 }
 
 @Suite struct CongestionTests {
-    /// RFC 3465: slow start grows by at most 2 SMSS per ACK; NewReno halves on loss.
+    /// RFC 3465: slow start grows by the bytes acknowledged, a stretch ACK of five segments
+    /// by all five (no L cap, as Linux); NewReno halves on loss.
     @Test func newReno_slowStartThenHalve() {
         var reno = NewReno(maximumSegmentSize: 1000)
         #expect(reno.window == 10_000)
         reno.acknowledged(5000, now: .zero, smoothedRTT: nil)
-        #expect(reno.window == 12_000)
+        #expect(reno.window == 15_000)
         reno.lossDetected(flight: 20_000, now: .zero)
         #expect(reno.window == 10_000 && reno.slowStartThreshold == 10_000)
         for _ in 0..<10 { reno.acknowledged(1000, now: .zero, smoothedRTT: nil) }

@@ -80,8 +80,11 @@ public enum CongestionController: Sendable {
     }
 }
 
-/// Slow start with Appropriate Byte Counting (RFC 3465, L = 2 SMSS): shared by both algorithms.
-func slowStartIncrease(window: Int, acked: Int, mss: Int) -> Int { window + min(acked, 2 * mss) }
+/// Slow start by bytes acknowledged (RFC 3465), shared by both algorithms. Without RFC
+/// 3465's L = 2 SMSS cap per ACK, as Linux's tcp_slow_start: a receiver that coalesces
+/// (GRO in the kernel behind a TAP, netmp's own one ACK per batch) acknowledges dozens of
+/// segments at once, and the cap would hold slow start to a crawl.
+func slowStartIncrease(window: Int, acked: Int, mss: Int) -> Int { window + acked }
 
 /// RFC 5681 3.1 eq. 10 with RFC 9293's initial window (RFC 6928: 10 segments, as Linux).
 func initialWindow(mss: Int) -> Int { 10 * mss }

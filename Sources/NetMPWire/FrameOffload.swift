@@ -1,0 +1,88 @@
+/// What a frame asks of the link beyond carrying it, as the virtio-net header says it to a
+/// TAP: finish the transport checksum (the field holds only the pseudo-header sum), and cut
+/// a TCP super-segment into segments of `segmentSize` payload bytes (TSO). A frame with no
+/// request is complete as it is. Offsets count from the frame's first byte.
+public struct FrameOffload: Equatable, Sendable {
+    /// Where the transport header starts: the checksum covers the bytes from here to the end.
+    public var checksumStart = 0
+    /// Where the checksum field is inside the transport header; 0: the checksums are complete.
+    public var checksumOffset = 0
+    /// TCP payload bytes per wire segment; 0: the frame goes out as one segment.
+    public var segmentSize = 0
+    /// Ethernet, IPv4 and TCP headers: what every wire segment of a super-segment repeats.
+    public var headerLength = 0
+
+    public init(checksumStart: Int = 0, checksumOffset: Int = 0, segmentSize: Int = 0, headerLength: Int = 0) {
+        self.checksumStart = checksumStart; self.checksumOffset = checksumOffset
+        self.segmentSize = segmentSize; self.headerLength = headerLength
+    }
+
+    public static let none = FrameOffload()
+    public var needsChecksum: Bool { checksumOffset != 0 }
+    public var segments: Bool { segmentSize > 0 }
+
+    /// How many wire segments `frameLength` bytes become.
+    public func wireSegments(frameLength: Int) -> Int {
+        guard segmentSize > 0 else { return 1 }
+        return max(1, (frameLength - headerLength + segmentSize - 1) / segmentSize)
+    }
+
+    /// Does in software what the request asks of the link, for links that cannot (a test's
+    /// frame collector, the fault injector, which must see wire frames): calls `emit` with
+    /// each finished frame. `frame` is Ethernet + IPv4 + transport; it is changed in place
+    /// when only the checksum is owed. `scratch` holds one wire frame
+    /// (`headerLength + segmentSize` bytes) for a super-segment.
+    public func complete(_ frame: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer,
+                         emit: (UnsafeRawBufferPointer) -> Void) {
+        guard segments else {
+            if needsChecksum { Self.finishChecksum(frame, start: checksumStart, offset: checksumOffset) }
+            emit(UnsafeRawBufferPointer(frame))
+            return
+        }
+        // TCP over IPv4 (the one segmentation netmp asks for), as the kernel's tcp_gso_segment
+        // cuts it: each segment repeats the headers with its own sequence number, IP length
+        // and identification; FIN and PSH only on the last, CWR only on the first.
+        let ip = checksumStart - IPv4Header.minimumLength
+        let payloadLength = frame.count - headerLength
+        let firstSequence = UnsafeRawBufferPointer(frame).be32(checksumStart + 4)
+        let firstIdentification = UnsafeRawBufferPointer(frame).be16(ip + 4)
+        let flags = frame[checksumStart + 13]
+        var offset = 0, index = 0
+        while offset < payloadLength {
+            let count = min(segmentSize, payloadLength - offset)
+            let last = offset + count == payloadLength
+            let out = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<(headerLength + count)])
+            out.copyMemory(from: UnsafeRawBufferPointer(rebasing: frame[0..<headerLength]))
+            UnsafeMutableRawBufferPointer(rebasing: out[headerLength...])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: frame[(headerLength + offset)..<(headerLength + offset + count)]))
+            out.put16(UInt16(out.count - ip), at: ip + 2)
+            out.put16(firstIdentification &+ UInt16(truncatingIfNeeded: index), at: ip + 4)
+            out.put16(0, at: ip + 10)
+            out.put16(InternetChecksum.of(UnsafeRawBufferPointer(rebasing: out[ip..<checksumStart])), at: ip + 10)
+            out.put32(firstSequence &+ UInt32(truncatingIfNeeded: offset), at: checksumStart + 4)
+            var segmentFlags = flags
+            if !last { segmentFlags &= ~(TCPFlags.fin.rawValue | TCPFlags.psh.rawValue) }
+            if index > 0 { segmentFlags &= ~TCPFlags.cwr.rawValue }
+            out[checksumStart + 13] = segmentFlags
+            let view = UnsafeRawBufferPointer(out)
+            var sum = InternetChecksum()
+            sum.addPseudoHeader(source: IPv4Address(view.be32(ip + 12)), destination: IPv4Address(view.be32(ip + 16)),
+                                protocol: IPProtocol.tcp, length: out.count - checksumStart)
+            out.put16(0, at: checksumStart + 16)
+            sum.add(bytes: UnsafeRawBufferPointer(rebasing: view[checksumStart...]))
+            out.put16(sum.value, at: checksumStart + 16)
+            emit(view)
+            offset += count
+            index += 1
+        }
+    }
+
+    /// Completes a partial transport checksum: the field holds the pseudo-header sum, so the
+    /// sum over the transport bytes with it in place is the whole sum.
+    public static func finishChecksum(_ frame: UnsafeMutableRawBufferPointer, start: Int, offset: Int) {
+        var sum = InternetChecksum()
+        sum.add(bytes: UnsafeRawBufferPointer(rebasing: frame[start...]))
+        // A computed zero goes out as all ones: the same sum, and UDP's zero means "none".
+        frame.put16(sum.value == 0 ? 0xFFFF : sum.value, at: start + offset)
+    }
+}

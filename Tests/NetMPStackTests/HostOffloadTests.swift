@@ -1,0 +1,132 @@
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+import Testing
+
+/// Records frames with the offload they ask for, as the TAP queue would get them.
+struct OffloadRecordingSink: FrameSink {
+    var frames: [(bytes: [UInt8], offload: FrameOffload)] = []
+    mutating func transmit(_ frame: UnsafeRawBufferPointer) { frames.append((Array(frame), .none)) }
+    mutating func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload) {
+        frames.append((Array(UnsafeRawBufferPointer(frame)), offload))
+    }
+}
+
+/// The host over a link that offloads checksums and TCP segmentation (a TAP with
+/// TUNSETOFFLOAD): super-segments leave as one frame, arrive as one, and the checksums the
+/// link vouches for are not summed again.
+@Suite struct HostOffloadTests {
+    func offloadingHost() -> Host {
+        let host = Lab.host()
+        host.offloads = LinkOffloads(checksum: true, tcpSegmentation: true)
+        var tcp = TCPConfiguration()
+        tcp.segmentationLimit = TCPConfiguration.superSegmentLimit
+        host.tcp = TCPEndpoints(configuration: tcp, secret: (1, 2))
+        return host
+    }
+
+    /// A connection to the peer, established through the host.
+    func established(_ host: Host) throws -> TCPSocket {
+        _ = host.feed(Lab.arp(.request)) // the peer is resolved
+        var sink = OffloadRecordingSink()
+        let socket = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, 5201), now: .zero)
+        host.tcp!.settle(socket, now: .zero, host: host, sink: &sink)
+        var options = TCPOptions()
+        options.maximumSegmentSize = 1460
+        let synAck = TCPSegmentHeader(sourcePort: 5201, destinationPort: socket.tuple.local.port, sequenceNumber: 7000,
+                                      acknowledgmentNumber: socket.connection.initialSendSequence.raw &+ 1,
+                                      flags: [.syn, .ack], window: 65_535, options: options)
+        _ = host.feed(Lab.ipv4(proto: IPProtocol.tcp, payloadLength: synAck.headerLength) { out in
+            synAck.emit(into: out, segmentLength: synAck.headerLength, source: Lab.peer, destination: Lab.us)
+        })
+        #expect(socket.state == .established)
+        return socket
+    }
+
+    @Test func bulkWrite_leavesAsSuperSegment_cutIntoValidWireSegments() throws {
+        let host = offloadingHost()
+        let socket = try established(host)
+        let data = (0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        #expect(data.withUnsafeBytes { socket.write($0) } == data.count)
+        var sink = OffloadRecordingSink()
+        let framesBefore = host.counters.framesOut
+        host.tcp!.settle(socket, now: .zero, host: host, sink: &sink)
+        // The initial window, ten segments of 1460, in one frame that asks for segmentation.
+        #expect(sink.frames.count == 1)
+        var (bytes, offload) = try #require(sink.frames.first)
+        #expect(bytes.count == 14 + 20 + 20 + 10 * 1460)
+        #expect(offload == FrameOffload(checksumStart: 34, checksumOffset: 16, segmentSize: 1460, headerLength: 54))
+        #expect(host.counters.framesOut - framesBefore == 10 && host.counters.superFramesOut == 1)
+        // Cut as the kernel would: ten frames, each with valid checksums, in sequence.
+        var wire: [[UInt8]] = []
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 54 + 1460, alignment: 16)
+        defer { scratch.deallocate() }
+        bytes.withUnsafeMutableBytes { offload.complete($0, scratch: scratch) { wire.append(Array($0)) } }
+        #expect(wire.count == 10)
+        var expected = socket.connection.initialSendSequence.raw &+ 1
+        var payload: [UInt8] = []
+        for (i, frame) in wire.enumerated() {
+            let sent = try Sent(frame)
+            let tcp = try sent.tcp() // verifies the TCP checksum
+            let ip = try sent.ip()
+            #expect(tcp.sequenceNumber == expected && ip.totalLength == 20 + 20 + 1460)
+            #expect(tcp.flags == .ack, "segment \(i): more data follows, so no PSH")
+            expected &+= 1460
+            payload += try sent.ipPayload()[20...]
+        }
+        #expect(payload == Array(data[0..<(10 * 1460)]))
+    }
+
+    /// A frame that waits for its next hop keeps its offload request.
+    @Test func frameWaitingForNeighbour_keepsOffloadRequest() throws {
+        let host = offloadingHost()
+        var sink = OffloadRecordingSink()
+        let request = FrameOffload(checksumOffset: 16, segmentSize: 1000, headerLength: 20)
+        let result = host.sendIPv4(to: Lab.peer, proto: IPProtocol.tcp, payloadLength: 20 + 5000, now: .zero, sink: &sink,
+                                   offload: request) { out in
+            TCPSegmentHeader(sourcePort: 1, destinationPort: 2, sequenceNumber: 1, acknowledgmentNumber: 0, flags: .ack, window: 1)
+                .emit(into: out, segmentLength: 20 + 5000, source: Lab.us, destination: Lab.peer, partialChecksum: true)
+        }
+        guard case .success = result else { Issue.record("\(result)"); return }
+        #expect(sink.frames.count == 1 && sink.frames[0].offload == .none) // the ARP request
+        sink.frames = []
+        Lab.arp(.reply, asking: Lab.us, to: Lab.ourMAC, targetMAC: Lab.ourMAC).withUnsafeBytes {
+            host.receive(frame: $0, now: .zero, sink: &sink)
+        }
+        #expect(sink.frames.count == 1)
+        #expect(sink.frames.first?.offload == FrameOffload(checksumStart: 34, checksumOffset: 16, segmentSize: 1000, headerLength: 54))
+    }
+
+    /// Without segmentation offload a frame over the MTU is refused, as before.
+    @Test func superSegment_withoutLinkSegmentation_refused() {
+        let host = Lab.host()
+        _ = host.feed(Lab.arp(.request))
+        var sink = OffloadRecordingSink()
+        let result = host.sendIPv4(to: Lab.peer, proto: IPProtocol.tcp, payloadLength: 5000, now: .zero, sink: &sink,
+                                   offload: FrameOffload(checksumOffset: 16, segmentSize: 1000, headerLength: 20)) { _ in }
+        guard case .failure(.tooLarge) = result else { Issue.record("\(result)"); return }
+        #expect(sink.frames.isEmpty && host.counters.drops[.frameTooLarge] == 1)
+    }
+
+    /// A checksum the link vouched for (the kernel's NEEDS_CSUM or DATA_VALID) is not summed
+    /// again; the same frame without the mark is verified and dropped.
+    @Test func trustedMark_skipsChecksum_unmarkedFrameVerified() throws {
+        let host = Lab.host()
+        host.tcp = TCPEndpoints(configuration: TCPConfiguration(), secret: (1, 2))
+        _ = host.feed(Lab.arp(.request))
+        try host.tcp!.listen(port: 80)
+        var options = TCPOptions()
+        options.maximumSegmentSize = 1460
+        let syn = TCPSegmentHeader(sourcePort: 40000, destinationPort: 80, sequenceNumber: 1, acknowledgmentNumber: 0,
+                                   flags: .syn, window: 65_535, options: options)
+        // The checksum field holds only the pseudo-header sum, as the kernel leaves it.
+        let frame = Lab.ipv4(proto: IPProtocol.tcp, payloadLength: syn.headerLength) { out in
+            syn.emit(into: out, segmentLength: syn.headerLength, source: Lab.peer, destination: Lab.us, partialChecksum: true)
+        }
+        #expect(host.feed(frame).isEmpty)
+        #expect(host.counters.drops[.tcpBadChecksum] == 1)
+        var sink = OffloadRecordingSink()
+        frame.withUnsafeBytes { host.receive(frame: $0, marks: ArrivalMarks(checksumsTrusted: true), now: .zero, sink: &sink) }
+        #expect(try sink.frames.count == 1 && Sent(sink.frames[0].bytes).tcp().flags == [.syn, .ack])
+    }
+}
