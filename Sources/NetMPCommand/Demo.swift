@@ -11,12 +11,10 @@ import Synchronization
 struct Demo {
     let seconds: Int
     let reverse: Bool
-    let tag = "nmd\(getpid() % 100_000)"
-    var serverNamespace: String { tag + "-s" }
-    var clientNamespace: String { tag + "-c" }
-    var tap: String { tag + "t" }
-    var vethServer: String { tag + "a" }
-    var vethClient: String { tag + "b" }
+    let lab = LabNamespaces(prefix: "nmd")
+    var serverNamespace: String { lab.server }
+    var clientNamespace: String { lab.client }
+    var tap: String { lab.tap }
 
     func run() -> Never {
         guard getuid() == 0 else { fail("demo: needs root (network namespaces and a TAP device)") }
@@ -60,37 +58,8 @@ struct Demo {
         exit(1)
     }
 
-    func setUp() -> Bool {
-        let steps: [[String]] = [
-            ["ip", "netns", "add", serverNamespace],
-            ["ip", "netns", "add", clientNamespace],
-            ["ip", "tuntap", "add", "dev", tap, "mode", "tap", "multi_queue"],
-            ["ip", "link", "set", tap, "netns", serverNamespace],
-            ["ip", "link", "add", vethServer, "netns", serverNamespace, "type", "veth", "peer", "name", vethClient,
-             "netns", clientNamespace],
-            ["ip", "-n", serverNamespace, "link", "set", "lo", "up"],
-            ["ip", "-n", serverNamespace, "addr", "add", "10.77.0.1/24", "dev", tap],
-            ["ip", "-n", serverNamespace, "link", "set", tap, "up"],
-            ["ip", "-n", serverNamespace, "addr", "add", "10.78.0.1/24", "dev", vethServer],
-            ["ip", "-n", serverNamespace, "link", "set", vethServer, "up"],
-            ["ip", "-n", clientNamespace, "link", "set", "lo", "up"],
-            ["ip", "-n", clientNamespace, "addr", "add", "10.78.0.2/24", "dev", vethClient],
-            ["ip", "-n", clientNamespace, "link", "set", vethClient, "up"],
-        ]
-        for step in steps where !DemoSignals.interrupted {
-            if spawnAndWait(step) != 0 { Log.write("netmp: demo: failed: \(step.joined(separator: " "))"); return false }
-        }
-        return !DemoSignals.interrupted
-    }
-
-    /// Removes both namespaces (which takes the TAP and veth with them), and the TAP in
-    /// case it never left the root namespace.
-    func cleanUp() {
-        _ = spawnAndWait(["ip", "netns", "del", serverNamespace], quiet: true)
-        _ = spawnAndWait(["ip", "netns", "del", clientNamespace], quiet: true)
-        _ = spawnAndWait(["ip", "link", "del", tap], quiet: true)
-        _ = spawnAndWait(["ip", "link", "del", vethServer], quiet: true)
-    }
+    func setUp() -> Bool { lab.setUp() }
+    func cleanUp() { lab.cleanUp() }
 
     /// Runs an iperf3 client and reads the receiver's bits per second from its JSON, or
     /// says why there is no result (iperf3's own "error" field when it gave one).
@@ -107,12 +76,6 @@ struct Demo {
         }
         let digits = output[field...].drop { $0 == " " || $0 == "\t" }.prefix { "0123456789.e+-".contains($0) }
         return Double(digits).map { .success($0) } ?? .failure(DemoFailure(reason: "unreadable rate '\(digits)'"))
-    }
-
-    func selfPath() -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        return n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "netmp"
     }
 }
 
@@ -174,23 +137,36 @@ func spawn(_ command: [String], quiet: Bool = false, stdout pipe: Int32? = nil) 
     return pid
 }
 
-func wait(for pid: pid_t) -> Int32 {
-    guard pid > 0 else { return -1 }
+func wait(for pid: pid_t) -> Int32 { waitMeasuring(pid).status }
+
+/// Waits for `pid`; its exit status (128 + signal if killed) and the CPU seconds it and its
+/// threads used (user and system, from wait4's rusage).
+func waitMeasuring(_ pid: pid_t) -> (status: Int32, cpuSeconds: Double) {
+    guard pid > 0 else { return (-1, 0) }
     DemoSignals.child.store(pid, ordering: .relaxed)
     defer { DemoSignals.child.store(0, ordering: .relaxed) }
     var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 {
-        guard errno == EINTR else { return -1 }
+    var usage = rusage()
+    while wait4(pid, &status, 0, &usage) < 0 {
+        guard errno == EINTR else { return (-1, 0) }
     }
-    return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+    let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    return ((status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F), cpu)
 }
 
 func spawnAndWait(_ command: [String], quiet: Bool = false) -> Int32 { wait(for: spawn(command, quiet: quiet)) }
 
 /// Runs `command`; its exit status and what it printed.
 func capture(_ command: [String]) -> (status: Int32, output: String) {
+    let result = captureMeasuring(command)
+    return (result.status, result.output)
+}
+
+/// Runs `command`; its exit status, what it printed, and the CPU seconds it used.
+func captureMeasuring(_ command: [String]) -> (status: Int32, output: String, cpuSeconds: Double) {
     var fds: [Int32] = [0, 0]
-    guard pipe(&fds) == 0 else { return (-1, "") }
+    guard pipe(&fds) == 0 else { return (-1, "", 0) }
     let pid = spawn(command, stdout: fds[1])
     close(fds[1])
     DemoSignals.child.store(pid, ordering: .relaxed)
@@ -203,7 +179,8 @@ func capture(_ command: [String]) -> (status: Int32, output: String) {
         break
     }
     close(fds[0])
-    return (wait(for: pid), String(decoding: output, as: UTF8.self))
+    let (status, cpu) = waitMeasuring(pid)
+    return (status, String(decoding: output, as: UTF8.self), cpu)
 }
 
 /// Where `needle` ends in `text`, or nil (no Foundation in the tool).

@@ -20,6 +20,19 @@ USAGE
       kernel iperf3 server, runs iperf3 for N s (default 5) through netmp and then over
       kernel sockets (a veth into the same namespace), prints both side by side, and
       removes everything it made, also when interrupted. --reverse measures receiving.
+  netmp bench [--quick] [--cases A,B] [--repetitions N] [--seconds N] [--out DIR] [--json FILE]
+      The comparison in one command (needs root): in namespaces of its own, each case runs
+      through netmp over a TAP and through kernel sockets over a veth against the same
+      kernel peer, alternating the two, N times (default 3, median reported). Cases:
+      tcp-send, tcp-receive (iperf3 -R), tcp-p8-cores1, tcp-p8-cores2 (iperf3 -P 8 with
+      NETMP_CORES 1 and 2), udp (4 Gbit/s offered: rate and loss), pingpong-client,
+      pingpong-server (sockperf, 64 B: p50/p99/p99.9), cps-client, cps-server (wrk with
+      Connection: close against nginx), idle-10k (memory of 10 000 idle connections), and
+      integrity (64 MiB both ways, SHA-256 checked); CPU seconds per GiB come with the
+      single-stream cases. Prints a table (kernel, netmp, netmp/kernel, spread), writes
+      results.json and chart.svg into DIR (default ./netmp-bench-results), shows progress
+      on stderr. --quick: one repetition of 1 s of tcp-send, tcp-receive and integrity.
+      A missing tool skips its case; exits 1 if netmp moved no data or corrupted it.
   netmp stat [PID] [--json]
       Per-core counters of a running netmp process (all of them without PID): frames and
       bytes in and out, messages, frames forwarded to their owner core, connections,
@@ -138,6 +151,7 @@ switch arguments.first {
 case "run": run(arguments.dropFirst())
 case "stat": stat(arguments.dropFirst())
 case "demo": demo(arguments.dropFirst())
+case "bench": bench(arguments.dropFirst())
 case "version", "--version": print("netmp 0.1.0")
 case "--help", "-h", "help": print(usage)
 case nil: print(usage); exit(2)
