@@ -132,22 +132,28 @@ public final class ProtocolLoop {
             messagesHandled &+= UInt64(port.drain(limit: 1024) { handle($0, now: now) })
         }
         if sink.faults != nil { releaseHeldFrames(now: now) }
-        for _ in 0..<Self.batch where !offTheWire {
-            let received: (header: VirtioNetHeader, frame: UnsafeRawBufferPointer)?
-            do { received = try queue.receive(into: buffer) } catch {
-                switch error {
-                case .deviceGone: sink.failed = error
-                case .truncatedVirtioHeader, .unknownGSOType: host.countMalformed(.virtioHeaderBad); continue
-                default: throw error
+        // Connections the batch's frames reach are settled once, after it (one ACK and one
+        // burst of output per batch), also when the loop leaves early.
+        do {
+            tcp.beginBatch()
+            defer { tcp.endBatch(now: now, host: host, sink: &sink) }
+            for _ in 0..<Self.batch where !offTheWire {
+                let received: (header: VirtioNetHeader, frame: UnsafeRawBufferPointer)?
+                do { received = try queue.receive(into: buffer) } catch {
+                    switch error {
+                    case .deviceGone: sink.failed = error
+                    case .truncatedVirtioHeader, .unknownGSOType: host.countMalformed(.virtioHeaderBad); continue
+                    default: throw error
+                    }
+                    break
                 }
-                break
-            }
-            guard let (header, frame) = received else { break }
-            let marks = ArrivalMarks(header, frameLength: frame.count)
-            if sink.faults != nil {
-                admitThroughFaults(frame, header: header, now: now)
-            } else {
-                arrived(frame, marks: marks, now: now)
+                guard let (header, frame) = received else { break }
+                let marks = ArrivalMarks(header, frameLength: frame.count)
+                if sink.faults != nil {
+                    admitThroughFaults(frame, header: header, now: now)
+                } else {
+                    arrived(frame, marks: marks, now: now)
+                }
             }
         }
         host.tick(now: now, sink: &sink)

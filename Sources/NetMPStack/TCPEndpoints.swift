@@ -18,6 +18,9 @@ public final class TCPEndpoints {
     /// Linux's default ip_local_port_range.
     static let ephemeralPorts: ClosedRange<UInt16> = 32768...60999
     var nextEphemeral: UInt16 = 32768
+    /// Inside a batch of arriving frames (`beginBatch`): connections wait in `unsettled`.
+    var batching = false
+    var unsettled: [TCPSocket] = []
 
     final class Listener {
         let backlog: Int
@@ -36,6 +39,7 @@ public final class TCPEndpoints {
         timers = TimerWheel(now: now)
         sequenceNumbers = InitialSequenceNumbers(secret: secret)
         nextEphemeral = Self.ephemeralPorts.lowerBound &+ UInt16(truncatingIfNeeded: secret.0 % 28_000)
+        unsettled.reserveCapacity(256)
     }
 
     public func listen(port: UInt16, backlog: Int = 128, handOff: ((TCPSocket) -> Bool)? = nil) throws(TCPTableError) {
@@ -133,7 +137,14 @@ public final class TCPEndpoints {
             socket.apply(result, payload: payload)
             if let drop = result.drop { host.countTCPDrop(drop) }
             if let reset = result.reset { host.sendBareSegment(reset, to: tuple.remote.address, now: now, sink: &sink) }
-            settle(socket, now: now, host: host, sink: &sink)
+            // Out-of-order data without SACK owes the peer one duplicate ACK per segment
+            // (its fast retransmit counts them, RFC 5681 4.2): never coalesced.
+            let owesDuplicate = (result.store?.offset ?? 0) > 0 && !socket.connection.sackEnabled
+            if batching && !owesDuplicate {
+                if !socket.awaitingSettle { socket.awaitingSettle = true; unsettled.append(socket) }
+            } else {
+                settle(socket, now: now, host: host, sink: &sink)
+            }
             return true
         }
         guard let listener = listeners[header.destinationPort] else { return false }
@@ -156,6 +167,22 @@ public final class TCPEndpoints {
         sockets[tuple] = socket
         settle(socket, now: now, host: host, sink: &sink)
         return true
+    }
+
+    /// Starts a batch of arriving frames: connections they reach are settled once, at
+    /// `endBatch`, so a burst of segments is answered by one ACK (RFC 9293 3.8.6.3 lets an
+    /// ACK cover several segments; RFC 5681 4.2 asks only every second one be acknowledged)
+    /// and the ACKs of a burst release one burst of output, in super-segments.
+    public func beginBatch() { batching = true }
+
+    /// Ends the batch: settles every connection it reached, in arrival order.
+    public func endBatch(now: Instant, host: Host, sink: inout some FrameSink) {
+        batching = false
+        for socket in unsettled {
+            socket.awaitingSettle = false
+            settle(socket, now: now, host: host, sink: &sink)
+        }
+        unsettled.removeAll(keepingCapacity: true)
     }
 
     /// After anything happened to a socket: send what the engine wants sent, move a newly

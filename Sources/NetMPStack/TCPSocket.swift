@@ -17,6 +17,8 @@ public final class TCPSocket {
     var listenerPort: UInt16?
     /// The deadline this socket is armed for in the owner's timer wheel.
     var scheduledDeadline: Instant?
+    /// Waiting in the owner's batch to be settled (TCPEndpoints.endBatch).
+    var awaitingSettle = false
     /// The receive ring's head when the owner last looked: reads past it are news.
     var consumedSeen = 0
 

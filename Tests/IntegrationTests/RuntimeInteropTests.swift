@@ -75,7 +75,10 @@ struct RuntimeInteropTests {
                                   remote: Endpoint(IPv4Address(remote[0])!, UInt16(remote[1])!))
             #expect(row.core == steering.owner(of: tuple), "\(row.local)-\(row.remote) on core \(row.core)")
         }
-        #expect(summary.stats.cores.allSatisfy { $0.connections > 0 && $0.messages > 0 })
+        // Both cores worked. (Their connection counts may be 0 by now: a connection whose
+        // peer closed first is gone once its FIN is acknowledged, which with offloads
+        // happens well within the driver's wait.)
+        #expect(summary.stats.cores.allSatisfy { $0.frames_in > 0 && $0.messages > 0 })
         let forwarded = summary.stats.cores.reduce(0) { $0 + $1.forwarded }
         let arrived = summary.stats.cores.reduce(0) { $0 + $1.frames_in }
         let mbit = Double(Self.bytes * Self.connections) * 8 / 1e6 / summary.seconds
