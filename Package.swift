@@ -36,7 +36,10 @@ let package = Package(
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         // Hosts the stack on one thread to exchange data with a kernel peer, for the TCP interop
         // tests until the socket shim lands; not installed.
-        .executableTarget(name: "NetMPTCPDriver", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPTCP", "NetMPLink"],
+        // Counts the process's heap allocations for the driver's allocation check.
+        .target(name: "CNetMPAllocationCount", path: "Sources/CNetMPAllocationCount"),
+        .executableTarget(name: "NetMPTCPDriver", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPTCP", "NetMPLink",
+                                                                 "CNetMPAllocationCount"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         // Micro-benchmarks with their C references (Scripts/bench); not installed.
         .target(name: "CNetMPBenchReference", path: "Sources/CNetMPBenchReference"),

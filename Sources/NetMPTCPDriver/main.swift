@@ -9,6 +9,7 @@
 // runs the per-core runtime with N connections instead (RuntimeMode.swift).
 import Glibc
 import NetMPLink
+import CNetMPAllocationCount
 import NetMPRuntime
 import NetMPStack
 import NetMPTCP
@@ -123,6 +124,10 @@ let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment:
 var pending = 0 // bytes of `chunk` generated but not yet accepted by the socket
 var pendingOffset = 0
 var outcome = "ok"
+/// Heap allocations of the whole process when the connection was established, and the
+/// frames moved by then: what the transfer allocates from there on is reported.
+var allocationsAtStart: UInt64? = nil
+var framesAtStart: UInt64 = 0
 
 while true {
     let now = MonotonicClock.now()
@@ -132,6 +137,10 @@ while true {
     guard let s = socket else { continue }
     let events = s.takeEvents()
     if events.contains(.failed) { outcome = "failed: \(String(describing: s.error))"; break }
+    if allocationsAtStart == nil && s.state == .established {
+        allocationsAtStart = netmp_allocations()
+        framesAtStart = host.counters.framesIn &+ host.counters.framesOut
+    }
     while s.state != .synSent && s.state != .synReceived && s.state != .closed && sent < total {
         if pending == 0 {
             pending = min(chunk.count, total - sent)
@@ -156,6 +165,8 @@ while true {
     tcp.settle(s, now: MonotonicClock.now(), host: host, sink: &loop.sink)
     if shutDown && s.atEndOfStream && (s.state == .timeWait || s.state == .closed) { break }
 }
+let allocations = allocationsAtStart.map { netmp_allocations() - $0 } ?? 0
+let frames = host.counters.framesIn &+ host.counters.framesOut &- framesAtStart
 let seconds = Double((MonotonicClock.now() - start).nanoseconds) / 1e9
 let retransmitted = socket?.connection.segmentsRetransmitted ?? 0
 let faults = loop.sink.faults
@@ -167,5 +178,6 @@ print("{\"outcome\":\"\(outcome)\",\"sent\":\(sent),\"sent_crc\":\(sentCRC.final
       + "\"checksum_drops\":\(drops[.tcpBadChecksum] + drops[.ipv4BadChecksum]),"
       + "\"timeouts\":\(socket?.connection.timeouts ?? 0),\"recoveries\":\(socket?.connection.recoveries ?? 0),"
       + "\"spurious\":\(socket?.connection.spuriousRecoveries ?? 0),\"lost_retransmits\":\(socket?.connection.lostRetransmissions ?? 0),\"tail_loss_probes\":\(socket?.connection.tailLossProbes ?? 0),\"dupthresh\":\(socket?.connection.reorderingThreshold ?? 0),"
-      + "\"cwnd\":\(socket?.connection.congestion.window ?? 0),\"srtt_us\":\((socket?.connection.rtt.smoothed ?? 0) / 1000)}")
+      + "\"cwnd\":\(socket?.connection.congestion.window ?? 0),\"srtt_us\":\((socket?.connection.rtt.smoothed ?? 0) / 1000),"
+      + "\"allocations\":\(allocations),\"frames\":\(frames)}")
 exit(outcome == "ok" ? 0 : 1)
