@@ -316,23 +316,21 @@ struct BenchCase: Sendable {
 @discardableResult
 func stop(_ pid: pid_t, grace: Int = 0) -> Double {
     guard pid > 0 else { return 0 }
-    for _ in 0..<(grace * 50) {
-        var status: Int32 = 0
-        var usage = rusage()
-        let r = wait4(pid, &status, WNOHANG, &usage)
-        if r == pid { return cpuSeconds(usage) }
-        if r < 0 { return 0 }
-        usleep(20_000)
+    /// Polls for the exit every 20 ms, `rounds` times: its CPU seconds once reaped.
+    func reaped(within rounds: Int) -> Double? {
+        for _ in 0..<rounds {
+            var status: Int32 = 0
+            var usage = rusage()
+            let r = wait4(pid, &status, WNOHANG, &usage)
+            if r == pid { return cpuSeconds(usage) }
+            if r < 0 { return 0 }
+            usleep(20_000)
+        }
+        return nil
     }
+    if let cpu = reaped(within: grace * 50) { return cpu }
     kill(pid, SIGTERM)
-    for _ in 0..<100 {
-        var status: Int32 = 0
-        var usage = rusage()
-        let r = wait4(pid, &status, WNOHANG, &usage)
-        if r == pid { return cpuSeconds(usage) }
-        if r < 0 { return 0 }
-        usleep(20_000)
-    }
+    if let cpu = reaped(within: 100) { return cpu }
     kill(pid, SIGKILL)
     return waitMeasuring(pid).cpuSeconds
 }

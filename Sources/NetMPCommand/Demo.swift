@@ -150,9 +150,7 @@ func waitMeasuring(_ pid: pid_t) -> (status: Int32, cpuSeconds: Double) {
     while wait4(pid, &status, 0, &usage) < 0 {
         guard errno == EINTR else { return (-1, 0) }
     }
-    let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
-        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-    return ((status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F), cpu)
+    return ((status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F), cpuSeconds(usage))
 }
 
 func spawnAndWait(_ command: [String], quiet: Bool = false) -> Int32 { wait(for: spawn(command, quiet: quiet)) }

@@ -87,13 +87,13 @@ public final class Host {
         counters.bytesIn &+= UInt64(frame.count)
         if marks.wireSegments > 1 { counters.superFramesIn &+= 1 }
         checksumsTrusted = marks.checksumsTrusted
+        defer { checksumsTrusted = false }
         let ethernet: EthernetFrameView
         do { ethernet = try EthernetFrameView(validating: frame) } catch { counters.drops.count(error); return }
         guard ethernet.vlanIdentifier == nil else { counters.drops.count(.vlanTagged); return }
         guard ethernet.destination == mac || ethernet.destination.isBroadcast else {
             counters.drops.count(.notForUs); return
         }
-        defer { checksumsTrusted = false }
         switch ethernet.etherType {
         case EtherType.arp: receiveARP(ethernet.payload, now: now, sink: &sink)
         case EtherType.ipv4: receiveIPv4(ethernet.payload, now: now, sink: &sink)
