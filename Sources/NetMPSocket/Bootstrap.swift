@@ -104,6 +104,9 @@ public func netmpOpenChildQueues() -> Int32 {
     guard let parent = processStack ?? parentStack, let name = parent.device?.name else { return -ENODEV }
     do {
         let device = try TAPDevice(name: name, queueCount: parent.cores)
+        // Attaching reset the device's offloads, which the parent still relies on: the same
+        // negotiation gives them back at once.
+        device.negotiateOffloads()
         try device.setQueuesEnabled(false)
         childDevice = device
         return 0
