@@ -15,6 +15,13 @@ public struct InitialSequenceNumbers: Sendable {
         return SequenceNumber(UInt32(truncatingIfNeeded: now.nanoseconds / 4_000) &+ UInt32(truncatingIfNeeded: f))
     }
 
+    /// The TCP timestamp clock's offset for connections between two addresses (RFC 7323
+    /// 5.4): secret, but the same for every connection of the pair, so the clock a peer sees
+    /// only moves forward from one connection to the next, as Linux's secure_tcp_ts_off.
+    public func timestampOffset(local: IPv4Address, remote: IPv4Address) -> UInt32 {
+        UInt32(truncatingIfNeeded: sipHash24(UInt64(local.value) << 32 | UInt64(remote.value), 0x7473_6f66_6673_6574))
+    }
+
     /// SipHash-2-4 of two 64-bit words (Aumasson and Bernstein), enough for a 4-tuple.
     func sipHash24(_ m0: UInt64, _ m1: UInt64) -> UInt64 {
         var v0: UInt64 = 0x736f_6d65_7073_6575 ^ key0

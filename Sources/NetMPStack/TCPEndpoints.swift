@@ -66,7 +66,8 @@ public final class TCPEndpoints {
         let configuration = configuration ?? self.configuration
         func open(_ tuple: FourTuple) -> TCPSocket {
             let socket = TCPSocket(.connect(tuple, iss: sequenceNumbers.next(for: tuple, now: now), now: now,
-                                            configuration: configuration), channel: channel)
+                                            configuration: configuration, timestampOffset: timestampOffset(tuple)),
+                                   channel: channel)
             sockets[tuple] = socket
             return socket
         }
@@ -84,6 +85,10 @@ public final class TCPEndpoints {
             return open(tuple)
         }
         throw .noEphemeralPorts
+    }
+
+    func timestampOffset(_ tuple: FourTuple) -> UInt32 {
+        sequenceNumbers.timestampOffset(local: tuple.local.address, remote: tuple.remote.address)
     }
 
     /// Stops listening on `port`; connections not yet accepted are reset (as close() on a
@@ -161,7 +166,7 @@ public final class TCPEndpoints {
             return true
         }
         let socket = TCPSocket(.accept(header, tuple: tuple, iss: sequenceNumbers.next(for: tuple, now: now), now: now,
-                                       configuration: configuration))
+                                       configuration: configuration, timestampOffset: timestampOffset(tuple)))
         socket.listenerPort = header.destinationPort
         listener.embryonic += 1
         sockets[tuple] = socket

@@ -36,7 +36,17 @@ extension Connection {
         let flags = segment.flags
         // First: an ACK must acknowledge our SYN and nothing beyond it.
         if flags.contains(.ack) && (ack <= initialSendSequence || sendMaximum < ack) {
-            if !flags.contains(.rst) { result.reset = Connection.resetFor(segment, payloadLength: 0) }
+            if !flags.contains(.rst) {
+                result.reset = Connection.resetFor(segment, payloadLength: 0)
+                // Most often the peer still holds an earlier connection of this 4-tuple in
+                // TIME-WAIT and answered our SYN for it; our RST ends that (Linux's default,
+                // RFC 1337 aside), so the SYN goes again right behind it, once, instead of
+                // after a second's timeout.
+                if !synResentAfterStaleAck {
+                    synResentAfterStaleAck = true
+                    sendNext = initialSendSequence
+                }
+            }
             result.drop = .unacceptableAck
             return
         }

@@ -199,6 +199,8 @@ public struct Connection: Sendable {
     var recoveryRetransmitTimestamp: UInt32? = nil
     public internal(set) var spuriousRecoveries: UInt64 = 0
     var forceProbe = false
+    /// SYN-SENT answered an ACK for another connection with a RST and sent its SYN again.
+    var synResentAfterStaleAck = false
 
     // MARK: Acknowledgment state
     var ackNow = false
@@ -218,7 +220,8 @@ public struct Connection: Sendable {
     public internal(set) var timeouts: UInt64 = 0
     public internal(set) var recoveries: UInt64 = 0
 
-    init(tuple: FourTuple, state: TCPState, iss: SequenceNumber, now: Instant, configuration: TCPConfiguration) {
+    init(tuple: FourTuple, state: TCPState, iss: SequenceNumber, now: Instant, configuration: TCPConfiguration,
+         timestampOffset: UInt32?) {
         self.tuple = tuple
         self.configuration = configuration
         self.state = state
@@ -228,7 +231,7 @@ public struct Connection: Sendable {
         sendMaximum = iss
         sendBufferStart = iss + 1
         sendMSS = min(536, configuration.maximumSegmentSize) // RFC 9293 3.7.1 default until the SYN says
-        timestampOffset = iss.raw &* 2_654_435_761
+        self.timestampOffset = timestampOffset ?? iss.raw &* 2_654_435_761
         rtt = RTTEstimator(initial: configuration.initialRTO, minimum: configuration.minimumRTO, maximum: configuration.maximumRTO)
         congestion = CongestionController(configuration.congestionControl, maximumSegmentSize: configuration.maximumSegmentSize)
         var shift = 0
@@ -238,16 +241,24 @@ public struct Connection: Sendable {
     }
 
     /// An active open (RFC 9293 3.10.1, CLOSED -> SYN-SENT): the SYN goes out at the next output.
+    /// `timestampOffset` is the RFC 7323 5.4 clock offset; the host gives one per address
+    /// pair (as Linux does), so a new connection on a 4-tuple the peer still holds in
+    /// TIME-WAIT carries newer timestamps and is let in (RFC 6191). Without one, the
+    /// offset comes from the ISS.
     public static func connect(_ tuple: FourTuple, iss: SequenceNumber, now: Instant,
-                               configuration: TCPConfiguration = TCPConfiguration()) -> Connection {
-        Connection(tuple: tuple, state: .synSent, iss: iss, now: now, configuration: configuration)
+                               configuration: TCPConfiguration = TCPConfiguration(),
+                               timestampOffset: UInt32? = nil) -> Connection {
+        Connection(tuple: tuple, state: .synSent, iss: iss, now: now, configuration: configuration,
+                   timestampOffset: timestampOffset)
     }
 
     /// A passive open completing its first step (LISTEN + SYN -> SYN-RECEIVED, RFC 9293
     /// 3.10.7.2): the listener hands the SYN here; the SYN-ACK goes out at the next output.
     public static func accept(_ syn: TCPSegmentHeader, tuple: FourTuple, iss: SequenceNumber, now: Instant,
-                              configuration: TCPConfiguration = TCPConfiguration()) -> Connection {
-        var connection = Connection(tuple: tuple, state: .synReceived, iss: iss, now: now, configuration: configuration)
+                              configuration: TCPConfiguration = TCPConfiguration(),
+                              timestampOffset: UInt32? = nil) -> Connection {
+        var connection = Connection(tuple: tuple, state: .synReceived, iss: iss, now: now, configuration: configuration,
+                                    timestampOffset: timestampOffset)
         connection.synchronize(with: syn)
         return connection
     }

@@ -130,3 +130,28 @@ struct OffloadRecordingSink: FrameSink {
         #expect(try sink.frames.count == 1 && Sent(sink.frames[0].bytes).tcp().flags == [.syn, .ack])
     }
 }
+
+/// The host's side of a peer that still holds an earlier connection of the 4-tuple in
+/// TIME-WAIT: its ACK draws our RST and, in the same batch, the SYN again.
+@Suite struct HostStaleAckTests {
+    @Test func synSent_staleAckInBatch_resetThenSyn() throws {
+        let host = Lab.host()
+        host.tcp = TCPEndpoints(configuration: TCPConfiguration(), secret: (1, 2))
+        _ = host.feed(Lab.arp(.request))
+        var sink = CollectingSink()
+        let socket = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, 5201), now: .zero)
+        host.tcp!.settle(socket, now: .zero, host: host, sink: &sink)
+        #expect(sink.frames.count == 1)
+        sink.frames = []
+        let stale = TCPSegmentHeader(sourcePort: 5201, destinationPort: socket.tuple.local.port, sequenceNumber: 9,
+                                     acknowledgmentNumber: 77, flags: .ack, window: 100)
+        let frame = Lab.ipv4(proto: IPProtocol.tcp, payloadLength: 20) { out in
+            stale.emit(into: out, segmentLength: 20, source: Lab.peer, destination: Lab.us)
+        }
+        host.tcp!.beginBatch()
+        frame.withUnsafeBytes { host.receive(frame: $0, now: .zero, sink: &sink) }
+        host.tcp!.endBatch(now: .zero, host: host, sink: &sink)
+        let flags = try sink.frames.map { try Sent($0).tcp().flags }
+        #expect(flags == [.rst, .syn])
+    }
+}

@@ -38,6 +38,17 @@ import Testing
         #expect(c.state == .synSent)
     }
 
+    /// An ACK for an older connection of the 4-tuple (the peer's TIME-WAIT answering our
+    /// SYN): the RST ends it and the SYN goes again at once, only the first time.
+    @Test func synSent_staleAck_resetThenSynAgainOnce() {
+        var c = Fixture.synSent()
+        _ = c.handle(Fixture.segment(.ack, seq: 5000, ack: 4242), payloadLength: 0, now: Fixture.t0)
+        let again = Fixture.drain(&c)
+        #expect(again.count == 1 && again.first?.header.flags == .syn && again.first?.header.sequenceNumber == Fixture.iss.raw)
+        _ = c.handle(Fixture.segment(.ack, seq: 5000, ack: 4242), payloadLength: 0, now: Fixture.t0)
+        #expect(Fixture.drain(&c).isEmpty)
+    }
+
     /// RFC 9293 3.10.7.3 second: RST with an acceptable ACK refuses the connection.
     @Test func synSent_resetWithAck_refused() {
         var c = Fixture.synSent()
