@@ -42,10 +42,10 @@ public struct DropCounters: Sendable {
     public subscript(_ error: WireError) -> UInt64 { malformed[WireError.allCases.firstIndex(of: error)!] }
     public subscript(_ reason: PolicyDrop) -> UInt64 { policy[PolicyDrop.allCases.firstIndex(of: reason)!] }
 
-    /// Every reason's name, in the fixed order `values` uses (malformed first).
-    public static var names: [String] {
+    /// Every reason's name, in the fixed order `values` uses (malformed first). Made once:
+    /// the stats page asks for its count after every batch.
+    public static let names: [String] =
         WireError.allCases.map(\.rawValue) + PolicyDrop.allCases.map(\.rawValue) + TCPDrop.allCases.map(\.rawValue)
-    }
     public var values: [UInt64] { malformed + policy + tcp }
     public var total: UInt64 { values.reduce(0, &+) }
 }
