@@ -45,6 +45,8 @@ ENVIRONMENT (read by libnetmp.so when it loads)
   NETMP_TAP, NETMP_ADDR, NETMP_GATEWAY, NETMP_MAC, NETMP_CORES, NETMP_LOG as above.
   Without NETMP_TAP the library does nothing. A bad value prints one line on stderr and the
   program runs on kernel sockets: netmp never stops a program for its own misconfiguration.
+  NETMP_POLL_SPIN_US  how long a protocol thread that just had work keeps polling before it
+                  sleeps (adaptive polling; default 20, 0 never spins)
   NETMP_FAKE_NUMA a CPU-to-node map ("0-3:0,4-7:1") that makes a one-node machine look
                   like several nodes, for testing
   NETMP_KERNEL_ROUTES  destinations that stay on kernel sockets, e.g. 192.168.0.0/16,10.1.2.3/32

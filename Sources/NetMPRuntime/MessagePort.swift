@@ -94,6 +94,9 @@ public final class MessagePort<Message>: @unchecked Sendable {
         return message
     }
 
+    /// Owner only: a message is published and waiting (no system call: for spinning).
+    public var hasMessage: Bool { sequences[head & mask].load(ordering: .acquiring) == head + 1 }
+
     /// Owner only: handles up to `limit` messages; returns how many.
     @discardableResult @inlinable
     public func drain(limit: Int = 512, _ handle: (Message) -> Void) -> Int {

@@ -65,6 +65,10 @@ public final class ProtocolLoop {
     /// Frames that could not be forwarded because the owner's port was full (dropped).
     public private(set) var forwardOverflows: UInt64 = 0
     var nextConnectionPublish = Instant.zero
+    /// The last turn handled messages or frames (adaptive polling spins only after work).
+    var hadWork = false
+    /// How long to spin before sleeping (StackConfiguration.pollSpinMicroseconds).
+    public var spinBudget = Interval.zero
     /// This core's copy of the UDP bindings, by port.
     var datagramSockets: [UInt16: DatagramChannel] = [:]
     public internal(set) var stopped = false
@@ -112,6 +116,9 @@ public final class ProtocolLoop {
         consider(host.nextDeadline)
         consider(sink.faults?.nextRelease)
         var timeout: Int32 = wait.map { Int32(min(($0.nanoseconds + 999_999) / 1_000_000, 60_000)) } ?? -1
+        // Adaptive polling: right after work, more work is likely soon, and a sleep and
+        // wakeup cost more than a short look; an idle core never spins.
+        if timeout != 0 && hadWork && spinBudget.nanoseconds > 0 && spin(until: now + spinBudget) { timeout = 0 }
         // Announce the sleep before polling: a sender that publishes after this sees it and
         // writes the eventfd; one that published before is caught here (timeout 0).
         if let port, !port.prepareToSleep() { timeout = 0 }
@@ -128,8 +135,10 @@ public final class ProtocolLoop {
         }
         now = MonotonicClock.now()
         sink.now = now
+        var work = 0
         if let port {
-            messagesHandled &+= UInt64(port.drain(limit: 1024) { handle($0, now: now) })
+            work = port.drain(limit: 1024) { handle($0, now: now) }
+            messagesHandled &+= UInt64(work)
         }
         if sink.faults != nil { releaseHeldFrames(now: now) }
         // Connections the batch's frames reach are settled once, after it (one ACK and one
@@ -148,6 +157,7 @@ public final class ProtocolLoop {
                     break
                 }
                 guard let (header, frame) = received else { break }
+                work += 1
                 let marks = ArrivalMarks(header, frameLength: frame.count)
                 if sink.faults != nil {
                     admitThroughFaults(frame, header: header, now: now)
@@ -156,8 +166,24 @@ public final class ProtocolLoop {
                 }
             }
         }
+        hadWork = work > 0
         host.tick(now: now, sink: &sink)
         publishStats(now: now)
+    }
+
+    /// Looks at the port (no system call) and the queue (a zero-timeout poll) until
+    /// something is waiting or `deadline` passes; true when something is. Each look yields
+    /// the CPU to any other runnable thread first: on a busy machine the application's
+    /// threads (which make the work the core waits for) go ahead, on an idle one the yield
+    /// returns at once.
+    func spin(until deadline: Instant) -> Bool {
+        var poller = pollfd(fd: offTheWire ? -1 : queue.fd, events: Int16(POLLIN), revents: 0)
+        repeat {
+            if port?.hasMessage == true { return true }
+            if !offTheWire && poll(&poller, 1, 0) > 0 { return true }
+            sched_yield()
+        } while MonotonicClock.now() < deadline
+        return false
     }
 
     /// A frame read from this core's queue: handled here, or sent to the core it belongs to.

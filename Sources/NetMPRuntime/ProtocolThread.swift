@@ -72,6 +72,7 @@ final class ProtocolThread: @unchecked Sendable {
         let tcp = TCPEndpoints(configuration: sharing.tcpConfiguration, secret: sharing.secret, now: MonotonicClock.now())
         let loop = ProtocolLoop(host: host, tcp: tcp, queue: queue, stats: sharing.stats, core: core,
                                 steering: sharing.steering, ports: sharing.ports, portTable: sharing.portTable)
+        loop.spinBudget = .microseconds(UInt64(sharing.configuration.pollSpinMicroseconds))
         // One gratuitous ARP for the interface, not one per core.
         if core == 0 { loop.announce() }
         log.info("core \(core): up on CPU \(cpu), \(host.address) at \(host.mac), TAP queue \(queue.index)")

@@ -34,6 +34,10 @@ public struct StackConfiguration: Equatable, Sendable {
     /// NETMP_EXIT_LINGER_MS: how long a preloaded program's exit waits for its connections
     /// to deliver what was written and have their FIN acknowledged.
     public var exitLingerMilliseconds: Int = 2_000
+    /// NETMP_POLL_SPIN_US: how long a protocol thread that just had work keeps looking at
+    /// its queue and port before it sleeps in poll (adaptive polling; 0: never spins).
+    public var pollSpinMicroseconds: Int = StackConfiguration.defaultPollSpinMicroseconds
+    public static let defaultPollSpinMicroseconds = 20
 
     public init(tapName: String, address: IPv4Address, prefixLength: Int, gateway: IPv4Address? = nil,
                 mac: MACAddress? = nil, cores: Int? = nil, logLevel: LogLevel = .error) {
@@ -91,6 +95,12 @@ public struct StackConfiguration: Equatable, Sendable {
                 return .failure(ConfigurationError("NETMP_EXIT_LINGER_MS", "'\(text)' is not a number of milliseconds from 0 to 600000"))
             }
             config.exitLingerMilliseconds = n
+        }
+        if let text = environment("NETMP_POLL_SPIN_US"), !text.isEmpty {
+            guard let n = Int(text), (0...10_000).contains(n) else {
+                return .failure(ConfigurationError("NETMP_POLL_SPIN_US", "'\(text)' is not a number of microseconds from 0 to 10000"))
+            }
+            config.pollSpinMicroseconds = n
         }
         if let text = environment("NETMP_LOG"), !text.isEmpty {
             guard let level = LogLevel(name: text) else {

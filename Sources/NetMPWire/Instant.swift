@@ -17,6 +17,8 @@ public struct Instant: Comparable, Hashable, Sendable, CustomStringConvertible {
 public struct Interval: Comparable, Hashable, Sendable {
     public var nanoseconds: UInt64
     public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
+    public static let zero = Interval(nanoseconds: 0)
+    public static func microseconds(_ n: UInt64) -> Interval { Interval(nanoseconds: n * 1_000) }
     public static func milliseconds(_ n: UInt64) -> Interval { Interval(nanoseconds: n * 1_000_000) }
     public static func seconds(_ n: UInt64) -> Interval { Interval(nanoseconds: n * 1_000_000_000) }
     public static func < (a: Interval, b: Interval) -> Bool { a.nanoseconds < b.nanoseconds }
