@@ -14,13 +14,16 @@ public final class ReceiveRing: @unchecked Sendable {
     let tail = Atomic<Int>(0)
     let head = Atomic<Int>(0)
     let endOfStream = Atomic<Bool>(false)
+    /// The furthest position the owner ever wrote (owner only): how much of the ring's
+    /// memory was touched, when it is given back.
+    var writtenEnd = 0
     /// Readers block here; the owner wakes them after publishing.
     public let readers = WaitWord()
 
     public init(capacity: Int) {
         storage = RingStorage(capacity: capacity)
     }
-    deinit { storage.deallocate() }
+    deinit { storage.deallocate(touched: writtenEnd) }
 
     // MARK: Owner
 
@@ -30,7 +33,9 @@ public final class ReceiveRing: @unchecked Sendable {
     /// Copies `bytes` to `offset` bytes past the published end. Precondition: they fit in `free`.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         precondition(offset >= 0 && offset + bytes.count <= free, "write past the ring's free space")
-        storage.copyIn(bytes, at: tail.load(ordering: .relaxed) + offset)
+        let position = tail.load(ordering: .relaxed) + offset
+        storage.copyIn(bytes, at: position)
+        writtenEnd = max(writtenEnd, position + bytes.count)
     }
 
     /// How far readers have consumed (an absolute position): the owner reopens the window by

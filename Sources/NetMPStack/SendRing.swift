@@ -19,7 +19,7 @@ public final class SendRing: @unchecked Sendable {
     public init(capacity: Int) {
         storage = RingStorage(capacity: capacity)
     }
-    deinit { storage.deallocate() }
+    deinit { storage.deallocate(touched: reserved.load(ordering: .relaxed)) }
 
     // MARK: Writers (any thread)
 
