@@ -17,11 +17,13 @@ extension ProtocolLoop {
         case .connect(let request):
             connect(request, now: now)
         case .output(let channel):
+            // Settled with the turn's batch: a close or another write later in the same
+            // drain goes out with this data (a response and its FIN in one segment).
             channel.clear(.outputRequested)
-            if let socket = channel.socket { tcp.settle(socket, now: now, host: host, sink: &sink) }
+            if let socket = channel.socket { tcp.settleWithBatch(socket, now: now, host: host, sink: &sink) }
         case .windowUpdate(let channel):
             channel.clear(.windowRequested)
-            if let socket = channel.socket { tcp.settle(socket, now: now, host: host, sink: &sink) }
+            if let socket = channel.socket { tcp.settleWithBatch(socket, now: now, host: host, sink: &sink) }
         case .shutdownWrite(let channel):
             guard let socket = channel.socket else { return }
             socket.shutdownWrite(now: now)

@@ -136,16 +136,17 @@ public final class ProtocolLoop {
         now = MonotonicClock.now()
         sink.now = now
         var work = 0
-        if let port {
-            work = port.drain(limit: 1024) { handle($0, now: now) }
-            messagesHandled &+= UInt64(work)
-        }
-        if sink.faults != nil { releaseHeldFrames(now: now) }
-        // Connections the batch's frames reach are settled once, after it (one ACK and one
-        // burst of output per batch), also when the loop leaves early.
+        // Connections the turn's messages and frames reach are settled once, after them
+        // (one ACK and one burst of output per turn, data and a close's FIN together),
+        // also when the loop leaves early.
         do {
             tcp.beginBatch()
             defer { tcp.endBatch(now: now, host: host, sink: &sink) }
+            if let port {
+                work = port.drain(limit: 1024) { handle($0, now: now) }
+                messagesHandled &+= UInt64(work)
+            }
+            if sink.faults != nil { releaseHeldFrames(now: now) }
             for _ in 0..<Self.batch where !offTheWire {
                 let received: (header: VirtioNetHeader, frame: UnsafeRawBufferPointer)?
                 do { received = try queue.receive(into: buffer) } catch {

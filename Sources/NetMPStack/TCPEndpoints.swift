@@ -145,11 +145,7 @@ public final class TCPEndpoints {
             // Out-of-order data without SACK owes the peer one duplicate ACK per segment
             // (its fast retransmit counts them, RFC 5681 4.2): never coalesced.
             let owesDuplicate = (result.store?.offset ?? 0) > 0 && !socket.connection.sackEnabled
-            if batching && !owesDuplicate {
-                if !socket.awaitingSettle { socket.awaitingSettle = true; unsettled.append(socket) }
-            } else {
-                settle(socket, now: now, host: host, sink: &sink)
-            }
+            if owesDuplicate { settle(socket, now: now, host: host, sink: &sink) } else { settleWithBatch(socket, now: now, host: host, sink: &sink) }
             return true
         }
         guard let listener = listeners[header.destinationPort] else { return false }
@@ -174,11 +170,17 @@ public final class TCPEndpoints {
         return true
     }
 
-    /// Starts a batch of arriving frames: connections they reach are settled once, at
-    /// `endBatch`, so a burst of segments is answered by one ACK (RFC 9293 3.8.6.3 lets an
+    /// Starts a batch (a turn's messages and arriving frames): connections they reach are
+    /// settled once, at `endBatch`, so a burst of segments is answered by one ACK (RFC 9293 3.8.6.3 lets an
     /// ACK cover several segments; RFC 5681 4.2 asks only every second one be acknowledged)
     /// and the ACKs of a burst release one burst of output, in super-segments.
     public func beginBatch() { batching = true }
+
+    /// Settles `socket` at the end of the batch under way, or now outside one.
+    public func settleWithBatch(_ socket: TCPSocket, now: Instant, host: Host, sink: inout some FrameSink) {
+        guard batching else { settle(socket, now: now, host: host, sink: &sink); return }
+        if !socket.awaitingSettle { socket.awaitingSettle = true; unsettled.append(socket) }
+    }
 
     /// Ends the batch: settles every connection it reached, in arrival order.
     public func endBatch(now: Instant, host: Host, sink: inout some FrameSink) {
