@@ -1,4 +1,5 @@
 import Glibc
+import NetMPStack
 
 /// The TCP ports application sockets hold through bind() or listen(), process-wide: every
 /// core listens on a listening port, and a bound port must not be handed out as an

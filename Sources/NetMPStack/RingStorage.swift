@@ -1,5 +1,4 @@
 import Glibc
-import Synchronization
 
 /// The memory of a byte ring addressed by absolute positions (which grow forever and are
 /// taken modulo the capacity): the wrap-around copies every ring in netmp needs, in one place.
@@ -71,17 +70,19 @@ public struct RingStorage {
 enum RingCache {
     static let keepTouched = 64 << 10
     static let limit = 512
-    static let regions = Mutex<[Int: [UInt]]>([:])
+    /// Kept regions by capacity, under `lock` (a pthread mutex, which ThreadSanitizer sees).
+    nonisolated(unsafe) static var regions: [Int: [UInt]] = [:]
+    static let lock = PthreadLock()
 
     static func take(capacity: Int) -> UnsafeMutableRawPointer? {
-        let address = regions.withLock { $0[capacity]?.popLast() }
+        let address = lock.locked { regions[capacity]?.popLast() }
         return address.flatMap { UnsafeMutableRawPointer(bitPattern: $0) }
     }
 
     static func keep(_ region: UnsafeMutableRawPointer, capacity: Int) -> Bool {
-        regions.withLock { cache in
-            guard cache[capacity, default: []].count < limit else { return false }
-            cache[capacity, default: []].append(UInt(bitPattern: region))
+        lock.locked {
+            guard regions[capacity, default: []].count < limit else { return false }
+            regions[capacity, default: []].append(UInt(bitPattern: region))
             return true
         }
     }
