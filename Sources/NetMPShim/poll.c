@@ -74,15 +74,20 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
             }
             for (nfds_t i = 0; i < n && sleeping; i++) if (netmp_events(&fds[i])) sleeping = 0;
         }
+        nfds_t kernel_descriptors = 0;
         for (nfds_t i = 0; i < n; i++) {
             kernel[i] = fds[i];
             kernel[i].revents = 0;
             if (netmp_socket_of(fds[i].fd)) kernel[i].fd = -1;
+            else if (fds[i].fd >= 0) kernel_descriptors++;
         }
-        // Registered but not sleeping (the second look found something): poll without waiting.
+        // Registered but not sleeping (the second look found something): poll without waiting,
+        // and not at all when every descriptor is a netmp socket (nothing for the kernel to say;
+        // a signal mask still needs the real call, which applies it).
         struct timespec wait = { 0, 0 };
         if (sleeping && left > 0) { wait.tv_sec = left / 1000000000LL; wait.tv_nsec = left % 1000000000LL; }
-        int r = real_ppoll(kernel, sleeping ? n + bells : n, sleeping && left < 0 ? NULL : &wait, mask);
+        int r = !sleeping && kernel_descriptors == 0 && mask == NULL
+            ? 0 : real_ppoll(kernel, sleeping ? n + bells : n, sleeping && left < 0 ? NULL : &wait, mask);
         int saved = errno;
         for (nfds_t i = 0; i < registered; i++) netmp_poll_leave(entered[i]);
         if (r < 0) { errno = saved; result = -1; break; }

@@ -195,6 +195,10 @@ public final class TCPEndpoints {
     /// After anything happened to a socket: send what the engine wants sent, move a newly
     /// established connection to its listener's accept queue, forget closed ones.
     public func settle(_ socket: TCPSocket, now: Instant, host: Host, sink: inout some FrameSink) {
+        if socket.doorbellOwed {
+            socket.doorbellOwed = false
+            socket.channel.doorbell.ring()
+        }
         socket.absorbApplication(now: now)
         while let segment = socket.connection.nextSegment(now: now) {
             transmit(segment, from: socket, now: now, host: host, sink: &sink)

@@ -19,6 +19,8 @@ public final class TCPSocket {
     var scheduledDeadline: Instant?
     /// Waiting in the owner's batch to be settled (TCPEndpoints.endBatch).
     var awaitingSettle = false
+    /// Data or send space arrived since the last settle: pollers are owed a ring.
+    var doorbellOwed = false
     /// The receive ring's head when the owner last looked: reads past it are news.
     var consumedSeen = 0
 
@@ -95,7 +97,8 @@ public final class TCPSocket {
         }
         if result.readable > 0 { channel.receive.publish(result.readable) }
         if result.acknowledged > 0 { channel.send.release(result.acknowledged) }
-        if result.readable > 0 || result.acknowledged > 0 { channel.doorbell.ring() }
+        // Pollers hear of it when the connection is settled: once per batch, not per segment.
+        if result.readable > 0 || result.acknowledged > 0 { doorbellOwed = true }
     }
 
     /// Publishes to the channel what the engine's events mean for application threads.
