@@ -161,7 +161,7 @@ public final class ProtocolLoop {
                 work += 1
                 let marks = ArrivalMarks(header, frameLength: frame.count)
                 if sink.faults != nil {
-                    admitThroughFaults(frame, header: header, now: now)
+                    admitThroughFaults(frame, header: header, wireSegments: marks.wireSegments, now: now)
                 } else {
                     arrived(frame, marks: marks, now: now)
                 }
@@ -210,16 +210,14 @@ public final class ProtocolLoop {
     /// An arriving frame under test impairments. The injector must be able to corrupt what
     /// it passes, so nothing it passes is trusted: a checksum the kernel left partial is
     /// finished first, and every copy is verified like a frame with no mark.
-    func admitThroughFaults(_ frame: UnsafeRawBufferPointer, header: VirtioNetHeader, now: Instant) {
-        var segments = 1
-        if header.gsoType != .none { segments = header.wireSegments(frameLength: frame.count) }
+    func admitThroughFaults(_ frame: UnsafeRawBufferPointer, header: VirtioNetHeader, wireSegments: Int, now: Instant) {
         let finished = UnsafeMutableRawBufferPointer(mutating: frame)
         if header.flags & VirtioNetHeader.needsChecksum != 0,
            Int(header.checksumStart) + Int(header.checksumOffset) + 2 <= frame.count {
             FrameOffload.finishChecksum(finished, start: Int(header.checksumStart), offset: Int(header.checksumOffset))
         }
         for copy in sink.faults!.admit(frame, .inbound, now: now) {
-            copy.withUnsafeBytes { arrived($0, marks: ArrivalMarks(checksumsTrusted: false, wireSegments: segments), now: now) }
+            copy.withUnsafeBytes { arrived($0, marks: ArrivalMarks(checksumsTrusted: false, wireSegments: wireSegments), now: now) }
         }
     }
 

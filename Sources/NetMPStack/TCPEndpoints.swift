@@ -18,7 +18,8 @@ public final class TCPEndpoints {
     /// Linux's default ip_local_port_range.
     static let ephemeralPorts: ClosedRange<UInt16> = 32768...60999
     var nextEphemeral: UInt16 = 32768
-    /// Inside a batch of arriving frames (`beginBatch`): connections wait in `unsettled`.
+    /// Inside a turn's batch of messages and frames (`beginBatch`): connections reached
+    /// wait in `unsettled`.
     var batching = false
     var unsettled: [TCPSocket] = []
 
@@ -145,7 +146,11 @@ public final class TCPEndpoints {
             // Out-of-order data without SACK owes the peer one duplicate ACK per segment
             // (its fast retransmit counts them, RFC 5681 4.2): never coalesced.
             let owesDuplicate = (result.store?.offset ?? 0) > 0 && !socket.connection.sackEnabled
-            if owesDuplicate { settle(socket, now: now, host: host, sink: &sink) } else { settleWithBatch(socket, now: now, host: host, sink: &sink) }
+            if owesDuplicate {
+                settle(socket, now: now, host: host, sink: &sink)
+            } else {
+                settleWithBatch(socket, now: now, host: host, sink: &sink)
+            }
             return true
         }
         guard let listener = listeners[header.destinationPort] else { return false }
@@ -171,9 +176,10 @@ public final class TCPEndpoints {
     }
 
     /// Starts a batch (a turn's messages and arriving frames): connections they reach are
-    /// settled once, at `endBatch`, so a burst of segments is answered by one ACK (RFC 9293 3.8.6.3 lets an
-    /// ACK cover several segments; RFC 5681 4.2 asks only every second one be acknowledged)
-    /// and the ACKs of a burst release one burst of output, in super-segments.
+    /// settled once, at `endBatch`, so a burst of segments is answered by one ACK (RFC 9293
+    /// 3.8.6.3 lets an ACK cover several segments; RFC 5681 4.2 asks only every second one
+    /// be acknowledged) and the ACKs of a burst release one burst of output, in
+    /// super-segments.
     public func beginBatch() { batching = true }
 
     /// Settles `socket` at the end of the batch under way, or now outside one.
