@@ -60,17 +60,21 @@ extension Connection {
     }
 
     /// RFC 8985 7.3: the probe is a new segment if one may go, else the flight's last segment
-    /// again.
+    /// again. Through a link that segments, the probe is DupThresh segments in one
+    /// super-segment: their SACK alone shows the hole before them as lost (RFC 6675 IsLost),
+    /// where a single SACKed segment would leave it to the retransmission timeout (RACK,
+    /// which this stack does not run, would find it by time).
     mutating func tailLossProbe(now: Instant) -> OutgoingSegment? {
         guard probeDue else { return nil }
         probeDue = false
+        let probeLength = min(burstLimit, maximumPayload * reorderingThreshold)
         let unsent = dataEnd - sendNext
         if unsent > 0 && sendNext == sendMaximum && sendWindow - flight > 0 {
-            let length = min(maximumPayload, unsent, sendWindow - flight)
+            let length = min(probeLength, unsent, sendWindow - flight)
             return dataSegment(at: sendNext, length: length, fin: finQueued && length == unsent, now: now)
         }
         let end = min(sendMaximum, dataEnd)
-        let start = SequenceNumber.latest(sendUnacknowledged, end - maximumPayload)
+        let start = SequenceNumber.latest(sendUnacknowledged, end - probeLength)
         segmentsRetransmitted &+= 1
         if start < end { return dataSegment(at: start, length: end - start, fin: false, now: now) }
         if finSent && !finAcknowledged { return finSegment(at: dataEnd, now: now) }
@@ -85,6 +89,7 @@ extension Connection {
         guard recoveryPoint != nil else { return }
         if retransmissionRoundMark == nil { retransmissionRoundMark = sendMaximum }
         if recoveryRetransmitTimestamp == nil { recoveryRetransmitTimestamp = timestampNow(now) }
+        armProbe(now: now) // watch this retransmission
     }
 
     /// RFC 6675 SetPipe: bytes presumed in the network. Outside SACK recovery, the flight.

@@ -37,7 +37,9 @@ extension Connection {
         }
         if let deadline = probeDeadline, deadline <= now {
             probeDeadline = nil
-            if recoveryPoint == nil && flight > 0 {
+            if recoveryPoint != nil {
+                retransmissionUnanswered()
+            } else if flight > 0 {
                 probeDue = true
                 probeSent = true
                 tailLossProbes &+= 1
@@ -54,14 +56,30 @@ extension Connection {
     }
 
     /// RFC 8985 7.2: PTO = 2 * SRTT (at least 10 ms), and never later than the RTO.
+    /// In SACK loss recovery the same timer watches the retransmissions instead: one that
+    /// two round trips (10 ms at least) bring no answer to was lost too.
     mutating func armProbe(now: Instant) {
-        guard recoveryPoint == nil, !probeSent, flight > 0, let srtt = rtt.smoothed, state.isSynchronized else {
+        let watching = recoveryPoint != nil ? sackEnabled && sendUnacknowledged < highestRetransmitted
+                                            : !probeSent && flight > 0
+        guard watching, let srtt = rtt.smoothed, state.isSynchronized else {
             probeDeadline = nil
             return
         }
         let probe = now + Interval(nanoseconds: max(2 * srtt, 10_000_000))
         if let rto = retransmitDeadline, rto <= probe { probeDeadline = nil; return }
         probeDeadline = probe
+    }
+
+    /// The retransmission at SND.UNA went unanswered past the probe time: it was lost (as
+    /// RACK would find by time; the order-based check needs later data SACKed, and in
+    /// recovery the window may let none go). Loss recovery resends the holes from SND.UNA
+    /// instead of waiting for the retransmission timeout, which would collapse the window
+    /// and idle the connection for 200 ms at least.
+    mutating func retransmissionUnanswered() {
+        guard sackEnabled, sendUnacknowledged < highestRetransmitted else { return }
+        lostRetransmissions &+= 1
+        highestRetransmitted = sendUnacknowledged
+        retransmissionRoundMark = nil
     }
 
     /// RFC 1122 4.2.3.6: after the idle time, probe; after TCP_KEEPCNT unanswered probes,
