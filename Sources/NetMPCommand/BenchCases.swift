@@ -121,9 +121,7 @@ struct BenchCase: Sendable {
         let client = captureMeasuring(context.client(side, ["iperf3", "-c", context.peer(side), "-p", "\(port)",
                                                              "-t", "\(context.seconds)", "-J"] + flags, cores: cores))
         let serverCPU = stop(server, grace: 3)
-        if let start = end(of: "\"error\":", in: client.output[...]) {
-            return (nil, serverCPU, String(client.output[start...].drop { $0 == " " || $0 == "\"" }.prefix { $0 != "\"" }))
-        }
+        if let error = iperf3Error(in: client.output) { return (nil, serverCPU, error) }
         guard client.status == 0 else { return (nil, serverCPU, "iperf3 exited with status \(client.status)") }
         return ((client.output, client.cpuSeconds), serverCPU, nil)
     }

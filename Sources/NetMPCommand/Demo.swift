@@ -65,10 +65,7 @@ struct Demo {
     /// says why there is no result (iperf3's own "error" field when it gave one).
     func measure(_ command: [String]) -> Result<Double, DemoFailure> {
         let (status, output) = capture(command)
-        if let start = end(of: "\"error\":", in: output[...]) {
-            let text = output[start...].drop { $0 == " " || $0 == "\"" }.prefix { $0 != "\"" }
-            return .failure(DemoFailure(reason: String(text)))
-        }
+        if let error = iperf3Error(in: output) { return .failure(DemoFailure(reason: error)) }
         guard status == 0 else { return .failure(DemoFailure(reason: "iperf3 exited with status \(status)")) }
         guard let sum = end(of: "\"sum_received\"", in: output[...]),
               let field = end(of: "\"bits_per_second\":", in: output[sum...]) else {
@@ -197,4 +194,10 @@ func fixed(_ value: Double) -> String {
     let hundredths = Int((value * 100).rounded())
     let text = "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)"
     return String(repeating: " ", count: max(0, 6 - text.count)) + text
+}
+
+/// The "error" iperf3 -J reported, if it reported one.
+func iperf3Error(in output: String) -> String? {
+    guard let start = end(of: "\"error\":", in: output[...]) else { return nil }
+    return String(output[start...].drop { $0 == " " || $0 == "\"" }.prefix { $0 != "\"" })
 }
