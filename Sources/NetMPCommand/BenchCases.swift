@@ -73,6 +73,8 @@ struct BenchCase: Sendable {
     static let all: [BenchCase] = [
         iperf("tcp-send", []), iperf("tcp-receive", ["-R"]),
         iperf("tcp-p8-cores1", ["-P", "8"], cores: 1, cpu: false), iperf("tcp-p8-cores2", ["-P", "8"], cores: 2, cpu: false),
+        iperf("tcp-send-loss1", [], cpu: false, impairment: onePercentLoss),
+        iperf("tcp-receive-loss1", ["-R"], cpu: false, impairment: onePercentLoss),
         udp, pingPong(netmpServer: false), pingPong(netmpServer: true),
         connectionsPerSecond(netmpServer: true), connectionsPerSecond(netmpServer: false),
         idleConnections, integrity,
@@ -80,14 +82,22 @@ struct BenchCase: Sendable {
 
     // MARK: iperf3
 
-    static func iperf(_ name: String, _ flags: [String], cores: Int? = nil, cpu: Bool = true) -> BenchCase {
+    /// 1% of frames dropped in each direction by nftables, on the TAP for netmp and on the
+    /// veth for the kernel: how each recovers from loss (the kernel's TSO and GRO frames are
+    /// dropped whole on both links, as netmp's super-frames are).
+    static let onePercentLoss = "numgen random mod 100 < 1 drop"
+
+    static func iperf(_ name: String, _ flags: [String], cores: Int? = nil, cpu: Bool = true,
+                      impairment: String? = nil) -> BenchCase {
         var metrics = [BenchMetric.raw("rate", name, "Gbit/s", .higher)]
         if cpu {
             // Where the bytes are handled: the client receives with -R.
             metrics.append(.raw("cpu", name + " cpu", "CPU s/GiB", .lower))
             metrics.append(.raw("peer-cpu", name + " peer cpu", "CPU s/GiB", .lower))
         }
-        return BenchCase(name: name, tools: ["iperf3"], metrics: metrics) { side, context in
+        return BenchCase(name: name, tools: impairment == nil ? ["iperf3"] : ["iperf3", "nft"], metrics: metrics) { side, context in
+            if let impairment, !context.lab.impair(side, impairment) { return .failed("nft refused the impairment") }
+            defer { if impairment != nil { context.lab.clearImpairment() } }
             let run = runIperf(side, context, flags, cores: cores)
             guard let report = run.report else { return .failed(run.failure ?? "no report") }
             guard let rate = number("bits_per_second", after: "\"sum_received\"", in: report.output),

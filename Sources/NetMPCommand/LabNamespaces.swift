@@ -61,6 +61,36 @@ struct LabNamespaces {
                  + ["--"] + command)
     }
 
+    /// Puts an nftables statement (such as `numgen random mod 100 < 1 drop`) on every frame
+    /// of the side's link, each direction once: both hooks of the TAP for netmp, the egress
+    /// of each veth end for the kernel. False (and nothing left behind) when nft refuses.
+    func impair(_ side: BenchSide, _ statement: String) -> Bool {
+        let hooks: [(namespace: String, hook: String, device: String)] = side == .netmp
+            ? [(server, "ingress", tap), (server, "egress", tap)]
+            : [(server, "egress", vethServer), (client, "egress", vethClient)]
+        for (index, (namespace, hook, device)) in hooks.enumerated() {
+            let chain = "c\(index)"
+            let steps = [["nft", "add", "table", "netdev", Self.impairmentTable],
+                         ["nft", "add", "chain", "netdev", Self.impairmentTable, chain,
+                          "{ type filter hook \(hook) device \"\(device)\" priority 0; }"],
+                         ["nft", "add", "rule", "netdev", Self.impairmentTable, chain, statement]]
+            for step in steps where spawnAndWait(["ip", "netns", "exec", namespace] + step) != 0 {
+                Log.write("netmp: failed: \(step.joined(separator: " "))")
+                clearImpairment()
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Removes what `impair` installed, on both sides.
+    func clearImpairment() {
+        for namespace in [server, client] {
+            _ = spawnAndWait(["ip", "netns", "exec", namespace, "nft", "delete", "table", "netdev", Self.impairmentTable], quiet: true)
+        }
+    }
+    static let impairmentTable = "nmbenchimpair"
+
     /// Waits until a server listens on TCP `port` (at most `seconds`): a kernel listener in
     /// the server namespace, or with `netmpAddress`, a netmp one (which `ss` cannot see:
     /// a kernel client probes it over the TAP).

@@ -80,24 +80,59 @@ public struct FaultInjector: Sendable {
         return Double((state &* 2_685_821_657_736_338_717) >> 11) / Double(1 << 53)
     }
 
+    /// What happens to one frame, drawn before the frame is looked at: a super-frame draws
+    /// one fate per wire segment it will become, and goes whole if none is touched.
+    public struct Fate: Sendable {
+        /// One copy of the frame: where to flip a byte (a fraction of the frame past its
+        /// Ethernet header), and whether it is held back to be overtaken.
+        struct Copy: Sendable { var corruptAt: Double? = nil, reordered = false }
+        public var dropped = false
+        /// 1, or 2 when duplicated (two stored copies: drawn per wire segment, never allocated).
+        var copyCount = 1
+        var first = Copy(), second = Copy()
+        var delayed = false
+        /// Nothing happens: the frame passes as it is, now.
+        public var untouched: Bool {
+            !dropped && !delayed && copyCount == 1 && first.corruptAt == nil && !first.reordered
+        }
+        static let passes = Fate()
+    }
+
+    /// Draws a frame's fate (the draws of the original per-frame injector, in its order,
+    /// so a seed gives the same faults on a link without segmentation).
+    public mutating func fate(_ direction: Direction) -> Fate {
+        let applies = direction == .inbound ? plan.inbound : plan.outbound
+        guard applies else { return .passes }
+        if random() < plan.drop { return Fate(dropped: true) }
+        var fate = Fate(copyCount: random() < plan.duplicate ? 2 : 1, delayed: plan.delay.nanoseconds > 0)
+        for index in 0..<fate.copyCount {
+            var copy = Fate.Copy()
+            if random() < plan.corrupt { copy.corruptAt = random() }
+            copy.reordered = random() < plan.reorder
+            if index == 0 { fate.first = copy } else { fate.second = copy }
+        }
+        return fate
+    }
+
     /// Decides a frame's fate. Returns the frames to pass on now (0, 1 or 2; possibly
     /// corrupted copies); delayed ones come back from `release`.
     public mutating func admit(_ frame: UnsafeRawBufferPointer, _ direction: Direction, now: Instant) -> [[UInt8]] {
-        let applies = direction == .inbound ? plan.inbound : plan.outbound
-        guard applies else { return [Array(frame)] }
-        if random() < plan.drop { dropped += 1; return [] }
-        var copies = 1
-        if random() < plan.duplicate { copies = 2; duplicated += 1 }
+        apply(fate(direction), to: frame, direction, now: now)
+    }
+
+    /// Carries out a drawn fate on `frame` and counts it.
+    public mutating func apply(_ fate: Fate, to frame: UnsafeRawBufferPointer, _ direction: Direction, now: Instant) -> [[UInt8]] {
+        if fate.dropped { dropped += 1; return [] }
+        if fate.copyCount > 1 { duplicated += 1 }
         var out: [[UInt8]] = []
-        for _ in 0..<copies {
+        for copy in [fate.first, fate.second].prefix(fate.copyCount) {
             var bytes = Array(frame)
-            if random() < plan.corrupt, bytes.count > 14 {
-                let at = 14 + Int(random() * Double(bytes.count - 14))
-                bytes[min(at, bytes.count - 1)] ^= 0x20
+            if let at = copy.corruptAt, bytes.count > 14 {
+                bytes[min(14 + Int(at * Double(bytes.count - 14)), bytes.count - 1)] ^= 0x20
                 corrupted += 1
             }
             var wait = plan.delay
-            if random() < plan.reorder { wait = wait + plan.reorderDelay; reordered += 1 }
+            if copy.reordered { wait = wait + plan.reorderDelay; reordered += 1 }
             if wait.nanoseconds == 0 { out.append(bytes); continue }
             order += 1
             held.append((now + wait, order, direction, bytes))

@@ -64,7 +64,7 @@ public final class NetworkStack: @unchecked Sendable {
     /// Starts one core per queue in `queues` (frame queues: TAP queues, or in tests one end
     /// of a SEQPACKET socket pair each).
     public static func start(_ configuration: StackConfiguration, queues: [TAPQueue], device: TAPDevice? = nil,
-                             tcpConfiguration: TCPConfiguration = TCPConfiguration(),
+                             tcpConfiguration: TCPConfiguration = .forThisSystem(),
                              log: Log) throws(RuntimeError) -> NetworkStack {
         precondition(!queues.isEmpty)
         let cpus = try allowedCPUs()

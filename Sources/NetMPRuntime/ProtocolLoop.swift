@@ -26,12 +26,33 @@ public struct QueueSink: FrameSink {
     }
 
     /// A frame with a checksum or segmentation request: the kernel finishes it from the
-    /// virtio-net header; under fault injection it is finished here, so the injector sees
-    /// wire frames.
+    /// virtio-net header. Under fault injection each wire segment it will become draws its
+    /// fate first: if none is touched the frame still goes whole (the fast path the test
+    /// is about keeps running); otherwise it is cut here and each segment meets its fate.
     public mutating func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload) {
-        if faults != nil { transmitCompletingInSoftware(frame, offload: offload); return }
-        write(UnsafeRawBufferPointer(frame), offload: offload)
+        guard faults != nil else { write(UnsafeRawBufferPointer(frame), offload: offload); return }
+        let payload = frame.count - offload.headerLength
+        let segments = offload.segments && payload > 0 ? (payload + offload.segmentSize - 1) / offload.segmentSize : 1
+        fates.removeAll(keepingCapacity: true)
+        var untouched = true
+        for _ in 0..<segments {
+            let fate = faults!.fate(.outbound)
+            untouched = untouched && fate.untouched
+            fates.append(fate)
+        }
+        if untouched { write(UnsafeRawBufferPointer(frame), offload: offload); return }
+        var next = 0
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: offload.headerLength + max(offload.segmentSize, frame.count),
+                                                             alignment: 16)
+        defer { scratch.deallocate() }
+        offload.complete(frame, scratch: scratch) { piece in
+            let fate = next < fates.count ? fates[next] : faults!.fate(.outbound)
+            next += 1
+            for copy in faults!.apply(fate, to: piece, .outbound, now: now) { copy.withUnsafeBytes { write($0) } }
+        }
     }
+    /// The fates of one frame's wire segments (kept: no allocation per frame once grown).
+    var fates: [FaultInjector.Fate] = []
 
     mutating func write(_ frame: UnsafeRawBufferPointer, offload: FrameOffload = .none) {
         if failed == .deviceGone { writeErrors &+= 1; return }
@@ -160,7 +181,7 @@ public final class ProtocolLoop {
                 guard let (header, frame) = received else { break }
                 work += 1
                 let marks = ArrivalMarks(header, frameLength: frame.count)
-                if sink.faults != nil {
+                if sink.faults?.plan.inbound == true {
                     admitThroughFaults(frame, header: header, wireSegments: marks.wireSegments, now: now)
                 } else {
                     arrived(frame, marks: marks, now: now)

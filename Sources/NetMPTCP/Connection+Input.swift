@@ -192,6 +192,7 @@ extension Connection {
             result.drop = .unacceptableAck
             return false
         }
+        let (acknowledgedBefore, sackedBefore) = (sendUnacknowledged, scoreboard.sackedBytes)
         if sackEnabled && segment.options.sackCount > 0 {
             scoreboard.record(segment.options, unacknowledged: SequenceNumber.latest(ack, sendUnacknowledged), maximum: sendMaximum)
         }
@@ -206,6 +207,15 @@ extension Connection {
         if sackEnabled && recoveryPoint == nil && sendUnacknowledged < sendMaximum
             && scoreboard.isLost(sendUnacknowledged, mss: sendMSS, threshold: reorderingThreshold) {
             enterRecovery(now: now)
+        }
+        if congestion.wantsRateSamples {
+            // Delivered = cumulatively ACKed + SACKed: SACKed bytes the ACK now covers are
+            // in both differences and cancel out.
+            let newly = (sendUnacknowledged - acknowledgedBefore) + scoreboard.sackedBytes - sackedBefore
+            let highest = SequenceNumber.latest(sendUnacknowledged, scoreboard.highestSacked ?? sendUnacknowledged)
+            if let sample = deliveryRate.acknowledged(newly: newly, highest: highest, now: now) {
+                congestion.rateSampled(sample, flight: bytesInFlight, now: now)
+            }
         }
         advanceCloseStates(now: now)
         return true

@@ -99,11 +99,20 @@ extension Connection {
         return max(0, (sendMaximum - sendUnacknowledged) - scoreboard.sackedBytes - lostNotResent)
     }
 
+    /// Bytes in the network for the rate model: the pipe in SACK recovery, else the flight
+    /// less what the receiver SACKed.
+    var bytesInFlight: Int { sackEnabled && recoveryPoint != nil ? pipe : max(0, flight - scoreboard.sackedBytes) }
+
     /// New data (or data again after a timeout moved SND.NXT back), within both windows.
     mutating func newData(now: Instant) -> OutgoingSegment? {
         // After a timeout, skip what the receiver already SACKed (RFC 6675 5.1).
         while sendNext < sendMaximum, let end = scoreboard.sackedRangeEnd(containing: sendNext) { sendNext = end }
         let unsent = dataEnd - sendNext
+        // The window has room the application did not fill: rate samples until this flight
+        // is delivered show the application's pace, not the path's (Linux's tcp_rate_check_app_limited).
+        if unsent < maximumPayload && congestion.wantsRateSamples && recoveryPoint == nil && bytesInFlight < congestion.window {
+            deliveryRate.applicationLimited(flight: bytesInFlight)
+        }
         guard unsent > 0 else { return nil }
         let inflation = recoveryPoint != nil && !sackEnabled ? duplicateAcks * sendMSS : 0 // RFC 6582 3.2 step 3
         let window = congestion.window + inflation
@@ -209,6 +218,7 @@ extension Connection {
             let end = sequence + length
             if sendNext < end { sendNext = end }
             if sendMaximum < end {
+                if congestion.wantsRateSamples { deliveryRate.sent(end: end, flight: bytesInFlight, now: now) }
                 if timedSegment == nil && !timestampsEnabled && sequence == sendMaximum { timedSegment = (end, now) }
                 sendMaximum = end
             }

@@ -118,6 +118,7 @@ extension Connection {
             return
         }
         congestion.retransmissionTimeout(flight: flight, now: now)
+        deliveryRate.forgetSent()
         recoveryPoint = nil
         congestionBeforeRecovery = nil
         retransmitAt = nil

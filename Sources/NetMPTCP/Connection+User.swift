@@ -80,7 +80,7 @@ extension Connection {
     public mutating func setCongestionControl(_ algorithm: CongestionAlgorithm) {
         guard algorithm != congestion.algorithm else { return }
         let (window, threshold) = (congestion.window, congestion.slowStartThreshold)
-        congestion = CongestionController(algorithm, maximumSegmentSize: sendMSS)
+        congestion = CongestionController(algorithm, maximumSegmentSize: sendMSS, burst: configuration.segmentationLimit)
         congestion.adopt(window: window, slowStartThreshold: threshold)
         configuration.congestionControl = algorithm
     }

@@ -183,6 +183,8 @@ public struct Connection: Sendable {
     var retransmitAt: SequenceNumber? = nil
     /// What the peer SACKed (RFC 6675), and HighRxt: how far loss recovery has resent.
     var scoreboard = SendScoreboard()
+    /// What each transmission saw of the delivered count, for BBR's rate samples.
+    var deliveryRate = DeliveryRateEstimator()
     var highestRetransmitted = SequenceNumber(0)
     /// SND.MAX when the current round of hole retransmissions began: data SACKed beyond it
     /// was sent after those retransmissions, so a hole still open below HighRxt means a
@@ -233,7 +235,8 @@ public struct Connection: Sendable {
         sendMSS = min(536, configuration.maximumSegmentSize) // RFC 9293 3.7.1 default until the SYN says
         self.timestampOffset = timestampOffset ?? iss.raw &* 2_654_435_761
         rtt = RTTEstimator(initial: configuration.initialRTO, minimum: configuration.minimumRTO, maximum: configuration.maximumRTO)
-        congestion = CongestionController(configuration.congestionControl, maximumSegmentSize: configuration.maximumSegmentSize)
+        congestion = CongestionController(configuration.congestionControl, maximumSegmentSize: configuration.maximumSegmentSize,
+                                         burst: configuration.segmentationLimit)
         var shift = 0
         while shift < 14 && configuration.receiveBufferSize >> shift > 65_535 { shift += 1 }
         receiveWindowShift = shift
@@ -279,7 +282,7 @@ public struct Connection: Sendable {
         sendWindow = Int(syn.window) // never scaled on a SYN (RFC 7323 2.2)
         maximumSendWindow = sendWindow
         sendWindowUpdateSequence = SequenceNumber(syn.sequenceNumber)
-        congestion = CongestionController(configuration.congestionControl, maximumSegmentSize: sendMSS)
+        congestion = CongestionController(configuration.congestionControl, maximumSegmentSize: sendMSS, burst: configuration.segmentationLimit)
     }
 
     /// Takes what happened since the last call.

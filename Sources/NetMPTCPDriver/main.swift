@@ -3,7 +3,7 @@
 // TCP interop tests reach the engine before the socket shim exists.
 //
 //   netmp-tcp-driver --tap T --addr A/P (--connect IP:PORT | --listen PORT) --send BYTES
-//                    [--seed N] [--timeout SECONDS] [--cc cubic|reno] [--fault SPEC] [--offloads on|off]
+//                    [--seed N] [--timeout SECONDS] [--cc cubic|reno|bbr] [--fault SPEC] [--offloads on|off]
 // Prints one JSON line: bytes and CRC-32 sent and received, seconds, retransmissions.
 //   netmp-tcp-driver --tap T --addr A/P --connect IP:PORT --connections N [--cores C] --send BYTES
 // runs the per-core runtime with N connections instead (RuntimeMode.swift).
@@ -38,9 +38,9 @@ guard case .success(let configuration?) = StackConfiguration.parse(environment: 
 }
 if options["connections"] != nil { runRuntimeMode(options, configuration: configuration, total: total) }
 let timeout = Interval.seconds(UInt64(options["timeout"].flatMap { Int($0) } ?? 120))
-var tcpConfiguration = TCPConfiguration()
+var tcpConfiguration = TCPConfiguration.forThisSystem() // as a kernel socket here would be
 if let cc = options["cc"] {
-    guard let algorithm = CongestionAlgorithm(rawValue: cc) else { die("--cc takes cubic or reno") }
+    guard let algorithm = CongestionAlgorithm(rawValue: cc) else { die("--cc takes cubic, reno or bbr") }
     tcpConfiguration.congestionControl = algorithm
 }
 
@@ -55,13 +55,14 @@ if let spec = options["fault"] {
     case .failure(let error): die("\(error)")
     }
 }
-// The same offloads as the runtime (--offloads off: none). Under fault injection the kernel
-// hands over wire-sized frames (checksum offload only), so the injector drops and corrupts
-// segments, not 64 KiB super-frames; netmp's super-segments are then cut in software
-// before the injector sees them, so its TSO path still runs.
+// The same offloads as the runtime (--offloads off: none). Under inbound fault injection
+// the kernel hands over wire-sized frames (checksum offload only), so the injector drops
+// and corrupts segments, not 64 KiB super-frames. Outbound, netmp's super-segments draw a
+// fate per wire segment and are cut in software only when one is touched.
 let host = Host(configuration: configuration)
 if options["offloads"] != "off" {
-    let accepted = device.negotiateOffloads(injector == nil ? TAPDevice.offloadPreferences : [[.checksum], []])
+    let inboundFaults = injector?.plan.inbound == true
+    let accepted = device.negotiateOffloads(inboundFaults ? [[.checksum], []] : TAPDevice.offloadPreferences)
     host.offloads = injector == nil ? LinkOffloads(accepted) : LinkOffloads(checksum: true, tcpSegmentation: true)
     if host.offloads.tcpSegmentation { tcpConfiguration.segmentationLimit = TCPConfiguration.superSegmentLimit }
 }

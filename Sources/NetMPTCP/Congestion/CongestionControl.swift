@@ -4,6 +4,10 @@ import NetMPWire
 public enum CongestionAlgorithm: String, Sendable, CaseIterable {
     case newReno = "reno"
     case cubic = "cubic"
+    case bbr = "bbr"
+
+    /// From the text of the net.ipv4.tcp_congestion_control sysctl ("bbr\n").
+    public init?(sysctl text: String) { self.init(rawValue: String(text.filter { !$0.isWhitespace })) }
 }
 
 /// What a congestion controller decides: how much may be in flight. Loss *detection* and
@@ -24,58 +28,83 @@ public protocol CongestionControl: Sendable {
     mutating func retransmissionTimeout(flight: Int, now: Instant)
     /// Takes over a window from another algorithm (TCP_CONGESTION on a live connection).
     mutating func adopt(window: Int, slowStartThreshold: Int)
+    /// A delivery-rate sample from an ACK; `flight` is what is still in the network after it.
+    mutating func rateSampled(_ sample: RateSample, flight: Int, now: Instant)
+}
+
+extension CongestionControl {
+    /// Loss-based algorithms size their window from ACKs and losses alone.
+    public mutating func rateSampled(_ sample: RateSample, flight: Int, now: Instant) {}
 }
 
 /// The controller in use, as a value: no existential box, no allocation per connection.
 public enum CongestionController: Sendable {
     case newReno(NewReno)
     case cubic(Cubic)
+    case bbr(BBR)
 
-    public init(_ algorithm: CongestionAlgorithm, maximumSegmentSize: Int) {
+    /// `burst`: the most the link sends at once (the segmentation limit), which BBR keeps room for.
+    public init(_ algorithm: CongestionAlgorithm, maximumSegmentSize: Int, burst: Int = 0) {
         switch algorithm {
         case .newReno: self = .newReno(NewReno(maximumSegmentSize: maximumSegmentSize))
         case .cubic: self = .cubic(Cubic(maximumSegmentSize: maximumSegmentSize))
+        case .bbr: self = .bbr(BBR(maximumSegmentSize: maximumSegmentSize, burst: burst))
         }
     }
 
     public var algorithm: CongestionAlgorithm {
-        switch self { case .newReno: .newReno; case .cubic: .cubic }
+        switch self { case .newReno: .newReno; case .cubic: .cubic; case .bbr: .bbr }
     }
 
+    /// Whether the connection should record its transmissions for rate samples.
+    public var wantsRateSamples: Bool { if case .bbr = self { true } else { false } }
+
     public var window: Int {
-        switch self { case .newReno(let c): c.window; case .cubic(let c): c.window }
+        switch self { case .newReno(let c): c.window; case .cubic(let c): c.window; case .bbr(let c): c.window }
     }
     public var slowStartThreshold: Int {
-        switch self { case .newReno(let c): c.slowStartThreshold; case .cubic(let c): c.slowStartThreshold }
+        switch self {
+        case .newReno(let c): c.slowStartThreshold; case .cubic(let c): c.slowStartThreshold; case .bbr(let c): c.slowStartThreshold
+        }
+    }
+    public mutating func rateSampled(_ sample: RateSample, flight: Int, now: Instant) {
+        guard case .bbr(var c) = self else { return }
+        c.rateSampled(sample, flight: flight, now: now)
+        self = .bbr(c)
     }
     public mutating func acknowledged(_ bytes: Int, now: Instant, smoothedRTT: Interval?) {
         switch self {
         case .newReno(var c): c.acknowledged(bytes, now: now, smoothedRTT: smoothedRTT); self = .newReno(c)
         case .cubic(var c): c.acknowledged(bytes, now: now, smoothedRTT: smoothedRTT); self = .cubic(c)
+        case .bbr(var c): c.acknowledged(bytes, now: now, smoothedRTT: smoothedRTT); self = .bbr(c)
         }
     }
     public mutating func lossDetected(flight: Int, now: Instant) {
         switch self {
         case .newReno(var c): c.lossDetected(flight: flight, now: now); self = .newReno(c)
         case .cubic(var c): c.lossDetected(flight: flight, now: now); self = .cubic(c)
+        case .bbr(var c): c.lossDetected(flight: flight, now: now); self = .bbr(c)
         }
     }
     public mutating func recoveryEnded() {
         switch self {
         case .newReno(var c): c.recoveryEnded(); self = .newReno(c)
         case .cubic(var c): c.recoveryEnded(); self = .cubic(c)
+        case .bbr(var c): c.recoveryEnded(); self = .bbr(c)
         }
     }
     public mutating func adopt(window: Int, slowStartThreshold: Int) {
         switch self {
         case .newReno(var c): c.adopt(window: window, slowStartThreshold: slowStartThreshold); self = .newReno(c)
         case .cubic(var c): c.adopt(window: window, slowStartThreshold: slowStartThreshold); self = .cubic(c)
+        case .bbr(var c): c.adopt(window: window, slowStartThreshold: slowStartThreshold); self = .bbr(c)
         }
     }
     public mutating func retransmissionTimeout(flight: Int, now: Instant) {
         switch self {
         case .newReno(var c): c.retransmissionTimeout(flight: flight, now: now); self = .newReno(c)
         case .cubic(var c): c.retransmissionTimeout(flight: flight, now: now); self = .cubic(c)
+        case .bbr(var c): c.retransmissionTimeout(flight: flight, now: now); self = .bbr(c)
         }
     }
 }

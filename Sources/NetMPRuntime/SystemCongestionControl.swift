@@ -1,0 +1,29 @@
+import Glibc
+import NetMPTCP
+
+/// The congestion control a new kernel socket in this network namespace would get (the
+/// net.ipv4.tcp_congestion_control sysctl), when netmp has that algorithm: a program moved
+/// onto netmp keeps what the machine chose for it, as TCP_CONGESTION can still change.
+public enum SystemCongestionControl {
+    public static let path = "/proc/sys/net/ipv4/tcp_congestion_control"
+
+    /// The sysctl's algorithm, or nil when it cannot be read or netmp lacks it.
+    public static func current(path: String = path) -> CongestionAlgorithm? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        let n = read(fd, &bytes, bytes.count)
+        guard n > 0 else { return nil }
+        return CongestionAlgorithm(sysctl: String(decoding: bytes[0..<n], as: UTF8.self))
+    }
+}
+
+extension TCPConfiguration {
+    /// Defaults, with the namespace's congestion control where netmp has it (else CUBIC).
+    public static func forThisSystem() -> TCPConfiguration {
+        var configuration = TCPConfiguration()
+        if let algorithm = SystemCongestionControl.current() { configuration.congestionControl = algorithm }
+        return configuration
+    }
+}
