@@ -90,22 +90,37 @@ struct DeliveryRecord: Sendable {
     var applicationLimited: Bool
 }
 
-/// A fixed ring of records in send order. Full, the newest record grows to cover the next
-/// transmission too: samples get coarser (a longer interval, more bytes), never wrong.
+/// A ring of records in send order. It starts small (an idle or request-response
+/// connection never needs more) and doubles up to `capacity` as the flight grows, so the
+/// allocations are a handful per connection, never one per segment. Full, the newest
+/// record grows to cover the next transmission too: samples get coarser (a longer
+/// interval, more bytes), never wrong.
 final class DeliveryRecords: @unchecked Sendable {
     static let capacity = 64
-    private let slots = UnsafeMutablePointer<DeliveryRecord>.allocate(capacity: DeliveryRecords.capacity)
+    static let initialCapacity = 4
+    private var slots = UnsafeMutablePointer<DeliveryRecord>.allocate(capacity: DeliveryRecords.initialCapacity)
+    private var size = DeliveryRecords.initialCapacity
     private var first = 0, count = 0
 
     deinit { slots.deallocate() } // records are plain values: nothing to deinitialize
 
     func append(_ record: DeliveryRecord) {
-        if count == Self.capacity {
-            slots[(first + count - 1) % Self.capacity].end = record.end
+        if count == size && size < Self.capacity { grow() }
+        if count == size {
+            slots[(first + count - 1) % size].end = record.end
             return
         }
-        (slots + (first + count) % Self.capacity).initialize(to: record)
+        (slots + (first + count) % size).initialize(to: record)
         count += 1
+    }
+
+    private func grow() {
+        let larger = UnsafeMutablePointer<DeliveryRecord>.allocate(capacity: size * 2)
+        for i in 0..<count { (larger + i).initialize(to: slots[(first + i) % size]) }
+        slots.deallocate()
+        slots = larger
+        size *= 2
+        first = 0
     }
 
     /// Removes every record whose data ends at or below `sequence`; the last one removed.
@@ -113,7 +128,7 @@ final class DeliveryRecords: @unchecked Sendable {
         var last: DeliveryRecord? = nil
         while count > 0, !(sequence < slots[first].end) {
             last = slots[first]
-            first = (first + 1) % Self.capacity
+            first = (first + 1) % size
             count -= 1
         }
         return last
