@@ -22,6 +22,9 @@ public final class TCPEndpoints {
     /// wait in `unsettled`.
     var batching = false
     var unsettled: [TCPSocket] = []
+    /// The channel of every connection here that is in TIME-WAIT after its application
+    /// closed it: no buffers, no readers (`retireBuffers`). One per owner: only it touches it.
+    let retiredChannel = SocketChannel(sendCapacity: 0, receiveCapacity: 0)
 
     final class Listener {
         let backlog: Int
@@ -230,6 +233,8 @@ public final class TCPEndpoints {
             }
         }
         socket.publish(events)
+        let socket = socket.state == .timeWait && socket.connection.orphaned && socket.channel !== retiredChannel
+            ? retireBuffers(socket) : socket
         if socket.state == .closed {
             // Only if the table still holds this socket: a new incarnation may own the tuple.
             if sockets[socket.tuple] === socket {
@@ -243,6 +248,21 @@ public final class TCPEndpoints {
             timers.cancel(socket.tuple)
         }
         socket.scheduledDeadline = socket.state == .closed ? nil : socket.connection.nextDeadline
+    }
+
+    /// A connection in TIME-WAIT whose application closed it only answers segments with
+    /// ACKs for up to a minute: its control block moves into a socket without buffers, and
+    /// its rings go back (to the ring cache, warm, for the next connection) as soon as no
+    /// application thread holds the old channel, as Linux turns a closed socket into a small
+    /// timewait sock. Under a connections-per-second load the rings were otherwise held for
+    /// the whole TIME-WAIT, and every new connection mapped and faulted in fresh ones.
+    func retireBuffers(_ socket: TCPSocket) -> TCPSocket {
+        let quiet = TCPSocket(socket.connection, channel: retiredChannel)
+        retiredChannel.socket = nil // many sockets share it; no message ever names it
+        quiet.scheduledDeadline = socket.scheduledDeadline
+        if sockets[socket.tuple] === socket { sockets[socket.tuple] = quiet }
+        socket.channel.socket = nil
+        return quiet
     }
 
     func transmit(_ segment: OutgoingSegment, from socket: TCPSocket, now: Instant, host: Host, sink: inout some FrameSink) {

@@ -40,6 +40,42 @@ import Testing
         #expect(accepted.state == .established && accepted.tuple.remote == Endpoint(Lab.peer, 40000))
     }
 
+    /// A connection the application closed keeps only its control block in TIME-WAIT: the
+    /// rings go back at once (to the ring cache), and the connection still answers a
+    /// retransmitted FIN as TIME-WAIT must (RFC 9293 3.10.7.4).
+    @Test func timeWaitAfterClose_givesTheRingsBack() throws {
+        let host = host()
+        try host.tcp!.listen(port: 80)
+        let synAck = try Sent(host.feed(syn(from: 40000))[0]).tcp()
+        func segment(_ flags: TCPFlags, ack: UInt32) -> [UInt8] {
+            let header = TCPSegmentHeader(sourcePort: 40000, destinationPort: 80, sequenceNumber: 1001,
+                                          acknowledgmentNumber: ack, flags: flags, window: 65535)
+            return Lab.ipv4(proto: IPProtocol.tcp, payloadLength: 20) { out in
+                header.emit(into: out, segmentLength: 20, source: Lab.peer, destination: Lab.us)
+            }
+        }
+        _ = host.feed(segment(.ack, ack: synAck.sequenceNumber &+ 1))
+        var accepted: TCPSocket? = try #require(host.tcp!.accept(port: 80))
+        weak var receiveRing = accepted!.channel.receive
+        weak var sendRing = accepted!.channel.send
+        var sink = CollectingSink()
+        accepted!.close(now: .zero)
+        host.tcp!.settle(accepted!, now: .zero, host: host, sink: &sink)
+        #expect(try Sent(try #require(sink.frames.last)).tcp().flags.contains(.fin))
+        accepted = nil
+        // The peer acknowledges our FIN and sends its own: TIME-WAIT.
+        let fin = segment([.fin, .ack], ack: synAck.sequenceNumber &+ 2)
+        #expect(host.feed(fin).count == 1)
+        let tuple = FourTuple(local: Endpoint(Lab.us, 80), remote: Endpoint(Lab.peer, 40000))
+        let quiet = try #require(host.tcp!.sockets[tuple])
+        #expect(quiet.state == .timeWait)
+        #expect(receiveRing == nil && sendRing == nil, "the rings are still held")
+        #expect(quiet.channel.receive.capacity == 0 && quiet.channel.send.capacity == 0)
+        let answer = host.feed(fin)
+        #expect(answer.count == 1)
+        #expect(try answer.first.map { try Sent($0).tcp().acknowledgmentNumber } == 1002)
+    }
+
     /// A bounded SYN queue: past the backlog, SYNs are dropped and counted, so a flood costs
     /// at most `backlog` control blocks.
     @Test func synFlood_boundedByBacklog_dropsCounted() throws {
