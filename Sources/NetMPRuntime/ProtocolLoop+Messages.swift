@@ -84,7 +84,7 @@ extension ProtocolLoop {
     func connect(_ request: ConnectRequest, now: Instant) {
         let channel = request.channel
         guard host.routes.nextHop(for: request.remote.address) != nil else {
-            channel.publish([.attached, .refusedAtOnce, .failed, .closed], error: ENETUNREACH); return
+            channel.publish([.failed, .closed], error: ENETUNREACH); return
         }
         let core = self.core, steering = self.steering, portTable = self.portTable
         let socket: TCPSocket
@@ -93,12 +93,10 @@ extension ProtocolLoop {
                                      configuration: request.configuration, channel: channel,
                                      acceptable: { steering.owner(of: $0) == core && portTable?.isReserved($0.local.port) != true })
         } catch {
-            channel.publish([.attached, .refusedAtOnce, .failed, .closed], error: error == .addressInUse ? EADDRINUSE : EADDRNOTAVAIL)
+            channel.publish([.failed, .closed], error: error == .addressInUse ? EADDRINUSE : EADDRNOTAVAIL)
             return
         }
-        channel.owner.store(core, ordering: .releasing)
-        channel.publish(.attached)
-        tcp.settle(socket, now: now, host: host, sink: &sink)
+        tcp.settle(socket, now: now, host: host, sink: &sink) // the caller attached the channel to this core
     }
 }
 

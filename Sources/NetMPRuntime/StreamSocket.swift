@@ -224,8 +224,8 @@ public final class StreamSocket: @unchecked Sendable {
 
     /// connect(): the connection is born on its owner core. Unbound, it goes to the next core
     /// in turn, which picks an ephemeral port whose 4-tuple hashes to itself; bound, the
-    /// 4-tuple is known and names its owner. Non-blocking, it returns EINPROGRESS after the
-    /// core took it; SO_ERROR then tells how it ended.
+    /// 4-tuple is known and names its owner. Non-blocking, it returns EINPROGRESS as soon
+    /// as the request is posted; SO_ERROR then tells how it ended.
     public func connect(to remote: Endpoint) throws(SocketError) {
         let settledEarlier: Bool = try setup.locked { () throws(SocketError) in
             switch phase {
@@ -241,6 +241,8 @@ public final class StreamSocket: @unchecked Sendable {
             case .closed: throw SocketError(EINVAL)
             }
             guard remote.port != 0, !remote.address.isUnspecified else { throw SocketError(ECONNREFUSED) }
+            // No route fails at once, and the socket stays unconnected (Linux's tcp_v4_connect).
+            guard stack.routes.nextHop(for: remote.address) != nil else { throw SocketError(ENETUNREACH) }
             let core: Int
             if let port = boundPort {
                 core = stack.steering.owner(of: FourTuple(local: Endpoint(stack.configuration.address, port), remote: remote))
@@ -248,16 +250,14 @@ public final class StreamSocket: @unchecked Sendable {
                 core = stack.coreForNewConnection()
             }
             phase = .connecting
+            // The connection is this core's from now on: the core picks a local port whose
+            // tuple hashes to it. Attached before the message goes, so every later message
+            // (a send, a close) follows it to the same port, in order, without waiting for
+            // the core to answer: a non-blocking connect costs the caller no thread switch.
+            channel.owner.store(core, ordering: .releasing)
+            _ = channel.raise(.attached)
             stack.send(.connect(ConnectRequest(channel: channel, remote: remote, localPort: boundPort,
                                                configuration: configuration)), to: core)
-            // The core answers at once: attached, or refused (no route, no port). A reset
-            // from the peer may already be in too; that is connect's outcome, reported below.
-            while !channel.changes.wait(until: { channel.status.contains(.attached) }) {}
-            if channel.status.contains(.refusedAtOnce) {
-                phase = .closed
-                failureReported = true
-                throw SocketError(channel.takeError())
-            }
             return false
         }
         if settledEarlier {
@@ -266,6 +266,9 @@ public final class StreamSocket: @unchecked Sendable {
             let error = channel.takeError() // SO_ERROR may have taken it already
             throw SocketError(error != 0 ? error : ECONNABORTED)
         }
+        // A refusal the core gives at once (no local port left, the bound port's tuple in
+        // use) arrives as the connection's failure: a blocking connect reports it below, a
+        // non-blocking one through SO_ERROR and poll, as any other failed connect.
         if nonBlocking { throw SocketError(EINPROGRESS) }
         let deadline = deadline(sendTimeout)
         switch block(on: channel.changes, until: deadline, ready: {
@@ -483,7 +486,7 @@ public final class StreamSocket: @unchecked Sendable {
                 let abort = lingerSeconds == 0 || channel.receive.readable > 0
                 _ = channel.shutWriting()
                 channel.publishFromApplication(.readShut)
-                if channel.status.contains(.attached) && ownerCore >= 0 {
+                if ownerCore >= 0 {
                     stack.send(.close(channel, abort: abort), to: ownerCore)
                     if let seconds = lingerSeconds, seconds > 0, !abort, !nonBlocking {
                         let deadline = MonotonicClock.now() + .seconds(UInt64(seconds))

@@ -48,9 +48,6 @@ public final class SocketChannel: @unchecked Sendable {
         public static let readShut = Status(rawValue: 1 << 5)
         /// Everything written, FIN included, was acknowledged (SO_LINGER waits for it).
         public static let drained = Status(rawValue: 1 << 6)
-        /// The core refused the connect itself (no route, no local port): connect() reports
-        /// it at once, as Linux does; a refusal by the peer comes later, as `failed`.
-        public static let refusedAtOnce = Status(rawValue: 1 << 7)
         /// Requests from application threads, cleared by the owner before it acts on them.
         public static let outputRequested = Status(rawValue: 1 << 16)
         public static let windowRequested = Status(rawValue: 1 << 17)

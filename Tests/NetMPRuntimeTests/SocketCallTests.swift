@@ -37,6 +37,12 @@ import Testing
         second.close()
         let offLink = StreamSocket(stack: pair.a)
         expectErrno(ENETUNREACH) { try offLink.connect(to: Endpoint(IPv4Address(192, 0, 2, 1), 80)) }
+        // The socket stays unconnected (Linux's tcp_v4_connect fails before any state
+        // change): trying again fails the same way, and non-blocking it fails at once too.
+        expectErrno(ENETUNREACH) { try offLink.connect(to: Endpoint(IPv4Address(192, 0, 2, 1), 80)) }
+        offLink.nonBlocking = true
+        expectErrno(ENETUNREACH) { try offLink.connect(to: Endpoint(IPv4Address(192, 0, 2, 1), 80)) }
+        #expect(offLink.isFresh)
         let zero = StreamSocket(stack: pair.a)
         expectErrno(ECONNREFUSED) { try zero.connect(to: Endpoint(StackPair.addressB, 0)) }
     }
