@@ -98,8 +98,9 @@ extension Connection {
         // Data wholly outside the window (a zero-window probe, an old duplicate) still asks
         // for an ACK: that ACK carries the window the sender is waiting to learn.
         if payloadLength > 0 && accepted.start == accepted.end { ackNow = true }
-        processText(&accepted, now: now, result: &result)
-        processFin(accepted, now: now)
+        let ackOwed = ackNow
+        let filledHole = processText(&accepted, now: now, result: &result)
+        processFin(accepted, now: now, ackAtOnce: ackOwed || filledHole)
     }
 
     /// The part of a segment that lies in the receive window.
@@ -347,25 +348,27 @@ extension Connection {
 
     /// Step seven: segment text. In-order data becomes readable at once, with any held
     /// data it joins; out-of-order data is stored in place and SACKed (one copy either way).
-    mutating func processText(_ span: inout AcceptedSpan, now: Instant, result: inout InputResult) {
+    /// True when the data filled a hole (the ACK then goes at once).
+    @discardableResult
+    mutating func processText(_ span: inout AcceptedSpan, now: Instant, result: inout InputResult) -> Bool {
         guard span.start < span.end else {
             if state == .timeWait && span.fin { closeDeadline = now + configuration.timeWaitDuration; ackNow = true }
-            return
+            return false
         }
-        guard state.acceptsData else { return }
+        guard state.acceptsData else { return false }
         let count = span.end - span.start
         let offset = span.start - receiveNext
         if offset > 0 && !outOfOrder.insert(span.start, span.end) {
             span.fin = false // no room to remember it: drop, the peer sends it again
             result.drop = .scoreboardFull
-            return
+            return false
         }
         result.store = (span.payloadStart..<(span.payloadStart + count), offset)
         bytesReceived &+= UInt64(count)
         if offset > 0 {
             ackNow = true // RFC 5681 4.2: out-of-order data is acknowledged at once (with SACK)
             if span.fin { pendingFin = span.finSequence; span.fin = false }
-            return
+            return false
         }
         let newNext = outOfOrder.advance(from: span.end)
         let filledHole = span.end < newNext
@@ -377,6 +380,7 @@ extension Connection {
         // A coalesced segment (GRO behind the TAP) counts as the segments it carries.
         let mss = configuration.maximumSegmentSize
         scheduleAck(now: now, immediately: filledHole, segments: max(1, (count + mss - 1) / mss))
+        return filledHole
     }
 
     /// RFC 1122 4.2.3.2 and RFC 5681 4.2: acknowledge every second full segment, and any
@@ -391,13 +395,25 @@ extension Connection {
         }
     }
 
-    /// Step eight: the FIN, once every byte before it has arrived.
-    mutating func processFin(_ span: AcceptedSpan, now: Instant) {
+    /// Step eight: the FIN, once every byte before it has arrived. A FIN that ends an
+    /// established connection is acknowledged as Linux's tcp_fin does: the connection turns
+    /// interactive ("pingpong"), so the ACK waits for the delayed-ACK timer and most often
+    /// rides on the application's own FIN or last response microseconds later (one frame
+    /// where an immediate ACK made two). It still goes at once when an ACK was owed anyway,
+    /// a hole just filled, or more than one segment is unacknowledged. In the other states
+    /// (a simultaneous close, FIN-WAIT-2) the ACK goes at once.
+    mutating func processFin(_ span: AcceptedSpan, now: Instant, ackAtOnce: Bool = true) {
         guard span.fin, span.finSequence == receiveNext, state != .closed else { return }
         receiveNext += 1
         receivedFin = true
-        ackNow = true
         events.insert([.peerClosed, .readable])
+        if (state == .synReceived || state == .established) && !ackAtOnce && unacknowledgedSegments < 2 {
+            quickAcks = 0
+            ackNow = false
+            if delayedAckDeadline == nil { delayedAckDeadline = now + configuration.delayedAckTimeout }
+        } else {
+            ackNow = true
+        }
         switch state {
         case .synReceived, .established: enter(.closeWait, now: now)
         case .finWait1: enter(finAcknowledged ? .timeWait : .closing, now: now)

@@ -345,6 +345,29 @@ import Testing
         #expect(c.state == .closed && c.hasNoTimers)
     }
 
+    /// Linux's tcp_fin: the ACK of a FIN that ends an established connection waits for the
+    /// delayed-ACK timer, so the application's close carries it (one segment, not two).
+    @Test func established_peerFin_ackRidesOnOurFin_orTheTimer() throws {
+        var c = Fixture.established()
+        _ = c.handle(Fixture.segment([.fin, .ack], seq: 5001, ack: 1001), payloadLength: 0, now: Fixture.t0)
+        #expect(c.state == .closeWait)
+        #expect(c.nextSegment(now: Fixture.t0) == nil)
+        #expect(c.nextDeadline == Fixture.t0 + .milliseconds(40))
+        let later = Fixture.t0 + .microseconds(30)
+        c.close(now: later)
+        let first = c.nextSegment(now: later)
+        let fin = try #require(first).header
+        #expect(fin.flags == [.fin, .ack] && fin.acknowledgmentNumber == 5002)
+        #expect(c.nextSegment(now: later) == nil)
+        // An application that does not close: the timer sends the ACK.
+        var d = Fixture.established()
+        _ = d.handle(Fixture.segment([.fin, .ack], seq: 5001, ack: 1001), payloadLength: 0, now: Fixture.t0)
+        d.fireTimers(now: Fixture.t0 + .milliseconds(40))
+        let timed = d.nextSegment(now: Fixture.t0 + .milliseconds(40))
+        let ack = try #require(timed).header
+        #expect(ack.flags == .ack && ack.acknowledgmentNumber == 5002)
+    }
+
     /// An orphaned socket in FIN-WAIT-2 gives up after tcp_fin_timeout.
     @Test func finWait2_orphaned_timesOut() {
         var c = Fixture.established()
