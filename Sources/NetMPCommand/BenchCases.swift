@@ -109,16 +109,20 @@ struct BenchCase: Sendable {
         }
     }
 
+    /// The rate the kernel receiver takes in (its socket overflows when it cannot keep up),
+    /// the loss, and the sender's CPU per GiB it sent.
     static let udp = BenchCase(name: "udp", tools: ["iperf3"],
                                metrics: [.raw("rate", "udp 4 Gbit/s offered", "Gbit/s", .higher),
-                                         .raw("loss", "udp loss", "%", .lower)]) { side, context in
+                                         .raw("loss", "udp loss", "%", .lower),
+                                         .raw("cpu", "udp sender cpu", "CPU s/GiB", .lower)]) { side, context in
         let run = runIperf(side, context, ["-u", "-b", "4G", "-l", "1400"])
         guard let report = run.report else { return .failed(run.failure ?? "no report") }
         guard let rate = number("bits_per_second", after: "\"sum_received\"", in: report.output),
-              let loss = number("lost_percent", after: "\"sum_received\"", in: report.output) else {
+              let loss = number("lost_percent", after: "\"sum_received\"", in: report.output),
+              let sent = number("bytes", after: "\"sum_sent\"", in: report.output), sent > 0 else {
             return .failed("no receiver figures in iperf3's report")
         }
-        return BenchSample(values: ["rate": rate / 1e9, "loss": loss])
+        return BenchSample(values: ["rate": rate / 1e9, "loss": loss, "cpu": report.cpuSeconds / (sent / Double(1 << 30))])
     }
 
     /// iperf3 against a one-shot kernel server in the server namespace; the client's report

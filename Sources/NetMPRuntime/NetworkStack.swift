@@ -79,7 +79,7 @@ public final class NetworkStack: @unchecked Sendable {
         // fresh negotiation: a persistent TAP keeps its last user's flags).
         let offloads = device.map { LinkOffloads($0.negotiateOffloads()) } ?? .none
         if offloads.tcpSegmentation { tcp.segmentationLimit = TCPConfiguration.superSegmentLimit }
-        if device != nil && offloads != LinkOffloads(checksum: true, tcpSegmentation: true) {
+        if device != nil && !(offloads.checksum && offloads.tcpSegmentation) {
             log.info("the TAP refused some offloads (\(offloads)): segments go out one MSS at a time")
         }
         let stats = StatsPage(cores: queues.count, configuration: configuration, offloads: device?.offloads.rawValue)

@@ -102,19 +102,35 @@ extension ProtocolLoop {
 
 extension ProtocolLoop {
     /// Sends the datagrams a UDP socket's threads queued, as whole records: a 12-byte
-    /// header (length, destination address and port) and the payload.
+    /// header (length, destination address and port) and the payload. A run of records to
+    /// one destination with one length (a sender at full speed) goes as one frame the
+    /// kernel cuts into the datagrams, where the link takes UDP segmentation: one write
+    /// for up to 64 datagrams instead of one each.
     func sendDatagrams(of channel: DatagramChannel, now: Instant) {
         channel.takeOutputRequest()
         let ring = channel.outgoing
-        var header: (UInt32, UInt32, UInt32) = (0, 0, 0)
-        while ring.held >= DatagramRecord.headerLength {
-            withUnsafeMutableBytes(of: &header) { ring.copy(from: 0, count: DatagramRecord.headerLength, into: $0) }
-            let length = Int(header.0)
-            let destination = Endpoint(IPv4Address(header.1), UInt16(truncatingIfNeeded: header.2))
-            _ = host.sendUDP(from: channel.port, to: destination, length: length, now: now, sink: &sink) { out in
-                ring.copy(from: DatagramRecord.headerLength, count: length, into: out)
+        while let first = DatagramRecord.read(ring, at: 0) {
+            var count = 1, span = DatagramRecord.headerLength + first.length
+            if host.offloads.udpSegmentation && first.length > 0 {
+                let limit = min(Host.datagramsPerFrame,
+                                (Int(UInt16.max) - IPv4Header.minimumLength - UDPHeader.length) / first.length)
+                while count < limit, let next = DatagramRecord.read(ring, at: span),
+                      next.length == first.length, next.destination == first.destination {
+                    count += 1
+                    span += DatagramRecord.headerLength + next.length
+                }
             }
-            ring.release(DatagramRecord.headerLength + length)
+            _ = host.sendUDP(from: channel.port, to: first.destination, datagrams: count, each: first.length,
+                             now: now, sink: &sink) { out in
+                var at = DatagramRecord.headerLength
+                for index in 0..<count {
+                    let place = index * first.length
+                    ring.copy(from: at, count: first.length,
+                              into: UnsafeMutableRawBufferPointer(rebasing: out[place..<(place + first.length)]))
+                    at += DatagramRecord.headerLength + first.length
+                }
+            }
+            ring.release(span)
         }
         channel.doorbell.ring() // send space freed
     }
@@ -123,4 +139,13 @@ extension ProtocolLoop {
 /// The record a UDP send queues for its home core.
 enum DatagramRecord {
     static let headerLength = 12
+
+    /// The record `offset` bytes into the ring's held bytes, if one is there (records are
+    /// committed whole, so a header means its payload is there too).
+    static func read(_ ring: SendRing, at offset: Int) -> (length: Int, destination: Endpoint)? {
+        guard ring.held - offset >= headerLength else { return nil }
+        var header: (UInt32, UInt32, UInt32) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &header) { ring.copy(from: offset, count: headerLength, into: $0) }
+        return (Int(header.0), Endpoint(IPv4Address(header.1), UInt16(truncatingIfNeeded: header.2)))
+    }
 }

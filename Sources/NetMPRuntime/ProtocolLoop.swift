@@ -57,10 +57,19 @@ public struct QueueSink: FrameSink {
     mutating func write(_ frame: UnsafeRawBufferPointer, offload: FrameOffload = .none) {
         if failed == .deviceGone { writeErrors &+= 1; return }
         do { try queue.transmit(frame, offload: offload) } catch {
+            if offload.datagrams, case .writeFailed(let e) = error, e == EINVAL {
+                // A kernel before 6.2 knows no GSO_UDP_L4: cut this run here, and the loop
+                // stops asking for runs.
+                udpSegmentationRefused = true
+                transmitCompletingInSoftware(UnsafeMutableRawBufferPointer(mutating: frame), offload: offload)
+                return
+            }
             writeErrors &+= 1
             if error == .deviceGone { failed = error }
         }
     }
+    /// The TAP refused a run of datagrams as one frame.
+    public internal(set) var udpSegmentationRefused = false
 }
 
 /// One turn of a protocol thread's work: wait for frames, messages or the next timer; handle
@@ -189,6 +198,7 @@ public final class ProtocolLoop {
             }
         }
         hadWork = work > 0
+        if sink.udpSegmentationRefused && host.offloads.udpSegmentation { host.offloads.udpSegmentation = false }
         host.tick(now: now, sink: &sink)
         publishStats(now: now)
     }
@@ -274,6 +284,7 @@ extension ArrivalMarks {
 extension LinkOffloads {
     /// What the TAP's accepted TUNSETOFFLOAD flags let the host leave to the kernel.
     public init(_ flags: TAPOffloads) {
-        self.init(checksum: flags.contains(.checksum), tcpSegmentation: flags.contains(.tso4))
+        self.init(checksum: flags.contains(.checksum), tcpSegmentation: flags.contains(.tso4),
+                  udpSegmentation: flags.contains(.checksum))
     }
 }

@@ -31,8 +31,13 @@ extension FrameSink {
 public struct LinkOffloads: Equatable, Sendable {
     public var checksum = false
     public var tcpSegmentation = false
-    public init(checksum: Bool = false, tcpSegmentation: Bool = false) {
+    /// Runs of equal UDP datagrams may go as one frame (GSO_UDP_L4). A TAP takes these from
+    /// userspace whatever its TUNSETOFFLOAD flags (they only govern what it hands us), on
+    /// kernels since 6.2; an older one refuses the write, and the sink turns this off.
+    public var udpSegmentation = false
+    public init(checksum: Bool = false, tcpSegmentation: Bool = false, udpSegmentation: Bool = false) {
         self.checksum = checksum; self.tcpSegmentation = tcpSegmentation && checksum
+        self.udpSegmentation = udpSegmentation && checksum
     }
     public static let none = LinkOffloads()
 }

@@ -63,7 +63,7 @@ let host = Host(configuration: configuration)
 if options["offloads"] != "off" {
     let inboundFaults = injector?.plan.inbound == true
     let accepted = device.negotiateOffloads(inboundFaults ? [[.checksum], []] : TAPDevice.offloadPreferences)
-    host.offloads = injector == nil ? LinkOffloads(accepted) : LinkOffloads(checksum: true, tcpSegmentation: true)
+    host.offloads = injector == nil ? LinkOffloads(accepted) : LinkOffloads(checksum: true, tcpSegmentation: true, udpSegmentation: true)
     if host.offloads.tcpSegmentation { tcpConfiguration.segmentationLimit = TCPConfiguration.superSegmentLimit }
 }
 let tcp = TCPEndpoints(configuration: tcpConfiguration, secret: secret)

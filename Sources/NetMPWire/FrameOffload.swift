@@ -1,6 +1,7 @@
 /// What a frame asks of the link beyond carrying it, as the virtio-net header says it to a
 /// TAP: finish the transport checksum (the field holds only the pseudo-header sum), and cut
-/// a TCP super-segment into segments of `segmentSize` payload bytes (TSO). A frame with no
+/// a TCP super-segment into segments of `segmentSize` payload bytes (TSO), or a run of
+/// equal UDP datagrams sent as one frame into those datagrams (USO). A frame with no
 /// request is complete as it is. Offsets count from the frame's first byte.
 public struct FrameOffload: Equatable, Sendable {
     /// Where the transport header starts: the checksum covers the bytes from here to the end.
@@ -11,10 +12,14 @@ public struct FrameOffload: Equatable, Sendable {
     public var segmentSize = 0
     /// Ethernet, IPv4 and TCP headers: what every wire segment of a super-segment repeats.
     public var headerLength = 0
+    /// The segments are UDP datagrams of `segmentSize` payload bytes each (the last may be
+    /// shorter), not TCP segments.
+    public var datagrams = false
 
-    public init(checksumStart: Int = 0, checksumOffset: Int = 0, segmentSize: Int = 0, headerLength: Int = 0) {
+    public init(checksumStart: Int = 0, checksumOffset: Int = 0, segmentSize: Int = 0, headerLength: Int = 0,
+                datagrams: Bool = false) {
         self.checksumStart = checksumStart; self.checksumOffset = checksumOffset
-        self.segmentSize = segmentSize; self.headerLength = headerLength
+        self.segmentSize = segmentSize; self.headerLength = headerLength; self.datagrams = datagrams
     }
 
     public static let none = FrameOffload()
@@ -39,8 +44,8 @@ public struct FrameOffload: Equatable, Sendable {
             emit(UnsafeRawBufferPointer(frame))
             return
         }
-        // TCP over IPv4 (the one segmentation netmp asks for), as the kernel's tcp_gso_segment
-        // cuts it: each segment repeats the headers with its own sequence number, IP length
+        if datagrams { completeDatagrams(frame, scratch: scratch, emit: emit); return }
+        // TCP over IPv4, as the kernel's tcp_gso_segment cuts it: each segment repeats the headers with its own sequence number, IP length
         // and identification; FIN and PSH only on the last, CWR only on the first.
         let ip = checksumStart - IPv4Header.minimumLength
         let payloadLength = frame.count - headerLength
@@ -71,6 +76,39 @@ public struct FrameOffload: Equatable, Sendable {
             out.put16(0, at: checksumStart + 16)
             sum.add(bytes: UnsafeRawBufferPointer(rebasing: view[checksumStart...]))
             out.put16(sum.value, at: checksumStart + 16)
+            emit(view)
+            offset += count
+            index += 1
+        }
+    }
+
+    /// UDP over IPv4, as the kernel's __udp_gso_segment cuts it: each datagram repeats the
+    /// headers with its own IP length, identification and UDP length, and a whole checksum.
+    func completeDatagrams(_ frame: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer,
+                           emit: (UnsafeRawBufferPointer) -> Void) {
+        let ip = checksumStart - IPv4Header.minimumLength
+        let payloadLength = frame.count - headerLength
+        let firstIdentification = UnsafeRawBufferPointer(frame).be16(ip + 4)
+        var offset = 0, index = 0
+        while offset < payloadLength {
+            let count = min(segmentSize, payloadLength - offset)
+            let out = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<(headerLength + count)])
+            out.copyMemory(from: UnsafeRawBufferPointer(rebasing: frame[0..<headerLength]))
+            UnsafeMutableRawBufferPointer(rebasing: out[headerLength...])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: frame[(headerLength + offset)..<(headerLength + offset + count)]))
+            out.put16(UInt16(out.count - ip), at: ip + 2)
+            out.put16(firstIdentification &+ UInt16(truncatingIfNeeded: index), at: ip + 4)
+            out.put16(0, at: ip + 10)
+            out.put16(InternetChecksum.of(UnsafeRawBufferPointer(rebasing: out[ip..<checksumStart])), at: ip + 10)
+            let view = UnsafeRawBufferPointer(out)
+            let datagramLength = out.count - checksumStart
+            out.put16(UInt16(datagramLength), at: checksumStart + 4)
+            out.put16(0, at: checksumStart + 6)
+            var sum = InternetChecksum()
+            sum.addPseudoHeader(source: IPv4Address(view.be32(ip + 12)), destination: IPv4Address(view.be32(ip + 16)),
+                                protocol: IPProtocol.udp, length: datagramLength)
+            sum.add(bytes: UnsafeRawBufferPointer(rebasing: view[checksumStart...]))
+            out.put16(sum.value == 0 ? 0xFFFF : sum.value, at: checksumStart + 6)
             emit(view)
             offset += count
             index += 1

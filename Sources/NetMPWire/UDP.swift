@@ -29,14 +29,22 @@ public struct UDPHeader: Equatable, Sendable {
     }
 
     /// Writes the header into the start of `datagram` (header + payload already in place) and
-    /// fills in the checksum; a computed zero is sent as 0xFFFF (RFC 768).
-    public func emit(into datagram: UnsafeMutableRawBufferPointer, source: IPv4Address, destination: IPv4Address) {
+    /// fills in the checksum; a computed zero is sent as 0xFFFF (RFC 768). With
+    /// `partialChecksum` the field holds only the pseudo-header sum, for the link to finish
+    /// (over a run of datagrams sent as one, `datagramLength` is the run's, as the kernel's
+    /// segmentation expects).
+    public func emit(into datagram: UnsafeMutableRawBufferPointer, source: IPv4Address, destination: IPv4Address,
+                     partialChecksum: Bool = false) {
         datagram.put16(sourcePort, at: 0)
         datagram.put16(destinationPort, at: 2)
         datagram.put16(UInt16(truncatingIfNeeded: datagramLength), at: 4)
         datagram.put16(0, at: 6)
         var sum = InternetChecksum()
         sum.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.udp, length: datagramLength)
+        if partialChecksum {
+            datagram.put16(sum.partial, at: 6)
+            return
+        }
         sum.add(bytes: UnsafeRawBufferPointer(rebasing: datagram[0..<datagramLength]))
         let value = sum.value
         datagram.put16(value == 0 ? 0xFFFF : value, at: 6)

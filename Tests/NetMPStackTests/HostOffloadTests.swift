@@ -154,4 +154,59 @@ struct OffloadRecordingSink: FrameSink {
         let flags = try sink.frames.map { try Sent($0).tcp().flags }
         #expect(flags == [.rst, .syn])
     }
+
+    /// A run of equal datagrams to one destination leaves as one frame asking for UDP
+    /// segmentation (GSO_UDP_L4); cut as the kernel would, every datagram is whole and its
+    /// IP and UDP checksums valid, with consecutive identifications.
+    @Test func datagramRun_leavesAsOneFrame_cutIntoValidDatagrams() throws {
+        let host = Lab.host()
+        host.offloads = LinkOffloads(checksum: true, tcpSegmentation: true, udpSegmentation: true)
+        _ = host.feed(Lab.arp(.request)) // the peer is resolved
+        var sink = OffloadRecordingSink()
+        let count = 5, each = 1000
+        let result = host.sendUDP(from: 4000, to: Endpoint(Lab.peer, 9000), datagrams: count, each: each, now: .zero,
+                                  sink: &sink) { out in
+            for i in 0..<out.count { out[i] = UInt8(truncatingIfNeeded: i / each &+ 0x41) }
+        }
+        guard case .success = result else { Issue.record("send failed: \(result)"); return }
+        #expect(sink.frames.count == 1)
+        var (bytes, offload) = try #require(sink.frames.first)
+        #expect(bytes.count == 14 + 20 + 8 + count * each)
+        #expect(offload == FrameOffload(checksumStart: 34, checksumOffset: 6, segmentSize: each, headerLength: 42, datagrams: true))
+        #expect(host.counters.superFramesOut == 1)
+        var cut: [[UInt8]] = []
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 42 + each, alignment: 16)
+        defer { scratch.deallocate() }
+        bytes.withUnsafeMutableBytes { frame in offload.complete(frame, scratch: scratch) { cut.append(Array($0)) } }
+        #expect(cut.count == count)
+        var identification: UInt16? = nil
+        for (i, datagram) in cut.enumerated() {
+            try datagram.withUnsafeBytes { raw in
+                let ip = try IPv4Header(parsing: UnsafeRawBufferPointer(rebasing: raw[14...]))
+                #expect(ip.totalLength == 20 + 8 + each)
+                if let previous = identification { #expect(ip.identification == previous &+ 1) }
+                identification = ip.identification
+                let udp = try UDPHeader(parsing: UnsafeRawBufferPointer(rebasing: raw[34...]), source: Lab.us, destination: Lab.peer)
+                #expect(udp.datagramLength == 8 + each && udp.destinationPort == 9000)
+                #expect(raw[42...].allSatisfy { $0 == UInt8(0x41 + i) })
+            }
+        }
+    }
+
+    /// One datagram is one frame with only the checksum left to the link.
+    @Test func singleDatagram_checksumOffloadOnly() throws {
+        let host = Lab.host()
+        host.offloads = LinkOffloads(checksum: true, tcpSegmentation: true, udpSegmentation: true)
+        _ = host.feed(Lab.arp(.request))
+        var sink = OffloadRecordingSink()
+        _ = host.sendUDP(from: 4000, to: Endpoint(Lab.peer, 9000), length: 300, now: .zero, sink: &sink) { out in
+            for i in 0..<out.count { out[i] = UInt8(truncatingIfNeeded: i) }
+        }
+        var (bytes, offload) = try #require(sink.frames.first)
+        #expect(offload == FrameOffload(checksumStart: 34, checksumOffset: 6, headerLength: 42))
+        bytes.withUnsafeMutableBytes { FrameOffload.finishChecksum($0, start: 34, offset: 6) }
+        try bytes.withUnsafeBytes { raw in
+            _ = try UDPHeader(parsing: UnsafeRawBufferPointer(rebasing: raw[34...]), source: Lab.us, destination: Lab.peer)
+        }
+    }
 }
