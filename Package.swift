@@ -24,7 +24,8 @@ let package = Package(
         .target(name: "NetMPWire", swiftSettings: strict),
         .target(name: "NetMPTCP", dependencies: ["NetMPWire"], swiftSettings: strict),
         // Stack needs CNetMPLinux only for the futex under its socket rings' WaitWord.
-        .target(name: "NetMPStack", dependencies: ["NetMPWire", "NetMPTCP", "CNetMPLinux"], swiftSettings: strict),
+        .target(name: "CNetMPChannel", path: "Sources/CNetMPChannel"),
+        .target(name: "NetMPStack", dependencies: ["NetMPWire", "NetMPTCP", "CNetMPLinux", "CNetMPChannel"], swiftSettings: strict),
         .target(name: "NetMPLink", dependencies: ["NetMPWire", "CNetMPLinux"], swiftSettings: strict),
         .target(name: "NetMPRuntime", dependencies: ["NetMPStack", "NetMPLink", "CNetMPLinux", "CNuma"],
                 swiftSettings: strict),
@@ -48,7 +49,7 @@ let package = Package(
         .target(name: "NetMPTestSupport", path: "Tests/NetMPTestSupport"),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire", "NetMPTestSupport"]),
         .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire", "NetMPTestSupport"]),
-        .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPWire", "NetMPTCP", "NetMPTestSupport"]),
+        .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPWire", "NetMPTCP", "NetMPTestSupport", "CNetMPChannel"]),
         .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPStack", "NetMPWire", "NetMPTCP", "CNetMPLinux"]),
         .testTarget(name: "NetMPRuntimeTests", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPTCP", "NetMPWire", "NetMPLink", "CNetMPLinux"]),
         .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire", "NetMPStack", "NetMPTCP"]),

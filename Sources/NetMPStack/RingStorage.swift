@@ -3,23 +3,40 @@ import Glibc
 /// The memory of a byte ring addressed by absolute positions (which grow forever and are
 /// taken modulo the capacity): the wrap-around copies every ring in netmp needs, in one place.
 ///
+/// A ring's memory starts with `headerLength` bytes for its control block (the C layout of
+/// netmp_channel.h: positions and wait words), and its data follows: one object, which a
+/// later step places in memory another process maps (docs/STACK-SERVICE.md).
+///
 /// A ring of a page or more is mapped on its own (anonymous memory): its pages cost nothing
-/// until the stream reaches them, so an idle connection's two 4 MiB rings take no memory at
-/// all (through malloc each would touch a page for its chunk header). A ring little of which
-/// was used is kept for the next connection (`RingCache`); the others are unmapped.
+/// until the stream reaches them, so an idle connection's two 4 MiB rings take a page each,
+/// control block and first bytes together. A ring little of which was used is kept for the
+/// next connection (`RingCache`); the others are unmapped.
 public struct RingStorage {
+    /// The control block, `headerLength` bytes, zero when made (a fresh map is, without a
+    /// write; a reused or allocated one is cleared).
+    public let block: UnsafeMutableRawPointer
+    /// The data: `capacity` bytes right after the control block.
     public let bytes: UnsafeMutableRawBufferPointer
+    let headerLength: Int
     let mapped: Bool
     public var capacity: Int { bytes.count }
 
-    public init(capacity: Int) {
-        if capacity >= Self.pageSize, let region = RingCache.take(capacity: capacity) ?? Self.map(capacity) {
-            bytes = UnsafeMutableRawBufferPointer(start: region, count: capacity)
+    public init(capacity: Int, headerLength: Int = 0) {
+        let total = headerLength + capacity
+        if total >= Self.pageSize, let cached = RingCache.take(capacity: total) {
+            block = cached
+            mapped = true
+            cached.initializeMemory(as: UInt8.self, repeating: 0, count: headerLength) // its last user's positions
+        } else if total >= Self.pageSize, let fresh = Self.map(total) {
+            block = fresh
             mapped = true
         } else {
-            bytes = .allocate(byteCount: capacity, alignment: 64)
+            block = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 64)
+            block.initializeMemory(as: UInt8.self, repeating: 0, count: headerLength)
             mapped = false
         }
+        self.headerLength = headerLength
+        bytes = UnsafeMutableRawBufferPointer(start: block + headerLength, count: capacity)
     }
 
     static func map(_ capacity: Int) -> UnsafeMutableRawPointer? {
@@ -30,9 +47,10 @@ public struct RingStorage {
     /// Gives the memory back. A mapped ring of which at most `touched` bytes (from its
     /// start) were ever written, few enough, is kept for the next ring of its size.
     public func deallocate(touched: Int = .max) {
-        guard mapped else { bytes.deallocate(); return }
-        if touched <= RingCache.keepTouched, RingCache.keep(bytes.baseAddress!, capacity: capacity) { return }
-        munmap(bytes.baseAddress, bytes.count)
+        guard mapped else { block.deallocate(); return }
+        let total = headerLength + capacity
+        if headerLength + min(touched, capacity) <= RingCache.keepTouched, RingCache.keep(block, capacity: total) { return }
+        munmap(block, total)
     }
 
     static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))

@@ -1,3 +1,4 @@
+import CNetMPChannel
 import Glibc
 import Synchronization
 
@@ -7,41 +8,52 @@ import Synchronization
 /// waits for it: concurrent writes to one stream socket are ordered, as in the kernel). The
 /// owner reads committed bytes and frees them as they are acknowledged. Writers see
 /// `reserved - released` as an upper bound of what is held; nothing else is shared.
+///
+/// The positions and the wait word live in the ring's control block (`netmp_send_ring`),
+/// in front of its data.
 public final class SendRing: @unchecked Sendable {
     public var capacity: Int { storage.capacity }
-    let storage: RingStorage
-    let reserved = Atomic<Int>(0)
-    let committed = Atomic<Int>(0)
-    let released = Atomic<Int>(0)
+    public let storage: RingStorage
+    let reserved, committed, released: UnsafeMutablePointer<Atomic<Int>>
     /// Writers waiting for space block here; the owner wakes them when it frees.
-    public let writers = WaitWord()
+    public let writers: WaitWord
 
     public init(capacity: Int) {
-        storage = RingStorage(capacity: capacity)
+        typealias Block = netmp_send_ring
+        storage = RingStorage(capacity: capacity, headerLength: MemoryLayout<Block>.size)
+        let block = storage.block
+        func position(_ field: KeyPath<Block, Int64>) -> UnsafeMutablePointer<Atomic<Int>> {
+            // Zero bytes are Atomic(0): the block is zero, and writing it would touch the page.
+            (block + MemoryLayout<Block>.offset(of: field)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
+        }
+        reserved = position(\.reserved)
+        committed = position(\.committed)
+        released = position(\.released)
+        writers = WaitWord(zeroedAt: block + MemoryLayout<Block>.offset(of: \Block.writers)!)
     }
-    deinit { storage.deallocate(touched: reserved.load(ordering: .relaxed)) }
+    deinit { storage.deallocate(touched: reserved.pointee.load(ordering: .relaxed)) }
 
     // MARK: Writers (any thread)
 
     /// Space for writers now, a lower bound (the owner frees more).
-    public var free: Int { capacity - (reserved.load(ordering: .acquiring) - released.load(ordering: .acquiring)) }
+    public var free: Int { capacity - (reserved.pointee.load(ordering: .acquiring) - released.pointee.load(ordering: .acquiring)) }
 
     /// Appends as much of `bytes` as fits; returns how much (0 when full).
     public func write(_ bytes: UnsafeRawBufferPointer) -> Int {
-        var start = reserved.load(ordering: .relaxed)
+        var start = reserved.pointee.load(ordering: .relaxed)
         var n = 0
         while true {
-            let room = capacity - (start - released.load(ordering: .acquiring))
+            let room = capacity - (start - released.pointee.load(ordering: .acquiring))
             n = min(room, bytes.count)
             guard n > 0 else { return 0 }
-            let (exchanged, current) = reserved.compareExchange(expected: start, desired: start + n, ordering: .acquiringAndReleasing)
+            let (exchanged, current) = reserved.pointee.compareExchange(expected: start, desired: start + n, ordering: .acquiringAndReleasing)
             if exchanged { break }
             start = current
         }
         storage.copyIn(UnsafeRawBufferPointer(rebasing: bytes[0..<n]), at: start)
         // Commit in reservation order.
-        while committed.load(ordering: .acquiring) != start { sched_yield() }
-        committed.store(start + n, ordering: .releasing)
+        while committed.pointee.load(ordering: .acquiring) != start { sched_yield() }
+        committed.pointee.store(start + n, ordering: .releasing)
         return n
     }
 
@@ -49,10 +61,10 @@ public final class SendRing: @unchecked Sendable {
     /// interleaved with another writer's); false when they do not fit now.
     public func writeRecord(_ parts: UnsafeRawBufferPointer...) -> Bool {
         let total = parts.reduce(0) { $0 + $1.count }
-        var start = reserved.load(ordering: .relaxed)
+        var start = reserved.pointee.load(ordering: .relaxed)
         while true {
-            guard capacity - (start - released.load(ordering: .acquiring)) >= total else { return false }
-            let (exchanged, current) = reserved.compareExchange(expected: start, desired: start + total, ordering: .acquiringAndReleasing)
+            guard capacity - (start - released.pointee.load(ordering: .acquiring)) >= total else { return false }
+            let (exchanged, current) = reserved.pointee.compareExchange(expected: start, desired: start + total, ordering: .acquiringAndReleasing)
             if exchanged { break }
             start = current
         }
@@ -61,8 +73,8 @@ public final class SendRing: @unchecked Sendable {
             storage.copyIn(part, at: at)
             at += part.count
         }
-        while committed.load(ordering: .acquiring) != start { sched_yield() }
-        committed.store(start + total, ordering: .releasing)
+        while committed.pointee.load(ordering: .acquiring) != start { sched_yield() }
+        committed.pointee.store(start + total, ordering: .releasing)
         return true
     }
 
@@ -74,24 +86,24 @@ public final class SendRing: @unchecked Sendable {
 
     /// Bytes written and not yet acknowledged, an upper bound (SIOCOUTQ).
     /// Bytes ever released (acknowledged): it moves when space frees (edge-triggered EPOLLOUT).
-    public var releasedPosition: Int { released.load(ordering: .acquiring) }
-    public var outstanding: Int { reserved.load(ordering: .acquiring) - released.load(ordering: .acquiring) }
+    public var releasedPosition: Int { released.pointee.load(ordering: .acquiring) }
+    public var outstanding: Int { reserved.pointee.load(ordering: .acquiring) - released.pointee.load(ordering: .acquiring) }
 
     // MARK: Owner
 
     /// Committed bytes not yet released (what the owner may send, and resend).
-    public var held: Int { committed.load(ordering: .acquiring) - released.load(ordering: .relaxed) }
+    public var held: Int { committed.pointee.load(ordering: .acquiring) - released.pointee.load(ordering: .relaxed) }
 
     /// Copies `count` held bytes starting `offset` past the oldest unreleased byte.
     public func copy(from offset: Int, count: Int, into destination: UnsafeMutableRawBufferPointer) {
         precondition(offset >= 0 && offset + count <= held && count <= destination.count)
-        storage.copyOut(from: released.load(ordering: .relaxed) + offset, count: count, into: destination)
+        storage.copyOut(from: released.pointee.load(ordering: .relaxed) + offset, count: count, into: destination)
     }
 
     /// Frees the `count` oldest bytes (acknowledged) and wakes blocked writers.
     public func release(_ count: Int) {
         precondition(count >= 0 && count <= held)
-        released.add(count, ordering: .releasing)
+        released.pointee.add(count, ordering: .releasing)
         writers.wakeAll()
     }
 }

@@ -1,23 +1,42 @@
+import CNetMPChannel
 import CNetMPLinux
 import Glibc
 import Synchronization
 
 /// A futex word for blocking without lost wakeups: a waiter reads the generation, announces
-/// itself, checks its condition, and sleeps only if the generation is unchanged; a waker bumps
-/// the generation and makes the wake system call only when someone announced a wait. Both
-/// sides use sequentially consistent operations, so either the waiter sees the change or
-/// the waker sees the waiter.
+/// itself, checks its condition, and sleeps only if the generation is unchanged; a waker
+/// that finds someone announced bumps the generation and makes the wake system call. Both
+/// sides order their write before their read with sequentially consistent operations, so
+/// either the waiter sees the change or the waker sees the waiter.
+///
+/// The word and the count are a `netmp_wait_word` (netmp_channel.h): in the control block of
+/// a ring that holds it (`init(at:)`), or in memory of its own.
 public final class WaitWord: @unchecked Sendable {
     let word: UnsafeMutablePointer<Atomic<UInt32>>
-    let waiters = Atomic<Int>(0)
+    let waiters: UnsafeMutablePointer<Atomic<UInt32>>
+    /// The memory is this object's (else the ring's that holds it, which outlives it).
+    let owned: Bool
 
-    public init() {
-        word = .allocate(capacity: 1)
-        word.initialize(to: Atomic(0))
+    public convenience init() {
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<netmp_wait_word>.size,
+                                                      alignment: MemoryLayout<netmp_wait_word>.alignment)
+        memory.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<netmp_wait_word>.size)
+        self.init(zeroedAt: memory, owned: true)
     }
+
+    /// The wait word at `memory`, whose bytes are zero (a fresh word: zero bytes are
+    /// Atomic(0), and not writing them leaves an untouched page untouched), inside a control
+    /// block that outlives this object.
+    init(zeroedAt memory: UnsafeMutableRawPointer, owned: Bool = false) {
+        word = (memory + MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.generation)!)
+            .bindMemory(to: Atomic<UInt32>.self, capacity: 1)
+        waiters = (memory + MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.waiters)!)
+            .bindMemory(to: Atomic<UInt32>.self, capacity: 1)
+        self.owned = owned
+    }
+
     deinit {
-        word.deinitialize(count: 1)
-        word.deallocate()
+        if owned { UnsafeMutableRawPointer(word).deallocate() }
     }
 
     /// Blocks until `ready()` holds or `timeout` (nanoseconds, nil: forever) passes.
@@ -43,8 +62,8 @@ public final class WaitWord: @unchecked Sendable {
         }
         if interruptible && netmp_interrupting_signals() != signals { return .interrupted }
         let generation = word.pointee.load(ordering: .sequentiallyConsistent)
-        waiters.add(1, ordering: .sequentiallyConsistent)
-        defer { waiters.subtract(1, ordering: .sequentiallyConsistent) }
+        waiters.pointee.add(1, ordering: .sequentiallyConsistent)
+        defer { waiters.pointee.subtract(1, ordering: .sequentiallyConsistent) }
         if ready() { return .ready }
         let address = UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
         let result = netmp_futex_wait(address, generation, timeout ?? -1)
@@ -56,10 +75,16 @@ public final class WaitWord: @unchecked Sendable {
     /// Looks before sleeping (each after a sched_yield: some microseconds in all).
     static let spins = 16
 
-    /// Wakes every waiter (after the caller published what they wait for).
+    /// Wakes every waiter (after the caller published what they wait for). With nobody
+    /// waiting it writes nothing: a waiter that announces itself later sees what was
+    /// published when it checks, so the generation only has to move for one already counted
+    /// (and a ring's idle wait word keeps its page untouched). The fence orders the caller's
+    /// publishing store before the look at the count, as the waiter's increment orders its
+    /// count before its check.
     public func wakeAll() {
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        guard waiters.pointee.load(ordering: .sequentiallyConsistent) > 0 else { return }
         word.pointee.add(1, ordering: .sequentiallyConsistent)
-        guard waiters.load(ordering: .sequentiallyConsistent) > 0 else { return }
         let address = UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
         _ = netmp_futex_wake(address, Int32.max)
     }

@@ -1,0 +1,59 @@
+// The memory a socket's application side and its owner core share, in C layout: the one
+// definition both sides read (Swift through MemoryLayout offsets, C directly), with offsets
+// instead of pointers so it can be mapped at different addresses in different processes
+// (docs/STACK-SERVICE.md). The fields below that change are accessed only atomically; the
+// layout keeps each side's fields on its own cache line (explicit padding, which Swift
+// imports, rather than _Alignas, which it does not), so a writer and the owner do not
+// bounce one line between cores. Blocks start cache-line aligned.
+#ifndef NETMP_CHANNEL_H
+#define NETMP_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NETMP_CACHE_LINE 64
+
+/// A futex word and the count of threads about to sleep on it (WaitWord).
+typedef struct netmp_wait_word {
+    uint32_t generation;
+    uint32_t waiters;
+} netmp_wait_word;
+
+/// A send ring's control block, followed in memory by its data: writers (application
+/// threads) reserve and commit positions; the owner core releases what is acknowledged.
+/// Positions are byte counts since the ring was made, never wrapped; the data index is
+/// position % capacity. A block of zeros is a fresh ring, so a newly mapped ring needs no
+/// write (an idle connection touches none of its pages). Where the data lies and how large
+/// it is belong to whoever describes the ring (today the Swift object; later the socket's
+/// slot in the client region), not to the block the other side may write.
+typedef struct netmp_send_ring {
+    int64_t reserved;               // writers
+    int64_t committed;              // writers, in reservation order
+    uint8_t writers_line_end[48];
+    int64_t released;               // owner
+    netmp_wait_word writers;        // writers waiting for space
+    uint8_t owner_line_end[48];
+} netmp_send_ring;
+
+/// A receive ring's control block, followed in memory by its data: the owner core writes
+/// and publishes (tail, end of stream); readers (application threads) claim by moving head.
+typedef struct netmp_receive_ring {
+    int64_t tail;                   // owner
+    uint32_t end_of_stream;         // owner: 1 once the peer's FIN is in
+    uint8_t owner_line_end[52];
+    int64_t head;                   // readers
+    netmp_wait_word readers;        // readers waiting for data
+    uint8_t readers_line_end[48];
+} netmp_receive_ring;
+
+_Static_assert(sizeof(netmp_wait_word) == 8, "wait word: two 32-bit words (the futex is the first)");
+_Static_assert(offsetof(netmp_send_ring, reserved) == 0, "send ring: writers' line");
+_Static_assert(offsetof(netmp_send_ring, released) == 64, "send ring: owner's line");
+_Static_assert(offsetof(netmp_send_ring, writers) == 72, "send ring: writers' wait word beside released");
+_Static_assert(sizeof(netmp_send_ring) == 128, "send ring control block: two cache lines");
+_Static_assert(offsetof(netmp_receive_ring, tail) == 0, "receive ring: owner's line");
+_Static_assert(offsetof(netmp_receive_ring, head) == 64, "receive ring: readers' line");
+_Static_assert(offsetof(netmp_receive_ring, readers) == 72, "receive ring: readers' wait word beside head");
+_Static_assert(sizeof(netmp_receive_ring) == 128, "receive ring control block: two cache lines");
+
+#endif

@@ -1,0 +1,42 @@
+import CNetMPChannel
+import NetMPStack
+import Testing
+
+/// The rings keep their state in the C layout of netmp_channel.h, the one definition a
+/// process on the other side of the stack-service boundary will read: the offsets Swift
+/// sees are the ones the header asserts, and a ring's positions are found there.
+@Suite struct ChannelLayoutTests {
+    @Test func swiftSeesTheHeadersOffsets() {
+        #expect(MemoryLayout<netmp_wait_word>.size == 8)
+        #expect(MemoryLayout<netmp_send_ring>.size == 128)
+        #expect(MemoryLayout<netmp_send_ring>.offset(of: \.reserved) == 0)
+        #expect(MemoryLayout<netmp_send_ring>.offset(of: \.committed) == 8)
+        #expect(MemoryLayout<netmp_send_ring>.offset(of: \.released) == 64)
+        #expect(MemoryLayout<netmp_send_ring>.offset(of: \.writers) == 72)
+        #expect(MemoryLayout<netmp_receive_ring>.size == 128)
+        #expect(MemoryLayout<netmp_receive_ring>.offset(of: \.tail) == 0)
+        #expect(MemoryLayout<netmp_receive_ring>.offset(of: \.end_of_stream) == 8)
+        #expect(MemoryLayout<netmp_receive_ring>.offset(of: \.head) == 64)
+        #expect(MemoryLayout<netmp_receive_ring>.offset(of: \.readers) == 72)
+    }
+
+    /// Reading the control block as C would: the positions, and the data right after it.
+    @Test func ringsKeepTheirPositionsInTheControlBlock() {
+        let send = SendRing(capacity: 1 << 16)
+        let bytes = [UInt8](repeating: 7, count: 1000)
+        #expect(bytes.withUnsafeBytes { send.write($0) } == 1000)
+        send.release(300)
+        let sendBlock = send.storage.block.load(as: netmp_send_ring.self)
+        #expect(sendBlock.reserved == 1000 && sendBlock.committed == 1000 && sendBlock.released == 300)
+        #expect(send.storage.bytes.baseAddress == send.storage.block + 128)
+
+        let receive = ReceiveRing(capacity: 4096)
+        bytes.withUnsafeBytes { receive.write(UnsafeRawBufferPointer(rebasing: $0[0..<500]), at: 0) }
+        receive.publish(500)
+        var out = [UInt8](repeating: 0, count: 200)
+        #expect(out.withUnsafeMutableBytes { receive.read(into: $0) } == 200)
+        receive.publishEndOfStream()
+        let receiveBlock = receive.storage.block.load(as: netmp_receive_ring.self)
+        #expect(receiveBlock.tail == 500 && receiveBlock.head == 200 && receiveBlock.end_of_stream == 1)
+    }
+}
