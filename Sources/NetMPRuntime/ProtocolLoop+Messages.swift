@@ -41,7 +41,7 @@ extension ProtocolLoop {
             do {
                 try tcp.listen(port: queue.port, backlog: queue.backlog) { socket in
                     // Attached and established before it is visible to accept().
-                    socket.channel.owner.store(core, ordering: .releasing)
+                    socket.channel.attach(to: core)
                     socket.channel.publish([.attached, .established])
                     return queue.push(AcceptedConnection(channel: socket.channel, tuple: socket.tuple, core: core))
                 }

@@ -254,7 +254,7 @@ public final class StreamSocket: @unchecked Sendable {
             // tuple hashes to it. Attached before the message goes, so every later message
             // (a send, a close) follows it to the same port, in order, without waiting for
             // the core to answer: a non-blocking connect costs the caller no thread switch.
-            channel.owner.store(core, ordering: .releasing)
+            channel.attach(to: core)
             _ = channel.raise(.attached)
             stack.send(.connect(ConnectRequest(channel: channel, remote: remote, localPort: boundPort,
                                                configuration: configuration)), to: core)
@@ -441,7 +441,7 @@ public final class StreamSocket: @unchecked Sendable {
         if channel.raise(.windowRequested) { stack.send(.windowUpdate(channel), to: ownerCore) }
     }
 
-    var ownerCore: Int { channel.owner.load(ordering: .acquiring) }
+    var ownerCore: Int { channel.owner }
 
     // MARK: Ending
 

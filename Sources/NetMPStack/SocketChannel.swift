@@ -1,3 +1,4 @@
+import CNetMPChannel
 import Glibc
 import Synchronization
 
@@ -11,22 +12,29 @@ import Synchronization
 /// only two requests, each a flag: "send what I wrote" and "I read, the window may reopen".
 /// A request is sent as a message only when its flag was clear, so a stream of writes costs
 /// one message per turn of the owner, not one per write.
+///
+/// The published state is a `netmp_stream_slot` (netmp_channel.h), in C layout like the
+/// rings' control blocks.
 public final class SocketChannel: @unchecked Sendable {
     public let send: SendRing
     public let receive: ReceiveRing
+    /// The slot's memory (one cache line), this object's.
+    public let slot: UnsafeMutableRawPointer
     /// Connection-state changes (connect done, failed, closed) wake this word; data moves
     /// wake the rings' own words.
-    public let changes = WaitWord()
+    public let changes: WaitWord
     /// Rung on every change that poll, select or epoll could care about (the shim's eventfd).
     public let doorbell: Doorbell
-    let flags = Atomic<UInt32>(0)
-    let errorNumber = Atomic<Int32>(0)
+    let flags: UnsafeMutablePointer<Atomic<UInt32>>
+    let errorNumber: UnsafeMutablePointer<Atomic<Int32>>
     /// Application threads inside a write (between checking that writing is open and
     /// committing their bytes). shutdown and close wait for them to leave before asking the
     /// owner to send the FIN, so a write that returned a count is never cut off by it.
-    let activeWriters = Atomic<Int>(0)
+    let activeWriters: UnsafeMutablePointer<Atomic<Int>>
     /// The owner core's index, once a core owns the connection (-1 before).
-    public let owner = Atomic<Int>(-1)
+    let ownerWord: UnsafeMutablePointer<Atomic<Int>>
+    public var owner: Int { ownerWord.pointee.load(ordering: .acquiring) }
+    public func attach(to core: Int) { ownerWord.pointee.store(core, ordering: .releasing) }
     /// Owner only: the control block this channel belongs to, for messages that name the
     /// channel. Application threads never read it.
     public nonisolated(unsafe) var socket: TCPSocket?
@@ -35,22 +43,22 @@ public final class SocketChannel: @unchecked Sendable {
         public let rawValue: UInt32
         public init(rawValue: UInt32) { self.rawValue = rawValue }
         /// A core took the connection (its connect was accepted, or it came from a listener).
-        public static let attached = Status(rawValue: 1 << 0)
+        public static let attached = Status(rawValue: NETMP_STATUS_ATTACHED)
         /// The handshake completed.
-        public static let established = Status(rawValue: 1 << 1)
+        public static let established = Status(rawValue: NETMP_STATUS_ESTABLISHED)
         /// The connection failed; `error` holds the errno.
-        public static let failed = Status(rawValue: 1 << 2)
+        public static let failed = Status(rawValue: NETMP_STATUS_FAILED)
         /// The connection reached CLOSED (after a failure, a close or TIME-WAIT).
-        public static let closed = Status(rawValue: 1 << 3)
+        public static let closed = Status(rawValue: NETMP_STATUS_CLOSED)
         /// The application shut down writing (or closed): further writes get EPIPE.
-        public static let writeShut = Status(rawValue: 1 << 4)
+        public static let writeShut = Status(rawValue: NETMP_STATUS_WRITE_SHUT)
         /// The application shut down reading: reads return end of file.
-        public static let readShut = Status(rawValue: 1 << 5)
+        public static let readShut = Status(rawValue: NETMP_STATUS_READ_SHUT)
         /// Everything written, FIN included, was acknowledged (SO_LINGER waits for it).
-        public static let drained = Status(rawValue: 1 << 6)
+        public static let drained = Status(rawValue: NETMP_STATUS_DRAINED)
         /// Requests from application threads, cleared by the owner before it acts on them.
-        public static let outputRequested = Status(rawValue: 1 << 16)
-        public static let windowRequested = Status(rawValue: 1 << 17)
+        public static let outputRequested = Status(rawValue: NETMP_STATUS_OUTPUT_REQUESTED)
+        public static let windowRequested = Status(rawValue: NETMP_STATUS_WINDOW_REQUESTED)
     }
 
     /// `doorbell`: a socket that connects again after a failed connect keeps its pollers.
@@ -58,38 +66,48 @@ public final class SocketChannel: @unchecked Sendable {
         send = SendRing(capacity: sendCapacity)
         receive = ReceiveRing(capacity: receiveCapacity)
         self.doorbell = doorbell
+        typealias Slot = netmp_stream_slot
+        slot = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Slot>.size, alignment: 64)
+        slot.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<Slot>.size)
+        flags = (slot + MemoryLayout<Slot>.offset(of: \Slot.status)!).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
+        errorNumber = (slot + MemoryLayout<Slot>.offset(of: \Slot.error)!).bindMemory(to: Atomic<Int32>.self, capacity: 1)
+        ownerWord = (slot + MemoryLayout<Slot>.offset(of: \Slot.owner)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
+        activeWriters = (slot + MemoryLayout<Slot>.offset(of: \Slot.active_writers)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
+        changes = WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.changes)!)
+        ownerWord.pointee.store(-1, ordering: .relaxed)
     }
+    deinit { slot.deallocate() } // `changes` goes with this object: nobody holds it alone
 
-    public var status: Status { Status(rawValue: flags.load(ordering: .acquiring)) }
+    public var status: Status { Status(rawValue: flags.pointee.load(ordering: .acquiring)) }
     /// The errno of a failed connection (0 while it has not failed).
-    public var error: Int32 { errorNumber.load(ordering: .acquiring) }
+    public var error: Int32 { errorNumber.pointee.load(ordering: .acquiring) }
 
     // MARK: Any thread
 
     /// Takes the pending error (SO_ERROR, or the failing call): reported once, as Linux does.
-    public func takeError() -> Int32 { errorNumber.exchange(0, ordering: .acquiringAndReleasing) }
+    public func takeError() -> Int32 { errorNumber.pointee.exchange(0, ordering: .acquiringAndReleasing) }
 
     /// Sets `bits`; true if any of them was clear before (the caller then owns the request).
     @discardableResult
     public func raise(_ bits: Status) -> Bool {
-        let before = Status(rawValue: flags.bitwiseOr(bits.rawValue, ordering: .sequentiallyConsistent).oldValue)
+        let before = Status(rawValue: flags.pointee.bitwiseOr(bits.rawValue, ordering: .sequentiallyConsistent).oldValue)
         return !before.isSuperset(of: bits)
     }
 
     /// Clears request bits; true if they were set (owner, before acting on a request).
     @discardableResult
     public func clear(_ bits: Status) -> Bool {
-        let before = Status(rawValue: flags.bitwiseAnd(~bits.rawValue, ordering: .sequentiallyConsistent).oldValue)
+        let before = Status(rawValue: flags.pointee.bitwiseAnd(~bits.rawValue, ordering: .sequentiallyConsistent).oldValue)
         return !before.isDisjoint(with: bits)
     }
 
     /// Enters a write: false (and not entered) if writing is shut down.
     public func beginWrite() -> Bool {
-        activeWriters.add(1, ordering: .sequentiallyConsistent)
+        activeWriters.pointee.add(1, ordering: .sequentiallyConsistent)
         if status.contains(.writeShut) { endWrite(); return false }
         return true
     }
-    public func endWrite() { activeWriters.subtract(1, ordering: .sequentiallyConsistent) }
+    public func endWrite() { activeWriters.pointee.subtract(1, ordering: .sequentiallyConsistent) }
 
     /// Shuts writing (once; false if it was already shut) and waits for writes under way,
     /// a second at most: a write takes microseconds, and one that never ends was left by a
@@ -99,7 +117,7 @@ public final class SocketChannel: @unchecked Sendable {
         let first = raise(.writeShut)
         var started = timespec(), now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &started)
-        while activeWriters.load(ordering: .sequentiallyConsistent) > 0 {
+        while activeWriters.pointee.load(ordering: .sequentiallyConsistent) > 0 {
             sched_yield()
             clock_gettime(CLOCK_MONOTONIC, &now)
             if now.tv_sec - started.tv_sec > 1 { break }
@@ -112,7 +130,7 @@ public final class SocketChannel: @unchecked Sendable {
     /// Publishes a state change and wakes every kind of waiter: a blocked reader or writer
     /// must see a failure or a close as surely as a connect waiter does.
     public func publish(_ bits: Status, error: Int32 = 0) {
-        if error != 0 { errorNumber.store(error, ordering: .releasing) }
+        if error != 0 { errorNumber.pointee.store(error, ordering: .releasing) }
         // The status before end of stream: a reader that sees the end and then looks at the
         // status must see a failure, or it would report a reset as a clean end of file.
         raise(bits)

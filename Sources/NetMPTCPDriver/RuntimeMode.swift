@@ -66,7 +66,7 @@ func runRuntimeMode(_ options: [String: String], configuration: StackConfigurati
             let local = socket.localAddress
             outcome.ok = failure == nil
             outcome.line = "{\"connection\":\(index),\"outcome\":\"\(failure ?? "ok")\",\"local_port\":\(local.port),"
-                + "\"core\":\(socket.channel.owner.load(ordering: .acquiring)),\"sent\":\(sent),\"sent_crc\":\(sentCRC.final),"
+                + "\"core\":\(socket.channel.owner),\"sent\":\(sent),\"sent_crc\":\(sentCRC.final),"
                 + "\"received\":\(received),\"received_crc\":\(receivedCRC.final)}"
         }
     }

@@ -56,7 +56,7 @@ import Testing
             #expect(clientResults[index].0 == bytes && clientResults[index].1 == nil, "B -> A stream \(index): \(clientResults[index])")
         }
         // Ownership, as `netmp stat` shows it: connections on both cores, each on its hash owner.
-        let owners = clients.compactMap { $0?.channel.owner.load(ordering: .acquiring) }
+        let owners = clients.compactMap { $0?.channel.owner }
         #expect(Set(owners) == [0, 1], "owners: \(owners)")
         let snapshot = try #require(pair.a.statsSnapshot() as StatsSnapshot?)
         for connection in snapshot.connections {

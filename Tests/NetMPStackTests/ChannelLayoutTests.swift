@@ -39,4 +39,22 @@ import Testing
         let receiveBlock = receive.storage.block.load(as: netmp_receive_ring.self)
         #expect(receiveBlock.tail == 500 && receiveBlock.head == 200 && receiveBlock.end_of_stream == 1)
     }
+
+    /// A stream socket's published state is a netmp_stream_slot: what the owner publishes
+    /// and the application raises is there, in the bits the header names.
+    @Test func streamSlotHoldsStatusErrorAndOwner() {
+        #expect(MemoryLayout<netmp_stream_slot>.size == 64)
+        #expect(MemoryLayout<netmp_stream_slot>.offset(of: \.owner) == 8)
+        #expect(MemoryLayout<netmp_stream_slot>.offset(of: \.changes) == 24)
+        let channel = SocketChannel(sendCapacity: 4096, receiveCapacity: 4096)
+        #expect(channel.slot.load(as: netmp_stream_slot.self).owner == -1)
+        channel.attach(to: 1)
+        channel.publish([.attached, .established])
+        channel.raise(.outputRequested)
+        channel.publish(.failed, error: 104)
+        let slot = channel.slot.load(as: netmp_stream_slot.self)
+        #expect(slot.owner == 1 && slot.error == 104)
+        #expect(slot.status == NETMP_STATUS_ATTACHED | NETMP_STATUS_ESTABLISHED | NETMP_STATUS_FAILED | NETMP_STATUS_OUTPUT_REQUESTED)
+        #expect(channel.takeError() == 104 && channel.slot.load(as: netmp_stream_slot.self).error == 0)
+    }
 }

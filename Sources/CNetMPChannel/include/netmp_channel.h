@@ -46,6 +46,34 @@ typedef struct netmp_receive_ring {
     uint8_t readers_line_end[48];
 } netmp_receive_ring;
 
+/// A stream socket's published state, which both sides read: the owner core publishes
+/// states (and the errno of a failure); application threads raise requests and shut
+/// directions; each writer counts itself in `active_writers` while it copies.
+typedef struct netmp_stream_slot {
+    uint32_t status;                // NETMP_STATUS_* bits
+    int32_t error;                  // errno of a failed connection, taken once (SO_ERROR)
+    int64_t owner;                  // the owner core, -1 before one owns the connection
+    int64_t active_writers;         // application threads inside a write
+    netmp_wait_word changes;        // connection-state changes
+    uint8_t line_end[32];
+} netmp_stream_slot;
+
+/// The status bits of a stream slot. States, published by the owner:
+static const uint32_t NETMP_STATUS_ATTACHED = 1u << 0;     // a core owns the connection
+static const uint32_t NETMP_STATUS_ESTABLISHED = 1u << 1;  // the handshake completed
+static const uint32_t NETMP_STATUS_FAILED = 1u << 2;       // failed; `error` holds the errno
+static const uint32_t NETMP_STATUS_CLOSED = 1u << 3;       // reached CLOSED
+static const uint32_t NETMP_STATUS_DRAINED = 1u << 6;      // all written, FIN included, acknowledged
+/// Set by the application:
+static const uint32_t NETMP_STATUS_WRITE_SHUT = 1u << 4;   // shutdown(SHUT_WR) or close
+static const uint32_t NETMP_STATUS_READ_SHUT = 1u << 5;    // shutdown(SHUT_RD)
+/// Requests, raised by the application and cleared by the owner before it acts:
+static const uint32_t NETMP_STATUS_OUTPUT_REQUESTED = 1u << 16;  // "send what I wrote"
+static const uint32_t NETMP_STATUS_WINDOW_REQUESTED = 1u << 17;  // "I read: the window may reopen"
+
+_Static_assert(sizeof(netmp_stream_slot) == 64, "stream slot: one cache line");
+_Static_assert(offsetof(netmp_stream_slot, owner) == 8, "stream slot: owner");
+_Static_assert(offsetof(netmp_stream_slot, changes) == 24, "stream slot: changes wait word");
 _Static_assert(sizeof(netmp_wait_word) == 8, "wait word: two 32-bit words (the futex is the first)");
 _Static_assert(offsetof(netmp_send_ring, reserved) == 0, "send ring: writers' line");
 _Static_assert(offsetof(netmp_send_ring, released) == 64, "send ring: owner's line");
