@@ -1,3 +1,4 @@
+import CNetMPChannel
 import NetMPTCP
 import NetMPWire
 import Synchronization
@@ -7,36 +8,51 @@ import Synchronization
 /// core waits for another, and order across cores is not kept, as with SO_REUSEPORT);
 /// readers drain the queues in turn. Datagrams to send go through one multi-producer ring
 /// as whole records, drained by the socket's home core.
+///
+/// The shared words are a `netmp_datagram_slot`, each queue's positions a
+/// `netmp_record_queue` (netmp_channel.h), in C layout like a stream socket's.
 public final class DatagramChannel: @unchecked Sendable {
     public let port: UInt16
     public let queues: [DatagramQueue]
+    /// The slot's memory (one cache line), this object's.
+    public let slot: UnsafeMutableRawPointer
     /// Readers block here; a core wakes it after queueing.
-    public let arrivals = WaitWord()
+    public let arrivals: WaitWord
     /// Rung when a datagram arrives or send space frees (the shim's eventfd).
     public let doorbell = Doorbell()
     public let outgoing: SendRing
     /// The core that sends this socket's datagrams.
     public let homeCore: Int
     /// connect(): only datagrams from this peer are received (0: any). address << 16 | port.
-    let peer = Atomic<UInt64>(0)
-    let outputRequested = Atomic<Bool>(false)
-    let turn = Atomic<Int>(0)
+    let peer: UnsafeMutablePointer<Atomic<UInt64>>
+    let outputRequested: UnsafeMutablePointer<Atomic<UInt32>>
+    let turn: UnsafeMutablePointer<Atomic<Int>>
+    let overflowCount: UnsafeMutablePointer<Atomic<Int>>
     /// Datagrams dropped because a core's queue was full (SO_RXQ_OVFL's count).
-    public let overflows = Atomic<Int>(0)
+    public var overflows: Int { overflowCount.pointee.load(ordering: .relaxed) }
 
     public init(port: UInt16, cores: Int, homeCore: Int, queueCapacity: Int = 256 << 10, sendCapacity: Int = 256 << 10) {
         self.port = port
         self.homeCore = homeCore
         queues = (0..<cores).map { _ in DatagramQueue(capacity: queueCapacity) }
         outgoing = SendRing(capacity: sendCapacity)
+        typealias Slot = netmp_datagram_slot
+        slot = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Slot>.size, alignment: 64)
+        slot.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<Slot>.size)
+        peer = (slot + MemoryLayout<Slot>.offset(of: \Slot.peer)!).bindMemory(to: Atomic<UInt64>.self, capacity: 1)
+        outputRequested = (slot + MemoryLayout<Slot>.offset(of: \Slot.output_requested)!).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
+        turn = (slot + MemoryLayout<Slot>.offset(of: \Slot.turn)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
+        overflowCount = (slot + MemoryLayout<Slot>.offset(of: \Slot.overflows)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
+        arrivals = WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.arrivals)!)
     }
+    deinit { slot.deallocate() }
 
     public var connectedPeer: Endpoint? {
-        let v = peer.load(ordering: .acquiring)
+        let v = peer.pointee.load(ordering: .acquiring)
         return v == 0 ? nil : Endpoint(IPv4Address(UInt32(truncatingIfNeeded: v >> 16)), UInt16(truncatingIfNeeded: v))
     }
     public func connect(to remote: Endpoint?) {
-        peer.store(remote.map { UInt64($0.address.value) << 16 | UInt64($0.port) } ?? 0, ordering: .releasing)
+        peer.pointee.store(remote.map { UInt64($0.address.value) << 16 | UInt64($0.port) } ?? 0, ordering: .releasing)
     }
 
     // MARK: Cores
@@ -44,7 +60,7 @@ public final class DatagramChannel: @unchecked Sendable {
     /// Queues a datagram that arrived on `core`; false (and counted) when its queue is full.
     public func deliver(_ payload: UnsafeRawBufferPointer, from source: Endpoint, core: Int) -> Bool {
         guard queues[core].push(payload, from: source) else {
-            overflows.add(1, ordering: .relaxed)
+            overflowCount.pointee.add(1, ordering: .relaxed)
             return false
         }
         arrivals.wakeAll()
@@ -53,16 +69,16 @@ public final class DatagramChannel: @unchecked Sendable {
     }
 
     /// Home core: clears the send request before draining, so a later write asks again.
-    public func takeOutputRequest() { outputRequested.store(false, ordering: .sequentiallyConsistent) }
+    public func takeOutputRequest() { outputRequested.pointee.store(0, ordering: .sequentiallyConsistent) }
 
     // MARK: Application threads
 
     /// True if the caller must ask the home core to send (the first request since it drained).
-    public func requestOutput() -> Bool { !outputRequested.exchange(true, ordering: .sequentiallyConsistent) }
+    public func requestOutput() -> Bool { outputRequested.pointee.exchange(1, ordering: .sequentiallyConsistent) == 0 }
 
     /// Takes the next datagram from the cores' queues in turn.
     public func receive(into buffer: UnsafeMutableRawBufferPointer, peek: Bool) -> (length: Int, from: Endpoint)? {
-        let start = turn.add(1, ordering: .relaxed).newValue
+        let start = turn.pointee.add(1, ordering: .relaxed).newValue
         for i in 0..<queues.count {
             if let got = queues[(start + i) % queues.count].pop(into: buffer, peek: peek) { return got }
         }
@@ -81,31 +97,37 @@ public final class DatagramChannel: @unchecked Sendable {
 /// Each record is a 12-byte header (length, source address and port) and the payload; a
 /// reader copies a whole record and then claims it by CAS on `head`, like ReceiveRing.
 public final class DatagramQueue: @unchecked Sendable {
-    let storage: RingStorage
-    let tail = Atomic<Int>(0)
-    let head = Atomic<Int>(0)
+    public let storage: RingStorage
+    /// In the queue's control block (`netmp_record_queue`), in front of its records.
+    let tail, head: UnsafeMutablePointer<Atomic<Int>>
     static let headerLength = 12
 
-    public init(capacity: Int) { storage = RingStorage(capacity: capacity) }
-    deinit { storage.deallocate() }
+    public init(capacity: Int) {
+        typealias Block = netmp_record_queue
+        storage = RingStorage(capacity: capacity, headerLength: MemoryLayout<Block>.size)
+        // Zero bytes are Atomic(0): the block is zero, and writing it would touch the page.
+        tail = (storage.block + MemoryLayout<Block>.offset(of: \Block.tail)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
+        head = (storage.block + MemoryLayout<Block>.offset(of: \Block.head)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
+    }
+    deinit { storage.deallocate(touched: tail.pointee.load(ordering: .relaxed)) }
 
-    public var isEmpty: Bool { tail.load(ordering: .acquiring) == head.load(ordering: .acquiring) }
+    public var isEmpty: Bool { tail.pointee.load(ordering: .acquiring) == head.pointee.load(ordering: .acquiring) }
 
     /// Owner: appends a record; false when it does not fit.
     func push(_ payload: UnsafeRawBufferPointer, from source: Endpoint) -> Bool {
         let size = Self.headerLength + payload.count
-        let t = tail.load(ordering: .relaxed)
-        guard storage.capacity - (t - head.load(ordering: .acquiring)) >= size else { return false }
+        let t = tail.pointee.load(ordering: .relaxed)
+        guard storage.capacity - (t - head.pointee.load(ordering: .acquiring)) >= size else { return false }
         var header: (UInt32, UInt32, UInt32) = (UInt32(payload.count), source.address.value, UInt32(source.port))
         withUnsafeBytes(of: &header) { storage.copyIn($0, at: t) }
         storage.copyIn(payload, at: t + Self.headerLength)
-        tail.store(t + size, ordering: .releasing)
+        tail.pointee.store(t + size, ordering: .releasing)
         return true
     }
 
     var nextLength: Int? {
-        let h = head.load(ordering: .acquiring)
-        guard tail.load(ordering: .acquiring) != h else { return nil }
+        let h = head.pointee.load(ordering: .acquiring)
+        guard tail.pointee.load(ordering: .acquiring) != h else { return nil }
         var length: UInt32 = 0
         withUnsafeMutableBytes(of: &length) { storage.copyOut(from: h, count: 4, into: $0) }
         // A reader may have claimed it meanwhile; the answer is then stale, which FIONREAD allows.
@@ -116,15 +138,15 @@ public final class DatagramQueue: @unchecked Sendable {
     /// (unless peeking). Returns the datagram's full length and its source.
     func pop(into buffer: UnsafeMutableRawBufferPointer, peek: Bool) -> (length: Int, from: Endpoint)? {
         while true {
-            let h = head.load(ordering: .acquiring)
-            guard tail.load(ordering: .acquiring) != h else { return nil }
+            let h = head.pointee.load(ordering: .acquiring)
+            guard tail.pointee.load(ordering: .acquiring) != h else { return nil }
             var header: (UInt32, UInt32, UInt32) = (0, 0, 0)
             withUnsafeMutableBytes(of: &header) { storage.copyOut(from: h, count: Self.headerLength, into: $0) }
             let length = Int(header.0)
             let copied = min(length, buffer.count)
             storage.copyOut(from: h + Self.headerLength, count: copied, into: buffer)
-            let claimed = peek ? head.load(ordering: .acquiring) == h
-                : head.compareExchange(expected: h, desired: h + Self.headerLength + length, ordering: .acquiringAndReleasing).exchanged
+            let claimed = peek ? head.pointee.load(ordering: .acquiring) == h
+                : head.pointee.compareExchange(expected: h, desired: h + Self.headerLength + length, ordering: .acquiringAndReleasing).exchanged
             if claimed {
                 return (length, Endpoint(IPv4Address(header.1), UInt16(truncatingIfNeeded: header.2)))
             }

@@ -1,5 +1,7 @@
 import CNetMPChannel
 import NetMPStack
+import NetMPTCP
+import NetMPWire
 import Testing
 
 /// The rings keep their state in the C layout of netmp_channel.h, the one definition a
@@ -56,5 +58,25 @@ import Testing
         #expect(slot.owner == 1 && slot.error == 104)
         #expect(slot.status == NETMP_STATUS_ATTACHED | NETMP_STATUS_ESTABLISHED | NETMP_STATUS_FAILED | NETMP_STATUS_OUTPUT_REQUESTED)
         #expect(channel.takeError() == 104 && channel.slot.load(as: netmp_stream_slot.self).error == 0)
+    }
+
+    /// A datagram socket: its slot (peer, send request, overflow count) and each core's
+    /// record queue, in the header's layout.
+    @Test func datagramSlotAndQueues() {
+        #expect(MemoryLayout<netmp_datagram_slot>.size == 64)
+        #expect(MemoryLayout<netmp_record_queue>.size == 128 && MemoryLayout<netmp_record_queue>.offset(of: \.head) == 64)
+        let channel = DatagramChannel(port: 5000, cores: 2, homeCore: 0, queueCapacity: 64, sendCapacity: 4096)
+        channel.connect(to: Endpoint(IPv4Address(10, 0, 0, 1), 53))
+        #expect(channel.requestOutput() && !channel.requestOutput())
+        let payload = [UInt8](repeating: 1, count: 40)
+        #expect(payload.withUnsafeBytes { channel.deliver($0, from: Endpoint(IPv4Address(10, 0, 0, 1), 53), core: 1) })
+        #expect(!payload.withUnsafeBytes { channel.deliver($0, from: Endpoint(IPv4Address(10, 0, 0, 1), 53), core: 1) }) // 64 bytes hold one
+        let slot = channel.slot.load(as: netmp_datagram_slot.self)
+        #expect(slot.peer == UInt64(IPv4Address(10, 0, 0, 1).value) << 16 | 53)
+        #expect(slot.output_requested == 1 && slot.overflows == 1 && channel.overflows == 1)
+        #expect(channel.queues[1].storage.block.load(as: netmp_record_queue.self).tail == 12 + 40)
+        var buffer = [UInt8](repeating: 0, count: 100)
+        #expect(buffer.withUnsafeMutableBytes { channel.receive(into: $0, peek: false) }?.length == 40)
+        #expect(channel.queues[1].storage.block.load(as: netmp_record_queue.self).head == 12 + 40)
     }
 }

@@ -71,6 +71,30 @@ static const uint32_t NETMP_STATUS_READ_SHUT = 1u << 5;    // shutdown(SHUT_RD)
 static const uint32_t NETMP_STATUS_OUTPUT_REQUESTED = 1u << 16;  // "send what I wrote"
 static const uint32_t NETMP_STATUS_WINDOW_REQUESTED = 1u << 17;  // "I read: the window may reopen"
 
+/// A queue of whole records (a UDP socket's datagrams received on one core): one producer
+/// moves `tail`, readers claim whole records by moving `head`; the record data follows.
+typedef struct netmp_record_queue {
+    int64_t tail;                   // the producing core
+    uint8_t producer_line_end[56];
+    int64_t head;                   // readers
+    uint8_t readers_line_end[56];
+} netmp_record_queue;
+
+/// A datagram socket's shared state beside its queues and its send ring.
+typedef struct netmp_datagram_slot {
+    uint64_t peer;                  // connect(): address << 16 | port; 0: any peer
+    uint32_t output_requested;      // raised by a sender, cleared by the home core
+    uint32_t reserved0;
+    int64_t turn;                   // which core's queue a reader looks at first
+    int64_t overflows;              // datagrams dropped for a full queue (SO_RXQ_OVFL)
+    netmp_wait_word arrivals;       // readers waiting for a datagram
+    uint8_t line_end[24];
+} netmp_datagram_slot;
+
+_Static_assert(sizeof(netmp_record_queue) == 128, "record queue: two cache lines");
+_Static_assert(offsetof(netmp_record_queue, head) == 64, "record queue: readers' line");
+_Static_assert(sizeof(netmp_datagram_slot) == 64, "datagram slot: one cache line");
+_Static_assert(offsetof(netmp_datagram_slot, arrivals) == 32, "datagram slot: arrivals wait word");
 _Static_assert(sizeof(netmp_stream_slot) == 64, "stream slot: one cache line");
 _Static_assert(offsetof(netmp_stream_slot, owner) == 8, "stream slot: owner");
 _Static_assert(offsetof(netmp_stream_slot, changes) == 24, "stream slot: changes wait word");
