@@ -39,10 +39,10 @@ public final class DatagramChannel: @unchecked Sendable {
         typealias Slot = netmp_datagram_slot
         slot = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Slot>.size, alignment: 64)
         slot.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<Slot>.size)
-        peer = (slot + MemoryLayout<Slot>.offset(of: \Slot.peer)!).bindMemory(to: Atomic<UInt64>.self, capacity: 1)
-        outputRequested = (slot + MemoryLayout<Slot>.offset(of: \Slot.output_requested)!).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
-        turn = (slot + MemoryLayout<Slot>.offset(of: \Slot.turn)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
-        overflowCount = (slot + MemoryLayout<Slot>.offset(of: \Slot.overflows)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
+        peer = slot.atomic(UInt64.self, at: MemoryLayout<Slot>.offset(of: \Slot.peer)!)
+        outputRequested = slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.output_requested)!)
+        turn = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.turn)!)
+        overflowCount = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.overflows)!)
         arrivals = WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.arrivals)!)
     }
     deinit { slot.deallocate() }
@@ -105,9 +105,8 @@ public final class DatagramQueue: @unchecked Sendable {
     public init(capacity: Int) {
         typealias Block = netmp_record_queue
         storage = RingStorage(capacity: capacity, headerLength: MemoryLayout<Block>.size)
-        // Zero bytes are Atomic(0): the block is zero, and writing it would touch the page.
-        tail = (storage.block + MemoryLayout<Block>.offset(of: \Block.tail)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
-        head = (storage.block + MemoryLayout<Block>.offset(of: \Block.head)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
+        tail = storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!)
+        head = storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)
     }
     deinit { storage.deallocate(touched: tail.pointee.load(ordering: .relaxed)) }
 

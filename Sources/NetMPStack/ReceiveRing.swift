@@ -28,13 +28,9 @@ public final class ReceiveRing: @unchecked Sendable {
         typealias Block = netmp_receive_ring
         storage = RingStorage(capacity: capacity, headerLength: MemoryLayout<Block>.size)
         let block = storage.block
-        func position(_ field: KeyPath<Block, Int64>) -> UnsafeMutablePointer<Atomic<Int>> {
-            // Zero bytes are Atomic(0): the block is zero, and writing it would touch the page.
-            (block + MemoryLayout<Block>.offset(of: field)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
-        }
-        tail = position(\.tail)
-        head = position(\.head)
-        endOfStream = (block + MemoryLayout<Block>.offset(of: \Block.end_of_stream)!).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
+        tail = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!)
+        head = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)
+        endOfStream = block.atomic(UInt32.self, at: MemoryLayout<Block>.offset(of: \Block.end_of_stream)!)
         readers = WaitWord(zeroedAt: block + MemoryLayout<Block>.offset(of: \Block.readers)!)
     }
     deinit { storage.deallocate(touched: writtenEnd) }

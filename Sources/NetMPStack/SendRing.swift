@@ -22,13 +22,9 @@ public final class SendRing: @unchecked Sendable {
         typealias Block = netmp_send_ring
         storage = RingStorage(capacity: capacity, headerLength: MemoryLayout<Block>.size)
         let block = storage.block
-        func position(_ field: KeyPath<Block, Int64>) -> UnsafeMutablePointer<Atomic<Int>> {
-            // Zero bytes are Atomic(0): the block is zero, and writing it would touch the page.
-            (block + MemoryLayout<Block>.offset(of: field)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
-        }
-        reserved = position(\.reserved)
-        committed = position(\.committed)
-        released = position(\.released)
+        reserved = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.reserved)!)
+        committed = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.committed)!)
+        released = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.released)!)
         writers = WaitWord(zeroedAt: block + MemoryLayout<Block>.offset(of: \Block.writers)!)
     }
     deinit { storage.deallocate(touched: reserved.pointee.load(ordering: .relaxed)) }

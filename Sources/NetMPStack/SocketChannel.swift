@@ -69,10 +69,10 @@ public final class SocketChannel: @unchecked Sendable {
         typealias Slot = netmp_stream_slot
         slot = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Slot>.size, alignment: 64)
         slot.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<Slot>.size)
-        flags = (slot + MemoryLayout<Slot>.offset(of: \Slot.status)!).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
-        errorNumber = (slot + MemoryLayout<Slot>.offset(of: \Slot.error)!).bindMemory(to: Atomic<Int32>.self, capacity: 1)
-        ownerWord = (slot + MemoryLayout<Slot>.offset(of: \Slot.owner)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
-        activeWriters = (slot + MemoryLayout<Slot>.offset(of: \Slot.active_writers)!).bindMemory(to: Atomic<Int>.self, capacity: 1)
+        flags = slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.status)!)
+        errorNumber = slot.atomic(Int32.self, at: MemoryLayout<Slot>.offset(of: \Slot.error)!)
+        ownerWord = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.owner)!)
+        activeWriters = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.active_writers)!)
         changes = WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.changes)!)
         ownerWord.pointee.store(-1, ordering: .relaxed)
     }

@@ -28,10 +28,8 @@ public final class WaitWord: @unchecked Sendable {
     /// Atomic(0), and not writing them leaves an untouched page untouched), inside a control
     /// block that outlives this object.
     init(zeroedAt memory: UnsafeMutableRawPointer, owned: Bool = false) {
-        word = (memory + MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.generation)!)
-            .bindMemory(to: Atomic<UInt32>.self, capacity: 1)
-        waiters = (memory + MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.waiters)!)
-            .bindMemory(to: Atomic<UInt32>.self, capacity: 1)
+        word = memory.atomic(UInt32.self, at: MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.generation)!)
+        waiters = memory.atomic(UInt32.self, at: MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.waiters)!)
         self.owned = owned
     }
 

@@ -44,48 +44,49 @@ public struct FrameOffload: Equatable, Sendable {
             emit(UnsafeRawBufferPointer(frame))
             return
         }
-        if datagrams { completeDatagrams(frame, scratch: scratch, emit: emit); return }
-        // TCP over IPv4, as the kernel's tcp_gso_segment cuts it: each segment repeats the headers with its own sequence number, IP length
-        // and identification; FIN and PSH only on the last, CWR only on the first.
         let ip = checksumStart - IPv4Header.minimumLength
-        let payloadLength = frame.count - headerLength
+        let source = IPv4Address(UnsafeRawBufferPointer(frame).be32(ip + 12))
+        let destination = IPv4Address(UnsafeRawBufferPointer(frame).be32(ip + 16))
+        if datagrams {
+            // UDP, as the kernel's __udp_gso_segment cuts it: each datagram its own UDP length
+            // and a whole checksum.
+            cut(frame, scratch: scratch) { out, _, _, _ in
+                let datagramLength = out.count - checksumStart
+                out.put16(UInt16(datagramLength), at: checksumStart + 4)
+                out.put16(0, at: checksumStart + 6)
+                var sum = InternetChecksum()
+                sum.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.udp, length: datagramLength)
+                sum.add(bytes: UnsafeRawBufferPointer(rebasing: out[checksumStart...]))
+                out.put16(sum.value == 0 ? 0xFFFF : sum.value, at: checksumStart + 6)
+                emit(UnsafeRawBufferPointer(out))
+            }
+            return
+        }
+        // TCP, as the kernel's tcp_gso_segment cuts it: each segment its own sequence number;
+        // FIN and PSH only on the last, CWR only on the first.
         let firstSequence = UnsafeRawBufferPointer(frame).be32(checksumStart + 4)
-        let firstIdentification = UnsafeRawBufferPointer(frame).be16(ip + 4)
         let flags = frame[checksumStart + 13]
-        var offset = 0, index = 0
-        while offset < payloadLength {
-            let count = min(segmentSize, payloadLength - offset)
-            let last = offset + count == payloadLength
-            let out = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<(headerLength + count)])
-            out.copyMemory(from: UnsafeRawBufferPointer(rebasing: frame[0..<headerLength]))
-            UnsafeMutableRawBufferPointer(rebasing: out[headerLength...])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: frame[(headerLength + offset)..<(headerLength + offset + count)]))
-            out.put16(UInt16(out.count - ip), at: ip + 2)
-            out.put16(firstIdentification &+ UInt16(truncatingIfNeeded: index), at: ip + 4)
-            out.put16(0, at: ip + 10)
-            out.put16(InternetChecksum.of(UnsafeRawBufferPointer(rebasing: out[ip..<checksumStart])), at: ip + 10)
+        cut(frame, scratch: scratch) { out, offset, index, last in
             out.put32(firstSequence &+ UInt32(truncatingIfNeeded: offset), at: checksumStart + 4)
             var segmentFlags = flags
             if !last { segmentFlags &= ~(TCPFlags.fin.rawValue | TCPFlags.psh.rawValue) }
             if index > 0 { segmentFlags &= ~TCPFlags.cwr.rawValue }
             out[checksumStart + 13] = segmentFlags
-            let view = UnsafeRawBufferPointer(out)
             var sum = InternetChecksum()
-            sum.addPseudoHeader(source: IPv4Address(view.be32(ip + 12)), destination: IPv4Address(view.be32(ip + 16)),
-                                protocol: IPProtocol.tcp, length: out.count - checksumStart)
+            sum.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.tcp, length: out.count - checksumStart)
             out.put16(0, at: checksumStart + 16)
-            sum.add(bytes: UnsafeRawBufferPointer(rebasing: view[checksumStart...]))
+            sum.add(bytes: UnsafeRawBufferPointer(rebasing: out[checksumStart...]))
             out.put16(sum.value, at: checksumStart + 16)
-            emit(view)
-            offset += count
-            index += 1
+            emit(UnsafeRawBufferPointer(out))
         }
     }
 
-    /// UDP over IPv4, as the kernel's __udp_gso_segment cuts it: each datagram repeats the
-    /// headers with its own IP length, identification and UDP length, and a whole checksum.
-    func completeDatagrams(_ frame: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer,
-                           emit: (UnsafeRawBufferPointer) -> Void) {
+    /// Cuts the payload into wire segments in `scratch`, one at a time: each repeats the
+    /// headers (Ethernet, IPv4 and transport) with its slice of the payload, its own IPv4
+    /// length and identification (counting up from the frame's, as the kernel's segmentation
+    /// does) and IPv4 checksum; `finish` completes its transport header and passes it on.
+    func cut(_ frame: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer,
+             finish: (_ segment: UnsafeMutableRawBufferPointer, _ offset: Int, _ index: Int, _ last: Bool) -> Void) {
         let ip = checksumStart - IPv4Header.minimumLength
         let payloadLength = frame.count - headerLength
         let firstIdentification = UnsafeRawBufferPointer(frame).be16(ip + 4)
@@ -100,16 +101,7 @@ public struct FrameOffload: Equatable, Sendable {
             out.put16(firstIdentification &+ UInt16(truncatingIfNeeded: index), at: ip + 4)
             out.put16(0, at: ip + 10)
             out.put16(InternetChecksum.of(UnsafeRawBufferPointer(rebasing: out[ip..<checksumStart])), at: ip + 10)
-            let view = UnsafeRawBufferPointer(out)
-            let datagramLength = out.count - checksumStart
-            out.put16(UInt16(datagramLength), at: checksumStart + 4)
-            out.put16(0, at: checksumStart + 6)
-            var sum = InternetChecksum()
-            sum.addPseudoHeader(source: IPv4Address(view.be32(ip + 12)), destination: IPv4Address(view.be32(ip + 16)),
-                                protocol: IPProtocol.udp, length: datagramLength)
-            sum.add(bytes: UnsafeRawBufferPointer(rebasing: view[checksumStart...]))
-            out.put16(sum.value == 0 ? 0xFFFF : sum.value, at: checksumStart + 6)
-            emit(view)
+            finish(out, offset, index, offset + count == payloadLength)
             offset += count
             index += 1
         }
