@@ -191,6 +191,23 @@ struct OffloadRecordingSink: FrameSink {
                 #expect(raw[42...].allSatisfy { $0 == UInt8(0x41 + i) })
             }
         }
+        // The kernel's __udp_gso_segment keeps the frame's partial sum and swaps the run's
+        // UDP length in it for each datagram's (csum16_sub, csum16_add); each datagram's sum
+        // is then finished over its own bytes. The same arithmetic here checks the partial
+        // sum netmp wrote (the software cut above recomputes every sum from scratch).
+        func add(_ a: UInt16, _ b: UInt16) -> UInt16 {
+            let sum = UInt32(a) + UInt32(b)
+            return UInt16((sum & 0xFFFF) + (sum >> 16))
+        }
+        let partial = UInt16(bytes[40]) << 8 | UInt16(bytes[41])
+        let perDatagram = add(add(partial, ~UInt16(8 + count * each)), UInt16(8 + each))
+        for datagram in cut {
+            var kernelCut = datagram
+            kernelCut[40] = UInt8(perDatagram >> 8)
+            kernelCut[41] = UInt8(perDatagram & 0xFF)
+            kernelCut.withUnsafeMutableBytes { FrameOffload.finishChecksum($0, start: 34, offset: 6) }
+            #expect(kernelCut == datagram, "the kernel's adjusted sum differs from a whole one")
+        }
     }
 
     /// One datagram is one frame with only the checksum left to the link.
