@@ -216,9 +216,10 @@ extension Connection {
         let sequence = SequenceNumber(header.sequenceNumber)
         if length > 0 {
             let end = sequence + length
+            // The flight before this segment: an empty one starts a fresh sampling interval.
+            if congestion.wantsRateSamples && sendMaximum < end { deliveryRate.sent(end: end, flight: bytesInFlight, now: now) }
             if sendNext < end { sendNext = end }
             if sendMaximum < end {
-                if congestion.wantsRateSamples { deliveryRate.sent(end: end, flight: bytesInFlight, now: now) }
                 if timedSegment == nil && !timestampsEnabled && sequence == sendMaximum { timedSegment = (end, now) }
                 sendMaximum = end
             }
