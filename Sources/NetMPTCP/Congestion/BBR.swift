@@ -198,8 +198,9 @@ public struct BBR: CongestionControl {
 
     /// A timeout restarts the window from one segment; it regrows by what is delivered up
     /// to the model (which a timeout does not change), and STARTUP's check starts over.
+    /// Nothing is kept to restore: no recovery end follows a timeout here.
     public mutating func retransmissionTimeout(flight: Int, now: Instant) {
-        priorWindow = max(priorWindow, window)
+        priorWindow = 0
         inRecovery = false
         window = mss
         fullBandwidth = 0
