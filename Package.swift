@@ -20,6 +20,7 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CNuma", path: "Sources/CNuma"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "CNetMPLinux", path: "Sources/CNetMPLinux", linkerSettings: [.linkedLibrary("numa")]),
         .target(name: "NetMPWire", swiftSettings: strict),
         .target(name: "NetMPTCP", dependencies: ["NetMPWire"], swiftSettings: strict),
@@ -39,7 +40,7 @@ let package = Package(
         // tests until the socket shim lands; not installed.
         // Counts the process's heap allocations for the driver's allocation check.
         .target(name: "CNetMPAllocationCount", path: "Sources/CNetMPAllocationCount"),
-        .executableTarget(name: "NetMPTCPDriver", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPTCP", "NetMPLink",
+        .executableTarget(name: "NetMPTCPDriver", dependencies: ["CZlib", "NetMPRuntime", "NetMPStack", "NetMPTCP", "NetMPLink",
                                                                  "CNetMPAllocationCount"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         // Micro-benchmarks with their C references (Scripts/bench); not installed.

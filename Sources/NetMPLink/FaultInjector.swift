@@ -95,6 +95,11 @@ public struct FaultInjector: Sendable {
         public var untouched: Bool {
             !dropped && !delayed && copyCount == 1 && first.corruptAt == nil && !first.reordered
         }
+        /// The frame passes as it is, now, and a second copy after it.
+        public var plainDuplicate: Bool {
+            !dropped && !delayed && copyCount == 2 && first.corruptAt == nil && !first.reordered
+                && second.corruptAt == nil && !second.reordered
+        }
         static let passes = Fate()
     }
 
@@ -119,6 +124,10 @@ public struct FaultInjector: Sendable {
     public mutating func admit(_ frame: UnsafeRawBufferPointer, _ direction: Direction, now: Instant) -> [[UInt8]] {
         apply(fate(direction), to: frame, direction, now: now)
     }
+
+    /// Counts a plain duplicate its owner sent itself (a super-frame's segment, sent again
+    /// after the super-frame went whole).
+    public mutating func countDuplicate() { duplicated += 1 }
 
     /// Carries out a drawn fate on `frame` and counts it.
     public mutating func apply(_ fate: Fate, to frame: UnsafeRawBufferPointer, _ direction: Direction, now: Instant) -> [[UInt8]] {

@@ -37,8 +37,9 @@ public struct FrameOffload: Equatable, Sendable {
     /// each finished frame. `frame` is Ethernet + IPv4 + transport; it is changed in place
     /// when only the checksum is owed. `scratch` holds one wire frame
     /// (`headerLength + segmentSize` bytes) for a super-segment.
+    /// `selecting`, for a super-segment: only the wire segments whose index it accepts.
     public func complete(_ frame: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer,
-                         emit: (UnsafeRawBufferPointer) -> Void) {
+                         selecting: ((Int) -> Bool)? = nil, emit: (UnsafeRawBufferPointer) -> Void) {
         guard segments else {
             if needsChecksum { Self.finishChecksum(frame, start: checksumStart, offset: checksumOffset) }
             emit(UnsafeRawBufferPointer(frame))
@@ -50,7 +51,7 @@ public struct FrameOffload: Equatable, Sendable {
         if datagrams {
             // UDP, as the kernel's __udp_gso_segment cuts it: each datagram its own UDP length
             // and a whole checksum.
-            cut(frame, scratch: scratch) { out, _, _, _ in
+            cut(frame, scratch: scratch, selecting: selecting) { out, _, _, _ in
                 let datagramLength = out.count - checksumStart
                 out.put16(UInt16(datagramLength), at: checksumStart + 4)
                 out.put16(0, at: checksumStart + 6)
@@ -66,7 +67,7 @@ public struct FrameOffload: Equatable, Sendable {
         // FIN and PSH only on the last, CWR only on the first.
         let firstSequence = UnsafeRawBufferPointer(frame).be32(checksumStart + 4)
         let flags = frame[checksumStart + 13]
-        cut(frame, scratch: scratch) { out, offset, index, last in
+        cut(frame, scratch: scratch, selecting: selecting) { out, offset, index, last in
             out.put32(firstSequence &+ UInt32(truncatingIfNeeded: offset), at: checksumStart + 4)
             var segmentFlags = flags
             if !last { segmentFlags &= ~(TCPFlags.fin.rawValue | TCPFlags.psh.rawValue) }
@@ -85,7 +86,7 @@ public struct FrameOffload: Equatable, Sendable {
     /// headers (Ethernet, IPv4 and transport) with its slice of the payload, its own IPv4
     /// length and identification (counting up from the frame's, as the kernel's segmentation
     /// does) and IPv4 checksum; `finish` completes its transport header and passes it on.
-    func cut(_ frame: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer,
+    func cut(_ frame: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer, selecting: ((Int) -> Bool)?,
              finish: (_ segment: UnsafeMutableRawBufferPointer, _ offset: Int, _ index: Int, _ last: Bool) -> Void) {
         let ip = checksumStart - IPv4Header.minimumLength
         let payloadLength = frame.count - headerLength
@@ -93,6 +94,11 @@ public struct FrameOffload: Equatable, Sendable {
         var offset = 0, index = 0
         while offset < payloadLength {
             let count = min(segmentSize, payloadLength - offset)
+            if let selecting, !selecting(index) {
+                offset += count
+                index += 1
+                continue
+            }
             let out = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<(headerLength + count)])
             out.copyMemory(from: UnsafeRawBufferPointer(rebasing: frame[0..<headerLength]))
             UnsafeMutableRawBufferPointer(rebasing: out[headerLength...])
