@@ -160,21 +160,25 @@ public final class ProtocolLoop {
         consider(sink.faults?.nextRelease)
         var timeout: Int32 = wait.map { Int32(min(($0.nanoseconds + 999_999) / 1_000_000, 60_000)) } ?? -1
         // Adaptive polling: right after work, more work is likely soon, and a sleep and
-        // wakeup cost more than a short look; an idle core never spins.
-        if timeout != 0 && hadWork && spinBudget.nanoseconds > 0 && spin(until: now + spinBudget) { timeout = 0 }
-        // Announce the sleep before polling: a sender that publishes after this sees it and
-        // writes the eventfd; one that published before is caught here (timeout 0).
-        if let port, !port.prepareToSleep() { timeout = 0 }
-        var pollers = (pollfd(fd: offTheWire ? -1 : queue.fd, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: port?.wakeupDescriptor ?? -1, events: Int16(POLLIN), revents: 0))
-        let woken = withUnsafeMutablePointer(to: &pollers) {
-            $0.withMemoryRebound(to: pollfd.self, capacity: 2) { p -> Bool in
-                _ = poll(p, port == nil ? 1 : 2, timeout)
-                return p[1].revents != 0
+        // wakeup cost more than a short look; an idle core never spins. What the look found
+        // is handled at once: a poll of the same descriptors would only say it again (one
+        // system call of the four a frame cost under connections-per-second load).
+        let found = timeout != 0 && hadWork && spinBudget.nanoseconds > 0 && spin(until: now + spinBudget)
+        if !found {
+            // Announce the sleep before polling: a sender that publishes after this sees it
+            // and writes the eventfd; one that published before is caught here (timeout 0).
+            if let port, !port.prepareToSleep() { timeout = 0 }
+            var pollers = (pollfd(fd: offTheWire ? -1 : queue.fd, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: port?.wakeupDescriptor ?? -1, events: Int16(POLLIN), revents: 0))
+            let woken = withUnsafeMutablePointer(to: &pollers) {
+                $0.withMemoryRebound(to: pollfd.self, capacity: 2) { p -> Bool in
+                    _ = poll(p, port == nil ? 1 : 2, timeout)
+                    return p[1].revents != 0
+                }
             }
-        }
-        if let port {
-            if woken { port.awake() } else { port.stopSleeping() }
+            if let port {
+                if woken { port.awake() } else { port.stopSleeping() }
+            }
         }
         now = MonotonicClock.now()
         sink.now = now
