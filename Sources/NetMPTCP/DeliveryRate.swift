@@ -32,7 +32,8 @@ public struct RateSample: Sendable, Equatable {
 /// The sender's side of delivery-rate estimation: the delivered count and its clock, and
 /// what each transmission of new data saw of them. A connection keeps one; only a
 /// congestion controller that models the path (BBR) asks it to record anything, and its
-/// records live in storage allocated once per connection, never per segment.
+/// records live in a ring that grows a few times in a connection's life (`DeliveryRecords`),
+/// never an allocation per segment.
 public struct DeliveryRateEstimator: Sendable {
     /// Bytes cumulatively ACKed or SACKed so far, and when the count last grew.
     public private(set) var delivered = 0
