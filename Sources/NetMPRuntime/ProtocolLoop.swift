@@ -31,11 +31,9 @@ public struct QueueSink: FrameSink {
     /// is about keeps running); otherwise it is cut here and each segment meets its fate.
     public mutating func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload) {
         guard faults != nil else { write(UnsafeRawBufferPointer(frame), offload: offload); return }
-        let payload = frame.count - offload.headerLength
-        let segments = offload.segments && payload > 0 ? (payload + offload.segmentSize - 1) / offload.segmentSize : 1
         fates.removeAll(keepingCapacity: true)
         var untouched = true
-        for _ in 0..<segments {
+        for _ in 0..<offload.wireSegments(frameLength: frame.count) {
             let fate = faults!.fate(.outbound)
             untouched = untouched && fate.untouched
             fates.append(fate)

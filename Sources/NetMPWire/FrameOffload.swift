@@ -52,13 +52,10 @@ public struct FrameOffload: Equatable, Sendable {
             // UDP, as the kernel's __udp_gso_segment cuts it: each datagram its own UDP length
             // and a whole checksum.
             cut(frame, scratch: scratch, selecting: selecting) { out, _, _, _ in
-                let datagramLength = out.count - checksumStart
-                out.put16(UInt16(datagramLength), at: checksumStart + 4)
-                out.put16(0, at: checksumStart + 6)
-                var sum = InternetChecksum()
-                sum.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.udp, length: datagramLength)
-                sum.add(bytes: UnsafeRawBufferPointer(rebasing: out[checksumStart...]))
-                out.put16(sum.value == 0 ? 0xFFFF : sum.value, at: checksumStart + 6)
+                let datagram = UnsafeMutableRawBufferPointer(rebasing: out[checksumStart...])
+                let view = UnsafeRawBufferPointer(datagram)
+                UDPHeader(sourcePort: view.be16(0), destinationPort: view.be16(2), datagramLength: datagram.count)
+                    .emit(into: datagram, source: source, destination: destination)
                 emit(UnsafeRawBufferPointer(out))
             }
             return
