@@ -229,6 +229,12 @@ extension Connection {
         guard sackEnabled, recoveryPoint != nil, let mark = retransmissionRoundMark,
               let highest = scoreboard.highestSacked, mark < highest,
               sendUnacknowledged < highestRetransmitted else { return }
+        retransmissionsLost()
+    }
+
+    /// The retransmissions from SND.UNA on were lost: loss recovery resends the holes from
+    /// there, and a new round of retransmissions begins.
+    mutating func retransmissionsLost() {
         lostRetransmissions &+= 1
         highestRetransmitted = sendUnacknowledged
         retransmissionRoundMark = nil

@@ -77,9 +77,7 @@ extension Connection {
     /// and idle the connection for 200 ms at least.
     mutating func retransmissionUnanswered() {
         guard sackEnabled, sendUnacknowledged < highestRetransmitted else { return }
-        lostRetransmissions &+= 1
-        highestRetransmitted = sendUnacknowledged
-        retransmissionRoundMark = nil
+        retransmissionsLost()
     }
 
     /// RFC 1122 4.2.3.6: after the idle time, probe; after TCP_KEEPCNT unanswered probes,
