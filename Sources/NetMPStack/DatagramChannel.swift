@@ -37,8 +37,7 @@ public final class DatagramChannel: @unchecked Sendable {
         queues = (0..<cores).map { _ in DatagramQueue(capacity: queueCapacity) }
         outgoing = SendRing(capacity: sendCapacity)
         typealias Slot = netmp_datagram_slot
-        slot = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Slot>.size, alignment: 64)
-        slot.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<Slot>.size)
+        slot = .zeroed(Slot.self, alignment: 64)
         peer = slot.atomic(UInt64.self, at: MemoryLayout<Slot>.offset(of: \Slot.peer)!)
         outputRequested = slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.output_requested)!)
         turn = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.turn)!)

@@ -8,4 +8,12 @@ extension UnsafeMutableRawPointer {
     func atomic<Value: AtomicRepresentable>(_: Value.Type, at offset: Int) -> UnsafeMutablePointer<Atomic<Value>> {
         (self + offset).bindMemory(to: Atomic<Value>.self, capacity: 1)
     }
+
+    /// Memory of its own for one C-layout block of netmp_channel.h, zeroed (zero bytes are
+    /// each word's first value); the caller deallocates it.
+    static func zeroed<Block>(_: Block.Type, alignment: Int = MemoryLayout<Block>.alignment) -> UnsafeMutableRawPointer {
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Block>.size, alignment: alignment)
+        memory.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<Block>.size)
+        return memory
+    }
 }

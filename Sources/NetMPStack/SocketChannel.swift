@@ -67,8 +67,7 @@ public final class SocketChannel: @unchecked Sendable {
         receive = ReceiveRing(capacity: receiveCapacity)
         self.doorbell = doorbell
         typealias Slot = netmp_stream_slot
-        slot = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Slot>.size, alignment: 64)
-        slot.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<Slot>.size)
+        slot = .zeroed(Slot.self, alignment: 64)
         flags = slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.status)!)
         errorNumber = slot.atomic(Int32.self, at: MemoryLayout<Slot>.offset(of: \Slot.error)!)
         ownerWord = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.owner)!)

@@ -18,10 +18,7 @@ public final class WaitWord: @unchecked Sendable {
     let owned: Bool
 
     public convenience init() {
-        let memory = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<netmp_wait_word>.size,
-                                                      alignment: MemoryLayout<netmp_wait_word>.alignment)
-        memory.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<netmp_wait_word>.size)
-        self.init(zeroedAt: memory, owned: true)
+        self.init(zeroedAt: .zeroed(netmp_wait_word.self), owned: true)
     }
 
     /// The wait word at `memory`, whose bytes are zero (a fresh word: zero bytes are
