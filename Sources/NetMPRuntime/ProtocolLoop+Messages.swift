@@ -83,9 +83,7 @@ extension ProtocolLoop {
     /// 4-tuple hashes here, or (unbound) it lets this core pick a port that hashes here.
     func connect(_ request: ConnectRequest, now: Instant) {
         let channel = request.channel
-        guard host.routes.nextHop(for: request.remote.address) != nil else {
-            channel.publish([.failed, .closed], error: ENETUNREACH); return
-        }
+        // StreamSocket.connect refused a destination without a route before sending this.
         let core = self.core, steering = self.steering, portTable = self.portTable
         let socket: TCPSocket
         do {
