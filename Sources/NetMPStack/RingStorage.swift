@@ -8,9 +8,9 @@ import Glibc
 /// later step places in memory another process maps (docs/STACK-SERVICE.md).
 ///
 /// A ring of a page or more is mapped on its own (anonymous memory): its pages cost nothing
-/// until the stream reaches them, so an idle connection's two 4 MiB rings take a page each,
-/// control block and first bytes together. A ring little of which was used is kept for the
-/// next connection (`RingCache`); the others are unmapped.
+/// until the stream reaches them, and a fresh control block is zero without a write, so an
+/// idle connection's two 4 MiB rings take no memory at all. A ring little of which was used
+/// is kept for the next connection (`RingCache`); the others are unmapped.
 public struct RingStorage {
     /// The control block, `headerLength` bytes, zero when made (a fresh map is, without a
     /// write; a reused or allocated one is cleared).
@@ -83,8 +83,8 @@ public struct RingStorage {
 /// Freed rings kept for reuse, by size. Unmapping a ring costs a TLB shootdown on every CPU
 /// the process runs on, which made a fifth of the CPU of a connections-per-second load
 /// (wrk with `Connection: close` through netmp); a kept ring costs only the few pages its
-/// short life touched (`keepTouched` at most), and nothing needs zeroing: a ring's bytes are
-/// always written before they are read.
+/// short life touched (`keepTouched` at most), and only its control block needs zeroing
+/// (RingStorage does it): a ring's data is always written before it is read.
 enum RingCache {
     static let keepTouched = 64 << 10
     static let limit = 512
