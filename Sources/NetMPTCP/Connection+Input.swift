@@ -245,7 +245,7 @@ extension Connection {
         recoveries &+= 1
         probeDeadline = nil
         recoveryPoint = sendMaximum
-        congestionBeforeRecovery = congestion
+        windowBeforeRecovery = congestion.beforeReduction
         recoveryRetransmitTimestamp = nil
         congestion.lossDetected(flight: sendMaximum - sendUnacknowledged - scoreboard.sackedBytes, now: now)
         retransmitAt = sackEnabled ? nil : sendUnacknowledged
@@ -317,8 +317,8 @@ extension Connection {
     /// retransmission, so the original segment arrived: it was reordered, not lost. Restore
     /// the window (RFC 4015) and tolerate deeper reordering from now on.
     mutating func undoSpuriousRecovery() {
-        if let saved = congestionBeforeRecovery { congestion = saved }
-        congestionBeforeRecovery = nil
+        if let before = windowBeforeRecovery { congestion.undoReduction(before) }
+        windowBeforeRecovery = nil
         recoveryRetransmitTimestamp = nil
         recoveryPoint = nil
         retransmitAt = nil

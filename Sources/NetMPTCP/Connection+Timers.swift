@@ -118,7 +118,7 @@ extension Connection {
         congestion.retransmissionTimeout(flight: flight, now: now)
         deliveryRate.forgetSent()
         recoveryPoint = nil
-        congestionBeforeRecovery = nil
+        windowBeforeRecovery = nil
         retransmitAt = nil
         duplicateAcks = 0
         sendNext = sendUnacknowledged // go back: the output resends from here

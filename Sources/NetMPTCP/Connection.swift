@@ -195,9 +195,9 @@ public struct Connection: Sendable {
     /// so a path that reorders stops being mistaken for one that loses (as Linux adapts its
     /// tp->reordering).
     public internal(set) var reorderingThreshold = 3
-    /// The controller as it was before the current recovery, to undo a spurious one, and the
+    /// The window before the current recovery cut it, to undo a spurious one, and the
     /// timestamp of the recovery's first retransmission (Eifel detection, RFC 3522).
-    var congestionBeforeRecovery: CongestionController? = nil
+    var windowBeforeRecovery: WindowBeforeReduction? = nil
     var recoveryRetransmitTimestamp: UInt32? = nil
     public internal(set) var spuriousRecoveries: UInt64 = 0
     var forceProbe = false

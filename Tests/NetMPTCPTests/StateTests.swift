@@ -211,6 +211,49 @@ import Testing
         #expect(c.congestion.window < 10 * 1460)
     }
 
+    /// RFC 3522 and RFC 4015: recovery began on three duplicate ACKs, but the ACK that ends
+    /// it echoes a timestamp older than the retransmission, so the originals arrived (they
+    /// were reordered). The window comes back, and DupThresh rises so the reordering is
+    /// tolerated next time; with each algorithm.
+    @Test(arguments: CongestionAlgorithm.allCases)
+    func established_spuriousRecovery_undoneByTimestamp(_ algorithm: CongestionAlgorithm) throws {
+        var config = Fixture.configuration()
+        config.noDelay = true
+        config.congestionControl = algorithm
+        var c = Fixture.synSent(config)
+        _ = c.handle(Fixture.segment([.syn, .ack], seq: Fixture.peerISS, ack: Fixture.iss.raw + 1,
+                                     options: Fixture.synAckOptions(scale: 0, timestamps: true)),
+                     payloadLength: 0, now: Fixture.t0)
+        _ = Fixture.drain(&c)
+        c.queued(10 * 1448) // MSS net of the timestamp option
+        let sent = Fixture.drain(&c)
+        #expect(sent.count == 10)
+        let originalStamp = try #require(sent[0].header.options.timestamp?.value)
+        let windowBefore = c.congestion.window
+
+        func ack(_ number: UInt32, echo: UInt32, peerStamp: UInt32) -> TCPSegmentHeader {
+            var o = TCPOptions()
+            o.timestamp = (peerStamp, echo)
+            return Fixture.segment(.ack, seq: Fixture.peerISS + 1, ack: number, options: o)
+        }
+        let later = Fixture.t0 + .milliseconds(5)
+        for i in 0..<3 {
+            _ = c.handle(ack(Fixture.iss.raw + 1, echo: originalStamp, peerStamp: 800 + UInt32(i)), payloadLength: 0, now: later)
+        }
+        let next = c.nextSegment(now: later)
+        let retransmitted = try #require(next)
+        #expect(retransmitted.header.sequenceNumber == Fixture.iss.raw + 1)
+        #expect(try #require(retransmitted.header.options.timestamp?.value) != originalStamp)
+        // BBR conserves packets instead: its window stays at the flight.
+        if algorithm != .bbr { #expect(c.congestion.window < windowBefore) }
+
+        // The ACK for all ten echoes the original segments' timestamp.
+        _ = c.handle(ack(Fixture.iss.raw + 1 + 10 * 1448, echo: originalStamp, peerStamp: 810), payloadLength: 0, now: later)
+        #expect(c.spuriousRecoveries == 1)
+        #expect(c.reorderingThreshold == 6)
+        #expect(c.congestion.window >= windowBefore)
+    }
+
     /// RFC 8985 7: with the flight unanswered for two RTTs, a tail loss probe resends the last
     /// segment (at least 10 ms after sending, before the RTO).
     @Test func established_silentFlight_tailLossProbeBeforeTimeout() throws {
@@ -425,6 +468,34 @@ import Testing
             cubic.acknowledged(1000, now: now, smoothedRTT: .milliseconds(10))
         }
         #expect(cubic.window > before) // past the plateau after ~20 s of ACKs
+    }
+}
+
+extension CongestionTests {
+    /// Linux's undo_cwnd for Reno and CUBIC: cwnd and ssthresh come back to what they were
+    /// before the reduction, never below what they are now.
+    @Test func lossBased_undoRestoresWindowAndThreshold() {
+        for algorithm in [CongestionAlgorithm.newReno, .cubic] {
+            var controller = CongestionController(algorithm, maximumSegmentSize: 1000)
+            controller.acknowledged(40_000, now: .zero, smoothedRTT: nil) // slow start to 50 segments
+            let before = controller.beforeReduction
+            controller.lossDetected(flight: 50_000, now: .zero)
+            #expect(controller.window < before.window && controller.slowStartThreshold < before.slowStartThreshold)
+            controller.undoReduction(before)
+            #expect(controller.window == 50_000 && controller.slowStartThreshold == Int.max)
+        }
+    }
+
+    /// BBR's undo ends the recovery with the window saved at its start; the model stays.
+    @Test func bbr_undoEndsRecoveryWithTheSavedWindow() {
+        var bbr = BBR(maximumSegmentSize: 1000)
+        let before = WindowBeforeReduction(window: bbr.window, slowStartThreshold: bbr.slowStartThreshold)
+        bbr.lossDetected(flight: 4000, now: .zero)
+        #expect(bbr.window == 4000)
+        bbr.undoReduction(before)
+        #expect(bbr.window == 10_000)
+        bbr.recoveryEnded() // nothing saved is left to restore twice
+        #expect(bbr.window == 10_000)
     }
 }
 

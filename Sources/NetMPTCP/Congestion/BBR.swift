@@ -196,6 +196,16 @@ public struct BBR: CongestionControl {
         priorWindow = 0
     }
 
+    /// A spurious recovery ends as a real one does, with the window it saved; and, as
+    /// Linux's bbr_undo_cwnd, STARTUP's check starts over, since the loss may have cut a
+    /// round of growth short.
+    public mutating func undoReduction(_ before: WindowBeforeReduction) {
+        recoveryEnded()
+        window = max(window, before.window)
+        fullBandwidth = 0
+        fullBandwidthRounds = 0
+    }
+
     /// A timeout restarts the window from one segment; it regrows by what is delivered up
     /// to the model (which a timeout does not change), and STARTUP's check starts over.
     /// Nothing is kept to restore: no recovery end follows a timeout here.

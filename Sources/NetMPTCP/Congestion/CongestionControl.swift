@@ -30,6 +30,21 @@ public protocol CongestionControl: Sendable {
     mutating func adopt(window: Int, slowStartThreshold: Int)
     /// A delivery-rate sample from an ACK; `flight` is what is still in the network after it.
     mutating func rateSampled(_ sample: RateSample, flight: Int, now: Instant)
+    /// The loss that started recovery proved spurious (RFC 3522): give back the reduction,
+    /// given the window and threshold as they were before it (Linux's undo_cwnd). What the
+    /// algorithm learnt since (BBR's model, CUBIC's growth) stays.
+    mutating func undoReduction(_ before: WindowBeforeReduction)
+}
+
+/// cwnd and ssthresh as they were when loss recovery began: 16 bytes kept per connection
+/// to undo a spurious recovery, where a copy of the whole controller would be hundreds.
+public struct WindowBeforeReduction: Sendable, Equatable {
+    public var window: Int
+    public var slowStartThreshold: Int
+    public init(window: Int, slowStartThreshold: Int) {
+        self.window = window
+        self.slowStartThreshold = slowStartThreshold
+    }
 }
 
 extension CongestionControl {
@@ -98,6 +113,16 @@ public enum CongestionController: Sendable {
         case .newReno(var c): c.adopt(window: window, slowStartThreshold: slowStartThreshold); self = .newReno(c)
         case .cubic(var c): c.adopt(window: window, slowStartThreshold: slowStartThreshold); self = .cubic(c)
         case .bbr(var c): c.adopt(window: window, slowStartThreshold: slowStartThreshold); self = .bbr(c)
+        }
+    }
+    public var beforeReduction: WindowBeforeReduction {
+        WindowBeforeReduction(window: window, slowStartThreshold: slowStartThreshold)
+    }
+    public mutating func undoReduction(_ before: WindowBeforeReduction) {
+        switch self {
+        case .newReno(var c): c.undoReduction(before); self = .newReno(c)
+        case .cubic(var c): c.undoReduction(before); self = .cubic(c)
+        case .bbr(var c): c.undoReduction(before); self = .bbr(c)
         }
     }
     public mutating func retransmissionTimeout(flight: Int, now: Instant) {

@@ -71,6 +71,16 @@ public struct Cubic: CongestionControl {
 
     public mutating func recoveryEnded() { window = max(slowStartThreshold, 2 * mss) }
 
+    /// The window and threshold come back; W_max stays where the loss put it, at or below
+    /// the restored window, so the next epoch starts on its plateau (as Linux's cubic,
+    /// which undoes through tcp_reno_undo_cwnd).
+    public mutating func undoReduction(_ before: WindowBeforeReduction) {
+        window = max(window, before.window)
+        slowStartThreshold = max(slowStartThreshold, before.slowStartThreshold)
+        epochStart = nil
+        fractional = 0
+    }
+
     public mutating func retransmissionTimeout(flight: Int, now: Instant) {
         lossDetected(flight: flight, now: now)
         window = mss // section 4.8

@@ -35,6 +35,11 @@ public struct NewReno: CongestionControl {
 
     public mutating func recoveryEnded() { window = slowStartThreshold }
 
+    public mutating func undoReduction(_ before: WindowBeforeReduction) {
+        window = max(window, before.window)
+        slowStartThreshold = max(slowStartThreshold, before.slowStartThreshold)
+    }
+
     public mutating func retransmissionTimeout(flight: Int, now: Instant) {
         slowStartThreshold = max(flight / 2, 2 * mss)
         window = mss
