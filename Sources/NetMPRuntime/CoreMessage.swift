@@ -2,35 +2,24 @@ import NetMPStack
 import NetMPTCP
 import NetMPWire
 
-/// What a protocol thread's port carries: frames another core received for this core's
-/// connections, and the usrreq operations of application threads. Payloads are references
-/// or small values, so a message is a few words and the port's slots stay small.
+/// What a protocol thread's port carries: what the stack's own threads say to each other
+/// (frames another core received for this core's connections, listeners and UDP bindings
+/// set up on every core, diagnostics, stop). A socket's own usrreqs (connect, send, close,
+/// options) are records in the core's request ring instead (`Request`), in one order per
+/// socket. Payloads are references or small values, so a message is a few words.
 public enum CoreMessage {
     /// A frame for a connection this core owns that arrived on another core's queue.
     case frame(ForwardedFrame)
     /// An ARP frame another core received: learn the neighbour, do not answer.
     case neighbour(ForwardedFrame)
-    /// Open a connection (connect).
-    case connect(ConnectRequest)
-    /// The application wrote: send what the window allows.
-    case output(SocketChannel)
-    /// The application read: the receive window may reopen.
-    case windowUpdate(SocketChannel)
-    /// shutdown(SHUT_WR).
-    case shutdownWrite(SocketChannel)
-    /// close(): a FIN after the data, or a RST (SO_LINGER 0, unread data, never accepted).
-    case close(SocketChannel, abort: Bool)
+    /// A connection its listener's close leaves unaccepted: reset it.
+    case resetUnaccepted(SocketChannel)
     /// Start or stop this core's copy of a listening socket.
     case listen(ListenQueue, Completion)
     case stopListening(port: UInt16, Completion)
-    /// Any other operation on a connection, run by its owner: socket options, TCP_INFO,
-    /// addresses. The body sees the control block (nil once the connection is gone).
-    case control(SocketChannel, ControlRequest)
     /// Start or stop delivering a UDP port's datagrams to a socket (every core holds the binding).
     case bindDatagram(DatagramChannel, Completion)
     case unbindDatagram(port: UInt16, Completion)
-    /// A UDP socket's application threads queued datagrams: its home core sends them.
-    case datagramOutput(DatagramChannel)
     /// Runs `body` on the core with its loop (diagnostics and tests: memory placement).
     case inspect(@Sendable (ProtocolLoop) -> Void, Completion)
     /// The stack is shutting down: the thread leaves its loop.
@@ -58,16 +47,17 @@ public struct ForwardedFrame: @unchecked Sendable {
     func free() { bytes.deallocate() }
 }
 
-public final class ConnectRequest: @unchecked Sendable {
-    let channel: SocketChannel
-    let remote: Endpoint
-    let localPort: UInt16?
+/// The options a connect starts with, in its record as a retained reference (interim, as
+/// `ControlRequest`: option records will carry options into the stack).
+final class ConnectOptions: @unchecked Sendable {
     let configuration: TCPConfiguration
-    init(channel: SocketChannel, remote: Endpoint, localPort: UInt16?, configuration: TCPConfiguration) {
-        self.channel = channel; self.remote = remote; self.localPort = localPort; self.configuration = configuration
-    }
+    init(_ configuration: TCPConfiguration) { self.configuration = configuration }
 }
 
+/// Any other operation on a connection, run by its owner: socket options, TCP_INFO,
+/// addresses. The body sees the control block (nil once the connection is gone). It rides
+/// in a control record as a retained reference, the one thing a record still carries that
+/// is not a number: option records replace it before a record crosses a process boundary.
 public final class ControlRequest: @unchecked Sendable {
     let body: (TCPSocket?, Instant) -> Void
     let completion = Completion(count: 1)

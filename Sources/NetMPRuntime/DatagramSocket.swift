@@ -17,11 +17,17 @@ public final class DatagramSocket: @unchecked Sendable {
     let nonBlockingFlag = Atomic<Bool>(false)
     let receiveTimeout = Atomic<Int>(0)
     nonisolated(unsafe) var closed = false
+    /// The channel's name in request records, from bind to close (guarded by `setup`;
+    /// send reads it after `published`, which bind stores after it).
+    nonisolated(unsafe) var handle: SocketHandle?
 
     public init(stack: NetworkStack) { self.stack = stack }
 
     deinit {
-        if let raw = published.load(ordering: .acquiring) { Unmanaged<DatagramChannel>.fromOpaque(raw).release() }
+        if let raw = published.load(ordering: .acquiring) {
+            let channel = Unmanaged<DatagramChannel>.fromOpaque(raw).takeRetainedValue()
+            if let handle { stack.request(Request(.datagramClose, handle), to: channel.homeCore) } // never closed
+        }
     }
 
     public var nonBlocking: Bool {
@@ -50,6 +56,11 @@ public final class DatagramSocket: @unchecked Sendable {
             case .failure(let e): throw e
             }
             let channel = DatagramChannel(port: port, cores: stack.cores, homeCore: stack.coreForNewConnection())
+            guard let handle = stack.sockets.register(channel, kind: .datagram) else {
+                stack.datagramPortTable.release(port)
+                throw SocketError(ENOBUFS)
+            }
+            self.handle = handle
             let completion = Completion(count: stack.cores)
             for core in 0..<stack.cores { stack.send(.bindDatagram(channel, completion), to: core) }
             completion.wait()
@@ -113,7 +124,7 @@ public final class DatagramSocket: @unchecked Sendable {
             let size = DatagramRecord.headerLength + bytes.count
             _ = channel.outgoing.writers.wait { channel.outgoing.free >= size }
         }
-        if channel.requestOutput() { stack.send(.datagramOutput(channel), to: channel.homeCore) }
+        if channel.requestOutput(), let handle { stack.request(Request(.datagramOutput, handle), to: channel.homeCore) }
         return bytes.count
     }
 
@@ -168,6 +179,9 @@ public final class DatagramSocket: @unchecked Sendable {
             let completion = Completion(count: stack.cores)
             for core in 0..<stack.cores { stack.send(.unbindDatagram(port: channel.port, completion), to: core) }
             completion.wait()
+            // After any output request this thread sent: what was queued still goes out.
+            if let handle { stack.request(Request(.datagramClose, handle), to: channel.homeCore) }
+            handle = nil
             stack.datagramPortTable.release(channel.port)
             channel.arrivals.wakeAll()
         }

@@ -72,10 +72,19 @@ public final class MessagePort<Message>: @unchecked Sendable {
         // This slot is ours alone until the sequence store below publishes it.
         slots[position & mask] = message
         sequences[position & mask].store(position + 1, ordering: .sequentiallyConsistent)
+        wakeIfSleeping()
+        return true
+    }
+
+    /// Any thread, after publishing work the owner looks for before it sleeps (a message
+    /// here, or a record in another queue it checks between `prepareToSleep` and its poll):
+    /// writes the eventfd if the owner announced a sleep. The publication must be
+    /// sequentially consistent, as the owner's announcement and look are.
+    @inlinable
+    public func wakeIfSleeping() {
         if sleeping.load(ordering: .sequentiallyConsistent), sleeping.exchange(false, ordering: .sequentiallyConsistent) {
             wake()
         }
-        return true
     }
 
     @usableFromInline func wake() {

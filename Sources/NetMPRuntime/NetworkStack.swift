@@ -32,6 +32,10 @@ public final class NetworkStack: @unchecked Sendable {
     public let device: TAPDevice?
     public let steering: FlowSteering
     let ports: [MessagePort<CoreMessage>]
+    /// Each core's usrreq records (connect, send, close...), which name sockets by handle
+    /// in `sockets`; the ports carry what the stack's own threads say to each other.
+    let requests: [RequestRing]
+    let sockets: SocketTable
     let threads: [ProtocolThread]
     public let portTable: PortTable
     /// UDP's ports: a namespace of their own, as in the kernel.
@@ -86,9 +90,10 @@ public final class NetworkStack: @unchecked Sendable {
         if stats == nil { log.info("no stats page (memfd or mmap failed): netmp stat will not see this process") }
         let secret = SystemRandom.secret()
         let ports = queues.map { _ in MessagePort<CoreMessage>(capacity: 4096) }
+        let requests = queues.map { _ in RequestRing(capacity: 4096) }
         let sharing = CoreSharing(configuration: configuration, tcpConfiguration: tcp, offloads: offloads, secret: secret,
-                                  steering: FlowSteering(cores: queues.count), ports: ports,
-                                  portTable: PortTable(seed: secret.1), stats: stats, log: log)
+                                  steering: FlowSteering(cores: queues.count), ports: ports, requests: requests,
+                                  sockets: SocketTable(), portTable: PortTable(seed: secret.1), stats: stats, log: log)
         // Cores beyond the CPUs we may use share them round-robin (they still work, unpinned in effect).
         let threads = queues.enumerated().map { core, queue in
             let cpu = cpus[core % cpus.count]
@@ -96,8 +101,8 @@ public final class NetworkStack: @unchecked Sendable {
             return ProtocolThread(core: core, cpu: cpu, queue: queue, sharing: sharing)
         }
         let stack = NetworkStack(configuration: configuration, tcpConfiguration: tcp, device: device,
-                                 steering: sharing.steering, ports: ports, threads: threads,
-                                 portTable: sharing.portTable, stats: stats)
+                                 steering: sharing.steering, ports: ports, requests: requests, sockets: sharing.sockets,
+                                 threads: threads, portTable: sharing.portTable, stats: stats)
         for thread in threads { try thread.start() }
         return stack
     }
@@ -110,10 +115,10 @@ public final class NetworkStack: @unchecked Sendable {
     }
 
     init(configuration: StackConfiguration, tcpConfiguration: TCPConfiguration, device: TAPDevice?,
-         steering: FlowSteering, ports: [MessagePort<CoreMessage>], threads: [ProtocolThread],
-         portTable: PortTable, stats: StatsPage?) {
+         steering: FlowSteering, ports: [MessagePort<CoreMessage>], requests: [RequestRing], sockets: SocketTable,
+         threads: [ProtocolThread], portTable: PortTable, stats: StatsPage?) {
         self.configuration = configuration; self.tcpConfiguration = tcpConfiguration; self.device = device
-        self.steering = steering; self.ports = ports; self.threads = threads
+        self.steering = steering; self.ports = ports; self.requests = requests; self.sockets = sockets; self.threads = threads
         self.portTable = portTable; self.stats = stats
         datagramPortTable = PortTable(seed: UInt64(portTable.nextEphemeral))
         routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,
@@ -124,6 +129,13 @@ public final class NetworkStack: @unchecked Sendable {
     /// yields its CPU until there is room rather than lose a usrreq.
     func send(_ message: CoreMessage, to core: Int) {
         while !ports[core].send(message) { sched_yield() }
+    }
+
+    /// Sends a usrreq record to core `core` and wakes the core if it sleeps; a full ring
+    /// is waited out as a full port is.
+    func request(_ request: Request, to core: Int) {
+        while !requests[core].send(request) { sched_yield() }
+        ports[core].wakeIfSleeping()
     }
 
     /// The core an unbound connect starts on: the cores in turn, so connections spread

@@ -14,28 +14,8 @@ extension ProtocolLoop {
         case .neighbour(let frame):
             host.learnNeighbour(from: UnsafeRawBufferPointer(frame.bytes), now: now, sink: &sink)
             frame.free()
-        case .connect(let request):
-            connect(request, now: now)
-        case .output(let channel):
-            // Settled with the turn's batch: a close or another write later in the same
-            // drain goes out with this data (a response and its FIN in one segment).
-            channel.clear(.outputRequested)
-            if let socket = channel.socket { tcp.settleWithBatch(socket, now: now, host: host, sink: &sink) }
-        case .windowUpdate(let channel):
-            channel.clear(.windowRequested)
-            if let socket = channel.socket { tcp.settleWithBatch(socket, now: now, host: host, sink: &sink) }
-        case .shutdownWrite(let channel):
-            guard let socket = channel.socket else { return }
-            socket.shutdownWrite(now: now)
-            tcp.settle(socket, now: now, host: host, sink: &sink)
-        case .close(let channel, let abort):
-            guard let socket = channel.socket else { return }
-            if abort {
-                tcp.abort(socket, now: now, host: host, sink: &sink)
-            } else {
-                socket.close(now: now)
-                tcp.settle(socket, now: now, host: host, sink: &sink)
-            }
+        case .resetUnaccepted(let channel):
+            if let socket = channel.socket { tcp.abort(socket, now: now, host: host, sink: &sink) }
         case .listen(let queue, let completion):
             let core = self.core
             do {
@@ -53,18 +33,12 @@ extension ProtocolLoop {
         case .stopListening(let port, let completion):
             tcp.stopListening(port: port, now: now, host: host, sink: &sink)
             completion.done()
-        case .control(let channel, let request):
-            request.body(channel.socket, now)
-            if let socket = channel.socket { tcp.settle(socket, now: now, host: host, sink: &sink) }
-            request.completion.done()
         case .bindDatagram(let channel, let completion):
             datagramSockets[channel.port] = channel
             completion.done()
         case .unbindDatagram(let port, let completion):
             datagramSockets[port] = nil
             completion.done()
-        case .datagramOutput(let channel):
-            sendDatagrams(of: channel, now: now)
         case .inspect(let body, let completion):
             body(self)
             completion.done()
@@ -79,16 +53,73 @@ extension ProtocolLoop {
         }
     }
 
+    /// A usrreq record from an application thread. Its handle is resolved in the socket
+    /// table; one that no longer resolves (the socket was closed by another thread first)
+    /// is dropped, except that a control request is always answered, since its caller waits.
+    func handle(_ request: Request, now: Instant) {
+        switch request.kind {
+        case .control:
+            let control = Unmanaged<ControlRequest>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(request.argument))!)
+                .takeRetainedValue()
+            let socket = (sockets.resolve(request.handle, as: .stream) as? SocketChannel)?.socket
+            control.body(socket, now)
+            if let socket { tcp.settle(socket, now: now, host: host, sink: &sink) }
+            control.completion.done()
+        case .datagramOutput, .datagramClose:
+            guard let channel = sockets.resolve(request.handle, as: .datagram) as? DatagramChannel else { return }
+            sendDatagrams(of: channel, now: now) // a close sends what was queued before it, as Linux had
+            if request.kind == .datagramClose { sockets.release(request.handle) }
+        case .connect:
+            let options = Unmanaged<ConnectOptions>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(request.argument))!)
+                .takeRetainedValue()
+            guard let channel = sockets.resolve(request.handle, as: .stream) as? SocketChannel else { return }
+            connect(channel, to: request.remote, localPort: request.localPort == 0 ? nil : request.localPort,
+                    configuration: options.configuration, now: now)
+        case .output, .window, .shutdownWrite, .close:
+            guard let channel = sockets.resolve(request.handle, as: .stream) as? SocketChannel else { return }
+            handle(request, on: channel, now: now)
+        }
+    }
+
+    func handle(_ request: Request, on channel: SocketChannel, now: Instant) {
+        switch request.kind {
+        case .output:
+            // Settled with the turn's batch: a close or another write later in the same
+            // drain goes out with this data (a response and its FIN in one segment).
+            channel.clear(.outputRequested)
+            if let socket = channel.socket { tcp.settleWithBatch(socket, now: now, host: host, sink: &sink) }
+        case .window:
+            channel.clear(.windowRequested)
+            if let socket = channel.socket { tcp.settleWithBatch(socket, now: now, host: host, sink: &sink) }
+        case .shutdownWrite:
+            guard let socket = channel.socket else { return }
+            socket.shutdownWrite(now: now)
+            tcp.settle(socket, now: now, host: host, sink: &sink)
+        case .close:
+            // The application's last word on this socket: its handle goes with it.
+            defer { sockets.release(request.handle) }
+            guard let socket = channel.socket else { return }
+            if request.abort {
+                tcp.abort(socket, now: now, host: host, sink: &sink)
+            } else {
+                socket.close(now: now)
+                tcp.settle(socket, now: now, host: host, sink: &sink)
+            }
+        case .connect, .control, .datagramOutput, .datagramClose:
+            return // handled above
+        }
+    }
+
     /// An active open, born on this core: the application sent it here because the bound
     /// 4-tuple hashes here, or (unbound) it lets this core pick a port that hashes here.
-    func connect(_ request: ConnectRequest, now: Instant) {
-        let channel = request.channel
+    func connect(_ channel: SocketChannel, to remote: Endpoint, localPort: UInt16?, configuration: TCPConfiguration,
+                 now: Instant) {
         // StreamSocket.connect refused a destination without a route before sending this.
         let core = self.core, steering = self.steering, portTable = self.portTable
         let socket: TCPSocket
         do {
-            socket = try tcp.connect(from: host.address, to: request.remote, now: now, localPort: request.localPort,
-                                     configuration: request.configuration, channel: channel,
+            socket = try tcp.connect(from: host.address, to: remote, now: now, localPort: localPort,
+                                     configuration: configuration, channel: channel,
                                      acceptable: { steering.owner(of: $0) == core && portTable?.isReserved($0.local.port) != true })
         } catch {
             channel.publish([.failed, .closed], error: error == .addressInUse ? EADDRINUSE : EADDRNOTAVAIL)

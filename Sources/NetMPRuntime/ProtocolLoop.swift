@@ -97,6 +97,9 @@ public final class ProtocolLoop {
     /// This core's port (nil for a loop driven by its own thread's caller) and every core's.
     let port: MessagePort<CoreMessage>?
     let ports: [MessagePort<CoreMessage>]
+    /// This core's request ring (nil with no port) and the sockets its records name.
+    let requests: RequestRing?
+    let sockets: SocketTable
     let steering: FlowSteering
     /// Ports the application reserved with bind() (nil: none can be, a driver-run loop).
     let portTable: PortTable?
@@ -124,10 +127,11 @@ public final class ProtocolLoop {
 
     public init(host: Host, tcp: TCPEndpoints, queue: TAPQueue, stats: StatsPage?, core: Int,
                 steering: FlowSteering = FlowSteering(cores: 1), ports: [MessagePort<CoreMessage>] = [],
-                portTable: PortTable? = nil) {
+                portTable: PortTable? = nil, requests: [RequestRing] = [], sockets: SocketTable = SocketTable(capacity: 1)) {
         self.host = host; self.tcp = tcp; self.queue = queue; self.stats = stats; self.core = core
-        self.steering = steering; self.ports = ports; self.portTable = portTable
+        self.steering = steering; self.ports = ports; self.portTable = portTable; self.sockets = sockets
         port = ports.isEmpty ? nil : ports[core]
+        self.requests = requests.isEmpty ? nil : requests[core]
         host.tcp = tcp
         sink = QueueSink(queue: queue)
         // The largest frame a TAP with segmentation offload hands over: a 64 KiB IPv4
@@ -166,6 +170,9 @@ public final class ProtocolLoop {
             // Announce the sleep before polling: a sender that publishes after this sees it
             // and writes the eventfd; one that published before is caught here (timeout 0).
             if let port, !port.prepareToSleep() { timeout = 0 }
+            // A record published before the announcement is caught here; one after it
+            // finds the announcement and writes the port's eventfd.
+            else if let port, requests?.hasRequest == true { port.stopSleeping(); timeout = 0 }
             var pollers = (pollfd(fd: offTheWire ? -1 : queue.fd, events: Int16(POLLIN), revents: 0),
                            pollfd(fd: port?.wakeupDescriptor ?? -1, events: Int16(POLLIN), revents: 0))
             let woken = withUnsafeMutablePointer(to: &pollers) {
@@ -189,6 +196,7 @@ public final class ProtocolLoop {
             defer { tcp.endBatch(now: now, host: host, sink: &sink) }
             if let port {
                 work = port.drain(limit: 1024) { handle($0, now: now) }
+                if let requests { work += requests.drain(limit: 1024) { handle($0, now: now) } }
                 messagesHandled &+= UInt64(work)
             }
             if sink.faults != nil { releaseHeldFrames(now: now) }
@@ -226,7 +234,7 @@ public final class ProtocolLoop {
     func spin(until deadline: Instant) -> Bool {
         var poller = pollfd(fd: offTheWire ? -1 : queue.fd, events: Int16(POLLIN), revents: 0)
         repeat {
-            if port?.hasMessage == true { return true }
+            if port?.hasMessage == true || requests?.hasRequest == true { return true }
             if !offTheWire && poll(&poller, 1, 0) > 0 { return true }
             sched_yield()
         } while MonotonicClock.now() < deadline

@@ -6,7 +6,8 @@ import NetMPStack
 import NetMPTCP
 
 /// What every protocol thread of one stack shares: read-only after start, except the ports
-/// (each a queue many threads send to) and the port table (behind its own lock).
+/// and request rings (each a queue many threads send to), the socket table (lock-free) and
+/// the port table (behind its own lock).
 struct CoreSharing: @unchecked Sendable {
     let configuration: StackConfiguration
     let tcpConfiguration: TCPConfiguration
@@ -15,6 +16,8 @@ struct CoreSharing: @unchecked Sendable {
     let secret: (UInt64, UInt64)
     let steering: FlowSteering
     let ports: [MessagePort<CoreMessage>]
+    let requests: [RequestRing]
+    let sockets: SocketTable
     let portTable: PortTable
     let stats: StatsPage?
     let log: Log
@@ -71,7 +74,8 @@ final class ProtocolThread: @unchecked Sendable {
         host.offloads = sharing.offloads
         let tcp = TCPEndpoints(configuration: sharing.tcpConfiguration, secret: sharing.secret, now: MonotonicClock.now())
         let loop = ProtocolLoop(host: host, tcp: tcp, queue: queue, stats: sharing.stats, core: core,
-                                steering: sharing.steering, ports: sharing.ports, portTable: sharing.portTable)
+                                steering: sharing.steering, ports: sharing.ports, portTable: sharing.portTable,
+                                requests: sharing.requests, sockets: sharing.sockets)
         loop.spinBudget = .microseconds(UInt64(sharing.configuration.pollSpinMicroseconds))
         // One gratuitous ARP for the interface, not one per core.
         if core == 0 { loop.announce() }

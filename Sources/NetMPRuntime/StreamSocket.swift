@@ -28,6 +28,11 @@ public final class StreamSocket: @unchecked Sendable {
     /// SO_LINGER: nil off; 0 close resets; n > 0 close waits up to n seconds for the peer's ACK.
     nonisolated(unsafe) var lingerSeconds: Int?
 
+    /// The socket's name in request records (`SocketHandle` as slot << 32 | generation;
+    /// `noHandle` until connect or accept registers it, and again once close let it go).
+    let handleWord = Atomic<UInt64>(StreamSocket.noHandle)
+    static let noHandle = UInt64.max
+
     let nonBlockingFlag = Atomic<Bool>(false)
     /// SO_RCVTIMEO and SO_SNDTIMEO in nanoseconds (0: wait forever).
     let receiveTimeout = Atomic<Int>(0)
@@ -73,13 +78,50 @@ public final class StreamSocket: @unchecked Sendable {
         successor.setTimeouts(receive: receiveTimeout.load(ordering: .relaxed), send: sendTimeout.load(ordering: .relaxed))
     }
 
-    /// A connection a listener accepted.
-    init(stack: NetworkStack, accepted: AcceptedConnection) {
+    /// A connection a listener accepted. ENFILE, and the connection reset, when the socket
+    /// table is full.
+    init(stack: NetworkStack, accepted: AcceptedConnection) throws(SocketError) {
         self.stack = stack
         configuration = stack.tcpConfiguration
         channel = accepted.channel
         tuple = accepted.tuple
         phase = .connected
+        guard register() else {
+            stack.send(.resetUnaccepted(accepted.channel), to: accepted.core)
+            throw SocketError(ENFILE)
+        }
+    }
+
+    /// A socket dropped without close() (a failed accept, a caller's error path) still
+    /// gives its handle back.
+    deinit { releaseHandle() }
+
+    var handle: SocketHandle? {
+        let word = handleWord.load(ordering: .acquiring)
+        return word == Self.noHandle ? nil : SocketHandle(slot: UInt32(word >> 32), generation: UInt32(truncatingIfNeeded: word))
+    }
+
+    /// Names the channel in the socket table; false when the table is full.
+    func register() -> Bool {
+        guard let handle = stack.sockets.register(channel, kind: .stream) else { return false }
+        handleWord.store(UInt64(handle.slot) << 32 | UInt64(handle.generation), ordering: .releasing)
+        return true
+    }
+
+    /// Lets the handle go, once: through the owner core with the socket's last record (a
+    /// close, or only the release when the connection is already gone), or here when no
+    /// core ever saw it.
+    func releaseHandle(abort: Bool = false) {
+        let word = handleWord.exchange(Self.noHandle, ordering: .acquiringAndReleasing)
+        guard word != Self.noHandle else { return }
+        let handle = SocketHandle(slot: UInt32(word >> 32), generation: UInt32(truncatingIfNeeded: word))
+        if ownerCore >= 0 {
+            var close = Request(.close, handle)
+            close.abort = abort
+            stack.request(close, to: ownerCore)
+        } else {
+            stack.sockets.release(handle)
+        }
     }
 
     public var nonBlocking: Bool {
@@ -169,7 +211,7 @@ public final class StreamSocket: @unchecked Sendable {
         }
         let deadline = deadline(receiveTimeout)
         while true {
-            if let connection = queue.pop() { return StreamSocket(stack: stack, accepted: connection) }
+            if let connection = queue.pop() { return try StreamSocket(stack: stack, accepted: connection) }
             guard setup.locked({ phase == .listening }) else { throw SocketError(EINVAL) }
             if nonBlocking { throw SocketError(EAGAIN) }
             switch block(on: queue.arrivals, until: deadline, ready: { queue.pending > 0 || closing.load(ordering: .acquiring) }) {
@@ -249,15 +291,19 @@ public final class StreamSocket: @unchecked Sendable {
             } else {
                 core = stack.coreForNewConnection()
             }
+            guard handle != nil || register() else { throw SocketError(ENOBUFS) }
             phase = .connecting
             // The connection is this core's from now on: the core picks a local port whose
-            // tuple hashes to it. Attached before the message goes, so every later message
-            // (a send, a close) follows it to the same port, in order, without waiting for
+            // tuple hashes to it. Attached before the record goes, so every later record
+            // (a send, a close) follows it to the same ring, in order, without waiting for
             // the core to answer: a non-blocking connect costs the caller no thread switch.
             channel.attach(to: core)
             _ = channel.raise(.attached)
-            stack.send(.connect(ConnectRequest(channel: channel, remote: remote, localPort: boundPort,
-                                               configuration: configuration)), to: core)
+            var request = Request(.connect, handle!)
+            request.remote = remote
+            request.localPort = boundPort ?? 0
+            request.argument = UInt64(UInt(bitPattern: Unmanaged.passRetained(ConnectOptions(configuration)).toOpaque()))
+            stack.request(request, to: core)
             return false
         }
         if settledEarlier {
@@ -434,11 +480,11 @@ public final class StreamSocket: @unchecked Sendable {
     public var unacknowledged: Int { channel.send.outstanding }
 
     func requestOutput() {
-        if channel.raise(.outputRequested) { stack.send(.output(channel), to: ownerCore) }
+        if channel.raise(.outputRequested), let handle { stack.request(Request(.output, handle), to: ownerCore) }
     }
 
     func requestWindowUpdate() {
-        if channel.raise(.windowRequested) { stack.send(.windowUpdate(channel), to: ownerCore) }
+        if channel.raise(.windowRequested), let handle { stack.request(Request(.window, handle), to: ownerCore) }
     }
 
     var ownerCore: Int { channel.owner }
@@ -460,7 +506,7 @@ public final class StreamSocket: @unchecked Sendable {
             channel.publishFromApplication(.readShut)
         }
         if how != .read, channel.shutWriting() {
-            stack.send(.shutdownWrite(channel), to: ownerCore)
+            if let handle { stack.request(Request(.shutdownWrite, handle), to: ownerCore) }
             channel.send.writers.wakeAll()
         }
     }
@@ -478,7 +524,7 @@ public final class StreamSocket: @unchecked Sendable {
                 let completion = Completion(count: stack.cores)
                 for core in 0..<stack.cores { stack.send(.stopListening(port: queue.port, completion), to: core) }
                 completion.wait()
-                while let never = queue.pop() { stack.send(.close(never.channel, abort: true), to: never.core) }
+                while let never = queue.pop() { stack.send(.resetUnaccepted(never.channel), to: never.core) }
                 queue.arrivals.wakeAll()
                 channel.doorbell.ring()
             case .connecting, .connected:
@@ -487,7 +533,7 @@ public final class StreamSocket: @unchecked Sendable {
                 _ = channel.shutWriting()
                 channel.publishFromApplication(.readShut)
                 if ownerCore >= 0 {
-                    stack.send(.close(channel, abort: abort), to: ownerCore)
+                    releaseHandle(abort: abort)
                     if let seconds = lingerSeconds, seconds > 0, !abort, !nonBlocking {
                         let deadline = MonotonicClock.now() + .seconds(UInt64(seconds))
                         _ = block(on: channel.changes, until: deadline) {
@@ -497,6 +543,7 @@ public final class StreamSocket: @unchecked Sendable {
                 }
             case .fresh, .closed:
                 phase = .closed
+                releaseHandle() // after a failed connect: the core only lets the handle go
             }
             if let port = boundPort { stack.portTable.release(port); boundPort = nil }
         }
@@ -508,10 +555,12 @@ public final class StreamSocket: @unchecked Sendable {
     /// connection is gone) and waits for it.
     func control(_ body: @escaping (TCPSocket?, Instant) -> Void) {
         let core = ownerCore
-        guard core >= 0 else { body(nil, MonotonicClock.now()); return }
-        let request = ControlRequest(body)
-        stack.send(.control(channel, request), to: core)
-        request.completion.wait()
+        guard core >= 0, let handle else { body(nil, MonotonicClock.now()); return }
+        let control = ControlRequest(body)
+        var request = Request(.control, handle)
+        request.argument = UInt64(UInt(bitPattern: Unmanaged.passRetained(control).toOpaque()))
+        stack.request(request, to: core)
+        control.completion.wait()
     }
 
     /// Options that live in the engine's configuration: set before connect, they go with

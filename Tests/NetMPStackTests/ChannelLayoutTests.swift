@@ -42,6 +42,26 @@ import Testing
         #expect(receiveBlock.tail == 500 && receiveBlock.head == 200 && receiveBlock.end_of_stream == 1)
     }
 
+    /// A usrreq record as C sees it: the fields a Swift sender wrote, where the header puts
+    /// them, and the turn that publishes it.
+    @Test func requestRecordAsCReadsIt() {
+        #expect(MemoryLayout<netmp_request>.size == 64 && MemoryLayout<netmp_request_ring>.size == 128)
+        #expect(MemoryLayout<netmp_socket_entry>.size == 16)
+        let ring = RequestRing(capacity: 2)
+        var request = Request(.connect, SocketHandle(slot: 5, generation: 9))
+        request.remote = Endpoint(IPv4Address(10, 77, 0, 1), 5201)
+        request.localPort = 40000
+        request.abort = true
+        request.argument = 0xdead_beef
+        #expect(ring.send(request))
+        let record = ring.recordForTesting(0).load(as: netmp_request.self)
+        #expect(record.turn == 1 && record.kind == NETMP_REQUEST_CONNECT && record.slot == 5 && record.generation == 9)
+        #expect(record.address == IPv4Address(10, 77, 0, 1).value && record.port == 5201 && record.local_port == 40000)
+        #expect(record.flags == NETMP_REQUEST_FLAG_ABORT && record.argument == 0xdead_beef)
+        #expect(ring.receive() == request)
+        #expect(ring.recordForTesting(0).load(as: netmp_request.self).turn == 2) // free for the next round
+    }
+
     /// A stream socket's published state is a netmp_stream_slot: what the owner publishes
     /// and the application raises is there, in the bits the header names.
     @Test func streamSlotHoldsStatusErrorAndOwner() {

@@ -91,6 +91,65 @@ typedef struct netmp_datagram_slot {
     uint8_t line_end[24];
 } netmp_datagram_slot;
 
+/// A usrreq: what an application thread asks of the core that owns one of its sockets, as
+/// one fixed-size record in that core's request ring (docs/STACK-SERVICE.md, step 2). The
+/// socket is named by handle, its slot in the socket table and the slot's generation, never
+/// by pointer: a record for a socket released since names an older generation and is
+/// dropped. Each record fills a cache line, so producers writing neighbouring records do
+/// not share one.
+typedef struct netmp_request {
+    uint64_t turn;                  // 2r: free in round r; 2r + 1: published in round r
+    uint32_t kind;                  // NETMP_REQUEST_*
+    uint32_t slot;                  // the socket's handle: slot...
+    uint32_t generation;            // ...and generation
+    uint32_t address;               // connect: the remote IPv4 address, host order
+    uint16_t port;                  // connect: the remote port
+    uint16_t local_port;            // connect: the bound local port, 0 for one the core picks
+    uint32_t flags;                 // NETMP_REQUEST_FLAG_*
+    uint64_t argument;              // control: the request, a process-local reference (interim)
+    uint8_t line_end[24];
+} netmp_request;
+
+/// Request kinds. Stream sockets:
+static const uint32_t NETMP_REQUEST_CONNECT = 1;        // open a connection from this core
+static const uint32_t NETMP_REQUEST_OUTPUT = 2;         // "send what I wrote"
+static const uint32_t NETMP_REQUEST_WINDOW = 3;         // "I read: the window may reopen"
+static const uint32_t NETMP_REQUEST_SHUTDOWN_WRITE = 4; // shutdown(SHUT_WR): FIN after the data
+static const uint32_t NETMP_REQUEST_CLOSE = 5;          // close(), and the handle is released
+static const uint32_t NETMP_REQUEST_CONTROL = 6;        // an option or TCP_INFO, answered
+/// Datagram sockets:
+static const uint32_t NETMP_REQUEST_DATAGRAM_OUTPUT = 16; // "send the datagrams I queued"
+static const uint32_t NETMP_REQUEST_DATAGRAM_CLOSE = 17;  // send what is queued, release the handle
+/// Flags:
+static const uint32_t NETMP_REQUEST_FLAG_ABORT = 1u << 0; // close with a RST
+
+/// A request ring's control block, followed in memory by its records: producers
+/// (application threads) claim positions by moving `tail`; the one consumer (the core)
+/// moves `head`. A record's `turn` says whose it is, so a block and records of zeros are an
+/// empty ring.
+typedef struct netmp_request_ring {
+    int64_t tail;                   // producers
+    uint8_t producers_line_end[56];
+    int64_t head;                   // the core
+    uint8_t core_line_end[56];
+} netmp_request_ring;
+
+/// One entry of a socket table: which object a handle names, while its generation matches.
+typedef struct netmp_socket_entry {
+    uint32_t generation;            // bumped when the slot is released
+    uint32_t kind;                  // NETMP_SOCKET_* while in use, 0 when free
+    uint64_t object;                // a process-local reference (interim: the region's slot later)
+} netmp_socket_entry;
+
+static const uint32_t NETMP_SOCKET_STREAM = 1;
+static const uint32_t NETMP_SOCKET_DATAGRAM = 2;
+
+_Static_assert(sizeof(netmp_request) == 64, "request: one cache line");
+_Static_assert(offsetof(netmp_request, turn) == 0, "request: turn first");
+_Static_assert(offsetof(netmp_request, argument) == 32, "request: argument");
+_Static_assert(sizeof(netmp_request_ring) == 128, "request ring control block: two cache lines");
+_Static_assert(offsetof(netmp_request_ring, head) == 64, "request ring: the core's line");
+_Static_assert(sizeof(netmp_socket_entry) == 16, "socket entry: 16 bytes");
 _Static_assert(sizeof(netmp_record_queue) == 128, "record queue: two cache lines");
 _Static_assert(offsetof(netmp_record_queue, head) == 64, "record queue: readers' line");
 _Static_assert(sizeof(netmp_datagram_slot) == 64, "datagram slot: one cache line");

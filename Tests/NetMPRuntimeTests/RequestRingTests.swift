@@ -1,0 +1,145 @@
+import Glibc
+import NetMPRuntime
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+import Synchronization
+import Testing
+
+/// The request ring carries usrreq records from application threads to a core; the socket
+/// table resolves the handles they name. Both are shared by many threads, so these run
+/// under ThreadSanitizer with the rest of this target.
+@Suite struct RequestRingTests {
+    @Test func fifo_fullAndEmpty_acrossRounds() {
+        let ring = RequestRing(capacity: 4)
+        #expect(ring.receive() == nil && !ring.hasRequest)
+        for i in 0..<4 { #expect(ring.send(Request(.output, SocketHandle(slot: UInt32(i), generation: 7)))) }
+        #expect(!ring.send(Request(.window, SocketHandle(slot: 9, generation: 0)))) // full
+        #expect(ring.hasRequest)
+        #expect(ring.drain { _ in } == 4)
+        // Many rounds of the ring: every field comes back as it went.
+        for i in 0..<40 {
+            var request = Request(.connect, SocketHandle(slot: UInt32(i), generation: UInt32(i * 3)))
+            request.remote = Endpoint(IPv4Address(10, 77, 0, UInt8(i)), UInt16(1000 + i))
+            request.localPort = UInt16(i)
+            request.abort = i % 2 == 0
+            request.argument = UInt64(i) << 40
+            #expect(ring.send(request))
+            #expect(ring.receive() == request)
+        }
+    }
+
+    /// A record of a kind no version of netmp sends (a client writing garbage into its
+    /// ring, once clients are processes) is consumed and counted, and the next one is read.
+    @Test func unknownKind_countedAndSkipped() {
+        let ring = RequestRing(capacity: 4)
+        ring.send(Request(.output, SocketHandle(slot: 1, generation: 1)))
+        ring.send(Request(.window, SocketHandle(slot: 2, generation: 1)))
+        // Overwrite the first record's kind in place, as a scribbling writer would.
+        (ring.recordForTesting(0)).storeBytes(of: UInt32(999), toByteOffset: 8, as: UInt32.self)
+        #expect(ring.receive() == Request(.window, SocketHandle(slot: 2, generation: 1)))
+        #expect(ring.malformed == 1 && ring.receive() == nil)
+    }
+
+    /// Many senders, one consumer that sleeps on its port's eventfd as a core does, looking
+    /// at the ring between announcing the sleep and polling: every record arrives once,
+    /// each sender's in order, and nobody hangs (a lost wakeup would).
+    @Test func manySenders_sleepingCore_everyRecordOnceInOrder() {
+        let ring = RequestRing(capacity: 256)
+        let port = MessagePort<Int>(capacity: 8)
+        let senders = 4, perSender = 100_000
+        let joins = (0..<senders).map { id in
+            spawn {
+                for n in 0..<perSender {
+                    while !ring.send(Request(.output, SocketHandle(slot: UInt32(id), generation: UInt32(n)))) { sched_yield() }
+                    port.wakeIfSleeping()
+                    if n % 1000 == 0 { usleep(50) } // let the core go to sleep now and then
+                }
+            }
+        }
+        var next = [UInt32](repeating: 0, count: senders)
+        var received = 0, disorder = 0
+        while received < senders * perSender {
+            let n = ring.drain { r in
+                if r.handle.generation != next[Int(r.handle.slot)] { disorder += 1 }
+                next[Int(r.handle.slot)] = r.handle.generation + 1
+            }
+            received += n
+            guard n == 0, port.prepareToSleep() else { continue }
+            if ring.hasRequest { port.stopSleeping(); continue }
+            var poller = pollfd(fd: port.wakeupDescriptor, events: Int16(POLLIN), revents: 0)
+            let woken = poll(&poller, 1, 10_000) > 0
+            if woken { port.awake() } else { port.stopSleeping() }
+            #expect(woken || ring.hasRequest || received == senders * perSender, "the core slept through a record")
+        }
+        joins.forEach { $0() }
+        #expect(received == senders * perSender && disorder == 0)
+        #expect(ring.receive() == nil)
+    }
+}
+
+@Suite struct SocketTableTests {
+    final class Counter: Sendable { let value = Atomic<Int>(0) }
+    final class Thing: Sendable {
+        let id: Int
+        let deinits: Counter?
+        init(_ id: Int, deinits: Counter? = nil) { self.id = id; self.deinits = deinits }
+        deinit { deinits?.value.add(1, ordering: .relaxed) }
+    }
+
+    @Test func registerResolveRelease_staleAndForgedHandlesFindNothing() {
+        let table = SocketTable(capacity: 4)
+        let a = Thing(1)
+        let handle = table.register(a, kind: .stream)!
+        #expect((table.resolve(handle, as: .stream) as? Thing) === a)
+        #expect(table.resolve(handle, as: .datagram) == nil) // the wrong kind
+        #expect(table.resolve(SocketHandle(slot: handle.slot, generation: handle.generation &+ 1), as: .stream) == nil)
+        #expect(table.resolve(SocketHandle(slot: 3, generation: 0), as: .stream) == nil) // never used
+        #expect(table.resolve(SocketHandle(slot: 4000, generation: 0), as: .stream) == nil) // past the end
+        #expect(table.release(handle) && !table.release(handle))
+        #expect(table.resolve(handle, as: .stream) == nil)
+        // The slot comes back with a new generation: the old handle stays dead.
+        let b = Thing(2)
+        let again = table.register(b, kind: .datagram)!
+        #expect(again.slot == handle.slot && again.generation == handle.generation &+ 1)
+        #expect(table.resolve(handle, as: .datagram) == nil && (table.resolve(again, as: .datagram) as? Thing) === b)
+        #expect(table.inUse == 1)
+    }
+
+    @Test func full_thenFreedSlotsServeAgain() {
+        let table = SocketTable(capacity: 3)
+        let handles = (0..<3).map { table.register(Thing($0), kind: .stream)! }
+        #expect(table.register(Thing(9), kind: .stream) == nil)
+        #expect(Set(handles.map { $0.slot }) == [0, 1, 2])
+        table.release(handles[1])
+        #expect(table.register(Thing(10), kind: .stream)?.slot == 1)
+        #expect(table.register(Thing(11), kind: .stream) == nil)
+    }
+
+    /// Threads register and release at once, each releasing only its own handles (as each
+    /// socket's owner core does): no slot is handed out twice, and every object is let go.
+    @Test func concurrentRegisterAndRelease_noSlotTwice_everyObjectFreed() {
+        let table = SocketTable(capacity: 64)
+        let deinits = Counter()
+        let threads = 4, rounds = 20_000
+        let joins = (0..<threads).map { t in
+            spawn {
+                var mine: [SocketHandle] = []
+                for n in 0..<rounds {
+                    let thing = Thing(t * rounds + n, deinits: deinits)
+                    if let handle = table.register(thing, kind: .stream) {
+                        #expect((table.resolve(handle, as: .stream) as? Thing)?.id == t * rounds + n)
+                        mine.append(handle)
+                    }
+                    if mine.count > 8 || n % 3 == 0, !mine.isEmpty {
+                        #expect(table.release(mine.removeFirst()))
+                    }
+                }
+                for handle in mine { #expect(table.release(handle)) }
+            }
+        }
+        joins.forEach { $0() }
+        #expect(table.inUse == 0)
+        #expect(deinits.value.load(ordering: .relaxed) == threads * rounds) // registered or not, each went
+    }
+}
