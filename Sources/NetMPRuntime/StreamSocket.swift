@@ -346,12 +346,8 @@ public final class StreamSocket: @unchecked Sendable {
         }
     }
 
-    /// The 4-tuple, asked of the owner core (it picked the ephemeral port).
-    func connectedTuple() -> FourTuple? {
-        nonisolated(unsafe) var result: FourTuple?
-        control { socket, _ in result = socket?.tuple }
-        return result
-    }
+    /// The 4-tuple, as the owner core wrote it into the slot (it picked the ephemeral port).
+    func connectedTuple() -> FourTuple? { channel.publishedTuple }
 
     /// SO_ERROR: the pending error, taken.
     public func takeError() -> Int32 { channel.takeError() }

@@ -1,5 +1,7 @@
 import CNetMPChannel
 import Glibc
+import NetMPTCP
+import NetMPWire
 import Synchronization
 
 /// What application threads and a connection's owner core share: the two rings and the
@@ -78,6 +80,19 @@ public final class SocketChannel: @unchecked Sendable {
     deinit { slot.deallocate() } // `changes` goes with this object: nobody holds it alone
 
     public var status: Status { Status(rawValue: flags.pointee.load(ordering: .acquiring)) }
+
+    /// The connection's 4-tuple as the owner wrote it into the slot when it opened the
+    /// connection (it picks the local port); read it once the status shows `established`
+    /// or `failed`, which the owner publishes after writing it. Nil before.
+    public var publishedTuple: FourTuple? {
+        typealias Slot = netmp_stream_slot
+        let port = slot.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.local_port)!, as: UInt16.self)
+        guard port != 0 else { return nil }
+        let local = IPv4Address(slot.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.local_address)!, as: UInt32.self))
+        let remote = IPv4Address(slot.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.remote_address)!, as: UInt32.self))
+        let remotePort = slot.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.remote_port)!, as: UInt16.self)
+        return FourTuple(local: Endpoint(local, port), remote: Endpoint(remote, remotePort))
+    }
     /// The errno of a failed connection (0 while it has not failed).
     public var error: Int32 { errorNumber.pointee.load(ordering: .acquiring) }
 
@@ -125,6 +140,16 @@ public final class SocketChannel: @unchecked Sendable {
     }
 
     // MARK: Owner
+
+    /// Writes the connection's 4-tuple into the slot, before any status that tells the
+    /// application to read it.
+    public func publishTuple(_ tuple: FourTuple) {
+        typealias Slot = netmp_stream_slot
+        slot.storeBytes(of: tuple.local.address.value, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.local_address)!, as: UInt32.self)
+        slot.storeBytes(of: tuple.remote.address.value, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.remote_address)!, as: UInt32.self)
+        slot.storeBytes(of: tuple.remote.port, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.remote_port)!, as: UInt16.self)
+        slot.storeBytes(of: tuple.local.port, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.local_port)!, as: UInt16.self)
+    }
 
     /// Publishes a state change and wakes every kind of waiter: a blocked reader or writer
     /// must see a failure or a close as surely as a connect waiter does.

@@ -72,6 +72,7 @@ public final class TCPEndpoints {
             let socket = TCPSocket(.connect(tuple, iss: sequenceNumbers.next(for: tuple, now: now), now: now,
                                             configuration: configuration, timestampOffset: timestampOffset(tuple)),
                                    channel: channel)
+            channel?.publishTuple(tuple) // getsockname reads it from the slot
             sockets[tuple] = socket
             return socket
         }

@@ -78,6 +78,14 @@ import Testing
         #expect(slot.owner == 1 && slot.error == 104)
         #expect(slot.status == NETMP_STATUS_ATTACHED | NETMP_STATUS_ESTABLISHED | NETMP_STATUS_FAILED | NETMP_STATUS_OUTPUT_REQUESTED)
         #expect(channel.takeError() == 104 && channel.slot.load(as: netmp_stream_slot.self).error == 0)
+        // The 4-tuple the owner picked, for getsockname without a round trip to it.
+        #expect(channel.publishedTuple == nil)
+        let tuple = FourTuple(local: Endpoint(IPv4Address(10, 77, 0, 2), 40_001), remote: Endpoint(IPv4Address(10, 77, 0, 1), 80))
+        channel.publishTuple(tuple)
+        let written = channel.slot.load(as: netmp_stream_slot.self)
+        #expect(written.local_address == IPv4Address(10, 77, 0, 2).value && written.local_port == 40_001)
+        #expect(written.remote_address == IPv4Address(10, 77, 0, 1).value && written.remote_port == 80)
+        #expect(channel.publishedTuple == tuple)
     }
 
     /// A datagram socket: its slot (peer, send request, overflow count) and each core's

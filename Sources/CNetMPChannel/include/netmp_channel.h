@@ -55,7 +55,11 @@ typedef struct netmp_stream_slot {
     int64_t owner;                  // the owner core, -1 before one owns the connection
     int64_t active_writers;         // application threads inside a write
     netmp_wait_word changes;        // connection-state changes
-    uint8_t line_end[32];
+    uint32_t local_address;         // the connection's 4-tuple, host order, written by the
+    uint32_t remote_address;        // owner before it publishes ATTACHED for a connect (the
+    uint16_t local_port;            // core picks the local port) and read once the status
+    uint16_t remote_port;           // says so: getsockname without asking the core
+    uint8_t line_end[20];
 } netmp_stream_slot;
 
 /// The status bits of a stream slot. States, published by the owner:
@@ -157,6 +161,7 @@ _Static_assert(offsetof(netmp_datagram_slot, arrivals) == 32, "datagram slot: ar
 _Static_assert(sizeof(netmp_stream_slot) == 64, "stream slot: one cache line");
 _Static_assert(offsetof(netmp_stream_slot, owner) == 8, "stream slot: owner");
 _Static_assert(offsetof(netmp_stream_slot, changes) == 24, "stream slot: changes wait word");
+_Static_assert(offsetof(netmp_stream_slot, local_address) == 32, "stream slot: the 4-tuple");
 _Static_assert(sizeof(netmp_wait_word) == 8, "wait word: two 32-bit words (the futex is the first)");
 _Static_assert(offsetof(netmp_send_ring, reserved) == 0, "send ring: writers' line");
 _Static_assert(offsetof(netmp_send_ring, released) == 64, "send ring: owner's line");
