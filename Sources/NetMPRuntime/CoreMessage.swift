@@ -48,17 +48,17 @@ public struct ForwardedFrame: @unchecked Sendable {
 }
 
 /// The options a connect starts with, in its record as a retained reference (interim, as
-/// `ControlRequest`: option records will carry options into the stack).
+/// `QueryRequest`: the stack service keeps a socket's options in the stack).
 final class ConnectOptions: @unchecked Sendable {
     let configuration: TCPConfiguration
     init(_ configuration: TCPConfiguration) { self.configuration = configuration }
 }
 
-/// Any other operation on a connection, run by its owner: socket options, TCP_INFO,
-/// addresses. The body sees the control block (nil once the connection is gone). It rides
-/// in a control record as a retained reference, the one thing a record still carries that
-/// is not a number: option records replace it before a record crosses a process boundary.
-public final class ControlRequest: @unchecked Sendable {
+/// A question for a connection's owner (TCP_INFO): the body reads the control block (nil
+/// once the connection is gone). It rides in a query record as a retained reference, with
+/// the connect's options the one thing records still carry that is not a number: the stack
+/// service answers queries in a reply ring instead.
+public final class QueryRequest: @unchecked Sendable {
     let body: (TCPSocket?, Instant) -> Void
     let completion = Completion(count: 1)
     init(_ body: @escaping (TCPSocket?, Instant) -> Void) { self.body = body }

@@ -58,13 +58,11 @@ extension ProtocolLoop {
     /// is dropped, except that a control request is always answered, since its caller waits.
     func handle(_ request: Request, now: Instant) {
         switch request.kind {
-        case .control:
-            let control = Unmanaged<ControlRequest>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(request.argument))!)
+        case .query:
+            let query = Unmanaged<QueryRequest>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(request.argument))!)
                 .takeRetainedValue()
-            let socket = (sockets.resolve(request.handle, as: .stream) as? SocketChannel)?.socket
-            control.body(socket, now)
-            if let socket { tcp.settle(socket, now: now, host: host, sink: &sink) }
-            control.completion.done()
+            query.body((sockets.resolve(request.handle, as: .stream) as? SocketChannel)?.socket, now)
+            query.completion.done()
         case .datagramOutput, .datagramClose:
             guard let channel = sockets.resolve(request.handle, as: .datagram) as? DatagramChannel else { return }
             sendDatagrams(of: channel, now: now) // a close sends what was queued before it, as Linux had
@@ -75,7 +73,7 @@ extension ProtocolLoop {
             guard let channel = sockets.resolve(request.handle, as: .stream) as? SocketChannel else { return }
             connect(channel, to: request.remote, localPort: request.localPort == 0 ? nil : request.localPort,
                     configuration: options.configuration, now: now)
-        case .output, .window, .shutdownWrite, .close:
+        case .output, .window, .shutdownWrite, .close, .setOption:
             guard let channel = sockets.resolve(request.handle, as: .stream) as? SocketChannel else { return }
             handle(request, on: channel, now: now)
         }
@@ -95,6 +93,13 @@ extension ProtocolLoop {
             guard let socket = channel.socket else { return }
             socket.shutdownWrite(now: now)
             tcp.settle(socket, now: now, host: host, sink: &sink)
+        case .setOption:
+            // Settled at once: TCP_NODELAY or uncorking sends what waits, as Linux's does.
+            guard let socket = channel.socket, let option = request.option else { return }
+            var applied = false
+            socket.updateConnection { applied = option.apply(request.value, to: &$0, now: now) }
+            if !applied { requests?.countMalformed() }
+            tcp.settle(socket, now: now, host: host, sink: &sink)
         case .close:
             // The application's last word on this socket: its handle goes with it.
             defer { sockets.release(request.handle) }
@@ -105,7 +110,7 @@ extension ProtocolLoop {
                 socket.close(now: now)
                 tcp.settle(socket, now: now, host: host, sink: &sink)
             }
-        case .connect, .control, .datagramOutput, .datagramClose:
+        case .connect, .query, .datagramOutput, .datagramClose:
             return // handled above
         }
     }

@@ -548,58 +548,64 @@ public final class StreamSocket: @unchecked Sendable {
     // MARK: Options
 
     /// Runs `body` on the owner core with the control block (nil before connect, or once the
-    /// connection is gone) and waits for it.
-    func control(_ body: @escaping (TCPSocket?, Instant) -> Void) {
+    /// connection is gone) and waits for it: a question only (TCP_INFO); options are records.
+    func query(_ body: @escaping (TCPSocket?, Instant) -> Void) {
         let core = ownerCore
         guard core >= 0, let handle else { body(nil, MonotonicClock.now()); return }
-        let control = ControlRequest(body)
-        var request = Request(.control, handle)
-        request.argument = UInt64(UInt(bitPattern: Unmanaged.passRetained(control).toOpaque()))
+        let query = QueryRequest(body)
+        var request = Request(.query, handle)
+        request.argument = UInt64(UInt(bitPattern: Unmanaged.passRetained(query).toOpaque()))
         stack.request(request, to: core)
-        control.completion.wait()
+        query.completion.wait()
     }
 
     /// Options that live in the engine's configuration: set before connect, they go with
-    /// the connect; after, the owner applies them to the control block.
-    func configure(_ change: @escaping @Sendable (inout TCPConfiguration) -> Void,
-                   live: @escaping (inout Connection, Instant) -> Void) {
+    /// the connect; after, a set-option record takes each to the owner, behind the records
+    /// this socket sent before it and ahead of those after, so nobody waits for it (a
+    /// getsockopt reads the value kept here).
+    func configure(_ change: (inout TCPConfiguration) -> Void, live: [(StreamOption, Int64)]) {
         let connected: Bool = setup.locked {
             change(&configuration)
             return phase == .connecting || phase == .connected
         }
-        if connected { control { socket, now in socket?.updateConnection { live(&$0, now) } } }
+        guard connected, let handle else { return }
+        for (option, value) in live {
+            var request = Request(.setOption, handle)
+            request.option = option
+            request.value = value
+            stack.request(request, to: ownerCore)
+        }
     }
 
     /// TCP_NODELAY.
     public func setNoDelay(_ on: Bool) {
-        configure({ $0.noDelay = on }, live: { c, _ in c.setNoDelay(on) })
+        configure({ $0.noDelay = on }, live: [(.noDelay, on ? 1 : 0)])
     }
     /// TCP_CORK.
     public func setCork(_ on: Bool) {
-        configure({ $0.cork = on }, live: { c, _ in c.setCork(on) })
+        configure({ $0.cork = on }, live: [(.cork, on ? 1 : 0)])
     }
     /// SO_KEEPALIVE.
     public func setKeepAlive(_ on: Bool) {
-        configure({ $0.keepAlive = on }, live: { c, now in c.setKeepAlive(on, now: now) })
+        configure({ $0.keepAlive = on }, live: [(.keepAlive, on ? 1 : 0)])
     }
     /// TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT.
     public func setKeepAliveParameters(idle: Int? = nil, interval: Int? = nil, probes: Int? = nil) {
+        let idle = idle.map { max(1, $0) }, interval = interval.map { max(1, $0) }, probes = probes.map { max(1, $0) }
         configure({ c in
-            if let idle { c.keepAliveIdle = .seconds(UInt64(max(1, idle))) }
-            if let interval { c.keepAliveInterval = .seconds(UInt64(max(1, interval))) }
-            if let probes { c.keepAliveProbes = max(1, probes) }
-        }, live: { c, now in
-            c.setKeepAlive(c.configuration.keepAlive, idle: idle.map { .seconds(UInt64(max(1, $0))) },
-                           interval: interval.map { .seconds(UInt64(max(1, $0))) }, probes: probes, now: now)
-        })
+            if let idle { c.keepAliveIdle = .seconds(UInt64(idle)) }
+            if let interval { c.keepAliveInterval = .seconds(UInt64(interval)) }
+            if let probes { c.keepAliveProbes = probes }
+        }, live: [idle.map { (.keepAliveIdle, Int64($0)) }, interval.map { (.keepAliveInterval, Int64($0)) },
+                  probes.map { (.keepAliveProbes, Int64($0)) }].compactMap { $0 })
     }
     /// TCP_CONGESTION.
     public func setCongestionControl(_ algorithm: CongestionAlgorithm) {
-        configure({ $0.congestionControl = algorithm }, live: { c, _ in c.setCongestionControl(algorithm) })
+        configure({ $0.congestionControl = algorithm }, live: [(.congestionControl, StreamOption.code(algorithm))])
     }
     /// TCP_MAXSEG (before connect; Linux ignores it after, for what was announced).
     public func setMaximumSegmentSize(_ mss: Int) {
-        configure({ $0.maximumSegmentSize = min(max(mss, 88), $0.maximumSegmentSize) }, live: { _, _ in })
+        configure({ $0.maximumSegmentSize = min(max(mss, 88), $0.maximumSegmentSize) }, live: [])
     }
     /// The options as set (the engine's configuration this socket connects with).
     public var options: TCPConfiguration { setup.locked { configuration } }
@@ -633,7 +639,7 @@ public final class StreamSocket: @unchecked Sendable {
     public func info() -> TCPInfo {
         nonisolated(unsafe) var result = TCPInfo()
         result.state = TCPInfo.linuxState(.closed)
-        control { socket, _ in if let socket { result = socket.connection.info } }
+        query { socket, _ in if let socket { result = socket.connection.info } }
         if result.state == TCPInfo.linuxState(.timeWait) { result.state = TCPInfo.linuxState(.closed) }
         return result
     }

@@ -9,7 +9,7 @@ import Synchronization
 /// handle, so nothing but numbers crosses from the application's side to the core's.
 public struct Request: Equatable, Sendable {
     public enum Kind: UInt32, Sendable {
-        case connect = 1, output, window, shutdownWrite, close, control
+        case connect = 1, output, window, shutdownWrite, close, query, setOption
         case datagramOutput = 16, datagramClose
     }
     public var kind: Kind
@@ -19,8 +19,12 @@ public struct Request: Equatable, Sendable {
     public var localPort: UInt16 = 0
     /// close: with a RST.
     public var abort = false
-    /// control: a process-local reference to the request (until options are records too).
+    /// connect, query: a process-local reference (the options; the question and its
+    /// answer), until the stack service gives them records of their own.
     public var argument: UInt64 = 0
+    /// setOption: which, and its value.
+    public var option: StreamOption? = nil
+    public var value: Int64 = 0
 
     public init(_ kind: Kind, _ handle: SocketHandle) {
         self.kind = kind
@@ -42,8 +46,9 @@ public final class RequestRing: @unchecked Sendable {
     let memory: UnsafeMutableRawPointer
     let tail: UnsafeMutablePointer<Atomic<Int>>
     let head: UnsafeMutablePointer<Atomic<Int>>
-    /// Records the core dropped because their kind was unknown (never from this process's
-    /// own threads; a scribbling client's, once clients are other processes).
+    /// Records the core dropped because their kind, or a set-option's option, was unknown
+    /// (never from this process's own threads; a scribbling client's, once clients are
+    /// other processes).
     public private(set) var malformed: UInt64 = 0
 
     static let recordSize = MemoryLayout<netmp_request>.size
@@ -105,6 +110,8 @@ public final class RequestRing: @unchecked Sendable {
         slot.storeBytes(of: request.abort ? NETMP_REQUEST_FLAG_ABORT : 0, toByteOffset: MemoryLayout<R>.offset(of: \R.flags)!,
                         as: UInt32.self)
         slot.storeBytes(of: request.argument, toByteOffset: MemoryLayout<R>.offset(of: \R.argument)!, as: UInt64.self)
+        slot.storeBytes(of: request.option?.rawValue ?? 0, toByteOffset: MemoryLayout<R>.offset(of: \R.option)!, as: UInt32.self)
+        slot.storeBytes(of: request.value, toByteOffset: MemoryLayout<R>.offset(of: \R.value)!, as: Int64.self)
         turn(slot).pointee.store(2 * round(position) + 1, ordering: .sequentiallyConsistent)
         return true
     }
@@ -117,7 +124,7 @@ public final class RequestRing: @unchecked Sendable {
     }
 
     /// The core only: takes the next record, if one is published. A record of an unknown
-    /// kind is consumed, counted in `malformed`, and skipped.
+    /// kind (or option) is consumed, counted in `malformed`, and skipped.
     public func receive() -> Request? {
         while true {
             let position = head.pointee.load(ordering: .relaxed)
@@ -137,15 +144,21 @@ public final class RequestRing: @unchecked Sendable {
                 let flags = slot.load(fromByteOffset: MemoryLayout<R>.offset(of: \R.flags)!, as: UInt32.self)
                 r.abort = flags & NETMP_REQUEST_FLAG_ABORT != 0
                 r.argument = slot.load(fromByteOffset: MemoryLayout<R>.offset(of: \R.argument)!, as: UInt64.self)
-                request = r
-            } else {
-                malformed &+= 1
+                r.option = StreamOption(rawValue: slot.load(fromByteOffset: MemoryLayout<R>.offset(of: \R.option)!, as: UInt32.self))
+                r.value = slot.load(fromByteOffset: MemoryLayout<R>.offset(of: \R.value)!, as: Int64.self)
+                // A set-option record must name an option this version knows.
+                if kind != .setOption || r.option != nil { request = r }
             }
+            if request == nil { malformed &+= 1 }
             turn(slot).pointee.store(2 * (round(position) + 1), ordering: .releasing)
             head.pointee.store(position + 1, ordering: .relaxed)
             if let request { return request }
         }
     }
+
+    /// The core only: a record that decoded but could not be applied (a set-option value
+    /// out of range) counts as malformed too.
+    public func countMalformed() { malformed &+= 1 }
 
     /// The core only: handles up to `limit` records; returns how many.
     @discardableResult

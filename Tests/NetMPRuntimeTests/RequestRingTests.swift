@@ -41,6 +41,36 @@ import Testing
         #expect(ring.malformed == 1 && ring.receive() == nil)
     }
 
+    /// A set-option record carries its option and value; one naming an option this version
+    /// does not know is dropped as malformed, like an unknown kind.
+    @Test func setOption_roundTrip_unknownOptionDropped() {
+        let ring = RequestRing(capacity: 4)
+        var request = Request(.setOption, SocketHandle(slot: 3, generation: 1))
+        request.option = .keepAliveIdle
+        request.value = 75
+        ring.send(request)
+        #expect(ring.receive() == request)
+        ring.send(request)
+        ring.recordForTesting(1).storeBytes(of: UInt32(77), toByteOffset: 40, as: UInt32.self) // option 77
+        #expect(ring.receive() == nil && ring.malformed == 1)
+    }
+
+    /// The owner applies what a record says to the control block, and refuses values the
+    /// application never sends.
+    @Test func streamOption_appliesOrRefuses() {
+        let tuple = FourTuple(local: Endpoint(IPv4Address(10, 0, 0, 1), 40000), remote: Endpoint(IPv4Address(10, 0, 0, 2), 80))
+        var c = Connection.connect(tuple, iss: SequenceNumber(1), now: .zero, configuration: TCPConfiguration())
+        #expect(StreamOption.noDelay.apply(1, to: &c, now: .zero) && c.configuration.noDelay)
+        #expect(!StreamOption.noDelay.apply(2, to: &c, now: .zero) && c.configuration.noDelay)
+        #expect(StreamOption.keepAlive.apply(1, to: &c, now: .zero) && c.configuration.keepAlive)
+        #expect(StreamOption.keepAliveIdle.apply(30, to: &c, now: .zero) && c.configuration.keepAliveIdle == .seconds(30))
+        #expect(!StreamOption.keepAliveProbes.apply(0, to: &c, now: .zero))
+        #expect(StreamOption.keepAliveProbes.apply(4, to: &c, now: .zero) && c.configuration.keepAliveProbes == 4)
+        #expect(StreamOption.congestionControl.apply(StreamOption.code(.newReno), to: &c, now: .zero))
+        #expect(c.congestion.algorithm == .newReno)
+        #expect(!StreamOption.congestionControl.apply(99, to: &c, now: .zero) && c.congestion.algorithm == .newReno)
+    }
+
     /// Many senders, one consumer that sleeps on its port's eventfd as a core does, looking
     /// at the ring between announcing the sleep and polling: every record arrives once,
     /// each sender's in order, and nobody hangs (a lost wakeup would).

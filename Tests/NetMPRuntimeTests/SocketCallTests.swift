@@ -169,4 +169,23 @@ import Testing
         #expect(info.sendMSS > 1400 && info.sendMSS <= 1460, "\(info.sendMSS)")
         client.close(); server.close(); listener.close()
     }
+
+    /// An option set on a live connection reaches its owner in order with the data: with
+    /// TCP_CORK set a small write waits; clearing it sends the write at once.
+    @Test func liveOption_takesEffectInOrderWithTheData() throws {
+        let pair = try StackPair(cores: 2)
+        defer { pair.stop() }
+        let listener = try pair.listenOnB(port: 7510)
+        let client = try pair.connectFromA(port: 7510)
+        let server = try listener.accept()
+        client.setCork(true)
+        let bytes = [UInt8](repeating: 7, count: 10)
+        #expect(try bytes.withUnsafeBytes { try client.send($0) } == 10)
+        usleep(100_000)
+        #expect(server.readable == 0, "a corked small write went out")
+        client.setCork(false)
+        for _ in 0..<2000 where server.readable < 10 { usleep(1000) }
+        #expect(server.readable == 10)
+        client.close(); server.close(); listener.close()
+    }
 }

@@ -110,8 +110,11 @@ typedef struct netmp_request {
     uint16_t port;                  // connect: the remote port
     uint16_t local_port;            // connect: the bound local port, 0 for one the core picks
     uint32_t flags;                 // NETMP_REQUEST_FLAG_*
-    uint64_t argument;              // control: the request, a process-local reference (interim)
-    uint8_t line_end[24];
+    uint64_t argument;              // connect, query: a process-local reference (interim)
+    uint32_t option;                // set-option: NETMP_OPTION_*
+    uint32_t reserved;
+    int64_t value;                  // set-option: the value, checked by the application
+    uint8_t line_end[8];
 } netmp_request;
 
 /// Request kinds. Stream sockets:
@@ -120,10 +123,22 @@ static const uint32_t NETMP_REQUEST_OUTPUT = 2;         // "send what I wrote"
 static const uint32_t NETMP_REQUEST_WINDOW = 3;         // "I read: the window may reopen"
 static const uint32_t NETMP_REQUEST_SHUTDOWN_WRITE = 4; // shutdown(SHUT_WR): FIN after the data
 static const uint32_t NETMP_REQUEST_CLOSE = 5;          // close(), and the handle is released
-static const uint32_t NETMP_REQUEST_CONTROL = 6;        // an option or TCP_INFO, answered
+static const uint32_t NETMP_REQUEST_QUERY = 6;          // TCP_INFO, answered
+static const uint32_t NETMP_REQUEST_SET_OPTION = 7;     // an option the connection applies
 /// Datagram sockets:
 static const uint32_t NETMP_REQUEST_DATAGRAM_OUTPUT = 16; // "send the datagrams I queued"
 static const uint32_t NETMP_REQUEST_DATAGRAM_CLOSE = 17;  // send what is queued, release the handle
+/// The options a set-option record carries (values as setsockopt's, already checked):
+static const uint32_t NETMP_OPTION_NODELAY = 1;         // TCP_NODELAY: 0 or 1
+static const uint32_t NETMP_OPTION_CORK = 2;            // TCP_CORK: 0 or 1
+static const uint32_t NETMP_OPTION_KEEPALIVE = 3;       // SO_KEEPALIVE: 0 or 1
+static const uint32_t NETMP_OPTION_KEEPIDLE = 4;        // TCP_KEEPIDLE: seconds
+static const uint32_t NETMP_OPTION_KEEPINTVL = 5;       // TCP_KEEPINTVL: seconds
+static const uint32_t NETMP_OPTION_KEEPCNT = 6;         // TCP_KEEPCNT: probes
+static const uint32_t NETMP_OPTION_CONGESTION = 7;      // TCP_CONGESTION: NETMP_CONGESTION_*
+static const uint32_t NETMP_CONGESTION_RENO = 1;
+static const uint32_t NETMP_CONGESTION_CUBIC = 2;
+static const uint32_t NETMP_CONGESTION_BBR = 3;
 /// Flags:
 static const uint32_t NETMP_REQUEST_FLAG_ABORT = 1u << 0; // close with a RST
 
@@ -151,6 +166,7 @@ static const uint32_t NETMP_SOCKET_DATAGRAM = 2;
 _Static_assert(sizeof(netmp_request) == 64, "request: one cache line");
 _Static_assert(offsetof(netmp_request, turn) == 0, "request: turn first");
 _Static_assert(offsetof(netmp_request, argument) == 32, "request: argument");
+_Static_assert(offsetof(netmp_request, value) == 48, "request: option value");
 _Static_assert(sizeof(netmp_request_ring) == 128, "request ring control block: two cache lines");
 _Static_assert(offsetof(netmp_request_ring, head) == 64, "request ring: the core's line");
 _Static_assert(sizeof(netmp_socket_entry) == 16, "socket entry: 16 bytes");
