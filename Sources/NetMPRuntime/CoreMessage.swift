@@ -47,23 +47,6 @@ public struct ForwardedFrame: @unchecked Sendable {
     func free() { bytes.deallocate() }
 }
 
-/// The options a connect starts with, in its record as a retained reference (interim, as
-/// `QueryRequest`: the stack service keeps a socket's options in the stack).
-final class ConnectOptions: @unchecked Sendable {
-    let configuration: TCPConfiguration
-    init(_ configuration: TCPConfiguration) { self.configuration = configuration }
-}
-
-/// A question for a connection's owner (TCP_INFO): the body reads the control block (nil
-/// once the connection is gone). It rides in a query record as a retained reference, with
-/// the connect's options the one thing records still carry that is not a number: the stack
-/// service answers queries in a reply ring instead.
-public final class QueryRequest: @unchecked Sendable {
-    let body: (TCPSocket?, Instant) -> Void
-    let completion = Completion(count: 1)
-    init(_ body: @escaping (TCPSocket?, Instant) -> Void) { self.body = body }
-}
-
 /// A reply for operations that wait for one or more cores: each core calls `done` once.
 public final class Completion: @unchecked Sendable {
     let remaining: AtomicCounter

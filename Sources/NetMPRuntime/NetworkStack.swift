@@ -36,6 +36,8 @@ public final class NetworkStack: @unchecked Sendable {
     /// in `sockets`; the ports carry what the stack's own threads say to each other.
     let requests: [RequestRing]
     let sockets: SocketTable
+    /// Where the cores answer queries (TCP_INFO).
+    let replies: ReplyBoard
     let threads: [ProtocolThread]
     public let portTable: PortTable
     /// UDP's ports: a namespace of their own, as in the kernel.
@@ -93,7 +95,7 @@ public final class NetworkStack: @unchecked Sendable {
         let requests = queues.map { _ in RequestRing(capacity: 4096) }
         let sharing = CoreSharing(configuration: configuration, tcpConfiguration: tcp, offloads: offloads, secret: secret,
                                   steering: FlowSteering(cores: queues.count), ports: ports, requests: requests,
-                                  sockets: SocketTable(), portTable: PortTable(seed: secret.1), stats: stats, log: log)
+                                  sockets: SocketTable(), replies: ReplyBoard(), portTable: PortTable(seed: secret.1), stats: stats, log: log)
         // Cores beyond the CPUs we may use share them round-robin (they still work, unpinned in effect).
         let threads = queues.enumerated().map { core, queue in
             let cpu = cpus[core % cpus.count]
@@ -102,6 +104,7 @@ public final class NetworkStack: @unchecked Sendable {
         }
         let stack = NetworkStack(configuration: configuration, tcpConfiguration: tcp, device: device,
                                  steering: sharing.steering, ports: ports, requests: requests, sockets: sharing.sockets,
+                                 replies: sharing.replies,
                                  threads: threads, portTable: sharing.portTable, stats: stats)
         for thread in threads { try thread.start() }
         return stack
@@ -116,9 +119,10 @@ public final class NetworkStack: @unchecked Sendable {
 
     init(configuration: StackConfiguration, tcpConfiguration: TCPConfiguration, device: TAPDevice?,
          steering: FlowSteering, ports: [MessagePort<CoreMessage>], requests: [RequestRing], sockets: SocketTable,
-         threads: [ProtocolThread], portTable: PortTable, stats: StatsPage?) {
+         replies: ReplyBoard, threads: [ProtocolThread], portTable: PortTable, stats: StatsPage?) {
         self.configuration = configuration; self.tcpConfiguration = tcpConfiguration; self.device = device
-        self.steering = steering; self.ports = ports; self.requests = requests; self.sockets = sockets; self.threads = threads
+        self.steering = steering; self.ports = ports; self.requests = requests; self.sockets = sockets; self.replies = replies
+        self.threads = threads
         self.portTable = portTable; self.stats = stats
         datagramPortTable = PortTable(seed: UInt64(portTable.nextEphemeral))
         routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,

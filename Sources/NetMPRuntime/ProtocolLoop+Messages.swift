@@ -59,20 +59,24 @@ extension ProtocolLoop {
     func handle(_ request: Request, now: Instant) {
         switch request.kind {
         case .query:
-            let query = Unmanaged<QueryRequest>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(request.argument))!)
-                .takeRetainedValue()
-            query.body((sockets.resolve(request.handle, as: .stream) as? SocketChannel)?.socket, now)
-            query.completion.done()
+            // Always answered, if only with nothing: the asker waits. A reply slot that was
+            // not asked for is a faulty record.
+            let socket = (sockets.resolve(request.handle, as: .stream) as? SocketChannel)?.socket
+            let answered = replies?.answer(request.reply) { buffer in socket.map { $0.connection.info.emit(into: buffer) } ?? 0 }
+            if answered != true { requests?.countMalformed() }
         case .datagramOutput, .datagramClose:
             guard let channel = sockets.resolve(request.handle, as: .datagram) as? DatagramChannel else { return }
             sendDatagrams(of: channel, now: now) // a close sends what was queued before it, as Linux had
             if request.kind == .datagramClose { sockets.release(request.handle) }
         case .connect:
-            let options = Unmanaged<ConnectOptions>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(request.argument))!)
-                .takeRetainedValue()
             guard let channel = sockets.resolve(request.handle, as: .stream) as? SocketChannel else { return }
+            guard let configuration = request.options.configuration(from: tcp.configuration) else {
+                requests?.countMalformed()
+                channel.publish([.failed, .closed], error: EINVAL)
+                return
+            }
             connect(channel, to: request.remote, localPort: request.localPort == 0 ? nil : request.localPort,
-                    configuration: options.configuration, now: now)
+                    configuration: configuration, now: now)
         case .output, .window, .shutdownWrite, .close, .setOption:
             guard let channel = sockets.resolve(request.handle, as: .stream) as? SocketChannel else { return }
             handle(request, on: channel, now: now)

@@ -100,6 +100,7 @@ public final class ProtocolLoop {
     /// This core's request ring (nil with no port) and the sockets its records name.
     let requests: RequestRing?
     let sockets: SocketTable
+    let replies: ReplyBoard?
     let steering: FlowSteering
     /// Ports the application reserved with bind() (nil: none can be, a driver-run loop).
     let portTable: PortTable?
@@ -127,9 +128,11 @@ public final class ProtocolLoop {
 
     public init(host: Host, tcp: TCPEndpoints, queue: TAPQueue, stats: StatsPage?, core: Int,
                 steering: FlowSteering = FlowSteering(cores: 1), ports: [MessagePort<CoreMessage>] = [],
-                portTable: PortTable? = nil, requests: [RequestRing] = [], sockets: SocketTable = SocketTable(capacity: 1)) {
+                portTable: PortTable? = nil, requests: [RequestRing] = [], sockets: SocketTable = SocketTable(capacity: 1),
+                replies: ReplyBoard? = nil) {
         self.host = host; self.tcp = tcp; self.queue = queue; self.stats = stats; self.core = core
         self.steering = steering; self.ports = ports; self.portTable = portTable; self.sockets = sockets
+        self.replies = replies
         port = ports.isEmpty ? nil : ports[core]
         self.requests = requests.isEmpty ? nil : requests[core]
         host.tcp = tcp

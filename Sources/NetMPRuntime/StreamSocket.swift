@@ -302,7 +302,7 @@ public final class StreamSocket: @unchecked Sendable {
             var request = Request(.connect, handle!)
             request.remote = remote
             request.localPort = boundPort ?? 0
-            request.argument = UInt64(UInt(bitPattern: Unmanaged.passRetained(ConnectOptions(configuration)).toOpaque()))
+            request.options = ConnectOptions(configuration)
             stack.request(request, to: core)
             return false
         }
@@ -547,18 +547,6 @@ public final class StreamSocket: @unchecked Sendable {
 
     // MARK: Options
 
-    /// Runs `body` on the owner core with the control block (nil before connect, or once the
-    /// connection is gone) and waits for it: a question only (TCP_INFO); options are records.
-    func query(_ body: @escaping (TCPSocket?, Instant) -> Void) {
-        let core = ownerCore
-        guard core >= 0, let handle else { body(nil, MonotonicClock.now()); return }
-        let query = QueryRequest(body)
-        var request = Request(.query, handle)
-        request.argument = UInt64(UInt(bitPattern: Unmanaged.passRetained(query).toOpaque()))
-        stack.request(request, to: core)
-        query.completion.wait()
-    }
-
     /// Options that live in the engine's configuration: set before connect, they go with
     /// the connect; after, a set-option record takes each to the owner, behind the records
     /// this socket sent before it and ahead of those after, so nobody waits for it (a
@@ -637,9 +625,13 @@ public final class StreamSocket: @unchecked Sendable {
     /// TCP_INFO, from the owner, as Linux fills it for the socket: CLOSE without a connection, and CLOSE in
     /// TIME-WAIT too (Linux hands that state to a separate time-wait socket).
     public func info() -> TCPInfo {
-        nonisolated(unsafe) var result = TCPInfo()
-        result.state = TCPInfo.linuxState(.closed)
-        query { socket, _ in if let socket { result = socket.connection.info } }
+        var closed = TCPInfo()
+        closed.state = TCPInfo.linuxState(.closed)
+        guard ownerCore >= 0, let handle else { return closed }
+        var request = Request(.query, handle)
+        request.reply = stack.replies.take()
+        stack.request(request, to: ownerCore)
+        var result = stack.replies.awaitAnswer(request.reply) { $0.isEmpty ? closed : TCPInfo(parsing: $0) }
         if result.state == TCPInfo.linuxState(.timeWait) { result.state = TCPInfo.linuxState(.closed) }
         return result
     }

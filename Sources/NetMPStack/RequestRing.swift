@@ -8,23 +8,23 @@ import Synchronization
 /// sockets. It travels as a `netmp_request` record (netmp_channel.h) and names the socket by
 /// handle, so nothing but numbers crosses from the application's side to the core's.
 public struct Request: Equatable, Sendable {
-    public enum Kind: UInt32, Sendable {
+    public enum Kind: UInt16, Sendable {
         case connect = 1, output, window, shutdownWrite, close, query, setOption
         case datagramOutput = 16, datagramClose
     }
     public var kind: Kind
     public var handle: SocketHandle
-    /// connect: the remote end; the bound local port (0: the core picks one).
+    /// connect: the remote end; the bound local port (0: the core picks one); the options.
     public var remote = Endpoint(IPv4Address(0), 0)
     public var localPort: UInt16 = 0
+    public var options = ConnectOptions()
     /// close: with a RST.
     public var abort = false
-    /// connect, query: a process-local reference (the options; the question and its
-    /// answer), until the stack service gives them records of their own.
-    public var argument: UInt64 = 0
     /// setOption: which, and its value.
     public var option: StreamOption? = nil
     public var value: Int64 = 0
+    /// query: the reply slot the answer goes to.
+    public var reply: UInt32 = 0
 
     public init(_ kind: Kind, _ handle: SocketHandle) {
         self.kind = kind
@@ -100,18 +100,7 @@ public final class RequestRing: @unchecked Sendable {
             }
         }
         // The record is this thread's alone until its turn says published.
-        typealias R = netmp_request
-        slot.storeBytes(of: request.kind.rawValue, toByteOffset: MemoryLayout<R>.offset(of: \R.kind)!, as: UInt32.self)
-        slot.storeBytes(of: request.handle.slot, toByteOffset: MemoryLayout<R>.offset(of: \R.slot)!, as: UInt32.self)
-        slot.storeBytes(of: request.handle.generation, toByteOffset: MemoryLayout<R>.offset(of: \R.generation)!, as: UInt32.self)
-        slot.storeBytes(of: request.remote.address.value, toByteOffset: MemoryLayout<R>.offset(of: \R.address)!, as: UInt32.self)
-        slot.storeBytes(of: request.remote.port, toByteOffset: MemoryLayout<R>.offset(of: \R.port)!, as: UInt16.self)
-        slot.storeBytes(of: request.localPort, toByteOffset: MemoryLayout<R>.offset(of: \R.local_port)!, as: UInt16.self)
-        slot.storeBytes(of: request.abort ? NETMP_REQUEST_FLAG_ABORT : 0, toByteOffset: MemoryLayout<R>.offset(of: \R.flags)!,
-                        as: UInt32.self)
-        slot.storeBytes(of: request.argument, toByteOffset: MemoryLayout<R>.offset(of: \R.argument)!, as: UInt64.self)
-        slot.storeBytes(of: request.option?.rawValue ?? 0, toByteOffset: MemoryLayout<R>.offset(of: \R.option)!, as: UInt32.self)
-        slot.storeBytes(of: request.value, toByteOffset: MemoryLayout<R>.offset(of: \R.value)!, as: Int64.self)
+        request.encode(into: slot)
         turn(slot).pointee.store(2 * round(position) + 1, ordering: .sequentiallyConsistent)
         return true
     }
@@ -130,25 +119,7 @@ public final class RequestRing: @unchecked Sendable {
             let position = head.pointee.load(ordering: .relaxed)
             let slot = record(position)
             guard turn(slot).pointee.load(ordering: .acquiring) == 2 * round(position) + 1 else { return nil }
-            typealias R = netmp_request
-            let kind = Request.Kind(rawValue: slot.load(fromByteOffset: MemoryLayout<R>.offset(of: \R.kind)!, as: UInt32.self))
-            var request: Request? = nil
-            if let kind {
-                let handle = SocketHandle(slot: slot.load(fromByteOffset: MemoryLayout<R>.offset(of: \R.slot)!, as: UInt32.self),
-                                          generation: slot.load(fromByteOffset: MemoryLayout<R>.offset(of: \R.generation)!,
-                                                                as: UInt32.self))
-                var r = Request(kind, handle)
-                r.remote = Endpoint(IPv4Address(slot.load(fromByteOffset: MemoryLayout<R>.offset(of: \R.address)!, as: UInt32.self)),
-                                    slot.load(fromByteOffset: MemoryLayout<R>.offset(of: \R.port)!, as: UInt16.self))
-                r.localPort = slot.load(fromByteOffset: MemoryLayout<R>.offset(of: \R.local_port)!, as: UInt16.self)
-                let flags = slot.load(fromByteOffset: MemoryLayout<R>.offset(of: \R.flags)!, as: UInt32.self)
-                r.abort = flags & NETMP_REQUEST_FLAG_ABORT != 0
-                r.argument = slot.load(fromByteOffset: MemoryLayout<R>.offset(of: \R.argument)!, as: UInt64.self)
-                r.option = StreamOption(rawValue: slot.load(fromByteOffset: MemoryLayout<R>.offset(of: \R.option)!, as: UInt32.self))
-                r.value = slot.load(fromByteOffset: MemoryLayout<R>.offset(of: \R.value)!, as: Int64.self)
-                // A set-option record must name an option this version knows.
-                if kind != .setOption || r.option != nil { request = r }
-            }
+            let request = Request(decoding: slot)
             if request == nil { malformed &+= 1 }
             turn(slot).pointee.store(2 * (round(position) + 1), ordering: .releasing)
             head.pointee.store(position + 1, ordering: .relaxed)
@@ -169,5 +140,74 @@ public final class RequestRing: @unchecked Sendable {
             count += 1
         }
         return count
+    }
+}
+
+extension Request {
+    typealias Record = netmp_request
+    static func offset(_ field: PartialKeyPath<Record>) -> Int { MemoryLayout<Record>.offset(of: field)! }
+
+    /// Writes every field but `turn` into a netmp_request record.
+    func encode(into record: UnsafeMutableRawPointer) {
+        func put<T>(_ value: T, _ field: PartialKeyPath<Record>) {
+            record.storeBytes(of: value, toByteOffset: Self.offset(field), as: T.self)
+        }
+        var flags: UInt16 = abort ? NETMP_REQUEST_FLAG_ABORT : 0
+        if kind == .connect {
+            if options.noDelay { flags |= NETMP_REQUEST_FLAG_NODELAY }
+            if options.cork { flags |= NETMP_REQUEST_FLAG_CORK }
+            if options.keepAlive { flags |= NETMP_REQUEST_FLAG_KEEPALIVE }
+        }
+        put(kind.rawValue, \.kind)
+        put(flags, \.flags)
+        put(handle.slot, \.slot)
+        put(handle.generation, \.generation)
+        put(remote.address.value, \.address)
+        put(remote.port, \.port)
+        put(localPort, \.local_port)
+        put(options.maximumSegmentSize, \.mss)
+        put(UInt8(StreamOption.code(options.congestionControl)), \.congestion)
+        put(options.receiveBufferSize, \.receive_buffer)
+        put(options.keepAliveIdle, \.keep_idle)
+        put(options.keepAliveInterval, \.keep_interval)
+        put(options.keepAliveProbes, \.keep_probes)
+        put(value, \.value)
+        put(option?.rawValue ?? 0, \.option)
+        put(reply, \.reply)
+    }
+
+    /// Reads a netmp_request record; nil for a kind, option or algorithm this version does
+    /// not know (the values themselves are checked where they are used).
+    init?(decoding record: UnsafeMutableRawPointer) {
+        func get<T>(_ field: PartialKeyPath<Record>, as type: T.Type) -> T {
+            record.load(fromByteOffset: Self.offset(field), as: T.self)
+        }
+        guard let kind = Kind(rawValue: get(\.kind, as: UInt16.self)) else { return nil }
+        self.init(kind, SocketHandle(slot: get(\.slot, as: UInt32.self), generation: get(\.generation, as: UInt32.self)))
+        let flags = get(\.flags, as: UInt16.self)
+        abort = flags & NETMP_REQUEST_FLAG_ABORT != 0
+        switch kind {
+        case .connect:
+            remote = Endpoint(IPv4Address(get(\.address, as: UInt32.self)), get(\.port, as: UInt16.self))
+            localPort = get(\.local_port, as: UInt16.self)
+            guard let algorithm = StreamOption.algorithm(Int64(get(\.congestion, as: UInt8.self))) else { return nil }
+            options.congestionControl = algorithm
+            options.noDelay = flags & NETMP_REQUEST_FLAG_NODELAY != 0
+            options.cork = flags & NETMP_REQUEST_FLAG_CORK != 0
+            options.keepAlive = flags & NETMP_REQUEST_FLAG_KEEPALIVE != 0
+            options.maximumSegmentSize = get(\.mss, as: UInt16.self)
+            options.receiveBufferSize = get(\.receive_buffer, as: UInt32.self)
+            options.keepAliveIdle = get(\.keep_idle, as: UInt32.self)
+            options.keepAliveInterval = get(\.keep_interval, as: UInt32.self)
+            options.keepAliveProbes = get(\.keep_probes, as: UInt32.self)
+        case .setOption:
+            guard let option = StreamOption(rawValue: get(\.option, as: UInt32.self)) else { return nil }
+            self.option = option
+            value = get(\.value, as: Int64.self)
+        case .query:
+            reply = get(\.reply, as: UInt32.self)
+        case .output, .window, .shutdownWrite, .close, .datagramOutput, .datagramClose:
+            break
+        }
     }
 }

@@ -61,6 +61,29 @@ public struct TCPInfo: Equatable, Sendable {
         }
     }
 
+    /// Where struct tcp_info keeps the 32-bit and 64-bit fields netmp fills (the bytes
+    /// 0-6 are single fields, written one by one). Constant key paths: safe to share.
+    nonisolated(unsafe) static let words: [(Int, WritableKeyPath<TCPInfo, UInt32>)] = [
+        (8, \.rto), (12, \.ato), (16, \.sendMSS), (20, \.receiveMSS), (24, \.unacked), (28, \.sacked), (32, \.lost),
+        (36, \.retrans), (60, \.pmtu), (64, \.receiveSlowStartThreshold), (68, \.rtt), (72, \.rttVariation),
+        (76, \.sendSlowStartThreshold), (80, \.sendCongestionWindow), (84, \.advertisedMSS), (88, \.reordering),
+        (100, \.totalRetransmissions), (144, \.notSentBytes), (228, \.sendWindow), (232, \.receiveWindow),
+    ]
+    nonisolated(unsafe) static let doubleWords: [(Int, WritableKeyPath<TCPInfo, UInt64>)] = [(120, \.bytesAcked), (128, \.bytesReceived)]
+
+    /// Reads back what `emit` wrote (a reply from the owner core); a short buffer leaves
+    /// the fields past its end zero, as a short tcp_info would.
+    public init(parsing bytes: UnsafeRawBufferPointer) {
+        var all = [UInt8](repeating: 0, count: Self.size)
+        all.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, Self.size)])) }
+        all.withUnsafeBytes { b in
+            state = b[0]; caState = b[1]; retransmits = b[2]; probes = b[3]; backoff = b[4]; options = b[5]
+            sendWindowScale = b[6] & 0x0F; receiveWindowScale = b[6] >> 4
+            for (offset, field) in Self.words { self[keyPath: field] = b.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
+            for (offset, field) in Self.doubleWords { self[keyPath: field] = b.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
+        }
+    }
+
     /// Writes struct tcp_info; fields netmp does not track are zero. Returns the size written.
     @discardableResult
     public func emit(into buffer: UnsafeMutableRawBufferPointer) -> Int {
@@ -69,14 +92,8 @@ public struct TCPInfo: Equatable, Sendable {
         all.withUnsafeMutableBytes { b in
             b[0] = state; b[1] = caState; b[2] = retransmits; b[3] = probes; b[4] = backoff; b[5] = options
             b[6] = (sendWindowScale & 0x0F) | (receiveWindowScale << 4)
-            let words: [(Int, UInt32)] = [(8, rto), (12, ato), (16, sendMSS), (20, receiveMSS), (24, unacked), (28, sacked),
-                                          (32, lost), (36, retrans), (60, pmtu), (64, receiveSlowStartThreshold), (68, rtt),
-                                          (72, rttVariation), (76, sendSlowStartThreshold), (80, sendCongestionWindow),
-                                          (84, advertisedMSS), (88, reordering), (100, totalRetransmissions),
-                                          (144, notSentBytes), (228, sendWindow), (232, receiveWindow)]
-            for (offset, value) in words { b.storeBytes(of: value, toByteOffset: offset, as: UInt32.self) }
-            b.storeBytes(of: bytesAcked, toByteOffset: 120, as: UInt64.self)
-            b.storeBytes(of: bytesReceived, toByteOffset: 128, as: UInt64.self)
+            for (offset, field) in Self.words { b.storeBytes(of: self[keyPath: field], toByteOffset: offset, as: UInt32.self) }
+            for (offset, field) in Self.doubleWords { b.storeBytes(of: self[keyPath: field], toByteOffset: offset, as: UInt64.self) }
         }
         all.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         return n

@@ -23,7 +23,7 @@ import Testing
             request.remote = Endpoint(IPv4Address(10, 77, 0, UInt8(i)), UInt16(1000 + i))
             request.localPort = UInt16(i)
             request.abort = i % 2 == 0
-            request.argument = UInt64(i) << 40
+            request.options.keepAliveProbes = UInt32(i + 1)
             #expect(ring.send(request))
             #expect(ring.receive() == request)
         }
@@ -36,7 +36,7 @@ import Testing
         ring.send(Request(.output, SocketHandle(slot: 1, generation: 1)))
         ring.send(Request(.window, SocketHandle(slot: 2, generation: 1)))
         // Overwrite the first record's kind in place, as a scribbling writer would.
-        (ring.recordForTesting(0)).storeBytes(of: UInt32(999), toByteOffset: 8, as: UInt32.self)
+        ring.recordForTesting(0).storeBytes(of: UInt16(999), toByteOffset: 8, as: UInt16.self) // the kind
         #expect(ring.receive() == Request(.window, SocketHandle(slot: 2, generation: 1)))
         #expect(ring.malformed == 1 && ring.receive() == nil)
     }
@@ -51,7 +51,7 @@ import Testing
         ring.send(request)
         #expect(ring.receive() == request)
         ring.send(request)
-        ring.recordForTesting(1).storeBytes(of: UInt32(77), toByteOffset: 40, as: UInt32.self) // option 77
+        ring.recordForTesting(1).storeBytes(of: UInt32(77), toByteOffset: 56, as: UInt32.self) // option 77
         #expect(ring.receive() == nil && ring.malformed == 1)
     }
 

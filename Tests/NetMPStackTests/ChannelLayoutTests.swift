@@ -43,23 +43,63 @@ import Testing
     }
 
     /// A usrreq record as C sees it: the fields a Swift sender wrote, where the header puts
-    /// them, and the turn that publishes it.
+    /// them, and the turn that publishes it. A connect carries the socket's options as
+    /// numbers, read back into the same configuration.
     @Test func requestRecordAsCReadsIt() {
         #expect(MemoryLayout<netmp_request>.size == 64 && MemoryLayout<netmp_request_ring>.size == 128)
-        #expect(MemoryLayout<netmp_socket_entry>.size == 16)
+        #expect(MemoryLayout<netmp_socket_entry>.size == 16 && MemoryLayout<netmp_reply>.size == 320)
         let ring = RequestRing(capacity: 2)
+        var configuration = TCPConfiguration()
+        configuration.noDelay = true
+        configuration.keepAlive = true
+        configuration.keepAliveIdle = .seconds(30)
+        configuration.congestionControl = .bbr
+        configuration.maximumSegmentSize = 1200
         var request = Request(.connect, SocketHandle(slot: 5, generation: 9))
         request.remote = Endpoint(IPv4Address(10, 77, 0, 1), 5201)
         request.localPort = 40000
-        request.abort = true
-        request.argument = 0xdead_beef
+        request.options = ConnectOptions(configuration)
         #expect(ring.send(request))
         let record = ring.recordForTesting(0).load(as: netmp_request.self)
         #expect(record.turn == 1 && record.kind == NETMP_REQUEST_CONNECT && record.slot == 5 && record.generation == 9)
         #expect(record.address == IPv4Address(10, 77, 0, 1).value && record.port == 5201 && record.local_port == 40000)
-        #expect(record.flags == NETMP_REQUEST_FLAG_ABORT && record.argument == 0xdead_beef)
-        #expect(ring.receive() == request)
+        #expect(record.flags == NETMP_REQUEST_FLAG_NODELAY | NETMP_REQUEST_FLAG_KEEPALIVE)
+        #expect(record.mss == 1200 && record.keep_idle == 30 && UInt32(record.congestion) == NETMP_CONGESTION_BBR)
+        let received = ring.receive()
+        #expect(received == request)
+        let rebuilt = received?.options.configuration(from: TCPConfiguration())
+        #expect(rebuilt.map(ConnectOptions.init) == ConnectOptions(configuration))
+        #expect(rebuilt?.noDelay == true && rebuilt?.keepAliveIdle == .seconds(30) && rebuilt?.congestionControl == .bbr)
         #expect(ring.recordForTesting(0).load(as: netmp_request.self).turn == 2) // free for the next round
+    }
+
+    /// What a core refuses in a connect record: values no application's setsockopt allows.
+    @Test func connectOptionsOutOfRange_refused() {
+        var options = ConnectOptions(TCPConfiguration())
+        options.maximumSegmentSize = 40
+        #expect(options.configuration(from: TCPConfiguration()) == nil)
+        options = ConnectOptions(TCPConfiguration())
+        options.receiveBufferSize = UInt32.max
+        #expect(options.configuration(from: TCPConfiguration()) == nil)
+        options = ConnectOptions(TCPConfiguration())
+        options.keepAliveProbes = 0
+        #expect(options.configuration(from: TCPConfiguration()) == nil)
+    }
+
+    /// TCP_INFO crosses in a reply slot as Linux's struct tcp_info and reads back whole; a
+    /// slot nobody asked for takes no answer.
+    @Test func replySlot_carriesTCPInfo() {
+        let board = ReplyBoard()
+        #expect(!board.answer(3) { _ in 0 })
+        #expect(!board.answer(UInt32(ReplyBoard.capacity)) { _ in 0 })
+        var info = TCPInfo()
+        info.state = 1; info.options = 7; info.sendWindowScale = 7; info.receiveWindowScale = 9
+        info.sendMSS = 1448; info.rtt = 250; info.sendCongestionWindow = 44; info.bytesAcked = 1 << 40
+        info.receiveWindow = 65_535
+        let index = board.take()
+        #expect(board.take() != index)
+        #expect(board.answer(index) { info.emit(into: $0) })
+        #expect(board.awaitAnswer(index) { TCPInfo(parsing: $0) } == info)
     }
 
     /// A stream socket's published state is a netmp_stream_slot: what the owner publishes

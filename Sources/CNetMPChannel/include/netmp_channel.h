@@ -99,35 +99,43 @@ typedef struct netmp_datagram_slot {
 /// one fixed-size record in that core's request ring (docs/STACK-SERVICE.md, step 2). The
 /// socket is named by handle, its slot in the socket table and the slot's generation, never
 /// by pointer: a record for a socket released since names an older generation and is
-/// dropped. Each record fills a cache line, so producers writing neighbouring records do
-/// not share one.
+/// dropped. Every field is a number the core checks before use. Each record fills a cache
+/// line, so producers writing neighbouring records do not share one.
 typedef struct netmp_request {
     uint64_t turn;                  // 2r: free in round r; 2r + 1: published in round r
-    uint32_t kind;                  // NETMP_REQUEST_*
+    uint16_t kind;                  // NETMP_REQUEST_*
+    uint16_t flags;                 // NETMP_REQUEST_FLAG_*
     uint32_t slot;                  // the socket's handle: slot...
     uint32_t generation;            // ...and generation
-    uint32_t address;               // connect: the remote IPv4 address, host order
-    uint16_t port;                  // connect: the remote port
-    uint16_t local_port;            // connect: the bound local port, 0 for one the core picks
-    uint32_t flags;                 // NETMP_REQUEST_FLAG_*
-    uint64_t argument;              // connect, query: a process-local reference (interim)
-    uint32_t option;                // set-option: NETMP_OPTION_*
-    uint32_t reserved;
-    int64_t value;                  // set-option: the value, checked by the application
-    uint8_t line_end[8];
+    // connect: where to, from which port, and the options the socket set before it.
+    uint32_t address;               // the remote IPv4 address, host order
+    uint16_t port;                  // the remote port
+    uint16_t local_port;            // the bound local port, 0 for one the core picks
+    uint16_t mss;                   // TCP_MAXSEG
+    uint8_t congestion;             // TCP_CONGESTION: NETMP_CONGESTION_*
+    uint8_t reserved;
+    uint32_t receive_buffer;        // SO_RCVBUF, as Linux doubled it
+    uint32_t keep_idle;             // TCP_KEEPIDLE, seconds
+    uint32_t keep_interval;         // TCP_KEEPINTVL, seconds
+    uint32_t keep_probes;           // TCP_KEEPCNT
+    // set-option:
+    int64_t value;                  // the value, as setsockopt normalised it
+    uint32_t option;                // NETMP_OPTION_*
+    // query:
+    uint32_t reply;                 // the reply slot the answer goes to
 } netmp_request;
 
 /// Request kinds. Stream sockets:
-static const uint32_t NETMP_REQUEST_CONNECT = 1;        // open a connection from this core
-static const uint32_t NETMP_REQUEST_OUTPUT = 2;         // "send what I wrote"
-static const uint32_t NETMP_REQUEST_WINDOW = 3;         // "I read: the window may reopen"
-static const uint32_t NETMP_REQUEST_SHUTDOWN_WRITE = 4; // shutdown(SHUT_WR): FIN after the data
-static const uint32_t NETMP_REQUEST_CLOSE = 5;          // close(), and the handle is released
-static const uint32_t NETMP_REQUEST_QUERY = 6;          // TCP_INFO, answered
-static const uint32_t NETMP_REQUEST_SET_OPTION = 7;     // an option the connection applies
+static const uint16_t NETMP_REQUEST_CONNECT = 1;        // open a connection from this core
+static const uint16_t NETMP_REQUEST_OUTPUT = 2;         // "send what I wrote"
+static const uint16_t NETMP_REQUEST_WINDOW = 3;         // "I read: the window may reopen"
+static const uint16_t NETMP_REQUEST_SHUTDOWN_WRITE = 4; // shutdown(SHUT_WR): FIN after the data
+static const uint16_t NETMP_REQUEST_CLOSE = 5;          // close(), and the handle is released
+static const uint16_t NETMP_REQUEST_QUERY = 6;          // TCP_INFO, answered in a reply slot
+static const uint16_t NETMP_REQUEST_SET_OPTION = 7;     // an option the connection applies
 /// Datagram sockets:
-static const uint32_t NETMP_REQUEST_DATAGRAM_OUTPUT = 16; // "send the datagrams I queued"
-static const uint32_t NETMP_REQUEST_DATAGRAM_CLOSE = 17;  // send what is queued, release the handle
+static const uint16_t NETMP_REQUEST_DATAGRAM_OUTPUT = 16; // "send the datagrams I queued"
+static const uint16_t NETMP_REQUEST_DATAGRAM_CLOSE = 17;  // send what is queued, release the handle
 /// The options a set-option record carries (values as setsockopt's, already checked):
 static const uint32_t NETMP_OPTION_NODELAY = 1;         // TCP_NODELAY: 0 or 1
 static const uint32_t NETMP_OPTION_CORK = 2;            // TCP_CORK: 0 or 1
@@ -140,7 +148,23 @@ static const uint32_t NETMP_CONGESTION_RENO = 1;
 static const uint32_t NETMP_CONGESTION_CUBIC = 2;
 static const uint32_t NETMP_CONGESTION_BBR = 3;
 /// Flags:
-static const uint32_t NETMP_REQUEST_FLAG_ABORT = 1u << 0; // close with a RST
+static const uint16_t NETMP_REQUEST_FLAG_ABORT = 1u << 0;     // close with a RST
+static const uint16_t NETMP_REQUEST_FLAG_NODELAY = 1u << 1;   // connect: TCP_NODELAY set
+static const uint16_t NETMP_REQUEST_FLAG_CORK = 1u << 2;      // connect: TCP_CORK set
+static const uint16_t NETMP_REQUEST_FLAG_KEEPALIVE = 1u << 3; // connect: SO_KEEPALIVE set
+
+/// A reply slot: where a core answers a query (TCP_INFO as Linux's struct tcp_info) for
+/// the application thread that asked, which waits on `answered`.
+typedef struct netmp_reply {
+    uint32_t state;                 // NETMP_REPLY_*
+    uint32_t length;                // bytes of `payload` the answer filled
+    netmp_wait_word answered;       // the asker waits here
+    uint8_t header_end[48];
+    uint8_t payload[256];
+} netmp_reply;
+
+static const uint32_t NETMP_REPLY_ASKED = 1;            // taken by an asker, no answer yet
+static const uint32_t NETMP_REPLY_ANSWERED = 2;         // `length` and `payload` hold the answer
 
 /// A request ring's control block, followed in memory by its records: producers
 /// (application threads) claim positions by moving `tail`; the one consumer (the core)
@@ -165,8 +189,10 @@ static const uint32_t NETMP_SOCKET_DATAGRAM = 2;
 
 _Static_assert(sizeof(netmp_request) == 64, "request: one cache line");
 _Static_assert(offsetof(netmp_request, turn) == 0, "request: turn first");
-_Static_assert(offsetof(netmp_request, argument) == 32, "request: argument");
+_Static_assert(offsetof(netmp_request, address) == 20, "request: connect fields");
 _Static_assert(offsetof(netmp_request, value) == 48, "request: option value");
+_Static_assert(offsetof(netmp_request, reply) == 60, "request: reply slot");
+_Static_assert(sizeof(netmp_reply) == 320, "reply: a header line and 256 bytes");
 _Static_assert(sizeof(netmp_request_ring) == 128, "request ring control block: two cache lines");
 _Static_assert(offsetof(netmp_request_ring, head) == 64, "request ring: the core's line");
 _Static_assert(sizeof(netmp_socket_entry) == 16, "socket entry: 16 bytes");
