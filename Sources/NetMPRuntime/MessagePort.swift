@@ -1,5 +1,6 @@
 import CNetMPLinux
 import Glibc
+import NetMPStack
 import Synchronization
 
 /// A protocol thread's message port: many application threads send, its one owner thread
@@ -16,7 +17,7 @@ import Synchronization
 /// The hot methods are @inlinable: the port is generic, and without specialization in the
 /// caller's module each send went through witness tables (Scripts/bench measured 64% of the
 /// C reference that way, 88% inlined).
-public final class MessagePort<Message>: @unchecked Sendable {
+public final class MessagePort<Message>: SingleConsumerQueue, @unchecked Sendable {
     public let capacity: Int
     @usableFromInline let mask: Int
     @usableFromInline let sequences: UnsafeMutablePointer<Atomic<Int>>
@@ -105,17 +106,6 @@ public final class MessagePort<Message>: @unchecked Sendable {
 
     /// Owner only: a message is published and waiting (no system call: for spinning).
     public var hasMessage: Bool { sequences[head & mask].load(ordering: .acquiring) == head + 1 }
-
-    /// Owner only: handles up to `limit` messages; returns how many.
-    @discardableResult @inlinable
-    public func drain(limit: Int = 512, _ handle: (Message) -> Void) -> Int {
-        var count = 0
-        while count < limit, let message = receive() {
-            handle(message)
-            count += 1
-        }
-        return count
-    }
 
     /// Owner only, before it blocks: announces that it will sleep. Returns false (and does not
     /// announce) when a message is already waiting, so the owner must not block.

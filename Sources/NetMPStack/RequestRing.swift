@@ -41,7 +41,7 @@ public struct Request: Equatable, Sendable {
 ///
 /// The ring does not wake its core: the sender rings the core's port doorbell after it
 /// published (`MessagePort.wakeIfSleeping`), and the core looks at both before it sleeps.
-public final class RequestRing: @unchecked Sendable {
+public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
     public let capacity: Int
     let memory: UnsafeMutableRawPointer
     let tail: UnsafeMutablePointer<Atomic<Int>>
@@ -130,17 +130,6 @@ public final class RequestRing: @unchecked Sendable {
     /// The core only: a record that decoded but could not be applied (a set-option value
     /// out of range) counts as malformed too.
     public func countMalformed() { malformed &+= 1 }
-
-    /// The core only: handles up to `limit` records; returns how many.
-    @discardableResult
-    public func drain(limit: Int = 512, _ handle: (Request) -> Void) -> Int {
-        var count = 0
-        while count < limit, let request = receive() {
-            handle(request)
-            count += 1
-        }
-        return count
-    }
 }
 
 extension Request {
