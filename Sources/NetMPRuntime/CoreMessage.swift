@@ -12,8 +12,6 @@ public enum CoreMessage {
     case frame(ForwardedFrame)
     /// An ARP frame another core received: learn the neighbour, do not answer.
     case neighbour(ForwardedFrame)
-    /// A connection its listener's close leaves unaccepted: reset it.
-    case resetUnaccepted(SocketChannel)
     /// Start or stop this core's copy of a listening socket.
     case listen(ListenQueue, Completion)
     case stopListening(port: UInt16, Completion)

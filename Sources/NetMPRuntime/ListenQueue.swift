@@ -1,29 +1,15 @@
 import NetMPStack
 import NetMPTCP
 
-/// A connection a listener's core established, waiting for accept().
-public struct AcceptedConnection: @unchecked Sendable {
-    public let channel: SocketChannel
-    public let tuple: FourTuple
-    public let core: Int
-}
-
 /// The accept side of one listening socket. Every core listens on the port with its own
 /// copy of the listener (DragonFly's per-CPU listen sockets), so an accept storm spreads
-/// over the cores; each core queues what it established in its own queue, and accept()
-/// takes from the queues in turn, starting after the one it took from last.
-///
-/// Each queue has its own lock, held for an append or a removal: a core and the accepting
-/// threads meet there, never two cores.
+/// over the cores; each core queues what it established in its own `AcceptQueue` (records
+/// of handles, no lock), and accept() takes from the queues in turn, starting after the one
+/// it took from last.
 public final class ListenQueue: @unchecked Sendable {
     public let port: UInt16
     public let backlog: Int
-    /// One per core, each behind its own lock (the array itself never changes).
-    final class CoreQueue: @unchecked Sendable {
-        let lock = PthreadLock()
-        var connections: [AcceptedConnection] = []
-    }
-    let queues: [CoreQueue]
+    let queues: [AcceptQueue]
     /// Connections queued on all cores (an upper bound while a push or pop is under way).
     let queued = AtomicCounter()
     let turn = AtomicCounter()
@@ -36,14 +22,13 @@ public final class ListenQueue: @unchecked Sendable {
         self.doorbell = doorbell
         self.port = port
         self.backlog = max(1, backlog)
-        queues = (0..<cores).map { _ in CoreQueue() }
+        queues = (0..<cores).map { AcceptQueue(capacity: max(1, backlog), core: $0) }
     }
 
-    /// Core `core` queues an established connection; false when the backlog is full.
+    /// Core `connection.core` queues an established connection; false when the backlog is full.
     func push(_ connection: AcceptedConnection) -> Bool {
         guard queued.increment() <= backlog else { queued.decrement(); return false }
-        let queue = queues[connection.core]
-        queue.lock.locked { queue.connections.append(connection) }
+        guard queues[connection.core].push(connection) else { queued.decrement(); return false }
         arrivals.wakeAll()
         doorbell.ring()
         return true
@@ -54,12 +39,7 @@ public final class ListenQueue: @unchecked Sendable {
         let cores = queues.count
         let start = turn.increment()
         for i in 0..<cores {
-            let core = (start + i) % cores
-            let queue = queues[core]
-            let taken: AcceptedConnection? = queue.lock.locked {
-                queue.connections.isEmpty ? nil : queue.connections.removeFirst()
-            }
-            if let taken {
+            if let taken = queues[(start + i) % cores].pop() {
                 queued.decrement()
                 return taken
             }

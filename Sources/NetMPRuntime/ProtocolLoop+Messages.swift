@@ -14,16 +14,18 @@ extension ProtocolLoop {
         case .neighbour(let frame):
             host.learnNeighbour(from: UnsafeRawBufferPointer(frame.bytes), now: now, sink: &sink)
             frame.free()
-        case .resetUnaccepted(let channel):
-            if let socket = channel.socket { tcp.abort(socket, now: now, host: host, sink: &sink) }
         case .listen(let queue, let completion):
-            let core = self.core
+            let core = self.core, sockets = self.sockets
             do {
                 try tcp.listen(port: queue.port, backlog: queue.backlog) { socket in
-                    // Attached and established before it is visible to accept().
+                    // Attached, established and named in the socket table before accept()
+                    // can see it; the application's close record releases the name.
+                    guard let handle = sockets.register(socket.channel, kind: .stream) else { return false }
                     socket.channel.attach(to: core)
                     socket.channel.publish([.attached, .established])
-                    return queue.push(AcceptedConnection(channel: socket.channel, tuple: socket.tuple, core: core))
+                    if queue.push(AcceptedConnection(handle: handle, tuple: socket.tuple, core: core)) { return true }
+                    sockets.release(handle)
+                    return false
                 }
             } catch {
                 // The port table admitted the listen, so this core cannot hold the port already.

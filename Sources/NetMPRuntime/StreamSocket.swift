@@ -78,18 +78,15 @@ public final class StreamSocket: @unchecked Sendable {
         successor.setTimeouts(receive: receiveTimeout.load(ordering: .relaxed), send: sendTimeout.load(ordering: .relaxed))
     }
 
-    /// A connection a listener accepted. ENFILE, and the connection reset, when the socket
-    /// table is full.
-    init(stack: NetworkStack, accepted: AcceptedConnection) throws(SocketError) {
+    /// A connection a listener accepted: the core named it in the socket table, which
+    /// holds its channel until this socket's close record.
+    init(stack: NetworkStack, accepted: AcceptedConnection, channel: SocketChannel) {
         self.stack = stack
         configuration = stack.tcpConfiguration
-        channel = accepted.channel
+        self.channel = channel
         tuple = accepted.tuple
         phase = .connected
-        guard register() else {
-            stack.send(.resetUnaccepted(accepted.channel), to: accepted.core)
-            throw SocketError(ENFILE)
-        }
+        handleWord.store(UInt64(accepted.handle.slot) << 32 | UInt64(accepted.handle.generation), ordering: .releasing)
     }
 
     /// A socket dropped without close() (a failed accept, a caller's error path) still
@@ -211,7 +208,12 @@ public final class StreamSocket: @unchecked Sendable {
         }
         let deadline = deadline(receiveTimeout)
         while true {
-            if let connection = queue.pop() { return try StreamSocket(stack: stack, accepted: connection) }
+            if let connection = queue.pop() {
+                // Resolved by the only thread that holds the handle: nobody can release it
+                // meanwhile. (Only a table entry overwritten by a bug could fail this.)
+                guard let channel = stack.sockets.resolve(connection.handle, as: .stream) as? SocketChannel else { continue }
+                return StreamSocket(stack: stack, accepted: connection, channel: channel)
+            }
             guard setup.locked({ phase == .listening }) else { throw SocketError(EINVAL) }
             if nonBlocking { throw SocketError(EAGAIN) }
             switch block(on: queue.arrivals, until: deadline, ready: { queue.pending > 0 || closing.load(ordering: .acquiring) }) {
@@ -520,7 +522,11 @@ public final class StreamSocket: @unchecked Sendable {
                 let completion = Completion(count: stack.cores)
                 for core in 0..<stack.cores { stack.send(.stopListening(port: queue.port, completion), to: core) }
                 completion.wait()
-                while let never = queue.pop() { stack.send(.resetUnaccepted(never.channel), to: never.core) }
+                while let never = queue.pop() {
+                    var reset = Request(.close, never.handle)
+                    reset.abort = true
+                    stack.request(reset, to: never.core)
+                }
                 queue.arrivals.wakeAll()
                 channel.doorbell.ring()
             case .connecting, .connected:

@@ -173,3 +173,56 @@ import Testing
         #expect(deinits.value.load(ordering: .relaxed) == threads * rounds) // registered or not, each went
     }
 }
+
+@Suite struct AcceptQueueTests {
+    func connection(_ n: Int, core: Int = 1) -> AcceptedConnection {
+        AcceptedConnection(handle: SocketHandle(slot: UInt32(n), generation: UInt32(n * 7)),
+                           tuple: FourTuple(local: Endpoint(IPv4Address(10, 77, 0, 2), 80),
+                                            remote: Endpoint(IPv4Address(10, 77, 0, UInt8(n % 200)), UInt16(1000 + n % 60_000))),
+                           core: core)
+    }
+
+    @Test func fifo_fullAndEmpty() {
+        let queue = AcceptQueue(capacity: 3, core: 1)
+        #expect(queue.pop() == nil)
+        for n in 0..<3 { #expect(queue.push(connection(n))) }
+        #expect(!queue.push(connection(3)) && queue.count == 3)
+        for n in 0..<3 { #expect(queue.pop() == connection(n)) }
+        #expect(queue.pop() == nil)
+        for n in 10..<20 { #expect(queue.push(connection(n))); #expect(queue.pop() == connection(n)) }
+    }
+
+    /// One core pushes, four threads accept at once: each connection is taken exactly once,
+    /// whole (a copy torn by the core reusing the record never wins its claim).
+    @Test func onePusherManyAcceptors_eachTakenOnceWhole() {
+        let queue = AcceptQueue(capacity: 8, core: 1)
+        let total = 100_000
+        let taken = SocketTableTests.Counter()
+        let seen = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: total)
+        for i in 0..<total { (seen + i).initialize(to: Atomic(0)) }
+        defer { seen.deallocate() }
+        let done = Atomic<Bool>(false)
+        nonisolated(unsafe) let marks = seen
+        let joins = (0..<4).map { _ in
+            spawn {
+                while true {
+                    if let c = queue.pop() {
+                        let n = Int(c.handle.slot)
+                        #expect(c == self.connection(n), "a torn record was accepted")
+                        marks[n].add(1, ordering: .relaxed)
+                        taken.value.add(1, ordering: .relaxed)
+                    } else if done.load(ordering: .acquiring) && queue.count == 0 {
+                        return
+                    } else {
+                        sched_yield()
+                    }
+                }
+            }
+        }
+        for n in 0..<total { while !queue.push(connection(n)) { sched_yield() } }
+        done.store(true, ordering: .releasing)
+        joins.forEach { $0() }
+        #expect(taken.value.load(ordering: .relaxed) == total)
+        #expect((0..<total).allSatisfy { seen[$0].load(ordering: .relaxed) == 1 })
+    }
+}

@@ -196,6 +196,28 @@ _Static_assert(sizeof(netmp_reply) == 320, "reply: a header line and 256 bytes")
 _Static_assert(sizeof(netmp_request_ring) == 128, "request ring control block: two cache lines");
 _Static_assert(offsetof(netmp_request_ring, head) == 64, "request ring: the core's line");
 _Static_assert(sizeof(netmp_socket_entry) == 16, "socket entry: 16 bytes");
+/// A connection a listener's core established, waiting for accept(): its handle and its
+/// 4-tuple (host order). A record is 24 bytes: three words a reader loads atomically.
+typedef struct netmp_accepted {
+    uint32_t slot;                  // the connection's handle: slot...
+    uint32_t generation;            // ...and generation
+    uint32_t local_address;
+    uint32_t remote_address;
+    uint16_t local_port;
+    uint16_t remote_port;
+    uint32_t reserved;
+} netmp_accepted;
+
+/// One core's queue of a listening socket's established connections: the core alone
+/// appends at `tail`; accepting threads copy the record at `head` and claim it by moving
+/// `head` (a copy whose claim fails is thrown away). The records follow the block.
+typedef struct netmp_accept_queue {
+    int64_t tail;                   // the core
+    uint8_t core_line_end[56];
+    int64_t head;                   // accepting threads
+    uint8_t readers_line_end[56];
+} netmp_accept_queue;
+
 _Static_assert(sizeof(netmp_record_queue) == 128, "record queue: two cache lines");
 _Static_assert(offsetof(netmp_record_queue, head) == 64, "record queue: readers' line");
 _Static_assert(sizeof(netmp_datagram_slot) == 64, "datagram slot: one cache line");
@@ -213,5 +235,8 @@ _Static_assert(offsetof(netmp_receive_ring, tail) == 0, "receive ring: owner's l
 _Static_assert(offsetof(netmp_receive_ring, head) == 64, "receive ring: readers' line");
 _Static_assert(offsetof(netmp_receive_ring, readers) == 72, "receive ring: readers' wait word beside head");
 _Static_assert(sizeof(netmp_receive_ring) == 128, "receive ring control block: two cache lines");
+
+_Static_assert(sizeof(netmp_accepted) == 24, "accepted connection: three words");
+_Static_assert(sizeof(netmp_accept_queue) == 128 && offsetof(netmp_accept_queue, head) == 64, "accept queue: two lines");
 
 #endif

@@ -1,0 +1,88 @@
+import CNetMPChannel
+import NetMPTCP
+import NetMPWire
+import Synchronization
+
+/// A connection a listener's core established, as accept() finds it: its handle in the
+/// socket table, its 4-tuple and the core that owns it.
+public struct AcceptedConnection: Equatable, Sendable {
+    public var handle: SocketHandle
+    public var tuple: FourTuple
+    public var core: Int
+    public init(handle: SocketHandle, tuple: FourTuple, core: Int) {
+        self.handle = handle
+        self.tuple = tuple
+        self.core = core
+    }
+}
+
+/// One core's queue of established connections for one listening socket, in the C layout
+/// of `netmp_accept_queue` and `netmp_accepted` records: one producer (the core), any
+/// number of accepting threads. The core never waits and takes no lock: it writes a record
+/// at the tail only into room the readers freed, and publishes the tail. A reader copies
+/// the record at the head (atomically, word by word) and claims it by moving the head; if
+/// another reader moved it first, the copy is discarded and it looks again.
+public final class AcceptQueue: @unchecked Sendable {
+    public let capacity: Int
+    let memory: UnsafeMutableRawPointer
+    let tail: UnsafeMutablePointer<Atomic<Int>>
+    let head: UnsafeMutablePointer<Atomic<Int>>
+    static let blockSize = MemoryLayout<netmp_accept_queue>.size
+    static let recordSize = MemoryLayout<netmp_accepted>.size
+    public let core: Int
+
+    public init(capacity: Int, core: Int) {
+        self.capacity = max(1, capacity)
+        self.core = core
+        let bytes = Self.blockSize + self.capacity * Self.recordSize
+        memory = .allocate(byteCount: bytes, alignment: Int(NETMP_CACHE_LINE))
+        memory.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        typealias Block = netmp_accept_queue
+        tail = memory.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!)
+        head = memory.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)
+    }
+    deinit { memory.deallocate() }
+
+    /// The record's three words, read and written atomically (a reader may read a record
+    /// the core is overwriting; its claim then fails).
+    func words(_ position: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        (memory + Self.blockSize + (position % capacity) * Self.recordSize).bindMemory(to: Atomic<UInt64>.self, capacity: 3)
+    }
+
+    /// The core: appends `connection`; false when the queue is full.
+    public func push(_ connection: AcceptedConnection) -> Bool {
+        let position = tail.pointee.load(ordering: .relaxed)
+        guard position - head.pointee.load(ordering: .acquiring) < capacity else { return false }
+        let tuple = connection.tuple
+        let w = words(position)
+        // netmp_accepted: slot, generation | local, remote address | ports, reserved.
+        w[0].store(UInt64(connection.handle.slot) | UInt64(connection.handle.generation) << 32, ordering: .relaxed)
+        w[1].store(UInt64(tuple.local.address.value) | UInt64(tuple.remote.address.value) << 32, ordering: .relaxed)
+        w[2].store(UInt64(tuple.local.port) | UInt64(tuple.remote.port) << 16, ordering: .relaxed)
+        tail.pointee.store(position + 1, ordering: .releasing)
+        return true
+    }
+
+    /// Any thread: takes the oldest connection, if one waits.
+    public func pop() -> AcceptedConnection? {
+        var position = head.pointee.load(ordering: .acquiring)
+        while position < tail.pointee.load(ordering: .acquiring) {
+            let w = words(position)
+            let (a, b, c) = (w[0].load(ordering: .relaxed), w[1].load(ordering: .relaxed), w[2].load(ordering: .relaxed))
+            let (claimed, current) = head.pointee.compareExchange(expected: position, desired: position + 1,
+                                                                  ordering: .acquiringAndReleasing)
+            if claimed {
+                let tuple = FourTuple(local: Endpoint(IPv4Address(UInt32(truncatingIfNeeded: b)), UInt16(truncatingIfNeeded: c)),
+                                      remote: Endpoint(IPv4Address(UInt32(truncatingIfNeeded: b >> 32)),
+                                                       UInt16(truncatingIfNeeded: c >> 16)))
+                return AcceptedConnection(handle: SocketHandle(slot: UInt32(truncatingIfNeeded: a), generation: UInt32(truncatingIfNeeded: a >> 32)),
+                                          tuple: tuple, core: core)
+            }
+            position = current
+        }
+        return nil
+    }
+
+    /// Connections waiting (a bound while pushes and pops are under way).
+    public var count: Int { max(0, tail.pointee.load(ordering: .acquiring) - head.pointee.load(ordering: .acquiring)) }
+}
