@@ -69,6 +69,10 @@ int netmp_shutdown(void *socket, int how);
 int netmp_name(void *socket, int peer, uint32_t *address, uint16_t *port);
 int netmp_setsockopt(void *socket, int level, int name, const void *value, uint32_t length);
 int netmp_getsockopt(void *socket, int level, int name, void *value, uint32_t *length);
+// The index-th option the program set (the last value for each level and name, as it
+// passed it), for a hand-off to the kernel to set again; 0 past the last. *length: the
+// buffer's size in, the value's length out.
+int netmp_set_option_at(void *socket, int index, int *level, int *name, void *value, uint32_t *length);
 void netmp_set_nonblocking(void *socket, int on);
 int netmp_is_nonblocking(void *socket);
 // FIONREAD (outgoing 0) and SIOCOUTQ (outgoing 1).

@@ -110,13 +110,32 @@ static void fill_address(struct sockaddr *address, socklen_t *length, uint32_t i
 }
 
 // Hands the descriptor back to the kernel: a kernel socket of the same kind takes its
-// number (for destinations netmp does not serve, such as loopback). Options set before
-// are not carried over (docs/SHIM.md).
+// number (for destinations netmp does not serve, such as loopback). It carries what the
+// program did to the netmp socket: every option set, as it was set (Onload's mirroring),
+// and the port it was bound to, on the kernel's wildcard address (netmp's own address is
+// not the kernel's). A bind the kernel refuses fails the call with its errno.
 static int to_kernel(int fd, void *socket) {
     int stream = netmp_is_stream(socket), nonblocking = netmp_is_nonblocking(socket);
     int cloexec = REAL(fcntl)(fd, F_GETFD) & FD_CLOEXEC;
     int kernel = REAL(socket)(AF_INET, (stream ? SOCK_STREAM : SOCK_DGRAM) | (nonblocking ? SOCK_NONBLOCK : 0), 0);
     if (kernel < 0) return -1;
+    unsigned char value[256];
+    int level = 0, name = 0;
+    uint32_t length = sizeof value;
+    for (int i = 0; netmp_set_option_at(socket, i, &level, &name, value, &length); i++, length = sizeof value) {
+        REAL(setsockopt)(kernel, level, name, value, length); // what Linux refuses, it refused before too
+    }
+    uint32_t bound_ip = 0;
+    uint16_t bound_port = 0;
+    if (netmp_name(socket, 0, &bound_ip, &bound_port) == 0 && bound_port != 0) {
+        struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons(bound_port), .sin_addr = { htonl(INADDR_ANY) } };
+        if (REAL(bind)(kernel, (struct sockaddr *)&any, sizeof any) < 0) {
+            int e = errno;
+            REAL(close)(kernel);
+            errno = e;
+            return -1;
+        }
+    }
     atomic_store_explicit(&sockets[fd], NULL, memory_order_release);
     if (REAL(dup3)(kernel, fd, cloexec ? O_CLOEXEC : 0) < 0) {
         int e = errno;
@@ -128,6 +147,14 @@ static int to_kernel(int fd, void *socket) {
     REAL(close)(kernel);
     netmp_socket_close(socket);
     return 0;
+}
+
+// A datagram to a destination netmp does not serve (loopback, 0.0.0.0 for this host,
+// NETMP_KERNEL_ROUTES) moves the UDP socket to the kernel first, as a connect there does:
+// 1 moved, 0 nothing to move, -1 the move failed (errno set).
+static int datagram_to_kernel(int fd, void *socket, uint32_t ip) {
+    if (netmp_is_stream(socket) || !(ip == 0 || netmp_route_to_kernel(ip))) return 0;
+    return to_kernel(fd, socket) < 0 ? -1 : 1;
 }
 
 // Makes the eventfd that stands for a new netmp socket and records the handle.
@@ -313,7 +340,10 @@ ssize_t sendto(int fd, const void *bytes, size_t count, int flags, const struct 
     if (!address) return sent(netmp_send(socket, bytes, count, flags, 0, 0, 0), flags);
     if (!is_inet(address, length)) { errno = EINVAL; return -1; }
     const struct sockaddr_in *in = (const struct sockaddr_in *)address;
-    return sent(netmp_send(socket, bytes, count, flags, 1, ntohl(in->sin_addr.s_addr), ntohs(in->sin_port)), flags);
+    uint32_t ip = ntohl(in->sin_addr.s_addr);
+    int moved = datagram_to_kernel(fd, socket, ip);
+    if (moved) return moved < 0 ? -1 : REAL(sendto)(fd, bytes, count, flags, address, length);
+    return sent(netmp_send(socket, bytes, count, flags, 1, ip, ntohs(in->sin_port)), flags);
 }
 
 ssize_t write(int fd, const void *bytes, size_t count) {
@@ -420,6 +450,8 @@ ssize_t sendmsg(int fd, const struct msghdr *message, int flags) {
         has_destination = 1;
         ip = ntohl(in->sin_addr.s_addr);
         port = ntohs(in->sin_port);
+        int moved = datagram_to_kernel(fd, socket, ip);
+        if (moved) return moved < 0 ? -1 : REAL(sendmsg)(fd, message, flags);
     }
     return sent(gather_send(socket, message->msg_iov, (int)message->msg_iovlen, flags, has_destination, ip, port), flags);
 }

@@ -15,6 +15,23 @@ final class ShimSocket: @unchecked Sendable {
     /// SO_REUSEPORT, IP_TOS, ...), so getsockopt reads back what setsockopt wrote.
     let recorded = PthreadLock()
     nonisolated(unsafe) var recordedOptions: [Int64: Int32] = [:]
+    /// Every option the program set, in the order first set, with its last value as
+    /// passed (guarded by `recorded`): what a hand-off to the kernel sets again.
+    nonisolated(unsafe) var setOptions: [(level: Int32, name: Int32, value: [UInt8])] = []
+
+    func remember(_ level: Int32, _ name: Int32, _ value: UnsafeRawBufferPointer) {
+        recorded.locked {
+            if let i = setOptions.firstIndex(where: { $0.level == level && $0.name == name }) {
+                setOptions[i].value = Array(value)
+            } else {
+                setOptions.append((level, name, Array(value)))
+            }
+        }
+    }
+
+    func setOption(at index: Int) -> (level: Int32, name: Int32, value: [UInt8])? {
+        recorded.locked { index >= 0 && index < setOptions.count ? setOptions[index] : nil }
+    }
 
     let datagram: DatagramSocket?
     /// The stream socket now (an unretained pointer, 0 for UDP): a connect after a failed

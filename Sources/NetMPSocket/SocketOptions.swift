@@ -26,7 +26,27 @@ enum OptionName {
 @_cdecl("netmp_setsockopt")
 public func netmpSetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _ name: Int32,
                             _ value: UnsafeRawPointer?, _ length: UInt32) -> Int32 {
-    let shim = socket(handle)
+    let result = setOption(socket(handle), level, name, value, length)
+    // Kept as the program passed it, for a hand-off to the kernel (Onload's mirroring):
+    // a socket that moves to the kernel for a loopback destination keeps its options.
+    if result == 0, let value { socket(handle).remember(level, name, UnsafeRawBufferPointer(start: value, count: Int(min(length, 256)))) }
+    return result
+}
+
+@_cdecl("netmp_set_option_at")
+public func netmpSetOptionAt(_ handle: UnsafeMutableRawPointer, _ index: Int32, _ level: UnsafeMutablePointer<Int32>,
+                             _ name: UnsafeMutablePointer<Int32>, _ value: UnsafeMutableRawPointer,
+                             _ length: UnsafeMutablePointer<UInt32>) -> Int32 {
+    guard let option = socket(handle).setOption(at: Int(index)) else { return 0 }
+    level.pointee = option.level
+    name.pointee = option.name
+    let n = min(Int(length.pointee), option.value.count)
+    option.value.withUnsafeBytes { value.copyMemory(from: $0.baseAddress!, byteCount: n) }
+    length.pointee = UInt32(n)
+    return 1
+}
+
+func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: UnsafeRawPointer?, _ length: UInt32) -> Int32 {
     func integer() -> Int32? {
         guard let value, length >= 4 else { return nil }
         return value.loadUnaligned(as: Int32.self)

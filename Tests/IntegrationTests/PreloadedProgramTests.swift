@@ -175,6 +175,40 @@ struct PreloadedProgramTests {
         #expect((try? String(contentsOfFile: out, encoding: .utf8))?.contains("finished") == true)
     }
 
+    /// Loopback is the kernel's: a UDP socket that sends to 127.0.0.1 without being bound
+    /// moves to the kernel and reaches a receiver bound there, which can answer it (before,
+    /// netmp routed the datagram to its gateway: ENETUNREACH, and CPython's test_socket hung
+    /// in testRecvFrom).
+    @Test func unboundUDPSendToLoopback_reachesTheKernelReceiver() throws {
+        let lab = try LabNamespace()
+        let program = "import socket\n"
+            + "srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); srv.bind(('127.0.0.1', 0)); srv.settimeout(5)\n"
+            + "cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); cli.settimeout(5)\n"
+            + "cli.sendto(b'ping', ('127.0.0.1', srv.getsockname()[1]))\n"
+            + "data, peer = srv.recvfrom(100); srv.sendto(b'pong', peer)\n"
+            + "print(data.decode(), cli.recvfrom(100)[0].decode())\n"
+        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
+        #expect(result.status == 0 && result.stdout == "ping pong\n", "\(result.stdout) \(result.stderr)")
+    }
+
+    /// A socket that moves to the kernel for a loopback destination keeps what the program
+    /// did to it: the port it bound (a client bound to a chosen port, then connected to
+    /// 127.0.0.1, is seen from that port) and the options it set, as they read back.
+    @Test func loopbackHandOff_keepsTheBoundPortAndTheOptions() throws {
+        let lab = try LabNamespace()
+        let program = "import socket\n"
+            + "l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)\n"
+            + "c = socket.socket()\n"
+            + "c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n"
+            + "c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\n"
+            + "c.bind(('0.0.0.0', 0)); bound = c.getsockname()[1]\n"
+            + "c.connect(('127.0.0.1', l.getsockname()[1])); a, peer = l.accept()\n"
+            + "print(c.getsockname()[1] == bound, peer[1] == bound, c.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT),\n"
+            + "      c.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR), c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))\n"
+        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
+        #expect(result.status == 0 && result.stdout == "True True 1 1 1\n", "\(result.stdout) \(result.stderr)")
+    }
+
     /// Python lines that make `l`, a listening TCP socket on `address:port` (the script
     /// imports socket itself).
     static func pythonListener(_ address: String, _ port: Int, backlog: Int) -> String {
