@@ -72,6 +72,12 @@ int netmp_getsockopt(void *socket, int level, int name, void *value, uint32_t *l
 // The index-th option the program set (the last value for each level and name, as it
 // passed it), for a hand-off to the kernel to set again; 0 past the last. *length: the
 // buffer's size in, the value's length out.
+// A wildcard listener's kernel twin on 127.0.0.1 (-1: none); setting it returns 0 if
+// the listener had one already (the caller closes its fd then).
+int netmp_twin(void *socket);
+int netmp_set_twin(void *socket, int fd);
+// Connections waiting in a listener's netmp queues (a bound).
+int netmp_accept_pending(void *socket);
 int netmp_set_option_at(void *socket, int index, int *level, int *name, void *value, uint32_t *length);
 void netmp_set_nonblocking(void *socket, int on);
 int netmp_is_nonblocking(void *socket);

@@ -39,6 +39,7 @@ struct member {
     uint64_t stamp;  // the wait that last reported it (no member twice in one answer)
     uint64_t arrivals, freed; // edge-triggered: the socket's marks at the last look
     uint32_t last_ready;      // edge-triggered: what it reported at the last look
+    int twin_plus_one;        // a listener's kernel twin registered for it, + 1 (0: none)
     uint8_t present, entered, disabled, queued;
 };
 
@@ -140,8 +141,20 @@ static void queue_recheck(struct epoll_set *set, int fd) {
 }
 
 // Drops a member from the shadow (the kernel side is the caller's business).
+// A listener's kernel twin joins the kernel instance beside the eventfd, with the member's
+// number as its data: a loopback connection arriving there is an event for the member,
+// whose readiness then says readable (the shim closes a member before its socket, so the
+// twin is still open when it leaves).
+static void register_twin(struct epoll_set *set, int fd, struct member *m) {
+    int twin = m->socket ? netmp_twin(m->socket) : -1;
+    if (twin < 0 || m->twin_plus_one) return;
+    struct epoll_event registration = { .events = EPOLLIN | EPOLLET, .data.u64 = (uint64_t)fd };
+    if (real_epoll_ctl(set->fd, EPOLL_CTL_ADD, twin, &registration) == 0) m->twin_plus_one = twin + 1;
+}
+
 static void forget_member(struct epoll_set *set, int fd) {
     struct member *m = &set->members[fd];
+    if (m->twin_plus_one) real_epoll_ctl(set->fd, EPOLL_CTL_DEL, m->twin_plus_one - 1, NULL);
     if (m->present && m->socket && m->entered) netmp_poll_leave(m->socket);
     uint8_t queued = m->queued; // a stale recheck entry stays; the scan skips it
     memset(m, 0, sizeof *m);
@@ -181,6 +194,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
         // Register as a poller before the first look (the recheck on the next wait).
         if (socket) {
             m->entered = netmp_poll_enter(socket) >= 0;
+            register_twin(set, fd, m);
             queue_recheck(set, fd);
         }
         break;
@@ -191,6 +205,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
             m->socket = socket;
             if (socket) m->entered = netmp_poll_enter(socket) >= 0;
         }
+        if (socket) register_twin(set, fd, m); // listen() may have made one since the ADD
         m->present = 1;
         m->data = event->data.u64;
         m->events = event->events;

@@ -213,11 +213,34 @@ int bind(int fd, const struct sockaddr *address, socklen_t length) {
     return r < 0 ? (int)fail(r) : 0;
 }
 
+// A listener on netmp's wildcard gets a kernel twin on 127.0.0.1 at the same port, so that
+// programs on this host reach it at loopback (curl to 127.0.0.1, health checks, a client
+// library's default host), as Onload keeps an OS socket beside each accelerated listener.
+// A port the kernel holds already, or any other failure, leaves the listener without one.
+static void make_twin(void *socket, int backlog) {
+    int twin = netmp_twin(socket);
+    if (twin >= 0) { REAL(listen)(twin, backlog); return; } // listen() again: the new backlog
+    uint32_t ip = 0;
+    uint16_t port = 0;
+    if (netmp_name(socket, 0, &ip, &port) < 0 || ip != 0 || port == 0) return;
+    twin = REAL(socket)(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (twin < 0) return;
+    int one = 1;
+    REAL(setsockopt)(twin, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in loopback = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr = { htonl(INADDR_LOOPBACK) } };
+    if (REAL(bind)(twin, (struct sockaddr *)&loopback, sizeof loopback) < 0 || REAL(listen)(twin, backlog) < 0
+        || !netmp_set_twin(socket, twin)) {
+        REAL(close)(twin);
+    }
+}
+
 int listen(int fd, int backlog) {
     void *socket = netmp_socket_in_use(fd);
     if (!socket) return REAL(listen)(fd, backlog);
     int r = netmp_listen(socket, backlog);
-    return r < 0 ? (int)fail(r) : 0;
+    if (r < 0) return (int)fail(r);
+    make_twin(socket, backlog);
+    return 0;
 }
 
 struct acceptance { void *listener; int nonblocking; uint32_t ip; uint16_t port; int error; };
@@ -226,10 +249,35 @@ static void *make_accepted(int fd, void *context) {
     return netmp_accept(a->listener, fd, a->nonblocking, &a->ip, &a->port, &a->error);
 }
 
+// accept on a listener with a kernel twin: a loopback connection waiting there is the
+// kernel's socket and is returned as it is; one in netmp's queues goes the usual way. A
+// blocking accept with neither waits in poll on the listener, which covers both, and
+// fails with EINTR only after a handler without SA_RESTART ran (as the kernel's accept).
+// -2: nothing here to take (the caller goes on to netmp's queues); -1: failed.
+unsigned netmp_interrupting_signals(void); // CNetMPLinux
+static int accept_twin(int fd, void *socket, int twin, struct sockaddr *address, socklen_t *length, int flags) {
+    for (;;) {
+        int r = REAL(accept4)(twin, address, length, flags);
+        if (r >= 0) return r;
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR) return -1;
+        if (netmp_accept_pending(socket) > 0 || netmp_is_nonblocking(socket)) return -2;
+        unsigned signals = netmp_interrupting_signals();
+        struct pollfd p = { fd, POLLIN, 0 };
+        if (poll(&p, 1, -1) < 0 && errno == EINTR && netmp_interrupting_signals() != signals) return -1;
+        if (p.revents & (POLLNVAL | POLLERR)) return -2; // closed meanwhile: netmp's accept says how
+        if (netmp_accept_pending(socket) > 0) return -2;
+    }
+}
+
 int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
     void *socket = netmp_socket_in_use(fd);
     if (!socket) return REAL(accept4)(fd, address, length, flags);
     if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) { errno = EINVAL; return -1; }
+    int twin = netmp_twin(socket);
+    if (twin >= 0) {
+        int r = accept_twin(fd, socket, twin, address, length, flags);
+        if (r != -2) return r;
+    }
     struct acceptance a = { socket, flags & SOCK_NONBLOCK, 0, 0, 0 };
     int error = 0;
     // The listener's own blocking mode decides whether accept waits.

@@ -41,9 +41,10 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
         struct timespec t = { timeout_ns / 1000000000LL, timeout_ns % 1000000000LL };
         return real_ppoll(fds, n, timeout_ns < 0 ? NULL : &t, mask);
     }
-    // The kernel's array: fds with netmp entries disabled (fd -1), then the eventfds.
+    // The kernel's array: fds with netmp entries disabled (fd -1), then the eventfds and
+    // the listeners' kernel twins.
     struct pollfd small[64];
-    size_t total = n + sockets;
+    size_t total = n + 2 * sockets;
     struct pollfd *kernel = total <= 64 ? small : malloc(total * sizeof *kernel);
     void *entered_small[64];
     void **entered = sockets <= 64 ? entered_small : malloc(sockets * sizeof *entered);
@@ -71,6 +72,8 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
                 int bell = netmp_poll_enter(socket);
                 entered[registered++] = socket;
                 if (bell >= 0) kernel[n + bells++] = (struct pollfd){ bell, POLLIN, 0 };
+                int twin = netmp_twin(socket); // a loopback connection for a listener
+                if (twin >= 0) kernel[n + bells++] = (struct pollfd){ twin, POLLIN, 0 };
             }
             for (nfds_t i = 0; i < n && sleeping; i++) if (netmp_events(&fds[i])) sleeping = 0;
         }

@@ -78,9 +78,26 @@ final class ShimSocket: @unchecked Sendable {
 
     var readiness: PollEvents {
         switch kind {
-        case .stream(let s): s.readiness
-        case .datagram(let d): d.readiness
+        case .stream(let s):
+            var events = s.readiness
+            if s.isListening, !events.contains(.readable), twinHasConnection { events.insert(.readable) }
+            return events
+        case .datagram(let d): return d.readiness
         }
+    }
+
+    /// A kernel listener on 127.0.0.1 at a wildcard listener's port (-1: none), which the
+    /// shim made at listen(): programs on this host reach the netmp server through it, as
+    /// Onload keeps an OS socket beside each accelerated listener (docs/SHIM.md). accept,
+    /// poll, select and epoll look at both.
+    let twin = Atomic<Int32>(-1)
+
+    /// A connection waits on the twin (a poll that does not wait).
+    var twinHasConnection: Bool {
+        let fd = twin.load(ordering: .acquiring)
+        guard fd >= 0 else { return false }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) > 0 && p.revents & Int16(POLLIN) != 0
     }
 }
 
@@ -135,8 +152,27 @@ public func netmpSocketClose(_ handle: UnsafeMutableRawPointer) {
         case .stream(let s): s.close()
         case .datagram(let d): d.close()
         }
+        let twin = shim.twin.exchange(-1, ordering: .acquiringAndReleasing)
+        if twin >= 0 { close(twin) }
     }
     Unmanaged<ShimSocket>.fromOpaque(handle).release()
+}
+
+/// The listener's kernel twin on 127.0.0.1 (the shim made it at listen()), or -1.
+@_cdecl("netmp_twin")
+public func netmpTwin(_ handle: UnsafeMutableRawPointer) -> Int32 { socket(handle).twin.load(ordering: .acquiring) }
+
+/// Keeps `fd` as the listener's twin; false (the caller closes it) if it has one already.
+@_cdecl("netmp_set_twin")
+public func netmpSetTwin(_ handle: UnsafeMutableRawPointer, _ fd: Int32) -> Int32 {
+    socket(handle).twin.compareExchange(expected: -1, desired: fd, ordering: .acquiringAndReleasing).exchanged ? 1 : 0
+}
+
+/// Connections waiting in the listener's netmp queues (a bound).
+@_cdecl("netmp_accept_pending")
+public func netmpAcceptPending(_ handle: UnsafeMutableRawPointer) -> Int32 {
+    guard case .stream(let s) = socket(handle).kind else { return 0 }
+    return Int32(clamping: s.listenQueueDepth)
 }
 
 @_cdecl("netmp_is_fresh")

@@ -132,6 +132,35 @@ struct ServerProgramTests {
         #expect(!errors.contains("[alert]") && !errors.contains("[emerg]"), "nginx error.log: \(errors.suffix(600))")
     }
 
+    /// Servers on netmp's wildcard are reached at 127.0.0.1 too, through the kernel twin
+    /// of their listener (before, curl at loopback was refused, exit 7): nginx as a master
+    /// and two workers (epoll, and the listener taken over after fork), and redis-server
+    /// with redis-cli at its default host. The TAP side keeps serving beside it.
+    @Test func wildcardServersOnNetmp_answerAtLoopback() throws {
+        let lab = try LabNamespace()
+        let scratch = try Scratch(lab)
+        let configuration = try nginxConfiguration(in: scratch, address: "0.0.0.0", port: 8084, workers: 2)
+        let nginx = try Shell.start(netmp(lab, ["nginx", "-c", configuration, "-p", scratch.path]),
+                                    stderrTo: scratch.path + "/nginx.err")
+        defer { stopMaster(nginx) }
+        waitUntilListening(lab, "127.0.0.1", 8084)
+        for host in ["127.0.0.1", "10.77.0.2", "127.0.0.1", "127.0.0.1"] {
+            let fetch = lab.run(["curl", "-sS", "-m", "10", "http://\(host):8084/index.html"], timeout: 20)
+            #expect(fetch.status == 0 && fetch.stdout == "hello\n", "curl \(host): \(fetch.status) \(fetch.stderr)")
+        }
+        // A lab of its own: two programs on one TAP is what the stack service is for.
+        let redisLab = try LabNamespace()
+        let redis = try Shell.start(netmp(redisLab, ["redis-server", "--bind", "0.0.0.0", "--port", "6390", "--protected-mode", "no",
+                                                     "--save", "", "--appendonly", "no", "--dir", scratch.path]),
+                                    stderrTo: scratch.path + "/redis.err", stdoutTo: scratch.path + "/redis.out")
+        defer { kill(redis.processIdentifier, SIGKILL); redis.waitUntilExit() }
+        waitFor("Ready to accept connections", in: scratch.path + "/redis.out")
+        for (host, command) in [("127.0.0.1", ["set", "key", "loopback"]), ("10.77.0.2", ["get", "key"]), ("127.0.0.1", ["get", "key"])] {
+            let reply = redisLab.run(["redis-cli", "-h", host, "-p", "6390"] + command, timeout: 20)
+            #expect(reply.stdout.contains(command.count == 3 ? "OK" : "loopback"), "redis-cli \(host): \(reply.stdout) \(reply.stderr)")
+        }
+    }
+
     /// Stops an nginx master the way its service manager would (SIGTERM: it stops its
     /// workers and exits); its children are killed if it has not gone within 10 s.
     func stopMaster(_ master: Process) {
