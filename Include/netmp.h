@@ -78,6 +78,9 @@ int netmp_twin(void *socket);
 int netmp_set_twin(void *socket, int fd);
 // Connections waiting in a listener's netmp queues (a bound).
 int netmp_accept_pending(void *socket);
+// At load: 0 when the environment configures a stack (started at the first socket), 1
+// when it does not (no NETMP_TAP), -1 after one line on stderr saying what is wrong.
+int netmp_check_environment(void);
 int netmp_set_option_at(void *socket, int index, int *level, int *name, void *value, uint32_t *length);
 void netmp_set_nonblocking(void *socket, int on);
 int netmp_is_nonblocking(void *socket);

@@ -42,9 +42,10 @@ USAGE
   netmp version
   netmp --help
 
-ENVIRONMENT (read by libnetmp.so when it loads)
+ENVIRONMENT (read by libnetmp.so at the program's first socket, where its stack starts)
   NETMP_TAP, NETMP_ADDR, NETMP_GATEWAY, NETMP_MAC, NETMP_CORES, NETMP_LOG as above.
-  Without NETMP_TAP the library does nothing. A bad value prints one line on stderr and the
+  A program that opens no AF_INET socket puts no stack on the TAP (a preloaded sha256sum
+  in a pipeline stays off it). Without NETMP_TAP the library does nothing. A bad value prints one line on stderr and the
   program runs on kernel sockets: netmp never stops a program for its own misconfiguration.
   NETMP_POLL_SPIN_US  how long a protocol thread that just had work keeps polling before it
                   sleeps (adaptive polling; default 20, 0 never spins)
@@ -56,7 +57,7 @@ ENVIRONMENT (read by libnetmp.so when it loads)
 
 EXAMPLE
   Scripts/lab up lab0      # namespace lab0 with TAP nmtap-lab0, kernel at 10.77.0.1/24
-  ip netns exec lab0 netmp run --tap nmtap-lab0 --addr 10.77.0.2/24 -- sleep 30 &
+  ip netns exec lab0 netmp run --tap nmtap-lab0 --addr 10.77.0.2/24 -- nc -l 7000 &
   ip netns exec lab0 ping -c 3 10.77.0.2
 """
 
@@ -88,7 +89,7 @@ func run(_ arguments: ArraySlice<String>) -> Never {
         settings[variable] = value
         rest = rest.dropFirst()
     }
-    guard rest.first == "--", rest.count >= 2 else { fail("run: give the program after --, e.g. netmp run --tap t0 --addr 10.77.0.2/24 -- sleep 30") }
+    guard rest.first == "--", rest.count >= 2 else { fail("run: give the program after --, e.g. netmp run --tap t0 --addr 10.77.0.2/24 -- nc -l 7000") }
     let program = Array(rest.dropFirst())
     let lookup = { (name: String) -> String? in settings[name] ?? getenv(name).map { String(cString: $0) } }
     switch StackConfiguration.parse(environment: lookup) {

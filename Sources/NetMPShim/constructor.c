@@ -1,6 +1,7 @@
-// Runs when the dynamic loader maps libnetmp.so into a program (LD_PRELOAD), before main:
-// with NETMP_TAP set the stack comes up here, so even `sleep 30` answers ping. Also what
-// happens to the stack at exit and in a forked child (docs/SHIM.md).
+// Runs when the dynamic loader maps libnetmp.so into a program (LD_PRELOAD), before main,
+// and at the program's first AF_INET socket(), where the stack comes up (with NETMP_TAP
+// set): a preloaded program that never touches the network puts no stack on the TAP. Also
+// what happens to the stack at exit and in a forked child (docs/SHIM.md).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -228,8 +229,13 @@ static void netmp_forked_parent(void) {
     netmp_step_aside();
 }
 
+// Whether netmp runs or may start later in this process (epoll instances made now get
+// their shadow: a program makes its epoll set before its first socket, and the sockets
+// it adds later must be watched through the shadow).
+static int start_pending; // set at load, cleared when a start fails (below)
 int netmp_may_run(void) {
-    return netmp_running() || restart_allowed || atomic_load_explicit(&netmp_inherited_pending, memory_order_acquire);
+    return netmp_running() || start_pending || restart_allowed
+        || atomic_load_explicit(&netmp_inherited_pending, memory_order_acquire);
 }
 
 // The first socket() of a forked child whose parent is gone (daemon(): the parent exits
@@ -252,10 +258,24 @@ void netmp_restart_in_child(void) {
     if (netmp_start_like_parent() == 0) stack_started();
 }
 
+// The stack starts at the first AF_INET socket() (any thread; once), not at load: in
+// `nc -l | sha256sum` with both preloaded, a stack in sha256sum would take frames of nc's
+// connection from the TAP (its queues join the device's flow steering) and answer them
+// with resets. A forked child of a process that never started one starts its own the
+// same way.
+static pthread_once_t first_socket = PTHREAD_ONCE_INIT;
+static void start_stack(void) {
+    if (netmp_start_from_environment() == 0) stack_started();
+    else start_pending = 0; // no NETMP_TAP, or said why on stderr: kernel sockets from now on
+}
+void netmp_start_on_first_socket(void) {
+    if (start_pending) pthread_once(&first_socket, start_stack);
+}
+
 __attribute__((constructor)) static void netmp_library_loaded(void) {
     if (netmp_routes_load() < 0) return; // said why on stderr; every call stays the kernel's
-    if (netmp_start_from_environment() != 0) return;
-    stack_started();
+    if (netmp_check_environment() != 0) return; // not configured, or said why: the kernel's
+    start_pending = 1;
     atexit(netmp_program_exiting);
     pthread_atfork(netmp_forking, netmp_forked_parent, netmp_forked_child);
 }

@@ -177,7 +177,10 @@ int socket(int domain, int type, int protocol) {
     int kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
     int stream = kind == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP);
     int datagram = kind == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP);
-    if (domain == AF_INET && (stream || datagram) && !netmp_running()) netmp_restart_in_child();
+    if (domain == AF_INET && (stream || datagram) && !netmp_running()) {
+        netmp_start_on_first_socket();
+        if (!netmp_running()) netmp_restart_in_child();
+    }
     if (domain != AF_INET || !(stream || datagram) || !netmp_running()) return REAL(socket)(domain, type, protocol);
     netmp_step_back();
     struct creation creation = { stream };

@@ -42,4 +42,5 @@ __attribute__((visibility("hidden"))) void netmp_epoll_after_fork(void);
 __attribute__((visibility("hidden"))) int netmp_may_run(void);
 // constructor.c: a forked child whose parent is gone may start its own stack.
 __attribute__((visibility("hidden"))) void netmp_restart_in_child(void);
+__attribute__((visibility("hidden"))) void netmp_start_on_first_socket(void);
 #endif

@@ -13,15 +13,40 @@ nonisolated(unsafe) var processStack: NetworkStack?
 @_cdecl("netmp_start_from_environment")
 public func netmpStartFromEnvironment() -> Int32 {
     guard processStack == nil else { return 0 }
-    let configuration: StackConfiguration
-    switch StackConfiguration.parse(environment: { getenv($0).map { String(cString: $0) } }) {
+    guard case .success(let configuration?) = environmentConfiguration() else { return 1 }
+    return startStack(configuration, failing: notStarted)
+}
+
+/// At load (the shim's constructor), before the stack starts at the first socket: a bad
+/// value, a fake NUMA map that does not fit, or a TAP that is not there is said now, once
+/// per preloaded process, on stderr, whether or not the program ever opens a socket; the
+/// program then stays on kernel sockets. 0: start at the first socket; 1: not configured
+/// (no NETMP_TAP); -1: said why.
+@_cdecl("netmp_check_environment")
+public func netmpCheckEnvironment() -> Int32 {
+    switch environmentConfiguration() {
     case .success(nil): return 1
-    case .success(let c?): configuration = c
     case .failure(let error):
-        Log.write("netmp: not started, using kernel sockets: \(error)")
+        Log.write("\(notStarted): \(error)")
         return -1
+    case .success(let configuration?):
+        // The checks NetworkStack.start makes first, in its order, without attaching.
+        if case .failure(let error) = NUMATopology.system(fake: configuration.fakeNUMA) {
+            Log.write("\(notStarted): \(RuntimeError.numa(error))")
+            return -1
+        }
+        guard netmp_interface_index(configuration.tapName) > 0 else {
+            Log.write("\(notStarted): \(RuntimeError.link(.noSuchDevice(configuration.tapName)))")
+            return -1
+        }
+        return 0
     }
-    return startStack(configuration, failing: "netmp: not started, using kernel sockets")
+}
+
+let notStarted = "netmp: not started, using kernel sockets"
+
+func environmentConfiguration() -> Result<StackConfiguration?, ConfigurationError> {
+    StackConfiguration.parse(environment: { getenv($0).map { String(cString: $0) } })
 }
 
 /// Starts this process's stack, on `device`'s queues (attached first) when given; 0, or -1

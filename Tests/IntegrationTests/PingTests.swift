@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-/// A preloaded `sleep` is a host on a TAP link: the kernel in the lab namespace pings it,
+/// A preloaded program that holds a socket (the stack starts at the first one) and only
+/// sleeps is a host on a TAP link: the kernel in the lab namespace pings it,
 /// learns its MAC, floods it, and throws malformed frames at it. Everything runs inside a
 /// namespace the test makes and removes.
 @Suite(.serialized, .enabled(if: labUnavailableReason(commands: ["ip", "ping", "python3"]) == nil,
@@ -10,11 +11,14 @@ struct PingTests {
     static let mac = "02:4e:4d:00:00:02"
     static let address = "10.77.0.2"
 
-    /// Starts `sleep` under netmp in the lab and waits until its stack is up.
+    /// Starts a sleeping python3 with one UDP socket under netmp in the lab and waits until
+    /// its stack is up.
     func startHost(in lab: LabNamespace, log: String) throws -> Process {
         let process = try Shell.start(["ip", "netns", "exec", lab.name, Package.netmp, "run", "--tap", lab.tap,
                                        "--addr", Self.address + "/24", "--mac", Self.mac, "--log", "info",
-                                       "--", "sleep", "120"], stderrTo: log)
+                                       "--", "python3", "-c", "import socket, time\n"
+                                        + "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); time.sleep(120)"],
+                                      stderrTo: log)
         for _ in 0..<100 {
             if Shell.run([Package.netmp, "stat", "\(process.processIdentifier)", "--json"]).status == 0 { return process }
             usleep(50_000)
@@ -24,7 +28,7 @@ struct PingTests {
     }
 
     /// SIGKILL, not SIGTERM: a child spawned from a test-runner thread may inherit a mask
-    /// that blocks SIGTERM, and the test must not wait for `sleep` to end on its own.
+    /// that blocks SIGTERM, and the test must not wait for the program to end on its own.
     func stop(_ process: Process) {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
