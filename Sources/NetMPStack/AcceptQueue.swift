@@ -34,9 +34,7 @@ public final class AcceptQueue: @unchecked Sendable {
     public init(capacity: Int, core: Int) {
         self.capacity = max(1, capacity)
         self.core = core
-        let bytes = Self.blockSize + self.capacity * Self.recordSize
-        memory = .allocate(byteCount: bytes, alignment: Int(NETMP_CACHE_LINE))
-        memory.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        memory = .zeroed(bytes: Self.blockSize + self.capacity * Self.recordSize)
         typealias Block = netmp_accept_queue
         tail = memory.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!)
         head = memory.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)

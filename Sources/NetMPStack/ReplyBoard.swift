@@ -18,9 +18,7 @@ public final class ReplyBoard: @unchecked Sendable {
     let words: [WaitWord]
 
     public init() {
-        let bytes = Self.capacity * Self.slotSize
-        memory = .allocate(byteCount: bytes, alignment: Int(NETMP_CACHE_LINE))
-        memory.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        memory = .zeroed(bytes: Self.capacity * Self.slotSize)
         let memory = self.memory
         words = (0..<Self.capacity).map {
             WaitWord(zeroedAt: memory + $0 * Self.slotSize + MemoryLayout<netmp_reply>.offset(of: \netmp_reply.answered)!)

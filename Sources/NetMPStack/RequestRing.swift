@@ -59,9 +59,7 @@ public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
         var size = 1
         while size < capacity { size <<= 1 }
         self.capacity = size
-        let bytes = Self.blockSize + size * Self.recordSize
-        memory = .allocate(byteCount: bytes, alignment: Int(NETMP_CACHE_LINE))
-        memory.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        memory = .zeroed(bytes: Self.blockSize + size * Self.recordSize)
         typealias Block = netmp_request_ring
         tail = memory.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!)
         head = memory.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)

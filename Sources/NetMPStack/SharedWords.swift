@@ -1,3 +1,4 @@
+import CNetMPChannel
 import Synchronization
 
 extension UnsafeMutableRawPointer {
@@ -12,8 +13,14 @@ extension UnsafeMutableRawPointer {
     /// Memory of its own for one C-layout block of netmp_channel.h, zeroed (zero bytes are
     /// each word's first value); the caller deallocates it.
     static func zeroed<Block>(_: Block.Type, alignment: Int = MemoryLayout<Block>.alignment) -> UnsafeMutableRawPointer {
-        let memory = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Block>.size, alignment: alignment)
-        memory.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<Block>.size)
+        zeroed(bytes: MemoryLayout<Block>.size, alignment: alignment)
+    }
+
+    /// `bytes` of zeroed memory of its own, cache-line aligned by default (a C control
+    /// block and the records after it); the caller deallocates it.
+    static func zeroed(bytes: Int, alignment: Int = Int(NETMP_CACHE_LINE)) -> UnsafeMutableRawPointer {
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: alignment)
+        memory.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         return memory
     }
 }

@@ -104,9 +104,7 @@ struct ServerProgramTests {
     @Test func nginxMasterAndWorkers_onNetmp_bothWorkersServe() throws {
         let lab = try LabNamespace()
         let scratch = try Scratch(lab)
-        let configuration = try nginxConfiguration(in: scratch, address: "10.77.0.2", port: 8082, workers: 2)
-        let nginx = try Shell.start(netmp(lab, ["nginx", "-c", configuration, "-p", scratch.path]),
-                                    stderrTo: scratch.path + "/nginx.err")
+        let nginx = try startMaster(lab, scratch, address: "10.77.0.2", port: 8082, workers: 2)
         defer { stopMaster(nginx) }
         // Both workers have taken the listener over (each has a stack of its own, which
         // `netmp stat` sees) before any connection: one that came earlier could reach the
@@ -139,9 +137,7 @@ struct ServerProgramTests {
     @Test func wildcardServersOnNetmp_answerAtLoopback() throws {
         let lab = try LabNamespace()
         let scratch = try Scratch(lab)
-        let configuration = try nginxConfiguration(in: scratch, address: "0.0.0.0", port: 8084, workers: 2)
-        let nginx = try Shell.start(netmp(lab, ["nginx", "-c", configuration, "-p", scratch.path]),
-                                    stderrTo: scratch.path + "/nginx.err")
+        let nginx = try startMaster(lab, scratch, address: "0.0.0.0", port: 8084, workers: 2)
         defer { stopMaster(nginx) }
         waitUntilListening(lab, "127.0.0.1", 8084)
         for host in ["127.0.0.1", "10.77.0.2", "127.0.0.1", "127.0.0.1"] {
@@ -159,6 +155,12 @@ struct ServerProgramTests {
             let reply = redisLab.run(["redis-cli", "-h", host, "-p", "6390"] + command, timeout: 20)
             #expect(reply.stdout.contains(command.count == 3 ? "OK" : "loopback"), "redis-cli \(host): \(reply.stdout) \(reply.stderr)")
         }
+    }
+
+    /// nginx under netmp as a master with `workers` workers, on `address:port`.
+    func startMaster(_ lab: LabNamespace, _ scratch: Scratch, address: String, port: Int, workers: Int) throws -> Process {
+        let configuration = try nginxConfiguration(in: scratch, address: address, port: port, workers: workers)
+        return try Shell.start(netmp(lab, ["nginx", "-c", configuration, "-p", scratch.path]), stderrTo: scratch.path + "/nginx.err")
     }
 
     /// Stops an nginx master the way its service manager would (SIGTERM: it stops its
