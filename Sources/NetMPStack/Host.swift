@@ -161,21 +161,22 @@ public final class Host {
         case .destinationUnreachable(let code, let mtu, let quoted):
             let kind: ICMPErrorReport.Kind = code == ICMPv4Message.UnreachableCode.fragmentationNeeded
                 ? .fragmentationNeeded(nextHopMTU: mtu) : .destinationUnreachable(code: code)
-            reportError(kind, from: header.source, quoted: quoted)
+            reportError(kind, from: header.source, quoted: quoted, now: now, sink: &sink)
         case .timeExceeded(let code, let quoted):
-            reportError(.timeExceeded(code: code), from: header.source, quoted: quoted)
+            reportError(.timeExceeded(code: code), from: header.source, quoted: quoted, now: now, sink: &sink)
         case .echoReply, .other:
             counters.drops.count(.icmpIgnored)
         }
     }
 
-    func reportError(_ kind: ICMPErrorReport.Kind, from reporter: IPv4Address, quoted: QuotedDatagram) {
+    func reportError(_ kind: ICMPErrorReport.Kind, from reporter: IPv4Address, quoted: QuotedDatagram, now: Instant,
+                     sink: inout some FrameSink) {
         // Only errors about datagrams we sent concern us (RFC 5927 asks for this check).
         guard quoted.header.source == address, tcp != nil || icmpErrorHandler != nil else {
             counters.drops.count(.icmpIgnored); return
         }
         let report = ICMPErrorReport(kind: kind, reporter: reporter, quoted: quoted)
-        if quoted.header.proto == IPProtocol.tcp { tcp?.icmpError(report, now: lastNow) }
+        if quoted.header.proto == IPProtocol.tcp { tcp?.icmpError(report, now: now, host: self, sink: &sink) }
         icmpErrorHandler?(report)
     }
 

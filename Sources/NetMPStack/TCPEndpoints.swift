@@ -302,7 +302,9 @@ public final class TCPEndpoints {
 
     /// ICMP errors for our segments: unreachable ends a connection still opening with the
     /// error (RFC 1122 4.2.3.9 allows aborting then); fragmentation needed lowers the MSS.
-    func icmpError(_ report: ICMPErrorReport, now: Instant) {
+    /// The connection is settled with the turn, so a connect fails as soon as the error
+    /// arrives (Linux: EHOSTUNREACH at once), not when its next timer would have fired.
+    func icmpError(_ report: ICMPErrorReport, now: Instant, host: Host, sink: inout some FrameSink) {
         let quoted = report.quoted
         let tuple = FourTuple(local: Endpoint(quoted.header.source, quoted.sourcePort),
                               remote: Endpoint(quoted.header.destination, quoted.destinationPort))
@@ -310,7 +312,8 @@ public final class TCPEndpoints {
         switch report.kind {
         case .fragmentationNeeded(let mtu): socket.connection.pathMTUChanged(Int(mtu))
         case .destinationUnreachable(let code): socket.connection.unreachable(code: code, now: now)
-        case .timeExceeded: break
+        case .timeExceeded: return
         }
+        settleWithBatch(socket, now: now, host: host, sink: &sink)
     }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import NetMPStack
 import NetMPTCP
 import NetMPWire
@@ -92,7 +93,8 @@ import Testing
     /// fragmentation needed (RFC 1191) lowers an established connection's MSS.
     @Test func icmpErrors_reachTheConnection() throws {
         let host = host()
-        let socket = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, 5201), now: .zero)
+        let channel = SocketChannel(sendCapacity: 4096, receiveCapacity: 4096)
+        let socket = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, 5201), now: .zero, channel: channel)
         var sink = CollectingSink()
         host.tcp!.settle(socket, now: .zero, host: host, sink: &sink)
         let sentSYN = sink.frames[0]
@@ -103,6 +105,10 @@ import Testing
         }
         _ = host.feed(unreachable)
         #expect(socket.state == .closed && socket.error == .connectionRefused)
+        // Published with the frame that carried the error, not at the next timer: the
+        // application's connect fails at once, as Linux's does.
+        #expect(channel.status.contains(.failed) && channel.error == ECONNREFUSED)
+        #expect(host.tcp!.sockets[socket.tuple] == nil)
 
         let second = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, 5202), now: .zero)
         var frames = CollectingSink()
