@@ -106,6 +106,7 @@ public final class DatagramSocket: @unchecked Sendable {
     /// sendto() / send(): one datagram, all or nothing.
     public func send(_ bytes: UnsafeRawBufferPointer, to destination: Endpoint? = nil, dontWait: Bool = false) throws(SocketError) -> Int {
         let channel = try bound()
+        try pendingError(channel)
         guard let target = destination ?? channel.connectedPeer else { throw SocketError(EDESTADDRREQ) }
         guard bytes.count <= maximumPayload else { throw SocketError(EMSGSIZE) }
         guard target.port != 0 else { throw SocketError(EINVAL) }
@@ -137,6 +138,7 @@ public final class DatagramSocket: @unchecked Sendable {
         let timeout = receiveTimeout.load(ordering: .relaxed)
         let deadline = timeout > 0 ? MonotonicClock.now() + Interval(nanoseconds: UInt64(timeout)) : nil
         while true {
+            try pendingError(channel)
             if let got = channel.receive(into: buffer, peek: peek) { return got }
             if !wait { throw SocketError(EAGAIN) }
             var remaining: Int? = nil
@@ -145,15 +147,25 @@ public final class DatagramSocket: @unchecked Sendable {
                 guard now < deadline else { throw SocketError(EAGAIN) }
                 remaining = Int((deadline - now).nanoseconds)
             }
-            _ = channel.arrivals.wait(timeout: remaining) { channel.hasDatagrams || setup.locked { closed } }
+            _ = channel.arrivals.wait(timeout: remaining) { channel.hasDatagrams || channel.error != 0 || setup.locked { closed } }
             if setup.locked({ closed }) { throw SocketError(EBADF) }
         }
     }
 
-    /// poll(2)'s view: readable with a datagram queued, writable with room for a full one.
+    /// An ICMP error the socket's peer caused, reported once (as Linux's sock_error).
+    func pendingError(_ channel: DatagramChannel) throws(SocketError) {
+        let error = channel.error != 0 ? channel.takeError() : 0
+        if error != 0 { throw SocketError(error) }
+    }
+
+    /// SO_ERROR: the pending error, taken.
+    public func takeError() -> Int32 { channel?.takeError() ?? 0 }
+
+    /// poll(2)'s view: readable with a datagram queued, writable with room for a full one,
+    /// and an error pending (POLLERR, as Linux reports sk_err).
     public var readiness: PollEvents {
         guard let channel else { return .writable }
-        var events: PollEvents = []
+        var events: PollEvents = channel.error != 0 ? [.error] : []
         if channel.hasDatagrams { events.insert(.readable) }
         if channel.outgoing.free >= DatagramRecord.headerLength + maximumPayload { events.insert(.writable) }
         return events

@@ -147,6 +147,15 @@ public final class ProtocolLoop {
             if let only = channel.connectedPeer, only != source { return .noSocket }
             return channel.deliver(payload, from: source, core: self.core) ? .delivered : .queueFull
         }
+        // A hard ICMP error about a datagram a connected UDP socket sent to its peer is that
+        // socket's next error (every core holds the binding, so any core may report it).
+        host.icmpErrorHandler = { [unowned self] report in
+            guard report.quoted.header.proto == IPProtocol.udp, case .destinationUnreachable(let code) = report.kind,
+                  let channel = datagramSockets[report.quoted.sourcePort] else { return }
+            let (errno, hard) = ICMPErrorReport.errorNumber(unreachableCode: code)
+            guard hard else { return }
+            channel.reportError(errno, about: Endpoint(report.quoted.header.destination, report.quoted.destinationPort))
+        }
     }
     deinit { buffer.deallocate() }
 

@@ -165,7 +165,7 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
         case OptionName.error:
             switch shim.kind {
             case .stream(let s): return put(s.takeError())
-            case .datagram: return put(0)
+            case .datagram(let d): return put(d.takeError())
             }
         default: break
         }

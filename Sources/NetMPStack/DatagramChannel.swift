@@ -42,7 +42,24 @@ public final class DatagramChannel: @unchecked Sendable {
         outputRequested = slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.output_requested)!)
         turn = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.turn)!)
         overflowCount = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.overflows)!)
+        errorNumber = slot.atomic(Int32.self, at: MemoryLayout<Slot>.offset(of: \Slot.error)!)
         arrivals = WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.arrivals)!)
+    }
+
+    let errorNumber: UnsafeMutablePointer<Atomic<Int32>>
+    /// The pending error of a connected socket (0: none): an ICMP error about a datagram it
+    /// sent to its peer, which Linux reports once, to the next call or SO_ERROR.
+    public var error: Int32 { errorNumber.pointee.load(ordering: .acquiring) }
+    public func takeError() -> Int32 { errorNumber.pointee.exchange(0, ordering: .acquiringAndReleasing) }
+
+    /// Any core: an ICMP error about a datagram this socket sent to `destination`. Only a
+    /// connected socket learns it, and only about its peer (Linux's __udp4_lib_err without
+    /// IP_RECVERR); its readers and pollers wake to find it.
+    public func reportError(_ errno: Int32, about destination: Endpoint) {
+        guard connectedPeer == destination else { return }
+        errorNumber.pointee.store(errno, ordering: .releasing)
+        arrivals.wakeAll()
+        doorbell.ring()
     }
     deinit { slot.deallocate() }
 

@@ -15,6 +15,26 @@ public struct ICMPErrorReport: Equatable, Sendable {
     public var quoted: QuotedDatagram
 }
 
+extension ICMPErrorReport {
+    /// Linux's icmp_err_convert: the errno a destination-unreachable code becomes, and
+    /// whether it is a hard error (reported to a connected UDP socket, which soft errors
+    /// are not without IP_RECVERR).
+    public static func errorNumber(unreachableCode code: UInt8) -> (errno: Int32, hard: Bool) {
+        switch code {
+        case 0, 11: (101, false)                 // ENETUNREACH: net unreachable, for TOS
+        case 1, 12: (113, false)                 // EHOSTUNREACH: host unreachable, for TOS
+        case 2: (92, true)                       // ENOPROTOOPT: protocol unreachable
+        case 3: (111, true)                      // ECONNREFUSED: port unreachable
+        case 4: (90, false)                      // EMSGSIZE: fragmentation needed
+        case 5: (95, false)                      // EOPNOTSUPP: source route failed
+        case 6, 9: (101, true)                   // ENETUNREACH: net unknown, prohibited
+        case 7: (112, true)                      // EHOSTDOWN: host unknown
+        case 8: (64, true)                       // ENONET: host isolated
+        default: (113, true)                     // EHOSTUNREACH: prohibited, filtered, precedence
+        }
+    }
+}
+
 /// Why `sendIPv4` could not send or queue a packet.
 public enum SendError: Error, Equatable, Sendable {
     case noRoute

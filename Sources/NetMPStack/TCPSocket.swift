@@ -129,7 +129,7 @@ extension TCPError {
         case .connectionRefused: 111 // ECONNREFUSED
         case .connectionReset: 104   // ECONNRESET
         case .timedOut: 110          // ETIMEDOUT
-        case .unreachable(let code): code == 0 ? 101 : 113 // ENETUNREACH for net, else EHOSTUNREACH
+        case .unreachable(let code): ICMPErrorReport.errorNumber(unreachableCode: code).errno
         }
     }
 }

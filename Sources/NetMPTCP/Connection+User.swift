@@ -114,7 +114,7 @@ extension Connection {
     public mutating func unreachable(code: UInt8, now: Instant) {
         guard state == .synSent || state == .synReceived else { return }
         if state == .synReceived { enter(.closed, now: now); return }
-        fail(code == ICMPv4Message.UnreachableCode.port || code == ICMPv4Message.UnreachableCode.proto
+        fail(code == ICMPv4Message.UnreachableCode.port
              ? .connectionRefused : .unreachable(code: code), now: now)
     }
 }

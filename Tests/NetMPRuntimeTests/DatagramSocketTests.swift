@@ -123,4 +123,29 @@ import Testing
         #expect(noSocket == 1, "the stranger's datagram was refused")
         a.close(); b.close(); clash.close(); other.close()
     }
+
+    /// Linux's __udp4_lib_err: a port unreachable about a datagram a connected socket sent
+    /// to its peer fails that socket's next call with ECONNREFUSED, once; an unconnected
+    /// socket hears nothing of it (without IP_RECVERR).
+    @Test func connectedSocket_portUnreachable_nextCallRefused() throws {
+        let pair = try StackPair(cores: 2)
+        defer { pair.stop() }
+        let connected = DatagramSocket(stack: pair.a)
+        try connected.connect(to: Endpoint(StackPair.addressB, 9200)) // nobody listens there
+        let loose = DatagramSocket(stack: pair.a)
+        let ping = Array("ping".utf8)
+        _ = try ping.withUnsafeBytes { try loose.send($0, to: Endpoint(StackPair.addressB, 9200)) }
+        _ = try ping.withUnsafeBytes { try connected.send($0) }
+        var buffer = [UInt8](repeating: 0, count: 16)
+        connected.setReceiveTimeout(2_000_000_000)
+        expectErrno(ECONNREFUSED) { _ = try buffer.withUnsafeMutableBytes { try connected.receive(into: $0) } }
+        #expect(connected.takeError() == 0 && !connected.readiness.contains(.error), "reported once")
+        loose.setReceiveTimeout(200_000_000)
+        expectErrno(EAGAIN) { _ = try buffer.withUnsafeMutableBytes { try loose.receive(into: $0) } }
+        // The next datagram draws the next refusal, now through SO_ERROR and poll.
+        _ = try ping.withUnsafeBytes { try connected.send($0) }
+        for _ in 0..<200 where !connected.readiness.contains(.error) { usleep(5000) }
+        #expect(connected.readiness.contains(.error) && connected.takeError() == ECONNREFUSED)
+        connected.close(); loose.close()
+    }
 }

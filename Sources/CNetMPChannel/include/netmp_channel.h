@@ -88,7 +88,7 @@ typedef struct netmp_record_queue {
 typedef struct netmp_datagram_slot {
     uint64_t peer;                  // connect(): address << 16 | port; 0: any peer
     uint32_t output_requested;      // raised by a sender, cleared by the home core
-    uint32_t reserved0;
+    int32_t error;                  // an ICMP error for a connected socket, taken once (SO_ERROR)
     int64_t turn;                   // which core's queue a reader looks at first
     int64_t overflows;              // datagrams dropped for a full queue (SO_RXQ_OVFL)
     netmp_wait_word arrivals;       // readers waiting for a datagram
