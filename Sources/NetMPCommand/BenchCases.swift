@@ -285,6 +285,9 @@ struct BenchCase: Sendable {
                     held.append(s.accept()[0])
             host, port, count = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
             held = [None] * count
+            # One socket first: netmp's stack starts at a program's first socket, and its
+            # fixed memory (threads, buffers, rings) is not the connections'.
+            first = socket.socket()
             rss, slab = status("VmRSS:", "/proc/self/status"), status("Slab:", "/proc/meminfo")
             for i in range(count):
                 c = socket.socket()
