@@ -15,9 +15,10 @@ public struct SocketHandle: Hashable, Sendable {
 }
 
 /// The stack's sockets by handle: what a core finds when a request names one. Application
-/// threads register a socket before its first request; the core that owns it resolves
-/// handles and, at the socket's last request (close), releases the slot, so a slot is only
-/// ever resolved and released by one thread and a release never races a resolve.
+/// threads register a socket before its first request (a listener's core registers what it
+/// accepted); the core that owns it resolves handles and, at the socket's last request
+/// (close), releases the slot. Besides the owner only `accept` resolves, once, a handle no
+/// close can have named yet. So a release never races a resolve.
 ///
 /// Entries are `netmp_socket_entry` records in memory mapped once for the table's full
 /// capacity and touched only as slots are first used. Free slots form a lock-free stack
@@ -77,8 +78,8 @@ public final class SocketTable: @unchecked Sendable {
         return SocketHandle(slot: slot, generation: generation(slot).pointee.load(ordering: .relaxed))
     }
 
-    /// The owner core: what `handle` names, if it is still in use and of `kind` (a stale or
-    /// forged handle gives nil). The table holds the object; the caller must not keep it
+    /// The owner core (or `accept`, for the handle it just took): what `handle` names, if it
+    /// is still in use and of `kind` (a stale or forged handle gives nil). The table holds the object; the caller must not keep it
     /// past releasing the handle.
     public func resolve(_ handle: SocketHandle, as kind: Kind) -> AnyObject? {
         guard Int(handle.slot) < capacity, Int(handle.slot) < highWater.load(ordering: .acquiring),
