@@ -254,19 +254,31 @@ static void *make_accepted(int fd, void *context) {
 
 // accept on a listener with a kernel twin: a loopback connection waiting there is the
 // kernel's socket and is returned as it is; one in netmp's queues goes the usual way. A
-// blocking accept with neither waits in poll on the listener, which covers both, and
-// fails with EINTR only after a handler without SA_RESTART ran (as the kernel's accept).
+// blocking accept with neither waits in poll on the listener, which covers both, for
+// SO_RCVTIMEO at most (then EAGAIN), and fails with EINTR only after a handler without
+// SA_RESTART ran (as the kernel's accept).
 // -2: nothing here to take (the caller goes on to netmp's queues); -1: failed.
 unsigned netmp_interrupting_signals(void); // CNetMPLinux
 static int accept_twin(int fd, void *socket, int twin, struct sockaddr *address, socklen_t *length, int flags) {
+    struct timeval limit = { 0, 0 };
+    uint32_t size = sizeof limit;
+    long long deadline = -1;
+    if (netmp_getsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &limit, &size) == 0 && (limit.tv_sec || limit.tv_usec))
+        deadline = netmp_now_ns() + (long long)limit.tv_sec * 1000000000LL + (long long)limit.tv_usec * 1000LL;
     for (;;) {
         int r = REAL(accept4)(twin, address, length, flags);
         if (r >= 0) return r;
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR) return -1;
         if (netmp_accept_pending(socket) > 0 || netmp_is_nonblocking(socket)) return -2;
+        int wait_ms = -1;
+        if (deadline >= 0) {
+            long long left = deadline - netmp_now_ns();
+            if (left <= 0) { errno = EAGAIN; return -1; }
+            wait_ms = (int)((left + 999999) / 1000000);
+        }
         unsigned signals = netmp_interrupting_signals();
         struct pollfd p = { fd, POLLIN, 0 };
-        if (poll(&p, 1, -1) < 0 && errno == EINTR && netmp_interrupting_signals() != signals) return -1;
+        if (poll(&p, 1, wait_ms) < 0 && errno == EINTR && netmp_interrupting_signals() != signals) return -1;
         if (p.revents & (POLLNVAL | POLLERR)) return -2; // closed meanwhile: netmp's accept says how
         if (netmp_accept_pending(socket) > 0) return -2;
     }

@@ -220,7 +220,8 @@ struct PreloadedProgramTests {
     }
 
     /// A server listening on netmp's wildcard with a blocking accept serves kernel
-    /// clients at 127.0.0.1 and at netmp's address, in any order: accept waits on both.
+    /// clients at 127.0.0.1 and at netmp's address, in any order: accept waits on both,
+    /// and for SO_RCVTIMEO at most (then EAGAIN, as Linux's accept).
     @Test func wildcardListener_blockingAccept_servesLoopbackAndTheTAP() throws {
         let lab = try LabNamespace()
         let out = NSTemporaryDirectory() + "/\(lab.name)-twin.out"
@@ -228,6 +229,10 @@ struct PreloadedProgramTests {
         let server = "import socket\n"
             + Self.pythonListener("0.0.0.0", 7790, backlog: 8) + "l.settimeout(20); print('ready', flush=True)\n"
             + "for i in range(4):\n    c, peer = l.accept(); c.sendall(peer[0].encode() + b'\\n'); c.close()\n"
+            + "import struct, time\nl.settimeout(None)\n"
+            + "l.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack('ll', 0, 300000)); t = time.time()\n"
+            + "try:\n    l.accept(); print('accepted', flush=True)\n"
+            + "except BlockingIOError:\n    print('timed out', round(time.time() - t, 1), flush=True)\n"
         let process = try Shell.start(netmp(lab, ["python3", "-c", server]),
                                       stderrTo: NSTemporaryDirectory() + "/\(lab.name)-twin.err", stdoutTo: out)
         defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
@@ -239,6 +244,10 @@ struct PreloadedProgramTests {
             let expected = host == "127.0.0.1" ? "127.0.0.1" : "10.77.0.1"
             #expect(result.stdout == expected + "\n", "\(host): \(result.stdout) \(result.stderr)")
         }
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        let said = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        #expect(said.hasSuffix("timed out 0.3\n"), "after the clients: \(said)")
     }
 
     /// A socket that moves to the kernel for a loopback destination keeps what the program
