@@ -28,10 +28,10 @@ public final class StreamSocket: @unchecked Sendable {
     /// SO_LINGER: nil off; 0 close resets; n > 0 close waits up to n seconds for the peer's ACK.
     nonisolated(unsafe) var lingerSeconds: Int?
 
-    /// The socket's name in request records (`SocketHandle` as slot << 32 | generation;
-    /// `noHandle` until connect or accept registers it, and again once close let it go).
+    /// The socket's name in request records (`SocketHandle.word`; `noHandle` until connect
+    /// or accept registers it, and again once close let it go).
     let handleWord = Atomic<UInt64>(StreamSocket.noHandle)
-    static let noHandle = UInt64.max
+    static let noHandle = UInt64.max // slot UInt32.max, past every table
 
     let nonBlockingFlag = Atomic<Bool>(false)
     /// SO_RCVTIMEO and SO_SNDTIMEO in nanoseconds (0: wait forever).
@@ -86,7 +86,7 @@ public final class StreamSocket: @unchecked Sendable {
         self.channel = channel
         tuple = accepted.tuple
         phase = .connected
-        handleWord.store(UInt64(accepted.handle.slot) << 32 | UInt64(accepted.handle.generation), ordering: .releasing)
+        handleWord.store(accepted.handle.word, ordering: .releasing)
     }
 
     /// A socket dropped without close() (a failed accept, a caller's error path) still
@@ -95,13 +95,13 @@ public final class StreamSocket: @unchecked Sendable {
 
     var handle: SocketHandle? {
         let word = handleWord.load(ordering: .acquiring)
-        return word == Self.noHandle ? nil : SocketHandle(slot: UInt32(word >> 32), generation: UInt32(truncatingIfNeeded: word))
+        return word == Self.noHandle ? nil : SocketHandle(word: word)
     }
 
     /// Names the channel in the socket table; false when the table is full.
     func register() -> Bool {
         guard let handle = stack.sockets.register(channel, kind: .stream) else { return false }
-        handleWord.store(UInt64(handle.slot) << 32 | UInt64(handle.generation), ordering: .releasing)
+        handleWord.store(handle.word, ordering: .releasing)
         return true
     }
 
@@ -111,7 +111,7 @@ public final class StreamSocket: @unchecked Sendable {
     func releaseHandle(abort: Bool = false) {
         let word = handleWord.exchange(Self.noHandle, ordering: .acquiringAndReleasing)
         guard word != Self.noHandle else { return }
-        let handle = SocketHandle(slot: UInt32(word >> 32), generation: UInt32(truncatingIfNeeded: word))
+        let handle = SocketHandle(word: word)
         if ownerCore >= 0 {
             var close = Request(.close, handle)
             close.abort = abort

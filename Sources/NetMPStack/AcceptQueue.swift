@@ -54,7 +54,7 @@ public final class AcceptQueue: @unchecked Sendable {
         let tuple = connection.tuple
         let w = words(position)
         // netmp_accepted: slot, generation | local, remote address | ports, reserved.
-        w[0].store(UInt64(connection.handle.slot) | UInt64(connection.handle.generation) << 32, ordering: .relaxed)
+        w[0].store(connection.handle.word, ordering: .relaxed)
         w[1].store(UInt64(tuple.local.address.value) | UInt64(tuple.remote.address.value) << 32, ordering: .relaxed)
         w[2].store(UInt64(tuple.local.port) | UInt64(tuple.remote.port) << 16, ordering: .relaxed)
         tail.pointee.store(position + 1, ordering: .releasing)
@@ -73,8 +73,7 @@ public final class AcceptQueue: @unchecked Sendable {
                 let tuple = FourTuple(local: Endpoint(IPv4Address(UInt32(truncatingIfNeeded: b)), UInt16(truncatingIfNeeded: c)),
                                       remote: Endpoint(IPv4Address(UInt32(truncatingIfNeeded: b >> 32)),
                                                        UInt16(truncatingIfNeeded: c >> 16)))
-                return AcceptedConnection(handle: SocketHandle(slot: UInt32(truncatingIfNeeded: a), generation: UInt32(truncatingIfNeeded: a >> 32)),
-                                          tuple: tuple, core: core)
+                return AcceptedConnection(handle: SocketHandle(word: a), tuple: tuple, core: core)
             }
             position = current
         }

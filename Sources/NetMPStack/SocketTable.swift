@@ -12,6 +12,13 @@ public struct SocketHandle: Hashable, Sendable {
         self.slot = slot
         self.generation = generation
     }
+
+    /// The handle as one word, laid out as C's (slot, generation) pair in memory (what a
+    /// `netmp_accepted` record holds): for storing it atomically.
+    public var word: UInt64 { UInt64(slot) | UInt64(generation) << 32 }
+    public init(word: UInt64) {
+        self.init(slot: UInt32(truncatingIfNeeded: word), generation: UInt32(truncatingIfNeeded: word >> 32))
+    }
 }
 
 /// The stack's sockets by handle: what a core finds when a request names one. Application
