@@ -187,7 +187,6 @@ public func netmpListenAgain(_ handle: UnsafeMutableRawPointer, _ fd: Int32,
     do {
         guard let copy = try old.listenAgain(on: stack, descriptor: fd) else { errorNumber.pointee = EINVAL; return nil }
         let shim = ShimSocket(.stream(copy))
-        shim.recordedOptions = inherited.recordedOptions
         shim.setOptions = inherited.setOptions
         // The kernel twin (a descriptor this process inherited) goes with the listener, so
         // the child accepts loopback connections too, as it accepts netmp's.

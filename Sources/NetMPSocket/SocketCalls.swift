@@ -11,12 +11,11 @@ import Synchronization
 final class ShimSocket: @unchecked Sendable {
     enum Kind { case stream(StreamSocket), datagram(DatagramSocket) }
     let descriptors = Atomic<Int>(1)
-    /// Options Linux accepts that netmp records without acting on them (SO_REUSEADDR,
-    /// SO_REUSEPORT, IP_TOS, ...), so getsockopt reads back what setsockopt wrote.
     let recorded = PthreadLock()
-    nonisolated(unsafe) var recordedOptions: [Int64: Int32] = [:]
     /// Every option the program set, in the order first set, with its last value as
-    /// passed (guarded by `recorded`): what a hand-off to the kernel sets again.
+    /// passed (guarded by `recorded`): what a hand-off to the kernel sets again, and what
+    /// getsockopt reads back for the options Linux accepts and netmp records without
+    /// acting on them (SO_REUSEADDR, SO_REUSEPORT, IP_TOS, ...).
     nonisolated(unsafe) var setOptions: [(level: Int32, name: Int32, value: [UInt8])] = []
 
     func remember(_ level: Int32, _ name: Int32, _ value: UnsafeRawBufferPointer) {
@@ -26,6 +25,15 @@ final class ShimSocket: @unchecked Sendable {
             } else {
                 setOptions.append((level, name, Array(value)))
             }
+        }
+    }
+
+    /// The integer the program last set for (level, name), if it set one.
+    func integerOption(_ level: Int32, _ name: Int32) -> Int32? {
+        recorded.locked {
+            guard let value = setOptions.first(where: { $0.level == level && $0.name == name })?.value,
+                  value.count >= 4 else { return nil }
+            return value.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
         }
     }
 

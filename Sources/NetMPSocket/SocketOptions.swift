@@ -51,11 +51,8 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
         guard let value, length >= 4 else { return nil }
         return value.loadUnaligned(as: Int32.self)
     }
-    func record() -> Int32 {
-        guard let v = integer() else { return -EINVAL }
-        shim.recorded.locked { shim.recordedOptions[Int64(level) << 32 | Int64(name)] = v }
-        return 0
-    }
+    // Accepted as Linux accepts it; netmpSetSockOpt keeps the value (setOptions).
+    func record() -> Int32 { integer() == nil ? -EINVAL : 0 }
     func timeout() -> Int? {
         guard let value, length >= UInt32(MemoryLayout<timeval>.size) else { return nil }
         let tv = value.loadUnaligned(as: timeval.self)
@@ -153,7 +150,7 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
         return withUnsafeBytes(of: &tv) { put(bytes: $0) }
     }
     func recorded(_ fallback: Int32 = 0) -> Int32 {
-        put(shim.recorded.locked { shim.recordedOptions[Int64(level) << 32 | Int64(name)] } ?? fallback)
+        put(shim.integerOption(level, name) ?? fallback)
     }
     let isStream: Bool
     if case .stream = shim.kind { isStream = true } else { isStream = false }
