@@ -107,6 +107,11 @@ int netmp_memfd(const char *name) {
     return fd < 0 ? -errno : fd;
 }
 
+#include <linux/falloc.h>
+int netmp_punch_hole(int fd, long offset, long length) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) < 0 ? -errno : 0;
+}
+
 int netmp_enter_network_namespace(int fd) { return setns(fd, CLONE_NEWNET) < 0 ? -errno : 0; }
 
 #include <sys/random.h>
@@ -124,12 +129,12 @@ int netmp_eventfd(void) {
 #include <sys/syscall.h>
 int netmp_futex_wait(uint32_t *word, uint32_t expected, long timeout_ns) {
     struct timespec ts = { timeout_ns / 1000000000L, timeout_ns % 1000000000L };
-    long r = syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, timeout_ns >= 0 ? &ts : NULL, NULL, 0);
+    long r = syscall(SYS_futex, word, FUTEX_WAIT, expected, timeout_ns >= 0 ? &ts : NULL, NULL, 0);
     return r < 0 ? -errno : 0;
 }
 
 int netmp_futex_wake(uint32_t *word, int count) {
-    long r = syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+    long r = syscall(SYS_futex, word, FUTEX_WAKE, count, NULL, NULL, 0);
     return r < 0 ? -errno : (int)r;
 }
 

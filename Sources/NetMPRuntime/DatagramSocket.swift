@@ -55,8 +55,10 @@ public final class DatagramSocket: @unchecked Sendable {
             case .success(let p): port = p
             case .failure(let e): throw e
             }
-            let channel = DatagramChannel(port: port, cores: stack.cores, homeCore: stack.coreForNewConnection())
-            guard let handle = stack.sockets.register(channel, kind: .datagram) else {
+            let home = stack.coreForNewConnection()
+            let channel = DatagramChannel(in: stack.sockets, port: port, cores: stack.cores, homeCore: home)
+                ?? DatagramChannel(port: port, cores: stack.cores, homeCore: home)
+            guard let handle = stack.sockets.register(channel, kind: .datagram, in: channel.lease) else {
                 stack.datagramPortTable.release(port)
                 throw SocketError(ENOBUFS)
             }

@@ -95,7 +95,8 @@ public final class NetworkStack: @unchecked Sendable {
         let requests = queues.map { _ in RequestRing(capacity: 4096) }
         let sharing = CoreSharing(configuration: configuration, tcpConfiguration: tcp, offloads: offloads, secret: secret,
                                   steering: FlowSteering(cores: queues.count), ports: ports, requests: requests,
-                                  sockets: SocketTable(), replies: ReplyBoard(), portTable: PortTable(seed: secret.1), stats: stats, log: log)
+                                  sockets: SocketTable(stride: SocketMemory.streamStride(send: tcp.sendBufferSize, receive: tcp.receiveBufferSize)),
+                                  replies: ReplyBoard(), portTable: PortTable(seed: secret.1), stats: stats, log: log)
         // Cores beyond the CPUs we may use share them round-robin (they still work, unpinned in effect).
         let threads = queues.enumerated().map { core, queue in
             let cpu = cpus[core % cpus.count]

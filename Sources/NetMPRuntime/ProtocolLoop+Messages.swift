@@ -20,7 +20,7 @@ extension ProtocolLoop {
                 try tcp.listen(port: queue.port, backlog: queue.backlog) { socket in
                     // Attached, established and named in the socket table before accept()
                     // can see it; the application's close record releases the name.
-                    guard let handle = sockets.register(socket.channel, kind: .stream) else { return false }
+                    guard let handle = sockets.register(socket.channel, kind: .stream, in: socket.channel.lease) else { return false }
                     socket.channel.attach(to: core)
                     socket.channel.publish([.attached, .established])
                     if queue.push(AcceptedConnection(handle: handle, tuple: socket.tuple, core: core)) { return true }

@@ -136,6 +136,11 @@ public final class ProtocolLoop {
         port = ports.isEmpty ? nil : ports[core]
         self.requests = requests.isEmpty ? nil : requests[core]
         host.tcp = tcp
+        if sockets.holdsRings {
+            tcp.channelMaker = { [sockets] configuration in
+                SocketChannel(in: sockets, sendCapacity: configuration.sendBufferSize, receiveCapacity: configuration.receiveBufferSize)
+            }
+        }
         sink = QueueSink(queue: queue)
         // The largest frame a TAP with segmentation offload hands over: a 64 KiB IPv4
         // super-frame, its Ethernet header and the virtio-net header in front.

@@ -42,8 +42,11 @@ public final class StreamSocket: @unchecked Sendable {
     public init(stack: NetworkStack, doorbell: Doorbell = Doorbell()) {
         self.stack = stack
         configuration = stack.tcpConfiguration
-        channel = SocketChannel(sendCapacity: configuration.sendBufferSize, receiveCapacity: configuration.receiveBufferSize,
-                                doorbell: doorbell)
+        // In a slot of the socket table: the same slot names it in requests once it connects.
+        channel = SocketChannel(in: stack.sockets, sendCapacity: configuration.sendBufferSize,
+                                receiveCapacity: configuration.receiveBufferSize, doorbell: doorbell)
+            ?? SocketChannel(sendCapacity: configuration.sendBufferSize, receiveCapacity: configuration.receiveBufferSize,
+                             doorbell: doorbell)
         phase = .fresh
     }
 
@@ -100,7 +103,7 @@ public final class StreamSocket: @unchecked Sendable {
 
     /// Names the channel in the socket table; false when the table is full.
     func register() -> Bool {
-        guard let handle = stack.sockets.register(channel, kind: .stream) else { return false }
+        guard let handle = stack.sockets.register(channel, kind: .stream, in: channel.lease) else { return false }
         handleWord.store(handle.word, ordering: .releasing)
         return true
     }

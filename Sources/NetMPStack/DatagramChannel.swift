@@ -14,7 +14,7 @@ import Synchronization
 public final class DatagramChannel: @unchecked Sendable {
     public let port: UInt16
     public let queues: [DatagramQueue]
-    /// The slot's memory (one cache line), this object's.
+    /// The slot's words (one cache line): in the socket table's entry, or this object's.
     public let slot: UnsafeMutableRawPointer
     /// Readers block here; a core wakes it after queueing.
     public let arrivals: WaitWord
@@ -31,13 +31,45 @@ public final class DatagramChannel: @unchecked Sendable {
     /// Datagrams dropped because a core's queue was full (SO_RXQ_OVFL's count).
     public var overflows: Int { overflowCount.pointee.load(ordering: .relaxed) }
 
-    public init(port: UInt16, cores: Int, homeCore: Int, queueCapacity: Int = 256 << 10, sendCapacity: Int = 256 << 10) {
+    /// The slot this channel's words and rings lie in (nil: memory of its own).
+    public let lease: SlotLease?
+
+    /// A channel with memory of its own.
+    public convenience init(port: UInt16, cores: Int, homeCore: Int, queueCapacity: Int = 256 << 10, sendCapacity: Int = 256 << 10) {
+        self.init(port: port, homeCore: homeCore, queues: (0..<cores).map { _ in DatagramQueue(capacity: queueCapacity) },
+                  outgoing: SendRing(capacity: sendCapacity), slot: .zeroed(netmp_datagram_slot.self, alignment: 64), lease: nil)
+    }
+
+    /// A channel in a slot leased from `table`: each core's queue and then the send ring in
+    /// the slot's stride, the queues made smaller where many cores would not fit. Nil when
+    /// the table is full or the strides are too small.
+    public convenience init?(in table: SocketTable, port: UInt16, cores: Int, homeCore: Int,
+                             queueCapacity: Int = 256 << 10, sendCapacity: Int = 256 << 10) {
+        let queueBlock = MemoryLayout<netmp_record_queue>.size
+        let sendArea = SocketMemory.pageAligned(MemoryLayout<netmp_send_ring>.size + sendCapacity)
+        let memory = table.memory
+        guard memory.stride > sendArea else { return nil }
+        let fitting = (memory.stride - sendArea) / cores / SocketMemory.pageSize * SocketMemory.pageSize
+        let queueArea = min(SocketMemory.pageAligned(queueBlock + queueCapacity), fitting)
+        let capacity = min(queueCapacity, queueArea - queueBlock)
+        guard capacity >= 16 << 10, let lease = table.lease() else { return nil }
+        let queues = (0..<cores).map { core in
+            DatagramQueue(storage: RingStorage(placedAt: lease.base + core * queueArea, capacity: capacity,
+                                               headerLength: queueBlock, owner: .placed(lease)))
+        }
+        self.init(port: port, homeCore: homeCore, queues: queues,
+                  outgoing: SendRing(placedAt: lease.base + cores * queueArea, capacity: sendCapacity, owner: .placed(lease)),
+                  slot: lease.words, lease: lease)
+    }
+
+    init(port: UInt16, homeCore: Int, queues: [DatagramQueue], outgoing: SendRing, slot: UnsafeMutableRawPointer, lease: SlotLease?) {
         self.port = port
         self.homeCore = homeCore
-        queues = (0..<cores).map { _ in DatagramQueue(capacity: queueCapacity) }
-        outgoing = SendRing(capacity: sendCapacity)
+        self.queues = queues
+        self.outgoing = outgoing
+        self.lease = lease
         typealias Slot = netmp_datagram_slot
-        slot = .zeroed(Slot.self, alignment: 64)
+        self.slot = slot
         peer = slot.atomic(UInt64.self, at: MemoryLayout<Slot>.offset(of: \Slot.peer)!)
         outputRequested = slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.output_requested)!)
         turn = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.turn)!)
@@ -61,7 +93,7 @@ public final class DatagramChannel: @unchecked Sendable {
         arrivals.wakeAll()
         doorbell.ring()
     }
-    deinit { slot.deallocate() }
+    deinit { if lease == nil { slot.deallocate() } }
 
     public var connectedPeer: Endpoint? {
         let v = peer.pointee.load(ordering: .acquiring)
@@ -118,9 +150,13 @@ public final class DatagramQueue: @unchecked Sendable {
     let tail, head: UnsafeMutablePointer<Atomic<Int>>
     static let headerLength = 12
 
-    public init(capacity: Int) {
+    public convenience init(capacity: Int) {
+        self.init(storage: RingStorage(capacity: capacity, headerLength: MemoryLayout<netmp_record_queue>.size))
+    }
+
+    init(storage: RingStorage) {
         typealias Block = netmp_record_queue
-        storage = RingStorage(capacity: capacity, headerLength: MemoryLayout<Block>.size)
+        self.storage = storage
         tail = storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!)
         head = storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)
     }

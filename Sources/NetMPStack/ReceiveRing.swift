@@ -24,9 +24,19 @@ public final class ReceiveRing: @unchecked Sendable {
     /// Readers block here; the owner wakes them after publishing.
     public let readers: WaitWord
 
-    public init(capacity: Int) {
+    public convenience init(capacity: Int) {
+        self.init(storage: RingStorage(capacity: capacity, headerLength: MemoryLayout<netmp_receive_ring>.size))
+    }
+
+    /// A ring placed at `block` in a slot's stride (RingStorage.Owner: the slot's lease, or
+    /// the mapping a view sees it through).
+    convenience init(placedAt block: UnsafeMutableRawPointer, capacity: Int, owner: RingStorage.Owner) {
+        self.init(storage: RingStorage(placedAt: block, capacity: capacity, headerLength: MemoryLayout<netmp_receive_ring>.size, owner: owner))
+    }
+
+    init(storage: RingStorage) {
         typealias Block = netmp_receive_ring
-        storage = RingStorage(capacity: capacity, headerLength: MemoryLayout<Block>.size)
+        self.storage = storage
         let block = storage.block
         tail = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!)
         head = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)

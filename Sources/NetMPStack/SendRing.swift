@@ -18,9 +18,19 @@ public final class SendRing: @unchecked Sendable {
     /// Writers waiting for space block here; the owner wakes them when it frees.
     public let writers: WaitWord
 
-    public init(capacity: Int) {
+    public convenience init(capacity: Int) {
+        self.init(storage: RingStorage(capacity: capacity, headerLength: MemoryLayout<netmp_send_ring>.size))
+    }
+
+    /// A ring placed at `block` in a slot's stride (RingStorage.Owner: the slot's lease, or
+    /// the mapping a view sees it through).
+    convenience init(placedAt block: UnsafeMutableRawPointer, capacity: Int, owner: RingStorage.Owner) {
+        self.init(storage: RingStorage(placedAt: block, capacity: capacity, headerLength: MemoryLayout<netmp_send_ring>.size, owner: owner))
+    }
+
+    init(storage: RingStorage) {
         typealias Block = netmp_send_ring
-        storage = RingStorage(capacity: capacity, headerLength: MemoryLayout<Block>.size)
+        self.storage = storage
         let block = storage.block
         reserved = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.reserved)!)
         committed = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.committed)!)

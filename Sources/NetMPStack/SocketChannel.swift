@@ -20,7 +20,7 @@ import Synchronization
 public final class SocketChannel: @unchecked Sendable {
     public let send: SendRing
     public let receive: ReceiveRing
-    /// The slot's memory (one cache line), this object's.
+    /// The slot's words (one cache line): in the socket table's entry, or this object's.
     public let slot: UnsafeMutableRawPointer
     /// Connection-state changes (connect done, failed, closed) wake this word; data moves
     /// wake the rings' own words.
@@ -63,21 +63,68 @@ public final class SocketChannel: @unchecked Sendable {
         public static let windowRequested = Status(rawValue: NETMP_STATUS_WINDOW_REQUESTED)
     }
 
-    /// `doorbell`: a socket that connects again after a failed connect keeps its pollers.
-    public init(sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell = Doorbell()) {
-        send = SendRing(capacity: sendCapacity)
-        receive = ReceiveRing(capacity: receiveCapacity)
+    /// The slot this channel's words and rings lie in (nil: memory of its own, or a view).
+    public let lease: SlotLease?
+    /// The words are this object's memory.
+    let ownsSlot: Bool
+
+    /// A channel with memory of its own. `doorbell`: a socket that connects again after a
+    /// failed connect keeps its pollers.
+    public convenience init(sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell = Doorbell()) {
+        self.init(send: SendRing(capacity: sendCapacity), receive: ReceiveRing(capacity: receiveCapacity),
+                  slot: .zeroed(netmp_stream_slot.self, alignment: 64), lease: nil, ownsSlot: true, doorbell: doorbell)
+    }
+
+    /// A channel in a slot leased from `table`: its words in the slot's entry, its send
+    /// ring and then its receive ring in the slot's stride. Nil when the table is full or
+    /// its strides are too small for these rings.
+    public convenience init?(in table: SocketTable, sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell = Doorbell()) {
+        guard SocketMemory.streamStride(send: sendCapacity, receive: receiveCapacity) <= table.memory.stride,
+              let lease = table.lease() else { return nil }
+        self.init(placedAt: lease.base, slot: lease.words, owner: .placed(lease), sendCapacity: sendCapacity,
+                  receiveCapacity: receiveCapacity, doorbell: doorbell)
+    }
+
+    /// A view of the channel in `slot` of `table`, leased through another mapping of the
+    /// same table (the stack and a client each see a socket through their own): the same
+    /// words and rings, none of which this object gives back. The caller knows the slot is
+    /// leased, with these capacities, for as long as the view lives.
+    public convenience init(viewing slot: UInt32, in table: SocketTable, sendCapacity: Int, receiveCapacity: Int,
+                            doorbell: Doorbell = Doorbell()) {
+        precondition(SocketMemory.streamStride(send: sendCapacity, receive: receiveCapacity) <= table.memory.stride)
+        self.init(placedAt: table.memory.base(of: slot)!, slot: table.words(slot), owner: .viewed(table.memory),
+                  sendCapacity: sendCapacity, receiveCapacity: receiveCapacity, doorbell: doorbell)
+    }
+
+    /// The send ring at `base`, then the receive ring on the next page past it.
+    convenience init(placedAt base: UnsafeMutableRawPointer, slot: UnsafeMutableRawPointer, owner: RingStorage.Owner,
+                     sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell) {
+        let receiveAt = SocketMemory.pageAligned(MemoryLayout<netmp_send_ring>.size + sendCapacity)
+        var lease: SlotLease? = nil
+        if case .placed(let held) = owner { lease = held }
+        self.init(send: SendRing(placedAt: base, capacity: sendCapacity, owner: owner),
+                  receive: ReceiveRing(placedAt: base + receiveAt, capacity: receiveCapacity, owner: owner),
+                  slot: slot, lease: lease, ownsSlot: false, doorbell: doorbell)
+    }
+
+    init(send: SendRing, receive: ReceiveRing, slot: UnsafeMutableRawPointer, lease: SlotLease?, ownsSlot: Bool, doorbell: Doorbell) {
+        self.send = send
+        self.receive = receive
+        self.lease = lease
+        self.ownsSlot = ownsSlot
         self.doorbell = doorbell
         typealias Slot = netmp_stream_slot
-        slot = .zeroed(Slot.self, alignment: 64)
+        self.slot = slot
         flags = slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.status)!)
         errorNumber = slot.atomic(Int32.self, at: MemoryLayout<Slot>.offset(of: \Slot.error)!)
         ownerWord = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.owner)!)
         activeWriters = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.active_writers)!)
         changes = WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.changes)!)
-        ownerWord.pointee.store(-1, ordering: .relaxed)
+        if ownsSlot || lease != nil { ownerWord.pointee.store(-1, ordering: .relaxed) } // a view sees the owner's
     }
-    deinit { slot.deallocate() } // `changes` goes with this object: nobody holds it alone
+    // `changes` goes with this object: nobody holds it alone. A leased slot's words go
+    // back with the lease.
+    deinit { if ownsSlot { slot.deallocate() } }
 
     public var status: Status { Status(rawValue: flags.pointee.load(ordering: .acquiring)) }
 

@@ -21,14 +21,22 @@ public struct SocketHandle: Hashable, Sendable {
     }
 }
 
-/// The stack's sockets by handle: what a core finds when a request names one. Application
-/// threads register a socket before its first request (a listener's core registers what it
-/// accepted); the core that owns it resolves handles and, at the socket's last request
-/// (close), releases the slot. Besides the owner only `accept` resolves, once, a handle no
-/// close can have named yet. So a release never races a resolve.
+/// The stack's sockets by handle: what a core finds when a request names one, and the
+/// memory the sockets' two sides share. Application threads name a socket before its
+/// first request (a listener's core names what it accepted); the core that owns it
+/// resolves handles and, at the socket's last request (close), releases the name. Besides
+/// the owner only `accept` resolves, once, a handle no close can have named yet. So a
+/// release never races a resolve.
+///
+/// A slot is first leased (`lease()`): its shared words (`netmp_socket_entry.words`) and
+/// its stride of `memory` become the socket's, for as long as the objects placed there
+/// live (SlotLease). Naming the slot (`register`) lets requests reach the socket. A slot
+/// named without a lease (a socket whose rings live elsewhere) is freed with its name.
 ///
 /// Entries are `netmp_socket_entry` records in memory mapped once for the table's full
-/// capacity and touched only as slots are first used. Free slots form a lock-free stack
+/// capacity and touched only as slots are first used (SocketMemory, which also holds the
+/// head with the free slots, so a second mapping of a shared table takes and frees the same
+/// slots). Free slots form a lock-free stack
 /// whose head carries a tag against ABA; a slot never used is taken from the high-water
 /// mark instead, so a fresh table needs no initialising pass.
 public final class SocketTable: @unchecked Sendable {
@@ -37,48 +45,100 @@ public final class SocketTable: @unchecked Sendable {
         case datagram = 2 // NETMP_SOCKET_DATAGRAM: a DatagramChannel
     }
     public let capacity: Int
-    let entries: UnsafeMutableRawPointer
-    /// The free stack: tag << 32 | (slot + 1), 0 when empty.
-    let freeHead = Atomic<UInt64>(0)
+    /// The head, the entries and the slots' strides.
+    public let memory: SocketMemory
+    /// The free stack, in the head: tag << 32 | (slot + 1), 0 when empty.
+    let freeHead: UnsafeMutablePointer<Atomic<UInt64>>
     /// Slots below this have been used.
-    let highWater = Atomic<Int>(0)
+    let highWater: UnsafeMutablePointer<Atomic<Int>>
+    /// Free slots whose rings kept their pages (SlotLease).
+    let warmSlots: UnsafeMutablePointer<Atomic<Int>>
+    static let warmLimit = 1024
+    /// A ring that wrote at most this much keeps its pages for the next socket.
+    static let keepTouched = 64 << 10
+    /// This mapping registered the objects its entries name (a second mapping of a shared
+    /// table must not let them go).
+    let holdsObjects: Bool
 
-    static let entrySize = MemoryLayout<netmp_socket_entry>.size
-
-    /// A million sockets: 16 MiB of address space, resident only as far as it is used.
-    public init(capacity: Int = 1 << 20) {
+    /// A table of `capacity` sockets whose slots have `stride` bytes of memory each (0:
+    /// none, a table of names); `shared`: in a memfd that `init(mapping:)` maps again. A
+    /// million sockets' entries take 128 MiB of address space, resident only as far as used.
+    public convenience init(capacity: Int = 1 << 20, stride: Int = 0, shared: Bool = false) {
         precondition(capacity > 0 && capacity < Int(UInt32.max))
-        self.capacity = capacity
-        let region = mmap(nil, capacity * Self.entrySize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        precondition(region != MAP_FAILED, "socket table: mmap failed, errno \(errno)")
-        entries = region!
+        let memory: SocketMemory
+        do { memory = try SocketMemory(capacity: capacity, stride: stride, shared: shared) } catch {
+            preconditionFailure("socket table: cannot map its memory (\(error))")
+        }
+        self.init(memory: memory, holdsObjects: true)
     }
+
+    /// The table in memfd `fd`, mapped again (tests: another address in this process; the
+    /// stack service: another process).
+    public convenience init(mapping fd: Int32) throws(SocketMemory.MemoryError) {
+        self.init(memory: try SocketMemory(mapping: fd), holdsObjects: false)
+    }
+
+    init(memory: SocketMemory, holdsObjects: Bool) {
+        self.memory = memory
+        self.holdsObjects = holdsObjects
+        capacity = memory.capacity
+        typealias Head = netmp_socket_table
+        freeHead = memory.head.atomic(UInt64.self, at: MemoryLayout<Head>.offset(of: \Head.free_head)!)
+        highWater = memory.head.atomic(Int.self, at: MemoryLayout<Head>.offset(of: \Head.high_water)!)
+        warmSlots = memory.head.atomic(Int.self, at: MemoryLayout<Head>.offset(of: \Head.warm_slots)!)
+    }
+
     deinit {
-        // Entries still in use hold their objects: let them go with the table.
-        for slot in 0..<min(highWater.load(ordering: .acquiring), capacity) where kind(UInt32(slot)).pointee.load(ordering: .relaxed) != 0 {
+        // Entries still named hold their objects: let them go with the table. (Leases hold
+        // the table, so none is left.)
+        guard holdsObjects else { return }
+        for slot in 0..<min(highWater.pointee.load(ordering: .acquiring), capacity) where kind(UInt32(slot)).pointee.load(ordering: .relaxed) != 0 {
             let raw = object(UInt32(slot)).pointee.load(ordering: .relaxed)
             if let pointer = UnsafeRawPointer(bitPattern: UInt(raw)) { Unmanaged<AnyObject>.fromOpaque(pointer).release() }
         }
-        munmap(entries, capacity * Self.entrySize)
     }
 
+    /// Whether slots have memory for rings.
+    public var holdsRings: Bool { memory.stride > 0 }
+
     typealias Entry = netmp_socket_entry
+    func entry(_ slot: UInt32) -> UnsafeMutableRawPointer { memory.entry(slot) }
     func generation(_ slot: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> {
-        (entries + Int(slot) * Self.entrySize).atomic(UInt32.self, at: MemoryLayout<Entry>.offset(of: \Entry.generation)!)
+        entry(slot).atomic(UInt32.self, at: MemoryLayout<Entry>.offset(of: \Entry.generation)!)
     }
     func kind(_ slot: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> {
-        (entries + Int(slot) * Self.entrySize).atomic(UInt32.self, at: MemoryLayout<Entry>.offset(of: \Entry.kind)!)
+        entry(slot).atomic(UInt32.self, at: MemoryLayout<Entry>.offset(of: \Entry.kind)!)
     }
-    /// The object while the slot is in use; the next free slot + 1 while it is free.
+    /// The object while the slot is named; the next free slot + 1 while it is free.
     func object(_ slot: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> {
-        (entries + Int(slot) * Self.entrySize).atomic(UInt64.self, at: MemoryLayout<Entry>.offset(of: \Entry.object)!)
+        entry(slot).atomic(UInt64.self, at: MemoryLayout<Entry>.offset(of: \Entry.object)!)
+    }
+    /// NETMP_SLOT_LEASED and NETMP_SLOT_WARM.
+    func flags(_ slot: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> {
+        entry(slot).atomic(UInt32.self, at: MemoryLayout<Entry>.offset(of: \Entry.flags)!)
+    }
+    /// The shared words of `slot` (a stream or datagram slot).
+    public func words(_ slot: UInt32) -> UnsafeMutableRawPointer { entry(slot) + MemoryLayout<Entry>.offset(of: \Entry.words)! }
+
+    /// Any thread: a slot and its memory for a new socket; nil when the table is full or
+    /// has no memory.
+    public func lease() -> SlotLease? {
+        guard holdsRings, let slot = takeSlot() else { return nil }
+        guard let base = memory.base(of: slot) else {
+            free(slot, heavy: false)
+            return nil
+        }
+        markLeased(slot, true)
+        return SlotLease(slot: slot, table: self, words: words(slot), base: base)
     }
 
     /// Any thread: a handle for `object`, which the table holds until the handle is
-    /// released; nil when the table is full (the call fails with ENFILE, as Linux's does
-    /// when the system's file table is).
-    public func register(_ object: AnyObject, kind: Kind) -> SocketHandle? {
-        guard let slot = takeSlot() else { return nil }
+    /// released; in `lease`'s slot when given, else in a slot of its own. Nil when the
+    /// table is full (the call fails with ENFILE, as Linux's does when the system's file
+    /// table is).
+    public func register(_ object: AnyObject, kind: Kind, in lease: SlotLease? = nil) -> SocketHandle? {
+        guard let slot = lease?.slot ?? takeSlot() else { return nil }
+        precondition(self.kind(slot).pointee.load(ordering: .relaxed) == 0, "slot \(slot) is named already")
         self.object(slot).pointee.store(UInt64(UInt(bitPattern: Unmanaged.passRetained(object).toOpaque())), ordering: .relaxed)
         self.kind(slot).pointee.store(kind.rawValue, ordering: .releasing)
         // Published to the core by the request ring that carries the handle.
@@ -89,7 +149,7 @@ public final class SocketTable: @unchecked Sendable {
     /// is still in use and of `kind` (a stale or forged handle gives nil). The table holds the object; the caller must not keep it
     /// past releasing the handle.
     public func resolve(_ handle: SocketHandle, as kind: Kind) -> AnyObject? {
-        guard Int(handle.slot) < capacity, Int(handle.slot) < highWater.load(ordering: .acquiring),
+        guard Int(handle.slot) < capacity, Int(handle.slot) < highWater.pointee.load(ordering: .acquiring),
               generation(handle.slot).pointee.load(ordering: .acquiring) == handle.generation,
               self.kind(handle.slot).pointee.load(ordering: .acquiring) == kind.rawValue,
               let pointer = UnsafeRawPointer(bitPattern: UInt(object(handle.slot).pointee.load(ordering: .acquiring))) else { return nil }
@@ -97,48 +157,88 @@ public final class SocketTable: @unchecked Sendable {
     }
 
     /// The owner core (or the registering thread, for a socket no request ever named):
-    /// frees the slot and lets the object go. False, and nothing changes, for a stale handle.
+    /// ends the name and lets the object go; a slot without a lease is free again. False,
+    /// and nothing changes, for a stale handle.
     @discardableResult
     public func release(_ handle: SocketHandle) -> Bool {
-        guard Int(handle.slot) < capacity, Int(handle.slot) < highWater.load(ordering: .acquiring),
+        guard Int(handle.slot) < capacity, Int(handle.slot) < highWater.pointee.load(ordering: .acquiring),
               generation(handle.slot).pointee.load(ordering: .acquiring) == handle.generation,
               kind(handle.slot).pointee.load(ordering: .acquiring) != 0 else { return false }
         let slot = handle.slot
         let raw = object(slot).pointee.load(ordering: .acquiring)
+        object(slot).pointee.store(0, ordering: .relaxed)
         kind(slot).pointee.store(0, ordering: .relaxed)
-        generation(slot).pointee.store(handle.generation &+ 1, ordering: .relaxed)
+        generation(slot).pointee.store(handle.generation &+ 1, ordering: .releasing)
+        let hasLease = isLeased(slot)
+        if !hasLease { free(slot, heavy: false) }
+        // Last: letting the object go may end the lease, which frees the slot.
         if let pointer = UnsafeRawPointer(bitPattern: UInt(raw)) { Unmanaged<AnyObject>.fromOpaque(pointer).release() }
-        // Push: the generation bump is published with the slot.
-        var head = freeHead.load(ordering: .relaxed)
+        return true
+    }
+
+    /// Sockets named, counted (for tests and `netmp stat`; not for the hot path).
+    public var inUse: Int {
+        (0..<min(highWater.pointee.load(ordering: .acquiring), capacity)).reduce(0) { $0 + (kind(UInt32($1)).pointee.load(ordering: .acquiring) != 0 ? 1 : 0) }
+    }
+
+    /// Slots leased or named, counted (tests: every slot comes back).
+    public var slotsTaken: Int {
+        var free = 0
+        var head = freeHead.pointee.load(ordering: .acquiring) & 0xffff_ffff
+        while head != 0 {
+            free += 1
+            head = object(UInt32(head - 1)).pointee.load(ordering: .relaxed) & 0xffff_ffff
+        }
+        return min(highWater.pointee.load(ordering: .acquiring), capacity) - free
+    }
+
+    func markLeased(_ slot: UInt32, _ on: Bool) {
+        if on { flags(slot).pointee.bitwiseOr(NETMP_SLOT_LEASED, ordering: .relaxed) } else { flags(slot).pointee.bitwiseAnd(~NETMP_SLOT_LEASED, ordering: .relaxed) }
+    }
+    func isLeased(_ slot: UInt32) -> Bool { flags(slot).pointee.load(ordering: .relaxed) & NETMP_SLOT_LEASED != 0 }
+
+    /// Puts `slot` back on the free stack. A leased slot's memory is kept warm or given
+    /// back (SlotLease).
+    func free(_ slot: UInt32, heavy: Bool) {
+        if isLeased(slot) {
+            markLeased(slot, false)
+            if !heavy && warmSlots.pointee.add(1, ordering: .relaxed).newValue <= Self.warmLimit {
+                flags(slot).pointee.store(NETMP_SLOT_WARM, ordering: .relaxed)
+            } else {
+                if !heavy { warmSlots.pointee.subtract(1, ordering: .relaxed) }
+                memory.discard(slot)
+            }
+        }
+        // Push: the slot's state is published with it.
+        var head = freeHead.pointee.load(ordering: .relaxed)
         while true {
             object(slot).pointee.store(head & 0xffff_ffff, ordering: .relaxed)
             let pushed = (head >> 32 &+ 1) << 32 | UInt64(slot + 1)
-            let (exchanged, current) = freeHead.compareExchange(expected: head, desired: pushed, ordering: .releasing)
-            if exchanged { return true }
+            let (exchanged, current) = freeHead.pointee.compareExchange(expected: head, desired: pushed, ordering: .releasing)
+            if exchanged { return }
             head = current
         }
     }
 
-    /// Sockets in use, counted (for tests and `netmp stat`; not for the hot path).
-    public var inUse: Int {
-        (0..<min(highWater.load(ordering: .acquiring), capacity)).reduce(0) { $0 + (kind(UInt32($1)).pointee.load(ordering: .acquiring) != 0 ? 1 : 0) }
-    }
-
     func takeSlot() -> UInt32? {
-        var head = freeHead.load(ordering: .acquiring)
+        var head = freeHead.pointee.load(ordering: .acquiring)
         while head & 0xffff_ffff != 0 {
             let slot = UInt32(head & 0xffff_ffff) - 1
             // Read before the exchange: if another thread took the slot meanwhile, the tag
             // moved and the exchange fails, whatever this read saw.
             let next = object(slot).pointee.load(ordering: .relaxed) & 0xffff_ffff
             let popped = (head >> 32 &+ 1) << 32 | next
-            let (exchanged, current) = freeHead.compareExchange(expected: head, desired: popped, ordering: .acquiringAndReleasing)
-            if exchanged { return slot }
+            let (exchanged, current) = freeHead.pointee.compareExchange(expected: head, desired: popped, ordering: .acquiringAndReleasing)
+            if exchanged {
+                object(slot).pointee.store(0, ordering: .relaxed)
+                if flags(slot).pointee.exchange(0, ordering: .relaxed) & NETMP_SLOT_WARM != 0 { warmSlots.pointee.subtract(1, ordering: .relaxed) }
+                return slot
+            }
             head = current
         }
-        let fresh = highWater.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
+        let fresh = highWater.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
         guard fresh < capacity else {
-            highWater.wrappingSubtract(1, ordering: .relaxed) // so the table is not walked past its end
+            highWater.pointee.wrappingSubtract(1, ordering: .relaxed) // so the table is not walked past its end
             return nil
         }
         return UInt32(fresh)

@@ -25,6 +25,9 @@ public final class TCPEndpoints {
     /// The channel of every connection here that is in TIME-WAIT after its application
     /// closed it: no buffers, no readers (`retireBuffers`). One per owner: only it touches it.
     let retiredChannel = SocketChannel(sendCapacity: 0, receiveCapacity: 0)
+    /// Where a connection a listener makes gets its channel (the runtime's: a slot of the
+    /// socket table); nil, or a nil answer, gives it rings of its own.
+    public var channelMaker: ((TCPConfiguration) -> SocketChannel?)?
 
     final class Listener {
         let backlog: Int
@@ -171,7 +174,8 @@ public final class TCPEndpoints {
             return true
         }
         let socket = TCPSocket(.accept(header, tuple: tuple, iss: sequenceNumbers.next(for: tuple, now: now), now: now,
-                                       configuration: configuration, timestampOffset: timestampOffset(tuple)))
+                                       configuration: configuration, timestampOffset: timestampOffset(tuple)),
+                               channel: channelMaker?(configuration))
         socket.listenerPort = header.destinationPort
         listener.embryonic += 1
         sockets[tuple] = socket

@@ -174,6 +174,130 @@ import Testing
     }
 }
 
+/// Slots that hold a socket's memory: the words and rings of a channel lie in its slot,
+/// the slot outlives the name while the rings are in use, and comes back as fresh.
+@Suite struct SlotLeaseTests {
+    static let stride = SocketMemory.streamStride(send: 64 << 10, receive: 256 << 10)
+
+    @Test func channelInASlot_wordsAndRingsInTheSlot_slotFreedWhenTheLastHolderGoes() {
+        let table = SocketTable(capacity: 8, stride: Self.stride)
+        var channel: SocketChannel? = SocketChannel(in: table, sendCapacity: 64 << 10, receiveCapacity: 256 << 10)
+        let (words, base, slot) = (channel!.lease!.words, channel!.lease!.base, channel!.lease!.slot)
+        #expect(channel!.slot == words)
+        #expect(channel!.send.storage.block == base)
+        #expect(channel!.receive.storage.block == base + SocketMemory.pageAligned(128 + (64 << 10)))
+        #expect(channel!.receive.storage.block + 128 + (256 << 10) <= base + table.memory.stride)
+        let handle = table.register(channel!, kind: .stream, in: channel!.lease)!
+        #expect(handle.slot == slot && table.slotsTaken == 1)
+        // The name goes first (the core's close record); the rings stay while held.
+        let send = channel!.send
+        channel = nil
+        #expect(table.release(handle))
+        #expect(table.resolve(handle, as: .stream) == nil && table.slotsTaken == 1)
+        #expect([UInt8](repeating: 7, count: 100).withUnsafeBytes { send.write($0) } == 100)
+        _ = consume send
+        #expect(table.slotsTaken == 0)
+    }
+
+    /// A reused slot is a fresh one: zero words and control blocks, whether its rings wrote
+    /// little (pages kept) or much (pages given back); the old handle names nothing.
+    @Test func reusedSlot_zeroAsFresh_lightAndHeavy() {
+        let table = SocketTable(capacity: 1, stride: Self.stride)
+        for written in [1_000, 200 << 10] {
+            var first: SocketChannel? = SocketChannel(in: table, sendCapacity: 64 << 10, receiveCapacity: 256 << 10)!
+            let handle = table.register(first!, kind: .stream, in: first!.lease)!
+            let bytes = [UInt8](repeating: 0xAB, count: written)
+            let receive = first!.receive
+            var offset = 0
+            while offset < written {
+                let n = min(written - offset, 32 << 10)
+                bytes.withUnsafeBytes { receive.write(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + n)]), at: 0) }
+                receive.publish(n)
+                var sink = [UInt8](repeating: 0, count: n)
+                #expect(sink.withUnsafeMutableBytes { receive.read(into: $0) } == n)
+                offset += n
+            }
+            _ = consume receive
+            first!.publish(.established)
+            table.release(handle)
+            first = nil
+            #expect(table.slotsTaken == 0)
+            let second = SocketChannel(in: table, sendCapacity: 64 << 10, receiveCapacity: 256 << 10)!
+            #expect(second.lease!.slot == handle.slot)
+            #expect(second.status.isEmpty && second.receive.readable == 0 && second.receive.consumedPosition == 0)
+            #expect(second.send.free == 64 << 10 && second.error == 0)
+            #expect(table.resolve(handle, as: .stream) == nil)
+        }
+    }
+
+    /// A table whose slots are all held: no channel, and the caller's fallback (rings of
+    /// their own) still works.
+    @Test func fullTable_noLease() {
+        let table = SocketTable(capacity: 2, stride: Self.stride)
+        let held = (0..<2).map { _ in SocketChannel(in: table, sendCapacity: 4096, receiveCapacity: 4096)! }
+        #expect(SocketChannel(in: table, sendCapacity: 4096, receiveCapacity: 4096) == nil)
+        #expect(SocketChannel(in: table, sendCapacity: 1 << 20, receiveCapacity: 4096) == nil) // too big
+        #expect(Set(held.map { $0.lease!.slot }) == [0, 1])
+        let names = SocketTable(capacity: 2) // names only
+        #expect(SocketChannel(in: names, sendCapacity: 4096, receiveCapacity: 4096) == nil)
+    }
+
+    /// A UDP socket's per-core queues and send ring in one slot, the queues made to fit.
+    @Test func datagramChannelInASlot_queuesFit() {
+        let table = SocketTable(capacity: 2, stride: SocketMemory.streamStride(send: 1 << 20, receive: 1 << 20))
+        let channel = DatagramChannel(in: table, port: 53, cores: 4, homeCore: 1)!
+        #expect(channel.queues.allSatisfy { $0.storage.capacity == 256 << 10 })
+        let end = channel.outgoing.storage.block + 128 + channel.outgoing.capacity
+        #expect(end <= channel.lease!.base + table.memory.stride)
+        #expect(channel.queues.allSatisfy { $0.storage.capacity >= 16 << 10 })
+        let payload: [UInt8] = [1, 2, 3]
+        #expect(payload.withUnsafeBytes { channel.deliver($0, from: Endpoint(IPv4Address(10, 0, 0, 1), 9), core: 3) })
+        var buffer = [UInt8](repeating: 0, count: 8)
+        #expect(buffer.withUnsafeMutableBytes { channel.receive(into: $0, peek: false) }?.length == 3)
+        let many = DatagramChannel(in: table, port: 54, cores: 32, homeCore: 0)! // made smaller to fit
+        #expect(many.queues.allSatisfy { $0.storage.capacity < 256 << 10 && $0.storage.capacity >= 16 << 10 })
+        #expect(many.outgoing.storage.block + 128 + many.outgoing.capacity <= many.lease!.base + table.memory.stride)
+        _ = consume many
+        #expect(DatagramChannel(in: table, port: 55, cores: 256, homeCore: 0) == nil) // 256 queues do not fit
+    }
+
+    /// Threads lease, name and let go at once: no slot is held twice, and all come back.
+    @Test func concurrentLeases_noSlotTwice_allComeBack() {
+        let table = SocketTable(capacity: 32, stride: SocketMemory.streamStride(send: 4096, receive: 4096))
+        let threads = 4, rounds = 5_000
+        // Which thread holds each slot (-1: none).
+        final class Owners: @unchecked Sendable {
+            let words = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: 32)
+            init() { for i in 0..<32 { (words + i).initialize(to: Atomic<Int>(-1)) } }
+            deinit { words.deallocate() }
+            subscript(_ slot: Int) -> UnsafeMutablePointer<Atomic<Int>> { words + slot }
+        }
+        let owners = Owners()
+        let joins = (0..<threads).map { t in
+            spawn {
+                var mine: [SocketChannel] = []
+                for n in 0..<rounds {
+                    if let channel = SocketChannel(in: table, sendCapacity: 4096, receiveCapacity: 4096) {
+                        let slot = Int(channel.lease!.slot)
+                        #expect(owners[slot].pointee.exchange(t, ordering: .acquiringAndReleasing) == -1)
+                        if n % 2 == 0, let handle = table.register(channel, kind: .stream, in: channel.lease) {
+                            #expect(table.release(handle))
+                        }
+                        mine.append(channel)
+                    }
+                    if mine.count > 4 || n % 3 == 0, !mine.isEmpty {
+                        let gone = mine.removeFirst()
+                        owners[Int(gone.lease!.slot)].pointee.store(-1, ordering: .releasing)
+                    }
+                }
+                for gone in mine { owners[Int(gone.lease!.slot)].pointee.store(-1, ordering: .releasing) }
+            }
+        }
+        joins.forEach { $0() }
+        #expect(table.slotsTaken == 0 && table.inUse == 0)
+    }
+}
+
 @Suite struct AcceptQueueTests {
     func connection(_ n: Int, core: Int = 1) -> AcceptedConnection {
         AcceptedConnection(handle: SocketHandle(slot: UInt32(n), generation: UInt32(n * 7)),

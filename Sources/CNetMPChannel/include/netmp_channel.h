@@ -177,12 +177,45 @@ typedef struct netmp_request_ring {
     uint8_t core_line_end[56];
 } netmp_request_ring;
 
-/// One entry of a socket table: which object a handle names, while its generation matches.
+/// The head of a socket table's memory (SocketTable, SocketMemory): its sizes, then the
+/// free slots, which any side that takes or frees a slot moves. The entries follow on the
+/// next page (`entries_offset`), then each slot's stride of socket memory
+/// (`memory_offset` + slot * `stride`). In a memfd, a second mapping (another process's)
+/// reads the sizes from here.
+typedef struct netmp_socket_table {
+    uint64_t magic;                 // NETMP_SOCKET_TABLE_MAGIC
+    uint64_t capacity;              // slots
+    uint64_t stride;                // bytes of socket memory per slot (0: none)
+    uint64_t entries_offset;
+    uint64_t memory_offset;
+    uint8_t sizes_line_end[24];
+    uint64_t free_head;             // tag << 32 | (slot + 1), 0: no free slot
+    int64_t high_water;             // slots below this have been used
+    int64_t warm_slots;             // free slots whose rings kept their pages
+    uint8_t free_line_end[40];
+} netmp_socket_table;
+
+static const uint64_t NETMP_SOCKET_TABLE_MAGIC = 0x6e65746d70540001ull; // "netmpT", version 1
+
+/// One entry of a socket table: which socket a handle names, while its generation
+/// matches, and the words the socket's two sides share. The socket's rings lie in its
+/// slot's stride of the table's memory (SocketMemory), found from the slot number alone,
+/// so a handle is all either side needs to reach them.
 typedef struct netmp_socket_entry {
-    uint32_t generation;            // bumped when the slot is released
-    uint32_t kind;                  // NETMP_SOCKET_* while in use, 0 when free
-    uint64_t object;                // a process-local reference (interim: the region's slot later)
+    uint32_t generation;            // bumped when the name is released
+    uint32_t kind;                  // NETMP_SOCKET_* while named, 0 otherwise
+    uint64_t object;                // a process-local reference while named; the next
+                                    // free slot + 1 while the slot is free
+    uint32_t flags;                 // NETMP_SLOT_*
+    uint8_t entry_line_end[44];
+    union {
+        netmp_stream_slot stream;
+        netmp_datagram_slot datagram;
+    } words;                        // zero whenever the slot is free
 } netmp_socket_entry;
+
+static const uint32_t NETMP_SLOT_WARM = 1u << 0;    // free, its rings' first pages still resident
+static const uint32_t NETMP_SLOT_LEASED = 1u << 1;  // its memory is held (SlotLease)
 
 static const uint32_t NETMP_SOCKET_STREAM = 1;
 static const uint32_t NETMP_SOCKET_DATAGRAM = 2;
@@ -195,7 +228,7 @@ _Static_assert(offsetof(netmp_request, reply) == 60, "request: reply slot");
 _Static_assert(sizeof(netmp_reply) == 320, "reply: a header line and 256 bytes");
 _Static_assert(sizeof(netmp_request_ring) == 128, "request ring control block: two cache lines");
 _Static_assert(offsetof(netmp_request_ring, head) == 64, "request ring: the core's line");
-_Static_assert(sizeof(netmp_socket_entry) == 16, "socket entry: 16 bytes");
+
 /// A connection a listener's core established, waiting for accept(): its handle and its
 /// 4-tuple (host order). A record is 24 bytes: three words a reader loads atomically.
 typedef struct netmp_accepted {
@@ -235,6 +268,10 @@ _Static_assert(offsetof(netmp_receive_ring, tail) == 0, "receive ring: owner's l
 _Static_assert(offsetof(netmp_receive_ring, head) == 64, "receive ring: readers' line");
 _Static_assert(offsetof(netmp_receive_ring, readers) == 72, "receive ring: readers' wait word beside head");
 _Static_assert(sizeof(netmp_receive_ring) == 128, "receive ring control block: two cache lines");
+
+_Static_assert(sizeof(netmp_socket_table) == 128 && offsetof(netmp_socket_table, free_head) == 64, "socket table head: two lines");
+_Static_assert(sizeof(netmp_socket_entry) == 128, "socket entry: its name's line and its words' line");
+_Static_assert(offsetof(netmp_socket_entry, words) == 64, "socket entry: the words on a line of their own");
 
 _Static_assert(sizeof(netmp_accepted) == 24, "accepted connection: three words");
 _Static_assert(sizeof(netmp_accept_queue) == 128 && offsetof(netmp_accept_queue, head) == 64, "accept queue: two lines");

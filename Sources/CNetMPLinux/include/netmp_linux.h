@@ -26,6 +26,8 @@ int netmp_pin_current_thread(int cpu);
 int netmp_allowed_cpus(int *cpus, int capacity);
 
 int netmp_memfd(const char *name);
+// Gives back [offset, offset + length) of a memfd: the range reads as zeros and holds no memory.
+int netmp_punch_hole(int fd, long offset, long length);
 // Moves the calling thread (only it) into the network namespace open at `fd`.
 int netmp_enter_network_namespace(int fd);
 // Fills `buffer` from the kernel CSPRNG (getrandom).
@@ -33,6 +35,8 @@ int netmp_random(void *buffer, unsigned long length);
 // A non-blocking, close-on-exec eventfd (a wakeup for a message port).
 int netmp_eventfd(void);
 // futex(2) on a 32-bit word: wait while it holds `expected` (timeout < 0: forever), wake `count`.
+// Not FUTEX_PRIVATE: the word may lie in memory mapped more than once (a memfd shared with
+// another process, or mapped twice), where a private futex's key (the address) differs.
 int netmp_futex_wait(uint32_t *word, uint32_t expected, long timeout_ns);
 int netmp_futex_wake(uint32_t *word, int count);
 // Signals without SA_RESTART handled on this thread so far (see linux.c), and the count's

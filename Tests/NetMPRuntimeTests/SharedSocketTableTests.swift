@@ -1,0 +1,110 @@
+import CNetMPChannel
+import CNetMPLinux
+import Glibc
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+import Synchronization
+import Testing
+
+/// A socket table in a memfd, mapped twice at different addresses, as a client process and
+/// the stack process will each map it (docs/STACK-SERVICE.md, step 3): whatever one mapping
+/// does to a socket, the other sees, because everything in the table is found by offsets
+/// and wait words are futexes that are not private (a private futex's key is the address,
+/// so a wake through one mapping would miss a sleeper in the other).
+@Suite struct SharedSocketTableTests {
+    static let capacity = 64 << 10
+    static let stride = SocketMemory.streamStride(send: capacity, receive: capacity)
+
+    func mappings() throws -> (client: SocketTable, stack: SocketTable) {
+        let client = SocketTable(capacity: 16, stride: Self.stride, shared: true)
+        let stack = try SocketTable(mapping: try #require(client.memory.descriptor))
+        return (client, stack)
+    }
+
+    @Test func wordsAndRings_seenThroughBothMappings() throws {
+        let (client, stack) = try mappings()
+        let mine = try #require(SocketChannel(in: client, sendCapacity: Self.capacity, receiveCapacity: Self.capacity))
+        let theirs = SocketChannel(viewing: mine.lease!.slot, in: stack, sendCapacity: Self.capacity, receiveCapacity: Self.capacity)
+        #expect(mine.slot != theirs.slot && mine.send.storage.block != theirs.send.storage.block) // two addresses
+
+        // The owner's words, published through its mapping, read through the other.
+        let tuple = FourTuple(local: Endpoint(IPv4Address(10, 77, 0, 2), 40000), remote: Endpoint(IPv4Address(10, 77, 0, 1), 5201))
+        #expect(mine.owner == -1)
+        theirs.attach(to: 1)
+        theirs.publishTuple(tuple)
+        theirs.publish([.attached, .established])
+        #expect(mine.owner == 1 && mine.status.isSuperset(of: [.attached, .established]) && mine.publishedTuple == tuple)
+        #expect(mine.raise(.outputRequested) && theirs.clear(.outputRequested))
+
+        // Send ring: the client writes, the stack reads and releases.
+        let bytes = (0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        #expect(bytes.withUnsafeBytes { mine.send.write($0) } == 3000)
+        #expect(theirs.send.held == 3000)
+        var copied = [UInt8](repeating: 0, count: 3000)
+        copied.withUnsafeMutableBytes { theirs.send.copy(from: 0, count: 3000, into: $0) }
+        #expect(copied == bytes)
+        theirs.send.release(3000)
+        #expect(mine.send.free == Self.capacity)
+
+        // Receive ring: the stack writes and publishes, the client reads.
+        bytes.withUnsafeBytes { theirs.receive.write($0, at: 0) }
+        theirs.receive.publish(3000)
+        var read = [UInt8](repeating: 0, count: 4000)
+        #expect(read.withUnsafeMutableBytes { mine.receive.read(into: $0) } == 3000)
+        #expect(Array(read[0..<3000]) == bytes && theirs.receive.consumedPosition == 3000)
+    }
+
+    /// A reader asleep on its receive ring's wait word through one mapping is woken by the
+    /// owner publishing through the other.
+    @Test func sleepingReader_wokenThroughTheOtherMapping() throws {
+        let (client, stack) = try mappings()
+        let mine = try #require(SocketChannel(in: client, sendCapacity: Self.capacity, receiveCapacity: Self.capacity))
+        let theirs = SocketChannel(viewing: mine.lease!.slot, in: stack, sendCapacity: Self.capacity, receiveCapacity: Self.capacity)
+        let got = Atomic<Int>(0)
+        let join = spawnBounded {
+            var buffer = [UInt8](repeating: 0, count: 16)
+            // A long timeout: a wake lost between the mappings fails the join below.
+            if mine.receive.readers.wait(timeout: 20_000_000_000, until: { mine.receive.readable > 0 }) {
+                got.store(buffer.withUnsafeMutableBytes { mine.receive.read(into: $0) }, ordering: .releasing)
+            }
+        }
+        // Wait until the reader counts itself a sleeper (the waiters word of the C layout,
+        // read through the stack's mapping), so the wake must cross the mappings.
+        let waiters = theirs.receive.storage.block
+            + MemoryLayout<netmp_receive_ring>.offset(of: \netmp_receive_ring.readers)! + MemoryLayout<UInt32>.size
+        var looked = 0
+        while waiters.load(as: UInt32.self) == 0 && looked < 5_000 { usleep(1_000); looked += 1 }
+        #expect(waiters.load(as: UInt32.self) == 1)
+        usleep(20_000) // past the waiter's spins, into the futex
+        [UInt8](repeating: 9, count: 5).withUnsafeBytes { theirs.receive.write($0, at: 0) }
+        theirs.receive.publish(5)
+        theirs.receive.readers.wakeAll()
+        #expect(join(5))
+        #expect(got.load(ordering: .acquiring) == 5)
+    }
+
+    /// Both mappings take slots from one free stack: a slot leased through one is not
+    /// handed out through the other, and comes back to both when let go.
+    @Test func slots_takenAndFreedThroughEitherMapping() throws {
+        let (client, stack) = try mappings()
+        var mine: SocketChannel? = try #require(SocketChannel(in: client, sendCapacity: Self.capacity, receiveCapacity: Self.capacity))
+        let theirs = try #require(SocketChannel(in: stack, sendCapacity: Self.capacity, receiveCapacity: Self.capacity))
+        #expect(mine!.lease!.slot != theirs.lease!.slot)
+        #expect(client.slotsTaken == 2 && stack.slotsTaken == 2)
+        let freed = mine!.lease!.slot
+        mine = nil
+        #expect(client.slotsTaken == 1 && stack.slotsTaken == 1)
+        let again = try #require(SocketChannel(in: stack, sendCapacity: Self.capacity, receiveCapacity: Self.capacity))
+        #expect(again.lease!.slot == freed && again.status.isEmpty)
+    }
+
+    /// What is not a table is refused, not mapped.
+    @Test func mappingSomethingElse_refused() throws {
+        let fd = netmp_memfd("not-a-table")
+        try #require(fd >= 0)
+        defer { close(fd) }
+        #expect(ftruncate(fd, 1 << 20) == 0)
+        #expect(throws: SocketMemory.MemoryError.notATable) { try SocketTable(mapping: fd) }
+    }
+}
