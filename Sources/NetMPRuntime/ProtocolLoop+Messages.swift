@@ -17,14 +17,21 @@ extension ProtocolLoop {
         case .listen(let queue, let completion):
             let core = self.core, sockets = self.sockets
             do {
-                try tcp.listen(port: queue.port, backlog: queue.backlog) { socket in
+                try tcp.listen(port: queue.port, backlog: queue.backlog) { [unowned self] socket in
                     // Attached, established and named in the socket table before accept()
-                    // can see it; the application's close record releases the name.
-                    guard let handle = sockets.register(socket.channel, kind: .stream, in: socket.channel.lease) else { return false }
-                    socket.channel.attach(to: core)
-                    socket.channel.publish([.attached, .established])
+                    // can see it, with a hold for the view accept() will make; the
+                    // application's close record releases the name.
+                    let channel = socket.channel
+                    guard let lease = channel.lease,
+                          let handle = sockets.register(channel.doorbell, kind: .stream, in: lease) else { return false }
+                    channel.attach(to: core)
+                    channel.publish([.attached, .established])
+                    sockets.hold(handle.slot)
+                    streamViews[handle.slot] = channel
                     if queue.push(AcceptedConnection(handle: handle, tuple: socket.tuple, core: core)) { return true }
+                    streamViews[handle.slot] = nil
                     sockets.release(handle)
+                    sockets.letGo(handle.slot)
                     return false
                 }
             } catch {
@@ -55,6 +62,12 @@ extension ProtocolLoop {
         }
     }
 
+    /// This core's view of the stream socket `handle` names, if the name is still current.
+    func streamView(_ handle: SocketHandle) -> SocketChannel? {
+        guard sockets.resolve(handle, as: .stream) != nil else { return nil }
+        return streamViews[handle.slot]
+    }
+
     /// A usrreq record from an application thread. Its handle is resolved in the socket
     /// table; one that no longer resolves (the socket was closed by another thread first)
     /// is dropped, except that a control request is always answered, since its caller waits.
@@ -63,7 +76,7 @@ extension ProtocolLoop {
         case .query:
             // Always answered, if only with nothing: the asker waits. A reply slot that was
             // not asked for is a faulty record.
-            let socket = (sockets.resolve(request.handle, as: .stream) as? SocketChannel)?.socket
+            let socket = streamView(request.handle)?.socket
             let answered = replies?.answer(request.reply) { buffer in socket.map { $0.connection.info.emit(into: buffer) } ?? 0 }
             if answered != true { requests?.countMalformed() }
         case .datagramOutput, .datagramClose:
@@ -71,7 +84,15 @@ extension ProtocolLoop {
             sendDatagrams(of: channel, now: now) // a close sends what was queued before it, as Linux had
             if request.kind == .datagramClose { sockets.release(request.handle) }
         case .connect:
-            guard let channel = sockets.resolve(request.handle, as: .stream) as? SocketChannel else { return }
+            // The core's own view of the socket's slot, on the hold the application took
+            // for it when it sent this record.
+            guard let doorbell = sockets.resolve(request.handle, as: .stream) as? Doorbell,
+                  streamViews[request.handle.slot] == nil,
+                  let channel = SocketChannel(adopting: request.handle.slot, in: sockets, doorbell: doorbell) else {
+                requests?.countMalformed()
+                return
+            }
+            streamViews[request.handle.slot] = channel
             guard let configuration = request.options.configuration(from: tcp.configuration) else {
                 requests?.countMalformed()
                 channel.publish([.failed, .closed], error: EINVAL)
@@ -80,7 +101,7 @@ extension ProtocolLoop {
             connect(channel, to: request.remote, localPort: request.localPort == 0 ? nil : request.localPort,
                     configuration: configuration, now: now)
         case .output, .window, .shutdownWrite, .close, .setOption:
-            guard let channel = sockets.resolve(request.handle, as: .stream) as? SocketChannel else { return }
+            guard let channel = streamView(request.handle) else { return }
             handle(request, on: channel, now: now)
         }
     }
@@ -107,8 +128,12 @@ extension ProtocolLoop {
             if !applied { requests?.countMalformed() }
             tcp.settle(socket, now: now, host: host, sink: &sink)
         case .close:
-            // The application's last word on this socket: its handle goes with it.
-            defer { sockets.release(request.handle) }
+            // The application's last word on this socket: its handle goes with it, and
+            // this core's view lives on only in the connection, until it ends.
+            defer {
+                sockets.release(request.handle)
+                streamViews[request.handle.slot] = nil
+            }
             guard let socket = channel.socket else { return }
             if request.abort {
                 tcp.abort(socket, now: now, host: host, sink: &sink)

@@ -116,6 +116,10 @@ public final class ProtocolLoop {
     public var spinBudget = Interval.zero
     /// This core's copy of the UDP bindings, by port.
     var datagramSockets: [UInt16: DatagramChannel] = [:]
+    /// This core's own views of the stream sockets it owns, by slot, from the connect
+    /// record (or the accepted connection's naming) to the close record: the core never
+    /// touches an application's objects, only the socket's slot in the table.
+    var streamViews: [UInt32: SocketChannel] = [:]
     public internal(set) var stopped = false
     /// The queue was detached or the device removed: the core goes on answering its
     /// messages (calls get their errors, timers end the connections) but no longer polls,

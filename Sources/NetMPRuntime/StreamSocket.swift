@@ -101,9 +101,10 @@ public final class StreamSocket: @unchecked Sendable {
         return word == Self.noHandle ? nil : SocketHandle(word: word)
     }
 
-    /// Names the channel in the socket table; false when the table is full.
+    /// Names the channel's slot in the socket table; false when the socket has no slot (the
+    /// table was full when it was made).
     func register() -> Bool {
-        guard let handle = stack.sockets.register(channel, kind: .stream, in: channel.lease) else { return false }
+        guard let lease = channel.lease, let handle = stack.sockets.register(channel.doorbell, kind: .stream, in: lease) else { return false }
         handleWord.store(handle.word, ordering: .releasing)
         return true
     }
@@ -214,7 +215,8 @@ public final class StreamSocket: @unchecked Sendable {
             if let connection = queue.pop() {
                 // Resolved by the only thread that holds the handle: nobody can release it
                 // meanwhile. (Only a table entry overwritten by a bug could fail this.)
-                guard let channel = stack.sockets.resolve(connection.handle, as: .stream) as? SocketChannel else { continue }
+                guard let doorbell = stack.sockets.resolve(connection.handle, as: .stream) as? Doorbell,
+                      let channel = SocketChannel(adopting: connection.handle.slot, in: stack.sockets, doorbell: doorbell) else { continue }
                 return StreamSocket(stack: stack, accepted: connection, channel: channel)
             }
             guard setup.locked({ phase == .listening }) else { throw SocketError(EINVAL) }
@@ -308,6 +310,7 @@ public final class StreamSocket: @unchecked Sendable {
             request.remote = remote
             request.localPort = boundPort ?? 0
             request.options = ConnectOptions(configuration)
+            stack.sockets.hold(request.handle.slot) // for the core's view of the slot
             stack.request(request, to: core)
             return false
         }
@@ -529,6 +532,7 @@ public final class StreamSocket: @unchecked Sendable {
                     var reset = Request(.close, never.handle)
                     reset.abort = true
                     stack.request(reset, to: never.core)
+                    stack.sockets.letGo(never.handle.slot) // the hold taken for accept's view
                 }
                 queue.arrivals.wakeAll()
                 channel.doorbell.ring()

@@ -19,9 +19,6 @@ public struct RingStorage {
         case allocated, mapped
         /// The slot's lease: placed in a socket table's slot.
         case placed(SlotLease)
-        /// Nobody here: a view of a ring placed through another mapping of the table, which
-        /// keeps this mapping alive.
-        case viewed(SocketMemory)
     }
     let owner: Owner
     public var capacity: Int { bytes.count }
@@ -40,13 +37,15 @@ public struct RingStorage {
         bytes = UnsafeMutableRawBufferPointer(start: block + headerLength, count: capacity)
     }
 
-    /// A ring at `block` in a slot's stride, whose control block is zero (a leased slot's
-    /// are): `.placed` with the slot's lease, or `.viewed` through a mapping of the table
-    /// other than the one that leased it.
+    /// A ring at `block` in a slot's stride, held by `owner` (`.placed`, with a hold on the
+    /// slot): its control block is zero, or zeroed here when the lessor found the slot warm.
     init(placedAt block: UnsafeMutableRawPointer, capacity: Int, headerLength: Int, owner: Owner) {
         self.block = block
         self.headerLength = headerLength
         self.owner = owner
+        if case .placed(let lease) = owner, lease.wasWarm {
+            block.initializeMemory(as: UInt8.self, repeating: 0, count: headerLength) // the last socket's
+        }
         bytes = UnsafeMutableRawBufferPointer(start: block + headerLength, count: capacity)
     }
 
@@ -59,10 +58,9 @@ public struct RingStorage {
     /// were ever written: a placed ring tells its lease, which keeps or discards the pages.
     public func deallocate(touched: Int = .max) {
         switch owner {
-        case .placed(let lease): lease.retire(block: block, headerLength: headerLength, touched: min(max(touched, 0), capacity))
+        case .placed(let lease): lease.retire(touched: min(max(touched, 0), capacity))
         case .mapped: munmap(block, headerLength + capacity)
         case .allocated: block.deallocate()
-        case .viewed: break
         }
     }
 

@@ -81,30 +81,32 @@ public final class SocketChannel: @unchecked Sendable {
     public convenience init?(in table: SocketTable, sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell = Doorbell()) {
         guard SocketMemory.streamStride(send: sendCapacity, receive: receiveCapacity) <= table.memory.stride,
               let lease = table.lease() else { return nil }
-        self.init(placedAt: lease.base, slot: lease.words, owner: .placed(lease), sendCapacity: sendCapacity,
-                  receiveCapacity: receiveCapacity, doorbell: doorbell)
+        typealias Slot = netmp_stream_slot
+        lease.words.storeBytes(of: UInt32(sendCapacity), toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.send_capacity)!, as: UInt32.self)
+        lease.words.storeBytes(of: UInt32(receiveCapacity), toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.receive_capacity)!, as: UInt32.self)
+        self.init(lease: lease, sendCapacity: sendCapacity, receiveCapacity: receiveCapacity, doorbell: doorbell)
     }
 
-    /// A view of the channel in `slot` of `table`, leased through another mapping of the
-    /// same table (the stack and a client each see a socket through their own): the same
-    /// words and rings, none of which this object gives back. The caller knows the slot is
-    /// leased, with these capacities, for as long as the view lives.
-    public convenience init(viewing slot: UInt32, in table: SocketTable, sendCapacity: Int, receiveCapacity: Int,
-                            doorbell: Doorbell = Doorbell()) {
-        precondition(SocketMemory.streamStride(send: sendCapacity, receive: receiveCapacity) <= table.memory.stride)
-        self.init(placedAt: table.memory.base(of: slot)!, slot: table.words(slot), owner: .viewed(table.memory),
-                  sendCapacity: sendCapacity, receiveCapacity: receiveCapacity, doorbell: doorbell)
+    /// The other side's view of the channel in `slot` of `table` (the owner core's of an
+    /// application's socket, an application's of a connection its listener accepted),
+    /// through any mapping of the table: it adopts the hold its lessor took for it
+    /// (`SocketTable.hold`) and finds the rings where the slot's words say their sizes put
+    /// them. Nil if the slot is not held or its sizes do not fit its stride.
+    public convenience init?(adopting slot: UInt32, in table: SocketTable, doorbell: Doorbell) {
+        guard let lease = table.adopt(slot) else { return nil }
+        typealias Slot = netmp_stream_slot
+        let send = Int(lease.words.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.send_capacity)!, as: UInt32.self))
+        let receive = Int(lease.words.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.receive_capacity)!, as: UInt32.self))
+        guard SocketMemory.streamStride(send: send, receive: receive) <= table.memory.stride else { return nil }
+        self.init(lease: lease, sendCapacity: send, receiveCapacity: receive, doorbell: doorbell)
     }
 
-    /// The send ring at `base`, then the receive ring on the next page past it.
-    convenience init(placedAt base: UnsafeMutableRawPointer, slot: UnsafeMutableRawPointer, owner: RingStorage.Owner,
-                     sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell) {
+    /// The send ring at the slot's stride, then the receive ring on the next page past it.
+    convenience init(lease: SlotLease, sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell) {
         let receiveAt = SocketMemory.pageAligned(MemoryLayout<netmp_send_ring>.size + sendCapacity)
-        var lease: SlotLease? = nil
-        if case .placed(let held) = owner { lease = held }
-        self.init(send: SendRing(placedAt: base, capacity: sendCapacity, owner: owner),
-                  receive: ReceiveRing(placedAt: base + receiveAt, capacity: receiveCapacity, owner: owner),
-                  slot: slot, lease: lease, ownsSlot: false, doorbell: doorbell)
+        self.init(send: SendRing(placedAt: lease.base, capacity: sendCapacity, owner: .placed(lease)),
+                  receive: ReceiveRing(placedAt: lease.base + receiveAt, capacity: receiveCapacity, owner: .placed(lease)),
+                  slot: lease.words, lease: lease, ownsSlot: false, doorbell: doorbell)
     }
 
     init(send: SendRing, receive: ReceiveRing, slot: UnsafeMutableRawPointer, lease: SlotLease?, ownsSlot: Bool, doorbell: Doorbell) {
@@ -120,7 +122,8 @@ public final class SocketChannel: @unchecked Sendable {
         ownerWord = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.owner)!)
         activeWriters = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.active_writers)!)
         changes = WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.changes)!)
-        if ownsSlot || lease != nil { ownerWord.pointee.store(-1, ordering: .relaxed) } // a view sees the owner's
+        // The socket's first side says no core owns it yet; a view adopted later must not.
+        if ownsSlot || lease?.adopted == false { ownerWord.pointee.store(-1, ordering: .relaxed) }
     }
     // `changes` goes with this object: nobody holds it alone. A leased slot's words go
     // back with the lease.

@@ -163,46 +163,49 @@ public final class SocketMemory: @unchecked Sendable {
     }
 }
 
-/// A slot's memory, held by the objects placed in it (a socket's channel and its rings):
-/// when the last of them goes, the slot goes back to its table's free slots. Holding the
-/// memory is apart from the slot's name in requests (its handle), which the owner core
-/// releases at the socket's close record while the rings may still be in use by a
-/// connection finishing its FIN, or by a thread still inside a call on the closed socket.
+/// One hold on a slot's memory: the slot's words and its stride stay the socket's while
+/// any hold lasts, in any mapping of the table (`netmp_socket_entry.holds`). A socket's
+/// channel and its rings share one; the other side of the socket (the owner core's view
+/// of an application's socket, the application's view of an accepted one) has its own,
+/// taken for it by the side that hands it the handle (`SocketTable.hold`, then `adopt`).
+/// The last hold to go frees the slot. Holding the memory is apart from the slot's name in
+/// requests (its handle), which the owner core releases at the socket's close record
+/// while the rings may still be in use by a connection finishing its FIN, or by a thread
+/// still inside a call on the closed socket.
 ///
-/// A slot is returned with its memory as a fresh one's: every control block zero. A ring
-/// that wrote little zeroes its block as it goes and leaves its pages resident for the next
-/// socket (a connection that carried a short request and its response touches a few pages,
-/// and giving them back costs a TLB shootdown on every CPU of the process, a fifth of the
-/// CPU of a connections-per-second load when rings were unmapped); a ring that wrote more,
-/// or a table already holding `SocketTable.warmLimit` such slots, gives every page back.
+/// A freed slot's rings keep their pages for the next socket when they wrote little (a
+/// connection that carried a short request and its response touches a few pages, and
+/// giving them back costs a TLB shootdown on every CPU of the process, a fifth of the CPU
+/// of a connections-per-second load when rings were unmapped): the next lessor zeroes the
+/// control blocks it places (`wasWarm`). A ring that wrote more, or a table already holding
+/// `SocketTable.warmLimit` warm slots, gives every page back, and they read as zero.
 public final class SlotLease: @unchecked Sendable {
     public let slot: UInt32
     let table: SocketTable
-    /// The slot's shared words (a `netmp_stream_slot` or `netmp_datagram_slot`), zero.
+    /// The slot's shared words (a `netmp_stream_slot` or `netmp_datagram_slot`).
     public let words: UnsafeMutableRawPointer
     /// The slot's stride.
     public let base: UnsafeMutableRawPointer
-    /// Set by a ring that wrote past `SocketTable.keepTouched`.
-    let heavy = Atomic<Bool>(false)
+    /// The slot was warm: its last socket's control blocks are still in its stride, and
+    /// whoever places rings there zeroes theirs first.
+    public let wasWarm: Bool
+    /// A hold another side took for this one (`SocketTable.adopt`): the socket's words are
+    /// already set up.
+    public let adopted: Bool
 
-    init(slot: UInt32, table: SocketTable, words: UnsafeMutableRawPointer, base: UnsafeMutableRawPointer) {
+    init(slot: UInt32, table: SocketTable, base: UnsafeMutableRawPointer, wasWarm: Bool, adopted: Bool) {
         self.slot = slot
         self.table = table
-        self.words = words
+        self.words = table.words(slot)
         self.base = base
+        self.wasWarm = wasWarm
+        self.adopted = adopted
     }
 
-    /// A ring placed at `block` ends, having written at most `touched` bytes of its data.
-    func retire(block: UnsafeMutableRawPointer, headerLength: Int, touched: Int) {
-        if touched > SocketTable.keepTouched {
-            heavy.store(true, ordering: .relaxed)
-        } else {
-            block.initializeMemory(as: UInt8.self, repeating: 0, count: headerLength)
-        }
+    /// A ring placed in the slot ends, having written at most `touched` bytes of its data.
+    func retire(touched: Int) {
+        if touched > SocketTable.keepTouched { table.markHeavy(slot) }
     }
 
-    deinit {
-        words.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<netmp_stream_slot>.size)
-        table.free(slot, heavy: heavy.load(ordering: .relaxed))
-    }
+    deinit { table.letGo(slot) }
 }

@@ -120,24 +120,53 @@ public final class SocketTable: @unchecked Sendable {
     /// The shared words of `slot` (a stream or datagram slot).
     public func words(_ slot: UInt32) -> UnsafeMutableRawPointer { entry(slot) + MemoryLayout<Entry>.offset(of: \Entry.words)! }
 
-    /// Any thread: a slot and its memory for a new socket; nil when the table is full or
-    /// has no memory.
+    func holds(_ slot: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> {
+        entry(slot).atomic(UInt32.self, at: MemoryLayout<Entry>.offset(of: \Entry.holds)!)
+    }
+
+    /// Any thread: a slot and its memory for a new socket, with the first hold on it; nil
+    /// when the table is full or has no memory.
     public func lease() -> SlotLease? {
-        guard holdsRings, let slot = takeSlot() else { return nil }
+        guard holdsRings, let (slot, wasWarm) = takeSlot() else { return nil }
         guard let base = memory.base(of: slot) else {
             free(slot, heavy: false)
             return nil
         }
-        markLeased(slot, true)
-        return SlotLease(slot: slot, table: self, words: words(slot), base: base)
+        flags(slot).pointee.store(NETMP_SLOT_LEASED, ordering: .relaxed)
+        holds(slot).pointee.store(1, ordering: .releasing)
+        return SlotLease(slot: slot, table: self, base: base, wasWarm: wasWarm, adopted: false)
     }
+
+    /// A holder of `slot`: one more hold, for a view the other side of the socket will
+    /// make (`adopt`) when the handle reaches it. Taken before the handle is handed over,
+    /// so the slot cannot be freed in between.
+    public func hold(_ slot: UInt32) {
+        precondition(holds(slot).pointee.add(1, ordering: .relaxed).oldValue > 0, "hold on a free slot \(slot)")
+    }
+
+    /// The hold `hold(_:)` took, now owned by the caller's view.
+    public func adopt(_ slot: UInt32) -> SlotLease? {
+        guard Int(slot) < capacity, holds(slot).pointee.load(ordering: .acquiring) > 0, let base = memory.base(of: slot) else { return nil }
+        return SlotLease(slot: slot, table: self, base: base, wasWarm: false, adopted: true)
+    }
+
+    /// A hold ends; the last frees the slot, its words zeroed and its stride kept warm or
+    /// given back.
+    public func letGo(_ slot: UInt32) {
+        guard holds(slot).pointee.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
+        words(slot).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<netmp_stream_slot>.size)
+        free(slot, heavy: flags(slot).pointee.load(ordering: .relaxed) & NETMP_SLOT_HEAVY != 0)
+    }
+
+    /// A ring of `slot` wrote much: its pages go back when the slot is freed.
+    func markHeavy(_ slot: UInt32) { flags(slot).pointee.bitwiseOr(NETMP_SLOT_HEAVY, ordering: .relaxed) }
 
     /// Any thread: a handle for `object`, which the table holds until the handle is
     /// released; in `lease`'s slot when given, else in a slot of its own. Nil when the
     /// table is full (the call fails with ENFILE, as Linux's does when the system's file
     /// table is).
     public func register(_ object: AnyObject, kind: Kind, in lease: SlotLease? = nil) -> SocketHandle? {
-        guard let slot = lease?.slot ?? takeSlot() else { return nil }
+        guard let slot = lease?.slot ?? takeSlot()?.slot else { return nil }
         precondition(self.kind(slot).pointee.load(ordering: .relaxed) == 0, "slot \(slot) is named already")
         self.object(slot).pointee.store(UInt64(UInt(bitPattern: Unmanaged.passRetained(object).toOpaque())), ordering: .relaxed)
         self.kind(slot).pointee.store(kind.rawValue, ordering: .releasing)
@@ -192,20 +221,17 @@ public final class SocketTable: @unchecked Sendable {
         return min(highWater.pointee.load(ordering: .acquiring), capacity) - free
     }
 
-    func markLeased(_ slot: UInt32, _ on: Bool) {
-        if on { flags(slot).pointee.bitwiseOr(NETMP_SLOT_LEASED, ordering: .relaxed) } else { flags(slot).pointee.bitwiseAnd(~NETMP_SLOT_LEASED, ordering: .relaxed) }
-    }
     func isLeased(_ slot: UInt32) -> Bool { flags(slot).pointee.load(ordering: .relaxed) & NETMP_SLOT_LEASED != 0 }
 
     /// Puts `slot` back on the free stack. A leased slot's memory is kept warm or given
     /// back (SlotLease).
     func free(_ slot: UInt32, heavy: Bool) {
         if isLeased(slot) {
-            markLeased(slot, false)
             if !heavy && warmSlots.pointee.add(1, ordering: .relaxed).newValue <= Self.warmLimit {
                 flags(slot).pointee.store(NETMP_SLOT_WARM, ordering: .relaxed)
             } else {
                 if !heavy { warmSlots.pointee.subtract(1, ordering: .relaxed) }
+                flags(slot).pointee.store(0, ordering: .relaxed)
                 memory.discard(slot)
             }
         }
@@ -220,7 +246,8 @@ public final class SocketTable: @unchecked Sendable {
         }
     }
 
-    func takeSlot() -> UInt32? {
+    /// A free slot, and whether it was warm.
+    func takeSlot() -> (slot: UInt32, wasWarm: Bool)? {
         var head = freeHead.pointee.load(ordering: .acquiring)
         while head & 0xffff_ffff != 0 {
             let slot = UInt32(head & 0xffff_ffff) - 1
@@ -231,8 +258,9 @@ public final class SocketTable: @unchecked Sendable {
             let (exchanged, current) = freeHead.pointee.compareExchange(expected: head, desired: popped, ordering: .acquiringAndReleasing)
             if exchanged {
                 object(slot).pointee.store(0, ordering: .relaxed)
-                if flags(slot).pointee.exchange(0, ordering: .relaxed) & NETMP_SLOT_WARM != 0 { warmSlots.pointee.subtract(1, ordering: .relaxed) }
-                return slot
+                let wasWarm = flags(slot).pointee.exchange(0, ordering: .relaxed) & NETMP_SLOT_WARM != 0
+                if wasWarm { warmSlots.pointee.subtract(1, ordering: .relaxed) }
+                return (slot, wasWarm)
             }
             head = current
         }
@@ -241,6 +269,6 @@ public final class SocketTable: @unchecked Sendable {
             highWater.pointee.wrappingSubtract(1, ordering: .relaxed) // so the table is not walked past its end
             return nil
         }
-        return UInt32(fresh)
+        return (UInt32(fresh), false)
     }
 }

@@ -25,7 +25,8 @@ import Testing
     @Test func wordsAndRings_seenThroughBothMappings() throws {
         let (client, stack) = try mappings()
         let mine = try #require(SocketChannel(in: client, sendCapacity: Self.capacity, receiveCapacity: Self.capacity))
-        let theirs = SocketChannel(viewing: mine.lease!.slot, in: stack, sendCapacity: Self.capacity, receiveCapacity: Self.capacity)
+        client.hold(mine.lease!.slot) // for the stack's view, which adopts it
+        let theirs = try #require(SocketChannel(adopting: mine.lease!.slot, in: stack, doorbell: Doorbell()))
         #expect(mine.slot != theirs.slot && mine.send.storage.block != theirs.send.storage.block) // two addresses
 
         // The owner's words, published through its mapping, read through the other.
@@ -53,6 +54,26 @@ import Testing
         var read = [UInt8](repeating: 0, count: 4000)
         #expect(read.withUnsafeMutableBytes { mine.receive.read(into: $0) } == 3000)
         #expect(Array(read[0..<3000]) == bytes && theirs.receive.consumedPosition == 3000)
+        #expect(theirs.send.capacity == Self.capacity && theirs.receive.capacity == Self.capacity)
+    }
+
+    /// The slot is freed when the last view goes, through whichever mapping: the lessor's
+    /// going first leaves the other side's view working.
+    @Test func slotOutlivesTheLessor_freedWithTheLastView() throws {
+        let (client, stack) = try mappings()
+        var mine: SocketChannel? = try #require(SocketChannel(in: client, sendCapacity: Self.capacity, receiveCapacity: Self.capacity))
+        let slot = mine!.lease!.slot
+        client.hold(slot)
+        var theirs: SocketChannel? = try #require(SocketChannel(adopting: slot, in: stack, doorbell: Doorbell()))
+        mine!.publish(.established)
+        mine = nil
+        #expect(client.slotsTaken == 1 && theirs!.status.contains(.established) && theirs!.owner == -1)
+        #expect([UInt8](repeating: 1, count: 10).withUnsafeBytes { theirs!.send.write($0) } == 10)
+        theirs = nil
+        #expect(client.slotsTaken == 0 && stack.slotsTaken == 0)
+        #expect(stack.adopt(slot) == nil) // no hold to adopt on a free slot
+        let again = try #require(SocketChannel(in: stack, sendCapacity: Self.capacity, receiveCapacity: Self.capacity))
+        #expect(again.lease!.slot == slot && again.status.isEmpty && again.send.free == Self.capacity)
     }
 
     /// A reader asleep on its receive ring's wait word through one mapping is woken by the
@@ -60,7 +81,8 @@ import Testing
     @Test func sleepingReader_wokenThroughTheOtherMapping() throws {
         let (client, stack) = try mappings()
         let mine = try #require(SocketChannel(in: client, sendCapacity: Self.capacity, receiveCapacity: Self.capacity))
-        let theirs = SocketChannel(viewing: mine.lease!.slot, in: stack, sendCapacity: Self.capacity, receiveCapacity: Self.capacity)
+        client.hold(mine.lease!.slot) // for the stack's view, which adopts it
+        let theirs = try #require(SocketChannel(adopting: mine.lease!.slot, in: stack, doorbell: Doorbell()))
         let got = Atomic<Int>(0)
         let join = spawnBounded {
             var buffer = [UInt8](repeating: 0, count: 16)

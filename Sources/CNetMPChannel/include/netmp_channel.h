@@ -59,7 +59,9 @@ typedef struct netmp_stream_slot {
     uint32_t remote_address;        // owner before it publishes ATTACHED for a connect (the
     uint16_t local_port;            // core picks the local port) and read once the status
     uint16_t remote_port;           // says so: getsockname without asking the core
-    uint8_t line_end[20];
+    uint32_t send_capacity;         // the rings' sizes, written by whoever placed them in the
+    uint32_t receive_capacity;      // slot's stride, before the slot is named
+    uint8_t line_end[12];
 } netmp_stream_slot;
 
 /// The status bits of a stream slot. States, published by the owner:
@@ -204,10 +206,12 @@ static const uint64_t NETMP_SOCKET_TABLE_MAGIC = 0x6e65746d70540001ull; // "netm
 typedef struct netmp_socket_entry {
     uint32_t generation;            // bumped when the name is released
     uint32_t kind;                  // NETMP_SOCKET_* while named, 0 otherwise
-    uint64_t object;                // a process-local reference while named; the next
-                                    // free slot + 1 while the slot is free
+    uint64_t object;                // a process-local reference while named (interim: a
+                                    // stream socket's doorbell, a datagram socket's channel);
+                                    // the next free slot + 1 while free
     uint32_t flags;                 // NETMP_SLOT_*
-    uint8_t entry_line_end[44];
+    uint32_t holds;                 // views of the slot alive, in any mapping (SlotLease)
+    uint8_t entry_line_end[40];
     union {
         netmp_stream_slot stream;
         netmp_datagram_slot datagram;
@@ -216,6 +220,7 @@ typedef struct netmp_socket_entry {
 
 static const uint32_t NETMP_SLOT_WARM = 1u << 0;    // free, its rings' first pages still resident
 static const uint32_t NETMP_SLOT_LEASED = 1u << 1;  // its memory is held (SlotLease)
+static const uint32_t NETMP_SLOT_HEAVY = 1u << 2;   // a ring wrote much: give its pages back
 
 static const uint32_t NETMP_SOCKET_STREAM = 1;
 static const uint32_t NETMP_SOCKET_DATAGRAM = 2;
