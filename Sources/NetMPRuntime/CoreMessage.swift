@@ -12,8 +12,9 @@ public enum CoreMessage {
     case frame(ForwardedFrame)
     /// An ARP frame another core received: learn the neighbour, do not answer.
     case neighbour(ForwardedFrame)
-    /// Start or stop this core's copy of a listening socket.
-    case listen(ListenQueue, Completion)
+    /// Start or stop this core's copy of a listening socket: the listener's slot (its
+    /// accept queues), on a hold taken for this core's view of it.
+    case listen(SocketHandle, port: UInt16, Completion)
     case stopListening(port: UInt16, Completion)
     /// Start or stop delivering a UDP port's datagrams to a socket (every core holds the binding).
     case bindDatagram(DatagramChannel, Completion)

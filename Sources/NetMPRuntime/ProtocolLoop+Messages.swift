@@ -14,8 +14,15 @@ extension ProtocolLoop {
         case .neighbour(let frame):
             host.learnNeighbour(from: UnsafeRawBufferPointer(frame.bytes), now: now, sink: &sink)
             frame.free()
-        case .listen(let queue, let completion):
+        case .listen(let listener, let port, let completion):
+            defer { completion.done() }
             let core = self.core, sockets = self.sockets
+            guard let doorbell = sockets.resolve(listener, as: .listener) as? Doorbell,
+                  let queue = ListenQueue(adopting: listener.slot, in: sockets, port: port, doorbell: doorbell) else {
+                assertionFailure("core \(core): listener \(listener) without its slot")
+                return
+            }
+            // The view lives as long as this core's listener: its hand-off holds it.
             do {
                 try tcp.listen(port: queue.port, backlog: queue.backlog) { [unowned self] socket in
                     // Attached, established and named in the socket table before accept()
@@ -38,7 +45,6 @@ extension ProtocolLoop {
                 // The port table admitted the listen, so this core cannot hold the port already.
                 assertionFailure("core \(core) already listens on \(queue.port)")
             }
-            completion.done()
         case .stopListening(let port, let completion):
             tcp.stopListening(port: port, now: now, host: host, sink: &sink)
             completion.done()

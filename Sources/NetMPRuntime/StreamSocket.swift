@@ -24,6 +24,8 @@ public final class StreamSocket: @unchecked Sendable {
     nonisolated(unsafe) var boundToAddress = false
     nonisolated(unsafe) var configuration: TCPConfiguration
     nonisolated(unsafe) var listenQueue: ListenQueue?
+    /// The listener slot's name, from listen() to close (its views: this socket's and each core's).
+    nonisolated(unsafe) var listenerName: SocketHandle?
     nonisolated(unsafe) var tuple: FourTuple?
     /// SO_LINGER: nil off; 0 close resets; n > 0 close waits up to n seconds for the peer's ACK.
     nonisolated(unsafe) var lingerSeconds: Int?
@@ -178,12 +180,21 @@ public final class StreamSocket: @unchecked Sendable {
                 case .failure(let e): throw e
                 }
             }
+            // The accept queues in a slot of their own, which every core views by its name.
+            guard let queue = ListenQueue(in: stack.sockets, port: port, backlog: min(max(backlog, 1), 4096),
+                                          cores: stack.cores, doorbell: channel.doorbell),
+                  let name = stack.sockets.register(channel.doorbell, kind: .listener, in: queue.lease) else {
+                if boundPort == nil { stack.portTable.release(port) }
+                throw SocketError(ENOBUFS)
+            }
             boundPort = port
-            let queue = ListenQueue(port: port, backlog: min(max(backlog, 1), 4096), cores: stack.cores,
-                                    doorbell: channel.doorbell)
             let completion = Completion(count: stack.cores)
-            for core in 0..<stack.cores { stack.send(.listen(queue, completion), to: core) }
+            for core in 0..<stack.cores {
+                stack.sockets.hold(name.slot) // for the core's view
+                stack.send(.listen(name, port: port, completion), to: core)
+            }
             completion.wait()
+            listenerName = name
             listenQueue = queue
             listening.store(true, ordering: .releasing) // after listenQueue: readiness reads it lock-free
             phase = .listening
@@ -534,6 +545,8 @@ public final class StreamSocket: @unchecked Sendable {
                     stack.request(reset, to: never.core)
                     stack.sockets.letGo(never.handle.slot) // the hold taken for accept's view
                 }
+                if let name = listenerName { stack.sockets.release(name) } // the cores let their views go
+                listenerName = nil
                 queue.arrivals.wakeAll()
                 channel.doorbell.ring()
             case .connecting, .connected:

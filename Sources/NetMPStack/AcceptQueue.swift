@@ -31,15 +31,30 @@ public final class AcceptQueue: @unchecked Sendable {
     static let recordSize = MemoryLayout<netmp_accepted>.size
     public let core: Int
 
-    public init(capacity: Int, core: Int) {
+    /// The memory is this object's (else a listener's slot's, which its view holds).
+    let owned: Bool
+
+    /// A queue in memory of its own.
+    public convenience init(capacity: Int, core: Int) {
+        self.init(placedAt: .zeroed(bytes: AcceptQueue.bytes(capacity: capacity)), capacity: capacity, core: core, owned: true)
+    }
+
+    /// Bytes of a queue of `capacity` records, its control block included, rounded to cache lines.
+    public static func bytes(capacity: Int) -> Int {
+        (blockSize + max(1, capacity) * recordSize + 63) / 64 * 64
+    }
+
+    /// A queue at `memory` (zero, or a queue's the same core had), `bytes(capacity:)` long.
+    public init(placedAt memory: UnsafeMutableRawPointer, capacity: Int, core: Int, owned: Bool = false) {
         self.capacity = max(1, capacity)
         self.core = core
-        memory = .zeroed(bytes: Self.blockSize + self.capacity * Self.recordSize)
+        self.memory = memory
+        self.owned = owned
         typealias Block = netmp_accept_queue
         tail = memory.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!)
         head = memory.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)
     }
-    deinit { memory.deallocate() }
+    deinit { if owned { memory.deallocate() } }
 
     /// The record's three words, read and written atomically (a reader may read a record
     /// the core is overwriting; its claim then fails).

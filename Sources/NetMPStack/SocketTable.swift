@@ -43,6 +43,7 @@ public final class SocketTable: @unchecked Sendable {
     public enum Kind: UInt32, Sendable {
         case stream = 1   // NETMP_SOCKET_STREAM: a SocketChannel
         case datagram = 2 // NETMP_SOCKET_DATAGRAM: a DatagramChannel
+        case listener = 3 // NETMP_SOCKET_LISTENER: a listening socket's accept queues
     }
     public let capacity: Int
     /// The head, the entries and the slots' strides.

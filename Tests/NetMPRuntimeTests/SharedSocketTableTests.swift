@@ -121,6 +121,36 @@ import Testing
         #expect(again.lease!.slot == freed && again.status.isEmpty)
     }
 
+    /// A listener's accept queues in a slot of their own: each core's view (through the
+    /// stack's mapping) queues what it accepted, the application's view takes it, and the
+    /// slot goes back when every view has gone.
+    @Test func listenerSlot_coresQueue_applicationAccepts() throws {
+        let (client, stack) = try mappings()
+        var mine: ListenQueue? = try #require(ListenQueue(in: client, port: 80, backlog: 3, cores: 2, doorbell: Doorbell()))
+        let name = try #require(client.register(Doorbell(), kind: .listener, in: mine!.lease))
+        client.hold(name.slot)
+        client.hold(name.slot)
+        var cores: [ListenQueue]? = try (0..<2).map { _ in
+            try #require(ListenQueue(adopting: name.slot, in: stack, port: 80, doorbell: Doorbell()))
+        }
+        func accepted(_ n: Int, core: Int) -> AcceptedConnection {
+            AcceptedConnection(handle: SocketHandle(slot: UInt32(n), generation: 1),
+                               tuple: FourTuple(local: Endpoint(IPv4Address(10, 77, 0, 2), 80),
+                                                remote: Endpoint(IPv4Address(10, 77, 0, 1), UInt16(1000 + n))), core: core)
+        }
+        #expect(cores![0].push(accepted(1, core: 0)) && cores![1].push(accepted(2, core: 1)) && cores![1].push(accepted(3, core: 1)))
+        #expect(!cores![0].push(accepted(4, core: 0))) // the backlog is 3 over both cores
+        #expect(mine!.pending == 3)
+        var got: Set<Int> = []
+        while let connection = mine!.pop() { got.insert(Int(connection.handle.slot)) }
+        #expect(got == [1, 2, 3] && mine!.pending == 0 && cores![0].pending == 0)
+        #expect(client.release(name))
+        mine = nil
+        #expect(stack.slotsTaken == 1)
+        cores = nil
+        #expect(stack.slotsTaken == 0)
+    }
+
     /// What is not a table is refused, not mapped.
     @Test func mappingSomethingElse_refused() throws {
         let fd = netmp_memfd("not-a-table")

@@ -97,6 +97,20 @@ typedef struct netmp_datagram_slot {
     uint8_t line_end[24];
 } netmp_datagram_slot;
 
+/// A listening socket's shared words, in the slot of its own that holds its accept queues:
+/// connections queued on all cores (an upper bound while a push or pop is under way), the
+/// core accept() looks at first, and where accept() sleeps; the sizes, written by the
+/// lessor, by which every core's view finds its queue in the slot's stride.
+typedef struct netmp_listen_slot {
+    int64_t queued;
+    int64_t turn;
+    netmp_wait_word arrivals;
+    uint32_t backlog;               // connections queued at most, over all cores
+    uint32_t cores;                 // one accept queue per core
+    uint32_t queue_capacity;        // records per core's queue
+    uint8_t line_end[28];
+} netmp_listen_slot;
+
 /// A usrreq: what an application thread asks of the core that owns one of its sockets, as
 /// one fixed-size record in that core's request ring (docs/STACK-SERVICE.md, step 2). The
 /// socket is named by handle, its slot in the socket table and the slot's generation, never
@@ -215,6 +229,7 @@ typedef struct netmp_socket_entry {
     union {
         netmp_stream_slot stream;
         netmp_datagram_slot datagram;
+        netmp_listen_slot listen;
     } words;                        // zero whenever the slot is free
 } netmp_socket_entry;
 
@@ -224,6 +239,7 @@ static const uint32_t NETMP_SLOT_HEAVY = 1u << 2;   // a ring wrote much: give i
 
 static const uint32_t NETMP_SOCKET_STREAM = 1;
 static const uint32_t NETMP_SOCKET_DATAGRAM = 2;
+static const uint32_t NETMP_SOCKET_LISTENER = 3;
 
 _Static_assert(sizeof(netmp_request) == 64, "request: one cache line");
 _Static_assert(offsetof(netmp_request, turn) == 0, "request: turn first");
@@ -261,6 +277,7 @@ _Static_assert(offsetof(netmp_record_queue, head) == 64, "record queue: readers'
 _Static_assert(sizeof(netmp_datagram_slot) == 64, "datagram slot: one cache line");
 _Static_assert(offsetof(netmp_datagram_slot, arrivals) == 32, "datagram slot: arrivals wait word");
 _Static_assert(sizeof(netmp_stream_slot) == 64, "stream slot: one cache line");
+_Static_assert(sizeof(netmp_listen_slot) == 64, "listen slot: one cache line");
 _Static_assert(offsetof(netmp_stream_slot, owner) == 8, "stream slot: owner");
 _Static_assert(offsetof(netmp_stream_slot, changes) == 24, "stream slot: changes wait word");
 _Static_assert(offsetof(netmp_stream_slot, local_address) == 32, "stream slot: the 4-tuple");

@@ -1,0 +1,107 @@
+import CNetMPChannel
+import NetMPTCP
+import Synchronization
+
+/// The accept side of one listening socket. Every core listens on the port with its own
+/// copy of the listener (DragonFly's per-CPU listen sockets), so an accept storm spreads
+/// over the cores; each core queues what it established in its own `AcceptQueue` (records
+/// of handles, no lock), and accept() takes from the queues in turn, starting after the one
+/// it took from last.
+///
+/// The queues and the shared words (`netmp_listen_slot`) lie in a slot of the socket table
+/// of their own, named as a listener: the application leases it at listen(), and each core
+/// makes its own view of it from the handle (`init(adopting:)`), on a hold the application
+/// took for it, so no object crosses to the cores.
+public final class ListenQueue: @unchecked Sendable {
+    public let port: UInt16
+    public let backlog: Int
+    let queues: [AcceptQueue]
+    /// Connections queued on all cores (an upper bound while a push or pop is under way).
+    let queued: UnsafeMutablePointer<Atomic<Int>>
+    let turn: UnsafeMutablePointer<Atomic<Int>>
+    /// accept() blocks here; a core wakes it after queueing.
+    public let arrivals: WaitWord
+    /// The listening socket's doorbell (poll and epoll wait for connections through it).
+    public let doorbell: Doorbell
+    /// This view's hold on the slot.
+    public let lease: SlotLease
+
+    typealias Slot = netmp_listen_slot
+    static func offset(_ field: PartialKeyPath<Slot>) -> Int { MemoryLayout<Slot>.offset(of: field)! }
+
+    /// The application at listen(): a slot leased for `cores` queues holding `backlog`
+    /// connections in all (each as many as fit the slot's stride); nil when the table is full.
+    public convenience init?(in table: SocketTable, port: UInt16, backlog: Int, cores: Int, doorbell: Doorbell) {
+        let backlog = max(1, backlog)
+        var perCore = backlog
+        while perCore > 1 && cores * AcceptQueue.bytes(capacity: perCore) > table.memory.stride { perCore /= 2 }
+        guard cores * AcceptQueue.bytes(capacity: perCore) <= table.memory.stride, let lease = table.lease() else { return nil }
+        lease.words.storeBytes(of: UInt32(backlog), toByteOffset: Self.offset(\Slot.backlog), as: UInt32.self)
+        lease.words.storeBytes(of: UInt32(cores), toByteOffset: Self.offset(\Slot.cores), as: UInt32.self)
+        lease.words.storeBytes(of: UInt32(perCore), toByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self)
+        if lease.wasWarm { // the last socket's control blocks
+            for core in 0..<cores {
+                (lease.base + core * AcceptQueue.bytes(capacity: perCore))
+                    .initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<netmp_accept_queue>.size)
+            }
+        }
+        self.init(lease: lease, port: port, doorbell: doorbell)
+    }
+
+    /// A core's view of the listener in `slot`, on the hold the application took for it;
+    /// nil if the slot is not held or its sizes do not fit its stride.
+    public convenience init?(adopting slot: UInt32, in table: SocketTable, port: UInt16, doorbell: Doorbell) {
+        guard let lease = table.adopt(slot) else { return nil }
+        let cores = Int(lease.words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt32.self))
+        let perCore = Int(lease.words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self))
+        guard cores > 0, perCore > 0, cores * AcceptQueue.bytes(capacity: perCore) <= table.memory.stride else { return nil }
+        self.init(lease: lease, port: port, doorbell: doorbell)
+    }
+
+    private init(lease: SlotLease, port: UInt16, doorbell: Doorbell) {
+        let words = lease.words
+        let cores = Int(words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt32.self))
+        let perCore = Int(words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self))
+        self.lease = lease
+        self.port = port
+        self.doorbell = doorbell
+        backlog = Int(words.load(fromByteOffset: Self.offset(\Slot.backlog), as: UInt32.self))
+        queues = (0..<cores).map { core in
+            AcceptQueue(placedAt: lease.base + core * AcceptQueue.bytes(capacity: perCore), capacity: perCore, core: core)
+        }
+        queued = words.atomic(Int.self, at: Self.offset(\Slot.queued))
+        turn = words.atomic(Int.self, at: Self.offset(\Slot.turn))
+        arrivals = WaitWord(zeroedAt: words + Self.offset(\Slot.arrivals))
+    }
+
+    /// Core `connection.core` queues an established connection; false when the backlog is full.
+    public func push(_ connection: AcceptedConnection) -> Bool {
+        guard queued.pointee.add(1, ordering: .acquiringAndReleasing).newValue <= backlog else {
+            queued.pointee.subtract(1, ordering: .acquiringAndReleasing)
+            return false
+        }
+        guard queues[connection.core].push(connection) else {
+            queued.pointee.subtract(1, ordering: .acquiringAndReleasing)
+            return false
+        }
+        arrivals.wakeAll()
+        doorbell.ring()
+        return true
+    }
+
+    /// The next connection, taking from the cores in turn; nil when none waits.
+    public func pop() -> AcceptedConnection? {
+        let cores = queues.count
+        let start = turn.pointee.add(1, ordering: .relaxed).newValue
+        for i in 0..<cores {
+            if let taken = queues[(start + i) % cores].pop() {
+                queued.pointee.subtract(1, ordering: .acquiringAndReleasing)
+                return taken
+            }
+        }
+        return nil
+    }
+
+    /// Connections waiting to be accepted (a bound: pushes and pops may be under way).
+    public var pending: Int { max(0, queued.pointee.load(ordering: .acquiring)) }
+}
