@@ -16,8 +16,9 @@ public enum CoreMessage {
     /// accept queues), on a hold taken for this core's view of it.
     case listen(SocketHandle, port: UInt16, Completion)
     case stopListening(port: UInt16, Completion)
-    /// Start or stop delivering a UDP port's datagrams to a socket (every core holds the binding).
-    case bindDatagram(DatagramChannel, Completion)
+    /// Start or stop delivering a UDP port's datagrams to a socket (every core holds the
+    /// binding): the socket's slot, on a hold taken for this core's view of it.
+    case bindDatagram(SocketHandle, Completion)
     case unbindDatagram(port: UInt16, Completion)
     /// Runs `body` on the core with its loop (diagnostics and tests: memory placement).
     case inspect(@Sendable (ProtocolLoop) -> Void, Completion)

@@ -55,16 +55,20 @@ public final class DatagramSocket: @unchecked Sendable {
             case .success(let p): port = p
             case .failure(let e): throw e
             }
-            let home = stack.coreForNewConnection()
-            let channel = DatagramChannel(in: stack.sockets, port: port, cores: stack.cores, homeCore: home)
-                ?? DatagramChannel(port: port, cores: stack.cores, homeCore: home)
-            guard let handle = stack.sockets.register(channel, kind: .datagram, in: channel.lease) else {
+            // In a slot of the socket table, named so that every core makes its own view.
+            guard let channel = DatagramChannel(in: stack.sockets, port: port, cores: stack.cores,
+                                                homeCore: stack.coreForNewConnection()),
+                  let lease = channel.lease,
+                  let handle = stack.sockets.register(channel.doorbell, kind: .datagram, in: lease) else {
                 stack.datagramPortTable.release(port)
                 throw SocketError(ENOBUFS)
             }
             self.handle = handle
             let completion = Completion(count: stack.cores)
-            for core in 0..<stack.cores { stack.send(.bindDatagram(channel, completion), to: core) }
+            for core in 0..<stack.cores {
+                stack.sockets.hold(handle.slot) // for the core's view
+                stack.send(.bindDatagram(handle, completion), to: core)
+            }
             completion.wait()
             channel.doorbell.fd = descriptor.load(ordering: .acquiring)
             published.store(UnsafeRawPointer(Unmanaged.passRetained(channel).toOpaque()), ordering: .releasing)

@@ -48,9 +48,15 @@ extension ProtocolLoop {
         case .stopListening(let port, let completion):
             tcp.stopListening(port: port, now: now, host: host, sink: &sink)
             completion.done()
-        case .bindDatagram(let channel, let completion):
+        case .bindDatagram(let handle, let completion):
+            defer { completion.done() }
+            guard let doorbell = sockets.resolve(handle, as: .datagram) as? Doorbell,
+                  let channel = DatagramChannel(adopting: handle.slot, in: sockets, doorbell: doorbell) else {
+                assertionFailure("core \(core): datagram socket \(handle) without its slot")
+                return
+            }
             datagramSockets[channel.port] = channel
-            completion.done()
+            if channel.homeCore == core { datagramViews[handle.slot] = channel } // its records come here
         case .unbindDatagram(let port, let completion):
             datagramSockets[port] = nil
             completion.done()
@@ -86,9 +92,12 @@ extension ProtocolLoop {
             let answered = replies?.answer(request.reply) { buffer in socket.map { $0.connection.info.emit(into: buffer) } ?? 0 }
             if answered != true { requests?.countMalformed() }
         case .datagramOutput, .datagramClose:
-            guard let channel = sockets.resolve(request.handle, as: .datagram) as? DatagramChannel else { return }
+            guard sockets.resolve(request.handle, as: .datagram) != nil, let channel = datagramViews[request.handle.slot] else { return }
             sendDatagrams(of: channel, now: now) // a close sends what was queued before it, as Linux had
-            if request.kind == .datagramClose { sockets.release(request.handle) }
+            if request.kind == .datagramClose {
+                sockets.release(request.handle)
+                datagramViews[request.handle.slot] = nil
+            }
         case .connect:
             // The core's own view of the socket's slot, on the hold the application took
             // for it when it sent this record.

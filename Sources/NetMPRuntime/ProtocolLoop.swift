@@ -120,6 +120,9 @@ public final class ProtocolLoop {
     /// record (or the accepted connection's naming) to the close record: the core never
     /// touches an application's objects, only the socket's slot in the table.
     var streamViews: [UInt32: SocketChannel] = [:]
+    /// This core's views of the UDP sockets whose home it is (their records come here), by
+    /// slot, from bind to the close record.
+    var datagramViews: [UInt32: DatagramChannel] = [:]
     public internal(set) var stopped = false
     /// The queue was detached or the device removed: the core goes on answering its
     /// messages (calls get their errors, timers end the connections) but no longer polls,

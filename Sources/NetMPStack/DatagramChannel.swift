@@ -19,7 +19,7 @@ public final class DatagramChannel: @unchecked Sendable {
     /// Readers block here; a core wakes it after queueing.
     public let arrivals: WaitWord
     /// Rung when a datagram arrives or send space frees (the shim's eventfd).
-    public let doorbell = Doorbell()
+    public let doorbell: Doorbell
     public let outgoing: SendRing
     /// The core that sends this socket's datagrams.
     public let homeCore: Int
@@ -37,8 +37,12 @@ public final class DatagramChannel: @unchecked Sendable {
     /// A channel with memory of its own.
     public convenience init(port: UInt16, cores: Int, homeCore: Int, queueCapacity: Int = 256 << 10, sendCapacity: Int = 256 << 10) {
         self.init(port: port, homeCore: homeCore, queues: (0..<cores).map { _ in DatagramQueue(capacity: queueCapacity) },
-                  outgoing: SendRing(capacity: sendCapacity), slot: .zeroed(netmp_datagram_slot.self, alignment: 64), lease: nil)
+                  outgoing: SendRing(capacity: sendCapacity), slot: .zeroed(netmp_datagram_slot.self, alignment: 64), lease: nil,
+                  doorbell: Doorbell())
     }
+
+    typealias Slot = netmp_datagram_slot
+    static func offset(_ field: PartialKeyPath<Slot>) -> Int { MemoryLayout<Slot>.offset(of: field)! }
 
     /// A channel in a slot leased from `table`: each core's queue and then the send ring in
     /// the slot's stride, the queues made smaller where many cores would not fit. Nil when
@@ -52,23 +56,58 @@ public final class DatagramChannel: @unchecked Sendable {
         let fitting = (memory.stride - sendArea) / cores / SocketMemory.pageSize * SocketMemory.pageSize
         let queueArea = min(SocketMemory.pageAligned(queueBlock + queueCapacity), fitting)
         let capacity = min(queueCapacity, queueArea - queueBlock)
-        guard capacity >= 16 << 10, let lease = table.lease() else { return nil }
+        guard capacity >= 16 << 10, cores <= Int(UInt16.max), let lease = table.lease() else { return nil }
+        let words = lease.words
+        words.storeBytes(of: port, toByteOffset: Self.offset(\Slot.port), as: UInt16.self)
+        words.storeBytes(of: UInt16(homeCore), toByteOffset: Self.offset(\Slot.home_core), as: UInt16.self)
+        words.storeBytes(of: UInt16(cores), toByteOffset: Self.offset(\Slot.cores), as: UInt16.self)
+        words.storeBytes(of: UInt32(capacity), toByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self)
+        words.storeBytes(of: UInt32(sendCapacity), toByteOffset: Self.offset(\Slot.send_capacity), as: UInt32.self)
+        self.init(lease: lease, doorbell: Doorbell())
+    }
+
+    /// A core's view of the datagram socket in `slot`, on the hold the application took for
+    /// it: the port, home core and ring sizes as the slot's words say; nil if the slot is not
+    /// held or they do not fit its stride.
+    public convenience init?(adopting slot: UInt32, in table: SocketTable, doorbell: Doorbell) {
+        guard let lease = table.adopt(slot) else { return nil }
+        let words = lease.words
+        let cores = Int(words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt16.self))
+        let queue = Int(words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self))
+        let send = Int(words.load(fromByteOffset: Self.offset(\Slot.send_capacity), as: UInt32.self))
+        let area = SocketMemory.pageAligned(MemoryLayout<netmp_record_queue>.size + queue)
+        guard cores > 0, queue > 0, send > 0,
+              cores * area + SocketMemory.pageAligned(MemoryLayout<netmp_send_ring>.size + send) <= table.memory.stride else { return nil }
+        self.init(lease: lease, doorbell: doorbell)
+    }
+
+    /// The queues of a leased slot, one per core on pages of their own, then the send ring,
+    /// as the slot's words describe them.
+    convenience init(lease: SlotLease, doorbell: Doorbell) {
+        let words = lease.words
+        let cores = Int(words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt16.self))
+        let capacity = Int(words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self))
+        let sendCapacity = Int(words.load(fromByteOffset: Self.offset(\Slot.send_capacity), as: UInt32.self))
+        let queueBlock = MemoryLayout<netmp_record_queue>.size
+        let queueArea = SocketMemory.pageAligned(queueBlock + capacity)
         let queues = (0..<cores).map { core in
             DatagramQueue(storage: RingStorage(placedAt: lease.base + core * queueArea, capacity: capacity,
                                                headerLength: queueBlock, owner: .placed(lease)))
         }
-        self.init(port: port, homeCore: homeCore, queues: queues,
+        self.init(port: words.load(fromByteOffset: Self.offset(\Slot.port), as: UInt16.self),
+                  homeCore: Int(words.load(fromByteOffset: Self.offset(\Slot.home_core), as: UInt16.self)), queues: queues,
                   outgoing: SendRing(placedAt: lease.base + cores * queueArea, capacity: sendCapacity, owner: .placed(lease)),
-                  slot: lease.words, lease: lease)
+                  slot: words, lease: lease, doorbell: doorbell)
     }
 
-    init(port: UInt16, homeCore: Int, queues: [DatagramQueue], outgoing: SendRing, slot: UnsafeMutableRawPointer, lease: SlotLease?) {
+    init(port: UInt16, homeCore: Int, queues: [DatagramQueue], outgoing: SendRing, slot: UnsafeMutableRawPointer, lease: SlotLease?,
+         doorbell: Doorbell) {
+        self.doorbell = doorbell
         self.port = port
         self.homeCore = homeCore
         self.queues = queues
         self.outgoing = outgoing
         self.lease = lease
-        typealias Slot = netmp_datagram_slot
         self.slot = slot
         peer = slot.atomic(UInt64.self, at: MemoryLayout<Slot>.offset(of: \Slot.peer)!)
         outputRequested = slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.output_requested)!)

@@ -151,6 +151,27 @@ import Testing
         #expect(stack.slotsTaken == 0)
     }
 
+    /// A UDP socket's slot: each core's view (through the stack's mapping) finds the port,
+    /// home core and queues from the slot's words and queues what it received; the
+    /// application reads it, and its queued sends reach the home core's view.
+    @Test func datagramSlot_coresDeliver_applicationReceives() throws {
+        let client = SocketTable(capacity: 4, stride: SocketMemory.streamStride(send: 1 << 20, receive: 1 << 20), shared: true)
+        let stack = try SocketTable(mapping: try #require(client.memory.descriptor))
+        let mine = try #require(DatagramChannel(in: client, port: 5353, cores: 2, homeCore: 1))
+        let name = try #require(client.register(mine.doorbell, kind: .datagram, in: mine.lease))
+        client.hold(name.slot)
+        let home = try #require(DatagramChannel(adopting: name.slot, in: stack, doorbell: Doorbell()))
+        #expect(home.port == 5353 && home.homeCore == 1 && home.queues.count == 2)
+        #expect(home.queues[0].storage.capacity == mine.queues[0].storage.capacity)
+        let payload: [UInt8] = [1, 2, 3, 4]
+        #expect(payload.withUnsafeBytes { home.deliver($0, from: Endpoint(IPv4Address(10, 77, 0, 1), 9), core: 1) })
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let got = buffer.withUnsafeMutableBytes { mine.receive(into: $0, peek: false) }
+        #expect(got?.length == 4 && got?.from == Endpoint(IPv4Address(10, 77, 0, 1), 9) && Array(buffer[0..<4]) == payload)
+        #expect(payload.withUnsafeBytes { mine.outgoing.write($0) } == 4)
+        #expect(home.outgoing.held == 4)
+    }
+
     /// What is not a table is refused, not mapped.
     @Test func mappingSomethingElse_refused() throws {
         let fd = netmp_memfd("not-a-table")

@@ -94,7 +94,13 @@ typedef struct netmp_datagram_slot {
     int64_t turn;                   // which core's queue a reader looks at first
     int64_t overflows;              // datagrams dropped for a full queue (SO_RXQ_OVFL)
     netmp_wait_word arrivals;       // readers waiting for a datagram
-    uint8_t line_end[24];
+    uint16_t port;                  // the bound port, and where the rings lie: written by
+    uint16_t home_core;             // the lessor before the slot is named (every core's
+    uint16_t cores;                 // view reads them)
+    uint16_t reserved;
+    uint32_t queue_capacity;        // each core's queue of received datagrams
+    uint32_t send_capacity;
+    uint8_t line_end[8];
 } netmp_datagram_slot;
 
 /// A listening socket's shared words, in the slot of its own that holds its accept queues:
