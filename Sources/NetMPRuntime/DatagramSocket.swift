@@ -59,7 +59,7 @@ public final class DatagramSocket: @unchecked Sendable {
             guard let channel = DatagramChannel(in: stack.sockets, port: port, cores: stack.cores,
                                                 homeCore: stack.coreForNewConnection()),
                   let lease = channel.lease,
-                  let handle = stack.sockets.register(channel.doorbell, kind: .datagram, in: lease) else {
+                  let handle = stack.sockets.register(kind: .datagram, in: lease) else {
                 stack.datagramPortTable.release(port)
                 throw SocketError(ENOBUFS)
             }

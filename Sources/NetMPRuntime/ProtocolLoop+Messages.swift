@@ -17,8 +17,8 @@ extension ProtocolLoop {
         case .listen(let listener, let port, let completion):
             defer { completion.done() }
             let core = self.core, sockets = self.sockets
-            guard let doorbell = sockets.resolve(listener, as: .listener) as? Doorbell,
-                  let queue = ListenQueue(adopting: listener.slot, in: sockets, port: port, doorbell: doorbell) else {
+            guard sockets.resolves(listener, as: .listener),
+                  let queue = ListenQueue(adopting: listener.slot, in: sockets, port: port) else {
                 assertionFailure("core \(core): listener \(listener) without its slot")
                 return
             }
@@ -30,7 +30,7 @@ extension ProtocolLoop {
                     // application's close record releases the name.
                     let channel = socket.channel
                     guard let lease = channel.lease,
-                          let handle = sockets.register(channel.doorbell, kind: .stream, in: lease) else { return false }
+                          let handle = sockets.register(kind: .stream, in: lease) else { return false }
                     channel.attach(to: core)
                     channel.publish([.attached, .established])
                     sockets.hold(handle.slot)
@@ -50,8 +50,8 @@ extension ProtocolLoop {
             completion.done()
         case .bindDatagram(let handle, let completion):
             defer { completion.done() }
-            guard let doorbell = sockets.resolve(handle, as: .datagram) as? Doorbell,
-                  let channel = DatagramChannel(adopting: handle.slot, in: sockets, doorbell: doorbell) else {
+            guard sockets.resolves(handle, as: .datagram),
+                  let channel = DatagramChannel(adopting: handle.slot, in: sockets) else {
                 assertionFailure("core \(core): datagram socket \(handle) without its slot")
                 return
             }
@@ -76,7 +76,7 @@ extension ProtocolLoop {
 
     /// This core's view of the stream socket `handle` names, if the name is still current.
     func streamView(_ handle: SocketHandle) -> SocketChannel? {
-        guard sockets.resolve(handle, as: .stream) != nil else { return nil }
+        guard sockets.resolves(handle, as: .stream) else { return nil }
         return streamViews[handle.slot]
     }
 
@@ -92,7 +92,7 @@ extension ProtocolLoop {
             let answered = replies?.answer(request.reply) { buffer in socket.map { $0.connection.info.emit(into: buffer) } ?? 0 }
             if answered != true { requests?.countMalformed() }
         case .datagramOutput, .datagramClose:
-            guard sockets.resolve(request.handle, as: .datagram) != nil, let channel = datagramViews[request.handle.slot] else { return }
+            guard sockets.resolves(request.handle, as: .datagram), let channel = datagramViews[request.handle.slot] else { return }
             sendDatagrams(of: channel, now: now) // a close sends what was queued before it, as Linux had
             if request.kind == .datagramClose {
                 sockets.release(request.handle)
@@ -101,9 +101,8 @@ extension ProtocolLoop {
         case .connect:
             // The core's own view of the socket's slot, on the hold the application took
             // for it when it sent this record.
-            guard let doorbell = sockets.resolve(request.handle, as: .stream) as? Doorbell,
-                  streamViews[request.handle.slot] == nil,
-                  let channel = SocketChannel(adopting: request.handle.slot, in: sockets, doorbell: doorbell) else {
+            guard sockets.resolves(request.handle, as: .stream), streamViews[request.handle.slot] == nil,
+                  let channel = SocketChannel(adopting: request.handle.slot, in: sockets) else {
                 requests?.countMalformed()
                 return
             }

@@ -41,14 +41,14 @@ public final class StreamSocket: @unchecked Sendable {
     let sendTimeout = Atomic<Int>(0)
 
     /// A new, unconnected socket (socket(AF_INET, SOCK_STREAM, 0)).
-    public init(stack: NetworkStack, doorbell: Doorbell = Doorbell()) {
+    public init(stack: NetworkStack, doorbell: Doorbell? = nil) {
         self.stack = stack
         configuration = stack.tcpConfiguration
         // In a slot of the socket table: the same slot names it in requests once it connects.
         channel = SocketChannel(in: stack.sockets, sendCapacity: configuration.sendBufferSize,
                                 receiveCapacity: configuration.receiveBufferSize, doorbell: doorbell)
             ?? SocketChannel(sendCapacity: configuration.sendBufferSize, receiveCapacity: configuration.receiveBufferSize,
-                             doorbell: doorbell)
+                             doorbell: doorbell ?? Doorbell())
         phase = .fresh
     }
 
@@ -106,7 +106,7 @@ public final class StreamSocket: @unchecked Sendable {
     /// Names the channel's slot in the socket table; false when the socket has no slot (the
     /// table was full when it was made).
     func register() -> Bool {
-        guard let lease = channel.lease, let handle = stack.sockets.register(channel.doorbell, kind: .stream, in: lease) else { return false }
+        guard let lease = channel.lease, let handle = stack.sockets.register(kind: .stream, in: lease) else { return false }
         handleWord.store(handle.word, ordering: .releasing)
         return true
     }
@@ -183,7 +183,7 @@ public final class StreamSocket: @unchecked Sendable {
             // The accept queues in a slot of their own, which every core views by its name.
             guard let queue = ListenQueue(in: stack.sockets, port: port, backlog: min(max(backlog, 1), 4096),
                                           cores: stack.cores, doorbell: channel.doorbell),
-                  let name = stack.sockets.register(channel.doorbell, kind: .listener, in: queue.lease) else {
+                  let name = stack.sockets.register(kind: .listener, in: queue.lease) else {
                 if boundPort == nil { stack.portTable.release(port) }
                 throw SocketError(ENOBUFS)
             }
@@ -226,8 +226,8 @@ public final class StreamSocket: @unchecked Sendable {
             if let connection = queue.pop() {
                 // Resolved by the only thread that holds the handle: nobody can release it
                 // meanwhile. (Only a table entry overwritten by a bug could fail this.)
-                guard let doorbell = stack.sockets.resolve(connection.handle, as: .stream) as? Doorbell,
-                      let channel = SocketChannel(adopting: connection.handle.slot, in: stack.sockets, doorbell: doorbell) else { continue }
+                guard stack.sockets.resolves(connection.handle, as: .stream),
+                      let channel = SocketChannel(adopting: connection.handle.slot, in: stack.sockets) else { continue }
                 return StreamSocket(stack: stack, accepted: connection, channel: channel)
             }
             guard setup.locked({ phase == .listening }) else { throw SocketError(EINVAL) }

@@ -379,7 +379,7 @@ public func netmpEdgeMarks(_ handle: UnsafeMutableRawPointer, _ arrivals: Unsafe
         arrivals.pointee = UInt64(s.channel.receive.publishedPosition)
         freed.pointee = UInt64(s.channel.send.releasedPosition)
     case .datagram(let d):
-        let rings = UInt64(d.doorbell?.rings.load(ordering: .relaxed) ?? 0)
+        let rings = UInt64(d.doorbell?.rings ?? 0)
         arrivals.pointee = rings
         freed.pointee = rings
     }

@@ -63,14 +63,17 @@ public final class DatagramChannel: @unchecked Sendable {
         words.storeBytes(of: UInt16(cores), toByteOffset: Self.offset(\Slot.cores), as: UInt16.self)
         words.storeBytes(of: UInt32(capacity), toByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self)
         words.storeBytes(of: UInt32(sendCapacity), toByteOffset: Self.offset(\Slot.send_capacity), as: UInt32.self)
-        self.init(lease: lease, doorbell: Doorbell())
+        let doorbell = Doorbell(in: lease)
+        doorbell.name(in: words, at: Self.offset(\Slot.doorbell_slot))
+        self.init(lease: lease, doorbell: doorbell)
     }
 
     /// A core's view of the datagram socket in `slot`, on the hold the application took for
-    /// it: the port, home core and ring sizes as the slot's words say; nil if the slot is not
-    /// held or they do not fit its stride.
-    public convenience init?(adopting slot: UInt32, in table: SocketTable, doorbell: Doorbell) {
-        guard let lease = table.adopt(slot) else { return nil }
+    /// it: the port, home core, ring sizes and doorbell as the slot's words say; nil if the
+    /// slot is not held or they do not fit its stride.
+    public convenience init?(adopting slot: UInt32, in table: SocketTable) {
+        guard let lease = table.adopt(slot),
+              let doorbell = Doorbell(namedBy: lease.words, at: Self.offset(\Slot.doorbell_slot), in: table) else { return nil }
         let words = lease.words
         let cores = Int(words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt16.self))
         let queue = Int(words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self))

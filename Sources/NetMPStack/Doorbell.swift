@@ -1,3 +1,4 @@
+import CNetMPChannel
 import CNetMPLinux
 import Glibc
 import Synchronization
@@ -13,47 +14,100 @@ import Synchronization
 /// pollers take): emptying it while another poller sleeps on it could swallow that
 /// poller's wakeup. Epoll registrations count as pollers for as long as they last, and
 /// see the eventfd edge-triggered.
+///
+/// The words (`netmp_doorbell`: the eventfd, the pollers, the rings) lie in the socket table
+/// entry of the slot the socket was made in, so that the owner core's view of the socket
+/// rings them without any object of the application's: the slot's words name the doorbell's
+/// slot (`doorbell_slot`). The application's doorbell holds that slot; a socket that
+/// connects again after a failed connect keeps its doorbell, so pollers and epoll
+/// registrations carry over.
 public final class Doorbell: @unchecked Sendable {
-    let descriptor = Atomic<Int32>(-1)
-    let pollers = Atomic<Int>(0)
+    let words: UnsafeMutableRawPointer
+    let eventfd: UnsafeMutablePointer<Atomic<Int32>>
+    let pollers: UnsafeMutablePointer<Atomic<UInt32>>
+    let ringCount: UnsafeMutablePointer<Atomic<UInt32>>
+    /// The slot whose entry holds the words (nil: memory of this object's own).
+    public let slot: UInt32?
+    /// The hold that keeps the slot (the application's doorbell; a view holds nothing).
+    let lease: SlotLease?
     let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
-    public init() { pthread_mutex_init(lock, nil) }
+    /// A doorbell in memory of its own (sockets outside a socket table, tests).
+    public convenience init() {
+        self.init(words: .zeroed(netmp_doorbell.self), slot: nil, lease: nil)
+    }
+
+    /// The doorbell of the socket made in `lease`'s slot, held with it.
+    public convenience init(in lease: SlotLease) {
+        self.init(words: lease.table.doorbellWords(lease.slot), slot: lease.slot, lease: lease)
+    }
+
+    /// A view of the doorbell in `slot`'s entry (the owner core's, or an accepting
+    /// application's), which the socket's holds keep; nil for a slot past the table.
+    public convenience init?(viewing slot: UInt32, in table: SocketTable) {
+        guard Int(slot) < table.capacity else { return nil }
+        self.init(words: table.doorbellWords(slot), slot: slot, lease: nil)
+    }
+
+    /// The doorbell a slot's words name (`doorbell_slot` + 1 at `offset` in them).
+    public convenience init?(namedBy words: UnsafeMutableRawPointer, at offset: Int, in table: SocketTable) {
+        let named = words.load(fromByteOffset: offset, as: UInt32.self)
+        guard named > 0 else { return nil }
+        self.init(viewing: named - 1, in: table)
+    }
+
+    init(words: UnsafeMutableRawPointer, slot: UInt32?, lease: SlotLease?) {
+        self.words = words
+        self.slot = slot
+        self.lease = lease
+        typealias Words = netmp_doorbell
+        eventfd = words.atomic(Int32.self, at: MemoryLayout<Words>.offset(of: \Words.eventfd)!)
+        pollers = words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.pollers)!)
+        ringCount = words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.rings)!)
+        pthread_mutex_init(lock, nil)
+    }
+
     deinit {
         pthread_mutex_destroy(lock)
         lock.deallocate()
+        if slot == nil { words.deallocate() }
     }
 
-    /// The eventfd to ring (set once the shim made the socket's descriptor).
+    /// Writes this doorbell's slot into a socket's words (`doorbell_slot` + 1 at `offset`).
+    public func name(in socketWords: UnsafeMutableRawPointer, at offset: Int) {
+        socketWords.storeBytes(of: slot.map { $0 + 1 } ?? 0, toByteOffset: offset, as: UInt32.self)
+    }
+
+    /// The eventfd to ring (set once the shim made the socket's descriptor; -1 before).
     public var fd: Int32 {
-        get { descriptor.load(ordering: .acquiring) }
-        set { descriptor.store(newValue, ordering: .releasing) }
+        get { eventfd.pointee.load(ordering: .acquiring) - 1 }
+        set { eventfd.pointee.store(newValue + 1, ordering: .releasing) }
     }
 
     /// Rings made while someone polled: a datagram socket's stand-in for "something
     /// arrived" (epoll's edge-triggered mode).
-    public let rings = Atomic<Int>(0)
+    public var rings: UInt32 { ringCount.pointee.load(ordering: .relaxed) }
 
     /// After a change that may make the socket readable or writable, or end it.
     public func ring() {
-        guard pollers.load(ordering: .sequentiallyConsistent) > 0 else { return }
-        rings.add(1, ordering: .relaxed)
-        let fd = descriptor.load(ordering: .acquiring)
+        guard pollers.pointee.load(ordering: .sequentiallyConsistent) > 0 else { return }
+        ringCount.pointee.add(1, ordering: .relaxed)
+        let fd = self.fd
         if fd >= 0 { _ = netmp_doorbell_ring(fd) }
     }
 
     /// A poller arrives; it must check readiness after this and before sleeping.
     public func enter() {
         pthread_mutex_lock(lock)
-        pollers.add(1, ordering: .sequentiallyConsistent)
+        pollers.pointee.add(1, ordering: .sequentiallyConsistent)
         pthread_mutex_unlock(lock)
     }
 
     /// A poller leaves; the last one empties the eventfd.
     public func leave() {
         pthread_mutex_lock(lock)
-        if pollers.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 {
-            let fd = descriptor.load(ordering: .acquiring)
+        if pollers.pointee.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 {
+            let fd = self.fd
             if fd >= 0 { _ = netmp_doorbell_drain(fd) }
         }
         pthread_mutex_unlock(lock)

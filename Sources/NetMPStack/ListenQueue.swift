@@ -39,6 +39,7 @@ public final class ListenQueue: @unchecked Sendable {
         lease.words.storeBytes(of: UInt32(backlog), toByteOffset: Self.offset(\Slot.backlog), as: UInt32.self)
         lease.words.storeBytes(of: UInt32(cores), toByteOffset: Self.offset(\Slot.cores), as: UInt32.self)
         lease.words.storeBytes(of: UInt32(perCore), toByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self)
+        doorbell.name(in: lease.words, at: Self.offset(\Slot.doorbell_slot))
         if lease.wasWarm { // the last socket's control blocks
             for core in 0..<cores {
                 (lease.base + core * AcceptQueue.bytes(capacity: perCore))
@@ -48,10 +49,12 @@ public final class ListenQueue: @unchecked Sendable {
         self.init(lease: lease, port: port, doorbell: doorbell)
     }
 
-    /// A core's view of the listener in `slot`, on the hold the application took for it;
-    /// nil if the slot is not held or its sizes do not fit its stride.
-    public convenience init?(adopting slot: UInt32, in table: SocketTable, port: UInt16, doorbell: Doorbell) {
-        guard let lease = table.adopt(slot) else { return nil }
+    /// A core's view of the listener in `slot`, on the hold the application took for it,
+    /// ringing the listening socket's doorbell; nil if the slot is not held or its sizes do
+    /// not fit its stride.
+    public convenience init?(adopting slot: UInt32, in table: SocketTable, port: UInt16) {
+        guard let lease = table.adopt(slot),
+              let doorbell = Doorbell(namedBy: lease.words, at: Self.offset(\Slot.doorbell_slot), in: table) else { return nil }
         let cores = Int(lease.words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt32.self))
         let perCore = Int(lease.words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self))
         guard cores > 0, perCore > 0, cores * AcceptQueue.bytes(capacity: perCore) <= table.memory.stride else { return nil }

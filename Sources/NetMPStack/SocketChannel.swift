@@ -76,14 +76,18 @@ public final class SocketChannel: @unchecked Sendable {
     }
 
     /// A channel in a slot leased from `table`: its words in the slot's entry, its send
-    /// ring and then its receive ring in the slot's stride. Nil when the table is full or
-    /// its strides are too small for these rings.
-    public convenience init?(in table: SocketTable, sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell = Doorbell()) {
+    /// ring and then its receive ring in the slot's stride, and its doorbell in the entry
+    /// (or `doorbell`, a failed socket's that this one replaces). Nil when the table is full
+    /// or its strides are too small for these rings.
+    public convenience init?(in table: SocketTable, sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell? = nil) {
         guard SocketMemory.streamStride(send: sendCapacity, receive: receiveCapacity) <= table.memory.stride,
               let lease = table.lease() else { return nil }
         typealias Slot = netmp_stream_slot
         lease.words.storeBytes(of: UInt32(sendCapacity), toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.send_capacity)!, as: UInt32.self)
         lease.words.storeBytes(of: UInt32(receiveCapacity), toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.receive_capacity)!, as: UInt32.self)
+        // A doorbell outside the table (a socket that had no slot) cannot be named: a new one.
+        let doorbell = doorbell?.slot != nil ? doorbell! : Doorbell(in: lease)
+        doorbell.name(in: lease.words, at: MemoryLayout<Slot>.offset(of: \Slot.doorbell_slot)!)
         self.init(lease: lease, sendCapacity: sendCapacity, receiveCapacity: receiveCapacity, doorbell: doorbell)
     }
 
@@ -91,13 +95,16 @@ public final class SocketChannel: @unchecked Sendable {
     /// application's socket, an application's of a connection its listener accepted),
     /// through any mapping of the table: it adopts the hold its lessor took for it
     /// (`SocketTable.hold`) and finds the rings where the slot's words say their sizes put
-    /// them. Nil if the slot is not held or its sizes do not fit its stride.
-    public convenience init?(adopting slot: UInt32, in table: SocketTable, doorbell: Doorbell) {
+    /// them, and the doorbell in the entry the words name. Nil if the slot is not held, or
+    /// its sizes do not fit its stride, or it names no doorbell.
+    public convenience init?(adopting slot: UInt32, in table: SocketTable) {
         guard let lease = table.adopt(slot) else { return nil }
         typealias Slot = netmp_stream_slot
         let send = Int(lease.words.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.send_capacity)!, as: UInt32.self))
         let receive = Int(lease.words.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.receive_capacity)!, as: UInt32.self))
-        guard SocketMemory.streamStride(send: send, receive: receive) <= table.memory.stride else { return nil }
+        guard SocketMemory.streamStride(send: send, receive: receive) <= table.memory.stride,
+              let doorbell = Doorbell(namedBy: lease.words, at: MemoryLayout<Slot>.offset(of: \Slot.doorbell_slot)!, in: table)
+        else { return nil }
         self.init(lease: lease, sendCapacity: send, receiveCapacity: receive, doorbell: doorbell)
     }
 

@@ -21,8 +21,9 @@ public struct SocketHandle: Hashable, Sendable {
     }
 }
 
-/// The stack's sockets by handle: what a core finds when a request names one, and the
-/// memory the sockets' two sides share. Application threads name a socket before its
+/// The stack's sockets by handle: which sockets a request may name, and the memory the
+/// sockets' two sides share. No entry holds a reference: each side finds what it needs
+/// from the slot number (SocketMemory). Application threads name a socket before its
 /// first request (a listener's core names what it accepted); the core that owns it
 /// resolves handles and, at the socket's last request (close), releases the name. Besides
 /// the owner only `accept` resolves, once, a handle no close can have named yet. So a
@@ -57,9 +58,6 @@ public final class SocketTable: @unchecked Sendable {
     static let warmLimit = 1024
     /// A ring that wrote at most this much keeps its pages for the next socket.
     static let keepTouched = 64 << 10
-    /// This mapping registered the objects its entries name (a second mapping of a shared
-    /// table must not let them go).
-    let holdsObjects: Bool
 
     /// A table of `capacity` sockets whose slots have `stride` bytes of memory each (0:
     /// none, a table of names); `shared`: in a memfd that `init(mapping:)` maps again. A
@@ -70,33 +68,22 @@ public final class SocketTable: @unchecked Sendable {
         do { memory = try SocketMemory(capacity: capacity, stride: stride, shared: shared) } catch {
             preconditionFailure("socket table: cannot map its memory (\(error))")
         }
-        self.init(memory: memory, holdsObjects: true)
+        self.init(memory: memory)
     }
 
     /// The table in memfd `fd`, mapped again (tests: another address in this process; the
     /// stack service: another process).
     public convenience init(mapping fd: Int32) throws(SocketMemory.MemoryError) {
-        self.init(memory: try SocketMemory(mapping: fd), holdsObjects: false)
+        self.init(memory: try SocketMemory(mapping: fd))
     }
 
-    init(memory: SocketMemory, holdsObjects: Bool) {
+    init(memory: SocketMemory) {
         self.memory = memory
-        self.holdsObjects = holdsObjects
         capacity = memory.capacity
         typealias Head = netmp_socket_table
         freeHead = memory.head.atomic(UInt64.self, at: MemoryLayout<Head>.offset(of: \Head.free_head)!)
         highWater = memory.head.atomic(Int.self, at: MemoryLayout<Head>.offset(of: \Head.high_water)!)
         warmSlots = memory.head.atomic(Int.self, at: MemoryLayout<Head>.offset(of: \Head.warm_slots)!)
-    }
-
-    deinit {
-        // Entries still named hold their objects: let them go with the table. (Leases hold
-        // the table, so none is left.)
-        guard holdsObjects else { return }
-        for slot in 0..<min(highWater.pointee.load(ordering: .acquiring), capacity) where kind(UInt32(slot)).pointee.load(ordering: .relaxed) != 0 {
-            let raw = object(UInt32(slot)).pointee.load(ordering: .relaxed)
-            if let pointer = UnsafeRawPointer(bitPattern: UInt(raw)) { Unmanaged<AnyObject>.fromOpaque(pointer).release() }
-        }
     }
 
     /// Whether slots have memory for rings.
@@ -110,10 +97,12 @@ public final class SocketTable: @unchecked Sendable {
     func kind(_ slot: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> {
         entry(slot).atomic(UInt32.self, at: MemoryLayout<Entry>.offset(of: \Entry.kind)!)
     }
-    /// The object while the slot is named; the next free slot + 1 while it is free.
-    func object(_ slot: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> {
-        entry(slot).atomic(UInt64.self, at: MemoryLayout<Entry>.offset(of: \Entry.object)!)
+    /// The next free slot + 1 while the slot is free.
+    func nextFree(_ slot: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        entry(slot).atomic(UInt64.self, at: MemoryLayout<Entry>.offset(of: \Entry.next_free)!)
     }
+    /// The doorbell of the socket made in `slot` (`netmp_doorbell`).
+    func doorbellWords(_ slot: UInt32) -> UnsafeMutableRawPointer { entry(slot) + MemoryLayout<Entry>.offset(of: \Entry.doorbell)! }
     /// NETMP_SLOT_LEASED and NETMP_SLOT_WARM.
     func flags(_ slot: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> {
         entry(slot).atomic(UInt32.self, at: MemoryLayout<Entry>.offset(of: \Entry.flags)!)
@@ -156,53 +145,44 @@ public final class SocketTable: @unchecked Sendable {
     public func letGo(_ slot: UInt32) {
         guard holds(slot).pointee.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
         words(slot).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<netmp_stream_slot>.size)
+        doorbellWords(slot).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<netmp_doorbell>.size)
         free(slot, heavy: flags(slot).pointee.load(ordering: .relaxed) & NETMP_SLOT_HEAVY != 0)
     }
 
     /// A ring of `slot` wrote much: its pages go back when the slot is freed.
     func markHeavy(_ slot: UInt32) { flags(slot).pointee.bitwiseOr(NETMP_SLOT_HEAVY, ordering: .relaxed) }
 
-    /// Any thread: a handle for `object`, which the table holds until the handle is
-    /// released; in `lease`'s slot when given, else in a slot of its own. Nil when the
-    /// table is full (the call fails with ENFILE, as Linux's does when the system's file
-    /// table is).
-    public func register(_ object: AnyObject, kind: Kind, in lease: SlotLease? = nil) -> SocketHandle? {
+    /// Any thread: names `lease`'s slot, or a slot of its own without one (a table of
+    /// names), as a socket of `kind`, until the handle is released. Nil when the table is
+    /// full (the call fails with ENFILE, as Linux's does when the system's file table is).
+    public func register(kind: Kind, in lease: SlotLease? = nil) -> SocketHandle? {
         guard let slot = lease?.slot ?? takeSlot()?.slot else { return nil }
         precondition(self.kind(slot).pointee.load(ordering: .relaxed) == 0, "slot \(slot) is named already")
-        self.object(slot).pointee.store(UInt64(UInt(bitPattern: Unmanaged.passRetained(object).toOpaque())), ordering: .relaxed)
         self.kind(slot).pointee.store(kind.rawValue, ordering: .releasing)
-        // Published to the core by the request ring that carries the handle.
+        // Published to the core by the request ring (or message) that carries the handle.
         return SocketHandle(slot: slot, generation: generation(slot).pointee.load(ordering: .relaxed))
     }
 
-    /// The owner core (or `accept`, for the handle it just took): what `handle` names, if it
-    /// is still in use and of `kind` (a stale or forged handle gives nil). The table holds the object; the caller must not keep it
-    /// past releasing the handle.
-    public func resolve(_ handle: SocketHandle, as kind: Kind) -> AnyObject? {
-        guard Int(handle.slot) < capacity, Int(handle.slot) < highWater.pointee.load(ordering: .acquiring),
-              generation(handle.slot).pointee.load(ordering: .acquiring) == handle.generation,
-              self.kind(handle.slot).pointee.load(ordering: .acquiring) == kind.rawValue,
-              let pointer = UnsafeRawPointer(bitPattern: UInt(object(handle.slot).pointee.load(ordering: .acquiring))) else { return nil }
-        return Unmanaged<AnyObject>.fromOpaque(pointer).takeUnretainedValue()
+    /// The owner core (or `accept`, for the handle it just took): whether `handle` names a
+    /// socket of `kind` now (a stale or forged handle does not).
+    public func resolves(_ handle: SocketHandle, as kind: Kind) -> Bool {
+        Int(handle.slot) < capacity && Int(handle.slot) < highWater.pointee.load(ordering: .acquiring)
+            && generation(handle.slot).pointee.load(ordering: .acquiring) == handle.generation
+            && self.kind(handle.slot).pointee.load(ordering: .acquiring) == kind.rawValue
     }
 
     /// The owner core (or the registering thread, for a socket no request ever named):
-    /// ends the name and lets the object go; a slot without a lease is free again. False,
-    /// and nothing changes, for a stale handle.
+    /// ends the name; a slot without a lease is free again. False, and nothing changes, for
+    /// a stale handle.
     @discardableResult
     public func release(_ handle: SocketHandle) -> Bool {
         guard Int(handle.slot) < capacity, Int(handle.slot) < highWater.pointee.load(ordering: .acquiring),
               generation(handle.slot).pointee.load(ordering: .acquiring) == handle.generation,
               kind(handle.slot).pointee.load(ordering: .acquiring) != 0 else { return false }
         let slot = handle.slot
-        let raw = object(slot).pointee.load(ordering: .acquiring)
-        object(slot).pointee.store(0, ordering: .relaxed)
         kind(slot).pointee.store(0, ordering: .relaxed)
         generation(slot).pointee.store(handle.generation &+ 1, ordering: .releasing)
-        let hasLease = isLeased(slot)
-        if !hasLease { free(slot, heavy: false) }
-        // Last: letting the object go may end the lease, which frees the slot.
-        if let pointer = UnsafeRawPointer(bitPattern: UInt(raw)) { Unmanaged<AnyObject>.fromOpaque(pointer).release() }
+        if !isLeased(slot) { free(slot, heavy: false) }
         return true
     }
 
@@ -217,7 +197,7 @@ public final class SocketTable: @unchecked Sendable {
         var head = freeHead.pointee.load(ordering: .acquiring) & 0xffff_ffff
         while head != 0 {
             free += 1
-            head = object(UInt32(head - 1)).pointee.load(ordering: .relaxed) & 0xffff_ffff
+            head = nextFree(UInt32(head - 1)).pointee.load(ordering: .relaxed) & 0xffff_ffff
         }
         return min(highWater.pointee.load(ordering: .acquiring), capacity) - free
     }
@@ -239,7 +219,7 @@ public final class SocketTable: @unchecked Sendable {
         // Push: the slot's state is published with it.
         var head = freeHead.pointee.load(ordering: .relaxed)
         while true {
-            object(slot).pointee.store(head & 0xffff_ffff, ordering: .relaxed)
+            nextFree(slot).pointee.store(head & 0xffff_ffff, ordering: .relaxed)
             let pushed = (head >> 32 &+ 1) << 32 | UInt64(slot + 1)
             let (exchanged, current) = freeHead.pointee.compareExchange(expected: head, desired: pushed, ordering: .releasing)
             if exchanged { return }
@@ -254,11 +234,11 @@ public final class SocketTable: @unchecked Sendable {
             let slot = UInt32(head & 0xffff_ffff) - 1
             // Read before the exchange: if another thread took the slot meanwhile, the tag
             // moved and the exchange fails, whatever this read saw.
-            let next = object(slot).pointee.load(ordering: .relaxed) & 0xffff_ffff
+            let next = nextFree(slot).pointee.load(ordering: .relaxed) & 0xffff_ffff
             let popped = (head >> 32 &+ 1) << 32 | next
             let (exchanged, current) = freeHead.pointee.compareExchange(expected: head, desired: popped, ordering: .acquiringAndReleasing)
             if exchanged {
-                object(slot).pointee.store(0, ordering: .relaxed)
+                nextFree(slot).pointee.store(0, ordering: .relaxed)
                 let wasWarm = flags(slot).pointee.exchange(0, ordering: .relaxed) & NETMP_SLOT_WARM != 0
                 if wasWarm { warmSlots.pointee.subtract(1, ordering: .relaxed) }
                 return (slot, wasWarm)

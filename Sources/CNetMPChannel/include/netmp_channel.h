@@ -61,7 +61,8 @@ typedef struct netmp_stream_slot {
     uint16_t remote_port;           // says so: getsockname without asking the core
     uint32_t send_capacity;         // the rings' sizes, written by whoever placed them in the
     uint32_t receive_capacity;      // slot's stride, before the slot is named
-    uint8_t line_end[12];
+    uint32_t doorbell_slot;         // + 1: the slot whose entry holds the socket's doorbell
+    uint8_t line_end[8];
 } netmp_stream_slot;
 
 /// The status bits of a stream slot. States, published by the owner:
@@ -100,8 +101,20 @@ typedef struct netmp_datagram_slot {
     uint16_t reserved;
     uint32_t queue_capacity;        // each core's queue of received datagrams
     uint32_t send_capacity;
-    uint8_t line_end[8];
+    uint32_t doorbell_slot;         // + 1: the slot whose entry holds the socket's doorbell
+    uint8_t line_end[4];
 } netmp_datagram_slot;
+
+/// A socket's doorbell (Doorbell): how poll, select and epoll in the application learn that
+/// the socket changed. It lies in the entry of the slot the socket was made in; a socket
+/// that connects again after a failed connect moves to a new slot but keeps its first
+/// slot's doorbell, which every slot's words name (`doorbell_slot`).
+typedef struct netmp_doorbell {
+    int32_t eventfd;                // + 1: the application's eventfd to ring, 0 before it has one
+    uint32_t pollers;               // pollers and epoll registrations: rung only while > 0
+    uint32_t rings;                 // rings made while polled (edge-triggered epoll's marks)
+    uint32_t reserved;
+} netmp_doorbell;
 
 /// A listening socket's shared words, in the slot of its own that holds its accept queues:
 /// connections queued on all cores (an upper bound while a push or pop is under way), the
@@ -114,7 +127,8 @@ typedef struct netmp_listen_slot {
     uint32_t backlog;               // connections queued at most, over all cores
     uint32_t cores;                 // one accept queue per core
     uint32_t queue_capacity;        // records per core's queue
-    uint8_t line_end[28];
+    uint32_t doorbell_slot;         // + 1: the listening socket's doorbell, in its stream slot's entry
+    uint8_t line_end[24];
 } netmp_listen_slot;
 
 /// A usrreq: what an application thread asks of the core that owns one of its sockets, as
@@ -226,12 +240,11 @@ static const uint64_t NETMP_SOCKET_TABLE_MAGIC = 0x6e65746d70540001ull; // "netm
 typedef struct netmp_socket_entry {
     uint32_t generation;            // bumped when the name is released
     uint32_t kind;                  // NETMP_SOCKET_* while named, 0 otherwise
-    uint64_t object;                // a process-local reference while named (interim: a
-                                    // stream socket's doorbell, a datagram socket's channel);
-                                    // the next free slot + 1 while free
+    uint64_t next_free;             // the next free slot + 1 while this one is free
     uint32_t flags;                 // NETMP_SLOT_*
     uint32_t holds;                 // views of the slot alive, in any mapping (SlotLease)
-    uint8_t entry_line_end[40];
+    netmp_doorbell doorbell;        // the doorbell of the socket made in this slot
+    uint8_t entry_line_end[24];
     union {
         netmp_stream_slot stream;
         netmp_datagram_slot datagram;
@@ -284,6 +297,7 @@ _Static_assert(sizeof(netmp_datagram_slot) == 64, "datagram slot: one cache line
 _Static_assert(offsetof(netmp_datagram_slot, arrivals) == 32, "datagram slot: arrivals wait word");
 _Static_assert(sizeof(netmp_stream_slot) == 64, "stream slot: one cache line");
 _Static_assert(sizeof(netmp_listen_slot) == 64, "listen slot: one cache line");
+_Static_assert(sizeof(netmp_doorbell) == 16, "doorbell: four words");
 _Static_assert(offsetof(netmp_stream_slot, owner) == 8, "stream slot: owner");
 _Static_assert(offsetof(netmp_stream_slot, changes) == 24, "stream slot: changes wait word");
 _Static_assert(offsetof(netmp_stream_slot, local_address) == 32, "stream slot: the 4-tuple");
