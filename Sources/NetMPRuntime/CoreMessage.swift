@@ -47,15 +47,23 @@ public struct ForwardedFrame: @unchecked Sendable {
     func free() { bytes.deallocate() }
 }
 
-/// A reply for operations that wait for one or more cores: each core calls `done` once.
+/// A reply for operations that wait for one or more cores: each core calls `done` once;
+/// the last runs `finally` (a core answering a record's reply slot) and wakes waiters.
 public final class Completion: @unchecked Sendable {
     let remaining: AtomicCounter
     let word = WaitWord()
+    let finally: (@Sendable () -> Void)?
 
-    public init(count: Int) { remaining = AtomicCounter(count) }
+    public init(count: Int, finally: (@Sendable () -> Void)? = nil) {
+        remaining = AtomicCounter(count)
+        self.finally = finally
+    }
 
     public func done() {
-        if remaining.decrement() == 0 { word.wakeAll() }
+        if remaining.decrement() == 0 {
+            finally?()
+            word.wakeAll()
+        }
     }
 
     public func wait() { while !word.wait(until: { remaining.value == 0 }) {} }

@@ -64,12 +64,8 @@ public final class DatagramSocket: @unchecked Sendable {
                 throw SocketError(ENOBUFS)
             }
             self.handle = handle
-            let completion = Completion(count: stack.cores)
-            for core in 0..<stack.cores {
-                stack.sockets.hold(handle.slot) // for the core's view
-                stack.send(.bindDatagram(handle, completion), to: core)
-            }
-            completion.wait()
+            for _ in 0..<stack.cores { stack.sockets.hold(handle.slot) } // for each core's view
+            stack.onEveryCore(Request(.datagramBind, handle))
             channel.doorbell.fd = descriptor.load(ordering: .acquiring)
             published.store(UnsafeRawPointer(Unmanaged.passRetained(channel).toOpaque()), ordering: .releasing)
         }
@@ -194,9 +190,11 @@ public final class DatagramSocket: @unchecked Sendable {
             guard !closed else { return }
             closed = true
             guard let channel else { return }
-            let completion = Completion(count: stack.cores)
-            for core in 0..<stack.cores { stack.send(.unbindDatagram(port: channel.port, completion), to: core) }
-            completion.wait()
+            if let handle {
+                var request = Request(.datagramUnbind, handle)
+                request.localPort = channel.port
+                stack.onEveryCore(request)
+            }
             // After any output request this thread sent: what was queued still goes out.
             if let handle { stack.request(Request(.datagramClose, handle), to: channel.homeCore) }
             handle = nil

@@ -143,6 +143,16 @@ public final class NetworkStack: @unchecked Sendable {
         ports[core].wakeIfSleeping()
     }
 
+    /// Sends a request that sets a socket up (or takes it down) on every core to the core
+    /// its slot hashes to, and waits until every core has: listen, stop listening, UDP
+    /// bind and unbind.
+    func onEveryCore(_ request: Request) {
+        var request = request
+        request.reply = replies.take()
+        self.request(request, to: Int(request.handle.slot) % cores)
+        replies.awaitAnswer(request.reply) { _ in () }
+    }
+
     /// The core an unbound connect starts on: the cores in turn, so connections spread
     /// even when one thread opens them all.
     func coreForNewConnection() -> Int { nextCore.increment() % cores }

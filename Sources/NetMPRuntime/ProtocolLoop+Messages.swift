@@ -85,6 +85,24 @@ extension ProtocolLoop {
     /// is dropped, except that a control request is always answered, since its caller waits.
     func handle(_ request: Request, now: Instant) {
         switch request.kind {
+        case .listen, .stopListening, .datagramBind, .datagramUnbind:
+            // On every core, this one included (by its own port, after this record): the
+            // last core to finish answers the asker. A name that no longer resolves is
+            // answered at once.
+            let kind: SocketTable.Kind = request.kind == .listen || request.kind == .stopListening ? .listener : .datagram
+            guard sockets.resolves(request.handle, as: kind), !ports.isEmpty, let replies else {
+                if replies?.answer(request.reply, { _ in 0 }) != true { requests?.countMalformed() }
+                return
+            }
+            let reply = request.reply
+            let completion = Completion(count: ports.count) { replies.answer(reply) { _ in 0 } }
+            let message: CoreMessage = switch request.kind {
+            case .listen: .listen(request.handle, port: request.localPort, completion)
+            case .stopListening: .stopListening(port: request.localPort, completion)
+            case .datagramBind: .bindDatagram(request.handle, completion)
+            default: .unbindDatagram(port: request.localPort, completion)
+            }
+            for port in ports { while !port.send(message) { sched_yield() } }
         case .query:
             // Always answered, if only with nothing: the asker waits. A reply slot that was
             // not asked for is a faulty record.
@@ -155,7 +173,7 @@ extension ProtocolLoop {
                 socket.close(now: now)
                 tcp.settle(socket, now: now, host: host, sink: &sink)
             }
-        case .connect, .query, .datagramOutput, .datagramClose:
+        case .connect, .query, .datagramOutput, .datagramClose, .listen, .stopListening, .datagramBind, .datagramUnbind:
             return // handled above
         }
     }

@@ -188,12 +188,10 @@ public final class StreamSocket: @unchecked Sendable {
                 throw SocketError(ENOBUFS)
             }
             boundPort = port
-            let completion = Completion(count: stack.cores)
-            for core in 0..<stack.cores {
-                stack.sockets.hold(name.slot) // for the core's view
-                stack.send(.listen(name, port: port, completion), to: core)
-            }
-            completion.wait()
+            for _ in 0..<stack.cores { stack.sockets.hold(name.slot) } // for each core's view
+            var request = Request(.listen, name)
+            request.localPort = port
+            stack.onEveryCore(request)
             listenerName = name
             listenQueue = queue
             listening.store(true, ordering: .releasing) // after listenQueue: readiness reads it lock-free
@@ -536,9 +534,11 @@ public final class StreamSocket: @unchecked Sendable {
                 let queue = listenQueue!
                 closing.store(true, ordering: .releasing)
                 phase = .closed
-                let completion = Completion(count: stack.cores)
-                for core in 0..<stack.cores { stack.send(.stopListening(port: queue.port, completion), to: core) }
-                completion.wait()
+                if let name = listenerName {
+                    var request = Request(.stopListening, name)
+                    request.localPort = queue.port
+                    stack.onEveryCore(request)
+                }
                 while let never = queue.pop() {
                     var reset = Request(.close, never.handle)
                     reset.abort = true

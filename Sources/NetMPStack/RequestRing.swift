@@ -10,11 +10,14 @@ import Synchronization
 public struct Request: Equatable, Sendable {
     public enum Kind: UInt16, Sendable {
         case connect = 1, output, window, shutdownWrite, close, query, setOption
-        case datagramOutput = 16, datagramClose
+        /// On every core, answered in a reply slot (the port in `localPort`).
+        case listen = 8, stopListening
+        case datagramOutput = 16, datagramClose, datagramBind, datagramUnbind
     }
     public var kind: Kind
     public var handle: SocketHandle
     /// connect: the remote end; the bound local port (0: the core picks one); the options.
+    /// listen, stopListening, datagramUnbind: the port in `localPort`.
     public var remote = Endpoint(IPv4Address(0), 0)
     public var localPort: UInt16 = 0
     public var options = ConnectOptions()
@@ -23,7 +26,7 @@ public struct Request: Equatable, Sendable {
     /// setOption: which, and its value.
     public var option: StreamOption? = nil
     public var value: Int64 = 0
-    /// query: the reply slot the answer goes to.
+    /// query, and the requests set up on every core: the reply slot the answer goes to.
     public var reply: UInt32 = 0
 
     public init(_ kind: Kind, _ handle: SocketHandle) {
@@ -192,6 +195,9 @@ extension Request {
             self.option = option
             value = get(\.value, as: Int64.self)
         case .query:
+            reply = get(\.reply, as: UInt32.self)
+        case .listen, .stopListening, .datagramBind, .datagramUnbind:
+            localPort = get(\.local_port, as: UInt16.self)
             reply = get(\.reply, as: UInt32.self)
         case .output, .window, .shutdownWrite, .close, .datagramOutput, .datagramClose:
             break

@@ -29,6 +29,19 @@ import Testing
         }
     }
 
+    /// The records that set a socket up on every core carry its slot, the port and the
+    /// reply slot, and come back as they went.
+    @Test func everyCoreRecords_carryPortAndReply() {
+        let ring = RequestRing(capacity: 4)
+        for kind in [Request.Kind.listen, .stopListening, .datagramBind, .datagramUnbind] {
+            var request = Request(kind, SocketHandle(slot: 12, generation: 5))
+            request.localPort = 8080
+            request.reply = 33
+            #expect(ring.send(request))
+            #expect(ring.receive() == request)
+        }
+    }
+
     /// A record of a kind no version of netmp sends (a client writing garbage into its
     /// ring, once clients are processes) is consumed and counted, and the next one is read.
     @Test func unknownKind_countedAndSkipped() {

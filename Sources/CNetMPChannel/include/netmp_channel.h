@@ -169,6 +169,12 @@ static const uint16_t NETMP_REQUEST_SHUTDOWN_WRITE = 4; // shutdown(SHUT_WR): FI
 static const uint16_t NETMP_REQUEST_CLOSE = 5;          // close(), and the handle is released
 static const uint16_t NETMP_REQUEST_QUERY = 6;          // TCP_INFO, answered in a reply slot
 static const uint16_t NETMP_REQUEST_SET_OPTION = 7;     // an option the connection applies
+/// Set up or taken down on every core: the core that takes the record tells every core and
+/// answers in the reply slot once all have. `local_port`: the port.
+static const uint16_t NETMP_REQUEST_LISTEN = 8;         // the listener's slot (its accept queues)
+static const uint16_t NETMP_REQUEST_STOP_LISTENING = 9; // the listener's slot, still named
+static const uint16_t NETMP_REQUEST_DATAGRAM_BIND = 18;   // the UDP socket's slot
+static const uint16_t NETMP_REQUEST_DATAGRAM_UNBIND = 19; // the UDP socket's slot, still named
 /// Datagram sockets:
 static const uint16_t NETMP_REQUEST_DATAGRAM_OUTPUT = 16; // "send the datagrams I queued"
 static const uint16_t NETMP_REQUEST_DATAGRAM_CLOSE = 17;  // send what is queued, release the handle
