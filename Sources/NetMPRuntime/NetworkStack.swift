@@ -11,6 +11,7 @@ public enum RuntimeError: Error, CustomStringConvertible {
     case threadFailed(errno: Int32)
     case noCPU
     case numa(NUMAError)
+    case region(ClientRegion.MemoryError)
 
     public var description: String {
         switch self {
@@ -18,6 +19,7 @@ public enum RuntimeError: Error, CustomStringConvertible {
         case .threadFailed(let e): "cannot start a protocol thread (errno \(e))"
         case .noCPU: "no CPU is available to this process"
         case .numa(let e): e.description
+        case .region(let e): "cannot map the memory sockets share with the cores (\(e))"
         }
     }
 }
@@ -92,11 +94,19 @@ public final class NetworkStack: @unchecked Sendable {
         if stats == nil { log.info("no stats page (memfd or mmap failed): netmp stat will not see this process") }
         let secret = SystemRandom.secret()
         let ports = queues.map { _ in MessagePort<CoreMessage>(capacity: 4096) }
-        let requests = queues.map { _ in RequestRing(capacity: 4096) }
+        // What application threads share with the cores, in one region: each core's request
+        // ring, the reply slots, the socket table and the sockets' rings.
+        let region: ClientRegion
+        do {
+            region = try ClientRegion(capacity: 1 << 20, stride: ClientRegion.streamStride(send: tcp.sendBufferSize,
+                                                                                           receive: tcp.receiveBufferSize),
+                                      cores: queues.count, requestCapacity: 4096)
+        } catch { throw .region(error) }
+        let requests = queues.indices.map { RequestRing(in: region, core: $0) }
         let sharing = CoreSharing(configuration: configuration, tcpConfiguration: tcp, offloads: offloads, secret: secret,
                                   steering: FlowSteering(cores: queues.count), ports: ports, requests: requests,
-                                  sockets: SocketTable(stride: SocketMemory.streamStride(send: tcp.sendBufferSize, receive: tcp.receiveBufferSize)),
-                                  replies: ReplyBoard(), portTable: PortTable(seed: secret.1), stats: stats, log: log)
+                                  sockets: SocketTable(region: region), replies: ReplyBoard(in: region),
+                                  portTable: PortTable(seed: secret.1), stats: stats, log: log)
         // Cores beyond the CPUs we may use share them round-robin (they still work, unpinned in effect).
         let threads = queues.enumerated().map { core, queue in
             let cpu = cpus[core % cpus.count]

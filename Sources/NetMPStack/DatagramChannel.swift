@@ -50,11 +50,11 @@ public final class DatagramChannel: @unchecked Sendable {
     public convenience init?(in table: SocketTable, port: UInt16, cores: Int, homeCore: Int,
                              queueCapacity: Int = 256 << 10, sendCapacity: Int = 256 << 10) {
         let queueBlock = MemoryLayout<netmp_record_queue>.size
-        let sendArea = SocketMemory.pageAligned(MemoryLayout<netmp_send_ring>.size + sendCapacity)
+        let sendArea = ClientRegion.pageAligned(MemoryLayout<netmp_send_ring>.size + sendCapacity)
         let memory = table.memory
         guard memory.stride > sendArea else { return nil }
-        let fitting = (memory.stride - sendArea) / cores / SocketMemory.pageSize * SocketMemory.pageSize
-        let queueArea = min(SocketMemory.pageAligned(queueBlock + queueCapacity), fitting)
+        let fitting = (memory.stride - sendArea) / cores / ClientRegion.pageSize * ClientRegion.pageSize
+        let queueArea = min(ClientRegion.pageAligned(queueBlock + queueCapacity), fitting)
         let capacity = min(queueCapacity, queueArea - queueBlock)
         guard capacity >= 16 << 10, cores <= Int(UInt16.max), let lease = table.lease() else { return nil }
         let words = lease.words
@@ -78,9 +78,9 @@ public final class DatagramChannel: @unchecked Sendable {
         let cores = Int(words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt16.self))
         let queue = Int(words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self))
         let send = Int(words.load(fromByteOffset: Self.offset(\Slot.send_capacity), as: UInt32.self))
-        let area = SocketMemory.pageAligned(MemoryLayout<netmp_record_queue>.size + queue)
+        let area = ClientRegion.pageAligned(MemoryLayout<netmp_record_queue>.size + queue)
         guard cores > 0, queue > 0, send > 0,
-              cores * area + SocketMemory.pageAligned(MemoryLayout<netmp_send_ring>.size + send) <= table.memory.stride else { return nil }
+              cores * area + ClientRegion.pageAligned(MemoryLayout<netmp_send_ring>.size + send) <= table.memory.stride else { return nil }
         self.init(lease: lease, doorbell: doorbell)
     }
 
@@ -92,7 +92,7 @@ public final class DatagramChannel: @unchecked Sendable {
         let capacity = Int(words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self))
         let sendCapacity = Int(words.load(fromByteOffset: Self.offset(\Slot.send_capacity), as: UInt32.self))
         let queueBlock = MemoryLayout<netmp_record_queue>.size
-        let queueArea = SocketMemory.pageAligned(queueBlock + capacity)
+        let queueArea = ClientRegion.pageAligned(queueBlock + capacity)
         let queues = (0..<cores).map { core in
             DatagramQueue(storage: RingStorage(placedAt: lease.base + core * queueArea, capacity: capacity,
                                                headerLength: queueBlock, owner: .placed(lease)))

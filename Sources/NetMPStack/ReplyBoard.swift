@@ -10,21 +10,37 @@ import Synchronization
 /// a client process shares with the stack (docs/STACK-SERVICE.md, the reply ring).
 public final class ReplyBoard: @unchecked Sendable {
     /// Queries outstanding at once; an asker finding none free yields until one is.
-    public static let capacity = 64
+    public static let capacity = Int(NETMP_REPLY_SLOTS)
     static let slotSize = MemoryLayout<netmp_reply>.size
     let memory: UnsafeMutableRawPointer
-    /// Bit i set: slot i is taken.
-    let taken = Atomic<UInt64>(0)
+    /// Bit i set: slot i is taken (the region head's `replies_taken`, or this object's).
+    let taken: UnsafeMutablePointer<Atomic<UInt64>>
     let words: [WaitWord]
+    /// Keeps the memory: nil when it is this object's, else the region it lies in.
+    let region: ClientRegion?
 
-    public init() {
-        memory = .zeroed(bytes: Self.capacity * Self.slotSize)
-        let memory = self.memory
+    /// Slots in memory of their own.
+    public convenience init() {
+        let memory = UnsafeMutableRawPointer.zeroed(bytes: Self.capacity * Self.slotSize + 64)
+        self.init(memory: memory, taken: (memory + Self.capacity * Self.slotSize).atomic(UInt64.self, at: 0), region: nil)
+    }
+
+    /// The reply slots of `region`.
+    public convenience init(in region: ClientRegion) {
+        self.init(memory: region.replySlots,
+                  taken: region.head.atomic(UInt64.self, at: MemoryLayout<netmp_region>.offset(of: \netmp_region.replies_taken)!),
+                  region: region)
+    }
+
+    init(memory: UnsafeMutableRawPointer, taken: UnsafeMutablePointer<Atomic<UInt64>>, region: ClientRegion?) {
+        self.memory = memory
+        self.taken = taken
+        self.region = region
         words = (0..<Self.capacity).map {
             WaitWord(zeroedAt: memory + $0 * Self.slotSize + MemoryLayout<netmp_reply>.offset(of: \netmp_reply.answered)!)
         }
     }
-    deinit { memory.deallocate() }
+    deinit { if region == nil { memory.deallocate() } }
 
     func slot(_ index: Int) -> UnsafeMutableRawPointer { memory + index * Self.slotSize }
     func state(_ index: Int) -> UnsafeMutablePointer<Atomic<UInt32>> {
@@ -34,10 +50,10 @@ public final class ReplyBoard: @unchecked Sendable {
     /// An application thread: a free slot, marked asked.
     public func take() -> UInt32 {
         while true {
-            let bits = taken.load(ordering: .relaxed)
+            let bits = taken.pointee.load(ordering: .relaxed)
             if bits == .max { sched_yield(); continue }
             let index = (~bits).trailingZeroBitCount
-            if taken.compareExchange(expected: bits, desired: bits | 1 << index, ordering: .acquiringAndReleasing).exchanged {
+            if taken.pointee.compareExchange(expected: bits, desired: bits | 1 << index, ordering: .acquiringAndReleasing).exchanged {
                 state(index).pointee.store(NETMP_REPLY_ASKED, ordering: .relaxed)
                 return UInt32(index)
             }
@@ -69,7 +85,7 @@ public final class ReplyBoard: @unchecked Sendable {
         let result = read(UnsafeRawBufferPointer(start: slot(i) + MemoryLayout<netmp_reply>.offset(of: \netmp_reply.payload)!,
                                                  count: length))
         state(i).pointee.store(0, ordering: .relaxed)
-        taken.bitwiseAnd(~(1 << UInt64(index)), ordering: .releasing)
+        taken.pointee.bitwiseAnd(~(1 << UInt64(index)), ordering: .releasing)
         return result
     }
 }

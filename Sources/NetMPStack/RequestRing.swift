@@ -57,17 +57,31 @@ public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
     static let recordSize = MemoryLayout<netmp_request>.size
     static let blockSize = MemoryLayout<netmp_request_ring>.size
 
-    /// `capacity` is rounded up to a power of two.
-    public init(capacity: Int) {
+    /// Keeps the memory: nil when it is this object's, else the region it lies in.
+    let region: ClientRegion?
+
+    /// A ring in memory of its own; `capacity` is rounded up to a power of two.
+    public convenience init(capacity: Int) {
         var size = 1
         while size < capacity { size <<= 1 }
-        self.capacity = size
-        memory = .zeroed(bytes: Self.blockSize + size * Self.recordSize)
+        self.init(memory: .zeroed(bytes: Self.blockSize + size * Self.recordSize), capacity: size, region: nil)
+    }
+
+    /// Core `core`'s ring in `region`.
+    public convenience init(in region: ClientRegion, core: Int) {
+        self.init(memory: region.requestRing(core), capacity: region.requestCapacity, region: region)
+    }
+
+    init(memory: UnsafeMutableRawPointer, capacity: Int, region: ClientRegion?) {
+        precondition(capacity > 0 && capacity.nonzeroBitCount == 1)
+        self.capacity = capacity
+        self.memory = memory
+        self.region = region
         typealias Block = netmp_request_ring
         tail = memory.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!)
         head = memory.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)
     }
-    deinit { memory.deallocate() }
+    deinit { if region == nil { memory.deallocate() } }
 
     /// The record at `position`, for tests that write into a ring as a faulty client would.
     public func recordForTesting(_ position: Int) -> UnsafeMutableRawPointer { record(position) }

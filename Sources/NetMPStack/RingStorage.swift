@@ -5,7 +5,7 @@ import Glibc
 ///
 /// A ring's memory starts with `headerLength` bytes for its control block (the C layout of
 /// netmp_channel.h: positions and wait words), and its data follows. A socket's rings are
-/// placed in its slot's stride of the socket table's memory (`placed`, SocketMemory), which
+/// placed in its slot's stride of the socket table's memory (`placed`, ClientRegion), which
 /// the slot's lease gives back; a ring made on its own (tests, a table that is full) is
 /// mapped by itself if a page or more, so an idle one's pages cost nothing until used.
 public struct RingStorage {

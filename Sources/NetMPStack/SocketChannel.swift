@@ -80,7 +80,7 @@ public final class SocketChannel: @unchecked Sendable {
     /// (or `doorbell`, a failed socket's that this one replaces). Nil when the table is full
     /// or its strides are too small for these rings.
     public convenience init?(in table: SocketTable, sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell? = nil) {
-        guard SocketMemory.streamStride(send: sendCapacity, receive: receiveCapacity) <= table.memory.stride,
+        guard ClientRegion.streamStride(send: sendCapacity, receive: receiveCapacity) <= table.memory.stride,
               let lease = table.lease() else { return nil }
         typealias Slot = netmp_stream_slot
         lease.words.storeBytes(of: UInt32(sendCapacity), toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.send_capacity)!, as: UInt32.self)
@@ -102,7 +102,7 @@ public final class SocketChannel: @unchecked Sendable {
         typealias Slot = netmp_stream_slot
         let send = Int(lease.words.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.send_capacity)!, as: UInt32.self))
         let receive = Int(lease.words.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.receive_capacity)!, as: UInt32.self))
-        guard SocketMemory.streamStride(send: send, receive: receive) <= table.memory.stride,
+        guard ClientRegion.streamStride(send: send, receive: receive) <= table.memory.stride,
               let doorbell = Doorbell(namedBy: lease.words, at: MemoryLayout<Slot>.offset(of: \Slot.doorbell_slot)!, in: table)
         else { return nil }
         self.init(lease: lease, sendCapacity: send, receiveCapacity: receive, doorbell: doorbell)
@@ -110,7 +110,7 @@ public final class SocketChannel: @unchecked Sendable {
 
     /// The send ring at the slot's stride, then the receive ring on the next page past it.
     convenience init(lease: SlotLease, sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell) {
-        let receiveAt = SocketMemory.pageAligned(MemoryLayout<netmp_send_ring>.size + sendCapacity)
+        let receiveAt = ClientRegion.pageAligned(MemoryLayout<netmp_send_ring>.size + sendCapacity)
         self.init(send: SendRing(placedAt: lease.base, capacity: sendCapacity, owner: .placed(lease)),
                   receive: ReceiveRing(placedAt: lease.base + receiveAt, capacity: receiveCapacity, owner: .placed(lease)),
                   slot: lease.words, lease: lease, ownsSlot: false, doorbell: doorbell)

@@ -23,7 +23,7 @@ public struct SocketHandle: Hashable, Sendable {
 
 /// The stack's sockets by handle: which sockets a request may name, and the memory the
 /// sockets' two sides share. No entry holds a reference: each side finds what it needs
-/// from the slot number (SocketMemory). Application threads name a socket before its
+/// from the slot number (ClientRegion). Application threads name a socket before its
 /// first request (a listener's core names what it accepted); the core that owns it
 /// resolves handles and, at the socket's last request (close), releases the name. Besides
 /// the owner only `accept` resolves, once, a handle no close can have named yet. So a
@@ -35,7 +35,7 @@ public struct SocketHandle: Hashable, Sendable {
 /// named without a lease (a socket whose rings live elsewhere) is freed with its name.
 ///
 /// Entries are `netmp_socket_entry` records in memory mapped once for the table's full
-/// capacity and touched only as slots are first used (SocketMemory, which also holds the
+/// capacity and touched only as slots are first used (ClientRegion, which also holds the
 /// head with the free slots, so a second mapping of a shared table takes and frees the same
 /// slots). Free slots form a lock-free stack
 /// whose head carries a tag against ABA; a slot never used is taken from the high-water
@@ -48,7 +48,9 @@ public final class SocketTable: @unchecked Sendable {
     }
     public let capacity: Int
     /// The head, the entries and the slots' strides.
-    public let memory: SocketMemory
+    public let memory: ClientRegion
+    /// The region the table is part of (the same object as `memory`).
+    public var region: ClientRegion { memory }
     /// The free stack, in the head: tag << 32 | (slot + 1), 0 when empty.
     let freeHead: UnsafeMutablePointer<Atomic<UInt64>>
     /// Slots below this have been used.
@@ -64,23 +66,24 @@ public final class SocketTable: @unchecked Sendable {
     /// million sockets' entries take 128 MiB of address space, resident only as far as used.
     public convenience init(capacity: Int = 1 << 20, stride: Int = 0, shared: Bool = false) {
         precondition(capacity > 0 && capacity < Int(UInt32.max))
-        let memory: SocketMemory
-        do { memory = try SocketMemory(capacity: capacity, stride: stride, shared: shared) } catch {
+        let memory: ClientRegion
+        do { memory = try ClientRegion(capacity: capacity, stride: stride, shared: shared) } catch {
             preconditionFailure("socket table: cannot map its memory (\(error))")
         }
-        self.init(memory: memory)
+        self.init(region: memory)
     }
 
     /// The table in memfd `fd`, mapped again (tests: another address in this process; the
     /// stack service: another process).
-    public convenience init(mapping fd: Int32) throws(SocketMemory.MemoryError) {
-        self.init(memory: try SocketMemory(mapping: fd))
+    public convenience init(mapping fd: Int32) throws(ClientRegion.MemoryError) {
+        self.init(region: try ClientRegion(mapping: fd))
     }
 
-    init(memory: SocketMemory) {
+    /// The socket table of `region`.
+    public init(region memory: ClientRegion) {
         self.memory = memory
         capacity = memory.capacity
-        typealias Head = netmp_socket_table
+        typealias Head = netmp_region
         freeHead = memory.head.atomic(UInt64.self, at: MemoryLayout<Head>.offset(of: \Head.free_head)!)
         highWater = memory.head.atomic(Int.self, at: MemoryLayout<Head>.offset(of: \Head.high_water)!)
         warmSlots = memory.head.atomic(Int.self, at: MemoryLayout<Head>.offset(of: \Head.warm_slots)!)

@@ -182,7 +182,7 @@ import Testing
 /// Slots that hold a socket's memory: the words and rings of a channel lie in its slot,
 /// the slot outlives the name while the rings are in use, and comes back as fresh.
 @Suite struct SlotLeaseTests {
-    static let stride = SocketMemory.streamStride(send: 64 << 10, receive: 256 << 10)
+    static let stride = ClientRegion.streamStride(send: 64 << 10, receive: 256 << 10)
 
     @Test func channelInASlot_wordsAndRingsInTheSlot_slotFreedWhenTheLastHolderGoes() {
         let table = SocketTable(capacity: 8, stride: Self.stride)
@@ -190,7 +190,7 @@ import Testing
         let (words, base, slot) = (channel!.lease!.words, channel!.lease!.base, channel!.lease!.slot)
         #expect(channel!.slot == words)
         #expect(channel!.send.storage.block == base)
-        #expect(channel!.receive.storage.block == base + SocketMemory.pageAligned(128 + (64 << 10)))
+        #expect(channel!.receive.storage.block == base + ClientRegion.pageAligned(128 + (64 << 10)))
         #expect(channel!.receive.storage.block + 128 + (256 << 10) <= base + table.memory.stride)
         let handle = table.register(kind: .stream, in: channel!.lease)!
         #expect(handle.slot == slot && table.slotsTaken == 1)
@@ -249,7 +249,7 @@ import Testing
 
     /// A UDP socket's per-core queues and send ring in one slot, the queues made to fit.
     @Test func datagramChannelInASlot_queuesFit() {
-        let table = SocketTable(capacity: 2, stride: SocketMemory.streamStride(send: 1 << 20, receive: 1 << 20))
+        let table = SocketTable(capacity: 2, stride: ClientRegion.streamStride(send: 1 << 20, receive: 1 << 20))
         let channel = DatagramChannel(in: table, port: 53, cores: 4, homeCore: 1)!
         #expect(channel.queues.allSatisfy { $0.storage.capacity == 256 << 10 })
         let end = channel.outgoing.storage.block + 128 + channel.outgoing.capacity
@@ -268,7 +268,7 @@ import Testing
 
     /// Threads lease, name and let go at once: no slot is held twice, and all come back.
     @Test func concurrentLeases_noSlotTwice_allComeBack() {
-        let table = SocketTable(capacity: 32, stride: SocketMemory.streamStride(send: 4096, receive: 4096))
+        let table = SocketTable(capacity: 32, stride: ClientRegion.streamStride(send: 4096, receive: 4096))
         let threads = 4, rounds = 5_000
         // Which thread holds each slot (-1: none).
         final class Owners: @unchecked Sendable {

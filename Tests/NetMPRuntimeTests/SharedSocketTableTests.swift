@@ -14,7 +14,7 @@ import Testing
 /// so a wake through one mapping would miss a sleeper in the other).
 @Suite struct SharedSocketTableTests {
     static let capacity = 64 << 10
-    static let stride = SocketMemory.streamStride(send: capacity, receive: capacity)
+    static let stride = ClientRegion.streamStride(send: capacity, receive: capacity)
 
     func mappings() throws -> (client: SocketTable, stack: SocketTable) {
         let client = SocketTable(capacity: 16, stride: Self.stride, shared: true)
@@ -170,7 +170,7 @@ import Testing
     /// home core and queues from the slot's words and queues what it received; the
     /// application reads it, and its queued sends reach the home core's view.
     @Test func datagramSlot_coresDeliver_applicationReceives() throws {
-        let client = SocketTable(capacity: 4, stride: SocketMemory.streamStride(send: 1 << 20, receive: 1 << 20), shared: true)
+        let client = SocketTable(capacity: 4, stride: ClientRegion.streamStride(send: 1 << 20, receive: 1 << 20), shared: true)
         let stack = try SocketTable(mapping: try #require(client.memory.descriptor))
         let mine = try #require(DatagramChannel(in: client, port: 5353, cores: 2, homeCore: 1))
         let name = try #require(client.register(kind: .datagram, in: mine.lease))
@@ -187,12 +187,38 @@ import Testing
         #expect(home.outgoing.held == 4)
     }
 
+    /// A client region's request rings and reply slots through two mappings: a record
+    /// sent through the client's reaches the core through the stack's, and the answer
+    /// written through the stack's reaches the asker waiting through the client's.
+    @Test func requestRingsAndReplies_throughBothMappings() throws {
+        let clientRegion = try ClientRegion(capacity: 8, stride: Self.stride, cores: 2, requestCapacity: 16, shared: true)
+        let stackRegion = try ClientRegion(mapping: try #require(clientRegion.descriptor))
+        #expect(stackRegion.cores == 2 && stackRegion.requestCapacity == 16)
+        let send = RequestRing(in: clientRegion, core: 1), take = RequestRing(in: stackRegion, core: 1)
+        let askerBoard = ReplyBoard(in: clientRegion), coreBoard = ReplyBoard(in: stackRegion)
+        var request = Request(.query, SocketHandle(slot: 3, generation: 4))
+        request.reply = askerBoard.take()
+        #expect(send.send(request))
+        #expect(RequestRing(in: stackRegion, core: 0).receive() == nil) // another core's ring
+        let got = try #require(take.receive())
+        #expect(got == request)
+        let asked = request.reply
+        let join = spawnBounded {
+            let answer = askerBoard.awaitAnswer(asked) { Array($0) }
+            #expect(answer == [7, 7, 7])
+        }
+        #expect(coreBoard.answer(got.reply) { $0.initializeMemory(as: UInt8.self, repeating: 7); return 3 })
+        #expect(join(5))
+        // The reply slot is free again, seen through either mapping.
+        #expect(coreBoard.answer(got.reply) { _ in 0 } == false)
+    }
+
     /// What is not a table is refused, not mapped.
     @Test func mappingSomethingElse_refused() throws {
         let fd = netmp_memfd("not-a-table")
         try #require(fd >= 0)
         defer { close(fd) }
         #expect(ftruncate(fd, 1 << 20) == 0)
-        #expect(throws: SocketMemory.MemoryError.notATable) { try SocketTable(mapping: fd) }
+        #expect(throws: ClientRegion.MemoryError.notARegion) { try SocketTable(mapping: fd) }
     }
 }

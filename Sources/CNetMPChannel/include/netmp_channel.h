@@ -219,29 +219,37 @@ typedef struct netmp_request_ring {
     uint8_t core_line_end[56];
 } netmp_request_ring;
 
-/// The head of a socket table's memory (SocketTable, SocketMemory): its sizes, then the
-/// free slots, which any side that takes or frees a slot moves. The entries follow on the
-/// next page (`entries_offset`), then each slot's stride of socket memory
-/// (`memory_offset` + slot * `stride`). In a memfd, a second mapping (another process's)
-/// reads the sizes from here.
-typedef struct netmp_socket_table {
-    uint64_t magic;                 // NETMP_SOCKET_TABLE_MAGIC
-    uint64_t capacity;              // slots
+/// The head of a client region (ClientRegion): everything one client and the stack share,
+/// in one memory that each maps at an address of its own. The head gives the sizes and
+/// where each part starts: one request ring per core (`requests_offset`, each a
+/// netmp_request_ring and `request_capacity` records, the next right after), the reply
+/// slots (`replies_offset`, NETMP_REPLY_SLOTS of them), the socket table's entries
+/// (`entries_offset`), and each slot's stride of socket memory (`memory_offset` + slot *
+/// `stride`). Its second line holds what any side that takes or frees a slot or a reply
+/// slot moves.
+typedef struct netmp_region {
+    uint64_t magic;                 // NETMP_REGION_MAGIC
+    uint64_t capacity;              // socket slots
     uint64_t stride;                // bytes of socket memory per slot (0: none)
     uint64_t entries_offset;
     uint64_t memory_offset;
-    uint8_t sizes_line_end[24];
+    uint32_t cores;                 // request rings
+    uint32_t request_capacity;      // records per request ring
+    uint64_t requests_offset;
+    uint64_t replies_offset;
     uint64_t free_head;             // tag << 32 | (slot + 1), 0: no free slot
     int64_t high_water;             // slots below this have been used
     int64_t warm_slots;             // free slots whose rings kept their pages
-    uint8_t free_line_end[40];
-} netmp_socket_table;
+    uint64_t replies_taken;         // bit i: reply slot i is taken
+    uint8_t taking_line_end[32];
+} netmp_region;
 
-static const uint64_t NETMP_SOCKET_TABLE_MAGIC = 0x6e65746d70540001ull; // "netmpT", version 1
+static const uint64_t NETMP_REGION_MAGIC = 0x6e65746d70520001ull; // "netmpR", version 1
+static const uint32_t NETMP_REPLY_SLOTS = 64;
 
 /// One entry of a socket table: which socket a handle names, while its generation
 /// matches, and the words the socket's two sides share. The socket's rings lie in its
-/// slot's stride of the table's memory (SocketMemory), found from the slot number alone,
+/// slot's stride of the table's memory (ClientRegion), found from the slot number alone,
 /// so a handle is all either side needs to reach them.
 typedef struct netmp_socket_entry {
     uint32_t generation;            // bumped when the name is released
@@ -317,7 +325,7 @@ _Static_assert(offsetof(netmp_receive_ring, head) == 64, "receive ring: readers'
 _Static_assert(offsetof(netmp_receive_ring, readers) == 72, "receive ring: readers' wait word beside head");
 _Static_assert(sizeof(netmp_receive_ring) == 128, "receive ring control block: two cache lines");
 
-_Static_assert(sizeof(netmp_socket_table) == 128 && offsetof(netmp_socket_table, free_head) == 64, "socket table head: two lines");
+_Static_assert(sizeof(netmp_region) == 128 && offsetof(netmp_region, free_head) == 64, "region head: two lines");
 _Static_assert(sizeof(netmp_socket_entry) == 128, "socket entry: its name's line and its words' line");
 _Static_assert(offsetof(netmp_socket_entry, words) == 64, "socket entry: the words on a line of their own");
 

@@ -3,32 +3,35 @@ import CNetMPLinux
 import Glibc
 import Synchronization
 
-/// The memory of a socket table: its head (`netmp_socket_table`: sizes and free slots),
-/// its entries, and one stride of socket memory per slot, at `stride * slot`, where the
-/// socket's rings lie. The slot number alone says where a socket's rings are, so either
-/// side of a socket (and, with the stack service, either process) finds them from a
-/// handle, and nothing that says where they lie is read from memory the other side writes
-/// (docs/STACK-SERVICE.md).
+/// Everything one client shares with the stack, in one memory (`netmp_region`): the head
+/// (sizes, where each part starts, the free socket slots and reply slots), one request
+/// ring per core, the reply slots, the socket table's entries, and one stride of socket
+/// memory per slot, at `stride * slot`, where the socket's rings lie. The slot number alone
+/// says where a socket's rings are, so either side of a socket (and, with the stack
+/// service, either process) finds them from a handle, and nothing that says where they
+/// lie is read from memory the other side writes (docs/STACK-SERVICE.md).
 ///
 /// Anonymous memory serves one process (and is copied, not shared, by fork, as the
 /// in-process runtime needs); a memfd can be mapped again (`init(mapping:)`), at another
-/// address or in another process, and both mappings see one table.
+/// address or in another process, and both mappings see one region.
 ///
 /// The strides are mapped in chunks of `slotsPerChunk`, each the first time one of its
 /// slots is used, with MAP_NORESERVE: a stride costs address space, and memory only for
 /// the pages its socket touches. A stride's rings start on page boundaries, so a freed
 /// socket's heavily used pages can be given back without touching its neighbours'.
-public final class SocketMemory: @unchecked Sendable {
+public final class ClientRegion: @unchecked Sendable {
     public let capacity: Int
     /// Bytes of socket memory per slot (0: a table of names only).
     public let stride: Int
-    /// The memfd, for a table that can be mapped again; nil for anonymous memory.
+    /// Request rings (one per core) and the records each holds.
+    public let cores: Int
+    public let requestCapacity: Int
+    /// The memfd, for a region that can be mapped again; nil for anonymous memory.
     public let descriptor: Int32?
-    /// The head and the entries, mapped once.
+    /// The head, the request rings, the reply slots and the entries, mapped once.
     let front: UnsafeMutableRawPointer
     let frontBytes: Int
-    let entriesOffset: Int
-    let memoryOffset: Int
+    let layout: Layout
     /// Each chunk's address once mapped (0 before).
     let chunks: UnsafeMutablePointer<Atomic<UInt>>
     let chunkCount: Int
@@ -37,57 +40,85 @@ public final class SocketMemory: @unchecked Sendable {
     public static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
     public static func pageAligned(_ bytes: Int) -> Int { (bytes + pageSize - 1) / pageSize * pageSize }
 
-    public enum MemoryError: Error, Equatable { case system(errno: Int32), notATable }
+    public enum MemoryError: Error, Equatable { case system(errno: Int32), notARegion }
 
-    /// New memory for `capacity` slots of at least `stride` bytes each (rounded up to
-    /// pages); `shared`: in a memfd that can be mapped again.
-    public convenience init(capacity: Int, stride: Int, shared: Bool = false) throws(MemoryError) {
+    /// Where each part starts, a function of the sizes alone (so a second mapping checks
+    /// the head's offsets against it rather than trusting them).
+    struct Layout: Equatable {
+        let requestsOffset, requestRingBytes, repliesOffset, entriesOffset, memoryOffset: Int
+        init(capacity: Int, cores: Int, requestCapacity: Int) {
+            requestsOffset = ClientRegion.pageSize
+            requestRingBytes = MemoryLayout<netmp_request_ring>.size + requestCapacity * MemoryLayout<netmp_request>.size
+            repliesOffset = requestsOffset + cores * requestRingBytes
+            entriesOffset = ClientRegion.pageAligned(repliesOffset + Int(NETMP_REPLY_SLOTS) * MemoryLayout<netmp_reply>.size)
+            memoryOffset = ClientRegion.pageAligned(entriesOffset + capacity * MemoryLayout<netmp_socket_entry>.size)
+        }
+    }
+
+    /// New memory for `capacity` socket slots of at least `stride` bytes each (rounded up
+    /// to pages) and `cores` request rings of `requestCapacity` records (a power of two);
+    /// `shared`: in a memfd that can be mapped again.
+    public convenience init(capacity: Int, stride: Int, cores: Int = 0, requestCapacity: Int = 0,
+                            shared: Bool = false) throws(MemoryError) {
         let stride = stride > 0 ? Self.pageAligned(stride) : 0
-        let entriesOffset = Self.pageSize
-        let memoryOffset = Self.pageAligned(entriesOffset + capacity * MemoryLayout<netmp_socket_entry>.size)
+        precondition(requestCapacity == 0 || requestCapacity.nonzeroBitCount == 1, "request rings: a power of two")
+        let layout = Layout(capacity: capacity, cores: cores, requestCapacity: requestCapacity)
         var fd: Int32? = nil
         if shared {
-            let made = netmp_memfd("netmp-sockets")
+            let made = netmp_memfd("netmp-region")
             guard made >= 0 else { throw .system(errno: -made) }
-            guard ftruncate(made, off_t(memoryOffset + capacity * stride)) == 0 else {
+            guard ftruncate(made, off_t(layout.memoryOffset + capacity * stride)) == 0 else {
                 let e = errno
                 close(made)
                 throw .system(errno: e)
             }
             fd = made
         }
-        try self.init(descriptor: fd, capacity: capacity, stride: stride, entriesOffset: entriesOffset, memoryOffset: memoryOffset)
-        typealias Head = netmp_socket_table
-        front.storeBytes(of: UInt64(capacity), toByteOffset: MemoryLayout<Head>.offset(of: \Head.capacity)!, as: UInt64.self)
-        front.storeBytes(of: UInt64(stride), toByteOffset: MemoryLayout<Head>.offset(of: \Head.stride)!, as: UInt64.self)
-        front.storeBytes(of: UInt64(entriesOffset), toByteOffset: MemoryLayout<Head>.offset(of: \Head.entries_offset)!, as: UInt64.self)
-        front.storeBytes(of: UInt64(memoryOffset), toByteOffset: MemoryLayout<Head>.offset(of: \Head.memory_offset)!, as: UInt64.self)
-        front.storeBytes(of: NETMP_SOCKET_TABLE_MAGIC, toByteOffset: MemoryLayout<Head>.offset(of: \Head.magic)!, as: UInt64.self)
+        try self.init(descriptor: fd, capacity: capacity, stride: stride, cores: cores, requestCapacity: requestCapacity)
+        typealias Head = netmp_region
+        func put<T>(_ value: T, _ field: PartialKeyPath<Head>) {
+            front.storeBytes(of: value, toByteOffset: MemoryLayout<Head>.offset(of: field)!, as: T.self)
+        }
+        put(UInt64(capacity), \Head.capacity)
+        put(UInt64(stride), \Head.stride)
+        put(UInt32(cores), \Head.cores)
+        put(UInt32(requestCapacity), \Head.request_capacity)
+        put(UInt64(layout.requestsOffset), \Head.requests_offset)
+        put(UInt64(layout.repliesOffset), \Head.replies_offset)
+        put(UInt64(layout.entriesOffset), \Head.entries_offset)
+        put(UInt64(layout.memoryOffset), \Head.memory_offset)
+        put(NETMP_REGION_MAGIC, \Head.magic)
     }
 
-    /// A second mapping of the table in memfd `fd` (which this object then holds, dup'ed).
+    /// A second mapping of the region in memfd `fd` (which this object then holds, dup'ed).
+    /// Its head's sizes are checked and its offsets must be the ones the sizes give.
     public convenience init(mapping fd: Int32) throws(MemoryError) {
-        typealias Head = netmp_socket_table
-        var head = netmp_socket_table()
-        guard pread(fd, &head, MemoryLayout<Head>.size, 0) == MemoryLayout<Head>.size else { throw .system(errno: errno) }
-        guard head.magic == NETMP_SOCKET_TABLE_MAGIC, head.capacity > 0, head.capacity < UInt64(UInt32.max),
-              head.stride % UInt64(Self.pageSize) == 0, head.entries_offset == UInt64(Self.pageSize),
-              head.memory_offset == UInt64(Self.pageAligned(Self.pageSize + Int(head.capacity) * MemoryLayout<netmp_socket_entry>.size))
-        else { throw .notATable }
+        var head = netmp_region()
+        guard pread(fd, &head, MemoryLayout<netmp_region>.size, 0) == MemoryLayout<netmp_region>.size else {
+            throw .system(errno: errno)
+        }
+        guard head.magic == NETMP_REGION_MAGIC, head.capacity > 0, head.capacity < 1 << 24, head.cores <= 4096,
+              head.request_capacity <= 1 << 16, head.request_capacity == 0 || head.request_capacity.nonzeroBitCount == 1,
+              head.stride % UInt64(Self.pageSize) == 0, head.stride <= 1 << 30 else { throw .notARegion }
+        let layout = Layout(capacity: Int(head.capacity), cores: Int(head.cores), requestCapacity: Int(head.request_capacity))
+        guard head.requests_offset == UInt64(layout.requestsOffset), head.replies_offset == UInt64(layout.repliesOffset),
+              head.entries_offset == UInt64(layout.entriesOffset), head.memory_offset == UInt64(layout.memoryOffset)
+        else { throw .notARegion }
         let own = dup(fd)
         guard own >= 0 else { throw .system(errno: errno) }
-        try self.init(descriptor: own, capacity: Int(head.capacity), stride: Int(head.stride),
-                      entriesOffset: Int(head.entries_offset), memoryOffset: Int(head.memory_offset))
+        try self.init(descriptor: own, capacity: Int(head.capacity), stride: Int(head.stride), cores: Int(head.cores),
+                      requestCapacity: Int(head.request_capacity))
     }
 
-    init(descriptor: Int32?, capacity: Int, stride: Int, entriesOffset: Int, memoryOffset: Int) throws(MemoryError) {
+    init(descriptor: Int32?, capacity: Int, stride: Int, cores: Int, requestCapacity: Int) throws(MemoryError) {
         self.capacity = capacity
         self.stride = stride
+        self.cores = cores
+        self.requestCapacity = requestCapacity
         self.descriptor = descriptor
-        self.entriesOffset = entriesOffset
-        self.memoryOffset = memoryOffset
-        frontBytes = memoryOffset
-        guard let mapped = Self.map(descriptor, at: 0, bytes: memoryOffset) else {
+        layout = Layout(capacity: capacity, cores: cores, requestCapacity: requestCapacity)
+        frontBytes = layout.memoryOffset
+        guard let mapped = Self.map(descriptor, at: 0, bytes: frontBytes) else {
             let e = errno
             if let descriptor { close(descriptor) }
             throw .system(errno: e)
@@ -118,11 +149,18 @@ public final class SocketMemory: @unchecked Sendable {
         return mapped == MAP_FAILED ? nil : mapped
     }
 
-    /// The table's head (`netmp_socket_table`).
+    /// The region's head (`netmp_region`).
     var head: UnsafeMutableRawPointer { front }
+    /// Core `core`'s request ring (`netmp_request_ring` and its records).
+    public func requestRing(_ core: Int) -> UnsafeMutableRawPointer {
+        precondition(core < cores)
+        return front + layout.requestsOffset + core * layout.requestRingBytes
+    }
+    /// The reply slots (NETMP_REPLY_SLOTS `netmp_reply`s).
+    public var replySlots: UnsafeMutableRawPointer { front + layout.repliesOffset }
     /// The entry of `slot` (`netmp_socket_entry`).
     func entry(_ slot: UInt32) -> UnsafeMutableRawPointer {
-        front + entriesOffset + Int(slot) * MemoryLayout<netmp_socket_entry>.size
+        front + layout.entriesOffset + Int(slot) * MemoryLayout<netmp_socket_entry>.size
     }
 
     var chunkBytes: Int { stride * Self.slotsPerChunk }
@@ -136,7 +174,7 @@ public final class SocketMemory: @unchecked Sendable {
         var address = chunks[index].load(ordering: .acquiring)
         if address == 0 {
             // Two threads may map the same chunk at once; the loser gives its mapping back.
-            guard let mapped = Self.map(descriptor, at: memoryOffset + index * chunkBytes, bytes: chunkBytes) else { return nil }
+            guard let mapped = Self.map(descriptor, at: layout.memoryOffset + index * chunkBytes, bytes: chunkBytes) else { return nil }
             let (won, current) = chunks[index].compareExchange(expected: 0, desired: UInt(bitPattern: mapped), ordering: .acquiringAndReleasing)
             if won { address = UInt(bitPattern: mapped) } else {
                 munmap(mapped, chunkBytes)
@@ -150,7 +188,7 @@ public final class SocketMemory: @unchecked Sendable {
     /// nothing until touched again.
     func discard(_ slot: UInt32) {
         if let descriptor {
-            _ = netmp_punch_hole(descriptor, memoryOffset + Int(slot) * stride, stride)
+            _ = netmp_punch_hole(descriptor, layout.memoryOffset + Int(slot) * stride, stride)
         } else if let base = base(of: slot) {
             madvise(base, stride, MADV_DONTNEED)
         }
