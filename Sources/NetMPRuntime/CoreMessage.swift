@@ -14,12 +14,16 @@ public enum CoreMessage {
     case neighbour(ForwardedFrame)
     /// Start or stop this core's copy of a listening socket: the listener's slot (its
     /// accept queues), on a hold taken for this core's view of it.
-    case listen(SocketHandle, port: UInt16, Completion)
+    case listen(client: UInt32, SocketHandle, port: UInt16, Completion)
     case stopListening(port: UInt16, Completion)
     /// Start or stop delivering a UDP port's datagrams to a socket (every core holds the
     /// binding): the socket's slot, on a hold taken for this core's view of it.
-    case bindDatagram(SocketHandle, Completion)
+    case bindDatagram(client: UInt32, SocketHandle, Completion)
     case unbindDatagram(port: UInt16, Completion)
+    /// Start or stop serving a client: its region's request ring for this core, its socket
+    /// table and reply slots.
+    case attach(client: UInt32, ClientRegion, Completion)
+    case detach(client: UInt32, Completion)
     /// Runs `body` on the core with its loop (diagnostics and tests: memory placement).
     case inspect(@Sendable (ProtocolLoop) -> Void, Completion)
     /// The stack is shutting down: the thread leaves its loop.

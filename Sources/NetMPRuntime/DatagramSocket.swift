@@ -10,6 +10,8 @@ import Synchronization
 /// home core to transmit, once per core turn: no thread but a core builds a frame.
 public final class DatagramSocket: @unchecked Sendable {
     public let stack: NetworkStack
+    /// The side of the stack the socket was made on: its slot and records are the client's.
+    public let client: StackClient
     let setup = PthreadLock()
     /// The channel, published once at bind (lock-free for send and receive).
     let published = Atomic<UnsafeRawPointer?>(nil)
@@ -21,12 +23,19 @@ public final class DatagramSocket: @unchecked Sendable {
     /// send reads it after `published`, which bind stores after it).
     nonisolated(unsafe) var handle: SocketHandle?
 
-    public init(stack: NetworkStack) { self.stack = stack }
+    /// A new UDP socket, the application's.
+    public convenience init(stack: NetworkStack) { self.init(client: stack.primary) }
+
+    /// A new UDP socket of `client`.
+    public init(client: StackClient) {
+        stack = client.stack
+        self.client = client
+    }
 
     deinit {
         if let raw = published.load(ordering: .acquiring) {
             let channel = Unmanaged<DatagramChannel>.fromOpaque(raw).takeRetainedValue()
-            if let handle { stack.request(Request(.datagramClose, handle), to: channel.homeCore) } // never closed
+            if let handle { client.request(Request(.datagramClose, handle), to: channel.homeCore) } // never closed
         }
     }
 
@@ -56,16 +65,16 @@ public final class DatagramSocket: @unchecked Sendable {
             case .failure(let e): throw e
             }
             // In a slot of the socket table, named so that every core makes its own view.
-            guard let channel = DatagramChannel(in: stack.sockets, port: port, cores: stack.cores,
+            guard let channel = DatagramChannel(in: client.sockets, port: port, cores: stack.cores,
                                                 homeCore: stack.coreForNewConnection()),
                   let lease = channel.lease,
-                  let handle = stack.sockets.register(kind: .datagram, in: lease) else {
+                  let handle = client.sockets.register(kind: .datagram, in: lease) else {
                 stack.datagramPortTable.release(port)
                 throw SocketError(ENOBUFS)
             }
             self.handle = handle
-            for _ in 0..<stack.cores { stack.sockets.hold(handle.slot) } // for each core's view
-            stack.onEveryCore(Request(.datagramBind, handle))
+            for _ in 0..<stack.cores { client.sockets.hold(handle.slot) } // for each core's view
+            client.onEveryCore(Request(.datagramBind, handle))
             channel.doorbell.fd = descriptor.load(ordering: .acquiring)
             published.store(UnsafeRawPointer(Unmanaged.passRetained(channel).toOpaque()), ordering: .releasing)
         }
@@ -127,7 +136,7 @@ public final class DatagramSocket: @unchecked Sendable {
             let size = DatagramRecord.headerLength + bytes.count
             _ = channel.outgoing.writers.wait { channel.outgoing.free >= size }
         }
-        if channel.requestOutput(), let handle { stack.request(Request(.datagramOutput, handle), to: channel.homeCore) }
+        if channel.requestOutput(), let handle { client.request(Request(.datagramOutput, handle), to: channel.homeCore) }
         return bytes.count
     }
 
@@ -193,10 +202,10 @@ public final class DatagramSocket: @unchecked Sendable {
             if let handle {
                 var request = Request(.datagramUnbind, handle)
                 request.localPort = channel.port
-                stack.onEveryCore(request)
+                client.onEveryCore(request)
             }
             // After any output request this thread sent: what was queued still goes out.
-            if let handle { stack.request(Request(.datagramClose, handle), to: channel.homeCore) }
+            if let handle { client.request(Request(.datagramClose, handle), to: channel.homeCore) }
             handle = nil
             stack.datagramPortTable.release(channel.port)
             channel.arrivals.wakeAll()

@@ -34,12 +34,12 @@ public final class NetworkStack: @unchecked Sendable {
     public let device: TAPDevice?
     public let steering: FlowSteering
     let ports: [MessagePort<CoreMessage>]
-    /// Each core's usrreq records (connect, send, close...), which name sockets by handle
-    /// in `sockets`; the ports carry what the stack's own threads say to each other.
-    let requests: [RequestRing]
-    let sockets: SocketTable
-    /// Where the cores answer queries (TCP_INFO).
-    let replies: ReplyBoard
+    /// The application's side (in-process, the stack's first client): its region holds
+    /// each core's request ring, the reply slots and the socket table. The ports carry what
+    /// the stack's own threads say to each other.
+    public private(set) var primary: StackClient!
+    /// The number the next attached client gets.
+    let nextClientID = AtomicCounter(1)
     let threads: [ProtocolThread]
     public let portTable: PortTable
     /// UDP's ports: a namespace of their own, as in the kernel.
@@ -102,10 +102,8 @@ public final class NetworkStack: @unchecked Sendable {
                                                                                            receive: tcp.receiveBufferSize),
                                       cores: queues.count, requestCapacity: 4096)
         } catch { throw .region(error) }
-        let requests = queues.indices.map { RequestRing(in: region, core: $0) }
         let sharing = CoreSharing(configuration: configuration, tcpConfiguration: tcp, offloads: offloads, secret: secret,
-                                  steering: FlowSteering(cores: queues.count), ports: ports, requests: requests,
-                                  sockets: SocketTable(region: region), replies: ReplyBoard(in: region),
+                                  steering: FlowSteering(cores: queues.count), ports: ports, region: region,
                                   portTable: PortTable(seed: secret.1), stats: stats, log: log)
         // Cores beyond the CPUs we may use share them round-robin (they still work, unpinned in effect).
         let threads = queues.enumerated().map { core, queue in
@@ -114,8 +112,7 @@ public final class NetworkStack: @unchecked Sendable {
             return ProtocolThread(core: core, cpu: cpu, queue: queue, sharing: sharing)
         }
         let stack = NetworkStack(configuration: configuration, tcpConfiguration: tcp, device: device,
-                                 steering: sharing.steering, ports: ports, requests: requests, sockets: sharing.sockets,
-                                 replies: sharing.replies,
+                                 steering: sharing.steering, ports: ports, region: region,
                                  threads: threads, portTable: sharing.portTable, stats: stats)
         for thread in threads { try thread.start() }
         return stack
@@ -129,38 +126,46 @@ public final class NetworkStack: @unchecked Sendable {
     }
 
     init(configuration: StackConfiguration, tcpConfiguration: TCPConfiguration, device: TAPDevice?,
-         steering: FlowSteering, ports: [MessagePort<CoreMessage>], requests: [RequestRing], sockets: SocketTable,
-         replies: ReplyBoard, threads: [ProtocolThread], portTable: PortTable, stats: StatsPage?) {
+         steering: FlowSteering, ports: [MessagePort<CoreMessage>], region: ClientRegion,
+         threads: [ProtocolThread], portTable: PortTable, stats: StatsPage?) {
         self.configuration = configuration; self.tcpConfiguration = tcpConfiguration; self.device = device
-        self.steering = steering; self.ports = ports; self.requests = requests; self.sockets = sockets; self.replies = replies
+        self.steering = steering; self.ports = ports
         self.threads = threads
         self.portTable = portTable; self.stats = stats
         datagramPortTable = PortTable(seed: UInt64(portTable.nextEphemeral))
         routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,
                               gateway: configuration.gateway)
+        primary = StackClient(stack: self, id: 0, region: region)
+    }
+
+    /// Another client of this stack, with a region of its own that every core now serves
+    /// beside the others (what the stack process does for each program that attaches; here,
+    /// a second side in one process, for tests).
+    public func attachClient() throws(RuntimeError) -> StackClient {
+        let region: ClientRegion
+        do {
+            region = try ClientRegion(capacity: 1 << 16, stride: ClientRegion.streamStride(send: tcpConfiguration.sendBufferSize,
+                                                                                           receive: tcpConfiguration.receiveBufferSize),
+                                      cores: cores, requestCapacity: 4096)
+        } catch { throw .region(error) }
+        let id = UInt32(nextClientID.increment() - 1)
+        let completion = Completion(count: cores)
+        for core in 0..<cores { send(.attach(client: id, region, completion), to: core) }
+        completion.wait()
+        return StackClient(stack: self, id: id, region: region)
+    }
+
+    /// The cores stop serving `client` (whose sockets were all closed).
+    public func detach(_ client: StackClient) {
+        let completion = Completion(count: cores)
+        for core in 0..<cores { send(.detach(client: client.id, completion), to: core) }
+        completion.wait()
     }
 
     /// Sends a message to core `core`. A full port means the core is far behind: the sender
     /// yields its CPU until there is room rather than lose a usrreq.
     func send(_ message: CoreMessage, to core: Int) {
         while !ports[core].send(message) { sched_yield() }
-    }
-
-    /// Sends a usrreq record to core `core` and wakes the core if it sleeps; a full ring
-    /// is waited out as a full port is.
-    func request(_ request: Request, to core: Int) {
-        while !requests[core].send(request) { sched_yield() }
-        ports[core].wakeIfSleeping()
-    }
-
-    /// Sends a request that sets a socket up (or takes it down) on every core to the core
-    /// its slot hashes to, and waits until every core has: listen, stop listening, UDP
-    /// bind and unbind.
-    func onEveryCore(_ request: Request) {
-        var request = request
-        request.reply = replies.take()
-        self.request(request, to: Int(request.handle.slot) % cores)
-        replies.awaitAnswer(request.reply) { _ in () }
     }
 
     /// The core an unbound connect starts on: the cores in turn, so connections spread

@@ -14,17 +14,22 @@ extension ProtocolLoop {
         case .neighbour(let frame):
             host.learnNeighbour(from: UnsafeRawBufferPointer(frame.bytes), now: now, sink: &sink)
             frame.free()
-        case .listen(let listener, let port, let completion):
+        case .listen(let id, let listener, let port, let completion):
             defer { completion.done() }
-            let core = self.core, sockets = self.sockets
-            guard sockets.resolves(listener, as: .listener),
-                  let queue = ListenQueue(adopting: listener.slot, in: sockets, port: port) else {
-                assertionFailure("core \(core): listener \(listener) without its slot")
+            let core = self.core
+            guard let client = clientsByID[id], client.sockets.resolves(listener, as: .listener),
+                  let queue = ListenQueue(adopting: listener.slot, in: client.sockets, port: port) else {
+                assertionFailure("core \(core): listener \(listener) of client \(id) without its slot")
                 return
             }
-            // The view lives as long as this core's listener: its hand-off holds it.
+            let sockets = client.sockets
+            // The view lives as long as this core's listener: its hand-off holds it. What
+            // it accepts gets its rings in a slot of the listener's client.
             do {
-                try tcp.listen(port: queue.port, backlog: queue.backlog) { [unowned self] socket in
+                try tcp.listen(port: queue.port, backlog: queue.backlog, channelMaker: { configuration in
+                    SocketChannel(in: sockets, sendCapacity: configuration.sendBufferSize,
+                                  receiveCapacity: configuration.receiveBufferSize)
+                }) { socket in
                     // Attached, established and named in the socket table before accept()
                     // can see it, with a hold for the view accept() will make; the
                     // application's close record releases the name.
@@ -34,9 +39,9 @@ extension ProtocolLoop {
                     channel.attach(to: core)
                     channel.publish([.attached, .established])
                     sockets.hold(handle.slot)
-                    streamViews[handle.slot] = channel
+                    client.streamViews[handle.slot] = channel
                     if queue.push(AcceptedConnection(handle: handle, tuple: socket.tuple, core: core)) { return true }
-                    streamViews[handle.slot] = nil
+                    client.streamViews[handle.slot] = nil
                     sockets.release(handle)
                     sockets.letGo(handle.slot)
                     return false
@@ -45,18 +50,24 @@ extension ProtocolLoop {
                 // The port table admitted the listen, so this core cannot hold the port already.
                 assertionFailure("core \(core) already listens on \(queue.port)")
             }
+        case .attach(let id, let region, let completion):
+            attach(ClientOnCore(id: id, region: region, core: core))
+            completion.done()
+        case .detach(let id, let completion):
+            detach(id)
+            completion.done()
         case .stopListening(let port, let completion):
             tcp.stopListening(port: port, now: now, host: host, sink: &sink)
             completion.done()
-        case .bindDatagram(let handle, let completion):
+        case .bindDatagram(let id, let handle, let completion):
             defer { completion.done() }
-            guard sockets.resolves(handle, as: .datagram),
-                  let channel = DatagramChannel(adopting: handle.slot, in: sockets) else {
-                assertionFailure("core \(core): datagram socket \(handle) without its slot")
+            guard let client = clientsByID[id], client.sockets.resolves(handle, as: .datagram),
+                  let channel = DatagramChannel(adopting: handle.slot, in: client.sockets) else {
+                assertionFailure("core \(core): datagram socket \(handle) of client \(id) without its slot")
                 return
             }
             datagramSockets[channel.port] = channel
-            if channel.homeCore == core { datagramViews[handle.slot] = channel } // its records come here
+            if channel.homeCore == core { client.datagramViews[handle.slot] = channel } // its records come here
         case .unbindDatagram(let port, let completion):
             datagramSockets[port] = nil
             completion.done()
@@ -74,71 +85,66 @@ extension ProtocolLoop {
         }
     }
 
-    /// This core's view of the stream socket `handle` names, if the name is still current.
-    func streamView(_ handle: SocketHandle) -> SocketChannel? {
-        guard sockets.resolves(handle, as: .stream) else { return nil }
-        return streamViews[handle.slot]
-    }
-
     /// A usrreq record from an application thread. Its handle is resolved in the socket
     /// table; one that no longer resolves (the socket was closed by another thread first)
     /// is dropped, except that a control request is always answered, since its caller waits.
-    func handle(_ request: Request, now: Instant) {
+    func handle(_ request: Request, from client: ClientOnCore, now: Instant) {
+        let sockets = client.sockets, replies = client.replies, requests = client.requests
         switch request.kind {
         case .listen, .stopListening, .datagramBind, .datagramUnbind:
             // On every core, this one included (by its own port, after this record): the
             // last core to finish answers the asker. A name that no longer resolves is
             // answered at once.
             let kind: SocketTable.Kind = request.kind == .listen || request.kind == .stopListening ? .listener : .datagram
-            guard sockets.resolves(request.handle, as: kind), !ports.isEmpty, let replies else {
-                if replies?.answer(request.reply, { _ in 0 }) != true { requests?.countMalformed() }
+            guard sockets.resolves(request.handle, as: kind), !ports.isEmpty else {
+                if !replies.answer(request.reply, { _ in 0 }) { requests.countMalformed() }
                 return
             }
             let reply = request.reply
             let completion = Completion(count: ports.count) { replies.answer(reply) { _ in 0 } }
             let message: CoreMessage = switch request.kind {
-            case .listen: .listen(request.handle, port: request.localPort, completion)
+            case .listen: .listen(client: client.id, request.handle, port: request.localPort, completion)
             case .stopListening: .stopListening(port: request.localPort, completion)
-            case .datagramBind: .bindDatagram(request.handle, completion)
+            case .datagramBind: .bindDatagram(client: client.id, request.handle, completion)
             default: .unbindDatagram(port: request.localPort, completion)
             }
             for port in ports { while !port.send(message) { sched_yield() } }
         case .query:
             // Always answered, if only with nothing: the asker waits. A reply slot that was
             // not asked for is a faulty record.
-            let socket = streamView(request.handle)?.socket
-            let answered = replies?.answer(request.reply) { buffer in socket.map { $0.connection.info.emit(into: buffer) } ?? 0 }
-            if answered != true { requests?.countMalformed() }
+            let socket = client.streamView(request.handle)?.socket
+            let answered = replies.answer(request.reply) { buffer in socket.map { $0.connection.info.emit(into: buffer) } ?? 0 }
+            if !answered { requests.countMalformed() }
         case .datagramOutput, .datagramClose:
-            guard sockets.resolves(request.handle, as: .datagram), let channel = datagramViews[request.handle.slot] else { return }
+            guard sockets.resolves(request.handle, as: .datagram), let channel = client.datagramViews[request.handle.slot] else { return }
             sendDatagrams(of: channel, now: now) // a close sends what was queued before it, as Linux had
             if request.kind == .datagramClose {
                 sockets.release(request.handle)
-                datagramViews[request.handle.slot] = nil
+                client.datagramViews[request.handle.slot] = nil
             }
         case .connect:
             // The core's own view of the socket's slot, on the hold the application took
             // for it when it sent this record.
-            guard sockets.resolves(request.handle, as: .stream), streamViews[request.handle.slot] == nil,
+            guard sockets.resolves(request.handle, as: .stream), client.streamViews[request.handle.slot] == nil,
                   let channel = SocketChannel(adopting: request.handle.slot, in: sockets) else {
-                requests?.countMalformed()
+                requests.countMalformed()
                 return
             }
-            streamViews[request.handle.slot] = channel
+            client.streamViews[request.handle.slot] = channel
             guard let configuration = request.options.configuration(from: tcp.configuration) else {
-                requests?.countMalformed()
+                requests.countMalformed()
                 channel.publish([.failed, .closed], error: EINVAL)
                 return
             }
             connect(channel, to: request.remote, localPort: request.localPort == 0 ? nil : request.localPort,
                     configuration: configuration, now: now)
         case .output, .window, .shutdownWrite, .close, .setOption:
-            guard let channel = streamView(request.handle) else { return }
-            handle(request, on: channel, now: now)
+            guard let channel = client.streamView(request.handle) else { return }
+            handle(request, on: channel, from: client, now: now)
         }
     }
 
-    func handle(_ request: Request, on channel: SocketChannel, now: Instant) {
+    func handle(_ request: Request, on channel: SocketChannel, from client: ClientOnCore, now: Instant) {
         switch request.kind {
         case .output:
             // Settled with the turn's batch: a close or another write later in the same
@@ -157,14 +163,14 @@ extension ProtocolLoop {
             guard let socket = channel.socket, let option = request.option else { return }
             var applied = false
             socket.updateConnection { applied = option.apply(request.value, to: &$0, now: now) }
-            if !applied { requests?.countMalformed() }
+            if !applied { client.requests.countMalformed() }
             tcp.settle(socket, now: now, host: host, sink: &sink)
         case .close:
             // The application's last word on this socket: its handle goes with it, and
             // this core's view lives on only in the connection, until it ends.
             defer {
-                sockets.release(request.handle)
-                streamViews[request.handle.slot] = nil
+                client.sockets.release(request.handle)
+                client.streamViews[request.handle.slot] = nil
             }
             guard let socket = channel.socket else { return }
             if request.abort {

@@ -97,10 +97,12 @@ public final class ProtocolLoop {
     /// This core's port (nil for a loop driven by its own thread's caller) and every core's.
     let port: MessagePort<CoreMessage>?
     let ports: [MessagePort<CoreMessage>]
-    /// This core's request ring (nil with no port) and the sockets its records name.
-    let requests: RequestRing?
-    let sockets: SocketTable
-    let replies: ReplyBoard?
+    /// The clients this core serves (each with its request ring, socket table and reply
+    /// slots), drained in turn; by number for the messages that name one.
+    var clients: [ClientOnCore] = []
+    var clientsByID: [UInt32: ClientOnCore] = [:]
+    /// The client whose ring is drained first next turn (so none is always last).
+    var firstClient = 0
     let steering: FlowSteering
     /// Ports the application reserved with bind() (nil: none can be, a driver-run loop).
     let portTable: PortTable?
@@ -116,13 +118,6 @@ public final class ProtocolLoop {
     public var spinBudget = Interval.zero
     /// This core's copy of the UDP bindings, by port.
     var datagramSockets: [UInt16: DatagramChannel] = [:]
-    /// This core's own views of the stream sockets it owns, by slot, from the connect
-    /// record (or the accepted connection's naming) to the close record: the core never
-    /// touches an application's objects, only the socket's slot in the table.
-    var streamViews: [UInt32: SocketChannel] = [:]
-    /// This core's views of the UDP sockets whose home it is (their records come here), by
-    /// slot, from bind to the close record.
-    var datagramViews: [UInt32: DatagramChannel] = [:]
     public internal(set) var stopped = false
     /// The queue was detached or the device removed: the core goes on answering its
     /// messages (calls get their errors, timers end the connections) but no longer polls,
@@ -135,24 +130,17 @@ public final class ProtocolLoop {
 
     public init(host: Host, tcp: TCPEndpoints, queue: TAPQueue, stats: StatsPage?, core: Int,
                 steering: FlowSteering = FlowSteering(cores: 1), ports: [MessagePort<CoreMessage>] = [],
-                portTable: PortTable? = nil, requests: [RequestRing] = [], sockets: SocketTable = SocketTable(capacity: 1),
-                replies: ReplyBoard? = nil) {
+                portTable: PortTable? = nil, clients: [(id: UInt32, region: ClientRegion)] = []) {
         self.host = host; self.tcp = tcp; self.queue = queue; self.stats = stats; self.core = core
-        self.steering = steering; self.ports = ports; self.portTable = portTable; self.sockets = sockets
-        self.replies = replies
+        self.steering = steering; self.ports = ports; self.portTable = portTable
         port = ports.isEmpty ? nil : ports[core]
-        self.requests = requests.isEmpty ? nil : requests[core]
         host.tcp = tcp
-        if sockets.holdsRings {
-            tcp.channelMaker = { [sockets] configuration in
-                SocketChannel(in: sockets, sendCapacity: configuration.sendBufferSize, receiveCapacity: configuration.receiveBufferSize)
-            }
-        }
         sink = QueueSink(queue: queue)
         // The largest frame a TAP with segmentation offload hands over: a 64 KiB IPv4
         // super-frame, its Ethernet header and the virtio-net header in front.
         buffer = .allocate(byteCount: Self.receiveBufferSize, alignment: 64)
         buffer.initializeMemory(as: UInt8.self, repeating: 0) // first touch, on the owner's node
+        for (id, region) in clients where !ports.isEmpty { attach(ClientOnCore(id: id, region: region, core: core)) }
         host.udpReceiver = { [unowned self] port, payload, source in
             guard let channel = datagramSockets[port] else { return .noSocket }
             // A connected socket hears only its peer; to anyone else the port is closed (as on Linux).
@@ -196,7 +184,7 @@ public final class ProtocolLoop {
             if let port, !port.prepareToSleep() { timeout = 0 }
             // A record published before the announcement is caught here; one after it
             // finds the announcement and writes the port's eventfd.
-            else if let port, requests?.hasRequest == true { port.stopSleeping(); timeout = 0 }
+            else if let port, hasRequest { port.stopSleeping(); timeout = 0 }
             var pollers = (pollfd(fd: offTheWire ? -1 : queue.fd, events: Int16(POLLIN), revents: 0),
                            pollfd(fd: port?.wakeupDescriptor ?? -1, events: Int16(POLLIN), revents: 0))
             let woken = withUnsafeMutablePointer(to: &pollers) {
@@ -220,7 +208,7 @@ public final class ProtocolLoop {
             defer { tcp.endBatch(now: now, host: host, sink: &sink) }
             if let port {
                 work = port.drain(limit: 1024) { handle($0, now: now) }
-                if let requests { work += requests.drain(limit: 1024) { handle($0, now: now) } }
+                work += drainRequests(now: now)
                 messagesHandled &+= UInt64(work)
             }
             if sink.faults != nil { releaseHeldFrames(now: now) }
@@ -258,11 +246,46 @@ public final class ProtocolLoop {
     func spin(until deadline: Instant) -> Bool {
         var poller = pollfd(fd: offTheWire ? -1 : queue.fd, events: Int16(POLLIN), revents: 0)
         repeat {
-            if port?.hasMessage == true || requests?.hasRequest == true { return true }
+            if port?.hasMessage == true || hasRequest { return true }
             if !offTheWire && poll(&poller, 1, 0) > 0 { return true }
             sched_yield()
         } while MonotonicClock.now() < deadline
         return false
+    }
+
+    /// Some client's ring has a record waiting (no system call: for spinning, and
+    /// sequentially consistent for the look before sleeping).
+    var hasRequest: Bool {
+        for client in clients where client.requests.hasRequest { return true }
+        return false
+    }
+
+    /// Every client's records, up to 1024 of each per turn, starting with a different
+    /// client each turn: a client flooding its ring delays only itself.
+    func drainRequests(now: Instant) -> Int {
+        guard !clients.isEmpty else { return 0 }
+        var work = 0
+        let first = firstClient % clients.count
+        firstClient = first + 1
+        for i in 0..<clients.count {
+            let client = clients[(first + i) % clients.count]
+            work += client.requests.drain(limit: 1024) { handle($0, from: client, now: now) }
+        }
+        return work
+    }
+
+    /// Starts serving a client (its region's ring for this core).
+    func attach(_ client: ClientOnCore) {
+        precondition(clientsByID[client.id] == nil, "client \(client.id) attached twice")
+        clients.append(client)
+        clientsByID[client.id] = client
+    }
+
+    /// Stops serving a client: its records are no longer read. Its connections go on in
+    /// their control blocks (each holds its own view of its slot) until they end.
+    func detach(_ id: UInt32) {
+        clientsByID[id] = nil
+        clients.removeAll { $0.id == id }
     }
 
     /// A frame read from this core's queue: handled here, or sent to the core it belongs to.

@@ -16,9 +16,8 @@ struct CoreSharing: @unchecked Sendable {
     let secret: (UInt64, UInt64)
     let steering: FlowSteering
     let ports: [MessagePort<CoreMessage>]
-    let requests: [RequestRing]
-    let sockets: SocketTable
-    let replies: ReplyBoard
+    /// The application's region (in-process, the stack's first client).
+    let region: ClientRegion
     let portTable: PortTable
     let stats: StatsPage?
     let log: Log
@@ -76,7 +75,7 @@ final class ProtocolThread: @unchecked Sendable {
         let tcp = TCPEndpoints(configuration: sharing.tcpConfiguration, secret: sharing.secret, now: MonotonicClock.now())
         let loop = ProtocolLoop(host: host, tcp: tcp, queue: queue, stats: sharing.stats, core: core,
                                 steering: sharing.steering, ports: sharing.ports, portTable: sharing.portTable,
-                                requests: sharing.requests, sockets: sharing.sockets, replies: sharing.replies)
+                                clients: [(id: 0, region: sharing.region)])
         loop.spinBudget = .microseconds(UInt64(sharing.configuration.pollSpinMicroseconds))
         // One gratuitous ARP for the interface, not one per core.
         if core == 0 { loop.announce() }

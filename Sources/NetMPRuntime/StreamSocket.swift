@@ -13,6 +13,8 @@ import Synchronization
 /// use them at once, and they see the connection only through the channel's rings and status.
 public final class StreamSocket: @unchecked Sendable {
     public let stack: NetworkStack
+    /// The side of the stack the socket was made on: its slot and records are the client's.
+    public let client: StackClient
     public let channel: SocketChannel
 
     enum Phase { case fresh, connecting, connected, listening, closed }
@@ -40,12 +42,18 @@ public final class StreamSocket: @unchecked Sendable {
     let receiveTimeout = Atomic<Int>(0)
     let sendTimeout = Atomic<Int>(0)
 
-    /// A new, unconnected socket (socket(AF_INET, SOCK_STREAM, 0)).
-    public init(stack: NetworkStack, doorbell: Doorbell? = nil) {
-        self.stack = stack
+    /// A new, unconnected socket (socket(AF_INET, SOCK_STREAM, 0)), the application's.
+    public convenience init(stack: NetworkStack, doorbell: Doorbell? = nil) {
+        self.init(client: stack.primary, doorbell: doorbell)
+    }
+
+    /// A new, unconnected socket of `client`.
+    public init(client: StackClient, doorbell: Doorbell? = nil) {
+        stack = client.stack
+        self.client = client
         configuration = stack.tcpConfiguration
         // In a slot of the socket table: the same slot names it in requests once it connects.
-        channel = SocketChannel(in: stack.sockets, sendCapacity: configuration.sendBufferSize,
+        channel = SocketChannel(in: client.sockets, sendCapacity: configuration.sendBufferSize,
                                 receiveCapacity: configuration.receiveBufferSize, doorbell: doorbell)
             ?? SocketChannel(sendCapacity: configuration.sendBufferSize, receiveCapacity: configuration.receiveBufferSize,
                              doorbell: doorbell ?? Doorbell())
@@ -62,7 +70,7 @@ public final class StreamSocket: @unchecked Sendable {
     /// epoll registrations carry over), options, blocking mode and bound port; this one is
     /// closed. The shim's handle points to the new one from then on.
     public func attemptAgain() -> StreamSocket {
-        let fresh = StreamSocket(stack: stack, doorbell: channel.doorbell)
+        let fresh = StreamSocket(client: client, doorbell: channel.doorbell)
         setup.locked {
             carryOptions(to: fresh)
             fresh.boundPort = boundPort
@@ -85,8 +93,9 @@ public final class StreamSocket: @unchecked Sendable {
 
     /// A connection a listener accepted: the core named it in the socket table, which
     /// holds its channel until this socket's close record.
-    init(stack: NetworkStack, accepted: AcceptedConnection, channel: SocketChannel) {
-        self.stack = stack
+    init(client: StackClient, accepted: AcceptedConnection, channel: SocketChannel) {
+        stack = client.stack
+        self.client = client
         configuration = stack.tcpConfiguration
         self.channel = channel
         tuple = accepted.tuple
@@ -106,7 +115,7 @@ public final class StreamSocket: @unchecked Sendable {
     /// Names the channel's slot in the socket table; false when the socket has no slot (the
     /// table was full when it was made).
     func register() -> Bool {
-        guard let lease = channel.lease, let handle = stack.sockets.register(kind: .stream, in: lease) else { return false }
+        guard let lease = channel.lease, let handle = client.sockets.register(kind: .stream, in: lease) else { return false }
         handleWord.store(handle.word, ordering: .releasing)
         return true
     }
@@ -121,9 +130,9 @@ public final class StreamSocket: @unchecked Sendable {
         if ownerCore >= 0 {
             var close = Request(.close, handle)
             close.abort = abort
-            stack.request(close, to: ownerCore)
+            client.request(close, to: ownerCore)
         } else {
-            stack.sockets.release(handle)
+            client.sockets.release(handle)
         }
     }
 
@@ -181,17 +190,17 @@ public final class StreamSocket: @unchecked Sendable {
                 }
             }
             // The accept queues in a slot of their own, which every core views by its name.
-            guard let queue = ListenQueue(in: stack.sockets, port: port, backlog: min(max(backlog, 1), 4096),
+            guard let queue = ListenQueue(in: client.sockets, port: port, backlog: min(max(backlog, 1), 4096),
                                           cores: stack.cores, doorbell: channel.doorbell),
-                  let name = stack.sockets.register(kind: .listener, in: queue.lease) else {
+                  let name = client.sockets.register(kind: .listener, in: queue.lease) else {
                 if boundPort == nil { stack.portTable.release(port) }
                 throw SocketError(ENOBUFS)
             }
             boundPort = port
-            for _ in 0..<stack.cores { stack.sockets.hold(name.slot) } // for each core's view
+            for _ in 0..<stack.cores { client.sockets.hold(name.slot) } // for each core's view
             var request = Request(.listen, name)
             request.localPort = port
-            stack.onEveryCore(request)
+            client.onEveryCore(request)
             listenerName = name
             listenQueue = queue
             listening.store(true, ordering: .releasing) // after listenQueue: readiness reads it lock-free
@@ -224,9 +233,9 @@ public final class StreamSocket: @unchecked Sendable {
             if let connection = queue.pop() {
                 // Resolved by the only thread that holds the handle: nobody can release it
                 // meanwhile. (Only a table entry overwritten by a bug could fail this.)
-                guard stack.sockets.resolves(connection.handle, as: .stream),
-                      let channel = SocketChannel(adopting: connection.handle.slot, in: stack.sockets) else { continue }
-                return StreamSocket(stack: stack, accepted: connection, channel: channel)
+                guard client.sockets.resolves(connection.handle, as: .stream),
+                      let channel = SocketChannel(adopting: connection.handle.slot, in: client.sockets) else { continue }
+                return StreamSocket(client: client, accepted: connection, channel: channel)
             }
             guard setup.locked({ phase == .listening }) else { throw SocketError(EINVAL) }
             if nonBlocking { throw SocketError(EAGAIN) }
@@ -319,8 +328,8 @@ public final class StreamSocket: @unchecked Sendable {
             request.remote = remote
             request.localPort = boundPort ?? 0
             request.options = ConnectOptions(configuration)
-            stack.sockets.hold(request.handle.slot) // for the core's view of the slot
-            stack.request(request, to: core)
+            client.sockets.hold(request.handle.slot) // for the core's view of the slot
+            client.request(request, to: core)
             return false
         }
         if settledEarlier {
@@ -493,11 +502,11 @@ public final class StreamSocket: @unchecked Sendable {
     public var unacknowledged: Int { channel.send.outstanding }
 
     func requestOutput() {
-        if channel.raise(.outputRequested), let handle { stack.request(Request(.output, handle), to: ownerCore) }
+        if channel.raise(.outputRequested), let handle { client.request(Request(.output, handle), to: ownerCore) }
     }
 
     func requestWindowUpdate() {
-        if channel.raise(.windowRequested), let handle { stack.request(Request(.window, handle), to: ownerCore) }
+        if channel.raise(.windowRequested), let handle { client.request(Request(.window, handle), to: ownerCore) }
     }
 
     var ownerCore: Int { channel.owner }
@@ -519,7 +528,7 @@ public final class StreamSocket: @unchecked Sendable {
             channel.publishFromApplication(.readShut)
         }
         if how != .read, channel.shutWriting() {
-            if let handle { stack.request(Request(.shutdownWrite, handle), to: ownerCore) }
+            if let handle { client.request(Request(.shutdownWrite, handle), to: ownerCore) }
             channel.send.writers.wakeAll()
         }
     }
@@ -537,15 +546,15 @@ public final class StreamSocket: @unchecked Sendable {
                 if let name = listenerName {
                     var request = Request(.stopListening, name)
                     request.localPort = queue.port
-                    stack.onEveryCore(request)
+                    client.onEveryCore(request)
                 }
                 while let never = queue.pop() {
                     var reset = Request(.close, never.handle)
                     reset.abort = true
-                    stack.request(reset, to: never.core)
-                    stack.sockets.letGo(never.handle.slot) // the hold taken for accept's view
+                    client.request(reset, to: never.core)
+                    client.sockets.letGo(never.handle.slot) // the hold taken for accept's view
                 }
-                if let name = listenerName { stack.sockets.release(name) } // the cores let their views go
+                if let name = listenerName { client.sockets.release(name) } // the cores let their views go
                 listenerName = nil
                 queue.arrivals.wakeAll()
                 channel.doorbell.ring()
@@ -587,7 +596,7 @@ public final class StreamSocket: @unchecked Sendable {
             var request = Request(.setOption, handle)
             request.option = option
             request.value = value
-            stack.request(request, to: ownerCore)
+            client.request(request, to: ownerCore)
         }
     }
 
@@ -655,9 +664,9 @@ public final class StreamSocket: @unchecked Sendable {
         closed.state = TCPInfo.linuxState(.closed)
         guard ownerCore >= 0, let handle else { return closed }
         var request = Request(.query, handle)
-        request.reply = stack.replies.take()
-        stack.request(request, to: ownerCore)
-        var result = stack.replies.awaitAnswer(request.reply) { $0.isEmpty ? closed : TCPInfo(parsing: $0) }
+        request.reply = client.replies.take()
+        client.request(request, to: ownerCore)
+        var result = client.replies.awaitAnswer(request.reply) { $0.isEmpty ? closed : TCPInfo(parsing: $0) }
         if result.state == TCPInfo.linuxState(.timeWait) { result.state = TCPInfo.linuxState(.closed) }
         return result
     }

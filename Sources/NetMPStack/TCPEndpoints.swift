@@ -25,9 +25,6 @@ public final class TCPEndpoints {
     /// The channel of every connection here that is in TIME-WAIT after its application
     /// closed it: no buffers, no readers (`retireBuffers`). One per owner: only it touches it.
     let retiredChannel = SocketChannel(sendCapacity: 0, receiveCapacity: 0)
-    /// Where a connection a listener makes gets its channel (the runtime's: a slot of the
-    /// socket table); nil, or a nil answer, gives it rings of its own.
-    public var channelMaker: ((TCPConfiguration) -> SocketChannel?)?
 
     final class Listener {
         let backlog: Int
@@ -38,7 +35,14 @@ public final class TCPEndpoints {
         /// Connections in SYN-RECEIVED: bounded with the accept queue by the backlog, so a SYN
         /// flood costs at most `backlog` control blocks; further SYNs are dropped (no cookies yet).
         var embryonic = 0
-        init(backlog: Int, handOff: ((TCPSocket) -> Bool)?) { self.backlog = backlog; self.handOff = handOff }
+        /// Where a connection this listener makes gets its channel (the runtime's: a slot of
+        /// the listener's client's socket table); nil, or a nil answer, gives it rings of its own.
+        let channelMaker: ((TCPConfiguration) -> SocketChannel?)?
+        init(backlog: Int, channelMaker: ((TCPConfiguration) -> SocketChannel?)?, handOff: ((TCPSocket) -> Bool)?) {
+            self.backlog = backlog
+            self.channelMaker = channelMaker
+            self.handOff = handOff
+        }
     }
 
     public init(configuration: TCPConfiguration, secret: (UInt64, UInt64), now: Instant = .zero) {
@@ -49,9 +53,10 @@ public final class TCPEndpoints {
         unsettled.reserveCapacity(256)
     }
 
-    public func listen(port: UInt16, backlog: Int = 128, handOff: ((TCPSocket) -> Bool)? = nil) throws(TCPTableError) {
+    public func listen(port: UInt16, backlog: Int = 128, channelMaker: ((TCPConfiguration) -> SocketChannel?)? = nil,
+                       handOff: ((TCPSocket) -> Bool)? = nil) throws(TCPTableError) {
         guard listeners[port] == nil else { throw .addressInUse }
-        listeners[port] = Listener(backlog: max(1, backlog), handOff: handOff)
+        listeners[port] = Listener(backlog: max(1, backlog), channelMaker: channelMaker, handOff: handOff)
     }
 
     /// The next established connection on `port`, if any.
@@ -175,7 +180,7 @@ public final class TCPEndpoints {
         }
         let socket = TCPSocket(.accept(header, tuple: tuple, iss: sequenceNumbers.next(for: tuple, now: now), now: now,
                                        configuration: configuration, timestampOffset: timestampOffset(tuple)),
-                               channel: channelMaker?(configuration))
+                               channel: listener.channelMaker?(configuration))
         socket.listenerPort = header.destinationPort
         listener.embryonic += 1
         sockets[tuple] = socket

@@ -1,0 +1,43 @@
+import Glibc
+import NetMPStack
+
+/// An application's side of the stack: its region (socket table, reply slots, one request
+/// ring per core) and the stack it reaches through them. Sockets are made on a client and
+/// name their slots in its table; every request goes into its rings. In-process the stack's
+/// first client is the application (`NetworkStack.primary`); in the stack service it is
+/// what the client library holds once attached (docs/STACK-SERVICE.md).
+public final class StackClient: @unchecked Sendable {
+    public let stack: NetworkStack
+    /// The client's number on the cores (the messages that set its sockets up name it).
+    public let id: UInt32
+    public let region: ClientRegion
+    public let sockets: SocketTable
+    public let replies: ReplyBoard
+    let requests: [RequestRing]
+
+    init(stack: NetworkStack, id: UInt32, region: ClientRegion) {
+        self.stack = stack
+        self.id = id
+        self.region = region
+        sockets = SocketTable(region: region)
+        replies = ReplyBoard(in: region)
+        requests = (0..<region.cores).map { RequestRing(in: region, core: $0) }
+    }
+
+    /// Sends a usrreq record to core `core` and wakes the core if it sleeps; a full ring
+    /// (the core far behind) is waited out, yielding the CPU, rather than a usrreq lost.
+    func request(_ request: Request, to core: Int) {
+        while !requests[core].send(request) { sched_yield() }
+        stack.ports[core].wakeIfSleeping()
+    }
+
+    /// Sends a request that sets a socket up (or takes it down) on every core to the core
+    /// its slot hashes to, and waits until every core has: listen, stop listening, UDP
+    /// bind and unbind.
+    func onEveryCore(_ request: Request) {
+        var request = request
+        request.reply = replies.take()
+        self.request(request, to: Int(request.handle.slot) % requests.count)
+        replies.awaitAnswer(request.reply) { _ in () }
+    }
+}

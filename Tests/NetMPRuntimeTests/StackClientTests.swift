@@ -1,0 +1,61 @@
+import Glibc
+import NetMPRuntime
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+import Testing
+
+/// Several clients on one stack, each with a region of its own, as the stack process will
+/// serve one per attached program (docs/STACK-SERVICE.md, step 3): every core drains every
+/// client's request ring, and what one client's sockets do stays in its region.
+@Suite struct StackClientTests {
+    /// Two clients of stack A connect to B, and a listener of the second client accepts
+    /// from B, streams moving every way at once; then every slot of the second client's
+    /// region comes back and the cores stop serving it.
+    @Test func twoClients_ownRegions_streamsBothWays_slotsComeBack() throws {
+        let pair = try StackPair(cores: 2)
+        defer { pair.stop() }
+        let second = try pair.a.attachClient()
+        #expect(second.id != pair.a.primary.id && second.region !== pair.a.primary.region)
+        try streamEveryWay(pair, second)
+
+        // With the second client's sockets closed and let go, every one of its slots comes
+        // back once the connections have ended; then the cores stop serving it.
+        var waited = 0
+        while second.sockets.slotsTaken > 0 && waited < 300 { usleep(10_000); waited += 1 }
+        #expect(second.sockets.slotsTaken == 0)
+        pair.a.detach(second)
+    }
+
+    func streamEveryWay(_ pair: StackPair, _ second: StackClient) throws {
+        let server = try pair.listenOnB(port: 7100), serverForSecond = try pair.listenOnB(port: 7102)
+        let listener = StreamSocket(client: second)
+        try listener.bind(Endpoint(IPv4Address(0), 7101))
+        try listener.listen()
+
+        let fromPrimary = try pair.connectFromA(port: 7100)
+        let fromSecond = StreamSocket(client: second)
+        try fromSecond.connect(to: Endpoint(StackPair.addressB, 7102))
+        let toSecond = StreamSocket(stack: pair.b)
+        try toSecond.connect(to: Endpoint(StackPair.addressA, 7101))
+        let acceptedBySecond = try listener.accept()
+        let onB = [try server.accept(), try serverForSecond.accept()]
+        #expect(acceptedBySecond.client === second)
+
+        let size = 3 << 20
+        let senders = [fromPrimary, fromSecond, toSecond].enumerated().map { index, socket in
+            spawnBounded {
+                #expect((try? socket.sendStream(seed: index, count: size)) == size)
+                try? socket.shutdown(.write)
+            }
+        }
+        // Every stream arrives whole: the primary's (seed 0) and the second client's (seed 1)
+        // on B, and B's (seed 2) at the second client's listener.
+        for (seed, socket) in [(0, onB[0]), (1, onB[1]), (2, acceptedBySecond)] {
+            let (count, mismatch) = try socket.receiveStream(seed: seed)
+            #expect(count == size && mismatch == nil)
+        }
+        for join in senders { #expect(join(30)) }
+        for socket in [fromSecond, acceptedBySecond, listener, server, serverForSecond] + onB + [fromPrimary, toSecond] { socket.close() }
+    }
+}
