@@ -60,7 +60,7 @@ public final class DatagramSocket: @unchecked Sendable {
                 throw SocketError(EADDRNOTAVAIL)
             }
             let port: UInt16
-            switch stack.datagramPortTable.reserve(endpoint.port) {
+            switch client.reservePort(endpoint.port, datagram: true) {
             case .success(let p): port = p
             case .failure(let e): throw e
             }
@@ -69,7 +69,7 @@ public final class DatagramSocket: @unchecked Sendable {
                                                 homeCore: stack.coreForNewConnection()),
                   let lease = channel.lease,
                   let handle = client.sockets.register(kind: .datagram, in: lease) else {
-                stack.datagramPortTable.release(port)
+                client.releasePort(port, datagram: true)
                 throw SocketError(ENOBUFS)
             }
             self.handle = handle
@@ -207,7 +207,7 @@ public final class DatagramSocket: @unchecked Sendable {
             // After any output request this thread sent: what was queued still goes out.
             if let handle { client.request(Request(.datagramClose, handle), to: channel.homeCore) }
             handle = nil
-            stack.datagramPortTable.release(channel.port)
+            client.releasePort(channel.port, datagram: true)
             channel.arrivals.wakeAll()
         }
     }

@@ -41,9 +41,10 @@ public final class NetworkStack: @unchecked Sendable {
     /// The number the next attached client gets.
     let nextClientID = AtomicCounter(1)
     let threads: [ProtocolThread]
-    public let portTable: PortTable
-    /// UDP's ports: a namespace of their own, as in the kernel.
-    public let datagramPortTable: PortTable
+    /// The stack's ports, which the cores reserve and release for every client
+    /// (StackClient.reservePort); UDP's are a namespace of their own, as in the kernel.
+    let portTable: PortTable
+    let datagramPortTable: PortTable
     /// The interface's routes, for calls that must fail at once without a route (ENETUNREACH).
     public let routes: RoutingTable
     let stats: StatsPage?
@@ -104,7 +105,8 @@ public final class NetworkStack: @unchecked Sendable {
         } catch { throw .region(error) }
         let sharing = CoreSharing(configuration: configuration, tcpConfiguration: tcp, offloads: offloads, secret: secret,
                                   steering: FlowSteering(cores: queues.count), ports: ports, region: region,
-                                  portTable: PortTable(seed: secret.1), stats: stats, log: log)
+                                  portTable: PortTable(seed: secret.1), datagramPortTable: PortTable(seed: secret.0),
+                                  stats: stats, log: log)
         // Cores beyond the CPUs we may use share them round-robin (they still work, unpinned in effect).
         let threads = queues.enumerated().map { core, queue in
             let cpu = cpus[core % cpus.count]
@@ -113,7 +115,8 @@ public final class NetworkStack: @unchecked Sendable {
         }
         let stack = NetworkStack(configuration: configuration, tcpConfiguration: tcp, device: device,
                                  steering: sharing.steering, ports: ports, region: region,
-                                 threads: threads, portTable: sharing.portTable, stats: stats)
+                                 threads: threads, portTable: sharing.portTable, datagramPortTable: sharing.datagramPortTable,
+                                 stats: stats)
         for thread in threads { try thread.start() }
         return stack
     }
@@ -127,12 +130,11 @@ public final class NetworkStack: @unchecked Sendable {
 
     init(configuration: StackConfiguration, tcpConfiguration: TCPConfiguration, device: TAPDevice?,
          steering: FlowSteering, ports: [MessagePort<CoreMessage>], region: ClientRegion,
-         threads: [ProtocolThread], portTable: PortTable, stats: StatsPage?) {
+         threads: [ProtocolThread], portTable: PortTable, datagramPortTable: PortTable, stats: StatsPage?) {
         self.configuration = configuration; self.tcpConfiguration = tcpConfiguration; self.device = device
         self.steering = steering; self.ports = ports
         self.threads = threads
-        self.portTable = portTable; self.stats = stats
-        datagramPortTable = PortTable(seed: UInt64(portTable.nextEphemeral))
+        self.portTable = portTable; self.datagramPortTable = datagramPortTable; self.stats = stats
         routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,
                               gateway: configuration.gateway)
         primary = StackClient(stack: self, id: 0, region: region)

@@ -1,3 +1,4 @@
+import CNetMPChannel
 import Glibc
 import NetMPStack
 import NetMPTCP
@@ -91,6 +92,25 @@ extension ProtocolLoop {
     func handle(_ request: Request, from client: ClientOnCore, now: Instant) {
         let sockets = client.sockets, replies = client.replies, requests = client.requests
         switch request.kind {
+        case .reservePort, .releasePort:
+            // Always answered: the asker waits.
+            var reply = netmp_port_reply(error: EADDRNOTAVAIL, port: UInt32(request.localPort))
+            if let table = request.datagram ? datagramPortTable : portTable {
+                if request.kind == .releasePort {
+                    table.release(request.localPort)
+                    reply.error = 0
+                } else {
+                    switch table.reserve(request.localPort) {
+                    case .success(let port): reply = netmp_port_reply(error: 0, port: UInt32(port))
+                    case .failure(let error): reply.error = error.errno
+                    }
+                }
+            }
+            let answered = replies.answer(request.reply) { buffer in
+                buffer.storeBytes(of: reply, as: netmp_port_reply.self)
+                return MemoryLayout<netmp_port_reply>.size
+            }
+            if !answered { requests.countMalformed() }
         case .listen, .stopListening, .datagramBind, .datagramUnbind:
             // On every core, this one included (by its own port, after this record): the
             // last core to finish answers the asker. A name that no longer resolves is
@@ -179,7 +199,8 @@ extension ProtocolLoop {
                 socket.close(now: now)
                 tcp.settle(socket, now: now, host: host, sink: &sink)
             }
-        case .connect, .query, .datagramOutput, .datagramClose, .listen, .stopListening, .datagramBind, .datagramUnbind:
+        case .connect, .query, .datagramOutput, .datagramClose, .listen, .stopListening, .datagramBind, .datagramUnbind,
+             .reservePort, .releasePort:
             return // handled above
         }
     }

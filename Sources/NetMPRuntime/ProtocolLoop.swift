@@ -106,6 +106,8 @@ public final class ProtocolLoop {
     let steering: FlowSteering
     /// Ports the application reserved with bind() (nil: none can be, a driver-run loop).
     let portTable: PortTable?
+    /// UDP's ports (nil: none can be bound).
+    let datagramPortTable: PortTable?
     let buffer: UnsafeMutableRawBufferPointer
     public private(set) var messagesHandled: UInt64 = 0
     public private(set) var framesForwarded: UInt64 = 0
@@ -130,9 +132,10 @@ public final class ProtocolLoop {
 
     public init(host: Host, tcp: TCPEndpoints, queue: TAPQueue, stats: StatsPage?, core: Int,
                 steering: FlowSteering = FlowSteering(cores: 1), ports: [MessagePort<CoreMessage>] = [],
-                portTable: PortTable? = nil, clients: [(id: UInt32, region: ClientRegion)] = []) {
+                portTable: PortTable? = nil, datagramPortTable: PortTable? = nil,
+                clients: [(id: UInt32, region: ClientRegion)] = []) {
         self.host = host; self.tcp = tcp; self.queue = queue; self.stats = stats; self.core = core
-        self.steering = steering; self.ports = ports; self.portTable = portTable
+        self.steering = steering; self.ports = ports; self.portTable = portTable; self.datagramPortTable = datagramPortTable
         port = ports.isEmpty ? nil : ports[core]
         host.tcp = tcp
         sink = QueueSink(queue: queue)

@@ -19,6 +19,7 @@ struct CoreSharing: @unchecked Sendable {
     /// The application's region (in-process, the stack's first client).
     let region: ClientRegion
     let portTable: PortTable
+    let datagramPortTable: PortTable
     let stats: StatsPage?
     let log: Log
 }
@@ -75,6 +76,7 @@ final class ProtocolThread: @unchecked Sendable {
         let tcp = TCPEndpoints(configuration: sharing.tcpConfiguration, secret: sharing.secret, now: MonotonicClock.now())
         let loop = ProtocolLoop(host: host, tcp: tcp, queue: queue, stats: sharing.stats, core: core,
                                 steering: sharing.steering, ports: sharing.ports, portTable: sharing.portTable,
+                                datagramPortTable: sharing.datagramPortTable,
                                 clients: [(id: 0, region: sharing.region)])
         loop.spinBudget = .microseconds(UInt64(sharing.configuration.pollSpinMicroseconds))
         // One gratuitous ARP for the interface, not one per core.

@@ -1,3 +1,4 @@
+import CNetMPChannel
 import Glibc
 import NetMPStack
 
@@ -29,6 +30,31 @@ public final class StackClient: @unchecked Sendable {
     func request(_ request: Request, to core: Int) {
         while !requests[core].send(request) { sched_yield() }
         stack.ports[core].wakeIfSleeping()
+    }
+
+    /// bind(): a port of the stack's (0: an ephemeral one), in UDP's namespace or TCP's.
+    /// The port tables are the stack's, not any one client's, so the answer is the core's.
+    func reservePort(_ port: UInt16, datagram: Bool) -> Result<UInt16, SocketError> {
+        let (error, reserved) = askForPort(.reservePort, port, datagram: datagram)
+        return error == 0 ? .success(reserved) : .failure(SocketError(error))
+    }
+
+    /// The port goes back (before the call returns, so a bind right after finds it free).
+    func releasePort(_ port: UInt16, datagram: Bool) {
+        _ = askForPort(.releasePort, port, datagram: datagram)
+    }
+
+    func askForPort(_ kind: Request.Kind, _ port: UInt16, datagram: Bool) -> (error: Int32, port: UInt16) {
+        var request = Request(kind, SocketHandle(slot: 0, generation: 0))
+        request.localPort = port
+        request.datagram = datagram
+        request.reply = replies.take()
+        self.request(request, to: Int(port) % requests.count)
+        return replies.awaitAnswer(request.reply) { answer in
+            guard answer.count >= MemoryLayout<netmp_port_reply>.size else { return (EIO, 0) }
+            let reply = answer.load(as: netmp_port_reply.self)
+            return (reply.error, UInt16(truncatingIfNeeded: reply.port))
+        }
     }
 
     /// Sends a request that sets a socket up (or takes it down) on every core to the core

@@ -150,7 +150,7 @@ public final class StreamSocket: @unchecked Sendable {
             guard endpoint.address.isUnspecified || endpoint.address == stack.configuration.address else {
                 throw SocketError(EADDRNOTAVAIL)
             }
-            switch stack.portTable.reserve(endpoint.port) {
+            switch client.reservePort(endpoint.port, datagram: false) {
             case .success(let port): boundPort = port
             case .failure(let error): throw error
             }
@@ -184,7 +184,7 @@ public final class StreamSocket: @unchecked Sendable {
             guard phase == .fresh else { throw SocketError(EINVAL) }
             var port: UInt16
             if let bound = boundPort { port = bound } else {
-                switch stack.portTable.reserve(0) {
+                switch client.reservePort(0, datagram: false) {
                 case .success(let p): port = p
                 case .failure(let e): throw e
                 }
@@ -193,7 +193,7 @@ public final class StreamSocket: @unchecked Sendable {
             guard let queue = ListenQueue(in: client.sockets, port: port, backlog: min(max(backlog, 1), 4096),
                                           cores: stack.cores, doorbell: channel.doorbell),
                   let name = client.sockets.register(kind: .listener, in: queue.lease) else {
-                if boundPort == nil { stack.portTable.release(port) }
+                if boundPort == nil { client.releasePort(port, datagram: false) }
                 throw SocketError(ENOBUFS)
             }
             boundPort = port
@@ -576,7 +576,7 @@ public final class StreamSocket: @unchecked Sendable {
                 phase = .closed
                 releaseHandle() // after a failed connect: the core only lets the handle go
             }
-            if let port = boundPort { stack.portTable.release(port); boundPort = nil }
+            if let port = boundPort { client.releasePort(port, datagram: false); boundPort = nil }
         }
     }
 

@@ -12,6 +12,9 @@ public struct Request: Equatable, Sendable {
         case connect = 1, output, window, shutdownWrite, close, query, setOption
         /// On every core, answered in a reply slot (the port in `localPort`).
         case listen = 8, stopListening
+        /// A port of the stack's (`localPort`, 0 for an ephemeral one; `datagram`: UDP's),
+        /// answered in a reply slot.
+        case reservePort = 10, releasePort
         case datagramOutput = 16, datagramClose, datagramBind, datagramUnbind
     }
     public var kind: Kind
@@ -23,6 +26,8 @@ public struct Request: Equatable, Sendable {
     public var options = ConnectOptions()
     /// close: with a RST.
     public var abort = false
+    /// reservePort, releasePort: in UDP's namespace of ports rather than TCP's.
+    public var datagram = false
     /// setOption: which, and its value.
     public var option: StreamOption? = nil
     public var value: Int64 = 0
@@ -157,6 +162,7 @@ extension Request {
             record.storeBytes(of: value, toByteOffset: Self.offset(field), as: T.self)
         }
         var flags: UInt16 = abort ? NETMP_REQUEST_FLAG_ABORT : 0
+        if datagram { flags |= NETMP_REQUEST_FLAG_DATAGRAM }
         if kind == .connect {
             if options.noDelay { flags |= NETMP_REQUEST_FLAG_NODELAY }
             if options.cork { flags |= NETMP_REQUEST_FLAG_CORK }
@@ -190,6 +196,7 @@ extension Request {
         self.init(kind, SocketHandle(slot: get(\.slot, as: UInt32.self), generation: get(\.generation, as: UInt32.self)))
         let flags = get(\.flags, as: UInt16.self)
         abort = flags & NETMP_REQUEST_FLAG_ABORT != 0
+        datagram = flags & NETMP_REQUEST_FLAG_DATAGRAM != 0
         switch kind {
         case .connect:
             remote = Endpoint(IPv4Address(get(\.address, as: UInt32.self)), get(\.port, as: UInt16.self))
@@ -210,7 +217,7 @@ extension Request {
             value = get(\.value, as: Int64.self)
         case .query:
             reply = get(\.reply, as: UInt32.self)
-        case .listen, .stopListening, .datagramBind, .datagramUnbind:
+        case .listen, .stopListening, .datagramBind, .datagramUnbind, .reservePort, .releasePort:
             localPort = get(\.local_port, as: UInt16.self)
             reply = get(\.reply, as: UInt32.self)
         case .output, .window, .shutdownWrite, .close, .datagramOutput, .datagramClose:

@@ -58,4 +58,26 @@ import Testing
         for join in senders { #expect(join(30)) }
         for socket in [fromSecond, acceptedBySecond, listener, server, serverForSecond] + onB + [fromPrimary, toSecond] { socket.close() }
     }
+
+    /// Ports are the stack's, whichever client binds: a port one client holds is in use
+    /// for another, free again once the first closes, and UDP's ports are apart from TCP's.
+    @Test func portsAreTheStacks_acrossClients() throws {
+        let pair = try StackPair(cores: 2)
+        defer { pair.stop() }
+        let second = try pair.a.attachClient()
+        let first = StreamSocket(stack: pair.a)
+        try first.bind(Endpoint(IPv4Address(0), 7200))
+        let clash = StreamSocket(client: second)
+        #expect(throws: SocketError(EADDRINUSE)) { try clash.bind(Endpoint(IPv4Address(0), 7200)) }
+        let udp = DatagramSocket(client: second)
+        try udp.bind(Endpoint(IPv4Address(0), 7200)) // another namespace
+        first.close()
+        try clash.bind(Endpoint(IPv4Address(0), 7200)) // at once: close waited for the release
+        #expect(clash.localAddress.port == 7200)
+        let ephemeral = StreamSocket(client: second)
+        try ephemeral.listen()
+        #expect(ephemeral.localAddress.port != 0 && ephemeral.localAddress.port != 7200)
+        for socket in [clash, ephemeral] { socket.close() }
+        udp.close()
+    }
 }

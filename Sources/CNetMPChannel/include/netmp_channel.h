@@ -173,6 +173,10 @@ static const uint16_t NETMP_REQUEST_SET_OPTION = 7;     // an option the connect
 /// answers in the reply slot once all have. `local_port`: the port.
 static const uint16_t NETMP_REQUEST_LISTEN = 8;         // the listener's slot (its accept queues)
 static const uint16_t NETMP_REQUEST_STOP_LISTENING = 9; // the listener's slot, still named
+/// Ports, held in the stack for every client: `local_port` the port (0: an ephemeral one),
+/// FLAG_DATAGRAM for UDP's namespace; answered with a netmp_port_reply.
+static const uint16_t NETMP_REQUEST_RESERVE_PORT = 10;  // bind(), or listen() unbound
+static const uint16_t NETMP_REQUEST_RELEASE_PORT = 11;  // close() of a bound socket
 static const uint16_t NETMP_REQUEST_DATAGRAM_BIND = 18;   // the UDP socket's slot
 static const uint16_t NETMP_REQUEST_DATAGRAM_UNBIND = 19; // the UDP socket's slot, still named
 /// Datagram sockets:
@@ -194,6 +198,13 @@ static const uint16_t NETMP_REQUEST_FLAG_ABORT = 1u << 0;     // close with a RS
 static const uint16_t NETMP_REQUEST_FLAG_NODELAY = 1u << 1;   // connect: TCP_NODELAY set
 static const uint16_t NETMP_REQUEST_FLAG_CORK = 1u << 2;      // connect: TCP_CORK set
 static const uint16_t NETMP_REQUEST_FLAG_KEEPALIVE = 1u << 3; // connect: SO_KEEPALIVE set
+static const uint16_t NETMP_REQUEST_FLAG_DATAGRAM = 1u << 4;  // ports: UDP's, not TCP's
+
+/// The answer to a port request, in its reply slot's payload.
+typedef struct netmp_port_reply {
+    int32_t error;                  // 0, or the errno bind() fails with
+    uint32_t port;                  // the port reserved (or released)
+} netmp_port_reply;
 
 /// A reply slot: where a core answers a query (TCP_INFO as Linux's struct tcp_info) for
 /// the application thread that asked, which waits on `answered`.
