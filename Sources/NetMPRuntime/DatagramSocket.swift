@@ -9,8 +9,8 @@ import Synchronization
 /// queues in turn. send() queues a whole record in the socket's send ring and asks its
 /// home core to transmit, once per core turn: no thread but a core builds a frame.
 public final class DatagramSocket: @unchecked Sendable {
-    public let stack: NetworkStack
-    /// The side of the stack the socket was made on: its slot and records are the client's.
+    /// The side of the stack the socket was made on: its slot and records are the client's,
+    /// and all it knows of the stack is what the client says.
     public let client: StackClient
     let setup = PthreadLock()
     /// The channel, published once at bind (lock-free for send and receive).
@@ -28,7 +28,6 @@ public final class DatagramSocket: @unchecked Sendable {
 
     /// A new UDP socket of `client`.
     public init(client: StackClient) {
-        stack = client.stack
         self.client = client
     }
 
@@ -56,7 +55,7 @@ public final class DatagramSocket: @unchecked Sendable {
     public func bind(_ endpoint: Endpoint) throws(SocketError) {
         try setup.locked { () throws(SocketError) in
             guard !closed, channel == nil else { throw SocketError(EINVAL) }
-            guard endpoint.address.isUnspecified || endpoint.address == stack.configuration.address else {
+            guard endpoint.address.isUnspecified || endpoint.address == client.configuration.address else {
                 throw SocketError(EADDRNOTAVAIL)
             }
             let port: UInt16
@@ -65,15 +64,15 @@ public final class DatagramSocket: @unchecked Sendable {
             case .failure(let e): throw e
             }
             // In a slot of the socket table, named so that every core makes its own view.
-            guard let channel = DatagramChannel(in: client.sockets, port: port, cores: stack.cores,
-                                                homeCore: stack.coreForNewConnection()),
+            guard let channel = DatagramChannel(in: client.sockets, port: port, cores: client.cores,
+                                                homeCore: client.coreForNewConnection()),
                   let lease = channel.lease,
                   let handle = client.sockets.register(kind: .datagram, in: lease) else {
                 client.releasePort(port, datagram: true)
                 throw SocketError(ENOBUFS)
             }
             self.handle = handle
-            for _ in 0..<stack.cores { client.sockets.hold(handle.slot) } // for each core's view
+            for _ in 0..<client.cores { client.sockets.hold(handle.slot) } // for each core's view
             client.onEveryCore(Request(.datagramBind, handle))
             channel.doorbell.fd = descriptor.load(ordering: .acquiring)
             published.store(UnsafeRawPointer(Unmanaged.passRetained(channel).toOpaque()), ordering: .releasing)
@@ -96,14 +95,14 @@ public final class DatagramSocket: @unchecked Sendable {
     public func connect(to remote: Endpoint?) throws(SocketError) {
         if let remote {
             guard remote.port != 0 else { throw SocketError(ECONNREFUSED) }
-            guard stack.routes.nextHop(for: remote.address) != nil else { throw SocketError(ENETUNREACH) }
+            guard client.routes.nextHop(for: remote.address) != nil else { throw SocketError(ENETUNREACH) }
         }
         try bound().connect(to: remote)
     }
 
     public var localAddress: Endpoint {
         guard let channel else { return Endpoint(IPv4Address(0), 0) }
-        return Endpoint(stack.configuration.address, channel.port)
+        return Endpoint(client.configuration.address, channel.port)
     }
 
     public func peerAddress() throws(SocketError) -> Endpoint {
@@ -112,7 +111,7 @@ public final class DatagramSocket: @unchecked Sendable {
     }
 
     /// The largest payload one frame carries (netmp does not fragment).
-    public var maximumPayload: Int { stack.configuration.mtu - 28 }
+    public var maximumPayload: Int { client.configuration.mtu - 28 }
 
     /// sendto() / send(): one datagram, all or nothing.
     public func send(_ bytes: UnsafeRawBufferPointer, to destination: Endpoint? = nil, dontWait: Bool = false) throws(SocketError) -> Int {
@@ -121,10 +120,10 @@ public final class DatagramSocket: @unchecked Sendable {
         guard let target = destination ?? channel.connectedPeer else { throw SocketError(EDESTADDRREQ) }
         guard bytes.count <= maximumPayload else { throw SocketError(EMSGSIZE) }
         guard target.port != 0 else { throw SocketError(EINVAL) }
-        let subnetBroadcast = stack.configuration.address.value | ~IPv4Address.mask(prefixLength: stack.configuration.prefixLength)
+        let subnetBroadcast = client.configuration.address.value | ~IPv4Address.mask(prefixLength: client.configuration.prefixLength)
         if target.address.isLimitedBroadcast || target.address.value == subnetBroadcast {
             guard broadcast.load(ordering: .relaxed) else { throw SocketError(EACCES) }
-        } else if stack.routes.nextHop(for: target.address) == nil {
+        } else if client.routes.nextHop(for: target.address) == nil {
             throw SocketError(ENETUNREACH)
         }
         var header: (UInt32, UInt32, UInt32) = (UInt32(bytes.count), target.address.value, UInt32(target.port))

@@ -48,7 +48,6 @@ public final class NetworkStack: @unchecked Sendable {
     /// The interface's routes, for calls that must fail at once without a route (ENETUNREACH).
     public let routes: RoutingTable
     let stats: StatsPage?
-    let nextCore = AtomicCounter()
 
     public var cores: Int { ports.count }
 
@@ -137,7 +136,7 @@ public final class NetworkStack: @unchecked Sendable {
         self.portTable = portTable; self.datagramPortTable = datagramPortTable; self.stats = stats
         routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,
                               gateway: configuration.gateway)
-        primary = StackClient(stack: self, id: 0, region: region)
+        primary = client(0, region)
     }
 
     /// Another client of this stack, with a region of its own that every core now serves
@@ -154,7 +153,14 @@ public final class NetworkStack: @unchecked Sendable {
         let completion = Completion(count: cores)
         for core in 0..<cores { send(.attach(client: id, region, completion), to: core) }
         completion.wait()
-        return StackClient(stack: self, id: id, region: region)
+        return client(id, region)
+    }
+
+    /// The application's side of client `id`, which wakes a core through its port.
+    func client(_ id: UInt32, _ region: ClientRegion) -> StackClient {
+        let ports = self.ports
+        return StackClient(id: id, region: region, configuration: configuration, tcpConfiguration: tcpConfiguration,
+                           steering: steering, wake: { ports[$0].wakeIfSleeping() })
     }
 
     /// The cores stop serving `client` (whose sockets were all closed).
@@ -170,9 +176,6 @@ public final class NetworkStack: @unchecked Sendable {
         while !ports[core].send(message) { sched_yield() }
     }
 
-    /// The core an unbound connect starts on: the cores in turn, so connections spread
-    /// even when one thread opens them all.
-    func coreForNewConnection() -> Int { nextCore.increment() % cores }
 
     /// This stack's own counters and connections, as `netmp stat` would show them.
     public func statsSnapshot() -> StatsSnapshot? {

@@ -1,35 +1,56 @@
 import CNetMPChannel
 import Glibc
 import NetMPStack
+import NetMPTCP
 
 /// An application's side of the stack: its region (socket table, reply slots, one request
-/// ring per core) and the stack it reaches through them. Sockets are made on a client and
-/// name their slots in its table; every request goes into its rings. In-process the stack's
-/// first client is the application (`NetworkStack.primary`); in the stack service it is
-/// what the client library holds once attached (docs/STACK-SERVICE.md).
+/// ring per core), what it must know of the stack (its address and routes, the TCP
+/// defaults, how many cores and which owns a 4-tuple) and how to wake a core. Sockets are
+/// made on a client and touch nothing else: they name their slots in its table and send
+/// every request through its rings. In-process the stack's first client is the
+/// application (`NetworkStack.primary`); in the stack service it is what the client library
+/// holds once attached (docs/STACK-SERVICE.md).
 public final class StackClient: @unchecked Sendable {
-    public let stack: NetworkStack
     /// The client's number on the cores (the messages that set its sockets up name it).
     public let id: UInt32
     public let region: ClientRegion
     public let sockets: SocketTable
     public let replies: ReplyBoard
     let requests: [RequestRing]
+    public let configuration: StackConfiguration
+    public let tcpConfiguration: TCPConfiguration
+    public let steering: FlowSteering
+    /// The interface's routes, for calls that must fail at once without a route (ENETUNREACH).
+    public let routes: RoutingTable
+    public var cores: Int { requests.count }
+    /// Writes core `core`'s wake-up if the core announced it sleeps (after a record).
+    let wake: @Sendable (_ core: Int) -> Void
+    let nextCore = AtomicCounter()
 
-    init(stack: NetworkStack, id: UInt32, region: ClientRegion) {
-        self.stack = stack
+    init(id: UInt32, region: ClientRegion, configuration: StackConfiguration, tcpConfiguration: TCPConfiguration,
+         steering: FlowSteering, wake: @escaping @Sendable (Int) -> Void) {
         self.id = id
         self.region = region
         sockets = SocketTable(region: region)
         replies = ReplyBoard(in: region)
         requests = (0..<region.cores).map { RequestRing(in: region, core: $0) }
+        self.configuration = configuration
+        self.tcpConfiguration = tcpConfiguration
+        self.steering = steering
+        routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,
+                              gateway: configuration.gateway)
+        self.wake = wake
     }
+
+    /// The core an unbound connect (or a UDP socket's sends) starts on: the cores in turn,
+    /// so connections spread even when one thread opens them all.
+    func coreForNewConnection() -> Int { nextCore.increment() % cores }
 
     /// Sends a usrreq record to core `core` and wakes the core if it sleeps; a full ring
     /// (the core far behind) is waited out, yielding the CPU, rather than a usrreq lost.
     func request(_ request: Request, to core: Int) {
         while !requests[core].send(request) { sched_yield() }
-        stack.ports[core].wakeIfSleeping()
+        wake(core)
     }
 
     /// bind(): a port of the stack's (0: an ephemeral one), in UDP's namespace or TCP's.

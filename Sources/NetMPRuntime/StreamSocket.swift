@@ -1,3 +1,4 @@
+import CNetMPChannel
 import Glibc
 import NetMPStack
 import NetMPTCP
@@ -12,8 +13,8 @@ import Synchronization
 /// rare and must not interleave. send and receive take no lock: any number of threads may
 /// use them at once, and they see the connection only through the channel's rings and status.
 public final class StreamSocket: @unchecked Sendable {
-    public let stack: NetworkStack
-    /// The side of the stack the socket was made on: its slot and records are the client's.
+    /// The side of the stack the socket was made on: its slot and records are the client's,
+    /// and all it knows of the stack is what the client says.
     public let client: StackClient
     public let channel: SocketChannel
 
@@ -49,9 +50,8 @@ public final class StreamSocket: @unchecked Sendable {
 
     /// A new, unconnected socket of `client`.
     public init(client: StackClient, doorbell: Doorbell? = nil) {
-        stack = client.stack
         self.client = client
-        configuration = stack.tcpConfiguration
+        configuration = client.tcpConfiguration
         // In a slot of the socket table: the same slot names it in requests once it connects.
         channel = SocketChannel(in: client.sockets, sendCapacity: configuration.sendBufferSize,
                                 receiveCapacity: configuration.receiveBufferSize, doorbell: doorbell)
@@ -86,6 +86,8 @@ public final class StreamSocket: @unchecked Sendable {
     /// thread (a forked child).
     func carryOptions(to successor: StreamSocket) {
         successor.configuration = configuration
+        successor.channel.setOutputOption(NETMP_OUTPUT_CORK, configuration.cork)
+        successor.channel.setOutputOption(NETMP_OUTPUT_NODELAY, configuration.noDelay)
         successor.lingerSeconds = lingerSeconds
         successor.nonBlocking = nonBlocking
         successor.setTimeouts(receive: receiveTimeout.load(ordering: .relaxed), send: sendTimeout.load(ordering: .relaxed))
@@ -94,9 +96,8 @@ public final class StreamSocket: @unchecked Sendable {
     /// A connection a listener accepted: the core named it in the socket table, which
     /// holds its channel until this socket's close record.
     init(client: StackClient, accepted: AcceptedConnection, channel: SocketChannel) {
-        stack = client.stack
         self.client = client
-        configuration = stack.tcpConfiguration
+        configuration = client.tcpConfiguration
         self.channel = channel
         tuple = accepted.tuple
         phase = .connected
@@ -147,7 +148,7 @@ public final class StreamSocket: @unchecked Sendable {
     public func bind(_ endpoint: Endpoint) throws(SocketError) {
         try setup.locked { () throws(SocketError) in
             guard phase == .fresh, boundPort == nil else { throw SocketError(EINVAL) }
-            guard endpoint.address.isUnspecified || endpoint.address == stack.configuration.address else {
+            guard endpoint.address.isUnspecified || endpoint.address == client.configuration.address else {
                 throw SocketError(EADDRNOTAVAIL)
             }
             switch client.reservePort(endpoint.port, datagram: false) {
@@ -163,7 +164,7 @@ public final class StreamSocket: @unchecked Sendable {
         learnTuple()
         return setup.locked {
             if let tuple { return tuple.local }
-            return Endpoint(boundToAddress ? stack.configuration.address : IPv4Address(0), boundPort ?? 0)
+            return Endpoint(boundToAddress ? client.configuration.address : IPv4Address(0), boundPort ?? 0)
         }
     }
 
@@ -191,13 +192,13 @@ public final class StreamSocket: @unchecked Sendable {
             }
             // The accept queues in a slot of their own, which every core views by its name.
             guard let queue = ListenQueue(in: client.sockets, port: port, backlog: min(max(backlog, 1), 4096),
-                                          cores: stack.cores, doorbell: channel.doorbell),
+                                          cores: client.cores, doorbell: channel.doorbell),
                   let name = client.sockets.register(kind: .listener, in: queue.lease) else {
                 if boundPort == nil { client.releasePort(port, datagram: false) }
                 throw SocketError(ENOBUFS)
             }
             boundPort = port
-            for _ in 0..<stack.cores { client.sockets.hold(name.slot) } // for each core's view
+            for _ in 0..<client.cores { client.sockets.hold(name.slot) } // for each core's view
             var request = Request(.listen, name)
             request.localPort = port
             client.onEveryCore(request)
@@ -218,7 +219,7 @@ public final class StreamSocket: @unchecked Sendable {
         let copy = StreamSocket(stack: stack)
         copy.channel.doorbell.fd = descriptor
         carryOptions(to: copy)
-        try copy.bind(Endpoint(boundToAddress ? stack.configuration.address : IPv4Address(0), queue.port))
+        try copy.bind(Endpoint(boundToAddress ? copy.client.configuration.address : IPv4Address(0), queue.port))
         try copy.listen(backlog: queue.backlog)
         return copy
     }
@@ -309,12 +310,12 @@ public final class StreamSocket: @unchecked Sendable {
             }
             guard remote.port != 0, !remote.address.isUnspecified else { throw SocketError(ECONNREFUSED) }
             // No route fails at once, and the socket stays unconnected (Linux's tcp_v4_connect).
-            guard stack.routes.nextHop(for: remote.address) != nil else { throw SocketError(ENETUNREACH) }
+            guard client.routes.nextHop(for: remote.address) != nil else { throw SocketError(ENETUNREACH) }
             let core: Int
             if let port = boundPort {
-                core = stack.steering.owner(of: FourTuple(local: Endpoint(stack.configuration.address, port), remote: remote))
+                core = client.steering.owner(of: FourTuple(local: Endpoint(client.configuration.address, port), remote: remote))
             } else {
-                core = stack.coreForNewConnection()
+                core = client.coreForNewConnection()
             }
             guard handle != nil || register() else { throw SocketError(ENOBUFS) }
             phase = .connecting
@@ -600,12 +601,15 @@ public final class StreamSocket: @unchecked Sendable {
         }
     }
 
-    /// TCP_NODELAY.
+    /// TCP_NODELAY: in the slot's output options at once (the owner honours it for every
+    /// later write); the record makes the owner send what it may now send.
     public func setNoDelay(_ on: Bool) {
+        channel.setOutputOption(NETMP_OUTPUT_NODELAY, on)
         configure({ $0.noDelay = on }, live: [(.noDelay, on ? 1 : 0)])
     }
-    /// TCP_CORK.
+    /// TCP_CORK: as TCP_NODELAY; uncorking sends what waited.
     public func setCork(_ on: Bool) {
+        channel.setOutputOption(NETMP_OUTPUT_CORK, on)
         configure({ $0.cork = on }, live: [(.cork, on ? 1 : 0)])
     }
     /// SO_KEEPALIVE.

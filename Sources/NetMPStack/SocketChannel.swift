@@ -33,6 +33,8 @@ public final class SocketChannel: @unchecked Sendable {
     /// committing their bytes). shutdown and close wait for them to leave before asking the
     /// owner to send the FIN, so a write that returned a count is never cut off by it.
     let activeWriters: UnsafeMutablePointer<Atomic<Int>>
+    /// NETMP_OUTPUT_* bits: TCP_CORK and TCP_NODELAY as the application last set them.
+    let outputOptionWord: UnsafeMutablePointer<Atomic<UInt32>>
     /// The owner core's index, once a core owns the connection (-1 before).
     let ownerWord: UnsafeMutablePointer<Atomic<Int>>
     public var owner: Int { ownerWord.pointee.load(ordering: .acquiring) }
@@ -128,6 +130,7 @@ public final class SocketChannel: @unchecked Sendable {
         errorNumber = slot.atomic(Int32.self, at: MemoryLayout<Slot>.offset(of: \Slot.error)!)
         ownerWord = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.owner)!)
         activeWriters = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.active_writers)!)
+        outputOptionWord = slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.output_options)!)
         changes = WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.changes)!)
         // The socket's first side says no core owns it yet; a view adopted later must not.
         if ownsSlot || lease?.adopted == false { ownerWord.pointee.store(-1, ordering: .relaxed) }
@@ -154,6 +157,19 @@ public final class SocketChannel: @unchecked Sendable {
     public var error: Int32 { errorNumber.pointee.load(ordering: .acquiring) }
 
     // MARK: Any thread
+
+    /// TCP_CORK and TCP_NODELAY as the application set them (NETMP_OUTPUT_* bits).
+    public var outputOptions: UInt32 { outputOptionWord.pointee.load(ordering: .acquiring) }
+
+    /// Sets or clears an output option (NETMP_OUTPUT_*): the owner honours it for every
+    /// byte written after this returns, before any record about it arrives.
+    public func setOutputOption(_ bit: UInt32, _ on: Bool) {
+        if on { outputOptionWord.pointee.bitwiseOr(bit | NETMP_OUTPUT_SET, ordering: .sequentiallyConsistent) }
+        else {
+            outputOptionWord.pointee.bitwiseAnd(~bit, ordering: .sequentiallyConsistent)
+            outputOptionWord.pointee.bitwiseOr(NETMP_OUTPUT_SET, ordering: .sequentiallyConsistent)
+        }
+    }
 
     /// Takes the pending error (SO_ERROR, or the failing call): reported once, as Linux does.
     public func takeError() -> Int32 { errorNumber.pointee.exchange(0, ordering: .acquiringAndReleasing) }

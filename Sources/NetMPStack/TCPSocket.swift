@@ -1,3 +1,4 @@
+import CNetMPChannel
 import NetMPTCP
 import NetMPWire
 
@@ -60,6 +61,14 @@ public final class TCPSocket {
     /// write had come after it) and bytes read (the window may reopen; with `now` it is
     /// auto-tuned).
     public func absorbApplication(now: Instant) {
+        // The output options first: the application set them before it wrote the bytes
+        // they govern, which a record about them may reach the owner after.
+        let options = channel.outputOptions
+        if options & NETMP_OUTPUT_SET != 0 {
+            let cork = options & NETMP_OUTPUT_CORK != 0, noDelay = options & NETMP_OUTPUT_NODELAY != 0
+            if connection.configuration.cork != cork { connection.setCork(cork) }
+            if connection.configuration.noDelay != noDelay { connection.setNoDelay(noDelay) }
+        }
         let written = channel.send.held - connection.sendQueued
         if written > 0 && !connection.finQueued && connection.state != .closed { connection.queued(written) }
         let position = channel.receive.consumedPosition

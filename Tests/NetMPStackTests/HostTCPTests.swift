@@ -1,3 +1,4 @@
+import CNetMPChannel
 import Glibc
 import NetMPStack
 import NetMPTCP
@@ -87,6 +88,34 @@ import Testing
         #expect(answered == 16)
         #expect(host.tcp!.sockets.count == 16)
         #expect(host.counters.drops[.tcpListenOverflow] == 984)
+    }
+
+    /// TCP_CORK set by the application is in force for the bytes it writes next, before
+    /// any set-option record reaches the owner: the owner reads the slot's output options
+    /// whenever it looks at the socket (a frame for the connection may make it look first).
+    @Test func outputOptionsInTheSlot_governTheNextWrite() throws {
+        let host = host()
+        let channel = SocketChannel(sendCapacity: 4096, receiveCapacity: 4096)
+        let socket = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, 5203), now: .zero, channel: channel)
+        var frames = CollectingSink()
+        host.tcp!.settle(socket, now: .zero, host: host, sink: &frames)
+        let synSeq = try Sent(frames.frames[0]).tcp().sequenceNumber
+        let synAck = TCPSegmentHeader(sourcePort: 5203, destinationPort: socket.tuple.local.port, sequenceNumber: 77,
+                                      acknowledgmentNumber: synSeq &+ 1, flags: [.syn, .ack], window: 65535)
+        _ = host.feed(Lab.ipv4(proto: IPProtocol.tcp, payloadLength: synAck.headerLength) { out in
+            synAck.emit(into: out, segmentLength: synAck.headerLength, source: Lab.peer, destination: Lab.us)
+        })
+        #expect(socket.state == .established)
+        channel.setOutputOption(NETMP_OUTPUT_CORK, true)
+        #expect([UInt8](repeating: 1, count: 10).withUnsafeBytes { channel.send.write($0) } == 10)
+        var corked = CollectingSink()
+        host.tcp!.settle(socket, now: .zero, host: host, sink: &corked)
+        #expect(corked.frames.allSatisfy { (try? Sent($0).ipPayload().count) ?? 0 <= 20 }, "a corked small write went out")
+        #expect(socket.connection.configuration.cork)
+        channel.setOutputOption(NETMP_OUTPUT_CORK, false)
+        var uncorked = CollectingSink()
+        host.tcp!.settle(socket, now: .zero, host: host, sink: &uncorked)
+        #expect(uncorked.frames.contains { (try? Sent($0).ipPayload().count) == 20 + 10 })
     }
 
     /// RFC 1122 4.2.3.9: port unreachable for a connecting socket ends it with ECONNREFUSED;

@@ -62,7 +62,9 @@ typedef struct netmp_stream_slot {
     uint32_t send_capacity;         // the rings' sizes, written by whoever placed them in the
     uint32_t receive_capacity;      // slot's stride, before the slot is named
     uint32_t doorbell_slot;         // + 1: the slot whose entry holds the socket's doorbell
-    uint8_t line_end[8];
+    uint32_t output_options;        // NETMP_OUTPUT_*: set by the application before the
+                                    // writes they govern, read by the owner at each look
+    uint8_t line_end[4];
 } netmp_stream_slot;
 
 /// The status bits of a stream slot. States, published by the owner:
@@ -74,6 +76,12 @@ static const uint32_t NETMP_STATUS_DRAINED = 1u << 6;      // all written, FIN i
 /// Set by the application:
 static const uint32_t NETMP_STATUS_WRITE_SHUT = 1u << 4;   // shutdown(SHUT_WR) or close
 static const uint32_t NETMP_STATUS_READ_SHUT = 1u << 5;    // shutdown(SHUT_RD)
+/// Options that decide what the owner sends, in `output_options`: in effect for every
+/// write after the setsockopt that set them, whatever records are still on their way.
+static const uint32_t NETMP_OUTPUT_CORK = 1u << 0;      // TCP_CORK
+static const uint32_t NETMP_OUTPUT_NODELAY = 1u << 1;   // TCP_NODELAY
+static const uint32_t NETMP_OUTPUT_SET = 1u << 31;      // the application set them: they
+                                                        // override the connection's own
 /// Requests, raised by the application and cleared by the owner before it acts:
 static const uint32_t NETMP_STATUS_OUTPUT_REQUESTED = 1u << 16;  // "send what I wrote"
 static const uint32_t NETMP_STATUS_WINDOW_REQUESTED = 1u << 17;  // "I read: the window may reopen"
