@@ -55,7 +55,8 @@ public struct ForwardedFrame: @unchecked Sendable {
 /// the last runs `finally` (a core answering a record's reply slot) and wakes waiters.
 public final class Completion: @unchecked Sendable {
     let remaining: AtomicCounter
-    let word = WaitWord()
+    let storage = OwnedWaitWord()
+    var word: WaitWord { storage.word }
     let finally: (@Sendable () -> Void)?
 
     public init(count: Int, finally: (@Sendable () -> Void)? = nil) {
@@ -78,7 +79,8 @@ public final class Completion: @unchecked Sendable {
 /// bring up a stack of its own without meeting a lock that its parent's threads held.
 public final class ParkGate: @unchecked Sendable {
     let arrived: Completion
-    let gate = WaitWord()
+    let gateStorage = OwnedWaitWord()
+    var gate: WaitWord { gateStorage.word }
     let open = AtomicCounter(0)
 
     init(cores: Int) { arrived = Completion(count: cores) }

@@ -30,7 +30,8 @@ public final class Doorbell: @unchecked Sendable {
     public let slot: UInt32?
     /// The hold that keeps the slot (the application's doorbell; a view holds nothing).
     let lease: SlotLease?
-    let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    /// The pollers' mutex, made by the first poller (the owner core's view never has one).
+    let lockAddress = Atomic<UInt>(0)
 
     /// A doorbell in memory of its own (sockets outside a socket table, tests).
     public convenience init() {
@@ -64,13 +65,25 @@ public final class Doorbell: @unchecked Sendable {
         eventfd = words.atomic(Int32.self, at: MemoryLayout<Words>.offset(of: \Words.eventfd)!)
         pollers = words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.pollers)!)
         ringCount = words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.rings)!)
-        pthread_mutex_init(lock, nil)
     }
 
     deinit {
-        pthread_mutex_destroy(lock)
-        lock.deallocate()
+        if let lock = UnsafeMutablePointer<pthread_mutex_t>(bitPattern: lockAddress.load(ordering: .acquiring)) {
+            pthread_mutex_destroy(lock)
+            lock.deallocate()
+        }
         if slot == nil { words.deallocate() }
+    }
+
+    var lock: UnsafeMutablePointer<pthread_mutex_t> {
+        if let lock = UnsafeMutablePointer<pthread_mutex_t>(bitPattern: lockAddress.load(ordering: .acquiring)) { return lock }
+        let fresh = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(fresh, nil)
+        let (won, current) = lockAddress.compareExchange(expected: 0, desired: UInt(bitPattern: fresh), ordering: .acquiringAndReleasing)
+        if won { return fresh }
+        pthread_mutex_destroy(fresh)
+        fresh.deallocate()
+        return UnsafeMutablePointer<pthread_mutex_t>(bitPattern: current)!
     }
 
     /// Writes this doorbell's slot into a socket's words (`doorbell_slot` + 1 at `offset`).

@@ -9,29 +9,20 @@ import Synchronization
 /// sides order their write before their read with sequentially consistent operations, so
 /// either the waiter sees the change or the waker sees the waiter.
 ///
-/// The word and the count are a `netmp_wait_word` (netmp_channel.h): in the control block of
-/// a ring that holds it (`init(at:)`), or in memory of its own.
-public final class WaitWord: @unchecked Sendable {
+/// The word and the count are a `netmp_wait_word` (netmp_channel.h), in the control block or
+/// slot words that hold it, which outlive every copy of this value (two pointers, no
+/// object: each socket's channel has three, on each side); `OwnedWaitWord` gives one memory
+/// of its own.
+public struct WaitWord: @unchecked Sendable {
     let word: UnsafeMutablePointer<Atomic<UInt32>>
     let waiters: UnsafeMutablePointer<Atomic<UInt32>>
-    /// The memory is this object's (else the ring's that holds it, which outlives it).
-    let owned: Bool
-
-    public convenience init() {
-        self.init(zeroedAt: .zeroed(netmp_wait_word.self), owned: true)
-    }
 
     /// The wait word at `memory`, whose bytes are zero (a fresh word: zero bytes are
     /// Atomic(0), and not writing them leaves an untouched page untouched), inside a control
-    /// block that outlives this object.
-    init(zeroedAt memory: UnsafeMutableRawPointer, owned: Bool = false) {
+    /// block that outlives this value.
+    init(zeroedAt memory: UnsafeMutableRawPointer) {
         word = memory.atomic(UInt32.self, at: MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.generation)!)
         waiters = memory.atomic(UInt32.self, at: MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.waiters)!)
-        self.owned = owned
-    }
-
-    deinit {
-        if owned { UnsafeMutableRawPointer(word).deallocate() }
     }
 
     /// Blocks until `ready()` holds or `timeout` (nanoseconds, nil: forever) passes.
@@ -83,4 +74,12 @@ public final class WaitWord: @unchecked Sendable {
         let address = UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
         _ = netmp_futex_wake(address, Int32.max)
     }
+}
+
+/// A wait word in memory of its own (a reply the cores give one waiting thread).
+public final class OwnedWaitWord: @unchecked Sendable {
+    let memory: UnsafeMutableRawPointer = .zeroed(netmp_wait_word.self)
+    public var word: WaitWord { WaitWord(zeroedAt: memory) }
+    public init() {}
+    deinit { memory.deallocate() }
 }

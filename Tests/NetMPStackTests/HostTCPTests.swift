@@ -90,21 +90,33 @@ import Testing
         #expect(host.counters.drops[.tcpListenOverflow] == 984)
     }
 
+    /// An active open to the peer's `port`, its SYN sent: the socket and the frames it sent.
+    func connect(_ host: Host, to port: UInt16, channel: SocketChannel? = nil) throws -> (TCPSocket, CollectingSink) {
+        let socket = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, port), now: .zero, channel: channel)
+        var frames = CollectingSink()
+        host.tcp!.settle(socket, now: .zero, host: host, sink: &frames)
+        return (socket, frames)
+    }
+
+    /// The peer's SYN-ACK to `socket`'s SYN (sequence numbers from the SYN the socket sent).
+    func answerSYN(_ host: Host, _ socket: TCPSocket, options: TCPOptions = TCPOptions()) throws {
+        let synSeq = socket.connection.initialSendSequence.raw
+        let synAck = TCPSegmentHeader(sourcePort: socket.tuple.remote.port, destinationPort: socket.tuple.local.port,
+                                      sequenceNumber: 77, acknowledgmentNumber: synSeq &+ 1, flags: [.syn, .ack],
+                                      window: 65535, options: options)
+        _ = host.feed(Lab.ipv4(proto: IPProtocol.tcp, payloadLength: synAck.headerLength) { out in
+            synAck.emit(into: out, segmentLength: synAck.headerLength, source: Lab.peer, destination: Lab.us)
+        })
+    }
+
     /// TCP_CORK set by the application is in force for the bytes it writes next, before
     /// any set-option record reaches the owner: the owner reads the slot's output options
     /// whenever it looks at the socket (a frame for the connection may make it look first).
     @Test func outputOptionsInTheSlot_governTheNextWrite() throws {
         let host = host()
         let channel = SocketChannel(sendCapacity: 4096, receiveCapacity: 4096)
-        let socket = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, 5203), now: .zero, channel: channel)
-        var frames = CollectingSink()
-        host.tcp!.settle(socket, now: .zero, host: host, sink: &frames)
-        let synSeq = try Sent(frames.frames[0]).tcp().sequenceNumber
-        let synAck = TCPSegmentHeader(sourcePort: 5203, destinationPort: socket.tuple.local.port, sequenceNumber: 77,
-                                      acknowledgmentNumber: synSeq &+ 1, flags: [.syn, .ack], window: 65535)
-        _ = host.feed(Lab.ipv4(proto: IPProtocol.tcp, payloadLength: synAck.headerLength) { out in
-            synAck.emit(into: out, segmentLength: synAck.headerLength, source: Lab.peer, destination: Lab.us)
-        })
+        let (socket, _) = try connect(host, to: 5203, channel: channel)
+        try answerSYN(host, socket)
         #expect(socket.state == .established)
         channel.setOutputOption(NETMP_OUTPUT_CORK, true)
         #expect([UInt8](repeating: 1, count: 10).withUnsafeBytes { channel.send.write($0) } == 10)
@@ -139,17 +151,10 @@ import Testing
         #expect(channel.status.contains(.failed) && channel.error == ECONNREFUSED)
         #expect(host.tcp!.sockets[socket.tuple] == nil)
 
-        let second = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, 5202), now: .zero)
-        var frames = CollectingSink()
-        host.tcp!.settle(second, now: .zero, host: host, sink: &frames)
-        let synSeq = try Sent(frames.frames[0]).tcp().sequenceNumber
+        let (second, frames) = try connect(host, to: 5202)
         var options = TCPOptions()
         options.maximumSegmentSize = 1460
-        let synAck = TCPSegmentHeader(sourcePort: 5202, destinationPort: second.tuple.local.port, sequenceNumber: 77,
-                                      acknowledgmentNumber: synSeq &+ 1, flags: [.syn, .ack], window: 65535, options: options)
-        _ = host.feed(Lab.ipv4(proto: IPProtocol.tcp, payloadLength: synAck.headerLength) { out in
-            synAck.emit(into: out, segmentLength: synAck.headerLength, source: Lab.peer, destination: Lab.us)
-        })
+        try answerSYN(host, second, options: options)
         #expect(second.state == .established && second.connection.sendMSS == 1460)
         let fragNeeded = Lab.ipv4(proto: IPProtocol.icmp, payloadLength: 8 + 48, from: Lab.gateway) { out in
             _ = Array(frames.frames[0][14...]).withUnsafeBytes {
