@@ -128,7 +128,10 @@ extension ProtocolLoop {
             case .datagramBind: .bindDatagram(client: client.id, request.handle, completion)
             default: .unbindDatagram(port: request.localPort, completion)
             }
-            for port in ports { while !port.send(message) { sched_yield() } }
+            // This core does its part now; another core's full port is tried again next
+            // turn: a core waiting on another's port could wait on one waiting on its own.
+            for other in ports.indices where other != core { sendOrKeep(message, to: other) }
+            handle(message, now: now)
         case .query:
             // Always answered, if only with nothing: the asker waits. A reply slot that was
             // not asked for is a faulty record.

@@ -103,6 +103,8 @@ public final class ProtocolLoop {
     var clientsByID: [UInt32: ClientOnCore] = [:]
     /// The client whose ring is drained first next turn (so none is always last).
     var firstClient = 0
+    /// Messages for other cores whose ports were full, sent again each turn in order.
+    var outbox: [(core: Int, message: CoreMessage)] = []
     let steering: FlowSteering
     /// Ports the application reserved with bind() (nil: none can be, a driver-run loop).
     let portTable: PortTable?
@@ -176,6 +178,7 @@ public final class ProtocolLoop {
         consider(host.nextDeadline)
         consider(sink.faults?.nextRelease)
         var timeout: Int32 = wait.map { Int32(min(($0.nanoseconds + 999_999) / 1_000_000, 60_000)) } ?? -1
+        if !outbox.isEmpty { timeout = timeout < 0 ? 1 : min(timeout, 1) } // a full port: look again soon
         // Adaptive polling: right after work, more work is likely soon, and a sleep and
         // wakeup cost more than a short look; an idle core never spins. What the look found
         // is handled at once: a poll of the same descriptors would only say it again (one
@@ -210,6 +213,7 @@ public final class ProtocolLoop {
             tcp.beginBatch()
             defer { tcp.endBatch(now: now, host: host, sink: &sink) }
             if let port {
+                if !outbox.isEmpty { flushOutbox() }
                 work = port.drain(limit: 1024) { handle($0, now: now) }
                 work += drainRequests(now: now)
                 messagesHandled &+= UInt64(work)
@@ -275,6 +279,25 @@ public final class ProtocolLoop {
             work += client.requests.drain(limit: 1024) { handle($0, from: client, now: now) }
         }
         return work
+    }
+
+    /// Sends `message` to core `core`, or keeps it for the next turn if that core's port is
+    /// full (behind whatever this core already kept for it, so one core's messages to
+    /// another stay in order).
+    func sendOrKeep(_ message: CoreMessage, to core: Int) {
+        if outbox.contains(where: { $0.core == core }) || !ports[core].send(message) { outbox.append((core, message)) }
+    }
+
+    /// Sends what full ports refused before, in order, as far as there is room.
+    func flushOutbox() {
+        var blocked: Set<Int> = []
+        outbox.removeAll { entry in
+            guard !blocked.contains(entry.core), ports[entry.core].send(entry.message) else {
+                blocked.insert(entry.core)
+                return false
+            }
+            return true
+        }
     }
 
     /// Starts serving a client (its region's ring for this core).
