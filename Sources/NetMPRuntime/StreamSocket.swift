@@ -330,6 +330,9 @@ public final class StreamSocket: @unchecked Sendable {
             request.localPort = boundPort ?? 0
             request.options = ConnectOptions(configuration)
             client.sockets.hold(request.handle.slot) // for the core's view of the slot
+            if let doorbellSlot = channel.doorbell.slot, doorbellSlot != request.handle.slot {
+                client.sockets.hold(doorbellSlot) // and of the first slot's doorbell it keeps
+            }
             client.request(request, to: core)
             return false
         }

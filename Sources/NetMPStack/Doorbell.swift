@@ -50,6 +50,13 @@ public final class Doorbell: @unchecked Sendable {
         self.init(words: table.doorbellWords(slot), slot: slot, lease: nil)
     }
 
+    /// The doorbell in `slot`'s entry, on a hold its holder took for this view
+    /// (`SocketTable.hold`); nil when there is none to adopt.
+    public convenience init?(adopting slot: UInt32, in table: SocketTable) {
+        guard let lease = table.adopt(slot) else { return nil }
+        self.init(words: table.doorbellWords(slot), slot: slot, lease: lease)
+    }
+
     /// The doorbell a slot's words name (`doorbell_slot` + 1 at `offset` in them).
     public convenience init?(namedBy words: UnsafeMutableRawPointer, at offset: Int, in table: SocketTable) {
         let named = words.load(fromByteOffset: offset, as: UInt32.self)

@@ -80,4 +80,36 @@ import Testing
         for socket in [clash, ephemeral] { socket.close() }
         udp.close()
     }
+
+    /// A socket that connects again after a failed connect keeps its first slot's
+    /// doorbell; the owner core's view holds that slot too while it rings it, and every
+    /// hold comes back once the sockets are gone and the connection has ended.
+    @Test func connectAgain_keepsTheFirstDoorbell_everyHoldComesBack() throws {
+        let pair = try StackPair(cores: 2)
+        defer { pair.stop() }
+        let second = try pair.a.attachClient()
+        let listener = try pair.listenOnB(port: 7300)
+        try reconnectAndTalk(second, listener: listener)
+        listener.close()
+        var waited = 0
+        while second.sockets.slotsTaken > 0 && waited < 300 { usleep(10_000); waited += 1 }
+        #expect(second.sockets.slotsTaken == 0)
+    }
+
+    func reconnectAndTalk(_ client: StackClient, listener: StreamSocket) throws {
+        let socket = StreamSocket(client: client)
+        #expect(throws: SocketError(ECONNREFUSED)) { try socket.connect(to: Endpoint(StackPair.addressB, 7301)) }
+        #expect(socket.mayConnectAgain)
+        let again = socket.attemptAgain()
+        #expect(again.channel.doorbell === socket.channel.doorbell)
+        #expect(again.channel.lease?.slot != socket.channel.doorbell.slot)
+        try again.connect(to: Endpoint(StackPair.addressB, 7300))
+        let server = try listener.accept()
+        #expect(try again.sendStream(seed: 5, count: 100_000) == 100_000)
+        try again.shutdown(.write)
+        let (count, mismatch) = try server.receiveStream(seed: 5)
+        #expect(count == 100_000 && mismatch == nil)
+        again.close()
+        server.close()
+    }
 }
