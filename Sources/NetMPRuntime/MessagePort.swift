@@ -25,12 +25,21 @@ public final class MessagePort<Message>: SingleConsumerQueue, @unchecked Sendabl
     @usableFromInline let tail = Atomic<Int>(0)
     /// Read and written by the owner only.
     @usableFromInline var head = 0
-    @usableFromInline let sleeping = Atomic<Bool>(false)
+    /// The owner's announcement that it sleeps (a `netmp_core_wake` line: in the stack's
+    /// CoreWakePage, where clients' senders read it too, or this port's own).
+    @usableFromInline let sleeping: UnsafeMutablePointer<Atomic<UInt32>>
+    let ownsSleeping: Bool
     /// The eventfd senders write to wake the owner, and the owner polls (with its TAP queue).
     public let wakeupDescriptor: Int32
 
-    /// `capacity` is rounded up to a power of two.
-    public init(capacity: Int) {
+    /// `capacity` is rounded up to a power of two; `sleeping`: the announcement word to use
+    /// (a core's line of a CoreWakePage), else one of the port's own.
+    public init(capacity: Int, sleeping: UnsafeMutablePointer<Atomic<UInt32>>? = nil) {
+        ownsSleeping = sleeping == nil
+        if let sleeping { self.sleeping = sleeping } else {
+            self.sleeping = .allocate(capacity: 1)
+            self.sleeping.initialize(to: Atomic<UInt32>(0))
+        }
         var size = 1
         while size < capacity { size <<= 1 }
         self.capacity = size
@@ -51,6 +60,7 @@ public final class MessagePort<Message>: SingleConsumerQueue, @unchecked Sendabl
         sequences.deallocate()
         slots.deallocate()
         close(wakeupDescriptor)
+        if ownsSleeping { sleeping.deinitialize(count: 1); sleeping.deallocate() }
     }
 
     /// Sends from any thread. False when the port is full (the caller backs off and retries;
@@ -83,7 +93,8 @@ public final class MessagePort<Message>: SingleConsumerQueue, @unchecked Sendabl
     /// sequentially consistent, as the owner's announcement and look are.
     @inlinable
     public func wakeIfSleeping() {
-        if sleeping.load(ordering: .sequentiallyConsistent), sleeping.exchange(false, ordering: .sequentiallyConsistent) {
+        if sleeping.pointee.load(ordering: .sequentiallyConsistent) != 0,
+           sleeping.pointee.exchange(0, ordering: .sequentiallyConsistent) != 0 {
             wake()
         }
     }
@@ -110,9 +121,9 @@ public final class MessagePort<Message>: SingleConsumerQueue, @unchecked Sendabl
     /// Owner only, before it blocks: announces that it will sleep. Returns false (and does not
     /// announce) when a message is already waiting, so the owner must not block.
     public func prepareToSleep() -> Bool {
-        sleeping.store(true, ordering: .sequentiallyConsistent)
+        sleeping.pointee.store(1, ordering: .sequentiallyConsistent)
         if sequences[head & mask].load(ordering: .sequentiallyConsistent) == head + 1 {
-            sleeping.store(false, ordering: .relaxed)
+            sleeping.pointee.store(0, ordering: .relaxed)
             return false
         }
         return true
@@ -120,7 +131,7 @@ public final class MessagePort<Message>: SingleConsumerQueue, @unchecked Sendabl
 
     /// Owner only, after it woke (from poll on `wakeupDescriptor` or anything else).
     public func awake() {
-        sleeping.store(false, ordering: .relaxed)
+        sleeping.pointee.store(0, ordering: .relaxed)
         var value: UInt64 = 0
         _ = read(wakeupDescriptor, &value, 8)
     }
@@ -129,14 +140,14 @@ public final class MessagePort<Message>: SingleConsumerQueue, @unchecked Sendabl
     /// without reading the eventfd (no system call). A sender that saw the announcement
     /// already wrote the eventfd; the next poll returns at once and `awake` reads it.
     public func stopSleeping() {
-        sleeping.store(false, ordering: .sequentiallyConsistent)
+        sleeping.pointee.store(0, ordering: .sequentiallyConsistent)
     }
 
     /// Owner only: blocks until a message arrives (for owners with nothing else to poll).
     public func wait() {
         guard prepareToSleep() else { return }
         var poller = pollfd(fd: wakeupDescriptor, events: Int16(POLLIN), revents: 0)
-        while sleeping.load(ordering: .sequentiallyConsistent) && poll(&poller, 1, -1) < 0 && errno == EINTR {}
+        while sleeping.pointee.load(ordering: .sequentiallyConsistent) != 0 && poll(&poller, 1, -1) < 0 && errno == EINTR {}
         awake()
     }
 }

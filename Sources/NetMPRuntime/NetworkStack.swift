@@ -34,6 +34,8 @@ public final class NetworkStack: @unchecked Sendable {
     public let device: TAPDevice?
     public let steering: FlowSteering
     let ports: [MessagePort<CoreMessage>]
+    /// The cores' sleep announcements, which the ports and every client's senders read.
+    let wakePage: CoreWakePage
     /// The application's side (in-process, the stack's first client): its region holds
     /// each core's request ring, the reply slots and the socket table. The ports carry what
     /// the stack's own threads say to each other.
@@ -93,7 +95,9 @@ public final class NetworkStack: @unchecked Sendable {
         let stats = StatsPage(cores: queues.count, configuration: configuration, offloads: device?.offloads.rawValue)
         if stats == nil { log.info("no stats page (memfd or mmap failed): netmp stat will not see this process") }
         let secret = SystemRandom.secret()
-        let ports = queues.map { _ in MessagePort<CoreMessage>(capacity: 4096) }
+        // Where the cores announce a sleep: their ports' senders and every client's read it.
+        guard let wakePage = CoreWakePage(cores: queues.count) else { throw .region(.system(errno: errno)) }
+        let ports = queues.indices.map { MessagePort<CoreMessage>(capacity: 4096, sleeping: wakePage.sleeping($0)) }
         // What application threads share with the cores, in one region: each core's request
         // ring, the reply slots, the socket table and the sockets' rings.
         let region: ClientRegion
@@ -113,7 +117,7 @@ public final class NetworkStack: @unchecked Sendable {
             return ProtocolThread(core: core, cpu: cpu, queue: queue, sharing: sharing)
         }
         let stack = NetworkStack(configuration: configuration, tcpConfiguration: tcp, device: device,
-                                 steering: sharing.steering, ports: ports, region: region,
+                                 steering: sharing.steering, ports: ports, wakePage: wakePage, region: region,
                                  threads: threads, portTable: sharing.portTable, datagramPortTable: sharing.datagramPortTable,
                                  stats: stats)
         for thread in threads { try thread.start() }
@@ -128,10 +132,10 @@ public final class NetworkStack: @unchecked Sendable {
     }
 
     init(configuration: StackConfiguration, tcpConfiguration: TCPConfiguration, device: TAPDevice?,
-         steering: FlowSteering, ports: [MessagePort<CoreMessage>], region: ClientRegion,
+         steering: FlowSteering, ports: [MessagePort<CoreMessage>], wakePage: CoreWakePage, region: ClientRegion,
          threads: [ProtocolThread], portTable: PortTable, datagramPortTable: PortTable, stats: StatsPage?) {
         self.configuration = configuration; self.tcpConfiguration = tcpConfiguration; self.device = device
-        self.steering = steering; self.ports = ports
+        self.steering = steering; self.ports = ports; self.wakePage = wakePage
         self.threads = threads
         self.portTable = portTable; self.datagramPortTable = datagramPortTable; self.stats = stats
         routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,
@@ -156,11 +160,12 @@ public final class NetworkStack: @unchecked Sendable {
         return client(id, region)
     }
 
-    /// The application's side of client `id`, which wakes a core through its port.
+    /// The application's side of client `id`: it wakes a core through the core's line of
+    /// the wake page and the port's eventfd, as a client process will.
     func client(_ id: UInt32, _ region: ClientRegion) -> StackClient {
-        let ports = self.ports
+        let wakers = ports.indices.map { CoreWaker(sleeping: wakePage.sleeping($0), eventfd: ports[$0].wakeupDescriptor, page: wakePage) }
         return StackClient(id: id, region: region, configuration: configuration, tcpConfiguration: tcpConfiguration,
-                           steering: steering, wake: { ports[$0].wakeIfSleeping() })
+                           steering: steering, wakers: wakers)
     }
 
     /// The cores stop serving `client` (whose sockets were all closed).

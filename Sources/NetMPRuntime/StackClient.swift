@@ -23,12 +23,12 @@ public final class StackClient: @unchecked Sendable {
     /// The interface's routes, for calls that must fail at once without a route (ENETUNREACH).
     public let routes: RoutingTable
     public var cores: Int { requests.count }
-    /// Writes core `core`'s wake-up if the core announced it sleeps (after a record).
-    let wake: @Sendable (_ core: Int) -> Void
+    /// How to wake each core after a record (its sleep announcement and eventfd).
+    let wakers: [CoreWaker]
     let nextCore = AtomicCounter()
 
     init(id: UInt32, region: ClientRegion, configuration: StackConfiguration, tcpConfiguration: TCPConfiguration,
-         steering: FlowSteering, wake: @escaping @Sendable (Int) -> Void) {
+         steering: FlowSteering, wakers: [CoreWaker]) {
         self.id = id
         self.region = region
         sockets = SocketTable(region: region)
@@ -39,7 +39,7 @@ public final class StackClient: @unchecked Sendable {
         self.steering = steering
         routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,
                               gateway: configuration.gateway)
-        self.wake = wake
+        self.wakers = wakers
     }
 
     /// The core an unbound connect (or a UDP socket's sends) starts on: the cores in turn,
@@ -50,7 +50,7 @@ public final class StackClient: @unchecked Sendable {
     /// (the core far behind) is waited out, yielding the CPU, rather than a usrreq lost.
     func request(_ request: Request, to core: Int) {
         while !requests[core].send(request) { sched_yield() }
-        wake(core)
+        wakers[core].wakeIfSleeping()
     }
 
     /// bind(): a port of the stack's (0: an ephemeral one), in UDP's namespace or TCP's.

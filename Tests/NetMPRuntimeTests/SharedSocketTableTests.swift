@@ -1,6 +1,7 @@
 import CNetMPChannel
 import CNetMPLinux
 import Glibc
+import NetMPRuntime
 import NetMPStack
 import NetMPTCP
 import NetMPWire
@@ -211,6 +212,27 @@ import Testing
         #expect(join(5))
         // The reply slot is free again, seen through either mapping.
         #expect(coreBoard.answer(got.reply) { _ in 0 } == false)
+    }
+
+    /// A core's sleep announcement in a wake page seen through a second mapping: a client
+    /// that finds it takes it back and writes the core's eventfd, once for all senders.
+    @Test func coreWake_announcedThroughOneMapping_wokenThroughTheOther() throws {
+        let stackPage = try #require(CoreWakePage(cores: 2, shared: true))
+        let fd = try #require(stackPage.descriptor)
+        let clientPage = try #require(CoreWakePage(mapping: fd, cores: 2))
+        #expect(CoreWakePage(mapping: fd, cores: 200) == nil) // the memfd is smaller than that
+        let port = MessagePort<Int>(capacity: 4, sleeping: stackPage.sleeping(1))
+        let waker = CoreWaker(sleeping: clientPage.sleeping(1), eventfd: port.wakeupDescriptor, page: clientPage)
+        var value: UInt64 = 0
+        waker.wakeIfSleeping() // the core is awake: nothing written
+        #expect(Glibc.read(port.wakeupDescriptor, &value, 8) == -1)
+        #expect(port.prepareToSleep())
+        #expect(clientPage.sleeping(1).pointee.load(ordering: .acquiring) == 1)
+        #expect(clientPage.sleeping(0).pointee.load(ordering: .acquiring) == 0) // another core's line
+        waker.wakeIfSleeping()
+        waker.wakeIfSleeping() // the announcement was taken back: one write
+        #expect(Glibc.read(port.wakeupDescriptor, &value, 8) == 8 && value == 1)
+        #expect(stackPage.sleeping(1).pointee.load(ordering: .acquiring) == 0)
     }
 
     /// What is not a table is refused, not mapped.

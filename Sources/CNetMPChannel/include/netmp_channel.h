@@ -238,6 +238,16 @@ typedef struct netmp_request_ring {
     uint8_t core_line_end[56];
 } netmp_request_ring;
 
+/// How a client wakes a core (CoreWakePage): one line per core, in a page every client of
+/// the stack maps. The core announces here that it is about to sleep in poll(2); a client
+/// that published a record and then finds the announcement takes it back and writes the
+/// core's eventfd (which the stack passes to each client once). Either the core sees the
+/// record before it sleeps or the client sees the core sleeping: no lost wakeup.
+typedef struct netmp_core_wake {
+    uint32_t sleeping;              // 1 while the core is (about to be) asleep
+    uint8_t line_end[60];
+} netmp_core_wake;
+
 /// The head of a client region (ClientRegion): everything one client and the stack share,
 /// in one memory that each maps at an address of its own. The head gives the sizes and
 /// where each part starts: one request ring per core (`requests_offset`, each a
@@ -344,6 +354,7 @@ _Static_assert(offsetof(netmp_receive_ring, head) == 64, "receive ring: readers'
 _Static_assert(offsetof(netmp_receive_ring, readers) == 72, "receive ring: readers' wait word beside head");
 _Static_assert(sizeof(netmp_receive_ring) == 128, "receive ring control block: two cache lines");
 
+_Static_assert(sizeof(netmp_core_wake) == 64, "core wake: one line per core");
 _Static_assert(sizeof(netmp_region) == 128 && offsetof(netmp_region, free_head) == 64, "region head: two lines");
 _Static_assert(sizeof(netmp_socket_entry) == 128, "socket entry: its name's line and its words' line");
 _Static_assert(offsetof(netmp_socket_entry, words) == 64, "socket entry: the words on a line of their own");
