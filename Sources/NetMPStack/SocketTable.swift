@@ -30,9 +30,10 @@ public struct SocketHandle: Hashable, Sendable {
 /// release never races a resolve.
 ///
 /// A slot is first leased (`lease()`): its shared words (`netmp_socket_entry.words`) and
-/// its stride of `memory` become the socket's, for as long as the objects placed there
-/// live (SlotLease). Naming the slot (`register`) lets requests reach the socket. A slot
-/// named without a lease (a socket whose rings live elsewhere) is freed with its name.
+/// its stride of `memory` become the socket's while any side holds it (SlotLease: each
+/// side's view of the socket holds it, and the last hold frees it). Naming the slot
+/// (`register`) lets requests reach the socket. A slot named without a lease (a socket
+/// whose rings live elsewhere) is freed with its name.
 ///
 /// Entries are `netmp_socket_entry` records in memory mapped once for the table's full
 /// capacity and touched only as slots are first used (ClientRegion, which also holds the
