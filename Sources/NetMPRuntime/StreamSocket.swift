@@ -270,10 +270,12 @@ public final class StreamSocket: @unchecked Sendable {
             return events
         }
         var events: PollEvents = []
-        // The peer's FIN counts from its arrival, unread data or not (Linux: RCV_SHUTDOWN).
-        let peerClosed = channel.receive.endOfStreamArrived
-        if channel.receive.readable > 0 || peerClosed || status.contains(.readShut) { events.insert(.readable) }
-        if peerClosed { events.insert(.readHangUp) }
+        // Linux's tcp_poll: reading is shut (RCV_SHUTDOWN) by the peer's FIN from its
+        // arrival, unread data or not, and by shutdown(SHUT_RD); either makes the socket
+        // readable with POLLRDHUP. Both directions shut is POLLHUP.
+        let readingShut = channel.receive.endOfStreamArrived || status.contains(.readShut)
+        if channel.receive.readable > 0 || readingShut { events.insert(.readable) }
+        if readingShut { events.insert(.readHangUp) }
         if status.contains(.writeShut) {
             events.insert(.writable)
         } else if status.contains(.established) && channel.send.free >= channel.send.capacity / 3 {
@@ -281,7 +283,7 @@ public final class StreamSocket: @unchecked Sendable {
             // free, so a poller wakes to write a batch, not a few bytes.
             events.insert(.writable)
         }
-        if status.contains(.closed) || (status.contains(.writeShut) && peerClosed) { events.insert(.hangUp) }
+        if status.contains(.closed) || (status.contains(.writeShut) && readingShut) { events.insert(.hangUp) }
         return events
     }
 

@@ -188,4 +188,23 @@ import Testing
         #expect(server.readable == 10)
         client.close(); server.close(); listener.close()
     }
+
+    /// poll's view after shutdown, as Linux's tcp_poll gives it: SHUT_RD makes the socket
+    /// readable with POLLRDHUP (RCV_SHUTDOWN), and both directions shut is POLLHUP.
+    @Test func shutdown_readinessAsLinux() throws {
+        let pair = try StackPair(cores: 2)
+        defer { pair.stop() }
+        let listener = try pair.listenOnB(port: 7520)
+        let client = try pair.connectFromA(port: 7520)
+        let server = try listener.accept()
+        #expect(client.readiness == .writable)
+        try client.shutdown(.read)
+        #expect(client.readiness.isSuperset(of: [.readable, .readHangUp, .writable]) && !client.readiness.contains(.hangUp))
+        try client.shutdown(.write)
+        #expect(client.readiness.isSuperset(of: [.readable, .readHangUp, .writable, .hangUp]))
+        // The peer's FIN alone: readable with POLLRDHUP, no POLLHUP while it may still write.
+        for _ in 0..<1000 where !server.readiness.contains(.readHangUp) { usleep(1000) }
+        #expect(server.readiness.isSuperset(of: [.readable, .readHangUp]) && !server.readiness.contains(.hangUp))
+        client.close(); server.close(); listener.close()
+    }
 }
