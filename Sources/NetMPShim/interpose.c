@@ -380,7 +380,11 @@ ssize_t recvfrom(int fd, void *bytes, size_t count, int flags, struct sockaddr *
     uint16_t port = 0;
     ssize_t r = netmp_recv(socket, bytes, count, flags, &ip, &port, NULL);
     if (r < 0) return fail(r);
-    fill_address(address, length, ip, port);
+    if (netmp_is_stream(socket)) {
+        if (length) *length = 0; // Linux's TCP gives no source address (tcp_recvmsg)
+    } else {
+        fill_address(address, length, ip, port);
+    }
     return r;
 }
 
@@ -529,7 +533,9 @@ ssize_t recvmsg(int fd, struct msghdr *message, int flags) {
     if (r < 0) return fail(r);
     message->msg_flags = truncated ? MSG_TRUNC : 0;
     message->msg_controllen = 0; // no ancillary data from netmp
-    if (message->msg_name) {
+    if (netmp_is_stream(socket)) {
+        message->msg_namelen = 0; // Linux's TCP gives no source address (tcp_recvmsg)
+    } else if (message->msg_name) {
         socklen_t length = message->msg_namelen;
         fill_address(message->msg_name, &length, ip, port);
         message->msg_namelen = length;
