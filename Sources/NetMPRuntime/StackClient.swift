@@ -69,9 +69,7 @@ public final class StackClient: @unchecked Sendable {
         var request = Request(kind, SocketHandle(slot: 0, generation: 0))
         request.localPort = port
         request.datagram = datagram
-        request.reply = replies.take()
-        self.request(request, to: Int(port) % requests.count)
-        return replies.awaitAnswer(request.reply) { answer in
+        return ask(request, to: Int(port) % requests.count) { answer in
             guard answer.count >= MemoryLayout<netmp_port_reply>.size else { return (EIO, 0) }
             let reply = answer.load(as: netmp_port_reply.self)
             return (reply.error, UInt16(truncatingIfNeeded: reply.port))
@@ -82,9 +80,15 @@ public final class StackClient: @unchecked Sendable {
     /// its slot hashes to, and waits until every core has: listen, stop listening, UDP
     /// bind and unbind.
     func onEveryCore(_ request: Request) {
+        ask(request, to: Int(request.handle.slot) % requests.count) { _ in () }
+    }
+
+    /// Sends `request` to core `core` naming a reply slot of its own, waits for the core's
+    /// answer and hands its bytes to `read`.
+    func ask<T>(_ request: Request, to core: Int, _ read: (UnsafeRawBufferPointer) -> T) -> T {
         var request = request
         request.reply = replies.take()
-        self.request(request, to: Int(request.handle.slot) % requests.count)
-        replies.awaitAnswer(request.reply) { _ in () }
+        self.request(request, to: core)
+        return replies.awaitAnswer(request.reply, read)
     }
 }

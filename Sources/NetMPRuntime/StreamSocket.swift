@@ -672,10 +672,7 @@ public final class StreamSocket: @unchecked Sendable {
         var closed = TCPInfo()
         closed.state = TCPInfo.linuxState(.closed)
         guard ownerCore >= 0, let handle else { return closed }
-        var request = Request(.query, handle)
-        request.reply = client.replies.take()
-        client.request(request, to: ownerCore)
-        var result = client.replies.awaitAnswer(request.reply) { $0.isEmpty ? closed : TCPInfo(parsing: $0) }
+        var result = client.ask(Request(.query, handle), to: ownerCore) { $0.isEmpty ? closed : TCPInfo(parsing: $0) }
         if result.state == TCPInfo.linuxState(.timeWait) { result.state = TCPInfo.linuxState(.closed) }
         return result
     }

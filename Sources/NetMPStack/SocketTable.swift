@@ -50,8 +50,6 @@ public final class SocketTable: @unchecked Sendable {
     public let capacity: Int
     /// The head, the entries and the slots' strides.
     public let memory: ClientRegion
-    /// The region the table is part of (the same object as `memory`).
-    public var region: ClientRegion { memory }
     /// The free stack, in the head: tag << 32 | (slot + 1), 0 when empty.
     let freeHead: UnsafeMutablePointer<Atomic<UInt64>>
     /// Slots below this have been used.
