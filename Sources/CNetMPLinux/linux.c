@@ -165,3 +165,109 @@ int netmp_doorbell_drain(int fd) {
 static _Thread_local unsigned interrupting_signals;
 unsigned netmp_interrupting_signals(void) { return interrupting_signals; }
 void netmp_note_interrupting_signal(void) { interrupting_signals++; }
+
+#include <stddef.h>
+#include <sys/resource.h>
+#include <sys/un.h>
+// The abstract address of `name` (a leading NUL, no terminator); its length, or -ENAMETOOLONG.
+static int abstract_address(const char *name, struct sockaddr_un *address) {
+    size_t length = strlen(name);
+    if (length + 1 > sizeof(address->sun_path)) return -ENAMETOOLONG;
+    memset(address, 0, sizeof *address);
+    address->sun_family = AF_UNIX;
+    memcpy(address->sun_path + 1, name, length);
+    return (int)(offsetof(struct sockaddr_un, sun_path) + 1 + length);
+}
+
+int netmp_attach_listen(const char *name) {
+    struct sockaddr_un address;
+    int length = abstract_address(name, &address);
+    if (length < 0) return length;
+    int fd = (int)syscall(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -errno;
+    if (syscall(SYS_bind, fd, &address, length) < 0 || syscall(SYS_listen, fd, 128) < 0) {
+        int error = errno;
+        syscall(SYS_close, fd);
+        return -error;
+    }
+    return fd;
+}
+
+int netmp_attach_connect(const char *name) {
+    struct sockaddr_un address;
+    int length = abstract_address(name, &address);
+    if (length < 0) return length;
+    int fd = (int)syscall(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (syscall(SYS_connect, fd, &address, length) < 0) {
+        int error = errno;
+        syscall(SYS_close, fd);
+        return -error;
+    }
+    return fd;
+}
+
+int netmp_attach_accept(int listener, uint32_t *uid, int32_t *pid) {
+    int fd = (int)syscall(SYS_accept4, listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return -errno;
+    struct ucred credentials;
+    socklen_t size = sizeof credentials;
+    if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_PEERCRED, &credentials, &size) < 0) {
+        int error = errno;
+        syscall(SYS_close, fd);
+        return -error;
+    }
+    *uid = credentials.uid;
+    *pid = credentials.pid;
+    return fd;
+}
+
+#define NETMP_MESSAGE_FDS 64
+int netmp_message_send(int fd, const void *bytes, int length, const int *fds, int count) {
+    if (count < 0 || count > NETMP_MESSAGE_FDS) return -EINVAL;
+    union { struct cmsghdr align; char space[CMSG_SPACE(sizeof(int) * NETMP_MESSAGE_FDS)]; } control;
+    struct iovec part = { (void *)bytes, (size_t)length };
+    struct msghdr message = { .msg_iov = &part, .msg_iovlen = 1 };
+    if (count > 0) {
+        memset(&control, 0, sizeof control);
+        message.msg_control = control.space;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * count);
+        memcpy(CMSG_DATA(header), fds, sizeof(int) * count);
+    }
+    long sent;
+    do sent = syscall(SYS_sendmsg, fd, &message, MSG_NOSIGNAL); while (sent < 0 && errno == EINTR);
+    return sent < 0 ? -errno : (int)sent;
+}
+
+int netmp_message_receive(int fd, void *bytes, int length, int *fds, int capacity, int *count) {
+    union { struct cmsghdr align; char space[CMSG_SPACE(sizeof(int) * NETMP_MESSAGE_FDS)]; } control;
+    struct iovec part = { bytes, (size_t)length };
+    struct msghdr message = { .msg_iov = &part, .msg_iovlen = 1,
+                              .msg_control = control.space, .msg_controllen = sizeof control.space };
+    *count = 0;
+    long received;
+    do received = syscall(SYS_recvmsg, fd, &message, MSG_CMSG_CLOEXEC); while (received < 0 && errno == EINTR);
+    if (received < 0) return -errno;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        int carried = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *given = (int *)CMSG_DATA(header);
+        for (int i = 0; i < carried; i++) {
+            if (*count < capacity) fds[(*count)++] = given[i];
+            else syscall(SYS_close, given[i]);
+        }
+    }
+    return (int)received;
+}
+
+long netmp_raise_descriptor_limit(void) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0) return -errno;
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) < 0) return -errno;
+    return (long)limit.rlim_cur;
+}

@@ -7,6 +7,9 @@ public enum LogLevel: Int, Comparable, Sendable, CaseIterable {
                       case "info": self = .info; case "debug": self = .debug; default: return nil }
     }
     public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+    public var name: String {
+        switch self { case .off: "off"; case .error: "error"; case .info: "info"; case .debug: "debug" }
+    }
 }
 
 /// A misconfiguration, worded for the user: which variable, what it held, what it wants.
@@ -109,5 +112,26 @@ public struct StackConfiguration: Equatable, Sendable {
             config.logLevel = level
         }
         return .success(config)
+    }
+
+    /// The NETMP_* variables that `parse(environment:)` reads back as this configuration's
+    /// interface and logging ("NAME=value" lines): what the stack service tells a client
+    /// that attaches, so both sides read one configuration one way.
+    public var environmentLines: String {
+        var lines = ["NETMP_TAP=\(tapName)", "NETMP_ADDR=\(address)/\(prefixLength)", "NETMP_MAC=\(mac)",
+                     "NETMP_LOG=\(logLevel.name)"]
+        if let gateway { lines.append("NETMP_GATEWAY=\(gateway)") }
+        if let cores { lines.append("NETMP_CORES=\(cores)") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The configuration in `lines` (as `environmentLines` writes them).
+    public static func parse(lines: String) -> Result<StackConfiguration?, ConfigurationError> {
+        var values: [String: String] = [:]
+        for line in lines.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        return parse(environment: { values[$0] })
     }
 }

@@ -85,8 +85,7 @@ public struct CoreWaker: @unchecked Sendable {
     public func wakeIfSleeping() {
         if sleeping.pointee.load(ordering: .sequentiallyConsistent) != 0,
            sleeping.pointee.exchange(0, ordering: .sequentiallyConsistent) != 0 {
-            var one: UInt64 = 1
-            _ = write(eventfd, &one, 8)
+            _ = netmp_doorbell_ring(eventfd) // the raw call: in a client, write() is the shim's
         }
     }
 }

@@ -21,6 +21,12 @@ import Synchronization
 /// slot (`doorbell_slot`). The application's doorbell holds that slot; a socket that
 /// connects again after a failed connect keeps its doorbell, so pollers and epoll
 /// registrations carry over.
+///
+/// In the stack service the eventfd number in the words is the client's: a client's
+/// doorbell names its eventfd to the stack before its first poller registers
+/// (`SocketTable.namingDoorbell`), and the cores' views ring the stack's copy
+/// (`SocketTable.doorbellDescriptors`). The stack rings a doorbell once more as the copy
+/// arrives, so a change a core made before it had the copy is not lost.
 public final class Doorbell: @unchecked Sendable {
     let words: UnsafeMutableRawPointer
     let eventfd: UnsafeMutablePointer<Atomic<Int32>>
@@ -32,29 +38,33 @@ public final class Doorbell: @unchecked Sendable {
     let lease: SlotLease?
     /// The pollers' mutex, made by the first poller (the owner core's view never has one).
     let lockAddress = Atomic<UInt>(0)
+    /// A client's doorbell in the stack service: how it names its eventfd to the stack
+    /// (once, before the first poller), and whether it has.
+    let naming: (@Sendable (UInt32, Int32) -> Bool)?
+    let named = Atomic<Bool>(false)
 
     /// A doorbell in memory of its own (sockets outside a socket table, tests).
     public convenience init() {
-        self.init(words: .zeroed(netmp_doorbell.self), slot: nil, lease: nil)
+        self.init(words: .zeroed(netmp_doorbell.self), slot: nil, lease: nil, table: nil)
     }
 
     /// The doorbell of the socket made in `lease`'s slot, held with it.
     public convenience init(in lease: SlotLease) {
-        self.init(words: lease.table.doorbellWords(lease.slot), slot: lease.slot, lease: lease)
+        self.init(words: lease.table.doorbellWords(lease.slot), slot: lease.slot, lease: lease, table: lease.table)
     }
 
     /// A view of the doorbell in `slot`'s entry (the owner core's, or an accepting
     /// application's), which the socket's holds keep; nil for a slot past the table.
     public convenience init?(viewing slot: UInt32, in table: SocketTable) {
         guard Int(slot) < table.capacity else { return nil }
-        self.init(words: table.doorbellWords(slot), slot: slot, lease: nil)
+        self.init(words: table.doorbellWords(slot), slot: slot, lease: nil, table: table)
     }
 
     /// The doorbell in `slot`'s entry, on a hold its holder took for this view
     /// (`SocketTable.hold`); nil when there is none to adopt.
     public convenience init?(adopting slot: UInt32, in table: SocketTable) {
         guard let lease = table.adopt(slot) else { return nil }
-        self.init(words: table.doorbellWords(slot), slot: slot, lease: lease)
+        self.init(words: table.doorbellWords(slot), slot: slot, lease: lease, table: table)
     }
 
     /// The doorbell a slot's words name (`doorbell_slot` + 1 at `offset` in them).
@@ -64,12 +74,19 @@ public final class Doorbell: @unchecked Sendable {
         self.init(viewing: named - 1, in: table)
     }
 
-    init(words: UnsafeMutableRawPointer, slot: UInt32?, lease: SlotLease?) {
+    /// `table`: the table the words are in, whose stack-side copies of the eventfds a view
+    /// rings, or whose client names its eventfds to the stack.
+    init(words: UnsafeMutableRawPointer, slot: UInt32?, lease: SlotLease?, table: SocketTable?) {
         self.words = words
         self.slot = slot
         self.lease = lease
         typealias Words = netmp_doorbell
-        eventfd = words.atomic(Int32.self, at: MemoryLayout<Words>.offset(of: \Words.eventfd)!)
+        if let slot, let copy = table?.doorbellDescriptors?.word(slot) {
+            eventfd = copy
+        } else {
+            eventfd = words.atomic(Int32.self, at: MemoryLayout<Words>.offset(of: \Words.eventfd)!)
+        }
+        naming = slot == nil ? nil : table?.namingDoorbell
         pollers = words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.pollers)!)
         ringCount = words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.rings)!)
     }
@@ -118,6 +135,14 @@ public final class Doorbell: @unchecked Sendable {
 
     /// A poller arrives; it must check readiness after this and before sleeping.
     public func enter() {
+        if let naming, let slot, !named.load(ordering: .acquiring) {
+            let fd = self.fd
+            // Named before this poller counts: a core that sees the poller then finds the
+            // stack's copy, or the stack rings the copy as it arrives.
+            if fd >= 0, !named.exchange(true, ordering: .acquiringAndReleasing), !naming(slot, fd) {
+                named.store(false, ordering: .releasing)
+            }
+        }
         pthread_mutex_lock(lock)
         pollers.pointee.add(1, ordering: .sequentiallyConsistent)
         pthread_mutex_unlock(lock)

@@ -78,9 +78,20 @@ public final class SocketTable: @unchecked Sendable {
         self.init(region: try ClientRegion(mapping: fd))
     }
 
-    /// The socket table of `region`.
-    public init(region memory: ClientRegion) {
+    /// In the stack process: the stack's copies of the client's doorbell eventfds, which
+    /// the cores' views ring (nil: the numbers in the doorbells' words are this process's).
+    public let doorbellDescriptors: DoorbellDescriptors?
+    /// In a client of the stack service: hands the eventfd of the doorbell in a slot to the
+    /// stack (false when it could not), before the doorbell's first poller.
+    public let namingDoorbell: (@Sendable (UInt32, Int32) -> Bool)?
+
+    /// The socket table of `region`; `doorbellDescriptors` on the stack's side of a client
+    /// process, `namingDoorbell` on the client's.
+    public init(region memory: ClientRegion, doorbellDescriptors: DoorbellDescriptors? = nil,
+                namingDoorbell: (@Sendable (UInt32, Int32) -> Bool)? = nil) {
         self.memory = memory
+        self.doorbellDescriptors = doorbellDescriptors
+        self.namingDoorbell = namingDoorbell
         capacity = memory.capacity
         typealias Head = netmp_region
         freeHead = memory.head.atomic(UInt64.self, at: MemoryLayout<Head>.offset(of: \Head.free_head)!)

@@ -362,4 +362,39 @@ _Static_assert(offsetof(netmp_socket_entry, words) == 64, "socket entry: the wor
 _Static_assert(sizeof(netmp_accepted) == 24, "accepted connection: three words");
 _Static_assert(sizeof(netmp_accept_queue) == 128 && offsetof(netmp_accept_queue, head) == 64, "accept queue: two lines");
 
+/// The stack service's attach handshake, over its Unix socket (SOCK_SEQPACKET, one message
+/// each). A program's first socket call connects and sends a hello; the stack answers with
+/// a reply and, in the same message, the descriptors: the client's region (memfd), the
+/// cores' wake page (memfd) and one eventfd per core, in core order. The configuration is
+/// NETMP_* lines as the environment gives them ("NAME=value\n"), so the client parses it as
+/// the stack did.
+#define NETMP_ATTACH_VERSION 1
+typedef struct netmp_attach_hello {
+    uint32_t version;               // NETMP_ATTACH_VERSION
+    uint32_t reserved;
+} netmp_attach_hello;
+
+typedef struct netmp_attach_reply {
+    uint32_t version;               // NETMP_ATTACH_VERSION
+    int32_t error;                  // 0, or why the stack refused (EACCES, EMFILE, ENOMEM, EPROTO)
+    uint32_t client;                // the client's number on the cores
+    uint32_t cores;                 // how many eventfds follow the two memfds
+    uint32_t send_buffer;           // the TCP defaults the stack's rings are sized for
+    uint32_t receive_buffer;
+    uint32_t maximum_segment;
+    uint32_t reserved;
+    char configuration[992];        // NUL-terminated NETMP_* lines
+} netmp_attach_reply;
+
+/// After attach, a client names the eventfd of the doorbell in `slot` before its first
+/// poller sleeps on it (the descriptor travels with this message): the cores ring the
+/// stack's copy, never a number read from the client's memory.
+typedef struct netmp_doorbell_registration {
+    uint32_t slot;
+    uint32_t reserved;
+} netmp_doorbell_registration;
+
+_Static_assert(sizeof(netmp_attach_reply) == 1024, "attach reply: one kilobyte");
+_Static_assert(sizeof(netmp_doorbell_registration) == 8, "doorbell registration: two words");
+
 #endif

@@ -49,4 +49,19 @@ int netmp_doorbell_ring(int fd);
 int netmp_doorbell_drain(int fd);
 // The NUMA node of the page holding `address` (move_pages query), or -errno.
 int netmp_node_of_address(void *address);
+// The stack service's Unix socket: SOCK_SEQPACKET in the abstract namespace (so it exists
+// only in the network namespace it was made in), close-on-exec. Raw system calls: in a
+// client these run inside a preloaded program, whose socket calls the shim interposes.
+int netmp_attach_listen(const char *name);
+int netmp_attach_connect(const char *name);
+// Accepts one client (non-blocking) and says who it is (SO_PEERCRED).
+int netmp_attach_accept(int listener, uint32_t *uid, int32_t *pid);
+// One message of `length` bytes carrying `count` descriptors (SCM_RIGHTS).
+int netmp_message_send(int fd, const void *bytes, int length, const int *fds, int count);
+// One message: its bytes (returned; 0 at hang-up) and up to `capacity` descriptors, their
+// number in *count (close-on-exec; any beyond `capacity` are closed).
+int netmp_message_receive(int fd, void *bytes, int length, int *fds, int capacity, int *count);
+// Raises this process's descriptor limit to its hard limit (the stack holds one eventfd per
+// polled socket of every client); returns the new limit.
+long netmp_raise_descriptor_limit(void);
 #endif

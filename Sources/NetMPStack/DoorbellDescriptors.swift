@@ -1,0 +1,66 @@
+import CNetMPLinux
+import Glibc
+import Synchronization
+
+/// The stack process's copies of one client's doorbell eventfds, by the slot whose entry
+/// holds the doorbell. A client names a doorbell's eventfd (by SCM_RIGHTS) before its first
+/// poller sleeps; the cores' views of the client's sockets ring the copy found here, never
+/// a descriptor number read from the client's memory, which the client could set to any of
+/// the stack's own descriptors.
+///
+/// A slot's number, once given, stays the slot's until this object goes: a new eventfd for
+/// the slot (a socket made in it later) replaces the file behind the same number (dup2), so
+/// a core that read the number a moment before rings one eventfd or the other, never a
+/// descriptor the stack reused for something else. The copies close when the last view
+/// that could ring them is gone (the cores' views hold their client's table, which holds
+/// this).
+public final class DoorbellDescriptors: @unchecked Sendable {
+    public let capacity: Int
+    /// Per slot: the descriptor + 1, 0 for none. Written only by the thread that serves the
+    /// client's registrations; read by the cores.
+    let words: UnsafeMutablePointer<Atomic<Int32>>
+    /// Slots below this may hold a descriptor (the scan at the end stops here).
+    var used = 0
+
+    public init(capacity: Int) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+        let bytes = capacity * MemoryLayout<Int32>.stride
+        // Address space only: pages appear as slots are registered.
+        let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        precondition(mapped != MAP_FAILED, "doorbell descriptors: cannot map \(bytes) bytes")
+        words = mapped!.bindMemory(to: Atomic<Int32>.self, capacity: capacity)
+    }
+
+    deinit {
+        for slot in 0..<used {
+            let stored = words[slot].load(ordering: .relaxed)
+            if stored > 0 { close(stored - 1) }
+        }
+        munmap(UnsafeMutableRawPointer(words), capacity * MemoryLayout<Int32>.stride)
+    }
+
+    /// The word a view of the doorbell in `slot` reads its descriptor from (+ 1, as the
+    /// shared words keep it); nil for a slot past the table.
+    public func word(_ slot: UInt32) -> UnsafeMutablePointer<Atomic<Int32>>? {
+        Int(slot) < capacity ? words + Int(slot) : nil
+    }
+
+    /// Keeps `fd` (which this object now owns) as the eventfd of the doorbell in `slot`;
+    /// false, with `fd` closed, for a slot past the table or a descriptor that cannot be
+    /// placed.
+    @discardableResult
+    public func register(_ fd: Int32, for slot: UInt32) -> Bool {
+        guard let word = word(slot) else { close(fd); return false }
+        let current = word.pointee.load(ordering: .acquiring)
+        if current > 0 {
+            let placed = dup2(fd, current - 1) >= 0
+            if placed { _ = fcntl(current - 1, F_SETFD, FD_CLOEXEC) }
+            close(fd)
+            return placed
+        }
+        used = max(used, Int(slot) + 1)
+        word.pointee.store(fd + 1, ordering: .sequentiallyConsistent)
+        return true
+    }
+}
