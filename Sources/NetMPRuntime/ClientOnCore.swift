@@ -17,11 +17,15 @@ final class ClientOnCore {
     /// The UDP sockets whose home this core is (their records come here), by slot, from
     /// bind to the close record.
     var datagramViews: [UInt32: DatagramChannel] = [:]
+    /// The ports this core listens on, and the UDP ports it delivers, for this client's
+    /// sockets: what a client that goes away without closing them leaves to take down.
+    var listeningPorts: Set<UInt16> = []
+    var datagramPorts: Set<UInt16> = []
 
-    init(id: UInt32, region: ClientRegion, core: Int) {
+    init(id: UInt32, region: ClientRegion, descriptors: DoorbellDescriptors? = nil, core: Int) {
         self.id = id
         requests = RequestRing(in: region, core: core)
-        sockets = SocketTable(region: region)
+        sockets = SocketTable(region: region, doorbellDescriptors: descriptors)
         replies = ReplyBoard(in: region)
     }
 

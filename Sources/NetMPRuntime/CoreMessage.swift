@@ -21,9 +21,11 @@ public enum CoreMessage {
     case bindDatagram(client: UInt32, SocketHandle, Completion)
     case unbindDatagram(port: UInt16, Completion)
     /// Start or stop serving a client: its region's request ring for this core, its socket
-    /// table and reply slots.
-    case attach(client: UInt32, ClientRegion, Completion)
-    case detach(client: UInt32, Completion)
+    /// table and reply slots, and in the stack process the stack's copies of its doorbell
+    /// eventfds. `closing`: the client is gone (its process ended), and what it held is
+    /// closed as Linux closes a dead process's sockets.
+    case attach(client: UInt32, ClientRegion, DoorbellDescriptors?, Completion)
+    case detach(client: UInt32, closing: Bool, Completion)
     /// Runs `body` on the core with its loop (diagnostics and tests: memory placement).
     case inspect(@Sendable (ProtocolLoop) -> Void, Completion)
     /// The stack is shutting down: the thread leaves its loop.

@@ -96,7 +96,7 @@ public final class NetworkStack: @unchecked Sendable {
         if stats == nil { log.info("no stats page (memfd or mmap failed): netmp stat will not see this process") }
         let secret = SystemRandom.secret()
         // Where the cores announce a sleep: their ports' senders and every client's read it.
-        guard let wakePage = CoreWakePage(cores: queues.count) else { throw .region(.system(errno: errno)) }
+        guard let wakePage = CoreWakePage(cores: queues.count, shared: true) else { throw .region(.system(errno: errno)) }
         let ports = queues.indices.map { MessagePort<CoreMessage>(capacity: 4096, sleeping: wakePage.sleeping($0)) }
         // What application threads share with the cores, in one region: each core's request
         // ring, the reply slots, the socket table and the sockets' rings.
@@ -147,17 +147,35 @@ public final class NetworkStack: @unchecked Sendable {
     /// beside the others (what the stack process does for each program that attaches; here,
     /// a second side in one process, for tests).
     public func attachClient() throws(RuntimeError) -> StackClient {
-        let region: ClientRegion
+        let region = try clientRegion(shared: false)
+        return client(addClient(region, descriptors: nil), region)
+    }
+
+    /// A client in another process (the stack service): its region is a memfd the client
+    /// maps, and the cores ring the stack's copies of its doorbells' eventfds.
+    public func attachProcess() throws(RuntimeError) -> AttachedProcess {
+        let region = try clientRegion(shared: true)
+        let descriptors = DoorbellDescriptors(capacity: region.capacity)
+        let id = addClient(region, descriptors: descriptors)
+        return AttachedProcess(id: id, region: region, sockets: SocketTable(region: region, doorbellDescriptors: descriptors),
+                               descriptors: descriptors)
+    }
+
+    func clientRegion(shared: Bool) throws(RuntimeError) -> ClientRegion {
         do {
-            region = try ClientRegion(capacity: 1 << 16, stride: ClientRegion.streamStride(send: tcpConfiguration.sendBufferSize,
-                                                                                           receive: tcpConfiguration.receiveBufferSize),
-                                      cores: cores, requestCapacity: 4096)
+            return try ClientRegion(capacity: 1 << 16, stride: ClientRegion.streamStride(send: tcpConfiguration.sendBufferSize,
+                                                                                         receive: tcpConfiguration.receiveBufferSize),
+                                    cores: cores, requestCapacity: 4096, shared: shared)
         } catch { throw .region(error) }
+    }
+
+    /// Every core serves `region` from now on; the client's number.
+    func addClient(_ region: ClientRegion, descriptors: DoorbellDescriptors?) -> UInt32 {
         let id = UInt32(nextClientID.increment() - 1)
         let completion = Completion(count: cores)
-        for core in 0..<cores { send(.attach(client: id, region, completion), to: core) }
+        for core in 0..<cores { send(.attach(client: id, region, descriptors, completion), to: core) }
         completion.wait()
-        return client(id, region)
+        return id
     }
 
     /// The application's side of client `id`: it wakes a core through the core's line of
@@ -169,10 +187,23 @@ public final class NetworkStack: @unchecked Sendable {
     }
 
     /// The cores stop serving `client` (whose sockets were all closed).
-    public func detach(_ client: StackClient) {
+    public func detach(_ client: StackClient) { detach(client: client.id, closing: false) }
+
+    /// The cores stop serving client `id`; `closing`: its process is gone, and what it
+    /// held is closed and its ports go back (ProtocolLoop.detach).
+    public func detach(client id: UInt32, closing: Bool) {
         let completion = Completion(count: cores)
-        for core in 0..<cores { send(.detach(client: client.id, completion), to: core) }
+        for core in 0..<cores { send(.detach(client: id, closing: closing, completion), to: core) }
         completion.wait()
+        if closing {
+            portTable.releaseAll(of: id)
+            datagramPortTable.releaseAll(of: id)
+        }
+    }
+
+    /// What a client process maps: the cores' wake page (memfd) and each core's eventfd.
+    public var wakeDescriptors: (page: Int32, cores: [Int32])? {
+        wakePage.descriptor.map { ($0, ports.map(\.wakeupDescriptor)) }
     }
 
     /// Sends a message to core `core`. A full port means the core is far behind: the sender
@@ -287,4 +318,14 @@ final class CoreAnswers<Answer: Sendable>: @unchecked Sendable {
     func set(_ answer: Answer, for core: Int) { lock.locked { values[core] = answer } }
     /// After every core answered (the caller waited for them).
     var all: [Answer] { lock.locked { values.map { $0! } } }
+}
+
+/// The stack's side of a client in another process: its number, its region (a memfd), the
+/// stack's own table of that region, whose doorbell views ring the stack's copies of the
+/// client's eventfds (`descriptors`).
+public struct AttachedProcess: Sendable {
+    public let id: UInt32
+    public let region: ClientRegion
+    public let sockets: SocketTable
+    public let descriptors: DoorbellDescriptors
 }

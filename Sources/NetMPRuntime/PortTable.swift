@@ -6,7 +6,8 @@ import NetMPStack
 /// ephemeral one by any core. Touched by bind, listen, connect and close, never per segment.
 public final class PortTable: @unchecked Sendable {
     let lock = PthreadLock()
-    nonisolated(unsafe) var reserved: Set<UInt16> = []
+    /// Held ports, and the client (of the stack service) that holds each.
+    nonisolated(unsafe) var reserved: [UInt16: UInt32] = [:]
     nonisolated(unsafe) var nextEphemeral: UInt16
     /// Linux's default ip_local_port_range.
     static let ephemeral: ClosedRange<UInt16> = 32768...60999
@@ -17,22 +18,32 @@ public final class PortTable: @unchecked Sendable {
 
     /// Reserves `port` (EADDRINUSE if held); port 0 reserves a free ephemeral port
     /// (EADDRINUSE too when none is left, as Linux's bind does).
-    public func reserve(_ port: UInt16) -> Result<UInt16, SocketError> {
+    public func reserve(_ port: UInt16, for client: UInt32 = 0) -> Result<UInt16, SocketError> {
         lock.locked {
             if port != 0 {
-                return reserved.insert(port).inserted ? .success(port) : .failure(SocketError(EADDRINUSE))
+                guard reserved[port] == nil else { return .failure(SocketError(EADDRINUSE)) }
+                reserved[port] = client
+                return .success(port)
             }
             for _ in Self.ephemeral {
                 let candidate = nextEphemeral
                 nextEphemeral = candidate == Self.ephemeral.upperBound ? Self.ephemeral.lowerBound : candidate + 1
-                if reserved.insert(candidate).inserted { return .success(candidate) }
+                if reserved[candidate] == nil {
+                    reserved[candidate] = client
+                    return .success(candidate)
+                }
             }
             return .failure(SocketError(EADDRINUSE))
         }
     }
 
-    public func release(_ port: UInt16) { _ = lock.locked { reserved.remove(port) } }
-    public func isReserved(_ port: UInt16) -> Bool { lock.locked { reserved.contains(port) } }
+    public func release(_ port: UInt16) { _ = lock.locked { reserved.removeValue(forKey: port) } }
+    public func isReserved(_ port: UInt16) -> Bool { lock.locked { reserved[port] != nil } }
+
+    /// Every port `client` held (a client process that ended without closing its sockets).
+    public func releaseAll(of client: UInt32) {
+        lock.locked { reserved = reserved.filter { $0.value != client } }
+    }
 }
 
 /// A socket call's failure, as the errno Linux gives.

@@ -47,18 +47,20 @@ extension ProtocolLoop {
                     sockets.letGo(handle.slot)
                     return false
                 }
+                client.listeningPorts.insert(queue.port)
             } catch {
                 // The port table admitted the listen, so this core cannot hold the port already.
                 assertionFailure("core \(core) already listens on \(queue.port)")
             }
-        case .attach(let id, let region, let completion):
-            attach(ClientOnCore(id: id, region: region, core: core))
+        case .attach(let id, let region, let descriptors, let completion):
+            attach(ClientOnCore(id: id, region: region, descriptors: descriptors, core: core))
             completion.done()
-        case .detach(let id, let completion):
-            detach(id)
+        case .detach(let id, let closing, let completion):
+            detach(id, closing: closing, now: now)
             completion.done()
         case .stopListening(let port, let completion):
             tcp.stopListening(port: port, now: now, host: host, sink: &sink)
+            for client in clients { client.listeningPorts.remove(port) }
             completion.done()
         case .bindDatagram(let id, let handle, let completion):
             defer { completion.done() }
@@ -68,9 +70,11 @@ extension ProtocolLoop {
                 return
             }
             datagramSockets[channel.port] = channel
+            client.datagramPorts.insert(channel.port)
             if channel.homeCore == core { client.datagramViews[handle.slot] = channel } // its records come here
         case .unbindDatagram(let port, let completion):
             datagramSockets[port] = nil
+            for client in clients { client.datagramPorts.remove(port) }
             completion.done()
         case .inspect(let body, let completion):
             body(self)
@@ -100,7 +104,7 @@ extension ProtocolLoop {
                     table.release(request.localPort)
                     reply.error = 0
                 } else {
-                    switch table.reserve(request.localPort) {
+                    switch table.reserve(request.localPort, for: client.id) {
                     case .success(let port): reply = netmp_port_reply(error: 0, port: UInt32(port))
                     case .failure(let error): reply.error = error.errno
                     }

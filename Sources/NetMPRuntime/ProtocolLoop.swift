@@ -309,9 +309,26 @@ public final class ProtocolLoop {
 
     /// Stops serving a client: its records are no longer read. Its connections go on in
     /// their control blocks (each holds its own view of its slot) until they end.
-    func detach(_ id: UInt32) {
-        clientsByID[id] = nil
+    /// `closing`: the client's process is gone, so this core closes what it still held, as
+    /// Linux closes the sockets of a process that ends: a connection with data the program
+    /// never read is reset, any other closes after delivering what was written; its
+    /// listeners (and the connections waiting in them) and UDP ports go.
+    func detach(_ id: UInt32, closing: Bool = false, now: Instant) {
+        guard let client = clientsByID.removeValue(forKey: id) else { return }
         clients.removeAll { $0.id == id }
+        guard closing else { return }
+        for port in client.listeningPorts { tcp.stopListening(port: port, now: now, host: host, sink: &sink) }
+        for port in client.datagramPorts { datagramSockets[port] = nil }
+        for (_, channel) in client.streamViews {
+            guard let socket = channel.socket else { continue }
+            if channel.receive.readable > 0 {
+                tcp.abort(socket, now: now, host: host, sink: &sink)
+            } else {
+                socket.close(now: now)
+                tcp.settle(socket, now: now, host: host, sink: &sink)
+            }
+        }
+        for (_, channel) in client.datagramViews { sendDatagrams(of: channel, now: now) }
     }
 
     /// A frame read from this core's queue: handled here, or sent to the core it belongs to.

@@ -26,12 +26,20 @@ public final class StackClient: @unchecked Sendable {
     /// How to wake each core after a record (its sleep announcement and eventfd).
     let wakers: [CoreWaker]
     let nextCore = AtomicCounter()
+    /// A client of the stack service: its connection to the stack (the stack closes what
+    /// the client held when the last process holding it ends), nil in-process.
+    public let connection: Int32?
 
     init(id: UInt32, region: ClientRegion, configuration: StackConfiguration, tcpConfiguration: TCPConfiguration,
-         steering: FlowSteering, wakers: [CoreWaker]) {
+         steering: FlowSteering, wakers: [CoreWaker], connection: Int32? = nil) {
         self.id = id
         self.region = region
-        sockets = SocketTable(region: region)
+        self.connection = connection
+        var naming: (@Sendable (UInt32, Int32) -> Bool)? = nil
+        if let connection {
+            naming = { slot, eventfd in StackClient.name(doorbell: slot, eventfd: eventfd, on: connection) }
+        }
+        sockets = SocketTable(region: region, namingDoorbell: naming)
         replies = ReplyBoard(in: region)
         requests = (0..<region.cores).map { RequestRing(in: region, core: $0) }
         self.configuration = configuration

@@ -1,0 +1,89 @@
+import CNetMPChannel
+import CNetMPLinux
+import Glibc
+import NetMPStack
+import NetMPTCP
+
+/// Why a program could not attach to a stack service.
+public enum AttachError: Error, Equatable, CustomStringConvertible {
+    /// No stack serves this name in this network namespace (connect's errno).
+    case noStack(errno: Int32)
+    /// The stack refused the client (its errno: EACCES for a uid it does not serve).
+    case refused(errno: Int32)
+    /// The stack's answer was not what this library understands.
+    case malformed(String)
+
+    public var description: String {
+        switch self {
+        case .noStack(let e): "no netmp stack serves this TAP here (\(String(cString: strerror(e))))"
+        case .refused(let e): "the netmp stack refused this program (\(String(cString: strerror(e))))"
+        case .malformed(let why): "the netmp stack's answer is malformed: \(why)"
+        }
+    }
+}
+
+extension StackClient {
+    /// The name of the stack service's door for TAP `tap`: an abstract Unix socket, so one
+    /// per network namespace, which is where the TAP's name means something.
+    public static func door(tap: String) -> String { "netmp/\(tap)" }
+
+    /// Attaches to the stack serving `door`: a hello, then the answer with the region,
+    /// the wake page and the cores' eventfds. The connection stays open for the client's
+    /// life: the stack learns that the program ended when it closes.
+    public static func attach(door: String) throws(AttachError) -> StackClient {
+        let fd = netmp_attach_connect(door)
+        guard fd >= 0 else { throw .noStack(errno: -fd) }
+        do {
+            return try attach(over: fd)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    static func attach(over fd: Int32) throws(AttachError) -> StackClient {
+        var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), reserved: 0)
+        let sent = netmp_message_send(fd, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0)
+        guard sent >= 0 else { throw .noStack(errno: -sent) }
+        var reply = netmp_attach_reply()
+        var fds = [Int32](repeating: -1, count: 64)
+        var count: Int32 = 0
+        let received = netmp_message_receive(fd, &reply, Int32(MemoryLayout<netmp_attach_reply>.size), &fds, 64, &count)
+        let given = fds.prefix(Int(max(0, count)))
+        // Whatever is not kept below is closed on the way out.
+        var kept: Set<Int32> = []
+        defer { for descriptor in given where !kept.contains(descriptor) { close(descriptor) } }
+        guard received >= 0 else { throw .noStack(errno: -received) }
+        guard received == MemoryLayout<netmp_attach_reply>.size else { throw .malformed("\(received) bytes") }
+        guard reply.version == UInt32(NETMP_ATTACH_VERSION) else { throw .malformed("version \(reply.version)") }
+        guard reply.error == 0 else { throw .refused(errno: reply.error) }
+        let cores = Int(reply.cores)
+        guard cores > 0, given.count == 2 + cores else { throw .malformed("\(given.count) descriptors for \(cores) cores") }
+        let lines = withUnsafeBytes(of: &reply.configuration) { bytes in
+            String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        guard case .success(let parsed?) = StackConfiguration.parse(lines: lines) else { throw .malformed("configuration") }
+        let region: ClientRegion
+        do { region = try ClientRegion(mapping: given[0]) } catch { throw .malformed("region: \(error)") }
+        guard region.cores == cores else { throw .malformed("a region for \(region.cores) cores, not \(cores)") }
+        guard let page = CoreWakePage(mapping: given[1], cores: cores) else { throw .malformed("wake page") }
+        let wakers = (0..<cores).map { CoreWaker(sleeping: page.sleeping($0), eventfd: given[2 + $0], page: page) }
+        for core in 0..<cores { kept.insert(given[2 + core]) }
+        var configuration = parsed
+        configuration.cores = cores
+        var tcp = TCPConfiguration.forThisSystem()
+        tcp.sendBufferSize = Int(reply.send_buffer)
+        tcp.receiveBufferSize = Int(reply.receive_buffer)
+        tcp.maximumSegmentSize = Int(reply.maximum_segment)
+        return StackClient(id: reply.client, region: region, configuration: configuration, tcpConfiguration: tcp,
+                           steering: FlowSteering(cores: cores), wakers: wakers, connection: fd)
+    }
+
+    /// Hands the eventfd of the doorbell in `slot` to the stack over `connection`.
+    static func name(doorbell slot: UInt32, eventfd: Int32, on connection: Int32) -> Bool {
+        var registration = netmp_doorbell_registration(slot: slot, reserved: 0)
+        var descriptor = eventfd
+        return netmp_message_send(connection, &registration, Int32(MemoryLayout<netmp_doorbell_registration>.size),
+                                  &descriptor, 1) >= 0
+    }
+}

@@ -1,0 +1,186 @@
+import CNetMPChannel
+import CNetMPLinux
+import Glibc
+import NetMPStack
+import Synchronization
+
+/// The stack process's door (docs/STACK-SERVICE.md): an abstract Unix socket in the
+/// stack's network namespace where programs attach. Each program that connects gets a
+/// region of its own (a memfd), the cores' wake page and eventfds, and every core serves
+/// it from then on; it names its doorbells' eventfds here as it first polls them. When a
+/// program's connection closes (the program ended, SIGKILL included, and no child holds
+/// the connection), the stack closes what the program still held, as Linux closes a dead
+/// process's sockets.
+///
+/// Everything here runs on one thread, the one that calls `serve` (other threads read only
+/// the counters): the door is touched once per attach, per doorbell and per hang-up, never
+/// per packet.
+public final class StackService: @unchecked Sendable {
+    public let stack: NetworkStack
+    public let door: String
+    let listener: Int32
+    /// The uids whose programs may attach (the stack's own and root always may).
+    let allowed: Set<uid_t>
+    let log: Log
+    struct Client {
+        let process: AttachedProcess
+        let pid: Int32
+        let uid: uid_t
+    }
+    /// By connection.
+    var clients: [Int32: Client] = [:]
+    /// Attaches since start, and clients gone since.
+    let attachedCount = Atomic<Int>(0), departedCount = Atomic<Int>(0)
+    public var attached: Int { attachedCount.load(ordering: .relaxed) }
+    public var departed: Int { departedCount.load(ordering: .relaxed) }
+    public var clientCount: Int { attached - departed }
+
+    public enum ServiceError: Error, CustomStringConvertible {
+        case door(String, errno: Int32)
+        public var description: String {
+            switch self {
+            case .door(let name, let e):
+                e == EADDRINUSE ? "a netmp stack already serves this TAP here (@\(name) is taken)"
+                    : "cannot open the stack's door @\(name) (\(String(cString: strerror(e))))"
+            }
+        }
+    }
+
+    /// `door`: the name to serve at (tests; the TAP's door by default).
+    public init(stack: NetworkStack, door: String? = nil, allowing uids: Set<uid_t> = [], log: Log) throws(ServiceError) {
+        self.stack = stack
+        self.log = log
+        self.door = door ?? StackClient.door(tap: stack.configuration.tapName)
+        let fd = netmp_attach_listen(self.door)
+        guard fd >= 0 else { throw .door(self.door, errno: -fd) }
+        listener = fd
+        allowed = uids.union([getuid(), 0])
+        _ = netmp_raise_descriptor_limit() // one eventfd per polled socket of every client
+    }
+
+    /// The door and the connections close; the clients' sockets are left to the stack,
+    /// which may have stopped already (a stack that stops takes everything with it).
+    deinit {
+        for fd in clients.keys { close(fd) }
+        close(listener)
+    }
+
+    /// Serves attaches, doorbells and hang-ups until `stop` says so (looked at every
+    /// `tick` milliseconds at least).
+    public func serve(tick: Int32 = 200, until stop: () -> Bool) {
+        while !stop() { turn(timeout: tick) }
+    }
+
+    /// One wait for the door and the clients' connections, and what they say.
+    public func turn(timeout: Int32) {
+        var watched = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+        for fd in clients.keys { watched.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+        guard poll(&watched, nfds_t(watched.count), timeout) > 0 else { return }
+        for entry in watched where entry.revents != 0 {
+            if entry.fd == listener { admit() } else { hear(entry.fd) }
+        }
+    }
+
+    /// Every program waiting at the door.
+    func admit() {
+        while true {
+            var uid: UInt32 = 0, pid: Int32 = 0
+            let fd = netmp_attach_accept(listener, &uid, &pid)
+            guard fd >= 0 else { return }
+            // A program's hello comes right after its connect; a program that connects and
+            // says nothing for a second is not waited for longer.
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            var hello = netmp_attach_hello()
+            var count: Int32 = 0
+            guard poll(&ready, 1, 1000) > 0,
+                  netmp_message_receive(fd, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0, &count)
+                    == MemoryLayout<netmp_attach_hello>.size,
+                  hello.version == UInt32(NETMP_ATTACH_VERSION) else {
+                log.info("stack: process \(pid) connected without a hello this stack understands")
+                refuse(fd, EPROTO)
+                continue
+            }
+            guard allowed.contains(uid) else {
+                log.info("stack: process \(pid) of uid \(uid) may not attach (allowed: \(allowed.sorted()))")
+                refuse(fd, EACCES)
+                continue
+            }
+            welcome(fd, pid: pid, uid: uid)
+        }
+    }
+
+    func refuse(_ fd: Int32, _ error: Int32) {
+        var reply = netmp_attach_reply()
+        reply.version = UInt32(NETMP_ATTACH_VERSION)
+        reply.error = error
+        _ = netmp_message_send(fd, &reply, Int32(MemoryLayout<netmp_attach_reply>.size), nil, 0)
+        close(fd)
+    }
+
+    func welcome(_ fd: Int32, pid: Int32, uid: uid_t) {
+        let process: AttachedProcess
+        do { process = try stack.attachProcess() } catch {
+            log.error("stack: cannot attach process \(pid): \(error)")
+            return refuse(fd, ENOMEM)
+        }
+        guard let regionFD = process.region.descriptor, let wake = stack.wakeDescriptors else {
+            stack.detach(client: process.id, closing: true)
+            return refuse(fd, ENOMEM)
+        }
+        var reply = netmp_attach_reply()
+        reply.version = UInt32(NETMP_ATTACH_VERSION)
+        reply.client = process.id
+        reply.cores = UInt32(stack.cores)
+        reply.send_buffer = UInt32(stack.tcpConfiguration.sendBufferSize)
+        reply.receive_buffer = UInt32(stack.tcpConfiguration.receiveBufferSize)
+        reply.maximum_segment = UInt32(stack.tcpConfiguration.maximumSegmentSize)
+        let lines = Array(stack.configuration.environmentLines.utf8.prefix(MemoryLayout.size(ofValue: reply.configuration) - 1))
+        withUnsafeMutableBytes(of: &reply.configuration) { $0.copyBytes(from: lines) }
+        let fds = [regionFD, wake.page] + wake.cores
+        let sent = netmp_message_send(fd, &reply, Int32(MemoryLayout<netmp_attach_reply>.size), fds, Int32(fds.count))
+        guard sent >= 0 else {
+            log.info("stack: process \(pid) left before its answer")
+            stack.detach(client: process.id, closing: true)
+            close(fd)
+            return
+        }
+        clients[fd] = Client(process: process, pid: pid, uid: uid)
+        attachedCount.add(1, ordering: .relaxed)
+        log.info("stack: process \(pid) (uid \(uid)) attached as client \(process.id)")
+    }
+
+    /// What a client's connection says: doorbell eventfds, or its end.
+    func hear(_ fd: Int32) {
+        guard let client = clients[fd] else { return }
+        while true {
+            var registration = netmp_doorbell_registration()
+            var given: Int32 = -1
+            var count: Int32 = 0
+            let received = netmp_message_receive(fd, &registration, Int32(MemoryLayout<netmp_doorbell_registration>.size),
+                                                 &given, 1, &count)
+            if received == -EAGAIN || received == -EWOULDBLOCK { return }
+            guard received > 0 else {
+                clients[fd] = nil
+                return depart(fd, client)
+            }
+            guard received == MemoryLayout<netmp_doorbell_registration>.size, count == 1 else {
+                if count == 1 { close(given) }
+                log.info("stack: client \(client.process.id) (process \(client.pid)) sent a malformed message")
+                continue
+            }
+            // The copy first, then a ring: a change a core made while it had no copy wakes
+            // the poller now (Doorbell).
+            if client.process.descriptors.register(given, for: registration.slot) {
+                Doorbell(viewing: registration.slot, in: client.process.sockets)?.ring()
+            }
+        }
+    }
+
+    /// A client's connection closed: every core closes what it held.
+    func depart(_ fd: Int32, _ client: Client) {
+        stack.detach(client: client.process.id, closing: true)
+        close(fd)
+        departedCount.add(1, ordering: .relaxed)
+        log.info("stack: client \(client.process.id) (process \(client.pid)) is gone; its sockets are closed")
+    }
+}

@@ -1,0 +1,137 @@
+import CNetMPLinux
+import Glibc
+import NetMPRuntime
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+import Synchronization
+import Testing
+
+/// The stack service's door, in one process: a client attaches over the Unix socket and
+/// maps its region and the wake page from the memfds it is given, as a program does in
+/// another process (docs/STACK-SERVICE.md, step 3).
+@Suite struct StackServiceTests {
+    static let doors = Atomic<Int>(0)
+
+    /// A stack pair whose A serves a door of its own on a thread of the test's.
+    final class Served: @unchecked Sendable {
+        let pair: StackPair
+        let service: StackService
+        let stopping: Stopping
+        let finished: (Double) -> Bool
+        final class Stopping: Sendable { let flag = Atomic<Bool>(false) }
+
+        init() throws {
+            pair = try StackPair(cores: 2)
+            let door = "netmp-test/\(getpid())/\(StackServiceTests.doors.add(1, ordering: .relaxed).newValue)"
+            service = try StackService(stack: pair.a, door: door, log: Log(level: .off))
+            let (service, stopping) = (service, Stopping())
+            self.stopping = stopping
+            finished = spawnBounded { service.serve(tick: 20) { stopping.flag.load(ordering: .relaxed) } }
+        }
+
+        func stop() {
+            stopping.flag.store(true, ordering: .relaxed)
+            #expect(finished(10))
+            pair.stop()
+        }
+
+        /// Waits (5 s at most) until `condition` holds.
+        func eventually(_ condition: () -> Bool) -> Bool {
+            for _ in 0..<500 where !condition() { usleep(10_000) }
+            return condition()
+        }
+    }
+
+    /// Attached through the door, a client's streams go both ways through stack A, its
+    /// listener accepts, and its slots come back once its sockets are closed.
+    @Test func attachedClient_streamsEveryWay() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let client = try StackClient.attach(door: served.service.door)
+        #expect(client.connection != nil && client.cores == served.pair.a.cores)
+        #expect(client.configuration.address == StackPair.addressA)
+        #expect(served.eventually { served.service.clientCount == 1 })
+        try StackClientTests().streamEveryWay(served.pair, client)
+        #expect(served.eventually { client.sockets.slotsTaken == 0 })
+    }
+
+    /// No stack at a door: the error that makes the library start a stack of its own.
+    @Test func noStack_isSaid() {
+        #expect(throws: AttachError.noStack(errno: ECONNREFUSED)) {
+            _ = try StackClient.attach(door: "netmp-test/nobody/\(getpid())")
+        }
+    }
+
+    /// A poller of an attached client's socket is woken by the core through the stack's
+    /// copy of its eventfd, named at its first poll.
+    @Test func doorbell_ringsTheStacksCopy() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let client = try StackClient.attach(door: served.service.door)
+        let server = try served.pair.listenOnB(port: 7300)
+        let socket = StreamSocket(client: client)
+        let eventfd = netmp_eventfd()
+        defer { close(eventfd) }
+        socket.channel.doorbell.fd = eventfd
+        try socket.connect(to: Endpoint(StackPair.addressB, 7300))
+        let accepted = try server.accept()
+        socket.channel.doorbell.enter() // names the eventfd to the stack
+        // The number in the client's memory now says another eventfd: the cores must not
+        // ring a descriptor the client wrote, only the copy the stack was given.
+        let decoy = netmp_eventfd()
+        defer { close(decoy) }
+        socket.channel.doorbell.fd = decoy
+        var one: UInt8 = 7
+        _ = try withUnsafeBytes(of: &one) { try accepted.send($0) }
+        var ready = [pollfd(fd: eventfd, events: Int16(POLLIN), revents: 0), pollfd(fd: decoy, events: Int16(POLLIN), revents: 0)]
+        #expect(poll(&ready, 1, 5_000) == 1)
+        #expect(poll(&ready[1], 1, 0) == 0)
+        socket.channel.doorbell.fd = eventfd
+        socket.channel.doorbell.leave()
+        for s in [socket, accepted, server] { s.close() }
+    }
+
+    /// A client whose connection closes (its process ended) has its sockets closed by the
+    /// stack: a connection with nothing unread ends with a FIN after what was written, one
+    /// with unread data is reset, its listener and its ports go.
+    @Test func clientGone_stackClosesWhatItHeld() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let client = try StackClient.attach(door: served.service.door)
+        let server = try served.pair.listenOnB(port: 7400)
+        let writer = StreamSocket(client: client), unread = StreamSocket(client: client)
+        try writer.connect(to: Endpoint(StackPair.addressB, 7400))
+        try unread.connect(to: Endpoint(StackPair.addressB, 7400))
+        let listener = StreamSocket(client: client)
+        try listener.bind(Endpoint(IPv4Address(0), 7401))
+        try listener.listen()
+        let fromWriter = try server.accept(), toUnread = try server.accept()
+        let bytes = [UInt8](repeating: 5, count: 100_000)
+        #expect(try bytes.withUnsafeBytes { try writer.send($0) } == bytes.count)
+        #expect(try bytes.withUnsafeBytes { try toUnread.send($0) } == bytes.count)
+        #expect(served.eventually { unread.channel.receive.readable > 0 })
+
+        close(client.connection!) // the program ended without a close
+
+        var received = 0
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = try buffer.withUnsafeMutableBytes { try fromWriter.receive(into: $0) }
+            if n == 0 { break }
+            received += n
+        }
+        #expect(received == bytes.count) // everything written, then the FIN
+        #expect(throws: SocketError(ECONNRESET)) {
+            for _ in 0..<100 {
+                _ = try buffer.withUnsafeMutableBytes { try toUnread.receive(into: $0) }
+                usleep(10_000)
+            }
+        }
+        #expect(served.eventually { served.service.departed == 1 && served.service.clientCount == 0 })
+        // The port the gone client listened on is free for another.
+        let again = StreamSocket(stack: served.pair.a)
+        try again.bind(Endpoint(IPv4Address(0), 7401))
+        for s in [again, fromWriter, toUnread, server] { s.close() }
+    }
+}
