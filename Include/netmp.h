@@ -6,12 +6,17 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-// Reads NETMP_* from the environment and, when NETMP_TAP is set, brings the stack up.
-// Returns 0 when netmp runs, 1 when it is not configured (NETMP_TAP unset), and -1 when
-// it could not start; then one line on stderr says why and the program keeps kernel sockets.
+// Reads NETMP_* from the environment and, when NETMP_TAP is set, attaches to the stack
+// service of that TAP (`netmp stack`) or, when none serves it here, brings a stack of the
+// process's own up. Returns 0 when netmp runs, 1 when it is not configured (NETMP_TAP
+// unset), and -1 when it could not start; then one line on stderr says why and the program
+// keeps kernel sockets.
 int netmp_start_from_environment(void);
-// 1 once the stack runs.
+// 1 once the stack runs (the process's own or the service's).
 int netmp_running(void);
+// 1 when the process attached to a stack service: no protocol thread runs in it, so fork
+// parks nothing and exit waits for nothing (the stack delivers what was written).
+int netmp_attached(void);
 // At exit: closes one descriptor's socket, keeping its handle valid for threads still in a
 // call; then waits (NETMP_EXIT_LINGER_MS at most) for every connection to deliver its data.
 void netmp_socket_close_at_exit(void *socket);

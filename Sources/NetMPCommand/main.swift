@@ -15,6 +15,14 @@ USAGE
       --mac M           the stack's MAC (NETMP_MAC); default 02:00 followed by the address
       --cores N         protocol threads (NETMP_CORES); default: the CPUs the process may use
       --log LEVEL       off | error | info | debug (NETMP_LOG); default error
+  netmp stack [OPTIONS] [--allow-uid UID]...
+      Runs the stack service for one TAP in the foreground (needs CAP_NET_ADMIN): the
+      protocol threads on the TAP's queues, and a door (the abstract Unix socket
+      @netmp/TAP, so only in this network namespace) where programs preloaded with
+      libnetmp.so attach at their first socket instead of starting a stack of their own.
+      OPTIONS as for run. Programs of the stack's uid and root may attach; --allow-uid
+      admits another. When a program ends, SIGKILL included, the stack closes what it
+      held as Linux would. SIGINT or SIGTERM stops the stack.
   netmp demo [--seconds N] [--reverse]
       The main job in one command (needs root): makes its own lab namespaces, starts a
       kernel iperf3 server, runs iperf3 for N s (default 5) through netmp and then over
@@ -77,26 +85,42 @@ func libraryPath() -> String {
     return dir + "/libnetmp.so"
 }
 
-func run(_ arguments: ArraySlice<String>) -> Never {
+/// The stack's options (`--tap` and the rest) up to the first argument that is not one;
+/// the NETMP_* settings they give and what follows them.
+func stackOptions(_ command: String, _ arguments: ArraySlice<String>,
+                  more: (String, String) -> Bool = { _, _ in false }) -> ([String: String], ArraySlice<String>) {
     let flags = ["--tap": "NETMP_TAP", "--addr": "NETMP_ADDR", "--gateway": "NETMP_GATEWAY",
                  "--mac": "NETMP_MAC", "--cores": "NETMP_CORES", "--log": "NETMP_LOG"]
     var settings: [String: String] = [:]
     var rest = arguments
     while let first = rest.first, first != "--" {
-        guard let variable = flags[first] else { fail("run: unknown option '\(first)' (see netmp --help)") }
         rest = rest.dropFirst()
-        guard let value = rest.first else { fail("run: \(first) needs a value") }
-        settings[variable] = value
+        guard let value = rest.first else { fail("\(command): \(first) needs a value") }
+        if let variable = flags[first] {
+            settings[variable] = value
+        } else if !more(first, value) {
+            fail("\(command): unknown option '\(first)' (see netmp --help)")
+        }
         rest = rest.dropFirst()
     }
-    guard rest.first == "--", rest.count >= 2 else { fail("run: give the program after --, e.g. netmp run --tap t0 --addr 10.77.0.2/24 -- nc -l 7000") }
-    let program = Array(rest.dropFirst())
+    return (settings, rest)
+}
+
+/// The configuration the settings (then the environment) give.
+func configuration(_ command: String, _ settings: [String: String]) -> StackConfiguration {
     let lookup = { (name: String) -> String? in settings[name] ?? getenv(name).map { String(cString: $0) } }
     switch StackConfiguration.parse(environment: lookup) {
-    case .failure(let error): fail("run: \(error)")
-    case .success(nil): fail("run: no TAP device: give --tap (or set NETMP_TAP)")
-    case .success: break
+    case .failure(let error): fail("\(command): \(error)")
+    case .success(nil): fail("\(command): no TAP device: give --tap (or set NETMP_TAP)")
+    case .success(let configuration?): return configuration
     }
+}
+
+func run(_ arguments: ArraySlice<String>) -> Never {
+    let (settings, rest) = stackOptions("run", arguments)
+    guard rest.first == "--", rest.count >= 2 else { fail("run: give the program after --, e.g. netmp run --tap t0 --addr 10.77.0.2/24 -- nc -l 7000") }
+    let program = Array(rest.dropFirst())
+    _ = configuration("run", settings)
     let library = libraryPath()
     guard access(library, R_OK) == 0 else { fail("run: \(library) is missing; build with Scripts/setup or set NETMP_LIBRARY") }
     for (name, value) in settings { setenv(name, value, 1) }
@@ -153,6 +177,7 @@ func demo(_ arguments: ArraySlice<String>) -> Never {
 let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
 case "run": run(arguments.dropFirst())
+case "stack": stack(arguments.dropFirst())
 case "stat": stat(arguments.dropFirst())
 case "demo": demo(arguments.dropFirst())
 case "bench": bench(arguments.dropFirst())

@@ -31,13 +31,15 @@ static int restart_allowed;
 // before. Registered in the constructor, the handler runs after the program's own atexit
 // handlers (which may still write). _exit() and fatal signals skip it. A forked child
 // that never started a stack of its own skips it too: it has no protocol threads.
+// Attached to a stack service, every process closes its own sockets (a forked child's
+// inherited ones are kernel sockets by then, below) and the stack finishes sending.
 static void netmp_program_exiting(void) {
-    if (!netmp_running() || getpid() != stack_process) return;
+    if (!netmp_running() || (!netmp_attached() && getpid() != stack_process)) return;
     for (int fd = 0; fd < NETMP_DESCRIPTORS; fd++) {
         void *socket = atomic_exchange_explicit(&netmp_sockets[fd], NULL, memory_order_acq_rel);
         if (socket) netmp_socket_close_at_exit(socket);
     }
-    netmp_finish_at_exit();
+    if (!netmp_attached()) netmp_finish_at_exit();
 }
 
 static void stack_started(void) {
@@ -178,6 +180,19 @@ void netmp_inherited_closed(int fd) {
 // the listeners of a parent that only listens, kept for a takeover (above).
 static void netmp_forked_child(void) {
     if (!netmp_running()) return;
+    // Attached to a stack service, the child keeps the client (its region is shared
+    // memory, its connection to the stack inherited) and makes its own sockets on it;
+    // the sockets it inherited become kernel sockets, as below, until the stack counts
+    // descriptors across processes (docs/STACK-SERVICE.md, step 4).
+    if (netmp_attached()) {
+        for (int fd = 0; fd < NETMP_DESCRIPTORS; fd++) {
+            if (!netmp_socket_of(fd)) continue;
+            void *socket = atomic_exchange_explicit(&netmp_sockets[fd], NULL, memory_order_acq_rel);
+            if (socket) becomes_kernel_socket(fd, netmp_is_stream(socket));
+        }
+        netmp_epoll_after_fork();
+        return;
+    }
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     takeover_lock = fresh;
     int master = parent_only_listens() && netmp_open_child_queues() == 0;
@@ -210,7 +225,7 @@ static void netmp_forked_child(void) {
 // the Swift runtime's included, so the child never inherits a lock held by a thread it
 // does not have. They go on as soon as the fork returns in the parent.
 static void netmp_forking(void) {
-    if (netmp_running() && getpid() == stack_process) netmp_park_for_fork();
+    if (netmp_running() && !netmp_attached() && getpid() == stack_process) netmp_park_for_fork();
 }
 
 // vfork() is fork() here (POSIX allows it): a vfork child runs no fork handlers, so it
@@ -223,7 +238,7 @@ pid_t vfork(void) { return fork(); }
 // A parent with no netmp socket (a shell about to exec a preloaded program in the child)
 // steps aside from the TAP until its next socket(): NetworkStack.stepAside.
 static void netmp_forked_parent(void) {
-    if (!netmp_running() || getpid() != stack_process) return;
+    if (!netmp_running() || netmp_attached() || getpid() != stack_process) return;
     netmp_unpark_after_fork();
     for (int fd = 0; fd < NETMP_DESCRIPTORS; fd++) if (netmp_socket_of(fd)) return;
     netmp_step_aside();

@@ -4,18 +4,37 @@ import NetMPLink
 import NetMPRuntime
 import NetMPStack
 
-/// The stack of this process, set once by the library constructor before `main` runs and
-/// never changed after: no other thread exists yet when it is written.
+/// The stack of this process, when it runs one of its own; set once at the first socket
+/// (under the shim's pthread_once, before any netmp socket exists) or in a forked child.
 nonisolated(unsafe) var processStack: NetworkStack?
 
-/// Entry point for the shim's constructor (Include/netmp.h). netmp never takes a program
-/// down for its own misconfiguration: every failure is one line on stderr and a return.
+/// What this process's sockets are made on: the stack service's client when a stack
+/// serves the TAP here (the process attached to it), else the primary client of the
+/// process's own stack. Set with `processStack`, under the same once.
+nonisolated(unsafe) var processClient: StackClient?
+
+/// Entry point for the shim's first socket. netmp never takes a program down for its own
+/// misconfiguration: every failure is one line on stderr and a return.
 @_cdecl("netmp_start_from_environment")
 public func netmpStartFromEnvironment() -> Int32 {
-    guard processStack == nil else { return 0 }
+    guard processClient == nil else { return 0 }
     guard case .success(let configuration?) = environmentConfiguration() else { return 1 }
-    return startStack(configuration, failing: notStarted)
+    // A stack service for this TAP in this network namespace: attach to it.
+    switch Result(catching: { () throws(AttachError) in try StackClient.attach(door: StackClient.door(tap: configuration.tapName)) }) {
+    case .success(let client):
+        processClient = client
+        return 0
+    case .failure(.noStack):
+        return startStack(configuration, failing: notStarted) // none: a stack of this process's own
+    case .failure(let error):
+        Log.write("\(notStarted): \(error)")
+        return -1
+    }
 }
+
+/// 1 when this process's sockets are a stack service's (it attached), 0 otherwise.
+@_cdecl("netmp_attached")
+public func netmpAttached() -> Int32 { processClient?.connection == nil ? 0 : 1 }
 
 /// At load (the shim's constructor), before the stack starts at the first socket: a bad
 /// value, a fake NUMA map that does not fit, or a TAP that is not there is said now, once
@@ -60,6 +79,7 @@ func startStack(_ configuration: StackConfiguration, on device: TAPDevice? = nil
         } else {
             processStack = try NetworkStack.start(configuration, log: log)
         }
+        processClient = processStack?.primary
         return 0
     } catch {
         Log.write("\(failing): \(error)")
@@ -116,6 +136,7 @@ nonisolated(unsafe) var parentStack: NetworkStack?
 public func netmpForgetStack() {
     if let stack = processStack { parentStack = stack }
     processStack = nil
+    processClient = nil
 }
 
 /// In a forked child of a process that only listens (a master): queues of its own, opened

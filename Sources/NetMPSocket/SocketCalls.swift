@@ -125,19 +125,19 @@ final class ShimSocket: @unchecked Sendable {
 func endpoint(_ address: UInt32, _ port: UInt16) -> Endpoint { Endpoint(IPv4Address(address), port) }
 
 @_cdecl("netmp_running")
-public func netmpRunning() -> Int32 { processStack == nil ? 0 : 1 }
+public func netmpRunning() -> Int32 { processClient == nil ? 0 : 1 }
 
 /// socket(): `stream` 1 for TCP, 0 for UDP; `fd` is the eventfd that stands for it.
 @_cdecl("netmp_socket_create")
 public func netmpSocketCreate(_ stream: Int32, _ fd: Int32) -> UnsafeMutableRawPointer? {
-    guard let stack = processStack else { return nil }
+    guard let client = processClient else { return nil }
     let shim: ShimSocket
     if stream != 0 {
-        let socket = StreamSocket(stack: stack)
+        let socket = StreamSocket(client: client)
         socket.channel.doorbell.fd = fd
         shim = ShimSocket(.stream(socket))
     } else {
-        let socket = DatagramSocket(stack: stack)
+        let socket = DatagramSocket(client: client)
         socket.descriptor.store(fd, ordering: .releasing)
         shim = ShimSocket(.datagram(socket))
     }

@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+
+/// Programs attached to one stack process (`netmp stack`) in a lab namespace, against
+/// kernel peers: several programs side by side on one TAP, and the kernel's lifetimes for
+/// a program killed with SIGKILL (docs/STACK-SERVICE.md).
+@Suite(.serialized, .enabled(if: labUnavailableReason(commands: ["ip", "nc", "sha256sum", "python3"]) == nil,
+                             Comment(rawValue: labUnavailableReason(commands: ["ip", "nc", "sha256sum", "python3"]) ?? "")))
+struct StackServiceProgramTests {
+    /// A lab with a stack service on its TAP, stopped and removed however the test ends.
+    final class ServedLab {
+        let lab: LabNamespace
+        let stack: Process
+        let log: String
+
+        init() throws {
+            lab = try LabNamespace()
+            log = NSTemporaryDirectory() + "/\(lab.name)-stack"
+            stack = try Shell.start(["ip", "netns", "exec", lab.name, Package.netmp, "stack", "--tap", lab.tap,
+                                     "--addr", "10.77.0.2/24", "--log", "info"],
+                                    stderrTo: log + ".err", stdoutTo: log + ".out")
+            waitFor("programs attach", in: log + ".out")
+        }
+
+        deinit {
+            if stack.isRunning { kill(stack.processIdentifier, SIGKILL) }
+            stack.waitUntilExit()
+            for suffix in [".out", ".err"] { try? FileManager.default.removeItem(atPath: log + suffix) }
+        }
+
+        var stackLog: String { (try? String(contentsOfFile: log + ".err", encoding: .utf8)) ?? "" }
+        var openDescriptors: Int {
+            (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(stack.processIdentifier)/fd").count) ?? -1
+        }
+
+        /// A program preloaded with libnetmp, configured for the lab's TAP.
+        func netmp(_ program: [String]) -> [String] {
+            ["ip", "netns", "exec", lab.name, Package.netmp, "run", "--tap", lab.tap, "--addr", "10.77.0.2/24", "--"] + program
+        }
+
+        /// Waits (at most `seconds`) until `condition` holds.
+        func eventually(seconds: Double = 15, _ condition: () -> Bool) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while !condition() && Date() < deadline { usleep(50_000) }
+            return condition()
+        }
+    }
+
+    func makeFile(_ path: String, mebibytes: Int) {
+        #expect(Shell.run(["sh", "-c", "head -c \(mebibytes << 20) /dev/urandom > \(path)"]).status == 0)
+    }
+
+    func digest(_ path: String) -> Substring { Shell.run(["sha256sum", path]).stdout.prefix(64) }
+
+    /// Two preloaded nc send a file each at once, both through the one stack: both attach
+    /// (neither starts a stack of its own on the TAP), both files arrive whole, and once
+    /// they have exited the stack holds no more descriptors than before.
+    @Test func twoProgramsSideBySide_oneStack() throws {
+        let served = try ServedLab()
+        let lab = served.lab
+        let before = served.openDescriptors
+        let files = (0..<2).map { NSTemporaryDirectory() + "/\(lab.name)-side-\($0)" }
+        defer { for f in files { try? FileManager.default.removeItem(atPath: f); try? FileManager.default.removeItem(atPath: f + ".got") } }
+        var receivers: [Process] = []
+        defer { for r in receivers where r.isRunning { kill(r.processIdentifier, SIGKILL) } }
+        for (i, file) in files.enumerated() {
+            makeFile(file, mebibytes: 16)
+            receivers.append(try Shell.start(["ip", "netns", "exec", lab.name, "sh", "-c", "exec nc -l 10.77.0.1 \(7781 + i) > \(file).got"],
+                                             stderrTo: file + ".err"))
+        }
+        usleep(300_000)
+        let senders = try files.enumerated().map { i, file in
+            try Shell.start(served.netmp(["sh", "-c", "exec nc -N 10.77.0.1 \(7781 + i) < \(file)"]), stderrTo: file + ".send.err")
+        }
+        for process in senders + receivers {
+            #expect(served.eventually(seconds: 60) { !process.isRunning }, "a transfer did not finish")
+        }
+        for file in files { #expect(digest(file) == digest(file + ".got"), "\(file) arrived damaged") }
+        #expect(served.stackLog.components(separatedBy: "attached as client").count - 1 == 2, "\(served.stackLog)")
+        #expect(served.eventually { served.stackLog.components(separatedBy: "is gone").count - 1 == 2 })
+        #expect(served.eventually { served.openDescriptors == before }, "the stack holds \(served.openDescriptors) descriptors, \(before) before")
+    }
+
+    /// A sender killed with SIGKILL after writing a file: the kernel peer still receives
+    /// every byte, then a FIN (nc -l ends), as when the kernel closes a dead process's
+    /// socket. The receiver reads only after the kill, so the bytes were still the stack's.
+    @Test func sigkilledSender_peerGetsEverythingThenFIN() throws {
+        let served = try ServedLab()
+        let lab = served.lab
+        let file = NSTemporaryDirectory() + "/\(lab.name)-killed"
+        defer { for s in ["", ".got", ".err", ".send.err"] { try? FileManager.default.removeItem(atPath: file + s) } }
+        makeFile(file, mebibytes: 1) // all of it fits the socket's buffers: nc writes it all at once
+        let receiver = try Shell.start(["ip", "netns", "exec", lab.name, "python3", "-c", """
+            import socket, sys, time
+            l = socket.create_server(("10.77.0.1", 7785)); c, _ = l.accept(); time.sleep(float(sys.argv[2]))
+            with open(sys.argv[1], "wb") as out:
+                while (b := c.recv(1 << 16)): out.write(b)
+            """, file + ".got", "1.5"], stderrTo: file + ".err")
+        defer { if receiver.isRunning { kill(receiver.processIdentifier, SIGKILL) } }
+        usleep(300_000)
+        // nc writes the file, then waits on a stdin that stays open; it is killed there.
+        let sender = try Shell.start(served.netmp(["sh", "-c", "(cat \(file); sleep 30) | exec nc 10.77.0.1 7785"]),
+                                     stderrTo: file + ".send.err")
+        defer { if sender.isRunning { kill(sender.processIdentifier, SIGKILL) } }
+        #expect(served.eventually { served.stackLog.contains("attached as client") })
+        usleep(500_000)
+        #expect(Shell.run(["pkill", "-KILL", "-f", "nc 10.77.0.1 7785"]).status == 0)
+        #expect(served.eventually(seconds: 30) { !receiver.isRunning }, "the peer never saw the end of the stream")
+        #expect(receiver.terminationStatus == 0, "\((try? String(contentsOfFile: file + ".err", encoding: .utf8)) ?? "")")
+        #expect(digest(file) == digest(file + ".got"), "the peer did not get every byte written")
+    }
+
+    /// A receiver killed with SIGKILL while data it never read waits: the kernel peer's
+    /// connection is reset, as Linux resets when a socket with unread data closes.
+    @Test func sigkilledReceiverWithUnreadData_peerIsReset() throws {
+        let served = try ServedLab()
+        let lab = served.lab
+        let out = NSTemporaryDirectory() + "/\(lab.name)-reset"
+        defer { for s in [".err", ".recv.err"] { try? FileManager.default.removeItem(atPath: out + s) } }
+        // nc's output goes to a reader that never reads: nc stops reading its socket.
+        let receiver = try Shell.start(served.netmp(["sh", "-c", "exec nc -l 10.77.0.2 7786 | sleep 60"]), stderrTo: out + ".recv.err")
+        defer { if receiver.isRunning { kill(receiver.processIdentifier, SIGKILL) } }
+        #expect(served.eventually { served.stackLog.contains("attached as client") })
+        usleep(300_000)
+        let sender = try Shell.start(["ip", "netns", "exec", lab.name, "python3", "-c", """
+            import socket, sys, time
+            s = socket.create_connection(("10.77.0.2", 7786)); s.settimeout(20)
+            try:
+                while True: s.send(b"x" * 65536)
+            except socket.timeout: sys.exit(3)
+            except ConnectionResetError: sys.exit(0)
+            except BrokenPipeError: sys.exit(0)
+            """], stderrTo: out + ".err")
+        defer { if sender.isRunning { kill(sender.processIdentifier, SIGKILL) } }
+        usleep(1_500_000) // the receiver's buffers fill
+        #expect(Shell.run(["pkill", "-KILL", "-f", "nc -l 10.77.0.2 7786"]).status == 0)
+        #expect(served.eventually(seconds: 30) { !sender.isRunning })
+        #expect(sender.terminationStatus == 0, "the peer was not reset: exit \(sender.terminationStatus)")
+    }
+}
