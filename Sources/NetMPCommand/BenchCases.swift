@@ -62,6 +62,8 @@ struct BenchMetric: Sendable {
 
 struct BenchCase: Sendable {
     var name: String
+    /// The protocol threads the netmp side runs with (nil: one per CPU).
+    var cores: Int? = nil
     var tools: [String] = []
     var metrics: [BenchMetric]
     var measure: @Sendable (BenchSide, BenchContext) -> BenchSample
@@ -95,7 +97,7 @@ struct BenchCase: Sendable {
             metrics.append(.raw("cpu", name + " cpu", "CPU s/GiB", .lower))
             metrics.append(.raw("peer-cpu", name + " peer cpu", "CPU s/GiB", .lower))
         }
-        return BenchCase(name: name, tools: impairment == nil ? ["iperf3"] : ["iperf3", "nft"], metrics: metrics) { side, context in
+        return BenchCase(name: name, cores: cores, tools: impairment == nil ? ["iperf3"] : ["iperf3", "nft"], metrics: metrics) { side, context in
             if let impairment, !context.lab.impair(side, impairment) { return .failed("nft refused the impairment") }
             defer { if impairment != nil { context.lab.clearImpairment() } }
             let run = runIperf(side, context, flags, cores: cores)
@@ -105,7 +107,8 @@ struct BenchCase: Sendable {
                 return .failed("no receiver figures in iperf3's report")
             }
             let gib = bytes / Double(1 << 30)
-            return BenchSample(values: ["rate": rate / 1e9, "cpu": report.cpuSeconds / gib, "peer-cpu": run.serverCPU / gib])
+            return BenchSample(values: ["rate": rate / 1e9, "cpu": report.cpuSeconds / gib, "peer-cpu": run.serverCPU / gib,
+                                        "gib": gib])
         }
     }
 
@@ -131,7 +134,8 @@ struct BenchCase: Sendable {
                   let sent = number("bytes", after: "\"sum_sent\"", in: report.output), sent > 0 else {
                 return .failed("no receiver figures in iperf3's report")
             }
-            return BenchSample(values: ["rate": rate / 1e9, "loss": loss, "cpu": report.cpuSeconds / (sent / Double(1 << 30))])
+            let gib = sent / Double(1 << 30)
+            return BenchSample(values: ["rate": rate / 1e9, "loss": loss, "cpu": report.cpuSeconds / gib, "gib": gib])
         }
     }
 

@@ -61,6 +61,21 @@ struct LabNamespaces {
                  + ["--"] + command)
     }
 
+    /// Starts `netmp stack` on the TAP (in the server namespace) and waits until its door
+    /// is open; its pid, or nil (after a line on stderr) when it did not come up.
+    func startStack(cores: Int?) -> pid_t? {
+        let pid = spawn(inServer([selfPath(), "stack", "--tap", tap, "--addr", Self.netmpPrefix]
+                                 + (cores.map { ["--cores", "\($0)"] } ?? [])), quiet: true)
+        for _ in 0..<250 where !DemoSignals.interrupted {
+            let (_, output) = capture(inServer(["ss", "-Hxl"]))
+            if output.contains("@netmp/\(tap)") { return pid }
+            usleep(20_000)
+        }
+        stop(pid)
+        Log.write("netmp: bench: the stack service did not open its door on \(tap)")
+        return nil
+    }
+
     /// Puts an nftables statement (such as `numgen random mod 100 < 1 drop`) on every frame
     /// of the side's link, each direction once: both hooks of the TAP for netmp, the egress
     /// of each veth end for the kernel. False (and nothing left behind) when nft refuses.
