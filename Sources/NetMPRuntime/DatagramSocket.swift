@@ -47,6 +47,9 @@ public final class DatagramSocket: @unchecked Sendable {
     /// SO_RCVTIMEO in nanoseconds (0: none).
     public func setReceiveTimeout(_ ns: Int) { receiveTimeout.store(max(0, ns), ordering: .relaxed) }
 
+    /// The slot of the socket's channel (bind makes it).
+    public var boundSlot: UInt32? { channel?.lease?.slot }
+
     var channel: DatagramChannel? {
         published.load(ordering: .acquiring).map { Unmanaged<DatagramChannel>.fromOpaque($0).takeUnretainedValue() }
     }

@@ -181,15 +181,9 @@ void netmp_inherited_closed(int fd) {
 static void netmp_forked_child(void) {
     if (!netmp_running()) return;
     // Attached to a stack service, the child keeps the client (its region is shared
-    // memory, its connection to the stack inherited) and makes its own sockets on it;
-    // the sockets it inherited become kernel sockets, as below, until the stack counts
-    // descriptors across processes (docs/STACK-SERVICE.md, step 4).
+    // memory, its connection to the stack inherited) and the sockets it inherited, as a
+    // kernel child does: the parent counted it as their holder before the fork.
     if (netmp_attached()) {
-        for (int fd = 0; fd < NETMP_DESCRIPTORS; fd++) {
-            if (!netmp_socket_of(fd)) continue;
-            void *socket = atomic_exchange_explicit(&netmp_sockets[fd], NULL, memory_order_acq_rel);
-            if (socket) becomes_kernel_socket(fd, netmp_is_stream(socket));
-        }
         netmp_epoll_after_fork();
         return;
     }
@@ -225,7 +219,20 @@ static void netmp_forked_child(void) {
 // the Swift runtime's included, so the child never inherits a lock held by a thread it
 // does not have. They go on as soon as the fork returns in the parent.
 static void netmp_forking(void) {
-    if (netmp_running() && !netmp_attached() && getpid() == stack_process) netmp_park_for_fork();
+    if (netmp_attached()) {
+        // Each socket once, however many descriptors this process has for it (a dup'ed
+        // descriptor shares its handle): the fork's number tells them apart. A fork that
+        // fails leaves the count one too high: the socket then closes when the client's
+        // connection to the stack does.
+        static uint64_t forks;
+        forks++;
+        for (int fd = 0; fd < NETMP_DESCRIPTORS; fd++) {
+            void *socket = netmp_socket_of(fd);
+            if (socket) netmp_socket_share(socket, forks);
+        }
+        return;
+    }
+    if (netmp_running() && getpid() == stack_process) netmp_park_for_fork();
 }
 
 // vfork() is fork() here (POSIX allows it): a vfork child runs no fork handlers, so it

@@ -77,6 +77,19 @@ final class ShimSocket: @unchecked Sendable {
         }
     }
 
+    /// The last fork that counted this socket (netmp_socket_share).
+    let sharedAtFork = Atomic<UInt64>(0)
+
+    /// The slot whose entry counts the processes holding this socket (fork): its
+    /// doorbell's, which a stream socket keeps through a connect after a failed one; a UDP
+    /// socket's from bind on. Nil when the socket has none yet.
+    var sharingSlot: UInt32? {
+        switch kind {
+        case .stream(let s): s.channel.doorbell.slot
+        case .datagram(let d): d.boundSlot
+        }
+    }
+
     var doorbell: Doorbell? {
         switch kind {
         case .stream(let s): s.channel.doorbell
@@ -151,11 +164,27 @@ public func netmpSocketRetain(_ handle: UnsafeMutableRawPointer) {
     _ = Unmanaged<ShimSocket>.fromOpaque(handle).retain()
 }
 
-/// A descriptor of the socket was closed; the last one closes the socket.
+/// Before fork, attached to a stack service: the child holds the socket too.
+@_cdecl("netmp_socket_share")
+public func netmpSocketShare(_ handle: UnsafeMutableRawPointer, _ fork: UInt64) {
+    let shim = socket(handle)
+    guard let slot = shim.sharingSlot, shim.sharedAtFork.exchange(fork, ordering: .relaxed) != fork else { return }
+    processClient?.sockets.share(slot)
+}
+
+/// A descriptor of the socket was closed; the last one closes the socket, unless another
+/// process (a forked child or parent) still holds it: then this process only forgets it,
+/// leaving its objects alone (their release would undo what the socket's last holder
+/// still uses; a few hundred bytes stay in this process).
 @_cdecl("netmp_socket_close")
 public func netmpSocketClose(_ handle: UnsafeMutableRawPointer) {
     let shim = socket(handle)
     if shim.descriptors.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+        if let slot = shim.sharingSlot, processClient?.sockets.unshare(slot) == true {
+            let twin = shim.twin.exchange(-1, ordering: .acquiringAndReleasing)
+            if twin >= 0 { close(twin) }
+            return // the handle's reference is kept: the objects are never released here
+        }
         switch shim.kind {
         case .stream(let s): s.close()
         case .datagram(let d): d.close()

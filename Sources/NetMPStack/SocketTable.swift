@@ -136,8 +136,35 @@ public final class SocketTable: @unchecked Sendable {
             return nil
         }
         flags(slot).pointee.store(NETMP_SLOT_LEASED, ordering: .relaxed)
+        sharers(slot).pointee.store(0, ordering: .relaxed)
         holds(slot).pointee.store(1, ordering: .releasing)
         return SlotLease(slot: slot, table: self, base: base, wasWarm: wasWarm, adopted: false)
+    }
+
+    func sharers(_ slot: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> {
+        entry(slot).atomic(UInt32.self, at: MemoryLayout<Entry>.offset(of: \Entry.sharers)!)
+    }
+
+    /// Before fork, in a client of the stack service: the child will hold the socket made
+    /// in `slot` too (its descriptors are the parent's, its memory the same region).
+    public func share(_ slot: UInt32) {
+        guard Int(slot) < capacity else { return }
+        sharers(slot).pointee.add(1, ordering: .acquiringAndReleasing)
+    }
+
+    /// A process let the socket made in `slot` go (its last descriptor closed): true when
+    /// another process still holds it, so this one must leave the socket as it is; false
+    /// for the last holder, which closes it.
+    public func unshare(_ slot: UInt32) -> Bool {
+        guard Int(slot) < capacity else { return false }
+        var current = sharers(slot).pointee.load(ordering: .acquiring)
+        while current > 0 {
+            let (done, now) = sharers(slot).pointee.compareExchange(expected: current, desired: current - 1,
+                                                                      ordering: .acquiringAndReleasing)
+            if done { return true }
+            current = now
+        }
+        return false
     }
 
     /// A holder of `slot`: one more hold, for a view the other side of the socket will

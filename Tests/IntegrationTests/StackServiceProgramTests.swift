@@ -137,4 +137,78 @@ struct StackServiceProgramTests {
         #expect(served.eventually(seconds: 30) { !sender.isRunning })
         #expect(sender.terminationStatus == 0, "the peer was not reset: exit \(sender.terminationStatus)")
     }
+
+    /// fork() shares an attached program's sockets, as the kernel's does: a server that
+    /// accepts and forks a child per connection closes its own copy at once while the
+    /// child sends 1 MiB on it and closes; every peer gets all of it, then the end.
+    @Test func forkedChildServesTheConnection_parentClosedItsCopy() throws {
+        let served = try ServedLab()
+        let lab = served.lab
+        let out = NSTemporaryDirectory() + "/\(lab.name)-fork"
+        defer { for s in [".err", ".py.err"] { try? FileManager.default.removeItem(atPath: out + s) } }
+        let server = try Shell.start(served.netmp(["python3", "-c", """
+            import os, socket
+            l = socket.create_server(("10.77.0.2", 7790))
+            for _ in range(3):
+                c, _ = l.accept()
+                if os.fork() == 0:
+                    l.close()
+                    c.sendall(bytes(range(256)) * 4096)
+                    c.close()
+                    os._exit(0)
+                c.close()
+            for _ in range(3): os.wait()
+            """]), stderrTo: out + ".py.err")
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        #expect(served.eventually { served.stackLog.contains("attached as client") })
+        let client = lab.run(["python3", "-c", """
+            import socket, sys
+            for _ in range(3):
+                s = socket.create_connection(("10.77.0.2", 7790)); s.settimeout(10)
+                got = bytearray()
+                while (b := s.recv(1 << 16)): got += b
+                if got != bytes(range(256)) * 4096: sys.exit("got %d bytes, not the 1 MiB sent" % len(got))
+            """], timeout: 60)
+        #expect(client.status == 0, "\(client.stderr)")
+        #expect(served.eventually { !server.isRunning })
+        #expect(server.terminationStatus == 0, "\((try? String(contentsOfFile: out + ".py.err", encoding: .utf8)) ?? "")")
+    }
+
+    /// Workers forked after listen() accept on the shared listener, each from its own
+    /// process, as nginx's do.
+    @Test func forkedWorkersAcceptOnTheSharedListener() throws {
+        let served = try ServedLab()
+        let lab = served.lab
+        let out = NSTemporaryDirectory() + "/\(lab.name)-workers"
+        defer { try? FileManager.default.removeItem(atPath: out + ".py.err") }
+        let server = try Shell.start(served.netmp(["python3", "-c", """
+            import os, socket
+            l = socket.create_server(("10.77.0.2", 7791))
+            for _ in range(2):
+                if os.fork() == 0:
+                    while True:
+                        c, _ = l.accept()
+                        c.sendall(b"%d\\n" % os.getpid())
+                        c.close()
+            os.wait()
+            """]), stderrTo: out + ".py.err")
+        defer {
+            _ = Shell.run(["pkill", "-KILL", "-f", "7791"])
+            if server.isRunning { kill(server.processIdentifier, SIGKILL) }
+        }
+        #expect(served.eventually { served.stackLog.contains("attached as client") })
+        usleep(300_000)
+        let client = lab.run(["python3", "-c", """
+            import socket
+            pids = set()
+            for _ in range(20):
+                s = socket.create_connection(("10.77.0.2", 7791)); s.settimeout(10)
+                pids.add(s.makefile().readline().strip())
+                s.close()
+            print(len(pids))
+            """], timeout: 60)
+        #expect(client.status == 0, "\(client.stderr)")
+        // Any worker may take any connection; every connection was answered by one.
+        #expect(["1", "2"].contains(client.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+    }
 }

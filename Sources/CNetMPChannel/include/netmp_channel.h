@@ -287,7 +287,8 @@ typedef struct netmp_socket_entry {
     uint32_t flags;                 // NETMP_SLOT_*
     uint32_t holds;                 // views of the slot alive, in any mapping (SlotLease)
     netmp_doorbell doorbell;        // the doorbell of the socket made in this slot
-    uint8_t entry_line_end[24];
+    uint32_t sharers;               // other processes holding the socket made here (fork)
+    uint8_t entry_line_end[20];
     union {
         netmp_stream_slot stream;
         netmp_datagram_slot datagram;
