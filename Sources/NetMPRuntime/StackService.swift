@@ -2,6 +2,7 @@ import CNetMPChannel
 import CNetMPLinux
 import Glibc
 import NetMPStack
+import NetMPWire
 import Synchronization
 
 /// The stack process's door (docs/STACK-SERVICE.md): an abstract Unix socket in the
@@ -29,6 +30,11 @@ public final class StackService: @unchecked Sendable {
     }
     /// By connection.
     var clients: [Int32: Client] = [:]
+    /// Connections accepted whose hello has not come yet, with who they are and when the
+    /// stack stops waiting for it: a program that connects and says nothing holds up no
+    /// other.
+    var greeting: [Int32: (pid: Int32, uid: uid_t, until: Instant)] = [:]
+    static let helloWait = Interval.seconds(2)
     /// Attaches since start, and clients gone since.
     let attachedCount = Atomic<Int>(0), departedCount = Atomic<Int>(0)
     public var attached: Int { attachedCount.load(ordering: .relaxed) }
@@ -61,7 +67,7 @@ public final class StackService: @unchecked Sendable {
     /// The door and the connections close; the clients' sockets are left to the stack,
     /// which may have stopped already (a stack that stops takes everything with it).
     deinit {
-        for fd in clients.keys { close(fd) }
+        for fd in Array(clients.keys) + Array(greeting.keys) { close(fd) }
         close(listener)
     }
 
@@ -74,39 +80,48 @@ public final class StackService: @unchecked Sendable {
     /// One wait for the door and the clients' connections, and what they say.
     public func turn(timeout: Int32) {
         var watched = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
-        for fd in clients.keys { watched.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-        guard poll(&watched, nfds_t(watched.count), timeout) > 0 else { return }
-        for entry in watched where entry.revents != 0 {
-            if entry.fd == listener { admit() } else { hear(entry.fd) }
+        for fd in Array(clients.keys) + Array(greeting.keys) { watched.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+        let wait = greeting.isEmpty ? timeout : min(timeout, 100)
+        if poll(&watched, nfds_t(watched.count), wait) > 0 {
+            for entry in watched where entry.revents != 0 {
+                if entry.fd == listener { admit() } else if greeting[entry.fd] != nil { greet(entry.fd) } else { hear(entry.fd) }
+            }
+        }
+        let now = MonotonicClock.now()
+        for (fd, waiting) in greeting where waiting.until < now {
+            log.info("stack: process \(waiting.pid) connected and said nothing")
+            greeting[fd] = nil
+            refuse(fd, EPROTO)
         }
     }
 
-    /// Every program waiting at the door.
+    /// Every program waiting at the door; its hello comes next (`greet`).
     func admit() {
         while true {
             var uid: UInt32 = 0, pid: Int32 = 0
             let fd = netmp_attach_accept(listener, &uid, &pid)
             guard fd >= 0 else { return }
-            // A program's hello comes right after its connect; a program that connects and
-            // says nothing for a second is not waited for longer.
-            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            var hello = netmp_attach_hello()
-            var count: Int32 = 0
-            guard poll(&ready, 1, 1000) > 0,
-                  netmp_message_receive(fd, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0, &count)
-                    == MemoryLayout<netmp_attach_hello>.size,
-                  hello.version == UInt32(NETMP_ATTACH_VERSION) else {
-                log.info("stack: process \(pid) connected without a hello this stack understands")
-                refuse(fd, EPROTO)
-                continue
-            }
-            guard allowed.contains(uid) else {
-                log.info("stack: process \(pid) of uid \(uid) may not attach (allowed: \(allowed.sorted()))")
-                refuse(fd, EACCES)
-                continue
-            }
-            welcome(fd, pid: pid, uid: uid)
+            greeting[fd] = (pid, uid, MonotonicClock.now() + Self.helloWait)
         }
+    }
+
+    /// A connection's first message: a hello this stack understands from a uid it
+    /// serves is welcomed, anything else refused.
+    func greet(_ fd: Int32) {
+        guard let (pid, uid, _) = greeting.removeValue(forKey: fd) else { return }
+        var hello = netmp_attach_hello()
+        var count: Int32 = 0
+        guard netmp_message_receive(fd, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0, &count)
+                == MemoryLayout<netmp_attach_hello>.size,
+              hello.version == UInt32(NETMP_ATTACH_VERSION) else {
+            log.info("stack: process \(pid) connected without a hello this stack understands")
+            return refuse(fd, EPROTO)
+        }
+        guard allowed.contains(uid) else {
+            log.info("stack: process \(pid) of uid \(uid) may not attach (allowed: \(allowed.sorted()))")
+            return refuse(fd, EACCES)
+        }
+        welcome(fd, pid: pid, uid: uid)
     }
 
     func refuse(_ fd: Int32, _ error: Int32) {

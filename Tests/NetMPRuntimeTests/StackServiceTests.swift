@@ -1,3 +1,4 @@
+import CNetMPChannel
 import CNetMPLinux
 import Glibc
 import NetMPRuntime
@@ -133,5 +134,31 @@ import Testing
         let again = StreamSocket(stack: served.pair.a)
         try again.bind(Endpoint(IPv4Address(0), 7401))
         for s in [again, fromWriter, toUnread, server] { s.close() }
+    }
+
+    /// A program that connects to the door and says nothing holds up no other: the next
+    /// attaches at once, and the silent one is refused (EPROTO) after a while; a hello of
+    /// another version is refused at once.
+    @Test func silentOrForeignConnection_holdsUpNoOne() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let silent = netmp_attach_connect(served.service.door)
+        #expect(silent >= 0)
+        defer { close(silent) }
+        let started = MonotonicClock.now()
+        let client = try StackClient.attach(door: served.service.door)
+        #expect(MonotonicClock.now() < started + .milliseconds(500))
+        #expect(client.connection != nil)
+
+        let foreign = netmp_attach_connect(served.service.door)
+        defer { close(foreign) }
+        var hello = netmp_attach_hello(version: 99, reserved: 0)
+        #expect(netmp_message_send(foreign, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0) > 0)
+        for fd in [foreign, silent] {
+            var reply = netmp_attach_reply()
+            var count: Int32 = 0
+            let received = netmp_message_receive(fd, &reply, Int32(MemoryLayout<netmp_attach_reply>.size), nil, 0, &count)
+            #expect(received == MemoryLayout<netmp_attach_reply>.size && reply.error == EPROTO)
+        }
     }
 }
