@@ -17,10 +17,13 @@ int netmp_running(void);
 // 1 when the process attached to a stack service: no protocol thread runs in it, so fork
 // parks nothing and exit waits for nothing (the stack delivers what was written).
 int netmp_attached(void);
-// Before fork, attached: the child holds the socket too, so a close in either process
-// leaves it to the other (the last holder's close closes it).
-// `fork` numbers the fork: a socket with several descriptors counts once.
-void netmp_socket_share(void *socket, uint64_t fork);
+// Before fork, attached: the child's process number in the client (-1: none free), and
+// each socket held by it too (`fork` numbers the fork: a socket with several descriptors
+// counts once), so a close in either process leaves the socket to the other and the last
+// holder's close (or end) closes it. In the child: it joins the stack as that process.
+int netmp_number_for_child(void);
+void netmp_socket_share(void *socket, uint64_t fork, uint32_t number);
+void netmp_join_after_fork(uint32_t number);
 // At exit: closes one descriptor's socket, keeping its handle valid for threads still in a
 // call; then waits (NETMP_EXIT_LINGER_MS at most) for every connection to deliver its data.
 void netmp_socket_close_at_exit(void *socket);

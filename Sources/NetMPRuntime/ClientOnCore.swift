@@ -20,6 +20,8 @@ final class ClientOnCore {
     /// The ports this core listens on, and the UDP ports it delivers, for this client's
     /// sockets: what a client that goes away without closing them leaves to take down.
     var listeningPorts: Set<UInt16> = []
+    /// The port each of the client's listeners listens on, by its listener slot.
+    var listeners: [UInt32: UInt16] = [:]
     var datagramPorts: Set<UInt16> = []
 
     init(id: UInt32, region: ClientRegion, descriptors: DoorbellDescriptors? = nil, core: Int) {

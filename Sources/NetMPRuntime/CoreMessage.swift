@@ -26,6 +26,9 @@ public enum CoreMessage {
     /// closed as Linux closes a dead process's sockets.
     case attach(client: UInt32, ClientRegion, DoorbellDescriptors?, Completion)
     case detach(client: UInt32, closing: Bool, Completion)
+    /// Sockets of a client whose last holding process ended while the client goes on:
+    /// each core closes its part of them (ProtocolLoop.close(_:of:)).
+    case closeSockets(client: UInt32, [SocketHandle], Completion)
     /// Runs `body` on the core with its loop (diagnostics and tests: memory placement).
     case inspect(@Sendable (ProtocolLoop) -> Void, Completion)
     /// The stack is shutting down: the thread leaves its loop.

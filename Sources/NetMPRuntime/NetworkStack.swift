@@ -201,6 +201,14 @@ public final class NetworkStack: @unchecked Sendable {
         }
     }
 
+    /// Every core closes its part of client `id`'s sockets `handles` (their last holding
+    /// process ended while the client goes on).
+    public func close(_ handles: [SocketHandle], of id: UInt32) {
+        let completion = Completion(count: cores)
+        for core in 0..<cores { send(.closeSockets(client: id, handles, completion), to: core) }
+        completion.wait()
+    }
+
     /// What a client process maps: the cores' wake page (memfd) and each core's eventfd.
     public var wakeDescriptors: (page: Int32, cores: [Int32])? {
         wakePage.descriptor.map { ($0, ports.map(\.wakeupDescriptor)) }

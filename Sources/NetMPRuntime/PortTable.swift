@@ -40,6 +40,11 @@ public final class PortTable: @unchecked Sendable {
     public func release(_ port: UInt16) { _ = lock.locked { reserved.removeValue(forKey: port) } }
     public func isReserved(_ port: UInt16) -> Bool { lock.locked { reserved[port] != nil } }
 
+    /// `port` goes back if `client` holds it.
+    public func release(_ port: UInt16, ifHeldBy client: UInt32) {
+        lock.locked { if reserved[port] == client { reserved.removeValue(forKey: port) } }
+    }
+
     /// Every port `client` held (a client process that ended without closing its sockets).
     public func releaseAll(of client: UInt32) {
         lock.locked { reserved = reserved.filter { $0.value != client } }

@@ -48,6 +48,7 @@ extension ProtocolLoop {
                     return false
                 }
                 client.listeningPorts.insert(queue.port)
+                client.listeners[listener.slot] = queue.port
             } catch {
                 // The port table admitted the listen, so this core cannot hold the port already.
                 assertionFailure("core \(core) already listens on \(queue.port)")
@@ -58,9 +59,15 @@ extension ProtocolLoop {
         case .detach(let id, let closing, let completion):
             detach(id, closing: closing, now: now)
             completion.done()
+        case .closeSockets(let id, let handles, let completion):
+            if let client = clientsByID[id] { close(handles, of: client, now: now) }
+            completion.done()
         case .stopListening(let port, let completion):
             tcp.stopListening(port: port, now: now, host: host, sink: &sink)
-            for client in clients { client.listeningPorts.remove(port) }
+            for client in clients {
+                client.listeningPorts.remove(port)
+                client.listeners = client.listeners.filter { $0.value != port }
+            }
             completion.done()
         case .bindDatagram(let id, let handle, let completion):
             defer { completion.done() }

@@ -331,6 +331,34 @@ public final class ProtocolLoop {
         for (_, channel) in client.datagramViews { sendDatagrams(of: channel, now: now) }
     }
 
+    /// Sockets of `client` that no process holds any more (their last holder ended): this
+    /// core's part of closing each, as the close record and stopping a listener or UDP
+    /// port would, with the errors Linux's close gives a peer (unread data resets). Only
+    /// what the client's own records set up here is touched: a port is stopped only if
+    /// this client listens or is bound on it.
+    func close(_ handles: [SocketHandle], of client: ClientOnCore, now: Instant) {
+        for handle in handles {
+            if let channel = client.streamView(handle) {
+                var record = Request(.close, handle)
+                record.abort = channel.receive.readable > 0
+                self.handle(record, on: channel, from: client, now: now)
+            } else if let port = client.listeners.removeValue(forKey: handle.slot), client.listeningPorts.contains(port) {
+                tcp.stopListening(port: port, now: now, host: host, sink: &sink)
+                client.listeningPorts.remove(port)
+                portTable?.release(port, ifHeldBy: client.id)
+                client.sockets.release(handle)
+            } else if client.sockets.resolves(handle, as: .datagram) {
+                for port in client.datagramPorts where datagramSockets[port]?.lease?.slot == handle.slot {
+                    datagramSockets[port] = nil
+                    client.datagramPorts.remove(port)
+                    datagramPortTable?.release(port, ifHeldBy: client.id)
+                }
+                if let channel = client.datagramViews.removeValue(forKey: handle.slot) { sendDatagrams(of: channel, now: now) }
+                client.sockets.release(handle)
+            }
+        }
+    }
+
     /// A frame read from this core's queue: handled here, or sent to the core it belongs to.
     func arrived(_ frame: UnsafeRawBufferPointer, marks: ArrivalMarks = .none, now: Instant) {
         switch steering.target(of: frame, localAddress: host.address) {

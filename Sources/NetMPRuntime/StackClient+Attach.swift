@@ -3,6 +3,7 @@ import CNetMPLinux
 import Glibc
 import NetMPStack
 import NetMPTCP
+import Synchronization
 
 /// Why a program could not attach to a stack service.
 public enum AttachError: Error, Equatable, CustomStringConvertible {
@@ -34,15 +35,15 @@ extension StackClient {
         let fd = netmp_attach_connect(door)
         guard fd >= 0 else { throw .noStack(errno: -fd) }
         do {
-            return try attach(over: fd)
+            return try attach(over: fd, door: door)
         } catch {
             close(fd)
             throw error
         }
     }
 
-    static func attach(over fd: Int32) throws(AttachError) -> StackClient {
-        var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), reserved: 0)
+    static func attach(over fd: Int32, door: String? = nil) throws(AttachError) -> StackClient {
+        var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), join: 0, client: 0, process: 0)
         let sent = netmp_message_send(fd, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0)
         guard sent >= 0 else { throw .noStack(errno: -sent) }
         var reply = netmp_attach_reply()
@@ -75,8 +76,33 @@ extension StackClient {
         tcp.sendBufferSize = Int(reply.send_buffer)
         tcp.receiveBufferSize = Int(reply.receive_buffer)
         tcp.maximumSegmentSize = Int(reply.maximum_segment)
-        return StackClient(id: reply.client, region: region, configuration: configuration, tcpConfiguration: tcp,
-                           steering: FlowSteering(cores: cores), wakers: wakers, connection: fd)
+        let client = StackClient(id: reply.client, region: region, configuration: configuration, tcpConfiguration: tcp,
+                                 steering: FlowSteering(cores: cores), wakers: wakers, connection: fd, door: door)
+        client.process = reply.process
+        return client
+    }
+
+    /// Before fork: a process number for the child (nil when the client has 64 processes).
+    public func numberForChild() -> UInt32? { sockets.takeProcessNumber() }
+
+    /// In a forked child, with its number: the parent's connection (inherited) is closed
+    /// and the child joins the stack over one of its own, so that each process's end is
+    /// seen apart. False when the door could not be reached: the child then holds
+    /// nothing the stack would close at its end.
+    public func joinAfterFork(as number: UInt32) -> Bool {
+        process = number
+        if let inherited = connection { close(inherited) }
+        connectionBox.fd.store(-1, ordering: .releasing)
+        guard let door else { return false }
+        let fd = netmp_attach_connect(door)
+        guard fd >= 0 else { return false }
+        var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), join: 1, client: id, process: number)
+        guard netmp_message_send(fd, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0) >= 0 else {
+            close(fd)
+            return false
+        }
+        connectionBox.fd.store(fd, ordering: .releasing)
+        return true
     }
 
     /// Hands the eventfd of the doorbell in `slot` to the stack over `connection`.

@@ -2,6 +2,7 @@ import CNetMPChannel
 import Glibc
 import NetMPStack
 import NetMPTCP
+import Synchronization
 
 /// An application's side of the stack: its region (socket table, reply slots, one request
 /// ring per core), what it must know of the stack (its address and routes, the TCP
@@ -26,18 +27,34 @@ public final class StackClient: @unchecked Sendable {
     /// How to wake each core after a record (its sleep announcement and eventfd).
     let wakers: [CoreWaker]
     let nextCore = AtomicCounter()
-    /// A client of the stack service: its connection to the stack (the stack closes what
-    /// the client held when the last process holding it ends), nil in-process.
-    public let connection: Int32?
+    /// A client of the stack service: this process's connection to the stack (when it
+    /// ends, the stack closes the sockets no other process of the client holds), -1
+    /// in-process. A forked child replaces it with one of its own (`joinAfterFork`).
+    final class Connection: Sendable {
+        let fd: Atomic<Int32>
+        init(_ fd: Int32) { self.fd = Atomic(fd) }
+    }
+    let connectionBox: Connection
+    public var connection: Int32? {
+        let fd = connectionBox.fd.load(ordering: .acquiring)
+        return fd >= 0 ? fd : nil
+    }
+    /// This process's number in the client (its bit in a socket's holders); a forked child
+    /// gets its own. Changed only in a child right after fork, while it has one thread.
+    public nonisolated(unsafe) var process: UInt32 = 0
+    /// The stack's door, for a forked child's own connection.
+    let door: String?
 
     init(id: UInt32, region: ClientRegion, configuration: StackConfiguration, tcpConfiguration: TCPConfiguration,
-         steering: FlowSteering, wakers: [CoreWaker], connection: Int32? = nil) {
+         steering: FlowSteering, wakers: [CoreWaker], connection: Int32? = nil, door: String? = nil) {
         self.id = id
         self.region = region
-        self.connection = connection
+        let box = Connection(connection ?? -1)
+        connectionBox = box
+        self.door = door
         var naming: (@Sendable (UInt32, Int32) -> Bool)? = nil
-        if let connection {
-            naming = { slot, eventfd in StackClient.name(doorbell: slot, eventfd: eventfd, on: connection) }
+        if connection != nil {
+            naming = { slot, eventfd in StackClient.name(doorbell: slot, eventfd: eventfd, on: box.fd.load(ordering: .acquiring)) }
         }
         sockets = SocketTable(region: region, namingDoorbell: naming)
         replies = ReplyBoard(in: region)

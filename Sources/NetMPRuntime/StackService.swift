@@ -23,13 +23,18 @@ public final class StackService: @unchecked Sendable {
     /// The uids whose programs may attach (the stack's own and root always may).
     let allowed: Set<uid_t>
     let log: Log
-    struct Client {
+    /// A client: its region and the stack's side of it, and its processes' connections
+    /// (the first process's, and one per forked process that joined).
+    final class Client {
         let process: AttachedProcess
         let pid: Int32
         let uid: uid_t
+        var connections = 0
+        init(process: AttachedProcess, pid: Int32, uid: uid_t) { self.process = process; self.pid = pid; self.uid = uid }
     }
-    /// By connection.
-    var clients: [Int32: Client] = [:]
+    /// By connection: the client and the number of the process at its other end.
+    var clients: [Int32: (client: Client, process: UInt32)] = [:]
+    var clientsByID: [UInt32: Client] = [:]
     /// Connections accepted whose hello has not come yet, with who they are and when the
     /// stack stops waiting for it: a program that connects and says nothing holds up no
     /// other.
@@ -40,6 +45,10 @@ public final class StackService: @unchecked Sendable {
     public var attached: Int { attachedCount.load(ordering: .relaxed) }
     public var departed: Int { departedCount.load(ordering: .relaxed) }
     public var clientCount: Int { attached - departed }
+    /// Forked processes that joined, and processes of a client gone while others stay.
+    let joinedCount = Atomic<Int>(0), processesGoneCount = Atomic<Int>(0)
+    public var joined: Int { joinedCount.load(ordering: .relaxed) }
+    public var processesGone: Int { processesGoneCount.load(ordering: .relaxed) }
 
     public enum ServiceError: Error, CustomStringConvertible {
         case door(String, errno: Int32)
@@ -121,7 +130,19 @@ public final class StackService: @unchecked Sendable {
             log.info("stack: process \(pid) of uid \(uid) may not attach (allowed: \(allowed.sorted()))")
             return refuse(fd, EACCES)
         }
-        welcome(fd, pid: pid, uid: uid)
+        if hello.join == 0 { return welcome(fd, pid: pid, uid: uid) }
+        // A forked process of a client, under the number its parent took for it. Only a
+        // process of the client's own uid joins it (a child keeps its parent's uid unless
+        // it changed it, and then it is another principal).
+        guard let client = clientsByID[hello.client], client.uid == uid,
+              client.process.sockets.processNumberTaken(hello.process) else {
+            log.info("stack: process \(pid) asked to join client \(hello.client) as \(hello.process); refused")
+            return refuse(fd, EPROTO)
+        }
+        clients[fd] = (client, hello.process)
+        client.connections += 1
+        joinedCount.add(1, ordering: .relaxed)
+        log.debug("stack: process \(pid) joined client \(hello.client) as process \(hello.process)")
     }
 
     func refuse(_ fd: Int32, _ error: Int32) {
@@ -149,6 +170,8 @@ public final class StackService: @unchecked Sendable {
         reply.send_buffer = UInt32(stack.tcpConfiguration.sendBufferSize)
         reply.receive_buffer = UInt32(stack.tcpConfiguration.receiveBufferSize)
         reply.maximum_segment = UInt32(stack.tcpConfiguration.maximumSegmentSize)
+        reply.process = 0
+        process.sockets.addProcessNumber(0)
         let lines = Array(stack.configuration.environmentLines.utf8.prefix(MemoryLayout.size(ofValue: reply.configuration) - 1))
         withUnsafeMutableBytes(of: &reply.configuration) { $0.copyBytes(from: lines) }
         let fds = [regionFD, wake.page] + wake.cores
@@ -159,14 +182,17 @@ public final class StackService: @unchecked Sendable {
             close(fd)
             return
         }
-        clients[fd] = Client(process: process, pid: pid, uid: uid)
+        let client = Client(process: process, pid: pid, uid: uid)
+        client.connections = 1
+        clients[fd] = (client, 0)
+        clientsByID[process.id] = client
         attachedCount.add(1, ordering: .relaxed)
         log.info("stack: process \(pid) (uid \(uid)) attached as client \(process.id)")
     }
 
     /// What a client's connection says: doorbell eventfds, or its end.
     func hear(_ fd: Int32) {
-        guard let client = clients[fd] else { return }
+        guard let (client, number) = clients[fd] else { return }
         while true {
             var registration = netmp_doorbell_registration()
             var given: Int32 = -1
@@ -176,7 +202,9 @@ public final class StackService: @unchecked Sendable {
             if received == -EAGAIN || received == -EWOULDBLOCK { return }
             guard received > 0 else {
                 clients[fd] = nil
-                return depart(fd, client)
+                close(fd)
+                client.connections -= 1
+                return client.connections == 0 ? depart(client) : processGone(client, number)
             }
             guard received == MemoryLayout<netmp_doorbell_registration>.size, count == 1 else {
                 if count == 1 { close(given) }
@@ -191,11 +219,29 @@ public final class StackService: @unchecked Sendable {
         }
     }
 
-    /// A client's connection closed: every core closes what it held.
-    func depart(_ fd: Int32, _ client: Client) {
+    /// The last connection of a client closed: every core closes what it held.
+    func depart(_ client: Client) {
         stack.detach(client: client.process.id, closing: true)
-        close(fd)
+        clientsByID[client.process.id] = nil
         departedCount.add(1, ordering: .relaxed)
         log.info("stack: client \(client.process.id) (process \(client.pid)) is gone; its sockets are closed")
+    }
+
+    /// Process `number` of a client ended while others of the client go on: it holds
+    /// nothing now, and the sockets no other process holds close, as the kernel closes a
+    /// socket when its last process ends. Its number is free again after.
+    func processGone(_ client: Client, _ number: UInt32) {
+        let sockets = client.process.sockets
+        let named = sockets.namedSlots()
+        var lastHeld: Set<UInt32> = []
+        for doorbell in Set(named.map(\.doorbell)) {
+            let (held, othersHold) = sockets.dropHolder(number, from: doorbell)
+            if held && !othersHold { lastHeld.insert(doorbell) }
+        }
+        sockets.freeProcessNumber(number)
+        processesGoneCount.add(1, ordering: .relaxed)
+        let closing = named.filter { lastHeld.contains($0.doorbell) }.map { SocketHandle(slot: $0.slot, generation: sockets.generationOf($0.slot)) }
+        log.info("stack: process \(number) of client \(client.process.id) is gone; \(closing.count) sockets only it held close")
+        if !closing.isEmpty { stack.close(closing, of: client.process.id) }
     }
 }

@@ -174,6 +174,9 @@ void netmp_inherited_closed(int fd) {
     pthread_mutex_unlock(&takeover_lock);
 }
 
+// Attached: the number of the child of the fork under way (prepare handler), -1 for none.
+static int child_number = -1;
+
 // fork(): only the calling thread goes on in the child, so the stack's threads do not.
 // The child closes the stack's descriptors (its TAP queues would otherwise swallow
 // frames), and each inherited netmp socket becomes an unconnected kernel socket, except
@@ -181,9 +184,19 @@ void netmp_inherited_closed(int fd) {
 static void netmp_forked_child(void) {
     if (!netmp_running()) return;
     // Attached to a stack service, the child keeps the client (its region is shared
-    // memory, its connection to the stack inherited) and the sockets it inherited, as a
-    // kernel child does: the parent counted it as their holder before the fork.
+    // memory) and the sockets it inherited, as a kernel child does: the parent made it
+    // their holder before the fork. It joins the stack over a connection of its own, so
+    // that its end is seen apart from its parent's.
     if (netmp_attached()) {
+        if (child_number >= 0) {
+            netmp_join_after_fork((uint32_t)child_number);
+        } else {
+            for (int fd = 0; fd < NETMP_DESCRIPTORS; fd++) {
+                if (!netmp_socket_of(fd)) continue;
+                void *socket = atomic_exchange_explicit(&netmp_sockets[fd], NULL, memory_order_acq_rel);
+                if (socket) becomes_kernel_socket(fd, netmp_is_stream(socket));
+            }
+        }
         netmp_epoll_after_fork();
         return;
     }
@@ -220,15 +233,18 @@ static void netmp_forked_child(void) {
 // does not have. They go on as soon as the fork returns in the parent.
 static void netmp_forking(void) {
     if (netmp_attached()) {
-        // Each socket once, however many descriptors this process has for it (a dup'ed
-        // descriptor shares its handle): the fork's number tells them apart. A fork that
-        // fails leaves the count one too high: the socket then closes when the client's
-        // connection to the stack does.
+        // The child's number in the client, and each socket held by it too, however many
+        // descriptors this process has for it (a dup'ed descriptor shares its handle). A
+        // fork that fails leaves the number taken and its sockets held: they then close
+        // when the client's last process ends. 64 processes at most per client: past
+        // that, a child's inherited sockets become kernel sockets (below).
         static uint64_t forks;
         forks++;
+        child_number = netmp_number_for_child();
+        if (child_number < 0) return;
         for (int fd = 0; fd < NETMP_DESCRIPTORS; fd++) {
             void *socket = netmp_socket_of(fd);
-            if (socket) netmp_socket_share(socket, forks);
+            if (socket) netmp_socket_share(socket, forks, (uint32_t)child_number);
         }
         return;
     }

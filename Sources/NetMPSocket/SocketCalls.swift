@@ -149,6 +149,7 @@ public func netmpSocketCreate(_ stream: Int32, _ fd: Int32) -> UnsafeMutableRawP
         let socket = StreamSocket(client: client)
         socket.channel.doorbell.fd = fd
         shim = ShimSocket(.stream(socket))
+        claim(shim)
     } else {
         let socket = DatagramSocket(client: client)
         socket.descriptor.store(fd, ordering: .releasing)
@@ -164,12 +165,37 @@ public func netmpSocketRetain(_ handle: UnsafeMutableRawPointer) {
     _ = Unmanaged<ShimSocket>.fromOpaque(handle).retain()
 }
 
-/// Before fork, attached to a stack service: the child holds the socket too.
+/// Attached to a stack service: this process holds the socket (made, accepted or bound
+/// here), so that the stack closes it if this process ends and no other holds it.
+func claim(_ shim: ShimSocket) {
+    guard let client = processClient, client.connection != nil, let slot = shim.sharingSlot else { return }
+    client.sockets.addHolder(client.process, to: slot)
+}
+
+/// Before fork, attached to a stack service: the child (process `number` of the client)
+/// holds the socket too; `fork` numbers the fork, so a socket with several descriptors
+/// counts once.
 @_cdecl("netmp_socket_share")
-public func netmpSocketShare(_ handle: UnsafeMutableRawPointer, _ fork: UInt64) {
+public func netmpSocketShare(_ handle: UnsafeMutableRawPointer, _ fork: UInt64, _ number: UInt32) {
     let shim = socket(handle)
     guard let slot = shim.sharingSlot, shim.sharedAtFork.exchange(fork, ordering: .relaxed) != fork else { return }
-    processClient?.sockets.share(slot)
+    processClient?.sockets.addHolder(number, to: slot)
+}
+
+/// Before fork, attached: the child's process number, or -1 when the client has no free
+/// one (the child's inherited sockets then become kernel sockets).
+@_cdecl("netmp_number_for_child")
+public func netmpNumberForChild() -> Int32 {
+    guard let client = processClient, client.connection != nil, let number = client.numberForChild() else { return -1 }
+    return Int32(number)
+}
+
+/// In a forked child, attached: joins the stack as process `number` over a connection of
+/// its own.
+@_cdecl("netmp_join_after_fork")
+public func netmpJoinAfterFork(_ number: UInt32) {
+    guard let client = processClient, !client.joinAfterFork(as: number) else { return }
+    Log.write("netmp: forked child \(getpid()): cannot reach the stack's door; its sockets close with its parent's client")
 }
 
 /// A descriptor of the socket was closed; the last one closes the socket, unless another
@@ -180,7 +206,8 @@ public func netmpSocketShare(_ handle: UnsafeMutableRawPointer, _ fork: UInt64) 
 public func netmpSocketClose(_ handle: UnsafeMutableRawPointer) {
     let shim = socket(handle)
     if shim.descriptors.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
-        if let slot = shim.sharingSlot, processClient?.sockets.unshare(slot) == true {
+        if let client = processClient, client.connection != nil, let slot = shim.sharingSlot,
+           client.sockets.dropHolder(client.process, from: slot).othersHold {
             let twin = shim.twin.exchange(-1, ordering: .acquiringAndReleasing)
             if twin >= 0 { close(twin) }
             return // the handle's reference is kept: the objects are never released here
@@ -229,7 +256,9 @@ public func netmpBind(_ handle: UnsafeMutableRawPointer, _ address: UInt32, _ po
     do {
         switch socket(handle).kind {
         case .stream(let s): try s.bind(endpoint(address, port))
-        case .datagram(let d): try d.bind(endpoint(address, port))
+        case .datagram(let d):
+            try d.bind(endpoint(address, port))
+            claim(socket(handle))
         }
         return 0
     } catch { return failure(error) }
@@ -256,7 +285,9 @@ public func netmpAccept(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ nonBlo
         let peer = try accepted.peerAddress()
         address.pointee = peer.address.value
         port.pointee = peer.port
-        return Unmanaged.passRetained(ShimSocket(.stream(accepted))).toOpaque()
+        let shim = ShimSocket(.stream(accepted))
+        claim(shim)
+        return Unmanaged.passRetained(shim).toOpaque()
     } catch {
         errorNumber.pointee = error.errno
         return nil

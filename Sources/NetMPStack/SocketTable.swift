@@ -136,35 +136,89 @@ public final class SocketTable: @unchecked Sendable {
             return nil
         }
         flags(slot).pointee.store(NETMP_SLOT_LEASED, ordering: .relaxed)
-        sharers(slot).pointee.store(0, ordering: .relaxed)
+        holders(slot).pointee.store(0, ordering: .relaxed)
         holds(slot).pointee.store(1, ordering: .releasing)
         return SlotLease(slot: slot, table: self, base: base, wasWarm: wasWarm, adopted: false)
     }
 
-    func sharers(_ slot: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> {
-        entry(slot).atomic(UInt32.self, at: MemoryLayout<Entry>.offset(of: \Entry.sharers)!)
+    func holders(_ slot: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        entry(slot).atomic(UInt64.self, at: MemoryLayout<Entry>.offset(of: \Entry.holders)!)
     }
 
-    /// Before fork, in a client of the stack service: the child will hold the socket made
-    /// in `slot` too (its descriptors are the parent's, its memory the same region).
-    public func share(_ slot: UInt32) {
-        guard Int(slot) < capacity else { return }
-        sharers(slot).pointee.add(1, ordering: .acquiringAndReleasing)
+    /// The processes of the client that hold the socket whose doorbell is in `slot`
+    /// (`holders`, bit i: process number i). A socket no process claimed holds none, and is
+    /// closed only by its close or the end of the whole client.
+    public func addHolder(_ process: UInt32, to slot: UInt32) {
+        guard Int(slot) < capacity, process < 64 else { return }
+        holders(slot).pointee.bitwiseOr(1 << UInt64(process), ordering: .acquiringAndReleasing)
     }
 
-    /// A process let the socket made in `slot` go (its last descriptor closed): true when
-    /// another process still holds it, so this one must leave the socket as it is; false
-    /// for the last holder, which closes it.
-    public func unshare(_ slot: UInt32) -> Bool {
-        guard Int(slot) < capacity else { return false }
-        var current = sharers(slot).pointee.load(ordering: .acquiring)
-        while current > 0 {
-            let (done, now) = sharers(slot).pointee.compareExchange(expected: current, desired: current - 1,
-                                                                      ordering: .acquiringAndReleasing)
-            if done { return true }
+    /// Process `process` lets the socket whose doorbell is in `slot` go: whether it held
+    /// it, and whether another process still does (then the socket stays as it is).
+    public func dropHolder(_ process: UInt32, from slot: UInt32) -> (held: Bool, othersHold: Bool) {
+        guard Int(slot) < capacity, process < 64 else { return (false, false) }
+        let bit: UInt64 = 1 << UInt64(process)
+        let before = holders(slot).pointee.bitwiseAnd(~bit, ordering: .acquiringAndReleasing).oldValue
+        return (before & bit != 0, before & ~bit != 0)
+    }
+
+    /// The client's process numbers in use (the region head's `processes`).
+    var processes: UnsafeMutablePointer<Atomic<UInt64>> {
+        memory.head.atomic(UInt64.self, at: MemoryLayout<netmp_region>.offset(of: \netmp_region.processes)!)
+    }
+
+    /// A free process number for a forked child (nil when all 64 are in use).
+    public func takeProcessNumber() -> UInt32? {
+        var current = processes.pointee.load(ordering: .acquiring)
+        while current != .max {
+            let number = UInt32((~current).trailingZeroBitCount)
+            let (done, now) = processes.pointee.compareExchange(expected: current, desired: current | 1 << UInt64(number),
+                                                                 ordering: .acquiringAndReleasing)
+            if done { return number }
             current = now
         }
-        return false
+        return nil
+    }
+
+    /// Process number `number` is in use (the first process's, given at attach).
+    public func addProcessNumber(_ number: UInt32) {
+        guard number < 64 else { return }
+        processes.pointee.bitwiseOr(1 << UInt64(number), ordering: .acquiringAndReleasing)
+    }
+
+    /// The current generation of `slot`'s name.
+    public func generationOf(_ slot: UInt32) -> UInt32 { generation(slot).pointee.load(ordering: .acquiring) }
+
+    /// Whether process number `number` is in use.
+    public func processNumberTaken(_ number: UInt32) -> Bool {
+        number < 64 && processes.pointee.load(ordering: .acquiring) & (1 << UInt64(number)) != 0
+    }
+
+    /// Process number `number` is free again (the stack, once it has let that process's
+    /// sockets go).
+    public func freeProcessNumber(_ number: UInt32) {
+        guard number < 64 else { return }
+        processes.pointee.bitwiseAnd(~(1 << UInt64(number)), ordering: .acquiringAndReleasing)
+    }
+
+    /// The named slots below the high-water mark, each with its kind and the slot of its
+    /// doorbell (the stack, sweeping a gone process's sockets; read from the client's
+    /// memory, so checked against the table's size).
+    public func namedSlots() -> [(slot: UInt32, kind: Kind, doorbell: UInt32)] {
+        let top = min(capacity, max(0, highWater.pointee.load(ordering: .acquiring)))
+        var found: [(slot: UInt32, kind: Kind, doorbell: UInt32)] = []
+        for slot in 0..<UInt32(top) {
+            guard let kind = Kind(rawValue: self.kind(slot).pointee.load(ordering: .acquiring)) else { continue }
+            let offset = switch kind {
+            case .stream: MemoryLayout<netmp_stream_slot>.offset(of: \netmp_stream_slot.doorbell_slot)!
+            case .datagram: MemoryLayout<netmp_datagram_slot>.offset(of: \netmp_datagram_slot.doorbell_slot)!
+            case .listener: MemoryLayout<netmp_listen_slot>.offset(of: \netmp_listen_slot.doorbell_slot)!
+            }
+            let named = words(slot).load(fromByteOffset: offset, as: UInt32.self)
+            guard named > 0, Int(named - 1) < capacity else { continue }
+            found.append((slot, kind, named - 1))
+        }
+        return found
     }
 
     /// A holder of `slot`: one more hold, for a view the other side of the socket will

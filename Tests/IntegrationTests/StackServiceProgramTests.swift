@@ -211,4 +211,84 @@ struct StackServiceProgramTests {
         // Any worker may take any connection; every connection was answered by one.
         #expect(["1", "2"].contains(client.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
     }
+
+    /// A forked worker killed with SIGKILL while it holds a connection it accepted: the
+    /// stack closes that connection (its peer reads the end), as the kernel closes a dead
+    /// process's sockets, while the parent, still listening, serves the next connection.
+    @Test func killedWorker_itsConnectionCloses_parentServesOn() throws {
+        let served = try ServedLab()
+        let lab = served.lab
+        let out = NSTemporaryDirectory() + "/\(lab.name)-worker"
+        defer { for s in [".py.err", ".pid"] { try? FileManager.default.removeItem(atPath: out + s) } }
+        let server = try Shell.start(served.netmp(["python3", "-c", """
+            import os, socket, sys, time
+            l = socket.create_server(("10.77.0.2", 7792))
+            child = os.fork()
+            if child == 0:
+                c, _ = l.accept()
+                c.sendall(b"worker\\n")
+                time.sleep(60)
+                os._exit(0)
+            open(sys.argv[1], "w").write(str(child))
+            time.sleep(1.0)
+            c, _ = l.accept()
+            c.sendall(b"parent\\n")
+            c.close()
+            os.waitpid(child, 0)
+            """, out + ".pid"]), stderrTo: out + ".py.err")
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        #expect(served.eventually { served.stackLog.contains("attached as client") })
+        usleep(300_000)
+        let client = lab.run(["python3", "-c", """
+            import os, signal, socket, sys, time
+            s = socket.create_connection(("10.77.0.2", 7792)); s.settimeout(10)
+            if s.recv(100) != b"worker\\n": sys.exit("no greeting from the worker")
+            os.kill(int(open(sys.argv[1]).read()), signal.SIGKILL)
+            try:
+                if s.recv(100) != b"": sys.exit("data after the worker died")
+            except ConnectionResetError: pass
+            t = socket.create_connection(("10.77.0.2", 7792)); t.settimeout(10)
+            if t.recv(100) != b"parent\\n": sys.exit("the parent did not serve on")
+            """, out + ".pid"], timeout: 60)
+        #expect(client.status == 0, "\(client.stderr)")
+        #expect(served.eventually { !server.isRunning })
+        #expect(server.terminationStatus == 0, "\((try? String(contentsOfFile: out + ".py.err", encoding: .utf8)) ?? "")")
+    }
+
+    /// daemon(): the parent forks and ends at once without closing anything; the child
+    /// serves on the listener it inherited, then closes it, and the port is closed (a new
+    /// connection is refused): the parent's end let its hold go.
+    @Test func daemonParentEnds_childsCloseClosesTheListener() throws {
+        let served = try ServedLab()
+        let lab = served.lab
+        let out = NSTemporaryDirectory() + "/\(lab.name)-daemon"
+        defer { try? FileManager.default.removeItem(atPath: out + ".py.err") }
+        let server = try Shell.start(served.netmp(["python3", "-c", """
+            import os, socket, time
+            l = socket.create_server(("10.77.0.2", 7793))
+            if os.fork() != 0:
+                os._exit(0)
+            c, _ = l.accept()
+            c.sendall(b"daemon\\n")
+            c.close()
+            l.close()
+            time.sleep(30)
+            """]), stderrTo: out + ".py.err")
+        defer { _ = Shell.run(["pkill", "-KILL", "-f", "7793"]) }
+        #expect(served.eventually { served.stackLog.contains("attached as client") })
+        usleep(300_000)
+        let client = lab.run(["python3", "-c", """
+            import socket, sys, time
+            s = socket.create_connection(("10.77.0.2", 7793)); s.settimeout(10)
+            if s.recv(100) != b"daemon\\n": sys.exit("no greeting from the daemon")
+            for _ in range(50):
+                try:
+                    socket.create_connection(("10.77.0.2", 7793), timeout=2).close()
+                except ConnectionRefusedError:
+                    sys.exit(0)
+                time.sleep(0.1)
+            sys.exit("the listener stayed open after the daemon closed it")
+            """], timeout: 60)
+        #expect(client.status == 0, "\(client.stderr)")
+    }
 }

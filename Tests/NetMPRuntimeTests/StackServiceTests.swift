@@ -152,7 +152,7 @@ import Testing
 
         let foreign = netmp_attach_connect(served.service.door)
         defer { close(foreign) }
-        var hello = netmp_attach_hello(version: 99, reserved: 0)
+        var hello = netmp_attach_hello(version: 99, join: 0, client: 0, process: 0)
         #expect(netmp_message_send(foreign, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0) > 0)
         for fd in [foreign, silent] {
             var reply = netmp_attach_reply()
@@ -160,5 +160,41 @@ import Testing
             let received = netmp_message_receive(fd, &reply, Int32(MemoryLayout<netmp_attach_reply>.size), nil, 0, &count)
             #expect(received == MemoryLayout<netmp_attach_reply>.size && reply.error == EPROTO)
         }
+    }
+
+    /// A client's second process (a forked child that joined over a connection of its
+    /// own) ends: the socket only it held closes (its peer sees the end), the one both
+    /// held stays open, and its number is free again.
+    @Test func joinedProcessGone_closesWhatOnlyItHeld() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let client = try StackClient.attach(door: served.service.door)
+        let server = try served.pair.listenOnB(port: 7500)
+        let onlyChild = StreamSocket(client: client), both = StreamSocket(client: client)
+        try onlyChild.connect(to: Endpoint(StackPair.addressB, 7500))
+        try both.connect(to: Endpoint(StackPair.addressB, 7500))
+        let peers = [try server.accept(), try server.accept()]
+        let number = try #require(client.numberForChild())
+        #expect(number == 1)
+        let slots = [onlyChild, both].map { $0.channel.doorbell.slot! }
+        for slot in slots { client.sockets.addHolder(number, to: slot) }
+        #expect(client.sockets.dropHolder(client.process, from: slots[0]) == (held: false, othersHold: true))
+        client.sockets.addHolder(client.process, to: slots[1])
+        _ = client.sockets.dropHolder(client.process, from: slots[0])
+
+        let child = netmp_attach_connect(served.service.door)
+        var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), join: 1, client: client.id, process: number)
+        #expect(netmp_message_send(child, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0) > 0)
+        #expect(served.eventually { served.service.joined == 1 })
+        close(child) // the child ended
+
+        #expect(served.eventually { served.service.processesGone == 1 })
+        var byte: UInt8 = 0
+        // The peer of the socket only the child held reads the end; the other stays open.
+        #expect(try withUnsafeMutableBytes(of: &byte) { try peers[0].receive(into: $0) } == 0)
+        peers[1].nonBlocking = true
+        #expect(throws: SocketError(EAGAIN)) { _ = try withUnsafeMutableBytes(of: &byte) { try peers[1].receive(into: $0) } }
+        #expect(!client.sockets.processNumberTaken(number) && served.service.clientCount == 1)
+        for s in [both, server] + peers { s.close() }
     }
 }

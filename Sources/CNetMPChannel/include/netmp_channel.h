@@ -270,7 +270,8 @@ typedef struct netmp_region {
     int64_t high_water;             // slots below this have been used
     int64_t warm_slots;             // free slots whose rings kept their pages
     uint64_t replies_taken;         // bit i: reply slot i is taken
-    uint8_t taking_line_end[32];
+    uint64_t processes;             // bit i: process number i of the client holds sockets (fork)
+    uint8_t taking_line_end[24];
 } netmp_region;
 
 static const uint64_t NETMP_REGION_MAGIC = 0x6e65746d70520001ull; // "netmpR", version 1
@@ -287,8 +288,8 @@ typedef struct netmp_socket_entry {
     uint32_t flags;                 // NETMP_SLOT_*
     uint32_t holds;                 // views of the slot alive, in any mapping (SlotLease)
     netmp_doorbell doorbell;        // the doorbell of the socket made in this slot
-    uint32_t sharers;               // other processes holding the socket made here (fork)
-    uint8_t entry_line_end[20];
+    uint64_t holders;               // bit i: process number i holds the socket made here
+    uint8_t entry_line_end[16];
     union {
         netmp_stream_slot stream;
         netmp_datagram_slot datagram;
@@ -364,7 +365,10 @@ _Static_assert(sizeof(netmp_accepted) == 24, "accepted connection: three words")
 _Static_assert(sizeof(netmp_accept_queue) == 128 && offsetof(netmp_accept_queue, head) == 64, "accept queue: two lines");
 
 /// The stack service's attach handshake, over its Unix socket (SOCK_SEQPACKET, one message
-/// each). A program's first socket call connects and sends a hello; the stack answers with
+/// each). Each process of a client has a connection of its own (a forked child makes its
+/// own and joins, unanswered), whose end tells the stack that process is gone: the sockets
+/// no other process of the client holds then close. A program's first socket call
+/// connects and sends a hello; the stack answers with
 /// a reply and, in the same message, the descriptors: the client's region (memfd), the
 /// cores' wake page (memfd) and one eventfd per core, in core order. The configuration is
 /// NETMP_* lines as the environment gives them ("NAME=value\n"), so the client parses it as
@@ -372,7 +376,9 @@ _Static_assert(sizeof(netmp_accept_queue) == 128 && offsetof(netmp_accept_queue,
 #define NETMP_ATTACH_VERSION 1
 typedef struct netmp_attach_hello {
     uint32_t version;               // NETMP_ATTACH_VERSION
-    uint32_t reserved;
+    uint32_t join;                  // 0: a new client; 1: a forked process of client `client`
+    uint32_t client;
+    uint32_t process;               // join: the number its parent took for it
 } netmp_attach_hello;
 
 typedef struct netmp_attach_reply {
@@ -383,7 +389,7 @@ typedef struct netmp_attach_reply {
     uint32_t send_buffer;           // the TCP defaults the stack's rings are sized for
     uint32_t receive_buffer;
     uint32_t maximum_segment;
-    uint32_t reserved;
+    uint32_t process;               // the process's number in the client (bit of `holders`)
     char configuration[992];        // NUL-terminated NETMP_* lines
 } netmp_attach_reply;
 
@@ -397,5 +403,6 @@ typedef struct netmp_doorbell_registration {
 
 _Static_assert(sizeof(netmp_attach_reply) == 1024, "attach reply: one kilobyte");
 _Static_assert(sizeof(netmp_doorbell_registration) == 8, "doorbell registration: two words");
+_Static_assert(sizeof(netmp_attach_hello) == 16, "attach hello: four words");
 
 #endif
