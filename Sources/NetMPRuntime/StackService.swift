@@ -30,6 +30,10 @@ public final class StackService: @unchecked Sendable {
         let pid: Int32
         let uid: uid_t
         var connections = 0
+        /// Set when the last connection closed while a forked child's number was still
+        /// taken: the child's join may be on its way (daemon(): the parent ends right
+        /// after fork), so the client waits for it until then.
+        var waitingForChildUntil: Instant?
         init(process: AttachedProcess, pid: Int32, uid: uid_t) { self.process = process; self.pid = pid; self.uid = uid }
     }
     /// By connection: the client and the number of the process at its other end.
@@ -40,6 +44,8 @@ public final class StackService: @unchecked Sendable {
     /// other.
     var greeting: [Int32: (pid: Int32, uid: uid_t, until: Instant)] = [:]
     static let helloWait = Interval.seconds(2)
+    /// How long a client whose processes all ended waits for a forked child's join.
+    static let joinWait = Interval.seconds(5)
     /// Attaches since start, and clients gone since.
     let attachedCount = Atomic<Int>(0), departedCount = Atomic<Int>(0)
     public var attached: Int { attachedCount.load(ordering: .relaxed) }
@@ -90,13 +96,19 @@ public final class StackService: @unchecked Sendable {
     public func turn(timeout: Int32) {
         var watched = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
         for fd in Array(clients.keys) + Array(greeting.keys) { watched.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-        let wait = greeting.isEmpty ? timeout : min(timeout, 100)
+        let waiting = !greeting.isEmpty || clientsByID.values.contains { $0.waitingForChildUntil != nil }
+        let wait = waiting ? min(timeout, 100) : timeout
         if poll(&watched, nfds_t(watched.count), wait) > 0 {
             for entry in watched where entry.revents != 0 {
                 if entry.fd == listener { admit() } else if greeting[entry.fd] != nil { greet(entry.fd) } else { hear(entry.fd) }
             }
         }
         let now = MonotonicClock.now()
+        for client in clientsByID.values where client.connections == 0 {
+            guard let until = client.waitingForChildUntil, until < now else { continue }
+            log.info("stack: client \(client.process.id): a forked child never joined")
+            depart(client)
+        }
         for (fd, waiting) in greeting where waiting.until < now {
             log.info("stack: process \(waiting.pid) connected and said nothing")
             greeting[fd] = nil
@@ -141,6 +153,7 @@ public final class StackService: @unchecked Sendable {
         }
         clients[fd] = (client, hello.process)
         client.connections += 1
+        client.waitingForChildUntil = nil
         joinedCount.add(1, ordering: .relaxed)
         log.debug("stack: process \(pid) joined client \(hello.client) as process \(hello.process)")
     }
@@ -204,7 +217,12 @@ public final class StackService: @unchecked Sendable {
                 clients[fd] = nil
                 close(fd)
                 client.connections -= 1
-                return client.connections == 0 ? depart(client) : processGone(client, number)
+                processGone(client, number)
+                guard client.connections == 0 else { return }
+                // A child whose number its parent took may not have joined yet.
+                if client.process.sockets.processNumbersTaken == 0 { return depart(client) }
+                client.waitingForChildUntil = MonotonicClock.now() + Self.joinWait
+                return
             }
             guard received == MemoryLayout<netmp_doorbell_registration>.size, count == 1 else {
                 if count == 1 { close(given) }

@@ -189,6 +189,9 @@ public final class SocketTable: @unchecked Sendable {
     /// The current generation of `slot`'s name.
     public func generationOf(_ slot: UInt32) -> UInt32 { generation(slot).pointee.load(ordering: .acquiring) }
 
+    /// The process numbers in use, as a mask.
+    public var processNumbersTaken: UInt64 { processes.pointee.load(ordering: .acquiring) }
+
     /// Whether process number `number` is in use.
     public func processNumberTaken(_ number: UInt32) -> Bool {
         number < 64 && processes.pointee.load(ordering: .acquiring) & (1 << UInt64(number)) != 0
@@ -226,6 +229,20 @@ public final class SocketTable: @unchecked Sendable {
     /// so the slot cannot be freed in between.
     public func hold(_ slot: UInt32) {
         precondition(holds(slot).pointee.add(1, ordering: .relaxed).oldValue > 0, "hold on a free slot \(slot)")
+    }
+
+    /// One more hold on `slot` if it is held at all (a slot being freed is left alone):
+    /// for a view made of a socket found by a scan of the table.
+    public func tryHold(_ slot: UInt32) -> Bool {
+        guard Int(slot) < capacity else { return false }
+        var current = holds(slot).pointee.load(ordering: .acquiring)
+        while current > 0 {
+            let (done, now) = holds(slot).pointee.compareExchange(expected: current, desired: current + 1,
+                                                                   ordering: .acquiringAndReleasing)
+            if done { return true }
+            current = now
+        }
+        return false
     }
 
     /// The hold `hold(_:)` took, now owned by the caller's view.
