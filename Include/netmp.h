@@ -17,6 +17,10 @@ int netmp_running(void);
 // 1 when the process attached to a stack service: no protocol thread runs in it, so fork
 // parks nothing and exit waits for nothing (the stack delivers what was written).
 int netmp_attached(void);
+// Attached: this process's connection to the stack (-1: none), which the shim's watcher
+// thread waits on; netmp_stack_ended() when it hangs up (the stack's process ended).
+int netmp_stack_connection(void);
+void netmp_stack_ended(void);
 // Before fork, attached: the child's process number in the client (-1: none free), and
 // each socket held by it too (`fork` numbers the fork: a socket with several descriptors
 // counts once), so a close in either process leaves the socket to the other and the last

@@ -118,6 +118,7 @@ public final class DatagramSocket: @unchecked Sendable {
 
     /// sendto() / send(): one datagram, all or nothing.
     public func send(_ bytes: UnsafeRawBufferPointer, to destination: Endpoint? = nil, dontWait: Bool = false) throws(SocketError) -> Int {
+        if client.stackGone { throw SocketError(ENETDOWN) }
         let channel = try bound()
         try pendingError(channel)
         guard let target = destination ?? channel.connectedPeer else { throw SocketError(EDESTADDRREQ) }
@@ -136,7 +137,8 @@ public final class DatagramSocket: @unchecked Sendable {
             if queued { break }
             if !wait { throw SocketError(EAGAIN) }
             let size = DatagramRecord.headerLength + bytes.count
-            _ = channel.outgoing.writers.wait { channel.outgoing.free >= size }
+            _ = channel.outgoing.writers.wait { channel.outgoing.free >= size || client.stackGone }
+            if client.stackGone { throw SocketError(ENETDOWN) }
         }
         if channel.requestOutput(), let handle { client.request(Request(.datagramOutput, handle), to: channel.homeCore) }
         return bytes.count
@@ -153,6 +155,7 @@ public final class DatagramSocket: @unchecked Sendable {
         while true {
             try pendingError(channel)
             if let got = channel.receive(into: buffer, peek: peek) { return got }
+            if client.stackGone { throw SocketError(ENETDOWN) }
             if !wait { throw SocketError(EAGAIN) }
             var remaining: Int? = nil
             if let deadline {
@@ -160,7 +163,9 @@ public final class DatagramSocket: @unchecked Sendable {
                 guard now < deadline else { throw SocketError(EAGAIN) }
                 remaining = Int((deadline - now).nanoseconds)
             }
-            _ = channel.arrivals.wait(timeout: remaining) { channel.hasDatagrams || channel.error != 0 || setup.locked { closed } }
+            _ = channel.arrivals.wait(timeout: remaining) {
+                channel.hasDatagrams || channel.error != 0 || setup.locked { closed } || client.stackGone
+            }
             if setup.locked({ closed }) { throw SocketError(EBADF) }
         }
     }

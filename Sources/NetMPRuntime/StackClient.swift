@@ -44,6 +44,9 @@ public final class StackClient: @unchecked Sendable {
     public nonisolated(unsafe) var process: UInt32 = 0
     /// The stack's door, for a forked child's own connection.
     let door: String?
+    /// Set when the stack's process ended (`stackEnded`): calls fail at once from then on.
+    let gone = Atomic<Bool>(false)
+    public var stackGone: Bool { gone.load(ordering: .acquiring) }
 
     init(id: UInt32, region: ClientRegion, configuration: StackConfiguration, tcpConfiguration: TCPConfiguration,
          steering: FlowSteering, wakers: [CoreWaker], connection: Int32? = nil, door: String? = nil) {
@@ -91,6 +94,7 @@ public final class StackClient: @unchecked Sendable {
     }
 
     func askForPort(_ kind: Request.Kind, _ port: UInt16, datagram: Bool) -> (error: Int32, port: UInt16) {
+        if stackGone { return (ENETDOWN, 0) }
         var request = Request(kind, SocketHandle(slot: 0, generation: 0))
         request.localPort = port
         request.datagram = datagram
@@ -111,9 +115,34 @@ public final class StackClient: @unchecked Sendable {
     /// Sends `request` to core `core` naming a reply slot of its own, waits for the core's
     /// answer and hands its bytes to `read`.
     func ask<T>(_ request: Request, to core: Int, _ read: (UnsafeRawBufferPointer) -> T) -> T {
+        if stackGone { return read(UnsafeRawBufferPointer(start: nil, count: 0)) }
         var request = request
         request.reply = replies.take()
         self.request(request, to: core)
         return replies.awaitAnswer(request.reply, read)
+    }
+}
+
+extension StackClient {
+    /// The stack's process ended (its connection hung up): nothing will answer a record
+    /// again. Every connection of the client fails with ECONNRESET, as the kernel's would
+    /// if the interface went with its sockets; listeners and UDP sockets fail with
+    /// ENETDOWN; every waiter and poller wakes; later calls fail at once (ENETDOWN).
+    public func stackEnded() {
+        guard !gone.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        for (slot, kind, _) in sockets.namedSlots() where sockets.tryHold(slot) {
+            switch kind {
+            case .stream:
+                SocketChannel(adopting: slot, in: sockets)?.publish([.failed, .closed], error: ECONNRESET)
+            case .listener:
+                if let queue = ListenQueue(adopting: slot, in: sockets, port: 0) {
+                    queue.arrivals.wakeAll()
+                    queue.doorbell.ring()
+                }
+            case .datagram:
+                DatagramChannel(adopting: slot, in: sockets)?.fail(ENETDOWN)
+            }
+        }
+        replies.answerEveryQuestion()
     }
 }

@@ -180,6 +180,7 @@ public final class StreamSocket: @unchecked Sendable {
 
     /// listen(): every core gets its own copy of the listener.
     public func listen(backlog: Int = 128) throws(SocketError) {
+        if client.stackGone { throw SocketError(ENETDOWN) }
         try setup.locked { () throws(SocketError) in
             if phase == .listening { return }
             guard phase == .fresh else { throw SocketError(EINVAL) }
@@ -239,8 +240,11 @@ public final class StreamSocket: @unchecked Sendable {
                 return StreamSocket(client: client, accepted: connection, channel: channel)
             }
             guard setup.locked({ phase == .listening }) else { throw SocketError(EINVAL) }
+            if client.stackGone { throw SocketError(ENETDOWN) }
             if nonBlocking { throw SocketError(EAGAIN) }
-            switch block(on: queue.arrivals, until: deadline, ready: { queue.pending > 0 || closing.load(ordering: .acquiring) }) {
+            switch block(on: queue.arrivals, until: deadline, ready: {
+                queue.pending > 0 || closing.load(ordering: .acquiring) || client.stackGone
+            }) {
             case .ready: break
             case .timedOut: throw SocketError(EAGAIN)
             case .interrupted: throw SocketError(EINTR)
@@ -260,7 +264,7 @@ public final class StreamSocket: @unchecked Sendable {
     /// poll(2)'s view of the socket, computed from the published status and the rings.
     public var readiness: PollEvents {
         if listening.load(ordering: .acquiring) {
-            return (listenQueue?.pending ?? 0) > 0 ? .readable : []
+            return (listenQueue?.pending ?? 0) > 0 || client.stackGone ? .readable : [] // accept says why
         }
         let status = channel.status
         guard status.contains(.attached) else { return [.writable, .hangUp] } // never connected, as Linux says
@@ -297,6 +301,7 @@ public final class StreamSocket: @unchecked Sendable {
     /// 4-tuple is known and names its owner. Non-blocking, it returns EINPROGRESS as soon
     /// as the request is posted; SO_ERROR then tells how it ended.
     public func connect(to remote: Endpoint) throws(SocketError) {
+        if client.stackGone { throw SocketError(ENETDOWN) }
         let settledEarlier: Bool = try setup.locked { () throws(SocketError) in
             switch phase {
             case .fresh: break

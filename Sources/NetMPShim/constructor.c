@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -174,6 +176,47 @@ void netmp_inherited_closed(int fd) {
     pthread_mutex_unlock(&takeover_lock);
 }
 
+// Attached: a thread of the library's own waits on the process's connection to the stack
+// and, when it hangs up (the stack's process ended, SIGKILL included), fails every netmp
+// socket and wakes every waiter, so that no call hangs on a stack that will never answer.
+// It blocks every signal (the program's handlers run on the program's threads) and makes
+// raw system calls only.
+static void *watch_stack(void *arg) {
+    int fd = (int)(intptr_t)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    for (;;) {
+        struct pollfd p = { fd, POLLIN | POLLRDHUP, 0 };
+        long r = syscall(SYS_ppoll, &p, 1, NULL, NULL, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return NULL;
+        char byte;
+        long n = syscall(SYS_recvfrom, fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL);
+        if (n == 0 || (p.revents & (POLLHUP | POLLERR | POLLRDHUP))) break;
+        if (n < 0 && errno != EAGAIN && errno != EINTR) break;
+        if (n > 0) syscall(SYS_recvfrom, fd, &byte, 1, MSG_DONTWAIT, NULL, NULL); // the stack says nothing: drop it
+    }
+    // This process closed its own connection (a forked child replaces its parent's) only
+    // before it starts its own watcher, so a hang-up here is the stack's.
+    if (netmp_stack_connection() == fd) netmp_stack_ended();
+    return NULL;
+}
+
+static void start_watching_stack(void) {
+    int fd = netmp_stack_connection();
+    if (fd < 0) return;
+    pthread_t thread;
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attributes, 64 * 1024);
+    if (pthread_create(&thread, &attributes, watch_stack, (void *)(intptr_t)fd) != 0)
+        fprintf(stderr, "netmp: process %d: cannot start the thread that watches the stack; calls may hang if it ends\n",
+                (int)getpid());
+    pthread_attr_destroy(&attributes);
+}
+
 // Attached: the number of the child of the fork under way (prepare handler), -1 for none.
 static int child_number = -1;
 
@@ -190,6 +233,7 @@ static void netmp_forked_child(void) {
     if (netmp_attached()) {
         if (child_number >= 0) {
             netmp_join_after_fork((uint32_t)child_number);
+            start_watching_stack();
         } else {
             for (int fd = 0; fd < NETMP_DESCRIPTORS; fd++) {
                 if (!netmp_socket_of(fd)) continue;
@@ -303,7 +347,10 @@ void netmp_restart_in_child(void) {
 // same way.
 static pthread_once_t first_socket = PTHREAD_ONCE_INIT;
 static void start_stack(void) {
-    if (netmp_start_from_environment() == 0) stack_started();
+    if (netmp_start_from_environment() == 0) {
+        stack_started();
+        if (netmp_attached()) start_watching_stack();
+    }
     else start_pending = 0; // no NETMP_TAP, or said why on stderr: kernel sockets from now on
 }
 void netmp_start_on_first_socket(void) {

@@ -32,6 +32,20 @@ public func netmpStartFromEnvironment() -> Int32 {
     }
 }
 
+/// This process's connection to the stack service, or -1 (the shim's watcher waits on it).
+@_cdecl("netmp_stack_connection")
+public func netmpStackConnection() -> Int32 { processClient?.connection ?? -1 }
+
+/// The stack service's process ended (the shim's watcher saw the connection hang up):
+/// every socket fails and every waiter wakes (StackClient.stackEnded).
+@_cdecl("netmp_stack_ended")
+public func netmpStackEnded() {
+    guard let client = processClient, !client.stackGone else { return }
+    Log.write("netmp: process \(getpid()): the netmp stack serving \(client.configuration.tapName) is gone; "
+              + "its connections are reset and new ones fail (ENETDOWN)")
+    client.stackEnded()
+}
+
 /// 1 when this process's sockets are a stack service's (it attached), 0 otherwise.
 @_cdecl("netmp_attached")
 public func netmpAttached() -> Int32 { processClient?.connection == nil ? 0 : 1 }

@@ -126,6 +126,15 @@ public final class DatagramChannel: @unchecked Sendable {
     public var error: Int32 { errorNumber.pointee.load(ordering: .acquiring) }
     public func takeError() -> Int32 { errorNumber.pointee.exchange(0, ordering: .acquiringAndReleasing) }
 
+    /// The stack is gone: the socket's next call fails with `errno`; its readers and
+    /// pollers wake to find it.
+    public func fail(_ errno: Int32) {
+        errorNumber.pointee.store(errno, ordering: .releasing)
+        arrivals.wakeAll()
+        outgoing.writers.wakeAll()
+        doorbell.ring()
+    }
+
     /// Any core: an ICMP error about a datagram this socket sent to `destination`. Only a
     /// connected socket learns it, and only about its peer (Linux's __udp4_lib_err without
     /// IP_RECVERR); its readers and pollers wake to find it.

@@ -77,6 +77,12 @@ public final class ReplyBoard: @unchecked Sendable {
         return true
     }
 
+    /// Every question asked and not answered gets an empty answer (the stack that would
+    /// have answered is gone): its askers wake.
+    public func answerEveryQuestion() {
+        for index in 0..<UInt32(Self.capacity) { answer(index) { _ in 0 } }
+    }
+
     /// The asker: waits for the answer in `index`, hands its bytes to `read`, frees the slot.
     public func awaitAnswer<T>(_ index: UInt32, _ read: (UnsafeRawBufferPointer) -> T) -> T {
         let i = Int(index)

@@ -96,9 +96,22 @@ final class LabNamespace {
             throw LabError.setupFailed(up.stderr)
         }
         tap = up.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // NETMP_TEST_SERVICE=1: every lab has a stack service on its TAP (10.77.0.2/24), so
+        // the preloaded programs of any test attach to it instead of starting their own.
+        if ProcessInfo.processInfo.environment["NETMP_TEST_SERVICE"] == "1" {
+            let log = NSTemporaryDirectory() + "/\(name)-service"
+            service = try Shell.start(["ip", "netns", "exec", name, Package.netmp, "stack", "--tap", tap,
+                                       "--addr", "10.77.0.2/24"], stderrTo: log + ".err", stdoutTo: log + ".out")
+            waitFor("programs attach", in: log + ".out")
+        }
     }
+    private var service: Process?
 
     deinit {
+        if let service {
+            kill(service.processIdentifier, SIGKILL)
+            service.waitUntilExit()
+        }
         // Verify the namespace is gone; a busy machine has been seen to leave one behind.
         for _ in 0..<3 {
             _ = Shell.run([Package.lab, "down", name])

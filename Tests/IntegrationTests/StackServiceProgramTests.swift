@@ -77,7 +77,7 @@ struct StackServiceProgramTests {
         }
         for file in files { #expect(digest(file) == digest(file + ".got"), "\(file) arrived damaged") }
         #expect(served.stackLog.components(separatedBy: "attached as client").count - 1 == 2, "\(served.stackLog)")
-        #expect(served.eventually { served.stackLog.components(separatedBy: "is gone").count - 1 == 2 })
+        #expect(served.eventually { served.stackLog.components(separatedBy: "its sockets are closed").count - 1 == 2 })
         #expect(served.eventually { served.openDescriptors == before }, "the stack holds \(served.openDescriptors) descriptors, \(before) before")
     }
 
@@ -290,5 +290,48 @@ struct StackServiceProgramTests {
             sys.exit("the listener stayed open after the daemon closed it")
             """], timeout: 60)
         #expect(client.status == 0, "\(client.stderr)")
+    }
+
+    /// The stack killed with SIGKILL: a preloaded program's blocked recv fails with
+    /// ECONNRESET and its select wakes at once, a new connection fails with ENETDOWN, and
+    /// the program says why on stderr; nothing hangs.
+    @Test func stackKilled_callsFailAtOnce() throws {
+        let served = try ServedLab()
+        let lab = served.lab
+        let out = NSTemporaryDirectory() + "/\(lab.name)-stackdeath"
+        defer { for s in [".err", ".out", ".peer.err"] { try? FileManager.default.removeItem(atPath: out + s) } }
+        let peer = try Shell.start(["ip", "netns", "exec", lab.name, "python3", "-c", """
+            import socket, time
+            l = socket.create_server(("10.77.0.1", 7794)); held = []
+            while True: held.append(l.accept())
+            """], stderrTo: out + ".peer.err")
+        defer { if peer.isRunning { kill(peer.processIdentifier, SIGKILL) } }
+        usleep(300_000)
+        let program = try Shell.start(served.netmp(["python3", "-c", """
+            import errno, select, socket, sys, threading
+            s = socket.create_connection(("10.77.0.1", 7794)); t = socket.create_connection(("10.77.0.1", 7794))
+            res = {}
+            def reader():
+                try: s.recv(10); res["recv"] = "eof"
+                except OSError as e: res["recv"] = e.errno
+            th = threading.Thread(target=reader); th.start()
+            print("ready", flush=True)
+            r, _, _ = select.select([t], [], [], 30); res["select"] = bool(r)
+            th.join(30)
+            try: socket.create_connection(("10.77.0.1", 7794), timeout=5); res["new"] = "ok"
+            except OSError as e: res["new"] = e.errno
+            print(res, flush=True)
+            sys.exit(0 if res == {"recv": errno.ECONNRESET, "select": True, "new": errno.ENETDOWN} else 1)
+            """]), stderrTo: out + ".err", stdoutTo: out + ".out")
+        defer { if program.isRunning { kill(program.processIdentifier, SIGKILL) } }
+        waitFor("ready", in: out + ".out")
+        let killed = Date()
+        kill(served.stack.processIdentifier, SIGKILL)
+        #expect(served.eventually(seconds: 20) { !program.isRunning }, "the program hung after the stack died")
+        #expect(Date().timeIntervalSince(killed) < 5)
+        let said = (try? String(contentsOfFile: out + ".out", encoding: .utf8)) ?? ""
+        let errors = (try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? ""
+        #expect(program.terminationStatus == 0, "\(said) \(errors)")
+        #expect(errors.contains("is gone"), "\(errors)")
     }
 }

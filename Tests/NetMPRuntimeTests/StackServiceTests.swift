@@ -197,4 +197,68 @@ import Testing
         #expect(!client.sockets.processNumberTaken(number) && served.service.clientCount == 1)
         for s in [both, server] + peers { s.close() }
     }
+
+    /// The stack's process ends (here: `stackEnded`, what the library's watcher calls when
+    /// the connection hangs up): a reader blocked on a connection gets ECONNRESET, a
+    /// blocked accept and a blocked UDP receive get ENETDOWN, a poller is woken, and new
+    /// calls fail at once with ENETDOWN.
+    @Test func stackEnded_everyCallFailsAtOnce() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let client = try StackClient.attach(door: served.service.door)
+        let server = try served.pair.listenOnB(port: 7600)
+        let connection = StreamSocket(client: client)
+        let eventfd = netmp_eventfd()
+        defer { close(eventfd) }
+        connection.channel.doorbell.fd = eventfd
+        try connection.connect(to: Endpoint(StackPair.addressB, 7600))
+        let peer = try server.accept()
+        let listener = StreamSocket(client: client)
+        try listener.listen()
+        let udp = DatagramSocket(client: client)
+        try udp.bind(Endpoint(IPv4Address(0), 7601))
+        connection.channel.doorbell.enter()
+
+        let outcomes = Outcomes()
+        let joins = [
+            spawnBounded {
+                var byte: UInt8 = 0
+                do { _ = try withUnsafeMutableBytes(of: &byte) { try connection.receive(into: $0) } } catch { outcomes.add("recv", (error as? SocketError)?.errno ?? -1) }
+            },
+            spawnBounded { do { _ = try listener.accept() } catch { outcomes.add("accept", (error as? SocketError)?.errno ?? -1) } },
+            spawnBounded {
+                var buffer = [UInt8](repeating: 0, count: 64)
+                do { _ = try buffer.withUnsafeMutableBytes { try udp.receive(into: $0) } } catch { outcomes.add("udp", (error as? SocketError)?.errno ?? -1) }
+            },
+        ]
+        usleep(100_000) // all three asleep
+        client.stackEnded()
+        for join in joins { #expect(join(10)) }
+        #expect(outcomes.all == ["accept": ENETDOWN, "recv": ECONNRESET, "udp": ENETDOWN])
+        var ready = pollfd(fd: eventfd, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&ready, 1, 1_000) == 1)
+        connection.channel.doorbell.leave()
+        #expect(throws: SocketError(ENETDOWN)) { try StreamSocket(client: client).connect(to: Endpoint(StackPair.addressB, 7600)) }
+        #expect(throws: SocketError(ENETDOWN)) { try StreamSocket(client: client).bind(Endpoint(IPv4Address(0), 7602)) }
+        for s in [connection, listener, peer, server] { s.close() }
+        udp.close()
+    }
+
+    final class Outcomes: @unchecked Sendable {
+        let lock = NSLockLike()
+        var values: [String: Int32] = [:]
+        func add(_ name: String, _ errno: Int32) { lock.locked { values[name] = errno } }
+        var all: [String: Int32] { lock.locked { values } }
+    }
+}
+
+/// A mutex for the test's bookkeeping.
+final class NSLockLike: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return body()
+    }
 }
