@@ -245,9 +245,10 @@ public final class StackService: @unchecked Sendable {
         log.info("stack: client \(client.process.id) (process \(client.pid)) is gone; its sockets are closed")
     }
 
-    /// Process `number` of a client ended while others of the client go on: it holds
-    /// nothing now, and the sockets no other process holds close, as the kernel closes a
-    /// socket when its last process ends. Its number is free again after.
+    /// Process `number` of a client ended (its connection closed): it holds nothing now,
+    /// and the sockets no other process holds close, as the kernel closes a socket when
+    /// its last process ends. Its number is free again after. (When it was the client's
+    /// last process, `depart` closes the rest.)
     func processGone(_ client: Client, _ number: UInt32) {
         let sockets = client.process.sockets
         let named = sockets.namedSlots()

@@ -37,6 +37,18 @@ import Testing
             pair.stop()
         }
 
+        /// A client attached through the door and a connection of it to a listener on B at
+        /// `port`, its doorbell on `eventfd`; the connection's peer and the listener.
+        func attachedConnection(port: UInt16, eventfd: Int32) throws
+            -> (client: StackClient, socket: StreamSocket, peer: StreamSocket, server: StreamSocket) {
+            let client = try StackClient.attach(door: service.door)
+            let server = try pair.listenOnB(port: port)
+            let socket = StreamSocket(client: client)
+            socket.channel.doorbell.fd = eventfd
+            try socket.connect(to: Endpoint(StackPair.addressB, port))
+            return (client, socket, try server.accept(), server)
+        }
+
         /// Waits (5 s at most) until `condition` holds.
         func eventually(_ condition: () -> Bool) -> Bool {
             for _ in 0..<500 where !condition() { usleep(10_000) }
@@ -69,14 +81,9 @@ import Testing
     @Test func doorbell_ringsTheStacksCopy() throws {
         let served = try Served()
         defer { served.stop() }
-        let client = try StackClient.attach(door: served.service.door)
-        let server = try served.pair.listenOnB(port: 7300)
-        let socket = StreamSocket(client: client)
         let eventfd = netmp_eventfd()
         defer { close(eventfd) }
-        socket.channel.doorbell.fd = eventfd
-        try socket.connect(to: Endpoint(StackPair.addressB, 7300))
-        let accepted = try server.accept()
+        let (_, socket, accepted, server) = try served.attachedConnection(port: 7300, eventfd: eventfd)
         socket.channel.doorbell.enter() // names the eventfd to the stack
         // The number in the client's memory now says another eventfd: the cores must not
         // ring a descriptor the client wrote, only the copy the stack was given.
@@ -205,14 +212,9 @@ import Testing
     @Test func stackEnded_everyCallFailsAtOnce() throws {
         let served = try Served()
         defer { served.stop() }
-        let client = try StackClient.attach(door: served.service.door)
-        let server = try served.pair.listenOnB(port: 7600)
-        let connection = StreamSocket(client: client)
         let eventfd = netmp_eventfd()
         defer { close(eventfd) }
-        connection.channel.doorbell.fd = eventfd
-        try connection.connect(to: Endpoint(StackPair.addressB, 7600))
-        let peer = try server.accept()
+        let (client, connection, peer, server) = try served.attachedConnection(port: 7600, eventfd: eventfd)
         let listener = StreamSocket(client: client)
         try listener.listen()
         let udp = DatagramSocket(client: client)
@@ -245,7 +247,7 @@ import Testing
     }
 
     final class Outcomes: @unchecked Sendable {
-        let lock = NSLockLike()
+        let lock = TestMutex()
         var values: [String: Int32] = [:]
         func add(_ name: String, _ errno: Int32) { lock.locked { values[name] = errno } }
         var all: [String: Int32] { lock.locked { values } }
@@ -253,7 +255,7 @@ import Testing
 }
 
 /// A mutex for the test's bookkeeping.
-final class NSLockLike: @unchecked Sendable {
+final class TestMutex: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     init() { pthread_mutex_init(&mutex, nil) }
     func locked<T>(_ body: () -> T) -> T {
