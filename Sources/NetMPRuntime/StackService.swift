@@ -46,6 +46,19 @@ public final class StackService: @unchecked Sendable {
     static let helloWait = Interval.seconds(2)
     /// How long a client whose processes all ended waits for a forked child's join.
     static let joinWait = Interval.seconds(5)
+    /// Writes the clients into the stack's stats page (`netmp stat` shows them).
+    func publishClients() {
+        guard let stats = stack.stats else { return }
+        stats.publishClients(clientsByID.values.sorted { $0.process.id < $1.process.id }.map { client in
+            (client.process.id, client.pid, client.uid, client.process.sockets.processNumbersTaken.nonzeroBitCount,
+             client.process.sockets.inUse)
+        })
+        published = MonotonicClock.now()
+    }
+    /// When the clients were last written (at most twice a second: counting a client's
+    /// sockets scans its table).
+    var published = Instant.zero
+
     /// Attaches since start, and clients gone since.
     let attachedCount = Atomic<Int>(0), departedCount = Atomic<Int>(0)
     public var attached: Int { attachedCount.load(ordering: .relaxed) }
@@ -104,6 +117,7 @@ public final class StackService: @unchecked Sendable {
             }
         }
         let now = MonotonicClock.now()
+        if now >= published + .milliseconds(500) { publishClients() }
         for client in clientsByID.values where client.connections == 0 {
             guard let until = client.waitingForChildUntil, until < now else { continue }
             log.info("stack: client \(client.process.id): a forked child never joined")

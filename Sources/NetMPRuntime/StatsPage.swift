@@ -10,7 +10,7 @@ import NetMPTCP
 /// core's counters from two moments; it never sees a torn value.
 public enum StatsLayout {
     public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
-    public static let version: UInt64 = 3
+    public static let version: UInt64 = 4
     public static let memfdName = "netmp-stats"
     public static let headerWords = 8
     /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
@@ -27,7 +27,13 @@ public enum StatsLayout {
     public static func connectionArea(core: Int, cores: Int) -> Int {
         headerWords + cores * coreWords + core * connectionAreaWords
     }
-    public static func size(cores: Int) -> Int { (headerWords + cores * (coreWords + connectionAreaWords)) * 8 }
+    /// After the connection tables, the stack service's clients: a count, then up to
+    /// `clientSlots` rows (id, first pid, uid, processes, sockets named).
+    public static let clientSlots = 64
+    public static let clientWords = 5
+    public static func clientArea(cores: Int) -> Int { headerWords + cores * (coreWords + connectionAreaWords) }
+    public enum Client { public static let id = 0, pid = 1, uid = 2, processes = 3, sockets = 4 }
+    public static func size(cores: Int) -> Int { (clientArea(cores: cores) + 1 + clientSlots * clientWords) * 8 }
     /// A connection row: local and remote (address << 16 | port), state (index in
     /// TCPState.allCases), send queue, receive queue (unread), cwnd, smoothed RTT (ns), MSS.
     public enum Connection { public static let local = 0, remote = 1, state = 2, sendQueue = 3, receiveQueue = 4,
@@ -110,6 +116,23 @@ public final class StatsPage: @unchecked Sendable {
             words[r + K.cwnd] = UInt64(c.congestion.window)
             words[r + K.rtt] = c.rtt.smoothed ?? 0
             words[r + K.mss] = UInt64(c.sendMSS)
+            row += 1
+        }
+        words[area] = UInt64(row)
+    }
+
+    /// The stack service's clients (rows first, then the count).
+    public func publishClients(_ clients: [(id: UInt32, pid: Int32, uid: UInt32, processes: Int, sockets: Int)]) {
+        let area = StatsLayout.clientArea(cores: cores)
+        var row = 0
+        for client in clients where row < StatsLayout.clientSlots {
+            let r = area + 1 + row * StatsLayout.clientWords
+            typealias K = StatsLayout.Client
+            words[r + K.id] = UInt64(client.id)
+            words[r + K.pid] = UInt64(UInt32(bitPattern: client.pid))
+            words[r + K.uid] = UInt64(client.uid)
+            words[r + K.processes] = UInt64(client.processes)
+            words[r + K.sockets] = UInt64(client.sockets)
             row += 1
         }
         words[area] = UInt64(row)

@@ -24,6 +24,15 @@ public struct StatsSnapshot: Sendable {
     public var mac: MACAddress
     public var cores: [CoreStats]
     public var connections: [ConnectionStats]
+    /// Programs attached to this process, a stack service (none for a program's own stack).
+    public var clients: [ClientStats] = []
+
+    /// A program attached to the stack service: its first process (and its command, read
+    /// from /proc when the snapshot is taken), how many processes it has, its sockets.
+    public struct ClientStats: Sendable {
+        public var id: UInt32, pid: Int32, uid: UInt32, processes: Int, sockets: Int
+        public var command: String
+    }
 
     /// One connection as its owner core last published it.
     public struct ConnectionStats: Sendable {
@@ -130,10 +139,21 @@ public struct StatsSnapshot: Sendable {
                                                    cwnd: words[r + K.cwnd], rttNanoseconds: words[r + K.rtt], mss: words[r + K.mss]))
             }
         }
+        var clients: [ClientStats] = []
+        let clientArea = StatsLayout.clientArea(cores: coreCount)
+        for row in 0..<Int(min(words[clientArea], UInt64(StatsLayout.clientSlots))) {
+            let r = clientArea + 1 + row * StatsLayout.clientWords
+            typealias K = StatsLayout.Client
+            let clientPID = Int32(bitPattern: UInt32(truncatingIfNeeded: words[r + K.pid]))
+            clients.append(ClientStats(id: UInt32(truncatingIfNeeded: words[r + K.id]), pid: clientPID,
+                                       uid: UInt32(truncatingIfNeeded: words[r + K.uid]),
+                                       processes: Int(min(words[r + K.processes], 64)), sockets: Int(min(words[r + K.sockets], 1 << 32)),
+                                       command: command(of: clientPID)))
+        }
         return StatsSnapshot(pid: pid, address: IPv4Address(UInt32(truncatingIfNeeded: header[StatsLayout.Header.address])),
                              prefixLength: Int(header[StatsLayout.Header.prefix]),
                              mac: MACAddress(value: header[StatsLayout.Header.mac]), cores: cores,
-                             connections: connections)
+                             connections: connections, clients: clients)
     }
 
     /// One JSON object: {"pid", "address", "mac", "cores": [{"core", "node", "frames_in", ...,
@@ -153,8 +173,12 @@ public struct StatsSnapshot: Sendable {
                 + "\"send_queue\":\(c.sendQueue),\"receive_queue\":\(c.receiveQueue),\"cwnd\":\(c.cwnd),"
                 + "\"rtt_us\":\(c.rttNanoseconds / 1000),\"mss\":\(c.mss)}"
         }.joined(separator: ",")
+        let clientObjects = clients.map { c in
+            "{\"client\":\(c.id),\"pid\":\(c.pid),\"uid\":\(c.uid),\"processes\":\(c.processes),\"sockets\":\(c.sockets),"
+                + "\"command\":\"\(jsonEscaped(c.command))\"}"
+        }.joined(separator: ",")
         return "{\"pid\":\(pid),\"address\":\"\(address)/\(prefixLength)\",\"mac\":\"\(mac)\","
-            + "\"cores\":[\(coreObjects)],\"connections\":[\(connectionObjects)]}"
+            + "\"cores\":[\(coreObjects)],\"connections\":[\(connectionObjects)],\"clients\":[\(clientObjects)]}"
     }
 
     /// A table for people.
@@ -185,6 +209,14 @@ public struct StatsSnapshot: Sendable {
                              + "\(pad(c.cwnd, 8))  \(pad(c.rttNanoseconds / 1000, 6))")
             }
         }
+        if !clients.isEmpty {
+            lines.append("attached programs:")
+            lines.append("client  pid       uid     processes  sockets  command")
+            for c in clients {
+                lines.append("\(pad(c.id, 6))  \(String(c.pid).padding(8))  \(String(c.uid).padding(6))  "
+                             + "\(pad(c.processes, 9))  \(pad(c.sockets, 7))  \(c.command)")
+            }
+        }
         var totals: [String: UInt64] = [:]
         for c in cores { for d in c.drops where d.count > 0 { totals[d.reason, default: 0] &+= d.count } }
         if !totals.isEmpty {
@@ -202,6 +234,33 @@ extension String {
 private func pad(_ value: some BinaryInteger, _ width: Int) -> String {
     let s = String(value)
     return String(repeating: " ", count: max(0, width - s.count)) + s
+}
+
+/// The command of process `pid` (/proc/PID/comm), "?" when it is gone.
+func command(of pid: Int32) -> String {
+    let fd = open("/proc/\(pid)/comm", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return "?" }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 64)
+    let n = read(fd, &buffer, buffer.count)
+    guard n > 0 else { return "?" }
+    return String(decoding: buffer[0..<n].prefix { $0 != 10 }, as: UTF8.self)
+}
+
+/// `text` with JSON's string escapes.
+func jsonEscaped(_ text: String) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case _ where scalar.value < 0x20:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
 }
 
 /// TUNSETOFFLOAD flags in words: "csum tso4 tso6", or what was refused.

@@ -210,6 +210,13 @@ struct StackServiceProgramTests {
         #expect(client.status == 0, "\(client.stderr)")
         // Any worker may take any connection; every connection was answered by one.
         #expect(["1", "2"].contains(client.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        // `netmp stat` of the stack shows one attached program of three processes.
+        #expect(served.eventually {
+            let stat = Shell.run([Package.netmp, "stat", String(served.stack.processIdentifier)]).stdout
+            return stat.contains("attached programs:") && stat.split(separator: "\n").contains { line in
+                line.hasSuffix("python3") && line.split(separator: " ").dropFirst(3).first == "3"
+            }
+        }, "\(Shell.run([Package.netmp, "stat", String(served.stack.processIdentifier)]).stdout)")
     }
 
     /// A forked worker killed with SIGKILL while it holds a connection it accepted: the

@@ -65,6 +65,11 @@ import Testing
         #expect(client.connection != nil && client.cores == served.pair.a.cores)
         #expect(client.configuration.address == StackPair.addressA)
         #expect(served.eventually { served.service.clientCount == 1 })
+        // `netmp stat` of the stack shows the attached program.
+        #expect(served.eventually {
+            guard let row = served.pair.a.statsSnapshot()?.clients.first else { return false }
+            return row.id == client.id && row.pid == getpid() && row.uid == getuid() && row.processes == 1
+        })
         try StackClientTests().streamEveryWay(served.pair, client)
         #expect(served.eventually { client.sockets.slotsTaken == 0 })
     }
