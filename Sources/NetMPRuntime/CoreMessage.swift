@@ -27,8 +27,9 @@ public enum CoreMessage {
     case attach(client: UInt32, ClientRegion, DoorbellDescriptors?, Completion)
     case detach(client: UInt32, closing: Bool, Completion)
     /// Sockets of a client whose last holding process ended while the client goes on:
-    /// each core closes its part of them (ProtocolLoop.close(_:of:)).
-    case closeSockets(client: UInt32, [SocketHandle], Completion)
+    /// each core closes its part of them (ProtocolLoop.close(_:of:)). `reset`: reset the
+    /// connections whatever they hold (they waited in a closed listener's queue).
+    case closeSockets(client: UInt32, [SocketHandle], reset: Bool, Completion)
     /// Runs `body` on the core with its loop (diagnostics and tests: memory placement).
     case inspect(@Sendable (ProtocolLoop) -> Void, Completion)
     /// The stack is shutting down: the thread leaves its loop.

@@ -205,7 +205,7 @@ public final class NetworkStack: @unchecked Sendable {
     /// process ended while the client goes on).
     public func close(_ handles: [SocketHandle], of id: UInt32) {
         let completion = Completion(count: cores)
-        for core in 0..<cores { send(.closeSockets(client: id, handles, completion), to: core) }
+        for core in 0..<cores { send(.closeSockets(client: id, handles, reset: false, completion), to: core) }
         completion.wait()
     }
 

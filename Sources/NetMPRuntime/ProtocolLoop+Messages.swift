@@ -59,8 +59,8 @@ extension ProtocolLoop {
         case .detach(let id, let closing, let completion):
             detach(id, closing: closing, now: now)
             completion.done()
-        case .closeSockets(let id, let handles, let completion):
-            if let client = clientsByID[id] { close(handles, of: client, now: now) }
+        case .closeSockets(let id, let handles, let reset, let completion):
+            if let client = clientsByID[id] { close(handles, of: client, reset: reset, now: now) }
             completion.done()
         case .stopListening(let port, let completion):
             tcp.stopListening(port: port, now: now, host: host, sink: &sink)

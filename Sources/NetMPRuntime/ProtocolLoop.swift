@@ -336,16 +336,20 @@ public final class ProtocolLoop {
     /// port would, with the errors Linux's close gives a peer (unread data resets). Only
     /// what the client's own records set up here is touched: a port is stopped only if
     /// this client listens or is bound on it.
-    func close(_ handles: [SocketHandle], of client: ClientOnCore, now: Instant) {
+    func close(_ handles: [SocketHandle], of client: ClientOnCore, reset: Bool = false, now: Instant) {
         for handle in handles {
             if let channel = client.streamView(handle) {
                 var record = Request(.close, handle)
-                record.abort = channel.receive.readable > 0
+                record.abort = reset || channel.receive.readable > 0
                 self.handle(record, on: channel, from: client, now: now)
             } else if let port = client.listeners.removeValue(forKey: handle.slot), client.listeningPorts.contains(port) {
                 tcp.stopListening(port: port, now: now, host: host, sink: &sink)
                 client.listeningPorts.remove(port)
                 portTable?.release(port, ifHeldBy: client.id)
+                // The connections waiting in its queues, which no accept will take now, are
+                // reset, as Linux resets a closed listener's: core 0 takes them out (any
+                // core may) and each owner resets its own.
+                if core == 0 { resetWaiting(in: handle.slot, of: client, now: now) }
                 client.sockets.release(handle)
             } else if client.sockets.resolves(handle, as: .datagram) {
                 for port in client.datagramPorts where datagramSockets[port]?.lease?.slot == handle.slot {
@@ -355,6 +359,20 @@ public final class ProtocolLoop {
                 }
                 if let channel = client.datagramViews.removeValue(forKey: handle.slot) { sendDatagrams(of: channel, now: now) }
                 client.sockets.release(handle)
+            }
+        }
+    }
+
+    /// Takes every connection out of the accept queues of `client`'s listener slot and
+    /// has its owner reset it.
+    func resetWaiting(in slot: UInt32, of client: ClientOnCore, now: Instant) {
+        guard client.sockets.tryHold(slot), let queue = ListenQueue(adopting: slot, in: client.sockets, port: 0) else { return }
+        while let waiting = queue.pop() {
+            client.sockets.letGo(waiting.handle.slot) // the hold taken for accept's view
+            if waiting.core == core {
+                close([waiting.handle], of: client, reset: true, now: now)
+            } else if ports.indices.contains(waiting.core) {
+                sendOrKeep(.closeSockets(client: client.id, [waiting.handle], reset: true, Completion(count: 1)), to: waiting.core)
             }
         }
     }

@@ -251,6 +251,34 @@ import Testing
         udp.close()
     }
 
+    /// The only process holding a listener ends while a connection waits in its queue:
+    /// the listener closes and the waiting connection is reset, as Linux resets a closed
+    /// listener's queue.
+    @Test func listenerOfGoneProcess_waitingConnectionIsReset() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let client = try StackClient.attach(door: served.service.door)
+        let listener = StreamSocket(client: client)
+        try listener.bind(Endpoint(IPv4Address(0), 7700))
+        try listener.listen()
+        let fromB = StreamSocket(stack: served.pair.b)
+        try fromB.connect(to: Endpoint(StackPair.addressA, 7700))
+        #expect(served.eventually { listener.listenQueueDepth == 1 })
+        let number = try #require(client.numberForChild())
+        let slot = listener.channel.doorbell.slot!
+        client.sockets.addHolder(number, to: slot)
+        let child = netmp_attach_connect(served.service.door)
+        var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), join: 1, client: client.id, process: number)
+        #expect(netmp_message_send(child, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0) > 0)
+        #expect(served.eventually { served.service.joined == 1 })
+        close(child)
+        #expect(served.eventually { served.service.processesGone == 1 })
+        var byte: UInt8 = 0
+        fromB.setTimeouts(receive: 5_000_000_000, send: 0) // EAGAIN, not a hang, if it stayed open
+        #expect(throws: SocketError(ECONNRESET)) { _ = try withUnsafeMutableBytes(of: &byte) { try fromB.receive(into: $0) } }
+        fromB.close()
+    }
+
     final class Outcomes: @unchecked Sendable {
         let lock = TestMutex()
         var values: [String: Int32] = [:]
