@@ -44,6 +44,9 @@ public final class StackClient: @unchecked Sendable {
     public nonisolated(unsafe) var process: UInt32 = 0
     /// The stack's door, for a forked child's own connection.
     let door: String?
+    /// A client of the stack service (it attached through a door), even if a forked
+    /// child's own connection could not be made.
+    public var isAttached: Bool { door != nil }
     /// Set when the stack's process ended (`stackEnded`): calls fail at once from then on.
     let gone = Atomic<Bool>(false)
     public var stackGone: Bool { gone.load(ordering: .acquiring) }

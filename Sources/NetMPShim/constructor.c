@@ -33,8 +33,8 @@ static int restart_allowed;
 // before. Registered in the constructor, the handler runs after the program's own atexit
 // handlers (which may still write). _exit() and fatal signals skip it. A forked child
 // that never started a stack of its own skips it too: it has no protocol threads.
-// Attached to a stack service, every process closes its own sockets (a forked child's
-// inherited ones are kernel sockets by then, below) and the stack finishes sending.
+// Attached to a stack service, every process closes the sockets it holds (one another
+// process still holds is only forgotten) and the stack finishes sending.
 static void netmp_program_exiting(void) {
     if (!netmp_running() || (!netmp_attached() && getpid() != stack_process)) return;
     for (int fd = 0; fd < NETMP_DESCRIPTORS; fd++) {

@@ -48,7 +48,7 @@ public func netmpStackEnded() {
 
 /// 1 when this process's sockets are a stack service's (it attached), 0 otherwise.
 @_cdecl("netmp_attached")
-public func netmpAttached() -> Int32 { processClient?.connection == nil ? 0 : 1 }
+public func netmpAttached() -> Int32 { processClient?.isAttached == true ? 1 : 0 }
 
 /// At load (the shim's constructor), before the stack starts at the first socket: a bad
 /// value, a fake NUMA map that does not fit, or a TAP that is not there is said now, once

@@ -80,7 +80,7 @@ final class ShimSocket: @unchecked Sendable {
     /// The last fork that counted this socket (netmp_socket_share).
     let sharedAtFork = Atomic<UInt64>(0)
 
-    /// The slot whose entry counts the processes holding this socket (fork): its
+    /// The slot whose entry says which processes hold this socket (`holders`): its
     /// doorbell's, which a stream socket keeps through a connect after a failed one; a UDP
     /// socket's from bind on. Nil when the socket has none yet.
     var sharingSlot: UInt32? {
