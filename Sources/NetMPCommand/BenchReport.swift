@@ -1,4 +1,5 @@
 import Glibc
+import NetMPRuntime
 
 /// One figure of one case: every repetition's value on each side (nil where that
 /// repetition failed), or why the case was skipped.
@@ -134,20 +135,6 @@ struct BenchReport {
 }
 
 func jsonNumber(_ value: Double) -> String { value.isFinite ? "\(value)" : "null" }
-
-func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case _ where scalar.value < 0x20: out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
-}
 
 func xmlEscaped(_ text: String) -> String {
     var out = ""

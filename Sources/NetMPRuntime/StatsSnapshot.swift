@@ -175,7 +175,7 @@ public struct StatsSnapshot: Sendable {
         }.joined(separator: ",")
         let clientObjects = clients.map { c in
             "{\"client\":\(c.id),\"pid\":\(c.pid),\"uid\":\(c.uid),\"processes\":\(c.processes),\"sockets\":\(c.sockets),"
-                + "\"command\":\"\(jsonEscaped(c.command))\"}"
+                + "\"command\":\(jsonString(c.command))}"
         }.joined(separator: ",")
         return "{\"pid\":\(pid),\"address\":\"\(address)/\(prefixLength)\",\"mac\":\"\(mac)\","
             + "\"cores\":[\(coreObjects)],\"connections\":[\(connectionObjects)],\"clients\":[\(clientObjects)]}"
@@ -245,22 +245,6 @@ func command(of pid: Int32) -> String {
     let n = read(fd, &buffer, buffer.count)
     guard n > 0 else { return "?" }
     return String(decoding: buffer[0..<n].prefix { $0 != 10 }, as: UTF8.self)
-}
-
-/// `text` with JSON's string escapes.
-func jsonEscaped(_ text: String) -> String {
-    var out = ""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case _ where scalar.value < 0x20:
-            let hex = String(scalar.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out
 }
 
 /// TUNSETOFFLOAD flags in words: "csum tso4 tso6", or what was refused.
