@@ -17,12 +17,11 @@ final class ClientOnCore {
     /// The UDP sockets whose home this core is (their records come here), by slot, from
     /// bind to the close record.
     var datagramViews: [UInt32: DatagramChannel] = [:]
-    /// The ports this core listens on, and the UDP ports it delivers, for this client's
-    /// sockets: what a client that goes away without closing them leaves to take down.
-    var listeningPorts: Set<UInt16> = []
-    /// The port each of the client's listeners listens on, by its listener slot.
+    /// The port this core listens on for each of the client's listeners, and the UDP port
+    /// it delivers for each of its UDP sockets, by the socket's slot: what a client (or a
+    /// process of it) that goes away without closing them leaves to take down.
     var listeners: [UInt32: UInt16] = [:]
-    var datagramPorts: Set<UInt16> = []
+    var datagrams: [UInt32: UInt16] = [:]
 
     init(id: UInt32, region: ClientRegion, descriptors: DoorbellDescriptors? = nil, core: Int) {
         self.id = id

@@ -47,7 +47,6 @@ extension ProtocolLoop {
                     sockets.letGo(handle.slot)
                     return false
                 }
-                client.listeningPorts.insert(queue.port)
                 client.listeners[listener.slot] = queue.port
             } catch {
                 // The port table admitted the listen, so this core cannot hold the port already.
@@ -64,10 +63,7 @@ extension ProtocolLoop {
             completion.done()
         case .stopListening(let port, let completion):
             tcp.stopListening(port: port, now: now, host: host, sink: &sink)
-            for client in clients {
-                client.listeningPorts.remove(port)
-                client.listeners = client.listeners.filter { $0.value != port }
-            }
+            for client in clients { client.listeners = client.listeners.filter { $0.value != port } }
             completion.done()
         case .bindDatagram(let id, let handle, let completion):
             defer { completion.done() }
@@ -77,11 +73,11 @@ extension ProtocolLoop {
                 return
             }
             datagramSockets[channel.port] = channel
-            client.datagramPorts.insert(channel.port)
+            client.datagrams[handle.slot] = channel.port
             if channel.homeCore == core { client.datagramViews[handle.slot] = channel } // its records come here
         case .unbindDatagram(let port, let completion):
             datagramSockets[port] = nil
-            for client in clients { client.datagramPorts.remove(port) }
+            for client in clients { client.datagrams = client.datagrams.filter { $0.value != port } }
             completion.done()
         case .inspect(let body, let completion):
             body(self)
@@ -206,16 +202,22 @@ extension ProtocolLoop {
                 client.sockets.release(request.handle)
                 client.streamViews[request.handle.slot] = nil
             }
-            guard let socket = channel.socket else { return }
-            if request.abort {
-                tcp.abort(socket, now: now, host: host, sink: &sink)
-            } else {
-                socket.close(now: now)
-                tcp.settle(socket, now: now, host: host, sink: &sink)
-            }
+            end(channel, abort: request.abort, now: now)
         case .connect, .query, .datagramOutput, .datagramClose, .listen, .stopListening, .datagramBind, .datagramUnbind,
              .reservePort, .releasePort:
             return // handled above
+        }
+    }
+
+    /// Ends `channel`'s connection as close() does: a reset (`abort`), or a FIN after
+    /// what was written.
+    func end(_ channel: SocketChannel, abort: Bool, now: Instant) {
+        guard let socket = channel.socket else { return }
+        if abort {
+            tcp.abort(socket, now: now, host: host, sink: &sink)
+        } else {
+            socket.close(now: now)
+            tcp.settle(socket, now: now, host: host, sink: &sink)
         }
     }
 

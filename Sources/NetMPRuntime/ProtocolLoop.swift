@@ -317,17 +317,9 @@ public final class ProtocolLoop {
         guard let client = clientsByID.removeValue(forKey: id) else { return }
         clients.removeAll { $0.id == id }
         guard closing else { return }
-        for port in client.listeningPorts { tcp.stopListening(port: port, now: now, host: host, sink: &sink) }
-        for port in client.datagramPorts { datagramSockets[port] = nil }
-        for (_, channel) in client.streamViews {
-            guard let socket = channel.socket else { continue }
-            if channel.receive.readable > 0 {
-                tcp.abort(socket, now: now, host: host, sink: &sink)
-            } else {
-                socket.close(now: now)
-                tcp.settle(socket, now: now, host: host, sink: &sink)
-            }
-        }
+        for port in client.listeners.values { tcp.stopListening(port: port, now: now, host: host, sink: &sink) }
+        for port in client.datagrams.values { datagramSockets[port] = nil }
+        for (_, channel) in client.streamViews { end(channel, abort: channel.receive.readable > 0, now: now) }
         for (_, channel) in client.datagramViews { sendDatagrams(of: channel, now: now) }
     }
 
@@ -342,9 +334,8 @@ public final class ProtocolLoop {
                 var record = Request(.close, handle)
                 record.abort = reset || channel.receive.readable > 0
                 self.handle(record, on: channel, from: client, now: now)
-            } else if let port = client.listeners.removeValue(forKey: handle.slot), client.listeningPorts.contains(port) {
+            } else if let port = client.listeners.removeValue(forKey: handle.slot) {
                 tcp.stopListening(port: port, now: now, host: host, sink: &sink)
-                client.listeningPorts.remove(port)
                 portTable?.release(port, ifHeldBy: client.id)
                 // The connections waiting in its queues, which no accept will take now, are
                 // reset, as Linux resets a closed listener's: core 0 takes them out (any
@@ -352,9 +343,8 @@ public final class ProtocolLoop {
                 if core == 0 { resetWaiting(in: handle.slot, of: client, now: now) }
                 client.sockets.release(handle)
             } else if client.sockets.resolves(handle, as: .datagram) {
-                for port in client.datagramPorts where datagramSockets[port]?.lease?.slot == handle.slot {
+                if let port = client.datagrams.removeValue(forKey: handle.slot) {
                     datagramSockets[port] = nil
-                    client.datagramPorts.remove(port)
                     datagramPortTable?.release(port, ifHeldBy: client.id)
                 }
                 if let channel = client.datagramViews.removeValue(forKey: handle.slot) { sendDatagrams(of: channel, now: now) }
