@@ -172,9 +172,7 @@ public final class NetworkStack: @unchecked Sendable {
     /// Every core serves `region` from now on; the client's number.
     func addClient(_ region: ClientRegion, descriptors: DoorbellDescriptors?) -> UInt32 {
         let id = UInt32(nextClientID.increment() - 1)
-        let completion = Completion(count: cores)
-        for core in 0..<cores { send(.attach(client: id, region, descriptors, completion), to: core) }
-        completion.wait()
+        tellEveryCore { .attach(client: id, region, descriptors, $0) }
         return id
     }
 
@@ -192,9 +190,7 @@ public final class NetworkStack: @unchecked Sendable {
     /// The cores stop serving client `id`; `closing`: its process is gone, and what it
     /// held is closed and its ports go back (ProtocolLoop.detach).
     public func detach(client id: UInt32, closing: Bool) {
-        let completion = Completion(count: cores)
-        for core in 0..<cores { send(.detach(client: id, closing: closing, completion), to: core) }
-        completion.wait()
+        tellEveryCore { .detach(client: id, closing: closing, $0) }
         if closing {
             portTable.releaseAll(of: id)
             datagramPortTable.releaseAll(of: id)
@@ -204,14 +200,20 @@ public final class NetworkStack: @unchecked Sendable {
     /// Every core closes its part of client `id`'s sockets `handles` (their last holding
     /// process ended while the client goes on).
     public func close(_ handles: [SocketHandle], of id: UInt32) {
-        let completion = Completion(count: cores)
-        for core in 0..<cores { send(.closeSockets(client: id, handles, reset: false, completion), to: core) }
-        completion.wait()
+        tellEveryCore { .closeSockets(client: id, handles, reset: false, $0) }
     }
 
     /// What a client process maps: the cores' wake page (memfd) and each core's eventfd.
     public var wakeDescriptors: (page: Int32, cores: [Int32])? {
         wakePage.descriptor.map { ($0, ports.map(\.wakeupDescriptor)) }
+    }
+
+    /// Sends every core the message `make` builds around one completion, and waits until
+    /// every core has done it.
+    func tellEveryCore(_ make: (Completion) -> CoreMessage) {
+        let completion = Completion(count: cores)
+        for core in 0..<cores { send(make(completion), to: core) }
+        completion.wait()
     }
 
     /// Sends a message to core `core`. A full port means the core is far behind: the sender
@@ -292,11 +294,7 @@ public final class NetworkStack: @unchecked Sendable {
     /// answers, by core.
     func askEveryCore<Answer: Sendable>(_ question: @escaping @Sendable (ProtocolLoop) -> Answer) -> [Answer] {
         let answers = CoreAnswers<Answer>(cores: cores)
-        let completion = Completion(count: cores)
-        for core in 0..<cores {
-            send(.inspect({ loop in answers.set(question(loop), for: loop.core) }, completion), to: core)
-        }
-        completion.wait()
+        tellEveryCore { .inspect({ loop in answers.set(question(loop), for: loop.core) }, $0) }
         return answers.all
     }
 
@@ -311,9 +309,7 @@ public final class NetworkStack: @unchecked Sendable {
 
     /// Stops every protocol thread and waits for them (tests; a process just exits).
     public func stop() {
-        let completion = Completion(count: cores)
-        for core in 0..<cores { send(.stop(completion), to: core) }
-        completion.wait()
+        tellEveryCore { .stop($0) }
         for thread in threads { thread.finished.wait() }
     }
 }
