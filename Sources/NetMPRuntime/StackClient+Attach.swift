@@ -32,8 +32,8 @@ extension StackClient {
     /// the wake page and the cores' eventfds. The connection stays open for the client's
     /// life: the stack learns that the program ended when it closes.
     public static func attach(door: String) throws(AttachError) -> StackClient {
-        let fd = netmp_attach_connect(door)
-        guard fd >= 0 else { throw .noStack(errno: -fd) }
+        let hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), join: 0, client: 0, process: 0)
+        let fd = try greet(door, hello).get()
         do {
             return try attach(over: fd, door: door)
         } catch {
@@ -42,10 +42,22 @@ extension StackClient {
         }
     }
 
-    static func attach(over fd: Int32, door: String? = nil) throws(AttachError) -> StackClient {
-        var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), join: 0, client: 0, process: 0)
+    /// A connection to `door` that said `hello`, or no stack there (the errno of the
+    /// connect or the send).
+    static func greet(_ door: String, _ hello: netmp_attach_hello) -> Result<Int32, AttachError> {
+        let fd = netmp_attach_connect(door)
+        guard fd >= 0 else { return .failure(.noStack(errno: -fd)) }
+        var hello = hello
         let sent = netmp_message_send(fd, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0)
-        guard sent >= 0 else { throw .noStack(errno: -sent) }
+        guard sent >= 0 else {
+            close(fd)
+            return .failure(.noStack(errno: -sent))
+        }
+        return .success(fd)
+    }
+
+    /// The stack's answer to the hello on `fd`, made into a client.
+    static func attach(over fd: Int32, door: String? = nil) throws(AttachError) -> StackClient {
         var reply = netmp_attach_reply()
         var fds = [Int32](repeating: -1, count: 64)
         var count: Int32 = 0
@@ -93,14 +105,9 @@ extension StackClient {
         process = number
         if let inherited = connection { close(inherited) }
         connectionBox.fd.store(-1, ordering: .releasing)
-        guard let door else { return false }
-        let fd = netmp_attach_connect(door)
-        guard fd >= 0 else { return false }
-        var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), join: 1, client: id, process: number)
-        guard netmp_message_send(fd, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0) >= 0 else {
-            close(fd)
-            return false
-        }
+        guard let door,
+              case .success(let fd) = Self.greet(door, netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), join: 1,
+                                                                          client: id, process: number)) else { return false }
         connectionBox.fd.store(fd, ordering: .releasing)
         return true
     }
