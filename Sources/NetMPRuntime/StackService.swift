@@ -29,7 +29,6 @@ public final class StackService: @unchecked Sendable {
         let process: AttachedProcess
         let pid: Int32
         let uid: uid_t
-        var connections = 0
         /// Set when the last connection closed while a forked child's number was still
         /// taken: the child's join may be on its way (daemon(): the parent ends right
         /// after fork), so the client waits for it until then.
@@ -118,7 +117,7 @@ public final class StackService: @unchecked Sendable {
         }
         let now = MonotonicClock.now()
         if now >= published + .milliseconds(500) { publishClients() }
-        for client in clientsByID.values where client.connections == 0 {
+        for client in clientsByID.values {
             guard let until = client.waitingForChildUntil, until < now else { continue }
             log.info("stack: client \(client.process.id): a forked child never joined")
             depart(client)
@@ -166,7 +165,6 @@ public final class StackService: @unchecked Sendable {
             return refuse(fd, EPROTO)
         }
         clients[fd] = (client, hello.process)
-        client.connections += 1
         client.waitingForChildUntil = nil
         joinedCount.add(1, ordering: .relaxed)
         log.debug("stack: process \(pid) joined client \(hello.client) as process \(hello.process)")
@@ -210,7 +208,6 @@ public final class StackService: @unchecked Sendable {
             return
         }
         let client = Client(process: process, pid: pid, uid: uid)
-        client.connections = 1
         clients[fd] = (client, 0)
         clientsByID[process.id] = client
         attachedCount.add(1, ordering: .relaxed)
@@ -230,9 +227,8 @@ public final class StackService: @unchecked Sendable {
             guard received > 0 else {
                 clients[fd] = nil
                 close(fd)
-                client.connections -= 1
                 processGone(client, number)
-                guard client.connections == 0 else { return }
+                guard !clients.values.contains(where: { $0.client === client }) else { return }
                 // A child whose number its parent took may not have joined yet.
                 if client.process.sockets.processNumbersTaken == 0 { return depart(client) }
                 client.waitingForChildUntil = MonotonicClock.now() + Self.joinWait
