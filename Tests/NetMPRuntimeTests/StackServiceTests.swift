@@ -49,6 +49,18 @@ import Testing
             return (client, socket, try server.accept(), server)
         }
 
+        /// Accepts one connection from each of `sockets` on `server`, in the order of
+        /// `sockets` (accept takes them in whatever order the cores queued them), each with
+        /// a receive timeout so that a peer that is not closed fails the test, not hangs it.
+        func acceptPeers(of sockets: [StreamSocket], on server: StreamSocket) throws -> [StreamSocket] {
+            let accepted = try sockets.map { _ in try server.accept() }
+            return try sockets.map { socket in
+                let peer = try #require(accepted.first { (try? $0.peerAddress())?.port == socket.localAddress.port })
+                peer.setTimeouts(receive: 5_000_000_000)
+                return peer
+            }
+        }
+
         /// Waits (5 s at most) until `condition` holds.
         func eventually(_ condition: () -> Bool) -> Bool {
             for _ in 0..<500 where !condition() { usleep(10_000) }
@@ -119,7 +131,8 @@ import Testing
         let listener = StreamSocket(client: client)
         try listener.bind(Endpoint(IPv4Address(0), 7401))
         try listener.listen()
-        let fromWriter = try server.accept(), toUnread = try server.accept()
+        let peers = try served.acceptPeers(of: [writer, unread], on: server)
+        let (fromWriter, toUnread) = (peers[0], peers[1])
         let bytes = [UInt8](repeating: 5, count: 100_000)
         #expect(try bytes.withUnsafeBytes { try writer.send($0) } == bytes.count)
         #expect(try bytes.withUnsafeBytes { try toUnread.send($0) } == bytes.count)
@@ -185,7 +198,7 @@ import Testing
         let onlyChild = StreamSocket(client: client), both = StreamSocket(client: client)
         try onlyChild.connect(to: Endpoint(StackPair.addressB, 7500))
         try both.connect(to: Endpoint(StackPair.addressB, 7500))
-        let peers = [try server.accept(), try server.accept()]
+        let peers = try served.acceptPeers(of: [onlyChild, both], on: server)
         let number = try #require(client.numberForChild())
         #expect(number == 1)
         let slots = [onlyChild, both].map { $0.channel.doorbell.slot! }
