@@ -30,11 +30,11 @@ let package = Package(
         .target(name: "NetMPLink", dependencies: ["NetMPWire", "CNetMPLinux"], swiftSettings: strict),
         .target(name: "NetMPRuntime", dependencies: ["NetMPStack", "NetMPLink", "CNetMPLinux", "CNuma"],
                 swiftSettings: strict),
-        .target(name: "NetMPSocket", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPLink", "CNetMPLinux"], swiftSettings: strict),
+        .target(name: "NetMPSocket", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPLink", "NetMPWire", "CNetMPLinux"], swiftSettings: strict),
         .target(name: "NetMPShim", dependencies: ["NetMPSocket"], path: "Sources/NetMPShim",
                 cSettings: [.headerSearchPath("../../Include")],
                 linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
-        .executableTarget(name: "NetMPCommand", dependencies: ["NetMPRuntime", "NetMPStack"],
+        .executableTarget(name: "NetMPCommand", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPWire", "CNetMPLinux"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         // Hosts the stack on one thread to exchange data with a kernel peer, for the TCP interop
         // tests until the socket shim lands; not installed.

@@ -8,21 +8,33 @@ netmp: a userspace TCP/IP stack that programs use through LD_PRELOAD.
 USAGE
   netmp run [OPTIONS] -- PROGRAM [ARGS...]
       Runs PROGRAM with libnetmp.so preloaded and the NETMP_* variables set from OPTIONS
-      (variables already in the environment are used for options not given).
+      (variables already in the environment are used for options not given). At its first
+      socket the program attaches to the stack serving the TAP in this network namespace,
+      and starts one if none does (`netmp stack --background --until-idle`, which ends a
+      second after its last program has gone and its connections have delivered
+      everything). A stack already serving keeps its own options.
       --tap NAME        TAP device to attach (NETMP_TAP), e.g. one made by `Scripts/lab up`
       --addr A/P        the stack's address and prefix (NETMP_ADDR), e.g. 10.77.0.2/24
       --gateway G       default gateway on that subnet (NETMP_GATEWAY)
       --mac M           the stack's MAC (NETMP_MAC); default 02:00 followed by the address
       --cores N         protocol threads (NETMP_CORES); default: the CPUs the process may use
       --log LEVEL       off | error | info | debug (NETMP_LOG); default error
-  netmp stack [OPTIONS] [--allow-uid UID]...
+  netmp stack [OPTIONS] [--allow-uid UID]... [--background] [--until-idle]
       Runs the stack service for one TAP in the foreground (needs CAP_NET_ADMIN): the
       protocol threads on the TAP's queues, and a door (the abstract Unix socket
       @netmp/TAP, so only in this network namespace) where programs preloaded with
-      libnetmp.so attach at their first socket instead of starting a stack of their own.
-      OPTIONS as for run. Programs of the stack's uid and root may attach; --allow-uid
-      admits another. When a program ends, SIGKILL included, the stack closes what it
-      held as Linux would. SIGINT or SIGTERM stops the stack.
+      libnetmp.so attach at their first socket. OPTIONS as for run. Programs of the
+      stack's uid and root may attach; --allow-uid admits another. When a program ends,
+      SIGKILL included, the stack closes what it held as Linux would. SIGINT, SIGTERM or
+      `netmp down` stops the stack. --background: detach, and return once the stack
+      serves (exit 0; 3 when a stack already serves the TAP here; 1 after saying why it
+      could not start). --until-idle: end once no program has been attached for a second
+      and every connection has delivered what was written on it.
+  netmp up [OPTIONS]
+      A stack for the TAP in the background that stays until `netmp down`.
+  netmp down --tap NAME
+      Stops the stack serving NAME in this network namespace (its connections end with
+      it) and waits until it has.
   netmp demo [--seconds N] [--reverse]
       The main job in one command (needs root): makes its own lab namespaces, starts a
       kernel iperf3 server, runs iperf3 for N s (default 5) through netmp and then over
@@ -53,7 +65,7 @@ USAGE
   netmp version
   netmp --help
 
-ENVIRONMENT (read by libnetmp.so at the program's first socket, where its stack starts)
+ENVIRONMENT (read by libnetmp.so at the program's first socket, and by a stack it starts)
   NETMP_TAP, NETMP_ADDR, NETMP_GATEWAY, NETMP_MAC, NETMP_CORES, NETMP_LOG as above.
   A program that opens no AF_INET socket puts no stack on the TAP (a preloaded sha256sum
   in a pipeline stays off it). Without NETMP_TAP the library does nothing. A bad value prints one line on stderr and the
@@ -65,6 +77,9 @@ ENVIRONMENT (read by libnetmp.so at the program's first socket, where its stack 
   NETMP_KERNEL_ROUTES  destinations that stay on kernel sockets, e.g. 192.168.0.0/16,10.1.2.3/32
                   (loopback always does: netmp has no loopback interface)
   NETMP_LIBRARY   path of libnetmp.so for `netmp run` (default: beside this binary)
+  NETMP_COMMAND   path of netmp-cli for libnetmp.so to start a stack (default: beside it)
+  NETMP_STACK_LOG a file where a stack started in the background writes its log (appended;
+                  default: none, since it must not hold the starting program's stderr)
 
 EXAMPLE
   Scripts/lab up lab0      # namespace lab0 with TAP nmtap-lab0, kernel at 10.77.0.1/24
@@ -151,13 +166,24 @@ func stat(_ arguments: ArraySlice<String>) -> Never {
             let snapshot = try StatsSnapshot.read(pid: pid)
             outputs.append(json ? snapshot.json : snapshot.text)
         } catch {
-            if explicit { fail("stat: \(error)", code: 1) }
+            guard explicit else { continue }
+            // A program attached to a stack has no page of its own: the stack's is its.
+            guard let stack = stackServing(pid) else { fail("stat: \(error)", code: 1) }
+            outputs.append(json ? stack.json : "process \(pid) is attached to the stack of process \(stack.pid)\n" + stack.text)
         }
     }
     // One PID: one object. Several (or none found): an array.
     if json { print(explicit && pids.count == 1 ? outputs[0] : "[" + outputs.joined(separator: ",") + "]") }
     else { print(outputs.joined(separator: "\n\n")) }
     exit(0)
+}
+
+/// The stack that program `pid` attached to (the first process of one of its clients).
+func stackServing(_ pid: Int32) -> StatsSnapshot? {
+    for stack in StatsSnapshot.runningProcesses() {
+        if let snapshot = try? StatsSnapshot.read(pid: stack), snapshot.clients.contains(where: { $0.pid == pid }) { return snapshot }
+    }
+    return nil
 }
 
 func demo(_ arguments: ArraySlice<String>) -> Never {
@@ -181,6 +207,8 @@ let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
 case "run": run(arguments.dropFirst())
 case "stack": stack(arguments.dropFirst())
+case "up": up(arguments.dropFirst())
+case "down": down(arguments.dropFirst())
 case "stat": stat(arguments.dropFirst())
 case "demo": demo(arguments.dropFirst())
 case "bench": bench(arguments.dropFirst())

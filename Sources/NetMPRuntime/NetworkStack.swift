@@ -247,10 +247,14 @@ public final class NetworkStack: @unchecked Sendable {
     /// A process that exits takes its protocol threads with it, so (unlike the kernel,
     /// which keeps orphaned sockets sending) the library's exit handler waits here after
     /// closing every socket: the last bytes a program wrote reach the peer.
+    /// Connections that have not yet delivered everything written on them (TIME_WAIT and
+    /// a connection waiting only for its peer's FIN have).
+    public var connectionsStillSending: Int { askEveryCore({ $0.tcp.connectionsStillSending }).reduce(0, +) }
+
     public func finishSending(within milliseconds: Int) -> Bool {
         let deadline = MonotonicClock.now() + .milliseconds(UInt64(max(0, milliseconds)))
         while true {
-            if askEveryCore({ $0.tcp.connectionsStillSending }).reduce(0, +) == 0 { return true }
+            if connectionsStillSending == 0 { return true }
             if MonotonicClock.now() >= deadline { return false }
             usleep(1_000)
         }

@@ -32,7 +32,7 @@ extension StackClient {
     /// the wake page and the cores' eventfds. The connection stays open for the client's
     /// life: the stack learns that the program ended when it closes.
     public static func attach(door: String) throws(AttachError) -> StackClient {
-        let hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), join: 0, client: 0, process: 0)
+        let hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), request: UInt32(NETMP_HELLO_ATTACH), client: 0, process: 0)
         let fd = try greet(door, hello).get()
         do {
             return try attach(over: fd, door: door)
@@ -66,7 +66,8 @@ extension StackClient {
         // Whatever is not kept below is closed on the way out.
         var kept: Set<Int32> = []
         defer { for descriptor in given where !kept.contains(descriptor) { close(descriptor) } }
-        guard received >= 0 else { throw .noStack(errno: -received) }
+        // Reset or closed unanswered: the stack was stopping as this program came.
+        guard received > 0 else { throw .noStack(errno: received < 0 ? -received : ECONNRESET) }
         guard received == MemoryLayout<netmp_attach_reply>.size else { throw .malformed("\(received) bytes") }
         guard reply.version == UInt32(NETMP_ATTACH_VERSION) else { throw .malformed("version \(reply.version)") }
         guard reply.error == 0 else { throw .refused(errno: reply.error) }
@@ -94,6 +95,24 @@ extension StackClient {
         return client
     }
 
+    /// Asks the stack serving `door` to stop (`netmp down`); success once it said it will.
+    public static func askToStop(door: String) -> Result<Void, AttachError> {
+        let hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), request: UInt32(NETMP_HELLO_STOP), client: 0, process: 0)
+        let fd: Int32
+        switch greet(door, hello) {
+        case .success(let connection): fd = connection
+        case .failure(let error): return .failure(error)
+        }
+        defer { close(fd) }
+        var reply = netmp_attach_reply()
+        var count: Int32 = 0
+        let received = netmp_message_receive(fd, &reply, Int32(MemoryLayout<netmp_attach_reply>.size), nil, 0, &count)
+        guard received == MemoryLayout<netmp_attach_reply>.size else {
+            return .failure(received <= 0 ? .noStack(errno: received < 0 ? -received : ECONNRESET) : .malformed("\(received) bytes"))
+        }
+        return reply.error == 0 ? .success(()) : .failure(.refused(errno: reply.error))
+    }
+
     /// Before fork: a process number for the child (nil when the client has 64 processes).
     public func numberForChild() -> UInt32? { sockets.takeProcessNumber() }
 
@@ -106,7 +125,7 @@ extension StackClient {
         if let inherited = connection { close(inherited) }
         connectionBox.fd.store(-1, ordering: .releasing)
         guard let door,
-              case .success(let fd) = Self.greet(door, netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), join: 1,
+              case .success(let fd) = Self.greet(door, netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), request: UInt32(NETMP_HELLO_JOIN),
                                                                           client: id, process: number)) else { return false }
         connectionBox.fd.store(fd, ordering: .releasing)
         return true

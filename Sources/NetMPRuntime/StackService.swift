@@ -79,30 +79,74 @@ public final class StackService: @unchecked Sendable {
         }
     }
 
-    /// `door`: the name to serve at (tests; the TAP's door by default).
-    public init(stack: NetworkStack, door: String? = nil, allowing uids: Set<uid_t> = [], log: Log) throws(ServiceError) {
+    /// `door`: the name to serve at (tests; the TAP's door by default). `listener`: the
+    /// door, when the caller claimed it before starting the stack (`claim`).
+    public init(stack: NetworkStack, door: String? = nil, listener: Int32? = nil, allowing uids: Set<uid_t> = [],
+                log: Log) throws(ServiceError) {
         self.stack = stack
         self.log = log
         self.door = door ?? StackClient.door(tap: stack.configuration.tapName)
-        let fd = netmp_attach_listen(self.door)
-        guard fd >= 0 else { throw .door(self.door, errno: -fd) }
-        listener = fd
+        if let listener { self.listener = listener } else { self.listener = try Self.claim(self.door) }
         allowed = uids.union([getuid(), 0])
         _ = netmp_raise_descriptor_limit() // one eventfd per polled socket of every client
     }
 
+    /// The door `name`, listening (programs that connect wait until it is served). Claimed
+    /// before the stack opens its TAP and given up after the stack has let go of it, so
+    /// the door is the TAP's lock: of two stacks starting at once one gets EADDRINUSE and
+    /// never touches the TAP, and a stack that starts as another stops finds the TAP free.
+    public static func claim(_ name: String) throws(ServiceError) -> Int32 {
+        let fd = netmp_attach_listen(name)
+        guard fd >= 0 else { throw .door(name, errno: -fd) }
+        return fd
+    }
+
+    /// Why `serve` returned.
+    public enum Ending: Equatable { case stopped, asked, idle }
+    /// Set when a `netmp down` asked the stack to stop.
+    var stopAsked = false
+    /// Since when no program has been attached or attaching (nil while one is).
+    var idleSince: Instant?
+
     /// The door and the connections close; the clients' sockets are left to the stack,
     /// which may have stopped already (a stack that stops takes everything with it).
     deinit {
+        guard !closed else { return }
         for fd in Array(clients.keys) + Array(greeting.keys) { close(fd) }
         close(listener)
     }
 
     /// Serves attaches, doorbells and hang-ups until `stop` says so (looked at every
-    /// `tick` milliseconds at least).
-    public func serve(tick: Int32 = 200, until stop: () -> Bool) {
-        while !stop() { turn(timeout: tick) }
+    /// `tick` milliseconds at least), a `netmp down` asks, or, with `idle`, until no
+    /// program has been attached for that long and every connection has delivered what
+    /// was written on it (a stack started for a program ends after its last one).
+    @discardableResult
+    public func serve(tick: Int32 = 200, exitIdleAfter idle: Interval? = nil, until stop: () -> Bool) -> Ending {
+        while true {
+            if stop() { return .stopped }
+            if stopAsked { return .asked }
+            turn(timeout: tick)
+            guard let idle, clientsByID.isEmpty, greeting.isEmpty else { idleSince = nil; continue }
+            let now = MonotonicClock.now()
+            let since = idleSince ?? now
+            idleSince = since
+            if now >= since + idle && stack.connectionsStillSending == 0 { return .idle }
+        }
     }
+
+    /// The stack's end: every core stops and the TAP's queues are detached first, then the
+    /// door closes (programs waiting at it see it reset and try again: a stack of theirs
+    /// may start only once this one has let go of the TAP).
+    public func end() {
+        try? stack.device?.setQueuesEnabled(false)
+        stack.stop()
+        for fd in Array(clients.keys) + Array(greeting.keys) { close(fd) }
+        clients = [:]
+        greeting = [:]
+        close(listener)
+        closed = true
+    }
+    var closed = false
 
     /// One wait for the door and the clients' connections, and what they say.
     public func turn(timeout: Int32) {
@@ -155,7 +199,22 @@ public final class StackService: @unchecked Sendable {
             log.info("stack: process \(pid) of uid \(uid) may not attach (allowed: \(allowed.sorted()))")
             return refuse(fd, EACCES)
         }
-        if hello.join == 0 { return welcome(fd, pid: pid, uid: uid) }
+        switch Int32(hello.request) {
+        case NETMP_HELLO_ATTACH: return welcome(fd, pid: pid, uid: uid)
+        case NETMP_HELLO_JOIN: break
+        case NETMP_HELLO_STOP:
+            // Only the stack's own uid and root stop it (--allow-uid admits programs, not this).
+            guard uid == getuid() || uid == 0 else {
+                log.info("stack: process \(pid) of uid \(uid) asked the stack to stop; refused")
+                return refuse(fd, EACCES)
+            }
+            log.info("stack: process \(pid) asked the stack to stop")
+            stopAsked = true
+            return refuse(fd, 0) // the answer: done
+        default:
+            log.info("stack: process \(pid) sent a hello with request \(hello.request)")
+            return refuse(fd, EPROTO)
+        }
         // A forked process of a client, under the number its parent took for it. Only a
         // process of the client's own uid joins it (a child keeps its parent's uid unless
         // it changed it, and then it is another principal).
@@ -170,6 +229,7 @@ public final class StackService: @unchecked Sendable {
         log.debug("stack: process \(pid) joined client \(hello.client) as process \(hello.process)")
     }
 
+    /// A reply that says `error` (0: done), and the connection closed.
     func refuse(_ fd: Int32, _ error: Int32) {
         var reply = netmp_attach_reply()
         reply.version = UInt32(NETMP_ATTACH_VERSION)
@@ -211,6 +271,7 @@ public final class StackService: @unchecked Sendable {
         clients[fd] = (client, 0)
         clientsByID[process.id] = client
         attachedCount.add(1, ordering: .relaxed)
+        publishClients() // at once: `netmp stat PID` of the program finds its stack by it
         log.info("stack: process \(pid) (uid \(uid)) attached as client \(process.id)")
     }
 

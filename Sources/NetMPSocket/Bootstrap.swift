@@ -3,6 +3,7 @@ import Glibc
 import NetMPLink
 import NetMPRuntime
 import NetMPStack
+import NetMPWire
 
 /// The stack of this process, when it runs one of its own; set once at the first socket
 /// (under the shim's pthread_once, before any netmp socket exists) or in a forked child.
@@ -25,11 +26,80 @@ public func netmpStartFromEnvironment() -> Int32 {
         processClient = client
         return 0
     case .failure(.noStack):
-        return startStack(configuration, failing: notStarted) // none: a stack of this process's own
+        return attachStartingStack(configuration)
     case .failure(let error):
         Log.write("\(notStarted): \(error)")
         return -1
     }
+}
+
+/// No stack serves the TAP here: this program starts one (`netmp-cli stack --background
+/// --until-idle`, which ends after its last program) and attaches to it. Another program
+/// may be starting one at the same moment, or one may be stopping: the door settles it
+/// (StackService.claim), and this tries again for a while.
+func attachStartingStack(_ configuration: StackConfiguration) -> Int32 {
+    guard let command = stackCommand() else {
+        Log.write("\(notStarted): cannot find netmp-cli beside libnetmp.so to start a stack (set NETMP_COMMAND)")
+        return -1
+    }
+    let door = StackClient.door(tap: configuration.tapName)
+    let deadline = MonotonicClock.now() + Interval.seconds(10)
+    var started = false
+    while MonotonicClock.now() < deadline {
+        let status = spawnStack(command)
+        switch status {
+        case 0: started = true
+        case 3: break // another stack serves (or is stopping): attach to it, or start again after
+        case -ECHILD: break // the program reaped the starter (a SIGCHLD handler): the door tells
+        case ..<0:
+            Log.write("\(notStarted): cannot run \(command): \(String(cString: strerror(-status)))")
+            return -1
+        default:
+            Log.write("\(notStarted): the netmp stack for \(configuration.tapName) did not start (see above)")
+            return -1
+        }
+        switch Result(catching: { () throws(AttachError) in try StackClient.attach(door: door) }) {
+        case .success(let client):
+            processClient = client
+            if started { Log(level: configuration.logLevel).info("process \(getpid()) started the stack serving \(configuration.tapName)") }
+            return 0
+        case .failure(.noStack):
+            usleep(20_000)
+        case .failure(let error):
+            Log.write("\(notStarted): \(error)")
+            return -1
+        }
+    }
+    Log.write("\(notStarted): no netmp stack came to serve \(configuration.tapName) within 10 s")
+    return -1
+}
+
+/// netmp-cli: NETMP_COMMAND, else beside this library (where the build and Scripts/setup
+/// put both).
+func stackCommand() -> String? {
+    if let explicit = getenv("NETMP_COMMAND") { return String(cString: explicit) }
+    guard let name = netmp_object_path(#dsohandle) else { return nil }
+    let library = String(cString: name)
+    guard let slash = library.lastIndex(of: "/") else { return nil }
+    let path = String(library[..<slash]) + "/netmp-cli"
+    return access(path, X_OK) == 0 ? path : nil
+}
+
+/// Runs `command stack --background --until-idle` with this program's environment, less
+/// LD_PRELOAD (the stack is not a preloaded program); its exit status or -errno.
+func spawnStack(_ command: String) -> Int32 {
+    var environment: [UnsafeMutablePointer<CChar>?] = []
+    var entry = environ
+    while let variable = entry.pointee {
+        if strncmp(variable, "LD_PRELOAD=", 11) != 0 { environment.append(variable) }
+        entry += 1
+    }
+    environment.append(nil)
+    let words: [String] = [command, "stack", "--background", "--until-idle"]
+    let arguments = words.map { strdup($0) }
+    defer { arguments.forEach { free($0) } }
+    var argv = arguments + [nil]
+    return netmp_spawn_stack(command, &argv, &environment)
 }
 
 /// This process's connection to the stack service, or -1 (the shim's watcher waits on it).

@@ -107,9 +107,6 @@ final class LabNamespace {
     }
     private var service: Process?
     private var serviceLog: String { NSTemporaryDirectory() + "/\(name)-service" }
-    /// The lab has a stack service its programs attach to (NETMP_TEST_SERVICE=1): they
-    /// have no stats page of their own; the stack's is the one `netmp stat` shows.
-    var hasService: Bool { service != nil }
 
     deinit {
         if let service {

@@ -177,7 +177,7 @@ import Testing
 
         let foreign = netmp_attach_connect(served.service.door)
         defer { close(foreign) }
-        var hello = netmp_attach_hello(version: 99, join: 0, client: 0, process: 0)
+        var hello = netmp_attach_hello(version: 99, request: UInt32(NETMP_HELLO_ATTACH), client: 0, process: 0)
         #expect(netmp_message_send(foreign, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0) > 0)
         for fd in [foreign, silent] {
             var reply = netmp_attach_reply()
@@ -208,7 +208,7 @@ import Testing
         _ = client.sockets.dropHolder(client.process, from: slots[0])
 
         let child = netmp_attach_connect(served.service.door)
-        var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), join: 1, client: client.id, process: number)
+        var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), request: UInt32(NETMP_HELLO_JOIN), client: client.id, process: number)
         #expect(netmp_message_send(child, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0) > 0)
         #expect(served.eventually { served.service.joined == 1 })
         close(child) // the child ended
@@ -281,7 +281,7 @@ import Testing
         let slot = listener.channel.doorbell.slot!
         client.sockets.addHolder(number, to: slot)
         let child = netmp_attach_connect(served.service.door)
-        var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), join: 1, client: client.id, process: number)
+        var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), request: UInt32(NETMP_HELLO_JOIN), client: client.id, process: number)
         #expect(netmp_message_send(child, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0) > 0)
         #expect(served.eventually { served.service.joined == 1 })
         close(child)

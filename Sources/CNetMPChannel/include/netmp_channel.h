@@ -372,11 +372,15 @@ _Static_assert(sizeof(netmp_accept_queue) == 128 && offsetof(netmp_accept_queue,
 /// a reply and, in the same message, the descriptors: the client's region (memfd), the
 /// cores' wake page (memfd) and one eventfd per core, in core order. The configuration is
 /// NETMP_* lines as the environment gives them ("NAME=value\n"), so the client parses it as
-/// the stack did.
-#define NETMP_ATTACH_VERSION 1
+/// the stack did. A hello may instead ask the stack to stop (`netmp down`): it answers with
+/// a reply (error 0, or EACCES for a uid other than its own and root) and stops.
+#define NETMP_ATTACH_VERSION 2
+#define NETMP_HELLO_ATTACH 0        // a new client
+#define NETMP_HELLO_JOIN 1          // a forked process of client `client`, numbered `process`
+#define NETMP_HELLO_STOP 2          // stop the stack (its connections end with it)
 typedef struct netmp_attach_hello {
     uint32_t version;               // NETMP_ATTACH_VERSION
-    uint32_t join;                  // 0: a new client; 1: a forked process of client `client`
+    uint32_t request;               // NETMP_HELLO_*
     uint32_t client;
     uint32_t process;               // join: the number its parent took for it
 } netmp_attach_hello;

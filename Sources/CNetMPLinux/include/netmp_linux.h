@@ -64,4 +64,15 @@ int netmp_message_receive(int fd, void *bytes, int length, int *fds, int capacit
 // Raises this process's descriptor limit to its hard limit (the stack holds one eventfd per
 // polled socket of every client); returns the new limit.
 long netmp_raise_descriptor_limit(void);
+
+// Starts the stack service for a program that found none (`path` is netmp-cli, `argv` asks
+// it to detach): posix_spawn, so no fork handler of the program runs, in a session of its
+// own, with /dev/null for stdin and stdout and every descriptor above stderr closed, so the
+// stack holds none of the program's pipes or files. Waits for that process, which exits
+// once the stack serves (or could not), and returns its exit status, or -errno.
+int netmp_spawn_stack(const char *path, char *const argv[], char *const envp[]);
+// The file of the shared object that holds `address` (dladdr), or NULL.
+const char *netmp_object_path(const void *address);
+// Closes every descriptor from `first` up (a detaching stack keeps nothing it inherited).
+int netmp_close_from(int first);
 #endif
