@@ -7,58 +7,26 @@
 #include <sys/types.h>
 
 // Reads NETMP_* from the environment and, when NETMP_TAP is set, attaches to the stack
-// service of that TAP (`netmp stack`) or, when none serves it here, brings a stack of the
-// process's own up. Returns 0 when netmp runs, 1 when it is not configured (NETMP_TAP
-// unset), and -1 when it could not start; then one line on stderr says why and the program
-// keeps kernel sockets.
+// serving that TAP here, starting one (`netmp stack --background --until-idle`) when none
+// does. Returns 0 when attached, 1 when netmp is not configured (NETMP_TAP unset), and -1
+// when it could not attach; then one line on stderr says why and the program keeps kernel
+// sockets.
 int netmp_start_from_environment(void);
-// 1 once the stack runs (the process's own or the service's).
+// 1 once attached.
 int netmp_running(void);
-// 1 when the process attached to a stack service: no protocol thread runs in it, so fork
-// parks nothing and exit waits for nothing (the stack delivers what was written).
-int netmp_attached(void);
-// Attached: this process's connection to the stack (-1: none), which the shim's watcher
-// thread waits on; netmp_stack_ended() when it hangs up (the stack's process ended).
+// This process's connection to the stack (-1: none), which the shim's watcher thread
+// waits on; netmp_stack_ended() when it hangs up (the stack's process ended).
 int netmp_stack_connection(void);
 void netmp_stack_ended(void);
-// Before fork, attached: the child's process number in the client (-1: none free), and
-// each socket held by it too (`fork` numbers the fork: a socket with several descriptors
-// counts once), so a close in either process leaves the socket to the other and the last
-// holder's close (or end) closes it. In the child: it joins the stack as that process.
+// Before fork: the child's process number in the client (-1: none free), and each socket
+// held by it too (`fork` numbers the fork: a socket with several descriptors counts
+// once), so a close in either process leaves the socket to the other and the last
+// holder's close (or end) closes it. In the child: it joins the stack as that process,
+// or, without a number, leaves it (its connection closed, kernel sockets from then on).
 int netmp_number_for_child(void);
 void netmp_socket_share(void *socket, uint64_t fork, uint32_t number);
 void netmp_join_after_fork(uint32_t number);
-// At exit: closes one descriptor's socket, keeping its handle valid for threads still in a
-// call; then waits (NETMP_EXIT_LINGER_MS at most) for every connection to deliver its data.
-void netmp_socket_close_at_exit(void *socket);
-void netmp_finish_at_exit(void);
-// After start: the stack's own descriptors (TAP queues, wakeups), for a forked child to
-// close. In the child: netmp_forget_stack() leaves the parent's stack behind; after it,
-// netmp_start_from_environment() may start a new one.
-int netmp_stack_descriptors(int *out, int capacity);
-void netmp_forget_stack(void);
-// The TAP queues among the stack's descriptors.
-int netmp_stack_queues(int *out, int capacity);
-// In a forked child of a process that only listens: TAP queues of its own, opened at fork
-// and detached until netmp_start_like_parent() starts a stack on them (0, or -1 after a line
-// on stderr); the parent's queues detached (1) and closed, or just closed (0); the child's
-// own closed when it drops the inherited listeners unused. After the start, each inherited
-// listener (netmp_is_listener) listens again on the new stack, its events on `fd` (the new
-// handle, or NULL with *error set).
-int netmp_open_child_queues(void);
-void netmp_release_parent_queues(int detach);
-void netmp_release_child_queues(void);
-int netmp_start_like_parent(void);
-int netmp_is_listener(void *socket);
-void *netmp_listen_again(void *socket, int fd, int *error);
-// Around fork: park the protocol threads where they hold no lock (prepare), and let them
-// go again (parent), so that the child may run Swift code and start its own stack.
-void netmp_park_for_fork(void);
-void netmp_unpark_after_fork(void);
-// After fork, in a parent with nothing on netmp: detach its TAP queues so that a child
-// exec'ing a preloaded program gets the traffic; its next socket() attaches them again.
-void netmp_step_aside(void);
-void netmp_step_back(void);
+void netmp_leave_stack(void);
 
 // socket(): stream 1 for TCP, 0 for UDP; fd is the eventfd that stands for the socket.
 void *netmp_socket_create(int stream, int fd);

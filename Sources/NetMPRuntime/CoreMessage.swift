@@ -34,12 +34,6 @@ public enum CoreMessage {
     case inspect(@Sendable (ProtocolLoop) -> Void, Completion)
     /// The stack is shutting down: the thread leaves its loop.
     case stop(Completion)
-    /// fork() is under way: the thread says it arrived and waits, holding no lock, until
-    /// the gate opens (see NetworkStack.parkForFork).
-    case park(ParkGate)
-    /// The process attached its TAP queues again (NetworkStack.stepBack): the core reads
-    /// and writes its queue again.
-    case rejoinWire
 }
 
 /// A copy of a frame, in memory the receiving core frees. Forwarding is the exception (the
@@ -78,27 +72,4 @@ public final class Completion: @unchecked Sendable {
     }
 
     public func wait() { while !word.wait(until: { remaining.value == 0 }) {} }
-}
-
-/// Where protocol threads wait while the process forks. A thread parked here holds no lock
-/// (not the Swift runtime's either), so a forked child can run Swift code, start threads and
-/// bring up a stack of its own without meeting a lock that its parent's threads held.
-public final class ParkGate: @unchecked Sendable {
-    let arrived: Completion
-    let gateStorage = OwnedWaitWord()
-    var gate: WaitWord { gateStorage.word }
-    let open = AtomicCounter(0)
-
-    init(cores: Int) { arrived = Completion(count: cores) }
-
-    /// A protocol thread: says it is parked, then waits for the gate.
-    func park() {
-        arrived.done()
-        while !gate.wait(until: { open.value != 0 }) {}
-    }
-
-    public func release() {
-        _ = open.increment()
-        gate.wakeAll()
-    }
 }

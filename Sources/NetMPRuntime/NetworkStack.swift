@@ -53,12 +53,6 @@ public final class NetworkStack: @unchecked Sendable {
 
     public var cores: Int { ports.count }
 
-    /// The descriptors the stack itself holds (TAP queues, port wakeups, stats page): a
-    /// forked child closes them, since the threads that use them stayed in the parent.
-    public var ownDescriptors: [Int32] {
-        (device?.queues.map(\.fd) ?? []) + ports.map(\.wakeupDescriptor) + (stats.map { [$0.fd] } ?? [])
-    }
-
     /// Attaches the configured TAP with one queue per core and starts the cores.
     public static func start(_ configuration: StackConfiguration, log: Log) throws(RuntimeError) -> NetworkStack {
         let cpus = try allowedCPUs()
@@ -242,57 +236,10 @@ public final class NetworkStack: @unchecked Sendable {
         }
     }
 
-    /// Waits until no connection on any core still owes its peer data or a FIN's
-    /// acknowledgment, or until `milliseconds` pass; true when everything was delivered.
-    /// A process that exits takes its protocol threads with it, so (unlike the kernel,
-    /// which keeps orphaned sockets sending) the library's exit handler waits here after
-    /// closing every socket: the last bytes a program wrote reach the peer.
     /// Connections that have not yet delivered everything written on them (TIME_WAIT and
-    /// a connection waiting only for its peer's FIN have).
+    /// a connection waiting only for its peer's FIN have): a stack started for programs
+    /// ends only once this is 0 (StackService.serve).
     public var connectionsStillSending: Int { askEveryCore({ $0.tcp.connectionsStillSending }).reduce(0, +) }
-
-    public func finishSending(within milliseconds: Int) -> Bool {
-        let deadline = MonotonicClock.now() + .milliseconds(UInt64(max(0, milliseconds)))
-        while true {
-            if connectionsStillSending == 0 { return true }
-            if MonotonicClock.now() >= deadline { return false }
-            usleep(1_000)
-        }
-    }
-
-    /// Set while the process has stepped aside from the TAP (`stepAside`).
-    let steppedAside = Atomic<Bool>(false)
-    let wire = PthreadLock()
-
-    /// After fork(), in a parent that holds nothing on netmp (no connection, no listener,
-    /// no UDP binding: a shell running preloaded programs one after another): detaches its
-    /// TAP queues, so that the traffic of a child that execs another preloaded program goes
-    /// to the child's stack, not to this idle one (which would reset the child's
-    /// connections). The cores go on off the wire; `stepBack` on the next socket() attaches
-    /// the queues again. True when it stepped aside.
-    public func stepAside() -> Bool {
-        wire.locked {
-            guard let device, !steppedAside.load(ordering: .acquiring) else { return false }
-            guard !askEveryCore({ !$0.tcp.isEmpty || !$0.datagramSockets.isEmpty }).contains(true) else { return false }
-            do { try device.setQueuesEnabled(false) } catch {
-                try? device.setQueuesEnabled(true) // all or none
-                return false
-            }
-            steppedAside.store(true, ordering: .releasing)
-            return true
-        }
-    }
-
-    /// A new socket in a process that stepped aside: its queues join the device again.
-    public func stepBack() {
-        guard steppedAside.load(ordering: .acquiring) else { return }
-        wire.locked {
-            guard steppedAside.load(ordering: .acquiring), let device else { return }
-            try? device.setQueuesEnabled(true)
-            for core in 0..<cores { send(.rejoinWire, to: core) }
-            steppedAside.store(false, ordering: .releasing)
-        }
-    }
 
     /// Runs `question` on every core's own thread (an `inspect` message) and returns the
     /// answers, by core.
@@ -300,15 +247,6 @@ public final class NetworkStack: @unchecked Sendable {
         let answers = CoreAnswers<Answer>(cores: cores)
         tellEveryCore { .inspect({ loop in answers.set(question(loop), for: loop.core) }, $0) }
         return answers.all
-    }
-
-    /// Before fork(): parks every protocol thread at a point where it holds no lock and
-    /// returns the gate that lets them go (the parent opens it right after the fork).
-    public func parkForFork() -> ParkGate {
-        let gate = ParkGate(cores: cores)
-        for core in 0..<cores { send(.park(gate), to: core) }
-        gate.arrived.wait()
-        return gate
     }
 
     /// Stops every protocol thread and waits for them (tests; a process just exits).

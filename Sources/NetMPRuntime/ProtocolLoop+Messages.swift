@@ -85,11 +85,6 @@ extension ProtocolLoop {
         case .stop(let completion):
             stopped = true
             completion.done()
-        case .park(let gate):
-            gate.park()
-        case .rejoinWire:
-            sink.failed = nil
-            if core == 0 { announce() } // the kernel's neighbour entry may have gone stale
         }
     }
 

@@ -8,9 +8,9 @@ import Synchronization
 /// ring per core), what it must know of the stack (its address and routes, the TCP
 /// defaults, how many cores and which owns a 4-tuple) and how to wake a core. Sockets are
 /// made on a client and touch nothing else: they name their slots in its table and send
-/// every request through its rings. In-process the stack's first client is the
-/// application (`NetworkStack.primary`); in the stack service it is what the client library
-/// holds once attached (docs/STACK-SERVICE.md).
+/// every request through its rings. It is what the client library holds once attached to
+/// the stack process (docs/STACK-SERVICE.md); a stack in a test's own process has one too,
+/// its `primary`.
 public final class StackClient: @unchecked Sendable {
     /// The client's number on the cores (the messages that set its sockets up name it).
     public let id: UInt32
@@ -44,9 +44,6 @@ public final class StackClient: @unchecked Sendable {
     public nonisolated(unsafe) var process: UInt32 = 0
     /// The stack's door, for a forked child's own connection.
     let door: String?
-    /// A client of the stack service (it attached through a door), even if a forked
-    /// child's own connection could not be made.
-    public var isAttached: Bool { door != nil }
     /// Set when the stack's process ended (`stackEnded`): calls fail at once from then on.
     let gone = Atomic<Bool>(false)
     public var stackGone: Bool { gone.load(ordering: .acquiring) }

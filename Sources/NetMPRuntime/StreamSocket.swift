@@ -81,9 +81,8 @@ public final class StreamSocket: @unchecked Sendable {
         return fresh
     }
 
-    /// What a socket that takes this one's place keeps (attemptAgain, listenAgain): TCP
-    /// options, linger, blocking mode and timeouts. The caller holds `setup`, or is the only
-    /// thread (a forked child).
+    /// What a socket that takes this one's place keeps (attemptAgain): TCP options,
+    /// linger, blocking mode and timeouts. The caller holds `setup`.
     func carryOptions(to successor: StreamSocket) {
         successor.configuration = configuration
         successor.channel.setOutputOption(NETMP_OUTPUT_CORK, configuration.cork)
@@ -208,21 +207,6 @@ public final class StreamSocket: @unchecked Sendable {
             listening.store(true, ordering: .releasing) // after listenQueue: readiness reads it lock-free
             phase = .listening
         }
-    }
-
-    /// In a forked child, for a listener inherited from the parent: the same listener on
-    /// this process's own stack (same address, port, backlog, options and blocking mode),
-    /// whose events go to `descriptor`. Reads this socket without its lock: only the forked
-    /// child's one thread exists, and the parent's stack never touches it here. Nil when this
-    /// socket was not listening.
-    public func listenAgain(on stack: NetworkStack, descriptor: Int32) throws(SocketError) -> StreamSocket? {
-        guard phase == .listening, let queue = listenQueue else { return nil }
-        let copy = StreamSocket(stack: stack)
-        copy.channel.doorbell.fd = descriptor
-        carryOptions(to: copy)
-        try copy.bind(Endpoint(boundToAddress ? copy.client.configuration.address : IPv4Address(0), queue.port))
-        try copy.listen(backlog: queue.backlog)
-        return copy
     }
 
     /// accept(): takes from the cores' accept queues in turn; blocks unless non-blocking.

@@ -177,12 +177,8 @@ int socket(int domain, int type, int protocol) {
     int kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
     int stream = kind == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP);
     int datagram = kind == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP);
-    if (domain == AF_INET && (stream || datagram) && !netmp_running()) {
-        netmp_start_on_first_socket();
-        if (!netmp_running()) netmp_restart_in_child();
-    }
+    if (domain == AF_INET && (stream || datagram) && !netmp_running()) netmp_start_on_first_socket();
     if (domain != AF_INET || !(stream || datagram) || !netmp_running()) return REAL(socket)(domain, type, protocol);
-    netmp_step_back();
     struct creation creation = { stream };
     int error = ENOMEM;
     int fd = adopt(make_socket, &creation, type & SOCK_CLOEXEC, &error);
@@ -193,7 +189,6 @@ int socket(int domain, int type, int protocol) {
 
 int close(int fd) {
     netmp_epoll_descriptor_closed(fd); // first: epoll sets hold the socket until then
-    netmp_inherited_closed(fd);
     if (fd >= 0 && fd < NETMP_DESCRIPTORS) {
         void *socket = atomic_exchange_explicit(&sockets[fd], NULL, memory_order_acq_rel);
         if (socket) netmp_socket_close(socket);
@@ -238,7 +233,7 @@ static void make_twin(void *socket, int backlog) {
 }
 
 int listen(int fd, int backlog) {
-    void *socket = netmp_socket_in_use(fd);
+    void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(listen)(fd, backlog);
     int r = netmp_listen(socket, backlog);
     if (r < 0) return (int)fail(r);
@@ -285,7 +280,7 @@ static int accept_twin(int fd, void *socket, int twin, struct sockaddr *address,
 }
 
 int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
-    void *socket = netmp_socket_in_use(fd);
+    void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(accept4)(fd, address, length, flags);
     if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) { errno = EINVAL; return -1; }
     int twin = netmp_twin(socket);
@@ -303,7 +298,7 @@ int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
 }
 
 int accept(int fd, struct sockaddr *address, socklen_t *length) {
-    if (!netmp_socket_in_use(fd)) return REAL(accept)(fd, address, length);
+    if (!netmp_socket_of(fd)) return REAL(accept)(fd, address, length);
     return accept4(fd, address, length, 0);
 }
 
@@ -330,7 +325,7 @@ int connect(int fd, const struct sockaddr *address, socklen_t length) {
 }
 
 static int name_of(int fd, struct sockaddr *address, socklen_t *length, int peer) {
-    void *socket = netmp_socket_in_use(fd);
+    void *socket = netmp_socket_of(fd);
     if (!socket) return peer ? REAL(getpeername)(fd, address, length) : REAL(getsockname)(fd, address, length);
     if (!address || !length) { errno = EFAULT; return -1; }
     uint32_t ip = 0;
@@ -344,14 +339,14 @@ int getsockname(int fd, struct sockaddr *address, socklen_t *length) { return na
 int getpeername(int fd, struct sockaddr *address, socklen_t *length) { return name_of(fd, address, length, 1); }
 
 int getsockopt(int fd, int level, int name, void *value, socklen_t *length) {
-    void *socket = netmp_socket_in_use(fd);
+    void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(getsockopt)(fd, level, name, value, length);
     int r = netmp_getsockopt(socket, level, name, value, (uint32_t *)length);
     return r < 0 ? (int)fail(r) : 0;
 }
 
 int setsockopt(int fd, int level, int name, const void *value, socklen_t length) {
-    void *socket = netmp_socket_in_use(fd);
+    void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(setsockopt)(fd, level, name, value, length);
     int r = netmp_setsockopt(socket, level, name, value, length);
     return r < 0 ? (int)fail(r) : 0;
@@ -689,7 +684,7 @@ int ioctl(int fd, unsigned long request, ...) {
     va_start(list, request);
     void *argument = va_arg(list, void *);
     va_end(list);
-    void *socket = netmp_socket_in_use(fd);
+    void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(ioctl)(fd, request, argument);
     switch (request) {
     case FIONBIO: netmp_set_nonblocking(socket, *(int *)argument != 0); return 0;
@@ -704,7 +699,7 @@ static int duplicate_onto(int old_fd, int new_fd, int flags, int three) {
     void *replaced = netmp_socket_of(new_fd);
     if (!socket && !replaced) {
         int r = three ? REAL(dup3)(old_fd, new_fd, flags) : REAL(dup2)(old_fd, new_fd);
-        if (r >= 0 && old_fd != new_fd) { netmp_epoll_descriptor_closed(new_fd); netmp_inherited_closed(new_fd); }
+        if (r >= 0 && old_fd != new_fd) netmp_epoll_descriptor_closed(new_fd);
         return r;
     }
     if (old_fd == new_fd) {
@@ -716,7 +711,6 @@ static int duplicate_onto(int old_fd, int new_fd, int flags, int three) {
     if (r < 0) return r;
     // The kernel closed what new_fd was; so does the socket it stood for.
     netmp_epoll_descriptor_closed(new_fd);
-    netmp_inherited_closed(new_fd);
     void *before = atomic_exchange_explicit(&sockets[new_fd], socket, memory_order_acq_rel);
     if (socket) netmp_socket_retain(socket);
     if (before) netmp_socket_close(before);

@@ -36,7 +36,7 @@ static short netmp_events(struct pollfd *entry) {
 // The poll loop. timeout_ns < 0: forever.
 static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const sigset_t *mask) {
     nfds_t sockets = 0;
-    for (nfds_t i = 0; i < n; i++) if (netmp_socket_in_use(fds[i].fd)) sockets++;
+    for (nfds_t i = 0; i < n; i++) if (netmp_socket_of(fds[i].fd)) sockets++;
     if (sockets == 0) {
         struct timespec t = { timeout_ns / 1000000000LL, timeout_ns % 1000000000LL };
         return real_ppoll(fds, n, timeout_ns < 0 ? NULL : &t, mask);
@@ -162,7 +162,7 @@ static int netmp_select(int nfds, fd_set *readers, fd_set *writers, fd_set *erro
 static int any_netmp(int nfds, fd_set *a, fd_set *b, fd_set *c) {
     for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++) {
         if ((a && FD_ISSET(fd, a)) || (b && FD_ISSET(fd, b)) || (c && FD_ISSET(fd, c)))
-            if (netmp_socket_in_use(fd)) return 1;
+            if (netmp_socket_of(fd)) return 1;
     }
     return 0;
 }

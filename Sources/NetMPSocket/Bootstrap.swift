@@ -1,17 +1,12 @@
 import CNetMPLinux
 import Glibc
-import NetMPLink
 import NetMPRuntime
 import NetMPStack
 import NetMPWire
 
-/// The stack of this process, when it runs one of its own; set once at the first socket
-/// (under the shim's pthread_once, before any netmp socket exists) or in a forked child.
-nonisolated(unsafe) var processStack: NetworkStack?
-
-/// What this process's sockets are made on: the stack service's client when a stack
-/// serves the TAP here (the process attached to it), else the primary client of the
-/// process's own stack. Set with `processStack`, under the same once.
+/// This process's client of the stack serving its TAP; set once at the first socket
+/// (under the shim's pthread_once, before any netmp socket exists), and cleared in a
+/// forked child that cannot join (netmp_leave_stack).
 nonisolated(unsafe) var processClient: StackClient?
 
 /// Entry point for the shim's first socket. netmp never takes a program down for its own
@@ -20,10 +15,10 @@ nonisolated(unsafe) var processClient: StackClient?
 public func netmpStartFromEnvironment() -> Int32 {
     guard processClient == nil else { return 0 }
     guard case .success(let configuration?) = environmentConfiguration() else { return 1 }
-    // A stack service for this TAP in this network namespace: attach to it.
+    // The stack serving this TAP in this network namespace, or one this program starts.
     switch Result(catching: { () throws(AttachError) in try StackClient.attach(door: StackClient.door(tap: configuration.tapName)) }) {
     case .success(let client):
-        processClient = client
+        attached(client, asking: configuration)
         return 0
     case .failure(.noStack):
         return attachStartingStack(configuration)
@@ -31,6 +26,23 @@ public func netmpStartFromEnvironment() -> Int32 {
         Log.write("\(notStarted): \(error)")
         return -1
     }
+}
+
+/// The program's client from now on. A stack that already served the TAP keeps its own
+/// options: where the program asked for others, one line says which apply.
+func attached(_ client: StackClient, asking wanted: StackConfiguration) {
+    processClient = client
+    let running = client.configuration
+    var differences: [String] = []
+    if running.address != wanted.address || running.prefixLength != wanted.prefixLength {
+        differences.append("address \(running.address)/\(running.prefixLength)")
+    }
+    if running.mac != wanted.mac { differences.append("MAC \(running.mac)") }
+    if running.gateway != wanted.gateway { differences.append("gateway \(running.gateway.map { "\($0)" } ?? "none")") }
+    if let cores = wanted.cores, cores != running.cores { differences.append("cores \(running.cores.map { "\($0)" } ?? "?")") }
+    guard !differences.isEmpty else { return }
+    Log.write("netmp: process \(getpid()): the stack already serving \(running.tapName) keeps its own options: "
+              + differences.joined(separator: ", "))
 }
 
 /// No stack serves the TAP here: this program starts one (`netmp-cli stack --background
@@ -60,7 +72,7 @@ func attachStartingStack(_ configuration: StackConfiguration) -> Int32 {
         }
         switch Result(catching: { () throws(AttachError) in try StackClient.attach(door: door) }) {
         case .success(let client):
-            processClient = client
+            attached(client, asking: configuration)
             if started { Log(level: configuration.logLevel).info("process \(getpid()) started the stack serving \(configuration.tapName)") }
             return 0
         case .failure(.noStack):
@@ -116,10 +128,6 @@ public func netmpStackEnded() {
     client.stackEnded()
 }
 
-/// 1 when this process's sockets are a stack service's (it attached), 0 otherwise.
-@_cdecl("netmp_attached")
-public func netmpAttached() -> Int32 { processClient?.isAttached == true ? 1 : 0 }
-
 /// At load (the shim's constructor), before the stack starts at the first socket: a bad
 /// value, a fake NUMA map that does not fit, or a TAP that is not there is said now, once
 /// per preloaded process, on stderr, whether or not the program ever opens a socket; the
@@ -152,181 +160,12 @@ func environmentConfiguration() -> Result<StackConfiguration?, ConfigurationErro
     StackConfiguration.parse(environment: { getenv($0).map { String(cString: $0) } })
 }
 
-/// Starts this process's stack, on `device`'s queues (attached first) when given; 0, or -1
-/// after one line on stderr that begins with `failing`.
-func startStack(_ configuration: StackConfiguration, on device: TAPDevice? = nil, failing: String) -> Int32 {
-    let log = Log(level: configuration.logLevel)
-    do {
-        if let device {
-            do { try device.setQueuesEnabled(true) } catch { throw RuntimeError.link(error) }
-            processStack = try NetworkStack.start(configuration, queues: device.queues, device: device, log: log)
-        } else {
-            processStack = try NetworkStack.start(configuration, log: log)
-        }
-        processClient = processStack?.primary
-        return 0
-    } catch {
-        Log.write("\(failing): \(error)")
-        return -1
-    }
-}
-
-/// The program is exiting (the shim's atexit handler, after the program's own): closes the
-/// socket of one descriptor like close() does, but keeps the handle alive, since another
-/// thread may still be inside a call on it while the process winds down.
-@_cdecl("netmp_socket_close_at_exit")
-public func netmpSocketCloseAtExit(_ handle: UnsafeMutableRawPointer) {
-    _ = Unmanaged<ShimSocket>.fromOpaque(handle).retain()
-    netmpSocketClose(handle)
-}
-
-/// After every socket is closed at exit: waits (NETMP_EXIT_LINGER_MS at most) until the
-/// peers have acknowledged everything, then returns and the process may end.
-@_cdecl("netmp_finish_at_exit")
-public func netmpFinishAtExit() {
-    guard let stack = processStack else { return }
-    if !stack.finishSending(within: stack.configuration.exitLingerMilliseconds) {
-        Log.write("netmp: exit: some connections had not delivered everything after "
-                  + "\(stack.configuration.exitLingerMilliseconds) ms (NETMP_EXIT_LINGER_MS)")
-    }
-}
-
-/// Writes the stack's own descriptors into `out` (at most `capacity`); returns how many.
-/// Called once after start, so that a forked child can close them without Swift.
-@_cdecl("netmp_stack_descriptors")
-public func netmpStackDescriptors(_ out: UnsafeMutablePointer<Int32>, _ capacity: Int32) -> Int32 {
-    guard let stack = processStack else { return 0 }
-    let all = stack.ownDescriptors.prefix(Int(capacity))
-    for (i, fd) in all.enumerated() { out[i] = fd }
-    return Int32(all.count)
-}
-
-/// The TAP queues among those descriptors (a child that takes the parent's listeners over
-/// detaches them from the device).
-@_cdecl("netmp_stack_queues")
-public func netmpStackQueues(_ out: UnsafeMutablePointer<Int32>, _ capacity: Int32) -> Int32 {
-    guard let queues = processStack?.device?.queues else { return 0 }
-    for (i, queue) in queues.prefix(Int(capacity)).enumerated() { out[i] = queue.fd }
-    return Int32(min(queues.count, Int(capacity)))
-}
-
-/// The parent's stack, in a forked child: kept (never deinitialized: nothing here may
-/// touch its threads) for its configuration and its sockets' settings.
-nonisolated(unsafe) var parentStack: NetworkStack?
-
-/// In a forked child: the stack's threads stayed in the parent, so this process has none.
-/// netmp counts as not running until a restart.
-@_cdecl("netmp_forget_stack")
-public func netmpForgetStack() {
-    if let stack = processStack { parentStack = stack }
-    processStack = nil
+/// In a forked child that has no process number (its client has 64): the parent's
+/// connection is closed and the process leaves the stack; its sockets are the kernel's.
+@_cdecl("netmp_leave_stack")
+public func netmpLeaveStack() {
+    guard let client = processClient else { return }
+    if let inherited = client.connection { close(inherited) }
     processClient = nil
+    Log.write("netmp: forked child \(getpid()): its program has 64 processes on netmp already; this one uses kernel sockets")
 }
-
-/// In a forked child of a process that only listens (a master): queues of its own, opened
-/// now while the child still has the parent's privileges (nginx's workers drop root before
-/// they use a socket, and opening a TAP queue needs CAP_NET_ADMIN), and detached at once so
-/// that the device steers nothing to them before the child takes the listeners over.
-nonisolated(unsafe) var childDevice: TAPDevice?
-
-@_cdecl("netmp_open_child_queues")
-public func netmpOpenChildQueues() -> Int32 {
-    guard let parent = processStack ?? parentStack, let name = parent.device?.name else { return -ENODEV }
-    do {
-        let device = try TAPDevice(name: name, queueCount: parent.cores)
-        // Attaching reset the device's offloads, which the parent still relies on: the same
-        // negotiation gives them back at once.
-        device.negotiateOffloads()
-        try device.setQueuesEnabled(false)
-        childDevice = device
-        return 0
-    } catch {
-        Log.write("netmp: forked child \(getpid()): cannot open TAP queues of its own: \(error)")
-        return -1
-    }
-}
-
-/// The parent's TAP queues, in a forked child: detached from the device when the child has
-/// taken the parent's listeners over (`detach`), and closed either way. A child that kept
-/// them open would keep them attached after the parent is gone, with nobody reading.
-@_cdecl("netmp_release_parent_queues")
-public func netmpReleaseParentQueues(_ detach: Int32) {
-    guard let queues = parentStack?.device?.queues else { return }
-    for queue in queues {
-        if detach != 0 { _ = netmp_tap_set_queue_enabled(queue.fd, 0) } // EINVAL: a sibling did it
-        _ = close(queue.fd)
-    }
-}
-
-/// The child's own queues, when it closed the inherited listeners without using them.
-@_cdecl("netmp_release_child_queues")
-public func netmpReleaseChildQueues() { childDevice = nil }
-
-/// In a forked child: starts a stack of its own on the parent's TAP, with the parent's
-/// configuration (the program may have emptied its environment since: nginx's workers do),
-/// on the queues opened at fork when there are some. 0 on success, -1 after a line on stderr.
-@_cdecl("netmp_start_like_parent")
-public func netmpStartLikeParent() -> Int32 {
-    guard processStack == nil else { return 0 }
-    guard let configuration = parentStack?.configuration else { return netmpStartFromEnvironment() }
-    let device = childDevice
-    childDevice = nil
-    return startStack(configuration, on: device,
-                      failing: "netmp: forked child \(getpid()): no stack of its own, using kernel sockets")
-}
-
-/// 1 when the socket listens (a forked child may take it over, see netmp_listen_again).
-@_cdecl("netmp_is_listener")
-public func netmpIsListener(_ handle: UnsafeMutableRawPointer) -> Int32 {
-    guard case .stream(let s) = socket(handle).kind else { return 0 }
-    return s.isListening ? 1 : 0
-}
-
-/// In a forked child with its own stack: the inherited listener `handle` listens again on
-/// this stack, its events on `fd`. The new handle, or nil with `*error` set.
-@_cdecl("netmp_listen_again")
-public func netmpListenAgain(_ handle: UnsafeMutableRawPointer, _ fd: Int32,
-                             _ errorNumber: UnsafeMutablePointer<Int32>) -> UnsafeMutableRawPointer? {
-    let inherited = socket(handle)
-    guard let stack = processStack, case .stream(let old) = inherited.kind else { errorNumber.pointee = EINVAL; return nil }
-    do {
-        guard let copy = try old.listenAgain(on: stack, descriptor: fd) else { errorNumber.pointee = EINVAL; return nil }
-        let shim = ShimSocket(.stream(copy))
-        shim.setOptions = inherited.setOptions
-        // The kernel twin (a descriptor this process inherited) goes with the listener, so
-        // the child accepts loopback connections too, as it accepts netmp's.
-        shim.twin.store(inherited.twin.exchange(-1, ordering: .acquiringAndReleasing), ordering: .releasing)
-        return Unmanaged.passRetained(shim).toOpaque()
-    } catch {
-        errorNumber.pointee = error.errno
-        return nil
-    }
-}
-
-/// The gate of the fork under way (set by the prepare handler, opened by the parent's).
-nonisolated(unsafe) var forkGate: ParkGate?
-
-/// pthread_atfork prepare: parks the protocol threads where they hold no lock.
-@_cdecl("netmp_park_for_fork")
-public func netmpParkForFork() {
-    guard let stack = processStack else { return }
-    forkGate = stack.parkForFork()
-}
-
-/// pthread_atfork parent: the fork is done; the protocol threads go on.
-@_cdecl("netmp_unpark_after_fork")
-public func netmpUnparkAfterFork() {
-    forkGate?.release()
-    forkGate = nil
-}
-
-/// After fork, in a parent without netmp sockets (NetworkStack.stepAside).
-@_cdecl("netmp_step_aside")
-public func netmpStepAside() {
-    guard let stack = processStack, stack.stepAside() else { return }
-    Log(level: stack.configuration.logLevel).info("process \(getpid()) forked with nothing on netmp: its TAP queues are detached until its next socket()")
-}
-
-/// socket(): a process that stepped aside attaches its queues again.
-@_cdecl("netmp_step_back")
-public func netmpStepBack() { processStack?.stepBack() }

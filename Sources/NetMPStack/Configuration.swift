@@ -34,9 +34,6 @@ public struct StackConfiguration: Equatable, Sendable {
     public var mtu: Int = 1500
     /// NETMP_FAKE_NUMA: a CPU-to-node map for testing multi-node code on one node.
     public var fakeNUMA: String? = nil
-    /// NETMP_EXIT_LINGER_MS: how long a preloaded program's exit waits for its connections
-    /// to deliver what was written and have their FIN acknowledged.
-    public var exitLingerMilliseconds: Int = 2_000
     /// NETMP_POLL_SPIN_US: how long a protocol thread that just had work keeps looking at
     /// its queue and port before it sleeps in poll (adaptive polling; 0: never spins).
     public var pollSpinMicroseconds: Int = StackConfiguration.defaultPollSpinMicroseconds
@@ -93,12 +90,6 @@ public struct StackConfiguration: Equatable, Sendable {
             config.cores = n
         }
         if let text = environment("NETMP_FAKE_NUMA"), !text.isEmpty { config.fakeNUMA = text }
-        if let text = environment("NETMP_EXIT_LINGER_MS"), !text.isEmpty {
-            guard let n = Int(text), (0...600_000).contains(n) else {
-                return .failure(ConfigurationError("NETMP_EXIT_LINGER_MS", "'\(text)' is not a number of milliseconds from 0 to 600000"))
-            }
-            config.exitLingerMilliseconds = n
-        }
         if let text = environment("NETMP_POLL_SPIN_US"), !text.isEmpty {
             guard let n = Int(text), (0...10_000).contains(n) else {
                 return .failure(ConfigurationError("NETMP_POLL_SPIN_US", "'\(text)' is not a number of microseconds from 0 to 10000"))

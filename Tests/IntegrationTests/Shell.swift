@@ -96,29 +96,9 @@ final class LabNamespace {
             throw LabError.setupFailed(up.stderr)
         }
         tap = up.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        // NETMP_TEST_SERVICE=1: every lab has a stack service on its TAP (10.77.0.2/24), so
-        // the preloaded programs of any test attach to it instead of starting their own.
-        if ProcessInfo.processInfo.environment["NETMP_TEST_SERVICE"] == "1" {
-            service = try Shell.start(["ip", "netns", "exec", name, Package.netmp, "stack", "--tap", tap,
-                                       "--addr", "10.77.0.2/24", "--log", "info"],
-                                      stderrTo: serviceLog + ".err", stdoutTo: serviceLog + ".out")
-            waitFor("programs attach", in: serviceLog + ".out")
-        }
     }
-    private var service: Process?
-    private var serviceLog: String { NSTemporaryDirectory() + "/\(name)-service" }
 
     deinit {
-        if let service {
-            kill(service.processIdentifier, SIGKILL)
-            service.waitUntilExit()
-            // Said in the log, so that a run where programs failed to attach (and started
-            // stacks of their own beside the service) shows.
-            let log = (try? String(contentsOfFile: serviceLog + ".err", encoding: .utf8)) ?? ""
-            let attached = log.components(separatedBy: "attached as client").count - 1
-            FileHandle.standardError.write(Data("lab \(name): \(attached) programs attached to its stack service\n".utf8))
-            for suffix in [".out", ".err"] { try? FileManager.default.removeItem(atPath: serviceLog + suffix) }
-        }
         // Verify the namespace is gone; a busy machine has been seen to leave one behind.
         for _ in 0..<3 {
             _ = Shell.run([Package.lab, "down", name])

@@ -14,18 +14,16 @@ import Testing
 
     @Test func everyVariable_parsed() throws {
         let config = try #require(try parse(["NETMP_TAP": "nmtap-lab", "NETMP_ADDR": "10.77.0.2/24", "NETMP_GATEWAY": "10.77.0.1",
-                                             "NETMP_MAC": "02:aa:bb:cc:dd:ee", "NETMP_CORES": "2", "NETMP_LOG": "debug",
-                                             "NETMP_EXIT_LINGER_MS": "500"]).get())
+                                             "NETMP_MAC": "02:aa:bb:cc:dd:ee", "NETMP_CORES": "2", "NETMP_LOG": "debug"]).get())
         #expect(config.tapName == "nmtap-lab" && config.address == IPv4Address(10, 77, 0, 2) && config.prefixLength == 24)
         #expect(config.gateway == IPv4Address(10, 77, 0, 1) && config.mac == MACAddress("02:aa:bb:cc:dd:ee"))
-        #expect(config.cores == 2 && config.logLevel == .debug && config.exitLingerMilliseconds == 500)
+        #expect(config.cores == 2 && config.logLevel == .debug)
     }
 
     @Test func defaults_macDerivedFromAddress_logErrors() throws {
         let config = try #require(try parse(["NETMP_TAP": "t0", "NETMP_ADDR": "10.77.0.2/24"]).get())
         #expect(config.mac.description == "02:00:0a:4d:00:02")
         #expect(config.logLevel == .error && config.cores == nil && config.gateway == nil)
-        #expect(config.exitLingerMilliseconds == 2_000)
     }
 
     @Test func badValues_namedInTheError() {
@@ -37,7 +35,7 @@ import Testing
             ("NETMP_GATEWAY", "10.78.0.1"), ("NETMP_GATEWAY", "10.77.0.2"), ("NETMP_GATEWAY", "gw"),
             ("NETMP_MAC", "01:00:5e:00:00:01"), ("NETMP_MAC", "00:00:00:00:00:00"), ("NETMP_MAC", "xx"),
             ("NETMP_CORES", "0"), ("NETMP_CORES", "two"), ("NETMP_CORES", "-1"),
-            ("NETMP_LOG", "verbose"), ("NETMP_EXIT_LINGER_MS", "-5"), ("NETMP_EXIT_LINGER_MS", "600001"),
+            ("NETMP_LOG", "verbose"),
         ]
         for (variable, value) in cases {
             var env = base
