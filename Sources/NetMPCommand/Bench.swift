@@ -11,8 +11,6 @@ struct Bench {
     var repetitions = 3
     var seconds = 5
     var quick = false
-    /// The netmp side through a stack process (`netmp stack`) that the programs attach to.
-    var service = false
     var selected: [String]? = nil
     var outputFolder = "netmp-bench-results"
     var jsonPath: String? = nil
@@ -33,7 +31,7 @@ struct Bench {
         let scratch = makeScratchFolder()
         defer { cleanUp(scratch) }
         progress("netmp bench: \(cases.count) cases, \(repetitions) repetition\(repetitions == 1 ? "" : "s"), "
-                 + "\(seconds) s each, kernel (veth) and netmp (TAP\(service ? ", through a stack process" : "")) alternating")
+                 + "\(seconds) s each, kernel (veth) and netmp (TAP, through a stack process) alternating")
         let context = BenchContext(lab: lab, seconds: seconds, scratch: scratch)
         var rows: [BenchRow] = []
         for benchCase in cases where !DemoSignals.interrupted {
@@ -48,7 +46,7 @@ struct Bench {
                 progress("  \(benchCase.name) \(repetition)/\(repetitions): kernel ...", newline: false)
                 kernel.append(benchCase.measure(.kernel, context))
                 progress(" netmp ...", newline: false)
-                netmp.append(service ? measureThroughService(benchCase, context) : benchCase.measure(.netmp, context))
+                netmp.append(measureThroughService(benchCase, context))
                 progress(" " + [kernel.last!, netmp.last!].map(\.summary).joined(separator: " | "))
             }
             rows += BenchRow.rows(for: benchCase, kernel: kernel, netmp: netmp)
@@ -73,11 +71,13 @@ struct Bench {
     }
 
     /// One netmp measurement with a stack process started for it (with the case's cores)
-    /// and stopped after; the stack's CPU is added to the program's per GiB, since the
-    /// protocol work is the stack's.
+    /// and stopped after, so that its CPU is known: it is added to the program's per GiB,
+    /// since the protocol work is the stack's.
     func measureThroughService(_ benchCase: BenchCase, _ context: BenchContext) -> BenchSample {
         guard let stack = lab.startStack(cores: benchCase.cores) else { return .failed("the stack service did not start") }
+        context.stack = stack
         var sample = benchCase.measure(.netmp, context)
+        context.stack = nil
         let stackCPU = stop(stack)
         if let gib = sample.values["gib"], gib > 0, let cpu = sample.values["cpu"] { sample.values["cpu"] = cpu + stackCPU / gib }
         return sample
@@ -122,7 +122,6 @@ func bench(_ arguments: ArraySlice<String>) -> Never {
         }
         switch flag {
         case "--quick": bench.quick = true
-        case "--service": bench.service = true
         case "--repetitions":
             guard let n = Int(value()), (1...20).contains(n) else { fail("bench: --repetitions takes 1 to 20") }
             bench.repetitions = n; repetitionsGiven = true

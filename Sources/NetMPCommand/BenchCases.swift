@@ -11,6 +11,8 @@ final class BenchContext {
     let seconds: Int
     let scratch: String
     private var port = 20_000
+    /// The stack process of the netmp measurement under way (Bench.measureThroughService).
+    var stack: pid_t?
     init(lab: LabNamespaces, seconds: Int, scratch: String) { self.lab = lab; self.seconds = seconds; self.scratch = scratch }
     func nextPort() -> Int { port += 1; return port }
 
@@ -261,7 +263,10 @@ struct BenchCase: Sendable {
         let listenAddress = side == .kernel ? LabNamespaces.kernelOnVeth : LabNamespaces.kernelOnTAP
         let server = spawn(context.lab.inServer(["python3", script, "server", listenAddress, "\(port)"]), quiet: true)
         guard context.lab.waitForListener(port: port) else { stop(server); return .failed("the python listener did not start") }
-        let client = capture(context.client(side, ["python3", script, "client", context.peer(side), "\(port)", "\(idleCount)"]))
+        // On netmp the connections' memory is also the stack process's: the script adds its
+        // growth (private memory, and shared memory that only the stack has touched).
+        let stack = side == .netmp ? context.stack.map { ["\($0)"] } ?? [] : []
+        let client = capture(context.client(side, ["python3", script, "client", context.peer(side), "\(port)", "\(idleCount)"] + stack))
         stop(server)
         guard client.status == 0, let rss = number("rss_kib", after: "rss_kib", in: client.output),
               let slab = number("slab_kib", after: "slab_kib", in: client.output) else {
@@ -292,13 +297,21 @@ struct BenchCase: Sendable {
             # One socket first: netmp's stack starts at a program's first socket, and its
             # fixed memory (threads, buffers, rings) is not the connections'.
             first = socket.socket()
-            rss, slab = status("VmRSS:", "/proc/self/status"), status("Slab:", "/proc/meminfo")
+            # With a stack process (its pid after the count): its private memory, and the
+            # shared memory (the system's Shmem) beyond what this process has in its RSS.
+            stack = "/proc/%s/status" % sys.argv[5] if len(sys.argv) > 5 else None
+            def memory():
+                own = status("VmRSS:", "/proc/self/status")
+                if stack is None: return own
+                shared = status("Shmem:", "/proc/meminfo") - status("RssShmem:", "/proc/self/status")
+                return own + status("RssAnon:", stack) + shared
+            rss, slab = memory(), status("Slab:", "/proc/meminfo")
             for i in range(count):
                 c = socket.socket()
                 c.connect((host, port))
                 held[i] = c
             time.sleep(1)
-            print("rss_kib", status("VmRSS:", "/proc/self/status") - rss, "slab_kib", status("Slab:", "/proc/meminfo") - slab, flush=True)
+            print("rss_kib", memory() - rss, "slab_kib", status("Slab:", "/proc/meminfo") - slab, flush=True)
 
             """
         return write(text, to: path) ? path : nil

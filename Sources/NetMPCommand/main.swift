@@ -40,7 +40,7 @@ USAGE
       kernel iperf3 server, runs iperf3 for N s (default 5) through netmp and then over
       kernel sockets (a veth into the same namespace), prints both side by side, and
       removes everything it made, also when interrupted. --reverse measures receiving.
-  netmp bench [--quick] [--service] [--cases A,B] [--repetitions N] [--seconds N] [--out DIR] [--json FILE]
+  netmp bench [--quick] [--cases A,B] [--repetitions N] [--seconds N] [--out DIR] [--json FILE]
       The comparison in one command (needs root): in namespaces of its own, each case runs
       through netmp over a TAP and through kernel sockets over a veth against the same
       kernel peer, alternating the two, N times (default 3, median reported). Cases:
@@ -54,8 +54,8 @@ USAGE
       results.json and chart.svg into DIR (default ./netmp-bench-results), shows progress
       on stderr. --quick: one repetition of 1 s of tcp-send, tcp-receive and integrity.
       A missing tool skips its case; exits 1 if netmp moved no data or corrupted it.
-      --service: each netmp measurement starts `netmp stack` for the TAP (with the case's
-      cores) and the programs attach to it; the stack's CPU counts in netmp's CPU figures.
+      Each netmp measurement starts `netmp stack` for the TAP (with the case's cores) and
+      the programs attach to it; the stack's CPU and memory count in netmp's figures.
   netmp stat [PID] [--json]
       Per-core counters of a running netmp process (all of them without PID): frames and
       bytes in and out, messages, frames forwarded to their owner core, connections,
