@@ -1,3 +1,6 @@
+import CNetMPChannel
+import CNetMPLinux
+import Glibc
 import NetMPStack
 
 /// One client as one core serves it: the client region's request ring for this core, its
@@ -22,12 +25,55 @@ final class ClientOnCore {
     /// process of it) that goes away without closing them leaves to take down.
     var listeners: [UInt32: UInt16] = [:]
     var datagrams: [UInt32: UInt16] = [:]
+    /// Core 0 of the stack process: the stack's end of the client's names socket, where
+    /// the client's processes send their doorbells' eventfds (`takeNames`).
+    let names: Int32?
+    let descriptors: DoorbellDescriptors?
+    let region: ClientRegion
 
-    init(id: UInt32, region: ClientRegion, descriptors: DoorbellDescriptors? = nil, core: Int) {
+    init(id: UInt32, region: ClientRegion, descriptors: DoorbellDescriptors? = nil, names: Int32? = nil, core: Int) {
         self.id = id
         requests = RequestRing(in: region, core: core)
         sockets = SocketTable(region: region, doorbellDescriptors: descriptors)
         replies = ReplyBoard(in: region)
+        self.names = names
+        self.descriptors = descriptors
+        self.region = region
+    }
+
+    deinit { if let names { close(names) } }
+
+    /// Whether the client marked names waiting (core 0's look before it sleeps).
+    var namesWaiting: Bool { names != nil && region.namesPending }
+
+    /// Core 0: the doorbell eventfds the client's processes sent since the last look, each
+    /// kept as the stack's copy for its slot and rung once (a change made while the stack
+    /// had no copy still wakes the poller). A message that is not one name is dropped, and
+    /// its descriptors closed. At most 1024 a turn: a client that floods names delays
+    /// only its own (the rest wait for the next turn).
+    func takeNames() -> Int {
+        guard let names, let descriptors, region.takeNamesPending() else { return 0 }
+        var taken = 0
+        while true {
+            if taken == 1024 {
+                region.markNamesPending()
+                return taken
+            }
+            var registration = netmp_doorbell_registration()
+            var given: Int32 = -1
+            var count: Int32 = 0
+            let received = netmp_message_receive(names, &registration, Int32(MemoryLayout<netmp_doorbell_registration>.size),
+                                                 &given, 1, &count)
+            guard received > 0 else { return taken } // EAGAIN: all taken
+            taken += 1
+            guard received == MemoryLayout<netmp_doorbell_registration>.size, count == 1 else {
+                if count == 1 { close(given) }
+                continue
+            }
+            if descriptors.register(given, for: registration.slot) {
+                Doorbell(viewing: registration.slot, in: sockets)?.ring()
+            }
+        }
     }
 
     /// This core's view of the stream socket `handle` names, if the name is still current.

@@ -24,7 +24,7 @@ public enum CoreMessage {
     /// table and reply slots, and in the stack process the stack's copies of its doorbell
     /// eventfds. `closing`: the client is gone (its process ended), and what it held is
     /// closed as Linux closes a dead process's sockets.
-    case attach(client: UInt32, ClientRegion, DoorbellDescriptors?, Completion)
+    case attach(client: UInt32, ClientRegion, DoorbellDescriptors?, Int32?, Completion)
     case detach(client: UInt32, closing: Bool, Completion)
     /// Sockets of a client whose last holding process ended while the client goes on:
     /// each core closes its part of them (ProtocolLoop.close(_:of:)). `reset`: reset the

@@ -12,6 +12,7 @@ public enum RuntimeError: Error, CustomStringConvertible {
     case noCPU
     case numa(NUMAError)
     case region(ClientRegion.MemoryError)
+    case names(errno: Int32)
 
     public var description: String {
         switch self {
@@ -20,6 +21,7 @@ public enum RuntimeError: Error, CustomStringConvertible {
         case .noCPU: "no CPU is available to this process"
         case .numa(let e): e.description
         case .region(let e): "cannot map the memory sockets share with the cores (\(e))"
+        case .names(let e): "cannot make a client's names socket (\(String(cString: strerror(e))))"
         }
     }
 }
@@ -150,9 +152,14 @@ public final class NetworkStack: @unchecked Sendable {
     public func attachProcess() throws(RuntimeError) -> AttachedProcess {
         let region = try clientRegion(shared: true)
         let descriptors = DoorbellDescriptors(capacity: region.capacity)
-        let id = addClient(region, descriptors: descriptors)
+        // Core 0 reads its end without blocking; the client's end blocks a sender while
+        // the queue is full (core 0, marked and woken, is on its way to drain it).
+        var ends: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0,
+              fcntl(ends[0], F_SETFL, O_NONBLOCK) == 0 else { throw .names(errno: errno) }
+        let id = addClient(region, descriptors: descriptors, names: ends[0])
         return AttachedProcess(id: id, region: region, sockets: SocketTable(region: region, doorbellDescriptors: descriptors),
-                               descriptors: descriptors)
+                               descriptors: descriptors, names: ends[1])
     }
 
     func clientRegion(shared: Bool) throws(RuntimeError) -> ClientRegion {
@@ -164,9 +171,12 @@ public final class NetworkStack: @unchecked Sendable {
     }
 
     /// Every core serves `region` from now on; the client's number.
-    func addClient(_ region: ClientRegion, descriptors: DoorbellDescriptors?) -> UInt32 {
+    /// `names`: the stack's end of the client's names socket, which core 0 reads and closes.
+    func addClient(_ region: ClientRegion, descriptors: DoorbellDescriptors?, names: Int32? = nil) -> UInt32 {
         let id = UInt32(nextClientID.increment() - 1)
-        tellEveryCore { .attach(client: id, region, descriptors, $0) }
+        let completion = Completion(count: cores)
+        for core in 0..<cores { send(.attach(client: id, region, descriptors, core == 0 ? names : nil, completion), to: core) }
+        completion.wait()
         return id
     }
 
@@ -274,4 +284,7 @@ public struct AttachedProcess: Sendable {
     public let region: ClientRegion
     public let sockets: SocketTable
     public let descriptors: DoorbellDescriptors
+    /// The client's end of its names socket, to send it (and then close it here); core 0
+    /// holds the other end.
+    public let names: Int32
 }

@@ -52,8 +52,8 @@ extension ProtocolLoop {
                 // The port table admitted the listen, so this core cannot hold the port already.
                 assertionFailure("core \(core) already listens on \(queue.port)")
             }
-        case .attach(let id, let region, let descriptors, let completion):
-            attach(ClientOnCore(id: id, region: region, descriptors: descriptors, core: core))
+        case .attach(let id, let region, let descriptors, let names, let completion):
+            attach(ClientOnCore(id: id, region: region, descriptors: descriptors, names: names, core: core))
             completion.done()
         case .detach(let id, let closing, let completion):
             detach(id, closing: closing, now: now)

@@ -263,7 +263,7 @@ public final class ProtocolLoop {
     /// Some client's ring has a record waiting (no system call: for spinning, and
     /// sequentially consistent for the look before sleeping).
     var hasRequest: Bool {
-        for client in clients where client.requests.hasRequest { return true }
+        for client in clients where client.requests.hasRequest || client.namesWaiting { return true }
         return false
     }
 
@@ -276,6 +276,7 @@ public final class ProtocolLoop {
         firstClient = first + 1
         for i in 0..<clients.count {
             let client = clients[(first + i) % clients.count]
+            work += client.takeNames() // core 0 only: the others have no names socket
             work += client.requests.drain(limit: 1024) { handle($0, from: client, now: now) }
         }
         return work

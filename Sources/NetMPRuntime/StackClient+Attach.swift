@@ -72,7 +72,7 @@ extension StackClient {
         guard reply.version == UInt32(NETMP_ATTACH_VERSION) else { throw .malformed("version \(reply.version)") }
         guard reply.error == 0 else { throw .refused(errno: reply.error) }
         let cores = Int(reply.cores)
-        guard cores > 0, given.count == 2 + cores else { throw .malformed("\(given.count) descriptors for \(cores) cores") }
+        guard cores > 0, given.count == 3 + cores else { throw .malformed("\(given.count) descriptors for \(cores) cores") }
         let lines = withUnsafeBytes(of: &reply.configuration) { bytes in
             String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
         }
@@ -81,8 +81,10 @@ extension StackClient {
         do { region = try ClientRegion(mapping: given[0]) } catch { throw .malformed("region: \(error)") }
         guard region.cores == cores else { throw .malformed("a region for \(region.cores) cores, not \(cores)") }
         guard let page = CoreWakePage(mapping: given[1], cores: cores) else { throw .malformed("wake page") }
-        let wakers = (0..<cores).map { CoreWaker(sleeping: page.sleeping($0), eventfd: given[2 + $0], page: page) }
-        for core in 0..<cores { kept.insert(given[2 + core]) }
+        let names = given[2]
+        let wakers = (0..<cores).map { CoreWaker(sleeping: page.sleeping($0), eventfd: given[3 + $0], page: page) }
+        kept.insert(names)
+        for core in 0..<cores { kept.insert(given[3 + core]) }
         var configuration = parsed
         configuration.cores = cores
         var tcp = TCPConfiguration.forThisSystem()
@@ -90,7 +92,7 @@ extension StackClient {
         tcp.receiveBufferSize = Int(reply.receive_buffer)
         tcp.maximumSegmentSize = Int(reply.maximum_segment)
         let client = StackClient(id: reply.client, region: region, configuration: configuration, tcpConfiguration: tcp,
-                                 steering: FlowSteering(cores: cores), wakers: wakers, connection: fd, door: door)
+                                 steering: FlowSteering(cores: cores), wakers: wakers, connection: fd, names: names, door: door)
         client.process = reply.process
         return client
     }
@@ -131,11 +133,11 @@ extension StackClient {
         return true
     }
 
-    /// Hands the eventfd of the doorbell in `slot` to the stack over `connection`.
-    static func name(doorbell slot: UInt32, eventfd: Int32, on connection: Int32) -> Bool {
+    /// Hands the eventfd of the doorbell in `slot` to the stack over the names socket.
+    static func name(doorbell slot: UInt32, eventfd: Int32, on names: Int32) -> Bool {
         var registration = netmp_doorbell_registration(slot: slot, reserved: 0)
         var descriptor = eventfd
-        return netmp_message_send(connection, &registration, Int32(MemoryLayout<netmp_doorbell_registration>.size),
+        return netmp_message_send(names, &registration, Int32(MemoryLayout<netmp_doorbell_registration>.size),
                                   &descriptor, 1) >= 0
     }
 }

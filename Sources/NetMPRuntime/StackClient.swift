@@ -42,22 +42,33 @@ public final class StackClient: @unchecked Sendable {
     /// This process's number in the client (its bit in a socket's holders); a forked child
     /// gets its own. Changed only in a child right after fork, while it has one thread.
     public nonisolated(unsafe) var process: UInt32 = 0
+    /// Attached: the names socket (the doorbells' eventfds go to the stack through it).
+    public let names: Int32?
     /// The stack's door, for a forked child's own connection.
     let door: String?
     /// Set when the stack's process ended (`stackEnded`): calls fail at once from then on.
     let gone = Atomic<Bool>(false)
     public var stackGone: Bool { gone.load(ordering: .acquiring) }
 
+    /// `names`: attached, the client's names socket (its doorbells' eventfds go to core 0
+    /// through it).
     init(id: UInt32, region: ClientRegion, configuration: StackConfiguration, tcpConfiguration: TCPConfiguration,
-         steering: FlowSteering, wakers: [CoreWaker], connection: Int32? = nil, door: String? = nil) {
+         steering: FlowSteering, wakers: [CoreWaker], connection: Int32? = nil, names: Int32? = nil, door: String? = nil) {
         self.id = id
         self.region = region
-        let box = Connection(connection ?? -1)
-        connectionBox = box
+        connectionBox = Connection(connection ?? -1)
         self.door = door
+        self.names = names
         var naming: (@Sendable (UInt32, Int32) -> Bool)? = nil
-        if connection != nil {
-            naming = { slot, eventfd in StackClient.name(doorbell: slot, eventfd: eventfd, on: box.fd.load(ordering: .acquiring)) }
+        if let names, let core0 = wakers.first {
+            // A name, then the mark, then core 0 woken if it sleeps: it takes the names on
+            // its next turn.
+            naming = { slot, eventfd in
+                guard StackClient.name(doorbell: slot, eventfd: eventfd, on: names) else { return false }
+                region.markNamesPending()
+                core0.wakeIfSleeping()
+                return true
+            }
         }
         sockets = SocketTable(region: region, namingDoorbell: naming)
         replies = ReplyBoard(in: region)

@@ -7,15 +7,15 @@ import Synchronization
 
 /// The stack process's door (docs/STACK-SERVICE.md): an abstract Unix socket in the
 /// stack's network namespace where programs attach. Each program that connects gets a
-/// region of its own (a memfd), the cores' wake page and eventfds, and every core serves
-/// it from then on; it names its doorbells' eventfds here as it first polls them. When a
-/// program's connection closes (the program ended, SIGKILL included, and no child holds
-/// the connection), the stack closes what the program still held, as Linux closes a dead
-/// process's sockets.
+/// region of its own (a memfd), the cores' wake page and eventfds, and a names socket
+/// through which it gives core 0 its doorbells' eventfds as it first polls them; every
+/// core serves it from then on. When a program's connection closes (the program ended,
+/// SIGKILL included), the stack closes what that process still held, as Linux closes a
+/// dead process's sockets.
 ///
 /// Everything here runs on one thread, the one that calls `serve` (other threads read only
-/// the counters): the door is touched once per attach, per doorbell and per hang-up, never
-/// per packet.
+/// the counters): the door is touched once per attach, join and hang-up, never per socket
+/// or packet.
 public final class StackService: @unchecked Sendable {
     public let stack: NetworkStack
     public let door: String
@@ -259,8 +259,9 @@ public final class StackService: @unchecked Sendable {
         process.sockets.addProcessNumber(0)
         let lines = Array(stack.configuration.environmentLines.utf8.prefix(MemoryLayout.size(ofValue: reply.configuration) - 1))
         withUnsafeMutableBytes(of: &reply.configuration) { $0.copyBytes(from: lines) }
-        let fds = [regionFD, wake.page] + wake.cores
+        let fds = [regionFD, wake.page, process.names] + wake.cores
         let sent = netmp_message_send(fd, &reply, Int32(MemoryLayout<netmp_attach_reply>.size), fds, Int32(fds.count))
+        close(process.names) // the client's end is the client's now (core 0 holds the other)
         guard sent >= 0 else {
             log.info("stack: process \(pid) left before its answer")
             stack.detach(client: process.id, closing: true)
@@ -275,15 +276,16 @@ public final class StackService: @unchecked Sendable {
         log.info("stack: process \(pid) (uid \(uid)) attached as client \(process.id)")
     }
 
-    /// What a client's connection says: doorbell eventfds, or its end.
+    /// A client's connection said something or closed. A process says nothing after its
+    /// hello (its doorbells' names go to core 0 through the names socket), so anything
+    /// else is dropped; the close is its end.
     func hear(_ fd: Int32) {
         guard let (client, number) = clients[fd] else { return }
         while true {
-            var registration = netmp_doorbell_registration()
-            var given: Int32 = -1
+            var bytes = netmp_doorbell_registration()
+            var given: [Int32] = Array(repeating: -1, count: 8)
             var count: Int32 = 0
-            let received = netmp_message_receive(fd, &registration, Int32(MemoryLayout<netmp_doorbell_registration>.size),
-                                                 &given, 1, &count)
+            let received = netmp_message_receive(fd, &bytes, Int32(MemoryLayout<netmp_doorbell_registration>.size), &given, 8, &count)
             if received == -EAGAIN || received == -EWOULDBLOCK { return }
             guard received > 0 else {
                 clients[fd] = nil
@@ -295,16 +297,8 @@ public final class StackService: @unchecked Sendable {
                 client.waitingForChildUntil = MonotonicClock.now() + Self.joinWait
                 return
             }
-            guard received == MemoryLayout<netmp_doorbell_registration>.size, count == 1 else {
-                if count == 1 { close(given) }
-                log.info("stack: client \(client.process.id) (process \(client.pid)) sent a malformed message")
-                continue
-            }
-            // The copy first, then a ring: a change a core made while it had no copy wakes
-            // the poller now (Doorbell).
-            if client.process.descriptors.register(given, for: registration.slot) {
-                Doorbell(viewing: registration.slot, in: client.process.sockets)?.ring()
-            }
+            for descriptor in given.prefix(Int(max(0, count))) { close(descriptor) }
+            log.info("stack: client \(client.process.id) (process \(client.pid)) sent a message on its connection; dropped")
         }
     }
 

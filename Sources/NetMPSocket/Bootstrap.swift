@@ -166,6 +166,7 @@ func environmentConfiguration() -> Result<StackConfiguration?, ConfigurationErro
 public func netmpLeaveStack() {
     guard let client = processClient else { return }
     if let inherited = client.connection { close(inherited) }
+    if let names = client.names { close(names) }
     processClient = nil
     Log.write("netmp: forked child \(getpid()): its program has 64 processes on netmp already; this one uses kernel sockets")
 }

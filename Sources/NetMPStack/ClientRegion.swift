@@ -247,3 +247,18 @@ public final class SlotLease: @unchecked Sendable {
 
     deinit { table.letGo(slot) }
 }
+
+extension ClientRegion {
+    /// The region head's `names_pending`: set by a client after it sent doorbell names
+    /// over its names socket, taken by core 0 before it reads them.
+    var namesWord: UnsafeMutablePointer<Atomic<UInt32>> {
+        head.atomic(UInt32.self, at: MemoryLayout<netmp_region>.offset(of: \netmp_region.names_pending)!)
+    }
+    /// Client: names wait in the names socket (sequentially consistent, before the look at
+    /// core 0's sleep announcement, as a record's publication is).
+    public func markNamesPending() { namesWord.pointee.store(1, ordering: .sequentiallyConsistent) }
+    /// Core 0: whether names wait, clearing the mark (names sent after this set it again).
+    public func takeNamesPending() -> Bool { namesWord.pointee.exchange(0, ordering: .sequentiallyConsistent) != 0 }
+    /// Core 0's look before it sleeps.
+    public var namesPending: Bool { namesWord.pointee.load(ordering: .sequentiallyConsistent) != 0 }
+}

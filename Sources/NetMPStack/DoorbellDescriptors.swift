@@ -17,7 +17,7 @@ import Synchronization
 public final class DoorbellDescriptors: @unchecked Sendable {
     public let capacity: Int
     /// Per slot: the descriptor + 1, 0 for none. Written only by the thread that serves the
-    /// client's registrations; read by the cores.
+    /// client's names (core 0); read by the cores.
     let words: UnsafeMutablePointer<Atomic<Int32>>
     /// Slots below this may hold a descriptor (the scan at the end stops here).
     var used = 0

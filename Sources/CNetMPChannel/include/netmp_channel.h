@@ -271,7 +271,9 @@ typedef struct netmp_region {
     int64_t warm_slots;             // free slots whose rings kept their pages
     uint64_t replies_taken;         // bit i: reply slot i is taken
     uint64_t processes;             // bit i: process number i of the client holds sockets (fork)
-    uint8_t taking_line_end[24];
+    uint32_t names_pending;         // 1: doorbell eventfds wait in the names socket (core 0 takes them)
+    uint32_t reserved;
+    uint8_t taking_line_end[16];
 } netmp_region;
 
 static const uint64_t NETMP_REGION_MAGIC = 0x6e65746d70520001ull; // "netmpR", version 1
@@ -370,11 +372,12 @@ _Static_assert(sizeof(netmp_accept_queue) == 128 && offsetof(netmp_accept_queue,
 /// no other process of the client holds then close. A program's first socket call
 /// connects and sends a hello; the stack answers with
 /// a reply and, in the same message, the descriptors: the client's region (memfd), the
-/// cores' wake page (memfd) and one eventfd per core, in core order. The configuration is
+/// cores' wake page (memfd), the client's names socket and one eventfd per core, in core
+/// order. The configuration is
 /// NETMP_* lines as the environment gives them ("NAME=value\n"), so the client parses it as
 /// the stack did. A hello may instead ask the stack to stop (`netmp down`): it answers with
 /// a reply (error 0, or EACCES for a uid other than its own and root) and stops.
-#define NETMP_ATTACH_VERSION 2
+#define NETMP_ATTACH_VERSION 3
 #define NETMP_HELLO_ATTACH 0        // a new client
 #define NETMP_HELLO_JOIN 1          // a forked process of client `client`, numbered `process`
 #define NETMP_HELLO_STOP 2          // stop the stack (its connections end with it)
@@ -398,8 +401,11 @@ typedef struct netmp_attach_reply {
 } netmp_attach_reply;
 
 /// After attach, a client names the eventfd of the doorbell in `slot` before its first
-/// poller sleeps on it (the descriptor travels with this message): the cores ring the
-/// stack's copy, never a number read from the client's memory.
+/// poller sleeps on it (the descriptor travels with this message, over the client's names
+/// socket, which the attach reply carries and every process of the client shares): the
+/// cores ring the stack's copy, never a number read from the client's memory. The client
+/// then sets the region's `names_pending` and wakes core 0, which takes the names on its
+/// next turn: no thread of the stack wakes for a name alone.
 typedef struct netmp_doorbell_registration {
     uint32_t slot;
     uint32_t reserved;
