@@ -246,6 +246,10 @@ public final class NetworkStack: @unchecked Sendable {
         }
     }
 
+    /// How many clients each core serves (diagnostics: a stack whose programs all went
+    /// serves only its own `primary`).
+    public var clientsServed: [Int] { askEveryCore { $0.clients.count } }
+
     /// Connections that have not yet delivered everything written on them (TIME_WAIT and
     /// a connection waiting only for its peer's FIN have): a stack started for programs
     /// ends only once this is 0 (StackService.serve).

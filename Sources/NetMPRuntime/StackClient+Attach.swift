@@ -115,6 +115,18 @@ extension StackClient {
         return reply.error == 0 ? .success(()) : .failure(.refused(errno: reply.error))
     }
 
+    /// This process's connection and names socket close, as at its end: the stack then
+    /// closes what only this process held. (The cores' eventfds, the region and the wake
+    /// page go with the last reference to this client, when nothing can wake a core
+    /// through them any more.) Once; a forked child that cannot join, and tests that play
+    /// many programs in one process.
+    public func hangUp() {
+        let fd = connectionBox.fd.exchange(-1, ordering: .acquiringAndReleasing)
+        if fd >= 0 { close(fd) }
+        let names = namesBox.fd.exchange(-1, ordering: .acquiringAndReleasing)
+        if names >= 0 { close(names) }
+    }
+
     /// Before fork: a process number for the child (nil when the client has 64 processes).
     public func numberForChild() -> UInt32? { sockets.takeProcessNumber() }
 

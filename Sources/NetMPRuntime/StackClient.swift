@@ -43,7 +43,11 @@ public final class StackClient: @unchecked Sendable {
     /// gets its own. Changed only in a child right after fork, while it has one thread.
     public nonisolated(unsafe) var process: UInt32 = 0
     /// Attached: the names socket (the doorbells' eventfds go to the stack through it).
-    public let names: Int32?
+    let namesBox: Connection
+    public var names: Int32? {
+        let fd = namesBox.fd.load(ordering: .acquiring)
+        return fd >= 0 ? fd : nil
+    }
     /// The stack's door, for a forked child's own connection.
     let door: String?
     /// Set when the stack's process ended (`stackEnded`): calls fail at once from then on.
@@ -58,13 +62,15 @@ public final class StackClient: @unchecked Sendable {
         self.region = region
         connectionBox = Connection(connection ?? -1)
         self.door = door
-        self.names = names
+        let namesBox = Connection(names ?? -1)
+        self.namesBox = namesBox
+        ownsWakers = names != nil
         var naming: (@Sendable (UInt32, Int32) -> Bool)? = nil
-        if let names, let core0 = wakers.first {
+        if names != nil, let core0 = wakers.first {
             // A name, then the mark, then core 0 woken if it sleeps: it takes the names on
             // its next turn.
             naming = { slot, eventfd in
-                guard StackClient.name(doorbell: slot, eventfd: eventfd, on: names) else { return false }
+                guard StackClient.name(doorbell: slot, eventfd: eventfd, on: namesBox.fd.load(ordering: .acquiring)) else { return false }
                 region.markNamesPending()
                 core0.wakeIfSleeping()
                 return true
@@ -79,6 +85,15 @@ public final class StackClient: @unchecked Sendable {
         routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,
                               gateway: configuration.gateway)
         self.wakers = wakers
+    }
+
+    /// Attached: the cores' eventfds were received for this client alone (in a stack's
+    /// own process they are the ports').
+    let ownsWakers: Bool
+    deinit {
+        guard ownsWakers else { return }
+        hangUp()
+        for waker in wakers { close(waker.eventfd) }
     }
 
     /// The core an unbound connect (or a UDP socket's sends) starts on: the cores in turn,

@@ -307,6 +307,7 @@ public final class StackService: @unchecked Sendable {
         stack.detach(client: client.process.id, closing: true)
         clientsByID[client.process.id] = nil
         departedCount.add(1, ordering: .relaxed)
+        publishClients()
         log.info("stack: client \(client.process.id) (process \(client.pid)) is gone; its sockets are closed")
     }
 

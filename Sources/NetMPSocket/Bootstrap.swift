@@ -165,8 +165,7 @@ func environmentConfiguration() -> Result<StackConfiguration?, ConfigurationErro
 @_cdecl("netmp_leave_stack")
 public func netmpLeaveStack() {
     guard let client = processClient else { return }
-    if let inherited = client.connection { close(inherited) }
-    if let names = client.names { close(names) }
+    client.hangUp()
     processClient = nil
     Log.write("netmp: forked child \(getpid()): its program has 64 processes on netmp already; this one uses kernel sockets")
 }

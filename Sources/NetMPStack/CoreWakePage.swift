@@ -68,7 +68,7 @@ public final class CoreWakePage: @unchecked Sendable {
 /// What a sender needs to wake one core: its announcement word and its eventfd.
 public struct CoreWaker: @unchecked Sendable {
     let sleeping: UnsafeMutablePointer<Atomic<UInt32>>
-    let eventfd: Int32
+    public let eventfd: Int32
     /// Keeps the announcement word's memory.
     let page: AnyObject
 

@@ -21,6 +21,10 @@ public final class DoorbellDescriptors: @unchecked Sendable {
     let words: UnsafeMutablePointer<Atomic<Int32>>
     /// Slots below this may hold a descriptor (the scan at the end stops here).
     var used = 0
+    /// Copies held by every instance in this process (diagnostics: a stack whose clients
+    /// all went holds none).
+    public static var held: Int { heldCount.load(ordering: .relaxed) }
+    static let heldCount = Atomic<Int>(0)
 
     public init(capacity: Int) {
         precondition(capacity > 0)
@@ -35,7 +39,10 @@ public final class DoorbellDescriptors: @unchecked Sendable {
     deinit {
         for slot in 0..<used {
             let stored = words[slot].load(ordering: .relaxed)
-            if stored > 0 { close(stored - 1) }
+            if stored > 0 {
+                close(stored - 1)
+                Self.heldCount.subtract(1, ordering: .relaxed)
+            }
         }
         munmap(UnsafeMutableRawPointer(words), capacity * MemoryLayout<Int32>.stride)
     }
@@ -60,6 +67,7 @@ public final class DoorbellDescriptors: @unchecked Sendable {
             return placed
         }
         used = max(used, Int(slot) + 1)
+        Self.heldCount.add(1, ordering: .relaxed)
         word.pointee.store(fd + 1, ordering: .sequentiallyConsistent)
         return true
     }

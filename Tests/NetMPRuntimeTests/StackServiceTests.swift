@@ -11,7 +11,7 @@ import Testing
 /// The stack service's door, in one process: a client attaches over the Unix socket and
 /// maps its region and the wake page from the memfds it is given, as a program does in
 /// another process (docs/STACK-SERVICE.md, step 3).
-@Suite struct StackServiceTests {
+@Suite(.serialized) struct StackServiceTests {
     static let doors = Atomic<Int>(0)
 
     /// A stack pair whose A serves a door of its own on a thread of the test's.
@@ -309,4 +309,67 @@ final class TestMutex: @unchecked Sendable {
         defer { pthread_mutex_unlock(&mutex) }
         return body()
     }
+}
+
+extension StackServiceTests {
+    /// A thousand programs attach, each binds a UDP socket and makes a connection it never
+    /// closes, and ends (its connection hangs up): the stack closes what each held and
+    /// lets its region go, so its descriptors, mappings, clients and ports are back where
+    /// they were after the first.
+    @Test func thousandClientsAttachAndEnd_stackBackWhereItStarted() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let server = try served.pair.listenOnB(port: 7460)
+        defer { server.close() }
+        func program() throws {
+            let client = try StackClient.attach(door: served.service.door)
+            let udp = DatagramSocket(client: client)
+            try udp.bind(Endpoint(IPv4Address(0), 0))
+            let stream = StreamSocket(client: client)
+            let eventfd = netmp_eventfd()
+            stream.channel.doorbell.fd = eventfd
+            try stream.connect(to: Endpoint(StackPair.addressB, 7460))
+            stream.channel.doorbell.enter() // its name goes to core 0, as a poller's would
+            stream.channel.doorbell.leave()
+            let peer = try server.accept()
+            client.hangUp()
+            close(eventfd)
+            peer.close()
+        }
+        // What the stack keeps per client: its region (a memfd, mapped), the copies of its
+        // doorbells' eventfds, and its place on each core (core 0's holds its names
+        // socket). Only this suite, serialized, makes regions in this process.
+        func regions() -> (descriptors: Int, mappings: Int) {
+            (linksNaming("memfd:netmp-region"),
+             (try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8))?.split(separator: "\n")
+                .filter { $0.contains("memfd:netmp-region") }.count ?? -1)
+        }
+        try program()
+        #expect(served.eventually { served.service.departed == 1 })
+        let (regionsBefore, copiesBefore) = (regions(), DoorbellDescriptors.held)
+        for _ in 0..<1000 { try program() }
+        #expect(served.eventually { served.service.departed == 1001 && served.service.clientCount == 0 })
+        #expect(served.eventually { regions() == regionsBefore }, "regions: \(regions()), \(regionsBefore) after the first")
+        #expect(DoorbellDescriptors.held == copiesBefore, "doorbell copies: \(DoorbellDescriptors.held), \(copiesBefore) after the first")
+        #expect(served.pair.a.clientsServed == Array(repeating: 1, count: served.pair.a.cores)) // the primary alone
+        #expect(served.eventually { served.pair.a.statsSnapshot()?.clients.isEmpty == true })
+        // Every port the programs held is free again: the ephemeral range is not used up.
+        let again = DatagramSocket(stack: served.pair.a)
+        try again.bind(Endpoint(IPv4Address(0), 0))
+        again.close()
+    }
+}
+
+/// How many of this process's descriptors link to a name containing `text`.
+private func linksNaming(_ text: String) -> Int {
+    guard let directory = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(directory) }
+    var count = 0
+    var target = [CChar](repeating: 0, count: 256)
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let n = readlink("/proc/self/fd/" + name, &target, target.count - 1)
+        if n > 0, String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self).contains(text) { count += 1 }
+    }
+    return count
 }
