@@ -29,6 +29,10 @@ final class ClientOnCore {
     /// the client's processes send their doorbells' eventfds (`takeNames`).
     let names: Int32?
     let descriptors: DoorbellDescriptors?
+    /// Ports below this are refused to the client's explicit binds (EACCES): the stack's
+    /// ip_unprivileged_port_start for a client without root or CAP_NET_BIND_SERVICE, 0
+    /// for one with them.
+    var unprivilegedPortStart: UInt16 = 0
     let region: ClientRegion
 
     init(id: UInt32, region: ClientRegion, descriptors: DoorbellDescriptors? = nil, names: Int32? = nil, core: Int) {

@@ -149,7 +149,9 @@ public final class NetworkStack: @unchecked Sendable {
 
     /// A client in another process (the stack service): its region is a memfd the client
     /// maps, and the cores ring the stack's copies of its doorbells' eventfds.
-    public func attachProcess() throws(RuntimeError) -> AttachedProcess {
+    /// `privileged`: the program may bind ports below ip_unprivileged_port_start (root, or
+    /// CAP_NET_BIND_SERVICE), as on Linux.
+    public func attachProcess(privileged: Bool = true) throws(RuntimeError) -> AttachedProcess {
         let region = try clientRegion(shared: true)
         let descriptors = DoorbellDescriptors(capacity: region.capacity)
         // Core 0 reads its end without blocking; the client's end blocks a sender while
@@ -157,7 +159,8 @@ public final class NetworkStack: @unchecked Sendable {
         var ends: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0,
               fcntl(ends[0], F_SETFL, O_NONBLOCK) == 0 else { throw .names(errno: errno) }
-        let id = addClient(region, descriptors: descriptors, names: ends[0])
+        let id = addClient(region, descriptors: descriptors, names: ends[0],
+                           portStart: privileged ? 0 : Self.unprivilegedPortStart())
         return AttachedProcess(id: id, region: region, sockets: SocketTable(region: region, doorbellDescriptors: descriptors),
                                descriptors: descriptors, names: ends[1])
     }
@@ -172,10 +175,13 @@ public final class NetworkStack: @unchecked Sendable {
 
     /// Every core serves `region` from now on; the client's number.
     /// `names`: the stack's end of the client's names socket, which core 0 reads and closes.
-    func addClient(_ region: ClientRegion, descriptors: DoorbellDescriptors?, names: Int32? = nil) -> UInt32 {
+    /// `portStart`: the lowest port the client may bind (0: any).
+    func addClient(_ region: ClientRegion, descriptors: DoorbellDescriptors?, names: Int32? = nil, portStart: UInt16 = 0) -> UInt32 {
         let id = UInt32(nextClientID.increment() - 1)
         let completion = Completion(count: cores)
-        for core in 0..<cores { send(.attach(client: id, region, descriptors, core == 0 ? names : nil, completion), to: core) }
+        for core in 0..<cores {
+            send(.attach(client: id, region, descriptors, core == 0 ? names : nil, portStart, completion), to: core)
+        }
         completion.wait()
         return id
     }
@@ -244,6 +250,14 @@ public final class NetworkStack: @unchecked Sendable {
             let expected = topology.map { $0.isFake ? 0 : $0.node(of: cpu) } ?? 0
             return (core, expected, Int(nodes[core]))
         }
+    }
+
+    /// net.ipv4.ip_unprivileged_port_start of the stack's network namespace (Linux's
+    /// default, 1024, when it cannot be read).
+    static func unprivilegedPortStart() -> UInt16 {
+        guard let text = procFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")?.split(separator: "\n").first,
+              let value = Int(text) else { return 1024 }
+        return UInt16(clamping: value)
     }
 
     /// How many clients each core serves (diagnostics: a stack whose programs all went

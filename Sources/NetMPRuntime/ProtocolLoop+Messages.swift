@@ -52,8 +52,9 @@ extension ProtocolLoop {
                 // The port table admitted the listen, so this core cannot hold the port already.
                 assertionFailure("core \(core) already listens on \(queue.port)")
             }
-        case .attach(let id, let region, let descriptors, let names, let completion):
+        case .attach(let id, let region, let descriptors, let names, let portStart, let completion):
             attach(ClientOnCore(id: id, region: region, descriptors: descriptors, names: names, core: core))
+            clientsByID[id]?.unprivilegedPortStart = portStart
             completion.done()
         case .detach(let id, let closing, let completion):
             detach(id, closing: closing, now: now)
@@ -99,8 +100,10 @@ extension ProtocolLoop {
             var reply = netmp_port_reply(error: EADDRNOTAVAIL, port: UInt32(request.localPort))
             if let table = request.datagram ? datagramPortTable : portTable {
                 if request.kind == .releasePort {
-                    table.release(request.localPort)
+                    table.release(request.localPort, ifHeldBy: client.id) // never another client's
                     reply.error = 0
+                } else if request.localPort != 0, request.localPort < client.unprivilegedPortStart {
+                    reply.error = EACCES // as Linux without CAP_NET_BIND_SERVICE
                 } else {
                     switch table.reserve(request.localPort, for: client.id) {
                     case .success(let port): reply = netmp_port_reply(error: 0, port: UInt32(port))

@@ -240,7 +240,7 @@ public final class StackService: @unchecked Sendable {
 
     func welcome(_ fd: Int32, pid: Int32, uid: uid_t) {
         let process: AttachedProcess
-        do { process = try stack.attachProcess() } catch {
+        do { process = try stack.attachProcess(privileged: Self.mayBindPrivilegedPorts(pid: pid, uid: uid)) } catch {
             log.error("stack: cannot attach process \(pid): \(error)")
             return refuse(fd, ENOMEM)
         }
@@ -274,6 +274,17 @@ public final class StackService: @unchecked Sendable {
         attachedCount.add(1, ordering: .relaxed)
         publishClients() // at once: `netmp stat PID` of the program finds its stack by it
         log.info("stack: process \(pid) (uid \(uid)) attached as client \(process.id)")
+    }
+
+    /// Whether the program may bind ports below ip_unprivileged_port_start: root, or
+    /// CAP_NET_BIND_SERVICE among its effective capabilities (read once, at attach, as
+    /// /proc says them; a program whose status cannot be read is not privileged).
+    static func mayBindPrivilegedPorts(pid: Int32, uid: uid_t) -> Bool {
+        if uid == 0 { return true }
+        guard let status = procFile("/proc/\(pid)/status"),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+              let capabilities = UInt64(line.dropFirst("CapEff:".count).filter { !$0.isWhitespace }, radix: 16) else { return false }
+        return capabilities & (1 << 10) != 0 // CAP_NET_BIND_SERVICE
     }
 
     /// A client's connection said something or closed. A process says nothing after its

@@ -13,11 +13,12 @@ struct StackServiceProgramTests {
         let stack: Process
         let log: String
 
-        init() throws {
+        /// `options`: more for `netmp stack` (--allow-uid).
+        init(_ options: [String] = []) throws {
             lab = try LabNamespace()
             log = NSTemporaryDirectory() + "/\(lab.name)-stack"
             stack = try Shell.start(["ip", "netns", "exec", lab.name, Package.netmp, "stack", "--tap", lab.tap,
-                                     "--addr", "10.77.0.2/24", "--log", "info"],
+                                     "--addr", "10.77.0.2/24", "--log", "info"] + options,
                                     stderrTo: log + ".err", stdoutTo: log + ".out")
             waitFor("programs attach", in: log + ".out")
         }
@@ -340,5 +341,33 @@ struct StackServiceProgramTests {
         let errors = (try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? ""
         #expect(program.terminationStatus == 0, "\(said) \(errors)")
         #expect(errors.contains("is gone"), "\(errors)")
+    }
+
+    /// Ports below 1024 (the namespace's ip_unprivileged_port_start) are for root and
+    /// CAP_NET_BIND_SERVICE, as on Linux: a program of another uid that the stack admits
+    /// (--allow-uid) gets EACCES binding one, TCP or UDP, and binds a higher one; a root
+    /// program binds it.
+    @Test func privilegedPorts_needRootOrTheCapability() throws {
+        let served = try ServedLab(["--allow-uid", "65534"])
+        let script = """
+            import errno, socket
+            out = []
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                for port in (80, 8080):
+                    s = socket.socket(socket.AF_INET, kind)
+                    try:
+                        s.bind(("0.0.0.0", port)); out.append("%d:ok" % port)
+                    except OSError as e:
+                        out.append("%d:%s" % (port, errno.errorcode.get(e.errno, e.errno)))
+                    s.close()
+            print(" ".join(out))
+            """
+        let nobody = Shell.run(["ip", "netns", "exec", served.lab.name, "setpriv", "--reuid=65534", "--regid=65534",
+                                "--clear-groups", "--inh-caps=-all", Package.netmp, "run", "--tap", served.lab.tap,
+                                "--addr", "10.77.0.2/24", "--", "python3", "-c", script], timeout: 30)
+        #expect(nobody.stdout == "80:EACCES 8080:ok 80:EACCES 8080:ok\n", "\(nobody.stdout) \(nobody.stderr)")
+        #expect(served.stackLog.contains("(uid 65534) attached"), "\(served.stackLog)")
+        let root = Shell.run(served.netmp(["python3", "-c", script]), timeout: 30)
+        #expect(root.stdout == "80:ok 8080:ok 80:ok 8080:ok\n", "\(root.stdout) \(root.stderr)")
     }
 }

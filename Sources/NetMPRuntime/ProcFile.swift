@@ -1,0 +1,18 @@
+import Glibc
+
+/// The text of a small file of /proc or /sys (at most `limit` bytes), or nil when it cannot
+/// be read: what the stack learns of the machine and of a client at attach, never per packet.
+func procFile(_ path: String, limit: Int = 8192) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes = [UInt8](repeating: 0, count: limit)
+    var count = 0
+    while count < limit {
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, limit - count) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { break }
+        count += n
+    }
+    return String(decoding: bytes[0..<count], as: UTF8.self)
+}
