@@ -171,7 +171,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
         return -1;
     }
     if (op != EPOLL_CTL_DEL && !event) { errno = EFAULT; return -1; }
-    void *socket = op == EPOLL_CTL_DEL ? netmp_socket_of(fd) : netmp_socket_of(fd);
+    void *socket = netmp_socket_of(fd);
     pthread_mutex_lock(&set->lock);
     struct epoll_event registration = { 0 };
     if (event) registration.events = socket ? (EPOLLIN | EPOLLET | (event->events & EPOLLEXCLUSIVE)) : event->events;
