@@ -314,3 +314,7 @@ const char *netmp_object_path(const void *address) {
     Dl_info info;
     return dladdr(address, &info) != 0 ? info.dli_fname : NULL;
 }
+
+int netmp_place_descriptor(int from, int onto) {
+    return dup3(from, onto, O_CLOEXEC) < 0 ? -errno : 0;
+}

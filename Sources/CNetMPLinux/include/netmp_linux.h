@@ -73,6 +73,9 @@ long netmp_raise_descriptor_limit(void);
 int netmp_spawn_stack(const char *path, char *const argv[], char *const envp[]);
 // The file of the shared object that holds `address` (dladdr), or NULL.
 const char *netmp_object_path(const void *address);
+// dup3(from, onto, O_CLOEXEC): the file `from` behind the number `onto`, close-on-exec,
+// in one call (0 or -errno).
+int netmp_place_descriptor(int from, int onto);
 // Closes every descriptor from `first` up (a detaching stack keeps nothing it inherited).
 int netmp_close_from(int first);
 #endif
