@@ -53,22 +53,23 @@ final class ClientOnCore {
     /// Core 0: the doorbell eventfds the client's processes sent since the last look, each
     /// kept as the stack's copy for its slot and rung once (a change made while the stack
     /// had no copy still wakes the poller). A message that is not one name is dropped, and
-    /// its descriptors closed. At most 1024 a turn: a client that floods names delays
-    /// only its own (the rest wait for the next turn).
+    /// its descriptors closed. As many as the client counted, so no receive comes back
+    /// empty; at most 1024 a turn: a client that floods names delays only its own (the
+    /// rest wait for the next turn).
     func takeNames() -> Int {
-        guard let names, let descriptors, region.takeNamesPending() else { return 0 }
+        guard let names, let descriptors else { return 0 }
+        let pending = region.takeNamesPending()
+        guard pending > 0 else { return 0 }
+        let now = Int(min(pending, 1024))
+        if pending > UInt32(now) { region.returnNamesPending(pending - UInt32(now)) }
         var taken = 0
-        while true {
-            if taken == 1024 {
-                region.markNamesPending()
-                return taken
-            }
+        while taken < now {
             var registration = netmp_doorbell_registration()
             var given: Int32 = -1
             var count: Int32 = 0
             let received = netmp_message_receive(names, &registration, Int32(MemoryLayout<netmp_doorbell_registration>.size),
                                                  &given, 1, &count)
-            guard received > 0 else { return taken } // EAGAIN: all taken
+            guard received > 0 else { return taken } // EAGAIN: the client counted more than it sent
             taken += 1
             guard received == MemoryLayout<netmp_doorbell_registration>.size, count == 1 else {
                 if count == 1 { close(given) }
@@ -78,6 +79,7 @@ final class ClientOnCore {
                 Doorbell(viewing: registration.slot, in: sockets)?.ring()
             }
         }
+        return taken
     }
 
     /// This core's view of the stream socket `handle` names, if the name is still current.

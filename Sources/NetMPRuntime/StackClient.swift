@@ -71,7 +71,7 @@ public final class StackClient: @unchecked Sendable {
             // its next turn.
             naming = { slot, eventfd in
                 guard StackClient.name(doorbell: slot, eventfd: eventfd, on: namesBox.fd.load(ordering: .acquiring)) else { return false }
-                region.markNamesPending()
+                region.countNamePending()
                 core0.wakeIfSleeping()
                 return true
             }

@@ -249,16 +249,19 @@ public final class SlotLease: @unchecked Sendable {
 }
 
 extension ClientRegion {
-    /// The region head's `names_pending`: set by a client after it sent doorbell names
-    /// over its names socket, taken by core 0 before it reads them.
+    /// The region head's `names_pending`: names a client sent over its names socket that
+    /// core 0 has not taken (the client counts each after sending it).
     var namesWord: UnsafeMutablePointer<Atomic<UInt32>> {
         head.atomic(UInt32.self, at: MemoryLayout<netmp_region>.offset(of: \netmp_region.names_pending)!)
     }
-    /// Client: names wait in the names socket (sequentially consistent, before the look at
-    /// core 0's sleep announcement, as a record's publication is).
-    public func markNamesPending() { namesWord.pointee.store(1, ordering: .sequentiallyConsistent) }
-    /// Core 0: whether names wait, clearing the mark (names sent after this set it again).
-    public func takeNamesPending() -> Bool { namesWord.pointee.exchange(0, ordering: .sequentiallyConsistent) != 0 }
+    /// Client: one more name waits in the names socket (sequentially consistent, before
+    /// the look at core 0's sleep announcement, as a record's publication is).
+    public func countNamePending() { namesWord.pointee.add(1, ordering: .sequentiallyConsistent) }
+    /// Core 0: how many names wait, taking them (the count is the client's word: a
+    /// receive that finds none ends the taking early).
+    public func takeNamesPending() -> UInt32 { namesWord.pointee.exchange(0, ordering: .sequentiallyConsistent) }
+    /// Core 0: names it could not take this turn, for the next.
+    public func returnNamesPending(_ count: UInt32) { namesWord.pointee.add(count, ordering: .sequentiallyConsistent) }
     /// Core 0's look before it sleeps.
     public var namesPending: Bool { namesWord.pointee.load(ordering: .sequentiallyConsistent) != 0 }
 }

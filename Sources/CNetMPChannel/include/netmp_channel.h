@@ -271,7 +271,7 @@ typedef struct netmp_region {
     int64_t warm_slots;             // free slots whose rings kept their pages
     uint64_t replies_taken;         // bit i: reply slot i is taken
     uint64_t processes;             // bit i: process number i of the client holds sockets (fork)
-    uint32_t names_pending;         // 1: doorbell eventfds wait in the names socket (core 0 takes them)
+    uint32_t names_pending;         // doorbell names sent and not yet taken by core 0
     uint32_t reserved;
     uint8_t taking_line_end[16];
 } netmp_region;
@@ -404,8 +404,8 @@ typedef struct netmp_attach_reply {
 /// poller sleeps on it (the descriptor travels with this message, over the client's names
 /// socket, which the attach reply carries and every process of the client shares): the
 /// cores ring the stack's copy, never a number read from the client's memory. The client
-/// then sets the region's `names_pending` and wakes core 0, which takes the names on its
-/// next turn: no thread of the stack wakes for a name alone.
+/// then counts it in the region's `names_pending` and wakes core 0, which takes that many
+/// names on its next turn: no thread of the stack wakes for a name alone.
 typedef struct netmp_doorbell_registration {
     uint32_t slot;
     uint32_t reserved;
