@@ -28,8 +28,15 @@ void netmp_socket_share(void *socket, uint64_t fork, uint32_t number);
 void netmp_join_after_fork(uint32_t number);
 void netmp_leave_stack(void);
 
+// The program is closing descriptors first..last (close, dup2/dup3 over one, close_range,
+// closefrom): the library forgets any of its own kept descriptors among them.
+void netmp_descriptors_closing(uint32_t first, uint32_t last);
+// The descriptors the library's attachment lives on, sorted (how many; at most capacity).
+int netmp_library_descriptors(int *out, int capacity);
+
 // socket(): stream 1 for TCP, 0 for UDP; fd is the eventfd that stands for the socket.
-void *netmp_socket_create(int stream, int fd);
+// cloexec: whether fd is close-on-exec (a socket may be placed on a kept file behind fd).
+void *netmp_socket_create(int stream, int fd, int cloexec);
 // dup() made another descriptor for the socket / one of its descriptors was closed.
 void netmp_socket_retain(void *socket);
 void netmp_socket_close(void *socket);
@@ -40,7 +47,7 @@ int netmp_is_fresh(void *socket);
 // Addresses and ports in host byte order.
 int netmp_bind(void *socket, uint32_t address, uint16_t port);
 int netmp_listen(void *socket, int backlog);
-void *netmp_accept(void *socket, int fd, int nonblocking, uint32_t *address, uint16_t *port, int *error);
+void *netmp_accept(void *socket, int fd, int nonblocking, int cloexec, uint32_t *address, uint16_t *port, int *error);
 // unspecified: AF_UNSPEC (a UDP socket dissolves its association).
 int netmp_connect(void *socket, uint32_t address, uint16_t port, int unspecified);
 ssize_t netmp_send(void *socket, const void *bytes, size_t count, int flags, int has_destination,

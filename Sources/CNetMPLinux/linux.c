@@ -315,6 +315,22 @@ const char *netmp_object_path(const void *address) {
     return dladdr(address, &info) != 0 ? info.dli_fname : NULL;
 }
 
+// Raw system calls here and below: in a client they run inside a preloaded program,
+// whose dup3, fcntl and close the shim interposes (an F_DUPFD of a socket's descriptor
+// would count as another descriptor of the socket).
 int netmp_place_descriptor(int from, int onto) {
-    return dup3(from, onto, O_CLOEXEC) < 0 ? -errno : 0;
+    return syscall(SYS_dup3, from, onto, O_CLOEXEC) < 0 ? -errno : 0;
+}
+
+int netmp_place_file(int from, int onto, int cloexec) {
+    return syscall(SYS_dup3, from, onto, cloexec ? O_CLOEXEC : 0) < 0 ? -errno : 0;
+}
+
+int netmp_copy_descriptor(int fd) {
+    long copy = syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 0);
+    return copy < 0 ? -errno : (int)copy;
+}
+
+int netmp_close_descriptor(int fd) {
+    return syscall(SYS_close, fd) < 0 ? -errno : 0;
 }

@@ -122,9 +122,9 @@ extension StackClient {
     /// many programs in one process.
     public func hangUp() {
         let fd = connectionBox.fd.exchange(-1, ordering: .acquiringAndReleasing)
-        if fd >= 0 { close(fd) }
+        if fd >= 0 { _ = netmp_close_descriptor(fd) }
         let names = namesBox.fd.exchange(-1, ordering: .acquiringAndReleasing)
-        if names >= 0 { close(names) }
+        if names >= 0 { _ = netmp_close_descriptor(names) }
     }
 
     /// Before fork: a process number for the child (nil when the client has 64 processes).

@@ -1,4 +1,5 @@
 import CNetMPChannel
+import CNetMPLinux
 import Glibc
 import NetMPStack
 import NetMPTCP
@@ -42,6 +43,34 @@ public final class StackClient: @unchecked Sendable {
     /// This process's number in the client (its bit in a socket's holders); a forked child
     /// gets its own. Changed only in a child right after fork, while it has one thread.
     public nonisolated(unsafe) var process: UInt32 = 0
+    /// Attached: copies of the files this process named, for later sockets in their slots.
+    let namedFiles: NamedDoorbellFiles?
+
+    /// A new socket's doorbell (its descriptor `fd`) stands on a file the stack already
+    /// rings for its slot when this process kept one (NamedDoorbellFiles); true when so.
+    public func adoptNamedFile(into fd: Int32, cloexec: Bool, for doorbell: Doorbell) -> Bool {
+        namedFiles?.adopt(into: fd, cloexec: cloexec, for: doorbell) ?? false
+    }
+
+    /// The descriptors the attachment lives on (connection, names socket, the cores'
+    /// eventfds, the region's and the wake page's memfds), which a program's close_range
+    /// must not take: sorted.
+    public var ownDescriptors: [Int32] {
+        guard ownsWakers else { return [] }
+        var own = [connection, names, region.descriptor, (wakers.first?.page as? CoreWakePage)?.descriptor].compactMap { $0 }
+        own += wakers.map(\.eventfd)
+        return own.sorted()
+    }
+
+    /// The program closes descriptors `first` to `last` (close, dup2 over one,
+    /// close_range): kept copies among them are forgotten.
+    public func descriptorsClosing(_ first: UInt32, _ last: UInt32) {
+        guard let files = namedFiles, files.kept.load(ordering: .relaxed) > 0 else { return }
+        let end = min(last, UInt32(NamedDoorbellFiles.numbers - 1))
+        guard first <= end else { return }
+        for number in first...end { files.closing(Int32(number)) }
+    }
+
     /// Attached: the names socket (the doorbells' eventfds go to the stack through it).
     let namesBox: Connection
     public var names: Int32? {
@@ -65,14 +94,17 @@ public final class StackClient: @unchecked Sendable {
         let namesBox = Connection(names ?? -1)
         self.namesBox = namesBox
         ownsWakers = names != nil
-        var naming: (@Sendable (UInt32, Int32) -> Bool)? = nil
-        if names != nil, let core0 = wakers.first {
-            // A name, then the mark, then core 0 woken if it sleeps: it takes the names on
-            // its next turn.
-            naming = { slot, eventfd in
+        var naming: (@Sendable (UInt32, Int32, UInt32) -> Bool)? = nil
+        let files = names != nil ? NamedDoorbellFiles(capacity: region.capacity) : nil
+        namedFiles = files
+        if let files, let core0 = wakers.first {
+            // A name, then the count, then core 0 woken if it sleeps: it takes the names on
+            // its next turn. A copy of the file is kept for the slot's next socket.
+            naming = { slot, eventfd, count in
                 guard StackClient.name(doorbell: slot, eventfd: eventfd, on: namesBox.fd.load(ordering: .acquiring)) else { return false }
                 region.countNamePending()
                 core0.wakeIfSleeping()
+                files.keep(eventfd, for: slot, count: count)
                 return true
             }
         }
@@ -93,7 +125,7 @@ public final class StackClient: @unchecked Sendable {
     deinit {
         guard ownsWakers else { return }
         hangUp()
-        for waker in wakers { close(waker.eventfd) }
+        for waker in wakers { _ = netmp_close_descriptor(waker.eventfd) }
     }
 
     /// The core an unbound connect (or a UDP socket's sends) starts on: the cores in turn,

@@ -374,7 +374,12 @@ void netmp_epoll_descriptor_closed(int fd) {
     }
     for (struct epoll_set *set = all_sets; set; set = set->next) {
         pthread_mutex_lock(&set->lock);
-        if (set->members[fd].present) forget_member(set, fd);
+        struct member *m = &set->members[fd];
+        // A socket's eventfd may outlive this descriptor (the library keeps a copy of a
+        // named one for the slot's next socket), and the kernel drops a registration
+        // only with the file's last descriptor: taken out here, while fd still names it.
+        if (m->present && m->socket) real_epoll_ctl(set->fd, EPOLL_CTL_DEL, fd, NULL);
+        if (m->present) forget_member(set, fd);
         pthread_mutex_unlock(&set->lock);
     }
     pthread_mutex_unlock(&all_lock);

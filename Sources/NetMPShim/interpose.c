@@ -168,9 +168,10 @@ static int adopt(void *(*make)(int fd, void *context), void *context, int cloexe
     return fd;
 }
 
-struct creation { int stream; };
+struct creation { int stream; int cloexec; };
 static void *make_socket(int fd, void *context) {
-    return netmp_socket_create(((struct creation *)context)->stream, fd);
+    struct creation *c = context;
+    return netmp_socket_create(c->stream, fd, c->cloexec);
 }
 
 int socket(int domain, int type, int protocol) {
@@ -179,7 +180,7 @@ int socket(int domain, int type, int protocol) {
     int datagram = kind == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP);
     if (domain == AF_INET && (stream || datagram) && !netmp_running()) netmp_start_on_first_socket();
     if (domain != AF_INET || !(stream || datagram) || !netmp_running()) return REAL(socket)(domain, type, protocol);
-    struct creation creation = { stream };
+    struct creation creation = { stream, (type & SOCK_CLOEXEC) != 0 };
     int error = ENOMEM;
     int fd = adopt(make_socket, &creation, type & SOCK_CLOEXEC, &error);
     if (fd < 0) { errno = error; return -1; }
@@ -188,12 +189,49 @@ int socket(int domain, int type, int protocol) {
 }
 
 int close(int fd) {
+    if (fd >= 0) netmp_descriptors_closing((uint32_t)fd, (uint32_t)fd);
     netmp_epoll_descriptor_closed(fd); // first: epoll sets hold the socket until then
     if (fd >= 0 && fd < NETMP_DESCRIPTORS) {
         void *socket = atomic_exchange_explicit(&sockets[fd], NULL, memory_order_acq_rel);
         if (socket) netmp_socket_close(socket);
     }
     return REAL(close)(fd);
+}
+
+// close_range(2) and closefrom(3) close the netmp sockets in the range as close() does
+// (a program that closes every descriptor above stderr would otherwise leave their
+// sockets open in the stack); with CLOSE_RANGE_CLOEXEC they only mark them close-on-exec,
+// as the kernel does. The library's own descriptors (its attachment to the stack) are
+// passed over, as the kernel's own state would be: the program keeps netmp.
+DEFINE_REAL(int, close_range, unsigned int, unsigned int, int)
+DEFINE_REAL(void, closefrom, int)
+int close_range(unsigned int first, unsigned int last, int flags) {
+    if (first > last) return REAL(close_range)(first, last, flags); // EINVAL, as the kernel says
+    if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+        netmp_descriptors_closing(first, last);
+        unsigned int end = last < NETMP_DESCRIPTORS - 1 ? last : NETMP_DESCRIPTORS - 1;
+        for (unsigned int fd = first; fd <= end; fd++) {
+            netmp_epoll_descriptor_closed((int)fd);
+            void *socket = atomic_exchange_explicit(&sockets[fd], NULL, memory_order_acq_rel);
+            if (socket) netmp_socket_close(socket);
+        }
+    }
+    int own[80];
+    int count = netmp_library_descriptors(own, 80);
+    unsigned int from = first;
+    for (int i = 0; i < count && from <= last; i++) {
+        unsigned int skip = (unsigned int)own[i];
+        if (skip < from || skip > last) continue;
+        if (skip > from && REAL(close_range)(from, skip - 1, flags) < 0) return -1;
+        if (skip == UINT_MAX) return 0;
+        from = skip + 1;
+    }
+    return from <= last ? REAL(close_range)(from, last, flags) : 0;
+}
+
+void closefrom(int lowest) {
+    if (close_range(lowest < 0 ? 0 : (unsigned int)lowest, ~0U, 0) == 0) return;
+    REAL(closefrom)(lowest); // a kernel without close_range: libc's own way
 }
 
 int bind(int fd, const struct sockaddr *address, socklen_t length) {
@@ -241,10 +279,10 @@ int listen(int fd, int backlog) {
     return 0;
 }
 
-struct acceptance { void *listener; int nonblocking; uint32_t ip; uint16_t port; int error; };
+struct acceptance { void *listener; int nonblocking; int cloexec; uint32_t ip; uint16_t port; int error; };
 static void *make_accepted(int fd, void *context) {
     struct acceptance *a = context;
-    return netmp_accept(a->listener, fd, a->nonblocking, &a->ip, &a->port, &a->error);
+    return netmp_accept(a->listener, fd, a->nonblocking, a->cloexec, &a->ip, &a->port, &a->error);
 }
 
 // accept on a listener with a kernel twin: a loopback connection waiting there is the
@@ -288,7 +326,7 @@ int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
         int r = accept_twin(fd, socket, twin, address, length, flags);
         if (r != -2) return r;
     }
-    struct acceptance a = { socket, flags & SOCK_NONBLOCK, 0, 0, 0 };
+    struct acceptance a = { socket, flags & SOCK_NONBLOCK, (flags & SOCK_CLOEXEC) != 0, 0, 0, 0 };
     int error = 0;
     // The listener's own blocking mode decides whether accept waits.
     int new_fd = adopt(make_accepted, &a, flags & SOCK_CLOEXEC, &error);
@@ -699,7 +737,10 @@ static int duplicate_onto(int old_fd, int new_fd, int flags, int three) {
     void *replaced = netmp_socket_of(new_fd);
     if (!socket && !replaced) {
         int r = three ? REAL(dup3)(old_fd, new_fd, flags) : REAL(dup2)(old_fd, new_fd);
-        if (r >= 0 && old_fd != new_fd) netmp_epoll_descriptor_closed(new_fd);
+        if (r >= 0 && old_fd != new_fd) {
+            netmp_descriptors_closing((uint32_t)new_fd, (uint32_t)new_fd);
+            netmp_epoll_descriptor_closed(new_fd);
+        }
         return r;
     }
     if (old_fd == new_fd) {
@@ -710,6 +751,7 @@ static int duplicate_onto(int old_fd, int new_fd, int flags, int three) {
     int r = three ? REAL(dup3)(old_fd, new_fd, flags) : REAL(dup2)(old_fd, new_fd);
     if (r < 0) return r;
     // The kernel closed what new_fd was; so does the socket it stood for.
+    netmp_descriptors_closing((uint32_t)new_fd, (uint32_t)new_fd);
     netmp_epoll_descriptor_closed(new_fd);
     void *before = atomic_exchange_explicit(&sockets[new_fd], socket, memory_order_acq_rel);
     if (socket) netmp_socket_retain(socket);

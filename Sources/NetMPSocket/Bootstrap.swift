@@ -114,6 +114,23 @@ func spawnStack(_ command: String) -> Int32 {
     return netmp_spawn_stack(command, &argv, &environment)
 }
 
+/// The program is closing descriptors `first` to `last` (close, dup2 over one,
+/// close_range): the library forgets any of its kept copies among them.
+@_cdecl("netmp_descriptors_closing")
+public func netmpDescriptorsClosing(_ first: UInt32, _ last: UInt32) {
+    guard let client = processClient else { return }
+    client.descriptorsClosing(first, last)
+}
+
+/// The descriptors the library's attachment lives on, sorted, into `out` (at most
+/// `capacity`); how many. A program's close_range passes over them.
+@_cdecl("netmp_library_descriptors")
+public func netmpLibraryDescriptors(_ out: UnsafeMutablePointer<Int32>, _ capacity: Int32) -> Int32 {
+    let own = processClient?.ownDescriptors.prefix(Int(max(0, capacity))) ?? []
+    for (i, fd) in own.enumerated() { out[i] = fd }
+    return Int32(own.count)
+}
+
 /// This process's connection to the stack service, or -1 (the shim's watcher waits on it).
 @_cdecl("netmp_stack_connection")
 public func netmpStackConnection() -> Int32 { processClient?.connection ?? -1 }

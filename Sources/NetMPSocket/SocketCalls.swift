@@ -142,12 +142,13 @@ public func netmpRunning() -> Int32 { processClient == nil ? 0 : 1 }
 
 /// socket(): `stream` 1 for TCP, 0 for UDP; `fd` is the eventfd that stands for it.
 @_cdecl("netmp_socket_create")
-public func netmpSocketCreate(_ stream: Int32, _ fd: Int32) -> UnsafeMutableRawPointer? {
+public func netmpSocketCreate(_ stream: Int32, _ fd: Int32, _ cloexec: Int32) -> UnsafeMutableRawPointer? {
     guard let client = processClient else { return nil }
     let shim: ShimSocket
     if stream != 0 {
         let socket = StreamSocket(client: client)
         socket.channel.doorbell.fd = fd
+        _ = client.adoptNamedFile(into: fd, cloexec: cloexec != 0, for: socket.channel.doorbell)
         shim = ShimSocket(.stream(socket))
         claim(shim)
     } else {
@@ -272,7 +273,7 @@ public func netmpListen(_ handle: UnsafeMutableRawPointer, _ backlog: Int32) -> 
 
 /// accept(): the new socket's handle, or nil with `*error` set; `fd` is its eventfd.
 @_cdecl("netmp_accept")
-public func netmpAccept(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ nonBlocking: Int32,
+public func netmpAccept(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ nonBlocking: Int32, _ cloexec: Int32,
                         _ address: UnsafeMutablePointer<UInt32>, _ port: UnsafeMutablePointer<UInt16>,
                         _ errorNumber: UnsafeMutablePointer<Int32>) -> UnsafeMutableRawPointer? {
     let held = hold(handle)
@@ -281,6 +282,7 @@ public func netmpAccept(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ nonBlo
     do {
         let accepted = try s.accept()
         accepted.channel.doorbell.fd = fd
+        _ = accepted.client.adoptNamedFile(into: fd, cloexec: cloexec != 0, for: accepted.channel.doorbell)
         accepted.nonBlocking = nonBlocking != 0
         let peer = try accepted.peerAddress()
         address.pointee = peer.address.value

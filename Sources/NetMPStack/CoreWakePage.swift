@@ -70,7 +70,7 @@ public struct CoreWaker: @unchecked Sendable {
     let sleeping: UnsafeMutablePointer<Atomic<UInt32>>
     public let eventfd: Int32
     /// Keeps the announcement word's memory.
-    let page: AnyObject
+    public let page: AnyObject
 
     public init(sleeping: UnsafeMutablePointer<Atomic<UInt32>>, eventfd: Int32, page: AnyObject) {
         self.sleeping = sleeping

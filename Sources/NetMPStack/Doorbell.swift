@@ -40,8 +40,12 @@ public final class Doorbell: @unchecked Sendable {
     let lockAddress = Atomic<UInt>(0)
     /// A client's doorbell in the stack service: how it names its eventfd to the stack
     /// (once, before the first poller), and whether it has.
-    let naming: (@Sendable (UInt32, Int32) -> Bool)?
+    let naming: (@Sendable (UInt32, Int32, UInt32) -> Bool)?
     let named = Atomic<Bool>(false)
+    /// The names sent for this doorbell (`netmp_doorbell.names`), by any process of the
+    /// client: each naming counts one, so a copy of a named file is known to be the one
+    /// the stack rings while the count is what it was when the copy was kept.
+    let names: UnsafeMutablePointer<Atomic<UInt32>>
 
     /// A doorbell in memory of its own (sockets outside a socket table, tests).
     public convenience init() {
@@ -88,6 +92,7 @@ public final class Doorbell: @unchecked Sendable {
         }
         naming = slot == nil ? nil : table?.namingDoorbell
         pollers = words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.pollers)!)
+        names = words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.names)!)
         ringCount = words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.rings)!)
     }
 
@@ -133,13 +138,21 @@ public final class Doorbell: @unchecked Sendable {
         if fd >= 0 { _ = netmp_doorbell_ring(fd) }
     }
 
+    /// The names counted for this doorbell so far.
+    public var namesSent: UInt32 { names.pointee.load(ordering: .acquiring) }
+
+    /// The socket's eventfd is a file the stack already rings for this slot (a kept copy
+    /// of one named before): no name is sent for it.
+    public func markNamed() { named.store(true, ordering: .releasing) }
+
     /// A poller arrives; it must check readiness after this and before sleeping.
     public func enter() {
         if let naming, let slot, !named.load(ordering: .acquiring) {
             let fd = self.fd
             // Named before this poller counts: a core that sees the poller then finds the
             // stack's copy, or the stack rings the copy as it arrives.
-            if fd >= 0, !named.exchange(true, ordering: .acquiringAndReleasing), !naming(slot, fd) {
+            if fd >= 0, !named.exchange(true, ordering: .acquiringAndReleasing),
+               !naming(slot, fd, names.pointee.add(1, ordering: .acquiringAndReleasing).newValue) {
                 named.store(false, ordering: .releasing)
             }
         }

@@ -83,12 +83,12 @@ public final class SocketTable: @unchecked Sendable {
     public let doorbellDescriptors: DoorbellDescriptors?
     /// In a client of the stack service: hands the eventfd of the doorbell in a slot to the
     /// stack (false when it could not), before the doorbell's first poller.
-    public let namingDoorbell: (@Sendable (UInt32, Int32) -> Bool)?
+    public let namingDoorbell: (@Sendable (UInt32, Int32, UInt32) -> Bool)?
 
     /// The socket table of `region`; `doorbellDescriptors` on the stack's side of a client
     /// process, `namingDoorbell` on the client's.
     public init(region memory: ClientRegion, doorbellDescriptors: DoorbellDescriptors? = nil,
-                namingDoorbell: (@Sendable (UInt32, Int32) -> Bool)? = nil) {
+                namingDoorbell: (@Sendable (UInt32, Int32, UInt32) -> Bool)? = nil) {
         self.memory = memory
         self.doorbellDescriptors = doorbellDescriptors
         self.namingDoorbell = namingDoorbell
@@ -251,12 +251,13 @@ public final class SocketTable: @unchecked Sendable {
         return SlotLease(slot: slot, table: self, base: base, wasWarm: false, adopted: true)
     }
 
-    /// A hold ends; the last frees the slot, its words zeroed and its stride kept warm or
-    /// given back.
+    /// A hold ends; the last frees the slot, its words zeroed (but the doorbell's names
+    /// count, which outlives its sockets: a kept copy of a named file stands only while the
+    /// count has not moved, NamedDoorbellFiles) and its stride kept warm or given back.
     public func letGo(_ slot: UInt32) {
         guard holds(slot).pointee.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
         words(slot).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<netmp_stream_slot>.size)
-        doorbellWords(slot).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<netmp_doorbell>.size)
+        doorbellWords(slot).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<netmp_doorbell>.offset(of: \netmp_doorbell.names)!)
         free(slot, heavy: flags(slot).pointee.load(ordering: .relaxed) & NETMP_SLOT_HEAVY != 0)
     }
 

@@ -274,4 +274,67 @@ struct PreloadedProgramTests {
         "l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
             + "l.bind(('\(address)', \(port))); l.listen(\(backlog))\n"
     }
+
+    /// A program that closes its descriptors with close_range (python's os.closerange)
+    /// closes its netmp sockets as close() would, the peer seeing the end while the
+    /// program lives on, and keeps netmp: a later connection (whose socket may stand on a
+    /// kept copy of a named eventfd, NamedDoorbellFiles) works. Connections one after
+    /// another, each polled, exercise those kept copies.
+    @Test func closeRange_closesSockets_programKeepsNetmp() throws {
+        let lab = try LabNamespace()
+        let out = NSTemporaryDirectory() + "/\(lab.name)-closerange"
+        defer {
+            for s in [".1", ".2", ".err", ".out", ".1.err", ".2.err", ".1.time", ".2.time"] { try? FileManager.default.removeItem(atPath: out + s) }
+        }
+        // A kernel peer that writes what it received once the connection ends, and exits.
+        func peer(_ port: Int, into path: String) throws -> Process {
+            try Shell.start(["ip", "netns", "exec", lab.name, "python3", "-c", """
+                import socket, sys
+                l = socket.create_server(("10.77.0.1", int(sys.argv[1]))); c, _ = l.accept(); got = b""
+                while (b := c.recv(4096)): got += b
+                open(sys.argv[2], "wb").write(got)
+                import time; print("ended", time.time(), flush=True)
+                """, "\(port)", path], stderrTo: path + ".err", stdoutTo: path + ".time")
+        }
+        let first = try peer(7811, into: out + ".1")
+        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+        let second = try peer(7812, into: out + ".2")
+        defer { if second.isRunning { kill(second.processIdentifier, SIGKILL) } }
+        usleep(300_000)
+        let program = try Shell.start(netmp(lab, ["python3", "-c", """
+            import os, select, socket, time
+            for i in range(20):  # sockets one after another, each polled: the kept copies
+                s = socket.create_connection(("10.77.0.1", 7811 if i == 19 else 9), timeout=5) if i == 19 else None
+                if s is None:
+                    t = socket.socket(); t.setblocking(False)
+                    try: t.connect(("10.77.0.1", 9))
+                    except BlockingIOError: pass
+                    select.select([t], [t], [], 5); t.close(); continue
+                s.sendall(b"hello\\n")
+            os.closerange(3, 65536)
+            print("closed", time.time(), flush=True)
+            time.sleep(3)
+            c = socket.create_connection(("10.77.0.1", 7812), timeout=5)
+            select.select([], [c], [], 5)
+            c.sendall(b"again\\n"); c.close()
+            """]), stderrTo: out + ".err", stdoutTo: out + ".out")
+        defer { if program.isRunning { kill(program.processIdentifier, SIGKILL) } }
+        // The peer's end is timed against the close_range: the program sleeps 3 s after it,
+        // so an end that came from its exit would be 3 s late.
+        waitFor("closed", in: out + ".out")
+        waitFor("ended", in: out + ".1.time", seconds: 10)
+        func time(_ word: String, in path: String) -> Double? {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").first { $0.hasPrefix(word + " ") }.flatMap { Double($0.dropFirst(word.count + 1)) }
+        }
+        let closed = time("closed", in: out + ".out"), ended = time("ended", in: out + ".1.time")
+        #expect(closed != nil && ended != nil && ended! - closed! < 1.0,
+                "close_range at \(closed.map { "\($0)" } ?? "?"), the peer's end at \(ended.map { "\($0)" } ?? "?")")
+        let end = Date().addingTimeInterval(15)
+        while (program.isRunning || second.isRunning) && Date() < end { usleep(50_000) }
+        #expect((try? String(contentsOfFile: out + ".1", encoding: .utf8)) == "hello\n")
+        #expect((try? String(contentsOfFile: out + ".2", encoding: .utf8)) == "again\n",
+                "\((try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? "")")
+        #expect(program.terminationStatus == 0)
+    }
 }

@@ -121,7 +121,8 @@ typedef struct netmp_doorbell {
     int32_t eventfd;                // + 1: the application's eventfd to ring, 0 before it has one
     uint32_t pollers;               // pollers and epoll registrations: rung only while > 0
     uint32_t rings;                 // rings made while polled (edge-triggered epoll's marks)
-    uint32_t reserved;
+    uint32_t names;                 // names sent to the stack for this doorbell (a client's
+                                    // kept copy of a named file is the stack's while this holds)
 } netmp_doorbell;
 
 /// A listening socket's shared words, in the slot of its own that holds its accept queues:

@@ -76,6 +76,12 @@ const char *netmp_object_path(const void *address);
 // dup3(from, onto, O_CLOEXEC): the file `from` behind the number `onto`, close-on-exec,
 // in one call (0 or -errno).
 int netmp_place_descriptor(int from, int onto);
+// dup3(from, onto, cloexec ? O_CLOEXEC : 0) (0 or -errno).
+int netmp_place_file(int from, int onto, int cloexec);
+// A close-on-exec copy of `fd` (F_DUPFD_CLOEXEC), or -errno.
+int netmp_copy_descriptor(int fd);
+// close(2) itself, never the shim's (0 or -errno): for the library's own descriptors.
+int netmp_close_descriptor(int fd);
 // Closes every descriptor from `first` up (a detaching stack keeps nothing it inherited).
 int netmp_close_from(int first);
 #endif
