@@ -37,7 +37,9 @@ func stack(_ arguments: ArraySlice<String>) -> Never {
     let door: Int32
     do { door = try StackService.claim(StackClient.door(tap: configuration.tapName)) } catch {
         if case .door(_, let e) = error, e == EADDRINUSE {
-            if let ready { report(alreadyServed, on: ready) }
+            // Started for a program that raced another to start one: nothing to say, the
+            // program attaches to the winner.
+            if let ready { report(alreadyServed, on: ready); exit(alreadyServed) }
             fail("stack: \(error)", code: alreadyServed)
         }
         fail("stack: \(error)", code: 1)
