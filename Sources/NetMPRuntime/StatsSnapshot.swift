@@ -238,13 +238,8 @@ private func pad(_ value: some BinaryInteger, _ width: Int) -> String {
 
 /// The command of process `pid` (/proc/PID/comm), "?" when it is gone.
 func command(of pid: Int32) -> String {
-    let fd = open("/proc/\(pid)/comm", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return "?" }
-    defer { close(fd) }
-    var buffer = [UInt8](repeating: 0, count: 64)
-    let n = read(fd, &buffer, buffer.count)
-    guard n > 0 else { return "?" }
-    return String(decoding: buffer[0..<n].prefix { $0 != 10 }, as: UTF8.self)
+    guard let text = procFile("/proc/\(pid)/comm", limit: 64), !text.isEmpty else { return "?" }
+    return String(text.prefix { $0 != "\n" })
 }
 
 /// TUNSETOFFLOAD flags in words: "csum tso4 tso6", or what was refused.

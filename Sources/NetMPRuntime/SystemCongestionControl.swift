@@ -9,13 +9,8 @@ public enum SystemCongestionControl {
 
     /// The sysctl's algorithm, or nil when it cannot be read or netmp lacks it.
     public static func current(path: String = path) -> CongestionAlgorithm? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 32)
-        let n = read(fd, &bytes, bytes.count)
-        guard n > 0 else { return nil }
-        return CongestionAlgorithm(sysctl: String(decoding: bytes[0..<n], as: UTF8.self))
+        guard let text = procFile(path, limit: 32), !text.isEmpty else { return nil }
+        return CongestionAlgorithm(sysctl: text)
     }
 }
 
