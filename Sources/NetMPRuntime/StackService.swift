@@ -110,11 +110,18 @@ public final class StackService: @unchecked Sendable {
 
     /// The door and the connections close; the clients' sockets are left to the stack,
     /// which may have stopped already (a stack that stops takes everything with it).
-    deinit {
+    deinit { closeDoor() }
+
+    /// The connections and the door close, once.
+    func closeDoor() {
         guard !closed else { return }
         for fd in Array(clients.keys) + Array(greeting.keys) { close(fd) }
+        clients = [:]
+        greeting = [:]
         close(listener)
+        closed = true
     }
+    var closed = false
 
     /// Serves attaches, doorbells and hang-ups until `stop` says so (looked at every
     /// `tick` milliseconds at least), a `netmp down` asks, or, with `idle`, until no
@@ -140,13 +147,8 @@ public final class StackService: @unchecked Sendable {
     public func end() {
         try? stack.device?.setQueuesEnabled(false)
         stack.stop()
-        for fd in Array(clients.keys) + Array(greeting.keys) { close(fd) }
-        clients = [:]
-        greeting = [:]
-        close(listener)
-        closed = true
+        closeDoor()
     }
-    var closed = false
 
     /// One wait for the door and the clients' connections, and what they say.
     public func turn(timeout: Int32) {
