@@ -8,9 +8,7 @@ import Synchronization
 /// Set by SIGINT and SIGTERM: the stack service stops at its next turn.
 let stopRequested = Atomic<Bool>(false)
 
-/// Exit status of `netmp stack --background` when another stack already serves the TAP
-/// here (the library that started it attaches to that one).
-let alreadyServed: Int32 = 3
+let alreadyServed = StackService.alreadyServedStatus
 
 /// How long a stack started for a program (`--until-idle`) waits after its last program
 /// before it ends: a shell script's next program, a moment later, finds it still there.

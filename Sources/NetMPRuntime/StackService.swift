@@ -101,6 +101,10 @@ public final class StackService: @unchecked Sendable {
         return fd
     }
 
+    /// Exit status of `netmp stack --background` when another stack already serves the
+    /// TAP here: the program that started it attaches to that one.
+    public static let alreadyServedStatus: Int32 = 3
+
     /// Why `serve` returned.
     public enum Ending: Equatable { case stopped, asked, idle }
     /// Set when a `netmp down` asked the stack to stop.

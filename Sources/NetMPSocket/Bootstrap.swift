@@ -61,7 +61,7 @@ func attachStartingStack(_ configuration: StackConfiguration) -> Int32 {
         let status = spawnStack(command)
         switch status {
         case 0: started = true
-        case 3: break // another stack serves (or is stopping): attach to it, or start again after
+        case StackService.alreadyServedStatus: break // another serves (or is stopping): attach, or start again after
         case -ECHILD: break // the program reaped the starter (a SIGCHLD handler): the door tells
         case ..<0:
             Log.write("\(notStarted): cannot run \(command): \(String(cString: strerror(-status)))")
