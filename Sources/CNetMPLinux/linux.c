@@ -318,10 +318,6 @@ const char *netmp_object_path(const void *address) {
 // Raw system calls here and below: in a client they run inside a preloaded program,
 // whose dup3, fcntl and close the shim interposes (an F_DUPFD of a socket's descriptor
 // would count as another descriptor of the socket).
-int netmp_place_descriptor(int from, int onto) {
-    return syscall(SYS_dup3, from, onto, O_CLOEXEC) < 0 ? -errno : 0;
-}
-
 int netmp_place_file(int from, int onto, int cloexec) {
     return syscall(SYS_dup3, from, onto, cloexec ? O_CLOEXEC : 0) < 0 ? -errno : 0;
 }

@@ -61,7 +61,7 @@ public final class DoorbellDescriptors: @unchecked Sendable {
         guard let word = word(slot) else { close(fd); return false }
         let current = word.pointee.load(ordering: .acquiring)
         if current > 0 {
-            let placed = netmp_place_descriptor(fd, current - 1) == 0
+            let placed = netmp_place_file(fd, current - 1, 1) == 0
             close(fd)
             return placed
         }

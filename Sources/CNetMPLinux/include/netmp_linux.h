@@ -73,10 +73,8 @@ long netmp_raise_descriptor_limit(void);
 int netmp_spawn_stack(const char *path, char *const argv[], char *const envp[]);
 // The file of the shared object that holds `address` (dladdr), or NULL.
 const char *netmp_object_path(const void *address);
-// dup3(from, onto, O_CLOEXEC): the file `from` behind the number `onto`, close-on-exec,
-// in one call (0 or -errno).
-int netmp_place_descriptor(int from, int onto);
-// dup3(from, onto, cloexec ? O_CLOEXEC : 0) (0 or -errno).
+// dup3(from, onto, cloexec ? O_CLOEXEC : 0): the file `from` behind the number `onto`, in
+// one call (0 or -errno).
 int netmp_place_file(int from, int onto, int cloexec);
 // A close-on-exec copy of `fd` (F_DUPFD_CLOEXEC), or -errno.
 int netmp_copy_descriptor(int fd);
