@@ -28,12 +28,10 @@ final class ClientOnCore {
     /// Core 0 of the stack process: the stack's end of the client's names socket, where
     /// the client's processes send their doorbells' eventfds (`takeNames`).
     let names: Int32?
-    let descriptors: DoorbellDescriptors?
     /// Ports below this are refused to the client's explicit binds (EACCES): the stack's
     /// ip_unprivileged_port_start for a client without root or CAP_NET_BIND_SERVICE, 0
     /// for one with them.
     var unprivilegedPortStart: UInt16 = 0
-    let region: ClientRegion
 
     init(id: UInt32, region: ClientRegion, descriptors: DoorbellDescriptors? = nil, names: Int32? = nil, core: Int) {
         self.id = id
@@ -41,14 +39,12 @@ final class ClientOnCore {
         sockets = SocketTable(region: region, doorbellDescriptors: descriptors)
         replies = ReplyBoard(in: region)
         self.names = names
-        self.descriptors = descriptors
-        self.region = region
     }
 
     deinit { if let names { close(names) } }
 
     /// Whether the client marked names waiting (core 0's look before it sleeps).
-    var namesWaiting: Bool { names != nil && region.namesPending }
+    var namesWaiting: Bool { names != nil && sockets.memory.namesPending }
 
     /// Core 0: the doorbell eventfds the client's processes sent since the last look, each
     /// kept as the stack's copy for its slot and rung once (a change made while the stack
@@ -57,7 +53,8 @@ final class ClientOnCore {
     /// empty; at most 1024 a turn: a client that floods names delays only its own (the
     /// rest wait for the next turn).
     func takeNames() -> Int {
-        guard let names, let descriptors else { return 0 }
+        guard let names, let descriptors = sockets.doorbellDescriptors else { return 0 }
+        let region = sockets.memory
         let pending = region.takeNamesPending()
         guard pending > 0 else { return 0 }
         let now = Int(min(pending, 1024))
