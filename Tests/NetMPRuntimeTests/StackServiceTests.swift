@@ -49,6 +49,17 @@ import Testing
             return (client, socket, try server.accept(), server)
         }
 
+        /// A client attached through the door and `count` connections of it to a listener
+        /// on B at `port`, with their peers in the same order.
+        func attachedConnections(_ count: Int, port: UInt16) throws
+            -> (client: StackClient, server: StreamSocket, sockets: [StreamSocket], peers: [StreamSocket]) {
+            let client = try StackClient.attach(door: service.door)
+            let server = try pair.listenOnB(port: port)
+            let sockets = (0..<count).map { _ in StreamSocket(client: client) }
+            for socket in sockets { try socket.connect(to: Endpoint(StackPair.addressB, port)) }
+            return (client, server, sockets, try acceptPeers(of: sockets, on: server))
+        }
+
         /// Accepts one connection from each of `sockets` on `server`, in the order of
         /// `sockets` (accept takes them in whatever order the cores queued them), each with
         /// a receive timeout so that a peer that is not closed fails the test, not hangs it.
@@ -123,16 +134,12 @@ import Testing
     @Test func clientGone_stackClosesWhatItHeld() throws {
         let served = try Served()
         defer { served.stop() }
-        let client = try StackClient.attach(door: served.service.door)
-        let server = try served.pair.listenOnB(port: 7400)
-        let writer = StreamSocket(client: client), unread = StreamSocket(client: client)
-        try writer.connect(to: Endpoint(StackPair.addressB, 7400))
-        try unread.connect(to: Endpoint(StackPair.addressB, 7400))
+        let (client, server, sockets, peers) = try served.attachedConnections(2, port: 7400)
+        let (writer, unread) = (sockets[0], sockets[1])
+        let (fromWriter, toUnread) = (peers[0], peers[1])
         let listener = StreamSocket(client: client)
         try listener.bind(Endpoint(IPv4Address(0), 7401))
         try listener.listen()
-        let peers = try served.acceptPeers(of: [writer, unread], on: server)
-        let (fromWriter, toUnread) = (peers[0], peers[1])
         let bytes = [UInt8](repeating: 5, count: 100_000)
         #expect(try bytes.withUnsafeBytes { try writer.send($0) } == bytes.count)
         #expect(try bytes.withUnsafeBytes { try toUnread.send($0) } == bytes.count)
@@ -193,12 +200,8 @@ import Testing
     @Test func joinedProcessGone_closesWhatOnlyItHeld() throws {
         let served = try Served()
         defer { served.stop() }
-        let client = try StackClient.attach(door: served.service.door)
-        let server = try served.pair.listenOnB(port: 7500)
-        let onlyChild = StreamSocket(client: client), both = StreamSocket(client: client)
-        try onlyChild.connect(to: Endpoint(StackPair.addressB, 7500))
-        try both.connect(to: Endpoint(StackPair.addressB, 7500))
-        let peers = try served.acceptPeers(of: [onlyChild, both], on: server)
+        let (client, server, sockets, peers) = try served.attachedConnections(2, port: 7500)
+        let (onlyChild, both) = (sockets[0], sockets[1])
         let number = try #require(client.numberForChild())
         #expect(number == 1)
         let slots = [onlyChild, both].map { $0.channel.doorbell.slot! }
