@@ -39,6 +39,25 @@ struct StackServiceProgramTests {
             ["ip", "netns", "exec", lab.name, Package.netmp, "run", "--tap", lab.tap, "--addr", "10.77.0.2/24", "--"] + program
         }
 
+        /// A preloaded python3 server running `script`, its stderr in `errors`, once it has
+        /// attached to the stack.
+        func pythonServer(_ script: String, _ arguments: [String] = [], errors: String) throws -> Process {
+            let server = try Shell.start(netmp(["python3", "-c", script] + arguments), stderrTo: errors)
+            #expect(eventually { stackLog.contains("attached as client") })
+            return server
+        }
+
+        /// A python3 client on the kernel's side of the lab.
+        func kernelPython(_ script: String, _ arguments: [String] = []) -> Shell.Output {
+            lab.run(["python3", "-c", script] + arguments, timeout: 60)
+        }
+
+        /// `server` ends by itself, with status 0 (else its stderr, from `errors`, says why).
+        func expectEndsCleanly(_ server: Process, errors: String) {
+            #expect(eventually { !server.isRunning })
+            #expect(server.terminationStatus == 0, "\((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
+        }
+
         /// Waits (at most `seconds`) until `condition` holds.
         func eventually(seconds: Double = 15, _ condition: () -> Bool) -> Bool {
             let deadline = Date().addingTimeInterval(seconds)
@@ -147,7 +166,7 @@ struct StackServiceProgramTests {
         let lab = served.lab
         let out = NSTemporaryDirectory() + "/\(lab.name)-fork"
         defer { for s in [".err", ".py.err"] { try? FileManager.default.removeItem(atPath: out + s) } }
-        let server = try Shell.start(served.netmp(["python3", "-c", """
+        let server = try served.pythonServer("""
             import os, socket
             l = socket.create_server(("10.77.0.2", 7790))
             for _ in range(3):
@@ -159,20 +178,18 @@ struct StackServiceProgramTests {
                     os._exit(0)
                 c.close()
             for _ in range(3): os.wait()
-            """]), stderrTo: out + ".py.err")
+            """, errors: out + ".py.err")
         defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
-        #expect(served.eventually { served.stackLog.contains("attached as client") })
-        let client = lab.run(["python3", "-c", """
+        let client = served.kernelPython("""
             import socket, sys
             for _ in range(3):
                 s = socket.create_connection(("10.77.0.2", 7790)); s.settimeout(10)
                 got = bytearray()
                 while (b := s.recv(1 << 16)): got += b
                 if got != bytes(range(256)) * 4096: sys.exit("got %d bytes, not the 1 MiB sent" % len(got))
-            """], timeout: 60)
+            """)
         #expect(client.status == 0, "\(client.stderr)")
-        #expect(served.eventually { !server.isRunning })
-        #expect(server.terminationStatus == 0, "\((try? String(contentsOfFile: out + ".py.err", encoding: .utf8)) ?? "")")
+        served.expectEndsCleanly(server, errors: out + ".py.err")
     }
 
     /// Workers forked after listen() accept on the shared listener, each from its own
@@ -182,7 +199,7 @@ struct StackServiceProgramTests {
         let lab = served.lab
         let out = NSTemporaryDirectory() + "/\(lab.name)-workers"
         defer { try? FileManager.default.removeItem(atPath: out + ".py.err") }
-        let server = try Shell.start(served.netmp(["python3", "-c", """
+        let server = try served.pythonServer("""
             import os, socket
             l = socket.create_server(("10.77.0.2", 7791))
             for _ in range(2):
@@ -192,14 +209,13 @@ struct StackServiceProgramTests {
                         c.sendall(b"%d\\n" % os.getpid())
                         c.close()
             os.wait()
-            """]), stderrTo: out + ".py.err")
+            """, errors: out + ".py.err")
         defer {
             _ = Shell.run(["pkill", "-KILL", "-f", "7791"])
             if server.isRunning { kill(server.processIdentifier, SIGKILL) }
         }
-        #expect(served.eventually { served.stackLog.contains("attached as client") })
         usleep(300_000)
-        let client = lab.run(["python3", "-c", """
+        let client = served.kernelPython("""
             import socket
             pids = set()
             for _ in range(20):
@@ -207,7 +223,7 @@ struct StackServiceProgramTests {
                 pids.add(s.makefile().readline().strip())
                 s.close()
             print(len(pids))
-            """], timeout: 60)
+            """)
         #expect(client.status == 0, "\(client.stderr)")
         // Any worker may take any connection; every connection was answered by one.
         #expect(["1", "2"].contains(client.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
@@ -228,7 +244,7 @@ struct StackServiceProgramTests {
         let lab = served.lab
         let out = NSTemporaryDirectory() + "/\(lab.name)-worker"
         defer { for s in [".py.err", ".pid"] { try? FileManager.default.removeItem(atPath: out + s) } }
-        let server = try Shell.start(served.netmp(["python3", "-c", """
+        let server = try served.pythonServer("""
             import os, socket, sys, time
             l = socket.create_server(("10.77.0.2", 7792))
             child = os.fork()
@@ -243,11 +259,10 @@ struct StackServiceProgramTests {
             c.sendall(b"parent\\n")
             c.close()
             os.waitpid(child, 0)
-            """, out + ".pid"]), stderrTo: out + ".py.err")
+            """, [out + ".pid"], errors: out + ".py.err")
         defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
-        #expect(served.eventually { served.stackLog.contains("attached as client") })
         usleep(300_000)
-        let client = lab.run(["python3", "-c", """
+        let client = served.kernelPython("""
             import os, signal, socket, sys, time
             s = socket.create_connection(("10.77.0.2", 7792)); s.settimeout(10)
             if s.recv(100) != b"worker\\n": sys.exit("no greeting from the worker")
@@ -257,10 +272,9 @@ struct StackServiceProgramTests {
             except ConnectionResetError: pass
             t = socket.create_connection(("10.77.0.2", 7792)); t.settimeout(10)
             if t.recv(100) != b"parent\\n": sys.exit("the parent did not serve on")
-            """, out + ".pid"], timeout: 60)
+            """, [out + ".pid"])
         #expect(client.status == 0, "\(client.stderr)")
-        #expect(served.eventually { !server.isRunning })
-        #expect(server.terminationStatus == 0, "\((try? String(contentsOfFile: out + ".py.err", encoding: .utf8)) ?? "")")
+        served.expectEndsCleanly(server, errors: out + ".py.err")
     }
 
     /// daemon(): the parent forks and ends at once without closing anything; the child
@@ -271,7 +285,7 @@ struct StackServiceProgramTests {
         let lab = served.lab
         let out = NSTemporaryDirectory() + "/\(lab.name)-daemon"
         defer { try? FileManager.default.removeItem(atPath: out + ".py.err") }
-        let server = try Shell.start(served.netmp(["python3", "-c", """
+        let server = try served.pythonServer("""
             import os, socket, time
             l = socket.create_server(("10.77.0.2", 7793))
             if os.fork() != 0:
@@ -281,11 +295,10 @@ struct StackServiceProgramTests {
             c.close()
             l.close()
             time.sleep(30)
-            """]), stderrTo: out + ".py.err")
+            """, errors: out + ".py.err")
         defer { _ = Shell.run(["pkill", "-KILL", "-f", "7793"]) }
-        #expect(served.eventually { served.stackLog.contains("attached as client") })
         usleep(300_000)
-        let client = lab.run(["python3", "-c", """
+        let client = served.kernelPython("""
             import socket, sys, time
             s = socket.create_connection(("10.77.0.2", 7793)); s.settimeout(10)
             if s.recv(100) != b"daemon\\n": sys.exit("no greeting from the daemon")
@@ -296,7 +309,7 @@ struct StackServiceProgramTests {
                     sys.exit(0)
                 time.sleep(0.1)
             sys.exit("the listener stayed open after the daemon closed it")
-            """], timeout: 60)
+            """)
         #expect(client.status == 0, "\(client.stderr)")
     }
 
