@@ -249,7 +249,8 @@ extension ProtocolLoop {
         let ring = channel.outgoing
         while let first = DatagramRecord.read(ring, at: 0) {
             var count = 1, span = DatagramRecord.headerLength + first.length
-            if host.offloads.udpSegmentation && first.length > 0 {
+            // Not to our own address: a looped run would have to be cut again.
+            if host.offloads.udpSegmentation && first.length > 0 && first.destination.address != host.address {
                 let limit = min(Host.datagramsPerFrame,
                                 (Int(UInt16.max) - IPv4Header.minimumLength - UDPHeader.length) / first.length)
                 while count < limit, let next = DatagramRecord.read(ring, at: span),

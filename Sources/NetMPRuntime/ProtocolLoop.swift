@@ -130,6 +130,8 @@ public final class ProtocolLoop {
     public var offTheWire: Bool { sink.failed == .deviceGone }
     /// Frames handled between two looks at the clock and the timers.
     static let batch = 64
+    /// Rounds of frames to our own address received after a turn's batch.
+    static let loopbackRounds = 8
     static let receiveBufferSize = 65_535 + 14 + 4 + VirtioNetHeader.length + 64
 
     public init(host: Host, tcp: TCPEndpoints, queue: TAPQueue, stats: StatsPage?, core: Int,
@@ -179,6 +181,7 @@ public final class ProtocolLoop {
         consider(sink.faults?.nextRelease)
         var timeout: Int32 = wait.map { Int32(min(($0.nanoseconds + 999_999) / 1_000_000, 60_000)) } ?? -1
         if !outbox.isEmpty { timeout = timeout < 0 ? 1 : min(timeout, 1) } // a full port: look again soon
+        if host.hasLoopedFrames { timeout = 0 } // frames to ourselves are work already here
         // Adaptive polling: right after work, more work is likely soon, and a sleep and
         // wakeup cost more than a short look; an idle core never spins. What the look found
         // is handled at once: a poll of the same descriptors would only say it again (one
@@ -238,6 +241,15 @@ public final class ProtocolLoop {
                     arrived(frame, marks: marks, now: now)
                 }
             }
+            work += host.takeLoopedFrames { arrived($0, marks: $1, now: now) }
+        }
+        // Frames to our own address that the turn's output sent (one socket's data, the
+        // other's ACK) are received at once, a few rounds of them, before the next look at
+        // the queue and the ports.
+        for _ in 0..<Self.loopbackRounds where host.hasLoopedFrames {
+            tcp.beginBatch()
+            work += host.takeLoopedFrames { arrived($0, marks: $1, now: now) }
+            tcp.endBatch(now: now, host: host, sink: &sink)
         }
         hadWork = work > 0
         if sink.udpSegmentationRefused && host.offloads.udpSegmentation { host.offloads.udpSegmentation = false }

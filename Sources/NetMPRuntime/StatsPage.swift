@@ -10,12 +10,12 @@ import NetMPTCP
 /// core's counters from two moments; it never sees a torn value.
 public enum StatsLayout {
     public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
-    public static let version: UInt64 = 4
+    public static let version: UInt64 = 5
     public static let memfdName = "netmp-stats"
     public static let headerWords = 8
     /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
     /// connections, neighbours, forward overflows, super-frames in/out, the TAP's offloads,
-    /// 1 reserved, then one word per drop reason.
+    /// frames looped to our own address, then one word per drop reason.
     public static let coreFixedWords = 16
     public static var dropWords: Int { DropCounters.names.count }
     public static var coreWords: Int { coreFixedWords + dropWords }
@@ -42,7 +42,8 @@ public enum StatsLayout {
     public enum Header { public static let magic = 0, version = 1, pid = 2, cores = 3, drops = 4, address = 5, mac = 6, prefix = 7 }
     public enum Core { public static let index = 0, cpu = 1, node = 2, framesIn = 3, framesOut = 4, bytesIn = 5,
                        bytesOut = 6, messages = 7, forwarded = 8, connections = 9, neighbours = 10,
-                       forwardOverflows = 11, superFramesIn = 12, superFramesOut = 13, offloads = 14 }
+                       forwardOverflows = 11, superFramesIn = 12, superFramesOut = 13, offloads = 14,
+                       looped = 15 }
     /// The offloads word: TUNSETOFFLOAD's flags the TAP accepted, with this bit set once
     /// they were negotiated (a stack on test queues has no TAP and leaves the word 0).
     public static let offloadsNegotiated: UInt64 = 1 << 32
@@ -147,6 +148,7 @@ public final class StatsPage: @unchecked Sendable {
         words[base + StatsLayout.Core.bytesOut] = counters.bytesOut
         words[base + StatsLayout.Core.superFramesIn] = counters.superFramesIn
         words[base + StatsLayout.Core.superFramesOut] = counters.superFramesOut
+        words[base + StatsLayout.Core.looped] = counters.framesLooped
         words[base + StatsLayout.Core.neighbours] = UInt64(neighbours)
         var i = base + StatsLayout.coreFixedWords
         for v in counters.drops.malformed { words[i] = v; i += 1 }

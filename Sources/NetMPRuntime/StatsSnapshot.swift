@@ -13,6 +13,8 @@ public struct StatsSnapshot: Sendable {
         /// TCP super-frames (TSO/GRO: several MSS in one frame) received and sent; the frame
         /// counts above count the wire segments they stand for.
         public var superFramesIn: UInt64, superFramesOut: UInt64
+        /// Frames sent to the stack's own address and received again, never on the TAP.
+        public var looped: UInt64
         /// The TAP's TUNSETOFFLOAD flags in force, nil where no TAP was negotiated with.
         public var offloads: UInt32?
         /// (reason, count) for every drop reason, zero counts included.
@@ -116,7 +118,7 @@ public struct StatsSnapshot: Sendable {
                              bytesOut: w(K.bytesOut), messages: w(K.messages), forwarded: w(K.forwarded),
                              connections: w(K.connections), neighbours: w(K.neighbours),
                              forwardOverflows: w(K.forwardOverflows), superFramesIn: w(K.superFramesIn),
-                             superFramesOut: w(K.superFramesOut),
+                             superFramesOut: w(K.superFramesOut), looped: w(K.looped),
                              offloads: w(K.offloads) & StatsLayout.offloadsNegotiated != 0
                                  ? UInt32(truncatingIfNeeded: w(K.offloads)) : nil,
                              drops: drops)
@@ -166,6 +168,7 @@ public struct StatsSnapshot: Sendable {
                 + "\"messages\":\(c.messages),\"forwarded\":\(c.forwarded),\"connections\":\(c.connections),"
                 + "\"neighbours\":\(c.neighbours),\"forward_overflows\":\(c.forwardOverflows),"
                 + "\"super_frames_in\":\(c.superFramesIn),\"super_frames_out\":\(c.superFramesOut),"
+                + "\"looped\":\(c.looped),"
                 + "\"offloads\":\(c.offloads.map { "\"\(offloadNames($0))\"" } ?? "null"),\"drops\":{\(drops)}}"
         }.joined(separator: ",")
         let connectionObjects = connections.map { c in
@@ -196,6 +199,8 @@ public struct StatsSnapshot: Sendable {
             let inSuper = cores.reduce(0) { $0 &+ $1.superFramesIn }, outSuper = cores.reduce(0) { $0 &+ $1.superFramesOut }
             lines.append("TAP offloads: \(offloadNames(flags)); super-frames in \(inSuper), out \(outSuper)")
         }
+        let looped = cores.reduce(0) { $0 &+ $1.looped }
+        if looped > 0 { lines.append("frames to the stack's own address (looped, not on the TAP): \(looped)") }
         let forwarded = cores.reduce(0) { $0 &+ $1.forwarded }, arrived = cores.reduce(0) { $0 &+ $1.framesIn }
         if arrived > 0 {
             lines.append("frames forwarded to their owner core: \(forwarded) of \(arrived) "

@@ -20,6 +20,7 @@ public enum PolicyDrop: String, CaseIterable, Sendable {
     case arpUnresolved = "arp-unresolved"           // packets dropped when resolution gave up
     case noRoute = "no-route"
     case frameTooLarge = "frame-too-large"
+    case loopbackQueueFull = "loopback-queue-full"  // a frame to our own address found no room
 }
 
 /// Per-reason drop counts. Allocated once; counting does not allocate.
@@ -60,6 +61,8 @@ public struct InterfaceCounters: Sendable {
     /// `framesIn` and `framesOut` count the wire segments they stand for.
     public var superFramesIn: UInt64 = 0
     public var superFramesOut: UInt64 = 0
+    /// Frames sent to this host's own address: received again, never on the link.
+    public var framesLooped: UInt64 = 0
     public var drops = DropCounters()
     public init() {}
 }

@@ -70,6 +70,9 @@ public final class Host {
     /// The time of the frame or tick being handled, for reactions that have no `now` of their own.
     var lastNow = Instant.zero
     let scratch: UnsafeMutableRawBufferPointer
+    /// What this host sent to its own address (programs on one stack talking to each
+    /// other), received on the next `takeLoopedFrames`.
+    let loopback = LoopbackQueue()
 
     public var address: IPv4Address { configuration.address }
     public var mac: MACAddress { configuration.mac }
@@ -304,6 +307,11 @@ public final class Host {
         let frame = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<frameLength])
         ip.emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[ipOffset...]))
         fill(UnsafeMutableRawBufferPointer(rebasing: frame[transportOffset...]))
+        if destination == address {
+            EthernetHeader(destination: mac, source: mac, etherType: EtherType.ipv4).emit(into: frame)
+            loopBack(frame, offload: frameOffload)
+            return .success(())
+        }
         let known = isBroadcast ? MACAddress.broadcast : arp.lookup(nextHop, now: now)
         if let neighbour = known {
             EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv4).emit(into: frame)
@@ -318,6 +326,47 @@ public final class Host {
         case .cacheFull: counters.drops.count(.arpQueueOverflow); return .failure(.neighbourCacheFull)
         }
         return .success(())
+    }
+
+    /// Queues a frame for this host's own address. It never leaves: its checksums are
+    /// trusted as the kernel trusts its loopback's (a partial one stays partial), and a TCP
+    /// super-segment arrives whole, as the wire segments it stands for. A run of datagrams
+    /// is cut here, since each must arrive as its own (the sender avoids making one).
+    func loopBack(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload) {
+        counters.framesLooped &+= 1
+        if offload.datagrams {
+            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: offload.headerLength + offload.segmentSize,
+                                                                 alignment: 16)
+            defer { scratch.deallocate() }
+            offload.complete(frame, scratch: scratch) { datagram in
+                if !loopback.put(datagram, wireSegments: 1) { counters.drops.count(.loopbackQueueFull) }
+            }
+            return
+        }
+        if !loopback.put(UnsafeRawBufferPointer(frame), wireSegments: offload.wireSegments(frameLength: frame.count)) {
+            counters.drops.count(.loopbackQueueFull)
+        }
+    }
+
+    /// Frames sent to this host's own address are waiting.
+    public var hasLoopedFrames: Bool { !loopback.isEmpty }
+
+    /// Hands each frame that was waiting for this host's own address to `receive`, with
+    /// what a loopback vouches for, oldest first; frames sent while they are received wait
+    /// for the next call. The runtime steers them as arriving frames (`ProtocolLoop`).
+    public func takeLoopedFrames(_ receive: (UnsafeRawBufferPointer, ArrivalMarks) -> Void) -> Int {
+        loopback.take { frame, segments in receive(frame, ArrivalMarks(checksumsTrusted: true, wireSegments: segments)) }
+    }
+
+    /// Receives every frame this host sent to itself, and those their answers send in
+    /// turn, up to `rounds` times (a host with no runtime around it: tests).
+    @discardableResult
+    public func receiveLoopedFrames(now: Instant, sink: inout some FrameSink, rounds: Int = 64) -> Int {
+        var taken = 0
+        for _ in 0..<rounds where hasLoopedFrames {
+            taken += takeLoopedFrames { frame, marks in receive(frame: frame, marks: marks, now: now, sink: &sink) }
+        }
+        return taken
     }
 
     /// Sends one UDP datagram of `length` payload bytes that `fill` writes.

@@ -128,8 +128,10 @@ struct ServerProgramTests {
 
     /// Servers on netmp's wildcard are reached at 127.0.0.1 too, through the kernel twin
     /// of their listener (before, curl at loopback was refused, exit 7): nginx as a master
-    /// and two workers (epoll, and the listener taken over after fork), and redis-server
-    /// with redis-cli at its default host. The TAP side keeps serving beside it.
+    /// and two workers (epoll, and the listener shared after fork), and redis-server with
+    /// redis-cli at its default host, both on one stack. Kernel clients and clients on the
+    /// same stack reach them at loopback and at the stack's own address alike (the latter
+    /// through the stack, never the TAP), and the TAP side keeps serving beside it.
     @Test func wildcardServersOnNetmp_answerAtLoopback() throws {
         let lab = try LabNamespace()
         let scratch = try Scratch(lab)
@@ -140,17 +142,21 @@ struct ServerProgramTests {
             let fetch = lab.run(["curl", "-sS", "-m", "10", "http://\(host):8084/index.html"], timeout: 20)
             #expect(fetch.status == 0 && fetch.stdout == "hello\n", "curl \(host): \(fetch.status) \(fetch.stderr)")
         }
-        // A lab of its own: two programs on one TAP is what the stack service is for.
-        let redisLab = try LabNamespace()
-        let redis = try Shell.start(netmp(redisLab, ["redis-server", "--bind", "0.0.0.0", "--port", "6390", "--protected-mode", "no",
+        for host in ["127.0.0.1", "10.77.0.2"] {
+            let fetch = Shell.run(netmp(lab, ["curl", "-sS", "-m", "10", "http://\(host):8084/index.html"]), timeout: 20)
+            #expect(fetch.status == 0 && fetch.stdout == "hello\n", "preloaded curl \(host): \(fetch.status) \(fetch.stderr)")
+        }
+        let redis = try Shell.start(netmp(lab, ["redis-server", "--bind", "0.0.0.0", "--port", "6390", "--protected-mode", "no",
                                                      "--save", "", "--appendonly", "no", "--dir", scratch.path]),
                                     stderrTo: scratch.path + "/redis.err", stdoutTo: scratch.path + "/redis.out")
         defer { kill(redis.processIdentifier, SIGKILL); redis.waitUntilExit() }
         waitFor("Ready to accept connections", in: scratch.path + "/redis.out")
         for (host, command) in [("127.0.0.1", ["set", "key", "loopback"]), ("10.77.0.2", ["get", "key"]), ("127.0.0.1", ["get", "key"])] {
-            let reply = redisLab.run(["redis-cli", "-h", host, "-p", "6390"] + command, timeout: 20)
+            let reply = lab.run(["redis-cli", "-h", host, "-p", "6390"] + command, timeout: 20)
             #expect(reply.stdout.contains(command.count == 3 ? "OK" : "loopback"), "redis-cli \(host): \(reply.stdout) \(reply.stderr)")
         }
+        let preloaded = Shell.run(netmp(lab, ["redis-cli", "-h", "10.77.0.2", "-p", "6390", "get", "key"]), timeout: 20)
+        #expect(preloaded.stdout.contains("loopback"), "preloaded redis-cli: \(preloaded.stdout) \(preloaded.stderr)")
     }
 
     /// nginx under netmp as a master with `workers` workers, on `address:port`.

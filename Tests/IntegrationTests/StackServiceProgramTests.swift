@@ -356,6 +356,58 @@ struct StackServiceProgramTests {
         #expect(errors.contains("is gone"), "\(errors)")
     }
 
+    /// Two preloaded programs on one stack talk to each other at the stack's own address,
+    /// as two programs on a Linux host do: a TCP echo of 8 MiB arrives whole both ways, a
+    /// UDP datagram goes and comes back with the right source, and a connect to a port
+    /// nobody listens on is refused at once. None of it crosses the TAP: the stack's
+    /// counters show the frames looped, and fewer bytes on the TAP than were echoed.
+    @Test func programsOnOneStack_talkAtItsOwnAddress() throws {
+        let served = try ServedLab()
+        let errors = NSTemporaryDirectory() + "/\(served.lab.name)-own.err"
+        defer { try? FileManager.default.removeItem(atPath: errors) }
+        let server = try served.pythonServer("""
+            import socket, threading
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 7796))
+            def udp():
+                data, source = u.recvfrom(100); u.sendto(data.upper(), source)
+            threading.Thread(target=udp).start()
+            l = socket.create_server(("0.0.0.0", 7795)); c, _ = l.accept()
+            while True:
+                d = c.recv(1 << 16)
+                if not d: break
+                c.sendall(d)
+            c.close()
+            """, errors: errors)
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        usleep(300_000)
+        let client = Shell.run(served.netmp(["python3", "-c", """
+            import errno, os, socket, threading, time
+            data = os.urandom(8 << 20); got = bytearray()
+            s = socket.create_connection(("10.77.0.2", 7795), timeout=20)
+            def reader():
+                while True:
+                    d = s.recv(1 << 16)
+                    if not d: break
+                    got.extend(d)
+            t = threading.Thread(target=reader); t.start()
+            s.sendall(data); s.shutdown(socket.SHUT_WR); t.join(30)
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5)
+            u.sendto(b"ping", ("10.77.0.2", 7796)); reply = u.recvfrom(100)
+            began = time.monotonic()
+            try: socket.create_connection(("10.77.0.2", 7797), timeout=5); refused = "connected"
+            except OSError as e: refused = errno.errorcode.get(e.errno, e.errno)
+            print(bytes(got) == data, reply == (b"PING", ("10.77.0.2", 7796)), refused, time.monotonic() - began < 1)
+            """]), timeout: 60)
+        #expect(client.stdout == "True True ECONNREFUSED True\n", "\(client.stdout) \(client.stderr)")
+        served.expectEndsCleanly(server, errors: errors)
+        let stat = Shell.run([Package.netmp, "stat", String(served.stack.processIdentifier), "--json"])
+        let json = try JSONSerialization.jsonObject(with: Data(stat.stdout.utf8)) as? [String: Any]
+        let cores = json?["cores"] as? [[String: Any]] ?? []
+        let looped = cores.reduce(0) { $0 + ($1["looped"] as? Int ?? 0) }
+        let onTheTAP = cores.reduce(0) { $0 + ($1["bytes_out"] as? Int ?? 0) }
+        #expect(looped > 100 && onTheTAP < 1 << 20, "looped \(looped) frames, \(onTheTAP) bytes out on the TAP: \(stat.stdout)")
+    }
+
     /// Ports below 1024 (the namespace's ip_unprivileged_port_start) are for root and
     /// CAP_NET_BIND_SERVICE, as on Linux: a program of another uid that the stack admits
     /// (--allow-uid) gets EACCES binding one, TCP or UDP, and binds a higher one; a root
