@@ -79,7 +79,7 @@ struct BenchCase: Sendable {
         iperf("tcp-p8-cores1", ["-P", "8"], cores: 1, cpu: false), iperf("tcp-p8-cores2", ["-P", "8"], cores: 2, cpu: false),
         iperf("tcp-send-loss1", [], cpu: false, impairment: onePercentLoss),
         iperf("tcp-receive-loss1", ["-R"], cpu: false, impairment: onePercentLoss),
-        udp, udpPaced, pingPong(netmpServer: false), pingPong(netmpServer: true),
+        local, udp, udpPaced, pingPong(netmpServer: false), pingPong(netmpServer: true),
         connectionsPerSecond(netmpServer: true), connectionsPerSecond(netmpServer: false),
         idleConnections, integrity,
     ]
@@ -112,6 +112,35 @@ struct BenchCase: Sendable {
             return BenchSample(values: ["rate": rate / 1e9, "cpu": report.cpuSeconds / gib, "peer-cpu": run.serverCPU / gib,
                                         "gib": gib])
         }
+    }
+
+    /// Two programs on one host: an iperf3 server and client both on the side's stack, the
+    /// kernel's over its loopback (127.0.0.1), netmp's through the stack at its own address
+    /// (the loopback queue; the TAP carries none of it). CPU per GiB is both programs' (and
+    /// the stack's, which Bench adds).
+    static let local = BenchCase(name: "tcp-local", tools: ["iperf3"],
+                                 metrics: [.raw("rate", "tcp-local", "Gbit/s", .higher),
+                                           .raw("cpu", "tcp-local cpu", "CPU s/GiB", .lower)]) { side, context in
+        let port = context.nextPort()
+        let serverCommand = ["iperf3", "-s", "-1", "-4", "-p", "\(port)"]
+        let server = spawn(side == .kernel ? context.lab.inServer(serverCommand) : context.lab.onNetmp(serverCommand), quiet: true)
+        let address = side == .kernel ? "127.0.0.1" : LabNamespaces.netmpAddress
+        // A probe connection would be iperf3 -1's one test: look for the listener (netmp's
+        // has its kernel twin on 127.0.0.1) instead.
+        guard context.lab.waitForListener(port: port) else {
+            stop(server); return .failed("the iperf3 server did not start")
+        }
+        let clientCommand = ["iperf3", "-4", "-c", address, "-p", "\(port)", "-t", "\(context.seconds)", "-J"]
+        let client = captureMeasuring(side == .kernel ? context.lab.inServer(clientCommand) : context.lab.onNetmp(clientCommand))
+        let serverCPU = stop(server, grace: 3)
+        if let error = iperf3Error(in: client.output) { return .failed(error) }
+        guard client.status == 0,
+              let rate = number("bits_per_second", after: "\"sum_received\"", in: client.output),
+              let bytes = number("bytes", after: "\"sum_received\"", in: client.output), bytes > 0 else {
+            return .failed("iperf3 exited with status \(client.status) and no receiver figures")
+        }
+        let gib = bytes / Double(1 << 30)
+        return BenchSample(values: ["rate": rate / 1e9, "cpu": (client.cpuSeconds + serverCPU) / gib, "gib": gib])
     }
 
     /// The rate the kernel receiver takes in (its socket overflows when it cannot keep up),

@@ -45,7 +45,8 @@ USAGE
       through netmp over a TAP and through kernel sockets over a veth against the same
       kernel peer, alternating the two, N times (default 3, median reported). Cases:
       tcp-send, tcp-receive (iperf3 -R), tcp-p8-cores1, tcp-p8-cores2 (iperf3 -P 8 with
-      NETMP_CORES 1 and 2), udp (4 Gbit/s offered: rate and loss), udp-paced (the same
+      NETMP_CORES 1 and 2), tcp-local (iperf3 client and server on one host: the kernel's
+      loopback, netmp's own address), udp (4 Gbit/s offered: rate and loss), udp-paced (the same
       with iperf3 sending every 10 us instead of every 1 ms), pingpong-client,
       pingpong-server (sockperf, 64 B: p50/p99/p99.9), cps-client, cps-server (wrk with
       Connection: close against nginx), idle-10k (memory of 10 000 idle connections), and
