@@ -63,7 +63,7 @@ final class NamedDoorbellFiles: @unchecked Sendable {
             slotOfNumber[Int(number)].store(0, ordering: .releasing)
             _ = netmp_close_descriptor(number)
         } else {
-            kept.add(1, ordering: .relaxed)
+            kept.wrappingAdd(1, ordering: .relaxed)
         }
     }
 
@@ -78,7 +78,7 @@ final class NamedDoorbellFiles: @unchecked Sendable {
         let stored = entry.pointee.load(ordering: .acquiring)
         guard Int32(truncatingIfNeeded: stored & 0xffff_ffff) - 1 == number,
               entry.pointee.compareExchange(expected: stored, desired: 0, ordering: .acquiringAndReleasing).exchanged else { return }
-        kept.subtract(1, ordering: .relaxed)
+        kept.wrappingSubtract(1, ordering: .relaxed)
     }
 
     /// The socket whose doorbell is `doorbell` (in `slot`, its descriptor `fd`) stands on

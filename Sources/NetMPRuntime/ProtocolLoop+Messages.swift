@@ -247,13 +247,17 @@ extension ProtocolLoop {
     func sendDatagrams(of channel: DatagramChannel, now: Instant) {
         channel.takeOutputRequest()
         let ring = channel.outgoing
-        while let first = DatagramRecord.read(ring, at: 0) {
+        // What was committed when the core came: records committed after it ask again (the
+        // request above was cleared), so one call ends even while the application writes.
+        let committed = ring.held
+        var sent = 0
+        while sent < committed, let first = DatagramRecord.read(ring, at: 0, held: committed - sent) {
             var count = 1, span = DatagramRecord.headerLength + first.length
             // Not to our own address: a looped run would have to be cut again.
             if host.offloads.udpSegmentation && first.length > 0 && first.destination.address != host.address {
                 let limit = min(Host.datagramsPerFrame,
                                 (Int(UInt16.max) - IPv4Header.minimumLength - UDPHeader.length) / first.length)
-                while count < limit, let next = DatagramRecord.read(ring, at: span),
+                while count < limit, let next = DatagramRecord.read(ring, at: span, held: committed - sent),
                       next.length == first.length, next.destination == first.destination {
                     count += 1
                     span += DatagramRecord.headerLength + next.length
@@ -270,7 +274,12 @@ extension ProtocolLoop {
                 }
             }
             ring.release(span)
+            sent += span
         }
+        // Bytes left of what was committed are not a whole record (records are committed
+        // whole): the application wrote over its ring. They are dropped, so the ring cannot
+        // stall on them.
+        if sent < committed { ring.release(committed - sent) }
         channel.doorbell.ring() // send space freed
     }
 }
@@ -281,10 +290,16 @@ enum DatagramRecord {
 
     /// The record `offset` bytes into the ring's held bytes, if one is there (records are
     /// committed whole, so a header means its payload is there too).
-    static func read(_ ring: SendRing, at offset: Int) -> (length: Int, destination: Endpoint)? {
-        guard ring.held - offset >= headerLength else { return nil }
+    /// A header whose length runs past the held bytes (or beyond any datagram) is not a
+    /// record: nil, as if none were there.
+    static func read(_ ring: SendRing, at offset: Int, held: Int? = nil) -> (length: Int, destination: Endpoint)? {
+        let held = held ?? ring.held
+        guard held - offset >= headerLength else { return nil }
         var header: (UInt32, UInt32, UInt32) = (0, 0, 0)
         withUnsafeMutableBytes(of: &header) { ring.copy(from: offset, count: headerLength, into: $0) }
-        return (Int(header.0), Endpoint(IPv4Address(header.1), UInt16(truncatingIfNeeded: header.2)))
+        let length = Int(header.0)
+        guard length <= maximumPayload, held - offset - headerLength >= length else { return nil }
+        return (length, Endpoint(IPv4Address(header.1), UInt16(truncatingIfNeeded: header.2)))
     }
+    static let maximumPayload = 65_507
 }

@@ -332,7 +332,7 @@ public final class ProtocolLoop {
         guard closing else { return }
         for port in client.listeners.values { tcp.stopListening(port: port, now: now, host: host, sink: &sink) }
         for port in client.datagrams.values { datagramSockets[port] = nil }
-        for (_, channel) in client.streamViews { end(channel, abort: channel.receive.readable > 0, now: now) }
+        for (_, channel) in client.streamViews { end(channel, abort: channel.receive.unread > 0, now: now) }
         for (_, channel) in client.datagramViews { sendDatagrams(of: channel, now: now) }
     }
 
@@ -345,7 +345,7 @@ public final class ProtocolLoop {
         for handle in handles {
             if let channel = client.streamView(handle) {
                 var record = Request(.close, handle)
-                record.abort = reset || channel.receive.readable > 0
+                record.abort = reset || channel.receive.unread > 0
                 self.handle(record, on: channel, from: client, now: now)
             } else if let port = client.listeners.removeValue(forKey: handle.slot) {
                 tcp.stopListening(port: port, now: now, host: host, sink: &sink)
@@ -370,7 +370,10 @@ public final class ProtocolLoop {
     /// has its owner reset it.
     func resetWaiting(in slot: UInt32, of client: ClientOnCore, now: Instant) {
         guard client.sockets.tryHold(slot), let queue = ListenQueue(adopting: slot, in: client.sockets, port: 0) else { return }
-        while let waiting = queue.pop() {
+        // At most what the queues hold: the application can write records into them as
+        // fast as this takes them out.
+        for _ in 0..<queue.capacity {
+            guard let waiting = queue.pop() else { break }
             client.sockets.letGo(waiting.handle.slot) // the hold taken for accept's view
             if waiting.core == core {
                 close([waiting.handle], of: client, reset: true, now: now)

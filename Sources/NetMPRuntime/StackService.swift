@@ -231,7 +231,7 @@ public final class StackService: @unchecked Sendable {
         }
         clients[fd] = (client, hello.process)
         client.waitingForChildUntil = nil
-        joinedCount.add(1, ordering: .relaxed)
+        joinedCount.wrappingAdd(1, ordering: .relaxed)
         log.debug("stack: process \(pid) joined client \(hello.client) as process \(hello.process)")
     }
 
@@ -277,7 +277,7 @@ public final class StackService: @unchecked Sendable {
         let client = Client(process: process, pid: pid, uid: uid)
         clients[fd] = (client, 0)
         clientsByID[process.id] = client
-        attachedCount.add(1, ordering: .relaxed)
+        attachedCount.wrappingAdd(1, ordering: .relaxed)
         publishClients() // at once: `netmp stat PID` of the program finds its stack by it
         log.info("stack: process \(pid) (uid \(uid)) attached as client \(process.id)")
     }
@@ -323,7 +323,7 @@ public final class StackService: @unchecked Sendable {
     func depart(_ client: Client) {
         stack.detach(client: client.process.id, closing: true)
         clientsByID[client.process.id] = nil
-        departedCount.add(1, ordering: .relaxed)
+        departedCount.wrappingAdd(1, ordering: .relaxed)
         publishClients()
         log.info("stack: client \(client.process.id) (process \(client.pid)) is gone; its sockets are closed")
     }
@@ -341,7 +341,7 @@ public final class StackService: @unchecked Sendable {
             if held && !othersHold { lastHeld.insert(doorbell) }
         }
         sockets.freeProcessNumber(number)
-        processesGoneCount.add(1, ordering: .relaxed)
+        processesGoneCount.wrappingAdd(1, ordering: .relaxed)
         let closing = named.filter { lastHeld.contains($0.doorbell) }.map { SocketHandle(slot: $0.slot, generation: sockets.generationOf($0.slot)) }
         log.info("stack: process \(number) of client \(client.process.id) is gone; \(closing.count) sockets only it held close")
         if !closing.isEmpty { stack.close(closing, of: client.process.id) }

@@ -162,7 +162,7 @@ public func netmpSocketCreate(_ stream: Int32, _ fd: Int32, _ cloexec: Int32) ->
 /// Another descriptor now refers to the socket (dup, dup2, F_DUPFD).
 @_cdecl("netmp_socket_retain")
 public func netmpSocketRetain(_ handle: UnsafeMutableRawPointer) {
-    socket(handle).descriptors.add(1, ordering: .relaxed)
+    socket(handle).descriptors.wrappingAdd(1, ordering: .relaxed)
     _ = Unmanaged<ShimSocket>.fromOpaque(handle).retain()
 }
 
@@ -206,7 +206,7 @@ public func netmpJoinAfterFork(_ number: UInt32) {
 @_cdecl("netmp_socket_close")
 public func netmpSocketClose(_ handle: UnsafeMutableRawPointer) {
     let shim = socket(handle)
-    if shim.descriptors.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+    if shim.descriptors.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
         if let client = processClient, client.connection != nil, let slot = shim.sharingSlot,
            client.sockets.dropHolder(client.process, from: slot).othersHold {
             let twin = shim.twin.exchange(-1, ordering: .acquiringAndReleasing)

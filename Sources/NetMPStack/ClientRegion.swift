@@ -256,12 +256,12 @@ extension ClientRegion {
     }
     /// Client: one more name waits in the names socket (sequentially consistent, before
     /// the look at core 0's sleep announcement, as a record's publication is).
-    public func countNamePending() { namesWord.pointee.add(1, ordering: .sequentiallyConsistent) }
+    public func countNamePending() { namesWord.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent) }
     /// Core 0: how many names wait, taking them (the count is the client's word: a
     /// receive that finds none ends the taking early).
     public func takeNamesPending() -> UInt32 { namesWord.pointee.exchange(0, ordering: .sequentiallyConsistent) }
     /// Core 0: names it could not take this turn, for the next.
-    public func returnNamesPending(_ count: UInt32) { namesWord.pointee.add(count, ordering: .sequentiallyConsistent) }
+    public func returnNamesPending(_ count: UInt32) { namesWord.pointee.wrappingAdd(count, ordering: .sequentiallyConsistent) }
     /// Core 0's look before it sleeps.
     public var namesPending: Bool { namesWord.pointee.load(ordering: .sequentiallyConsistent) != 0 }
 }

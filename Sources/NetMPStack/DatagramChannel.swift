@@ -75,22 +75,28 @@ public final class DatagramChannel: @unchecked Sendable {
         guard let lease = table.adopt(slot),
               let doorbell = Doorbell(namedBy: lease.words, at: Self.offset(\Slot.doorbell_slot), in: table) else { return nil }
         let words = lease.words
+        // Read once: the application may change the words after this look.
         let cores = Int(words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt16.self))
         let queue = Int(words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self))
         let send = Int(words.load(fromByteOffset: Self.offset(\Slot.send_capacity), as: UInt32.self))
         let area = ClientRegion.pageAligned(MemoryLayout<netmp_record_queue>.size + queue)
         guard cores > 0, queue > 0, send > 0,
               cores * area + ClientRegion.pageAligned(MemoryLayout<netmp_send_ring>.size + send) <= table.memory.stride else { return nil }
-        self.init(lease: lease, doorbell: doorbell)
+        self.init(lease: lease, doorbell: doorbell, cores: cores, capacity: queue, sendCapacity: send)
     }
 
     /// The queues of a leased slot, one per core on pages of their own, then the send ring,
     /// as the slot's words describe them.
     convenience init(lease: SlotLease, doorbell: Doorbell) {
         let words = lease.words
-        let cores = Int(words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt16.self))
-        let capacity = Int(words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self))
-        let sendCapacity = Int(words.load(fromByteOffset: Self.offset(\Slot.send_capacity), as: UInt32.self))
+        self.init(lease: lease, doorbell: doorbell,
+                  cores: Int(words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt16.self)),
+                  capacity: Int(words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self)),
+                  sendCapacity: Int(words.load(fromByteOffset: Self.offset(\Slot.send_capacity), as: UInt32.self)))
+    }
+
+    convenience init(lease: SlotLease, doorbell: Doorbell, cores: Int, capacity: Int, sendCapacity: Int) {
+        let words = lease.words
         let queueBlock = MemoryLayout<netmp_record_queue>.size
         let queueArea = ClientRegion.pageAligned(queueBlock + capacity)
         let queues = (0..<cores).map { core in
@@ -158,8 +164,9 @@ public final class DatagramChannel: @unchecked Sendable {
 
     /// Queues a datagram that arrived on `core`; false (and counted) when its queue is full.
     public func deliver(_ payload: UnsafeRawBufferPointer, from source: Endpoint, core: Int) -> Bool {
-        guard queues[core].push(payload, from: source) else {
-            overflowCount.pointee.add(1, ordering: .relaxed)
+        // (A slot's words may name fewer queues than the stack has cores: a scribbled one.)
+        guard queues.indices.contains(core), queues[core].push(payload, from: source) else {
+            overflowCount.pointee.wrappingAdd(1, ordering: .relaxed)
             return false
         }
         arrivals.wakeAll()
@@ -177,7 +184,7 @@ public final class DatagramChannel: @unchecked Sendable {
 
     /// Takes the next datagram from the cores' queues in turn.
     public func receive(into buffer: UnsafeMutableRawBufferPointer, peek: Bool) -> (length: Int, from: Endpoint)? {
-        let start = turn.pointee.add(1, ordering: .relaxed).newValue
+        let start = turn.pointee.wrappingAdd(1, ordering: .relaxed).newValue
         for i in 0..<queues.count {
             if let got = queues[(start + i) % queues.count].pop(into: buffer, peek: peek) { return got }
         }
@@ -200,6 +207,9 @@ public final class DatagramQueue: @unchecked Sendable {
     /// In the queue's control block (`netmp_record_queue`), in front of its records.
     let tail, head: UnsafeMutablePointer<Atomic<Int>>
     static let headerLength = 12
+    /// The producing core's own view of the positions (ReceiveRing's rule: it publishes
+    /// `tail` and takes a `head` only forward and not past what it published).
+    var ownerTail = 0, ownerConsumed = 0
 
     public convenience init(capacity: Int) {
         self.init(storage: RingStorage(capacity: capacity, headerLength: MemoryLayout<netmp_record_queue>.size))
@@ -210,6 +220,8 @@ public final class DatagramQueue: @unchecked Sendable {
         self.storage = storage
         tail = storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!)
         head = storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)
+        ownerTail = tail.pointee.load(ordering: .acquiring)
+        ownerConsumed = head.pointee.load(ordering: .acquiring)
     }
     deinit { storage.deallocate(touched: tail.pointee.load(ordering: .relaxed)) }
 
@@ -218,12 +230,15 @@ public final class DatagramQueue: @unchecked Sendable {
     /// Owner: appends a record; false when it does not fit.
     func push(_ payload: UnsafeRawBufferPointer, from source: Endpoint) -> Bool {
         let size = Self.headerLength + payload.count
-        let t = tail.pointee.load(ordering: .relaxed)
-        guard storage.capacity - (t - head.pointee.load(ordering: .acquiring)) >= size else { return false }
+        let headNow = head.pointee.load(ordering: .acquiring)
+        if headNow != ownerConsumed, headNow &- ownerConsumed > 0, ownerTail &- headNow >= 0 { ownerConsumed = headNow }
+        let t = ownerTail
+        guard storage.capacity - (t &- ownerConsumed) >= size else { return false }
         var header: (UInt32, UInt32, UInt32) = (UInt32(payload.count), source.address.value, UInt32(source.port))
         withUnsafeBytes(of: &header) { storage.copyIn($0, at: t) }
-        storage.copyIn(payload, at: t + Self.headerLength)
-        tail.pointee.store(t + size, ordering: .releasing)
+        storage.copyIn(payload, at: t &+ Self.headerLength)
+        ownerTail = t &+ size
+        tail.pointee.store(ownerTail, ordering: .releasing)
         return true
     }
 
@@ -246,9 +261,9 @@ public final class DatagramQueue: @unchecked Sendable {
             withUnsafeMutableBytes(of: &header) { storage.copyOut(from: h, count: Self.headerLength, into: $0) }
             let length = Int(header.0)
             let copied = min(length, buffer.count)
-            storage.copyOut(from: h + Self.headerLength, count: copied, into: buffer)
+            storage.copyOut(from: h &+ Self.headerLength, count: copied, into: buffer)
             let claimed = peek ? head.pointee.load(ordering: .acquiring) == h
-                : head.pointee.compareExchange(expected: h, desired: h + Self.headerLength + length, ordering: .acquiringAndReleasing).exchanged
+                : head.pointee.compareExchange(expected: h, desired: h &+ Self.headerLength &+ length, ordering: .acquiringAndReleasing).exchanged
             if claimed {
                 return (length, Endpoint(IPv4Address(header.1), UInt16(truncatingIfNeeded: header.2)))
             }

@@ -133,7 +133,7 @@ public final class Doorbell: @unchecked Sendable {
     /// After a change that may make the socket readable or writable, or end it.
     public func ring() {
         guard pollers.pointee.load(ordering: .sequentiallyConsistent) > 0 else { return }
-        ringCount.pointee.add(1, ordering: .relaxed)
+        ringCount.pointee.wrappingAdd(1, ordering: .relaxed)
         let fd = self.fd
         if fd >= 0 { _ = netmp_doorbell_ring(fd) }
     }
@@ -152,19 +152,19 @@ public final class Doorbell: @unchecked Sendable {
             // Named before this poller counts: a core that sees the poller then finds the
             // stack's copy, or the stack rings the copy as it arrives.
             if fd >= 0, !named.exchange(true, ordering: .acquiringAndReleasing),
-               !naming(slot, fd, names.pointee.add(1, ordering: .acquiringAndReleasing).newValue) {
+               !naming(slot, fd, names.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue) {
                 named.store(false, ordering: .releasing)
             }
         }
         pthread_mutex_lock(lock)
-        pollers.pointee.add(1, ordering: .sequentiallyConsistent)
+        pollers.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
         pthread_mutex_unlock(lock)
     }
 
     /// A poller leaves; the last one empties the eventfd.
     public func leave() {
         pthread_mutex_lock(lock)
-        if pollers.pointee.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 {
+        if pollers.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == 0 {
             let fd = self.fd
             if fd >= 0 { _ = netmp_doorbell_drain(fd) }
         }

@@ -41,7 +41,7 @@ public final class DoorbellDescriptors: @unchecked Sendable {
             let stored = words[slot].load(ordering: .relaxed)
             if stored > 0 {
                 close(stored - 1)
-                Self.heldCount.subtract(1, ordering: .relaxed)
+                Self.heldCount.wrappingSubtract(1, ordering: .relaxed)
             }
         }
         munmap(UnsafeMutableRawPointer(words), capacity * MemoryLayout<Int32>.stride)
@@ -66,7 +66,7 @@ public final class DoorbellDescriptors: @unchecked Sendable {
             return placed
         }
         used = max(used, Int(slot) + 1)
-        Self.heldCount.add(1, ordering: .relaxed)
+        Self.heldCount.wrappingAdd(1, ordering: .relaxed)
         word.pointee.store(fd + 1, ordering: .sequentiallyConsistent)
         return true
     }

@@ -55,16 +55,25 @@ public final class ListenQueue: @unchecked Sendable {
     public convenience init?(adopting slot: UInt32, in table: SocketTable, port: UInt16) {
         guard let lease = table.adopt(slot),
               let doorbell = Doorbell(namedBy: lease.words, at: Self.offset(\Slot.doorbell_slot), in: table) else { return nil }
+        // Read once, and bounded before they are multiplied: the application writes these
+        // words and may change them after this look.
         let cores = Int(lease.words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt32.self))
         let perCore = Int(lease.words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self))
-        guard cores > 0, perCore > 0, cores * AcceptQueue.bytes(capacity: perCore) <= table.memory.stride else { return nil }
-        self.init(lease: lease, port: port, doorbell: doorbell)
+        let stride = table.memory.stride
+        guard cores > 0, cores <= 4096, perCore > 0, perCore <= stride,
+              cores * AcceptQueue.bytes(capacity: perCore) <= stride else { return nil }
+        self.init(lease: lease, port: port, doorbell: doorbell, cores: cores, perCore: perCore)
     }
 
-    private init(lease: SlotLease, port: UInt16, doorbell: Doorbell) {
+    private convenience init(lease: SlotLease, port: UInt16, doorbell: Doorbell) {
         let words = lease.words
-        let cores = Int(words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt32.self))
-        let perCore = Int(words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self))
+        self.init(lease: lease, port: port, doorbell: doorbell,
+                  cores: Int(words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt32.self)),
+                  perCore: Int(words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self)))
+    }
+
+    private init(lease: SlotLease, port: UInt16, doorbell: Doorbell, cores: Int, perCore: Int) {
+        let words = lease.words
         self.lease = lease
         self.port = port
         self.doorbell = doorbell
@@ -79,12 +88,12 @@ public final class ListenQueue: @unchecked Sendable {
 
     /// Core `connection.core` queues an established connection; false when the backlog is full.
     public func push(_ connection: AcceptedConnection) -> Bool {
-        guard queued.pointee.add(1, ordering: .acquiringAndReleasing).newValue <= backlog else {
-            queued.pointee.subtract(1, ordering: .acquiringAndReleasing)
+        guard queued.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue <= backlog else {
+            queued.pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing)
             return false
         }
-        guard queues[connection.core].push(connection) else {
-            queued.pointee.subtract(1, ordering: .acquiringAndReleasing)
+        guard queues.indices.contains(connection.core), queues[connection.core].push(connection) else {
+            queued.pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing)
             return false
         }
         arrivals.wakeAll()
@@ -95,10 +104,10 @@ public final class ListenQueue: @unchecked Sendable {
     /// The next connection, taking from the cores in turn; nil when none waits.
     public func pop() -> AcceptedConnection? {
         let cores = queues.count
-        let start = turn.pointee.add(1, ordering: .relaxed).newValue
+        let start = turn.pointee.wrappingAdd(1, ordering: .relaxed).newValue
         for i in 0..<cores {
-            if let taken = queues[(start + i) % cores].pop() {
-                queued.pointee.subtract(1, ordering: .acquiringAndReleasing)
+            if let taken = queues[Int(UInt(bitPattern: start &+ i) % UInt(cores))].pop() {
+                queued.pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing)
                 return taken
             }
         }
@@ -107,4 +116,7 @@ public final class ListenQueue: @unchecked Sendable {
 
     /// Connections waiting to be accepted (a bound: pushes and pops may be under way).
     public var pending: Int { max(0, queued.pointee.load(ordering: .acquiring)) }
+
+    /// Records the queues can hold in all: the most a drain of them can take.
+    public var capacity: Int { queues.reduce(0) { $0 + $1.capacity } }
 }

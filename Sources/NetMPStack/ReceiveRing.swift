@@ -23,6 +23,13 @@ public final class ReceiveRing: @unchecked Sendable {
     var writtenEnd = 0
     /// Readers block here; the owner wakes them after publishing.
     public let readers: WaitWord
+    /// The owner's own view of the positions. It publishes `tail` but never reads it back,
+    /// and takes a new `head` only when it moved forward and not past what was published:
+    /// in the stack service the control block is memory the client can write, and what a
+    /// client writes there must not make the owner write past the free space or trap.
+    var ownerTail = 0, ownerConsumed = 0
+    /// Times the owner found `head` somewhere no reader could have put it.
+    public private(set) var impossiblePositions = 0
 
     public convenience init(capacity: Int) {
         self.init(storage: RingStorage(capacity: capacity, headerLength: MemoryLayout<netmp_receive_ring>.size))
@@ -42,31 +49,45 @@ public final class ReceiveRing: @unchecked Sendable {
         head = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)
         endOfStream = block.atomic(UInt32.self, at: MemoryLayout<Block>.offset(of: \Block.end_of_stream)!)
         readers = WaitWord(zeroedAt: block + MemoryLayout<Block>.offset(of: \Block.readers)!)
+        ownerTail = tail.pointee.load(ordering: .acquiring)
+        ownerConsumed = head.pointee.load(ordering: .acquiring)
     }
     deinit { storage.deallocate(touched: writtenEnd) }
 
     // MARK: Owner
 
     /// Bytes the owner may write past the published end (a lower bound: readers free more).
-    public var free: Int { capacity - (tail.pointee.load(ordering: .relaxed) - head.pointee.load(ordering: .acquiring)) }
+    public var free: Int { capacity - unread }
+
+    /// Published bytes no reader has taken yet, as the owner sees it.
+    public var unread: Int { ownerTail &- consumedPosition }
 
     /// Copies `bytes` to `offset` bytes past the published end. Precondition: they fit in `free`.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         precondition(offset >= 0 && offset + bytes.count <= free, "write past the ring's free space")
-        let position = tail.pointee.load(ordering: .relaxed) + offset
+        let position = ownerTail &+ offset
         storage.copyIn(bytes, at: position)
-        writtenEnd = max(writtenEnd, position + bytes.count)
+        writtenEnd = max(writtenEnd, position &+ bytes.count)
     }
 
-    /// How far readers have consumed (an absolute position): the owner reopens the window by
-    /// the difference from what it saw last.
-    public var consumedPosition: Int { head.pointee.load(ordering: .acquiring) }
+    /// How far readers have consumed (an absolute position), as the owner sees it: never
+    /// behind what it saw last, never past what it published. The owner reopens the window
+    /// by the difference from what it saw last.
+    public var consumedPosition: Int {
+        let headNow = head.pointee.load(ordering: .acquiring)
+        if headNow != ownerConsumed {
+            let moved = headNow &- ownerConsumed, left = ownerTail &- headNow
+            if moved > 0 && left >= 0 { ownerConsumed = headNow } else { impossiblePositions &+= 1 }
+        }
+        return ownerConsumed
+    }
     /// Bytes ever published: it moves when data arrives (epoll's edge-triggered EPOLLIN).
     public var publishedPosition: Int { tail.pointee.load(ordering: .acquiring) }
 
     /// Makes `count` more bytes readable and wakes blocked readers.
     public func publish(_ count: Int) {
-        tail.pointee.add(count, ordering: .releasing)
+        ownerTail &+= count
+        tail.pointee.store(ownerTail, ordering: .releasing)
         readers.wakeAll()
     }
 
@@ -79,18 +100,18 @@ public final class ReceiveRing: @unchecked Sendable {
     // MARK: Readers (any thread)
 
     /// Bytes readable now, a lower bound (FIONREAD).
-    public var readable: Int { tail.pointee.load(ordering: .acquiring) - head.pointee.load(ordering: .acquiring) }
+    public var readable: Int { tail.pointee.load(ordering: .acquiring) &- head.pointee.load(ordering: .acquiring) }
 
     /// Reads up to `destination.count` bytes; 0 when nothing is published (see `atEnd`).
     public func read(into destination: UnsafeMutableRawBufferPointer) -> Int {
         while true {
             let h = head.pointee.load(ordering: .acquiring)
-            let available = tail.pointee.load(ordering: .acquiring) - h
+            let available = tail.pointee.load(ordering: .acquiring) &- h
             let n = min(available, destination.count)
             guard n > 0 else { return 0 }
             storage.copyOut(from: h, count: n, into: destination)
             // The owner never writes below `head`, so the copy is valid if nobody claimed first.
-            if head.pointee.compareExchange(expected: h, desired: h + n, ordering: .acquiringAndReleasing).exchanged { return n }
+            if head.pointee.compareExchange(expected: h, desired: h &+ n, ordering: .acquiringAndReleasing).exchanged { return n }
         }
     }
 
@@ -98,7 +119,7 @@ public final class ReceiveRing: @unchecked Sendable {
     public func peek(into destination: UnsafeMutableRawBufferPointer) -> Int {
         while true {
             let h = head.pointee.load(ordering: .acquiring)
-            let n = min(tail.pointee.load(ordering: .acquiring) - h, destination.count)
+            let n = min(tail.pointee.load(ordering: .acquiring) &- h, destination.count)
             guard n > 0 else { return 0 }
             storage.copyOut(from: h, count: n, into: destination)
             // Valid if nobody consumed meanwhile: the owner reuses space only below a moved head.

@@ -54,6 +54,10 @@ public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
     let memory: UnsafeMutableRawPointer
     let tail: UnsafeMutablePointer<Atomic<Int>>
     let head: UnsafeMutablePointer<Atomic<Int>>
+    /// The core's own count of the records it took. It is published in `head` (senders
+    /// read it for nothing; it says how far the core got), but never read back from there:
+    /// in the stack service the ring is memory the client can write.
+    var consumed = 0
     /// Records the core dropped because their kind, or a set-option's option, was unknown
     /// (never from this process's own threads; a scribbling client's, once clients are
     /// other processes).
@@ -97,7 +101,8 @@ public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
     func turn(_ record: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Atomic<UInt64>> {
         record.atomic(UInt64.self, at: MemoryLayout<netmp_request>.offset(of: \netmp_request.turn)!)
     }
-    func round(_ position: Int) -> UInt64 { UInt64(position / capacity) }
+    /// Wrapping, so that a position the client wrote (the tail) cannot trap.
+    func round(_ position: Int) -> UInt64 { UInt64(bitPattern: Int64(position)) / UInt64(capacity) }
 
     /// Any thread: queues `request`; false when the ring is full (the core is far behind).
     /// The record is published with a sequentially consistent store, so a sender that then
@@ -109,9 +114,9 @@ public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
         while true {
             slot = record(position)
             let turn = turn(slot).pointee.load(ordering: .acquiring)
-            let free = 2 * round(position)
+            let free = 2 &* round(position)
             if turn == free {
-                if tail.pointee.compareExchange(expected: position, desired: position + 1, ordering: .relaxed).exchanged { break }
+                if tail.pointee.compareExchange(expected: position, desired: position &+ 1, ordering: .relaxed).exchanged { break }
                 position = tail.pointee.load(ordering: .relaxed)
             } else if turn < free {
                 return false // last round's record is still unread
@@ -121,30 +126,35 @@ public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
         }
         // The record is this thread's alone until its turn says published.
         request.encode(into: slot)
-        turn(slot).pointee.store(2 * round(position) + 1, ordering: .sequentiallyConsistent)
+        turn(slot).pointee.store(2 &* round(position) &+ 1, ordering: .sequentiallyConsistent)
         return true
     }
 
     /// The core only: a record is published and waiting (no system call: for spinning, and
     /// sequentially consistent for the look before sleeping).
     public var hasRequest: Bool {
-        let position = head.pointee.load(ordering: .relaxed)
-        return turn(record(position)).pointee.load(ordering: .sequentiallyConsistent) == 2 * round(position) + 1
+        turn(record(consumed)).pointee.load(ordering: .sequentiallyConsistent) == 2 &* round(consumed) &+ 1
     }
+
+    /// The most records of unknown kind `receive` skips in one call: a client that fills
+    /// its ring with them as fast as the core takes them holds the core only that long.
+    static let malformedPerCall = 64
 
     /// The core only: takes the next record, if one is published. A record of an unknown
     /// kind (or option) is consumed, counted in `malformed`, and skipped.
     public func receive() -> Request? {
-        while true {
-            let position = head.pointee.load(ordering: .relaxed)
+        for _ in 0...Self.malformedPerCall {
+            let position = consumed
             let slot = record(position)
-            guard turn(slot).pointee.load(ordering: .acquiring) == 2 * round(position) + 1 else { return nil }
+            guard turn(slot).pointee.load(ordering: .acquiring) == 2 &* round(position) &+ 1 else { return nil }
             let request = Request(decoding: slot)
             if request == nil { malformed &+= 1 }
-            turn(slot).pointee.store(2 * (round(position) + 1), ordering: .releasing)
-            head.pointee.store(position + 1, ordering: .relaxed)
+            turn(slot).pointee.store(2 &* (round(position) &+ 1), ordering: .releasing)
+            consumed = position &+ 1
+            head.pointee.store(consumed, ordering: .relaxed)
             if let request { return request }
         }
+        return nil
     }
 
     /// The core only: a record that decoded but could not be applied (a set-option value

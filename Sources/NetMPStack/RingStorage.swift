@@ -66,11 +66,17 @@ public struct RingStorage {
 
     static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
+    /// Where `position` lies in the data: any position, also one a client wrote (it
+    /// wraps, it never traps), lands inside the ring.
+    @inline(__always) static func index(_ position: Int, _ capacity: Int) -> Int {
+        Int(UInt(bitPattern: position) % UInt(capacity))
+    }
+
     /// Copies `source` to positions [position, position + source.count).
     public func copyIn(_ source: UnsafeRawBufferPointer, at position: Int) {
         var done = 0
         while done < source.count {
-            let at = (position + done) % capacity
+            let at = Self.index(position &+ done, capacity)
             let n = min(source.count - done, capacity - at)
             UnsafeMutableRawBufferPointer(rebasing: bytes[at..<(at + n)])
                 .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[done..<(done + n)]))
@@ -82,7 +88,7 @@ public struct RingStorage {
     public func copyOut(from position: Int, count: Int, into destination: UnsafeMutableRawBufferPointer) {
         var done = 0
         while done < count {
-            let at = (position + done) % capacity
+            let at = Self.index(position &+ done, capacity)
             let n = min(count - done, capacity - at)
             UnsafeMutableRawBufferPointer(rebasing: destination[done..<(done + n)])
                 .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[at..<(at + n)]))

@@ -17,6 +17,13 @@ public final class SendRing: @unchecked Sendable {
     let reserved, committed, released: UnsafeMutablePointer<Atomic<Int>>
     /// Writers waiting for space block here; the owner wakes them when it frees.
     public let writers: WaitWord
+    /// The owner's own view of the positions. It publishes `released` but never reads it
+    /// back, and takes a new `committed` only when it moved forward and within the ring:
+    /// in the stack service the control block is memory the client can write, and what a
+    /// client writes there must not make the owner copy past the ring or trap.
+    var ownerReleased = 0, ownerCommitted = 0
+    /// Times the owner found `committed` somewhere no writer could have put it.
+    public private(set) var impossiblePositions = 0
 
     public convenience init(capacity: Int) {
         self.init(storage: RingStorage(capacity: capacity, headerLength: MemoryLayout<netmp_send_ring>.size))
@@ -36,20 +43,22 @@ public final class SendRing: @unchecked Sendable {
         committed = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.committed)!)
         released = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.released)!)
         writers = WaitWord(zeroedAt: block + MemoryLayout<Block>.offset(of: \Block.writers)!)
+        ownerReleased = released.pointee.load(ordering: .acquiring)
+        ownerCommitted = ownerReleased
     }
     deinit { storage.deallocate(touched: reserved.pointee.load(ordering: .relaxed)) }
 
     // MARK: Writers (any thread)
 
     /// Space for writers now, a lower bound (the owner frees more).
-    public var free: Int { capacity - (reserved.pointee.load(ordering: .acquiring) - released.pointee.load(ordering: .acquiring)) }
+    public var free: Int { capacity &- (reserved.pointee.load(ordering: .acquiring) &- released.pointee.load(ordering: .acquiring)) }
 
     /// Appends as much of `bytes` as fits; returns how much (0 when full).
     public func write(_ bytes: UnsafeRawBufferPointer) -> Int {
         var start = reserved.pointee.load(ordering: .relaxed)
         var n = 0
         while true {
-            let room = capacity - (start - released.pointee.load(ordering: .acquiring))
+            let room = capacity &- (start &- released.pointee.load(ordering: .acquiring))
             n = min(room, bytes.count)
             guard n > 0 else { return 0 }
             let (exchanged, current) = reserved.pointee.compareExchange(expected: start, desired: start + n, ordering: .acquiringAndReleasing)
@@ -69,7 +78,7 @@ public final class SendRing: @unchecked Sendable {
         let total = parts.reduce(0) { $0 + $1.count }
         var start = reserved.pointee.load(ordering: .relaxed)
         while true {
-            guard capacity - (start - released.pointee.load(ordering: .acquiring)) >= total else { return false }
+            guard capacity &- (start &- released.pointee.load(ordering: .acquiring)) >= total else { return false }
             let (exchanged, current) = reserved.pointee.compareExchange(expected: start, desired: start + total, ordering: .acquiringAndReleasing)
             if exchanged { break }
             start = current
@@ -93,23 +102,32 @@ public final class SendRing: @unchecked Sendable {
     /// Bytes written and not yet acknowledged, an upper bound (SIOCOUTQ).
     /// Bytes ever released (acknowledged): it moves when space frees (edge-triggered EPOLLOUT).
     public var releasedPosition: Int { released.pointee.load(ordering: .acquiring) }
-    public var outstanding: Int { reserved.pointee.load(ordering: .acquiring) - released.pointee.load(ordering: .acquiring) }
+    public var outstanding: Int { reserved.pointee.load(ordering: .acquiring) &- released.pointee.load(ordering: .acquiring) }
 
     // MARK: Owner
 
-    /// Committed bytes not yet released (what the owner may send, and resend).
-    public var held: Int { committed.pointee.load(ordering: .acquiring) - released.pointee.load(ordering: .relaxed) }
+    /// Committed bytes not yet released (what the owner may send, and resend): never
+    /// less than the owner last saw, never more than the ring holds.
+    public var held: Int {
+        let committedNow = committed.pointee.load(ordering: .acquiring)
+        if committedNow != ownerCommitted {
+            let ahead = committedNow &- ownerCommitted, filled = committedNow &- ownerReleased
+            if ahead > 0 && filled >= 0 && filled <= capacity { ownerCommitted = committedNow } else { impossiblePositions &+= 1 }
+        }
+        return ownerCommitted &- ownerReleased
+    }
 
     /// Copies `count` held bytes starting `offset` past the oldest unreleased byte.
     public func copy(from offset: Int, count: Int, into destination: UnsafeMutableRawBufferPointer) {
         precondition(offset >= 0 && offset + count <= held && count <= destination.count)
-        storage.copyOut(from: released.pointee.load(ordering: .relaxed) + offset, count: count, into: destination)
+        storage.copyOut(from: ownerReleased &+ offset, count: count, into: destination)
     }
 
     /// Frees the `count` oldest bytes (acknowledged) and wakes blocked writers.
     public func release(_ count: Int) {
         precondition(count >= 0 && count <= held)
-        released.pointee.add(count, ordering: .releasing)
+        ownerReleased &+= count
+        released.pointee.store(ownerReleased, ordering: .releasing)
         writers.wakeAll()
     }
 }

@@ -193,11 +193,11 @@ public final class SocketChannel: @unchecked Sendable {
 
     /// Enters a write: false (and not entered) if writing is shut down.
     public func beginWrite() -> Bool {
-        activeWriters.pointee.add(1, ordering: .sequentiallyConsistent)
+        activeWriters.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
         if status.contains(.writeShut) { endWrite(); return false }
         return true
     }
-    public func endWrite() { activeWriters.pointee.subtract(1, ordering: .sequentiallyConsistent) }
+    public func endWrite() { activeWriters.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
 
     /// Shuts writing (once; false if it was already shut) and waits for writes under way,
     /// a second at most: a write takes microseconds, and one that never ends was left by a

@@ -227,8 +227,12 @@ public final class SocketTable: @unchecked Sendable {
     /// A holder of `slot`: one more hold, for a view the other side of the socket will
     /// make (`adopt`) when the handle reaches it. Taken before the handle is handed over,
     /// so the slot cannot be freed in between.
+    /// (Never a trap: the stack takes holds in a client's table, whose counts the client
+    /// can write; a count it broke only keeps or frees its own slot early.)
     public func hold(_ slot: UInt32) {
-        precondition(holds(slot).pointee.add(1, ordering: .relaxed).oldValue > 0, "hold on a free slot \(slot)")
+        guard Int(slot) < capacity else { return }
+        let before = holds(slot).pointee.wrappingAdd(1, ordering: .relaxed).oldValue
+        assert(before > 0, "hold on a free slot \(slot)")
     }
 
     /// One more hold on `slot` if it is held at all (a slot being freed is left alone):
@@ -255,7 +259,8 @@ public final class SocketTable: @unchecked Sendable {
     /// count, which outlives its sockets: a kept copy of a named file stands only while the
     /// count has not moved, NamedDoorbellFiles) and its stride kept warm or given back.
     public func letGo(_ slot: UInt32) {
-        guard holds(slot).pointee.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
+        guard Int(slot) < capacity,
+              holds(slot).pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
         words(slot).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<netmp_stream_slot>.size)
         doorbellWords(slot).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<netmp_doorbell>.offset(of: \netmp_doorbell.names)!)
         free(slot, heavy: flags(slot).pointee.load(ordering: .relaxed) & NETMP_SLOT_HEAVY != 0)
@@ -269,8 +274,13 @@ public final class SocketTable: @unchecked Sendable {
     /// full (the call fails with ENFILE, as Linux's does when the system's file table is).
     public func register(kind: Kind, in lease: SlotLease? = nil) -> SocketHandle? {
         guard let slot = lease?.slot ?? takeSlot()?.slot else { return nil }
-        precondition(self.kind(slot).pointee.load(ordering: .relaxed) == 0, "slot \(slot) is named already")
-        self.kind(slot).pointee.store(kind.rawValue, ordering: .releasing)
+        // A leased slot is unnamed unless its client wrote a kind into it (the stack names
+        // accepted connections in the client's table): then the name fails, not the stack.
+        guard self.kind(slot).pointee.compareExchange(expected: 0, desired: kind.rawValue, ordering: .acquiringAndReleasing).exchanged else {
+            assertionFailure("slot \(slot) is named already")
+            if lease == nil { free(slot, heavy: false) }
+            return nil
+        }
         // Published to the core by the request ring (or message) that carries the handle.
         return SocketHandle(slot: slot, generation: generation(slot).pointee.load(ordering: .relaxed))
     }
@@ -300,7 +310,7 @@ public final class SocketTable: @unchecked Sendable {
 
     /// Sockets named, counted (for tests and `netmp stat`; not for the hot path).
     public var inUse: Int {
-        (0..<min(highWater.pointee.load(ordering: .acquiring), capacity)).reduce(0) { $0 + (kind(UInt32($1)).pointee.load(ordering: .acquiring) != 0 ? 1 : 0) }
+        (0..<min(max(0, highWater.pointee.load(ordering: .acquiring)), capacity)).reduce(0) { $0 + (kind(UInt32($1)).pointee.load(ordering: .acquiring) != 0 ? 1 : 0) }
     }
 
     /// Slots leased or named, counted (tests: every slot comes back).
@@ -311,7 +321,7 @@ public final class SocketTable: @unchecked Sendable {
             free += 1
             head = nextFree(UInt32(head - 1)).pointee.load(ordering: .relaxed) & 0xffff_ffff
         }
-        return min(highWater.pointee.load(ordering: .acquiring), capacity) - free
+        return min(max(0, highWater.pointee.load(ordering: .acquiring)), capacity) - free
     }
 
     func isLeased(_ slot: UInt32) -> Bool { flags(slot).pointee.load(ordering: .relaxed) & NETMP_SLOT_LEASED != 0 }
@@ -319,11 +329,12 @@ public final class SocketTable: @unchecked Sendable {
     /// Puts `slot` back on the free stack. A leased slot's memory is kept warm or given
     /// back (SlotLease).
     func free(_ slot: UInt32, heavy: Bool) {
+        guard Int(slot) < capacity else { return }
         if isLeased(slot) {
-            if !heavy && warmSlots.pointee.add(1, ordering: .relaxed).newValue <= Self.warmLimit {
+            if !heavy && warmSlots.pointee.wrappingAdd(1, ordering: .relaxed).newValue <= Self.warmLimit {
                 flags(slot).pointee.store(NETMP_SLOT_WARM, ordering: .relaxed)
             } else {
-                if !heavy { warmSlots.pointee.subtract(1, ordering: .relaxed) }
+                if !heavy { warmSlots.pointee.wrappingSubtract(1, ordering: .relaxed) }
                 flags(slot).pointee.store(0, ordering: .relaxed)
                 memory.discard(slot)
             }
@@ -342,23 +353,27 @@ public final class SocketTable: @unchecked Sendable {
     /// A free slot, and whether it was warm.
     func takeSlot() -> (slot: UInt32, wasWarm: Bool)? {
         var head = freeHead.pointee.load(ordering: .acquiring)
-        while head & 0xffff_ffff != 0 {
+        // The free stack is in memory the client writes too: a top or a link that names no
+        // slot of the table ends the walk (the stack's cores then take a fresh slot or none,
+        // never one outside the table).
+        while head & 0xffff_ffff != 0 && head & 0xffff_ffff <= UInt64(capacity) {
             let slot = UInt32(head & 0xffff_ffff) - 1
             // Read before the exchange: if another thread took the slot meanwhile, the tag
             // moved and the exchange fails, whatever this read saw.
             let next = nextFree(slot).pointee.load(ordering: .relaxed) & 0xffff_ffff
+            guard next <= UInt64(capacity) else { break }
             let popped = (head >> 32 &+ 1) << 32 | next
             let (exchanged, current) = freeHead.pointee.compareExchange(expected: head, desired: popped, ordering: .acquiringAndReleasing)
             if exchanged {
                 nextFree(slot).pointee.store(0, ordering: .relaxed)
                 let wasWarm = flags(slot).pointee.exchange(0, ordering: .relaxed) & NETMP_SLOT_WARM != 0
-                if wasWarm { warmSlots.pointee.subtract(1, ordering: .relaxed) }
+                if wasWarm { warmSlots.pointee.wrappingSubtract(1, ordering: .relaxed) }
                 return (slot, wasWarm)
             }
             head = current
         }
         let fresh = highWater.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).oldValue
-        guard fresh < capacity else {
+        guard fresh >= 0 && fresh < capacity else {
             highWater.pointee.wrappingSubtract(1, ordering: .relaxed) // so the table is not walked past its end
             return nil
         }

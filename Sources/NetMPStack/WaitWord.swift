@@ -48,8 +48,8 @@ public struct WaitWord: @unchecked Sendable {
         }
         if interruptible && netmp_interrupting_signals() != signals { return .interrupted }
         let generation = word.pointee.load(ordering: .sequentiallyConsistent)
-        waiters.pointee.add(1, ordering: .sequentiallyConsistent)
-        defer { waiters.pointee.subtract(1, ordering: .sequentiallyConsistent) }
+        waiters.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        defer { waiters.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
         if ready() { return .ready }
         let address = UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
         let result = netmp_futex_wait(address, generation, timeout ?? -1)
@@ -70,7 +70,7 @@ public struct WaitWord: @unchecked Sendable {
     public func wakeAll() {
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         guard waiters.pointee.load(ordering: .sequentiallyConsistent) > 0 else { return }
-        word.pointee.add(1, ordering: .sequentiallyConsistent)
+        word.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
         let address = UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
         _ = netmp_futex_wake(address, Int32.max)
     }
