@@ -408,6 +408,62 @@ struct StackServiceProgramTests {
         #expect(looped > 100 && onTheTAP < 1 << 20, "looped \(looped) frames, \(onTheTAP) bytes out on the TAP: \(stat.stdout)")
     }
 
+    /// A client that scribbles random and boundary values over its own shared region while
+    /// its threads send, accept and ask harms only itself (docs/STACK-SERVICE.md,
+    /// Distrust): another program's 24 MiB transfer through the same stack at the same time
+    /// arrives whole, the stack survives, closes what the scribbler held when it ends, and
+    /// serves the next program. The seed is printed; NETMP_SCRIBBLE_SEED repeats a run.
+    @Test func scribblingClient_harmsOnlyItself() throws {
+        let served = try ServedLab()
+        let lab = served.lab
+        let base = NSTemporaryDirectory() + "/\(lab.name)-scribble"
+        defer { for s in ["", ".got", ".err", ".send.err", ".sink.err", ".bad.err", ".bad.out", ".after"] { try? FileManager.default.removeItem(atPath: base + s) } }
+        let seed = ProcessInfo.processInfo.environment["NETMP_SCRIBBLE_SEED"].flatMap(Int.init) ?? Int.random(in: 1...1_000_000)
+        print("scribbling with seed \(seed)")
+        let sink = try Shell.start(["ip", "netns", "exec", lab.name, "python3", "-c", """
+            import socket, threading
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("10.77.0.1", 7803))
+            threading.Thread(target=lambda: [u.recv(65536) for _ in iter(int, 1)], daemon=True).start()
+            l = socket.create_server(("10.77.0.1", 7803))
+            def drain(c):
+                try:
+                    while c.recv(1 << 16): pass
+                except OSError: pass
+            while True: threading.Thread(target=drain, args=(l.accept()[0],), daemon=True).start()
+            """], stderrTo: base + ".sink.err")
+        defer { kill(sink.processIdentifier, SIGKILL) }
+        makeFile(base, mebibytes: 24)
+        let receiver = try Shell.start(["ip", "netns", "exec", lab.name, "sh", "-c", "exec nc -l 10.77.0.1 7804 > \(base).got"],
+                                       stderrTo: base + ".err")
+        defer { if receiver.isRunning { kill(receiver.processIdentifier, SIGKILL) } }
+        usleep(300_000)
+        let scribbler = try Shell.start(served.netmp(["python3", Package.root + "/Tests/Fixtures/scribbler.py", "10.77.0.1", "7803", "4", "\(seed)"]),
+                                        stderrTo: base + ".bad.err", stdoutTo: base + ".bad.out")
+        defer { if scribbler.isRunning { kill(scribbler.processIdentifier, SIGKILL) } }
+        waitFor("region:", in: base + ".bad.out")
+        let sender = try Shell.start(served.netmp(["sh", "-c", "exec nc -N 10.77.0.1 7804 < \(base)"]), stderrTo: base + ".send.err")
+        defer { if sender.isRunning { kill(sender.processIdentifier, SIGKILL) } }
+        #expect(served.eventually(seconds: 60) { !sender.isRunning && !receiver.isRunning }, "the other program's transfer stalled")
+        #expect(digest(base) == digest(base + ".got"), "the other program's file arrived damaged")
+        if !served.eventually(seconds: 15, { !scribbler.isRunning }) { kill(scribbler.processIdentifier, SIGKILL) }
+        scribbler.waitUntilExit()
+        let said = (try? String(contentsOfFile: base + ".bad.out", encoding: .utf8)) ?? ""
+        print("scribbler: \(said.split(separator: "\n").joined(separator: "; ")), status \(scribbler.terminationStatus)")
+        #expect(said.contains("scribbled"), "the scribbler did not get to scribble: \(said)")
+        #expect(served.stack.isRunning, "the stack died: \(served.stackLog.suffix(2000))")
+        // (A process number scribbled into the region's head is a forked child the stack
+        // waits for, 5 s, before it closes the client's sockets.)
+        #expect(served.eventually(seconds: 30) { served.stackLog.components(separatedBy: "its sockets are closed").count - 1 == 2 },
+                "the stack did not close the scribbler's sockets: \(served.stackLog.suffix(2000))")
+        // The next program is served as if nothing had happened.
+        let after = try Shell.start(["ip", "netns", "exec", lab.name, "sh", "-c", "exec nc -l 10.77.0.1 7805 > \(base).after"],
+                                    stderrTo: base + ".err")
+        usleep(300_000)
+        let next = Shell.run(served.netmp(["sh", "-c", "exec nc -N 10.77.0.1 7805 < \(base)"]), timeout: 60)
+        #expect(next.status == 0 && served.eventually { !after.isRunning } && digest(base + ".after") == digest(base),
+                "a program after the scribbler: \(next.stderr)")
+    }
+
     /// Ports below 1024 (the namespace's ip_unprivileged_port_start) are for root and
     /// CAP_NET_BIND_SERVICE, as on Linux: a program of another uid that the stack admits
     /// (--allow-uid) gets EACCES binding one, TCP or UDP, and binds a higher one; a root
