@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -106,8 +107,12 @@ int netmp_allowed_cpus(int *cpus, int capacity) {
 }
 
 int netmp_memfd(const char *name) {
-    int fd = memfd_create(name, MFD_CLOEXEC);
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     return fd < 0 ? -errno : fd;
+}
+
+int netmp_seal_size(int fd) {
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0 ? -errno : 0;
 }
 
 #include <linux/falloc.h>
@@ -148,6 +153,16 @@ int netmp_node_of_address(void *address) {
     void *pages[1] = { address };
     if (move_pages(0, 1, pages, NULL, &status, 0) < 0) return -errno;
     return status;
+}
+
+int netmp_is_nonblocking_eventfd(int fd) {
+    char path[64], target[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n < 0) return 0;
+    target[n] = 0;
+    int flags = fcntl(fd, F_GETFL);
+    return strcmp(target, "anon_inode:[eventfd]") == 0 && flags >= 0 && (flags & O_NONBLOCK) != 0;
 }
 
 int netmp_doorbell_ring(int fd) {

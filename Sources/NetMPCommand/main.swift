@@ -61,8 +61,9 @@ USAGE
       Per-core counters of a running netmp process (all of them without PID): frames and
       bytes in and out, messages, frames forwarded to their owner core, connections,
       neighbours, drops by reason; then each connection (4-tuple, state, owner core,
-      queues, cwnd, RTT); for a stack service (netmp stack), the attached programs (pid,
-      command, uid, processes, sockets). --json prints one object per process.
+      queues, cwnd, RTT, and for a stack service the program holding it, as ss -p);
+      for a stack service (netmp stack), the attached programs (pid, command, uid,
+      processes, sockets). --json prints one object per process.
   netmp version
   netmp --help
 

@@ -39,6 +39,8 @@ public final class PortTable: @unchecked Sendable {
 
     public func release(_ port: UInt16) { _ = lock.locked { reserved.removeValue(forKey: port) } }
     public func isReserved(_ port: UInt16) -> Bool { lock.locked { reserved[port] != nil } }
+    /// `client` holds `port` (a record naming a port is honoured only for its holder).
+    public func isHeld(_ port: UInt16, by client: UInt32) -> Bool { lock.locked { reserved[port] == client } }
 
     /// `port` goes back if `client` holds it.
     public func release(_ port: UInt16, ifHeldBy client: UInt32) {

@@ -38,6 +38,7 @@ extension ProtocolLoop {
                     guard let lease = channel.lease,
                           let handle = sockets.register(kind: .stream, in: lease) else { return false }
                     channel.attach(to: core)
+                    socket.client = id
                     channel.publish([.attached, .established])
                     sockets.hold(handle.slot)
                     client.streamViews[handle.slot] = channel
@@ -73,6 +74,8 @@ extension ProtocolLoop {
                 assertionFailure("core \(core): datagram socket \(handle) of client \(id) without its slot")
                 return
             }
+            // The port is read from the client's memory: bound only if the client holds it.
+            guard datagramPortTable?.isHeld(channel.port, by: id) ?? true else { return }
             datagramSockets[channel.port] = channel
             client.datagrams[handle.slot] = channel.port
             if channel.homeCore == core { client.datagramViews[handle.slot] = channel } // its records come here
@@ -125,6 +128,19 @@ extension ProtocolLoop {
                 if !replies.answer(request.reply, { _ in 0 }) { requests.countMalformed() }
                 return
             }
+            // A port is the client's only if it holds it (it reserved it, or listens or is
+            // bound there): a record naming another client's port is answered and dropped.
+            let owned = switch request.kind {
+            case .listen: portTable?.isHeld(request.localPort, by: client.id) ?? true
+            case .stopListening: client.listeners[request.handle.slot] == request.localPort
+            case .datagramUnbind: client.datagrams[request.handle.slot] == request.localPort
+            default: true // datagramBind: each core checks the port its own view reads
+            }
+            guard owned else {
+                requests.countMalformed()
+                if !replies.answer(request.reply, { _ in 0 }) { requests.countMalformed() }
+                return
+            }
             let reply = request.reply
             let completion = Completion(count: ports.count) { replies.answer(reply) { _ in 0 } }
             let message: CoreMessage = switch request.kind {
@@ -159,13 +175,18 @@ extension ProtocolLoop {
                 return
             }
             client.streamViews[request.handle.slot] = channel
-            guard let configuration = request.options.configuration(from: tcp.configuration) else {
+            guard var configuration = request.options.configuration(from: tcp.configuration),
+                  request.localPort == 0 || portTable?.isHeld(request.localPort, by: client.id) ?? true else {
                 requests.countMalformed()
                 channel.publish([.failed, .closed], error: EINVAL)
                 return
             }
+            // The engine's buffers are the rings' (whose sizes the slot's words gave): its
+            // window never promises more than the receive ring holds.
+            configuration.receiveBufferSize = min(configuration.receiveBufferSize, channel.receive.capacity)
+            configuration.sendBufferSize = min(configuration.sendBufferSize, channel.send.capacity)
             connect(channel, to: request.remote, localPort: request.localPort == 0 ? nil : request.localPort,
-                    configuration: configuration, now: now)
+                    configuration: configuration, for: client.id, now: now)
         case .output, .window, .shutdownWrite, .close, .setOption:
             guard let channel = client.streamView(request.handle) else { return }
             handle(request, on: channel, from: client, now: now)
@@ -222,7 +243,7 @@ extension ProtocolLoop {
     /// An active open, born on this core: the application sent it here because the bound
     /// 4-tuple hashes here, or (unbound) it lets this core pick a port that hashes here.
     func connect(_ channel: SocketChannel, to remote: Endpoint, localPort: UInt16?, configuration: TCPConfiguration,
-                 now: Instant) {
+                 for client: UInt32, now: Instant) {
         // StreamSocket.connect refused a destination without a route before sending this.
         let core = self.core, steering = self.steering, portTable = self.portTable
         let socket: TCPSocket
@@ -234,6 +255,7 @@ extension ProtocolLoop {
             channel.publish([.failed, .closed], error: error == .addressInUse ? EADDRINUSE : EADDRNOTAVAIL)
             return
         }
+        socket.client = client
         tcp.settle(socket, now: now, host: host, sink: &sink) // the caller attached the channel to this core
     }
 }

@@ -10,7 +10,7 @@ import NetMPTCP
 /// core's counters from two moments; it never sees a torn value.
 public enum StatsLayout {
     public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
-    public static let version: UInt64 = 5
+    public static let version: UInt64 = 6
     public static let memfdName = "netmp-stats"
     public static let headerWords = 8
     /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
@@ -22,7 +22,7 @@ public enum StatsLayout {
     /// After the core blocks, each core's connection table: a count, then up to
     /// `connectionSlots` rows (more connections than that are counted, not listed).
     public static let connectionSlots = 256
-    public static let connectionWords = 8
+    public static let connectionWords = 9
     public static var connectionAreaWords: Int { 1 + connectionSlots * connectionWords }
     public static func connectionArea(core: Int, cores: Int) -> Int {
         headerWords + cores * coreWords + core * connectionAreaWords
@@ -35,9 +35,10 @@ public enum StatsLayout {
     public enum Client { public static let id = 0, pid = 1, uid = 2, processes = 3, sockets = 4 }
     public static func size(cores: Int) -> Int { (clientArea(cores: cores) + 1 + clientSlots * clientWords) * 8 }
     /// A connection row: local and remote (address << 16 | port), state (index in
-    /// TCPState.allCases), send queue, receive queue (unread), cwnd, smoothed RTT (ns), MSS.
+    /// TCPState.allCases), send queue, receive queue (unread), cwnd, smoothed RTT (ns), MSS,
+    /// the client whose socket it is (0: none).
     public enum Connection { public static let local = 0, remote = 1, state = 2, sendQueue = 3, receiveQueue = 4,
-                             cwnd = 5, rtt = 6, mss = 7 }
+                             cwnd = 5, rtt = 6, mss = 7, client = 8 }
 
     public enum Header { public static let magic = 0, version = 1, pid = 2, cores = 3, drops = 4, address = 5, mac = 6, prefix = 7 }
     public enum Core { public static let index = 0, cpu = 1, node = 2, framesIn = 3, framesOut = 4, bytesIn = 5,
@@ -117,6 +118,7 @@ public final class StatsPage: @unchecked Sendable {
             words[r + K.cwnd] = UInt64(c.congestion.window)
             words[r + K.rtt] = c.rtt.smoothed ?? 0
             words[r + K.mss] = UInt64(c.sendMSS)
+            words[r + K.client] = UInt64(socket.client)
             row += 1
         }
         words[area] = UInt64(row)

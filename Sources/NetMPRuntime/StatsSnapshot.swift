@@ -42,6 +42,8 @@ public struct StatsSnapshot: Sendable {
         public var state: String
         public var core: Int
         public var sendQueue: UInt64, receiveQueue: UInt64, cwnd: UInt64, rttNanoseconds: UInt64, mss: UInt64
+        /// The attached program's client number (0: the stack's own, or none).
+        public var client: UInt32
     }
 
     public enum ReadError: Error, CustomStringConvertible {
@@ -138,7 +140,8 @@ public struct StatsSnapshot: Sendable {
                 connections.append(ConnectionStats(local: endpoint(words[r + K.local]), remote: endpoint(words[r + K.remote]),
                                                    state: states[stateIndex].rawValue, core: c,
                                                    sendQueue: words[r + K.sendQueue], receiveQueue: words[r + K.receiveQueue],
-                                                   cwnd: words[r + K.cwnd], rttNanoseconds: words[r + K.rtt], mss: words[r + K.mss]))
+                                                   cwnd: words[r + K.cwnd], rttNanoseconds: words[r + K.rtt], mss: words[r + K.mss],
+                                                   client: UInt32(truncatingIfNeeded: words[r + K.client])))
             }
         }
         var clients: [ClientStats] = []
@@ -174,7 +177,7 @@ public struct StatsSnapshot: Sendable {
         let connectionObjects = connections.map { c in
             "{\"local\":\"\(c.local)\",\"remote\":\"\(c.remote)\",\"state\":\"\(c.state)\",\"core\":\(c.core),"
                 + "\"send_queue\":\(c.sendQueue),\"receive_queue\":\(c.receiveQueue),\"cwnd\":\(c.cwnd),"
-                + "\"rtt_us\":\(c.rttNanoseconds / 1000),\"mss\":\(c.mss)}"
+                + "\"rtt_us\":\(c.rttNanoseconds / 1000),\"mss\":\(c.mss),\"client\":\(c.client)}"
         }.joined(separator: ",")
         let clientObjects = clients.map { c in
             "{\"client\":\(c.id),\"pid\":\(c.pid),\"uid\":\(c.uid),\"processes\":\(c.processes),\"sockets\":\(c.sockets),"
@@ -182,6 +185,13 @@ public struct StatsSnapshot: Sendable {
         }.joined(separator: ",")
         return "{\"pid\":\(pid),\"address\":\"\(address)/\(prefixLength)\",\"mac\":\"\(mac)\","
             + "\"cores\":[\(coreObjects)],\"connections\":[\(connectionObjects)],\"clients\":[\(clientObjects)]}"
+    }
+
+    /// Who holds a connection, as `ss -p` says it: the attached program's first pid and
+    /// command ("-" for the stack's own, or a program gone since).
+    func program(of client: UInt32) -> String {
+        guard client != 0, let row = clients.first(where: { $0.id == client }) else { return "-" }
+        return "\(row.pid)/\(row.command)"
     }
 
     /// A table for people.
@@ -207,11 +217,11 @@ public struct StatsSnapshot: Sendable {
                          + "(\(forwarded * 1000 / arrived / 10).\(forwarded * 1000 / arrived % 10)%)")
         }
         if !connections.isEmpty {
-            lines.append("local                  remote                 state         core  send-q    recv-q    cwnd      rtt-us")
+            lines.append("local                  remote                 state         core  send-q    recv-q    cwnd      rtt-us  program")
             for c in connections {
                 lines.append("\(c.local.description.padding(22)) \(c.remote.description.padding(22)) \(c.state.padding(13)) "
                              + "\(pad(c.core, 4))  \(pad(c.sendQueue, 8))  \(pad(c.receiveQueue, 8))  "
-                             + "\(pad(c.cwnd, 8))  \(pad(c.rttNanoseconds / 1000, 6))")
+                             + "\(pad(c.cwnd, 8))  \(pad(c.rttNanoseconds / 1000, 6))  \(program(of: c.client))")
             }
         }
         if !clients.isEmpty {

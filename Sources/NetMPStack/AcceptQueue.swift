@@ -59,6 +59,7 @@ public final class AcceptQueue: @unchecked Sendable {
         head = memory.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)
         ownerTail = tail.pointee.load(ordering: .acquiring)
         ownerConsumed = head.pointee.load(ordering: .acquiring)
+        if !(0...self.capacity).contains(ownerTail &- ownerConsumed) { ownerConsumed = ownerTail }
     }
     deinit { if owned { memory.deallocate() } }
 

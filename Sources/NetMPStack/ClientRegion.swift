@@ -67,7 +67,9 @@ public final class ClientRegion: @unchecked Sendable {
         if shared {
             let made = netmp_memfd("netmp-region")
             guard made >= 0 else { throw .system(errno: -made) }
-            guard ftruncate(made, off_t(layout.memoryOffset + capacity * stride)) == 0 else {
+            // Sealed at its size: the client maps it too, and a region it truncated would
+            // fault the stack's next access (SIGBUS).
+            guard ftruncate(made, off_t(layout.memoryOffset + capacity * stride)) == 0, netmp_seal_size(made) == 0 else {
                 let e = errno
                 close(made)
                 throw .system(errno: e)

@@ -24,7 +24,7 @@ public final class CoreWakePage: @unchecked Sendable {
         if shared {
             let made = netmp_memfd("netmp-cores")
             guard made >= 0 else { return nil }
-            guard ftruncate(made, off_t(bytes)) == 0 else { close(made); return nil }
+            guard ftruncate(made, off_t(bytes)) == 0, netmp_seal_size(made) == 0 else { close(made); return nil }
             fd = made
         }
         guard let mapped = ClientRegion.map(fd, at: 0, bytes: bytes) else {

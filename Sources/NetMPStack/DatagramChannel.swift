@@ -222,6 +222,7 @@ public final class DatagramQueue: @unchecked Sendable {
         head = storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)
         ownerTail = tail.pointee.load(ordering: .acquiring)
         ownerConsumed = head.pointee.load(ordering: .acquiring)
+        if !(0...storage.capacity).contains(ownerTail &- ownerConsumed) { ownerConsumed = ownerTail }
     }
     deinit { storage.deallocate(touched: tail.pointee.load(ordering: .relaxed)) }
 
@@ -233,7 +234,7 @@ public final class DatagramQueue: @unchecked Sendable {
         let headNow = head.pointee.load(ordering: .acquiring)
         if headNow != ownerConsumed, headNow &- ownerConsumed > 0, ownerTail &- headNow >= 0 { ownerConsumed = headNow }
         let t = ownerTail
-        guard storage.capacity - (t &- ownerConsumed) >= size else { return false }
+        guard storage.capacity &- (t &- ownerConsumed) >= size else { return false }
         var header: (UInt32, UInt32, UInt32) = (UInt32(payload.count), source.address.value, UInt32(source.port))
         withUnsafeBytes(of: &header) { storage.copyIn($0, at: t) }
         storage.copyIn(payload, at: t &+ Self.headerLength)

@@ -58,7 +58,9 @@ public final class DoorbellDescriptors: @unchecked Sendable {
     /// placed.
     @discardableResult
     public func register(_ fd: Int32, for slot: UInt32) -> Bool {
-        guard let word = word(slot) else { close(fd); return false }
+        // A core writes to it: anything but a non-blocking eventfd (a pipe, a blocking
+        // eventfd near its limit) could stop the core, so it is refused.
+        guard let word = word(slot), netmp_is_nonblocking_eventfd(fd) == 1 else { close(fd); return false }
         let current = word.pointee.load(ordering: .acquiring)
         if current > 0 {
             let placed = netmp_place_file(fd, current - 1, 1) == 0

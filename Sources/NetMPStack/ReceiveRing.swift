@@ -51,6 +51,9 @@ public final class ReceiveRing: @unchecked Sendable {
         readers = WaitWord(zeroedAt: block + MemoryLayout<Block>.offset(of: \Block.readers)!)
         ownerTail = tail.pointee.load(ordering: .acquiring)
         ownerConsumed = head.pointee.load(ordering: .acquiring)
+        // Positions no reader and owner could have left (a client's, before the owner came)
+        // start empty.
+        if !(0...capacity).contains(ownerTail &- ownerConsumed) { ownerConsumed = ownerTail }
     }
     deinit { storage.deallocate(touched: writtenEnd) }
 

@@ -107,7 +107,7 @@ public final class SocketChannel: @unchecked Sendable {
         // The doorbell is in this slot's entry, or (a socket that connected again after a
         // failed connect) in its first slot's, on a hold taken for this view.
         let named = lease.words.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.doorbell_slot)!, as: UInt32.self)
-        guard named > 0, ClientRegion.streamStride(send: send, receive: receive) <= table.memory.stride,
+        guard named > 0, send > 0, receive > 0, ClientRegion.streamStride(send: send, receive: receive) <= table.memory.stride,
               let doorbell = named - 1 == slot ? Doorbell(viewing: slot, in: table) : Doorbell(adopting: named - 1, in: table)
         else { return nil }
         self.init(lease: lease, sendCapacity: send, receiveCapacity: receive, doorbell: doorbell)

@@ -24,6 +24,9 @@ public final class TCPSocket {
     var doorbellOwed = false
     /// The receive ring's head when the owner last looked: reads past it are news.
     var consumedSeen = 0
+    /// The stack service's client whose socket this is (0: none, a stack's own): `netmp
+    /// stat` names the program holding each connection by it.
+    public var client: UInt32 = 0
 
     /// A socket with new rings sized by the connection's configuration, or with the channel
     /// the application made before connecting (its sizes are SO_SNDBUF/SO_RCVBUF).
@@ -73,7 +76,7 @@ public final class TCPSocket {
         if written > 0 && !connection.finQueued && connection.state != .closed { connection.queued(written) }
         let position = channel.receive.consumedPosition
         if position != consumedSeen {
-            connection.consumed(position - consumedSeen, now: now)
+            connection.consumed(position &- consumedSeen, now: now)
             consumedSeen = position
         }
     }

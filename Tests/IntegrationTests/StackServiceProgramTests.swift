@@ -346,6 +346,11 @@ struct StackServiceProgramTests {
             """]), stderrTo: out + ".err", stdoutTo: out + ".out")
         defer { if program.isRunning { kill(program.processIdentifier, SIGKILL) } }
         waitFor("ready", in: out + ".out")
+        // `netmp stat` of the stack names the program holding each connection, as `ss -p`.
+        #expect(served.eventually {
+            Shell.run([Package.netmp, "stat", String(served.stack.processIdentifier)]).stdout.split(separator: "\n")
+                .filter { $0.contains("10.77.0.1:7794") && $0.contains("/python3") }.count == 2
+        }, "\(Shell.run([Package.netmp, "stat", String(served.stack.processIdentifier)]).stdout)")
         let killed = Date()
         kill(served.stack.processIdentifier, SIGKILL)
         #expect(served.eventually(seconds: 20) { !program.isRunning }, "the program hung after the stack died")

@@ -111,4 +111,36 @@ import Testing
         #expect(table.lease()?.slot == 5)
         withExtendedLifetime(leases) {}
     }
+
+    /// A view the stack makes of a client's socket takes nothing from the slot it cannot
+    /// use: ring sizes of zero are refused, and ring positions no reader and owner could
+    /// have left (written before the stack came) start the ring empty, so the first data
+    /// to arrive finds the free space the ring has.
+    @Test func adoptedSocket_refusesZeroSizes_startsImpossiblePositionsEmpty() throws {
+        let table = SocketTable(capacity: 8, stride: ClientRegion.streamStride(send: 4096, receive: 4096), shared: true)
+        let lessor = try #require(SocketChannel(in: table, sendCapacity: 4096, receiveCapacity: 4096))
+        let slot = lessor.lease!.slot
+        let receiveCapacity = MemoryLayout<netmp_stream_slot>.offset(of: \netmp_stream_slot.receive_capacity)!
+        table.hold(slot)
+        table.words(slot).storeBytes(of: UInt32(0), toByteOffset: receiveCapacity, as: UInt32.self)
+        #expect(SocketChannel(adopting: slot, in: table) == nil)
+        table.words(slot).storeBytes(of: UInt32(4096), toByteOffset: receiveCapacity, as: UInt32.self)
+        let block = lessor.receive.storage.block
+        store(Int.min, into: block, at: MemoryLayout<netmp_receive_ring>.offset(of: \netmp_receive_ring.tail)!)
+        store(0, into: block, at: MemoryLayout<netmp_receive_ring>.offset(of: \netmp_receive_ring.head)!)
+        let view = try #require(SocketChannel(adopting: slot, in: table))
+        #expect(view.receive.free == 4096 && view.receive.unread == 0)
+        [UInt8](repeating: 3, count: 4096).withUnsafeBytes { view.receive.write($0, at: 0) }
+        view.receive.publish(4096)
+        #expect(view.receive.free == 0)
+    }
+
+    /// The region's memfd is sealed at its size: a client cannot truncate it under the
+    /// stack (whose next access would fault).
+    @Test func regionMemfd_cannotBeTruncated() throws {
+        let region = try ClientRegion(capacity: 4, stride: ClientRegion.pageSize, shared: true)
+        let fd = try #require(region.descriptor)
+        #expect(ftruncate(fd, 0) == -1 && errno == EPERM)
+        #expect(ftruncate(fd, 1 << 30) == -1 && errno == EPERM)
+    }
 }

@@ -26,6 +26,9 @@ int netmp_pin_current_thread(int cpu);
 int netmp_allowed_cpus(int *cpus, int capacity);
 
 int netmp_memfd(const char *name);
+// Seals a sized memfd against shrinking and growing (F_SEAL_SHRINK | F_SEAL_GROW |
+// F_SEAL_SEAL): a client that maps it cannot truncate it under the stack (SIGBUS).
+int netmp_seal_size(int fd);
 // Gives back [offset, offset + length) of a memfd: the range reads as zeros and holds no memory.
 int netmp_punch_hole(int fd, long offset, long length);
 // Moves the calling thread (only it) into the network namespace open at `fd`.
@@ -45,6 +48,9 @@ unsigned netmp_interrupting_signals(void);
 void netmp_note_interrupting_signal(void);
 // Adds 1 to / empties an eventfd with the raw system calls: the descriptors of netmp
 // sockets are the eventfds themselves, and the shim's interposed read/write would take them.
+// 1 if `fd` is an eventfd in non-blocking mode (what a client may name as a doorbell: the
+// stack's cores write to it and must never block on it).
+int netmp_is_nonblocking_eventfd(int fd);
 int netmp_doorbell_ring(int fd);
 int netmp_doorbell_drain(int fd);
 // The NUMA node of the page holding `address` (move_pages query), or -errno.
