@@ -310,10 +310,9 @@ extension ProtocolLoop {
 enum DatagramRecord {
     static let headerLength = 12
 
-    /// The record `offset` bytes into the ring's held bytes, if one is there (records are
-    /// committed whole, so a header means its payload is there too).
-    /// A header whose length runs past the held bytes (or beyond any datagram) is not a
-    /// record: nil, as if none were there.
+    /// The record `offset` bytes into the ring's first `held` bytes, if one is there.
+    /// Records are committed whole, so a header whose length runs past them (or past any
+    /// datagram's) is not a record but the application's scribble: nil, as if none were.
     static func read(_ ring: SendRing, at offset: Int, held: Int? = nil) -> (length: Int, destination: Endpoint)? {
         let held = held ?? ring.held
         guard held - offset >= headerLength else { return nil }

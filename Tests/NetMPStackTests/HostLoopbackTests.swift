@@ -7,14 +7,7 @@ import Testing
 /// are received by the host itself and never reach the link.
 @Suite struct HostLoopbackTests {
     /// A host over a link that offloads checksums and segmentation, as the TAP does.
-    func host() -> Host {
-        let host = Lab.host()
-        host.offloads = LinkOffloads(checksum: true, tcpSegmentation: true)
-        var tcp = TCPConfiguration()
-        tcp.segmentationLimit = TCPConfiguration.superSegmentLimit
-        host.tcp = TCPEndpoints(configuration: tcp, secret: (3, 4))
-        return host
-    }
+    func host() -> Host { HostOffloadTests().offloadingHost() }
 
     /// A connection from the host to its own listener: the handshake, 3 MiB each way and
     /// both closes run through the host's loopback in super-segments, the bytes arrive
