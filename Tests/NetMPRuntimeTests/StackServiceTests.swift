@@ -97,6 +97,36 @@ import Testing
         #expect(served.eventually { client.sockets.slotsTaken == 0 })
     }
 
+    /// A record naming a port another client holds is dropped: a client cannot stop
+    /// another's listener by naming its port beside a listener of its own, and the
+    /// listener it named still accepts.
+    @Test func recordNamingAnotherClientsPort_isDropped() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let a = try StackClient.attach(door: served.service.door)
+        let b = try StackClient.attach(door: served.service.door)
+        let listener = StreamSocket(client: a)
+        try listener.bind(Endpoint(IPv4Address(0), 7420))
+        try listener.listen(backlog: 8)
+        let own = StreamSocket(client: b)
+        try own.bind(Endpoint(IPv4Address(0), 7421))
+        try own.listen(backlog: 8)
+        let slot = try #require(b.sockets.namedSlots().first { $0.kind == .listener }?.slot)
+        var stop = Request(.stopListening, SocketHandle(slot: slot, generation: b.sockets.generationOf(slot)))
+        stop.localPort = 7420
+        b.askForTesting(stop)
+        let peer = StreamSocket(stack: served.pair.b)
+        try peer.connect(to: Endpoint(StackPair.addressA, 7420))
+        listener.setTimeouts(receive: 5_000_000_000)
+        let accepted = try listener.accept()
+        #expect(try accepted.peerAddress().port == peer.localAddress.port)
+        // B's own listener is B's to stop.
+        stop.localPort = 7421
+        b.askForTesting(stop)
+        let refused = StreamSocket(stack: served.pair.b)
+        #expect(throws: SocketError.self) { try refused.connect(to: Endpoint(StackPair.addressA, 7421)) }
+    }
+
     /// No stack at a door: the error that makes the library start a stack of its own.
     @Test func noStack_isSaid() {
         #expect(throws: AttachError.noStack(errno: ECONNREFUSED)) {
