@@ -1,5 +1,6 @@
 """A hostile netmp client (StackServiceProgramTests): it opens connections through the
-stack, then overwrites its own shared region (found among its descriptors as the
+stack, then, while it keeps making new sockets (and connections to itself through the
+stack's own address), overwrites its own shared region (found among its descriptors as the
 netmp-region memfd) with random and boundary values while its threads keep sending.
 Whatever happens to this process is its own business; the stack and other clients must
 carry on. Arguments: peer address, port, seconds to scribble, seed."""
@@ -36,8 +37,29 @@ def keep_asking():
                      lambda: socket.socket().close(), lambda: sockets[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)):
             try: call()
             except OSError: pass
+def keep_making():
+    # New sockets while the region is scribbled: their slots, rings and queues start from
+    # whatever was written there. A connection to the stack's own address, accepted here,
+    # and data written from the accepted side (the stack's loopback carries it).
+    while time.monotonic() < ending + 2:
+        made = []
+        try:
+            l = socket.socket(); made.append(l); l.settimeout(0.5)
+            l.bind(("0.0.0.0", 0)); l.listen(4)
+            c = socket.create_connection((own, l.getsockname()[1]), timeout=0.5); made.append(c)
+            a, _ = l.accept(); made.append(a); a.settimeout(0.5)
+            a.send(b"y" * 100000); c.recv(65536)
+            d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); made.append(d)
+            d.bind(("0.0.0.0", 0)); d.sendto(b"z" * 1000, (own, d.getsockname()[1]))
+            made_count[0] += 1
+        except OSError: pass
+        for m in made:
+            try: m.close()
+            except OSError: pass
+own = sockets[0].getsockname()[0]
+made_count = [0]
 for t in [threading.Thread(target=keep_calling, args=(s,), daemon=True) for s in sockets] + \
-         [threading.Thread(target=keep_asking, daemon=True)]:
+         [threading.Thread(target=keep_asking, daemon=True), threading.Thread(target=keep_making, daemon=True)]:
     t.start()
 
 # The scribbling runs in a child (fork shares the mapping), so that calls stuck on what it
@@ -66,4 +88,5 @@ if child == 0:
     os._exit(0)
 os.waitpid(child, 0)
 time.sleep(2)
+print("made %d rounds of sockets" % made_count[0], flush=True)
 os._exit(0)

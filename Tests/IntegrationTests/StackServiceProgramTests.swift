@@ -414,7 +414,8 @@ struct StackServiceProgramTests {
     }
 
     /// A client that scribbles random and boundary values over its own shared region while
-    /// its threads send, accept and ask harms only itself (docs/STACK-SERVICE.md,
+    /// its threads send, accept, ask and make new sockets (connections to itself through
+    /// the stack's own address among them) harms only itself (docs/STACK-SERVICE.md,
     /// Distrust): another program's 24 MiB transfer through the same stack at the same time
     /// arrives whole, the stack survives, closes what the scribbler held when it ends, and
     /// serves the next program. The seed is printed; NETMP_SCRIBBLE_SEED repeats a run.
