@@ -127,6 +127,34 @@ import Testing
         #expect(throws: SocketError.self) { try refused.connect(to: Endpoint(StackPair.addressA, 7421)) }
     }
 
+    /// A UDP bind record whose port the client wrote into its slot after reserving another
+    /// is refused by every core: datagrams to the port still reach the client holding it.
+    @Test func datagramBindOfAnotherClientsPort_isRefused() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let a = try StackClient.attach(door: served.service.door)
+        let b = try StackClient.attach(door: served.service.door)
+        let owner = DatagramSocket(client: a)
+        try owner.bind(Endpoint(IPv4Address(0), 7430))
+        owner.setReceiveTimeout(200_000_000)
+        let thief = DatagramSocket(client: b)
+        try thief.bind(Endpoint(IPv4Address(0), 7431))
+        thief.setReceiveTimeout(200_000_000)
+        let slot = try #require(b.sockets.namedSlots().first { $0.kind == .datagram }?.slot)
+        b.sockets.words(slot).storeBytes(of: UInt16(7430), toByteOffset: MemoryLayout<netmp_datagram_slot>.offset(of: \netmp_datagram_slot.port)!,
+                                         as: UInt16.self)
+        b.askForTesting(Request(.datagramBind, SocketHandle(slot: slot, generation: b.sockets.generationOf(slot))))
+        let sender = DatagramSocket(stack: served.pair.b)
+        var buffer = [UInt8](repeating: 0, count: 64)
+        var reached = false
+        for _ in 0..<20 where !reached { // the first datagrams may wait for ARP
+            _ = try [UInt8](repeating: 1, count: 8).withUnsafeBytes { try sender.send($0, to: Endpoint(StackPair.addressA, 7430)) }
+            reached = (try? buffer.withUnsafeMutableBytes { try owner.receive(into: $0) }) != nil
+        }
+        #expect(reached, "datagrams to 7430 no longer reach the client holding it")
+        #expect(throws: SocketError.self) { try buffer.withUnsafeMutableBytes { try thief.receive(into: $0) } }
+    }
+
     /// No stack at a door: the error that makes the library start a stack of its own.
     @Test func noStack_isSaid() {
         #expect(throws: AttachError.noStack(errno: ECONNREFUSED)) {
