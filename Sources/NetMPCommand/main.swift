@@ -63,7 +63,8 @@ USAGE
       neighbours, drops by reason; then each connection (4-tuple, state, owner core,
       queues, cwnd, RTT, and for a stack service the program holding it, as ss -p);
       for a stack service (netmp stack), the attached programs (pid, command, uid,
-      processes, sockets). --json prints one object per process.
+      processes, sockets, faults: records the stack could not take from them).
+      --json prints one object per process.
   netmp version
   netmp --help
 

@@ -33,8 +33,10 @@ final class ClientOnCore {
     /// for one with them.
     var unprivilegedPortStart: UInt16 = 0
 
-    init(id: UInt32, region: ClientRegion, descriptors: DoorbellDescriptors? = nil, names: Int32? = nil, core: Int) {
+    init(id: UInt32, region: ClientRegion, descriptors: DoorbellDescriptors? = nil, names: Int32? = nil, core: Int,
+         faults: ClientFaults = ClientFaults()) {
         self.id = id
+        self.faults = faults
         requests = RequestRing(in: region, core: core)
         sockets = SocketTable(region: region, doorbellDescriptors: descriptors)
         replies = ReplyBoard(in: region)
@@ -42,6 +44,17 @@ final class ClientOnCore {
     }
 
     deinit { if let names { close(names) } }
+
+    /// The client's faults, which this core adds to as its ring's count of malformed
+    /// records grows (`reportFaults`, after each drain: one comparison when nothing grew).
+    let faults: ClientFaults
+    var faultsReported: UInt64 = 0
+    func reportFaults() {
+        let malformed = requests.malformed
+        guard malformed != faultsReported else { return }
+        faults.add(malformed &- faultsReported)
+        faultsReported = malformed
+    }
 
     /// Whether the client marked names waiting (core 0's look before it sleeps).
     var namesWaiting: Bool { names != nil && sockets.memory.namesPending }

@@ -159,10 +159,11 @@ public final class NetworkStack: @unchecked Sendable {
         var ends: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0,
               fcntl(ends[0], F_SETFL, O_NONBLOCK) == 0 else { throw .names(errno: errno) }
+        let faults = ClientFaults()
         let id = addClient(region, descriptors: descriptors, names: ends[0],
-                           portStart: privileged ? 0 : Self.unprivilegedPortStart())
+                           portStart: privileged ? 0 : Self.unprivilegedPortStart(), faults: faults)
         return AttachedProcess(id: id, region: region, sockets: SocketTable(region: region, doorbellDescriptors: descriptors),
-                               descriptors: descriptors, names: ends[1])
+                               descriptors: descriptors, names: ends[1], faults: faults)
     }
 
     func clientRegion(shared: Bool) throws(RuntimeError) -> ClientRegion {
@@ -176,11 +177,12 @@ public final class NetworkStack: @unchecked Sendable {
     /// Every core serves `region` from now on; the client's number.
     /// `names`: the stack's end of the client's names socket, which core 0 reads and closes.
     /// `portStart`: the lowest port the client may bind (0: any).
-    func addClient(_ region: ClientRegion, descriptors: DoorbellDescriptors?, names: Int32? = nil, portStart: UInt16 = 0) -> UInt32 {
+    func addClient(_ region: ClientRegion, descriptors: DoorbellDescriptors?, names: Int32? = nil, portStart: UInt16 = 0,
+                   faults: ClientFaults = ClientFaults()) -> UInt32 {
         let id = UInt32(nextClientID.increment() - 1)
         let completion = Completion(count: cores)
         for core in 0..<cores {
-            send(.attach(client: id, region, descriptors, core == 0 ? names : nil, portStart, completion), to: core)
+            send(.attach(client: id, region, descriptors, core == 0 ? names : nil, portStart, faults, completion), to: core)
         }
         completion.wait()
         return id
@@ -305,4 +307,6 @@ public struct AttachedProcess: Sendable {
     /// The client's end of its names socket, to send it (and then close it here); core 0
     /// holds the other end.
     public let names: Int32
+    /// What the client wrote that the stack could not take, counted by every core.
+    public let faults: ClientFaults
 }

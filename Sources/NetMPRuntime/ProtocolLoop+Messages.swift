@@ -53,8 +53,8 @@ extension ProtocolLoop {
                 // The port table admitted the listen, so this core cannot hold the port already.
                 assertionFailure("core \(core) already listens on \(queue.port)")
             }
-        case .attach(let id, let region, let descriptors, let names, let portStart, let completion):
-            attach(ClientOnCore(id: id, region: region, descriptors: descriptors, names: names, core: core))
+        case .attach(let id, let region, let descriptors, let names, let portStart, let faults, let completion):
+            attach(ClientOnCore(id: id, region: region, descriptors: descriptors, names: names, core: core, faults: faults))
             clientsByID[id]?.unprivilegedPortStart = portStart
             completion.done()
         case .detach(let id, let closing, let completion):

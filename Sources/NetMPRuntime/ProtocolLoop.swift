@@ -290,6 +290,7 @@ public final class ProtocolLoop {
             let client = clients[(first + i) % clients.count]
             work += client.takeNames() // core 0 only: the others have no names socket
             work += client.requests.drain(limit: 1024) { handle($0, from: client, now: now) }
+            client.reportFaults()
         }
         return work
     }

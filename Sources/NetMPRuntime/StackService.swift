@@ -50,7 +50,7 @@ public final class StackService: @unchecked Sendable {
         guard let stats = stack.stats else { return }
         stats.publishClients(clientsByID.values.sorted { $0.process.id < $1.process.id }.map { client in
             (client.process.id, client.pid, client.uid, client.process.sockets.processNumbersTaken.nonzeroBitCount,
-             client.process.sockets.inUse)
+             client.process.sockets.inUse, client.process.faults.total)
         })
         published = MonotonicClock.now()
     }

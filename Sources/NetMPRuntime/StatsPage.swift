@@ -10,7 +10,7 @@ import NetMPTCP
 /// core's counters from two moments; it never sees a torn value.
 public enum StatsLayout {
     public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
-    public static let version: UInt64 = 6
+    public static let version: UInt64 = 7
     public static let memfdName = "netmp-stats"
     public static let headerWords = 8
     /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
@@ -28,11 +28,12 @@ public enum StatsLayout {
         headerWords + cores * coreWords + core * connectionAreaWords
     }
     /// After the connection tables, the stack service's clients: a count, then up to
-    /// `clientSlots` rows (id, first pid, uid, processes, sockets named).
+    /// `clientSlots` rows (id, first pid, uid, processes, sockets named, faults: records
+    /// the stack could not take).
     public static let clientSlots = 64
-    public static let clientWords = 5
+    public static let clientWords = 6
     public static func clientArea(cores: Int) -> Int { headerWords + cores * (coreWords + connectionAreaWords) }
-    public enum Client { public static let id = 0, pid = 1, uid = 2, processes = 3, sockets = 4 }
+    public enum Client { public static let id = 0, pid = 1, uid = 2, processes = 3, sockets = 4, faults = 5 }
     public static func size(cores: Int) -> Int { (clientArea(cores: cores) + 1 + clientSlots * clientWords) * 8 }
     /// A connection row: local and remote (address << 16 | port), state (index in
     /// TCPState.allCases), send queue, receive queue (unread), cwnd, smoothed RTT (ns), MSS,
@@ -125,7 +126,7 @@ public final class StatsPage: @unchecked Sendable {
     }
 
     /// The stack service's clients (rows first, then the count).
-    public func publishClients(_ clients: [(id: UInt32, pid: Int32, uid: UInt32, processes: Int, sockets: Int)]) {
+    public func publishClients(_ clients: [(id: UInt32, pid: Int32, uid: UInt32, processes: Int, sockets: Int, faults: UInt64)]) {
         let area = StatsLayout.clientArea(cores: cores)
         var row = 0
         for client in clients where row < StatsLayout.clientSlots {
@@ -136,6 +137,7 @@ public final class StatsPage: @unchecked Sendable {
             words[r + K.uid] = UInt64(client.uid)
             words[r + K.processes] = UInt64(client.processes)
             words[r + K.sockets] = UInt64(client.sockets)
+            words[r + K.faults] = client.faults
             row += 1
         }
         words[area] = UInt64(row)

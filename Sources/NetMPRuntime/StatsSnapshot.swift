@@ -30,9 +30,10 @@ public struct StatsSnapshot: Sendable {
     public var clients: [ClientStats] = []
 
     /// A program attached to the stack service: its first process (and its command, read
-    /// from /proc when the snapshot is taken), how many processes it has, its sockets.
+    /// from /proc when the snapshot is taken), how many processes it has, its sockets, and
+    /// the records it wrote that the stack could not take (faults).
     public struct ClientStats: Sendable {
-        public var id: UInt32, pid: Int32, uid: UInt32, processes: Int, sockets: Int
+        public var id: UInt32, pid: Int32, uid: UInt32, processes: Int, sockets: Int, faults: UInt64
         public var command: String
     }
 
@@ -153,6 +154,7 @@ public struct StatsSnapshot: Sendable {
             clients.append(ClientStats(id: UInt32(truncatingIfNeeded: words[r + K.id]), pid: clientPID,
                                        uid: UInt32(truncatingIfNeeded: words[r + K.uid]),
                                        processes: Int(min(words[r + K.processes], 64)), sockets: Int(min(words[r + K.sockets], 1 << 32)),
+                                       faults: words[r + K.faults],
                                        command: command(of: clientPID)))
         }
         return StatsSnapshot(pid: pid, address: IPv4Address(UInt32(truncatingIfNeeded: header[StatsLayout.Header.address])),
@@ -181,6 +183,7 @@ public struct StatsSnapshot: Sendable {
         }.joined(separator: ",")
         let clientObjects = clients.map { c in
             "{\"client\":\(c.id),\"pid\":\(c.pid),\"uid\":\(c.uid),\"processes\":\(c.processes),\"sockets\":\(c.sockets),"
+                + "\"faults\":\(c.faults),"
                 + "\"command\":\(jsonString(c.command))}"
         }.joined(separator: ",")
         return "{\"pid\":\(pid),\"address\":\"\(address)/\(prefixLength)\",\"mac\":\"\(mac)\","
@@ -226,10 +229,10 @@ public struct StatsSnapshot: Sendable {
         }
         if !clients.isEmpty {
             lines.append("attached programs:")
-            lines.append("client  pid       uid     processes  sockets  command")
+            lines.append("client  pid       uid     processes  sockets  faults  command")
             for c in clients {
                 lines.append("\(pad(c.id, 6))  \(String(c.pid).padding(8))  \(String(c.uid).padding(6))  "
-                             + "\(pad(c.processes, 9))  \(pad(c.sockets, 7))  \(c.command)")
+                             + "\(pad(c.processes, 9))  \(pad(c.sockets, 7))  \(pad(c.faults, 6))  \(c.command)")
             }
         }
         var totals: [String: UInt64] = [:]

@@ -99,7 +99,7 @@ import Testing
 
     /// A record naming a port another client holds is dropped: a client cannot stop
     /// another's listener by naming its port beside a listener of its own, and the
-    /// listener it named still accepts.
+    /// listener it named still accepts. The record is a fault of the client that sent it.
     @Test func recordNamingAnotherClientsPort_isDropped() throws {
         let served = try Served()
         defer { served.stop() }
@@ -120,6 +120,11 @@ import Testing
         listener.setTimeouts(receive: 5_000_000_000)
         let accepted = try listener.accept()
         #expect(try accepted.peerAddress().port == peer.localAddress.port)
+        // The record counts against B in `netmp stat` (its faults), not against A.
+        #expect(served.eventually {
+            let rows = served.pair.a.statsSnapshot()?.clients ?? []
+            return rows.first { $0.id == b.id }?.faults == 1 && rows.first { $0.id == a.id }?.faults == 0
+        })
         // B's own listener is B's to stop.
         stop.localPort = 7421
         b.askForTesting(stop)
