@@ -33,10 +33,8 @@ public final class AcceptQueue: @unchecked Sendable {
 
     /// The memory is this object's (else a listener's slot's, which its view holds).
     let owned: Bool
-    /// The producing core's own view of the positions (ReceiveRing's rule: in the stack
-    /// service the block is the client's memory, so the core publishes `tail` and takes a
-    /// `head` only forward and not past what it published).
-    var ownerTail = 0, ownerConsumed = 0
+    /// The producing core's own view of the positions (a client can write the block).
+    var owner: ProducerPositions
 
     /// A queue in memory of its own.
     public convenience init(capacity: Int, core: Int) {
@@ -57,33 +55,28 @@ public final class AcceptQueue: @unchecked Sendable {
         typealias Block = netmp_accept_queue
         tail = memory.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!)
         head = memory.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)
-        ownerTail = tail.pointee.load(ordering: .acquiring)
-        ownerConsumed = head.pointee.load(ordering: .acquiring)
-        if !(0...self.capacity).contains(ownerTail &- ownerConsumed) { ownerConsumed = ownerTail }
+        owner = ProducerPositions(tail: tail, head: head, capacity: self.capacity)
     }
     deinit { if owned { memory.deallocate() } }
 
     /// The record's three words, read and written atomically (a reader may read a record
     /// the core is overwriting; its claim then fails).
     func words(_ position: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
-        (memory + Self.blockSize + Int(UInt(bitPattern: position) % UInt(capacity)) * Self.recordSize)
+        (memory + Self.blockSize + RingStorage.index(position, capacity) * Self.recordSize)
             .bindMemory(to: Atomic<UInt64>.self, capacity: 3)
     }
 
     /// The core: appends `connection`; false when the queue is full.
     public func push(_ connection: AcceptedConnection) -> Bool {
-        let headNow = head.pointee.load(ordering: .acquiring)
-        if headNow != ownerConsumed, headNow &- ownerConsumed > 0, ownerTail &- headNow >= 0 { ownerConsumed = headNow }
-        let position = ownerTail
-        guard position &- ownerConsumed < capacity else { return false }
+        guard owner.unread() < capacity else { return false }
+        let position = owner.tail
         let tuple = connection.tuple
         let w = words(position)
         // netmp_accepted: slot, generation | local, remote address | ports, reserved.
         w[0].store(connection.handle.word, ordering: .relaxed)
         w[1].store(UInt64(tuple.local.address.value) | UInt64(tuple.remote.address.value) << 32, ordering: .relaxed)
         w[2].store(UInt64(tuple.local.port) | UInt64(tuple.remote.port) << 16, ordering: .relaxed)
-        ownerTail = position &+ 1
-        tail.pointee.store(ownerTail, ordering: .releasing)
+        owner.publish(1)
         return true
     }
 

@@ -207,9 +207,8 @@ public final class DatagramQueue: @unchecked Sendable {
     /// In the queue's control block (`netmp_record_queue`), in front of its records.
     let tail, head: UnsafeMutablePointer<Atomic<Int>>
     static let headerLength = 12
-    /// The producing core's own view of the positions (ReceiveRing's rule: it publishes
-    /// `tail` and takes a `head` only forward and not past what it published).
-    var ownerTail = 0, ownerConsumed = 0
+    /// The producing core's own view of the positions (a client can write the block).
+    var owner: ProducerPositions
 
     public convenience init(capacity: Int) {
         self.init(storage: RingStorage(capacity: capacity, headerLength: MemoryLayout<netmp_record_queue>.size))
@@ -220,9 +219,7 @@ public final class DatagramQueue: @unchecked Sendable {
         self.storage = storage
         tail = storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!)
         head = storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)
-        ownerTail = tail.pointee.load(ordering: .acquiring)
-        ownerConsumed = head.pointee.load(ordering: .acquiring)
-        if !(0...storage.capacity).contains(ownerTail &- ownerConsumed) { ownerConsumed = ownerTail }
+        owner = ProducerPositions(tail: tail, head: head, capacity: storage.capacity)
     }
     deinit { storage.deallocate(touched: tail.pointee.load(ordering: .relaxed)) }
 
@@ -231,15 +228,12 @@ public final class DatagramQueue: @unchecked Sendable {
     /// Owner: appends a record; false when it does not fit.
     func push(_ payload: UnsafeRawBufferPointer, from source: Endpoint) -> Bool {
         let size = Self.headerLength + payload.count
-        let headNow = head.pointee.load(ordering: .acquiring)
-        if headNow != ownerConsumed, headNow &- ownerConsumed > 0, ownerTail &- headNow >= 0 { ownerConsumed = headNow }
-        let t = ownerTail
-        guard storage.capacity &- (t &- ownerConsumed) >= size else { return false }
+        guard storage.capacity &- owner.unread() >= size else { return false }
+        let t = owner.tail
         var header: (UInt32, UInt32, UInt32) = (UInt32(payload.count), source.address.value, UInt32(source.port))
         withUnsafeBytes(of: &header) { storage.copyIn($0, at: t) }
         storage.copyIn(payload, at: t &+ Self.headerLength)
-        ownerTail = t &+ size
-        tail.pointee.store(ownerTail, ordering: .releasing)
+        owner.publish(size)
         return true
     }
 

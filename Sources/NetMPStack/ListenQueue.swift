@@ -106,7 +106,7 @@ public final class ListenQueue: @unchecked Sendable {
         let cores = queues.count
         let start = turn.pointee.wrappingAdd(1, ordering: .relaxed).newValue
         for i in 0..<cores {
-            if let taken = queues[Int(UInt(bitPattern: start &+ i) % UInt(cores))].pop() {
+            if let taken = queues[RingStorage.index(start &+ i, cores)].pop() {
                 queued.pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing)
                 return taken
             }

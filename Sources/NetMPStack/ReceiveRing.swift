@@ -23,13 +23,10 @@ public final class ReceiveRing: @unchecked Sendable {
     var writtenEnd = 0
     /// Readers block here; the owner wakes them after publishing.
     public let readers: WaitWord
-    /// The owner's own view of the positions. It publishes `tail` but never reads it back,
-    /// and takes a new `head` only when it moved forward and not past what was published:
-    /// in the stack service the control block is memory the client can write, and what a
-    /// client writes there must not make the owner write past the free space or trap.
-    var ownerTail = 0, ownerConsumed = 0
+    /// The owner's own view of the positions (a client can write the control block).
+    var owner: ProducerPositions
     /// Times the owner found `head` somewhere no reader could have put it.
-    public private(set) var impossiblePositions = 0
+    public var impossiblePositions: Int { owner.impossible }
 
     public convenience init(capacity: Int) {
         self.init(storage: RingStorage(capacity: capacity, headerLength: MemoryLayout<netmp_receive_ring>.size))
@@ -49,11 +46,7 @@ public final class ReceiveRing: @unchecked Sendable {
         head = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)
         endOfStream = block.atomic(UInt32.self, at: MemoryLayout<Block>.offset(of: \Block.end_of_stream)!)
         readers = WaitWord(zeroedAt: block + MemoryLayout<Block>.offset(of: \Block.readers)!)
-        ownerTail = tail.pointee.load(ordering: .acquiring)
-        ownerConsumed = head.pointee.load(ordering: .acquiring)
-        // Positions no reader and owner could have left (a client's, before the owner came)
-        // start empty.
-        if !(0...capacity).contains(ownerTail &- ownerConsumed) { ownerConsumed = ownerTail }
+        owner = ProducerPositions(tail: tail, head: head, capacity: storage.capacity)
     }
     deinit { storage.deallocate(touched: writtenEnd) }
 
@@ -63,12 +56,12 @@ public final class ReceiveRing: @unchecked Sendable {
     public var free: Int { capacity - unread }
 
     /// Published bytes no reader has taken yet, as the owner sees it.
-    public var unread: Int { ownerTail &- consumedPosition }
+    public var unread: Int { owner.unread() }
 
     /// Copies `bytes` to `offset` bytes past the published end. Precondition: they fit in `free`.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         precondition(offset >= 0 && offset + bytes.count <= free, "write past the ring's free space")
-        let position = ownerTail &+ offset
+        let position = owner.tail &+ offset
         storage.copyIn(bytes, at: position)
         writtenEnd = max(writtenEnd, position &+ bytes.count)
     }
@@ -76,21 +69,13 @@ public final class ReceiveRing: @unchecked Sendable {
     /// How far readers have consumed (an absolute position), as the owner sees it: never
     /// behind what it saw last, never past what it published. The owner reopens the window
     /// by the difference from what it saw last.
-    public var consumedPosition: Int {
-        let headNow = head.pointee.load(ordering: .acquiring)
-        if headNow != ownerConsumed {
-            let moved = headNow &- ownerConsumed, left = ownerTail &- headNow
-            if moved > 0 && left >= 0 { ownerConsumed = headNow } else { impossiblePositions &+= 1 }
-        }
-        return ownerConsumed
-    }
+    public var consumedPosition: Int { owner.takeHead() }
     /// Bytes ever published: it moves when data arrives (epoll's edge-triggered EPOLLIN).
     public var publishedPosition: Int { tail.pointee.load(ordering: .acquiring) }
 
     /// Makes `count` more bytes readable and wakes blocked readers.
     public func publish(_ count: Int) {
-        ownerTail &+= count
-        tail.pointee.store(ownerTail, ordering: .releasing)
+        owner.publish(count)
         readers.wakeAll()
     }
 

@@ -66,8 +66,8 @@ public struct RingStorage {
 
     static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
-    /// Where `position` lies in the data: any position, also one a client wrote (it
-    /// wraps, it never traps), lands inside the ring.
+    /// Where `position` lies in a ring of `capacity` places: any position, also one a
+    /// client wrote (it wraps, it never traps), lands inside the ring.
     @inline(__always) static func index(_ position: Int, _ capacity: Int) -> Int {
         Int(UInt(bitPattern: position) % UInt(capacity))
     }

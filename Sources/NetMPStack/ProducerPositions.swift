@@ -1,0 +1,44 @@
+import Synchronization
+
+/// A producing core's own positions in a ring whose readers it does not trust (in the
+/// stack service the ring's control block is a client's memory): it publishes its tail
+/// and never reads it back, and takes the readers' head only when it moved forward and
+/// not past what was published, counting any other value as impossible. Positions that no
+/// reader and producer could have left (written before the producer came) start the ring
+/// empty. So nothing a client writes makes the producer write past the free space, or
+/// trap. A receive ring, a datagram queue and an accept queue keep one each.
+struct ProducerPositions {
+    let tailWord, headWord: UnsafeMutablePointer<Atomic<Int>>
+    /// What the producer published.
+    private(set) var tail: Int
+    /// The readers' head as the producer last took it.
+    private(set) var consumed: Int
+    /// Times the head was somewhere no reader could have put it.
+    private(set) var impossible = 0
+
+    init(tail tailWord: UnsafeMutablePointer<Atomic<Int>>, head headWord: UnsafeMutablePointer<Atomic<Int>>, capacity: Int) {
+        self.tailWord = tailWord
+        self.headWord = headWord
+        tail = tailWord.pointee.load(ordering: .acquiring)
+        consumed = headWord.pointee.load(ordering: .acquiring)
+        if !(0...capacity).contains(tail &- consumed) { consumed = tail }
+    }
+
+    /// The readers' head, taken if it moved forward and not past the tail.
+    mutating func takeHead() -> Int {
+        let head = headWord.pointee.load(ordering: .acquiring)
+        if head != consumed {
+            if head &- consumed > 0 && tail &- head >= 0 { consumed = head } else { impossible &+= 1 }
+        }
+        return consumed
+    }
+
+    /// Published and not yet taken by readers, as the producer sees it.
+    mutating func unread() -> Int { tail &- takeHead() }
+
+    /// Makes `count` more published.
+    mutating func publish(_ count: Int) {
+        tail &+= count
+        tailWord.pointee.store(tail, ordering: .releasing)
+    }
+}
