@@ -47,12 +47,18 @@ public struct TCPSegmentHeader: Equatable, Sendable {
     /// the pseudo-header unless the link vouched for it.
     public init(parsing bytes: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,
                 verifyChecksum: Bool = true) throws(WireError) {
+        try self.init(parsing: bytes, addresses: .v4(source: source, destination: destination), verifyChecksum: verifyChecksum)
+    }
+
+    /// Parses the segment in `bytes`, checking its checksum against the pseudo-header of
+    /// `addresses`, of either family.
+    public init(parsing bytes: UnsafeRawBufferPointer, addresses: IPAddressPair, verifyChecksum: Bool = true) throws(WireError) {
         guard bytes.count >= Self.minimumLength else { throw .tcpTruncated }
         let offset = Int(bytes[Offset.dataOffset] >> 4) * 4
         guard offset >= Self.minimumLength, offset <= bytes.count else { throw .tcpBadDataOffset }
         if verifyChecksum {
             var sum = InternetChecksum()
-            sum.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.tcp, length: bytes.count)
+            sum.addPseudoHeader(addresses, protocol: IPProtocol.tcp, length: bytes.count)
             sum.add(bytes: bytes)
             guard sum.isValid else { throw .tcpBadChecksum }
         }
@@ -74,6 +80,14 @@ public struct TCPSegmentHeader: Equatable, Sendable {
     @discardableResult
     public func emit(into segment: UnsafeMutableRawBufferPointer, segmentLength: Int,
                      source: IPv4Address, destination: IPv4Address, partialChecksum: Bool = false) -> Int {
+        emit(into: segment, segmentLength: segmentLength, addresses: .v4(source: source, destination: destination),
+             partialChecksum: partialChecksum)
+    }
+
+    /// `emit` with the pseudo-header of `addresses`, of either family.
+    @discardableResult
+    public func emit(into segment: UnsafeMutableRawBufferPointer, segmentLength: Int, addresses: IPAddressPair,
+                     partialChecksum: Bool = false) -> Int {
         let length = Self.minimumLength + options.encodedLength
         segment.put16(sourcePort, at: Offset.sourcePort)
         segment.put16(destinationPort, at: Offset.destinationPort)
@@ -86,7 +100,7 @@ public struct TCPSegmentHeader: Equatable, Sendable {
         segment.put16(urgentPointer, at: Offset.urgent)
         options.emit(into: UnsafeMutableRawBufferPointer(rebasing: segment[Self.minimumLength...]))
         var sum = InternetChecksum()
-        sum.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.tcp, length: segmentLength)
+        sum.addPseudoHeader(addresses, protocol: IPProtocol.tcp, length: segmentLength)
         if partialChecksum {
             segment.put16(sum.partial, at: Offset.checksum)
             return length

@@ -22,6 +22,30 @@ public enum WireError: String, Error, CaseIterable, Sendable {
     case tcpBadDataOffset = "tcp-bad-data-offset"
     case tcpBadChecksum = "tcp-bad-checksum"
     case tcpBadOption = "tcp-bad-option"
+    case ipv6Truncated = "ipv6-truncated"
+    case ipv6BadVersion = "ipv6-bad-version"
+    case ipv6BadPayloadLength = "ipv6-bad-payload-length"
+    case ipv6ExtensionTruncated = "ipv6-extension-truncated"
+    case ipv6HopByHopNotFirst = "ipv6-hop-by-hop-not-first"
+    case ipv6ExtensionChainTooLong = "ipv6-extension-chain-too-long"
+    case ipv6BadOption = "ipv6-bad-option"
+    case ipv6BadPadding = "ipv6-bad-padding"
+    case ipv6TooManyOptions = "ipv6-too-many-options"
+    /// An option whose type says "discard silently if unknown" (RFC 8200 4.2, high bits 01).
+    case ipv6UnrecognizedOption = "ipv6-unrecognized-option"
+    case icmpv6Truncated = "icmpv6-truncated"
+    case icmpv6BadChecksum = "icmpv6-bad-checksum"
+    case icmpv6BadQuotedPacket = "icmpv6-bad-quoted-packet"
+    /// Neighbour discovery's validity checks (RFC 4861 6.1, 7.1): a hop limit below 255
+    /// means the message crossed a router; the others are malformed messages.
+    case ndpBadHopLimit = "ndp-bad-hop-limit"
+    case ndpBadCode = "ndp-bad-code"
+    case ndpTruncated = "ndp-truncated"
+    case ndpBadOption = "ndp-bad-option"
+    case ndpBadTarget = "ndp-bad-target"
+    case ndpBadSource = "ndp-bad-source"
+    /// A solicited advertisement sent to a multicast group (RFC 4861 7.1.2).
+    case ndpBadFlags = "ndp-bad-flags"
     /// The virtio-net header in front of a TAP frame was short or named an unknown GSO type.
     case virtioHeaderBad = "virtio-header-bad"
 }
