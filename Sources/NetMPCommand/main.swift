@@ -14,7 +14,9 @@ USAGE
       second after its last program has gone and its connections have delivered
       everything). A stack already serving keeps its own options.
       --tap NAME        TAP device to attach (NETMP_TAP), e.g. one made by `Scripts/lab up`
-      --addr A/P        the stack's address and prefix (NETMP_ADDR), e.g. 10.77.0.2/24
+      --addr A/P[,A6/P] the stack's IPv4 address and prefix (NETMP_ADDR), e.g. 10.77.0.2/24,
+                        and any IPv6 ones after commas, e.g. 10.77.0.2/24,fd77::2/64 (its
+                        link-local IPv6 address comes from the MAC)
       --gateway G       default gateway on that subnet (NETMP_GATEWAY)
       --mac M           the stack's MAC (NETMP_MAC); default 02:00 followed by the address
       --cores N         protocol threads (NETMP_CORES); default: the CPUs the process may use

@@ -168,6 +168,11 @@ public final class ProtocolLoop {
 
     public func announce() { host.announce(sink: &sink) }
 
+    /// Starts duplicate address detection of the IPv6 addresses; one core `probes`.
+    public func startAddressDetection(probes: Bool) {
+        host.startDuplicateAddressDetection(now: MonotonicClock.now(), probes: probes, sink: &sink)
+    }
+
     /// Waits at most `maximumWait` (or until the next timer), then handles what arrived.
     public func runOnce(maximumWait: Interval? = nil) throws(LinkError) {
         var now = MonotonicClock.now()

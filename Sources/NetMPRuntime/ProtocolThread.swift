@@ -81,6 +81,8 @@ final class ProtocolThread: @unchecked Sendable {
         loop.spinBudget = .microseconds(UInt64(sharing.configuration.pollSpinMicroseconds))
         // One gratuitous ARP for the interface, not one per core.
         if core == 0 { loop.announce() }
+        // Every core follows detection of the IPv6 addresses; core 0 sends the probes.
+        loop.startAddressDetection(probes: core == 0)
         log.info("core \(core): up on CPU \(cpu), \(host.address) at \(host.mac), TAP queue \(queue.index)")
         var wasOffTheWire = false
         while !loop.stopped {

@@ -26,6 +26,8 @@ public struct StackConfiguration: Equatable, Sendable {
     public var tapName: String
     public var address: IPv4Address
     public var prefixLength: Int
+    /// IPv6 addresses beside the link-local one the stack forms from its MAC.
+    public var ipv6Addresses: [IPv6InterfaceAddress] = []
     public var gateway: IPv4Address?
     public var mac: MACAddress
     /// Protocol threads; nil means one per core the process may run on.
@@ -61,19 +63,45 @@ public struct StackConfiguration: Equatable, Sendable {
         guard let addressText = environment("NETMP_ADDR") else {
             return .failure(ConfigurationError("NETMP_ADDR", "missing: give the stack's address and prefix, e.g. 10.77.0.2/24"))
         }
-        let parts = addressText.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let address = IPv4Address(parts[0]), let prefix = Int(parts[1]), (1...32).contains(prefix),
-              !address.isUnspecified, !address.isMulticast, !address.isLimitedBroadcast, !address.isLoopback else {
-            return .failure(ConfigurationError("NETMP_ADDR", "'\(addressText)' is not a unicast IPv4 address with a prefix 1-32, e.g. 10.77.0.2/24"))
+        // One IPv4 address and any IPv6 ones, comma separated, each with its prefix.
+        var v4: (IPv4Address, Int)?
+        var v6: [IPv6InterfaceAddress] = []
+        for item in addressText.split(separator: ",", omittingEmptySubsequences: false) {
+            let text = item.trimmingSpaces
+            let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+            if text.contains(":") {
+                guard parts.count == 2, let address = IPv6Address(parts[0]), let prefix = Int(parts[1]), (1...128).contains(prefix),
+                      !address.isUnspecified, !address.isLoopback, !address.isMulticast, !address.isIPv4Mapped,
+                      !address.isLinkLocal else {
+                    return .failure(ConfigurationError("NETMP_ADDR", "'\(text)' is not a unicast IPv6 address with a prefix 1-128, e.g. fd77::2/64 (the link-local address is formed from the MAC)"))
+                }
+                guard !v6.contains(where: { $0.address == address }) else {
+                    return .failure(ConfigurationError("NETMP_ADDR", "\(address) is given twice"))
+                }
+                v6.append(IPv6InterfaceAddress(address, prefixLength: prefix))
+                continue
+            }
+            guard parts.count == 2, let address = IPv4Address(parts[0]), let prefix = Int(parts[1]), (1...32).contains(prefix),
+                  !address.isUnspecified, !address.isMulticast, !address.isLimitedBroadcast, !address.isLoopback else {
+                return .failure(ConfigurationError("NETMP_ADDR", "'\(text)' is not a unicast IPv4 address with a prefix 1-32, e.g. 10.77.0.2/24"))
+            }
+            guard v4 == nil else {
+                return .failure(ConfigurationError("NETMP_ADDR", "'\(addressText)' holds two IPv4 addresses; netmp serves one, beside any IPv6 ones"))
+            }
+            v4 = (address, prefix)
+        }
+        guard let (address, prefix) = v4 else {
+            return .failure(ConfigurationError("NETMP_ADDR", "'\(addressText)' holds no IPv4 address; give one, e.g. 10.77.0.2/24,fd77::2/64"))
         }
         var config = StackConfiguration(tapName: tap, address: address, prefixLength: prefix)
+        config.ipv6Addresses = v6
         if let text = environment("NETMP_GATEWAY"), !text.isEmpty {
             guard let gateway = IPv4Address(text) else {
                 return .failure(ConfigurationError("NETMP_GATEWAY", "'\(text)' is not an IPv4 address"))
             }
             let mask = IPv4Address.mask(prefixLength: prefix)
             guard gateway.value & mask == address.value & mask, gateway != address else {
-                return .failure(ConfigurationError("NETMP_GATEWAY", "\(gateway) is not another host on \(addressText)"))
+                return .failure(ConfigurationError("NETMP_GATEWAY", "\(gateway) is not another host on \(address)/\(prefix)"))
             }
             config.gateway = gateway
         }
@@ -109,12 +137,16 @@ public struct StackConfiguration: Equatable, Sendable {
     /// interface and logging ("NAME=value" lines): what the stack service tells a client
     /// that attaches, so both sides read one configuration one way.
     public var environmentLines: String {
-        var lines = ["NETMP_TAP=\(tapName)", "NETMP_ADDR=\(address)/\(prefixLength)", "NETMP_MAC=\(mac)",
+        let addresses = (["\(address)/\(prefixLength)"] + ipv6Addresses.map(\.description)).joined(separator: ",")
+        var lines = ["NETMP_TAP=\(tapName)", "NETMP_ADDR=\(addresses)", "NETMP_MAC=\(mac)",
                      "NETMP_LOG=\(logLevel.name)"]
         if let gateway { lines.append("NETMP_GATEWAY=\(gateway)") }
         if let cores { lines.append("NETMP_CORES=\(cores)") }
         return lines.joined(separator: "\n") + "\n"
     }
+
+    /// The link-local address formed from the MAC (RFC 4862 5.3).
+    public var linkLocalAddress: IPv6Address { IPv6Address.linkLocal(for: mac) }
 
     /// The configuration in `lines` (as `environmentLines` writes them).
     public static func parse(lines: String) -> Result<StackConfiguration?, ConfigurationError> {
@@ -124,5 +156,14 @@ public struct StackConfiguration: Equatable, Sendable {
             values[String(line[..<equals])] = String(line[line.index(after: equals)...])
         }
         return parse(environment: { values[$0] })
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var s = self
+        while s.first == " " { s.removeFirst() }
+        while s.last == " " { s.removeLast() }
+        return s
     }
 }

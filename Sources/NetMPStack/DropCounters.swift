@@ -21,6 +21,16 @@ public enum PolicyDrop: String, CaseIterable, Sendable {
     case noRoute = "no-route"
     case frameTooLarge = "frame-too-large"
     case loopbackQueueFull = "loopback-queue-full"  // a frame to our own address found no room
+    case ipv6NotForUs = "ipv6-not-for-us"           // not one of our ready addresses or joined groups
+    case ipv6BadSource = "ipv6-bad-source"          // a multicast source (RFC 4291 2.7)
+    case ipv6Fragment = "ipv6-fragment"             // netmp does not reassemble yet: counted and dropped
+    case ipv6ParameterProblem = "ipv6-parameter-problem" // refused with an ICMPv6 parameter problem
+    case ipv6UnsupportedNextHeader = "ipv6-unsupported-next-header"
+    case ipv6NoNextHeader = "ipv6-no-next-header"   // nothing after the headers (next header 59)
+    case ndpDuplicateAddress = "ndp-duplicate-address" // detection found another node on our address
+    case ndpAddressConflict = "ndp-address-conflict"   // another node advertises an address we hold
+    case ndpQueueOverflow = "ndp-queue-overflow"    // too many packets waiting for one resolution
+    case ndpUnresolved = "ndp-unresolved"           // packets dropped when resolution gave up
 }
 
 /// Per-reason drop counts. Allocated once; counting does not allocate.

@@ -3,8 +3,8 @@ import NetMPWire
 
 /// Which core handles a frame. Every TCP connection belongs to the core its 4-tuple hashes
 /// to (the symmetric Toeplitz hash, so both directions agree); a frame that arrived on
-/// another core's queue goes to the owner by message. ARP goes to every core, since each
-/// keeps its own neighbour cache; everything else (ICMP echo, UDP, what is not for us) is
+/// another core's queue goes to the owner by message. ARP and IPv6 neighbour discovery go
+/// to every core, since each keeps its own neighbour cache; everything else (ICMP echo, UDP, what is not for us) is
 /// handled where it arrived.
 ///
 /// The hash is table-driven: Toeplitz is linear in its input, so the hash of 12 bytes is
@@ -64,6 +64,14 @@ public struct FlowSteering: Sendable {
         guard cores > 1, frame.count >= 14 else { return .arrivalCore }
         let etherType = UInt16(frame[12]) << 8 | UInt16(frame[13])
         if etherType == EtherType.arp { return .everyCore }
+        // Neighbour discovery (ICMPv6 133-137 right after the fixed header) is IPv6's ARP:
+        // every core keeps its own neighbour cache and follows address detection.
+        if etherType == EtherType.ipv6 {
+            guard frame.count >= 14 + 41, frame[14 + 6] == IPv6NextHeader.icmpv6,
+                  (ICMPv6Message.Kind.routerSolicitation...ICMPv6Message.Kind.neighbourAdvertisement).contains(frame[14 + 40])
+            else { return .arrivalCore }
+            return .everyCore
+        }
         guard etherType == EtherType.ipv4, let ip = IPv4Fields(frame, at: 14) else { return .arrivalCore }
         guard ip.destination == localAddress, !ip.isFragment else { return .arrivalCore }
         switch ip.proto {

@@ -50,7 +50,10 @@ public final class Host {
     public let configuration: StackConfiguration
     public var routes: RoutingTable
     public private(set) var arp: ARPCache
-    public private(set) var counters = InterfaceCounters()
+    /// IPv6 addresses with their detection state, and IPv6's neighbour cache.
+    public internal(set) var ipv6: IPv6AddressTable
+    public internal(set) var neighbours6: NeighbourCache
+    public internal(set) var counters = InterfaceCounters()
     /// What the link finishes for us (checksums, TCP segmentation); none unless the runtime
     /// negotiated them with the TAP.
     public var offloads = LinkOffloads.none
@@ -79,11 +82,14 @@ public final class Host {
     var subnetMask: UInt32 { IPv4Address.mask(prefixLength: configuration.prefixLength) }
     var subnetBroadcast: IPv4Address { IPv4Address(address.value | ~subnetMask) }
 
-    public init(configuration: StackConfiguration, arpTiming: ARPCache.Timing = .init()) {
+    public init(configuration: StackConfiguration, arpTiming: ARPCache.Timing = .init(),
+                neighbourTiming: NeighbourCache.Timing = .init()) {
         self.configuration = configuration
         routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,
                               gateway: configuration.gateway)
         arp = ARPCache(timing: arpTiming)
+        ipv6 = IPv6AddressTable(linkLocal: configuration.linkLocalAddress, configured: configuration.ipv6Addresses)
+        neighbours6 = NeighbourCache(timing: neighbourTiming)
         scratch = .allocate(byteCount: EthernetFrameView.headerLength + 65_535, alignment: 16)
     }
 
@@ -95,8 +101,9 @@ public final class Host {
     /// neighbour cache, so every core sees every ARP frame; only the arrival core answers).
     /// Not counted as a frame in: the arrival core counted it.
     public func learnNeighbour(from frame: UnsafeRawBufferPointer, now: Instant, sink: inout some FrameSink) {
-        guard let ethernet = try? EthernetFrameView(validating: frame), ethernet.vlanIdentifier == nil,
-              ethernet.etherType == EtherType.arp, let packet = try? ARPPacket(parsing: ethernet.payload),
+        guard let ethernet = try? EthernetFrameView(validating: frame), ethernet.vlanIdentifier == nil else { return }
+        if ethernet.etherType == EtherType.ipv6 { learnNeighbour6(from: ethernet, now: now, sink: &sink); return }
+        guard ethernet.etherType == EtherType.arp, let packet = try? ARPPacket(parsing: ethernet.payload),
               packet.senderIP != address, !packet.senderIP.isUnspecified, !packet.senderMAC.isMulticast else { return }
         let waiting = arp.learn(packet.senderIP, at: packet.senderMAC, now: now, create: packet.targetIP == address)
         flush(waiting, to: packet.senderMAC, sink: &sink)
@@ -114,12 +121,14 @@ public final class Host {
         let ethernet: EthernetFrameView
         do { ethernet = try EthernetFrameView(validating: frame) } catch { counters.drops.count(error); return }
         guard ethernet.vlanIdentifier == nil else { counters.drops.count(.vlanTagged); return }
-        guard ethernet.destination == mac || ethernet.destination.isBroadcast else {
+        guard ethernet.destination == mac || ethernet.destination.isBroadcast
+                || (ethernet.etherType == EtherType.ipv6 && ipv6.isJoined(ethernet.destination)) else {
             counters.drops.count(.notForUs); return
         }
         switch ethernet.etherType {
         case EtherType.arp: receiveARP(ethernet.payload, now: now, sink: &sink)
         case EtherType.ipv4: receiveIPv4(ethernet.payload, now: now, sink: &sink)
+        case EtherType.ipv6: receiveIPv6(ethernet.payload, now: now, sink: &sink)
         default: counters.drops.count(.unsupportedEtherType)
         }
     }
@@ -408,9 +417,13 @@ public final class Host {
 
     /// When `tick` next has work (ARP retransmissions and give-ups, TCP timers).
     public var nextDeadline: Instant? {
-        switch (arp.nextDeadline, tcp?.nextDeadline) {
-        case (let a?, let t?): min(a, t)
-        case (let a, let t): a ?? t
+        Self.earlier(Self.earlier(arp.nextDeadline, tcp?.nextDeadline), nextDeadline6)
+    }
+
+    static func earlier(_ a: Instant?, _ b: Instant?) -> Instant? {
+        switch (a, b) {
+        case (let a?, let b?): min(a, b)
+        case (let a, let b): a ?? b
         }
     }
 
@@ -421,6 +434,7 @@ public final class Host {
         let due = arp.expire(now: now)
         for address in due.retry { sendARPRequest(for: address, sink: &sink) }
         for failure in due.failed { counters.drops.count(.arpUnresolved, UInt64(failure.droppedPackets)) }
+        tick6(now: now, sink: &sink)
     }
 
     func sendARPRequest(for target: IPv4Address, sink: inout some FrameSink) {

@@ -20,6 +20,17 @@ import Testing
         #expect(config.cores == 2 && config.logLevel == .debug)
     }
 
+    /// NETMP_ADDR holds one IPv4 address and any IPv6 ones; the stack service hands them to
+    /// its clients through `environmentLines`, which parse back the same.
+    @Test func ipv6Addresses_parsedBesideIPv4AndPassedOn() throws {
+        let config = try #require(try parse(["NETMP_TAP": "t0", "NETMP_ADDR": "fd77::2/64, 10.77.0.2/24,fd78:0:0:1::9/112"]).get())
+        #expect(config.address == IPv4Address(10, 77, 0, 2))
+        #expect(config.ipv6Addresses == [IPv6InterfaceAddress(IPv6Address("fd77::2")!, prefixLength: 64),
+                                         IPv6InterfaceAddress(IPv6Address("fd78:0:0:1::9")!, prefixLength: 112)])
+        #expect(config.linkLocalAddress == IPv6Address("fe80::aff:fe4d:2"))
+        #expect(try StackConfiguration.parse(lines: config.environmentLines).get() == config)
+    }
+
     @Test func defaults_macDerivedFromAddress_logErrors() throws {
         let config = try #require(try parse(["NETMP_TAP": "t0", "NETMP_ADDR": "10.77.0.2/24"]).get())
         #expect(config.mac.description == "02:00:0a:4d:00:02")
@@ -32,6 +43,10 @@ import Testing
             ("NETMP_TAP", ""), ("NETMP_TAP", "a-name-longer-than-15"), ("NETMP_TAP", "../x"),
             ("NETMP_ADDR", "10.77.0.2"), ("NETMP_ADDR", "10.77.0/24"), ("NETMP_ADDR", "10.77.0.2/33"),
             ("NETMP_ADDR", "10.77.0.2/0"), ("NETMP_ADDR", "224.0.0.1/4"), ("NETMP_ADDR", "127.0.0.2/8"),
+            ("NETMP_ADDR", "fd77::2/64"), ("NETMP_ADDR", "10.77.0.2/24,10.77.0.3/24"), ("NETMP_ADDR", "10.77.0.2/24,fd77::2"),
+            ("NETMP_ADDR", "10.77.0.2/24,fe80::2/64"), ("NETMP_ADDR", "10.77.0.2/24,ff02::1/64"),
+            ("NETMP_ADDR", "10.77.0.2/24,fd77::2/129"), ("NETMP_ADDR", "10.77.0.2/24,::ffff:10.0.0.1/96"),
+            ("NETMP_ADDR", "10.77.0.2/24,fd77::2/64,fd77::2/64"), ("NETMP_ADDR", "10.77.0.2/24,"),
             ("NETMP_GATEWAY", "10.78.0.1"), ("NETMP_GATEWAY", "10.77.0.2"), ("NETMP_GATEWAY", "gw"),
             ("NETMP_MAC", "01:00:5e:00:00:01"), ("NETMP_MAC", "00:00:00:00:00:00"), ("NETMP_MAC", "xx"),
             ("NETMP_CORES", "0"), ("NETMP_CORES", "two"), ("NETMP_CORES", "-1"),

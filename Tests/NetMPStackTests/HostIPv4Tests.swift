@@ -140,10 +140,15 @@ import Testing
         #expect(reports.first?.quoted.sourcePort == 40000 && reports.first?.quoted.sequenceNumber == 99)
     }
 
-    @Test func ipv6AndOtherEtherTypes_counted() {
+    /// An IPv4 packet labelled IPv6 reaches the IPv6 parser, which refuses its version; an
+    /// EtherType netmp has no use for (LLDP) is counted as such.
+    @Test func mislabelledAndOtherEtherTypes_counted() {
         let host = resolvedHost()
         var frame = Lab.echoRequest()
         frame[12] = 0x86; frame[13] = 0xDD
+        #expect(host.feed(frame).isEmpty)
+        #expect(host.counters.drops[.ipv6BadVersion] == 1)
+        frame[12] = 0x88; frame[13] = 0xCC
         #expect(host.feed(frame).isEmpty)
         #expect(host.counters.drops[.unsupportedEtherType] == 1)
     }

@@ -1,0 +1,283 @@
+import NetMPTCP
+import NetMPWire
+
+/// IPv6 on the host's link: input through the extension headers, ICMPv6 (echo and the
+/// errors a host sends), neighbour discovery (RFC 4861) and duplicate address detection
+/// (RFC 4862). Answers are built in the host's scratch buffer, as IPv4's are.
+extension Host {
+    /// Hop limit of every neighbour discovery message: a receiver drops one that was forwarded.
+    static let neighbourDiscoveryHopLimit: UInt8 = 255
+
+    /// Starts duplicate address detection for every IPv6 address. Every core runs it, since
+    /// every core must know when an address is ready; only the one that `probes` sends the
+    /// solicitations (one per address on the link, not one per core).
+    public func startDuplicateAddressDetection(now: Instant, probes: Bool, sink: inout some FrameSink) {
+        for address in ipv6.startDetection(now: now, retransmitTimer: neighbours6.timing.retransmitTimer) where probes {
+            sendNeighbourSolicitation(for: address, from: .any, to: address.solicitedNodeMulticast,
+                                      destinationMAC: address.solicitedNodeMulticast.multicastMAC, sink: &sink)
+        }
+    }
+
+    func receiveIPv6(_ bytes: UnsafeRawBufferPointer, now: Instant, sink: inout some FrameSink) {
+        let header: IPv6Header
+        do { header = try IPv6Header(parsing: bytes) } catch { counters.drops.count(error); return }
+        // Ethernet pads short frames: the packet ends where its payload length says.
+        let packet = UnsafeRawBufferPointer(rebasing: bytes[0..<(IPv6Header.length + header.payloadLength)])
+        let destination = header.destination
+        let toUs = ipv6.isPreferred(destination)
+        guard toUs || (destination.isMulticast && ipv6.isJoined(destination)) else {
+            counters.drops.count(.ipv6NotForUs); return
+        }
+        guard !header.source.isMulticast else { counters.drops.count(.ipv6BadSource); return }
+        let chain: IPv6ExtensionHeaders
+        do { chain = try IPv6ExtensionHeaders(walking: packet) } catch { counters.drops.count(error); return }
+        if let problem = chain.problem {
+            counters.drops.count(.ipv6ParameterProblem)
+            if !(problem.unlessMulticast && destination.isMulticast) {
+                sendICMPv6Error(type: ICMPv6Message.Kind.parameterProblem, code: problem.code,
+                                parameter: UInt32(problem.pointer), for: packet, header: header, now: now, sink: &sink)
+            }
+            return
+        }
+        guard chain.fragment == nil else { counters.drops.count(.ipv6Fragment); return }
+        let payload = UnsafeRawBufferPointer(rebasing: packet[chain.upperLayerOffset...])
+        switch chain.upperLayer {
+        case IPv6NextHeader.icmpv6: receiveICMPv6(payload, header: header, toUs: toUs, now: now, sink: &sink)
+        case IPv6NextHeader.noNextHeader: counters.drops.count(.ipv6NoNextHeader)
+        case IPProtocol.udp where toUs:
+            // No socket takes IPv6 yet: every port is closed, as RFC 4443 3.1 answers it.
+            counters.drops.count(.udpNoSocket)
+            sendICMPv6Error(type: ICMPv6Message.Kind.destinationUnreachable, code: ICMPv6Message.UnreachableCode.port,
+                            for: packet, header: header, now: now, sink: &sink)
+        case IPProtocol.tcp where toUs: receiveTCPv6(payload, header: header, now: now, sink: &sink)
+        default:
+            counters.drops.count(.ipv6UnsupportedNextHeader)
+            if toUs {
+                sendICMPv6Error(type: ICMPv6Message.Kind.parameterProblem,
+                                code: ICMPv6Message.ProblemCode.unrecognizedNextHeader,
+                                parameter: UInt32(chain.nextHeaderFieldOffset), for: packet, header: header,
+                                now: now, sink: &sink)
+            }
+        }
+    }
+
+    func receiveICMPv6(_ bytes: UnsafeRawBufferPointer, header: IPv6Header, toUs: Bool, now: Instant,
+                       sink: inout some FrameSink) {
+        let message: ICMPv6Message
+        do {
+            message = try ICMPv6Message(parsing: bytes, source: header.source, destination: header.destination,
+                                        hopLimit: header.hopLimit, verifyChecksum: !checksumsTrusted)
+        } catch { counters.drops.count(error); return }
+        switch message {
+        case .echoRequest(let identifier, let sequence):
+            // Linux answers echoes to a multicast group it joined (echo_ignore_multicast is
+            // 0 by default), from the address that suits the asker.
+            guard !header.source.isUnspecified,
+                  let source = toUs ? header.destination : ipv6.source(for: header.source) else {
+                counters.drops.count(.icmpIgnored); return
+            }
+            let data = UnsafeRawBufferPointer(rebasing: bytes[ICMPv6Message.headerLength...])
+            let peer = header.source
+            _ = sendIPv6(to: peer, from: source, nextHeader: IPv6NextHeader.icmpv6, payloadLength: bytes.count,
+                         now: now, sink: &sink) { out in
+                _ = ICMPv6Message.emitEcho(reply: true, identifier: identifier, sequence: sequence, data: data,
+                                           source: source, destination: peer, into: out)
+            }
+        case .neighbourSolicitation, .neighbourAdvertisement, .routerAdvertisement:
+            neighbourDiscovery(message, header: header, answer: true, now: now, sink: &sink)
+        case .echoReply, .routerSolicitation, .destinationUnreachable, .packetTooBig, .timeExceeded, .parameterProblem,
+             .other:
+            // No IPv6 transport yet for errors to reach: counted until one owns them.
+            counters.drops.count(.icmpIgnored)
+        }
+    }
+
+    /// Learns from a neighbour discovery frame another core received and answers (every
+    /// core keeps its own neighbour cache and address states). Not counted: the arrival
+    /// core counted it.
+    func learnNeighbour6(from ethernet: EthernetFrameView, now: Instant, sink: inout some FrameSink) {
+        guard let header = try? IPv6Header(parsing: ethernet.payload), header.nextHeader == IPv6NextHeader.icmpv6,
+              !header.source.isMulticast else { return }
+        let bytes = UnsafeRawBufferPointer(rebasing: ethernet.payload[IPv6Header.length..<(IPv6Header.length + header.payloadLength)])
+        guard let message = try? ICMPv6Message(parsing: bytes, source: header.source, destination: header.destination,
+                                               hopLimit: header.hopLimit, verifyChecksum: !checksumsTrusted) else { return }
+        neighbourDiscovery(message, header: header, answer: false, now: now, sink: &sink)
+    }
+
+    /// RFC 4861 7.2.3-7.2.5 and RFC 4862 5.4.3-5.4.4: learn the sender, answer a
+    /// solicitation for our address when `answer`, and notice another node on ours.
+    func neighbourDiscovery(_ message: ICMPv6Message, header: IPv6Header, answer: Bool, now: Instant,
+                            sink: inout some FrameSink) {
+        switch message {
+        case .neighbourSolicitation(let target, let sourceLinkLayer):
+            switch ipv6.state(of: target) {
+            case nil, .duplicate?:
+                if answer { counters.drops.count(.ipv6NotForUs) }
+                return
+            case .tentative?:
+                // A probe from :: for an address we are probing: another node wants it too.
+                if header.source.isUnspecified && ipv6.markDuplicate(target) && answer {
+                    counters.drops.count(.ndpDuplicateAddress)
+                }
+                return
+            case .preferred?:
+                break
+            }
+            if let mac = sourceLinkLayer, !header.source.isUnspecified, !mac.isMulticast {
+                flush6(neighbours6.learn(header.source, at: mac, now: now), to: mac, sink: &sink)
+            }
+            guard answer else { return }
+            // Answer from the target; to the asker, or to all nodes for a probe (7.2.4).
+            let advertisement = NeighbourAdvertisement(target: target, solicited: !header.source.isUnspecified,
+                                                       override: true, targetLinkLayer: self.mac)
+            let peer = header.source.isUnspecified ? IPv6Address.allNodes : header.source
+            _ = sendIPv6(to: peer, from: target, nextHeader: IPv6NextHeader.icmpv6, payloadLength: 32,
+                         hopLimit: Self.neighbourDiscoveryHopLimit, now: now, sink: &sink) { out in
+                _ = ICMPv6Message.emitNeighbourAdvertisement(advertisement, source: target, destination: peer, into: out)
+            }
+        case .neighbourAdvertisement(let advertisement):
+            switch ipv6.state(of: advertisement.target) {
+            case .tentative?:
+                if ipv6.markDuplicate(advertisement.target) && answer { counters.drops.count(.ndpDuplicateAddress) }
+            case .preferred?, .duplicate?:
+                // Someone else claims an address we hold: keep it (Linux logs and keeps it).
+                if answer { counters.drops.count(.ndpAddressConflict) }
+            case nil:
+                if let mac = advertisement.targetLinkLayer {
+                    flush6(neighbours6.advertised(advertisement, now: now), to: mac, sink: &sink)
+                }
+            }
+        case .routerAdvertisement(let advertisement):
+            // A router is a neighbour like any other; netmp takes no default route from it yet.
+            if let mac = advertisement.sourceLinkLayer, !mac.isMulticast {
+                flush6(neighbours6.learn(header.source, at: mac, isRouter: true, now: now, create: true), to: mac, sink: &sink)
+            }
+            if answer { counters.drops.count(.icmpIgnored) }
+        default:
+            return
+        }
+    }
+
+    /// No TCP socket takes IPv6 yet: answer as CLOSED does (RFC 9293 3.10.7.1), so a peer's
+    /// connect fails at once instead of timing out.
+    func receiveTCPv6(_ bytes: UnsafeRawBufferPointer, header: IPv6Header, now: Instant, sink: inout some FrameSink) {
+        let addresses = IPAddressPair.v6(source: header.source, destination: header.destination)
+        let segment: TCPSegmentHeader
+        do { segment = try TCPSegmentHeader(parsing: bytes, addresses: addresses, verifyChecksum: !checksumsTrusted) }
+        catch { counters.drops.count(error); return }
+        counters.drops.count(.tcpNoSocket)
+        let payload = bytes.count - segment.headerLength
+        guard let reply = Connection.resetFor(segment, payloadLength: payload) else { return }
+        let me = header.destination, peer = header.source
+        _ = sendIPv6(to: peer, from: me, nextHeader: IPProtocol.tcp, payloadLength: reply.headerLength,
+                     now: now, sink: &sink) { out in
+            reply.emit(into: out, segmentLength: reply.headerLength, addresses: .v6(source: me, destination: peer))
+        }
+    }
+
+    /// Sends an ICMPv6 error about `packet` (RFC 4443 2.4 (e): never about another error, a
+    /// packet to a multicast group other than packet-too-big and unrecognised options, or
+    /// one from an address that does not name a single node).
+    func sendICMPv6Error(type: UInt8, code: UInt8, parameter: UInt32 = 0, for packet: UnsafeRawBufferPointer,
+                         header: IPv6Header, now: Instant, sink: inout some FrameSink) {
+        let peer = header.source
+        guard !peer.isUnspecified, !peer.isMulticast,
+              !header.destination.isMulticast || type == ICMPv6Message.Kind.packetTooBig
+                || (type == ICMPv6Message.Kind.parameterProblem && code == ICMPv6Message.ProblemCode.unrecognizedOption),
+              let source = ipv6.isPreferred(header.destination) ? header.destination : ipv6.source(for: peer) else { return }
+        if header.nextHeader == IPv6NextHeader.icmpv6, packet.count > IPv6Header.length,
+           packet[IPv6Header.length] < 128 { return }
+        let quoted = min(packet.count, ICMPv6Message.maximumQuote)
+        _ = sendIPv6(to: peer, from: source, nextHeader: IPv6NextHeader.icmpv6,
+                     payloadLength: ICMPv6Message.headerLength + quoted, now: now, sink: &sink) { out in
+            _ = ICMPv6Message.emitError(type: type, code: code, parameter: parameter, original: packet,
+                                        source: source, destination: peer, into: out)
+        }
+    }
+
+    // MARK: Output
+
+    /// Sends one IPv6 packet of `payloadLength` bytes that `fill` writes, from `source` (one
+    /// of ours: `ipv6.source(for:)` picks it). On-link destinations only: netmp takes no
+    /// IPv6 router yet. While the neighbour resolves, the frame waits in its cache entry.
+    public func sendIPv6(to destination: IPv6Address, from source: IPv6Address, nextHeader: UInt8, payloadLength: Int,
+                         hopLimit: UInt8 = 64, now: Instant, sink: inout some FrameSink,
+                         fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
+        let ipOffset = EthernetFrameView.headerLength
+        let transportOffset = ipOffset + IPv6Header.length
+        guard IPv6Header.length + payloadLength <= configuration.mtu else {
+            counters.drops.count(.frameTooLarge); return .failure(.tooLarge)
+        }
+        guard destination.isMulticast || ipv6.isOnLink(destination) || ipv6.state(of: destination) != nil else {
+            counters.drops.count(.noRoute); return .failure(.noRoute)
+        }
+        let frame = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<(transportOffset + payloadLength)])
+        IPv6Header(payloadLength: payloadLength, nextHeader: nextHeader, source: source, destination: destination,
+                   hopLimit: hopLimit).emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[ipOffset...]))
+        fill(UnsafeMutableRawBufferPointer(rebasing: frame[transportOffset...]))
+        if ipv6.state(of: destination) != nil {
+            EthernetHeader(destination: mac, source: mac, etherType: EtherType.ipv6).emit(into: frame)
+            loopBack(frame, offload: .none)
+            return .success(())
+        }
+        if let neighbour = destination.isMulticast ? destination.multicastMAC : neighbours6.lookup(destination, now: now) {
+            EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv6).emit(into: frame)
+            transmit(UnsafeRawBufferPointer(frame), sink: &sink)
+            return .success(())
+        }
+        EthernetHeader(destination: .zero, source: mac, etherType: EtherType.ipv6).emit(into: frame)
+        switch neighbours6.enqueue(PendingFrame(Array(UnsafeRawBufferPointer(frame))), for: destination, now: now) {
+        case .sendRequest:
+            sendNeighbourSolicitation(for: destination, from: source, to: destination.solicitedNodeMulticast,
+                                      destinationMAC: destination.solicitedNodeMulticast.multicastMAC, sink: &sink)
+        case .queued: break
+        case .queuedDroppingOldest: counters.drops.count(.ndpQueueOverflow)
+        case .cacheFull: counters.drops.count(.ndpQueueOverflow); return .failure(.neighbourCacheFull)
+        }
+        return .success(())
+    }
+
+    /// Sends a neighbour solicitation for `target`: to its solicited-node group to resolve
+    /// it, to its cached address to probe it, or from :: to detect a duplicate. Built
+    /// directly: it must not wait for a resolution itself.
+    func sendNeighbourSolicitation(for target: IPv6Address, from source: IPv6Address, to destination: IPv6Address,
+                                   destinationMAC: MACAddress, sink: inout some FrameSink) {
+        let ipOffset = EthernetFrameView.headerLength
+        let transportOffset = ipOffset + IPv6Header.length
+        let transport = UnsafeMutableRawBufferPointer(rebasing: scratch[transportOffset...])
+        let length = ICMPv6Message.emitNeighbourSolicitation(target: target, sourceLinkLayer: source.isUnspecified ? nil : mac,
+                                                             source: source, destination: destination, into: transport)
+        IPv6Header(payloadLength: length, nextHeader: IPv6NextHeader.icmpv6, source: source, destination: destination,
+                   hopLimit: Self.neighbourDiscoveryHopLimit).emit(into: UnsafeMutableRawBufferPointer(rebasing: scratch[ipOffset...]))
+        EthernetHeader(destination: destinationMAC, source: mac, etherType: EtherType.ipv6).emit(into: scratch)
+        transmit(UnsafeRawBufferPointer(rebasing: scratch[0..<(transportOffset + length)]), sink: &sink)
+    }
+
+    /// Runs IPv6's timers: addresses whose detection ended, solicitations to repeat,
+    /// neighbours given up on.
+    func tick6(now: Instant, sink: inout some FrameSink) {
+        _ = ipv6.finishDetection(now: now)
+        let due = neighbours6.expire(now: now)
+        for target in due.multicast {
+            guard let source = ipv6.source(for: target) else { continue }
+            sendNeighbourSolicitation(for: target, from: source, to: target.solicitedNodeMulticast,
+                                      destinationMAC: target.solicitedNodeMulticast.multicastMAC, sink: &sink)
+        }
+        for (target, neighbour) in due.unicast {
+            guard let source = ipv6.source(for: target) else { continue }
+            sendNeighbourSolicitation(for: target, from: source, to: target, destinationMAC: neighbour, sink: &sink)
+        }
+        for failure in due.failed { counters.drops.count(.ndpUnresolved, UInt64(failure.droppedPackets)) }
+    }
+
+    var nextDeadline6: Instant? { Self.earlier(ipv6.nextDeadline, neighbours6.nextDeadline) }
+
+    func flush6(_ frames: [PendingFrame], to neighbour: MACAddress, sink: inout some FrameSink) {
+        for var frame in frames {
+            frame.bytes.withUnsafeMutableBytes { bytes in
+                EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv6).emit(into: bytes)
+                transmit(bytes, offload: frame.offload, sink: &sink)
+            }
+        }
+    }
+}

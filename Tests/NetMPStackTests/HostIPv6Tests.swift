@@ -1,0 +1,330 @@
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+import Testing
+
+/// The lab's IPv6: netmp at fd77::2 (and its link-local address), the kernel at fd77::1.
+enum Lab6 {
+    static let us = IPv6Address("fd77::2")!
+    static let peer = IPv6Address("fd77::1")!
+    static let ourLinkLocal = IPv6Address.linkLocal(for: Lab.ourMAC)
+    static let peerLinkLocal = IPv6Address.linkLocal(for: Lab.peerMAC)
+
+    /// A host whose addresses passed duplicate address detection (at 1 s).
+    static func host(timing: NeighbourCache.Timing = .init()) -> Host {
+        let host = fresh(timing: timing)
+        var sink = CollectingSink()
+        host.startDuplicateAddressDetection(now: .zero, probes: false, sink: &sink)
+        host.tick(now: .zero + .seconds(1), sink: &sink)
+        return host
+    }
+
+    static func fresh(timing: NeighbourCache.Timing = .init()) -> Host {
+        var configuration = StackConfiguration(tapName: "t", address: Lab.us, prefixLength: 24, mac: Lab.ourMAC)
+        configuration.ipv6Addresses = [IPv6InterfaceAddress(us, prefixLength: 64)]
+        return Host(configuration: configuration, neighbourTiming: timing)
+    }
+
+    /// A frame from the peer holding `packet` (an IPv6 packet).
+    static func frame(_ packet: [UInt8], to mac: MACAddress = Lab.ourMAC, from peerMAC: MACAddress = Lab.peerMAC) -> [UInt8] {
+        var header = [UInt8](repeating: 0, count: 14)
+        header.withUnsafeMutableBytes { _ = EthernetHeader(destination: mac, source: peerMAC, etherType: EtherType.ipv6).emit(into: $0) }
+        return header + packet
+    }
+
+    static func icmp(_ length: Int, _ emit: (UnsafeMutableRawBufferPointer) -> Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: length)
+        let used = bytes.withUnsafeMutableBytes(emit)
+        return Array(bytes[0..<used])
+    }
+
+    static func echoRequest(from source: IPv6Address = peer, to destination: IPv6Address = us,
+                            mac: MACAddress = Lab.ourMAC, data: [UInt8] = Array(0..<56)) -> [UInt8] {
+        let message = icmp(8 + data.count) { out in
+            data.withUnsafeBytes { ICMPv6Message.emitEcho(reply: false, identifier: 0x77, sequence: 3, data: $0,
+                                                          source: source, destination: destination, into: out) }
+        }
+        return frame(ipv6Packet(upper: IPv6NextHeader.icmpv6, payload: message, source: source, destination: destination), to: mac)
+    }
+
+    static func solicitation(for target: IPv6Address, from source: IPv6Address = peer, mac: MACAddress? = Lab.peerMAC) -> [UInt8] {
+        let group = target.solicitedNodeMulticast
+        let message = icmp(32) { out in
+            ICMPv6Message.emitNeighbourSolicitation(target: target, sourceLinkLayer: mac, source: source, destination: group, into: out)
+        }
+        return frame(ipv6Packet(upper: IPv6NextHeader.icmpv6, payload: message, source: source, destination: group, hopLimit: 255),
+                     to: group.multicastMAC)
+    }
+
+    static func advertisement(_ advertisement: NeighbourAdvertisement, from source: IPv6Address = peer,
+                              to destination: IPv6Address = us, mac: MACAddress = Lab.ourMAC) -> [UInt8] {
+        let message = icmp(32) { out in
+            ICMPv6Message.emitNeighbourAdvertisement(advertisement, source: source, destination: destination, into: out)
+        }
+        return frame(ipv6Packet(upper: IPv6NextHeader.icmpv6, payload: message, source: source, destination: destination,
+                                hopLimit: 255), to: mac)
+    }
+}
+
+/// An IPv6 packet (same builder as the wire tests'; test targets do not share sources).
+func ipv6Packet(_ extensions: [(type: UInt8, bytes: [UInt8])] = [], upper: UInt8, payload: [UInt8],
+                source: IPv6Address, destination: IPv6Address, hopLimit: UInt8 = 64) -> [UInt8] {
+    var body: [UInt8] = []
+    for (i, ext) in extensions.enumerated() {
+        var bytes = ext.bytes
+        bytes[0] = i + 1 < extensions.count ? extensions[i + 1].type : upper
+        body += bytes
+    }
+    body += payload
+    var packet = [UInt8](repeating: 0, count: 40 + body.count)
+    _ = packet.withUnsafeMutableBytes { b in
+        IPv6Header(payloadLength: body.count, nextHeader: extensions.first?.type ?? upper, source: source,
+                   destination: destination, hopLimit: hopLimit).emit(into: b)
+    }
+    packet.replaceSubrange(40..., with: body)
+    return packet
+}
+
+/// A frame the host sent, taken apart as IPv6.
+struct Sent6 {
+    let ethernet: EthernetHeader
+    let header: IPv6Header
+    let payload: [UInt8]
+    init(_ frame: [UInt8]) throws {
+        let sent = try Sent(frame)
+        ethernet = sent.ethernet
+        header = try sent.payload.withUnsafeBytes { try IPv6Header(parsing: $0) }
+        payload = Array(sent.payload[40..<(40 + header.payloadLength)])
+    }
+    func icmp() throws -> ICMPv6Message {
+        try payload.withUnsafeBytes {
+            try ICMPv6Message(parsing: $0, source: header.source, destination: header.destination, hopLimit: header.hopLimit)
+        }
+    }
+}
+
+@Suite struct HostIPv6Tests {
+    /// RFC 4862 5.4: each address is probed once from :: at its solicited-node group, and
+    /// used only after a retransmission time without an objection.
+    @Test func addresses_areProbedBeforeUse() throws {
+        let host = Lab6.fresh()
+        var sink = CollectingSink()
+        host.startDuplicateAddressDetection(now: .zero, probes: true, sink: &sink)
+        #expect(sink.frames.count == 2)
+        for (frame, target) in zip(sink.frames, [Lab6.ourLinkLocal, Lab6.us]) {
+            let sent = try Sent6(frame)
+            #expect(sent.header.source == .any && sent.header.destination == target.solicitedNodeMulticast)
+            #expect(sent.header.hopLimit == 255 && sent.ethernet.destination == target.solicitedNodeMulticast.multicastMAC)
+            #expect(try sent.icmp() == .neighbourSolicitation(target: target, sourceLinkLayer: nil))
+        }
+        // Tentative: neither a solicitation nor an echo is answered.
+        #expect(host.feed(Lab6.solicitation(for: Lab6.us)).isEmpty)
+        #expect(host.feed(Lab6.echoRequest()).isEmpty)
+        #expect(host.counters.drops[.ipv6NotForUs] == 1)
+        #expect(host.nextDeadline == .zero + .seconds(1))
+        host.tick(now: .zero + .seconds(1), sink: &sink)
+        #expect(host.ipv6.isPreferred(Lab6.us) && host.ipv6.isPreferred(Lab6.ourLinkLocal))
+        #expect(host.nextDeadline == nil)
+    }
+
+    /// Another node answering for, or probing for, a tentative address takes it from us.
+    @Test func duplicateAddress_isNeverUsed() throws {
+        for objection in [Lab6.advertisement(.init(target: Lab6.us, solicited: false, override: true, targetLinkLayer: Lab.peerMAC),
+                                             to: .allNodes, mac: IPv6Address.allNodes.multicastMAC),
+                          Lab6.solicitation(for: Lab6.us, from: .any, mac: nil)] {
+            let host = Lab6.fresh()
+            var sink = CollectingSink()
+            host.startDuplicateAddressDetection(now: .zero, probes: true, sink: &sink)
+            #expect(host.feed(objection).isEmpty)
+            #expect(host.counters.drops[.ndpDuplicateAddress] == 1)
+            host.tick(now: .zero + .seconds(2), sink: &sink)
+            #expect(host.ipv6.state(of: Lab6.us) == .duplicate)
+            #expect(host.ipv6.isPreferred(Lab6.ourLinkLocal))
+            #expect(host.feed(Lab6.solicitation(for: Lab6.us)).isEmpty)
+            #expect(host.feed(Lab6.echoRequest()).isEmpty)
+        }
+    }
+
+    /// RFC 4861 7.2.4: a solicitation for our address is answered from it, solicited and
+    /// override, with our link-layer address; the asker is learnt (STALE) on the way.
+    @Test func solicitation_isAnsweredAndAskerLearnt() throws {
+        let host = Lab6.host()
+        let out = host.feed(Lab6.solicitation(for: Lab6.us))
+        #expect(out.count == 1)
+        let sent = try Sent6(out[0])
+        #expect(sent.ethernet.destination == Lab.peerMAC && sent.ethernet.source == Lab.ourMAC)
+        #expect(sent.header.source == Lab6.us && sent.header.destination == Lab6.peer && sent.header.hopLimit == 255)
+        #expect(try sent.icmp() == .neighbourAdvertisement(.init(target: Lab6.us, solicited: true, override: true,
+                                                                 targetLinkLayer: Lab.ourMAC)))
+        // Learnt STALE, and sending the answer to it started the delay before a probe (7.3.3).
+        #expect(host.neighbours6.state(of: Lab6.peer) == .delay(until: .zero + .seconds(5)))
+        // A probe from :: is answered to all nodes, unsolicited.
+        let probe = try Sent6(try #require(host.feed(Lab6.solicitation(for: Lab6.ourLinkLocal, from: .any, mac: nil)).first))
+        #expect(probe.header.destination == .allNodes && probe.ethernet.destination == IPv6Address.allNodes.multicastMAC)
+        #expect(try probe.icmp() == .neighbourAdvertisement(.init(target: Lab6.ourLinkLocal, solicited: false, override: true,
+                                                                  targetLinkLayer: Lab.ourMAC)))
+        // A solicitation for another node's address that shares our group is not ours to answer.
+        #expect(host.feed(Lab6.solicitation(for: IPv6Address("fd77::1:0:2")!)).isEmpty)
+    }
+
+    /// An echo from a stranger waits for its resolution; the advertisement releases it.
+    @Test func echo_fromStranger_waitsForResolution() throws {
+        let host = Lab6.host()
+        let asked = host.feed(Lab6.echoRequest())
+        #expect(asked.count == 1)
+        let solicitation = try Sent6(asked[0])
+        #expect(solicitation.header.destination == Lab6.peer.solicitedNodeMulticast && solicitation.header.source == Lab6.us)
+        #expect(try solicitation.icmp() == .neighbourSolicitation(target: Lab6.peer, sourceLinkLayer: Lab.ourMAC))
+        let out = host.feed(Lab6.advertisement(.init(target: Lab6.peer, solicited: true, override: true, targetLinkLayer: Lab.peerMAC)))
+        #expect(out.count == 1)
+        let reply = try Sent6(out[0])
+        #expect(reply.ethernet.destination == Lab.peerMAC && reply.header.source == Lab6.us && reply.header.destination == Lab6.peer)
+        #expect(try reply.icmp() == .echoReply(identifier: 0x77, sequence: 3))
+        #expect(Array(reply.payload[8...]) == Array(0..<56))
+        if case .reachable? = host.neighbours6.state(of: Lab6.peer) {} else { Issue.record("peer not reachable") }
+        // Known now: the next echo is answered at once.
+        #expect(try Sent6(try #require(host.feed(Lab6.echoRequest()).first)).icmp() == .echoReply(identifier: 0x77, sequence: 3))
+    }
+
+    /// Echoes to the all-nodes group are answered from the link-local address, as Linux does.
+    @Test func echo_toAllNodes_isAnsweredFromLinkLocal() throws {
+        let host = Lab6.host()
+        _ = host.feed(Lab6.solicitation(for: Lab6.ourLinkLocal, from: Lab6.peerLinkLocal))
+        let out = host.feed(Lab6.echoRequest(from: Lab6.peerLinkLocal, to: .allNodes, mac: IPv6Address.allNodes.multicastMAC))
+        let reply = try Sent6(try #require(out.first))
+        #expect(reply.header.source == Lab6.ourLinkLocal && reply.header.destination == Lab6.peerLinkLocal)
+        // Another group's frames are not ours.
+        #expect(host.feed(Lab6.echoRequest(to: IPv6Address("ff02::fb")!, mac: IPv6Address("ff02::fb")!.multicastMAC)).isEmpty)
+        #expect(host.counters.drops[.notForUs] == 1)
+    }
+
+    /// RFC 4861 7.3.3: a STALE entry used goes to DELAY, then to PROBE with unicast
+    /// solicitations, and is given up on after three unanswered.
+    @Test func staleNeighbour_isProbedAndForgotten() throws {
+        let host = Lab6.host()
+        _ = host.feed(Lab6.solicitation(for: Lab6.us))  // learnt STALE, used at once for the answer
+        let t0 = Instant.zero
+        #expect(host.neighbours6.state(of: Lab6.peer) == .delay(until: t0 + .seconds(5)))
+        #expect(host.feed(Lab6.echoRequest(), now: t0 + .seconds(2)).count == 1)  // DELAY still sends
+        var sink = CollectingSink()
+        host.tick(now: t0 + .seconds(5), sink: &sink)
+        let probe = try Sent6(try #require(sink.frames.first))
+        #expect(probe.ethernet.destination == Lab.peerMAC && probe.header.destination == Lab6.peer)
+        #expect(try probe.icmp() == .neighbourSolicitation(target: Lab6.peer, sourceLinkLayer: Lab.ourMAC))
+        for second in 6...8 { host.tick(now: t0 + .seconds(UInt64(second)), sink: &sink) }
+        #expect(sink.frames.count == 3)
+        #expect(host.neighbours6.state(of: Lab6.peer) == nil)
+        // Resolution of a stranger gives up after three multicast solicitations, dropping what waited.
+        #expect(host.feed(Lab6.echoRequest(), now: t0 + .seconds(10)).count == 1)
+        for second in 11...13 { host.tick(now: t0 + .seconds(UInt64(second)), sink: &sink) }
+        #expect(host.counters.drops[.ndpUnresolved] == 1)
+    }
+
+    /// With no IPv6 socket yet, every port is closed: UDP gets a port unreachable quoting
+    /// the datagram, TCP a RST, and an unknown next header a parameter problem.
+    @Test func closedPorts_andUnknownProtocols_areRefused() throws {
+        let host = Lab6.host()
+        _ = host.feed(Lab6.solicitation(for: Lab6.us))
+        var udp = [UInt8](repeating: 0, count: 12)
+        udp.withUnsafeMutableBytes { b in
+            UDPHeader(sourcePort: 40000, destinationPort: 9, datagramLength: 12)
+                .emit(into: b, source: Lab.peer, destination: Lab.us) // checksum fixed below
+        }
+        udp[6] = 0; udp[7] = 0
+        var sum = InternetChecksum()
+        sum.addPseudoHeader(source: Lab6.peer, destination: Lab6.us, nextHeader: IPProtocol.udp, length: 12)
+        udp.withUnsafeBytes { sum.add(bytes: $0) }
+        udp[6] = UInt8(sum.value >> 8); udp[7] = UInt8(sum.value & 0xFF)
+        let datagram = ipv6Packet(upper: IPProtocol.udp, payload: udp, source: Lab6.peer, destination: Lab6.us)
+        let unreachable = try Sent6(try #require(host.feed(Lab6.frame(datagram)).first))
+        guard case .destinationUnreachable(4, let quoted) = try unreachable.icmp() else { Issue.record("no port unreachable"); return }
+        #expect(quoted.ports?.destination == 9 && Array(unreachable.payload[8...]) == datagram)
+
+        let syn = TCPSegmentHeader(sourcePort: 40001, destinationPort: 80, sequenceNumber: 1000, acknowledgmentNumber: 0,
+                                   flags: .syn, window: 65535)
+        var segment = [UInt8](repeating: 0, count: 20)
+        segment.withUnsafeMutableBytes { _ = syn.emit(into: $0, segmentLength: 20, addresses: .v6(source: Lab6.peer, destination: Lab6.us)) }
+        let rst = try Sent6(try #require(host.feed(Lab6.frame(ipv6Packet(upper: IPProtocol.tcp, payload: segment,
+                                                                         source: Lab6.peer, destination: Lab6.us))).first))
+        let reply = try rst.payload.withUnsafeBytes {
+            try TCPSegmentHeader(parsing: $0, addresses: .v6(source: Lab6.us, destination: Lab6.peer))
+        }
+        #expect(reply.flags == [.rst, .ack] && reply.acknowledgmentNumber == 1001 && reply.destinationPort == 40001)
+
+        let sctp = ipv6Packet(upper: 132, payload: [0, 0, 0, 0], source: Lab6.peer, destination: Lab6.us)
+        let problem = try Sent6(try #require(host.feed(Lab6.frame(sctp)).first))
+        guard case .parameterProblem(1, 6, _) = try problem.icmp() else { Issue.record("no parameter problem"); return }
+        #expect(host.counters.drops[.ipv6UnsupportedNextHeader] == 1)
+    }
+
+    /// Malformed IPv6 is counted by reason and never answered.
+    @Test func malformedPackets_areCountedByReason() {
+        let host = Lab6.host()
+        var truncatedChain = ipv6Packet([(IPv6NextHeader.destinationOptions, [0, 0, 0, 0, 0, 0, 0, 0])],
+                                        upper: IPv6NextHeader.icmpv6, payload: [], source: Lab6.peer, destination: Lab6.us)
+        truncatedChain[41] = 3
+        #expect(host.feed(Lab6.frame(truncatedChain)).isEmpty)
+        #expect(host.counters.drops[.ipv6ExtensionTruncated] == 1)
+        var badChecksum = Lab6.echoRequest()
+        badChecksum[14 + 40 + 9] ^= 1
+        #expect(host.feed(badChecksum).isEmpty)
+        #expect(host.counters.drops[.icmpv6BadChecksum] == 1)
+        var forwarded = Lab6.solicitation(for: Lab6.us)
+        forwarded[14 + 7] = 64  // a hop limit below 255: it crossed a router
+        #expect(host.feed(forwarded).isEmpty)
+        #expect(host.counters.drops[.ndpBadHopLimit] == 1)
+        let fromGroup = Lab6.frame(ipv6Packet(upper: IPv6NextHeader.noNextHeader, payload: [], source: .allNodes, destination: Lab6.us))
+        #expect(host.feed(fromGroup).isEmpty)
+        #expect(host.counters.drops[.ipv6BadSource] == 1)
+    }
+}
+
+@Suite struct NeighbourCacheTests {
+    let peer = IPv6Address("fd77::1")!
+    let t0 = Instant.zero
+
+    @Test func resolution_solicitsThreeTimesThenDrops() {
+        var cache = NeighbourCache()
+        #expect(cache.enqueue(PendingFrame([1]), for: peer, now: t0) == .sendRequest)
+        #expect(cache.enqueue(PendingFrame([2]), for: peer, now: t0) == .queued)
+        #expect(cache.nextDeadline == t0 + .seconds(1))
+        #expect(cache.expire(now: t0 + .seconds(1)).multicast == [peer])
+        #expect(cache.expire(now: t0 + .seconds(2)).multicast == [peer])
+        let due = cache.expire(now: t0 + .seconds(3))
+        #expect(due.failed.count == 1 && due.failed[0].droppedPackets == 2)
+        #expect(cache.count == 0 && cache.nextDeadline == nil)
+    }
+
+    /// RFC 4861 7.2.5: an override-less advertisement with another address does not move a
+    /// known entry, but makes a REACHABLE one STALE.
+    @Test func advertisements_followTheOverrideRules() {
+        var cache = NeighbourCache()
+        _ = cache.enqueue(PendingFrame([1]), for: peer, now: t0)
+        let first = MACAddress(value: 0x0200_0000_0001), second = MACAddress(value: 0x0200_0000_0002)
+        #expect(cache.advertised(.init(target: peer, solicited: true, override: false, targetLinkLayer: first), now: t0).count == 1)
+        #expect(cache.state(of: peer) == .reachable(until: t0 + .seconds(30)))
+        #expect(cache.nextDeadline == nil)
+        _ = cache.advertised(.init(target: peer, solicited: true, override: false, targetLinkLayer: second), now: t0)
+        #expect(cache.state(of: peer) == .stale)
+        #expect(cache.lookup(peer, now: t0) == first)
+        #expect(cache.state(of: peer) == .delay(until: t0 + .seconds(5)))
+        _ = cache.advertised(.init(target: peer, solicited: false, override: true, targetLinkLayer: second), now: t0)
+        #expect(cache.state(of: peer) == .stale && cache.lookup(peer, now: t0) == second)
+        cache.confirm(peer, now: t0 + .seconds(1))
+        #expect(cache.state(of: peer) == .reachable(until: t0 + .seconds(31)))
+        // Past its reachable time, a lookup still sends, and starts the delay.
+        #expect(cache.lookup(peer, now: t0 + .seconds(40)) == second)
+        #expect(cache.nextDeadline == t0 + .seconds(45))
+    }
+
+    @Test func fullCache_removesStaleEntriesFirst() {
+        var timing = NeighbourCache.Timing()
+        timing.capacity = 2
+        var cache = NeighbourCache(timing: timing)
+        _ = cache.learn(peer, at: MACAddress(value: 0x0200_0000_0001), now: t0)
+        _ = cache.enqueue(PendingFrame([1]), for: IPv6Address("fd77::3")!, now: t0)
+        #expect(cache.enqueue(PendingFrame([1]), for: IPv6Address("fd77::4")!, now: t0) == .sendRequest)
+        #expect(cache.state(of: peer) == nil)
+        #expect(cache.enqueue(PendingFrame([1]), for: IPv6Address("fd77::5")!, now: t0) == .cacheFull)
+    }
+}
