@@ -13,9 +13,9 @@ struct PingTests {
 
     /// Starts a sleeping python3 with one UDP socket under netmp in the lab and waits until
     /// its stack is up.
-    func startHost(in lab: LabNamespace, log: String) throws -> Process {
+    func startHost(in lab: LabNamespace, log: String, addresses: String = Self.address + "/24") throws -> Process {
         let process = try Shell.start(["ip", "netns", "exec", lab.name, Package.netmp, "run", "--tap", lab.tap,
-                                       "--addr", Self.address + "/24", "--mac", Self.mac, "--log", "info",
+                                       "--addr", addresses, "--mac", Self.mac, "--log", "info",
                                        "--", "python3", "-c", "import socket, time\n"
                                         + "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); time.sleep(120)"],
                                       stderrTo: log)
@@ -112,6 +112,65 @@ struct PingTests {
         #expect(total >= 16 * perKind + 1000, "random mutations should be dropped too: \(total)")
         let stillRunning = kill(host.processIdentifier, 0) == 0
         #expect(stillRunning)
+    }
+}
+
+extension PingTests {
+    static let address6 = "fd77::2"
+    /// What the kernel forms from `mac`: the universal/local bit flipped, ff:fe in the middle.
+    static let linkLocal = "fe80::4e:4dff:fe00:2"
+
+    /// Over IPv6 the kernel finds netmp by neighbour discovery and pings its global,
+    /// link-local and all-nodes addresses; with no IPv6 socket yet, a TCP connect is
+    /// refused at once; malformed IPv6 is counted by reason and ping is still answered.
+    @Test func kernelPings6_neighbourDiscovered_malformedCounted() throws {
+        let lab = try LabNamespace(addr6: "fd77::1/64")
+        let log = NSTemporaryDirectory() + "/\(lab.name).log"
+        let host = try startHost(in: lab, log: log, addresses: Self.address + "/24," + Self.address6 + "/64")
+        defer { stop(host) }
+
+        // The addresses are usable once duplicate address detection (1 s) found no other owner.
+        var first = lab.run(["ping", "-6", "-c", "1", "-W", "1", Self.address6], timeout: 5)
+        for _ in 0..<10 where first.status != 0 { first = lab.run(["ping", "-6", "-c", "1", "-W", "1", Self.address6], timeout: 5) }
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let ping = lab.run(["ping", "-6", "-c", "20", "-i", "0.01", "-W", "2", Self.address6], timeout: 30)
+        #expect(ping.stdout.contains(" 0% packet loss"), "\(ping.stdout)\(ping.stderr)")
+        let local = lab.run(["ping", "-6", "-c", "5", "-i", "0.05", "-W", "2", Self.linkLocal + "%" + lab.tap], timeout: 30)
+        #expect(local.stdout.contains(" 0% packet loss"), "\(local.stdout)\(local.stderr)")
+        let neighbour = lab.run(["ip", "-6", "neigh", "show", Self.address6, "dev", lab.tap])
+        #expect(neighbour.stdout.contains("lladdr " + Self.mac), "\(neighbour.stdout)")
+        // -c 3 so that the kernel's own answer cannot end the count before netmp's arrives.
+        // netmp answers from the address that suits the asker, as Linux does: the kernel
+        // asks from its global address or its link-local one, by its own source selection.
+        let group = lab.run(["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "ff02::1%" + lab.tap], timeout: 30)
+        #expect(group.stdout.contains("from \(Self.address6): ") || group.stdout.contains("from \(Self.linkLocal)%"),
+                "\(group.stdout)\(group.stderr)")
+
+        let connect = lab.run(["python3", "-c", """
+            import socket, time
+            s = socket.socket(socket.AF_INET6); s.settimeout(5); t = time.monotonic()
+            try: s.connect(("\(Self.address6)", 80))
+            except ConnectionRefusedError: print("refused", round(time.monotonic() - t, 3))
+            """], timeout: 15)
+        #expect(connect.stdout.hasPrefix("refused"), "\(connect.stdout)\(connect.stderr)")
+
+        let before = drops(try stats(host.processIdentifier))
+        let injector = Package.root + "/Tests/Fixtures/inject_malformed.py"
+        let perKind = 25
+        let injected = lab.run(["python3", injector, lab.tap, Self.mac, Self.address, "10.77.0.1", "\(perKind)", "2000", "11",
+                                Self.address6, "fd77::1"], timeout: 60)
+        #expect(injected.status == 0, "\(injected.stderr)")
+        let kinds = injected.stdout.split(separator: "\n").map { $0.split(separator: " ") }.filter { $0.count == 2 }
+        #expect(kinds.filter { $0[0].hasPrefix("ipv6") || $0[0].hasPrefix("icmpv6") || $0[0].hasPrefix("ndp") }.count == 13)
+        usleep(300_000)
+        let after = drops(try stats(host.processIdentifier))
+        for kind in kinds {
+            let reason = String(kind[0])
+            let counted = (after[reason] ?? 0) - (before[reason] ?? 0)
+            #expect(counted >= perKind, "\(reason): counted \(counted), sent \(perKind)")
+        }
+        let again = lab.run(["ping", "-6", "-c", "20", "-i", "0.01", "-W", "2", Self.address6], timeout: 30)
+        #expect(again.stdout.contains(" 0% packet loss"), "after the burst: \(again.stdout)")
     }
 }
 

@@ -84,13 +84,13 @@ final class LabNamespace {
     private static let counter = NSLock()
     nonisolated(unsafe) private static var next = 0
 
-    init(addr: String = "10.77.0.1/24") throws {
+    init(addr: String = "10.77.0.1/24", addr6: String? = nil) throws {
         LabNamespace.counter.lock()
         LabNamespace.next += 1
         let n = LabNamespace.next
         LabNamespace.counter.unlock()
         name = "nmit-\(getpid())-\(n)"
-        let up = Shell.run([Package.lab, "up", name, "--addr", addr])
+        let up = Shell.run([Package.lab, "up", name, "--addr", addr] + (addr6.map { ["--addr6", $0] } ?? []))
         guard up.status == 0 else {
             _ = Shell.run([Package.lab, "down", name])
             throw LabError.setupFailed(up.stderr)
