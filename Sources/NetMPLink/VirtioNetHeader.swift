@@ -23,8 +23,8 @@ public struct VirtioNetHeader: Equatable, Sendable {
     public init() {}
     public static let none = VirtioNetHeader()
 
-    /// The header that asks the kernel for what `offload` requests: TCP over IPv4 for a
-    /// super-segment, UDP (GSO_UDP_L4) for a run of datagrams.
+    /// The header that asks the kernel for what `offload` requests: TCP over IPv4 or IPv6
+    /// for a super-segment, UDP (GSO_UDP_L4) for a run of datagrams.
     public init(_ offload: FrameOffload) {
         if offload.needsChecksum {
             flags = Self.needsChecksum
@@ -32,7 +32,7 @@ public struct VirtioNetHeader: Equatable, Sendable {
             checksumOffset = UInt16(offload.checksumOffset)
         }
         if offload.segments {
-            gsoType = offload.datagrams ? .udpL4 : .tcpV4
+            gsoType = offload.datagrams ? .udpL4 : offload.ipv6 ? .tcpV6 : .tcpV4
             gsoSize = UInt16(offload.segmentSize)
             headerLength = UInt16(offload.headerLength)
         }

@@ -58,7 +58,8 @@ public final class DatagramSocket: @unchecked Sendable {
     public func bind(_ endpoint: Endpoint) throws(SocketError) {
         try setup.locked { () throws(SocketError) in
             guard !closed, channel == nil else { throw SocketError(EINVAL) }
-            guard endpoint.address.isUnspecified || endpoint.address == client.configuration.address else {
+            guard endpoint.address.isIPv4 else { throw SocketError(EAFNOSUPPORT) }
+            guard endpoint.address.isUnspecified || endpoint.address == IPAddress(client.configuration.address) else {
                 throw SocketError(EADDRNOTAVAIL)
             }
             let port: UInt16
@@ -97,8 +98,9 @@ public final class DatagramSocket: @unchecked Sendable {
     /// (AF_UNSPEC) dissolves the association.
     public func connect(to remote: Endpoint?) throws(SocketError) {
         if let remote {
+            guard let address = remote.address.v4 else { throw SocketError(EAFNOSUPPORT) }
             guard remote.port != 0 else { throw SocketError(ECONNREFUSED) }
-            guard client.routes.nextHop(for: remote.address) != nil else { throw SocketError(ENETUNREACH) }
+            guard client.routes.nextHop(for: address) != nil else { throw SocketError(ENETUNREACH) }
         }
         try bound().connect(to: remote)
     }
@@ -124,13 +126,14 @@ public final class DatagramSocket: @unchecked Sendable {
         guard let target = destination ?? channel.connectedPeer else { throw SocketError(EDESTADDRREQ) }
         guard bytes.count <= maximumPayload else { throw SocketError(EMSGSIZE) }
         guard target.port != 0 else { throw SocketError(EINVAL) }
+        guard let address = target.address.v4 else { throw SocketError(EAFNOSUPPORT) }
         let subnetBroadcast = client.configuration.address.value | ~IPv4Address.mask(prefixLength: client.configuration.prefixLength)
-        if target.address.isLimitedBroadcast || target.address.value == subnetBroadcast {
+        if address.isLimitedBroadcast || address.value == subnetBroadcast {
             guard broadcast.load(ordering: .relaxed) else { throw SocketError(EACCES) }
-        } else if client.routes.nextHop(for: target.address) == nil {
+        } else if client.routes.nextHop(for: address) == nil {
             throw SocketError(ENETUNREACH)
         }
-        var header: (UInt32, UInt32, UInt32) = (UInt32(bytes.count), target.address.value, UInt32(target.port))
+        var header: (UInt32, UInt32, UInt32) = (UInt32(bytes.count), address.value, UInt32(target.port))
         let wait = !(nonBlocking || dontWait)
         while true {
             let queued = withUnsafeBytes(of: &header) { channel.outgoing.writeRecord($0, bytes) }

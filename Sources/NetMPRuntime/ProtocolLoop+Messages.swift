@@ -248,7 +248,7 @@ extension ProtocolLoop {
         let core = self.core, steering = self.steering, portTable = self.portTable
         let socket: TCPSocket
         do {
-            socket = try tcp.connect(from: host.address, to: remote, now: now, localPort: localPort,
+            socket = try tcp.connect(from: IPAddress(host.address), to: remote, now: now, localPort: localPort,
                                      configuration: configuration, channel: channel,
                                      acceptable: { steering.owner(of: $0) == core && portTable?.isReserved($0.local.port) != true })
         } catch {
@@ -276,7 +276,7 @@ extension ProtocolLoop {
         while sent < committed, let first = DatagramRecord.read(ring, at: 0, held: committed - sent) {
             var count = 1, span = DatagramRecord.headerLength + first.length
             // Not to our own address: a looped run would have to be cut again.
-            if host.offloads.udpSegmentation && first.length > 0 && first.destination.address != host.address {
+            if host.offloads.udpSegmentation && first.length > 0 && first.destination.address != IPAddress(host.address) {
                 let limit = min(Host.datagramsPerFrame,
                                 (Int(UInt16.max) - IPv4Header.minimumLength - UDPHeader.length) / first.length)
                 while count < limit, let next = DatagramRecord.read(ring, at: span, held: committed - sent),

@@ -456,6 +456,6 @@ extension LinkOffloads {
     /// What the TAP's accepted TUNSETOFFLOAD flags let the host leave to the kernel.
     public init(_ flags: TAPOffloads) {
         self.init(checksum: flags.contains(.checksum), tcpSegmentation: flags.contains(.tso4),
-                  udpSegmentation: flags.contains(.checksum))
+                  udpSegmentation: flags.contains(.checksum), tcpSegmentation6: flags.contains(.tso6))
     }
 }

@@ -111,8 +111,8 @@ public final class StatsPage: @unchecked Sendable {
             let c = socket.connection
             let r = area + 1 + row * StatsLayout.connectionWords
             typealias K = StatsLayout.Connection
-            words[r + K.local] = UInt64(c.tuple.local.address.value) << 16 | UInt64(c.tuple.local.port)
-            words[r + K.remote] = UInt64(c.tuple.remote.address.value) << 16 | UInt64(c.tuple.remote.port)
+            words[r + K.local] = UInt64(c.tuple.local.ipv4Value) << 16 | UInt64(c.tuple.local.port)
+            words[r + K.remote] = UInt64(c.tuple.remote.ipv4Value) << 16 | UInt64(c.tuple.remote.port)
             words[r + K.state] = UInt64(states.firstIndex(of: c.state) ?? 0)
             words[r + K.sendQueue] = UInt64(c.sendQueued)
             words[r + K.receiveQueue] = UInt64(c.unread)

@@ -147,7 +147,8 @@ public final class StreamSocket: @unchecked Sendable {
     public func bind(_ endpoint: Endpoint) throws(SocketError) {
         try setup.locked { () throws(SocketError) in
             guard phase == .fresh, boundPort == nil else { throw SocketError(EINVAL) }
-            guard endpoint.address.isUnspecified || endpoint.address == client.configuration.address else {
+            guard endpoint.address.isIPv4 else { throw SocketError(EAFNOSUPPORT) }
+            guard endpoint.address.isUnspecified || endpoint.address == IPAddress(client.configuration.address) else {
                 throw SocketError(EADDRNOTAVAIL)
             }
             switch client.reservePort(endpoint.port, datagram: false) {
@@ -299,9 +300,10 @@ public final class StreamSocket: @unchecked Sendable {
             case .listening: throw SocketError(EISCONN)
             case .closed: throw SocketError(EINVAL)
             }
-            guard remote.port != 0, !remote.address.isUnspecified else { throw SocketError(ECONNREFUSED) }
+            guard let address = remote.address.v4 else { throw SocketError(EAFNOSUPPORT) }
+            guard remote.port != 0, !address.isUnspecified else { throw SocketError(ECONNREFUSED) }
             // No route fails at once, and the socket stays unconnected (Linux's tcp_v4_connect).
-            guard client.routes.nextHop(for: remote.address) != nil else { throw SocketError(ENETUNREACH) }
+            guard client.routes.nextHop(for: address) != nil else { throw SocketError(ENETUNREACH) }
             let core: Int
             if let port = boundPort {
                 core = client.steering.owner(of: FourTuple(local: Endpoint(client.configuration.address, port), remote: remote))

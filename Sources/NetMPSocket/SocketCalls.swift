@@ -285,7 +285,7 @@ public func netmpAccept(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ nonBlo
         _ = accepted.client.adoptNamedFile(into: fd, cloexec: cloexec != 0, for: accepted.channel.doorbell)
         accepted.nonBlocking = nonBlocking != 0
         let peer = try accepted.peerAddress()
-        address.pointee = peer.address.value
+        address.pointee = peer.ipv4Value
         port.pointee = peer.port
         let shim = ShimSocket(.stream(accepted))
         claim(shim)
@@ -358,7 +358,7 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
             return n
         case .datagram(let d):
             let (length, source) = try d.receive(into: buffer, peek: flags & messagePeek != 0, dontWait: flags & messageDontWait != 0)
-            address?.pointee = source.address.value
+            address?.pointee = source.ipv4Value
             port?.pointee = source.port
             full?.pointee = length
             return flags & messageTruncate != 0 ? length : min(length, count)
@@ -387,7 +387,7 @@ public func netmpName(_ handle: UnsafeMutableRawPointer, _ peer: Int32,
         case .stream(let s): name = peer != 0 ? try s.peerAddress() : s.localAddress
         case .datagram(let d): name = peer != 0 ? try d.peerAddress() : d.localAddress
         }
-        address.pointee = name.address.value
+        address.pointee = name.ipv4Value
         port.pointee = name.port
         return 0
     } catch { return failure(error) }

@@ -74,7 +74,7 @@ public final class AcceptQueue: @unchecked Sendable {
         let w = words(position)
         // netmp_accepted: slot, generation | local, remote address | ports, reserved.
         w[0].store(connection.handle.word, ordering: .relaxed)
-        w[1].store(UInt64(tuple.local.address.value) | UInt64(tuple.remote.address.value) << 32, ordering: .relaxed)
+        w[1].store(UInt64(tuple.local.ipv4Value) | UInt64(tuple.remote.ipv4Value) << 32, ordering: .relaxed)
         w[2].store(UInt64(tuple.local.port) | UInt64(tuple.remote.port) << 16, ordering: .relaxed)
         owner.publish(1)
         return true

@@ -157,7 +157,7 @@ public final class DatagramChannel: @unchecked Sendable {
         return v == 0 ? nil : Endpoint(IPv4Address(UInt32(truncatingIfNeeded: v >> 16)), UInt16(truncatingIfNeeded: v))
     }
     public func connect(to remote: Endpoint?) {
-        peer.pointee.store(remote.map { UInt64($0.address.value) << 16 | UInt64($0.port) } ?? 0, ordering: .releasing)
+        peer.pointee.store(remote.map { UInt64($0.ipv4Value) << 16 | UInt64($0.port) } ?? 0, ordering: .releasing)
     }
 
     // MARK: Cores
@@ -230,7 +230,7 @@ public final class DatagramQueue: @unchecked Sendable {
         let size = Self.headerLength + payload.count
         guard storage.capacity &- owner.unread() >= size else { return false }
         let t = owner.tail
-        var header: (UInt32, UInt32, UInt32) = (UInt32(payload.count), source.address.value, UInt32(source.port))
+        var header: (UInt32, UInt32, UInt32) = (UInt32(payload.count), source.ipv4Value, UInt32(source.port))
         withUnsafeBytes(of: &header) { storage.copyIn($0, at: t) }
         storage.copyIn(payload, at: t &+ Self.headerLength)
         owner.publish(size)

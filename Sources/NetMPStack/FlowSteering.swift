@@ -17,14 +17,16 @@ public struct FlowSteering: Sendable {
     }
 
     public let cores: Int
+    /// Per input byte position and value, its share of the hash: 12 positions for IPv4's
+    /// input, 36 for IPv6's (the hash of a byte depends on its position only).
     let table: [UInt32]
 
     public init(cores: Int, toeplitz: Toeplitz = .symmetric) {
         precondition(cores >= 1)
         self.cores = cores
-        var table = [UInt32](repeating: 0, count: 12 * 256)
-        var input = [UInt8](repeating: 0, count: 12)
-        for position in 0..<12 {
+        var table = [UInt32](repeating: 0, count: 36 * 256)
+        var input = [UInt8](repeating: 0, count: 36)
+        for position in 0..<36 {
             for value in 1..<256 {
                 input[position] = UInt8(value)
                 table[position * 256 + value] = toeplitz.hash(input)
@@ -45,10 +47,21 @@ public struct FlowSteering: Sendable {
                     h ^= t[(position + i) * 256 + byte]
                 }
             }
-            mix(source.address.value, bytes: 4, at: 0)
-            mix(destination.address.value, bytes: 4, at: 4)
-            mix(UInt32(source.port), bytes: 2, at: 8)
-            mix(UInt32(destination.port), bytes: 2, at: 10)
+            if let s = source.address.v4, let d = destination.address.v4 {
+                mix(s.value, bytes: 4, at: 0)
+                mix(d.value, bytes: 4, at: 4)
+                mix(UInt32(source.port), bytes: 2, at: 8)
+                mix(UInt32(destination.port), bytes: 2, at: 10)
+                return h
+            }
+            let s = source.address.bits, d = destination.address.bits
+            func mix(half: UInt64, at position: Int) {
+                mix(UInt32(truncatingIfNeeded: half >> 32), bytes: 4, at: position)
+                mix(UInt32(truncatingIfNeeded: half), bytes: 4, at: position + 4)
+            }
+            mix(half: s.high, at: 0); mix(half: s.low, at: 8); mix(half: d.high, at: 16); mix(half: d.low, at: 24)
+            mix(UInt32(source.port), bytes: 2, at: 32)
+            mix(UInt32(destination.port), bytes: 2, at: 34)
             return h
         }
     }
@@ -67,10 +80,22 @@ public struct FlowSteering: Sendable {
         // Neighbour discovery (ICMPv6 133-137 right after the fixed header) is IPv6's ARP:
         // every core keeps its own neighbour cache and follows address detection.
         if etherType == EtherType.ipv6 {
-            guard frame.count >= 14 + 41, frame[14 + 6] == IPv6NextHeader.icmpv6,
-                  (ICMPv6Message.Kind.routerSolicitation...ICMPv6Message.Kind.neighbourAdvertisement).contains(frame[14 + 40])
-            else { return .arrivalCore }
-            return .everyCore
+            guard frame.count >= 14 + 44, frame[14] >> 4 == 6 else { return .arrivalCore }
+            switch frame[14 + 6] {
+            case IPv6NextHeader.icmpv6:
+                let type = frame[14 + 40]
+                return (ICMPv6Message.Kind.routerSolicitation...ICMPv6Message.Kind.neighbourAdvertisement).contains(type)
+                    ? .everyCore : .arrivalCore
+            case IPProtocol.tcp:
+                // A segment with no extension headers (what TCP peers send): its owner.
+                let view = UnsafeRawBufferPointer(rebasing: frame[14...])
+                let source = IPv6Address.read(from: view, at: 8), destination = IPv6Address.read(from: view, at: 24)
+                let ports = (source: UInt16(frame[54]) << 8 | UInt16(frame[55]), destination: UInt16(frame[56]) << 8 | UInt16(frame[57]))
+                return .owner(owner(of: FourTuple(local: Endpoint(destination, ports.destination),
+                                                  remote: Endpoint(source, ports.source))))
+            default:
+                return .arrivalCore
+            }
         }
         guard etherType == EtherType.ipv4, let ip = IPv4Fields(frame, at: 14) else { return .arrivalCore }
         guard ip.destination == localAddress, !ip.isFragment else { return .arrivalCore }

@@ -35,9 +35,13 @@ public struct LinkOffloads: Equatable, Sendable {
     /// userspace whatever its TUNSETOFFLOAD flags (they only govern what it hands us), on
     /// kernels since 6.2; an older one refuses the write, and the sink turns this off.
     public var udpSegmentation = false
-    public init(checksum: Bool = false, tcpSegmentation: Bool = false, udpSegmentation: Bool = false) {
+    /// TCP super-segments over IPv6 (TUN_F_TSO6), which a kernel may grant apart from IPv4's.
+    public var tcpSegmentation6 = false
+    public init(checksum: Bool = false, tcpSegmentation: Bool = false, udpSegmentation: Bool = false,
+                tcpSegmentation6: Bool? = nil) {
         self.checksum = checksum; self.tcpSegmentation = tcpSegmentation && checksum
         self.udpSegmentation = udpSegmentation && checksum
+        self.tcpSegmentation6 = (tcpSegmentation6 ?? tcpSegmentation) && checksum
     }
     public static let none = LinkOffloads()
 }

@@ -158,21 +158,15 @@ extension Host {
         }
     }
 
-    /// No TCP socket takes IPv6 yet: answer as CLOSED does (RFC 9293 3.10.7.1), so a peer's
-    /// connect fails at once instead of timing out.
+    /// TCP over IPv6 goes to the same table of connections and listeners as IPv4's.
     func receiveTCPv6(_ bytes: UnsafeRawBufferPointer, header: IPv6Header, now: Instant, sink: inout some FrameSink) {
         let addresses = IPAddressPair.v6(source: header.source, destination: header.destination)
         let segment: TCPSegmentHeader
         do { segment = try TCPSegmentHeader(parsing: bytes, addresses: addresses, verifyChecksum: !checksumsTrusted) }
         catch { counters.drops.count(error); return }
-        counters.drops.count(.tcpNoSocket)
-        let payload = bytes.count - segment.headerLength
-        guard let reply = Connection.resetFor(segment, payloadLength: payload) else { return }
-        let me = header.destination, peer = header.source
-        _ = sendIPv6(to: peer, from: me, nextHeader: IPProtocol.tcp, payloadLength: reply.headerLength,
-                     now: now, sink: &sink) { out in
-            reply.emit(into: out, segmentLength: reply.headerLength, addresses: .v6(source: me, destination: peer))
-        }
+        let payload = UnsafeRawBufferPointer(rebasing: bytes[segment.headerLength...])
+        receiveTCP(segment, payload: payload, source: IPAddress(header.source), destination: IPAddress(header.destination),
+                   now: now, sink: &sink)
     }
 
     /// Sends an ICMPv6 error about `packet` (RFC 4443 2.4 (e): never about another error, a
@@ -200,13 +194,23 @@ extension Host {
     /// Sends one IPv6 packet of `payloadLength` bytes that `fill` writes, from `source` (one
     /// of ours: `ipv6.source(for:)` picks it). On-link destinations only: netmp takes no
     /// IPv6 router yet. While the neighbour resolves, the frame waits in its cache entry.
+    /// `offload` asks the link to finish the transport checksum or cut a TCP super-segment,
+    /// as for IPv4 (`sendIPv4`); a super-segment may exceed the MTU up to 64 KiB.
     public func sendIPv6(to destination: IPv6Address, from source: IPv6Address, nextHeader: UInt8, payloadLength: Int,
-                         hopLimit: UInt8 = 64, now: Instant, sink: inout some FrameSink,
+                         hopLimit: UInt8 = 64, now: Instant, sink: inout some FrameSink, offload: FrameOffload = .none,
                          fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
         let ipOffset = EthernetFrameView.headerLength
         let transportOffset = ipOffset + IPv6Header.length
-        guard IPv6Header.length + payloadLength <= configuration.mtu else {
-            counters.drops.count(.frameTooLarge); return .failure(.tooLarge)
+        var frameOffload = FrameOffload.none
+        if offload.needsChecksum {
+            frameOffload = FrameOffload(checksumStart: transportOffset, checksumOffset: offload.checksumOffset,
+                                        headerLength: transportOffset + offload.headerLength, ipv6: true)
+        }
+        if IPv6Header.length + payloadLength > configuration.mtu {
+            guard offload.segments, !offload.datagrams, offloads.tcpSegmentation6, payloadLength <= Int(UInt16.max) else {
+                counters.drops.count(.frameTooLarge); return .failure(.tooLarge)
+            }
+            frameOffload.segmentSize = offload.segmentSize
         }
         guard destination.isMulticast || ipv6.isOnLink(destination) || ipv6.state(of: destination) != nil else {
             counters.drops.count(.noRoute); return .failure(.noRoute)
@@ -217,16 +221,16 @@ extension Host {
         fill(UnsafeMutableRawBufferPointer(rebasing: frame[transportOffset...]))
         if ipv6.state(of: destination) != nil {
             EthernetHeader(destination: mac, source: mac, etherType: EtherType.ipv6).emit(into: frame)
-            loopBack(frame, offload: .none)
+            loopBack(frame, offload: frameOffload)
             return .success(())
         }
         if let neighbour = destination.isMulticast ? destination.multicastMAC : neighbours6.lookup(destination, now: now) {
             EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv6).emit(into: frame)
-            transmit(UnsafeRawBufferPointer(frame), sink: &sink)
+            transmit(frame, offload: frameOffload, sink: &sink)
             return .success(())
         }
         EthernetHeader(destination: .zero, source: mac, etherType: EtherType.ipv6).emit(into: frame)
-        switch neighbours6.enqueue(PendingFrame(Array(UnsafeRawBufferPointer(frame))), for: destination, now: now) {
+        switch neighbours6.enqueue(PendingFrame(Array(UnsafeRawBufferPointer(frame)), offload: frameOffload), for: destination, now: now) {
         case .sendRequest:
             sendNeighbourSolicitation(for: destination, from: source, to: destination.solicitedNodeMulticast,
                                       destinationMAC: destination.solicitedNodeMulticast.multicastMAC, sink: &sink)

@@ -237,20 +237,45 @@ public final class Host {
         catch { counters.drops.count(error); return }
         guard toUs else { counters.drops.count(.tcpNoSocket); return } // TCP is unicast only
         let payload = UnsafeRawBufferPointer(rebasing: bytes[segment.headerLength...])
-        if let tcp, tcp.input(segment, payload: payload, source: header.source, destination: header.destination,
+        receiveTCP(segment, payload: payload, source: IPAddress(header.source), destination: IPAddress(header.destination),
+                   now: now, sink: &sink)
+    }
+
+    /// A checked TCP segment to one of our addresses, of either family: to its connection
+    /// or listener, else answered as CLOSED does (RFC 9293 3.10.7.1: any segment but a RST
+    /// gets a RST).
+    func receiveTCP(_ segment: TCPSegmentHeader, payload: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress,
+                    now: Instant, sink: inout some FrameSink) {
+        if let tcp, tcp.input(segment, payload: payload, source: source, destination: destination,
                               now: now, host: self, sink: &sink) { return }
         counters.drops.count(.tcpNoSocket)
-        // RFC 9293 3.10.7.1, CLOSED: any segment but a RST is answered with a RST.
         guard let reply = Connection.resetFor(segment, payloadLength: payload.count) else { return }
-        sendBareSegment(reply, to: header.source, now: now, sink: &sink)
+        sendBareSegment(reply, from: destination, to: source, now: now, sink: &sink)
     }
 
     /// Sends a TCP segment that is all header (a RST or an ACK built outside a connection).
-    func sendBareSegment(_ header: TCPSegmentHeader, to peer: IPv4Address, now: Instant, sink: inout some FrameSink) {
-        let me = address
-        _ = sendIPv4(to: peer, proto: IPProtocol.tcp, payloadLength: header.headerLength, now: now, sink: &sink) { out in
-            header.emit(into: out, segmentLength: header.headerLength, source: me, destination: peer)
+    func sendBareSegment(_ header: TCPSegmentHeader, from local: IPAddress, to peer: IPAddress, now: Instant,
+                         sink: inout some FrameSink) {
+        sendTCP(from: local, to: peer, length: header.headerLength, now: now, sink: &sink) { out, addresses in
+            header.emit(into: out, segmentLength: header.headerLength, addresses: addresses)
         }
+    }
+
+    /// Sends a TCP segment of `length` bytes that `fill` writes (given the pseudo-header's
+    /// addresses), over the family of its addresses.
+    @discardableResult
+    func sendTCP(from local: IPAddress, to peer: IPAddress, length: Int, now: Instant, sink: inout some FrameSink,
+                 offload: FrameOffload = .none,
+                 fill: (UnsafeMutableRawBufferPointer, IPAddressPair) -> Void) -> Result<Void, SendError> {
+        if let v4 = peer.v4 {
+            let addresses = IPAddressPair.v4(source: address, destination: v4)
+            return sendIPv4(to: v4, proto: IPProtocol.tcp, payloadLength: length, now: now, sink: &sink, offload: offload) {
+                fill($0, addresses)
+            }
+        }
+        let addresses = IPAddressPair.v6(source: local.bits, destination: peer.bits)
+        return sendIPv6(to: peer.bits, from: local.bits, nextHeader: IPProtocol.tcp, payloadLength: length, now: now,
+                        sink: &sink, offload: offload) { fill($0, addresses) }
     }
 
     /// Counts a frame the link could not hand over whole (a bad virtio-net header).
@@ -395,16 +420,18 @@ public final class Host {
     public func sendUDP(from port: UInt16, to destination: Endpoint, datagrams: Int, each: Int, now: Instant,
                         sink: inout some FrameSink, fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
         precondition(datagrams == 1 || offloads.udpSegmentation, "a run of datagrams needs UDP segmentation offload")
+        // No UDP socket is of the IPv6 family yet: an IPv4 socket names only IPv4 peers.
+        guard let target = destination.address.v4 else { counters.drops.count(.noRoute); return .failure(.noRoute) }
         let me = address
         let payload = datagrams * each
         let header = UDPHeader(sourcePort: port, destinationPort: destination.port, datagramLength: UDPHeader.length + payload)
         let partial = offloads.checksum
         let offload = partial ? FrameOffload(checksumOffset: 6, segmentSize: datagrams > 1 ? each : 0,
                                              headerLength: UDPHeader.length, datagrams: datagrams > 1) : .none
-        return sendIPv4(to: destination.address, proto: IPProtocol.udp, payloadLength: header.datagramLength, now: now,
+        return sendIPv4(to: target, proto: IPProtocol.udp, payloadLength: header.datagramLength, now: now,
                         sink: &sink, offload: offload) { out in
             fill(UnsafeMutableRawBufferPointer(rebasing: out[UDPHeader.length..<header.datagramLength]))
-            header.emit(into: out, source: me, destination: destination.address, partialChecksum: partial)
+            header.emit(into: out, source: me, destination: target, partialChecksum: partial)
         }
     }
 

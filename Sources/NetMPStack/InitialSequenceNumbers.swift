@@ -9,21 +9,23 @@ public struct InitialSequenceNumbers: Sendable {
     public init(secret: (UInt64, UInt64)) { key0 = secret.0; key1 = secret.1 }
 
     public func next(for tuple: FourTuple, now: Instant) -> SequenceNumber {
-        let addresses = UInt64(tuple.local.address.value) << 32 | UInt64(tuple.remote.address.value)
+        let local = tuple.local.address.bits, remote = tuple.remote.address.bits
         let ports = UInt64(tuple.local.port) << 16 | UInt64(tuple.remote.port)
-        let f = sipHash24(addresses, ports)
+        let f = sipHash24(local.high, local.low, remote.high, remote.low, ports)
         return SequenceNumber(UInt32(truncatingIfNeeded: now.nanoseconds / 4_000) &+ UInt32(truncatingIfNeeded: f))
     }
 
     /// The TCP timestamp clock's offset for connections between two addresses (RFC 7323
     /// 5.4): secret, but the same for every connection of the pair, so the clock a peer sees
     /// only moves forward from one connection to the next, as Linux's secure_tcp_ts_off.
-    public func timestampOffset(local: IPv4Address, remote: IPv4Address) -> UInt32 {
-        UInt32(truncatingIfNeeded: sipHash24(UInt64(local.value) << 32 | UInt64(remote.value), 0x7473_6f66_6673_6574))
+    public func timestampOffset(local: IPAddress, remote: IPAddress) -> UInt32 {
+        UInt32(truncatingIfNeeded: sipHash24(local.bits.high, local.bits.low, remote.bits.high, remote.bits.low,
+                                             0x7473_6f66_6673_6574))
     }
 
-    /// SipHash-2-4 of two 64-bit words (Aumasson and Bernstein), enough for a 4-tuple.
-    func sipHash24(_ m0: UInt64, _ m1: UInt64) -> UInt64 {
+    /// SipHash-2-4 (Aumasson and Bernstein) of five 64-bit words: a 4-tuple of either
+    /// family, both addresses in their 16-byte form.
+    func sipHash24(_ m0: UInt64, _ m1: UInt64, _ m2: UInt64, _ m3: UInt64, _ m4: UInt64) -> UInt64 {
         var v0: UInt64 = 0x736f_6d65_7073_6575 ^ key0
         var v1: UInt64 = 0x646f_7261_6e64_6f6d ^ key1
         var v2: UInt64 = 0x6c79_6765_6e65_7261 ^ key0
@@ -34,9 +36,9 @@ public struct InitialSequenceNumbers: Sendable {
             v0 &+= v3; v3 = v3.rotatedLeft(21); v3 ^= v0
             v2 &+= v1; v1 = v1.rotatedLeft(17); v1 ^= v2; v2 = v2.rotatedLeft(32)
         }
-        for m in [m0, m1, UInt64(16) << 56] {
-            v3 ^= m; round(); round(); v0 ^= m
-        }
+        func absorb(_ m: UInt64) { v3 ^= m; round(); round(); v0 ^= m }
+        absorb(m0); absorb(m1); absorb(m2); absorb(m3); absorb(m4)
+        absorb(UInt64(40) << 56)
         v2 ^= 0xFF
         round(); round(); round(); round()
         return v0 ^ v1 ^ v2 ^ v3

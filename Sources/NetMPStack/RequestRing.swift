@@ -182,7 +182,7 @@ extension Request {
         put(flags, \.flags)
         put(handle.slot, \.slot)
         put(handle.generation, \.generation)
-        put(remote.address.value, \.address)
+        put(remote.ipv4Value, \.address)
         put(remote.port, \.port)
         put(localPort, \.local_port)
         put(options.maximumSegmentSize, \.mss)

@@ -221,8 +221,8 @@ public final class SocketChannel: @unchecked Sendable {
     /// application to read it.
     public func publishTuple(_ tuple: FourTuple) {
         typealias Slot = netmp_stream_slot
-        slot.storeBytes(of: tuple.local.address.value, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.local_address)!, as: UInt32.self)
-        slot.storeBytes(of: tuple.remote.address.value, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.remote_address)!, as: UInt32.self)
+        slot.storeBytes(of: tuple.local.ipv4Value, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.local_address)!, as: UInt32.self)
+        slot.storeBytes(of: tuple.remote.ipv4Value, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.remote_address)!, as: UInt32.self)
         slot.storeBytes(of: tuple.remote.port, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.remote_port)!, as: UInt16.self)
         slot.storeBytes(of: tuple.local.port, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.local_port)!, as: UInt16.self)
     }

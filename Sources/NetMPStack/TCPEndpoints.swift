@@ -1,6 +1,16 @@
 import NetMPTCP
 import NetMPWire
 
+/// The families a listener takes connections of: an AF_INET socket IPv4 only, an AF_INET6
+/// one IPv6 only with IPV6_V6ONLY, both without.
+public struct ListenerFamilies: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let ipv4 = ListenerFamilies(rawValue: 1)
+    public static let ipv6 = ListenerFamilies(rawValue: 2)
+    public static let both: ListenerFamilies = [.ipv4, .ipv6]
+}
+
 public enum TCPTableError: Error, Equatable, Sendable {
     case addressInUse     // EADDRINUSE
     case noEphemeralPorts // EADDRNOTAVAIL
@@ -28,6 +38,7 @@ public final class TCPEndpoints {
 
     final class Listener {
         let backlog: Int
+        let families: ListenerFamilies
         var acceptQueue: [TCPSocket] = []
         /// Where established connections go instead of `acceptQueue` (the runtime's per-core
         /// accept queue); false means that queue is full and the connection is reset.
@@ -38,8 +49,10 @@ public final class TCPEndpoints {
         /// Where a connection this listener makes gets its channel (the runtime's: a slot of
         /// the listener's client's socket table); nil, or a nil answer, gives it rings of its own.
         let channelMaker: ((TCPConfiguration) -> SocketChannel?)?
-        init(backlog: Int, channelMaker: ((TCPConfiguration) -> SocketChannel?)?, handOff: ((TCPSocket) -> Bool)?) {
+        init(backlog: Int, families: ListenerFamilies, channelMaker: ((TCPConfiguration) -> SocketChannel?)?,
+             handOff: ((TCPSocket) -> Bool)?) {
             self.backlog = backlog
+            self.families = families
             self.channelMaker = channelMaker
             self.handOff = handOff
         }
@@ -53,10 +66,11 @@ public final class TCPEndpoints {
         unsettled.reserveCapacity(256)
     }
 
-    public func listen(port: UInt16, backlog: Int = 128, channelMaker: ((TCPConfiguration) -> SocketChannel?)? = nil,
+    public func listen(port: UInt16, backlog: Int = 128, families: ListenerFamilies = .ipv4,
+                       channelMaker: ((TCPConfiguration) -> SocketChannel?)? = nil,
                        handOff: ((TCPSocket) -> Bool)? = nil) throws(TCPTableError) {
         guard listeners[port] == nil else { throw .addressInUse }
-        listeners[port] = Listener(backlog: max(1, backlog), channelMaker: channelMaker, handOff: handOff)
+        listeners[port] = Listener(backlog: max(1, backlog), families: families, channelMaker: channelMaker, handOff: handOff)
     }
 
     /// The next established connection on `port`, if any.
@@ -72,10 +86,10 @@ public final class TCPEndpoints {
     /// runtime accepts only ports whose 4-tuple hashes to the core doing the connect, so the
     /// connection is born on its owner). `channel` is the application's, made before the
     /// connect; `configuration` carries the options it set.
-    public func connect(from local: IPv4Address, to remote: Endpoint, now: Instant, localPort: UInt16? = nil,
+    public func connect(from local: IPAddress, to remote: Endpoint, now: Instant, localPort: UInt16? = nil,
                         configuration: TCPConfiguration? = nil, channel: SocketChannel? = nil,
                         acceptable: (FourTuple) -> Bool = { _ in true }) throws(TCPTableError) -> TCPSocket {
-        let configuration = configuration ?? self.configuration
+        let configuration = Self.configuration(configuration ?? self.configuration, ipv6: !remote.address.isIPv4)
         func open(_ tuple: FourTuple) -> TCPSocket {
             let socket = TCPSocket(.connect(tuple, iss: sequenceNumbers.next(for: tuple, now: now), now: now,
                                             configuration: configuration, timestampOffset: timestampOffset(tuple)),
@@ -100,6 +114,15 @@ public final class TCPEndpoints {
         throw .noEphemeralPorts
     }
 
+    /// IPv6's header is 20 bytes longer than IPv4's: an MSS derived from the link's MTU
+    /// (the default, 1460 on Ethernet) shrinks by as much; one set with TCP_MAXSEG stays.
+    static func configuration(_ configuration: TCPConfiguration, ipv6: Bool) -> TCPConfiguration {
+        guard ipv6, configuration.maximumSegmentSize == TCPConfiguration().maximumSegmentSize else { return configuration }
+        var adjusted = configuration
+        adjusted.maximumSegmentSize -= IPv6Header.length - IPv4Header.minimumLength
+        return adjusted
+    }
+
     func timestampOffset(_ tuple: FourTuple) -> UInt32 {
         sequenceNumbers.timestampOffset(local: tuple.local.address, remote: tuple.remote.address)
     }
@@ -118,7 +141,7 @@ public final class TCPEndpoints {
     /// Resets a connection (SO_LINGER 0, close with unread data, a listener going away).
     public func abort(_ socket: TCPSocket, now: Instant, host: Host, sink: inout some FrameSink) {
         if let reset = socket.connection.abort(now: now) {
-            host.sendBareSegment(reset, to: socket.tuple.remote.address, now: now, sink: &sink)
+            host.sendBareSegment(reset, from: socket.tuple.local.address, to: socket.tuple.remote.address, now: now, sink: &sink)
         }
         settle(socket, now: now, host: host, sink: &sink)
     }
@@ -142,7 +165,7 @@ public final class TCPEndpoints {
 
     /// Hands an arriving segment to its connection or listener; false when there is none
     /// (the host then answers as CLOSED does).
-    func input(_ header: TCPSegmentHeader, payload: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,
+    func input(_ header: TCPSegmentHeader, payload: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress,
                now: Instant, host: Host, sink: inout some FrameSink) -> Bool {
         let tuple = FourTuple(local: Endpoint(destination, header.destinationPort), remote: Endpoint(source, header.sourcePort))
         if let socket = sockets[tuple], listeners[header.destinationPort] != nil,
@@ -154,7 +177,9 @@ public final class TCPEndpoints {
             let result = socket.connection.handle(header, payloadLength: payload.count, now: now)
             socket.apply(result, payload: payload)
             if let drop = result.drop { host.countTCPDrop(drop) }
-            if let reset = result.reset { host.sendBareSegment(reset, to: tuple.remote.address, now: now, sink: &sink) }
+            if let reset = result.reset {
+                host.sendBareSegment(reset, from: tuple.local.address, to: tuple.remote.address, now: now, sink: &sink)
+            }
             // Out-of-order data without SACK owes the peer one duplicate ACK per segment
             // (its fast retransmit counts them, RFC 5681 4.2): never coalesced.
             let owesDuplicate = (result.store?.offset ?? 0) > 0 && !socket.connection.sackEnabled
@@ -165,10 +190,11 @@ public final class TCPEndpoints {
             }
             return true
         }
-        guard let listener = listeners[header.destinationPort] else { return false }
+        guard let listener = listeners[header.destinationPort],
+              listener.families.contains(destination.isIPv4 ? .ipv4 : .ipv6) else { return false }
         guard header.flags.contains(.syn), !header.flags.contains(.ack), !header.flags.contains(.rst) else {
             if let reset = Connection.resetFor(header, payloadLength: payload.count) {
-                host.sendBareSegment(reset, to: tuple.remote.address, now: now, sink: &sink)
+                host.sendBareSegment(reset, from: tuple.local.address, to: tuple.remote.address, now: now, sink: &sink)
             }
             return true
         }
@@ -178,6 +204,7 @@ public final class TCPEndpoints {
             host.countTCPDrop(.tcpListenOverflow)
             return true
         }
+        let configuration = Self.configuration(self.configuration, ipv6: !tuple.isIPv4)
         let socket = TCPSocket(.accept(header, tuple: tuple, iss: sequenceNumbers.next(for: tuple, now: now), now: now,
                                        configuration: configuration, timestampOffset: timestampOffset(tuple)),
                                channel: listener.channelMaker?(configuration))
@@ -285,14 +312,13 @@ public final class TCPEndpoints {
         let partial = host.offloads.checksum
         let offload = partial ? FrameOffload(checksumOffset: TCPSegmentHeader.checksumOffset,
                                              segmentSize: segment.segmentSize, headerLength: headerLength) : .none
-        _ = host.sendIPv4(to: tuple.remote.address, proto: IPProtocol.tcp, payloadLength: length, now: now, sink: &sink,
-                          offload: offload) { out in
+        host.sendTCP(from: tuple.local.address, to: tuple.remote.address, length: length, now: now, sink: &sink,
+                     offload: offload) { out, addresses in
             if segment.payloadLength > 0 {
                 socket.channel.send.copy(from: segment.payloadOffset, count: segment.payloadLength,
                                        into: UnsafeMutableRawBufferPointer(rebasing: out[headerLength..<length]))
             }
-            header.emit(into: out, segmentLength: length, source: tuple.local.address, destination: tuple.remote.address,
-                        partialChecksum: partial)
+            header.emit(into: out, segmentLength: length, addresses: addresses, partialChecksum: partial)
         }
     }
 

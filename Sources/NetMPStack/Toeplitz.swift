@@ -32,13 +32,20 @@ public struct Toeplitz: Sendable {
         return result
     }
 
-    /// The RSS input for IPv4 with ports: source address, destination address, source port,
-    /// destination port, all in network order.
+    /// The RSS input with ports: source address, destination address, source port,
+    /// destination port, all in network order; 12 bytes for IPv4, 36 for IPv6.
     public func hash(source: Endpoint, destination: Endpoint) -> UInt32 {
         var input: [UInt8] = []
-        input.reserveCapacity(12)
-        for word in [source.address.value, destination.address.value] {
-            input += [UInt8(word >> 24), UInt8(word >> 16 & 0xFF), UInt8(word >> 8 & 0xFF), UInt8(word & 0xFF)]
+        input.reserveCapacity(36)
+        for address in [source.address, destination.address] {
+            if let v4 = address.v4 {
+                let word = v4.value
+                input += [UInt8(word >> 24), UInt8(word >> 16 & 0xFF), UInt8(word >> 8 & 0xFF), UInt8(word & 0xFF)]
+            } else {
+                for half in [address.bits.high, address.bits.low] {
+                    input += (0..<8).map { UInt8(truncatingIfNeeded: half >> UInt64(56 - 8 * $0)) }
+                }
+            }
         }
         for port in [source.port, destination.port] { input += [UInt8(port >> 8), UInt8(port & 0xFF)] }
         return hash(input)

@@ -105,7 +105,8 @@ extension Connection {
     /// RFC 1191: the path takes at most `mtu` bytes; segments shrink to fit, never below
     /// RFC 9293 3.7.1's 536-byte MSS (a 576-byte datagram).
     public mutating func pathMTUChanged(_ mtu: Int) {
-        let mss = max(536, mtu - 40)
+        // IPv6's header is 20 bytes longer; its links carry at least 1280 (RFC 8200 5).
+        let mss = tuple.isIPv4 ? max(536, mtu - 40) : max(1220, mtu - 60)
         if mss < sendMSS { sendMSS = mss }
     }
 

@@ -78,7 +78,7 @@ let start = MonotonicClock.now()
 if let target = options["connect"] {
     let parts = target.split(separator: ":")
     guard parts.count == 2, let ip = IPv4Address(parts[0]), let port = UInt16(parts[1]) else { die("--connect IP:PORT") }
-    do { socket = try tcp.connect(from: configuration.address, to: Endpoint(ip, port), now: start) } catch { die("\(error)") }
+    do { socket = try tcp.connect(from: IPAddress(configuration.address), to: Endpoint(ip, port), now: start) } catch { die("\(error)") }
 } else if let text = options["listen"], let port = UInt16(text) {
     do { try tcp.listen(port: port, backlog: 4) } catch { die("\(error)") }
     listenPort = port

@@ -15,11 +15,15 @@ public struct FrameOffload: Equatable, Sendable {
     /// The segments are UDP datagrams of `segmentSize` payload bytes each (the last may be
     /// shorter), not TCP segments.
     public var datagrams = false
+    /// The frame is IPv6 (the kernel's GSO type is TCPV6, and each wire segment has only a
+    /// payload length to set), not IPv4.
+    public var ipv6 = false
 
     public init(checksumStart: Int = 0, checksumOffset: Int = 0, segmentSize: Int = 0, headerLength: Int = 0,
-                datagrams: Bool = false) {
+                datagrams: Bool = false, ipv6: Bool = false) {
         self.checksumStart = checksumStart; self.checksumOffset = checksumOffset
         self.segmentSize = segmentSize; self.headerLength = headerLength; self.datagrams = datagrams
+        self.ipv6 = ipv6
     }
 
     public static let none = FrameOffload()
@@ -34,7 +38,7 @@ public struct FrameOffload: Equatable, Sendable {
 
     /// Does in software what the request asks of the link, for links that cannot (a test's
     /// frame collector, the fault injector, which must see wire frames): calls `emit` with
-    /// each finished frame. `frame` is Ethernet + IPv4 + transport; it is changed in place
+    /// each finished frame. `frame` is Ethernet + IPv4 or IPv6 (no extension headers) + transport; it is changed in place
     /// when only the checksum is owed. `scratch` holds one wire frame
     /// (`headerLength + segmentSize` bytes) for a super-segment.
     /// `selecting`, for a super-segment: only the wire segments whose index it accepts.
@@ -45,9 +49,10 @@ public struct FrameOffload: Equatable, Sendable {
             emit(UnsafeRawBufferPointer(frame))
             return
         }
-        let ip = checksumStart - IPv4Header.minimumLength
-        let source = IPv4Address(UnsafeRawBufferPointer(frame).be32(ip + 12))
-        let destination = IPv4Address(UnsafeRawBufferPointer(frame).be32(ip + 16))
+        let view = UnsafeRawBufferPointer(frame)
+        let addresses: IPAddressPair = ipv6
+            ? .v6(source: IPv6Address.read(from: view, at: checksumStart - 32), destination: IPv6Address.read(from: view, at: checksumStart - 16))
+            : .v4(source: IPv4Address(view.be32(checksumStart - 8)), destination: IPv4Address(view.be32(checksumStart - 4)))
         if datagrams {
             // UDP, as the kernel's __udp_gso_segment cuts it: each datagram its own UDP length
             // and a whole checksum.
@@ -55,7 +60,7 @@ public struct FrameOffload: Equatable, Sendable {
                 let datagram = UnsafeMutableRawBufferPointer(rebasing: out[checksumStart...])
                 let view = UnsafeRawBufferPointer(datagram)
                 UDPHeader(sourcePort: view.be16(0), destinationPort: view.be16(2), datagramLength: datagram.count)
-                    .emit(into: datagram, source: source, destination: destination)
+                    .emit(into: datagram, addresses: addresses)
                 emit(UnsafeRawBufferPointer(out))
             }
             return
@@ -71,7 +76,7 @@ public struct FrameOffload: Equatable, Sendable {
             if index > 0 { segmentFlags &= ~TCPFlags.cwr.rawValue }
             out[checksumStart + 13] = segmentFlags
             var sum = InternetChecksum()
-            sum.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.tcp, length: out.count - checksumStart)
+            sum.addPseudoHeader(addresses, protocol: IPProtocol.tcp, length: out.count - checksumStart)
             out.put16(0, at: checksumStart + 16)
             sum.add(bytes: UnsafeRawBufferPointer(rebasing: out[checksumStart...]))
             out.put16(sum.value, at: checksumStart + 16)
@@ -85,9 +90,9 @@ public struct FrameOffload: Equatable, Sendable {
     /// does) and IPv4 checksum; `finish` completes its transport header and passes it on.
     func cut(_ frame: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer, selecting: ((Int) -> Bool)?,
              finish: (_ segment: UnsafeMutableRawBufferPointer, _ offset: Int, _ index: Int, _ last: Bool) -> Void) {
-        let ip = checksumStart - IPv4Header.minimumLength
+        let ip = checksumStart - (ipv6 ? IPv6Header.length : IPv4Header.minimumLength)
         let payloadLength = frame.count - headerLength
-        let firstIdentification = UnsafeRawBufferPointer(frame).be16(ip + 4)
+        let firstIdentification = ipv6 ? 0 : UnsafeRawBufferPointer(frame).be16(ip + 4)
         var offset = 0, index = 0
         while offset < payloadLength {
             let count = min(segmentSize, payloadLength - offset)
@@ -100,10 +105,14 @@ public struct FrameOffload: Equatable, Sendable {
             out.copyMemory(from: UnsafeRawBufferPointer(rebasing: frame[0..<headerLength]))
             UnsafeMutableRawBufferPointer(rebasing: out[headerLength...])
                 .copyMemory(from: UnsafeRawBufferPointer(rebasing: frame[(headerLength + offset)..<(headerLength + offset + count)]))
-            out.put16(UInt16(out.count - ip), at: ip + 2)
-            out.put16(firstIdentification &+ UInt16(truncatingIfNeeded: index), at: ip + 4)
-            out.put16(0, at: ip + 10)
-            out.put16(InternetChecksum.of(UnsafeRawBufferPointer(rebasing: out[ip..<checksumStart])), at: ip + 10)
+            if ipv6 {
+                out.put16(UInt16(out.count - ip - IPv6Header.length), at: ip + 4) // no identification, no checksum
+            } else {
+                out.put16(UInt16(out.count - ip), at: ip + 2)
+                out.put16(firstIdentification &+ UInt16(truncatingIfNeeded: index), at: ip + 4)
+                out.put16(0, at: ip + 10)
+                out.put16(InternetChecksum.of(UnsafeRawBufferPointer(rebasing: out[ip..<checksumStart])), at: ip + 10)
+            }
             finish(out, offset, index, offset + count == payloadLength)
             offset += count
             index += 1

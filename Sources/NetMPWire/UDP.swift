@@ -35,12 +35,17 @@ public struct UDPHeader: Equatable, Sendable {
     /// segmentation expects).
     public func emit(into datagram: UnsafeMutableRawBufferPointer, source: IPv4Address, destination: IPv4Address,
                      partialChecksum: Bool = false) {
+        emit(into: datagram, addresses: .v4(source: source, destination: destination), partialChecksum: partialChecksum)
+    }
+
+    /// `emit` with the pseudo-header of `addresses`, of either family.
+    public func emit(into datagram: UnsafeMutableRawBufferPointer, addresses: IPAddressPair, partialChecksum: Bool = false) {
         datagram.put16(sourcePort, at: 0)
         datagram.put16(destinationPort, at: 2)
         datagram.put16(UInt16(truncatingIfNeeded: datagramLength), at: 4)
         datagram.put16(0, at: 6)
         var sum = InternetChecksum()
-        sum.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.udp, length: datagramLength)
+        sum.addPseudoHeader(addresses, protocol: IPProtocol.udp, length: datagramLength)
         if partialChecksum {
             datagram.put16(sum.partial, at: 6)
             return

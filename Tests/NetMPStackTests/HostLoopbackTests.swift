@@ -19,7 +19,7 @@ import Testing
         try tcp.listen(port: 80)
         var link = CollectingSink()
         var now = Instant.zero
-        let client = try tcp.connect(from: Lab.us, to: Endpoint(Lab.us, 80), now: now)
+        let client = try tcp.connect(from: IPAddress(Lab.us), to: Endpoint(Lab.us, 80), now: now)
         tcp.settle(client, now: now, host: host, sink: &link)
         host.receiveLoopedFrames(now: now, sink: &link)
         let server = try #require(tcp.accept(port: 80))
@@ -65,7 +65,7 @@ import Testing
     @Test func connectToOwnClosedPort_refused() throws {
         let host = host()
         var link = CollectingSink()
-        let client = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.us, 81), now: .zero)
+        let client = try host.tcp!.connect(from: IPAddress(Lab.us), to: Endpoint(Lab.us, 81), now: .zero)
         host.tcp!.settle(client, now: .zero, host: host, sink: &link)
         host.receiveLoopedFrames(now: .zero, sink: &link)
         #expect(client.state == .closed && client.error == .connectionRefused)

@@ -29,7 +29,7 @@ struct OffloadRecordingSink: FrameSink {
     func established(_ host: Host) throws -> TCPSocket {
         _ = host.feed(Lab.arp(.request)) // the peer is resolved
         var sink = OffloadRecordingSink()
-        let socket = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, 5201), now: .zero)
+        let socket = try host.tcp!.connect(from: IPAddress(Lab.us), to: Endpoint(Lab.peer, 5201), now: .zero)
         host.tcp!.settle(socket, now: .zero, host: host, sink: &sink)
         var options = TCPOptions()
         options.maximumSegmentSize = 1460
@@ -139,7 +139,7 @@ struct OffloadRecordingSink: FrameSink {
         host.tcp = TCPEndpoints(configuration: TCPConfiguration(), secret: (1, 2))
         _ = host.feed(Lab.arp(.request))
         var sink = CollectingSink()
-        let socket = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, 5201), now: .zero)
+        let socket = try host.tcp!.connect(from: IPAddress(Lab.us), to: Endpoint(Lab.peer, 5201), now: .zero)
         host.tcp!.settle(socket, now: .zero, host: host, sink: &sink)
         #expect(sink.frames.count == 1)
         sink.frames = []

@@ -92,7 +92,7 @@ import Testing
 
     /// An active open to the peer's `port`, its SYN sent: the socket and the frames it sent.
     func connect(_ host: Host, to port: UInt16, channel: SocketChannel? = nil) throws -> (TCPSocket, CollectingSink) {
-        let socket = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, port), now: .zero, channel: channel)
+        let socket = try host.tcp!.connect(from: IPAddress(Lab.us), to: Endpoint(Lab.peer, port), now: .zero, channel: channel)
         var frames = CollectingSink()
         host.tcp!.settle(socket, now: .zero, host: host, sink: &frames)
         return (socket, frames)
@@ -135,7 +135,7 @@ import Testing
     @Test func icmpErrors_reachTheConnection() throws {
         let host = host()
         let channel = SocketChannel(sendCapacity: 4096, receiveCapacity: 4096)
-        let socket = try host.tcp!.connect(from: Lab.us, to: Endpoint(Lab.peer, 5201), now: .zero, channel: channel)
+        let socket = try host.tcp!.connect(from: IPAddress(Lab.us), to: Endpoint(Lab.peer, 5201), now: .zero, channel: channel)
         var sink = CollectingSink()
         host.tcp!.settle(socket, now: .zero, host: host, sink: &sink)
         let sentSYN = sink.frames[0]
