@@ -84,13 +84,24 @@ public struct FlowSteering: Sendable {
             switch frame[14 + 6] {
             case IPv6NextHeader.icmpv6:
                 let type = frame[14 + 40]
-                return (ICMPv6Message.Kind.routerSolicitation...ICMPv6Message.Kind.neighbourAdvertisement).contains(type)
-                    ? .everyCore : .arrivalCore
+                if (ICMPv6Message.Kind.routerSolicitation...ICMPv6Message.Kind.neighbourAdvertisement).contains(type) {
+                    return .everyCore
+                }
+                // Unreachable, packet too big and time exceeded quoting a TCP segment of ours
+                // (no extension headers): the connection's owner.
+                let quote = 14 + 48
+                guard (1...3).contains(type), frame.count >= quote + 44, frame[quote] >> 4 == 6,
+                      frame[quote + 6] == IPProtocol.tcp else { return .arrivalCore }
+                let view = UnsafeRawBufferPointer(rebasing: frame[quote...])
+                let source = IPv6Address.read(from: view, at: 8), destination = IPv6Address.read(from: view, at: 24)
+                let ports = (source: view.bigEndian16(at: 40), destination: view.bigEndian16(at: 42))
+                return .owner(owner(of: FourTuple(local: Endpoint(source, ports.source),
+                                                  remote: Endpoint(destination, ports.destination))))
             case IPProtocol.tcp:
                 // A segment with no extension headers (what TCP peers send): its owner.
                 let view = UnsafeRawBufferPointer(rebasing: frame[14...])
                 let source = IPv6Address.read(from: view, at: 8), destination = IPv6Address.read(from: view, at: 24)
-                let ports = (source: UInt16(frame[54]) << 8 | UInt16(frame[55]), destination: UInt16(frame[56]) << 8 | UInt16(frame[57]))
+                let ports = (source: view.bigEndian16(at: 40), destination: view.bigEndian16(at: 42))
                 return .owner(owner(of: FourTuple(local: Endpoint(destination, ports.destination),
                                                   remote: Endpoint(source, ports.source))))
             default:
@@ -151,4 +162,9 @@ struct IPv4Fields {
         guard at + 4 <= frame.count else { return nil }
         return (UInt16(frame[at]) << 8 | UInt16(frame[at + 1]), UInt16(frame[at + 2]) << 8 | UInt16(frame[at + 3]))
     }
+}
+
+extension UnsafeRawBufferPointer {
+    /// The 16-bit field at `offset`, in network order (a port).
+    fileprivate func bigEndian16(at offset: Int) -> UInt16 { UInt16(self[offset]) << 8 | UInt16(self[offset + 1]) }
 }

@@ -85,10 +85,36 @@ extension Host {
             }
         case .neighbourSolicitation, .neighbourAdvertisement, .routerAdvertisement:
             neighbourDiscovery(message, header: header, answer: true, now: now, sink: &sink)
-        case .echoReply, .routerSolicitation, .destinationUnreachable, .packetTooBig, .timeExceeded, .parameterProblem,
-             .other:
-            // No IPv6 transport yet for errors to reach: counted until one owns them.
+        case .destinationUnreachable(let code, let quoted):
+            reportError(.destinationUnreachable(code: Self.unreachableCodeAsIPv4(code)), quoted: quoted, now: now, sink: &sink)
+        case .packetTooBig(let mtu, let quoted):
+            reportError(.fragmentationNeeded(nextHopMTU: UInt16(clamping: mtu)), quoted: quoted, now: now, sink: &sink)
+        case .timeExceeded(let code, let quoted):
+            reportError(.timeExceeded(code: code), quoted: quoted, now: now, sink: &sink)
+        case .echoReply, .routerSolicitation, .parameterProblem, .other:
             counters.drops.count(.icmpIgnored)
+        }
+    }
+
+    /// An ICMPv6 error about a TCP segment we sent goes to its connection (RFC 4443 3,
+    /// RFC 8201 for packet too big); UDP sockets are IPv4 only so far.
+    func reportError(_ kind: ICMPErrorReport.Kind, quoted: QuotedIPv6Packet, now: Instant, sink: inout some FrameSink) {
+        guard let tcp, quoted.upperLayer == IPProtocol.tcp, let ports = quoted.ports,
+              ipv6.state(of: quoted.header.source) != nil else { counters.drops.count(.icmpIgnored); return }
+        let tuple = FourTuple(local: Endpoint(quoted.header.source, ports.source),
+                              remote: Endpoint(quoted.header.destination, ports.destination))
+        tcp.icmpError(kind, about: tuple, now: now, host: self, sink: &sink)
+    }
+
+    /// ICMPv6's destination-unreachable codes in ICMPv4's terms, so one errno table serves
+    /// both (Linux's icmpv6_err_convert): no route as net unreachable, address unreachable
+    /// and beyond scope as host unreachable, port as port, the policy codes as prohibited.
+    static func unreachableCodeAsIPv4(_ code: UInt8) -> UInt8 {
+        switch code {
+        case ICMPv6Message.UnreachableCode.noRoute: ICMPv4Message.UnreachableCode.network
+        case ICMPv6Message.UnreachableCode.beyondScope, ICMPv6Message.UnreachableCode.address: ICMPv4Message.UnreachableCode.host
+        case ICMPv6Message.UnreachableCode.port: ICMPv4Message.UnreachableCode.port
+        default: ICMPv4Message.UnreachableCode.adminProhibited
         }
     }
 

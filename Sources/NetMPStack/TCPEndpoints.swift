@@ -343,8 +343,14 @@ public final class TCPEndpoints {
         let quoted = report.quoted
         let tuple = FourTuple(local: Endpoint(quoted.header.source, quoted.sourcePort),
                               remote: Endpoint(quoted.header.destination, quoted.destinationPort))
+        icmpError(report.kind, about: tuple, now: now, host: host, sink: &sink)
+    }
+
+    /// An ICMP or ICMPv6 error about the connection `tuple` names (ICMPv6's kinds given in
+    /// ICMPv4's terms: packet too big as fragmentation needed).
+    func icmpError(_ kind: ICMPErrorReport.Kind, about tuple: FourTuple, now: Instant, host: Host, sink: inout some FrameSink) {
         guard let socket = sockets[tuple] else { return }
-        switch report.kind {
+        switch kind {
         case .fragmentationNeeded(let mtu): socket.connection.pathMTUChanged(Int(mtu))
         case .destinationUnreachable(let code): socket.connection.unreachable(code: code, now: now)
         case .timeExceeded: return

@@ -107,6 +107,62 @@ import Testing
         #expect(link.frames.isEmpty && host.counters.drops.total == 0)
     }
 
+    /// An ICMPv6 error from `reporter` quoting the start of `frame` (one the host sent).
+    func icmpError(type: UInt8, code: UInt8, parameter: UInt32, quoting frame: [UInt8],
+                   reporter: IPv6Address = IPv6Address("fd77::fe")!) -> [UInt8] {
+        let original = Array(frame[14...])
+        let message = Lab6.icmp(8 + original.count) { out in
+            original.withUnsafeBytes { ICMPv6Message.emitError(type: type, code: code, parameter: parameter, original: $0,
+                                                               source: reporter, destination: Lab6.us, into: out) }
+        }
+        return Lab6.frame(ipv6Packet(upper: IPv6NextHeader.icmpv6, payload: message, source: reporter, destination: Lab6.us))
+    }
+
+    /// RFC 8201: a packet too big lowers the connection's MSS to what the path carries;
+    /// RFC 4443 with RFC 1122 4.2.3.9: a port unreachable ends a connect at once, as
+    /// ECONNREFUSED. Both are steered to the connection's owner.
+    @Test func icmpv6Errors_reachTheirConnection() throws {
+        let host = host()
+        _ = host.feed(Lab6.solicitation(for: Lab6.us))
+        var sink = CollectingSink()
+        let now = Instant.zero + .seconds(1)
+        let socket = try host.tcp!.connect(from: IPAddress(Lab6.us), to: Endpoint(Lab6.peer, 5201), now: now)
+        host.tcp!.settle(socket, now: now, host: host, sink: &sink)
+        let synFrame = try #require(sink.frames.last)
+        #expect(try segment(synFrame).1.options.maximumSegmentSize == 1440)
+        let steering = FlowSteering(cores: 4)
+        let tooBig = icmpError(type: ICMPv6Message.Kind.packetTooBig, code: 0, parameter: 1400, quoting: synFrame)
+        #expect(tooBig.withUnsafeBytes { steering.target(of: $0, localAddress: Lab.us) } == .owner(steering.owner(of: socket.tuple)))
+
+        let refused = icmpError(type: ICMPv6Message.Kind.destinationUnreachable, code: ICMPv6Message.UnreachableCode.port,
+                                parameter: 0, quoting: synFrame)
+        _ = host.feed(refused, now: now)
+        #expect(socket.state == .closed && socket.error == .connectionRefused)
+
+        // An established connection: the packet too big lowers its MSS (1400 - 60).
+        try host.tcp!.listen(port: 82, families: .ipv6)
+        _ = host.feed(syn(to: 82), now: now)
+        let server = try #require(host.tcp!.sockets.values.first { $0.tuple.local.port == 82 })
+        #expect(server.connection.sendMSS == 1440)
+        var answer = [UInt8](repeating: 0, count: 14 + 40 + 20)
+        answer.withUnsafeMutableBytes { b in
+            EthernetHeader(destination: Lab.peerMAC, source: Lab.ourMAC, etherType: EtherType.ipv6).emit(into: b)
+            IPv6Header(payloadLength: 20, nextHeader: IPProtocol.tcp, source: Lab6.us, destination: Lab6.peer)
+                .emit(into: UnsafeMutableRawBufferPointer(rebasing: b[14...]))
+            TCPSegmentHeader(sourcePort: 82, destinationPort: 40001, sequenceNumber: 0, acknowledgmentNumber: 0, flags: .ack, window: 0)
+                .emit(into: UnsafeMutableRawBufferPointer(rebasing: b[54...]), segmentLength: 20,
+                      addresses: .v6(source: Lab6.us, destination: Lab6.peer))
+        }
+        _ = host.feed(icmpError(type: ICMPv6Message.Kind.packetTooBig, code: 0, parameter: 1400, quoting: answer), now: now)
+        #expect(server.connection.sendMSS == 1340)
+        // Errors about another node's packets are not ours.
+        let stranger = icmpError(type: ICMPv6Message.Kind.packetTooBig, code: 0, parameter: 1280,
+                                 quoting: Lab6.frame(ipv6Packet(upper: IPProtocol.tcp, payload: Array(answer[54...]),
+                                                                source: IPv6Address("fd77::99")!, destination: Lab6.peer)))
+        _ = host.feed(stranger, now: now)
+        #expect(server.connection.sendMSS == 1340)
+    }
+
     /// What the link is asked to do with an IPv6 super-segment, done in software: each wire
     /// segment gets its own payload length, sequence number and a checksum that holds.
     @Test func superSegment_cutAsTheKernelCutsIt() throws {
