@@ -434,12 +434,13 @@ public final class ProtocolLoop {
 
     func publishStats(now: Instant) {
         guard let stats else { return }
-        stats.publish(core: core, counters: host.counters, neighbours: host.arp.count)
+        stats.publish(core: core, counters: host.counters, neighbours: host.arp.count + host.neighbours6.count)
         stats.publish(core: core, messages: messagesHandled, forwarded: framesForwarded,
                       forwardOverflows: forwardOverflows, connections: tcp.connectionCount)
         // The connection table is a few hundred words: published ten times a second, not per batch.
         if nextConnectionPublish <= now {
             stats.publishConnections(core: core, tcp.sockets.values)
+            if core == 0 { stats.publishAddresses(host.ipv6) } // every core keeps the same states
             nextConnectionPublish = now + .milliseconds(100)
         }
     }

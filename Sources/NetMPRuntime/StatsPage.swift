@@ -10,7 +10,7 @@ import NetMPTCP
 /// core's counters from two moments; it never sees a torn value.
 public enum StatsLayout {
     public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
-    public static let version: UInt64 = 8
+    public static let version: UInt64 = 9
     public static let memfdName = "netmp-stats"
     public static let headerWords = 8
     /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
@@ -34,7 +34,15 @@ public enum StatsLayout {
     public static let clientWords = 6
     public static func clientArea(cores: Int) -> Int { headerWords + cores * (coreWords + connectionAreaWords) }
     public enum Client { public static let id = 0, pid = 1, uid = 2, processes = 3, sockets = 4, faults = 5 }
-    public static func size(cores: Int) -> Int { (clientArea(cores: cores) + 1 + clientSlots * clientWords) * 8 }
+    /// After the clients, the IPv6 addresses as core 0 sees them: a count, then up to
+    /// `addressSlots` rows (the address's two halves, its prefix length, its state).
+    public static let addressSlots = 16
+    public static let addressWords = 4
+    public static func addressArea(cores: Int) -> Int { clientArea(cores: cores) + 1 + clientSlots * clientWords }
+    public enum Address { public static let high = 0, low = 1, prefix = 2, state = 3 }
+    /// The address states, by their number in the state word.
+    public static let addressStates = ["tentative", "preferred", "duplicate"]
+    public static func size(cores: Int) -> Int { (addressArea(cores: cores) + 1 + addressSlots * addressWords) * 8 }
     /// A connection row: local and remote (address << 16 | port), state (index in
     /// TCPState.allCases), send queue, receive queue (unread), cwnd, smoothed RTT (ns), MSS,
     /// the client whose socket it is (0: none).
@@ -100,6 +108,21 @@ public final class StatsPage: @unchecked Sendable {
         words[base + StatsLayout.Core.forwarded] = forwarded
         words[base + StatsLayout.Core.forwardOverflows] = forwardOverflows
         words[base + StatsLayout.Core.connections] = UInt64(connections)
+    }
+
+    /// Publishes the IPv6 addresses and their detection states (rows first, then the count).
+    public func publishAddresses(_ table: IPv6AddressTable) {
+        let area = StatsLayout.addressArea(cores: cores)
+        let entries = table.entries.prefix(StatsLayout.addressSlots)
+        for (row, entry) in entries.enumerated() {
+            let r = area + 1 + row * StatsLayout.addressWords
+            typealias K = StatsLayout.Address
+            words[r + K.high] = entry.address.high
+            words[r + K.low] = entry.address.low
+            words[r + K.prefix] = UInt64(entry.assigned.prefixLength)
+            words[r + K.state] = switch entry.state { case .tentative: 0; case .preferred: 1; case .duplicate: 2 }
+        }
+        words[area] = UInt64(entries.count)
     }
 
     /// Publishes the connections one core owns (rows first, then the count).

@@ -28,6 +28,9 @@ public struct StatsSnapshot: Sendable {
     public var connections: [ConnectionStats]
     /// Programs attached to this process, a stack service (none for a program's own stack).
     public var clients: [ClientStats] = []
+    /// The IPv6 addresses (the link-local one first) and what duplicate address detection
+    /// said of each: tentative, preferred or duplicate.
+    public var ipv6Addresses: [(address: IPv6InterfaceAddress, state: String)] = []
 
     /// A program attached to the stack service: its first process (and its command, read
     /// from /proc when the snapshot is taken), how many processes it has, its sockets, and
@@ -157,10 +160,19 @@ public struct StatsSnapshot: Sendable {
                                        faults: words[r + K.faults],
                                        command: command(of: clientPID)))
         }
+        var addresses: [(address: IPv6InterfaceAddress, state: String)] = []
+        let addressArea = StatsLayout.addressArea(cores: coreCount)
+        for row in 0..<Int(min(words[addressArea], UInt64(StatsLayout.addressSlots))) {
+            let r = addressArea + 1 + row * StatsLayout.addressWords
+            typealias K = StatsLayout.Address
+            let state = StatsLayout.addressStates[Int(min(words[r + K.state], UInt64(StatsLayout.addressStates.count - 1)))]
+            addresses.append((IPv6InterfaceAddress(IPv6Address(high: words[r + K.high], low: words[r + K.low]),
+                                                   prefixLength: Int(min(words[r + K.prefix], 128))), state))
+        }
         return StatsSnapshot(pid: pid, address: IPv4Address(UInt32(truncatingIfNeeded: header[StatsLayout.Header.address])),
                              prefixLength: Int(header[StatsLayout.Header.prefix]),
                              mac: MACAddress(value: header[StatsLayout.Header.mac]), cores: cores,
-                             connections: connections, clients: clients)
+                             connections: connections, clients: clients, ipv6Addresses: addresses)
     }
 
     /// One JSON object: {"pid", "address", "mac", "cores": [{"core", "node", "frames_in", ...,
@@ -186,7 +198,10 @@ public struct StatsSnapshot: Sendable {
                 + "\"faults\":\(c.faults),"
                 + "\"command\":\(jsonString(c.command))}"
         }.joined(separator: ",")
+        let addressObjects = ipv6Addresses.map { "{\"address\":\"\($0.address)\",\"state\":\"\($0.state)\"}" }
+            .joined(separator: ",")
         return "{\"pid\":\(pid),\"address\":\"\(address)/\(prefixLength)\",\"mac\":\"\(mac)\","
+            + "\"ipv6\":[\(addressObjects)],"
             + "\"cores\":[\(coreObjects)],\"connections\":[\(connectionObjects)],\"clients\":[\(clientObjects)]}"
     }
 
@@ -199,7 +214,11 @@ public struct StatsSnapshot: Sendable {
 
     /// A table for people.
     public var text: String {
-        var lines = ["netmp process \(pid): \(address)/\(prefixLength) at \(mac)",
+        var lines = ["netmp process \(pid): \(address)/\(prefixLength) at \(mac)"]
+        if !ipv6Addresses.isEmpty {
+            lines.append("ipv6: " + ipv6Addresses.map { "\($0.address) \($0.state)" }.joined(separator: ", "))
+        }
+        lines += [
                      "core  cpu  node  frames-in  frames-out  bytes-in  bytes-out  messages  forwarded  conns  neighbours  dropped"]
         for c in cores {
             let dropped = c.drops.reduce(0) { $0 &+ $1.count }

@@ -154,6 +154,11 @@ extension PingTests {
             """], timeout: 15)
         #expect(connect.stdout.hasPrefix("refused"), "\(connect.stdout)\(connect.stderr)")
 
+        // netmp stat lists the addresses and what detection said of them.
+        let listed = try stats(host.processIdentifier)["ipv6"] as? [[String: String]]
+        #expect(listed == [["address": Self.linkLocal + "/64", "state": "preferred"],
+                           ["address": Self.address6 + "/64", "state": "preferred"]], "\(String(describing: listed))")
+
         let before = drops(try stats(host.processIdentifier))
         let injector = Package.root + "/Tests/Fixtures/inject_malformed.py"
         let perKind = 25
