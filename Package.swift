@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "CNetMPBenchReference", path: "Sources/CNetMPBenchReference"),
         .executableTarget(name: "NetMPBench", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPWire", "CNetMPBenchReference", "CNetMPLinux"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
-        .target(name: "NetMPTestSupport", path: "Tests/NetMPTestSupport"),
+        .target(name: "NetMPTestSupport", dependencies: ["NetMPWire"], path: "Tests/NetMPTestSupport"),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire", "NetMPTestSupport"]),
         .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire", "NetMPTestSupport"]),
         .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPWire", "NetMPTCP", "NetMPTestSupport", "CNetMPChannel"]),

@@ -1,5 +1,6 @@
 import NetMPStack
 import NetMPTCP
+import NetMPTestSupport
 import NetMPWire
 import Testing
 
@@ -64,25 +65,6 @@ enum Lab6 {
         return frame(ipv6Packet(upper: IPv6NextHeader.icmpv6, payload: message, source: source, destination: destination,
                                 hopLimit: 255), to: mac)
     }
-}
-
-/// An IPv6 packet (same builder as the wire tests'; test targets do not share sources).
-func ipv6Packet(_ extensions: [(type: UInt8, bytes: [UInt8])] = [], upper: UInt8, payload: [UInt8],
-                source: IPv6Address, destination: IPv6Address, hopLimit: UInt8 = 64) -> [UInt8] {
-    var body: [UInt8] = []
-    for (i, ext) in extensions.enumerated() {
-        var bytes = ext.bytes
-        bytes[0] = i + 1 < extensions.count ? extensions[i + 1].type : upper
-        body += bytes
-    }
-    body += payload
-    var packet = [UInt8](repeating: 0, count: 40 + body.count)
-    _ = packet.withUnsafeMutableBytes { b in
-        IPv6Header(payloadLength: body.count, nextHeader: extensions.first?.type ?? upper, source: source,
-                   destination: destination, hopLimit: hopLimit).emit(into: b)
-    }
-    packet.replaceSubrange(40..., with: body)
-    return packet
 }
 
 /// A frame the host sent, taken apart as IPv6.

@@ -27,23 +27,7 @@ import Testing
         #expect(server.tuple.remote == client.tuple.local && server.tuple.local == Endpoint(Lab.us, 80))
 
         let length = 3 << 20
-        let data = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
-        var sent = [0, 0], got: [[UInt8]] = [[], []]
-        let ends = [client, server]
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        for _ in 0..<20_000 where got[0].count < length || got[1].count < length {
-            for (i, socket) in ends.enumerated() {
-                if sent[i] < length {
-                    sent[i] += data[sent[i]..<min(length, sent[i] + 200_000)].withUnsafeBytes { socket.write($0) }
-                }
-                let n = buffer.withUnsafeMutableBytes { socket.read(into: $0) }
-                got[1 - i].append(contentsOf: buffer[0..<n])
-                tcp.settle(socket, now: now, host: host, sink: &link)
-            }
-            host.receiveLoopedFrames(now: now, sink: &link)
-            now = now + .milliseconds(1)
-            host.tick(now: now, sink: &link)
-        }
+        let (data, got) = exchangeOverLoopback(client, server, length: length, host: host, now: &now, link: &link)
         #expect(got[0] == data && got[1] == data, "received \(got[0].count) and \(got[1].count) of \(length)")
         #expect(host.counters.superFramesIn > 0, "the loopback carried no super-segment")
 
@@ -111,4 +95,30 @@ import Testing
         #expect(host.counters.drops[.udpNoSocket] == 1)
         #expect(link.frames.isEmpty)
     }
+}
+
+/// Writes `length` bytes from each end of a connection of the host to itself and reads
+/// what arrives, through the host's loopback, one millisecond of virtual time a round;
+/// returns the bytes sent and what the server and the client received.
+func exchangeOverLoopback(_ client: TCPSocket, _ server: TCPSocket, length: Int, host: Host, now: inout Instant,
+                          link: inout CollectingSink) -> (data: [UInt8], got: [[UInt8]]) {
+    let tcp = host.tcp!
+    let data = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+    var sent = [0, 0], got: [[UInt8]] = [[], []]
+    let ends = [client, server]
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    for _ in 0..<20_000 where got[0].count < length || got[1].count < length {
+        for (i, socket) in ends.enumerated() {
+            if sent[i] < length {
+                sent[i] += data[sent[i]..<min(length, sent[i] + 200_000)].withUnsafeBytes { socket.write($0) }
+            }
+            let n = buffer.withUnsafeMutableBytes { socket.read(into: $0) }
+            got[1 - i].append(contentsOf: buffer[0..<n])
+            tcp.settle(socket, now: now, host: host, sink: &link)
+        }
+        host.receiveLoopedFrames(now: now, sink: &link)
+        now = now + .milliseconds(1)
+        host.tick(now: now, sink: &link)
+    }
+    return (data, got)
 }

@@ -16,8 +16,9 @@ struct OffloadRecordingSink: FrameSink {
 /// TUNSETOFFLOAD): super-segments leave as one frame, arrive as one, and the checksums the
 /// link vouches for are not summed again.
 @Suite struct HostOffloadTests {
-    func offloadingHost() -> Host {
-        let host = Lab.host()
+    /// `host` over a link that offloads checksums and segmentation, with TCP that sends
+    /// super-segments.
+    func offloadingHost(_ host: Host = Lab.host()) -> Host {
         host.offloads = LinkOffloads(checksum: true, tcpSegmentation: true)
         var tcp = TCPConfiguration()
         tcp.segmentationLimit = TCPConfiguration.superSegmentLimit

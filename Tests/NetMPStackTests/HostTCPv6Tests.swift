@@ -1,5 +1,6 @@
 import NetMPStack
 import NetMPTCP
+import NetMPTestSupport
 import NetMPWire
 import Testing
 
@@ -8,14 +9,7 @@ import Testing
 @Suite struct HostTCPv6Tests {
     /// A host with its IPv6 addresses ready, TCP, and a link that offloads checksums and
     /// segmentation of both families, as the TAP does.
-    func host() -> Host {
-        let host = Lab6.host()
-        host.offloads = LinkOffloads(checksum: true, tcpSegmentation: true)
-        var tcp = TCPConfiguration()
-        tcp.segmentationLimit = TCPConfiguration.superSegmentLimit
-        host.tcp = TCPEndpoints(configuration: tcp, secret: (1, 2))
-        return host
-    }
+    func host() -> Host { HostOffloadTests().offloadingHost(Lab6.host()) }
 
     /// The segment a frame the host sent carries, checked against the IPv6 pseudo-header.
     func segment(_ frame: [UInt8]) throws -> (Sent6, TCPSegmentHeader) {
@@ -78,23 +72,7 @@ import Testing
         #expect(client.tuple.description.hasPrefix("[fd77::2]:"))
 
         let length = 1 << 20
-        let data = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
-        var sent = [0, 0], got: [[UInt8]] = [[], []]
-        let ends = [client, server]
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        for _ in 0..<20_000 where got[0].count < length || got[1].count < length {
-            for (i, socket) in ends.enumerated() {
-                if sent[i] < length {
-                    sent[i] += data[sent[i]..<min(length, sent[i] + 200_000)].withUnsafeBytes { socket.write($0) }
-                }
-                let n = buffer.withUnsafeMutableBytes { socket.read(into: $0) }
-                got[1 - i].append(contentsOf: buffer[0..<n])
-                tcp.settle(socket, now: now, host: host, sink: &link)
-            }
-            host.receiveLoopedFrames(now: now, sink: &link)
-            now = now + .milliseconds(1)
-            host.tick(now: now, sink: &link)
-        }
+        let (data, got) = exchangeOverLoopback(client, server, length: length, host: host, now: &now, link: &link)
         #expect(got[0] == data && got[1] == data, "received \(got[0].count) and \(got[1].count) of \(length)")
         #expect(host.counters.superFramesIn > 0, "the loopback carried no super-segment")
         client.close(now: now)
