@@ -75,6 +75,8 @@ ENVIRONMENT (read by libnetmp.so at the program's first socket, and by a stack i
   A program that opens no AF_INET socket puts no stack on the TAP (a preloaded sha256sum
   in a pipeline stays off it). Without NETMP_TAP the library does nothing. A bad value prints one line on stderr and the
   program runs on kernel sockets: netmp never stops a program for its own misconfiguration.
+  NETMP_ACCEPT_RA 1: take IPv6 default routers, on-link prefixes and the MTU from router
+                  advertisements (solicited once the link-local address is ready); default 0
   NETMP_POLL_SPIN_US  how long a protocol thread that just had work keeps polling before it
                   sleeps (adaptive polling; default 20, 0 never spins)
   NETMP_FAKE_NUMA a CPU-to-node map ("0-3:0,4-7:1") that makes a one-node machine look

@@ -28,6 +28,9 @@ public struct StackConfiguration: Equatable, Sendable {
     public var prefixLength: Int
     /// IPv6 addresses beside the link-local one the stack forms from its MAC.
     public var ipv6Addresses: [IPv6InterfaceAddress] = []
+    /// NETMP_ACCEPT_RA=1: take IPv6 default routers, on-link prefixes and the MTU from
+    /// router advertisements, and solicit them once the link-local address is ready.
+    public var acceptRouterAdvertisements = false
     public var gateway: IPv4Address?
     public var mac: MACAddress
     /// Protocol threads; nil means one per core the process may run on.
@@ -117,6 +120,12 @@ public struct StackConfiguration: Equatable, Sendable {
             }
             config.cores = n
         }
+        if let text = environment("NETMP_ACCEPT_RA"), !text.isEmpty {
+            guard text == "0" || text == "1" else {
+                return .failure(ConfigurationError("NETMP_ACCEPT_RA", "'\(text)' is not 0 or 1"))
+            }
+            config.acceptRouterAdvertisements = text == "1"
+        }
         if let text = environment("NETMP_FAKE_NUMA"), !text.isEmpty { config.fakeNUMA = text }
         if let text = environment("NETMP_POLL_SPIN_US"), !text.isEmpty {
             guard let n = Int(text), (0...10_000).contains(n) else {
@@ -142,6 +151,7 @@ public struct StackConfiguration: Equatable, Sendable {
                      "NETMP_LOG=\(logLevel.name)"]
         if let gateway { lines.append("NETMP_GATEWAY=\(gateway)") }
         if let cores { lines.append("NETMP_CORES=\(cores)") }
+        if acceptRouterAdvertisements { lines.append("NETMP_ACCEPT_RA=1") }
         return lines.joined(separator: "\n") + "\n"
     }
 

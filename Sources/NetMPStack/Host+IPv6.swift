@@ -12,6 +12,7 @@ extension Host {
     /// every core must know when an address is ready; only the one that `probes` sends the
     /// solicitations (one per address on the link, not one per core).
     public func startDuplicateAddressDetection(now: Instant, probes: Bool, sink: inout some FrameSink) {
+        speaksForTheLink = probes
         for address in ipv6.startDetection(now: now, retransmitTimer: neighbours6.timing.retransmitTimer) where probes {
             sendNeighbourSolicitation(for: address, from: .any, to: address.solicitedNodeMulticast,
                                       destinationMAC: address.solicitedNodeMulticast.multicastMAC, sink: &sink)
@@ -174,11 +175,16 @@ extension Host {
                 }
             }
         case .routerAdvertisement(let advertisement):
-            // A router is a neighbour like any other; netmp takes no default route from it yet.
+            // A router is a neighbour like any other; its advice is taken only when asked to.
             if let mac = advertisement.sourceLinkLayer, !mac.isMulticast {
                 flush6(neighbours6.learn(header.source, at: mac, isRouter: true, now: now, create: true), to: mac, sink: &sink)
             }
-            if answer { counters.drops.count(.icmpIgnored) }
+            if configuration.acceptRouterAdvertisements {
+                routers6.learn(advertisement, from: header.source, linkMTU: configuration.mtu, now: now)
+                nextRouterSolicitation = nil // answered: no more solicitations
+            } else if answer {
+                counters.drops.count(.icmpIgnored)
+            }
         default:
             return
         }
@@ -218,12 +224,13 @@ extension Host {
     // MARK: Output
 
     /// Sends one IPv6 packet of `payloadLength` bytes that `fill` writes, from `source` (one
-    /// of ours: `ipv6.source(for:)` picks it). On-link destinations only: netmp takes no
-    /// IPv6 router yet. While the neighbour resolves, the frame waits in its cache entry.
+    /// of ours: `ipv6.source(for:)` picks it). On-link destinations go straight, others
+    /// through a default router an advertisement gave. While the next hop resolves, the
+    /// frame waits in its neighbour cache entry. `hopLimit` nil: the advertised one, or 64.
     /// `offload` asks the link to finish the transport checksum or cut a TCP super-segment,
     /// as for IPv4 (`sendIPv4`); a super-segment may exceed the MTU up to 64 KiB.
     public func sendIPv6(to destination: IPv6Address, from source: IPv6Address, nextHeader: UInt8, payloadLength: Int,
-                         hopLimit: UInt8 = 64, now: Instant, sink: inout some FrameSink, offload: FrameOffload = .none,
+                         hopLimit: UInt8? = nil, now: Instant, sink: inout some FrameSink, offload: FrameOffload = .none,
                          fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
         let ipOffset = EthernetFrameView.headerLength
         let transportOffset = ipOffset + IPv6Header.length
@@ -232,34 +239,39 @@ extension Host {
             frameOffload = FrameOffload(checksumStart: transportOffset, checksumOffset: offload.checksumOffset,
                                         headerLength: transportOffset + offload.headerLength, ipv6: true)
         }
-        if IPv6Header.length + payloadLength > configuration.mtu {
+        if IPv6Header.length + payloadLength > routers6.mtu ?? configuration.mtu {
             guard offload.segments, !offload.datagrams, offloads.tcpSegmentation6, payloadLength <= Int(UInt16.max) else {
                 counters.drops.count(.frameTooLarge); return .failure(.tooLarge)
             }
             frameOffload.segmentSize = offload.segmentSize
         }
-        guard destination.isMulticast || ipv6.isOnLink(destination) || ipv6.state(of: destination) != nil else {
+        let onLink = destination.isMulticast || ipv6.isOnLink(destination) || ipv6.state(of: destination) != nil
+            || routers6.isOnLink(destination, now: now)
+        guard let nextHop = onLink ? destination : routers6.defaultRouter(now: now) else {
             counters.drops.count(.noRoute); return .failure(.noRoute)
         }
         let frame = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<(transportOffset + payloadLength)])
         IPv6Header(payloadLength: payloadLength, nextHeader: nextHeader, source: source, destination: destination,
-                   hopLimit: hopLimit).emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[ipOffset...]))
+                   hopLimit: hopLimit ?? routers6.hopLimit ?? 64).emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[ipOffset...]))
         fill(UnsafeMutableRawBufferPointer(rebasing: frame[transportOffset...]))
         if ipv6.state(of: destination) != nil {
             EthernetHeader(destination: mac, source: mac, etherType: EtherType.ipv6).emit(into: frame)
             loopBack(frame, offload: frameOffload)
             return .success(())
         }
-        if let neighbour = destination.isMulticast ? destination.multicastMAC : neighbours6.lookup(destination, now: now) {
+        if let neighbour = destination.isMulticast ? destination.multicastMAC : neighbours6.lookup(nextHop, now: now) {
             EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv6).emit(into: frame)
             transmit(frame, offload: frameOffload, sink: &sink)
             return .success(())
         }
         EthernetHeader(destination: .zero, source: mac, etherType: EtherType.ipv6).emit(into: frame)
-        switch neighbours6.enqueue(PendingFrame(Array(UnsafeRawBufferPointer(frame)), offload: frameOffload), for: destination, now: now) {
+        switch neighbours6.enqueue(PendingFrame(Array(UnsafeRawBufferPointer(frame)), offload: frameOffload), for: nextHop, now: now) {
         case .sendRequest:
-            sendNeighbourSolicitation(for: destination, from: source, to: destination.solicitedNodeMulticast,
-                                      destinationMAC: destination.solicitedNodeMulticast.multicastMAC, sink: &sink)
+            // From the packet's source when the next hop shares its scope, else from the
+            // address that suits the next hop (a router's link-local one).
+            let from = nextHop == destination ? source : ipv6.source(for: nextHop) ?? source
+            sendNeighbourSolicitation(for: nextHop, from: from, to: nextHop.solicitedNodeMulticast,
+                                      destinationMAC: nextHop.solicitedNodeMulticast.multicastMAC, sink: &sink)
         case .queued: break
         case .queuedDroppingOldest: counters.drops.count(.ndpQueueOverflow)
         case .cacheFull: counters.drops.count(.ndpQueueOverflow); return .failure(.neighbourCacheFull)
@@ -286,7 +298,12 @@ extension Host {
     /// Runs IPv6's timers: addresses whose detection ended, solicitations to repeat,
     /// neighbours given up on.
     func tick6(now: Instant, sink: inout some FrameSink) {
-        _ = ipv6.finishDetection(now: now)
+        let ready = ipv6.finishDetection(now: now)
+        if configuration.acceptRouterAdvertisements && speaksForTheLink && ready.contains(where: \.isLinkLocal) {
+            routerSolicitationsLeft = Self.maximumRouterSolicitations
+            nextRouterSolicitation = now
+        }
+        if let due = nextRouterSolicitation, due <= now { solicitRouters(now: now, sink: &sink) }
         let due = neighbours6.expire(now: now)
         for target in due.multicast {
             guard let source = ipv6.source(for: target) else { continue }
@@ -300,7 +317,27 @@ extension Host {
         for failure in due.failed { counters.drops.count(.ndpUnresolved, UInt64(failure.droppedPackets)) }
     }
 
-    var nextDeadline6: Instant? { Self.earlier(ipv6.nextDeadline, neighbours6.nextDeadline) }
+    var nextDeadline6: Instant? {
+        Self.earlier(Self.earlier(ipv6.nextDeadline, neighbours6.nextDeadline), nextRouterSolicitation)
+    }
+
+    /// RFC 4861 10: MAX_RTR_SOLICITATIONS, RTR_SOLICITATION_INTERVAL.
+    static let maximumRouterSolicitations = 3
+    static let routerSolicitationInterval = Interval.seconds(4)
+
+    /// Asks the routers on the link to advertise (RFC 4861 6.3.7), up to three times, four
+    /// seconds apart, until one answers.
+    func solicitRouters(now: Instant, sink: inout some FrameSink) {
+        guard routerSolicitationsLeft > 0, let source = ipv6.source(for: .allRouters) else { nextRouterSolicitation = nil; return }
+        routerSolicitationsLeft -= 1
+        nextRouterSolicitation = routerSolicitationsLeft > 0 ? now + Self.routerSolicitationInterval : nil
+        let destination = IPv6Address.allRouters
+        let mac = self.mac
+        _ = sendIPv6(to: destination, from: source, nextHeader: IPv6NextHeader.icmpv6, payloadLength: 16,
+                     hopLimit: Self.neighbourDiscoveryHopLimit, now: now, sink: &sink) { out in
+            _ = ICMPv6Message.emitRouterSolicitation(sourceLinkLayer: mac, source: source, destination: destination, into: out)
+        }
+    }
 
     func flush6(_ frames: [PendingFrame], to neighbour: MACAddress, sink: inout some FrameSink) {
         for var frame in frames {

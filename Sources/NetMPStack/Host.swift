@@ -53,6 +53,13 @@ public final class Host {
     /// IPv6 addresses with their detection state, and IPv6's neighbour cache.
     public internal(set) var ipv6: IPv6AddressTable
     public internal(set) var neighbours6: NeighbourCache
+    /// Default routers, on-link prefixes and the MTU router advertisements gave.
+    public internal(set) var routers6 = IPv6Routers()
+    /// Router solicitations still to send, and when the next goes (RFC 4861 6.3.7).
+    var routerSolicitationsLeft = 0
+    var nextRouterSolicitation: Instant?
+    /// This host probes and solicits for the link (core 0 does, for all of them).
+    var speaksForTheLink = false
     public internal(set) var counters = InterfaceCounters()
     /// What the link finishes for us (checksums, TCP segmentation); none unless the runtime
     /// negotiated them with the TAP.

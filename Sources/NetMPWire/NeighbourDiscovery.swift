@@ -149,6 +149,18 @@ extension ICMPv6Message {
         return finish(buffer, length: length, source: source, destination: destination)
     }
 
+    /// Writes a router solicitation, with our link-layer address unless sent from ::.
+    /// Returns its length (8 or 16).
+    public static func emitRouterSolicitation(sourceLinkLayer: MACAddress?, source: IPv6Address, destination: IPv6Address,
+                                              into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        buffer.put8(Kind.routerSolicitation, at: 0)
+        buffer.put8(0, at: 1)
+        buffer.put32(0, at: 4)
+        var length = 8
+        if let sourceLinkLayer { length += emitLinkLayerOption(OptionType.sourceLinkLayer, sourceLinkLayer, into: buffer, at: 8) }
+        return finish(buffer, length: length, source: source, destination: destination)
+    }
+
     static func emitLinkLayerOption(_ type: UInt8, _ mac: MACAddress, into buffer: UnsafeMutableRawBufferPointer,
                                     at offset: Int) -> Int {
         buffer.put8(type, at: offset)

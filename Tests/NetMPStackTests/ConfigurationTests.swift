@@ -23,7 +23,9 @@ import Testing
     /// NETMP_ADDR holds one IPv4 address and any IPv6 ones; the stack service hands them to
     /// its clients through `environmentLines`, which parse back the same.
     @Test func ipv6Addresses_parsedBesideIPv4AndPassedOn() throws {
-        let config = try #require(try parse(["NETMP_TAP": "t0", "NETMP_ADDR": "fd77::2/64, 10.77.0.2/24,fd78:0:0:1::9/112"]).get())
+        let config = try #require(try parse(["NETMP_TAP": "t0", "NETMP_ADDR": "fd77::2/64, 10.77.0.2/24,fd78:0:0:1::9/112",
+                                             "NETMP_ACCEPT_RA": "1"]).get())
+        #expect(config.acceptRouterAdvertisements)
         #expect(config.address == IPv4Address(10, 77, 0, 2))
         #expect(config.ipv6Addresses == [IPv6InterfaceAddress(IPv6Address("fd77::2")!, prefixLength: 64),
                                          IPv6InterfaceAddress(IPv6Address("fd78:0:0:1::9")!, prefixLength: 112)])
@@ -50,7 +52,7 @@ import Testing
             ("NETMP_GATEWAY", "10.78.0.1"), ("NETMP_GATEWAY", "10.77.0.2"), ("NETMP_GATEWAY", "gw"),
             ("NETMP_MAC", "01:00:5e:00:00:01"), ("NETMP_MAC", "00:00:00:00:00:00"), ("NETMP_MAC", "xx"),
             ("NETMP_CORES", "0"), ("NETMP_CORES", "two"), ("NETMP_CORES", "-1"),
-            ("NETMP_LOG", "verbose"),
+            ("NETMP_LOG", "verbose"), ("NETMP_ACCEPT_RA", "yes"),
         ]
         for (variable, value) in cases {
             var env = base

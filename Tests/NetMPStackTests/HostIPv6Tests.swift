@@ -310,3 +310,90 @@ struct Sent6 {
         #expect(cache.enqueue(PendingFrame([1]), for: IPv6Address("fd77::5")!, now: t0) == .cacheFull)
     }
 }
+
+/// Router advertisements (RFC 4861 6.3.4), taken when NETMP_ACCEPT_RA asks for them.
+@Suite struct HostRouterTests {
+    static let router = IPv6Address("fe80::1")!
+    static let routerMAC = MACAddress(value: 0x5222_312C_FFFE)
+    static let offLink = IPv6Address("2001:db8::5")!
+
+    func host(accepting: Bool) -> Host {
+        var configuration = StackConfiguration(tapName: "t", address: Lab.us, prefixLength: 24, mac: Lab.ourMAC)
+        configuration.ipv6Addresses = [IPv6InterfaceAddress(Lab6.us, prefixLength: 64)]
+        configuration.acceptRouterAdvertisements = accepting
+        let host = Host(configuration: configuration)
+        var sink = CollectingSink()
+        host.startDuplicateAddressDetection(now: .zero, probes: false, sink: &sink)
+        host.tick(now: .zero + .seconds(1), sink: &sink)
+        return host
+    }
+
+    /// An advertisement from the router: lifetime, hop limit, a prefix on the link, an MTU.
+    func advertisement(lifetime: UInt16, prefix: IPv6Address = IPv6Address("fd99::")!, mtu: UInt32 = 1400) -> [UInt8] {
+        var message: [UInt8] = [134, 0, 0, 0, 77, 0, UInt8(lifetime >> 8), UInt8(lifetime & 0xFF), 0, 0, 0, 0, 0, 0, 0, 0]
+        message += [1, 1] + Self.routerMAC.octets
+        message += [3, 4, 64, 0xC0] + [0, 0, 0x0E, 0x10] + [0, 0, 0x07, 0x08] + [0, 0, 0, 0]
+        message += prefix.groups.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
+        message += [5, 1, 0, 0, UInt8(mtu >> 24), UInt8(mtu >> 16 & 0xFF), UInt8(mtu >> 8 & 0xFF), UInt8(mtu & 0xFF)]
+        var sum = InternetChecksum()
+        sum.addPseudoHeader(source: Self.router, destination: .allNodes, nextHeader: IPv6NextHeader.icmpv6, length: message.count)
+        message.withUnsafeBytes { sum.add(bytes: $0) }
+        message[2] = UInt8(sum.value >> 8); message[3] = UInt8(sum.value & 0xFF)
+        return Lab6.frame(ipv6Packet(upper: IPv6NextHeader.icmpv6, payload: message, source: Self.router, destination: .allNodes,
+                                     hopLimit: 255), to: IPv6Address.allNodes.multicastMAC, from: Self.routerMAC)
+    }
+
+    /// Taken: an echo from beyond the link is answered through the router, with the
+    /// advertised hop limit; a destination inside the advertised prefix is reached directly.
+    @Test func advertisement_givesTheDefaultRouteAndPrefix() throws {
+        let host = host(accepting: true)
+        #expect(host.feed(advertisement(lifetime: 1800)).isEmpty)
+        #expect(host.routers6.defaultRouter(now: .zero) == Self.router && host.routers6.mtu == 1400)
+        let reply = try Sent6(try #require(host.feed(Lab6.echoRequest(from: Self.offLink)).first))
+        #expect(reply.ethernet.destination == Self.routerMAC && reply.header.destination == Self.offLink)
+        #expect(reply.header.hopLimit == 77 && reply.header.source == Lab6.us)
+        let direct = try Sent6(try #require(host.feed(Lab6.echoRequest(from: IPv6Address("fd99::5")!)).first))
+        #expect(try direct.icmp() == .neighbourSolicitation(target: IPv6Address("fd99::5")!, sourceLinkLayer: Lab.ourMAC))
+        // Past the advertised MTU, a reply does not go (netmp does not fragment).
+        #expect(host.feed(Lab6.echoRequest(from: Self.offLink, data: [UInt8](repeating: 1, count: 1360))).isEmpty)
+        #expect(host.counters.drops[.frameTooLarge] == 1)
+        // The router's lifetime ends: nothing leaves the link any more.
+        #expect(host.feed(Lab6.echoRequest(from: Self.offLink), now: .zero + .seconds(1801)).isEmpty)
+        #expect(host.counters.drops[.noRoute] == 1)
+        // A lifetime of 0 withdraws a router at once.
+        _ = host.feed(advertisement(lifetime: 1800), now: .zero + .seconds(1802))
+        _ = host.feed(advertisement(lifetime: 0), now: .zero + .seconds(1803))
+        #expect(host.routers6.defaultRouter(now: .zero + .seconds(1803)) == nil)
+    }
+
+    /// Not asked to: the router is learnt as a neighbour, its advice counted as ignored.
+    @Test func advertisement_ignoredUnlessAccepted() {
+        let host = host(accepting: false)
+        #expect(host.feed(advertisement(lifetime: 1800)).isEmpty)
+        #expect(host.counters.drops[.icmpIgnored] == 1)
+        #expect(host.feed(Lab6.echoRequest(from: Self.offLink)).isEmpty)
+        #expect(host.counters.drops[.noRoute] == 1)
+    }
+
+    /// RFC 4861 6.3.7: once the link-local address is ready, up to three solicitations to
+    /// all routers, four seconds apart, until an advertisement comes.
+    @Test func routers_solicitedOnceTheLinkLocalAddressIsReady() throws {
+        var configuration = StackConfiguration(tapName: "t", address: Lab.us, prefixLength: 24, mac: Lab.ourMAC)
+        configuration.acceptRouterAdvertisements = true
+        let host = Host(configuration: configuration)
+        var sink = CollectingSink()
+        host.startDuplicateAddressDetection(now: .zero, probes: true, sink: &sink)
+        sink.frames.removeAll()
+        host.tick(now: .zero + .seconds(1), sink: &sink)
+        let first = try Sent6(try #require(sink.frames.first))
+        #expect(first.header.destination == .allRouters && first.header.source == Lab6.ourLinkLocal && first.header.hopLimit == 255)
+        #expect(try first.icmp() == .routerSolicitation(sourceLinkLayer: Lab.ourMAC))
+        #expect(host.nextDeadline == .zero + .seconds(5))
+        host.tick(now: .zero + .seconds(5), sink: &sink)
+        #expect(sink.frames.count == 2)
+        _ = host.feed(advertisement(lifetime: 600), now: .zero + .seconds(6))
+        #expect(host.nextDeadline == nil)
+        host.tick(now: .zero + .seconds(9), sink: &sink)
+        #expect(sink.frames.count == 2)
+    }
+}
