@@ -10,7 +10,7 @@ import NetMPTCP
 /// core's counters from two moments; it never sees a torn value.
 public enum StatsLayout {
     public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
-    public static let version: UInt64 = 9
+    public static let version: UInt64 = 10
     public static let memfdName = "netmp-stats"
     public static let headerWords = 8
     /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
@@ -22,7 +22,7 @@ public enum StatsLayout {
     /// After the core blocks, each core's connection table: a count, then up to
     /// `connectionSlots` rows (more connections than that are counted, not listed).
     public static let connectionSlots = 256
-    public static let connectionWords = 9
+    public static let connectionWords = 13
     public static var connectionAreaWords: Int { 1 + connectionSlots * connectionWords }
     public static func connectionArea(core: Int, cores: Int) -> Int {
         headerWords + cores * coreWords + core * connectionAreaWords
@@ -43,11 +43,12 @@ public enum StatsLayout {
     /// The address states, by their number in the state word.
     public static let addressStates = ["tentative", "preferred", "duplicate"]
     public static func size(cores: Int) -> Int { (addressArea(cores: cores) + 1 + addressSlots * addressWords) * 8 }
-    /// A connection row: local and remote (address << 16 | port), state (index in
-    /// TCPState.allCases), send queue, receive queue (unread), cwnd, smoothed RTT (ns), MSS,
-    /// the client whose socket it is (0: none).
+    /// A connection row: local and remote ports, state (index in TCPState.allCases), send
+    /// queue, receive queue (unread), cwnd, smoothed RTT (ns), MSS, the client whose socket
+    /// it is (0: none), then the local and remote addresses (IPv6, IPv4 mapped) in halves.
     public enum Connection { public static let local = 0, remote = 1, state = 2, sendQueue = 3, receiveQueue = 4,
-                             cwnd = 5, rtt = 6, mss = 7, client = 8 }
+                             cwnd = 5, rtt = 6, mss = 7, client = 8, localHigh = 9, localLow = 10,
+                             remoteHigh = 11, remoteLow = 12 }
 
     public enum Header { public static let magic = 0, version = 1, pid = 2, cores = 3, drops = 4, address = 5, mac = 6, prefix = 7 }
     public enum Core { public static let index = 0, cpu = 1, node = 2, framesIn = 3, framesOut = 4, bytesIn = 5,
@@ -134,8 +135,12 @@ public final class StatsPage: @unchecked Sendable {
             let c = socket.connection
             let r = area + 1 + row * StatsLayout.connectionWords
             typealias K = StatsLayout.Connection
-            words[r + K.local] = UInt64(c.tuple.local.ipv4Value) << 16 | UInt64(c.tuple.local.port)
-            words[r + K.remote] = UInt64(c.tuple.remote.ipv4Value) << 16 | UInt64(c.tuple.remote.port)
+            words[r + K.local] = UInt64(c.tuple.local.port)
+            words[r + K.remote] = UInt64(c.tuple.remote.port)
+            words[r + K.localHigh] = c.tuple.local.address.bits.high
+            words[r + K.localLow] = c.tuple.local.address.bits.low
+            words[r + K.remoteHigh] = c.tuple.remote.address.bits.high
+            words[r + K.remoteLow] = c.tuple.remote.address.bits.low
             words[r + K.state] = UInt64(states.firstIndex(of: c.state) ?? 0)
             words[r + K.sendQueue] = UInt64(c.sendQueued)
             words[r + K.receiveQueue] = UInt64(c.unread)

@@ -137,11 +137,13 @@ public struct StatsSnapshot: Sendable {
             for row in 0..<rows {
                 let r = area + 1 + row * StatsLayout.connectionWords
                 typealias K = StatsLayout.Connection
-                func endpoint(_ word: UInt64) -> Endpoint {
-                    Endpoint(IPv4Address(UInt32(truncatingIfNeeded: word >> 16)), UInt16(truncatingIfNeeded: word))
+                func endpoint(_ port: Int, _ high: Int, _ low: Int) -> Endpoint {
+                    Endpoint(IPAddress(IPv6Address(high: words[r + high], low: words[r + low])),
+                             UInt16(truncatingIfNeeded: words[r + port]))
                 }
                 let stateIndex = Int(min(words[r + K.state], UInt64(states.count - 1)))
-                connections.append(ConnectionStats(local: endpoint(words[r + K.local]), remote: endpoint(words[r + K.remote]),
+                connections.append(ConnectionStats(local: endpoint(K.local, K.localHigh, K.localLow),
+                                                   remote: endpoint(K.remote, K.remoteHigh, K.remoteLow),
                                                    state: states[stateIndex].rawValue, core: c,
                                                    sendQueue: words[r + K.sendQueue], receiveQueue: words[r + K.receiveQueue],
                                                    cwnd: words[r + K.cwnd], rttNanoseconds: words[r + K.rtt], mss: words[r + K.mss],

@@ -59,11 +59,11 @@ public final class AcceptQueue: @unchecked Sendable {
     }
     deinit { if owned { memory.deallocate() } }
 
-    /// The record's three words, read and written atomically (a reader may read a record
+    /// The record's six words, read and written atomically (a reader may read a record
     /// the core is overwriting; its claim then fails).
     func words(_ position: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
         (memory + Self.blockSize + RingStorage.index(position, capacity) * Self.recordSize)
-            .bindMemory(to: Atomic<UInt64>.self, capacity: 3)
+            .bindMemory(to: Atomic<UInt64>.self, capacity: 6)
     }
 
     /// The core: appends `connection`; false when the queue is full.
@@ -72,10 +72,14 @@ public final class AcceptQueue: @unchecked Sendable {
         let position = owner.tail
         let tuple = connection.tuple
         let w = words(position)
-        // netmp_accepted: slot, generation | local, remote address | ports, reserved.
+        // netmp_accepted: slot, generation | local address (two halves) | remote address |
+        // ports, reserved.
         w[0].store(connection.handle.word, ordering: .relaxed)
-        w[1].store(UInt64(tuple.local.ipv4Value) | UInt64(tuple.remote.ipv4Value) << 32, ordering: .relaxed)
-        w[2].store(UInt64(tuple.local.port) | UInt64(tuple.remote.port) << 16, ordering: .relaxed)
+        w[1].store(tuple.local.address.bits.high, ordering: .relaxed)
+        w[2].store(tuple.local.address.bits.low, ordering: .relaxed)
+        w[3].store(tuple.remote.address.bits.high, ordering: .relaxed)
+        w[4].store(tuple.remote.address.bits.low, ordering: .relaxed)
+        w[5].store(UInt64(tuple.local.port) | UInt64(tuple.remote.port) << 16, ordering: .relaxed)
         owner.publish(1)
         return true
     }
@@ -85,14 +89,16 @@ public final class AcceptQueue: @unchecked Sendable {
         var position = head.pointee.load(ordering: .acquiring)
         while tail.pointee.load(ordering: .acquiring) &- position > 0 {
             let w = words(position)
-            let (a, b, c) = (w[0].load(ordering: .relaxed), w[1].load(ordering: .relaxed), w[2].load(ordering: .relaxed))
+            let handle = w[0].load(ordering: .relaxed)
+            let local = IPv6Address(high: w[1].load(ordering: .relaxed), low: w[2].load(ordering: .relaxed))
+            let remote = IPv6Address(high: w[3].load(ordering: .relaxed), low: w[4].load(ordering: .relaxed))
+            let ports = w[5].load(ordering: .relaxed)
             let (claimed, current) = head.pointee.compareExchange(expected: position, desired: position &+ 1,
                                                                   ordering: .acquiringAndReleasing)
             if claimed {
-                let tuple = FourTuple(local: Endpoint(IPv4Address(UInt32(truncatingIfNeeded: b)), UInt16(truncatingIfNeeded: c)),
-                                      remote: Endpoint(IPv4Address(UInt32(truncatingIfNeeded: b >> 32)),
-                                                       UInt16(truncatingIfNeeded: c >> 16)))
-                return AcceptedConnection(handle: SocketHandle(word: a), tuple: tuple, core: core)
+                let tuple = FourTuple(local: Endpoint(IPAddress(local), UInt16(truncatingIfNeeded: ports)),
+                                      remote: Endpoint(IPAddress(remote), UInt16(truncatingIfNeeded: ports >> 16)))
+                return AcceptedConnection(handle: SocketHandle(word: handle), tuple: tuple, core: core)
             }
             position = current
         }

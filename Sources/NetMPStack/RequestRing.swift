@@ -194,6 +194,11 @@ extension Request {
         put(value, \.value)
         put(option?.rawValue ?? 0, \.option)
         put(reply, \.reply)
+        if kind == .connect, !remote.address.isIPv4 {
+            // An IPv6 destination lies over the words a connect does not use.
+            record.storeAddress(remote.address, at: Self.offset(\.value))
+            put(flags | NETMP_REQUEST_FLAG_IPV6, \.flags)
+        }
     }
 
     /// Reads a netmp_request record; nil for a kind, option or algorithm this version does
@@ -209,7 +214,9 @@ extension Request {
         datagram = flags & NETMP_REQUEST_FLAG_DATAGRAM != 0
         switch kind {
         case .connect:
-            remote = Endpoint(IPv4Address(get(\.address, as: UInt32.self)), get(\.port, as: UInt16.self))
+            let address = flags & NETMP_REQUEST_FLAG_IPV6 != 0
+                ? record.loadAddress(at: Self.offset(\.value)) : IPAddress(IPv4Address(get(\.address, as: UInt32.self)))
+            remote = Endpoint(address, get(\.port, as: UInt16.self))
             localPort = get(\.local_port, as: UInt16.self)
             guard let algorithm = StreamOption.algorithm(Int64(get(\.congestion, as: UInt8.self))) else { return nil }
             options.congestionControl = algorithm

@@ -151,8 +151,8 @@ public final class SocketChannel: @unchecked Sendable {
         typealias Slot = netmp_stream_slot
         let port = slot.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.local_port)!, as: UInt16.self)
         guard port != 0 else { return nil }
-        let local = IPv4Address(slot.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.local_address)!, as: UInt32.self))
-        let remote = IPv4Address(slot.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.remote_address)!, as: UInt32.self))
+        let local = slot.loadAddress(at: MemoryLayout<Slot>.offset(of: \Slot.local_address)!)
+        let remote = slot.loadAddress(at: MemoryLayout<Slot>.offset(of: \Slot.remote_address)!)
         let remotePort = slot.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.remote_port)!, as: UInt16.self)
         return FourTuple(local: Endpoint(local, port), remote: Endpoint(remote, remotePort))
     }
@@ -221,8 +221,8 @@ public final class SocketChannel: @unchecked Sendable {
     /// application to read it.
     public func publishTuple(_ tuple: FourTuple) {
         typealias Slot = netmp_stream_slot
-        slot.storeBytes(of: tuple.local.ipv4Value, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.local_address)!, as: UInt32.self)
-        slot.storeBytes(of: tuple.remote.ipv4Value, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.remote_address)!, as: UInt32.self)
+        slot.storeAddress(tuple.local.address, at: MemoryLayout<Slot>.offset(of: \Slot.local_address)!)
+        slot.storeAddress(tuple.remote.address, at: MemoryLayout<Slot>.offset(of: \Slot.remote_address)!)
         slot.storeBytes(of: tuple.remote.port, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.remote_port)!, as: UInt16.self)
         slot.storeBytes(of: tuple.local.port, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.local_port)!, as: UInt16.self)
     }
@@ -239,5 +239,17 @@ public final class SocketChannel: @unchecked Sendable {
         receive.readers.wakeAll()
         send.writers.wakeAll()
         doorbell.ring()
+    }
+}
+
+extension UnsafeMutableRawPointer {
+    /// An address as the shared layouts hold it: IPv6 (IPv4 mapped) in two host-order
+    /// halves, the most significant first.
+    func storeAddress(_ address: IPAddress, at offset: Int) {
+        storeBytes(of: address.bits.high, toByteOffset: offset, as: UInt64.self)
+        storeBytes(of: address.bits.low, toByteOffset: offset + 8, as: UInt64.self)
+    }
+    func loadAddress(at offset: Int) -> IPAddress {
+        IPAddress(IPv6Address(high: load(fromByteOffset: offset, as: UInt64.self), low: load(fromByteOffset: offset + 8, as: UInt64.self)))
     }
 }

@@ -304,11 +304,14 @@ import Testing
 }
 
 @Suite struct AcceptQueueTests {
+    /// Connection `n`: over IPv4 for even `n`, IPv6 for odd, so records of both families pass.
     func connection(_ n: Int, core: Int = 1) -> AcceptedConnection {
-        AcceptedConnection(handle: SocketHandle(slot: UInt32(n), generation: UInt32(n * 7)),
-                           tuple: FourTuple(local: Endpoint(IPv4Address(10, 77, 0, 2), 80),
-                                            remote: Endpoint(IPv4Address(10, 77, 0, UInt8(n % 200)), UInt16(1000 + n % 60_000))),
-                           core: core)
+        let tuple = n % 2 == 0
+            ? FourTuple(local: Endpoint(IPv4Address(10, 77, 0, 2), 80),
+                        remote: Endpoint(IPv4Address(10, 77, 0, UInt8(n % 200)), UInt16(1000 + n % 60_000)))
+            : FourTuple(local: Endpoint(IPv6Address("fd77::2")!, 80),
+                        remote: Endpoint(IPv6Address(high: 0xFD77 << 48, low: UInt64(n)), UInt16(1000 + n % 60_000)))
+        return AcceptedConnection(handle: SocketHandle(slot: UInt32(n), generation: UInt32(n * 7)), tuple: tuple, core: core)
     }
 
     @Test func fifo_fullAndEmpty() {

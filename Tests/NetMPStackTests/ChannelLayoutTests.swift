@@ -47,7 +47,7 @@ import Testing
     /// numbers, read back into the same configuration.
     @Test func requestRecordAsCReadsIt() {
         #expect(MemoryLayout<netmp_request>.size == 64 && MemoryLayout<netmp_request_ring>.size == 128)
-        #expect(MemoryLayout<netmp_socket_entry>.size == 128 && MemoryLayout<netmp_reply>.size == 320)
+        #expect(MemoryLayout<netmp_socket_entry>.size == 192 && MemoryLayout<netmp_reply>.size == 320)
         let ring = RequestRing(capacity: 2)
         var configuration = TCPConfiguration()
         configuration.noDelay = true
@@ -71,6 +71,14 @@ import Testing
         #expect(rebuilt.map(ConnectOptions.init) == ConnectOptions(configuration))
         #expect(rebuilt?.noDelay == true && rebuilt?.keepAliveIdle == .seconds(30) && rebuilt?.congestionControl == .bbr)
         #expect(ring.recordForTesting(0).load(as: netmp_request.self).turn == 2) // free for the next round
+
+        // An IPv6 destination: flagged, its halves over the words a connect leaves unused.
+        request.remote = Endpoint(IPv6Address("fd77::1")!, 5201)
+        #expect(ring.send(request))
+        let v6 = ring.recordForTesting(1).load(as: netmp_request.self)
+        #expect(v6.flags & NETMP_REQUEST_FLAG_IPV6 != 0 && v6.port == 5201)
+        #expect(UInt64(bitPattern: v6.value) == 0xFD77 << 48 && UInt64(v6.option) | UInt64(v6.reply) << 32 == 1)
+        #expect(ring.receive() == request)
     }
 
     /// What a core refuses in a connect record: values no application's setsockopt allows.
@@ -105,7 +113,7 @@ import Testing
     /// A stream socket's published state is a netmp_stream_slot: what the owner publishes
     /// and the application raises is there, in the bits the header names.
     @Test func streamSlotHoldsStatusErrorAndOwner() {
-        #expect(MemoryLayout<netmp_stream_slot>.size == 64)
+        #expect(MemoryLayout<netmp_stream_slot>.size == 128)
         #expect(MemoryLayout<netmp_stream_slot>.offset(of: \.owner) == 8)
         #expect(MemoryLayout<netmp_stream_slot>.offset(of: \.changes) == 24)
         let channel = SocketChannel(sendCapacity: 4096, receiveCapacity: 4096)
@@ -123,9 +131,13 @@ import Testing
         let tuple = FourTuple(local: Endpoint(IPv4Address(10, 77, 0, 2), 40_001), remote: Endpoint(IPv4Address(10, 77, 0, 1), 80))
         channel.publishTuple(tuple)
         let written = channel.slot.load(as: netmp_stream_slot.self)
-        #expect(written.local_address == IPv4Address(10, 77, 0, 2).value && written.local_port == 40_001)
-        #expect(written.remote_address == IPv4Address(10, 77, 0, 1).value && written.remote_port == 80)
+        // Addresses as IPv6 halves, IPv4 mapped: ::ffff:10.77.0.2.
+        #expect(written.local_address.0 == 0 && written.local_address.1 == 0xFFFF_0A4D_0002 && written.local_port == 40_001)
+        #expect(written.remote_address.1 == 0xFFFF_0A4D_0001 && written.remote_port == 80)
         #expect(channel.publishedTuple == tuple)
+        let tuple6 = FourTuple(local: Endpoint(IPv6Address("fd77::2")!, 40_002), remote: Endpoint(IPv6Address("fd77::1")!, 80))
+        channel.publishTuple(tuple6)
+        #expect(channel.publishedTuple == tuple6)
     }
 
     /// A datagram socket: its slot (peer, send request, overflow count) and each core's

@@ -55,16 +55,19 @@ typedef struct netmp_stream_slot {
     int64_t owner;                  // the owner core, -1 before one owns the connection
     int64_t active_writers;         // application threads inside a write
     netmp_wait_word changes;        // connection-state changes
-    uint32_t local_address;         // the connection's 4-tuple, host order, written by the
-    uint32_t remote_address;        // owner before it publishes ATTACHED for a connect (the
-    uint16_t local_port;            // core picks the local port) and read once the status
-    uint16_t remote_port;           // says so: getsockname without asking the core
+    uint16_t local_port;            // the connection's 4-tuple, written by the owner before
+    uint16_t remote_port;           // it publishes ATTACHED for a connect (the core picks the
     uint32_t send_capacity;         // the rings' sizes, written by whoever placed them in the
     uint32_t receive_capacity;      // slot's stride, before the slot is named
     uint32_t doorbell_slot;         // + 1: the slot whose entry holds the socket's doorbell
     uint32_t output_options;        // NETMP_OUTPUT_*: set by the application before the
                                     // writes they govern, read by the owner at each look
-    uint8_t line_end[4];
+    uint32_t reserved;
+    uint64_t local_address[2];      // local port) and read once the status says so:
+    uint64_t remote_address[2];     // getsockname without asking the core. Addresses are
+                                    // IPv6, IPv4 mapped (::ffff:a.b.c.d), as two halves,
+                                    // the most significant first, in host order
+    uint8_t line_end[40];
 } netmp_stream_slot;
 
 /// The status bits of a stream slot. States, published by the owner:
@@ -208,6 +211,10 @@ static const uint16_t NETMP_REQUEST_FLAG_NODELAY = 1u << 1;   // connect: TCP_NO
 static const uint16_t NETMP_REQUEST_FLAG_CORK = 1u << 2;      // connect: TCP_CORK set
 static const uint16_t NETMP_REQUEST_FLAG_KEEPALIVE = 1u << 3; // connect: SO_KEEPALIVE set
 static const uint16_t NETMP_REQUEST_FLAG_DATAGRAM = 1u << 4;  // ports: UDP's, not TCP's
+static const uint16_t NETMP_REQUEST_FLAG_IPV6 = 1u << 5;      // connect: the remote address is
+                                                              // IPv6, as two host-order halves
+                                                              // in value, option and reply (a
+                                                              // connect uses none of them)
 
 /// The answer to a port request, in its reply slot's payload.
 typedef struct netmp_port_reply {
@@ -318,12 +325,12 @@ _Static_assert(sizeof(netmp_request_ring) == 128, "request ring control block: t
 _Static_assert(offsetof(netmp_request_ring, head) == 64, "request ring: the core's line");
 
 /// A connection a listener's core established, waiting for accept(): its handle and its
-/// 4-tuple (host order). A record is 24 bytes: three words a reader loads atomically.
+/// 4-tuple (host order). A record is 48 bytes: six words a reader loads atomically.
 typedef struct netmp_accepted {
     uint32_t slot;                  // the connection's handle: slot...
     uint32_t generation;            // ...and generation
-    uint32_t local_address;
-    uint32_t remote_address;
+    uint64_t local_address[2];      // IPv6, IPv4 mapped, as two halves (netmp_stream_slot)
+    uint64_t remote_address[2];
     uint16_t local_port;
     uint16_t remote_port;
     uint32_t reserved;
@@ -343,12 +350,13 @@ _Static_assert(sizeof(netmp_record_queue) == 128, "record queue: two cache lines
 _Static_assert(offsetof(netmp_record_queue, head) == 64, "record queue: readers' line");
 _Static_assert(sizeof(netmp_datagram_slot) == 64, "datagram slot: one cache line");
 _Static_assert(offsetof(netmp_datagram_slot, arrivals) == 32, "datagram slot: arrivals wait word");
-_Static_assert(sizeof(netmp_stream_slot) == 64, "stream slot: one cache line");
+_Static_assert(sizeof(netmp_stream_slot) == 128, "stream slot: two cache lines");
 _Static_assert(sizeof(netmp_listen_slot) == 64, "listen slot: one cache line");
 _Static_assert(sizeof(netmp_doorbell) == 16, "doorbell: four words");
 _Static_assert(offsetof(netmp_stream_slot, owner) == 8, "stream slot: owner");
 _Static_assert(offsetof(netmp_stream_slot, changes) == 24, "stream slot: changes wait word");
-_Static_assert(offsetof(netmp_stream_slot, local_address) == 32, "stream slot: the 4-tuple");
+_Static_assert(offsetof(netmp_stream_slot, local_port) == 32, "stream slot: the ports");
+_Static_assert(offsetof(netmp_stream_slot, local_address) == 56, "stream slot: the addresses");
 _Static_assert(sizeof(netmp_wait_word) == 8, "wait word: two 32-bit words (the futex is the first)");
 _Static_assert(offsetof(netmp_send_ring, reserved) == 0, "send ring: writers' line");
 _Static_assert(offsetof(netmp_send_ring, released) == 64, "send ring: owner's line");
@@ -361,10 +369,10 @@ _Static_assert(sizeof(netmp_receive_ring) == 128, "receive ring control block: t
 
 _Static_assert(sizeof(netmp_core_wake) == 64, "core wake: one line per core");
 _Static_assert(sizeof(netmp_region) == 128 && offsetof(netmp_region, free_head) == 64, "region head: two lines");
-_Static_assert(sizeof(netmp_socket_entry) == 128, "socket entry: its name's line and its words' line");
+_Static_assert(sizeof(netmp_socket_entry) == 192, "socket entry: its name's line and its words' two lines");
 _Static_assert(offsetof(netmp_socket_entry, words) == 64, "socket entry: the words on a line of their own");
 
-_Static_assert(sizeof(netmp_accepted) == 24, "accepted connection: three words");
+_Static_assert(sizeof(netmp_accepted) == 48, "accepted connection: six words");
 _Static_assert(sizeof(netmp_accept_queue) == 128 && offsetof(netmp_accept_queue, head) == 64, "accept queue: two lines");
 
 /// The stack service's attach handshake, over its Unix socket (SOCK_SEQPACKET, one message
