@@ -236,11 +236,12 @@ public final class SocketTable: @unchecked Sendable {
     }
 
     /// One more hold on `slot` if it is held at all (a slot being freed is left alone):
-    /// for a view made of a socket found by a scan of the table.
+    /// for a view made of a socket found by a scan of the table. A count at its maximum
+    /// (only a client writing its own table gets there) takes no more.
     public func tryHold(_ slot: UInt32) -> Bool {
         guard Int(slot) < capacity else { return false }
         var current = holds(slot).pointee.load(ordering: .acquiring)
-        while current > 0 {
+        while current > 0 && current < .max {
             let (done, now) = holds(slot).pointee.compareExchange(expected: current, desired: current + 1,
                                                                    ordering: .acquiringAndReleasing)
             if done { return true }

@@ -109,6 +109,14 @@ import Testing
         #expect(table.lease() == nil)
         head.pointee.high_water = 5
         #expect(table.lease()?.slot == 5)
+        // A hold count the client set to its maximum takes no more holds (the stack's scan
+        // of a client's sockets used to trap adding one to it).
+        let holds = (front + Int(head.pointee.entries_offset) + 2 * MemoryLayout<netmp_socket_entry>.size
+                     + MemoryLayout<netmp_socket_entry>.offset(of: \netmp_socket_entry.holds)!).assumingMemoryBound(to: UInt32.self)
+        holds.pointee = .max
+        #expect(!table.tryHold(2))
+        holds.pointee = 1
+        #expect(table.tryHold(2))
         withExtendedLifetime(leases) {}
     }
 
