@@ -44,6 +44,9 @@ func stack(_ arguments: ArraySlice<String>) -> Never {
     }
     let running: NetworkStack
     do { running = try NetworkStack.start(configuration, log: log) } catch { fail("stack: \(error)", code: 1) }
+    for duplicate in running.waitForIPv6Addresses() {
+        log.error("\(duplicate) is another node's on this link (duplicate address detection): not used")
+    }
     let service: StackService
     do { service = try StackService(stack: running, listener: door, allowing: allowed, log: log) } catch { fail("stack: \(error)", code: 1) }
     for signal in [SIGINT, SIGTERM] {

@@ -120,6 +120,23 @@ public final class NetworkStack: @unchecked Sendable {
         return stack
     }
 
+    /// Waits, at most `limit`, until duplicate address detection has decided on every IPv6
+    /// address (a second after the start), so that programs attach to a stack whose IPv6
+    /// sources are usable: one that connected earlier would find its source tentative and
+    /// be refused, as on Linux right after an address is added. Returns the addresses
+    /// another node holds.
+    public func waitForIPv6Addresses(limit: Interval = .seconds(3)) -> [IPv6Address] {
+        guard !configuration.ipv6Addresses.isEmpty else { return [] }
+        let deadline = MonotonicClock.now() + limit
+        while MonotonicClock.now() < deadline {
+            if let published = stats?.publishedAddresses, !published.contains(where: { $0.state == "tentative" }) {
+                return published.filter { $0.state == "duplicate" }.map(\.address)
+            }
+            usleep(20_000)
+        }
+        return []
+    }
+
     static func allowedCPUs() throws(RuntimeError) -> [Int] {
         var cpus = [Int32](repeating: 0, count: 1024)
         let available = Int(netmp_allowed_cpus(&cpus, 1024))

@@ -15,7 +15,7 @@ extension ProtocolLoop {
         case .neighbour(let frame):
             host.learnNeighbour(from: UnsafeRawBufferPointer(frame.bytes), now: now, sink: &sink)
             frame.free()
-        case .listen(let id, let listener, let port, let completion):
+        case .listen(let id, let listener, let port, let families, let completion):
             defer { completion.done() }
             let core = self.core
             guard let client = clientsByID[id], client.sockets.resolves(listener, as: .listener),
@@ -27,7 +27,7 @@ extension ProtocolLoop {
             // The view lives as long as this core's listener: its hand-off holds it. What
             // it accepts gets its rings in a slot of the listener's client.
             do {
-                try tcp.listen(port: queue.port, backlog: queue.backlog, channelMaker: { configuration in
+                try tcp.listen(port: queue.port, backlog: queue.backlog, families: families, channelMaker: { configuration in
                     SocketChannel(in: sockets, sendCapacity: configuration.sendBufferSize,
                                   receiveCapacity: configuration.receiveBufferSize)
                 }) { socket in
@@ -144,7 +144,7 @@ extension ProtocolLoop {
             let reply = request.reply
             let completion = Completion(count: ports.count) { replies.answer(reply) { _ in 0 } }
             let message: CoreMessage = switch request.kind {
-            case .listen: .listen(client: client.id, request.handle, port: request.localPort, completion)
+            case .listen: .listen(client: client.id, request.handle, port: request.localPort, families: request.families, completion)
             case .stopListening: .stopListening(port: request.localPort, completion)
             case .datagramBind: .bindDatagram(client: client.id, request.handle, completion)
             default: .unbindDatagram(port: request.localPort, completion)
@@ -247,8 +247,20 @@ extension ProtocolLoop {
         // StreamSocket.connect refused a destination without a route before sending this.
         let core = self.core, steering = self.steering, portTable = self.portTable
         let socket: TCPSocket
+        // The source the program hashed the connection with; IPv6's must be ready (past
+        // duplicate address detection), as Linux takes no tentative source.
+        let local: IPAddress
+        if let v6 = remote.address.v6 {
+            guard let source = host.configuration.ipv6Source(for: v6), host.ipv6.isPreferred(source) else {
+                channel.publish([.failed, .closed], error: EADDRNOTAVAIL)
+                return
+            }
+            local = IPAddress(source)
+        } else {
+            local = IPAddress(host.address)
+        }
         do {
-            socket = try tcp.connect(from: IPAddress(host.address), to: remote, now: now, localPort: localPort,
+            socket = try tcp.connect(from: local, to: remote, now: now, localPort: localPort,
                                      configuration: configuration, channel: channel,
                                      acceptable: { steering.owner(of: $0) == core && portTable?.isReserved($0.local.port) != true })
         } catch {

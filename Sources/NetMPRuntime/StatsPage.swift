@@ -2,6 +2,7 @@ import CNetMPLinux
 import Glibc
 import NetMPStack
 import NetMPTCP
+import NetMPWire
 
 /// A process's counters in one shared page, for `netmp stat PID`. The page is a memfd, so
 /// it needs no file name, cannot be left behind, and goes away with the process; the tool
@@ -124,6 +125,19 @@ public final class StatsPage: @unchecked Sendable {
             words[r + K.state] = switch entry.state { case .tentative: 0; case .preferred: 1; case .duplicate: 2 }
         }
         words[area] = UInt64(entries.count)
+    }
+
+    /// The IPv6 addresses as last published, with their states (nil before the first time).
+    public var publishedAddresses: [(address: IPv6Address, state: String)]? {
+        let area = StatsLayout.addressArea(cores: cores)
+        let count = Int(min(words[area], UInt64(StatsLayout.addressSlots)))
+        guard count > 0 else { return nil }
+        return (0..<count).map { row in
+            let r = area + 1 + row * StatsLayout.addressWords
+            typealias K = StatsLayout.Address
+            let state = StatsLayout.addressStates[Int(min(words[r + K.state], UInt64(StatsLayout.addressStates.count - 1)))]
+            return (IPv6Address(high: words[r + K.high], low: words[r + K.low]), state)
+        }
     }
 
     /// Publishes the connections one core owns (rows first, then the count).

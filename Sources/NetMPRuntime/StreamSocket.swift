@@ -12,6 +12,9 @@ import Synchronization
 /// Setup calls (bind, listen, connect, close, options) take the socket's own lock: they are
 /// rare and must not interleave. send and receive take no lock: any number of threads may
 /// use them at once, and they see the connection only through the channel's rings and status.
+/// The address family a socket was made with (socket()'s domain).
+public enum SocketFamily: Sendable { case ipv4, ipv6 }
+
 public final class StreamSocket: @unchecked Sendable {
     /// The side of the stack the socket was made on: its slot and records are the client's,
     /// and all it knows of the stack is what the client says.
@@ -23,8 +26,12 @@ public final class StreamSocket: @unchecked Sendable {
     // Guarded by `setup`.
     nonisolated(unsafe) var phase: Phase
     nonisolated(unsafe) var boundPort: UInt16?
-    /// Bound to this host's address rather than the wildcard (getsockname says which).
-    nonisolated(unsafe) var boundToAddress = false
+    /// The address bind() named, nil for the wildcard (getsockname says which).
+    nonisolated(unsafe) var boundAddress: IPAddress?
+    /// AF_INET or AF_INET6: what addresses the program names it by; an IPv6 socket reaches
+    /// IPv4 peers at their mapped addresses unless `v6Only` (IPV6_V6ONLY).
+    public let family: SocketFamily
+    nonisolated(unsafe) var v6OnlyFlag = false
     nonisolated(unsafe) var configuration: TCPConfiguration
     nonisolated(unsafe) var listenQueue: ListenQueue?
     /// The listener slot's name, from listen() to close (its views: this socket's and each core's).
@@ -49,8 +56,9 @@ public final class StreamSocket: @unchecked Sendable {
     }
 
     /// A new, unconnected socket of `client`.
-    public init(client: StackClient, doorbell: Doorbell? = nil) {
+    public init(client: StackClient, doorbell: Doorbell? = nil, family: SocketFamily = .ipv4) {
         self.client = client
+        self.family = family
         configuration = client.tcpConfiguration
         // In a slot of the socket table: the same slot names it in requests once it connects.
         channel = SocketChannel(in: client.sockets, sendCapacity: configuration.sendBufferSize,
@@ -70,11 +78,12 @@ public final class StreamSocket: @unchecked Sendable {
     /// epoll registrations carry over), options, blocking mode and bound port; this one is
     /// closed. The shim's handle points to the new one from then on.
     public func attemptAgain() -> StreamSocket {
-        let fresh = StreamSocket(client: client, doorbell: channel.doorbell)
+        let fresh = StreamSocket(client: client, doorbell: channel.doorbell, family: family)
         setup.locked {
             carryOptions(to: fresh)
             fresh.boundPort = boundPort
-            fresh.boundToAddress = boundToAddress
+            fresh.boundAddress = boundAddress
+            fresh.v6OnlyFlag = v6OnlyFlag
             boundPort = nil // now the new socket's to release
         }
         close()
@@ -94,8 +103,9 @@ public final class StreamSocket: @unchecked Sendable {
 
     /// A connection a listener accepted: the core named it in the socket table, which
     /// holds its channel until this socket's close record.
-    init(client: StackClient, accepted: AcceptedConnection, channel: SocketChannel) {
+    init(client: StackClient, accepted: AcceptedConnection, channel: SocketChannel, family: SocketFamily) {
         self.client = client
+        self.family = family
         configuration = client.tcpConfiguration
         self.channel = channel
         tuple = accepted.tuple
@@ -143,19 +153,28 @@ public final class StreamSocket: @unchecked Sendable {
 
     // MARK: Addresses
 
-    /// bind(): `address` must be the stack's own or 0.0.0.0; port 0 picks an ephemeral port.
+    /// bind(): `address` must be one of the stack's own or a wildcard (0.0.0.0; for an IPv6
+    /// socket :: or, unless IPV6_V6ONLY, an IPv4 one mapped); port 0 picks an ephemeral port.
     public func bind(_ endpoint: Endpoint) throws(SocketError) {
         try setup.locked { () throws(SocketError) in
             guard phase == .fresh, boundPort == nil else { throw SocketError(EINVAL) }
-            guard endpoint.address.isIPv4 else { throw SocketError(EAFNOSUPPORT) }
-            guard endpoint.address.isUnspecified || endpoint.address == IPAddress(client.configuration.address) else {
-                throw SocketError(EADDRNOTAVAIL)
+            let address = endpoint.address
+            if let v4 = address.v4 {
+                // Linux's inet6_bind: a mapped address on a v6-only socket is EINVAL.
+                if family == .ipv6 && v6OnlyFlag { throw SocketError(EINVAL) }
+                guard v4.isUnspecified || v4 == client.configuration.address else { throw SocketError(EADDRNOTAVAIL) }
+            } else {
+                guard family == .ipv6 else { throw SocketError(EAFNOSUPPORT) }
+                guard address.bits.isUnspecified || client.configuration.holds(address.bits) else {
+                    throw SocketError(EADDRNOTAVAIL)
+                }
             }
             switch client.reservePort(endpoint.port, datagram: false) {
             case .success(let port): boundPort = port
             case .failure(let error): throw error
             }
-            boundToAddress = !endpoint.address.isUnspecified
+            // :: is IPv6's wildcard, 0.0.0.0 IPv4's (on an IPv6 socket: IPv4 only).
+            boundAddress = address.bits.isUnspecified ? nil : address
         }
     }
 
@@ -164,8 +183,26 @@ public final class StreamSocket: @unchecked Sendable {
         learnTuple()
         return setup.locked {
             if let tuple { return tuple.local }
-            return Endpoint(boundToAddress ? client.configuration.address : IPv4Address(0), boundPort ?? 0)
+            let wildcard = family == .ipv4 ? IPAddress(IPv4Address.any) : IPAddress(IPv6Address.any)
+            return Endpoint(boundAddress ?? wildcard, boundPort ?? 0)
         }
+    }
+
+    /// IPV6_V6ONLY: an IPv6 socket that reaches IPv6 peers only. Fixed once bound (Linux).
+    public var v6Only: Bool { setup.locked { v6OnlyFlag } }
+    public func setV6Only(_ on: Bool) throws(SocketError) {
+        try setup.locked { () throws(SocketError) in
+            guard family == .ipv6 else { throw SocketError(ENOPROTOOPT) }
+            guard boundPort == nil, phase == .fresh else { throw SocketError(EINVAL) }
+            v6OnlyFlag = on
+        }
+    }
+
+    /// The families of connections a listener takes: an IPv4 socket's or one bound to an
+    /// IPv4 address, IPv4's; one bound to an IPv6 address or v6-only, IPv6's; else both.
+    var listenerFamilies: ListenerFamilies {
+        if family == .ipv4 || boundAddress?.isIPv4 == true { return .ipv4 }
+        return boundAddress != nil || v6OnlyFlag ? .ipv6 : .both
     }
 
     /// getpeername(): ENOTCONN until connected.
@@ -202,6 +239,7 @@ public final class StreamSocket: @unchecked Sendable {
             for _ in 0..<client.cores { client.sockets.hold(name.slot) } // for each core's view
             var request = Request(.listen, name)
             request.localPort = port
+            request.families = listenerFamilies
             client.onEveryCore(request)
             listenerName = name
             listenQueue = queue
@@ -222,7 +260,7 @@ public final class StreamSocket: @unchecked Sendable {
                 // meanwhile. (Only a table entry overwritten by a bug could fail this.)
                 guard client.sockets.resolves(connection.handle, as: .stream),
                       let channel = SocketChannel(adopting: connection.handle.slot, in: client.sockets) else { continue }
-                return StreamSocket(client: client, accepted: connection, channel: channel)
+                return StreamSocket(client: client, accepted: connection, channel: channel, family: family)
             }
             guard setup.locked({ phase == .listening }) else { throw SocketError(EINVAL) }
             if client.stackGone { throw SocketError(ENETDOWN) }
@@ -300,13 +338,10 @@ public final class StreamSocket: @unchecked Sendable {
             case .listening: throw SocketError(EISCONN)
             case .closed: throw SocketError(EINVAL)
             }
-            guard let address = remote.address.v4 else { throw SocketError(EAFNOSUPPORT) }
-            guard remote.port != 0, !address.isUnspecified else { throw SocketError(ECONNREFUSED) }
-            // No route fails at once, and the socket stays unconnected (Linux's tcp_v4_connect).
-            guard client.routes.nextHop(for: address) != nil else { throw SocketError(ENETUNREACH) }
+            let local = try localAddress(toward: remote)
             let core: Int
             if let port = boundPort {
-                core = client.steering.owner(of: FourTuple(local: Endpoint(client.configuration.address, port), remote: remote))
+                core = client.steering.owner(of: FourTuple(local: Endpoint(local, port), remote: remote))
             } else {
                 core = client.coreForNewConnection()
             }
@@ -351,6 +386,27 @@ public final class StreamSocket: @unchecked Sendable {
         case .timedOut: throw SocketError(EINPROGRESS)
         case .interrupted: throw SocketError(EINTR) // the handshake goes on; connect() again says EALREADY
         }
+    }
+
+    /// Checks `remote` as Linux's tcp_v4_connect and tcp_v6_connect do, and gives the local
+    /// address the connection will have (the core picks the same). The caller holds `setup`.
+    func localAddress(toward remote: Endpoint) throws(SocketError) -> IPAddress {
+        if let v4 = remote.address.v4 {
+            // An IPv6 socket reaches an IPv4 peer at its mapped address, unless v6-only.
+            if family == .ipv6 && v6OnlyFlag { throw SocketError(ENETUNREACH) }
+            guard remote.port != 0, !v4.isUnspecified else { throw SocketError(ECONNREFUSED) }
+            // No route fails at once, and the socket stays unconnected.
+            guard client.routes.nextHop(for: v4) != nil else { throw SocketError(ENETUNREACH) }
+            return IPAddress(client.configuration.address)
+        }
+        guard family == .ipv6 else { throw SocketError(EAFNOSUPPORT) }
+        let v6 = remote.address.bits
+        guard remote.port != 0, !v6.isUnspecified else { throw SocketError(ECONNREFUSED) }
+        guard !v6.isMulticast else { throw SocketError(ENETUNREACH) }
+        let configuration = client.configuration
+        guard configuration.isOnLink(v6) || configuration.acceptRouterAdvertisements else { throw SocketError(ENETUNREACH) }
+        guard let source = configuration.ipv6Source(for: v6) else { throw SocketError(EADDRNOTAVAIL) }
+        return IPAddress(source)
     }
 
     /// Records the connection's addresses once established, or reports why it failed.

@@ -109,6 +109,53 @@ static void fill_address(struct sockaddr *address, socklen_t *length, uint32_t i
     *length = sizeof in;
 }
 
+// The library names a stream socket's addresses by 16 bytes in network order, IPv6 or
+// IPv4 mapped (::ffff:a.b.c.d): these turn a program's sockaddr of the socket's family
+// into them and back. Linux's checks, in its order: the length, then the family.
+static const uint8_t mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+static int is_mapped(const uint8_t bytes[16]) { return memcmp(bytes, mapped_prefix, 12) == 0; }
+static uint32_t mapped_ipv4(const uint8_t bytes[16]) {
+    uint32_t ip;
+    memcpy(&ip, bytes + 12, 4);
+    return ntohl(ip);
+}
+
+// 0, or -errno: EINVAL for a short address, EAFNOSUPPORT for another family.
+static int read_name(int ipv6, const struct sockaddr *address, socklen_t length, uint8_t bytes[16], uint16_t *port) {
+    if (ipv6) {
+        if (length < sizeof(struct sockaddr_in6)) return -EINVAL;
+        if (address->sa_family != AF_INET6) return -EAFNOSUPPORT;
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)address;
+        memcpy(bytes, &in6->sin6_addr, 16);
+        *port = ntohs(in6->sin6_port);
+        return 0;
+    }
+    if (length < sizeof(struct sockaddr_in)) return -EINVAL;
+    if (address->sa_family != AF_INET) return -EAFNOSUPPORT;
+    const struct sockaddr_in *in = (const struct sockaddr_in *)address;
+    memcpy(bytes, mapped_prefix, 12);
+    memcpy(bytes + 12, &in->sin_addr, 4);
+    *port = ntohs(in->sin_port);
+    return 0;
+}
+
+static void fill_name(int ipv6, struct sockaddr *address, socklen_t *length, const uint8_t bytes[16], uint16_t port) {
+    if (!address || !length) return;
+    if (!ipv6) { fill_address(address, length, mapped_ipv4(bytes), port); return; }
+    struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+    memcpy(&in6.sin6_addr, bytes, 16);
+    memcpy(address, &in6, *length < sizeof in6 ? *length : sizeof in6);
+    *length = sizeof in6;
+}
+
+// A destination netmp does not serve: loopback (127/8, ::1), the unspecified address
+// (this host, as Linux takes it) and NETMP_KERNEL_ROUTES.
+static int kernel_destination(const uint8_t bytes[16]) {
+    if (is_mapped(bytes)) { uint32_t ip = mapped_ipv4(bytes); return ip == 0 || netmp_route_to_kernel(ip); }
+    static const uint8_t zero[16] = { 0 };
+    return memcmp(bytes, zero, 15) == 0 && (bytes[15] == 0 || bytes[15] == 1);
+}
+
 // Hands the descriptor back to the kernel: a kernel socket of the same kind takes its
 // number (for destinations netmp does not serve, such as loopback). It carries what the
 // program did to the netmp socket: every option set, as it was set (Onload's mirroring),
@@ -117,7 +164,8 @@ static void fill_address(struct sockaddr *address, socklen_t *length, uint32_t i
 static int to_kernel(int fd, void *socket) {
     int stream = netmp_is_stream(socket), nonblocking = netmp_is_nonblocking(socket);
     int cloexec = REAL(fcntl)(fd, F_GETFD) & FD_CLOEXEC;
-    int kernel = REAL(socket)(AF_INET, (stream ? SOCK_STREAM : SOCK_DGRAM) | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+    int ipv6 = netmp_is_ipv6(socket);
+    int kernel = REAL(socket)(ipv6 ? AF_INET6 : AF_INET, (stream ? SOCK_STREAM : SOCK_DGRAM) | (nonblocking ? SOCK_NONBLOCK : 0), 0);
     if (kernel < 0) return -1;
     unsigned char value[256];
     int level = 0, name = 0;
@@ -125,11 +173,13 @@ static int to_kernel(int fd, void *socket) {
     for (int i = 0; netmp_set_option_at(socket, i, &level, &name, value, &length); i++, length = sizeof value) {
         REAL(setsockopt)(kernel, level, name, value, length); // what Linux refuses, it refused before too
     }
-    uint32_t bound_ip = 0;
+    uint8_t bound[16];
     uint16_t bound_port = 0;
-    if (netmp_name(socket, 0, &bound_ip, &bound_port) == 0 && bound_port != 0) {
+    if (netmp_name(socket, 0, bound, &bound_port) == 0 && bound_port != 0) {
         struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons(bound_port), .sin_addr = { htonl(INADDR_ANY) } };
-        if (REAL(bind)(kernel, (struct sockaddr *)&any, sizeof any) < 0) {
+        struct sockaddr_in6 any6 = { .sin6_family = AF_INET6, .sin6_port = htons(bound_port), .sin6_addr = IN6ADDR_ANY_INIT };
+        int r = ipv6 ? REAL(bind)(kernel, (struct sockaddr *)&any6, sizeof any6) : REAL(bind)(kernel, (struct sockaddr *)&any, sizeof any);
+        if (r < 0) {
             int e = errno;
             REAL(close)(kernel);
             errno = e;
@@ -168,19 +218,22 @@ static int adopt(void *(*make)(int fd, void *context), void *context, int cloexe
     return fd;
 }
 
-struct creation { int stream; int cloexec; };
+struct creation { int stream; int cloexec; int ipv6; };
 static void *make_socket(int fd, void *context) {
     struct creation *c = context;
-    return netmp_socket_create(c->stream, fd, c->cloexec);
+    return netmp_socket_create(c->stream, fd, c->cloexec, c->ipv6);
 }
 
 int socket(int domain, int type, int protocol) {
     int kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
     int stream = kind == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP);
     int datagram = kind == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP);
-    if (domain == AF_INET && (stream || datagram) && !netmp_running()) netmp_start_on_first_socket();
-    if (domain != AF_INET || !(stream || datagram) || !netmp_running()) return REAL(socket)(domain, type, protocol);
-    struct creation creation = { stream, (type & SOCK_CLOEXEC) != 0 };
+    int inet = domain == AF_INET || domain == AF_INET6;
+    if (inet && (stream || datagram) && !netmp_running()) netmp_start_on_first_socket();
+    if (!inet || !(stream || datagram) || !netmp_running()) return REAL(socket)(domain, type, protocol);
+    // IPv6: TCP on a stack with IPv6 addresses; UDP over IPv6 stays the kernel's for now.
+    if (domain == AF_INET6 && (!stream || !netmp_serves_ipv6())) return REAL(socket)(domain, type, protocol);
+    struct creation creation = { stream, (type & SOCK_CLOEXEC) != 0, domain == AF_INET6 };
     int error = ENOMEM;
     int fd = adopt(make_socket, &creation, type & SOCK_CLOEXEC, &error);
     if (fd < 0) { errno = error; return -1; }
@@ -237,15 +290,18 @@ void closefrom(int lowest) {
 int bind(int fd, const struct sockaddr *address, socklen_t length) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(bind)(fd, address, length);
-    if (!address || length < sizeof(struct sockaddr_in)) { errno = EINVAL; return -1; }
-    if (address->sa_family != AF_INET) { errno = EAFNOSUPPORT; return -1; }
-    const struct sockaddr_in *in = (const struct sockaddr_in *)address;
-    uint32_t ip = ntohl(in->sin_addr.s_addr);
-    if (netmp_route_to_kernel(ip)) {
+    if (!address) { errno = EINVAL; return -1; }
+    uint8_t bytes[16];
+    uint16_t port = 0;
+    int read = read_name(netmp_is_ipv6(socket), address, length, bytes, &port);
+    if (read < 0) return (int)fail(read);
+    // Loopback and the kernel's routes are the kernel's (a bound wildcard stays netmp's).
+    static const uint8_t any[16] = { 0 };
+    if (memcmp(bytes, any, 16) != 0 && (is_mapped(bytes) ? mapped_ipv4(bytes) != 0 : 1) && kernel_destination(bytes)) {
         if (to_kernel(fd, socket) < 0) return -1;
         return REAL(bind)(fd, address, length);
     }
-    int r = netmp_bind(socket, ip, ntohs(in->sin_port));
+    int r = netmp_bind(socket, bytes, port);
     return r < 0 ? (int)fail(r) : 0;
 }
 
@@ -256,16 +312,23 @@ int bind(int fd, const struct sockaddr *address, socklen_t length) {
 static void make_twin(void *socket, int backlog) {
     int twin = netmp_twin(socket);
     if (twin >= 0) { REAL(listen)(twin, backlog); return; } // listen() again: the new backlog
-    uint32_t ip = 0;
+    uint8_t bytes[16];
     uint16_t port = 0;
-    if (netmp_name(socket, 0, &ip, &port) < 0 || ip != 0 || port == 0) return;
-    twin = REAL(socket)(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    static const uint8_t any[16] = { 0 };
+    int ipv6 = netmp_is_ipv6(socket);
+    if (netmp_name(socket, 0, bytes, &port) < 0 || port == 0) return;
+    if (ipv6 ? memcmp(bytes, any, 16) != 0 : mapped_ipv4(bytes) != 0) return; // a wildcard listener only
+    twin = REAL(socket)(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (twin < 0) return;
     int one = 1;
     REAL(setsockopt)(twin, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // An IPv6 listener's twin answers ::1 (127.0.0.1 reaches an IPv4 listener's).
     struct sockaddr_in loopback = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr = { htonl(INADDR_LOOPBACK) } };
-    if (REAL(bind)(twin, (struct sockaddr *)&loopback, sizeof loopback) < 0 || REAL(listen)(twin, backlog) < 0
-        || !netmp_set_twin(socket, twin)) {
+    struct sockaddr_in6 loopback6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    if (ipv6) REAL(setsockopt)(twin, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    int bound = ipv6 ? REAL(bind)(twin, (struct sockaddr *)&loopback6, sizeof loopback6)
+                     : REAL(bind)(twin, (struct sockaddr *)&loopback, sizeof loopback);
+    if (bound < 0 || REAL(listen)(twin, backlog) < 0 || !netmp_set_twin(socket, twin)) {
         REAL(close)(twin);
     }
 }
@@ -279,10 +342,10 @@ int listen(int fd, int backlog) {
     return 0;
 }
 
-struct acceptance { void *listener; int nonblocking; int cloexec; uint32_t ip; uint16_t port; int error; };
+struct acceptance { void *listener; int nonblocking; int cloexec; uint8_t address[16]; uint16_t port; int error; };
 static void *make_accepted(int fd, void *context) {
     struct acceptance *a = context;
-    return netmp_accept(a->listener, fd, a->nonblocking, a->cloexec, &a->ip, &a->port, &a->error);
+    return netmp_accept(a->listener, fd, a->nonblocking, a->cloexec, a->address, &a->port, &a->error);
 }
 
 // accept on a listener with a kernel twin: a loopback connection waiting there is the
@@ -326,12 +389,12 @@ int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
         int r = accept_twin(fd, socket, twin, address, length, flags);
         if (r != -2) return r;
     }
-    struct acceptance a = { socket, flags & SOCK_NONBLOCK, (flags & SOCK_CLOEXEC) != 0, 0, 0, 0 };
+    struct acceptance a = { socket, flags & SOCK_NONBLOCK, (flags & SOCK_CLOEXEC) != 0, { 0 }, 0, 0 };
     int error = 0;
     // The listener's own blocking mode decides whether accept waits.
     int new_fd = adopt(make_accepted, &a, flags & SOCK_CLOEXEC, &error);
     if (new_fd < 0) { errno = a.error ? a.error : error; return -1; }
-    fill_address(address, length, a.ip, a.port);
+    fill_name(netmp_is_ipv6(socket), address, length, a.address, a.port);
     return new_fd;
 }
 
@@ -343,22 +406,23 @@ int accept(int fd, struct sockaddr *address, socklen_t *length) {
 int connect(int fd, const struct sockaddr *address, socklen_t length) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(connect)(fd, address, length);
+    uint8_t bytes[16] = { 0 };
     if (address && length >= sizeof(sa_family_t) && address->sa_family == AF_UNSPEC) {
-        int r = netmp_connect(socket, 0, 0, 1);
+        int r = netmp_connect(socket, bytes, 0, 1);
         return r < 0 ? (int)fail(r) : 0;
     }
     if (!address) { errno = EFAULT; return -1; }
-    if (length < sizeof(struct sockaddr_in)) { errno = EINVAL; return -1; } // checked first, as Linux does
-    if (!is_inet(address, length)) { errno = EAFNOSUPPORT; return -1; }
-    const struct sockaddr_in *in = (const struct sockaddr_in *)address;
-    uint32_t ip = ntohl(in->sin_addr.s_addr);
-    // 0.0.0.0 as a destination means this host's loopback, as on Linux. Only a socket that
-    // has not begun (no listen, no connect) moves to the kernel; the others answer below.
-    if ((ip == 0 || netmp_route_to_kernel(ip)) && netmp_is_fresh(socket)) {
+    uint16_t port = 0;
+    int read = read_name(netmp_is_ipv6(socket), address, length, bytes, &port); // length first, as Linux
+    if (read < 0) return (int)fail(read);
+    // 0.0.0.0 (or ::) as a destination means this host's loopback, as on Linux. Only a
+    // socket that has not begun (no listen, no connect) moves to the kernel; the others
+    // answer below.
+    if (kernel_destination(bytes) && netmp_is_fresh(socket)) {
         if (to_kernel(fd, socket) < 0) return -1;
         return REAL(connect)(fd, address, length);
     }
-    int r = netmp_connect(socket, ip, ntohs(in->sin_port), 0);
+    int r = netmp_connect(socket, bytes, port, 0);
     return r < 0 ? (int)fail(r) : 0;
 }
 
@@ -366,11 +430,11 @@ static int name_of(int fd, struct sockaddr *address, socklen_t *length, int peer
     void *socket = netmp_socket_of(fd);
     if (!socket) return peer ? REAL(getpeername)(fd, address, length) : REAL(getsockname)(fd, address, length);
     if (!address || !length) { errno = EFAULT; return -1; }
-    uint32_t ip = 0;
+    uint8_t bytes[16];
     uint16_t port = 0;
-    int r = netmp_name(socket, peer, &ip, &port);
+    int r = netmp_name(socket, peer, bytes, &port);
     if (r < 0) return (int)fail(r);
-    fill_address(address, length, ip, port);
+    fill_name(netmp_is_ipv6(socket), address, length, bytes, port);
     return 0;
 }
 int getsockname(int fd, struct sockaddr *address, socklen_t *length) { return name_of(fd, address, length, 0); }
@@ -438,6 +502,8 @@ ssize_t sendto(int fd, const void *bytes, size_t count, int flags, const struct 
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(sendto)(fd, bytes, count, flags, address, length);
     if (!address) return sent(netmp_send(socket, bytes, count, flags, 0, 0, 0), flags);
+    // TCP does not look at a destination (Linux's tcp_sendmsg); only its being given counts.
+    if (netmp_is_stream(socket)) return sent(netmp_send(socket, bytes, count, flags, 1, 0, 0), flags);
     if (!is_inet(address, length)) { errno = EINVAL; return -1; }
     const struct sockaddr_in *in = (const struct sockaddr_in *)address;
     uint32_t ip = ntohl(in->sin_addr.s_addr);
@@ -544,7 +610,9 @@ ssize_t sendmsg(int fd, const struct msghdr *message, int flags) {
     int has_destination = 0;
     uint32_t ip = 0;
     uint16_t port = 0;
-    if (message->msg_name && message->msg_namelen) {
+    if (message->msg_name && message->msg_namelen && netmp_is_stream(socket)) {
+        has_destination = 1; // TCP does not look at it (Linux's tcp_sendmsg)
+    } else if (message->msg_name && message->msg_namelen) {
         if (!is_inet(message->msg_name, message->msg_namelen)) { errno = EINVAL; return -1; }
         const struct sockaddr_in *in = message->msg_name;
         has_destination = 1;

@@ -137,16 +137,35 @@ final class ShimSocket: @unchecked Sendable {
 
 func endpoint(_ address: UInt32, _ port: UInt16) -> Endpoint { Endpoint(IPv4Address(address), port) }
 
+/// An endpoint from the shim's 16 network-order bytes (IPv6, or IPv4 mapped) and port.
+func endpoint(_ bytes: UnsafePointer<UInt8>, _ port: UInt16) -> Endpoint {
+    Endpoint(IPAddress(IPv6Address.read(from: UnsafeRawBufferPointer(start: bytes, count: 16), at: 0)), port)
+}
+
+/// Writes `address` as the shim's 16 network-order bytes.
+func write(_ address: IPAddress, to bytes: UnsafeMutablePointer<UInt8>) {
+    address.bits.write(to: UnsafeMutableRawBufferPointer(start: bytes, count: 16), at: 0)
+}
+
+@_cdecl("netmp_serves_ipv6")
+public func netmpServesIPv6() -> Int32 { processClient.map { $0.configuration.ipv6Addresses.isEmpty ? 0 : 1 } ?? 0 }
+
+@_cdecl("netmp_is_ipv6")
+public func netmpIsIPv6(_ handle: UnsafeMutableRawPointer) -> Int32 {
+    if case .stream(let s) = socket(handle).kind, s.family == .ipv6 { return 1 }
+    return 0
+}
+
 @_cdecl("netmp_running")
 public func netmpRunning() -> Int32 { processClient == nil ? 0 : 1 }
 
 /// socket(): `stream` 1 for TCP, 0 for UDP; `fd` is the eventfd that stands for it.
 @_cdecl("netmp_socket_create")
-public func netmpSocketCreate(_ stream: Int32, _ fd: Int32, _ cloexec: Int32) -> UnsafeMutableRawPointer? {
-    guard let client = processClient else { return nil }
+public func netmpSocketCreate(_ stream: Int32, _ fd: Int32, _ cloexec: Int32, _ ipv6: Int32) -> UnsafeMutableRawPointer? {
+    guard let client = processClient, ipv6 == 0 || stream != 0 else { return nil }
     let shim: ShimSocket
     if stream != 0 {
-        let socket = StreamSocket(client: client)
+        let socket = StreamSocket(client: client, family: ipv6 != 0 ? .ipv6 : .ipv4)
         socket.channel.doorbell.fd = fd
         _ = client.adoptNamedFile(into: fd, cloexec: cloexec != 0, for: socket.channel.doorbell)
         shim = ShimSocket(.stream(socket))
@@ -253,7 +272,7 @@ public func netmpIsStream(_ handle: UnsafeMutableRawPointer) -> Int32 {
 }
 
 @_cdecl("netmp_bind")
-public func netmpBind(_ handle: UnsafeMutableRawPointer, _ address: UInt32, _ port: UInt16) -> Int32 {
+public func netmpBind(_ handle: UnsafeMutableRawPointer, _ address: UnsafePointer<UInt8>, _ port: UInt16) -> Int32 {
     do {
         switch socket(handle).kind {
         case .stream(let s): try s.bind(endpoint(address, port))
@@ -274,7 +293,7 @@ public func netmpListen(_ handle: UnsafeMutableRawPointer, _ backlog: Int32) -> 
 /// accept(): the new socket's handle, or nil with `*error` set; `fd` is its eventfd.
 @_cdecl("netmp_accept")
 public func netmpAccept(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ nonBlocking: Int32, _ cloexec: Int32,
-                        _ address: UnsafeMutablePointer<UInt32>, _ port: UnsafeMutablePointer<UInt16>,
+                        _ address: UnsafeMutablePointer<UInt8>, _ port: UnsafeMutablePointer<UInt16>,
                         _ errorNumber: UnsafeMutablePointer<Int32>) -> UnsafeMutableRawPointer? {
     let held = hold(handle)
     defer { held.release() }
@@ -285,7 +304,7 @@ public func netmpAccept(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ nonBlo
         _ = accepted.client.adoptNamedFile(into: fd, cloexec: cloexec != 0, for: accepted.channel.doorbell)
         accepted.nonBlocking = nonBlocking != 0
         let peer = try accepted.peerAddress()
-        address.pointee = peer.ipv4Value
+        write(peer.address, to: address)
         port.pointee = peer.port
         let shim = ShimSocket(.stream(accepted))
         claim(shim)
@@ -297,7 +316,8 @@ public func netmpAccept(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ nonBlo
 }
 
 @_cdecl("netmp_connect")
-public func netmpConnect(_ handle: UnsafeMutableRawPointer, _ address: UInt32, _ port: UInt16, _ unspecified: Int32) -> Int32 {
+public func netmpConnect(_ handle: UnsafeMutableRawPointer, _ address: UnsafePointer<UInt8>, _ port: UInt16,
+                         _ unspecified: Int32) -> Int32 {
     let held = hold(handle)
     defer { held.release() }
     do {
@@ -380,14 +400,14 @@ public func netmpShutdown(_ handle: UnsafeMutableRawPointer, _ how: Int32) -> In
 /// getsockname (peer 0) and getpeername (peer 1).
 @_cdecl("netmp_name")
 public func netmpName(_ handle: UnsafeMutableRawPointer, _ peer: Int32,
-                      _ address: UnsafeMutablePointer<UInt32>, _ port: UnsafeMutablePointer<UInt16>) -> Int32 {
+                      _ address: UnsafeMutablePointer<UInt8>, _ port: UnsafeMutablePointer<UInt16>) -> Int32 {
     do {
         let name: Endpoint
         switch socket(handle).kind {
         case .stream(let s): name = peer != 0 ? try s.peerAddress() : s.localAddress
         case .datagram(let d): name = peer != 0 ? try d.peerAddress() : d.localAddress
         }
-        address.pointee = name.ipv4Value
+        write(name.address, to: address)
         port.pointee = name.port
         return 0
     } catch { return failure(error) }

@@ -21,6 +21,9 @@ enum OptionName {
     static let recordedTCP: Set<Int32> = [12, 9, 7] // QUICKACK, DEFER_ACCEPT, LINGER2
     // IPPROTO_IP: TOS, TTL, MTU_DISCOVER, RECVERR
     static let recordedIP: Set<Int32> = [1, 2, 10, 11]
+    // IPPROTO_IPV6, for AF_INET6 sockets: V6ONLY acts; UNICAST_HOPS, TCLASS are recorded.
+    static let ipprotoIPv6: Int32 = 41, v6Only: Int32 = 26
+    static let recordedIPv6: Set<Int32> = [16, 67]
 }
 
 @_cdecl("netmp_setsockopt")
@@ -60,6 +63,11 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
         return max(0, tv.tv_sec * 1_000_000_000 + tv.tv_usec * 1000)
     }
     switch (level, shim.kind) {
+    case (OptionName.ipprotoIPv6, .stream(let s)) where s.family == .ipv6:
+        if OptionName.recordedIPv6.contains(name) { return record() }
+        guard name == OptionName.v6Only else { return -ENOPROTOOPT }
+        guard let v = integer() else { return -EINVAL }
+        do { try s.setV6Only(v != 0); return 0 } catch { return failure(error) }
     case (OptionName.solSocket, _) where OptionName.recordedSocket.contains(name): return record()
     case (OptionName.ipprotoIP, _) where OptionName.recordedIP.contains(name): return record()
     case (OptionName.ipprotoTCP, .stream) where OptionName.recordedTCP.contains(name): return record()
@@ -157,7 +165,9 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
     if level == OptionName.solSocket {
         switch name {
         case OptionName.type: return put(isStream ? 1 : 2) // SOCK_STREAM, SOCK_DGRAM
-        case OptionName.domain: return put(2)               // AF_INET
+        case OptionName.domain:                             // AF_INET, AF_INET6
+            if case .stream(let s) = shim.kind, s.family == .ipv6 { return put(10) }
+            return put(2)
         case OptionName.proto: return put(isStream ? 6 : 17)
         case OptionName.error:
             switch shim.kind {
@@ -169,6 +179,11 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
         if OptionName.recordedSocket.contains(name) { return recorded() }
     }
     if level == OptionName.ipprotoIP && OptionName.recordedIP.contains(name) { return recorded(name == 2 ? 64 : 0) }
+    if level == OptionName.ipprotoIPv6, case .stream(let s) = shim.kind, s.family == .ipv6 {
+        if name == OptionName.v6Only { return put(s.v6Only ? 1 : 0) }
+        if OptionName.recordedIPv6.contains(name) { return recorded(name == 16 ? 64 : 0) }
+        return -ENOPROTOOPT
+    }
     switch (level, shim.kind) {
     case (OptionName.solSocket, .stream(let s)):
         switch name {

@@ -158,6 +158,26 @@ public struct StackConfiguration: Equatable, Sendable {
     /// The link-local address formed from the MAC (RFC 4862 5.3).
     public var linkLocalAddress: IPv6Address { IPv6Address.linkLocal(for: mac) }
 
+    /// Whether `address` is one of the stack's IPv6 addresses (the link-local one included).
+    public func holds(_ address: IPv6Address) -> Bool {
+        address == linkLocalAddress || ipv6Addresses.contains { $0.address == address }
+    }
+
+    /// Whether `destination` is on the link by the stack's own prefixes (or link-scoped).
+    public func isOnLink(_ destination: IPv6Address) -> Bool {
+        destination.isLinkScoped || ipv6Addresses.contains { destination.hasPrefix($0.address, length: $0.prefixLength) }
+    }
+
+    /// The source address of a connection to `destination` (RFC 6724's rules that matter
+    /// on one link): the link-local address for a link-scoped destination, else the
+    /// configured address whose prefix holds it, else the first configured one. A function
+    /// of the configuration alone, so a program and the core agree on a connection's
+    /// 4-tuple, and so its owner, before the core opens it.
+    public func ipv6Source(for destination: IPv6Address) -> IPv6Address? {
+        if destination.isLinkScoped { return linkLocalAddress }
+        return (ipv6Addresses.first { destination.hasPrefix($0.address, length: $0.prefixLength) } ?? ipv6Addresses.first)?.address
+    }
+
     /// The configuration in `lines` (as `environmentLines` writes them).
     public static func parse(lines: String) -> Result<StackConfiguration?, ConfigurationError> {
         var values: [String: String] = [:]

@@ -24,6 +24,8 @@ public struct Request: Equatable, Sendable {
     public var remote = Endpoint(IPv4Address(0), 0)
     public var localPort: UInt16 = 0
     public var options = ConnectOptions()
+    /// listen: the families of connections the listener takes.
+    public var families: ListenerFamilies = .ipv4
     /// close: with a RST.
     public var abort = false
     /// reservePort, releasePort: in UDP's namespace of ports rather than TCP's.
@@ -178,6 +180,10 @@ extension Request {
             if options.cork { flags |= NETMP_REQUEST_FLAG_CORK }
             if options.keepAlive { flags |= NETMP_REQUEST_FLAG_KEEPALIVE }
         }
+        if kind == .listen {
+            if families.contains(.ipv6) { flags |= NETMP_REQUEST_FLAG_IPV6 }
+            if !families.contains(.ipv4) { flags |= NETMP_REQUEST_FLAG_V6ONLY }
+        }
         put(kind.rawValue, \.kind)
         put(flags, \.flags)
         put(handle.slot, \.slot)
@@ -237,6 +243,11 @@ extension Request {
         case .listen, .stopListening, .datagramBind, .datagramUnbind, .reservePort, .releasePort:
             localPort = get(\.local_port, as: UInt16.self)
             reply = get(\.reply, as: UInt32.self)
+            if kind == .listen {
+                families = flags & NETMP_REQUEST_FLAG_V6ONLY != 0 ? [] : .ipv4
+                if flags & NETMP_REQUEST_FLAG_IPV6 != 0 { families.insert(.ipv6) }
+                guard !families.isEmpty else { return nil } // takes nothing: not a record we wrote
+            }
         case .output, .window, .shutdownWrite, .close, .datagramOutput, .datagramClose:
             break
         }

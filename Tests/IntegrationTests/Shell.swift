@@ -32,6 +32,9 @@ enum Shell {
 
     /// Starts a long-running command; the caller terminates it.
     static func start(_ arguments: [String], stderrTo path: String, stdoutTo outPath: String? = nil) throws -> Process {
+        // createFile replaces what is at the path by renaming a new file over it: a device
+        // (/dev/null) would become a regular file, for every program on the machine.
+        precondition(!path.hasPrefix("/dev/") && outPath?.hasPrefix("/dev/") != true, "Shell.start writes to files, not \(path)")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments

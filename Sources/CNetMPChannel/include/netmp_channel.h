@@ -214,7 +214,9 @@ static const uint16_t NETMP_REQUEST_FLAG_DATAGRAM = 1u << 4;  // ports: UDP's, n
 static const uint16_t NETMP_REQUEST_FLAG_IPV6 = 1u << 5;      // connect: the remote address is
                                                               // IPv6, as two host-order halves
                                                               // in value, option and reply (a
-                                                              // connect uses none of them)
+                                                              // connect uses none of them);
+                                                              // listen: IPv6 connections too
+static const uint16_t NETMP_REQUEST_FLAG_V6ONLY = 1u << 6;    // listen: no IPv4 connections
 
 /// The answer to a port request, in its reply slot's payload.
 typedef struct netmp_port_reply {
