@@ -74,7 +74,9 @@ struct Bench {
     /// and stopped after, so that its CPU is known: it is added to the program's per GiB,
     /// since the protocol work is the stack's.
     func measureThroughService(_ benchCase: BenchCase, _ context: BenchContext) -> BenchSample {
-        guard let stack = lab.startStack(cores: benchCase.cores) else { return .failed("the stack service did not start") }
+        guard let stack = lab.startStack(cores: benchCase.cores, ipv6: benchCase.ipv6) else {
+            return .failed("the stack service did not start")
+        }
         context.stack = stack
         var sample = benchCase.measure(.netmp, context)
         context.stack = nil

@@ -17,7 +17,10 @@ final class BenchContext {
     func nextPort() -> Int { port += 1; return port }
 
     /// Where the kernel peer in the server namespace is, as the side's client reaches it.
-    func peer(_ side: BenchSide) -> String { side == .kernel ? LabNamespaces.kernelOnVeth : LabNamespaces.kernelOnTAP }
+    func peer(_ side: BenchSide, ipv6: Bool = false) -> String {
+        if ipv6 { return side == .kernel ? LabNamespaces.kernelOnVeth6 : LabNamespaces.kernelOnTAP6 }
+        return side == .kernel ? LabNamespaces.kernelOnVeth : LabNamespaces.kernelOnTAP
+    }
     /// A client command on the side's stack (kernel: in the client namespace, over the veth).
     func client(_ side: BenchSide, _ command: [String], cores: Int? = nil) -> [String] {
         side == .kernel ? lab.inClient(command) : lab.onNetmp(command, cores: cores)
@@ -66,6 +69,8 @@ struct BenchCase: Sendable {
     var name: String
     /// The protocol threads the netmp side runs with (nil: one per CPU).
     var cores: Int? = nil
+    /// Over IPv6: the stack gets an IPv6 address, the programs reach their peers at theirs.
+    var ipv6 = false
     var tools: [String] = []
     var metrics: [BenchMetric]
     var measure: @Sendable (BenchSide, BenchContext) -> BenchSample
@@ -76,6 +81,7 @@ struct BenchCase: Sendable {
 
     static let all: [BenchCase] = [
         iperf("tcp-send", []), iperf("tcp-receive", ["-R"]),
+        iperf("tcp-send-ipv6", [], ipv6: true), iperf("tcp-receive-ipv6", ["-R"], ipv6: true),
         iperf("tcp-p8-cores1", ["-P", "8"], cores: 1, cpu: false), iperf("tcp-p8-cores2", ["-P", "8"], cores: 2, cpu: false),
         iperf("tcp-send-loss1", [], cpu: false, impairment: onePercentLoss),
         iperf("tcp-receive-loss1", ["-R"], cpu: false, impairment: onePercentLoss),
@@ -92,17 +98,18 @@ struct BenchCase: Sendable {
     static let onePercentLoss = "numgen random mod 100 < 1 drop"
 
     static func iperf(_ name: String, _ flags: [String], cores: Int? = nil, cpu: Bool = true,
-                      impairment: String? = nil) -> BenchCase {
+                      impairment: String? = nil, ipv6: Bool = false) -> BenchCase {
         var metrics = [BenchMetric.raw("rate", name, "Gbit/s", .higher)]
         if cpu {
             // Where the bytes are handled: the client receives with -R.
             metrics.append(.raw("cpu", name + " cpu", "CPU s/GiB", .lower))
             metrics.append(.raw("peer-cpu", name + " peer cpu", "CPU s/GiB", .lower))
         }
-        return BenchCase(name: name, cores: cores, tools: impairment == nil ? ["iperf3"] : ["iperf3", "nft"], metrics: metrics) { side, context in
+        return BenchCase(name: name, cores: cores, ipv6: ipv6, tools: impairment == nil ? ["iperf3"] : ["iperf3", "nft"],
+                         metrics: metrics) { side, context in
             if let impairment, !context.lab.impair(side, impairment) { return .failed("nft refused the impairment") }
             defer { if impairment != nil { context.lab.clearImpairment() } }
-            let run = runIperf(side, context, flags, cores: cores)
+            let run = runIperf(side, context, flags, cores: cores, ipv6: ipv6)
             guard let report = run.report else { return .failed(run.failure ?? "no report") }
             guard let rate = number("bits_per_second", after: "\"sum_received\"", in: report.output),
                   let bytes = number("bytes", after: "\"sum_received\"", in: report.output), bytes > 0 else {
@@ -172,12 +179,12 @@ struct BenchCase: Sendable {
 
     /// iperf3 against a one-shot kernel server in the server namespace; the client's report
     /// and CPU, and the server's CPU.
-    static func runIperf(_ side: BenchSide, _ context: BenchContext, _ flags: [String], cores: Int? = nil)
+    static func runIperf(_ side: BenchSide, _ context: BenchContext, _ flags: [String], cores: Int? = nil, ipv6: Bool = false)
         -> (report: (output: String, cpuSeconds: Double)?, serverCPU: Double, failure: String?) {
         let port = context.nextPort()
-        let server = spawn(context.lab.inServer(["iperf3", "-s", "-1", "-4", "-p", "\(port)"]), quiet: true)
+        let server = spawn(context.lab.inServer(["iperf3", "-s", "-1", ipv6 ? "-6" : "-4", "-p", "\(port)"]), quiet: true)
         guard context.lab.waitForListener(port: port) else { stop(server); return (nil, 0, "the iperf3 server did not start") }
-        let client = captureMeasuring(context.client(side, ["iperf3", "-c", context.peer(side), "-p", "\(port)",
+        let client = captureMeasuring(context.client(side, ["iperf3", "-c", context.peer(side, ipv6: ipv6), "-p", "\(port)",
                                                              "-t", "\(context.seconds)", "-J"] + flags, cores: cores))
         let serverCPU = stop(server, grace: 3)
         if let error = iperf3Error(in: client.output) { return (nil, serverCPU, error) }

@@ -16,6 +16,10 @@ struct LabNamespaces {
     var vethClient: String { tag + "b" }
     static let kernelOnTAP = "10.77.0.1", netmpAddress = "10.77.0.2", netmpPrefix = "10.77.0.2/24"
     static let kernelOnVeth = "10.78.0.1", kernelClient = "10.78.0.2"
+    /// The same links' IPv6 addresses (unique local, never routed outside), for the IPv6
+    /// cases; netmp gets its IPv6 address only in those (`startStack(ipv6:)`).
+    static let kernelOnTAP6 = "fd77::1", kernelOnVeth6 = "fd78::1", kernelClient6 = "fd78::2"
+    static let netmpPrefixes6 = "10.77.0.2/24,fd77::2/64"
 
     /// `prefix` and the pid: unique per run, and what Scripts/test sweeps after a crash.
     init(prefix: String) { tag = prefix + "\(getpid() % 100_000)" }
@@ -35,6 +39,10 @@ struct LabNamespaces {
             ["ip", "-n", client, "link", "set", "lo", "up"],
             ["ip", "-n", client, "addr", "add", Self.kernelClient + "/24", "dev", vethClient],
             ["ip", "-n", client, "link", "set", vethClient, "up"],
+            // nodad: the kernel's IPv6 addresses are usable at once.
+            ["ip", "-n", server, "-6", "addr", "add", Self.kernelOnTAP6 + "/64", "dev", tap, "nodad"],
+            ["ip", "-n", server, "-6", "addr", "add", Self.kernelOnVeth6 + "/64", "dev", vethServer, "nodad"],
+            ["ip", "-n", client, "-6", "addr", "add", Self.kernelClient6 + "/64", "dev", vethClient, "nodad"],
         ]
         for step in steps where !DemoSignals.interrupted {
             if spawnAndWait(step) != 0 { Log.write("netmp: failed: \(step.joined(separator: " "))"); return false }
@@ -63,8 +71,10 @@ struct LabNamespaces {
 
     /// Starts `netmp stack` on the TAP (in the server namespace) and waits until its door
     /// is open; its pid, or nil (after a line on stderr) when it did not come up.
-    func startStack(cores: Int?) -> pid_t? {
-        let pid = spawn(inServer([selfPath(), "stack", "--tap", tap, "--addr", Self.netmpPrefix]
+    /// With `ipv6`, the stack has an IPv6 address too (its door opens once that address
+    /// passed duplicate address detection).
+    func startStack(cores: Int?, ipv6: Bool = false) -> pid_t? {
+        let pid = spawn(inServer([selfPath(), "stack", "--tap", tap, "--addr", ipv6 ? Self.netmpPrefixes6 : Self.netmpPrefix]
                                  + (cores.map { ["--cores", "\($0)"] } ?? [])), quiet: true)
         for _ in 0..<250 where !DemoSignals.interrupted {
             let (_, output) = capture(inServer(["ss", "-Hxl"]))

@@ -46,7 +46,8 @@ USAGE
       The comparison in one command (needs root): in namespaces of its own, each case runs
       through netmp over a TAP and through kernel sockets over a veth against the same
       kernel peer, alternating the two, N times (default 3, median reported). Cases:
-      tcp-send, tcp-receive (iperf3 -R), tcp-p8-cores1, tcp-p8-cores2 (iperf3 -P 8 with
+      tcp-send, tcp-receive (iperf3 -R), tcp-send-ipv6, tcp-receive-ipv6 (the same over
+      IPv6), tcp-p8-cores1, tcp-p8-cores2 (iperf3 -P 8 with
       NETMP_CORES 1 and 2), tcp-local (iperf3 client and server on one host: the kernel's
       loopback, netmp's own address), udp (4 Gbit/s offered: rate and loss), udp-paced (the same
       with iperf3 sending every 10 us instead of every 1 ms), pingpong-client,
