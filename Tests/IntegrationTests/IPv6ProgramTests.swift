@@ -9,36 +9,12 @@ import Testing
 struct IPv6ProgramTests {
     static let addresses = "10.77.0.2/24,fd77::2/64"
 
-    final class Lab6 {
-        let lab: LabNamespace
-        let stack: Process
-        let log: String
-
-        init() throws {
-            lab = try LabNamespace(addr6: "fd77::1/64")
-            log = NSTemporaryDirectory() + "/\(lab.name)-stack"
-            stack = try Shell.start(["ip", "netns", "exec", lab.name, Package.netmp, "stack", "--tap", lab.tap,
-                                     "--addr", IPv6ProgramTests.addresses, "--log", "info"],
-                                    stderrTo: log + ".err", stdoutTo: log + ".out")
-            // Said once duplicate address detection has passed the IPv6 addresses.
-            waitFor("programs attach", in: log + ".out")
-        }
-
-        deinit {
-            if stack.isRunning { kill(stack.processIdentifier, SIGKILL) }
-            stack.waitUntilExit()
-            for suffix in [".out", ".err"] { try? FileManager.default.removeItem(atPath: log + suffix) }
-        }
-
-        func netmp(_ program: [String]) -> [String] {
-            ["ip", "netns", "exec", lab.name, Package.netmp, "run", "--tap", lab.tap, "--addr", IPv6ProgramTests.addresses, "--"]
-                + program
-        }
-    }
+    typealias Lab6 = StackServiceProgramTests.ServedLab
+    static func lab() throws -> Lab6 { try Lab6(addresses: addresses, addr6: "fd77::1/64") }
 
     /// iperf3 -6 through netmp, netmp sending and then receiving, against the kernel's.
     @Test func iperf3OverIPv6_bothWays() throws {
-        let lab6 = try Lab6()
+        let lab6 = try Self.lab()
         let serverLog = NSTemporaryDirectory() + "/\(lab6.lab.name)-iperf3"
         defer { try? FileManager.default.removeItem(atPath: serverLog) }
         for reverse in [false, true] {
@@ -59,7 +35,7 @@ struct IPv6ProgramTests {
     /// kernel's ::1 (through its loopback twin) and a program on the same stack, and each
     /// side names the other as Linux would.
     @Test func dualStackListener_servesBothFamiliesAndLoopback() throws {
-        let lab6 = try Lab6()
+        let lab6 = try Self.lab()
         let errors = NSTemporaryDirectory() + "/\(lab6.lab.name)-server"
         defer { try? FileManager.default.removeItem(atPath: errors) }
         let server = try Shell.start(lab6.netmp(["python3", "-c", """
@@ -90,7 +66,7 @@ struct IPv6ProgramTests {
     /// IPV6_V6ONLY and the errnos of IPv6 socket calls: one script, run on netmp and on
     /// the kernel in the lab (with the kernel's own addresses), prints the same lines.
     @Test func ipv6SocketCalls_answerAsLinux() throws {
-        let lab6 = try Lab6()
+        let lab6 = try Self.lab()
         let script = """
             import errno, socket, sys
             own4, own6, peer4 = sys.argv[1:4]

@@ -12,14 +12,19 @@ struct StackServiceProgramTests {
         let lab: LabNamespace
         let stack: Process
         let log: String
+        /// The stack's addresses (NETMP_ADDR).
+        let addresses: String
 
-        /// `options`: more for `netmp stack` (--allow-uid).
-        init(_ options: [String] = []) throws {
-            lab = try LabNamespace()
+        /// `options`: more for `netmp stack` (--allow-uid). `addr6`: the kernel's IPv6
+        /// address on the lab's link, for a stack with IPv6 `addresses`.
+        init(_ options: [String] = [], addresses: String = "10.77.0.2/24", addr6: String? = nil) throws {
+            lab = try LabNamespace(addr6: addr6)
+            self.addresses = addresses
             log = NSTemporaryDirectory() + "/\(lab.name)-stack"
             stack = try Shell.start(["ip", "netns", "exec", lab.name, Package.netmp, "stack", "--tap", lab.tap,
-                                     "--addr", "10.77.0.2/24", "--log", "info"] + options,
+                                     "--addr", addresses, "--log", "info"] + options,
                                     stderrTo: log + ".err", stdoutTo: log + ".out")
+            // Said once the stack serves (with IPv6, once its addresses passed detection).
             waitFor("programs attach", in: log + ".out")
         }
 
@@ -36,7 +41,7 @@ struct StackServiceProgramTests {
 
         /// A program preloaded with libnetmp, configured for the lab's TAP.
         func netmp(_ program: [String]) -> [String] {
-            ["ip", "netns", "exec", lab.name, Package.netmp, "run", "--tap", lab.tap, "--addr", "10.77.0.2/24", "--"] + program
+            ["ip", "netns", "exec", lab.name, Package.netmp, "run", "--tap", lab.tap, "--addr", addresses, "--"] + program
         }
 
         /// A preloaded python3 server running `script`, its stderr in `errors`, once it has
