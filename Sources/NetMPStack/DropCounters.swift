@@ -31,6 +31,7 @@ public enum PolicyDrop: String, CaseIterable, Sendable {
     case ndpAddressConflict = "ndp-address-conflict"   // another node advertises an address we hold
     case ndpQueueOverflow = "ndp-queue-overflow"    // too many packets waiting for one resolution
     case ndpUnresolved = "ndp-unresolved"           // packets dropped when resolution gave up
+    case icmpRateLimited = "icmp-rate-limited"      // an ICMP or ICMPv6 error not sent: over the rate
 }
 
 /// Per-reason drop counts. Allocated once; counting does not allocate.

@@ -213,6 +213,7 @@ extension Host {
               let source = ipv6.isPreferred(header.destination) ? header.destination : ipv6.source(for: peer) else { return }
         if header.nextHeader == IPv6NextHeader.icmpv6, packet.count > IPv6Header.length,
            packet[IPv6Header.length] < 128 { return }
+        guard icmpErrors.allow(now: now) else { counters.drops.count(.icmpRateLimited); return }
         let quoted = min(packet.count, ICMPv6Message.maximumQuote)
         _ = sendIPv6(to: peer, from: source, nextHeader: IPv6NextHeader.icmpv6,
                      payloadLength: ICMPv6Message.headerLength + quoted, now: now, sink: &sink) { out in

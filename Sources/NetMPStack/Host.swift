@@ -53,6 +53,8 @@ public final class Host {
     /// IPv6 addresses with their detection state, and IPv6's neighbour cache.
     public internal(set) var ipv6: IPv6AddressTable
     public internal(set) var neighbours6: NeighbourCache
+    /// The bound on the errors this host sends, ICMP and ICMPv6 alike.
+    var icmpErrors = ICMPRateLimiter()
     /// Default routers, on-link prefixes and the MTU router advertisements gave.
     public internal(set) var routers6 = IPv6Routers()
     /// Router solicitations still to send, and when the next goes (RFC 4861 6.3.7).
@@ -297,6 +299,7 @@ public final class Host {
 
     func sendUnreachable(code: UInt8, for datagram: UnsafeRawBufferPointer, header: IPv4Header, now: Instant,
                          sink: inout some FrameSink) {
+        guard icmpErrors.allow(now: now) else { counters.drops.count(.icmpRateLimited); return }
         let quoted = min(datagram.count, ICMPv4Message.maximumQuote)
         let original = UnsafeRawBufferPointer(rebasing: datagram[0..<quoted])
         _ = sendIPv4(to: header.source, proto: IPProtocol.icmp, payloadLength: ICMPv4Message.headerLength + quoted,

@@ -397,3 +397,29 @@ struct Sent6 {
         #expect(sink.frames.count == 2)
     }
 }
+
+/// RFC 4443 2.4 (f): errors are rate-limited (Linux's 1000 a second, bursts of 50), for
+/// ICMPv6 and ICMP alike, so a flood of packets that each earn one is not echoed as a flood.
+@Suite struct ICMPRateLimitTests {
+    @Test func errorsBeyondTheBurst_countedNotSent() throws {
+        let host = Lab6.host()
+        _ = host.feed(Lab6.solicitation(for: Lab6.us))
+        _ = host.feed(Lab.arp(.request))
+        let unknown = Lab6.frame(ipv6Packet(upper: 132, payload: [0, 0, 0, 0], source: Lab6.peer, destination: Lab6.us))
+        var sent = 0
+        for _ in 0..<40 { sent += host.feed(unknown).count }
+        for _ in 0..<20 { sent += host.feed(Lab.udp(port: 9)).count }
+        #expect(sent == 50)
+        #expect(host.counters.drops[.icmpRateLimited] == 10)
+        // 10 ms later, 10 tokens more.
+        for _ in 0..<12 { sent += host.feed(unknown, now: .zero + .milliseconds(10)).count }
+        #expect(sent == 60 && host.counters.drops[.icmpRateLimited] == 12)
+    }
+
+    @Test func bucket_refillsAtItsRateUpToItsBurst() {
+        var limiter = ICMPRateLimiter()
+        #expect((0..<60).filter { _ in limiter.allow(now: .zero) }.count == 50)
+        #expect((0..<60).filter { _ in limiter.allow(now: .zero + .milliseconds(1)) }.count == 1)
+        #expect((0..<60).filter { _ in limiter.allow(now: .zero + .seconds(5)) }.count == 50)
+    }
+}
