@@ -248,9 +248,11 @@ extension ProtocolLoop {
         let core = self.core, steering = self.steering, portTable = self.portTable
         let socket: TCPSocket
         // The source the program hashed the connection with; IPv6's must be ready (past
-        // duplicate address detection), as Linux takes no tentative source.
+        // duplicate address detection), as Linux takes no tentative source. The record is
+        // the client's: a destination its library would have refused is refused here too.
         let local: IPAddress
         if let v6 = remote.address.v6 {
+            guard !v6.isMulticast, !v6.isUnspecified else { channel.publish([.failed, .closed], error: ENETUNREACH); return }
             guard let source = host.configuration.ipv6Source(for: v6), host.ipv6.isPreferred(source) else {
                 channel.publish([.failed, .closed], error: EADDRNOTAVAIL)
                 return

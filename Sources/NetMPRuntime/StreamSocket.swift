@@ -5,6 +5,9 @@ import NetMPTCP
 import NetMPWire
 import Synchronization
 
+/// The address family a socket was made with (socket()'s domain).
+public enum SocketFamily: Sendable { case ipv4, ipv6 }
+
 /// A TCP socket as application threads use it: the usrreq calls of one socket, each either
 /// a message to the owner core or an operation on the shared channel. No call runs protocol
 /// code, and data moves without a message except the coalesced "send" and "window" requests.
@@ -12,9 +15,6 @@ import Synchronization
 /// Setup calls (bind, listen, connect, close, options) take the socket's own lock: they are
 /// rare and must not interleave. send and receive take no lock: any number of threads may
 /// use them at once, and they see the connection only through the channel's rings and status.
-/// The address family a socket was made with (socket()'s domain).
-public enum SocketFamily: Sendable { case ipv4, ipv6 }
-
 public final class StreamSocket: @unchecked Sendable {
     /// The side of the stack the socket was made on: its slot and records are the client's,
     /// and all it knows of the stack is what the client says.
@@ -173,8 +173,10 @@ public final class StreamSocket: @unchecked Sendable {
             case .success(let port): boundPort = port
             case .failure(let error): throw error
             }
-            // :: is IPv6's wildcard, 0.0.0.0 IPv4's (on an IPv6 socket: IPv4 only).
-            boundAddress = address.bits.isUnspecified ? nil : address
+            // The socket's own family's wildcard is no address; an IPv6 socket bound to
+            // ::ffff:0.0.0.0 keeps it (IPv4's wildcard: it listens for IPv4 only).
+            let wildcard = family == .ipv4 ? address.isUnspecified : address.bits.isUnspecified
+            boundAddress = wildcard ? nil : address
         }
     }
 

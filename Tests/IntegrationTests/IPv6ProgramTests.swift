@@ -85,6 +85,9 @@ struct IPv6ProgramTests {
             t.bind((own6, 0))
             print("bound", t.getsockname()[0])
             attempt("v6only after bind", lambda: t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1))
+            u = socket.socket(socket.AF_INET6)
+            u.bind(("::ffff:0.0.0.0", 0))
+            print("mapped wildcard", u.getsockname()[0])
             attempt("ipv6 level on AF_INET", lambda: socket.socket().setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1))
             """
         let onNetmp = Shell.run(lab6.netmp(["python3", "-c", script, "10.77.0.2", "fd77::2", "10.77.0.1"]), timeout: 15)
