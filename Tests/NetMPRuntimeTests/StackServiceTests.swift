@@ -415,7 +415,10 @@ extension StackServiceTests {
         let (regionsBefore, copiesBefore) = (regions(), DoorbellDescriptors.held)
         for _ in 0..<1000 { try program() }
         #expect(served.eventually { served.service.departed == 1001 && served.service.clientCount == 0 })
-        #expect(served.eventually { regions() == regionsBefore }, "regions: \(regions()), \(regionsBefore) after the first")
+        // No more than after the first: that count may still hold the first client's region,
+        // which the stack lets go a moment after the client departs (seen under TSan).
+        #expect(served.eventually { regions().descriptors <= regionsBefore.descriptors && regions().mappings <= regionsBefore.mappings },
+                "regions: \(regions()), \(regionsBefore) after the first")
         #expect(DoorbellDescriptors.held == copiesBefore, "doorbell copies: \(DoorbellDescriptors.held), \(copiesBefore) after the first")
         #expect(served.pair.a.clientsServed == Array(repeating: 1, count: served.pair.a.cores)) // the primary alone
         #expect(served.eventually { served.pair.a.statsSnapshot()?.clients.isEmpty == true })
