@@ -164,18 +164,14 @@ public struct StackConfiguration: Equatable, Sendable {
     }
 
     /// Whether `destination` is on the link by the stack's own prefixes (or link-scoped).
-    public func isOnLink(_ destination: IPv6Address) -> Bool {
-        destination.isLinkScoped || ipv6Addresses.contains { destination.hasPrefix($0.address, length: $0.prefixLength) }
-    }
+    public func isOnLink(_ destination: IPv6Address) -> Bool { IPv6InterfaceAddress.isOnLink(destination, by: ipv6Addresses) }
 
-    /// The source address of a connection to `destination` (RFC 6724's rules that matter
-    /// on one link): the link-local address for a link-scoped destination, else the
-    /// configured address whose prefix holds it, else the first configured one. A function
-    /// of the configuration alone, so a program and the core agree on a connection's
-    /// 4-tuple, and so its owner, before the core opens it.
+    /// The source address of a connection to `destination`, by `IPv6InterfaceAddress.source`'s
+    /// rule over every configured address. A function of the configuration alone, so a
+    /// program and the core agree on a connection's 4-tuple, and so its owner, before the
+    /// core opens it.
     public func ipv6Source(for destination: IPv6Address) -> IPv6Address? {
-        if destination.isLinkScoped { return linkLocalAddress }
-        return (ipv6Addresses.first { destination.hasPrefix($0.address, length: $0.prefixLength) } ?? ipv6Addresses.first)?.address
+        IPv6InterfaceAddress.source(for: destination, linkLocal: linkLocalAddress, globals: ipv6Addresses)
     }
 
     /// The configuration in `lines` (as `environmentLines` writes them).

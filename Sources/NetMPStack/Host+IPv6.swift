@@ -151,7 +151,7 @@ extension Host {
                 break
             }
             if let mac = sourceLinkLayer, !header.source.isUnspecified, !mac.isMulticast {
-                flush6(neighbours6.learn(header.source, at: mac, now: now), to: mac, sink: &sink)
+                flush(neighbours6.learn(header.source, at: mac, now: now), to: mac, sink: &sink)
             }
             guard answer else { return }
             // Answer from the target; to the asker, or to all nodes for a probe (7.2.4).
@@ -171,13 +171,13 @@ extension Host {
                 if answer { counters.drops.count(.ndpAddressConflict) }
             case nil:
                 if let mac = advertisement.targetLinkLayer {
-                    flush6(neighbours6.advertised(advertisement, now: now), to: mac, sink: &sink)
+                    flush(neighbours6.advertised(advertisement, now: now), to: mac, sink: &sink)
                 }
             }
         case .routerAdvertisement(let advertisement):
             // A router is a neighbour like any other; its advice is taken only when asked to.
             if let mac = advertisement.sourceLinkLayer, !mac.isMulticast {
-                flush6(neighbours6.learn(header.source, at: mac, isRouter: true, now: now, create: true), to: mac, sink: &sink)
+                flush(neighbours6.learn(header.source, at: mac, isRouter: true, now: now, create: true), to: mac, sink: &sink)
             }
             if configuration.acceptRouterAdvertisements {
                 routers6.learn(advertisement, from: header.source, linkMTU: configuration.mtu, now: now)
@@ -235,19 +235,15 @@ extension Host {
                          fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
         let ipOffset = EthernetFrameView.headerLength
         let transportOffset = ipOffset + IPv6Header.length
-        var frameOffload = FrameOffload.none
-        if offload.needsChecksum {
-            frameOffload = FrameOffload(checksumStart: transportOffset, checksumOffset: offload.checksumOffset,
-                                        headerLength: transportOffset + offload.headerLength, ipv6: true)
-        }
+        var frameOffload = offload.placed(at: transportOffset, ipv6: true)
         if IPv6Header.length + payloadLength > routers6.mtu ?? configuration.mtu {
             guard offload.segments, !offload.datagrams, offloads.tcpSegmentation6, payloadLength <= Int(UInt16.max) else {
                 counters.drops.count(.frameTooLarge); return .failure(.tooLarge)
             }
             frameOffload.segmentSize = offload.segmentSize
         }
-        let onLink = destination.isMulticast || ipv6.isOnLink(destination) || ipv6.state(of: destination) != nil
-            || routers6.isOnLink(destination, now: now)
+        let toOurs = ipv6.state(of: destination) != nil
+        let onLink = toOurs || destination.isMulticast || ipv6.isOnLink(destination) || routers6.isOnLink(destination, now: now)
         guard let nextHop = onLink ? destination : routers6.defaultRouter(now: now) else {
             counters.drops.count(.noRoute); return .failure(.noRoute)
         }
@@ -255,7 +251,7 @@ extension Host {
         IPv6Header(payloadLength: payloadLength, nextHeader: nextHeader, source: source, destination: destination,
                    hopLimit: hopLimit ?? routers6.hopLimit ?? 64).emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[ipOffset...]))
         fill(UnsafeMutableRawBufferPointer(rebasing: frame[transportOffset...]))
-        if ipv6.state(of: destination) != nil {
+        if toOurs {
             EthernetHeader(destination: mac, source: mac, etherType: EtherType.ipv6).emit(into: frame)
             loopBack(frame, offload: frameOffload)
             return .success(())
@@ -337,15 +333,6 @@ extension Host {
         _ = sendIPv6(to: destination, from: source, nextHeader: IPv6NextHeader.icmpv6, payloadLength: 16,
                      hopLimit: Self.neighbourDiscoveryHopLimit, now: now, sink: &sink) { out in
             _ = ICMPv6Message.emitRouterSolicitation(sourceLinkLayer: mac, source: source, destination: destination, into: out)
-        }
-    }
-
-    func flush6(_ frames: [PendingFrame], to neighbour: MACAddress, sink: inout some FrameSink) {
-        for var frame in frames {
-            frame.bytes.withUnsafeMutableBytes { bytes in
-                EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv6).emit(into: bytes)
-                transmit(bytes, offload: frame.offload, sink: &sink)
-            }
         }
     }
 }

@@ -322,11 +322,7 @@ public final class Host {
         let ipOffset = EthernetFrameView.headerLength
         let transportOffset = ipOffset + IPv4Header.minimumLength
         let totalLength = IPv4Header.minimumLength + payloadLength
-        var frameOffload = FrameOffload.none
-        if offload.needsChecksum {
-            frameOffload = FrameOffload(checksumStart: transportOffset, checksumOffset: offload.checksumOffset,
-                                        headerLength: transportOffset + offload.headerLength)
-        }
+        var frameOffload = offload.placed(at: transportOffset, ipv6: false)
         // A run of datagrams is always cut (each is its own datagram, however short the run);
         // a TCP super-segment only when it exceeds the MTU.
         if totalLength > configuration.mtu || (offload.datagrams && offload.segments) {
@@ -486,10 +482,13 @@ public final class Host {
         transmit(UnsafeRawBufferPointer(rebasing: scratch[0..<total]), sink: &sink)
     }
 
+    /// Sends the frames that waited for `neighbour` (ARP's or neighbour discovery's), each
+    /// keeping the EtherType it was built with.
     func flush(_ frames: [PendingFrame], to neighbour: MACAddress, sink: inout some FrameSink) {
         for var frame in frames {
             frame.bytes.withUnsafeMutableBytes { bytes in
-                EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv4).emit(into: bytes)
+                let etherType = UInt16(bytes[12]) << 8 | UInt16(bytes[13])
+                EthernetHeader(destination: neighbour, source: mac, etherType: etherType).emit(into: bytes)
                 transmit(bytes, offload: frame.offload, sink: &sink)
             }
         }

@@ -6,6 +6,27 @@ public struct IPv6InterfaceAddress: Equatable, Sendable, CustomStringConvertible
     public var prefixLength: Int
     public init(_ address: IPv6Address, prefixLength: Int) { self.address = address; self.prefixLength = prefixLength }
     public var description: String { "\(address)/\(prefixLength)" }
+
+    /// Whether `destination` is on the link for a host holding `addresses`: link-scoped, or
+    /// inside one of their prefixes.
+    static func isOnLink(_ destination: IPv6Address, by addresses: some Sequence<IPv6InterfaceAddress>) -> Bool {
+        destination.isLinkScoped || addresses.contains { destination.hasPrefix($0.address, length: $0.prefixLength) }
+    }
+
+    /// The source for a packet to `destination` (RFC 6724's rules that matter on one link):
+    /// `linkLocal` for a link-scoped destination, else the first of `globals` whose prefix
+    /// holds the destination, else the first of them. The stack's address table and its
+    /// configuration both choose by this rule.
+    static func source(for destination: IPv6Address, linkLocal: IPv6Address?,
+                       globals: some Sequence<IPv6InterfaceAddress>) -> IPv6Address? {
+        if destination.isLinkScoped { return linkLocal }
+        var fallback: IPv6Address?
+        for candidate in globals {
+            if destination.hasPrefix(candidate.address, length: candidate.prefixLength) { return candidate.address }
+            if fallback == nil { fallback = candidate.address }
+        }
+        return fallback
+    }
 }
 
 /// The host's IPv6 addresses (its link-local one first, then the configured ones) and
@@ -49,23 +70,15 @@ public struct IPv6AddressTable: Sendable {
 
     /// Whether `destination` is on the link: link-scoped, or inside one of our prefixes.
     public func isOnLink(_ destination: IPv6Address) -> Bool {
-        destination.isLinkScoped || entries.contains { $0.state != .duplicate && destination.hasPrefix($0.address, length: $0.assigned.prefixLength) }
+        IPv6InterfaceAddress.isOnLink(destination, by: entries.lazy.filter { $0.state != .duplicate }.map(\.assigned))
     }
 
-    /// The source for a packet to `destination` (RFC 6724's rules that matter on one link):
-    /// the link-local address for link-scoped destinations, else a preferred address whose
-    /// prefix holds the destination, else any preferred global one. Nil while none is ready.
+    /// The source for a packet to `destination`, among the addresses detection has passed
+    /// (`IPv6InterfaceAddress.source`). Nil while none is ready.
     public func source(for destination: IPv6Address) -> IPv6Address? {
-        var fallback: IPv6Address?
-        for entry in entries where entry.state == .preferred {
-            if destination.isLinkScoped {
-                if entry.address.isLinkLocal { return entry.address }
-            } else if !entry.address.isLinkLocal {
-                if destination.hasPrefix(entry.address, length: entry.assigned.prefixLength) { return entry.address }
-                if fallback == nil { fallback = entry.address }
-            }
-        }
-        return fallback
+        let ready = entries.lazy.filter { $0.state == .preferred }
+        return IPv6InterfaceAddress.source(for: destination, linkLocal: ready.first { $0.address.isLinkLocal }?.address,
+                                           globals: ready.filter { !$0.address.isLinkLocal }.map(\.assigned))
     }
 
     /// Starts detection for every address not yet decided; returns those to probe.

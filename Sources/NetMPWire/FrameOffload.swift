@@ -27,6 +27,15 @@ public struct FrameOffload: Equatable, Sendable {
     }
 
     public static let none = FrameOffload()
+
+    /// A transport's checksum request (offsets from its own header) placed in a whole frame
+    /// whose transport header starts at `transportOffset`; none when it asks for nothing.
+    /// Segmentation is the sender's to add, where the frame exceeds the MTU.
+    public func placed(at transportOffset: Int, ipv6: Bool) -> FrameOffload {
+        guard needsChecksum else { return .none }
+        return FrameOffload(checksumStart: transportOffset, checksumOffset: checksumOffset,
+                            headerLength: transportOffset + headerLength, ipv6: ipv6)
+    }
     public var needsChecksum: Bool { checksumOffset != 0 }
     public var segments: Bool { segmentSize > 0 }
 
