@@ -46,7 +46,12 @@ extension Host {
         case IPv6NextHeader.icmpv6: receiveICMPv6(payload, header: header, toUs: toUs, now: now, sink: &sink)
         case IPv6NextHeader.noNextHeader: counters.drops.count(.ipv6NoNextHeader)
         case IPProtocol.udp where toUs:
-            // No socket takes IPv6 yet: every port is closed, as RFC 4443 3.1 answers it.
+            // A datagram whose checksum fails is dropped as IPv4's is, not answered. No
+            // socket takes UDP over IPv6 yet: every port is closed, as RFC 4443 3.1 answers it.
+            do {
+                _ = try UDPHeader(parsing: payload, addresses: .v6(source: header.source, destination: header.destination),
+                                  verifyChecksum: !checksumsTrusted)
+            } catch { counters.drops.count(error); return }
             counters.drops.count(.udpNoSocket)
             sendICMPv6Error(type: ICMPv6Message.Kind.destinationUnreachable, code: ICMPv6Message.UnreachableCode.port,
                             for: packet, header: header, now: now, sink: &sink)

@@ -14,12 +14,18 @@ public struct UDPHeader: Equatable, Sendable {
     /// pseudo-header unless the sender sent none (zero) or the link vouched for it.
     public init(parsing bytes: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address,
                 verifyChecksum: Bool = true) throws(WireError) {
+        try self.init(parsing: bytes, addresses: .v4(source: source, destination: destination), verifyChecksum: verifyChecksum)
+    }
+
+    /// Parses the datagram in `bytes`, checking its checksum against the pseudo-header of
+    /// `addresses`, of either family.
+    public init(parsing bytes: UnsafeRawBufferPointer, addresses: IPAddressPair, verifyChecksum: Bool = true) throws(WireError) {
         guard bytes.count >= Self.length else { throw .udpTruncated }
         let length = Int(bytes.be16(4))
         guard length >= Self.length, length <= bytes.count else { throw .udpBadLength }
         if verifyChecksum && bytes.be16(6) != 0 {
             var sum = InternetChecksum()
-            sum.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.udp, length: length)
+            sum.addPseudoHeader(addresses, protocol: IPProtocol.udp, length: length)
             sum.add(bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<length]))
             guard sum.isValid else { throw .udpBadChecksum }
         }

@@ -221,6 +221,11 @@ struct Sent6 {
         let unreachable = try Sent6(try #require(host.feed(Lab6.frame(datagram)).first))
         guard case .destinationUnreachable(4, let quoted) = try unreachable.icmp() else { Issue.record("no port unreachable"); return }
         #expect(quoted.ports?.destination == 9 && Array(unreachable.payload[8...]) == datagram)
+        // The same datagram with a checksum that fails is dropped by its reason, unanswered.
+        var corrupt = datagram
+        corrupt[40 + 8] ^= 0xFF
+        #expect(host.feed(Lab6.frame(corrupt)).isEmpty)
+        #expect(host.counters.drops[.udpBadChecksum] == 1)
 
         let syn = TCPSegmentHeader(sourcePort: 40001, destinationPort: 80, sequenceNumber: 1000, acknowledgmentNumber: 0,
                                    flags: .syn, window: 65535)
