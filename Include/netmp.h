@@ -36,9 +36,9 @@ int netmp_library_descriptors(int *out, int capacity);
 
 // socket(): stream 1 for TCP, 0 for UDP; fd is the eventfd that stands for the socket.
 // cloexec: whether fd is close-on-exec (a socket may be placed on a kept file behind fd).
-// ipv6: AF_INET6 (TCP only, on a stack with IPv6 addresses: netmp_serves_ipv6).
+// ipv6: AF_INET6 (on a stack with IPv6 addresses: netmp_serves_ipv6).
 void *netmp_socket_create(int stream, int fd, int cloexec, int ipv6);
-// 1 when the stack has IPv6 addresses, so AF_INET6 stream sockets run on it.
+// 1 when the stack has IPv6 addresses, so AF_INET6 sockets run on it.
 int netmp_serves_ipv6(void);
 // 1 for an AF_INET6 socket.
 int netmp_is_ipv6(void *socket);
@@ -49,18 +49,18 @@ int netmp_is_stream(void *socket);
 // 1 while a stream socket has neither listened nor connected (a datagram socket: always).
 int netmp_is_fresh(void *socket);
 
-// Ports in host byte order. Addresses of bind, accept, connect and name: 16 bytes in network
-// order, IPv6 or IPv4 mapped (::ffff:a.b.c.d) whatever the socket's family. Those of
-// send and recv (UDP, IPv4 only): host order.
+// Ports in host byte order. Addresses: 16 bytes in network order, IPv6 or IPv4 mapped
+// (::ffff:a.b.c.d) whatever the socket's family.
 int netmp_bind(void *socket, const uint8_t *address, uint16_t port);
 int netmp_listen(void *socket, int backlog);
 void *netmp_accept(void *socket, int fd, int nonblocking, int cloexec, uint8_t *address, uint16_t *port, int *error);
 // unspecified: AF_UNSPEC (a UDP socket dissolves its association).
 int netmp_connect(void *socket, const uint8_t *address, uint16_t port, int unspecified);
+// has_destination: sendto's address was given (UDP sends to it; TCP only notes it).
 ssize_t netmp_send(void *socket, const void *bytes, size_t count, int flags, int has_destination,
-                   uint32_t address, uint16_t port);
+                   const uint8_t *address, uint16_t port);
 // *full: a datagram's whole length (MSG_TRUNC); address/port/full may be NULL.
-ssize_t netmp_recv(void *socket, void *bytes, size_t count, int flags, uint32_t *address, uint16_t *port,
+ssize_t netmp_recv(void *socket, void *bytes, size_t count, int flags, uint8_t *address, uint16_t *port,
                    ssize_t *full);
 int netmp_shutdown(void *socket, int how);
 // getsockname (peer 0) / getpeername (peer 1).

@@ -14,7 +14,7 @@ public enum CoreMessage {
     case neighbour(ForwardedFrame)
     /// Start or stop this core's copy of a listening socket: the listener's slot (its
     /// accept queues), on a hold taken for this core's view of it.
-    case listen(client: UInt32, SocketHandle, port: UInt16, families: ListenerFamilies, Completion)
+    case listen(client: UInt32, SocketHandle, port: UInt16, families: AddressFamilies, Completion)
     case stopListening(port: UInt16, Completion)
     /// Start or stop delivering a UDP port's datagrams to a socket (every core holds the
     /// binding): the socket's slot, on a hold taken for this core's view of it.

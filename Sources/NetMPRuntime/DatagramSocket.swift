@@ -23,12 +23,24 @@ public final class DatagramSocket: @unchecked Sendable {
     /// send reads it after `published`, which bind stores after it).
     nonisolated(unsafe) var handle: SocketHandle?
 
+    /// AF_INET or AF_INET6: an IPv6 socket reaches IPv4 peers at their mapped addresses
+    /// too, unless `v6Only` (IPV6_V6ONLY).
+    public let family: SocketFamily
+    nonisolated(unsafe) var v6OnlyFlag = false
+    /// The address bind named, unless it was the socket's own family's wildcard (an IPv6
+    /// socket bound to ::ffff:0.0.0.0 keeps it: it takes IPv4 only). Guarded by `setup`.
+    nonisolated(unsafe) var boundName: IPAddress?
+    /// connect(): the address datagrams to the peer leave from, which getsockname shows
+    /// on a socket bound to a wildcard until the association is dissolved (Linux).
+    nonisolated(unsafe) var connectedSource: IPAddress?
+
     /// A new UDP socket, the application's.
-    public convenience init(stack: NetworkStack) { self.init(client: stack.primary) }
+    public convenience init(stack: NetworkStack, family: SocketFamily = .ipv4) { self.init(client: stack.primary, family: family) }
 
     /// A new UDP socket of `client`.
-    public init(client: StackClient) {
+    public init(client: StackClient, family: SocketFamily = .ipv4) {
         self.client = client
+        self.family = family
     }
 
     deinit {
@@ -54,27 +66,32 @@ public final class DatagramSocket: @unchecked Sendable {
         published.load(ordering: .acquiring).map { Unmanaged<DatagramChannel>.fromOpaque($0).takeUnretainedValue() }
     }
 
-    /// bind(): the port on every core. Port 0 picks an ephemeral one.
+    /// bind(): the port on every core. Port 0 picks an ephemeral one. The address must be
+    /// one of the stack's own or a wildcard (0.0.0.0; for an IPv6 socket :: or, unless
+    /// IPV6_V6ONLY, an IPv4 one mapped), as Linux's inet_bind and inet6_bind check it.
     public func bind(_ endpoint: Endpoint) throws(SocketError) {
         try setup.locked { () throws(SocketError) in
             guard !closed, channel == nil else { throw SocketError(EINVAL) }
-            guard endpoint.address.isIPv4 else { throw SocketError(EAFNOSUPPORT) }
-            guard endpoint.address.isUnspecified || endpoint.address == IPAddress(client.configuration.address) else {
-                throw SocketError(EADDRNOTAVAIL)
-            }
+            let address = endpoint.address
+            try client.checkBindAddress(address, family: family, v6Only: v6OnlyFlag)
             let port: UInt16
             switch client.reservePort(endpoint.port, datagram: true) {
             case .success(let p): port = p
             case .failure(let e): throw e
             }
+            let families: AddressFamilies = family == .ipv4 || address.isIPv4 ? .ipv4
+                : v6OnlyFlag || !address.isUnspecified ? .ipv6 : .both
             // In a slot of the socket table, named so that every core makes its own view.
             guard let channel = DatagramChannel(in: client.sockets, port: port, cores: client.cores,
-                                                homeCore: client.coreForNewConnection()),
+                                                homeCore: client.coreForNewConnection(), families: families,
+                                                boundAddress: address.isUnspecified ? nil : address),
                   let lease = channel.lease,
                   let handle = client.sockets.register(kind: .datagram, in: lease) else {
                 client.releasePort(port, datagram: true)
                 throw SocketError(ENOBUFS)
             }
+            let ownWildcard = family == .ipv4 ? address.isUnspecified : address.bits.isUnspecified
+            boundName = ownWildcard ? nil : address
             self.handle = handle
             for _ in 0..<client.cores { client.sockets.hold(handle.slot) } // for each core's view
             client.onEveryCore(Request(.datagramBind, handle))
@@ -83,11 +100,25 @@ public final class DatagramSocket: @unchecked Sendable {
         }
     }
 
+    /// IPV6_V6ONLY: an IPv6 socket that takes and reaches IPv6 peers only. Fixed once
+    /// bound (Linux refuses the change with EINVAL).
+    public var v6Only: Bool { setup.locked { v6OnlyFlag } }
+    public func setV6Only(_ on: Bool) throws(SocketError) {
+        try setup.locked { () throws(SocketError) in
+            guard family == .ipv6 else { throw SocketError(ENOPROTOOPT) }
+            guard channel == nil else { throw SocketError(EINVAL) }
+            v6OnlyFlag = on
+        }
+    }
+
+    /// The socket's own family's wildcard: what an unbound socket is named by.
+    var wildcard: IPAddress { family == .ipv4 ? IPAddress(IPv4Address.any) : IPAddress(IPv6Address.any) }
+
     /// The channel, binding an ephemeral port first if the socket has none (as Linux does
     /// on the first send or connect).
     func bound() throws(SocketError) -> DatagramChannel {
         if let channel { return channel }
-        do { try bind(Endpoint(IPv4Address(0), 0)) } catch {
+        do { try bind(Endpoint(wildcard, 0)) } catch {
             guard error.errno == EINVAL else { throw error } // EINVAL: another thread bound it first
         }
         guard let channel else { throw SocketError(EBADF) } // closed meanwhile
@@ -97,17 +128,44 @@ public final class DatagramSocket: @unchecked Sendable {
     /// connect(): the default destination, and only its datagrams are received; nil
     /// (AF_UNSPEC) dissolves the association.
     public func connect(to remote: Endpoint?) throws(SocketError) {
-        if let remote {
-            guard let address = remote.address.v4 else { throw SocketError(EAFNOSUPPORT) }
-            guard remote.port != 0 else { throw SocketError(ECONNREFUSED) }
-            guard client.routes.nextHop(for: address) != nil else { throw SocketError(ENETUNREACH) }
-        }
-        try bound().connect(to: remote)
+        // Bound first, even if the destination is then refused (Linux's inet_dgram_connect).
+        let channel = try bound()
+        var source: IPAddress? = nil
+        if let remote { source = try sourceAddress(toward: remote.address) } // port 0 too, as Linux
+        setup.locked { connectedSource = source }
+        channel.connect(to: remote)
     }
 
+    /// Checks a destination as Linux's ip4_datagram_connect, udp_sendmsg and their IPv6
+    /// twins do, and gives the address datagrams to it leave from.
+    func sourceAddress(toward destination: IPAddress) throws(SocketError) -> IPAddress {
+        let bound = setup.locked { boundName }
+        let configuration = client.configuration
+        if let v4 = destination.v4 {
+            // An IPv6 socket reaches an IPv4 peer at its mapped address, unless v6-only.
+            if family == .ipv6 && (v6OnlyFlag || bound?.isIPv4 == false) { throw SocketError(ENETUNREACH) }
+            let subnetBroadcast = configuration.address.value | ~IPv4Address.mask(prefixLength: configuration.prefixLength)
+            guard v4.isLimitedBroadcast || v4.value == subnetBroadcast || client.routes.nextHop(for: v4) != nil else {
+                throw SocketError(ENETUNREACH)
+            }
+            return IPAddress(configuration.address)
+        }
+        guard family == .ipv6 else { throw SocketError(EAFNOSUPPORT) }
+        if bound?.isIPv4 == true { throw SocketError(EAFNOSUPPORT) } // bound to IPv4: it sends IPv4 only
+        let v6 = destination.bits
+        guard v6.isMulticast || configuration.isOnLink(v6) || configuration.acceptRouterAdvertisements else {
+            throw SocketError(ENETUNREACH)
+        }
+        if let bound { return bound }
+        guard let source = configuration.ipv6Source(for: v6) else { throw SocketError(EADDRNOTAVAIL) }
+        return IPAddress(source)
+    }
+
+    /// getsockname(): the bound address, or once connected the one datagrams leave from,
+    /// or the socket's wildcard; the port (0 before any bind).
     public var localAddress: Endpoint {
-        guard let channel else { return Endpoint(IPv4Address(0), 0) }
-        return Endpoint(client.configuration.address, channel.port)
+        guard let channel else { return Endpoint(wildcard, 0) }
+        return setup.locked { Endpoint(boundName ?? connectedSource ?? wildcard, channel.port) }
     }
 
     public func peerAddress() throws(SocketError) -> Endpoint {
@@ -115,8 +173,10 @@ public final class DatagramSocket: @unchecked Sendable {
         return peer
     }
 
-    /// The largest payload one frame carries (netmp does not fragment).
+    /// The largest payload one IPv4 frame carries (netmp does not fragment); IPv6's
+    /// header is 20 bytes longer.
     public var maximumPayload: Int { client.configuration.mtu - 28 }
+    func maximumPayload(to destination: IPAddress) -> Int { maximumPayload - (destination.isIPv4 ? 0 : 20) }
 
     /// sendto() / send(): one datagram, all or nothing.
     public func send(_ bytes: UnsafeRawBufferPointer, to destination: Endpoint? = nil, dontWait: Bool = false) throws(SocketError) -> Int {
@@ -124,16 +184,19 @@ public final class DatagramSocket: @unchecked Sendable {
         let channel = try bound()
         try pendingError(channel)
         guard let target = destination ?? channel.connectedPeer else { throw SocketError(EDESTADDRREQ) }
-        guard bytes.count <= maximumPayload else { throw SocketError(EMSGSIZE) }
-        guard target.port != 0 else { throw SocketError(EINVAL) }
-        guard let address = target.address.v4 else { throw SocketError(EAFNOSUPPORT) }
-        let subnetBroadcast = client.configuration.address.value | ~IPv4Address.mask(prefixLength: client.configuration.prefixLength)
-        if address.isLimitedBroadcast || address.value == subnetBroadcast {
-            guard broadcast.load(ordering: .relaxed) else { throw SocketError(EACCES) }
-        } else if client.routes.nextHop(for: address) == nil {
-            throw SocketError(ENETUNREACH)
+        guard bytes.count <= maximumPayload(to: target.address) else { throw SocketError(EMSGSIZE) }
+        if destination != nil { // a connected peer was checked, port 0 included (Linux's udp_sendmsg)
+            guard target.port != 0 else { throw SocketError(EINVAL) }
+            _ = try sourceAddress(toward: target.address)
         }
-        var header: (UInt32, UInt32, UInt32) = (UInt32(bytes.count), address.value, UInt32(target.port))
+        if let v4 = target.address.v4 {
+            let configuration = client.configuration
+            let subnetBroadcast = configuration.address.value | ~IPv4Address.mask(prefixLength: configuration.prefixLength)
+            if v4.isLimitedBroadcast || v4.value == subnetBroadcast, !broadcast.load(ordering: .relaxed) {
+                throw SocketError(EACCES)
+            }
+        }
+        var header = DatagramRecord.header(length: bytes.count, to: target)
         let wait = !(nonBlocking || dontWait)
         while true {
             let queued = withUnsafeBytes(of: &header) { channel.outgoing.writeRecord($0, bytes) }

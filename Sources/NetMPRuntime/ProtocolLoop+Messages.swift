@@ -275,8 +275,8 @@ extension ProtocolLoop {
 }
 
 extension ProtocolLoop {
-    /// Sends the datagrams a UDP socket's threads queued, as whole records: a 12-byte
-    /// header (length, destination address and port) and the payload. A run of records to
+    /// Sends the datagrams a UDP socket's threads queued, as whole records: a 24-byte
+    /// header (length, destination port and address) and the payload. A run of records to
     /// one destination with one length (a sender at full speed) goes as one frame the
     /// kernel cuts into the datagrams, where the link takes UDP segmentation: one write
     /// for up to 64 datagrams instead of one each.
@@ -290,16 +290,17 @@ extension ProtocolLoop {
         while sent < committed, let first = DatagramRecord.read(ring, at: 0, held: committed - sent) {
             var count = 1, span = DatagramRecord.headerLength + first.length
             // Not to our own address: a looped run would have to be cut again.
-            if host.offloads.udpSegmentation && first.length > 0 && first.destination.address != IPAddress(host.address) {
-                let limit = min(Host.datagramsPerFrame,
-                                (Int(UInt16.max) - IPv4Header.minimumLength - UDPHeader.length) / first.length)
+            if host.offloads.udpSegmentation && first.length > 0 && !host.isOurs(first.destination.address) {
+                // IPv4's total length counts its header; IPv6's payload length does not.
+                let room = Int(UInt16.max) - UDPHeader.length - (first.destination.address.isIPv4 ? IPv4Header.minimumLength : 0)
+                let limit = min(Host.datagramsPerFrame, room / first.length)
                 while count < limit, let next = DatagramRecord.read(ring, at: span, held: committed - sent),
                       next.length == first.length, next.destination == first.destination {
                     count += 1
                     span += DatagramRecord.headerLength + next.length
                 }
             }
-            _ = host.sendUDP(from: channel.port, to: first.destination, datagrams: count, each: first.length,
+            _ = host.sendUDP(from: channel.port, address: channel.boundAddress, to: first.destination, datagrams: count, each: first.length,
                              now: now, sink: &sink) { out in
                 var at = DatagramRecord.headerLength
                 for index in 0..<count {
@@ -320,9 +321,15 @@ extension ProtocolLoop {
     }
 }
 
-/// The record a UDP send queues for its home core.
+/// The record a UDP send queues for its home core: the datagram's length, its
+/// destination's port and address (IPv6, IPv4 mapped, as two halves), then its payload.
 enum DatagramRecord {
-    static let headerLength = 12
+    static let headerLength = 24
+    typealias Header = (length: UInt32, port: UInt32, high: UInt64, low: UInt64)
+
+    static func header(length: Int, to destination: Endpoint) -> Header {
+        (UInt32(length), UInt32(destination.port), destination.address.bits.high, destination.address.bits.low)
+    }
 
     /// The record `offset` bytes into the ring's first `held` bytes, if one is there.
     /// Records are committed whole, so a header whose length runs past them (or past any
@@ -330,11 +337,14 @@ enum DatagramRecord {
     static func read(_ ring: SendRing, at offset: Int, held: Int? = nil) -> (length: Int, destination: Endpoint)? {
         let held = held ?? ring.held
         guard held - offset >= headerLength else { return nil }
-        var header: (UInt32, UInt32, UInt32) = (0, 0, 0)
+        var header: Header = (0, 0, 0, 0)
         withUnsafeMutableBytes(of: &header) { ring.copy(from: offset, count: headerLength, into: $0) }
-        let length = Int(header.0)
+        let length = Int(header.length)
         guard length <= maximumPayload, held - offset - headerLength >= length else { return nil }
-        return (length, Endpoint(IPv4Address(header.1), UInt16(truncatingIfNeeded: header.2)))
+        let address = IPAddress(IPv6Address(high: header.high, low: header.low))
+        return (length, Endpoint(address, UInt16(truncatingIfNeeded: header.port)))
     }
-    static let maximumPayload = 65_507
+    /// The largest UDP payload of either family without jumbograms (IPv4's 65,507 is the
+    /// smaller bound, IPv6's is 65,527).
+    static let maximumPayload = 65_527
 }

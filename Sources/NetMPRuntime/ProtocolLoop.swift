@@ -148,20 +148,20 @@ public final class ProtocolLoop {
         buffer = .allocate(byteCount: Self.receiveBufferSize, alignment: 64)
         buffer.initializeMemory(as: UInt8.self, repeating: 0) // first touch, on the owner's node
         for (id, region) in clients where !ports.isEmpty { attach(ClientOnCore(id: id, region: region, core: core)) }
-        host.udpReceiver = { [unowned self] port, payload, source in
-            guard let channel = datagramSockets[port] else { return .noSocket }
-            // A connected socket hears only its peer; to anyone else the port is closed (as on Linux).
-            if let only = channel.connectedPeer, only != source { return .noSocket }
+        host.udpReceiver = { [unowned self] port, payload, source, destination in
+            // A socket of another family, bound to another of our addresses or connected to
+            // another peer does not take it: to the sender the port is closed (as on Linux).
+            guard let channel = datagramSockets[port], channel.takes(from: source, to: destination) else { return .noSocket }
             return channel.deliver(payload, from: source, core: self.core) ? .delivered : .queueFull
         }
-        // A hard ICMP error about a datagram a connected UDP socket sent to its peer is that
-        // socket's next error (every core holds the binding, so any core may report it).
-        host.icmpErrorHandler = { [unowned self] report in
-            guard report.quoted.header.proto == IPProtocol.udp, case .destinationUnreachable(let code) = report.kind,
-                  let channel = datagramSockets[report.quoted.sourcePort] else { return }
+        // A hard ICMP or ICMPv6 error about a datagram a connected UDP socket sent to its
+        // peer is that socket's next error (every core holds the binding, so any core may
+        // report it).
+        host.datagramErrorHandler = { [unowned self] kind, datagram in
+            guard case .destinationUnreachable(let code) = kind, let channel = datagramSockets[datagram.local.port] else { return }
             let (errno, hard) = ICMPErrorReport.errorNumber(unreachableCode: code)
             guard hard else { return }
-            channel.reportError(errno, about: Endpoint(report.quoted.header.destination, report.quoted.destinationPort))
+            channel.reportError(errno, about: datagram.remote)
         }
     }
     deinit { buffer.deallocate() }

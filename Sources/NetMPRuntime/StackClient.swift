@@ -3,6 +3,7 @@ import CNetMPLinux
 import Glibc
 import NetMPStack
 import NetMPTCP
+import NetMPWire
 import Synchronization
 
 /// An application's side of the stack: its region (socket table, reply slots, one request
@@ -142,6 +143,20 @@ public final class StackClient: @unchecked Sendable {
     /// Sends `request` as a client that writes its own records would (tests of what the
     /// stack does with records it did not expect), and waits for the core's answer.
     public func askForTesting(_ request: Request) { onEveryCore(request) }
+
+    /// bind()'s address rules, as Linux's inet_bind and inet6_bind check them: one of the
+    /// stack's own addresses or a wildcard (0.0.0.0; for an IPv6 socket :: or, unless
+    /// v6-only, an IPv4 address mapped).
+    func checkBindAddress(_ address: IPAddress, family: SocketFamily, v6Only: Bool) throws(SocketError) {
+        if let v4 = address.v4 {
+            // A mapped address on a v6-only socket is EINVAL.
+            if family == .ipv6 && v6Only { throw SocketError(EINVAL) }
+            guard v4.isUnspecified || v4 == configuration.address else { throw SocketError(EADDRNOTAVAIL) }
+        } else {
+            guard family == .ipv6 else { throw SocketError(EAFNOSUPPORT) }
+            guard address.bits.isUnspecified || configuration.holds(address.bits) else { throw SocketError(EADDRNOTAVAIL) }
+        }
+    }
 
     /// bind(): a port of the stack's (0: an ephemeral one), in UDP's namespace or TCP's.
     /// The port tables are the stack's, not any one client's, so the answer is the core's.

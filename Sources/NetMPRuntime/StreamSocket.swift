@@ -159,16 +159,7 @@ public final class StreamSocket: @unchecked Sendable {
         try setup.locked { () throws(SocketError) in
             guard phase == .fresh, boundPort == nil else { throw SocketError(EINVAL) }
             let address = endpoint.address
-            if let v4 = address.v4 {
-                // Linux's inet6_bind: a mapped address on a v6-only socket is EINVAL.
-                if family == .ipv6 && v6OnlyFlag { throw SocketError(EINVAL) }
-                guard v4.isUnspecified || v4 == client.configuration.address else { throw SocketError(EADDRNOTAVAIL) }
-            } else {
-                guard family == .ipv6 else { throw SocketError(EAFNOSUPPORT) }
-                guard address.bits.isUnspecified || client.configuration.holds(address.bits) else {
-                    throw SocketError(EADDRNOTAVAIL)
-                }
-            }
+            try client.checkBindAddress(address, family: family, v6Only: v6OnlyFlag)
             switch client.reservePort(endpoint.port, datagram: false) {
             case .success(let port): boundPort = port
             case .failure(let error): throw error
@@ -202,7 +193,7 @@ public final class StreamSocket: @unchecked Sendable {
 
     /// The families of connections a listener takes: an IPv4 socket's or one bound to an
     /// IPv4 address, IPv4's; one bound to an IPv6 address or v6-only, IPv6's; else both.
-    var listenerFamilies: ListenerFamilies {
+    var listenerFamilies: AddressFamilies {
         if family == .ipv4 || boundAddress?.isIPv4 == true { return .ipv4 }
         return boundAddress != nil || v6OnlyFlag ? .ipv6 : .both
     }

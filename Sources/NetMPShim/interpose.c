@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,10 +97,6 @@ static inline long fail(long negative_errno) {
 static inline ssize_t sent(ssize_t r, int flags) {
     if (r == -EPIPE && !(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
     return r < 0 ? fail(r) : r;
-}
-
-static int is_inet(const struct sockaddr *address, socklen_t length) {
-    return address && length >= sizeof(struct sockaddr_in) && address->sa_family == AF_INET;
 }
 
 static void fill_address(struct sockaddr *address, socklen_t *length, uint32_t ip, uint16_t port) {
@@ -199,12 +196,45 @@ static int to_kernel(int fd, void *socket) {
     return 0;
 }
 
-// A datagram to a destination netmp does not serve (loopback, 0.0.0.0 for this host,
+// A datagram to a destination netmp does not serve (loopback, 0.0.0.0 or :: for this host,
 // NETMP_KERNEL_ROUTES) moves the UDP socket to the kernel first, as a connect there does:
 // 1 moved, 0 nothing to move, -1 the move failed (errno set).
-static int datagram_to_kernel(int fd, void *socket, uint32_t ip) {
-    if (netmp_is_stream(socket) || !(ip == 0 || netmp_route_to_kernel(ip))) return 0;
+static int datagram_to_kernel(int fd, void *socket, const uint8_t bytes[16]) {
+    if (netmp_is_stream(socket) || !kernel_destination(bytes)) return 0;
     return to_kernel(fd, socket) < 0 ? -1 : 1;
+}
+
+// A UDP destination as Linux's udp_sendmsg and udpv6_sendmsg read it: 1 with the address
+// in bytes/port, 0 when it names none (AF_UNSPEC on an IPv6 socket: the connected peer),
+// -errno otherwise. An IPv4 socket takes AF_INET (and AF_UNSPEC as AF_INET); an IPv6 one
+// takes AF_INET6 and AF_INET, the latter mapped (its v6-only check is the stack's).
+// Linux takes a sockaddr_in6 without its scope id (RFC 2133's, SIN6_LEN_RFC2133).
+enum { rfc2133_length = offsetof(struct sockaddr_in6, sin6_scope_id) };
+static int read_destination(void *socket, const struct sockaddr *address, socklen_t length, uint8_t bytes[16],
+                            uint16_t *port) {
+    if (!netmp_is_ipv6(socket)) {
+        if (length < sizeof(struct sockaddr_in)) return -EINVAL;
+        if (address->sa_family != AF_INET && address->sa_family != AF_UNSPEC) return -EAFNOSUPPORT;
+        struct sockaddr_in in;
+        memcpy(&in, address, sizeof in);
+        in.sin_family = AF_INET;
+        return read_name(0, (const struct sockaddr *)&in, sizeof in, bytes, port) == 0 ? 1 : -EINVAL;
+    }
+    if (length < offsetof(struct sockaddr, sa_data)) return -EINVAL;
+    switch (address->sa_family) {
+    case AF_INET6: {
+        if (length < rfc2133_length) return -EINVAL;
+        struct sockaddr_in6 in6 = { 0 };
+        memcpy(&in6, address, rfc2133_length);
+        return read_name(1, (const struct sockaddr *)&in6, sizeof in6, bytes, port) == 0 ? 1 : -EINVAL;
+    }
+    case AF_INET:
+        return read_name(0, address, length, bytes, port) == 0 ? 1 : -EINVAL;
+    case AF_UNSPEC:
+        return 0;
+    default:
+        return -EINVAL;
+    }
 }
 
 // Makes the eventfd that stands for a new netmp socket and records the handle.
@@ -231,8 +261,8 @@ int socket(int domain, int type, int protocol) {
     int inet = domain == AF_INET || domain == AF_INET6;
     if (inet && (stream || datagram) && !netmp_running()) netmp_start_on_first_socket();
     if (!inet || !(stream || datagram) || !netmp_running()) return REAL(socket)(domain, type, protocol);
-    // IPv6: TCP on a stack with IPv6 addresses; UDP over IPv6 stays the kernel's for now.
-    if (domain == AF_INET6 && (!stream || !netmp_serves_ipv6())) return REAL(socket)(domain, type, protocol);
+    // IPv6 on a stack with IPv6 addresses only (a program on an IPv4 stack keeps the kernel's).
+    if (domain == AF_INET6 && !netmp_serves_ipv6()) return REAL(socket)(domain, type, protocol);
     struct creation creation = { stream, (type & SOCK_CLOEXEC) != 0, domain == AF_INET6 };
     int error = ENOMEM;
     int fd = adopt(make_socket, &creation, type & SOCK_CLOEXEC, &error);
@@ -473,14 +503,14 @@ ssize_t recv(int fd, void *bytes, size_t count, int flags) {
 ssize_t recvfrom(int fd, void *bytes, size_t count, int flags, struct sockaddr *address, socklen_t *length) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(recvfrom)(fd, bytes, count, flags, address, length);
-    uint32_t ip = 0;
+    uint8_t source[16] = { 0 };
     uint16_t port = 0;
-    ssize_t r = netmp_recv(socket, bytes, count, flags, &ip, &port, NULL);
+    ssize_t r = netmp_recv(socket, bytes, count, flags, source, &port, NULL);
     if (r < 0) return fail(r);
     if (netmp_is_stream(socket)) {
         if (length) *length = 0; // Linux's TCP gives no source address (tcp_recvmsg)
     } else {
-        fill_address(address, length, ip, port);
+        fill_name(netmp_is_ipv6(socket), address, length, source, port);
     }
     return r;
 }
@@ -495,27 +525,28 @@ ssize_t read(int fd, void *bytes, size_t count) {
 ssize_t send(int fd, const void *bytes, size_t count, int flags) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(send)(fd, bytes, count, flags);
-    return sent(netmp_send(socket, bytes, count, flags, 0, 0, 0), flags);
+    return sent(netmp_send(socket, bytes, count, flags, 0, NULL, 0), flags);
 }
 
 ssize_t sendto(int fd, const void *bytes, size_t count, int flags, const struct sockaddr *address, socklen_t length) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(sendto)(fd, bytes, count, flags, address, length);
-    if (!address) return sent(netmp_send(socket, bytes, count, flags, 0, 0, 0), flags);
+    if (!address) return sent(netmp_send(socket, bytes, count, flags, 0, NULL, 0), flags);
     // TCP does not look at a destination (Linux's tcp_sendmsg); only its being given counts.
-    if (netmp_is_stream(socket)) return sent(netmp_send(socket, bytes, count, flags, 1, 0, 0), flags);
-    if (!is_inet(address, length)) { errno = EINVAL; return -1; }
-    const struct sockaddr_in *in = (const struct sockaddr_in *)address;
-    uint32_t ip = ntohl(in->sin_addr.s_addr);
-    int moved = datagram_to_kernel(fd, socket, ip);
+    if (netmp_is_stream(socket)) return sent(netmp_send(socket, bytes, count, flags, 1, NULL, 0), flags);
+    uint8_t destination[16];
+    uint16_t port = 0;
+    int given = read_destination(socket, address, length, destination, &port);
+    if (given < 0) return (ssize_t)fail(given);
+    int moved = given ? datagram_to_kernel(fd, socket, destination) : 0;
     if (moved) return moved < 0 ? -1 : REAL(sendto)(fd, bytes, count, flags, address, length);
-    return sent(netmp_send(socket, bytes, count, flags, 1, ip, ntohs(in->sin_port)), flags);
+    return sent(netmp_send(socket, bytes, count, flags, given, destination, port), flags);
 }
 
 ssize_t write(int fd, const void *bytes, size_t count) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(write)(fd, bytes, count);
-    return sent(netmp_send(socket, bytes, count, 0, 0, 0, 0), 0);
+    return sent(netmp_send(socket, bytes, count, 0, 0, NULL, 0), 0);
 }
 
 ssize_t pread(int fd, void *bytes, size_t count, off_t offset) {
@@ -531,7 +562,7 @@ ssize_t pwrite(int fd, const void *bytes, size_t count, off_t offset) {
 // Vectored I/O on a stream: each piece in turn, stopping at a short transfer. On a datagram
 // socket the pieces form one datagram, gathered into one buffer.
 static ssize_t gather_send(void *socket, const struct iovec *iov, int count, int flags,
-                           int has_destination, uint32_t ip, uint16_t port) {
+                           int has_destination, const uint8_t *destination, uint16_t port) {
     if (count < 0 || count > IOV_MAX) return -EINVAL;
     if (!netmp_is_stream(socket)) {
         size_t total = 0;
@@ -541,14 +572,14 @@ static ssize_t gather_send(void *socket, const struct iovec *iov, int count, int
         if (!buffer) return -ENOMEM;
         size_t at = 0;
         for (int i = 0; i < count; i++) { memcpy(buffer + at, iov[i].iov_base, iov[i].iov_len); at += iov[i].iov_len; }
-        ssize_t r = netmp_send(socket, buffer, total, flags, has_destination, ip, port);
+        ssize_t r = netmp_send(socket, buffer, total, flags, has_destination, destination, port);
         if (buffer != stack_buffer) free(buffer);
         return r;
     }
     ssize_t done = 0;
     for (int i = 0; i < count; i++) {
         if (iov[i].iov_len == 0) continue;
-        ssize_t r = netmp_send(socket, iov[i].iov_base, iov[i].iov_len, flags | (done > 0 ? MSG_DONTWAIT : 0), 0, 0, 0);
+        ssize_t r = netmp_send(socket, iov[i].iov_base, iov[i].iov_len, flags | (done > 0 ? MSG_DONTWAIT : 0), 0, NULL, 0);
         if (r < 0) return done > 0 ? done : r;
         done += r;
         if ((size_t)r < iov[i].iov_len) break;
@@ -557,7 +588,7 @@ static ssize_t gather_send(void *socket, const struct iovec *iov, int count, int
 }
 
 static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count, int flags,
-                               uint32_t *ip, uint16_t *port, int *truncated) {
+                               uint8_t *source, uint16_t *port, int *truncated) {
     if (count < 0 || count > IOV_MAX) return -EINVAL;
     if (!netmp_is_stream(socket)) {
         size_t total = 0;
@@ -566,7 +597,7 @@ static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count,
         char *buffer = total <= sizeof stack_buffer ? stack_buffer : malloc(total);
         if (!buffer) return -ENOMEM;
         ssize_t full = 0;
-        ssize_t r = netmp_recv(socket, buffer, total, flags & ~MSG_TRUNC, ip, port, &full);
+        ssize_t r = netmp_recv(socket, buffer, total, flags & ~MSG_TRUNC, source, port, &full);
         if (r >= 0) {
             size_t at = 0;
             for (int i = 0; i < count && at < (size_t)r; i++) {
@@ -583,7 +614,7 @@ static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count,
     ssize_t done = 0;
     for (int i = 0; i < count; i++) {
         if (iov[i].iov_len == 0) continue;
-        ssize_t r = netmp_recv(socket, iov[i].iov_base, iov[i].iov_len, flags | (done > 0 ? MSG_DONTWAIT : 0), ip, port, NULL);
+        ssize_t r = netmp_recv(socket, iov[i].iov_base, iov[i].iov_len, flags | (done > 0 ? MSG_DONTWAIT : 0), source, port, NULL);
         if (r < 0) return done > 0 ? done : r;
         done += r;
         if ((size_t)r < iov[i].iov_len) break;
@@ -594,7 +625,7 @@ static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count,
 ssize_t writev(int fd, const struct iovec *iov, int count) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(writev)(fd, iov, count);
-    return sent(gather_send(socket, iov, count, 0, 0, 0, 0), 0);
+    return sent(gather_send(socket, iov, count, 0, 0, NULL, 0), 0);
 }
 
 ssize_t readv(int fd, const struct iovec *iov, int count) {
@@ -608,29 +639,27 @@ ssize_t sendmsg(int fd, const struct msghdr *message, int flags) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(sendmsg)(fd, message, flags);
     int has_destination = 0;
-    uint32_t ip = 0;
+    uint8_t destination[16] = { 0 };
     uint16_t port = 0;
     if (message->msg_name && message->msg_namelen && netmp_is_stream(socket)) {
         has_destination = 1; // TCP does not look at it (Linux's tcp_sendmsg)
     } else if (message->msg_name && message->msg_namelen) {
-        if (!is_inet(message->msg_name, message->msg_namelen)) { errno = EINVAL; return -1; }
-        const struct sockaddr_in *in = message->msg_name;
-        has_destination = 1;
-        ip = ntohl(in->sin_addr.s_addr);
-        port = ntohs(in->sin_port);
-        int moved = datagram_to_kernel(fd, socket, ip);
+        has_destination = read_destination(socket, message->msg_name, message->msg_namelen, destination, &port);
+        if (has_destination < 0) return (ssize_t)fail(has_destination);
+        int moved = has_destination ? datagram_to_kernel(fd, socket, destination) : 0;
         if (moved) return moved < 0 ? -1 : REAL(sendmsg)(fd, message, flags);
     }
-    return sent(gather_send(socket, message->msg_iov, (int)message->msg_iovlen, flags, has_destination, ip, port), flags);
+    return sent(gather_send(socket, message->msg_iov, (int)message->msg_iovlen, flags, has_destination, destination, port),
+                flags);
 }
 
 ssize_t recvmsg(int fd, struct msghdr *message, int flags) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(recvmsg)(fd, message, flags);
-    uint32_t ip = 0;
+    uint8_t source[16] = { 0 };
     uint16_t port = 0;
     int truncated = 0;
-    ssize_t r = scatter_receive(socket, message->msg_iov, (int)message->msg_iovlen, flags, &ip, &port, &truncated);
+    ssize_t r = scatter_receive(socket, message->msg_iov, (int)message->msg_iovlen, flags, source, &port, &truncated);
     if (r < 0) return fail(r);
     message->msg_flags = truncated ? MSG_TRUNC : 0;
     message->msg_controllen = 0; // no ancillary data from netmp
@@ -638,7 +667,7 @@ ssize_t recvmsg(int fd, struct msghdr *message, int flags) {
         message->msg_namelen = 0; // Linux's TCP gives no source address (tcp_recvmsg)
     } else if (message->msg_name) {
         socklen_t length = message->msg_namelen;
-        fill_address(message->msg_name, &length, ip, port);
+        fill_name(netmp_is_ipv6(socket), message->msg_name, &length, source, port);
         message->msg_namelen = length;
     }
     return r;
@@ -696,7 +725,7 @@ ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
     size_t n = count < sizeof buffer ? count : sizeof buffer;
     ssize_t got = offset ? REAL(pread)(in_fd, buffer, n, *offset) : REAL(read)(in_fd, buffer, n);
     if (got <= 0) return got;
-    ssize_t r = netmp_send(socket, buffer, (size_t)got, 0, 0, 0, 0);
+    ssize_t r = netmp_send(socket, buffer, (size_t)got, 0, 0, NULL, 0);
     // Without an offset the file position moved by what was read: give back what was not sent.
     if (!offset && r < got) lseek(in_fd, (r < 0 ? 0 : r) - got, SEEK_CUR);
     if (r < 0) return sent(r, 0);

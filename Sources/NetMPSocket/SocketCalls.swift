@@ -10,6 +10,13 @@ import Synchronization
 /// closes when the last of them does (as a kernel file does).
 final class ShimSocket: @unchecked Sendable {
     enum Kind { case stream(StreamSocket), datagram(DatagramSocket) }
+    /// AF_INET6 (of either kind).
+    var isIPv6: Bool {
+        switch kind {
+        case .stream(let s): s.family == .ipv6
+        case .datagram(let d): d.family == .ipv6
+        }
+    }
     let descriptors = Atomic<Int>(1)
     let recorded = PthreadLock()
     /// Every option the program set, in the order first set, with its last value as
@@ -135,8 +142,6 @@ final class ShimSocket: @unchecked Sendable {
 /// -errno for a SocketError, as the C ABI returns failures.
 @inline(__always) func failure(_ error: SocketError) -> Int32 { -error.errno }
 
-func endpoint(_ address: UInt32, _ port: UInt16) -> Endpoint { Endpoint(IPv4Address(address), port) }
-
 /// An endpoint from the shim's 16 network-order bytes (IPv6, or IPv4 mapped) and port.
 func endpoint(_ bytes: UnsafePointer<UInt8>, _ port: UInt16) -> Endpoint {
     Endpoint(IPAddress(IPv6Address.read(from: UnsafeRawBufferPointer(start: bytes, count: 16), at: 0)), port)
@@ -152,8 +157,7 @@ public func netmpServesIPv6() -> Int32 { processClient.map { $0.configuration.ip
 
 @_cdecl("netmp_is_ipv6")
 public func netmpIsIPv6(_ handle: UnsafeMutableRawPointer) -> Int32 {
-    if case .stream(let s) = socket(handle).kind, s.family == .ipv6 { return 1 }
-    return 0
+    socket(handle).isIPv6 ? 1 : 0
 }
 
 @_cdecl("netmp_running")
@@ -162,7 +166,7 @@ public func netmpRunning() -> Int32 { processClient == nil ? 0 : 1 }
 /// socket(): `stream` 1 for TCP, 0 for UDP; `fd` is the eventfd that stands for it.
 @_cdecl("netmp_socket_create")
 public func netmpSocketCreate(_ stream: Int32, _ fd: Int32, _ cloexec: Int32, _ ipv6: Int32) -> UnsafeMutableRawPointer? {
-    guard let client = processClient, ipv6 == 0 || stream != 0 else { return nil }
+    guard let client = processClient else { return nil }
     let shim: ShimSocket
     if stream != 0 {
         let socket = StreamSocket(client: client, family: ipv6 != 0 ? .ipv6 : .ipv4)
@@ -171,7 +175,7 @@ public func netmpSocketCreate(_ stream: Int32, _ fd: Int32, _ cloexec: Int32, _ 
         shim = ShimSocket(.stream(socket))
         claim(shim)
     } else {
-        let socket = DatagramSocket(client: client)
+        let socket = DatagramSocket(client: client, family: ipv6 != 0 ? .ipv6 : .ipv4)
         socket.descriptor.store(fd, ordering: .releasing)
         shim = ShimSocket(.datagram(socket))
     }
@@ -339,7 +343,7 @@ let messagePeek: Int32 = 0x02, messageTruncate: Int32 = 0x20, messageDontWait: I
 /// send() family: bytes taken, or -errno. `hasDestination` for sendto on UDP.
 @_cdecl("netmp_send")
 public func netmpSend(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRawPointer?, _ count: Int, _ flags: Int32,
-                      _ hasDestination: Int32, _ address: UInt32, _ port: UInt16) -> Int {
+                      _ hasDestination: Int32, _ address: UnsafePointer<UInt8>?, _ port: UInt16) -> Int {
     let held = hold(handle)
     defer { held.release() }
     let buffer = UnsafeRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
@@ -351,7 +355,9 @@ public func netmpSend(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRawPoint
             if flags & messageDontWait != 0 { options.insert(.dontWait) }
             return try s.send(buffer, flags: options)
         case .datagram(let d):
-            return try d.send(buffer, to: hasDestination != 0 ? endpoint(address, port) : nil, dontWait: flags & messageDontWait != 0)
+            let destination = hasDestination != 0 ? address.map { endpoint($0, port) } : nil
+            if hasDestination != 0 && destination == nil { return -Int(EFAULT) }
+            return try d.send(buffer, to: destination, dontWait: flags & messageDontWait != 0)
         }
     } catch { return -Int(error.errno) }
 }
@@ -360,7 +366,7 @@ public func netmpSend(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRawPoint
 /// datagram's whole length (MSG_TRUNC); for TCP `*full` is the bytes copied.
 @_cdecl("netmp_recv")
 public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableRawPointer?, _ count: Int, _ flags: Int32,
-                      _ address: UnsafeMutablePointer<UInt32>?, _ port: UnsafeMutablePointer<UInt16>?,
+                      _ address: UnsafeMutablePointer<UInt8>?, _ port: UnsafeMutablePointer<UInt16>?,
                       _ full: UnsafeMutablePointer<Int>?) -> Int {
     let held = hold(handle)
     defer { held.release() }
@@ -378,7 +384,7 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
             return n
         case .datagram(let d):
             let (length, source) = try d.receive(into: buffer, peek: flags & messagePeek != 0, dontWait: flags & messageDontWait != 0)
-            address?.pointee = source.ipv4Value
+            if let address { write(source.address, to: address) }
             port?.pointee = source.port
             full?.pointee = length
             return flags & messageTruncate != 0 ? length : min(length, count)

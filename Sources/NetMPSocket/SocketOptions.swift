@@ -63,11 +63,17 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
         return max(0, tv.tv_sec * 1_000_000_000 + tv.tv_usec * 1000)
     }
     switch (level, shim.kind) {
-    case (OptionName.ipprotoIPv6, .stream(let s)) where s.family == .ipv6:
+    case (OptionName.ipprotoIPv6, _) where shim.isIPv6:
         if OptionName.recordedIPv6.contains(name) { return record() }
         guard name == OptionName.v6Only else { return -ENOPROTOOPT }
         guard let v = integer() else { return -EINVAL }
-        do { try s.setV6Only(v != 0); return 0 } catch { return failure(error) }
+        do {
+            switch shim.kind {
+            case .stream(let s): try s.setV6Only(v != 0)
+            case .datagram(let d): try d.setV6Only(v != 0)
+            }
+            return 0
+        } catch { return failure(error) }
     case (OptionName.solSocket, _) where OptionName.recordedSocket.contains(name): return record()
     case (OptionName.ipprotoIP, _) where OptionName.recordedIP.contains(name): return record()
     case (OptionName.ipprotoTCP, .stream) where OptionName.recordedTCP.contains(name): return record()
@@ -166,8 +172,7 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
         switch name {
         case OptionName.type: return put(isStream ? 1 : 2) // SOCK_STREAM, SOCK_DGRAM
         case OptionName.domain:                             // AF_INET, AF_INET6
-            if case .stream(let s) = shim.kind, s.family == .ipv6 { return put(10) }
-            return put(2)
+            return put(shim.isIPv6 ? 10 : 2)
         case OptionName.proto: return put(isStream ? 6 : 17)
         case OptionName.error:
             switch shim.kind {
@@ -179,8 +184,13 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
         if OptionName.recordedSocket.contains(name) { return recorded() }
     }
     if level == OptionName.ipprotoIP && OptionName.recordedIP.contains(name) { return recorded(name == 2 ? 64 : 0) }
-    if level == OptionName.ipprotoIPv6, case .stream(let s) = shim.kind, s.family == .ipv6 {
-        if name == OptionName.v6Only { return put(s.v6Only ? 1 : 0) }
+    if level == OptionName.ipprotoIPv6 && shim.isIPv6 {
+        if name == OptionName.v6Only {
+            switch shim.kind {
+            case .stream(let s): return put(s.v6Only ? 1 : 0)
+            case .datagram(let d): return put(d.v6Only ? 1 : 0)
+            }
+        }
         if OptionName.recordedIPv6.contains(name) { return recorded(name == 16 ? 64 : 0) }
         return -ENOPROTOOPT
     }

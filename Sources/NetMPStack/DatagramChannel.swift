@@ -1,4 +1,5 @@
 import CNetMPChannel
+import Glibc
 import NetMPTCP
 import NetMPWire
 import Synchronization
@@ -23,8 +24,16 @@ public final class DatagramChannel: @unchecked Sendable {
     public let outgoing: SendRing
     /// The core that sends this socket's datagrams.
     public let homeCore: Int
-    /// connect(): only datagrams from this peer are received (0: any). address << 16 | port.
-    let peer: UnsafeMutablePointer<Atomic<UInt64>>
+    /// connect(): only datagrams from this peer are received. The peer is two address
+    /// halves and a port under a version word (a seqlock: odd while connect writes), so a
+    /// core reads a whole one without a lock; see `loadPeer`.
+    let peerVersion: UnsafeMutablePointer<Atomic<UInt32>>
+    let peerHigh, peerLow: UnsafeMutablePointer<Atomic<UInt64>>
+    let peerPort: UnsafeMutablePointer<Atomic<UInt32>>
+    /// Whose datagrams the socket takes, and the address they must be sent to (nil: any of
+    /// ours), as bind set them: read once from the slot when the view is made.
+    public let families: AddressFamilies
+    public let boundAddress: IPAddress?
     let outputRequested: UnsafeMutablePointer<Atomic<UInt32>>
     let turn: UnsafeMutablePointer<Atomic<Int>>
     let overflowCount: UnsafeMutablePointer<Atomic<Int>>
@@ -35,10 +44,18 @@ public final class DatagramChannel: @unchecked Sendable {
     public let lease: SlotLease?
 
     /// A channel with memory of its own.
-    public convenience init(port: UInt16, cores: Int, homeCore: Int, queueCapacity: Int = 256 << 10, sendCapacity: Int = 256 << 10) {
+    public convenience init(port: UInt16, cores: Int, homeCore: Int, families: AddressFamilies = .ipv4, boundAddress: IPAddress? = nil,
+                            queueCapacity: Int = 256 << 10, sendCapacity: Int = 256 << 10) {
+        let slot = UnsafeMutableRawPointer.zeroed(netmp_datagram_slot.self, alignment: 64)
+        Self.describe(slot, families: families, boundAddress: boundAddress)
         self.init(port: port, homeCore: homeCore, queues: (0..<cores).map { _ in DatagramQueue(capacity: queueCapacity) },
-                  outgoing: SendRing(capacity: sendCapacity), slot: .zeroed(netmp_datagram_slot.self, alignment: 64), lease: nil,
-                  doorbell: Doorbell())
+                  outgoing: SendRing(capacity: sendCapacity), slot: slot, lease: nil, doorbell: Doorbell())
+    }
+
+    /// Writes what bind decided into the slot's words, before any core reads them.
+    static func describe(_ words: UnsafeMutableRawPointer, families: AddressFamilies, boundAddress: IPAddress?) {
+        words.storeBytes(of: UInt16(families.rawValue), toByteOffset: offset(\Slot.families), as: UInt16.self)
+        words.storeAddress(boundAddress ?? IPAddress(IPv6Address.any), at: offset(\Slot.bound_address))
     }
 
     typealias Slot = netmp_datagram_slot
@@ -47,8 +64,8 @@ public final class DatagramChannel: @unchecked Sendable {
     /// A channel in a slot leased from `table`: each core's queue and then the send ring in
     /// the slot's stride, the queues made smaller where many cores would not fit. Nil when
     /// the table is full or the strides are too small.
-    public convenience init?(in table: SocketTable, port: UInt16, cores: Int, homeCore: Int,
-                             queueCapacity: Int = 256 << 10, sendCapacity: Int = 256 << 10) {
+    public convenience init?(in table: SocketTable, port: UInt16, cores: Int, homeCore: Int, families: AddressFamilies = .ipv4,
+                             boundAddress: IPAddress? = nil, queueCapacity: Int = 256 << 10, sendCapacity: Int = 256 << 10) {
         let queueBlock = MemoryLayout<netmp_record_queue>.size
         let sendArea = ClientRegion.pageAligned(MemoryLayout<netmp_send_ring>.size + sendCapacity)
         let memory = table.memory
@@ -63,6 +80,7 @@ public final class DatagramChannel: @unchecked Sendable {
         words.storeBytes(of: UInt16(cores), toByteOffset: Self.offset(\Slot.cores), as: UInt16.self)
         words.storeBytes(of: UInt32(capacity), toByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self)
         words.storeBytes(of: UInt32(sendCapacity), toByteOffset: Self.offset(\Slot.send_capacity), as: UInt32.self)
+        Self.describe(words, families: families, boundAddress: boundAddress)
         let doorbell = Doorbell(in: lease)
         doorbell.name(in: words, at: Self.offset(\Slot.doorbell_slot))
         self.init(lease: lease, doorbell: doorbell)
@@ -118,7 +136,15 @@ public final class DatagramChannel: @unchecked Sendable {
         self.outgoing = outgoing
         self.lease = lease
         self.slot = slot
-        peer = slot.atomic(UInt64.self, at: MemoryLayout<Slot>.offset(of: \Slot.peer)!)
+        peerVersion = slot.atomic(UInt32.self, at: Self.offset(\Slot.peer_version))
+        peerHigh = slot.atomic(UInt64.self, at: Self.offset(\Slot.peer_address))
+        peerLow = slot.atomic(UInt64.self, at: Self.offset(\Slot.peer_address) + 8)
+        peerPort = slot.atomic(UInt32.self, at: Self.offset(\Slot.peer_port))
+        // Read once: what the application writes after bind changes nothing on a core.
+        let familyBits = UInt8(truncatingIfNeeded: slot.load(fromByteOffset: Self.offset(\Slot.families), as: UInt16.self))
+        families = familyBits == 0 ? .ipv4 : AddressFamilies(rawValue: familyBits)
+        let bound = slot.loadAddress(at: Self.offset(\Slot.bound_address))
+        boundAddress = bound.isUnspecified ? nil : bound
         outputRequested = slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.output_requested)!)
         turn = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.turn)!)
         overflowCount = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.overflows)!)
@@ -152,12 +178,68 @@ public final class DatagramChannel: @unchecked Sendable {
     }
     deinit { if lease == nil { slot.deallocate() } }
 
+    /// The connected peer (nil: none), as the application sees it.
     public var connectedPeer: Endpoint? {
-        let v = peer.pointee.load(ordering: .acquiring)
-        return v == 0 ? nil : Endpoint(IPv4Address(UInt32(truncatingIfNeeded: v >> 16)), UInt16(truncatingIfNeeded: v))
+        // Only a writer that died mid-write leaves the version odd: then it is read as it is.
+        for _ in 0..<1000 {
+            if case .settled(let peer) = loadPeer() { return peer }
+            sched_yield()
+        }
+        return nil
     }
+
+    public enum PeerRead: Equatable { case settled(Endpoint?), changing }
+    /// In the peer's port word beside the port: connected (to port 0 too, as Linux allows).
+    static let connectedBit: UInt32 = 1 << 16
+
+    /// One bounded look at the peer: a core never waits for an application thread, so a
+    /// peer being written (or a version left odd) reads as `changing`.
+    public func loadPeer() -> PeerRead {
+        for _ in 0..<4 {
+            let before = peerVersion.pointee.load(ordering: .acquiring)
+            guard before & 1 == 0 else { continue }
+            let high = peerHigh.pointee.load(ordering: .relaxed), low = peerLow.pointee.load(ordering: .relaxed)
+            let port = peerPort.pointee.load(ordering: .relaxed)
+            atomicMemoryFence(ordering: .acquiring)
+            guard peerVersion.pointee.load(ordering: .relaxed) == before else { continue }
+            guard port & Self.connectedBit != 0 else { return .settled(nil) }
+            return .settled(Endpoint(IPAddress(IPv6Address(high: high, low: low)), UInt16(truncatingIfNeeded: port)))
+        }
+        return .changing
+    }
+
+    /// connect(): sets the peer, or clears it (nil). Writers take turns by moving the
+    /// version from even to odd; one that finds it odd for long (a writer that died) goes on.
     public func connect(to remote: Endpoint?) {
-        peer.pointee.store(remote.map { UInt64($0.ipv4Value) << 16 | UInt64($0.port) } ?? 0, ordering: .releasing)
+        var version = peerVersion.pointee.load(ordering: .relaxed)
+        for attempt in 0... {
+            if version & 1 == 0 || attempt > 1000 {
+                let (exchanged, found) = peerVersion.pointee.compareExchange(expected: version, desired: version | 1,
+                                                                             ordering: .acquiring)
+                if exchanged { break }
+                version = found
+            } else {
+                sched_yield()
+                version = peerVersion.pointee.load(ordering: .relaxed)
+            }
+        }
+        let address = remote?.address.bits ?? .any
+        peerHigh.pointee.store(address.high, ordering: .relaxed)
+        peerLow.pointee.store(address.low, ordering: .relaxed)
+        peerPort.pointee.store(remote.map { Self.connectedBit | UInt32($0.port) } ?? 0, ordering: .relaxed)
+        peerVersion.pointee.store((version | 1) &+ 1, ordering: .releasing)
+    }
+
+    /// Core: whether a datagram from `source` to `destination` is this socket's: of a
+    /// family it takes, to the address it bound (if it bound one), from its peer (if
+    /// connected; Linux's __udp4_lib_lookup scoring, which makes a mismatch "no socket").
+    public func takes(from source: Endpoint, to destination: IPAddress) -> Bool {
+        guard families.takes(source.address) else { return false }
+        if let boundAddress, boundAddress != destination { return false }
+        switch loadPeer() {
+        case .settled(let peer): return peer == nil || peer == source
+        case .changing: return true // connect() is moving it: as if the datagram came a moment before
+        }
     }
 
     // MARK: Cores
@@ -200,13 +282,15 @@ public final class DatagramChannel: @unchecked Sendable {
 }
 
 /// One core's queue of received datagrams: one producer (the core), any number of readers.
-/// Each record is a 12-byte header (length, source address and port) and the payload; a
-/// reader copies a whole record and then claims it by CAS on `head`, like ReceiveRing.
+/// Each record is a 24-byte header (length, source port, source address as two halves)
+/// and the payload; a reader copies a whole record and then claims it by CAS on `head`,
+/// like ReceiveRing.
 public final class DatagramQueue: @unchecked Sendable {
     public let storage: RingStorage
     /// In the queue's control block (`netmp_record_queue`), in front of its records.
     let tail, head: UnsafeMutablePointer<Atomic<Int>>
-    static let headerLength = 12
+    static let headerLength = 24
+    typealias Header = (length: UInt32, port: UInt32, high: UInt64, low: UInt64)
     /// The producing core's own view of the positions (a client can write the block).
     var owner: ProducerPositions
 
@@ -230,7 +314,7 @@ public final class DatagramQueue: @unchecked Sendable {
         let size = Self.headerLength + payload.count
         guard storage.capacity &- owner.unread() >= size else { return false }
         let t = owner.tail
-        var header: (UInt32, UInt32, UInt32) = (UInt32(payload.count), source.ipv4Value, UInt32(source.port))
+        var header: Header = (UInt32(payload.count), UInt32(source.port), source.address.bits.high, source.address.bits.low)
         withUnsafeBytes(of: &header) { storage.copyIn($0, at: t) }
         storage.copyIn(payload, at: t &+ Self.headerLength)
         owner.publish(size)
@@ -252,15 +336,16 @@ public final class DatagramQueue: @unchecked Sendable {
         while true {
             let h = head.pointee.load(ordering: .acquiring)
             guard tail.pointee.load(ordering: .acquiring) != h else { return nil }
-            var header: (UInt32, UInt32, UInt32) = (0, 0, 0)
+            var header: Header = (0, 0, 0, 0)
             withUnsafeMutableBytes(of: &header) { storage.copyOut(from: h, count: Self.headerLength, into: $0) }
-            let length = Int(header.0)
+            let length = Int(header.length)
             let copied = min(length, buffer.count)
             storage.copyOut(from: h &+ Self.headerLength, count: copied, into: buffer)
             let claimed = peek ? head.pointee.load(ordering: .acquiring) == h
                 : head.pointee.compareExchange(expected: h, desired: h &+ Self.headerLength &+ length, ordering: .acquiringAndReleasing).exchanged
             if claimed {
-                return (length, Endpoint(IPv4Address(header.1), UInt16(truncatingIfNeeded: header.2)))
+                let source = IPAddress(IPv6Address(high: header.high, low: header.low))
+                return (length, Endpoint(source, UInt16(truncatingIfNeeded: header.port)))
             }
         }
     }

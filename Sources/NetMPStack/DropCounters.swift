@@ -22,7 +22,7 @@ public enum PolicyDrop: String, CaseIterable, Sendable {
     case frameTooLarge = "frame-too-large"
     case loopbackQueueFull = "loopback-queue-full"  // a frame to our own address found no room
     case ipv6NotForUs = "ipv6-not-for-us"           // not one of our ready addresses or joined groups
-    case ipv6BadSource = "ipv6-bad-source"          // a multicast source (RFC 4291 2.7)
+    case ipv6BadSource = "ipv6-bad-source"          // a multicast source (RFC 4291 2.7), or a datagram from ::
     case ipv6Fragment = "ipv6-fragment"             // netmp does not reassemble yet: counted and dropped
     case ipv6ParameterProblem = "ipv6-parameter-problem" // refused with an ICMPv6 parameter problem
     case ipv6UnsupportedNextHeader = "ipv6-unsupported-next-header"

@@ -45,16 +45,7 @@ extension Host {
         switch chain.upperLayer {
         case IPv6NextHeader.icmpv6: receiveICMPv6(payload, header: header, toUs: toUs, now: now, sink: &sink)
         case IPv6NextHeader.noNextHeader: counters.drops.count(.ipv6NoNextHeader)
-        case IPProtocol.udp where toUs:
-            // A datagram whose checksum fails is dropped as IPv4's is, not answered. No
-            // socket takes UDP over IPv6 yet: every port is closed, as RFC 4443 3.1 answers it.
-            do {
-                _ = try UDPHeader(parsing: payload, addresses: .v6(source: header.source, destination: header.destination),
-                                  verifyChecksum: !checksumsTrusted)
-            } catch { counters.drops.count(error); return }
-            counters.drops.count(.udpNoSocket)
-            sendICMPv6Error(type: ICMPv6Message.Kind.destinationUnreachable, code: ICMPv6Message.UnreachableCode.port,
-                            for: packet, header: header, now: now, sink: &sink)
+        case IPProtocol.udp: receiveUDP6(payload, packet: packet, header: header, toUs: toUs, now: now, sink: &sink)
         case IPProtocol.tcp where toUs: receiveTCPv6(payload, header: header, now: now, sink: &sink)
         default:
             counters.drops.count(.ipv6UnsupportedNextHeader)
@@ -102,14 +93,45 @@ extension Host {
         }
     }
 
-    /// An ICMPv6 error about a TCP segment we sent goes to its connection (RFC 4443 3,
-    /// RFC 8201 for packet too big); UDP sockets are IPv4 only so far.
+    /// An ICMPv6 error about a packet we sent goes to the transport that sent it: a TCP
+    /// segment's to its connection (RFC 4443 3, RFC 8201 for packet too big), a UDP
+    /// datagram's to the socket bound to its source port (`datagramErrorHandler`).
     func reportError(_ kind: ICMPErrorReport.Kind, quoted: QuotedIPv6Packet, now: Instant, sink: inout some FrameSink) {
-        guard let tcp, quoted.upperLayer == IPProtocol.tcp, let ports = quoted.ports,
-              ipv6.state(of: quoted.header.source) != nil else { counters.drops.count(.icmpIgnored); return }
+        guard let ports = quoted.ports, ipv6.state(of: quoted.header.source) != nil else {
+            counters.drops.count(.icmpIgnored); return
+        }
         let tuple = FourTuple(local: Endpoint(quoted.header.source, ports.source),
                               remote: Endpoint(quoted.header.destination, ports.destination))
-        tcp.icmpError(kind, about: tuple, now: now, host: self, sink: &sink)
+        switch quoted.upperLayer {
+        case IPProtocol.tcp where tcp != nil: tcp?.icmpError(kind, about: tuple, now: now, host: self, sink: &sink)
+        case IPProtocol.udp where datagramErrorHandler != nil: datagramErrorHandler?(kind, tuple)
+        default: counters.drops.count(.icmpIgnored)
+        }
+    }
+
+    /// A UDP datagram over IPv6 (RFC 8200 8.1: a zero checksum is not "none" as on IPv4,
+    /// the parse refuses it). To the socket bound to its port; nobody there is answered
+    /// with port unreachable (RFC 4443 3.1), unless it went to a group.
+    func receiveUDP6(_ bytes: UnsafeRawBufferPointer, packet: UnsafeRawBufferPointer, header: IPv6Header, toUs: Bool,
+                     now: Instant, sink: inout some FrameSink) {
+        let udp: UDPHeader
+        do {
+            udp = try UDPHeader(parsing: bytes, addresses: .v6(source: header.source, destination: header.destination),
+                                verifyChecksum: !checksumsTrusted)
+        } catch { counters.drops.count(error); return }
+        guard !header.source.isUnspecified else { counters.drops.count(.ipv6BadSource); return }
+        let payload = UnsafeRawBufferPointer(rebasing: bytes[UDPHeader.length..<udp.datagramLength])
+        let source = Endpoint(header.source, udp.sourcePort)
+        switch udpReceiver?(udp.destinationPort, payload, source, IPAddress(header.destination)) ?? .noSocket {
+        case .delivered: return
+        case .queueFull: counters.drops.count(.udpQueueFull); return
+        case .noSocket: break
+        }
+        counters.drops.count(.udpNoSocket)
+        if toUs {
+            sendICMPv6Error(type: ICMPv6Message.Kind.destinationUnreachable, code: ICMPv6Message.UnreachableCode.port,
+                            for: packet, header: header, now: now, sink: &sink)
+        }
     }
 
     /// ICMPv6's destination-unreachable codes in ICMPv4's terms, so one errno table serves
@@ -241,11 +263,14 @@ extension Host {
         let ipOffset = EthernetFrameView.headerLength
         let transportOffset = ipOffset + IPv6Header.length
         var frameOffload = offload.placed(at: transportOffset, ipv6: true)
-        if IPv6Header.length + payloadLength > routers6.mtu ?? configuration.mtu {
-            guard offload.segments, !offload.datagrams, offloads.tcpSegmentation6, payloadLength <= Int(UInt16.max) else {
+        // As for IPv4: a run of datagrams is always cut, a TCP super-segment when it exceeds the MTU.
+        if IPv6Header.length + payloadLength > routers6.mtu ?? configuration.mtu || (offload.datagrams && offload.segments) {
+            let segmenting = offload.datagrams ? offloads.udpSegmentation : offloads.tcpSegmentation6
+            guard offload.segments, segmenting, payloadLength <= Int(UInt16.max) else {
                 counters.drops.count(.frameTooLarge); return .failure(.tooLarge)
             }
             frameOffload.segmentSize = offload.segmentSize
+            frameOffload.datagrams = offload.datagrams
         }
         let toOurs = ipv6.state(of: destination) != nil
         let onLink = toOurs || destination.isMulticast || ipv6.isOnLink(destination) || routers6.isOnLink(destination, now: now)

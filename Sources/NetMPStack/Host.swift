@@ -70,8 +70,13 @@ public final class Host {
     public var icmpErrorHandler: ((ICMPErrorReport) -> Void)?
     /// The TCP sockets on this host; without it every segment is answered as CLOSED.
     public var tcp: TCPEndpoints?
-    /// Hands a UDP payload to the socket bound to the port (the runtime's per-core table).
-    public var udpReceiver: ((_ port: UInt16, _ payload: UnsafeRawBufferPointer, _ source: Endpoint) -> UDPDelivery)?
+    /// An ICMP or ICMPv6 error about a UDP datagram we sent, with the datagram's ports and
+    /// addresses (the runtime hands it to the socket bound to `local.port`).
+    public var datagramErrorHandler: ((_ kind: ICMPErrorReport.Kind, _ datagram: FourTuple) -> Void)?
+    /// Hands a UDP payload of either family to the socket bound to the port (the runtime's
+    /// per-core table), which decides by `source` and `destination` whether it is its own.
+    public var udpReceiver: ((_ port: UInt16, _ payload: UnsafeRawBufferPointer, _ source: Endpoint,
+                              _ destination: IPAddress) -> UDPDelivery)?
 
     public enum UDPDelivery: Sendable { case delivered, noSocket, queueFull }
 
@@ -87,6 +92,11 @@ public final class Host {
     let loopback = LoopbackQueue()
 
     public var address: IPv4Address { configuration.address }
+    /// One of this host's addresses, of either family (an IPv6 one in any detection state).
+    public func isOurs(_ candidate: IPAddress) -> Bool {
+        if let v4 = candidate.v4 { return v4 == address }
+        return ipv6.state(of: candidate.bits) != nil
+    }
     public var mac: MACAddress { configuration.mac }
     var subnetMask: UInt32 { IPv4Address.mask(prefixLength: configuration.prefixLength) }
     var subnetBroadcast: IPv4Address { IPv4Address(address.value | ~subnetMask) }
@@ -213,11 +223,15 @@ public final class Host {
     func reportError(_ kind: ICMPErrorReport.Kind, from reporter: IPv4Address, quoted: QuotedDatagram, now: Instant,
                      sink: inout some FrameSink) {
         // Only errors about datagrams we sent concern us (RFC 5927 asks for this check).
-        guard quoted.header.source == address, tcp != nil || icmpErrorHandler != nil else {
+        guard quoted.header.source == address, tcp != nil || icmpErrorHandler != nil || datagramErrorHandler != nil else {
             counters.drops.count(.icmpIgnored); return
         }
         let report = ICMPErrorReport(kind: kind, reporter: reporter, quoted: quoted)
         if quoted.header.proto == IPProtocol.tcp { tcp?.icmpError(report, now: now, host: self, sink: &sink) }
+        if quoted.header.proto == IPProtocol.udp {
+            datagramErrorHandler?(kind, FourTuple(local: Endpoint(quoted.header.source, quoted.sourcePort),
+                                                  remote: Endpoint(quoted.header.destination, quoted.destinationPort)))
+        }
         icmpErrorHandler?(report)
     }
 
@@ -228,7 +242,8 @@ public final class Host {
                                  verifyChecksum: !checksumsTrusted) }
         catch { counters.drops.count(error); return }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[UDPHeader.length..<udp.datagramLength])
-        switch udpReceiver?(udp.destinationPort, payload, Endpoint(header.source, udp.sourcePort)) ?? .noSocket {
+        switch udpReceiver?(udp.destinationPort, payload, Endpoint(header.source, udp.sourcePort),
+                            IPAddress(header.destination)) ?? .noSocket {
         case .delivered: return
         case .queueFull: counters.drops.count(.udpQueueFull); return
         case .noSocket: break
@@ -410,34 +425,49 @@ public final class Host {
     }
 
     /// Sends one UDP datagram of `length` payload bytes that `fill` writes.
-    public func sendUDP(from port: UInt16, to destination: Endpoint, length: Int, now: Instant, sink: inout some FrameSink,
-                        fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
-        sendUDP(from: port, to: destination, datagrams: 1, each: length, now: now, sink: &sink, fill: fill)
+    public func sendUDP(from port: UInt16, address: IPAddress? = nil, to destination: Endpoint, length: Int, now: Instant,
+                        sink: inout some FrameSink, fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
+        sendUDP(from: port, address: address, to: destination, datagrams: 1, each: length, now: now, sink: &sink, fill: fill)
     }
 
     /// The most datagrams one frame carries (the kernel's UDP_MAX_SEGMENTS is 128 on
     /// recent kernels, 64 on the first that took them).
     public static let datagramsPerFrame = 64
 
-    /// Sends `datagrams` UDP datagrams of `each` payload bytes to one destination, whose
-    /// payloads `fill` writes one after another. With UDP segmentation offload they go as
-    /// one frame the kernel cuts (one write for up to `datagramsPerFrame`); otherwise the
-    /// caller sends one at a time. The checksum is the link's when it takes checksums.
-    public func sendUDP(from port: UInt16, to destination: Endpoint, datagrams: Int, each: Int, now: Instant,
-                        sink: inout some FrameSink, fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
+    /// Sends `datagrams` UDP datagrams of `each` payload bytes to one destination of either
+    /// family, whose payloads `fill` writes one after another. With UDP segmentation
+    /// offload they go as one frame the kernel cuts (one write for up to
+    /// `datagramsPerFrame`); otherwise the caller sends one at a time. The checksum is the
+    /// link's when it takes checksums. `address`: the socket's bound address (nil: ours
+    /// that suits the destination; IPv4 has one).
+    public func sendUDP(from port: UInt16, address: IPAddress? = nil, to destination: Endpoint, datagrams: Int, each: Int,
+                        now: Instant, sink: inout some FrameSink,
+                        fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
         precondition(datagrams == 1 || offloads.udpSegmentation, "a run of datagrams needs UDP segmentation offload")
-        // No UDP socket is of the IPv6 family yet: an IPv4 socket names only IPv4 peers.
-        guard let target = destination.address.v4 else { counters.drops.count(.noRoute); return .failure(.noRoute) }
-        let me = address
-        let payload = datagrams * each
-        let header = UDPHeader(sourcePort: port, destinationPort: destination.port, datagramLength: UDPHeader.length + payload)
+        let header = UDPHeader(sourcePort: port, destinationPort: destination.port,
+                               datagramLength: UDPHeader.length + datagrams * each)
         let partial = offloads.checksum
         let offload = partial ? FrameOffload(checksumOffset: 6, segmentSize: datagrams > 1 ? each : 0,
                                              headerLength: UDPHeader.length, datagrams: datagrams > 1) : .none
-        return sendIPv4(to: target, proto: IPProtocol.udp, payloadLength: header.datagramLength, now: now,
-                        sink: &sink, offload: offload) { out in
+        let addresses: IPAddressPair
+        if let target = destination.address.v4 {
+            addresses = .v4(source: address?.v4 ?? self.address, destination: target)
+        } else {
+            let target = destination.address.bits
+            guard let source = address?.v6 ?? ipv6.source(for: target) else { counters.drops.count(.noRoute); return .failure(.noRoute) }
+            addresses = .v6(source: source, destination: target)
+        }
+        func write(_ out: UnsafeMutableRawBufferPointer) {
             fill(UnsafeMutableRawBufferPointer(rebasing: out[UDPHeader.length..<header.datagramLength]))
-            header.emit(into: out, source: me, destination: target, partialChecksum: partial)
+            header.emit(into: out, addresses: addresses, partialChecksum: partial)
+        }
+        switch addresses {
+        case .v4(_, let target):
+            return sendIPv4(to: target, proto: IPProtocol.udp, payloadLength: header.datagramLength, now: now,
+                            sink: &sink, offload: offload, fill: write)
+        case .v6(let source, let target):
+            return sendIPv6(to: target, from: source, nextHeader: IPProtocol.udp, payloadLength: header.datagramLength,
+                            now: now, sink: &sink, offload: offload, fill: write)
         }
     }
 

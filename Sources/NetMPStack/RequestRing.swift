@@ -25,7 +25,7 @@ public struct Request: Equatable, Sendable {
     public var localPort: UInt16 = 0
     public var options = ConnectOptions()
     /// listen: the families of connections the listener takes.
-    public var families: ListenerFamilies = .ipv4
+    public var families: AddressFamilies = .ipv4
     /// close: with a RST.
     public var abort = false
     /// reservePort, releasePort: in UDP's namespace of ports rather than TCP's.

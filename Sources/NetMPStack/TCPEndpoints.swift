@@ -1,16 +1,6 @@
 import NetMPTCP
 import NetMPWire
 
-/// The families a listener takes connections of: an AF_INET socket IPv4 only, an AF_INET6
-/// one IPv6 only with IPV6_V6ONLY, both without.
-public struct ListenerFamilies: OptionSet, Sendable {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
-    public static let ipv4 = ListenerFamilies(rawValue: 1)
-    public static let ipv6 = ListenerFamilies(rawValue: 2)
-    public static let both: ListenerFamilies = [.ipv4, .ipv6]
-}
-
 public enum TCPTableError: Error, Equatable, Sendable {
     case addressInUse     // EADDRINUSE
     case noEphemeralPorts // EADDRNOTAVAIL
@@ -38,7 +28,7 @@ public final class TCPEndpoints {
 
     final class Listener {
         let backlog: Int
-        let families: ListenerFamilies
+        let families: AddressFamilies
         var acceptQueue: [TCPSocket] = []
         /// Where established connections go instead of `acceptQueue` (the runtime's per-core
         /// accept queue); false means that queue is full and the connection is reset.
@@ -49,7 +39,7 @@ public final class TCPEndpoints {
         /// Where a connection this listener makes gets its channel (the runtime's: a slot of
         /// the listener's client's socket table); nil, or a nil answer, gives it rings of its own.
         let channelMaker: ((TCPConfiguration) -> SocketChannel?)?
-        init(backlog: Int, families: ListenerFamilies, channelMaker: ((TCPConfiguration) -> SocketChannel?)?,
+        init(backlog: Int, families: AddressFamilies, channelMaker: ((TCPConfiguration) -> SocketChannel?)?,
              handOff: ((TCPSocket) -> Bool)?) {
             self.backlog = backlog
             self.families = families
@@ -66,7 +56,7 @@ public final class TCPEndpoints {
         unsettled.reserveCapacity(256)
     }
 
-    public func listen(port: UInt16, backlog: Int = 128, families: ListenerFamilies = .ipv4,
+    public func listen(port: UInt16, backlog: Int = 128, families: AddressFamilies = .ipv4,
                        channelMaker: ((TCPConfiguration) -> SocketChannel?)? = nil,
                        handOff: ((TCPSocket) -> Bool)? = nil) throws(TCPTableError) {
         guard listeners[port] == nil else { throw .addressInUse }
@@ -191,7 +181,7 @@ public final class TCPEndpoints {
             return true
         }
         guard let listener = listeners[header.destinationPort],
-              listener.families.contains(destination.isIPv4 ? .ipv4 : .ipv6) else { return false }
+              listener.families.takes(destination) else { return false }
         guard header.flags.contains(.syn), !header.flags.contains(.ack), !header.flags.contains(.rst) else {
             if let reset = Connection.resetFor(header, payloadLength: payload.count) {
                 host.sendBareSegment(reset, from: tuple.local.address, to: tuple.remote.address, now: now, sink: &sink)

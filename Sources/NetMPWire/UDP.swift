@@ -18,11 +18,14 @@ public struct UDPHeader: Equatable, Sendable {
     }
 
     /// Parses the datagram in `bytes`, checking its checksum against the pseudo-header of
-    /// `addresses`, of either family.
+    /// `addresses`, of either family. Zero means "no checksum" over IPv4 only.
     public init(parsing bytes: UnsafeRawBufferPointer, addresses: IPAddressPair, verifyChecksum: Bool = true) throws(WireError) {
         guard bytes.count >= Self.length else { throw .udpTruncated }
         let length = Int(bytes.be16(4))
         guard length >= Self.length, length <= bytes.count else { throw .udpBadLength }
+        if verifyChecksum, bytes.be16(6) == 0, case .v6 = addresses {
+            throw .udpZeroChecksumIPv6 // RFC 8200 8.1: over IPv6 the checksum is not optional
+        }
         if verifyChecksum && bytes.be16(6) != 0 {
             var sum = InternetChecksum()
             sum.addPseudoHeader(addresses, protocol: IPProtocol.udp, length: length)

@@ -18,6 +18,7 @@ public enum WireError: String, Error, CaseIterable, Sendable {
     case udpTruncated = "udp-truncated"
     case udpBadLength = "udp-bad-length"
     case udpBadChecksum = "udp-bad-checksum"
+    case udpZeroChecksumIPv6 = "udp-zero-checksum-ipv6"
     case tcpTruncated = "tcp-truncated"
     case tcpBadDataOffset = "tcp-bad-data-offset"
     case tcpBadChecksum = "tcp-bad-checksum"

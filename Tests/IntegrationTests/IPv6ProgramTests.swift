@@ -63,13 +63,57 @@ struct IPv6ProgramTests {
         #expect(server.terminationStatus == 0, "\((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
     }
 
+    /// UDP over IPv6: a preloaded server on [::] answers the kernel over IPv6 and over IPv4
+    /// (recvfrom names an IPv4 peer by its mapped address), and a preloaded client
+    /// reaches a kernel server at its IPv6 address, named by its own once connected.
+    @Test func udpOverIPv6_dualStackServerAndClient() throws {
+        let lab6 = try Self.lab()
+        let errors = NSTemporaryDirectory() + "/\(lab6.lab.name)-udp"
+        defer { try? FileManager.default.removeItem(atPath: errors) }
+        let server = try Shell.start(lab6.netmp(["python3", "-c", """
+            import socket
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("::", 7200)); s.settimeout(20)
+            for _ in range(2):
+                data, peer = s.recvfrom(100)
+                s.sendto(f"{peer[0]}|{data.decode()}".encode(), peer)
+            """]), stderrTo: errors)
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        usleep(500_000)
+        let client = """
+            import socket, sys
+            family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+            s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(5)
+            s.sendto(b"hi", (sys.argv[1], 7200)); print(s.recvfrom(100)[0].decode())
+            """
+        for (target, expected) in [("fd77::2", "fd77::1|hi"), ("10.77.0.2", "::ffff:10.77.0.1|hi")] {
+            let out = lab6.lab.run(["python3", "-c", client, target], timeout: 15)
+            #expect(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == expected, "\(target): \(out.stdout)\(out.stderr)")
+        }
+        server.waitUntilExit()
+        #expect(server.terminationStatus == 0, "\((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
+
+        let echo = try Shell.start(["ip", "netns", "exec", lab6.lab.name, "python3", "-c", """
+            import socket
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("fd77::1", 7201)); s.settimeout(20)
+            data, peer = s.recvfrom(100); s.sendto(data.upper(), peer)
+            """], stderrTo: errors)
+        defer { if echo.isRunning { kill(echo.processIdentifier, SIGKILL) } }
+        usleep(300_000)
+        let own = Shell.run(lab6.netmp(["python3", "-c", """
+            import socket
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.settimeout(5); s.connect(("fd77::1", 7201))
+            s.send(b"echo"); data = s.recv(100); print(s.getsockname()[0] + "|" + data.decode())
+            """]), timeout: 15)
+        #expect(own.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "fd77::2|ECHO", "\(own.stdout)\(own.stderr)")
+    }
+
     /// IPV6_V6ONLY and the errnos of IPv6 socket calls: one script, run on netmp and on
     /// the kernel in the lab (with the kernel's own addresses), prints the same lines.
     @Test func ipv6SocketCalls_answerAsLinux() throws {
         let lab6 = try Self.lab()
         let script = """
             import errno, socket, sys
-            own4, own6, peer4 = sys.argv[1:4]
+            own4, own6, peer4, peer6 = sys.argv[1:5]
             def attempt(name, f):
                 try: f(); print(name, "ok")
                 except OSError as e: print(name, errno.errorcode[e.errno])
@@ -89,9 +133,27 @@ struct IPv6ProgramTests {
             u.bind(("::ffff:0.0.0.0", 0))
             print("mapped wildcard", u.getsockname()[0])
             attempt("ipv6 level on AF_INET", lambda: socket.socket().setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1))
+            # UDP: the same rules through udpv6_sendmsg and ip6_datagram_connect.
+            d = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            print("udp domain", d.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN), d.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+            attempt("udp bind other address", lambda: d.bind(("fd77::99", 0)))
+            d.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            attempt("udp send mapped when v6only", lambda: d.sendto(b"x", ("::ffff:" + peer4, 9)))
+            print("udp bound by the send", d.getsockname()[0], d.getsockname()[1] != 0)
+            attempt("udp v6only after send", lambda: d.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0))
+            attempt("udp connect off-link", lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).connect(("fd78::1", 9)))
+            attempt("udp send off-link", lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).sendto(b"x", ("fd78::1", 9)))
+            w = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); w.bind(("::ffff:0.0.0.0", 0))
+            print("udp mapped wildcard", w.getsockname()[0])
+            attempt("udp send IPv6 from mapped", lambda: w.sendto(b"x", (peer6, 9)))
+            x = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); x.bind((own6, 0))
+            attempt("udp send mapped from IPv6", lambda: x.sendto(b"x", ("::ffff:" + peer4, 9)))
+            u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.connect((peer6, 9))
+            print("udp connected", u.getsockname()[0] == own6, u.getpeername()[:2] == (peer6, 9))
+            attempt("udp sendto port 0", lambda: u.sendto(b"x", (peer6, 0)))
             """
-        let onNetmp = Shell.run(lab6.netmp(["python3", "-c", script, "10.77.0.2", "fd77::2", "10.77.0.1"]), timeout: 15)
-        let onKernel = lab6.lab.run(["python3", "-c", script, "10.77.0.1", "fd77::1", "10.77.0.2"], timeout: 15)
+        let onNetmp = Shell.run(lab6.netmp(["python3", "-c", script, "10.77.0.2", "fd77::2", "10.77.0.1", "fd77::1"]), timeout: 15)
+        let onKernel = lab6.lab.run(["python3", "-c", script, "10.77.0.1", "fd77::1", "10.77.0.2", "fd77::2"], timeout: 15)
         #expect(onKernel.status == 0 && onKernel.stdout.contains("bound fd77::1"), "\(onKernel.stdout)\(onKernel.stderr)")
         let netmpLines = onNetmp.stdout.replacingOccurrences(of: "fd77::2", with: "fd77::1")
         #expect(netmpLines == onKernel.stdout, "netmp:\n\(onNetmp.stdout)\(onNetmp.stderr)\nkernel:\n\(onKernel.stdout)")

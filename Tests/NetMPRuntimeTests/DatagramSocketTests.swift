@@ -91,6 +91,8 @@ import Testing
         expectErrno(ENETUNREACH) { _ = try big.withUnsafeBytes { try a.send(UnsafeRawBufferPointer(rebasing: $0[0..<10]), to: Endpoint(IPv4Address(192, 0, 2, 1), 9)) } }
         expectErrno(EACCES) { _ = try big.withUnsafeBytes { try a.send(UnsafeRawBufferPointer(rebasing: $0[0..<10]), to: Endpoint(IPv4Address(10, 88, 0, 255), 9100)) } }
         #expect(a.localAddress.port != 0, "the first send bound an ephemeral port")
+        #expect(a.localAddress.address == IPAddress(IPv4Address.any), "on the wildcard address, as Linux binds it")
+        let aSeen = Endpoint(StackPair.addressA, a.localAddress.port) // how B sees A
         let b = DatagramSocket(stack: pair.b)
         try b.bind(Endpoint(IPv4Address(0), 9100))
         let clash = DatagramSocket(stack: pair.b)
@@ -105,22 +107,25 @@ import Testing
         a.setBroadcast(true)
         #expect(try big.withUnsafeBytes { try a.send(UnsafeRawBufferPointer(rebasing: $0[0..<100]), to: Endpoint(IPv4Address(10, 88, 0, 255), 9100)) } == 100)
         let (length, from) = try small.withUnsafeMutableBytes { try b.receive(into: $0) }
-        #expect(length == 100 && from == a.localAddress && small == [1, 1, 1, 1])
+        #expect(length == 100 && from == aSeen && small == [1, 1, 1, 1])
 
         // Connected, B hears only its peer: a third socket's datagram is refused (port unreachable).
         let other = DatagramSocket(stack: pair.a)
-        try b.connect(to: a.localAddress)
-        #expect(try b.peerAddress() == a.localAddress)
+        try b.connect(to: aSeen)
+        #expect(try b.peerAddress() == aSeen)
+        #expect(b.localAddress == Endpoint(StackPair.addressB, 9100), "connected: named by the address it sends from")
         _ = try big.withUnsafeBytes { try other.send(UnsafeRawBufferPointer(rebasing: $0[0..<5]), to: Endpoint(StackPair.addressB, 9100)) }
         let hello = Array("hello".utf8)
         _ = try hello.withUnsafeBytes { try a.send($0, to: Endpoint(StackPair.addressB, 9100)) }
         var buffer = [UInt8](repeating: 0, count: 64)
         let got = try buffer.withUnsafeMutableBytes { try b.receive(into: $0) }
-        #expect(got.length == 5 && Array(buffer[0..<5]) == hello && got.from == a.localAddress)
+        #expect(got.length == 5 && Array(buffer[0..<5]) == hello && got.from == aSeen)
         usleep(50_000)
         let stats: StatsSnapshot = try #require(pair.b.statsSnapshot())
         let noSocket = stats.cores.reduce(0) { total, core in total + (core.drops.first { $0.reason == "udp-no-socket" }?.count ?? 0) }
         #expect(noSocket == 1, "the stranger's datagram was refused")
+        try b.connect(to: nil)
+        #expect(b.localAddress == Endpoint(IPv4Address.any, 9100), "dissolved: the wildcard again")
         a.close(); b.close(); clash.close(); other.close()
     }
 
@@ -147,5 +152,81 @@ import Testing
         for _ in 0..<200 where !connected.readiness.contains(.error) { usleep(5000) }
         #expect(connected.readiness.contains(.error) && connected.takeError() == ECONNREFUSED)
         connected.close(); loose.close()
+    }
+
+    /// UDP over IPv6 between two stacks: a dual-stack socket on :: takes both families
+    /// (IPv4 peers at their mapped addresses) and answers each; a v6-only socket refuses
+    /// IPv4 (port unreachable, counted); one bound to an IPv6 address sends from it; the
+    /// errnos of inet6_bind, IPV6_V6ONLY and udpv6_sendmsg; a connected socket learns of a
+    /// port unreachable from ICMPv6 as from ICMP.
+    @Test func ipv6Datagrams_bothFamiliesOneSocket_errnosAsLinux() throws {
+        let pair = try StackPair(cores: 2, ipv6: true)
+        defer { pair.stop() }
+        let server = DatagramSocket(stack: pair.b, family: .ipv6)
+        try server.bind(Endpoint(IPv6Address.any, 9300))
+        server.setReceiveTimeout(2_000_000_000)
+        #expect(server.localAddress == Endpoint(IPv6Address.any, 9300))
+        let six = DatagramSocket(stack: pair.a, family: .ipv6), four = DatagramSocket(stack: pair.a)
+        six.setReceiveTimeout(2_000_000_000); four.setReceiveTimeout(2_000_000_000)
+        var buffer = [UInt8](repeating: 0, count: 64)
+        func receive(_ socket: DatagramSocket) throws -> (String, Endpoint) {
+            let (length, from) = try buffer.withUnsafeMutableBytes { try socket.receive(into: $0) }
+            return (String(decoding: buffer[0..<min(length, buffer.count)], as: UTF8.self), from)
+        }
+        // The first datagram of each waits for the neighbour; both arrive.
+        _ = try Array("six".utf8).withUnsafeBytes { try six.send($0, to: Endpoint(StackPair.address6B, 9300)) }
+        _ = try Array("four".utf8).withUnsafeBytes { try four.send($0, to: Endpoint(StackPair.addressB, 9300)) }
+        var got = [try receive(server), try receive(server)].sorted { $0.0 < $1.0 }
+        #expect(got.map(\.0) == ["four", "six"])
+        #expect(got[0].1 == Endpoint(StackPair.addressA, four.localAddress.port), "IPv4's source, as its mapped address")
+        #expect(got[1].1 == Endpoint(StackPair.address6A, six.localAddress.port))
+        for (text, peer) in got { _ = try Array(text.uppercased().utf8).withUnsafeBytes { try server.send($0, to: peer) } }
+        #expect(try receive(six) == ("SIX", Endpoint(StackPair.address6B, 9300)))
+        #expect(try receive(four) == ("FOUR", Endpoint(StackPair.addressB, 9300)))
+
+        // v6-only: IPv4 to its port finds no socket (refused, counted), IPv6 arrives.
+        let only6 = DatagramSocket(stack: pair.b, family: .ipv6)
+        try only6.setV6Only(true)
+        try only6.bind(Endpoint(IPv6Address.any, 9301))
+        expectErrno(EINVAL) { try only6.setV6Only(false) } // fixed once bound
+        only6.setReceiveTimeout(2_000_000_000)
+        _ = try Array("refused".utf8).withUnsafeBytes { try four.send($0, to: Endpoint(StackPair.addressB, 9301)) }
+        _ = try Array("taken".utf8).withUnsafeBytes { try six.send($0, to: Endpoint(StackPair.address6B, 9301)) }
+        #expect(try receive(only6).0 == "taken")
+        let ten = [UInt8](repeating: 0, count: 10)
+        expectErrno(ENETUNREACH) { _ = try ten.withUnsafeBytes { try only6.send($0, to: Endpoint(StackPair.addressA, 9)) } }
+
+        // Bound to its IPv6 address: named by it, sends from it.
+        let bound = DatagramSocket(stack: pair.b, family: .ipv6)
+        expectErrno(EADDRNOTAVAIL) { try bound.bind(Endpoint(IPv6Address("fd88::99")!, 0)) }
+        try bound.bind(Endpoint(StackPair.address6B, 0))
+        #expect(bound.localAddress.address == IPAddress(StackPair.address6B))
+        _ = try Array("from".utf8).withUnsafeBytes { try bound.send($0, to: Endpoint(StackPair.address6A, six.localAddress.port)) }
+        #expect(try receive(six) == ("from", bound.localAddress))
+        expectErrno(ENETUNREACH) { _ = try ten.withUnsafeBytes { try bound.send($0, to: Endpoint(StackPair.addressA, 9)) } }
+
+        // The errnos of the rest of the calls.
+        expectErrno(EAFNOSUPPORT) { try DatagramSocket(stack: pair.a).bind(Endpoint(StackPair.address6A, 0)) }
+        let mapped = DatagramSocket(stack: pair.a, family: .ipv6)
+        try mapped.setV6Only(true)
+        expectErrno(EINVAL) { try mapped.bind(Endpoint(StackPair.addressA, 0)) }
+        expectErrno(ENETUNREACH) { _ = try ten.withUnsafeBytes { try six.send($0, to: Endpoint(IPv6Address("fd99::1")!, 9)) } }
+        let big = [UInt8](repeating: 1, count: 1453) // 1500 - 40 - 8 = 1452 fit
+        expectErrno(EMSGSIZE) { _ = try big.withUnsafeBytes { try six.send($0, to: Endpoint(StackPair.address6B, 9300)) } }
+        #expect(try big.withUnsafeBytes { try six.send(UnsafeRawBufferPointer(rebasing: $0[0..<1452]), to: Endpoint(StackPair.address6B, 9300)) } == 1452)
+        #expect(try receive(server).1.address == IPAddress(StackPair.address6A))
+
+        // Connected to a port nobody holds: ICMPv6's port unreachable is its next call's error.
+        let connected = DatagramSocket(stack: pair.a, family: .ipv6)
+        try connected.connect(to: Endpoint(StackPair.address6B, 9399))
+        #expect(connected.localAddress.address == IPAddress(StackPair.address6A), "named by the address it sends from")
+        _ = try Array("ping".utf8).withUnsafeBytes { try connected.send($0) }
+        connected.setReceiveTimeout(2_000_000_000)
+        expectErrno(ECONNREFUSED) { _ = try receive(connected) }
+        usleep(50_000)
+        let stats: StatsSnapshot = try #require(pair.b.statsSnapshot())
+        let noSocket = stats.cores.reduce(0) { total, core in total + (core.drops.first { $0.reason == "udp-no-socket" }?.count ?? 0) }
+        #expect(noSocket == 2, "the IPv4 datagram to the v6-only port and the ping to 9399")
+        for socket in [server, six, four, only6, bound, mapped, connected] { socket.close() }
     }
 }

@@ -17,8 +17,11 @@ final class StackPair: @unchecked Sendable {
     var descriptors: [Int32] = []
     static let addressA = IPv4Address(10, 88, 0, 1)
     static let addressB = IPv4Address(10, 88, 0, 2)
+    /// With `ipv6`, each stack has an IPv6 address too (ready when init returns).
+    static let address6A = IPv6Address("fd88::1")!
+    static let address6B = IPv6Address("fd88::2")!
 
-    init(cores: Int, crossed: Bool = false, tcp: TCPConfigurationOverride? = nil) throws {
+    init(cores: Int, crossed: Bool = false, tcp: TCPConfigurationOverride? = nil, ipv6: Bool = false) throws {
         var queuesA: [TAPQueue] = [], queuesB: [Int32] = Array(repeating: -1, count: cores)
         for core in 0..<cores {
             var pair: [Int32] = [0, 0]
@@ -33,11 +36,19 @@ final class StackPair: @unchecked Sendable {
         }
         var tcpConfiguration = TCPConfiguration()
         tcp?(&tcpConfiguration)
-        let configA = StackConfiguration(tapName: "pair-a", address: Self.addressA, prefixLength: 24)
-        let configB = StackConfiguration(tapName: "pair-b", address: Self.addressB, prefixLength: 24)
+        var configA = StackConfiguration(tapName: "pair-a", address: Self.addressA, prefixLength: 24)
+        var configB = StackConfiguration(tapName: "pair-b", address: Self.addressB, prefixLength: 24)
+        if ipv6 {
+            configA.ipv6Addresses = [IPv6InterfaceAddress(Self.address6A, prefixLength: 64)]
+            configB.ipv6Addresses = [IPv6InterfaceAddress(Self.address6B, prefixLength: 64)]
+        }
         a = try NetworkStack.start(configA, queues: queuesA, tcpConfiguration: tcpConfiguration, log: Log(level: .off))
         b = try NetworkStack.start(configB, queues: queuesB.enumerated().map { TAPQueue(fd: $1, index: $0, virtioHeader: false) },
                                    tcpConfiguration: tcpConfiguration, log: Log(level: .off))
+        if ipv6 {
+            // Duplicate address detection takes a second; neither may find the other on its address.
+            guard a.waitForIPv6Addresses().isEmpty, b.waitForIPv6Addresses().isEmpty else { throw POSIXError(.EADDRINUSE) }
+        }
     }
 
     func stop() {

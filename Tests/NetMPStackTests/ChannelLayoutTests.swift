@@ -140,23 +140,49 @@ import Testing
         #expect(channel.publishedTuple == tuple6)
     }
 
-    /// A datagram socket: its slot (peer, send request, overflow count) and each core's
-    /// record queue, in the header's layout.
+    /// A datagram socket: its slot (peer, send request, overflow count, families, bound
+    /// address) and each core's record queue, in the header's layout.
     @Test func datagramSlotAndQueues() {
-        #expect(MemoryLayout<netmp_datagram_slot>.size == 64)
+        #expect(MemoryLayout<netmp_datagram_slot>.size == 128)
         #expect(MemoryLayout<netmp_record_queue>.size == 128 && MemoryLayout<netmp_record_queue>.offset(of: \.head) == 64)
-        let channel = DatagramChannel(port: 5000, cores: 2, homeCore: 0, queueCapacity: 64, sendCapacity: 4096)
-        channel.connect(to: Endpoint(IPv4Address(10, 0, 0, 1), 53))
+        let bound = IPAddress(IPv6Address("fd77::2")!)
+        let channel = DatagramChannel(port: 5000, cores: 2, homeCore: 0, families: .ipv6, boundAddress: bound,
+                                      queueCapacity: 64, sendCapacity: 4096)
+        let peer = Endpoint(IPv6Address("fd77::1")!, 53)
+        channel.connect(to: peer)
         #expect(channel.requestOutput() && !channel.requestOutput())
         let payload = [UInt8](repeating: 1, count: 40)
-        #expect(payload.withUnsafeBytes { channel.deliver($0, from: Endpoint(IPv4Address(10, 0, 0, 1), 53), core: 1) })
-        #expect(!payload.withUnsafeBytes { channel.deliver($0, from: Endpoint(IPv4Address(10, 0, 0, 1), 53), core: 1) }) // 64 bytes hold one
+        #expect(payload.withUnsafeBytes { channel.deliver($0, from: peer, core: 1) })
+        #expect(!payload.withUnsafeBytes { channel.deliver($0, from: peer, core: 1) }) // 64 bytes hold one
         let slot = channel.slot.load(as: netmp_datagram_slot.self)
-        #expect(slot.peer == UInt64(IPv4Address(10, 0, 0, 1).value) << 16 | 53)
+        #expect(slot.peer_version == 2 && slot.peer_port == 1 << 16 | 53)
+        #expect(slot.peer_address.0 == peer.address.bits.high && slot.peer_address.1 == peer.address.bits.low)
+        #expect(slot.families == UInt16(NETMP_FAMILY_IPV6) && slot.bound_address.0 == bound.bits.high && slot.bound_address.1 == bound.bits.low)
         #expect(slot.output_requested == 1 && slot.overflows == 1 && channel.overflows == 1)
-        #expect(channel.queues[1].storage.block.load(as: netmp_record_queue.self).tail == 12 + 40)
+        #expect(channel.queues[1].storage.block.load(as: netmp_record_queue.self).tail == 24 + 40)
         var buffer = [UInt8](repeating: 0, count: 100)
-        #expect(buffer.withUnsafeMutableBytes { channel.receive(into: $0, peek: false) }?.length == 40)
-        #expect(channel.queues[1].storage.block.load(as: netmp_record_queue.self).head == 12 + 40)
+        let got = buffer.withUnsafeMutableBytes { channel.receive(into: $0, peek: false) }
+        #expect(got?.length == 40 && got?.from == peer)
+        #expect(channel.queues[1].storage.block.load(as: netmp_record_queue.self).head == 24 + 40)
+        // A view made from the slot's words reads what bind wrote.
+        #expect(channel.families == .ipv6 && channel.boundAddress == bound)
+        channel.connect(to: nil)
+        #expect(channel.connectedPeer == nil && channel.slot.load(as: netmp_datagram_slot.self).peer_version == 4)
+    }
+
+    /// Which datagrams a UDP socket takes: by family, by the address it bound, by its peer
+    /// (connected to port 0 too, as Linux allows).
+    @Test func datagramSocketTakes_familyBoundAddressPeer() {
+        let v4 = Endpoint(IPv4Address(10, 0, 0, 1), 53), v6 = Endpoint(IPv6Address("fd77::1")!, 53)
+        let us4 = IPAddress(IPv4Address(10, 0, 0, 2)), us6 = IPAddress(IPv6Address("fd77::2")!)
+        let both = DatagramChannel(port: 1, cores: 1, homeCore: 0, families: .both)
+        #expect(both.takes(from: v4, to: us4) && both.takes(from: v6, to: us6))
+        let only4 = DatagramChannel(port: 1, cores: 1, homeCore: 0)
+        #expect(only4.takes(from: v4, to: us4) && !only4.takes(from: v6, to: us6))
+        let bound = DatagramChannel(port: 1, cores: 1, homeCore: 0, families: .ipv6, boundAddress: us6)
+        #expect(bound.takes(from: v6, to: us6) && !bound.takes(from: v6, to: IPAddress(IPv6Address("fe80::1")!)))
+        both.connect(to: Endpoint(v6.address, 0))
+        #expect(!both.takes(from: v6, to: us6) && both.takes(from: Endpoint(v6.address, 0), to: us6))
+        #expect(both.connectedPeer == Endpoint(v6.address, 0))
     }
 }

@@ -202,8 +202,8 @@ struct Sent6 {
         #expect(host.counters.drops[.ndpUnresolved] == 1)
     }
 
-    /// With no IPv6 socket yet, every port is closed: UDP gets a port unreachable quoting
-    /// the datagram, TCP a RST, and an unknown next header a parameter problem.
+    /// With no socket bound, every port is closed: UDP gets a port unreachable quoting the
+    /// datagram, TCP a RST, and an unknown next header a parameter problem.
     @Test func closedPorts_andUnknownProtocols_areRefused() throws {
         let host = Lab6.host()
         _ = host.feed(Lab6.solicitation(for: Lab6.us))
@@ -242,6 +242,68 @@ struct Sent6 {
         let problem = try Sent6(try #require(host.feed(Lab6.frame(sctp)).first))
         guard case .parameterProblem(1, 6, _) = try problem.icmp() else { Issue.record("no parameter problem"); return }
         #expect(host.counters.drops[.ipv6UnsupportedNextHeader] == 1)
+    }
+
+    /// A UDP datagram from `source` to `destination`, checksummed (or with `checksum`).
+    static func udp6(from source: IPv6Address = Lab6.peer, to destination: IPv6Address = Lab6.us, port: UInt16,
+                     payload: [UInt8], checksum: UInt16? = nil) -> [UInt8] {
+        var udp = [UInt8](repeating: 0, count: 8) + payload
+        udp.withUnsafeMutableBytes { b in
+            UDPHeader(sourcePort: 40000, destinationPort: port, datagramLength: b.count)
+                .emit(into: b, addresses: .v6(source: source, destination: destination))
+        }
+        if let checksum { udp[6] = UInt8(checksum >> 8); udp[7] = UInt8(checksum & 0xFF) }
+        return ipv6Packet(upper: IPProtocol.udp, payload: udp, source: source, destination: destination)
+    }
+
+    /// UDP over IPv6 end to end on one host: a datagram reaches the socket of its port
+    /// with its source and the address it was sent to; a zero checksum (legal only over
+    /// IPv4) is dropped by its reason, unanswered; a reply leaves from our address with a
+    /// checksum over the IPv6 pseudo-header; a port unreachable quoting it reaches the
+    /// transport as the error of that datagram.
+    @Test func udpOverIPv6_deliveredSentAndErrorsReported() throws {
+        let host = Lab6.host()
+        _ = host.feed(Lab6.solicitation(for: Lab6.us)) // the peer's link-layer address, learnt
+        var delivered: [(port: UInt16, payload: [UInt8], source: Endpoint, destination: IPAddress)] = []
+        host.udpReceiver = { port, payload, source, destination in
+            guard port == 9 else { return .noSocket }
+            delivered.append((port, Array(payload), source, destination))
+            return .delivered
+        }
+        var errors: [(ICMPErrorReport.Kind, FourTuple)] = []
+        host.datagramErrorHandler = { errors.append(($0, $1)) }
+
+        #expect(host.feed(Lab6.frame(Self.udp6(port: 9, payload: [1, 2, 3]))).isEmpty)
+        #expect(delivered.count == 1 && delivered.first?.payload == [1, 2, 3])
+        #expect(delivered.first?.source == Endpoint(Lab6.peer, 40000) && delivered.first?.destination == IPAddress(Lab6.us))
+        #expect(host.feed(Lab6.frame(Self.udp6(port: 9, payload: [4], checksum: 0))).isEmpty)
+        #expect(delivered.count == 1 && host.counters.drops[.udpZeroChecksumIPv6] == 1)
+        let refused = try Sent6(try #require(host.feed(Lab6.frame(Self.udp6(port: 10, payload: [5]))).first))
+        guard case .destinationUnreachable(4, _) = try refused.icmp() else { Issue.record("no port unreachable"); return }
+
+        var sink = CollectingSink()
+        let result = host.sendUDP(from: 9, to: Endpoint(Lab6.peer, 40000), length: 5, now: .zero, sink: &sink) { out in
+            out.copyBytes(from: Array("hello".utf8))
+        }
+        guard case .success = result else { Issue.record("not sent: \(result)"); return }
+        let reply = try Sent6(try #require(sink.frames.first))
+        #expect(reply.header.source == Lab6.us && reply.header.destination == Lab6.peer && reply.header.nextHeader == IPProtocol.udp)
+        let header = try reply.payload.withUnsafeBytes {
+            try UDPHeader(parsing: $0, addresses: .v6(source: Lab6.us, destination: Lab6.peer))
+        }
+        #expect(header.sourcePort == 9 && header.destinationPort == 40000 && Array(reply.payload[8...]) == Array("hello".utf8))
+
+        let packet = Array(sink.frames[0][14...])
+        let error = Lab6.icmp(8 + packet.count) { out in
+            packet.withUnsafeBytes {
+                ICMPv6Message.emitError(type: ICMPv6Message.Kind.destinationUnreachable, code: ICMPv6Message.UnreachableCode.port,
+                                        original: $0, source: Lab6.peer, destination: Lab6.us, into: out)
+            }
+        }
+        #expect(host.feed(Lab6.frame(ipv6Packet(upper: IPv6NextHeader.icmpv6, payload: error))).isEmpty)
+        #expect(errors.count == 1)
+        #expect(errors.first?.0 == .destinationUnreachable(code: ICMPv4Message.UnreachableCode.port))
+        #expect(errors.first?.1 == FourTuple(local: Endpoint(Lab6.us, 9), remote: Endpoint(Lab6.peer, 40000)))
     }
 
     /// Malformed IPv6 is counted by reason and never answered.

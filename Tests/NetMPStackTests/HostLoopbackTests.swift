@@ -64,7 +64,7 @@ import Testing
         let host = host()
         var link = CollectingSink()
         var delivered: [(payload: [UInt8], source: Endpoint)] = []
-        host.udpReceiver = { port, payload, source in
+        host.udpReceiver = { port, payload, source, _ in
             guard port == 6000 else { return .noSocket }
             delivered.append((Array(payload), source))
             return .delivered

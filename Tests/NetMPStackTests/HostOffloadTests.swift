@@ -156,6 +156,40 @@ struct OffloadRecordingSink: FrameSink {
         #expect(flags == [.rst, .syn])
     }
 
+    /// The same over IPv6: one frame asking for GSO_UDP_L4 from our IPv6 address, cut into
+    /// whole datagrams whose payload lengths and checksums (over IPv6's pseudo-header) hold.
+    @Test func datagramRunOverIPv6_leavesAsOneFrame_cutIntoValidDatagrams() throws {
+        let host = Lab6.host()
+        host.offloads = LinkOffloads(checksum: true, tcpSegmentation: true, udpSegmentation: true, tcpSegmentation6: true)
+        _ = host.feed(Lab6.solicitation(for: Lab6.us)) // the peer is resolved
+        var sink = OffloadRecordingSink()
+        let count = 5, each = 1000
+        let result = host.sendUDP(from: 4000, to: Endpoint(Lab6.peer, 9000), datagrams: count, each: each, now: .zero,
+                                  sink: &sink) { out in
+            for i in 0..<out.count { out[i] = UInt8(truncatingIfNeeded: i / each &+ 0x41) }
+        }
+        guard case .success = result else { Issue.record("send failed: \(result)"); return }
+        var (bytes, offload) = try #require(sink.frames.first)
+        #expect(sink.frames.count == 1 && bytes.count == 14 + 40 + 8 + count * each)
+        #expect(offload == FrameOffload(checksumStart: 54, checksumOffset: 6, segmentSize: each, headerLength: 62,
+                                        datagrams: true, ipv6: true))
+        var cut: [[UInt8]] = []
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 62 + each, alignment: 16)
+        defer { scratch.deallocate() }
+        bytes.withUnsafeMutableBytes { frame in offload.complete(frame, scratch: scratch) { cut.append(Array($0)) } }
+        #expect(cut.count == count)
+        for (i, datagram) in cut.enumerated() {
+            try datagram.withUnsafeBytes { raw in
+                let ip = try IPv6Header(parsing: UnsafeRawBufferPointer(rebasing: raw[14...]))
+                #expect(ip.payloadLength == 8 + each && ip.source == Lab6.us && ip.destination == Lab6.peer)
+                let udp = try UDPHeader(parsing: UnsafeRawBufferPointer(rebasing: raw[54...]),
+                                        addresses: .v6(source: Lab6.us, destination: Lab6.peer))
+                #expect(udp.datagramLength == 8 + each && udp.destinationPort == 9000)
+                #expect(raw[62...].allSatisfy { $0 == UInt8(0x41 + i) })
+            }
+        }
+    }
+
     /// A run of equal datagrams to one destination leaves as one frame asking for UDP
     /// segmentation (GSO_UDP_L4); cut as the kernel would, every datagram is whole and its
     /// IP and UDP checksums valid, with consecutive identifications.

@@ -98,23 +98,36 @@ typedef struct netmp_record_queue {
     uint8_t readers_line_end[56];
 } netmp_record_queue;
 
-/// A datagram socket's shared state beside its queues and its send ring.
+/// A datagram socket's shared state beside its queues and its send ring. The first line is
+/// what moves; the second what bind and connect set.
 typedef struct netmp_datagram_slot {
-    uint64_t peer;                  // connect(): address << 16 | port; 0: any peer
+    uint32_t peer_version;          // connect(): odd while the peer below is being written
     uint32_t output_requested;      // raised by a sender, cleared by the home core
     int32_t error;                  // an ICMP error for a connected socket, taken once (SO_ERROR)
+    uint32_t reserved0;
     int64_t turn;                   // which core's queue a reader looks at first
     int64_t overflows;              // datagrams dropped for a full queue (SO_RXQ_OVFL)
     netmp_wait_word arrivals;       // readers waiting for a datagram
     uint16_t port;                  // the bound port, and where the rings lie: written by
     uint16_t home_core;             // the lessor before the slot is named (every core's
     uint16_t cores;                 // view reads them)
-    uint16_t reserved;
+    uint16_t families;              // NETMP_FAMILY_*: whose datagrams the socket takes
     uint32_t queue_capacity;        // each core's queue of received datagrams
     uint32_t send_capacity;
     uint32_t doorbell_slot;         // + 1: the slot whose entry holds the socket's doorbell
     uint8_t line_end[4];
+    uint64_t peer_address[2];       // connect(): the peer (IPv6, IPv4 mapped, two halves),
+    uint32_t peer_port;             // under peer_version: 1 << 16 | port once connected, 0 not
+    uint32_t reserved1;
+    uint64_t bound_address[2];      // bind(): the address datagrams must be sent to (::, or
+                                    // ::ffff:0.0.0.0: any), written before the slot is named
+    uint8_t second_line_end[24];
 } netmp_datagram_slot;
+
+/// Which families' datagrams a UDP socket takes (an IPv4 socket IPv4's; an IPv6 one both,
+/// or IPv6's alone when IPV6_V6ONLY or bound to an IPv6 address).
+static const uint16_t NETMP_FAMILY_IPV4 = 1;
+static const uint16_t NETMP_FAMILY_IPV6 = 2;
 
 /// A socket's doorbell (Doorbell): how poll, select and epoll in the application learn that
 /// the socket changed. It lies in the entry of the slot the socket was made in; a socket
@@ -350,7 +363,8 @@ typedef struct netmp_accept_queue {
 
 _Static_assert(sizeof(netmp_record_queue) == 128, "record queue: two cache lines");
 _Static_assert(offsetof(netmp_record_queue, head) == 64, "record queue: readers' line");
-_Static_assert(sizeof(netmp_datagram_slot) == 64, "datagram slot: one cache line");
+_Static_assert(sizeof(netmp_datagram_slot) == 128, "datagram slot: two cache lines");
+_Static_assert(offsetof(netmp_datagram_slot, peer_address) == 64, "datagram slot: the addresses on the second line");
 _Static_assert(offsetof(netmp_datagram_slot, arrivals) == 32, "datagram slot: arrivals wait word");
 _Static_assert(sizeof(netmp_stream_slot) == 128, "stream slot: two cache lines");
 _Static_assert(sizeof(netmp_listen_slot) == 64, "listen slot: one cache line");
