@@ -12,6 +12,8 @@ struct Bench {
     var seconds = 5
     var quick = false
     var selected: [String]? = nil
+    /// --ipv6: the cases over IPv6 (their names end in -ipv6), beside IPv4's when listed too.
+    var ipv6 = false
     var outputFolder = "netmp-bench-results"
     var jsonPath: String? = nil
     let lab = LabNamespaces(prefix: "nmb")
@@ -22,7 +24,9 @@ struct Bench {
         guard getuid() == 0 else { fail("bench: needs root (network namespaces and a TAP device)") }
         guard access("/dev/net/tun", R_OK | W_OK) == 0 else { fail("bench: no /dev/net/tun on this machine") }
         for tool in ["ip", "ss", "iperf3"] where !installed(tool) { fail("bench: needs '\(tool)' (Scripts/setup installs it)") }
-        let cases = BenchCase.all.filter { (selected ?? (quick ? Self.quickCases : BenchCase.all.map(\.name))).contains($0.name) }
+        let ipv6Cases = BenchCase.all.filter(\.ipv6).map(\.name)
+        let chosen = selected.map { $0 + (ipv6 ? ipv6Cases : []) } ?? (ipv6 ? ipv6Cases : quick ? Self.quickCases : BenchCase.all.map(\.name))
+        let cases = BenchCase.all.filter { chosen.contains($0.name) }
         if let selected, let unknown = selected.first(where: { name in !BenchCase.all.contains { $0.name == name } }) {
             fail("bench: no case '\(unknown)'; cases: \(BenchCase.all.map(\.name).joined(separator: ", "))")
         }
@@ -131,6 +135,7 @@ func bench(_ arguments: ArraySlice<String>) -> Never {
             guard let n = Int(value()), (1...60).contains(n) else { fail("bench: --seconds takes 1 to 60") }
             bench.seconds = n; secondsGiven = true
         case "--cases": bench.selected = value().split(separator: ",").map(String.init)
+        case "--ipv6": bench.ipv6 = true
         case "--out": bench.outputFolder = value()
         case "--json": bench.jsonPath = value()
         default: fail("bench: unknown option '\(flag)' (see netmp --help)")

@@ -85,7 +85,7 @@ struct BenchCase: Sendable {
         iperf("tcp-p8-cores1", ["-P", "8"], cores: 1, cpu: false), iperf("tcp-p8-cores2", ["-P", "8"], cores: 2, cpu: false),
         iperf("tcp-send-loss1", [], cpu: false, impairment: onePercentLoss),
         iperf("tcp-receive-loss1", ["-R"], cpu: false, impairment: onePercentLoss),
-        local, udp, udpPaced, pingPong(netmpServer: false), pingPong(netmpServer: true),
+        local, udp, udpPaced, udpIPv6, pingPong(netmpServer: false), pingPong(netmpServer: true),
         connectionsPerSecond(netmpServer: true), connectionsPerSecond(netmpServer: false),
         idleConnections, integrity,
     ]
@@ -159,13 +159,14 @@ struct BenchCase: Sendable {
     /// (`--pacing-timer 10`, the same for both) separates that from what the path carries.
     static let udp = udp(name: "udp", label: "udp", pacing: [])
     static let udpPaced = udp(name: "udp-paced", label: "udp paced", pacing: ["--pacing-timer", "10"])
+    static let udpIPv6 = udp(name: "udp-ipv6", label: "udp ipv6", pacing: [], ipv6: true)
 
-    static func udp(name: String, label: String, pacing: [String]) -> BenchCase {
-        BenchCase(name: name, tools: ["iperf3"],
+    static func udp(name: String, label: String, pacing: [String], ipv6: Bool = false) -> BenchCase {
+        BenchCase(name: name, ipv6: ipv6, tools: ["iperf3"],
                   metrics: [.raw("rate", label + " 4 Gbit/s offered", "Gbit/s", .higher),
                             .raw("loss", label + " loss", "%", .lower),
                             .raw("cpu", label + " sender cpu", "CPU s/GiB", .lower)]) { side, context in
-            let run = runIperf(side, context, ["-u", "-b", "4G", "-l", "1400"] + pacing)
+            let run = runIperf(side, context, ["-u", "-b", "4G", "-l", "1400"] + pacing, ipv6: ipv6)
             guard let report = run.report else { return .failed(run.failure ?? "no report") }
             guard let rate = number("bits_per_second", after: "\"sum_received\"", in: report.output),
                   let loss = number("lost_percent", after: "\"sum_received\"", in: report.output),

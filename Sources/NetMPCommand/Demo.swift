@@ -11,6 +11,9 @@ import Synchronization
 struct Demo {
     let seconds: Int
     let reverse: Bool
+    /// -6: over IPv6, netmp with an IPv6 address beside its IPv4 one, both sides to their
+    /// peer's IPv6 address.
+    var ipv6 = false
     let lab = LabNamespaces(prefix: "nmd")
     var serverNamespace: String { lab.server }
     var clientNamespace: String { lab.client }
@@ -25,20 +28,23 @@ struct Demo {
         DemoSignals.install()
         defer { cleanUp() }
         guard setUp() else { cleanUp(); fail("demo: could not make the lab namespaces (see above)", code: 1) }
-        print("netmp demo: \(seconds) s of iperf3 \(reverse ? "-R (receiving)" : "(sending)"), one stream, "
+        print("netmp demo: \(seconds) s of iperf3 \(reverse ? "-R (receiving)" : "(sending)"), one stream\(ipv6 ? " over IPv6" : ""), "
               + "to a kernel iperf3 server in namespace \(serverNamespace)")
         // One server per run, on its own port: a second client never meets a server still
         // winding down the first test ("the server is busy").
         let servers = ["5201", "5202"].map { port in
-            spawn(["ip", "netns", "exec", serverNamespace, "iperf3", "-s", "-4", "-1", "-p", port], quiet: true)
+            spawn(["ip", "netns", "exec", serverNamespace, "iperf3", "-s", ipv6 ? "-6" : "-4", "-1", "-p", port], quiet: true)
         }
         usleep(500_000)
         let direction = reverse ? ["-R"] : []
         let duration = ["-t", "\(seconds)", "-J"] + direction
-        let netmp = measure(["ip", "netns", "exec", serverNamespace, selfPath(), "run", "--tap", tap, "--addr", "10.77.0.2/24",
-                             "--", "iperf3", "-c", "10.77.0.1", "-p", "5201"] + duration)
+        typealias Lab = LabNamespaces
+        let netmp = measure(["ip", "netns", "exec", serverNamespace, selfPath(), "run", "--tap", tap,
+                             "--addr", ipv6 ? Lab.netmpPrefixes6 : Lab.netmpPrefix,
+                             "--", "iperf3", "-c", ipv6 ? Lab.kernelOnTAP6 : Lab.kernelOnTAP, "-p", "5201"] + duration)
         let kernel = DemoSignals.interrupted ? .failure(DemoFailure(reason: "interrupted"))
-            : measure(["ip", "netns", "exec", clientNamespace, "iperf3", "-c", "10.78.0.1", "-p", "5202"] + duration)
+            : measure(["ip", "netns", "exec", clientNamespace, "iperf3", "-c", ipv6 ? Lab.kernelOnVeth6 : Lab.kernelOnVeth,
+                       "-p", "5202"] + duration)
         for server in servers where server > 0 { kill(server, SIGKILL); var status: Int32 = 0; waitpid(server, &status, 0) }
         if DemoSignals.interrupted { cleanUp(); fail("demo: interrupted; everything it made is removed", code: 130) }
         func show(_ value: Result<Double, DemoFailure>) -> String {

@@ -37,17 +37,18 @@ USAGE
   netmp down --tap NAME
       Stops the stack serving NAME in this network namespace (its connections end with
       it) and waits until it has.
-  netmp demo [--seconds N] [--reverse]
+  netmp demo [--seconds N] [--reverse] [-6]
       The main job in one command (needs root): makes its own lab namespaces, starts a
       kernel iperf3 server, runs iperf3 for N s (default 5) through netmp and then over
       kernel sockets (a veth into the same namespace), prints both side by side, and
-      removes everything it made, also when interrupted. --reverse measures receiving.
-  netmp bench [--quick] [--cases A,B] [--repetitions N] [--seconds N] [--out DIR] [--json FILE]
+      removes everything it made, also when interrupted. --reverse measures receiving;
+      -6 runs both over IPv6.
+  netmp bench [--quick] [--ipv6] [--cases A,B] [--repetitions N] [--seconds N] [--out DIR] [--json FILE]
       The comparison in one command (needs root): in namespaces of its own, each case runs
       through netmp over a TAP and through kernel sockets over a veth against the same
       kernel peer, alternating the two, N times (default 3, median reported). Cases:
-      tcp-send, tcp-receive (iperf3 -R), tcp-send-ipv6, tcp-receive-ipv6 (the same over
-      IPv6), tcp-p8-cores1, tcp-p8-cores2 (iperf3 -P 8 with
+      tcp-send, tcp-receive (iperf3 -R), tcp-send-ipv6, tcp-receive-ipv6, udp-ipv6 (the same
+      over IPv6), tcp-p8-cores1, tcp-p8-cores2 (iperf3 -P 8 with
       NETMP_CORES 1 and 2), tcp-local (iperf3 client and server on one host: the kernel's
       loopback, netmp's own address), udp (4 Gbit/s offered: rate and loss), udp-paced (the same
       with iperf3 sending every 10 us instead of every 1 ms), pingpong-client,
@@ -57,6 +58,7 @@ USAGE
       single-stream cases. Prints a table (kernel, netmp, netmp/kernel, spread), writes
       results.json and chart.svg into DIR (default ./netmp-bench-results), shows progress
       on stderr. --quick: one repetition of 1 s of tcp-send, tcp-receive and integrity.
+      --ipv6: the IPv6 cases (with --cases, added to those listed).
       A missing tool skips its case; exits 1 if netmp moved no data or corrupted it.
       Each netmp measurement starts `netmp stack` for the TAP (with the case's cores) and
       the programs attach to it; the stack's CPU and memory count in netmp's figures.
@@ -195,7 +197,7 @@ func stackServing(_ pid: Int32) -> StatsSnapshot? {
 }
 
 func demo(_ arguments: ArraySlice<String>) -> Never {
-    var seconds = 5, reverse = false
+    var seconds = 5, reverse = false, ipv6 = false
     var rest = arguments
     while let flag = rest.first {
         rest = rest.dropFirst()
@@ -205,10 +207,11 @@ func demo(_ arguments: ArraySlice<String>) -> Never {
             seconds = value
             rest = rest.dropFirst()
         case "--reverse": reverse = true
+        case "-6", "--ipv6": ipv6 = true
         default: fail("demo: unknown option '\(flag)' (see netmp --help)")
         }
     }
-    Demo(seconds: seconds, reverse: reverse).run()
+    Demo(seconds: seconds, reverse: reverse, ipv6: ipv6).run()
 }
 
 let arguments = CommandLine.arguments.dropFirst()

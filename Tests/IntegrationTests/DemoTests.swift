@@ -13,15 +13,18 @@ struct DemoTests {
         return (namespaces + links).joined(separator: "; ")
     }
 
-    @Test func demo_printsBothResults_andRemovesItsLab() throws {
-        let out = NSTemporaryDirectory() + "/netmp-demo-\(getpid()).out"
-        let demo = try Shell.start([Package.netmp, "demo", "--seconds", "1"], stderrTo: out + ".err", stdoutTo: out)
+    /// Over IPv4, and with -6 over IPv6 (netmp with an IPv6 address, both sides to theirs).
+    @Test(arguments: [[], ["-6"]])
+    func demo_printsBothResults_andRemovesItsLab(flags: [String]) throws {
+        let out = NSTemporaryDirectory() + "/netmp-demo-\(getpid())\(flags.joined()).out"
+        let demo = try Shell.start([Package.netmp, "demo", "--seconds", "1"] + flags, stderrTo: out + ".err", stdoutTo: out)
         demo.waitUntilExit()
         let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
         #expect(demo.terminationStatus == 0, "\(text) \((try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? "")")
         let rates = text.split(separator: "\n").filter { $0.contains("iperf3 ") && $0.hasSuffix("Gbit/s") }
         #expect(rates.count == 2, "\(text)")
         #expect(text.contains("netmp / kernel"))
+        #expect(text.contains("over IPv6") == (flags == ["-6"]))
         print(text)
         #expect(leftovers(of: demo.processIdentifier).isEmpty)
     }
