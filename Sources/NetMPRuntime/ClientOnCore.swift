@@ -20,11 +20,12 @@ final class ClientOnCore {
     /// The UDP sockets whose home this core is (their records come here), by slot, from
     /// bind to the close record.
     var datagramViews: [UInt32: DatagramChannel] = [:]
-    /// The port this core listens on for each of the client's listeners, and the UDP port
-    /// it delivers for each of its UDP sockets, by the socket's slot: what a client (or a
-    /// process of it) that goes away without closing them leaves to take down.
-    var listeners: [UInt32: UInt16] = [:]
-    var datagrams: [UInt32: UInt16] = [:]
+    /// The port (and its families) this core listens on for each of the client's
+    /// listeners, and the UDP port it delivers for each of its UDP sockets, by the socket's
+    /// slot: what a client (or a process of it) that goes away without closing them leaves
+    /// to take down.
+    var listeners: [UInt32: PortHold] = [:]
+    var datagrams: [UInt32: PortHold] = [:]
     /// Core 0 of the stack process: the stack's end of the client's names socket, where
     /// the client's processes send their doorbells' eventfds (`takeNames`).
     let names: Int32?

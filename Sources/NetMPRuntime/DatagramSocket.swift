@@ -74,20 +74,19 @@ public final class DatagramSocket: @unchecked Sendable {
             guard !closed, channel == nil else { throw SocketError(EINVAL) }
             let address = endpoint.address
             try client.checkBindAddress(address, family: family, v6Only: v6OnlyFlag)
+            let families = family.families(boundTo: address, v6Only: v6OnlyFlag)
             let port: UInt16
-            switch client.reservePort(endpoint.port, datagram: true) {
+            switch client.reservePort(endpoint.port, datagram: true, families: families) {
             case .success(let p): port = p
             case .failure(let e): throw e
             }
-            let families: AddressFamilies = family == .ipv4 || address.isIPv4 ? .ipv4
-                : v6OnlyFlag || !address.isUnspecified ? .ipv6 : .both
             // In a slot of the socket table, named so that every core makes its own view.
             guard let channel = DatagramChannel(in: client.sockets, port: port, cores: client.cores,
                                                 homeCore: client.coreForNewConnection(), families: families,
                                                 boundAddress: address.isUnspecified ? nil : address),
                   let lease = channel.lease,
                   let handle = client.sockets.register(kind: .datagram, in: lease) else {
-                client.releasePort(port, datagram: true)
+                client.releasePort(port, datagram: true, families: families)
                 throw SocketError(ENOBUFS)
             }
             let ownWildcard = family == .ipv4 ? address.isUnspecified : address.bits.isUnspecified
@@ -275,12 +274,13 @@ public final class DatagramSocket: @unchecked Sendable {
             if let handle {
                 var request = Request(.datagramUnbind, handle)
                 request.localPort = channel.port
+                request.families = channel.families
                 client.onEveryCore(request)
             }
             // After any output request this thread sent: what was queued still goes out.
             if let handle { client.request(Request(.datagramClose, handle), to: channel.homeCore) }
             handle = nil
-            client.releasePort(channel.port, datagram: true)
+            client.releasePort(channel.port, datagram: true, families: channel.families)
             channel.arrivals.wakeAll()
         }
     }

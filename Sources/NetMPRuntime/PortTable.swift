@@ -1,13 +1,16 @@
 import Glibc
 import NetMPStack
 
-/// The TCP ports application sockets hold through bind() or listen(), process-wide: every
-/// core listens on a listening port, and a bound port must not be handed out as an
-/// ephemeral one by any core. Touched by bind, listen, connect and close, never per segment.
+/// The ports application sockets hold through bind() or listen(), process-wide (TCP's, or
+/// UDP's in a table of their own): every core listens on a listening port, and a bound
+/// port must not be handed out as an ephemeral one by any core. A port is held in each
+/// family's namespace apart (`FamilyPort`): an IPv4 socket and a v6-only one may hold the
+/// same number, a dual-stack socket holds both. Touched by bind, listen, connect and
+/// close, never per segment.
 public final class PortTable: @unchecked Sendable {
     let lock = PthreadLock()
     /// Held ports, and the client (of the stack service) that holds each.
-    nonisolated(unsafe) var reserved: [UInt16: UInt32] = [:]
+    nonisolated(unsafe) var reserved: [FamilyPort: UInt32] = [:]
     nonisolated(unsafe) var nextEphemeral: UInt16
     /// Linux's default ip_local_port_range.
     static let ephemeral: ClosedRange<UInt16> = 32768...60999
@@ -16,35 +19,42 @@ public final class PortTable: @unchecked Sendable {
         nextEphemeral = Self.ephemeral.lowerBound &+ UInt16(truncatingIfNeeded: seed % 28_000)
     }
 
-    /// Reserves `port` (EADDRINUSE if held); port 0 reserves a free ephemeral port
-    /// (EADDRINUSE too when none is left, as Linux's bind does).
-    public func reserve(_ port: UInt16, for client: UInt32 = 0) -> Result<UInt16, SocketError> {
+    /// Reserves `port` in `families`' namespaces (EADDRINUSE if any is held); port 0
+    /// reserves an ephemeral port free in all of them (EADDRINUSE too when none is left, as
+    /// Linux's bind does).
+    public func reserve(_ port: UInt16, families: AddressFamilies = .ipv4, for client: UInt32 = 0) -> Result<UInt16, SocketError> {
         lock.locked {
-            if port != 0 {
-                guard reserved[port] == nil else { return .failure(SocketError(EADDRINUSE)) }
-                reserved[port] = client
-                return .success(port)
+            func take(_ candidate: UInt16) -> Bool {
+                let keys = PortHold(candidate, families).keys
+                guard !keys.isEmpty, keys.allSatisfy({ reserved[$0] == nil }) else { return false }
+                for key in keys { reserved[key] = client }
+                return true
             }
+            if port != 0 { return take(port) ? .success(port) : .failure(SocketError(EADDRINUSE)) }
             for _ in Self.ephemeral {
                 let candidate = nextEphemeral
                 nextEphemeral = candidate == Self.ephemeral.upperBound ? Self.ephemeral.lowerBound : candidate + 1
-                if reserved[candidate] == nil {
-                    reserved[candidate] = client
-                    return .success(candidate)
-                }
+                if take(candidate) { return .success(candidate) }
             }
             return .failure(SocketError(EADDRINUSE))
         }
     }
 
-    public func release(_ port: UInt16) { _ = lock.locked { reserved.removeValue(forKey: port) } }
-    public func isReserved(_ port: UInt16) -> Bool { lock.locked { reserved[port] != nil } }
-    /// `client` holds `port` (a record naming a port is honoured only for its holder).
-    public func isHeld(_ port: UInt16, by client: UInt32) -> Bool { lock.locked { reserved[port] == client } }
+    /// `port` is held in either family's namespace.
+    public func isReserved(_ port: UInt16) -> Bool {
+        lock.locked { reserved[FamilyPort(port, ipv6: false)] != nil || reserved[FamilyPort(port, ipv6: true)] != nil }
+    }
+    /// `client` holds `port` in every namespace of `families` (a record naming a port is
+    /// honoured only for its holder).
+    public func isHeld(_ port: UInt16, families: AddressFamilies = .ipv4, by client: UInt32) -> Bool {
+        let keys = PortHold(port, families).keys
+        return lock.locked { !keys.isEmpty && keys.allSatisfy { reserved[$0] == client } }
+    }
 
-    /// `port` goes back if `client` holds it.
-    public func release(_ port: UInt16, ifHeldBy client: UInt32) {
-        lock.locked { if reserved[port] == client { reserved.removeValue(forKey: port) } }
+    /// `port` goes back in `families`' namespaces, where `client` holds it.
+    public func release(_ port: UInt16, families: AddressFamilies = .ipv4, ifHeldBy client: UInt32) {
+        let keys = PortHold(port, families).keys
+        lock.locked { for key in keys where reserved[key] == client { reserved.removeValue(forKey: key) } }
     }
 
     /// Every port `client` held (a client process that ended without closing its sockets).

@@ -48,7 +48,7 @@ extension ProtocolLoop {
                     sockets.letGo(handle.slot)
                     return false
                 }
-                client.listeners[listener.slot] = queue.port
+                client.listeners[listener.slot] = PortHold(queue.port, families)
             } catch {
                 // The port table admitted the listen, so this core cannot hold the port already.
                 assertionFailure("core \(core) already listens on \(queue.port)")
@@ -63,9 +63,10 @@ extension ProtocolLoop {
         case .closeSockets(let id, let handles, let reset, let completion):
             if let client = clientsByID[id] { close(handles, of: client, reset: reset, now: now) }
             completion.done()
-        case .stopListening(let port, let completion):
-            tcp.stopListening(port: port, now: now, host: host, sink: &sink)
-            for client in clients { client.listeners = client.listeners.filter { $0.value != port } }
+        case .stopListening(let port, let families, let completion):
+            tcp.stopListening(port: port, families: families, now: now, host: host, sink: &sink)
+            let hold = PortHold(port, families)
+            for client in clients { client.listeners = client.listeners.filter { $0.value != hold } }
             completion.done()
         case .bindDatagram(let id, let handle, let completion):
             defer { completion.done() }
@@ -75,13 +76,15 @@ extension ProtocolLoop {
                 return
             }
             // The port is read from the client's memory: bound only if the client holds it.
-            guard datagramPortTable?.isHeld(channel.port, by: id) ?? true else { return }
-            datagramSockets[channel.port] = channel
-            client.datagrams[handle.slot] = channel.port
+            let hold = PortHold(channel.port, channel.families)
+            guard datagramPortTable?.isHeld(channel.port, families: channel.families, by: id) ?? true else { return }
+            for key in hold.keys { datagramSockets[key] = channel }
+            client.datagrams[handle.slot] = hold
             if channel.homeCore == core { client.datagramViews[handle.slot] = channel } // its records come here
-        case .unbindDatagram(let port, let completion):
-            datagramSockets[port] = nil
-            for client in clients { client.datagrams = client.datagrams.filter { $0.value != port } }
+        case .unbindDatagram(let port, let families, let completion):
+            let hold = PortHold(port, families)
+            for key in hold.keys { datagramSockets[key] = nil }
+            for client in clients { client.datagrams = client.datagrams.filter { $0.value != hold } }
             completion.done()
         case .inspect(let body, let completion):
             body(self)
@@ -103,12 +106,12 @@ extension ProtocolLoop {
             var reply = netmp_port_reply(error: EADDRNOTAVAIL, port: UInt32(request.localPort))
             if let table = request.datagram ? datagramPortTable : portTable {
                 if request.kind == .releasePort {
-                    table.release(request.localPort, ifHeldBy: client.id) // never another client's
+                    table.release(request.localPort, families: request.families, ifHeldBy: client.id) // never another client's
                     reply.error = 0
                 } else if request.localPort != 0, request.localPort < client.unprivilegedPortStart {
                     reply.error = EACCES // as Linux without CAP_NET_BIND_SERVICE
                 } else {
-                    switch table.reserve(request.localPort, for: client.id) {
+                    switch table.reserve(request.localPort, families: request.families, for: client.id) {
                     case .success(let port): reply = netmp_port_reply(error: 0, port: UInt32(port))
                     case .failure(let error): reply.error = error.errno
                     }
@@ -131,9 +134,9 @@ extension ProtocolLoop {
             // A port is the client's only if it holds it (it reserved it, or listens or is
             // bound there): a record naming another client's port is answered and dropped.
             let owned = switch request.kind {
-            case .listen: portTable?.isHeld(request.localPort, by: client.id) ?? true
-            case .stopListening: client.listeners[request.handle.slot] == request.localPort
-            case .datagramUnbind: client.datagrams[request.handle.slot] == request.localPort
+            case .listen: portTable?.isHeld(request.localPort, families: request.families, by: client.id) ?? true
+            case .stopListening: client.listeners[request.handle.slot] == PortHold(request.localPort, request.families)
+            case .datagramUnbind: client.datagrams[request.handle.slot] == PortHold(request.localPort, request.families)
             default: true // datagramBind: each core checks the port its own view reads
             }
             guard owned else {
@@ -145,9 +148,9 @@ extension ProtocolLoop {
             let completion = Completion(count: ports.count) { replies.answer(reply) { _ in 0 } }
             let message: CoreMessage = switch request.kind {
             case .listen: .listen(client: client.id, request.handle, port: request.localPort, families: request.families, completion)
-            case .stopListening: .stopListening(port: request.localPort, completion)
+            case .stopListening: .stopListening(port: request.localPort, families: request.families, completion)
             case .datagramBind: .bindDatagram(client: client.id, request.handle, completion)
-            default: .unbindDatagram(port: request.localPort, completion)
+            default: .unbindDatagram(port: request.localPort, families: request.families, completion)
             }
             // This core does its part now; another core's full port is tried again next
             // turn: a core waiting on another's port could wait on one waiting on its own.
@@ -176,7 +179,9 @@ extension ProtocolLoop {
             }
             client.streamViews[request.handle.slot] = channel
             guard var configuration = request.options.configuration(from: tcp.configuration),
-                  request.localPort == 0 || portTable?.isHeld(request.localPort, by: client.id) ?? true else {
+                  request.localPort == 0
+                    || portTable?.isHeld(request.localPort, families: request.remote.address.isIPv4 ? .ipv4 : .ipv6, by: client.id) ?? true
+            else {
                 requests.countMalformed()
                 channel.publish([.failed, .closed], error: EINVAL)
                 return

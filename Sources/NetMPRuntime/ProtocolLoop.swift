@@ -120,8 +120,9 @@ public final class ProtocolLoop {
     var hadWork = false
     /// How long to spin before sleeping (StackConfiguration.pollSpinMicroseconds).
     public var spinBudget = Interval.zero
-    /// This core's copy of the UDP bindings, by port.
-    var datagramSockets: [UInt16: DatagramChannel] = [:]
+    /// This core's copy of the UDP bindings, by port in each family's namespace (a
+    /// dual-stack socket is under both).
+    var datagramSockets: [FamilyPort: DatagramChannel] = [:]
     public internal(set) var stopped = false
     /// The queue was detached or the device removed: the core goes on answering its
     /// messages (calls get their errors, timers end the connections) but no longer polls,
@@ -151,14 +152,17 @@ public final class ProtocolLoop {
         host.udpReceiver = { [unowned self] port, payload, source, destination in
             // A socket of another family, bound to another of our addresses or connected to
             // another peer does not take it: to the sender the port is closed (as on Linux).
-            guard let channel = datagramSockets[port], channel.takes(from: source, to: destination) else { return .noSocket }
+            guard let channel = datagramSockets[FamilyPort(port, of: destination)], channel.takes(from: source, to: destination) else {
+                return .noSocket
+            }
             return channel.deliver(payload, from: source, core: self.core) ? .delivered : .queueFull
         }
         // A hard ICMP or ICMPv6 error about a datagram a connected UDP socket sent to its
         // peer is that socket's next error (every core holds the binding, so any core may
         // report it).
         host.datagramErrorHandler = { [unowned self] kind, datagram in
-            guard case .destinationUnreachable(let code) = kind, let channel = datagramSockets[datagram.local.port] else { return }
+            guard case .destinationUnreachable(let code) = kind,
+                  let channel = datagramSockets[FamilyPort(datagram.local.port, of: datagram.local.address)] else { return }
             let (errno, hard) = ICMPErrorReport.errorNumber(unreachableCode: code)
             guard hard else { return }
             channel.reportError(errno, about: datagram.remote)
@@ -336,8 +340,8 @@ public final class ProtocolLoop {
         guard let client = clientsByID.removeValue(forKey: id) else { return }
         clients.removeAll { $0.id == id }
         guard closing else { return }
-        for port in client.listeners.values { tcp.stopListening(port: port, now: now, host: host, sink: &sink) }
-        for port in client.datagrams.values { datagramSockets[port] = nil }
+        for hold in client.listeners.values { tcp.stopListening(port: hold.port, families: hold.families, now: now, host: host, sink: &sink) }
+        for hold in client.datagrams.values { for key in hold.keys { datagramSockets[key] = nil } }
         for (_, channel) in client.streamViews { end(channel, abort: channel.receive.unread > 0, now: now) }
         for (_, channel) in client.datagramViews { sendDatagrams(of: channel, now: now) }
     }
@@ -353,18 +357,18 @@ public final class ProtocolLoop {
                 var record = Request(.close, handle)
                 record.abort = reset || channel.receive.unread > 0
                 self.handle(record, on: channel, from: client, now: now)
-            } else if let port = client.listeners.removeValue(forKey: handle.slot) {
-                tcp.stopListening(port: port, now: now, host: host, sink: &sink)
-                portTable?.release(port, ifHeldBy: client.id)
+            } else if let hold = client.listeners.removeValue(forKey: handle.slot) {
+                tcp.stopListening(port: hold.port, families: hold.families, now: now, host: host, sink: &sink)
+                portTable?.release(hold.port, families: hold.families, ifHeldBy: client.id)
                 // The connections waiting in its queues, which no accept will take now, are
                 // reset, as Linux resets a closed listener's: core 0 takes them out (any
                 // core may) and each owner resets its own.
                 if core == 0 { resetWaiting(in: handle.slot, of: client, now: now) }
                 client.sockets.release(handle)
             } else if client.sockets.resolves(handle, as: .datagram) {
-                if let port = client.datagrams.removeValue(forKey: handle.slot) {
-                    datagramSockets[port] = nil
-                    datagramPortTable?.release(port, ifHeldBy: client.id)
+                if let hold = client.datagrams.removeValue(forKey: handle.slot) {
+                    for key in hold.keys { datagramSockets[key] = nil }
+                    datagramPortTable?.release(hold.port, families: hold.families, ifHeldBy: client.id)
                 }
                 if let channel = client.datagramViews.removeValue(forKey: handle.slot) { sendDatagrams(of: channel, now: now) }
                 client.sockets.release(handle)

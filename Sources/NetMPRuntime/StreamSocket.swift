@@ -6,7 +6,17 @@ import NetMPWire
 import Synchronization
 
 /// The address family a socket was made with (socket()'s domain).
-public enum SocketFamily: Sendable { case ipv4, ipv6 }
+public enum SocketFamily: Sendable {
+    case ipv4, ipv6
+
+    /// The families of peers a socket of this family takes, bound to `address` (nil or a
+    /// wildcard: none): an IPv4 socket's or one bound to an IPv4 address, IPv4's; one bound
+    /// to an IPv6 address or v6-only, IPv6's; else both. Its port is held in theirs.
+    func families(boundTo address: IPAddress?, v6Only: Bool) -> AddressFamilies {
+        if self == .ipv4 || address?.isIPv4 == true { return .ipv4 }
+        return v6Only || address.map({ !$0.isUnspecified }) == true ? .ipv6 : .both
+    }
+}
 
 /// A TCP socket as application threads use it: the usrreq calls of one socket, each either
 /// a message to the owner core or an operation on the shared channel. No call runs protocol
@@ -160,14 +170,15 @@ public final class StreamSocket: @unchecked Sendable {
             guard phase == .fresh, boundPort == nil else { throw SocketError(EINVAL) }
             let address = endpoint.address
             try client.checkBindAddress(address, family: family, v6Only: v6OnlyFlag)
-            switch client.reservePort(endpoint.port, datagram: false) {
-            case .success(let port): boundPort = port
-            case .failure(let error): throw error
-            }
             // The socket's own family's wildcard is no address; an IPv6 socket bound to
             // ::ffff:0.0.0.0 keeps it (IPv4's wildcard: it listens for IPv4 only).
             let wildcard = family == .ipv4 ? address.isUnspecified : address.bits.isUnspecified
-            boundAddress = wildcard ? nil : address
+            let bound = wildcard ? nil : address
+            switch client.reservePort(endpoint.port, datagram: false, families: family.families(boundTo: bound, v6Only: v6OnlyFlag)) {
+            case .success(let port): boundPort = port
+            case .failure(let error): throw error
+            }
+            boundAddress = bound
         }
     }
 
@@ -191,12 +202,9 @@ public final class StreamSocket: @unchecked Sendable {
         }
     }
 
-    /// The families of connections a listener takes: an IPv4 socket's or one bound to an
-    /// IPv4 address, IPv4's; one bound to an IPv6 address or v6-only, IPv6's; else both.
-    var listenerFamilies: AddressFamilies {
-        if family == .ipv4 || boundAddress?.isIPv4 == true { return .ipv4 }
-        return boundAddress != nil || v6OnlyFlag ? .ipv6 : .both
-    }
+    /// The families of connections a listener takes, and whose namespaces its port is
+    /// held in (fixed once bound: IPV6_V6ONLY cannot change then).
+    var listenerFamilies: AddressFamilies { family.families(boundTo: boundAddress, v6Only: v6OnlyFlag) }
 
     /// getpeername(): ENOTCONN until connected.
     public func peerAddress() throws(SocketError) -> Endpoint {
@@ -216,7 +224,7 @@ public final class StreamSocket: @unchecked Sendable {
             guard phase == .fresh else { throw SocketError(EINVAL) }
             var port: UInt16
             if let bound = boundPort { port = bound } else {
-                switch client.reservePort(0, datagram: false) {
+                switch client.reservePort(0, datagram: false, families: listenerFamilies) {
                 case .success(let p): port = p
                 case .failure(let e): throw e
                 }
@@ -225,7 +233,7 @@ public final class StreamSocket: @unchecked Sendable {
             guard let queue = ListenQueue(in: client.sockets, port: port, backlog: min(max(backlog, 1), 4096),
                                           cores: client.cores, doorbell: channel.doorbell),
                   let name = client.sockets.register(kind: .listener, in: queue.lease) else {
-                if boundPort == nil { client.releasePort(port, datagram: false) }
+                if boundPort == nil { client.releasePort(port, datagram: false, families: listenerFamilies) }
                 throw SocketError(ENOBUFS)
             }
             boundPort = port
@@ -592,6 +600,7 @@ public final class StreamSocket: @unchecked Sendable {
                 if let name = listenerName {
                     var request = Request(.stopListening, name)
                     request.localPort = queue.port
+                    request.families = listenerFamilies
                     client.onEveryCore(request)
                 }
                 while let never = queue.pop() {
@@ -622,7 +631,7 @@ public final class StreamSocket: @unchecked Sendable {
                 phase = .closed
                 releaseHandle() // after a failed connect: the core only lets the handle go
             }
-            if let port = boundPort { client.releasePort(port, datagram: false); boundPort = nil }
+            if let port = boundPort { client.releasePort(port, datagram: false, families: listenerFamilies); boundPort = nil }
         }
     }
 

@@ -4,7 +4,7 @@ import NetMPWire
 /// IPv6's alone with IPV6_V6ONLY or once bound to an IPv6 address (a listener's
 /// connections, a UDP socket's datagrams). The raw value is the shared layouts'
 /// NETMP_FAMILY_* bits.
-public struct AddressFamilies: OptionSet, Sendable {
+public struct AddressFamilies: OptionSet, Hashable, Sendable {
     public let rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     public static let ipv4 = AddressFamilies(rawValue: 1)
@@ -13,4 +13,29 @@ public struct AddressFamilies: OptionSet, Sendable {
 
     /// A peer at `address` is of a family these take.
     public func takes(_ address: IPAddress) -> Bool { contains(address.isIPv4 ? .ipv4 : .ipv6) }
+}
+
+/// A port in one family's namespace. IPv4's ports and IPv6's are held apart, as Linux's
+/// bind conflicts allow: an IPv4 socket and a v6-only one (nginx's `listen 80; listen
+/// [::]:80;`) may hold the same number; a dual-stack socket holds it in both. Listeners
+/// and UDP bindings are found by it, from the family of the address a segment was sent to.
+public struct FamilyPort: Hashable, Sendable {
+    public var port: UInt16
+    public var ipv6: Bool
+    public init(_ port: UInt16, ipv6: Bool) { self.port = port; self.ipv6 = ipv6 }
+    /// `port` in the namespace of `address`'s family.
+    public init(_ port: UInt16, of address: IPAddress) { self.init(port, ipv6: !address.isIPv4) }
+}
+
+/// A port and the families a socket holds it in: what a core or the port table needs to
+/// give it back.
+public struct PortHold: Hashable, Sendable {
+    public var port: UInt16
+    public var families: AddressFamilies
+    public init(_ port: UInt16, _ families: AddressFamilies) { self.port = port; self.families = families }
+
+    /// The port in each family's namespace it covers.
+    public var keys: [FamilyPort] {
+        (families.contains(.ipv4) ? [FamilyPort(port, ipv6: false)] : []) + (families.contains(.ipv6) ? [FamilyPort(port, ipv6: true)] : [])
+    }
 }

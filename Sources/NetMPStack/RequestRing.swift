@@ -24,7 +24,8 @@ public struct Request: Equatable, Sendable {
     public var remote = Endpoint(IPv4Address(0), 0)
     public var localPort: UInt16 = 0
     public var options = ConnectOptions()
-    /// listen: the families of connections the listener takes.
+    /// listen, stopListening, datagramUnbind, reservePort, releasePort: the families whose
+    /// namespaces of ports the port is held in (a listener's: whose connections it takes).
     public var families: AddressFamilies = .ipv4
     /// close: with a RST.
     public var abort = false
@@ -51,6 +52,16 @@ public struct Request: Equatable, Sendable {
 ///
 /// The ring does not wake its core: the sender rings the core's port doorbell after it
 /// published (`MessagePort.wakeIfSleeping`), and the core looks at both before it sleeps.
+extension Request.Kind {
+    /// The kinds about a port, which say in which families' namespaces.
+    var namesFamilies: Bool {
+        switch self {
+        case .listen, .stopListening, .datagramUnbind, .reservePort, .releasePort: true
+        default: false
+        }
+    }
+}
+
 public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
     public let capacity: Int
     let memory: UnsafeMutableRawPointer
@@ -180,7 +191,7 @@ extension Request {
             if options.cork { flags |= NETMP_REQUEST_FLAG_CORK }
             if options.keepAlive { flags |= NETMP_REQUEST_FLAG_KEEPALIVE }
         }
-        if kind == .listen {
+        if kind.namesFamilies {
             if families.contains(.ipv6) { flags |= NETMP_REQUEST_FLAG_IPV6 }
             if !families.contains(.ipv4) { flags |= NETMP_REQUEST_FLAG_V6ONLY }
         }
@@ -243,7 +254,7 @@ extension Request {
         case .listen, .stopListening, .datagramBind, .datagramUnbind, .reservePort, .releasePort:
             localPort = get(\.local_port, as: UInt16.self)
             reply = get(\.reply, as: UInt32.self)
-            if kind == .listen {
+            if kind.namesFamilies {
                 families = flags & NETMP_REQUEST_FLAG_V6ONLY != 0 ? [] : .ipv4
                 if flags & NETMP_REQUEST_FLAG_IPV6 != 0 { families.insert(.ipv6) }
                 guard !families.isEmpty else { return nil } // takes nothing: not a record we wrote

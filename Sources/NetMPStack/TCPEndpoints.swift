@@ -12,7 +12,8 @@ public final class TCPEndpoints {
     public var configuration: TCPConfiguration
     let sequenceNumbers: InitialSequenceNumbers
     public private(set) var sockets: [FourTuple: TCPSocket] = [:]
-    var listeners: [UInt16: Listener] = [:]
+    /// By port in each family's namespace: a dual-stack listener is under both keys.
+    var listeners: [FamilyPort: Listener] = [:]
     /// Every connection's next deadline, by 4-tuple.
     var timers: TimerWheel<FourTuple>
     /// Linux's default ip_local_port_range.
@@ -28,7 +29,6 @@ public final class TCPEndpoints {
 
     final class Listener {
         let backlog: Int
-        let families: AddressFamilies
         var acceptQueue: [TCPSocket] = []
         /// Where established connections go instead of `acceptQueue` (the runtime's per-core
         /// accept queue); false means that queue is full and the connection is reset.
@@ -39,10 +39,8 @@ public final class TCPEndpoints {
         /// Where a connection this listener makes gets its channel (the runtime's: a slot of
         /// the listener's client's socket table); nil, or a nil answer, gives it rings of its own.
         let channelMaker: ((TCPConfiguration) -> SocketChannel?)?
-        init(backlog: Int, families: AddressFamilies, channelMaker: ((TCPConfiguration) -> SocketChannel?)?,
-             handOff: ((TCPSocket) -> Bool)?) {
+        init(backlog: Int, channelMaker: ((TCPConfiguration) -> SocketChannel?)?, handOff: ((TCPSocket) -> Bool)?) {
             self.backlog = backlog
-            self.families = families
             self.channelMaker = channelMaker
             self.handOff = handOff
         }
@@ -59,13 +57,21 @@ public final class TCPEndpoints {
     public func listen(port: UInt16, backlog: Int = 128, families: AddressFamilies = .ipv4,
                        channelMaker: ((TCPConfiguration) -> SocketChannel?)? = nil,
                        handOff: ((TCPSocket) -> Bool)? = nil) throws(TCPTableError) {
-        guard listeners[port] == nil else { throw .addressInUse }
-        listeners[port] = Listener(backlog: max(1, backlog), families: families, channelMaker: channelMaker, handOff: handOff)
+        let keys = PortHold(port, families).keys
+        guard !keys.isEmpty, keys.allSatisfy({ listeners[$0] == nil }) else { throw .addressInUse }
+        let listener = Listener(backlog: max(1, backlog), channelMaker: channelMaker, handOff: handOff)
+        for key in keys { listeners[key] = listener }
     }
 
-    /// The next established connection on `port`, if any.
+    /// Some listener holds `port`, in either family's namespace.
+    func isListening(on port: UInt16) -> Bool {
+        listeners[FamilyPort(port, ipv6: false)] != nil || listeners[FamilyPort(port, ipv6: true)] != nil
+    }
+
+    /// The next established connection on `port` (IPv4's listener first), if any.
     public func accept(port: UInt16) -> TCPSocket? {
-        guard let listener = listeners[port], !listener.acceptQueue.isEmpty else { return nil }
+        guard let listener = [false, true].lazy.compactMap({ self.listeners[FamilyPort(port, ipv6: $0)] })
+                .first(where: { !$0.acceptQueue.isEmpty }) else { return nil }
         let socket = listener.acceptQueue.removeFirst()
         socket.listenerPort = nil
         return socket
@@ -98,7 +104,7 @@ public final class TCPEndpoints {
             let port = nextEphemeral
             nextEphemeral = port == Self.ephemeralPorts.upperBound ? Self.ephemeralPorts.lowerBound : port + 1
             let tuple = FourTuple(local: Endpoint(local, port), remote: remote)
-            guard sockets[tuple] == nil, listeners[port] == nil, acceptable(tuple) else { continue }
+            guard sockets[tuple] == nil, !isListening(on: port), acceptable(tuple) else { continue }
             return open(tuple)
         }
         throw .noEphemeralPorts
@@ -117,12 +123,15 @@ public final class TCPEndpoints {
         sequenceNumbers.timestampOffset(local: tuple.local.address, remote: tuple.remote.address)
     }
 
-    /// Stops listening on `port`; connections not yet accepted are reset (as close() on a
-    /// listening socket does).
-    public func stopListening(port: UInt16, now: Instant, host: Host, sink: inout some FrameSink) {
-        guard let listener = listeners.removeValue(forKey: port) else { return }
+    /// Stops listening on `port` in `families`' namespaces; connections not yet accepted are
+    /// reset (as close() on a listening socket does).
+    public func stopListening(port: UInt16, families: AddressFamilies = .ipv4, now: Instant, host: Host,
+                              sink: inout some FrameSink) {
+        var stopped: Listener? = nil
+        for key in PortHold(port, families).keys { stopped = listeners.removeValue(forKey: key) ?? stopped }
+        guard let listener = stopped else { return }
         for socket in listener.acceptQueue { abort(socket, now: now, host: host, sink: &sink) }
-        for socket in sockets.values where socket.listenerPort == port {
+        for socket in sockets.values where socket.listenerPort == port && families.takes(socket.tuple.local.address) {
             socket.listenerPort = nil
             abort(socket, now: now, host: host, sink: &sink)
         }
@@ -158,7 +167,8 @@ public final class TCPEndpoints {
     func input(_ header: TCPSegmentHeader, payload: UnsafeRawBufferPointer, source: IPAddress, destination: IPAddress,
                now: Instant, host: Host, sink: inout some FrameSink) -> Bool {
         let tuple = FourTuple(local: Endpoint(destination, header.destinationPort), remote: Endpoint(source, header.sourcePort))
-        if let socket = sockets[tuple], listeners[header.destinationPort] != nil,
+        let listening = FamilyPort(header.destinationPort, of: destination)
+        if let socket = sockets[tuple], listeners[listening] != nil,
            socket.connection.acceptsNewIncarnation(header) {
             sockets[tuple] = nil // TIME-WAIT gives way to the new connection (RFC 6191)
             timers.cancel(tuple)
@@ -180,8 +190,7 @@ public final class TCPEndpoints {
             }
             return true
         }
-        guard let listener = listeners[header.destinationPort],
-              listener.families.takes(destination) else { return false }
+        guard let listener = listeners[listening] else { return false }
         guard header.flags.contains(.syn), !header.flags.contains(.ack), !header.flags.contains(.rst) else {
             if let reset = Connection.resetFor(header, payloadLength: payload.count) {
                 host.sendBareSegment(reset, from: tuple.local.address, to: tuple.remote.address, now: now, sink: &sink)
@@ -241,7 +250,7 @@ public final class TCPEndpoints {
         }
         let events = socket.connection.takeEvents()
         socket.pendingEvents.formUnion(events)
-        if let port = socket.listenerPort, let listener = listeners[port] {
+        if let port = socket.listenerPort, let listener = listeners[FamilyPort(port, of: socket.tuple.local.address)] {
             if socket.pendingEvents.contains(.connected) && socket.state != .synReceived {
                 listener.embryonic -= 1
                 socket.listenerPort = nil

@@ -63,6 +63,29 @@ struct IPv6ProgramTests {
         #expect(server.terminationStatus == 0, "\((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
     }
 
+    /// nginx with the listen lines of Debian's default site (`listen 8090; listen
+    /// [::]:8090;`: an IPv4 socket and a v6-only one on one port) serves kernel curl over
+    /// both families, the 100 MiB file intact, and a preloaded curl -6 on the same stack.
+    @Test func nginxOnBothFamilies_servesCurlOverEach() throws {
+        let lab6 = try Self.lab()
+        let servers = ServerProgramTests()
+        let scratch = try ServerProgramTests.Scratch(lab6.lab)
+        let configuration = try servers.nginxConfiguration(in: scratch, address: "", port: 8090, listens: ["8090", "[::]:8090"])
+        let nginx = try Shell.start(lab6.netmp(["nginx", "-c", configuration, "-p", scratch.path]),
+                                    stderrTo: scratch.path + "/nginx.err")
+        defer { kill(nginx.processIdentifier, SIGKILL); nginx.waitUntilExit() }
+        servers.waitUntilListening(lab6.lab, "10.77.0.2", 8090)
+        for (flag, host) in [("-4", "10.77.0.2"), ("-6", "[fd77::2]")] {
+            let fetch = lab6.lab.run(["curl", flag, "-sS", "-o", scratch.path + "/got", "-w", "%{http_code} %{remote_ip}",
+                                      "http://\(host):8090/big"], timeout: 60)
+            let log = (try? String(contentsOfFile: scratch.path + "/nginx.err", encoding: .utf8)) ?? ""
+            #expect(fetch.status == 0 && fetch.stdout.hasPrefix("200 "), "curl \(flag): \(fetch.stdout) \(fetch.stderr) \(log)")
+            #expect(servers.sameFile(scratch.path + "/got", scratch.path + "/html/big"), "curl \(flag): the 100 MiB arrived different")
+        }
+        let own = Shell.run(lab6.netmp(["curl", "-6", "-sS", "http://[fd77::2]:8090/index.html"]), timeout: 15)
+        #expect(own.stdout == "hello\n", "preloaded curl -6: \(own.stdout)\(own.stderr)")
+    }
+
     /// UDP over IPv6: a preloaded server on [::] answers the kernel over IPv6 and over IPv4
     /// (recvfrom names an IPv4 peer by its mapped address), and a preloaded client
     /// reaches a kernel server at its IPv6 address, named by its own once connected.

@@ -28,7 +28,10 @@ struct ServerProgramTests {
     /// An nginx configuration serving `root` on `address:port`, in the foreground: one
     /// process (`master_process off`), or a master and `workers` forked workers that take
     /// the master's listeners over (docs/SHIM.md), each logging its pid per request.
-    func nginxConfiguration(in scratch: Scratch, address: String, port: Int, workers: Int? = nil) throws -> String {
+    /// `listens`: the listen directives' addresses instead of `address:port` (nginx's default
+    /// site listens on `80` and `[::]:80`, two sockets on one port).
+    func nginxConfiguration(in scratch: Scratch, address: String, port: Int, workers: Int? = nil,
+                            listens: [String]? = nil) throws -> String {
         let dir = scratch.path
         let processes = workers.map { "master_process on;\nworker_processes \($0);" }
             ?? "master_process off;\nworker_processes 1;"
@@ -45,7 +48,7 @@ struct ServerProgramTests {
                 client_body_temp_path \(dir)/body; proxy_temp_path \(dir)/proxy; fastcgi_temp_path \(dir)/fcgi;
                 uwsgi_temp_path \(dir)/uwsgi; scgi_temp_path \(dir)/scgi;
                 sendfile on;
-                server { listen \(address):\(port); root \(dir)/html; }
+                server { \((listens ?? ["\(address):\(port)"]).map { "listen \($0);" }.joined(separator: " ")) root \(dir)/html; }
             }
             """
         try FileManager.default.createDirectory(atPath: dir + "/html", withIntermediateDirectories: true)

@@ -54,6 +54,32 @@ import Testing
         #expect(host.counters.drops[.tcpNoSocket] == 2)
     }
 
+    /// IPv4's ports and IPv6's are held apart: an IPv4 listener and an IPv6 one share port
+    /// 80 (nginx's `listen 80; listen [::]:80;`), each answering its own family's SYNs; a
+    /// dual-stack one cannot join them; stopping one leaves the other.
+    @Test func listenersOfEachFamily_shareAPort() throws {
+        let host = host()
+        _ = host.feed(Lab6.solicitation(for: Lab6.us))
+        _ = host.feed(Lab.arp(.request))
+        let tcp = host.tcp!
+        try tcp.listen(port: 80, families: .ipv4)
+        try tcp.listen(port: 80, families: .ipv6)
+        #expect(throws: TCPTableError.addressInUse) { try tcp.listen(port: 80, families: .both) }
+        #expect(throws: TCPTableError.addressInUse) { try tcp.listen(port: 80, families: .ipv6) }
+        #expect(try segment(try #require(host.feed(syn(to: 80)).first)).1.flags == [.syn, .ack])
+        let v4 = try Sent(try #require(host.feed(Lab.tcp(flags: .syn, port: 80)).first))
+        #expect(try v4.tcp().flags == [.syn, .ack])
+        var sink = CollectingSink()
+        tcp.stopListening(port: 80, families: .ipv4, now: .zero, host: host, sink: &sink)
+        // The IPv4 connection still opening goes with its listener; the IPv6 one stays.
+        #expect(sink.frames.count == 1)
+        #expect(try Sent(try #require(sink.frames.first)).tcp().flags.contains(.rst))
+        #expect(tcp.connectionCount == 1)
+        let refused = try Sent(try #require(host.feed(Lab.tcp(flags: .syn, port: 80)).first))
+        #expect(try refused.tcp().flags == [.rst, .ack])
+        try tcp.listen(port: 80, families: .ipv4) // free again in IPv4's namespace
+    }
+
     /// A connection from the host to its own IPv6 address: handshake, 1 MiB each way in
     /// super-segments (the IPv6 segmentation type), both closes, nothing on the link.
     @Test func connectionToOwnIPv6Address_carriesBothWays() throws {

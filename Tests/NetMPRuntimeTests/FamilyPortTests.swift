@@ -1,0 +1,67 @@
+import Glibc
+import NetMPRuntime
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+import Testing
+
+/// A port held in IPv4's namespace and in IPv6's apart, as Linux's bind conflicts allow:
+/// the two sockets of nginx's `listen 80; listen [::]:80;` (an IPv4 one and a v6-only
+/// one) share the number, each taking its own family's peers; a dual-stack socket needs
+/// it free in both.
+@Suite(.serialized) struct FamilyPortTests {
+    func expectErrno(_ errno: Int32, _ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) {
+        do { try body(); Issue.record("no error, expected errno \(errno)", sourceLocation: sourceLocation) } catch {
+            #expect((error as? SocketError)?.errno == errno, "got \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func listenersOfEachFamily_shareThePort_eachAcceptsItsOwn() throws {
+        let pair = try StackPair(cores: 2, ipv6: true)
+        defer { pair.stop() }
+        let four = StreamSocket(stack: pair.b)
+        try four.bind(Endpoint(IPv4Address.any, 9500))
+        try four.listen()
+        let six = StreamSocket(client: pair.b.primary, family: .ipv6)
+        try six.setV6Only(true)
+        try six.bind(Endpoint(IPv6Address.any, 9500))
+        try six.listen()
+        let both = StreamSocket(client: pair.b.primary, family: .ipv6)
+        expectErrno(EADDRINUSE) { try both.bind(Endpoint(IPv6Address.any, 9500)) }
+
+        for (listener, peer) in [(four, Endpoint(StackPair.addressB, 9500)), (six, Endpoint(StackPair.address6B, 9500))] {
+            let client = StreamSocket(client: pair.a.primary, family: peer.address.isIPv4 ? .ipv4 : .ipv6)
+            try client.connect(to: peer)
+            let accepted = try listener.accept()
+            #expect(try accepted.peerAddress() == client.localAddress, "\(peer) reached its own family's listener")
+            accepted.close(); client.close()
+        }
+        // Closing the IPv4 listener frees IPv4's half only.
+        four.close()
+        let again = StreamSocket(stack: pair.b)
+        try again.bind(Endpoint(IPv4Address.any, 9500))
+        expectErrno(EADDRINUSE) { try StreamSocket(client: pair.b.primary, family: .ipv6).bind(Endpoint(IPv6Address.any, 9500)) }
+        again.close(); six.close(); both.close()
+        try StreamSocket(client: pair.b.primary, family: .ipv6).bind(Endpoint(IPv6Address.any, 9500)) // both free
+    }
+
+    @Test func datagramSocketsOfEachFamily_shareThePort() throws {
+        let pair = try StackPair(cores: 2, ipv6: true)
+        defer { pair.stop() }
+        let four = DatagramSocket(stack: pair.b)
+        try four.bind(Endpoint(IPv4Address.any, 9501))
+        let six = DatagramSocket(stack: pair.b, family: .ipv6)
+        try six.setV6Only(true)
+        try six.bind(Endpoint(IPv6Address.any, 9501))
+        expectErrno(EADDRINUSE) { try DatagramSocket(stack: pair.b, family: .ipv6).bind(Endpoint(IPv6Address.any, 9501)) }
+        let sender = DatagramSocket(stack: pair.a, family: .ipv6)
+        for (socket, peer, text) in [(four, Endpoint(StackPair.addressB, 9501), "four"), (six, Endpoint(StackPair.address6B, 9501), "six")] {
+            _ = try Array(text.utf8).withUnsafeBytes { try sender.send($0, to: peer) }
+            socket.setReceiveTimeout(2_000_000_000)
+            var buffer = [UInt8](repeating: 0, count: 16)
+            let (length, _) = try buffer.withUnsafeMutableBytes { try socket.receive(into: $0) }
+            #expect(String(decoding: buffer[0..<length], as: UTF8.self) == text)
+        }
+        four.close(); six.close(); sender.close()
+    }
+}
