@@ -40,6 +40,8 @@ int netmp_library_descriptors(int *out, int capacity);
 void *netmp_socket_create(int stream, int fd, int cloexec, int ipv6);
 // 1 when the stack has IPv6 addresses, so AF_INET6 sockets run on it.
 int netmp_serves_ipv6(void);
+// The scope id (sin6_scope_id) of the stack's link-local addresses: its TAP's interface index.
+uint32_t netmp_scope_id(void);
 // 1 for an AF_INET6 socket.
 int netmp_is_ipv6(void *socket);
 // dup() made another descriptor for the socket / one of its descriptors was closed.

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -136,13 +137,34 @@ static int read_name(int ipv6, const struct sockaddr *address, socklen_t length,
     return 0;
 }
 
+// fe80::/10: an address that names its link by sin6_scope_id.
+static int is_link_local(const uint8_t bytes[16]) { return bytes[0] == 0xfe && (bytes[1] & 0xc0) == 0x80; }
+
 static void fill_name(int ipv6, struct sockaddr *address, socklen_t *length, const uint8_t bytes[16], uint16_t port) {
     if (!address || !length) return;
     if (!ipv6) { fill_address(address, length, mapped_ipv4(bytes), port); return; }
     struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
     memcpy(&in6.sin6_addr, bytes, 16);
+    if (is_link_local(bytes)) in6.sin6_scope_id = netmp_scope_id(); // the TAP's index, as Linux names its link
     memcpy(address, &in6, *length < sizeof in6 ? *length : sizeof in6);
     *length = sizeof in6;
+}
+
+// What a link-local address's sin6_scope_id must say, as Linux checks it (inet6_bind,
+// ip6_datagram_connect, tcp_v6_connect, udpv6_sendmsg): netmp's link is its TAP. A bind
+// or connect needs the scope (EINVAL without one); a send without one takes netmp's link.
+// Another interface's index is EADDRNOTAVAIL to bind (ENODEV if there is none such) and
+// unreachable to a connect or send. Other addresses ignore it. 0 when it may go on.
+enum scope_use { scope_bind, scope_connect, scope_send };
+static int check_scope(const struct sockaddr *address, socklen_t length, const uint8_t bytes[16], enum scope_use use) {
+    if (!is_link_local(bytes)) return 0;
+    uint32_t scope = 0;
+    if (length >= sizeof(struct sockaddr_in6)) memcpy(&scope, (const char *)address + offsetof(struct sockaddr_in6, sin6_scope_id), 4);
+    if (scope != 0 && scope == netmp_scope_id()) return 0;
+    if (scope == 0) return use == scope_send ? 0 : -EINVAL;
+    if (use != scope_bind) return -ENETUNREACH;
+    char name[IF_NAMESIZE];
+    return if_indextoname(scope, name) ? -EADDRNOTAVAIL : -ENODEV;
 }
 
 // A destination netmp does not serve: loopback (127/8, ::1), the unspecified address
@@ -226,7 +248,9 @@ static int read_destination(void *socket, const struct sockaddr *address, sockle
         if (length < rfc2133_length) return -EINVAL;
         struct sockaddr_in6 in6 = { 0 };
         memcpy(&in6, address, rfc2133_length);
-        return read_name(1, (const struct sockaddr *)&in6, sizeof in6, bytes, port) == 0 ? 1 : -EINVAL;
+        if (read_name(1, (const struct sockaddr *)&in6, sizeof in6, bytes, port) < 0) return -EINVAL;
+        int scope = check_scope(address, length, bytes, scope_send);
+        return scope < 0 ? scope : 1;
     }
     case AF_INET:
         return read_name(0, address, length, bytes, port) == 0 ? 1 : -EINVAL;
@@ -323,7 +347,9 @@ int bind(int fd, const struct sockaddr *address, socklen_t length) {
     if (!address) { errno = EINVAL; return -1; }
     uint8_t bytes[16];
     uint16_t port = 0;
-    int read = read_name(netmp_is_ipv6(socket), address, length, bytes, &port);
+    int ipv6 = netmp_is_ipv6(socket);
+    int read = read_name(ipv6, address, length, bytes, &port);
+    if (read == 0 && ipv6) read = check_scope(address, length, bytes, scope_bind);
     if (read < 0) return (int)fail(read);
     // Loopback and the kernel's routes are the kernel's (a bound wildcard stays netmp's).
     static const uint8_t any[16] = { 0 };
@@ -443,7 +469,9 @@ int connect(int fd, const struct sockaddr *address, socklen_t length) {
     }
     if (!address) { errno = EFAULT; return -1; }
     uint16_t port = 0;
-    int read = read_name(netmp_is_ipv6(socket), address, length, bytes, &port); // length first, as Linux
+    int ipv6 = netmp_is_ipv6(socket);
+    int read = read_name(ipv6, address, length, bytes, &port); // length first, as Linux
+    if (read == 0 && ipv6) read = check_scope(address, length, bytes, scope_connect);
     if (read < 0) return (int)fail(read);
     // 0.0.0.0 (or ::) as a destination means this host's loopback, as on Linux. Only a
     // socket that has not begun (no listen, no connect) moves to the kernel; the others

@@ -8,6 +8,9 @@ import NetMPWire
 /// (under the shim's pthread_once, before any netmp socket exists), and cleared in a
 /// forked child that cannot join (netmp_leave_stack).
 nonisolated(unsafe) var processClient: StackClient?
+/// The kernel's index of the stack's TAP in this namespace: the scope id (sin6_scope_id)
+/// of netmp's link-local addresses, as `ping fe80::1%tap` and if_nametoindex name it.
+nonisolated(unsafe) var interfaceIndex: UInt32 = 0
 
 /// Entry point for the shim's first socket. netmp never takes a program down for its own
 /// misconfiguration: every failure is one line on stderr and a return.
@@ -31,6 +34,8 @@ public func netmpStartFromEnvironment() -> Int32 {
 /// The program's client from now on. A stack that already served the TAP keeps its own
 /// options: where the program asked for others, one line says which apply.
 func attached(_ client: StackClient, asking wanted: StackConfiguration) {
+    // Before the client is published: the shim reads the scope only of IPv6 sockets.
+    interfaceIndex = if_nametoindex(client.configuration.tapName)
     processClient = client
     let running = client.configuration
     var differences: [String] = []

@@ -155,6 +155,10 @@ func write(_ address: IPAddress, to bytes: UnsafeMutablePointer<UInt8>) {
 @_cdecl("netmp_serves_ipv6")
 public func netmpServesIPv6() -> Int32 { processClient.map { $0.configuration.ipv6Addresses.isEmpty ? 0 : 1 } ?? 0 }
 
+/// The scope id of the stack's link (its TAP's interface index here; 0 before attaching).
+@_cdecl("netmp_scope_id")
+public func netmpScopeID() -> UInt32 { interfaceIndex }
+
 @_cdecl("netmp_is_ipv6")
 public func netmpIsIPv6(_ handle: UnsafeMutableRawPointer) -> Int32 {
     socket(handle).isIPv6 ? 1 : 0

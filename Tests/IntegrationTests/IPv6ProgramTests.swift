@@ -86,6 +86,69 @@ struct IPv6ProgramTests {
         #expect(own.stdout == "hello\n", "preloaded curl -6: \(own.stdout)\(own.stderr)")
     }
 
+    /// Link-local addresses name their link by sin6_scope_id, the TAP's index, as Linux's
+    /// do: a connect or bind without it is EINVAL, another interface's index is refused as
+    /// Linux refuses it, and every name netmp gives (getsockname, getpeername, recvfrom)
+    /// carries it; a datagram sent without one takes netmp's link.
+    @Test func linkLocalAddresses_carryTheTAPsScope() throws {
+        let lab6 = try Self.lab()
+        var peer = ""
+        for _ in 0..<100 { // the kernel's link-local address, once its detection ended
+            let shown = lab6.lab.run(["ip", "-6", "addr", "show", "dev", lab6.lab.tap, "scope", "link"]).stdout
+            if let line = shown.split(separator: "\n").first(where: { $0.contains("inet6") }), !shown.contains("tentative") {
+                peer = String(line.split(separator: " ")[1].split(separator: "/")[0])
+                break
+            }
+            usleep(50_000)
+        }
+        #expect(peer.hasPrefix("fe80"), "no link-local address on the kernel's side")
+        let errors = NSTemporaryDirectory() + "/\(lab6.lab.name)-peer"
+        defer { try? FileManager.default.removeItem(atPath: errors) }
+        let servers = try Shell.start(["ip", "netns", "exec", lab6.lab.name, "python3", "-c", """
+            import socket
+            t = socket.socket(socket.AF_INET6); t.bind(("::", 7300)); t.listen(4)
+            u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind(("::", 7301)); u.settimeout(20)
+            c, _ = t.accept(); c.sendall(b"hello"); c.close()
+            data, source = u.recvfrom(100); u.sendto(data.upper(), source)
+            """], stderrTo: errors)
+        defer { if servers.isRunning { kill(servers.processIdentifier, SIGKILL) } }
+        usleep(300_000)
+        let script = """
+            import errno, socket, sys
+            peer, tap = sys.argv[1:3]
+            index = socket.if_nametoindex(tap)
+            def attempt(name, f):
+                try: f(); print(name, "ok")
+                except OSError as e: print(name, errno.errorcode[e.errno])
+            attempt("connect without scope", lambda: socket.socket(socket.AF_INET6).connect((peer, 7300, 0, 0)))
+            t = socket.socket(socket.AF_INET6); t.settimeout(5); t.connect((peer, 7300, 0, index))
+            own, far = t.getsockname(), t.getpeername()
+            print("tcp", own[0].startswith("fe80:") and own[0] != peer, own[3] == index, far[0] == peer, far[3] == index, t.recv(100).decode())
+            attempt("bind without scope", lambda: socket.socket(socket.AF_INET6).bind((own[0], 0, 0, 0)))
+            attempt("bind on lo", lambda: socket.socket(socket.AF_INET6).bind((own[0], 0, 0, 1)))
+            attempt("bind on no interface", lambda: socket.socket(socket.AF_INET6).bind((own[0], 0, 0, 9999)))
+            b = socket.socket(socket.AF_INET6); b.bind((own[0], 0, 0, index)); print("bound", b.getsockname()[3] == index)
+            u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.settimeout(5)
+            attempt("udp to another interface", lambda: u.sendto(b"x", (peer, 7301, 0, 1)))
+            u.sendto(b"ping", (peer, 7301))
+            data, source = u.recvfrom(100)
+            print("udp", data.decode(), source[0] == peer, source[3] == index)
+            """
+        let out = Shell.run(lab6.netmp(["python3", "-c", script, peer, lab6.lab.tap]), timeout: 20)
+        let expected = """
+            connect without scope EINVAL
+            tcp True True True True hello
+            bind without scope EINVAL
+            bind on lo EADDRNOTAVAIL
+            bind on no interface ENODEV
+            bound True
+            udp to another interface ENETUNREACH
+            udp PING True True
+
+            """
+        #expect(out.stdout == expected, "\(out.stdout)\(out.stderr)\((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
+    }
+
     /// UDP over IPv6: a preloaded server on [::] answers the kernel over IPv6 and over IPv4
     /// (recvfrom names an IPv4 peer by its mapped address), and a preloaded client
     /// reaches a kernel server at its IPv6 address, named by its own once connected.
