@@ -2,7 +2,7 @@
 // through one TCP connection with a kernel peer, checksumming both directions. It is how the
 // TCP interop tests reach the engine before the socket shim exists.
 //
-//   netmp-tcp-driver --tap T --addr A/P (--connect IP:PORT | --listen PORT) --send BYTES
+//   netmp-tcp-driver --tap T --addr A/P[,A6/P6] (--connect IP:PORT|[IP6]:PORT | --listen PORT) --send BYTES
 //                    [--seed N] [--timeout SECONDS] [--cc cubic|reno|bbr] [--fault SPEC] [--offloads on|off]
 // Prints one JSON line: bytes and CRC-32 sent and received, seconds, retransmissions.
 //   netmp-tcp-driver --tap T --addr A/P --connect IP:PORT --connections N [--cores C] --send BYTES
@@ -74,16 +74,40 @@ loop.announce()
 
 var socket: TCPSocket? = nil
 var listenPort: UInt16? = nil
-let start = MonotonicClock.now()
+var start = MonotonicClock.now()
 if let target = options["connect"] {
-    let parts = target.split(separator: ":")
-    guard parts.count == 2, let ip = IPv4Address(parts[0]), let port = UInt16(parts[1]) else { die("--connect IP:PORT") }
-    do { socket = try tcp.connect(from: IPAddress(configuration.address), to: Endpoint(ip, port), now: start) } catch { die("\(error)") }
+    guard let remote = parseEndpoint(target) else { die("--connect IP:PORT or [IPv6]:PORT") }
+    var source = IPAddress(configuration.address)
+    if let v6 = remote.address.v6 {
+        // Our IPv6 addresses are usable once duplicate address detection passed (a second).
+        guard let chosen = configuration.ipv6Source(for: v6) else { die("no IPv6 address to reach \(v6) from") }
+        source = IPAddress(chosen)
+        loop.startAddressDetection(probes: true)
+        while !host.ipv6.isPreferred(chosen) {
+            if Interval.seconds(5) < MonotonicClock.now() - start { die("\(chosen) did not pass duplicate address detection") }
+            do { try loop.runOnce(maximumWait: .milliseconds(10)) } catch { die("\(error)") }
+        }
+        start = MonotonicClock.now() // the transfer's time is the connection's, not the detection's
+    }
+    do { socket = try tcp.connect(from: source, to: remote, now: MonotonicClock.now()) } catch { die("\(error)") }
 } else if let text = options["listen"], let port = UInt16(text) {
     do { try tcp.listen(port: port, backlog: 4) } catch { die("\(error)") }
     listenPort = port
 } else {
     die("give --connect or --listen")
+}
+
+/// "10.77.0.1:5001" or "[fd77::1]:5001".
+func parseEndpoint(_ text: String) -> Endpoint? {
+    if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+        let inside = text[text.index(after: text.startIndex)..<close]
+        let rest = text[text.index(after: close)...]
+        guard rest.hasPrefix(":"), let address = IPv6Address(String(inside)), let port = UInt16(rest.dropFirst()) else { return nil }
+        return Endpoint(address, port)
+    }
+    let parts = text.split(separator: ":")
+    guard parts.count == 2, let address = IPv4Address(parts[0]), let port = UInt16(parts[1]) else { return nil }
+    return Endpoint(address, port)
 }
 
 /// A reproducible byte stream: xorshift64* words.
@@ -171,7 +195,7 @@ print("{\"outcome\":\"\(outcome)\",\"sent\":\(sent),\"sent_crc\":\(sentCRC.final
       + "\"received_crc\":\(receivedCRC.final),\"seconds\":\(seconds),\"retransmitted\":\(retransmitted),"
       + "\"faults\":{\"dropped\":\(faults?.dropped ?? 0),\"duplicated\":\(faults?.duplicated ?? 0),"
       + "\"reordered\":\(faults?.reordered ?? 0),\"corrupted\":\(faults?.corrupted ?? 0)},"
-      + "\"checksum_drops\":\(drops[.tcpBadChecksum] + drops[.ipv4BadChecksum]),"
+      + "\"checksum_drops\":\(drops[.tcpBadChecksum] + drops[.ipv4BadChecksum]),\"source\":\"\(socket?.tuple.local.description ?? "")\","
       + "\"timeouts\":\(socket?.connection.timeouts ?? 0),\"recoveries\":\(socket?.connection.recoveries ?? 0),"
       + "\"spurious\":\(socket?.connection.spuriousRecoveries ?? 0),\"lost_retransmits\":\(socket?.connection.lostRetransmissions ?? 0),\"tail_loss_probes\":\(socket?.connection.tailLossProbes ?? 0),\"dupthresh\":\(socket?.connection.reorderingThreshold ?? 0),"
       + "\"cwnd\":\(socket?.connection.congestion.window ?? 0),\"srtt_us\":\((socket?.connection.rtt.smoothed ?? 0) / 1000),"

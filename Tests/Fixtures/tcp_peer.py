@@ -57,9 +57,11 @@ def main() -> None:
         port, total, seed = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
         timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 120
         connections = int(sys.argv[6]) if len(sys.argv) > 6 else 1
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Dual-stack: IPv4 peers arrive at their mapped addresses, IPv6 ones as they are.
+        listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("0.0.0.0", port))
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        listener.bind(("::", port))
         listener.listen(max(connections, 1))
         listener.settimeout(timeout)
         print("listening", flush=True, file=sys.stderr)
@@ -76,7 +78,8 @@ def main() -> None:
 
         threads = []
         for index in range(connections):
-            sock, (_, peer_port) = listener.accept()
+            sock, peer = listener.accept()
+            peer_port = peer[1]
             thread = threading.Thread(target=serve, args=(sock, peer_port, index))
             thread.start()
             threads.append(thread)
