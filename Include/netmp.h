@@ -50,6 +50,9 @@ void netmp_socket_close(void *socket);
 int netmp_is_stream(void *socket);
 // 1 while a stream socket has neither listened nor connected (a datagram socket: always).
 int netmp_is_fresh(void *socket);
+// 1 for a stream socket connecting, connected or listening (whose connect() answers for
+// its state before it reads the address, as Linux's does).
+int netmp_has_begun(void *socket);
 
 // Ports in host byte order. Addresses: 16 bytes in network order, IPv6 or IPv4 mapped
 // (::ffff:a.b.c.d) whatever the socket's family.

@@ -284,6 +284,9 @@ public final class StreamSocket: @unchecked Sendable {
     /// Neither listening nor connecting yet (nor closed): such a socket may still move to the
     /// kernel (a loopback destination).
     public var isFresh: Bool { setup.locked { phase == .fresh } }
+    /// Connecting, connected or listening: a connect() then answers for the state whatever
+    /// address it names (Linux's inet_stream_connect looks at the state first).
+    public var hasBegun: Bool { setup.locked { phase == .connecting || phase == .connected || phase == .listening } }
 
     /// poll(2)'s view of the socket, computed from the published status and the rings.
     public var readiness: PollEvents {

@@ -273,6 +273,12 @@ public func netmpIsFresh(_ handle: UnsafeMutableRawPointer) -> Int32 {
     return 1
 }
 
+@_cdecl("netmp_has_begun")
+public func netmpHasBegun(_ handle: UnsafeMutableRawPointer) -> Int32 {
+    if case .stream(let s) = socket(handle).kind { return s.hasBegun ? 1 : 0 }
+    return 0
+}
+
 @_cdecl("netmp_is_stream")
 public func netmpIsStream(_ handle: UnsafeMutableRawPointer) -> Int32 {
     if case .stream = socket(handle).kind { return 1 }

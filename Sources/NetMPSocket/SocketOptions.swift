@@ -241,7 +241,9 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
             return -ENOPROTOOPT
         }
     case (OptionName.ipprotoTCP, .datagram):
-        return -EOPNOTSUPP // Linux: a UDP socket passes unknown levels to IP, which says so
+        // Linux: a UDP socket passes unknown levels to IP, which says EOPNOTSUPP; IPv6's
+        // ipv6_getsockopt says ENOPROTOOPT.
+        return shim.isIPv6 ? -ENOPROTOOPT : -EOPNOTSUPP
     default:
         return -ENOPROTOOPT
     }

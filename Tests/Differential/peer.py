@@ -23,9 +23,11 @@ DEADLINE = 20  # seconds any one connection may live
 
 
 def serve(port, handler):
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Dual-stack: the cases run over IPv4 (peers at mapped addresses) and over IPv6.
+    listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("0.0.0.0", port))
+    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    listener.bind(("::", port))
     listener.listen(64)
 
     def loop():
@@ -100,8 +102,9 @@ def dial_back(connection, address):
 
 
 def udp_echo():
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("0.0.0.0", 7010))
+    udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    udp.bind(("::", 7010))
 
     def loop():
         while True:

@@ -1,7 +1,8 @@
 // What every differential case shares: each call it makes is printed as one line, its
 // source text, its result and errno's name, so that the run on kernel sockets and the run
 // on netmp can be compared line by line. Nothing printed may depend on addresses, ports
-// or timing. argv[1] is the peer's address (Tests/Differential/peer.py serves it).
+// or timing. argv[1] is the peer's address (Tests/Differential/peer.py serves it), IPv4
+// or IPv6: the case runs in that family.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,17 +53,40 @@ __attribute__((unused)) static void note(const char *what, long value) {
     fflush(stdout);
 }
 
-__attribute__((unused)) static struct sockaddr_in peer(int port) {
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-    inet_pton(AF_INET, peer_address, &a.sin_addr);
+// The family of the run: IPv6 when the peer's address is (every case runs over both).
+static int family = AF_INET;
+#define FAMILY family
+// An address of either family; ADDRLEN is the family's sockaddr size, which calls pass
+// (the traces print the source text, so both families' runs print the same calls).
+typedef union { struct sockaddr sa; struct sockaddr_in in; struct sockaddr_in6 in6; } address;
+#define ADDRLEN ((socklen_t)(family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)))
+
+__attribute__((unused)) static address named(const char *text, int port) {
+    address a;
+    memset(&a, 0, sizeof a);
+    a.sa.sa_family = (sa_family_t)family;
+    if (family == AF_INET6) { a.in6.sin6_port = htons(port); inet_pton(AF_INET6, text, &a.in6.sin6_addr); }
+    else { a.in.sin_port = htons(port); inet_pton(AF_INET, text, &a.in.sin_addr); }
     return a;
+}
+// The peer's `port`; the wildcard address; an address no host here holds.
+__attribute__((unused)) static address peer(int port) { return named(peer_address, port); }
+__attribute__((unused)) static address wildcard(int port) { return named(family == AF_INET6 ? "::" : "0.0.0.0", port); }
+__attribute__((unused)) static address foreign_address(int port) { return named(family == AF_INET6 ? "fd99::99" : "10.99.99.99", port); }
+__attribute__((unused)) static int port_of(const address *a) { return ntohs(a->sa.sa_family == AF_INET6 ? a->in6.sin6_port : a->in.sin_port); }
+__attribute__((unused)) static void set_port(address *a, int port) {
+    if (a->sa.sa_family == AF_INET6) a->in6.sin6_port = htons(port); else a->in.sin_port = htons(port);
+}
+__attribute__((unused)) static int is_wildcard(const address *a) {
+    static const struct in6_addr any6;
+    return a->sa.sa_family == AF_INET6 ? memcmp(&a->in6.sin6_addr, &any6, 16) == 0 : a->in.sin_addr.s_addr == 0;
 }
 
 // A blocking TCP connection to the peer's `port` (the steps are traced).
 __attribute__((unused)) static int connected(int port) {
-    int fd = FD(socket(AF_INET, SOCK_STREAM, 0));
-    struct sockaddr_in a = peer(port);
-    T(connect(fd, (struct sockaddr *)&a, sizeof a));
+    int fd = FD(socket(FAMILY, SOCK_STREAM, 0));
+    address a = peer(port);
+    T(connect(fd, &a.sa, ADDRLEN));
     return fd;
 }
 
@@ -90,6 +114,7 @@ __attribute__((unused)) static void wait_readable(int fd, int count) {
 static void begin(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: %s PEER-ADDRESS\n", argv[0]); exit(2); }
     peer_address = argv[1];
+    if (strchr(peer_address, ':')) family = AF_INET6;
     // A clean signal mask: the test runner's threads block signals, and exec keeps the mask.
     sigset_t none;
     sigemptyset(&none);

@@ -2,11 +2,11 @@
 #include "../trace.h"
 int main(int argc, char **argv) {
     begin(argc, argv);
-    int listener = FD(socket(AF_INET, SOCK_STREAM, 0));
+    int listener = FD(socket(FAMILY, SOCK_STREAM, 0));
     int on = 1;
     T(setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on));
-    struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons(7102) };
-    T(bind(listener, (struct sockaddr *)&any, sizeof any));
+    address any = wildcard(7102);
+    T(bind(listener, &any.sa, ADDRLEN));
     T(listen(listener, 8));
     int controls[3];
     for (int i = 0; i < 3; i++) {

@@ -2,15 +2,15 @@
 #include "../trace.h"
 int main(int argc, char **argv) {
     begin(argc, argv);
-    int listener = FD(socket(AF_INET, SOCK_STREAM, 0));
+    int listener = FD(socket(FAMILY, SOCK_STREAM, 0));
     int on = 1;
     T(setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on));
-    struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons(7100) };
-    T(bind(listener, (struct sockaddr *)&any, sizeof any));
+    address any = wildcard(7100);
+    T(bind(listener, &any.sa, ADDRLEN));
     T(listen(listener, 8));
     int control = connected(7007);
     T(send(control, "7100\n", 5, 0));
-    struct sockaddr_in from;
+    address from;
     socklen_t length = sizeof from;
     int fd = FD(accept(listener, (struct sockaddr *)&from, &length));
     note("address length", length);

@@ -2,25 +2,24 @@
 #include "../trace.h"
 int main(int argc, char **argv) {
     begin(argc, argv);
-    int a = FD(socket(AF_INET, SOCK_STREAM, 0));
-    int b = FD(socket(AF_INET, SOCK_STREAM, 0));
-    struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons(7200) };
-    T(bind(a, (struct sockaddr *)&any, sizeof any));
+    int a = FD(socket(FAMILY, SOCK_STREAM, 0));
+    int b = FD(socket(FAMILY, SOCK_STREAM, 0));
+    address any = wildcard(7200);
+    T(bind(a, &any.sa, ADDRLEN));
     T(listen(a, 4));
-    T(bind(b, (struct sockaddr *)&any, sizeof any));
-    struct sockaddr_in foreign = { .sin_family = AF_INET, .sin_port = htons(7201) };
-    inet_pton(AF_INET, "10.99.99.99", &foreign.sin_addr);
-    T(bind(b, (struct sockaddr *)&foreign, sizeof foreign));
-    struct sockaddr_in name;
+    T(bind(b, &any.sa, ADDRLEN));
+    address foreign = foreign_address(7201);
+    T(bind(b, &foreign.sa, ADDRLEN));
+    address name;
     socklen_t length = sizeof name;
     T(getsockname(a, (struct sockaddr *)&name, &length));
-    note("port", ntohs(name.sin_port));
-    note("address is wildcard", name.sin_addr.s_addr == 0);
-    any.sin_port = 0;
-    T(bind(b, (struct sockaddr *)&any, sizeof any));
+    note("port", port_of(&name));
+    note("address is wildcard", is_wildcard(&name));
+    set_port(&any, 0);
+    T(bind(b, &any.sa, ADDRLEN));
     length = sizeof name;
     T(getsockname(b, (struct sockaddr *)&name, &length));
-    note("ephemeral port chosen", ntohs(name.sin_port) != 0);
+    note("ephemeral port chosen", port_of(&name) != 0);
     T(close(a));
     T(close(b));
     return 0;

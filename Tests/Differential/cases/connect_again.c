@@ -9,24 +9,24 @@ static void echo_one(int fd) {
 }
 int main(int argc, char **argv) {
     begin(argc, argv);
-    struct sockaddr_in refused = peer(7099), echo = peer(7001);
-    int fd = FD(socket(AF_INET, SOCK_STREAM, 0));
-    T(connect(fd, (struct sockaddr *)&refused, sizeof refused));
-    T(connect(fd, (struct sockaddr *)&refused, sizeof refused));
-    T(connect(fd, (struct sockaddr *)&echo, sizeof echo));
+    address refused = peer(7099), echo = peer(7001);
+    int fd = FD(socket(FAMILY, SOCK_STREAM, 0));
+    T(connect(fd, &refused.sa, ADDRLEN));
+    T(connect(fd, &refused.sa, ADDRLEN));
+    T(connect(fd, &echo.sa, ADDRLEN));
     echo_one(fd);
     T(close(fd));
 
-    fd = FD(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
-    T(connect(fd, (struct sockaddr *)&refused, sizeof refused));
+    fd = FD(socket(FAMILY, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    T(connect(fd, &refused.sa, ADDRLEN));
     struct pollfd p = { fd, POLLOUT, 0 };
     T(poll(&p, 1, 5000));
-    T(connect(fd, (struct sockaddr *)&refused, sizeof refused)); // the outcome: ECONNREFUSED
-    T(connect(fd, (struct sockaddr *)&echo, sizeof echo));       // a new attempt
+    T(connect(fd, &refused.sa, ADDRLEN)); // the outcome: ECONNREFUSED
+    T(connect(fd, &echo.sa, ADDRLEN));       // a new attempt
     p.revents = 0;
     T(poll(&p, 1, 5000));
     note("revents", p.revents);
-    T(connect(fd, (struct sockaddr *)&echo, sizeof echo));
+    T(connect(fd, &echo.sa, ADDRLEN));
     int blocking = fcntl(fd, F_GETFL) & ~O_NONBLOCK;
     T(fcntl(fd, F_SETFL, blocking));
     echo_one(fd);

@@ -2,9 +2,9 @@
 #include "../trace.h"
 int main(int argc, char **argv) {
     begin(argc, argv);
-    int fd = FD(socket(AF_INET, SOCK_STREAM, 0));
-    struct sockaddr_in a = peer(7099);
-    T(connect(fd, (struct sockaddr *)&a, sizeof a));
+    int fd = FD(socket(FAMILY, SOCK_STREAM, 0));
+    address a = peer(7099);
+    T(connect(fd, &a.sa, ADDRLEN));
     int error = -1;
     socklen_t length = sizeof error;
     T(getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length));

@@ -2,9 +2,9 @@
 #include "../trace.h"
 int main(int argc, char **argv) {
     begin(argc, argv);
-    int fd = FD(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
-    struct sockaddr_in a = peer(7006);
-    T(connect(fd, (struct sockaddr *)&a, sizeof a));
+    int fd = FD(socket(FAMILY, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    address a = peer(7006);
+    T(connect(fd, &a.sa, ADDRLEN));
     int ep = FD(epoll_create1(0));
     struct epoll_event e = { .events = EPOLLOUT, .data.u64 = 1 };
     T(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e));

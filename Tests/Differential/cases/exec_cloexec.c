@@ -7,8 +7,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     begin(argc, argv);
-    int closing = FD(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    int keeping = FD(socket(AF_INET, SOCK_STREAM, 0));
+    int closing = FD(socket(FAMILY, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int keeping = FD(socket(FAMILY, SOCK_STREAM, 0));
     note("FD_CLOEXEC", fcntl(closing, F_GETFD) & FD_CLOEXEC);
     T(fcntl(keeping, F_SETFD, FD_CLOEXEC));
     T(fcntl(keeping, F_SETFD, 0));

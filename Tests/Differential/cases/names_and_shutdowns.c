@@ -6,14 +6,14 @@ int main(int argc, char **argv) {
     // The silent peer neither reads nor closes for 5 s, so the second shutdown finds the
     // connection in FIN-WAIT and the trace does not depend on how fast the peer answers.
     int fd = connected(7005);
-    struct sockaddr_in name;
+    address name;
     socklen_t length = sizeof name;
     T(getsockname(fd, (struct sockaddr *)&name, &length));
-    note("local port set", ntohs(name.sin_port) != 0);
-    note("local address set", name.sin_addr.s_addr != 0);
+    note("local port set", port_of(&name) != 0);
+    note("local address set", !is_wildcard(&name));
     length = sizeof name;
     T(getpeername(fd, (struct sockaddr *)&name, &length));
-    note("peer port", ntohs(name.sin_port));
+    note("peer port", port_of(&name));
     length = 4;
     T(getpeername(fd, (struct sockaddr *)&name, &length));
     note("length reported", length);

@@ -2,9 +2,9 @@
 // a closed port ends with ECONNREFUSED in SO_ERROR.
 #include "../trace.h"
 static void attempt(int port) {
-    int fd = FD(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
-    struct sockaddr_in a = peer(port);
-    T(connect(fd, (struct sockaddr *)&a, sizeof a));
+    int fd = FD(socket(FAMILY, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    address a = peer(port);
+    T(connect(fd, &a.sa, ADDRLEN));
     struct pollfd p = { fd, POLLOUT, 0 };
     T(poll(&p, 1, 5000));
     note("revents & (POLLOUT|POLLERR)", p.revents & (POLLOUT | POLLERR));
@@ -12,7 +12,7 @@ static void attempt(int port) {
     socklen_t length = sizeof error;
     T(getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length));
     note("SO_ERROR", error);
-    T(connect(fd, (struct sockaddr *)&a, sizeof a)); // EISCONN once connected
+    T(connect(fd, &a.sa, ADDRLEN)); // EISCONN once connected
     T(close(fd));
 }
 int main(int argc, char **argv) {

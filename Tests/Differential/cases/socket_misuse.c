@@ -2,9 +2,9 @@
 #include "../trace.h"
 int main(int argc, char **argv) {
     begin(argc, argv);
-    int fd = FD(socket(AF_INET, SOCK_STREAM, 0));
+    int fd = FD(socket(FAMILY, SOCK_STREAM, 0));
     char byte;
-    struct sockaddr_in name;
+    address name;
     socklen_t length = sizeof name;
     T(recv(fd, &byte, 1, 0));
     T(send(fd, "x", 1, MSG_NOSIGNAL));
@@ -12,21 +12,21 @@ int main(int argc, char **argv) {
     T(shutdown(fd, SHUT_RDWR));
     T(shutdown(fd, 7));
     FD(accept(fd, NULL, NULL));
-    struct sockaddr_in a = peer(7001);
-    T(connect(fd, (struct sockaddr *)&a, sizeof a - 1));
-    a.sin_family = AF_UNIX;
-    T(connect(fd, (struct sockaddr *)&a, sizeof a));
-    struct sockaddr_in any = { .sin_family = AF_INET };
-    T(bind(fd, (struct sockaddr *)&any, sizeof any));
-    T(bind(fd, (struct sockaddr *)&any, sizeof any));
+    address a = peer(7001);
+    T(connect(fd, &a.sa, ADDRLEN - 1));
+    a.sa.sa_family = AF_UNIX;
+    T(connect(fd, &a.sa, ADDRLEN));
+    address any = wildcard(0);
+    T(bind(fd, &any.sa, ADDRLEN));
+    T(bind(fd, &any.sa, ADDRLEN));
     T(listen(fd, 4));
-    T(connect(fd, (struct sockaddr *)&any, sizeof any));
+    T(connect(fd, &any.sa, ADDRLEN));
     int on = 1;
     T(setsockopt(fd, 12345, 1, &on, sizeof on));
     T(setsockopt(fd, SOL_SOCKET, 12345, &on, sizeof on));
     T(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, 1));
     T(close(fd));
     T(close(fd));
-    FD(socket(AF_INET, SOCK_STREAM, IPPROTO_UDP));
+    FD(socket(FAMILY, SOCK_STREAM, IPPROTO_UDP));
     return 0;
 }

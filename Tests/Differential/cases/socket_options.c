@@ -8,7 +8,7 @@ static void get_int(int fd, int level, int name, const char *what) {
 }
 int main(int argc, char **argv) {
     begin(argc, argv);
-    int fd = FD(socket(AF_INET, SOCK_STREAM, 0));
+    int fd = FD(socket(FAMILY, SOCK_STREAM, 0));
     int on = 1, seconds = 30;
     get_int(fd, SOL_SOCKET, SO_TYPE, "SO_TYPE");
     get_int(fd, SOL_SOCKET, SO_DOMAIN, "SO_DOMAIN");
@@ -32,8 +32,8 @@ int main(int argc, char **argv) {
     note("linger seconds", linger.l_linger);
     struct timeval timeout = { 0, 200000 };
     T(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout));
-    struct sockaddr_in a = peer(7005);
-    T(connect(fd, (struct sockaddr *)&a, sizeof a));
+    address a = peer(7005);
+    T(connect(fd, &a.sa, ADDRLEN));
     char byte;
     T(recv(fd, &byte, 1, 0)); // the silent peer: the receive timeout expires
     get_int(fd, SOL_SOCKET, SO_ERROR, "SO_ERROR");

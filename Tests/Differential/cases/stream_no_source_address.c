@@ -5,7 +5,7 @@ int main(int argc, char **argv) {
     begin(argc, argv);
     int fd = connected(7001);
     char reply[16] = { 0 };
-    struct sockaddr_in from;
+    address from;
     memset(&from, 0xAB, sizeof from);
     socklen_t length = sizeof from;
     T(send(fd, "hello", 5, 0));

@@ -9,10 +9,10 @@ static void state(int fd, const char *when) {
 }
 int main(int argc, char **argv) {
     begin(argc, argv);
-    int fd = FD(socket(AF_INET, SOCK_STREAM, 0));
+    int fd = FD(socket(FAMILY, SOCK_STREAM, 0));
     state(fd, "fresh");
-    struct sockaddr_in a = peer(7001);
-    T(connect(fd, (struct sockaddr *)&a, sizeof a));
+    address a = peer(7001);
+    T(connect(fd, &a.sa, ADDRLEN));
     state(fd, "connected");
     T(shutdown(fd, SHUT_WR));
     char byte;
@@ -20,7 +20,7 @@ int main(int argc, char **argv) {
     usleep(100000);
     state(fd, "both closed");
     T(close(fd));
-    int udp = FD(socket(AF_INET, SOCK_DGRAM, 0));
+    int udp = FD(socket(FAMILY, SOCK_DGRAM, 0));
     state(udp, "udp");
     T(close(udp));
     return 0;

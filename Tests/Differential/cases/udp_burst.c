@@ -2,9 +2,9 @@
 #include "../trace.h"
 int main(int argc, char **argv) {
     begin(argc, argv);
-    int fd = FD(socket(AF_INET, SOCK_DGRAM, 0));
-    struct sockaddr_in a = peer(7010);
-    T(connect(fd, (struct sockaddr *)&a, sizeof a));
+    int fd = FD(socket(FAMILY, SOCK_DGRAM, 0));
+    address a = peer(7010);
+    T(connect(fd, &a.sa, ADDRLEN));
     int whole = 0;
     for (int i = 0; i < 20; i++) {
         char out[64], in[64];

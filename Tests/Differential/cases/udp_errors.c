@@ -3,20 +3,20 @@
 #include "../trace.h"
 int main(int argc, char **argv) {
     begin(argc, argv);
-    int fd = FD(socket(AF_INET, SOCK_DGRAM, 0));
+    int fd = FD(socket(FAMILY, SOCK_DGRAM, 0));
     char bytes[16];
     T(recv(fd, bytes, sizeof bytes, MSG_DONTWAIT));
-    struct sockaddr_in a = peer(7010);
-    T(sendto(fd, "x", 1, 0, (struct sockaddr *)&a, sizeof a - 2));
+    address a = peer(7010);
+    T(sendto(fd, "x", 1, 0, &a.sa, ADDRLEN - 2));
     static char big[70000];
-    T(sendto(fd, big, sizeof big, 0, (struct sockaddr *)&a, sizeof a));
-    struct sockaddr_in name;
+    T(sendto(fd, big, sizeof big, 0, &a.sa, ADDRLEN));
+    address name;
     socklen_t length = sizeof name;
     T(getpeername(fd, (struct sockaddr *)&name, &length));
-    T(connect(fd, (struct sockaddr *)&a, sizeof a));
+    T(connect(fd, &a.sa, ADDRLEN));
     length = sizeof name;
     T(getpeername(fd, (struct sockaddr *)&name, &length));
-    note("peer port", ntohs(name.sin_port));
+    note("peer port", port_of(&name));
     struct sockaddr unspecified = { .sa_family = AF_UNSPEC };
     T(connect(fd, &unspecified, sizeof unspecified));
     length = sizeof name;

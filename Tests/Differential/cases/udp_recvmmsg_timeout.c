@@ -9,9 +9,9 @@ static void echoed(int fd, int count) {
 }
 int main(int argc, char **argv) {
     begin(argc, argv);
-    int fd = FD(socket(AF_INET, SOCK_DGRAM, 0));
-    struct sockaddr_in a = peer(7010);
-    T(connect(fd, (struct sockaddr *)&a, sizeof a));
+    int fd = FD(socket(FAMILY, SOCK_DGRAM, 0));
+    address a = peer(7010);
+    T(connect(fd, &a.sa, ADDRLEN));
     char buffers[8][16];
     struct iovec pieces[8];
     struct mmsghdr messages[8];
