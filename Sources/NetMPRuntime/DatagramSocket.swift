@@ -172,10 +172,13 @@ public final class DatagramSocket: @unchecked Sendable {
         return peer
     }
 
-    /// The largest payload one IPv4 frame carries (netmp does not fragment); IPv6's
-    /// header is 20 bytes longer.
+    /// The largest payload one IPv4 frame carries: poll reports the socket writable while
+    /// one such datagram fits its ring.
     public var maximumPayload: Int { client.configuration.mtu - 28 }
-    func maximumPayload(to destination: IPAddress) -> Int { maximumPayload - (destination.isIPv4 ? 0 : 20) }
+    /// The largest datagram to `destination`, as Linux allows it: IPv4's 65,507 bytes
+    /// (65,535 less its headers), IPv6's 65,527 (no jumbograms). Larger than the MTU, it
+    /// leaves in fragments.
+    func maximumPayload(to destination: IPAddress) -> Int { destination.isIPv4 ? 65_507 : 65_527 }
 
     /// sendto() / send(): one datagram, all or nothing.
     public func send(_ bytes: UnsafeRawBufferPointer, to destination: Endpoint? = nil, dontWait: Bool = false) throws(SocketError) -> Int {

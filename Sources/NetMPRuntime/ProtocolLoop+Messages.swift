@@ -295,7 +295,9 @@ extension ProtocolLoop {
         while sent < committed, let first = DatagramRecord.read(ring, at: 0, held: committed - sent) {
             var count = 1, span = DatagramRecord.headerLength + first.length
             // Not to our own address: a looped run would have to be cut again.
-            if host.offloads.udpSegmentation && first.length > 0 && !host.isOurs(first.destination.address) {
+            // A run only of datagrams that fit a frame each (larger ones leave in fragments).
+            if host.offloads.udpSegmentation && first.length > 0 && !host.isOurs(first.destination.address)
+                && UDPHeader.length + first.length <= host.unfragmentedPayload(ipv6: !first.destination.address.isIPv4) {
                 // IPv4's total length counts its header; IPv6's payload length does not.
                 let room = Int(UInt16.max) - UDPHeader.length - (first.destination.address.isIPv4 ? IPv4Header.minimumLength : 0)
                 let limit = min(Host.datagramsPerFrame, room / first.length)

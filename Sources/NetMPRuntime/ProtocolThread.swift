@@ -73,6 +73,7 @@ final class ProtocolThread: @unchecked Sendable {
         if numa_available() >= 0 { numa_set_localalloc() }
         let host = Host(configuration: sharing.configuration)
         host.offloads = sharing.offloads
+        host.seedIdentifications(sharing.secret.1, core: core, of: sharing.ports.count)
         let tcp = TCPEndpoints(configuration: sharing.tcpConfiguration, secret: sharing.secret, now: MonotonicClock.now())
         let loop = ProtocolLoop(host: host, tcp: tcp, queue: queue, stats: sharing.stats, core: core,
                                 steering: sharing.steering, ports: sharing.ports, portTable: sharing.portTable,

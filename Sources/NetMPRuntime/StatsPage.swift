@@ -11,13 +11,13 @@ import NetMPWire
 /// core's counters from two moments; it never sees a torn value.
 public enum StatsLayout {
     public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
-    public static let version: UInt64 = 11
+    public static let version: UInt64 = 12
     public static let memfdName = "netmp-stats"
     public static let headerWords = 8
     /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
     /// connections, neighbours, forward overflows, super-frames in/out, the TAP's offloads,
     /// frames looped to our own address, then one word per drop reason.
-    public static let coreFixedWords = 16
+    public static let coreFixedWords = 18
     public static var dropWords: Int { DropCounters.names.count }
     public static var coreWords: Int { coreFixedWords + dropWords }
     /// After the core blocks, each core's connection table: a count, then up to
@@ -55,7 +55,7 @@ public enum StatsLayout {
     public enum Core { public static let index = 0, cpu = 1, node = 2, framesIn = 3, framesOut = 4, bytesIn = 5,
                        bytesOut = 6, messages = 7, forwarded = 8, connections = 9, neighbours = 10,
                        forwardOverflows = 11, superFramesIn = 12, superFramesOut = 13, offloads = 14,
-                       looped = 15 }
+                       looped = 15, reassembled = 16, fragmentsOut = 17 }
     /// The offloads word: TUNSETOFFLOAD's flags the TAP accepted, with this bit set once
     /// they were negotiated (a stack on test queues has no TAP and leaves the word 0).
     public static let offloadsNegotiated: UInt64 = 1 << 32
@@ -195,6 +195,8 @@ public final class StatsPage: @unchecked Sendable {
         words[base + StatsLayout.Core.superFramesIn] = counters.superFramesIn
         words[base + StatsLayout.Core.superFramesOut] = counters.superFramesOut
         words[base + StatsLayout.Core.looped] = counters.framesLooped
+        words[base + StatsLayout.Core.reassembled] = counters.reassembled
+        words[base + StatsLayout.Core.fragmentsOut] = counters.fragmentsOut
         words[base + StatsLayout.Core.neighbours] = UInt64(neighbours)
         var i = base + StatsLayout.coreFixedWords
         for v in counters.drops.malformed { words[i] = v; i += 1 }

@@ -15,6 +15,8 @@ public struct StatsSnapshot: Sendable {
         public var superFramesIn: UInt64, superFramesOut: UInt64
         /// Frames sent to the stack's own address and received again, never on the TAP.
         public var looped: UInt64
+        /// Fragmented packets put back together, and fragments sent.
+        public var reassembled: UInt64 = 0, fragmentsOut: UInt64 = 0
         /// The TAP's TUNSETOFFLOAD flags in force, nil where no TAP was negotiated with.
         public var offloads: UInt32?
         /// (reason, count) for every drop reason, zero counts included.
@@ -125,6 +127,7 @@ public struct StatsSnapshot: Sendable {
                              connections: w(K.connections), neighbours: w(K.neighbours),
                              forwardOverflows: w(K.forwardOverflows), superFramesIn: w(K.superFramesIn),
                              superFramesOut: w(K.superFramesOut), looped: w(K.looped),
+                             reassembled: w(K.reassembled), fragmentsOut: w(K.fragmentsOut),
                              offloads: w(K.offloads) & StatsLayout.offloadsNegotiated != 0
                                  ? UInt32(truncatingIfNeeded: w(K.offloads)) : nil,
                              drops: drops)
@@ -187,7 +190,7 @@ public struct StatsSnapshot: Sendable {
                 + "\"messages\":\(c.messages),\"forwarded\":\(c.forwarded),\"connections\":\(c.connections),"
                 + "\"neighbours\":\(c.neighbours),\"forward_overflows\":\(c.forwardOverflows),"
                 + "\"super_frames_in\":\(c.superFramesIn),\"super_frames_out\":\(c.superFramesOut),"
-                + "\"looped\":\(c.looped),"
+                + "\"looped\":\(c.looped),\"reassembled\":\(c.reassembled),\"fragments_out\":\(c.fragmentsOut),"
                 + "\"offloads\":\(c.offloads.map { "\"\(offloadNames($0))\"" } ?? "null"),\"drops\":{\(drops)}}"
         }.joined(separator: ",")
         let connectionObjects = connections.map { c in
@@ -235,6 +238,10 @@ public struct StatsSnapshot: Sendable {
         }
         let looped = cores.reduce(0) { $0 &+ $1.looped }
         if looped > 0 { lines.append("frames to the stack's own address (looped, not on the TAP): \(looped)") }
+        let reassembled = cores.reduce(0) { $0 &+ $1.reassembled }, fragmentsOut = cores.reduce(0) { $0 &+ $1.fragmentsOut }
+        if reassembled > 0 || fragmentsOut > 0 {
+            lines.append("IP fragments: packets reassembled \(reassembled), fragments sent \(fragmentsOut)")
+        }
         let forwarded = cores.reduce(0) { $0 &+ $1.forwarded }, arrived = cores.reduce(0) { $0 &+ $1.framesIn }
         if arrived > 0 {
             lines.append("frames forwarded to their owner core: \(forwarded) of \(arrived) "

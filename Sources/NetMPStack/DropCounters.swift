@@ -9,7 +9,6 @@ public enum PolicyDrop: String, CaseIterable, Sendable {
     case arpAddressConflict = "arp-address-conflict" // someone else claims our address
     case ipNotForUs = "ipv4-not-for-us"
     case ipBadSource = "ipv4-bad-source"            // broadcast or multicast source (RFC 1122 3.2.1.3)
-    case ipFragment = "ipv4-fragment"               // netmp does not reassemble: counted and dropped
     case unsupportedProtocol = "ipv4-unsupported-protocol"
     case icmpIgnored = "icmp-ignored"               // valid, but nothing to do (e.g. broadcast echo)
     case udpNoSocket = "udp-no-socket"
@@ -23,7 +22,6 @@ public enum PolicyDrop: String, CaseIterable, Sendable {
     case loopbackQueueFull = "loopback-queue-full"  // a frame to our own address found no room
     case ipv6NotForUs = "ipv6-not-for-us"           // not one of our ready addresses or joined groups
     case ipv6BadSource = "ipv6-bad-source"          // a multicast source (RFC 4291 2.7), or a datagram from ::
-    case ipv6Fragment = "ipv6-fragment"             // netmp does not reassemble yet: counted and dropped
     case ipv6ParameterProblem = "ipv6-parameter-problem" // refused with an ICMPv6 parameter problem
     case ipv6UnsupportedNextHeader = "ipv6-unsupported-next-header"
     case ipv6NoNextHeader = "ipv6-no-next-header"   // nothing after the headers (next header 59)
@@ -32,6 +30,16 @@ public enum PolicyDrop: String, CaseIterable, Sendable {
     case ndpQueueOverflow = "ndp-queue-overflow"    // too many packets waiting for one resolution
     case ndpUnresolved = "ndp-unresolved"           // packets dropped when resolution gave up
     case icmpRateLimited = "icmp-rate-limited"      // an ICMP or ICMPv6 error not sent: over the rate
+    // Fragments (FragmentReassembly), of either family:
+    case fragmentDuplicate = "fragment-duplicate"   // an exact repeat of one held: dropped alone
+    case fragmentOverlap = "fragment-overlap"       // overlaps one held: the packet is abandoned
+    case fragmentTooLarge = "fragment-too-large"    // past the 64 KiB a packet may hold
+    case fragmentBadLength = "fragment-bad-length"  // a middle one not a multiple of 8, or ends that disagree
+    case fragmentTooMany = "fragment-too-many"      // more fragments than a packet may have
+    case fragmentTimeout = "fragment-timeout"       // a packet not complete in time, abandoned
+    case fragmentEvicted = "fragment-evicted"       // a waiting packet abandoned for a newer one's room
+    case fragmentNested = "fragment-nested"         // a whole packet that is itself a fragment
+    case fragmentTCP = "fragment-tcp"               // a reassembled TCP segment: its owner may be another core
 }
 
 /// Per-reason drop counts. Allocated once; counting does not allocate.
@@ -74,6 +82,10 @@ public struct InterfaceCounters: Sendable {
     public var superFramesOut: UInt64 = 0
     /// Frames sent to this host's own address: received again, never on the link.
     public var framesLooped: UInt64 = 0
+    /// Fragmented packets put back together, and fragments sent (of datagrams larger than
+    /// the MTU).
+    public var reassembled: UInt64 = 0
+    public var fragmentsOut: UInt64 = 0
     public var drops = DropCounters()
     public init() {}
 }

@@ -40,12 +40,17 @@ extension Host {
             }
             return
         }
-        guard chain.fragment == nil else { counters.drops.count(.ipv6Fragment); return }
+        if let fragment = chain.fragment {
+            guard !reassembling else { counters.drops.count(.fragmentNested); return }
+            reassembleIPv6(packet, header: header, fragment: fragment, now: now, sink: &sink)
+            return
+        }
         let payload = UnsafeRawBufferPointer(rebasing: packet[chain.upperLayerOffset...])
         switch chain.upperLayer {
         case IPv6NextHeader.icmpv6: receiveICMPv6(payload, header: header, toUs: toUs, now: now, sink: &sink)
         case IPv6NextHeader.noNextHeader: counters.drops.count(.ipv6NoNextHeader)
         case IPProtocol.udp: receiveUDP6(payload, packet: packet, header: header, toUs: toUs, now: now, sink: &sink)
+        case IPProtocol.tcp where toUs && reassembling: counters.drops.count(.fragmentTCP)
         case IPProtocol.tcp where toUs: receiveTCPv6(payload, header: header, now: now, sink: &sink)
         default:
             counters.drops.count(.ipv6UnsupportedNextHeader)
@@ -263,8 +268,20 @@ extension Host {
         let ipOffset = EthernetFrameView.headerLength
         let transportOffset = ipOffset + IPv6Header.length
         var frameOffload = offload.placed(at: transportOffset, ipv6: true)
-        // As for IPv4: a run of datagrams is always cut, a TCP super-segment when it exceeds the MTU.
-        if IPv6Header.length + payloadLength > routers6.mtu ?? configuration.mtu || (offload.datagrams && offload.segments) {
+        let toOurs = ipv6.state(of: destination) != nil
+        let onLink = toOurs || destination.isMulticast || ipv6.isOnLink(destination) || routers6.isOnLink(destination, now: now)
+        guard let nextHop = onLink ? destination : routers6.defaultRouter(now: now) else {
+            counters.drops.count(.noRoute); return .failure(.noRoute)
+        }
+        // As for IPv4: a run of datagrams is always cut, a TCP super-segment when it exceeds
+        // the MTU, anything else larger than the MTU leaves in fragments (RFC 8200 4.5).
+        if (IPv6Header.length + payloadLength > routers6.mtu ?? configuration.mtu && (!toOurs || offload.segments))
+            || (offload.datagrams && offload.segments) {
+            if !offload.segments && nextHeader != IPProtocol.tcp && offload == .none {
+                return sendFragmentsIPv6(to: destination, from: source, nextHop: nextHop, nextHeader: nextHeader,
+                                         payloadLength: payloadLength, hopLimit: hopLimit ?? routers6.hopLimit ?? 64,
+                                         now: now, sink: &sink, fill: fill)
+            }
             let segmenting = offload.datagrams ? offloads.udpSegmentation : offloads.tcpSegmentation6
             guard offload.segments, segmenting, payloadLength <= Int(UInt16.max) else {
                 counters.drops.count(.frameTooLarge); return .failure(.tooLarge)
@@ -272,11 +289,7 @@ extension Host {
             frameOffload.segmentSize = offload.segmentSize
             frameOffload.datagrams = offload.datagrams
         }
-        let toOurs = ipv6.state(of: destination) != nil
-        let onLink = toOurs || destination.isMulticast || ipv6.isOnLink(destination) || routers6.isOnLink(destination, now: now)
-        guard let nextHop = onLink ? destination : routers6.defaultRouter(now: now) else {
-            counters.drops.count(.noRoute); return .failure(.noRoute)
-        }
+        guard payloadLength <= Int(UInt16.max) else { counters.drops.count(.frameTooLarge); return .failure(.tooLarge) }
         let frame = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<(transportOffset + payloadLength)])
         IPv6Header(payloadLength: payloadLength, nextHeader: nextHeader, source: source, destination: destination,
                    hopLimit: hopLimit ?? routers6.hopLimit ?? 64).emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[ipOffset...]))
@@ -286,6 +299,13 @@ extension Host {
             loopBack(frame, offload: frameOffload)
             return .success(())
         }
+        return deliverIPv6(frame, destination: destination, nextHop: nextHop, source: source, offload: frameOffload, now: now, sink: &sink)
+    }
+
+    /// Sends a finished IPv6 frame to `nextHop` (a group's frames to its Ethernet group), or
+    /// holds it in the neighbour cache while the next hop resolves.
+    func deliverIPv6(_ frame: UnsafeMutableRawBufferPointer, destination: IPv6Address, nextHop: IPv6Address, source: IPv6Address,
+                     offload frameOffload: FrameOffload, now: Instant, sink: inout some FrameSink) -> Result<Void, SendError> {
         if let neighbour = destination.isMulticast ? destination.multicastMAC : neighbours6.lookup(nextHop, now: now) {
             EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv6).emit(into: frame)
             transmit(frame, offload: frameOffload, sink: &sink)

@@ -62,6 +62,24 @@ public final class Host {
     var nextRouterSolicitation: Instant?
     /// This host probes and solicits for the link (core 0 does, for all of them).
     var speaksForTheLink = false
+    /// Fragmented packets of either family being put back together, and the packet being
+    /// handled is one (a TCP segment in it is not delivered, nor a fragment inside it).
+    public let reassembly = FragmentReassembly()
+    var reassembling = false
+    /// The unfragmentable part of an IPv6 fragment, patched to name what follows its
+    /// fragment header (as the whole packet will), before it is kept.
+    let fragmentHeader = UnsafeMutableRawBufferPointer.allocate(byteCount: FragmentReassembly.maximumHeader, alignment: 16)
+    /// The identification of the next IPv6 packet netmp fragments.
+    var nextFragmentIdentification: UInt32 = 1
+
+    /// Starts the identifications of fragmented packets from `seed` (random: RFC 7739 asks
+    /// that they be hard to guess), each core in its own part of IPv4's 16-bit space, so
+    /// that two cores' fragments to one destination do not share one.
+    public func seedIdentifications(_ seed: UInt64, core: Int, of cores: Int) {
+        let share = 65_536 / max(1, cores)
+        nextIdentification = UInt16(truncatingIfNeeded: core * share + Int(seed % UInt64(max(1, share))))
+        nextFragmentIdentification = UInt32(truncatingIfNeeded: seed >> 32) &+ UInt32(truncatingIfNeeded: core) &* 0x9E37_79B9
+    }
     public internal(set) var counters = InterfaceCounters()
     /// What the link finishes for us (checksums, TCP segmentation); none unless the runtime
     /// negotiated them with the TAP.
@@ -109,10 +127,18 @@ public final class Host {
         arp = ARPCache(timing: arpTiming)
         ipv6 = IPv6AddressTable(linkLocal: configuration.linkLocalAddress, configured: configuration.ipv6Addresses)
         neighbours6 = NeighbourCache(timing: neighbourTiming)
-        scratch = .allocate(byteCount: EthernetFrameView.headerLength + 65_535, alignment: 16)
+        scratch = .allocate(byteCount: Self.scratchSize, alignment: 16)
     }
 
-    deinit { scratch.deallocate() }
+    /// The scratch buffer holds the largest frame netmp builds: a 64 KiB packet behind its
+    /// Ethernet header, or a UDP datagram of 64 KiB to fragment behind IPv6's header and
+    /// fragment header (the fragments are cut from it in place).
+    static let scratchSize = EthernetFrameView.headerLength + IPv6Header.length + 8 + 65_535
+
+    deinit {
+        scratch.deallocate()
+        fragmentHeader.deallocate()
+    }
 
     // MARK: Input
 
@@ -182,13 +208,14 @@ public final class Host {
         guard !header.source.isMulticast, !header.source.isLimitedBroadcast, header.source != subnetBroadcast else {
             counters.drops.count(.ipBadSource); return
         }
-        guard !header.isFragment else { counters.drops.count(.ipFragment); return }
         // Ethernet pads short frames: the datagram ends at its total length, not the frame's.
         let datagram = UnsafeRawBufferPointer(rebasing: bytes[0..<header.totalLength])
+        if header.isFragment { reassembleIPv4(datagram, header: header, now: now, sink: &sink); return }
         let payload = UnsafeRawBufferPointer(rebasing: datagram[header.headerLength...])
         switch header.proto {
         case IPProtocol.icmp: receiveICMP(payload, header: header, toUs: toUs, now: now, sink: &sink)
         case IPProtocol.udp: receiveUDP(payload, datagram: datagram, header: header, toUs: toUs, now: now, sink: &sink)
+        case IPProtocol.tcp where reassembling: counters.drops.count(.fragmentTCP)
         case IPProtocol.tcp: receiveTCP(payload, header: header, toUs: toUs, now: now, sink: &sink)
         default:
             counters.drops.count(.unsupportedProtocol)
@@ -314,13 +341,18 @@ public final class Host {
 
     func sendUnreachable(code: UInt8, for datagram: UnsafeRawBufferPointer, header: IPv4Header, now: Instant,
                          sink: inout some FrameSink) {
+        sendICMPError(type: ICMPv4Message.Kind.destinationUnreachable, code: code, for: datagram, header: header, now: now, sink: &sink)
+    }
+
+    /// An ICMP error quoting `datagram` (its header and the start of its data) to its source.
+    func sendICMPError(type: UInt8, code: UInt8, for datagram: UnsafeRawBufferPointer, header: IPv4Header, now: Instant,
+                       sink: inout some FrameSink) {
         guard icmpErrors.allow(now: now) else { counters.drops.count(.icmpRateLimited); return }
         let quoted = min(datagram.count, ICMPv4Message.maximumQuote)
         let original = UnsafeRawBufferPointer(rebasing: datagram[0..<quoted])
         _ = sendIPv4(to: header.source, proto: IPProtocol.icmp, payloadLength: ICMPv4Message.headerLength + quoted,
                      now: now, sink: &sink) { out in
-            _ = ICMPv4Message.emitError(type: ICMPv4Message.Kind.destinationUnreachable, code: code,
-                                        original: original, into: out)
+            _ = ICMPv4Message.emitError(type: type, code: code, original: original, into: out)
         }
     }
 
@@ -338,9 +370,19 @@ public final class Host {
         let transportOffset = ipOffset + IPv4Header.minimumLength
         let totalLength = IPv4Header.minimumLength + payloadLength
         var frameOffload = offload.placed(at: transportOffset, ipv6: false)
+        let isBroadcast = destination.isLimitedBroadcast || destination == subnetBroadcast
+        let toUs = destination == address
+        guard let nextHop = isBroadcast || toUs ? destination : routes.nextHop(for: destination) else {
+            counters.drops.count(.noRoute); return .failure(.noRoute)
+        }
         // A run of datagrams is always cut (each is its own datagram, however short the run);
-        // a TCP super-segment only when it exceeds the MTU.
-        if totalLength > configuration.mtu || (offload.datagrams && offload.segments) {
+        // a TCP super-segment only when it exceeds the MTU; anything else larger than the
+        // MTU leaves in fragments (not to our own address: looped frames know no MTU).
+        if (totalLength > configuration.mtu && (!toUs || offload.segments)) || (offload.datagrams && offload.segments) {
+            if !offload.segments && proto != IPProtocol.tcp && offload == .none {
+                return sendFragmentsIPv4(to: destination, nextHop: nextHop, broadcast: isBroadcast, proto: proto,
+                                         payloadLength: payloadLength, now: now, sink: &sink, fill: fill)
+            }
             let segmenting = offload.datagrams ? offloads.udpSegmentation : offloads.tcpSegmentation
             guard offload.segments, segmenting, totalLength <= Int(UInt16.max) else {
                 counters.drops.count(.frameTooLarge); return .failure(.tooLarge)
@@ -348,10 +390,7 @@ public final class Host {
             frameOffload.segmentSize = offload.segmentSize
             frameOffload.datagrams = offload.datagrams
         }
-        let isBroadcast = destination.isLimitedBroadcast || destination == subnetBroadcast
-        guard let nextHop = isBroadcast ? destination : routes.nextHop(for: destination) else {
-            counters.drops.count(.noRoute); return .failure(.noRoute)
-        }
+        guard totalLength <= Int(UInt16.max) else { counters.drops.count(.frameTooLarge); return .failure(.tooLarge) }
         var ip = IPv4Header(totalLength: totalLength, proto: proto, source: address, destination: destination,
                             identification: nextIdentification)
         // A super-segment's wire segments take consecutive identifications (the kernel's
@@ -362,11 +401,18 @@ public final class Host {
         let frame = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<frameLength])
         ip.emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[ipOffset...]))
         fill(UnsafeMutableRawBufferPointer(rebasing: frame[transportOffset...]))
-        if destination == address {
+        if toUs {
             EthernetHeader(destination: mac, source: mac, etherType: EtherType.ipv4).emit(into: frame)
             loopBack(frame, offload: frameOffload)
             return .success(())
         }
+        return deliverIPv4(frame, nextHop: nextHop, broadcast: isBroadcast, offload: frameOffload, now: now, sink: &sink)
+    }
+
+    /// Sends a finished IPv4 frame to `nextHop` (broadcast: to every host), or holds it in
+    /// the ARP queue while the next hop resolves.
+    func deliverIPv4(_ frame: UnsafeMutableRawBufferPointer, nextHop: IPv4Address, broadcast isBroadcast: Bool,
+                     offload frameOffload: FrameOffload, now: Instant, sink: inout some FrameSink) -> Result<Void, SendError> {
         let known = isBroadcast ? MACAddress.broadcast : arp.lookup(nextHop, now: now)
         if let neighbour = known {
             EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv4).emit(into: frame)
@@ -446,7 +492,11 @@ public final class Host {
         precondition(datagrams == 1 || offloads.udpSegmentation, "a run of datagrams needs UDP segmentation offload")
         let header = UDPHeader(sourcePort: port, destinationPort: destination.port,
                                datagramLength: UDPHeader.length + datagrams * each)
-        let partial = offloads.checksum
+        // A datagram larger than the MTU leaves in fragments, which no link sums: its
+        // checksum is whole here.
+        let fits = datagrams > 1 || isOurs(destination.address)
+            || header.datagramLength <= unfragmentedPayload(ipv6: !destination.address.isIPv4)
+        let partial = offloads.checksum && fits
         let offload = partial ? FrameOffload(checksumOffset: 6, segmentSize: datagrams > 1 ? each : 0,
                                              headerLength: UDPHeader.length, datagrams: datagrams > 1) : .none
         let addresses: IPAddressPair
@@ -480,7 +530,7 @@ public final class Host {
 
     /// When `tick` next has work (ARP retransmissions and give-ups, TCP timers).
     public var nextDeadline: Instant? {
-        Self.earlier(Self.earlier(arp.nextDeadline, tcp?.nextDeadline), nextDeadline6)
+        Self.earlier(Self.earlier(Self.earlier(arp.nextDeadline, tcp?.nextDeadline), nextDeadline6), reassembly.nextDeadline)
     }
 
     static func earlier(_ a: Instant?, _ b: Instant?) -> Instant? {
@@ -498,6 +548,7 @@ public final class Host {
         for address in due.retry { sendARPRequest(for: address, sink: &sink) }
         for failure in due.failed { counters.drops.count(.arpUnresolved, UInt64(failure.droppedPackets)) }
         tick6(now: now, sink: &sink)
+        expireFragments(now: now, sink: &sink)
     }
 
     func sendARPRequest(for target: IPv4Address, sink: inout some FrameSink) {

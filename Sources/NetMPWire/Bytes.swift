@@ -1,5 +1,7 @@
 // Big-endian field access over raw bytes. Every wire view reads through these, so a
 // field read is one unaligned load and one byte swap; buffers are never swapped in place.
+// The stores are public: the stack patches a few fields in place (a reassembled packet's
+// lengths, a fragment header).
 
 extension UnsafeRawBufferPointer {
     func be8(_ offset: Int) -> UInt8 { self[offset] }
@@ -13,10 +15,10 @@ extension UnsafeRawBufferPointer {
 
 extension UnsafeMutableRawBufferPointer {
     func put8(_ value: UInt8, at offset: Int) { self[offset] = value }
-    func put16(_ value: UInt16, at offset: Int) {
+    public func put16(_ value: UInt16, at offset: Int) {
         storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt16.self)
     }
-    func put32(_ value: UInt32, at offset: Int) {
+    public func put32(_ value: UInt32, at offset: Int) {
         storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt32.self)
     }
 }

@@ -15,9 +15,19 @@ public struct IPv6ExtensionHeaders: Equatable, Sendable {
         public var offset: Int
         public var moreFragments: Bool
         public var identification: UInt32
-        public init(offset: Int, moreFragments: Bool, identification: UInt32) {
+        /// Where the fragment header starts (the unfragmentable part ends there), where the
+        /// next-header field that names it is, and what the fragment header names: what
+        /// reassembly needs to put the packet back together (RFC 8200 4.5).
+        public var headerOffset: Int
+        public var namingField: Int
+        public var nextHeader: UInt8
+        public init(offset: Int, moreFragments: Bool, identification: UInt32, headerOffset: Int = 40, namingField: Int = 6,
+                    nextHeader: UInt8 = 0) {
             self.offset = offset; self.moreFragments = moreFragments; self.identification = identification
+            self.headerOffset = headerOffset; self.namingField = namingField; self.nextHeader = nextHeader
         }
+        /// The fragment's data: from the end of the fragment header to the packet's end.
+        public var dataOffset: Int { headerOffset + 8 }
     }
 
     /// What RFC 8200 answers with an ICMPv6 parameter problem: the code (0 erroneous header
@@ -83,7 +93,8 @@ public struct IPv6ExtensionHeaders: Equatable, Sendable {
                 guard offset + 8 <= packet.count else { throw .ipv6ExtensionTruncated }
                 let word = packet.be16(offset + 2)
                 let piece = Fragment(offset: Int(word >> 3) * 8, moreFragments: word & 1 == 1,
-                                     identification: packet.be32(offset + 4))
+                                     identification: packet.be32(offset + 4), headerOffset: offset, namingField: field,
+                                     nextHeader: packet[offset])
                 if piece.offset != 0 || piece.moreFragments { fragment = piece }
                 field = offset
                 next = packet[offset]

@@ -81,7 +81,8 @@ def main() -> None:
         ("ipv4-bad-header-length", eth(0x0800, ip(1, icmp_echo(), version_ihl=0x43))),
         ("ipv4-bad-total-length", eth(0x0800, ip(1, icmp_echo(), total=1000))),
         ("ipv4-bad-checksum", eth(0x0800, ip(1, icmp_echo(), good_sum=False))),
-        ("ipv4-fragment", eth(0x0800, ip(1, icmp_echo(), flags_frag=0x2000))),
+        # A fragment reaching past 64 KiB (more fragments, at the last offset).
+        ("fragment-too-large", eth(0x0800, ip(1, icmp_echo(), flags_frag=0x3FFF))),
         ("icmp-bad-checksum", eth(0x0800, ip(1, icmp_echo(good_sum=False)))),
         ("udp-bad-length", eth(0x0800, ip(17, udp(length_field=200)))),
         ("udp-bad-checksum", eth(0x0800, ip(17, udp(good_sum=False)))),
@@ -161,7 +162,8 @@ def ipv6_kinds(eth, src: bytes, dst: bytes) -> list:
         ("ipv6-too-many-options", ip6([(0, opts(b"\x1e\x00" * 9))], 58, echo())),
         ("ipv6-unrecognized-option", ip6([(60, opts(b"\x5e\x01\x00"))], 58, echo())),
         ("ipv6-bad-option", ip6([(60, b"\0\0\x1e\x09" + b"\0" * 4)], 58, echo())),
-        ("ipv6-fragment", ip6([(44, b"\0\0\x00\x08\0\0\0\x07")], 58, b"x" * 16)),
+        # A middle fragment (offset 8, more to come) whose 15 bytes are not a multiple of 8.
+        ("fragment-bad-length", ip6([(44, b"\0\0\x00\x09\0\0\0\x07")], 58, b"x" * 15)),
         ("ipv6-parameter-problem", ip6([(43, b"\0\0\x04\x01" + b"\0" * 4)], 58, echo())),
         ("icmpv6-bad-checksum", ip6([], 58, echo(good_sum=False))),
         ("ndp-bad-hop-limit", ip6([], 58, ns, to=solicited, hop_limit=64)),

@@ -166,7 +166,8 @@ extension PingTests {
                                 Self.address6, "fd77::1"], timeout: 60)
         #expect(injected.status == 0, "\(injected.stderr)")
         let kinds = injected.stdout.split(separator: "\n").map { $0.split(separator: " ") }.filter { $0.count == 2 }
-        #expect(kinds.filter { $0[0].hasPrefix("ipv6") || $0[0].hasPrefix("icmpv6") || $0[0].hasPrefix("ndp") }.count == 13)
+        let prefixes = ["ipv6", "icmpv6", "ndp", "fragment-bad-length"]
+        #expect(kinds.filter { kind in prefixes.contains { kind[0].hasPrefix($0) } }.count == 13)
         usleep(300_000)
         let after = drops(try stats(host.processIdentifier))
         for kind in kinds {

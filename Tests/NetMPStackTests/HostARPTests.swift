@@ -155,11 +155,15 @@ import Testing
         #expect(try !sent.ip().dontFragment)
     }
 
+    /// Past the MTU, TCP is refused (it finds the path's MTU instead); anything else leaves
+    /// in fragments (HostFragmentTests), up to the 64 KiB an IPv4 datagram holds.
     @Test func oversizedDatagram_refused() {
         let host = Lab.host()
         var sink = CollectingSink()
-        let result = host.sendIPv4(to: Lab.peer, proto: IPProtocol.udp, payloadLength: 1481, now: .zero, sink: &sink) { _ in }
-        #expect(throws: SendError.tooLarge) { try result.get() }
+        let tcp = host.sendIPv4(to: Lab.peer, proto: IPProtocol.tcp, payloadLength: 1481, now: .zero, sink: &sink) { _ in }
+        #expect(throws: SendError.tooLarge) { try tcp.get() }
+        let huge = host.sendIPv4(to: Lab.peer, proto: IPProtocol.udp, payloadLength: 65_516, now: .zero, sink: &sink) { _ in }
+        #expect(throws: SendError.tooLarge) { try huge.get() }
     }
 }
 

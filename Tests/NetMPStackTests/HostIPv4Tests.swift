@@ -62,7 +62,7 @@ import Testing
         var badChecksum = Lab.echoRequest()
         badChecksum[24] ^= 0xFF
         var fragment = Lab.echoRequest()
-        fragment[20] = 0x20 // more fragments
+        fragment[20] = 0x3F; fragment[21] = 0xFF // more fragments, at the last offset: past 64 KiB
         Lab.fixIPChecksum(&fragment)
         var broadcastSource = Lab.echoRequest()
         broadcastSource[26...29] = [255, 255, 255, 255]
@@ -73,7 +73,7 @@ import Testing
         vlan.insert(contentsOf: [0x81, 0x00, 0x00, 0x05], at: 12)
         let cases: [([UInt8], PolicyDrop?, WireError?)] = [
             (badChecksum, nil, .ipv4BadChecksum),
-            (fragment, .ipFragment, nil),
+            (fragment, .fragmentTooLarge, nil),
             (broadcastSource, .ipBadSource, nil),
             (icmpChecksum, nil, .icmpBadChecksum),
             (vlan, .vlanTagged, nil),

@@ -89,11 +89,14 @@ import Testing
     @Test func fragments_areRecognised() throws {
         let first = try walk(ipv6Packet([(IPv6NextHeader.fragment, [0, 0, 0, 1, 0, 0, 0, 7])], upper: IPProtocol.udp,
                                         payload: [1, 2, 3, 4, 5, 6, 7, 8]))
-        #expect(first.fragment == .init(offset: 0, moreFragments: true, identification: 7))
+        #expect(first.fragment == .init(offset: 0, moreFragments: true, identification: 7, headerOffset: 40, namingField: 6,
+                                        nextHeader: IPProtocol.udp))
         #expect(first.upperLayer == IPProtocol.udp)
         let later = try walk(ipv6Packet([(IPv6NextHeader.fragment, [0, 0, 0x05, 0x28, 0, 0, 0, 7])], upper: IPProtocol.udp,
                                         payload: [1, 2, 3, 4]))
-        #expect(later.fragment == .init(offset: 0x528 & ~7, moreFragments: false, identification: 7))
+        #expect(later.fragment == .init(offset: 0x528 & ~7, moreFragments: false, identification: 7, headerOffset: 40,
+                                        namingField: 6, nextHeader: IPProtocol.udp))
+        #expect(later.fragment?.dataOffset == 48)
     }
 
     @Test func problems_pointAtTheOffendingByte() throws {
