@@ -63,14 +63,16 @@ struct IPv6ProgramTests {
         #expect(server.terminationStatus == 0, "\((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
     }
 
-    /// nginx with the listen lines of Debian's default site (`listen 8090; listen
-    /// [::]:8090;`: an IPv4 socket and a v6-only one on one port) serves kernel curl over
-    /// both families, the 100 MiB file intact, and a preloaded curl -6 on the same stack.
-    @Test func nginxOnBothFamilies_servesCurlOverEach() throws {
+    /// nginx on both families serves kernel curl over each, the 100 MiB file intact, and a
+    /// preloaded curl -6 on the same stack: with the listen lines of Debian's default site
+    /// (`listen 8090; listen [::]:8090;`: an IPv4 socket and a v6-only one on one port),
+    /// and with one dual-stack socket (`listen [::]:8090 ipv6only=off;`).
+    @Test(arguments: [["8090", "[::]:8090"], ["[::]:8090 ipv6only=off"]])
+    func nginxOnBothFamilies_servesCurlOverEach(listens: [String]) throws {
         let lab6 = try Self.lab()
         let servers = ServerProgramTests()
         let scratch = try ServerProgramTests.Scratch(lab6.lab)
-        let configuration = try servers.nginxConfiguration(in: scratch, address: "", port: 8090, listens: ["8090", "[::]:8090"])
+        let configuration = try servers.nginxConfiguration(in: scratch, address: "", port: 8090, listens: listens)
         let nginx = try Shell.start(lab6.netmp(["nginx", "-c", configuration, "-p", scratch.path]),
                                     stderrTo: scratch.path + "/nginx.err")
         defer { kill(nginx.processIdentifier, SIGKILL); nginx.waitUntilExit() }
