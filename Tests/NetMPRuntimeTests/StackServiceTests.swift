@@ -410,16 +410,21 @@ extension StackServiceTests {
              (try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8))?.split(separator: "\n")
                 .filter { $0.contains("memfd:netmp-region") }.count ?? -1)
         }
+        // The doorbell copies are counted from before the first: a departed client's copies
+        // close when the last core's view of it goes, a moment after it departs, so the
+        // count just after the first may still include its copy.
+        let copiesBefore = DoorbellDescriptors.held
         try program()
         #expect(served.eventually { served.service.departed == 1 })
-        let (regionsBefore, copiesBefore) = (regions(), DoorbellDescriptors.held)
+        let regionsBefore = regions()
         for _ in 0..<1000 { try program() }
         #expect(served.eventually { served.service.departed == 1001 && served.service.clientCount == 0 })
         // No more than after the first: that count may still hold the first client's region,
         // which the stack lets go a moment after the client departs (seen under TSan).
         #expect(served.eventually { regions().descriptors <= regionsBefore.descriptors && regions().mappings <= regionsBefore.mappings },
                 "regions: \(regions()), \(regionsBefore) after the first")
-        #expect(DoorbellDescriptors.held == copiesBefore, "doorbell copies: \(DoorbellDescriptors.held), \(copiesBefore) after the first")
+        #expect(served.eventually { DoorbellDescriptors.held <= copiesBefore },
+                "doorbell copies: \(DoorbellDescriptors.held), \(copiesBefore) before the first")
         #expect(served.pair.a.clientsServed == Array(repeating: 1, count: served.pair.a.cores)) // the primary alone
         #expect(served.eventually { served.pair.a.statsSnapshot()?.clients.isEmpty == true })
         // Every port the programs held is free again: the ephemeral range is not used up.
