@@ -1,5 +1,6 @@
 import CNetMPLinux
 import Glibc
+import Synchronization
 import NetMPStack
 import NetMPTCP
 import NetMPWire
@@ -113,31 +114,42 @@ public final class StatsPage: @unchecked Sendable {
     }
 
     /// Publishes the IPv6 addresses and their detection states (rows first, then the count).
+    /// Unlike the counters, these words are also read in this process (by the thread that
+    /// waits for duplicate address detection), so they are stored and loaded atomically:
+    /// rows relaxed, the count last with release, read first with acquire.
     public func publishAddresses(_ table: IPv6AddressTable) {
         let area = StatsLayout.addressArea(cores: cores)
         let entries = table.entries.prefix(StatsLayout.addressSlots)
         for (row, entry) in entries.enumerated() {
             let r = area + 1 + row * StatsLayout.addressWords
             typealias K = StatsLayout.Address
-            words[r + K.high] = entry.address.high
-            words[r + K.low] = entry.address.low
-            words[r + K.prefix] = UInt64(entry.assigned.prefixLength)
-            words[r + K.state] = switch entry.state { case .tentative: 0; case .preferred: 1; case .duplicate: 2 }
+            shared(r + K.high).pointee.store(entry.address.high, ordering: .relaxed)
+            shared(r + K.low).pointee.store(entry.address.low, ordering: .relaxed)
+            shared(r + K.prefix).pointee.store(UInt64(entry.assigned.prefixLength), ordering: .relaxed)
+            let state: UInt64 = switch entry.state { case .tentative: 0; case .preferred: 1; case .duplicate: 2 }
+            shared(r + K.state).pointee.store(state, ordering: .relaxed)
         }
-        words[area] = UInt64(entries.count)
+        shared(area).pointee.store(UInt64(entries.count), ordering: .releasing)
     }
 
     /// The IPv6 addresses as last published, with their states (nil before the first time).
     public var publishedAddresses: [(address: IPv6Address, state: String)]? {
         let area = StatsLayout.addressArea(cores: cores)
-        let count = Int(min(words[area], UInt64(StatsLayout.addressSlots)))
+        let count = Int(min(shared(area).pointee.load(ordering: .acquiring), UInt64(StatsLayout.addressSlots)))
         guard count > 0 else { return nil }
         return (0..<count).map { row in
             let r = area + 1 + row * StatsLayout.addressWords
             typealias K = StatsLayout.Address
-            let state = StatsLayout.addressStates[Int(min(words[r + K.state], UInt64(StatsLayout.addressStates.count - 1)))]
-            return (IPv6Address(high: words[r + K.high], low: words[r + K.low]), state)
+            let stateWord = shared(r + K.state).pointee.load(ordering: .relaxed)
+            let state = StatsLayout.addressStates[Int(min(stateWord, UInt64(StatsLayout.addressStates.count - 1)))]
+            return (IPv6Address(high: shared(r + K.high).pointee.load(ordering: .relaxed),
+                                low: shared(r + K.low).pointee.load(ordering: .relaxed)), state)
         }
+    }
+
+    /// Word `index` of the page as an atomic, for the words read in this process too.
+    private func shared(_ index: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        UnsafeMutableRawPointer(words + index).assumingMemoryBound(to: Atomic<UInt64>.self)
     }
 
     /// Publishes the connections one core owns (rows first, then the count).
