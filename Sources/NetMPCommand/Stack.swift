@@ -49,6 +49,10 @@ func stack(_ arguments: ArraySlice<String>) -> Never {
     }
     let service: StackService
     do { service = try StackService(stack: running, listener: door, allowing: allowed, log: log) } catch { fail("stack: \(error)", code: 1) }
+    if let path = configuration.capturePath {
+        let options = CaptureSession.Options(filter: configuration.captureFilter, snapLength: configuration.captureSnapLength)
+        do { try service.capture(to: path, options: options) } catch { fail("stack: capture to \(path): \(error)", code: 1) }
+    }
     for signal in [SIGINT, SIGTERM] {
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { _ in stopRequested.store(true, ordering: .relaxed) }

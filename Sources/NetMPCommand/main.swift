@@ -21,6 +21,10 @@ USAGE
       --mac M           the stack's MAC (NETMP_MAC); default 02:00 followed by the address
       --cores N         protocol threads (NETMP_CORES); default: the CPUs the process may use
       --log LEVEL       off | error | info | debug (NETMP_LOG); default error
+      --capture FILE    a stack this starts writes every frame it sends and receives to
+                        FILE (pcapng) until it ends (NETMP_CAPTURE); --capture-filter EXPR
+                        and --capture-snaplen N as for netmp capture (NETMP_CAPTURE_FILTER,
+                        NETMP_CAPTURE_SNAPLEN)
   netmp stack [OPTIONS] [--allow-uid UID]... [--background] [--until-idle]
       Runs the stack service for one TAP in the foreground (needs CAP_NET_ADMIN): the
       protocol threads on the TAP's queues, and a door (the abstract Unix socket
@@ -70,6 +74,17 @@ USAGE
       for a stack service (netmp stack), the attached programs (pid, command, uid,
       processes, sockets, faults: records the stack could not take from them).
       --json prints one object per process.
+  netmp capture --tap NAME -w FILE [-s SNAPLEN] [-c COUNT] [--limit BYTES] [--seconds N] [FILTER]
+      Writes every frame the stack serving NAME here sends and receives to FILE as pcapng
+      (-w - : stdout, e.g. into `tshark -i -`), one interface per core, each frame marked
+      inbound or outbound, until Ctrl-C, N seconds, COUNT packets or BYTES of packets;
+      then prints how many were captured and how many a full capture ring dropped.
+      FILTER is pcap-filter syntax, the common part: ip, ip6, arp, tcp, udp, icmp, icmp6,
+      [src|dst] host ADDR, [src|dst] net ADDR/LEN, [src|dst] port N, portrange N-M, with
+      and/or/not and parentheses. SNAPLEN: bytes kept of each frame (default 262144).
+      Frames carry what the TAP carries: segmentation-offload frames up to 64 KiB, with
+      the checksums the kernel completes left partial. The stack's own user and root may
+      capture; one capture at a time. Costs nothing while none runs.
   netmp version
   netmp --help
 
@@ -118,7 +133,8 @@ func libraryPath() -> String {
 func stackOptions(_ command: String, _ arguments: ArraySlice<String>,
                   more: (String, String) -> Bool = { _, _ in false }) -> ([String: String], ArraySlice<String>) {
     let flags = ["--tap": "NETMP_TAP", "--addr": "NETMP_ADDR", "--gateway": "NETMP_GATEWAY",
-                 "--mac": "NETMP_MAC", "--cores": "NETMP_CORES", "--log": "NETMP_LOG"]
+                 "--mac": "NETMP_MAC", "--cores": "NETMP_CORES", "--log": "NETMP_LOG",
+                 "--capture": "NETMP_CAPTURE", "--capture-filter": "NETMP_CAPTURE_FILTER", "--capture-snaplen": "NETMP_CAPTURE_SNAPLEN"]
     var settings: [String: String] = [:]
     var rest = arguments
     while let first = rest.first, first != "--" {
@@ -221,6 +237,7 @@ case "stack": stack(arguments.dropFirst())
 case "up": up(arguments.dropFirst())
 case "down": down(arguments.dropFirst())
 case "stat": stat(arguments.dropFirst())
+case "capture": capture(arguments.dropFirst())
 case "demo": demo(arguments.dropFirst())
 case "bench": bench(arguments.dropFirst())
 case "version", "--version": print("netmp 0.1.0")

@@ -31,6 +31,9 @@ public enum CoreMessage {
     /// each core closes its part of them (ProtocolLoop.close(_:of:)). `reset`: reset the
     /// connections whatever they hold (they waited in a closed listener's queue).
     case closeSockets(client: UInt32, [SocketHandle], reset: Bool, Completion)
+    /// Start (a ring) or stop (nil) writing every frame the core sends and reads into a
+    /// capture (`CaptureSession`).
+    case capture(CaptureRing?, Completion)
     /// Runs `body` on the core with its loop (diagnostics and tests: memory placement).
     case inspect(@Sendable (ProtocolLoop) -> Void, Completion)
     /// The stack is shutting down: the thread leaves its loop.

@@ -13,6 +13,7 @@ public enum RuntimeError: Error, CustomStringConvertible {
     case numa(NUMAError)
     case region(ClientRegion.MemoryError)
     case names(errno: Int32)
+    case capture(errno: Int32)
 
     public var description: String {
         switch self {
@@ -22,6 +23,7 @@ public enum RuntimeError: Error, CustomStringConvertible {
         case .numa(let e): e.description
         case .region(let e): "cannot map the memory sockets share with the cores (\(e))"
         case .names(let e): "cannot make a client's names socket (\(String(cString: strerror(e))))"
+        case .capture(let e): "cannot write the capture (\(String(cString: strerror(e))))"
         }
     }
 }

@@ -57,6 +57,9 @@ extension ProtocolLoop {
             attach(ClientOnCore(id: id, region: region, descriptors: descriptors, names: names, core: core, faults: faults))
             clientsByID[id]?.unprivilegedPortStart = portStart
             completion.done()
+        case .capture(let ring, let completion):
+            sink.capture = ring
+            completion.done()
         case .detach(let id, let closing, let completion):
             detach(id, closing: closing, now: now)
             completion.done()

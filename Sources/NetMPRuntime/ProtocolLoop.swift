@@ -14,6 +14,9 @@ public struct QueueSink: FrameSink {
     public var faults: FaultInjector? = nil
     /// The time of the batch being handled, for the fault injector's delays.
     var now = Instant.zero
+    /// The capture running (nil: none, the normal case): every frame written to the queue
+    /// and read from it goes into it too.
+    var capture: CaptureRing? = nil
 
     public init(queue: TAPQueue) { self.queue = queue }
 
@@ -67,7 +70,10 @@ public struct QueueSink: FrameSink {
 
     mutating func write(_ frame: UnsafeRawBufferPointer, offload: FrameOffload = .none) {
         if failed == .deviceGone { writeErrors &+= 1; return }
-        do { try queue.transmit(frame, offload: offload) } catch {
+        do {
+            try queue.transmit(frame, offload: offload)
+            capture?.record(frame, .outbound) // what the TAP took, as the kernel side sees it
+        } catch {
             if offload.datagrams, case .writeFailed(let e) = error, e == EINVAL {
                 // A kernel before 6.2 knows no GSO_UDP_L4: cut this run here, and the loop
                 // stops asking for runs.
@@ -243,6 +249,7 @@ public final class ProtocolLoop {
                 }
                 guard let (header, frame) = received else { break }
                 work += 1
+                sink.capture?.record(frame, .inbound)
                 let marks = ArrivalMarks(header, frameLength: frame.count)
                 if sink.faults?.plan.inbound == true {
                     admitThroughFaults(frame, header: header, wireSegments: marks.wireSegments, now: now)

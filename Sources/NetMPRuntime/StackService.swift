@@ -109,6 +109,9 @@ public final class StackService: @unchecked Sendable {
     public enum Ending: Equatable { case stopped, asked, idle }
     /// Set when a `netmp down` asked the stack to stop.
     var stopAsked = false
+    /// The capture running (one at a time), and the connection of the `netmp capture` that
+    /// asked for it (nil for the stack's own, NETMP_CAPTURE, which runs to the stack's end).
+    var capture: (asker: Int32?, session: CaptureSession)?
     /// Since when no program has been attached or attaching (nil while one is).
     var idleSince: Instant?
 
@@ -149,6 +152,7 @@ public final class StackService: @unchecked Sendable {
     /// door closes (programs waiting at it see it reset and try again: a stack of theirs
     /// may start only once this one has let go of the TAP).
     public func end() {
+        endCapture()
         try? stack.device?.setQueuesEnabled(false)
         stack.stop()
         closeDoor()
@@ -158,13 +162,19 @@ public final class StackService: @unchecked Sendable {
     public func turn(timeout: Int32) {
         var watched = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
         for fd in Array(clients.keys) + Array(greeting.keys) { watched.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-        let waiting = !greeting.isEmpty || clientsByID.values.contains { $0.waitingForChildUntil != nil }
+        if let asker = capture?.asker { watched.append(pollfd(fd: asker, events: Int16(POLLIN), revents: 0)) }
+        // A capture's limit is noticed within a tenth of a second.
+        let waiting = !greeting.isEmpty || capture != nil || clientsByID.values.contains { $0.waitingForChildUntil != nil }
         let wait = waiting ? min(timeout, 100) : timeout
         if poll(&watched, nfds_t(watched.count), wait) > 0 {
             for entry in watched where entry.revents != 0 {
-                if entry.fd == listener { admit() } else if greeting[entry.fd] != nil { greet(entry.fd) } else { hear(entry.fd) }
+                if entry.fd == listener { admit() }
+                else if greeting[entry.fd] != nil { greet(entry.fd) }
+                else if entry.fd == capture?.asker { endCapture() }
+                else { hear(entry.fd) }
             }
         }
+        if capture?.session.hasEnded == true { endCapture() }
         let now = MonotonicClock.now()
         if now >= published + .milliseconds(500) { publishClients() }
         for client in clientsByID.values {
@@ -193,14 +203,22 @@ public final class StackService: @unchecked Sendable {
     /// serves is welcomed, anything else refused.
     func greet(_ fd: Int32) {
         guard let (pid, uid, _) = greeting.removeValue(forKey: fd) else { return }
-        var hello = netmp_attach_hello()
+        // Room for the largest hello (a capture's, which brings its output's descriptor).
+        var request = netmp_capture_request()
+        var given: Int32 = -1
         var count: Int32 = 0
-        guard netmp_message_receive(fd, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0, &count)
-                == MemoryLayout<netmp_attach_hello>.size,
-              hello.version == UInt32(NETMP_ATTACH_VERSION) else {
+        let received = netmp_message_receive(fd, &request, Int32(MemoryLayout<netmp_capture_request>.size), &given, 1, &count)
+        let output: Int32? = count > 0 ? given : nil
+        let hello = request.hello
+        let expected = Int32(hello.request) == NETMP_HELLO_CAPTURE ? MemoryLayout<netmp_capture_request>.size
+                                                                    : MemoryLayout<netmp_attach_hello>.size
+        guard received == expected, hello.version == UInt32(NETMP_ATTACH_VERSION) else {
+            if let output { close(output) }
             log.info("stack: process \(pid) connected without a hello this stack understands")
             return refuse(fd, EPROTO)
         }
+        if Int32(hello.request) == NETMP_HELLO_CAPTURE { return startCapture(fd, request, output: output, pid: pid, uid: uid) }
+        if let output { close(output) }
         guard allowed.contains(uid) else {
             log.info("stack: process \(pid) of uid \(uid) may not attach (allowed: \(allowed.sorted()))")
             return refuse(fd, EACCES)

@@ -43,6 +43,13 @@ public struct StackConfiguration: Equatable, Sendable {
     /// its queue and port before it sleeps in poll (adaptive polling; 0: never spins).
     public var pollSpinMicroseconds: Int = StackConfiguration.defaultPollSpinMicroseconds
     public static let defaultPollSpinMicroseconds = 20
+    /// NETMP_CAPTURE: the stack writes every frame it sends and receives to this pcapng
+    /// file from its start to its end; NETMP_CAPTURE_FILTER keeps only the frames that pass
+    /// (`CaptureFilter`), NETMP_CAPTURE_SNAPLEN bytes of each (`netmp capture` does the same
+    /// for a stack already running).
+    public var capturePath: String? = nil
+    public var captureFilter: CaptureFilter? = nil
+    public var captureSnapLength = 262_144
 
     public init(tapName: String, address: IPv4Address, prefixLength: Int, gateway: IPv4Address? = nil,
                 mac: MACAddress? = nil, cores: Int? = nil, logLevel: LogLevel = .error) {
@@ -132,6 +139,18 @@ public struct StackConfiguration: Equatable, Sendable {
                 return .failure(ConfigurationError("NETMP_POLL_SPIN_US", "'\(text)' is not a number of microseconds from 0 to 10000"))
             }
             config.pollSpinMicroseconds = n
+        }
+        if let text = environment("NETMP_CAPTURE"), !text.isEmpty { config.capturePath = text }
+        if let text = environment("NETMP_CAPTURE_FILTER"), !text.isEmpty {
+            do { config.captureFilter = try CaptureFilter(text) } catch {
+                return .failure(ConfigurationError("NETMP_CAPTURE_FILTER", "'\(text)': \(error)"))
+            }
+        }
+        if let text = environment("NETMP_CAPTURE_SNAPLEN"), !text.isEmpty {
+            guard let n = Int(text), (64...262_144).contains(n) else {
+                return .failure(ConfigurationError("NETMP_CAPTURE_SNAPLEN", "'\(text)' is not a number of bytes from 64 to 262144"))
+            }
+            config.captureSnapLength = n
         }
         if let text = environment("NETMP_LOG"), !text.isEmpty {
             guard let level = LogLevel(name: text) else {

@@ -18,6 +18,11 @@ import Testing
         #expect(config.tapName == "nmtap-lab" && config.address == IPv4Address(10, 77, 0, 2) && config.prefixLength == 24)
         #expect(config.gateway == IPv4Address(10, 77, 0, 1) && config.mac == MACAddress("02:aa:bb:cc:dd:ee"))
         #expect(config.cores == 2 && config.logLevel == .debug)
+        #expect(config.capturePath == nil && config.captureFilter == nil)
+        let capturing = try #require(try parse(["NETMP_TAP": "t0", "NETMP_ADDR": "10.77.0.2/24", "NETMP_CAPTURE": "/tmp/x.pcapng",
+                                                "NETMP_CAPTURE_FILTER": "tcp port 80", "NETMP_CAPTURE_SNAPLEN": "128"]).get())
+        #expect(capturing.capturePath == "/tmp/x.pcapng" && capturing.captureFilter?.description == "tcp port 80"
+                && capturing.captureSnapLength == 128)
     }
 
     /// NETMP_ADDR holds one IPv4 address and any IPv6 ones; the stack service hands them to
@@ -53,6 +58,7 @@ import Testing
             ("NETMP_MAC", "01:00:5e:00:00:01"), ("NETMP_MAC", "00:00:00:00:00:00"), ("NETMP_MAC", "xx"),
             ("NETMP_CORES", "0"), ("NETMP_CORES", "two"), ("NETMP_CORES", "-1"),
             ("NETMP_LOG", "verbose"), ("NETMP_ACCEPT_RA", "yes"),
+            ("NETMP_CAPTURE_FILTER", "port http"), ("NETMP_CAPTURE_SNAPLEN", "10"), ("NETMP_CAPTURE_SNAPLEN", "1M"),
         ]
         for (variable, value) in cases {
             var env = base

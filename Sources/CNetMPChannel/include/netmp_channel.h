@@ -406,6 +406,7 @@ _Static_assert(sizeof(netmp_accept_queue) == 128 && offsetof(netmp_accept_queue,
 #define NETMP_HELLO_ATTACH 0        // a new client
 #define NETMP_HELLO_JOIN 1          // a forked process of client `client`, numbered `process`
 #define NETMP_HELLO_STOP 2          // stop the stack (its connections end with it)
+#define NETMP_HELLO_CAPTURE 3       // capture frames (netmp capture): a netmp_capture_request
 typedef struct netmp_attach_hello {
     uint32_t version;               // NETMP_ATTACH_VERSION
     uint32_t request;               // NETMP_HELLO_*
@@ -436,6 +437,34 @@ typedef struct netmp_doorbell_registration {
     uint32_t reserved;
 } netmp_doorbell_registration;
 
+/// `netmp capture`: a hello whose request is NETMP_HELLO_CAPTURE, and the capture's options,
+/// in one message that carries the output's descriptor (a file or pipe the asking process
+/// opened, so its permissions are the asker's). The stack answers with a reply (error 0:
+/// capturing; EACCES for a uid other than its own and root, EBUSY while another capture
+/// runs, EINVAL for a filter it cannot parse, or the errno of writing the file's header)
+/// and keeps the connection: the capture ends when the asker closes or shuts it down, or
+/// at a limit or a failed write; the stack then sends a netmp_capture_summary and closes.
+typedef struct netmp_capture_request {
+    netmp_attach_hello hello;
+    uint32_t snap_length;           // bytes kept of each frame
+    uint32_t reserved;
+    uint64_t packet_limit;          // 0: none
+    uint64_t byte_limit;            // 0: none
+    char filter[472];               // NUL-terminated pcap-filter text (netmp's subset)
+} netmp_capture_request;
+
+typedef struct netmp_capture_summary {
+    uint32_t version;               // NETMP_ATTACH_VERSION
+    int32_t error;                  // 0, or the errno of a failed write
+    uint64_t written;               // packets in the file
+    uint64_t dropped;               // packets lost to a full ring
+    uint64_t bytes;                 // bytes of packet blocks in the file
+    uint32_t limit_reached;
+    uint32_t reserved;
+} netmp_capture_summary;
+
+_Static_assert(sizeof(netmp_capture_request) == 512, "capture request: half a kilobyte");
+_Static_assert(sizeof(netmp_capture_summary) == 40, "capture summary: five words");
 _Static_assert(sizeof(netmp_attach_reply) == 1024, "attach reply: one kilobyte");
 _Static_assert(sizeof(netmp_doorbell_registration) == 8, "doorbell registration: two words");
 _Static_assert(sizeof(netmp_attach_hello) == 16, "attach hello: four words");

@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+private let needed = ["ip", "iperf3", "tcpdump", "tshark", "curl", "python3"]
+
+/// `netmp capture` and NETMP_CAPTURE against what the kernel's side of the TAP sees: the
+/// capture opens in tshark with no malformed packet, and holds the same TCP segments as
+/// tcpdump's on the kernel's side of the same run.
+@Suite(.serialized, .enabled(if: labUnavailableReason(commands: needed) == nil,
+                             Comment(rawValue: labUnavailableReason(commands: needed) ?? "")))
+struct CaptureProgramTests {
+    final class Scratch {
+        let path = NSTemporaryDirectory() + "/netmp-capture-it-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        init() { try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+        func text(_ name: String) -> String { (try? String(contentsOfFile: path + "/" + name, encoding: .utf8)) ?? "" }
+    }
+
+    /// `command` with SIGINT and SIGTERM unblocked: the test process starts its children
+    /// with them blocked, and tcpdump and netmp capture end on SIGINT, as at a terminal.
+    static func interruptible(_ command: [String]) -> [String] {
+        ["python3", "-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT, signal.SIGTERM]); "
+            + "os.execvp(sys.argv[1], sys.argv[1:])"] + command
+    }
+
+    /// Each TCP segment of a capture as one line (ports, raw sequence and ACK numbers,
+    /// payload length, flags), sorted: the two sides write them in different orders.
+    static func segments(_ file: String) -> [String] {
+        let out = Shell.run(["tshark", "-r", file, "-Y", "tcp", "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport",
+                             "-e", "tcp.seq_raw", "-e", "tcp.ack_raw", "-e", "tcp.len", "-e", "tcp.flags"])
+        return out.stdout.split(separator: "\n").map(String.init).sorted()
+    }
+
+    /// Packets tshark calls malformed, and whether it read the file at all.
+    static func malformed(_ file: String) -> (read: Bool, count: Int, detail: String) {
+        let out = Shell.run(["tshark", "-r", file, "-Y", "_ws.malformed"])
+        let lines = out.stdout.split(separator: "\n")
+        return (out.status == 0, lines.count, out.stderr + lines.prefix(3).joined(separator: "\n"))
+    }
+
+    @Test func iperf3Capture_opensInTshark_andMatchesTheKernelSide() throws {
+        let served = try StackServiceProgramTests.ServedLab()
+        let scratch = Scratch()
+        let (lab, tap) = (served.lab.name, served.lab.tap)
+        let server = try Shell.start(["ip", "netns", "exec", lab, "iperf3", "-s", "-1", "-p", "5201"],
+                                     stderrTo: scratch.path + "/iperf3s.err", stdoutTo: scratch.path + "/iperf3s.out")
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) }; server.waitUntilExit() }
+        let tcpdump = try Shell.start(["ip", "netns", "exec", lab] + Self.interruptible(["tcpdump", "-i", tap, "-s", "128", "-U", "-w",
+                                       scratch.path + "/kernel.pcap", "tcp port 5201"]), stderrTo: scratch.path + "/tcpdump.err")
+        defer { if tcpdump.isRunning { kill(tcpdump.processIdentifier, SIGKILL) }; tcpdump.waitUntilExit() }
+        let capture = try Shell.start(["ip", "netns", "exec", lab] + Self.interruptible([Package.netmp, "capture", "--tap", tap, "-w",
+                                       scratch.path + "/netmp.pcapng", "-s", "128", "tcp", "port", "5201"]),
+                                      stderrTo: scratch.path + "/capture.err")
+        defer { if capture.isRunning { kill(capture.processIdentifier, SIGKILL) }; capture.waitUntilExit() }
+        waitFor("listening on", in: scratch.path + "/tcpdump.err")
+        waitFor("Ctrl-C stops", in: scratch.path + "/capture.err")
+        waitFor("Server listening", in: scratch.path + "/iperf3s.out")
+
+        let client = Shell.run(served.netmp(["iperf3", "-c", "10.77.0.1", "-p", "5201", "-n", "32M", "-b", "400M"]), timeout: 60)
+        #expect(client.status == 0, "iperf3: \(client.stdout) \(client.stderr)")
+        usleep(500_000) // the last ACKs and FINs reach both captures
+        for process in [capture, tcpdump] {
+            kill(process.processIdentifier, SIGINT)
+            for _ in 0..<200 where process.isRunning { usleep(50_000) } // the deferred SIGKILL if it hangs
+        }
+
+        let said = scratch.text("capture.err")
+        #expect(capture.terminationStatus == 0 && said.contains(" 0 dropped"), "netmp capture: \(said)")
+        let check = Self.malformed(scratch.path + "/netmp.pcapng")
+        #expect(check.read && check.count == 0, "tshark: \(check.detail)")
+        let ours = Self.segments(scratch.path + "/netmp.pcapng"), kernels = Self.segments(scratch.path + "/kernel.pcap")
+        #expect(ours.count > 50, "netmp's capture holds \(ours.count) TCP segments")
+        let onlyOurs = Set(ours).subtracting(kernels).prefix(5), onlyKernels = Set(kernels).subtracting(ours).prefix(5)
+        #expect(ours == kernels, "only netmp saw \(onlyOurs); only the kernel saw \(onlyKernels) (\(ours.count) vs \(kernels.count))")
+    }
+
+    /// NETMP_CAPTURE (`netmp run --capture`): the stack a program starts writes its capture
+    /// from its first frame to its end; here curl's HTTP exchange with a kernel server.
+    @Test func runWithCapture_recordsTheProgramsConnection() throws {
+        let lab = try LabNamespace()
+        let scratch = Scratch()
+        try Data("captured page\n".utf8).write(to: URL(fileURLWithPath: scratch.path + "/page"))
+        let server = try Shell.start(["ip", "netns", "exec", lab.name, "python3", "-m", "http.server", "8000", "--bind", "10.77.0.1",
+                                      "--directory", scratch.path], stderrTo: scratch.path + "/http.err", stdoutTo: scratch.path + "/http.out")
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) }; server.waitUntilExit() }
+        #expect(lab.run(["sh", "-c", "for i in $(seq 100); do nc -z 10.77.0.1 8000 && exit 0; sleep 0.1; done; exit 1"]).status == 0)
+        let file = scratch.path + "/run.pcapng"
+        let fetch = lab.run([Package.netmp, "run", "--tap", lab.tap, "--addr", "10.77.0.2/24", "--capture", file,
+                             "--capture-filter", "tcp port 8000", "--", "curl", "-sS", "http://10.77.0.1:8000/page"])
+        #expect(fetch.status == 0 && fetch.stdout == "captured page\n", "curl: \(fetch.stdout) \(fetch.stderr)")
+        // The stack ends a second after curl; its writer has flushed long before.
+        var segments: [String] = []
+        func fins() -> Int { segments.filter { Int($0.split(separator: "\t").last?.dropFirst(2) ?? "", radix: 16).map { $0 & 1 != 0 } ?? false }.count }
+        for _ in 0..<100 {
+            segments = Self.segments(file)
+            if fins() >= 2 { break } // both sides' FINs
+            usleep(100_000)
+        }
+        #expect(segments.contains { $0.hasSuffix("0x0002") }, "no SYN in \(segments)")
+        #expect(fins() == 2, "not both FINs in \(segments)")
+        let http = Shell.run(["tshark", "-r", file, "-Y", "http.response.code == 200", "-T", "fields", "-e", "http.response.code"])
+        #expect(http.stdout.contains("200"), "tshark found no HTTP 200 response: \(http.stdout) \(http.stderr)")
+        #expect(Self.malformed(file).count == 0)
+        #expect(!segments.contains { $0.contains("\t53\t") }) // the filter kept port 8000 only
+    }
+}
