@@ -66,14 +66,17 @@ USAGE
       A missing tool skips its case; exits 1 if netmp moved no data or corrupted it.
       Each netmp measurement starts `netmp stack` for the TAP (with the case's cores) and
       the programs attach to it; the stack's CPU and memory count in netmp's figures.
-  netmp stat [PID] [--json]
+  netmp stat [PID] [--json] [--connections]
       Per-core counters of a running netmp process (all of them without PID): frames and
       bytes in and out, messages, frames forwarded to their owner core, connections,
       neighbours, drops by reason; then each connection (4-tuple, state, owner core,
       queues, cwnd, RTT, and for a stack service the program holding it, as ss -p);
       for a stack service (netmp stack), the attached programs (pid, command, uid,
       processes, sockets, faults: records the stack could not take from them).
-      --json prints one object per process.
+      --json prints one object per process. --connections: only the connections, each
+      with what ss -tin shows (congestion control, window scales, rto, rtt/rttvar, mss,
+      cwnd and ssthresh in segments, bytes acked and received, segments retransmitted,
+      delivery rate over the last 0.1 s); with --json, {"pid", "connections": [...]}.
   netmp capture --tap NAME -w FILE [-s SNAPLEN] [-c COUNT] [--limit BYTES] [--seconds N] [FILTER]
       Writes every frame the stack serving NAME here sends and receives to FILE as pcapng
       (-w - : stdout, e.g. into `tshark -i -`), one interface per core, each frame marked
@@ -176,12 +179,16 @@ func run(_ arguments: ArraySlice<String>) -> Never {
 }
 
 func stat(_ arguments: ArraySlice<String>) -> Never {
-    var json = false
+    var json = false, connectionsOnly = false
     var pids: [Int32] = []
     for argument in arguments {
         if argument == "--json" { json = true }
+        else if argument == "--connections" { connectionsOnly = true }
         else if let pid = Int32(argument), pid > 0 { pids.append(pid) }
-        else { fail("stat: '\(argument)' is neither a PID nor --json") }
+        else { fail("stat: '\(argument)' is neither a PID nor --json or --connections") }
+    }
+    let show = { (snapshot: StatsSnapshot) in
+        json ? (connectionsOnly ? snapshot.connectionsJSON : snapshot.json) : (connectionsOnly ? snapshot.connectionsText : snapshot.text)
     }
     let explicit = !pids.isEmpty
     if !explicit { pids = StatsSnapshot.runningProcesses() }
@@ -190,12 +197,12 @@ func stat(_ arguments: ArraySlice<String>) -> Never {
     for pid in pids {
         do {
             let snapshot = try StatsSnapshot.read(pid: pid)
-            outputs.append(json ? snapshot.json : snapshot.text)
+            outputs.append(show(snapshot))
         } catch {
             guard explicit else { continue }
             // A program attached to a stack has no page of its own: the stack's is its.
             guard let stack = stackServing(pid) else { fail("stat: \(error)", code: 1) }
-            outputs.append(json ? stack.json : "process \(pid) is attached to the stack of process \(stack.pid)\n" + stack.text)
+            outputs.append(json ? show(stack) : "process \(pid) is attached to the stack of process \(stack.pid)\n" + show(stack))
         }
     }
     // One PID: one object. Several (or none found): an array.

@@ -450,7 +450,7 @@ public final class ProtocolLoop {
                       forwardOverflows: forwardOverflows, connections: tcp.connectionCount)
         // The connection table is a few hundred words: published ten times a second, not per batch.
         if nextConnectionPublish <= now {
-            stats.publishConnections(core: core, tcp.sockets.values)
+            stats.publishConnections(core: core, tcp.sockets.values, now: now)
             if core == 0 { stats.publishAddresses(host.ipv6) } // every core keeps the same states
             nextConnectionPublish = now + .milliseconds(100)
         }

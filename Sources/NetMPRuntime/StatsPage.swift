@@ -12,7 +12,7 @@ import NetMPWire
 /// core's counters from two moments; it never sees a torn value.
 public enum StatsLayout {
     public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
-    public static let version: UInt64 = 12
+    public static let version: UInt64 = 13
     public static let memfdName = "netmp-stats"
     public static let headerWords = 8
     /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
@@ -24,7 +24,7 @@ public enum StatsLayout {
     /// After the core blocks, each core's connection table: a count, then up to
     /// `connectionSlots` rows (more connections than that are counted, not listed).
     public static let connectionSlots = 256
-    public static let connectionWords = 13
+    public static let connectionWords = 22
     public static var connectionAreaWords: Int { 1 + connectionSlots * connectionWords }
     public static func connectionArea(core: Int, cores: Int) -> Int {
         headerWords + cores * coreWords + core * connectionAreaWords
@@ -47,10 +47,16 @@ public enum StatsLayout {
     public static func size(cores: Int) -> Int { (addressArea(cores: cores) + 1 + addressSlots * addressWords) * 8 }
     /// A connection row: local and remote ports, state (index in TCPState.allCases), send
     /// queue, receive queue (unread), cwnd, smoothed RTT (ns), MSS, the client whose socket
-    /// it is (0: none), then the local and remote addresses (IPv6, IPv4 mapped) in halves.
+    /// it is (0: none), the local and remote addresses (IPv6, IPv4 mapped) in halves; then
+    /// what `ss -tin` shows: RTT variation and RTO (ns), ssthresh (bytes), segments
+    /// retransmitted, the delivery rate (bytes/s over the last listing interval), the
+    /// congestion control (index in CongestionAlgorithm.allCases), the window scales (send
+    /// | receive << 8; 0xFFFF: none), bytes acknowledged and bytes received.
     public enum Connection { public static let local = 0, remote = 1, state = 2, sendQueue = 3, receiveQueue = 4,
                              cwnd = 5, rtt = 6, mss = 7, client = 8, localHigh = 9, localLow = 10,
-                             remoteHigh = 11, remoteLow = 12 }
+                             remoteHigh = 11, remoteLow = 12, rttVariation = 13, rto = 14, ssthresh = 15,
+                             retransmitted = 16, deliveryRate = 17, algorithm = 18, windowScales = 19,
+                             bytesAcked = 20, bytesReceived = 21 }
 
     public enum Header { public static let magic = 0, version = 1, pid = 2, cores = 3, drops = 4, address = 5, mac = 6, prefix = 7 }
     public enum Core { public static let index = 0, cpu = 1, node = 2, framesIn = 3, framesOut = 4, bytesIn = 5,
@@ -153,10 +159,11 @@ public final class StatsPage: @unchecked Sendable {
     }
 
     /// Publishes the connections one core owns (rows first, then the count).
-    public func publishConnections(core: Int, _ sockets: some Sequence<TCPSocket>) {
+    public func publishConnections(core: Int, _ sockets: some Sequence<TCPSocket>, now: Instant) {
         let area = StatsLayout.connectionArea(core: core, cores: cores)
         var row = 0
         let states = TCPState.allCases
+        let algorithms = CongestionAlgorithm.allCases
         for socket in sockets where row < StatsLayout.connectionSlots {
             let c = socket.connection
             let r = area + 1 + row * StatsLayout.connectionWords
@@ -174,6 +181,25 @@ public final class StatsPage: @unchecked Sendable {
             words[r + K.rtt] = c.rtt.smoothed ?? 0
             words[r + K.mss] = UInt64(c.sendMSS)
             words[r + K.client] = UInt64(socket.client)
+            let info = c.info
+            words[r + K.rttVariation] = c.rtt.variation
+            words[r + K.rto] = c.rtt.timeout.nanoseconds
+            words[r + K.ssthresh] = UInt64(max(0, c.congestion.slowStartThreshold))
+            words[r + K.retransmitted] = c.segmentsRetransmitted
+            let elapsed = (now - socket.listedAt).nanoseconds
+            let acknowledged = c.bytesAcknowledged
+            if socket.listedAt != .zero && elapsed > 0 {
+                words[r + K.deliveryRate] = UInt64(Double(acknowledged &- socket.listedAcknowledged) * 1e9 / Double(elapsed))
+            } else {
+                words[r + K.deliveryRate] = 0
+            }
+            socket.listedAcknowledged = acknowledged
+            socket.listedAt = now
+            words[r + K.algorithm] = UInt64(algorithms.firstIndex(of: c.congestion.algorithm) ?? 0)
+            words[r + K.windowScales] = info.options & TCPInfo.optionWindowScale != 0
+                ? UInt64(info.sendWindowScale) | UInt64(info.receiveWindowScale) << 8 : 0xFFFF
+            words[r + K.bytesAcked] = acknowledged
+            words[r + K.bytesReceived] = c.bytesReceived
             row += 1
         }
         words[area] = UInt64(row)

@@ -50,6 +50,16 @@ public struct StatsSnapshot: Sendable {
         public var sendQueue: UInt64, receiveQueue: UInt64, cwnd: UInt64, rttNanoseconds: UInt64, mss: UInt64
         /// The attached program's client number (0: the stack's own, or none).
         public var client: UInt32
+        /// ssthresh in bytes: Int32.max and above is "infinite" (not yet set), which the
+        /// table leaves out and the JSON gives as null, as ss and Linux do.
+        public var rttVariationNanoseconds: UInt64 = 0, rtoNanoseconds: UInt64 = 0, ssthresh: UInt64 = 0
+        public var retransmitted: UInt64 = 0
+        /// Bytes per second acknowledged over the core's last listing interval (0.1 s).
+        public var deliveryRate: UInt64 = 0
+        public var congestionControl = ""
+        /// Send and receive window scale shifts (nil: not negotiated).
+        public var windowScales: (send: Int, receive: Int)? = nil
+        public var bytesAcked: UInt64 = 0, bytesReceived: UInt64 = 0
     }
 
     public enum ReadError: Error, CustomStringConvertible {
@@ -134,6 +144,7 @@ public struct StatsSnapshot: Sendable {
         }
         var connections: [ConnectionStats] = []
         let states = TCPState.allCases
+        let algorithms = CongestionAlgorithm.allCases
         for c in 0..<coreCount {
             let area = StatsLayout.connectionArea(core: c, cores: coreCount)
             let rows = Int(min(words[area], UInt64(StatsLayout.connectionSlots)))
@@ -145,12 +156,23 @@ public struct StatsSnapshot: Sendable {
                              UInt16(truncatingIfNeeded: words[r + port]))
                 }
                 let stateIndex = Int(min(words[r + K.state], UInt64(states.count - 1)))
-                connections.append(ConnectionStats(local: endpoint(K.local, K.localHigh, K.localLow),
-                                                   remote: endpoint(K.remote, K.remoteHigh, K.remoteLow),
-                                                   state: states[stateIndex].rawValue, core: c,
-                                                   sendQueue: words[r + K.sendQueue], receiveQueue: words[r + K.receiveQueue],
-                                                   cwnd: words[r + K.cwnd], rttNanoseconds: words[r + K.rtt], mss: words[r + K.mss],
-                                                   client: UInt32(truncatingIfNeeded: words[r + K.client])))
+                var row = ConnectionStats(local: endpoint(K.local, K.localHigh, K.localLow),
+                                          remote: endpoint(K.remote, K.remoteHigh, K.remoteLow),
+                                          state: states[stateIndex].rawValue, core: c,
+                                          sendQueue: words[r + K.sendQueue], receiveQueue: words[r + K.receiveQueue],
+                                          cwnd: words[r + K.cwnd], rttNanoseconds: words[r + K.rtt], mss: words[r + K.mss],
+                                          client: UInt32(truncatingIfNeeded: words[r + K.client]))
+                row.rttVariationNanoseconds = words[r + K.rttVariation]
+                row.rtoNanoseconds = words[r + K.rto]
+                row.ssthresh = words[r + K.ssthresh]
+                row.retransmitted = words[r + K.retransmitted]
+                row.deliveryRate = words[r + K.deliveryRate]
+                row.congestionControl = algorithms[Int(min(words[r + K.algorithm], UInt64(algorithms.count - 1)))].rawValue
+                let scales = words[r + K.windowScales]
+                row.windowScales = scales == 0xFFFF ? nil : (Int(scales & 0xFF), Int(scales >> 8 & 0xFF))
+                row.bytesAcked = words[r + K.bytesAcked]
+                row.bytesReceived = words[r + K.bytesReceived]
+                connections.append(row)
             }
         }
         var clients: [ClientStats] = []
@@ -180,6 +202,23 @@ public struct StatsSnapshot: Sendable {
                              connections: connections, clients: clients, ipv6Addresses: addresses)
     }
 
+    /// {"pid", "connections": [...]}: `netmp stat --connections --json`.
+    public var connectionsJSON: String { "{\"pid\":\(pid),\"connections\":[\(connectionArrayJSON)]}" }
+
+    /// The connections as JSON objects, comma-separated.
+    var connectionArrayJSON: String {
+        connections.map { c in
+            "{\"local\":\"\(c.local)\",\"remote\":\"\(c.remote)\",\"state\":\"\(c.state)\",\"core\":\(c.core),"
+                + "\"send_queue\":\(c.sendQueue),\"receive_queue\":\(c.receiveQueue),\"cwnd\":\(c.cwnd),"
+                + "\"rtt_us\":\(c.rttNanoseconds / 1000),\"rttvar_us\":\(c.rttVariationNanoseconds / 1000),"
+                + "\"rto_us\":\(c.rtoNanoseconds / 1000),\"mss\":\(c.mss),\"ssthresh\":\(c.ssthresh < UInt64(Int32.max) ? String(c.ssthresh) : "null"),"
+                + "\"retransmitted\":\(c.retransmitted),\"delivery_rate\":\(c.deliveryRate),"
+                + "\"congestion_control\":\"\(c.congestionControl)\","
+                + "\"wscale\":\(c.windowScales.map { "[\($0.send),\($0.receive)]" } ?? "null"),"
+                + "\"bytes_acked\":\(c.bytesAcked),\"bytes_received\":\(c.bytesReceived),\"client\":\(c.client)}"
+        }.joined(separator: ",")
+    }
+
     /// One JSON object: {"pid", "address", "mac", "cores": [{"core", "node", "frames_in", ...,
     /// "drops": {reason: count}}], "connections": [{"local", "remote", "state", "core", ...}]}.
     public var json: String {
@@ -193,11 +232,7 @@ public struct StatsSnapshot: Sendable {
                 + "\"looped\":\(c.looped),\"reassembled\":\(c.reassembled),\"fragments_out\":\(c.fragmentsOut),"
                 + "\"offloads\":\(c.offloads.map { "\"\(offloadNames($0))\"" } ?? "null"),\"drops\":{\(drops)}}"
         }.joined(separator: ",")
-        let connectionObjects = connections.map { c in
-            "{\"local\":\"\(c.local)\",\"remote\":\"\(c.remote)\",\"state\":\"\(c.state)\",\"core\":\(c.core),"
-                + "\"send_queue\":\(c.sendQueue),\"receive_queue\":\(c.receiveQueue),\"cwnd\":\(c.cwnd),"
-                + "\"rtt_us\":\(c.rttNanoseconds / 1000),\"mss\":\(c.mss),\"client\":\(c.client)}"
-        }.joined(separator: ",")
+        let connectionObjects = connectionArrayJSON
         let clientObjects = clients.map { c in
             "{\"client\":\(c.id),\"pid\":\(c.pid),\"uid\":\(c.uid),\"processes\":\(c.processes),\"sockets\":\(c.sockets),"
                 + "\"faults\":\(c.faults),"
@@ -215,6 +250,52 @@ public struct StatsSnapshot: Sendable {
     func program(of client: UInt32) -> String {
         guard client != 0, let row = clients.first(where: { $0.id == client }) else { return "-" }
         return "\(row.pid)/\(row.command)"
+    }
+
+    /// Each connection as `ss -tin` shows it: a line of state, addresses, queues, owner
+    /// core and program, and a line of its TCP detail.
+    public var connectionsText: String {
+        guard !connections.isEmpty else { return "netmp process \(pid): no TCP connections\n" }
+        var lines = ["netmp process \(pid): \(connections.count) TCP connection\(connections.count == 1 ? "" : "s")",
+                     "state         recv-q    send-q    local                  remote                 core  program"]
+        for c in connections {
+            lines.append("\(c.state.padding(13)) \(pad(c.receiveQueue, 8))  \(pad(c.sendQueue, 8))  "
+                         + "\(c.local.description.padding(22)) \(c.remote.description.padding(22)) \(pad(c.core, 4))  \(program(of: c.client))")
+            let mss = max(c.mss, 1)
+            var detail = "\t \(c.congestionControl)"
+            if let scales = c.windowScales { detail += " wscale:\(scales.send),\(scales.receive)" }
+            detail += " rto:\(milliseconds(c.rtoNanoseconds)) rtt:\(milliseconds(c.rttNanoseconds))/\(milliseconds(c.rttVariationNanoseconds))"
+            detail += " mss:\(c.mss) cwnd:\(c.cwnd / mss)"
+            if c.ssthresh < UInt64(Int32.max) { detail += " ssthresh:\(c.ssthresh / mss)" }
+            detail += " bytes_acked:\(c.bytesAcked) bytes_received:\(c.bytesReceived)"
+            detail += " retrans:\(c.retransmitted) delivery_rate:\(bitRate(c.deliveryRate))"
+            lines.append(detail)
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Nanoseconds as ss prints times: milliseconds with up to three decimals.
+    func milliseconds(_ nanoseconds: UInt64) -> String {
+        let micro = nanoseconds / 1000
+        var text = "\(micro / 1000)"
+        let fraction = micro % 1000
+        if fraction != 0 {
+            var digits = String(fraction)
+            digits = String(repeating: "0", count: 3 - digits.count) + digits
+            while digits.hasSuffix("0") { digits.removeLast() }
+            text += "." + digits
+        }
+        return text
+    }
+
+    /// Bytes per second as ss prints rates: bits per second with a unit.
+    func bitRate(_ bytesPerSecond: UInt64) -> String {
+        let bits = Double(bytesPerSecond) * 8
+        for (unit, scale) in [("Gbps", 1e9), ("Mbps", 1e6), ("Kbps", 1e3)] where bits >= scale {
+            let tenths = Int((bits / scale * 10).rounded())
+            return "\(tenths / 10).\(tenths % 10)\(unit)"
+        }
+        return "\(Int(bits))bps"
     }
 
     /// A table for people.

@@ -22,6 +22,10 @@ public final class TCPSocket {
     var awaitingSettle = false
     /// Data or send space arrived since the last settle: pollers are owed a ring.
     var doorbellOwed = false
+    /// Bytes acknowledged when the stats page last listed this connection, and when: the
+    /// delivery rate `netmp stat` shows is what was acknowledged since.
+    public var listedAcknowledged: UInt64 = 0
+    public var listedAt = Instant.zero
     /// The receive ring's head when the owner last looked: reads past it are news.
     var consumedSeen = 0
     /// The stack service's client whose socket this is (0: none, a stack's own): `netmp

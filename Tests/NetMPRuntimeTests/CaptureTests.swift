@@ -32,14 +32,16 @@ struct CaptureTests {
         let file = CaptureFile()
         let session = try CaptureSession(fd: file.open(), cores: 1, options: .init(snapLength: 200), ringCapacity: 4096)
         try session.start()
-        let total = 20_000
+        let total = 5_000
+        var dropped: UInt64 = 0
         for n in 0..<total {
             Self.frame(n).withUnsafeBytes { session.rings[0].record($0, n % 3 == 0 ? .inbound : .outbound) }
-            if n % 64 == 0 { usleep(50) } // let the writer in now and then (it sleeps 1 ms when idle)
+            // Once the ring is full, give the writer (which sleeps 1 ms when idle) time to empty it.
+            if session.summary.dropped > dropped { dropped = session.summary.dropped; usleep(2_000) }
         }
         let summary = session.finish()
         #expect(summary.written + summary.dropped == UInt64(total))
-        #expect(summary.written > 1000, "the writer kept almost nothing: \(summary)")
+        #expect(summary.written > UInt64(total / 2) && summary.dropped > 0, "\(summary)") // it wrapped, and it dropped
         let packets = try file.packets()
         #expect(packets.count == Int(summary.written))
         var last = -1
