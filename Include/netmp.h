@@ -87,8 +87,10 @@ int netmp_check_environment(void);
 int netmp_set_option_at(void *socket, int index, int *level, int *name, void *value, uint32_t *length);
 void netmp_set_nonblocking(void *socket, int on);
 int netmp_is_nonblocking(void *socket);
-// FIONREAD (outgoing 0) and SIOCOUTQ (outgoing 1).
-int netmp_queued(void *socket, int outgoing);
+// The queue ioctls, as Linux answers them: `which` 0 SIOCINQ, 1 SIOCOUTQ, 2 SIOCOUTQNSD,
+// 3 SIOCATMARK. The count, or -errno (EINVAL on a listener, ENOTTY where the protocol
+// knows no such ioctl).
+int netmp_ioctl_count(void *socket, int which);
 
 // poll(2) bits the socket would report now.
 short netmp_readiness(void *socket);

@@ -24,6 +24,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
+#include <linux/sockios.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -854,8 +855,16 @@ int ioctl(int fd, unsigned long request, ...) {
     if (!socket) return REAL(ioctl)(fd, request, argument);
     switch (request) {
     case FIONBIO: netmp_set_nonblocking(socket, *(int *)argument != 0); return 0;
-    case FIONREAD: *(int *)argument = netmp_queued(socket, 0); return 0;
-    case TIOCOUTQ: *(int *)argument = netmp_queued(socket, 1); return 0;
+    // SIOCINQ and SIOCOUTQ are FIONREAD and TIOCOUTQ.
+    case FIONREAD: case TIOCOUTQ: case SIOCOUTQNSD: case SIOCATMARK: {
+        int which = request == FIONREAD ? 0 : request == TIOCOUTQ ? 1 : request == SIOCOUTQNSD ? 2 : 3;
+        int count = netmp_ioctl_count(socket, which);
+        if (count < 0) { errno = -count; return -1; }
+        *(int *)argument = count;
+        return 0;
+    }
+    // Close-on-exec belongs to the descriptor, which is the placeholder eventfd.
+    case FIOCLEX: case FIONCLEX: return REAL(ioctl)(fd, request, argument);
     default: errno = ENOTTY; return -1;
     }
 }

@@ -445,12 +445,27 @@ public func netmpIsNonBlocking(_ handle: UnsafeMutableRawPointer) -> Int32 {
     }
 }
 
-/// FIONREAD (0) and SIOCOUTQ (1).
-@_cdecl("netmp_queued")
-public func netmpQueued(_ handle: UnsafeMutableRawPointer, _ outgoing: Int32) -> Int32 {
+/// SIOCINQ (0), SIOCOUTQ (1), SIOCOUTQNSD (2) and SIOCATMARK (3) as Linux's tcp_ioctl and
+/// udp_ioctl answer them: a listener has no queues (EINVAL) but a mark (0); UDP knows only
+/// the first two (ENOTTY). netmp takes no urgent data, so no socket is at the mark.
+@_cdecl("netmp_ioctl_count")
+public func netmpIoctlCount(_ handle: UnsafeMutableRawPointer, _ which: Int32) -> Int32 {
     switch socket(handle).kind {
-    case .stream(let s): Int32(clamping: outgoing != 0 ? s.unacknowledged : s.readable)
-    case .datagram(let d): outgoing != 0 ? 0 : Int32(clamping: d.nextDatagramLength)
+    case .stream(let s):
+        if which == 3 { return 0 }
+        if s.isListening { return -EINVAL }
+        switch which {
+        case 0: return Int32(clamping: s.readable)
+        case 1: return Int32(clamping: s.unacknowledged)
+        // Written and not yet sent (write_seq - snd_nxt): only the owner core knows snd_nxt.
+        default: return Int32(clamping: s.info().notSentBytes) // 0 without a connection
+        }
+    case .datagram(let d):
+        switch which {
+        case 0: return Int32(clamping: d.nextDatagramLength)
+        case 1: return 0 // a datagram leaves the socket at once; nothing waits on a device queue
+        default: return -ENOTTY
+        }
     }
 }
 
