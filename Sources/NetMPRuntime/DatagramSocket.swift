@@ -59,6 +59,18 @@ public final class DatagramSocket: @unchecked Sendable {
     /// SO_RCVTIMEO in nanoseconds (0: none).
     public func setReceiveTimeout(_ ns: Int) { receiveTimeout.store(max(0, ns), ordering: .relaxed) }
 
+    /// IP_TOS and IP_TTL (IPv6's pair on an IPv6 socket), normalised as Linux keeps them:
+    /// kept here until bind makes the channel, and in the channel's slot from then on,
+    /// where the home core reads them as datagrams leave. Guarded by `setup`.
+    nonisolated(unsafe) var markingKept = IPMarking.none
+    public var marking: IPMarking { setup.locked { markingKept } }
+    public func setMarking(_ marking: IPMarking) {
+        setup.locked {
+            markingKept = marking
+            channel?.marking = marking
+        }
+    }
+
     /// The slot of the socket's channel (bind makes it).
     public var boundSlot: UInt32? { channel?.lease?.slot }
 
@@ -89,6 +101,7 @@ public final class DatagramSocket: @unchecked Sendable {
                 client.releasePort(port, datagram: true, families: families)
                 throw SocketError(ENOBUFS)
             }
+            channel.marking = markingKept
             let ownWildcard = family == .ipv4 ? address.isUnspecified : address.bits.isUnspecified
             boundName = ownWildcard ? nil : address
             self.handle = handle

@@ -294,6 +294,7 @@ extension ProtocolLoop {
         // What was committed when the core came: records committed after it ask again (the
         // request above was cleared), so one call ends even while the application writes.
         let committed = ring.held
+        let marking = channel.marking // read once per drain: what setsockopt set before these sends
         var sent = 0
         while sent < committed, let first = DatagramRecord.read(ring, at: 0, held: committed - sent) {
             var count = 1, span = DatagramRecord.headerLength + first.length
@@ -311,7 +312,7 @@ extension ProtocolLoop {
                 }
             }
             _ = host.sendUDP(from: channel.port, address: channel.boundAddress, to: first.destination, datagrams: count, each: first.length,
-                             now: now, sink: &sink) { out in
+                             marking: marking, now: now, sink: &sink) { out in
                 var at = DatagramRecord.headerLength
                 for index in 0..<count {
                     let place = index * first.length

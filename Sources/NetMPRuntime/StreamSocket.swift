@@ -658,6 +658,13 @@ public final class StreamSocket: @unchecked Sendable {
         }
     }
 
+    /// IP_TOS and IP_TTL (IPV6_TCLASS and IPV6_UNICAST_HOPS on an IPv6 socket), already
+    /// normalised as Linux keeps them: before connect they go with it (the SYN carries
+    /// them), after it a record takes them to the owner.
+    public func setMarking(_ marking: IPMarking) {
+        configure({ $0.marking = marking }, live: [(.marking, Int64(marking.word))])
+    }
+
     /// TCP_NODELAY: in the slot's output options at once (the owner honours it for every
     /// later write); the record makes the owner send what it may now send.
     public func setNoDelay(_ on: Bool) {

@@ -17,6 +17,13 @@ final class ShimSocket: @unchecked Sendable {
         case .datagram(let d): d.family == .ipv6
         }
     }
+    /// IP_TOS/IP_TTL (IPv6's pair) as the socket keeps them.
+    var marking: IPMarking {
+        switch kind {
+        case .stream(let s): s.options.marking
+        case .datagram(let d): d.marking
+        }
+    }
     let descriptors = Atomic<Int>(1)
     let recorded = PthreadLock()
     /// Every option the program set, in the order first set, with its last value as

@@ -2,6 +2,7 @@ import Glibc
 import NetMPRuntime
 import NetMPStack
 import NetMPTCP
+import NetMPWire
 
 /// setsockopt and getsockopt for netmp sockets, with Linux's levels, names, value layouts
 /// and errnos. Options netmp acts on change the socket; a few that Linux accepts and
@@ -19,11 +20,12 @@ enum OptionName {
     static let noDelay: Int32 = 1, maxSegment: Int32 = 2, cork: Int32 = 3, keepIdle: Int32 = 4
     static let keepInterval: Int32 = 5, keepCount: Int32 = 6, info: Int32 = 11, congestion: Int32 = 13
     static let recordedTCP: Set<Int32> = [12, 9, 7] // QUICKACK, DEFER_ACCEPT, LINGER2
-    // IPPROTO_IP: TOS, TTL, MTU_DISCOVER, RECVERR
+    // IPPROTO_IP: TOS and TTL act on an IPv4 socket (recorded on an IPv6 one, where Linux
+    // applies them to IPv4-mapped traffic); MTU_DISCOVER, RECVERR are recorded.
+    static let tos: Int32 = 1, ttl: Int32 = 2
     static let recordedIP: Set<Int32> = [1, 2, 10, 11]
-    // IPPROTO_IPV6, for AF_INET6 sockets: V6ONLY acts; UNICAST_HOPS, TCLASS are recorded.
-    static let ipprotoIPv6: Int32 = 41, v6Only: Int32 = 26
-    static let recordedIPv6: Set<Int32> = [16, 67]
+    // IPPROTO_IPV6, for AF_INET6 sockets: V6ONLY, UNICAST_HOPS and TCLASS act.
+    static let ipprotoIPv6: Int32 = 41, v6Only: Int32 = 26, unicastHops: Int32 = 16, trafficClass: Int32 = 67
 }
 
 @_cdecl("netmp_setsockopt")
@@ -62,9 +64,35 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
         guard tv.tv_usec >= 0, tv.tv_usec < 1_000_000 else { return nil }
         return max(0, tv.tv_sec * 1_000_000_000 + tv.tv_usec * 1000)
     }
+    // IP_TOS and IP_TTL on an IPv4 socket, IPV6_TCLASS and IPV6_UNICAST_HOPS on an IPv6 one:
+    // checked and normalised as Linux's do_ip_setsockopt and do_ipv6_setsockopt do.
+    let marksIPv4 = level == OptionName.ipprotoIP && !shim.isIPv6 && (name == OptionName.tos || name == OptionName.ttl)
+    let marksIPv6 = level == OptionName.ipprotoIPv6 && shim.isIPv6 && (name == OptionName.trafficClass || name == OptionName.unicastHops)
+    if marksIPv4 || marksIPv6 {
+        // IPv4's take an int or a single byte; IPv6's an int.
+        guard let value, length >= 1, marksIPv4 || length >= 4 else { return -EINVAL }
+        let v = length >= 4 ? value.loadUnaligned(as: Int32.self) : Int32(value.load(as: UInt8.self))
+        var marking = shim.marking
+        let isStream: Bool
+        if case .stream = shim.kind { isStream = true } else { isStream = false }
+        if name == OptionName.ttl || name == OptionName.unicastHops {
+            guard v == -1 || (marksIPv4 ? (1...255).contains(v) : (0...255).contains(v)) else { return -EINVAL }
+            marking.timeToLive = v == -1 ? 0 : UInt8(v)
+        } else {
+            if marksIPv6 { guard (-1...255).contains(v) else { return -EINVAL } }
+            // A byte (IPv4 takes any int's low byte; IPv6's -1 is the default, 0); TCP keeps
+            // its ECN bits for itself.
+            let byte = marksIPv6 && v == -1 ? 0 : UInt8(truncatingIfNeeded: v)
+            marking.typeOfService = isStream ? byte & ~3 : byte
+        }
+        switch shim.kind {
+        case .stream(let s): s.setMarking(marking)
+        case .datagram(let d): d.setMarking(marking)
+        }
+        return 0
+    }
     switch (level, shim.kind) {
     case (OptionName.ipprotoIPv6, _) where shim.isIPv6:
-        if OptionName.recordedIPv6.contains(name) { return record() }
         guard name == OptionName.v6Only else { return -ENOPROTOOPT }
         guard let v = integer() else { return -EINVAL }
         do {
@@ -183,6 +211,13 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
         }
         if OptionName.recordedSocket.contains(name) { return recorded() }
     }
+    // The marking as Linux reports it: a TTL of "default" is the default, 64.
+    if (level == OptionName.ipprotoIP && !shim.isIPv6 && (name == OptionName.tos || name == OptionName.ttl))
+        || (level == OptionName.ipprotoIPv6 && shim.isIPv6 && (name == OptionName.trafficClass || name == OptionName.unicastHops)) {
+        let marking = shim.marking
+        if name == OptionName.tos || name == OptionName.trafficClass { return put(Int32(marking.typeOfService)) }
+        return put(marking.timeToLive == 0 ? 64 : Int32(marking.timeToLive))
+    }
     if level == OptionName.ipprotoIP && OptionName.recordedIP.contains(name) { return recorded(name == 2 ? 64 : 0) }
     if level == OptionName.ipprotoIPv6 && shim.isIPv6 {
         if name == OptionName.v6Only {
@@ -191,7 +226,6 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
             case .datagram(let d): return put(d.v6Only ? 1 : 0)
             }
         }
-        if OptionName.recordedIPv6.contains(name) { return recorded(name == 16 ? 64 : 0) }
         return -ENOPROTOOPT
     }
     switch (level, shim.kind) {

@@ -16,6 +16,7 @@ public struct ConnectOptions: Equatable, Sendable {
     public var keepAliveIdle: UInt32 = 7200
     public var keepAliveInterval: UInt32 = 75
     public var keepAliveProbes: UInt32 = 9
+    public var marking = IPMarking.none
 
     public init() {}
 
@@ -29,6 +30,7 @@ public struct ConnectOptions: Equatable, Sendable {
         keepAliveIdle = UInt32(clamping: c.keepAliveIdle.nanoseconds / 1_000_000_000)
         keepAliveInterval = UInt32(clamping: c.keepAliveInterval.nanoseconds / 1_000_000_000)
         keepAliveProbes = UInt32(clamping: c.keepAliveProbes)
+        marking = c.marking
     }
 
     /// `base` with these options; nil when a value is one no application could have set
@@ -37,7 +39,8 @@ public struct ConnectOptions: Equatable, Sendable {
     public func configuration(from base: TCPConfiguration) -> TCPConfiguration? {
         guard (88...base.maximumSegmentSize).contains(Int(maximumSegmentSize)),
               Int(receiveBufferSize) <= base.receiveBufferSize, receiveBufferSize > 0,
-              keepAliveIdle > 0, keepAliveInterval > 0, keepAliveProbes > 0 else { return nil }
+              keepAliveIdle > 0, keepAliveInterval > 0, keepAliveProbes > 0,
+              marking.typeOfService & 3 == 0 else { return nil } // TCP's ECN bits are the stack's
         var c = base
         c.noDelay = noDelay
         c.cork = cork
@@ -48,6 +51,7 @@ public struct ConnectOptions: Equatable, Sendable {
         c.keepAliveIdle = .seconds(UInt64(keepAliveIdle))
         c.keepAliveInterval = .seconds(UInt64(keepAliveInterval))
         c.keepAliveProbes = Int(keepAliveProbes)
+        c.marking = marking
         return c
     }
 }

@@ -149,7 +149,17 @@ public final class DatagramChannel: @unchecked Sendable {
         turn = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.turn)!)
         overflowCount = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.overflows)!)
         errorNumber = slot.atomic(Int32.self, at: MemoryLayout<Slot>.offset(of: \Slot.error)!)
+        markingWord = slot.atomic(UInt32.self, at: Self.offset(\Slot.marking))
         arrivals = WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.arrivals)!)
+    }
+
+    let markingWord: UnsafeMutablePointer<Atomic<UInt32>>
+    /// IP_TOS and IP_TTL (or IPv6's pair) for the datagrams it sends: the application sets
+    /// them, the home core reads them as each run of datagrams leaves (any value is one
+    /// Linux would take).
+    public var marking: IPMarking {
+        get { IPMarking(word: markingWord.pointee.load(ordering: .relaxed)) }
+        set { markingWord.pointee.store(newValue.word, ordering: .relaxed) }
     }
 
     let errorNumber: UnsafeMutablePointer<Atomic<Int32>>

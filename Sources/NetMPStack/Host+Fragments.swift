@@ -111,7 +111,7 @@ extension Host {
     /// Sends an IPv4 payload of `payloadLength` bytes, larger than the MTU, in fragments of
     /// at most the MTU (their data a multiple of 8 bytes), all with the next identification.
     func sendFragmentsIPv4(to destination: IPv4Address, nextHop: IPv4Address, broadcast: Bool, proto: UInt8, payloadLength: Int,
-                           now: Instant, sink: inout some FrameSink,
+                           marking: IPMarking, now: Instant, sink: inout some FrameSink,
                            fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
         let headers = EthernetFrameView.headerLength + IPv4Header.minimumLength
         guard IPv4Header.minimumLength + payloadLength <= Int(UInt16.max), headers + payloadLength <= scratch.count else {
@@ -127,7 +127,9 @@ extension Host {
             // This fragment's headers go just in front of its data, over the end of the last one's.
             let frame = UnsafeMutableRawBufferPointer(rebasing: scratch[offset..<(headers + offset + count)])
             var ip = IPv4Header(totalLength: IPv4Header.minimumLength + count, proto: proto, source: address,
-                                destination: destination, identification: identification, dontFragment: false)
+                                destination: destination, timeToLive: marking.timeToLive == 0 ? 64 : marking.timeToLive,
+                                identification: identification, dontFragment: false)
+            ip.typeOfService = marking.typeOfService
             ip.fragmentOffset = offset
             ip.moreFragments = offset + count < payloadLength
             _ = ip.emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[EthernetFrameView.headerLength...]))
@@ -144,7 +146,7 @@ extension Host {
     /// larger than the path's MTU, in fragments: each the fixed header, a fragment header
     /// naming `nextHeader`, and its data (a multiple of 8 bytes but for the last).
     func sendFragmentsIPv6(to destination: IPv6Address, from source: IPv6Address, nextHop: IPv6Address, nextHeader: UInt8,
-                           payloadLength: Int, hopLimit: UInt8, now: Instant, sink: inout some FrameSink,
+                           payloadLength: Int, hopLimit: UInt8, trafficClass: UInt8, now: Instant, sink: inout some FrameSink,
                            fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
         let headers = EthernetFrameView.headerLength + IPv6Header.length + 8
         guard payloadLength <= Int(UInt16.max) - 8, headers + payloadLength <= scratch.count else {
@@ -159,8 +161,10 @@ extension Host {
             let count = min(each, payloadLength - offset)
             let frame = UnsafeMutableRawBufferPointer(rebasing: scratch[offset..<(headers + offset + count)])
             let ip = UnsafeMutableRawBufferPointer(rebasing: frame[EthernetFrameView.headerLength...])
-            IPv6Header(payloadLength: 8 + count, nextHeader: IPv6NextHeader.fragment, source: source, destination: destination,
-                       hopLimit: hopLimit).emit(into: ip)
+            var header = IPv6Header(payloadLength: 8 + count, nextHeader: IPv6NextHeader.fragment, source: source,
+                                    destination: destination, hopLimit: hopLimit)
+            header.trafficClass = trafficClass
+            header.emit(into: ip)
             ip[IPv6Header.length] = nextHeader
             ip[IPv6Header.length + 1] = 0
             ip.put16(UInt16(offset) | (offset + count < payloadLength ? 1 : 0), at: IPv6Header.length + 2)

@@ -264,7 +264,10 @@ extension Host {
     /// as for IPv4 (`sendIPv4`); a super-segment may exceed the MTU up to 64 KiB.
     public func sendIPv6(to destination: IPv6Address, from source: IPv6Address, nextHeader: UInt8, payloadLength: Int,
                          hopLimit: UInt8? = nil, now: Instant, sink: inout some FrameSink, offload: FrameOffload = .none,
+                         marking: IPMarking = .none,
                          fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
+        // A socket's IPV6_UNICAST_HOPS, else the caller's, else the advertised one, else 64.
+        let hopLimit = marking.timeToLive != 0 ? marking.timeToLive : hopLimit ?? routers6.hopLimit ?? 64
         let ipOffset = EthernetFrameView.headerLength
         let transportOffset = ipOffset + IPv6Header.length
         var frameOffload = offload.placed(at: transportOffset, ipv6: true)
@@ -279,7 +282,7 @@ extension Host {
             || (offload.datagrams && offload.segments) {
             if !offload.segments && nextHeader != IPProtocol.tcp && offload == .none {
                 return sendFragmentsIPv6(to: destination, from: source, nextHop: nextHop, nextHeader: nextHeader,
-                                         payloadLength: payloadLength, hopLimit: hopLimit ?? routers6.hopLimit ?? 64,
+                                         payloadLength: payloadLength, hopLimit: hopLimit, trafficClass: marking.typeOfService,
                                          now: now, sink: &sink, fill: fill)
             }
             let segmenting = offload.datagrams ? offloads.udpSegmentation : offloads.tcpSegmentation6
@@ -291,8 +294,10 @@ extension Host {
         }
         guard payloadLength <= Int(UInt16.max) else { counters.drops.count(.frameTooLarge); return .failure(.tooLarge) }
         let frame = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<(transportOffset + payloadLength)])
-        IPv6Header(payloadLength: payloadLength, nextHeader: nextHeader, source: source, destination: destination,
-                   hopLimit: hopLimit ?? routers6.hopLimit ?? 64).emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[ipOffset...]))
+        var header = IPv6Header(payloadLength: payloadLength, nextHeader: nextHeader, source: source, destination: destination,
+                                hopLimit: hopLimit)
+        header.trafficClass = marking.typeOfService
+        header.emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[ipOffset...]))
         fill(UnsafeMutableRawBufferPointer(rebasing: frame[transportOffset...]))
         if toOurs {
             EthernetHeader(destination: mac, source: mac, etherType: EtherType.ipv6).emit(into: frame)

@@ -316,17 +316,18 @@ public final class Host {
     /// addresses), over the family of its addresses.
     @discardableResult
     func sendTCP(from local: IPAddress, to peer: IPAddress, length: Int, now: Instant, sink: inout some FrameSink,
-                 offload: FrameOffload = .none,
+                 offload: FrameOffload = .none, marking: IPMarking = .none,
                  fill: (UnsafeMutableRawBufferPointer, IPAddressPair) -> Void) -> Result<Void, SendError> {
         if let v4 = peer.v4 {
             let addresses = IPAddressPair.v4(source: address, destination: v4)
-            return sendIPv4(to: v4, proto: IPProtocol.tcp, payloadLength: length, now: now, sink: &sink, offload: offload) {
+            return sendIPv4(to: v4, proto: IPProtocol.tcp, payloadLength: length, now: now, sink: &sink, offload: offload,
+                            marking: marking) {
                 fill($0, addresses)
             }
         }
         let addresses = IPAddressPair.v6(source: local.bits, destination: peer.bits)
         return sendIPv6(to: peer.bits, from: local.bits, nextHeader: IPProtocol.tcp, payloadLength: length, now: now,
-                        sink: &sink, offload: offload) { fill($0, addresses) }
+                        sink: &sink, offload: offload, marking: marking) { fill($0, addresses) }
     }
 
     /// Counts a frame the link could not hand over whole (a bad virtio-net header).
@@ -364,7 +365,7 @@ public final class Host {
     /// (its offsets count from the transport header; only what `offloads` allow): a
     /// super-segment may exceed the MTU up to IPv4's 64 KiB.
     public func sendIPv4(to destination: IPv4Address, proto: UInt8, payloadLength: Int, now: Instant,
-                         sink: inout some FrameSink, offload: FrameOffload = .none,
+                         sink: inout some FrameSink, offload: FrameOffload = .none, marking: IPMarking = .none,
                          fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
         let ipOffset = EthernetFrameView.headerLength
         let transportOffset = ipOffset + IPv4Header.minimumLength
@@ -381,7 +382,7 @@ public final class Host {
         if (totalLength > configuration.mtu && (!toUs || offload.segments)) || (offload.datagrams && offload.segments) {
             if !offload.segments && proto != IPProtocol.tcp && offload == .none {
                 return sendFragmentsIPv4(to: destination, nextHop: nextHop, broadcast: isBroadcast, proto: proto,
-                                         payloadLength: payloadLength, now: now, sink: &sink, fill: fill)
+                                         payloadLength: payloadLength, marking: marking, now: now, sink: &sink, fill: fill)
             }
             let segmenting = offload.datagrams ? offloads.udpSegmentation : offloads.tcpSegmentation
             guard offload.segments, segmenting, totalLength <= Int(UInt16.max) else {
@@ -392,7 +393,8 @@ public final class Host {
         }
         guard totalLength <= Int(UInt16.max) else { counters.drops.count(.frameTooLarge); return .failure(.tooLarge) }
         var ip = IPv4Header(totalLength: totalLength, proto: proto, source: address, destination: destination,
-                            identification: nextIdentification)
+                            timeToLive: marking.timeToLive == 0 ? 64 : marking.timeToLive, identification: nextIdentification)
+        ip.typeOfService = marking.typeOfService
         // A super-segment's wire segments take consecutive identifications (the kernel's
         // segmentation counts them up from this one).
         nextIdentification &+= UInt16(truncatingIfNeeded: frameOffload.wireSegments(frameLength: ipOffset + totalLength))
@@ -487,7 +489,7 @@ public final class Host {
     /// link's when it takes checksums. `address`: the socket's bound address (nil: ours
     /// that suits the destination; IPv4 has one).
     public func sendUDP(from port: UInt16, address: IPAddress? = nil, to destination: Endpoint, datagrams: Int, each: Int,
-                        now: Instant, sink: inout some FrameSink,
+                        marking: IPMarking = .none, now: Instant, sink: inout some FrameSink,
                         fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
         precondition(datagrams == 1 || offloads.udpSegmentation, "a run of datagrams needs UDP segmentation offload")
         let header = UDPHeader(sourcePort: port, destinationPort: destination.port,
@@ -514,10 +516,10 @@ public final class Host {
         switch addresses {
         case .v4(_, let target):
             return sendIPv4(to: target, proto: IPProtocol.udp, payloadLength: header.datagramLength, now: now,
-                            sink: &sink, offload: offload, fill: write)
+                            sink: &sink, offload: offload, marking: marking, fill: write)
         case .v6(let source, let target):
             return sendIPv6(to: target, from: source, nextHeader: IPProtocol.udp, payloadLength: header.datagramLength,
-                            now: now, sink: &sink, offload: offload, fill: write)
+                            now: now, sink: &sink, offload: offload, marking: marking, fill: write)
         }
     }
 

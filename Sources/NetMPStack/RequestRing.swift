@@ -207,7 +207,9 @@ extension Request {
         put(options.receiveBufferSize, \.receive_buffer)
         put(options.keepAliveIdle, \.keep_idle)
         put(options.keepAliveInterval, \.keep_interval)
-        put(options.keepAliveProbes, \.keep_probes)
+        put(UInt16(clamping: options.keepAliveProbes), \.keep_probes)
+        put(options.marking.typeOfService, \.tos)
+        put(options.marking.timeToLive, \.ttl)
         put(value, \.value)
         put(option?.rawValue ?? 0, \.option)
         put(reply, \.reply)
@@ -244,7 +246,8 @@ extension Request {
             options.receiveBufferSize = get(\.receive_buffer, as: UInt32.self)
             options.keepAliveIdle = get(\.keep_idle, as: UInt32.self)
             options.keepAliveInterval = get(\.keep_interval, as: UInt32.self)
-            options.keepAliveProbes = get(\.keep_probes, as: UInt32.self)
+            options.keepAliveProbes = UInt32(get(\.keep_probes, as: UInt16.self))
+            options.marking = IPMarking(typeOfService: get(\.tos, as: UInt8.self), timeToLive: get(\.ttl, as: UInt8.self))
         case .setOption:
             guard let option = StreamOption(rawValue: get(\.option, as: UInt32.self)) else { return nil }
             self.option = option

@@ -9,6 +9,8 @@ import NetMPWire
 /// with the connect instead.
 public enum StreamOption: UInt32, Sendable {
     case noDelay = 1, cork, keepAlive, keepAliveIdle, keepAliveInterval, keepAliveProbes, congestionControl
+    /// IP_TOS and IP_TTL (or IPV6_TCLASS and IPV6_UNICAST_HOPS) together: `IPMarking.word`.
+    case marking
 
     /// The owner core: applies `value`. False (and nothing changes) for a value outside
     /// what the application would have sent, which only a faulty writer produces.
@@ -30,6 +32,9 @@ public enum StreamOption: UInt32, Sendable {
         case .congestionControl:
             guard let algorithm = Self.algorithm(value) else { return false }
             connection.setCongestionControl(algorithm)
+        case .marking:
+            guard (0...0xFFFF).contains(value), value & 3 == 0 else { return false } // TCP's ECN bits are the stack's
+            connection.setMarking(IPMarking(word: UInt32(value)))
         }
         return true
     }

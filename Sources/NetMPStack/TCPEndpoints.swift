@@ -312,7 +312,7 @@ public final class TCPEndpoints {
         let offload = partial ? FrameOffload(checksumOffset: TCPSegmentHeader.checksumOffset,
                                              segmentSize: segment.segmentSize, headerLength: headerLength) : .none
         host.sendTCP(from: tuple.local.address, to: tuple.remote.address, length: length, now: now, sink: &sink,
-                     offload: offload) { out, addresses in
+                     offload: offload, marking: socket.connection.configuration.marking) { out, addresses in
             if segment.payloadLength > 0 {
                 socket.channel.send.copy(from: segment.payloadOffset, count: segment.payloadLength,
                                        into: UnsafeMutableRawBufferPointer(rebasing: out[headerLength..<length]))

@@ -77,6 +77,9 @@ extension Connection {
     }
 
     /// TCP_CONGESTION: switch the algorithm, keeping the current window and threshold.
+    /// IP_TOS / IP_TTL (or the IPv6 pair) from now on.
+    public mutating func setMarking(_ marking: IPMarking) { configuration.marking = marking }
+
     public mutating func setCongestionControl(_ algorithm: CongestionAlgorithm) {
         guard algorithm != congestion.algorithm else { return }
         let (window, threshold) = (congestion.window, congestion.slowStartThreshold)

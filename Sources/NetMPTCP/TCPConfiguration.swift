@@ -22,6 +22,9 @@ public struct TCPConfiguration: Sendable {
     public var timestamps = true
     public var selectiveAcknowledgments = true
     public var congestionControl: CongestionAlgorithm = .cubic
+    /// IP_TOS and IP_TTL (IPV6_TCLASS, IPV6_UNICAST_HOPS) for the connection's segments;
+    /// the TOS's ECN bits stay clear, as Linux clears them for TCP.
+    public var marking = IPMarking.none
     /// TCP_NODELAY: send small segments at once instead of waiting for outstanding data (Nagle).
     public var noDelay = false
     /// TCP_CORK: send only full segments until uncorked (or the FIN goes).

@@ -103,4 +103,71 @@ struct CaptureProgramTests {
         #expect(Self.malformed(file).count == 0)
         #expect(!segments.contains { $0.contains("\t53\t") }) // the filter kept port 8000 only
     }
+
+    /// IP_TOS/IP_TTL and IPV6_TCLASS/IPV6_UNICAST_HOPS take effect on the wire, as the
+    /// kernel's side of the TAP captures it: a connection's SYN and data carry the marking
+    /// set before connect, its later segments the one set after, and a datagram its own.
+    @Test func markedSockets_carryTOSAndTTLOnTheWire() throws {
+        let served = try StackServiceProgramTests.ServedLab(addresses: "10.77.0.2/24,fd77::2/64", addr6: "fd77::1/64")
+        let scratch = Scratch()
+        let (lab, tap) = (served.lab.name, served.lab.tap)
+        let peer = """
+            import socket
+            t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            t.bind(("::", 7400)); t.listen(4)
+            u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind(("::", 7401))
+            print("ready", flush=True)
+            for _ in range(2):
+                c, _ = t.accept()
+                while c.recv(100): pass
+                c.close()
+            for _ in range(2): u.recvfrom(100)
+            """
+        let kernel = try Shell.start(["ip", "netns", "exec", lab, "python3", "-c", peer],
+                                     stderrTo: scratch.path + "/peer.err", stdoutTo: scratch.path + "/peer.out")
+        defer { if kernel.isRunning { kill(kernel.processIdentifier, SIGKILL) }; kernel.waitUntilExit() }
+        let tcpdump = try Shell.start(["ip", "netns", "exec", lab] + Self.interruptible(["tcpdump", "-i", tap, "-U", "-w",
+                                       scratch.path + "/marked.pcap", "port 7400 or port 7401"]), stderrTo: scratch.path + "/tcpdump.err")
+        defer { if tcpdump.isRunning { kill(tcpdump.processIdentifier, SIGKILL) }; tcpdump.waitUntilExit() }
+        waitFor("ready", in: scratch.path + "/peer.out")
+        waitFor("listening on", in: scratch.path + "/tcpdump.err")
+        let client = """
+            import socket, time
+            for family, host, level, tos, ttl in [(socket.AF_INET, "10.77.0.1", socket.IPPROTO_IP, socket.IP_TOS, socket.IP_TTL),
+                                                  (socket.AF_INET6, "fd77::1", socket.IPPROTO_IPV6, socket.IPV6_TCLASS, socket.IPV6_UNICAST_HOPS)]:
+                s = socket.socket(family, socket.SOCK_STREAM)
+                s.setsockopt(level, tos, 0x28); s.setsockopt(level, ttl, 33)
+                s.connect((host, 7400)); s.sendall(b"x"); time.sleep(0.2)
+                s.setsockopt(level, tos, 0x48)
+                s.sendall(b"y"); time.sleep(0.2); s.close()
+                u = socket.socket(family, socket.SOCK_DGRAM)
+                u.setsockopt(level, tos, 0x29); u.setsockopt(level, ttl, 7)
+                u.sendto(b"datagram", (host, 7401))
+            """
+        let run = Shell.run(served.netmp(["python3", "-c", client]), timeout: 60)
+        #expect(run.status == 0, "client: \(run.stdout) \(run.stderr)")
+        #expect(served.eventually { !kernel.isRunning }, "the kernel's peer did not see both connections and datagrams")
+        usleep(500_000) // tcpdump stops at SIGINT without taking what its ring still holds
+        kill(tcpdump.processIdentifier, SIGINT)
+        for _ in 0..<200 where tcpdump.isRunning { usleep(50_000) }
+        // What netmp sent, one line per packet: TCP flags and payload length, or "udp"; TOS; TTL.
+        let fields = Shell.run(["tshark", "-r", scratch.path + "/marked.pcap", "-Y", "ip.src == 10.77.0.2 || ipv6.src == fd77::2",
+                                "-T", "fields", "-E", "separator=,", "-e", "tcp.flags", "-e", "tcp.len", "-e", "udp.length",
+                                "-e", "ip.dsfield", "-e", "ip.ttl", "-e", "ipv6.tclass", "-e", "ipv6.hlim"]).stdout
+        let packets = fields.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            .filter { $0.count == 7 }
+        #expect(packets.count >= 14, "\(fields)")
+        func number(_ text: String) -> Int { text.hasPrefix("0x") ? Int(text.dropFirst(2), radix: 16) ?? -1 : Int(text) ?? -1 }
+        for version in ["v4", "v6"] {
+            let family = packets.filter { version == "v4" ? !$0[3].isEmpty : !$0[5].isEmpty }
+            // (TOS or traffic class, TTL or hop limit)
+            let mark = { (p: [String]) in version == "v4" ? [number(p[3]), number(p[4])] : [number(p[5]), number(p[6])] }
+            let tcp = family.filter { !$0[0].isEmpty }, udp = family.filter { !$0[2].isEmpty }
+            #expect(tcp.first.map { number($0[0]) == 0x02 && mark($0) == [0x28, 33] } == true, "\(version) SYN: \(tcp.first ?? [])")
+            #expect(tcp.contains { $0[1] == "1" && mark($0) == [0x28, 33] }, "\(version): no 'x' marked 0x28/33 in \(tcp)")
+            #expect(tcp.contains { $0[1] == "1" && mark($0) == [0x48, 33] }, "\(version): no 'y' marked 0x48/33 in \(tcp)")
+            #expect(tcp.allSatisfy { mark($0)[1] == 33 && [0x28, 0x48].contains(mark($0)[0]) }, "\(version): \(tcp)")
+            #expect(udp.count == 1 && udp.allSatisfy { mark($0) == [0x29, 7] }, "\(version) datagram: \(udp)")
+        }
+    }
 }

@@ -118,7 +118,7 @@ typedef struct netmp_datagram_slot {
     uint8_t line_end[4];
     uint64_t peer_address[2];       // connect(): the peer (IPv6, IPv4 mapped, two halves),
     uint32_t peer_port;             // under peer_version: 1 << 16 | port once connected, 0 not
-    uint32_t reserved1;
+    uint32_t marking;               // IP_TOS | IP_TTL << 8 (IPv6's pair), read as each datagram leaves
     uint64_t bound_address[2];      // bind(): the address datagrams must be sent to (::, or
                                     // ::ffff:0.0.0.0: any), written before the slot is named
     uint8_t second_line_end[24];
@@ -174,11 +174,13 @@ typedef struct netmp_request {
     uint16_t local_port;            // the bound local port, 0 for one the core picks
     uint16_t mss;                   // TCP_MAXSEG
     uint8_t congestion;             // TCP_CONGESTION: NETMP_CONGESTION_*
-    uint8_t reserved;
+    uint8_t tos;                    // IP_TOS (IPV6_TCLASS for an IPv6 socket)
     uint32_t receive_buffer;        // SO_RCVBUF, as Linux doubled it
     uint32_t keep_idle;             // TCP_KEEPIDLE, seconds
     uint32_t keep_interval;         // TCP_KEEPINTVL, seconds
-    uint32_t keep_probes;           // TCP_KEEPCNT
+    uint16_t keep_probes;           // TCP_KEEPCNT (Linux's bound: 127)
+    uint8_t ttl;                    // IP_TTL (IPV6_UNICAST_HOPS), 0 for the default
+    uint8_t reserved;
     // set-option:
     int64_t value;                  // the value, as setsockopt normalised it
     uint32_t option;                // NETMP_OPTION_*
@@ -215,6 +217,7 @@ static const uint32_t NETMP_OPTION_KEEPIDLE = 4;        // TCP_KEEPIDLE: seconds
 static const uint32_t NETMP_OPTION_KEEPINTVL = 5;       // TCP_KEEPINTVL: seconds
 static const uint32_t NETMP_OPTION_KEEPCNT = 6;         // TCP_KEEPCNT: probes
 static const uint32_t NETMP_OPTION_CONGESTION = 7;      // TCP_CONGESTION: NETMP_CONGESTION_*
+static const uint32_t NETMP_OPTION_MARKING = 8;         // IP_TOS | IP_TTL << 8 (or IPv6's pair)
 static const uint32_t NETMP_CONGESTION_RENO = 1;
 static const uint32_t NETMP_CONGESTION_CUBIC = 2;
 static const uint32_t NETMP_CONGESTION_BBR = 3;
