@@ -41,7 +41,8 @@ struct ConnectionDetailTests {
         #expect(r.windowScales != nil) // both stacks offer window scaling
         #expect(r.rttNanoseconds > 0 && r.rtoNanoseconds >= 200_000_000) // Linux's minimum RTO, 200 ms
         #expect(r.cwnd >= r.mss && r.mss > 0 && r.ssthresh > 0)
-        #expect(r.retransmitted == 0) // nothing is lost between the two stacks
+        // As TCP_INFO counts them (a loaded machine can make the socket pair drop a frame).
+        #expect(r.retransmitted == UInt64(client.info().totalRetransmissions))
         // The receiver's row: what it received, nothing acknowledged of its own.
         let b = try #require(pair.b.statsSnapshot()?.connections.first { $0.local.port == 7310 })
         #expect(b.bytesReceived == UInt64(count) && b.bytesAcked == 0)
