@@ -76,22 +76,9 @@ public final class CaptureSession: @unchecked Sendable {
         }
     }
 
-
     /// Starts the writer thread.
     public func start() throws(RuntimeError) {
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var all = sigset_t(), previous = sigset_t()
-        sigfillset(&all)
-        pthread_sigmask(SIG_SETMASK, &all, &previous)
-        let r = pthread_create(&thread, nil, { context in
-            Unmanaged<CaptureSession>.fromOpaque(context!).takeRetainedValue().run()
-            return nil
-        }, context)
-        pthread_sigmask(SIG_SETMASK, &previous, nil)
-        guard r == 0 else {
-            Unmanaged<CaptureSession>.fromOpaque(context).release()
-            throw .threadFailed(errno: r)
-        }
+        thread = try startStackThread { self.run() }
         started = true
     }
 

@@ -43,23 +43,7 @@ final class ProtocolThread: @unchecked Sendable {
     }
 
     func start() throws(RuntimeError) {
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(self).toOpaque()
-        // The program's signals must not land on this thread: block them all while creating
-        // it, so it starts with everything blocked, and restore the caller's mask after.
-        var all = sigset_t(), previous = sigset_t()
-        sigfillset(&all)
-        pthread_sigmask(SIG_SETMASK, &all, &previous)
-        let r = pthread_create(&thread, nil, { context in
-            Unmanaged<ProtocolThread>.fromOpaque(context!).takeRetainedValue().run()
-            return nil
-        }, context)
-        pthread_sigmask(SIG_SETMASK, &previous, nil)
-        guard r == 0 else {
-            Unmanaged<ProtocolThread>.fromOpaque(context).release()
-            throw .threadFailed(errno: r)
-        }
-        pthread_detach(thread)
+        pthread_detach(try startStackThread { self.run() })
     }
 
     func run() {
