@@ -122,6 +122,10 @@ public final class ProtocolLoop {
     /// Frames that could not be forwarded because the owner's port was full (dropped).
     public private(set) var forwardOverflows: UInt64 = 0
     var nextConnectionPublish = Instant.zero
+    /// A turn's work changed connections after the last listing, which the ten-a-second
+    /// limit put off: the core wakes for it even if nothing else comes (an idle core would
+    /// otherwise show the table as it was before its last work, until the next).
+    var listingOwed = false
     /// The last turn handled messages or frames (adaptive polling spins only after work).
     var hadWork = false
     /// How long to spin before sleeping (StackConfiguration.pollSpinMicroseconds).
@@ -193,6 +197,7 @@ public final class ProtocolLoop {
             if wait == nil || untilTimer < wait! { wait = untilTimer }
         }
         consider(host.nextDeadline)
+        if listingOwed { consider(nextConnectionPublish) }
         consider(sink.faults?.nextRelease)
         var timeout: Int32 = wait.map { Int32(min(($0.nanoseconds + 999_999) / 1_000_000, 60_000)) } ?? -1
         if !outbox.isEmpty { timeout = timeout < 0 ? 1 : min(timeout, 1) } // a full port: look again soon
@@ -453,6 +458,9 @@ public final class ProtocolLoop {
             stats.publishConnections(core: core, tcp.sockets.values, now: now)
             if core == 0 { stats.publishAddresses(host.ipv6) } // every core keeps the same states
             nextConnectionPublish = now + .milliseconds(100)
+            listingOwed = false
+        } else if hadWork {
+            listingOwed = true
         }
     }
 }
