@@ -42,10 +42,10 @@ struct CaptureProgramTests {
         let served = try StackServiceProgramTests.ServedLab()
         let scratch = Scratch()
         let (lab, tap) = (served.lab.name, served.lab.tap)
-        let server = try Shell.start(["ip", "netns", "exec", lab, "iperf3", "-s", "-1", "-p", "5201"],
+        let server = try Shell.start(["ip", "netns", "exec", lab, "iperf3", "-s", "-1", "-p", "5201", "--forceflush"],
                                      stderrTo: scratch.path + "/iperf3s.err", stdoutTo: scratch.path + "/iperf3s.out")
         defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) }; server.waitUntilExit() }
-        let tcpdump = try Shell.start(["ip", "netns", "exec", lab] + Self.interruptible(["tcpdump", "-i", tap, "-s", "128", "-U", "-w",
+        let tcpdump = try Shell.start(["ip", "netns", "exec", lab] + Self.interruptible(["tcpdump", "--immediate-mode", "-i", tap, "-s", "128", "-U", "-w",
                                        scratch.path + "/kernel.pcap", "tcp port 5201"]), stderrTo: scratch.path + "/tcpdump.err")
         defer { if tcpdump.isRunning { kill(tcpdump.processIdentifier, SIGKILL) }; tcpdump.waitUntilExit() }
         let capture = try Shell.start(["ip", "netns", "exec", lab] + Self.interruptible([Package.netmp, "capture", "--tap", tap, "-w",
@@ -126,7 +126,7 @@ struct CaptureProgramTests {
         let kernel = try Shell.start(["ip", "netns", "exec", lab, "python3", "-c", peer],
                                      stderrTo: scratch.path + "/peer.err", stdoutTo: scratch.path + "/peer.out")
         defer { if kernel.isRunning { kill(kernel.processIdentifier, SIGKILL) }; kernel.waitUntilExit() }
-        let tcpdump = try Shell.start(["ip", "netns", "exec", lab] + Self.interruptible(["tcpdump", "-i", tap, "-U", "-w",
+        let tcpdump = try Shell.start(["ip", "netns", "exec", lab] + Self.interruptible(["tcpdump", "--immediate-mode", "-i", tap, "-U", "-w",
                                        scratch.path + "/marked.pcap", "port 7400 or port 7401"]), stderrTo: scratch.path + "/tcpdump.err")
         defer { if tcpdump.isRunning { kill(tcpdump.processIdentifier, SIGKILL) }; tcpdump.waitUntilExit() }
         waitFor("ready", in: scratch.path + "/peer.out")
@@ -147,13 +147,20 @@ struct CaptureProgramTests {
         let run = Shell.run(served.netmp(["python3", "-c", client]), timeout: 60)
         #expect(run.status == 0, "client: \(run.stdout) \(run.stderr)")
         #expect(served.eventually { !kernel.isRunning }, "the kernel's peer did not see both connections and datagrams")
-        usleep(500_000) // tcpdump stops at SIGINT without taking what its ring still holds
+        // What netmp sent, one line per packet: TCP flags and payload length, or the UDP
+        // length; TOS and TTL, or traffic class and hop limit. tcpdump stops at SIGINT
+        // without taking what its ring still holds: wait until the file has all 14.
+        func sent() -> String {
+            Shell.run(["tshark", "-r", scratch.path + "/marked.pcap", "-Y", "ip.src == 10.77.0.2 || ipv6.src == fd77::2",
+                       "-T", "fields", "-E", "separator=,", "-e", "tcp.flags", "-e", "tcp.len", "-e", "udp.length",
+                       "-e", "ip.dsfield", "-e", "ip.ttl", "-e", "ipv6.tclass", "-e", "ipv6.hlim"]).stdout
+        }
+        var fields = sent()
+        for _ in 0..<50 where fields.split(separator: "\n").count < 14 {
+            usleep(200_000)
+            fields = sent()
+        }
         kill(tcpdump.processIdentifier, SIGINT)
-        for _ in 0..<200 where tcpdump.isRunning { usleep(50_000) }
-        // What netmp sent, one line per packet: TCP flags and payload length, or "udp"; TOS; TTL.
-        let fields = Shell.run(["tshark", "-r", scratch.path + "/marked.pcap", "-Y", "ip.src == 10.77.0.2 || ipv6.src == fd77::2",
-                                "-T", "fields", "-E", "separator=,", "-e", "tcp.flags", "-e", "tcp.len", "-e", "udp.length",
-                                "-e", "ip.dsfield", "-e", "ip.ttl", "-e", "ipv6.tclass", "-e", "ipv6.hlim"]).stdout
         let packets = fields.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
             .filter { $0.count == 7 }
         #expect(packets.count >= 14, "\(fields)")
