@@ -103,19 +103,31 @@ struct CaptureTests {
         #expect(summary.dropped == 0 && summary.writeError == 0)
         let packets = try file.packets()
         #expect(packets.count == Int(summary.written))
-        // Outbound payload: IPv4 header at 14, TCP header after it; the SYN comes first.
-        var payload = 0
+        // Outbound segments: IPv4 header at 14, TCP header after it; the SYN comes first.
+        // The stream's bytes are the union of the data segments' ranges (a loaded machine
+        // may make the pair drop a frame, and a retransmission covers bytes again).
+        var ranges: [(start: UInt32, end: UInt32)] = []
         var flags: [UInt8] = []
+        var initial: UInt32?
         for packet in packets where packet.direction == .outbound {
             let ihl = Int(packet.data[14] & 0x0F) * 4
             let tcp = 14 + ihl
             let totalLength = Int(packet.data[16]) << 8 | Int(packet.data[17])
-            payload += totalLength - ihl - Int(packet.data[tcp + 12] >> 4) * 4
-            flags.append(packet.data[tcp + 13])
+            let length = totalLength - ihl - Int(packet.data[tcp + 12] >> 4) * 4
+            let sequence = packet.data[(tcp + 4)..<(tcp + 8)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            let flag = packet.data[tcp + 13]
+            if flag & 0x02 != 0 { initial = sequence }
+            if length > 0 { ranges.append((sequence, sequence &+ UInt32(length))) }
+            flags.append(flag)
         }
         #expect(flags.first == 0x02) // SYN
         #expect(flags.contains { $0 & 0x01 != 0 }) // FIN
-        #expect(payload == count)
+        let first = try #require(initial) &+ 1
+        var covered = first
+        for range in ranges.map({ ($0.start &- first, $0.end &- first) }).sorted(by: { $0.0 < $1.0 }) where range.0 <= covered &- first {
+            covered = max(covered &- first, range.1) &+ first
+        }
+        #expect(covered &- first == UInt32(count), "the captured segments cover \(covered &- first) of \(count) bytes")
         #expect(packets.contains { $0.direction == .inbound })
         #expect(Set(packets.map(\.interface)).isSubset(of: [0, 1]))
     }
