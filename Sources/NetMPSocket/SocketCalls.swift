@@ -43,6 +43,9 @@ final class ShimSocket: @unchecked Sendable {
     }
 
     /// The integer the program last set for (level, name), if it set one.
+    /// Every option set so far, in the order first set, with its last value.
+    var optionsSet: [(level: Int32, name: Int32, value: [UInt8])] { recorded.locked { setOptions } }
+
     func integerOption(_ level: Int32, _ name: Int32) -> Int32? {
         recorded.locked {
             guard let value = setOptions.first(where: { $0.level == level && $0.name == name })?.value,
@@ -328,6 +331,16 @@ public func netmpAccept(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ nonBlo
         write(peer.address, to: address)
         port.pointee = peer.port
         let shim = ShimSocket(.stream(accepted))
+        // Linux's accepted socket is a clone of its listener: it starts with every option
+        // the listener was given (TCP_NODELAY, keepalive, SO_LINGER, timeouts, IP_TOS, ...),
+        // set again here in the order the program set them; O_NONBLOCK, the file's, is not.
+        for option in socket(handle).optionsSet {
+            option.value.withUnsafeBytes { value in
+                if setOption(shim, option.level, option.name, value.baseAddress, UInt32(value.count)) == 0 {
+                    shim.remember(option.level, option.name, value)
+                }
+            }
+        }
         claim(shim)
         return Unmanaged.passRetained(shim).toOpaque()
     } catch {
