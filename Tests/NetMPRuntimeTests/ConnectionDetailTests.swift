@@ -44,7 +44,14 @@ struct ConnectionDetailTests {
         // As TCP_INFO counts them (a loaded machine can make the socket pair drop a frame).
         #expect(r.retransmitted == UInt64(client.info().totalRetransmissions))
         // The receiver's row: what it received, nothing acknowledged of its own.
-        let b = try #require(pair.b.statsSnapshot()?.connections.first { $0.local.port == 7310 })
+        // B lists on its own schedule: wait for a listing after the last byte arrived.
+        var bRow: StatsSnapshot.ConnectionStats?
+        for _ in 0..<100 {
+            bRow = pair.b.statsSnapshot()?.connections.first { $0.local.port == 7310 }
+            if let bRow, bRow.bytesReceived >= UInt64(count) { break }
+            usleep(50_000)
+        }
+        let b = try #require(bRow)
         #expect(b.bytesReceived == UInt64(count) && b.bytesAcked == 0)
 
         let text = try #require(snapshot).connectionsText
