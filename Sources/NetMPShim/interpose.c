@@ -14,6 +14,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -749,20 +750,50 @@ int recvmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags, st
     return (int)done;
 }
 
-// sendfile from a file to a netmp socket: read and send, through a bounded buffer.
+// sendfile from a file to a netmp socket: read and send through a buffer of the calling
+// thread's, made at its first sendfile (a thread's stack may be too small to hold one) and
+// freed when the thread ends. On a blocking socket the whole count moves, as Linux's does;
+// on a non-blocking one what fits. The file's offset (or position) moves by what was sent.
+enum { sendfile_chunk = 1 << 16 };
+static pthread_key_t sendfile_key;
+static pthread_once_t sendfile_once = PTHREAD_ONCE_INIT;
+static void make_sendfile_key(void) { pthread_key_create(&sendfile_key, free); }
+static char *sendfile_buffer(void) {
+    pthread_once(&sendfile_once, make_sendfile_key);
+    char *buffer = pthread_getspecific(sendfile_key);
+    if (!buffer && (buffer = malloc(sendfile_chunk))) pthread_setspecific(sendfile_key, buffer);
+    return buffer;
+}
+
 ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
     void *socket = netmp_socket_of(out_fd);
     if (!socket) return REAL(sendfile)(out_fd, in_fd, offset, count);
-    char buffer[65536];
-    size_t n = count < sizeof buffer ? count : sizeof buffer;
-    ssize_t got = offset ? REAL(pread)(in_fd, buffer, n, *offset) : REAL(read)(in_fd, buffer, n);
-    if (got <= 0) return got;
-    ssize_t r = netmp_send(socket, buffer, (size_t)got, 0, 0, NULL, 0);
-    // Without an offset the file position moved by what was read: give back what was not sent.
-    if (!offset && r < got) lseek(in_fd, (r < 0 ? 0 : r) - got, SEEK_CUR);
-    if (r < 0) return sent(r, 0);
-    if (offset) *offset += r;
-    return r;
+    if (netmp_socket_of(in_fd)) { errno = EINVAL; return -1; } // a socket is no source
+    char *buffer = sendfile_buffer();
+    if (!buffer) { errno = ENOMEM; return -1; }
+    if (count > 0x7ffff000) count = 0x7ffff000; // Linux's MAX_RW_COUNT
+    size_t done = 0;
+    off_t position = offset ? *offset : 0;
+    while (done < count) {
+        size_t n = count - done < sendfile_chunk ? count - done : sendfile_chunk;
+        ssize_t got = offset ? REAL(pread)(in_fd, buffer, n, position) : REAL(read)(in_fd, buffer, n);
+        if (got <= 0) {
+            if (got < 0 && done == 0) return -1; // the file's errno
+            break;
+        }
+        ssize_t r = netmp_send(socket, buffer, (size_t)got, 0, 0, NULL, 0);
+        // Without an offset the file position moved by what was read: give back what was not sent.
+        if (!offset && r < got) lseek(in_fd, (r < 0 ? 0 : r) - got, SEEK_CUR);
+        if (r < 0) {
+            if (done > 0) break; // what moved is the answer; the error comes with the next call
+            return sent(r, 0);
+        }
+        done += (size_t)r;
+        position += r;
+        if (r < got) break; // non-blocking and full, or interrupted
+    }
+    if (offset) *offset = position;
+    return (ssize_t)done;
 }
 
 // The 64-bit names a binary built with _FILE_OFFSET_BITS=64 links against (the same
