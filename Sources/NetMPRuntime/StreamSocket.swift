@@ -84,17 +84,30 @@ public final class StreamSocket: @unchecked Sendable {
     /// Whether connect() must start over on a fresh socket (`attemptAgain()`).
     public var mayConnectAgain: Bool { setup.locked { failureReported } }
 
-    /// The socket a new connect() after a failed one runs on: the same doorbell (pollers and
-    /// epoll registrations carry over), options, blocking mode and bound port; this one is
-    /// closed. The shim's handle points to the new one from then on.
+    /// Whether bind() named the port (Linux's SOCK_BINDPORT_LOCK): only such a port outlives
+    /// a failed connect; one the stack picked is let go with the failure (guarded by `setup`).
+    nonisolated(unsafe) var portNamed = false
+    /// Set on the socket that takes the place of one whose connect failed: Linux's socket
+    /// is no longer unconnected then, and listen() says EINVAL (guarded by `setup`).
+    nonisolated(unsafe) var listenRefused = false
+
+    /// The socket a later call runs on after a failed connect (a new connect(), or a bind):
+    /// the same doorbell (pollers and epoll registrations carry over), options, blocking
+    /// mode, bound address, and the bound port if the program named it; this one is closed
+    /// (letting go of a port the stack picked). The shim's handle points to the new one
+    /// from then on.
     public func attemptAgain() -> StreamSocket {
         let fresh = StreamSocket(client: client, doorbell: channel.doorbell, family: family)
         setup.locked {
             carryOptions(to: fresh)
-            fresh.boundPort = boundPort
+            if portNamed {
+                fresh.boundPort = boundPort
+                fresh.portNamed = true
+                boundPort = nil // now the new socket's to release
+            }
             fresh.boundAddress = boundAddress
             fresh.v6OnlyFlag = v6OnlyFlag
-            boundPort = nil // now the new socket's to release
+            fresh.listenRefused = true
         }
         close()
         return fresh
@@ -178,6 +191,7 @@ public final class StreamSocket: @unchecked Sendable {
             case .success(let port): boundPort = port
             case .failure(let error): throw error
             }
+            portNamed = endpoint.port != 0
             boundAddress = bound
         }
     }
@@ -221,7 +235,7 @@ public final class StreamSocket: @unchecked Sendable {
         if client.stackGone { throw SocketError(ENETDOWN) }
         try setup.locked { () throws(SocketError) in
             if phase == .listening { return }
-            guard phase == .fresh else { throw SocketError(EINVAL) }
+            guard phase == .fresh, !listenRefused else { throw SocketError(EINVAL) }
             var port: UInt16
             if let bound = boundPort { port = bound } else {
                 switch client.reservePort(0, datagram: false, families: listenerFamilies) {

@@ -297,12 +297,18 @@ public func netmpIsStream(_ handle: UnsafeMutableRawPointer) -> Int32 {
 
 @_cdecl("netmp_bind")
 public func netmpBind(_ handle: UnsafeMutableRawPointer, _ address: UnsafePointer<UInt8>, _ port: UInt16) -> Int32 {
+    let held = hold(handle)
+    defer { held.release() }
     do {
-        switch socket(handle).kind {
-        case .stream(let s): try s.bind(endpoint(address, port))
+        let shim = socket(handle)
+        switch shim.kind {
+        case .stream(var s):
+            // After a failed connect Linux's socket may bind again (its port, unless named, went).
+            if s.mayConnectAgain { s = shim.connectAgain(s) }
+            try s.bind(endpoint(address, port))
         case .datagram(let d):
             try d.bind(endpoint(address, port))
-            claim(socket(handle))
+            claim(shim)
         }
         return 0
     } catch { return failure(error) }
