@@ -30,7 +30,7 @@ extension ProtocolLoop {
                 try tcp.listen(port: queue.port, backlog: queue.backlog, families: families, channelMaker: { configuration in
                     SocketChannel(in: sockets, sendCapacity: configuration.sendBufferSize,
                                   receiveCapacity: configuration.receiveBufferSize)
-                }) { socket in
+                }, acceptDeferral: { queue.acceptDeferral }) { socket in
                     // Attached, established and named in the socket table before accept()
                     // can see it, with a hold for the view accept() will make; the
                     // application's close record releases the name.

@@ -49,6 +49,14 @@ public final class StreamSocket: @unchecked Sendable {
     nonisolated(unsafe) var tuple: FourTuple?
     /// SO_LINGER: nil off; 0 close resets; n > 0 close waits up to n seconds for the peer's ACK.
     nonisolated(unsafe) var lingerSeconds: Int?
+    /// TCP_QUICKACK as last set (Linux reports 1 until a program asks for delayed ACKs).
+    nonisolated(unsafe) var quickAck = true
+    /// TCP_DEFER_ACCEPT as Linux keeps it: SYN-ACK retransmissions, not seconds.
+    nonisolated(unsafe) var deferAcceptRetransmissions: UInt8 = 0
+    /// SO_RCVLOWAT (at least 1) and TCP_NOTSENT_LOWAT (0: no limit), read lock-free by
+    /// readiness, recv and send (StreamSocket+LowWater).
+    let receiveLowWater = Atomic<Int>(1)
+    let notSentLowWater = Atomic<Int>(0)
 
     /// The socket's name in request records (`SocketHandle.word`; `noHandle` until connect
     /// or accept registers it, and again once close let it go).
@@ -257,6 +265,7 @@ public final class StreamSocket: @unchecked Sendable {
             request.families = listenerFamilies
             client.onEveryCore(request)
             listenerName = name
+            queue.setDeferAccept(seconds: Self.seconds(forRetransmissions: deferAcceptRetransmissions))
             listenQueue = queue
             listening.store(true, ordering: .releasing) // after listenQueue: readiness reads it lock-free
             phase = .listening
@@ -319,13 +328,14 @@ public final class StreamSocket: @unchecked Sendable {
         // arrival, unread data or not, and by shutdown(SHUT_RD); either makes the socket
         // readable with POLLRDHUP. Both directions shut is POLLHUP.
         let readingShut = channel.receive.endOfStreamArrived || status.contains(.readShut)
-        if channel.receive.readable > 0 || readingShut { events.insert(.readable) }
+        if channel.receive.readable >= receiveLowWater.load(ordering: .relaxed) || readingShut { events.insert(.readable) }
         if readingShut { events.insert(.readHangUp) }
         if status.contains(.writeShut) {
             events.insert(.writable)
-        } else if status.contains(.established) && channel.send.free >= channel.send.capacity / 3 {
+        } else if status.contains(.established) && channel.send.free >= channel.send.capacity / 3 && notSentBelowLowWater {
             // Linux's rule (sk_stream_is_writeable): writable once a third of the buffer is
-            // free, so a poller wakes to write a batch, not a few bytes.
+            // free, so a poller wakes to write a batch, not a few bytes; and with
+            // TCP_NOTSENT_LOWAT, once less than that waits unsent.
             events.insert(.writable)
         }
         if status.contains(.closed) || (status.contains(.writeShut) && readingShut) { events.insert(.hangUp) }
@@ -380,6 +390,12 @@ public final class StreamSocket: @unchecked Sendable {
                 client.sockets.hold(doorbellSlot) // and of the first slot's doorbell it keeps
             }
             client.request(request, to: core)
+            for (option, value) in optionsAfterConnect() {
+                var record = Request(.setOption, handle!)
+                record.option = option
+                record.value = value
+                client.request(record, to: core)
+            }
             return false
         }
         if settledEarlier {
@@ -497,9 +513,10 @@ public final class StreamSocket: @unchecked Sendable {
                 case .interrupted: throw SocketError(EINTR)
                 }
             }
-            if done < bytes.count {
+            let room = roomUnderNotSentLowWater(bytes.count - done)
+            if room > 0 {
                 guard channel.beginWrite() else { continue } // shut meanwhile: the checks above report it
-                let n = channel.send.write(UnsafeRawBufferPointer(rebasing: bytes[done...]))
+                let n = channel.send.write(UnsafeRawBufferPointer(rebasing: bytes[done..<(done + room)]))
                 channel.endWrite()
                 if n > 0 {
                     done += n
@@ -513,7 +530,7 @@ public final class StreamSocket: @unchecked Sendable {
             }
             if deadline == nil { deadline = self.deadline(sendTimeout) }
             switch block(on: channel.send.writers, until: deadline!, ready: {
-                channel.send.free > 0 || !channel.status.isDisjoint(with: [.failed, .closed, .writeShut])
+                (channel.send.free > 0 && notSentBelowLowWater) || !channel.status.isDisjoint(with: [.failed, .closed, .writeShut])
             }) {
             case .ready: break
             case .timedOut: if done > 0 { return done }; throw SocketError(EAGAIN)
@@ -527,6 +544,9 @@ public final class StreamSocket: @unchecked Sendable {
     public func receive(into destination: UnsafeMutableRawBufferPointer, flags: Flags = []) throws(SocketError) -> Int {
         guard destination.count > 0 else { return 0 }
         let wait = !(nonBlocking || flags.contains(.dontWait))
+        // Linux's sock_rcvlowat: a blocking read returns once it has SO_RCVLOWAT bytes (or
+        // all it asked for), MSG_WAITALL once it has all.
+        let target = flags.contains(.waitAll) ? destination.count : min(receiveLowWater.load(ordering: .relaxed), destination.count)
         var deadline: Instant?? = nil
         var done = 0
         while true {
@@ -535,7 +555,7 @@ public final class StreamSocket: @unchecked Sendable {
             if n > 0 {
                 done += n
                 if !flags.contains(.peek) { requestWindowUpdate() }
-                if done == destination.count || !flags.contains(.waitAll) || flags.contains(.peek) { return done }
+                if done >= target || flags.contains(.peek) { return done }
                 continue
             }
             // End of stream first, the status after: the owner raises a failure before it

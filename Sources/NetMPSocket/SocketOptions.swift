@@ -6,8 +6,8 @@ import NetMPWire
 
 /// setsockopt and getsockopt for netmp sockets, with Linux's levels, names, value layouts
 /// and errnos. Options netmp acts on change the socket; a few that Linux accepts and
-/// netmp has no use for (SO_REUSEADDR, SO_REUSEPORT, IP_TOS, TCP_QUICKACK, ...) are
-/// recorded so that getsockopt reads back what was set; anything else is ENOPROTOOPT.
+/// netmp has no use for (SO_REUSEADDR, SO_REUSEPORT, SO_PRIORITY, ...) are recorded so
+/// that getsockopt reads back what was set; anything else is ENOPROTOOPT.
 enum OptionName {
     static let solSocket: Int32 = 1, ipprotoIP: Int32 = 0, ipprotoTCP: Int32 = 6
     // SOL_SOCKET
@@ -15,11 +15,13 @@ enum OptionName {
     static let sendBuffer: Int32 = 7, receiveBuffer: Int32 = 8, keepAlive: Int32 = 9, linger: Int32 = 13
     static let reusePort: Int32 = 15, receiveTimeout: Int32 = 20, sendTimeout: Int32 = 21
     static let acceptConnection: Int32 = 30, proto: Int32 = 38, domain: Int32 = 39
-    static let recordedSocket: Set<Int32> = [2, 10, 12, 15, 18, 19] // REUSEADDR, OOBINLINE, PRIORITY, REUSEPORT, RCVLOWAT, SNDLOWAT
+    static let receiveLowWater: Int32 = 18, sendLowWater: Int32 = 19
+    static let recordedSocket: Set<Int32> = [2, 10, 12, 15] // REUSEADDR, OOBINLINE, PRIORITY, REUSEPORT
     // IPPROTO_TCP
     static let noDelay: Int32 = 1, maxSegment: Int32 = 2, cork: Int32 = 3, keepIdle: Int32 = 4
     static let keepInterval: Int32 = 5, keepCount: Int32 = 6, info: Int32 = 11, congestion: Int32 = 13
-    static let recordedTCP: Set<Int32> = [12, 9, 7] // QUICKACK, DEFER_ACCEPT, LINGER2
+    static let synCount: Int32 = 7, linger2: Int32 = 8, deferAccept: Int32 = 9, quickAck: Int32 = 12
+    static let userTimeout: Int32 = 18, notSentLowWater: Int32 = 25
     // IPPROTO_IP: TOS and TTL act on an IPv4 socket (recorded on an IPv6 one, where Linux
     // applies them to IPv4-mapped traffic); MTU_DISCOVER, RECVERR are recorded.
     static let tos: Int32 = 1, ttl: Int32 = 2
@@ -103,8 +105,9 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
             return 0
         } catch { return failure(error) }
     case (OptionName.solSocket, _) where OptionName.recordedSocket.contains(name): return record()
+    case (OptionName.solSocket, _) where name == OptionName.sendLowWater: return -ENOPROTOOPT // Linux's is fixed at 1
+    case (OptionName.solSocket, .datagram) where name == OptionName.receiveLowWater: return record() // no effect on UDP
     case (OptionName.ipprotoIP, _) where OptionName.recordedIP.contains(name): return record()
-    case (OptionName.ipprotoTCP, .stream) where OptionName.recordedTCP.contains(name): return record()
     case (OptionName.solSocket, .stream(let s)):
         switch name {
         case OptionName.keepAlive:
@@ -123,6 +126,9 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
         case OptionName.receiveTimeout, OptionName.sendTimeout:
             guard let ns = timeout() else { return length < UInt32(MemoryLayout<timeval>.size) ? -EINVAL : -EDOM }
             if name == OptionName.receiveTimeout { s.setTimeouts(receive: ns) } else { s.setTimeouts(send: ns) }
+        case OptionName.receiveLowWater:
+            guard let v = integer() else { return -EINVAL }
+            s.setReceiveLowWater(Int(v))
         default: return -ENOPROTOOPT
         }
         return 0
@@ -162,6 +168,16 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
         case OptionName.keepCount:
             guard (1...127).contains(v) else { return -EINVAL }
             s.setKeepAliveParameters(probes: Int(v))
+        case OptionName.userTimeout:
+            guard v >= 0 else { return -EINVAL }
+            s.setUserTimeout(milliseconds: Int(v))
+        case OptionName.linger2: s.setLinger2(seconds: Int(v))
+        case OptionName.deferAccept: s.setDeferAccept(seconds: Int(v))
+        case OptionName.quickAck: s.setQuickAck(v & 1 != 0)
+        case OptionName.synCount:
+            guard (1...127).contains(v) else { return -EINVAL }
+            s.setSYNRetransmissions(Int(v))
+        case OptionName.notSentLowWater: s.setNotSentLowWater(v)
         default: return -ENOPROTOOPT
         }
         return 0
@@ -206,6 +222,14 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
             switch shim.kind {
             case .stream(let s): return put(s.takeError())
             case .datagram(let d): return put(d.takeError())
+            }
+        case OptionName.sendLowWater: return put(1)
+        case OptionName.receiveLowWater:
+            switch shim.kind {
+            case .stream(let s): return put(Int32(clamping: s.receiveLowWaterMark))
+            case .datagram: // as sock_setsockopt keeps it for UDP: 0 is 1, below 0 INT_MAX
+                let v = shim.integerOption(level, name) ?? 1
+                return put(v < 0 ? Int32.max : max(1, v))
             }
         default: break
         }
@@ -260,6 +284,12 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
         case OptionName.keepIdle: return put(Int32(options.keepAliveIdle.nanoseconds / 1_000_000_000))
         case OptionName.keepInterval: return put(Int32(options.keepAliveInterval.nanoseconds / 1_000_000_000))
         case OptionName.keepCount: return put(Int32(options.keepAliveProbes))
+        case OptionName.userTimeout: return put(Int32(clamping: s.userTimeoutMilliseconds))
+        case OptionName.linger2: return put(Int32(s.linger2Seconds))
+        case OptionName.deferAccept: return put(Int32(s.deferAcceptSeconds))
+        case OptionName.quickAck: return put(s.isQuickAck ? 1 : 0)
+        case OptionName.synCount: return put(Int32(options.maximumSYNRetransmissions))
+        case OptionName.notSentLowWater: return put(s.notSentLowWaterMark)
         case OptionName.info:
             let info = s.info()
             var bytes = [UInt8](repeating: 0, count: TCPInfo.size)
@@ -271,7 +301,6 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
             name.replaceSubrange(0..<text.count, with: text)
             return name.withUnsafeBytes { put(bytes: $0) }
         default:
-            if OptionName.recordedTCP.contains(name) { return recorded() }
             return -ENOPROTOOPT
         }
     case (OptionName.ipprotoTCP, .datagram):

@@ -1,5 +1,6 @@
 import CNetMPChannel
 import NetMPTCP
+import NetMPWire
 import Synchronization
 
 /// The accept side of one listening socket. Every core listens on the port with its own
@@ -19,6 +20,9 @@ public final class ListenQueue: @unchecked Sendable {
     /// Connections queued on all cores (an upper bound while a push or pop is under way).
     let queued: UnsafeMutablePointer<Atomic<Int>>
     let turn: UnsafeMutablePointer<Atomic<Int>>
+    /// TCP_DEFER_ACCEPT in seconds: the application writes it (at listen, or later), each
+    /// core reads it as a connection establishes.
+    let deferAccept: UnsafeMutablePointer<Atomic<UInt32>>
     /// accept() blocks here; a core wakes it after queueing.
     public let arrivals: WaitWord
     /// The listening socket's doorbell (poll and epoll wait for connections through it).
@@ -83,6 +87,7 @@ public final class ListenQueue: @unchecked Sendable {
         }
         queued = words.atomic(Int.self, at: Self.offset(\Slot.queued))
         turn = words.atomic(Int.self, at: Self.offset(\Slot.turn))
+        deferAccept = words.atomic(UInt32.self, at: Self.offset(\Slot.defer_accept))
         arrivals = WaitWord(zeroedAt: words + Self.offset(\Slot.arrivals))
     }
 
@@ -112,6 +117,18 @@ public final class ListenQueue: @unchecked Sendable {
             }
         }
         return nil
+    }
+
+    /// The application: TCP_DEFER_ACCEPT's time in seconds (0: off).
+    public func setDeferAccept(seconds: Int) {
+        deferAccept.pointee.store(UInt32(clamping: seconds), ordering: .relaxed)
+    }
+    /// A core: how long an established connection that brought no data waits before it is
+    /// handed to accept() anyway; nil when the listener does not defer. Bounded by what 255
+    /// retransmissions add up to (Linux's largest), whatever the application wrote.
+    public var acceptDeferral: Interval? {
+        let seconds = deferAccept.pointee.load(ordering: .relaxed)
+        return seconds == 0 ? nil : .seconds(UInt64(min(seconds, 29_887)))
     }
 
     /// Connections waiting to be accepted (a bound: pushes and pops may be under way).

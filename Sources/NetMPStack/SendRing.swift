@@ -14,14 +14,14 @@ import Synchronization
 public final class SendRing: @unchecked Sendable {
     public var capacity: Int { storage.capacity }
     public let storage: RingStorage
-    let reserved, committed, released: UnsafeMutablePointer<Atomic<Int>>
+    let reserved, committed, released, sent: UnsafeMutablePointer<Atomic<Int>>
     /// Writers waiting for space block here; the owner wakes them when it frees.
     public let writers: WaitWord
     /// The owner's own view of the positions. It publishes `released` but never reads it
     /// back, and takes a new `committed` only when it moved forward and within the ring:
     /// in the stack service the control block is memory the client can write, and what a
     /// client writes there must not make the owner copy past the ring or trap.
-    var ownerReleased = 0, ownerCommitted = 0
+    var ownerReleased = 0, ownerCommitted = 0, ownerSent = 0
     /// Times the owner found `committed` somewhere no writer could have put it.
     public private(set) var impossiblePositions = 0
 
@@ -42,9 +42,11 @@ public final class SendRing: @unchecked Sendable {
         reserved = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.reserved)!)
         committed = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.committed)!)
         released = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.released)!)
+        sent = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.sent)!)
         writers = WaitWord(zeroedAt: block + MemoryLayout<Block>.offset(of: \Block.writers)!)
         ownerReleased = released.pointee.load(ordering: .acquiring)
         ownerCommitted = ownerReleased
+        ownerSent = sent.pointee.load(ordering: .relaxed)
     }
     deinit { storage.deallocate(touched: reserved.pointee.load(ordering: .relaxed)) }
 
@@ -99,9 +101,15 @@ public final class SendRing: @unchecked Sendable {
         writers.wait(timeout: timeout) { free > 0 }
     }
 
-    /// Bytes written and not yet acknowledged, an upper bound (SIOCOUTQ).
+    /// Bytes written and not yet sent (TCP_NOTSENT_LOWAT): an upper bound while the owner
+    /// sends, exact once it published. Never negative, whatever the owner's word says.
+    public var notSent: Int {
+        max(0, committed.pointee.load(ordering: .acquiring) &- sent.pointee.load(ordering: .acquiring))
+    }
+
     /// Bytes ever released (acknowledged): it moves when space frees (edge-triggered EPOLLOUT).
     public var releasedPosition: Int { released.pointee.load(ordering: .acquiring) }
+    /// Bytes written and not yet acknowledged, an upper bound (SIOCOUTQ).
     public var outstanding: Int { reserved.pointee.load(ordering: .acquiring) &- released.pointee.load(ordering: .acquiring) }
 
     // MARK: Owner
@@ -121,6 +129,15 @@ public final class SendRing: @unchecked Sendable {
     public func copy(from offset: Int, count: Int, into destination: UnsafeMutableRawBufferPointer) {
         precondition(offset >= 0 && offset + count <= held && count <= destination.count)
         storage.copyOut(from: ownerReleased &+ offset, count: count, into: destination)
+    }
+
+    /// The owner: `count` bytes past the oldest unreleased one have been sent (a retransmission
+    /// timeout does not take it back). Published only when it moved.
+    public func publishSent(_ count: Int) {
+        let position = ownerReleased &+ count
+        guard position != ownerSent else { return }
+        ownerSent = position
+        sent.pointee.store(position, ordering: .releasing)
     }
 
     /// Frees the `count` oldest bytes (acknowledged) and wakes blocked writers.

@@ -11,6 +11,9 @@ public enum StreamOption: UInt32, Sendable {
     case noDelay = 1, cork, keepAlive, keepAliveIdle, keepAliveInterval, keepAliveProbes, congestionControl
     /// IP_TOS and IP_TTL (or IPV6_TCLASS and IPV6_UNICAST_HOPS) together: `IPMarking.word`.
     case marking
+    /// TCP_USER_TIMEOUT in milliseconds; TCP_LINGER2 in seconds, -1 to reset instead of
+    /// waiting; TCP_SYNCNT; TCP_QUICKACK.
+    case userTimeout, linger2, synRetries, quickAck
 
     /// The owner core: applies `value`. False (and nothing changes) for a value outside
     /// what the application would have sent, which only a faulty writer produces.
@@ -35,6 +38,18 @@ public enum StreamOption: UInt32, Sendable {
         case .marking:
             guard (0...0xFFFF).contains(value), value & 3 == 0 else { return false } // TCP's ECN bits are the stack's
             connection.setMarking(IPMarking(word: UInt32(value)))
+        case .userTimeout:
+            guard (0...Int64(Int32.max)).contains(value) else { return false }
+            connection.setUserTimeout(.milliseconds(UInt64(value)), now: now)
+        case .linger2:
+            guard value == -1 || (1...120).contains(value) else { return false }
+            connection.setFinWait2(value < 0 ? nil : .seconds(UInt64(value)))
+        case .synRetries:
+            guard (1...127).contains(value) else { return false }
+            connection.setSYNRetransmissions(Int(value))
+        case .quickAck:
+            guard value == 0 || value == 1 else { return false }
+            connection.setQuickAck(value == 1)
         }
         return true
     }

@@ -33,16 +33,22 @@ public final class TCPEndpoints {
         /// Where established connections go instead of `acceptQueue` (the runtime's per-core
         /// accept queue); false means that queue is full and the connection is reset.
         let handOff: ((TCPSocket) -> Bool)?
+        /// TCP_DEFER_ACCEPT: how long an established connection without data waits before it
+        /// is handed over anyway (nil: it is handed over at once). Asked each time, as the
+        /// application may set it while listening.
+        let acceptDeferral: (() -> Interval?)?
         /// Connections in SYN-RECEIVED: bounded with the accept queue by the backlog, so a SYN
         /// flood costs at most `backlog` control blocks; further SYNs are dropped (no cookies yet).
         var embryonic = 0
         /// Where a connection this listener makes gets its channel (the runtime's: a slot of
         /// the listener's client's socket table); nil, or a nil answer, gives it rings of its own.
         let channelMaker: ((TCPConfiguration) -> SocketChannel?)?
-        init(backlog: Int, channelMaker: ((TCPConfiguration) -> SocketChannel?)?, handOff: ((TCPSocket) -> Bool)?) {
+        init(backlog: Int, channelMaker: ((TCPConfiguration) -> SocketChannel?)?, handOff: ((TCPSocket) -> Bool)?,
+             acceptDeferral: (() -> Interval?)?) {
             self.backlog = backlog
             self.channelMaker = channelMaker
             self.handOff = handOff
+            self.acceptDeferral = acceptDeferral
         }
     }
 
@@ -56,10 +62,12 @@ public final class TCPEndpoints {
 
     public func listen(port: UInt16, backlog: Int = 128, families: AddressFamilies = .ipv4,
                        channelMaker: ((TCPConfiguration) -> SocketChannel?)? = nil,
+                       acceptDeferral: (() -> Interval?)? = nil,
                        handOff: ((TCPSocket) -> Bool)? = nil) throws(TCPTableError) {
         let keys = PortHold(port, families).keys
         guard !keys.isEmpty, keys.allSatisfy({ listeners[$0] == nil }) else { throw .addressInUse }
-        let listener = Listener(backlog: max(1, backlog), channelMaker: channelMaker, handOff: handOff)
+        let listener = Listener(backlog: max(1, backlog), channelMaker: channelMaker, handOff: handOff,
+                                acceptDeferral: acceptDeferral)
         for key in keys { listeners[key] = listener }
     }
 
@@ -248,10 +256,12 @@ public final class TCPEndpoints {
         while let segment = socket.connection.nextSegment(now: now) {
             transmit(segment, from: socket, now: now, host: host, sink: &sink)
         }
+        socket.channel.send.publishSent(socket.connection.sentData)
         let events = socket.connection.takeEvents()
         socket.pendingEvents.formUnion(events)
         if let port = socket.listenerPort, let listener = listeners[FamilyPort(port, of: socket.tuple.local.address)] {
-            if socket.pendingEvents.contains(.connected) && socket.state != .synReceived {
+            if socket.pendingEvents.contains(.connected) && socket.state != .synReceived
+                && !acceptDeferred(socket, by: listener, now: now) {
                 listener.embryonic -= 1
                 socket.listenerPort = nil
                 if let handOff = listener.handOff {
@@ -284,6 +294,23 @@ public final class TCPEndpoints {
             timers.cancel(socket.tuple)
         }
         socket.scheduledDeadline = socket.state == .closed ? nil : socket.connection.nextDeadline
+    }
+
+    /// TCP_DEFER_ACCEPT: an established connection that brought no data stays off the
+    /// accept queue until data or the peer's FIN arrives, or its time passes (Linux keeps it
+    /// a request then, and completes it at the last SYN-ACK's answer); its socket-layer
+    /// deadline wakes the owner for that.
+    func acceptDeferred(_ socket: TCPSocket, by listener: Listener, now: Instant) -> Bool {
+        guard socket.state == .established, socket.connection.unread == 0,
+              let deferral = listener.acceptDeferral?() else {
+            if socket.acceptDeferredUntil != nil { socket.connection.wakeSocketLayer(at: nil) }
+            return false
+        }
+        let until = socket.acceptDeferredUntil ?? now + deferral
+        socket.acceptDeferredUntil = until
+        guard now < until else { return false }
+        socket.connection.wakeSocketLayer(at: until)
+        return true
     }
 
     /// A connection in TIME-WAIT whose application closed it only answers segments with

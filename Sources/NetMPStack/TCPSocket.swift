@@ -16,6 +16,8 @@ public final class TCPSocket {
     public internal(set) var pendingEvents: ConnectionEvents = []
     /// Set for connections a listener made, until accepted.
     var listenerPort: UInt16?
+    /// When a connection its listener defers (TCP_DEFER_ACCEPT) goes to accept() without data.
+    var acceptDeferredUntil: Instant?
     /// The deadline this socket is armed for in the owner's timer wheel.
     var scheduledDeadline: Instant?
     /// Waiting in the owner's batch to be settled (TCPEndpoints.endBatch).

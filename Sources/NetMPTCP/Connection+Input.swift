@@ -268,6 +268,7 @@ extension Connection {
         result.acknowledged += freed
         bytesAcknowledged &+= UInt64(freed)
         retransmissions = 0
+        stalledSince = nil
         // RTT: from the echoed timestamp, else from the one timed segment (Karn's rule).
         if timestampsEnabled, let ts = segment.options.timestamp, ts.echoReply != 0 {
             let elapsed = timestampNow(now) &- ts.echoReply
@@ -293,7 +294,7 @@ extension Connection {
             congestion.acknowledged(freed, now: now, smoothedRTT: rtt.smoothed.map { Interval(nanoseconds: $0) })
         }
         duplicateAcks = 0
-        retransmitDeadline = sendUnacknowledged == sendMaximum ? nil : now + rtt.timeout
+        retransmitDeadline = sendUnacknowledged == sendMaximum ? nil : retransmissionDeadline(from: now)
         probeSent = false
         armProbe(now: now)
         if freed > 0 { events.insert(.writable) }
@@ -345,7 +346,7 @@ extension Connection {
         switch state {
         case .finWait1:
             enter(.finWait2, now: now)
-            if orphaned { closeDeadline = now + configuration.finWait2Timeout }
+            if orphaned { waitInFinWait2(now: now) }
         case .closing: enter(.timeWait, now: now)
         case .lastAck: enter(.closed, now: now)
         default: break

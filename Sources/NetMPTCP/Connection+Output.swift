@@ -4,6 +4,10 @@ import NetMPWire
 /// runtime asks for after every input, user call and timer, until it returns nil.
 extension Connection {
     public mutating func nextSegment(now: Instant) -> OutgoingSegment? {
+        if resetDue {
+            resetDue = false
+            return abort(now: now).map { OutgoingSegment(header: $0, payloadOffset: 0, payloadLength: 0, segmentSize: 0) }
+        }
         switch state {
         case .closed: return nil
         case .synSent:
@@ -223,7 +227,7 @@ extension Connection {
                 if timedSegment == nil && !timestampsEnabled && sequence == sendMaximum { timedSegment = (end, now) }
                 sendMaximum = end
             }
-            if retransmitDeadline == nil { retransmitDeadline = now + rtt.timeout }
+            if retransmitDeadline == nil { retransmitDeadline = retransmissionDeadline(from: now) }
             if probeDeadline == nil && !probeDue { armProbe(now: now) }
         }
         if header.flags.contains(.ack) {

@@ -14,6 +14,7 @@ extension Connection {
         consider(closeDeadline)
         consider(keepAliveDeadline)
         consider(probeDeadline)
+        consider(socketDeadline)
         return earliest
     }
 
@@ -53,6 +54,18 @@ extension Connection {
         if let deadline = keepAliveDeadline, deadline <= now {
             keepAliveTimeout(now: now)
         }
+        if let deadline = socketDeadline, deadline <= now { socketDeadline = nil }
+    }
+
+    /// Wakes the owner for the socket layer at `deadline` (nil: not at all).
+    public mutating func wakeSocketLayer(at deadline: Instant?) { socketDeadline = deadline }
+
+    /// The retransmission timer's next deadline: one RTO from now, but never past the point
+    /// where TCP_USER_TIMEOUT ends a stall (Linux's tcp_clamp_rto_to_user_timeout).
+    func retransmissionDeadline(from now: Instant) -> Instant {
+        let deadline = now + rtt.timeout
+        guard configuration.userTimeout.nanoseconds > 0, let since = stalledSince else { return deadline }
+        return min(deadline, max(now, since + configuration.userTimeout))
     }
 
     /// RFC 8985 7.2: PTO = 2 * SRTT (at least 10 ms), and never later than the RTO.
@@ -82,9 +95,15 @@ extension Connection {
 
     /// RFC 1122 4.2.3.6: after the idle time, probe; after TCP_KEEPCNT unanswered probes,
     /// the connection is dead (ETIMEDOUT).
+    /// With TCP_USER_TIMEOUT, the peer's silence since it was last heard decides instead of
+    /// the count, once a probe went unanswered (Linux's tcp_keepalive_timer).
     mutating func keepAliveTimeout(now: Instant) {
         guard configuration.keepAlive, state == .established || state == .closeWait else { keepAliveDeadline = nil; return }
-        if keepAliveProbesSent >= configuration.keepAliveProbes {
+        let userTimeout = configuration.userTimeout.nanoseconds
+        let silent = configuration.keepAliveIdle.nanoseconds
+            &+ UInt64(keepAliveProbesSent) &* configuration.keepAliveInterval.nanoseconds
+        if userTimeout > 0 ? keepAliveProbesSent > 0 && silent >= userTimeout
+                           : keepAliveProbesSent >= configuration.keepAliveProbes {
             fail(.timedOut, now: now)
             return
         }
@@ -100,12 +119,17 @@ extension Connection {
     }
 
     /// RFC 6298 5.4-5.7 and RFC 5681 3.1: resend from SND.UNA, back off, shrink the window.
+    /// TCP_USER_TIMEOUT, when set, replaces the count of timeouts: the connection gives up
+    /// once its oldest unacknowledged data has waited that long.
     mutating func retransmissionTimeout(now: Instant) {
         retransmissions += 1
         timeouts &+= 1
+        if stalledSince == nil { stalledSince = Instant(nanoseconds: now.nanoseconds &- min(now.nanoseconds, rtt.timeout.nanoseconds)) }
         let limit = state == .synSent || state == .synReceived ? configuration.maximumSYNRetransmissions
                                                                  : configuration.maximumRetransmissions
-        guard retransmissions <= limit else {
+        let gaveUp = configuration.userTimeout.nanoseconds > 0 ? now - stalledSince! >= configuration.userTimeout
+                                                               : retransmissions > limit
+        guard !gaveUp else {
             if state == .synReceived { enter(.closed, now: now) } else { fail(.timedOut, now: now) }
             return
         }

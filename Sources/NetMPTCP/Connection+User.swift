@@ -41,7 +41,41 @@ extension Connection {
     public mutating func orphan(now: Instant) {
         orphaned = true
         close(now: now)
-        if state == .finWait2 && closeDeadline == nil { closeDeadline = now + configuration.finWait2Timeout }
+        if state == .finWait2 && closeDeadline == nil { waitInFinWait2(now: now) }
+    }
+
+    /// An orphaned connection in FIN-WAIT-2 waits TCP_LINGER2 for the peer's FIN, or with a
+    /// negative one resets at once (Linux's tcp_close and tcp_rcv_state_process).
+    mutating func waitInFinWait2(now: Instant) {
+        if configuration.resetInsteadOfFinWait2 { resetDue = true } else { closeDeadline = now + configuration.finWait2Timeout }
+    }
+
+    /// TCP_LINGER2: seconds in FIN-WAIT-2 after close, or nil to reset instead.
+    public mutating func setFinWait2(_ timeout: Interval?) {
+        configuration.resetInsteadOfFinWait2 = timeout == nil
+        if let timeout { configuration.finWait2Timeout = timeout }
+    }
+
+    /// TCP_USER_TIMEOUT (zero: off). A stall under way is bounded by it from now on.
+    public mutating func setUserTimeout(_ timeout: Interval, now: Instant) {
+        configuration.userTimeout = timeout
+        if let deadline = retransmitDeadline, timeout.nanoseconds > 0, let since = stalledSince {
+            retransmitDeadline = min(deadline, max(now, since + timeout))
+        }
+    }
+
+    /// TCP_SYNCNT: SYN retransmissions before connect gives up.
+    public mutating func setSYNRetransmissions(_ count: Int) { configuration.maximumSYNRetransmissions = count }
+
+    /// TCP_QUICKACK: 1 sends now an ACK that waits on the delayed-ACK timer; 0 ends the
+    /// quick-ACK start, so single segments wait for the timer or a reply to ride on (Linux's
+    /// pingpong mode). Every second full segment is acknowledged at once either way.
+    public mutating func setQuickAck(_ on: Bool) {
+        if on {
+            if delayedAckDeadline != nil { ackNow = true; delayedAckDeadline = nil }
+        } else {
+            quickAcks = 0
+        }
     }
 
     /// RFC 6191: a SYN may reopen a connection still in TIME-WAIT when it is certainly newer
@@ -76,10 +110,10 @@ extension Connection {
         return true
     }
 
-    /// TCP_CONGESTION: switch the algorithm, keeping the current window and threshold.
     /// IP_TOS / IP_TTL (or the IPv6 pair) from now on.
     public mutating func setMarking(_ marking: IPMarking) { configuration.marking = marking }
 
+    /// TCP_CONGESTION: switch the algorithm, keeping the current window and threshold.
     public mutating func setCongestionControl(_ algorithm: CongestionAlgorithm) {
         guard algorithm != congestion.algorithm else { return }
         let (window, threshold) = (congestion.window, congestion.slowStartThreshold)

@@ -171,6 +171,15 @@ public struct Connection: Sendable {
     var keepAliveProbeDue = false
     /// Consecutive timeouts without progress.
     public internal(set) var retransmissions = 0
+    /// When the data now unacknowledged was sent, as the first retransmission timeout of a
+    /// stall reckons it (Linux's retrans_stamp): TCP_USER_TIMEOUT counts from here. Nil
+    /// while nothing has timed out since the last acknowledgment.
+    var stalledSince: Instant? = nil
+    /// A deadline the socket layer asked to be woken at (a listener's TCP_DEFER_ACCEPT):
+    /// firing it only clears it, and the owner settles the connection as after any timer.
+    public internal(set) var socketDeadline: Instant? = nil
+    /// The connection resets itself at the next output (TCP_LINGER2 below 0).
+    var resetDue = false
     /// A segment being timed for RTT when timestamps are off (Karn: never a retransmission).
     var timedSegment: (end: SequenceNumber, sent: Instant)? = nil
 
@@ -295,6 +304,10 @@ public struct Connection: Sendable {
     public var flight: Int { sendNext - sendUnacknowledged }
     /// Sequence number just past the queued data (where the FIN goes).
     var dataEnd: SequenceNumber { sendBufferStart + sendQueued }
+    /// Queued bytes that have left at least once (up to SND.MAX): the rest is what
+    /// TCP_NOTSENT_LOWAT counts. A retransmission timeout, which moves SND.NXT back, does
+    /// not make sent data unsent (Linux's write_seq - snd_nxt does not grow either).
+    public var sentData: Int { max(0, min(sendQueued, sendMaximum - sendBufferStart)) }
     var finSent: Bool { finQueued && dataEnd < sendMaximum }
     var finAcknowledged: Bool { finQueued && dataEnd < sendUnacknowledged }
 

@@ -47,7 +47,15 @@ public struct TCPConfiguration: Sendable {
     public var maximumSYNRetransmissions = 6
     /// TIME-WAIT lasts 2 * MSL (RFC 9293 3.6.1); Linux waits 60 s.
     public var timeWaitDuration = Interval.seconds(60)
-    /// How long FIN-WAIT-2 waits for the peer's FIN once the application closed (Linux tcp_fin_timeout).
+    /// How long FIN-WAIT-2 waits for the peer's FIN once the application closed (Linux
+    /// tcp_fin_timeout; TCP_LINGER2 sets it per socket).
     public var finWait2Timeout = Interval.seconds(60)
+    /// TCP_LINGER2 below 0: a closed socket whose FIN is acknowledged resets the connection
+    /// instead of waiting in FIN-WAIT-2 (Linux's tp->linger2 < 0).
+    public var resetInsteadOfFinWait2 = false
+    /// TCP_USER_TIMEOUT (RFC 5482): the longest that sent data may stay unacknowledged, or
+    /// keepalive probes unanswered, before the connection fails with ETIMEDOUT; it then
+    /// replaces the retransmission and probe counts. Zero: off.
+    public var userTimeout = Interval.zero
     public init() {}
 }

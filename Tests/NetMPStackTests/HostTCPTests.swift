@@ -42,6 +42,46 @@ import Testing
         #expect(accepted.state == .established && accepted.tuple.remote == Endpoint(Lab.peer, 40000))
     }
 
+    /// TCP_DEFER_ACCEPT: an established connection reaches the accept queue when its first
+    /// data arrives, or once the deferral passes without any; a listener that does not
+    /// defer hands over at the third ACK.
+    @Test func deferAccept_holdsConnectionsUntilDataOrItsTime() throws {
+        let host = host()
+        var deferral: Interval? = .seconds(3)
+        try host.tcp!.listen(port: 80, acceptDeferral: { deferral })
+        func segment(from port: UInt16, _ flags: TCPFlags, ack: UInt32, payload: [UInt8] = []) -> [UInt8] {
+            let header = TCPSegmentHeader(sourcePort: port, destinationPort: 80, sequenceNumber: 1001,
+                                          acknowledgmentNumber: ack, flags: flags, window: 65535)
+            return Lab.ipv4(proto: IPProtocol.tcp, payloadLength: 20 + payload.count) { out in
+                for (i, byte) in payload.enumerated() { out[20 + i] = byte } // the payload first, then the sum over it
+                header.emit(into: out, segmentLength: 20 + payload.count, source: Lab.peer, destination: Lab.us)
+            }
+        }
+        let t0 = Instant(nanoseconds: 1_000_000_000)
+        // One connection brings data after its handshake, one brings none.
+        let withData = try Sent(host.feed(syn(from: 40001), now: t0)[0]).tcp()
+        let without = try Sent(host.feed(syn(from: 40002), now: t0)[0]).tcp()
+        _ = host.feed(segment(from: 40001, .ack, ack: withData.sequenceNumber &+ 1), now: t0)
+        _ = host.feed(segment(from: 40002, .ack, ack: without.sequenceNumber &+ 1), now: t0)
+        #expect(host.tcp!.accept(port: 80) == nil, "handed over before data or its time")
+        _ = host.feed(segment(from: 40001, [.ack, .psh], ack: withData.sequenceNumber &+ 1, payload: Array("GET /".utf8)),
+                      now: t0 + .milliseconds(500))
+        let first = try #require(host.tcp!.accept(port: 80))
+        #expect(first.tuple.remote.port == 40001 && first.readable == 5)
+        var sink = CollectingSink()
+        host.tick(now: t0 + .milliseconds(2900), sink: &sink)
+        #expect(host.tcp!.accept(port: 80) == nil)
+        host.tick(now: t0 + .seconds(3), sink: &sink)
+        let second = try #require(host.tcp!.accept(port: 80), "never handed over without data")
+        #expect(second.tuple.remote.port == 40002 && second.readable == 0)
+
+        // Turned off while listening: the next connection is handed over at once.
+        deferral = nil
+        let third = try Sent(host.feed(syn(from: 40003), now: t0)[0]).tcp()
+        _ = host.feed(segment(from: 40003, .ack, ack: third.sequenceNumber &+ 1), now: t0)
+        #expect(host.tcp!.accept(port: 80)?.tuple.remote.port == 40003)
+    }
+
     /// A connection the application closed keeps only its control block in TIME-WAIT: the
     /// rings go back at once (to the ring cache), and the connection still answers a
     /// retransmitted FIN as TIME-WAIT must (RFC 9293 3.10.7.4).

@@ -32,7 +32,8 @@ typedef struct netmp_send_ring {
     uint8_t writers_line_end[48];
     int64_t released;               // owner
     netmp_wait_word writers;        // writers waiting for space
-    uint8_t owner_line_end[48];
+    int64_t sent;                   // owner: the position up to which data has left (SND.MAX)
+    uint8_t owner_line_end[40];
 } netmp_send_ring;
 
 /// A receive ring's control block, followed in memory by its data: the owner core writes
@@ -153,7 +154,8 @@ typedef struct netmp_listen_slot {
     uint32_t cores;                 // one accept queue per core
     uint32_t queue_capacity;        // records per core's queue
     uint32_t doorbell_slot;         // + 1: the listening socket's doorbell, in its stream slot's entry
-    uint8_t line_end[24];
+    uint32_t defer_accept;          // TCP_DEFER_ACCEPT, seconds (the application's; cores bound it)
+    uint8_t line_end[20];
 } netmp_listen_slot;
 
 /// A usrreq: what an application thread asks of the core that owns one of its sockets, as
@@ -218,6 +220,10 @@ static const uint32_t NETMP_OPTION_KEEPINTVL = 5;       // TCP_KEEPINTVL: second
 static const uint32_t NETMP_OPTION_KEEPCNT = 6;         // TCP_KEEPCNT: probes
 static const uint32_t NETMP_OPTION_CONGESTION = 7;      // TCP_CONGESTION: NETMP_CONGESTION_*
 static const uint32_t NETMP_OPTION_MARKING = 8;         // IP_TOS | IP_TTL << 8 (or IPv6's pair)
+static const uint32_t NETMP_OPTION_USER_TIMEOUT = 9;    // TCP_USER_TIMEOUT: milliseconds, 0 off
+static const uint32_t NETMP_OPTION_LINGER2 = 10;        // TCP_LINGER2: seconds (1...120), -1 to reset
+static const uint32_t NETMP_OPTION_SYNCNT = 11;         // TCP_SYNCNT: SYN retransmissions (1...127)
+static const uint32_t NETMP_OPTION_QUICKACK = 12;       // TCP_QUICKACK: 0 or 1
 static const uint32_t NETMP_CONGESTION_RENO = 1;
 static const uint32_t NETMP_CONGESTION_CUBIC = 2;
 static const uint32_t NETMP_CONGESTION_BBR = 3;
