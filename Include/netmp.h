@@ -67,6 +67,27 @@ ssize_t netmp_send(void *socket, const void *bytes, size_t count, int flags, int
 // *full: a datagram's whole length (MSG_TRUNC); address/port/full may be NULL.
 ssize_t netmp_recv(void *socket, void *bytes, size_t count, int flags, uint8_t *address, uint16_t *port,
                    ssize_t *full);
+// What a received datagram's headers and arrival say (recvmsg's ancillary data).
+typedef struct netmp_datagram_info {
+    uint8_t destination[16];        // the address it was sent to (IPv4 mapped)
+    uint16_t destination_port;
+    uint8_t traffic_class;          // IPv4 TOS or IPv6 traffic class
+    uint8_t hop_limit;              // IPv4 TTL or IPv6 hop limit
+    uint32_t interface;             // the TAP's index in this namespace
+    int64_t arrival;                // CLOCK_REALTIME, nanoseconds
+} netmp_datagram_info;
+_Static_assert(sizeof(netmp_datagram_info) == 32, "netmp_datagram_info: the Swift side writes these offsets");
+// netmp_recv on a datagram socket, filling *info too.
+ssize_t netmp_recv_datagram(void *socket, void *bytes, size_t count, int flags, uint8_t *address, uint16_t *port,
+                            ssize_t *full, netmp_datagram_info *info);
+// The ancillary data the socket asked for: NETMP_ANCILLARY_* bits.
+uint32_t netmp_ancillary(void *socket);
+enum {
+    NETMP_ANCILLARY_PKTINFO = 1 << 0, NETMP_ANCILLARY_TTL = 1 << 1, NETMP_ANCILLARY_TOS = 1 << 2,
+    NETMP_ANCILLARY_ORIGDSTADDR = 1 << 3, NETMP_ANCILLARY_TIMESTAMP = 1 << 4, NETMP_ANCILLARY_NANOSECONDS = 1 << 5,
+    NETMP_ANCILLARY_NEW_TIMESTAMP = 1 << 6, NETMP_ANCILLARY_PKTINFO6 = 1 << 8, NETMP_ANCILLARY_HOPLIMIT6 = 1 << 9,
+    NETMP_ANCILLARY_TCLASS6 = 1 << 10, NETMP_ANCILLARY_ORIGDSTADDR6 = 1 << 11,
+};
 int netmp_shutdown(void *socket, int how);
 // getsockname (peer 0) / getpeername (peer 1).
 int netmp_name(void *socket, int peer, uint8_t *address, uint16_t *port);

@@ -229,6 +229,13 @@ public final class DatagramSocket: @unchecked Sendable {
     /// (bigger than the buffer means it was truncated, MSG_TRUNC).
     public func receive(into buffer: UnsafeMutableRawBufferPointer, peek: Bool = false,
                         dontWait: Bool = false) throws(SocketError) -> (length: Int, from: Endpoint) {
+        let (length, arrival) = try receiveWithArrival(into: buffer, peek: peek, dontWait: dontWait)
+        return (length, arrival.source)
+    }
+
+    /// receive, with what the datagram's headers and arrival say (recvmsg's ancillary data).
+    public func receiveWithArrival(into buffer: UnsafeMutableRawBufferPointer, peek: Bool = false,
+                                   dontWait: Bool = false) throws(SocketError) -> (length: Int, arrival: DatagramArrival) {
         let channel = try bound()
         let wait = !(nonBlocking || dontWait)
         let timeout = receiveTimeout.load(ordering: .relaxed)

@@ -159,13 +159,15 @@ public final class ProtocolLoop {
         buffer = .allocate(byteCount: Self.receiveBufferSize, alignment: 64)
         buffer.initializeMemory(as: UInt8.self, repeating: 0) // first touch, on the owner's node
         for (id, region) in clients where !ports.isEmpty { attach(ClientOnCore(id: id, region: region, core: core)) }
-        host.udpReceiver = { [unowned self] port, payload, source, destination in
+        host.udpReceiver = { [unowned self] payload, arrival in
             // A socket of another family, bound to another of our addresses or connected to
             // another peer does not take it: to the sender the port is closed (as on Linux).
-            guard let channel = datagramSockets[FamilyPort(port, of: destination)], channel.takes(from: source, to: destination) else {
+            let destination = arrival.destination
+            guard let channel = datagramSockets[FamilyPort(destination.port, of: destination.address)],
+                  channel.takes(from: arrival.source, to: destination.address) else {
                 return .noSocket
             }
-            return channel.deliver(payload, from: source, core: self.core) ? .delivered : .queueFull
+            return channel.deliver(payload, arrival: arrival, core: self.core) ? .delivered : .queueFull
         }
         // A hard ICMP or ICMPv6 error about a datagram a connected UDP socket sent to its
         // peer is that socket's next error (every core holds the binding, so any core may

@@ -620,17 +620,31 @@ static ssize_t gather_send(void *socket, const struct iovec *iov, int count, int
     return done;
 }
 
+// A datagram's ancillary data goes to *info when it is given (recvmsg).
 static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count, int flags,
-                               uint8_t *source, uint16_t *port, int *truncated) {
+                               uint8_t *source, uint16_t *port, int *truncated, netmp_datagram_info *info) {
     if (count < 0 || count > IOV_MAX) return -EINVAL;
     if (!netmp_is_stream(socket)) {
+        ssize_t full = 0;
+        // One piece (the usual recvmsg) takes the datagram straight; more are gathered.
+        if (count <= 1) {
+            void *bytes = count == 1 ? iov[0].iov_base : NULL;
+            size_t length = count == 1 ? iov[0].iov_len : 0;
+            ssize_t r = info ? netmp_recv_datagram(socket, bytes, length, flags & ~MSG_TRUNC, source, port, &full, info)
+                             : netmp_recv(socket, bytes, length, flags & ~MSG_TRUNC, source, port, &full);
+            if (r >= 0) {
+                if (truncated) *truncated = full > r;
+                if (flags & MSG_TRUNC) r = full;
+            }
+            return r;
+        }
         size_t total = 0;
         for (int i = 0; i < count; i++) total += iov[i].iov_len;
         char stack_buffer[2048];
         char *buffer = total <= sizeof stack_buffer ? stack_buffer : malloc(total);
         if (!buffer) return -ENOMEM;
-        ssize_t full = 0;
-        ssize_t r = netmp_recv(socket, buffer, total, flags & ~MSG_TRUNC, source, port, &full);
+        ssize_t r = info ? netmp_recv_datagram(socket, buffer, total, flags & ~MSG_TRUNC, source, port, &full, info)
+                         : netmp_recv(socket, buffer, total, flags & ~MSG_TRUNC, source, port, &full);
         if (r >= 0) {
             size_t at = 0;
             for (int i = 0; i < count && at < (size_t)r; i++) {
@@ -664,7 +678,7 @@ ssize_t writev(int fd, const struct iovec *iov, int count) {
 ssize_t readv(int fd, const struct iovec *iov, int count) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(readv)(fd, iov, count);
-    ssize_t r = scatter_receive(socket, iov, count, 0, NULL, NULL, NULL);
+    ssize_t r = scatter_receive(socket, iov, count, 0, NULL, NULL, NULL, NULL);
     return r < 0 ? fail(r) : r;
 }
 
@@ -692,10 +706,15 @@ ssize_t recvmsg(int fd, struct msghdr *message, int flags) {
     uint8_t source[16] = { 0 };
     uint16_t port = 0;
     int truncated = 0;
-    ssize_t r = scatter_receive(socket, message->msg_iov, (int)message->msg_iovlen, flags, source, &port, &truncated);
+    // Ancillary data only for datagrams, and only what the socket asked for.
+    unsigned int wanted = netmp_is_stream(socket) ? 0 : netmp_ancillary(socket);
+    netmp_datagram_info info;
+    ssize_t r = scatter_receive(socket, message->msg_iov, (int)message->msg_iovlen, flags, source, &port, &truncated,
+                                wanted ? &info : NULL);
     if (r < 0) return fail(r);
     message->msg_flags = truncated ? MSG_TRUNC : 0;
-    message->msg_controllen = 0; // no ancillary data from netmp
+    if (wanted) netmp_put_ancillary(message, wanted, netmp_is_ipv6(socket), &info);
+    else message->msg_controllen = 0;
     if (netmp_is_stream(socket)) {
         message->msg_namelen = 0; // Linux's TCP gives no source address (tcp_recvmsg)
     } else if (message->msg_name) {

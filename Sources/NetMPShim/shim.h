@@ -22,6 +22,11 @@ static inline long long netmp_now_ns(void) {
 __attribute__((visibility("hidden"))) void netmp_epoll_descriptor_closed(int fd);
 // epoll.c: a forked child drops its sets' netmp members and renews their locks.
 __attribute__((visibility("hidden"))) void netmp_epoll_after_fork(void);
+// ancillary.c: recvmsg's control messages for a received datagram, as Linux lays them out.
+struct msghdr;
+struct netmp_datagram_info;
+__attribute__((visibility("hidden"))) void netmp_put_ancillary(struct msghdr *m, unsigned int wanted, int ipv6_socket,
+                                                               const struct netmp_datagram_info *info);
 // constructor.c: 1 while netmp runs, or before the first socket of a program it may run.
 __attribute__((visibility("hidden"))) int netmp_may_run(void);
 __attribute__((visibility("hidden"))) void netmp_start_on_first_socket(void);

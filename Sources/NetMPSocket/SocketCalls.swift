@@ -25,6 +25,8 @@ final class ShimSocket: @unchecked Sendable {
         }
     }
     let descriptors = Atomic<Int>(1)
+    /// The ancillary data recvmsg returns (`Ancillary` bits), read at every recvmsg.
+    let ancillary = Atomic<UInt32>(0)
     let recorded = PthreadLock()
     /// Every option the program set, in the order first set, with its last value as
     /// passed (guarded by `recorded`): what a hand-off to the kernel sets again, and what
@@ -42,10 +44,10 @@ final class ShimSocket: @unchecked Sendable {
         }
     }
 
-    /// The integer the program last set for (level, name), if it set one.
     /// Every option set so far, in the order first set, with its last value.
     var optionsSet: [(level: Int32, name: Int32, value: [UInt8])] { recorded.locked { setOptions } }
 
+    /// The integer the program last set for (level, name), if it set one.
     func integerOption(_ level: Int32, _ name: Int32) -> Int32? {
         recorded.locked {
             guard let value = setOptions.first(where: { $0.level == level && $0.name == name })?.value,

@@ -68,6 +68,8 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
     }
     // IP_TOS and IP_TTL on an IPv4 socket, IPV6_TCLASS and IPV6_UNICAST_HOPS on an IPv6 one:
     // checked and normalised as Linux's do_ip_setsockopt and do_ipv6_setsockopt do.
+    // What recvmsg returns beside a datagram (Ancillary): accepted on every socket, as Linux's are.
+    if Ancillary.isOption(level, name, ipv6: shim.isIPv6) { return shim.setAncillary(level, name, value, length) }
     let marksIPv4 = level == OptionName.ipprotoIP && !shim.isIPv6 && (name == OptionName.tos || name == OptionName.ttl)
     let marksIPv6 = level == OptionName.ipprotoIPv6 && shim.isIPv6 && (name == OptionName.trafficClass || name == OptionName.unicastHops)
     if marksIPv4 || marksIPv6 {
@@ -212,6 +214,9 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
     }
     let isStream: Bool
     if case .stream = shim.kind { isStream = true } else { isStream = false }
+    if Ancillary.isOption(level, name, ipv6: shim.isIPv6) {
+        return put(Ancillary.value(shim.ancillary.load(ordering: .relaxed), level, name))
+    }
     if level == OptionName.solSocket {
         switch name {
         case OptionName.type: return put(isStream ? 1 : 2) // SOCK_STREAM, SOCK_DGRAM

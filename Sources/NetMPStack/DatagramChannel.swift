@@ -255,9 +255,9 @@ public final class DatagramChannel: @unchecked Sendable {
     // MARK: Cores
 
     /// Queues a datagram that arrived on `core`; false (and counted) when its queue is full.
-    public func deliver(_ payload: UnsafeRawBufferPointer, from source: Endpoint, core: Int) -> Bool {
+    public func deliver(_ payload: UnsafeRawBufferPointer, arrival: DatagramArrival, core: Int) -> Bool {
         // (A slot's words may name fewer queues than the stack has cores: a scribbled one.)
-        guard queues.indices.contains(core), queues[core].push(payload, from: source) else {
+        guard queues.indices.contains(core), queues[core].push(payload, arrival: arrival) else {
             overflowCount.pointee.wrappingAdd(1, ordering: .relaxed)
             return false
         }
@@ -275,7 +275,7 @@ public final class DatagramChannel: @unchecked Sendable {
     public func requestOutput() -> Bool { outputRequested.pointee.exchange(1, ordering: .sequentiallyConsistent) == 0 }
 
     /// Takes the next datagram from the cores' queues in turn.
-    public func receive(into buffer: UnsafeMutableRawBufferPointer, peek: Bool) -> (length: Int, from: Endpoint)? {
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, peek: Bool) -> (length: Int, arrival: DatagramArrival)? {
         let start = turn.pointee.wrappingAdd(1, ordering: .relaxed).newValue
         for i in 0..<queues.count {
             if let got = queues[(start + i) % queues.count].pop(into: buffer, peek: peek) { return got }
@@ -292,15 +292,15 @@ public final class DatagramChannel: @unchecked Sendable {
 }
 
 /// One core's queue of received datagrams: one producer (the core), any number of readers.
-/// Each record is a 24-byte header (length, source port, source address as two halves)
-/// and the payload; a reader copies a whole record and then claims it by CAS on `head`,
-/// like ReceiveRing.
+/// Each record is a header (`netmp_datagram_record`: length, ports, addresses, TOS, TTL,
+/// arrival time) and the payload; a reader copies a whole record and then claims it by CAS
+/// on `head`, like ReceiveRing.
 public final class DatagramQueue: @unchecked Sendable {
     public let storage: RingStorage
     /// In the queue's control block (`netmp_record_queue`), in front of its records.
     let tail, head: UnsafeMutablePointer<Atomic<Int>>
-    static let headerLength = 24
-    typealias Header = (length: UInt32, port: UInt32, high: UInt64, low: UInt64)
+    typealias Header = netmp_datagram_record
+    static let headerLength = MemoryLayout<Header>.size
     /// The producing core's own view of the positions (a client can write the block).
     var owner: ProducerPositions
 
@@ -320,11 +320,20 @@ public final class DatagramQueue: @unchecked Sendable {
     public var isEmpty: Bool { tail.pointee.load(ordering: .acquiring) == head.pointee.load(ordering: .acquiring) }
 
     /// Owner: appends a record; false when it does not fit.
-    func push(_ payload: UnsafeRawBufferPointer, from source: Endpoint) -> Bool {
+    func push(_ payload: UnsafeRawBufferPointer, arrival: DatagramArrival) -> Bool {
         let size = Self.headerLength + payload.count
         guard storage.capacity &- owner.unread() >= size else { return false }
         let t = owner.tail
-        var header: Header = (UInt32(payload.count), UInt32(source.port), source.address.bits.high, source.address.bits.low)
+        let source = arrival.source.address.bits, destination = arrival.destination.address.bits
+        var header = Header()
+        header.length = UInt32(payload.count)
+        header.source_port = arrival.source.port
+        header.destination_port = arrival.destination.port
+        header.traffic_class = arrival.trafficClass
+        header.hop_limit = arrival.hopLimit
+        header.source = (source.high, source.low)
+        header.destination = (destination.high, destination.low)
+        header.arrival = Int64(bitPattern: arrival.at.nanoseconds)
         withUnsafeBytes(of: &header) { storage.copyIn($0, at: t) }
         storage.copyIn(payload, at: t &+ Self.headerLength)
         owner.publish(size)
@@ -341,12 +350,12 @@ public final class DatagramQueue: @unchecked Sendable {
     }
 
     /// Reader: copies the next record's payload (truncated to `buffer`) and claims it
-    /// (unless peeking). Returns the datagram's full length and its source.
-    func pop(into buffer: UnsafeMutableRawBufferPointer, peek: Bool) -> (length: Int, from: Endpoint)? {
+    /// (unless peeking). Returns the datagram's full length and what its record says.
+    func pop(into buffer: UnsafeMutableRawBufferPointer, peek: Bool) -> (length: Int, arrival: DatagramArrival)? {
         while true {
             let h = head.pointee.load(ordering: .acquiring)
             guard tail.pointee.load(ordering: .acquiring) != h else { return nil }
-            var header: Header = (0, 0, 0, 0)
+            var header = Header()
             withUnsafeMutableBytes(of: &header) { storage.copyOut(from: h, count: Self.headerLength, into: $0) }
             let length = Int(header.length)
             let copied = min(length, buffer.count)
@@ -354,8 +363,12 @@ public final class DatagramQueue: @unchecked Sendable {
             let claimed = peek ? head.pointee.load(ordering: .acquiring) == h
                 : head.pointee.compareExchange(expected: h, desired: h &+ Self.headerLength &+ length, ordering: .acquiringAndReleasing).exchanged
             if claimed {
-                let source = IPAddress(IPv6Address(high: header.high, low: header.low))
-                return (length, Endpoint(source, UInt16(truncatingIfNeeded: header.port)))
+                let source = IPAddress(IPv6Address(high: header.source.0, low: header.source.1))
+                let destination = IPAddress(IPv6Address(high: header.destination.0, low: header.destination.1))
+                return (length, DatagramArrival(source: Endpoint(source, header.source_port),
+                                                destination: Endpoint(destination, header.destination_port),
+                                                trafficClass: header.traffic_class, hopLimit: header.hop_limit,
+                                                at: Instant(nanoseconds: UInt64(bitPattern: header.arrival))))
             }
         }
     }

@@ -126,8 +126,10 @@ extension Host {
         } catch { counters.drops.count(error); return }
         guard !header.source.isUnspecified else { counters.drops.count(.ipv6BadSource); return }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[UDPHeader.length..<udp.datagramLength])
-        let source = Endpoint(header.source, udp.sourcePort)
-        switch udpReceiver?(udp.destinationPort, payload, source, IPAddress(header.destination)) ?? .noSocket {
+        let arrival = DatagramArrival(source: Endpoint(header.source, udp.sourcePort),
+                                      destination: Endpoint(header.destination, udp.destinationPort),
+                                      trafficClass: header.trafficClass, hopLimit: header.hopLimit, at: now)
+        switch udpReceiver?(payload, arrival) ?? .noSocket {
         case .delivered: return
         case .queueFull: counters.drops.count(.udpQueueFull); return
         case .noSocket: break

@@ -91,10 +91,10 @@ public final class Host {
     /// An ICMP or ICMPv6 error about a UDP datagram we sent, with the datagram's ports and
     /// addresses (the runtime hands it to the socket bound to `local.port`).
     public var datagramErrorHandler: ((_ kind: ICMPErrorReport.Kind, _ datagram: FourTuple) -> Void)?
-    /// Hands a UDP payload of either family to the socket bound to the port (the runtime's
-    /// per-core table), which decides by `source` and `destination` whether it is its own.
-    public var udpReceiver: ((_ port: UInt16, _ payload: UnsafeRawBufferPointer, _ source: Endpoint,
-                              _ destination: IPAddress) -> UDPDelivery)?
+    /// Hands a UDP payload of either family to the socket bound to its destination port (the
+    /// runtime's per-core table), which decides by its source and destination whether it is
+    /// its own.
+    public var udpReceiver: ((_ payload: UnsafeRawBufferPointer, _ arrival: DatagramArrival) -> UDPDelivery)?
 
     public enum UDPDelivery: Sendable { case delivered, noSocket, queueFull }
 
@@ -269,8 +269,10 @@ public final class Host {
                                  verifyChecksum: !checksumsTrusted) }
         catch { counters.drops.count(error); return }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[UDPHeader.length..<udp.datagramLength])
-        switch udpReceiver?(udp.destinationPort, payload, Endpoint(header.source, udp.sourcePort),
-                            IPAddress(header.destination)) ?? .noSocket {
+        let arrival = DatagramArrival(source: Endpoint(header.source, udp.sourcePort),
+                                      destination: Endpoint(header.destination, udp.destinationPort),
+                                      trafficClass: header.typeOfService, hopLimit: header.timeToLive, at: now)
+        switch udpReceiver?(payload, arrival) ?? .noSocket {
         case .delivered: return
         case .queueFull: counters.drops.count(.udpQueueFull); return
         case .noSocket: break

@@ -256,7 +256,8 @@ import Testing
         #expect(end <= channel.lease!.base + table.memory.stride)
         #expect(channel.queues.allSatisfy { $0.storage.capacity >= 16 << 10 })
         let payload: [UInt8] = [1, 2, 3]
-        #expect(payload.withUnsafeBytes { channel.deliver($0, from: Endpoint(IPv4Address(10, 0, 0, 1), 9), core: 3) })
+        let arrival = DatagramArrival(source: Endpoint(IPv4Address(10, 0, 0, 1), 9), destination: Endpoint(IPv4Address(10, 0, 0, 2), 53))
+        #expect(payload.withUnsafeBytes { channel.deliver($0, arrival: arrival, core: 3) })
         var buffer = [UInt8](repeating: 0, count: 8)
         #expect(buffer.withUnsafeMutableBytes { channel.receive(into: $0, peek: false) }?.length == 3)
         let many = DatagramChannel(in: table, port: 54, cores: 32, homeCore: 0)! // made smaller to fit

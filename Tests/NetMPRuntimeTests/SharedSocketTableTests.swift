@@ -180,10 +180,11 @@ import Testing
         #expect(home.port == 5353 && home.homeCore == 1 && home.queues.count == 2)
         #expect(home.queues[0].storage.capacity == mine.queues[0].storage.capacity)
         let payload: [UInt8] = [1, 2, 3, 4]
-        #expect(payload.withUnsafeBytes { home.deliver($0, from: Endpoint(IPv4Address(10, 77, 0, 1), 9), core: 1) })
+        let arrival = DatagramArrival(source: Endpoint(IPv4Address(10, 77, 0, 1), 9), destination: Endpoint(IPv4Address(10, 77, 0, 2), 5353))
+        #expect(payload.withUnsafeBytes { home.deliver($0, arrival: arrival, core: 1) })
         var buffer = [UInt8](repeating: 0, count: 16)
         let got = buffer.withUnsafeMutableBytes { mine.receive(into: $0, peek: false) }
-        #expect(got?.length == 4 && got?.from == Endpoint(IPv4Address(10, 77, 0, 1), 9) && Array(buffer[0..<4]) == payload)
+        #expect(got?.length == 4 && got?.arrival.source == Endpoint(IPv4Address(10, 77, 0, 1), 9) && Array(buffer[0..<4]) == payload)
         #expect(payload.withUnsafeBytes { mine.outgoing.write($0) } == 4)
         #expect(home.outgoing.held == 4)
     }

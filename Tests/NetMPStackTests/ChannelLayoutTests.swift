@@ -147,23 +147,26 @@ import Testing
         #expect(MemoryLayout<netmp_record_queue>.size == 128 && MemoryLayout<netmp_record_queue>.offset(of: \.head) == 64)
         let bound = IPAddress(IPv6Address("fd77::2")!)
         let channel = DatagramChannel(port: 5000, cores: 2, homeCore: 0, families: .ipv6, boundAddress: bound,
-                                      queueCapacity: 64, sendCapacity: 4096)
+                                      queueCapacity: 128, sendCapacity: 4096)
         let peer = Endpoint(IPv6Address("fd77::1")!, 53)
         channel.connect(to: peer)
         #expect(channel.requestOutput() && !channel.requestOutput())
         let payload = [UInt8](repeating: 1, count: 40)
-        #expect(payload.withUnsafeBytes { channel.deliver($0, from: peer, core: 1) })
-        #expect(!payload.withUnsafeBytes { channel.deliver($0, from: peer, core: 1) }) // 64 bytes hold one
+        let arrival = DatagramArrival(source: peer, destination: Endpoint(bound, 5000), trafficClass: 0x28, hopLimit: 63,
+                                      at: Instant(nanoseconds: 123_456_789))
+        #expect(payload.withUnsafeBytes { channel.deliver($0, arrival: arrival, core: 1) })
+        #expect(!payload.withUnsafeBytes { channel.deliver($0, arrival: arrival, core: 1) }) // 128 bytes hold one
         let slot = channel.slot.load(as: netmp_datagram_slot.self)
         #expect(slot.peer_version == 2 && slot.peer_port == 1 << 16 | 53)
         #expect(slot.peer_address.0 == peer.address.bits.high && slot.peer_address.1 == peer.address.bits.low)
         #expect(slot.families == UInt16(NETMP_FAMILY_IPV6) && slot.bound_address.0 == bound.bits.high && slot.bound_address.1 == bound.bits.low)
         #expect(slot.output_requested == 1 && slot.overflows == 1 && channel.overflows == 1)
-        #expect(channel.queues[1].storage.block.load(as: netmp_record_queue.self).tail == 24 + 40)
+        #expect(MemoryLayout<netmp_datagram_record>.size == 56)
+        #expect(channel.queues[1].storage.block.load(as: netmp_record_queue.self).tail == 56 + 40)
         var buffer = [UInt8](repeating: 0, count: 100)
         let got = buffer.withUnsafeMutableBytes { channel.receive(into: $0, peek: false) }
-        #expect(got?.length == 40 && got?.from == peer)
-        #expect(channel.queues[1].storage.block.load(as: netmp_record_queue.self).head == 24 + 40)
+        #expect(got?.length == 40 && got?.arrival == arrival) // every field of the record back
+        #expect(channel.queues[1].storage.block.load(as: netmp_record_queue.self).head == 56 + 40)
         // A view made from the slot's words reads what bind wrote.
         #expect(channel.families == .ipv6 && channel.boundAddress == bound)
         channel.connect(to: nil)

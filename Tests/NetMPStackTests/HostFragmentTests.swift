@@ -26,9 +26,9 @@ import Testing
         let host = ipv6 ? Lab6.host() : Lab.host()
         _ = host.feed(Lab.arp(.request))
         if ipv6 { _ = host.feed(Lab6.solicitation(for: Lab6.us)) }
-        host.udpReceiver = { port, payload, source, _ in
-            guard port == 9 else { return .noSocket }
-            delivered(Array(payload), source)
+        host.udpReceiver = { payload, arrival in
+            guard arrival.destination.port == 9 else { return .noSocket }
+            delivered(Array(payload), arrival.source)
             return .delivered
         }
         return host

@@ -1,4 +1,5 @@
 import NetMPStack
+import NetMPTCP
 import NetMPWire
 import Testing
 
@@ -23,6 +24,26 @@ import Testing
         #expect(ip.source == Lab.us && ip.destination == Lab.peer && ip.proto == IPProtocol.icmp)
         #expect(try reply.icmp() == .echoReply(identifier: 0xBEEF, sequence: 42))
         #expect(Array(try reply.ipPayload()[8...]) == data)
+    }
+
+    /// A datagram reaches its socket with what its headers and arrival say: the address and
+    /// port it was sent to, its TOS and TTL, and when it came (the ancillary data
+    /// IP_PKTINFO, IP_RECVTOS, IP_RECVTTL and SO_TIMESTAMP return).
+    @Test func udpDatagram_carriesItsHeadersToTheSocket() throws {
+        let host = resolvedHost()
+        var arrivals: [DatagramArrival] = []
+        host.udpReceiver = { _, arrival in arrivals.append(arrival); return .delivered }
+        var frame = Lab.udp(port: 53)
+        frame[14 + 1] = 0x2e // TOS
+        frame[14 + 8] = 33   // TTL
+        frame[14 + 10] = 0; frame[14 + 11] = 0
+        var sum = InternetChecksum()
+        frame.withUnsafeBytes { sum.add(bytes: UnsafeRawBufferPointer(rebasing: $0[14..<34])) }
+        frame[14 + 10] = UInt8(sum.value >> 8); frame[14 + 11] = UInt8(sum.value & 0xFF)
+        let now = Instant(nanoseconds: 5_000_000_123)
+        _ = host.feed(frame, now: now)
+        #expect(arrivals == [DatagramArrival(source: Endpoint(Lab.peer, 40000), destination: Endpoint(Lab.us, 53),
+                                             trafficClass: 0x2e, hopLimit: 33, at: now)])
     }
 
     @Test func echoRequest_fromUnresolvedPeer_repliesAfterResolving() throws {

@@ -265,9 +265,9 @@ struct Sent6 {
         let host = Lab6.host()
         _ = host.feed(Lab6.solicitation(for: Lab6.us)) // the peer's link-layer address, learnt
         var delivered: [(port: UInt16, payload: [UInt8], source: Endpoint, destination: IPAddress)] = []
-        host.udpReceiver = { port, payload, source, destination in
-            guard port == 9 else { return .noSocket }
-            delivered.append((port, Array(payload), source, destination))
+        host.udpReceiver = { payload, arrival in
+            guard arrival.destination.port == 9 else { return .noSocket }
+            delivered.append((arrival.destination.port, Array(payload), arrival.source, arrival.destination.address))
             return .delivered
         }
         var errors: [(ICMPErrorReport.Kind, FourTuple)] = []

@@ -64,9 +64,9 @@ import Testing
         let host = host()
         var link = CollectingSink()
         var delivered: [(payload: [UInt8], source: Endpoint)] = []
-        host.udpReceiver = { port, payload, source, _ in
-            guard port == 6000 else { return .noSocket }
-            delivered.append((Array(payload), source))
+        host.udpReceiver = { payload, arrival in
+            guard arrival.destination.port == 6000 else { return .noSocket }
+            delivered.append((Array(payload), arrival.source))
             return .delivered
         }
         var errors: [ICMPErrorReport] = []

@@ -99,6 +99,21 @@ typedef struct netmp_record_queue {
     uint8_t readers_line_end[56];
 } netmp_record_queue;
 
+/// The header of each record in a UDP socket's receive queue, then the payload: what the
+/// datagram's IP and UDP headers and its arrival say, for the ancillary data a program may
+/// ask for (IP_PKTINFO, IP_RECVTOS, IP_RECVTTL, IP_RECVORIGDSTADDR, SO_TIMESTAMP and IPv6's).
+typedef struct netmp_datagram_record {
+    uint32_t length;                // the payload's
+    uint16_t source_port;
+    uint16_t destination_port;
+    uint8_t traffic_class;          // IPv4 TOS or IPv6 traffic class
+    uint8_t hop_limit;              // IPv4 TTL or IPv6 hop limit
+    uint8_t reserved[6];
+    uint64_t source[2];             // IPv6, or IPv4 mapped: two halves
+    uint64_t destination[2];        // the address it was sent to
+    int64_t arrival;                // the stack's monotonic clock, nanoseconds
+} netmp_datagram_record;
+
 /// A datagram socket's shared state beside its queues and its send ring. The first line is
 /// what moves; the second what bind and connect set.
 typedef struct netmp_datagram_slot {
@@ -371,6 +386,7 @@ typedef struct netmp_accept_queue {
 } netmp_accept_queue;
 
 _Static_assert(sizeof(netmp_record_queue) == 128, "record queue: two cache lines");
+_Static_assert(sizeof(netmp_datagram_record) == 56, "datagram record header: 56 bytes");
 _Static_assert(offsetof(netmp_record_queue, head) == 64, "record queue: readers' line");
 _Static_assert(sizeof(netmp_datagram_slot) == 128, "datagram slot: two cache lines");
 _Static_assert(offsetof(netmp_datagram_slot, peer_address) == 64, "datagram slot: the addresses on the second line");

@@ -1,0 +1,113 @@
+import Glibc
+import NetMPRuntime
+import NetMPStack
+import NetMPWire
+
+/// Ancillary data on received datagrams, as recvmsg returns it in control messages: which
+/// a socket asked for (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_RECVORIGDSTADDR, SO_TIMESTAMP
+/// and its nanosecond and 64-bit forms, IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT,
+/// IPV6_RECVTCLASS, IPV6_RECVORIGDSTADDR), kept as bits the shim reads at each recvmsg,
+/// and what one datagram says, which the shim lays out as Linux's cmsgs (ancillary.c).
+enum Ancillary {
+    // NETMP_ANCILLARY_* of netmp.h.
+    static let pktinfo: UInt32 = 1 << 0, ttl: UInt32 = 1 << 1, tos: UInt32 = 1 << 2, originalDestination: UInt32 = 1 << 3
+    static let timestamp: UInt32 = 1 << 4, nanoseconds: UInt32 = 1 << 5, newTimestamp: UInt32 = 1 << 6
+    static let pktinfo6: UInt32 = 1 << 8, hopLimit6: UInt32 = 1 << 9, trafficClass6: UInt32 = 1 << 10
+    static let originalDestination6: UInt32 = 1 << 11
+    static let timestamps = timestamp | nanoseconds | newTimestamp
+
+    // Option names: SOL_SOCKET's timestamps; IPPROTO_IP's; IPPROTO_IPV6's.
+    static let timestampOld: Int32 = 29, timestampNSOld: Int32 = 35, timestampNew: Int32 = 63, timestampNSNew: Int32 = 64
+    static let ipFlags: [Int32: UInt32] = [8: pktinfo, 12: ttl, 13: tos, 20: originalDestination]
+    static let ipv6Flags: [Int32: UInt32] = [49: pktinfo6, 51: hopLimit6, 66: trafficClass6, 74: originalDestination6]
+
+    static func isOption(_ level: Int32, _ name: Int32, ipv6: Bool) -> Bool {
+        switch level {
+        case OptionName.solSocket: [timestampOld, timestampNSOld, timestampNew, timestampNSNew].contains(name)
+        case OptionName.ipprotoIP: ipFlags[name] != nil
+        case OptionName.ipprotoIPv6: ipv6 && ipv6Flags[name] != nil
+        default: false
+        }
+    }
+
+    /// The bits after setting (level, name) to `on`, as Linux's sock_set_timestamp and
+    /// ip_setsockopt keep them: a timestamp option picks its precision and form, turning
+    /// any of them off turns timestamps off.
+    static func setting(_ bits: UInt32, _ level: Int32, _ name: Int32, on: Bool) -> UInt32 {
+        if level == OptionName.solSocket {
+            guard on else { return bits & ~timestamps }
+            var result = bits & ~timestamps | timestamp
+            if name == timestampNSOld || name == timestampNSNew { result |= nanoseconds }
+            if name == timestampNew || name == timestampNSNew { result |= newTimestamp }
+            return result
+        }
+        let flag = (level == OptionName.ipprotoIP ? ipFlags[name] : ipv6Flags[name]) ?? 0
+        return on ? bits | flag : bits & ~flag
+    }
+
+    /// getsockopt's answer, as Linux's sk_getsockopt reads its flags.
+    static func value(_ bits: UInt32, _ level: Int32, _ name: Int32) -> Int32 {
+        if level == OptionName.solSocket {
+            let on = bits & timestamp != 0, ns = bits & nanoseconds != 0, new = bits & newTimestamp != 0
+            switch name {
+            case timestampOld: return on && !new && !ns ? 1 : 0
+            case timestampNew: return on && new && !ns ? 1 : 0
+            case timestampNSOld: return ns && !new ? 1 : 0
+            default: return ns && new ? 1 : 0
+            }
+        }
+        let flag = (level == OptionName.ipprotoIP ? ipFlags[name] : ipv6Flags[name]) ?? 0
+        return bits & flag != 0 ? 1 : 0
+    }
+}
+
+extension ShimSocket {
+    /// setsockopt of an ancillary-data option: an int (IPPROTO_IP's also take one byte).
+    func setAncillary(_ level: Int32, _ name: Int32, _ value: UnsafeRawPointer?, _ length: UInt32) -> Int32 {
+        guard let value, length >= 4 || (level == OptionName.ipprotoIP && length >= 1) else { return -EINVAL }
+        let on = length >= 4 ? value.loadUnaligned(as: Int32.self) != 0 : value.load(as: UInt8.self) != 0
+        var bits = ancillary.load(ordering: .relaxed)
+        while true {
+            let (exchanged, current) = ancillary.compareExchange(expected: bits, desired: Ancillary.setting(bits, level, name, on: on),
+                                                                 ordering: .relaxed)
+            if exchanged { return 0 }
+            bits = current
+        }
+    }
+}
+
+@_cdecl("netmp_ancillary")
+public func netmpAncillary(_ handle: UnsafeMutableRawPointer) -> UInt32 { socket(handle).ancillary.load(ordering: .relaxed) }
+
+/// recvmsg on a datagram socket: as netmp_recv, and what the datagram's headers and arrival
+/// say into `info` (netmp_datagram_info: destination address and port, TOS or traffic
+/// class, TTL or hop limit, the TAP's index, the arrival on CLOCK_REALTIME).
+@_cdecl("netmp_recv_datagram")
+public func netmpRecvDatagram(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableRawPointer?, _ count: Int, _ flags: Int32,
+                              _ address: UnsafeMutablePointer<UInt8>?, _ port: UnsafeMutablePointer<UInt16>?,
+                              _ full: UnsafeMutablePointer<Int>?, _ info: UnsafeMutableRawPointer) -> Int {
+    let held = hold(handle)
+    defer { held.release() }
+    guard case .datagram(let d) = socket(handle).kind else { return -Int(EOPNOTSUPP) }
+    let buffer = UnsafeMutableRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
+    do {
+        let (length, arrival) = try d.receiveWithArrival(into: buffer, peek: flags & messagePeek != 0,
+                                                         dontWait: flags & messageDontWait != 0)
+        if let address { write(arrival.source.address, to: address) }
+        port?.pointee = arrival.source.port
+        full?.pointee = length
+        write(arrival.destination.address, to: info.assumingMemoryBound(to: UInt8.self))
+        info.storeBytes(of: arrival.destination.port, toByteOffset: 16, as: UInt16.self)
+        info.storeBytes(of: arrival.trafficClass, toByteOffset: 18, as: UInt8.self)
+        info.storeBytes(of: arrival.hopLimit, toByteOffset: 19, as: UInt8.self)
+        info.storeBytes(of: interfaceIndex, toByteOffset: 20, as: UInt32.self)
+        // The core's clock is CLOCK_MONOTONIC (system-wide): the arrival as wall-clock time
+        // is now's less the time since.
+        var wall = timespec()
+        clock_gettime(CLOCK_REALTIME, &wall)
+        let since = MonotonicClock.now() - arrival.at
+        let realtime = Int64(wall.tv_sec) * 1_000_000_000 + Int64(wall.tv_nsec) - Int64(since.nanoseconds)
+        info.storeBytes(of: realtime, toByteOffset: 24, as: Int64.self)
+        return flags & messageTruncate != 0 ? length : min(length, count)
+    } catch { return -Int(error.errno) }
+}
