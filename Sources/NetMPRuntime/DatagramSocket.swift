@@ -16,6 +16,10 @@ public final class DatagramSocket: @unchecked Sendable {
     /// The channel, published once at bind (lock-free for send and receive).
     let published = Atomic<UnsafeRawPointer?>(nil)
     let broadcast = Atomic<Bool>(false)
+    /// IP_MTU_DISCOVER and IPV6_MTU_DISCOVER: how datagrams to IPv4 and IPv6 peers treat the
+    /// path's MTU (Linux's default, WANT: larger ones leave in fragments).
+    let pathMTUModeIPv4 = Atomic<Int32>(1)
+    let pathMTUModeIPv6 = Atomic<Int32>(1)
     let nonBlockingFlag = Atomic<Bool>(false)
     let receiveTimeout = Atomic<Int>(0)
     nonisolated(unsafe) var closed = false
@@ -33,6 +37,10 @@ public final class DatagramSocket: @unchecked Sendable {
     /// connect(): the address datagrams to the peer leave from, which getsockname shows
     /// on a socket bound to a wildcard until the association is dissolved (Linux).
     nonisolated(unsafe) var connectedSource: IPAddress?
+    /// IP_BIND_ADDRESS_NO_PORT (guarded by `setup`): a bind to port 0 names the address
+    /// only, and the port waits for the first send or connect (`addressOnly`).
+    nonisolated(unsafe) var bindAddressNoPort = false
+    nonisolated(unsafe) var addressOnly: IPAddress?
 
     /// A new UDP socket, the application's.
     public convenience init(stack: NetworkStack, family: SocketFamily = .ipv4) { self.init(client: stack.primary, family: family) }
@@ -71,6 +79,17 @@ public final class DatagramSocket: @unchecked Sendable {
         }
     }
 
+    /// IP_MTU_DISCOVER (`ipv6`: IPV6_MTU_DISCOVER), 0 to 5 (IP_PMTUDISC_DONT to _OMIT).
+    public func setPathMTUDiscovery(_ mode: Int32, ipv6: Bool) {
+        if ipv6 { pathMTUModeIPv6.store(mode, ordering: .relaxed) } else { pathMTUModeIPv4.store(mode, ordering: .relaxed) }
+    }
+    public func pathMTUDiscovery(ipv6: Bool) -> Int32 {
+        ipv6 ? pathMTUModeIPv6.load(ordering: .relaxed) : pathMTUModeIPv4.load(ordering: .relaxed)
+    }
+    /// IP_BIND_ADDRESS_NO_PORT.
+    public func setBindAddressNoPort(_ on: Bool) { setup.locked { bindAddressNoPort = on } }
+    public var isBindAddressNoPort: Bool { setup.locked { bindAddressNoPort } }
+
     /// The slot of the socket's channel (bind makes it).
     public var boundSlot: UInt32? { channel?.lease?.slot }
 
@@ -81,11 +100,21 @@ public final class DatagramSocket: @unchecked Sendable {
     /// bind(): the port on every core. Port 0 picks an ephemeral one. The address must be
     /// one of the stack's own or a wildcard (0.0.0.0; for an IPv6 socket :: or, unless
     /// IPV6_V6ONLY, an IPv4 one mapped), as Linux's inet_bind and inet6_bind check it.
-    public func bind(_ endpoint: Endpoint) throws(SocketError) {
+    public func bind(_ endpoint: Endpoint) throws(SocketError) { try bind(endpoint, autobind: false) }
+
+    /// `autobind`: the first send or connect binds (a port now, even under
+    /// IP_BIND_ADDRESS_NO_PORT).
+    func bind(_ endpoint: Endpoint, autobind: Bool) throws(SocketError) {
         try setup.locked { () throws(SocketError) in
             guard !closed, channel == nil else { throw SocketError(EINVAL) }
             let address = endpoint.address
             try client.checkBindAddress(address, family: family, v6Only: v6OnlyFlag)
+            let ownWildcard = family == .ipv4 ? address.isUnspecified : address.bits.isUnspecified
+            if bindAddressNoPort && endpoint.port == 0 && !autobind {
+                addressOnly = address
+                boundName = ownWildcard ? nil : address
+                return
+            }
             let families = family.families(boundTo: address, v6Only: v6OnlyFlag)
             let port: UInt16
             switch client.reservePort(endpoint.port, datagram: true, families: families) {
@@ -102,7 +131,6 @@ public final class DatagramSocket: @unchecked Sendable {
                 throw SocketError(ENOBUFS)
             }
             channel.marking = markingKept
-            let ownWildcard = family == .ipv4 ? address.isUnspecified : address.bits.isUnspecified
             boundName = ownWildcard ? nil : address
             self.handle = handle
             for _ in 0..<client.cores { client.sockets.hold(handle.slot) } // for each core's view
@@ -130,7 +158,8 @@ public final class DatagramSocket: @unchecked Sendable {
     /// on the first send or connect).
     func bound() throws(SocketError) -> DatagramChannel {
         if let channel { return channel }
-        do { try bind(Endpoint(wildcard, 0)) } catch {
+        let address = setup.locked { addressOnly } ?? wildcard
+        do { try bind(Endpoint(address, 0), autobind: true) } catch {
             guard error.errno == EINVAL else { throw error } // EINVAL: another thread bound it first
         }
         guard let channel else { throw SocketError(EBADF) } // closed meanwhile
@@ -176,7 +205,7 @@ public final class DatagramSocket: @unchecked Sendable {
     /// getsockname(): the bound address, or once connected the one datagrams leave from,
     /// or the socket's wildcard; the port (0 before any bind).
     public var localAddress: Endpoint {
-        guard let channel else { return Endpoint(wildcard, 0) }
+        guard let channel else { return setup.locked { Endpoint(boundName ?? wildcard, 0) } }
         return setup.locked { Endpoint(boundName ?? connectedSource ?? wildcard, channel.port) }
     }
 
@@ -200,6 +229,12 @@ public final class DatagramSocket: @unchecked Sendable {
         try pendingError(channel)
         guard let target = destination ?? channel.connectedPeer else { throw SocketError(EDESTADDRREQ) }
         guard bytes.count <= maximumPayload(to: target.address) else { throw SocketError(EMSGSIZE) }
+        // DO, PROBE and INTERFACE set DF: a datagram the path cannot carry whole is refused
+        // (Linux's ip_sk_ignore_df), where the other modes send it in fragments.
+        let mode = pathMTUDiscovery(ipv6: !target.address.isIPv4)
+        if (2...4).contains(mode), bytes.count > client.configuration.mtu - (target.address.isIPv4 ? 28 : 48) {
+            throw SocketError(EMSGSIZE)
+        }
         if destination != nil { // a connected peer was checked, port 0 included (Linux's udp_sendmsg)
             guard target.port != 0 else { throw SocketError(EINVAL) }
             _ = try sourceAddress(toward: target.address)

@@ -49,6 +49,9 @@ public final class StreamSocket: @unchecked Sendable {
     nonisolated(unsafe) var tuple: FourTuple?
     /// SO_LINGER: nil off; 0 close resets; n > 0 close waits up to n seconds for the peer's ACK.
     nonisolated(unsafe) var lingerSeconds: Int?
+    /// IP_BIND_ADDRESS_NO_PORT: a bind to port 0 names the address only; connect or listen
+    /// picks the port.
+    nonisolated(unsafe) var bindAddressNoPort = false
     /// TCP_QUICKACK as last set (Linux reports 1 until a program asks for delayed ACKs).
     nonisolated(unsafe) var quickAck = true
     /// TCP_DEFER_ACCEPT as Linux keeps it: SYN-ACK retransmissions, not seconds.
@@ -195,6 +198,10 @@ public final class StreamSocket: @unchecked Sendable {
             // ::ffff:0.0.0.0 keeps it (IPv4's wildcard: it listens for IPv4 only).
             let wildcard = family == .ipv4 ? address.isUnspecified : address.bits.isUnspecified
             let bound = wildcard ? nil : address
+            if bindAddressNoPort && endpoint.port == 0 {
+                boundAddress = bound
+                return
+            }
             switch client.reservePort(endpoint.port, datagram: false, families: family.families(boundTo: bound, v6Only: v6OnlyFlag)) {
             case .success(let port): boundPort = port
             case .failure(let error): throw error

@@ -23,11 +23,12 @@ enum OptionName {
     static let synCount: Int32 = 7, linger2: Int32 = 8, deferAccept: Int32 = 9, quickAck: Int32 = 12
     static let userTimeout: Int32 = 18, notSentLowWater: Int32 = 25
     // IPPROTO_IP: TOS and TTL act on an IPv4 socket (recorded on an IPv6 one, where Linux
-    // applies them to IPv4-mapped traffic); MTU_DISCOVER, RECVERR are recorded.
-    static let tos: Int32 = 1, ttl: Int32 = 2
-    static let recordedIP: Set<Int32> = [1, 2, 10, 11]
+    // applies them to IPv4-mapped traffic); RECVERR is recorded.
+    static let tos: Int32 = 1, ttl: Int32 = 2, mtuDiscover: Int32 = 10, mtu: Int32 = 14, bindAddressNoPort: Int32 = 24
+    static let recordedIP: Set<Int32> = [1, 2, 11]
     // IPPROTO_IPV6, for AF_INET6 sockets: V6ONLY, UNICAST_HOPS and TCLASS act.
     static let ipprotoIPv6: Int32 = 41, v6Only: Int32 = 26, unicastHops: Int32 = 16, trafficClass: Int32 = 67
+    static let mtuDiscover6: Int32 = 23, mtu6: Int32 = 24
 }
 
 @_cdecl("netmp_setsockopt")
@@ -70,6 +71,7 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
     // checked and normalised as Linux's do_ip_setsockopt and do_ipv6_setsockopt do.
     // What recvmsg returns beside a datagram (Ancillary): accepted on every socket, as Linux's are.
     if Ancillary.isOption(level, name, ipv6: shim.isIPv6) { return shim.setAncillary(level, name, value, length) }
+    if let r = setAddressOption(shim, level, name, value, length) { return r }
     let marksIPv4 = level == OptionName.ipprotoIP && !shim.isIPv6 && (name == OptionName.tos || name == OptionName.ttl)
     let marksIPv6 = level == OptionName.ipprotoIPv6 && shim.isIPv6 && (name == OptionName.trafficClass || name == OptionName.unicastHops)
     if marksIPv4 || marksIPv6 {
@@ -216,6 +218,12 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
     if case .stream = shim.kind { isStream = true } else { isStream = false }
     if Ancillary.isOption(level, name, ipv6: shim.isIPv6) {
         return put(Ancillary.value(shim.ancillary.load(ordering: .relaxed), level, name))
+    }
+    if let v = addressOption(shim, level, name) {
+        switch v {
+        case .success(let value): return put(value)
+        case .failure(let error): return -error.errno
+        }
     }
     if level == OptionName.solSocket {
         switch name {
