@@ -769,26 +769,29 @@ int recvmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags, st
     return (int)done;
 }
 
-// sendfile from a file to a netmp socket: read and send through a buffer of the calling
-// thread's, made at its first sendfile (a thread's stack may be too small to hold one) and
-// freed when the thread ends. On a blocking socket the whole count moves, as Linux's does;
-// on a non-blocking one what fits. The file's offset (or position) moves by what was sent.
-enum { sendfile_chunk = 1 << 16 };
-static pthread_key_t sendfile_key;
-static pthread_once_t sendfile_once = PTHREAD_ONCE_INIT;
-static void make_sendfile_key(void) { pthread_key_create(&sendfile_key, free); }
-static char *sendfile_buffer(void) {
-    pthread_once(&sendfile_once, make_sendfile_key);
-    char *buffer = pthread_getspecific(sendfile_key);
-    if (!buffer && (buffer = malloc(sendfile_chunk))) pthread_setspecific(sendfile_key, buffer);
+// The calling thread's buffer for moving bytes between a file or pipe and a netmp socket
+// (sendfile, splice): made at its first use (a thread's stack may be too small to hold
+// one), freed when the thread ends.
+static pthread_key_t transfer_key;
+static pthread_once_t transfer_once = PTHREAD_ONCE_INIT;
+static void make_transfer_key(void) { pthread_key_create(&transfer_key, free); }
+char *netmp_transfer_buffer(void) {
+    pthread_once(&transfer_once, make_transfer_key);
+    char *buffer = pthread_getspecific(transfer_key);
+    if (!buffer && (buffer = malloc(NETMP_TRANSFER_BUFFER))) pthread_setspecific(transfer_key, buffer);
     return buffer;
 }
+
+// sendfile from a file to a netmp socket: read and send through the thread's buffer. On a
+// blocking socket the whole count moves, as Linux's does; on a non-blocking one what fits.
+// The file's offset (or position) moves by what was sent.
+enum { sendfile_chunk = NETMP_TRANSFER_BUFFER };
 
 ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
     void *socket = netmp_socket_of(out_fd);
     if (!socket) return REAL(sendfile)(out_fd, in_fd, offset, count);
     if (netmp_socket_of(in_fd)) { errno = EINVAL; return -1; } // a socket is no source
-    char *buffer = sendfile_buffer();
+    char *buffer = netmp_transfer_buffer();
     if (!buffer) { errno = ENOMEM; return -1; }
     if (count > 0x7ffff000) count = 0x7ffff000; // Linux's MAX_RW_COUNT
     size_t done = 0;

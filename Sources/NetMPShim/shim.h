@@ -22,6 +22,9 @@ static inline long long netmp_now_ns(void) {
 __attribute__((visibility("hidden"))) void netmp_epoll_descriptor_closed(int fd);
 // epoll.c: a forked child drops its sets' netmp members and renews their locks.
 __attribute__((visibility("hidden"))) void netmp_epoll_after_fork(void);
+// interpose.c: the calling thread's 64 KiB buffer for sendfile and splice (NULL: no memory).
+#define NETMP_TRANSFER_BUFFER (1 << 16)
+__attribute__((visibility("hidden"))) char *netmp_transfer_buffer(void);
 // ancillary.c: recvmsg's control messages for a received datagram, as Linux lays them out.
 struct msghdr;
 struct netmp_datagram_info;
