@@ -2,9 +2,10 @@
 //
 // Every epoll instance the program makes while netmp runs gets a shadow here: for each
 // descriptor in it, the program's event mask and epoll_data. The kernel instance holds the
-// kernel descriptors with their own masks, and each netmp socket's eventfd registered
-// EPOLLIN | EPOLLET; every registration carries the descriptor number as its data, so an
-// event the kernel returns maps back to its member. A netmp member counts as a poller on
+// kernel descriptors with their own masks and data, so their events pass through as the
+// kernel reports them (and the registrations mean the same to a program after exec), and
+// each netmp socket's eventfd registered EPOLLIN | EPOLLET with the member's number under a
+// tag as its data, so such an event maps back to its member. A netmp member counts as a poller on
 // its socket for as long as it is registered, so the stack rings its eventfd on every
 // readiness change and no wakeup is lost; what it reports is the socket's own readiness,
 // read when the event is collected.
@@ -27,10 +28,16 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
+#include <stdio.h>
 #include "netmp.h"
 #include "shim.h"
 
 #define MODE_BITS (EPOLLET | EPOLLONESHOT | EPOLLWAKEUP | EPOLLEXCLUSIVE)
+// The data of a netmp member's registrations: "nmp" in the top bytes, which no user-space
+// pointer has, then the member's number.
+#define MEMBER_TAG 0x6e6d700000000000ULL
+#define MEMBER_TAG_MASK 0xffffff0000000000ULL
 
 struct member {
     uint64_t data;   // the program's epoll_data
@@ -121,6 +128,18 @@ static int adopt_epoll(int epfd) {
 
 int epoll_create1(int flags) { return adopt_epoll(real_epoll_create1(flags)); }
 
+// An epoll instance the shim never saw made (inherited through exec, or made before the
+// library started) gets its shadow when a netmp socket first joins it: its kernel members
+// carry the program's own data already, so they need nothing. NULL if `epfd` is no epoll
+// instance or cannot be adopted.
+static struct epoll_set *adopt_existing(int epfd) {
+    if (epfd < 0 || epfd >= NETMP_DESCRIPTORS) return NULL;
+    char path[64], target[64] = { 0 };
+    snprintf(path, sizeof path, "/proc/self/fd/%d", epfd);
+    if (readlink(path, target, sizeof target - 1) < 0 || strcmp(target, "anon_inode:[eventpoll]") != 0) return NULL;
+    return adopt_epoll(epfd) == epfd ? set_of(epfd) : NULL;
+}
+
 int epoll_create(int size) {
     if (size <= 0) { errno = EINVAL; return -1; }
     return adopt_epoll(real_epoll_create1(0));
@@ -148,7 +167,7 @@ static void queue_recheck(struct epoll_set *set, int fd) {
 static void register_twin(struct epoll_set *set, int fd, struct member *m) {
     int twin = m->socket ? netmp_twin(m->socket) : -1;
     if (twin < 0 || m->twin_plus_one) return;
-    struct epoll_event registration = { .events = EPOLLIN | EPOLLET, .data.u64 = (uint64_t)fd };
+    struct epoll_event registration = { .events = EPOLLIN | EPOLLET, .data.u64 = MEMBER_TAG | (uint64_t)fd };
     if (real_epoll_ctl(set->fd, EPOLL_CTL_ADD, twin, &registration) == 0) m->twin_plus_one = twin + 1;
 }
 
@@ -163,6 +182,7 @@ static void forget_member(struct epoll_set *set, int fd) {
 
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
     struct epoll_set *set = set_of(epfd);
+    if (!set && op == EPOLL_CTL_ADD && netmp_socket_of(fd)) set = adopt_existing(epfd);
     if (!set) return real_epoll_ctl(epfd, op, fd, event);
     if (fd < 0 || fd >= NETMP_DESCRIPTORS) {
         // Beyond the shadow's table: EBADF for a number that is not open, else ENOSPC.
@@ -175,7 +195,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
     pthread_mutex_lock(&set->lock);
     struct epoll_event registration = { 0 };
     if (event) registration.events = socket ? (EPOLLIN | EPOLLET | (event->events & EPOLLEXCLUSIVE)) : event->events;
-    registration.data.u64 = (uint64_t)fd;
+    registration.data.u64 = socket ? MEMBER_TAG | (uint64_t)fd : event ? event->data.u64 : 0;
     int r = real_epoll_ctl(epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &registration);
     if (r < 0) {
         int e = errno;
@@ -310,16 +330,12 @@ static int wait_set(struct epoll_set *set, int epfd, struct epoll_event *out, in
         }
         pthread_mutex_lock(&set->lock);
         for (int i = 0; i < r; i++) {
-            int fd = (int)kernel[i].data.u64;
+            uint64_t data = kernel[i].data.u64;
+            if ((data & MEMBER_TAG_MASK) != MEMBER_TAG) { out[n++] = kernel[i]; continue; } // a kernel member's own
+            int fd = (int)(data & ~MEMBER_TAG_MASK);
             if (fd < 0 || fd >= NETMP_DESCRIPTORS) continue;
             struct member *m = &set->members[fd];
-            if (!m->present) continue; // removed while the event was on its way
-            if (!m->socket) {
-                out[n].events = kernel[i].events;
-                out[n].data.u64 = m->data;
-                n++;
-                continue;
-            }
+            if (!m->present || !m->socket) continue; // removed while the event was on its way
             if (m->disabled || m->stamp == stamp) continue;
             uint32_t ready = collect(m);
             if (!ready) continue; // a ring for a change that is not in the program's mask
