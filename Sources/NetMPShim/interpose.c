@@ -272,6 +272,7 @@ static int adopt(void *(*make)(int fd, void *context), void *context, int cloexe
     void *socket = make(fd, context);
     if (!socket) { REAL(close)(fd); return -1; }
     atomic_store_explicit(&sockets[fd], socket, memory_order_release);
+    netmp_stdio_follow(fd);
     return fd;
 }
 
@@ -946,6 +947,7 @@ static int duplicate_onto(int old_fd, int new_fd, int flags, int three) {
     void *before = atomic_exchange_explicit(&sockets[new_fd], socket, memory_order_acq_rel);
     if (socket) netmp_socket_retain(socket);
     if (before) netmp_socket_close(before);
+    if (socket) netmp_stdio_follow(new_fd);
     return r;
 }
 

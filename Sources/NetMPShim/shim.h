@@ -25,6 +25,8 @@ __attribute__((visibility("hidden"))) void netmp_epoll_after_fork(void);
 // interpose.c: the calling thread's 64 KiB buffer for sendfile and splice (NULL: no memory).
 #define NETMP_TRANSFER_BUFFER (1 << 16)
 __attribute__((visibility("hidden"))) char *netmp_transfer_buffer(void);
+// stdio.c: a netmp socket now stands at descriptor fd; 0, 1 and 2 take their stream along.
+__attribute__((visibility("hidden"))) void netmp_stdio_follow(int fd);
 // ancillary.c: recvmsg's control messages for a received datagram, as Linux lays them out.
 struct msghdr;
 struct netmp_datagram_info;

@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,18 +45,57 @@ static int stream_seek(void *cookie, off64_t *position, int whence) {
 
 static int stream_close(void *cookie) { return close((int)(intptr_t)cookie); }
 
-FILE *fdopen(int fd, const char *mode) {
-    static FILE *(*next)(int, const char *);
-    if (!netmp_socket_of(fd)) {
-        if (!next) next = (FILE * (*)(int, const char *)) dlsym(RTLD_NEXT, "fdopen");
-        return next(fd, mode);
-    }
+// A stream whose I/O is the shim's calls on descriptor fd.
+static FILE *socket_stream(int fd, const char *mode) {
     cookie_io_functions_t functions = { stream_read, stream_write, stream_seek, stream_close };
     FILE *stream = fopencookie((void *)(intptr_t)fd, mode, functions);
     // fileno() names the socket, as it does for a stream on a kernel socket; glibc's cookie
     // stream does its I/O through the functions above whatever the number says.
     if (stream) stream->_fileno = fd;
     return stream;
+}
+
+FILE *fdopen(int fd, const char *mode) {
+    static FILE *(*next)(int, const char *);
+    if (!netmp_socket_of(fd)) {
+        if (!next) next = (FILE * (*)(int, const char *)) dlsym(RTLD_NEXT, "fdopen");
+        return next(fd, mode);
+    }
+    return socket_stream(fd, mode);
+}
+
+// A program that puts a socket on descriptor 0, 1 or 2 (dup2 of an accepted connection,
+// as inetd-style servers do, or a socket made after close(1)) then reads and writes it
+// through stdin, stdout or stderr: glibc's own streams would use the eventfd. The standard
+// stream becomes, once, a cookie stream on that number: its I/O goes through the shim, so
+// it stays right whatever the number refers to later (a kernel file passes straight
+// through). It keeps the old stream's buffering once that was settled (a terminal's stdout
+// stays line-buffered, stderr unbuffered), as glibc's stream would; else it is a socket's,
+// full. Output the old stream still held moves to the new one, as it would have gone to
+// the new descriptor.
+enum { glibc_unbuffered = 0x0002, glibc_line_buffered = 0x0200 }; // _IO_UNBUFFERED, _IO_LINE_BUF
+void netmp_stdio_follow(int fd) {
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static FILE *made[3];
+    if (fd < 0 || fd > 2) return;
+    pthread_mutex_lock(&lock);
+    if (!made[fd] && (made[fd] = socket_stream(fd, fd == 0 ? "r" : "w"))) {
+        FILE *old = fd == 0 ? stdin : fd == 1 ? stdout : stderr, *stream = made[fd];
+        if (old->_flags & glibc_unbuffered) setvbuf(stream, NULL, _IONBF, 0);
+        else if (old->_flags & glibc_line_buffered) setvbuf(stream, NULL, _IOLBF, BUFSIZ);
+        if (fd != 0) {
+            flockfile(old);
+            if (old->_IO_write_ptr > old->_IO_write_base) {
+                fwrite(old->_IO_write_base, 1, (size_t)(old->_IO_write_ptr - old->_IO_write_base), stream);
+                old->_IO_write_ptr = old->_IO_write_base;
+            }
+            funlockfile(old);
+        }
+        if (fd == 0) stdin = stream;
+        else if (fd == 1) stdout = stream;
+        else stderr = stream;
+    }
+    pthread_mutex_unlock(&lock);
 }
 
 // glibc's checking formatter: with flag > 0 (a program built with _FORTIFY_SOURCE) it
