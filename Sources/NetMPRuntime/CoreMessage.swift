@@ -14,8 +14,9 @@ public enum CoreMessage {
     case neighbour(ForwardedFrame)
     /// Start or stop this core's copy of a listening socket: the listener's slot (its
     /// accept queues), on a hold taken for this core's view of it.
-    case listen(client: UInt32, SocketHandle, port: UInt16, families: AddressFamilies, Completion)
-    case stopListening(port: UInt16, families: AddressFamilies, Completion)
+    /// `shared`: SO_REUSEPORT (the port's listeners take connections by their hash).
+    case listen(client: UInt32, SocketHandle, port: UInt16, families: AddressFamilies, shared: Bool, Completion)
+    case stopListening(client: UInt32, SocketHandle, port: UInt16, families: AddressFamilies, Completion)
     /// Start or stop delivering a UDP port's datagrams to a socket (every core holds the
     /// binding): the socket's slot, on a hold taken for this core's view of it.
     case bindDatagram(client: UInt32, SocketHandle, Completion)

@@ -5,12 +5,18 @@ import NetMPStack
 /// UDP's in a table of their own): every core listens on a listening port, and a bound
 /// port must not be handed out as an ephemeral one by any core. A port is held in each
 /// family's namespace apart (`FamilyPort`): an IPv4 socket and a v6-only one may hold the
-/// same number, a dual-stack socket holds both. Touched by bind, listen, connect and
-/// close, never per segment.
+/// same number, a dual-stack socket holds both. Sockets that all set SO_REUSEPORT share a
+/// port (Linux then spreads connections over their listeners), each holder counted. Touched
+/// by bind, listen, connect and close, never per segment.
 public final class PortTable: @unchecked Sendable {
     let lock = PthreadLock()
-    /// Held ports, and the client (of the stack service) that holds each.
-    nonisolated(unsafe) var reserved: [FamilyPort: UInt32] = [:]
+    /// Who holds a port: the clients (of the stack service), each with how many of its
+    /// sockets hold it, and whether they share it (SO_REUSEPORT: every holder set it).
+    struct Holding {
+        var shared: Bool
+        var clients: [UInt32: Int] = [:]
+    }
+    nonisolated(unsafe) var reserved: [FamilyPort: Holding] = [:]
     nonisolated(unsafe) var nextEphemeral: UInt16
     /// Linux's default ip_local_port_range.
     static let ephemeral: ClosedRange<UInt16> = 32768...60999
@@ -19,22 +25,23 @@ public final class PortTable: @unchecked Sendable {
         nextEphemeral = Self.ephemeral.lowerBound &+ UInt16(truncatingIfNeeded: seed % 28_000)
     }
 
-    /// Reserves `port` in `families`' namespaces (EADDRINUSE if any is held); port 0
-    /// reserves an ephemeral port free in all of them (EADDRINUSE too when none is left, as
-    /// Linux's bind does).
-    public func reserve(_ port: UInt16, families: AddressFamilies = .ipv4, for client: UInt32 = 0) -> Result<UInt16, SocketError> {
+    /// Reserves `port` in `families`' namespaces (EADDRINUSE if any is held, unless this
+    /// and every holder `share` it); port 0 reserves an ephemeral port free in all of them
+    /// (EADDRINUSE too when none is left, as Linux's bind does).
+    public func reserve(_ port: UInt16, families: AddressFamilies = .ipv4, for client: UInt32 = 0,
+                        sharing share: Bool = false) -> Result<UInt16, SocketError> {
         lock.locked {
-            func take(_ candidate: UInt16) -> Bool {
+            func take(_ candidate: UInt16, joining: Bool) -> Bool {
                 let keys = PortHold(candidate, families).keys
-                guard !keys.isEmpty, keys.allSatisfy({ reserved[$0] == nil }) else { return false }
-                for key in keys { reserved[key] = client }
+                guard !keys.isEmpty, keys.allSatisfy({ reserved[$0].map { joining && $0.shared } ?? true }) else { return false }
+                for key in keys { reserved[key, default: Holding(shared: share)].clients[client, default: 0] += 1 }
                 return true
             }
-            if port != 0 { return take(port) ? .success(port) : .failure(SocketError(EADDRINUSE)) }
+            if port != 0 { return take(port, joining: share) ? .success(port) : .failure(SocketError(EADDRINUSE)) }
             for _ in Self.ephemeral {
                 let candidate = nextEphemeral
                 nextEphemeral = candidate == Self.ephemeral.upperBound ? Self.ephemeral.lowerBound : candidate + 1
-                if take(candidate) { return .success(candidate) }
+                if take(candidate, joining: false) { return .success(candidate) }
             }
             return .failure(SocketError(EADDRINUSE))
         }
@@ -48,18 +55,30 @@ public final class PortTable: @unchecked Sendable {
     /// honoured only for its holder).
     public func isHeld(_ port: UInt16, families: AddressFamilies = .ipv4, by client: UInt32) -> Bool {
         let keys = PortHold(port, families).keys
-        return lock.locked { !keys.isEmpty && keys.allSatisfy { reserved[$0] == client } }
+        return lock.locked { !keys.isEmpty && keys.allSatisfy { reserved[$0]?.clients[client] != nil } }
     }
 
-    /// `port` goes back in `families`' namespaces, where `client` holds it.
+    /// One of `client`'s holds on `port` goes back in `families`' namespaces; the port is
+    /// free once no socket holds it.
     public func release(_ port: UInt16, families: AddressFamilies = .ipv4, ifHeldBy client: UInt32) {
         let keys = PortHold(port, families).keys
-        lock.locked { for key in keys where reserved[key] == client { reserved.removeValue(forKey: key) } }
+        lock.locked {
+            for key in keys {
+                guard var holding = reserved[key], let count = holding.clients[client] else { continue }
+                holding.clients[client] = count > 1 ? count - 1 : nil
+                reserved[key] = holding.clients.isEmpty ? nil : holding
+            }
+        }
     }
 
     /// Every port `client` held (a client process that ended without closing its sockets).
     public func releaseAll(of client: UInt32) {
-        lock.locked { reserved = reserved.filter { $0.value != client } }
+        lock.locked {
+            for (key, var holding) in reserved where holding.clients[client] != nil {
+                holding.clients[client] = nil
+                reserved[key] = holding.clients.isEmpty ? nil : holding
+            }
+        }
     }
 }
 

@@ -15,7 +15,7 @@ extension ProtocolLoop {
         case .neighbour(let frame):
             host.learnNeighbour(from: UnsafeRawBufferPointer(frame.bytes), now: now, sink: &sink)
             frame.free()
-        case .listen(let id, let listener, let port, let families, let completion):
+        case .listen(let id, let listener, let port, let families, let shared, let completion):
             defer { completion.done() }
             let core = self.core
             guard let client = clientsByID[id], client.sockets.resolves(listener, as: .listener),
@@ -27,7 +27,8 @@ extension ProtocolLoop {
             // The view lives as long as this core's listener: its hand-off holds it. What
             // it accepts gets its rings in a slot of the listener's client.
             do {
-                try tcp.listen(port: queue.port, backlog: queue.backlog, families: families, channelMaker: { configuration in
+                try tcp.listen(port: queue.port, backlog: queue.backlog, families: families,
+                               identity: UInt64(id) << 32 | UInt64(listener.slot), shared: shared, channelMaker: { configuration in
                     SocketChannel(in: sockets, sendCapacity: configuration.sendBufferSize,
                                   receiveCapacity: configuration.receiveBufferSize)
                 }, acceptDeferral: { queue.acceptDeferral }) { socket in
@@ -66,10 +67,10 @@ extension ProtocolLoop {
         case .closeSockets(let id, let handles, let reset, let completion):
             if let client = clientsByID[id] { close(handles, of: client, reset: reset, now: now) }
             completion.done()
-        case .stopListening(let port, let families, let completion):
-            tcp.stopListening(port: port, families: families, now: now, host: host, sink: &sink)
-            let hold = PortHold(port, families)
-            for client in clients { client.listeners = client.listeners.filter { $0.value != hold } }
+        case .stopListening(let id, let listener, let port, let families, let completion):
+            tcp.stopListening(port: port, families: families, identity: UInt64(id) << 32 | UInt64(listener.slot),
+                              now: now, host: host, sink: &sink)
+            if clientsByID[id]?.listeners[listener.slot] == PortHold(port, families) { clientsByID[id]?.listeners[listener.slot] = nil }
             completion.done()
         case .bindDatagram(let id, let handle, let completion):
             defer { completion.done() }
@@ -114,7 +115,10 @@ extension ProtocolLoop {
                 } else if request.localPort != 0, request.localPort < client.unprivilegedPortStart {
                     reply.error = EACCES // as Linux without CAP_NET_BIND_SERVICE
                 } else {
-                    switch table.reserve(request.localPort, families: request.families, for: client.id) {
+                    // Only TCP's ports are shared (SO_REUSEPORT spreads connections over
+                    // listeners); a UDP port stays one socket's.
+                    switch table.reserve(request.localPort, families: request.families, for: client.id,
+                                         sharing: request.shared && !request.datagram) {
                     case .success(let port): reply = netmp_port_reply(error: 0, port: UInt32(port))
                     case .failure(let error): reply.error = error.errno
                     }
@@ -150,8 +154,10 @@ extension ProtocolLoop {
             let reply = request.reply
             let completion = Completion(count: ports.count) { replies.answer(reply) { _ in 0 } }
             let message: CoreMessage = switch request.kind {
-            case .listen: .listen(client: client.id, request.handle, port: request.localPort, families: request.families, completion)
-            case .stopListening: .stopListening(port: request.localPort, families: request.families, completion)
+            case .listen: .listen(client: client.id, request.handle, port: request.localPort, families: request.families,
+                                  shared: request.shared, completion)
+            case .stopListening: .stopListening(client: client.id, request.handle, port: request.localPort,
+                                                families: request.families, completion)
             case .datagramBind: .bindDatagram(client: client.id, request.handle, completion)
             default: .unbindDatagram(port: request.localPort, families: request.families, completion)
             }

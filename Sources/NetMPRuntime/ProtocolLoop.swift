@@ -354,7 +354,10 @@ public final class ProtocolLoop {
         guard let client = clientsByID.removeValue(forKey: id) else { return }
         clients.removeAll { $0.id == id }
         guard closing else { return }
-        for hold in client.listeners.values { tcp.stopListening(port: hold.port, families: hold.families, now: now, host: host, sink: &sink) }
+        for (slot, hold) in client.listeners {
+            tcp.stopListening(port: hold.port, families: hold.families, identity: UInt64(id) << 32 | UInt64(slot),
+                              now: now, host: host, sink: &sink)
+        }
         for hold in client.datagrams.values { for key in hold.keys { datagramSockets[key] = nil } }
         for (_, channel) in client.streamViews { end(channel, abort: channel.receive.unread > 0, now: now) }
         for (_, channel) in client.datagramViews { sendDatagrams(of: channel, now: now) }
@@ -372,7 +375,8 @@ public final class ProtocolLoop {
                 record.abort = reset || channel.receive.unread > 0
                 self.handle(record, on: channel, from: client, now: now)
             } else if let hold = client.listeners.removeValue(forKey: handle.slot) {
-                tcp.stopListening(port: hold.port, families: hold.families, now: now, host: host, sink: &sink)
+                tcp.stopListening(port: hold.port, families: hold.families, identity: UInt64(client.id) << 32 | UInt64(handle.slot),
+                                  now: now, host: host, sink: &sink)
                 portTable?.release(hold.port, families: hold.families, ifHeldBy: client.id)
                 // The connections waiting in its queues, which no accept will take now, are
                 // reset, as Linux resets a closed listener's: core 0 takes them out (any

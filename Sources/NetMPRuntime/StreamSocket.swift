@@ -52,6 +52,8 @@ public final class StreamSocket: @unchecked Sendable {
     /// IP_BIND_ADDRESS_NO_PORT: a bind to port 0 names the address only; connect or listen
     /// picks the port.
     nonisolated(unsafe) var bindAddressNoPort = false
+    /// SO_REUSEPORT as set before bind: the port may be shared with other sockets that set it.
+    nonisolated(unsafe) var reusePort = false
     /// TCP_QUICKACK as last set (Linux reports 1 until a program asks for delayed ACKs).
     nonisolated(unsafe) var quickAck = true
     /// TCP_DEFER_ACCEPT as Linux keeps it: SYN-ACK retransmissions, not seconds.
@@ -202,7 +204,8 @@ public final class StreamSocket: @unchecked Sendable {
                 boundAddress = bound
                 return
             }
-            switch client.reservePort(endpoint.port, datagram: false, families: family.families(boundTo: bound, v6Only: v6OnlyFlag)) {
+            switch client.reservePort(endpoint.port, datagram: false, families: family.families(boundTo: bound, v6Only: v6OnlyFlag),
+                                      shared: reusePort) {
             case .success(let port): boundPort = port
             case .failure(let error): throw error
             }
@@ -253,7 +256,7 @@ public final class StreamSocket: @unchecked Sendable {
             guard phase == .fresh, !listenRefused else { throw SocketError(EINVAL) }
             var port: UInt16
             if let bound = boundPort { port = bound } else {
-                switch client.reservePort(0, datagram: false, families: listenerFamilies) {
+                switch client.reservePort(0, datagram: false, families: listenerFamilies, shared: reusePort) {
                 case .success(let p): port = p
                 case .failure(let e): throw e
                 }
@@ -270,6 +273,7 @@ public final class StreamSocket: @unchecked Sendable {
             var request = Request(.listen, name)
             request.localPort = port
             request.families = listenerFamilies
+            request.shared = reusePort
             client.onEveryCore(request)
             listenerName = name
             queue.setDeferAccept(seconds: Self.seconds(forRetransmissions: deferAcceptRetransmissions))

@@ -108,6 +108,10 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
             }
             return 0
         } catch { return failure(error) }
+    case (OptionName.solSocket, .stream(let s)) where name == OptionName.reusePort:
+        guard let v = integer() else { return -EINVAL }
+        s.setReusePort(v != 0) // and recorded (getsockopt reads it back)
+        return 0
     case (OptionName.solSocket, _) where OptionName.recordedSocket.contains(name): return record()
     case (OptionName.solSocket, _) where name == OptionName.sendLowWater: return -ENOPROTOOPT // Linux's is fixed at 1
     case (OptionName.solSocket, .datagram) where name == OptionName.receiveLowWater: return record() // no effect on UDP

@@ -31,6 +31,8 @@ public struct Request: Equatable, Sendable {
     public var abort = false
     /// reservePort, releasePort: in UDP's namespace of ports rather than TCP's.
     public var datagram = false
+    /// reservePort, listen: the socket set SO_REUSEPORT and may share the port.
+    public var shared = false
     /// setOption: which, and its value.
     public var option: StreamOption? = nil
     public var value: Int64 = 0
@@ -186,6 +188,7 @@ extension Request {
         }
         var flags: UInt16 = abort ? NETMP_REQUEST_FLAG_ABORT : 0
         if datagram { flags |= NETMP_REQUEST_FLAG_DATAGRAM }
+        if shared { flags |= NETMP_REQUEST_FLAG_SHARED }
         if kind == .connect {
             if options.noDelay { flags |= NETMP_REQUEST_FLAG_NODELAY }
             if options.cork { flags |= NETMP_REQUEST_FLAG_CORK }
@@ -231,6 +234,7 @@ extension Request {
         let flags = get(\.flags, as: UInt16.self)
         abort = flags & NETMP_REQUEST_FLAG_ABORT != 0
         datagram = flags & NETMP_REQUEST_FLAG_DATAGRAM != 0
+        shared = flags & NETMP_REQUEST_FLAG_SHARED != 0
         switch kind {
         case .connect:
             let address = flags & NETMP_REQUEST_FLAG_IPV6 != 0

@@ -12,8 +12,9 @@ public final class TCPEndpoints {
     public var configuration: TCPConfiguration
     let sequenceNumbers: InitialSequenceNumbers
     public private(set) var sockets: [FourTuple: TCPSocket] = [:]
-    /// By port in each family's namespace: a dual-stack listener is under both keys.
-    var listeners: [FamilyPort: Listener] = [:]
+    /// By port in each family's namespace: a dual-stack listener is under both keys; the
+    /// listeners of sockets that share a port (SO_REUSEPORT) under the same key.
+    var listeners: [FamilyPort: [Listener]] = [:]
     /// Every connection's next deadline, by 4-tuple.
     var timers: TimerWheel<FourTuple>
     /// Linux's default ip_local_port_range.
@@ -28,6 +29,11 @@ public final class TCPEndpoints {
     let retiredChannel = SocketChannel(sendCapacity: 0, receiveCapacity: 0)
 
     final class Listener {
+        /// Which socket it is (the runtime's client and listen slot), so that one of several
+        /// sharing a port can stop alone.
+        let identity: UInt64
+        /// SO_REUSEPORT: others may listen on the port too.
+        let shared: Bool
         let backlog: Int
         var acceptQueue: [TCPSocket] = []
         /// Where established connections go instead of `acceptQueue` (the runtime's per-core
@@ -43,8 +49,10 @@ public final class TCPEndpoints {
         /// Where a connection this listener makes gets its channel (the runtime's: a slot of
         /// the listener's client's socket table); nil, or a nil answer, gives it rings of its own.
         let channelMaker: ((TCPConfiguration) -> SocketChannel?)?
-        init(backlog: Int, channelMaker: ((TCPConfiguration) -> SocketChannel?)?, handOff: ((TCPSocket) -> Bool)?,
-             acceptDeferral: (() -> Interval?)?) {
+        init(identity: UInt64, shared: Bool, backlog: Int, channelMaker: ((TCPConfiguration) -> SocketChannel?)?,
+             handOff: ((TCPSocket) -> Bool)?, acceptDeferral: (() -> Interval?)?) {
+            self.identity = identity
+            self.shared = shared
             self.backlog = backlog
             self.channelMaker = channelMaker
             self.handOff = handOff
@@ -60,15 +68,20 @@ public final class TCPEndpoints {
         unsettled.reserveCapacity(256)
     }
 
-    public func listen(port: UInt16, backlog: Int = 128, families: AddressFamilies = .ipv4,
-                       channelMaker: ((TCPConfiguration) -> SocketChannel?)? = nil,
+    /// Listens on `port` as socket `identity`; `shared` (SO_REUSEPORT) joins the listeners
+    /// already there if they all share too, and new connections are spread over them by
+    /// their 4-tuple's hash, as Linux's reuseport groups do.
+    public func listen(port: UInt16, backlog: Int = 128, families: AddressFamilies = .ipv4, identity: UInt64 = 0,
+                       shared: Bool = false, channelMaker: ((TCPConfiguration) -> SocketChannel?)? = nil,
                        acceptDeferral: (() -> Interval?)? = nil,
                        handOff: ((TCPSocket) -> Bool)? = nil) throws(TCPTableError) {
         let keys = PortHold(port, families).keys
-        guard !keys.isEmpty, keys.allSatisfy({ listeners[$0] == nil }) else { throw .addressInUse }
-        let listener = Listener(backlog: max(1, backlog), channelMaker: channelMaker, handOff: handOff,
-                                acceptDeferral: acceptDeferral)
-        for key in keys { listeners[key] = listener }
+        guard !keys.isEmpty, keys.allSatisfy({ key in
+            listeners[key].map { group in shared && group.allSatisfy { $0.shared && $0.identity != identity } } ?? true
+        }) else { throw .addressInUse }
+        let listener = Listener(identity: identity, shared: shared, backlog: max(1, backlog), channelMaker: channelMaker,
+                                handOff: handOff, acceptDeferral: acceptDeferral)
+        for key in keys { listeners[key, default: []].append(listener) }
     }
 
     /// Some listener holds `port`, in either family's namespace.
@@ -76,13 +89,22 @@ public final class TCPEndpoints {
         listeners[FamilyPort(port, ipv6: false)] != nil || listeners[FamilyPort(port, ipv6: true)] != nil
     }
 
-    /// The next established connection on `port` (IPv4's listener first), if any.
+    /// The next established connection on `port` (IPv4's listeners first), if any.
     public func accept(port: UInt16) -> TCPSocket? {
-        guard let listener = [false, true].lazy.compactMap({ self.listeners[FamilyPort(port, ipv6: $0)] })
+        guard let listener = [false, true].lazy.flatMap({ self.listeners[FamilyPort(port, ipv6: $0)] ?? [] })
                 .first(where: { !$0.acceptQueue.isEmpty }) else { return nil }
         let socket = listener.acceptQueue.removeFirst()
-        socket.listenerPort = nil
+        socket.listener = nil
         return socket
+    }
+
+    /// Which of the listeners on a port takes a new connection: the one its 4-tuple's hash
+    /// picks (Linux's reuseport_select_sock), the only one when they do not share.
+    func listener(for tuple: FourTuple, among group: [Listener]) -> Listener {
+        guard group.count > 1 else { return group[0] }
+        var hasher = Hasher()
+        hasher.combine(tuple)
+        return group[Int(UInt(bitPattern: hasher.finalize()) % UInt(group.count))]
     }
 
     /// An active open from `local` to `remote`: from `localPort` if the application bound
@@ -133,14 +155,21 @@ public final class TCPEndpoints {
 
     /// Stops listening on `port` in `families`' namespaces; connections not yet accepted are
     /// reset (as close() on a listening socket does).
-    public func stopListening(port: UInt16, families: AddressFamilies = .ipv4, now: Instant, host: Host,
-                              sink: inout some FrameSink) {
+    /// Stops socket `identity`'s listener on `port` in `families`' namespaces (others
+    /// sharing the port go on); connections not yet accepted are reset (as close() on a
+    /// listening socket does).
+    public func stopListening(port: UInt16, families: AddressFamilies = .ipv4, identity: UInt64 = 0, now: Instant,
+                              host: Host, sink: inout some FrameSink) {
         var stopped: Listener? = nil
-        for key in PortHold(port, families).keys { stopped = listeners.removeValue(forKey: key) ?? stopped }
+        for key in PortHold(port, families).keys {
+            guard var group = listeners[key], let i = group.firstIndex(where: { $0.identity == identity }) else { continue }
+            stopped = group.remove(at: i)
+            listeners[key] = group.isEmpty ? nil : group
+        }
         guard let listener = stopped else { return }
         for socket in listener.acceptQueue { abort(socket, now: now, host: host, sink: &sink) }
-        for socket in sockets.values where socket.listenerPort == port && families.takes(socket.tuple.local.address) {
-            socket.listenerPort = nil
+        for socket in sockets.values where socket.listener === listener {
+            socket.listener = nil
             abort(socket, now: now, host: host, sink: &sink)
         }
     }
@@ -198,7 +227,8 @@ public final class TCPEndpoints {
             }
             return true
         }
-        guard let listener = listeners[listening] else { return false }
+        guard let group = listeners[listening] else { return false }
+        let listener = listener(for: tuple, among: group)
         guard header.flags.contains(.syn), !header.flags.contains(.ack), !header.flags.contains(.rst) else {
             if let reset = Connection.resetFor(header, payloadLength: payload.count) {
                 host.sendBareSegment(reset, from: tuple.local.address, to: tuple.remote.address, now: now, sink: &sink)
@@ -215,7 +245,7 @@ public final class TCPEndpoints {
         let socket = TCPSocket(.accept(header, tuple: tuple, iss: sequenceNumbers.next(for: tuple, now: now), now: now,
                                        configuration: configuration, timestampOffset: timestampOffset(tuple)),
                                channel: listener.channelMaker?(configuration))
-        socket.listenerPort = header.destinationPort
+        socket.listener = listener
         listener.embryonic += 1
         sockets[tuple] = socket
         settle(socket, now: now, host: host, sink: &sink)
@@ -259,11 +289,11 @@ public final class TCPEndpoints {
         socket.channel.send.publishSent(socket.connection.sentData)
         let events = socket.connection.takeEvents()
         socket.pendingEvents.formUnion(events)
-        if let port = socket.listenerPort, let listener = listeners[FamilyPort(port, of: socket.tuple.local.address)] {
+        if let listener = socket.listener {
             if socket.pendingEvents.contains(.connected) && socket.state != .synReceived
                 && !acceptDeferred(socket, by: listener, now: now) {
                 listener.embryonic -= 1
-                socket.listenerPort = nil
+                socket.listener = nil
                 if let handOff = listener.handOff {
                     if !handOff(socket) {
                         host.countTCPDrop(.tcpListenOverflow)
@@ -275,7 +305,7 @@ public final class TCPEndpoints {
                 }
             } else if socket.state == .closed {
                 listener.embryonic -= 1
-                socket.listenerPort = nil
+                socket.listener = nil
             }
         }
         socket.publish(events)

@@ -14,8 +14,8 @@ public final class TCPSocket {
     public let channel: SocketChannel
     /// What happened since the owner last took the events.
     public internal(set) var pendingEvents: ConnectionEvents = []
-    /// Set for connections a listener made, until accepted.
-    var listenerPort: UInt16?
+    /// The listener that made the connection, until it hands it over.
+    var listener: TCPEndpoints.Listener?
     /// When a connection its listener defers (TCP_DEFER_ACCEPT) goes to accept() without data.
     var acceptDeferredUntil: Instant?
     /// The deadline this socket is armed for in the owner's timer wheel.

@@ -102,11 +102,15 @@ struct ServerProgramTests {
     }
 
     /// nginx as it normally runs: a master that opens the listener and forks two workers,
-    /// which share it through the stack. Both workers must serve requests.
-    @Test func nginxMasterAndWorkers_onNetmp_bothWorkersServe() throws {
+    /// which share it through the stack. Both workers must serve requests. With
+    /// `reuseport` the master opens one listener per worker on the same port (SO_REUSEPORT)
+    /// and the stack spreads the connections over them.
+    @Test(arguments: [false, true])
+    func nginxMasterAndWorkers_onNetmp_bothWorkersServe(reuseport: Bool) throws {
         let lab = try LabNamespace()
         let scratch = try Scratch(lab)
-        let nginx = try startMaster(lab, scratch, address: "10.77.0.2", port: 8082, workers: 2)
+        let nginx = try startMaster(lab, scratch, address: "10.77.0.2", port: 8082, workers: 2,
+                                    listens: reuseport ? ["10.77.0.2:8082 reuseport"] : nil)
         defer { stopMaster(nginx) }
         var workers: [String] = []
         for _ in 0..<100 {
@@ -163,8 +167,9 @@ struct ServerProgramTests {
     }
 
     /// nginx under netmp as a master with `workers` workers, on `address:port`.
-    func startMaster(_ lab: LabNamespace, _ scratch: Scratch, address: String, port: Int, workers: Int) throws -> Process {
-        let configuration = try nginxConfiguration(in: scratch, address: address, port: port, workers: workers)
+    func startMaster(_ lab: LabNamespace, _ scratch: Scratch, address: String, port: Int, workers: Int,
+                     listens: [String]? = nil) throws -> Process {
+        let configuration = try nginxConfiguration(in: scratch, address: address, port: port, workers: workers, listens: listens)
         return try Shell.start(netmp(lab, ["nginx", "-c", configuration, "-p", scratch.path]), stderrTo: scratch.path + "/nginx.err")
     }
 

@@ -65,3 +65,33 @@ import Testing
         four.close(); six.close(); sender.close()
     }
 }
+
+/// SO_REUSEPORT in the port table: sockets that all set it share a port, each holder
+/// counted, so the port is free only once the last lets go; one that did not set it, or a
+/// port held by one that did not, is refused; an ephemeral port is never a shared one.
+@Suite struct SharedPortTests {
+    @Test func sharedHolders_counted_untilTheLastLetsGo() {
+        let table = PortTable(seed: 1)
+        #expect(table.reserve(7300, for: 1, sharing: true) == .success(7300))
+        #expect(table.reserve(7300, for: 2, sharing: true) == .success(7300)) // another client
+        #expect(table.reserve(7300, for: 1, sharing: true) == .success(7300)) // a second socket of the first
+        #expect(table.reserve(7300, for: 3) == .failure(SocketError(EADDRINUSE)))
+        #expect(table.isHeld(7300, by: 1) && table.isHeld(7300, by: 2) && !table.isHeld(7300, by: 3))
+        table.release(7300, ifHeldBy: 1)
+        #expect(table.isHeld(7300, by: 1)) // its other socket still holds it
+        table.release(7300, ifHeldBy: 1)
+        table.release(7300, ifHeldBy: 3) // not a holder: nothing happens
+        #expect(table.isReserved(7300) && !table.isHeld(7300, by: 1))
+        table.releaseAll(of: 2)
+        #expect(!table.isReserved(7300))
+        // Held without sharing: nobody joins, sharing or not.
+        #expect(table.reserve(7301, for: 1) == .success(7301))
+        #expect(table.reserve(7301, for: 2, sharing: true) == .failure(SocketError(EADDRINUSE)))
+        // Port 0 picks a port nobody holds, even to share.
+        if case .success(let port) = table.reserve(0, for: 4, sharing: true) {
+            #expect(port != 7300 && port != 7301 && table.isHeld(port, by: 4))
+        } else {
+            Issue.record("no ephemeral port")
+        }
+    }
+}

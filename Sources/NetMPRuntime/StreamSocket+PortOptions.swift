@@ -1,8 +1,15 @@
 import NetMPStack
 
+/// The options that decide how a stream socket holds its port: IP_BIND_ADDRESS_NO_PORT and
+/// SO_REUSEPORT.
 extension StreamSocket {
     /// IP_BIND_ADDRESS_NO_PORT (Linux: the port is picked at connect, where the 4-tuple is
     /// known, so many connections may share a bound address's ports).
     public func setBindAddressNoPort(_ on: Bool) { setup.locked { bindAddressNoPort = on } }
     public var isBindAddressNoPort: Bool { setup.locked { bindAddressNoPort } }
+}
+
+extension StreamSocket {
+    /// SO_REUSEPORT: taken into account by the next bind or listen, as Linux's is.
+    public func setReusePort(_ on: Bool) { setup.locked { reusePort = on } }
 }
