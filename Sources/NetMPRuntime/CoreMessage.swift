@@ -20,7 +20,7 @@ public enum CoreMessage {
     /// Start or stop delivering a UDP port's datagrams to a socket (every core holds the
     /// binding): the socket's slot, on a hold taken for this core's view of it.
     case bindDatagram(client: UInt32, SocketHandle, Completion)
-    case unbindDatagram(port: UInt16, families: AddressFamilies, Completion)
+    case unbindDatagram(client: UInt32, SocketHandle, port: UInt16, families: AddressFamilies, Completion)
     /// Start or stop serving a client: its region's request ring for this core, its socket
     /// table and reply slots, and in the stack process the stack's copies of its doorbell
     /// eventfds, core 0 its names socket, and the lowest port it may bind without

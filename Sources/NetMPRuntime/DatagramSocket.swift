@@ -41,6 +41,9 @@ public final class DatagramSocket: @unchecked Sendable {
     /// only, and the port waits for the first send or connect (`addressOnly`).
     nonisolated(unsafe) var bindAddressNoPort = false
     nonisolated(unsafe) var addressOnly: IPAddress?
+    /// SO_REUSEPORT as set before bind (guarded by `setup`): the port may be shared with
+    /// other sockets that set it, each taking flows by their hash.
+    nonisolated(unsafe) var reusePort = false
 
     /// A new UDP socket, the application's.
     public convenience init(stack: NetworkStack, family: SocketFamily = .ipv4) { self.init(client: stack.primary, family: family) }
@@ -88,6 +91,8 @@ public final class DatagramSocket: @unchecked Sendable {
     }
     /// IP_BIND_ADDRESS_NO_PORT.
     public func setBindAddressNoPort(_ on: Bool) { setup.locked { bindAddressNoPort = on } }
+    /// SO_REUSEPORT: taken into account by the next bind.
+    public func setReusePort(_ on: Bool) { setup.locked { reusePort = on } }
     public var isBindAddressNoPort: Bool { setup.locked { bindAddressNoPort } }
 
     /// The slot of the socket's channel (bind makes it).
@@ -117,7 +122,7 @@ public final class DatagramSocket: @unchecked Sendable {
             }
             let families = family.families(boundTo: address, v6Only: v6OnlyFlag)
             let port: UInt16
-            switch client.reservePort(endpoint.port, datagram: true, families: families) {
+            switch client.reservePort(endpoint.port, datagram: true, families: families, shared: reusePort) {
             case .success(let p): port = p
             case .failure(let e): throw e
             }

@@ -82,13 +82,17 @@ extension ProtocolLoop {
             // The port is read from the client's memory: bound only if the client holds it.
             let hold = PortHold(channel.port, channel.families)
             guard datagramPortTable?.isHeld(channel.port, families: channel.families, by: id) ?? true else { return }
-            for key in hold.keys { datagramSockets[key] = channel }
+            let identity = UInt64(id) << 32 | UInt64(handle.slot)
+            for key in hold.keys {
+                datagramSockets[key, default: []].removeAll { $0.identity == identity }
+                datagramSockets[key, default: []].append(DatagramBinding(identity: identity, channel: channel))
+            }
             client.datagrams[handle.slot] = hold
             if channel.homeCore == core { client.datagramViews[handle.slot] = channel } // its records come here
-        case .unbindDatagram(let port, let families, let completion):
+        case .unbindDatagram(let id, let handle, let port, let families, let completion):
             let hold = PortHold(port, families)
-            for key in hold.keys { datagramSockets[key] = nil }
-            for client in clients { client.datagrams = client.datagrams.filter { $0.value != hold } }
+            unbindDatagram(hold, identity: UInt64(id) << 32 | UInt64(handle.slot))
+            if clientsByID[id]?.datagrams[handle.slot] == hold { clientsByID[id]?.datagrams[handle.slot] = nil }
             completion.done()
         case .inspect(let body, let completion):
             body(self)
@@ -115,10 +119,8 @@ extension ProtocolLoop {
                 } else if request.localPort != 0, request.localPort < client.unprivilegedPortStart {
                     reply.error = EACCES // as Linux without CAP_NET_BIND_SERVICE
                 } else {
-                    // Only TCP's ports are shared (SO_REUSEPORT spreads connections over
-                    // listeners); a UDP port stays one socket's.
                     switch table.reserve(request.localPort, families: request.families, for: client.id,
-                                         sharing: request.shared && !request.datagram) {
+                                         sharing: request.shared) {
                     case .success(let port): reply = netmp_port_reply(error: 0, port: UInt32(port))
                     case .failure(let error): reply.error = error.errno
                     }
@@ -159,7 +161,8 @@ extension ProtocolLoop {
             case .stopListening: .stopListening(client: client.id, request.handle, port: request.localPort,
                                                 families: request.families, completion)
             case .datagramBind: .bindDatagram(client: client.id, request.handle, completion)
-            default: .unbindDatagram(port: request.localPort, families: request.families, completion)
+            default: .unbindDatagram(client: client.id, request.handle, port: request.localPort, families: request.families,
+                                     completion)
             }
             // This core does its part now; another core's full port is tried again next
             // turn: a core waiting on another's port could wait on one waiting on its own.

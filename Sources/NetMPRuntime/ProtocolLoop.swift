@@ -131,8 +131,9 @@ public final class ProtocolLoop {
     /// How long to spin before sleeping (StackConfiguration.pollSpinMicroseconds).
     public var spinBudget = Interval.zero
     /// This core's copy of the UDP bindings, by port in each family's namespace (a
-    /// dual-stack socket is under both).
-    var datagramSockets: [FamilyPort: DatagramChannel] = [:]
+    /// dual-stack socket is under both; sockets sharing a port by SO_REUSEPORT under the
+    /// same key, each named by its client and slot).
+    var datagramSockets: [FamilyPort: [DatagramBinding]] = [:]
     public internal(set) var stopped = false
     /// The queue was detached or the device removed: the core goes on answering its
     /// messages (calls get their errors, timers end the connections) but no longer polls,
@@ -163,8 +164,8 @@ public final class ProtocolLoop {
             // A socket of another family, bound to another of our addresses or connected to
             // another peer does not take it: to the sender the port is closed (as on Linux).
             let destination = arrival.destination
-            guard let channel = datagramSockets[FamilyPort(destination.port, of: destination.address)],
-                  channel.takes(from: arrival.source, to: destination.address) else {
+            guard let group = datagramSockets[FamilyPort(destination.port, of: destination.address)],
+                  let channel = DatagramBinding.receiver(among: group, from: arrival.source, to: destination) else {
                 return .noSocket
             }
             return channel.deliver(payload, arrival: arrival, core: self.core) ? .delivered : .queueFull
@@ -174,10 +175,10 @@ public final class ProtocolLoop {
         // report it).
         host.datagramErrorHandler = { [unowned self] kind, datagram in
             guard case .destinationUnreachable(let code) = kind,
-                  let channel = datagramSockets[FamilyPort(datagram.local.port, of: datagram.local.address)] else { return }
+                  let group = datagramSockets[FamilyPort(datagram.local.port, of: datagram.local.address)] else { return }
             let (errno, hard) = ICMPErrorReport.errorNumber(unreachableCode: code)
             guard hard else { return }
-            channel.reportError(errno, about: datagram.remote)
+            for binding in group { binding.channel.reportError(errno, about: datagram.remote) } // the one connected there
         }
     }
     deinit { buffer.deallocate() }
@@ -358,7 +359,7 @@ public final class ProtocolLoop {
             tcp.stopListening(port: hold.port, families: hold.families, identity: UInt64(id) << 32 | UInt64(slot),
                               now: now, host: host, sink: &sink)
         }
-        for hold in client.datagrams.values { for key in hold.keys { datagramSockets[key] = nil } }
+        for (slot, hold) in client.datagrams { unbindDatagram(hold, identity: UInt64(id) << 32 | UInt64(slot)) }
         for (_, channel) in client.streamViews { end(channel, abort: channel.receive.unread > 0, now: now) }
         for (_, channel) in client.datagramViews { sendDatagrams(of: channel, now: now) }
     }
@@ -385,7 +386,7 @@ public final class ProtocolLoop {
                 client.sockets.release(handle)
             } else if client.sockets.resolves(handle, as: .datagram) {
                 if let hold = client.datagrams.removeValue(forKey: handle.slot) {
-                    for key in hold.keys { datagramSockets[key] = nil }
+                    unbindDatagram(hold, identity: UInt64(client.id) << 32 | UInt64(handle.slot))
                     datagramPortTable?.release(hold.port, families: hold.families, ifHeldBy: client.id)
                 }
                 if let channel = client.datagramViews.removeValue(forKey: handle.slot) { sendDatagrams(of: channel, now: now) }

@@ -108,9 +108,12 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
             }
             return 0
         } catch { return failure(error) }
-    case (OptionName.solSocket, .stream(let s)) where name == OptionName.reusePort:
+    case (OptionName.solSocket, _) where name == OptionName.reusePort:
         guard let v = integer() else { return -EINVAL }
-        s.setReusePort(v != 0) // and recorded (getsockopt reads it back)
+        switch shim.kind { // and recorded (getsockopt reads it back)
+        case .stream(let s): s.setReusePort(v != 0)
+        case .datagram(let d): d.setReusePort(v != 0)
+        }
         return 0
     case (OptionName.solSocket, _) where OptionName.recordedSocket.contains(name): return record()
     case (OptionName.solSocket, _) where name == OptionName.sendLowWater: return -ENOPROTOOPT // Linux's is fixed at 1

@@ -94,4 +94,50 @@ import Testing
             Issue.record("no ephemeral port")
         }
     }
+
+    /// Two UDP sockets sharing a port on B: datagrams from many senders on A are spread
+    /// over both, each sender's datagrams always reaching the same one (a flow stays put),
+    /// and a third socket that did not set SO_REUSEPORT is refused.
+    @Test func udpSocketsSharingAPort_takeFlowsByTheirHash() throws {
+        let pair = try StackPair(cores: 2)
+        defer { pair.stop() }
+        let receivers = [DatagramSocket(stack: pair.b), DatagramSocket(stack: pair.b)]
+        for receiver in receivers {
+            receiver.setReusePort(true)
+            try receiver.bind(Endpoint(IPv4Address(0), 9300))
+            receiver.setReceiveTimeout(200_000_000)
+        }
+        let plain = DatagramSocket(stack: pair.b)
+        do { try plain.bind(Endpoint(IPv4Address(0), 9300)); Issue.record("a socket without SO_REUSEPORT joined") } catch {
+            #expect(error.errno == EADDRINUSE)
+        }
+        // Sixteen senders, each its own flow, three datagrams each (the first may wait for ARP).
+        var takers: [Int: Set<Int>] = [:] // sender -> receivers that got its datagrams
+        for sender in 0..<16 {
+            let socket = DatagramSocket(stack: pair.a)
+            for _ in 0..<3 {
+                let byte = [UInt8(sender)]
+                _ = try byte.withUnsafeBytes { try socket.send($0, to: Endpoint(StackPair.addressB, 9300)) }
+            }
+            var buffer = [UInt8](repeating: 0, count: 16)
+            var idle = 0
+            while idle < 2 {
+                var got = false
+                for (index, receiver) in receivers.enumerated() {
+                    if let (length, _) = try? buffer.withUnsafeMutableBytes({ try receiver.receive(into: $0, dontWait: true) }),
+                       length == 1 {
+                        takers[Int(buffer[0]), default: []].insert(index)
+                        got = true
+                    }
+                }
+                if !got { idle += 1; usleep(20_000) }
+            }
+            socket.close()
+        }
+        #expect(takers.count == 16, "senders heard: \(takers.keys.sorted())")
+        #expect(takers.values.allSatisfy { $0.count == 1 }, "a flow was split: \(takers)")
+        let perReceiver = [0, 1].map { index in takers.values.filter { $0.contains(index) }.count }
+        #expect(perReceiver.allSatisfy { $0 > 0 }, "flows per socket: \(perReceiver)")
+        for receiver in receivers { receiver.close() }
+    }
 }
