@@ -270,13 +270,14 @@ public final class StreamSocket: @unchecked Sendable {
             }
             boundPort = port
             for _ in 0..<client.cores { client.sockets.hold(name.slot) } // for each core's view
+            // Deferral first: the cores take connections as soon as they listen.
+            queue.setDeferAccept(seconds: Self.seconds(forRetransmissions: deferAcceptRetransmissions))
             var request = Request(.listen, name)
             request.localPort = port
             request.families = listenerFamilies
             request.shared = reusePort
             client.onEveryCore(request)
             listenerName = name
-            queue.setDeferAccept(seconds: Self.seconds(forRetransmissions: deferAcceptRetransmissions))
             listenQueue = queue
             listening.store(true, ordering: .releasing) // after listenQueue: readiness reads it lock-free
             phase = .listening
