@@ -79,6 +79,20 @@ public final class DatagramSocket: @unchecked Sendable {
         setup.locked {
             markingKept = marking
             channel?.marking = marking
+            if family == .ipv4 { // its only peers are IPv4's: the core reads the mapped word for them
+                mappedMarkingKept = marking
+                channel?.mappedMarking = marking
+            }
+        }
+    }
+    /// An IPv6 socket's IP_TOS and IP_TTL: its datagrams to IPv4 peers carry them (Linux's
+    /// ip_setsockopt on an IPv6 socket), kept as `markingKept` is.
+    nonisolated(unsafe) var mappedMarkingKept = IPMarking.none
+    public var mappedMarking: IPMarking { setup.locked { mappedMarkingKept } }
+    public func setMappedMarking(_ marking: IPMarking) {
+        setup.locked {
+            mappedMarkingKept = marking
+            channel?.mappedMarking = marking
         }
     }
 
@@ -136,6 +150,7 @@ public final class DatagramSocket: @unchecked Sendable {
                 throw SocketError(ENOBUFS)
             }
             channel.marking = markingKept
+            channel.mappedMarking = mappedMarkingKept
             boundName = ownWildcard ? nil : address
             self.handle = handle
             for _ in 0..<client.cores { client.sockets.hold(handle.slot) } // for each core's view

@@ -303,7 +303,9 @@ extension ProtocolLoop {
         // What was committed when the core came: records committed after it ask again (the
         // request above was cleared), so one call ends even while the application writes.
         let committed = ring.held
-        let marking = channel.marking // read once per drain: what setsockopt set before these sends
+        // Read once per drain: what setsockopt set before these sends. Datagrams to IPv4
+        // peers carry the IP-level pair (an IPv4 socket's one pair is in both words).
+        let marking = channel.marking, mappedMarking = channel.mappedMarking
         var sent = 0
         while sent < committed, let first = DatagramRecord.read(ring, at: 0, held: committed - sent) {
             var count = 1, span = DatagramRecord.headerLength + first.length
@@ -321,7 +323,7 @@ extension ProtocolLoop {
                 }
             }
             _ = host.sendUDP(from: channel.port, address: channel.boundAddress, to: first.destination, datagrams: count, each: first.length,
-                             marking: marking, now: now, sink: &sink) { out in
+                             marking: first.destination.address.isIPv4 ? mappedMarking : marking, now: now, sink: &sink) { out in
                 var at = DatagramRecord.headerLength
                 for index in 0..<count {
                     let place = index * first.length

@@ -54,6 +54,11 @@ public final class StreamSocket: @unchecked Sendable {
     nonisolated(unsafe) var bindAddressNoPort = false
     /// SO_REUSEPORT as set before bind: the port may be shared with other sockets that set it.
     nonisolated(unsafe) var reusePort = false
+    /// An IPv6 socket's IP_TOS and IP_TTL, for a connection to an IPv4 peer (at its mapped
+    /// address), where Linux uses them in place of the IPv6 pair in `configuration`.
+    nonisolated(unsafe) var mappedMarking = IPMarking.none
+    /// Whether the connection's peer is an IPv4 one: known from connect or accept.
+    nonisolated(unsafe) var peerIsIPv4: Bool?
     /// TCP_QUICKACK as last set (Linux reports 1 until a program asks for delayed ACKs).
     nonisolated(unsafe) var quickAck = true
     /// TCP_DEFER_ACCEPT as Linux keeps it: SYN-ACK retransmissions, not seconds.
@@ -145,6 +150,7 @@ public final class StreamSocket: @unchecked Sendable {
         configuration = client.tcpConfiguration
         self.channel = channel
         tuple = accepted.tuple
+        peerIsIPv4 = accepted.tuple.remote.address.isIPv4
         phase = .connected
         handleWord.store(accepted.handle.word, ordering: .releasing)
     }
@@ -396,7 +402,10 @@ public final class StreamSocket: @unchecked Sendable {
             var request = Request(.connect, handle!)
             request.remote = remote
             request.localPort = boundPort ?? 0
-            request.options = ConnectOptions(configuration)
+            var options = configuration
+            if family == .ipv6 && remote.address.isIPv4 { options.marking = mappedMarking } // an IPv4 peer: IP's pair
+            request.options = ConnectOptions(options)
+            peerIsIPv4 = remote.address.isIPv4
             client.sockets.hold(request.handle.slot) // for the core's view of the slot
             if let doorbellSlot = channel.doorbell.slot, doorbellSlot != request.handle.slot {
                 client.sockets.hold(doorbellSlot) // and of the first slot's doorbell it keeps
@@ -706,10 +715,24 @@ public final class StreamSocket: @unchecked Sendable {
 
     /// IP_TOS and IP_TTL (IPV6_TCLASS and IPV6_UNICAST_HOPS on an IPv6 socket), already
     /// normalised as Linux keeps them: before connect they go with it (the SYN carries
-    /// them), after it a record takes them to the owner.
-    public func setMarking(_ marking: IPMarking) {
-        configure({ $0.marking = marking }, live: [(.marking, Int64(marking.word))])
+    /// them), after it a record takes them to the owner. `forIPv4Peers`: an IPv6 socket's
+    /// IP-level pair, which marks a connection to an IPv4 peer instead. A pair that does not
+    /// mark the connection's family is kept and reaches no record.
+    public func setMarking(_ marking: IPMarking, forIPv4Peers: Bool = false) {
+        let mapped = forIPv4Peers && family == .ipv6
+        let live: Bool = setup.locked {
+            if mapped { mappedMarking = marking } else { configuration.marking = marking }
+            guard phase == .connecting || phase == .connected, let peerIsIPv4 else { return false }
+            return family == .ipv4 || mapped == peerIsIPv4
+        }
+        guard live, let handle else { return }
+        var request = Request(.setOption, handle)
+        request.option = .marking
+        request.value = Int64(marking.word)
+        client.request(request, to: ownerCore)
     }
+    /// The IP-level pair of an IPv6 socket (`setMarking(_:forIPv4Peers:)`).
+    public var markingForIPv4Peers: IPMarking { setup.locked { mappedMarking } }
 
     /// TCP_NODELAY: in the slot's output options at once (the owner honours it for every
     /// later write); the record makes the owner send what it may now send.

@@ -24,6 +24,13 @@ final class ShimSocket: @unchecked Sendable {
         case .datagram(let d): d.marking
         }
     }
+    /// An IPv6 socket's IP_TOS/IP_TTL (for its IPv4 peers).
+    var mappedMarking: IPMarking {
+        switch kind {
+        case .stream(let s): s.markingForIPv4Peers
+        case .datagram(let d): d.mappedMarking
+        }
+    }
     let descriptors = Atomic<Int>(1)
     /// The ancillary data recvmsg returns (`Ancillary` bits), read at every recvmsg.
     let ancillary = Atomic<UInt32>(0)

@@ -22,10 +22,10 @@ enum OptionName {
     static let keepInterval: Int32 = 5, keepCount: Int32 = 6, info: Int32 = 11, congestion: Int32 = 13
     static let synCount: Int32 = 7, linger2: Int32 = 8, deferAccept: Int32 = 9, quickAck: Int32 = 12
     static let userTimeout: Int32 = 18, notSentLowWater: Int32 = 25
-    // IPPROTO_IP: TOS and TTL act on an IPv4 socket (recorded on an IPv6 one, where Linux
-    // applies them to IPv4-mapped traffic); RECVERR is recorded.
+    // IPPROTO_IP: TOS and TTL act (on an IPv6 socket, on its traffic to IPv4 peers, as
+    // Linux applies them); RECVERR is recorded.
     static let tos: Int32 = 1, ttl: Int32 = 2, mtuDiscover: Int32 = 10, mtu: Int32 = 14, bindAddressNoPort: Int32 = 24
-    static let recordedIP: Set<Int32> = [1, 2, 11]
+    static let recordedIP: Set<Int32> = [11]
     // IPPROTO_IPV6, for AF_INET6 sockets: V6ONLY, UNICAST_HOPS and TCLASS act.
     static let ipprotoIPv6: Int32 = 41, v6Only: Int32 = 26, unicastHops: Int32 = 16, trafficClass: Int32 = 67
     static let mtuDiscover6: Int32 = 23, mtu6: Int32 = 24
@@ -72,13 +72,15 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
     // What recvmsg returns beside a datagram (Ancillary): accepted on every socket, as Linux's are.
     if Ancillary.isOption(level, name, ipv6: shim.isIPv6) { return shim.setAncillary(level, name, value, length) }
     if let r = setAddressOption(shim, level, name, value, length) { return r }
-    let marksIPv4 = level == OptionName.ipprotoIP && !shim.isIPv6 && (name == OptionName.tos || name == OptionName.ttl)
+    // On an IPv6 socket IP_TOS and IP_TTL mark its traffic to IPv4 peers (mapped).
+    let marksIPv4 = level == OptionName.ipprotoIP && (name == OptionName.tos || name == OptionName.ttl)
     let marksIPv6 = level == OptionName.ipprotoIPv6 && shim.isIPv6 && (name == OptionName.trafficClass || name == OptionName.unicastHops)
     if marksIPv4 || marksIPv6 {
         // IPv4's take an int or a single byte; IPv6's an int.
         guard let value, length >= 1, marksIPv4 || length >= 4 else { return -EINVAL }
         let v = length >= 4 ? value.loadUnaligned(as: Int32.self) : Int32(value.load(as: UInt8.self))
-        var marking = shim.marking
+        let mapped = marksIPv4 && shim.isIPv6
+        var marking = mapped ? shim.mappedMarking : shim.marking
         let isStream: Bool
         if case .stream = shim.kind { isStream = true } else { isStream = false }
         if name == OptionName.ttl || name == OptionName.unicastHops {
@@ -92,8 +94,8 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
             marking.typeOfService = isStream ? byte & ~3 : byte
         }
         switch shim.kind {
-        case .stream(let s): s.setMarking(marking)
-        case .datagram(let d): d.setMarking(marking)
+        case .stream(let s): s.setMarking(marking, forIPv4Peers: mapped)
+        case .datagram(let d): if mapped { d.setMappedMarking(marking) } else { d.setMarking(marking) }
         }
         return 0
     }
@@ -255,10 +257,11 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
         }
         if OptionName.recordedSocket.contains(name) { return recorded() }
     }
-    // The marking as Linux reports it: a TTL of "default" is the default, 64.
-    if (level == OptionName.ipprotoIP && !shim.isIPv6 && (name == OptionName.tos || name == OptionName.ttl))
+    // The marking as Linux reports it: a TTL of "default" is the default, 64. An IPv6
+    // socket's IP-level pair is the one for its IPv4 peers.
+    if (level == OptionName.ipprotoIP && (name == OptionName.tos || name == OptionName.ttl))
         || (level == OptionName.ipprotoIPv6 && shim.isIPv6 && (name == OptionName.trafficClass || name == OptionName.unicastHops)) {
-        let marking = shim.marking
+        let marking = level == OptionName.ipprotoIP && shim.isIPv6 ? shim.mappedMarking : shim.marking
         if name == OptionName.tos || name == OptionName.trafficClass { return put(Int32(marking.typeOfService)) }
         return put(marking.timeToLive == 0 ? 64 : Int32(marking.timeToLive))
     }

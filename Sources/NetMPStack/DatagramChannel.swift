@@ -150,6 +150,7 @@ public final class DatagramChannel: @unchecked Sendable {
         overflowCount = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.overflows)!)
         errorNumber = slot.atomic(Int32.self, at: MemoryLayout<Slot>.offset(of: \Slot.error)!)
         markingWord = slot.atomic(UInt32.self, at: Self.offset(\Slot.marking))
+        mappedMarkingWord = slot.atomic(UInt32.self, at: Self.offset(\Slot.mapped_marking))
         arrivals = WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.arrivals)!)
     }
 
@@ -160,6 +161,13 @@ public final class DatagramChannel: @unchecked Sendable {
     public var marking: IPMarking {
         get { IPMarking(word: markingWord.pointee.load(ordering: .relaxed)) }
         set { markingWord.pointee.store(newValue.word, ordering: .relaxed) }
+    }
+    let mappedMarkingWord: UnsafeMutablePointer<Atomic<UInt32>>
+    /// An IPv6 socket's IP_TOS and IP_TTL, which Linux puts on its datagrams to IPv4 peers
+    /// (at their mapped addresses) in place of its IPv6 pair.
+    public var mappedMarking: IPMarking {
+        get { IPMarking(word: mappedMarkingWord.pointee.load(ordering: .relaxed)) }
+        set { mappedMarkingWord.pointee.store(newValue.word, ordering: .relaxed) }
     }
 
     let errorNumber: UnsafeMutablePointer<Atomic<Int32>>

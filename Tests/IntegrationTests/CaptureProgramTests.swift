@@ -107,6 +107,8 @@ struct CaptureProgramTests {
     /// IP_TOS/IP_TTL and IPV6_TCLASS/IPV6_UNICAST_HOPS take effect on the wire, as the
     /// kernel's side of the TAP captures it: a connection's SYN and data carry the marking
     /// set before connect, its later segments the one set after, and a datagram its own.
+    /// An IPv6 socket talking to an IPv4 peer (at its mapped address) marks with its
+    /// IP_TOS/IP_TTL, as Linux does.
     @Test func markedSockets_carryTOSAndTTLOnTheWire() throws {
         let served = try StackServiceProgramTests.ServedLab(addresses: "10.77.0.2/24,fd77::2/64", addr6: "fd77::1/64")
         let scratch = Scratch()
@@ -117,11 +119,11 @@ struct CaptureProgramTests {
             t.bind(("::", 7400)); t.listen(4)
             u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind(("::", 7401))
             print("ready", flush=True)
-            for _ in range(2):
+            for _ in range(3):
                 c, _ = t.accept()
                 while c.recv(100): pass
                 c.close()
-            for _ in range(2): u.recvfrom(100)
+            for _ in range(3): u.recvfrom(100)
             """
         let kernel = try Shell.start(["ip", "netns", "exec", lab, "python3", "-c", peer],
                                      stderrTo: scratch.path + "/peer.err", stdoutTo: scratch.path + "/peer.out")
@@ -133,15 +135,24 @@ struct CaptureProgramTests {
         waitFor("listening on", in: scratch.path + "/tcpdump.err")
         let client = """
             import socket, time
-            for family, host, level, tos, ttl in [(socket.AF_INET, "10.77.0.1", socket.IPPROTO_IP, socket.IP_TOS, socket.IP_TTL),
-                                                  (socket.AF_INET6, "fd77::1", socket.IPPROTO_IPV6, socket.IPV6_TCLASS, socket.IPV6_UNICAST_HOPS)]:
+            ip = (socket.IPPROTO_IP, socket.IP_TOS, socket.IP_TTL)
+            ipv6 = (socket.IPPROTO_IPV6, socket.IPV6_TCLASS, socket.IPV6_UNICAST_HOPS)
+            for family, host, (level, tos, ttl), marks in [
+                    (socket.AF_INET, "10.77.0.1", ip, (0x28, 33, 0x48, 0x29, 7)),
+                    (socket.AF_INET6, "fd77::1", ipv6, (0x28, 33, 0x48, 0x29, 7)),
+                    (socket.AF_INET6, "::ffff:10.77.0.1", ip, (0x60, 44, 0x68, 0x61, 9))]:
+                first, hops, second, datagram, datagram_hops = marks
                 s = socket.socket(family, socket.SOCK_STREAM)
-                s.setsockopt(level, tos, 0x28); s.setsockopt(level, ttl, 33)
+                s.setsockopt(level, tos, first); s.setsockopt(level, ttl, hops)
+                if family == socket.AF_INET6 and level == socket.IPPROTO_IP: # its IPv6 pair must not be used
+                    s.setsockopt(*ipv6[:2], 0x88); s.setsockopt(ipv6[0], ipv6[2], 99)
                 s.connect((host, 7400)); s.sendall(b"x"); time.sleep(0.2)
-                s.setsockopt(level, tos, 0x48)
+                s.setsockopt(level, tos, second)
                 s.sendall(b"y"); time.sleep(0.2); s.close()
                 u = socket.socket(family, socket.SOCK_DGRAM)
-                u.setsockopt(level, tos, 0x29); u.setsockopt(level, ttl, 7)
+                u.setsockopt(level, tos, datagram); u.setsockopt(level, ttl, datagram_hops)
+                if family == socket.AF_INET6 and level == socket.IPPROTO_IP:
+                    u.setsockopt(*ipv6[:2], 0x88); u.setsockopt(ipv6[0], ipv6[2], 99)
                 u.sendto(b"datagram", (host, 7401))
             """
         let run = Shell.run(served.netmp(["python3", "-c", client]), timeout: 60)
@@ -149,32 +160,37 @@ struct CaptureProgramTests {
         #expect(served.eventually { !kernel.isRunning }, "the kernel's peer did not see both connections and datagrams")
         // What netmp sent, one line per packet: TCP flags and payload length, or the UDP
         // length; TOS and TTL, or traffic class and hop limit. tcpdump stops at SIGINT
-        // without taking what its ring still holds: wait until the file has all 14.
+        // without taking what its ring still holds: wait until the file has all 21.
         func sent() -> String {
             Shell.run(["tshark", "-r", scratch.path + "/marked.pcap", "-Y", "ip.src == 10.77.0.2 || ipv6.src == fd77::2",
                        "-T", "fields", "-E", "separator=,", "-e", "tcp.flags", "-e", "tcp.len", "-e", "udp.length",
                        "-e", "ip.dsfield", "-e", "ip.ttl", "-e", "ipv6.tclass", "-e", "ipv6.hlim"]).stdout
         }
         var fields = sent()
-        for _ in 0..<50 where fields.split(separator: "\n").count < 14 {
+        for _ in 0..<50 where fields.split(separator: "\n").count < 21 {
             usleep(200_000)
             fields = sent()
         }
         kill(tcpdump.processIdentifier, SIGINT)
         let packets = fields.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
             .filter { $0.count == 7 }
-        #expect(packets.count >= 14, "\(fields)")
+        #expect(packets.count >= 21, "\(fields)")
         func number(_ text: String) -> Int { text.hasPrefix("0x") ? Int(text.dropFirst(2), radix: 16) ?? -1 : Int(text) ?? -1 }
-        for version in ["v4", "v6"] {
-            let family = packets.filter { version == "v4" ? !$0[3].isEmpty : !$0[5].isEmpty }
+        // Each socket's packets, told apart by their family and marks.
+        for (version, first, hops, second, datagram, datagramHops) in [("v4", 0x28, 33, 0x48, 0x29, 7), ("v6", 0x28, 33, 0x48, 0x29, 7),
+                                                                     ("mapped", 0x60, 44, 0x68, 0x61, 9)] {
             // (TOS or traffic class, TTL or hop limit)
-            let mark = { (p: [String]) in version == "v4" ? [number(p[3]), number(p[4])] : [number(p[5]), number(p[6])] }
+            let mark = { (p: [String]) in version == "v6" ? [number(p[5]), number(p[6])] : [number(p[3]), number(p[4])] }
+            let family = packets.filter { version == "v6" ? !$0[5].isEmpty : !$0[3].isEmpty }
+                .filter { [first, second, datagram].contains(mark($0)[0]) }
             let tcp = family.filter { !$0[0].isEmpty }, udp = family.filter { !$0[2].isEmpty }
-            #expect(tcp.first.map { number($0[0]) == 0x02 && mark($0) == [0x28, 33] } == true, "\(version) SYN: \(tcp.first ?? [])")
-            #expect(tcp.contains { $0[1] == "1" && mark($0) == [0x28, 33] }, "\(version): no 'x' marked 0x28/33 in \(tcp)")
-            #expect(tcp.contains { $0[1] == "1" && mark($0) == [0x48, 33] }, "\(version): no 'y' marked 0x48/33 in \(tcp)")
-            #expect(tcp.allSatisfy { mark($0)[1] == 33 && [0x28, 0x48].contains(mark($0)[0]) }, "\(version): \(tcp)")
-            #expect(udp.count == 1 && udp.allSatisfy { mark($0) == [0x29, 7] }, "\(version) datagram: \(udp)")
+            #expect(tcp.first.map { number($0[0]) == 0x02 && mark($0) == [first, hops] } == true, "\(version) SYN: \(tcp.first ?? [])")
+            #expect(tcp.contains { $0[1] == "1" && mark($0) == [first, hops] }, "\(version): no 'x' marked \(first)/\(hops) in \(tcp)")
+            #expect(tcp.contains { $0[1] == "1" && mark($0) == [second, hops] }, "\(version): no 'y' marked \(second)/\(hops) in \(tcp)")
+            #expect(tcp.count >= 6 && tcp.allSatisfy { mark($0)[1] == hops }, "\(version): \(tcp)")
+            #expect(udp.count == 1 && udp.allSatisfy { mark($0) == [datagram, datagramHops] }, "\(version) datagram: \(udp)")
         }
+        // The mapped socket's IPv6 pair (0x88, 99) marked nothing.
+        #expect(!packets.contains { number($0[3]) == 0x88 || number($0[4]) == 99 }, "\(packets)")
     }
 }

@@ -120,7 +120,7 @@ typedef struct netmp_datagram_slot {
     uint32_t peer_version;          // connect(): odd while the peer below is being written
     uint32_t output_requested;      // raised by a sender, cleared by the home core
     int32_t error;                  // an ICMP error for a connected socket, taken once (SO_ERROR)
-    uint32_t reserved0;
+    uint32_t mapped_marking;        // an IPv6 socket's IP_TOS | IP_TTL << 8, for its IPv4-mapped peers
     int64_t turn;                   // which core's queue a reader looks at first
     int64_t overflows;              // datagrams dropped for a full queue (SO_RXQ_OVFL)
     netmp_wait_word arrivals;       // readers waiting for a datagram

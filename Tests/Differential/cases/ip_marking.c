@@ -1,6 +1,7 @@
 // IP_TOS and IP_TTL (IPV6_TCLASS and IPV6_UNICAST_HOPS over IPv6): the values setsockopt
 // takes, how it normalises them (TCP keeps its ECN bits), what getsockopt reports, and a
-// connection and a datagram that carry them.
+// connection and a datagram that carry them; over IPv6, IPPROTO_IP's pair on an IPv6
+// socket as well (it marks the socket's IPv4 traffic).
 #include "../trace.h"
 static int level, tos_name, ttl_name;
 static void show(int fd) {
@@ -68,5 +69,24 @@ int main(int argc, char **argv) {
     T(recv(udp, bytes, sizeof bytes, 0));
     show(udp);
     T(close(udp));
+
+    // An IPv6 socket takes IPPROTO_IP's pair too, for its IPv4 peers: the same checks and
+    // normalising, kept apart from its IPv6 pair.
+    if (FAMILY == AF_INET6) {
+        printf("IPPROTO_IP on IPv6 sockets:\n");
+        level = IPPROTO_IP;
+        tos_name = IP_TOS;
+        ttl_name = IP_TTL;
+        int six = FD(socket(AF_INET6, SOCK_STREAM, 0));
+        marks(six);
+        int v = -2;
+        socklen_t length = sizeof v;
+        T(getsockopt(six, IPPROTO_IPV6, IPV6_TCLASS, &v, &length));
+        note("IPV6_TCLASS untouched", v);
+        T(close(six));
+        int six_udp = FD(socket(AF_INET6, SOCK_DGRAM, 0));
+        marks(six_udp);
+        T(close(six_udp));
+    }
     return 0;
 }
