@@ -378,7 +378,9 @@ public final class ProtocolLoop {
             } else if let hold = client.listeners.removeValue(forKey: handle.slot) {
                 tcp.stopListening(port: hold.port, families: hold.families, identity: UInt64(client.id) << 32 | UInt64(handle.slot),
                                   now: now, host: host, sink: &sink)
-                portTable?.release(hold.port, families: hold.families, ifHeldBy: client.id)
+                // Every core does this part; one gives the socket's hold on the port back (a
+                // port that sockets share counts each hold).
+                if core == 0 { portTable?.release(hold.port, families: hold.families, ifHeldBy: client.id) }
                 // The connections waiting in its queues, which no accept will take now, are
                 // reset, as Linux resets a closed listener's: core 0 takes them out (any
                 // core may) and each owner resets its own.
@@ -387,7 +389,7 @@ public final class ProtocolLoop {
             } else if client.sockets.resolves(handle, as: .datagram) {
                 if let hold = client.datagrams.removeValue(forKey: handle.slot) {
                     unbindDatagram(hold, identity: UInt64(client.id) << 32 | UInt64(handle.slot))
-                    datagramPortTable?.release(hold.port, families: hold.families, ifHeldBy: client.id)
+                    if core == 0 { datagramPortTable?.release(hold.port, families: hold.families, ifHeldBy: client.id) }
                 }
                 if let channel = client.datagramViews.removeValue(forKey: handle.slot) { sendDatagrams(of: channel, now: now) }
                 client.sockets.release(handle)
