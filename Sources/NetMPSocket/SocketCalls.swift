@@ -38,7 +38,7 @@ final class ShimSocket: @unchecked Sendable {
     /// Every option the program set, in the order first set, with its last value as
     /// passed (guarded by `recorded`): what a hand-off to the kernel sets again, and what
     /// getsockopt reads back for the options Linux accepts and netmp records without
-    /// acting on them (SO_REUSEADDR, SO_REUSEPORT, IP_TOS, ...).
+    /// acting on them (SO_REUSEADDR, SO_PRIORITY, ...).
     nonisolated(unsafe) var setOptions: [(level: Int32, name: Int32, value: [UInt8])] = []
 
     func remember(_ level: Int32, _ name: Int32, _ value: UnsafeRawBufferPointer) {

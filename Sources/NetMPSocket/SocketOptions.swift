@@ -6,8 +6,8 @@ import NetMPWire
 
 /// setsockopt and getsockopt for netmp sockets, with Linux's levels, names, value layouts
 /// and errnos. Options netmp acts on change the socket; a few that Linux accepts and
-/// netmp has no use for (SO_REUSEADDR, SO_REUSEPORT, SO_PRIORITY, ...) are recorded so
-/// that getsockopt reads back what was set; anything else is ENOPROTOOPT.
+/// netmp has no use for (SO_REUSEADDR, SO_OOBINLINE, SO_PRIORITY, IP_RECVERR) are recorded
+/// so that getsockopt reads back what was set; anything else is ENOPROTOOPT.
 enum OptionName {
     static let solSocket: Int32 = 1, ipprotoIP: Int32 = 0, ipprotoTCP: Int32 = 6
     // SOL_SOCKET
