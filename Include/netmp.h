@@ -77,7 +77,7 @@ typedef struct netmp_datagram_info {
     int64_t arrival;                // CLOCK_REALTIME, nanoseconds
 } netmp_datagram_info;
 _Static_assert(sizeof(netmp_datagram_info) == 32, "netmp_datagram_info: the Swift side writes these offsets");
-// netmp_recv on a datagram socket, filling *info too.
+// netmp_recv on a datagram socket, filling *info too (when not NULL).
 ssize_t netmp_recv_datagram(void *socket, void *bytes, size_t count, int flags, uint8_t *address, uint16_t *port,
                             ssize_t *full, netmp_datagram_info *info);
 // The ancillary data the socket asked for: NETMP_ANCILLARY_* bits.

@@ -72,27 +72,24 @@ public final class DatagramSocket: @unchecked Sendable {
 
     /// IP_TOS and IP_TTL (IPv6's pair on an IPv6 socket), normalised as Linux keeps them:
     /// kept here until bind makes the channel, and in the channel's slot from then on,
-    /// where the home core reads them as datagrams leave. Guarded by `setup`.
+    /// where the home core reads them as datagrams leave. `mappedMarkingKept` is the pair
+    /// datagrams to IPv4 peers carry: an IPv6 socket's IP-level one (Linux's ip_setsockopt
+    /// on an IPv6 socket), an IPv4 socket's only one. Guarded by `setup`.
     nonisolated(unsafe) var markingKept = IPMarking.none
+    nonisolated(unsafe) var mappedMarkingKept = IPMarking.none
     public var marking: IPMarking { setup.locked { markingKept } }
-    public func setMarking(_ marking: IPMarking) {
+    public var mappedMarking: IPMarking { setup.locked { mappedMarkingKept } }
+    /// `forIPv4Peers`: an IPv6 socket's IP_TOS and IP_TTL.
+    public func setMarking(_ marking: IPMarking, forIPv4Peers: Bool = false) {
         setup.locked {
-            markingKept = marking
-            channel?.marking = marking
-            if family == .ipv4 { // its only peers are IPv4's: the core reads the mapped word for them
+            if !forIPv4Peers {
+                markingKept = marking
+                channel?.marking = marking
+            }
+            if forIPv4Peers || family == .ipv4 {
                 mappedMarkingKept = marking
                 channel?.mappedMarking = marking
             }
-        }
-    }
-    /// An IPv6 socket's IP_TOS and IP_TTL: its datagrams to IPv4 peers carry them (Linux's
-    /// ip_setsockopt on an IPv6 socket), kept as `markingKept` is.
-    nonisolated(unsafe) var mappedMarkingKept = IPMarking.none
-    public var mappedMarking: IPMarking { setup.locked { mappedMarkingKept } }
-    public func setMappedMarking(_ marking: IPMarking) {
-        setup.locked {
-            mappedMarkingKept = marking
-            channel?.mappedMarking = marking
         }
     }
 

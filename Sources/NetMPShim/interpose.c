@@ -631,8 +631,7 @@ static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count,
         if (count <= 1) {
             void *bytes = count == 1 ? iov[0].iov_base : NULL;
             size_t length = count == 1 ? iov[0].iov_len : 0;
-            ssize_t r = info ? netmp_recv_datagram(socket, bytes, length, flags & ~MSG_TRUNC, source, port, &full, info)
-                             : netmp_recv(socket, bytes, length, flags & ~MSG_TRUNC, source, port, &full);
+            ssize_t r = netmp_recv_datagram(socket, bytes, length, flags & ~MSG_TRUNC, source, port, &full, info);
             if (r >= 0) {
                 if (truncated) *truncated = full > r;
                 if (flags & MSG_TRUNC) r = full;
@@ -644,8 +643,7 @@ static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count,
         char stack_buffer[2048];
         char *buffer = total <= sizeof stack_buffer ? stack_buffer : malloc(total);
         if (!buffer) return -ENOMEM;
-        ssize_t r = info ? netmp_recv_datagram(socket, buffer, total, flags & ~MSG_TRUNC, source, port, &full, info)
-                         : netmp_recv(socket, buffer, total, flags & ~MSG_TRUNC, source, port, &full);
+        ssize_t r = netmp_recv_datagram(socket, buffer, total, flags & ~MSG_TRUNC, source, port, &full, info);
         if (r >= 0) {
             size_t at = 0;
             for (int i = 0; i < count && at < (size_t)r; i++) {

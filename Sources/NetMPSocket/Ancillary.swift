@@ -85,17 +85,27 @@ public func netmpAncillary(_ handle: UnsafeMutableRawPointer) -> UInt32 { socket
 @_cdecl("netmp_recv_datagram")
 public func netmpRecvDatagram(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableRawPointer?, _ count: Int, _ flags: Int32,
                               _ address: UnsafeMutablePointer<UInt8>?, _ port: UnsafeMutablePointer<UInt16>?,
-                              _ full: UnsafeMutablePointer<Int>?, _ info: UnsafeMutableRawPointer) -> Int {
+                              _ full: UnsafeMutablePointer<Int>?, _ info: UnsafeMutableRawPointer?) -> Int {
     let held = hold(handle)
     defer { held.release() }
     guard case .datagram(let d) = socket(handle).kind else { return -Int(EOPNOTSUPP) }
     let buffer = UnsafeMutableRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
-    do {
-        let (length, arrival) = try d.receiveWithArrival(into: buffer, peek: flags & messagePeek != 0,
-                                                         dontWait: flags & messageDontWait != 0)
-        if let address { write(arrival.source.address, to: address) }
-        port?.pointee = arrival.source.port
-        full?.pointee = length
+    do { return try receiveDatagram(d, into: buffer, flags: flags, address: address, port: port, full: full, info: info) }
+    catch { return -Int(error.errno) }
+}
+
+/// One datagram into `buffer` (recv's flags: MSG_PEEK, MSG_DONTWAIT, MSG_TRUNC), its source
+/// into `address` and `port`, its whole length into `full`, and with `info` what
+/// netmp_recv_datagram returns beside it.
+func receiveDatagram(_ d: DatagramSocket, into buffer: UnsafeMutableRawBufferPointer, flags: Int32,
+                     address: UnsafeMutablePointer<UInt8>?, port: UnsafeMutablePointer<UInt16>?,
+                     full: UnsafeMutablePointer<Int>?, info: UnsafeMutableRawPointer?) throws(SocketError) -> Int {
+    let (length, arrival) = try d.receiveWithArrival(into: buffer, peek: flags & messagePeek != 0,
+                                                     dontWait: flags & messageDontWait != 0)
+    if let address { write(arrival.source.address, to: address) }
+    port?.pointee = arrival.source.port
+    full?.pointee = length
+    if let info {
         write(arrival.destination.address, to: info.assumingMemoryBound(to: UInt8.self))
         info.storeBytes(of: arrival.destination.port, toByteOffset: 16, as: UInt16.self)
         info.storeBytes(of: arrival.trafficClass, toByteOffset: 18, as: UInt8.self)
@@ -108,6 +118,6 @@ public func netmpRecvDatagram(_ handle: UnsafeMutableRawPointer, _ bytes: Unsafe
         let since = MonotonicClock.now() - arrival.at
         let realtime = Int64(wall.tv_sec) * 1_000_000_000 + Int64(wall.tv_nsec) - Int64(since.nanoseconds)
         info.storeBytes(of: realtime, toByteOffset: 24, as: Int64.self)
-        return flags & messageTruncate != 0 ? length : min(length, count)
-    } catch { return -Int(error.errno) }
+    }
+    return flags & messageTruncate != 0 ? length : min(length, buffer.count)
 }

@@ -428,11 +428,7 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
             full?.pointee = n
             return n
         case .datagram(let d):
-            let (length, source) = try d.receive(into: buffer, peek: flags & messagePeek != 0, dontWait: flags & messageDontWait != 0)
-            if let address { write(source.address, to: address) }
-            port?.pointee = source.port
-            full?.pointee = length
-            return flags & messageTruncate != 0 ? length : min(length, count)
+            return try receiveDatagram(d, into: buffer, flags: flags, address: address, port: port, full: full, info: nil)
         }
     } catch { return -Int(error.errno) }
 }

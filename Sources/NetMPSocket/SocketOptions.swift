@@ -95,7 +95,7 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
         }
         switch shim.kind {
         case .stream(let s): s.setMarking(marking, forIPv4Peers: mapped)
-        case .datagram(let d): if mapped { d.setMappedMarking(marking) } else { d.setMarking(marking) }
+        case .datagram(let d): d.setMarking(marking, forIPv4Peers: mapped)
         }
         return 0
     }
