@@ -196,10 +196,10 @@ public final class ClientRegion: @unchecked Sendable {
         }
     }
 
-    /// A stream socket's stride: its send ring and then its receive ring, each a control
-    /// block and its data, each starting on a page.
+    /// A stream socket's stride: its send ring's data and then its receive ring's, each
+    /// starting on a page (their control blocks are in the slot's entry).
     public static func streamStride(send: Int, receive: Int) -> Int {
-        pageAligned(MemoryLayout<netmp_send_ring>.size + send) + pageAligned(MemoryLayout<netmp_receive_ring>.size + receive)
+        pageAligned(send) + pageAligned(receive)
     }
 }
 
@@ -217,7 +217,8 @@ public final class ClientRegion: @unchecked Sendable {
 /// connection that carried a short request and its response touches a few pages, and
 /// giving them back costs a TLB shootdown on every CPU of the process, a fifth of the CPU
 /// of a connections-per-second load when rings were unmapped): the next lessor zeroes the
-/// control blocks it places (`wasWarm`). A ring that wrote more, or a table already holding
+/// control blocks it places in the stride (`wasWarm`; those in the entry were zeroed
+/// with the slot's words). A ring that wrote more, or a table already holding
 /// `SocketTable.warmLimit` warm slots, gives every page back, and they read as zero.
 public final class SlotLease: @unchecked Sendable {
     public let slot: UInt32
@@ -226,6 +227,9 @@ public final class SlotLease: @unchecked Sendable {
     public let words: UnsafeMutableRawPointer
     /// The slot's stride.
     public let base: UnsafeMutableRawPointer
+    /// A stream socket's rings' control blocks, in the slot's entry.
+    var sendControl: UnsafeMutableRawPointer { table.entry(slot) + MemoryLayout<netmp_socket_entry>.offset(of: \netmp_socket_entry.send_ring)! }
+    var receiveControl: UnsafeMutableRawPointer { table.entry(slot) + MemoryLayout<netmp_socket_entry>.offset(of: \netmp_socket_entry.receive_ring)! }
     /// The slot was warm: its last socket's control blocks are still in its stride, and
     /// whoever places rings there zeroes theirs first.
     public let wasWarm: Bool

@@ -11,7 +11,8 @@ import Synchronization
 /// EOF while bytes remain.
 ///
 /// The positions, the end-of-stream word and the wait word live in the ring's control block
-/// (`netmp_receive_ring`), in front of its data.
+/// (`netmp_receive_ring`): a socket's in its table entry, a ring's made on its own in front
+/// of its data.
 public final class ReceiveRing: @unchecked Sendable {
     public var capacity: Int { storage.capacity }
     public let storage: RingStorage
@@ -32,10 +33,11 @@ public final class ReceiveRing: @unchecked Sendable {
         self.init(storage: RingStorage(capacity: capacity, headerLength: MemoryLayout<netmp_receive_ring>.size))
     }
 
-    /// A ring placed at `block` in a slot's stride (RingStorage.Owner: the slot's lease, or
-    /// the mapping a view sees it through).
-    convenience init(placedAt block: UnsafeMutableRawPointer, capacity: Int, owner: RingStorage.Owner) {
-        self.init(storage: RingStorage(placedAt: block, capacity: capacity, headerLength: MemoryLayout<netmp_receive_ring>.size, owner: owner))
+    /// A ring placed in a socket table's slot, its control block at `block` and its data at
+    /// `data` (right after the block when nil) (RingStorage.Owner: the slot's lease, or the
+    /// mapping a view sees it through).
+    convenience init(placedAt block: UnsafeMutableRawPointer, data: UnsafeMutableRawPointer? = nil, capacity: Int, owner: RingStorage.Owner) {
+        self.init(storage: RingStorage(placedAt: block, data: data, capacity: capacity, headerLength: MemoryLayout<netmp_receive_ring>.size, owner: owner))
     }
 
     init(storage: RingStorage) {

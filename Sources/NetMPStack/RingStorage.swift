@@ -3,15 +3,17 @@ import Glibc
 /// The memory of a byte ring addressed by absolute positions (which grow forever and are
 /// taken modulo the capacity): the wrap-around copies every ring in netmp needs, in one place.
 ///
-/// A ring's memory starts with `headerLength` bytes for its control block (the C layout of
-/// netmp_channel.h: positions and wait words), and its data follows. A socket's rings are
-/// placed in its slot's stride of the socket table's memory (`placed`, ClientRegion), which
-/// the slot's lease gives back; a ring made on its own (tests, a table that is full) is
-/// mapped by itself if a page or more, so an idle one's pages cost nothing until used.
+/// A ring has `headerLength` bytes of control block (the C layout of netmp_channel.h:
+/// positions and wait words) and its data. A socket's rings are placed in its slot of the
+/// socket table (`placed`, ClientRegion), which the slot's lease gives back: a stream
+/// socket's control blocks in the slot's entry and their data in its stride, a datagram
+/// socket's rings each with its control block in front of its data in the stride. A ring
+/// made on its own (tests, a table that is full) is mapped by itself, control block in
+/// front, if a page or more, so an idle one's pages cost nothing until used.
 public struct RingStorage {
     /// The control block, `headerLength` bytes, zero when made.
     public let block: UnsafeMutableRawPointer
-    /// The data: `capacity` bytes right after the control block.
+    /// The data: `capacity` bytes (right after the control block, unless placed apart).
     public let bytes: UnsafeMutableRawBufferPointer
     let headerLength: Int
     /// Who gives the memory back.
@@ -37,16 +39,17 @@ public struct RingStorage {
         bytes = UnsafeMutableRawBufferPointer(start: block + headerLength, count: capacity)
     }
 
-    /// A ring at `block` in a slot's stride, held by `owner` (`.placed`, with a hold on the
-    /// slot): its control block is zero, or zeroed here when the lessor found the slot warm.
-    init(placedAt block: UnsafeMutableRawPointer, capacity: Int, headerLength: Int, owner: Owner) {
+    /// A ring with its control block at `block` and its data at `data` (right after the
+    /// block when nil), held by `owner` (`.placed`, with a hold on the slot): its control
+    /// block is zero, or zeroed here when the lessor found the slot warm.
+    init(placedAt block: UnsafeMutableRawPointer, data: UnsafeMutableRawPointer? = nil, capacity: Int, headerLength: Int, owner: Owner) {
         self.block = block
         self.headerLength = headerLength
         self.owner = owner
         if case .placed(let lease) = owner, lease.wasWarm {
             block.initializeMemory(as: UInt8.self, repeating: 0, count: headerLength) // the last socket's
         }
-        bytes = UnsafeMutableRawBufferPointer(start: block + headerLength, count: capacity)
+        bytes = UnsafeMutableRawBufferPointer(start: data ?? block + headerLength, count: capacity)
     }
 
     static func map(_ capacity: Int) -> UnsafeMutableRawPointer? {

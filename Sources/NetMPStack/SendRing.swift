@@ -9,8 +9,8 @@ import Synchronization
 /// owner reads committed bytes and frees them as they are acknowledged. Writers see
 /// `reserved - released` as an upper bound of what is held; nothing else is shared.
 ///
-/// The positions and the wait word live in the ring's control block (`netmp_send_ring`),
-/// in front of its data.
+/// The positions and the wait word live in the ring's control block (`netmp_send_ring`):
+/// a stream socket's in its table entry, other rings' in front of their data.
 public final class SendRing: @unchecked Sendable {
     public var capacity: Int { storage.capacity }
     public let storage: RingStorage
@@ -29,10 +29,11 @@ public final class SendRing: @unchecked Sendable {
         self.init(storage: RingStorage(capacity: capacity, headerLength: MemoryLayout<netmp_send_ring>.size))
     }
 
-    /// A ring placed at `block` in a slot's stride (RingStorage.Owner: the slot's lease, or
-    /// the mapping a view sees it through).
-    convenience init(placedAt block: UnsafeMutableRawPointer, capacity: Int, owner: RingStorage.Owner) {
-        self.init(storage: RingStorage(placedAt: block, capacity: capacity, headerLength: MemoryLayout<netmp_send_ring>.size, owner: owner))
+    /// A ring placed in a socket table's slot, its control block at `block` and its data at
+    /// `data` (right after the block when nil) (RingStorage.Owner: the slot's lease, or the
+    /// mapping a view sees it through).
+    convenience init(placedAt block: UnsafeMutableRawPointer, data: UnsafeMutableRawPointer? = nil, capacity: Int, owner: RingStorage.Owner) {
+        self.init(storage: RingStorage(placedAt: block, data: data, capacity: capacity, headerLength: MemoryLayout<netmp_send_ring>.size, owner: owner))
     }
 
     init(storage: RingStorage) {

@@ -77,8 +77,8 @@ public final class SocketChannel: @unchecked Sendable {
                   slot: .zeroed(netmp_stream_slot.self, alignment: 64), lease: nil, ownsSlot: true, doorbell: doorbell)
     }
 
-    /// A channel in a slot leased from `table`: its words in the slot's entry, its send
-    /// ring and then its receive ring in the slot's stride, and its doorbell in the entry
+    /// A channel in a slot leased from `table`: its words and its rings' control blocks in
+    /// the slot's entry, its send ring's data and then its receive ring's in the slot's stride, and its doorbell in the entry
     /// (or `doorbell`, a failed socket's that this one replaces). Nil when the table is full
     /// or its strides are too small for these rings.
     public convenience init?(in table: SocketTable, sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell? = nil) {
@@ -113,11 +113,12 @@ public final class SocketChannel: @unchecked Sendable {
         self.init(lease: lease, sendCapacity: send, receiveCapacity: receive, doorbell: doorbell)
     }
 
-    /// The send ring at the slot's stride, then the receive ring on the next page past it.
+    /// The rings' control blocks in the slot's entry; the send ring's data at the slot's
+    /// stride, then the receive ring's on the next page past it.
     convenience init(lease: SlotLease, sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell) {
-        let receiveAt = ClientRegion.pageAligned(MemoryLayout<netmp_send_ring>.size + sendCapacity)
-        self.init(send: SendRing(placedAt: lease.base, capacity: sendCapacity, owner: .placed(lease)),
-                  receive: ReceiveRing(placedAt: lease.base + receiveAt, capacity: receiveCapacity, owner: .placed(lease)),
+        let receiveAt = ClientRegion.pageAligned(sendCapacity)
+        self.init(send: SendRing(placedAt: lease.sendControl, data: lease.base, capacity: sendCapacity, owner: .placed(lease)),
+                  receive: ReceiveRing(placedAt: lease.receiveControl, data: lease.base + receiveAt, capacity: receiveCapacity, owner: .placed(lease)),
                   slot: lease.words, lease: lease, ownsSlot: false, doorbell: doorbell)
     }
 

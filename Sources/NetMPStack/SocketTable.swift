@@ -256,13 +256,15 @@ public final class SocketTable: @unchecked Sendable {
         return SlotLease(slot: slot, table: self, base: base, wasWarm: false, adopted: true)
     }
 
-    /// A hold ends; the last frees the slot, its words zeroed (but the doorbell's names
+    /// A hold ends; the last frees the slot, its words and rings' control blocks zeroed (but the doorbell's names
     /// count, which outlives its sockets: a kept copy of a named file stands only while the
     /// count has not moved, NamedDoorbellFiles) and its stride kept warm or given back.
     public func letGo(_ slot: UInt32) {
         guard Int(slot) < capacity,
               holds(slot).pointee.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
         words(slot).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<netmp_stream_slot>.size)
+        let rings = MemoryLayout<Entry>.offset(of: \Entry.send_ring)!
+        (entry(slot) + rings).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<Entry>.size - rings)
         doorbellWords(slot).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<netmp_doorbell>.offset(of: \netmp_doorbell.names)!)
         free(slot, heavy: flags(slot).pointee.load(ordering: .relaxed) & NETMP_SLOT_HEAVY != 0)
     }

@@ -189,9 +189,11 @@ import Testing
         var channel: SocketChannel? = SocketChannel(in: table, sendCapacity: 64 << 10, receiveCapacity: 256 << 10)
         let (words, base, slot) = (channel!.lease!.words, channel!.lease!.base, channel!.lease!.slot)
         #expect(channel!.slot == words)
-        #expect(channel!.send.storage.block == base)
-        #expect(channel!.receive.storage.block == base + ClientRegion.pageAligned(128 + (64 << 10)))
-        #expect(channel!.receive.storage.block + 128 + (256 << 10) <= base + table.memory.stride)
+        // The control blocks in the slot's entry, beside the words; the data in the stride.
+        #expect(channel!.send.storage.block == words + 128 && channel!.receive.storage.block == words + 256)
+        #expect(channel!.send.storage.bytes.baseAddress == base)
+        #expect(channel!.receive.storage.bytes.baseAddress == base + (64 << 10))
+        #expect(channel!.receive.storage.bytes.baseAddress! + (256 << 10) == base + table.memory.stride)
         let handle = table.register(kind: .stream, in: channel!.lease)!
         #expect(handle.slot == slot && table.slotsTaken == 1)
         // The name goes first (the core's close record); the rings stay while held.
@@ -202,6 +204,28 @@ import Testing
         #expect([UInt8](repeating: 7, count: 100).withUnsafeBytes { send.write($0) } == 100)
         _ = consume send
         #expect(table.slotsTaken == 0)
+    }
+
+    /// An idle connection's rings cost no page of its stride, in a shared table (a memfd,
+    /// where even a read of a page allocates it): both sides make and look at the channel,
+    /// and only a byte written reaches the data.
+    @Test func idleChannel_touchesNoPageOfItsStride() throws {
+        let table = SocketTable(capacity: 4, stride: Self.stride, shared: true)
+        let channel = SocketChannel(in: table, sendCapacity: 64 << 10, receiveCapacity: 256 << 10)!
+        let handle = table.register(kind: .stream, in: channel.lease)!
+        table.hold(handle.slot)
+        let view = SocketChannel(adopting: handle.slot, in: table)!
+        view.publish(.established)
+        #expect(channel.send.free == 64 << 10 && channel.receive.readable == 0 && view.send.free == 64 << 10)
+        let base = channel.lease!.base
+        func resident() -> Int {
+            var pages = [UInt8](repeating: 0, count: table.memory.stride / ClientRegion.pageSize)
+            #expect(mincore(base, table.memory.stride, &pages) == 0)
+            return pages.reduce(0) { $0 + Int($1 & 1) }
+        }
+        #expect(resident() == 0)
+        #expect([UInt8](repeating: 1, count: 10).withUnsafeBytes { channel.send.write($0) } == 10)
+        #expect(resident() == 1)
     }
 
     /// A reused slot is a fresh one: zero words and control blocks, whether its rings wrote

@@ -47,7 +47,7 @@ import Testing
     /// numbers, read back into the same configuration.
     @Test func requestRecordAsCReadsIt() {
         #expect(MemoryLayout<netmp_request>.size == 64 && MemoryLayout<netmp_request_ring>.size == 128)
-        #expect(MemoryLayout<netmp_socket_entry>.size == 192 && MemoryLayout<netmp_reply>.size == 320)
+        #expect(MemoryLayout<netmp_socket_entry>.size == 448 && MemoryLayout<netmp_reply>.size == 320)
         let ring = RequestRing(capacity: 2)
         var configuration = TCPConfiguration()
         configuration.noDelay = true

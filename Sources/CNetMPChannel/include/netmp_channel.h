@@ -19,13 +19,13 @@ typedef struct netmp_wait_word {
     uint32_t waiters;
 } netmp_wait_word;
 
-/// A send ring's control block, followed in memory by its data: writers (application
-/// threads) reserve and commit positions; the owner core releases what is acknowledged.
-/// Positions are byte counts since the ring was made, never wrapped; the data index is
-/// position % capacity. A block of zeros is a fresh ring, so a newly mapped ring needs no
-/// write (an idle connection touches none of its pages). Where the data lies and how large
-/// it is belong to whoever describes the ring (today the Swift object; later the socket's
-/// slot in the client region), not to the block the other side may write.
+/// A send ring's control block (a stream socket's is in its table entry; other rings'
+/// are in front of their data): writers (application threads) reserve and commit
+/// positions; the owner core releases what is acknowledged. Positions are byte counts
+/// since the ring was made, never wrapped; the data index is position % capacity. A block
+/// of zeros is a fresh ring, so a new ring needs no write. Where the data lies and how
+/// large it is belong to whoever describes the ring (the slot's stride and the sizes in
+/// the stream slot, checked against the stride), not to the block the other side may write.
 typedef struct netmp_send_ring {
     int64_t reserved;               // writers
     int64_t committed;              // writers, in reservation order
@@ -36,8 +36,8 @@ typedef struct netmp_send_ring {
     uint8_t owner_line_end[40];
 } netmp_send_ring;
 
-/// A receive ring's control block, followed in memory by its data: the owner core writes
-/// and publishes (tail, end of stream); readers (application threads) claim by moving head.
+/// A receive ring's control block (where a send ring's is): the owner core writes and
+/// publishes (tail, end of stream); readers (application threads) claim by moving head.
 typedef struct netmp_receive_ring {
     int64_t tail;                   // owner
     uint32_t end_of_stream;         // owner: 1 once the peer's FIN is in
@@ -328,9 +328,11 @@ static const uint64_t NETMP_REGION_MAGIC = 0x6e65746d70520001ull; // "netmpR", v
 static const uint32_t NETMP_REPLY_SLOTS = 64;
 
 /// One entry of a socket table: which socket a handle names, while its generation
-/// matches, and the words the socket's two sides share. The socket's rings lie in its
-/// slot's stride of the table's memory (ClientRegion), found from the slot number alone,
-/// so a handle is all either side needs to reach them.
+/// matches, and the words the socket's two sides share. A stream socket's rings' control
+/// blocks are here too, and their data in the slot's stride of the table's memory
+/// (ClientRegion), found from the slot number alone, so a handle is all either side needs
+/// to reach them. Keeping the control blocks out of the stride means an idle connection
+/// touches no page of it: on a memfd, even a read of a page allocates it.
 typedef struct netmp_socket_entry {
     uint32_t generation;            // bumped when the name is released
     uint32_t kind;                  // NETMP_SOCKET_* while named, 0 otherwise
@@ -345,6 +347,8 @@ typedef struct netmp_socket_entry {
         netmp_datagram_slot datagram;
         netmp_listen_slot listen;
     } words;                        // zero whenever the slot is free
+    netmp_send_ring send_ring;      // a stream socket's rings' control blocks, zero
+    netmp_receive_ring receive_ring; // whenever the slot is free
 } netmp_socket_entry;
 
 static const uint32_t NETMP_SLOT_WARM = 1u << 0;    // free, its rings' first pages still resident
@@ -411,7 +415,8 @@ _Static_assert(sizeof(netmp_receive_ring) == 128, "receive ring control block: t
 
 _Static_assert(sizeof(netmp_core_wake) == 64, "core wake: one line per core");
 _Static_assert(sizeof(netmp_region) == 128 && offsetof(netmp_region, free_head) == 64, "region head: two lines");
-_Static_assert(sizeof(netmp_socket_entry) == 192, "socket entry: its name's line and its words' two lines");
+_Static_assert(sizeof(netmp_socket_entry) == 448, "socket entry: its name's line, its words' two lines, two rings' four");
+_Static_assert(offsetof(netmp_socket_entry, send_ring) == 192, "socket entry: the send ring's control block after the words");
 _Static_assert(offsetof(netmp_socket_entry, words) == 64, "socket entry: the words on a line of their own");
 
 _Static_assert(sizeof(netmp_accepted) == 48, "accepted connection: six words");
@@ -428,7 +433,7 @@ _Static_assert(sizeof(netmp_accept_queue) == 128 && offsetof(netmp_accept_queue,
 /// NETMP_* lines as the environment gives them ("NAME=value\n"), so the client parses it as
 /// the stack did. A hello may instead ask the stack to stop (`netmp down`): it answers with
 /// a reply (error 0, or EACCES for a uid other than its own and root) and stops.
-#define NETMP_ATTACH_VERSION 3
+#define NETMP_ATTACH_VERSION 4
 #define NETMP_HELLO_ATTACH 0        // a new client
 #define NETMP_HELLO_JOIN 1          // a forked process of client `client`, numbered `process`
 #define NETMP_HELLO_STOP 2          // stop the stack (its connections end with it)
