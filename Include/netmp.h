@@ -115,6 +115,9 @@ int netmp_ioctl_count(void *socket, int which);
 
 // poll(2) bits the socket would report now.
 short netmp_readiness(void *socket);
+// The same without a listener's kernel twin (no system call): for an epoll set that has
+// the twin registered in its kernel instance, which reports the twin's arrivals itself.
+short netmp_readiness_own(void *socket);
 // A poller arrives: the eventfd to sleep on (-1: nothing can change). Check readiness
 // after entering and before sleeping; leave after waking.
 int netmp_poll_enter(void *socket);

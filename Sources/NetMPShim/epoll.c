@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +39,8 @@
 // pointer has, then the member's number.
 #define MEMBER_TAG 0x6e6d700000000000ULL
 #define MEMBER_TAG_MASK 0xffffff0000000000ULL
+// A listener's kernel twin's registration carries this bit beside its member's number.
+#define TWIN_BIT (1ULL << 32)
 
 struct member {
     uint64_t data;   // the program's epoll_data
@@ -48,6 +51,7 @@ struct member {
     uint32_t last_ready;      // edge-triggered: what it reported at the last look
     int twin_plus_one;        // a listener's kernel twin registered for it, + 1 (0: none)
     uint8_t present, entered, disabled, queued;
+    uint8_t twin_arrived;     // the kernel reported the twin, and no look found it empty since
 };
 
 struct epoll_set {
@@ -72,6 +76,12 @@ static int real_epoll_create1(int flags) {
     static int (*next)(int);
     if (!next) next = (int (*)(int))next_symbol("epoll_create1");
     return next(flags);
+}
+
+static int real_poll(struct pollfd *fds, nfds_t n, int timeout_ms) {
+    static int (*next)(struct pollfd *, nfds_t, int);
+    if (!next) next = (int (*)(struct pollfd *, nfds_t, int))next_symbol("poll");
+    return next(fds, n, timeout_ms);
 }
 
 static int real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
@@ -167,8 +177,11 @@ static void queue_recheck(struct epoll_set *set, int fd) {
 static void register_twin(struct epoll_set *set, int fd, struct member *m) {
     int twin = m->socket ? netmp_twin(m->socket) : -1;
     if (twin < 0 || m->twin_plus_one) return;
-    struct epoll_event registration = { .events = EPOLLIN | EPOLLET, .data.u64 = MEMBER_TAG | (uint64_t)fd };
-    if (real_epoll_ctl(set->fd, EPOLL_CTL_ADD, twin, &registration) == 0) m->twin_plus_one = twin + 1;
+    struct epoll_event registration = { .events = EPOLLIN | EPOLLET, .data.u64 = MEMBER_TAG | TWIN_BIT | (uint64_t)fd };
+    if (real_epoll_ctl(set->fd, EPOLL_CTL_ADD, twin, &registration) == 0) {
+        m->twin_plus_one = twin + 1;
+        m->twin_arrived = 1; // what waited before it joined
+    }
 }
 
 static void forget_member(struct epoll_set *set, int fd) {
@@ -231,6 +244,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
         m->events = event->events;
         m->disabled = 0;
         m->last_ready = 0; // re-armed: what is ready now is reported, as the kernel does
+        if (m->twin_plus_one) m->twin_arrived = 1;
         if (socket) queue_recheck(set, fd);
         break;
     case EPOLL_CTL_DEL:
@@ -243,10 +257,20 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
 
 // What a netmp member reports now: the socket's readiness within the program's mask
 // (errors and hang-ups always, as the kernel does).
+// A listener whose twin is registered looks at the twin (a system call) only after the
+// kernel reported it, until a look finds it empty: a level-triggered listener is looked at
+// on every wait, and a server busy with netmp's connections would poll the twin each time.
 static uint32_t member_events(struct member *m) {
     if (!m->entered) m->entered = netmp_poll_enter(m->socket) >= 0; // a UDP socket bound since
     uint32_t asked = (m->events & ~MODE_BITS) | EPOLLERR | EPOLLHUP;
-    return (uint32_t)(uint16_t)netmp_readiness(m->socket) & asked;
+    if (!m->twin_plus_one) return (uint32_t)(uint16_t)netmp_readiness(m->socket) & asked;
+    uint32_t ready = (uint32_t)(uint16_t)netmp_readiness_own(m->socket);
+    if (m->twin_arrived && !(ready & EPOLLIN)) {
+        struct pollfd p = { m->twin_plus_one - 1, POLLIN, 0 };
+        if (real_poll(&p, 1, 0) > 0 && (p.revents & POLLIN)) ready |= EPOLLIN;
+        else m->twin_arrived = 0;
+    }
+    return ready & asked;
 }
 
 // What to report for netmp member `m` now (0: nothing). Level-triggered: its readiness.
@@ -332,10 +356,11 @@ static int wait_set(struct epoll_set *set, int epfd, struct epoll_event *out, in
         for (int i = 0; i < r; i++) {
             uint64_t data = kernel[i].data.u64;
             if ((data & MEMBER_TAG_MASK) != MEMBER_TAG) { out[n++] = kernel[i]; continue; } // a kernel member's own
-            int fd = (int)(data & ~MEMBER_TAG_MASK);
+            int fd = (int)(data & 0xffffffffULL);
             if (fd < 0 || fd >= NETMP_DESCRIPTORS) continue;
             struct member *m = &set->members[fd];
             if (!m->present || !m->socket) continue; // removed while the event was on its way
+            if (data & TWIN_BIT) m->twin_arrived = 1;
             if (m->disabled || m->stamp == stamp) continue;
             uint32_t ready = collect(m);
             if (!ready) continue; // a ring for a change that is not in the program's mask

@@ -408,8 +408,10 @@ static void *make_accepted(int fd, void *context) {
     return netmp_accept(a->listener, fd, a->nonblocking, a->cloexec, a->address, &a->port, &a->error);
 }
 
-// accept on a listener with a kernel twin: a loopback connection waiting there is the
-// kernel's socket and is returned as it is; one in netmp's queues goes the usual way. A
+// accept on a listener with a kernel twin, called when netmp's queues are empty: a
+// loopback connection waiting there is the kernel's socket and is returned as it is. The
+// twin is looked at with a poll first: an accept4 that finds nothing costs the kernel a
+// socket and a file made and freed. A
 // blocking accept with neither waits in poll on the listener, which covers both, for
 // SO_RCVTIMEO at most (then EAGAIN), and fails with EINTR only after a handler without
 // SA_RESTART ran (as the kernel's accept).
@@ -422,9 +424,12 @@ static int accept_twin(int fd, void *socket, int twin, struct sockaddr *address,
     if (netmp_getsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &limit, &size) == 0 && (limit.tv_sec || limit.tv_usec))
         deadline = netmp_now_ns() + (long long)limit.tv_sec * 1000000000LL + (long long)limit.tv_usec * 1000LL;
     for (;;) {
-        int r = REAL(accept4)(twin, address, length, flags);
-        if (r >= 0) return r;
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR) return -1;
+        struct pollfd waiting = { twin, POLLIN, 0 };
+        if (REAL(poll)(&waiting, 1, 0) > 0) {
+            int r = REAL(accept4)(twin, address, length, flags);
+            if (r >= 0) return r;
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR) return -1;
+        }
         if (netmp_accept_pending(socket) > 0 || netmp_is_nonblocking(socket)) return -2;
         int wait_ms = -1;
         if (deadline >= 0) {
@@ -445,7 +450,7 @@ int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
     if (!socket) return REAL(accept4)(fd, address, length, flags);
     if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) { errno = EINVAL; return -1; }
     int twin = netmp_twin(socket);
-    if (twin >= 0) {
+    if (twin >= 0 && netmp_accept_pending(socket) <= 0) {
         int r = accept_twin(fd, socket, twin, address, length, flags);
         if (r != -2) return r;
     }

@@ -124,12 +124,16 @@ final class ShimSocket: @unchecked Sendable {
     }
 
     var readiness: PollEvents {
+        var events = ownReadiness
+        if case .stream(let s) = kind, s.isListening, !events.contains(.readable), twinHasConnection { events.insert(.readable) }
+        return events
+    }
+
+    /// The readiness the stack's published state gives, without the listener's twin.
+    var ownReadiness: PollEvents {
         switch kind {
-        case .stream(let s):
-            var events = s.readiness
-            if s.isListening, !events.contains(.readable), twinHasConnection { events.insert(.readable) }
-            return events
-        case .datagram(let d): return d.readiness
+        case .stream(let s): s.readiness
+        case .datagram(let d): d.readiness
         }
     }
 
@@ -503,6 +507,9 @@ public func netmpIoctlCount(_ handle: UnsafeMutableRawPointer, _ which: Int32) -
 /// poll(2) bits the socket would report now.
 @_cdecl("netmp_readiness")
 public func netmpReadiness(_ handle: UnsafeMutableRawPointer) -> Int16 { socket(handle).readiness.rawValue }
+
+@_cdecl("netmp_readiness_own")
+public func netmpReadinessOwn(_ handle: UnsafeMutableRawPointer) -> Int16 { socket(handle).ownReadiness.rawValue }
 
 /// A poller arrives: returns the eventfd to sleep on (-1: nothing can change, do not wait
 /// on this socket). Check readiness after this, then sleep; call netmp_poll_leave after.
