@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <pthread.h>
@@ -53,6 +54,31 @@ int netmp_tap_set_queue_enabled(int fd, int enabled) {
 
 int netmp_tap_set_persistent(int fd, int persistent) {
     return ioctl(fd, TUNSETPERSIST, (unsigned long)persistent) < 0 ? -errno : 0;
+}
+
+int netmp_bpf_load_socket_filter(const uint64_t *instructions, int count, char *log, unsigned log_size) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+    attr.insns = (uint64_t)(uintptr_t)instructions;
+    attr.insn_cnt = (uint32_t)count;
+    attr.license = (uint64_t)(uintptr_t)"GPL"; // no helper is called: the license decides nothing
+    if (log && log_size) {
+        log[0] = 0;
+        attr.log_buf = (uint64_t)(uintptr_t)log;
+        attr.log_size = log_size;
+        attr.log_level = 1;
+    }
+    long fd = syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+    if (fd < 0 && errno == ENOSPC && log) { // the log was too small; the program may be fine
+        attr.log_buf = 0, attr.log_size = 0, attr.log_level = 0;
+        fd = syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+    }
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int netmp_tap_set_steering(int fd, int program) {
+    return ioctl(fd, TUNSETSTEERINGEBPF, &program) < 0 ? -errno : 0;
 }
 
 // System calls, not libc: inside a preloaded program socket() is the shim's, and an

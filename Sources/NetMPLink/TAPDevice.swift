@@ -103,6 +103,32 @@ public final class TAPDevice {
         if failure != 0 { throw .ioctlFailed(what: "TUNSETQUEUE", errno: failure) }
     }
 
+    /// Makes the device pick each frame's queue with the eBPF program `instructions` (a
+    /// socket filter returning the queue's index; TUNSETSTEERINGEBPF), or with its own flow
+    /// table and hash again (nil). The program stays with the device until replaced, also
+    /// after this process ends: a stack sets or clears it when it attaches. Loading needs
+    /// CAP_BPF or CAP_SYS_ADMIN where unprivileged BPF is off; a program the verifier
+    /// refuses throws with the verifier's last words.
+    public func setSteering(_ instructions: [UInt64]?) throws(LinkError) {
+        guard let instructions else {
+            let r = netmp_tap_set_steering(queues[0].fd, -1)
+            guard r == 0 else { throw .ioctlFailed(what: "TUNSETSTEERINGEBPF", errno: -r) }
+            return
+        }
+        var log = [CChar](repeating: 0, count: 1 << 16)
+        let program = instructions.withUnsafeBufferPointer {
+            netmp_bpf_load_socket_filter($0.baseAddress, Int32($0.count), &log, UInt32(log.count))
+        }
+        guard program >= 0 else {
+            let said = String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                .split(separator: "\n").suffix(2).joined(separator: "; ")
+            throw .ioctlFailed(what: "BPF_PROG_LOAD" + (said.isEmpty ? "" : " (\(said))"), errno: -program)
+        }
+        defer { close(program) } // the device holds the program
+        let r = netmp_tap_set_steering(queues[0].fd, program)
+        guard r == 0 else { throw .ioctlFailed(what: "TUNSETSTEERINGEBPF", errno: -r) }
+    }
+
     /// Keeps the device after the last queue closes (what `ip tuntap add` does).
     public func setPersistent(_ persistent: Bool) throws(LinkError) {
         let r = netmp_tap_set_persistent(queues[0].fd, persistent ? 1 : 0)

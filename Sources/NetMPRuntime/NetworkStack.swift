@@ -90,7 +90,24 @@ public final class NetworkStack: @unchecked Sendable {
         if device != nil && !(offloads.checksum && offloads.tcpSegmentation) {
             log.info("the TAP refused some offloads (\(offloads)): segments go out one MSS at a time")
         }
-        let stats = StatsPage(cores: queues.count, configuration: configuration, offloads: device?.offloads.rawValue)
+        // Each frame on its owner core's queue, by netmp's hash (SteeringProgram); where the
+        // kernel refuses the program, its flow table picks and misses are forwarded. One
+        // queue needs none, but a program a previous user left is taken off.
+        var steering: UInt64 = 0
+        if let device {
+            do {
+                try device.setSteering(queues.count > 1 ? SteeringProgram(cores: queues.count).instructions : nil)
+                if queues.count > 1 { steering = StatsLayout.steeringByProgram }
+            } catch {
+                if queues.count > 1 {
+                    let e: Int32 = if case .ioctlFailed(_, let e) = error { e } else { EINVAL }
+                    steering = UInt64(UInt16(truncatingIfNeeded: e)) << StatsLayout.steeringRefusalShift
+                    log.info("the TAP picks queues by its own flow table (\(error)): frames that arrive on another core's queue are forwarded")
+                }
+            }
+        }
+        let stats = StatsPage(cores: queues.count, configuration: configuration, offloads: device?.offloads.rawValue,
+                              steering: steering)
         if stats == nil { log.info("no stats page (memfd or mmap failed): netmp stat will not see this process") }
         let secret = SystemRandom.secret()
         // Where the cores announce a sleep: their ports' senders and every client's read it.

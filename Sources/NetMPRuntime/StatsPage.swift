@@ -66,6 +66,10 @@ public enum StatsLayout {
     /// The offloads word: TUNSETOFFLOAD's flags the TAP accepted, with this bit set once
     /// they were negotiated (a stack on test queues has no TAP and leaves the word 0).
     public static let offloadsNegotiated: UInt64 = 1 << 32
+    /// In the same word: the TAP picks queues with netmp's steering program, or (the
+    /// errno at this shift) the program was refused and the TAP's flow table picks them.
+    public static let steeringByProgram: UInt64 = 1 << 33
+    public static let steeringRefusalShift: UInt64 = 40
 }
 
 public final class StatsPage: @unchecked Sendable {
@@ -74,7 +78,7 @@ public final class StatsPage: @unchecked Sendable {
     let fd: Int32
 
     /// Creates the page; nil (and netmp runs without `netmp stat`) if memfd or mmap fail.
-    public init?(cores: Int, configuration: StackConfiguration, offloads: UInt32? = nil) {
+    public init?(cores: Int, configuration: StackConfiguration, offloads: UInt32? = nil, steering: UInt64 = 0) {
         let size = StatsLayout.size(cores: cores)
         let fd = netmp_memfd(StatsLayout.memfdName)
         guard fd >= 0 else { return nil }
@@ -95,7 +99,7 @@ public final class StatsPage: @unchecked Sendable {
         if let offloads {
             for core in 0..<cores {
                 words[StatsLayout.headerWords + core * StatsLayout.coreWords + StatsLayout.Core.offloads] =
-                    StatsLayout.offloadsNegotiated | UInt64(offloads)
+                    StatsLayout.offloadsNegotiated | UInt64(offloads) | steering
             }
         }
         // The magic last: a reader that sees it sees a complete header.

@@ -19,6 +19,11 @@ public struct StatsSnapshot: Sendable {
         public var reassembled: UInt64 = 0, fragmentsOut: UInt64 = 0
         /// The TAP's TUNSETOFFLOAD flags in force, nil where no TAP was negotiated with.
         public var offloads: UInt32?
+        /// How the TAP picks a frame's queue: "program" (netmp's steering program),
+        /// "flow-table" (the kernel's: the program was refused, `steeringRefusal` says
+        /// why) or "single-queue"; nil where no TAP was negotiated with.
+        public var steering: String? = nil
+        public var steeringRefusal: Int32 = 0
         /// (reason, count) for every drop reason, zero counts included.
         public var drops: [(reason: String, count: UInt64)]
     }
@@ -126,7 +131,7 @@ public struct StatsSnapshot: Sendable {
         let n = words.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
         guard n == words.count * 8 else { throw .unreadable(pid, "short read") }
         let names = DropCounters.names
-        let cores = (0..<coreCount).map { c -> CoreStats in
+        var cores = (0..<coreCount).map { c -> CoreStats in
             let b = StatsLayout.headerWords + c * StatsLayout.coreWords
             let w = { (i: Int) in words[b + i] }
             let drops = names.enumerated().map { ($1, words[b + StatsLayout.coreFixedWords + $0]) }
@@ -141,6 +146,12 @@ public struct StatsSnapshot: Sendable {
                              offloads: w(K.offloads) & StatsLayout.offloadsNegotiated != 0
                                  ? UInt32(truncatingIfNeeded: w(K.offloads)) : nil,
                              drops: drops)
+        }
+        for c in cores.indices where cores[c].offloads != nil {
+            let word = words[StatsLayout.headerWords + c * StatsLayout.coreWords + StatsLayout.Core.offloads]
+            let refusal = Int32(truncatingIfNeeded: word >> StatsLayout.steeringRefusalShift & 0xFFFF)
+            cores[c].steering = word & StatsLayout.steeringByProgram != 0 ? "program" : refusal != 0 ? "flow-table" : "single-queue"
+            cores[c].steeringRefusal = refusal
         }
         var connections: [ConnectionStats] = []
         let states = TCPState.allCases
@@ -230,7 +241,8 @@ public struct StatsSnapshot: Sendable {
                 + "\"neighbours\":\(c.neighbours),\"forward_overflows\":\(c.forwardOverflows),"
                 + "\"super_frames_in\":\(c.superFramesIn),\"super_frames_out\":\(c.superFramesOut),"
                 + "\"looped\":\(c.looped),\"reassembled\":\(c.reassembled),\"fragments_out\":\(c.fragmentsOut),"
-                + "\"offloads\":\(c.offloads.map { "\"\(offloadNames($0))\"" } ?? "null"),\"drops\":{\(drops)}}"
+                + "\"offloads\":\(c.offloads.map { "\"\(offloadNames($0))\"" } ?? "null"),"
+                + "\"steering\":\(c.steering.map { "\"\($0)\"" } ?? "null"),\"drops\":{\(drops)}}"
         }.joined(separator: ",")
         let connectionObjects = connectionArrayJSON
         let clientObjects = clients.map { c in
@@ -316,6 +328,13 @@ public struct StatsSnapshot: Sendable {
         if let flags = cores.first?.offloads {
             let inSuper = cores.reduce(0) { $0 &+ $1.superFramesIn }, outSuper = cores.reduce(0) { $0 &+ $1.superFramesOut }
             lines.append("TAP offloads: \(offloadNames(flags)); super-frames in \(inSuper), out \(outSuper)")
+            switch cores.first?.steering {
+            case "program": lines.append("TAP steering: netmp's hash (eBPF program): each flow's frames arrive on its owner's queue")
+            case "flow-table":
+                let reason = String(cString: strerror(cores.first?.steeringRefusal ?? 0))
+                lines.append("TAP steering: the kernel's flow table (the eBPF program was refused: \(reason)); misses are forwarded")
+            default: break
+            }
         }
         let looped = cores.reduce(0) { $0 &+ $1.looped }
         if looped > 0 { lines.append("frames to the stack's own address (looped, not on the TAP): \(looped)") }

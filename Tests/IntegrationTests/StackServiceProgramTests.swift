@@ -503,4 +503,40 @@ struct StackServiceProgramTests {
         let root = Shell.run(served.netmp(["python3", "-c", script]), timeout: 30)
         #expect(root.stdout == "80:ok 8080:ok 80:ok 8080:ok\n", "\(root.stdout) \(root.stderr)")
     }
+
+    /// Connections the kernel opens to a server on a two-core stack arrive on their owner
+    /// core's queue from their first SYN (the stack's eBPF steering program): not one of
+    /// their frames is forwarded between cores. Without the program the tun driver picks a
+    /// new flow's queue by its own hash, and about half the SYNs land on the other core.
+    @Test func steeringProgram_passiveConnectionsArriveOnTheirOwner() throws {
+        let served = try ServedLab(["--cores", "2"])
+        let errors = NSTemporaryDirectory() + "/\(served.lab.name)-steer.err"
+        defer { try? FileManager.default.removeItem(atPath: errors) }
+        let server = try served.pythonServer("""
+            import socket
+            l = socket.create_server(("0.0.0.0", 7807), backlog=128)
+            for _ in range(400):
+                c, _ = l.accept(); c.sendall(b"x"); c.close()
+            """, errors: errors)
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        usleep(300_000)
+        let client = served.kernelPython("""
+            import socket
+            n = 0
+            for _ in range(400):
+                s = socket.create_connection(("10.77.0.2", 7807), timeout=10)
+                n += len(s.recv(10)); s.close()
+            print(n)
+            """)
+        #expect(client.stdout == "400\n", "\(client.stdout) \(client.stderr)")
+        served.expectEndsCleanly(server, errors: errors)
+        let stat = Shell.run([Package.netmp, "stat", String(served.stack.processIdentifier), "--json"])
+        let json = try JSONSerialization.jsonObject(with: Data(stat.stdout.utf8)) as? [String: Any]
+        let cores = json?["cores"] as? [[String: Any]] ?? []
+        let arrived = cores.reduce(0) { $0 + ($1["frames_in"] as? Int ?? 0) }
+        let forwarded = cores.reduce(0) { $0 + ($1["forwarded"] as? Int ?? 0) }
+        #expect(cores.count == 2 && cores.allSatisfy { $0["steering"] as? String == "program" }, "\(stat.stdout)")
+        #expect(cores.allSatisfy { ($0["frames_in"] as? Int ?? 0) > 100 }, "both cores own connections: \(stat.stdout)")
+        #expect(arrived >= 400 * 3 && forwarded == 0, "\(forwarded) of \(arrived) frames forwarded")
+    }
 }

@@ -15,6 +15,13 @@ int netmp_tap_set_vnet_header_size(int fd, int size);
 // once the queue is open: a process opens queues, then may drop root and still enable them.
 int netmp_tap_set_queue_enabled(int fd, int enabled);
 int netmp_tap_set_persistent(int fd, int persistent);
+// Loads `count` eBPF instructions (struct bpf_insn, 8 bytes each) as a socket filter
+// program (BPF_PROG_LOAD; needs CAP_BPF or CAP_SYS_ADMIN where unprivileged BPF is off);
+// returns its descriptor. The verifier's complaint, if any, goes to `log` (`log_size` bytes).
+int netmp_bpf_load_socket_filter(const uint64_t *instructions, int count, char *log, unsigned log_size);
+// TUNSETSTEERINGEBPF: the device picks a frame's queue with `program` from now on (-1: with
+// its own flow table and hash again). Any queue's descriptor will do.
+int netmp_tap_set_steering(int fd, int program);
 
 int netmp_interface_mac(const char *name, uint8_t mac[6]);
 int netmp_interface_set_mac(const char *name, const uint8_t mac[6]);
