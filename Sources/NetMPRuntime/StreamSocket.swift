@@ -346,8 +346,14 @@ public final class StreamSocket: @unchecked Sendable {
         // arrival, unread data or not, and by shutdown(SHUT_RD); either makes the socket
         // readable with POLLRDHUP. Both directions shut is POLLHUP.
         let readingShut = channel.receive.endOfStreamArrived || status.contains(.readShut)
-        if channel.receive.readable >= receiveLowWater.load(ordering: .relaxed) || readingShut { events.insert(.readable) }
+        // An urgent byte that reads skip is no data to read (tcp_stream_is_readable), and
+        // one not yet taken by recv(MSG_OOB) is POLLPRI.
+        let inline = outOfBandInline.load(ordering: .relaxed)
+        var readable = channel.receive.readable
+        if readable > 0 && channel.urgentByteIsNext(inline: inline) { readable -= 1 }
+        if readable >= receiveLowWater.load(ordering: .relaxed) && readable > 0 || readingShut { events.insert(.readable) }
         if readingShut { events.insert(.readHangUp) }
+        if channel.urgentPending { events.insert(.priority) }
         if status.contains(.writeShut) {
             events.insert(.writable)
         } else if status.contains(.established) && channel.send.free >= channel.send.capacity / 3 && notSentBelowLowWater {
@@ -502,6 +508,7 @@ public final class StreamSocket: @unchecked Sendable {
         public static let dontWait = Flags(rawValue: 0x40)  // MSG_DONTWAIT
         public static let peek = Flags(rawValue: 0x02)      // MSG_PEEK
         public static let waitAll = Flags(rawValue: 0x100)  // MSG_WAITALL
+        public static let urgent = Flags(rawValue: 0x01)    // MSG_OOB
     }
 
     /// send(): copies into the send ring and asks the owner to send, once per owner turn.
@@ -537,10 +544,14 @@ public final class StreamSocket: @unchecked Sendable {
             let room = roomUnderNotSentLowWater(bytes.count - done)
             if room > 0 {
                 guard channel.beginWrite() else { continue } // shut meanwhile: the checks above report it
-                let n = channel.send.write(UnsafeRawBufferPointer(rebasing: bytes[done..<(done + room)]))
+                var end = 0
+                let n = channel.send.write(UnsafeRawBufferPointer(rebasing: bytes[done..<(done + room)]), end: &end)
                 channel.endWrite()
                 if n > 0 {
                     done += n
+                    // MSG_OOB: the last byte written so far is urgent (Linux's tcp_push
+                    // moves SND.UP to the end of the write each time it pushes).
+                    if flags.contains(.urgent) { channel.markUrgentSent(upTo: end) }
                     requestOutput()
                 }
             }
@@ -572,7 +583,9 @@ public final class StreamSocket: @unchecked Sendable {
         var done = 0
         while true {
             let rest = UnsafeMutableRawBufferPointer(rebasing: destination[done...])
-            let n = flags.contains(.peek) ? channel.receive.peek(into: rest) : channel.receive.read(into: rest)
+            let (n, atMark) = channel.readStream(into: rest, inline: outOfBandInline.load(ordering: .relaxed), copied: done,
+                                                 peek: flags.contains(.peek))
+            if atMark { return done } // a read ends at the urgent mark (SIOCATMARK then says so)
             if n > 0 {
                 done += n
                 if !flags.contains(.peek) { requestWindowUpdate() }
@@ -607,6 +620,26 @@ public final class StreamSocket: @unchecked Sendable {
             }
         }
     }
+
+    /// recv(MSG_OOB): the urgent byte, as Linux's tcp_recv_urg (EINVAL with SO_OOBINLINE,
+    /// or with none to take; EAGAIN, blocking or not, while it is on its way).
+    public func receiveUrgent(into destination: UnsafeMutableRawBufferPointer, flags: Flags = []) throws(SocketError) -> Int {
+        guard !outOfBandInline.load(ordering: .relaxed) else { throw SocketError(EINVAL) }
+        switch channel.readUrgent(into: destination, peek: flags.contains(.peek)) {
+        case .success(let n): return n
+        case .failure(.none): throw SocketError(EINVAL)
+        case .failure(.notYet):
+            guard channel.status.contains(.attached) else { throw SocketError(ENOTCONN) }
+            throw SocketError(EAGAIN)
+        }
+    }
+
+    /// SO_OOBINLINE: urgent bytes are read with the rest of the stream.
+    public let outOfBandInline = Atomic<Bool>(false)
+    public func setOutOfBandInline(_ on: Bool) { outOfBandInline.store(on, ordering: .relaxed) }
+
+    /// SIOCATMARK: the next byte to read is urgent.
+    public var atUrgentMark: Bool { channel.atUrgentMark }
 
     /// Bytes readable now, a lower bound (FIONREAD).
     public var readable: Int { channel.receive.readable }

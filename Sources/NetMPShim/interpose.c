@@ -717,6 +717,7 @@ ssize_t recvmsg(int fd, struct msghdr *message, int flags) {
                                 wanted ? &info : NULL);
     if (r < 0) return fail(r);
     message->msg_flags = truncated ? MSG_TRUNC : 0;
+    if ((flags & MSG_OOB) && r > 0 && netmp_is_stream(socket)) message->msg_flags |= MSG_OOB; // the urgent byte
     if (wanted) netmp_put_ancillary(message, wanted, netmp_is_ipv6(socket), &info);
     else message->msg_controllen = 0;
     if (netmp_is_stream(socket)) {

@@ -387,7 +387,8 @@ public func netmpConnect(_ handle: UnsafeMutableRawPointer, _ address: UnsafePoi
     } catch { return failure(error) }
 }
 
-let messagePeek: Int32 = 0x02, messageTruncate: Int32 = 0x20, messageDontWait: Int32 = 0x40, messageWaitAll: Int32 = 0x100
+let messageOutOfBand: Int32 = 0x01, messagePeek: Int32 = 0x02, messageTruncate: Int32 = 0x20, messageDontWait: Int32 = 0x40
+let messageWaitAll: Int32 = 0x100
 
 /// send() family: bytes taken, or -errno. `hasDestination` for sendto on UDP.
 @_cdecl("netmp_send")
@@ -402,9 +403,15 @@ public func netmpSend(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRawPoint
             if hasDestination != 0 && !s.channel.status.contains(.attached) { return -Int(EPIPE) }
             var options: StreamSocket.Flags = []
             if flags & messageDontWait != 0 { options.insert(.dontWait) }
+            if flags & messageOutOfBand != 0 { options.insert(.urgent) }
             return try s.send(buffer, flags: options)
         case .datagram(let d):
             let destination = hasDestination != 0 ? address.map { endpoint($0, port) } : nil
+            // MSG_OOB: IPv4's udp_sendmsg refuses it, as BSD does; IPv6's ignores it.
+            if flags & messageOutOfBand != 0 {
+                let to = destination ?? (try? d.peerAddress())
+                if d.family == .ipv4 || to?.address.v4 != nil { return -Int(EOPNOTSUPP) }
+            }
             if hasDestination != 0 && destination == nil { return -Int(EFAULT) }
             return try d.send(buffer, to: destination, dontWait: flags & messageDontWait != 0)
         }
@@ -428,6 +435,11 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
             if flags & messagePeek != 0 { options.insert(.peek) }
             if flags & messageWaitAll != 0 { options.insert(.waitAll) }
             // No address: Linux's TCP leaves the name empty (the shim says so to the caller).
+            if flags & messageOutOfBand != 0 && !s.isListening {
+                let n = try s.receiveUrgent(into: buffer, flags: options)
+                full?.pointee = n
+                return n
+            }
             let n = try s.receive(into: buffer, flags: options)
             full?.pointee = n
             return n
@@ -482,12 +494,12 @@ public func netmpIsNonBlocking(_ handle: UnsafeMutableRawPointer) -> Int32 {
 
 /// SIOCINQ (0), SIOCOUTQ (1), SIOCOUTQNSD (2) and SIOCATMARK (3) as Linux's tcp_ioctl and
 /// udp_ioctl answer them: a listener has no queues (EINVAL) but a mark (0); UDP knows only
-/// the first two (ENOTTY). netmp takes no urgent data, so no socket is at the mark.
+/// the first two (ENOTTY). At the mark: the next byte to read is urgent.
 @_cdecl("netmp_ioctl_count")
 public func netmpIoctlCount(_ handle: UnsafeMutableRawPointer, _ which: Int32) -> Int32 {
     switch socket(handle).kind {
     case .stream(let s):
-        if which == 3 { return 0 }
+        if which == 3 { return s.isListening ? 0 : s.atUrgentMark ? 1 : 0 }
         if s.isListening { return -EINVAL }
         switch which {
         case 0: return Int32(clamping: s.readable)

@@ -6,8 +6,9 @@ import NetMPWire
 
 /// setsockopt and getsockopt for netmp sockets, with Linux's levels, names, value layouts
 /// and errnos. Options netmp acts on change the socket; a few that Linux accepts and
-/// netmp has no use for (SO_REUSEADDR, SO_OOBINLINE, SO_PRIORITY, IP_RECVERR) are recorded
-/// so that getsockopt reads back what was set; anything else is ENOPROTOOPT.
+/// netmp has no use for (SO_REUSEADDR, SO_PRIORITY, IP_RECVERR) are recorded so that
+/// getsockopt reads back what was set (SO_OOBINLINE too, which a stream socket's reads
+/// follow); anything else is ENOPROTOOPT.
 enum OptionName {
     static let solSocket: Int32 = 1, ipprotoIP: Int32 = 0, ipprotoTCP: Int32 = 6
     // SOL_SOCKET
@@ -17,6 +18,7 @@ enum OptionName {
     static let acceptConnection: Int32 = 30, proto: Int32 = 38, domain: Int32 = 39
     static let receiveLowWater: Int32 = 18, sendLowWater: Int32 = 19
     static let recordedSocket: Set<Int32> = [2, 10, 12, 15] // REUSEADDR, OOBINLINE, PRIORITY, REUSEPORT
+    static let outOfBandInline: Int32 = 10 // read back as recorded; a stream socket's reads follow it
     // IPPROTO_TCP
     static let noDelay: Int32 = 1, maxSegment: Int32 = 2, cork: Int32 = 3, keepIdle: Int32 = 4
     static let keepInterval: Int32 = 5, keepCount: Int32 = 6, info: Int32 = 11, congestion: Int32 = 13
@@ -117,6 +119,10 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
         case .datagram(let d): d.setReusePort(v != 0)
         }
         return 0
+    case (OptionName.solSocket, .stream(let s)) where name == OptionName.outOfBandInline:
+        guard let v = integer() else { return -EINVAL }
+        s.setOutOfBandInline(v != 0)
+        return record()
     case (OptionName.solSocket, _) where OptionName.recordedSocket.contains(name): return record()
     case (OptionName.solSocket, _) where name == OptionName.sendLowWater: return -ENOPROTOOPT // Linux's is fixed at 1
     case (OptionName.solSocket, .datagram) where name == OptionName.receiveLowWater: return record() // no effect on UDP

@@ -105,16 +105,32 @@ public final class ReceiveRing: @unchecked Sendable {
         }
     }
 
-    /// Copies up to `destination.count` readable bytes without consuming them (MSG_PEEK).
-    public func peek(into destination: UnsafeMutableRawBufferPointer) -> Int {
+    /// Copies up to `destination.count` readable bytes without consuming them (MSG_PEEK),
+    /// from `skipping` bytes past the head (an urgent byte a peek looks past).
+    public func peek(into destination: UnsafeMutableRawBufferPointer, skipping: Int = 0) -> Int {
         while true {
             let h = head.pointee.load(ordering: .acquiring)
-            let n = min(tail.pointee.load(ordering: .acquiring) &- h, destination.count)
+            let n = min(tail.pointee.load(ordering: .acquiring) &- h &- skipping, destination.count)
             guard n > 0 else { return 0 }
-            storage.copyOut(from: h, count: n, into: destination)
+            storage.copyOut(from: h &+ skipping, count: n, into: destination)
             // Valid if nobody consumed meanwhile: the owner reuses space only below a moved head.
             if head.pointee.load(ordering: .acquiring) == h { return n }
         }
+    }
+
+    /// The readers' head: the position of the next byte to read.
+    public var headPosition: Int { head.pointee.load(ordering: .acquiring) }
+
+    /// Consumes the one byte at `position` without copying it (an urgent byte a read steps
+    /// over), if it is published and still the next; false otherwise.
+    public func skipOne(at position: Int) -> Bool {
+        guard tail.pointee.load(ordering: .acquiring) &- position > 0 else { return false }
+        return head.pointee.compareExchange(expected: position, desired: position &+ 1, ordering: .acquiringAndReleasing).exchanged
+    }
+
+    /// Owner: the byte at `position`, which it wrote (an urgent byte, for the slot's word).
+    func byte(at position: Int) -> UInt8 {
+        storage.bytes[RingStorage.index(position, capacity)]
     }
 
     /// True once end of stream is published and every byte before it has been read.

@@ -58,6 +58,12 @@ public final class SendRing: @unchecked Sendable {
 
     /// Appends as much of `bytes` as fits; returns how much (0 when full).
     public func write(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var end = 0
+        return write(bytes, end: &end)
+    }
+
+    /// The same, and where the bytes written end (the position just past the last).
+    public func write(_ bytes: UnsafeRawBufferPointer, end: inout Int) -> Int {
         var start = reserved.pointee.load(ordering: .relaxed)
         var n = 0
         while true {
@@ -72,6 +78,7 @@ public final class SendRing: @unchecked Sendable {
         // Commit in reservation order.
         while committed.pointee.load(ordering: .acquiring) != start { sched_yield() }
         committed.pointee.store(start + n, ordering: .releasing)
+        end = start + n
         return n
     }
 
@@ -125,6 +132,9 @@ public final class SendRing: @unchecked Sendable {
         }
         return ownerCommitted &- ownerReleased
     }
+
+    /// Owner: how far the held bytes reach (the position just past the last committed).
+    var heldEnd: Int { ownerCommitted }
 
     /// Copies `count` held bytes starting `offset` past the oldest unreleased byte.
     public func copy(from offset: Int, count: Int, into destination: UnsafeMutableRawBufferPointer) {

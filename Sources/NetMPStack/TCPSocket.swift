@@ -30,6 +30,12 @@ public final class TCPSocket {
     public var listedAt = Instant.zero
     /// The receive ring's head when the owner last looked: reads past it are news.
     var consumedSeen = 0
+    /// Urgent data: the engine's count of urgent pointers last published, the position of
+    /// a published urgent byte not yet arrived, and the application's last send(MSG_OOB)
+    /// end taken (SocketChannel+Urgent).
+    var urgentSeen: UInt32 = 0
+    var urgentWaiting: Int?
+    var urgentUpSeen = 0
     /// The stack service's client whose socket this is (0: none, a stack's own): `netmp
     /// stat` names the program holding each connection by it.
     public var client: UInt32 = 0
@@ -78,8 +84,15 @@ public final class TCPSocket {
             if connection.configuration.cork != cork { connection.setCork(cork) }
             if connection.configuration.noDelay != noDelay { connection.setNoDelay(noDelay) }
         }
+        // The urgent end before the bytes: the application marks it after committing them.
+        let urgentUp = channel.urgentUp
         let written = channel.send.held - connection.sendQueued
         if written > 0 && !connection.finQueued && connection.state != .closed { connection.queued(written) }
+        if urgentUp != urgentUpSeen {
+            urgentUpSeen = urgentUp
+            let behind = channel.send.heldEnd &- urgentUp
+            if !connection.finQueued && (0...connection.sendQueued).contains(behind) { connection.markUrgent(behindEnd: behind) }
+        }
         let position = channel.receive.consumedPosition
         if position != consumedSeen {
             connection.consumed(position &- consumedSeen, now: now)
@@ -113,10 +126,30 @@ public final class TCPSocket {
         if let store = result.store {
             channel.receive.write(UnsafeRawBufferPointer(rebasing: payload[store.range]), at: store.offset)
         }
+        if connection.urgentCount != urgentSeen || urgentWaiting != nil { publishUrgent(readable: result.readable) }
         if result.readable > 0 { channel.receive.publish(result.readable) }
         if result.acknowledged > 0 { channel.send.release(result.acknowledged) }
         // Pollers hear of it when the connection is settled: once per batch, not per segment.
         if result.readable > 0 || result.acknowledged > 0 { doorbellOwed = true }
+    }
+
+    /// The engine's urgent pointer for readers, before the data it lies in is published
+    /// (readers must not pass a mark they have not seen): a new mark at its byte's ring
+    /// position, or the byte of a published one that has now arrived.
+    func publishUrgent(readable: Int) {
+        let end = channel.receive.owner.tail &+ readable // published once this segment is
+        if connection.urgentCount != urgentSeen, let sequence = connection.urgentSequence {
+            urgentSeen = connection.urgentCount
+            // RCV.NXT (less a FIN, which takes no place in the ring) is at `end`.
+            let anchor = connection.receivedFin ? connection.receiveNext - 1 : connection.receiveNext
+            let position = end &+ (sequence - anchor)
+            channel.publishUrgent(at: position, arrivedBelow: end)
+            urgentWaiting = position < end ? nil : position
+            doorbellOwed = true
+        } else if let position = urgentWaiting, channel.completeUrgent(at: position, arrivedBelow: end) {
+            urgentWaiting = nil
+            doorbellOwed = true
+        }
     }
 
     /// Publishes to the channel what the engine's events mean for application threads.

@@ -98,6 +98,7 @@ extension Connection {
         // Data wholly outside the window (a zero-window probe, an old duplicate) still asks
         // for an ACK: that ACK carries the window the sender is waiting to learn.
         if payloadLength > 0 && accepted.start == accepted.end { ackNow = true }
+        if segment.flags.contains(.urg) && state.acceptsData { noteUrgent(segment) } // step six
         let ackOwed = ackNow
         let filledHole = processText(&accepted, now: now, result: &result)
         processFin(accepted, now: now, ackAtOnce: ackOwed || filledHole)
@@ -263,6 +264,7 @@ extension Connection {
         let freed = max(0, dataTo - dataFrom)
         sendUnacknowledged = ack
         if sendNext < ack { sendNext = ack }
+        if let up = sendUrgentUp, !(ack < up) { sendUrgentUp = nil } // urgent mode ends
         sendBufferStart += freed
         sendQueued -= freed
         result.acknowledged += freed
@@ -351,6 +353,19 @@ extension Connection {
         case .lastAck: enter(.closed, now: now)
         default: break
         }
+    }
+
+    /// Step six, as Linux's tcp_check_urg: the urgent pointer names the byte before it (the
+    /// BSD reading RFC 6093 recommends). A pointer behind RCV.NXT (data already received)
+    /// or not past the one already known changes nothing.
+    mutating func noteUrgent(_ segment: TCPSegmentHeader) {
+        let pointer = Int(segment.urgentPointer)
+        let byte = SequenceNumber(segment.sequenceNumber) + (pointer > 0 ? pointer - 1 : 0)
+        guard !(byte < receiveNext) else { return }
+        if let known = urgentSequence, !(known < byte) { return }
+        urgentSequence = byte
+        urgentCount &+= 1
+        events.insert(.readable)
     }
 
     /// Step seven: segment text. In-order data becomes readable at once, with any held

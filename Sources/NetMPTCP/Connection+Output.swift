@@ -158,6 +158,9 @@ extension Connection {
     /// segmentation offload as many whole MSS as fit the configured limit.
     var burstLimit: Int {
         let unit = maximumPayload
+        // The link would copy one urgent pointer into every piece: urgent data goes one
+        // segment at a time.
+        if sendUrgentUp != nil { return unit }
         return max(unit, configuration.segmentationLimit / unit * unit)
     }
 
@@ -193,7 +196,13 @@ extension Connection {
         var flags: TCPFlags = [.ack]
         if sequence + length == dataEnd { flags.insert(.psh) }
         if fin { flags.insert(.fin) }
-        let header = header(sequence: sequence, flags: flags, now: now)
+        var header = header(sequence: sequence, flags: flags, now: now)
+        // Before SND.UP: URG, the pointer relative to this segment (Linux's tcp_transmit_skb:
+        // 0xFFFF when the urgent data lies further than the field reaches).
+        if let up = sendUrgentUp, sequence < up {
+            header.flags.insert(.urg)
+            header.urgentPointer = UInt16(clamping: up - sequence)
+        }
         return emit(header, length: length + (fin ? 1 : 0), payloadOffset: sequence - sendBufferStart, payloadLength: length, now: now)
     }
 

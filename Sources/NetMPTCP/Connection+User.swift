@@ -8,6 +8,13 @@ extension Connection {
         sendQueued += count
     }
 
+    /// SEND with URGENT (send(MSG_OOB)): the byte `behindEnd` bytes before the end of the
+    /// queued data is the last urgent one; the urgent pointer points just past it.
+    public mutating func markUrgent(behindEnd: Int) {
+        guard behindEnd >= 0, behindEnd <= sendQueued else { return }
+        sendUrgentUp = dataEnd - behindEnd
+    }
+
     /// RECEIVE: the application consumed `count` readable bytes; the window may reopen. With
     /// `now`, the window is auto-tuned: when the application drained more than half of it in
     /// one round trip, the window is what limits the flow, so it doubles (up to the buffer).

@@ -114,6 +114,9 @@ public struct Connection: Sendable {
     /// The application closed the socket altogether: nobody will read, so FIN-WAIT-2 may
     /// time out (Linux's tcp_fin_timeout applies only to such orphans).
     public internal(set) var orphaned = false
+    /// SND.UP: just past the last byte the application sent as urgent (send(MSG_OOB)),
+    /// while the peer has not acknowledged it; segments before it carry URG.
+    public internal(set) var sendUrgentUp: SequenceNumber? = nil
 
     // MARK: Receive sequence space
     /// IRS
@@ -137,6 +140,10 @@ public struct Connection: Sendable {
     public internal(set) var receivedFin = false
     /// A FIN that arrived ahead of missing data.
     var pendingFin: SequenceNumber? = nil
+    /// Urgent data (RFC 9293 3.8.5, as Linux reads it): the sequence number of the byte the
+    /// peer's latest urgent pointer names, and a count that moves with each new one.
+    public internal(set) var urgentSequence: SequenceNumber? = nil
+    public internal(set) var urgentCount: UInt32 = 0
 
     // MARK: Options negotiated on the SYNs
     /// The MSS we send with: the peer's announcement clamped to ours.

@@ -12,8 +12,12 @@ service is bound. Runs until killed; every connection is bounded in time.
   7006 hello       sends 'hello\\n', reads until EOF, closes
   7007 dial-back   reads 'PORT\\n', connects to the caller's address at PORT, sends
                    'ping\\n', shuts down writing, reads until EOF and answers 'got N\\n'
+  7008 urgent      sends 'abc' with MSG_OOB (urgent byte 'c'), then 'de'; reads until EOF
+                   without SO_OOBINLINE, taking urgent data at the mark with MSG_OOB, and
+                   answers 'stream=S oob=O\\n'
   7010 udp echo    returns every datagram to its sender
 """
+import fcntl
 import socket
 import struct
 import threading
@@ -101,6 +105,26 @@ def dial_back(connection, address):
     connection.sendall(b"got %d\n" % got)
 
 
+SIOCATMARK = 0x8905
+
+
+def urgent(connection, _):
+    connection.send(b"abc", socket.MSG_OOB)
+    connection.sendall(b"de")
+    stream, oob = b"", b""
+    while True:
+        if struct.unpack("i", fcntl.ioctl(connection.fileno(), SIOCATMARK, b"\0\0\0\0"))[0]:
+            try:
+                oob += connection.recv(1, socket.MSG_OOB)
+            except OSError:
+                pass
+        chunk = connection.recv(100)
+        if not chunk:
+            break
+        stream += chunk
+    connection.sendall(b"stream=%s oob=%s\n" % (stream, oob))
+
+
 def udp_echo():
     udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -115,7 +139,7 @@ def udp_echo():
 
 
 for port, handler in [(7001, echo), (7002, count), (7003, reset), (7004, source), (7005, silent),
-                      (7006, hello), (7007, dial_back)]:
+                      (7006, hello), (7007, dial_back), (7008, urgent)]:
     serve(port, handler)
 udp_echo()
 print("listening", flush=True)

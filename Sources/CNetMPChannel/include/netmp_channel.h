@@ -68,8 +68,19 @@ typedef struct netmp_stream_slot {
     uint64_t remote_address[2];     // getsockname without asking the core. Addresses are
                                     // IPv6, IPv4 mapped (::ffff:a.b.c.d), as two halves,
                                     // the most significant first, in host order
-    uint8_t line_end[40];
+    uint64_t urgent;                // urgent data received (NETMP_URGENT_*): receive ring
+                                    // position << 16 | state << 8 | the byte; 0: none
+    int64_t urgent_up;              // the application: the send ring position just past
+                                    // its last send(MSG_OOB) (its last byte is urgent)
+    uint8_t line_end[24];
 } netmp_stream_slot;
+
+/// The states of `urgent` (Linux's urg_data): the peer's urgent pointer names a byte not
+/// yet received; the byte is in (and in the word); recv(MSG_OOB) took it. The owner sets
+/// the first two; readers move VALID to READ and clear the word once they read past it.
+static const uint64_t NETMP_URGENT_NOT_YET = 1;
+static const uint64_t NETMP_URGENT_VALID = 2;
+static const uint64_t NETMP_URGENT_READ = 3;
 
 /// The status bits of a stream slot. States, published by the owner:
 static const uint32_t NETMP_STATUS_ATTACHED = 1u << 0;     // a core owns the connection
@@ -403,6 +414,7 @@ _Static_assert(offsetof(netmp_stream_slot, owner) == 8, "stream slot: owner");
 _Static_assert(offsetof(netmp_stream_slot, changes) == 24, "stream slot: changes wait word");
 _Static_assert(offsetof(netmp_stream_slot, local_port) == 32, "stream slot: the ports");
 _Static_assert(offsetof(netmp_stream_slot, local_address) == 56, "stream slot: the addresses");
+_Static_assert(offsetof(netmp_stream_slot, urgent) == 88, "stream slot: urgent data");
 _Static_assert(sizeof(netmp_wait_word) == 8, "wait word: two 32-bit words (the futex is the first)");
 _Static_assert(offsetof(netmp_send_ring, reserved) == 0, "send ring: writers' line");
 _Static_assert(offsetof(netmp_send_ring, released) == 64, "send ring: owner's line");
