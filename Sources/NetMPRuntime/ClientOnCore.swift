@@ -33,6 +33,9 @@ final class ClientOnCore {
     /// ip_unprivileged_port_start for a client without root or CAP_NET_BIND_SERVICE, 0
     /// for one with them.
     var unprivilegedPortStart: UInt16 = 0
+    /// The user the client runs as (SO_PEERCRED at the door): sockets share a port with
+    /// SO_REUSEPORT only within one user.
+    var uid: UInt32 = 0
 
     init(id: UInt32, region: ClientRegion, descriptors: DoorbellDescriptors? = nil, names: Int32? = nil, core: Int,
          faults: ClientFaults = ClientFaults()) {

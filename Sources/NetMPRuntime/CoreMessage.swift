@@ -26,7 +26,7 @@ public enum CoreMessage {
     /// eventfds, core 0 its names socket, and the lowest port it may bind without
     /// privilege (0: any). `closing`: the client is gone (its process ended), and what it
     /// held is closed as Linux closes a dead process's sockets.
-    case attach(client: UInt32, ClientRegion, DoorbellDescriptors?, Int32?, UInt16, ClientFaults, Completion)
+    case attach(client: UInt32, ClientRegion, DoorbellDescriptors?, Int32?, UInt16, UInt32, ClientFaults, Completion)
     case detach(client: UInt32, closing: Bool, Completion)
     /// Sockets of a client whose last holding process ended while the client goes on:
     /// each core closes its part of them (ProtocolLoop.close(_:of:)). `reset`: reset the

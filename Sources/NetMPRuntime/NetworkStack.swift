@@ -187,7 +187,7 @@ public final class NetworkStack: @unchecked Sendable {
     /// maps, and the cores ring the stack's copies of its doorbells' eventfds.
     /// `privileged`: the program may bind ports below ip_unprivileged_port_start (root, or
     /// CAP_NET_BIND_SERVICE), as on Linux.
-    public func attachProcess(privileged: Bool = true) throws(RuntimeError) -> AttachedProcess {
+    public func attachProcess(privileged: Bool = true, uid: UInt32 = getuid()) throws(RuntimeError) -> AttachedProcess {
         let region = try clientRegion(shared: true)
         let descriptors = DoorbellDescriptors(capacity: region.capacity)
         // Core 0 reads its end without blocking; the client's end blocks a sender while
@@ -197,7 +197,7 @@ public final class NetworkStack: @unchecked Sendable {
               fcntl(ends[0], F_SETFL, O_NONBLOCK) == 0 else { throw .names(errno: errno) }
         let faults = ClientFaults()
         let id = addClient(region, descriptors: descriptors, names: ends[0],
-                           portStart: privileged ? 0 : Self.unprivilegedPortStart(), faults: faults)
+                           portStart: privileged ? 0 : Self.unprivilegedPortStart(), uid: uid, faults: faults)
         return AttachedProcess(id: id, region: region, sockets: SocketTable(region: region, doorbellDescriptors: descriptors),
                                descriptors: descriptors, names: ends[1], faults: faults)
     }
@@ -214,11 +214,11 @@ public final class NetworkStack: @unchecked Sendable {
     /// `names`: the stack's end of the client's names socket, which core 0 reads and closes.
     /// `portStart`: the lowest port the client may bind (0: any).
     func addClient(_ region: ClientRegion, descriptors: DoorbellDescriptors?, names: Int32? = nil, portStart: UInt16 = 0,
-                   faults: ClientFaults = ClientFaults()) -> UInt32 {
+                   uid: UInt32 = getuid(), faults: ClientFaults = ClientFaults()) -> UInt32 {
         let id = UInt32(nextClientID.increment() - 1)
         let completion = Completion(count: cores)
         for core in 0..<cores {
-            send(.attach(client: id, region, descriptors, core == 0 ? names : nil, portStart, faults, completion), to: core)
+            send(.attach(client: id, region, descriptors, core == 0 ? names : nil, portStart, uid, faults, completion), to: core)
         }
         completion.wait()
         return id

@@ -11,9 +11,12 @@ import NetMPStack
 public final class PortTable: @unchecked Sendable {
     let lock = PthreadLock()
     /// Who holds a port: the clients (of the stack service), each with how many of its
-    /// sockets hold it, and whether they share it (SO_REUSEPORT: every holder set it).
+    /// sockets hold it, and whether they share it (SO_REUSEPORT: every holder set it, and
+    /// all run as one user, `uid`, as Linux's sk_reuseport_match asks: another user must not
+    /// join a group and take a share of its connections).
     struct Holding {
         var shared: Bool
+        var uid: UInt32
         var clients: [UInt32: Int] = [:]
     }
     nonisolated(unsafe) var reserved: [FamilyPort: Holding] = [:]
@@ -26,15 +29,15 @@ public final class PortTable: @unchecked Sendable {
     }
 
     /// Reserves `port` in `families`' namespaces (EADDRINUSE if any is held, unless this
-    /// and every holder `share` it); port 0 reserves an ephemeral port free in all of them
-    /// (EADDRINUSE too when none is left, as Linux's bind does).
-    public func reserve(_ port: UInt16, families: AddressFamilies = .ipv4, for client: UInt32 = 0,
+    /// and every holder `share` it and run as the same `uid`); port 0 reserves an ephemeral
+    /// port free in all of them (EADDRINUSE too when none is left, as Linux's bind does).
+    public func reserve(_ port: UInt16, families: AddressFamilies = .ipv4, for client: UInt32 = 0, uid: UInt32 = 0,
                         sharing share: Bool = false) -> Result<UInt16, SocketError> {
         lock.locked {
             func take(_ candidate: UInt16, joining: Bool) -> Bool {
                 let keys = PortHold(candidate, families).keys
-                guard !keys.isEmpty, keys.allSatisfy({ reserved[$0].map { joining && $0.shared } ?? true }) else { return false }
-                for key in keys { reserved[key, default: Holding(shared: share)].clients[client, default: 0] += 1 }
+                guard !keys.isEmpty, keys.allSatisfy({ reserved[$0].map { joining && $0.shared && $0.uid == uid } ?? true }) else { return false }
+                for key in keys { reserved[key, default: Holding(shared: share, uid: uid)].clients[client, default: 0] += 1 }
                 return true
             }
             if port != 0 { return take(port, joining: share) ? .success(port) : .failure(SocketError(EADDRINUSE)) }

@@ -54,9 +54,10 @@ extension ProtocolLoop {
                 // The port table admitted the listen, so this core cannot hold the port already.
                 assertionFailure("core \(core) already listens on \(queue.port)")
             }
-        case .attach(let id, let region, let descriptors, let names, let portStart, let faults, let completion):
+        case .attach(let id, let region, let descriptors, let names, let portStart, let uid, let faults, let completion):
             attach(ClientOnCore(id: id, region: region, descriptors: descriptors, names: names, core: core, faults: faults))
             clientsByID[id]?.unprivilegedPortStart = portStart
+            clientsByID[id]?.uid = uid
             completion.done()
         case .capture(let ring, let completion):
             sink.capture = ring
@@ -119,7 +120,7 @@ extension ProtocolLoop {
                 } else if request.localPort != 0, request.localPort < client.unprivilegedPortStart {
                     reply.error = EACCES // as Linux without CAP_NET_BIND_SERVICE
                 } else {
-                    switch table.reserve(request.localPort, families: request.families, for: client.id,
+                    switch table.reserve(request.localPort, families: request.families, for: client.id, uid: client.uid,
                                          sharing: request.shared) {
                     case .success(let port): reply = netmp_port_reply(error: 0, port: UInt32(port))
                     case .failure(let error): reply.error = error.errno

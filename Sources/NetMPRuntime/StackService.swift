@@ -264,7 +264,7 @@ public final class StackService: @unchecked Sendable {
 
     func welcome(_ fd: Int32, pid: Int32, uid: uid_t) {
         let process: AttachedProcess
-        do { process = try stack.attachProcess(privileged: Self.mayBindPrivilegedPorts(pid: pid, uid: uid)) } catch {
+        do { process = try stack.attachProcess(privileged: Self.mayBindPrivilegedPorts(pid: pid, uid: uid), uid: uid) } catch {
             log.error("stack: cannot attach process \(pid): \(error)")
             return refuse(fd, ENOMEM)
         }

@@ -95,6 +95,17 @@ import Testing
         }
     }
 
+    /// Sharing is within one user, as Linux's sk_reuseport_match: a program of another
+    /// user cannot join a group and take a share of its connections or datagrams.
+    @Test func sharedPort_onlyAmongOneUsersSockets() {
+        let table = PortTable(seed: 1)
+        #expect(table.reserve(7400, for: 1, uid: 1000, sharing: true) == .success(7400))
+        #expect(table.reserve(7400, for: 2, uid: 1001, sharing: true) == .failure(SocketError(EADDRINUSE)))
+        #expect(table.reserve(7400, for: 2, uid: 0, sharing: true) == .failure(SocketError(EADDRINUSE))) // root too
+        #expect(table.reserve(7400, for: 3, uid: 1000, sharing: true) == .success(7400))
+        #expect(table.isHeld(7400, by: 1) && !table.isHeld(7400, by: 2) && table.isHeld(7400, by: 3))
+    }
+
     /// Two UDP sockets sharing a port on B: datagrams from many senders on A are spread
     /// over both, each sender's datagrams always reaching the same one (a flow stays put),
     /// and a third socket that did not set SO_REUSEPORT is refused.
