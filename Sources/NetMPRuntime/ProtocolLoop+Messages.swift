@@ -27,8 +27,11 @@ extension ProtocolLoop {
             // The view lives as long as this core's listener: its hand-off holds it. What
             // it accepts gets its rings in a slot of the listener's client.
             do {
+                let base = tcp.configuration, ipv6Listener = families.contains(.ipv6)
                 try tcp.listen(port: queue.port, backlog: queue.backlog, families: families,
-                               identity: UInt64(id) << 32 | UInt64(listener.slot), shared: shared, channelMaker: { configuration in
+                               identity: UInt64(id) << 32 | UInt64(listener.slot), shared: shared,
+                               configuration: { queue.connectionConfiguration(base: base, ipv4Peer: $0, ipv6Listener: ipv6Listener) },
+                               channelMaker: { configuration in
                     SocketChannel(in: sockets, sendCapacity: configuration.sendBufferSize,
                                   receiveCapacity: configuration.receiveBufferSize)
                 }, acceptDeferral: { queue.acceptDeferral }) { socket in

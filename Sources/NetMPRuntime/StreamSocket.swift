@@ -282,6 +282,8 @@ public final class StreamSocket: @unchecked Sendable {
             request.localPort = port
             request.families = listenerFamilies
             request.shared = reusePort
+            // Before the cores listen: their first SYN takes the socket's options.
+            queue.publishOptions(ConnectOptions(configuration), mapped: mappedMarking)
             client.onEveryCore(request)
             listenerName = name
             listenQueue = queue
@@ -735,6 +737,7 @@ public final class StreamSocket: @unchecked Sendable {
     func configure(_ change: (inout TCPConfiguration) -> Void, live: [(StreamOption, Int64)]) {
         let connected: Bool = setup.locked {
             change(&configuration)
+            publishListenerOptions()
             return phase == .connecting || phase == .connected
         }
         guard connected, let handle else { return }
@@ -746,6 +749,12 @@ public final class StreamSocket: @unchecked Sendable {
         }
     }
 
+    /// A listening socket's options changed (under `setup`): the next SYN takes them.
+    func publishListenerOptions() {
+        guard phase == .listening, let listenQueue else { return }
+        listenQueue.publishOptions(ConnectOptions(configuration), mapped: mappedMarking)
+    }
+
     /// IP_TOS and IP_TTL (IPV6_TCLASS and IPV6_UNICAST_HOPS on an IPv6 socket), already
     /// normalised as Linux keeps them: before connect they go with it (the SYN carries
     /// them), after it a record takes them to the owner. `forIPv4Peers`: an IPv6 socket's
@@ -755,6 +764,7 @@ public final class StreamSocket: @unchecked Sendable {
         let mapped = forIPv4Peers && family == .ipv6
         let live: Bool = setup.locked {
             if mapped { mappedMarking = marking } else { configuration.marking = marking }
+            publishListenerOptions()
             guard phase == .connecting || phase == .connected, let peerIsIPv4 else { return false }
             return family == .ipv4 || mapped == peerIsIPv4
         }

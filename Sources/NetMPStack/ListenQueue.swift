@@ -31,6 +31,9 @@ public final class ListenQueue: @unchecked Sendable {
     public let lease: SlotLease
 
     typealias Slot = netmp_listen_slot
+    /// A core's view: the configurations it built from the published options, and their
+    /// version (ListenQueue+Options).
+    var cachedOptions: (version: UInt32, own: TCPConfiguration?, mapped: TCPConfiguration?) = (0, nil, nil)
     static func offset(_ field: PartialKeyPath<Slot>) -> Int { MemoryLayout<Slot>.offset(of: field)! }
 
     /// The application at listen(): a slot leased for `cores` queues holding `backlog`

@@ -43,6 +43,10 @@ public final class TCPEndpoints {
         /// is handed over anyway (nil: it is handed over at once). Asked each time, as the
         /// application may set it while listening.
         let acceptDeferral: (() -> Interval?)?
+        /// The listening socket's options for the connections it makes, from their SYN-ACK
+        /// on, asked at each SYN (the application may change them while listening); nil:
+        /// the stack's.
+        var configuration: ((_ ipv4Peer: Bool) -> TCPConfiguration)?
         /// Connections in SYN-RECEIVED: bounded with the accept queue by the backlog, so a SYN
         /// flood costs at most `backlog` control blocks; further SYNs are dropped (no cookies yet).
         var embryonic = 0
@@ -72,7 +76,8 @@ public final class TCPEndpoints {
     /// already there if they all share too, and new connections are spread over them by
     /// their 4-tuple's hash, as Linux's reuseport groups do.
     public func listen(port: UInt16, backlog: Int = 128, families: AddressFamilies = .ipv4, identity: UInt64 = 0,
-                       shared: Bool = false, channelMaker: ((TCPConfiguration) -> SocketChannel?)? = nil,
+                       shared: Bool = false, configuration: ((_ ipv4Peer: Bool) -> TCPConfiguration)? = nil,
+                       channelMaker: ((TCPConfiguration) -> SocketChannel?)? = nil,
                        acceptDeferral: (() -> Interval?)? = nil,
                        handOff: ((TCPSocket) -> Bool)? = nil) throws(TCPTableError) {
         let keys = PortHold(port, families).keys
@@ -81,6 +86,7 @@ public final class TCPEndpoints {
         }) else { throw .addressInUse }
         let listener = Listener(identity: identity, shared: shared, backlog: max(1, backlog), channelMaker: channelMaker,
                                 handOff: handOff, acceptDeferral: acceptDeferral)
+        listener.configuration = configuration
         for key in keys { listeners[key, default: []].append(listener) }
     }
 
@@ -241,7 +247,7 @@ public final class TCPEndpoints {
             host.countTCPDrop(.tcpListenOverflow)
             return true
         }
-        let configuration = Self.configuration(self.configuration, ipv6: !tuple.isIPv4)
+        let configuration = Self.configuration(listener.configuration?(tuple.isIPv4) ?? self.configuration, ipv6: !tuple.isIPv4)
         let socket = TCPSocket(.accept(header, tuple: tuple, iss: sequenceNumbers.next(for: tuple, now: now), now: now,
                                        configuration: configuration, timestampOffset: timestampOffset(tuple)),
                                channel: listener.channelMaker?(configuration))

@@ -116,7 +116,7 @@ extension Connection {
         i.receiveWindowScale = UInt8(receiveWindowShift)
         i.rto = UInt32(rtt.timeout.nanoseconds / 1000)
         i.ato = UInt32(configuration.delayedAckTimeout.nanoseconds / 1000)
-        i.sendMSS = UInt32(sendMSS)
+        i.sendMSS = UInt32(sendMSS - (timestampsEnabled ? 12 : 0)) // Linux's mss_cache: net of the timestamp option every segment carries
         i.receiveMSS = UInt32(configuration.maximumSegmentSize)
         i.unacked = UInt32((flight + sendMSS - 1) / max(sendMSS, 1))
         i.sacked = UInt32(scoreboard.sackedBytes / max(sendMSS, 1))

@@ -12,6 +12,8 @@ service is bound. Runs until killed; every connection is bounded in time.
   7006 hello       sends 'hello\\n', reads until EOF, closes
   7007 dial-back   reads 'PORT\\n', connects to the caller's address at PORT, sends
                    'ping\\n', shuts down writing, reads until EOF and answers 'got N\\n'
+  7009 dial-mss    reads 'PORT\\n', connects back as 7007 does, answers 'mss N\\n' (its
+                   TCP_MAXSEG once connected: what the listener's SYN-ACK offered) and closes
   7008 urgent      sends 'abc' with MSG_OOB (urgent byte 'c'), then 'de'; reads until EOF
                    without SO_OOBINLINE, taking urgent data at the mark with MSG_OOB, and
                    answers 'stream=S oob=O\\n'
@@ -105,6 +107,19 @@ def dial_back(connection, address):
     connection.sendall(b"got %d\n" % got)
 
 
+def dial_back_mss(connection, address):
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = connection.recv(1)
+        if not chunk:
+            return
+        line += chunk
+    back = socket.create_connection((address[0], int(line)), timeout=DEADLINE)
+    mss = back.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+    back.close()
+    connection.sendall(b"mss %d\n" % mss)
+
+
 SIOCATMARK = 0x8905
 
 
@@ -139,7 +154,7 @@ def udp_echo():
 
 
 for port, handler in [(7001, echo), (7002, count), (7003, reset), (7004, source), (7005, silent),
-                      (7006, hello), (7007, dial_back), (7008, urgent)]:
+                      (7006, hello), (7007, dial_back), (7008, urgent), (7009, dial_back_mss)]:
     serve(port, handler)
 udp_echo()
 print("listening", flush=True)

@@ -182,7 +182,27 @@ typedef struct netmp_listen_slot {
     uint32_t doorbell_slot;         // + 1: the listening socket's doorbell, in its stream slot's entry
     uint32_t defer_accept;          // TCP_DEFER_ACCEPT, seconds (the application's; cores bound it)
     uint8_t line_end[20];
+    // The listening socket's options, which its connections take from their SYN on (as
+    // Linux clones the listener): written by the application at listen and at each
+    // setsockopt while listening, read by a core at each SYN. `options_version` is odd
+    // while they are being written (one writer: the socket's setup lock).
+    uint32_t options_version;
+    uint32_t receive_buffer;
+    uint32_t keep_idle;
+    uint32_t keep_interval;
+    uint16_t mss;
+    uint16_t keep_probes;
+    uint8_t option_flags;           // NETMP_LISTEN_* below
+    uint8_t congestion;             // StreamOption's code of the algorithm
+    uint8_t tos, ttl;               // the marking for peers of the socket's family
+    uint8_t mapped_tos, mapped_ttl; // an IPv6 listener's for its IPv4 peers
+    uint8_t options_end[34];
 } netmp_listen_slot;
+
+static const uint8_t NETMP_LISTEN_SET = 1u << 0;        // the options above are the socket's
+static const uint8_t NETMP_LISTEN_NODELAY = 1u << 1;
+static const uint8_t NETMP_LISTEN_CORK = 1u << 2;
+static const uint8_t NETMP_LISTEN_KEEPALIVE = 1u << 3;
 
 /// A usrreq: what an application thread asks of the core that owns one of its sockets, as
 /// one fixed-size record in that core's request ring (docs/STACK-SERVICE.md, step 2). The
@@ -408,7 +428,8 @@ _Static_assert(sizeof(netmp_datagram_slot) == 128, "datagram slot: two cache lin
 _Static_assert(offsetof(netmp_datagram_slot, peer_address) == 64, "datagram slot: the addresses on the second line");
 _Static_assert(offsetof(netmp_datagram_slot, arrivals) == 32, "datagram slot: arrivals wait word");
 _Static_assert(sizeof(netmp_stream_slot) == 128, "stream slot: two cache lines");
-_Static_assert(sizeof(netmp_listen_slot) == 64, "listen slot: one cache line");
+_Static_assert(sizeof(netmp_listen_slot) == 128 && offsetof(netmp_listen_slot, options_version) == 64,
+               "listen slot: its queue's line, then the options' line");
 _Static_assert(sizeof(netmp_doorbell) == 16, "doorbell: four words");
 _Static_assert(offsetof(netmp_stream_slot, owner) == 8, "stream slot: owner");
 _Static_assert(offsetof(netmp_stream_slot, changes) == 24, "stream slot: changes wait word");
