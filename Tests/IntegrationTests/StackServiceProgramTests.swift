@@ -16,12 +16,13 @@ struct StackServiceProgramTests {
         let addresses: String
 
         /// `options`: more for `netmp stack` (--allow-uid). `addr6`: the kernel's IPv6
-        /// address on the lab's link, for a stack with IPv6 `addresses`.
-        init(_ options: [String] = [], addresses: String = "10.77.0.2/24", addr6: String? = nil) throws {
+        /// address on the lab's link, for a stack with IPv6 `addresses`. `wrapper`: what
+        /// runs the stack (setpriv, to take capabilities away).
+        init(_ options: [String] = [], addresses: String = "10.77.0.2/24", addr6: String? = nil, wrapper: [String] = []) throws {
             lab = try LabNamespace(addr6: addr6)
             self.addresses = addresses
             log = NSTemporaryDirectory() + "/\(lab.name)-stack"
-            stack = try Shell.start(["ip", "netns", "exec", lab.name, Package.netmp, "stack", "--tap", lab.tap,
+            stack = try Shell.start(["ip", "netns", "exec", lab.name] + wrapper + [Package.netmp, "stack", "--tap", lab.tap,
                                      "--addr", addresses, "--log", "info"] + options,
                                     stderrTo: log + ".err", stdoutTo: log + ".out")
             // Said once the stack serves (with IPv6, once its addresses passed detection).
@@ -538,5 +539,41 @@ struct StackServiceProgramTests {
         #expect(cores.count == 2 && cores.allSatisfy { $0["steering"] as? String == "program" }, "\(stat.stdout)")
         #expect(cores.allSatisfy { ($0["frames_in"] as? Int ?? 0) > 100 }, "both cores own connections: \(stat.stdout)")
         #expect(arrived >= 400 * 3 && forwarded == 0, "\(forwarded) of \(arrived) frames forwarded")
+    }
+
+    /// A stack the kernel refuses the steering program to (no CAP_BPF or CAP_SYS_ADMIN, and
+    /// unprivileged BPF off, as on this machine kind) keeps the tun driver's flow table:
+    /// `netmp stat` says so and why, and connections still work, their misses forwarded.
+    @Test func steeringProgramRefused_flowTableServes() throws {
+        let served = try ServedLab(["--cores", "2"], wrapper: ["setpriv", "--bounding-set", "-bpf,-sys_admin,-perfmon",
+                                                                "--inh-caps", "-bpf,-sys_admin,-perfmon"])
+        let errors = NSTemporaryDirectory() + "/\(served.lab.name)-refused.err"
+        defer { try? FileManager.default.removeItem(atPath: errors) }
+        let server = try served.pythonServer("""
+            import socket
+            l = socket.create_server(("0.0.0.0", 7808), backlog=128)
+            for _ in range(100):
+                c, _ = l.accept(); c.sendall(b"x"); c.close()
+            """, errors: errors)
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        usleep(300_000)
+        let client = served.kernelPython("""
+            import socket
+            n = 0
+            for _ in range(100):
+                s = socket.create_connection(("10.77.0.2", 7808), timeout=10)
+                n += len(s.recv(10)); s.close()
+            print(n)
+            """)
+        #expect(client.stdout == "100\n", "\(client.stdout) \(client.stderr)")
+        served.expectEndsCleanly(server, errors: errors)
+        let stat = Shell.run([Package.netmp, "stat", String(served.stack.processIdentifier)])
+        // Where unprivileged BPF is on (kernel.unprivileged_bpf_disabled = 0), socket
+        // filters load without the capabilities: the program then steers.
+        let unprivileged = (try? String(contentsOfFile: "/proc/sys/kernel/unprivileged_bpf_disabled", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) == "0"
+        let expected = unprivileged ? "TAP steering: netmp's hash (eBPF program)"
+            : "TAP steering: the kernel's flow table (the eBPF program was refused: Operation not permitted)"
+        #expect(stat.stdout.contains(expected), "\(stat.stdout)")
     }
 }
