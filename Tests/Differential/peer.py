@@ -92,13 +92,21 @@ def hello(connection, _):
     read_all(connection)
 
 
-def dial_back(connection, address):
+def read_line(connection):
+    """One line, byte by byte (nothing after it is taken); None at EOF before its end."""
     line = b""
     while not line.endswith(b"\n"):
         chunk = connection.recv(1)
         if not chunk:
-            return
+            return None
         line += chunk
+    return line
+
+
+def dial_back(connection, address):
+    line = read_line(connection)
+    if line is None:
+        return
     back = socket.create_connection((address[0], int(line)), timeout=DEADLINE)
     back.sendall(b"ping\n")
     back.shutdown(socket.SHUT_WR)
@@ -108,12 +116,9 @@ def dial_back(connection, address):
 
 
 def dial_back_mss(connection, address):
-    line = b""
-    while not line.endswith(b"\n"):
-        chunk = connection.recv(1)
-        if not chunk:
-            return
-        line += chunk
+    line = read_line(connection)
+    if line is None:
+        return
     back = socket.create_connection((address[0], int(line)), timeout=DEADLINE)
     mss = back.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
     back.close()

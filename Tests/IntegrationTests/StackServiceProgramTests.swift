@@ -505,32 +505,38 @@ struct StackServiceProgramTests {
         #expect(root.stdout == "80:ok 8080:ok 80:ok 8080:ok\n", "\(root.stdout) \(root.stderr)")
     }
 
+    /// `count` connections, one after another, from the kernel to a preloaded server on
+    /// `served` that answers each with a byte and closes it: every one completes.
+    func shortConnections(_ count: Int, to port: Int, on served: ServedLab) throws {
+        let errors = NSTemporaryDirectory() + "/\(served.lab.name)-\(port).err"
+        defer { try? FileManager.default.removeItem(atPath: errors) }
+        let server = try served.pythonServer("""
+            import socket, sys
+            l = socket.create_server(("0.0.0.0", int(sys.argv[1])), backlog=128)
+            for _ in range(int(sys.argv[2])):
+                c, _ = l.accept(); c.sendall(b"x"); c.close()
+            """, ["\(port)", "\(count)"], errors: errors)
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        usleep(300_000)
+        let client = served.kernelPython("""
+            import socket, sys
+            n = 0
+            for _ in range(int(sys.argv[2])):
+                s = socket.create_connection(("10.77.0.2", int(sys.argv[1])), timeout=10)
+                n += len(s.recv(10)); s.close()
+            print(n)
+            """, ["\(port)", "\(count)"])
+        #expect(client.stdout == "\(count)\n", "\(client.stdout) \(client.stderr)")
+        served.expectEndsCleanly(server, errors: errors)
+    }
+
     /// Connections the kernel opens to a server on a two-core stack arrive on their owner
     /// core's queue from their first SYN (the stack's eBPF steering program): not one of
     /// their frames is forwarded between cores. Without the program the tun driver picks a
     /// new flow's queue by its own hash, and about half the SYNs land on the other core.
     @Test func steeringProgram_passiveConnectionsArriveOnTheirOwner() throws {
         let served = try ServedLab(["--cores", "2"])
-        let errors = NSTemporaryDirectory() + "/\(served.lab.name)-steer.err"
-        defer { try? FileManager.default.removeItem(atPath: errors) }
-        let server = try served.pythonServer("""
-            import socket
-            l = socket.create_server(("0.0.0.0", 7807), backlog=128)
-            for _ in range(400):
-                c, _ = l.accept(); c.sendall(b"x"); c.close()
-            """, errors: errors)
-        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
-        usleep(300_000)
-        let client = served.kernelPython("""
-            import socket
-            n = 0
-            for _ in range(400):
-                s = socket.create_connection(("10.77.0.2", 7807), timeout=10)
-                n += len(s.recv(10)); s.close()
-            print(n)
-            """)
-        #expect(client.stdout == "400\n", "\(client.stdout) \(client.stderr)")
-        served.expectEndsCleanly(server, errors: errors)
+        try shortConnections(400, to: 7807, on: served)
         let stat = Shell.run([Package.netmp, "stat", String(served.stack.processIdentifier), "--json"])
         let json = try JSONSerialization.jsonObject(with: Data(stat.stdout.utf8)) as? [String: Any]
         let cores = json?["cores"] as? [[String: Any]] ?? []
@@ -547,26 +553,7 @@ struct StackServiceProgramTests {
     @Test func steeringProgramRefused_flowTableServes() throws {
         let served = try ServedLab(["--cores", "2"], wrapper: ["setpriv", "--bounding-set", "-bpf,-sys_admin,-perfmon",
                                                                 "--inh-caps", "-bpf,-sys_admin,-perfmon"])
-        let errors = NSTemporaryDirectory() + "/\(served.lab.name)-refused.err"
-        defer { try? FileManager.default.removeItem(atPath: errors) }
-        let server = try served.pythonServer("""
-            import socket
-            l = socket.create_server(("0.0.0.0", 7808), backlog=128)
-            for _ in range(100):
-                c, _ = l.accept(); c.sendall(b"x"); c.close()
-            """, errors: errors)
-        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
-        usleep(300_000)
-        let client = served.kernelPython("""
-            import socket
-            n = 0
-            for _ in range(100):
-                s = socket.create_connection(("10.77.0.2", 7808), timeout=10)
-                n += len(s.recv(10)); s.close()
-            print(n)
-            """)
-        #expect(client.stdout == "100\n", "\(client.stdout) \(client.stderr)")
-        served.expectEndsCleanly(server, errors: errors)
+        try shortConnections(100, to: 7808, on: served)
         let stat = Shell.run([Package.netmp, "stat", String(served.stack.processIdentifier)])
         // Where unprivileged BPF is on (kernel.unprivileged_bpf_disabled = 0), socket
         // filters load without the capabilities: the program then steers.
