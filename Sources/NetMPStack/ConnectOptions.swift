@@ -33,6 +33,34 @@ public struct ConnectOptions: Equatable, Sendable {
         marking = c.marking
     }
 
+    /// The options as the shared layouts carry them (a connect record, a listen slot).
+    public var raw: netmp_stream_options {
+        var flags: UInt8 = 0
+        if noDelay { flags |= NETMP_STREAM_NODELAY }
+        if cork { flags |= NETMP_STREAM_CORK }
+        if keepAlive { flags |= NETMP_STREAM_KEEPALIVE }
+        return netmp_stream_options(mss: maximumSegmentSize, congestion: UInt8(StreamOption.code(congestionControl)),
+                                    tos: marking.typeOfService, receive_buffer: receiveBufferSize,
+                                    keep_idle: keepAliveIdle, keep_interval: keepAliveInterval,
+                                    keep_probes: UInt16(clamping: keepAliveProbes), ttl: marking.timeToLive, flags: flags)
+    }
+
+    /// Options read from a shared layout; nil for an algorithm this version does not know
+    /// (the values themselves are checked by `configuration(from:)`).
+    public init?(_ raw: netmp_stream_options) {
+        guard let algorithm = StreamOption.algorithm(Int64(raw.congestion)) else { return nil }
+        congestionControl = algorithm
+        noDelay = raw.flags & NETMP_STREAM_NODELAY != 0
+        cork = raw.flags & NETMP_STREAM_CORK != 0
+        keepAlive = raw.flags & NETMP_STREAM_KEEPALIVE != 0
+        maximumSegmentSize = raw.mss
+        receiveBufferSize = raw.receive_buffer
+        keepAliveIdle = raw.keep_idle
+        keepAliveInterval = raw.keep_interval
+        keepAliveProbes = UInt32(raw.keep_probes)
+        marking = IPMarking(typeOfService: raw.tos, timeToLive: raw.ttl)
+    }
+
     /// `base` with these options; nil when a value is one no application could have set
     /// (an MSS below Linux's 88 or above the stack's, a buffer above the stack's, a
     /// keepalive parameter of 0).

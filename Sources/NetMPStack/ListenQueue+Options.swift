@@ -18,27 +18,12 @@ extension ListenQueue {
     /// marking for its IPv4 peers.
     public func publishOptions(_ options: ConnectOptions, mapped: IPMarking) {
         let words = lease.words
-        func put<T>(_ value: T, _ field: PartialKeyPath<Slot>) {
-            words.storeBytes(of: value, toByteOffset: Self.offset(field), as: T.self)
-        }
         let version = optionsVersion.pointee.load(ordering: .relaxed)
         optionsVersion.pointee.store(version | 1, ordering: .relaxed)
         atomicMemoryFence(ordering: .releasing)
-        var flags = NETMP_LISTEN_SET
-        if options.noDelay { flags |= NETMP_LISTEN_NODELAY }
-        if options.cork { flags |= NETMP_LISTEN_CORK }
-        if options.keepAlive { flags |= NETMP_LISTEN_KEEPALIVE }
-        put(options.receiveBufferSize, \.receive_buffer)
-        put(options.keepAliveIdle, \.keep_idle)
-        put(options.keepAliveInterval, \.keep_interval)
-        put(options.maximumSegmentSize, \.mss)
-        put(UInt16(clamping: options.keepAliveProbes), \.keep_probes)
-        put(flags, \.option_flags)
-        put(UInt8(StreamOption.code(options.congestionControl)), \.congestion)
-        put(options.marking.typeOfService, \.tos)
-        put(options.marking.timeToLive, \.ttl)
-        put(mapped.typeOfService, \.mapped_tos)
-        put(mapped.timeToLive, \.mapped_ttl)
+        words.storeBytes(of: options.raw, toByteOffset: Self.offset(\Slot.options), as: netmp_stream_options.self)
+        words.storeBytes(of: mapped.typeOfService, toByteOffset: Self.offset(\Slot.mapped_tos), as: UInt8.self)
+        words.storeBytes(of: mapped.timeToLive, toByteOffset: Self.offset(\Slot.mapped_ttl), as: UInt8.self)
         optionsVersion.pointee.store((version | 1) &+ 1, ordering: .releasing)
     }
 
@@ -47,27 +32,16 @@ extension ListenQueue {
     /// `ipv4Peer`: an IPv6 listener's IPv4 peer takes the IP-level marking.
     public func connectionConfiguration(base: TCPConfiguration, ipv4Peer: Bool, ipv6Listener: Bool) -> TCPConfiguration {
         let words = lease.words
-        func get<T>(_ field: PartialKeyPath<Slot>, as type: T.Type) -> T {
-            words.load(fromByteOffset: Self.offset(field), as: T.self)
-        }
         let version = optionsVersion.pointee.load(ordering: .acquiring)
         let mapped = ipv6Listener && ipv4Peer
         if version == cachedOptions.version, let cached = mapped ? cachedOptions.mapped : cachedOptions.own { return cached }
-        guard version & 1 == 0, get(\.option_flags, as: UInt8.self) & NETMP_LISTEN_SET != 0 else { return base }
-        var options = ConnectOptions()
-        let flags = get(\.option_flags, as: UInt8.self)
-        options.noDelay = flags & NETMP_LISTEN_NODELAY != 0
-        options.cork = flags & NETMP_LISTEN_CORK != 0
-        options.keepAlive = flags & NETMP_LISTEN_KEEPALIVE != 0
-        options.receiveBufferSize = get(\.receive_buffer, as: UInt32.self)
-        options.keepAliveIdle = get(\.keep_idle, as: UInt32.self)
-        options.keepAliveInterval = get(\.keep_interval, as: UInt32.self)
-        options.maximumSegmentSize = get(\.mss, as: UInt16.self)
-        options.keepAliveProbes = UInt32(get(\.keep_probes, as: UInt16.self))
-        guard let algorithm = StreamOption.algorithm(Int64(get(\.congestion, as: UInt8.self))) else { return base }
-        options.congestionControl = algorithm
-        options.marking = mapped ? IPMarking(typeOfService: get(\.mapped_tos, as: UInt8.self), timeToLive: get(\.mapped_ttl, as: UInt8.self))
-            : IPMarking(typeOfService: get(\.tos, as: UInt8.self), timeToLive: get(\.ttl, as: UInt8.self))
+        guard version != 0, version & 1 == 0,
+              var options = ConnectOptions(words.load(fromByteOffset: Self.offset(\Slot.options), as: netmp_stream_options.self))
+        else { return base }
+        if mapped {
+            options.marking = IPMarking(typeOfService: words.load(fromByteOffset: Self.offset(\Slot.mapped_tos), as: UInt8.self),
+                                        timeToLive: words.load(fromByteOffset: Self.offset(\Slot.mapped_ttl), as: UInt8.self))
+        }
         // Torn by a write under way: the stack's this once.
         atomicMemoryFence(ordering: .acquiring)
         guard optionsVersion.pointee.load(ordering: .relaxed) == version, let built = options.configuration(from: base) else { return base }

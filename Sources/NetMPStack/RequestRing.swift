@@ -189,11 +189,6 @@ extension Request {
         var flags: UInt16 = abort ? NETMP_REQUEST_FLAG_ABORT : 0
         if datagram { flags |= NETMP_REQUEST_FLAG_DATAGRAM }
         if shared { flags |= NETMP_REQUEST_FLAG_SHARED }
-        if kind == .connect {
-            if options.noDelay { flags |= NETMP_REQUEST_FLAG_NODELAY }
-            if options.cork { flags |= NETMP_REQUEST_FLAG_CORK }
-            if options.keepAlive { flags |= NETMP_REQUEST_FLAG_KEEPALIVE }
-        }
         if kind.namesFamilies {
             if families.contains(.ipv6) { flags |= NETMP_REQUEST_FLAG_IPV6 }
             if !families.contains(.ipv4) { flags |= NETMP_REQUEST_FLAG_V6ONLY }
@@ -205,14 +200,7 @@ extension Request {
         put(remote.ipv4Value, \.address)
         put(remote.port, \.port)
         put(localPort, \.local_port)
-        put(options.maximumSegmentSize, \.mss)
-        put(UInt8(StreamOption.code(options.congestionControl)), \.congestion)
-        put(options.receiveBufferSize, \.receive_buffer)
-        put(options.keepAliveIdle, \.keep_idle)
-        put(options.keepAliveInterval, \.keep_interval)
-        put(UInt16(clamping: options.keepAliveProbes), \.keep_probes)
-        put(options.marking.typeOfService, \.tos)
-        put(options.marking.timeToLive, \.ttl)
+        put(options.raw, \.options)
         put(value, \.value)
         put(option?.rawValue ?? 0, \.option)
         put(reply, \.reply)
@@ -241,17 +229,8 @@ extension Request {
                 ? record.loadAddress(at: Self.offset(\.value)) : IPAddress(IPv4Address(get(\.address, as: UInt32.self)))
             remote = Endpoint(address, get(\.port, as: UInt16.self))
             localPort = get(\.local_port, as: UInt16.self)
-            guard let algorithm = StreamOption.algorithm(Int64(get(\.congestion, as: UInt8.self))) else { return nil }
-            options.congestionControl = algorithm
-            options.noDelay = flags & NETMP_REQUEST_FLAG_NODELAY != 0
-            options.cork = flags & NETMP_REQUEST_FLAG_CORK != 0
-            options.keepAlive = flags & NETMP_REQUEST_FLAG_KEEPALIVE != 0
-            options.maximumSegmentSize = get(\.mss, as: UInt16.self)
-            options.receiveBufferSize = get(\.receive_buffer, as: UInt32.self)
-            options.keepAliveIdle = get(\.keep_idle, as: UInt32.self)
-            options.keepAliveInterval = get(\.keep_interval, as: UInt32.self)
-            options.keepAliveProbes = UInt32(get(\.keep_probes, as: UInt16.self))
-            options.marking = IPMarking(typeOfService: get(\.tos, as: UInt8.self), timeToLive: get(\.ttl, as: UInt8.self))
+            guard let decoded = ConnectOptions(get(\.options, as: netmp_stream_options.self)) else { return nil }
+            options = decoded
         case .setOption:
             guard let option = StreamOption(rawValue: get(\.option, as: UInt32.self)) else { return nil }
             self.option = option

@@ -168,6 +168,25 @@ typedef struct netmp_doorbell {
                                     // kept copy of a named file is the stack's while this holds)
 } netmp_doorbell;
 
+/// The options a stream socket set that shape a connection from its first segment, as the
+/// shared layouts carry them: a connect record for its connection, a listen slot for the
+/// connections its listener makes (ConnectOptions reads and writes them).
+typedef struct netmp_stream_options {
+    uint16_t mss;                   // TCP_MAXSEG
+    uint8_t congestion;             // TCP_CONGESTION: NETMP_CONGESTION_*
+    uint8_t tos;                    // IP_TOS (IPV6_TCLASS for an IPv6 socket)
+    uint32_t receive_buffer;        // SO_RCVBUF, as Linux doubled it
+    uint32_t keep_idle;             // TCP_KEEPIDLE, seconds
+    uint32_t keep_interval;         // TCP_KEEPINTVL, seconds
+    uint16_t keep_probes;           // TCP_KEEPCNT (Linux's bound: 127)
+    uint8_t ttl;                    // IP_TTL (IPV6_UNICAST_HOPS), 0 for the default
+    uint8_t flags;                  // NETMP_STREAM_* below
+} netmp_stream_options;
+
+static const uint8_t NETMP_STREAM_NODELAY = 1u << 0;    // TCP_NODELAY set
+static const uint8_t NETMP_STREAM_CORK = 1u << 1;       // TCP_CORK set
+static const uint8_t NETMP_STREAM_KEEPALIVE = 1u << 2;  // SO_KEEPALIVE set
+
 /// A listening socket's shared words, in the slot of its own that holds its accept queues:
 /// connections queued on all cores (an upper bound while a push or pop is under way), the
 /// core accept() looks at first, and where accept() sleeps; the sizes, written by the
@@ -184,25 +203,14 @@ typedef struct netmp_listen_slot {
     uint8_t line_end[20];
     // The listening socket's options, which its connections take from their SYN on (as
     // Linux clones the listener): written by the application at listen and at each
-    // setsockopt while listening, read by a core at each SYN. `options_version` is odd
-    // while they are being written (one writer: the socket's setup lock).
+    // setsockopt while listening, read by a core at each SYN. `options_version` is 0
+    // until the first write and odd while one is under way (one writer: the socket's
+    // setup lock).
     uint32_t options_version;
-    uint32_t receive_buffer;
-    uint32_t keep_idle;
-    uint32_t keep_interval;
-    uint16_t mss;
-    uint16_t keep_probes;
-    uint8_t option_flags;           // NETMP_LISTEN_* below
-    uint8_t congestion;             // StreamOption's code of the algorithm
-    uint8_t tos, ttl;               // the marking for peers of the socket's family
+    netmp_stream_options options;   // the marking in it is for peers of the socket's family
     uint8_t mapped_tos, mapped_ttl; // an IPv6 listener's for its IPv4 peers
-    uint8_t options_end[34];
+    uint8_t options_end[38];
 } netmp_listen_slot;
-
-static const uint8_t NETMP_LISTEN_SET = 1u << 0;        // the options above are the socket's
-static const uint8_t NETMP_LISTEN_NODELAY = 1u << 1;
-static const uint8_t NETMP_LISTEN_CORK = 1u << 2;
-static const uint8_t NETMP_LISTEN_KEEPALIVE = 1u << 3;
 
 /// A usrreq: what an application thread asks of the core that owns one of its sockets, as
 /// one fixed-size record in that core's request ring (docs/STACK-SERVICE.md, step 2). The
@@ -220,15 +228,7 @@ typedef struct netmp_request {
     uint32_t address;               // the remote IPv4 address, host order
     uint16_t port;                  // the remote port
     uint16_t local_port;            // the bound local port, 0 for one the core picks
-    uint16_t mss;                   // TCP_MAXSEG
-    uint8_t congestion;             // TCP_CONGESTION: NETMP_CONGESTION_*
-    uint8_t tos;                    // IP_TOS (IPV6_TCLASS for an IPv6 socket)
-    uint32_t receive_buffer;        // SO_RCVBUF, as Linux doubled it
-    uint32_t keep_idle;             // TCP_KEEPIDLE, seconds
-    uint32_t keep_interval;         // TCP_KEEPINTVL, seconds
-    uint16_t keep_probes;           // TCP_KEEPCNT (Linux's bound: 127)
-    uint8_t ttl;                    // IP_TTL (IPV6_UNICAST_HOPS), 0 for the default
-    uint8_t reserved;
+    netmp_stream_options options;
     // set-option:
     int64_t value;                  // the value, as setsockopt normalised it
     uint32_t option;                // NETMP_OPTION_*
@@ -275,9 +275,7 @@ static const uint32_t NETMP_CONGESTION_CUBIC = 2;
 static const uint32_t NETMP_CONGESTION_BBR = 3;
 /// Flags:
 static const uint16_t NETMP_REQUEST_FLAG_ABORT = 1u << 0;     // close with a RST
-static const uint16_t NETMP_REQUEST_FLAG_NODELAY = 1u << 1;   // connect: TCP_NODELAY set
-static const uint16_t NETMP_REQUEST_FLAG_CORK = 1u << 2;      // connect: TCP_CORK set
-static const uint16_t NETMP_REQUEST_FLAG_KEEPALIVE = 1u << 3; // connect: SO_KEEPALIVE set
+// (bits 1 to 3 are free: the options' flags are in netmp_stream_options)
 static const uint16_t NETMP_REQUEST_FLAG_DATAGRAM = 1u << 4;  // ports: UDP's, not TCP's
 static const uint16_t NETMP_REQUEST_FLAG_IPV6 = 1u << 5;      // connect: the remote address is
                                                               // IPv6, as two host-order halves
@@ -394,6 +392,7 @@ _Static_assert(sizeof(netmp_request) == 64, "request: one cache line");
 _Static_assert(offsetof(netmp_request, turn) == 0, "request: turn first");
 _Static_assert(offsetof(netmp_request, address) == 20, "request: connect fields");
 _Static_assert(offsetof(netmp_request, value) == 48, "request: option value");
+_Static_assert(sizeof(netmp_stream_options) == 20 && offsetof(netmp_request, options) == 28, "request: the stream options");
 _Static_assert(offsetof(netmp_request, reply) == 60, "request: reply slot");
 _Static_assert(sizeof(netmp_reply) == 320, "reply: a header line and 256 bytes");
 _Static_assert(sizeof(netmp_request_ring) == 128, "request ring control block: two cache lines");
