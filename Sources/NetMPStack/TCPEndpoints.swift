@@ -46,16 +46,18 @@ public final class TCPEndpoints {
         /// The listening socket's options for the connections it makes, from their SYN-ACK
         /// on, asked at each SYN (the application may change them while listening); nil:
         /// the stack's.
-        var configuration: ((_ ipv4Peer: Bool) -> TCPConfiguration)?
+        let configuration: ((_ ipv4Peer: Bool) -> TCPConfiguration)?
         /// Connections in SYN-RECEIVED: bounded with the accept queue by the backlog, so a SYN
         /// flood costs at most `backlog` control blocks; further SYNs are dropped (no cookies yet).
         var embryonic = 0
         /// Where a connection this listener makes gets its channel (the runtime's: a slot of
         /// the listener's client's socket table); nil, or a nil answer, gives it rings of its own.
         let channelMaker: ((TCPConfiguration) -> SocketChannel?)?
-        init(identity: UInt64, shared: Bool, backlog: Int, channelMaker: ((TCPConfiguration) -> SocketChannel?)?,
-             handOff: ((TCPSocket) -> Bool)?, acceptDeferral: (() -> Interval?)?) {
+        init(identity: UInt64, shared: Bool, backlog: Int, configuration: ((_ ipv4Peer: Bool) -> TCPConfiguration)?,
+             channelMaker: ((TCPConfiguration) -> SocketChannel?)?, handOff: ((TCPSocket) -> Bool)?,
+             acceptDeferral: (() -> Interval?)?) {
             self.identity = identity
+            self.configuration = configuration
             self.shared = shared
             self.backlog = backlog
             self.channelMaker = channelMaker
@@ -84,9 +86,8 @@ public final class TCPEndpoints {
         guard !keys.isEmpty, keys.allSatisfy({ key in
             listeners[key].map { group in shared && group.allSatisfy { $0.shared && $0.identity != identity } } ?? true
         }) else { throw .addressInUse }
-        let listener = Listener(identity: identity, shared: shared, backlog: max(1, backlog), channelMaker: channelMaker,
-                                handOff: handOff, acceptDeferral: acceptDeferral)
-        listener.configuration = configuration
+        let listener = Listener(identity: identity, shared: shared, backlog: max(1, backlog), configuration: configuration,
+                                channelMaker: channelMaker, handOff: handOff, acceptDeferral: acceptDeferral)
         for key in keys { listeners[key, default: []].append(listener) }
     }
 
@@ -159,8 +160,6 @@ public final class TCPEndpoints {
         sequenceNumbers.timestampOffset(local: tuple.local.address, remote: tuple.remote.address)
     }
 
-    /// Stops listening on `port` in `families`' namespaces; connections not yet accepted are
-    /// reset (as close() on a listening socket does).
     /// Stops socket `identity`'s listener on `port` in `families`' namespaces (others
     /// sharing the port go on); connections not yet accepted are reset (as close() on a
     /// listening socket does).
