@@ -353,7 +353,7 @@ public final class StreamSocket: @unchecked Sendable {
         let inline = outOfBandInline.load(ordering: .relaxed)
         var readable = channel.receive.readable
         if readable > 0 && channel.urgentByteIsNext(inline: inline) { readable -= 1 }
-        if readable >= receiveLowWater.load(ordering: .relaxed) && readable > 0 || readingShut { events.insert(.readable) }
+        if readable >= receiveLowWater.load(ordering: .relaxed) || readingShut { events.insert(.readable) } // the mark is at least 1
         if readingShut { events.insert(.readHangUp) }
         if channel.urgentPending { events.insert(.priority) }
         if status.contains(.writeShut) {
