@@ -111,6 +111,7 @@ extension Connection {
         var payloadStart: Int         // offset of `start` in the payload
         var fin: Bool                 // the FIN survived trimming
         var finSequence: SequenceNumber
+        var push = false              // PSH, and the segment's end survived trimming
     }
 
     /// Step one: is the segment acceptable (RFC 9293's table of four cases), and which part
@@ -139,7 +140,8 @@ extension Connection {
         if windowEnd < end { end = windowEnd }
         if end < start { end = start }
         let finFits = segment.flags.contains(.fin) && end == dataEnd && !(windowEnd < dataEnd)
-        return AcceptedSpan(start: start, end: end, payloadStart: start - dataStart, fin: finFits, finSequence: dataEnd)
+        return AcceptedSpan(start: start, end: end, payloadStart: start - dataStart, fin: finFits, finSequence: dataEnd,
+                            push: segment.flags.contains(.psh) && end == dataEnd)
     }
 
     /// RFC 7323 5.3: a segment whose timestamp is older than TS.Recent is a duplicate from a
@@ -401,17 +403,23 @@ extension Connection {
         if let fin = pendingFin, fin == receiveNext { span.fin = true; span.finSequence = fin; pendingFin = nil }
         // A coalesced segment (GRO behind the TAP) counts as the segments it carries.
         let mss = configuration.maximumSegmentSize
-        scheduleAck(now: now, immediately: filledHole, segments: max(1, (count + mss - 1) / mss))
+        scheduleAck(now: now, immediately: filledHole, segments: max(1, (count + mss - 1) / mss),
+                    endsMessage: span.push && count <= mss)
         return filledHole
     }
 
     /// RFC 1122 4.2.3.2 and RFC 5681 4.2: acknowledge every second full segment, and any
     /// segment within the delayed-ACK timeout; at once when a hole fills or at the start.
-    mutating func scheduleAck(now: Instant, immediately: Bool, segments: Int = 1) {
+    /// In the quick-ACK start a lone segment that ends a message (a request, most often)
+    /// waits `answerAckHold` for the application's answer to carry its ACK.
+    mutating func scheduleAck(now: Instant, immediately: Bool, segments: Int = 1, endsMessage: Bool = false) {
         unacknowledgedSegments += segments
-        if immediately || unacknowledgedSegments >= 2 || quickAcks > 0 {
+        if immediately || unacknowledgedSegments >= 2 || (quickAcks > 0 && !endsMessage) {
             ackNow = true
             if quickAcks > 0 { quickAcks -= 1 }
+        } else if quickAcks > 0 {
+            let hold = now + configuration.answerAckHold
+            if delayedAckDeadline.map({ hold < $0 }) ?? true { delayedAckDeadline = hold }
         } else if delayedAckDeadline == nil {
             delayedAckDeadline = now + configuration.delayedAckTimeout
         }

@@ -181,11 +181,12 @@ extension Connection {
         return emit(header(sequence: sendUnacknowledged - 1, flags: .ack, now: now), length: 0, now: now)
     }
 
-    /// A bare ACK when one is due, or a window update once the application made room
-    /// (RFC 1122 4.2.3.3: only when the window grows by an MSS or half the buffer).
+    /// A bare ACK when one is due, or a window update once the application made room by
+    /// reading (RFC 1122 4.2.3.3: only when the window grows by an MSS or half the buffer).
     mutating func acknowledgment(now: Instant) -> OutgoingSegment? {
         let growth = (receiveNext + advertisableWindow) - advertisedRightEdge
-        let windowUpdate = growth >= min(configuration.receiveBufferSize / 2, 2 * configuration.maximumSegmentSize)
+        let worthIt = min(configuration.receiveBufferSize / 2, 2 * configuration.maximumSegmentSize)
+        let windowUpdate = growth >= worthIt && consumedSinceAdvertised >= worthIt
         guard ackNow || windowUpdate, state != .timeWait || ackNow else { return nil }
         // SND.MAX, not SND.NXT: after a timeout SND.NXT lies behind what the peer holds, and a
         // bare ACK numbered there would be unacceptable to it (BSD's tcp_output does the same).
@@ -243,6 +244,7 @@ extension Connection {
             ackNow = false
             unacknowledgedSegments = 0
             delayedAckDeadline = nil
+            consumedSinceAdvertised = 0
             // A SYN's window is never scaled (RFC 7323 2.2).
             let edge = receiveNext + (Int(header.window) << (header.flags.contains(.syn) ? 0 : receiveWindowShift))
             if advertisedRightEdge < edge { advertisedRightEdge = edge }

@@ -20,6 +20,7 @@ extension Connection {
     /// one round trip, the window is what limits the flow, so it doubles (up to the buffer).
     public mutating func consumed(_ count: Int, now: Instant? = nil) {
         unread = max(0, unread - count)
+        consumedSinceAdvertised &+= max(0, count)
         guard let now, receiveWindowLimit < configuration.receiveBufferSize else { return }
         consumedInPeriod += count
         guard let start = tuningPeriodStart else { tuningPeriodStart = now; return }

@@ -134,6 +134,11 @@ public struct Connection: Sendable {
     var receiverRTT: UInt64? = nil
     /// The right edge of the window last advertised; it never moves left (RFC 9293 3.8.6.2.2).
     var advertisedRightEdge = SequenceNumber(0)
+    /// Bytes the application consumed since the last segment that carried our window. A bare
+    /// window update goes only for room the reader made (as Linux's tcp_cleanup_rbuf decides
+    /// after a read), not for the cap of the SYN's unscaled window lifting: that one rides on
+    /// the next ACK or answer, and the peer still has 64 KiB meanwhile.
+    var consumedSinceAdvertised = 0
     /// Out-of-order data held past RCV.NXT, and the SACK blocks it produces.
     var outOfOrder = ReceiveScoreboard()
     /// The peer's FIN arrived, in order: reads end once the data is drained.

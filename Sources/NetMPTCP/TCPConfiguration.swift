@@ -37,6 +37,12 @@ public struct TCPConfiguration: Sendable {
     /// Longest wait before acknowledging in-order data (RFC 1122 4.2.3.2 allows 500 ms; Linux
     /// uses 40 ms at least, which netmp follows).
     public var delayedAckTimeout = Interval.milliseconds(40)
+    /// How long the ACK of a lone segment that ends a message waits, in the quick-ACK start,
+    /// for the application's answer to carry it. Linux acknowledges such a segment at once
+    /// and its answer follows microseconds later in a frame of its own; a request answered
+    /// within the hold costs one frame less. A sender that Nagle holds back behind the ACK
+    /// waits at most this long (Linux's delayed ACK holds it 40 ms after the start).
+    public var answerAckHold = Interval.milliseconds(1)
     /// RFC 6298 2.4 says 1 s; Linux uses 200 ms, which suits the short RTTs netmp runs on.
     public var minimumRTO = Interval.milliseconds(200)
     public var maximumRTO = Interval.seconds(120)
