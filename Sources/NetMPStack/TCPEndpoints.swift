@@ -16,7 +16,7 @@ public final class TCPEndpoints {
     /// listeners of sockets that share a port (SO_REUSEPORT) under the same key.
     var listeners: [FamilyPort: [Listener]] = [:]
     /// Every connection's next deadline, by 4-tuple.
-    var timers: TimerWheel<FourTuple>
+    var timers: TimerWheel<TCPSocket>
     /// Linux's default ip_local_port_range.
     static let ephemeralPorts: ClosedRange<UInt16> = 32768...60999
     var nextEphemeral: UInt16 = 32768
@@ -213,7 +213,7 @@ public final class TCPEndpoints {
         if let socket = sockets[tuple], listeners[listening] != nil,
            socket.connection.acceptsNewIncarnation(header) {
             sockets[tuple] = nil // TIME-WAIT gives way to the new connection (RFC 6191)
-            timers.cancel(tuple)
+            timers.cancel(socket)
         }
         if let socket = sockets[tuple] {
             let result = socket.connection.handle(header, payloadLength: payload.count, now: now)
@@ -318,17 +318,14 @@ public final class TCPEndpoints {
             ? retireBuffers(socket) : socket
         if socket.state == .closed {
             // Only if the table still holds this socket: a new incarnation may own the tuple.
-            if sockets[socket.tuple] === socket {
-                sockets[socket.tuple] = nil
-                timers.cancel(socket.tuple)
-            }
+            if sockets[socket.tuple] === socket { sockets[socket.tuple] = nil }
+            timers.cancel(socket)
             socket.channel.socket = nil // the channel outlives the control block
         } else if let deadline = socket.connection.nextDeadline {
-            if deadline != socket.scheduledDeadline { timers.schedule(socket.tuple, at: deadline) }
-        } else if socket.scheduledDeadline != nil {
-            timers.cancel(socket.tuple)
+            if deadline != socket.timerPlace.deadline { timers.schedule(socket, at: deadline) }
+        } else {
+            timers.cancel(socket)
         }
-        socket.scheduledDeadline = socket.state == .closed ? nil : socket.connection.nextDeadline
     }
 
     /// TCP_DEFER_ACCEPT: an established connection that brought no data stays off the
@@ -357,7 +354,10 @@ public final class TCPEndpoints {
     func retireBuffers(_ socket: TCPSocket) -> TCPSocket {
         let quiet = TCPSocket(socket.connection, channel: retiredChannel)
         retiredChannel.socket = nil // many sockets share it; no message ever names it
-        quiet.scheduledDeadline = socket.scheduledDeadline
+        if let deadline = socket.timerPlace.deadline {
+            timers.cancel(socket)
+            timers.schedule(quiet, at: deadline)
+        }
         if sockets[socket.tuple] === socket { sockets[socket.tuple] = quiet }
         socket.channel.socket = nil
         return quiet
@@ -388,9 +388,9 @@ public final class TCPEndpoints {
 
     /// Runs the timers due at `now` and sends what they call for.
     public func tick(now: Instant, host: Host, sink: inout some FrameSink) {
-        for tuple in timers.due(now: now) {
-            guard let socket = sockets[tuple] else { continue }
-            socket.scheduledDeadline = nil
+        for socket in timers.due(now: now) {
+            // Every way out of the table cancels the socket's timer; a stale one stays quiet.
+            guard sockets[socket.tuple] === socket else { continue }
             socket.connection.fireTimers(now: now)
             settle(socket, now: now, host: host, sink: &sink)
         }

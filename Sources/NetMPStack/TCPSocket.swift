@@ -9,7 +9,7 @@ import NetMPWire
 /// Application threads append to the send ring and read from the receive ring without the
 /// owner; the owner learns of both in `absorbApplication` (a write made bytes held that the
 /// engine does not know yet; a read moved the ring's head) and tells the engine.
-public final class TCPSocket {
+public final class TCPSocket: TimerWheelEntry {
     public internal(set) var connection: Connection
     public let channel: SocketChannel
     /// What happened since the owner last took the events.
@@ -18,8 +18,8 @@ public final class TCPSocket {
     var listener: TCPEndpoints.Listener?
     /// When a connection its listener defers (TCP_DEFER_ACCEPT) goes to accept() without data.
     var acceptDeferredUntil: Instant?
-    /// The deadline this socket is armed for in the owner's timer wheel.
-    var scheduledDeadline: Instant?
+    /// Where this socket is armed in the owner's timer wheel, and for when.
+    public var timerPlace = TimerWheelPlace()
     /// Waiting in the owner's batch to be settled (TCPEndpoints.endBatch).
     var awaitingSettle = false
     /// Data or send space arrived since the last settle: pollers are owed a ring.

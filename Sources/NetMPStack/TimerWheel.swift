@@ -1,51 +1,85 @@
 import NetMPWire
 
+/// Where an entry sits in a TimerWheel, kept in the entry itself: arming and cancelling
+/// then touch no hash table (they hashed the connection's four-tuple four or five times
+/// per re-arm, a tenth of a core's time under a connections-per-second load).
+public struct TimerWheelPlace: Sendable {
+    static let unarmed: Int32 = -2, far: Int32 = -1
+    var slot = TimerWheelPlace.unarmed   // a wheel slot, `far`, or `unarmed`
+    var index: Int32 = 0                 // position in that slot's list
+    var at = Instant.zero
+    public init() {}
+    /// The deadline the entry is armed for, or nil.
+    public var deadline: Instant? { slot == Self.unarmed ? nil : at }
+}
+
+/// What a TimerWheel arms: an object that remembers its place.
+public protocol TimerWheelEntry: AnyObject {
+    var timerPlace: TimerWheelPlace { get set }
+}
+
 /// A hashed timing wheel (Varghese and Lauck): one per owner, for every connection's next
 /// deadline. Arming and cancelling are O(1); finding the next deadline scans a 4096-bit map.
 /// Slots are 1 ms wide and cover 4.096 s; deadlines further out (TIME-WAIT, keepalive)
-/// wait in a side table that is swept into the wheel once a second.
-public struct TimerWheel<Key: Hashable> {
+/// wait in a side list that is swept into the wheel once a second.
+public struct TimerWheel<Entry: TimerWheelEntry> {
     static var slotCount: Int { 4096 }
     static var tick: UInt64 { 1_000_000 }  // 1 ms
     static var span: UInt64 { UInt64(slotCount) * tick }
     static var sweepInterval: UInt64 { 1_000_000_000 }
 
-    var slots: [[Key: Instant]]
+    var slots: [[Entry]]
     var occupied = [UInt64](repeating: 0, count: 4096 / 64)
-    var far: [Key: Instant] = [:]
-    var location: [Key: Int] = [:]     // slot index, or -1 for the far table
+    var far: [Entry] = []
     /// The tick the wheel has advanced to: every deadline before it has been handed out.
     var cursor: UInt64
     var nextSweep: UInt64
+    public private(set) var count = 0
 
     public init(now: Instant) {
-        slots = Array(repeating: [:], count: Self.slotCount)
+        slots = Array(repeating: [], count: Self.slotCount)
         cursor = now.nanoseconds / Self.tick
         nextSweep = now.nanoseconds + Self.sweepInterval
     }
 
-    public var count: Int { location.count }
-
-    /// Arms (or re-arms) `key` for `deadline`.
-    public mutating func schedule(_ key: Key, at deadline: Instant) {
-        cancel(key)
+    /// Arms (or re-arms) `entry` for `deadline`.
+    public mutating func schedule(_ entry: Entry, at deadline: Instant) {
+        cancel(entry)
         let tick = max(deadline.nanoseconds / Self.tick, cursor)
+        var place = TimerWheelPlace()
+        place.at = deadline
         if tick - cursor < UInt64(Self.slotCount) {
             let slot = Int(tick % UInt64(Self.slotCount))
-            slots[slot][key] = deadline
+            place.slot = Int32(slot)
+            place.index = Int32(slots[slot].count)
+            slots[slot].append(entry)
             occupied[slot >> 6] |= 1 << UInt64(slot & 63)
-            location[key] = slot
         } else {
-            far[key] = deadline
-            location[key] = -1
+            place.slot = TimerWheelPlace.far
+            place.index = Int32(far.count)
+            far.append(entry)
         }
+        entry.timerPlace = place
+        count += 1
     }
 
-    public mutating func cancel(_ key: Key) {
-        guard let slot = location.removeValue(forKey: key) else { return }
-        if slot < 0 { far[key] = nil; return }
-        slots[slot][key] = nil
+    public mutating func cancel(_ entry: Entry) {
+        let place = entry.timerPlace
+        guard place.slot != TimerWheelPlace.unarmed else { return }
+        entry.timerPlace = TimerWheelPlace()
+        count -= 1
+        if place.slot == TimerWheelPlace.far { Self.remove(at: Int(place.index), from: &far); return }
+        let slot = Int(place.slot)
+        Self.remove(at: Int(place.index), from: &slots[slot])
         if slots[slot].isEmpty { occupied[slot >> 6] &= ~(1 << UInt64(slot & 63)) }
+    }
+
+    /// Unordered removal: the last entry takes the place of the one removed.
+    static func remove(at index: Int, from list: inout [Entry]) {
+        let last = list.removeLast()
+        guard index < list.count else { return }
+        list[index] = last
+        last.timerPlace.index = Int32(index)
     }
 
     /// The earliest armed deadline (or the next sweep of the far table, which may be earlier
@@ -61,25 +95,24 @@ public struct TimerWheel<Key: Hashable> {
             else if step == Self.slotCount / 64 { word &= (1 << UInt64(start & 63)) &- 1 }
             guard word != 0 else { continue }
             let slot = wordIndex << 6 + word.trailingZeroBitCount
-            if let d = slots[slot].values.min(), best == nil || d < best! { best = d }
+            if let d = slots[slot].lazy.map(\.timerPlace.at).min(), best == nil || d < best! { best = d }
             return best
         }
         return best
     }
 
-    /// Takes out every key whose deadline is at or before `now`.
-    public mutating func due(now: Instant) -> [Key] {
-        var result: [Key] = []
+    /// Takes out every entry whose deadline is at or before `now`.
+    public mutating func due(now: Instant) -> [Entry] {
+        var result: [Entry] = []
         let target = now.nanoseconds / Self.tick
         if now.nanoseconds >= nextSweep { sweep(now: now) }
         let steps = min(target &- cursor &+ 1, UInt64(Self.slotCount))
         for i in 0..<steps {
             let slot = Int((cursor + i) % UInt64(Self.slotCount))
             guard occupied[slot >> 6] & (1 << UInt64(slot & 63)) != 0 else { continue }
-            for (key, deadline) in slots[slot] where deadline <= now {
-                result.append(key)
-                cancel(key)
-            }
+            let first = result.count
+            for entry in slots[slot] where entry.timerPlace.at <= now { result.append(entry) }
+            for entry in result[first...] { cancel(entry) }
         }
         cursor = max(cursor, target)
         return result
@@ -89,8 +122,7 @@ public struct TimerWheel<Key: Hashable> {
     mutating func sweep(now: Instant) {
         nextSweep = now.nanoseconds + Self.sweepInterval
         // The cursor stays where it is: the slots between it and `now` are still to be visited.
-        for (key, deadline) in far where deadline.nanoseconds / Self.tick &- cursor < UInt64(Self.slotCount) || deadline <= now {
-            schedule(key, at: deadline)
-        }
+        let near = far.filter { $0.timerPlace.at.nanoseconds / Self.tick &- cursor < UInt64(Self.slotCount) || $0.timerPlace.at <= now }
+        for entry in near { schedule(entry, at: entry.timerPlace.at) }
     }
 }

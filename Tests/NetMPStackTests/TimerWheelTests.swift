@@ -3,41 +3,67 @@ import NetMPStack
 import NetMPWire
 import Testing
 
+/// A numbered entry for the wheel.
+final class Timed: TimerWheelEntry {
+    let key: Int
+    var timerPlace = TimerWheelPlace()
+    init(_ key: Int) { self.key = key }
+}
+
 @Suite struct TimerWheelTests {
     let t0 = Instant(nanoseconds: 5_000_000_000)
 
     @Test func dueInDeadlineOrder_cancelledNeverFire() {
-        var wheel = TimerWheel<Int>(now: t0)
-        wheel.schedule(1, at: t0 + .milliseconds(30))
-        wheel.schedule(2, at: t0 + .milliseconds(10))
-        wheel.schedule(3, at: t0 + .milliseconds(20))
-        wheel.cancel(3)
+        var wheel = TimerWheel<Timed>(now: t0)
+        let (one, two, three) = (Timed(1), Timed(2), Timed(3))
+        wheel.schedule(one, at: t0 + .milliseconds(30))
+        wheel.schedule(two, at: t0 + .milliseconds(10))
+        wheel.schedule(three, at: t0 + .milliseconds(20))
+        wheel.cancel(three)
+        #expect(three.timerPlace.deadline == nil && two.timerPlace.deadline == t0 + .milliseconds(10))
         #expect(wheel.nextDeadline == t0 + .milliseconds(10))
         #expect(wheel.due(now: t0 + .milliseconds(9)).isEmpty)
-        #expect(wheel.due(now: t0 + .milliseconds(25)) == [2])
+        #expect(wheel.due(now: t0 + .milliseconds(25)).map(\.key) == [2])
+        #expect(two.timerPlace.deadline == nil)
         #expect(wheel.nextDeadline == t0 + .milliseconds(30))
-        #expect(wheel.due(now: t0 + .milliseconds(30)) == [1])
+        #expect(wheel.due(now: t0 + .milliseconds(30)).map(\.key) == [1])
         #expect(wheel.nextDeadline == nil && wheel.count == 0)
     }
 
     @Test func rescheduling_movesTheTimer() {
-        var wheel = TimerWheel<Int>(now: t0)
-        wheel.schedule(1, at: t0 + .milliseconds(5))
-        wheel.schedule(1, at: t0 + .milliseconds(50))
+        var wheel = TimerWheel<Timed>(now: t0)
+        let one = Timed(1)
+        wheel.schedule(one, at: t0 + .milliseconds(5))
+        wheel.schedule(one, at: t0 + .milliseconds(50))
+        #expect(wheel.count == 1)
         #expect(wheel.due(now: t0 + .milliseconds(10)).isEmpty)
-        #expect(wheel.due(now: t0 + .milliseconds(50)) == [1])
+        #expect(wheel.due(now: t0 + .milliseconds(50)).map(\.key) == [1])
+    }
+
+    /// Entries sharing a slot: removing one moves another into its place, which must still
+    /// be found and cancelled by its own record.
+    @Test func sharedSlot_removalKeepsTheOthersPlaces() {
+        var wheel = TimerWheel<Timed>(now: t0)
+        let entries = (0..<5).map(Timed.init)
+        for (i, entry) in entries.enumerated() { wheel.schedule(entry, at: t0 + .microseconds(100 * UInt64(i))) }
+        wheel.cancel(entries[1])
+        wheel.cancel(entries[4]) // it had moved into the place of entry 1
+        wheel.cancel(entries[0])
+        #expect(wheel.count == 2)
+        #expect(Set(wheel.due(now: t0 + .milliseconds(1)).map(\.key)) == [2, 3])
+        #expect(wheel.count == 0 && wheel.nextDeadline == nil)
     }
 
     /// Deadlines beyond the wheel's 4 s span (TIME-WAIT's 60 s) fire on time too.
     @Test func farDeadline_sweptIn_firesOnTime() {
-        var wheel = TimerWheel<Int>(now: t0)
-        wheel.schedule(7, at: t0 + .seconds(60))
-        wheel.schedule(8, at: t0 + .milliseconds(1))
+        var wheel = TimerWheel<Timed>(now: t0)
+        wheel.schedule(Timed(7), at: t0 + .seconds(60))
+        wheel.schedule(Timed(8), at: t0 + .milliseconds(1))
         var now = t0
         var fired: [(Int, Instant)] = []
         while let next = wheel.nextDeadline, now < t0 + .seconds(70) {
             now = max(now, next)
-            for key in wheel.due(now: now) { fired.append((key, now)) }
+            for entry in wheel.due(now: now) { fired.append((entry.key, now)) }
         }
         #expect(fired.map(\.0) == [8, 7])
         #expect(fired.last?.1 == t0 + .seconds(60))
@@ -46,7 +72,8 @@ import Testing
     /// Against a brute-force model: random schedules, cancels and clock jumps.
     @Test func matchesModel_underRandomOperations() {
         var rng = SeededGenerator(state: 77)
-        var wheel = TimerWheel<Int>(now: t0)
+        var wheel = TimerWheel<Timed>(now: t0)
+        let entries = (0..<200).map(Timed.init)
         var model: [Int: Instant] = [:]
         var now = t0
         for _ in 0..<20_000 {
@@ -54,18 +81,20 @@ import Testing
             switch rng.next() % 4 {
             case 0, 1:
                 let deadline = now + Interval(nanoseconds: rng.next() % 10_000_000_000)
-                wheel.schedule(key, at: deadline); model[key] = deadline
+                wheel.schedule(entries[key], at: deadline); model[key] = deadline
             case 2:
-                wheel.cancel(key); model[key] = nil
+                wheel.cancel(entries[key]); model[key] = nil
             default:
                 now = now + Interval(nanoseconds: rng.next() % 50_000_000)
-                let fired = Set(wheel.due(now: now))
+                let fired = Set(wheel.due(now: now).map(\.key))
                 let expected = Set(model.filter { $0.value <= now }.map(\.key))
                 #expect(fired == expected)
                 for key in expected { model[key] = nil }
             }
+            #expect(wheel.count == model.count)
             if let next = wheel.nextDeadline, let modelNext = model.values.min() { #expect(next <= modelNext) }
         }
+        for (key, deadline) in model { #expect(entries[key].timerPlace.deadline == deadline) }
     }
 }
 
