@@ -123,6 +123,8 @@ short netmp_readiness_own(void *socket);
 int netmp_poll_enter(void *socket);
 // Counters that move on each arrival and each freeing of send space (edge-triggered epoll).
 void netmp_edge_marks(void *socket, uint64_t *arrivals, uint64_t *freed);
-void netmp_poll_leave(void *socket);
+// A poller leaves; `rung`: the kernel reported its eventfd readable (a count the last
+// poller takes out; epoll's edge-triggered registrations never need it taken).
+void netmp_poll_leave(void *socket, int rung);
 
 #endif

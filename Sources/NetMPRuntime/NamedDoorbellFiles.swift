@@ -83,15 +83,16 @@ final class NamedDoorbellFiles: @unchecked Sendable {
 
     /// The socket whose doorbell is `doorbell` (in `slot`, its descriptor `fd`) stands on
     /// the slot's kept file, if the stack still rings that one: the file is placed behind
-    /// `fd` (close-on-exec as `cloexec` says), emptied of any count a previous socket left,
-    /// and the doorbell marked named. False when nothing was kept or it no longer stands.
+    /// `fd` (close-on-exec as `cloexec` says) and the doorbell marked named. False when
+    /// nothing was kept or it no longer stands. A count a previous socket left in the file
+    /// stays: epoll's edge-triggered registration ignores it, and a poll() that sees it
+    /// wakes once and empties it (Doorbell.leave), so accepting costs no read.
     func adopt(into fd: Int32, cloexec: Bool, for doorbell: Doorbell) -> Bool {
         guard let slot = doorbell.slot, Int(slot) < capacity else { return false }
         let stored = entries[Int(slot)].load(ordering: .acquiring)
         guard stored != 0, UInt32(truncatingIfNeeded: stored >> 32) == doorbell.namesSent else { return false }
         let file = Int32(truncatingIfNeeded: stored & 0xffff_ffff) - 1
         guard netmp_place_file(file, fd, cloexec ? 1 : 0) == 0 else { return false }
-        _ = netmp_doorbell_drain(fd)
         doorbell.markNamed()
         return true
     }

@@ -187,7 +187,7 @@ static void register_twin(struct epoll_set *set, int fd, struct member *m) {
 static void forget_member(struct epoll_set *set, int fd) {
     struct member *m = &set->members[fd];
     if (m->twin_plus_one) real_epoll_ctl(set->fd, EPOLL_CTL_DEL, m->twin_plus_one - 1, NULL);
-    if (m->present && m->socket && m->entered) netmp_poll_leave(m->socket);
+    if (m->present && m->socket && m->entered) netmp_poll_leave(m->socket, 0); // edge-triggered: no count to take out
     uint8_t queued = m->queued; // a stale recheck entry stays; the scan skips it
     memset(m, 0, sizeof *m);
     m->queued = queued;

@@ -46,8 +46,10 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
     struct pollfd small[64];
     size_t total = n + 2 * sockets;
     struct pollfd *kernel = total <= 64 ? small : malloc(total * sizeof *kernel);
-    void *entered_small[64];
-    void **entered = sockets <= 64 ? entered_small : malloc(sockets * sizeof *entered);
+    // Each socket registered as a poller, and where its eventfd sits in `kernel` (-1: none).
+    struct registration { void *socket; long bell; };
+    struct registration entered_small[64];
+    struct registration *entered = sockets <= 64 ? entered_small : malloc(sockets * sizeof *entered);
     if (!kernel || !entered) {
         if (kernel != small) free(kernel);
         if (entered != entered_small) free(entered);
@@ -70,7 +72,7 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
                 void *socket = netmp_socket_of(fds[i].fd);
                 if (!socket) continue;
                 int bell = netmp_poll_enter(socket);
-                entered[registered++] = socket;
+                entered[registered++] = (struct registration){ socket, bell >= 0 ? (long)(n + bells) : -1 };
                 if (bell >= 0) kernel[n + bells++] = (struct pollfd){ bell, POLLIN, 0 };
                 int twin = netmp_twin(socket); // a loopback connection for a listener
                 if (twin >= 0) kernel[n + bells++] = (struct pollfd){ twin, POLLIN, 0 };
@@ -92,7 +94,12 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
         int r = !sleeping && kernel_descriptors == 0 && mask == NULL
             ? 0 : real_ppoll(kernel, sleeping ? n + bells : n, sleeping && left < 0 ? NULL : &wait, mask);
         int saved = errno;
-        for (nfds_t i = 0; i < registered; i++) netmp_poll_leave(entered[i]);
+        // A bell the kernel saw rung holds a count the last poller must take out, or the
+        // next sleep would end at once; an unrung one is left alone (no read to make).
+        for (nfds_t i = 0; i < registered; i++) {
+            long bell = entered[i].bell;
+            netmp_poll_leave(entered[i].socket, r > 0 && bell >= 0 && (kernel[bell].revents & POLLIN));
+        }
         if (r < 0) { errno = saved; result = -1; break; }
         ready = 0;
         for (nfds_t i = 0; i < n; i++) {

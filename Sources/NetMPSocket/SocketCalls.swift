@@ -549,6 +549,6 @@ public func netmpEdgeMarks(_ handle: UnsafeMutableRawPointer, _ arrivals: Unsafe
 }
 
 @_cdecl("netmp_poll_leave")
-public func netmpPollLeave(_ handle: UnsafeMutableRawPointer) {
-    socket(handle).doorbell?.leave()
+public func netmpPollLeave(_ handle: UnsafeMutableRawPointer, _ rung: Int32) {
+    socket(handle).doorbell?.leave(rung: rung != 0)
 }

@@ -46,6 +46,9 @@ public final class Doorbell: @unchecked Sendable {
     /// client: each naming counts one, so a copy of a named file is known to be the one
     /// the stack rings while the count is what it was when the copy was kept.
     let names: UnsafeMutablePointer<Atomic<UInt32>>
+    /// A poller of this process saw the eventfd readable since it was last emptied (under
+    /// `lock`).
+    var countSeen = false
 
     /// A doorbell in memory of its own (sockets outside a socket table, tests).
     public convenience init() {
@@ -161,10 +164,16 @@ public final class Doorbell: @unchecked Sendable {
         pthread_mutex_unlock(lock)
     }
 
-    /// A poller leaves; the last one empties the eventfd.
-    public func leave() {
+    /// A poller leaves; `rung`: its sleep saw the eventfd readable. The last poller to
+    /// leave empties the eventfd when one saw it so: a level-triggered sleep (poll) would
+    /// otherwise end at once next time. epoll registers the eventfd edge-triggered, where a
+    /// count left over wakes nobody, so an epoll member leaving (a connection closed under
+    /// nginx) costs no read; a count nobody saw waits for the poll() that sees it.
+    public func leave(rung: Bool) {
         pthread_mutex_lock(lock)
-        if pollers.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == 0 {
+        if rung { countSeen = true }
+        if pollers.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == 0 && countSeen {
+            countSeen = false
             let fd = self.fd
             if fd >= 0 { _ = netmp_doorbell_drain(fd) }
         }

@@ -187,7 +187,7 @@ import Testing
         #expect(poll(&ready, 1, 5_000) == 1)
         #expect(poll(&ready[1], 1, 0) == 0)
         socket.channel.doorbell.fd = eventfd
-        socket.channel.doorbell.leave()
+        socket.channel.doorbell.leave(rung: true)
         for s in [socket, accepted, server] { s.close() }
     }
 
@@ -323,7 +323,7 @@ import Testing
         #expect(outcomes.all == ["accept": ENETDOWN, "recv": ECONNRESET, "udp": ENETDOWN])
         var ready = pollfd(fd: eventfd, events: Int16(POLLIN), revents: 0)
         #expect(poll(&ready, 1, 1_000) == 1)
-        connection.channel.doorbell.leave()
+        connection.channel.doorbell.leave(rung: true)
         #expect(throws: SocketError(ENETDOWN)) { try StreamSocket(client: client).connect(to: Endpoint(StackPair.addressB, 7600)) }
         #expect(throws: SocketError(ENETDOWN)) { try StreamSocket(client: client).bind(Endpoint(IPv4Address(0), 7602)) }
         for s in [connection, listener, peer, server] { s.close() }
@@ -396,7 +396,7 @@ extension StackServiceTests {
             stream.channel.doorbell.fd = eventfd
             try stream.connect(to: Endpoint(StackPair.addressB, 7460))
             stream.channel.doorbell.enter() // its name goes to core 0, as a poller's would
-            stream.channel.doorbell.leave()
+            stream.channel.doorbell.leave(rung: true)
             let peer = try server.accept()
             client.hangUp()
             close(eventfd)
