@@ -404,14 +404,15 @@ extension Connection {
         // A coalesced segment (GRO behind the TAP) counts as the segments it carries.
         let mss = configuration.maximumSegmentSize
         scheduleAck(now: now, immediately: filledHole, segments: max(1, (count + mss - 1) / mss),
-                    endsMessage: span.push && count <= mss)
+                    endsMessage: span.push && count <= mss && bytesReceived == UInt64(count))
         return filledHole
     }
 
     /// RFC 1122 4.2.3.2 and RFC 5681 4.2: acknowledge every second full segment, and any
     /// segment within the delayed-ACK timeout; at once when a hole fills or at the start.
-    /// In the quick-ACK start a lone segment that ends a message (a request, most often)
-    /// waits `answerAckHold` for the application's answer to carry its ACK.
+    /// The connection's first data, when one segment that ends a message (a request, most
+    /// often), waits `answerAckHold` for the application's answer to carry its ACK; later
+    /// ones get the quick ACKs, so a Nagle sender that gets no answer is held back once.
     mutating func scheduleAck(now: Instant, immediately: Bool, segments: Int = 1, endsMessage: Bool = false) {
         unacknowledgedSegments += segments
         if immediately || unacknowledgedSegments >= 2 || (quickAcks > 0 && !endsMessage) {

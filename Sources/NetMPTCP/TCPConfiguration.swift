@@ -37,7 +37,7 @@ public struct TCPConfiguration: Sendable {
     /// Longest wait before acknowledging in-order data (RFC 1122 4.2.3.2 allows 500 ms; Linux
     /// uses 40 ms at least, which netmp follows).
     public var delayedAckTimeout = Interval.milliseconds(40)
-    /// How long the ACK of a lone segment that ends a message waits, in the quick-ACK start,
+    /// How long the ACK of a connection's first data, one segment that ends a message, waits
     /// for the application's answer to carry it. Linux acknowledges such a segment at once
     /// and its answer follows microseconds later in a frame of its own; a request answered
     /// within the hold costs one frame less. A sender that Nagle holds back behind the ACK

@@ -55,6 +55,9 @@ import NetMPWire
         #expect(header.acknowledgmentNumber == 5101 && answer[0].payloadLength == 50)
         #expect(Int(header.window) << Int(c.info.receiveWindowScale) == 131_072)
         #expect(c.nextDeadline != Fixture.t0 + Self.hold) // only the retransmission timer is left
+        // Only the connection's first data is held: the next request is acknowledged at once.
+        _ = c.handle(Self.fromClient([.ack, .psh], seq: 5101), payloadLength: 100, now: later)
+        #expect(Fixture.drain(&c, now: later).count == 1)
     }
 
     /// Without an answer, the hold's end sends the ACK.
