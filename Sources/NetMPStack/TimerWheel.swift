@@ -105,7 +105,6 @@ public struct TimerWheel<Entry: TimerWheelEntry> {
     public mutating func due(now: Instant) -> [Entry] {
         var result: [Entry] = []
         let target = now.nanoseconds / Self.tick
-        if now.nanoseconds >= nextSweep { sweep(now: now) }
         let steps = min(target &- cursor &+ 1, UInt64(Self.slotCount))
         for i in 0..<steps {
             let slot = Int((cursor + i) % UInt64(Self.slotCount))
@@ -115,14 +114,19 @@ public struct TimerWheel<Entry: TimerWheelEntry> {
             for entry in result[first...] { cancel(entry) }
         }
         cursor = max(cursor, target)
+        if now.nanoseconds >= nextSweep { sweep(now: now, due: &result) }
         return result
     }
 
-    /// Moves far deadlines that now fall within the wheel's span into their slots.
-    mutating func sweep(now: Instant) {
+    /// Moves far deadlines that now fall within the wheel's span into their slots, and
+    /// hands out those already due. It runs after the cursor reached `now`: a wheel left
+    /// idle for longer than its span would otherwise measure the span from where it
+    /// stopped, and put a deadline due now back among the far ones for another second.
+    mutating func sweep(now: Instant, due: inout [Entry]) {
         nextSweep = now.nanoseconds + Self.sweepInterval
-        // The cursor stays where it is: the slots between it and `now` are still to be visited.
         let near = far.filter { $0.timerPlace.at.nanoseconds / Self.tick &- cursor < UInt64(Self.slotCount) || $0.timerPlace.at <= now }
-        for entry in near { schedule(entry, at: entry.timerPlace.at) }
+        for entry in near {
+            if entry.timerPlace.at <= now { cancel(entry); due.append(entry) } else { schedule(entry, at: entry.timerPlace.at) }
+        }
     }
 }

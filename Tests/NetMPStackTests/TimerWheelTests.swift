@@ -69,6 +69,16 @@ final class Timed: TimerWheelEntry {
         #expect(fired.last?.1 == t0 + .seconds(60))
     }
 
+    /// A wheel not looked at for longer than its span (an idle core asks for no wakeup)
+    /// hands out a far deadline at the first look past it, not a sweep later.
+    @Test func farDeadline_afterALongGap_firesAtTheFirstLook() {
+        var wheel = TimerWheel<Timed>(now: t0)
+        wheel.schedule(Timed(7), at: t0 + .seconds(60))
+        #expect(wheel.due(now: t0 + .seconds(30)).isEmpty)
+        #expect(wheel.due(now: t0 + .seconds(61)).map(\.key) == [7])
+        #expect(wheel.count == 0 && wheel.nextDeadline == nil)
+    }
+
     /// Against a brute-force model: random schedules, cancels and clock jumps.
     @Test func matchesModel_underRandomOperations() {
         var rng = SeededGenerator(state: 77)
@@ -85,7 +95,9 @@ final class Timed: TimerWheelEntry {
             case 2:
                 wheel.cancel(entries[key]); model[key] = nil
             default:
-                now = now + Interval(nanoseconds: rng.next() % 50_000_000)
+                // Now and then a jump past the wheel's span: an idle core looks again late.
+                let jump = rng.next() % 50 == 0 ? rng.next() % 20_000_000_000 : rng.next() % 50_000_000
+                now = now + Interval(nanoseconds: jump)
                 let fired = Set(wheel.due(now: now).map(\.key))
                 let expected = Set(model.filter { $0.value <= now }.map(\.key))
                 #expect(fired == expected)
