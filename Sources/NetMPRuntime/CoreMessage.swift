@@ -14,8 +14,9 @@ public enum CoreMessage {
     case neighbour(ForwardedFrame)
     /// Start or stop this core's copy of a listening socket: the listener's slot (its
     /// accept queues), on a hold taken for this core's view of it.
-    /// `shared`: SO_REUSEPORT (the port's listeners take connections by their hash).
-    case listen(client: UInt32, SocketHandle, port: UInt16, families: AddressFamilies, shared: Bool, Completion)
+    /// `reuse.port`: SO_REUSEPORT (the port's listeners take connections by their hash);
+    /// the connections it makes hold the port as `reuse` says.
+    case listen(client: UInt32, SocketHandle, port: UInt16, families: AddressFamilies, reuse: PortReuse, Completion)
     case stopListening(client: UInt32, SocketHandle, port: UInt16, families: AddressFamilies, Completion)
     /// Start or stop delivering a UDP port's datagrams to a socket (every core holds the
     /// binding): the socket's slot, on a hold taken for this core's view of it.

@@ -20,6 +20,9 @@ public final class PortTable: @unchecked Sendable {
         var clients: [UInt32: Int] = [:]
     }
     nonisolated(unsafe) var reserved: [FamilyPort: Holding] = [:]
+    /// The connections on each port, TIME-WAIT included, counted by how they share it:
+    /// Linux keeps them in the port's bind bucket, so a bind there is weighed against them.
+    nonisolated(unsafe) var connections: [FamilyPort: [PortReuse: Int]] = [:]
     nonisolated(unsafe) var nextEphemeral: UInt16
     /// Linux's default ip_local_port_range.
     static let ephemeral: ClosedRange<UInt16> = 32768...60999
@@ -28,23 +31,31 @@ public final class PortTable: @unchecked Sendable {
         nextEphemeral = Self.ephemeral.lowerBound &+ UInt16(truncatingIfNeeded: seed % 28_000)
     }
 
-    /// Reserves `port` in `families`' namespaces (EADDRINUSE if any is held, unless this
-    /// and every holder `share` it and run as the same `uid`); port 0 reserves an ephemeral
-    /// port free in all of them (EADDRINUSE too when none is left, as Linux's bind does).
-    public func reserve(_ port: UInt16, families: AddressFamilies = .ipv4, for client: UInt32 = 0, uid: UInt32 = 0,
-                        sharing share: Bool = false) -> Result<UInt16, SocketError> {
+    /// Reserves `port` in `families`' namespaces for a socket that shares it as `reuse`
+    /// says. EADDRINUSE if a socket holds it, unless this and every holder set SO_REUSEPORT
+    /// and run as one user; or if a connection holds it that does not admit this socket
+    /// (`PortReuse.admits`: without SO_REUSEADDR on both, a connection in TIME-WAIT keeps a
+    /// server from binding its port again, as on Linux). Port 0 reserves an ephemeral port
+    /// free in all of them, and of connections (EADDRINUSE too when none is left, as
+    /// Linux's bind does).
+    public func reserve(_ port: UInt16, families: AddressFamilies = .ipv4, for client: UInt32 = 0,
+                        reuse: PortReuse = PortReuse()) -> Result<UInt16, SocketError> {
         lock.locked {
-            func take(_ candidate: UInt16, joining: Bool) -> Bool {
+            func take(_ candidate: UInt16, ephemeral: Bool) -> Bool {
                 let keys = PortHold(candidate, families).keys
-                guard !keys.isEmpty, keys.allSatisfy({ reserved[$0].map { joining && $0.shared && $0.uid == uid } ?? true }) else { return false }
-                for key in keys { reserved[key, default: Holding(shared: share, uid: uid)].clients[client, default: 0] += 1 }
+                guard !keys.isEmpty, keys.allSatisfy({ key in
+                    let sockets = reserved[key].map { !ephemeral && reuse.port && $0.shared && $0.uid == reuse.uid } ?? true
+                    let established = connections[key].map { !ephemeral && $0.keys.allSatisfy { $0.admits(reuse) } } ?? true
+                    return sockets && established
+                }) else { return false }
+                for key in keys { reserved[key, default: Holding(shared: reuse.port, uid: reuse.uid)].clients[client, default: 0] += 1 }
                 return true
             }
-            if port != 0 { return take(port, joining: share) ? .success(port) : .failure(SocketError(EADDRINUSE)) }
+            if port != 0 { return take(port, ephemeral: false) ? .success(port) : .failure(SocketError(EADDRINUSE)) }
             for _ in Self.ephemeral {
                 let candidate = nextEphemeral
                 nextEphemeral = candidate == Self.ephemeral.upperBound ? Self.ephemeral.lowerBound : candidate + 1
-                if take(candidate, joining: false) { return .success(candidate) }
+                if take(candidate, ephemeral: true) { return .success(candidate) }
             }
             return .failure(SocketError(EADDRINUSE))
         }
@@ -71,6 +82,18 @@ public final class PortTable: @unchecked Sendable {
                 holding.clients[client] = count > 1 ? count - 1 : nil
                 reserved[key] = holding.clients.isEmpty ? nil : holding
             }
+        }
+    }
+
+    /// A connection on `port` (in one family's namespace) began or ended: it holds the port
+    /// against binds from its first segment to the end of its TIME-WAIT. Each core reports
+    /// its own connections, once per connection (TCPEndpoints.portHoldChanged).
+    public func connection(on port: FamilyPort, _ reuse: PortReuse, held: Bool) {
+        lock.locked {
+            var counts = connections[port] ?? [:]
+            let count = (counts[reuse] ?? 0) + (held ? 1 : -1)
+            counts[reuse] = count > 0 ? count : nil
+            connections[port] = counts.isEmpty ? nil : counts
         }
     }
 

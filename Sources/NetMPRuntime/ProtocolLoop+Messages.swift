@@ -15,7 +15,7 @@ extension ProtocolLoop {
         case .neighbour(let frame):
             host.learnNeighbour(from: UnsafeRawBufferPointer(frame.bytes), now: now, sink: &sink)
             frame.free()
-        case .listen(let id, let listener, let port, let families, let shared, let completion):
+        case .listen(let id, let listener, let port, let families, let reuse, let completion):
             defer { completion.done() }
             let core = self.core
             guard let client = clientsByID[id], client.sockets.resolves(listener, as: .listener),
@@ -29,7 +29,7 @@ extension ProtocolLoop {
             do {
                 let base = tcp.configuration, ipv6Listener = families.contains(.ipv6)
                 try tcp.listen(port: queue.port, backlog: queue.backlog, families: families,
-                               identity: UInt64(id) << 32 | UInt64(listener.slot), shared: shared,
+                               identity: UInt64(id) << 32 | UInt64(listener.slot), reuse: reuse,
                                configuration: { queue.connectionConfiguration(base: base, ipv4Peer: $0, ipv6Listener: ipv6Listener) },
                                channelMaker: { configuration in
                     SocketChannel(in: sockets, sendCapacity: configuration.sendBufferSize,
@@ -123,8 +123,8 @@ extension ProtocolLoop {
                 } else if request.localPort != 0, request.localPort < client.unprivilegedPortStart {
                     reply.error = EACCES // as Linux without CAP_NET_BIND_SERVICE
                 } else {
-                    switch table.reserve(request.localPort, families: request.families, for: client.id, uid: client.uid,
-                                         sharing: request.shared) {
+                    switch table.reserve(request.localPort, families: request.families, for: client.id,
+                                         reuse: request.reuse(uid: client.uid)) {
                     case .success(let port): reply = netmp_port_reply(error: 0, port: UInt32(port))
                     case .failure(let error): reply.error = error.errno
                     }
@@ -161,7 +161,7 @@ extension ProtocolLoop {
             let completion = Completion(count: ports.count) { replies.answer(reply) { _ in 0 } }
             let message: CoreMessage = switch request.kind {
             case .listen: .listen(client: client.id, request.handle, port: request.localPort, families: request.families,
-                                  shared: request.shared, completion)
+                                  reuse: request.reuse(uid: client.uid), completion)
             case .stopListening: .stopListening(client: client.id, request.handle, port: request.localPort,
                                                 families: request.families, completion)
             case .datagramBind: .bindDatagram(client: client.id, request.handle, completion)
@@ -207,7 +207,7 @@ extension ProtocolLoop {
             configuration.receiveBufferSize = min(configuration.receiveBufferSize, channel.receive.capacity)
             configuration.sendBufferSize = min(configuration.sendBufferSize, channel.send.capacity)
             connect(channel, to: request.remote, localPort: request.localPort == 0 ? nil : request.localPort,
-                    configuration: configuration, for: client.id, now: now)
+                    configuration: configuration, reuse: request.reuse(uid: client.uid), for: client.id, now: now)
         case .output, .window, .shutdownWrite, .close, .setOption:
             guard let channel = client.streamView(request.handle) else { return }
             handle(request, on: channel, from: client, now: now)
@@ -264,7 +264,7 @@ extension ProtocolLoop {
     /// An active open, born on this core: the application sent it here because the bound
     /// 4-tuple hashes here, or (unbound) it lets this core pick a port that hashes here.
     func connect(_ channel: SocketChannel, to remote: Endpoint, localPort: UInt16?, configuration: TCPConfiguration,
-                 for client: UInt32, now: Instant) {
+                 reuse: PortReuse, for client: UInt32, now: Instant) {
         // StreamSocket.connect refused a destination without a route before sending this.
         let core = self.core, steering = self.steering, portTable = self.portTable
         let socket: TCPSocket
@@ -284,7 +284,7 @@ extension ProtocolLoop {
         }
         do {
             socket = try tcp.connect(from: local, to: remote, now: now, localPort: localPort,
-                                     configuration: configuration, channel: channel,
+                                     configuration: configuration, channel: channel, reuse: reuse,
                                      acceptable: { steering.owner(of: $0) == core && portTable?.isReserved($0.local.port) != true })
         } catch {
             channel.publish([.failed, .closed], error: error == .addressInUse ? EADDRINUSE : EADDRNOTAVAIL)

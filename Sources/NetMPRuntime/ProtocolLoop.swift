@@ -154,6 +154,8 @@ public final class ProtocolLoop {
         self.steering = steering; self.ports = ports; self.portTable = portTable; self.datagramPortTable = datagramPortTable
         port = ports.isEmpty ? nil : ports[core]
         host.tcp = tcp
+        // Connections hold their ports against binds until their TIME-WAIT ends, as Linux's do.
+        if let portTable { tcp.portHoldChanged = { portTable.connection(on: $0, $1, held: $2) } }
         sink = QueueSink(queue: queue)
         // The largest frame a TAP with segmentation offload hands over: a 64 KiB IPv4
         // super-frame, its Ethernet header and the virtio-net header in front.

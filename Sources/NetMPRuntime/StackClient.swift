@@ -161,8 +161,10 @@ public final class StackClient: @unchecked Sendable {
     /// bind(): a port of the stack's (0: an ephemeral one), in UDP's namespace or TCP's,
     /// in the namespaces of `families` (`FamilyPort`). The port tables are the stack's, not
     /// any one client's, so the answer is the core's.
-    func reservePort(_ port: UInt16, datagram: Bool, families: AddressFamilies, shared: Bool = false) -> Result<UInt16, SocketError> {
-        let (error, reserved) = askForPort(.reservePort, port, datagram: datagram, families: families, shared: shared)
+    func reservePort(_ port: UInt16, datagram: Bool, families: AddressFamilies, shared: Bool = false,
+                     reuseAddress: Bool = false) -> Result<UInt16, SocketError> {
+        let (error, reserved) = askForPort(.reservePort, port, datagram: datagram, families: families, shared: shared,
+                                           reuseAddress: reuseAddress)
         return error == 0 ? .success(reserved) : .failure(SocketError(error))
     }
 
@@ -172,12 +174,13 @@ public final class StackClient: @unchecked Sendable {
     }
 
     func askForPort(_ kind: Request.Kind, _ port: UInt16, datagram: Bool, families: AddressFamilies,
-                    shared: Bool = false) -> (error: Int32, port: UInt16) {
+                    shared: Bool = false, reuseAddress: Bool = false) -> (error: Int32, port: UInt16) {
         if stackGone { return (ENETDOWN, 0) }
         var request = Request(kind, SocketHandle(slot: 0, generation: 0))
         request.localPort = port
         request.datagram = datagram
         request.shared = shared
+        request.reuseAddress = reuseAddress
         request.families = families
         return ask(request, to: Int(port) % requests.count) { answer in
             guard answer.count >= MemoryLayout<netmp_port_reply>.size else { return (EIO, 0) }

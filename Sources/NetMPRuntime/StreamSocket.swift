@@ -54,6 +54,9 @@ public final class StreamSocket: @unchecked Sendable {
     nonisolated(unsafe) var bindAddressNoPort = false
     /// SO_REUSEPORT as set before bind: the port may be shared with other sockets that set it.
     nonisolated(unsafe) var reusePort = false
+    /// SO_REUSEADDR as set before bind, listen or connect: weighed against the connections
+    /// on the port (a port in TIME-WAIT is bound again only if both set it).
+    nonisolated(unsafe) var reuseAddress = false
     /// An IPv6 socket's IP_TOS and IP_TTL, for a connection to an IPv4 peer (at its mapped
     /// address), where Linux uses them in place of the IPv6 pair in `configuration`.
     nonisolated(unsafe) var mappedMarking = IPMarking.none
@@ -138,6 +141,8 @@ public final class StreamSocket: @unchecked Sendable {
         successor.channel.setOutputOption(NETMP_OUTPUT_CORK, configuration.cork)
         successor.channel.setOutputOption(NETMP_OUTPUT_NODELAY, configuration.noDelay)
         successor.lingerSeconds = lingerSeconds
+        successor.reusePort = reusePort
+        successor.reuseAddress = reuseAddress
         successor.nonBlocking = nonBlocking
         successor.setTimeouts(receive: receiveTimeout.load(ordering: .relaxed), send: sendTimeout.load(ordering: .relaxed))
     }
@@ -211,7 +216,7 @@ public final class StreamSocket: @unchecked Sendable {
                 return
             }
             switch client.reservePort(endpoint.port, datagram: false, families: family.families(boundTo: bound, v6Only: v6OnlyFlag),
-                                      shared: reusePort) {
+                                      shared: reusePort, reuseAddress: reuseAddress) {
             case .success(let port): boundPort = port
             case .failure(let error): throw error
             }
@@ -262,7 +267,8 @@ public final class StreamSocket: @unchecked Sendable {
             guard phase == .fresh, !listenRefused else { throw SocketError(EINVAL) }
             var port: UInt16
             if let bound = boundPort { port = bound } else {
-                switch client.reservePort(0, datagram: false, families: listenerFamilies, shared: reusePort) {
+                switch client.reservePort(0, datagram: false, families: listenerFamilies, shared: reusePort,
+                                          reuseAddress: reuseAddress) {
                 case .success(let p): port = p
                 case .failure(let e): throw e
                 }
@@ -282,6 +288,7 @@ public final class StreamSocket: @unchecked Sendable {
             request.localPort = port
             request.families = listenerFamilies
             request.shared = reusePort
+            request.reuseAddress = reuseAddress // for the connections it makes
             // Before the cores listen: their first SYN takes the socket's options.
             queue.publishOptions(ConnectOptions(configuration), mapped: mappedMarking)
             client.onEveryCore(request)
@@ -410,6 +417,8 @@ public final class StreamSocket: @unchecked Sendable {
             var request = Request(.connect, handle!)
             request.remote = remote
             request.localPort = boundPort ?? 0
+            request.shared = reusePort // how the connection holds its port
+            request.reuseAddress = reuseAddress
             var options = configuration
             if family == .ipv6 && remote.address.isIPv4 { options.marking = mappedMarking } // an IPv4 peer: IP's pair
             request.options = ConnectOptions(options)

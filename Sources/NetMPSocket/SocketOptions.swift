@@ -119,6 +119,10 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
         case .datagram(let d): d.setReusePort(v != 0)
         }
         return 0
+    case (OptionName.solSocket, .stream(let s)) where name == OptionName.reuseAddress:
+        guard let v = integer() else { return -EINVAL }
+        s.setReuseAddress(v != 0)
+        return record() // read back as recorded
     case (OptionName.solSocket, .stream(let s)) where name == OptionName.outOfBandInline:
         guard let v = integer() else { return -EINVAL }
         s.setOutOfBandInline(v != 0)

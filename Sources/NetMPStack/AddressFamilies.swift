@@ -39,3 +39,22 @@ public struct PortHold: Hashable, Sendable {
         (families.contains(.ipv4) ? [FamilyPort(port, ipv6: false)] : []) + (families.contains(.ipv6) ? [FamilyPort(port, ipv6: true)] : [])
     }
 }
+
+/// How a socket lets others bind the port it holds: SO_REUSEADDR, SO_REUSEPORT, and the
+/// user it runs as. Linux keeps every connection in its port's bind bucket, TIME-WAIT
+/// included (an accepted one with its listener's settings), and weighs a bind against each
+/// (inet_bind_conflict): the stack's port table does the same with these.
+public struct PortReuse: Hashable, Sendable {
+    public var address: Bool
+    public var port: Bool
+    public var uid: UInt32
+    public init(address: Bool = false, port: Bool = false, uid: UInt32 = 0) {
+        self.address = address; self.port = port; self.uid = uid
+    }
+
+    /// A socket bound as `binding` may take the port while a connection made as this one
+    /// holds it: both set SO_REUSEADDR, or both SO_REUSEPORT and they run as one user.
+    public func admits(_ binding: PortReuse) -> Bool {
+        (address && binding.address) || (port && binding.port && uid == binding.uid)
+    }
+}

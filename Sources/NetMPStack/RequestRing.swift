@@ -31,8 +31,10 @@ public struct Request: Equatable, Sendable {
     public var abort = false
     /// reservePort, releasePort: in UDP's namespace of ports rather than TCP's.
     public var datagram = false
-    /// reservePort, listen: the socket set SO_REUSEPORT and may share the port.
+    /// reservePort, listen, connect: the socket set SO_REUSEPORT and may share the port.
     public var shared = false
+    /// reservePort, listen, connect: the socket set SO_REUSEADDR.
+    public var reuseAddress = false
     /// setOption: which, and its value.
     public var option: StreamOption? = nil
     public var value: Int64 = 0
@@ -178,6 +180,11 @@ public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
 }
 
 extension Request {
+    /// How the asking socket shares its port, as the client running as `uid` asked.
+    public func reuse(uid: UInt32) -> PortReuse { PortReuse(address: reuseAddress, port: shared, uid: uid) }
+}
+
+extension Request {
     typealias Record = netmp_request
     static func offset(_ field: PartialKeyPath<Record>) -> Int { MemoryLayout<Record>.offset(of: field)! }
 
@@ -189,6 +196,7 @@ extension Request {
         var flags: UInt16 = abort ? NETMP_REQUEST_FLAG_ABORT : 0
         if datagram { flags |= NETMP_REQUEST_FLAG_DATAGRAM }
         if shared { flags |= NETMP_REQUEST_FLAG_SHARED }
+        if reuseAddress { flags |= NETMP_REQUEST_FLAG_REUSE_ADDRESS }
         if kind.namesFamilies {
             if families.contains(.ipv6) { flags |= NETMP_REQUEST_FLAG_IPV6 }
             if !families.contains(.ipv4) { flags |= NETMP_REQUEST_FLAG_V6ONLY }
@@ -223,6 +231,7 @@ extension Request {
         abort = flags & NETMP_REQUEST_FLAG_ABORT != 0
         datagram = flags & NETMP_REQUEST_FLAG_DATAGRAM != 0
         shared = flags & NETMP_REQUEST_FLAG_SHARED != 0
+        reuseAddress = flags & NETMP_REQUEST_FLAG_REUSE_ADDRESS != 0
         switch kind {
         case .connect:
             let address = flags & NETMP_REQUEST_FLAG_IPV6 != 0

@@ -27,13 +27,19 @@ public final class TCPEndpoints {
     /// The channel of every connection here that is in TIME-WAIT after its application
     /// closed it: no buffers, no readers (`retireBuffers`). One per owner: only it touches it.
     let retiredChannel = SocketChannel(sendCapacity: 0, receiveCapacity: 0)
+    /// Told when a connection starts and stops holding its local port: from its entry into
+    /// the table to its leaving it, TIME-WAIT included (the stack's port table, which
+    /// weighs a bind against it as Linux's bind bucket does).
+    public var portHoldChanged: ((_ port: FamilyPort, _ reuse: PortReuse, _ held: Bool) -> Void)?
 
     final class Listener {
         /// Which socket it is (the runtime's client and listen slot), so that one of several
         /// sharing a port can stop alone.
         let identity: UInt64
         /// SO_REUSEPORT: others may listen on the port too.
-        let shared: Bool
+        var shared: Bool { reuse.port }
+        /// The listening socket's port sharing, which its connections take over.
+        let reuse: PortReuse
         let backlog: Int
         var acceptQueue: [TCPSocket] = []
         /// Where established connections go instead of `acceptQueue` (the runtime's per-core
@@ -53,12 +59,12 @@ public final class TCPEndpoints {
         /// Where a connection this listener makes gets its channel (the runtime's: a slot of
         /// the listener's client's socket table); nil, or a nil answer, gives it rings of its own.
         let channelMaker: ((TCPConfiguration) -> SocketChannel?)?
-        init(identity: UInt64, shared: Bool, backlog: Int, configuration: ((_ ipv4Peer: Bool) -> TCPConfiguration)?,
+        init(identity: UInt64, reuse: PortReuse, backlog: Int, configuration: ((_ ipv4Peer: Bool) -> TCPConfiguration)?,
              channelMaker: ((TCPConfiguration) -> SocketChannel?)?, handOff: ((TCPSocket) -> Bool)?,
              acceptDeferral: (() -> Interval?)?) {
             self.identity = identity
             self.configuration = configuration
-            self.shared = shared
+            self.reuse = reuse
             self.backlog = backlog
             self.channelMaker = channelMaker
             self.handOff = handOff
@@ -74,19 +80,19 @@ public final class TCPEndpoints {
         unsettled.reserveCapacity(256)
     }
 
-    /// Listens on `port` as socket `identity`; `shared` (SO_REUSEPORT) joins the listeners
-    /// already there if they all share too, and new connections are spread over them by
-    /// their 4-tuple's hash, as Linux's reuseport groups do.
+    /// Listens on `port` as socket `identity`; `reuse.port` (SO_REUSEPORT) joins the
+    /// listeners already there if they all share too, and new connections are spread over
+    /// them by their 4-tuple's hash, as Linux's reuseport groups do.
     public func listen(port: UInt16, backlog: Int = 128, families: AddressFamilies = .ipv4, identity: UInt64 = 0,
-                       shared: Bool = false, configuration: ((_ ipv4Peer: Bool) -> TCPConfiguration)? = nil,
+                       reuse: PortReuse = PortReuse(), configuration: ((_ ipv4Peer: Bool) -> TCPConfiguration)? = nil,
                        channelMaker: ((TCPConfiguration) -> SocketChannel?)? = nil,
                        acceptDeferral: (() -> Interval?)? = nil,
                        handOff: ((TCPSocket) -> Bool)? = nil) throws(TCPTableError) {
         let keys = PortHold(port, families).keys
         guard !keys.isEmpty, keys.allSatisfy({ key in
-            listeners[key].map { group in shared && group.allSatisfy { $0.shared && $0.identity != identity } } ?? true
+            listeners[key].map { group in reuse.port && group.allSatisfy { $0.shared && $0.identity != identity } } ?? true
         }) else { throw .addressInUse }
-        let listener = Listener(identity: identity, shared: shared, backlog: max(1, backlog), configuration: configuration,
+        let listener = Listener(identity: identity, reuse: reuse, backlog: max(1, backlog), configuration: configuration,
                                 channelMaker: channelMaker, handOff: handOff, acceptDeferral: acceptDeferral)
         for key in keys { listeners[key, default: []].append(listener) }
     }
@@ -120,7 +126,7 @@ public final class TCPEndpoints {
     /// connection is born on its owner). `channel` is the application's, made before the
     /// connect; `configuration` carries the options it set.
     public func connect(from local: IPAddress, to remote: Endpoint, now: Instant, localPort: UInt16? = nil,
-                        configuration: TCPConfiguration? = nil, channel: SocketChannel? = nil,
+                        configuration: TCPConfiguration? = nil, channel: SocketChannel? = nil, reuse: PortReuse = PortReuse(),
                         acceptable: (FourTuple) -> Bool = { _ in true }) throws(TCPTableError) -> TCPSocket {
         let configuration = Self.configuration(configuration ?? self.configuration, ipv6: !remote.address.isIPv4)
         func open(_ tuple: FourTuple) -> TCPSocket {
@@ -128,7 +134,8 @@ public final class TCPEndpoints {
                                             configuration: configuration, timestampOffset: timestampOffset(tuple)),
                                    channel: channel)
             channel?.publishTuple(tuple) // getsockname reads it from the slot
-            sockets[tuple] = socket
+            socket.reuse = reuse
+            enter(socket)
             return socket
         }
         if let localPort {
@@ -212,8 +219,7 @@ public final class TCPEndpoints {
         let listening = FamilyPort(header.destinationPort, of: destination)
         if let socket = sockets[tuple], listeners[listening] != nil,
            socket.connection.acceptsNewIncarnation(header) {
-            sockets[tuple] = nil // TIME-WAIT gives way to the new connection (RFC 6191)
-            timers.cancel(socket)
+            leave(socket) // TIME-WAIT gives way to the new connection (RFC 6191)
         }
         if let socket = sockets[tuple] {
             let result = socket.connection.handle(header, payloadLength: payload.count, now: now)
@@ -251,10 +257,25 @@ public final class TCPEndpoints {
                                        configuration: configuration, timestampOffset: timestampOffset(tuple)),
                                channel: listener.channelMaker?(configuration))
         socket.listener = listener
+        socket.reuse = listener.reuse
         listener.embryonic += 1
-        sockets[tuple] = socket
+        enter(socket)
         settle(socket, now: now, host: host, sink: &sink)
         return true
+    }
+
+    /// A connection enters the table, and holds its local port from now on.
+    func enter(_ socket: TCPSocket) {
+        sockets[socket.tuple] = socket
+        portHoldChanged?(FamilyPort(socket.tuple.local.port, of: socket.tuple.local.address), socket.reuse, true)
+    }
+
+    /// The table's connection leaves it (closed, or giving way to a new incarnation), with
+    /// its timer and its hold on the port.
+    func leave(_ socket: TCPSocket) {
+        sockets[socket.tuple] = nil
+        timers.cancel(socket)
+        portHoldChanged?(FamilyPort(socket.tuple.local.port, of: socket.tuple.local.address), socket.reuse, false)
     }
 
     /// Starts a batch (a turn's messages and arriving frames): connections they reach are
@@ -318,8 +339,7 @@ public final class TCPEndpoints {
             ? retireBuffers(socket) : socket
         if socket.state == .closed {
             // Only if the table still holds this socket: a new incarnation may own the tuple.
-            if sockets[socket.tuple] === socket { sockets[socket.tuple] = nil }
-            timers.cancel(socket)
+            if sockets[socket.tuple] === socket { leave(socket) } else { timers.cancel(socket) }
             socket.channel.socket = nil // the channel outlives the control block
         } else if let deadline = socket.connection.nextDeadline {
             if deadline != socket.timerPlace.deadline { timers.schedule(socket, at: deadline) }
@@ -353,6 +373,8 @@ public final class TCPEndpoints {
     /// the whole TIME-WAIT, and every new connection mapped and faulted in fresh ones.
     func retireBuffers(_ socket: TCPSocket) -> TCPSocket {
         let quiet = TCPSocket(socket.connection, channel: retiredChannel)
+        quiet.reuse = socket.reuse // the port stays held, by the same connection
+        quiet.client = socket.client
         retiredChannel.socket = nil // many sockets share it; no message ever names it
         if let deadline = socket.timerPlace.deadline {
             timers.cancel(socket)

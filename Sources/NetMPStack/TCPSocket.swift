@@ -39,6 +39,9 @@ public final class TCPSocket: TimerWheelEntry {
     /// The stack service's client whose socket this is (0: none, a stack's own): `netmp
     /// stat` names the program holding each connection by it.
     public var client: UInt32 = 0
+    /// How the socket that made the connection shares its port (its listener's, for an
+    /// accepted one): the port table weighs a bind against it while the connection lasts.
+    public var reuse = PortReuse()
 
     /// A socket with new rings sized by the connection's configuration, or with the channel
     /// the application made before connecting (its sizes are SO_SNDBUF/SO_RCVBUF).

@@ -19,10 +19,13 @@ import Testing
     @Test func listenersOfEachFamily_shareThePort_eachAcceptsItsOwn() throws {
         let pair = try StackPair(cores: 2, ipv6: true)
         defer { pair.stop() }
-        let four = StreamSocket(stack: pair.b)
+        // SO_REUSEADDR, as servers set it: the accepted connections that closed first stay
+        // in TIME-WAIT on the port, and hold it against a bind without it (Linux's rule).
+        func reusing(_ socket: StreamSocket) -> StreamSocket { socket.setReuseAddress(true); return socket }
+        let four = reusing(StreamSocket(stack: pair.b))
         try four.bind(Endpoint(IPv4Address.any, 9500))
         try four.listen()
-        let six = StreamSocket(client: pair.b.primary, family: .ipv6)
+        let six = reusing(StreamSocket(client: pair.b.primary, family: .ipv6))
         try six.setV6Only(true)
         try six.bind(Endpoint(IPv6Address.any, 9500))
         try six.listen()
@@ -38,11 +41,11 @@ import Testing
         }
         // Closing the IPv4 listener frees IPv4's half only.
         four.close()
-        let again = StreamSocket(stack: pair.b)
+        let again = reusing(StreamSocket(stack: pair.b))
         try again.bind(Endpoint(IPv4Address.any, 9500))
-        expectErrno(EADDRINUSE) { try StreamSocket(client: pair.b.primary, family: .ipv6).bind(Endpoint(IPv6Address.any, 9500)) }
+        expectErrno(EADDRINUSE) { try reusing(StreamSocket(client: pair.b.primary, family: .ipv6)).bind(Endpoint(IPv6Address.any, 9500)) }
         again.close(); six.close(); both.close()
-        try StreamSocket(client: pair.b.primary, family: .ipv6).bind(Endpoint(IPv6Address.any, 9500)) // both free
+        try reusing(StreamSocket(client: pair.b.primary, family: .ipv6)).bind(Endpoint(IPv6Address.any, 9500)) // both free
     }
 
     @Test func datagramSocketsOfEachFamily_shareThePort() throws {
@@ -72,9 +75,9 @@ import Testing
 @Suite struct SharedPortTests {
     @Test func sharedHolders_counted_untilTheLastLetsGo() {
         let table = PortTable(seed: 1)
-        #expect(table.reserve(7300, for: 1, sharing: true) == .success(7300))
-        #expect(table.reserve(7300, for: 2, sharing: true) == .success(7300)) // another client
-        #expect(table.reserve(7300, for: 1, sharing: true) == .success(7300)) // a second socket of the first
+        #expect(table.reserve(7300, for: 1, reuse: PortReuse(port: true)) == .success(7300))
+        #expect(table.reserve(7300, for: 2, reuse: PortReuse(port: true)) == .success(7300)) // another client
+        #expect(table.reserve(7300, for: 1, reuse: PortReuse(port: true)) == .success(7300)) // a second socket of the first
         #expect(table.reserve(7300, for: 3) == .failure(SocketError(EADDRINUSE)))
         #expect(table.isHeld(7300, by: 1) && table.isHeld(7300, by: 2) && !table.isHeld(7300, by: 3))
         table.release(7300, ifHeldBy: 1)
@@ -86,9 +89,9 @@ import Testing
         #expect(!table.isReserved(7300))
         // Held without sharing: nobody joins, sharing or not.
         #expect(table.reserve(7301, for: 1) == .success(7301))
-        #expect(table.reserve(7301, for: 2, sharing: true) == .failure(SocketError(EADDRINUSE)))
+        #expect(table.reserve(7301, for: 2, reuse: PortReuse(port: true)) == .failure(SocketError(EADDRINUSE)))
         // Port 0 picks a port nobody holds, even to share.
-        if case .success(let port) = table.reserve(0, for: 4, sharing: true) {
+        if case .success(let port) = table.reserve(0, for: 4, reuse: PortReuse(port: true)) {
             #expect(port != 7300 && port != 7301 && table.isHeld(port, by: 4))
         } else {
             Issue.record("no ephemeral port")
@@ -99,10 +102,10 @@ import Testing
     /// user cannot join a group and take a share of its connections or datagrams.
     @Test func sharedPort_onlyAmongOneUsersSockets() {
         let table = PortTable(seed: 1)
-        #expect(table.reserve(7400, for: 1, uid: 1000, sharing: true) == .success(7400))
-        #expect(table.reserve(7400, for: 2, uid: 1001, sharing: true) == .failure(SocketError(EADDRINUSE)))
-        #expect(table.reserve(7400, for: 2, uid: 0, sharing: true) == .failure(SocketError(EADDRINUSE))) // root too
-        #expect(table.reserve(7400, for: 3, uid: 1000, sharing: true) == .success(7400))
+        #expect(table.reserve(7400, for: 1, reuse: PortReuse(port: true, uid: 1000)) == .success(7400))
+        #expect(table.reserve(7400, for: 2, reuse: PortReuse(port: true, uid: 1001)) == .failure(SocketError(EADDRINUSE)))
+        #expect(table.reserve(7400, for: 2, reuse: PortReuse(port: true, uid: 0)) == .failure(SocketError(EADDRINUSE))) // root too
+        #expect(table.reserve(7400, for: 3, reuse: PortReuse(port: true, uid: 1000)) == .success(7400))
         #expect(table.isHeld(7400, by: 1) && !table.isHeld(7400, by: 2) && table.isHeld(7400, by: 3))
     }
 
@@ -150,5 +153,57 @@ import Testing
         let perReceiver = [0, 1].map { index in takers.values.filter { $0.contains(index) }.count }
         #expect(perReceiver.allSatisfy { $0 > 0 }, "flows per socket: \(perReceiver)")
         for receiver in receivers { receiver.close() }
+    }
+}
+
+/// Connections hold their port against binds until they end, TIME-WAIT included, as
+/// Linux's bind bucket holds them: only SO_REUSEADDR on both sides, or SO_REUSEPORT on both
+/// within one user, lets a socket bind the port meanwhile; an ephemeral port is never one
+/// a connection holds.
+@Suite struct ConnectionPortTests {
+    @Test func connectionHold_refusesBinds_untilItEnds() {
+        let table = PortTable(seed: 0)
+        let port = FamilyPort(7500, ipv6: false)
+        table.connection(on: port, PortReuse(), held: true) // a client's, without SO_REUSEADDR
+        #expect(table.reserve(7500, for: 1) == .failure(SocketError(EADDRINUSE)))
+        #expect(table.reserve(7500, for: 1, reuse: PortReuse(address: true)) == .failure(SocketError(EADDRINUSE)))
+        #expect(table.reserve(7500, families: .ipv6, for: 1) == .success(7500)) // IPv6's namespace is apart
+        table.release(7500, families: .ipv6, ifHeldBy: 1)
+        table.connection(on: port, PortReuse(), held: false)
+        #expect(table.reserve(7500, for: 1) == .success(7500))
+        table.release(7500, ifHeldBy: 1)
+    }
+
+    @Test func reuseAddressOnBoth_admitsTheBind() {
+        let table = PortTable(seed: 0)
+        let port = FamilyPort(7501, ipv6: false)
+        let reusing = PortReuse(address: true, uid: 1000)
+        table.connection(on: port, reusing, held: true) // two accepted connections of a listener
+        table.connection(on: port, reusing, held: true) // that set SO_REUSEADDR
+        #expect(table.reserve(7501, for: 1) == .failure(SocketError(EADDRINUSE)))
+        #expect(table.reserve(7501, for: 1, reuse: PortReuse(address: true, uid: 1001)) == .success(7501))
+        table.release(7501, ifHeldBy: 1)
+        table.connection(on: port, PortReuse(), held: true) // and one that did not
+        #expect(table.reserve(7501, for: 1, reuse: PortReuse(address: true)) == .failure(SocketError(EADDRINUSE)))
+        table.connection(on: port, PortReuse(), held: false)
+        table.connection(on: port, reusing, held: false)
+        #expect(table.reserve(7501, for: 1, reuse: PortReuse(address: true)) == .success(7501)) // one still holds it
+        table.release(7501, ifHeldBy: 1)
+        table.connection(on: port, reusing, held: false)
+        #expect(table.reserve(7501, for: 2) == .success(7501))
+    }
+
+    @Test func reusePort_admitsOnlyTheSameUser() {
+        let table = PortTable(seed: 0)
+        table.connection(on: FamilyPort(7502, ipv6: false), PortReuse(port: true, uid: 1000), held: true)
+        #expect(table.reserve(7502, for: 1, reuse: PortReuse(port: true, uid: 1001)) == .failure(SocketError(EADDRINUSE)))
+        #expect(table.reserve(7502, for: 1, reuse: PortReuse(port: true, uid: 1000)) == .success(7502))
+    }
+
+    @Test func ephemeralPort_neverOneAConnectionHolds() {
+        let table = PortTable(seed: 0) // its first ephemeral candidate is 32768
+        table.connection(on: FamilyPort(32768, ipv6: false), PortReuse(address: true), held: true)
+        let picked = table.reserve(0, for: 1, reuse: PortReuse(address: true))
+        #expect(picked == .success(32769))
     }
 }

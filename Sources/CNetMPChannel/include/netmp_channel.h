@@ -283,7 +283,9 @@ static const uint16_t NETMP_REQUEST_FLAG_IPV6 = 1u << 5;      // connect: the re
                                                               // connect uses none of them);
                                                               // listen: IPv6 connections too
 static const uint16_t NETMP_REQUEST_FLAG_V6ONLY = 1u << 6;    // listen: no IPv4 connections
-static const uint16_t NETMP_REQUEST_FLAG_SHARED = 1u << 7;    // reservePort, listen: SO_REUSEPORT
+static const uint16_t NETMP_REQUEST_FLAG_SHARED = 1u << 7;    // reservePort, listen, connect: SO_REUSEPORT
+static const uint16_t NETMP_REQUEST_FLAG_REUSE_ADDRESS = 1u << 8; // reservePort, listen, connect:
+                                                                  // SO_REUSEADDR
 
 /// The answer to a port request, in its reply slot's payload.
 typedef struct netmp_port_reply {
