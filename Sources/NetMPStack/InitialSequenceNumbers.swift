@@ -23,6 +23,15 @@ public struct InitialSequenceNumbers: Sendable {
                                              0x7473_6f66_6673_6574))
     }
 
+    /// Where the search for a connection's ephemeral port starts (RFC 6056 3.3.4, as Linux's
+    /// inet_sk_port_offset): a keyed hash of the addresses and the remote port, so that
+    /// ports to one peer are not predictable from ports to another, and connections to
+    /// different peers rarely share a port.
+    public func ephemeralPortOffset(local: IPAddress, remote: Endpoint) -> UInt64 {
+        sipHash24(local.bits.high, local.bits.low, remote.address.bits.high, remote.address.bits.low,
+                  0x7072_7400_0000_0000 | UInt64(remote.port))
+    }
+
     /// SipHash-2-4 (Aumasson and Bernstein) of five 64-bit words: a 4-tuple of either
     /// family, both addresses in their 16-byte form.
     func sipHash24(_ m0: UInt64, _ m1: UInt64, _ m2: UInt64, _ m3: UInt64, _ m4: UInt64) -> UInt64 {

@@ -18,8 +18,10 @@ public final class TCPEndpoints {
     /// Every connection's next deadline, by 4-tuple.
     var timers: TimerWheel<TCPSocket>
     /// Linux's default ip_local_port_range.
-    static let ephemeralPorts: ClosedRange<UInt16> = 32768...60999
-    var nextEphemeral: UInt16 = 32768
+    public static let ephemeralPorts: ClosedRange<UInt16> = 32768...60999
+    /// RFC 6056's double-hash port selection (algorithm 4, Linux's table_perturb): each
+    /// peer's keyed offset goes on from where the last search with the same bucket ended.
+    var perturbation = [UInt32](repeating: 0, count: 256)
     /// Inside a turn's batch of messages and frames (`beginBatch`): connections reached
     /// wait in `unsettled`.
     var batching = false
@@ -76,7 +78,6 @@ public final class TCPEndpoints {
         self.configuration = configuration
         timers = TimerWheel(now: now)
         sequenceNumbers = InitialSequenceNumbers(secret: secret)
-        nextEphemeral = Self.ephemeralPorts.lowerBound &+ UInt16(truncatingIfNeeded: secret.0 % 28_000)
         unsettled.reserveCapacity(256)
     }
 
@@ -143,12 +144,15 @@ public final class TCPEndpoints {
             guard sockets[tuple] == nil else { throw .addressInUse }
             return open(tuple)
         }
-        let span = Int(Self.ephemeralPorts.upperBound - Self.ephemeralPorts.lowerBound) + 1
-        for _ in 0..<span {
-            let port = nextEphemeral
-            nextEphemeral = port == Self.ephemeralPorts.upperBound ? Self.ephemeralPorts.lowerBound : port + 1
+        let span = UInt32(Self.ephemeralPorts.upperBound - Self.ephemeralPorts.lowerBound) + 1
+        let hash = sequenceNumbers.ephemeralPortOffset(local: local, remote: remote)
+        let bucket = Int(hash % UInt64(perturbation.count))
+        let start = (UInt32(truncatingIfNeeded: hash >> 32) &+ perturbation[bucket]) % span
+        for i in 0..<span {
+            let port = Self.ephemeralPorts.lowerBound + UInt16((start + i) % span)
             let tuple = FourTuple(local: Endpoint(local, port), remote: remote)
             guard sockets[tuple] == nil, !isListening(on: port), acceptable(tuple) else { continue }
+            perturbation[bucket] &+= i + 1
             return open(tuple)
         }
         throw .noEphemeralPorts

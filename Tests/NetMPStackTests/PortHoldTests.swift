@@ -50,3 +50,36 @@ import Testing
         #expect(tcp.connectionCount == 0)
     }
 }
+
+/// Ephemeral ports as RFC 6056's double-hash selection picks them (Linux's): where the
+/// search starts depends on a secret and the peer, so ports are not predictable from one
+/// stack to another or from one peer to another; one peer's connections take distinct
+/// ports; and the search covers the whole range.
+@Suite struct EphemeralPortTests {
+    func endpoints(_ secret: UInt64) -> TCPEndpoints {
+        TCPEndpoints(configuration: TCPConfiguration(), secret: (secret, secret &* 31))
+    }
+
+    @Test func startDependsOnTheSecretAndThePeer() throws {
+        let peerA = Endpoint(Lab.peer, 80), peerB = Endpoint(IPv4Address(10, 77, 0, 9), 443)
+        let first = try (1...8).map { try endpoints($0).connect(from: IPAddress(Lab.us), to: peerA, now: .zero).tuple.local.port }
+        #expect(Set(first).count >= 6, "\(first)")
+        let tcp = endpoints(1)
+        let a = try (0..<4).map { _ in try tcp.connect(from: IPAddress(Lab.us), to: peerA, now: .zero).tuple.local.port }
+        let b = try tcp.connect(from: IPAddress(Lab.us), to: peerB, now: .zero).tuple.local.port
+        #expect(Set(a).count == 4 && !a.contains(b), "\(a) \(b)")
+        #expect(a.allSatisfy { TCPEndpoints.ephemeralPorts.contains($0) })
+    }
+
+    @Test func searchCoversTheWholeRange() throws {
+        let tcp = endpoints(5)
+        for wanted in [TCPEndpoints.ephemeralPorts.lowerBound, 45_000, TCPEndpoints.ephemeralPorts.upperBound] {
+            let socket = try tcp.connect(from: IPAddress(Lab.us), to: Endpoint(Lab.peer, 80), now: .zero,
+                                         acceptable: { $0.local.port == wanted })
+            #expect(socket.tuple.local.port == wanted)
+        }
+        #expect(throws: TCPTableError.noEphemeralPorts) {
+            try tcp.connect(from: IPAddress(Lab.us), to: Endpoint(Lab.peer, 80), now: .zero, acceptable: { _ in false })
+        }
+    }
+}
