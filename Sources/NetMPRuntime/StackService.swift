@@ -45,6 +45,10 @@ public final class StackService: @unchecked Sendable {
     static let helloWait = Interval.seconds(2)
     /// How long a client whose processes all ended waits for a forked child's join.
     static let joinWait = Interval.seconds(5)
+    /// Faulty records a client may write before it is detached (`expel`). The library
+    /// writes none: each one is a record of no known kind, a value out of range, or a
+    /// name of what is not the client's, so a client past this is scribbling or hostile.
+    public var faultLimit: UInt64 = 1000
     /// Writes the clients into the stack's stats page (`netmp stat` shows them).
     func publishClients() {
         guard let stats = stack.stats else { return }
@@ -175,6 +179,7 @@ public final class StackService: @unchecked Sendable {
             }
         }
         if capture?.session.hasEnded == true { endCapture() }
+        for client in clientsByID.values where client.process.faults.total > faultLimit { expel(client) }
         let now = MonotonicClock.now()
         if now >= published + .milliseconds(500) { publishClients() }
         for client in clientsByID.values {
@@ -335,6 +340,20 @@ public final class StackService: @unchecked Sendable {
             for descriptor in given.prefix(Int(max(0, count))) { close(descriptor) }
             log.info("stack: client \(client.process.id) (process \(client.pid)) sent a message on its connection; dropped")
         }
+    }
+
+    /// A client that keeps writing faulty records is detached, as docs/STACK-SERVICE.md
+    /// (Distrust) says: its processes' connections close, so its library finds the stack
+    /// gone and every call fails from then on (ECONNRESET, ENETDOWN), and every core closes
+    /// what it held, as when it ends. Other clients never notice.
+    func expel(_ client: Client) {
+        log.error("stack: client \(client.process.id) (process \(client.pid)) wrote \(client.process.faults.total) "
+                  + "faulty records; detached")
+        for (fd, entry) in clients where entry.client === client {
+            clients[fd] = nil
+            close(fd)
+        }
+        depart(client)
     }
 
     /// The last connection of a client closed: every core closes what it held.

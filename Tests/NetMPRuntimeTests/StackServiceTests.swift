@@ -22,10 +22,11 @@ import Testing
         let finished: (Double) -> Bool
         final class Stopping: Sendable { let flag = Atomic<Bool>(false) }
 
-        init() throws {
+        init(faultLimit: UInt64 = 1000) throws {
             pair = try StackPair(cores: 2)
             let door = "netmp-test/\(getpid())/\(StackServiceTests.doors.add(1, ordering: .relaxed).newValue)"
             service = try StackService(stack: pair.a, door: door, log: Log(level: .off))
+            service.faultLimit = faultLimit // before the serving thread starts
             let (service, stopping) = (service, Stopping())
             self.stopping = stopping
             finished = spawnBounded { service.serve(tick: 20) { stopping.flag.load(ordering: .relaxed) } }
@@ -130,6 +131,47 @@ import Testing
         b.askForTesting(stop)
         let refused = StreamSocket(stack: served.pair.b)
         #expect(throws: SocketError.self) { try refused.connect(to: Endpoint(StackPair.addressA, 7421)) }
+    }
+
+    /// A client that keeps writing faulty records is detached once past the stack's limit:
+    /// its door connection closes (its library then fails every call), every core closes
+    /// what it held (its connection's peer reads the end), and another client goes on.
+    @Test func clientWritingFaults_isDetached() throws {
+        let served = try Served(faultLimit: 8)
+        defer { served.stop() }
+        let (bad, server, sockets, peers) = try served.attachedConnections(1, port: 7610)
+        let good = try StackClient.attach(door: served.service.door)
+        let goodSocket = StreamSocket(client: good)
+        try goodSocket.connect(to: Endpoint(StackPair.addressB, 7610))
+        let goodPeer = try server.accept()
+        goodPeer.setTimeouts(receive: 5_000_000_000)
+        let own = StreamSocket(client: bad)
+        try own.bind(Endpoint(IPv4Address(0), 7611))
+        try own.listen(backlog: 4)
+        let slot = try #require(bad.sockets.namedSlots().first { $0.kind == .listener }?.slot)
+        var stop = Request(.stopListening, SocketHandle(slot: slot, generation: bad.sockets.generationOf(slot)))
+        stop.localPort = 7612 // a port it does not listen on: each record is a fault
+        for _ in 0..<8 { bad.askForTesting(stop) }
+        usleep(100_000)
+        #expect(served.service.clientCount == 2, "detached at the limit, not past it")
+        bad.askForTesting(stop)
+        #expect(served.eventually { served.service.departed == 1 && served.service.clientCount == 1 })
+        var byte: UInt8 = 0
+        #expect(recv(bad.connection!, &byte, 1, Int32(MSG_DONTWAIT)) == 0, "the detached client's connection is still open")
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        #expect(try buffer.withUnsafeMutableBytes { try peers[0].receive(into: $0) } == 0) // its connection ended
+        // The other client's connection carries on.
+        let bytes = [UInt8](repeating: 9, count: 1000)
+        #expect(try bytes.withUnsafeBytes { try goodSocket.send($0) } == bytes.count)
+        var received = 0
+        while received < bytes.count {
+            let n = try buffer.withUnsafeMutableBytes { try goodPeer.receive(into: $0) }
+            guard n > 0 else { break }
+            received += n
+        }
+        #expect(received == bytes.count)
+        for s in [goodSocket, goodPeer, peers[0], server] { s.close() }
+        _ = sockets
     }
 
     /// A UDP bind record whose port the client wrote into its slot after reserving another
