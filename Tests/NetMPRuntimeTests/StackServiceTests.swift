@@ -133,6 +133,42 @@ import Testing
         #expect(throws: SocketError.self) { try refused.connect(to: Endpoint(StackPair.addressA, 7421)) }
     }
 
+    /// A listen record naming a port the client does not hold is dropped on every core: a
+    /// client cannot listen beside another's listener by writing its port into the record,
+    /// and connections there still reach the port's holder. The record is the client's fault.
+    @Test func listenRecordOnAnotherClientsPort_isDropped() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let a = try StackClient.attach(door: served.service.door)
+        let b = try StackClient.attach(door: served.service.door)
+        let listener = StreamSocket(client: a)
+        try listener.bind(Endpoint(IPv4Address(0), 7430))
+        try listener.listen(backlog: 8)
+        let own = StreamSocket(client: b)
+        try own.bind(Endpoint(IPv4Address(0), 7431))
+        try own.listen(backlog: 8)
+        let slot = try #require(b.sockets.namedSlots().first { $0.kind == .listener }?.slot)
+        var listen = Request(.listen, SocketHandle(slot: slot, generation: b.sockets.generationOf(slot)))
+        listen.localPort = 7430
+        b.askForTesting(listen)
+        #expect(served.eventually {
+            let rows = served.pair.a.statsSnapshot()?.clients ?? []
+            return rows.first { $0.id == b.id }?.faults == 1 && rows.first { $0.id == a.id }?.faults == 0
+        })
+        // Every connection to 7430 reaches A's listener, whichever core owns it.
+        listener.setTimeouts(receive: 5_000_000_000)
+        own.setTimeouts(receive: 200_000_000)
+        for _ in 0..<8 {
+            let peer = StreamSocket(stack: served.pair.b)
+            try peer.connect(to: Endpoint(StackPair.addressA, 7430))
+            let accepted = try listener.accept()
+            #expect(try accepted.peerAddress().port == peer.localAddress.port)
+            accepted.close(); peer.close()
+        }
+        #expect(throws: SocketError.self) { try own.accept() } // nothing came to B's
+        listener.close(); own.close()
+    }
+
     /// A client that keeps writing faulty records is detached once past the stack's limit:
     /// its door connection closes (its library then fails every call), every core closes
     /// what it held (its connection's peer reads the end), and another client goes on.
