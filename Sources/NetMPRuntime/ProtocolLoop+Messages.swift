@@ -180,7 +180,7 @@ extension ProtocolLoop {
             if !answered { requests.countMalformed() }
         case .datagramOutput, .datagramClose:
             guard sockets.resolves(request.handle, as: .datagram), let channel = client.datagramViews[request.handle.slot] else { return }
-            sendDatagrams(of: channel, now: now) // a close sends what was queued before it, as Linux had
+            sendDatagrams(of: channel, for: client, now: now) // a close sends what was queued before it, as Linux had
             if request.kind == .datagramClose {
                 sockets.release(request.handle)
                 client.datagramViews[request.handle.slot] = nil
@@ -301,7 +301,7 @@ extension ProtocolLoop {
     /// one destination with one length (a sender at full speed) goes as one frame the
     /// kernel cuts into the datagrams, where the link takes UDP segmentation: one write
     /// for up to 64 datagrams instead of one each.
-    func sendDatagrams(of channel: DatagramChannel, now: Instant) {
+    func sendDatagrams(of channel: DatagramChannel, for client: ClientOnCore?, now: Instant) {
         channel.takeOutputRequest()
         let ring = channel.outgoing
         // What was committed when the core came: records committed after it ask again (the
@@ -342,7 +342,15 @@ extension ProtocolLoop {
         // Bytes left of what was committed are not a whole record (records are committed
         // whole): the application wrote over its ring. They are dropped, so the ring cannot
         // stall on them.
-        if sent < committed { ring.release(committed - sent) }
+        if sent < committed {
+            ring.release(committed - sent)
+            client?.requests.countMalformed()
+        }
+        // Positions the application side could not have left count against its client too.
+        if let client, ring.impossiblePositions != channel.positionFaultsSeen {
+            client.requests.countMalformed(ring.impossiblePositions &- channel.positionFaultsSeen)
+            channel.positionFaultsSeen = ring.impossiblePositions
+        }
         channel.doorbell.ring() // send space freed
     }
 }

@@ -162,6 +162,8 @@ public final class ProtocolLoop {
         buffer = .allocate(byteCount: Self.receiveBufferSize, alignment: 64)
         buffer.initializeMemory(as: UInt8.self, repeating: 0) // first touch, on the owner's node
         for (id, region) in clients where !ports.isEmpty { attach(ClientOnCore(id: id, region: region, core: core)) }
+        // A client that scribbles its rings' positions is faulty as one that writes bad records.
+        tcp.positionFaultsFound = { [unowned self] client, count in clientsByID[client]?.requests.countMalformed(count) }
         host.udpReceiver = { [unowned self] payload, arrival in
             // A socket of another family, bound to another of our addresses or connected to
             // another peer does not take it: to the sender the port is closed (as on Linux).
@@ -363,7 +365,7 @@ public final class ProtocolLoop {
         }
         for (slot, hold) in client.datagrams { unbindDatagram(hold, identity: UInt64(id) << 32 | UInt64(slot)) }
         for (_, channel) in client.streamViews { end(channel, abort: channel.receive.unread > 0, now: now) }
-        for (_, channel) in client.datagramViews { sendDatagrams(of: channel, now: now) }
+        for (_, channel) in client.datagramViews { sendDatagrams(of: channel, for: client, now: now) }
     }
 
     /// Sockets of `client` that no process holds any more (their last holder ended): this
@@ -393,7 +395,7 @@ public final class ProtocolLoop {
                     unbindDatagram(hold, identity: UInt64(client.id) << 32 | UInt64(handle.slot))
                     if core == 0 { datagramPortTable?.release(hold.port, families: hold.families, ifHeldBy: client.id) }
                 }
-                if let channel = client.datagramViews.removeValue(forKey: handle.slot) { sendDatagrams(of: channel, now: now) }
+                if let channel = client.datagramViews.removeValue(forKey: handle.slot) { sendDatagrams(of: channel, for: client, now: now) }
                 client.sockets.release(handle)
             }
         }

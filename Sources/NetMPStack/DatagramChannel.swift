@@ -42,6 +42,9 @@ public final class DatagramChannel: @unchecked Sendable {
 
     /// The slot this channel's words and rings lie in (nil: memory of its own).
     public let lease: SlotLease?
+    /// The home core's count of the send ring's impossible positions already counted
+    /// against the socket's client (only the home core's view touches it).
+    public var positionFaultsSeen = 0
 
     /// A channel with memory of its own.
     public convenience init(port: UInt16, cores: Int, homeCore: Int, families: AddressFamilies = .ipv4, boundAddress: IPAddress? = nil,

@@ -33,6 +33,9 @@ public final class TCPEndpoints {
     /// the table to its leaving it, TIME-WAIT included (the stack's port table, which
     /// weighs a bind against it as Linux's bind bucket does).
     public var portHoldChanged: ((_ port: FamilyPort, _ reuse: PortReuse, _ held: Bool) -> Void)?
+    /// Told of impossible ring positions a connection's client wrote (`TCPSocket.client`,
+    /// how many): the stack service counts them among the client's faults.
+    public var positionFaultsFound: ((_ client: UInt32, _ count: Int) -> Void)?
 
     final class Listener {
         /// Which socket it is (the runtime's client and listen slot), so that one of several
@@ -317,6 +320,10 @@ public final class TCPEndpoints {
             transmit(segment, from: socket, now: now, host: host, sink: &sink)
         }
         socket.channel.send.publishSent(socket.connection.sentData)
+        if let found = positionFaultsFound {
+            let faults = socket.takePositionFaults()
+            if faults > 0 { found(socket.client, faults) }
+        }
         let events = socket.connection.takeEvents()
         socket.pendingEvents.formUnion(events)
         if let listener = socket.listener {

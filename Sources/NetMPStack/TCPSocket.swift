@@ -42,6 +42,8 @@ public final class TCPSocket: TimerWheelEntry {
     /// How the socket that made the connection shares its port (its listener's, for an
     /// accepted one): the port table weighs a bind against it while the connection lasts.
     public var reuse = PortReuse()
+    /// Impossible ring positions (SendRing, ReceiveRing) already counted against the client.
+    var positionFaultsSeen = 0
 
     /// A socket with new rings sized by the connection's configuration, or with the channel
     /// the application made before connecting (its sizes are SO_SNDBUF/SO_RCVBUF).
@@ -101,6 +103,14 @@ public final class TCPSocket: TimerWheelEntry {
             connection.consumed(position &- consumedSeen, now: now)
             consumedSeen = position
         }
+    }
+
+    /// Ring positions the application side left where no reader or writer could have put
+    /// them (its region scribbled), since the last look: counted against its client.
+    func takePositionFaults() -> Int {
+        let faults = channel.send.impossiblePositions &+ channel.receive.impossiblePositions
+        defer { positionFaultsSeen = faults }
+        return faults &- positionFaultsSeen
     }
 
     /// shutdown(SHUT_WR): a FIN follows what was written.

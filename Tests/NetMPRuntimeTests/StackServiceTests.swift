@@ -169,6 +169,23 @@ import Testing
         listener.close(); own.close()
     }
 
+    /// A ring position the client leaves where no reader could have put it (its region
+    /// scribbled) is ignored by the core and counted among the client's faults, so a client
+    /// that keeps scribbling its rings is detached as one that writes bad records is.
+    @Test func impossibleRingPosition_isTheClientsFault() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let (client, server, sockets, peers) = try served.attachedConnections(1, port: 7620)
+        let head = MemoryLayout<netmp_receive_ring>.offset(of: \netmp_receive_ring.head)!
+        sockets[0].channel.receive.storage.block.storeBytes(of: Int.min, toByteOffset: head, as: Int.self)
+        let bytes = [UInt8](repeating: 3, count: 1000)
+        #expect(try bytes.withUnsafeBytes { try peers[0].send($0) } == bytes.count) // the core looks at the head
+        #expect(served.eventually {
+            (served.pair.a.statsSnapshot()?.clients ?? []).first { $0.id == client.id }.map { $0.faults >= 1 } ?? false
+        })
+        for s in [sockets[0], peers[0], server] { s.close() }
+    }
+
     /// A client that keeps writing faulty records is detached once past the stack's limit:
     /// its door connection closes (its library then fails every call), every core closes
     /// what it held (its connection's peer reads the end), and another client goes on.
