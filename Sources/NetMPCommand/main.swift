@@ -71,6 +71,7 @@ USAGE
       bytes in and out, messages, frames forwarded to their owner core, connections,
       neighbours, drops by reason; then each connection (4-tuple, state, owner core,
       queues, cwnd, RTT, and for a stack service the program holding it, as ss -p);
+      the listening and UDP sockets (address, backlog, program, as ss -lup);
       for a stack service (netmp stack), the attached programs (pid, command, uid,
       processes, sockets, faults: records the stack could not take from them).
       --json prints one object per process. --connections: only the connections, each

@@ -470,11 +470,32 @@ public final class ProtocolLoop {
         if nextConnectionPublish <= now {
             stats.publishConnections(core: core, tcp.sockets.values, now: now)
             if core == 0 { stats.publishAddresses(host.ipv6) } // every core keeps the same states
+            if core == 0 { stats.publishSockets(socketRows) }
             nextConnectionPublish = now + .milliseconds(100)
             listingOwed = false
         } else if hadWork {
             listingOwed = true
         }
+    }
+}
+
+extension ProtocolLoop {
+    /// The listening and UDP sockets this core holds (every core holds the same), each
+    /// named by its client (the high half of its identity), for `netmp stat`.
+    var socketRows: [StatsPage.SocketRow] {
+        var rows = tcp.listening.map {
+            StatsPage.SocketRow(udp: false, port: $0.port, families: $0.families, client: UInt32($0.identity >> 32), backlog: $0.backlog)
+        }
+        var seen: [UInt64: Int] = [:]
+        for (key, group) in datagramSockets.sorted(by: { ($0.key.port, $0.key.ipv6 ? 1 : 0) < ($1.key.port, $1.key.ipv6 ? 1 : 0) }) {
+            for binding in group {
+                if let i = seen[binding.identity] { rows[i].families.formUnion(key.ipv6 ? .ipv6 : .ipv4); continue }
+                seen[binding.identity] = rows.count
+                rows.append(StatsPage.SocketRow(udp: true, port: key.port, families: key.ipv6 ? .ipv6 : .ipv4,
+                                                client: UInt32(binding.identity >> 32), bound: binding.channel.boundAddress))
+            }
+        }
+        return rows
     }
 }
 

@@ -12,7 +12,7 @@ import NetMPWire
 /// core's counters from two moments; it never sees a torn value.
 public enum StatsLayout {
     public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
-    public static let version: UInt64 = 13
+    public static let version: UInt64 = 14
     public static let memfdName = "netmp-stats"
     public static let headerWords = 8
     /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
@@ -44,7 +44,16 @@ public enum StatsLayout {
     public enum Address { public static let high = 0, low = 1, prefix = 2, state = 3 }
     /// The address states, by their number in the state word.
     public static let addressStates = ["tentative", "preferred", "duplicate"]
-    public static func size(cores: Int) -> Int { (addressArea(cores: cores) + 1 + addressSlots * addressWords) * 8 }
+    /// After the addresses, the listening and UDP sockets as core 0 holds them (every core
+    /// holds the same ones): a count, then up to `socketSlots` rows (kind: 0 a TCP
+    /// listener, 1 a UDP socket; port; the families whose peers it takes; the client whose
+    /// socket it is; a listener's backlog; a UDP socket's bound address in halves, :: for
+    /// none).
+    public static let socketSlots = 128
+    public static let socketWords = 7
+    public static func socketArea(cores: Int) -> Int { addressArea(cores: cores) + 1 + addressSlots * addressWords }
+    public enum Socket { public static let kind = 0, port = 1, families = 2, client = 3, backlog = 4, boundHigh = 5, boundLow = 6 }
+    public static func size(cores: Int) -> Int { (socketArea(cores: cores) + 1 + socketSlots * socketWords) * 8 }
     /// A connection row: local and remote ports, state (index in TCPState.allCases), send
     /// queue, receive queue (unread), cwnd, smoothed RTT (ns), MSS, the client whose socket
     /// it is (0: none), the local and remote addresses (IPv6, IPv4 mapped) in halves; then
@@ -222,6 +231,34 @@ public final class StatsPage: @unchecked Sendable {
             words[r + K.processes] = UInt64(client.processes)
             words[r + K.sockets] = UInt64(client.sockets)
             words[r + K.faults] = client.faults
+            row += 1
+        }
+        words[area] = UInt64(row)
+    }
+
+    /// A listening or UDP socket, as `netmp stat` lists it.
+    public struct SocketRow: Sendable, Equatable {
+        public var udp: Bool, port: UInt16, families: AddressFamilies, client: UInt32, backlog: Int, bound: IPAddress?
+        public init(udp: Bool, port: UInt16, families: AddressFamilies, client: UInt32, backlog: Int = 0, bound: IPAddress? = nil) {
+            self.udp = udp; self.port = port; self.families = families; self.client = client; self.backlog = backlog; self.bound = bound
+        }
+    }
+
+    /// The listening and UDP sockets (core 0's; rows first, then the count).
+    public func publishSockets(_ sockets: [SocketRow]) {
+        let area = StatsLayout.socketArea(cores: cores)
+        var row = 0
+        for socket in sockets where row < StatsLayout.socketSlots {
+            let r = area + 1 + row * StatsLayout.socketWords
+            typealias K = StatsLayout.Socket
+            words[r + K.kind] = socket.udp ? 1 : 0
+            words[r + K.port] = UInt64(socket.port)
+            words[r + K.families] = UInt64(socket.families.rawValue)
+            words[r + K.client] = UInt64(socket.client)
+            words[r + K.backlog] = UInt64(socket.backlog)
+            let bound = socket.bound?.bits ?? IPv6Address.any
+            words[r + K.boundHigh] = bound.high
+            words[r + K.boundLow] = bound.low
             row += 1
         }
         words[area] = UInt64(row)

@@ -38,6 +38,8 @@ public struct StatsSnapshot: Sendable {
     /// The IPv6 addresses (the link-local one first) and what duplicate address detection
     /// said of each: tentative, preferred or duplicate.
     public var ipv6Addresses: [(address: IPv6InterfaceAddress, state: String)] = []
+    /// The listening and UDP sockets, with the client whose each is (`ss -lu -p`).
+    public var sockets: [StatsPage.SocketRow] = []
 
     /// A program attached to the stack service: its first process (and its command, read
     /// from /proc when the snapshot is taken), how many processes it has, its sockets, and
@@ -207,10 +209,22 @@ public struct StatsSnapshot: Sendable {
             addresses.append((IPv6InterfaceAddress(IPv6Address(high: words[r + K.high], low: words[r + K.low]),
                                                    prefixLength: Int(min(words[r + K.prefix], 128))), state))
         }
+        var sockets: [StatsPage.SocketRow] = []
+        let socketArea = StatsLayout.socketArea(cores: coreCount)
+        for row in 0..<Int(min(words[socketArea], UInt64(StatsLayout.socketSlots))) {
+            let r = socketArea + 1 + row * StatsLayout.socketWords
+            typealias K = StatsLayout.Socket
+            let bound = IPv6Address(high: words[r + K.boundHigh], low: words[r + K.boundLow])
+            sockets.append(StatsPage.SocketRow(udp: words[r + K.kind] == 1, port: UInt16(truncatingIfNeeded: words[r + K.port]),
+                                               families: AddressFamilies(rawValue: UInt8(truncatingIfNeeded: words[r + K.families]) & 3),
+                                               client: UInt32(truncatingIfNeeded: words[r + K.client]),
+                                               backlog: Int(min(words[r + K.backlog], 1 << 20)),
+                                               bound: bound.isUnspecified ? nil : IPAddress(bound)))
+        }
         return StatsSnapshot(pid: pid, address: IPv4Address(UInt32(truncatingIfNeeded: header[StatsLayout.Header.address])),
                              prefixLength: Int(header[StatsLayout.Header.prefix]),
                              mac: MACAddress(value: header[StatsLayout.Header.mac]), cores: cores,
-                             connections: connections, clients: clients, ipv6Addresses: addresses)
+                             connections: connections, clients: clients, ipv6Addresses: addresses, sockets: sockets)
     }
 
     /// {"pid", "connections": [...]}: `netmp stat --connections --json`.
@@ -252,9 +266,22 @@ public struct StatsSnapshot: Sendable {
         }.joined(separator: ",")
         let addressObjects = ipv6Addresses.map { "{\"address\":\"\($0.address)\",\"state\":\"\($0.state)\"}" }
             .joined(separator: ",")
+        let socketObjects = sockets.map { s in
+            "{\"kind\":\"\(s.udp ? "udp" : "listen")\",\"local\":\"\(socketName(s))\",\"port\":\(s.port),"
+                + (s.udp ? "" : "\"backlog\":\(s.backlog),") + "\"client\":\(s.client)}"
+        }.joined(separator: ",")
         return "{\"pid\":\(pid),\"address\":\"\(address)/\(prefixLength)\",\"mac\":\"\(mac)\","
             + "\"ipv6\":[\(addressObjects)],"
-            + "\"cores\":[\(coreObjects)],\"connections\":[\(connectionObjects)],\"clients\":[\(clientObjects)]}"
+            + "\"cores\":[\(coreObjects)],\"connections\":[\(connectionObjects)],\"sockets\":[\(socketObjects)],"
+            + "\"clients\":[\(clientObjects)]}"
+    }
+
+    /// A listening or UDP socket's local address as `ss` writes it: the bound address, or
+    /// the wildcard of the families it takes (`*` for both).
+    func socketName(_ socket: StatsPage.SocketRow) -> String {
+        if let bound = socket.bound { return Endpoint(bound, socket.port).description }
+        let wildcard = socket.families == .both ? "*" : socket.families == .ipv6 ? "[::]" : "0.0.0.0"
+        return "\(wildcard):\(socket.port)"
     }
 
     /// Who holds a connection, as `ss -p` says it: the attached program's first pid and
@@ -353,6 +380,14 @@ public struct StatsSnapshot: Sendable {
                 lines.append("\(c.local.description.padding(22)) \(c.remote.description.padding(22)) \(c.state.padding(13)) "
                              + "\(pad(c.core, 4))  \(pad(c.sendQueue, 8))  \(pad(c.receiveQueue, 8))  "
                              + "\(pad(c.cwnd, 8))  \(pad(c.rttNanoseconds / 1000, 6))  \(program(of: c.client))")
+            }
+        }
+        if !sockets.isEmpty {
+            lines.append("listening and UDP sockets:")
+            lines.append("kind    local                  backlog  program")
+            for s in sockets {
+                lines.append("\((s.udp ? "udp" : "listen").padding(6))  \(socketName(s).padding(22)) "
+                             + "\((s.udp ? "-" : String(s.backlog)).padding(7))  \(program(of: s.client))")
             }
         }
         if !clients.isEmpty {

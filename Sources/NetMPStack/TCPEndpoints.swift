@@ -101,6 +101,22 @@ public final class TCPEndpoints {
         for key in keys { listeners[key, default: []].append(listener) }
     }
 
+    /// Every listener once (a dual-stack one is under both families' keys): its port, the
+    /// families it takes, its socket's identity and its backlog, for `netmp stat`.
+    public var listening: [(port: UInt16, families: AddressFamilies, identity: UInt64, backlog: Int)] {
+        var seen: [ObjectIdentifier: Int] = [:]
+        var rows: [(port: UInt16, families: AddressFamilies, identity: UInt64, backlog: Int)] = []
+        for (key, group) in listeners.sorted(by: { ($0.key.port, $0.key.ipv6 ? 1 : 0) < ($1.key.port, $1.key.ipv6 ? 1 : 0) }) {
+            for listener in group {
+                let family: AddressFamilies = key.ipv6 ? .ipv6 : .ipv4
+                if let i = seen[ObjectIdentifier(listener)] { rows[i].families.formUnion(family); continue }
+                seen[ObjectIdentifier(listener)] = rows.count
+                rows.append((key.port, family, listener.identity, listener.backlog))
+            }
+        }
+        return rows
+    }
+
     /// Some listener holds `port`, in either family's namespace.
     func isListening(on port: UInt16) -> Bool {
         listeners[FamilyPort(port, ipv6: false)] != nil || listeners[FamilyPort(port, ipv6: true)] != nil

@@ -8,6 +8,49 @@ import Testing
 /// What `netmp stat --connections` shows of each connection, as ss -tin does: read from
 /// the stats page of a stack that just moved data.
 struct ConnectionDetailTests {
+    /// Listening and UDP sockets are listed too (as `ss -lu` shows them): a dual-stack
+    /// listener once with both families and its backlog, a v4 one, a bound UDP socket with
+    /// its address and an unbound one; a closed listener leaves the list.
+    @Test func listenersAndUDPSockets_areListed() throws {
+        let pair = try StackPair(cores: 2, ipv6: true)
+        defer { pair.stop() }
+        let dual = StreamSocket(client: pair.b.primary, family: .ipv6)
+        try dual.bind(Endpoint(IPv6Address.any, 7320))
+        try dual.listen(backlog: 33)
+        let four = try pair.listenOnB(port: 7321)
+        let bound = DatagramSocket(stack: pair.b)
+        try bound.bind(Endpoint(StackPair.addressB, 7322))
+        let any = DatagramSocket(stack: pair.b)
+        try any.bind(Endpoint(IPv4Address.any, 7323))
+        func listed() -> [StatsPage.SocketRow] {
+            var rows: [StatsPage.SocketRow] = []
+            for _ in 0..<100 {
+                rows = pair.b.statsSnapshot()?.sockets ?? []
+                if rows.count >= 4 { break }
+                usleep(50_000)
+            }
+            return rows
+        }
+        let rows = listed()
+        #expect(rows.contains(StatsPage.SocketRow(udp: false, port: 7320, families: .both, client: 0, backlog: 33)), "\(rows)")
+        #expect(rows.contains { !$0.udp && $0.port == 7321 && $0.families == .ipv4 }, "\(rows)")
+        #expect(rows.contains(StatsPage.SocketRow(udp: true, port: 7322, families: .ipv4, client: 0, bound: IPAddress(StackPair.addressB))), "\(rows)")
+        #expect(rows.contains(StatsPage.SocketRow(udp: true, port: 7323, families: .ipv4, client: 0)), "\(rows)")
+        #expect(rows.count == 4, "\(rows)")
+        let snapshot = try #require(pair.b.statsSnapshot())
+        #expect(snapshot.text.contains("listen  *:7320") && snapshot.text.contains("udp     \(StackPair.addressB):7322"), "\(snapshot.text)")
+        #expect(snapshot.json.contains("{\"kind\":\"listen\",\"local\":\"*:7320\",\"port\":7320,\"backlog\":33,\"client\":0}"), "\(snapshot.json)")
+        dual.close()
+        var after: [StatsPage.SocketRow] = []
+        for _ in 0..<100 {
+            after = pair.b.statsSnapshot()?.sockets ?? []
+            if after.count == 3 { break }
+            usleep(50_000)
+        }
+        #expect(after.count == 3 && !after.contains { $0.port == 7320 }, "\(after)")
+        four.close(); bound.close(); any.close()
+    }
+
     @Test func transfer_showsItsTCPDetail_inTheTableAndTheJSON() throws {
         let pair = try StackPair(cores: 2)
         defer { pair.stop() }
