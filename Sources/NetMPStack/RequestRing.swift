@@ -176,7 +176,7 @@ public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
 
     /// The core only: a record that decoded but could not be applied (a set-option value
     /// out of range) counts as malformed too.
-    public func countMalformed(_ count: Int = 1) { malformed &+= UInt64(count) }
+    public func countMalformed(_ count: Int = 1) { malformed &+= UInt64(clamping: count) }
 }
 
 extension Request {

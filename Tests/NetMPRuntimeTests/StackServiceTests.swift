@@ -73,6 +73,27 @@ import Testing
             }
         }
 
+        /// Two clients attached through the door, A listening on `port` and B on `port + 1`:
+        /// the listeners and the handle of B's, for a record B writes about A's port.
+        func twoListeningClients(port: UInt16) throws
+            -> (a: StackClient, b: StackClient, listener: StreamSocket, own: StreamSocket, ownHandle: SocketHandle) {
+            let a = try StackClient.attach(door: service.door)
+            let b = try StackClient.attach(door: service.door)
+            let listener = StreamSocket(client: a)
+            try listener.bind(Endpoint(IPv4Address(0), port))
+            try listener.listen(backlog: 8)
+            let own = StreamSocket(client: b)
+            try own.bind(Endpoint(IPv4Address(0), port + 1))
+            try own.listen(backlog: 8)
+            let slot = try #require(b.sockets.namedSlots().first { $0.kind == .listener }?.slot)
+            return (a, b, listener, own, SocketHandle(slot: slot, generation: b.sockets.generationOf(slot)))
+        }
+
+        /// The faults `netmp stat` shows for `client` (nil: not listed).
+        func faults(of client: StackClient) -> UInt64? {
+            (pair.a.statsSnapshot()?.clients ?? []).first { $0.id == client.id }?.faults
+        }
+
         /// Waits (5 s at most) until `condition` holds.
         func eventually(_ condition: () -> Bool) -> Bool {
             for _ in 0..<500 where !condition() { usleep(10_000) }
@@ -104,16 +125,8 @@ import Testing
     @Test func recordNamingAnotherClientsPort_isDropped() throws {
         let served = try Served()
         defer { served.stop() }
-        let a = try StackClient.attach(door: served.service.door)
-        let b = try StackClient.attach(door: served.service.door)
-        let listener = StreamSocket(client: a)
-        try listener.bind(Endpoint(IPv4Address(0), 7420))
-        try listener.listen(backlog: 8)
-        let own = StreamSocket(client: b)
-        try own.bind(Endpoint(IPv4Address(0), 7421))
-        try own.listen(backlog: 8)
-        let slot = try #require(b.sockets.namedSlots().first { $0.kind == .listener }?.slot)
-        var stop = Request(.stopListening, SocketHandle(slot: slot, generation: b.sockets.generationOf(slot)))
+        let (a, b, listener, _, ownHandle) = try served.twoListeningClients(port: 7420)
+        var stop = Request(.stopListening, ownHandle)
         stop.localPort = 7420
         b.askForTesting(stop)
         let peer = StreamSocket(stack: served.pair.b)
@@ -122,10 +135,7 @@ import Testing
         let accepted = try listener.accept()
         #expect(try accepted.peerAddress().port == peer.localAddress.port)
         // The record counts against B in `netmp stat` (its faults), not against A.
-        #expect(served.eventually {
-            let rows = served.pair.a.statsSnapshot()?.clients ?? []
-            return rows.first { $0.id == b.id }?.faults == 1 && rows.first { $0.id == a.id }?.faults == 0
-        })
+        #expect(served.eventually { served.faults(of: b) == 1 && served.faults(of: a) == 0 })
         // B's own listener is B's to stop.
         stop.localPort = 7421
         b.askForTesting(stop)
@@ -139,22 +149,11 @@ import Testing
     @Test func listenRecordOnAnotherClientsPort_isDropped() throws {
         let served = try Served()
         defer { served.stop() }
-        let a = try StackClient.attach(door: served.service.door)
-        let b = try StackClient.attach(door: served.service.door)
-        let listener = StreamSocket(client: a)
-        try listener.bind(Endpoint(IPv4Address(0), 7430))
-        try listener.listen(backlog: 8)
-        let own = StreamSocket(client: b)
-        try own.bind(Endpoint(IPv4Address(0), 7431))
-        try own.listen(backlog: 8)
-        let slot = try #require(b.sockets.namedSlots().first { $0.kind == .listener }?.slot)
-        var listen = Request(.listen, SocketHandle(slot: slot, generation: b.sockets.generationOf(slot)))
+        let (a, b, listener, own, ownHandle) = try served.twoListeningClients(port: 7430)
+        var listen = Request(.listen, ownHandle)
         listen.localPort = 7430
         b.askForTesting(listen)
-        #expect(served.eventually {
-            let rows = served.pair.a.statsSnapshot()?.clients ?? []
-            return rows.first { $0.id == b.id }?.faults == 1 && rows.first { $0.id == a.id }?.faults == 0
-        })
+        #expect(served.eventually { served.faults(of: b) == 1 && served.faults(of: a) == 0 })
         // Every connection to 7430 reaches A's listener, whichever core owns it.
         listener.setTimeouts(receive: 5_000_000_000)
         own.setTimeouts(receive: 200_000_000)
@@ -180,9 +179,7 @@ import Testing
         sockets[0].channel.receive.storage.block.storeBytes(of: Int.min, toByteOffset: head, as: Int.self)
         let bytes = [UInt8](repeating: 3, count: 1000)
         #expect(try bytes.withUnsafeBytes { try peers[0].send($0) } == bytes.count) // the core looks at the head
-        #expect(served.eventually {
-            (served.pair.a.statsSnapshot()?.clients ?? []).first { $0.id == client.id }.map { $0.faults >= 1 } ?? false
-        })
+        #expect(served.eventually { (served.faults(of: client) ?? 0) >= 1 })
         for s in [sockets[0], peers[0], server] { s.close() }
     }
 

@@ -97,6 +97,16 @@ import Testing
     }
 }
 
+/// `first` closes, then `second`, each close's segments carried through the host's
+/// loopback at once: `first` ends in TIME-WAIT, `second` closed.
+func closeOverLoopback(_ first: TCPSocket, then second: TCPSocket, host: Host, now: Instant, link: inout CollectingSink) {
+    for socket in [first, second] {
+        socket.close(now: now)
+        host.tcp!.settle(socket, now: now, host: host, sink: &link)
+        host.receiveLoopedFrames(now: now, sink: &link)
+    }
+}
+
 /// Writes `length` bytes from each end of a connection of the host to itself and reads
 /// what arrives, through the host's loopback, one millisecond of virtual time a round;
 /// returns the bytes sent and what the server and the client received.

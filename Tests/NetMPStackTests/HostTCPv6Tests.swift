@@ -101,12 +101,7 @@ import Testing
         let (data, got) = exchangeOverLoopback(client, server, length: length, host: host, now: &now, link: &link)
         #expect(got[0] == data && got[1] == data, "received \(got[0].count) and \(got[1].count) of \(length)")
         #expect(host.counters.superFramesIn > 0, "the loopback carried no super-segment")
-        client.close(now: now)
-        tcp.settle(client, now: now, host: host, sink: &link)
-        host.receiveLoopedFrames(now: now, sink: &link)
-        server.close(now: now)
-        tcp.settle(server, now: now, host: host, sink: &link)
-        host.receiveLoopedFrames(now: now, sink: &link)
+        closeOverLoopback(client, then: server, host: host, now: now, link: &link)
         #expect(client.state == .timeWait && server.state == .closed, "\(client.state) \(server.state)")
         #expect(link.frames.isEmpty && host.counters.drops.total == 0)
     }

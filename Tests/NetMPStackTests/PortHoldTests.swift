@@ -33,12 +33,7 @@ import Testing
 
         // The client closes first: the server's end leaves at once, the client's holds
         // its port through TIME-WAIT.
-        client.close(now: now)
-        tcp.settle(client, now: now, host: host, sink: &link)
-        host.receiveLoopedFrames(now: now, sink: &link)
-        server.close(now: now)
-        tcp.settle(server, now: now, host: host, sink: &link)
-        host.receiveLoopedFrames(now: now, sink: &link)
+        closeOverLoopback(client, then: server, host: host, now: now, link: &link)
         #expect(client.state == .timeWait && server.state == .closed)
         #expect(changes.count == 3 && changes.last == Change(port: 80, reuse: listening, held: false))
         now = now + .seconds(30)
