@@ -40,6 +40,8 @@ public final class NetworkStack: @unchecked Sendable {
     let ports: [MessagePort<CoreMessage>]
     /// The cores' sleep announcements, which the ports and every client's senders read.
     let wakePage: CoreWakePage
+    /// The cores' wake page, as every client maps it (tests play a hostile client with it).
+    public var wakePageForTesting: CoreWakePage { wakePage }
     /// The application's side (in-process, the stack's first client): its region holds
     /// each core's request ring, the reply slots and the socket table. The ports carry what
     /// the stack's own threads say to each other.

@@ -12,6 +12,7 @@ import Testing
 /// maps its region and the wake page from the memfds it is given, as a program does in
 /// another process (docs/STACK-SERVICE.md, step 3).
 @Suite(.serialized) struct StackServiceTests {
+    final class Stopping: Sendable { let flag = Atomic<Bool>(false) }
     static let doors = Atomic<Int>(0)
 
     /// A stack pair whose A serves a door of its own on a thread of the test's.
@@ -20,7 +21,6 @@ import Testing
         let service: StackService
         let stopping: Stopping
         let finished: (Double) -> Bool
-        final class Stopping: Sendable { let flag = Atomic<Bool>(false) }
 
         init(faultLimit: UInt64 = 1000) throws {
             pair = try StackPair(cores: 2)
@@ -181,6 +181,38 @@ import Testing
         #expect(try bytes.withUnsafeBytes { try peers[0].send($0) } == bytes.count) // the core looks at the head
         #expect(served.eventually { (served.faults(of: client) ?? 0) >= 1 })
         for s in [sockets[0], peers[0], server] { s.close() }
+    }
+
+    /// Any client maps the cores' wake page and may clear a sleeping core's announcement,
+    /// so another client's record finds the core "awake" and rings nothing: a core serving
+    /// two clients or more sleeps 100 ms at most, so such a record waits no longer than that.
+    @Test func clearedWakeWord_delaysAnotherClientOnlyBriefly() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let hostile = try StackClient.attach(door: served.service.door)
+        let other = try StackClient.attach(door: served.service.door)
+        let page = served.pair.a.wakePageForTesting
+        let clearing = Stopping()
+        let clearer = spawnBounded {
+            while !clearing.flag.load(ordering: .relaxed) {
+                for core in 0..<page.cores { page.sleeping(core).pointee.store(0, ordering: .relaxed) }
+            }
+        }
+        var slowest = Interval.zero
+        for i in 0..<5 {
+            // Long enough for the core to have published its listing and gone to sleep with
+            // nothing owed: only a ring (or its guard) wakes it then.
+            usleep(400_000)
+            let socket = StreamSocket(client: other)
+            let start = MonotonicClock.now()
+            try socket.bind(Endpoint(IPv4Address(0), UInt16(7650 + i))) // a round trip to a core
+            slowest = max(slowest, MonotonicClock.now() - start)
+            socket.close()
+        }
+        clearing.flag.store(true, ordering: .relaxed)
+        #expect(clearer(5))
+        #expect(slowest < .milliseconds(500), "the slowest bind took \(slowest)")
+        _ = hostile
     }
 
     /// A client that keeps writing faulty records is detached once past the stack's limit:
