@@ -18,9 +18,13 @@ extension ProtocolLoop {
         case .listen(let id, let listener, let port, let families, let reuse, let completion):
             defer { completion.done() }
             let core = self.core
-            guard let client = clientsByID[id], client.sockets.resolves(listener, as: .listener),
+            guard let client = clientsByID[id] else { return } // gone since: it listens nowhere
+            // A listener listens once: a second record for its slot (a port it holds, but
+            // not this listener's) would leave the first port listened on for good. It,
+            // and a slot that does not describe a listener, is the client's fault.
+            guard client.listeners[listener.slot] == nil, client.sockets.resolves(listener, as: .listener),
                   let queue = ListenQueue(adopting: listener.slot, in: client.sockets, port: port) else {
-                assertionFailure("core \(core): listener \(listener) of client \(id) without its slot")
+                client.requests.countMalformed()
                 return
             }
             let sockets = client.sockets
@@ -54,8 +58,9 @@ extension ProtocolLoop {
                 }
                 client.listeners[listener.slot] = PortHold(queue.port, families)
             } catch {
-                // The port table admitted the listen, so this core cannot hold the port already.
-                assertionFailure("core \(core) already listens on \(queue.port)")
+                // The port table admitted the listen, so only a record the client wrote
+                // (a port another of its listeners holds here) gets here.
+                client.requests.countMalformed()
             }
         case .attach(let id, let region, let descriptors, let names, let portStart, let uid, let faults, let completion):
             attach(ClientOnCore(id: id, region: region, descriptors: descriptors, names: names, core: core, faults: faults))

@@ -218,6 +218,34 @@ import Testing
         _ = hostile
     }
 
+    /// A second listen record for a listener that listens already (on its own port, or on
+    /// another the client holds) is refused by every core and is the client's fault: the
+    /// listener goes on as it was, and once it is closed nothing listens on its port.
+    @Test func secondListenRecordForOneListener_isRefused() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let (_, b, _, own, ownHandle) = try served.twoListeningClients(port: 7440)
+        let spare = StreamSocket(client: b)
+        try spare.bind(Endpoint(IPv4Address(0), 7442)) // a port B holds without listening
+        for port: UInt16 in [7441, 7442] {
+            var again = Request(.listen, ownHandle)
+            again.localPort = port
+            b.askForTesting(again)
+        }
+        #expect(served.eventually { (served.faults(of: b) ?? 0) == UInt64(2 * served.pair.a.cores) })
+        let peer = StreamSocket(stack: served.pair.b)
+        try peer.connect(to: Endpoint(StackPair.addressA, 7441))
+        own.setTimeouts(receive: 5_000_000_000)
+        let accepted = try own.accept()
+        #expect(try accepted.peerAddress().port == peer.localAddress.port)
+        let nobody = StreamSocket(stack: served.pair.b)
+        #expect(throws: SocketError.self) { try nobody.connect(to: Endpoint(StackPair.addressA, 7442)) }
+        accepted.close(); peer.close(); own.close(); spare.close()
+        // No listener is left behind on 7441 (a second one would still take this).
+        let late = StreamSocket(stack: served.pair.b)
+        #expect(throws: SocketError.self) { try late.connect(to: Endpoint(StackPair.addressA, 7441)) }
+    }
+
     /// A client that keeps writing faulty records is detached once past the stack's limit:
     /// its door connection closes (its library then fails every call), every core closes
     /// what it held (its connection's peer reads the end), and another client goes on.
