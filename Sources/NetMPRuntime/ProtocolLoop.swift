@@ -494,11 +494,11 @@ extension ProtocolLoop {
             StatsPage.SocketRow(udp: false, port: $0.port, families: $0.families, client: UInt32($0.identity >> 32), backlog: $0.backlog)
         }
         var seen: [UInt64: Int] = [:]
-        for (key, group) in datagramSockets.sorted(by: { ($0.key.port, $0.key.ipv6 ? 1 : 0) < ($1.key.port, $1.key.ipv6 ? 1 : 0) }) {
+        for (key, group) in datagramSockets.sorted(by: { $0.key < $1.key }) {
             for binding in group {
-                if let i = seen[binding.identity] { rows[i].families.formUnion(key.ipv6 ? .ipv6 : .ipv4); continue }
+                if let i = seen[binding.identity] { rows[i].families.formUnion(key.family); continue }
                 seen[binding.identity] = rows.count
-                rows.append(StatsPage.SocketRow(udp: true, port: key.port, families: key.ipv6 ? .ipv6 : .ipv4,
+                rows.append(StatsPage.SocketRow(udp: true, port: key.port, families: key.family,
                                                 client: UInt32(binding.identity >> 32), bound: binding.channel.boundAddress))
             }
         }

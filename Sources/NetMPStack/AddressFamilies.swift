@@ -19,12 +19,16 @@ public struct AddressFamilies: OptionSet, Hashable, Sendable {
 /// bind conflicts allow: an IPv4 socket and a v6-only one (nginx's `listen 80; listen
 /// [::]:80;`) may hold the same number; a dual-stack socket holds it in both. Listeners
 /// and UDP bindings are found by it, from the family of the address a segment was sent to.
-public struct FamilyPort: Hashable, Sendable {
+public struct FamilyPort: Hashable, Comparable, Sendable {
     public var port: UInt16
     public var ipv6: Bool
     public init(_ port: UInt16, ipv6: Bool) { self.port = port; self.ipv6 = ipv6 }
     /// `port` in the namespace of `address`'s family.
     public init(_ port: UInt16, of address: IPAddress) { self.init(port, ipv6: !address.isIPv4) }
+    /// `port` in the namespace of `ipv6`'s family, alone.
+    public var family: AddressFamilies { ipv6 ? .ipv6 : .ipv4 }
+    /// By port, IPv4's namespace before IPv6's (the order `netmp stat` lists sockets in).
+    public static func < (a: FamilyPort, b: FamilyPort) -> Bool { (a.port, a.ipv6 ? 1 : 0) < (b.port, b.ipv6 ? 1 : 0) }
 }
 
 /// A port and the families a socket holds it in: what a core or the port table needs to

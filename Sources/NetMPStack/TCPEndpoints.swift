@@ -106,12 +106,11 @@ public final class TCPEndpoints {
     public var listening: [(port: UInt16, families: AddressFamilies, identity: UInt64, backlog: Int)] {
         var seen: [ObjectIdentifier: Int] = [:]
         var rows: [(port: UInt16, families: AddressFamilies, identity: UInt64, backlog: Int)] = []
-        for (key, group) in listeners.sorted(by: { ($0.key.port, $0.key.ipv6 ? 1 : 0) < ($1.key.port, $1.key.ipv6 ? 1 : 0) }) {
+        for (key, group) in listeners.sorted(by: { $0.key < $1.key }) {
             for listener in group {
-                let family: AddressFamilies = key.ipv6 ? .ipv6 : .ipv4
-                if let i = seen[ObjectIdentifier(listener)] { rows[i].families.formUnion(family); continue }
+                if let i = seen[ObjectIdentifier(listener)] { rows[i].families.formUnion(key.family); continue }
                 seen[ObjectIdentifier(listener)] = rows.count
-                rows.append((key.port, family, listener.identity, listener.backlog))
+                rows.append((key.port, key.family, listener.identity, listener.backlog))
             }
         }
         return rows
