@@ -45,8 +45,11 @@ import Testing
     /// One writer sends 200 rounds of "0123456789" with the last byte urgent, then 'x';
     /// two readers read the stream at once while a third thread takes urgent bytes.
     /// Without SO_OOBINLINE each '9' is read as data (a later urgent pointer replaced its
-    /// mark, as on Linux) or stepped over, never both and never twice, and every other
-    /// byte arrives exactly once; what the taker caught are '9's it did not also read.
+    /// mark, as on Linux) or stepped over, never twice, and every other byte arrives
+    /// exactly once; what the taker caught are '9's, one per round at most. A '9' taken out
+    /// of band can be read as data too: when a later pointer replaces its mark before the
+    /// readers reach it, Linux's tcp_check_urg forgets the mark, taken or not, and so does
+    /// netmp (a slow, sanitized run sees it).
     @Test func racingReaders_eachByteOnce() throws {
         let pair = try StackPair(cores: 2)
         defer { pair.stop() }
@@ -94,8 +97,8 @@ import Testing
         }
         let nines = stream.filter { $0 == UInt8(ascii: "9") }.count
         let caught = taken.all
-        #expect(stream.count == rounds * 10 + nines)
-        #expect(caught.allSatisfy { $0 == UInt8(ascii: "9") } && caught.count <= rounds - nines)
+        #expect(stream.count == rounds * 10 + nines && nines <= rounds)
+        #expect(caught.allSatisfy { $0 == UInt8(ascii: "9") } && caught.count <= rounds)
         print("urgent race: \(nines) of \(rounds) urgent bytes read as data, \(caught.count) taken out of band")
     }
 }
