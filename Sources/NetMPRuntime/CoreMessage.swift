@@ -22,6 +22,9 @@ public enum CoreMessage {
     /// binding): the socket's slot, on a hold taken for this core's view of it.
     case bindDatagram(client: UInt32, SocketHandle, Completion)
     case unbindDatagram(client: UInt32, SocketHandle, port: UInt16, families: AddressFamilies, Completion)
+    /// A bound UDP socket joins (or leaves) a multicast group: every core takes the
+    /// group's datagrams for it from then on.
+    case joinGroup(client: UInt32, SocketHandle, group: IPAddress, join: Bool, Completion)
     /// Start or stop serving a client: its region's request ring for this core, its socket
     /// table and reply slots, and in the stack process the stack's copies of its doorbell
     /// eventfds, core 0 its names socket, and the lowest port it may bind without

@@ -34,6 +34,7 @@ struct DatagramBinding {
 extension ProtocolLoop {
     /// Socket `identity`'s binding leaves this core's table; others sharing the port stay.
     func unbindDatagram(_ hold: PortHold, identity: UInt64) {
+        leaveAll(identity: identity)
         for key in hold.keys {
             guard var group = datagramSockets[key] else { continue }
             group.removeAll { $0.identity == identity }

@@ -44,6 +44,20 @@ public final class DatagramSocket: @unchecked Sendable {
     /// SO_REUSEPORT as set before bind (guarded by `setup`): the port may be shared with
     /// other sockets that set it, each taking flows by their hash.
     nonisolated(unsafe) var reusePort = false
+    /// SO_REUSEADDR as set before bind (guarded by `setup`): sockets that all set it share
+    /// a port (multicast receivers do), as Linux's UDP lets them.
+    nonisolated(unsafe) var reuseAddress = false
+    /// IP_MULTICAST_TTL, _LOOP, _ALL and IPv6's (guarded by `setup`): kept here until bind
+    /// makes the channel, and in its slot from then on (DatagramSocket+Multicast).
+    nonisolated(unsafe) var multicastKept = MulticastOptions()
+    /// IP_MULTICAST_IF as set: the address and interface index, kept for getsockopt (one
+    /// interface and one IPv4 address: datagrams to groups leave from it either way).
+    nonisolated(unsafe) var multicastInterfaceKept = (address: IPv4Address.any, index: UInt32(0))
+    /// IPV6_MULTICAST_IF as set: an interface index.
+    nonisolated(unsafe) var multicastInterface6Kept: UInt32 = 0
+    /// The groups joined (guarded by `setup`), in the order joined; told to every core
+    /// once bound.
+    nonisolated(unsafe) var groupsJoined: [IPAddress] = []
 
     /// A new UDP socket, the application's.
     public convenience init(stack: NetworkStack, family: SocketFamily = .ipv4) { self.init(client: stack.primary, family: family) }
@@ -104,6 +118,8 @@ public final class DatagramSocket: @unchecked Sendable {
     public func setBindAddressNoPort(_ on: Bool) { setup.locked { bindAddressNoPort = on } }
     /// SO_REUSEPORT: taken into account by the next bind.
     public func setReusePort(_ on: Bool) { setup.locked { reusePort = on } }
+    /// SO_REUSEADDR: taken into account by the next bind.
+    public func setReuseAddress(_ on: Bool) { setup.locked { reuseAddress = on } }
     public var isBindAddressNoPort: Bool { setup.locked { bindAddressNoPort } }
 
     /// The slot of the socket's channel (bind makes it).
@@ -124,7 +140,7 @@ public final class DatagramSocket: @unchecked Sendable {
         try setup.locked { () throws(SocketError) in
             guard !closed, channel == nil else { throw SocketError(EINVAL) }
             let address = endpoint.address
-            try client.checkBindAddress(address, family: family, v6Only: v6OnlyFlag)
+            try client.checkBindAddress(address, family: family, v6Only: v6OnlyFlag, groupsAllowed: true)
             let ownWildcard = family == .ipv4 ? address.isUnspecified : address.bits.isUnspecified
             if bindAddressNoPort && endpoint.port == 0 && !autobind {
                 addressOnly = address
@@ -133,7 +149,8 @@ public final class DatagramSocket: @unchecked Sendable {
             }
             let families = family.families(boundTo: address, v6Only: v6OnlyFlag)
             let port: UInt16
-            switch client.reservePort(endpoint.port, datagram: true, families: families, shared: reusePort) {
+            switch client.reservePort(endpoint.port, datagram: true, families: families, shared: reusePort,
+                                      reuseAddress: reuseAddress) {
             case .success(let p): port = p
             case .failure(let e): throw e
             }
@@ -148,10 +165,12 @@ public final class DatagramSocket: @unchecked Sendable {
             }
             channel.marking = markingKept
             channel.mappedMarking = mappedMarkingKept
+            channel.multicast = multicastKept
             boundName = ownWildcard ? nil : address
             self.handle = handle
             for _ in 0..<client.cores { client.sockets.hold(handle.slot) } // for each core's view
             client.onEveryCore(Request(.datagramBind, handle))
+            for group in groupsJoined { tellCores(group, joined: true, handle: handle) } // joined before bind
             channel.doorbell.fd = descriptor.load(ordering: .acquiring)
             published.store(UnsafeRawPointer(Unmanaged.passRetained(channel).toOpaque()), ordering: .releasing)
         }
@@ -203,6 +222,10 @@ public final class DatagramSocket: @unchecked Sendable {
             // An IPv6 socket reaches an IPv4 peer at its mapped address, unless v6-only.
             if family == .ipv6 && (v6OnlyFlag || bound?.isIPv4 == false) { throw SocketError(ENETUNREACH) }
             let subnetBroadcast = configuration.address.value | ~IPv4Address.mask(prefixLength: configuration.prefixLength)
+            if v4.isMulticast {
+                try checkMulticastRoute(to: v4)
+                return IPAddress(configuration.address)
+            }
             guard v4.isLimitedBroadcast || v4.value == subnetBroadcast || client.routes.nextHop(for: v4) != nil else {
                 throw SocketError(ENETUNREACH)
             }

@@ -125,7 +125,7 @@ public final class NetworkStack: @unchecked Sendable {
         } catch { throw .region(error) }
         let sharing = CoreSharing(configuration: configuration, tcpConfiguration: tcp, offloads: offloads, secret: secret,
                                   steering: FlowSteering(cores: queues.count), ports: ports, region: region,
-                                  portTable: PortTable(seed: secret.1), datagramPortTable: PortTable(seed: secret.0),
+                                  portTable: PortTable(seed: secret.1), datagramPortTable: PortTable(seed: secret.0, sharesOnReuseAddress: true),
                                   stats: stats, log: log)
         // Cores beyond the CPUs we may use share them round-robin (they still work, unpinned in effect).
         let threads = queues.enumerated().map { core, queue in

@@ -17,8 +17,15 @@ public final class PortTable: @unchecked Sendable {
     struct Holding {
         var shared: Bool
         var uid: UInt32
+        /// Every holder set SO_REUSEADDR: in UDP's table (`sharesOnReuseAddress`) another
+        /// socket that sets it may bind the port too (Linux's udp_lib_lport_inuse), which
+        /// is how multicast receivers share a group's port.
+        var address = false
         var clients: [UInt32: Int] = [:]
     }
+    /// UDP's table: bound sockets that all set SO_REUSEADDR share a port. (TCP's does not
+    /// know which of its holders listen, which Linux's rule for TCP depends on.)
+    let sharesOnReuseAddress: Bool
     nonisolated(unsafe) var reserved: [FamilyPort: Holding] = [:]
     /// The connections on each port, TIME-WAIT included, counted by how they share it:
     /// Linux keeps them in the port's bind bucket, so a bind there is weighed against them.
@@ -27,7 +34,8 @@ public final class PortTable: @unchecked Sendable {
     /// Linux's default ip_local_port_range.
     static let ephemeral: ClosedRange<UInt16> = 32768...60999
 
-    public init(seed: UInt64) {
+    public init(seed: UInt64, sharesOnReuseAddress: Bool = false) {
+        self.sharesOnReuseAddress = sharesOnReuseAddress
         nextEphemeral = Self.ephemeral.lowerBound &+ UInt16(truncatingIfNeeded: seed % 28_000)
     }
 
@@ -44,11 +52,20 @@ public final class PortTable: @unchecked Sendable {
             func take(_ candidate: UInt16, ephemeral: Bool) -> Bool {
                 let keys = PortHold(candidate, families).keys
                 guard !keys.isEmpty, keys.allSatisfy({ key in
-                    let sockets = reserved[key].map { !ephemeral && reuse.port && $0.shared && $0.uid == reuse.uid } ?? true
+                    let sockets = reserved[key].map {
+                        !ephemeral && ((reuse.port && $0.shared && $0.uid == reuse.uid)
+                                       || (sharesOnReuseAddress && reuse.address && $0.address))
+                    } ?? true
                     let established = connections[key].map { !ephemeral && $0.keys.allSatisfy { $0.admits(reuse) } } ?? true
                     return sockets && established
                 }) else { return false }
-                for key in keys { reserved[key, default: Holding(shared: reuse.port, uid: reuse.uid)].clients[client, default: 0] += 1 }
+                for key in keys {
+                    var holding = reserved[key] ?? Holding(shared: reuse.port, uid: reuse.uid, address: reuse.address)
+                    holding.shared = holding.shared && reuse.port
+                    holding.address = holding.address && reuse.address
+                    holding.clients[client, default: 0] += 1
+                    reserved[key] = holding
+                }
                 return true
             }
             if port != 0 { return take(port, ephemeral: false) ? .success(port) : .failure(SocketError(EADDRINUSE)) }

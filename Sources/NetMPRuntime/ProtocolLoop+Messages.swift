@@ -98,6 +98,12 @@ extension ProtocolLoop {
             }
             client.datagrams[handle.slot] = hold
             if channel.homeCore == core { client.datagramViews[handle.slot] = channel } // its records come here
+        case .joinGroup(let id, let handle, let group, let join, let completion):
+            defer { completion.done() }
+            // Only a socket bound on this core joins: a record naming another is the client's fault.
+            guard clientsByID[id]?.datagrams[handle.slot] != nil else { clientsByID[id]?.requests.countMalformed(); return }
+            let identity = UInt64(id) << 32 | UInt64(handle.slot)
+            if join { self.join(group, identity: identity) } else { leave(group, identity: identity) }
         case .unbindDatagram(let id, let handle, let port, let families, let completion):
             let hold = PortHold(port, families)
             unbindDatagram(hold, identity: UInt64(id) << 32 | UInt64(handle.slot))
@@ -140,6 +146,19 @@ extension ProtocolLoop {
                 return MemoryLayout<netmp_port_reply>.size
             }
             if !answered { requests.countMalformed() }
+        case .datagramJoin, .datagramLeave:
+            // Checked here, then on every core as a bind is: the group must be one.
+            guard sockets.resolves(request.handle, as: .datagram), !ports.isEmpty, request.remote.address.isMulticast else {
+                requests.countMalformed()
+                if !replies.answer(request.reply, { _ in 0 }) { requests.countMalformed() }
+                return
+            }
+            let reply = request.reply
+            let completion = Completion(count: ports.count) { replies.answer(reply) { _ in 0 } }
+            let message = CoreMessage.joinGroup(client: client.id, request.handle, group: request.remote.address,
+                                                join: request.kind == .datagramJoin, completion)
+            for other in ports.indices where other != core { sendOrKeep(message, to: other) }
+            handle(message, now: now)
         case .listen, .stopListening, .datagramBind, .datagramUnbind:
             // On every core, this one included (by its own port, after this record): the
             // last core to finish answers the asker. A name that no longer resolves is
@@ -249,6 +268,7 @@ extension ProtocolLoop {
             }
             end(channel, abort: request.abort, now: now)
         case .connect, .query, .datagramOutput, .datagramClose, .listen, .stopListening, .datagramBind, .datagramUnbind,
+             .datagramJoin, .datagramLeave,
              .reservePort, .releasePort:
             return // handled above
         }
@@ -314,13 +334,14 @@ extension ProtocolLoop {
         let committed = ring.held
         // Read once per drain: what setsockopt set before these sends. Datagrams to IPv4
         // peers carry the IP-level pair (an IPv4 socket's one pair is in both words).
-        let marking = channel.marking, mappedMarking = channel.mappedMarking
+        let marking = channel.marking, mappedMarking = channel.mappedMarking, multicast = channel.multicast
         var sent = 0
         while sent < committed, let first = DatagramRecord.read(ring, at: 0, held: committed - sent) {
             var count = 1, span = DatagramRecord.headerLength + first.length
-            // Not to our own address: a looped run would have to be cut again.
+            // Not to our own address or a group: a looped run would have to be cut again.
             // A run only of datagrams that fit a frame each (larger ones leave in fragments).
             if host.offloads.udpSegmentation && first.length > 0 && !host.isOurs(first.destination.address)
+                && !first.destination.address.isMulticast
                 && UDPHeader.length + first.length <= host.unfragmentedPayload(ipv6: !first.destination.address.isIPv4) {
                 // IPv4's total length counts its header; IPv6's payload length does not.
                 let room = Int(UInt16.max) - UDPHeader.length - (first.destination.address.isIPv4 ? IPv4Header.minimumLength : 0)
@@ -332,7 +353,8 @@ extension ProtocolLoop {
                 }
             }
             _ = host.sendUDP(from: channel.port, address: channel.boundAddress, to: first.destination, datagrams: count, each: first.length,
-                             marking: first.destination.address.isIPv4 ? mappedMarking : marking, now: now, sink: &sink) { out in
+                             marking: first.destination.address.isIPv4 ? mappedMarking : marking,
+                             multicast: multicast.sendingIPv4, now: now, sink: &sink) { out in
                 var at = DatagramRecord.headerLength
                 for index in 0..<count {
                     let place = index * first.length

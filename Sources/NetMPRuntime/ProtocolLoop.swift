@@ -134,6 +134,9 @@ public final class ProtocolLoop {
     /// dual-stack socket is under both; sockets sharing a port by SO_REUSEPORT under the
     /// same key, each named by its client and slot).
     var datagramSockets: [FamilyPort: [DatagramBinding]] = [:]
+    /// The multicast groups each bound UDP socket joined, by its identity (client and
+    /// slot); the host counts them per group (`Host.groups`).
+    var memberships: [UInt64: [IPAddress]] = [:]
     public internal(set) var stopped = false
     /// The queue was detached or the device removed: the core goes on answering its
     /// messages (calls get their errors, timers end the connections) but no longer polls,
@@ -170,8 +173,11 @@ public final class ProtocolLoop {
             // A socket of another family, bound to another of our addresses or connected to
             // another peer does not take it: to the sender the port is closed (as on Linux).
             let destination = arrival.destination
-            guard let group = datagramSockets[FamilyPort(destination.port, of: destination.address)],
-                  let channel = DatagramBinding.receiver(among: group, from: arrival.source, to: destination) else {
+            guard let group = datagramSockets[FamilyPort(destination.port, of: destination.address)] else { return .noSocket }
+            if destination.address.isMulticast || host.isBroadcast(destination.address) {
+                return deliverToAll(payload, arrival: arrival, among: group)
+            }
+            guard let channel = DatagramBinding.receiver(among: group, from: arrival.source, to: destination) else {
                 return .noSocket
             }
             return channel.deliver(payload, arrival: arrival, core: self.core) ? .delivered : .queueFull
@@ -470,7 +476,8 @@ public final class ProtocolLoop {
 
     func publishStats(now: Instant) {
         guard let stats else { return }
-        stats.publish(core: core, counters: host.counters, neighbours: host.arp.count + host.neighbours6.count)
+        stats.publish(core: core, counters: host.counters, neighbours: host.arp.count + host.neighbours6.count,
+                      groups: host.groups.reported.count)
         stats.publish(core: core, messages: messagesHandled, forwarded: framesForwarded,
                       forwardOverflows: forwardOverflows, connections: tcp.connectionCount)
         // The connection table is a few hundred words: published ten times a second, not per batch.

@@ -147,11 +147,15 @@ public final class StackClient: @unchecked Sendable {
     /// bind()'s address rules, as Linux's inet_bind and inet6_bind check them: one of the
     /// stack's own addresses or a wildcard (0.0.0.0; for an IPv6 socket :: or, unless
     /// v6-only, an IPv4 address mapped).
-    func checkBindAddress(_ address: IPAddress, family: SocketFamily, v6Only: Bool) throws(SocketError) {
+    /// `groupsAllowed`: a UDP socket may bind an IPv4 group or broadcast address too, and
+    /// then takes only datagrams sent to it (RTN_MULTICAST and RTN_BROADCAST pass inet_bind).
+    func checkBindAddress(_ address: IPAddress, family: SocketFamily, v6Only: Bool, groupsAllowed: Bool = false) throws(SocketError) {
         if let v4 = address.v4 {
             // A mapped address on a v6-only socket is EINVAL.
             if family == .ipv6 && v6Only { throw SocketError(EINVAL) }
-            guard v4.isUnspecified || v4 == configuration.address else { throw SocketError(EADDRNOTAVAIL) }
+            let subnetBroadcast = configuration.address.value | ~IPv4Address.mask(prefixLength: configuration.prefixLength)
+            let group = groupsAllowed && (v4.isMulticast || v4.isLimitedBroadcast || v4.value == subnetBroadcast)
+            guard v4.isUnspecified || v4 == configuration.address || group else { throw SocketError(EADDRNOTAVAIL) }
         } else {
             guard family == .ipv6 else { throw SocketError(EAFNOSUPPORT) }
             guard address.bits.isUnspecified || configuration.holds(address.bits) else { throw SocketError(EADDRNOTAVAIL) }

@@ -12,13 +12,13 @@ import NetMPWire
 /// core's counters from two moments; it never sees a torn value.
 public enum StatsLayout {
     public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
-    public static let version: UInt64 = 14
+    public static let version: UInt64 = 15
     public static let memfdName = "netmp-stats"
     public static let headerWords = 8
     /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
     /// connections, neighbours, forward overflows, super-frames in/out, the TAP's offloads,
     /// frames looped to our own address, then one word per drop reason.
-    public static let coreFixedWords = 18
+    public static let coreFixedWords = 20
     public static var dropWords: Int { DropCounters.names.count }
     public static var coreWords: Int { coreFixedWords + dropWords }
     /// After the core blocks, each core's connection table: a count, then up to
@@ -71,7 +71,8 @@ public enum StatsLayout {
     public enum Core { public static let index = 0, cpu = 1, node = 2, framesIn = 3, framesOut = 4, bytesIn = 5,
                        bytesOut = 6, messages = 7, forwarded = 8, connections = 9, neighbours = 10,
                        forwardOverflows = 11, superFramesIn = 12, superFramesOut = 13, offloads = 14,
-                       looped = 15, reassembled = 16, fragmentsOut = 17 }
+                       looped = 15, reassembled = 16, fragmentsOut = 17,
+                       groups = 18, igmpReportsOut = 19 }
     /// The offloads word: TUNSETOFFLOAD's flags the TAP accepted, with this bit set once
     /// they were negotiated (a stack on test queues has no TAP and leaves the word 0).
     public static let offloadsNegotiated: UInt64 = 1 << 32
@@ -265,7 +266,7 @@ public final class StatsPage: @unchecked Sendable {
     }
 
     /// Publishes one core's interface counters.
-    public func publish(core: Int, counters: InterfaceCounters, neighbours: Int) {
+    public func publish(core: Int, counters: InterfaceCounters, neighbours: Int, groups: Int = 0) {
         let base = StatsLayout.headerWords + core * StatsLayout.coreWords
         words[base + StatsLayout.Core.framesIn] = counters.framesIn
         words[base + StatsLayout.Core.framesOut] = counters.framesOut
@@ -277,6 +278,8 @@ public final class StatsPage: @unchecked Sendable {
         words[base + StatsLayout.Core.reassembled] = counters.reassembled
         words[base + StatsLayout.Core.fragmentsOut] = counters.fragmentsOut
         words[base + StatsLayout.Core.neighbours] = UInt64(neighbours)
+        words[base + StatsLayout.Core.groups] = UInt64(groups)
+        words[base + StatsLayout.Core.igmpReportsOut] = counters.igmpReportsOut
         var i = base + StatsLayout.coreFixedWords
         for v in counters.drops.malformed { words[i] = v; i += 1 }
         for v in counters.drops.policy { words[i] = v; i += 1 }

@@ -17,6 +17,9 @@ public struct StatsSnapshot: Sendable {
         public var looped: UInt64
         /// Fragmented packets put back together, and fragments sent.
         public var reassembled: UInt64 = 0, fragmentsOut: UInt64 = 0
+        /// The IPv4 groups the stack belongs to (as this core counts them), and the IGMP
+        /// reports this core sent.
+        public var groups: UInt64 = 0, igmpReportsOut: UInt64 = 0
         /// The TAP's TUNSETOFFLOAD flags in force, nil where no TAP was negotiated with.
         public var offloads: UInt32?
         /// How the TAP picks a frame's queue: "program" (netmp's steering program),
@@ -145,6 +148,7 @@ public struct StatsSnapshot: Sendable {
                              forwardOverflows: w(K.forwardOverflows), superFramesIn: w(K.superFramesIn),
                              superFramesOut: w(K.superFramesOut), looped: w(K.looped),
                              reassembled: w(K.reassembled), fragmentsOut: w(K.fragmentsOut),
+                             groups: w(K.groups), igmpReportsOut: w(K.igmpReportsOut),
                              offloads: w(K.offloads) & StatsLayout.offloadsNegotiated != 0
                                  ? UInt32(truncatingIfNeeded: w(K.offloads)) : nil,
                              drops: drops)
@@ -255,6 +259,7 @@ public struct StatsSnapshot: Sendable {
                 + "\"neighbours\":\(c.neighbours),\"forward_overflows\":\(c.forwardOverflows),"
                 + "\"super_frames_in\":\(c.superFramesIn),\"super_frames_out\":\(c.superFramesOut),"
                 + "\"looped\":\(c.looped),\"reassembled\":\(c.reassembled),\"fragments_out\":\(c.fragmentsOut),"
+                + "\"groups\":\(c.groups),\"igmp_reports_out\":\(c.igmpReportsOut),"
                 + "\"offloads\":\(c.offloads.map { "\"\(offloadNames($0))\"" } ?? "null"),"
                 + "\"steering\":\(c.steering.map { "\"\($0)\"" } ?? "null"),\"drops\":{\(drops)}}"
         }.joined(separator: ",")
@@ -369,6 +374,8 @@ public struct StatsSnapshot: Sendable {
         if reassembled > 0 || fragmentsOut > 0 {
             lines.append("IP fragments: packets reassembled \(reassembled), fragments sent \(fragmentsOut)")
         }
+        let groups = cores.map(\.groups).max() ?? 0, reports = cores.reduce(0) { $0 &+ $1.igmpReportsOut }
+        if groups > 0 || reports > 0 { lines.append("IPv4 multicast: groups joined \(groups), IGMP reports sent \(reports)") }
         let forwarded = cores.reduce(0) { $0 &+ $1.forwarded }, arrived = cores.reduce(0) { $0 &+ $1.framesIn }
         if arrived > 0 {
             lines.append("frames forwarded to their owner core: \(forwarded) of \(arrived) "

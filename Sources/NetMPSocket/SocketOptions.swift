@@ -74,6 +74,7 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
     // What recvmsg returns beside a datagram (Ancillary): accepted on every socket, as Linux's are.
     if Ancillary.isOption(level, name, ipv6: shim.isIPv6) { return shim.setAncillary(level, name, value, length) }
     if let r = setAddressOption(shim, level, name, value, length) { return r }
+    if MulticastOptionName.isOption(level, name, ipv6: shim.isIPv6) { return setMulticastOption(shim, level, name, value, length) }
     // On an IPv6 socket IP_TOS and IP_TTL mark its traffic to IPv4 peers (mapped).
     let marksIPv4 = level == OptionName.ipprotoIP && (name == OptionName.tos || name == OptionName.ttl)
     let marksIPv6 = level == OptionName.ipprotoIPv6 && shim.isIPv6 && (name == OptionName.trafficClass || name == OptionName.unicastHops)
@@ -123,6 +124,10 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
         guard let v = integer() else { return -EINVAL }
         s.setReuseAddress(v != 0)
         return record() // read back as recorded
+    case (OptionName.solSocket, .datagram(let d)) where name == OptionName.reuseAddress:
+        guard let v = integer() else { return -EINVAL }
+        d.setReuseAddress(v != 0)
+        return record()
     case (OptionName.solSocket, .stream(let s)) where name == OptionName.outOfBandInline:
         guard let v = integer() else { return -EINVAL }
         s.setOutOfBandInline(v != 0)
@@ -237,6 +242,16 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
     if case .stream = shim.kind { isStream = true } else { isStream = false }
     if Ancillary.isOption(level, name, ipv6: shim.isIPv6) {
         return put(Ancillary.value(shim.ancillary.load(ordering: .relaxed), level, name))
+    }
+    if MulticastOptionName.isOption(level, name, ipv6: shim.isIPv6) {
+        guard let (v, isAddress) = multicastOption(shim, level, name) else { return -ENOPROTOOPT }
+        // IPv4's integers asked for with fewer than 4 bytes come as one byte (Linux's copyval).
+        if !isAddress, level == OptionName.ipprotoIP, (1..<4).contains(length.pointee), (0...255).contains(v) {
+            value.storeBytes(of: UInt8(v), as: UInt8.self)
+            length.pointee = 1
+            return 0
+        }
+        return put(v)
     }
     if let v = addressOption(shim, level, name) {
         switch v {

@@ -59,6 +59,7 @@ public final class DatagramChannel: @unchecked Sendable {
     static func describe(_ words: UnsafeMutableRawPointer, families: AddressFamilies, boundAddress: IPAddress?) {
         words.storeBytes(of: UInt16(families.rawValue), toByteOffset: offset(\Slot.families), as: UInt16.self)
         words.storeAddress(boundAddress ?? IPAddress(IPv6Address.any), at: offset(\Slot.bound_address))
+        words.storeBytes(of: MulticastOptions().word, toByteOffset: offset(\Slot.multicast), as: UInt32.self)
     }
 
     typealias Slot = netmp_datagram_slot
@@ -154,6 +155,7 @@ public final class DatagramChannel: @unchecked Sendable {
         errorNumber = slot.atomic(Int32.self, at: MemoryLayout<Slot>.offset(of: \Slot.error)!)
         markingWord = slot.atomic(UInt32.self, at: Self.offset(\Slot.marking))
         mappedMarkingWord = slot.atomic(UInt32.self, at: Self.offset(\Slot.mapped_marking))
+        multicastWord = slot.atomic(UInt32.self, at: Self.offset(\Slot.multicast))
         arrivals = WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.arrivals)!)
     }
 
@@ -164,6 +166,14 @@ public final class DatagramChannel: @unchecked Sendable {
     public var marking: IPMarking {
         get { IPMarking(word: markingWord.pointee.load(ordering: .relaxed)) }
         set { markingWord.pointee.store(newValue.word, ordering: .relaxed) }
+    }
+    let multicastWord: UnsafeMutablePointer<Atomic<UInt32>>
+    /// IP_MULTICAST_TTL, _LOOP and _ALL and their IPv6 twins: the application sets them (the
+    /// word from bind on), the home core reads them as datagrams to groups leave and every
+    /// core as a group's datagram arrives.
+    public var multicast: MulticastOptions {
+        get { MulticastOptions(word: multicastWord.pointee.load(ordering: .relaxed)) }
+        set { multicastWord.pointee.store(newValue.word, ordering: .relaxed) }
     }
     let mappedMarkingWord: UnsafeMutablePointer<Atomic<UInt32>>
     /// An IPv6 socket's IP_TOS and IP_TTL, which Linux puts on its datagrams to IPv4 peers

@@ -86,6 +86,8 @@ public struct InterfaceCounters: Sendable {
     /// the MTU).
     public var reassembled: UInt64 = 0
     public var fragmentsOut: UInt64 = 0
+    /// IGMP version 3 reports sent (joins, leaves, answers to queries).
+    public var igmpReportsOut: UInt64 = 0
     public var drops = DropCounters()
     public init() {}
 }

@@ -111,7 +111,7 @@ extension Host {
     /// Sends an IPv4 payload of `payloadLength` bytes, larger than the MTU, in fragments of
     /// at most the MTU (their data a multiple of 8 bytes), all with the next identification.
     func sendFragmentsIPv4(to destination: IPv4Address, nextHop: IPv4Address, broadcast: Bool, proto: UInt8, payloadLength: Int,
-                           marking: IPMarking, now: Instant, sink: inout some FrameSink,
+                           typeOfService: UInt8, timeToLive: UInt8, loop: Bool, now: Instant, sink: inout some FrameSink,
                            fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
         let headers = EthernetFrameView.headerLength + IPv4Header.minimumLength
         guard IPv4Header.minimumLength + payloadLength <= Int(UInt16.max), headers + payloadLength <= scratch.count else {
@@ -127,14 +127,15 @@ extension Host {
             // This fragment's headers go just in front of its data, over the end of the last one's.
             let frame = UnsafeMutableRawBufferPointer(rebasing: scratch[offset..<(headers + offset + count)])
             var ip = IPv4Header(totalLength: IPv4Header.minimumLength + count, proto: proto, source: address,
-                                destination: destination, timeToLive: marking.timeToLive == 0 ? 64 : marking.timeToLive,
+                                destination: destination, timeToLive: timeToLive,
                                 identification: identification, dontFragment: false)
-            ip.typeOfService = marking.typeOfService
+            ip.typeOfService = typeOfService
             ip.fragmentOffset = offset
             ip.moreFragments = offset + count < payloadLength
             _ = ip.emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[EthernetFrameView.headerLength...]))
             counters.fragmentsOut &+= 1
-            if case .failure(let error) = deliverIPv4(frame, nextHop: nextHop, broadcast: broadcast, offload: .none, now: now, sink: &sink) {
+            if case .failure(let error) = deliverIPv4(frame, nextHop: nextHop, broadcast: broadcast, offload: .none, loop: loop,
+                                                      now: now, sink: &sink) {
                 return .failure(error)
             }
             offset += count

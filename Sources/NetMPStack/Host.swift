@@ -60,8 +60,14 @@ public final class Host {
     /// Router solicitations still to send, and when the next goes (RFC 4861 6.3.7).
     var routerSolicitationsLeft = 0
     var nextRouterSolicitation: Instant?
-    /// This host probes and solicits for the link (core 0 does, for all of them).
+    /// This host probes and solicits for the link (core 0 does, for all of them), and
+    /// reports its IPv4 groups' changes.
     var speaksForTheLink = false
+    /// The IPv4 groups the host's sockets joined (Host+Multicast), the changes reported
+    /// once that are to be reported again (RFC 3376 8.1's robustness), and when.
+    public internal(set) var groups = MulticastGroups()
+    var igmpChangesToRepeat: [IPv4Address: IGMPMessage.RecordType] = [:]
+    var nextIGMPRepeat: Instant?
     /// Fragmented packets of either family being put back together, and the packet being
     /// handled is one (a TCP segment in it is not delivered, nor a fragment inside it).
     public let reassembly = FragmentReassembly()
@@ -118,6 +124,11 @@ public final class Host {
     public var mac: MACAddress { configuration.mac }
     var subnetMask: UInt32 { IPv4Address.mask(prefixLength: configuration.prefixLength) }
     var subnetBroadcast: IPv4Address { IPv4Address(address.value | ~subnetMask) }
+    /// 255.255.255.255 or our subnet's broadcast address.
+    public func isBroadcast(_ candidate: IPAddress) -> Bool {
+        guard let v4 = candidate.v4 else { return false }
+        return v4.isLimitedBroadcast || v4 == subnetBroadcast
+    }
 
     public init(configuration: StackConfiguration, arpTiming: ARPCache.Timing = .init(),
                 neighbourTiming: NeighbourCache.Timing = .init()) {
@@ -167,7 +178,8 @@ public final class Host {
         do { ethernet = try EthernetFrameView(validating: frame) } catch { counters.drops.count(error); return }
         guard ethernet.vlanIdentifier == nil else { counters.drops.count(.vlanTagged); return }
         guard ethernet.destination == mac || ethernet.destination.isBroadcast
-                || (ethernet.etherType == EtherType.ipv6 && ipv6.isJoined(ethernet.destination)) else {
+                || (ethernet.etherType == EtherType.ipv6 && ipv6.isJoined(ethernet.destination))
+                || (ethernet.etherType == EtherType.ipv4 && groups.contains(ethernet.destination)) else {
             counters.drops.count(.notForUs); return
         }
         switch ethernet.etherType {
@@ -202,7 +214,8 @@ public final class Host {
         do { header = try IPv4Header(parsing: bytes) } catch { counters.drops.count(error); return }
         let destination = header.destination
         let toUs = destination == address
-        guard toUs || destination.isLimitedBroadcast || destination == subnetBroadcast else {
+        guard toUs || destination.isLimitedBroadcast || destination == subnetBroadcast
+                || (destination.isMulticast && groups.contains(destination)) else {
             counters.drops.count(.ipNotForUs); return
         }
         guard !header.source.isMulticast, !header.source.isLimitedBroadcast, header.source != subnetBroadcast else {
@@ -217,6 +230,7 @@ public final class Host {
         case IPProtocol.udp: receiveUDP(payload, datagram: datagram, header: header, toUs: toUs, now: now, sink: &sink)
         case IPProtocol.tcp where reassembling: counters.drops.count(.fragmentTCP)
         case IPProtocol.tcp: receiveTCP(payload, header: header, toUs: toUs, now: now, sink: &sink)
+        case IPProtocol.igmp: receiveIGMP(payload, sink: &sink)
         default:
             counters.drops.count(.unsupportedProtocol)
             if toUs { sendUnreachable(code: ICMPv4Message.UnreachableCode.proto, for: datagram, header: header, now: now, sink: &sink) }
@@ -365,9 +379,12 @@ public final class Host {
     /// resolving the next hop. While the next hop resolves, the frame waits in the ARP queue.
     /// `offload` asks the link to finish the transport checksum or cut a TCP super-segment
     /// (its offsets count from the transport header; only what `offloads` allow): a
-    /// super-segment may exceed the MTU up to IPv4's 64 KiB.
+    /// super-segment may exceed the MTU up to IPv4's 64 KiB. A datagram to a group leaves
+    /// as `multicast` says, to the group's Ethernet address, with no route needed (the
+    /// socket layer decided it may go).
     public func sendIPv4(to destination: IPv4Address, proto: UInt8, payloadLength: Int, now: Instant,
                          sink: inout some FrameSink, offload: FrameOffload = .none, marking: IPMarking = .none,
+                         multicast: MulticastSending = .standard,
                          fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
         let ipOffset = EthernetFrameView.headerLength
         let transportOffset = ipOffset + IPv4Header.minimumLength
@@ -375,16 +392,19 @@ public final class Host {
         var frameOffload = offload.placed(at: transportOffset, ipv6: false)
         let isBroadcast = destination.isLimitedBroadcast || destination == subnetBroadcast
         let toUs = destination == address
-        guard let nextHop = isBroadcast || toUs ? destination : routes.nextHop(for: destination) else {
+        guard let nextHop = isBroadcast || toUs || destination.isMulticast ? destination : routes.nextHop(for: destination) else {
             counters.drops.count(.noRoute); return .failure(.noRoute)
         }
+        let timeToLive = destination.isMulticast ? multicast.timeToLive : marking.timeToLive == 0 ? 64 : marking.timeToLive
+        let loop = destination.isMulticast && multicast.loop
         // A run of datagrams is always cut (each is its own datagram, however short the run);
         // a TCP super-segment only when it exceeds the MTU; anything else larger than the
         // MTU leaves in fragments (not to our own address: looped frames know no MTU).
         if (totalLength > configuration.mtu && (!toUs || offload.segments)) || (offload.datagrams && offload.segments) {
             if !offload.segments && proto != IPProtocol.tcp && offload == .none {
                 return sendFragmentsIPv4(to: destination, nextHop: nextHop, broadcast: isBroadcast, proto: proto,
-                                         payloadLength: payloadLength, marking: marking, now: now, sink: &sink, fill: fill)
+                                         payloadLength: payloadLength, typeOfService: marking.typeOfService,
+                                         timeToLive: timeToLive, loop: loop, now: now, sink: &sink, fill: fill)
             }
             let segmenting = offload.datagrams ? offloads.udpSegmentation : offloads.tcpSegmentation
             guard offload.segments, segmenting, totalLength <= Int(UInt16.max) else {
@@ -395,7 +415,7 @@ public final class Host {
         }
         guard totalLength <= Int(UInt16.max) else { counters.drops.count(.frameTooLarge); return .failure(.tooLarge) }
         var ip = IPv4Header(totalLength: totalLength, proto: proto, source: address, destination: destination,
-                            timeToLive: marking.timeToLive == 0 ? 64 : marking.timeToLive, identification: nextIdentification)
+                            timeToLive: timeToLive, identification: nextIdentification)
         ip.typeOfService = marking.typeOfService
         // A super-segment's wire segments take consecutive identifications (the kernel's
         // segmentation counts them up from this one).
@@ -410,13 +430,23 @@ public final class Host {
             loopBack(frame, offload: frameOffload)
             return .success(())
         }
-        return deliverIPv4(frame, nextHop: nextHop, broadcast: isBroadcast, offload: frameOffload, now: now, sink: &sink)
+        return deliverIPv4(frame, nextHop: nextHop, broadcast: isBroadcast, offload: frameOffload, loop: loop, now: now, sink: &sink)
     }
 
     /// Sends a finished IPv4 frame to `nextHop` (broadcast: to every host), or holds it in
-    /// the ARP queue while the next hop resolves.
+    /// the ARP queue while the next hop resolves. A group's frame needs no resolution; with
+    /// `loop` this host's own members receive it too (Linux's ip_mc_output), and with a
+    /// time to live of 0 only they do.
     func deliverIPv4(_ frame: UnsafeMutableRawBufferPointer, nextHop: IPv4Address, broadcast isBroadcast: Bool,
-                     offload frameOffload: FrameOffload, now: Instant, sink: inout some FrameSink) -> Result<Void, SendError> {
+                     offload frameOffload: FrameOffload, loop: Bool = false, now: Instant,
+                     sink: inout some FrameSink) -> Result<Void, SendError> {
+        if nextHop.isMulticast {
+            EthernetHeader(destination: MACAddress(ipv4Group: nextHop), source: mac, etherType: EtherType.ipv4).emit(into: frame)
+            if loop && groups.contains(nextHop) { loopBack(frame, offload: frameOffload) }
+            let timeToLive = frame[EthernetFrameView.headerLength + 8]
+            if timeToLive > 0 { transmit(frame, offload: frameOffload, sink: &sink) }
+            return .success(())
+        }
         let known = isBroadcast ? MACAddress.broadcast : arp.lookup(nextHop, now: now)
         if let neighbour = known {
             EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv4).emit(into: frame)
@@ -476,8 +506,10 @@ public final class Host {
 
     /// Sends one UDP datagram of `length` payload bytes that `fill` writes.
     public func sendUDP(from port: UInt16, address: IPAddress? = nil, to destination: Endpoint, length: Int, now: Instant,
-                        sink: inout some FrameSink, fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
-        sendUDP(from: port, address: address, to: destination, datagrams: 1, each: length, now: now, sink: &sink, fill: fill)
+                        sink: inout some FrameSink, multicast: MulticastSending = .standard,
+                        fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
+        sendUDP(from: port, address: address, to: destination, datagrams: 1, each: length, multicast: multicast, now: now,
+                sink: &sink, fill: fill)
     }
 
     /// The most datagrams one frame carries (the kernel's UDP_MAX_SEGMENTS is 128 on
@@ -491,7 +523,7 @@ public final class Host {
     /// link's when it takes checksums. `address`: the socket's bound address (nil: ours
     /// that suits the destination; IPv4 has one).
     public func sendUDP(from port: UInt16, address: IPAddress? = nil, to destination: Endpoint, datagrams: Int, each: Int,
-                        marking: IPMarking = .none, now: Instant, sink: inout some FrameSink,
+                        marking: IPMarking = .none, multicast: MulticastSending = .standard, now: Instant, sink: inout some FrameSink,
                         fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
         precondition(datagrams == 1 || offloads.udpSegmentation, "a run of datagrams needs UDP segmentation offload")
         let header = UDPHeader(sourcePort: port, destinationPort: destination.port,
@@ -505,7 +537,10 @@ public final class Host {
                                              headerLength: UDPHeader.length, datagrams: datagrams > 1) : .none
         let addresses: IPAddressPair
         if let target = destination.address.v4 {
-            addresses = .v4(source: address?.v4 ?? self.address, destination: target)
+            // A socket bound to a group or a broadcast address sends from ours (Linux's
+            // inet_bind leaves such a socket's source to the route).
+            let bound = address?.v4.flatMap { $0.isMulticast || $0.isLimitedBroadcast || $0 == subnetBroadcast ? nil : $0 }
+            addresses = .v4(source: bound ?? self.address, destination: target)
         } else {
             let target = destination.address.bits
             guard let source = address?.v6 ?? ipv6.source(for: target) else { counters.drops.count(.noRoute); return .failure(.noRoute) }
@@ -518,7 +553,7 @@ public final class Host {
         switch addresses {
         case .v4(_, let target):
             return sendIPv4(to: target, proto: IPProtocol.udp, payloadLength: header.datagramLength, now: now,
-                            sink: &sink, offload: offload, marking: marking, fill: write)
+                            sink: &sink, offload: offload, marking: marking, multicast: multicast, fill: write)
         case .v6(let source, let target):
             return sendIPv6(to: target, from: source, nextHeader: IPProtocol.udp, payloadLength: header.datagramLength,
                             now: now, sink: &sink, offload: offload, marking: marking, fill: write)
@@ -534,7 +569,8 @@ public final class Host {
 
     /// When `tick` next has work (ARP retransmissions and give-ups, TCP timers).
     public var nextDeadline: Instant? {
-        Self.earlier(Self.earlier(Self.earlier(arp.nextDeadline, tcp?.nextDeadline), nextDeadline6), reassembly.nextDeadline)
+        Self.earlier(Self.earlier(Self.earlier(Self.earlier(arp.nextDeadline, tcp?.nextDeadline), nextDeadline6),
+                                  reassembly.nextDeadline), nextIGMPRepeat)
     }
 
     static func earlier(_ a: Instant?, _ b: Instant?) -> Instant? {
@@ -553,6 +589,7 @@ public final class Host {
         for failure in due.failed { counters.drops.count(.arpUnresolved, UInt64(failure.droppedPackets)) }
         tick6(now: now, sink: &sink)
         expireFragments(now: now, sink: &sink)
+        repeatIGMPChanges(now: now, sink: &sink)
     }
 
     func sendARPRequest(for target: IPv4Address, sink: inout some FrameSink) {

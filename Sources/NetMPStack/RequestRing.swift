@@ -16,6 +16,8 @@ public struct Request: Equatable, Sendable {
         /// answered in a reply slot.
         case reservePort = 10, releasePort
         case datagramOutput = 16, datagramClose, datagramBind, datagramUnbind
+        /// A UDP socket joins or leaves the multicast group in `remote.address`, on every core.
+        case datagramJoin = 20, datagramLeave
     }
     public var kind: Kind
     public var handle: SocketHandle
@@ -212,6 +214,11 @@ extension Request {
         put(value, \.value)
         put(option?.rawValue ?? 0, \.option)
         put(reply, \.reply)
+        if kind == .datagramJoin || kind == .datagramLeave { // the group, over the connect options
+            let at = Self.offset(\.options)
+            record.storeBytes(of: remote.address.bits.high, toByteOffset: at, as: UInt64.self)
+            record.storeBytes(of: remote.address.bits.low, toByteOffset: at + 8, as: UInt64.self)
+        }
         if kind == .connect, !remote.address.isIPv4 {
             // An IPv6 destination lies over the words a connect does not use.
             record.storeAddress(remote.address, at: Self.offset(\.value))
@@ -254,6 +261,11 @@ extension Request {
                 if flags & NETMP_REQUEST_FLAG_IPV6 != 0 { families.insert(.ipv6) }
                 guard !families.isEmpty else { return nil } // takes nothing: not a record we wrote
             }
+        case .datagramJoin, .datagramLeave:
+            let at = Self.offset(\.options)
+            remote = Endpoint(IPAddress(IPv6Address(high: record.loadUnaligned(fromByteOffset: at, as: UInt64.self),
+                                                    low: record.loadUnaligned(fromByteOffset: at + 8, as: UInt64.self))), 0)
+            reply = get(\.reply, as: UInt32.self)
         case .output, .window, .shutdownWrite, .close, .datagramOutput, .datagramClose:
             break
         }

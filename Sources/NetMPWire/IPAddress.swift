@@ -15,6 +15,8 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// 0.0.0.0 or ::, the wildcard of its family.
     public var isUnspecified: Bool { v4?.isUnspecified ?? bits.isUnspecified }
+    /// A group: 224.0.0.0/4, or ff00::/8.
+    public var isMulticast: Bool { v4?.isMulticast ?? bits.isMulticast }
 
     public var description: String { v4?.description ?? bits.description }
 }

@@ -3,6 +3,7 @@ public enum IPProtocol {
     public static let icmp: UInt8 = 1
     public static let tcp: UInt8 = 6
     public static let udp: UInt8 = 17
+    public static let igmp: UInt8 = 2
 }
 
 /// An IPv4 header (RFC 791). Parsing checks version, IHL, total length and the header
@@ -28,6 +29,9 @@ public struct IPv4Header: Equatable, Sendable {
     public var destination: IPv4Address
     /// Header length in bytes, options included (20...60).
     public var headerLength: Int = 20
+    /// Emit the Router Alert option (RFC 2113), which IGMP's messages carry (RFC 3376
+    /// 4): a 24-byte header.
+    public var routerAlert = false
 
     public init(totalLength: Int, proto: UInt8, source: IPv4Address, destination: IPv4Address,
                 timeToLive: UInt8 = 64, identification: UInt16 = 0, dontFragment: Bool = true) {
@@ -69,10 +73,15 @@ public struct IPv4Header: Equatable, Sendable {
         destination = IPv4Address(bytes.be32(Offset.destination))
     }
 
-    /// Writes a 20-byte header (netmp sends no options) with its checksum; returns 20.
+    /// The length `emit` writes: 20 bytes, 24 with the Router Alert option.
+    public var emittedLength: Int { routerAlert ? 24 : Self.minimumLength }
+
+    /// Writes the header with its checksum; returns its length (`emittedLength`). The one
+    /// option netmp sends is Router Alert.
     @discardableResult
     public func emit(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        buffer.put8(0x45, at: Offset.versionIHL)
+        let length = emittedLength
+        buffer.put8(0x40 | UInt8(length / 4), at: Offset.versionIHL)
         buffer.put8(typeOfService, at: Offset.tos)
         buffer.put16(UInt16(truncatingIfNeeded: totalLength), at: Offset.totalLength)
         buffer.put16(identification, at: Offset.identification)
@@ -85,8 +94,9 @@ public struct IPv4Header: Equatable, Sendable {
         buffer.put16(0, at: Offset.checksum)
         buffer.put32(source.value, at: Offset.source)
         buffer.put32(destination.value, at: Offset.destination)
-        let sum = InternetChecksum.of(UnsafeRawBufferPointer(rebasing: buffer[0..<Self.minimumLength]))
+        if routerAlert { buffer.put32(0x9404_0000, at: Self.minimumLength) } // type 148, length 4, value 0
+        let sum = InternetChecksum.of(UnsafeRawBufferPointer(rebasing: buffer[0..<length]))
         buffer.put16(sum, at: Offset.checksum)
-        return Self.minimumLength
+        return length
     }
 }

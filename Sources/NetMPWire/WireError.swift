@@ -15,6 +15,8 @@ public enum WireError: String, Error, CaseIterable, Sendable {
     case icmpTruncated = "icmp-truncated"
     case icmpBadChecksum = "icmp-bad-checksum"
     case icmpBadQuotedDatagram = "icmp-bad-quoted-datagram"
+    case igmpTruncated = "igmp-truncated"
+    case igmpBadChecksum = "igmp-bad-checksum"
     case udpTruncated = "udp-truncated"
     case udpBadLength = "udp-bad-length"
     case udpBadChecksum = "udp-bad-checksum"

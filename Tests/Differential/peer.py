@@ -18,6 +18,10 @@ service is bound. Runs until killed; every connection is bounded in time.
                    without SO_OOBINLINE, taking urgent data at the mark with MSG_OOB, and
                    answers 'stream=S oob=O\\n'
   7010 udp echo    returns every datagram to its sender
+  7011 multicast   IPv4, a member of 239.1.2.4 on every interface: a datagram to the
+                   group is answered (unicast, to its sender) with 'group ttl=T DATA'; a
+                   datagram 'PORT' to its own address is answered by 'to-group' sent to
+                   239.1.2.3:PORT out of the interface it came in by, TTL 1
 """
 import fcntl
 import socket
@@ -158,10 +162,54 @@ def udp_echo():
     threading.Thread(target=loop, daemon=True).start()
 
 
+IP_PKTINFO, IP_RECVTTL = 8, 12
+GROUP, OWN_GROUP = "239.1.2.3", "239.1.2.4"
+
+
+def multicast():
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("", 7011))
+    udp.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+    udp.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+    for index, name in socket.if_nameindex():
+        if name != "lo":
+            membership = struct.pack("4s4si", socket.inet_aton(OWN_GROUP), socket.inet_aton("0.0.0.0"), index)
+            try:
+                udp.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+            except OSError:
+                pass
+
+    def loop():
+        while True:
+            data, control, _, sender = udp.recvmsg(2048, 256)
+            index, to, ttl = 0, None, -1
+            for level, kind, value in control:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                    index = struct.unpack("i", value[:4])[0]
+                    to = socket.inet_ntoa(value[8:12])
+                elif level == socket.IPPROTO_IP and kind == socket.IP_TTL:
+                    ttl = struct.unpack("i", value[:4])[0]
+            if to == OWN_GROUP:
+                udp.sendto(b"group ttl=%d %s" % (ttl, data), sender)
+                continue
+            try:
+                port = int(data)
+            except ValueError:
+                continue
+            out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            out.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                           struct.pack("4s4si", socket.inet_aton("0.0.0.0"), socket.inet_aton("0.0.0.0"), index))
+            out.sendto(b"to-group", (GROUP, port))
+            out.close()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
 for port, handler in [(7001, echo), (7002, count), (7003, reset), (7004, source), (7005, silent),
                       (7006, hello), (7007, dial_back), (7008, urgent), (7009, dial_back_mss)]:
     serve(port, handler)
 udp_echo()
+multicast()
 print("listening", flush=True)
 while True:
     time.sleep(3600)

@@ -139,3 +139,48 @@ import Testing
         _ = short.withUnsafeBytes { b in #expect(throws: WireError.icmpBadQuotedDatagram) { try ICMPv4Message(parsing: b) } }
     }
 }
+
+/// IGMP's wire format (RFC 3376) and the Router Alert option its messages carry.
+@Suite struct IGMPWireTests {
+    func parse(_ bytes: [UInt8]) throws -> IGMPMessage {
+        var bytes = bytes
+        bytes[2] = 0; bytes[3] = 0
+        let sum = bytes.withUnsafeBytes(InternetChecksum.of)
+        bytes[2] = UInt8(sum >> 8); bytes[3] = UInt8(sum & 0xFF)
+        return try bytes.withUnsafeBytes { try IGMPMessage(parsing: $0) }
+    }
+
+    /// A version 2 query's code is plain tenths of a second; a version 3 query's is
+    /// floating point from 128 on (RFC 3376 4.1.1: mantissa 0x0F, exponent 3 bits).
+    @Test func queries_decodeTheirResponseTime() throws {
+        #expect(try parse([0x11, 100, 0, 0, 239, 1, 2, 3]) == .query(group: IPv4Address(239, 1, 2, 3), maximumResponse: 100, version: 2))
+        #expect(try parse([0x11, 0x8A, 0, 0, 0, 0, 0, 0, 0, 125, 0, 0]) == .query(group: .any, maximumResponse: (0x0A | 0x10) << 3, version: 3))
+        #expect(try parse([0x11, 0x8A, 0, 0, 0, 0, 0, 0]) == .query(group: .any, maximumResponse: 0x8A, version: 2)) // version 2: tenths
+        #expect(try parse([0x11, 0, 0, 0, 0, 0, 0, 0]) == .query(group: .any, maximumResponse: 0, version: 1))
+        #expect(try parse([0x16, 0, 0, 0, 239, 1, 2, 3]) == .other(type: 0x16))
+        #expect(throws: WireError.igmpTruncated) { try [UInt8](repeating: 0, count: 7).withUnsafeBytes { try IGMPMessage(parsing: $0) } }
+        #expect(throws: WireError.igmpBadChecksum) { try [0x11, 0, 0, 1, 0, 0, 0, 0].withUnsafeBytes { try IGMPMessage(parsing: $0) } }
+    }
+
+    @Test func report_carriesOneRecordPerGroup() throws {
+        var out = [UInt8](repeating: 0xEE, count: IGMPMessage.reportLength(groups: 2))
+        let length = out.withUnsafeMutableBytes {
+            IGMPMessage.emitReport(.changeToExclude, groups: [IPv4Address(239, 1, 2, 3), IPv4Address(224, 0, 0, 251)], into: $0)
+        }
+        #expect(length == 24)
+        #expect(out == [0x22, 0] + out[2...3] + [0, 0, 0, 2, 4, 0, 0, 0, 239, 1, 2, 3, 4, 0, 0, 0, 224, 0, 0, 251])
+        #expect(out.withUnsafeBytes(InternetChecksum.of) == 0)
+        #expect(MACAddress(ipv4Group: IPv4Address(239, 129, 2, 3)) == MACAddress(value: 0x0100_5E01_0203))
+    }
+
+    @Test func routerAlert_makesA24ByteHeader() throws {
+        var header = IPv4Header(totalLength: 32, proto: IPProtocol.igmp, source: IPv4Address(10, 0, 0, 1),
+                                destination: IGMPMessage.reportDestination, timeToLive: 1)
+        header.routerAlert = true
+        var bytes = [UInt8](repeating: 0, count: 32)
+        #expect(bytes.withUnsafeMutableBytes { header.emit(into: $0) } == 24)
+        #expect(Array(bytes[20..<24]) == [0x94, 0x04, 0, 0])
+        let parsed = try bytes.withUnsafeBytes { try IPv4Header(parsing: $0) }
+        #expect(parsed.headerLength == 24 && parsed.destination == IGMPMessage.reportDestination)
+    }
+}

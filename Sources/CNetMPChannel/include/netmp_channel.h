@@ -148,8 +148,17 @@ typedef struct netmp_datagram_slot {
     uint32_t marking;               // IP_TOS | IP_TTL << 8 (IPv6's pair), read as each datagram leaves
     uint64_t bound_address[2];      // bind(): the address datagrams must be sent to (::, or
                                     // ::ffff:0.0.0.0: any), written before the slot is named
-    uint8_t second_line_end[24];
+    uint32_t multicast;             // NETMP_MULTICAST_*: how datagrams to groups leave, and
+                                    // which groups' datagrams the socket takes
+    uint8_t second_line_end[20];
 } netmp_datagram_slot;
+
+/// A datagram slot's `multicast` word: IP_MULTICAST_TTL in the low byte, IPV6_MULTICAST_HOPS
+/// in the next, then the flags (each family's IP_MULTICAST_LOOP and IP_MULTICAST_ALL).
+static const uint32_t NETMP_MULTICAST_LOOP = 1u << 16;
+static const uint32_t NETMP_MULTICAST_ALL = 1u << 17;
+static const uint32_t NETMP_MULTICAST_LOOP6 = 1u << 18;
+static const uint32_t NETMP_MULTICAST_ALL6 = 1u << 19;
 
 /// Which families' datagrams a UDP socket takes (an IPv4 socket IPv4's; an IPv6 one both,
 /// or IPv6's alone when IPV6_V6ONLY or bound to an IPv6 address).
@@ -254,6 +263,10 @@ static const uint16_t NETMP_REQUEST_RESERVE_PORT = 10;  // bind(), or listen() u
 static const uint16_t NETMP_REQUEST_RELEASE_PORT = 11;  // close() of a bound socket
 static const uint16_t NETMP_REQUEST_DATAGRAM_BIND = 18;   // the UDP socket's slot
 static const uint16_t NETMP_REQUEST_DATAGRAM_UNBIND = 19; // the UDP socket's slot, still named
+/// A UDP socket joins or leaves a multicast group (IP_ADD_MEMBERSHIP), on every core: the
+/// group lies over `options` as an IPv6 address (IPv4's mapped).
+static const uint16_t NETMP_REQUEST_DATAGRAM_JOIN = 20;
+static const uint16_t NETMP_REQUEST_DATAGRAM_LEAVE = 21;
 /// Datagram sockets:
 static const uint16_t NETMP_REQUEST_DATAGRAM_OUTPUT = 16; // "send the datagrams I queued"
 static const uint16_t NETMP_REQUEST_DATAGRAM_CLOSE = 17;  // send what is queued, release the handle
