@@ -354,7 +354,8 @@ extension ProtocolLoop {
             }
             _ = host.sendUDP(from: channel.port, address: channel.boundAddress, to: first.destination, datagrams: count, each: first.length,
                              marking: first.destination.address.isIPv4 ? mappedMarking : marking,
-                             multicast: multicast.sendingIPv4, now: now, sink: &sink) { out in
+                             multicast: first.destination.address.isIPv4 ? multicast.sendingIPv4 : multicast.sendingIPv6,
+                             now: now, sink: &sink) { out in
                 var at = DatagramRecord.headerLength
                 for index in 0..<count {
                     let place = index * first.length

@@ -19,6 +19,7 @@ extension ProtocolLoop {
         groups.append(group)
         memberships[identity] = groups
         if let v4 = group.v4 { host.joinGroup(v4, now: MonotonicClock.now(), sink: &sink) }
+        else { host.joinGroup6(group.bits, now: MonotonicClock.now(), sink: &sink) }
     }
 
     func leave(_ group: IPAddress, identity: UInt64) {
@@ -26,13 +27,17 @@ extension ProtocolLoop {
         groups.remove(at: index)
         memberships[identity] = groups.isEmpty ? nil : groups
         if let v4 = group.v4 { host.leaveGroup(v4, now: MonotonicClock.now(), sink: &sink) }
+        else { host.leaveGroup6(group.bits, now: MonotonicClock.now(), sink: &sink) }
     }
 
     /// A socket's bindings went: so do its memberships (close drops them, as Linux's
     /// ip_mc_drop_socket).
     func leaveAll(identity: UInt64) {
         guard let groups = memberships.removeValue(forKey: identity) else { return }
-        for group in groups { if let v4 = group.v4 { host.leaveGroup(v4, now: MonotonicClock.now(), sink: &sink) } }
+        let now = MonotonicClock.now()
+        for group in groups {
+            if let v4 = group.v4 { host.leaveGroup(v4, now: now, sink: &sink) } else { host.leaveGroup6(group.bits, now: now, sink: &sink) }
+        }
     }
 
     /// A datagram to a group or a broadcast address goes to every socket on its port that

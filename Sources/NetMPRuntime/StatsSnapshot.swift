@@ -17,7 +17,7 @@ public struct StatsSnapshot: Sendable {
         public var looped: UInt64
         /// Fragmented packets put back together, and fragments sent.
         public var reassembled: UInt64 = 0, fragmentsOut: UInt64 = 0
-        /// The IPv4 groups the stack belongs to (as this core counts them), and the IGMP
+        /// The groups the stack belongs to (as this core counts them), and the IGMP and MLD
         /// reports this core sent.
         public var groups: UInt64 = 0, igmpReportsOut: UInt64 = 0
         /// The TAP's TUNSETOFFLOAD flags in force, nil where no TAP was negotiated with.
@@ -375,7 +375,7 @@ public struct StatsSnapshot: Sendable {
             lines.append("IP fragments: packets reassembled \(reassembled), fragments sent \(fragmentsOut)")
         }
         let groups = cores.map(\.groups).max() ?? 0, reports = cores.reduce(0) { $0 &+ $1.igmpReportsOut }
-        if groups > 0 || reports > 0 { lines.append("IPv4 multicast: groups joined \(groups), IGMP reports sent \(reports)") }
+        if groups > 0 || reports > 0 { lines.append("multicast: groups joined \(groups), IGMP and MLD reports sent \(reports)") }
         let forwarded = cores.reduce(0) { $0 &+ $1.forwarded }, arrived = cores.reduce(0) { $0 &+ $1.framesIn }
         if arrived > 0 {
             lines.append("frames forwarded to their owner core: \(forwarded) of \(arrived) "

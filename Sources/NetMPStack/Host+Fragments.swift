@@ -147,7 +147,7 @@ extension Host {
     /// larger than the path's MTU, in fragments: each the fixed header, a fragment header
     /// naming `nextHeader`, and its data (a multiple of 8 bytes but for the last).
     func sendFragmentsIPv6(to destination: IPv6Address, from source: IPv6Address, nextHop: IPv6Address, nextHeader: UInt8,
-                           payloadLength: Int, hopLimit: UInt8, trafficClass: UInt8, now: Instant, sink: inout some FrameSink,
+                           payloadLength: Int, hopLimit: UInt8, trafficClass: UInt8, loop: Bool, now: Instant, sink: inout some FrameSink,
                            fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
         let headers = EthernetFrameView.headerLength + IPv6Header.length + 8
         guard payloadLength <= Int(UInt16.max) - 8, headers + payloadLength <= scratch.count else {
@@ -172,7 +172,7 @@ extension Host {
             ip.put32(identification, at: IPv6Header.length + 4)
             counters.fragmentsOut &+= 1
             if case .failure(let error) = deliverIPv6(frame, destination: destination, nextHop: nextHop, source: source,
-                                                      offload: .none, now: now, sink: &sink) {
+                                                      offload: .none, loop: loop, now: now, sink: &sink) {
                 return .failure(error)
             }
             offset += count

@@ -26,7 +26,7 @@ extension Host {
         let packet = UnsafeRawBufferPointer(rebasing: bytes[0..<(IPv6Header.length + header.payloadLength)])
         let destination = header.destination
         let toUs = ipv6.isPreferred(destination)
-        guard toUs || (destination.isMulticast && ipv6.isJoined(destination)) else {
+        guard toUs || (destination.isMulticast && (ipv6.isJoined(destination) || groups6.contains(destination))) else {
             counters.drops.count(.ipv6NotForUs); return
         }
         guard !header.source.isMulticast else { counters.drops.count(.ipv6BadSource); return }
@@ -93,6 +93,8 @@ extension Host {
             reportError(.fragmentationNeeded(nextHopMTU: UInt16(clamping: mtu)), quoted: quoted, now: now, sink: &sink)
         case .timeExceeded(let code, let quoted):
             reportError(.timeExceeded(code: code), quoted: quoted, now: now, sink: &sink)
+        case .other(MLDMessage.Kind.query, _):
+            receiveMLDQuery(bytes, header: header, sink: &sink)
         case .echoReply, .routerSolicitation, .parameterProblem, .other:
             counters.drops.count(.icmpIgnored)
         }
@@ -263,13 +265,18 @@ extension Host {
     /// through a default router an advertisement gave. While the next hop resolves, the
     /// frame waits in its neighbour cache entry. `hopLimit` nil: the advertised one, or 64.
     /// `offload` asks the link to finish the transport checksum or cut a TCP super-segment,
-    /// as for IPv4 (`sendIPv4`); a super-segment may exceed the MTU up to 64 KiB.
+    /// as for IPv4 (`sendIPv4`); a super-segment may exceed the MTU up to 64 KiB. A
+    /// socket's datagram to a group leaves as its `multicast` options say (hop limit and
+    /// loop, as IPv4's).
     public func sendIPv6(to destination: IPv6Address, from source: IPv6Address, nextHeader: UInt8, payloadLength: Int,
                          hopLimit: UInt8? = nil, now: Instant, sink: inout some FrameSink, offload: FrameOffload = .none,
-                         marking: IPMarking = .none,
+                         marking: IPMarking = .none, multicast: MulticastSending? = nil,
                          fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
-        // A socket's IPV6_UNICAST_HOPS, else the caller's, else the advertised one, else 64.
-        let hopLimit = marking.timeToLive != 0 ? marking.timeToLive : hopLimit ?? routers6.hopLimit ?? 64
+        // A group's: the socket's IPV6_MULTICAST_HOPS. Else the socket's IPV6_UNICAST_HOPS,
+        // else the caller's, else the advertised one, else 64.
+        let group = destination.isMulticast ? multicast : nil
+        let hopLimit = group?.timeToLive ?? (marking.timeToLive != 0 ? marking.timeToLive : hopLimit ?? routers6.hopLimit ?? 64)
+        let loop = group?.loop ?? false
         let ipOffset = EthernetFrameView.headerLength
         let transportOffset = ipOffset + IPv6Header.length
         var frameOffload = offload.placed(at: transportOffset, ipv6: true)
@@ -285,7 +292,7 @@ extension Host {
             if !offload.segments && nextHeader != IPProtocol.tcp && offload == .none {
                 return sendFragmentsIPv6(to: destination, from: source, nextHop: nextHop, nextHeader: nextHeader,
                                          payloadLength: payloadLength, hopLimit: hopLimit, trafficClass: marking.typeOfService,
-                                         now: now, sink: &sink, fill: fill)
+                                         loop: loop, now: now, sink: &sink, fill: fill)
             }
             let segmenting = offload.datagrams ? offloads.udpSegmentation : offloads.tcpSegmentation6
             guard offload.segments, segmenting, payloadLength <= Int(UInt16.max) else {
@@ -306,16 +313,20 @@ extension Host {
             loopBack(frame, offload: frameOffload)
             return .success(())
         }
-        return deliverIPv6(frame, destination: destination, nextHop: nextHop, source: source, offload: frameOffload, now: now, sink: &sink)
+        return deliverIPv6(frame, destination: destination, nextHop: nextHop, source: source, offload: frameOffload, loop: loop,
+                           now: now, sink: &sink)
     }
 
     /// Sends a finished IPv6 frame to `nextHop` (a group's frames to its Ethernet group), or
-    /// holds it in the neighbour cache while the next hop resolves.
+    /// holds it in the neighbour cache while the next hop resolves. With `loop` this host's
+    /// own members of the group receive it too, and with a hop limit of 0 only they do.
     func deliverIPv6(_ frame: UnsafeMutableRawBufferPointer, destination: IPv6Address, nextHop: IPv6Address, source: IPv6Address,
-                     offload frameOffload: FrameOffload, now: Instant, sink: inout some FrameSink) -> Result<Void, SendError> {
+                     offload frameOffload: FrameOffload, loop: Bool = false, now: Instant,
+                     sink: inout some FrameSink) -> Result<Void, SendError> {
         if let neighbour = destination.isMulticast ? destination.multicastMAC : neighbours6.lookup(nextHop, now: now) {
             EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv6).emit(into: frame)
-            transmit(frame, offload: frameOffload, sink: &sink)
+            if loop && groups6.contains(destination) { loopBack(frame, offload: frameOffload) }
+            if frame[EthernetFrameView.headerLength + 7] > 0 { transmit(frame, offload: frameOffload, sink: &sink) }
             return .success(())
         }
         EthernetHeader(destination: .zero, source: mac, etherType: EtherType.ipv6).emit(into: frame)

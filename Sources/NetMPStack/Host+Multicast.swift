@@ -10,9 +10,9 @@ public struct MulticastSending: Equatable, Sendable {
     public static let standard = MulticastSending()
 }
 
-/// IPv4 multicast as a host takes part in it (RFC 1112 level 2, RFC 3376 for IGMP): the
-/// groups its sockets joined, the reports that tell the link's routers, and the answers to
-/// their queries. Every core keeps the same groups (each hears every join and leave); the
+/// Multicast as a host takes part in it (RFC 1112 level 2 and RFC 3376's IGMP for IPv4,
+/// RFC 3810's MLD for IPv6): the groups its sockets joined, the reports that tell the
+/// link's routers, and the answers to their queries. Every core keeps the same groups (each hears every join and leave); the
 /// core that speaks for the link reports the changes, and a query is answered by the core
 /// it arrived on.
 extension Host {
@@ -31,21 +31,110 @@ extension Host {
     /// undoes one still to repeat replaces it.
     static let igmpRepeatDelay = Interval.milliseconds(500)
 
-    func reportChange(_ type: IGMPMessage.RecordType, of group: IPv4Address, now: Instant, sink: inout some FrameSink) {
+    func reportChange(_ type: MembershipRecord, of group: IPv4Address, now: Instant, sink: inout some FrameSink) {
         sendIGMPReport(type, [group], sink: &sink)
         igmpChangesToRepeat[group] = type
-        if nextIGMPRepeat == nil { nextIGMPRepeat = now + Self.igmpRepeatDelay }
+        if nextMembershipRepeat == nil { nextMembershipRepeat = now + Self.igmpRepeatDelay }
     }
 
-    func repeatIGMPChanges(now: Instant, sink: inout some FrameSink) {
-        guard let due = nextIGMPRepeat, due <= now else { return }
-        let changes = igmpChangesToRepeat
+    /// Reports each change of either family once more (`igmpRepeatDelay`).
+    func repeatMembershipChanges(now: Instant, sink: inout some FrameSink) {
+        guard let due = nextMembershipRepeat, due <= now else { return }
+        let changes = igmpChangesToRepeat, changes6 = mldChangesToRepeat
         igmpChangesToRepeat = [:]
-        nextIGMPRepeat = nil
-        for type in [IGMPMessage.RecordType.changeToExclude, .changeToInclude] {
+        mldChangesToRepeat = [:]
+        nextMembershipRepeat = nil
+        for type in [MembershipRecord.changeToExclude, .changeToInclude] {
             let some = changes.filter { $0.value == type }.keys.sorted()
             if !some.isEmpty { sendIGMPReport(type, some, sink: &sink) }
+            let some6 = changes6.filter { $0.value == type }.keys.sorted()
+            if !some6.isEmpty { sendMLDReport(type, some6, sink: &sink) }
         }
+    }
+
+    // MARK: IPv6 (MLD)
+
+    /// A socket joined the IPv6 `group`.
+    public func joinGroup6(_ group: IPv6Address, now: Instant, sink: inout some FrameSink) {
+        if groups6.join(group) && speaksForTheLink && Self.isReported(group) {
+            reportChange6(.changeToExclude, of: group, now: now, sink: &sink)
+        }
+    }
+
+    public func leaveGroup6(_ group: IPv6Address, now: Instant, sink: inout some FrameSink) {
+        if groups6.leave(group) && speaksForTheLink && Self.isReported(group) {
+            reportChange6(.changeToInclude, of: group, now: now, sink: &sink)
+        }
+    }
+
+    public func isMember(of group: IPv6Address) -> Bool { groups6.contains(group) }
+
+    /// RFC 3810 6: no report for all-nodes nor for a group of interface-local scope.
+    static func isReported(_ group: IPv6Address) -> Bool {
+        group != .allNodes && (group.multicastScope ?? 0) > 1
+    }
+
+    func reportChange6(_ type: MembershipRecord, of group: IPv6Address, now: Instant, sink: inout some FrameSink) {
+        sendMLDReport(type, [group], sink: &sink)
+        mldChangesToRepeat[group] = type
+        if nextMembershipRepeat == nil { nextMembershipRepeat = now + Self.igmpRepeatDelay }
+    }
+
+    /// An MLD query (ICMPv6 checked its checksum): answered at once, as IGMP's, from the
+    /// arrival core's copy of the groups. RFC 3810 5.1.14: only a link-local querier's with
+    /// a hop limit of 1 counts.
+    func receiveMLDQuery(_ bytes: UnsafeRawBufferPointer, header: IPv6Header, sink: inout some FrameSink) {
+        let query: (group: IPv6Address, version: Int)
+        do { query = try MLDMessage.query(parsing: bytes) } catch { counters.drops.count(error); return }
+        guard header.hopLimit == 1, header.source.isLinkLocal else { counters.drops.count(.icmpIgnored); return }
+        let reported = groups6.reported.filter(Self.isReported)
+        let asked = query.group.isUnspecified ? reported : reported.contains(query.group) ? [query.group] : []
+        guard !asked.isEmpty else { return }
+        if query.version == 2 { sendMLDReport(.modeIsExclude, asked, sink: &sink); return }
+        for group in asked {
+            let source = mldSource
+            let at = writeMLDHeaders(to: group, source: source, length: 24)
+            let length = MLDMessage.emitOlderReport(group: group, source: source,
+                                                    into: UnsafeMutableRawBufferPointer(rebasing: scratch[at...]))
+            counters.igmpReportsOut &+= 1
+            transmit(UnsafeRawBufferPointer(rebasing: scratch[0..<(at + length)]), sink: &sink)
+        }
+    }
+
+    /// A version 2 report to the routers' group, as many as the MTU needs.
+    func sendMLDReport(_ type: MembershipRecord, _ groups: [IPv6Address], sink: inout some FrameSink) {
+        let perReport = (configuration.mtu - IPv6Header.length - 8 - MLDMessage.reportLength(groups: 0)) / 20
+        let source = mldSource
+        var start = 0
+        while start < groups.count {
+            let some = groups[start..<min(groups.count, start + perReport)]
+            start += some.count
+            let at = writeMLDHeaders(to: MLDMessage.reportDestination, source: source,
+                                     length: MLDMessage.reportLength(groups: some.count))
+            let length = MLDMessage.emitReport(type, groups: some, source: source,
+                                               into: UnsafeMutableRawBufferPointer(rebasing: scratch[at...]))
+            counters.igmpReportsOut &+= 1
+            transmit(UnsafeRawBufferPointer(rebasing: scratch[0..<(at + length)]), sink: &sink)
+        }
+    }
+
+    /// RFC 3810 5.2.13: reports leave from the link-local address, or :: while it is not ready.
+    var mldSource: IPv6Address {
+        guard let source = ipv6.source(for: MLDMessage.reportDestination), source.isLinkLocal else { return .any }
+        return source
+    }
+
+    /// Writes the Ethernet header, the IPv6 header (hop limit 1) and a hop-by-hop header
+    /// with Router Alert (RFC 2711, value 0: MLD) in front of an MLD message of `length`
+    /// bytes into the scratch buffer, as Linux's mld_newpack does. Returns where the
+    /// message goes.
+    func writeMLDHeaders(to destination: IPv6Address, source: IPv6Address, length: Int) -> Int {
+        var at = EthernetHeader(destination: destination.multicastMAC, source: mac, etherType: EtherType.ipv6).emit(into: scratch)
+        IPv6Header(payloadLength: 8 + length, nextHeader: IPv6NextHeader.hopByHop, source: source, destination: destination,
+                   hopLimit: 1).emit(into: UnsafeMutableRawBufferPointer(rebasing: scratch[at...]))
+        at += IPv6Header.length
+        for (i, byte) in [IPv6NextHeader.icmpv6, 0, 5, 2, 0, 0, 1, 0].enumerated() { scratch[at + i] = byte } // RA, PadN
+        return at + 8
     }
 
     public func isMember(of group: IPv4Address) -> Bool { groups.contains(group) }
@@ -90,7 +179,7 @@ extension Host {
 
     /// A version 3 report to the routers' group. Many groups go in as many reports as the
     /// MTU needs.
-    func sendIGMPReport(_ type: IGMPMessage.RecordType, _ groups: [IPv4Address], sink: inout some FrameSink) {
+    func sendIGMPReport(_ type: MembershipRecord, _ groups: [IPv4Address], sink: inout some FrameSink) {
         let perReport = (configuration.mtu - 24 - IGMPMessage.reportLength(groups: 0)) / 8
         var start = 0
         while start < groups.count {

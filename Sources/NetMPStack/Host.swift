@@ -65,9 +65,13 @@ public final class Host {
     var speaksForTheLink = false
     /// The IPv4 groups the host's sockets joined (Host+Multicast), the changes reported
     /// once that are to be reported again (RFC 3376 8.1's robustness), and when.
-    public internal(set) var groups = MulticastGroups()
-    var igmpChangesToRepeat: [IPv4Address: IGMPMessage.RecordType] = [:]
-    var nextIGMPRepeat: Instant?
+    public internal(set) var groups = MulticastGroups(always: IGMPMessage.allHosts)
+    /// The IPv6 groups the host's sockets joined (all-nodes and each address's
+    /// solicited-node group are `ipv6`'s), and their changes to report again.
+    public internal(set) var groups6 = MulticastGroups(always: IPv6Address.allNodes)
+    var mldChangesToRepeat: [IPv6Address: MembershipRecord] = [:]
+    var igmpChangesToRepeat: [IPv4Address: MembershipRecord] = [:]
+    var nextMembershipRepeat: Instant?
     /// Fragmented packets of either family being put back together, and the packet being
     /// handled is one (a TCP segment in it is not delivered, nor a fragment inside it).
     public let reassembly = FragmentReassembly()
@@ -178,7 +182,8 @@ public final class Host {
         do { ethernet = try EthernetFrameView(validating: frame) } catch { counters.drops.count(error); return }
         guard ethernet.vlanIdentifier == nil else { counters.drops.count(.vlanTagged); return }
         guard ethernet.destination == mac || ethernet.destination.isBroadcast
-                || (ethernet.etherType == EtherType.ipv6 && ipv6.isJoined(ethernet.destination))
+                || (ethernet.etherType == EtherType.ipv6 && (ipv6.isJoined(ethernet.destination)
+                                                             || groups6.contains(ethernet.destination)))
                 || (ethernet.etherType == EtherType.ipv4 && groups.contains(ethernet.destination)) else {
             counters.drops.count(.notForUs); return
         }
@@ -556,7 +561,7 @@ public final class Host {
                             sink: &sink, offload: offload, marking: marking, multicast: multicast, fill: write)
         case .v6(let source, let target):
             return sendIPv6(to: target, from: source, nextHeader: IPProtocol.udp, payloadLength: header.datagramLength,
-                            now: now, sink: &sink, offload: offload, marking: marking, fill: write)
+                            now: now, sink: &sink, offload: offload, marking: marking, multicast: multicast, fill: write)
         }
     }
 
@@ -570,7 +575,7 @@ public final class Host {
     /// When `tick` next has work (ARP retransmissions and give-ups, TCP timers).
     public var nextDeadline: Instant? {
         Self.earlier(Self.earlier(Self.earlier(Self.earlier(arp.nextDeadline, tcp?.nextDeadline), nextDeadline6),
-                                  reassembly.nextDeadline), nextIGMPRepeat)
+                                  reassembly.nextDeadline), nextMembershipRepeat)
     }
 
     static func earlier(_ a: Instant?, _ b: Instant?) -> Instant? {
@@ -589,7 +594,7 @@ public final class Host {
         for failure in due.failed { counters.drops.count(.arpUnresolved, UInt64(failure.droppedPackets)) }
         tick6(now: now, sink: &sink)
         expireFragments(now: now, sink: &sink)
-        repeatIGMPChanges(now: now, sink: &sink)
+        repeatMembershipChanges(now: now, sink: &sink)
     }
 
     func sendARPRequest(for target: IPv4Address, sink: inout some FrameSink) {

@@ -33,12 +33,6 @@ public enum IGMPMessage: Equatable, Sendable {
         self = .query(group: IPv4Address(bytes.be32(4)), maximumResponse: response, version: version)
     }
 
-    /// The record types of a version 3 report (RFC 3376 4.2.12) that a host joining whole
-    /// groups sends: its state in answer to a query, and the change a join or leave makes.
-    public enum RecordType: UInt8, Sendable {
-        case modeIsExclude = 2, changeToInclude = 3, changeToExclude = 4
-    }
-
     /// Writes the 8-byte report an older querier asks for (RFC 2236 2: type 0x16, or
     /// RFC 1112's 0x12 for version 1) of one group, with its checksum; returns 8.
     @discardableResult
@@ -57,24 +51,43 @@ public enum IGMPMessage: Equatable, Sendable {
     /// Writes a version 3 report of one record of `type` for each of `groups`, with its
     /// checksum; returns its length. `into` must hold `reportLength(groups:)` bytes.
     @discardableResult
-    public static func emitReport(_ type: RecordType, groups: some Collection<IPv4Address>,
+    public static func emitReport(_ type: MembershipRecord, groups: some Collection<IPv4Address>,
                                   into out: UnsafeMutableRawBufferPointer) -> Int {
         let length = reportLength(groups: groups.count)
-        out.put8(Kind.reportV3, at: 0)
-        out.put8(0, at: 1)
-        out.put16(0, at: 2)
-        out.put16(0, at: 4)
-        out.put16(UInt16(groups.count), at: 6)
+        type.emitReportHeader(Kind.reportV3, records: groups.count, into: out)
         var at = 8
         for group in groups {
-            out.put8(type.rawValue, at: at)
-            out.put8(0, at: at + 1)     // no auxiliary data
-            out.put16(0, at: at + 2)    // no sources: the whole group
+            type.emitRecordHeader(into: out, at: at)
             out.put32(group.value, at: at + 4)
             at += 8
         }
         out.put16(InternetChecksum.of(UnsafeRawBufferPointer(rebasing: out[0..<length])), at: 2)
         return length
+    }
+}
+
+/// The record types of an IGMPv3 or MLDv2 report (RFC 3376 4.2.12, RFC 3810 5.2.12) that a
+/// host joining whole groups sends: its state in answer to a query, and the change a join
+/// or leave makes. Both protocols number them alike.
+public enum MembershipRecord: UInt8, Sendable {
+    case modeIsExclude = 2, changeToInclude = 3, changeToExclude = 4
+
+    /// A report's first 8 bytes, its checksum zero: the message type, reserved fields and
+    /// the number of records (RFC 3376 4.2, RFC 3810 5.2 lay them out alike).
+    func emitReportHeader(_ messageType: UInt8, records: Int, into out: UnsafeMutableRawBufferPointer) {
+        out.put8(messageType, at: 0)
+        out.put8(0, at: 1)
+        out.put16(0, at: 2)
+        out.put16(0, at: 4)
+        out.put16(UInt16(records), at: 6)
+    }
+
+    /// A group record's first 4 bytes, before its group address: this type, no auxiliary
+    /// data, no sources (the whole group).
+    func emitRecordHeader(into out: UnsafeMutableRawBufferPointer, at offset: Int) {
+        out.put8(rawValue, at: offset)
+        out.put8(0, at: offset + 1)
+        out.put16(0, at: offset + 2)
     }
 }
 

@@ -17,6 +17,7 @@ public enum WireError: String, Error, CaseIterable, Sendable {
     case icmpBadQuotedDatagram = "icmp-bad-quoted-datagram"
     case igmpTruncated = "igmp-truncated"
     case igmpBadChecksum = "igmp-bad-checksum"
+    case mldTruncated = "mld-truncated"
     case udpTruncated = "udp-truncated"
     case udpBadLength = "udp-bad-length"
     case udpBadChecksum = "udp-bad-checksum"

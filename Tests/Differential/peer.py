@@ -22,6 +22,8 @@ service is bound. Runs until killed; every connection is bounded in time.
                    group is answered (unicast, to its sender) with 'group ttl=T DATA'; a
                    datagram 'PORT' to its own address is answered by 'to-group' sent to
                    239.1.2.3:PORT out of the interface it came in by, TTL 1
+  7012 multicast6  the same over IPv6: a member of ff12::1:2:4 ('group hops=H DATA'),
+                   'PORT' answered by 'to-group' to [ff12::1:2:3]:PORT, hop limit 1
 """
 import fcntl
 import socket
@@ -205,11 +207,55 @@ def multicast():
     threading.Thread(target=loop, daemon=True).start()
 
 
+IPV6_RECVPKTINFO, IPV6_PKTINFO, IPV6_RECVHOPLIMIT, IPV6_HOPLIMIT = 49, 50, 51, 52
+GROUP6, OWN_GROUP6 = "ff12::1:2:3", "ff12::1:2:4"
+
+
+def multicast6():
+    udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    udp.bind(("::", 7012))
+    udp.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+    udp.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+    for index, name in socket.if_nameindex():
+        if name != "lo":
+            try:
+                udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+                               socket.inet_pton(socket.AF_INET6, OWN_GROUP6) + struct.pack("I", index))
+            except OSError:
+                pass
+
+    def loop():
+        while True:
+            data, control, _, sender = udp.recvmsg(2048, 256)
+            index, to, hops = 0, None, -1
+            for level, kind, value in control:
+                if level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
+                    to = socket.inet_ntop(socket.AF_INET6, value[:16])
+                    index = struct.unpack("I", value[16:20])[0]
+                elif level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT:
+                    hops = struct.unpack("i", value[:4])[0]
+            if to == OWN_GROUP6:
+                udp.sendto(b"group hops=%d %s" % (hops, data), sender)
+                continue
+            try:
+                port = int(data)
+            except ValueError:
+                continue
+            out = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            out.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            out.sendto(b"to-group", (GROUP6, port, 0, index))
+            out.close()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
 for port, handler in [(7001, echo), (7002, count), (7003, reset), (7004, source), (7005, silent),
                       (7006, hello), (7007, dial_back), (7008, urgent), (7009, dial_back_mss)]:
     serve(port, handler)
 udp_echo()
 multicast()
+multicast6()
 print("listening", flush=True)
 while True:
     time.sleep(3600)

@@ -6,7 +6,9 @@
 // unicast address, IP_MULTICAST_ALL off without a join), and datagrams sent to a group:
 // refused without a route or IP_MULTICAST_IF, the TTL the peer sees, and the looped copy
 // a member here gets unless IP_MULTICAST_LOOP is off. The peer (peer.py, 7011) is IPv4,
-// so an IPv6 run uses its IPv4 address: 10.N.0.1 for fdN::1.
+// so an IPv6 run uses its IPv4 address (10.N.0.1 for fdN::1), and then does the same
+// over IPv6 with the peer's 7012: IPV6_MULTICAST_HOPS, _LOOP, _ALL and _IF, and
+// IPV6_JOIN_GROUP and IPV6_LEAVE_GROUP.
 #include "../trace.h"
 
 static struct sockaddr_in v4(const char *text, int port) {
@@ -222,6 +224,101 @@ static void sending(void) {
     T(close(member));
 }
 
+static int join6(int fd, int name, const char *group, unsigned index, const char *what) {
+    struct ipv6_mreq m = { .ipv6mr_interface = index };
+    inet_pton(AF_INET6, group, &m.ipv6mr_multiaddr);
+    errno = 0;
+    int r = setsockopt(fd, IPPROTO_IPV6, name, &m, sizeof m);
+    printf("%s %s = %d %s\n", name == IPV6_JOIN_GROUP ? "join" : "leave", what, r, r < 0 ? strerrorname_np(errno) : "");
+    fflush(stdout);
+    return r;
+}
+
+static int bound6(int port, int reuse) {
+    int fd = FD(socket(AF_INET6, SOCK_DGRAM, 0));
+    if (reuse) T(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof reuse));
+    struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+    T(bind(fd, (struct sockaddr *)&a, sizeof a));
+    return fd;
+}
+
+static void over_ipv6(void) {
+    int fd = FD(socket(AF_INET6, SOCK_DGRAM, 0));
+    SHOW(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS);
+    SHOW(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP);
+    SHOW(fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL);
+    SHOW(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF);
+    SHOW(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP);
+    SET(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 9);
+    SHOW(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS);
+    SET(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, -1);
+    SHOW(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS);
+    SET(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 256);
+    SET(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 2);
+    SET(fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL, 7);
+    SHOW(fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL);
+    SET(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, 9999);
+    unsigned char byte = 1;
+    T(setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &byte, 1));
+    join6(fd, IPV6_JOIN_GROUP, "fd99::1", 0, "a unicast address");
+    join6(fd, IPV6_JOIN_GROUP, "ff12::1:2:3", 9999, "by an index that is none");
+    join6(fd, IPV6_LEAVE_GROUP, "ff12::1:2:3", 0, "never joined");
+    join6(fd, IPV6_JOIN_GROUP, "ff12::1:2:3", 0, "by the route");
+    join6(fd, IPV6_JOIN_GROUP, "ff12::1:2:3", 0, "again");
+    join6(fd, IPV6_LEAVE_GROUP, "ff12::1:2:3", 0, "joined");
+    struct ipv6_mreq short_form = { 0 };
+    T(setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &short_form, 19));
+    T(close(fd));
+    int tcp = FD(socket(AF_INET6, SOCK_STREAM, 0));
+    join6(tcp, IPV6_JOIN_GROUP, "ff12::1:2:3", 0, "on a TCP socket");
+    SET(tcp, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 3);
+    SET(tcp, IPPROTO_IPV6, IPV6_MULTICAST_IF, 0);
+    T(close(tcp));
+
+    // Receiving: two joined sockets sharing the port, one that takes no group it did not join.
+    int port = 7411;
+    int a = bound6(port, 1), b = bound6(port, 1), not_all = bound6(port, 1);
+    SET(not_all, IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0);
+    join6(a, IPV6_JOIN_GROUP, "ff12::1:2:3", 0, "on the first");
+    join6(b, IPV6_JOIN_GROUP, "ff12::1:2:3", 0, "on the second");
+    address to = peer(7012);
+    char text[16];
+    int n = snprintf(text, sizeof text, "%d", port);
+    int ask = FD(socket(AF_INET6, SOCK_DGRAM, 0));
+    T(sendto(ask, text, n, 0, &to.sa, ADDRLEN));
+    take(a, "first", 3000);
+    take(b, "second", 3000);
+    take(not_all, "IPV6_MULTICAST_ALL off", 200);
+    join6(a, IPV6_LEAVE_GROUP, "ff12::1:2:3", 0, "on the first");
+    join6(b, IPV6_LEAVE_GROUP, "ff12::1:2:3", 0, "on the second");
+    T(sendto(ask, text, n, 0, &to.sa, ADDRLEN));
+    take(a, "first after the leave", 500);
+    int fds[] = { a, b, not_all, ask };
+    for (unsigned i = 0; i < sizeof fds / sizeof fds[0]; i++) close(fds[i]);
+
+    // Sending: the hop limit the peer sees, the looped copy, loop off, hop limit 0.
+    int sender = FD(socket(AF_INET6, SOCK_DGRAM, 0));
+    int member = bound6(7012, 1);
+    join6(member, IPV6_JOIN_GROUP, "ff12::1:2:4", 0, "here, as the peer is");
+    struct sockaddr_in6 group = { .sin6_family = AF_INET6, .sin6_port = htons(7012) };
+    inet_pton(AF_INET6, "ff12::1:2:4", &group.sin6_addr);
+    T(sendto(sender, "one", 3, 0, (struct sockaddr *)&group, sizeof group));
+    take(sender, "sender", 3000);
+    take(member, "member here", 3000);
+    SET(sender, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 4);
+    SET(sender, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 0);
+    T(sendto(sender, "two", 3, 0, (struct sockaddr *)&group, sizeof group));
+    take(sender, "sender", 3000);
+    take(member, "member here, loop off", 300);
+    SET(sender, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 0);
+    SET(sender, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 1);
+    T(sendto(sender, "three", 5, 0, (struct sockaddr *)&group, sizeof group));
+    take(member, "member here, hop limit 0", 3000);
+    take(sender, "sender, hop limit 0", 300);
+    T(close(sender));
+    T(close(member));
+}
+
 int main(int argc, char **argv) {
     begin(argc, argv);
     if (family == AF_INET6) snprintf(peer4, sizeof peer4, "10.%d.0.1", atoi(peer_address + 2));
@@ -237,5 +334,6 @@ int main(int argc, char **argv) {
     memberships();
     receiving();
     sending();
+    if (family == AF_INET6) over_ipv6();
     return 0;
 }
