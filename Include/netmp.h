@@ -80,6 +80,24 @@ _Static_assert(sizeof(netmp_datagram_info) == 32, "netmp_datagram_info: the Swif
 // netmp_recv on a datagram socket, filling *info too (when not NULL).
 ssize_t netmp_recv_datagram(void *socket, void *bytes, size_t count, int flags, uint8_t *address, uint16_t *port,
                             ssize_t *full, netmp_datagram_info *info);
+// An error from a UDP socket's error queue (MSG_ERRQUEUE), as Linux's ip_recv_error and
+// ipv6_recv_error return it: the datagram's payload as the error quoted it into bytes, and
+// this beside it.
+typedef struct netmp_error_info {
+    uint8_t destination[16];        // where the datagram went (IPv4 mapped): msg_name
+    uint8_t offender[16];           // who reported it (SO_EE_OFFENDER)
+    uint16_t destination_port;
+    uint8_t origin;                 // SO_EE_ORIGIN_ICMP or SO_EE_ORIGIN_ICMP6
+    uint8_t type;                   // the ICMP or ICMPv6 type and code
+    uint8_t code;
+    uint8_t reserved[3];
+    int32_t error;                  // ee_errno
+    uint32_t info;                  // ee_info: the MTU of a "fragmentation needed" or "too big"
+} netmp_error_info;
+_Static_assert(sizeof(netmp_error_info) == 48, "netmp_error_info: the Swift side writes these offsets");
+// The next error of a datagram socket's error queue: its payload's length (copied up to
+// count), or -EAGAIN when there is none.
+ssize_t netmp_recv_error(void *socket, void *bytes, size_t count, ssize_t *full, netmp_error_info *info);
 // The ancillary data the socket asked for: NETMP_ANCILLARY_* bits.
 uint32_t netmp_ancillary(void *socket);
 enum {

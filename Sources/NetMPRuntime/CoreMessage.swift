@@ -22,6 +22,10 @@ public enum CoreMessage {
     /// binding): the socket's slot, on a hold taken for this core's view of it.
     case bindDatagram(client: UInt32, SocketHandle, Completion)
     case unbindDatagram(client: UInt32, SocketHandle, port: UInt16, families: AddressFamilies, Completion)
+    /// An error about a datagram of the UDP socket `identity` (client and slot), heard by
+    /// another core, for this one, its home, to queue (IP_RECVERR); the quoted payload in
+    /// memory this core frees.
+    case datagramError(identity: UInt64, DatagramError, ForwardedFrame)
     /// A bound UDP socket joins (or leaves) a multicast group: every core takes the
     /// group's datagrams for it from then on.
     case joinGroup(client: UInt32, SocketHandle, group: IPAddress, join: Bool, Completion)

@@ -12,10 +12,15 @@ struct DatagramBinding {
     /// those that take it, the one the flow's hash picks (reuseport groups), so a flow stays
     /// with one socket. No allocation: the group is walked twice.
     static func receiver(among group: [DatagramBinding], from source: Endpoint, to destination: Endpoint) -> DatagramChannel? {
-        if group.count == 1 { return group[0].channel.takes(from: source, to: destination.address) ? group[0].channel : nil }
+        receiving(among: group, from: source, to: destination)?.channel
+    }
+
+    /// The binding of the socket `receiver` picks.
+    static func receiving(among group: [DatagramBinding], from source: Endpoint, to destination: Endpoint) -> DatagramBinding? {
+        if group.count == 1 { return group[0].channel.takes(from: source, to: destination.address) ? group[0] : nil }
         var takers = 0
         for binding in group where binding.channel.takes(from: source, to: destination.address) {
-            if binding.channel.connectedPeer != nil { return binding.channel }
+            if binding.channel.connectedPeer != nil { return binding }
             takers += 1
         }
         guard takers > 0 else { return nil }
@@ -24,7 +29,7 @@ struct DatagramBinding {
         hasher.combine(destination)
         var pick = Int(UInt(bitPattern: hasher.finalize()) % UInt(takers))
         for binding in group where binding.channel.takes(from: source, to: destination.address) {
-            if pick == 0 { return binding.channel }
+            if pick == 0 { return binding }
             pick -= 1
         }
         return nil

@@ -55,6 +55,8 @@ public final class DatagramSocket: @unchecked Sendable {
     nonisolated(unsafe) var multicastInterfaceKept = (address: IPv4Address.any, index: UInt32(0))
     /// IPV6_MULTICAST_IF as set: an interface index.
     nonisolated(unsafe) var multicastInterface6Kept: UInt32 = 0
+    /// IP_RECVERR and IPV6_RECVERR (guarded by `setup`): kept until bind makes the channel.
+    nonisolated(unsafe) var receiveErrorsKept = (ipv4: false, ipv6: false)
     /// The groups joined (guarded by `setup`), in the order joined; told to every core
     /// once bound.
     nonisolated(unsafe) var groupsJoined: [IPAddress] = []
@@ -122,8 +124,10 @@ public final class DatagramSocket: @unchecked Sendable {
     public func setReuseAddress(_ on: Bool) { setup.locked { reuseAddress = on } }
     public var isBindAddressNoPort: Bool { setup.locked { bindAddressNoPort } }
 
-    /// The slot of the socket's channel (bind makes it).
+    /// The slot of the socket's channel (bind makes it), and the core that sends its
+    /// datagrams and writes its error queue.
     public var boundSlot: UInt32? { channel?.lease?.slot }
+    public var homeCore: Int? { channel?.homeCore }
 
     var channel: DatagramChannel? {
         published.load(ordering: .acquiring).map { Unmanaged<DatagramChannel>.fromOpaque($0).takeUnretainedValue() }
@@ -166,6 +170,7 @@ public final class DatagramSocket: @unchecked Sendable {
             channel.marking = markingKept
             channel.mappedMarking = mappedMarkingKept
             channel.multicast = multicastKept
+            channel.setReceivesErrors(ipv4: receiveErrorsKept.ipv4, ipv6: receiveErrorsKept.ipv6)
             boundName = ownWildcard ? nil : address
             self.handle = handle
             for _ in 0..<client.cores { client.sockets.hold(handle.slot) } // for each core's view
@@ -346,7 +351,8 @@ public final class DatagramSocket: @unchecked Sendable {
     /// and an error pending (POLLERR, as Linux reports sk_err).
     public var readiness: PollEvents {
         guard let channel else { return .writable }
-        var events: PollEvents = channel.error != 0 ? [.error] : []
+        // An error pending, or one in the error queue (Linux's datagram_poll).
+        var events: PollEvents = channel.error != 0 || !channel.errors.isEmpty ? [.error] : []
         if channel.hasDatagrams { events.insert(.readable) }
         if channel.outgoing.free >= DatagramRecord.headerLength + maximumPayload { events.insert(.writable) }
         return events

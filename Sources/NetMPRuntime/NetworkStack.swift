@@ -309,6 +309,14 @@ public final class NetworkStack: @unchecked Sendable {
     /// ends only once this is 0 (StackService.serve).
     public var connectionsStillSending: Int { askEveryCore({ $0.tcp.connectionsStillSending }).reduce(0, +) }
 
+    /// Tests: core `core` hears `error` (and the datagram's quoted payload) as if an ICMP
+    /// error had arrived on its queue, which the TAP's steering, not the socket, chooses.
+    public func hearDatagramErrorForTesting(on core: Int, _ error: DatagramError, quoted: [UInt8]) {
+        _ = askEveryCore { loop in
+            if loop.core == core { quoted.withUnsafeBytes { loop.host.datagramErrorHandler?(error, $0) } }
+        }
+    }
+
     /// Runs `question` on every core's own thread (an `inspect` message) and returns the
     /// answers, by core.
     func askEveryCore<Answer: Sendable>(_ question: @escaping @Sendable (ProtocolLoop) -> Answer) -> [Answer] {

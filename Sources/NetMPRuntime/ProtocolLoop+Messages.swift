@@ -98,6 +98,10 @@ extension ProtocolLoop {
             }
             client.datagrams[handle.slot] = hold
             if channel.homeCore == core { client.datagramViews[handle.slot] = channel } // its records come here
+        case .datagramError(let identity, let error, let quoted):
+            defer { quoted.free() }
+            let client = clientsByID[UInt32(truncatingIfNeeded: identity >> 32)]
+            client?.datagramViews[UInt32(truncatingIfNeeded: identity)]?.queue(error, quoted: UnsafeRawBufferPointer(quoted.bytes), at: now)
         case .joinGroup(let id, let handle, let group, let join, let completion):
             defer { completion.done() }
             // Only a socket bound on this core joins: a record naming another is the client's fault.

@@ -182,15 +182,24 @@ public final class ProtocolLoop {
             }
             return channel.deliver(payload, arrival: arrival, core: self.core) ? .delivered : .queueFull
         }
-        // A hard ICMP or ICMPv6 error about a datagram a connected UDP socket sent to its
-        // peer is that socket's next error (every core holds the binding, so any core may
-        // report it).
-        host.datagramErrorHandler = { [unowned self] kind, datagram in
-            guard case .destinationUnreachable(let code) = kind,
-                  let group = datagramSockets[FamilyPort(datagram.local.port, of: datagram.local.address)] else { return }
-            let (errno, hard) = ICMPErrorReport.errorNumber(unreachableCode: code)
-            guard hard else { return }
-            for binding in group { binding.channel.reportError(errno, about: datagram.remote) } // the one connected there
+        // An ICMP or ICMPv6 error about a datagram goes to the socket that would take the
+        // answer to it (Linux's __udp4_lib_err looks it up by the datagram's 4-tuple; every
+        // core holds the binding, so any core may report it): with IP_RECVERR to its error
+        // queue and as its next error; without, a hard one about a connected socket's peer
+        // as its next error.
+        host.datagramErrorHandler = { [unowned self] error, quoted in
+            let datagram = error.datagram
+            guard let group = datagramSockets[FamilyPort(datagram.local.port, of: datagram.local.address)],
+                  let binding = DatagramBinding.receiving(among: group, from: datagram.remote, to: datagram.local) else { return }
+            let channel = binding.channel
+            guard channel.receivesErrors(ipv6: !datagram.remote.address.isIPv4) else {
+                if error.hard { channel.reportError(error.errorNumber, about: datagram.remote) }
+                return
+            }
+            channel.setError(error.errorNumber)
+            if channel.homeCore == core { channel.queue(error, quoted: quoted, at: MonotonicClock.now()); return }
+            // The error queue is the home core's to write: this core's copy goes there.
+            sendOrKeep(.datagramError(identity: binding.identity, error, ForwardedFrame(copying: quoted)), to: channel.homeCore)
         }
     }
     deinit { buffer.deallocate() }

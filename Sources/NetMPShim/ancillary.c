@@ -1,5 +1,5 @@
-// recvmsg's control messages for a netmp datagram, laid out as Linux's udp_recvmsg and
-// udpv6_recvmsg lay them out: the timestamp first (sock_recv_cmsgs), then on an IPv6
+// recvmsg's control messages for a netmp datagram (and for an error from the error queue,
+// netmp_put_error), laid out as Linux's udp_recvmsg and udpv6_recvmsg lay them out: the timestamp first (sock_recv_cmsgs), then on an IPv6
 // socket IPV6_PKTINFO, then IPv4's (ip_cmsg_recv: PKTINFO, TTL, TOS, ORIGDSTADDR) for an
 // IPv4 datagram or IPv6's (HOPLIMIT, TCLASS, ORIGDSTADDR) for an IPv6 one. Each takes
 // CMSG_SPACE of the buffer; one that does not fit is cut short or left out, and MSG_CTRUNC
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <linux/errqueue.h> // after time.h: its timestamping structs use struct timespec
 #include "netmp.h"
 #include "shim.h"
 
@@ -88,6 +89,33 @@ void netmp_put_ancillary(struct msghdr *m, uint32_t wanted, int ipv6_socket, con
             if (info->destination[0] == 0xfe && (info->destination[1] & 0xc0) == 0x80) original.sin6_scope_id = info->interface;
             put(m, &used, IPPROTO_IPV6, IPV6_ORIGDSTADDR, &original, sizeof original);
         }
+    }
+    m->msg_controllen = used;
+}
+
+// An error's control message, as ip_recv_error and ipv6_recv_error lay it out: the
+// sock_extended_err, then the offender (the ICMP message's source; IPv4 mapped on an IPv6
+// socket) as SO_EE_OFFENDER finds it.
+void netmp_put_error(struct msghdr *m, int ipv6_socket, const netmp_error_info *info) {
+    struct sock_extended_err ee = {
+        .ee_errno = (uint32_t)info->error, .ee_origin = info->origin, .ee_type = info->type, .ee_code = info->code,
+        .ee_info = info->info,
+    };
+    size_t used = 0;
+    if (ipv6_socket) {
+        struct { struct sock_extended_err ee; struct sockaddr_in6 offender; } header;
+        memset(&header, 0, sizeof header);
+        header.ee = ee;
+        header.offender.sin6_family = AF_INET6;
+        memcpy(&header.offender.sin6_addr, info->offender, 16);
+        put(m, &used, IPPROTO_IPV6, IPV6_RECVERR, &header, sizeof header);
+    } else {
+        struct { struct sock_extended_err ee; struct sockaddr_in offender; } header;
+        memset(&header, 0, sizeof header);
+        header.ee = ee;
+        header.offender.sin_family = AF_INET;
+        memcpy(&header.offender.sin_addr, info->offender + 12, 4);
+        put(m, &used, IPPROTO_IP, IP_RECVERR, &header, sizeof header);
     }
     m->msg_controllen = used;
 }

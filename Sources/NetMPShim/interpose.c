@@ -704,9 +704,43 @@ ssize_t sendmsg(int fd, const struct msghdr *message, int flags) {
                 flags);
 }
 
+// recvmsg(MSG_ERRQUEUE): the oldest queued error, as Linux's ip_recv_error and
+// ipv6_recv_error return it: the datagram's quoted payload, its destination as the name,
+// one IP_RECVERR (IPV6_RECVERR) control message, MSG_ERRQUEUE in the flags. Never waits.
+static ssize_t receive_error(void *socket, struct msghdr *message) {
+    size_t total = 0;
+    for (size_t i = 0; i < message->msg_iovlen; i++) total += message->msg_iov[i].iov_len;
+    char stack_buffer[2048];
+    char *buffer = total <= sizeof stack_buffer ? stack_buffer : malloc(total);
+    if (!buffer) return fail(-ENOMEM);
+    netmp_error_info info;
+    ssize_t full = 0;
+    ssize_t r = netmp_recv_error(socket, buffer, total, &full, &info);
+    if (r >= 0) {
+        size_t at = 0;
+        for (size_t i = 0; i < message->msg_iovlen && at < (size_t)r; i++) {
+            size_t n = message->msg_iov[i].iov_len < (size_t)r - at ? message->msg_iov[i].iov_len : (size_t)r - at;
+            memcpy(message->msg_iov[i].iov_base, buffer + at, n);
+            at += n;
+        }
+    }
+    if (buffer != stack_buffer) free(buffer);
+    if (r < 0) return fail(r);
+    int ipv6 = netmp_is_ipv6(socket);
+    message->msg_flags = MSG_ERRQUEUE | (full > r ? MSG_TRUNC : 0);
+    if (message->msg_name) {
+        socklen_t length = message->msg_namelen;
+        fill_name(ipv6, message->msg_name, &length, info.destination, info.destination_port);
+        message->msg_namelen = length;
+    }
+    netmp_put_error(message, ipv6, &info);
+    return r;
+}
+
 ssize_t recvmsg(int fd, struct msghdr *message, int flags) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(recvmsg)(fd, message, flags);
+    if (flags & MSG_ERRQUEUE) return receive_error(socket, message);
     uint8_t source[16] = { 0 };
     uint16_t port = 0;
     int truncated = 0;

@@ -32,6 +32,9 @@ struct msghdr;
 struct netmp_datagram_info;
 __attribute__((visibility("hidden"))) void netmp_put_ancillary(struct msghdr *m, unsigned int wanted, int ipv6_socket,
                                                                const struct netmp_datagram_info *info);
+// ... and the one control message of an error from the error queue (IP_RECVERR, IPV6_RECVERR).
+struct netmp_error_info;
+__attribute__((visibility("hidden"))) void netmp_put_error(struct msghdr *m, int ipv6_socket, const struct netmp_error_info *info);
 // constructor.c: 1 while netmp runs, or before the first socket of a program it may run.
 __attribute__((visibility("hidden"))) int netmp_may_run(void);
 __attribute__((visibility("hidden"))) void netmp_start_on_first_socket(void);

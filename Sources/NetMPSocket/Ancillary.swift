@@ -121,3 +121,31 @@ func receiveDatagram(_ d: DatagramSocket, into buffer: UnsafeMutableRawBufferPoi
     }
     return flags & messageTruncate != 0 ? length : min(length, buffer.count)
 }
+
+/// recvmsg(MSG_ERRQUEUE): the oldest error of a UDP socket's error queue, its quoted
+/// payload into `bytes`, its full length into `full`, the rest into `info` (a
+/// netmp_error_info). A TCP socket's queue is always empty here: EAGAIN, as Linux's is
+/// without timestamping or zero-copy.
+@_cdecl("netmp_recv_error")
+public func netmpRecvError(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableRawPointer?, _ count: Int,
+                           _ full: UnsafeMutablePointer<Int>?, _ info: UnsafeMutableRawPointer?) -> Int {
+    let held = hold(handle)
+    defer { held.release() }
+    guard case .datagram(let d) = socket(handle).kind else { return -Int(EAGAIN) }
+    let buffer = UnsafeMutableRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
+    do {
+        let (length, error) = try d.receiveError(into: buffer)
+        full?.pointee = length
+        if let info {
+            write(error.datagram.remote.address, to: info.assumingMemoryBound(to: UInt8.self))
+            write(error.offender, to: (info + 16).assumingMemoryBound(to: UInt8.self))
+            info.storeBytes(of: error.datagram.remote.port, toByteOffset: 32, as: UInt16.self)
+            info.storeBytes(of: error.origin, toByteOffset: 34, as: UInt8.self)
+            info.storeBytes(of: error.type, toByteOffset: 35, as: UInt8.self)
+            info.storeBytes(of: error.code, toByteOffset: 36, as: UInt8.self)
+            info.storeBytes(of: error.errorNumber, toByteOffset: 40, as: Int32.self)
+            info.storeBytes(of: error.info, toByteOffset: 44, as: UInt32.self)
+        }
+        return min(length, count)
+    } catch { return -Int(error.errno) }
+}

@@ -6,7 +6,7 @@ import NetMPWire
 
 /// setsockopt and getsockopt for netmp sockets, with Linux's levels, names, value layouts
 /// and errnos. Options netmp acts on change the socket; a few that Linux accepts and
-/// netmp has no use for (SO_REUSEADDR, SO_PRIORITY, IP_RECVERR) are recorded so that
+/// netmp has no use for (SO_PRIORITY, a TCP socket's IP_RECVERR) are recorded so that
 /// getsockopt reads back what was set (SO_OOBINLINE too, which a stream socket's reads
 /// follow); anything else is ENOPROTOOPT.
 enum OptionName {
@@ -25,9 +25,9 @@ enum OptionName {
     static let synCount: Int32 = 7, linger2: Int32 = 8, deferAccept: Int32 = 9, quickAck: Int32 = 12
     static let userTimeout: Int32 = 18, notSentLowWater: Int32 = 25
     // IPPROTO_IP: TOS and TTL act (on an IPv6 socket, on its traffic to IPv4 peers, as
-    // Linux applies them); RECVERR is recorded.
+    // Linux applies them); RECVERR acts on a UDP socket (IPv6's on an IPv6 one).
     static let tos: Int32 = 1, ttl: Int32 = 2, mtuDiscover: Int32 = 10, mtu: Int32 = 14, bindAddressNoPort: Int32 = 24
-    static let recordedIP: Set<Int32> = [11]
+    static let receiveErrors: Int32 = 11, receiveErrors6: Int32 = 25
     // IPPROTO_IPV6, for AF_INET6 sockets: V6ONLY, UNICAST_HOPS and TCLASS act.
     static let ipprotoIPv6: Int32 = 41, v6Only: Int32 = 26, unicastHops: Int32 = 16, trafficClass: Int32 = 67
     static let mtuDiscover6: Int32 = 23, mtu6: Int32 = 24
@@ -102,6 +102,15 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
         }
         return 0
     }
+    // IP_RECVERR (an int or a byte) and IPV6_RECVERR (an int): a UDP socket's errors go to
+    // its error queue; 0 empties it. Kept for getsockopt as 0 or 1 (TCP's: kept only).
+    if (level == OptionName.ipprotoIP && name == OptionName.receiveErrors)
+        || (level == OptionName.ipprotoIPv6 && shim.isIPv6 && name == OptionName.receiveErrors6) {
+        guard let value, length >= 1, level == OptionName.ipprotoIP || length >= 4 else { return -EINVAL }
+        let on = (length >= 4 ? value.loadUnaligned(as: Int32.self) : Int32(value.load(as: UInt8.self))) != 0
+        if case .datagram(let d) = shim.kind { d.setReceiveErrors(on, ipv6: level == OptionName.ipprotoIPv6) }
+        return 0 // a TCP socket's is kept by netmpSetSockOpt
+    }
     switch (level, shim.kind) {
     case (OptionName.ipprotoIPv6, _) where shim.isIPv6:
         guard name == OptionName.v6Only else { return -ENOPROTOOPT }
@@ -135,7 +144,6 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
     case (OptionName.solSocket, _) where OptionName.recordedSocket.contains(name): return record()
     case (OptionName.solSocket, _) where name == OptionName.sendLowWater: return -ENOPROTOOPT // Linux's is fixed at 1
     case (OptionName.solSocket, .datagram) where name == OptionName.receiveLowWater: return record() // no effect on UDP
-    case (OptionName.ipprotoIP, _) where OptionName.recordedIP.contains(name): return record()
     case (OptionName.solSocket, .stream(let s)):
         switch name {
         case OptionName.keepAlive:
@@ -290,7 +298,13 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
         if name == OptionName.tos || name == OptionName.trafficClass { return put(Int32(marking.typeOfService)) }
         return put(marking.timeToLive == 0 ? 64 : Int32(marking.timeToLive))
     }
-    if level == OptionName.ipprotoIP && OptionName.recordedIP.contains(name) { return recorded(name == 2 ? 64 : 0) }
+    if (level == OptionName.ipprotoIP && name == OptionName.receiveErrors)
+        || (level == OptionName.ipprotoIPv6 && shim.isIPv6 && name == OptionName.receiveErrors6) {
+        switch shim.kind {
+        case .datagram(let d): return put(d.receivesErrors(ipv6: level == OptionName.ipprotoIPv6) ? 1 : 0)
+        case .stream: return put(shim.integerOption(level, name).map { $0 != 0 ? 1 : 0 } ?? 0)
+        }
+    }
     if level == OptionName.ipprotoIPv6 && shim.isIPv6 {
         if name == OptionName.v6Only {
             switch shim.kind {

@@ -21,3 +21,31 @@ public struct DatagramArrival: Equatable, Sendable {
         self.at = at
     }
 }
+
+/// An ICMP or ICMPv6 error about a datagram a UDP socket sent, as IP_RECVERR's error queue
+/// keeps it (Linux's sock_extended_err and what recvmsg(MSG_ERRQUEUE) returns beside it):
+/// the errno it means, who reported it, what kind of report it was, and the datagram it
+/// is about (its source is the socket's, its destination msg_name). The datagram's
+/// payload, as far as the error quoted it, travels beside it.
+public struct DatagramError: Equatable, Sendable {
+    public var errorNumber: Int32
+    /// Linux's harderr: an error a connected socket fails its next call with even without
+    /// IP_RECVERR (an unreachable port, host or network), not a transient one.
+    public var hard: Bool
+    /// SO_EE_ORIGIN_ICMP (2) or SO_EE_ORIGIN_ICMP6 (3).
+    public var origin: UInt8
+    public var type: UInt8
+    public var code: UInt8
+    /// The next hop's MTU of a "fragmentation needed" or "packet too big", else 0.
+    public var info: UInt32
+    public var offender: IPAddress
+    public var datagram: FourTuple
+
+    public static let originICMP: UInt8 = 2, originICMP6: UInt8 = 3
+
+    public init(errorNumber: Int32, hard: Bool, origin: UInt8, type: UInt8, code: UInt8, info: UInt32 = 0,
+                offender: IPAddress, datagram: FourTuple) {
+        self.errorNumber = errorNumber; self.hard = hard; self.origin = origin; self.type = type; self.code = code
+        self.info = info; self.offender = offender; self.datagram = datagram
+    }
+}

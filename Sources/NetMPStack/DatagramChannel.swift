@@ -22,6 +22,10 @@ public final class DatagramChannel: @unchecked Sendable {
     /// Rung when a datagram arrives or send space frees (the shim's eventfd).
     public let doorbell: Doorbell
     public let outgoing: SendRing
+    /// The errors about the socket's datagrams that ICMP and ICMPv6 reported, for
+    /// MSG_ERRQUEUE (IP_RECVERR): written by the home core alone (another core that hears
+    /// an error forwards it), read by any application thread.
+    public let errors: DatagramQueue
     /// The core that sends this socket's datagrams.
     public let homeCore: Int
     /// connect(): only datagrams from this peer are received. The peer is two address
@@ -52,8 +56,14 @@ public final class DatagramChannel: @unchecked Sendable {
         let slot = UnsafeMutableRawPointer.zeroed(netmp_datagram_slot.self, alignment: 64)
         Self.describe(slot, families: families, boundAddress: boundAddress)
         self.init(port: port, homeCore: homeCore, queues: (0..<cores).map { _ in DatagramQueue(capacity: queueCapacity) },
-                  outgoing: SendRing(capacity: sendCapacity), slot: slot, lease: nil, doorbell: Doorbell())
+                  outgoing: SendRing(capacity: sendCapacity), errors: DatagramQueue(capacity: Self.errorCapacity),
+                  slot: slot, lease: nil, doorbell: Doorbell())
     }
+
+    /// The error queue's size (IP_RECVERR): a handful of errors, each a record header and
+    /// the payload an ICMP error quotes (at most about 520 bytes of an IPv4 datagram's).
+    public static let errorCapacity = 16 << 10 - MemoryLayout<netmp_record_queue>.size
+    static var errorArea: Int { ClientRegion.pageAligned(MemoryLayout<netmp_record_queue>.size + errorCapacity) }
 
     /// Writes what bind decided into the slot's words, before any core reads them.
     static func describe(_ words: UnsafeMutableRawPointer, families: AddressFamilies, boundAddress: IPAddress?) {
@@ -73,8 +83,8 @@ public final class DatagramChannel: @unchecked Sendable {
         let queueBlock = MemoryLayout<netmp_record_queue>.size
         let sendArea = ClientRegion.pageAligned(MemoryLayout<netmp_send_ring>.size + sendCapacity)
         let memory = table.memory
-        guard memory.stride > sendArea else { return nil }
-        let fitting = (memory.stride - sendArea) / cores / ClientRegion.pageSize * ClientRegion.pageSize
+        guard memory.stride > sendArea + Self.errorArea else { return nil }
+        let fitting = (memory.stride - sendArea - Self.errorArea) / cores / ClientRegion.pageSize * ClientRegion.pageSize
         let queueArea = min(ClientRegion.pageAligned(queueBlock + queueCapacity), fitting)
         let capacity = min(queueCapacity, queueArea - queueBlock)
         guard capacity >= 16 << 10, cores <= Int(UInt16.max), let lease = table.lease() else { return nil }
@@ -84,6 +94,7 @@ public final class DatagramChannel: @unchecked Sendable {
         words.storeBytes(of: UInt16(cores), toByteOffset: Self.offset(\Slot.cores), as: UInt16.self)
         words.storeBytes(of: UInt32(capacity), toByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self)
         words.storeBytes(of: UInt32(sendCapacity), toByteOffset: Self.offset(\Slot.send_capacity), as: UInt32.self)
+        words.storeBytes(of: UInt32(Self.errorCapacity), toByteOffset: Self.offset(\Slot.error_capacity), as: UInt32.self)
         Self.describe(words, families: families, boundAddress: boundAddress)
         let doorbell = Doorbell(in: lease)
         doorbell.name(in: words, at: Self.offset(\Slot.doorbell_slot))
@@ -101,10 +112,12 @@ public final class DatagramChannel: @unchecked Sendable {
         let cores = Int(words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt16.self))
         let queue = Int(words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self))
         let send = Int(words.load(fromByteOffset: Self.offset(\Slot.send_capacity), as: UInt32.self))
+        let errors = Int(words.load(fromByteOffset: Self.offset(\Slot.error_capacity), as: UInt32.self))
         let area = ClientRegion.pageAligned(MemoryLayout<netmp_record_queue>.size + queue)
-        guard cores > 0, queue > 0, send > 0,
-              cores * area + ClientRegion.pageAligned(MemoryLayout<netmp_send_ring>.size + send) <= table.memory.stride else { return nil }
-        self.init(lease: lease, doorbell: doorbell, cores: cores, capacity: queue, sendCapacity: send)
+        guard cores > 0, queue > 0, send > 0, errors > 0,
+              cores * area + ClientRegion.pageAligned(MemoryLayout<netmp_send_ring>.size + send)
+                + ClientRegion.pageAligned(MemoryLayout<netmp_record_queue>.size + errors) <= table.memory.stride else { return nil }
+        self.init(lease: lease, doorbell: doorbell, cores: cores, capacity: queue, sendCapacity: send, errorCapacity: errors)
     }
 
     /// The queues of a leased slot, one per core on pages of their own, then the send ring,
@@ -114,10 +127,12 @@ public final class DatagramChannel: @unchecked Sendable {
         self.init(lease: lease, doorbell: doorbell,
                   cores: Int(words.load(fromByteOffset: Self.offset(\Slot.cores), as: UInt16.self)),
                   capacity: Int(words.load(fromByteOffset: Self.offset(\Slot.queue_capacity), as: UInt32.self)),
-                  sendCapacity: Int(words.load(fromByteOffset: Self.offset(\Slot.send_capacity), as: UInt32.self)))
+                  sendCapacity: Int(words.load(fromByteOffset: Self.offset(\Slot.send_capacity), as: UInt32.self)),
+                  errorCapacity: Int(words.load(fromByteOffset: Self.offset(\Slot.error_capacity), as: UInt32.self)))
     }
 
-    convenience init(lease: SlotLease, doorbell: Doorbell, cores: Int, capacity: Int, sendCapacity: Int) {
+    /// The queues (each core's, on pages of their own), the send ring, then the error queue.
+    convenience init(lease: SlotLease, doorbell: Doorbell, cores: Int, capacity: Int, sendCapacity: Int, errorCapacity: Int) {
         let words = lease.words
         let queueBlock = MemoryLayout<netmp_record_queue>.size
         let queueArea = ClientRegion.pageAligned(queueBlock + capacity)
@@ -128,11 +143,15 @@ public final class DatagramChannel: @unchecked Sendable {
         self.init(port: words.load(fromByteOffset: Self.offset(\Slot.port), as: UInt16.self),
                   homeCore: Int(words.load(fromByteOffset: Self.offset(\Slot.home_core), as: UInt16.self)), queues: queues,
                   outgoing: SendRing(placedAt: lease.base + cores * queueArea, capacity: sendCapacity, owner: .placed(lease)),
+                  errors: DatagramQueue(storage: RingStorage(
+                      placedAt: lease.base + cores * queueArea + ClientRegion.pageAligned(MemoryLayout<netmp_send_ring>.size + sendCapacity),
+                      capacity: errorCapacity, headerLength: queueBlock, owner: .placed(lease))),
                   slot: words, lease: lease, doorbell: doorbell)
     }
 
-    init(port: UInt16, homeCore: Int, queues: [DatagramQueue], outgoing: SendRing, slot: UnsafeMutableRawPointer, lease: SlotLease?,
-         doorbell: Doorbell) {
+    init(port: UInt16, homeCore: Int, queues: [DatagramQueue], outgoing: SendRing, errors: DatagramQueue,
+         slot: UnsafeMutableRawPointer, lease: SlotLease?, doorbell: Doorbell) {
+        self.errors = errors
         self.doorbell = doorbell
         self.port = port
         self.homeCore = homeCore
@@ -156,6 +175,7 @@ public final class DatagramChannel: @unchecked Sendable {
         markingWord = slot.atomic(UInt32.self, at: Self.offset(\Slot.marking))
         mappedMarkingWord = slot.atomic(UInt32.self, at: Self.offset(\Slot.mapped_marking))
         multicastWord = slot.atomic(UInt32.self, at: Self.offset(\Slot.multicast))
+        receiveErrorsWord = slot.atomic(UInt32.self, at: Self.offset(\Slot.receive_errors))
         arrivals = WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.arrivals)!)
     }
 
@@ -166,6 +186,15 @@ public final class DatagramChannel: @unchecked Sendable {
     public var marking: IPMarking {
         get { IPMarking(word: markingWord.pointee.load(ordering: .relaxed)) }
         set { markingWord.pointee.store(newValue.word, ordering: .relaxed) }
+    }
+    let receiveErrorsWord: UnsafeMutablePointer<Atomic<UInt32>>
+    /// IP_RECVERR (IPv4's errors) and IPV6_RECVERR (IPv6's): set by the application, read
+    /// by a core as an error arrives.
+    public func receivesErrors(ipv6: Bool) -> Bool {
+        receiveErrorsWord.pointee.load(ordering: .relaxed) & (ipv6 ? NETMP_RECEIVE_ERRORS_IPV6 : NETMP_RECEIVE_ERRORS_IPV4) != 0
+    }
+    public func setReceivesErrors(ipv4: Bool, ipv6: Bool) {
+        receiveErrorsWord.pointee.store((ipv4 ? NETMP_RECEIVE_ERRORS_IPV4 : 0) | (ipv6 ? NETMP_RECEIVE_ERRORS_IPV6 : 0), ordering: .relaxed)
     }
     let multicastWord: UnsafeMutablePointer<Atomic<UInt32>>
     /// IP_MULTICAST_TTL, _LOOP and _ALL and their IPv6 twins: the application sets them (the
@@ -204,6 +233,24 @@ public final class DatagramChannel: @unchecked Sendable {
     public func reportError(_ errno: Int32, about destination: Endpoint) {
         guard connectedPeer == destination else { return }
         errorNumber.pointee.store(errno, ordering: .releasing)
+        arrivals.wakeAll()
+        doorbell.ring()
+    }
+    /// Any core: an error the socket asked to hear of (IP_RECVERR) is its next, connected
+    /// or not, whatever its kind (Linux's sk_err after ip_icmp_error).
+    public func setError(_ errno: Int32) {
+        errorNumber.pointee.store(errno, ordering: .releasing)
+        arrivals.wakeAll()
+        doorbell.ring()
+    }
+
+    /// Application: after an error record was read, the socket's pending error becomes the
+    /// next record's errno, or none (Linux's sock_dequeue_err_skb).
+    public func errorRecordTaken() { errorNumber.pointee.store(errors.nextErrorNumber ?? 0, ordering: .releasing) }
+
+    /// Home core: queues an error record and tells the readers and pollers.
+    public func queue(_ error: DatagramError, quoted payload: UnsafeRawBufferPointer, at now: Instant) {
+        guard errors.push(error, quoted: payload, at: now) else { return } // full: Linux drops it too (sk_rcvbuf)
         arrivals.wakeAll()
         doorbell.ring()
     }
@@ -361,6 +408,55 @@ public final class DatagramQueue: @unchecked Sendable {
         return true
     }
 
+    /// Owner (the socket's home core): appends an error record. The record header holds it
+    /// as a datagram's does: the offender as the source, the datagram's destination as
+    /// the destination, type and code in the TOS and TTL bytes, errno, origin and info in
+    /// the reserved ones; the quoted payload follows. False when it does not fit.
+    public func push(_ error: DatagramError, quoted payload: UnsafeRawBufferPointer, at now: Instant) -> Bool {
+        let size = Self.headerLength + payload.count
+        guard storage.capacity &- owner.unread() >= size else { return false }
+        let t = owner.tail
+        let offender = error.offender.bits, destination = error.datagram.remote.address.bits
+        var header = Header()
+        header.length = UInt32(payload.count)
+        header.destination_port = error.datagram.remote.port
+        header.traffic_class = error.type
+        header.hop_limit = error.code
+        let info = error.info
+        header.reserved = (UInt8(truncatingIfNeeded: error.errorNumber), error.origin, UInt8(truncatingIfNeeded: info),
+                           UInt8(truncatingIfNeeded: info >> 8), UInt8(truncatingIfNeeded: info >> 16), UInt8(truncatingIfNeeded: info >> 24))
+        header.source = (offender.high, offender.low)
+        header.destination = (destination.high, destination.low)
+        header.arrival = Int64(bitPattern: now.nanoseconds)
+        withUnsafeBytes(of: &header) { storage.copyIn($0, at: t) }
+        storage.copyIn(payload, at: t &+ Self.headerLength)
+        owner.publish(size)
+        return true
+    }
+
+    /// Reader: the next error record, its payload copied into `buffer` (truncated), and
+    /// claimed. Returns the payload's full length and the error (its datagram's source
+    /// unknown here: the socket's own).
+    public func popError(into buffer: UnsafeMutableRawBufferPointer) -> (length: Int, error: DatagramError)? {
+        var reserved: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
+        guard let (length, arrival) = pop(into: buffer, peek: false, reserved: &reserved) else { return nil }
+        let info = UInt32(reserved.2) | UInt32(reserved.3) << 8 | UInt32(reserved.4) << 16 | UInt32(reserved.5) << 24
+        let error = DatagramError(errorNumber: Int32(reserved.0), hard: true, origin: reserved.1, type: arrival.trafficClass,
+                                  code: arrival.hopLimit, info: info, offender: arrival.source.address,
+                                  datagram: FourTuple(local: Endpoint(IPAddress(IPv6Address.any), 0), remote: arrival.destination))
+        return (length, error)
+    }
+
+    /// The errno of the error record at the head, if any (what sk_err becomes once the one
+    /// before it was read: Linux's sock_dequeue_err_skb).
+    public var nextErrorNumber: Int32? {
+        let h = head.pointee.load(ordering: .acquiring)
+        guard tail.pointee.load(ordering: .acquiring) != h else { return nil }
+        var header = Header()
+        withUnsafeMutableBytes(of: &header) { storage.copyOut(from: h, count: Self.headerLength, into: $0) }
+        return Int32(header.reserved.0)
+    }
+
     var nextLength: Int? {
         let h = head.pointee.load(ordering: .acquiring)
         guard tail.pointee.load(ordering: .acquiring) != h else { return nil }
@@ -373,6 +469,12 @@ public final class DatagramQueue: @unchecked Sendable {
     /// Reader: copies the next record's payload (truncated to `buffer`) and claims it
     /// (unless peeking). Returns the datagram's full length and what its record says.
     func pop(into buffer: UnsafeMutableRawBufferPointer, peek: Bool) -> (length: Int, arrival: DatagramArrival)? {
+        var reserved: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
+        return pop(into: buffer, peek: peek, reserved: &reserved)
+    }
+
+    func pop(into buffer: UnsafeMutableRawBufferPointer, peek: Bool,
+             reserved: inout (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)) -> (length: Int, arrival: DatagramArrival)? {
         while true {
             let h = head.pointee.load(ordering: .acquiring)
             guard tail.pointee.load(ordering: .acquiring) != h else { return nil }
@@ -384,6 +486,7 @@ public final class DatagramQueue: @unchecked Sendable {
             let claimed = peek ? head.pointee.load(ordering: .acquiring) == h
                 : head.pointee.compareExchange(expected: h, desired: h &+ Self.headerLength &+ length, ordering: .acquiringAndReleasing).exchanged
             if claimed {
+                reserved = header.reserved
                 let source = IPAddress(IPv6Address(high: header.source.0, low: header.source.1))
                 let destination = IPAddress(IPv6Address(high: header.destination.0, low: header.destination.1))
                 return (length, DatagramArrival(source: Endpoint(source, header.source_port),

@@ -1,3 +1,4 @@
+import Glibc
 import NetMPTCP
 import NetMPWire
 
@@ -88,11 +89,15 @@ extension Host {
         case .neighbourSolicitation, .neighbourAdvertisement, .routerAdvertisement:
             neighbourDiscovery(message, header: header, answer: true, now: now, sink: &sink)
         case .destinationUnreachable(let code, let quoted):
-            reportError(.destinationUnreachable(code: Self.unreachableCodeAsIPv4(code)), quoted: quoted, now: now, sink: &sink)
+            reportError(.destinationUnreachable(code: Self.unreachableCodeAsIPv4(code)), quoted: quoted,
+                        raw: (ICMPv6Message.Kind.destinationUnreachable, code, 0), offender: header.source, message: bytes,
+                        now: now, sink: &sink)
         case .packetTooBig(let mtu, let quoted):
-            reportError(.fragmentationNeeded(nextHopMTU: UInt16(clamping: mtu)), quoted: quoted, now: now, sink: &sink)
+            reportError(.fragmentationNeeded(nextHopMTU: UInt16(clamping: mtu)), quoted: quoted,
+                        raw: (ICMPv6Message.Kind.packetTooBig, 0, mtu), offender: header.source, message: bytes, now: now, sink: &sink)
         case .timeExceeded(let code, let quoted):
-            reportError(.timeExceeded(code: code), quoted: quoted, now: now, sink: &sink)
+            reportError(.timeExceeded(code: code), quoted: quoted, raw: (ICMPv6Message.Kind.timeExceeded, code, 0),
+                        offender: header.source, message: bytes, now: now, sink: &sink)
         case .other(MLDMessage.Kind.query, _):
             receiveMLDQuery(bytes, header: header, sink: &sink)
         case .echoReply, .routerSolicitation, .parameterProblem, .other:
@@ -103,7 +108,10 @@ extension Host {
     /// An ICMPv6 error about a packet we sent goes to the transport that sent it: a TCP
     /// segment's to its connection (RFC 4443 3, RFC 8201 for packet too big), a UDP
     /// datagram's to the socket bound to its source port (`datagramErrorHandler`).
-    func reportError(_ kind: ICMPErrorReport.Kind, quoted: QuotedIPv6Packet, now: Instant, sink: inout some FrameSink) {
+    /// `raw`: the message's own type, code and MTU (what IPV6_RECVERR reports); `message`:
+    /// the whole ICMPv6 message, whose quote holds the packet's start.
+    func reportError(_ kind: ICMPErrorReport.Kind, quoted: QuotedIPv6Packet, raw: (type: UInt8, code: UInt8, info: UInt32),
+                     offender: IPv6Address, message: UnsafeRawBufferPointer, now: Instant, sink: inout some FrameSink) {
         guard let ports = quoted.ports, ipv6.state(of: quoted.header.source) != nil else {
             counters.drops.count(.icmpIgnored); return
         }
@@ -111,7 +119,12 @@ extension Host {
                               remote: Endpoint(quoted.header.destination, ports.destination))
         switch quoted.upperLayer {
         case IPProtocol.tcp where tcp != nil: tcp?.icmpError(kind, about: tuple, now: now, host: self, sink: &sink)
-        case IPProtocol.udp where datagramErrorHandler != nil: datagramErrorHandler?(kind, tuple)
+        case IPProtocol.udp where datagramErrorHandler != nil:
+            let (errno, hard) = Self.errorNumber6(type: raw.type, code: raw.code)
+            let error = DatagramError(errorNumber: errno, hard: hard, origin: DatagramError.originICMP6, type: raw.type,
+                                      code: raw.code, info: raw.info, offender: IPAddress(offender), datagram: tuple)
+            let start = min(message.count, ICMPv6Message.headerLength + (quoted.upperLayerOffset ?? message.count) + UDPHeader.length)
+            datagramErrorHandler?(error, UnsafeRawBufferPointer(rebasing: message[start...]))
         default: counters.drops.count(.icmpIgnored)
         }
     }
@@ -140,6 +153,20 @@ extension Host {
         if toUs {
             sendICMPv6Error(type: ICMPv6Message.Kind.destinationUnreachable, code: ICMPv6Message.UnreachableCode.port,
                             for: packet, header: header, now: now, sink: &sink)
+        }
+    }
+
+    /// Linux's icmpv6_err_convert: the errno an ICMPv6 error means, and whether it is hard.
+    static func errorNumber6(type: UInt8, code: UInt8) -> (errno: Int32, hard: Bool) {
+        switch (type, code) {
+        case (ICMPv6Message.Kind.destinationUnreachable, ICMPv6Message.UnreachableCode.noRoute): (ENETUNREACH, false)
+        case (ICMPv6Message.Kind.destinationUnreachable, ICMPv6Message.UnreachableCode.beyondScope),
+             (ICMPv6Message.Kind.destinationUnreachable, ICMPv6Message.UnreachableCode.address): (EHOSTUNREACH, false)
+        case (ICMPv6Message.Kind.destinationUnreachable, ICMPv6Message.UnreachableCode.port): (ECONNREFUSED, true)
+        case (ICMPv6Message.Kind.destinationUnreachable, _): (EACCES, true)
+        case (ICMPv6Message.Kind.packetTooBig, _): (EMSGSIZE, true)
+        case (ICMPv6Message.Kind.parameterProblem, _): (EPROTO, true)
+        default: (EHOSTUNREACH, false) // time exceeded
         }
     }
 

@@ -1,3 +1,4 @@
+import Glibc
 import NetMPTCP
 import NetMPWire
 
@@ -99,8 +100,9 @@ public final class Host {
     /// The TCP sockets on this host; without it every segment is answered as CLOSED.
     public var tcp: TCPEndpoints?
     /// An ICMP or ICMPv6 error about a UDP datagram we sent, with the datagram's ports and
-    /// addresses (the runtime hands it to the socket bound to `local.port`).
-    public var datagramErrorHandler: ((_ kind: ICMPErrorReport.Kind, _ datagram: FourTuple) -> Void)?
+    /// addresses in it, and the datagram's payload as far as the error quoted it (the
+    /// runtime hands it to the socket bound to `local.port`).
+    public var datagramErrorHandler: ((_ error: DatagramError, _ quotedPayload: UnsafeRawBufferPointer) -> Void)?
     /// Hands a UDP payload of either family to the socket bound to its destination port (the
     /// runtime's per-core table), which decides by its source and destination whether it is
     /// its own.
@@ -258,25 +260,38 @@ public final class Host {
         case .destinationUnreachable(let code, let mtu, let quoted):
             let kind: ICMPErrorReport.Kind = code == ICMPv4Message.UnreachableCode.fragmentationNeeded
                 ? .fragmentationNeeded(nextHopMTU: mtu) : .destinationUnreachable(code: code)
-            reportError(kind, from: header.source, quoted: quoted, now: now, sink: &sink)
+            reportError(kind, from: header.source, quoted: quoted, message: bytes, now: now, sink: &sink)
         case .timeExceeded(let code, let quoted):
-            reportError(.timeExceeded(code: code), from: header.source, quoted: quoted, now: now, sink: &sink)
+            reportError(.timeExceeded(code: code), from: header.source, quoted: quoted, message: bytes, now: now, sink: &sink)
         case .echoReply, .other:
             counters.drops.count(.icmpIgnored)
         }
     }
 
-    func reportError(_ kind: ICMPErrorReport.Kind, from reporter: IPv4Address, quoted: QuotedDatagram, now: Instant,
-                     sink: inout some FrameSink) {
+    /// `message`: the whole ICMP message, whose quote holds the datagram's start.
+    func reportError(_ kind: ICMPErrorReport.Kind, from reporter: IPv4Address, quoted: QuotedDatagram,
+                     message: UnsafeRawBufferPointer, now: Instant, sink: inout some FrameSink) {
         // Only errors about datagrams we sent concern us (RFC 5927 asks for this check).
         guard quoted.header.source == address, tcp != nil || icmpErrorHandler != nil || datagramErrorHandler != nil else {
             counters.drops.count(.icmpIgnored); return
         }
         let report = ICMPErrorReport(kind: kind, reporter: reporter, quoted: quoted)
         if quoted.header.proto == IPProtocol.tcp { tcp?.icmpError(report, now: now, host: self, sink: &sink) }
-        if quoted.header.proto == IPProtocol.udp {
-            datagramErrorHandler?(kind, FourTuple(local: Endpoint(quoted.header.source, quoted.sourcePort),
-                                                  remote: Endpoint(quoted.header.destination, quoted.destinationPort)))
+        if quoted.header.proto == IPProtocol.udp, let handler = datagramErrorHandler {
+            // As Linux's __udp4_lib_err reads them: type, code, errno, and whether hard.
+            let (type, code, info): (UInt8, UInt8, UInt32)
+            let (errno, hard): (Int32, Bool)
+            switch kind {
+            case .destinationUnreachable(let c): (type, code, info) = (3, c, 0); (errno, hard) = ICMPErrorReport.errorNumber(unreachableCode: c)
+            case .fragmentationNeeded(let mtu): (type, code, info) = (3, 4, UInt32(mtu)); (errno, hard) = (EMSGSIZE, true)
+            case .timeExceeded(let c): (type, code, info) = (11, c, 0); (errno, hard) = (EHOSTUNREACH, false)
+            }
+            let error = DatagramError(errorNumber: errno, hard: hard, origin: DatagramError.originICMP, type: type, code: code,
+                                      info: info, offender: IPAddress(reporter),
+                                      datagram: FourTuple(local: Endpoint(quoted.header.source, quoted.sourcePort),
+                                                          remote: Endpoint(quoted.header.destination, quoted.destinationPort)))
+            let start = min(message.count, ICMPv4Message.headerLength + quoted.header.headerLength + UDPHeader.length)
+            handler(error, UnsafeRawBufferPointer(rebasing: message[start...]))
         }
         icmpErrorHandler?(report)
     }

@@ -9,6 +9,10 @@ public struct QuotedIPv6Packet: Equatable, Sendable {
         hasPorts ? (sourcePort, destinationPort, sequenceNumber) : nil
     }
     var hasPorts = false
+    /// Where the upper layer's header starts in the quote, when the quote reaches past its
+    /// first 8 bytes (what follows a UDP header there is the datagram's payload).
+    public var upperLayerOffset: Int? { hasPorts ? upperLayerAt : nil }
+    var upperLayerAt = 0
     var sourcePort: UInt16 = 0
     var destinationPort: UInt16 = 0
     var sequenceNumber: UInt32 = 0
@@ -22,6 +26,7 @@ public struct QuotedIPv6Packet: Equatable, Sendable {
         let at = chain.upperLayerOffset
         guard at + 8 <= bytes.count else { return }
         hasPorts = true
+        upperLayerAt = at
         sourcePort = bytes.be16(at)
         destinationPort = bytes.be16(at + 2)
         sequenceNumber = bytes.be32(at + 4)

@@ -154,6 +154,47 @@ import Testing
         connected.close(); loose.close()
     }
 
+    /// IP_RECVERR: every socket finds the error about its own datagram in its error queue,
+    /// with the datagram's payload and destination, whichever core heard the ICMP (the
+    /// sockets' home cores alternate, so some errors are forwarded to them); without the
+    /// option a socket's queue stays empty.
+    @Test func errorQueue_eachSocketGetsItsOwn_whicheverCoreHearsIt() throws {
+        let pair = try StackPair(cores: 2)
+        defer { pair.stop() }
+        let sockets = (0..<4).map { _ in DatagramSocket(stack: pair.a) }
+        for (i, socket) in sockets.enumerated() {
+            socket.setReceiveErrors(i < 3, ipv6: false)
+            let payload = Array("datagram \(i)".utf8)
+            _ = try payload.withUnsafeBytes { try socket.send($0, to: Endpoint(StackPair.addressB, UInt16(9300 + i))) }
+        }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        for (i, socket) in sockets.prefix(3).enumerated() {
+            for _ in 0..<400 where !socket.readiness.contains(.error) { usleep(5000) }
+            let (length, error) = try buffer.withUnsafeMutableBytes { try socket.receiveError(into: $0) }
+            #expect(Array(buffer[0..<length]) == Array("datagram \(i)".utf8))
+            #expect(error.errorNumber == ECONNREFUSED && error.type == 3 && error.code == 3 && error.origin == DatagramError.originICMP)
+            #expect(error.datagram.remote == Endpoint(StackPair.addressB, UInt16(9300 + i)) && error.offender == IPAddress(StackPair.addressB))
+            expectErrno(EAGAIN) { _ = try buffer.withUnsafeMutableBytes { try socket.receiveError(into: $0) } }
+        }
+        usleep(100_000)
+        expectErrno(EAGAIN) { _ = try buffer.withUnsafeMutableBytes { try sockets[3].receiveError(into: $0) } }
+        #expect(!sockets[3].readiness.contains(.error))
+
+        // An error heard on the core that is not the socket's home goes there to be queued.
+        let socket = sockets[0], home = try #require(socket.homeCore)
+        let local = try #require(socket.localAddress.port == 0 ? nil : socket.localAddress.port)
+        let error = DatagramError(errorNumber: EHOSTUNREACH, hard: false, origin: DatagramError.originICMP, type: 11, code: 0,
+                                  offender: IPAddress(IPv4Address(10, 88, 0, 254)),
+                                  datagram: FourTuple(local: Endpoint(StackPair.addressA, local), remote: Endpoint(StackPair.addressB, 9400)))
+        pair.a.hearDatagramErrorForTesting(on: 1 - home, error, quoted: Array("far".utf8))
+        for _ in 0..<400 where !socket.readiness.contains(.error) { usleep(5000) }
+        #expect(socket.takeError() == EHOSTUNREACH, "pending even though soft: IP_RECVERR")
+        let (length, heard) = try buffer.withUnsafeMutableBytes { try socket.receiveError(into: $0) }
+        #expect(Array(buffer[0..<length]) == Array("far".utf8) && heard.errorNumber == EHOSTUNREACH && heard.type == 11)
+        #expect(heard.offender == IPAddress(IPv4Address(10, 88, 0, 254)) && heard.datagram.remote == Endpoint(StackPair.addressB, 9400))
+        for socket in sockets { socket.close() }
+    }
+
     /// UDP over IPv6 between two stacks: a dual-stack socket on :: takes both families
     /// (IPv4 peers at their mapped addresses) and answers each; a v6-only socket refuses
     /// IPv4 (port unreachable, counted); one bound to an IPv6 address sends from it; the

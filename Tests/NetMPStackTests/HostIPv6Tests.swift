@@ -1,3 +1,4 @@
+import Glibc
 import NetMPStack
 import NetMPTCP
 import NetMPTestSupport
@@ -270,8 +271,8 @@ struct Sent6 {
             delivered.append((arrival.destination.port, Array(payload), arrival.source, arrival.destination.address))
             return .delivered
         }
-        var errors: [(ICMPErrorReport.Kind, FourTuple)] = []
-        host.datagramErrorHandler = { errors.append(($0, $1)) }
+        var errors: [(DatagramError, [UInt8])] = []
+        host.datagramErrorHandler = { errors.append(($0, Array($1))) }
 
         #expect(host.feed(Lab6.frame(Self.udp6(port: 9, payload: [1, 2, 3]))).isEmpty)
         #expect(delivered.count == 1 && delivered.first?.payload == [1, 2, 3])
@@ -301,9 +302,14 @@ struct Sent6 {
             }
         }
         #expect(host.feed(Lab6.frame(ipv6Packet(upper: IPv6NextHeader.icmpv6, payload: error))).isEmpty)
+        // As IPV6_RECVERR reports it: ECONNREFUSED, ICMPv6's type and code, from the peer,
+        // about the datagram it quoted, whose payload comes along.
         #expect(errors.count == 1)
-        #expect(errors.first?.0 == .destinationUnreachable(code: ICMPv4Message.UnreachableCode.port))
-        #expect(errors.first?.1 == FourTuple(local: Endpoint(Lab6.us, 9), remote: Endpoint(Lab6.peer, 40000)))
+        #expect(errors.first?.0 == DatagramError(errorNumber: ECONNREFUSED, hard: true, origin: DatagramError.originICMP6,
+                                                 type: ICMPv6Message.Kind.destinationUnreachable,
+                                                 code: ICMPv6Message.UnreachableCode.port, offender: IPAddress(Lab6.peer),
+                                                 datagram: FourTuple(local: Endpoint(Lab6.us, 9), remote: Endpoint(Lab6.peer, 40000))))
+        #expect(errors.first?.1 == Array("hello".utf8))
     }
 
     /// Malformed IPv6 is counted by reason and never answered.

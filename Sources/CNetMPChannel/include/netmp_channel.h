@@ -150,7 +150,9 @@ typedef struct netmp_datagram_slot {
                                     // ::ffff:0.0.0.0: any), written before the slot is named
     uint32_t multicast;             // NETMP_MULTICAST_*: how datagrams to groups leave, and
                                     // which groups' datagrams the socket takes
-    uint8_t second_line_end[20];
+    uint32_t receive_errors;        // NETMP_RECEIVE_ERRORS_*: IP_RECVERR and IPV6_RECVERR set
+    uint32_t error_capacity;        // the error queue's (after the send ring), written by the lessor
+    uint8_t second_line_end[12];
 } netmp_datagram_slot;
 
 /// A datagram slot's `multicast` word: IP_MULTICAST_TTL in the low byte, IPV6_MULTICAST_HOPS
@@ -159,6 +161,12 @@ static const uint32_t NETMP_MULTICAST_LOOP = 1u << 16;
 static const uint32_t NETMP_MULTICAST_ALL = 1u << 17;
 static const uint32_t NETMP_MULTICAST_LOOP6 = 1u << 18;
 static const uint32_t NETMP_MULTICAST_ALL6 = 1u << 19;
+
+/// A datagram slot's `receive_errors` word: the ICMP (ICMPv6) errors about the socket's
+/// datagrams go to its error queue (MSG_ERRQUEUE) and are its next error, whatever their
+/// kind and whether it is connected (Linux's inet->recverr, np->recverr).
+static const uint32_t NETMP_RECEIVE_ERRORS_IPV4 = 1u << 0;
+static const uint32_t NETMP_RECEIVE_ERRORS_IPV6 = 1u << 1;
 
 /// Which families' datagrams a UDP socket takes (an IPv4 socket IPv4's; an IPv6 one both,
 /// or IPv6's alone when IPV6_V6ONLY or bound to an IPv6 address).
