@@ -5,16 +5,21 @@ import NetMPWire
 
 /// The multicast options, with Linux's value layouts, ranges and errnos (do_ip_setsockopt
 /// and do_ipv6_setsockopt): IP_MULTICAST_TTL, _LOOP, _ALL and _IF, IP_ADD_MEMBERSHIP and
-/// IP_DROP_MEMBERSHIP, and IPv6's twins on an IPv6 socket. A UDP socket acts on them
+/// IP_DROP_MEMBERSHIP, IPv6's twins on an IPv6 socket, and MCAST_JOIN_GROUP and
+/// MCAST_LEAVE_GROUP (RFC 3678) at either level. A UDP socket acts on them
 /// (DatagramSocket+Multicast); a TCP socket refuses what Linux refuses it and keeps the
 /// rest for getsockopt, as Linux does.
 enum MulticastOptionName {
     static let interface: Int32 = 32, timeToLive: Int32 = 33, loop: Int32 = 34
     static let addMembership: Int32 = 35, dropMembership: Int32 = 36, all: Int32 = 49
-    static let ipv4: Set<Int32> = [32, 33, 34, 35, 36, 49]
+    static let ipv4: Set<Int32> = [32, 33, 34, 35, 36, 49, 42, 45]
     static let interface6: Int32 = 17, hops6: Int32 = 18, loop6: Int32 = 19
     static let join6: Int32 = 20, leave6: Int32 = 21, all6: Int32 = 29
-    static let ipv6: Set<Int32> = [17, 18, 19, 20, 21, 29]
+    static let ipv6: Set<Int32> = [17, 18, 19, 20, 21, 29, 42, 45]
+    /// RFC 3678's protocol-independent pair, at either level: a group_req (an interface
+    /// index and a sockaddr_storage, 136 bytes).
+    static let joinGroup: Int32 = 42, leaveGroup: Int32 = 45
+    static let groupRequestLength: UInt32 = 136
 
     static func isOption(_ level: Int32, _ name: Int32, ipv6 socketIsIPv6: Bool) -> Bool {
         (level == OptionName.ipprotoIP && ipv4.contains(name)) || (level == OptionName.ipprotoIPv6 && socketIsIPv6 && ipv6.contains(name))
@@ -27,6 +32,10 @@ struct MembershipRequest {
     var group: IPv4Address
     var address: IPv4Address
     var index: UInt32
+
+    init(group: IPv4Address, address: IPv4Address, index: UInt32) {
+        self.group = group; self.address = address; self.index = index
+    }
 
     init?(_ value: UnsafeRawPointer, length: UInt32) {
         guard length >= 8 else { return nil }
@@ -46,25 +55,69 @@ func setMulticastOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ val
     /// An interface index names ours (or any, where the TAP is not visible to the program).
     func isOurInterface(_ index: UInt32) -> Bool { interfaceIndex == 0 || index == interfaceIndex }
 
+    /// IPV6_JOIN_GROUP or _LEAVE_GROUP of `group` on interface `index` (ipv6_sock_mc_join).
+    func joinOrLeave6(_ group: IPv6Address, index: UInt32, join: Bool) -> Int32 {
+        guard let datagram else { return -EPROTO }
+        guard group.isMulticast else { return -EINVAL }
+        do {
+            if join {
+                guard index == 0 || isOurInterface(index) else { return -ENODEV }
+                try datagram.join(IPAddress(group))
+            } else {
+                try datagram.leave(IPAddress(group))
+            }
+            return 0
+        } catch { return -error.errno }
+    }
+
+    /// IP_ADD_MEMBERSHIP or _DROP_MEMBERSHIP as __ip_mc_join_group and ip_mc_leave_group
+    /// take it: the interface named by index, by its address, or (neither) by the route.
+    func joinOrLeave4(_ request: MembershipRequest, join: Bool) -> Int32 {
+        guard !isStream else { return -EPROTO }
+        guard let datagram else { return -EINVAL }
+        let ours = configuration.map { request.address == $0.address } ?? false
+        let found = request.index != 0 ? isOurInterface(request.index)
+            : !request.address.isUnspecified ? ours
+            : processClient?.routes.nextHop(for: request.group) != nil
+        do {
+            if join {
+                guard request.group.isMulticast else { return -EINVAL }
+                guard found else { return -ENODEV }
+                try datagram.join(IPAddress(request.group))
+            } else {
+                guard found || request.index != 0 || !request.address.isUnspecified else { return -ENODEV }
+                try datagram.leave(IPAddress(request.group))
+            }
+            return 0
+        } catch { return -error.errno }
+    }
+
+    // MCAST_JOIN_GROUP and MCAST_LEAVE_GROUP: the group's family must be the level's
+    // (ip_mcast_join_leave: EINVAL; ipv6_mcast_join_leave: EADDRNOTAVAIL).
+    if name == MulticastOptionName.joinGroup || name == MulticastOptionName.leaveGroup {
+        guard let value, length >= MulticastOptionName.groupRequestLength else { return -EINVAL }
+        let index = value.loadUnaligned(as: UInt32.self)
+        let family = value.loadUnaligned(fromByteOffset: 8, as: UInt16.self)
+        let join = name == MulticastOptionName.joinGroup
+        if level == OptionName.ipprotoIPv6 {
+            guard family == UInt16(AF_INET6) else { return -EADDRNOTAVAIL }
+            let group = IPv6Address(high: UInt64(bigEndian: value.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+                                    low: UInt64(bigEndian: value.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
+            return joinOrLeave6(group, index: index, join: join)
+        }
+        guard family == UInt16(AF_INET) else { return -EINVAL }
+        let group = IPv4Address(UInt32(bigEndian: value.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+        return joinOrLeave4(MembershipRequest(group: group, address: .any, index: index), join: join)
+    }
+
     if level == OptionName.ipprotoIPv6 {
         // IPv6's take an int, all of them but the membership pair.
         switch name {
         case MulticastOptionName.join6, MulticastOptionName.leave6:
             guard let value, length >= 20 else { return -EINVAL }
-            guard let datagram else { return -EPROTO }
             let group = IPv6Address(high: UInt64(bigEndian: value.loadUnaligned(as: UInt64.self)),
                                     low: UInt64(bigEndian: value.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
-            let index = value.loadUnaligned(fromByteOffset: 16, as: UInt32.self)
-            guard group.isMulticast else { return -EINVAL }
-            do {
-                if name == MulticastOptionName.join6 {
-                    guard index == 0 || isOurInterface(index) else { return -ENODEV }
-                    try datagram.join(IPAddress(group))
-                } else {
-                    try datagram.leave(IPAddress(group))
-                }
-                return 0
-            } catch { return -error.errno }
+            return joinOrLeave6(group, index: value.loadUnaligned(fromByteOffset: 16, as: UInt32.self), join: name == MulticastOptionName.join6)
         default: break
         }
         guard let value, length >= 4 else { return -EINVAL }
@@ -91,23 +144,8 @@ func setMulticastOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ val
     switch name {
     case MulticastOptionName.addMembership, MulticastOptionName.dropMembership:
         guard !isStream else { return -EPROTO }
-        guard let value, let request = MembershipRequest(value, length: length), let datagram else { return -EINVAL }
-        // The interface: named by index, by its address, or (neither) by the route to the group.
-        let ours = configuration.map { request.address == $0.address } ?? false
-        let found = request.index != 0 ? isOurInterface(request.index)
-            : !request.address.isUnspecified ? ours
-            : processClient?.routes.nextHop(for: request.group) != nil
-        do {
-            if name == MulticastOptionName.addMembership {
-                guard request.group.isMulticast else { return -EINVAL }
-                guard found else { return -ENODEV }
-                try datagram.join(IPAddress(request.group))
-            } else {
-                guard found || request.index != 0 || !request.address.isUnspecified else { return -ENODEV }
-                try datagram.leave(IPAddress(request.group))
-            }
-            return 0
-        } catch { return -error.errno }
+        guard let value, let request = MembershipRequest(value, length: length) else { return -EINVAL }
+        return joinOrLeave4(request, join: name == MulticastOptionName.addMembership)
     case MulticastOptionName.interface:
         guard !isStream, let value, length >= 4, let datagram else { return -EINVAL }
         var address = IPv4Address(UInt32(bigEndian: value.loadUnaligned(fromByteOffset: length >= 8 ? 4 : 0, as: UInt32.self)))
