@@ -154,6 +154,37 @@ import Testing
         connected.close(); loose.close()
     }
 
+    /// Sockets that all set SO_REUSEADDR share a port (Linux's udp_lib_lport_inuse), and a
+    /// broadcast goes to each of them (__udp4_lib_mcast_deliver), SO_REUSEPORT or not; a
+    /// socket without SO_REUSEADDR may not join them, and one bound to the unicast address
+    /// takes no broadcast.
+    @Test func broadcast_reachesEverySocketSharingThePort() throws {
+        let pair = try StackPair(cores: 2)
+        defer { pair.stop() }
+        let sharers = (0..<3).map { _ in DatagramSocket(stack: pair.b) }
+        for (i, socket) in sharers.enumerated() {
+            socket.setReuseAddress(true)
+            if i == 2 { socket.setReusePort(true) }
+            try socket.bind(Endpoint(i == 2 ? StackPair.addressB : IPv4Address(0), 9500))
+            socket.setReceiveTimeout(2_000_000_000)
+        }
+        let latecomer = DatagramSocket(stack: pair.b)
+        expectErrno(EADDRINUSE) { try latecomer.bind(Endpoint(IPv4Address(0), 9500)) }
+        let sender = DatagramSocket(stack: pair.a)
+        sender.setBroadcast(true)
+        let hello = Array("to all".utf8)
+        _ = try hello.withUnsafeBytes { try sender.send($0, to: Endpoint(IPv4Address(10, 88, 0, 255), 9500)) }
+        var buffer = [UInt8](repeating: 0, count: 16)
+        for socket in sharers.prefix(2) {
+            let got = try buffer.withUnsafeMutableBytes { try socket.receive(into: $0) }
+            #expect(Array(buffer[0..<got.length]) == hello)
+        }
+        sharers[2].nonBlocking = true
+        usleep(100_000)
+        expectErrno(EAGAIN) { _ = try buffer.withUnsafeMutableBytes { try sharers[2].receive(into: $0) } }
+        for socket in sharers + [latecomer, sender] { socket.close() }
+    }
+
     /// IP_RECVERR: every socket finds the error about its own datagram in its error queue,
     /// with the datagram's payload and destination, whichever core heard the ICMP (the
     /// sockets' home cores alternate, so some errors are forwarded to them); without the
