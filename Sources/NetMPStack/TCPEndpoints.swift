@@ -17,6 +17,8 @@ public final class TCPEndpoints {
     var listeners: [FamilyPort: [Listener]] = [:]
     /// Every connection's next deadline, by 4-tuple.
     var timers: TimerWheel<TCPSocket>
+    /// The sockets whose timers are due, kept between ticks so that a tick allocates nothing.
+    var dueSockets: [TCPSocket] = []
     /// Linux's default ip_local_port_range.
     public static let ephemeralPorts: ClosedRange<UInt16> = 32768...60999
     /// RFC 6056's double-hash port selection (algorithm 4, Linux's table_perturb): each
@@ -436,7 +438,9 @@ public final class TCPEndpoints {
 
     /// Runs the timers due at `now` and sends what they call for.
     public func tick(now: Instant, host: Host, sink: inout some FrameSink) {
-        for socket in timers.due(now: now) {
+        timers.due(now: now, into: &dueSockets)
+        defer { dueSockets.removeAll(keepingCapacity: true) }
+        for socket in dueSockets {
             // Every way out of the table cancels the socket's timer; a stale one stays quiet.
             guard sockets[socket.tuple] === socket else { continue }
             socket.connection.fireTimers(now: now)

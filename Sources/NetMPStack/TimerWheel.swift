@@ -104,6 +104,13 @@ public struct TimerWheel<Entry: TimerWheelEntry> {
     /// Takes out every entry whose deadline is at or before `now`.
     public mutating func due(now: Instant) -> [Entry] {
         var result: [Entry] = []
+        due(now: now, into: &result)
+        return result
+    }
+
+    /// The same, appended to `result`: a caller that keeps the array (emptied with its
+    /// capacity kept) takes its timers without an allocation per tick.
+    public mutating func due(now: Instant, into result: inout [Entry]) {
         let target = now.nanoseconds / Self.tick
         let steps = min(target &- cursor &+ 1, UInt64(Self.slotCount))
         for i in 0..<steps {
@@ -115,7 +122,6 @@ public struct TimerWheel<Entry: TimerWheelEntry> {
         }
         cursor = max(cursor, target)
         if now.nanoseconds >= nextSweep { sweep(now: now, due: &result) }
-        return result
     }
 
     /// Moves far deadlines that now fall within the wheel's span into their slots, and

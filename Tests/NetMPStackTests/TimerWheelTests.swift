@@ -13,6 +13,23 @@ final class Timed: TimerWheelEntry {
 @Suite struct TimerWheelTests {
     let t0 = Instant(nanoseconds: 5_000_000_000)
 
+    /// A caller's array takes the due entries after what it holds, and emptied with its
+    /// capacity kept serves the next tick in the same storage (no allocation per tick).
+    @Test func dueInto_appendsAndReusesTheCallersStorage() {
+        var wheel = TimerWheel<Timed>(now: t0)
+        var due: [Timed] = []
+        due.reserveCapacity(8)
+        let storage = due.withUnsafeBufferPointer { $0.baseAddress }
+        for key in 0..<4 { wheel.schedule(Timed(key), at: t0 + .milliseconds(UInt64(10 * (key + 1)))) }
+        wheel.due(now: t0 + .milliseconds(20), into: &due)
+        #expect(due.map(\.key).sorted() == [0, 1])
+        wheel.due(now: t0 + .milliseconds(30), into: &due)
+        #expect(due.map(\.key).sorted() == [0, 1, 2])
+        due.removeAll(keepingCapacity: true)
+        wheel.due(now: t0 + .milliseconds(40), into: &due)
+        #expect(due.map(\.key) == [3] && due.withUnsafeBufferPointer { $0.baseAddress } == storage)
+    }
+
     @Test func dueInDeadlineOrder_cancelledNeverFire() {
         var wheel = TimerWheel<Timed>(now: t0)
         let (one, two, three) = (Timed(1), Timed(2), Timed(3))
