@@ -136,13 +136,14 @@ short netmp_readiness(void *socket);
 // The same without a listener's kernel twin (no system call): for an epoll set that has
 // the twin registered in its kernel instance, which reports the twin's arrivals itself.
 short netmp_readiness_own(void *socket);
-// A poller arrives: the eventfd to sleep on (-1: nothing can change). Check readiness
-// after entering and before sleeping; leave after waking.
+// A poller arrives: the eventfd to sleep on (-1: nothing can change, and no leave). Check
+// readiness after entering and before sleeping; leave after waking. Entered, the poller
+// holds the socket: a close by another thread meanwhile does not free it.
 int netmp_poll_enter(void *socket);
 // Counters that move on each arrival and each freeing of send space (edge-triggered epoll).
 void netmp_edge_marks(void *socket, uint64_t *arrivals, uint64_t *freed);
-// A poller leaves; `rung`: the kernel reported its eventfd readable (a count the last
-// poller takes out; epoll's edge-triggered registrations never need it taken).
+// A poller that entered leaves; `rung`: the kernel reported its eventfd readable (a count
+// the last poller takes out; epoll's edge-triggered registrations never need it taken).
 void netmp_poll_leave(void *socket, int rung);
 
 #endif

@@ -98,7 +98,7 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
         // next sleep would end at once; an unrung one is left alone (no read to make).
         for (nfds_t i = 0; i < registered; i++) {
             long bell = entered[i].bell;
-            netmp_poll_leave(entered[i].socket, r > 0 && bell >= 0 && (kernel[bell].revents & POLLIN));
+            if (bell >= 0) netmp_poll_leave(entered[i].socket, r > 0 && (kernel[bell].revents & POLLIN));
         }
         if (r < 0) { errno = saved; result = -1; break; }
         ready = 0;

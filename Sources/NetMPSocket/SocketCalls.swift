@@ -524,10 +524,13 @@ public func netmpReadiness(_ handle: UnsafeMutableRawPointer) -> Int16 { socket(
 public func netmpReadinessOwn(_ handle: UnsafeMutableRawPointer) -> Int16 { socket(handle).ownReadiness.rawValue }
 
 /// A poller arrives: returns the eventfd to sleep on (-1: nothing can change, do not wait
-/// on this socket). Check readiness after this, then sleep; call netmp_poll_leave after.
+/// on this socket, and do not leave). Check readiness after this, then sleep; call
+/// netmp_poll_leave after. An entered poller holds the socket until it leaves: another
+/// thread's close() while it sleeps must not free what the leave touches.
 @_cdecl("netmp_poll_enter")
 public func netmpPollEnter(_ handle: UnsafeMutableRawPointer) -> Int32 {
     guard let doorbell = socket(handle).doorbell else { return -1 }
+    _ = hold(handle)
     doorbell.enter()
     return doorbell.fd
 }
@@ -548,7 +551,9 @@ public func netmpEdgeMarks(_ handle: UnsafeMutableRawPointer, _ arrivals: Unsafe
     }
 }
 
+/// Only after an enter that returned a descriptor: its hold goes with it.
 @_cdecl("netmp_poll_leave")
 public func netmpPollLeave(_ handle: UnsafeMutableRawPointer, _ rung: Int32) {
     socket(handle).doorbell?.leave(rung: rung != 0)
+    Unmanaged<ShimSocket>.fromOpaque(handle).release()
 }
