@@ -62,6 +62,14 @@ void *netmp_accept(void *socket, int fd, int nonblocking, int cloexec, uint8_t *
 // unspecified: AF_UNSPEC (a UDP socket dissolves its association).
 int netmp_connect(void *socket, const uint8_t *address, uint16_t port, int unspecified);
 // has_destination: sendto's address was given (UDP sends to it; TCP only notes it).
+// What sendmsg's control messages ask of one datagram: the TOS or traffic class in the
+// low byte, the TTL or hop limit in the next, each with its flag when asked.
+enum { NETMP_SEND_TOS = 1u << 16, NETMP_SEND_TTL = 1u << 17 };
+// netmp_send of one datagram marked as `marking` says (0: as the socket's options say).
+ssize_t netmp_send_marked(void *socket, const void *bytes, size_t count, int flags, int has_destination,
+                          const uint8_t *address, uint16_t port, uint32_t marking);
+// Whether `address` (16 bytes, IPv4 mapped) is one of the stack's own.
+int netmp_holds_address(void *socket, const uint8_t *address);
 ssize_t netmp_send(void *socket, const void *bytes, size_t count, int flags, int has_destination,
                    const uint8_t *address, uint16_t port);
 // *full: a datagram's whole length (MSG_TRUNC); address/port/full may be NULL.

@@ -268,7 +268,9 @@ public final class DatagramSocket: @unchecked Sendable {
     func maximumPayload(to destination: IPAddress) -> Int { destination.isIPv4 ? 65_507 : 65_527 }
 
     /// sendto() / send(): one datagram, all or nothing.
-    public func send(_ bytes: UnsafeRawBufferPointer, to destination: Endpoint? = nil, dontWait: Bool = false) throws(SocketError) -> Int {
+    /// `marking`: this datagram's own TOS or TTL (sendmsg's control messages).
+    public func send(_ bytes: UnsafeRawBufferPointer, to destination: Endpoint? = nil, dontWait: Bool = false,
+                     marking: DatagramMarking = .socket) throws(SocketError) -> Int {
         if client.stackGone { throw SocketError(ENETDOWN) }
         let channel = try bound()
         try pendingError(channel)
@@ -291,7 +293,7 @@ public final class DatagramSocket: @unchecked Sendable {
                 throw SocketError(EACCES)
             }
         }
-        var header = DatagramRecord.header(length: bytes.count, to: target)
+        var header = DatagramRecord.header(length: bytes.count, to: target, marking: marking)
         let wait = !(nonBlocking || dontWait)
         while true {
             let queued = withUnsafeBytes(of: &header) { channel.outgoing.writeRecord($0, bytes) }

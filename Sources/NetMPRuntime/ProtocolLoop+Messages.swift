@@ -351,15 +351,16 @@ extension ProtocolLoop {
                 let room = Int(UInt16.max) - UDPHeader.length - (first.destination.address.isIPv4 ? IPv4Header.minimumLength : 0)
                 let limit = min(Host.datagramsPerFrame, room / first.length)
                 while count < limit, let next = DatagramRecord.read(ring, at: span, held: committed - sent),
-                      next.length == first.length, next.destination == first.destination {
+                      next.length == first.length, next.destination == first.destination, next.marking == first.marking {
                     count += 1
                     span += DatagramRecord.headerLength + next.length
                 }
             }
+            let isIPv4 = first.destination.address.isIPv4
+            let (marked, multicastMarked) = first.marking.applied(to: isIPv4 ? mappedMarking : marking,
+                                                                  multicast: isIPv4 ? multicast.sendingIPv4 : multicast.sendingIPv6)
             _ = host.sendUDP(from: channel.port, address: channel.boundAddress, to: first.destination, datagrams: count, each: first.length,
-                             marking: first.destination.address.isIPv4 ? mappedMarking : marking,
-                             multicast: first.destination.address.isIPv4 ? multicast.sendingIPv4 : multicast.sendingIPv6,
-                             now: now, sink: &sink) { out in
+                             marking: marked, multicast: multicastMarked, now: now, sink: &sink) { out in
                 var at = DatagramRecord.headerLength
                 for index in 0..<count {
                     let place = index * first.length
@@ -385,32 +386,4 @@ extension ProtocolLoop {
         }
         channel.doorbell.ring() // send space freed
     }
-}
-
-/// The record a UDP send queues for its home core: the datagram's length, its
-/// destination's port and address (IPv6, IPv4 mapped, as two halves), then its payload.
-enum DatagramRecord {
-    static let headerLength = 24
-    typealias Header = (length: UInt32, port: UInt32, high: UInt64, low: UInt64)
-
-    static func header(length: Int, to destination: Endpoint) -> Header {
-        (UInt32(length), UInt32(destination.port), destination.address.bits.high, destination.address.bits.low)
-    }
-
-    /// The record `offset` bytes into the ring's first `held` bytes, if one is there.
-    /// Records are committed whole, so a header whose length runs past them (or past any
-    /// datagram's) is not a record but the application's scribble: nil, as if none were.
-    static func read(_ ring: SendRing, at offset: Int, held: Int? = nil) -> (length: Int, destination: Endpoint)? {
-        let held = held ?? ring.held
-        guard held - offset >= headerLength else { return nil }
-        var header: Header = (0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &header) { ring.copy(from: offset, count: headerLength, into: $0) }
-        let length = Int(header.length)
-        guard length <= maximumPayload, held - offset - headerLength >= length else { return nil }
-        let address = IPAddress(IPv6Address(high: header.high, low: header.low))
-        return (length, Endpoint(address, UInt16(truncatingIfNeeded: header.port)))
-    }
-    /// The largest UDP payload of either family without jumbograms (IPv4's 65,507 is the
-    /// smaller bound, IPv6's is 65,527).
-    static let maximumPayload = 65_527
 }

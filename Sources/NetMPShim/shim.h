@@ -32,6 +32,11 @@ struct msghdr;
 struct netmp_datagram_info;
 __attribute__((visibility("hidden"))) void netmp_put_ancillary(struct msghdr *m, unsigned int wanted, int ipv6_socket,
                                                                const struct netmp_datagram_info *info);
+// send_control.c: sendmsg's control messages for one datagram (its marking: NETMP_SEND_*),
+// or -errno as Linux refuses them. `ipv4`: the datagram goes to an IPv4 peer.
+struct msghdr;
+__attribute__((visibility("hidden"))) int netmp_read_send_control(void *socket, const struct msghdr *m, int ipv4,
+                                                                   uint32_t *marking);
 // ... and the one control message of an error from the error queue (IP_RECVERR, IPV6_RECVERR).
 struct netmp_error_info;
 __attribute__((visibility("hidden"))) void netmp_put_error(struct msghdr *m, int ipv6_socket, const struct netmp_error_info *info);

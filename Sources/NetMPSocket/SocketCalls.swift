@@ -175,6 +175,14 @@ func write(_ address: IPAddress, to bytes: UnsafeMutablePointer<UInt8>) {
     address.bits.write(to: UnsafeMutableRawBufferPointer(start: bytes, count: 16), at: 0)
 }
 
+@_cdecl("netmp_holds_address")
+public func netmpHoldsAddress(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafePointer<UInt8>) -> Int32 {
+    guard let configuration = processClient?.configuration else { return 0 }
+    let address = endpoint(bytes, 0).address
+    if let v4 = address.v4 { return v4 == configuration.address ? 1 : 0 }
+    return configuration.holds(address.bits) ? 1 : 0
+}
+
 @_cdecl("netmp_serves_ipv6")
 public func netmpServesIPv6() -> Int32 { processClient.map { $0.configuration.ipv6Addresses.isEmpty ? 0 : 1 } ?? 0 }
 
@@ -394,6 +402,14 @@ let messageWaitAll: Int32 = 0x100
 @_cdecl("netmp_send")
 public func netmpSend(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRawPointer?, _ count: Int, _ flags: Int32,
                       _ hasDestination: Int32, _ address: UnsafePointer<UInt8>?, _ port: UInt16) -> Int {
+    netmpSendMarked(handle, bytes, count, flags, hasDestination, address, port, 0)
+}
+
+/// send() of one datagram whose sendmsg control messages asked for its own TOS or TTL
+/// (NETMP_SEND_*: `marking`); a stream socket ignores them, as Linux's TCP does.
+@_cdecl("netmp_send_marked")
+public func netmpSendMarked(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRawPointer?, _ count: Int, _ flags: Int32,
+                            _ hasDestination: Int32, _ address: UnsafePointer<UInt8>?, _ port: UInt16, _ marking: UInt32) -> Int {
     let held = hold(handle)
     defer { held.release() }
     let buffer = UnsafeRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
@@ -413,7 +429,8 @@ public func netmpSend(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRawPoint
                 if d.family == .ipv4 || to?.address.v4 != nil { return -Int(EOPNOTSUPP) }
             }
             if hasDestination != 0 && destination == nil { return -Int(EFAULT) }
-            return try d.send(buffer, to: destination, dontWait: flags & messageDontWait != 0)
+            return try d.send(buffer, to: destination, dontWait: flags & messageDontWait != 0,
+                              marking: DatagramMarking(sendControl: marking))
         }
     } catch { return -Int(error.errno) }
 }

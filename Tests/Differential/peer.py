@@ -21,9 +21,11 @@ service is bound. Runs until killed; every connection is bounded in time.
   7011 multicast   IPv4, a member of 239.1.2.4 on every interface: a datagram to the
                    group is answered (unicast, to its sender) with 'group ttl=T DATA'; a
                    datagram 'PORT' to its own address is answered by 'to-group' sent to
-                   239.1.2.3:PORT out of the interface it came in by, TTL 1
+                   239.1.2.3:PORT out of the interface it came in by, TTL 1; a datagram
+                   'mark DATA' is answered with 'ttl=T tos=S DATA' (what its header said)
   7012 multicast6  the same over IPv6: a member of ff12::1:2:4 ('group hops=H DATA'),
-                   'PORT' answered by 'to-group' to [ff12::1:2:3]:PORT, hop limit 1
+                   'PORT' answered by 'to-group' to [ff12::1:2:3]:PORT, hop limit 1, and
+                   'mark DATA' with 'hops=H tclass=C DATA'
 """
 import fcntl
 import socket
@@ -164,7 +166,7 @@ def udp_echo():
     threading.Thread(target=loop, daemon=True).start()
 
 
-IP_PKTINFO, IP_RECVTTL = 8, 12
+IP_PKTINFO, IP_RECVTTL, IP_RECVTOS = 8, 12, 13
 GROUP, OWN_GROUP = "239.1.2.3", "239.1.2.4"
 
 
@@ -173,6 +175,7 @@ def multicast():
     udp.bind(("", 7011))
     udp.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
     udp.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+    udp.setsockopt(socket.IPPROTO_IP, IP_RECVTOS, 1)
     for index, name in socket.if_nameindex():
         if name != "lo":
             membership = struct.pack("4s4si", socket.inet_aton(OWN_GROUP), socket.inet_aton("0.0.0.0"), index)
@@ -184,15 +187,20 @@ def multicast():
     def loop():
         while True:
             data, control, _, sender = udp.recvmsg(2048, 256)
-            index, to, ttl = 0, None, -1
+            index, to, ttl, tos = 0, None, -1, -1
             for level, kind, value in control:
                 if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
                     index = struct.unpack("i", value[:4])[0]
                     to = socket.inet_ntoa(value[8:12])
                 elif level == socket.IPPROTO_IP and kind == socket.IP_TTL:
                     ttl = struct.unpack("i", value[:4])[0]
+                elif level == socket.IPPROTO_IP and kind == socket.IP_TOS:
+                    tos = value[0]
             if to == OWN_GROUP:
                 udp.sendto(b"group ttl=%d %s" % (ttl, data), sender)
+                continue
+            if data.startswith(b"mark"):
+                udp.sendto(b"ttl=%d tos=%d %s" % (ttl, tos, data), sender)
                 continue
             try:
                 port = int(data)
@@ -208,6 +216,7 @@ def multicast():
 
 
 IPV6_RECVPKTINFO, IPV6_PKTINFO, IPV6_RECVHOPLIMIT, IPV6_HOPLIMIT = 49, 50, 51, 52
+IPV6_RECVTCLASS, IPV6_TCLASS = 66, 67
 GROUP6, OWN_GROUP6 = "ff12::1:2:3", "ff12::1:2:4"
 
 
@@ -217,6 +226,7 @@ def multicast6():
     udp.bind(("::", 7012))
     udp.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
     udp.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+    udp.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVTCLASS, 1)
     for index, name in socket.if_nameindex():
         if name != "lo":
             try:
@@ -228,15 +238,20 @@ def multicast6():
     def loop():
         while True:
             data, control, _, sender = udp.recvmsg(2048, 256)
-            index, to, hops = 0, None, -1
+            index, to, hops, tclass = 0, None, -1, -1
             for level, kind, value in control:
                 if level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
                     to = socket.inet_ntop(socket.AF_INET6, value[:16])
                     index = struct.unpack("I", value[16:20])[0]
                 elif level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT:
                     hops = struct.unpack("i", value[:4])[0]
+                elif level == socket.IPPROTO_IPV6 and kind == IPV6_TCLASS:
+                    tclass = struct.unpack("i", value[:4])[0]
             if to == OWN_GROUP6:
                 udp.sendto(b"group hops=%d %s" % (hops, data), sender)
+                continue
+            if data.startswith(b"mark"):
+                udp.sendto(b"hops=%d tclass=%d %s" % (hops, tclass, data), sender)
                 continue
             try:
                 port = int(data)
