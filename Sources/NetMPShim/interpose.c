@@ -626,6 +626,16 @@ static ssize_t gather_send(void *socket, const struct iovec *iov, int count, int
     return done;
 }
 
+// Spreads `length` bytes of `buffer` over the pieces, in order (a datagram gathered whole).
+static void scatter_copy(const struct iovec *iov, size_t count, const char *buffer, size_t length) {
+    size_t at = 0;
+    for (size_t i = 0; i < count && at < length; i++) {
+        size_t n = iov[i].iov_len < length - at ? iov[i].iov_len : length - at;
+        memcpy(iov[i].iov_base, buffer + at, n);
+        at += n;
+    }
+}
+
 // A datagram's ancillary data goes to *info when it is given (recvmsg).
 static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count, int flags,
                                uint8_t *source, uint16_t *port, int *truncated, netmp_datagram_info *info) {
@@ -650,12 +660,7 @@ static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count,
         if (!buffer) return -ENOMEM;
         ssize_t r = netmp_recv_datagram(socket, buffer, total, flags & ~MSG_TRUNC, source, port, &full, info);
         if (r >= 0) {
-            size_t at = 0;
-            for (int i = 0; i < count && at < (size_t)r; i++) {
-                size_t n = iov[i].iov_len < (size_t)r - at ? iov[i].iov_len : (size_t)r - at;
-                memcpy(iov[i].iov_base, buffer + at, n);
-                at += n;
-            }
+            scatter_copy(iov, (size_t)count, buffer, (size_t)r);
             if (truncated) *truncated = full > r;
             if (flags & MSG_TRUNC) r = full;
         }
@@ -727,14 +732,7 @@ static ssize_t receive_error(void *socket, struct msghdr *message) {
     netmp_error_info info;
     ssize_t full = 0;
     ssize_t r = netmp_recv_error(socket, buffer, total, &full, &info);
-    if (r >= 0) {
-        size_t at = 0;
-        for (size_t i = 0; i < message->msg_iovlen && at < (size_t)r; i++) {
-            size_t n = message->msg_iov[i].iov_len < (size_t)r - at ? message->msg_iov[i].iov_len : (size_t)r - at;
-            memcpy(message->msg_iov[i].iov_base, buffer + at, n);
-            at += n;
-        }
-    }
+    if (r >= 0) scatter_copy(message->msg_iov, message->msg_iovlen, buffer, (size_t)r);
     if (buffer != stack_buffer) free(buffer);
     if (r < 0) return fail(r);
     int ipv6 = netmp_is_ipv6(socket);
