@@ -16,8 +16,7 @@ func setAddressOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value
     let noPort = level == OptionName.ipprotoIP && name == OptionName.bindAddressNoPort
     guard discover || discover6 || noPort else { return nil }
     // IPPROTO_IP's take an int or one byte, IPv6's an int.
-    guard let value, length >= 4 || (level == OptionName.ipprotoIP && length >= 1) else { return -EINVAL }
-    let v = length >= 4 ? value.loadUnaligned(as: Int32.self) : Int32(value.load(as: UInt8.self))
+    guard let v = optionInteger(level, value, length) else { return -EINVAL }
     if noPort {
         switch shim.kind {
         case .stream(let s): s.setBindAddressNoPort(v != 0)

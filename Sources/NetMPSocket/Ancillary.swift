@@ -64,8 +64,7 @@ enum Ancillary {
 extension ShimSocket {
     /// setsockopt of an ancillary-data option: an int (IPPROTO_IP's also take one byte).
     func setAncillary(_ level: Int32, _ name: Int32, _ value: UnsafeRawPointer?, _ length: UInt32) -> Int32 {
-        guard let value, length >= 4 || (level == OptionName.ipprotoIP && length >= 1) else { return -EINVAL }
-        let on = length >= 4 ? value.loadUnaligned(as: Int32.self) != 0 : value.load(as: UInt8.self) != 0
+        guard let on = optionInteger(level, value, length).map({ $0 != 0 }) else { return -EINVAL }
         var bits = ancillary.load(ordering: .relaxed)
         while true {
             let (exchanged, current) = ancillary.compareExchange(expected: bits, desired: Ancillary.setting(bits, level, name, on: on),

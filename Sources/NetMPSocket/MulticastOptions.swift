@@ -157,8 +157,7 @@ func setMulticastOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ val
         return 0
     default:
         // IPPROTO_IP's take an int, or from fewer bytes one unsigned byte.
-        guard let value, length >= 1 else { return -EINVAL }
-        let v = length >= 4 ? value.loadUnaligned(as: Int32.self) : Int32(value.load(as: UInt8.self))
+        guard let v = optionInteger(level, value, length) else { return -EINVAL }
         switch name {
         case MulticastOptionName.timeToLive:
             guard !isStream, v == -1 || (0...255).contains(v) else { return -EINVAL }

@@ -33,6 +33,15 @@ enum OptionName {
     static let mtuDiscover6: Int32 = 23, mtu6: Int32 = 24
 }
 
+/// An option's integer as Linux reads it at `level`: IPPROTO_IP's is an int, or from fewer
+/// bytes one unsigned byte (do_ip_setsockopt); every other level's an int. Nil when the
+/// value is too short (EINVAL).
+func optionInteger(_ level: Int32, _ value: UnsafeRawPointer?, _ length: UInt32) -> Int32? {
+    guard let value else { return nil }
+    if length >= 4 { return value.loadUnaligned(as: Int32.self) }
+    return level == OptionName.ipprotoIP && length >= 1 ? Int32(value.load(as: UInt8.self)) : nil
+}
+
 @_cdecl("netmp_setsockopt")
 public func netmpSetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _ name: Int32,
                             _ value: UnsafeRawPointer?, _ length: UInt32) -> Int32 {
@@ -80,8 +89,7 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
     let marksIPv6 = level == OptionName.ipprotoIPv6 && shim.isIPv6 && (name == OptionName.trafficClass || name == OptionName.unicastHops)
     if marksIPv4 || marksIPv6 {
         // IPv4's take an int or a single byte; IPv6's an int.
-        guard let value, length >= 1, marksIPv4 || length >= 4 else { return -EINVAL }
-        let v = length >= 4 ? value.loadUnaligned(as: Int32.self) : Int32(value.load(as: UInt8.self))
+        guard let v = optionInteger(level, value, length) else { return -EINVAL }
         let mapped = marksIPv4 && shim.isIPv6
         var marking = mapped ? shim.mappedMarking : shim.marking
         let isStream: Bool
@@ -106,8 +114,8 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
     // its error queue; 0 empties it. Kept for getsockopt as 0 or 1 (TCP's: kept only).
     if (level == OptionName.ipprotoIP && name == OptionName.receiveErrors)
         || (level == OptionName.ipprotoIPv6 && shim.isIPv6 && name == OptionName.receiveErrors6) {
-        guard let value, length >= 1, level == OptionName.ipprotoIP || length >= 4 else { return -EINVAL }
-        let on = (length >= 4 ? value.loadUnaligned(as: Int32.self) : Int32(value.load(as: UInt8.self))) != 0
+        guard let v = optionInteger(level, value, length) else { return -EINVAL }
+        let on = v != 0
         if case .datagram(let d) = shim.kind { d.setReceiveErrors(on, ipv6: level == OptionName.ipprotoIPv6) }
         return 0 // a TCP socket's is kept by netmpSetSockOpt
     }
