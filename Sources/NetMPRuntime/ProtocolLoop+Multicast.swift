@@ -9,7 +9,7 @@ extension ProtocolLoop {
     /// igmp_max_memberships is 20 for IPv4), so more is a faulty client's.
     static let membershipsPerSocket = 64
 
-    func join(_ group: IPAddress, identity: UInt64) {
+    func join(_ group: IPAddress, identity: UInt64, now: Instant) {
         var groups = memberships[identity] ?? []
         guard !groups.contains(group) else { return }
         guard groups.count < Self.membershipsPerSocket else {
@@ -18,16 +18,14 @@ extension ProtocolLoop {
         }
         groups.append(group)
         memberships[identity] = groups
-        if let v4 = group.v4 { host.joinGroup(v4, now: MonotonicClock.now(), sink: &sink) }
-        else { host.joinGroup6(group.bits, now: MonotonicClock.now(), sink: &sink) }
+        host.joinGroup(group, now: now, sink: &sink)
     }
 
-    func leave(_ group: IPAddress, identity: UInt64) {
+    func leave(_ group: IPAddress, identity: UInt64, now: Instant) {
         guard var groups = memberships[identity], let index = groups.firstIndex(of: group) else { return }
         groups.remove(at: index)
         memberships[identity] = groups.isEmpty ? nil : groups
-        if let v4 = group.v4 { host.leaveGroup(v4, now: MonotonicClock.now(), sink: &sink) }
-        else { host.leaveGroup6(group.bits, now: MonotonicClock.now(), sink: &sink) }
+        host.leaveGroup(group, now: now, sink: &sink)
     }
 
     /// A socket's bindings went: so do its memberships (close drops them, as Linux's
@@ -35,9 +33,7 @@ extension ProtocolLoop {
     func leaveAll(identity: UInt64) {
         guard let groups = memberships.removeValue(forKey: identity) else { return }
         let now = MonotonicClock.now()
-        for group in groups {
-            if let v4 = group.v4 { host.leaveGroup(v4, now: now, sink: &sink) } else { host.leaveGroup6(group.bits, now: now, sink: &sink) }
-        }
+        for group in groups { host.leaveGroup(group, now: now, sink: &sink) }
     }
 
     /// A datagram to a group or a broadcast address goes to every socket on its port that

@@ -16,12 +16,21 @@ public struct MulticastSending: Equatable, Sendable {
 /// core that speaks for the link reports the changes, and a query is answered by the core
 /// it arrived on.
 extension Host {
-    /// A socket joined `group`: the host is a member from the first join on.
+    /// A socket joined `group`, of either family: the host is a member from the first join on.
+    public func joinGroup(_ group: IPAddress, now: Instant, sink: inout some FrameSink) {
+        if let v4 = group.v4 { joinGroup(v4, now: now, sink: &sink) } else { joinGroup6(group.bits, now: now, sink: &sink) }
+    }
+
+    /// A socket left `group` (or closed), of either family: the host leaves with the last one.
+    public func leaveGroup(_ group: IPAddress, now: Instant, sink: inout some FrameSink) {
+        if let v4 = group.v4 { leaveGroup(v4, now: now, sink: &sink) } else { leaveGroup6(group.bits, now: now, sink: &sink) }
+    }
+
+    /// A socket joined the IPv4 `group`.
     public func joinGroup(_ group: IPv4Address, now: Instant, sink: inout some FrameSink) {
         if groups.join(group) && speaksForTheLink { reportChange(.changeToExclude, of: group, now: now, sink: &sink) }
     }
 
-    /// A socket left `group` (or closed): the host leaves with the last one.
     public func leaveGroup(_ group: IPv4Address, now: Instant, sink: inout some FrameSink) {
         if groups.leave(group) && speaksForTheLink { reportChange(.changeToInclude, of: group, now: now, sink: &sink) }
     }
