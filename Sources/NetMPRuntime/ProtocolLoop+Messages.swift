@@ -107,7 +107,7 @@ extension ProtocolLoop {
             // Only a socket bound on this core joins: a record naming another is the client's fault.
             guard clientsByID[id]?.datagrams[handle.slot] != nil else { clientsByID[id]?.requests.countMalformed(); return }
             let identity = UInt64(id) << 32 | UInt64(handle.slot)
-            if join { self.join(group, identity: identity) } else { leave(group, identity: identity) }
+            if join { self.join(group, identity: identity, now: now) } else { leave(group, identity: identity, now: now) }
         case .unbindDatagram(let id, let handle, let port, let families, let completion):
             let hold = PortHold(port, families)
             unbindDatagram(hold, identity: UInt64(id) << 32 | UInt64(handle.slot))
@@ -157,12 +157,9 @@ extension ProtocolLoop {
                 if !replies.answer(request.reply, { _ in 0 }) { requests.countMalformed() }
                 return
             }
-            let reply = request.reply
-            let completion = Completion(count: ports.count) { replies.answer(reply) { _ in 0 } }
-            let message = CoreMessage.joinGroup(client: client.id, request.handle, group: request.remote.address,
-                                                join: request.kind == .datagramJoin, completion)
-            for other in ports.indices where other != core { sendOrKeep(message, to: other) }
-            handle(message, now: now)
+            onEveryCore(answering: request.reply, in: replies, now: now) {
+                .joinGroup(client: client.id, request.handle, group: request.remote.address, join: request.kind == .datagramJoin, $0)
+            }
         case .listen, .stopListening, .datagramBind, .datagramUnbind:
             // On every core, this one included (by its own port, after this record): the
             // last core to finish answers the asker. A name that no longer resolves is
@@ -185,21 +182,17 @@ extension ProtocolLoop {
                 if !replies.answer(request.reply, { _ in 0 }) { requests.countMalformed() }
                 return
             }
-            let reply = request.reply
-            let completion = Completion(count: ports.count) { replies.answer(reply) { _ in 0 } }
-            let message: CoreMessage = switch request.kind {
-            case .listen: .listen(client: client.id, request.handle, port: request.localPort, families: request.families,
-                                  reuse: request.reuse(uid: client.uid), completion)
-            case .stopListening: .stopListening(client: client.id, request.handle, port: request.localPort,
-                                                families: request.families, completion)
-            case .datagramBind: .bindDatagram(client: client.id, request.handle, completion)
-            default: .unbindDatagram(client: client.id, request.handle, port: request.localPort, families: request.families,
-                                     completion)
+            onEveryCore(answering: request.reply, in: replies, now: now) { completion in
+                switch request.kind {
+                case .listen: .listen(client: client.id, request.handle, port: request.localPort, families: request.families,
+                                      reuse: request.reuse(uid: client.uid), completion)
+                case .stopListening: .stopListening(client: client.id, request.handle, port: request.localPort,
+                                                    families: request.families, completion)
+                case .datagramBind: .bindDatagram(client: client.id, request.handle, completion)
+                default: .unbindDatagram(client: client.id, request.handle, port: request.localPort, families: request.families,
+                                         completion)
+                }
             }
-            // This core does its part now; another core's full port is tried again next
-            // turn: a core waiting on another's port could wait on one waiting on its own.
-            for other in ports.indices where other != core { sendOrKeep(message, to: other) }
-            handle(message, now: now)
         case .query:
             // Always answered, if only with nothing: the asker waits. A reply slot that was
             // not asked for is a faulty record.
@@ -240,6 +233,16 @@ extension ProtocolLoop {
             guard let channel = client.streamView(request.handle) else { return }
             handle(request, on: channel, from: client, now: now)
         }
+    }
+
+    /// A record's message for every core, this one included: the last core to finish
+    /// answers reply slot `reply`. This core does its part now; another core's full port
+    /// is tried again next turn: a core waiting on another's port could wait on one
+    /// waiting on its own.
+    func onEveryCore(answering reply: UInt32, in replies: ReplyBoard, now: Instant, _ message: (Completion) -> CoreMessage) {
+        let message = message(Completion(count: ports.count) { replies.answer(reply) { _ in 0 } })
+        for other in ports.indices where other != core { sendOrKeep(message, to: other) }
+        handle(message, now: now)
     }
 
     func handle(_ request: Request, on channel: SocketChannel, from client: ClientOnCore, now: Instant) {
