@@ -34,10 +34,11 @@ void netmp_descriptors_closing(uint32_t first, uint32_t last);
 // The descriptors the library's attachment lives on, sorted (how many; at most capacity).
 int netmp_library_descriptors(int *out, int capacity);
 
-// socket(): stream 1 for TCP, 0 for UDP; fd is the eventfd that stands for the socket.
-// cloexec: whether fd is close-on-exec (a socket may be placed on a kept file behind fd).
+// socket(): stream 1 for TCP, 0 for UDP; *fd becomes the placeholder that stands for the
+// socket, at the lowest free number (a copy of a kept one, or new), or -errno, when the
+// caller closes the socket (netmp_socket_close). cloexec: whether *fd is close-on-exec.
 // ipv6: AF_INET6 (on a stack with IPv6 addresses: netmp_serves_ipv6).
-void *netmp_socket_create(int stream, int fd, int cloexec, int ipv6);
+void *netmp_socket_create(int stream, int cloexec, int ipv6, int *fd);
 // 1 when the stack has IPv6 addresses, so AF_INET6 sockets run on it.
 int netmp_serves_ipv6(void);
 // The scope id (sin6_scope_id) of the stack's link-local addresses: its TAP's interface index.
@@ -144,14 +145,16 @@ short netmp_readiness(void *socket);
 // The same without a listener's kernel twin (no system call): for an epoll set that has
 // the twin registered in its kernel instance, which reports the twin's arrivals itself.
 short netmp_readiness_own(void *socket);
-// A poller arrives: the eventfd to sleep on (-1: nothing can change, and no leave). Check
-// readiness after entering and before sleeping; leave after waking. Entered, the poller
-// holds the socket: a close by another thread meanwhile does not free it.
-int netmp_poll_enter(void *socket);
+// A poller arrives through `fd`, the program's descriptor for the socket (a placeholder
+// the stack's bell rings): the descriptor to sleep on, `fd` (-1: nothing can change, and no
+// leave). Check readiness after entering and before sleeping; leave after waking.
+// Entered, the poller holds the socket: a close by another thread meanwhile does not free it.
+int netmp_poll_enter(void *socket, int fd);
 // Counters that move on each arrival and each freeing of send space (edge-triggered epoll).
 void netmp_edge_marks(void *socket, uint64_t *arrivals, uint64_t *freed);
-// A poller that entered leaves; `rung`: the kernel reported its eventfd readable (a count
-// the last poller takes out; epoll's edge-triggered registrations never need it taken).
-void netmp_poll_leave(void *socket, int rung);
+// A poller that entered leaves; `rung`: the kernel reported its placeholder readable (a
+// count the last poller takes out; epoll's edge-triggered registrations never need it
+// taken). `fd`: the placeholder, or -1 when the number no longer names the socket.
+void netmp_poll_leave(void *socket, int fd, int rung);
 
 #endif

@@ -203,6 +203,36 @@ int netmp_doorbell_drain(int fd) {
     return r < 0 ? -errno : 0;
 }
 
+#include <sys/epoll.h>
+int netmp_placeholder(int cloexec) {
+    int fd = (int)syscall(SYS_epoll_create1, cloexec ? EPOLL_CLOEXEC : 0);
+    return fd < 0 ? -errno : fd;
+}
+
+int netmp_placeholder_bell(int placeholder, int common) {
+    int bell = (int)syscall(SYS_eventfd2, 0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (bell < 0) return -errno;
+    struct epoll_event edge = { .events = EPOLLIN | EPOLLET };
+    if (syscall(SYS_epoll_ctl, placeholder, EPOLL_CTL_ADD, bell, &edge) < 0) {
+        int error = errno;
+        syscall(SYS_close, bell);
+        return -error;
+    }
+    // A placeholder named again (its first name failed) has the common bell already.
+    if (common >= 0 && syscall(SYS_epoll_ctl, placeholder, EPOLL_CTL_ADD, common, &edge) < 0 && errno != EEXIST) {
+        int error = errno;
+        syscall(SYS_close, bell);
+        return -error;
+    }
+    return bell;
+}
+
+int netmp_placeholder_drain(int placeholder) {
+    struct epoll_event events[4];
+    long r = syscall(SYS_epoll_wait, placeholder, events, 4, 0);
+    return r < 0 ? -errno : 0;
+}
+
 // Signals that ran on this thread with a handler installed without SA_RESTART (counted by
 // the shim's signal trampoline). A blocking socket call that sees the count change across
 // an interrupted futex wait fails with EINTR, as the kernel's would; other signals restart.
@@ -363,8 +393,8 @@ int netmp_place_file(int from, int onto, int cloexec) {
     return syscall(SYS_dup3, from, onto, cloexec ? O_CLOEXEC : 0) < 0 ? -errno : 0;
 }
 
-int netmp_copy_descriptor(int fd) {
-    long copy = syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 0);
+int netmp_copy_descriptor(int fd, int cloexec) {
+    long copy = syscall(SYS_fcntl, fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
     return copy < 0 ? -errno : (int)copy;
 }
 

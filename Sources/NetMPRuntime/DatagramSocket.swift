@@ -176,7 +176,8 @@ public final class DatagramSocket: @unchecked Sendable {
             for _ in 0..<client.cores { client.sockets.hold(handle.slot) } // for each core's view
             client.onEveryCore(Request(.datagramBind, handle))
             for group in groupsJoined { tellCores(group, joined: true, handle: handle) } // joined before bind
-            channel.doorbell.fd = descriptor.load(ordering: .acquiring)
+            let common = placeholderBell.load(ordering: .acquiring)
+            if common >= 0 { channel.doorbell.standInPlaceholders(common: common) }
             published.store(UnsafeRawPointer(Unmanaged.passRetained(channel).toOpaque()), ordering: .releasing)
         }
     }
@@ -363,8 +364,9 @@ public final class DatagramSocket: @unchecked Sendable {
     /// The doorbell poll and epoll wait on (nil before bind: nothing changes for an unbound
     /// socket, which poll reports writable and nothing else).
     public var doorbell: Doorbell? { channel?.doorbell }
-    /// The descriptor the shim gave this socket: its channel's doorbell rings it.
-    public let descriptor = Atomic<Int32>(-1)
+    /// The shim made this socket's descriptor a placeholder: the process's common bell,
+    /// which its channel's doorbell rings on the application's side (-1: none).
+    public let placeholderBell = Atomic<Int32>(-1)
     public var isBroadcast: Bool { broadcast.load(ordering: .relaxed) }
     public var receiveTimeoutNanoseconds: Int { receiveTimeout.load(ordering: .relaxed) }
 

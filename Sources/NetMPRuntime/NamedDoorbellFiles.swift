@@ -3,9 +3,9 @@ import Glibc
 import NetMPStack
 import Synchronization
 
-/// A client process's copies of the doorbell eventfds it named to the stack, by slot, so
-/// that a later socket in the same slot can stand on the same file and send no name: the
-/// stack's copy for the slot already rings it. Naming costs a message with a descriptor
+/// A client process's copies of the placeholders whose bells it named to the stack, by
+/// slot, so that a later socket in the same slot can stand on the same file and send no
+/// name: the stack's copy of the bell for the slot already rings the bell inside it. Naming costs a message with a descriptor
 /// on each side and three system calls on core 0; a connections-per-second load makes a
 /// socket per connection, mostly in the same few slots (freed slots are reused first).
 ///
@@ -46,14 +46,14 @@ final class NamedDoorbellFiles: @unchecked Sendable {
         munmap(UnsafeMutableRawPointer(slotOfNumber), Self.numbers * MemoryLayout<UInt32>.stride)
     }
 
-    /// `eventfd` was just named for `slot` as its `count`th name: a copy of it is kept
-    /// (replacing the slot's older one), unless `limit` copies are kept already.
-    func keep(_ eventfd: Int32, for slot: UInt32, count: UInt32) {
+    /// The bell in `file` was just named for `slot` as its `count`th name: a copy of the
+    /// file is kept (replacing the slot's older one), unless `limit` copies are kept already.
+    func keep(_ file: Int32, for slot: UInt32, count: UInt32) {
         guard Int(slot) < capacity else { return }
         let entry = entries + Int(slot)
         let replacing = entry.pointee.load(ordering: .acquiring) != 0
         guard replacing || kept.load(ordering: .relaxed) < Self.limit else { return }
-        let copy = netmp_copy_descriptor(eventfd)
+        let copy = netmp_copy_descriptor(file, 1)
         guard copy >= 0 else { return }
         guard Int(copy) < Self.numbers else { _ = netmp_close_descriptor(copy); return }
         slotOfNumber[Int(copy)].store(slot + 1, ordering: .releasing)
@@ -84,16 +84,32 @@ final class NamedDoorbellFiles: @unchecked Sendable {
     /// The socket whose doorbell is `doorbell` (in `slot`, its descriptor `fd`) stands on
     /// the slot's kept file, if the stack still rings that one: the file is placed behind
     /// `fd` (close-on-exec as `cloexec` says) and the doorbell marked named. False when
-    /// nothing was kept or it no longer stands. A count a previous socket left in the file
+    /// nothing was kept or it no longer stands. An edge a previous socket left in the file
     /// stays: epoll's edge-triggered registration ignores it, and a poll() that sees it
-    /// wakes once and empties it (Doorbell.leave), so accepting costs no read.
+    /// wakes once and takes it out (Doorbell.leave), so accepting costs no call.
     func adopt(into fd: Int32, cloexec: Bool, for doorbell: Doorbell) -> Bool {
-        guard let slot = doorbell.slot, Int(slot) < capacity else { return false }
-        let stored = entries[Int(slot)].load(ordering: .acquiring)
-        guard stored != 0, UInt32(truncatingIfNeeded: stored >> 32) == doorbell.namesSent else { return false }
-        let file = Int32(truncatingIfNeeded: stored & 0xffff_ffff) - 1
-        guard netmp_place_file(file, fd, cloexec ? 1 : 0) == 0 else { return false }
+        guard let file = standingFile(for: doorbell), netmp_place_file(file, fd, cloexec ? 1 : 0) == 0 else { return false }
         doorbell.markNamed()
         return true
+    }
+
+    /// As `adopt`, for a socket that has no descriptor yet: a new descriptor for the
+    /// slot's kept file, at the lowest free number as socket() gives it (one call, where a
+    /// placeholder made and then replaced costs two and a file made and freed); nil when
+    /// nothing stands.
+    func copy(cloexec: Bool, for doorbell: Doorbell) -> Int32? {
+        guard let file = standingFile(for: doorbell) else { return nil }
+        let copy = netmp_copy_descriptor(file, cloexec ? 1 : 0)
+        guard copy >= 0 else { return nil }
+        doorbell.markNamed()
+        return copy
+    }
+
+    /// The kept file of the doorbell's slot, if the stack still rings the bell in it.
+    private func standingFile(for doorbell: Doorbell) -> Int32? {
+        guard let slot = doorbell.slot, Int(slot) < capacity else { return nil }
+        let stored = entries[Int(slot)].load(ordering: .acquiring)
+        guard stored != 0, UInt32(truncatingIfNeeded: stored >> 32) == doorbell.namesSent else { return nil }
+        return Int32(truncatingIfNeeded: stored & 0xffff_ffff) - 1
     }
 }

@@ -46,6 +46,12 @@ public final class StackClient: @unchecked Sendable {
     public nonisolated(unsafe) var process: UInt32 = 0
     /// Attached: copies of the files this process named, for later sockets in their slots.
     let namedFiles: NamedDoorbellFiles?
+    /// Attached: the eventfd in every placeholder of this process (Doorbell), which the
+    /// application side rings for changes it makes itself (a listener closed under a
+    /// poller, a shutdown for reading, the stack's end): it keeps no copy of a socket's own
+    /// bell. It wakes every poller of the process, each of which looks and sleeps again.
+    /// Inherited by a forked child with the placeholders; never emptied.
+    public let commonBell: Int32
 
     /// A new socket's doorbell (its descriptor `fd`) stands on a file the stack already
     /// rings for its slot when this process kept one (NamedDoorbellFiles); true when so.
@@ -53,12 +59,20 @@ public final class StackClient: @unchecked Sendable {
         namedFiles?.adopt(into: fd, cloexec: cloexec, for: doorbell) ?? false
     }
 
+    /// The descriptor for a new socket whose doorbell is `doorbell` (nil: it has none yet, a
+    /// UDP socket before bind): a copy of the file this process kept for its slot
+    /// (NamedDoorbellFiles), else a new placeholder; -errno.
+    public func placeholder(cloexec: Bool, for doorbell: Doorbell?) -> Int32 {
+        doorbell.flatMap { namedFiles?.copy(cloexec: cloexec, for: $0) } ?? netmp_placeholder(cloexec ? 1 : 0)
+    }
+
     /// The descriptors the attachment lives on (connection, names socket, the cores'
     /// eventfds, the region's and the wake page's memfds), which a program's close_range
     /// must not take: sorted.
     public var ownDescriptors: [Int32] {
         guard ownsWakers else { return [] }
-        var own = [connection, names, region.descriptor, (wakers.first?.page as? CoreWakePage)?.descriptor].compactMap { $0 }
+        var own = [connection, names, region.descriptor, (wakers.first?.page as? CoreWakePage)?.descriptor,
+                   commonBell >= 0 ? commonBell : nil].compactMap { $0 }
         own += wakers.map(\.eventfd)
         return own.sorted()
     }
@@ -95,17 +109,18 @@ public final class StackClient: @unchecked Sendable {
         let namesBox = Connection(names ?? -1)
         self.namesBox = namesBox
         ownsWakers = names != nil
-        var naming: (@Sendable (UInt32, Int32, UInt32) -> Bool)? = nil
+        var naming: (@Sendable (UInt32, Int32, Int32, UInt32) -> Bool)? = nil
         let files = names != nil ? NamedDoorbellFiles(capacity: region.capacity) : nil
         namedFiles = files
+        commonBell = names != nil ? netmp_eventfd() : -1
         if let files, let core0 = wakers.first {
             // A name, then the count, then core 0 woken if it sleeps: it takes the names on
-            // its next turn. A copy of the file is kept for the slot's next socket.
-            naming = { slot, eventfd, count in
+            // its next turn. A copy of the socket's file is kept for the slot's next socket.
+            naming = { slot, eventfd, file, count in
                 guard StackClient.name(doorbell: slot, eventfd: eventfd, on: namesBox.fd.load(ordering: .acquiring)) else { return false }
                 region.countNamePending()
                 core0.wakeIfSleeping()
-                files.keep(eventfd, for: slot, count: count)
+                files.keep(file, for: slot, count: count)
                 return true
             }
         }
@@ -127,6 +142,7 @@ public final class StackClient: @unchecked Sendable {
         guard ownsWakers else { return }
         hangUp()
         for waker in wakers { _ = netmp_close_descriptor(waker.eventfd) }
+        if commonBell >= 0 { _ = netmp_close_descriptor(commonBell) }
     }
 
     /// The core an unbound connect (or a UDP socket's sends) starts on: the cores in turn,

@@ -30,7 +30,7 @@
 static void becomes_kernel_socket(int fd, int stream) {
     int cloexec = (int)syscall(SYS_fcntl, fd, F_GETFD) & FD_CLOEXEC;
     int kernel = (int)syscall(SYS_socket, AF_INET, stream ? SOCK_STREAM : SOCK_DGRAM, 0);
-    if (kernel < 0) return; // the eventfd stays: reads see EAGAIN, never data
+    if (kernel < 0) return; // the placeholder stays: reads and writes fail with EINVAL
     syscall(SYS_dup3, kernel, fd, cloexec ? O_CLOEXEC : 0);
     syscall(SYS_close, kernel);
 }

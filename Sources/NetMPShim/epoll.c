@@ -4,11 +4,16 @@
 // descriptor in it, the program's event mask and epoll_data. The kernel instance holds the
 // kernel descriptors with their own masks and data, so their events pass through as the
 // kernel reports them (and the registrations mean the same to a program after exec), and
-// each netmp socket's eventfd registered EPOLLIN | EPOLLET with the member's number under a
-// tag as its data, so such an event maps back to its member. A netmp member counts as a poller on
-// its socket for as long as it is registered, so the stack rings its eventfd on every
-// readiness change and no wakeup is lost; what it reports is the socket's own readiness,
-// read when the event is collected.
+// each netmp socket's placeholder registered EPOLLIN | EPOLLET with the member's number
+// under a tag as its data, so such an event maps back to its member. A netmp member counts
+// as a poller on its socket for as long as it is registered, so the stack rings the bell in
+// its placeholder on every readiness change and no wakeup is lost; what it reports is the
+// socket's own readiness, read when the event is collected.
+//
+// The placeholder is an epoll instance, which the kernel refuses EPOLLEXCLUSIVE for: a
+// netmp member's registration never carries it (every waiter on the set wakes, and the
+// stack's accept queue sorts out who gets a connection), and the flag's rules are checked
+// here as the kernel would check them for a socket.
 //
 // Level-triggered netmp members that were reported stay on the set's recheck list and are
 // looked at again on the next wait (the kernel keeps a level-triggered item on its ready
@@ -51,6 +56,7 @@ struct member {
     uint32_t last_ready;      // edge-triggered: what it reported at the last look
     int twin_plus_one;        // a listener's kernel twin registered for it, + 1 (0: none)
     uint8_t present, entered, disabled, queued;
+    uint8_t exclusive;        // added with EPOLLEXCLUSIVE (which the kernel registration lacks)
     uint8_t twin_arrived;     // the kernel reported the twin, and no look found it empty since
 };
 
@@ -170,7 +176,7 @@ static void queue_recheck(struct epoll_set *set, int fd) {
 }
 
 // Drops a member from the shadow (the kernel side is the caller's business).
-// A listener's kernel twin joins the kernel instance beside the eventfd, with the member's
+// A listener's kernel twin joins the kernel instance beside the placeholder, with the member's
 // number as its data: a loopback connection arriving there is an event for the member,
 // whose readiness then says readable (the shim closes a member before its socket, so the
 // twin is still open when it leaves).
@@ -187,13 +193,28 @@ static void register_twin(struct epoll_set *set, int fd, struct member *m) {
 static void forget_member(struct epoll_set *set, int fd) {
     struct member *m = &set->members[fd];
     if (m->twin_plus_one) real_epoll_ctl(set->fd, EPOLL_CTL_DEL, m->twin_plus_one - 1, NULL);
-    if (m->present && m->socket && m->entered) netmp_poll_leave(m->socket, 0); // edge-triggered: no count to take out
+    if (m->present && m->socket && m->entered) netmp_poll_leave(m->socket, fd, 0); // edge-triggered: no count to take out
     uint8_t queued = m->queued; // a stale recheck entry stays; the scan skips it
     memset(m, 0, sizeof *m);
     m->queued = queued;
 }
 
+// EPOLLEXCLUSIVE as do_epoll_ctl allows it: on an add, with nothing beside it but EPOLLIN,
+// EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLWAKEUP and EPOLLET (EPOLLEXCLUSIVE_OK_BITS); never on a
+// modify, nor on a member added with it.
+static int exclusive_refused(struct epoll_set *set, int op, int fd, struct epoll_event *event) {
+    const uint32_t allowed = EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE;
+    if (op == EPOLL_CTL_ADD) return (event->events & EPOLLEXCLUSIVE) && (event->events & ~allowed);
+    if (op != EPOLL_CTL_MOD) return 0;
+    struct member *m = &set->members[fd];
+    return (event->events & EPOLLEXCLUSIVE) || (m->present && m->socket && m->exclusive);
+}
+
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
+    if (netmp_socket_of(epfd)) { // as socket_as_epoll, after the kernel's EBADF for the target
+        errno = fd < 0 || fcntl(fd, F_GETFD) < 0 ? EBADF : EINVAL;
+        return -1;
+    }
     struct epoll_set *set = set_of(epfd);
     if (!set && op == EPOLL_CTL_ADD && netmp_socket_of(fd)) set = adopt_existing(epfd);
     if (!set) return real_epoll_ctl(epfd, op, fd, event);
@@ -206,8 +227,13 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
     if (op != EPOLL_CTL_DEL && !event) { errno = EFAULT; return -1; }
     void *socket = netmp_socket_of(fd);
     pthread_mutex_lock(&set->lock);
+    if (socket && exclusive_refused(set, op, fd, event)) {
+        pthread_mutex_unlock(&set->lock);
+        errno = EINVAL;
+        return -1;
+    }
     struct epoll_event registration = { 0 };
-    if (event) registration.events = socket ? (EPOLLIN | EPOLLET | (event->events & EPOLLEXCLUSIVE)) : event->events;
+    if (event) registration.events = socket ? EPOLLIN | EPOLLET : event->events;
     registration.data.u64 = socket ? MEMBER_TAG | (uint64_t)fd : event ? event->data.u64 : 0;
     int r = real_epoll_ctl(epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &registration);
     if (r < 0) {
@@ -226,7 +252,8 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
         m->events = event->events;
         // Register as a poller before the first look (the recheck on the next wait).
         if (socket) {
-            m->entered = netmp_poll_enter(socket) >= 0;
+            m->entered = netmp_poll_enter(socket, fd) >= 0;
+            m->exclusive = (event->events & EPOLLEXCLUSIVE) != 0;
             register_twin(set, fd, m);
             queue_recheck(set, fd);
         }
@@ -236,7 +263,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
             forget_member(set, fd);
             m->present = 1;
             m->socket = socket;
-            if (socket) m->entered = netmp_poll_enter(socket) >= 0;
+            if (socket) m->entered = netmp_poll_enter(socket, fd) >= 0;
         }
         if (socket) register_twin(set, fd, m); // listen() may have made one since the ADD
         m->present = 1;
@@ -260,8 +287,8 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
 // A listener whose twin is registered looks at the twin (a system call) only after the
 // kernel reported it, until a look finds it empty: a level-triggered listener is looked at
 // on every wait, and a server busy with netmp's connections would poll the twin each time.
-static uint32_t member_events(struct member *m) {
-    if (!m->entered) m->entered = netmp_poll_enter(m->socket) >= 0; // a UDP socket bound since
+static uint32_t member_events(struct member *m, int fd) {
+    if (!m->entered) m->entered = netmp_poll_enter(m->socket, fd) >= 0; // a UDP socket bound since
     uint32_t asked = (m->events & ~MODE_BITS) | EPOLLERR | EPOLLHUP;
     if (!m->twin_plus_one) return (uint32_t)(uint16_t)netmp_readiness(m->socket) & asked;
     uint32_t ready = (uint32_t)(uint16_t)netmp_readiness_own(m->socket);
@@ -277,8 +304,8 @@ static uint32_t member_events(struct member *m) {
 // Edge-triggered: its readiness only if something new happened since the last look: a bit
 // newly set, data arrived (for EPOLLIN) or send space freed (for EPOLLOUT), as the kernel
 // reports an edge per arrival; a ring for anything else (an ACK under EPOLLIN) is no edge.
-static uint32_t collect(struct member *m) {
-    uint32_t ready = member_events(m);
+static uint32_t collect(struct member *m, int fd) {
+    uint32_t ready = member_events(m, fd);
     if (!(m->events & EPOLLET)) return ready;
     uint64_t arrivals = 0, freed = 0;
     netmp_edge_marks(m->socket, &arrivals, &freed);
@@ -315,7 +342,7 @@ static void scan_recheck(struct epoll_set *set, struct epoll_event *out, int *n,
         struct member *m = &set->members[fd];
         if (!m->present || !m->socket || m->disabled) { m->queued = 0; continue; }
         if (*n >= max || i >= count || m->stamp == stamp) { set->recheck[front++] = fd; continue; }
-        uint32_t ready = collect(m);
+        uint32_t ready = collect(m, fd);
         if (!ready) { m->queued = 0; continue; }
         int keep = 0;
         report(set, fd, ready, out, n, stamp, &keep);
@@ -362,7 +389,7 @@ static int wait_set(struct epoll_set *set, int epfd, struct epoll_event *out, in
             if (!m->present || !m->socket) continue; // removed while the event was on its way
             if (data & TWIN_BIT) m->twin_arrived = 1;
             if (m->disabled || m->stamp == stamp) continue;
-            uint32_t ready = collect(m);
+            uint32_t ready = collect(m, fd);
             if (!ready) continue; // a ring for a change that is not in the program's mask
             int keep = 0;
             report(set, fd, ready, out, &n, stamp, &keep);
@@ -375,7 +402,16 @@ static int wait_set(struct epoll_set *set, int epfd, struct epoll_event *out, in
     return result;
 }
 
+// A netmp socket's placeholder is an epoll instance underneath, which the program must not
+// be able to use as one: Linux's socket is no epoll, and says EINVAL.
+static int socket_as_epoll(int epfd) {
+    if (!netmp_socket_of(epfd)) return 0;
+    errno = EINVAL;
+    return 1;
+}
+
 int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask) {
+    if (socket_as_epoll(epfd)) return -1;
     struct epoll_set *set = set_of(epfd);
     if (!set) return real_epoll_pwait(epfd, events, max, timeout_ms, mask);
     return wait_set(set, epfd, events, max, timeout_ms < 0 ? -1 : (long long)timeout_ms * 1000000LL, mask);
@@ -386,6 +422,7 @@ int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout_ms) {
 }
 
 int epoll_pwait2(int epfd, struct epoll_event *events, int max, const struct timespec *timeout, const sigset_t *mask) {
+    if (socket_as_epoll(epfd)) return -1;
     struct epoll_set *set = set_of(epfd);
     if (!set) {
         static int (*next)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
@@ -416,8 +453,8 @@ void netmp_epoll_descriptor_closed(int fd) {
     for (struct epoll_set *set = all_sets; set; set = set->next) {
         pthread_mutex_lock(&set->lock);
         struct member *m = &set->members[fd];
-        // A socket's eventfd may outlive this descriptor (the library keeps a copy of a
-        // named one for the slot's next socket), and the kernel drops a registration
+        // A socket's placeholder may outlive this descriptor (the library keeps a copy of
+        // a named one for the slot's next socket), and the kernel drops a registration
         // only with the file's last descriptor: taken out here, while fd still names it.
         if (m->present && m->socket) real_epoll_ctl(set->fd, EPOLL_CTL_DEL, fd, NULL);
         if (m->present) forget_member(set, fd);

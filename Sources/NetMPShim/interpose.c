@@ -2,10 +2,12 @@
 // a netmp socket goes to the Swift stack through Include/netmp.h; every other call goes to
 // the next definition (libc) found with dlsym(RTLD_NEXT).
 //
-// A netmp socket's descriptor is a real kernel descriptor: an eventfd, made at socket()
-// and mapped to the stack's handle in `sockets` below. Numbers never collide with the
-// program's files, dup/close/exec behave, and poll/select can sleep on it: the stack rings
-// the eventfd (the socket's Doorbell) when readiness changes while someone polls.
+// A netmp socket's descriptor is a real kernel descriptor: a placeholder (an epoll
+// instance), made at socket() and mapped to the stack's handle in `sockets` below. Numbers
+// never collide with the program's files, dup/close/exec behave, and poll/select can sleep
+// on it: the stack rings an eventfd inside it (the socket's Doorbell) when readiness
+// changes while someone polls. A program that reaches it without libc (a raw system call,
+// io_uring) gets EINVAL from read and write and ENOTSOCK from socket calls.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -22,7 +24,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <linux/sockios.h>
@@ -264,22 +265,31 @@ static int read_destination(void *socket, const struct sockaddr *address, sockle
     }
 }
 
-// Makes the eventfd that stands for a new netmp socket and records the handle.
-static int adopt(void *(*make)(int fd, void *context), void *context, int cloexec, int *error) {
-    int fd = eventfd(0, EFD_NONBLOCK | (cloexec ? EFD_CLOEXEC : 0));
-    if (fd < 0) { *error = errno; return -1; }
-    if (fd >= NETMP_DESCRIPTORS) { REAL(close)(fd); *error = EMFILE; return -1; }
-    void *socket = make(fd, context);
-    if (!socket) { REAL(close)(fd); return -1; }
+int netmp_placeholder(int cloexec); // CNetMPLinux
+
+// Records the socket behind its descriptor, which must be in the table's range (else the
+// socket is closed again: EMFILE).
+static int record(int fd, void *socket, int *error) {
+    if (fd >= NETMP_DESCRIPTORS) {
+        REAL(close)(fd);
+        netmp_socket_close(socket);
+        *error = EMFILE;
+        return -1;
+    }
     atomic_store_explicit(&sockets[fd], socket, memory_order_release);
     netmp_stdio_follow(fd);
     return fd;
 }
 
-struct creation { int stream; int cloexec; int ipv6; };
-static void *make_socket(int fd, void *context) {
-    struct creation *c = context;
-    return netmp_socket_create(c->stream, fd, c->cloexec, c->ipv6);
+// accept: the placeholder is made first, as Linux takes the descriptor before the
+// connection (EMFILE leaves the connection queued), and the handle recorded behind it.
+static int adopt(void *(*make)(int fd, void *context), void *context, int cloexec, int *error) {
+    int fd = netmp_placeholder(cloexec);
+    if (fd < 0) { *error = -fd; return -1; }
+    if (fd >= NETMP_DESCRIPTORS) { REAL(close)(fd); *error = EMFILE; return -1; }
+    void *socket = make(fd, context);
+    if (!socket) { REAL(close)(fd); return -1; }
+    return record(fd, socket, error);
 }
 
 int socket(int domain, int type, int protocol) {
@@ -291,9 +301,13 @@ int socket(int domain, int type, int protocol) {
     if (!inet || !(stream || datagram) || !netmp_running()) return REAL(socket)(domain, type, protocol);
     // IPv6 on a stack with IPv6 addresses only (a program on an IPv4 stack keeps the kernel's).
     if (domain == AF_INET6 && !netmp_serves_ipv6()) return REAL(socket)(domain, type, protocol);
-    struct creation creation = { stream, (type & SOCK_CLOEXEC) != 0, domain == AF_INET6 };
-    int error = ENOMEM;
-    int fd = adopt(make_socket, &creation, type & SOCK_CLOEXEC, &error);
+    // The socket first, then its descriptor: a kept placeholder of its slot needs only a
+    // copy (NamedDoorbellFiles).
+    int fd = -1, error = ENOMEM;
+    void *made = netmp_socket_create(stream, (type & SOCK_CLOEXEC) != 0, domain == AF_INET6, &fd);
+    if (!made) { errno = ENOMEM; return -1; }
+    if (fd < 0) { netmp_socket_close(made); errno = -fd; return -1; }
+    fd = record(fd, made, &error);
     if (fd < 0) { errno = error; return -1; }
     if (type & SOCK_NONBLOCK) netmp_set_nonblocking(netmp_socket_of(fd), 1);
     return fd;
@@ -935,7 +949,7 @@ int fcntl(int fd, int command, ...) {
         atomic_store_explicit(&sockets[copy], socket, memory_order_release);
         return copy;
     }
-    default: return REAL(fcntl)(fd, command, argument); // F_GETFD/F_SETFD and the rest: the eventfd's
+    default: return REAL(fcntl)(fd, command, argument); // F_GETFD/F_SETFD and the rest: the placeholder's
     }
 }
 
@@ -964,7 +978,7 @@ int ioctl(int fd, unsigned long request, ...) {
         *(int *)argument = count;
         return 0;
     }
-    // Close-on-exec belongs to the descriptor, which is the placeholder eventfd.
+    // Close-on-exec belongs to the descriptor, which is the placeholder.
     case FIOCLEX: case FIONCLEX: return REAL(ioctl)(fd, request, argument);
     default: errno = ENOTTY; return -1;
     }

@@ -2,9 +2,9 @@
 //
 // netmp sockets report their readiness from the stack's published state. To sleep, the
 // caller registers as a poller on each netmp socket (its Doorbell), checks once more, and
-// then sleeps in the kernel's ppoll on the kernel descriptors plus the sockets' eventfds,
-// which the stack rings on any change while someone polls: no busy loop when idle and no
-// lost wakeup (docs/SHIM.md has the argument).
+// then sleeps in the kernel's ppoll on the kernel descriptors plus the sockets'
+// placeholders, which the stack's bells inside make readable on any change while someone
+// polls: no busy loop when idle and no lost wakeup (docs/SHIM.md has the argument).
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -41,13 +41,14 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
         struct timespec t = { timeout_ns / 1000000000LL, timeout_ns % 1000000000LL };
         return real_ppoll(fds, n, timeout_ns < 0 ? NULL : &t, mask);
     }
-    // The kernel's array: fds with netmp entries disabled (fd -1), then the eventfds and
-    // the listeners' kernel twins.
+    // The kernel's array: fds with netmp entries disabled (fd -1), then the placeholders
+    // and the listeners' kernel twins.
     struct pollfd small[64];
     size_t total = n + 2 * sockets;
     struct pollfd *kernel = total <= 64 ? small : malloc(total * sizeof *kernel);
-    // Each socket registered as a poller, and where its eventfd sits in `kernel` (-1: none).
-    struct registration { void *socket; long bell; };
+    // Each socket registered as a poller, its number, and where its placeholder sits in
+    // `kernel` (-1: none).
+    struct registration { void *socket; int fd; long bell; };
     struct registration entered_small[64];
     struct registration *entered = sockets <= 64 ? entered_small : malloc(sockets * sizeof *entered);
     if (!kernel || !entered) {
@@ -67,12 +68,12 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
         nfds_t bells = 0, registered = 0;
         if (sleeping) {
             // Register on every netmp socket, then look once more: a change published
-            // before the registration is seen here, one after it rings an eventfd.
+            // before the registration is seen here, one after it rings a placeholder.
             for (nfds_t i = 0; i < n; i++) {
                 void *socket = netmp_socket_of(fds[i].fd);
                 if (!socket) continue;
-                int bell = netmp_poll_enter(socket);
-                entered[registered++] = (struct registration){ socket, bell >= 0 ? (long)(n + bells) : -1 };
+                int bell = netmp_poll_enter(socket, fds[i].fd);
+                entered[registered++] = (struct registration){ socket, fds[i].fd, bell >= 0 ? (long)(n + bells) : -1 };
                 if (bell >= 0) kernel[n + bells++] = (struct pollfd){ bell, POLLIN, 0 };
                 int twin = netmp_twin(socket); // a loopback connection for a listener
                 if (twin >= 0) kernel[n + bells++] = (struct pollfd){ twin, POLLIN, 0 };
@@ -95,10 +96,14 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
             ? 0 : real_ppoll(kernel, sleeping ? n + bells : n, sleeping && left < 0 ? NULL : &wait, mask);
         int saved = errno;
         // A bell the kernel saw rung holds a count the last poller must take out, or the
-        // next sleep would end at once; an unrung one is left alone (no read to make).
+        // next sleep would end at once; an unrung one is left alone (no call to make). A
+        // number another thread closed meanwhile is not emptied: it may name another file.
         for (nfds_t i = 0; i < registered; i++) {
             long bell = entered[i].bell;
-            if (bell >= 0) netmp_poll_leave(entered[i].socket, r > 0 && (kernel[bell].revents & POLLIN));
+            if (bell < 0) continue;
+            void *socket = entered[i].socket;
+            int fd = netmp_socket_of(entered[i].fd) == socket ? entered[i].fd : -1;
+            netmp_poll_leave(socket, fd, r > 0 && (kernel[bell].revents & POLLIN));
         }
         if (r < 0) { errno = saved; result = -1; break; }
         ready = 0;

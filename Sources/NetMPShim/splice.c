@@ -1,5 +1,5 @@
 // splice with a netmp socket on one side and a pipe on the other, as proxies use it. The
-// kernel cannot splice an eventfd, so the bytes go through the thread's transfer buffer:
+// kernel cannot splice the placeholder that stands for it, so the bytes go through the thread's transfer buffer:
 // one copy more than Linux's page moves. Out of a socket, the bytes are peeked, the pipe
 // takes what fits (a full pipe waits, or says EAGAIN under SPLICE_F_NONBLOCK), and only
 // that much is then taken from the socket, so nothing is lost. Into a socket that may not

@@ -1,7 +1,7 @@
 // stdio on netmp sockets. glibc's FILE streams and dprintf do their I/O through libc's
 // internal system calls, which the preload never sees: on a netmp socket they would reach
-// the eventfd that stands in for it, where a write of other than 8 bytes fails with EINVAL
-// and a read returns the counter as if it were data. So a stream opened on a netmp socket
+// the placeholder that stands in for it, where every read and write fails with EINVAL.
+// So a stream opened on a netmp socket
 // is a cookie stream (fopencookie) whose reads, writes and close are the socket's, and
 // dprintf formats first and then writes through the shim.
 #define _GNU_SOURCE
@@ -66,7 +66,7 @@ FILE *fdopen(int fd, const char *mode) {
 
 // A program that puts a socket on descriptor 0, 1 or 2 (dup2 of an accepted connection,
 // as inetd-style servers do, or a socket made after close(1)) then reads and writes it
-// through stdin, stdout or stderr: glibc's own streams would use the eventfd. The standard
+// through stdin, stdout or stderr: glibc's own streams would use the placeholder. The standard
 // stream becomes, once, a cookie stream on that number: its I/O goes through the shim, so
 // it stays right whatever the number refers to later (a kernel file passes straight
 // through). It keeps the old stream's buffering once that was settled (a terminal's stdout

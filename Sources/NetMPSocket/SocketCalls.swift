@@ -198,20 +198,23 @@ public func netmpIsIPv6(_ handle: UnsafeMutableRawPointer) -> Int32 {
 @_cdecl("netmp_running")
 public func netmpRunning() -> Int32 { processClient == nil ? 0 : 1 }
 
-/// socket(): `stream` 1 for TCP, 0 for UDP; `fd` is the eventfd that stands for it.
+/// socket(): `stream` 1 for TCP, 0 for UDP; `*fd` becomes the placeholder that stands for
+/// it (Doorbell), or -errno, when the caller closes the socket again.
 @_cdecl("netmp_socket_create")
-public func netmpSocketCreate(_ stream: Int32, _ fd: Int32, _ cloexec: Int32, _ ipv6: Int32) -> UnsafeMutableRawPointer? {
+public func netmpSocketCreate(_ stream: Int32, _ cloexec: Int32, _ ipv6: Int32,
+                              _ fd: UnsafeMutablePointer<Int32>) -> UnsafeMutableRawPointer? {
     guard let client = processClient else { return nil }
     let shim: ShimSocket
     if stream != 0 {
         let socket = StreamSocket(client: client, family: ipv6 != 0 ? .ipv6 : .ipv4)
-        socket.channel.doorbell.fd = fd
-        _ = client.adoptNamedFile(into: fd, cloexec: cloexec != 0, for: socket.channel.doorbell)
+        socket.channel.doorbell.standInPlaceholders(common: client.commonBell)
+        fd.pointee = client.placeholder(cloexec: cloexec != 0, for: socket.channel.doorbell)
         shim = ShimSocket(.stream(socket))
         claim(shim)
     } else {
         let socket = DatagramSocket(client: client, family: ipv6 != 0 ? .ipv6 : .ipv4)
-        socket.descriptor.store(fd, ordering: .releasing)
+        socket.placeholderBell.store(client.commonBell, ordering: .releasing)
+        fd.pointee = client.placeholder(cloexec: cloexec != 0, for: nil)
         shim = ShimSocket(.datagram(socket))
     }
     return Unmanaged.passRetained(shim).toOpaque()
@@ -341,7 +344,7 @@ public func netmpListen(_ handle: UnsafeMutableRawPointer, _ backlog: Int32) -> 
     do { try s.listen(backlog: Int(backlog)); return 0 } catch { return failure(error) }
 }
 
-/// accept(): the new socket's handle, or nil with `*error` set; `fd` is its eventfd.
+/// accept(): the new socket's handle, or nil with `*error` set; `fd` is its placeholder.
 @_cdecl("netmp_accept")
 public func netmpAccept(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ nonBlocking: Int32, _ cloexec: Int32,
                         _ address: UnsafeMutablePointer<UInt8>, _ port: UnsafeMutablePointer<UInt16>,
@@ -351,7 +354,7 @@ public func netmpAccept(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ nonBlo
     guard case .stream(let s) = socket(handle).kind else { errorNumber.pointee = EOPNOTSUPP; return nil }
     do {
         let accepted = try s.accept()
-        accepted.channel.doorbell.fd = fd
+        accepted.channel.doorbell.standInPlaceholders(common: accepted.client.commonBell)
         _ = accepted.client.adoptNamedFile(into: fd, cloexec: cloexec != 0, for: accepted.channel.doorbell)
         accepted.nonBlocking = nonBlocking != 0
         let peer = try accepted.peerAddress()
@@ -540,16 +543,17 @@ public func netmpReadiness(_ handle: UnsafeMutableRawPointer) -> Int16 { socket(
 @_cdecl("netmp_readiness_own")
 public func netmpReadinessOwn(_ handle: UnsafeMutableRawPointer) -> Int16 { socket(handle).ownReadiness.rawValue }
 
-/// A poller arrives: returns the eventfd to sleep on (-1: nothing can change, do not wait
-/// on this socket, and do not leave). Check readiness after this, then sleep; call
+/// A poller arrives through descriptor `fd` (the program's number for the socket, its
+/// placeholder): returns the descriptor to sleep on, `fd` (-1: nothing can change, do not
+/// wait on this socket, and do not leave). Check readiness after this, then sleep; call
 /// netmp_poll_leave after. An entered poller holds the socket until it leaves: another
 /// thread's close() while it sleeps must not free what the leave touches.
 @_cdecl("netmp_poll_enter")
-public func netmpPollEnter(_ handle: UnsafeMutableRawPointer) -> Int32 {
+public func netmpPollEnter(_ handle: UnsafeMutableRawPointer, _ fd: Int32) -> Int32 {
     guard let doorbell = socket(handle).doorbell else { return -1 }
     _ = hold(handle)
-    doorbell.enter()
-    return doorbell.fd
+    doorbell.enter(through: fd)
+    return fd
 }
 
 /// Counters that move when data arrives (`arrivals`) and when send space frees (`freed`),
@@ -568,9 +572,10 @@ public func netmpEdgeMarks(_ handle: UnsafeMutableRawPointer, _ arrivals: Unsafe
     }
 }
 
-/// Only after an enter that returned a descriptor: its hold goes with it.
+/// Only after an enter that returned a descriptor: its hold goes with it. `fd`: the
+/// placeholder, -1 if the number no longer names this socket (closed since).
 @_cdecl("netmp_poll_leave")
-public func netmpPollLeave(_ handle: UnsafeMutableRawPointer, _ rung: Int32) {
-    socket(handle).doorbell?.leave(rung: rung != 0)
+public func netmpPollLeave(_ handle: UnsafeMutableRawPointer, _ fd: Int32, _ rung: Int32) {
+    socket(handle).doorbell?.leave(rung: rung != 0, through: fd)
     Unmanaged<ShimSocket>.fromOpaque(handle).release()
 }

@@ -3,9 +3,9 @@ import CNetMPLinux
 import Glibc
 import Synchronization
 
-/// How poll, select and epoll in other threads learn that a netmp socket changed: the
-/// socket's file descriptor is an eventfd (the shim's design), and whoever changes the
-/// socket's readiness rings it, but only while someone polls. A poller registers, checks
+/// How poll, select and epoll in other threads learn that a netmp socket changed: an
+/// eventfd stands behind the socket's file descriptor (the shim's design), and whoever
+/// changes the socket's readiness rings it, but only while someone polls. A poller registers, checks
 /// readiness, and only then sleeps in the kernel on the eventfd; the changer publishes the
 /// change before it looks for pollers. Either the poller sees the change or the changer
 /// sees the poller, so no wakeup is lost.
@@ -27,6 +27,14 @@ import Synchronization
 /// (`SocketTable.namingDoorbell`), and the cores' views ring the stack's copy
 /// (`SocketTable.doorbellDescriptors`). The stack rings a doorbell once more as the copy
 /// arrives, so a change a core made before it had the copy is not lost.
+///
+/// In a preloaded program the socket's descriptor is not the eventfd but a placeholder
+/// (an epoll instance, `standInPlaceholders`), so that a program reaching it without libc
+/// gets EINVAL rather than the eventfd's count: pollers sleep on the placeholder, the
+/// eventfd named to the stack sits inside it and nowhere else in the program, and the
+/// application's own rings go to the process's common bell, which every placeholder also
+/// holds. Edge-triggered inside, so emptying is an epoll_wait on the placeholder that does
+/// not wait.
 public final class Doorbell: @unchecked Sendable {
     let words: UnsafeMutableRawPointer
     let eventfd: UnsafeMutablePointer<Atomic<Int32>>
@@ -38,9 +46,10 @@ public final class Doorbell: @unchecked Sendable {
     let lease: SlotLease?
     /// The pollers' mutex, made by the first poller (the owner core's view never has one).
     let lockAddress = Atomic<UInt>(0)
-    /// A client's doorbell in the stack service: how it names its eventfd to the stack
-    /// (once, before the first poller), and whether it has.
-    let naming: (@Sendable (UInt32, Int32, UInt32) -> Bool)?
+    /// A client's doorbell in the stack service: how it names an eventfd to the stack
+    /// (once, before the first poller: the slot, the eventfd, the file a later socket in
+    /// the slot may stand on, the names count), and whether it has.
+    let naming: (@Sendable (UInt32, Int32, Int32, UInt32) -> Bool)?
     let named = Atomic<Bool>(false)
     /// The names sent for this doorbell (`netmp_doorbell.names`), by any process of the
     /// client: each naming counts one, so a copy of a named file is known to be the one
@@ -49,6 +58,9 @@ public final class Doorbell: @unchecked Sendable {
     /// A poller of this process saw the eventfd readable since it was last emptied (under
     /// `lock`).
     var countSeen = false
+    /// Pollers sleep on the socket's descriptor, a placeholder, and `fd` is the common
+    /// bell (set before the socket is published).
+    public private(set) var placeheld = false
 
     /// A doorbell in memory of its own (sockets outside a socket table, tests).
     public convenience init() {
@@ -129,6 +141,13 @@ public final class Doorbell: @unchecked Sendable {
         set { eventfd.pointee.store(newValue + 1, ordering: .releasing) }
     }
 
+    /// The socket's descriptors are placeholders (netmp_placeholder_bell): `common` is the
+    /// process's bell that this doorbell's application side rings.
+    public func standInPlaceholders(common: Int32) {
+        fd = common
+        placeheld = true
+    }
+
     /// Rings made while someone polled: a datagram socket's stand-in for "something
     /// arrived" (epoll's edge-triggered mode).
     public var rings: UInt32 { ringCount.pointee.load(ordering: .relaxed) }
@@ -149,13 +168,13 @@ public final class Doorbell: @unchecked Sendable {
     public func markNamed() { named.store(true, ordering: .releasing) }
 
     /// A poller arrives; it must check readiness after this and before sleeping.
-    public func enter() {
-        if let naming, let slot, !named.load(ordering: .acquiring) {
-            let fd = self.fd
+    /// `placeholder`: the descriptor it sleeps on, when `placeheld` (its number as the
+    /// program passed it: another may have been closed since).
+    public func enter(through placeholder: Int32 = -1) {
+        if let naming, let slot, !named.load(ordering: .acquiring), !placeheld || placeholder >= 0 {
             // Named before this poller counts: a core that sees the poller then finds the
             // stack's copy, or the stack rings the copy as it arrives.
-            if fd >= 0, !named.exchange(true, ordering: .acquiringAndReleasing),
-               !naming(slot, fd, names.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue) {
+            if !named.exchange(true, ordering: .acquiringAndReleasing), !name(slot, through: placeholder, naming) {
                 named.store(false, ordering: .releasing)
             }
         }
@@ -164,18 +183,39 @@ public final class Doorbell: @unchecked Sendable {
         pthread_mutex_unlock(lock)
     }
 
+    /// Names the eventfd the stack is to ring: the socket's descriptor itself, or a fresh
+    /// bell put into the placeholder, which only the stack's copy keeps open after this.
+    private func name(_ slot: UInt32, through placeholder: Int32, _ naming: @Sendable (UInt32, Int32, Int32, UInt32) -> Bool) -> Bool {
+        guard placeheld else {
+            let fd = self.fd
+            return fd >= 0 && naming(slot, fd, fd, names.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue)
+        }
+        let bell = netmp_placeholder_bell(placeholder, fd)
+        guard bell >= 0 else { return false }
+        defer { _ = netmp_close_descriptor(bell) }
+        return naming(slot, bell, placeholder, names.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue)
+    }
+
     /// A poller leaves; `rung`: its sleep saw the eventfd readable. The last poller to
     /// leave empties the eventfd when one saw it so: a level-triggered sleep (poll) would
     /// otherwise end at once next time. epoll registers the eventfd edge-triggered, where a
     /// count left over wakes nobody, so an epoll member leaving (a connection closed under
     /// nginx) costs no read; a count nobody saw waits for the poll() that sees it.
-    public func leave(rung: Bool) {
+    /// `placeholder` as for `enter`; -1 when the poller's number no longer names the
+    /// socket, and the count stays for a later poller (the common bell is never emptied:
+    /// other sockets' pollers may not have seen it yet).
+    public func leave(rung: Bool, through placeholder: Int32 = -1) {
         pthread_mutex_lock(lock)
         if rung { countSeen = true }
         if pollers.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == 0 && countSeen {
-            countSeen = false
-            let fd = self.fd
-            if fd >= 0 { _ = netmp_doorbell_drain(fd) }
+            if !placeheld {
+                countSeen = false
+                let fd = self.fd
+                if fd >= 0 { _ = netmp_doorbell_drain(fd) }
+            } else if placeholder >= 0 {
+                countSeen = false
+                _ = netmp_placeholder_drain(placeholder)
+            }
         }
         pthread_mutex_unlock(lock)
     }

@@ -350,4 +350,46 @@ struct PreloadedProgramTests {
                 "\((try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? "")")
         #expect(program.terminationStatus == 0)
     }
+
+    /// A program that reaches a netmp socket's descriptor without libc (ctypes' raw
+    /// syscall here; io_uring and static binaries alike) gets an error: EINVAL from read
+    /// and write, ENOTSOCK from recvfrom, as the placeholder (an epoll instance) gives
+    /// them. Before, a raw read returned the bell eventfd's 8-byte count as if it were data
+    /// and a raw write of 8 bytes was taken. The connection is untouched: its bytes then
+    /// arrive through libc, and it still carries data both ways.
+    @Test func rawSystemCalls_failLoudly_andTouchNoData() throws {
+        let lab = try LabNamespace()
+        let peerErr = NSTemporaryDirectory() + "/\(lab.name)-raw-peer.err"
+        defer { try? FileManager.default.removeItem(atPath: peerErr) }
+        let peer = try Shell.start(["ip", "netns", "exec", lab.name, "python3", "-c", """
+            import socket
+            l = socket.create_server(("10.77.0.1", 7821)); c, _ = l.accept(); c.sendall(b"hello")
+            if c.recv(64) == b"back": c.sendall(b"done")
+            c.close()
+            """], stderrTo: peerErr)
+        defer { if peer.isRunning { kill(peer.processIdentifier, SIGKILL) } }
+        usleep(300_000)
+        let program = """
+            import ctypes, errno, select, socket
+            libc = ctypes.CDLL(None, use_errno=True)
+            def raw(number, *arguments):
+                ctypes.set_errno(0)
+                r = libc.syscall(ctypes.c_long(number), *arguments)
+                return r, errno.errorcode.get(ctypes.get_errno(), "0")
+            s = socket.create_connection(("10.77.0.1", 7821), timeout=5)
+            select.select([s], [], [], 5)  # polled: the stack rang the bell for the arrival
+            fd, buf = ctypes.c_long(s.fileno()), ctypes.create_string_buffer(64)
+            one = ctypes.c_uint64(1)
+            print("read", *raw(0, fd, buf, ctypes.c_long(64)))
+            print("write", *raw(1, fd, ctypes.byref(one), ctypes.c_long(8)))
+            print("recvfrom", *raw(45, fd, buf, ctypes.c_long(64), ctypes.c_long(0), None, None))
+            print("data", s.recv(64).decode())
+            s.sendall(b"back")
+            print("answer", s.recv(64).decode())
+            """
+        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "read -1 EINVAL\nwrite -1 EINVAL\nrecvfrom -1 ENOTSOCK\ndata hello\nanswer done\n",
+                "\(result.stdout) \(result.stderr)")
+    }
 }

@@ -39,4 +39,45 @@ import Testing
         doorbell.leave(rung: true)
         #expect(Self.count(fd) == nil)
     }
+
+    /// A preloaded program's socket stands on a placeholder: pollers sleep on it, the
+    /// stack's bell and the process's common bell make it readable, and the last poller
+    /// that saw it so takes the edges out through it, leaving the common bell's count for
+    /// other placeholders. A poller whose number no longer names the socket leaves the
+    /// edges for a later one. The placeholder itself gives no bytes and takes none.
+    @Test func placeholder_wakesOnEitherBell_andTheLastPollerEmptiesIt() throws {
+        let placeholder = netmp_placeholder(1), common = netmp_eventfd()
+        try #require(placeholder >= 0 && common >= 0)
+        defer { close(placeholder); close(common) }
+        let doorbell = Doorbell()
+        doorbell.standInPlaceholders(common: common)
+        let bell = netmp_placeholder_bell(placeholder, common) // what naming hands the stack
+        try #require(bell >= 0)
+        defer { close(bell) }
+        func readable(_ fd: Int32) -> Bool {
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            return poll(&entry, 1, 0) == 1
+        }
+        #expect(!readable(placeholder))
+
+        doorbell.enter(through: placeholder)
+        doorbell.ring()                        // the application's own change: the common bell
+        #expect(readable(placeholder))
+        doorbell.leave(rung: true, through: placeholder)
+        #expect(!readable(placeholder))        // emptied through the placeholder
+        #expect(readable(common))              // the common bell's count stays for the others
+
+        #expect(netmp_doorbell_ring(bell) == 0) // the stack's ring
+        #expect(readable(placeholder))
+        doorbell.enter(through: placeholder)
+        doorbell.leave(rung: true, through: -1) // its number was closed meanwhile
+        #expect(readable(placeholder))
+        doorbell.enter(through: placeholder)
+        doorbell.leave(rung: false, through: placeholder) // the next last poller takes it out
+        #expect(!readable(placeholder))
+
+        var value: UInt64 = 1 // the calls a raw system call would reach (the test has no shim)
+        #expect(read(placeholder, &value, 8) == -1 && errno == EINVAL)
+        #expect(write(placeholder, &value, 8) == -1 && errno == EINVAL)
+    }
 }

@@ -53,13 +53,26 @@ int netmp_futex_wake(uint32_t *word, int count);
 // increment, made by the shim's signal trampoline.
 unsigned netmp_interrupting_signals(void);
 void netmp_note_interrupting_signal(void);
-// Adds 1 to / empties an eventfd with the raw system calls: the descriptors of netmp
-// sockets are the eventfds themselves, and the shim's interposed read/write would take them.
 // 1 if `fd` is an eventfd in non-blocking mode (what a client may name as a doorbell: the
 // stack's cores write to it and must never block on it).
 int netmp_is_nonblocking_eventfd(int fd);
+// Adds 1 to / empties an eventfd with the raw system calls (the shim interposes read and
+// write).
 int netmp_doorbell_ring(int fd);
 int netmp_doorbell_drain(int fd);
+// A netmp socket's descriptor in a preloaded program is a placeholder: an epoll instance,
+// which poll, select and epoll can sleep on, but whose read and write fail with EINVAL
+// (and socket calls with ENOTSOCK) when a program reaches it without libc. Made here (a
+// raw epoll_create1: the shim's own would give it an epoll shadow), or -errno.
+int netmp_placeholder(int cloexec);
+// A fresh bell (a
+// non-blocking, close-on-exec eventfd) goes into it, edge-triggered, with `common` (the
+// process's bell for the application's own changes; -1: none): returns the bell, which the
+// caller names to the stack and then closes (the stack's copy keeps it in the
+// placeholder), or -errno. Raw system calls: the shim interposes epoll.
+int netmp_placeholder_bell(int placeholder, int common);
+// Takes out the edges that made `placeholder` readable (an epoll_wait that does not wait).
+int netmp_placeholder_drain(int placeholder);
 // The NUMA node of the page holding `address` (move_pages query), or -errno.
 int netmp_node_of_address(void *address);
 // The stack service's Unix socket: SOCK_SEQPACKET in the abstract namespace (so it exists
@@ -89,8 +102,9 @@ const char *netmp_object_path(const void *address);
 // dup3(from, onto, cloexec ? O_CLOEXEC : 0): the file `from` behind the number `onto`, in
 // one call (0 or -errno).
 int netmp_place_file(int from, int onto, int cloexec);
-// A close-on-exec copy of `fd` (F_DUPFD_CLOEXEC), or -errno.
-int netmp_copy_descriptor(int fd);
+// A copy of `fd` at the lowest free number, close-on-exec if `cloexec` (F_DUPFD_CLOEXEC or
+// F_DUPFD), or -errno.
+int netmp_copy_descriptor(int fd, int cloexec);
 // close(2) itself, never the shim's (0 or -errno): for the library's own descriptors.
 int netmp_close_descriptor(int fd);
 // Closes every descriptor from `first` up (a detaching stack keeps nothing it inherited).

@@ -20,6 +20,20 @@ int main(int argc, char **argv) {
     T(epoll_ctl(ep, EPOLL_CTL_MOD, fd, &e));
     T(epoll_wait(ep, out, 0, 0));
     T(epoll_wait(fd, out, 1, 0));
+    T(epoll_pwait(fd, out, 1, 0, NULL));
+    T(epoll_ctl(fd, EPOLL_CTL_ADD, 4000, &e));
+    // EPOLLEXCLUSIVE: only beside EPOLLIN/OUT/ERR/HUP/ET/WAKEUP, never modified.
+    int other = FD(epoll_create1(0));
+    e.events = EPOLLIN | EPOLLRDHUP | EPOLLEXCLUSIVE;
+    T(epoll_ctl(other, EPOLL_CTL_ADD, fd, &e));
+    e.events = EPOLLIN | EPOLLONESHOT | EPOLLEXCLUSIVE;
+    T(epoll_ctl(other, EPOLL_CTL_ADD, fd, &e));
+    e.events = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLEXCLUSIVE;
+    T(epoll_ctl(other, EPOLL_CTL_ADD, fd, &e));
+    e.events = EPOLLIN;
+    T(epoll_ctl(other, EPOLL_CTL_MOD, fd, &e));
+    T(epoll_ctl(other, EPOLL_CTL_DEL, fd, NULL));
+    T(close(other));
     T(close(fd));
     T(epoll_wait(ep, out, 1, 50)); // closed descriptors leave the set
     T(close(ep));
