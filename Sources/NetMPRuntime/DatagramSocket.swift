@@ -276,11 +276,18 @@ public final class DatagramSocket: @unchecked Sendable {
         let channel = try bound()
         try pendingError(channel)
         guard let target = destination ?? channel.connectedPeer else { throw SocketError(EDESTADDRREQ) }
-        guard bytes.count <= maximumPayload(to: target.address) else { throw SocketError(EMSGSIZE) }
+        if bytes.count > maximumPayload(to: target.address) {
+            // Linux's udp_sendmsg refuses an IPv4 datagram past 65,527 bytes before anything
+            // else; a smaller one, and any IPv6 one, is refused by ip_append_data, which
+            // queues the error too.
+            if !target.address.isIPv4 || bytes.count <= 65_527 { queueMessageTooLong(to: target, channel) }
+            throw SocketError(EMSGSIZE)
+        }
         // DO, PROBE and INTERFACE set DF: a datagram the path cannot carry whole is refused
         // (Linux's ip_sk_ignore_df), where the other modes send it in fragments.
         let mode = pathMTUDiscovery(ipv6: !target.address.isIPv4)
         if (2...4).contains(mode), bytes.count > client.configuration.mtu - (target.address.isIPv4 ? 28 : 48) {
+            queueMessageTooLong(to: target, channel)
             throw SocketError(EMSGSIZE)
         }
         if destination != nil { // a connected peer was checked, port 0 included (Linux's udp_sendmsg)

@@ -199,6 +199,15 @@ extension ProtocolLoop {
             let socket = client.streamView(request.handle)?.socket
             let answered = replies.answer(request.reply) { buffer in socket.map { $0.connection.info.emit(into: buffer) } ?? 0 }
             if !answered { requests.countMalformed() }
+        case .datagramLocalError:
+            // Always answered: the sender waits, so that its next recvmsg(MSG_ERRQUEUE) finds
+            // the record, as Linux's ip_local_error queued it before the send returned.
+            if sockets.resolves(request.handle, as: .datagram), let channel = client.datagramViews[request.handle.slot],
+               channel.receivesErrors(ipv6: !request.remote.address.isIPv4) {
+                let error = DatagramError(messageTooLongTo: request.remote, mtu: UInt32(clamping: request.value))
+                channel.queue(error, quoted: UnsafeRawBufferPointer(start: nil, count: 0), at: now)
+            }
+            if !replies.answer(request.reply, { _ in 0 }) { requests.countMalformed() }
         case .datagramOutput, .datagramClose:
             guard sockets.resolves(request.handle, as: .datagram), let channel = client.datagramViews[request.handle.slot] else { return }
             sendDatagrams(of: channel, for: client, now: now) // a close sends what was queued before it, as Linux had
@@ -275,7 +284,7 @@ extension ProtocolLoop {
             }
             end(channel, abort: request.abort, now: now)
         case .connect, .query, .datagramOutput, .datagramClose, .listen, .stopListening, .datagramBind, .datagramUnbind,
-             .datagramJoin, .datagramLeave,
+             .datagramJoin, .datagramLeave, .datagramLocalError,
              .reservePort, .releasePort:
             return // handled above
         }

@@ -101,20 +101,26 @@ void netmp_put_error(struct msghdr *m, int ipv6_socket, const netmp_error_info *
         .ee_errno = (uint32_t)info->error, .ee_origin = info->origin, .ee_type = info->type, .ee_code = info->code,
         .ee_info = info->info,
     };
+    // A local error (EMSGSIZE of a send) has no offender: all zeros, as Linux leaves it.
+    int offender = info->origin != SO_EE_ORIGIN_LOCAL;
     size_t used = 0;
     if (ipv6_socket) {
         struct { struct sock_extended_err ee; struct sockaddr_in6 offender; } header;
         memset(&header, 0, sizeof header);
         header.ee = ee;
-        header.offender.sin6_family = AF_INET6;
-        memcpy(&header.offender.sin6_addr, info->offender, 16);
+        if (offender) {
+            header.offender.sin6_family = AF_INET6;
+            memcpy(&header.offender.sin6_addr, info->offender, 16);
+        }
         put(m, &used, IPPROTO_IPV6, IPV6_RECVERR, &header, sizeof header);
     } else {
         struct { struct sock_extended_err ee; struct sockaddr_in offender; } header;
         memset(&header, 0, sizeof header);
         header.ee = ee;
-        header.offender.sin_family = AF_INET;
-        memcpy(&header.offender.sin_addr, info->offender + 12, 4);
+        if (offender) {
+            header.offender.sin_family = AF_INET;
+            memcpy(&header.offender.sin_addr, info->offender + 12, 4);
+        }
         put(m, &used, IPPROTO_IP, IP_RECVERR, &header, sizeof header);
     }
     m->msg_controllen = used;

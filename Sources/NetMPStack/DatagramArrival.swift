@@ -1,3 +1,4 @@
+import Glibc
 import NetMPTCP
 import NetMPWire
 
@@ -32,7 +33,7 @@ public struct DatagramError: Equatable, Sendable {
     /// Linux's harderr: an error a connected socket fails its next call with even without
     /// IP_RECVERR (an unreachable port, host or network), not a transient one.
     public var hard: Bool
-    /// SO_EE_ORIGIN_ICMP (2) or SO_EE_ORIGIN_ICMP6 (3).
+    /// SO_EE_ORIGIN_LOCAL (1), SO_EE_ORIGIN_ICMP (2) or SO_EE_ORIGIN_ICMP6 (3).
     public var origin: UInt8
     public var type: UInt8
     public var code: UInt8
@@ -41,7 +42,20 @@ public struct DatagramError: Equatable, Sendable {
     public var offender: IPAddress
     public var datagram: FourTuple
 
-    public static let originICMP: UInt8 = 2, originICMP6: UInt8 = 3
+    public static let originLocal: UInt8 = 1, originICMP: UInt8 = 2, originICMP6: UInt8 = 3
+
+    /// An ICMP or ICMPv6 error, which becomes the socket's pending error (a local one does
+    /// not: Linux's is_icmp_err_skb).
+    public var fromICMP: Bool { origin == Self.originICMP || origin == Self.originICMP6 }
+
+    /// A send refused for its size (EMSGSIZE), as ip_local_error and ipv6_local_error
+    /// queue it: origin local, the route's MTU as info, no offender, `destination` as the
+    /// name (its port as the sender's protocol gives it).
+    public init(messageTooLongTo destination: Endpoint, mtu: UInt32) {
+        self.init(errorNumber: EMSGSIZE, hard: false, origin: Self.originLocal, type: 0, code: 0, info: mtu,
+                  offender: IPAddress(IPv6Address.any),
+                  datagram: FourTuple(local: Endpoint(IPAddress(IPv6Address.any), 0), remote: destination))
+    }
 
     public init(errorNumber: Int32, hard: Bool, origin: UInt8, type: UInt8, code: UInt8, info: UInt32 = 0,
                 offender: IPAddress, datagram: FourTuple) {

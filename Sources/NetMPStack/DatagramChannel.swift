@@ -244,9 +244,16 @@ public final class DatagramChannel: @unchecked Sendable {
         doorbell.ring()
     }
 
-    /// Application: after an error record was read, the socket's pending error becomes the
-    /// next record's errno, or none (Linux's sock_dequeue_err_skb).
-    public func errorRecordTaken() { errorNumber.pointee.store(errors.nextErrorNumber ?? 0, ordering: .releasing) }
+    /// Application: after error record `taken` was read, the socket's pending error becomes
+    /// the next record's errno if that came from ICMP, else none if `taken` did; a local
+    /// error (EMSGSIZE) never touches it (Linux's sock_dequeue_err_skb).
+    public func errorRecordTaken(_ taken: DatagramError) {
+        if let next = errors.nextError, next.fromICMP {
+            errorNumber.pointee.store(next.errorNumber, ordering: .releasing)
+        } else if taken.fromICMP {
+            errorNumber.pointee.store(0, ordering: .releasing)
+        }
+    }
 
     /// Home core: queues an error record and tells the readers and pollers.
     public func queue(_ error: DatagramError, quoted payload: UnsafeRawBufferPointer, at now: Instant) {
@@ -447,14 +454,15 @@ public final class DatagramQueue: @unchecked Sendable {
         return (length, error)
     }
 
-    /// The errno of the error record at the head, if any (what sk_err becomes once the one
-    /// before it was read: Linux's sock_dequeue_err_skb).
-    public var nextErrorNumber: Int32? {
+    /// The errno and origin of the error record at the head, if any (what sk_err may
+    /// become once the one before it was read: Linux's sock_dequeue_err_skb).
+    public var nextError: (errorNumber: Int32, fromICMP: Bool)? {
         let h = head.pointee.load(ordering: .acquiring)
         guard tail.pointee.load(ordering: .acquiring) != h else { return nil }
         var header = Header()
         withUnsafeMutableBytes(of: &header) { storage.copyOut(from: h, count: Self.headerLength, into: $0) }
-        return Int32(header.reserved.0)
+        let origin = header.reserved.1
+        return (Int32(header.reserved.0), origin == DatagramError.originICMP || origin == DatagramError.originICMP6)
     }
 
     var nextLength: Int? {

@@ -18,6 +18,9 @@ public struct Request: Equatable, Sendable {
         case datagramOutput = 16, datagramClose, datagramBind, datagramUnbind
         /// A UDP socket joins or leaves the multicast group in `remote.address`, on every core.
         case datagramJoin = 20, datagramLeave
+        /// A UDP socket's send to `remote` failed with EMSGSIZE (MTU in `value`): its home
+        /// core queues the local error, answered in a reply slot.
+        case datagramLocalError = 22
     }
     public var kind: Kind
     public var handle: SocketHandle
@@ -214,7 +217,7 @@ extension Request {
         put(value, \.value)
         put(option?.rawValue ?? 0, \.option)
         put(reply, \.reply)
-        if kind == .datagramJoin || kind == .datagramLeave { // the group, over the connect options
+        if kind == .datagramJoin || kind == .datagramLeave || kind == .datagramLocalError { // an address, over the connect options
             let at = Self.offset(\.options)
             record.storeBytes(of: remote.address.bits.high, toByteOffset: at, as: UInt64.self)
             record.storeBytes(of: remote.address.bits.low, toByteOffset: at + 8, as: UInt64.self)
@@ -261,10 +264,12 @@ extension Request {
                 if flags & NETMP_REQUEST_FLAG_IPV6 != 0 { families.insert(.ipv6) }
                 guard !families.isEmpty else { return nil } // takes nothing: not a record we wrote
             }
-        case .datagramJoin, .datagramLeave:
+        case .datagramJoin, .datagramLeave, .datagramLocalError:
             let at = Self.offset(\.options)
             remote = Endpoint(IPAddress(IPv6Address(high: record.loadUnaligned(fromByteOffset: at, as: UInt64.self),
-                                                    low: record.loadUnaligned(fromByteOffset: at + 8, as: UInt64.self))), 0)
+                                                    low: record.loadUnaligned(fromByteOffset: at + 8, as: UInt64.self))),
+                              kind == .datagramLocalError ? get(\.port, as: UInt16.self) : 0)
+            value = kind == .datagramLocalError ? get(\.value, as: Int64.self) : 0
             reply = get(\.reply, as: UInt32.self)
         case .output, .window, .shutdownWrite, .close, .datagramOutput, .datagramClose:
             break

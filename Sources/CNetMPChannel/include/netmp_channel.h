@@ -275,6 +275,9 @@ static const uint16_t NETMP_REQUEST_DATAGRAM_UNBIND = 19; // the UDP socket's sl
 /// group lies over `options` as an IPv6 address (IPv4's mapped).
 static const uint16_t NETMP_REQUEST_DATAGRAM_JOIN = 20;
 static const uint16_t NETMP_REQUEST_DATAGRAM_LEAVE = 21;
+// A send failed with EMSGSIZE: the home core queues the local error (IP_RECVERR), the
+// destination over the options and in port, the MTU in value; answered in a reply slot.
+static const uint16_t NETMP_REQUEST_DATAGRAM_LOCAL_ERROR = 22;
 /// Datagram sockets:
 static const uint16_t NETMP_REQUEST_DATAGRAM_OUTPUT = 16; // "send the datagrams I queued"
 static const uint16_t NETMP_REQUEST_DATAGRAM_CLOSE = 17;  // send what is queued, release the handle
