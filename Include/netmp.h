@@ -66,9 +66,10 @@ int netmp_connect(void *socket, const uint8_t *address, uint16_t port, int unspe
 // What sendmsg's control messages ask of one datagram: the TOS or traffic class in the
 // low byte, the TTL or hop limit in the next, each with its flag when asked.
 enum { NETMP_SEND_TOS = 1u << 16, NETMP_SEND_TTL = 1u << 17 };
-// netmp_send of one datagram marked as `marking` says (0: as the socket's options say).
+// netmp_send of one datagram marked as `marking` says (0: as the socket's options say),
+// cut into datagrams of `segment` bytes (UDP_SEGMENT; -1: as the socket's option says).
 ssize_t netmp_send_marked(void *socket, const void *bytes, size_t count, int flags, int has_destination,
-                          const uint8_t *address, uint16_t port, uint32_t marking);
+                          const uint8_t *address, uint16_t port, uint32_t marking, int segment);
 // Whether `address` (16 bytes, IPv4 mapped) is one of the stack's own.
 int netmp_holds_address(void *socket, const uint8_t *address);
 ssize_t netmp_send(void *socket, const void *bytes, size_t count, int flags, int has_destination,

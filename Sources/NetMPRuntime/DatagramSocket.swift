@@ -16,6 +16,8 @@ public final class DatagramSocket: @unchecked Sendable {
     /// The channel, published once at bind (lock-free for send and receive).
     let published = Atomic<UnsafeRawPointer?>(nil)
     let broadcast = Atomic<Bool>(false)
+    /// UDP_SEGMENT: each send is cut into datagrams of this many bytes (0: off).
+    let segmentSizeWord = Atomic<Int>(0)
     /// IP_MTU_DISCOVER and IPV6_MTU_DISCOVER: how datagrams to IPv4 and IPv6 peers treat the
     /// path's MTU (Linux's default, WANT: larger ones leave in fragments).
     let pathMTUModeIPv4 = Atomic<Int32>(1)
@@ -83,6 +85,11 @@ public final class DatagramSocket: @unchecked Sendable {
     }
     /// SO_BROADCAST: sending to a broadcast address needs it (EACCES otherwise).
     public func setBroadcast(_ on: Bool) { broadcast.store(on, ordering: .relaxed) }
+    /// UDP_SEGMENT (0 to 65,535, as udp_lib_setsockopt takes it).
+    public var segmentSize: Int {
+        get { segmentSizeWord.load(ordering: .relaxed) }
+        set { segmentSizeWord.store(newValue, ordering: .relaxed) }
+    }
     /// SO_RCVTIMEO in nanoseconds (0: none).
     public func setReceiveTimeout(_ ns: Int) { receiveTimeout.store(max(0, ns), ordering: .relaxed) }
 
@@ -267,11 +274,15 @@ public final class DatagramSocket: @unchecked Sendable {
     /// (65,535 less its headers), IPv6's 65,527 (no jumbograms). Larger than the MTU, it
     /// leaves in fragments.
     func maximumPayload(to destination: IPAddress) -> Int { destination.isIPv4 ? 65_507 : 65_527 }
+    /// Linux's UDP_MAX_SEGMENTS: the most datagrams one UDP_SEGMENT send may make.
+    static let maximumSegments = 128
 
-    /// sendto() / send(): one datagram, all or nothing.
-    /// `marking`: this datagram's own TOS or TTL (sendmsg's control messages).
+    /// sendto() / send(): one datagram, all or nothing; with UDP_SEGMENT, datagrams of the
+    /// segment size (the last one shorter), all or none.
+    /// `marking`: this datagram's own TOS or TTL (sendmsg's control messages); `segment`:
+    /// its own UDP_SEGMENT (nil: the socket's).
     public func send(_ bytes: UnsafeRawBufferPointer, to destination: Endpoint? = nil, dontWait: Bool = false,
-                     marking: DatagramMarking = .socket) throws(SocketError) -> Int {
+                     marking: DatagramMarking = .socket, segment: Int? = nil) throws(SocketError) -> Int {
         if client.stackGone { throw SocketError(ENETDOWN) }
         let channel = try bound()
         try pendingError(channel)
@@ -283,10 +294,13 @@ public final class DatagramSocket: @unchecked Sendable {
             if !target.address.isIPv4 || bytes.count <= 65_527 { queueMessageTooLong(to: target, channel) }
             throw SocketError(EMSGSIZE)
         }
+        let headers = target.address.isIPv4 ? 28 : 48
+        let segmentSize = segment ?? self.segmentSize
         // DO, PROBE and INTERFACE set DF: a datagram the path cannot carry whole is refused
-        // (Linux's ip_sk_ignore_df), where the other modes send it in fragments.
-        let mode = pathMTUDiscovery(ipv6: !target.address.isIPv4)
-        if (2...4).contains(mode), bytes.count > client.configuration.mtu - (target.address.isIPv4 ? 28 : 48) {
+        // (Linux's ip_sk_ignore_df), where the other modes send it in fragments. A send to
+        // be segmented is checked per segment instead, below.
+        if segmentSize == 0, (2...4).contains(pathMTUDiscovery(ipv6: !target.address.isIPv4)),
+           bytes.count > client.configuration.mtu - headers {
             queueMessageTooLong(to: target, channel)
             throw SocketError(EMSGSIZE)
         }
@@ -301,13 +315,28 @@ public final class DatagramSocket: @unchecked Sendable {
                 throw SocketError(EACCES)
             }
         }
-        var header = DatagramRecord.header(length: bytes.count, to: target, marking: marking)
+        if segmentSize > 0 {
+            // Linux's udp_send_skb: each datagram (one no longer than a segment included)
+            // must fit the MTU whatever the DF mode, and a send is 128 segments at most.
+            if min(bytes.count, segmentSize) > client.configuration.mtu - headers { throw SocketError(EMSGSIZE) }
+            if bytes.count > segmentSize * Self.maximumSegments { throw SocketError(EINVAL) }
+        }
+        // One record per datagram, written together: the home core sends them in order.
+        let step = segmentSize > 0 ? segmentSize : max(bytes.count, 1)
+        let count = max(1, (bytes.count + step - 1) / step)
+        let size = count * DatagramRecord.headerLength + bytes.count
         let wait = !(nonBlocking || dontWait)
         while true {
-            let queued = withUnsafeBytes(of: &header) { channel.outgoing.writeRecord($0, bytes) }
+            let queued = channel.outgoing.writeRecords(total: size) { writer in
+                for index in 0..<count {
+                    let range = min(index * step, bytes.count)..<min((index + 1) * step, bytes.count)
+                    var header = DatagramRecord.header(length: range.count, to: target, marking: marking)
+                    withUnsafeBytes(of: &header) { writer.append($0) }
+                    writer.append(UnsafeRawBufferPointer(rebasing: bytes[range]))
+                }
+            }
             if queued { break }
             if !wait { throw SocketError(EAGAIN) }
-            let size = DatagramRecord.headerLength + bytes.count
             _ = channel.outgoing.writers.wait { channel.outgoing.free >= size || client.stackGone }
             if client.stackGone { throw SocketError(ENETDOWN) }
         }

@@ -615,7 +615,8 @@ ssize_t pwrite(int fd, const void *bytes, size_t count, off_t offset) {
 // Vectored I/O on a stream: each piece in turn, stopping at a short transfer. On a datagram
 // socket the pieces form one datagram, gathered into one buffer.
 static ssize_t gather_send(void *socket, const struct iovec *iov, int count, int flags,
-                           int has_destination, const uint8_t *destination, uint16_t port, uint32_t marking) {
+                           int has_destination, const uint8_t *destination, uint16_t port, uint32_t marking,
+                           int segment) {
     if (count < 0 || count > IOV_MAX) return -EINVAL;
     if (!netmp_is_stream(socket)) {
         size_t total = 0;
@@ -625,7 +626,7 @@ static ssize_t gather_send(void *socket, const struct iovec *iov, int count, int
         if (!buffer) return -ENOMEM;
         size_t at = 0;
         for (int i = 0; i < count; i++) { memcpy(buffer + at, iov[i].iov_base, iov[i].iov_len); at += iov[i].iov_len; }
-        ssize_t r = netmp_send_marked(socket, buffer, total, flags, has_destination, destination, port, marking);
+        ssize_t r = netmp_send_marked(socket, buffer, total, flags, has_destination, destination, port, marking, segment);
         if (buffer != stack_buffer) free(buffer);
         return r;
     }
@@ -695,7 +696,7 @@ static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count,
 ssize_t writev(int fd, const struct iovec *iov, int count) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(writev)(fd, iov, count);
-    return sent(gather_send(socket, iov, count, 0, 0, NULL, 0, 0), 0);
+    return sent(gather_send(socket, iov, count, 0, 0, NULL, 0, 0, -1), 0);
 }
 
 ssize_t readv(int fd, const struct iovec *iov, int count) {
@@ -722,16 +723,17 @@ ssize_t sendmsg(int fd, const struct msghdr *message, int flags) {
     // A datagram's control messages, read for the family of where it goes (an unconnected
     // socket without a name fails with EDESTADDRREQ first, as udp_sendmsg does).
     uint32_t marking = 0;
+    int segment = -1;
     uint8_t to[16] = { 0 };
     uint16_t to_port = 0;
     if (!netmp_is_stream(socket) && message->msg_control && message->msg_controllen
         && (has_destination || netmp_name(socket, 1, to, &to_port) == 0)) {
         if (has_destination) memcpy(to, destination, 16);
-        int r = netmp_read_send_control(socket, message, !netmp_is_ipv6(socket) || is_mapped(to), &marking);
+        int r = netmp_read_send_control(socket, message, !netmp_is_ipv6(socket) || is_mapped(to), &marking, &segment);
         if (r < 0) return (ssize_t)fail(r);
     }
     return sent(gather_send(socket, message->msg_iov, (int)message->msg_iovlen, flags, has_destination, destination, port,
-                            marking), flags);
+                            marking, segment), flags);
 }
 
 // recvmsg(MSG_ERRQUEUE): the oldest queued error, as Linux's ip_recv_error and

@@ -2,10 +2,12 @@
 // datagram to an IPv4 peer) and ip6_datagram_send_ctl (to an IPv6 one) read them: the TTL
 // or hop limit and the TOS or traffic class of this one datagram, and a source and
 // interface (IP_PKTINFO, IPV6_PKTINFO) that must be the stack's own. What they refuse is
-// refused with their errno; what they accept and netmp has no use for is accepted.
+// refused with their errno; what they accept and netmp has no use for is accepted. UDP's
+// own (udp_cmsg_send, read first): UDP_SEGMENT, this send's segment size.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include "netmp.h"
@@ -28,14 +30,29 @@ static int check_source(void *socket, const uint8_t address[16], int ipv4, uint3
     return netmp_holds_address(socket, address) ? 0 : ipv4 ? -ENETUNREACH : -EINVAL;
 }
 
-int netmp_read_send_control(void *socket, const struct msghdr *m, int ipv4, uint32_t *marking) {
+// CMSG_OK: a header whose length runs past the buffer or is shorter than itself.
+static int header_fits(const struct msghdr *m, const struct cmsghdr *c) {
+    return c->cmsg_len >= sizeof(struct cmsghdr)
+        && c->cmsg_len <= m->msg_controllen - (size_t)((const char *)c - (const char *)m->msg_control);
+}
+
+int netmp_read_send_control(void *socket, const struct msghdr *m, int ipv4, uint32_t *marking, int *segment) {
     *marking = 0;
+    *segment = -1;
     if (!m->msg_control || m->msg_controllen == 0) return 0;
     if (m->msg_controllen < sizeof(struct cmsghdr)) return -EINVAL;
+    // udp_cmsg_send first: every header checked, UDP's read (UDP_SEGMENT, a u16), before
+    // any other level's.
     for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)m); c; c = CMSG_NXTHDR((struct msghdr *)m, c)) {
-        // CMSG_OK: a header whose length runs past the buffer or is shorter than itself.
-        if (c->cmsg_len < sizeof(struct cmsghdr)
-            || c->cmsg_len > m->msg_controllen - (size_t)((char *)c - (char *)m->msg_control)) return -EINVAL;
+        if (!header_fits(m, c)) return -EINVAL;
+        if (c->cmsg_level != IPPROTO_UDP) continue;
+        if (c->cmsg_type != UDP_SEGMENT || c->cmsg_len != CMSG_LEN(sizeof(uint16_t))) return -EINVAL;
+        uint16_t size;
+        memcpy(&size, CMSG_DATA(c), sizeof size);
+        *segment = size;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)m); c; c = CMSG_NXTHDR((struct msghdr *)m, c)) {
+        if (!header_fits(m, c)) return -EINVAL;
         size_t length = c->cmsg_len - CMSG_LEN(0);
         const unsigned char *data = CMSG_DATA(c);
         int value;
@@ -74,9 +91,6 @@ int netmp_read_send_control(void *socket, const struct msghdr *m, int ipv4, uint
             default: return -EINVAL;
             }
         }
-        // UDP's own (udp_cmsg_send): UDP_SEGMENT, which netmp does not cut for a program,
-        // is refused like any other type.
-        if (c->cmsg_level == IPPROTO_UDP) return -EINVAL;
         if (c->cmsg_level != IPPROTO_IP || !ipv4) continue; // other levels pass unread, as Linux's do
         switch (c->cmsg_type) {
         case IP_PKTINFO: {

@@ -36,7 +36,7 @@ __attribute__((visibility("hidden"))) void netmp_put_ancillary(struct msghdr *m,
 // or -errno as Linux refuses them. `ipv4`: the datagram goes to an IPv4 peer.
 struct msghdr;
 __attribute__((visibility("hidden"))) int netmp_read_send_control(void *socket, const struct msghdr *m, int ipv4,
-                                                                   uint32_t *marking);
+                                                                   uint32_t *marking, int *segment);
 // ... and the one control message of an error from the error queue (IP_RECVERR, IPV6_RECVERR).
 struct netmp_error_info;
 __attribute__((visibility("hidden"))) void netmp_put_error(struct msghdr *m, int ipv6_socket, const struct netmp_error_info *info);

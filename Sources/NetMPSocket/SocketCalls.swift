@@ -405,14 +405,16 @@ let messageWaitAll: Int32 = 0x100
 @_cdecl("netmp_send")
 public func netmpSend(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRawPointer?, _ count: Int, _ flags: Int32,
                       _ hasDestination: Int32, _ address: UnsafePointer<UInt8>?, _ port: UInt16) -> Int {
-    netmpSendMarked(handle, bytes, count, flags, hasDestination, address, port, 0)
+    netmpSendMarked(handle, bytes, count, flags, hasDestination, address, port, 0, -1)
 }
 
 /// send() of one datagram whose sendmsg control messages asked for its own TOS or TTL
-/// (NETMP_SEND_*: `marking`); a stream socket ignores them, as Linux's TCP does.
+/// (NETMP_SEND_*: `marking`) or its own UDP_SEGMENT (`segment`, -1: none); a stream socket
+/// ignores them, as Linux's TCP does.
 @_cdecl("netmp_send_marked")
 public func netmpSendMarked(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRawPointer?, _ count: Int, _ flags: Int32,
-                            _ hasDestination: Int32, _ address: UnsafePointer<UInt8>?, _ port: UInt16, _ marking: UInt32) -> Int {
+                            _ hasDestination: Int32, _ address: UnsafePointer<UInt8>?, _ port: UInt16, _ marking: UInt32,
+                            _ segment: Int32) -> Int {
     let held = hold(handle)
     defer { held.release() }
     let buffer = UnsafeRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
@@ -433,7 +435,7 @@ public func netmpSendMarked(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRa
             }
             if hasDestination != 0 && destination == nil { return -Int(EFAULT) }
             return try d.send(buffer, to: destination, dontWait: flags & messageDontWait != 0,
-                              marking: DatagramMarking(sendControl: marking))
+                              marking: DatagramMarking(sendControl: marking), segment: segment >= 0 ? Int(segment) : nil)
         }
     } catch { return -Int(error.errno) }
 }

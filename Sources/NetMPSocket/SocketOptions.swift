@@ -31,6 +31,9 @@ enum OptionName {
     // IPPROTO_IPV6, for AF_INET6 sockets: V6ONLY, UNICAST_HOPS and TCLASS act.
     static let ipprotoIPv6: Int32 = 41, v6Only: Int32 = 26, unicastHops: Int32 = 16, trafficClass: Int32 = 67
     static let mtuDiscover6: Int32 = 23, mtu6: Int32 = 24
+    // IPPROTO_UDP, for UDP sockets: UDP_SEGMENT acts (UDP_CORK, UDP_GRO and the rest are
+    // ENOPROTOOPT: netmp neither corks nor coalesces).
+    static let ipprotoUDP: Int32 = 17, segment: Int32 = 103
 }
 
 /// An option's integer as Linux reads it at `level`: IPPROTO_IP's is an int, or from fewer
@@ -225,6 +228,11 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
         default: return -ENOPROTOOPT
         }
         return 0
+    case (OptionName.ipprotoUDP, .datagram(let d)) where name == OptionName.segment:
+        // udp_lib_setsockopt: an int, 0 (off) to 65,535.
+        guard let v = integer(), (0...65_535).contains(v) else { return -EINVAL }
+        d.segmentSize = Int(v)
+        return 0
     default:
         return -ENOPROTOOPT
     }
@@ -377,6 +385,8 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
         // Linux: a UDP socket passes unknown levels to IP, which says EOPNOTSUPP; IPv6's
         // ipv6_getsockopt says ENOPROTOOPT.
         return shim.isIPv6 ? -ENOPROTOOPT : -EOPNOTSUPP
+    case (OptionName.ipprotoUDP, .datagram(let d)) where name == OptionName.segment:
+        return put(Int32(d.segmentSize))
     default:
         return -ENOPROTOOPT
     }

@@ -85,7 +85,28 @@ public final class SendRing: @unchecked Sendable {
     /// Appends `parts` as one record, all or nothing (a datagram must not be split or
     /// interleaved with another writer's); false when they do not fit now.
     public func writeRecord(_ parts: UnsafeRawBufferPointer...) -> Bool {
-        let total = parts.reduce(0) { $0 + $1.count }
+        writeRecords(total: parts.reduce(0) { $0 + $1.count }) { writer in
+            for part in parts { writer.append(part) }
+        }
+    }
+
+    /// Where `writeRecords` puts the bytes its caller appends.
+    public struct RecordWriter {
+        let storage: RingStorage
+        var at: Int
+        let end: Int
+        /// Copies `bytes` after what was appended before (never past the reservation).
+        public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+            precondition(at + bytes.count <= end, "send ring: a record runs past its reservation")
+            storage.copyIn(bytes, at: at)
+            at += bytes.count
+        }
+    }
+
+    /// Reserves `total` bytes, lets `fill` append exactly that many (one record or several:
+    /// the datagrams of one UDP_SEGMENT send), and commits them together, all or nothing;
+    /// false when they do not fit now.
+    public func writeRecords(total: Int, _ fill: (inout RecordWriter) -> Void) -> Bool {
         var start = reserved.pointee.load(ordering: .relaxed)
         while true {
             guard capacity &- (start &- released.pointee.load(ordering: .acquiring)) >= total else { return false }
@@ -93,11 +114,9 @@ public final class SendRing: @unchecked Sendable {
             if exchanged { break }
             start = current
         }
-        var at = start
-        for part in parts {
-            storage.copyIn(part, at: at)
-            at += part.count
-        }
+        var writer = RecordWriter(storage: storage, at: start, end: start + total)
+        fill(&writer)
+        precondition(writer.at == start + total, "send ring: a reservation left partly unwritten")
         while committed.pointee.load(ordering: .acquiring) != start { sched_yield() }
         committed.pointee.store(start + total, ordering: .releasing)
         return true
