@@ -5,9 +5,11 @@ import Synchronization
 
 /// A client process's copies of the placeholders whose bells it named to the stack, by
 /// slot, so that a later socket in the same slot can stand on the same file and send no
-/// name: the stack's copy of the bell for the slot already rings the bell inside it. Naming costs a message with a descriptor
-/// on each side and three system calls on core 0; a connections-per-second load makes a
-/// socket per connection, mostly in the same few slots (freed slots are reused first).
+/// name: the stack's copy of the slot's bell already rings the bell inside it. Naming
+/// costs four system calls here (a bell made and put into the placeholder with the common
+/// bell, then closed), a message with a descriptor on each side and three system calls on
+/// core 0; a connections-per-second load makes a socket per connection, mostly in the same
+/// few slots (freed slots are reused first).
 ///
 /// A copy stands only while the doorbell's names count (`Doorbell.namesSent`, in the
 /// shared region) is what it was when the copy was kept: any later naming of the slot, by

@@ -5,10 +5,10 @@ import Synchronization
 
 /// How poll, select and epoll in other threads learn that a netmp socket changed: an
 /// eventfd stands behind the socket's file descriptor (the shim's design), and whoever
-/// changes the socket's readiness rings it, but only while someone polls. A poller registers, checks
-/// readiness, and only then sleeps in the kernel on the eventfd; the changer publishes the
-/// change before it looks for pollers. Either the poller sees the change or the changer
-/// sees the poller, so no wakeup is lost.
+/// changes the socket's readiness rings it, but only while someone polls. A poller
+/// registers, checks readiness, and only then sleeps in the kernel on the eventfd; the
+/// changer publishes the change before it looks for pollers. Either the poller sees the
+/// change or the changer sees the poller, so no wakeup is lost.
 ///
 /// The eventfd is emptied only when the last poller leaves (under `lock`, which only
 /// pollers take): emptying it while another poller sleeps on it could swallow that
@@ -135,7 +135,9 @@ public final class Doorbell: @unchecked Sendable {
         socketWords.storeBytes(of: slot.map { $0 + 1 } ?? 0, toByteOffset: offset, as: UInt32.self)
     }
 
-    /// The eventfd to ring (set once the shim made the socket's descriptor; -1 before).
+    /// The eventfd this view rings (-1: none yet): on the stack's side its copy of the
+    /// client's bell; on the application's side the common bell (`standInPlaceholders`),
+    /// or in tests and a stack in the program's process the socket's own eventfd.
     public var fd: Int32 {
         get { eventfd.pointee.load(ordering: .acquiring) - 1 }
         set { eventfd.pointee.store(newValue + 1, ordering: .releasing) }
