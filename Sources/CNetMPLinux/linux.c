@@ -181,16 +181,6 @@ int netmp_node_of_address(void *address) {
     return status;
 }
 
-int netmp_is_nonblocking_eventfd(int fd) {
-    char path[64], target[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(path, target, sizeof target - 1);
-    if (n < 0) return 0;
-    target[n] = 0;
-    int flags = fcntl(fd, F_GETFL);
-    return strcmp(target, "anon_inode:[eventfd]") == 0 && flags >= 0 && (flags & O_NONBLOCK) != 0;
-}
-
 int netmp_doorbell_ring(int fd) {
     uint64_t one = 1;
     long r = syscall(SYS_write, fd, &one, sizeof one);
@@ -209,17 +199,24 @@ int netmp_placeholder(int cloexec) {
     return fd < 0 ? -errno : fd;
 }
 
-int netmp_placeholder_bell(int placeholder, int common) {
+int netmp_placeholder_join(int placeholder, int common) {
+    struct epoll_event edge = { .events = EPOLLIN | EPOLLET };
+    // A placeholder named again (its first name failed) or kept for a later socket has it.
+    if (syscall(SYS_epoll_ctl, placeholder, EPOLL_CTL_ADD, common, &edge) < 0 && errno != EEXIST) return -errno;
+    return 0;
+}
+
+int netmp_bell_into(int placeholder) {
+    char path[64], target[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", placeholder);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n < 0) return -errno;
+    target[n] = 0;
+    if (strcmp(target, "anon_inode:[eventpoll]") != 0) return -EINVAL;
     int bell = (int)syscall(SYS_eventfd2, 0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (bell < 0) return -errno;
     struct epoll_event edge = { .events = EPOLLIN | EPOLLET };
     if (syscall(SYS_epoll_ctl, placeholder, EPOLL_CTL_ADD, bell, &edge) < 0) {
-        int error = errno;
-        syscall(SYS_close, bell);
-        return -error;
-    }
-    // A placeholder named again (its first name failed) has the common bell already.
-    if (common >= 0 && syscall(SYS_epoll_ctl, placeholder, EPOLL_CTL_ADD, common, &edge) < 0 && errno != EEXIST) {
         int error = errno;
         syscall(SYS_close, bell);
         return -error;

@@ -63,10 +63,10 @@ final class ClientOnCore {
     /// Whether the client marked names waiting (core 0's look before it sleeps).
     var namesWaiting: Bool { names != nil && sockets.memory.namesPending }
 
-    /// Core 0: the doorbell eventfds the client's processes sent since the last look, each
-    /// kept as the stack's copy for its slot and rung once (a change made while the stack
-    /// had no copy still wakes the poller). A message that is not one name is dropped, and
-    /// its descriptors closed. As many as the client counted, so no receive comes back
+    /// Core 0: the doorbell placeholders the client's processes sent since the last look,
+    /// each given a bell of the stack's, kept for its slot and rung once (a change made while
+    /// the stack had no bell still wakes the poller). A message that is not one name, or a
+    /// descriptor that is not a placeholder, is dropped, and its descriptors closed. As many as the client counted, so no receive comes back
     /// empty; at most 1024 a turn: a client that floods names delays only its own (the
     /// rest wait for the next turn).
     func takeNames() -> Int {
@@ -89,7 +89,7 @@ final class ClientOnCore {
                 if count == 1 { close(given) }
                 continue
             }
-            if descriptors.register(given, for: registration.slot) {
+            if descriptors.register(placeholder: given, for: registration.slot) {
                 Doorbell(viewing: registration.slot, in: sockets)?.ring()
             }
         }

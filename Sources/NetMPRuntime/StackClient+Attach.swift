@@ -145,10 +145,10 @@ extension StackClient {
         return true
     }
 
-    /// Hands the eventfd of the doorbell in `slot` to the stack over the names socket.
-    static func name(doorbell slot: UInt32, eventfd: Int32, on names: Int32) -> Bool {
+    /// Hands the placeholder of the doorbell in `slot` to the stack over the names socket.
+    static func name(doorbell slot: UInt32, placeholder: Int32, on names: Int32) -> Bool {
         var registration = netmp_doorbell_registration(slot: slot, reserved: 0)
-        var descriptor = eventfd
+        var descriptor = placeholder
         return netmp_message_send(names, &registration, Int32(MemoryLayout<netmp_doorbell_registration>.size),
                                   &descriptor, 1) >= 0
     }

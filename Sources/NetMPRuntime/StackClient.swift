@@ -109,18 +109,18 @@ public final class StackClient: @unchecked Sendable {
         let namesBox = Connection(names ?? -1)
         self.namesBox = namesBox
         ownsWakers = names != nil
-        var naming: (@Sendable (UInt32, Int32, Int32, UInt32) -> Bool)? = nil
+        var naming: (@Sendable (UInt32, Int32, UInt32) -> Bool)? = nil
         let files = names != nil ? NamedDoorbellFiles(capacity: region.capacity) : nil
         namedFiles = files
         commonBell = names != nil ? netmp_eventfd() : -1
         if let files, let core0 = wakers.first {
             // A name, then the count, then core 0 woken if it sleeps: it takes the names on
-            // its next turn. A copy of the socket's file is kept for the slot's next socket.
-            naming = { slot, eventfd, file, count in
-                guard StackClient.name(doorbell: slot, eventfd: eventfd, on: namesBox.fd.load(ordering: .acquiring)) else { return false }
+            // its next turn. A copy of the placeholder is kept for the slot's next socket.
+            naming = { slot, placeholder, count in
+                guard StackClient.name(doorbell: slot, placeholder: placeholder, on: namesBox.fd.load(ordering: .acquiring)) else { return false }
                 region.countNamePending()
                 core0.wakeIfSleeping()
-                files.keep(file, for: slot, count: count)
+                files.keep(placeholder, for: slot, count: count)
                 return true
             }
         }

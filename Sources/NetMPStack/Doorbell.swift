@@ -23,18 +23,19 @@ import Synchronization
 /// registrations carry over.
 ///
 /// In the stack service the eventfd number in the words is the client's: a client's
-/// doorbell names its eventfd to the stack before its first poller registers
-/// (`SocketTable.namingDoorbell`), and the cores' views ring the stack's copy
-/// (`SocketTable.doorbellDescriptors`). The stack rings a doorbell once more as the copy
-/// arrives, so a change a core made before it had the copy is not lost.
+/// doorbell names its placeholder to the stack before its first poller registers
+/// (`SocketTable.namingDoorbell`), and the cores' views ring the bell the stack put into it
+/// (`SocketTable.doorbellDescriptors`). The stack rings a doorbell once more as the bell
+/// is made, so a change a core made before it had one is not lost.
 ///
 /// In a preloaded program the socket's descriptor is not the eventfd but a placeholder
 /// (an epoll instance, `standInPlaceholders`), so that a program reaching it without libc
-/// gets EINVAL rather than the eventfd's count: pollers sleep on the placeholder, the
-/// eventfd named to the stack sits inside it and nowhere else in the program, and the
-/// application's own rings go to the process's common bell, which every placeholder also
-/// holds. Edge-triggered inside, so emptying is an epoll_wait on the placeholder that does
-/// not wait.
+/// gets EINVAL rather than an eventfd's count: pollers sleep on the placeholder. The
+/// client names the placeholder; the stack puts an eventfd of its own into it, which no
+/// client holds (so none can stall a core through it), and rings that. The application's
+/// own rings go to the process's common bell, which every placeholder also holds. Both are
+/// edge-triggered inside, so emptying is an epoll_wait on the placeholder that does not
+/// wait.
 public final class Doorbell: @unchecked Sendable {
     let words: UnsafeMutableRawPointer
     let eventfd: UnsafeMutablePointer<Atomic<Int32>>
@@ -46,10 +47,10 @@ public final class Doorbell: @unchecked Sendable {
     let lease: SlotLease?
     /// The pollers' mutex, made by the first poller (the owner core's view never has one).
     let lockAddress = Atomic<UInt>(0)
-    /// A client's doorbell in the stack service: how it names an eventfd to the stack
-    /// (once, before the first poller: the slot, the eventfd, the file a later socket in
-    /// the slot may stand on, the names count), and whether it has.
-    let naming: (@Sendable (UInt32, Int32, Int32, UInt32) -> Bool)?
+    /// A client's doorbell in the stack service: how it names its placeholder to the stack
+    /// (once, before the first poller: the slot, the placeholder, the names count), and
+    /// whether it has.
+    let naming: (@Sendable (UInt32, Int32, UInt32) -> Bool)?
     let named = Atomic<Bool>(false)
     /// The names sent for this doorbell (`netmp_doorbell.names`), by any process of the
     /// client: each naming counts one, so a copy of a named file is known to be the one
@@ -173,9 +174,9 @@ public final class Doorbell: @unchecked Sendable {
     /// `placeholder`: the descriptor it sleeps on, when `placeheld` (its number as the
     /// program passed it: another may have been closed since).
     public func enter(through placeholder: Int32 = -1) {
-        if let naming, let slot, !named.load(ordering: .acquiring), !placeheld || placeholder >= 0 {
+        if let naming, let slot, !named.load(ordering: .acquiring), placeheld, placeholder >= 0 {
             // Named before this poller counts: a core that sees the poller then finds the
-            // stack's copy, or the stack rings the copy as it arrives.
+            // stack's bell, or the stack rings the bell as it makes it.
             if !named.exchange(true, ordering: .acquiringAndReleasing), !name(slot, through: placeholder, naming) {
                 named.store(false, ordering: .releasing)
             }
@@ -185,17 +186,12 @@ public final class Doorbell: @unchecked Sendable {
         pthread_mutex_unlock(lock)
     }
 
-    /// Names the eventfd the stack is to ring: the socket's descriptor itself, or a fresh
-    /// bell put into the placeholder, which only the stack's copy keeps open after this.
-    private func name(_ slot: UInt32, through placeholder: Int32, _ naming: @Sendable (UInt32, Int32, Int32, UInt32) -> Bool) -> Bool {
-        guard placeheld else {
-            let fd = self.fd
-            return fd >= 0 && naming(slot, fd, fd, names.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue)
-        }
-        let bell = netmp_placeholder_bell(placeholder, fd)
-        guard bell >= 0 else { return false }
-        defer { _ = netmp_close_descriptor(bell) }
-        return naming(slot, bell, placeholder, names.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue)
+    /// Hands the placeholder to the stack, with the common bell in it: the stack puts a
+    /// bell of its own into it (`netmp_bell_into`) and rings that. Only placeholders are
+    /// named: the stack takes nothing else.
+    private func name(_ slot: UInt32, through placeholder: Int32, _ naming: @Sendable (UInt32, Int32, UInt32) -> Bool) -> Bool {
+        guard placeheld, netmp_placeholder_join(placeholder, fd) == 0 else { return false }
+        return naming(slot, placeholder, names.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue)
     }
 
     /// A poller leaves; `rung`: its sleep saw the eventfd readable. The last poller to

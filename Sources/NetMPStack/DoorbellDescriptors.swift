@@ -2,11 +2,13 @@ import CNetMPLinux
 import Glibc
 import Synchronization
 
-/// The stack process's copies of one client's doorbell eventfds, by the slot whose entry
-/// holds the doorbell. A client names a doorbell's eventfd (by SCM_RIGHTS) before its first
-/// poller sleeps; the cores' views of the client's sockets ring the copy found here, never
-/// a descriptor number read from the client's memory, which the client could set to any of
-/// the stack's own descriptors.
+/// The stack process's bells for one client's doorbells, by the slot whose entry holds the
+/// doorbell. A client names a doorbell's placeholder (by SCM_RIGHTS) before its first
+/// poller sleeps; the stack puts an eventfd of its own into it (`netmp_bell_into`), keeps
+/// that here and lets the placeholder go. The cores' views of the client's sockets ring
+/// the bell found here, never a descriptor number read from the client's memory, which the
+/// client could set to any of the stack's own descriptors; and no client holds a bell, so
+/// none can make a core's write to it block (a bell made blocking and filled to its limit).
 ///
 /// A slot's number, once given, stays the slot's until this object goes: a new eventfd for
 /// the slot (a socket made in it later) replaces the file behind the same number (dup2), so
@@ -53,14 +55,14 @@ public final class DoorbellDescriptors: @unchecked Sendable {
         Int(slot) < capacity ? words + Int(slot) : nil
     }
 
-    /// Keeps `fd` (which this object now owns) as the eventfd of the doorbell in `slot`;
-    /// false, with `fd` closed, for a slot past the table or a descriptor that cannot be
-    /// placed.
+    /// Puts a bell into `placeholder` (the client's, closed here) and keeps it as the
+    /// eventfd of the doorbell in `slot`; false for a slot past the table, a descriptor that
+    /// is not an epoll instance, or a bell that cannot be placed.
     @discardableResult
-    public func register(_ fd: Int32, for slot: UInt32) -> Bool {
-        // A core writes to it: anything but a non-blocking eventfd (a pipe, a blocking
-        // eventfd near its limit) could stop the core, so it is refused.
-        guard let word = word(slot), netmp_is_nonblocking_eventfd(fd) == 1 else { close(fd); return false }
+    public func register(placeholder: Int32, for slot: UInt32) -> Bool {
+        let fd = word(slot) == nil ? -EINVAL : netmp_bell_into(placeholder)
+        close(placeholder)
+        guard let word = word(slot), fd >= 0 else { return false }
         let current = word.pointee.load(ordering: .acquiring)
         if current > 0 {
             let placed = netmp_place_file(fd, current - 1, 1) == 0

@@ -78,18 +78,18 @@ public final class SocketTable: @unchecked Sendable {
         self.init(region: try ClientRegion(mapping: fd))
     }
 
-    /// In the stack process: the stack's copies of the client's doorbell eventfds, which
+    /// In the stack process: the stack's bells for the client's doorbells, which
     /// the cores' views ring (nil: the numbers in the doorbells' words are this process's).
     public let doorbellDescriptors: DoorbellDescriptors?
-    /// In a client of the stack service: hands the eventfd of the doorbell in a slot to the
-    /// stack (false when it could not), before the doorbell's first poller; with the file
-    /// a later socket in the slot may stand on, and the names count (Doorbell.naming).
-    public let namingDoorbell: (@Sendable (UInt32, Int32, Int32, UInt32) -> Bool)?
+    /// In a client of the stack service: hands the placeholder of the doorbell in a slot to
+    /// the stack (false when it could not), before the doorbell's first poller, with the
+    /// names count (Doorbell.naming).
+    public let namingDoorbell: (@Sendable (UInt32, Int32, UInt32) -> Bool)?
 
     /// The socket table of `region`; `doorbellDescriptors` on the stack's side of a client
     /// process, `namingDoorbell` on the client's.
     public init(region memory: ClientRegion, doorbellDescriptors: DoorbellDescriptors? = nil,
-                namingDoorbell: (@Sendable (UInt32, Int32, Int32, UInt32) -> Bool)? = nil) {
+                namingDoorbell: (@Sendable (UInt32, Int32, UInt32) -> Bool)? = nil) {
         self.memory = memory
         self.doorbellDescriptors = doorbellDescriptors
         self.namingDoorbell = namingDoorbell

@@ -51,8 +51,11 @@ import Testing
         defer { close(placeholder); close(common) }
         let doorbell = Doorbell()
         doorbell.standInPlaceholders(common: common)
-        let bell = netmp_placeholder_bell(placeholder, common) // what naming hands the stack
+        // What naming does: the client puts the common bell in, the stack a bell of its own.
+        #expect(netmp_placeholder_join(placeholder, common) == 0)
+        let bell = netmp_bell_into(placeholder)
         try #require(bell >= 0)
+        #expect(netmp_bell_into(common) == -EINVAL) // the stack takes nothing but a placeholder
         defer { close(bell) }
         func readable(_ fd: Int32) -> Bool {
             var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
@@ -79,5 +82,30 @@ import Testing
         var value: UInt64 = 1 // the calls a raw system call would reach (the test has no shim)
         #expect(read(placeholder, &value, 8) == -1 && errno == EINVAL)
         #expect(write(placeholder, &value, 8) == -1 && errno == EINVAL)
+    }
+
+    /// The stack keeps a bell only for a placeholder a client names, and makes the bell
+    /// itself: an eventfd a client names (which it could make blocking and fill, stalling
+    /// the core that writes it) is refused and closed, and so is a slot past the table.
+    @Test func stackMakesTheBell_onlyForAPlaceholder() throws {
+        let descriptors = DoorbellDescriptors(capacity: 4)
+        let before = DoorbellDescriptors.held
+        let eventfd = netmp_eventfd()
+        try #require(eventfd >= 0)
+        #expect(!descriptors.register(placeholder: eventfd, for: 0))
+        #expect(fcntl(eventfd, F_GETFD) == -1) // closed, as a refused name is
+        #expect(descriptors.word(0)?.pointee.load(ordering: .relaxed) == 0)
+        let placeholder = netmp_placeholder(1)
+        try #require(placeholder >= 0)
+        defer { close(placeholder) }
+        #expect(!descriptors.register(placeholder: dup(placeholder), for: 9))
+        #expect(descriptors.register(placeholder: dup(placeholder), for: 0))
+        #expect(DoorbellDescriptors.held == before + 1)
+        let bell = try #require(descriptors.word(0)).pointee.load(ordering: .relaxed) - 1
+        #expect(bell >= 0 && bell != placeholder)
+        var entry = pollfd(fd: placeholder, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&entry, 1, 0) == 0)
+        #expect(netmp_doorbell_ring(bell) == 0)
+        #expect(poll(&entry, 1, 0) == 1)
     }
 }

@@ -39,13 +39,14 @@ import Testing
         }
 
         /// A client attached through the door and a connection of it to a listener on B at
-        /// `port`, its doorbell on `eventfd`; the connection's peer and the listener.
-        func attachedConnection(port: UInt16, eventfd: Int32) throws
+        /// `port`, its doorbell standing on placeholders, as the shim's sockets do; the
+        /// connection's peer and the listener.
+        func attachedConnection(port: UInt16) throws
             -> (client: StackClient, socket: StreamSocket, peer: StreamSocket, server: StreamSocket) {
             let client = try StackClient.attach(door: service.door)
             let server = try pair.listenOnB(port: port)
             let socket = StreamSocket(client: client)
-            socket.channel.doorbell.fd = eventfd
+            socket.channel.doorbell.standInPlaceholders(common: client.commonBell)
             try socket.connect(to: Endpoint(StackPair.addressB, port))
             return (client, socket, try server.accept(), server)
         }
@@ -322,27 +323,29 @@ import Testing
         }
     }
 
-    /// A poller of an attached client's socket is woken by the core through the stack's
-    /// copy of its eventfd, named at its first poll.
-    @Test func doorbell_ringsTheStacksCopy() throws {
+    /// A poller of an attached client's socket is woken by the core through the bell the
+    /// stack put into its placeholder, named at its first poll.
+    @Test func doorbell_ringsTheStacksBell() throws {
         let served = try Served()
         defer { served.stop() }
-        let eventfd = netmp_eventfd()
-        defer { close(eventfd) }
-        let (_, socket, accepted, server) = try served.attachedConnection(port: 7300, eventfd: eventfd)
-        socket.channel.doorbell.enter() // names the eventfd to the stack
+        let placeholder = netmp_placeholder(1)
+        try #require(placeholder >= 0)
+        defer { close(placeholder) }
+        let (client, socket, accepted, server) = try served.attachedConnection(port: 7300)
+        socket.channel.doorbell.enter(through: placeholder) // names the placeholder to the stack
         // The number in the client's memory now says another eventfd: the cores must not
-        // ring a descriptor the client wrote, only the copy the stack was given.
+        // ring a descriptor the client wrote, only the bell the stack made.
         let decoy = netmp_eventfd()
         defer { close(decoy) }
         socket.channel.doorbell.fd = decoy
         var one: UInt8 = 7
         _ = try withUnsafeBytes(of: &one) { try accepted.send($0) }
-        var ready = [pollfd(fd: eventfd, events: Int16(POLLIN), revents: 0), pollfd(fd: decoy, events: Int16(POLLIN), revents: 0)]
+        var ready = [pollfd(fd: placeholder, events: Int16(POLLIN), revents: 0), pollfd(fd: decoy, events: Int16(POLLIN), revents: 0)]
         #expect(poll(&ready, 1, 5_000) == 1)
         #expect(poll(&ready[1], 1, 0) == 0)
-        socket.channel.doorbell.fd = eventfd
-        socket.channel.doorbell.leave(rung: true)
+        socket.channel.doorbell.standInPlaceholders(common: client.commonBell)
+        socket.channel.doorbell.leave(rung: true, through: placeholder)
+        #expect(poll(&ready, 1, 0) == 0) // taken out through the placeholder
         for s in [socket, accepted, server] { s.close() }
     }
 
@@ -454,14 +457,15 @@ import Testing
     @Test func stackEnded_everyCallFailsAtOnce() throws {
         let served = try Served()
         defer { served.stop() }
-        let eventfd = netmp_eventfd()
-        defer { close(eventfd) }
-        let (client, connection, peer, server) = try served.attachedConnection(port: 7600, eventfd: eventfd)
+        let placeholder = netmp_placeholder(1)
+        try #require(placeholder >= 0)
+        defer { close(placeholder) }
+        let (client, connection, peer, server) = try served.attachedConnection(port: 7600)
         let listener = StreamSocket(client: client)
         try listener.listen()
         let udp = DatagramSocket(client: client)
         try udp.bind(Endpoint(IPv4Address(0), 7601))
-        connection.channel.doorbell.enter()
+        connection.channel.doorbell.enter(through: placeholder)
 
         let outcomes = Outcomes()
         let joins = [
@@ -479,9 +483,9 @@ import Testing
         client.stackEnded()
         for join in joins { #expect(join(10)) }
         #expect(outcomes.all == ["accept": ENETDOWN, "recv": ECONNRESET, "udp": ENETDOWN])
-        var ready = pollfd(fd: eventfd, events: Int16(POLLIN), revents: 0)
-        #expect(poll(&ready, 1, 1_000) == 1)
-        connection.channel.doorbell.leave(rung: true)
+        var ready = pollfd(fd: placeholder, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&ready, 1, 1_000) == 1) // the common bell: the stack's bells are gone with it
+        connection.channel.doorbell.leave(rung: true, through: placeholder)
         #expect(throws: SocketError(ENETDOWN)) { try StreamSocket(client: client).connect(to: Endpoint(StackPair.addressB, 7600)) }
         #expect(throws: SocketError(ENETDOWN)) { try StreamSocket(client: client).bind(Endpoint(IPv4Address(0), 7602)) }
         for s in [connection, listener, peer, server] { s.close() }
@@ -550,14 +554,14 @@ extension StackServiceTests {
             let udp = DatagramSocket(client: client)
             try udp.bind(Endpoint(IPv4Address(0), 0))
             let stream = StreamSocket(client: client)
-            let eventfd = netmp_eventfd()
-            stream.channel.doorbell.fd = eventfd
+            let placeholder = netmp_placeholder(1)
+            stream.channel.doorbell.standInPlaceholders(common: client.commonBell)
             try stream.connect(to: Endpoint(StackPair.addressB, 7460))
-            stream.channel.doorbell.enter() // its name goes to core 0, as a poller's would
-            stream.channel.doorbell.leave(rung: true)
+            stream.channel.doorbell.enter(through: placeholder) // its name goes to core 0, as a poller's would
+            stream.channel.doorbell.leave(rung: true, through: placeholder)
             let peer = try server.accept()
             client.hangUp()
-            close(eventfd)
+            close(placeholder)
             peer.close()
         }
         // What the stack keeps per client: its region (a memfd, mapped), the copies of its

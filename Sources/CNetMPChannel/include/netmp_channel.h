@@ -515,10 +515,11 @@ typedef struct netmp_attach_reply {
     char configuration[992];        // NUL-terminated NETMP_* lines
 } netmp_attach_reply;
 
-/// After attach, a client names the eventfd of the doorbell in `slot` before its first
-/// poller sleeps on it (the descriptor travels with this message, over the client's names
-/// socket, which the attach reply carries and every process of the client shares): the
-/// cores ring the stack's copy, never a number read from the client's memory. The client
+/// After attach, a client names the placeholder (an epoll instance) of the doorbell in
+/// `slot` before its first poller sleeps on it (the descriptor travels with this message,
+/// over the client's names socket, which the attach reply carries and every process of the
+/// client shares): core 0 puts a bell of its own into it, and the cores ring that bell,
+/// never a number read from the client's memory. The client
 /// then counts it in the region's `names_pending` and wakes core 0, which takes that many
 /// names on its next turn: no thread of the stack wakes for a name alone.
 typedef struct netmp_doorbell_registration {

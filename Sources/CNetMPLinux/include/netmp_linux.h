@@ -53,9 +53,6 @@ int netmp_futex_wake(uint32_t *word, int count);
 // increment, made by the shim's signal trampoline.
 unsigned netmp_interrupting_signals(void);
 void netmp_note_interrupting_signal(void);
-// 1 if `fd` is an eventfd in non-blocking mode (what a client may name as a doorbell: the
-// stack's cores write to it and must never block on it).
-int netmp_is_nonblocking_eventfd(int fd);
 // Adds 1 to / empties an eventfd with the raw system calls (the shim interposes read and
 // write).
 int netmp_doorbell_ring(int fd);
@@ -65,12 +62,16 @@ int netmp_doorbell_drain(int fd);
 // (and socket calls with ENOTSOCK) when a program reaches it without libc. Made here (a
 // raw epoll_create1: the shim's own would give it an epoll shadow), or -errno.
 int netmp_placeholder(int cloexec);
-// A fresh bell (a
-// non-blocking, close-on-exec eventfd) goes into it, edge-triggered, with `common` (the
-// process's bell for the application's own changes; -1: none): returns the bell, which the
-// caller names to the stack and then closes (the stack's copy keeps it in the
-// placeholder), or -errno. Raw system calls: the shim interposes epoll.
-int netmp_placeholder_bell(int placeholder, int common);
+// The client puts its process's common bell (an eventfd the application side rings for
+// changes it makes itself) into `placeholder`, edge-triggered, before it names the
+// placeholder to the stack (0 or -errno).
+int netmp_placeholder_join(int placeholder, int common);
+// The stack, given a client's placeholder: a bell of its own (a non-blocking, close-on-exec
+// eventfd) put into it, edge-triggered, which the cores then ring; -EINVAL for anything but
+// an epoll instance, or -errno. No client holds the bell, so none can block it, fill its
+// count or make it blocking under the core that writes it. Raw system calls: the shim
+// interposes epoll in a client.
+int netmp_bell_into(int placeholder);
 // Takes out the edges that made `placeholder` readable (an epoll_wait that does not wait).
 int netmp_placeholder_drain(int placeholder);
 // The NUMA node of the page holding `address` (move_pages query), or -errno.
