@@ -74,6 +74,22 @@ __attribute__((unused)) static address peer(int port) { return named(peer_addres
 __attribute__((unused)) static address wildcard(int port) { return named(family == AF_INET6 ? "::" : "0.0.0.0", port); }
 __attribute__((unused)) static address foreign_address(int port) { return named(family == AF_INET6 ? "fd99::99" : "10.99.99.99", port); }
 __attribute__((unused)) static int port_of(const address *a) { return ntohs(a->sa.sa_family == AF_INET6 ? a->in6.sin6_port : a->in.sin_port); }
+// The run's IP level (IPPROTO_IP, IPPROTO_IPV6 in an IPv6 run), and IP_RECVERR's name at it.
+__attribute__((unused)) static int ip_level(void) { return family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP; }
+__attribute__((unused)) static int errors_name(void) { return family == AF_INET6 ? IPV6_RECVERR : IP_RECVERR; }
+// The socket's pending error (SO_ERROR, which reading clears), by name.
+__attribute__((unused)) static void pending(int fd) {
+    int error = -1;
+    socklen_t length = sizeof error;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    printf("SO_ERROR %s\n", error ? strerrorname_np(error) : "0");
+    fflush(stdout);
+}
+// Waits (untraced, 3 s at most) until poll reports an error on fd.
+__attribute__((unused)) static void wait_error(int fd) {
+    struct pollfd p = { fd, 0, 0 };
+    for (int i = 0; i < 300 && !(p.revents & POLLERR); i++) { poll(&p, 1, 10); }
+}
 __attribute__((unused)) static void set_port(address *a, int port) {
     if (a->sa.sa_family == AF_INET6) a->in6.sin6_port = htons(port); else a->in.sin_port = htons(port);
 }

@@ -10,21 +10,12 @@
 
 static address closed_port;
 
-static int errors_level(void) { return FAMILY == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP; }
-static int errors_name(void) { return FAMILY == AF_INET6 ? IPV6_RECVERR : IP_RECVERR; }
-
 static void show_poll(int fd) {
     struct pollfd p = { fd, POLLIN | POLLOUT, 0 };
     poll(&p, 1, 0);
     printf("poll:%s%s%s\n", p.revents & POLLIN ? " POLLIN" : "", p.revents & POLLOUT ? " POLLOUT" : "",
            p.revents & POLLERR ? " POLLERR" : "");
     fflush(stdout);
-}
-
-// Waits (untraced, 3 s at most) until poll reports an error on fd.
-static void wait_error(int fd) {
-    struct pollfd p = { fd, 0, 0 };
-    for (int i = 0; i < 300 && !(p.revents & POLLERR); i++) { poll(&p, 1, 10); }
 }
 
 static void read_error(int fd, size_t room) {
@@ -58,14 +49,6 @@ static void read_error(int fd, size_t room) {
     fflush(stdout);
 }
 
-static void pending(int fd) {
-    int error = -1;
-    socklen_t length = sizeof error;
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
-    printf("SO_ERROR %s\n", error ? strerrorname_np(error) : "0");
-    fflush(stdout);
-}
-
 int main(int argc, char **argv) {
     begin(argc, argv);
     closed_port = peer(7099);
@@ -83,8 +66,8 @@ int main(int argc, char **argv) {
     // With it: the error is pending and queued.
     int on = 5, value = -1;
     socklen_t length = sizeof value;
-    T(setsockopt(fd, errors_level(), errors_name(), &on, sizeof on));
-    T(getsockopt(fd, errors_level(), errors_name(), &value, &length));
+    T(setsockopt(fd, ip_level(), errors_name(), &on, sizeof on));
+    T(getsockopt(fd, ip_level(), errors_name(), &value, &length));
     note("the option reads", value);
     T(sendto(fd, "hello", 5, 0, &closed_port.sa, ADDRLEN));
     wait_error(fd);
@@ -109,7 +92,7 @@ int main(int argc, char **argv) {
     pending(fd);
     read_error(fd, 2);
     on = 0;
-    T(setsockopt(fd, errors_level(), errors_name(), &on, sizeof on));
+    T(setsockopt(fd, ip_level(), errors_name(), &on, sizeof on));
     read_error(fd, sizeof bytes);
     show_poll(fd);
     T(close(fd));
@@ -117,7 +100,7 @@ int main(int argc, char **argv) {
     // A TCP socket's queue is empty.
     int tcp = connected(7001);
     on = 1;
-    T(setsockopt(tcp, errors_level(), errors_name(), &on, sizeof on));
+    T(setsockopt(tcp, ip_level(), errors_name(), &on, sizeof on));
     read_error(tcp, sizeof bytes);
     T(close(tcp));
     return 0;

@@ -11,8 +11,6 @@
 static address target;
 static char big[65600];
 
-static int level(void) { return FAMILY == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP; }
-static int errors_name(void) { return FAMILY == AF_INET6 ? IPV6_RECVERR : IP_RECVERR; }
 static int discover_name(void) { return FAMILY == AF_INET6 ? IPV6_MTU_DISCOVER : IP_MTU_DISCOVER; }
 
 static void show_poll(int fd) {
@@ -20,20 +18,6 @@ static void show_poll(int fd) {
     poll(&p, 1, 0);
     printf("poll:%s%s\n", p.revents & POLLOUT ? " POLLOUT" : "", p.revents & POLLERR ? " POLLERR" : "");
     fflush(stdout);
-}
-
-static void pending(int fd) {
-    int error = -1;
-    socklen_t length = sizeof error;
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
-    printf("SO_ERROR %s\n", error ? strerrorname_np(error) : "0");
-    fflush(stdout);
-}
-
-// Waits (untraced, 3 s at most) until poll reports an error on fd.
-static void wait_error(int fd) {
-    struct pollfd p = { fd, 0, 0 };
-    for (int i = 0; i < 300 && !(p.revents & POLLERR); i++) { poll(&p, 1, 10); }
 }
 
 static void read_error(int fd, const address *to) {
@@ -67,7 +51,7 @@ int main(int argc, char **argv) {
     target = peer(7010);
     int fd = FD(socket(FAMILY, SOCK_DGRAM, 0));
     int mode = IP_PMTUDISC_DO; // IPV6_PMTUDISC_DO is 2 as well
-    T(setsockopt(fd, level(), discover_name(), &mode, sizeof mode));
+    T(setsockopt(fd, ip_level(), discover_name(), &mode, sizeof mode));
 
     // Without the option: the call fails, nothing is queued.
     T(sendto(fd, big, 2000, 0, &target.sa, ADDRLEN));
@@ -76,7 +60,7 @@ int main(int argc, char **argv) {
 
     // With it: a record, which is not the pending error.
     int on = 1;
-    T(setsockopt(fd, level(), errors_name(), &on, sizeof on));
+    T(setsockopt(fd, ip_level(), errors_name(), &on, sizeof on));
     T(sendto(fd, big, 2000, 0, &target.sa, ADDRLEN));
     show_poll(fd);
     pending(fd);
@@ -92,7 +76,7 @@ int main(int argc, char **argv) {
     // Fragments allowed: only a datagram past the protocol's bound is refused and queued,
     // and over IPv4 one past 65,527 bytes is refused without a record.
     mode = IP_PMTUDISC_DONT;
-    T(setsockopt(fd, level(), discover_name(), &mode, sizeof mode));
+    T(setsockopt(fd, ip_level(), discover_name(), &mode, sizeof mode));
     int over = FAMILY == AF_INET6 ? 65528 : 65508;
     T(send(fd, big, over, 0));
     read_error(fd, &target);
@@ -104,9 +88,9 @@ int main(int argc, char **argv) {
     // local one behind it does not become the pending error.
     address closed = peer(7099);
     int second = FD(socket(FAMILY, SOCK_DGRAM, 0));
-    T(setsockopt(second, level(), errors_name(), &on, sizeof on));
+    T(setsockopt(second, ip_level(), errors_name(), &on, sizeof on));
     mode = IP_PMTUDISC_DO;
-    T(setsockopt(second, level(), discover_name(), &mode, sizeof mode));
+    T(setsockopt(second, ip_level(), discover_name(), &mode, sizeof mode));
     T(sendto(second, "x", 1, 0, &closed.sa, ADDRLEN));
     wait_error(second);
     pending(second);
