@@ -46,7 +46,8 @@ public struct DatagramError: Equatable, Sendable {
 
     /// An ICMP or ICMPv6 error, which becomes the socket's pending error (a local one does
     /// not: Linux's is_icmp_err_skb).
-    public var fromICMP: Bool { origin == Self.originICMP || origin == Self.originICMP6 }
+    public var fromICMP: Bool { Self.isICMP(origin: origin) }
+    static func isICMP(origin: UInt8) -> Bool { origin == originICMP || origin == originICMP6 }
 
     /// A send refused for its size (EMSGSIZE), as ip_local_error and ipv6_local_error
     /// queue it: origin local, the route's MTU as info, no offender, `destination` as the

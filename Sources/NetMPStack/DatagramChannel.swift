@@ -461,8 +461,7 @@ public final class DatagramQueue: @unchecked Sendable {
         guard tail.pointee.load(ordering: .acquiring) != h else { return nil }
         var header = Header()
         withUnsafeMutableBytes(of: &header) { storage.copyOut(from: h, count: Self.headerLength, into: $0) }
-        let origin = header.reserved.1
-        return (Int32(header.reserved.0), origin == DatagramError.originICMP || origin == DatagramError.originICMP6)
+        return (Int32(header.reserved.0), DatagramError.isICMP(origin: header.reserved.1))
     }
 
     var nextLength: Int? {
