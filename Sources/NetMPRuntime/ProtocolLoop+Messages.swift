@@ -101,7 +101,9 @@ extension ProtocolLoop {
         case .datagramError(let identity, let error, let quoted):
             defer { quoted.free() }
             let client = clientsByID[UInt32(truncatingIfNeeded: identity >> 32)]
-            client?.datagramViews[UInt32(truncatingIfNeeded: identity)]?.queue(error, quoted: UnsafeRawBufferPointer(quoted.bytes), at: now)
+            guard let view = client?.datagramViews[UInt32(truncatingIfNeeded: identity)] else { return }
+            view.queue(error, quoted: UnsafeRawBufferPointer(quoted.bytes), at: now)
+            view.setError(error.errorNumber) // after the record, as on the home core's own errors
         case .joinGroup(let id, let handle, let group, let join, let completion):
             defer { completion.done() }
             // Only a socket bound on this core joins: a record naming another is the client's fault.
