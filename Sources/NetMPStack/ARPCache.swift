@@ -11,9 +11,11 @@ public struct ARPCache: Sendable {
         public var retryInterval = Interval.seconds(1)
         /// Requests sent before giving up on an address.
         public var maximumRequests = 3
-        /// Packets kept per unresolved address; older ones are dropped first (Linux keeps 3 by
-        /// default with unres_qlen_bytes; netmp keeps a few more for connection bursts).
-        public var maximumPending = 16
+        /// Frames kept per unresolved address; older ones are dropped first. Linux bounds the
+        /// queue by bytes (unres_qlen_bytes, 212,992), which holds every fragment of its
+        /// largest datagram: 64 frames do too (65,507 bytes leave in 45), so a first datagram
+        /// to a new neighbour is not lost for its size.
+        public var maximumPending = 64
         /// Entries kept; a full cache evicts expired entries, then refuses to learn more.
         public var capacity = 1024
         public init() {}

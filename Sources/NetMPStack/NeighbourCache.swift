@@ -14,7 +14,7 @@ public struct NeighbourCache: Sendable {
         public var maximumMulticastSolicitations = 3
         public var maximumUnicastSolicitations = 3
         /// Packets kept per INCOMPLETE entry, oldest dropped first (as `ARPCache`).
-        public var maximumPending = 16
+        public var maximumPending = 64
         /// Entries kept; a full cache removes STALE ones, then refuses to learn more.
         public var capacity = 1024
         public init() {}

@@ -152,7 +152,7 @@ struct IPv6ProgramTests {
     }
 
     /// Datagrams larger than the MTU, both families, both ways: a preloaded program sends
-    /// 20,000 bytes to a kernel echo server in fragments the kernel puts together, and the
+    /// 30,211 bytes to a kernel echo server in fragments the kernel puts together, and the
     /// kernel's fragmented answer arrives whole; `netmp stat` counts both sides' work.
     @Test func largeDatagrams_fragmentedBothWays() throws {
         let lab6 = try Self.lab()
@@ -168,18 +168,18 @@ struct IPv6ProgramTests {
         usleep(300_000)
         let out = Shell.run(lab6.netmp(["python3", "-c", """
             import socket
-            data = bytes(range(256)) * 78 + b"end"
+            data = bytes(range(256)) * 118 + b"end"
             for target in ("10.77.0.1", "fd77::1"):
                 s = socket.socket(socket.AF_INET6 if ":" in target else socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
                 s.sendto(data, (target, 7400))
                 got = s.recv(65535)
                 print(target, len(got), got == data[::-1])
             """]), timeout: 30)
-        #expect(out.stdout == "10.77.0.1 19971 True\nfd77::1 19971 True\n",
+        #expect(out.stdout == "10.77.0.1 30211 True\nfd77::1 30211 True\n",
                 "\(out.stdout)\(out.stderr)\((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
         let stat = Shell.run([Package.netmp, "stat", String(lab6.stack.processIdentifier)]).stdout
         let line = stat.split(separator: "\n").first { $0.hasPrefix("IP fragments:") } ?? ""
-        #expect(line == "IP fragments: packets reassembled 2, fragments sent 28", "\(stat)")
+        #expect(line == "IP fragments: packets reassembled 2, fragments sent 42", "\(stat)")
     }
 
     /// UDP over IPv6: a preloaded server on [::] answers the kernel over IPv6 and over IPv4
