@@ -398,3 +398,14 @@ int netmp_copy_descriptor(int fd, int cloexec) {
 int netmp_close_descriptor(int fd) {
     return syscall(SYS_close, fd) < 0 ? -errno : 0;
 }
+
+int netmp_move_high(int fd) {
+    if (fd < 0) return fd;
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0 || limit.rlim_cur < 256) return fd;
+    long base = (long)(limit.rlim_cur > 65536 ? 65536 : limit.rlim_cur) - 128;
+    long moved = syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
+    if (moved < 0) return fd; // none free up there: it stays where it is
+    syscall(SYS_close, fd);
+    return (int)moved;
+}

@@ -45,7 +45,7 @@ extension StackClient {
     /// A connection to `door` that said `hello`, or no stack there (the errno of the
     /// connect or the send).
     static func greet(_ door: String, _ hello: netmp_attach_hello) -> Result<Int32, AttachError> {
-        let fd = netmp_attach_connect(door)
+        let fd = netmp_move_high(netmp_attach_connect(door))
         guard fd >= 0 else { return .failure(.noStack(errno: -fd)) }
         var hello = hello
         let sent = netmp_message_send(fd, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0)
@@ -62,7 +62,7 @@ extension StackClient {
         var fds = [Int32](repeating: -1, count: 64)
         var count: Int32 = 0
         let received = netmp_message_receive(fd, &reply, Int32(MemoryLayout<netmp_attach_reply>.size), &fds, 64, &count)
-        let given = fds.prefix(Int(max(0, count)))
+        let given = fds.prefix(Int(max(0, count))).map(netmp_move_high)
         // Whatever is not kept below is closed on the way out.
         var kept: Set<Int32> = []
         defer { for descriptor in given where !kept.contains(descriptor) { close(descriptor) } }

@@ -112,7 +112,7 @@ public final class StackClient: @unchecked Sendable {
         var naming: (@Sendable (UInt32, Int32, UInt32) -> Bool)? = nil
         let files = names != nil ? NamedDoorbellFiles(capacity: region.capacity) : nil
         namedFiles = files
-        commonBell = names != nil ? netmp_eventfd() : -1
+        commonBell = names != nil ? netmp_move_high(netmp_eventfd()) : -1
         if let files, let core0 = wakers.first {
             // A name, then the count, then core 0 woken if it sleeps: it takes the names on
             // its next turn. A copy of the placeholder is kept for the slot's next socket.

@@ -108,6 +108,11 @@ int netmp_place_file(int from, int onto, int cloexec);
 int netmp_copy_descriptor(int fd, int cloexec);
 // close(2) itself, never the shim's (0 or -errno): for the library's own descriptors.
 int netmp_close_descriptor(int fd);
+// A library descriptor of a client moved near the top of the program's range (close-on-exec;
+// the number it had is closed), where a program that picks low numbers itself (a shell's
+// `exec 3<>...`, dup2 onto 3) does not land on it; below 65,536, the shim's table. The same
+// descriptor when no number is free up there.
+int netmp_move_high(int fd);
 // Closes every descriptor from `first` up (a detaching stack keeps nothing it inherited).
 int netmp_close_from(int first);
 #endif
