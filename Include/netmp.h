@@ -27,6 +27,15 @@ int netmp_number_for_child(void);
 void netmp_socket_share(void *socket, uint64_t fork, uint32_t number);
 void netmp_join_after_fork(uint32_t number);
 void netmp_leave_stack(void);
+// exec: in the old image, the descriptors without close-on-exec that are netmp sockets
+// (fds[i] stands for sockets[i]) go into a hand-off: its memfd (not close-on-exec; the
+// connection to the stack and the names socket then are not either), or -1 when no
+// connection goes across. netmp_exec_failed(memfd) undoes it when exec returns. In the new
+// image, at load, with the memfd NETMP_EXEC_HANDOFF names: 0 when the process resumed and
+// each kept socket's descriptors were given to `record`, -1 when not.
+int netmp_exec_hand_off(const int *fds, void *const *sockets, int count);
+void netmp_exec_failed(int memfd);
+int netmp_resume_after_exec(int memfd, void (*record)(int fd, void *socket));
 
 // The program is closing descriptors first..last (close, dup2/dup3 over one, close_range,
 // closefrom): the library forgets any of its own kept descriptors among them.

@@ -399,6 +399,35 @@ int netmp_close_descriptor(int fd) {
     return syscall(SYS_close, fd) < 0 ? -errno : 0;
 }
 
+int netmp_set_close_on_exec(int fd, int on) {
+    return syscall(SYS_fcntl, fd, F_SETFD, on ? FD_CLOEXEC : 0) < 0 ? -errno : 0;
+}
+
+int netmp_hand_down(const void *bytes, long length) {
+    int fd = memfd_create("netmp-exec", 0); // not close-on-exec: it is what the exec carries
+    if (fd < 0) return -errno;
+    for (long done = 0; done < length;) {
+        long n = syscall(SYS_pwrite64, fd, (const char *)bytes + done, length - done, done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { int e = n < 0 ? errno : EIO; syscall(SYS_close, fd); return -e; }
+        done += n;
+    }
+    return fd;
+}
+
+long netmp_take_handed_down(int fd, void *bytes, long capacity) {
+    long done = 0;
+    while (done < capacity) {
+        long n = syscall(SYS_pread64, fd, (char *)bytes + done, capacity - done, done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) { done = -errno; break; }
+        if (n == 0) break;
+        done += n;
+    }
+    syscall(SYS_close, fd);
+    return done;
+}
+
 int netmp_move_high(int fd) {
     if (fd < 0) return fd;
     struct rlimit limit;

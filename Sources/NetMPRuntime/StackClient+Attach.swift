@@ -56,8 +56,27 @@ extension StackClient {
         return .success(fd)
     }
 
-    /// The stack's answer to the hello on `fd`, made into a client.
-    static func attach(over fd: Int32, door: String? = nil) throws(AttachError) -> StackClient {
+    /// After exec: the process's connection and names socket, kept open across it by the
+    /// old image, ask for the client's memory again (NETMP_HELLO_RESUME); the stack lets go
+    /// of every socket this process held but those of the doorbell slots `keeping`.
+    public static func resume(connection fd: Int32, names: Int32, door: String?, keeping: [UInt32]) throws(AttachError) -> StackClient {
+        guard keeping.count <= Int(NETMP_RESUME_SLOTS) else { throw .malformed("\(keeping.count) sockets to keep") }
+        var message = [UInt8](repeating: 0, count: MemoryLayout<netmp_attach_hello>.size + 4 * keeping.count)
+        message.withUnsafeMutableBytes { bytes in
+            bytes.storeBytes(of: netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), request: UInt32(NETMP_HELLO_RESUME),
+                                                    client: 0, process: 0), as: netmp_attach_hello.self)
+            for (i, slot) in keeping.enumerated() {
+                bytes.storeBytes(of: slot, toByteOffset: MemoryLayout<netmp_attach_hello>.size + 4 * i, as: UInt32.self)
+            }
+        }
+        let sent = message.withUnsafeBytes { netmp_message_send(fd, $0.baseAddress, Int32($0.count), nil, 0) }
+        guard sent >= 0 else { throw .noStack(errno: -sent) }
+        return try attach(over: fd, door: door, names: names)
+    }
+
+    /// The stack's answer to the hello on `fd`, made into a client. `names`: the names
+    /// socket this process kept (a resume), else the answer carries it.
+    static func attach(over fd: Int32, door: String? = nil, names keptNames: Int32? = nil) throws(AttachError) -> StackClient {
         var reply = netmp_attach_reply()
         var fds = [Int32](repeating: -1, count: 64)
         var count: Int32 = 0
@@ -72,7 +91,8 @@ extension StackClient {
         guard reply.version == UInt32(NETMP_ATTACH_VERSION) else { throw .malformed("version \(reply.version)") }
         guard reply.error == 0 else { throw .refused(errno: reply.error) }
         let cores = Int(reply.cores)
-        guard cores > 0, given.count == 3 + cores else { throw .malformed("\(given.count) descriptors for \(cores) cores") }
+        let fixed = keptNames == nil ? 3 : 2 // region, wake page (and names)
+        guard cores > 0, given.count == fixed + cores else { throw .malformed("\(given.count) descriptors for \(cores) cores") }
         let lines = withUnsafeBytes(of: &reply.configuration) { bytes in
             String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
         }
@@ -81,10 +101,10 @@ extension StackClient {
         do { region = try ClientRegion(mapping: given[0]) } catch { throw .malformed("region: \(error)") }
         guard region.cores == cores else { throw .malformed("a region for \(region.cores) cores, not \(cores)") }
         guard let page = CoreWakePage(mapping: given[1], cores: cores) else { throw .malformed("wake page") }
-        let names = given[2]
-        let wakers = (0..<cores).map { CoreWaker(sleeping: page.sleeping($0), eventfd: given[3 + $0], page: page) }
+        let names = keptNames ?? given[2]
+        let wakers = (0..<cores).map { CoreWaker(sleeping: page.sleeping($0), eventfd: given[fixed + $0], page: page) }
         kept.insert(names)
-        for core in 0..<cores { kept.insert(given[3 + core]) }
+        for core in 0..<cores { kept.insert(given[fixed + core]) }
         var configuration = parsed
         configuration.cores = cores
         var tcp = TCPConfiguration.forThisSystem()

@@ -69,6 +69,9 @@ public final class StackService: @unchecked Sendable {
     public var clientCount: Int { attached - departed }
     /// Forked processes that joined, and processes of a client gone while others stay.
     let joinedCount = Atomic<Int>(0), processesGoneCount = Atomic<Int>(0)
+    /// Processes that exec'd a new program and resumed with the sockets they kept.
+    let resumedCount = Atomic<Int>(0)
+    public var resumed: Int { resumedCount.load(ordering: .relaxed) }
     public var joined: Int { joinedCount.load(ordering: .relaxed) }
     public var processesGone: Int { processesGoneCount.load(ordering: .relaxed) }
 
@@ -277,17 +280,8 @@ public final class StackService: @unchecked Sendable {
             stack.detach(client: process.id, closing: true)
             return refuse(fd, ENOMEM)
         }
-        var reply = netmp_attach_reply()
-        reply.version = UInt32(NETMP_ATTACH_VERSION)
-        reply.client = process.id
-        reply.cores = UInt32(stack.cores)
-        reply.send_buffer = UInt32(stack.tcpConfiguration.sendBufferSize)
-        reply.receive_buffer = UInt32(stack.tcpConfiguration.receiveBufferSize)
-        reply.maximum_segment = UInt32(stack.tcpConfiguration.maximumSegmentSize)
-        reply.process = 0
+        var reply = answer(client: process.id, process: 0)
         process.sockets.addProcessNumber(0)
-        let lines = Array(stack.configuration.environmentLines.utf8.prefix(MemoryLayout.size(ofValue: reply.configuration) - 1))
-        withUnsafeMutableBytes(of: &reply.configuration) { $0.copyBytes(from: lines) }
         let fds = [regionFD, wake.page, process.names] + wake.cores
         let sent = netmp_message_send(fd, &reply, Int32(MemoryLayout<netmp_attach_reply>.size), fds, Int32(fds.count))
         close(process.names) // the client's end is the client's now (core 0 holds the other)
@@ -305,6 +299,22 @@ public final class StackService: @unchecked Sendable {
         log.info("stack: process \(pid) (uid \(uid)) attached as client \(process.id)")
     }
 
+    /// The reply to an attach (or a resume after exec): the client's and process's numbers,
+    /// the cores, the TCP defaults and the configuration lines.
+    func answer(client: UInt32, process: UInt32) -> netmp_attach_reply {
+        var reply = netmp_attach_reply()
+        reply.version = UInt32(NETMP_ATTACH_VERSION)
+        reply.client = client
+        reply.cores = UInt32(stack.cores)
+        reply.send_buffer = UInt32(stack.tcpConfiguration.sendBufferSize)
+        reply.receive_buffer = UInt32(stack.tcpConfiguration.receiveBufferSize)
+        reply.maximum_segment = UInt32(stack.tcpConfiguration.maximumSegmentSize)
+        reply.process = process
+        let lines = Array(stack.configuration.environmentLines.utf8.prefix(MemoryLayout.size(ofValue: reply.configuration) - 1))
+        withUnsafeMutableBytes(of: &reply.configuration) { $0.copyBytes(from: lines) }
+        return reply
+    }
+
     /// Whether the program may bind ports below ip_unprivileged_port_start: root, or
     /// CAP_NET_BIND_SERVICE among its effective capabilities (read once, at attach, as
     /// /proc says them; a program whose status cannot be read is not privileged).
@@ -317,15 +327,17 @@ public final class StackService: @unchecked Sendable {
     }
 
     /// A client's connection said something or closed. A process says nothing after its
-    /// hello (its doorbells' names go to core 0 through the names socket), so anything
-    /// else is dropped; the close is its end.
+    /// hello (its doorbells' names go to core 0 through the names socket) but a resume
+    /// after exec; anything else is dropped; the close is its end.
     func hear(_ fd: Int32) {
         guard let (client, number) = clients[fd] else { return }
+        let capacity = MemoryLayout<netmp_attach_hello>.size + 4 * Int(NETMP_RESUME_SLOTS)
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+        defer { bytes.deallocate() }
         while true {
-            var bytes = netmp_doorbell_registration()
             var given: [Int32] = Array(repeating: -1, count: 8)
             var count: Int32 = 0
-            let received = netmp_message_receive(fd, &bytes, Int32(MemoryLayout<netmp_doorbell_registration>.size), &given, 8, &count)
+            let received = netmp_message_receive(fd, bytes, Int32(capacity), &given, 8, &count)
             if received == -EAGAIN || received == -EWOULDBLOCK { return }
             guard received > 0 else {
                 clients[fd] = nil
@@ -338,8 +350,35 @@ public final class StackService: @unchecked Sendable {
                 return
             }
             for descriptor in given.prefix(Int(max(0, count))) { close(descriptor) }
+            let hello = MemoryLayout<netmp_attach_hello>.size
+            if Int(received) >= hello, (Int(received) - hello) % 4 == 0,
+               bytes.loadUnaligned(as: netmp_attach_hello.self).version == UInt32(NETMP_ATTACH_VERSION),
+               bytes.loadUnaligned(as: netmp_attach_hello.self).request == UInt32(NETMP_HELLO_RESUME) {
+                let kept = Set((0..<(Int(received) - hello) / 4).map { bytes.loadUnaligned(fromByteOffset: hello + 4 * $0, as: UInt32.self) })
+                resume(fd, client, number, keeping: kept)
+                continue
+            }
             log.info("stack: client \(client.process.id) (process \(client.pid)) sent a message on its connection; dropped")
         }
+    }
+
+    /// Process `number` of `client` exec'd a new program, which kept the sockets whose
+    /// doorbell slots are `kept` (their descriptors were not close-on-exec) and asks for
+    /// the client's memory again: what it no longer holds is let go, as at a process's end,
+    /// and it gets the attach answer again (its names socket survived the exec).
+    func resume(_ fd: Int32, _ client: Client, _ number: UInt32, keeping kept: Set<UInt32>) {
+        dropHolds(client, number, except: kept)
+        guard let regionFD = client.process.region.descriptor, let wake = stack.wakeDescriptors else {
+            var refusal = answer(client: client.process.id, process: number)
+            refusal.error = ENOMEM
+            _ = netmp_message_send(fd, &refusal, Int32(MemoryLayout<netmp_attach_reply>.size), nil, 0)
+            return
+        }
+        var reply = answer(client: client.process.id, process: number)
+        let fds = [regionFD, wake.page] + wake.cores
+        _ = netmp_message_send(fd, &reply, Int32(MemoryLayout<netmp_attach_reply>.size), fds, Int32(fds.count))
+        resumedCount.wrappingAdd(1, ordering: .relaxed)
+        log.info("stack: process \(number) of client \(client.process.id) exec'd a new program; it kept \(kept.count) sockets")
     }
 
     /// A client that keeps writing faulty records is detached, as docs/STACK-SERVICE.md
@@ -370,17 +409,25 @@ public final class StackService: @unchecked Sendable {
     /// its last process ends. Its number is free again after. (When it was the client's
     /// last process, `depart` closes the rest.)
     func processGone(_ client: Client, _ number: UInt32) {
+        let closed = dropHolds(client, number, except: [])
+        client.process.sockets.freeProcessNumber(number)
+        processesGoneCount.wrappingAdd(1, ordering: .relaxed)
+        log.info("stack: process \(number) of client \(client.process.id) is gone; \(closed) sockets only it held close")
+    }
+
+    /// Process `number` of `client` holds none of its sockets but those of the doorbell
+    /// slots `kept`: the sockets no other process holds close. How many closed.
+    @discardableResult
+    func dropHolds(_ client: Client, _ number: UInt32, except kept: Set<UInt32>) -> Int {
         let sockets = client.process.sockets
         let named = sockets.namedSlots()
         var lastHeld: Set<UInt32> = []
-        for doorbell in Set(named.map(\.doorbell)) {
+        for doorbell in Set(named.map(\.doorbell)) where !kept.contains(doorbell) {
             let (held, othersHold) = sockets.dropHolder(number, from: doorbell)
             if held && !othersHold { lastHeld.insert(doorbell) }
         }
-        sockets.freeProcessNumber(number)
-        processesGoneCount.wrappingAdd(1, ordering: .relaxed)
         let closing = named.filter { lastHeld.contains($0.doorbell) }.map { SocketHandle(slot: $0.slot, generation: sockets.generationOf($0.slot)) }
-        log.info("stack: process \(number) of client \(client.process.id) is gone; \(closing.count) sockets only it held close")
         if !closing.isEmpty { stack.close(closing, of: client.process.id) }
+        return closing.count
     }
 }

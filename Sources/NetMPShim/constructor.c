@@ -140,9 +140,37 @@ void netmp_start_on_first_socket(void) {
     if (start_pending) pthread_once(&first_socket, start_stack);
 }
 
+// After exec (exec.c): the sockets the old image handed over stand behind their
+// descriptors again, in the table as socket() records them.
+static void record_inherited(int fd, void *socket) {
+    if (fd < 0 || fd >= NETMP_DESCRIPTORS) { netmp_socket_close(socket); return; }
+    atomic_store_explicit(&netmp_sockets[fd], socket, memory_order_release);
+    netmp_stdio_follow(fd);
+}
+
+// The hand-off's memfd, from NETMP_EXEC_HANDOFF (-1: none), for resume_stack.
+static int handed_off = -1;
+
+// A program exec'd by a netmp program that held connections: it attaches at load, over
+// the connection its old image kept, and takes them over (or, if that fails, attaches as
+// a program of its own would).
+static void resume_stack(void) {
+    if (netmp_resume_after_exec(handed_off, record_inherited) == 0) start_watching_stack();
+    else start_stack();
+}
+
 __attribute__((constructor)) static void netmp_library_loaded(void) {
-    if (netmp_routes_load() < 0) return; // said why on stderr; every call stays the kernel's
-    if (netmp_check_environment() != 0) return; // not configured, or said why: the kernel's
+    const char *handoff = getenv(NETMP_EXEC_HANDOFF);
+    if (handoff) {
+        handed_off = atoi(handoff);
+        unsetenv(NETMP_EXEC_HANDOFF); // this program's own children get their own, if any
+    }
+    if (netmp_routes_load() < 0 || netmp_check_environment() != 0) {
+        // Not configured, or said why on stderr: the kernel's. Kept connections are let go.
+        if (handed_off >= 0) netmp_resume_after_exec(handed_off, NULL);
+        return;
+    }
     start_pending = 1;
     pthread_atfork(netmp_forking, NULL, netmp_forked_child);
+    if (handed_off >= 0) pthread_once(&first_socket, resume_stack);
 }

@@ -40,6 +40,8 @@ __attribute__((visibility("hidden"))) int netmp_read_send_control(void *socket, 
 // ... and the one control message of an error from the error queue (IP_RECVERR, IPV6_RECVERR).
 struct netmp_error_info;
 __attribute__((visibility("hidden"))) void netmp_put_error(struct msghdr *m, int ipv6_socket, const struct netmp_error_info *info);
+// exec.c and constructor.c: the environment variable that names the exec hand-off's memfd.
+#define NETMP_EXEC_HANDOFF "NETMP_EXEC_HANDOFF"
 // constructor.c: 1 while netmp runs, or before the first socket of a program it may run.
 __attribute__((visibility("hidden"))) int netmp_may_run(void);
 __attribute__((visibility("hidden"))) void netmp_start_on_first_socket(void);

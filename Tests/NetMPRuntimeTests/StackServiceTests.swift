@@ -450,6 +450,45 @@ import Testing
         for s in [both, server] + peers { s.close() }
     }
 
+    /// A process exec'd a new program that kept one of its two connections: over the
+    /// process's own connection it resumes (NETMP_HELLO_RESUME), naming what it kept. The
+    /// other connection closes (its peer reads the end), the client and process numbers
+    /// stay, and the kept connection, viewed anew through its slot, moves data both ways.
+    @Test func resumeAfterExec_keepsWhatItNames_closesTheRest() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let (client, server, sockets, peers) = try served.attachedConnections(2, port: 7650)
+        let slots = sockets.map { $0.channel.doorbell.slot! }
+        for slot in slots { client.sockets.addHolder(client.process, to: slot) }
+        let (handle, tuple) = try #require(sockets[0].inheritable)
+        // The old image vanishes without closing anything (exec runs no destructor): its
+        // objects are kept alive here, never released, as the exec leaves them.
+        _ = Unmanaged.passRetained(sockets[0])
+        // The new image has the same connection and names socket (copies here, as the
+        // old client still holds its numbers in this process).
+        let connection = netmp_copy_descriptor(try #require(client.connection), 1)
+        let names = netmp_copy_descriptor(try #require(client.names), 1)
+        let resumed = try StackClient.resume(connection: connection, names: names, door: nil, keeping: [slots[0]])
+        #expect(served.eventually { served.service.resumed == 1 })
+        #expect(resumed.id == client.id && resumed.process == client.process)
+        var byte: UInt8 = 0
+        #expect(try withUnsafeMutableBytes(of: &byte) { try peers[1].receive(into: $0) } == 0, "the connection not kept ended")
+        let kept = try #require(StreamSocket.inherited(client: resumed, handle: handle, tuple: tuple, family: .ipv4))
+        #expect(try kept.peerAddress() == Endpoint(StackPair.addressB, 7650))
+        let message: [UInt8] = Array("after exec".utf8)
+        #expect(try message.withUnsafeBytes { try kept.send($0) } == message.count)
+        var got = [UInt8](repeating: 0, count: 32)
+        let n = try got.withUnsafeMutableBytes { try peers[0].receive(into: $0) }
+        #expect(Array(got.prefix(n)) == message)
+        #expect(try message.withUnsafeBytes { try peers[0].send($0) } == message.count)
+        kept.setTimeouts(receive: 5_000_000_000)
+        let back = try got.withUnsafeMutableBytes { try kept.receive(into: $0) }
+        #expect(Array(got.prefix(back)) == message)
+        kept.close()
+        #expect(try withUnsafeMutableBytes(of: &byte) { try peers[0].receive(into: $0) } == 0, "the kept connection's close")
+        for s in [server] + peers { s.close() }
+    }
+
     /// The stack's process ends (here: `stackEnded`, what the library's watcher calls when
     /// the connection hangs up): a reader blocked on a connection gets ECONNRESET, a
     /// blocked accept and a blocked UDP receive get ENETDOWN, a poller is woken, and new

@@ -496,6 +496,14 @@ _Static_assert(sizeof(netmp_accept_queue) == 128 && offsetof(netmp_accept_queue,
 #define NETMP_HELLO_JOIN 1          // a forked process of client `client`, numbered `process`
 #define NETMP_HELLO_STOP 2          // stop the stack (its connections end with it)
 #define NETMP_HELLO_CAPTURE 3       // capture frames (netmp capture): a netmp_capture_request
+/// After exec, on the process's own connection (which the old image kept open across it):
+/// the hello, then the doorbell slots of the sockets the new image keeps (uint32 each, at
+/// most NETMP_RESUME_SLOTS). The stack drops the process from every other socket it held
+/// (closing those no other process holds, as at a process's end) and answers as to an
+/// attach, with the region, the wake page and the cores' eventfds but no names socket
+/// (the process kept its own). `client` and `process` are the connection's, not read.
+#define NETMP_HELLO_RESUME 4
+#define NETMP_RESUME_SLOTS 16384
 typedef struct netmp_attach_hello {
     uint32_t version;               // NETMP_ATTACH_VERSION
     uint32_t request;               // NETMP_HELLO_*

@@ -113,6 +113,13 @@ int netmp_close_descriptor(int fd);
 // `exec 3<>...`, dup2 onto 3) does not land on it; below 65,536, the shim's table. The same
 // descriptor when no number is free up there.
 int netmp_move_high(int fd);
+// FD_CLOEXEC on or off (0 or -errno): the descriptors an exec hand-off carries.
+int netmp_set_close_on_exec(int fd, int on);
+// A memfd, not close-on-exec, holding `length` bytes: what a program's old image leaves its
+// new one across exec (a descriptor number in the environment names it). fd or -errno.
+int netmp_hand_down(const void *bytes, long length);
+// Reads up to `capacity` bytes of such a memfd from its start and closes it: how many, or -errno.
+long netmp_take_handed_down(int fd, void *bytes, long capacity);
 // Closes every descriptor from `first` up (a detaching stack keeps nothing it inherited).
 int netmp_close_from(int first);
 #endif

@@ -1,0 +1,110 @@
+import CNetMPLinux
+import Glibc
+import NetMPRuntime
+import NetMPStack
+
+// exec keeps a process's connections, as the kernel keeps its sockets (docs/SHIM.md, exec):
+// the old image writes an ExecHandoff into a memfd and keeps its connection to the stack
+// and its names socket open across the exec; the new image's constructor reads it, resumes
+// the client over that connection and stands each connection behind its descriptors again.
+
+/// Before exec, in the old image: the program's descriptors without close-on-exec that are
+/// netmp sockets (`count` of them, with their sockets). The hand-off's memfd (not
+/// close-on-exec, the connection and names socket made so too), or -1 when no connection
+/// is carried (the exec then goes as before: the stack sees this process end).
+@_cdecl("netmp_exec_hand_off")
+public func netmpExecHandOff(_ fds: UnsafePointer<Int32>, _ handles: UnsafePointer<UnsafeMutableRawPointer>, _ count: Int32) -> Int32 {
+    guard let client = processClient, !client.stackGone, let connection = client.connection, let names = client.names else { return -1 }
+    var sockets: [ExecHandoff.Socket] = []
+    var index: [ObjectIdentifier: Int] = [:]
+    for i in 0..<Int(count) {
+        let shim = socket(handles[i])
+        if let at = index[ObjectIdentifier(shim)] {
+            sockets[at].descriptors.append(fds[i])
+            continue
+        }
+        // Connections only: a listener, a UDP socket or one not yet connected is let go
+        // by the stack at the resume, as at this process's end.
+        guard case .stream(let stream) = shim.kind, let (handle, tuple) = stream.inheritable,
+              let slot = shim.sharingSlot else { continue }
+        index[ObjectIdentifier(shim)] = sockets.count
+        sockets.append(ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: handle, tuple: tuple,
+                                          ipv6: shim.isIPv6, nonBlocking: stream.nonBlocking,
+                                          options: shim.optionsSet.map { ExecHandoff.Option(level: $0.level, name: $0.name, value: $0.value) }))
+    }
+    guard !sockets.isEmpty else { return -1 }
+    let bytes = ExecHandoff(connection: connection, names: names, sockets: sockets).serialized()
+    let memfd = bytes.withUnsafeBytes { netmp_hand_down($0.baseAddress, $0.count) }
+    guard memfd >= 0 else { return -1 }
+    _ = netmp_set_close_on_exec(connection, 0)
+    _ = netmp_set_close_on_exec(names, 0)
+    return memfd
+}
+
+/// The exec failed: the hand-off goes, and the connection and names socket are
+/// close-on-exec again.
+@_cdecl("netmp_exec_failed")
+public func netmpExecFailed(_ memfd: Int32) {
+    _ = netmp_close_descriptor(memfd)
+    guard let client = processClient else { return }
+    if let connection = client.connection { _ = netmp_set_close_on_exec(connection, 1) }
+    if let names = client.names { _ = netmp_set_close_on_exec(names, 1) }
+}
+
+/// In the new image, at load: the hand-off in `memfd` (read and closed). The client
+/// resumes over the kept connection, and each socket's descriptors are recorded through
+/// `record` (the shim's table). 0 when resumed; -1 when not (said why on stderr, unless
+/// `record` is nil: the new program does not run netmp): the descriptors stay
+/// placeholders, and the kept connection is closed so that the stack closes what this
+/// process held.
+@_cdecl("netmp_resume_after_exec")
+public func netmpResumeAfterExec(_ memfd: Int32, _ record: (@convention(c) (Int32, UnsafeMutableRawPointer) -> Void)?) -> Int32 {
+    var size = stat()
+    guard fstat(memfd, &size) == 0, size.st_size > 0, size.st_size <= 64 << 20 else {
+        _ = netmp_close_descriptor(memfd)
+        Log.write("netmp: process \(getpid()): the exec hand-off cannot be read; its sockets are lost")
+        return -1
+    }
+    var bytes = [UInt8](repeating: 0, count: Int(size.st_size))
+    let read = bytes.withUnsafeMutableBytes { netmp_take_handed_down(memfd, $0.baseAddress, $0.count) }
+    guard read == bytes.count, let handoff = bytes.withUnsafeBytes({ ExecHandoff(parsing: $0) }) else {
+        Log.write("netmp: process \(getpid()): the exec hand-off is damaged; its sockets are lost")
+        return -1
+    }
+    guard let record, case .success(let configuration?) = environmentConfiguration() else {
+        _ = netmp_close_descriptor(handoff.connection)
+        _ = netmp_close_descriptor(handoff.names)
+        return -1
+    }
+    // The new image's own descriptors are close-on-exec, as the attach made them.
+    _ = netmp_set_close_on_exec(handoff.connection, 1)
+    _ = netmp_set_close_on_exec(handoff.names, 1)
+    let client: StackClient
+    do {
+        client = try StackClient.resume(connection: handoff.connection, names: handoff.names,
+                                        door: StackClient.door(tap: configuration.tapName),
+                                        keeping: handoff.sockets.map(\.doorbellSlot))
+    } catch {
+        _ = netmp_close_descriptor(handoff.connection)
+        _ = netmp_close_descriptor(handoff.names)
+        Log.write("netmp: process \(getpid()): cannot resume after exec, its sockets are lost: \(error)")
+        return -1
+    }
+    attached(client, asking: configuration)
+    for kept in handoff.sockets {
+        guard let stream = StreamSocket.inherited(client: client, handle: kept.handle, tuple: kept.tuple,
+                                                  family: kept.ipv6 ? .ipv6 : .ipv4) else { continue }
+        stream.channel.doorbell.standInPlaceholders(common: client.commonBell)
+        let shim = ShimSocket(.stream(stream))
+        let handle = Unmanaged.passRetained(shim).toOpaque()
+        for option in kept.options {
+            _ = option.value.withUnsafeBytes { netmpSetSockOpt(handle, option.level, option.name, $0.baseAddress, UInt32($0.count)) }
+        }
+        stream.nonBlocking = kept.nonBlocking
+        for (i, fd) in kept.descriptors.enumerated() {
+            if i > 0 { netmpSocketRetain(handle) }
+            record(fd, handle)
+        }
+    }
+    return 0
+}

@@ -1,0 +1,41 @@
+import NetMPRuntime
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+import Testing
+
+/// The exec hand-off's bytes: what the old image writes the new one reads back whole, and
+/// anything cut short, lengthened or not written by this library is refused (the new
+/// image then keeps none of the connections, never a wrong one).
+@Suite struct ExecHandoffTests {
+    let sample = ExecHandoff(connection: 1020, names: 1021, sockets: [
+        .init(descriptors: [0, 1, 7], doorbellSlot: 3, handle: SocketHandle(slot: 3, generation: 9),
+              tuple: FourTuple(local: Endpoint(IPv4Address(10, 77, 0, 2), 40000), remote: Endpoint(IPv4Address(10, 77, 0, 1), 7900)),
+              ipv6: false, nonBlocking: true,
+              options: [.init(level: 6, name: 1, value: [1, 0, 0, 0]), .init(level: 1, name: 13, value: [1, 0, 0, 0, 5, 0, 0, 0])]),
+        .init(descriptors: [4], doorbellSlot: 12, handle: SocketHandle(slot: 14, generation: 1),
+              tuple: FourTuple(local: Endpoint(IPv6Address("fd77::2")!, 40001), remote: Endpoint(IPv6Address("fd77::1")!, 80)),
+              ipv6: true, nonBlocking: false, options: []),
+    ])
+
+    @Test func roundTrip_sameHandoff() {
+        let bytes = sample.serialized()
+        #expect(bytes.withUnsafeBytes { ExecHandoff(parsing: $0) } == sample)
+        let none = ExecHandoff(connection: 3, names: 4, sockets: [])
+        #expect(none.serialized().withUnsafeBytes { ExecHandoff(parsing: $0) } == none)
+    }
+
+    @Test func damaged_refused() {
+        let bytes = sample.serialized()
+        for length in 0..<bytes.count {
+            #expect(bytes.prefix(length).withUnsafeBytes { ExecHandoff(parsing: $0) } == nil, "cut to \(length) bytes")
+        }
+        #expect((bytes + [0]).withUnsafeBytes { ExecHandoff(parsing: $0) } == nil, "a byte too many")
+        var wrongMagic = bytes
+        wrongMagic[0] ^= 0xff
+        #expect(wrongMagic.withUnsafeBytes { ExecHandoff(parsing: $0) } == nil)
+        var hugeCount = bytes
+        hugeCount.replaceSubrange(16..<20, with: [0xff, 0xff, 0xff, 0x7f]) // sockets: 2^31 - 1
+        #expect(hugeCount.withUnsafeBytes { ExecHandoff(parsing: $0) } == nil)
+    }
+}
