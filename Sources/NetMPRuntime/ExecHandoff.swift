@@ -15,22 +15,44 @@ public struct ExecHandoff: Equatable, Sendable {
         public init(level: Int32, name: Int32, value: [UInt8]) { self.level = level; self.name = name; self.value = value }
     }
 
+    /// What a listening socket keeps beside its name (the handle): the slot of its own
+    /// channel (its doorbell), its port and the address bind() named (nil: the wildcard),
+    /// the bind flags that weigh against later binds, and its kernel twin on loopback
+    /// (a descriptor kept open across the exec too; -1: none).
+    public struct Listener: Equatable, Sendable {
+        public var channelSlot: UInt32, port: UInt16, bound: IPAddress?
+        public var v6Only: Bool, reusePort: Bool, reuseAddress: Bool
+        public var twin: Int32
+        public init(channelSlot: UInt32, port: UInt16, bound: IPAddress?, v6Only: Bool, reusePort: Bool, reuseAddress: Bool, twin: Int32) {
+            self.channelSlot = channelSlot; self.port = port; self.bound = bound
+            self.v6Only = v6Only; self.reusePort = reusePort; self.reuseAddress = reuseAddress; self.twin = twin
+        }
+    }
+
     public struct Socket: Equatable, Sendable {
         /// Every descriptor of the program that names it (dup'ed ones share the socket).
         public var descriptors: [Int32]
         /// The slot whose entry says which processes hold it: what the stack is told to keep.
         public var doorbellSlot: UInt32
+        /// A connection's handle, or a listener's name.
         public var handle: SocketHandle
+        /// A connection's 4-tuple (a listener's is unused).
         public var tuple: FourTuple
         public var ipv6: Bool
         public var nonBlocking: Bool
         public var options: [Option]
+        /// Set for a listening socket.
+        public var listener: Listener?
         public init(descriptors: [Int32], doorbellSlot: UInt32, handle: SocketHandle, tuple: FourTuple, ipv6: Bool,
-                    nonBlocking: Bool, options: [Option]) {
+                    nonBlocking: Bool, options: [Option], listener: Listener? = nil) {
             self.descriptors = descriptors; self.doorbellSlot = doorbellSlot; self.handle = handle; self.tuple = tuple
-            self.ipv6 = ipv6; self.nonBlocking = nonBlocking; self.options = options
+            self.ipv6 = ipv6; self.nonBlocking = nonBlocking; self.options = options; self.listener = listener
         }
     }
+
+    /// Every descriptor the old image kept open across the exec for the library: the
+    /// connection, the names socket and the listeners' twins.
+    public var libraryDescriptors: [Int32] { [connection, names] + sockets.compactMap { $0.listener?.twin }.filter { $0 >= 0 } }
 
     public var connection: Int32
     public var names: Int32
@@ -47,19 +69,26 @@ public struct ExecHandoff: Equatable, Sendable {
     public func serialized() -> [UInt8] {
         var out: [UInt8] = []
         func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) } }
-        func put(_ endpoint: Endpoint) {
+        func put(_ address: IPAddress) {
             var bytes = [UInt8](repeating: 0, count: 16)
-            bytes.withUnsafeMutableBytes { endpoint.address.bits.write(to: $0, at: 0) }
+            bytes.withUnsafeMutableBytes { address.bits.write(to: $0, at: 0) }
             out.append(contentsOf: bytes)
-            put(endpoint.port)
         }
+        func put(_ endpoint: Endpoint) { put(endpoint.address); put(endpoint.port) }
         put(Self.magic); put(Self.version); put(connection); put(names); put(UInt32(sockets.count))
         for socket in sockets {
             put(UInt32(socket.descriptors.count))
             for fd in socket.descriptors { put(fd) }
             put(socket.doorbellSlot); put(socket.handle.word)
-            put(UInt32((socket.ipv6 ? 1 : 0) | (socket.nonBlocking ? 2 : 0)))
+            put(UInt32((socket.ipv6 ? 1 : 0) | (socket.nonBlocking ? 2 : 0) | (socket.listener != nil ? 4 : 0)))
             put(socket.tuple.local); put(socket.tuple.remote)
+            if let listener = socket.listener {
+                put(listener.channelSlot); put(listener.port)
+                put(UInt32((listener.bound != nil ? 1 : 0) | (listener.v6Only ? 2 : 0) | (listener.reusePort ? 4 : 0)
+                           | (listener.reuseAddress ? 8 : 0)))
+                put(listener.bound ?? IPAddress(IPv6Address(high: 0, low: 0)))
+                put(listener.twin)
+            }
             put(UInt32(socket.options.count))
             for option in socket.options {
                 put(option.level); put(option.name); put(UInt32(option.value.count))
@@ -77,11 +106,14 @@ public struct ExecHandoff: Equatable, Sendable {
             defer { at += MemoryLayout<T>.size }
             return T(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: T.self))
         }
-        func endpoint() -> Endpoint? {
+        func address() -> IPAddress? {
             guard at + 16 <= bytes.count else { return nil }
-            let address = IPv6Address.read(from: UnsafeRawBufferPointer(rebasing: bytes[at..<at + 16]), at: 0)
-            at += 16
-            return take(UInt16.self).map { Endpoint(IPAddress(address), $0) }
+            defer { at += 16 }
+            return IPAddress(IPv6Address.read(from: UnsafeRawBufferPointer(rebasing: bytes[at..<at + 16]), at: 0))
+        }
+        func endpoint() -> Endpoint? {
+            guard let address = address() else { return nil }
+            return take(UInt16.self).map { Endpoint(address, $0) }
         }
         guard take(UInt32.self) == Self.magic, take(UInt32.self) == Self.version,
               let connection = take(Int32.self), let names = take(Int32.self),
@@ -95,8 +127,15 @@ public struct ExecHandoff: Equatable, Sendable {
                 descriptors.append(fd)
             }
             guard let doorbellSlot = take(UInt32.self), let word = take(UInt64.self), let flags = take(UInt32.self),
-                  let local = endpoint(), let remote = endpoint(),
-                  let optionCount = take(UInt32.self), optionCount <= Self.maximumOptions else { return nil }
+                  flags & ~7 == 0, let local = endpoint(), let remote = endpoint() else { return nil }
+            var listener: Listener?
+            if flags & 4 != 0 {
+                guard let channelSlot = take(UInt32.self), let port = take(UInt16.self), let bits = take(UInt32.self),
+                      bits & ~15 == 0, let bound = address(), let twin = take(Int32.self) else { return nil }
+                listener = Listener(channelSlot: channelSlot, port: port, bound: bits & 1 != 0 ? bound : nil,
+                                    v6Only: bits & 2 != 0, reusePort: bits & 4 != 0, reuseAddress: bits & 8 != 0, twin: twin)
+            }
+            guard let optionCount = take(UInt32.self), optionCount <= Self.maximumOptions else { return nil }
             var options: [Option] = []
             for _ in 0..<optionCount {
                 guard let level = take(Int32.self), let name = take(Int32.self), let length = take(UInt32.self),
@@ -106,7 +145,7 @@ public struct ExecHandoff: Equatable, Sendable {
             }
             sockets.append(Socket(descriptors: descriptors, doorbellSlot: doorbellSlot, handle: SocketHandle(word: word),
                                   tuple: FourTuple(local: local, remote: remote), ipv6: flags & 1 != 0,
-                                  nonBlocking: flags & 2 != 0, options: options))
+                                  nonBlocking: flags & 2 != 0, options: options, listener: listener))
         }
         guard at == bytes.count else { return nil }
         self.init(connection: connection, names: names, sockets: sockets)

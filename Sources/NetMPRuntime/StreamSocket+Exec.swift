@@ -1,5 +1,6 @@
 import NetMPStack
 import NetMPTCP
+import NetMPWire
 
 /// A connection that outlives its program's exec: the old image writes down its handle and
 /// 4-tuple (the exec hand-off), and the new one views the same slot again through the hold
@@ -22,5 +23,46 @@ extension StreamSocket {
               let channel = SocketChannel(adopting: handle.slot, in: client.sockets) else { return nil }
         return StreamSocket(client: client, accepted: AcceptedConnection(handle: handle, tuple: tuple, core: channel.owner),
                             channel: channel, family: family)
+    }
+
+    /// A listening socket's name and what ExecHandoff.Listener keeps (but the twin, which
+    /// is the shim's); nil unless listening.
+    public var inheritableListener: (name: SocketHandle, listener: ExecHandoff.Listener)? {
+        setup.locked {
+            guard phase == .listening, let name = listenerName, let port = boundPort, let slot = channel.doorbell.slot else { return nil }
+            return (name, ExecHandoff.Listener(channelSlot: slot, port: port, bound: boundAddress, v6Only: v6OnlyFlag,
+                                               reusePort: reusePort, reuseAddress: reuseAddress, twin: -1))
+        }
+    }
+
+    /// The listener the old image handed over: its own channel and its accept queues (the
+    /// slot `name` names) viewed again through the old image's holds, listening on the
+    /// same port. Connections the cores queued meanwhile wait there for accept. Nil when
+    /// `name` no longer names a listener of this client or a slot is not held.
+    public static func inheritedListener(client: StackClient, name: SocketHandle, listener: ExecHandoff.Listener,
+                                         family: SocketFamily) -> StreamSocket? {
+        guard client.sockets.resolves(name, as: .listener),
+              let channel = SocketChannel(adopting: listener.channelSlot, in: client.sockets),
+              let queue = ListenQueue(adopting: name.slot, in: client.sockets, port: listener.port) else { return nil }
+        // Made as an accepted connection is (a view of an existing slot), then made a listener.
+        let wildcard = family == .ipv4 ? IPAddress(IPv4Address.any) : IPAddress(IPv6Address.any)
+        let unused = AcceptedConnection(handle: name, tuple: FourTuple(local: Endpoint(wildcard, 0), remote: Endpoint(wildcard, 0)), core: 0)
+        let socket = StreamSocket(client: client, accepted: unused, channel: channel, family: family)
+        socket.handleWord.store(noHandle, ordering: .releasing)
+        socket.setup.locked {
+            socket.tuple = nil
+            socket.peerIsIPv4 = nil
+            socket.boundPort = listener.port
+            socket.portNamed = true
+            socket.boundAddress = listener.bound
+            socket.v6OnlyFlag = listener.v6Only
+            socket.reusePort = listener.reusePort
+            socket.reuseAddress = listener.reuseAddress
+            socket.listenerName = name
+            socket.listenQueue = queue
+            socket.listening.store(true, ordering: .releasing) // after listenQueue: readiness reads it lock-free
+            socket.phase = .listening
+        }
+        return socket
     }
 }

@@ -2,6 +2,8 @@ import CNetMPLinux
 import Glibc
 import NetMPRuntime
 import NetMPStack
+import NetMPTCP
+import NetMPWire
 
 // exec keeps a process's connections, as the kernel keeps its sockets (docs/SHIM.md, exec):
 // the old image writes an ExecHandoff into a memfd and keeps its connection to the stack
@@ -23,32 +25,47 @@ public func netmpExecHandOff(_ fds: UnsafePointer<Int32>, _ handles: UnsafePoint
             sockets[at].descriptors.append(fds[i])
             continue
         }
-        // Connections only: a listener, a UDP socket or one not yet connected is let go
-        // by the stack at the resume, as at this process's end.
-        guard case .stream(let stream) = shim.kind, let (handle, tuple) = stream.inheritable,
-              let slot = shim.sharingSlot else { continue }
+        // Connections and listeners: a UDP socket or one not yet connected is let go by
+        // the stack at the resume, as at this process's end.
+        guard case .stream(let stream) = shim.kind, let slot = shim.sharingSlot else { continue }
+        let options = shim.optionsSet.map { ExecHandoff.Option(level: $0.level, name: $0.name, value: $0.value) }
+        let socket: ExecHandoff.Socket
+        if let (handle, tuple) = stream.inheritable {
+            socket = ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: handle, tuple: tuple,
+                                        ipv6: shim.isIPv6, nonBlocking: stream.nonBlocking, options: options)
+        } else if let (name, kept) = stream.inheritableListener {
+            var listener = kept
+            listener.twin = shim.twin.load(ordering: .acquiring) // the loopback connections it queued go across too
+            let nowhere = Endpoint(IPAddress(IPv4Address.any), 0)
+            socket = ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: name,
+                                        tuple: FourTuple(local: nowhere, remote: nowhere), ipv6: shim.isIPv6,
+                                        nonBlocking: stream.nonBlocking, options: options, listener: listener)
+        } else {
+            continue
+        }
         index[ObjectIdentifier(shim)] = sockets.count
-        sockets.append(ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: handle, tuple: tuple,
-                                          ipv6: shim.isIPv6, nonBlocking: stream.nonBlocking,
-                                          options: shim.optionsSet.map { ExecHandoff.Option(level: $0.level, name: $0.name, value: $0.value) }))
+        sockets.append(socket)
     }
     guard !sockets.isEmpty else { return -1 }
-    let bytes = ExecHandoff(connection: connection, names: names, sockets: sockets).serialized()
+    let handoff = ExecHandoff(connection: connection, names: names, sockets: sockets)
+    let bytes = handoff.serialized()
     let memfd = bytes.withUnsafeBytes { netmp_hand_down($0.baseAddress, $0.count) }
     guard memfd >= 0 else { return -1 }
-    _ = netmp_set_close_on_exec(connection, 0)
-    _ = netmp_set_close_on_exec(names, 0)
+    keptOpenForExec = handoff.libraryDescriptors
+    for fd in keptOpenForExec { _ = netmp_set_close_on_exec(fd, 0) }
     return memfd
 }
 
-/// The exec failed: the hand-off goes, and the connection and names socket are
-/// close-on-exec again.
+/// The library's descriptors the exec under way keeps open (ExecHandoff.libraryDescriptors).
+nonisolated(unsafe) var keptOpenForExec: [Int32] = []
+
+/// The exec failed: the hand-off goes, and the descriptors it kept open are close-on-exec
+/// again.
 @_cdecl("netmp_exec_failed")
 public func netmpExecFailed(_ memfd: Int32) {
     _ = netmp_close_descriptor(memfd)
-    guard let client = processClient else { return }
-    if let connection = client.connection { _ = netmp_set_close_on_exec(connection, 1) }
-    if let names = client.names { _ = netmp_set_close_on_exec(names, 1) }
+    for fd in keptOpenForExec { _ = netmp_set_close_on_exec(fd, 1) }
+    keptOpenForExec = []
 }
 
 /// In the new image, at load: the hand-off in `memfd` (read and closed). The client
@@ -72,30 +89,37 @@ public func netmpResumeAfterExec(_ memfd: Int32, _ record: (@convention(c) (Int3
         return -1
     }
     guard let record, case .success(let configuration?) = environmentConfiguration() else {
-        _ = netmp_close_descriptor(handoff.connection)
-        _ = netmp_close_descriptor(handoff.names)
+        for fd in handoff.libraryDescriptors { _ = netmp_close_descriptor(fd) }
         return -1
     }
     // The new image's own descriptors are close-on-exec, as the attach made them.
-    _ = netmp_set_close_on_exec(handoff.connection, 1)
-    _ = netmp_set_close_on_exec(handoff.names, 1)
+    for fd in handoff.libraryDescriptors { _ = netmp_set_close_on_exec(fd, 1) }
     let client: StackClient
     do {
         client = try StackClient.resume(connection: handoff.connection, names: handoff.names,
                                         door: StackClient.door(tap: configuration.tapName),
                                         keeping: handoff.sockets.map(\.doorbellSlot))
     } catch {
-        _ = netmp_close_descriptor(handoff.connection)
-        _ = netmp_close_descriptor(handoff.names)
+        for fd in handoff.libraryDescriptors { _ = netmp_close_descriptor(fd) }
         Log.write("netmp: process \(getpid()): cannot resume after exec, its sockets are lost: \(error)")
         return -1
     }
     attached(client, asking: configuration)
     for kept in handoff.sockets {
-        guard let stream = StreamSocket.inherited(client: client, handle: kept.handle, tuple: kept.tuple,
-                                                  family: kept.ipv6 ? .ipv6 : .ipv4) else { continue }
+        let family: SocketFamily = kept.ipv6 ? .ipv6 : .ipv4
+        let rebuilt = if let listener = kept.listener {
+            StreamSocket.inheritedListener(client: client, name: kept.handle, listener: listener, family: family)
+        } else {
+            StreamSocket.inherited(client: client, handle: kept.handle, tuple: kept.tuple, family: family)
+        }
+        let twin = kept.listener?.twin ?? -1
+        guard let stream = rebuilt else {
+            if twin >= 0 { _ = netmp_close_descriptor(twin) }
+            continue
+        }
         stream.channel.doorbell.standInPlaceholders(common: client.commonBell)
         let shim = ShimSocket(.stream(stream))
+        if twin >= 0 { shim.twin.store(twin, ordering: .releasing) }
         let handle = Unmanaged.passRetained(shim).toOpaque()
         for option in kept.options {
             _ = option.value.withUnsafeBytes { netmpSetSockOpt(handle, option.level, option.name, $0.baseAddress, UInt32($0.count)) }

@@ -129,4 +129,44 @@ struct ExecProgramTests {
             """, "\(out.stdout)\(out.stderr)")
         #expect(served.eventually { text(log).components(separatedBy: "eof ").count - 1 == 2 }, "the kept connection outlived its program")
     }
+
+    /// A server hands its listening socket to the program it execs (as socket activation
+    /// and a binary upgrade do): connections that arrived meanwhile, over the TAP and at
+    /// 127.0.0.1 (the listener's kernel twin), wait in its queues, and the new program
+    /// accepts them on the listener it was handed, which keeps its port and options.
+    @Test func listenerHandedToTheExecdProgram_acceptsWhatWaited() throws {
+        let served = try ServedLab()
+        let errors = NSTemporaryDirectory() + "/\(served.lab.name)-exec-listener"
+        let output = errors + ".out"
+        defer { for path in [errors, output] { try? FileManager.default.removeItem(atPath: path) } }
+        let child = """
+            import socket, sys
+            l = socket.socket(fileno=int(sys.argv[1]))
+            print("port", l.getsockname()[1], "reuseaddr", l.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR),
+                  "listening", l.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN), flush=True)
+            for _ in range(2):
+                c, peer = l.accept()
+                c.sendall(f"hi {peer[0]}".encode()); c.close()
+            """
+        let server = try Shell.start(served.netmp(["python3", "-c", """
+            import os, socket, sys, time
+            l = socket.socket()
+            l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            l.bind(("0.0.0.0", 7912)); l.listen(8)
+            os.set_inheritable(l.fileno(), True)
+            time.sleep(1.5) # the clients connect meanwhile; their connections wait for the new program
+            os.execvp("python3", ["python3", "-c", sys.argv[1], str(l.fileno())])
+            """, child]), stderrTo: errors, stdoutTo: output)
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        usleep(700_000)
+        // Both connect before the exec, then read what the new program answers.
+        let out = served.kernelPython("""
+            import socket
+            both = [socket.create_connection((address, 7912), timeout=10) for address in ("10.77.0.2", "127.0.0.1")]
+            for s in both: print(s.recv(100).decode())
+            """)
+        #expect(out.stdout == "hi 10.77.0.1\nhi 127.0.0.1\n", "\(out.stdout)\(out.stderr)")
+        served.expectEndsCleanly(server, errors: errors)
+        #expect(text(output) == "port 7912 reuseaddr 1 listening 1\n", "\(text(output))")
+    }
 }

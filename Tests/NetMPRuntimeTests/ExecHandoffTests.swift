@@ -4,9 +4,9 @@ import NetMPTCP
 import NetMPWire
 import Testing
 
-/// The exec hand-off's bytes: what the old image writes the new one reads back whole, and
-/// anything cut short, lengthened or not written by this library is refused (the new
-/// image then keeps none of the connections, never a wrong one).
+/// The exec hand-off's bytes (connections and listeners): what the old image writes the
+/// new one reads back whole, and anything cut short, lengthened or not written by this
+/// library is refused (the new image then keeps none of the sockets, never a wrong one).
 @Suite struct ExecHandoffTests {
     let sample = ExecHandoff(connection: 1020, names: 1021, sockets: [
         .init(descriptors: [0, 1, 7], doorbellSlot: 3, handle: SocketHandle(slot: 3, generation: 9),
@@ -16,11 +16,21 @@ import Testing
         .init(descriptors: [4], doorbellSlot: 12, handle: SocketHandle(slot: 14, generation: 1),
               tuple: FourTuple(local: Endpoint(IPv6Address("fd77::2")!, 40001), remote: Endpoint(IPv6Address("fd77::1")!, 80)),
               ipv6: true, nonBlocking: false, options: []),
+        .init(descriptors: [5], doorbellSlot: 20, handle: SocketHandle(slot: 21, generation: 2),
+              tuple: FourTuple(local: Endpoint(IPv4Address.any, 0), remote: Endpoint(IPv4Address.any, 0)), ipv6: false,
+              nonBlocking: true, options: [.init(level: 1, name: 2, value: [1, 0, 0, 0])],
+              listener: .init(channelSlot: 20, port: 8080, bound: nil, v6Only: false, reusePort: true, reuseAddress: true, twin: 1019)),
+        .init(descriptors: [6], doorbellSlot: 22, handle: SocketHandle(slot: 23, generation: 4),
+              tuple: FourTuple(local: Endpoint(IPv4Address.any, 0), remote: Endpoint(IPv4Address.any, 0)), ipv6: true,
+              nonBlocking: false, options: [],
+              listener: .init(channelSlot: 22, port: 443, bound: IPAddress(IPv6Address("fd77::2")!), v6Only: true,
+                              reusePort: false, reuseAddress: false, twin: -1)),
     ])
 
     @Test func roundTrip_sameHandoff() {
         let bytes = sample.serialized()
         #expect(bytes.withUnsafeBytes { ExecHandoff(parsing: $0) } == sample)
+        #expect(sample.libraryDescriptors == [1020, 1021, 1019])
         let none = ExecHandoff(connection: 3, names: 4, sockets: [])
         #expect(none.serialized().withUnsafeBytes { ExecHandoff(parsing: $0) } == none)
     }
