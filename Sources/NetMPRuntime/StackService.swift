@@ -426,8 +426,20 @@ public final class StackService: @unchecked Sendable {
             let (held, othersHold) = sockets.dropHolder(number, from: doorbell)
             if held && !othersHold { lastHeld.insert(doorbell) }
         }
-        let closing = named.filter { lastHeld.contains($0.doorbell) }.map { SocketHandle(slot: $0.slot, generation: sockets.generationOf($0.slot)) }
-        if !closing.isEmpty { stack.close(closing, of: client.process.id) }
-        return closing.count
+        let ending = named.filter { lastHeld.contains($0.doorbell) }
+        guard !ending.isEmpty else { return 0 }
+        stack.close(ending.map { SocketHandle(slot: $0.slot, generation: sockets.generationOf($0.slot)) }, of: client.process.id)
+        // No process closes these now: the last holder ended without closing, and a process
+        // that closed its descriptor while others held the socket keeps its view without
+        // ever letting it go (SocketCalls' close). So the hold the application's view had
+        // goes here, as its close would have let it go: the named slot's (a connection's
+        // channel, a listener's queues, a UDP socket's channel) and, when the doorbell is in
+        // another slot, that one's (a listener's own channel, a connection's first slot after
+        // a failed connect). The slots come back once the cores' views end too.
+        for entry in ending {
+            sockets.letGo(entry.slot)
+            if entry.doorbell != entry.slot { sockets.letGo(entry.doorbell) }
+        }
+        return ending.count
     }
 }

@@ -433,6 +433,7 @@ import Testing
         #expect(client.sockets.dropHolder(client.process, from: slots[0]) == (held: false, othersHold: true))
         client.sockets.addHolder(client.process, to: slots[1])
         _ = client.sockets.dropHolder(client.process, from: slots[0])
+        _ = Unmanaged.passRetained(onlyChild) // the parent closed its copy: its object is kept, never closed
 
         let child = netmp_attach_connect(served.service.door)
         var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), request: UInt32(NETMP_HELLO_JOIN), client: client.id, process: number)
@@ -450,6 +451,33 @@ import Testing
         for s in [both, server] + peers { s.close() }
     }
 
+    /// The inetd pattern: the parent closes its descriptor of a connection right after the
+    /// fork (its object stays, as the shim keeps it while another process holds the
+    /// socket) and the child ends without closing. The stack closes the connection and
+    /// lets go of the hold the application's view had, so its slot comes back; before, it
+    /// stayed taken for the client's life, one per connection served.
+    @Test func lastHolderGoneWithoutClose_slotComesBack() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let (client, server, sockets, peers) = try served.attachedConnections(1, port: 7660)
+        let slot = sockets[0].channel.doorbell.slot!
+        client.sockets.addHolder(client.process, to: slot)
+        let number = try #require(client.numberForChild())
+        client.sockets.addHolder(number, to: slot)
+        #expect(client.sockets.dropHolder(client.process, from: slot) == (held: true, othersHold: true))
+        _ = Unmanaged.passRetained(sockets[0]) // the parent's object, kept and never closed
+        let child = netmp_attach_connect(served.service.door)
+        var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), request: UInt32(NETMP_HELLO_JOIN), client: client.id, process: number)
+        #expect(netmp_message_send(child, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0) > 0)
+        #expect(served.eventually { served.service.joined == 1 })
+        peers[0].close() // the peer ends first: no TIME-WAIT holds the core's view
+        #expect(client.sockets.slotsTaken == 1)
+        close(child) // the child ends without closing
+        #expect(served.eventually { served.service.processesGone == 1 })
+        #expect(served.eventually { client.sockets.slotsTaken == 0 }, "slots still taken: \(client.sockets.slotsTaken)")
+        server.close()
+    }
+
     /// A process exec'd a new program that kept one of its two connections: over the
     /// process's own connection it resumes (NETMP_HELLO_RESUME), naming what it kept. The
     /// other connection closes (its peer reads the end), the client and process numbers
@@ -463,7 +491,7 @@ import Testing
         let (handle, tuple) = try #require(sockets[0].inheritable)
         // The old image vanishes without closing anything (exec runs no destructor): its
         // objects are kept alive here, never released, as the exec leaves them.
-        _ = Unmanaged.passRetained(sockets[0])
+        for socket in sockets { _ = Unmanaged.passRetained(socket) }
         // The new image has the same connection and names socket (copies here, as the
         // old client still holds its numbers in this process).
         let connection = netmp_copy_descriptor(try #require(client.connection), 1)
