@@ -8,6 +8,8 @@ import PackageDescription
 // The preloaded library (libnetmp.so) links the Swift runtime statically so it loads
 // into any C program without a Swift toolchain on the library path.
 let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
+// The C that runs inside every preloaded program, and the stack's system-call layer.
+let warningsAreErrors: CSetting = .unsafeFlags(["-Wall", "-Wextra", "-Werror"])
 
 let package = Package(
     name: "netmp",
@@ -21,18 +23,19 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CNuma", path: "Sources/CNuma"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .target(name: "CNetMPLinux", path: "Sources/CNetMPLinux", linkerSettings: [.linkedLibrary("numa")]),
+        .target(name: "CNetMPLinux", path: "Sources/CNetMPLinux", cSettings: [warningsAreErrors],
+                linkerSettings: [.linkedLibrary("numa")]),
         .target(name: "NetMPWire", swiftSettings: strict),
         .target(name: "NetMPTCP", dependencies: ["NetMPWire"], swiftSettings: strict),
         // Stack needs CNetMPLinux only for the futex under its socket rings' WaitWord.
-        .target(name: "CNetMPChannel", path: "Sources/CNetMPChannel"),
+        .target(name: "CNetMPChannel", path: "Sources/CNetMPChannel", cSettings: [warningsAreErrors]),
         .target(name: "NetMPStack", dependencies: ["NetMPWire", "NetMPTCP", "CNetMPLinux", "CNetMPChannel"], swiftSettings: strict),
         .target(name: "NetMPLink", dependencies: ["NetMPWire", "CNetMPLinux"], swiftSettings: strict),
         .target(name: "NetMPRuntime", dependencies: ["NetMPStack", "NetMPLink", "CNetMPLinux", "CNuma"],
                 swiftSettings: strict),
         .target(name: "NetMPSocket", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPLink", "NetMPWire", "CNetMPLinux"], swiftSettings: strict),
         .target(name: "NetMPShim", dependencies: ["NetMPSocket"], path: "Sources/NetMPShim",
-                cSettings: [.headerSearchPath("../../Include")],
+                cSettings: [.headerSearchPath("../../Include"), warningsAreErrors],
                 linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .executableTarget(name: "NetMPCommand", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPWire", "CNetMPLinux"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
