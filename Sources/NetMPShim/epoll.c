@@ -76,31 +76,11 @@ static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int set_count;
 static atomic_uint_fast64_t stamps = 1;
 
-static void *next_symbol(const char *name) { return dlsym(RTLD_NEXT, name); }
-
-static int real_epoll_create1(int flags) {
-    static int (*next)(int);
-    if (!next) next = (int (*)(int))next_symbol("epoll_create1");
-    return next(flags);
-}
-
-static int real_poll(struct pollfd *fds, nfds_t n, int timeout_ms) {
-    static int (*next)(struct pollfd *, nfds_t, int);
-    if (!next) next = (int (*)(struct pollfd *, nfds_t, int))next_symbol("poll");
-    return next(fds, n, timeout_ms);
-}
-
-static int real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
-    static int (*next)(int, int, int, struct epoll_event *);
-    if (!next) next = (int (*)(int, int, int, struct epoll_event *))next_symbol("epoll_ctl");
-    return next(epfd, op, fd, event);
-}
-
-static int real_epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask) {
-    static int (*next)(int, struct epoll_event *, int, int, const sigset_t *);
-    if (!next) next = (int (*)(int, struct epoll_event *, int, int, const sigset_t *))next_symbol("epoll_pwait");
-    return next(epfd, events, max, timeout_ms, mask);
-}
+DEFINE_REAL(int, epoll_create1, int)
+DEFINE_REAL(int, poll, struct pollfd *, nfds_t, int)
+DEFINE_REAL(int, epoll_ctl, int, int, int, struct epoll_event *)
+DEFINE_REAL(int, epoll_pwait, int, struct epoll_event *, int, int, const sigset_t *)
+DEFINE_REAL(int, epoll_pwait2, int, struct epoll_event *, int, const struct timespec *, const sigset_t *)
 
 static struct epoll_set *set_of(int epfd) {
     if (epfd < 0 || epfd >= NETMP_DESCRIPTORS) return NULL;
@@ -142,7 +122,7 @@ static int adopt_epoll(int epfd) {
     return epfd;
 }
 
-int epoll_create1(int flags) { return adopt_epoll(real_epoll_create1(flags)); }
+int epoll_create1(int flags) { return adopt_epoll(REAL(epoll_create1)(flags)); }
 
 // An epoll instance the shim never saw made (inherited through exec, or made before the
 // library started) gets its shadow when a netmp socket first joins it: its kernel members
@@ -158,7 +138,7 @@ static struct epoll_set *adopt_existing(int epfd) {
 
 int epoll_create(int size) {
     if (size <= 0) { errno = EINVAL; return -1; }
-    return adopt_epoll(real_epoll_create1(0));
+    return adopt_epoll(REAL(epoll_create1)(0));
 }
 
 static void queue_recheck(struct epoll_set *set, int fd) {
@@ -184,7 +164,7 @@ static void register_twin(struct epoll_set *set, int fd, struct member *m) {
     int twin = m->socket ? netmp_twin(m->socket) : -1;
     if (twin < 0 || m->twin_plus_one) return;
     struct epoll_event registration = { .events = EPOLLIN | EPOLLET, .data.u64 = MEMBER_TAG | TWIN_BIT | (uint64_t)fd };
-    if (real_epoll_ctl(set->fd, EPOLL_CTL_ADD, twin, &registration) == 0) {
+    if (REAL(epoll_ctl)(set->fd, EPOLL_CTL_ADD, twin, &registration) == 0) {
         m->twin_plus_one = twin + 1;
         m->twin_arrived = 1; // what waited before it joined
     }
@@ -192,7 +172,7 @@ static void register_twin(struct epoll_set *set, int fd, struct member *m) {
 
 static void forget_member(struct epoll_set *set, int fd) {
     struct member *m = &set->members[fd];
-    if (m->twin_plus_one) real_epoll_ctl(set->fd, EPOLL_CTL_DEL, m->twin_plus_one - 1, NULL);
+    if (m->twin_plus_one) REAL(epoll_ctl)(set->fd, EPOLL_CTL_DEL, m->twin_plus_one - 1, NULL);
     if (m->present && m->socket && m->entered) netmp_poll_leave(m->socket, fd, 0); // edge-triggered: no count to take out
     uint8_t queued = m->queued; // a stale recheck entry stays; the scan skips it
     memset(m, 0, sizeof *m);
@@ -217,7 +197,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
     }
     struct epoll_set *set = set_of(epfd);
     if (!set && op == EPOLL_CTL_ADD && netmp_socket_of(fd)) set = adopt_existing(epfd);
-    if (!set) return real_epoll_ctl(epfd, op, fd, event);
+    if (!set) return REAL(epoll_ctl)(epfd, op, fd, event);
     if (fd < 0 || fd >= NETMP_DESCRIPTORS) {
         // Beyond the shadow's table: EBADF for a number that is not open, else ENOSPC.
         if (fd < 0 || fcntl(fd, F_GETFD) < 0) { errno = EBADF; return -1; }
@@ -235,7 +215,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) {
     struct epoll_event registration = { 0 };
     if (event) registration.events = socket ? EPOLLIN | EPOLLET : event->events;
     registration.data.u64 = socket ? MEMBER_TAG | (uint64_t)fd : event ? event->data.u64 : 0;
-    int r = real_epoll_ctl(epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &registration);
+    int r = REAL(epoll_ctl)(epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &registration);
     if (r < 0) {
         int e = errno;
         pthread_mutex_unlock(&set->lock);
@@ -294,7 +274,7 @@ static uint32_t member_events(struct member *m, int fd) {
     uint32_t ready = (uint32_t)(uint16_t)netmp_readiness_own(m->socket);
     if (m->twin_arrived && !(ready & EPOLLIN)) {
         struct pollfd p = { m->twin_plus_one - 1, POLLIN, 0 };
-        if (real_poll(&p, 1, 0) > 0 && (p.revents & POLLIN)) ready |= EPOLLIN;
+        if (REAL(poll)(&p, 1, 0) > 0 && (p.revents & POLLIN)) ready |= EPOLLIN;
         else m->twin_arrived = 0;
     }
     return ready & asked;
@@ -373,7 +353,7 @@ static int wait_set(struct epoll_set *set, int epfd, struct epoll_event *out, in
             long long left = deadline < 0 ? -1 : deadline - netmp_now_ns();
             timeout_ms = left < 0 ? (deadline < 0 ? -1 : 0) : (int)((left + 999999) / 1000000);
         }
-        int r = n < max ? real_epoll_pwait(epfd, kernel, max - n, timeout_ms, mask) : 0;
+        int r = n < max ? REAL(epoll_pwait)(epfd, kernel, max - n, timeout_ms, mask) : 0;
         if (r < 0) {
             if (n > 0) { result = n; break; }
             result = -1;
@@ -413,7 +393,7 @@ static int socket_as_epoll(int epfd) {
 int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask) {
     if (socket_as_epoll(epfd)) return -1;
     struct epoll_set *set = set_of(epfd);
-    if (!set) return real_epoll_pwait(epfd, events, max, timeout_ms, mask);
+    if (!set) return REAL(epoll_pwait)(epfd, events, max, timeout_ms, mask);
     return wait_set(set, epfd, events, max, timeout_ms < 0 ? -1 : (long long)timeout_ms * 1000000LL, mask);
 }
 
@@ -425,11 +405,8 @@ int epoll_pwait2(int epfd, struct epoll_event *events, int max, const struct tim
     if (socket_as_epoll(epfd)) return -1;
     struct epoll_set *set = set_of(epfd);
     if (!set) {
-        static int (*next)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
-        if (!next) next = (int (*)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *))
-                              next_symbol("epoll_pwait2");
-        if (!next) { errno = ENOSYS; return -1; }
-        return next(epfd, events, max, timeout, mask);
+        if (!REAL(epoll_pwait2)) { errno = ENOSYS; return -1; }
+        return REAL(epoll_pwait2)(epfd, events, max, timeout, mask);
     }
     if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L)) {
         errno = EINVAL;
@@ -456,7 +433,7 @@ void netmp_epoll_descriptor_closed(int fd) {
         // A socket's placeholder may outlive this descriptor (the library keeps a copy of
         // a named one for the slot's next socket), and the kernel drops a registration
         // only with the file's last descriptor: taken out here, while fd still names it.
-        if (m->present && m->socket) real_epoll_ctl(set->fd, EPOLL_CTL_DEL, fd, NULL);
+        if (m->present && m->socket) REAL(epoll_ctl)(set->fd, EPOLL_CTL_DEL, fd, NULL);
         if (m->present) forget_member(set, fd);
         pthread_mutex_unlock(&set->lock);
     }

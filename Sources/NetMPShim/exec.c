@@ -76,24 +76,20 @@ static char **with_hand_off(char *const envp[], int memfd, char entry[32]) {
         return result;                                                  \
     } while (0)
 
-#define NEXT(ret, name, ...)                                                     \
-    static ret (*next_##name)(__VA_ARGS__);                                      \
-    if (!next_##name) next_##name = (ret(*)(__VA_ARGS__))dlsym(RTLD_NEXT, #name); \
-    if (!next_##name) { errno = ENOSYS; return -1; }
+DEFINE_REAL(int, execve, const char *, char *const[], char *const[])
+DEFINE_REAL(int, execvpe, const char *, char *const[], char *const[])
+DEFINE_REAL(int, fexecve, int, char *const[], char *const[])
 
 int execve(const char *path, char *const argv[], char *const envp[]) {
-    NEXT(int, execve, const char *, char *const[], char *const[])
-    EXEC_WITH_HAND_OFF(envp, next_execve(path, argv, use));
+    EXEC_WITH_HAND_OFF(envp, REAL(execve)(path, argv, use));
 }
 
 int execvpe(const char *file, char *const argv[], char *const envp[]) {
-    NEXT(int, execvpe, const char *, char *const[], char *const[])
-    EXEC_WITH_HAND_OFF(envp, next_execvpe(file, argv, use));
+    EXEC_WITH_HAND_OFF(envp, REAL(execvpe)(file, argv, use));
 }
 
 int fexecve(int fd, char *const argv[], char *const envp[]) {
-    NEXT(int, fexecve, int, char *const[], char *const[])
-    EXEC_WITH_HAND_OFF(envp, next_fexecve(fd, argv, use));
+    EXEC_WITH_HAND_OFF(envp, REAL(fexecve)(fd, argv, use));
 }
 
 int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }

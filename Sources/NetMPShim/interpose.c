@@ -41,16 +41,7 @@
 _Atomic(void *) netmp_sockets[NETMP_DESCRIPTORS];
 #define sockets netmp_sockets
 
-// The next definitions of the interposed symbols, looked up on first use (a call may come
-// before the library's constructor, from another library's).
-#define REAL(name) real_##name()
-#define DEFINE_REAL(ret, name, ...)                                              \
-    static ret (*name##_next)(__VA_ARGS__);                                      \
-    static inline ret (*real_##name(void))(__VA_ARGS__) {                        \
-        if (!name##_next) name##_next = (ret(*)(__VA_ARGS__))dlsym(RTLD_NEXT, #name); \
-        return name##_next;                                                      \
-    }
-
+// libc's definitions of the interposed symbols (shim.h: DEFINE_REAL).
 DEFINE_REAL(int, socket, int, int, int)
 DEFINE_REAL(int, close, int)
 DEFINE_REAL(int, bind, int, const struct sockaddr *, socklen_t)

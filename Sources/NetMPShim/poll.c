@@ -17,14 +17,9 @@
 #include "netmp.h"
 #include "shim.h"
 
-static int (*ppoll_next)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
-static int (*select_next)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
-static int (*pselect_next)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
-
-static int real_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask) {
-    if (!ppoll_next) ppoll_next = dlsym(RTLD_NEXT, "ppoll");
-    return ppoll_next(fds, n, timeout, mask);
-}
+DEFINE_REAL(int, ppoll, struct pollfd *, nfds_t, const struct timespec *, const sigset_t *)
+DEFINE_REAL(int, select, int, fd_set *, fd_set *, fd_set *, struct timeval *)
+DEFINE_REAL(int, pselect, int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *)
 
 // netmp readiness of entry `i` (0 for kernel descriptors).
 static short netmp_events(struct pollfd *entry) {
@@ -39,7 +34,7 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
     for (nfds_t i = 0; i < n; i++) if (netmp_socket_of(fds[i].fd)) sockets++;
     if (sockets == 0) {
         struct timespec t = { timeout_ns / 1000000000LL, timeout_ns % 1000000000LL };
-        return real_ppoll(fds, n, timeout_ns < 0 ? NULL : &t, mask);
+        return REAL(ppoll)(fds, n, timeout_ns < 0 ? NULL : &t, mask);
     }
     // The kernel's array: fds with netmp entries disabled (fd -1), then the placeholders
     // and the listeners' kernel twins.
@@ -93,7 +88,7 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
         struct timespec wait = { 0, 0 };
         if (sleeping && left > 0) { wait.tv_sec = left / 1000000000LL; wait.tv_nsec = left % 1000000000LL; }
         int r = !sleeping && kernel_descriptors == 0 && mask == NULL
-            ? 0 : real_ppoll(kernel, sleeping ? n + bells : n, sleeping && left < 0 ? NULL : &wait, mask);
+            ? 0 : REAL(ppoll)(kernel, sleeping ? n + bells : n, sleeping && left < 0 ? NULL : &wait, mask);
         int saved = errno;
         // A bell the kernel saw rung holds a count the last poller must take out, or the
         // next sleep would end at once; an unrung one is left alone (no call to make). A
@@ -181,8 +176,7 @@ static int any_netmp(int nfds, fd_set *a, fd_set *b, fd_set *c) {
 
 int select(int nfds, fd_set *readers, fd_set *writers, fd_set *errors, struct timeval *timeout) {
     if (!any_netmp(nfds, readers, writers, errors)) {
-        if (!select_next) select_next = dlsym(RTLD_NEXT, "select");
-        return select_next(nfds, readers, writers, errors, timeout);
+        return REAL(select)(nfds, readers, writers, errors, timeout);
     }
     if (timeout && (timeout->tv_sec < 0 || timeout->tv_usec < 0)) { errno = EINVAL; return -1; }
     long long ns = timeout ? (long long)timeout->tv_sec * 1000000000LL + (long long)timeout->tv_usec * 1000LL : -1;
@@ -200,8 +194,7 @@ int select(int nfds, fd_set *readers, fd_set *writers, fd_set *errors, struct ti
 int pselect(int nfds, fd_set *readers, fd_set *writers, fd_set *errors, const struct timespec *timeout,
             const sigset_t *mask) {
     if (!any_netmp(nfds, readers, writers, errors)) {
-        if (!pselect_next) pselect_next = dlsym(RTLD_NEXT, "pselect");
-        return pselect_next(nfds, readers, writers, errors, timeout, mask);
+        return REAL(pselect)(nfds, readers, writers, errors, timeout, mask);
     }
     long long ns = timeout ? (long long)timeout->tv_sec * 1000000000LL + timeout->tv_nsec : -1;
     return netmp_select(nfds, readers, writers, errors, ns, mask);

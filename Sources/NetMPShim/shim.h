@@ -1,9 +1,23 @@
 // What the shim's C files share: the descriptor table (fd -> stack handle).
 #ifndef NETMP_SHIM_INTERNAL_H
 #define NETMP_SHIM_INTERNAL_H
+#include <dlfcn.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <time.h>
+
+// The one way the shim reaches libc's own definition of a symbol it interposes: the next
+// definition (dlsym RTLD_NEXT), looked up on first use (a call may come before the
+// library's constructor, from another library's). A file declares each it calls with
+// DEFINE_REAL(result, name, parameter types...) and calls REAL(name)(arguments); REAL(name)
+// is NULL where libc lacks the symbol (an older glibc's epoll_pwait2).
+#define REAL(name) real_##name()
+#define DEFINE_REAL(ret, name, ...)                                              \
+    static ret (*name##_next)(__VA_ARGS__);                                      \
+    static inline ret (*real_##name(void))(__VA_ARGS__) {                        \
+        if (!name##_next) name##_next = (ret(*)(__VA_ARGS__))dlsym(RTLD_NEXT, #name); \
+        return name##_next;                                                      \
+    }
 
 #define NETMP_DESCRIPTORS 65536
 extern _Atomic(void *) netmp_sockets[NETMP_DESCRIPTORS];

@@ -10,17 +10,14 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include "shim.h"
 
 void netmp_note_interrupting_signal(void); // CNetMPLinux
 
 static struct sigaction programs[NSIG]; // the program's action, for signals we wrap
 static volatile sig_atomic_t wrapped[NSIG];
 
-static int real_sigaction(int signal, const struct sigaction *action, struct sigaction *old) {
-    static int (*next)(int, const struct sigaction *, struct sigaction *);
-    if (!next) next = (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_NEXT, "sigaction");
-    return next(signal, action, old);
-}
+DEFINE_REAL(int, sigaction, int, const struct sigaction *, struct sigaction *)
 
 static void trampoline(int signal, siginfo_t *info, void *context) {
     int saved = errno;
@@ -37,7 +34,7 @@ static int is_handler(const struct sigaction *action) {
 }
 
 int sigaction(int signal, const struct sigaction *action, struct sigaction *old) {
-    if (signal <= 0 || signal >= NSIG) return real_sigaction(signal, action, old);
+    if (signal <= 0 || signal >= NSIG) return REAL(sigaction)(signal, action, old);
     struct sigaction before = programs[signal];
     int was_wrapped = wrapped[signal];
     struct sigaction kernel_old;
@@ -48,11 +45,11 @@ int sigaction(int signal, const struct sigaction *action, struct sigaction *old)
         struct sigaction through = *action;
         through.sa_flags |= SA_SIGINFO;
         through.sa_sigaction = trampoline;
-        r = real_sigaction(signal, &through, &kernel_old);
+        r = REAL(sigaction)(signal, &through, &kernel_old);
         if (r == 0) wrapped[signal] = 1;
         else programs[signal] = before;
     } else {
-        r = real_sigaction(signal, action, &kernel_old);
+        r = REAL(sigaction)(signal, action, &kernel_old);
         if (r == 0 && action) wrapped[signal] = 0;
     }
     if (r == 0 && old) *old = was_wrapped && kernel_old.sa_sigaction == trampoline ? before : kernel_old;

@@ -33,12 +33,12 @@ static long pipe_room(int fd, int wait) {
     }
 }
 
+DEFINE_REAL(ssize_t, splice, int, loff_t *, int, loff_t *, size_t, unsigned int)
+
 ssize_t splice(int in, loff_t *in_offset, int out, loff_t *out_offset, size_t length, unsigned int flags) {
     void *from = netmp_socket_of(in), *to = netmp_socket_of(out);
     if (!from && !to) {
-        static ssize_t (*next)(int, loff_t *, int, loff_t *, size_t, unsigned int);
-        if (!next) next = (ssize_t (*)(int, loff_t *, int, loff_t *, size_t, unsigned int))dlsym(RTLD_NEXT, "splice");
-        return next(in, in_offset, out, out_offset, length, flags);
+        return REAL(splice)(in, in_offset, out, out_offset, length, flags);
     }
     // As Linux's do_splice: an offset on a socket (no pread/pwrite), two sockets, or no
     // pipe is EINVAL.

@@ -55,12 +55,12 @@ static FILE *socket_stream(int fd, const char *mode) {
     return stream;
 }
 
+DEFINE_REAL(FILE *, fdopen, int, const char *)
+DEFINE_REAL(int, vdprintf, int, const char *, va_list)
+DEFINE_REAL(int, __vdprintf_chk, int, int, const char *, va_list)
+
 FILE *fdopen(int fd, const char *mode) {
-    static FILE *(*next)(int, const char *);
-    if (!netmp_socket_of(fd)) {
-        if (!next) next = (FILE * (*)(int, const char *)) dlsym(RTLD_NEXT, "fdopen");
-        return next(fd, mode);
-    }
+    if (!netmp_socket_of(fd)) return REAL(fdopen)(fd, mode);
     return socket_stream(fd, mode);
 }
 
@@ -124,9 +124,7 @@ static int format_and_write(int fd, int flag, const char *format, va_list argume
 
 int vdprintf(int fd, const char *format, va_list arguments) {
     if (!netmp_socket_of(fd)) {
-        static int (*next)(int, const char *, va_list);
-        if (!next) next = (int (*)(int, const char *, va_list))dlsym(RTLD_NEXT, "vdprintf");
-        return next(fd, format, arguments);
+        return REAL(vdprintf)(fd, format, arguments);
     }
     return format_and_write(fd, 0, format, arguments);
 }
@@ -142,9 +140,7 @@ int dprintf(int fd, const char *format, ...) {
 // The _FORTIFY_SOURCE forms, which a program built with it calls instead.
 int __vdprintf_chk(int fd, int flag, const char *format, va_list arguments) {
     if (!netmp_socket_of(fd)) {
-        static int (*next)(int, int, const char *, va_list);
-        if (!next) next = (int (*)(int, int, const char *, va_list))dlsym(RTLD_NEXT, "__vdprintf_chk");
-        return next(fd, flag, format, arguments);
+        return REAL(__vdprintf_chk)(fd, flag, format, arguments);
     }
     return format_and_write(fd, flag, format, arguments);
 }
