@@ -6,6 +6,7 @@
 #include <linux/bpf.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <spawn.h>
@@ -437,4 +438,11 @@ int netmp_move_high(int fd) {
     if (moved < 0) return fd; // none free up there: it stays where it is
     syscall(SYS_close, fd);
     return (int)moved;
+}
+
+int netmp_descriptor_readable(int fd) {
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    struct timespec now = { 0, 0 };
+    long r = syscall(SYS_ppoll, &p, 1, &now, NULL, 0);
+    return r < 0 ? -errno : (r > 0 && (p.revents & POLLIN)) ? 1 : 0;
 }

@@ -37,7 +37,7 @@ extension StackClient {
         do {
             return try attach(over: fd, door: door)
         } catch {
-            close(fd)
+            _ = netmp_close_descriptor(fd)
             throw error
         }
     }
@@ -50,7 +50,7 @@ extension StackClient {
         var hello = hello
         let sent = netmp_message_send(fd, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0)
         guard sent >= 0 else {
-            close(fd)
+            _ = netmp_close_descriptor(fd)
             return .failure(.noStack(errno: -sent))
         }
         return .success(fd)
@@ -84,7 +84,7 @@ extension StackClient {
         let given = fds.prefix(Int(max(0, count))).map(netmp_move_high)
         // Whatever is not kept below is closed on the way out.
         var kept: Set<Int32> = []
-        defer { for descriptor in given where !kept.contains(descriptor) { close(descriptor) } }
+        defer { for descriptor in given where !kept.contains(descriptor) { _ = netmp_close_descriptor(descriptor) } }
         // Reset or closed unanswered: the stack was stopping as this program came.
         guard received > 0 else { throw .noStack(errno: received < 0 ? -received : ECONNRESET) }
         guard received == MemoryLayout<netmp_attach_reply>.size else { throw .malformed("\(received) bytes") }
@@ -125,7 +125,7 @@ extension StackClient {
         case .success(let connection): fd = connection
         case .failure(let error): return .failure(error)
         }
-        defer { close(fd) }
+        defer { _ = netmp_close_descriptor(fd) }
         var reply = netmp_attach_reply()
         var count: Int32 = 0
         let received = netmp_message_receive(fd, &reply, Int32(MemoryLayout<netmp_attach_reply>.size), nil, 0, &count)
@@ -156,7 +156,7 @@ extension StackClient {
     /// nothing the stack would close at its end.
     public func joinAfterFork(as number: UInt32) -> Bool {
         process = number
-        if let inherited = connection { close(inherited) }
+        if let inherited = connection { _ = netmp_close_descriptor(inherited) }
         connectionBox.fd.store(-1, ordering: .releasing)
         guard let door,
               case .success(let fd) = Self.greet(door, netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), request: UInt32(NETMP_HELLO_JOIN),

@@ -1,3 +1,4 @@
+import CNetMPLinux
 import Glibc
 import NetMPRuntime
 import NetMPStack
@@ -147,8 +148,7 @@ final class ShimSocket: @unchecked Sendable {
     var twinHasConnection: Bool {
         let fd = twin.load(ordering: .acquiring)
         guard fd >= 0 else { return false }
-        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        return poll(&p, 1, 0) > 0 && p.revents & Int16(POLLIN) != 0
+        return netmp_descriptor_readable(fd) > 0
     }
 }
 
@@ -271,7 +271,7 @@ public func netmpSocketClose(_ handle: UnsafeMutableRawPointer) {
         if let client = processClient, client.connection != nil, let slot = shim.sharingSlot,
            client.sockets.dropHolder(client.process, from: slot).othersHold {
             let twin = shim.twin.exchange(-1, ordering: .acquiringAndReleasing)
-            if twin >= 0 { close(twin) }
+            if twin >= 0 { _ = netmp_close_descriptor(twin) }
             return // the handle's reference is kept: the objects are never released here
         }
         switch shim.kind {
@@ -279,7 +279,7 @@ public func netmpSocketClose(_ handle: UnsafeMutableRawPointer) {
         case .datagram(let d): d.close()
         }
         let twin = shim.twin.exchange(-1, ordering: .acquiringAndReleasing)
-        if twin >= 0 { close(twin) }
+        if twin >= 0 { _ = netmp_close_descriptor(twin) }
     }
     Unmanaged<ShimSocket>.fromOpaque(handle).release()
 }
