@@ -29,6 +29,19 @@ public struct ExecHandoff: Equatable, Sendable {
         }
     }
 
+    /// What a bound UDP socket keeps beside its name (the handle) that its slot does not
+    /// hold: the address bind() named (nil: its family's wildcard), the source a connect
+    /// chose (getsockname shows it), the bind flags, and the groups it joined.
+    public struct Datagram: Equatable, Sendable {
+        public var bound: IPAddress?, connectedSource: IPAddress?
+        public var v6Only: Bool, reusePort: Bool, reuseAddress: Bool
+        public var groups: [IPAddress]
+        public init(bound: IPAddress?, connectedSource: IPAddress?, v6Only: Bool, reusePort: Bool, reuseAddress: Bool, groups: [IPAddress]) {
+            self.bound = bound; self.connectedSource = connectedSource
+            self.v6Only = v6Only; self.reusePort = reusePort; self.reuseAddress = reuseAddress; self.groups = groups
+        }
+    }
+
     public struct Socket: Equatable, Sendable {
         /// Every descriptor of the program that names it (dup'ed ones share the socket).
         public var descriptors: [Int32]
@@ -43,10 +56,13 @@ public struct ExecHandoff: Equatable, Sendable {
         public var options: [Option]
         /// Set for a listening socket.
         public var listener: Listener?
+        /// Set for a UDP socket.
+        public var datagram: Datagram?
         public init(descriptors: [Int32], doorbellSlot: UInt32, handle: SocketHandle, tuple: FourTuple, ipv6: Bool,
-                    nonBlocking: Bool, options: [Option], listener: Listener? = nil) {
+                    nonBlocking: Bool, options: [Option], listener: Listener? = nil, datagram: Datagram? = nil) {
             self.descriptors = descriptors; self.doorbellSlot = doorbellSlot; self.handle = handle; self.tuple = tuple
             self.ipv6 = ipv6; self.nonBlocking = nonBlocking; self.options = options; self.listener = listener
+            self.datagram = datagram
         }
     }
 
@@ -64,7 +80,7 @@ public struct ExecHandoff: Equatable, Sendable {
     static let magic: UInt32 = 0x4E4D_5058 // "NMPX"
     static let version: UInt32 = 1
     /// Bounds a reader holds a hand-off to (a program has at most 65,536 descriptors).
-    static let maximumSockets = 65_536, maximumOptions = 256, maximumValue = 256
+    static let maximumSockets = 65_536, maximumOptions = 256, maximumValue = 256, maximumGroups = 4096
 
     public func serialized() -> [UInt8] {
         var out: [UInt8] = []
@@ -80,7 +96,8 @@ public struct ExecHandoff: Equatable, Sendable {
             put(UInt32(socket.descriptors.count))
             for fd in socket.descriptors { put(fd) }
             put(socket.doorbellSlot); put(socket.handle.word)
-            put(UInt32((socket.ipv6 ? 1 : 0) | (socket.nonBlocking ? 2 : 0) | (socket.listener != nil ? 4 : 0)))
+            put(UInt32((socket.ipv6 ? 1 : 0) | (socket.nonBlocking ? 2 : 0) | (socket.listener != nil ? 4 : 0)
+                       | (socket.datagram != nil ? 8 : 0)))
             put(socket.tuple.local); put(socket.tuple.remote)
             if let listener = socket.listener {
                 put(listener.channelSlot); put(listener.port)
@@ -88,6 +105,13 @@ public struct ExecHandoff: Equatable, Sendable {
                            | (listener.reuseAddress ? 8 : 0)))
                 put(listener.bound ?? IPAddress(IPv6Address(high: 0, low: 0)))
                 put(listener.twin)
+            }
+            if let datagram = socket.datagram {
+                put(UInt32((datagram.bound != nil ? 1 : 0) | (datagram.connectedSource != nil ? 2 : 0) | (datagram.v6Only ? 4 : 0)
+                           | (datagram.reusePort ? 8 : 0) | (datagram.reuseAddress ? 16 : 0)))
+                put(datagram.bound ?? IPAddress(IPv6Address.any)); put(datagram.connectedSource ?? IPAddress(IPv6Address.any))
+                put(UInt32(datagram.groups.count))
+                for group in datagram.groups { put(group) }
             }
             put(UInt32(socket.options.count))
             for option in socket.options {
@@ -127,13 +151,25 @@ public struct ExecHandoff: Equatable, Sendable {
                 descriptors.append(fd)
             }
             guard let doorbellSlot = take(UInt32.self), let word = take(UInt64.self), let flags = take(UInt32.self),
-                  flags & ~7 == 0, let local = endpoint(), let remote = endpoint() else { return nil }
+                  flags & ~15 == 0, flags & 12 != 12, let local = endpoint(), let remote = endpoint() else { return nil }
             var listener: Listener?
             if flags & 4 != 0 {
                 guard let channelSlot = take(UInt32.self), let port = take(UInt16.self), let bits = take(UInt32.self),
                       bits & ~15 == 0, let bound = address(), let twin = take(Int32.self) else { return nil }
                 listener = Listener(channelSlot: channelSlot, port: port, bound: bits & 1 != 0 ? bound : nil,
                                     v6Only: bits & 2 != 0, reusePort: bits & 4 != 0, reuseAddress: bits & 8 != 0, twin: twin)
+            }
+            var datagram: Datagram?
+            if flags & 8 != 0 {
+                guard let bits = take(UInt32.self), bits & ~31 == 0, let bound = address(), let source = address(),
+                      let groupCount = take(UInt32.self), groupCount <= Self.maximumGroups else { return nil }
+                var groups: [IPAddress] = []
+                for _ in 0..<groupCount {
+                    guard let group = address() else { return nil }
+                    groups.append(group)
+                }
+                datagram = Datagram(bound: bits & 1 != 0 ? bound : nil, connectedSource: bits & 2 != 0 ? source : nil,
+                                    v6Only: bits & 4 != 0, reusePort: bits & 8 != 0, reuseAddress: bits & 16 != 0, groups: groups)
             }
             guard let optionCount = take(UInt32.self), optionCount <= Self.maximumOptions else { return nil }
             var options: [Option] = []
@@ -145,7 +181,7 @@ public struct ExecHandoff: Equatable, Sendable {
             }
             sockets.append(Socket(descriptors: descriptors, doorbellSlot: doorbellSlot, handle: SocketHandle(word: word),
                                   tuple: FourTuple(local: local, remote: remote), ipv6: flags & 1 != 0,
-                                  nonBlocking: flags & 2 != 0, options: options, listener: listener))
+                                  nonBlocking: flags & 2 != 0, options: options, listener: listener, datagram: datagram))
         }
         guard at == bytes.count else { return nil }
         self.init(connection: connection, names: names, sockets: sockets)

@@ -25,18 +25,24 @@ public func netmpExecHandOff(_ fds: UnsafePointer<Int32>, _ handles: UnsafePoint
             sockets[at].descriptors.append(fds[i])
             continue
         }
-        // Connections and listeners: a UDP socket or one not yet connected is let go by
-        // the stack at the resume, as at this process's end.
-        guard case .stream(let stream) = shim.kind, let slot = shim.sharingSlot else { continue }
+        // Connections, listeners and bound UDP sockets: a stream socket not yet connected
+        // or a UDP socket not yet bound is let go by the stack at the resume, as at this
+        // process's end.
+        guard let slot = shim.sharingSlot else { continue }
         let options = shim.optionsSet.map { ExecHandoff.Option(level: $0.level, name: $0.name, value: $0.value) }
+        let nowhere = Endpoint(IPAddress(IPv4Address.any), 0)
         let socket: ExecHandoff.Socket
-        if let (handle, tuple) = stream.inheritable {
+        if case .datagram(let d) = shim.kind {
+            guard let (handle, datagram) = d.inheritable else { continue }
+            socket = ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: handle,
+                                        tuple: FourTuple(local: nowhere, remote: nowhere), ipv6: shim.isIPv6,
+                                        nonBlocking: d.nonBlocking, options: options, datagram: datagram)
+        } else if case .stream(let stream) = shim.kind, let (handle, tuple) = stream.inheritable {
             socket = ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: handle, tuple: tuple,
                                         ipv6: shim.isIPv6, nonBlocking: stream.nonBlocking, options: options)
-        } else if let (name, kept) = stream.inheritableListener {
+        } else if case .stream(let stream) = shim.kind, let (name, kept) = stream.inheritableListener {
             var listener = kept
             listener.twin = shim.twin.load(ordering: .acquiring) // the loopback connections it queued go across too
-            let nowhere = Endpoint(IPAddress(IPv4Address.any), 0)
             socket = ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: name,
                                         tuple: FourTuple(local: nowhere, remote: nowhere), ipv6: shim.isIPv6,
                                         nonBlocking: stream.nonBlocking, options: options, listener: listener)
@@ -107,6 +113,13 @@ public func netmpResumeAfterExec(_ memfd: Int32, _ record: (@convention(c) (Int3
     attached(client, asking: configuration)
     for kept in handoff.sockets {
         let family: SocketFamily = kept.ipv6 ? .ipv6 : .ipv4
+        if let datagram = kept.datagram {
+            guard let socket = DatagramSocket.inherited(client: client, handle: kept.handle, datagram: datagram,
+                                                        family: family, common: client.commonBell) else { continue }
+            stand(ShimSocket(.datagram(socket)), kept, record)
+            socket.nonBlocking = kept.nonBlocking
+            continue
+        }
         let rebuilt = if let listener = kept.listener {
             StreamSocket.inheritedListener(client: client, name: kept.handle, listener: listener, family: family)
         } else {
@@ -120,15 +133,33 @@ public func netmpResumeAfterExec(_ memfd: Int32, _ record: (@convention(c) (Int3
         stream.channel.doorbell.standInPlaceholders(common: client.commonBell)
         let shim = ShimSocket(.stream(stream))
         if twin >= 0 { shim.twin.store(twin, ordering: .releasing) }
-        let handle = Unmanaged.passRetained(shim).toOpaque()
-        for option in kept.options {
-            _ = option.value.withUnsafeBytes { netmpSetSockOpt(handle, option.level, option.name, $0.baseAddress, UInt32($0.count)) }
-        }
+        stand(shim, kept, record)
         stream.nonBlocking = kept.nonBlocking
-        for (i, fd) in kept.descriptors.enumerated() {
-            if i > 0 { netmpSocketRetain(handle) }
-            record(fd, handle)
-        }
     }
     return 0
+}
+
+/// The options the program set, set again (getsockopt then reads what it read before;
+/// the stack already has them), and the socket recorded behind each of its descriptors.
+/// Group memberships are not set again: the socket's groups came across with it, and the
+/// cores still count them.
+private func stand(_ shim: ShimSocket, _ kept: ExecHandoff.Socket, _ record: @convention(c) (Int32, UnsafeMutableRawPointer) -> Void) {
+    let handle = Unmanaged.passRetained(shim).toOpaque()
+    for option in kept.options where !isMembership(option) {
+        _ = option.value.withUnsafeBytes { netmpSetSockOpt(handle, option.level, option.name, $0.baseAddress, UInt32($0.count)) }
+    }
+    for (i, fd) in kept.descriptors.enumerated() {
+        if i > 0 { netmpSocketRetain(handle) }
+        record(fd, handle)
+    }
+}
+
+/// A join, a leave or a source filter (IPPROTO_IP's and IPPROTO_IPV6's, and the
+/// protocol-independent MCAST_* ones at either level).
+private func isMembership(_ option: ExecHandoff.Option) -> Bool {
+    switch (option.level, option.name) {
+    case (0, 35...48): true // IP_ADD_MEMBERSHIP ... IP_MSFILTER, MCAST_JOIN_GROUP ... MCAST_MSFILTER
+    case (41, 20...21), (41, 42...48): true // IPV6_ADD_MEMBERSHIP, IPV6_DROP_MEMBERSHIP, the MCAST_* ones
+    default: false
+    }
 }

@@ -169,4 +169,47 @@ struct ExecProgramTests {
         served.expectEndsCleanly(server, errors: errors)
         #expect(text(output) == "port 7912 reuseaddr 1 listening 1\n", "\(text(output))")
     }
+
+    /// A UDP server hands its bound socket to the program it execs: a datagram that came
+    /// meanwhile waits in its queue, and the new program answers it from the same port,
+    /// with the options the old one set (SO_BROADCAST read back, IP_TOS on the wire).
+    @Test func boundUDPSocketHandedToTheExecdProgram_answersWhatWaited() throws {
+        let served = try ServedLab()
+        let errors = NSTemporaryDirectory() + "/\(served.lab.name)-exec-udp"
+        let output = errors + ".out"
+        defer { for path in [errors, output] { try? FileManager.default.removeItem(atPath: path) } }
+        let child = """
+            import socket, sys
+            u = socket.socket(fileno=int(sys.argv[1]))
+            print("port", u.getsockname()[1], "broadcast", u.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST),
+                  "tos", u.getsockopt(socket.IPPROTO_IP, socket.IP_TOS), flush=True)
+            data, peer = u.recvfrom(100)
+            u.sendto(b"got " + data, peer)
+            """
+        let server = try Shell.start(served.netmp(["python3", "-c", """
+            import os, socket, sys, time
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            u.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x20)
+            u.bind(("0.0.0.0", 7913))
+            os.set_inheritable(u.fileno(), True)
+            time.sleep(1.5) # the kernel's datagram arrives meanwhile and waits for the new program
+            os.execvp("python3", ["python3", "-c", sys.argv[1], str(u.fileno())])
+            """, child]), stderrTo: errors, stdoutTo: output)
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        usleep(700_000)
+        let out = served.kernelPython("""
+            import socket
+            k = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            k.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+            k.settimeout(10)
+            k.sendto(b"before exec", ("10.77.0.2", 7913))
+            data, ancillary, _, peer = k.recvmsg(100, 64)
+            tos = [c[2][0] for c in ancillary if c[0] == socket.IPPROTO_IP and c[1] == socket.IP_TOS]
+            print(data.decode(), peer[1], tos)
+            """)
+        #expect(out.stdout == "got before exec 7913 [32]\n", "\(out.stdout)\(out.stderr)")
+        served.expectEndsCleanly(server, errors: errors)
+        #expect(text(output) == "port 7913 broadcast 1 tos 32\n", "\(text(output))")
+    }
 }

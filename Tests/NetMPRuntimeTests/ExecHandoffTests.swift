@@ -4,9 +4,10 @@ import NetMPTCP
 import NetMPWire
 import Testing
 
-/// The exec hand-off's bytes (connections and listeners): what the old image writes the
-/// new one reads back whole, and anything cut short, lengthened or not written by this
-/// library is refused (the new image then keeps none of the sockets, never a wrong one).
+/// The exec hand-off's bytes (connections, listeners, UDP sockets): what the old image
+/// writes the new one reads back whole, and anything cut short, lengthened or not written
+/// by this library is refused (the new image then keeps none of the sockets, never a wrong
+/// one).
 @Suite struct ExecHandoffTests {
     let sample = ExecHandoff(connection: 1020, names: 1021, sockets: [
         .init(descriptors: [0, 1, 7], doorbellSlot: 3, handle: SocketHandle(slot: 3, generation: 9),
@@ -25,6 +26,11 @@ import Testing
               nonBlocking: false, options: [],
               listener: .init(channelSlot: 22, port: 443, bound: IPAddress(IPv6Address("fd77::2")!), v6Only: true,
                               reusePort: false, reuseAddress: false, twin: -1)),
+        .init(descriptors: [8, 9], doorbellSlot: 30, handle: SocketHandle(slot: 30, generation: 7),
+              tuple: FourTuple(local: Endpoint(IPv4Address.any, 0), remote: Endpoint(IPv4Address.any, 0)), ipv6: true,
+              nonBlocking: true, options: [.init(level: 1, name: 6, value: [1, 0, 0, 0])],
+              datagram: .init(bound: nil, connectedSource: IPAddress(IPv6Address("fd77::2")!), v6Only: false, reusePort: false,
+                              reuseAddress: true, groups: [IPAddress(IPv4Address(239, 1, 2, 3)), IPAddress(IPv6Address("ff02::fb")!)])),
     ])
 
     @Test func roundTrip_sameHandoff() {
