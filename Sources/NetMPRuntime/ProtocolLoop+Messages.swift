@@ -102,8 +102,7 @@ extension ProtocolLoop {
             defer { quoted.free() }
             let client = clientsByID[UInt32(truncatingIfNeeded: identity >> 32)]
             guard let view = client?.datagramViews[UInt32(truncatingIfNeeded: identity)] else { return }
-            view.queue(error, quoted: UnsafeRawBufferPointer(quoted.bytes), at: now)
-            view.setError(error.errorNumber) // after the record, as on the home core's own errors
+            view.report(error, quoted: UnsafeRawBufferPointer(quoted.bytes), at: now)
         case .joinGroup(let id, let handle, let group, let join, let completion):
             defer { completion.done() }
             // Only a socket bound on this core joins: a record naming another is the client's fault.

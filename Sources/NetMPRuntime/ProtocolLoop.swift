@@ -196,12 +196,10 @@ public final class ProtocolLoop {
                 if error.hard { channel.reportError(error.errorNumber, about: datagram.remote) }
                 return
             }
-            // Queued first, then pending (as __udp4_lib_err sets sk_err after ip_icmp_error
-            // queued): a program woken by the error finds its record. The error queue is the
-            // home core's to write: another core's copy goes there, and is made pending there.
+            // The error queue is the home core's to write: another core's copy goes there,
+            // and is made pending there.
             if channel.homeCore == core {
-                channel.queue(error, quoted: quoted, at: MonotonicClock.now())
-                channel.setError(error.errorNumber)
+                channel.report(error, quoted: quoted, at: MonotonicClock.now())
                 return
             }
             sendOrKeep(.datagramError(identity: binding.identity, error, ForwardedFrame(copying: quoted)), to: channel.homeCore)

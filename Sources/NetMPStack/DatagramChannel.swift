@@ -236,13 +236,6 @@ public final class DatagramChannel: @unchecked Sendable {
         arrivals.wakeAll()
         doorbell.ring()
     }
-    /// Any core: an error the socket asked to hear of (IP_RECVERR) is its next, connected
-    /// or not, whatever its kind (Linux's sk_err after ip_icmp_error).
-    public func setError(_ errno: Int32) {
-        errorNumber.pointee.store(errno, ordering: .releasing)
-        arrivals.wakeAll()
-        doorbell.ring()
-    }
 
     /// Application: after error record `taken` was read, the socket's pending error becomes
     /// the next record's errno if that came from ICMP, else none if `taken` did; a local
@@ -258,6 +251,17 @@ public final class DatagramChannel: @unchecked Sendable {
     /// Home core: queues an error record and tells the readers and pollers.
     public func queue(_ error: DatagramError, quoted payload: UnsafeRawBufferPointer, at now: Instant) {
         guard errors.push(error, quoted: payload, at: now) else { return } // full: Linux drops it too (sk_rcvbuf)
+        arrivals.wakeAll()
+        doorbell.ring()
+    }
+
+    /// Home core: an ICMP error the socket asked to hear of (IP_RECVERR): queued, then made
+    /// pending (as __udp4_lib_err sets sk_err after ip_icmp_error queued), and only then
+    /// are readers and pollers told, once: a program woken by POLLERR finds both the record
+    /// and the pending error, never one without the other.
+    public func report(_ error: DatagramError, quoted payload: UnsafeRawBufferPointer, at now: Instant) {
+        _ = errors.push(error, quoted: payload, at: now) // full: Linux drops the record too (sk_rcvbuf)
+        errorNumber.pointee.store(error.errorNumber, ordering: .releasing)
         arrivals.wakeAll()
         doorbell.ring()
     }
