@@ -44,6 +44,17 @@ static int hand_off(void) {
     return memfd;
 }
 
+// Whether the new program will load this library: its environment preloads libnetmp. One
+// that does not (nginx passes only the variables its `env` directives name; sudo, env -i)
+// gets no hand-off: its sockets go as before (closed with this process's image), and it
+// is not left holding the library's descriptors or a listener's loopback twin.
+static int preloads_netmp(char *const envp[]) {
+    for (size_t i = 0; envp && envp[i]; i++) {
+        if (strncmp(envp[i], "LD_PRELOAD=", 11) == 0) return strstr(envp[i] + 11, "libnetmp") != NULL;
+    }
+    return 0;
+}
+
 // `envp` with NETMP_EXEC_HANDOFF=memfd in place of any it had (malloc'd; NULL: no memory).
 static char **with_hand_off(char *const envp[], int memfd, char entry[32]) {
     snprintf(entry, 32, NETMP_EXEC_HANDOFF "=%d", memfd);
@@ -64,7 +75,7 @@ static char **with_hand_off(char *const envp[], int memfd, char entry[32]) {
 // environment, and undoes the hand-off when it returns.
 #define EXEC_WITH_HAND_OFF(envp, call)                                  \
     do {                                                                \
-        int memfd = hand_off();                                         \
+        int memfd = preloads_netmp(envp) ? hand_off() : -1;             \
         char entry[32];                                                 \
         char **env = memfd >= 0 ? with_hand_off(envp, memfd, entry) : NULL; \
         char *const *use = env ? env : (envp);                          \

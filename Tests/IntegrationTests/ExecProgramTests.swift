@@ -212,4 +212,62 @@ struct ExecProgramTests {
         served.expectEndsCleanly(server, errors: errors)
         #expect(text(output) == "port 7913 broadcast 1 tos 32\n", "\(text(output))")
     }
+
+    /// nginx's binary upgrade (SIGUSR2: the master execs a new master with its listeners,
+    /// which nginx names in NGINX=; then SIGWINCH and SIGQUIT to the old one): the new
+    /// master takes over the inherited listener and its workers answer over the TAP and at
+    /// 127.0.0.1 once the old master has gone. nginx passes only the variables its `env`
+    /// directives name, so the configuration keeps LD_PRELOAD and NETMP_*.
+    @Test(.enabled(if: labUnavailableReason(commands: ["nginx", "curl"]) == nil,
+                   Comment(rawValue: labUnavailableReason(commands: ["nginx", "curl"]) ?? "")))
+    func nginxBinaryUpgrade_newMasterServesTheInheritedListener() throws {
+        let served = try ServedLab()
+        let dir = NSTemporaryDirectory() + "/\(served.lab.name)-nginx"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer {
+            _ = Shell.run(["pkill", "-KILL", "-f", dir + "/nginx.conf"])
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        try """
+            daemon on;
+            master_process on;
+            worker_processes 2;
+            pid \(dir)/nginx.pid;
+            error_log \(dir)/error.log info;
+            env LD_PRELOAD; env NETMP_TAP; env NETMP_ADDR;
+            events { worker_connections 256; }
+            http {
+                access_log off;
+                client_body_temp_path \(dir); proxy_temp_path \(dir); fastcgi_temp_path \(dir);
+                uwsgi_temp_path \(dir); scgi_temp_path \(dir);
+                server { listen 7915; location / { return 200 "hello from $pid\\n"; } }
+            }
+            """.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
+        let nginx = Shell.run(["which", "nginx"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Started, not waited for: Foundation's Process learns that a child ended from a
+        // socket the child inherits, and the daemon it leaves behind holds that open.
+        _ = try Shell.start(served.netmp([nginx, "-c", dir + "/nginx.conf", "-p", dir]), stderrTo: dir + "/start.err")
+        func pid(_ file: String) -> Int32? { Int32(text(dir + "/" + file).trimmingCharacters(in: .whitespacesAndNewlines)) }
+        func fetch(_ address: String) -> String {
+            served.lab.run(["curl", "-s", "-m", "5", "http://\(address):7915/"], timeout: 10).stdout
+        }
+        let old = try #require(served.eventually { pid("nginx.pid") != nil } ? pid("nginx.pid") : nil,
+                               "nginx did not start: \(text(dir + "/start.err"))\(text(dir + "/error.log"))")
+        #expect(fetch("10.77.0.2").hasPrefix("hello from "))
+        kill(old, SIGUSR2)
+        #expect(served.eventually { pid("nginx.pid.oldbin") == old && pid("nginx.pid") != nil && pid("nginx.pid") != old },
+                "no new master: \(text(dir + "/error.log"))")
+        let new = pid("nginx.pid") ?? -1
+        kill(old, SIGWINCH)
+        kill(old, SIGQUIT)
+        #expect(served.eventually { kill(old, 0) != 0 }, "the old master did not end")
+        let workers = Set(Shell.run(["pgrep", "-P", String(new)]).stdout.split(separator: "\n").map { "hello from \($0)\n" })
+        for address in ["10.77.0.2", "127.0.0.1", "10.77.0.2", "127.0.0.1"] {
+            let answer = fetch(address)
+            #expect(workers.contains(answer), "\(address): '\(answer)' (new workers: \(workers))")
+        }
+        #expect(text(dir + "/error.log").contains("using inherited sockets from"), "\(text(dir + "/error.log"))")
+        kill(new, SIGQUIT)
+        #expect(served.eventually { kill(new, 0) != 0 }, "the new master did not end")
+    }
 }
