@@ -49,6 +49,9 @@ public final class NetworkStack: @unchecked Sendable {
     /// The number the next attached client gets.
     let nextClientID = AtomicCounter(1)
     let threads: [ProtocolThread]
+    /// A stack on a test's VirtualClock: its cores' loops, which run only in `turn()`
+    /// (empty: each core runs on its thread).
+    var drivenLoops: [ProtocolLoop] = []
     /// The stack's ports, which the cores reserve and release for every client
     /// (StackClient.reservePort); UDP's are a namespace of their own, as in the kernel.
     let portTable: PortTable
@@ -73,9 +76,11 @@ public final class NetworkStack: @unchecked Sendable {
 
     /// Starts one core per queue in `queues` (frame queues: TAP queues, or in tests one end
     /// of a SEQPACKET socket pair each).
+    /// `clock`: a test's time; the cores then run no threads of their own and take a turn
+    /// each when the test calls `turn()` (VirtualClock).
     public static func start(_ configuration: StackConfiguration, queues: [TAPQueue], device: TAPDevice? = nil,
                              tcpConfiguration: TCPConfiguration = .forThisSystem(),
-                             log: Log) throws(RuntimeError) -> NetworkStack {
+                             log: Log, clock: VirtualClock? = nil) throws(RuntimeError) -> NetworkStack {
         precondition(!queues.isEmpty)
         let cpus = try allowedCPUs()
         let topology: NUMATopology
@@ -137,7 +142,11 @@ public final class NetworkStack: @unchecked Sendable {
                                  steering: sharing.steering, ports: ports, wakePage: wakePage, region: region,
                                  threads: threads, portTable: sharing.portTable, datagramPortTable: sharing.datagramPortTable,
                                  stats: stats)
-        for thread in threads { try thread.start() }
+        if let clock {
+            stack.drivenLoops = threads.map { $0.makeLoop(clock: clock) }
+        } else {
+            for thread in threads { try thread.start() }
+        }
         return stack
     }
 
@@ -263,7 +272,15 @@ public final class NetworkStack: @unchecked Sendable {
     func tellEveryCore(_ make: (Completion) -> CoreMessage) {
         let completion = Completion(count: cores)
         for core in 0..<cores { send(make(completion), to: core) }
-        completion.wait()
+        if drivenLoops.isEmpty { completion.wait() } else { while completion.remaining.value != 0 { turn() } }
+    }
+
+    /// A stack on a VirtualClock: each core takes one turn, in core order, at the clock's
+    /// time: it handles what its port, its clients' rings and its queue hold, and fires
+    /// the timers that are due. Never waits.
+    public func turn() {
+        precondition(!drivenLoops.isEmpty, "turn() drives a stack started with a VirtualClock")
+        for loop in drivenLoops where !loop.stopped { try? loop.runOnce(maximumWait: .zero) }
     }
 
     /// Sends a message to core `core`. A full port means the core is far behind: the sender
@@ -328,7 +345,7 @@ public final class NetworkStack: @unchecked Sendable {
     /// Stops every protocol thread and waits for them (tests; a process just exits).
     public func stop() {
         tellEveryCore { .stop($0) }
-        for thread in threads { thread.finished.wait() }
+        if drivenLoops.isEmpty { for thread in threads { thread.finished.wait() } }
     }
 }
 

@@ -32,7 +32,7 @@ extension ProtocolLoop {
     /// ip_mc_drop_socket).
     func leaveAll(identity: UInt64) {
         guard let groups = memberships.removeValue(forKey: identity) else { return }
-        let now = MonotonicClock.now()
+        let now = currentTime()
         for group in groups { host.leaveGroup(group, now: now, sink: &sink) }
     }
 

@@ -130,6 +130,10 @@ public final class ProtocolLoop {
     var hadWork = false
     /// How long to spin before sleeping (StackConfiguration.pollSpinMicroseconds).
     public var spinBudget = Interval.zero
+    /// A test's time (nil: CLOCK_MONOTONIC, the normal case). Read once per turn.
+    public var virtualClock: VirtualClock? = nil
+    /// The time of this core's turn.
+    func currentTime() -> Instant { virtualClock?.now ?? MonotonicClock.now() }
     /// This core's copy of the UDP bindings, by port in each family's namespace (a
     /// dual-stack socket is under both; sockets sharing a port by SO_REUSEPORT under the
     /// same key, each named by its client and slot).
@@ -199,7 +203,7 @@ public final class ProtocolLoop {
             // The error queue is the home core's to write: another core's copy goes there,
             // and is made pending there.
             if channel.homeCore == core {
-                channel.report(error, quoted: quoted, at: MonotonicClock.now())
+                channel.report(error, quoted: quoted, at: self.currentTime())
                 return
             }
             sendOrKeep(.datagramError(identity: binding.identity, error, ForwardedFrame(copying: quoted)), to: channel.homeCore)
@@ -211,12 +215,12 @@ public final class ProtocolLoop {
 
     /// Starts duplicate address detection of the IPv6 addresses; one core `probes`.
     public func startAddressDetection(probes: Bool) {
-        host.startDuplicateAddressDetection(now: MonotonicClock.now(), probes: probes, sink: &sink)
+        host.startDuplicateAddressDetection(now: currentTime(), probes: probes, sink: &sink)
     }
 
     /// Waits at most `maximumWait` (or until the next timer), then handles what arrived.
     public func runOnce(maximumWait: Interval? = nil) throws(LinkError) {
-        var now = MonotonicClock.now()
+        var now = currentTime()
         var wait = maximumWait
         func consider(_ deadline: Instant?) {
             guard let deadline else { return }
@@ -258,7 +262,7 @@ public final class ProtocolLoop {
                 if woken { port.awake() } else { port.stopSleeping() }
             }
         }
-        now = MonotonicClock.now()
+        now = currentTime()
         sink.now = now
         var work = 0
         // Connections the turn's messages and frames reach are settled once, after them

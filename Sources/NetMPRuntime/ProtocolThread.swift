@@ -46,6 +46,28 @@ final class ProtocolThread: @unchecked Sendable {
         pthread_detach(try startStackThread { self.run() })
     }
 
+    /// The core's host, connection table and loop, its first frames sent. `clock`: a
+    /// test's (the loop is then driven by NetworkStack.turn, not by this thread).
+    func makeLoop(clock: VirtualClock? = nil) -> ProtocolLoop {
+        let host = Host(configuration: sharing.configuration)
+        host.offloads = sharing.offloads
+        host.seedIdentifications(sharing.secret.1, core: core, of: sharing.ports.count)
+        let tcp = TCPEndpoints(configuration: sharing.tcpConfiguration, secret: sharing.secret,
+                               now: clock?.now ?? MonotonicClock.now())
+        let loop = ProtocolLoop(host: host, tcp: tcp, queue: queue, stats: sharing.stats, core: core,
+                                steering: sharing.steering, ports: sharing.ports, portTable: sharing.portTable,
+                                datagramPortTable: sharing.datagramPortTable,
+                                clients: [(id: 0, region: sharing.region)])
+        loop.virtualClock = clock
+        // A driven loop never spins: each turn looks once.
+        if clock == nil { loop.spinBudget = .microseconds(UInt64(sharing.configuration.pollSpinMicroseconds)) }
+        // One gratuitous ARP for the interface, not one per core.
+        if core == 0 { loop.announce() }
+        // Every core follows detection of the IPv6 addresses; core 0 sends the probes.
+        loop.startAddressDetection(probes: core == 0)
+        return loop
+    }
+
     func run() {
         defer { finished.done() }
         let log = sharing.log
@@ -55,20 +77,8 @@ final class ProtocolThread: @unchecked Sendable {
         // the control blocks and rings of connections it accepts) comes from its own node:
         // local allocation on the pinned thread, and glibc gives each thread its own arena.
         if numa_available() >= 0 { numa_set_localalloc() }
-        let host = Host(configuration: sharing.configuration)
-        host.offloads = sharing.offloads
-        host.seedIdentifications(sharing.secret.1, core: core, of: sharing.ports.count)
-        let tcp = TCPEndpoints(configuration: sharing.tcpConfiguration, secret: sharing.secret, now: MonotonicClock.now())
-        let loop = ProtocolLoop(host: host, tcp: tcp, queue: queue, stats: sharing.stats, core: core,
-                                steering: sharing.steering, ports: sharing.ports, portTable: sharing.portTable,
-                                datagramPortTable: sharing.datagramPortTable,
-                                clients: [(id: 0, region: sharing.region)])
-        loop.spinBudget = .microseconds(UInt64(sharing.configuration.pollSpinMicroseconds))
-        // One gratuitous ARP for the interface, not one per core.
-        if core == 0 { loop.announce() }
-        // Every core follows detection of the IPv6 addresses; core 0 sends the probes.
-        loop.startAddressDetection(probes: core == 0)
-        log.info("core \(core): up on CPU \(cpu), \(host.address) at \(host.mac), TAP queue \(queue.index)")
+        let loop = makeLoop()
+        log.info("core \(core): up on CPU \(cpu), \(loop.host.address) at \(loop.host.mac), TAP queue \(queue.index)")
         var wasOffTheWire = false
         while !loop.stopped {
             do { try loop.runOnce() } catch {

@@ -1,0 +1,229 @@
+import Glibc
+import NetMPLink
+import NetMPRuntime
+import NetMPStack
+import NetMPTCP
+import NetMPWire
+import Synchronization
+import Testing
+
+/// Two stacks on one VirtualClock, each core's turn taken by the test and every frame
+/// between them carried by the test, which may drop it. Application calls go through the
+/// same records and rings as always; only time and order are the test's. A blocking call
+/// that waits for a core (bind, listen) runs on a helper thread while the test turns.
+final class DrivenPair: @unchecked Sendable {
+    let clock = VirtualClock()
+    let a: NetworkStack
+    let b: NetworkStack
+    /// The test's ends of A's and B's queues.
+    let wireA: Int32
+    let wireB: Int32
+    var descriptors: [Int32] = []
+    /// Which frames each side's "wire" loses (false: carried).
+    var dropFromA: ([UInt8]) -> Bool = { _ in false }
+    var dropFromB: ([UInt8]) -> Bool = { _ in false }
+    /// Every frame A sent, with the clock's time.
+    var sentByA: [(at: Instant, frame: [UInt8])] = []
+
+    init() throws {
+        var ends: [Int32] = []
+        for _ in 0..<2 {
+            var pair: [Int32] = [0, 0]
+            let kind = Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+            try #require(socketpair(AF_UNIX, kind, 0, &pair) == 0)
+            descriptors += pair
+            ends += pair
+        }
+        wireA = ends[1]; wireB = ends[3]
+        let configA = StackConfiguration(tapName: "driven-a", address: StackPair.addressA, prefixLength: 24)
+        let configB = StackConfiguration(tapName: "driven-b", address: StackPair.addressB, prefixLength: 24)
+        a = try NetworkStack.start(configA, queues: [TAPQueue(fd: ends[0], index: 0, virtioHeader: false)],
+                                   tcpConfiguration: TCPConfiguration(), log: Log(level: .off), clock: clock)
+        b = try NetworkStack.start(configB, queues: [TAPQueue(fd: ends[2], index: 0, virtioHeader: false)],
+                                   tcpConfiguration: TCPConfiguration(), log: Log(level: .off), clock: clock)
+    }
+
+    func stop() {
+        a.stop()
+        b.stop()
+        descriptors.forEach { _ = close($0) }
+    }
+
+    /// Both stacks turn and the frames they sent cross, until nothing more crosses.
+    func settle() {
+        for _ in 0..<64 {
+            a.turn()
+            b.turn()
+            if carry() == 0 { return }
+        }
+    }
+
+    /// Moves the clock on by `interval`, in steps of `step`, settling after each.
+    func pass(_ interval: Interval, step: Interval = .milliseconds(100)) {
+        var left = interval.nanoseconds
+        while left > 0 {
+            let now = min(left, step.nanoseconds)
+            clock.advance(by: Interval(nanoseconds: now))
+            left -= now
+            settle()
+        }
+    }
+
+    /// Moves the clock in steps of `step` until `done`, at most `limit`; whether it was.
+    func passUntil(_ limit: Interval, step: Interval = .milliseconds(100), _ done: () -> Bool) -> Bool {
+        let end = clock.now + limit
+        while !done() && clock.now < end { pass(step, step: step) }
+        return done()
+    }
+
+    /// Runs `call` on a helper thread and turns both stacks until it returns.
+    func whileTurning<T: Sendable>(_ call: @escaping @Sendable () throws -> T) throws -> T {
+        let box = ResultBox<T>()
+        let join = spawnBounded { box.set(Result { try call() }) }
+        while box.get() == nil { settle(); usleep(100) }
+        _ = join(1)
+        return try box.get()!.get()
+    }
+
+    /// Frames carried this round.
+    private func carry() -> Int {
+        var moved = 0
+        var buffer = [UInt8](repeating: 0, count: 70_000)
+        for (from, to, drop) in [(wireA, wireB, dropFromA), (wireB, wireA, dropFromB)] {
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(from, $0.baseAddress, $0.count) }
+                guard n > 0 else { break }
+                let frame = Array(buffer[0..<n])
+                if from == wireA { sentByA.append((clock.now, frame)) }
+                moved += 1
+                if drop(frame) { continue }
+                _ = frame.withUnsafeBytes { write(to, $0.baseAddress, $0.count) }
+            }
+        }
+        return moved
+    }
+}
+
+final class ResultBox<T: Sendable>: Sendable {
+    private let value = Mutex<Result<T, any Error>?>(nil)
+    func set(_ v: Result<T, any Error>) { value.withLock { $0 = v } }
+    func get() -> Result<T, any Error>? { value.withLock { $0 } }
+}
+
+/// What a test reads of an Ethernet frame carrying IPv4 and TCP (nil: not such a frame).
+struct TCPFrameView {
+    let flags: UInt8
+    let payloadLength: Int
+    init?(_ frame: [UInt8]) {
+        guard frame.count >= 54, frame[12] == 0x08, frame[13] == 0x00, frame[23] == 6 else { return nil }
+        let ipLength = Int(frame[14] & 0x0f) * 4
+        let total = Int(frame[16]) << 8 | Int(frame[17])
+        let tcp = 14 + ipLength
+        guard frame.count >= tcp + 20 else { return nil }
+        flags = frame[tcp + 13]
+        payloadLength = total - ipLength - Int(frame[tcp + 12] >> 4) * 4
+    }
+    var isSyn: Bool { flags & 0x02 != 0 }
+}
+
+/// The boundary between an application's sockets and a core, run turn by turn on virtual
+/// time: timers of minutes and hours pass in milliseconds, and the outcome the application
+/// sees (readiness, SO_ERROR) is checked at the virtual moment it must appear.
+@Suite(.serialized) struct VirtualTimeTests {
+    /// A connect whose SYNs are all lost: retried 1, 2, 4, 8, 16 and 32 s apart (Linux's
+    /// tcp_syn_retries of 6 from a 1 s RTO), then failed with ETIMEDOUT 64 s after the
+    /// last, 127 s after the connect; the application sees the error, and not before.
+    @Test func connectToSilentPeer_retriesThenTimesOut_onVirtualTime() throws {
+        let pair = try DrivenPair()
+        defer { pair.stop() }
+        pair.dropFromA = { TCPFrameView($0) != nil } // ARP crosses; TCP never arrives
+        let socket = StreamSocket(stack: pair.a)
+        socket.nonBlocking = true
+        let start = pair.clock.now
+        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, 7001)) }
+        pair.settle()
+        #expect(pair.passUntil(.seconds(126)) { socket.readiness.contains(.error) } == false,
+                "failed before 126 s: \(socket.readiness)")
+        #expect(pair.passUntil(.seconds(2)) { socket.readiness.contains(.error) })
+        let failedAfter = (pair.clock.now - start).nanoseconds / 100_000_000 // tenths of a second
+        #expect((1270...1280).contains(failedAfter), "failed after \(failedAfter) tenths of a second")
+        #expect(socket.takeError() == ETIMEDOUT)
+        let syns = pair.sentByA.filter { TCPFrameView($0.frame)?.isSyn == true }
+            .map { ($0.at - start).nanoseconds / 1_000_000_000 }
+        #expect(syns == [0, 1, 3, 7, 15, 31, 63], "SYNs at \(syns) s")
+        socket.close()
+    }
+
+    /// SO_KEEPALIVE with Linux's defaults on an idle connection whose peer falls silent:
+    /// the first probe 7200 s after the peer was last heard, then one every 75 s, and 75 s
+    /// after the ninth unanswered one the connection fails with ETIMEDOUT, 7875 s in. Two
+    /// hours and more, in virtual time.
+    @Test func keepaliveWithLinuxDefaults_peerSilent_failsAfterNineProbes() throws {
+        let pair = try DrivenPair()
+        defer { pair.stop() }
+        let listener = StreamSocket(stack: pair.b)
+        try pair.whileTurning { try listener.bind(Endpoint(IPv4Address(0), 7002)); try listener.listen() }
+        listener.nonBlocking = true
+        let socket = StreamSocket(stack: pair.a)
+        socket.nonBlocking = true
+        socket.setKeepAlive(true)
+        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, 7002)) }
+        // 1 ms steps: the SYN-ACK, the last B is heard, comes within the step it was sent in.
+        #expect(pair.passUntil(.seconds(1), step: .milliseconds(1)) { socket.readiness.contains(.writable) })
+        let lastHeard = pair.clock.now
+        let accepted = try listener.accept()
+        // From now on B's TCP is never heard: the probes go unanswered. (Its ARP is: after
+        // two hours A asks again for B's address, and without an answer no probe leaves.)
+        pair.dropFromB = { TCPFrameView($0) != nil }
+        pair.sentByA.removeAll()
+        #expect(pair.passUntil(.seconds(7873), step: .seconds(1)) { socket.readiness.contains(.error) } == false)
+        #expect(pair.passUntil(.seconds(4), step: .seconds(1)) { socket.readiness.contains(.error) })
+        let failedAfter = (pair.clock.now - lastHeard).nanoseconds / 1_000_000_000
+        #expect((7875...7876).contains(failedAfter), "failed after \(failedAfter) s")
+        #expect(socket.takeError() == ETIMEDOUT)
+        // Probes: A's segments without SYN or RST (the last one, a RST, is Linux's too).
+        let probes = pair.sentByA.filter { TCPFrameView($0.frame).map { !$0.isSyn && $0.flags & 0x04 == 0 } == true }
+            .map { ($0.at - lastHeard).nanoseconds / 1_000_000_000 }
+        #expect(probes.count == 9 && probes.first.map { (7200...7201).contains($0) } == true, "probes at \(probes) s")
+        #expect(zip(probes, probes.dropFirst()).allSatisfy { $1 - $0 == 75 }, "probes at \(probes) s")
+        accepted.close()
+        socket.close()
+        try pair.whileTurning { listener.close() } // stopping to listen waits for every core
+    }
+
+    /// The side that closes first holds its port in TIME-WAIT for 60 s (Linux's
+    /// TCP_TIMEWAIT_LEN): a bind to it fails with EADDRINUSE until then, and succeeds after.
+    @Test func timeWait_holdsThePortSixtySeconds() throws {
+        let pair = try DrivenPair()
+        defer { pair.stop() }
+        let listener = StreamSocket(stack: pair.b)
+        try pair.whileTurning { try listener.bind(Endpoint(IPv4Address(0), 7003)); try listener.listen() }
+        listener.nonBlocking = true
+        let socket = StreamSocket(stack: pair.a)
+        socket.nonBlocking = true
+        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, 7003)) }
+        #expect(pair.passUntil(.seconds(1), step: .milliseconds(1)) { socket.readiness.contains(.writable) })
+        let port = socket.localAddress.port
+        let accepted = try listener.accept()
+        socket.close() // A's FIN first: A ends in TIME-WAIT
+        pair.pass(.milliseconds(10), step: .milliseconds(1))
+        accepted.close()
+        pair.pass(.milliseconds(10), step: .milliseconds(1))
+        let closedAt = pair.clock.now
+        func bindResult() throws -> Int32 {
+            let probe = StreamSocket(stack: pair.a)
+            // The close of a bound socket gives its port back through a core, and waits.
+            defer { try? pair.whileTurning { probe.close() } }
+            do {
+                try pair.whileTurning { try probe.bind(Endpoint(StackPair.addressA, port)) }
+                return 0
+            } catch let error as SocketError { return error.errno }
+        }
+        #expect(try bindResult() == EADDRINUSE)
+        pair.pass(.seconds(59), step: .seconds(1))
+        #expect(try bindResult() == EADDRINUSE, "free before 60 s")
+        pair.pass(.seconds(2), step: .seconds(1))
+        #expect(try bindResult() == 0, "still held \((pair.clock.now - closedAt).nanoseconds / 1_000_000_000) s after the close")
+        try pair.whileTurning { listener.close() }
+    }
+}
