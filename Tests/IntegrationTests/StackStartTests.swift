@@ -37,8 +37,8 @@ struct StackStartTests {
 
         /// A preloaded python3 that sends `bytes` to the echo server, reads them back,
         /// sleeps `hold` seconds with the connection open, and prints "ok".
-        func client(bytes: Int = 100_000, hold: Double = 0) -> [String] {
-            ["ip", "netns", "exec", lab.name, Package.netmp, "run", "--tap", lab.tap, "--addr", "10.77.0.2/24", "--",
+        func client(bytes: Int = 100_000, hold: Double = 0, address: String = "10.77.0.2/24") -> [String] {
+            ["ip", "netns", "exec", lab.name, Package.netmp, "run", "--tap", lab.tap, "--addr", address, "--",
              "python3", "-c", """
                 import socket, sys, time
                 n, hold = int(sys.argv[1]), float(sys.argv[2])
@@ -154,6 +154,10 @@ struct StackStartTests {
         let stack = echo.stacks
         let out = Shell.run(echo.client(), timeout: 30)
         #expect(out.status == 0 && out.stdout == "ok\n", "\(out.stdout) \(out.stderr)")
+        // A program asking for another address is served at the stack's, and told so.
+        let other = Shell.run(echo.client(address: "10.77.0.3/24"), timeout: 30)
+        #expect(other.status == 0 && other.stdout == "ok\n", "\(other.stdout) \(other.stderr)")
+        #expect(other.stderr.contains("keeps its own options: address 10.77.0.2/24"), "\(other.stderr)")
         Thread.sleep(forTimeInterval: 2)
         #expect(echo.stacks == stack && echo.doorOpen, "the stack of netmp up ended with its program")
         let down = lab.run([Package.netmp, "down", "--tap", lab.tap])
