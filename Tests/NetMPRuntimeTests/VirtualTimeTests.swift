@@ -226,4 +226,29 @@ struct TCPFrameView {
         #expect(try bindResult() == 0, "still held \((pair.clock.now - closedAt).nanoseconds / 1_000_000_000) s after the close")
         try pair.whileTurning { listener.close() }
     }
+
+    /// A port unreachable about a datagram: once every frame has crossed (no sleep and
+    /// hope), the socket that asked (IP_RECVERR) has the record and the pending error, and
+    /// an unconnected socket that did not ask has neither, as on Linux.
+    @Test func portUnreachable_onlyTheSocketThatAskedHearsIt() throws {
+        let pair = try DrivenPair()
+        defer { pair.stop() }
+        let asking = DatagramSocket(stack: pair.a), silent = DatagramSocket(stack: pair.a)
+        asking.setReceiveErrors(true, ipv6: false)
+        for (socket, port) in [(asking, UInt16(9301)), (silent, 9302)] {
+            // The first send binds the socket, which a core answers.
+            _ = try pair.whileTurning {
+                try Array("datagram".utf8).withUnsafeBytes { try socket.send($0, to: Endpoint(StackPair.addressB, port)) }
+            }
+        }
+        pair.settle()
+        #expect(asking.readiness.contains(.error))
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let (length, error) = try buffer.withUnsafeMutableBytes { try asking.receiveError(into: $0) }
+        #expect(Array(buffer[0..<length]) == Array("datagram".utf8) && error.errorNumber == ECONNREFUSED)
+        #expect(error.datagram.remote == Endpoint(StackPair.addressB, 9301))
+        #expect(!silent.readiness.contains(.error) && silent.takeError() == 0)
+        #expect(throws: SocketError(EAGAIN)) { _ = try buffer.withUnsafeMutableBytes { try silent.receiveError(into: $0) } }
+        try pair.whileTurning { asking.close(); silent.close() }
+    }
 }
