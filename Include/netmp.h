@@ -42,6 +42,8 @@ int netmp_resume_after_exec(int memfd, void (*record)(int fd, void *socket));
 void netmp_descriptors_closing(uint32_t first, uint32_t last);
 // The descriptors the library's attachment lives on, sorted (how many; at most capacity).
 int netmp_library_descriptors(int *out, int capacity);
+// Whether fd is one of them (1) or not (0): the shim refuses a close or dup onto it.
+int netmp_is_library_descriptor(int fd);
 
 // socket(): stream 1 for TCP, 0 for UDP; *fd becomes the placeholder that stands for the
 // socket, at the lowest free number (a copy of a kept one, or new), or -errno, when the

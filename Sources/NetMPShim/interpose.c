@@ -301,7 +301,15 @@ int socket(int domain, int type, int protocol) {
     return fd;
 }
 
+// The library's own descriptors (its attachment to the stack) are not the program's: a
+// close or a dup onto one fails with EBADF and leaves it open.
+static int library_descriptor(int fd) {
+    return fd >= 0 && fd < NETMP_DESCRIPTORS && !atomic_load_explicit(&sockets[fd], memory_order_acquire)
+        && netmp_is_library_descriptor(fd);
+}
+
 int close(int fd) {
+    if (library_descriptor(fd)) { errno = EBADF; return -1; }
     if (fd >= 0) netmp_descriptors_closing((uint32_t)fd, (uint32_t)fd);
     netmp_epoll_descriptor_closed(fd); // first: epoll sets hold the socket until then
     if (fd >= 0 && fd < NETMP_DESCRIPTORS) {
@@ -975,6 +983,7 @@ int ioctl(int fd, unsigned long request, ...) {
 }
 
 static int duplicate_onto(int old_fd, int new_fd, int flags, int three) {
+    if (old_fd != new_fd && library_descriptor(new_fd)) { errno = EBADF; return -1; }
     void *socket = netmp_socket_of(old_fd);
     void *replaced = netmp_socket_of(new_fd);
     if (!socket && !replaced) {

@@ -136,6 +136,16 @@ public func netmpLibraryDescriptors(_ out: UnsafeMutablePointer<Int32>, _ capaci
     return Int32(own.count)
 }
 
+/// Whether `fd` is one of the library's own descriptors: a program's close of it fails
+/// with EBADF and a dup2 or dup3 onto it too, leaving it open. To the program they are as
+/// out of reach as the kernel's own state (a `for (fd = 3; fd < limit; fd++) close(fd)`
+/// loop would otherwise cut the process off its stack, and every socket with it).
+@_cdecl("netmp_is_library_descriptor")
+public func netmpIsLibraryDescriptor(_ fd: Int32) -> Int32 {
+    guard let client = processClient else { return 0 }
+    return client.ownDescriptors.contains(fd) ? 1 : 0
+}
+
 /// This process's connection to the stack service, or -1 (the shim's watcher waits on it).
 @_cdecl("netmp_stack_connection")
 public func netmpStackConnection() -> Int32 { processClient?.connection ?? -1 }

@@ -293,6 +293,61 @@ struct PreloadedProgramTests {
     /// program lives on, and keeps netmp: a later connection (whose socket may stand on a
     /// kept copy of a named eventfd, NamedDoorbellFiles) works. Connections one after
     /// another, each polled, exercise those kept copies.
+    /// A program that closes every descriptor one by one (daemons do, up to their limit)
+    /// and dup2s onto the high numbers keeps netmp: close and dup2 onto the library's own
+    /// descriptors fail with EBADF and leave them open, so its connection still carries
+    /// what it writes after, and ends with the program's close.
+    @Test func closeLoopAndDup2_leaveTheLibrarysDescriptors() throws {
+        let lab = try LabNamespace()
+        let out = NSTemporaryDirectory() + "/\(lab.name)-closeloop"
+        defer { for s in ["", ".err", ".out"] { try? FileManager.default.removeItem(atPath: out + s) } }
+        let peer = try Shell.start(["ip", "netns", "exec", lab.name, "python3", "-c", """
+            import socket, sys
+            l = socket.create_server(("10.77.0.1", 7814)); c, _ = l.accept(); got = b""
+            while (b := c.recv(4096)): got += b
+            open(sys.argv[1], "wb").write(got)
+            """, out], stderrTo: out + ".err")
+        defer { if peer.isRunning { kill(peer.processIdentifier, SIGKILL) } }
+        usleep(300_000)
+        let program = Shell.run(netmp(lab, ["python3", "-c", """
+            import errno, os, resource, socket, time
+            s = socket.create_connection(("10.77.0.1", 7814), timeout=5)
+            s.sendall(b"before\\n")
+            top = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 65536)
+            refused = 0
+            for fd in range(max(3, top - 256), top):
+                if fd == s.fileno(): continue
+                try: os.dup2(0, fd); os.close(fd)
+                except OSError as e: refused += e.errno == errno.EBADF
+            for fd in range(3, top):
+                if fd == s.fileno(): continue
+                try: os.close(fd)
+                except OSError: pass
+            time.sleep(0.5)  # what the stack does when a process's connection hangs up takes a moment
+            s.sendall(b"after\\n")
+            s.close()
+            # A new socket: its records must still wake a core (the library's eventfds).
+            began = time.time()
+            try: socket.create_connection(("10.77.0.1", 9), timeout=5)
+            except ConnectionRefusedError: print("port 9 refused after", round(time.time() - began, 3))
+            print("dup2 refused", refused)
+            """]), timeout: 60)
+        #expect(program.status == 0, "\(program.stdout)\(program.stderr)")
+        // Without the library's eventfds the connect waited 5 s for a core to look.
+        let refusedAfter = program.stdout.split(separator: "\n").first { $0.hasPrefix("port 9 refused after ") }
+            .flatMap { Double($0.dropFirst("port 9 refused after ".count)) }
+        #expect(refusedAfter.map { $0 < 2 } == true, "\(program.stdout)")
+        // The connection, the names socket, the region, the wake page, the common bell and
+        // one eventfd per core at least.
+        let refused = Int(program.stdout.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        #expect(refused >= 5, "\(program.stdout)")
+        // The peer writes what it received once the connection ended.
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: out) { usleep(50_000) }
+        usleep(100_000)
+        let got = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        #expect(got == "before\nafter\n", "peer received '\(got)'")
+    }
+
     @Test func closeRange_closesSockets_programKeepsNetmp() throws {
         let lab = try LabNamespace()
         let out = NSTemporaryDirectory() + "/\(lab.name)-closerange"
