@@ -251,4 +251,41 @@ struct TCPFrameView {
         #expect(throws: SocketError(EAGAIN)) { _ = try buffer.withUnsafeMutableBytes { try silent.receiveError(into: $0) } }
         try pair.whileTurning { asking.close(); silent.close() }
     }
+
+    /// Data the peer never acknowledges: probed once, then resent with the timeout doubling
+    /// from Linux's 200 ms floor to its 120 s ceiling, fifteen times (tcp_retries2), and the
+    /// connection fails with ETIMEDOUT at the sixteenth timeout, 924.6 s after the data
+    /// first left, as Linux's tcp_model_timeout has it.
+    @Test func unacknowledgedData_resentFifteenTimes_thenTimesOut() throws {
+        let pair = try DrivenPair()
+        defer { pair.stop() }
+        let listener = StreamSocket(stack: pair.b)
+        try pair.whileTurning { try listener.bind(Endpoint(IPv4Address(0), 7004)); try listener.listen() }
+        listener.nonBlocking = true
+        let socket = StreamSocket(stack: pair.a)
+        socket.nonBlocking = true
+        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, 7004)) }
+        #expect(pair.passUntil(.seconds(1), step: .milliseconds(1)) { socket.readiness.contains(.writable) })
+        let accepted = try listener.accept()
+        pair.dropFromB = { TCPFrameView($0) != nil } // B hears, never answers
+        pair.sentByA.removeAll()
+        let sentAt = pair.clock.now
+        let data = [UInt8](repeating: 7, count: 1000)
+        #expect(try data.withUnsafeBytes { try socket.send($0) } == 1000)
+        // Fine steps while the timeouts are short, coarse ones once they are not.
+        _ = pair.passUntil(.seconds(10), step: .milliseconds(10)) { false }
+        #expect(pair.passUntil(.seconds(1000), step: .milliseconds(100)) { socket.readiness.contains(.error) })
+        let failedAfter = Double((pair.clock.now - sentAt).nanoseconds) / 1e9
+        #expect(socket.takeError() == ETIMEDOUT)
+        let sends = pair.sentByA.filter { TCPFrameView($0.frame).map { $0.payloadLength > 0 } == true }
+            .map { Double(($0.at - sentAt).nanoseconds) / 1e9 }
+        // The first send, a tail loss probe 10 ms later (Linux's too), then fifteen
+        // retransmissions, the last ones 120 s apart.
+        #expect(sends.count == 17, "the data left at \(sends) s")
+        #expect(zip(sends.suffix(5), sends.suffix(4)).allSatisfy { abs($1 - $0 - 120) < 0.2 }, "the data left at \(sends) s")
+        #expect((924.5...924.8).contains(failedAfter), "failed after \(failedAfter) s; the data left at \(sends) s")
+        accepted.close()
+        socket.close()
+        try pair.whileTurning { listener.close() }
+    }
 }
