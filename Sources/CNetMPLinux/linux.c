@@ -429,15 +429,24 @@ long netmp_take_handed_down(int fd, void *bytes, long capacity) {
     return done;
 }
 
-int netmp_move_high(int fd) {
+int netmp_duplicate_high(int fd) {
     if (fd < 0) return fd;
     struct rlimit limit;
-    if (getrlimit(RLIMIT_NOFILE, &limit) < 0 || limit.rlim_cur < 256) return fd;
-    long base = (long)(limit.rlim_cur > 65536 ? 65536 : limit.rlim_cur) - 128;
-    long moved = syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
-    if (moved < 0) return fd; // none free up there: it stays where it is
+    long base = 0;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur >= 256) {
+        base = (long)(limit.rlim_cur > 65536 ? 65536 : limit.rlim_cur) - 128;
+    }
+    long copy = syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
+    if (copy < 0 && base > 0) copy = syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 0); // none free up there
+    return copy < 0 ? -errno : (int)copy;
+}
+
+int netmp_move_high(int fd) {
+    if (fd < 0) return fd;
+    int moved = netmp_duplicate_high(fd);
+    if (moved < 0) return fd; // no copy: it stays where it is
     syscall(SYS_close, fd);
-    return (int)moved;
+    return moved;
 }
 
 int netmp_descriptor_readable(int fd) {

@@ -71,7 +71,7 @@ public final class ClientRegion: @unchecked Sendable {
             // fault the stack's next access (SIGBUS).
             guard ftruncate(made, off_t(layout.memoryOffset + capacity * stride)) == 0, netmp_seal_size(made) == 0 else {
                 let e = errno
-                close(made)
+                _ = netmp_close_descriptor(made)
                 throw .system(errno: e)
             }
             fd = made
@@ -106,8 +106,10 @@ public final class ClientRegion: @unchecked Sendable {
         guard head.requests_offset == UInt64(layout.requestsOffset), head.replies_offset == UInt64(layout.repliesOffset),
               head.entries_offset == UInt64(layout.entriesOffset), head.memory_offset == UInt64(layout.memoryOffset)
         else { throw .notARegion }
-        let own = dup(fd)
-        guard own >= 0 else { throw .system(errno: errno) }
+        // Up among the library's other descriptors, not at the program's lowest free number
+        // (raw: a preloaded library never calls the interposed dup).
+        let own = netmp_duplicate_high(fd)
+        guard own >= 0 else { throw .system(errno: -own) }
         try self.init(descriptor: own, capacity: Int(head.capacity), stride: Int(head.stride), cores: Int(head.cores),
                       requestCapacity: Int(head.request_capacity))
     }
@@ -122,7 +124,7 @@ public final class ClientRegion: @unchecked Sendable {
         frontBytes = layout.memoryOffset
         guard let mapped = Self.map(descriptor, at: 0, bytes: frontBytes) else {
             let e = errno
-            if let descriptor { close(descriptor) }
+            if let descriptor { _ = netmp_close_descriptor(descriptor) }
             throw .system(errno: e)
         }
         front = mapped
@@ -139,7 +141,7 @@ public final class ClientRegion: @unchecked Sendable {
         chunks.deinitialize(count: chunkCount)
         chunks.deallocate()
         munmap(front, frontBytes)
-        if let descriptor { close(descriptor) }
+        if let descriptor { _ = netmp_close_descriptor(descriptor) }
     }
 
     static func map(_ fd: Int32?, at offset: Int, bytes: Int) -> UnsafeMutableRawPointer? {

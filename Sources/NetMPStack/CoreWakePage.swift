@@ -24,11 +24,11 @@ public final class CoreWakePage: @unchecked Sendable {
         if shared {
             let made = netmp_memfd("netmp-cores")
             guard made >= 0 else { return nil }
-            guard ftruncate(made, off_t(bytes)) == 0, netmp_seal_size(made) == 0 else { close(made); return nil }
+            guard ftruncate(made, off_t(bytes)) == 0, netmp_seal_size(made) == 0 else { _ = netmp_close_descriptor(made); return nil }
             fd = made
         }
         guard let mapped = ClientRegion.map(fd, at: 0, bytes: bytes) else {
-            if let fd { close(fd) }
+            if let fd { _ = netmp_close_descriptor(fd) }
             return nil
         }
         memory = mapped
@@ -41,9 +41,10 @@ public final class CoreWakePage: @unchecked Sendable {
         var status = stat()
         let needed = ClientRegion.pageAligned(cores * MemoryLayout<netmp_core_wake>.size)
         guard cores > 0, fstat(fd, &status) == 0, Int(status.st_size) >= needed else { return nil }
-        let own = dup(fd)
+        // Up among the library's other descriptors; raw calls, never the interposed ones.
+        let own = netmp_duplicate_high(fd)
         guard own >= 0, let mapped = ClientRegion.map(own, at: 0, bytes: needed) else {
-            if own >= 0 { close(own) }
+            if own >= 0 { _ = netmp_close_descriptor(own) }
             return nil
         }
         self.cores = cores
@@ -54,7 +55,7 @@ public final class CoreWakePage: @unchecked Sendable {
 
     deinit {
         munmap(memory, bytes)
-        if let descriptor { close(descriptor) }
+        if let descriptor { _ = netmp_close_descriptor(descriptor) }
     }
 
     /// Core `core`'s announcement word.

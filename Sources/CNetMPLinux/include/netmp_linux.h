@@ -113,6 +113,8 @@ int netmp_close_descriptor(int fd);
 // `exec 3<>...`, dup2 onto 3) does not land on it; below 65,536, the shim's table. The same
 // descriptor when no number is free up there.
 int netmp_move_high(int fd);
+// A close-on-exec copy of fd, as netmp_move_high places it (the original stays); -errno.
+int netmp_duplicate_high(int fd);
 // Whether `fd` is readable now (1, 0 or -errno): a poll that does not wait, ppoll(2) itself.
 int netmp_descriptor_readable(int fd);
 // FD_CLOEXEC on or off (0 or -errno): the descriptors an exec hand-off carries.
