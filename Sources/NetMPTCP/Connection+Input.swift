@@ -196,6 +196,9 @@ extension Connection {
             result.drop = .unacceptableAck
             return false
         }
+        // An ACK that is not old answers the zero-window probes (Linux resets
+        // icsk_probes_out there), whatever window it carries.
+        if sendUnacknowledged <= ack { windowProbesUnanswered = 0; windowProbesSince = nil }
         let (acknowledgedBefore, sackedBefore) = (sendUnacknowledged, scoreboard.sackedBytes)
         if sackEnabled && segment.options.sackCount > 0 {
             scoreboard.record(segment.options, unacknowledged: SequenceNumber.latest(ack, sendUnacknowledged), maximum: sendMaximum)

@@ -18,7 +18,7 @@ extension Connection {
             return emit(synSegment(ack: true, now: now), length: 1, now: now)
         default:
             return retransmission(now: now) ?? sackRetransmission(now: now) ?? tailLossProbe(now: now) ?? newData(now: now)
-                ?? finOnly(now: now) ?? keepAliveProbe(now: now) ?? acknowledgment(now: now)
+                ?? finOnly(now: now) ?? bareProbe(now: now) ?? acknowledgment(now: now)
         }
     }
 
@@ -122,15 +122,14 @@ extension Connection {
         let window = congestion.window + inflation
         let inFlight = sackEnabled && recoveryPoint != nil ? pipe + (sendNext - sendMaximum) : flight
         // The congestion window counts the pipe; the receiver's window counts from SND.UNA.
-        var usable = min(window - inFlight, sendWindow - flight)
-        if forceProbe && usable <= 0 && flight == 0 { usable = 1 } // zero-window probe (RFC 9293 3.8.6.1)
+        let usable = min(window - inFlight, sendWindow - flight)
         guard usable > 0 else { armPersist(now: now); return nil }
         var length = min(burstLimit, unsent, usable)
         // Nagle (RFC 896, RFC 1122 4.2.3.4): a small segment waits while data is in flight,
         // unless it is the last data before our FIN or TCP_NODELAY is set.
-        let nagleHolds = flight > 0 && !configuration.noDelay && !finQueued && !forceProbe
+        let nagleHolds = flight > 0 && !configuration.noDelay && !finQueued
         // TCP_CORK: only full segments until uncorked, whatever is in flight.
-        let corkHolds = configuration.cork && !finQueued && !forceProbe
+        let corkHolds = configuration.cork && !finQueued
         if length < maximumPayload && (nagleHolds || corkHolds) { return nil }
         // A super-segment carries a short last segment only where that segment could go
         // alone (the same rules, as Linux's tcp_mss_split_point), and only at the end of
@@ -138,7 +137,6 @@ extension Connection {
         if length > maximumPayload && length % maximumPayload != 0 && (length < unsent || nagleHolds || corkHolds) {
             length -= length % maximumPayload
         }
-        forceProbe = false
         if sendNext < sendMaximum { segmentsRetransmitted &+= UInt64(segmentCount(length)) }
         let fin = finQueued && length == unsent
         return dataSegment(at: sendNext, length: length, fin: fin, now: now)
@@ -173,11 +171,12 @@ extension Connection {
         return finSegment(at: sendNext, now: now)
     }
 
-    /// A keepalive probe: an ACK one byte below SND.UNA, which the peer must answer with an
-    /// ACK (RFC 1122 4.2.3.6; Linux sends it without data).
-    mutating func keepAliveProbe(now: Instant) -> OutgoingSegment? {
-        guard keepAliveProbeDue else { return nil }
-        keepAliveProbeDue = false
+    /// A keepalive or zero-window probe: an ACK one byte below SND.UNA, which the peer must
+    /// answer with an ACK carrying its window (RFC 1122 4.2.3.6; Linux's tcp_xmit_probe_skb
+    /// sends both without data).
+    mutating func bareProbe(now: Instant) -> OutgoingSegment? {
+        guard bareProbeDue else { return nil }
+        bareProbeDue = false
         return emit(header(sequence: sendUnacknowledged - 1, flags: .ack, now: now), length: 0, now: now)
     }
 
@@ -258,7 +257,8 @@ extension Connection {
     /// scaling sees at most 64 KiB, however much buffer there is.
     var advertisableWindow: Int { min(receiveWindow, 65_535 << receiveWindowShift) }
 
-    /// RFC 9293 3.8.6.1: with data waiting and a zero window, probe it on the RTO schedule.
+    /// RFC 9293 3.8.6.1: with data waiting and a zero window, probe it on the RTO schedule
+    /// (windowProbeTimeout).
     mutating func armPersist(now: Instant) {
         guard sendWindow == 0, flight == 0, persistDeadline == nil, retransmitDeadline == nil else { return }
         persistDeadline = now + rtt.timeout

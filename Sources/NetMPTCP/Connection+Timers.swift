@@ -33,8 +33,7 @@ extension Connection {
         }
         if let deadline = persistDeadline, deadline <= now {
             persistDeadline = nil
-            forceProbe = true
-            rtt.backOff()
+            windowProbeTimeout(now: now)
         }
         if let deadline = probeDeadline, deadline <= now {
             probeDeadline = nil
@@ -108,8 +107,26 @@ extension Connection {
             return
         }
         keepAliveProbesSent += 1
-        keepAliveProbeDue = true
+        bareProbeDue = true
         keepAliveDeadline = now + configuration.keepAliveInterval
+    }
+
+    /// The window is closed and data waits: probe it with a bare ACK below SND.UNA, the
+    /// interval backing off to the RTO's ceiling (Linux's tcp_probe_timer, tcp_probe0_when).
+    /// A receiver may keep its window closed as long as it answers (RFC 1122 4.2.2.17 says
+    /// the sender MUST let it): only tcp_retries2 probes in a row unanswered, or with
+    /// TCP_USER_TIMEOUT that long since the first of them, end the connection (ETIMEDOUT).
+    mutating func windowProbeTimeout(now: Instant) {
+        guard sendWindow == 0, flight == 0, dataEnd > sendNext || finQueued else { return }
+        let userTimeout = configuration.userTimeout.nanoseconds
+        let gaveUp = if userTimeout > 0, let since = windowProbesSince { (now - since).nanoseconds >= userTimeout }
+                     else { windowProbesUnanswered >= configuration.maximumRetransmissions }
+        guard !gaveUp else { fail(.timedOut, now: now); return }
+        if windowProbesSince == nil { windowProbesSince = now }
+        windowProbesUnanswered += 1
+        bareProbeDue = true
+        rtt.backOff()
+        persistDeadline = now + rtt.timeout
     }
 
     /// Any segment from the peer proves it alive: the idle time starts again.

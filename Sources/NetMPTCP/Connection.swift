@@ -178,9 +178,13 @@ public struct Connection: Sendable {
     /// One probe per flight (RFC 8985 7.2's TLP.end_seq): no other until SND.UNA moves.
     var probeSent = false
     public internal(set) var tailLossProbes: UInt64 = 0
-    /// Keepalive probes sent without an answer; one is due at the next output.
+    /// Keepalive probes sent without an answer.
     var keepAliveProbesSent = 0
-    var keepAliveProbeDue = false
+    /// Zero-window probes sent in a row without an answer, and when the first of them went.
+    var windowProbesUnanswered = 0
+    var windowProbesSince: Instant? = nil
+    /// A keepalive or zero-window probe is due at the next output.
+    var bareProbeDue = false
     /// Consecutive timeouts without progress.
     public internal(set) var retransmissions = 0
     /// When the data now unacknowledged was sent, as the first retransmission timeout of a
@@ -221,7 +225,6 @@ public struct Connection: Sendable {
     var windowBeforeRecovery: WindowBeforeReduction? = nil
     var recoveryRetransmitTimestamp: UInt32? = nil
     public internal(set) var spuriousRecoveries: UInt64 = 0
-    var forceProbe = false
     /// SYN-SENT answered an ACK for another connection with a RST and sent its SYN again.
     var synResentAfterStaleAck = false
 

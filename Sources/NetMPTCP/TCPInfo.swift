@@ -107,7 +107,8 @@ extension Connection {
         i.state = TCPInfo.linuxState(state)
         i.caState = recoveryPoint != nil ? 3 : (duplicateAcks > 0 ? 1 : 0) // TCP_CA_Recovery / Disorder / Open
         i.retransmits = UInt8(min(retransmissions, 255))
-        i.probes = UInt8(min(keepAliveProbesSent, 255))
+        // Linux's icsk_probes_out counts keepalive and zero-window probes alike.
+        i.probes = UInt8(min(keepAliveProbesSent + windowProbesUnanswered, 255))
         i.backoff = UInt8(min(retransmissions, 255))
         if timestampsEnabled { i.options |= TCPInfo.optionTimestamps }
         if sackEnabled { i.options |= TCPInfo.optionSACK }

@@ -288,4 +288,59 @@ struct TCPFrameView {
         socket.close()
         try pair.whileTurning { listener.close() }
     }
+
+    /// A receiver that stops reading: its window closes, the sender probes it with the
+    /// probe interval backing off to 120 s and never gives up while each probe is answered
+    /// (Linux's tcp_probe_timer); an hour later the receiver reads and every byte arrives,
+    /// in order.
+    @Test func closedWindow_probedForAnHour_thenEveryByteArrives() throws {
+        let pair = try DrivenPair()
+        defer { pair.stop() }
+        let listener = StreamSocket(stack: pair.b)
+        try pair.whileTurning { try listener.bind(Endpoint(IPv4Address(0), 7005)); try listener.listen() }
+        listener.nonBlocking = true
+        let socket = StreamSocket(stack: pair.a)
+        socket.nonBlocking = true
+        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, 7005)) }
+        #expect(pair.passUntil(.seconds(1), step: .milliseconds(1)) { socket.readiness.contains(.writable) })
+        let accepted = try listener.accept()
+        accepted.nonBlocking = true
+        // A writes until its send buffer is full and B's window closed.
+        let block = (0..<65_536).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }
+        var sent = 0
+        for _ in 0..<4_000 {
+            let n = (try? block.withUnsafeBytes { try socket.send(UnsafeRawBufferPointer(rebasing: $0[(sent % 65_536)...])) }) ?? 0
+            sent += n
+            pair.pass(.milliseconds(1), step: .milliseconds(1))
+            if n == 0 && !socket.readiness.contains(.writable) { break }
+        }
+        #expect(sent > 0 && !socket.readiness.contains(.writable), "sent \(sent)")
+        pair.sentByA.removeAll()
+        let closedAt = pair.clock.now
+        pair.pass(.seconds(3600), step: .seconds(1))
+        #expect(!socket.readiness.contains(.error) && socket.takeError() == 0, "the sender gave up")
+        let probes = pair.sentByA.filter { TCPFrameView($0.frame) != nil }.map { ($0.at - closedAt).nanoseconds / 1_000_000_000 }
+        let gaps = zip(probes, probes.dropFirst()).map { $1 - $0 }
+        #expect(gaps.suffix(10).allSatisfy { $0 == 120 }, "probes at \(probes) s")
+        #expect((25...40).contains(probes.count), "probes at \(probes) s")
+        // B reads everything A wrote (and A writes what it could not yet).
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        let total = sent + 100_000
+        for _ in 0..<10_000 where received.count < total {
+            if sent < total {
+                let offset = sent % 65_536, left = min(total - sent, 65_536 - offset)
+                sent += (try? block.withUnsafeBytes { try socket.send(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + left)])) }) ?? 0
+            }
+            while let n = try? buffer.withUnsafeMutableBytes({ try accepted.receive(into: $0) }), n > 0 {
+                received += buffer[0..<n]
+            }
+            pair.pass(.milliseconds(1), step: .milliseconds(1))
+        }
+        #expect(received.count == total)
+        #expect(received.indices.allSatisfy { received[$0] == block[$0 % 65_536] }, "the bytes differ")
+        accepted.close()
+        socket.close()
+        try pair.whileTurning { listener.close() }
+    }
 }

@@ -298,7 +298,36 @@ import Testing
         c.fireTimers(now: deadline)
         let v18 = c.nextSegment(now: deadline)
         let probe = try #require(v18)
-        #expect(probe.payloadLength == 1 && probe.header.sequenceNumber == 1001)
+        // Linux's probe: a bare ACK one below SND.UNA, not a byte of data past the window.
+        #expect(probe.payloadLength == 0 && probe.header.sequenceNumber == 1000 && probe.header.flags == .ack)
+    }
+
+    /// RFC 1122 4.2.2.17: a receiver that answers every probe may keep its window closed
+    /// for ever; fifteen probes in a row unanswered (tcp_retries2) end the connection.
+    @Test func established_zeroWindow_answeredForEver_unansweredTimesOut() throws {
+        var c = Fixture.established()
+        _ = c.handle(Fixture.segment(.ack, seq: 5001, ack: 1001, window: 0), payloadLength: 0, now: Fixture.t0)
+        c.queued(100)
+        _ = Fixture.drain(&c)
+        var now = Fixture.t0
+        var gaps: [UInt64] = []
+        for _ in 0..<40 { // answered: the interval backs off to 120 s and stays there
+            let deadline = try #require(c.nextDeadline)
+            gaps.append((deadline - now).nanoseconds / 1_000_000)
+            now = deadline
+            c.fireTimers(now: now)
+            let probes = Fixture.drain(&c, now: now)
+            #expect(probes.count == 1 && probes.first?.payloadLength == 0)
+            _ = c.handle(Fixture.segment(.ack, seq: 5001, ack: 1001, window: 0), payloadLength: 0, now: now)
+        }
+        #expect(c.state == .established && gaps.suffix(20).allSatisfy { $0 == 120_000 }, "gaps \(gaps) ms")
+        var probes = 0
+        while c.state != .closed, let deadline = c.nextDeadline { // unanswered
+            now = deadline
+            c.fireTimers(now: now)
+            probes += Fixture.drain(&c, now: now).filter { $0.payloadLength == 0 && !$0.header.flags.contains(.rst) }.count
+        }
+        #expect(probes == 15 && c.error == .timedOut, "\(probes) probes, \(String(describing: c.error))")
     }
 
     /// RFC 896: a small segment waits while data is unacknowledged; TCP_NODELAY sends it.
