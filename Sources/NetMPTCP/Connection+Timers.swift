@@ -142,8 +142,11 @@ extension Connection {
         retransmissions += 1
         timeouts &+= 1
         if stalledSince == nil { stalledSince = Instant(nanoseconds: now.nanoseconds &- min(now.nanoseconds, rtt.timeout.nanoseconds)) }
-        let limit = state == .synSent || state == .synReceived ? configuration.maximumSYNRetransmissions
-                                                                 : configuration.maximumRetransmissions
+        let limit = switch state {
+            case .synSent: configuration.maximumSYNRetransmissions
+            case .synReceived: configuration.maximumSYNACKRetransmissions
+            default: configuration.maximumRetransmissions
+        }
         let gaveUp = configuration.userTimeout.nanoseconds > 0 ? now - stalledSince! >= configuration.userTimeout
                                                                : retransmissions > limit
         guard !gaveUp else {

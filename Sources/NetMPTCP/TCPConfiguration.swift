@@ -51,6 +51,9 @@ public struct TCPConfiguration: Sendable {
     /// (Linux's tcp_retries2 is 15; SYNs give up after tcp_syn_retries, 6).
     public var maximumRetransmissions = 15
     public var maximumSYNRetransmissions = 6
+    /// A passive open resends its SYN-ACK tcp_synack_retries times, 5 on Linux: the
+    /// half-open connection is forgotten 63 s after its SYN.
+    public var maximumSYNACKRetransmissions = 5
     /// TIME-WAIT lasts 2 * MSL (RFC 9293 3.6.1); Linux waits 60 s.
     public var timeWaitDuration = Interval.seconds(60)
     /// How long FIN-WAIT-2 waits for the peer's FIN once the application closed (Linux

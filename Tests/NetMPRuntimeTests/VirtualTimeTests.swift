@@ -343,4 +343,44 @@ struct TCPFrameView {
         socket.close()
         try pair.whileTurning { listener.close() }
     }
+
+    /// A handshake whose last ACK never arrives: the listener resends its SYN-ACK 1, 2,
+    /// 4, 8 and 16 s apart (Linux's tcp_synack_retries of 5) and forgets the connection
+    /// when the last one times out; nothing ever reaches accept. The client, established
+    /// all along, is reset when it sends.
+    @Test func synAckUnanswered_resentFiveTimes_neverAccepted() throws {
+        let pair = try DrivenPair()
+        defer { pair.stop() }
+        let listener = StreamSocket(stack: pair.b)
+        try pair.whileTurning { try listener.bind(Endpoint(IPv4Address(0), 7006)); try listener.listen() }
+        listener.nonBlocking = true
+        var synSeen = false
+        pair.dropFromA = { frame in // the SYN crosses; every TCP frame after it is lost
+            guard let tcp = TCPFrameView(frame) else { return false }
+            defer { synSeen = synSeen || tcp.isSyn }
+            return synSeen
+        }
+        var fromB: [(at: Instant, flags: UInt8)] = []
+        pair.dropFromB = { frame in
+            if let tcp = TCPFrameView(frame) { fromB.append((pair.clock.now, tcp.flags)) }
+            return false
+        }
+        let socket = StreamSocket(stack: pair.a)
+        socket.nonBlocking = true
+        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, 7006)) }
+        let start = pair.clock.now
+        pair.pass(.seconds(70), step: .milliseconds(100))
+        #expect(socket.readiness.contains(.writable) && !socket.readiness.contains(.error))
+        let synAcks = fromB.filter { $0.flags & 0x12 == 0x12 }.map { ($0.at - start).nanoseconds / 1_000_000_000 }
+        #expect(synAcks == [0, 1, 3, 7, 15, 31], "SYN-ACKs at \(synAcks) s")
+        #expect(listener.listenQueueDepth == 0)
+        #expect(throws: SocketError(EAGAIN)) { _ = try listener.accept() }
+        // B forgot it: A's data is answered with a reset.
+        pair.dropFromA = { _ in false }
+        _ = try Array("late".utf8).withUnsafeBytes { try socket.send($0) }
+        #expect(pair.passUntil(.seconds(2), step: .milliseconds(10)) { socket.readiness.contains(.error) })
+        #expect(socket.takeError() == ECONNRESET)
+        socket.close()
+        try pair.whileTurning { listener.close() }
+    }
 }
