@@ -85,6 +85,17 @@ final class DrivenPair: @unchecked Sendable {
         return try box.get()!.get()
     }
 
+    /// What a bind of a new socket of A to `port` at A's address says (0: bound), the
+    /// socket closed again (its port goes back through a core, which the close waits for).
+    func bindOnA(_ port: UInt16) throws -> Int32 {
+        let probe = StreamSocket(stack: a)
+        defer { try? whileTurning { probe.close() } }
+        do {
+            try whileTurning { try probe.bind(Endpoint(StackPair.addressA, port)) }
+            return 0
+        } catch let error as SocketError { return error.errno }
+    }
+
     /// Frames carried this round.
     private func carry() -> Int {
         var moved = 0
@@ -161,17 +172,9 @@ struct TCPFrameView {
     @Test func keepaliveWithLinuxDefaults_peerSilent_failsAfterNineProbes() throws {
         let pair = try DrivenPair()
         defer { pair.stop() }
-        let listener = StreamSocket(stack: pair.b)
-        try pair.whileTurning { try listener.bind(Endpoint(IPv4Address(0), 7002)); try listener.listen() }
-        listener.nonBlocking = true
-        let socket = StreamSocket(stack: pair.a)
-        socket.nonBlocking = true
-        socket.setKeepAlive(true)
-        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, 7002)) }
         // 1 ms steps: the SYN-ACK, the last B is heard, comes within the step it was sent in.
-        #expect(pair.passUntil(.seconds(1), step: .milliseconds(1)) { socket.readiness.contains(.writable) })
+        let (listener, socket, accepted) = try connected(pair, port: 7002) { $0.setKeepAlive(true) }
         let lastHeard = pair.clock.now
-        let accepted = try listener.accept()
         // From now on B's TCP is never heard: the probes go unanswered. (Its ARP is: after
         // two hours A asks again for B's address, and without an answer no probe leaves.)
         pair.dropFromB = { TCPFrameView($0) != nil }
@@ -196,34 +199,18 @@ struct TCPFrameView {
     @Test func timeWait_holdsThePortSixtySeconds() throws {
         let pair = try DrivenPair()
         defer { pair.stop() }
-        let listener = StreamSocket(stack: pair.b)
-        try pair.whileTurning { try listener.bind(Endpoint(IPv4Address(0), 7003)); try listener.listen() }
-        listener.nonBlocking = true
-        let socket = StreamSocket(stack: pair.a)
-        socket.nonBlocking = true
-        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, 7003)) }
-        #expect(pair.passUntil(.seconds(1), step: .milliseconds(1)) { socket.readiness.contains(.writable) })
+        let (listener, socket, accepted) = try connected(pair, port: 7003)
         let port = socket.localAddress.port
-        let accepted = try listener.accept()
         socket.close() // A's FIN first: A ends in TIME-WAIT
         pair.pass(.milliseconds(10), step: .milliseconds(1))
         accepted.close()
         pair.pass(.milliseconds(10), step: .milliseconds(1))
         let closedAt = pair.clock.now
-        func bindResult() throws -> Int32 {
-            let probe = StreamSocket(stack: pair.a)
-            // The close of a bound socket gives its port back through a core, and waits.
-            defer { try? pair.whileTurning { probe.close() } }
-            do {
-                try pair.whileTurning { try probe.bind(Endpoint(StackPair.addressA, port)) }
-                return 0
-            } catch let error as SocketError { return error.errno }
-        }
-        #expect(try bindResult() == EADDRINUSE)
+        #expect(try pair.bindOnA(port) == EADDRINUSE)
         pair.pass(.seconds(59), step: .seconds(1))
-        #expect(try bindResult() == EADDRINUSE, "free before 60 s")
+        #expect(try pair.bindOnA(port) == EADDRINUSE, "free before 60 s")
         pair.pass(.seconds(2), step: .seconds(1))
-        #expect(try bindResult() == 0, "still held \((pair.clock.now - closedAt).nanoseconds / 1_000_000_000) s after the close")
+        #expect(try pair.bindOnA(port) == 0, "still held \((pair.clock.now - closedAt).nanoseconds / 1_000_000_000) s after the close")
         try pair.whileTurning { listener.close() }
     }
 
@@ -259,14 +246,7 @@ struct TCPFrameView {
     @Test func unacknowledgedData_resentFifteenTimes_thenTimesOut() throws {
         let pair = try DrivenPair()
         defer { pair.stop() }
-        let listener = StreamSocket(stack: pair.b)
-        try pair.whileTurning { try listener.bind(Endpoint(IPv4Address(0), 7004)); try listener.listen() }
-        listener.nonBlocking = true
-        let socket = StreamSocket(stack: pair.a)
-        socket.nonBlocking = true
-        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, 7004)) }
-        #expect(pair.passUntil(.seconds(1), step: .milliseconds(1)) { socket.readiness.contains(.writable) })
-        let accepted = try listener.accept()
+        let (listener, socket, accepted) = try connected(pair, port: 7004)
         pair.dropFromB = { TCPFrameView($0) != nil } // B hears, never answers
         pair.sentByA.removeAll()
         let sentAt = pair.clock.now
@@ -296,14 +276,7 @@ struct TCPFrameView {
     @Test func closedWindow_probedForAnHour_thenEveryByteArrives() throws {
         let pair = try DrivenPair()
         defer { pair.stop() }
-        let listener = StreamSocket(stack: pair.b)
-        try pair.whileTurning { try listener.bind(Endpoint(IPv4Address(0), 7005)); try listener.listen() }
-        listener.nonBlocking = true
-        let socket = StreamSocket(stack: pair.a)
-        socket.nonBlocking = true
-        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, 7005)) }
-        #expect(pair.passUntil(.seconds(1), step: .milliseconds(1)) { socket.readiness.contains(.writable) })
-        let accepted = try listener.accept()
+        let (listener, socket, accepted) = try connected(pair, port: 7005)
         accepted.nonBlocking = true
         // A writes until its send buffer is full and B's window closed.
         let block = (0..<65_536).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }
@@ -381,6 +354,59 @@ struct TCPFrameView {
         #expect(pair.passUntil(.seconds(2), step: .milliseconds(10)) { socket.readiness.contains(.error) })
         #expect(socket.takeError() == ECONNRESET)
         socket.close()
+        try pair.whileTurning { listener.close() }
+    }
+
+    /// A connected pair on the driven stacks, A's socket and B's accepted one.
+    func connected(_ pair: DrivenPair, port: UInt16, before: (StreamSocket) -> Void = { _ in })
+        throws -> (listener: StreamSocket, a: StreamSocket, b: StreamSocket) {
+        let listener = StreamSocket(stack: pair.b)
+        try pair.whileTurning { try listener.bind(Endpoint(IPv4Address(0), port)); try listener.listen() }
+        listener.nonBlocking = true
+        let socket = StreamSocket(stack: pair.a)
+        socket.nonBlocking = true
+        before(socket)
+        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, port)) }
+        #expect(pair.passUntil(.seconds(1), step: .milliseconds(1)) { socket.readiness.contains(.writable) })
+        return (listener, socket, try listener.accept())
+    }
+
+    /// TCP_USER_TIMEOUT of 10 s: data a silent peer never acknowledges fails the connection
+    /// 10 s after it first left (Linux clamps the last RTO to the user timeout), not after
+    /// fifteen retransmissions.
+    @Test func userTimeout_failsTenSecondsAfterTheDataLeft() throws {
+        let pair = try DrivenPair()
+        defer { pair.stop() }
+        let (listener, socket, accepted) = try connected(pair, port: 7007) { $0.setUserTimeout(milliseconds: 10_000) }
+        pair.dropFromB = { TCPFrameView($0) != nil }
+        let sentAt = pair.clock.now
+        #expect(try Array("unheard".utf8).withUnsafeBytes { try socket.send($0) } == 7)
+        #expect(pair.passUntil(.seconds(9), step: .milliseconds(10)) { socket.readiness.contains(.error) } == false)
+        #expect(pair.passUntil(.seconds(2), step: .milliseconds(10)) { socket.readiness.contains(.error) })
+        let failedAfter = (pair.clock.now - sentAt).nanoseconds / 10_000_000 // hundredths
+        #expect((1000...1002).contains(failedAfter), "failed after \(failedAfter) hundredths of a second")
+        #expect(socket.takeError() == ETIMEDOUT)
+        accepted.close()
+        socket.close()
+        try pair.whileTurning { listener.close() }
+    }
+
+    /// The side that closes first while its peer never does waits in FIN-WAIT-2 for
+    /// tcp_fin_timeout, 60 s, holding its port, and then lets go (Linux's orphan rule).
+    @Test func finWait2_orphanLetsGoAfterSixtySeconds() throws {
+        let pair = try DrivenPair()
+        defer { pair.stop() }
+        let (listener, socket, accepted) = try connected(pair, port: 7008)
+        let port = socket.localAddress.port
+        socket.close() // B acknowledges the FIN and never closes
+        pair.pass(.milliseconds(20), step: .milliseconds(1))
+        let closedAt = pair.clock.now
+        #expect(try pair.bindOnA(port) == EADDRINUSE)
+        pair.pass(.seconds(59), step: .seconds(1))
+        #expect(try pair.bindOnA(port) == EADDRINUSE, "let go before 60 s")
+        pair.pass(.seconds(2), step: .seconds(1))
+        #expect(try pair.bindOnA(port) == 0, "still held \((pair.clock.now - closedAt).nanoseconds / 1_000_000_000) s after the close")
+        accepted.close()
         try pair.whileTurning { listener.close() }
     }
 }
