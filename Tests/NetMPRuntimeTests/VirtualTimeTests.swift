@@ -96,6 +96,13 @@ final class DrivenPair: @unchecked Sendable {
         } catch let error as SocketError { return error.errno }
     }
 
+    /// Closes `listener` (stopping to listen waits for every core, so the stacks turn
+    /// meanwhile) and `sockets`.
+    func closeAll(_ listener: StreamSocket, _ sockets: StreamSocket...) throws {
+        sockets.forEach { $0.close() }
+        try whileTurning { listener.close() }
+    }
+
     /// Frames carried this round.
     private func carry() -> Int {
         var moved = 0
@@ -189,9 +196,7 @@ struct TCPFrameView {
             .map { ($0.at - lastHeard).nanoseconds / 1_000_000_000 }
         #expect(probes.count == 9 && probes.first.map { (7200...7201).contains($0) } == true, "probes at \(probes) s")
         #expect(zip(probes, probes.dropFirst()).allSatisfy { $1 - $0 == 75 }, "probes at \(probes) s")
-        accepted.close()
-        socket.close()
-        try pair.whileTurning { listener.close() } // stopping to listen waits for every core
+        try pair.closeAll(listener, accepted, socket)
     }
 
     /// The side that closes first holds its port in TIME-WAIT for 60 s (Linux's
@@ -211,7 +216,7 @@ struct TCPFrameView {
         #expect(try pair.bindOnA(port) == EADDRINUSE, "free before 60 s")
         pair.pass(.seconds(2), step: .seconds(1))
         #expect(try pair.bindOnA(port) == 0, "still held \((pair.clock.now - closedAt).nanoseconds / 1_000_000_000) s after the close")
-        try pair.whileTurning { listener.close() }
+        try pair.closeAll(listener)
     }
 
     /// A port unreachable about a datagram: once every frame has crossed (no sleep and
@@ -264,9 +269,7 @@ struct TCPFrameView {
         #expect(sends.count == 17, "the data left at \(sends) s")
         #expect(zip(sends.suffix(5), sends.suffix(4)).allSatisfy { abs($1 - $0 - 120) < 0.2 }, "the data left at \(sends) s")
         #expect((924.5...924.8).contains(failedAfter), "failed after \(failedAfter) s; the data left at \(sends) s")
-        accepted.close()
-        socket.close()
-        try pair.whileTurning { listener.close() }
+        try pair.closeAll(listener, accepted, socket)
     }
 
     /// A receiver that stops reading: its window closes, the sender probes it with the
@@ -312,9 +315,7 @@ struct TCPFrameView {
         }
         #expect(received.count == total)
         #expect(received.indices.allSatisfy { received[$0] == block[$0 % 65_536] }, "the bytes differ")
-        accepted.close()
-        socket.close()
-        try pair.whileTurning { listener.close() }
+        try pair.closeAll(listener, accepted, socket)
     }
 
     /// A handshake whose last ACK never arrives: the listener resends its SYN-ACK 1, 2,
@@ -353,8 +354,7 @@ struct TCPFrameView {
         _ = try Array("late".utf8).withUnsafeBytes { try socket.send($0) }
         #expect(pair.passUntil(.seconds(2), step: .milliseconds(10)) { socket.readiness.contains(.error) })
         #expect(socket.takeError() == ECONNRESET)
-        socket.close()
-        try pair.whileTurning { listener.close() }
+        try pair.closeAll(listener, socket)
     }
 
     /// A connected pair on the driven stacks, A's socket and B's accepted one.
@@ -386,9 +386,7 @@ struct TCPFrameView {
         let failedAfter = (pair.clock.now - sentAt).nanoseconds / 10_000_000 // hundredths
         #expect((1000...1002).contains(failedAfter), "failed after \(failedAfter) hundredths of a second")
         #expect(socket.takeError() == ETIMEDOUT)
-        accepted.close()
-        socket.close()
-        try pair.whileTurning { listener.close() }
+        try pair.closeAll(listener, accepted, socket)
     }
 
     /// The side that closes first while its peer never does waits in FIN-WAIT-2 for
@@ -406,7 +404,47 @@ struct TCPFrameView {
         #expect(try pair.bindOnA(port) == EADDRINUSE, "let go before 60 s")
         pair.pass(.seconds(2), step: .seconds(1))
         #expect(try pair.bindOnA(port) == 0, "still held \((pair.clock.now - closedAt).nanoseconds / 1_000_000_000) s after the close")
-        accepted.close()
-        try pair.whileTurning { listener.close() }
+        try pair.closeAll(listener, accepted)
+    }
+
+    /// A sender that writes until its buffer and the receiver's window are full and then
+    /// closes (or is killed: the stack closes for it), while the receiver reads only 1.5 s
+    /// later: the closed window is probed, and once the receiver reads, every byte arrives
+    /// and then the end of the stream.
+    @Test func closedWindowThenClose_everyByteThenTheEnd() throws {
+        let pair = try DrivenPair()
+        defer { pair.stop() }
+        let (listener, socket, accepted) = try connected(pair, port: 7009)
+        accepted.nonBlocking = true
+        let block = (0..<65_536).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
+        var sent = 0, stalled = 0
+        while stalled < 200 { // 200 ms without room: both buffers full, the window closed
+            let offset = sent % 65_536
+            let n = (try? block.withUnsafeBytes { try socket.send(UnsafeRawBufferPointer(rebasing: $0[offset...])) }) ?? 0
+            sent += n
+            stalled = n == 0 ? stalled + 1 : 0
+            pair.pass(.milliseconds(1), step: .milliseconds(1))
+        }
+        // The 4 MiB send buffer and the receiver's first window.
+        #expect(sent > 4 << 20, "sent \(sent)")
+        let total = sent
+        socket.close()
+        pair.pass(.milliseconds(1500), step: .milliseconds(1))
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        var ended = false
+        for _ in 0..<60_000 where !ended {
+            while true {
+                do {
+                    let n = try buffer.withUnsafeMutableBytes { try accepted.receive(into: $0) }
+                    if n == 0 { ended = true; break }
+                    received += buffer[0..<n]
+                } catch { break }
+            }
+            pair.pass(.milliseconds(1), step: .milliseconds(1))
+        }
+        #expect(ended && received.count == total, "\(received.count) of \(total) bytes, ended \(ended)")
+        #expect(received.indices.allSatisfy { received[$0] == block[$0 % 65_536] }, "the bytes differ")
+        try pair.closeAll(listener, accepted)
     }
 }
