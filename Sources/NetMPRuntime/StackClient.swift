@@ -70,11 +70,25 @@ public final class StackClient: @unchecked Sendable {
     /// eventfds, the region's and the wake page's memfds), which a program's close_range
     /// must not take: sorted.
     public var ownDescriptors: [Int32] {
-        guard ownsWakers else { return [] }
-        var own = [connection, names, region.descriptor, (wakers.first?.page as? CoreWakePage)?.descriptor,
-                   commonBell >= 0 ? commonBell : nil].compactMap { $0 }
-        own += wakers.map(\.eventfd)
+        var own: [Int32] = []
+        _ = anyOwnDescriptor { own.append($0); return false }
         return own.sorted()
+    }
+
+    /// Whether `fd` is one of them: asked at every close of a descriptor that is not a
+    /// netmp socket, so it allocates nothing.
+    public func isOwnDescriptor(_ fd: Int32) -> Bool { anyOwnDescriptor { $0 == fd } }
+
+    /// Calls `body` with each descriptor the attachment lives on until it returns true.
+    private func anyOwnDescriptor(_ body: (Int32) -> Bool) -> Bool {
+        guard ownsWakers else { return false }
+        if let fd = connection, body(fd) { return true }
+        if let fd = names, body(fd) { return true }
+        if let fd = region.descriptor, body(fd) { return true }
+        if let fd = (wakers.first?.page as? CoreWakePage)?.descriptor, body(fd) { return true }
+        if commonBell >= 0, body(commonBell) { return true }
+        for waker in wakers where body(waker.eventfd) { return true }
+        return false
     }
 
     /// The program closes descriptors `first` to `last` (close, dup2 over one,

@@ -143,7 +143,7 @@ public func netmpLibraryDescriptors(_ out: UnsafeMutablePointer<Int32>, _ capaci
 @_cdecl("netmp_is_library_descriptor")
 public func netmpIsLibraryDescriptor(_ fd: Int32) -> Int32 {
     guard let client = processClient else { return 0 }
-    return client.ownDescriptors.contains(fd) ? 1 : 0
+    return client.isOwnDescriptor(fd) ? 1 : 0
 }
 
 /// This process's connection to the stack service, or -1 (the shim's watcher waits on it).
