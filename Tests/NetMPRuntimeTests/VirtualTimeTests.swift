@@ -447,4 +447,29 @@ struct TCPFrameView {
         #expect(received.indices.allSatisfy { received[$0] == block[$0 % 65_536] }, "the bytes differ")
         try pair.closeAll(listener, accepted)
     }
+
+    /// Keepalive of 10 s idle and 5 s between probes with TCP_USER_TIMEOUT of 12 s: the
+    /// user timeout decides instead of the probe count (Linux's tcp_keepalive_timer gives
+    /// up once a probe is out and the peer has been silent that long), so the connection
+    /// fails at the second timer, 15 s after the peer was last heard, after one probe.
+    @Test func keepaliveWithUserTimeout_theTimeoutDecides() throws {
+        let pair = try DrivenPair()
+        defer { pair.stop() }
+        let (listener, socket, accepted) = try connected(pair, port: 7010) {
+            $0.setKeepAlive(true)
+            $0.setKeepAliveParameters(idle: 10, interval: 5, probes: 9)
+            $0.setUserTimeout(milliseconds: 12_000)
+        }
+        let lastHeard = pair.clock.now
+        pair.dropFromB = { TCPFrameView($0) != nil }
+        pair.sentByA.removeAll()
+        #expect(pair.passUntil(.seconds(14), step: .milliseconds(100)) { socket.readiness.contains(.error) } == false)
+        #expect(pair.passUntil(.seconds(2), step: .milliseconds(100)) { socket.readiness.contains(.error) })
+        let failedAfter = (pair.clock.now - lastHeard).nanoseconds / 100_000_000 // tenths
+        #expect((150...151).contains(failedAfter), "failed after \(failedAfter) tenths of a second")
+        #expect(socket.takeError() == ETIMEDOUT)
+        let probes = pair.sentByA.filter { TCPFrameView($0.frame).map { $0.payloadLength == 0 && $0.flags & 0x04 == 0 } == true }
+        #expect(probes.count == 1, "\(probes.count) probes")
+        try pair.closeAll(listener, accepted, socket)
+    }
 }
