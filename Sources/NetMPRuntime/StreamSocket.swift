@@ -290,7 +290,7 @@ public final class StreamSocket: @unchecked Sendable {
             request.shared = reusePort
             request.reuseAddress = reuseAddress // for the connections it makes
             // Before the cores listen: their first SYN takes the socket's options.
-            queue.publishOptions(ConnectOptions(configuration), mapped: mappedMarking)
+            queue.publishOptions(ConnectOptions(configuration), mapped: mappedMarking, synRetries: listenerSYNRetries)
             client.onEveryCore(request)
             listenerName = name
             listenQueue = queue
@@ -761,7 +761,14 @@ public final class StreamSocket: @unchecked Sendable {
     /// A listening socket's options changed (under `setup`): the next SYN takes them.
     func publishListenerOptions() {
         guard phase == .listening, let listenQueue else { return }
-        listenQueue.publishOptions(ConnectOptions(configuration), mapped: mappedMarking)
+        listenQueue.publishOptions(ConnectOptions(configuration), mapped: mappedMarking, synRetries: listenerSYNRetries)
+    }
+
+    /// TCP_SYNCNT as a listener's connections take it: the number of their SYN-ACK
+    /// retransmissions when the socket set one, else 0 (the stack's tcp_synack_retries).
+    var listenerSYNRetries: UInt8 {
+        configuration.maximumSYNRetransmissions == client.tcpConfiguration.maximumSYNRetransmissions
+            ? 0 : UInt8(clamping: configuration.maximumSYNRetransmissions)
     }
 
     /// IP_TOS and IP_TTL (IPV6_TCLASS and IPV6_UNICAST_HOPS on an IPv6 socket), already

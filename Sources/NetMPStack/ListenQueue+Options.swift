@@ -6,7 +6,8 @@ import Synchronization
 /// A listening socket's options in its listen slot, which the connections it makes take
 /// from their SYN on, as Linux's clone of the listening socket does: the MSS offered in
 /// the SYN-ACK, the receive buffer and its window scale, keepalive, TCP_NODELAY and
-/// TCP_CORK, the congestion algorithm, IP_TOS and IP_TTL on the SYN-ACK. The application
+/// TCP_CORK, the congestion algorithm, IP_TOS and IP_TTL on the SYN-ACK, and TCP_SYNCNT as
+/// the number of SYN-ACK retransmissions (Linux's icsk_syn_retries of the listener). The application
 /// writes them at listen and at each setsockopt while listening (one writer: the socket's
 /// setup lock), with the version odd while it writes; a core reads them at each SYN and
 /// keeps what it built until the version moves. What a client wrote that no application
@@ -15,8 +16,8 @@ extension ListenQueue {
     var optionsVersion: UnsafeMutablePointer<Atomic<UInt32>> { lease.words.atomic(UInt32.self, at: Self.offset(\Slot.options_version)) }
 
     /// The application: the listening socket's options now; `mapped`: an IPv6 listener's
-    /// marking for its IPv4 peers.
-    public func publishOptions(_ options: ConnectOptions, mapped: IPMarking) {
+    /// marking for its IPv4 peers; `synRetries`: TCP_SYNCNT if the socket set it (0: not).
+    public func publishOptions(_ options: ConnectOptions, mapped: IPMarking, synRetries: UInt8 = 0) {
         let words = lease.words
         let version = optionsVersion.pointee.load(ordering: .relaxed)
         optionsVersion.pointee.store(version | 1, ordering: .relaxed)
@@ -24,6 +25,7 @@ extension ListenQueue {
         words.storeBytes(of: options.raw, toByteOffset: Self.offset(\Slot.options), as: netmp_stream_options.self)
         words.storeBytes(of: mapped.typeOfService, toByteOffset: Self.offset(\Slot.mapped_tos), as: UInt8.self)
         words.storeBytes(of: mapped.timeToLive, toByteOffset: Self.offset(\Slot.mapped_ttl), as: UInt8.self)
+        words.storeBytes(of: synRetries, toByteOffset: Self.offset(\Slot.syn_retries), as: UInt8.self)
         optionsVersion.pointee.store((version | 1) &+ 1, ordering: .releasing)
     }
 
@@ -42,9 +44,11 @@ extension ListenQueue {
             options.marking = IPMarking(typeOfService: words.load(fromByteOffset: Self.offset(\Slot.mapped_tos), as: UInt8.self),
                                         timeToLive: words.load(fromByteOffset: Self.offset(\Slot.mapped_ttl), as: UInt8.self))
         }
+        let synRetries = words.load(fromByteOffset: Self.offset(\Slot.syn_retries), as: UInt8.self)
         // Torn by a write under way: the stack's this once.
         atomicMemoryFence(ordering: .acquiring)
-        guard optionsVersion.pointee.load(ordering: .relaxed) == version, let built = options.configuration(from: base) else { return base }
+        guard optionsVersion.pointee.load(ordering: .relaxed) == version, var built = options.configuration(from: base) else { return base }
+        if (1...127).contains(synRetries) { built.maximumSYNACKRetransmissions = Int(synRetries) } // Linux's TCP_SYNCNT range
         if cachedOptions.version != version { cachedOptions = (version, nil, nil) }
         if mapped { cachedOptions.mapped = built } else { cachedOptions.own = built }
         return built

@@ -472,4 +472,39 @@ struct TCPFrameView {
         #expect(probes.count == 1, "\(probes.count) probes")
         try pair.closeAll(listener, accepted, socket)
     }
+
+    /// TCP_SYNCNT on a listener is its connections' SYN-ACK retransmissions (Linux's
+    /// icsk_syn_retries before tcp_synack_retries): with 2, SYN-ACKs at 0, 1 and 3 s, and
+    /// the half-open connection forgotten at 7 s, so the client's data at 8 s is reset.
+    @Test func listenerSynCount_isItsSynAckRetries() throws {
+        let pair = try DrivenPair()
+        defer { pair.stop() }
+        let listener = StreamSocket(stack: pair.b)
+        listener.setSYNRetransmissions(2)
+        try pair.whileTurning { try listener.bind(Endpoint(IPv4Address(0), 7011)); try listener.listen() }
+        listener.nonBlocking = true
+        var synSeen = false
+        pair.dropFromA = { frame in
+            guard let tcp = TCPFrameView(frame) else { return false }
+            defer { synSeen = synSeen || tcp.isSyn }
+            return synSeen
+        }
+        var synAcks: [Instant] = []
+        pair.dropFromB = { frame in
+            if let tcp = TCPFrameView(frame), tcp.flags & 0x12 == 0x12 { synAcks.append(pair.clock.now) }
+            return false
+        }
+        let socket = StreamSocket(stack: pair.a)
+        socket.nonBlocking = true
+        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, 7011)) }
+        let start = pair.clock.now
+        pair.pass(.seconds(8), step: .milliseconds(100))
+        let seconds = synAcks.map { ($0 - start).nanoseconds / 1_000_000_000 }
+        #expect(seconds == [0, 1, 3], "SYN-ACKs at \(seconds) s")
+        pair.dropFromA = { _ in false }
+        _ = try Array("late".utf8).withUnsafeBytes { try socket.send($0) }
+        #expect(pair.passUntil(.seconds(2), step: .milliseconds(10)) { socket.readiness.contains(.error) })
+        #expect(socket.takeError() == ECONNRESET)
+        try pair.closeAll(listener, socket)
+    }
 }

@@ -226,7 +226,8 @@ typedef struct netmp_listen_slot {
     uint32_t options_version;
     netmp_stream_options options;   // the marking in it is for peers of the socket's family
     uint8_t mapped_tos, mapped_ttl; // an IPv6 listener's for its IPv4 peers
-    uint8_t options_end[38];
+    uint8_t syn_retries;            // TCP_SYNCNT set on the listener: its SYN-ACKs' retries (0: tcp_synack_retries)
+    uint8_t options_end[37];
 } netmp_listen_slot;
 
 /// A usrreq: what an application thread asks of the core that owns one of its sockets, as
