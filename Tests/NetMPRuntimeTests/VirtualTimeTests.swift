@@ -96,6 +96,19 @@ final class DrivenPair: @unchecked Sendable {
         } catch let error as SocketError { return error.errno }
     }
 
+    /// A's `port`, held by a connection that just closed, refuses a bind (EADDRINUSE) now
+    /// and 59 s later, and takes one 61 s later: Linux's 60 s of TIME-WAIT and of an
+    /// orphan's FIN-WAIT-2 alike.
+    func expectPortHeldSixtySeconds(_ port: UInt16, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let closedAt = clock.now
+        #expect(try bindOnA(port) == EADDRINUSE, sourceLocation: sourceLocation)
+        pass(.seconds(59), step: .seconds(1))
+        #expect(try bindOnA(port) == EADDRINUSE, "let go before 60 s", sourceLocation: sourceLocation)
+        pass(.seconds(2), step: .seconds(1))
+        #expect(try bindOnA(port) == 0, "still held \((clock.now - closedAt).nanoseconds / 1_000_000_000) s after the close",
+                sourceLocation: sourceLocation)
+    }
+
     /// Closes `listener` (stopping to listen waits for every core, so the stacks turn
     /// meanwhile) and `sockets`.
     func closeAll(_ listener: StreamSocket, _ sockets: StreamSocket...) throws {
@@ -210,12 +223,7 @@ struct TCPFrameView {
         pair.pass(.milliseconds(10), step: .milliseconds(1))
         accepted.close()
         pair.pass(.milliseconds(10), step: .milliseconds(1))
-        let closedAt = pair.clock.now
-        #expect(try pair.bindOnA(port) == EADDRINUSE)
-        pair.pass(.seconds(59), step: .seconds(1))
-        #expect(try pair.bindOnA(port) == EADDRINUSE, "free before 60 s")
-        pair.pass(.seconds(2), step: .seconds(1))
-        #expect(try pair.bindOnA(port) == 0, "still held \((pair.clock.now - closedAt).nanoseconds / 1_000_000_000) s after the close")
+        try pair.expectPortHeldSixtySeconds(port)
         try pair.closeAll(listener)
     }
 
@@ -325,36 +333,49 @@ struct TCPFrameView {
     @Test func synAckUnanswered_resentFiveTimes_neverAccepted() throws {
         let pair = try DrivenPair()
         defer { pair.stop() }
+        let (listener, socket, synAcks) = try lostHandshakeAck(pair, port: 7006, watch: .seconds(70))
+        #expect(socket.readiness.contains(.writable) && !socket.readiness.contains(.error))
+        #expect(synAcks == [0, 1, 3, 7, 15, 31], "SYN-ACKs at \(synAcks) s")
+        #expect(listener.listenQueueDepth == 0)
+        #expect(throws: SocketError(EAGAIN)) { _ = try listener.accept() }
+        try expectDataReset(pair, socket) // B forgot it
+        try pair.closeAll(listener, socket)
+    }
+
+    /// A connect to B's `port` whose SYN crosses while every TCP frame A sends after it is
+    /// lost, watched for `watch`: the listener (TCP_SYNCNT `synCount` if given), A's socket
+    /// and the seconds after the connect at which B sent a SYN-ACK.
+    func lostHandshakeAck(_ pair: DrivenPair, port: UInt16, synCount: Int? = nil, watch: Interval)
+        throws -> (listener: StreamSocket, socket: StreamSocket, synAcks: [UInt64]) {
         let listener = StreamSocket(stack: pair.b)
-        try pair.whileTurning { try listener.bind(Endpoint(IPv4Address(0), 7006)); try listener.listen() }
+        if let synCount { listener.setSYNRetransmissions(synCount) }
+        try pair.whileTurning { try listener.bind(Endpoint(IPv4Address(0), port)); try listener.listen() }
         listener.nonBlocking = true
         var synSeen = false
-        pair.dropFromA = { frame in // the SYN crosses; every TCP frame after it is lost
+        pair.dropFromA = { frame in
             guard let tcp = TCPFrameView(frame) else { return false }
             defer { synSeen = synSeen || tcp.isSyn }
             return synSeen
         }
-        var fromB: [(at: Instant, flags: UInt8)] = []
+        var synAcks: [Instant] = []
         pair.dropFromB = { frame in
-            if let tcp = TCPFrameView(frame) { fromB.append((pair.clock.now, tcp.flags)) }
+            if let tcp = TCPFrameView(frame), tcp.flags & 0x12 == 0x12 { synAcks.append(pair.clock.now) }
             return false
         }
         let socket = StreamSocket(stack: pair.a)
         socket.nonBlocking = true
-        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, 7006)) }
+        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, port)) }
         let start = pair.clock.now
-        pair.pass(.seconds(70), step: .milliseconds(100))
-        #expect(socket.readiness.contains(.writable) && !socket.readiness.contains(.error))
-        let synAcks = fromB.filter { $0.flags & 0x12 == 0x12 }.map { ($0.at - start).nanoseconds / 1_000_000_000 }
-        #expect(synAcks == [0, 1, 3, 7, 15, 31], "SYN-ACKs at \(synAcks) s")
-        #expect(listener.listenQueueDepth == 0)
-        #expect(throws: SocketError(EAGAIN)) { _ = try listener.accept() }
-        // B forgot it: A's data is answered with a reset.
+        pair.pass(watch, step: .milliseconds(100))
+        return (listener, socket, synAcks.map { ($0 - start).nanoseconds / 1_000_000_000 })
+    }
+
+    /// A's data, carried again, is answered with a reset: B holds no connection for it.
+    func expectDataReset(_ pair: DrivenPair, _ socket: StreamSocket, sourceLocation: SourceLocation = #_sourceLocation) throws {
         pair.dropFromA = { _ in false }
         _ = try Array("late".utf8).withUnsafeBytes { try socket.send($0) }
-        #expect(pair.passUntil(.seconds(2), step: .milliseconds(10)) { socket.readiness.contains(.error) })
-        #expect(socket.takeError() == ECONNRESET)
-        try pair.closeAll(listener, socket)
+        #expect(pair.passUntil(.seconds(2), step: .milliseconds(10)) { socket.readiness.contains(.error) }, sourceLocation: sourceLocation)
+        #expect(socket.takeError() == ECONNRESET, sourceLocation: sourceLocation)
     }
 
     /// A connected pair on the driven stacks, A's socket and B's accepted one.
@@ -398,12 +419,7 @@ struct TCPFrameView {
         let port = socket.localAddress.port
         socket.close() // B acknowledges the FIN and never closes
         pair.pass(.milliseconds(20), step: .milliseconds(1))
-        let closedAt = pair.clock.now
-        #expect(try pair.bindOnA(port) == EADDRINUSE)
-        pair.pass(.seconds(59), step: .seconds(1))
-        #expect(try pair.bindOnA(port) == EADDRINUSE, "let go before 60 s")
-        pair.pass(.seconds(2), step: .seconds(1))
-        #expect(try pair.bindOnA(port) == 0, "still held \((pair.clock.now - closedAt).nanoseconds / 1_000_000_000) s after the close")
+        try pair.expectPortHeldSixtySeconds(port)
         try pair.closeAll(listener, accepted)
     }
 
@@ -479,32 +495,9 @@ struct TCPFrameView {
     @Test func listenerSynCount_isItsSynAckRetries() throws {
         let pair = try DrivenPair()
         defer { pair.stop() }
-        let listener = StreamSocket(stack: pair.b)
-        listener.setSYNRetransmissions(2)
-        try pair.whileTurning { try listener.bind(Endpoint(IPv4Address(0), 7011)); try listener.listen() }
-        listener.nonBlocking = true
-        var synSeen = false
-        pair.dropFromA = { frame in
-            guard let tcp = TCPFrameView(frame) else { return false }
-            defer { synSeen = synSeen || tcp.isSyn }
-            return synSeen
-        }
-        var synAcks: [Instant] = []
-        pair.dropFromB = { frame in
-            if let tcp = TCPFrameView(frame), tcp.flags & 0x12 == 0x12 { synAcks.append(pair.clock.now) }
-            return false
-        }
-        let socket = StreamSocket(stack: pair.a)
-        socket.nonBlocking = true
-        #expect(throws: SocketError(EINPROGRESS)) { try socket.connect(to: Endpoint(StackPair.addressB, 7011)) }
-        let start = pair.clock.now
-        pair.pass(.seconds(8), step: .milliseconds(100))
-        let seconds = synAcks.map { ($0 - start).nanoseconds / 1_000_000_000 }
-        #expect(seconds == [0, 1, 3], "SYN-ACKs at \(seconds) s")
-        pair.dropFromA = { _ in false }
-        _ = try Array("late".utf8).withUnsafeBytes { try socket.send($0) }
-        #expect(pair.passUntil(.seconds(2), step: .milliseconds(10)) { socket.readiness.contains(.error) })
-        #expect(socket.takeError() == ECONNRESET)
+        let (listener, socket, synAcks) = try lostHandshakeAck(pair, port: 7011, synCount: 2, watch: .seconds(8))
+        #expect(synAcks == [0, 1, 3], "SYN-ACKs at \(synAcks) s")
+        try expectDataReset(pair, socket)
         try pair.closeAll(listener, socket)
     }
 }
