@@ -40,4 +40,21 @@ extension DatagramSocket {
         }
         return socket
     }
+
+    /// A socket not yet bound to a port, for the hand-off: the address a bind under
+    /// IP_BIND_ADDRESS_NO_PORT named; nil once bound or closed.
+    public var inheritableFresh: ExecHandoff.Fresh? {
+        setup.locked {
+            guard !closed, channel == nil else { return nil }
+            return ExecHandoff.Fresh(datagram: true, bound: boundName, addressOnly: addressOnly)
+        }
+    }
+
+    /// The address-only bind of the old image's socket, after its options were set again.
+    public func restore(_ fresh: ExecHandoff.Fresh) {
+        setup.locked {
+            boundName = fresh.bound
+            addressOnly = fresh.addressOnly
+        }
+    }
 }

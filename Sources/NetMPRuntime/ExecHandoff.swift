@@ -2,8 +2,9 @@ import NetMPStack
 import NetMPTCP
 import NetMPWire
 
-/// What a program's old image leaves its new one across exec, so that the connections it
-/// held through descriptors without close-on-exec stay connections: the process's
+/// What a program's old image leaves its new one across exec, so that the sockets it held
+/// through descriptors without close-on-exec stay what they were (connections, listeners,
+/// bound UDP sockets, and sockets not yet connected or bound, made again): the process's
 /// connection to the stack and its names socket (both kept open across the exec), and per
 /// socket its descriptors, handle, 4-tuple, blocking mode and the options the program set
 /// (the new image sets them again, so that getsockopt reads what it read before). Carried
@@ -42,10 +43,23 @@ public struct ExecHandoff: Equatable, Sendable {
         }
     }
 
+    /// What a socket not yet connected or listening (a stream socket) or not yet bound to a
+    /// port (a UDP socket) keeps, which the new image makes again: a stream socket's port
+    /// from bind (0: none; the client still holds it, as the socket did) and whether the
+    /// program named it, and the address bind named (nil: none, or the wildcard); a UDP
+    /// socket's address from a bind under IP_BIND_ADDRESS_NO_PORT.
+    public struct Fresh: Equatable, Sendable {
+        public var datagram: Bool, port: UInt16, portNamed: Bool, bound: IPAddress?, addressOnly: IPAddress?
+        public init(datagram: Bool, port: UInt16 = 0, portNamed: Bool = false, bound: IPAddress? = nil, addressOnly: IPAddress? = nil) {
+            self.datagram = datagram; self.port = port; self.portNamed = portNamed; self.bound = bound; self.addressOnly = addressOnly
+        }
+    }
+
     public struct Socket: Equatable, Sendable {
         /// Every descriptor of the program that names it (dup'ed ones share the socket).
         public var descriptors: [Int32]
-        /// The slot whose entry says which processes hold it: what the stack is told to keep.
+        /// The slot whose entry says which processes hold it: what the stack is told to keep
+        /// (a fresh UDP socket has none: `keptSlot` is nil).
         public var doorbellSlot: UInt32
         /// A connection's handle, or a listener's name.
         public var handle: SocketHandle
@@ -56,14 +70,31 @@ public struct ExecHandoff: Equatable, Sendable {
         public var options: [Option]
         /// Set for a listening socket.
         public var listener: Listener?
-        /// Set for a UDP socket.
+        /// Set for a bound UDP socket.
         public var datagram: Datagram?
+        /// Set for a socket the new image makes again (its handle and tuple are unused).
+        public var fresh: Fresh?
         public init(descriptors: [Int32], doorbellSlot: UInt32, handle: SocketHandle, tuple: FourTuple, ipv6: Bool,
-                    nonBlocking: Bool, options: [Option], listener: Listener? = nil, datagram: Datagram? = nil) {
+                    nonBlocking: Bool, options: [Option], listener: Listener? = nil, datagram: Datagram? = nil,
+                    fresh: Fresh? = nil) {
             self.descriptors = descriptors; self.doorbellSlot = doorbellSlot; self.handle = handle; self.tuple = tuple
             self.ipv6 = ipv6; self.nonBlocking = nonBlocking; self.options = options; self.listener = listener
-            self.datagram = datagram
+            self.datagram = datagram; self.fresh = fresh
         }
+
+        /// A socket not yet connected, listening or bound, by the family and kind of the old
+        /// image's: the options it set come across, a stream socket's doorbell (and so its
+        /// slot) and its bind too.
+        public static func fresh(_ fresh: Fresh, descriptors: [Int32], doorbellSlot: UInt32?, ipv6: Bool, nonBlocking: Bool,
+                                 options: [Option]) -> Socket {
+            let nowhere = Endpoint(IPAddress(IPv4Address.any), 0)
+            return Socket(descriptors: descriptors, doorbellSlot: doorbellSlot ?? .max, handle: SocketHandle(word: .max),
+                          tuple: FourTuple(local: nowhere, remote: nowhere), ipv6: ipv6, nonBlocking: nonBlocking,
+                          options: options, fresh: fresh)
+        }
+
+        /// The slot the stack keeps this process's hold on across the exec (nil: none).
+        public var keptSlot: UInt32? { fresh?.datagram == true ? nil : doorbellSlot }
     }
 
     /// Every descriptor the old image kept open across the exec for the library: the
@@ -78,7 +109,7 @@ public struct ExecHandoff: Equatable, Sendable {
     }
 
     static let magic: UInt32 = 0x4E4D_5058 // "NMPX"
-    static let version: UInt32 = 1
+    static let version: UInt32 = 2
     /// Bounds a reader holds a hand-off to (a program has at most 65,536 descriptors).
     static let maximumSockets = 65_536, maximumOptions = 256, maximumValue = 256, maximumGroups = 4096
 
@@ -97,7 +128,7 @@ public struct ExecHandoff: Equatable, Sendable {
             for fd in socket.descriptors { put(fd) }
             put(socket.doorbellSlot); put(socket.handle.word)
             put(UInt32((socket.ipv6 ? 1 : 0) | (socket.nonBlocking ? 2 : 0) | (socket.listener != nil ? 4 : 0)
-                       | (socket.datagram != nil ? 8 : 0)))
+                       | (socket.datagram != nil ? 8 : 0) | (socket.fresh != nil ? 16 : 0)))
             put(socket.tuple.local); put(socket.tuple.remote)
             if let listener = socket.listener {
                 put(listener.channelSlot); put(listener.port)
@@ -112,6 +143,12 @@ public struct ExecHandoff: Equatable, Sendable {
                 put(datagram.bound ?? IPAddress(IPv6Address.any)); put(datagram.connectedSource ?? IPAddress(IPv6Address.any))
                 put(UInt32(datagram.groups.count))
                 for group in datagram.groups { put(group) }
+            }
+            if let fresh = socket.fresh {
+                put(fresh.port)
+                put(UInt32((fresh.datagram ? 1 : 0) | (fresh.portNamed ? 2 : 0) | (fresh.bound != nil ? 4 : 0)
+                           | (fresh.addressOnly != nil ? 8 : 0)))
+                put(fresh.bound ?? IPAddress(IPv6Address.any)); put(fresh.addressOnly ?? IPAddress(IPv6Address.any))
             }
             put(UInt32(socket.options.count))
             for option in socket.options {
@@ -151,7 +188,7 @@ public struct ExecHandoff: Equatable, Sendable {
                 descriptors.append(fd)
             }
             guard let doorbellSlot = take(UInt32.self), let word = take(UInt64.self), let flags = take(UInt32.self),
-                  flags & ~15 == 0, flags & 12 != 12, let local = endpoint(), let remote = endpoint() else { return nil }
+                  flags & ~31 == 0, (flags & 28).nonzeroBitCount <= 1, let local = endpoint(), let remote = endpoint() else { return nil }
             var listener: Listener?
             if flags & 4 != 0 {
                 guard let channelSlot = take(UInt32.self), let port = take(UInt16.self), let bits = take(UInt32.self),
@@ -171,6 +208,13 @@ public struct ExecHandoff: Equatable, Sendable {
                 datagram = Datagram(bound: bits & 1 != 0 ? bound : nil, connectedSource: bits & 2 != 0 ? source : nil,
                                     v6Only: bits & 4 != 0, reusePort: bits & 8 != 0, reuseAddress: bits & 16 != 0, groups: groups)
             }
+            var fresh: Fresh?
+            if flags & 16 != 0 {
+                guard let port = take(UInt16.self), let bits = take(UInt32.self), bits & ~15 == 0,
+                      let bound = address(), let addressOnly = address() else { return nil }
+                fresh = Fresh(datagram: bits & 1 != 0, port: port, portNamed: bits & 2 != 0, bound: bits & 4 != 0 ? bound : nil,
+                              addressOnly: bits & 8 != 0 ? addressOnly : nil)
+            }
             guard let optionCount = take(UInt32.self), optionCount <= Self.maximumOptions else { return nil }
             var options: [Option] = []
             for _ in 0..<optionCount {
@@ -181,7 +225,8 @@ public struct ExecHandoff: Equatable, Sendable {
             }
             sockets.append(Socket(descriptors: descriptors, doorbellSlot: doorbellSlot, handle: SocketHandle(word: word),
                                   tuple: FourTuple(local: local, remote: remote), ipv6: flags & 1 != 0,
-                                  nonBlocking: flags & 2 != 0, options: options, listener: listener, datagram: datagram))
+                                  nonBlocking: flags & 2 != 0, options: options, listener: listener, datagram: datagram,
+                                  fresh: fresh))
         }
         guard at == bytes.count else { return nil }
         self.init(connection: connection, names: names, sockets: sockets)

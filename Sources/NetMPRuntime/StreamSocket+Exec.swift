@@ -65,4 +65,35 @@ extension StreamSocket {
         }
         return socket
     }
+
+    /// A socket not yet connected or listening, for the hand-off: the port and address bind
+    /// gave it; nil otherwise (one whose connect failed is not carried).
+    public var inheritableFresh: ExecHandoff.Fresh? {
+        setup.locked {
+            guard phase == .fresh, !failureReported else { return nil }
+            return ExecHandoff.Fresh(datagram: false, port: boundPort ?? 0, portNamed: portNamed, bound: boundAddress)
+        }
+    }
+
+    /// The fresh socket the old image handed over, made again on its doorbell (in
+    /// `doorbellSlot`, through the old image's hold on it), so that the placeholder the
+    /// stack rings and the process's hold on the slot carry over; nil when the slot is
+    /// not held. Its bind is restored by `restore(_:)`, after the options are set again.
+    public static func inheritedFresh(client: StackClient, doorbellSlot: UInt32, family: SocketFamily) -> StreamSocket? {
+        guard let doorbell = Doorbell(adopting: doorbellSlot, in: client.sockets) else { return nil }
+        return StreamSocket(client: client, doorbell: doorbell, family: family)
+    }
+
+    /// What bind gave the socket in the old image: the port, which the client still holds
+    /// (the socket lets it go at close, as its predecessor would have), and the address.
+    /// After the options: IPV6_V6ONLY is refused on a bound socket.
+    public func restore(_ fresh: ExecHandoff.Fresh) {
+        setup.locked {
+            if fresh.port != 0 {
+                boundPort = fresh.port
+                portNamed = fresh.portNamed
+            }
+            boundAddress = fresh.bound
+        }
+    }
 }

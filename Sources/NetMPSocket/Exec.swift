@@ -25,27 +25,40 @@ public func netmpExecHandOff(_ fds: UnsafePointer<Int32>, _ handles: UnsafePoint
             sockets[at].descriptors.append(fds[i])
             continue
         }
-        // Connections, listeners and bound UDP sockets: a stream socket not yet connected
-        // or a UDP socket not yet bound is let go by the stack at the resume, as at this
-        // process's end.
-        guard let slot = shim.sharingSlot else { continue }
         let options = shim.optionsSet.map { ExecHandoff.Option(level: $0.level, name: $0.name, value: $0.value) }
         let nowhere = Endpoint(IPAddress(IPv4Address.any), 0)
         let socket: ExecHandoff.Socket
+        // Connections, listeners and bound UDP sockets go across as they are; a socket not
+        // yet connected, listening or bound goes as what the new image makes again. A
+        // stream socket still connecting (or whose connect failed) is let go by the stack at
+        // the resume, as at this process's end.
         if case .datagram(let d) = shim.kind {
-            guard let (handle, datagram) = d.inheritable else { continue }
-            socket = ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: handle,
-                                        tuple: FourTuple(local: nowhere, remote: nowhere), ipv6: shim.isIPv6,
-                                        nonBlocking: d.nonBlocking, options: options, datagram: datagram)
-        } else if case .stream(let stream) = shim.kind, let (handle, tuple) = stream.inheritable {
-            socket = ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: handle, tuple: tuple,
-                                        ipv6: shim.isIPv6, nonBlocking: stream.nonBlocking, options: options)
-        } else if case .stream(let stream) = shim.kind, let (name, kept) = stream.inheritableListener {
-            var listener = kept
-            listener.twin = shim.twin.load(ordering: .acquiring) // the loopback connections it queued go across too
-            socket = ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: name,
-                                        tuple: FourTuple(local: nowhere, remote: nowhere), ipv6: shim.isIPv6,
-                                        nonBlocking: stream.nonBlocking, options: options, listener: listener)
+            if let (handle, datagram) = d.inheritable, let slot = shim.sharingSlot {
+                socket = ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: handle,
+                                            tuple: FourTuple(local: nowhere, remote: nowhere), ipv6: shim.isIPv6,
+                                            nonBlocking: d.nonBlocking, options: options, datagram: datagram)
+            } else if let fresh = d.inheritableFresh {
+                socket = .fresh(fresh, descriptors: [fds[i]], doorbellSlot: nil, ipv6: shim.isIPv6, nonBlocking: d.nonBlocking,
+                                options: options)
+            } else {
+                continue
+            }
+        } else if case .stream(let stream) = shim.kind, let slot = shim.sharingSlot {
+            if let (handle, tuple) = stream.inheritable {
+                socket = ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: handle, tuple: tuple,
+                                            ipv6: shim.isIPv6, nonBlocking: stream.nonBlocking, options: options)
+            } else if let (name, kept) = stream.inheritableListener {
+                var listener = kept
+                listener.twin = shim.twin.load(ordering: .acquiring) // the loopback connections it queued go across too
+                socket = ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: name,
+                                            tuple: FourTuple(local: nowhere, remote: nowhere), ipv6: shim.isIPv6,
+                                            nonBlocking: stream.nonBlocking, options: options, listener: listener)
+            } else if let fresh = stream.inheritableFresh {
+                socket = .fresh(fresh, descriptors: [fds[i]], doorbellSlot: slot, ipv6: shim.isIPv6,
+                                nonBlocking: stream.nonBlocking, options: options)
+            } else {
+                continue
+            }
         } else {
             continue
         }
@@ -104,7 +117,7 @@ public func netmpResumeAfterExec(_ memfd: Int32, _ record: (@convention(c) (Int3
     do {
         client = try StackClient.resume(connection: handoff.connection, names: handoff.names,
                                         door: StackClient.door(tap: configuration.tapName),
-                                        keeping: handoff.sockets.map(\.doorbellSlot))
+                                        keeping: handoff.sockets.compactMap(\.keptSlot))
     } catch {
         for fd in handoff.libraryDescriptors { _ = netmp_close_descriptor(fd) }
         Log.write("netmp: process \(getpid()): cannot resume after exec, its sockets are lost: \(error)")
@@ -113,6 +126,19 @@ public func netmpResumeAfterExec(_ memfd: Int32, _ record: (@convention(c) (Int3
     attached(client, asking: configuration)
     for kept in handoff.sockets {
         let family: SocketFamily = kept.ipv6 ? .ipv6 : .ipv4
+        if let fresh = kept.fresh {
+            if fresh.datagram {
+                let socket = DatagramSocket(client: client, family: family)
+                socket.placeholderBell.store(client.commonBell, ordering: .releasing)
+                stand(ShimSocket(.datagram(socket)), kept, record) { socket.restore(fresh) }
+                socket.nonBlocking = kept.nonBlocking
+            } else if let stream = StreamSocket.inheritedFresh(client: client, doorbellSlot: kept.doorbellSlot, family: family) {
+                stream.channel.doorbell.standInPlaceholders(common: client.commonBell)
+                stand(ShimSocket(.stream(stream)), kept, record) { stream.restore(fresh) }
+                stream.nonBlocking = kept.nonBlocking
+            }
+            continue
+        }
         if let datagram = kept.datagram {
             guard let socket = DatagramSocket.inherited(client: client, handle: kept.handle, datagram: datagram,
                                                         family: family, common: client.commonBell) else { continue }
@@ -140,14 +166,17 @@ public func netmpResumeAfterExec(_ memfd: Int32, _ record: (@convention(c) (Int3
 }
 
 /// The options the program set, set again (getsockopt then reads what it read before;
-/// the stack already has them), and the socket recorded behind each of its descriptors.
-/// Group memberships are not set again: the socket's groups came across with it, and the
-/// cores still count them.
-private func stand(_ shim: ShimSocket, _ kept: ExecHandoff.Socket, _ record: @convention(c) (Int32, UnsafeMutableRawPointer) -> Void) {
+/// the stack already has them), then `settled` (what must follow the options), and the
+/// socket recorded behind each of its descriptors. A bound socket's group memberships are
+/// not set again: its groups came across with it, and the cores still count them; a fresh
+/// socket's are (no core was told of them yet).
+private func stand(_ shim: ShimSocket, _ kept: ExecHandoff.Socket, _ record: @convention(c) (Int32, UnsafeMutableRawPointer) -> Void,
+                   settled: () -> Void = {}) {
     let handle = Unmanaged.passRetained(shim).toOpaque()
-    for option in kept.options where !isMembership(option) {
+    for option in kept.options where kept.fresh != nil || !isMembership(option) {
         _ = option.value.withUnsafeBytes { netmpSetSockOpt(handle, option.level, option.name, $0.baseAddress, UInt32($0.count)) }
     }
+    settled()
     for (i, fd) in kept.descriptors.enumerated() {
         if i > 0 { netmpSocketRetain(handle) }
         record(fd, handle)

@@ -213,6 +213,66 @@ struct ExecProgramTests {
         #expect(text(output) == "port 7913 broadcast 1 tos 32\n", "\(text(output))")
     }
 
+    /// Sockets not yet connected or bound go across exec too, as the kernel keeps them: a
+    /// stream socket bound to a port (which stays taken) connects nowhere yet and listens in
+    /// the new program; one never bound connects from it, with the option set before; an
+    /// unbound UDP socket sends from it, marked as the old program asked.
+    @Test func freshSocketsHandedToTheExecdProgram_bindConnectAndSendThere() throws {
+        let served = try ServedLab()
+        let log = NSTemporaryDirectory() + "/\(served.lab.name)-exec-fresh"
+        let errors = log + ".server", output = log + ".out"
+        defer { for path in [log, log + ".err", errors, output] { try? FileManager.default.removeItem(atPath: path) } }
+        let echo = try echoServer(served, log: log)
+        defer { kill(echo.processIdentifier, SIGKILL) }
+        let child = """
+            import errno, socket, sys
+            t, c, u = (socket.socket(fileno=int(n)) for n in sys.argv[1:4])
+            print("bound", t.getsockname()[1], "reuseaddr", t.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR),
+                  "nodelay", c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                  "tos", u.getsockopt(socket.IPPROTO_IP, socket.IP_TOS), flush=True)
+            x = socket.socket()
+            try: x.bind(("0.0.0.0", 7914)); print("port free", flush=True)
+            except OSError as e: print("rebind", errno.errorcode[e.errno], flush=True)
+            c.connect(("10.77.0.1", 7910)); c.sendall(b"echo me"); print(c.recv(100).decode(), flush=True); c.close()
+            u.sendto(b"from the new program", ("10.77.0.1", 7915))
+            t.listen(4)
+            a, peer = t.accept(); a.sendall(b"hi"); a.close()
+            """
+        let server = try Shell.start(served.netmp(["python3", "-c", """
+            import os, socket, sys, time
+            t = socket.socket()
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            t.bind(("0.0.0.0", 7914))
+            c = socket.socket()
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x20)
+            for s in (t, c, u): os.set_inheritable(s.fileno(), True)
+            time.sleep(1.5) # the kernel's receiver binds meanwhile
+            os.execvp("python3", ["python3", "-c", sys.argv[1]] + [str(s.fileno()) for s in (t, c, u)])
+            """, child]), stderrTo: errors, stdoutTo: output)
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        usleep(700_000)
+        let out = served.kernelPython("""
+            import socket, time
+            k = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            k.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+            k.bind(("10.77.0.1", 7915)); k.settimeout(15)
+            data, ancillary, _, peer = k.recvmsg(100, 64)
+            print(data.decode(), [c[2][0] for c in ancillary if c[0] == socket.IPPROTO_IP and c[1] == socket.IP_TOS])
+            deadline = time.time() + 10
+            while True: # the new program listens once it has sent
+                try: s = socket.create_connection(("10.77.0.2", 7914), timeout=10); break
+                except ConnectionRefusedError:
+                    if time.time() > deadline: raise
+                    time.sleep(0.1)
+            print(s.recv(100).decode())
+            """)
+        #expect(out.stdout == "from the new program [32]\nhi\n", "\(out.stdout)\(out.stderr)")
+        served.expectEndsCleanly(server, errors: errors)
+        #expect(text(output) == "bound 7914 reuseaddr 1 nodelay 1 tos 32\nrebind EADDRINUSE\necho me\n", "\(text(output))")
+    }
+
     /// nginx's binary upgrade (SIGUSR2: the master execs a new master with its listeners,
     /// which nginx names in NGINX=; then SIGWINCH and SIGQUIT to the old one): the new
     /// master takes over the inherited listener and its workers answer over the TAP and at

@@ -4,7 +4,8 @@ import NetMPTCP
 import NetMPWire
 import Testing
 
-/// The exec hand-off's bytes (connections, listeners, UDP sockets): what the old image
+/// The exec hand-off's bytes (connections, listeners, UDP sockets, sockets not yet
+/// connected or bound): what the old image
 /// writes the new one reads back whole, and anything cut short, lengthened or not written
 /// by this library is refused (the new image then keeps none of the sockets, never a wrong
 /// one).
@@ -31,12 +32,19 @@ import Testing
               nonBlocking: true, options: [.init(level: 1, name: 6, value: [1, 0, 0, 0])],
               datagram: .init(bound: nil, connectedSource: IPAddress(IPv6Address("fd77::2")!), v6Only: false, reusePort: false,
                               reuseAddress: true, groups: [IPAddress(IPv4Address(239, 1, 2, 3)), IPAddress(IPv6Address("ff02::fb")!)])),
+        .fresh(.init(datagram: false, port: 7914, portNamed: true, bound: IPAddress(IPv4Address(10, 77, 0, 2))),
+               descriptors: [10], doorbellSlot: 31, ipv6: false, nonBlocking: false, options: [.init(level: 6, name: 1, value: [1, 0, 0, 0])]),
+        .fresh(.init(datagram: false), descriptors: [11], doorbellSlot: 32, ipv6: true, nonBlocking: true, options: []),
+        .fresh(.init(datagram: true, bound: nil, addressOnly: IPAddress(IPv6Address.any)), descriptors: [12, 13], doorbellSlot: nil,
+               ipv6: true, nonBlocking: false, options: [.init(level: 0, name: 35, value: [239, 1, 2, 3, 0, 0, 0, 0])]),
     ])
 
     @Test func roundTrip_sameHandoff() {
         let bytes = sample.serialized()
         #expect(bytes.withUnsafeBytes { ExecHandoff(parsing: $0) } == sample)
         #expect(sample.libraryDescriptors == [1020, 1021, 1019])
+        // A fresh UDP socket has no slot for the stack to keep; a fresh stream socket keeps its doorbell's.
+        #expect(sample.sockets.compactMap(\.keptSlot) == [3, 12, 20, 22, 30, 31, 32])
         let none = ExecHandoff(connection: 3, names: 4, sockets: [])
         #expect(none.serialized().withUnsafeBytes { ExecHandoff(parsing: $0) } == none)
     }
