@@ -231,6 +231,27 @@ int netmp_placeholder_drain(int placeholder) {
     return r < 0 ? -errno : 0;
 }
 
+int netmp_bells_make(void) {
+    int fd = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int netmp_bells_add(int bells, int bell) {
+    struct epoll_event edge = { .events = EPOLLIN | EPOLLET };
+    return syscall(SYS_epoll_ctl, bells, EPOLL_CTL_ADD, bell, &edge) < 0 ? -errno : 0;
+}
+
+int netmp_bells_remove(int bells, int bell) {
+    return syscall(SYS_epoll_ctl, bells, EPOLL_CTL_DEL, bell, NULL) < 0 ? -errno : 0;
+}
+
+int netmp_bells_drain(int bells) {
+    struct epoll_event events[16];
+    long r;
+    while ((r = syscall(SYS_epoll_wait, bells, events, 16, 0)) == 16) {}
+    return r < 0 ? -errno : 0;
+}
+
 // Signals that ran on this thread with a handler installed without SA_RESTART (counted by
 // the shim's signal trampoline). A blocking socket call that sees the count change across
 // an interrupted futex wait fails with EINTR, as the kernel's would; other signals restart.

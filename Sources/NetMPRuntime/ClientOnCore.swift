@@ -37,9 +37,16 @@ final class ClientOnCore {
     /// SO_REUSEPORT only within one user.
     var uid: UInt32 = 0
 
-    init(id: UInt32, region: ClientRegion, descriptors: DoorbellDescriptors? = nil, names: Int32? = nil, core: Int,
-         faults: ClientFaults = ClientFaults()) {
+    /// In the stack process: the eventfd the client's processes write to wake this core,
+    /// which only this client holds beside the core. The core watches it in its bells
+    /// (`ProtocolLoop.bells`) and closes it when it stops serving the client; it never reads
+    /// or writes it.
+    let bell: Int32?
+
+    init(id: UInt32, region: ClientRegion, descriptors: DoorbellDescriptors? = nil, names: Int32? = nil, bell: Int32? = nil,
+         core: Int, faults: ClientFaults = ClientFaults()) {
         self.id = id
+        self.bell = bell
         self.faults = faults
         requests = RequestRing(in: region, core: core)
         sockets = SocketTable(region: region, doorbellDescriptors: descriptors)
@@ -47,7 +54,10 @@ final class ClientOnCore {
         self.names = names
     }
 
-    deinit { if let names { close(names) } }
+    deinit {
+        if let names { close(names) }
+        if let bell { close(bell) }
+    }
 
     /// The client's faults, which this core adds to as its ring's count of malformed
     /// records grows (`reportFaults`, after each drain: one comparison when nothing grew).

@@ -31,10 +31,11 @@ public enum CoreMessage {
     case joinGroup(client: UInt32, SocketHandle, group: IPAddress, join: Bool, Completion)
     /// Start or stop serving a client: its region's request ring for this core, its socket
     /// table and reply slots, and in the stack process the stack's copies of its doorbell
-    /// eventfds, core 0 its names socket, and the lowest port it may bind without
-    /// privilege (0: any). `closing`: the client is gone (its process ended), and what it
-    /// held is closed as Linux closes a dead process's sockets.
-    case attach(client: UInt32, ClientRegion, DoorbellDescriptors?, Int32?, UInt16, UInt32, ClientFaults, Completion)
+    /// eventfds, core 0 its names socket, the client's bell for this core (the core owns
+    /// it from then on), and the lowest port it may bind without privilege (0: any).
+    /// `closing`: the client is gone (its process ended), and what it held is closed as
+    /// Linux closes a dead process's sockets.
+    case attach(client: UInt32, ClientRegion, DoorbellDescriptors?, Int32?, bell: Int32?, UInt16, UInt32, ClientFaults, Completion)
     case detach(client: UInt32, closing: Bool, Completion)
     /// Sockets of a client whose last holding process ended while the client goes on:
     /// each core closes its part of them (ProtocolLoop.close(_:of:)). `reset`: reset the

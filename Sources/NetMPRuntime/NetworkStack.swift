@@ -13,6 +13,7 @@ public enum RuntimeError: Error, CustomStringConvertible {
     case numa(NUMAError)
     case region(ClientRegion.MemoryError)
     case names(errno: Int32)
+    case bells(errno: Int32)
     case capture(errno: Int32)
 
     public var description: String {
@@ -23,6 +24,7 @@ public enum RuntimeError: Error, CustomStringConvertible {
         case .numa(let e): e.description
         case .region(let e): "cannot map the memory sockets share with the cores (\(e))"
         case .names(let e): "cannot make a client's names socket (\(String(cString: strerror(e))))"
+        case .bells(let e): "cannot make a client's bells (\(String(cString: strerror(e))))"
         case .capture(let e): "cannot write the capture (\(String(cString: strerror(e))))"
         }
     }
@@ -206,11 +208,22 @@ public final class NetworkStack: @unchecked Sendable {
         var ends: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0,
               fcntl(ends[0], F_SETFL, O_NONBLOCK) == 0 else { throw .names(errno: errno) }
+        // A bell per core of the client's own: a client can do what it likes to its files
+        // (make them blocking, fill their counts) and only its own wakeups suffer.
+        var bells: [Int32] = []
+        for _ in 0..<cores {
+            let bell = netmp_eventfd()
+            guard bell >= 0 else {
+                for fd in bells + ends { Glibc.close(fd) }
+                throw .bells(errno: -bell)
+            }
+            bells.append(bell)
+        }
         let faults = ClientFaults()
-        let id = addClient(region, descriptors: descriptors, names: ends[0],
+        let id = addClient(region, descriptors: descriptors, names: ends[0], bells: bells,
                            portStart: privileged ? 0 : Self.unprivilegedPortStart(), uid: uid, faults: faults)
         return AttachedProcess(id: id, region: region, sockets: SocketTable(region: region, doorbellDescriptors: descriptors),
-                               descriptors: descriptors, names: ends[1], faults: faults)
+                               descriptors: descriptors, names: ends[1], bells: bells, faults: faults)
     }
 
     func clientRegion(shared: Bool) throws(RuntimeError) -> ClientRegion {
@@ -223,13 +236,15 @@ public final class NetworkStack: @unchecked Sendable {
 
     /// Every core serves `region` from now on; the client's number.
     /// `names`: the stack's end of the client's names socket, which core 0 reads and closes.
+    /// `bells`: the client's eventfd for each core, which that core watches and closes.
     /// `portStart`: the lowest port the client may bind (0: any).
-    func addClient(_ region: ClientRegion, descriptors: DoorbellDescriptors?, names: Int32? = nil, portStart: UInt16 = 0,
-                   uid: UInt32 = getuid(), faults: ClientFaults = ClientFaults()) -> UInt32 {
+    func addClient(_ region: ClientRegion, descriptors: DoorbellDescriptors?, names: Int32? = nil, bells: [Int32]? = nil,
+                   portStart: UInt16 = 0, uid: UInt32 = getuid(), faults: ClientFaults = ClientFaults()) -> UInt32 {
         let id = UInt32(nextClientID.increment() - 1)
         let completion = Completion(count: cores)
         for core in 0..<cores {
-            send(.attach(client: id, region, descriptors, core == 0 ? names : nil, portStart, uid, faults, completion), to: core)
+            send(.attach(client: id, region, descriptors, core == 0 ? names : nil, bell: bells?[core], portStart, uid, faults,
+                         completion), to: core)
         }
         completion.wait()
         return id
@@ -262,10 +277,9 @@ public final class NetworkStack: @unchecked Sendable {
         tellEveryCore { .closeSockets(client: id, handles, reset: false, $0) }
     }
 
-    /// What a client process maps: the cores' wake page (memfd) and each core's eventfd.
-    public var wakeDescriptors: (page: Int32, cores: [Int32])? {
-        wakePage.descriptor.map { ($0, ports.map(\.wakeupDescriptor)) }
-    }
+    /// What a client process maps: the cores' wake page (a memfd; its bells come with its
+    /// AttachedProcess).
+    public var wakePageDescriptor: Int32? { wakePage.descriptor }
 
     /// Sends every core the message `make` builds around one completion, and waits until
     /// every core has done it.
@@ -370,6 +384,8 @@ public struct AttachedProcess: Sendable {
     /// The client's end of its names socket, to send it (and then close it here); core 0
     /// holds the other end.
     public let names: Int32
+    /// The client's eventfd for each core, to send it (each core holds and closes these).
+    public let bells: [Int32]
     /// What the client wrote that the stack could not take, counted by every core.
     public let faults: ClientFaults
 }

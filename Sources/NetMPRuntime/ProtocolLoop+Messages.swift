@@ -62,8 +62,8 @@ extension ProtocolLoop {
                 // (a port another of its listeners holds here) gets here.
                 client.requests.countMalformed()
             }
-        case .attach(let id, let region, let descriptors, let names, let portStart, let uid, let faults, let completion):
-            attach(ClientOnCore(id: id, region: region, descriptors: descriptors, names: names, core: core, faults: faults))
+        case .attach(let id, let region, let descriptors, let names, let bell, let portStart, let uid, let faults, let completion):
+            attach(ClientOnCore(id: id, region: region, descriptors: descriptors, names: names, bell: bell, core: core, faults: faults))
             clientsByID[id]?.unprivilegedPortStart = portStart
             clientsByID[id]?.uid = uid
             completion.done()

@@ -109,6 +109,11 @@ public final class ProtocolLoop {
     var clientsByID: [UInt32: ClientOnCore] = [:]
     /// The client whose ring is drained first next turn (so none is always last).
     var firstClient = 0
+    /// The attached clients' bells for this core (`netmp_bells_make`; -1 for a loop without
+    /// a port, or if the epoll instance could not be made):
+    /// a ring by a client shows as an edge here, which the core takes out without ever
+    /// touching the client's file. The port's own eventfd is for the stack's threads only.
+    var bells: Int32 = -1
     /// Messages for other cores whose ports were full, sent again each turn in order.
     var outbox: [(core: Int, message: CoreMessage)] = []
     let steering: FlowSteering
@@ -162,6 +167,9 @@ public final class ProtocolLoop {
         self.host = host; self.tcp = tcp; self.queue = queue; self.stats = stats; self.core = core
         self.steering = steering; self.ports = ports; self.portTable = portTable; self.datagramPortTable = datagramPortTable
         port = ports.isEmpty ? nil : ports[core]
+        // Made at the start, so that the stack's descriptors are the same before a client
+        // attaches and after the last has gone.
+        bells = ports.isEmpty ? -1 : netmp_bells_make()
         host.tcp = tcp
         // Connections hold their ports against binds until their TIME-WAIT ends, as Linux's do.
         if let portTable { tcp.portHoldChanged = { portTable.connection(on: $0, $1, held: $2) } }
@@ -209,7 +217,10 @@ public final class ProtocolLoop {
             sendOrKeep(.datagramError(identity: binding.identity, error, ForwardedFrame(copying: quoted)), to: channel.homeCore)
         }
     }
-    deinit { buffer.deallocate() }
+    deinit {
+        buffer.deallocate()
+        if bells >= 0 { Glibc.close(bells) }
+    }
 
     public func announce() { host.announce(sink: &sink) }
 
@@ -251,16 +262,18 @@ public final class ProtocolLoop {
             // finds the announcement and writes the port's eventfd.
             else if let port, hasRequest { port.stopSleeping(); timeout = 0 }
             var pollers = (pollfd(fd: offTheWire ? -1 : queue.fd, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: port?.wakeupDescriptor ?? -1, events: Int16(POLLIN), revents: 0))
-            let woken = withUnsafeMutablePointer(to: &pollers) {
-                $0.withMemoryRebound(to: pollfd.self, capacity: 2) { p -> Bool in
-                    _ = poll(p, port == nil ? 1 : 2, timeout)
-                    return p[1].revents != 0
+                           pollfd(fd: port?.wakeupDescriptor ?? -1, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: bells, events: Int16(POLLIN), revents: 0))
+            let (woken, rung) = withUnsafeMutablePointer(to: &pollers) {
+                $0.withMemoryRebound(to: pollfd.self, capacity: 3) { p -> (Bool, Bool) in
+                    _ = poll(p, port == nil ? 1 : 3, timeout)
+                    return (p[1].revents != 0, p[2].revents != 0)
                 }
             }
             if let port {
                 if woken { port.awake() } else { port.stopSleeping() }
             }
+            if rung { _ = netmp_bells_drain(bells) }
         }
         now = currentTime()
         sink.now = now
@@ -376,6 +389,13 @@ public final class ProtocolLoop {
         precondition(clientsByID[client.id] == nil, "client \(client.id) attached twice")
         clients.append(client)
         clientsByID[client.id] = client
+        if let bell = client.bell {
+            if bells < 0 || netmp_bells_add(bells, bell) != 0 {
+                // Unwatched, its rings are missed: the client's records then wait for the
+                // core's next wake (a bounded sleep with two clients or more).
+                Log.write("netmp: core \(core) cannot watch client \(client.id)'s bell; its wakeups are lost")
+            }
+        }
     }
 
     /// Stops serving a client: its records are no longer read. Its connections go on in
@@ -387,6 +407,7 @@ public final class ProtocolLoop {
     func detach(_ id: UInt32, closing: Bool = false, now: Instant) {
         guard let client = clientsByID.removeValue(forKey: id) else { return }
         clients.removeAll { $0.id == id }
+        if let bell = client.bell, bells >= 0 { _ = netmp_bells_remove(bells, bell) }
         guard closing else { return }
         for (slot, hold) in client.listeners {
             tcp.stopListening(port: hold.port, families: hold.families, identity: UInt64(id) << 32 | UInt64(slot),

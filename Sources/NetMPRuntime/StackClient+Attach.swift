@@ -29,7 +29,7 @@ extension StackClient {
     public static func door(tap: String) -> String { "netmp/\(tap)" }
 
     /// Attaches to the stack serving `door`: a hello, then the answer with the region,
-    /// the wake page and the cores' eventfds. The connection stays open for the client's
+    /// the wake page and the client's bells (an eventfd per core). The connection stays open for the client's
     /// life: the stack learns that the program ended when it closes.
     public static func attach(door: String) throws(AttachError) -> StackClient {
         let hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), request: UInt32(NETMP_HELLO_ATTACH), client: 0, process: 0)
@@ -136,7 +136,7 @@ extension StackClient {
     }
 
     /// This process's connection and names socket close, as at its end: the stack then
-    /// closes what only this process held. (The cores' eventfds, the region and the wake
+    /// closes what only this process held. (The bells, the region and the wake
     /// page go with the last reference to this client, when nothing can wake a core
     /// through them any more.) Once; a forked child that cannot join, and tests that play
     /// many programs in one process.

@@ -28,6 +28,9 @@ public final class StackClient: @unchecked Sendable {
     public var cores: Int { requests.count }
     /// How to wake each core after a record (its sleep announcement and eventfd).
     let wakers: [CoreWaker]
+    /// The eventfd this client writes to wake each core: in the stack service its own
+    /// bells, which no other client holds.
+    public var bells: [Int32] { wakers.map(\.eventfd) }
     let nextCore = AtomicCounter()
     /// A client of the stack service: this process's connection to the stack (when it
     /// ends, the stack closes the sockets no other process of the client holds), -1
@@ -149,8 +152,8 @@ public final class StackClient: @unchecked Sendable {
         self.wakers = wakers
     }
 
-    /// Attached: the cores' eventfds were received for this client alone (in a stack's
-    /// own process they are the ports').
+    /// Attached: the bells were received for this client alone (in a stack's own process
+    /// they are the ports' eventfds).
     let ownsWakers: Bool
     deinit {
         guard ownsWakers else { return }

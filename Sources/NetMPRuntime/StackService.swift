@@ -276,13 +276,13 @@ public final class StackService: @unchecked Sendable {
             log.error("stack: cannot attach process \(pid): \(error)")
             return refuse(fd, ENOMEM)
         }
-        guard let regionFD = process.region.descriptor, let wake = stack.wakeDescriptors else {
+        guard let regionFD = process.region.descriptor, let page = stack.wakePageDescriptor else {
             stack.detach(client: process.id, closing: true)
             return refuse(fd, ENOMEM)
         }
         var reply = answer(client: process.id, process: 0)
         process.sockets.addProcessNumber(0)
-        let fds = [regionFD, wake.page, process.names] + wake.cores
+        let fds = [regionFD, page, process.names] + process.bells
         let sent = netmp_message_send(fd, &reply, Int32(MemoryLayout<netmp_attach_reply>.size), fds, Int32(fds.count))
         close(process.names) // the client's end is the client's now (core 0 holds the other)
         guard sent >= 0 else {
@@ -368,14 +368,14 @@ public final class StackService: @unchecked Sendable {
     /// and it gets the attach answer again (its names socket survived the exec).
     func resume(_ fd: Int32, _ client: Client, _ number: UInt32, keeping kept: Set<UInt32>) {
         dropHolds(client, number, except: kept)
-        guard let regionFD = client.process.region.descriptor, let wake = stack.wakeDescriptors else {
+        guard let regionFD = client.process.region.descriptor, let page = stack.wakePageDescriptor else {
             var refusal = answer(client: client.process.id, process: number)
             refusal.error = ENOMEM
             _ = netmp_message_send(fd, &refusal, Int32(MemoryLayout<netmp_attach_reply>.size), nil, 0)
             return
         }
         var reply = answer(client: client.process.id, process: number)
-        let fds = [regionFD, wake.page] + wake.cores
+        let fds = [regionFD, page] + client.process.bells
         _ = netmp_message_send(fd, &reply, Int32(MemoryLayout<netmp_attach_reply>.size), fds, Int32(fds.count))
         resumedCount.wrappingAdd(1, ordering: .relaxed)
         log.info("stack: process \(number) of client \(client.process.id) exec'd a new program; it kept \(kept.count) sockets")

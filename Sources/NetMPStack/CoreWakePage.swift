@@ -6,7 +6,7 @@ import Synchronization
 /// Where each core announces that it sleeps (`netmp_core_wake`, a line per core), so that
 /// whoever queued work for it (a message in its port, a record in a client's request ring)
 /// wakes it only then. In the stack service every client maps the page (a memfd, mapped
-/// again with `init(mapping:)`) and is given the cores' eventfds once; in-process it is
+/// again with `init(mapping:)`) and is given its bells, an eventfd per core, once; in-process it is
 /// anonymous memory beside the ports.
 public final class CoreWakePage: @unchecked Sendable {
     public let cores: Int

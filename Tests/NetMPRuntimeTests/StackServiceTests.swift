@@ -1,5 +1,6 @@
 import CNetMPChannel
 import CNetMPLinux
+import Foundation
 import Glibc
 import NetMPRuntime
 import NetMPStack
@@ -217,6 +218,54 @@ import Testing
         #expect(clearer(5))
         #expect(slowest < .seconds(1), "the slowest bind took \(slowest)") // without the guard: for good
         _ = hostile
+    }
+
+    /// Each client wakes the cores through bells of its own, which the cores watch but never
+    /// read or write: a client that makes its bells blocking and keeps a thread reading
+    /// them (with one eventfd per core for every client, that thread took the rings of
+    /// all, and a core's own read could block behind it for good) holds up no other client.
+    @Test func clientsBells_areItsOwn_aHostileOneHoldsUpNoOne() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let hostile = try StackClient.attach(door: served.service.door)
+        let other = try StackClient.attach(door: served.service.door)
+        // Every eventfd has the same inode: the kernel numbers each in its fdinfo.
+        func file(_ fd: Int32) -> String {
+            let info = (try? String(contentsOfFile: "/proc/self/fdinfo/\(fd)", encoding: .utf8)) ?? ""
+            return info.split(separator: "\n").first { $0.hasPrefix("eventfd-id:") }.map(String.init) ?? "fd \(fd): no eventfd"
+        }
+        #expect(hostile.bells.count == 2 && other.bells.count == 2)
+        #expect(Set(hostile.bells.map(file)).isDisjoint(with: other.bells.map(file)), "clients share a bell")
+        let stealing = Stopping()
+        var thieves: [(Double) -> Bool] = []
+        for bell in hostile.bells {
+            #expect(fcntl(bell, F_SETFL, 0) == 0) // blocking
+            thieves.append(spawnBounded {
+                var count: UInt64 = 0
+                while !stealing.flag.load(ordering: .relaxed) && Glibc.read(bell, &count, 8) == 8 {}
+            })
+        }
+        let binds = Stopping()
+        let binder = spawnBounded {
+            var slowest = Interval.zero
+            for i in 0..<8 {
+                usleep(250_000) // the cores go to sleep: only a ring wakes them for the bind
+                let socket = StreamSocket(client: other)
+                let start = MonotonicClock.now()
+                try? socket.bind(Endpoint(IPv4Address(0), UInt16(7660 + i))) // a round trip to a core
+                slowest = max(slowest, MonotonicClock.now() - start)
+                socket.close()
+            }
+            // The cores' guard wakes them every 100 ms with two clients: a ring that goes
+            // astray costs up to that.
+            binds.flag.store(slowest < .milliseconds(60), ordering: .relaxed)
+        }
+        #expect(binder(30), "the other client's binds hung")
+        let fast = binds.flag.load(ordering: .relaxed)
+        #expect(fast, "a bind of the other client waited for a core's guard")
+        stealing.flag.store(true, ordering: .relaxed)
+        for bell in hostile.bells { _ = netmp_doorbell_ring(bell) } // the thieves' last read
+        for thief in thieves { #expect(thief(5)) }
     }
 
     /// A second listen record for a listener that listens already (on its own port, or on

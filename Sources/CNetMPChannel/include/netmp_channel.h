@@ -344,8 +344,8 @@ typedef struct netmp_request_ring {
 
 /// How a client wakes a core (CoreWakePage): one line per core, in a page every client of
 /// the stack maps. The core announces here that it is about to sleep in poll(2); a client
-/// that published a record and then finds the announcement takes it back and writes the
-/// core's eventfd (which the stack passes to each client once). Either the core sees the
+/// that published a record and then finds the announcement takes it back and writes its
+/// bell for the core (an eventfd the stack made for that client, passed once). Either the core sees the
 /// record before it sleeps or the client sees the core sleeping: no lost wakeup.
 typedef struct netmp_core_wake {
     uint32_t sleeping;              // 1 while the core is (about to be) asleep
@@ -501,7 +501,7 @@ _Static_assert(sizeof(netmp_accept_queue) == 128 && offsetof(netmp_accept_queue,
 /// the hello, then the doorbell slots of the sockets the new image keeps (uint32 each, at
 /// most NETMP_RESUME_SLOTS). The stack drops the process from every other socket it held
 /// (closing those no other process holds, as at a process's end) and answers as to an
-/// attach, with the region, the wake page and the cores' eventfds but no names socket
+/// attach, with the region, the wake page and the client's bells but no names socket
 /// (the process kept its own). `client` and `process` are the connection's, not read.
 #define NETMP_HELLO_RESUME 4
 #define NETMP_RESUME_SLOTS 16384

@@ -74,6 +74,15 @@ int netmp_placeholder_join(int placeholder, int common);
 int netmp_bell_into(int placeholder);
 // Takes out the edges that made `placeholder` readable (an epoll_wait that does not wait).
 int netmp_placeholder_drain(int placeholder);
+// A core's bells (the stack service): an epoll instance (close-on-exec) holding each
+// attached client's eventfd for the core, edge-triggered. The client writes its eventfd
+// to wake the core; the core never reads or writes it, only takes the edges out of the
+// epoll (an epoll_wait that does not wait), so nothing a client does to its file (make it
+// blocking, fill or empty its count) can block the core. 0 or a descriptor, or -errno.
+int netmp_bells_make(void);
+int netmp_bells_add(int bells, int bell);
+int netmp_bells_remove(int bells, int bell);
+int netmp_bells_drain(int bells);
 // The NUMA node of the page holding `address` (move_pages query), or -errno.
 int netmp_node_of_address(void *address);
 // The stack service's Unix socket: SOCK_SEQPACKET in the abstract namespace (so it exists
