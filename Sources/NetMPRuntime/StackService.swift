@@ -426,6 +426,7 @@ public final class StackService: @unchecked Sendable {
             let (held, othersHold) = sockets.dropHolder(number, from: doorbell)
             if held && !othersHold { lastHeld.insert(doorbell) }
         }
+        dropFresh(client, number, except: kept.union(named.map(\.doorbell)))
         let ending = named.filter { lastHeld.contains($0.doorbell) }
         guard !ending.isEmpty else { return 0 }
         stack.close(ending.map { SocketHandle(slot: $0.slot, generation: sockets.generationOf($0.slot)) }, of: client.process.id)
@@ -441,5 +442,27 @@ public final class StackService: @unchecked Sendable {
             if entry.doorbell != entry.slot { sockets.letGo(entry.doorbell) }
         }
         return ending.count
+    }
+
+    /// The sockets process `number` held that were never connected or listening (no
+    /// socket is named in their slots, so no core has a view of them) and that no other
+    /// process holds: their slots go back, as the application's close would have let
+    /// them go, and so does a port their bind took (if the client holds it: the word is
+    /// the client's to write). A socket whose connect failed stands on its first slot's
+    /// doorbell with a channel of its own; that channel holds the bind's port then.
+    /// `spared`: doorbells of named sockets and the slots an exec kept.
+    func dropFresh(_ client: Client, _ number: UInt32, except spared: Set<UInt32>) {
+        let sockets = client.process.sockets
+        for doorbell in sockets.unnamedSlots(heldBy: number) where !spared.contains(doorbell) {
+            let (held, othersHold) = sockets.dropHolder(number, from: doorbell)
+            guard held && !othersHold else { continue }
+            let channels = sockets.unnamedSlots(standingOn: doorbell)
+            for slot in channels.isEmpty ? [doorbell] : channels {
+                if let (port, families) = sockets.freshPort(slot) {
+                    stack.portTable.release(port, families: families, ifHeldBy: client.process.id)
+                }
+            }
+            for slot in channels + [doorbell] { sockets.letGo(slot) }
+        }
     }
 }

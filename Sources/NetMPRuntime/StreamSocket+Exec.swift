@@ -89,11 +89,14 @@ extension StreamSocket {
     /// After the options: IPV6_V6ONLY is refused on a bound socket.
     public func restore(_ fresh: ExecHandoff.Fresh) {
         setup.locked {
+            boundAddress = fresh.bound
             if fresh.port != 0 {
                 boundPort = fresh.port
                 portNamed = fresh.portNamed
+                // In this socket's own channel, which stands on the old one's doorbell:
+                // where the stack looks first (StackService.dropHolds).
+                channel.recordFreshPort(fresh.port, families: listenerFamilies)
             }
-            boundAddress = fresh.bound
         }
     }
 }

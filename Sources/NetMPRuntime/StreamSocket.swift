@@ -124,6 +124,11 @@ public final class StreamSocket: @unchecked Sendable {
             if portNamed {
                 fresh.boundPort = boundPort
                 fresh.portNamed = true
+                if let port = boundPort {
+                    let families = listenerFamilies
+                    channel.recordFreshPort(nil, families: families)
+                    fresh.channel.recordFreshPort(port, families: families)
+                }
                 boundPort = nil // now the new socket's to release
             }
             fresh.boundAddress = boundAddress
@@ -215,9 +220,11 @@ public final class StreamSocket: @unchecked Sendable {
                 boundAddress = bound
                 return
             }
-            switch client.reservePort(endpoint.port, datagram: false, families: family.families(boundTo: bound, v6Only: v6OnlyFlag),
-                                      shared: reusePort, reuseAddress: reuseAddress) {
-            case .success(let port): boundPort = port
+            let families = family.families(boundTo: bound, v6Only: v6OnlyFlag)
+            switch client.reservePort(endpoint.port, datagram: false, families: families, shared: reusePort, reuseAddress: reuseAddress) {
+            case .success(let port):
+                boundPort = port
+                channel.recordFreshPort(port, families: families)
             case .failure(let error): throw error
             }
             portNamed = endpoint.port != 0

@@ -312,6 +312,41 @@ public final class SocketTable: @unchecked Sendable {
         return true
     }
 
+    /// The leased slots below the high-water mark that no socket is named in, whose holders
+    /// include process `process`: the doorbells of sockets not yet connected or listening
+    /// (the stack, sweeping a gone process's sockets; read from the client's memory, so a
+    /// client that scribbles its table only loses its own slots).
+    public func unnamedSlots(heldBy process: UInt32) -> [UInt32] {
+        guard process < 64 else { return [] }
+        let top = min(capacity, max(0, highWater.pointee.load(ordering: .acquiring)))
+        return (0..<UInt32(top)).filter {
+            isLeased($0) && kind($0).pointee.load(ordering: .acquiring) == 0
+                && holders($0).pointee.load(ordering: .acquiring) & (1 << UInt64(process)) != 0
+        }
+    }
+
+    /// The leased slots no socket is named in whose stream words name `doorbell`'s slot as
+    /// their doorbell, `doorbell` itself aside: the channels of sockets that stand on it
+    /// (one that connects again after a failed connect keeps its first slot's doorbell).
+    public func unnamedSlots(standingOn doorbell: UInt32) -> [UInt32] {
+        let top = min(capacity, max(0, highWater.pointee.load(ordering: .acquiring)))
+        let offset = MemoryLayout<netmp_stream_slot>.offset(of: \netmp_stream_slot.doorbell_slot)!
+        return (0..<UInt32(top)).filter {
+            $0 != doorbell && isLeased($0) && kind($0).pointee.load(ordering: .acquiring) == 0
+                && words($0).load(fromByteOffset: offset, as: UInt32.self) == doorbell &+ 1
+        }
+    }
+
+    /// The port a bind took for the socket not yet connected or listening in `slot`, and
+    /// its families (`netmp_stream_slot.fresh_port`), as the application wrote it.
+    public func freshPort(_ slot: UInt32) -> (port: UInt16, families: AddressFamilies)? {
+        guard Int(slot) < capacity else { return nil }
+        let word = words(slot).load(fromByteOffset: MemoryLayout<netmp_stream_slot>.offset(of: \netmp_stream_slot.fresh_port)!,
+                                    as: UInt32.self)
+        guard word & 1 << 31 != 0, UInt16(truncatingIfNeeded: word) != 0 else { return nil }
+        return (UInt16(truncatingIfNeeded: word), AddressFamilies(rawValue: UInt8(truncatingIfNeeded: word >> 16)))
+    }
+
     /// Sockets named, counted (for tests and `netmp stat`; not for the hot path).
     public var inUse: Int {
         (0..<min(max(0, highWater.pointee.load(ordering: .acquiring)), capacity)).reduce(0) { $0 + (kind(UInt32($1)).pointee.load(ordering: .acquiring) != 0 ? 1 : 0) }

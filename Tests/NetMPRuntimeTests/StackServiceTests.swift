@@ -527,6 +527,46 @@ import Testing
         server.close()
     }
 
+    /// A process ends holding sockets it never connected or listened on (a fresh one, a
+    /// bound one, one bound and refused, which the next call moved to a fresh socket on
+    /// the same doorbell): their slots come back and the ports their binds took are free
+    /// again, as Linux closes a dead process's sockets. The parent's own fresh socket stays.
+    @Test func freshSocketsOfGoneProcess_slotsAndPortsComeBack() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let client = try StackClient.attach(door: served.service.door)
+        let number = try #require(client.numberForChild())
+        let unbound = StreamSocket(client: client)
+        let bound = StreamSocket(client: client)
+        try bound.bind(Endpoint(IPv4Address(0), 7670))
+        let refused = StreamSocket(client: client)
+        try refused.bind(Endpoint(IPv4Address(0), 7671))
+        #expect(throws: SocketError(ECONNREFUSED)) { try refused.connect(to: Endpoint(StackPair.addressB, 7672)) }
+        let retried = refused.attemptAgain() // what the program's next connect or bind runs on
+        for socket in [unbound, bound, retried] {
+            client.sockets.addHolder(number, to: socket.channel.doorbell.slot!) // the child's, as its shim claims them
+            _ = Unmanaged.passRetained(socket) // the child's objects, never closed
+        }
+        let stays = StreamSocket(client: client)
+        client.sockets.addHolder(client.process, to: stays.channel.doorbell.slot!)
+        #expect(served.eventually { client.sockets.slotsTaken == 5 }, "slots taken: \(client.sockets.slotsTaken)")
+
+        let child = netmp_attach_connect(served.service.door)
+        var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), request: UInt32(NETMP_HELLO_JOIN), client: client.id, process: number)
+        #expect(netmp_message_send(child, &hello, Int32(MemoryLayout<netmp_attach_hello>.size), nil, 0) > 0)
+        #expect(served.eventually { served.service.joined == 1 })
+        close(child) // the child ends without closing
+        #expect(served.eventually { served.service.processesGone == 1 })
+        #expect(served.eventually { client.sockets.slotsTaken == 1 }, "slots still taken: \(client.sockets.slotsTaken)")
+        let other = try StackClient.attach(door: served.service.door)
+        for port: UInt16 in [7670, 7671] {
+            let again = StreamSocket(client: other)
+            #expect(throws: Never.self) { try again.bind(Endpoint(IPv4Address(0), port)) }
+            again.close()
+        }
+        stays.close()
+    }
+
     /// A process exec'd a new program that kept one of its two connections: over the
     /// process's own connection it resumes (NETMP_HELLO_RESUME), naming what it kept. The
     /// other connection closes (its peer reads the end), the client and process numbers
