@@ -128,9 +128,13 @@ extension Connection {
         // Nagle (RFC 896, RFC 1122 4.2.3.4): a small segment waits while data is in flight,
         // unless it is the last data before our FIN or TCP_NODELAY is set.
         let nagleHolds = flight > 0 && !configuration.noDelay && !finQueued
-        // TCP_CORK: only full segments until uncorked, whatever is in flight.
-        let corkHolds = configuration.cork && !finQueued
-        if length < maximumPayload && (nagleHolds || corkHolds) { return nil }
+        // TCP_CORK: only full segments until uncorked, whatever is in flight; but a partial
+        // segment held with nothing in flight goes when the probe timer fires.
+        let corkHolds = configuration.cork && !finQueued && !corkCeilingPassed
+        if length < maximumPayload && (nagleHolds || corkHolds) {
+            if corkHolds && flight == 0 { armCorkCeiling(now: now) }
+            return nil
+        }
         // A super-segment carries a short last segment only where that segment could go
         // alone (the same rules, as Linux's tcp_mss_split_point), and only at the end of
         // the data: a window-limited one stops at a whole segment.
@@ -138,6 +142,7 @@ extension Connection {
             length -= length % maximumPayload
         }
         if sendNext < sendMaximum { segmentsRetransmitted &+= UInt64(segmentCount(length)) }
+        corkCeilingPassed = false
         let fin = finQueued && length == unsent
         return dataSegment(at: sendNext, length: length, fin: fin, now: now)
     }
@@ -261,6 +266,15 @@ extension Connection {
     /// (windowProbeTimeout).
     mutating func armPersist(now: Instant) {
         guard sendWindow == 0, flight == 0, persistDeadline == nil, retransmitDeadline == nil else { return }
+        persistDeadline = now + rtt.timeout
+    }
+
+    /// TCP_CORK holds a partial segment and nothing is in flight: the same timer, one RTO
+    /// (200 ms at least) from the first time it held (Linux's tcp_check_probe_timer). An
+    /// ACK that opens or keeps the window open clears it, and the next look arms it again,
+    /// as Linux's tcp_ack_probe does.
+    mutating func armCorkCeiling(now: Instant) {
+        guard persistDeadline == nil, retransmitDeadline == nil else { return }
         persistDeadline = now + rtt.timeout
     }
 }

@@ -33,7 +33,7 @@ extension Connection {
         }
         if let deadline = persistDeadline, deadline <= now {
             persistDeadline = nil
-            windowProbeTimeout(now: now)
+            if sendWindow == 0 { windowProbeTimeout(now: now) } else if configuration.cork && flight == 0 { corkCeilingPassed = true }
         }
         if let deadline = probeDeadline, deadline <= now {
             probeDeadline = nil

@@ -167,7 +167,13 @@ public struct Connection: Sendable {
     public internal(set) var rtt: RTTEstimator
     var retransmitDeadline: Instant? = nil
     var delayedAckDeadline: Instant? = nil
+    /// The probe timer (Linux's ICSK_TIME_PROBE0): with a zero window, the next window
+    /// probe; with the window open, the ceiling on TCP_CORK (`corkCeilingPassed`).
     var persistDeadline: Instant? = nil
+    /// TCP_CORK held a partial segment with nothing in flight for a probe interval: it goes
+    /// now, once (Linux sends it from its probe timer, tcp_write_wakeup: the 200 ms ceiling
+    /// tcp(7) gives TCP_CORK).
+    var corkCeilingPassed = false
     var closeDeadline: Instant? = nil // TIME-WAIT or FIN-WAIT-2
     var keepAliveDeadline: Instant? = nil
     /// Tail loss probe (RFC 8985 7): when the last segments of a flight are lost no duplicate

@@ -170,25 +170,6 @@ import Testing
         client.close(); server.close(); listener.close()
     }
 
-    /// An option set on a live connection reaches its owner in order with the data: with
-    /// TCP_CORK set a small write waits; clearing it sends the write at once.
-    @Test func liveOption_takesEffectInOrderWithTheData() throws {
-        let pair = try StackPair(cores: 2)
-        defer { pair.stop() }
-        let listener = try pair.listenOnB(port: 7510)
-        let client = try pair.connectFromA(port: 7510)
-        let server = try listener.accept()
-        client.setCork(true)
-        let bytes = [UInt8](repeating: 7, count: 10)
-        #expect(try bytes.withUnsafeBytes { try client.send($0) } == 10)
-        usleep(100_000)
-        #expect(server.readable == 0, "a corked small write went out")
-        client.setCork(false)
-        for _ in 0..<2000 where server.readable < 10 { usleep(1000) }
-        #expect(server.readable == 10)
-        client.close(); server.close(); listener.close()
-    }
-
     /// poll's view after shutdown, as Linux's tcp_poll gives it: SHUT_RD makes the socket
     /// readable with POLLRDHUP (RCV_SHUTDOWN), and both directions shut is POLLHUP.
     @Test func shutdown_readinessAsLinux() throws {

@@ -392,6 +392,34 @@ struct TCPFrameView {
         return (listener, socket, try listener.accept())
     }
 
+    /// TCP_CORK set on a live connection reaches its owner in order with the data: a small
+    /// write waits while nothing is in flight until the probe timer fires one RTO later
+    /// (Linux's 200 ms ceiling on TCP_CORK, tcp(7)), not before; the next small write waits
+    /// again, and clearing TCP_CORK sends it at once.
+    @Test func cork_holdsASmallWrite_untilTheCeilingOrUncorked() throws {
+        let pair = try DrivenPair()
+        defer { pair.stop() }
+        let (listener, socket, accepted) = try connected(pair, port: 7012)
+        socket.setCork(true)
+        let wroteAt = pair.clock.now
+        #expect(try [UInt8](repeating: 7, count: 10).withUnsafeBytes { try socket.send($0) } == 10)
+        pair.pass(.milliseconds(190), step: .milliseconds(10))
+        #expect(accepted.readable == 0, "a corked small write went out before the ceiling")
+        #expect(pair.passUntil(.seconds(2), step: .milliseconds(10)) { accepted.readable == 10 })
+        let waited = pair.clock.now - wroteAt
+        #expect(waited >= .milliseconds(200) && waited <= .milliseconds(300), "the ceiling came after \(waited)")
+        // The next write once the first is acknowledged (B delays its ACK; a loss probe sent
+        // meanwhile would carry a waiting write, as Linux's does, cork or not).
+        pair.pass(.milliseconds(300), step: .milliseconds(10))
+        #expect(try [UInt8](repeating: 8, count: 5).withUnsafeBytes { try socket.send($0) } == 5)
+        pair.pass(.milliseconds(100), step: .milliseconds(10))
+        #expect(accepted.readable == 10, "the next small write went out without waiting")
+        socket.setCork(false)
+        pair.settle()
+        #expect(accepted.readable == 15, "uncorking did not send the held write")
+        try pair.closeAll(listener, socket, accepted)
+    }
+
     /// TCP_USER_TIMEOUT of 10 s: data a silent peer never acknowledges fails the connection
     /// 10 s after it first left (Linux clamps the last RTO to the user timeout), not after
     /// fifteen retransmissions.

@@ -41,6 +41,27 @@ import Testing
         #expect(rest.map(\.payloadLength) == [640])
     }
 
+    /// A partial segment TCP_CORK holds with nothing in flight goes when the probe timer
+    /// fires, one RTO (200 ms at least) after it was first held: Linux's ceiling on
+    /// TCP_CORK (tcp(7)), sent from its probe timer. Not before, and only once: the next
+    /// small write is held again.
+    @Test func cork_ceiling_sendsTheHeldPartialSegmentAfterOneRTO() throws {
+        var c = Fixture.established()
+        c.setCork(true)
+        c.queued(100)
+        #expect(Fixture.drain(&c, now: Fixture.t0).isEmpty)
+        let deadline = try #require(c.nextDeadline)
+        #expect(deadline - Fixture.t0 >= .milliseconds(200))
+        c.fireTimers(now: Fixture.t0 + .milliseconds(150))
+        #expect(Fixture.drain(&c, now: Fixture.t0 + .milliseconds(150)).isEmpty, "sent before the ceiling")
+        c.fireTimers(now: deadline)
+        #expect(Fixture.drain(&c, now: deadline).map(\.payloadLength) == [100])
+        _ = c.handle(Fixture.segment(.ack, seq: 5001, ack: 1101), payloadLength: 0, now: deadline)
+        c.queued(50)
+        #expect(Fixture.drain(&c, now: deadline).isEmpty, "the ceiling let a later small write through at once")
+        #expect(c.nextDeadline != nil, "the later write has no ceiling")
+    }
+
     /// TCP_CONGESTION switches the algorithm and keeps the window.
     @Test func congestionSwitch_keepsWindow() {
         var c = Fixture.established()
