@@ -237,12 +237,14 @@ extension Connection {
             // The flight before this segment: an empty one starts a fresh sampling interval.
             if congestion.wantsRateSamples && sendMaximum < end { deliveryRate.sent(end: end, flight: bytesInFlight, now: now) }
             if sendNext < end { sendNext = end }
+            // A flight of one segment waits longer for its probe: one growing past it, not.
+            let wasOneSegment = sendMaximum > sendUnacknowledged && segmentCount(sendMaximum - sendUnacknowledged) == 1
             if sendMaximum < end {
                 if timedSegment == nil && !timestampsEnabled && sequence == sendMaximum { timedSegment = (end, now) }
                 sendMaximum = end
             }
             if retransmitDeadline == nil { retransmitDeadline = retransmissionDeadline(from: now) }
-            if probeDeadline == nil && !probeDue { armProbe(now: now) }
+            if (probeDeadline == nil || wasOneSegment && segmentCount(flight) > 1) && !probeDue { armProbe(now: now) }
         }
         if header.flags.contains(.ack) {
             ackNow = false

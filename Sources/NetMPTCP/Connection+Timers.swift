@@ -43,6 +43,13 @@ extension Connection {
                 probeDue = true
                 probeSent = true
                 tailLossProbes &+= 1
+                // Due with the RTO, the probe goes in its place, and the RTO starts again
+                // after it (Linux rearms it after a loss probe). The stall is counted from
+                // the data's first send all the same, as Linux's retrans_stamp is.
+                if let rto = retransmitDeadline, rto <= now {
+                    if stalledSince == nil { stalledSince = Instant(nanoseconds: now.nanoseconds &- min(now.nanoseconds, rtt.timeout.nanoseconds)) }
+                    retransmitDeadline = retransmissionDeadline(from: now)
+                }
             }
         }
         if let deadline = retransmitDeadline, deadline <= now {
@@ -75,6 +82,14 @@ extension Connection {
                                             : !probeSent && flight > 0
         guard watching, let srtt = rtt.smoothed, state.isSynchronized else {
             probeDeadline = nil
+            return
+        }
+        // With one segment in flight the receiver may be delaying its ACK: Linux waits 200 ms
+        // (TCP_RTO_MIN) past two RTTs then, RFC 8985 7.2's WCDelAckT, and the probe falls
+        // due with the RTO at the latest, in its place (tcp_schedule_loss_probe).
+        if recoveryPoint == nil && segmentCount(flight) == 1 {
+            let probe = now + Interval(nanoseconds: 2 * srtt + 200_000_000)
+            probeDeadline = retransmitDeadline.map { min($0, probe) } ?? probe
             return
         }
         let probe = now + Interval(nanoseconds: max(2 * srtt, 10_000_000))

@@ -252,10 +252,12 @@ struct TCPFrameView {
         try pair.whileTurning { asking.close(); silent.close() }
     }
 
-    /// Data the peer never acknowledges: probed once, then resent with the timeout doubling
-    /// from Linux's 200 ms floor to its 120 s ceiling, fifteen times (tcp_retries2), and the
-    /// connection fails with ETIMEDOUT at the sixteenth timeout, 924.6 s after the data
-    /// first left, as Linux's tcp_model_timeout has it.
+    /// Data the peer never acknowledges: one segment, so the loss probe waits for a delayed
+    /// ACK and goes when the RTO falls due, in its place (0.2 s); then resent with the
+    /// timeout doubling from Linux's 200 ms floor to its 120 s ceiling, fifteen times
+    /// (tcp_retries2), and the connection fails with ETIMEDOUT at the first timeout 924.6 s
+    /// or more after the data first left (Linux's tcp_model_timeout): 924.8 s, as Linux's
+    /// timeline (0, 0.2, 0.4, 0.8 ... 804.8, 924.8) has it.
     @Test func unacknowledgedData_resentFifteenTimes_thenTimesOut() throws {
         let pair = try DrivenPair()
         defer { pair.stop() }
@@ -272,11 +274,13 @@ struct TCPFrameView {
         #expect(socket.takeError() == ETIMEDOUT)
         let sends = pair.sentByA.filter { TCPFrameView($0.frame).map { $0.payloadLength > 0 } == true }
             .map { Double(($0.at - sentAt).nanoseconds) / 1e9 }
-        // The first send, a tail loss probe 10 ms later (Linux's too), then fifteen
-        // retransmissions, the last ones 120 s apart.
+        // The first send, the tail loss probe one RTO later, then fifteen retransmissions,
+        // the last ones 120 s apart. (Past 10 s the clock moves in 0.1 s steps.)
         #expect(sends.count == 17, "the data left at \(sends) s")
+        #expect(sends.count > 2 && abs(sends[1] - sends[0] - 0.2) < 0.015 && abs(sends[2] - sends[1] - 0.2) < 0.015,
+                "the probe and the first timeout: the data left at \(sends) s")
         #expect(zip(sends.suffix(5), sends.suffix(4)).allSatisfy { abs($1 - $0 - 120) < 0.2 }, "the data left at \(sends) s")
-        #expect((924.5...924.8).contains(failedAfter), "failed after \(failedAfter) s; the data left at \(sends) s")
+        #expect((924.6...925.0).contains(failedAfter), "failed after \(failedAfter) s; the data left at \(sends) s")
         try pair.closeAll(listener, accepted, socket)
     }
 

@@ -269,6 +269,29 @@ import Testing
         #expect(c.nextDeadline == Fixture.t0 + c.rtt.timeout) // one probe per flight, then the RTO
     }
 
+    /// RFC 8985 7.2 and Linux's tcp_schedule_loss_probe: with one segment in flight the
+    /// receiver may be delaying its ACK, so the probe waits 200 ms past two RTTs, which puts
+    /// it at the RTO: a delayed ACK 40 ms later finds nothing resent; unanswered, the probe
+    /// goes in the RTO's place (the segment again, the window kept) and the RTO starts over.
+    @Test func established_oneSegmentInFlight_probeWaitsForADelayedAck() throws {
+        var c = Fixture.established()
+        c.queued(100)
+        _ = Fixture.drain(&c)
+        let rto = c.rtt.timeout
+        #expect(c.nextDeadline == Fixture.t0 + rto, "the probe waits for the RTO")
+        var quiet = c
+        let ackAt = Fixture.t0 + .milliseconds(40)
+        _ = quiet.handle(Fixture.segment(.ack, seq: 5001, ack: 1101), payloadLength: 0, now: ackAt)
+        quiet.fireTimers(now: ackAt)
+        #expect(Fixture.drain(&quiet, now: ackAt).isEmpty && quiet.nextDeadline == nil, "a probe for an acknowledged segment")
+        let probeAt = Fixture.t0 + rto
+        c.fireTimers(now: probeAt)
+        let probe = Fixture.drain(&c, now: probeAt)
+        #expect(probe.count == 1 && probe[0].header.sequenceNumber == 1001 && probe[0].payloadLength == 100)
+        #expect(c.congestion.window == 14_600 && c.rtt.timeout == rto, "the probe was taken for a timeout")
+        #expect(c.nextDeadline == probeAt + rto)
+    }
+
     /// RFC 6298 5.5-5.7: a timeout resends from SND.UNA with one segment of window, backed off.
     @Test func established_retransmissionTimeout_resendsFromUnacknowledged() throws {
         var c = Fixture.established()
