@@ -74,6 +74,10 @@ public final class StackService: @unchecked Sendable {
     public var resumed: Int { resumedCount.load(ordering: .relaxed) }
     public var joined: Int { joinedCount.load(ordering: .relaxed) }
     public var processesGone: Int { processesGoneCount.load(ordering: .relaxed) }
+    /// Turns of the door thread done: a test that saw this move on twice knows that a
+    /// whole turn (its checks of every client included) began after what it did before.
+    let turnCount = Atomic<Int>(0)
+    public var turns: Int { turnCount.load(ordering: .acquiring) }
 
     public enum ServiceError: Error, CustomStringConvertible {
         case door(String, errno: Int32)
@@ -183,6 +187,7 @@ public final class StackService: @unchecked Sendable {
         }
         if capture?.session.hasEnded == true { endCapture() }
         for client in clientsByID.values where client.process.faults.total > faultLimit { expel(client) }
+        defer { turnCount.add(1, ordering: .releasing) }
         let now = MonotonicClock.now()
         if now >= published + .milliseconds(500) { publishClients() }
         for client in clientsByID.values {

@@ -315,7 +315,10 @@ import Testing
         var stop = Request(.stopListening, SocketHandle(slot: slot, generation: bad.sockets.generationOf(slot)))
         stop.localPort = 7612 // a port it does not listen on: each record is a fault
         for _ in 0..<8 { bad.askForTesting(stop) }
-        usleep(100_000)
+        // Every core counted its faults before answering: a door turn begun after that has
+        // weighed them (asked by order, not by a clock).
+        let turn = served.service.turns
+        #expect(served.eventually { served.service.turns >= turn + 2 })
         #expect(served.service.clientCount == 2, "detached at the limit, not past it")
         bad.askForTesting(stop)
         #expect(served.eventually { served.service.departed == 1 && served.service.clientCount == 1 })
