@@ -315,8 +315,9 @@ import Testing
         var stop = Request(.stopListening, SocketHandle(slot: slot, generation: bad.sockets.generationOf(slot)))
         stop.localPort = 7612 // a port it does not listen on: each record is a fault
         for _ in 0..<8 { bad.askForTesting(stop) }
-        // Every core counted its faults before answering: a door turn begun after that has
-        // weighed them (asked by order, not by a clock).
+        // Once the eight show, a door turn begun after that has weighed them (asked by
+        // order, not by a clock).
+        #expect(served.eventually { served.faults(of: bad) == 8 }, "faults: \(String(describing: served.faults(of: bad)))")
         let turn = served.service.turns
         #expect(served.eventually { served.service.turns >= turn + 2 })
         #expect(served.service.clientCount == 2, "detached at the limit, not past it")
