@@ -432,8 +432,18 @@ public final class StackService: @unchecked Sendable {
             if held && !othersHold { lastHeld.insert(doorbell) }
         }
         dropFresh(client, number, except: kept.union(named.map(\.doorbell)))
+        // A socket that started over after a failed connect whose old name is still in its
+        // first slot: its new channel stands on that doorbell, unnamed.
+        for doorbell in lastHeld { dropStanding(on: doorbell, of: client) }
         let ending = named.filter { lastHeld.contains($0.doorbell) }
         guard !ending.isEmpty else { return 0 }
+        // The ports connections' binds took, which their close would have given back (a
+        // listener's goes back as core 0 stops it, ProtocolLoop.close(_:of:)).
+        for entry in ending where entry.kind == .stream {
+            if let (port, families) = sockets.boundPort(entry.slot) {
+                stack.portTable.release(port, families: families, ifHeldBy: client.process.id)
+            }
+        }
         stack.close(ending.map { SocketHandle(slot: $0.slot, generation: sockets.generationOf($0.slot)) }, of: client.process.id)
         // No process closes these now: the last holder ended without closing, and a process
         // that closed its descriptor while others held the socket keeps its view without
@@ -461,13 +471,26 @@ public final class StackService: @unchecked Sendable {
         for doorbell in sockets.unnamedSlots(heldBy: number) where !spared.contains(doorbell) {
             let (held, othersHold) = sockets.dropHolder(number, from: doorbell)
             guard held && !othersHold else { continue }
-            let channels = sockets.unnamedSlots(standingOn: doorbell)
-            for slot in channels.isEmpty ? [doorbell] : channels {
-                if let (port, families) = sockets.freshPort(slot) {
-                    stack.portTable.release(port, families: families, ifHeldBy: client.process.id)
-                }
+            if !dropStanding(on: doorbell, of: client), let (port, families) = sockets.boundPort(doorbell) {
+                stack.portTable.release(port, families: families, ifHeldBy: client.process.id)
             }
-            for slot in channels + [doorbell] { sockets.letGo(slot) }
+            sockets.letGo(doorbell)
         }
+    }
+
+    /// The unnamed channels that stand on `doorbell` (a socket fresh again after a failed
+    /// connect) go, with the ports their binds took; whether there were any (then the
+    /// doorbell's own slot holds a stale bind: its channel was the failed one).
+    @discardableResult
+    func dropStanding(on doorbell: UInt32, of client: Client) -> Bool {
+        let sockets = client.process.sockets
+        let channels = sockets.unnamedSlots(standingOn: doorbell)
+        for slot in channels {
+            if let (port, families) = sockets.boundPort(slot) {
+                stack.portTable.release(port, families: families, ifHeldBy: client.process.id)
+            }
+            sockets.letGo(slot)
+        }
+        return !channels.isEmpty
     }
 }

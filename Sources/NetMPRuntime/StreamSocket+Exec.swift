@@ -95,7 +95,7 @@ extension StreamSocket {
                 portNamed = fresh.portNamed
                 // In this socket's own channel, which stands on the old one's doorbell:
                 // where the stack looks first (StackService.dropHolds).
-                channel.recordFreshPort(fresh.port, families: listenerFamilies)
+                channel.recordBoundPort(fresh.port, families: listenerFamilies)
             }
         }
     }

@@ -126,8 +126,8 @@ public final class StreamSocket: @unchecked Sendable {
                 fresh.portNamed = true
                 if let port = boundPort {
                     let families = listenerFamilies
-                    channel.recordFreshPort(nil, families: families)
-                    fresh.channel.recordFreshPort(port, families: families)
+                    channel.recordBoundPort(nil, families: families)
+                    fresh.channel.recordBoundPort(port, families: families)
                 }
                 boundPort = nil // now the new socket's to release
             }
@@ -224,7 +224,7 @@ public final class StreamSocket: @unchecked Sendable {
             switch client.reservePort(endpoint.port, datagram: false, families: families, shared: reusePort, reuseAddress: reuseAddress) {
             case .success(let port):
                 boundPort = port
-                channel.recordFreshPort(port, families: families)
+                channel.recordBoundPort(port, families: families)
             case .failure(let error): throw error
             }
             portNamed = endpoint.port != 0
@@ -288,6 +288,7 @@ public final class StreamSocket: @unchecked Sendable {
                 throw SocketError(ENOBUFS)
             }
             boundPort = port
+            channel.recordBoundPort(port, families: listenerFamilies)
             for _ in 0..<client.cores { client.sockets.hold(name.slot) } // for each core's view
             // Deferral first: the cores take connections as soon as they listen.
             queue.setDeferAccept(seconds: Self.seconds(forRetransmissions: deferAcceptRetransmissions))

@@ -139,12 +139,12 @@ public final class SocketChannel: @unchecked Sendable {
         // The socket's first side says no core owns it yet; a view adopted later must not.
         if ownsSlot || lease?.adopted == false { ownerWord.pointee.store(-1, ordering: .relaxed) }
     }
-    /// The port a bind took while the socket is not yet connected or listening (nil: none),
+    /// The port the socket's bind (or an unbound listen) took from the client's (nil: none),
     /// written where the stack finds it if the socket's last process ends without closing
-    /// it (`SocketTable.freshPort`).
-    public func recordFreshPort(_ port: UInt16?, families: AddressFamilies) {
+    /// it (`SocketTable.boundPort`).
+    public func recordBoundPort(_ port: UInt16?, families: AddressFamilies) {
         let word = port.map { UInt32($0) | UInt32(families.rawValue) << 16 | 1 << 31 } ?? 0
-        slot.storeBytes(of: word, toByteOffset: MemoryLayout<netmp_stream_slot>.offset(of: \netmp_stream_slot.fresh_port)!,
+        slot.storeBytes(of: word, toByteOffset: MemoryLayout<netmp_stream_slot>.offset(of: \netmp_stream_slot.bound_port)!,
                         as: UInt32.self)
     }
 

@@ -337,11 +337,11 @@ public final class SocketTable: @unchecked Sendable {
         }
     }
 
-    /// The port a bind took for the socket not yet connected or listening in `slot`, and
-    /// its families (`netmp_stream_slot.fresh_port`), as the application wrote it.
-    public func freshPort(_ slot: UInt32) -> (port: UInt16, families: AddressFamilies)? {
+    /// The port the bind (or an unbound listen) of the socket whose channel is in `slot`
+    /// took, and its families (`netmp_stream_slot.bound_port`), as the application wrote it.
+    public func boundPort(_ slot: UInt32) -> (port: UInt16, families: AddressFamilies)? {
         guard Int(slot) < capacity else { return nil }
-        let word = words(slot).load(fromByteOffset: MemoryLayout<netmp_stream_slot>.offset(of: \netmp_stream_slot.fresh_port)!,
+        let word = words(slot).load(fromByteOffset: MemoryLayout<netmp_stream_slot>.offset(of: \netmp_stream_slot.bound_port)!,
                                     as: UInt32.self)
         guard word & 1 << 31 != 0, UInt16(truncatingIfNeeded: word) != 0 else { return nil }
         return (UInt16(truncatingIfNeeded: word), AddressFamilies(rawValue: UInt8(truncatingIfNeeded: word >> 16)))

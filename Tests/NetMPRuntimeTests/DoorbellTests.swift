@@ -1,4 +1,5 @@
 import CNetMPLinux
+import Foundation
 import Glibc
 import NetMPStack
 import Testing
@@ -92,8 +93,15 @@ import Testing
         let before = DoorbellDescriptors.held
         let eventfd = netmp_eventfd()
         try #require(eventfd >= 0)
+        // Tests running beside this one may take the number as soon as it is free: the
+        // file, not the number, must be gone (the kernel names each eventfd in fdinfo).
+        func file(_ fd: Int32) -> String? {
+            let info = try? String(contentsOfFile: "/proc/self/fdinfo/\(fd)", encoding: .utf8)
+            return info?.split(separator: "\n").first { $0.hasPrefix("eventfd-id:") }.map(String.init)
+        }
+        let named = try #require(file(eventfd))
         #expect(!descriptors.register(placeholder: eventfd, for: 0))
-        #expect(fcntl(eventfd, F_GETFD) == -1) // closed, as a refused name is
+        #expect(file(eventfd) != named) // closed, as a refused name is
         #expect(descriptors.word(0)?.pointee.load(ordering: .relaxed) == 0)
         let placeholder = netmp_placeholder(1)
         try #require(placeholder >= 0)

@@ -533,8 +533,9 @@ import Testing
 
     /// A process ends holding sockets it never connected or listened on (a fresh one, a
     /// bound one, one bound and refused, which the next call moved to a fresh socket on
-    /// the same doorbell): their slots come back and the ports their binds took are free
-    /// again, as Linux closes a dead process's sockets. The parent's own fresh socket stays.
+    /// the same doorbell), a listener and a connection it bound first: their slots come
+    /// back and the ports their binds took are free again, as Linux closes a dead process's
+    /// sockets. The parent's own fresh socket stays.
     @Test func freshSocketsOfGoneProcess_slotsAndPortsComeBack() throws {
         let served = try Served()
         defer { served.stop() }
@@ -547,13 +548,22 @@ import Testing
         try refused.bind(Endpoint(IPv4Address(0), 7671))
         #expect(throws: SocketError(ECONNREFUSED)) { try refused.connect(to: Endpoint(StackPair.addressB, 7672)) }
         let retried = refused.attemptAgain() // what the program's next connect or bind runs on
-        for socket in [unbound, bound, retried] {
+        let listening = StreamSocket(client: client)
+        try listening.bind(Endpoint(IPv4Address(0), 7673))
+        try listening.listen(backlog: 4)
+        let server = try served.pair.listenOnB(port: 7675)
+        let connection = StreamSocket(client: client)
+        try connection.bind(Endpoint(IPv4Address(0), 7674))
+        try connection.connect(to: Endpoint(StackPair.addressB, 7675))
+        let peer = try server.accept()
+        peer.close() // the peer ends first: no TIME-WAIT holds the core's view or the port
+        for socket in [unbound, bound, retried, listening, connection] {
             client.sockets.addHolder(number, to: socket.channel.doorbell.slot!) // the child's, as its shim claims them
             _ = Unmanaged.passRetained(socket) // the child's objects, never closed
         }
         let stays = StreamSocket(client: client)
         client.sockets.addHolder(client.process, to: stays.channel.doorbell.slot!)
-        #expect(served.eventually { client.sockets.slotsTaken == 5 }, "slots taken: \(client.sockets.slotsTaken)")
+        #expect(served.eventually { client.sockets.slotsTaken == 8 }, "slots taken: \(client.sockets.slotsTaken)")
 
         let child = netmp_attach_connect(served.service.door)
         var hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), request: UInt32(NETMP_HELLO_JOIN), client: client.id, process: number)
@@ -563,12 +573,13 @@ import Testing
         #expect(served.eventually { served.service.processesGone == 1 })
         #expect(served.eventually { client.sockets.slotsTaken == 1 }, "slots still taken: \(client.sockets.slotsTaken)")
         let other = try StackClient.attach(door: served.service.door)
-        for port: UInt16 in [7670, 7671] {
+        for port: UInt16 in [7670, 7671, 7673, 7674] {
             let again = StreamSocket(client: other)
-            #expect(throws: Never.self) { try again.bind(Endpoint(IPv4Address(0), port)) }
+            #expect(throws: Never.self, "port \(port)") { try again.bind(Endpoint(IPv4Address(0), port)) }
             again.close()
         }
         stays.close()
+        server.close()
     }
 
     /// A process exec'd a new program that kept one of its two connections: over the

@@ -63,8 +63,8 @@ typedef struct netmp_stream_slot {
     uint32_t doorbell_slot;         // + 1: the slot whose entry holds the socket's doorbell
     uint32_t output_options;        // NETMP_OUTPUT_*: set by the application before the
                                     // writes they govern, read by the owner at each look
-    uint32_t fresh_port;            // the application, for a socket not yet connected or
-                                    // listening: the port its bind took | families << 16
+    uint32_t bound_port;            // the application: the port its bind (or an unbound
+                                    // listen) took from the client's | families << 16
                                     // | 1 << 31 (0: none), which the stack lets go if the
                                     // socket's last process ends without closing it
     uint64_t local_address[2];      // local port) and read once the status says so:
