@@ -557,6 +557,7 @@ import Testing
         try connection.connect(to: Endpoint(StackPair.addressB, 7675))
         let peer = try server.accept()
         peer.close() // the peer ends first: no TIME-WAIT holds the core's view or the port
+        #expect(served.eventually { connection.readiness.contains(.readHangUp) }, "the peer's FIN did not arrive")
         for socket in [unbound, bound, retried, listening, connection] {
             client.sockets.addHolder(number, to: socket.channel.doorbell.slot!) // the child's, as its shim claims them
             _ = Unmanaged.passRetained(socket) // the child's objects, never closed
