@@ -74,7 +74,8 @@ extension Connection {
         return min(deadline, max(now, since + configuration.userTimeout))
     }
 
-    /// RFC 8985 7.2: PTO = 2 * SRTT (at least 10 ms), and never later than the RTO.
+    /// RFC 8985 7.2: PTO = 2 * SRTT (at least 10 ms), and never later than the RTO; for a
+    /// flight of one segment 2 * SRTT + 200 ms, and at the RTO at the latest.
     /// In SACK loss recovery the same timer watches the retransmissions instead: one that
     /// two round trips (10 ms at least) bring no answer to was lost too.
     mutating func armProbe(now: Instant) {
