@@ -431,10 +431,11 @@ public final class StackService: @unchecked Sendable {
             let (held, othersHold) = sockets.dropHolder(number, from: doorbell)
             if held && !othersHold { lastHeld.insert(doorbell) }
         }
-        dropFresh(client, number, except: kept.union(named.map(\.doorbell)))
+        var standing = sockets.unnamedChannelsByDoorbell()
+        dropFresh(client, number, except: kept.union(named.map(\.doorbell)), standing: &standing)
         // A socket that started over after a failed connect whose old name is still in its
         // first slot: its new channel stands on that doorbell, unnamed.
-        for doorbell in lastHeld { dropStanding(on: doorbell, of: client) }
+        for doorbell in lastHeld { dropStanding(on: doorbell, of: client, from: &standing) }
         let ending = named.filter { lastHeld.contains($0.doorbell) }
         guard !ending.isEmpty else { return 0 }
         // The ports connections' binds took, which their close would have given back (a
@@ -465,13 +466,14 @@ public final class StackService: @unchecked Sendable {
     /// them go, and so does a port their bind took (if the client holds it: the word is
     /// the client's to write). A socket whose connect failed stands on its first slot's
     /// doorbell with a channel of its own; that channel holds the bind's port then.
-    /// `spared`: doorbells of named sockets and the slots an exec kept.
-    func dropFresh(_ client: Client, _ number: UInt32, except spared: Set<UInt32>) {
+    /// `spared`: doorbells of named sockets and the slots an exec kept; `standing`:
+    /// `SocketTable.unnamedChannelsByDoorbell`, less what went.
+    func dropFresh(_ client: Client, _ number: UInt32, except spared: Set<UInt32>, standing: inout [UInt32: [UInt32]]) {
         let sockets = client.process.sockets
         for doorbell in sockets.unnamedSlots(heldBy: number) where !spared.contains(doorbell) {
             let (held, othersHold) = sockets.dropHolder(number, from: doorbell)
             guard held && !othersHold else { continue }
-            if !dropStanding(on: doorbell, of: client), let (port, families) = sockets.boundPort(doorbell) {
+            if !dropStanding(on: doorbell, of: client, from: &standing), let (port, families) = sockets.boundPort(doorbell) {
                 stack.portTable.release(port, families: families, ifHeldBy: client.process.id)
             }
             sockets.letGo(doorbell)
@@ -482,9 +484,9 @@ public final class StackService: @unchecked Sendable {
     /// connect) go, with the ports their binds took; whether there were any (then the
     /// doorbell's own slot holds a stale bind: its channel was the failed one).
     @discardableResult
-    func dropStanding(on doorbell: UInt32, of client: Client) -> Bool {
+    func dropStanding(on doorbell: UInt32, of client: Client, from standing: inout [UInt32: [UInt32]]) -> Bool {
         let sockets = client.process.sockets
-        let channels = sockets.unnamedSlots(standingOn: doorbell)
+        let channels = standing.removeValue(forKey: doorbell) ?? []
         for slot in channels {
             if let (port, families) = sockets.boundPort(slot) {
                 stack.portTable.release(port, families: families, ifHeldBy: client.process.id)

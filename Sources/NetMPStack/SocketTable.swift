@@ -209,9 +209,8 @@ public final class SocketTable: @unchecked Sendable {
     /// doorbell (the stack, sweeping a gone process's sockets; read from the client's
     /// memory, so checked against the table's size).
     public func namedSlots() -> [(slot: UInt32, kind: Kind, doorbell: UInt32)] {
-        let top = min(capacity, max(0, highWater.pointee.load(ordering: .acquiring)))
         var found: [(slot: UInt32, kind: Kind, doorbell: UInt32)] = []
-        for slot in 0..<UInt32(top) {
+        for slot in everUsed {
             guard let kind = Kind(rawValue: self.kind(slot).pointee.load(ordering: .acquiring)) else { continue }
             let offset = switch kind {
             case .stream: MemoryLayout<netmp_stream_slot>.offset(of: \netmp_stream_slot.doorbell_slot)!
@@ -318,23 +317,25 @@ public final class SocketTable: @unchecked Sendable {
     /// client that scribbles its table only loses its own slots).
     public func unnamedSlots(heldBy process: UInt32) -> [UInt32] {
         guard process < 64 else { return [] }
-        let top = min(capacity, max(0, highWater.pointee.load(ordering: .acquiring)))
-        return (0..<UInt32(top)).filter {
+        return everUsed.filter {
             isLeased($0) && kind($0).pointee.load(ordering: .acquiring) == 0
                 && holders($0).pointee.load(ordering: .acquiring) & (1 << UInt64(process)) != 0
         }
     }
 
-    /// The leased slots no socket is named in whose stream words name `doorbell`'s slot as
-    /// their doorbell, `doorbell` itself aside: the channels of sockets that stand on it
+    /// The leased slots no socket is named in whose stream words name another slot as
+    /// their doorbell, by that doorbell's slot: the channels of sockets that stand on it
     /// (one that connects again after a failed connect keeps its first slot's doorbell).
-    public func unnamedSlots(standingOn doorbell: UInt32) -> [UInt32] {
-        let top = min(capacity, max(0, highWater.pointee.load(ordering: .acquiring)))
+    /// One scan for a whole sweep.
+    public func unnamedChannelsByDoorbell() -> [UInt32: [UInt32]] {
         let offset = MemoryLayout<netmp_stream_slot>.offset(of: \netmp_stream_slot.doorbell_slot)!
-        return (0..<UInt32(top)).filter {
-            $0 != doorbell && isLeased($0) && kind($0).pointee.load(ordering: .acquiring) == 0
-                && words($0).load(fromByteOffset: offset, as: UInt32.self) == doorbell &+ 1
+        var found: [UInt32: [UInt32]] = [:]
+        for slot in everUsed where isLeased(slot) && kind(slot).pointee.load(ordering: .acquiring) == 0 {
+            let named = words(slot).load(fromByteOffset: offset, as: UInt32.self)
+            guard named > 0, named - 1 != slot else { continue }
+            found[named - 1, default: []].append(slot)
         }
+        return found
     }
 
     /// The port the bind (or an unbound listen) of the socket whose channel is in `slot`
@@ -347,9 +348,13 @@ public final class SocketTable: @unchecked Sendable {
         return (UInt16(truncatingIfNeeded: word), AddressFamilies(rawValue: UInt8(truncatingIfNeeded: word >> 16)))
     }
 
+    /// The slots below the high-water mark: every slot ever taken (read from the client's
+    /// memory, so held to the table's size).
+    var everUsed: Range<UInt32> { 0..<UInt32(min(capacity, max(0, highWater.pointee.load(ordering: .acquiring)))) }
+
     /// Sockets named, counted (for tests and `netmp stat`; not for the hot path).
     public var inUse: Int {
-        (0..<min(max(0, highWater.pointee.load(ordering: .acquiring)), capacity)).reduce(0) { $0 + (kind(UInt32($1)).pointee.load(ordering: .acquiring) != 0 ? 1 : 0) }
+        everUsed.reduce(0) { $0 + (kind($1).pointee.load(ordering: .acquiring) != 0 ? 1 : 0) }
     }
 
     /// Slots leased or named, counted (tests: every slot comes back).
@@ -360,7 +365,7 @@ public final class SocketTable: @unchecked Sendable {
             free += 1
             head = nextFree(UInt32(head - 1)).pointee.load(ordering: .relaxed) & 0xffff_ffff
         }
-        return min(max(0, highWater.pointee.load(ordering: .acquiring)), capacity) - free
+        return everUsed.count - free
     }
 
     func isLeased(_ slot: UInt32) -> Bool { flags(slot).pointee.load(ordering: .relaxed) & NETMP_SLOT_LEASED != 0 }

@@ -47,7 +47,7 @@ extension Connection {
                 // after it (Linux rearms it after a loss probe). The stall is counted from
                 // the data's first send all the same, as Linux's retrans_stamp is.
                 if let rto = retransmitDeadline, rto <= now {
-                    if stalledSince == nil { stalledSince = Instant(nanoseconds: now.nanoseconds &- min(now.nanoseconds, rtt.timeout.nanoseconds)) }
+                    noteStall(now: now)
                     retransmitDeadline = retransmissionDeadline(from: now)
                 }
             }
@@ -65,6 +65,12 @@ extension Connection {
 
     /// Wakes the owner for the socket layer at `deadline` (nil: not at all).
     public mutating func wakeSocketLayer(at deadline: Instant?) { socketDeadline = deadline }
+
+    /// The data went unanswered for the RTO that just ran out: the stall counts from when
+    /// it was sent (the first time only).
+    mutating func noteStall(now: Instant) {
+        if stalledSince == nil { stalledSince = Instant(nanoseconds: now.nanoseconds &- min(now.nanoseconds, rtt.timeout.nanoseconds)) }
+    }
 
     /// The retransmission timer's next deadline: one RTO from now, but never past the point
     /// where TCP_USER_TIMEOUT ends a stall (Linux's tcp_clamp_rto_to_user_timeout).
@@ -157,7 +163,7 @@ extension Connection {
     mutating func retransmissionTimeout(now: Instant) {
         retransmissions += 1
         timeouts &+= 1
-        if stalledSince == nil { stalledSince = Instant(nanoseconds: now.nanoseconds &- min(now.nanoseconds, rtt.timeout.nanoseconds)) }
+        noteStall(now: now)
         let limit = switch state {
             case .synSent: configuration.maximumSYNRetransmissions
             case .synReceived: configuration.maximumSYNACKRetransmissions
