@@ -8,8 +8,9 @@ import Synchronization
 /// sequence numbers (Vyukov's bounded queue, reduced to one consumer): sending is one CAS on
 /// the tail and one release store; receiving takes no atomic read-modify-write at all.
 ///
-/// Wakeups cost nothing while the owner is busy: it announces `sleeping` before it blocks
-/// on its eventfd, and a sender writes the eventfd only when it sees that announcement.
+/// Wakeups cost nothing while the owner is busy: it announces a sleep before it blocks on
+/// its eventfd (its count of sleeps made odd), and a sender writes the eventfd only when it
+/// sees that announcement, once per sleep for all senders of one party.
 /// Both sides order "publish, then look at the other side" sequentially consistently,
 /// so either the owner sees the message before it sleeps or the sender sees it sleeping:
 /// no lost wakeup.
@@ -25,21 +26,28 @@ public final class MessagePort<Message>: SingleConsumerQueue, @unchecked Sendabl
     @usableFromInline let tail = Atomic<Int>(0)
     /// Read and written by the owner only.
     @usableFromInline var head = 0
-    /// The owner's announcement that it sleeps (a `netmp_core_wake` line: in the stack's
-    /// CoreWakePage, where clients' senders read it too, or this port's own).
-    @usableFromInline let sleeping: UnsafeMutablePointer<Atomic<UInt32>>
-    let ownsSleeping: Bool
+    /// The owner's count of sleeps, odd while it sleeps (a `netmp_core_wake` line: in the
+    /// stack's CoreWakePage, where clients' senders read it too, or this port's own). Only
+    /// the owner stores it.
+    @usableFromInline let sleeps: UnsafeMutablePointer<Atomic<UInt64>>
+    let ownsSleeps: Bool
+    /// The owner's copy of `sleeps`.
+    var announced: UInt64 = 0
+    /// The sleep this port's senders last wrote the eventfd for.
+    @usableFromInline let rung = RungSleep()
     /// The eventfd senders write to wake the owner, and the owner polls (with its TAP queue).
     public let wakeupDescriptor: Int32
 
-    /// `capacity` is rounded up to a power of two; `sleeping`: the announcement word to use
-    /// (a core's line of a CoreWakePage), else one of the port's own.
-    public init(capacity: Int, sleeping: UnsafeMutablePointer<Atomic<UInt32>>? = nil) {
-        ownsSleeping = sleeping == nil
-        if let sleeping { self.sleeping = sleeping } else {
-            self.sleeping = .allocate(capacity: 1)
-            self.sleeping.initialize(to: Atomic<UInt32>(0))
+    /// `capacity` is rounded up to a power of two; `sleeps`: the count of sleeps to announce
+    /// in (a core's line of a CoreWakePage), else one of the port's own.
+    public init(capacity: Int, sleeps: UnsafeMutablePointer<Atomic<UInt64>>? = nil) {
+        ownsSleeps = sleeps == nil
+        if let sleeps { self.sleeps = sleeps } else {
+            self.sleeps = .allocate(capacity: 1)
+            self.sleeps.initialize(to: Atomic<UInt64>(0))
         }
+        // Counting on from a line used before, so no client's last ring matches a new sleep.
+        announced = (self.sleeps.pointee.load(ordering: .relaxed) &+ 1) & ~1
         var size = 1
         while size < capacity { size <<= 1 }
         self.capacity = size
@@ -60,7 +68,7 @@ public final class MessagePort<Message>: SingleConsumerQueue, @unchecked Sendabl
         sequences.deallocate()
         slots.deallocate()
         close(wakeupDescriptor)
-        if ownsSleeping { sleeping.deinitialize(count: 1); sleeping.deallocate() }
+        if ownsSleeps { sleeps.deinitialize(count: 1); sleeps.deallocate() }
     }
 
     /// Sends from any thread. False when the port is full (the caller backs off and retries;
@@ -89,14 +97,12 @@ public final class MessagePort<Message>: SingleConsumerQueue, @unchecked Sendabl
 
     /// Any thread, after publishing work the owner looks for before it sleeps (a message
     /// here, or a record in another queue it checks between `prepareToSleep` and its poll):
-    /// writes the eventfd if the owner announced a sleep. The publication must be
-    /// sequentially consistent, as the owner's announcement and look are.
+    /// writes the eventfd if the owner announced a sleep, once per sleep. The publication
+    /// must be sequentially consistent, as the owner's announcement and look are.
     @inlinable
     public func wakeIfSleeping() {
-        if sleeping.pointee.load(ordering: .sequentiallyConsistent) != 0,
-           sleeping.pointee.exchange(0, ordering: .sequentiallyConsistent) != 0 {
-            wake()
-        }
+        let sleep = sleeps.pointee.load(ordering: .sequentiallyConsistent)
+        if sleep & 1 != 0, rung.claim(sleep) { wake() }
     }
 
     @usableFromInline func wake() {
@@ -121,9 +127,11 @@ public final class MessagePort<Message>: SingleConsumerQueue, @unchecked Sendabl
     /// Owner only, before it blocks: announces that it will sleep. Returns false (and does not
     /// announce) when a message is already waiting, so the owner must not block.
     public func prepareToSleep() -> Bool {
-        sleeping.pointee.store(1, ordering: .sequentiallyConsistent)
+        if announced & 1 == 0 { announced += 1 }
+        sleeps.pointee.store(announced, ordering: .sequentiallyConsistent)
         if sequences[head & mask].load(ordering: .sequentiallyConsistent) == head + 1 {
-            sleeping.pointee.store(0, ordering: .relaxed)
+            announced += 1
+            sleeps.pointee.store(announced, ordering: .relaxed)
             return false
         }
         return true
@@ -131,7 +139,7 @@ public final class MessagePort<Message>: SingleConsumerQueue, @unchecked Sendabl
 
     /// Owner only, after it woke (from poll on `wakeupDescriptor` or anything else).
     public func awake() {
-        sleeping.pointee.store(0, ordering: .relaxed)
+        if announced & 1 != 0 { announced += 1; sleeps.pointee.store(announced, ordering: .relaxed) }
         var value: UInt64 = 0
         _ = read(wakeupDescriptor, &value, 8)
     }
@@ -140,14 +148,14 @@ public final class MessagePort<Message>: SingleConsumerQueue, @unchecked Sendabl
     /// without reading the eventfd (no system call). A sender that saw the announcement
     /// already wrote the eventfd; the next poll returns at once and `awake` reads it.
     public func stopSleeping() {
-        sleeping.pointee.store(0, ordering: .sequentiallyConsistent)
+        if announced & 1 != 0 { announced += 1; sleeps.pointee.store(announced, ordering: .sequentiallyConsistent) }
     }
 
     /// Owner only: blocks until a message arrives (for owners with nothing else to poll).
     public func wait() {
         guard prepareToSleep() else { return }
         var poller = pollfd(fd: wakeupDescriptor, events: Int16(POLLIN), revents: 0)
-        while sleeping.pointee.load(ordering: .sequentiallyConsistent) != 0 && poll(&poller, 1, -1) < 0 && errno == EINTR {}
+        while poll(&poller, 1, -1) < 0 && errno == EINTR {}
         awake()
     }
 }

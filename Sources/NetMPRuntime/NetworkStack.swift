@@ -42,8 +42,6 @@ public final class NetworkStack: @unchecked Sendable {
     let ports: [MessagePort<CoreMessage>]
     /// The cores' sleep announcements, which the ports and every client's senders read.
     let wakePage: CoreWakePage
-    /// The cores' wake page, as every client maps it (tests play a hostile client with it).
-    public var wakePageForTesting: CoreWakePage { wakePage }
     /// The application's side (in-process, the stack's first client): its region holds
     /// each core's request ring, the reply slots and the socket table. The ports carry what
     /// the stack's own threads say to each other.
@@ -121,7 +119,7 @@ public final class NetworkStack: @unchecked Sendable {
         let secret = SystemRandom.secret()
         // Where the cores announce a sleep: their ports' senders and every client's read it.
         guard let wakePage = CoreWakePage(cores: queues.count, shared: true) else { throw .region(.system(errno: errno)) }
-        let ports = queues.indices.map { MessagePort<CoreMessage>(capacity: 4096, sleeping: wakePage.sleeping($0)) }
+        let ports = queues.indices.map { MessagePort<CoreMessage>(capacity: 4096, sleeps: wakePage.sleeps($0)) }
         // What application threads share with the cores, in one region: each core's request
         // ring, the reply slots, the socket table and the sockets' rings.
         let region: ClientRegion
@@ -253,7 +251,7 @@ public final class NetworkStack: @unchecked Sendable {
     /// The application's side of client `id`: it wakes a core through the core's line of
     /// the wake page and the port's eventfd, as a client process will.
     func client(_ id: UInt32, _ region: ClientRegion) -> StackClient {
-        let wakers = ports.indices.map { CoreWaker(sleeping: wakePage.sleeping($0), eventfd: ports[$0].wakeupDescriptor, page: wakePage) }
+        let wakers = ports.indices.map { CoreWaker(sleeps: wakePage.sleeps($0), eventfd: ports[$0].wakeupDescriptor, page: wakePage) }
         return StackClient(id: id, region: region, configuration: configuration, tcpConfiguration: tcpConfiguration,
                            steering: steering, wakers: wakers)
     }

@@ -152,8 +152,6 @@ public final class ProtocolLoop {
     /// reads or writes the queue. A forked child that took a master's listeners over
     /// detaches the master's queues so (docs/SHIM.md).
     public var offTheWire: Bool { sink.failed == .deviceGone }
-    /// The longest sleep of a core that serves two clients or more, in milliseconds.
-    static let wakeGuard: Int32 = 100
     /// Frames handled between two looks at the clock and the timers.
     static let batch = 64
     /// Rounds of frames to our own address received after a turn's batch.
@@ -244,11 +242,6 @@ public final class ProtocolLoop {
         var timeout: Int32 = wait.map { Int32(min(($0.nanoseconds + 999_999) / 1_000_000, 60_000)) } ?? -1
         if !outbox.isEmpty { timeout = timeout < 0 ? 1 : min(timeout, 1) } // a full port: look again soon
         if host.hasLoopedFrames { timeout = 0 } // frames to ourselves are work already here
-        // Every client maps the cores' wake page, and one may clear this core's announcement
-        // while it sleeps: another client's record then finds it "awake" and rings nothing.
-        // With two clients or more the core looks again after `wakeGuard` at the latest, so
-        // a hostile client delays the others by that much, never for good.
-        if clientsByID.count > 1 { timeout = timeout < 0 ? Self.wakeGuard : min(timeout, Self.wakeGuard) }
         // Adaptive polling: right after work, more work is likely soon, and a sleep and
         // wakeup cost more than a short look; an idle core never spins. What the look found
         // is handled at once: a poll of the same descriptors would only say it again (one

@@ -102,7 +102,7 @@ extension StackClient {
         guard region.cores == cores else { throw .malformed("a region for \(region.cores) cores, not \(cores)") }
         guard let page = CoreWakePage(mapping: given[1], cores: cores) else { throw .malformed("wake page") }
         let names = keptNames ?? given[2]
-        let wakers = (0..<cores).map { CoreWaker(sleeping: page.sleeping($0), eventfd: given[fixed + $0], page: page) }
+        let wakers = (0..<cores).map { CoreWaker(sleeps: page.sleeps($0), eventfd: given[fixed + $0], page: page) }
         kept.insert(names)
         for core in 0..<cores { kept.insert(given[fixed + core]) }
         var configuration = parsed

@@ -78,6 +78,9 @@ public final class StackClient: @unchecked Sendable {
         return own.sorted()
     }
 
+    /// The cores' wake page as this client mapped it (read-only), nil in the stack's own process.
+    public var wakePage: CoreWakePage? { ownsWakers ? wakers.first?.page as? CoreWakePage : nil }
+
     /// Whether `fd` is one of them: asked at every close of a descriptor that is not a
     /// netmp socket, so it allocates nothing.
     public func isOwnDescriptor(_ fd: Int32) -> Bool { anyOwnDescriptor { $0 == fd } }

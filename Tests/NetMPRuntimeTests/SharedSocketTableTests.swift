@@ -215,25 +215,42 @@ import Testing
         #expect(coreBoard.answer(got.reply) { _ in 0 } == false)
     }
 
-    /// A core's sleep announcement in a wake page seen through a second mapping: a client
-    /// that finds it takes it back and writes the core's eventfd, once for all senders.
+    /// A core's sleep announcement in a wake page seen through a second, read-only mapping:
+    /// each party that finds it writes its eventfd once per sleep, and the line is the
+    /// core's alone.
     @Test func coreWake_announcedThroughOneMapping_wokenThroughTheOther() throws {
         let stackPage = try #require(CoreWakePage(cores: 2, shared: true))
         let fd = try #require(stackPage.descriptor)
         let clientPage = try #require(CoreWakePage(mapping: fd, cores: 2))
         #expect(CoreWakePage(mapping: fd, cores: 200) == nil) // the memfd is smaller than that
-        let port = MessagePort<Int>(capacity: 4, sleeping: stackPage.sleeping(1))
-        let waker = CoreWaker(sleeping: clientPage.sleeping(1), eventfd: port.wakeupDescriptor, page: clientPage)
+        let port = MessagePort<Int>(capacity: 4, sleeps: stackPage.sleeps(1))
+        let waker = CoreWaker(sleeps: clientPage.sleeps(1), eventfd: port.wakeupDescriptor, page: clientPage)
+        let otherBell = netmp_eventfd()
+        defer { close(otherBell) }
+        let otherClient = CoreWaker(sleeps: clientPage.sleeps(1), eventfd: otherBell, page: clientPage)
         var value: UInt64 = 0
         waker.wakeIfSleeping() // the core is awake: nothing written
         #expect(Glibc.read(port.wakeupDescriptor, &value, 8) == -1)
-        #expect(port.prepareToSleep())
-        #expect(clientPage.sleeping(1).pointee.load(ordering: .acquiring) == 1)
-        #expect(clientPage.sleeping(0).pointee.load(ordering: .acquiring) == 0) // another core's line
-        waker.wakeIfSleeping()
-        waker.wakeIfSleeping() // the announcement was taken back: one write
-        #expect(Glibc.read(port.wakeupDescriptor, &value, 8) == 8 && value == 1)
-        #expect(stackPage.sleeping(1).pointee.load(ordering: .acquiring) == 0)
+        for sleep in 1...2 {
+            #expect(port.prepareToSleep())
+            #expect(clientPage.sleeps(1).pointee.load(ordering: .acquiring) == UInt64(2 * sleep - 1))
+            #expect(clientPage.sleeps(0).pointee.load(ordering: .acquiring) == 0) // another core's line
+            waker.wakeIfSleeping()
+            waker.wakeIfSleeping() // rung for this sleep already: one write
+            otherClient.wakeIfSleeping() // another party rings its own bell
+            #expect(Glibc.read(port.wakeupDescriptor, &value, 8) == 8 && value == 1)
+            #expect(Glibc.read(otherBell, &value, 8) == 8 && value == 1)
+            // The senders only read the line: the core's sleep still shows until it wakes.
+            #expect(stackPage.sleeps(1).pointee.load(ordering: .acquiring) == UInt64(2 * sleep - 1))
+            port.awake()
+            #expect(stackPage.sleeps(1).pointee.load(ordering: .acquiring) == UInt64(2 * sleep))
+        }
+        // Nothing can write the page but the stack's own mapping: not a new mapping, not the
+        // client's made writable, not write(2).
+        #expect(mmap(nil, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED && errno == EPERM)
+        #expect(mprotect(UnsafeMutableRawPointer(clientPage.sleeps(0)), 4096, PROT_READ | PROT_WRITE) == -1 && errno == EACCES)
+        var zero: UInt64 = 0
+        #expect(pwrite(fd, &zero, 8, 0) == -1 && errno == EPERM)
     }
 
     /// What is not a table is refused, not mapped.

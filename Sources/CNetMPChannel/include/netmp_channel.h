@@ -346,13 +346,15 @@ typedef struct netmp_request_ring {
 } netmp_request_ring;
 
 /// How a client wakes a core (CoreWakePage): one line per core, in a page every client of
-/// the stack maps. The core announces here that it is about to sleep in poll(2); a client
-/// that published a record and then finds the announcement takes it back and writes its
-/// bell for the core (an eventfd the stack made for that client, passed once). Either the core sees the
-/// record before it sleeps or the client sees the core sleeping: no lost wakeup.
+/// the stack maps read-only. The core announces here that it is about to sleep in poll(2)
+/// by making its count of sleeps odd, and makes it even again when it wakes. A client that
+/// published a record and then finds an odd count writes its bell for the core (an eventfd
+/// the stack made for that client, passed once), once per count among its threads. Either
+/// the core sees the record before it sleeps or the client sees the core sleeping: no lost
+/// wakeup. Only the core writes the line, so no client can hide a sleep from another.
 typedef struct netmp_core_wake {
-    uint32_t sleeping;              // 1 while the core is (about to be) asleep
-    uint8_t line_end[60];
+    uint64_t sleeps;                // odd while the core is (about to be) asleep
+    uint8_t line_end[56];
 } netmp_core_wake;
 
 /// The head of a client region (ClientRegion): everything one client and the stack share,

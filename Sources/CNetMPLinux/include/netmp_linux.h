@@ -36,6 +36,9 @@ int netmp_memfd(const char *name);
 // Seals a sized memfd against shrinking and growing (F_SEAL_SHRINK | F_SEAL_GROW |
 // F_SEAL_SEAL): a client that maps it cannot truncate it under the stack (SIGBUS).
 int netmp_seal_size(int fd);
+// Seals a sized memfd as netmp_seal_size does and against every write from now on
+// (F_SEAL_FUTURE_WRITE): mappings made before stay writable, a client's can only read.
+int netmp_seal_read_only(int fd);
 // Gives back [offset, offset + length) of a memfd: the range reads as zeros and holds no memory.
 int netmp_punch_hole(int fd, long offset, long length);
 // Moves the calling thread (only it) into the network namespace open at `fd`.
