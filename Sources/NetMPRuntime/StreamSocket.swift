@@ -859,6 +859,10 @@ public final class StreamSocket: @unchecked Sendable {
         setup.locked { if phase == .fresh { configuration.receiveBufferSize = size } }
     }
     public var receiveBufferSize: Int { setup.locked { configuration.receiveBufferSize } }
+
+    /// Names `port` as this fresh socket's bound port without asking the stack, so that its
+    /// connect record names a port the client may not hold (tests play a hostile client).
+    public func forgeBoundPortForTesting(_ port: UInt16) { setup.locked { if phase == .fresh { boundPort = port } } }
     public var sendBufferSize: Int { channel.send.capacity }
 
     /// TCP_INFO, from the owner, as Linux fills it for the socket: CLOSE without a connection, and CLOSE in

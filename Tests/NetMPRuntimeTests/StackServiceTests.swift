@@ -145,6 +145,35 @@ import Testing
         #expect(throws: SocketError.self) { try refused.connect(to: Endpoint(StackPair.addressA, 7421)) }
     }
 
+    /// A connect record naming a local port the client does not hold (another client's
+    /// listener's) is refused by the core: the connect fails with EINVAL before any segment
+    /// leaves from that port, the record is the client's fault, and the port's holder goes on
+    /// accepting there. Bound to a port of its own, the same client connects.
+    @Test func connectRecordFromAnotherClientsPort_isRefused() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let (a, b, listener, own, _) = try served.twoListeningClients(port: 7440)
+        let target = StreamSocket(stack: served.pair.b)
+        try target.bind(Endpoint(IPv4Address(0), 7442))
+        try target.listen(backlog: 4)
+        let forger = StreamSocket(client: b)
+        forger.forgeBoundPortForTesting(7440)
+        #expect(throws: SocketError(EINVAL)) { try forger.connect(to: Endpoint(StackPair.addressB, 7442)) }
+        #expect(served.eventually { served.faults(of: b) == 1 && served.faults(of: a) == 0 })
+        let honest = StreamSocket(client: b)
+        try honest.bind(Endpoint(IPv4Address(0), 7443))
+        try honest.connect(to: Endpoint(StackPair.addressB, 7442))
+        target.setTimeouts(receive: 5_000_000_000)
+        let arrived = try target.accept()
+        #expect(try arrived.peerAddress().port == 7443) // the first connection to arrive is the honest one
+        let peer = StreamSocket(stack: served.pair.b)
+        try peer.connect(to: Endpoint(StackPair.addressA, 7440))
+        listener.setTimeouts(receive: 5_000_000_000)
+        #expect(try listener.accept().peerAddress().port == peer.localAddress.port)
+        #expect(served.faults(of: b) == 1)
+        for s in [forger, honest, arrived, peer, target, listener, own] { s.close() }
+    }
+
     /// A listen record naming a port the client does not hold is dropped on every core: a
     /// client cannot listen beside another's listener by writing its port into the record,
     /// and connections there still reach the port's holder. The record is the client's fault.
