@@ -19,6 +19,7 @@ let idleGrace = Interval.seconds(1)
 /// after saying why). `--until-idle`: it ends once no program has been attached for a
 /// moment and its connections have delivered everything (libnetmp.so starts stacks so).
 func stack(_ arguments: ArraySlice<String>) -> Never {
+    takeStandardStreams()
     let background = arguments.contains("--background"), untilIdle = arguments.contains("--until-idle")
     var allowed: Set<uid_t> = []
     let (settings, rest) = stackOptions("stack", arguments.filter { $0 != "--background" && $0 != "--until-idle" }[...]) { flag, value in
@@ -97,6 +98,17 @@ func report(_ status: Int32, on fd: Int32) {
     var byte = UInt8(status)
     _ = write(fd, &byte, 1)
     close(fd)
+}
+
+/// Opens /dev/null on each standard stream the starter left closed, before anything else:
+/// the door or a TAP queue would otherwise take that number, and the log's dup2 onto it
+/// (or a print) would replace or write into it. A program whose stderr was closed or
+/// close-on-exec (node's) started such a stack, whose door went at once: every attach
+/// failed for 10 s and the program fell back to kernel sockets.
+func takeStandardStreams() {
+    for fd: Int32 in 0...2 where fcntl(fd, F_GETFD) < 0 {
+        _ = open("/dev/null", O_RDWR) // the lowest free number: this one
+    }
 }
 
 /// A detached stack writes its log to NETMP_STACK_LOG (appended) when set, else nowhere:
