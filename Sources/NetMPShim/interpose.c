@@ -148,10 +148,12 @@ static void fill_name(int ipv6, struct sockaddr *address, socklen_t *length, con
 // ip6_datagram_connect, tcp_v6_connect, udpv6_sendmsg): netmp's link is its TAP. A bind
 // or connect needs the scope (EINVAL without one); a send without one takes netmp's link.
 // Another interface's index is EADDRNOTAVAIL to bind (ENODEV if there is none such) and
-// unreachable to a connect or send. Other addresses ignore it. 0 when it may go on.
+// unreachable to a connect or send. Other addresses ignore it. 0 when it may go on. A stack
+// without IPv6 addresses leaves link-local ones to the kernel (kernel_destination), scope
+// and all.
 enum scope_use { scope_bind, scope_connect, scope_send };
 static int check_scope(const struct sockaddr *address, socklen_t length, const uint8_t bytes[16], enum scope_use use) {
-    if (!is_link_local(bytes)) return 0;
+    if (!is_link_local(bytes) || !netmp_serves_ipv6()) return 0;
     uint32_t scope = 0;
     if (length >= sizeof(struct sockaddr_in6)) memcpy(&scope, (const char *)address + offsetof(struct sockaddr_in6, sin6_scope_id), 4);
     if (scope != 0 && scope == netmp_scope_id()) return 0;
@@ -162,11 +164,13 @@ static int check_scope(const struct sockaddr *address, socklen_t length, const u
 }
 
 // A destination netmp does not serve: loopback (127/8, ::1), the unspecified address
-// (this host, as Linux takes it) and NETMP_KERNEL_ROUTES.
+// (this host, as Linux takes it) and NETMP_KERNEL_ROUTES; on a stack without IPv6
+// addresses, every IPv6 address but IPv4's mapped ones (the kernel's routes reach them, as
+// they did for such a program's IPv6 sockets before they were netmp's).
 static int kernel_destination(const uint8_t bytes[16]) {
     if (is_mapped(bytes)) { uint32_t ip = mapped_ipv4(bytes); return ip == 0 || netmp_route_to_kernel(ip); }
     static const uint8_t zero[16] = { 0 };
-    return memcmp(bytes, zero, 15) == 0 && (bytes[15] == 0 || bytes[15] == 1);
+    return (memcmp(bytes, zero, 15) == 0 && (bytes[15] == 0 || bytes[15] == 1)) || !netmp_serves_ipv6();
 }
 
 // Hands the descriptor back to the kernel: a kernel socket of the same kind takes its
@@ -287,8 +291,9 @@ int socket(int domain, int type, int protocol) {
     int inet = domain == AF_INET || domain == AF_INET6;
     if (inet && (stream || datagram) && !netmp_running()) netmp_start_on_first_socket();
     if (!inet || !(stream || datagram) || !netmp_running()) return REAL(socket)(domain, type, protocol);
-    // IPv6 on a stack with IPv6 addresses only (a program on an IPv4 stack keeps the kernel's).
-    if (domain == AF_INET6 && !netmp_serves_ipv6()) return REAL(socket)(domain, type, protocol);
+    // IPv6 sockets too on a stack without IPv6 addresses: a server on [::] (node's default,
+    // nginx's listen [::]) takes IPv4 through netmp, mapped, as Linux's dual-stack socket
+    // does; IPv6 destinations then go to the kernel at bind, connect or send.
     // The socket first, then its descriptor: a kept placeholder of its slot needs only a
     // copy (NamedDoorbellFiles).
     int fd = -1, error = ENOMEM;
@@ -390,12 +395,23 @@ static void make_twin(void *socket, int backlog) {
     if (ipv6 ? memcmp(bytes, any, 16) != 0 : mapped_ipv4(bytes) != 0) return; // a wildcard listener only
     twin = REAL(socket)(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (twin < 0) return;
-    int one = 1;
+    int one = 1, zero = 0;
     REAL(setsockopt)(twin, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    // An IPv6 listener's twin answers ::1 (127.0.0.1 reaches an IPv4 listener's).
+    // An IPv4 listener's twin answers 127.0.0.1, a v6-only one's ::1. A dual-stack one (a
+    // server on [::], node's default) takes both on Linux, so its twin is a dual-stack
+    // socket on :: that only the loopback device feeds (SO_BINDTODEVICE "lo": the
+    // connections of this host's programs); ::1 alone where the device cannot be named.
     struct sockaddr_in loopback = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr = { htonl(INADDR_LOOPBACK) } };
     struct sockaddr_in6 loopback6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-    if (ipv6) REAL(setsockopt)(twin, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    int v6only = 1;
+    uint32_t size = sizeof v6only;
+    if (ipv6 && netmp_getsockopt(socket, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &size) < 0) v6only = 1;
+    if (ipv6 && !v6only && REAL(setsockopt)(twin, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3) == 0) {
+        REAL(setsockopt)(twin, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+        loopback6.sin6_addr = in6addr_any;
+    } else if (ipv6) {
+        REAL(setsockopt)(twin, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    }
     int bound = ipv6 ? REAL(bind)(twin, (struct sockaddr *)&loopback6, sizeof loopback6)
                      : REAL(bind)(twin, (struct sockaddr *)&loopback, sizeof loopback);
     if (bound < 0 || REAL(listen)(twin, backlog) < 0 || !netmp_set_twin(socket, twin)) {

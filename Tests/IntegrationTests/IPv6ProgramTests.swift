@@ -63,6 +63,54 @@ struct IPv6ProgramTests {
         #expect(server.terminationStatus == 0, "\((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
     }
 
+    /// On a stack with IPv4 addresses only, IPv6 sockets are netmp's too, as a Linux host's
+    /// dual-stack sockets take IPv4: a server on [::] (node's default) is reached over the
+    /// TAP at the stack's IPv4 address and names its peers mapped, and at ::1 and 127.0.0.1
+    /// through its twin; a client's IPv6 socket reaches an IPv4 peer mapped, through netmp, and an IPv6
+    /// one (the kernel's fd77::1) through the kernel, whose routes it had before.
+    @Test func ipv4OnlyStack_ipv6SocketsServeIPv4_andLeaveIPv6ToTheKernel() throws {
+        let lab = try Lab6(addresses: "10.77.0.2/24", addr6: "fd77::1/64")
+        let errors = NSTemporaryDirectory() + "/\(lab.lab.name)-v4only"
+        defer { for suffix in ["", ".echo"] { try? FileManager.default.removeItem(atPath: errors + suffix) } }
+        let server = try Shell.start(lab.netmp(["python3", "-c", """
+            import socket
+            l = socket.socket(socket.AF_INET6); l.bind(("::", 7120)); l.listen(8); l.settimeout(20)
+            for _ in range(3):
+                c, peer = l.accept()
+                c.sendall(f"{peer[0]}|{c.getsockname()[0]}".encode()); c.close()
+            """]), stderrTo: errors)
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        let echo = try Shell.start(["ip", "netns", "exec", lab.lab.name, "python3", "-c", """
+            import socket
+            l6 = socket.create_server(("fd77::1", 7121), family=socket.AF_INET6)
+            l4 = socket.create_server(("10.77.0.1", 7121))
+            for l in (l4, l6):
+                l.settimeout(20)
+                c, peer = l.accept(); c.sendall(f"{peer[0]}".encode()); c.close()
+            """], stderrTo: errors + ".echo")
+        defer { if echo.isRunning { kill(echo.processIdentifier, SIGKILL) } }
+        usleep(500_000)
+        let client = """
+            import socket, sys
+            s = socket.socket(socket.AF_INET6); s.settimeout(5); s.connect((sys.argv[1], 7120)); print(s.recv(100).decode())
+            """
+        for (target, expected) in [("::ffff:10.77.0.2", "::ffff:10.77.0.1|::ffff:10.77.0.2"), ("::1", "::1|::1"),
+                                   ("::ffff:127.0.0.1", "::ffff:127.0.0.1|::ffff:127.0.0.1")] {
+            let out = lab.lab.run(["python3", "-c", client, target], timeout: 15)
+            #expect(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == expected, "\(target): \(out.stdout)\(out.stderr)")
+        }
+        server.waitUntilExit()
+        #expect(server.terminationStatus == 0, "\((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
+        // The echo server names the peer it saw: netmp's IPv4 address, then the kernel's own IPv6 one.
+        let out = Shell.run(lab.netmp(["python3", "-c", """
+            import socket
+            for target in ("::ffff:10.77.0.1", "fd77::1"):
+                s = socket.socket(socket.AF_INET6); s.settimeout(5); s.connect((target, 7121))
+                print(target, s.getsockname()[0], s.recv(100).decode())
+            """]), timeout: 20)
+        #expect(out.stdout == "::ffff:10.77.0.1 ::ffff:10.77.0.2 10.77.0.2\nfd77::1 fd77::1 fd77::1\n", "\(out.stdout)\(out.stderr)")
+    }
+
     /// nginx on both families serves kernel curl over each, the 100 MiB file intact, and a
     /// preloaded curl -6 on the same stack: with the listen lines of Debian's default site
     /// (`listen 8090; listen [::]:8090;`: an IPv4 socket and a v6-only one on one port),
