@@ -29,6 +29,7 @@
 #include <linux/sockios.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -358,6 +359,25 @@ int close_range(unsigned int first, unsigned int last, int flags) {
 void closefrom(int lowest) {
     if (close_range(lowest < 0 ? 0 : (unsigned int)lowest, ~0U, 0) == 0) return;
     REAL(closefrom)(lowest); // a kernel without close_range: libc's own way
+}
+
+// syscall(3) itself, for SYS_close on a netmp socket: libuv (node) closes every descriptor
+// with syscall(SYS_close, fd), past glibc's close, which is a cancellation point. That close
+// must reach the stack, or the connection never ends (no FIN: a leak) and the table keeps
+// naming the socket at that number, which the next kernel descriptor there (a loopback
+// connection from the twin) then reaches as netmp's. Every other call, and a close of a
+// descriptor that is not a netmp socket (the library's own raw closes among them), goes to
+// libc's syscall with the six argument words (the x86-64 ABI passes them in registers, so
+// reading more than the caller gave reads only what those registers held).
+DEFINE_REAL(long, syscall, long, ...)
+long syscall(long number, ...) {
+    va_list list;
+    va_start(list, number);
+    long a = va_arg(list, long), b = va_arg(list, long), c = va_arg(list, long);
+    long d = va_arg(list, long), e = va_arg(list, long), f = va_arg(list, long);
+    va_end(list);
+    if (number == SYS_close && netmp_socket_of((int)a)) return close((int)a);
+    return REAL(syscall)(number, a, b, c, d, e, f);
 }
 
 int bind(int fd, const struct sockaddr *address, socklen_t length) {

@@ -451,4 +451,82 @@ struct PreloadedProgramTests {
         #expect(result.stdout == "read -1 EINVAL\nwrite -1 EINVAL\nrecvfrom -1 ENOTSOCK\ndata hello\nanswer done\n",
                 "\(result.stdout) \(result.stderr)")
     }
+
+    /// node's HTTP server on its default listen ([::], dual-stack) on a stack with IPv4 only:
+    /// kernel curl reaches it over the TAP, at 127.0.0.1 and at ::1, in turns, and every
+    /// connection ends in the stack (libuv closes with a raw system call). Before, the
+    /// listener was the kernel's (IPv6 sockets stayed there on such a stack), so the TAP was
+    /// refused; and a loopback request right after a TAP one was reset.
+    @Test(.enabled(if: labUnavailableReason(commands: ["node", "curl"]) == nil,
+                   Comment(rawValue: labUnavailableReason(commands: ["node", "curl"]) ?? "")))
+    func nodeServer_defaultListen_overTheTapAndLoopback() throws {
+        let lab = try LabNamespace()
+        let errors = NSTemporaryDirectory() + "/\(lab.name)-node.err"
+        defer { try? FileManager.default.removeItem(atPath: errors) }
+        let server = try Shell.start(netmp(lab, ["node", "-e", """
+            const http = require("http");
+            const s = http.createServer((q, r) => r.end("node " + q.url));
+            s.listen(7823, () => console.error("listening on " + s.address().address));
+            setTimeout(() => process.exit(0), 20000);
+            """]), stderrTo: errors)
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        var listening = false
+        for _ in 0..<100 where !listening {
+            usleep(100_000)
+            listening = ((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "").contains("listening on ::")
+        }
+        #expect(listening, "\((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
+        for round in 0..<3 {
+            for host in ["10.77.0.2", "127.0.0.1", "[::1]"] {
+                let fetch = lab.run(["curl", "-sS", "-m", "5", "http://\(host):7823/\(round)"], timeout: 10)
+                #expect(fetch.stdout == "node /\(round)", "\(host) round \(round): \(fetch.stdout)\(fetch.stderr)")
+            }
+        }
+        // The TAP's connections ended in the stack: none is left once the peers are gone.
+        var left = ""
+        for _ in 0..<50 {
+            left = lab.run([Package.netmp, "stat", "--connections"]).stdout
+            if !left.contains(":7823") { break }
+            usleep(100_000)
+        }
+        #expect(!left.contains(":7823"), "\(left)")
+    }
+
+    /// A close made as a raw system call, as libuv (node) makes every close, still closes
+    /// the netmp socket: the peer sees the end while the program lives, and the number the
+    /// next descriptor takes is that descriptor's, not the old socket's. Before, the
+    /// connection stayed open in the stack for good and a pipe at the old number was taken
+    /// for the socket.
+    @Test func rawClose_endsTheConnection_andFreesTheNumber() throws {
+        let lab = try LabNamespace()
+        let peerLog = NSTemporaryDirectory() + "/\(lab.name)-raw-close"
+        defer { for suffix in ["", ".err"] { try? FileManager.default.removeItem(atPath: peerLog + suffix) } }
+        let peer = try Shell.start(["ip", "netns", "exec", lab.name, "python3", "-c", """
+            import socket, sys
+            l = socket.create_server(("10.77.0.1", 7822)); c, _ = l.accept(); c.sendall(b"hello")
+            while c.recv(64): pass
+            open(sys.argv[1], "w").write("eof")
+            """, peerLog], stderrTo: peerLog + ".err")
+        defer { if peer.isRunning { kill(peer.processIdentifier, SIGKILL) } }
+        usleep(300_000)
+        let program = """
+            import ctypes, os, select, socket, sys, time
+            libc = ctypes.CDLL(None, use_errno=True)
+            s = socket.create_connection(("10.77.0.1", 7822), timeout=5)
+            print(s.recv(64).decode())
+            fd = s.detach()
+            print("raw close", libc.syscall(ctypes.c_long(3), ctypes.c_long(fd))) # SYS_close
+            r, w = os.pipe() # the lowest free numbers: the socket's among them
+            print("number reused", fd in (r, w))
+            os.write(w, b"pipe ok")
+            print(os.read(r, 64).decode() if select.select([r], [], [], 2)[0] else "pipe empty")
+            deadline = time.time() + 5
+            while not os.path.exists(sys.argv[1]) and time.time() < deadline: time.sleep(0.05)
+            print("peer saw the end" if os.path.exists(sys.argv[1]) else "peer still waiting")
+            """
+        let result = Shell.run(netmp(lab, ["python3", "-c", program, peerLog]), timeout: 30)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "hello\nraw close 0\nnumber reused True\npipe ok\npeer saw the end\n",
+                "\(result.stdout) \(result.stderr)")
+    }
 }
