@@ -48,7 +48,7 @@ static int hand_off(void) {
 // that does not (nginx passes only the variables its `env` directives name; sudo, env -i)
 // gets no hand-off: its sockets go as before (closed with this process's image), and it
 // is not left holding the library's descriptors or a listener's loopback twin.
-static int preloads_netmp(char *const envp[]) {
+int netmp_preloads_netmp(char *const envp[]) {
     for (size_t i = 0; envp && envp[i]; i++) {
         if (strncmp(envp[i], "LD_PRELOAD=", 11) == 0) return strstr(envp[i] + 11, "libnetmp") != NULL;
     }
@@ -75,7 +75,7 @@ static char **with_hand_off(char *const envp[], int memfd, char entry[32]) {
 // environment, and undoes the hand-off when it returns.
 #define EXEC_WITH_HAND_OFF(envp, call)                                  \
     do {                                                                \
-        int memfd = preloads_netmp(envp) ? hand_off() : -1;             \
+        int memfd = netmp_preloads_netmp(envp) ? hand_off() : -1;       \
         char entry[32];                                                 \
         char **env = memfd >= 0 ? with_hand_off(envp, memfd, entry) : NULL; \
         char *const *use = env ? env : (envp);                          \

@@ -56,6 +56,8 @@ struct netmp_error_info;
 __attribute__((visibility("hidden"))) void netmp_put_error(struct msghdr *m, int ipv6_socket, const struct netmp_error_info *info);
 // exec.c and constructor.c: the environment variable that names the exec hand-off's memfd.
 #define NETMP_EXEC_HANDOFF "NETMP_EXEC_HANDOFF"
+// exec.c: whether an exec's environment preloads libnetmp (only then are sockets handed over).
+__attribute__((visibility("hidden"))) int netmp_preloads_netmp(char *const envp[]);
 // constructor.c: 1 while netmp runs, or before the first socket of a program it may run.
 __attribute__((visibility("hidden"))) int netmp_may_run(void);
 __attribute__((visibility("hidden"))) void netmp_start_on_first_socket(void);

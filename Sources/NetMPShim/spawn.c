@@ -190,15 +190,6 @@ static int child_inherits_socket(const struct step *steps, int count) {
     return inherits;
 }
 
-// Whether the new program's environment preloads this library (exec.c hands sockets over
-// only then).
-static int preloads_netmp(char *const envp[]) {
-    for (size_t i = 0; envp && envp[i]; i++) {
-        if (strncmp(envp[i], "LD_PRELOAD=", 11) == 0) return strstr(envp[i] + 11, "libnetmp") != NULL;
-    }
-    return 0;
-}
-
 // In the child: moves the descriptor that reports a failure to the parent (`*report`) out
 // of the way of a step about to take descriptor `fd`, or of a closefrom of it (then below
 // `fd` if a free number is there; else the report is given up: the parent sees the child
@@ -312,7 +303,7 @@ static int spawn_by_fork(const posix_spawn_file_actions_t *actions, const posix_
                          char *const envp[], struct step **steps, int *count) {
     *steps = NULL;
     *count = 0;
-    if (!netmp_running() || !preloads_netmp(envp)) return 0;
+    if (!netmp_running() || !netmp_preloads_netmp(envp)) return 0;
     short flags = 0;
     if (attr && (posix_spawnattr_getflags(attr, &flags) != 0 || (flags & ~KNOWN_FLAGS))) return 0;
     if (actions) {
@@ -373,22 +364,28 @@ static int spawn(pid_t *pid, const char *file, int search, const struct step *st
     return error;
 }
 
-int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attr,
-                char *const argv[], char *const envp[]) {
+typedef int spawn_call(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+                       char *const[], char *const[]);
+
+// posix_spawn (`search` 0) or posix_spawnp (1): by fork where a socket reaches the child,
+// else libc's `call`.
+static int spawn_either(spawn_call *call, int search, pid_t *pid, const char *file,
+                        const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attr,
+                        char *const argv[], char *const envp[]) {
     struct step *steps;
     int count;
-    if (!spawn_by_fork(actions, attr, envp, &steps, &count)) return REAL(posix_spawn)(pid, path, actions, attr, argv, envp);
-    int r = spawn(pid, path, 0, steps, count, attr, argv, envp);
+    if (!spawn_by_fork(actions, attr, envp, &steps, &count)) return call(pid, file, actions, attr, argv, envp);
+    int r = spawn(pid, file, search, steps, count, attr, argv, envp);
     free(steps);
     return r;
 }
 
+int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attr,
+                char *const argv[], char *const envp[]) {
+    return spawn_either(REAL(posix_spawn), 0, pid, path, actions, attr, argv, envp);
+}
+
 int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attr,
                  char *const argv[], char *const envp[]) {
-    struct step *steps;
-    int count;
-    if (!spawn_by_fork(actions, attr, envp, &steps, &count)) return REAL(posix_spawnp)(pid, file, actions, attr, argv, envp);
-    int r = spawn(pid, file, 1, steps, count, attr, argv, envp);
-    free(steps);
-    return r;
+    return spawn_either(REAL(posix_spawnp), 1, pid, file, actions, attr, argv, envp);
 }
