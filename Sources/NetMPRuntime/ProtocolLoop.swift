@@ -384,8 +384,8 @@ public final class ProtocolLoop {
         clientsByID[client.id] = client
         if let bell = client.bell {
             if bells < 0 || netmp_bells_add(bells, bell) != 0 {
-                // Unwatched, its rings are missed: the client's records then wait for the
-                // core's next wake (a bounded sleep with two clients or more).
+                // Unwatched, its rings are missed: the client's records then wait until
+                // something else wakes the core (a frame, a timer, another client's ring).
                 Log.write("netmp: core \(core) cannot watch client \(client.id)'s bell; its wakeups are lost")
             }
         }

@@ -91,7 +91,7 @@ public final class StackClient: @unchecked Sendable {
         if let fd = connection, body(fd) { return true }
         if let fd = names, body(fd) { return true }
         if let fd = region.descriptor, body(fd) { return true }
-        if let fd = (wakers.first?.page as? CoreWakePage)?.descriptor, body(fd) { return true }
+        if let fd = wakePage?.descriptor, body(fd) { return true }
         if commonBell >= 0, body(commonBell) { return true }
         for waker in wakers where body(waker.eventfd) { return true }
         return false

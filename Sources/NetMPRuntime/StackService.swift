@@ -440,11 +440,7 @@ public final class StackService: @unchecked Sendable {
         guard !ending.isEmpty else { return 0 }
         // The ports connections' binds took, which their close would have given back (a
         // listener's goes back as core 0 stops it, ProtocolLoop.close(_:of:)).
-        for entry in ending where entry.kind == .stream {
-            if let (port, families) = sockets.boundPort(entry.slot) {
-                stack.portTable.release(port, families: families, ifHeldBy: client.process.id)
-            }
-        }
+        for entry in ending where entry.kind == .stream { releaseBoundPort(of: entry.slot, client) }
         stack.close(ending.map { SocketHandle(slot: $0.slot, generation: sockets.generationOf($0.slot)) }, of: client.process.id)
         // No process closes these now: the last holder ended without closing, and a process
         // that closed its descriptor while others held the socket keeps its view without
@@ -473,9 +469,7 @@ public final class StackService: @unchecked Sendable {
         for doorbell in sockets.unnamedSlots(heldBy: number) where !spared.contains(doorbell) {
             let (held, othersHold) = sockets.dropHolder(number, from: doorbell)
             guard held && !othersHold else { continue }
-            if !dropStanding(on: doorbell, of: client, from: &standing), let (port, families) = sockets.boundPort(doorbell) {
-                stack.portTable.release(port, families: families, ifHeldBy: client.process.id)
-            }
+            if !dropStanding(on: doorbell, of: client, from: &standing) { releaseBoundPort(of: doorbell, client) }
             sockets.letGo(doorbell)
         }
     }
@@ -488,11 +482,16 @@ public final class StackService: @unchecked Sendable {
         let sockets = client.process.sockets
         let channels = standing.removeValue(forKey: doorbell) ?? []
         for slot in channels {
-            if let (port, families) = sockets.boundPort(slot) {
-                stack.portTable.release(port, families: families, ifHeldBy: client.process.id)
-            }
+            releaseBoundPort(of: slot, client)
             sockets.letGo(slot)
         }
         return !channels.isEmpty
+    }
+
+    /// The port the bind of the socket whose channel is in `slot` took, as the application
+    /// recorded it, goes back, if the client holds it (the word is the client's to write).
+    func releaseBoundPort(of slot: UInt32, _ client: Client) {
+        guard let (port, families) = client.process.sockets.boundPort(slot) else { return }
+        stack.portTable.release(port, families: families, ifHeldBy: client.process.id)
     }
 }

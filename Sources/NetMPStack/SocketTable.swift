@@ -318,8 +318,7 @@ public final class SocketTable: @unchecked Sendable {
     public func unnamedSlots(heldBy process: UInt32) -> [UInt32] {
         guard process < 64 else { return [] }
         return everUsed.filter {
-            isLeased($0) && kind($0).pointee.load(ordering: .acquiring) == 0
-                && holders($0).pointee.load(ordering: .acquiring) & (1 << UInt64(process)) != 0
+            isUnnamedLease($0) && holders($0).pointee.load(ordering: .acquiring) & (1 << UInt64(process)) != 0
         }
     }
 
@@ -330,7 +329,7 @@ public final class SocketTable: @unchecked Sendable {
     public func unnamedChannelsByDoorbell() -> [UInt32: [UInt32]] {
         let offset = MemoryLayout<netmp_stream_slot>.offset(of: \netmp_stream_slot.doorbell_slot)!
         var found: [UInt32: [UInt32]] = [:]
-        for slot in everUsed where isLeased(slot) && kind(slot).pointee.load(ordering: .acquiring) == 0 {
+        for slot in everUsed where isUnnamedLease(slot) {
             let named = words(slot).load(fromByteOffset: offset, as: UInt32.self)
             guard named > 0, named - 1 != slot else { continue }
             found[named - 1, default: []].append(slot)
@@ -369,6 +368,8 @@ public final class SocketTable: @unchecked Sendable {
     }
 
     func isLeased(_ slot: UInt32) -> Bool { flags(slot).pointee.load(ordering: .relaxed) & NETMP_SLOT_LEASED != 0 }
+    /// Leased, and no socket named in it: a socket's own slot before it connects or listens.
+    func isUnnamedLease(_ slot: UInt32) -> Bool { isLeased(slot) && kind(slot).pointee.load(ordering: .acquiring) == 0 }
 
     /// Puts `slot` back on the free stack. A leased slot's memory is kept warm or given
     /// back (SlotLease).
