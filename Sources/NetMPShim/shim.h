@@ -58,6 +58,9 @@ __attribute__((visibility("hidden"))) void netmp_put_error(struct msghdr *m, int
 #define NETMP_EXEC_HANDOFF "NETMP_EXEC_HANDOFF"
 // exec.c: whether an exec's environment preloads libnetmp (only then are sockets handed over).
 __attribute__((visibility("hidden"))) int netmp_preloads_netmp(char *const envp[]);
+// spawn.c: whether a child spawned now with environment `envp` would inherit a netmp
+// socket that the interposed posix_spawn keeps for it (shell.c: system and popen).
+__attribute__((visibility("hidden"))) int netmp_spawn_keeps_sockets(char *const envp[]);
 // constructor.c: 1 while netmp runs, or before the first socket of a program it may run.
 __attribute__((visibility("hidden"))) int netmp_may_run(void);
 __attribute__((visibility("hidden"))) void netmp_start_on_first_socket(void);

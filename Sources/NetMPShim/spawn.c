@@ -297,6 +297,10 @@ static void spawned_child(int report, const char *file, int search, const struct
 #define KNOWN_FLAGS (POSIX_SPAWN_RESETIDS | POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | \
                      POSIX_SPAWN_SETSCHEDPARAM | POSIX_SPAWN_SETSCHEDULER | POSIX_SPAWN_USEVFORK | POSIX_SPAWN_SETSID)
 
+int netmp_spawn_keeps_sockets(char *const envp[]) {
+    return netmp_running() && netmp_preloads_netmp(envp) && child_inherits_socket(NULL, 0);
+}
+
 // The steps of `actions` to run in a forked child (*steps, *count), or 0 if the spawn is
 // libc's: nothing of netmp would reach the child, or this library cannot carry it out.
 static int spawn_by_fork(const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attr,

@@ -327,6 +327,68 @@ struct ExecProgramTests {
         #expect(served.eventually { text(log).components(separatedBy: "eof ").count - 1 == 2 }, "\(text(log))")
     }
 
+    /// system and popen hand their shell the connections it inherits (libc runs both through
+    /// its internal spawn, which the preload never sees): a shell writes on the connection by
+    /// its number and as its standard output (an inetd-style server's `system`), a popen'd
+    /// shell reads the connection and answers through the pipe, another takes what the pipe
+    /// gives it onto the connection; each exit status comes back, and the connection ends
+    /// with the parent, once.
+    @Test func shellsOfSystemAndPopen_inheritTheConnection() throws {
+        let served = try ServedLab()
+        let log = NSTemporaryDirectory() + "/\(served.lab.name)-exec-shell-calls"
+        defer { for suffix in ["", ".err"] { try? FileManager.default.removeItem(atPath: log + suffix) } }
+        let server = try echoServer(served, log: log)
+        defer { kill(server.processIdentifier, SIGKILL) }
+        let out = Shell.run(served.netmp(["python3", "-c", """
+            import ctypes, os, socket, sys
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.popen.restype = ctypes.c_void_p
+            libc.popen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+            libc.pclose.argtypes = [ctypes.c_void_p]
+            libc.fgets.restype = ctypes.c_char_p
+            libc.fgets.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+            libc.fputs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+            s = socket.create_connection(("10.77.0.1", 7910), timeout=10)
+            fd = s.fileno()
+            os.set_inheritable(fd, True)
+            def echoed(lines):
+                got = b""
+                while got.count(b"\\n") < lines: got += s.recv(100)
+                return got.decode()
+            print("system", os.waitstatus_to_exitcode(os.system(f"printf 'by number\\\\n' >&{fd}; exit 3")))
+            sys.stdout.flush(); saved = os.dup(1); os.dup2(fd, 1)
+            status = os.system("echo as standard output")
+            os.dup2(saved, 1); os.close(saved)
+            print("system", os.waitstatus_to_exitcode(status))
+            print(echoed(2), end="")
+            s.sendall(b"hello\\n") # echoed back: the popen'd shell's input
+            p = libc.popen(f"head -c 6 <&{fd}".encode(), b"r")
+            line = ctypes.create_string_buffer(100)
+            print("popen read", libc.fgets(line, 100, p).decode(), end="")
+            print("pclose", os.waitstatus_to_exitcode(libc.pclose(p)))
+            p = libc.popen(f"cat >&{fd}".encode(), b"we")
+            libc.fputs(b"through the pipe\\n", p)
+            print("pclose", os.waitstatus_to_exitcode(libc.pclose(p)))
+            print(echoed(1), end="")
+            print("bad mode", libc.popen(b"true", b"rw") is None, ctypes.get_errno() == 22)
+            s.sendall(b"still here"); print(s.recv(100).decode())
+            """]), timeout: 30)
+        #expect(out.stdout == """
+            system 3
+            system 0
+            by number
+            as standard output
+            popen read hello
+            pclose 0
+            pclose 0
+            through the pipe
+            bad mode True True
+            still here
+
+            """, "\(out.stdout)\(out.stderr)")
+        #expect(served.eventually { text(log).components(separatedBy: "eof ").count - 1 == 1 }, "\(text(log))")
+    }
+
     /// nginx's binary upgrade (SIGUSR2: the master execs a new master with its listeners,
     /// which nginx names in NGINX=; then SIGWINCH and SIGQUIT to the old one): the new
     /// master takes over the inherited listener and its workers answer over the TAP and at
