@@ -87,6 +87,7 @@ struct BenchCase: Sendable {
         iperf("tcp-receive-loss1", ["-R"], cpu: false, impairment: onePercentLoss),
         local, udp, udpPaced, udpIPv6, pingPong(netmpServer: false), pingPong(netmpServer: true),
         connectionsPerSecond(netmpServer: true), connectionsPerSecond(netmpServer: false),
+        connectionsPerSecond(netmpServer: true, cores: 1), connectionsPerSecond(netmpServer: false, cores: 1),
         idleConnections, integrity,
     ]
 
@@ -226,10 +227,12 @@ struct BenchCase: Sendable {
     // MARK: Connections per second
 
     /// wrk with `Connection: close` (one connection per request) against nginx: netmp on
-    /// the nginx side with a kernel wrk, or netmp under wrk against a kernel nginx.
-    static func connectionsPerSecond(netmpServer: Bool) -> BenchCase {
-        let name = netmpServer ? "cps-server" : "cps-client"
-        return BenchCase(name: name, tools: ["nginx", "wrk"],
+    /// the nginx side with a kernel wrk, or netmp under wrk against a kernel nginx. With
+    /// `cores` 1 the stack runs one protocol thread: where the programs need every CPU,
+    /// a second one takes CPU from them and adds switches between its threads and theirs.
+    static func connectionsPerSecond(netmpServer: Bool, cores: Int? = nil) -> BenchCase {
+        let name = (netmpServer ? "cps-server" : "cps-client") + (cores.map { "-cores\($0)" } ?? "")
+        return BenchCase(name: name, cores: cores, tools: ["nginx", "wrk"],
                          metrics: [.raw("cps", name, "conn/s", .higher)]) { side, context in
             let port = context.nextPort()
             guard let configuration = nginxConfiguration(port: port, context: context) else {

@@ -57,7 +57,8 @@ USAGE
       loopback, netmp's own address), udp (4 Gbit/s offered: rate and loss), udp-paced (the same
       with iperf3 sending every 10 us instead of every 1 ms), pingpong-client,
       pingpong-server (sockperf, 64 B: p50/p99/p99.9), cps-client, cps-server (wrk with
-      Connection: close against nginx), idle-10k (memory of 10 000 idle connections), and
+      Connection: close against nginx), cps-client-cores1, cps-server-cores1 (the same with
+      NETMP_CORES 1), idle-10k (memory of 10 000 idle connections), and
       integrity (64 MiB both ways, SHA-256 checked); CPU seconds per GiB come with the
       single-stream cases. Prints a table (kernel, netmp, netmp/kernel, spread), writes
       results.json and chart.svg into DIR (default ./netmp-bench-results), shows progress
