@@ -36,6 +36,9 @@ final class ClientOnCore {
     /// The user the client runs as (SO_PEERCRED at the door): sockets share a port with
     /// SO_REUSEPORT only within one user.
     var uid: UInt32 = 0
+    /// The client's records this core sent to every core whose last answer is still owed
+    /// (`ProtocolLoop.onEveryCore`); counted down by whichever core finishes last.
+    let fanOutsInFlight = AtomicCounter(0)
 
     /// In the stack process: the eventfd the client's processes write to wake this core,
     /// which only this client holds beside the core. The core watches it in its bells

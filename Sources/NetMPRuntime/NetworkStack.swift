@@ -346,6 +346,12 @@ public final class NetworkStack: @unchecked Sendable {
         }
     }
 
+    /// Tests: core `core` handles nothing more until `released` says so (an `inspect`
+    /// message that waits on its thread), as a core far behind would.
+    public func stallCoreForTesting(_ core: Int, until released: @escaping @Sendable () -> Bool) {
+        send(.inspect({ _ in while !released() { usleep(1_000) } }, Completion(count: 1)), to: core)
+    }
+
     /// Runs `question` on every core's own thread (an `inspect` message) and returns the
     /// answers, by core.
     func askEveryCore<Answer: Sendable>(_ question: @escaping @Sendable (ProtocolLoop) -> Answer) -> [Answer] {

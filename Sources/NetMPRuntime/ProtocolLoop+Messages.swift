@@ -158,7 +158,7 @@ extension ProtocolLoop {
                 if !replies.answer(request.reply, { _ in 0 }) { requests.countMalformed() }
                 return
             }
-            onEveryCore(answering: request.reply, in: replies, now: now) {
+            onEveryCore(answering: request.reply, for: client, now: now) {
                 .joinGroup(client: client.id, request.handle, group: request.remote.address, join: request.kind == .datagramJoin, $0)
             }
         case .listen, .stopListening, .datagramBind, .datagramUnbind:
@@ -183,7 +183,7 @@ extension ProtocolLoop {
                 if !replies.answer(request.reply, { _ in 0 }) { requests.countMalformed() }
                 return
             }
-            onEveryCore(answering: request.reply, in: replies, now: now) { completion in
+            onEveryCore(answering: request.reply, for: client, now: now) { completion in
                 switch request.kind {
                 case .listen: .listen(client: client.id, request.handle, port: request.localPort, families: request.families,
                                       reuse: request.reuse(uid: client.uid), completion)
@@ -246,11 +246,27 @@ extension ProtocolLoop {
     }
 
     /// A record's message for every core, this one included: the last core to finish
-    /// answers reply slot `reply`. This core does its part now; another core's full port
-    /// is tried again next turn: a core waiting on another's port could wait on one
-    /// waiting on its own.
-    func onEveryCore(answering reply: UInt32, in replies: ReplyBoard, now: Instant, _ message: (Completion) -> CoreMessage) {
-        let message = message(Completion(count: ports.count) { replies.answer(reply) { _ in 0 } })
+    /// answers `client`'s reply slot `reply`. This core does its part now; another core's
+    /// full port is tried again next turn: a core waiting on another's port could wait on
+    /// one waiting on its own.
+    ///
+    /// An honest client waits for each such answer in a reply slot of its own, so it never
+    /// has more of them in flight than it has slots. A record past that is a flood (the
+    /// slots' words are the client's to forge): it is counted as faulty and dropped, so no
+    /// client fills the other cores' ports or this core's outbox with its messages.
+    func onEveryCore(answering reply: UInt32, for client: ClientOnCore, now: Instant, _ message: (Completion) -> CoreMessage) {
+        let inFlight = client.fanOutsInFlight, replies = client.replies
+        guard inFlight.value < ReplyBoard.capacity else {
+            client.requests.countMalformed()
+            return
+        }
+        inFlight.increment()
+        // Counted down before the answer: an asker that sees it and asks again is not
+        // refused for the question it just had answered.
+        let message = message(Completion(count: ports.count) {
+            inFlight.decrement()
+            replies.answer(reply) { _ in 0 }
+        })
         for other in ports.indices where other != core { sendOrKeep(message, to: other) }
         handle(message, now: now)
     }

@@ -212,7 +212,14 @@ public final class ProtocolLoop {
                 channel.report(error, quoted: quoted, at: self.currentTime())
                 return
             }
-            sendOrKeep(.datagramError(identity: binding.identity, error, ForwardedFrame(copying: quoted)), to: channel.homeCore)
+            // Dropped and counted when that port is full (or messages wait for it), as a
+            // forwarded frame is: errors arrive as fast as the wire brings them, and
+            // nothing would bound the ones kept.
+            let home = channel.homeCore
+            if outbox.contains(where: { $0.core == home })
+                || !ports[home].send(.datagramError(identity: binding.identity, error, ForwardedFrame(copying: quoted))) {
+                forwardOverflows &+= 1
+            }
         }
     }
     deinit {

@@ -180,6 +180,14 @@ public final class StackClient: @unchecked Sendable {
     /// stack does with records it did not expect), and waits for the core's answer.
     public func askForTesting(_ request: Request) { onEveryCore(request) }
 
+    /// Writes `count` copies of `request` to the core its handle names, one reply slot
+    /// named by all and no answer awaited, as a client flooding its ring would.
+    public func floodForTesting(_ request: Request, count: Int) {
+        var request = request
+        request.reply = replies.take()
+        for _ in 0..<count { self.request(request, to: Int(request.handle.slot) % requests.count) }
+    }
+
     /// bind()'s address rules, as Linux's inet_bind and inet6_bind check them: one of the
     /// stack's own addresses or a wildcard (0.0.0.0; for an IPv6 socket :: or, unless
     /// v6-only, an IPv4 address mapped).

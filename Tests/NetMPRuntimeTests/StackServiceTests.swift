@@ -199,6 +199,50 @@ import Testing
         listener.close(); own.close()
     }
 
+    /// A record every core must act on (listen, a UDP bind, a group join) is answered by
+    /// the last core to finish; an honest client waits for each answer in a reply slot of
+    /// its own, so it never has more in flight than it has slots. A client that writes
+    /// hundreds of group joins without waiting while the other core is far behind has
+    /// those past its slots dropped as faults, instead of filling that core's port and
+    /// this core's outbox; once the core catches up, the other client's listener takes
+    /// connections and the flooder's own calls work again.
+    @Test func recordsForEveryCore_pastTheReplySlots_areDropped() throws {
+        let served = try Served()
+        defer { served.stop() }
+        let a = try StackClient.attach(door: served.service.door)
+        let b = try StackClient.attach(door: served.service.door)
+        let listener = StreamSocket(client: a)
+        try listener.bind(Endpoint(IPv4Address(0), 7440))
+        try listener.listen(backlog: 8)
+        let udp = DatagramSocket(client: b)
+        try udp.bind(Endpoint(IPv4Address(0), 7441))
+        let slot = try #require(b.sockets.namedSlots().first { $0.kind == .datagram }?.slot)
+        var join = Request(.datagramJoin, SocketHandle(slot: slot, generation: b.sockets.generationOf(slot)))
+        join.remote = Endpoint(IPv4Address(239, 1, 2, 3), 0)
+        let released = Atomic(false)
+        let target = Int(slot) % served.pair.a.cores // the core the records go to
+        for core in 0..<served.pair.a.cores where core != target {
+            served.pair.a.stallCoreForTesting(core) { released.load(ordering: .acquiring) }
+        }
+        // Below the fault limit (1000): the flooder stays attached.
+        b.floodForTesting(join, count: 900)
+        let dropped = served.eventually { (served.faults(of: b) ?? 0) >= 900 - UInt64(ReplyBoard.capacity) }
+        released.store(true, ordering: .releasing)
+        #expect(dropped, "\(served.faults(of: b) ?? 0) records of the flood were dropped")
+        #expect(served.faults(of: a) == 0)
+        listener.setTimeouts(receive: 5_000_000_000)
+        for _ in 0..<8 {
+            let peer = StreamSocket(stack: served.pair.b)
+            try peer.connect(to: Endpoint(StackPair.addressA, 7440))
+            let accepted = try listener.accept()
+            #expect(try accepted.peerAddress().port == peer.localAddress.port)
+            accepted.close(); peer.close()
+        }
+        let after = DatagramSocket(client: b)
+        try after.bind(Endpoint(IPv4Address(0), 7442)) // on every core: waits for their answers
+        listener.close(); udp.close(); after.close()
+    }
+
     /// A ring position the client leaves where no reader could have put it (its region
     /// scribbled) is ignored by the core and counted among the client's faults, so a client
     /// that keeps scribbling its rings is detached as one that writes bad records is.
