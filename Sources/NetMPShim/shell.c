@@ -147,6 +147,18 @@ FILE *popen(const char *command, const char *mode) {
     return stream;
 }
 
+// A child forked while another thread held a lock here must not find it held for good
+// (its own popen or system would wait forever), as glibc resets its popen list's lock.
+static void locks_after_fork(void) {
+    pthread_mutex_init(&system_lock, NULL);
+    system_callers = 0; // the child has no thread in system()
+    pthread_mutex_init(&opened_lock, NULL);
+}
+
+__attribute__((constructor)) static void register_fork_handler(void) {
+    pthread_atfork(NULL, NULL, locks_after_fork);
+}
+
 int pclose(FILE *stream) {
     pthread_mutex_lock(&opened_lock);
     struct opened **link = &opened_streams;

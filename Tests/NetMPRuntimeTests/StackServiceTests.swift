@@ -96,6 +96,19 @@ import Testing
             (pair.a.statsSnapshot()?.clients ?? []).first { $0.id == client.id }?.faults
         }
 
+        /// Eight connections from stack B to `port` on A are each accepted by `listener`,
+        /// whichever core owns them.
+        func expectConnectionsReach(_ listener: StreamSocket, port: UInt16) throws {
+            listener.setTimeouts(receive: 5_000_000_000)
+            for _ in 0..<8 {
+                let peer = StreamSocket(stack: pair.b)
+                try peer.connect(to: Endpoint(StackPair.addressA, port))
+                let accepted = try listener.accept()
+                #expect(try accepted.peerAddress().port == peer.localAddress.port)
+                accepted.close(); peer.close()
+            }
+        }
+
         /// Waits (5 s at most) until `condition` holds.
         func eventually(_ condition: () -> Bool) -> Bool {
             for _ in 0..<500 where !condition() { usleep(10_000) }
@@ -186,15 +199,8 @@ import Testing
         b.askForTesting(listen)
         #expect(served.eventually { served.faults(of: b) == 1 && served.faults(of: a) == 0 })
         // Every connection to 7430 reaches A's listener, whichever core owns it.
-        listener.setTimeouts(receive: 5_000_000_000)
         own.setTimeouts(receive: 200_000_000)
-        for _ in 0..<8 {
-            let peer = StreamSocket(stack: served.pair.b)
-            try peer.connect(to: Endpoint(StackPair.addressA, 7430))
-            let accepted = try listener.accept()
-            #expect(try accepted.peerAddress().port == peer.localAddress.port)
-            accepted.close(); peer.close()
-        }
+        try served.expectConnectionsReach(listener, port: 7430)
         #expect(throws: SocketError.self) { try own.accept() } // nothing came to B's
         listener.close(); own.close()
     }
@@ -230,14 +236,7 @@ import Testing
         released.store(true, ordering: .releasing)
         #expect(dropped, "\(served.faults(of: b) ?? 0) records of the flood were dropped")
         #expect(served.faults(of: a) == 0)
-        listener.setTimeouts(receive: 5_000_000_000)
-        for _ in 0..<8 {
-            let peer = StreamSocket(stack: served.pair.b)
-            try peer.connect(to: Endpoint(StackPair.addressA, 7440))
-            let accepted = try listener.accept()
-            #expect(try accepted.peerAddress().port == peer.localAddress.port)
-            accepted.close(); peer.close()
-        }
+        try served.expectConnectionsReach(listener, port: 7440)
         let after = DatagramSocket(client: b)
         try after.bind(Endpoint(IPv4Address(0), 7442)) // on every core: waits for their answers
         listener.close(); udp.close(); after.close()
