@@ -228,8 +228,8 @@ struct BenchCase: Sendable {
 
     /// wrk with `Connection: close` (one connection per request) against nginx: netmp on
     /// the nginx side with a kernel wrk, or netmp under wrk against a kernel nginx. With
-    /// `cores` 1 the stack runs one protocol thread: where the programs need every CPU,
-    /// a second one takes CPU from them and adds switches between its threads and theirs.
+    /// `cores` 1 the stack runs one protocol thread: whether a second one, which takes
+    /// CPU and switches from programs that need every CPU, costs connections per second.
     static func connectionsPerSecond(netmpServer: Bool, cores: Int? = nil) -> BenchCase {
         let name = (netmpServer ? "cps-server" : "cps-client") + (cores.map { "-cores\($0)" } ?? "")
         return BenchCase(name: name, cores: cores, tools: ["nginx", "wrk"],
