@@ -452,19 +452,21 @@ public final class ProtocolLoop {
     }
 
     /// Takes every connection out of the accept queues of `client`'s listener slot and
-    /// has its owner reset it.
+    /// has its owner reset it: one message for each other core, however many waited, so
+    /// a close costs another core's port (or this core's outbox) at most one entry.
     func resetWaiting(in slot: UInt32, of client: ClientOnCore, now: Instant) {
         guard client.sockets.tryHold(slot), let queue = ListenQueue(adopting: slot, in: client.sockets, port: 0) else { return }
+        var byCore = [[SocketHandle]](repeating: [], count: max(ports.count, core + 1))
         // At most what the queues hold: the application can write records into them as
         // fast as this takes them out.
         for _ in 0..<queue.capacity {
             guard let waiting = queue.pop() else { break }
             client.sockets.letGo(waiting.handle.slot) // the hold taken for accept's view
-            if waiting.core == core {
-                close([waiting.handle], of: client, reset: true, now: now)
-            } else if ports.indices.contains(waiting.core) {
-                sendOrKeep(.closeSockets(client: client.id, [waiting.handle], reset: true, Completion(count: 1)), to: waiting.core)
-            }
+            if byCore.indices.contains(waiting.core) { byCore[waiting.core].append(waiting.handle) }
+        }
+        for (owner, handles) in byCore.enumerated() where !handles.isEmpty {
+            if owner == core { close(handles, of: client, reset: true, now: now) }
+            else { sendOrKeep(.closeSockets(client: client.id, handles, reset: true, Completion(count: 1)), to: owner) }
         }
     }
 
