@@ -58,6 +58,7 @@ struct member {
     uint8_t present, entered, disabled, queued;
     uint8_t exclusive;        // added with EPOLLEXCLUSIVE (which the kernel registration lacks)
     uint8_t twin_arrived;     // the kernel reported the twin, and no look found it empty since
+    uint8_t moving;           // its socket is becoming a kernel socket (netmp_epoll_moving)
 };
 
 struct epoll_set {
@@ -453,6 +454,67 @@ void netmp_epoll_descriptor_closed(int fd) {
     pthread_mutex_lock(&all_lock);
     closing->next = spare_sets;
     spare_sets = closing;
+    pthread_mutex_unlock(&all_lock);
+}
+
+// A netmp socket handed to the kernel (a UDP datagram or a connect to loopback) keeps its
+// descriptor number, and on Linux it stays the same file, so every epoll set it was in
+// still holds it with the program's mask and data. Before the kernel socket takes the
+// number, the placeholder's registration leaves each set (while fd still names it: the
+// kernel would keep it as long as any copy of the placeholder lives) and the member stops
+// polling the netmp socket, which is closed after; the member keeps its mask and data.
+// Without this, a member would keep a pointer to the closed socket, and the next wait or
+// EPOLL_CTL_MOD would read freed memory.
+void netmp_epoll_moving(int fd) {
+    if (atomic_load_explicit(&set_count, memory_order_acquire) == 0 || fd < 0 || fd >= NETMP_DESCRIPTORS) return;
+    pthread_mutex_lock(&all_lock);
+    for (struct epoll_set *set = all_sets; set; set = set->next) {
+        pthread_mutex_lock(&set->lock);
+        struct member *m = &set->members[fd];
+        if (m->present && m->socket) {
+            REAL(epoll_ctl)(set->fd, EPOLL_CTL_DEL, fd, NULL);
+            if (m->twin_plus_one) REAL(epoll_ctl)(set->fd, EPOLL_CTL_DEL, m->twin_plus_one - 1, NULL);
+            if (m->entered) netmp_poll_leave(m->socket, fd, 0);
+            m->twin_plus_one = 0;
+            m->twin_arrived = 0;
+            m->entered = 0;
+            m->moving = 1;
+        }
+        pthread_mutex_unlock(&set->lock);
+    }
+    pthread_mutex_unlock(&all_lock);
+}
+
+// After the move: the kernel socket now at fd joins each set the socket was in, with the
+// program's mask and data (one that EPOLLONESHOT had disabled joins with no events, as
+// the kernel keeps a disabled item); where the kernel refuses, the member is gone. When
+// the move failed, the netmp socket rejoins as a member again.
+void netmp_epoll_moved(int fd, int moved) {
+    if (atomic_load_explicit(&set_count, memory_order_acquire) == 0 || fd < 0 || fd >= NETMP_DESCRIPTORS) return;
+    void *socket = moved ? NULL : netmp_socket_of(fd);
+    pthread_mutex_lock(&all_lock);
+    for (struct epoll_set *set = all_sets; set; set = set->next) {
+        pthread_mutex_lock(&set->lock);
+        struct member *m = &set->members[fd];
+        if (m->present && m->moving) {
+            m->moving = 0;
+            struct epoll_event registration = { .events = m->disabled ? m->events & MODE_BITS : m->events,
+                                                .data.u64 = m->data };
+            if (socket) registration = (struct epoll_event){ .events = EPOLLIN | EPOLLET, .data.u64 = MEMBER_TAG | (uint64_t)fd };
+            if (REAL(epoll_ctl)(set->fd, EPOLL_CTL_ADD, fd, &registration) < 0) {
+                forget_member(set, fd);
+            } else {
+                m->socket = socket;
+                m->stamp = 0;
+                if (socket) {
+                    m->entered = netmp_poll_enter(socket, fd) >= 0;
+                    register_twin(set, fd, m);
+                    queue_recheck(set, fd);
+                }
+            }
+        }
+        pthread_mutex_unlock(&set->lock);
+    }
     pthread_mutex_unlock(&all_lock);
 }
 

@@ -204,15 +204,18 @@ static int to_kernel(int fd, void *socket) {
             return -1;
         }
     }
+    netmp_epoll_moving(fd); // while fd still names the placeholder
     atomic_store_explicit(&sockets[fd], NULL, memory_order_release);
     if (REAL(dup3)(kernel, fd, cloexec ? O_CLOEXEC : 0) < 0) {
         int e = errno;
         REAL(close)(kernel);
         atomic_store_explicit(&sockets[fd], socket, memory_order_release);
+        netmp_epoll_moved(fd, 0);
         errno = e;
         return -1;
     }
     REAL(close)(kernel);
+    netmp_epoll_moved(fd, 1);
     netmp_socket_close(socket);
     return 0;
 }

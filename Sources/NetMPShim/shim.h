@@ -34,6 +34,11 @@ static inline long long netmp_now_ns(void) {
 }
 // epoll.c: descriptor fd is being closed (close, or dup2/dup3 over it).
 __attribute__((visibility("hidden"))) void netmp_epoll_descriptor_closed(int fd);
+// epoll.c: descriptor fd changes from a netmp socket to a kernel socket (interpose.c's
+// to_kernel): `moving` before the kernel socket takes the number, `moved` after, with
+// whether it did (0: the netmp socket keeps it). Every set that held fd holds it after.
+__attribute__((visibility("hidden"))) void netmp_epoll_moving(int fd);
+__attribute__((visibility("hidden"))) void netmp_epoll_moved(int fd, int moved);
 // epoll.c: a forked child drops its sets' netmp members and renews their locks.
 __attribute__((visibility("hidden"))) void netmp_epoll_after_fork(void);
 // interpose.c: the calling thread's 64 KiB buffer for sendfile and splice (NULL: no memory).

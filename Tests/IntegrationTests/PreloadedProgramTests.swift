@@ -236,6 +236,45 @@ struct PreloadedProgramTests {
         #expect(result.status == 0 && result.stdout == "ping pong\n", "\(result.stdout) \(result.stderr)")
     }
 
+    /// A socket that moves to the kernel (a datagram or a connect to 127.0.0.1) stays in
+    /// the epoll sets it was in, with its mask and data, as on Linux, where it is the same
+    /// file: EPOLL_CTL_MOD finds it, and the kernel socket's readiness is reported. Before,
+    /// each set kept a pointer to the closed netmp socket: MOD said ENOENT, and a later
+    /// wait read freed memory (CPython's asyncio test_sendto_blocking died of SIGSEGV).
+    @Test func loopbackHandOff_keepsItsEpollRegistrations() throws {
+        let lab = try LabNamespace()
+        let program = """
+            import select, socket
+            srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); srv.bind(("127.0.0.1", 0)); srv.settimeout(5)
+            cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); cli.setblocking(False)
+            level, edge = select.epoll(), select.epoll()
+            level.register(cli, select.EPOLLOUT)
+            edge.register(cli, select.EPOLLOUT | select.EPOLLET)
+            assert level.poll(1) == [(cli.fileno(), select.EPOLLOUT)]
+            cli.sendto(b"ping", ("127.0.0.1", srv.getsockname()[1]))
+            level.modify(cli, select.EPOLLIN)
+            data, peer = srv.recvfrom(100); srv.sendto(b"pong", peer)
+            events = level.poll(5)
+            assert events == [(cli.fileno(), select.EPOLLIN)], events
+            assert cli.recvfrom(100)[0] == b"pong"
+            events = edge.poll(1)
+            assert events == [(cli.fileno(), select.EPOLLOUT)], events
+            l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+            tcp = socket.socket(); tcp.setblocking(False)
+            level.register(tcp, select.EPOLLOUT)
+            tcp.connect_ex(l.getsockname())
+            events = level.poll(5)
+            assert (tcp.fileno(), select.EPOLLOUT) in events, events
+            c, _ = l.accept(); c.sendall(b"over tcp")
+            level.modify(tcp, select.EPOLLIN)
+            assert level.poll(5) == [(tcp.fileno(), select.EPOLLIN)]
+            print(tcp.recv(100).decode())
+            level.unregister(cli); level.unregister(tcp); edge.unregister(cli)
+            """
+        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
+        #expect(result.status == 0 && result.stdout == "over tcp\n", "\(result.stdout) \(result.stderr)")
+    }
+
     /// A server listening on netmp's wildcard with a blocking accept serves kernel
     /// clients at 127.0.0.1 and at netmp's address, in any order: accept waits on both,
     /// and for SO_RCVTIMEO at most (then EAGAIN, as Linux's accept).
