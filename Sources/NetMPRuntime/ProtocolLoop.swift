@@ -521,7 +521,10 @@ public final class ProtocolLoop {
                       forwardOverflows: forwardOverflows, connections: tcp.connectionCount)
         // The connection table is a few hundred words: published ten times a second, not per batch.
         if nextConnectionPublish <= now {
-            stats.publishConnections(core: core, tcp.sockets.values, now: now)
+            stats.publishConnections(core: core, tcp.sockets.values, now: now) { socket in
+                guard let slot = socket.channel.doorbell.slot else { return 0 }
+                return clientsByID[socket.client]?.sockets.holding(slot) ?? 0
+            }
             if core == 0 { stats.publishAddresses(host.ipv6) } // every core keeps the same states
             if core == 0 { stats.publishSockets(socketRows) }
             nextConnectionPublish = now + .milliseconds(100)
@@ -537,15 +540,19 @@ extension ProtocolLoop {
     /// named by its client (the high half of its identity), for `netmp stat`.
     var socketRows: [StatsPage.SocketRow] {
         var rows = tcp.listening.map {
-            StatsPage.SocketRow(udp: false, port: $0.port, families: $0.families, client: UInt32($0.identity >> 32), backlog: $0.backlog)
+            let client = UInt32($0.identity >> 32)
+            return StatsPage.SocketRow(udp: false, port: $0.port, families: $0.families, client: client, backlog: $0.backlog,
+                                       holders: clientsByID[client]?.sockets.holding(listener: UInt32(truncatingIfNeeded: $0.identity)) ?? 0)
         }
         var seen: [UInt64: Int] = [:]
         for (key, group) in datagramSockets.sorted(by: { $0.key < $1.key }) {
             for binding in group {
                 if let i = seen[binding.identity] { rows[i].families.formUnion(key.family); continue }
                 seen[binding.identity] = rows.count
-                rows.append(StatsPage.SocketRow(udp: true, port: key.port, families: key.family,
-                                                client: UInt32(binding.identity >> 32), bound: binding.channel.boundAddress))
+                let client = UInt32(binding.identity >> 32)
+                rows.append(StatsPage.SocketRow(udp: true, port: key.port, families: key.family, client: client,
+                                                bound: binding.channel.boundAddress,
+                                                holders: clientsByID[client]?.sockets.holding(UInt32(truncatingIfNeeded: binding.identity)) ?? 0))
             }
         }
         return rows

@@ -33,7 +33,13 @@ public final class StackService: @unchecked Sendable {
         /// taken: the child's join may be on its way (daemon(): the parent ends right
         /// after fork), so the client waits for it until then.
         var waitingForChildUntil: Instant?
-        init(process: AttachedProcess, pid: Int32, uid: uid_t) { self.process = process; self.pid = pid; self.uid = uid }
+        /// Each live process's pid by its number (SO_PEERCRED of its connection; an exec
+        /// keeps it), which `netmp stat` names a socket's holders by.
+        var pids: [UInt32: Int32]
+        init(process: AttachedProcess, pid: Int32, uid: uid_t) {
+            self.process = process; self.pid = pid; self.uid = uid
+            pids = [0: pid]
+        }
     }
     /// By connection: the client and the number of the process at its other end.
     var clients: [Int32: (client: Client, process: UInt32)] = [:]
@@ -55,6 +61,8 @@ public final class StackService: @unchecked Sendable {
         stats.publishClients(clientsByID.values.sorted { $0.process.id < $1.process.id }.map { client in
             (client.process.id, client.pid, client.uid, client.process.sockets.processNumbersTaken.nonzeroBitCount,
              client.process.sockets.inUse, client.process.faults.total)
+        }, processes: clientsByID.values.flatMap { client in
+            client.pids.sorted { $0.key < $1.key }.map { (client.process.id, $0.key, $0.value) }
         })
         published = MonotonicClock.now()
     }
@@ -261,6 +269,7 @@ public final class StackService: @unchecked Sendable {
             return refuse(fd, EPROTO)
         }
         clients[fd] = (client, hello.process)
+        client.pids[hello.process] = pid
         client.waitingForChildUntil = nil
         joinedCount.wrappingAdd(1, ordering: .relaxed)
         log.debug("stack: process \(pid) joined client \(hello.client) as process \(hello.process)")
@@ -416,6 +425,7 @@ public final class StackService: @unchecked Sendable {
     func processGone(_ client: Client, _ number: UInt32) {
         let closed = dropHolds(client, number, except: [])
         client.process.sockets.freeProcessNumber(number)
+        client.pids[number] = nil
         processesGoneCount.wrappingAdd(1, ordering: .relaxed)
         log.info("stack: process \(number) of client \(client.process.id) is gone; \(closed) sockets only it held close")
     }

@@ -12,7 +12,7 @@ import NetMPWire
 /// core's counters from two moments; it never sees a torn value.
 public enum StatsLayout {
     public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
-    public static let version: UInt64 = 15
+    public static let version: UInt64 = 16
     public static let memfdName = "netmp-stats"
     public static let headerWords = 8
     /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
@@ -24,7 +24,7 @@ public enum StatsLayout {
     /// After the core blocks, each core's connection table: a count, then up to
     /// `connectionSlots` rows (more connections than that are counted, not listed).
     public static let connectionSlots = 256
-    public static let connectionWords = 22
+    public static let connectionWords = 23
     public static var connectionAreaWords: Int { 1 + connectionSlots * connectionWords }
     public static func connectionArea(core: Int, cores: Int) -> Int {
         headerWords + cores * coreWords + core * connectionAreaWords
@@ -50,22 +50,32 @@ public enum StatsLayout {
     /// socket it is; a listener's backlog; a UDP socket's bound address in halves, :: for
     /// none).
     public static let socketSlots = 128
-    public static let socketWords = 7
+    /// The last word of a row: which of the client's processes hold the socket (bit i:
+    /// process number i, as the client's socket table says).
+    public static let socketWords = 8
     public static func socketArea(cores: Int) -> Int { addressArea(cores: cores) + 1 + addressSlots * addressWords }
-    public enum Socket { public static let kind = 0, port = 1, families = 2, client = 3, backlog = 4, boundHigh = 5, boundLow = 6 }
-    public static func size(cores: Int) -> Int { (socketArea(cores: cores) + 1 + socketSlots * socketWords) * 8 }
+    public enum Socket { public static let kind = 0, port = 1, families = 2, client = 3, backlog = 4, boundHigh = 5, boundLow = 6,
+                         holders = 7 }
+    /// After the sockets, the clients' processes, which name the holders bits: a count,
+    /// then up to `processSlots` rows (client, process number, pid).
+    public static let processSlots = 512
+    public static let processWords = 3
+    public static func processArea(cores: Int) -> Int { socketArea(cores: cores) + 1 + socketSlots * socketWords }
+    public enum Process { public static let client = 0, number = 1, pid = 2 }
+    public static func size(cores: Int) -> Int { (processArea(cores: cores) + 1 + processSlots * processWords) * 8 }
     /// A connection row: local and remote ports, state (index in TCPState.allCases), send
     /// queue, receive queue (unread), cwnd, smoothed RTT (ns), MSS, the client whose socket
     /// it is (0: none), the local and remote addresses (IPv6, IPv4 mapped) in halves; then
     /// what `ss -tin` shows: RTT variation and RTO (ns), ssthresh (bytes), segments
     /// retransmitted, the delivery rate (bytes/s over the last listing interval), the
     /// congestion control (index in CongestionAlgorithm.allCases), the window scales (send
-    /// | receive << 8; 0xFFFF: none), bytes acknowledged and bytes received.
+    /// | receive << 8; 0xFFFF: none), bytes acknowledged and bytes received; which of the
+    /// client's processes hold the socket (bit i: process number i).
     public enum Connection { public static let local = 0, remote = 1, state = 2, sendQueue = 3, receiveQueue = 4,
                              cwnd = 5, rtt = 6, mss = 7, client = 8, localHigh = 9, localLow = 10,
                              remoteHigh = 11, remoteLow = 12, rttVariation = 13, rto = 14, ssthresh = 15,
                              retransmitted = 16, deliveryRate = 17, algorithm = 18, windowScales = 19,
-                             bytesAcked = 20, bytesReceived = 21 }
+                             bytesAcked = 20, bytesReceived = 21, holders = 22 }
 
     public enum Header { public static let magic = 0, version = 1, pid = 2, cores = 3, drops = 4, address = 5, mac = 6, prefix = 7 }
     public enum Core { public static let index = 0, cpu = 1, node = 2, framesIn = 3, framesOut = 4, bytesIn = 5,
@@ -173,7 +183,9 @@ public final class StatsPage: @unchecked Sendable {
     }
 
     /// Publishes the connections one core owns (rows first, then the count).
-    public func publishConnections(core: Int, _ sockets: some Sequence<TCPSocket>, now: Instant) {
+    /// `holders`: which processes of its client hold a socket (0: none known).
+    public func publishConnections(core: Int, _ sockets: some Sequence<TCPSocket>, now: Instant,
+                                   holders: (TCPSocket) -> UInt64 = { _ in 0 }) {
         let area = StatsLayout.connectionArea(core: core, cores: cores)
         var row = 0
         let states = TCPState.allCases
@@ -214,13 +226,27 @@ public final class StatsPage: @unchecked Sendable {
                 ? UInt64(info.sendWindowScale) | UInt64(info.receiveWindowScale) << 8 : 0xFFFF
             words[r + K.bytesAcked] = acknowledged
             words[r + K.bytesReceived] = c.bytesReceived
+            words[r + K.holders] = holders(socket)
             row += 1
         }
         words[area] = UInt64(row)
     }
 
-    /// The stack service's clients (rows first, then the count).
-    public func publishClients(_ clients: [(id: UInt32, pid: Int32, uid: UInt32, processes: Int, sockets: Int, faults: UInt64)]) {
+    /// The stack service's clients and each one's processes by number (rows first, then
+    /// the counts).
+    public func publishClients(_ clients: [(id: UInt32, pid: Int32, uid: UInt32, processes: Int, sockets: Int, faults: UInt64)],
+                               processes: [(client: UInt32, number: UInt32, pid: Int32)] = []) {
+        let processArea = StatsLayout.processArea(cores: cores)
+        var processRow = 0
+        for process in processes where processRow < StatsLayout.processSlots {
+            let r = processArea + 1 + processRow * StatsLayout.processWords
+            typealias P = StatsLayout.Process
+            words[r + P.client] = UInt64(process.client)
+            words[r + P.number] = UInt64(process.number)
+            words[r + P.pid] = UInt64(UInt32(bitPattern: process.pid))
+            processRow += 1
+        }
+        words[processArea] = UInt64(processRow)
         let area = StatsLayout.clientArea(cores: cores)
         var row = 0
         for client in clients where row < StatsLayout.clientSlots {
@@ -240,8 +266,12 @@ public final class StatsPage: @unchecked Sendable {
     /// A listening or UDP socket, as `netmp stat` lists it.
     public struct SocketRow: Sendable, Equatable {
         public var udp: Bool, port: UInt16, families: AddressFamilies, client: UInt32, backlog: Int, bound: IPAddress?
-        public init(udp: Bool, port: UInt16, families: AddressFamilies, client: UInt32, backlog: Int = 0, bound: IPAddress? = nil) {
+        /// Which of the client's processes hold the socket (bit i: process number i).
+        public var holders: UInt64
+        public init(udp: Bool, port: UInt16, families: AddressFamilies, client: UInt32, backlog: Int = 0, bound: IPAddress? = nil,
+                    holders: UInt64 = 0) {
             self.udp = udp; self.port = port; self.families = families; self.client = client; self.backlog = backlog; self.bound = bound
+            self.holders = holders
         }
     }
 
@@ -260,6 +290,7 @@ public final class StatsPage: @unchecked Sendable {
             let bound = socket.bound?.bits ?? IPv6Address.any
             words[r + K.boundHigh] = bound.high
             words[r + K.boundLow] = bound.low
+            words[r + K.holders] = socket.holders
             row += 1
         }
         words[area] = UInt64(row)

@@ -43,6 +43,15 @@ public struct StatsSnapshot: Sendable {
     public var ipv6Addresses: [(address: IPv6InterfaceAddress, state: String)] = []
     /// The listening and UDP sockets, with the client whose each is (`ss -lu -p`).
     public var sockets: [StatsPage.SocketRow] = []
+    /// The attached programs' live processes, which a socket's holders bits name.
+    public var processes: [ProcessStats] = []
+
+    /// A process of an attached program: its client, its number there (its bit in a
+    /// socket's holders), its pid and command (read from /proc when the snapshot is taken).
+    public struct ProcessStats: Sendable, Equatable {
+        public var client: UInt32, number: Int, pid: Int32
+        public var command: String
+    }
 
     /// A program attached to the stack service: its first process (and its command, read
     /// from /proc when the snapshot is taken), how many processes it has, its sockets, and
@@ -70,6 +79,8 @@ public struct StatsSnapshot: Sendable {
         /// Send and receive window scale shifts (nil: not negotiated).
         public var windowScales: (send: Int, receive: Int)? = nil
         public var bytesAcked: UInt64 = 0, bytesReceived: UInt64 = 0
+        /// Which of the client's processes hold the socket (bit i: process number i).
+        public var holders: UInt64 = 0
     }
 
     public enum ReadError: Error, CustomStringConvertible {
@@ -189,6 +200,7 @@ public struct StatsSnapshot: Sendable {
                 row.windowScales = scales == 0xFFFF ? nil : (Int(scales & 0xFF), Int(scales >> 8 & 0xFF))
                 row.bytesAcked = words[r + K.bytesAcked]
                 row.bytesReceived = words[r + K.bytesReceived]
+                row.holders = words[r + K.holders]
                 connections.append(row)
             }
         }
@@ -223,12 +235,24 @@ public struct StatsSnapshot: Sendable {
                                                families: AddressFamilies(rawValue: UInt8(truncatingIfNeeded: words[r + K.families]) & 3),
                                                client: UInt32(truncatingIfNeeded: words[r + K.client]),
                                                backlog: Int(min(words[r + K.backlog], 1 << 20)),
-                                               bound: bound.isUnspecified ? nil : IPAddress(bound)))
+                                               bound: bound.isUnspecified ? nil : IPAddress(bound),
+                                               holders: words[r + K.holders]))
+        }
+        var processes: [ProcessStats] = []
+        let processArea = StatsLayout.processArea(cores: coreCount)
+        for row in 0..<Int(min(words[processArea], UInt64(StatsLayout.processSlots))) {
+            let r = processArea + 1 + row * StatsLayout.processWords
+            typealias K = StatsLayout.Process
+            let processPID = Int32(bitPattern: UInt32(truncatingIfNeeded: words[r + K.pid]))
+            processes.append(ProcessStats(client: UInt32(truncatingIfNeeded: words[r + K.client]),
+                                          number: Int(min(words[r + K.number], 64)), pid: processPID,
+                                          command: command(of: processPID)))
         }
         return StatsSnapshot(pid: pid, address: IPv4Address(UInt32(truncatingIfNeeded: header[StatsLayout.Header.address])),
                              prefixLength: Int(header[StatsLayout.Header.prefix]),
                              mac: MACAddress(value: header[StatsLayout.Header.mac]), cores: cores,
-                             connections: connections, clients: clients, ipv6Addresses: addresses, sockets: sockets)
+                             connections: connections, clients: clients, ipv6Addresses: addresses, sockets: sockets,
+                             processes: processes)
     }
 
     /// {"pid", "connections": [...]}: `netmp stat --connections --json`.
@@ -244,7 +268,8 @@ public struct StatsSnapshot: Sendable {
                 + "\"retransmitted\":\(c.retransmitted),\"delivery_rate\":\(c.deliveryRate),"
                 + "\"congestion_control\":\"\(c.congestionControl)\","
                 + "\"wscale\":\(c.windowScales.map { "[\($0.send),\($0.receive)]" } ?? "null"),"
-                + "\"bytes_acked\":\(c.bytesAcked),\"bytes_received\":\(c.bytesReceived),\"client\":\(c.client)}"
+                + "\"bytes_acked\":\(c.bytesAcked),\"bytes_received\":\(c.bytesReceived),\"client\":\(c.client),"
+                + "\"holders\":\(holdersJSON(of: c.client, c.holders))}"
         }.joined(separator: ",")
     }
 
@@ -267,13 +292,15 @@ public struct StatsSnapshot: Sendable {
         let clientObjects = clients.map { c in
             "{\"client\":\(c.id),\"pid\":\(c.pid),\"uid\":\(c.uid),\"processes\":\(c.processes),\"sockets\":\(c.sockets),"
                 + "\"faults\":\(c.faults),"
+                + "\"pids\":[\(processes.filter { $0.client == c.id }.map { String($0.pid) }.joined(separator: ","))],"
                 + "\"command\":\(jsonString(c.command))}"
         }.joined(separator: ",")
         let addressObjects = ipv6Addresses.map { "{\"address\":\"\($0.address)\",\"state\":\"\($0.state)\"}" }
             .joined(separator: ",")
         let socketObjects = sockets.map { s in
             "{\"kind\":\"\(s.udp ? "udp" : "listen")\",\"local\":\"\(socketName(s))\",\"port\":\(s.port),"
-                + (s.udp ? "" : "\"backlog\":\(s.backlog),") + "\"client\":\(s.client)}"
+                + (s.udp ? "" : "\"backlog\":\(s.backlog),") + "\"client\":\(s.client),"
+                + "\"holders\":\(holdersJSON(of: s.client, s.holders))}"
         }.joined(separator: ",")
         return "{\"pid\":\(pid),\"address\":\"\(address)/\(prefixLength)\",\"mac\":\"\(mac)\","
             + "\"ipv6\":[\(addressObjects)],"
@@ -289,11 +316,27 @@ public struct StatsSnapshot: Sendable {
         return "\(wildcard):\(socket.port)"
     }
 
-    /// Who holds a connection, as `ss -p` says it: the attached program's first pid and
-    /// command ("-" for the stack's own, or a program gone since).
-    func program(of client: UInt32) -> String {
+    /// The processes of `client` that `holders` names (bit i: process number i).
+    public func holding(of client: UInt32, _ holders: UInt64) -> [ProcessStats] {
+        guard client != 0, holders != 0 else { return [] }
+        return processes.filter { $0.client == client && $0.number < 64 && holders & (1 << UInt64($0.number)) != 0 }
+    }
+
+    /// Who holds a socket, as `ss -p` says it: each process holding it as pid/command
+    /// ("1201/nginx,1202/nginx"); the attached program's first pid and command where no
+    /// process is named (a socket being set up or handed over); "-" for the stack's own,
+    /// or a program gone since.
+    func program(of client: UInt32, _ holders: UInt64) -> String {
+        let named = holding(of: client, holders)
+        if !named.isEmpty { return named.map { "\($0.pid)/\($0.command)" }.joined(separator: ",") }
         guard client != 0, let row = clients.first(where: { $0.id == client }) else { return "-" }
         return "\(row.pid)/\(row.command)"
+    }
+
+    /// [{"pid", "command"}] of the processes holding a socket.
+    func holdersJSON(of client: UInt32, _ holders: UInt64) -> String {
+        "[" + holding(of: client, holders).map { "{\"pid\":\($0.pid),\"command\":\(jsonString($0.command))}" }
+            .joined(separator: ",") + "]"
     }
 
     /// Each connection as `ss -tin` shows it: a line of state, addresses, queues, owner
@@ -304,7 +347,7 @@ public struct StatsSnapshot: Sendable {
                      "state         recv-q    send-q    local                  remote                 core  program"]
         for c in connections {
             lines.append("\(c.state.padding(13)) \(pad(c.receiveQueue, 8))  \(pad(c.sendQueue, 8))  "
-                         + "\(c.local.description.padding(22)) \(c.remote.description.padding(22)) \(pad(c.core, 4))  \(program(of: c.client))")
+                         + "\(c.local.description.padding(22)) \(c.remote.description.padding(22)) \(pad(c.core, 4))  \(program(of: c.client, c.holders))")
             let mss = max(c.mss, 1)
             var detail = "\t \(c.congestionControl)"
             if let scales = c.windowScales { detail += " wscale:\(scales.send),\(scales.receive)" }
@@ -386,7 +429,7 @@ public struct StatsSnapshot: Sendable {
             for c in connections {
                 lines.append("\(c.local.description.padding(22)) \(c.remote.description.padding(22)) \(c.state.padding(13)) "
                              + "\(pad(c.core, 4))  \(pad(c.sendQueue, 8))  \(pad(c.receiveQueue, 8))  "
-                             + "\(pad(c.cwnd, 8))  \(pad(c.rttNanoseconds / 1000, 6))  \(program(of: c.client))")
+                             + "\(pad(c.cwnd, 8))  \(pad(c.rttNanoseconds / 1000, 6))  \(program(of: c.client, c.holders))")
             }
         }
         if !sockets.isEmpty {
@@ -394,7 +437,7 @@ public struct StatsSnapshot: Sendable {
             lines.append("kind    local                  backlog  program")
             for s in sockets {
                 lines.append("\((s.udp ? "udp" : "listen").padding(6))  \(socketName(s).padding(22)) "
-                             + "\((s.udp ? "-" : String(s.backlog)).padding(7))  \(program(of: s.client))")
+                             + "\((s.udp ? "-" : String(s.backlog)).padding(7))  \(program(of: s.client, s.holders))")
             }
         }
         if !clients.isEmpty {

@@ -154,6 +154,23 @@ public final class SocketTable: @unchecked Sendable {
         holders(slot).pointee.bitwiseOr(1 << UInt64(process), ordering: .acquiringAndReleasing)
     }
 
+    /// The processes holding the socket whose doorbell is in `slot` (bit i: process
+    /// number i), for `netmp stat`; 0 for a slot outside the table. The client writes
+    /// these bits: they name only its own processes, so a lie misleads only its own rows.
+    public func holding(_ slot: UInt32) -> UInt64 {
+        guard Int(slot) < capacity else { return 0 }
+        return holders(slot).pointee.load(ordering: .relaxed)
+    }
+
+    /// The processes holding the listener whose accept queues are in `listenSlot`: the
+    /// holders of its socket's doorbell slot, which the listen slot names.
+    public func holding(listener listenSlot: UInt32) -> UInt64 {
+        guard Int(listenSlot) < capacity else { return 0 }
+        let named = words(listenSlot).load(fromByteOffset: MemoryLayout<netmp_listen_slot>.offset(of: \netmp_listen_slot.doorbell_slot)!,
+                                           as: UInt32.self)
+        return named == 0 ? 0 : holding(named &- 1)
+    }
+
     /// Process `process` lets the socket whose doorbell is in `slot` go: whether it held
     /// it, and whether another process still does (then the socket stays as it is).
     public func dropHolder(_ process: UInt32, from slot: UInt32) -> (held: Bool, othersHold: Bool) {

@@ -243,6 +243,61 @@ struct StackServiceProgramTests {
         }, "\(Shell.run([Package.netmp, "stat", String(served.stack.processIdentifier)]).stdout)")
     }
 
+    /// `netmp stat` names every process holding a socket, as `ss -p` does: a program
+    /// connects to its own listener through the stack and forks; the child closes the
+    /// accepted connection and the parent the listener. The connecting side is held by
+    /// both, the accepted one by the parent, the listener by the child.
+    @Test func statNamesEveryProcessHoldingASocket() throws {
+        let served = try ServedLab()
+        let lab = served.lab
+        let out = NSTemporaryDirectory() + "/\(lab.name)-holders"
+        defer { for s in [".py.err", ".pids"] { try? FileManager.default.removeItem(atPath: out + s) } }
+        let server = try served.pythonServer("""
+            import os, socket, sys, time
+            l = socket.create_server(("10.77.0.2", 7793))
+            s = socket.create_connection(("10.77.0.2", 7793))
+            c, _ = l.accept()
+            child = os.fork()
+            if child == 0:
+                c.close()
+                time.sleep(30)
+                os._exit(0)
+            l.close()
+            open(sys.argv[1] + ".tmp", "w").write("%d %d %d" % (os.getpid(), child, s.getsockname()[1]))
+            os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+            time.sleep(30)
+            """, [out + ".pids"], errors: out + ".py.err")
+        defer {
+            _ = Shell.run(["pkill", "-KILL", "-f", "7793"])
+            if server.isRunning { kill(server.processIdentifier, SIGKILL) }
+        }
+        #expect(served.eventually { FileManager.default.fileExists(atPath: out + ".pids") },
+                "\((try? String(contentsOfFile: out + ".py.err", encoding: .utf8)) ?? "")")
+        let words = ((try? String(contentsOfFile: out + ".pids", encoding: .utf8)) ?? "").split(separator: " ").compactMap { Int($0) }
+        try #require(words.count == 3)
+        let (parent, child, port) = (words[0], words[1], words[2])
+        func holders(_ row: [String: Any]) -> Set<Int> {
+            Set((row["holders"] as? [[String: Any]] ?? []).compactMap { $0["pid"] as? Int })
+        }
+        var stat: [String: Any] = [:]
+        let seen = served.eventually {
+            let json = Shell.run([Package.netmp, "stat", String(served.stack.processIdentifier), "--json"]).stdout
+            stat = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] ?? [:]
+            let connections = stat["connections"] as? [[String: Any]] ?? []
+            let sockets = stat["sockets"] as? [[String: Any]] ?? []
+            let connecting = connections.first { ($0["local"] as? String)?.hasSuffix(":\(port)") == true }
+            let accepted = connections.first { ($0["remote"] as? String)?.hasSuffix(":\(port)") == true }
+            let listener = sockets.first { $0["kind"] as? String == "listen" && $0["port"] as? Int == 7793 }
+            return connecting.map(holders) == [parent, child] && accepted.map(holders) == [parent]
+                && listener.map(holders) == [child]
+        }
+        #expect(seen, "\(stat)")
+        // The table for people says the same, pid/command.
+        let text = Shell.run([Package.netmp, "stat", String(served.stack.processIdentifier)]).stdout
+        let listenLine = text.split(separator: "\n").first { $0.hasPrefix("listen") && $0.contains(":7793") }
+        #expect(listenLine?.hasSuffix(" \(child)/python3") == true, "\(text)")
+    }
+
     /// A forked worker killed with SIGKILL while it holds a connection it accepted: the
     /// stack closes that connection (its peer reads the end), as the kernel closes a dead
     /// process's sockets, while the parent, still listening, serves the next connection.
