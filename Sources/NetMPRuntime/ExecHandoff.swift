@@ -74,12 +74,16 @@ public struct ExecHandoff: Equatable, Sendable {
         public var datagram: Datagram?
         /// Set for a socket the new image makes again (its handle and tuple are unused).
         public var fresh: Fresh?
+        /// Set for a connection whose handshake was under way (or whose failure connect()
+        /// had not reported yet): its tuple's remote end is where it connects to, and its
+        /// local end what was known (the port may be 0).
+        public var connecting: Bool
         public init(descriptors: [Int32], doorbellSlot: UInt32, handle: SocketHandle, tuple: FourTuple, ipv6: Bool,
                     nonBlocking: Bool, options: [Option], listener: Listener? = nil, datagram: Datagram? = nil,
-                    fresh: Fresh? = nil) {
+                    fresh: Fresh? = nil, connecting: Bool = false) {
             self.descriptors = descriptors; self.doorbellSlot = doorbellSlot; self.handle = handle; self.tuple = tuple
             self.ipv6 = ipv6; self.nonBlocking = nonBlocking; self.options = options; self.listener = listener
-            self.datagram = datagram; self.fresh = fresh
+            self.datagram = datagram; self.fresh = fresh; self.connecting = connecting
         }
 
         /// A socket not yet connected, listening or bound, by the family and kind of the old
@@ -109,7 +113,7 @@ public struct ExecHandoff: Equatable, Sendable {
     }
 
     static let magic: UInt32 = 0x4E4D_5058 // "NMPX"
-    static let version: UInt32 = 2
+    static let version: UInt32 = 3
     /// Bounds a reader holds a hand-off to (a program has at most 65,536 descriptors).
     static let maximumSockets = 65_536, maximumOptions = 256, maximumValue = 256, maximumGroups = 4096
 
@@ -128,7 +132,7 @@ public struct ExecHandoff: Equatable, Sendable {
             for fd in socket.descriptors { put(fd) }
             put(socket.doorbellSlot); put(socket.handle.word)
             put(UInt32((socket.ipv6 ? 1 : 0) | (socket.nonBlocking ? 2 : 0) | (socket.listener != nil ? 4 : 0)
-                       | (socket.datagram != nil ? 8 : 0) | (socket.fresh != nil ? 16 : 0)))
+                       | (socket.datagram != nil ? 8 : 0) | (socket.fresh != nil ? 16 : 0) | (socket.connecting ? 32 : 0)))
             put(socket.tuple.local); put(socket.tuple.remote)
             if let listener = socket.listener {
                 put(listener.channelSlot); put(listener.port)
@@ -188,7 +192,7 @@ public struct ExecHandoff: Equatable, Sendable {
                 descriptors.append(fd)
             }
             guard let doorbellSlot = take(UInt32.self), let word = take(UInt64.self), let flags = take(UInt32.self),
-                  flags & ~31 == 0, (flags & 28).nonzeroBitCount <= 1, let local = endpoint(), let remote = endpoint() else { return nil }
+                  flags & ~63 == 0, (flags & 60).nonzeroBitCount <= 1, let local = endpoint(), let remote = endpoint() else { return nil }
             var listener: Listener?
             if flags & 4 != 0 {
                 guard let channelSlot = take(UInt32.self), let port = take(UInt16.self), let bits = take(UInt32.self),
@@ -226,7 +230,7 @@ public struct ExecHandoff: Equatable, Sendable {
             sockets.append(Socket(descriptors: descriptors, doorbellSlot: doorbellSlot, handle: SocketHandle(word: word),
                                   tuple: FourTuple(local: local, remote: remote), ipv6: flags & 1 != 0,
                                   nonBlocking: flags & 2 != 0, options: options, listener: listener, datagram: datagram,
-                                  fresh: fresh))
+                                  fresh: fresh, connecting: flags & 32 != 0))
         }
         guard at == bytes.count else { return nil }
         self.init(connection: connection, names: names, sockets: sockets)

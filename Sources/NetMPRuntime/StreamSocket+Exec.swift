@@ -7,22 +7,46 @@ import NetMPWire
 /// the old one had on it, as an accepted connection is viewed (the channel's words, rings and
 /// doorbell are in the client's shared region, which the exec did not touch).
 extension StreamSocket {
-    /// The handle and 4-tuple of an established connection (a non-blocking connect that
-    /// completed may not have been told so yet), for the hand-off; nil otherwise (a fresh,
-    /// still connecting or listening socket is not carried through exec).
-    public var inheritable: (handle: SocketHandle, tuple: FourTuple)? {
+    /// The handle and 4-tuple of a connection, for the hand-off, and whether it is still
+    /// connecting: its handshake under way, or ended in a failure no connect() has reported
+    /// (its remote end is where it connects to; its local port may not be known yet). An
+    /// established connection a non-blocking connect made goes as connected, whether or not
+    /// it was told so. Nil for a fresh, listening or closed socket.
+    public var inheritable: (handle: SocketHandle, tuple: FourTuple, connecting: Bool)? {
         learnTuple()
-        guard let handle, channel.status.contains(.established) else { return nil }
-        return setup.locked { phase == .connected || phase == .connecting ? tuple.map { (handle, $0) } : nil }
+        guard let handle else { return nil }
+        let established = channel.status.contains(.established)
+        return setup.locked {
+            switch phase {
+            case .connected: return tuple.map { (handle, $0, false) }
+            case .connecting:
+                if established { return tuple.map { (handle, $0, false) } }
+                guard let remote = connectingTo else { return nil }
+                let wildcard = remote.address.isIPv4 && family == .ipv4 ? IPAddress(IPv4Address.any) : IPAddress(IPv6Address.any)
+                return (handle, FourTuple(local: Endpoint(boundAddress ?? wildcard, boundPort ?? 0), remote: remote), true)
+            default: return nil
+            }
+        }
     }
 
     /// The connection the old image handed over, or nil when its handle no longer names a
-    /// stream socket of this client or its slot is not held.
-    public static func inherited(client: StackClient, handle: SocketHandle, tuple: FourTuple, family: SocketFamily) -> StreamSocket? {
+    /// stream socket of this client or its slot is not held. One still connecting goes on
+    /// connecting here: connect() again answers EALREADY until the handshake ends, poll
+    /// waits for it, and SO_ERROR says how it ended, as in the old image.
+    public static func inherited(client: StackClient, handle: SocketHandle, tuple: FourTuple, family: SocketFamily,
+                                 connecting: Bool = false) -> StreamSocket? {
         guard client.sockets.resolves(handle, as: .stream),
               let channel = SocketChannel(adopting: handle.slot, in: client.sockets) else { return nil }
-        return StreamSocket(client: client, accepted: AcceptedConnection(handle: handle, tuple: tuple, core: channel.owner),
-                            channel: channel, family: family)
+        let socket = StreamSocket(client: client, accepted: AcceptedConnection(handle: handle, tuple: tuple, core: channel.owner),
+                                  channel: channel, family: family)
+        if connecting {
+            socket.setup.locked {
+                socket.phase = .connecting
+                socket.tuple = nil // learnt from the slot once established
+                socket.connectingTo = tuple.remote
+            }
+        }
+        return socket
     }
 
     /// A listening socket's name and what ExecHandoff.Listener keeps (but the twin, which

@@ -62,6 +62,8 @@ public final class StreamSocket: @unchecked Sendable {
     nonisolated(unsafe) var mappedMarking = IPMarking.none
     /// Whether the connection's peer is an IPv4 one: known from connect or accept.
     nonisolated(unsafe) var peerIsIPv4: Bool?
+    /// Where connect() sent the connection (the exec hand-off of one still connecting).
+    nonisolated(unsafe) var connectingTo: Endpoint?
     /// TCP_QUICKACK as last set (Linux reports 1 until a program asks for delayed ACKs).
     nonisolated(unsafe) var quickAck = true
     /// TCP_DEFER_ACCEPT as Linux keeps it: SYN-ACK retransmissions, not seconds.
@@ -431,6 +433,7 @@ public final class StreamSocket: @unchecked Sendable {
             if family == .ipv6 && remote.address.isIPv4 { options.marking = mappedMarking } // an IPv4 peer: IP's pair
             request.options = ConnectOptions(options)
             peerIsIPv4 = remote.address.isIPv4
+            connectingTo = remote
             client.sockets.hold(request.handle.slot) // for the core's view of the slot
             if let doorbellSlot = channel.doorbell.slot, doorbellSlot != request.handle.slot {
                 client.sockets.hold(doorbellSlot) // and of the first slot's doorbell it keeps

@@ -28,10 +28,10 @@ public func netmpExecHandOff(_ fds: UnsafePointer<Int32>, _ handles: UnsafePoint
         let options = shim.optionsSet.map { ExecHandoff.Option(level: $0.level, name: $0.name, value: $0.value) }
         let nowhere = Endpoint(IPAddress(IPv4Address.any), 0)
         let socket: ExecHandoff.Socket
-        // Connections, listeners and bound UDP sockets go across as they are; a socket not
-        // yet connected, listening or bound goes as what the new image makes again. A
-        // stream socket still connecting (or whose connect failed) is let go by the stack at
-        // the resume, as at this process's end.
+        // Connections (those still connecting too), listeners and bound UDP sockets go
+        // across as they are; a socket not yet connected, listening or bound goes as what
+        // the new image makes again. One whose failed connect was reported is let go by
+        // the stack at the resume, as at this process's end.
         if case .datagram(let d) = shim.kind {
             if let (handle, datagram) = d.inheritable, let slot = shim.sharingSlot {
                 socket = ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: handle,
@@ -44,9 +44,10 @@ public func netmpExecHandOff(_ fds: UnsafePointer<Int32>, _ handles: UnsafePoint
                 continue
             }
         } else if case .stream(let stream) = shim.kind, let slot = shim.sharingSlot {
-            if let (handle, tuple) = stream.inheritable {
+            if let (handle, tuple, connecting) = stream.inheritable {
                 socket = ExecHandoff.Socket(descriptors: [fds[i]], doorbellSlot: slot, handle: handle, tuple: tuple,
-                                            ipv6: shim.isIPv6, nonBlocking: stream.nonBlocking, options: options)
+                                            ipv6: shim.isIPv6, nonBlocking: stream.nonBlocking, options: options,
+                                            connecting: connecting)
             } else if let (name, kept) = stream.inheritableListener {
                 var listener = kept
                 listener.twin = shim.twin.load(ordering: .acquiring) // the loopback connections it queued go across too
@@ -149,7 +150,8 @@ public func netmpResumeAfterExec(_ memfd: Int32, _ record: (@convention(c) (Int3
         let rebuilt = if let listener = kept.listener {
             StreamSocket.inheritedListener(client: client, name: kept.handle, listener: listener, family: family)
         } else {
-            StreamSocket.inherited(client: client, handle: kept.handle, tuple: kept.tuple, family: family)
+            StreamSocket.inherited(client: client, handle: kept.handle, tuple: kept.tuple, family: family,
+                                   connecting: kept.connecting)
         }
         let twin = kept.listener?.twin ?? -1
         guard let stream = rebuilt else {

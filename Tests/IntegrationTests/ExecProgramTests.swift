@@ -130,6 +130,47 @@ struct ExecProgramTests {
         #expect(served.eventually { text(log).components(separatedBy: "eof ").count - 1 == 2 }, "the kept connection outlived its program")
     }
 
+    /// A non-blocking connect still under way at exec goes on in the new program, as the
+    /// kernel's socket would: the kernel peer never sees the SYNs (nftables drops them)
+    /// until the new program has asked connect() again (EALREADY); then a retransmitted
+    /// SYN gets through, the program's poll wakes, SO_ERROR is 0, and the connection
+    /// carries data both ways. Before, such a socket was let go at the exec.
+    @Test func connectingSocketHandedToTheExecdProgram_connectsThere() throws {
+        let served = try ServedLab()
+        let errors = NSTemporaryDirectory() + "/\(served.lab.name)-exec-connecting"
+        let output = errors + ".out", log = errors + ".log"
+        defer { for path in [errors, output, log, log + ".err"] { try? FileManager.default.removeItem(atPath: path) } }
+        let server = try echoServer(served, log: log)
+        defer { kill(server.processIdentifier, SIGKILL) }
+        let nft = ["ip", "netns", "exec", served.lab.name, "nft"]
+        let drop = Shell.run(nft + ["add table inet nmconnecting; add chain inet nmconnecting in { type filter hook input priority 0; }; "
+                                    + "add rule inet nmconnecting in tcp dport 7910 tcp flags & (syn | ack) == syn drop"])
+        try #require(drop.status == 0, "\(drop.stderr)")
+        let child = """
+            import errno, select, socket, sys
+            s = socket.socket(fileno=int(sys.argv[1]))
+            print("again", errno.errorcode.get(s.connect_ex(("10.77.0.1", 7910)), "0"), flush=True)
+            _, writable, _ = select.select([], [s], [], 20)
+            print("writable", len(writable), "error", s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), flush=True)
+            s.setblocking(True); s.settimeout(10)
+            s.sendall(b"after exec")
+            print(s.recv(100).decode(), s.getpeername()[1], flush=True)
+            """
+        let program = try Shell.start(served.netmp(["python3", "-c", """
+            import os, socket, sys
+            s = socket.socket(); s.setblocking(False)
+            print("first", s.connect_ex(("10.77.0.1", 7910)) == 115, flush=True) # EINPROGRESS
+            os.set_inheritable(s.fileno(), True)
+            os.execvp("python3", ["python3", "-c", sys.argv[1], str(s.fileno())])
+            """, child]), stderrTo: errors, stdoutTo: output)
+        defer { if program.isRunning { kill(program.processIdentifier, SIGKILL) } }
+        waitFor("again", in: output)
+        let lift = Shell.run(nft + ["delete table inet nmconnecting"])
+        #expect(lift.status == 0, "\(lift.stderr)")
+        served.expectEndsCleanly(program, errors: errors)
+        #expect(text(output) == "first True\nagain EALREADY\nwritable 1 error 0\nafter exec 7910\n", "\(text(output))")
+    }
+
     /// A server hands its listening socket to the program it execs (as socket activation
     /// and a binary upgrade do): connections that arrived meanwhile, over the TAP and at
     /// 127.0.0.1 (the listener's kernel twin), wait in its queues, and the new program

@@ -4,8 +4,8 @@ import NetMPTCP
 import NetMPWire
 import Testing
 
-/// The exec hand-off's bytes (connections, listeners, UDP sockets, sockets not yet
-/// connected or bound): what the old image
+/// The exec hand-off's bytes (connections, those still connecting too, listeners, UDP
+/// sockets, sockets not yet connected or bound): what the old image
 /// writes the new one reads back whole, and anything cut short, lengthened or not written
 /// by this library is refused (the new image then keeps none of the sockets, never a wrong
 /// one).
@@ -18,6 +18,9 @@ import Testing
         .init(descriptors: [4], doorbellSlot: 12, handle: SocketHandle(slot: 14, generation: 1),
               tuple: FourTuple(local: Endpoint(IPv6Address("fd77::2")!, 40001), remote: Endpoint(IPv6Address("fd77::1")!, 80)),
               ipv6: true, nonBlocking: false, options: []),
+        .init(descriptors: [14], doorbellSlot: 15, handle: SocketHandle(slot: 15, generation: 3),
+              tuple: FourTuple(local: Endpoint(IPv4Address.any, 0), remote: Endpoint(IPv4Address(10, 77, 0, 1), 7910)),
+              ipv6: false, nonBlocking: true, options: [], connecting: true),
         .init(descriptors: [5], doorbellSlot: 20, handle: SocketHandle(slot: 21, generation: 2),
               tuple: FourTuple(local: Endpoint(IPv4Address.any, 0), remote: Endpoint(IPv4Address.any, 0)), ipv6: false,
               nonBlocking: true, options: [.init(level: 1, name: 2, value: [1, 0, 0, 0])],
@@ -44,7 +47,7 @@ import Testing
         #expect(bytes.withUnsafeBytes { ExecHandoff(parsing: $0) } == sample)
         #expect(sample.libraryDescriptors == [1020, 1021, 1019])
         // A fresh UDP socket has no slot for the stack to keep; a fresh stream socket keeps its doorbell's.
-        #expect(sample.sockets.compactMap(\.keptSlot) == [3, 12, 20, 22, 30, 31, 32])
+        #expect(sample.sockets.compactMap(\.keptSlot) == [3, 12, 15, 20, 22, 30, 31, 32])
         let none = ExecHandoff(connection: 3, names: 4, sockets: [])
         #expect(none.serialized().withUnsafeBytes { ExecHandoff(parsing: $0) } == none)
     }

@@ -669,7 +669,8 @@ import Testing
         let (client, server, sockets, peers) = try served.attachedConnections(2, port: 7650)
         let slots = sockets.map { $0.channel.doorbell.slot! }
         for slot in slots { client.sockets.addHolder(client.process, to: slot) }
-        let (handle, tuple) = try #require(sockets[0].inheritable)
+        let (handle, tuple, connecting) = try #require(sockets[0].inheritable)
+        #expect(!connecting)
         // The old image vanishes without closing anything (exec runs no destructor): its
         // objects are kept alive here, never released, as the exec leaves them.
         for socket in sockets { _ = Unmanaged.passRetained(socket) }
