@@ -59,6 +59,8 @@ int netmp_is_ipv6(void *socket);
 // dup() made another descriptor for the socket / one of its descriptors was closed.
 void netmp_socket_retain(void *socket);
 void netmp_socket_close(void *socket);
+// How many of this process's descriptors name the socket (dup, dup2, F_DUPFD).
+int netmp_socket_descriptors(void *socket);
 int netmp_is_stream(void *socket);
 // 1 while a stream socket has neither listened nor connected (a datagram socket: always).
 int netmp_is_fresh(void *socket);

@@ -178,10 +178,12 @@ static int kernel_destination(const uint8_t bytes[16]) {
 // number (for destinations netmp does not serve, such as loopback). It carries what the
 // program did to the netmp socket: every option set, as it was set (Onload's mirroring),
 // and the port it was bound to, on the kernel's wildcard address (netmp's own address is
-// not the kernel's). A bind the kernel refuses fails the call with its errno.
+// not the kernel's). A bind the kernel refuses fails the call with its errno. Every
+// descriptor of this process that names the socket (dup's) names the kernel socket
+// after, each keeping its close-on-exec flag: on Linux they name one socket. (A forked
+// process's copy stays the stack's: another process's descriptors cannot be replaced.)
 static int to_kernel(int fd, void *socket) {
     int stream = netmp_is_stream(socket), nonblocking = netmp_is_nonblocking(socket);
-    int cloexec = REAL(fcntl)(fd, F_GETFD) & FD_CLOEXEC;
     int ipv6 = netmp_is_ipv6(socket);
     int kernel = REAL(socket)(ipv6 ? AF_INET6 : AF_INET, (stream ? SOCK_STREAM : SOCK_DGRAM) | (nonblocking ? SOCK_NONBLOCK : 0), 0);
     if (kernel < 0) return -1;
@@ -204,19 +206,41 @@ static int to_kernel(int fd, void *socket) {
             return -1;
         }
     }
-    netmp_epoll_moving(fd); // while fd still names the placeholder
-    atomic_store_explicit(&sockets[fd], NULL, memory_order_release);
-    if (REAL(dup3)(kernel, fd, cloexec ? O_CLOEXEC : 0) < 0) {
-        int e = errno;
+    // fd first, then the socket's other descriptors (found only when it has some).
+    int count = netmp_socket_descriptors(socket), found = 1, single = fd;
+    int *named = count > 1 ? malloc((size_t)count * sizeof *named) : &single;
+    if (!named) {
         REAL(close)(kernel);
-        atomic_store_explicit(&sockets[fd], socket, memory_order_release);
-        netmp_epoll_moved(fd, 0);
-        errno = e;
+        errno = ENOMEM;
         return -1;
     }
+    named[0] = fd;
+    for (int other = 0; count > 1 && other < NETMP_DESCRIPTORS && found < count; other++) {
+        if (other != fd && atomic_load_explicit(&sockets[other], memory_order_acquire) == socket) named[found++] = other;
+    }
+    int moved = 0;
+    for (int i = 0; i < found; i++) {
+        int d = named[i];
+        int cloexec = REAL(fcntl)(d, F_GETFD) & FD_CLOEXEC;
+        netmp_epoll_moving(d); // while d still names the placeholder
+        atomic_store_explicit(&sockets[d], NULL, memory_order_release);
+        if (REAL(dup3)(kernel, d, cloexec ? O_CLOEXEC : 0) < 0) {
+            // This descriptor stays the netmp socket's (a later one: the others moved).
+            int e = errno;
+            atomic_store_explicit(&sockets[d], socket, memory_order_release);
+            netmp_epoll_moved(d, 0);
+            if (i > 0) continue;
+            if (named != &single) free(named);
+            REAL(close)(kernel);
+            errno = e;
+            return -1;
+        }
+        netmp_epoll_moved(d, 1);
+        moved++;
+    }
+    if (named != &single) free(named);
     REAL(close)(kernel);
-    netmp_epoll_moved(fd, 1);
-    netmp_socket_close(socket);
+    for (int i = 0; i < moved; i++) netmp_socket_close(socket); // each moved descriptor's reference
     return 0;
 }
 

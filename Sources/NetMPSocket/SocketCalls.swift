@@ -227,6 +227,11 @@ public func netmpSocketRetain(_ handle: UnsafeMutableRawPointer) {
     _ = Unmanaged<ShimSocket>.fromOpaque(handle).retain()
 }
 
+@_cdecl("netmp_socket_descriptors")
+public func netmpSocketDescriptors(_ handle: UnsafeMutableRawPointer) -> Int32 {
+    Int32(clamping: socket(handle).descriptors.load(ordering: .acquiring))
+}
+
 /// Attached to a stack service: this process holds the socket (made, accepted or bound
 /// here), so that the stack closes it if this process ends and no other holds it.
 func claim(_ shim: ShimSocket) {
