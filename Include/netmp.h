@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 // Reads NETMP_* from the environment and, when NETMP_TAP is set, attaches to the stack
 // serving that TAP here, starting one (`netmp stack --background --until-idle`) when none
@@ -87,6 +88,8 @@ ssize_t netmp_send_marked(void *socket, const void *bytes, size_t count, int fla
 int netmp_holds_address(void *socket, const uint8_t *address);
 ssize_t netmp_send(void *socket, const void *bytes, size_t count, int flags, int has_destination,
                    const uint8_t *address, uint16_t port);
+// writev/sendmsg on a stream socket: `count` pieces as one write, none sent apart.
+ssize_t netmp_send_gathered(void *socket, const struct iovec *pieces, int count, int flags);
 // *full: a datagram's whole length (MSG_TRUNC); address/port/full may be NULL.
 ssize_t netmp_recv(void *socket, void *bytes, size_t count, int flags, uint8_t *address, uint16_t *port,
                    ssize_t *full);

@@ -537,6 +537,28 @@ public final class StreamSocket: @unchecked Sendable {
     /// Blocking, it returns when every byte is in the ring (as Linux does); non-blocking,
     /// with what fitted, or EAGAIN. EPIPE after shutdown or close (the shim raises SIGPIPE).
     public func send(_ bytes: UnsafeRawBufferPointer, flags: Flags = []) throws(SocketError) -> Int {
+        try send(count: bytes.count, flags: flags) { done, room, end in
+            channel.send.write(UnsafeRawBufferPointer(rebasing: bytes[done..<(done + room)]), end: &end)
+        }
+    }
+
+    /// writev() and sendmsg(): the pieces as one write, each part of it that fits the ring
+    /// appended and committed at once, so the owner never sends a piece alone that came
+    /// with others (an HTTP header before its body).
+    public func send(gathering pieces: UnsafeBufferPointer<iovec>, flags: Flags = []) throws(SocketError) -> Int {
+        var total = 0
+        for piece in pieces {
+            let (sum, overflow) = total.addingReportingOverflow(piece.iov_len)
+            guard !overflow, piece.iov_len >= 0 else { throw SocketError(EINVAL) } // past SSIZE_MAX, as Linux says
+            total = sum
+        }
+        return try send(count: total, flags: flags) { done, room, end in
+            channel.send.write(gathering: pieces, from: done, total: done + room, end: &end)
+        }
+    }
+
+    /// The send loop: `write(done, room, &end)` appends up to `room` bytes from `done` on.
+    private func send(count: Int, flags: Flags, write: (Int, Int, inout Int) -> Int) throws(SocketError) -> Int {
         let wait = !(nonBlocking || flags.contains(.dontWait))
         var deadline: Instant?? = nil
         var done = 0
@@ -563,11 +585,11 @@ public final class StreamSocket: @unchecked Sendable {
                 case .interrupted: throw SocketError(EINTR)
                 }
             }
-            let room = roomUnderNotSentLowWater(bytes.count - done)
+            let room = roomUnderNotSentLowWater(count - done)
             if room > 0 {
                 guard channel.beginWrite() else { continue } // shut meanwhile: the checks above report it
                 var end = 0
-                let n = channel.send.write(UnsafeRawBufferPointer(rebasing: bytes[done..<(done + room)]), end: &end)
+                let n = write(done, room, &end)
                 channel.endWrite()
                 if n > 0 {
                     done += n
@@ -577,7 +599,7 @@ public final class StreamSocket: @unchecked Sendable {
                     requestOutput()
                 }
             }
-            if done == bytes.count { return done }
+            if done == count { return done }
             if !wait {
                 if done > 0 { return done }
                 throw SocketError(EAGAIN)

@@ -689,15 +689,7 @@ static ssize_t gather_send(void *socket, const struct iovec *iov, int count, int
         if (buffer != stack_buffer) free(buffer);
         return r;
     }
-    ssize_t done = 0;
-    for (int i = 0; i < count; i++) {
-        if (iov[i].iov_len == 0) continue;
-        ssize_t r = netmp_send(socket, iov[i].iov_base, iov[i].iov_len, flags | (done > 0 ? MSG_DONTWAIT : 0), 0, NULL, 0);
-        if (r < 0) return done > 0 ? done : r;
-        done += r;
-        if ((size_t)r < iov[i].iov_len) break;
-    }
-    return done;
+    return netmp_send_gathered(socket, iov, count, flags);
 }
 
 // Spreads `length` bytes of `buffer` over the pieces, in order (a datagram gathered whole).

@@ -445,6 +445,21 @@ public func netmpSendMarked(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRa
     } catch { return -Int(error.errno) }
 }
 
+/// writev() and sendmsg() on a stream socket: the pieces as one write (bytes written, or
+/// -errno).
+@_cdecl("netmp_send_gathered")
+public func netmpSendGathered(_ handle: UnsafeMutableRawPointer, _ pieces: UnsafePointer<iovec>?, _ count: Int32,
+                              _ flags: Int32) -> Int {
+    let held = hold(handle)
+    defer { held.release() }
+    guard case .stream(let s) = socket(handle).kind else { return -Int(EOPNOTSUPP) }
+    var options: StreamSocket.Flags = []
+    if flags & messageDontWait != 0 { options.insert(.dontWait) }
+    if flags & messageOutOfBand != 0 { options.insert(.urgent) }
+    do { return try s.send(gathering: UnsafeBufferPointer(start: count > 0 ? pieces : nil, count: Int(max(0, count))), flags: options) }
+    catch { return -Int(error.errno) }
+}
+
 /// recv() family: bytes copied, or -errno. For UDP, `*source` is the sender and `*full` the
 /// datagram's whole length (MSG_TRUNC); for TCP `*full` is the bytes copied.
 @_cdecl("netmp_recv")

@@ -82,6 +82,36 @@ public final class SendRing: @unchecked Sendable {
         return n
     }
 
+    /// Appends as much as fits of the bytes `pieces` hold past their first `offset`, as
+    /// one reservation committed once: a gathered write (writev, sendmsg) reaches the owner
+    /// whole, as one write does, never a piece before the rest. Returns how much (0 when
+    /// full), and where it ends in `end`.
+    public func write(gathering pieces: UnsafeBufferPointer<iovec>, from offset: Int, total: Int, end: inout Int) -> Int {
+        var start = reserved.pointee.load(ordering: .relaxed)
+        var n = 0
+        while true {
+            let room = capacity &- (start &- released.pointee.load(ordering: .acquiring))
+            n = min(room, total - offset)
+            guard n > 0 else { return 0 }
+            let (exchanged, current) = reserved.pointee.compareExchange(expected: start, desired: start + n, ordering: .acquiringAndReleasing)
+            if exchanged { break }
+            start = current
+        }
+        var skip = offset, at = start, left = n
+        for piece in pieces where left > 0 && piece.iov_len > 0 {
+            guard skip < piece.iov_len else { skip -= piece.iov_len; continue }
+            let count = min(piece.iov_len - skip, left)
+            storage.copyIn(UnsafeRawBufferPointer(start: piece.iov_base! + skip, count: count), at: at)
+            at += count
+            left -= count
+            skip = 0
+        }
+        while committed.pointee.load(ordering: .acquiring) != start { sched_yield() }
+        committed.pointee.store(start + n, ordering: .releasing)
+        end = start + n
+        return n
+    }
+
     /// Appends `parts` as one record, all or nothing (a datagram must not be split or
     /// interleaved with another writer's); false when they do not fit now.
     public func writeRecord(_ parts: UnsafeRawBufferPointer...) -> Bool {

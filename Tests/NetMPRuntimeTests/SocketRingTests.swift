@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import NetMPRuntime
 import NetMPStack
 import Synchronization
@@ -99,5 +100,43 @@ import Testing
         joins.forEach { $0() }
         // A writer's words may interleave with others' between writes, never within one.
         #expect(received == 4 * perWriter && disorder == 0 && next == [perWriter, perWriter, perWriter, perWriter])
+    }
+
+    /// A gathered write (writev's pieces) goes in as one reservation: what fits of all the
+    /// pieces, in order, empty pieces skipped, committed at once; the rest from where it
+    /// stopped, however the pieces fall.
+    @Test func sendRing_gatheredWrite_piecesInOrder_restWhereItStopped() {
+        let ring = SendRing(capacity: 4096)
+        let parts: [[UInt8]] = [Array(repeating: 0x61, count: 3000), [], Array(repeating: 0x62, count: 2000), Array(repeating: 0x63, count: 500)]
+        let total = parts.reduce(0) { $0 + $1.count }
+        var held: [UInt8] = []
+        func take() {
+            let n = ring.held
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(n, 1), alignment: 8)
+            defer { buffer.deallocate() }
+            ring.copy(from: 0, count: n, into: buffer)
+            ring.release(n)
+            held += UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+        }
+        var written = 0
+        let pointers = parts.map { part in
+            let p = UnsafeMutableRawPointer.allocate(byteCount: max(part.count, 1), alignment: 1)
+            part.withUnsafeBytes { p.copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(p), byteCount: part.count) }
+            return p
+        }
+        defer { pointers.forEach { $0.deallocate() } }
+        var pieces = zip(pointers, parts).map { iovec(iov_base: $0, iov_len: $1.count) }
+        pieces.withUnsafeBufferPointer { list in
+            var end = 0
+            written = ring.write(gathering: list, from: 0, total: total, end: &end)
+            #expect(written == ring.capacity && end == written && ring.held == written)
+            take()
+            let rest = ring.write(gathering: list, from: written, total: total, end: &end)
+            #expect(rest == total - written && end == total)
+            take()
+            #expect(ring.write(gathering: list, from: total, total: total, end: &end) == 0)
+        }
+        #expect(held == parts.flatMap { $0 })
+        pieces.removeAll()
     }
 }
