@@ -550,6 +550,7 @@ public final class StreamSocket: @unchecked Sendable {
         for piece in pieces {
             let (sum, overflow) = total.addingReportingOverflow(piece.iov_len)
             guard !overflow, piece.iov_len >= 0 else { throw SocketError(EINVAL) } // past SSIZE_MAX, as Linux says
+            guard piece.iov_len == 0 || piece.iov_base != nil else { throw SocketError(EFAULT) }
             total = sum
         }
         return try send(count: total, flags: flags) { done, room, end in

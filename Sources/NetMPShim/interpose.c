@@ -673,10 +673,18 @@ ssize_t pwrite(int fd, const void *bytes, size_t count, off_t offset) {
 
 // Vectored I/O on a stream: each piece in turn, stopping at a short transfer. On a datagram
 // socket the pieces form one datagram, gathered into one buffer.
+// Pieces the kernel's copy would fault on: a list or a piece with a length and no address.
+static int faulty_pieces(const struct iovec *iov, int count) {
+    if (count > 0 && !iov) return 1;
+    for (int i = 0; i < count; i++) if (!iov[i].iov_base && iov[i].iov_len) return 1;
+    return 0;
+}
+
 static ssize_t gather_send(void *socket, const struct iovec *iov, int count, int flags,
                            int has_destination, const uint8_t *destination, uint16_t port, uint32_t marking,
                            int segment) {
     if (count < 0 || count > IOV_MAX) return -EINVAL;
+    if (faulty_pieces(iov, count)) return -EFAULT;
     if (!netmp_is_stream(socket)) {
         size_t total = 0;
         for (int i = 0; i < count; i++) total += iov[i].iov_len;
@@ -706,6 +714,7 @@ static void scatter_copy(const struct iovec *iov, size_t count, const char *buff
 static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count, int flags,
                                uint8_t *source, uint16_t *port, int *truncated, netmp_datagram_info *info) {
     if (count < 0 || count > IOV_MAX) return -EINVAL;
+    if (faulty_pieces(iov, count)) return -EFAULT;
     if (!netmp_is_stream(socket)) {
         ssize_t full = 0;
         // One piece (the usual recvmsg) takes the datagram straight; more are gathered.
@@ -760,6 +769,7 @@ ssize_t readv(int fd, const struct iovec *iov, int count) {
 ssize_t sendmsg(int fd, const struct msghdr *message, int flags) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(sendmsg)(fd, message, flags);
+    if (!message) { errno = EFAULT; return -1; }
     int has_destination = 0;
     uint8_t destination[16] = { 0 };
     uint16_t port = 0;
@@ -816,6 +826,7 @@ static ssize_t receive_error(void *socket, struct msghdr *message) {
 ssize_t recvmsg(int fd, struct msghdr *message, int flags) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(recvmsg)(fd, message, flags);
+    if (!message) { errno = EFAULT; return -1; }
     if (flags & MSG_ERRQUEUE) return receive_error(socket, message);
     uint8_t source[16] = { 0 };
     uint16_t port = 0;

@@ -88,6 +88,7 @@ public func netmpRecvDatagram(_ handle: UnsafeMutableRawPointer, _ bytes: Unsafe
     let held = hold(handle)
     defer { held.release() }
     guard case .datagram(let d) = socket(handle).kind else { return -Int(EOPNOTSUPP) }
+    guard count == 0 || bytes != nil else { return -Int(EFAULT) } // where the kernel's copy would fault
     let buffer = UnsafeMutableRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
     do { return try receiveDatagram(d, into: buffer, flags: flags, address: address, port: port, full: full, info: info) }
     catch { return -Int(error.errno) }

@@ -422,6 +422,7 @@ public func netmpSendMarked(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRa
                             _ segment: Int32) -> Int {
     let held = hold(handle)
     defer { held.release() }
+    guard count == 0 || bytes != nil else { return -Int(EFAULT) } // where the kernel's copy would fault
     let buffer = UnsafeRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
     do {
         switch socket(handle).kind {
@@ -468,6 +469,7 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
                       _ full: UnsafeMutablePointer<Int>?) -> Int {
     let held = hold(handle)
     defer { held.release() }
+    guard count == 0 || bytes != nil else { return -Int(EFAULT) } // where the kernel's copy would fault
     let buffer = UnsafeMutableRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
     do {
         switch socket(handle).kind {
