@@ -351,6 +351,7 @@ public final class StreamSocket: @unchecked Sendable {
     /// poll(2)'s view of the socket, computed from the published status and the rings.
     public var readiness: PollEvents {
         if listening.load(ordering: .acquiring) {
+            if listenerShut.load(ordering: .acquiring) { return [.writable, .hangUp] }
             return (listenQueue?.pending ?? 0) > 0 || client.stackGone ? .readable : [] // accept says why
         }
         let status = channel.status
@@ -710,6 +711,7 @@ public final class StreamSocket: @unchecked Sendable {
     /// then, in TIME-WAIT too (both FINs sent and acknowledged: the owner publishes `drained`
     /// before the end of stream, so a reader that saw the end sees `drained` with it).
     public func shutdown(_ how: ShutdownHow) throws(SocketError) {
+        if shutdownListener(how) { return }
         let status = channel.status
         let over = status.contains(.closed)
             || (status.isSuperset(of: [.writeShut, .drained]) && channel.receive.endOfStreamArrived)
@@ -723,6 +725,49 @@ public final class StreamSocket: @unchecked Sendable {
         }
     }
 
+    /// shutdown() of a listener, as Linux's inet_shutdown: SHUT_WR does nothing; shutting
+    /// reading stops it listening (tcp_disconnect), so connections never accepted are
+    /// reset, a blocked accept() wakes with EINVAL, and poll says writable and hung up, as
+    /// for a socket never connected. (Linux's socket may listen again; this one says
+    /// EINVAL, as after close.) The port stays the socket's until close. False when the
+    /// socket is not listening.
+    func shutdownListener(_ how: ShutdownHow) -> Bool {
+        setup.locked {
+            guard phase == .listening else { return false }
+            guard how != .write else { return true }
+            listenerShut.store(true, ordering: .releasing) // before the ring stopListening gives pollers
+            stopListening()
+            phase = .closed
+            return true
+        }
+    }
+
+    /// Set when shutdown() stopped the listener (poll then says writable and hung up).
+    let listenerShut = Atomic<Bool>(false)
+
+    /// The listener stops on every core and resets what was never accepted; accept()
+    /// waiters and pollers wake. The caller holds `setup` and sets the phase.
+    private func stopListening() {
+        let queue = listenQueue!
+        closing.store(true, ordering: .releasing)
+        if let name = listenerName {
+            var request = Request(.stopListening, name)
+            request.localPort = queue.port
+            request.families = listenerFamilies
+            client.onEveryCore(request)
+        }
+        while let never = queue.pop() {
+            var reset = Request(.close, never.handle)
+            reset.abort = true
+            client.request(reset, to: never.core)
+            client.sockets.letGo(never.handle.slot) // the hold taken for accept's view
+        }
+        if let name = listenerName { client.sockets.release(name) } // the cores let their views go
+        listenerName = nil
+        queue.arrivals.wakeAll()
+        channel.doorbell.ring()
+    }
+
     /// close(): a listener stops on every core and resets what was never accepted; a
     /// connection sends its FIN after the data (or a RST: SO_LINGER 0, or unread data, as
     /// Linux does). With SO_LINGER > 0 and blocking, waits for the peer's ACK of everything.
@@ -730,25 +775,8 @@ public final class StreamSocket: @unchecked Sendable {
         setup.locked {
             switch phase {
             case .listening:
-                let queue = listenQueue!
-                closing.store(true, ordering: .releasing)
                 phase = .closed
-                if let name = listenerName {
-                    var request = Request(.stopListening, name)
-                    request.localPort = queue.port
-                    request.families = listenerFamilies
-                    client.onEveryCore(request)
-                }
-                while let never = queue.pop() {
-                    var reset = Request(.close, never.handle)
-                    reset.abort = true
-                    client.request(reset, to: never.core)
-                    client.sockets.letGo(never.handle.slot) // the hold taken for accept's view
-                }
-                if let name = listenerName { client.sockets.release(name) } // the cores let their views go
-                listenerName = nil
-                queue.arrivals.wakeAll()
-                channel.doorbell.ring()
+                stopListening()
             case .connecting, .connected:
                 phase = .closed
                 let abort = lingerSeconds == 0 || channel.receive.readable > 0

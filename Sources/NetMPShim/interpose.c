@@ -60,6 +60,8 @@ DEFINE_REAL(ssize_t, write, int, const void *, size_t)
 DEFINE_REAL(ssize_t, readv, int, const struct iovec *, int)
 DEFINE_REAL(ssize_t, writev, int, const struct iovec *, int)
 DEFINE_REAL(ssize_t, pread, int, void *, size_t, off_t)
+DEFINE_REAL(off_t, lseek, int, off_t, int)
+DEFINE_REAL(off64_t, lseek64, int, off64_t, int)
 DEFINE_REAL(ssize_t, pwrite, int, const void *, size_t, off_t)
 DEFINE_REAL(ssize_t, recv, int, void *, size_t, int)
 DEFINE_REAL(ssize_t, send, int, const void *, size_t, int)
@@ -410,7 +412,8 @@ long syscall(long number, ...) {
 int bind(int fd, const struct sockaddr *address, socklen_t length) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(bind)(fd, address, length);
-    if (!address) { errno = EINVAL; return -1; }
+    // move_addr_to_kernel: a length it can copy from nowhere faults; none is too short.
+    if (!address) { errno = length > 0 && length <= sizeof(struct sockaddr_storage) ? EFAULT : EINVAL; return -1; }
     uint8_t bytes[16];
     uint16_t port = 0;
     int ipv6 = netmp_is_ipv6(socket);
@@ -600,7 +603,11 @@ int shutdown(int fd, int how) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(shutdown)(fd, how);
     int r = netmp_shutdown(socket, how);
-    return r < 0 ? (int)fail(r) : 0;
+    if (r < 0) return (int)fail(r);
+    // A listener that stopped listening takes its loopback twin with it.
+    int twin = netmp_twin(socket);
+    if (twin >= 0 && how != SHUT_WR) REAL(shutdown)(twin, how);
+    return 0;
 }
 
 // MARK: Data
@@ -659,6 +666,17 @@ ssize_t write(int fd, const void *bytes, size_t count) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(write)(fd, bytes, count);
     return sent(netmp_send(socket, bytes, count, 0, 0, NULL, 0), 0);
+}
+
+// A socket has no file position (the placeholder underneath would have answered).
+off_t lseek(int fd, off_t offset, int whence) {
+    if (netmp_socket_of(fd)) { errno = ESPIPE; return -1; }
+    return REAL(lseek)(fd, offset, whence);
+}
+
+off64_t lseek64(int fd, off64_t offset, int whence) {
+    if (netmp_socket_of(fd)) { errno = ESPIPE; return -1; }
+    return REAL(lseek64)(fd, offset, whence);
 }
 
 ssize_t pread(int fd, void *bytes, size_t count, off_t offset) {

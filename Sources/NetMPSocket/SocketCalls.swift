@@ -496,8 +496,8 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
 /// shutdown(): 0 SHUT_RD, 1 SHUT_WR, 2 SHUT_RDWR.
 @_cdecl("netmp_shutdown")
 public func netmpShutdown(_ handle: UnsafeMutableRawPointer, _ how: Int32) -> Int32 {
+    guard (0...2).contains(how) else { return -EINVAL } // inet_shutdown checks `how` first
     guard case .stream(let s) = socket(handle).kind else { return -ENOTCONN } // UDP: not connected in Linux's sense
-    guard (0...2).contains(how) else { return -EINVAL }
     do {
         try s.shutdown(how == 0 ? .read : how == 1 ? .write : .both)
         return 0

@@ -48,6 +48,9 @@ func optionInteger(_ level: Int32, _ value: UnsafeRawPointer?, _ length: UInt32)
 @_cdecl("netmp_setsockopt")
 public func netmpSetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _ name: Int32,
                             _ value: UnsafeRawPointer?, _ length: UInt32) -> Int32 {
+    // An int read from nowhere faults (copy_from_sockptr), at the levels that read one.
+    let levels = [OptionName.solSocket, OptionName.ipprotoIP, OptionName.ipprotoTCP, OptionName.ipprotoUDP, OptionName.ipprotoIPv6]
+    if value == nil && length >= 4 && levels.contains(level) { return -EFAULT }
     let result = setOption(socket(handle), level, name, value, length)
     // Kept as the program passed it, for a hand-off to the kernel (Onload's mirroring):
     // a socket that moves to the kernel for a loopback destination keeps its options.
@@ -243,6 +246,12 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
                             _ value: UnsafeMutableRawPointer?, _ length: UnsafeMutablePointer<UInt32>?) -> Int32 {
     guard let value, let length else { return -EFAULT }
     let shim = socket(handle)
+    // A level neither the socket nor its protocols have: tcp_getsockopt and udp_getsockopt
+    // pass it to IPv4's ip_getsockopt (EOPNOTSUPP) or IPv6's ipv6_getsockopt (ENOPROTOOPT).
+    let own: Int32 = if case .stream = shim.kind { OptionName.ipprotoTCP } else { OptionName.ipprotoUDP }
+    guard [OptionName.solSocket, OptionName.ipprotoIP, own].contains(level) || (shim.isIPv6 && level == OptionName.ipprotoIPv6) else {
+        return shim.isIPv6 ? -ENOPROTOOPT : -EOPNOTSUPP
+    }
     func put(_ v: Int32) -> Int32 {
         let n = min(Int(length.pointee), 4)
         withUnsafeBytes(of: v) { value.copyMemory(from: $0.baseAddress!, byteCount: n) }

@@ -371,6 +371,60 @@ struct PreloadedProgramTests {
         #expect(result.status == 0 && result.stdout == "{'EFAULT'} b'kept'\n", "\(result.stdout) \(result.stderr)")
     }
 
+    /// shutdown() of a listener, as Linux's: SHUT_WR does nothing, SHUT_RDWR stops it
+    /// listening, so a thread blocked in accept() wakes with EINVAL (servers stop their
+    /// accept threads so), poll says writable and hung up, and new connections are
+    /// refused. Before, both said ENOTCONN and the accept() slept on.
+    @Test func listenerShutdown_wakesAccept_refusesNewConnections() throws {
+        let lab = try LabNamespace()
+        let program = """
+            import errno, select, socket, threading, time
+            l = socket.create_server(("10.77.0.2", 0)); port = l.getsockname()[1]
+            woken = []
+            def waiter():
+                try: l.accept(); woken.append("accepted")
+                except OSError as e: woken.append(errno.errorcode[e.errno])
+            t = threading.Thread(target=waiter); t.start(); time.sleep(0.2)
+            l.shutdown(socket.SHUT_WR)
+            l.shutdown(socket.SHUT_RDWR)
+            t.join(5)
+            p = select.poll(); p.register(l, select.POLLIN | select.POLLOUT)
+            try: socket.create_connection(("10.77.0.2", port), timeout=2); after = "connected"
+            except ConnectionRefusedError: after = "refused"
+            try: l.accept(); again = "accepted"
+            except OSError as e: again = errno.errorcode[e.errno]
+            print(woken, p.poll(0) == [(l.fileno(), select.POLLOUT | select.POLLHUP)], after, again)
+            """
+        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
+        #expect(result.status == 0 && result.stdout == "['EINVAL'] True refused EINVAL\n", "\(result.stdout) \(result.stderr)")
+    }
+
+    /// Odd calls get Linux's errno (measured on this kernel): bind and setsockopt reading
+    /// from NULL fault (EFAULT), a getsockopt level an IPv4 socket's protocols lack is
+    /// EOPNOTSUPP (IPv6's: ENOPROTOOPT), shutdown with a bad `how` is EINVAL before a UDP
+    /// socket's ENOTCONN, and a socket has no file position (lseek: ESPIPE).
+    @Test func oddCalls_getLinuxsErrnos() throws {
+        let lab = try LabNamespace()
+        let program = """
+            import ctypes, errno, os, socket
+            libc = ctypes.CDLL(None, use_errno=True)
+            def e(f):
+                ctypes.set_errno(0)
+                return errno.errorcode.get(ctypes.get_errno(), "?") if f() == -1 else "ok"
+            t = socket.socket(); u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v6 = socket.socket(socket.AF_INET6)
+            value = ctypes.create_string_buffer(4); size = ctypes.c_uint32(4)
+            print(e(lambda: libc.bind(t.fileno(), None, 16)), e(lambda: libc.bind(t.fileno(), None, 0)),
+                  e(lambda: libc.setsockopt(t.fileno(), socket.SOL_SOCKET, socket.SO_REUSEADDR, None, 4)),
+                  e(lambda: libc.getsockopt(t.fileno(), 9999, 1, value, ctypes.byref(size))),
+                  e(lambda: libc.getsockopt(u.fileno(), socket.IPPROTO_TCP, 1, value, ctypes.byref(size))),
+                  e(lambda: libc.getsockopt(v6.fileno(), 9999, 1, value, ctypes.byref(size))),
+                  e(lambda: libc.shutdown(u.fileno(), 7)), e(lambda: libc.lseek(t.fileno(), 0, 0)))
+            """
+        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
+        #expect(result.status == 0 && result.stdout == "EFAULT EINVAL EFAULT ENOTSUP ENOTSUP ENOPROTOOPT EINVAL ESPIPE\n",
+                "\(result.stdout) \(result.stderr)")
+    }
+
     /// A server listening on netmp's wildcard with a blocking accept serves kernel
     /// clients at 127.0.0.1 and at netmp's address, in any order: accept waits on both,
     /// and for SO_RCVTIMEO at most (then EAGAIN, as Linux's accept).
