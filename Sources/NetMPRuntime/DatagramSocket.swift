@@ -370,8 +370,12 @@ public final class DatagramSocket: @unchecked Sendable {
                 guard now < deadline else { throw SocketError(EAGAIN) }
                 remaining = Int((deadline - now).nanoseconds)
             }
+            // Reading shut, a blocking read with nothing queued ends (Linux's
+            // __skb_wait_for_more_packets): the way a thread in recvfrom is stopped.
+            if readShut.load(ordering: .acquiring) { return (0, DatagramArrival(source: Endpoint(wildcard, 0), destination: Endpoint(wildcard, 0))) }
             _ = channel.arrivals.wait(timeout: remaining) {
                 channel.hasDatagrams || channel.error != 0 || setup.locked { closed } || client.stackGone
+                    || readShut.load(ordering: .acquiring)
             }
             if setup.locked({ closed }) { throw SocketError(EBADF) }
         }
@@ -389,9 +393,12 @@ public final class DatagramSocket: @unchecked Sendable {
     /// poll(2)'s view: readable with a datagram queued, writable with room for a full one,
     /// and an error pending (POLLERR, as Linux reports sk_err).
     public var readiness: PollEvents {
-        guard let channel else { return .writable }
+        var shut: PollEvents = readShut.load(ordering: .acquiring) ? [.readable, .readHangUp] : []
+        if !shut.isEmpty && writeShut.load(ordering: .acquiring) { shut.insert(.hangUp) }
+        guard let channel else { return shut.union(.writable) }
         // An error pending, or one in the error queue (Linux's datagram_poll).
         var events: PollEvents = channel.error != 0 || !channel.errors.isEmpty ? [.error] : []
+        events.formUnion(shut)
         if channel.hasDatagrams { events.insert(.readable) }
         if channel.outgoing.free >= DatagramRecord.headerLength + maximumPayload { events.insert(.writable) }
         return events
@@ -410,6 +417,23 @@ public final class DatagramSocket: @unchecked Sendable {
     public var nextDatagramLength: Int { channel?.nextLength ?? 0 }
 
     /// close(): the port leaves every core and is free again.
+    /// Set by shutdown(): reading shut makes a blocking read with nothing queued return 0
+    /// and poll say readable; both shut, hung up. (Linux's UDP sends on regardless.)
+    let readShut = Atomic<Bool>(false), writeShut = Atomic<Bool>(false)
+
+    /// shutdown(), as Linux's inet_shutdown does it for UDP: the directions are marked
+    /// shut and readers and pollers woken whether or not the socket is connected, and an
+    /// unconnected one says ENOTCONN (what a program stopping a thread in recvfrom relies on).
+    public func shutdown(read: Bool, write: Bool) throws(SocketError) {
+        if read { readShut.store(true, ordering: .releasing) }
+        if write { writeShut.store(true, ordering: .releasing) }
+        if let channel {
+            channel.arrivals.wakeAll()
+            channel.doorbell.ring()
+        }
+        if channel?.connectedPeer == nil { throw SocketError(ENOTCONN) }
+    }
+
     public func close() {
         setup.locked {
             guard !closed else { return }

@@ -497,7 +497,10 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
 @_cdecl("netmp_shutdown")
 public func netmpShutdown(_ handle: UnsafeMutableRawPointer, _ how: Int32) -> Int32 {
     guard (0...2).contains(how) else { return -EINVAL } // inet_shutdown checks `how` first
-    guard case .stream(let s) = socket(handle).kind else { return -ENOTCONN } // UDP: not connected in Linux's sense
+    if case .datagram(let d) = socket(handle).kind {
+        do { try d.shutdown(read: how != 1, write: how != 0); return 0 } catch { return failure(error) }
+    }
+    guard case .stream(let s) = socket(handle).kind else { return -ENOTCONN }
     do {
         try s.shutdown(how == 0 ? .read : how == 1 ? .write : .both)
         return 0

@@ -399,6 +399,41 @@ struct PreloadedProgramTests {
         #expect(result.status == 0 && result.stdout == "['EINVAL'] True refused EINVAL\n", "\(result.stdout) \(result.stderr)")
     }
 
+    /// shutdown() of a UDP socket, as Linux's: the directions are marked shut whether or
+    /// not it is connected (unconnected, it says ENOTCONN), so a thread blocked in recvfrom
+    /// returns b"" (the way such a thread is stopped), a non-blocking read still says
+    /// EAGAIN, and poll says readable, read-hung-up and, both shut, hung up (the expected
+    /// line is what the program prints on kernel sockets). Before: ENOTCONN and nothing
+    /// else, and the thread slept on.
+    @Test func udpShutdown_wakesTheReader() throws {
+        let lab = try LabNamespace()
+        let program = """
+            import errno, select, socket, sys, threading, time
+            host = "10.77.0.2"
+            out = []
+            for connected in (False, True):
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((host, 0))
+                if connected: u.connect((host, 9))
+                got = []
+                t = threading.Thread(target=lambda: got.append(u.recvfrom(100)[0])); t.start(); time.sleep(0.2)
+                try: u.shutdown(socket.SHUT_RDWR); said = "ok"
+                except OSError as e: said = errno.errorcode[e.errno]
+                t.join(5)
+                p = select.poll(); p.register(u, select.POLLIN | select.POLLOUT | select.POLLRDHUP)
+                u.setblocking(False)
+                try: u.recv(10); nb = "data"
+                except BlockingIOError: nb = "EAGAIN"
+                out.append(f"{said} {got} {p.poll(0)[0][1]} {nb}")
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((host, 0)); u.connect((host, 9)); u.shutdown(socket.SHUT_RD)
+            p = select.poll(); p.register(u, select.POLLIN | select.POLLOUT | select.POLLRDHUP)
+            out.append(str(p.poll(0)[0][1]))
+            print("; ".join(out))
+            """
+        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
+        #expect(result.status == 0 && result.stdout == "ENOTCONN [b''] 8213 EAGAIN; ok [b''] 8213 EAGAIN; 8197\n",
+                "\(result.stdout) \(result.stderr)")
+    }
+
     /// Odd calls get Linux's errno (measured on this kernel): bind and setsockopt reading
     /// from NULL fault (EFAULT), a getsockopt level an IPv4 socket's protocols lack is
     /// EOPNOTSUPP (IPv6's: ENOPROTOOPT), shutdown with a bad `how` is EINVAL before a UDP
