@@ -538,8 +538,8 @@ public final class StreamSocket: @unchecked Sendable {
     /// Blocking, it returns when every byte is in the ring (as Linux does); non-blocking,
     /// with what fitted, or EAGAIN. EPIPE after shutdown or close (the shim raises SIGPIPE).
     public func send(_ bytes: UnsafeRawBufferPointer, flags: Flags = []) throws(SocketError) -> Int {
-        try send(count: bytes.count, flags: flags) { done, room, end in
-            channel.send.write(UnsafeRawBufferPointer(rebasing: bytes[done..<(done + room)]), end: &end)
+        try send(count: bytes.count, flags: flags) { done, room, end, mark in
+            channel.send.write(UnsafeRawBufferPointer(rebasing: bytes[done..<(done + room)]), end: &end, beforeCommit: mark)
         }
     }
 
@@ -554,13 +554,14 @@ public final class StreamSocket: @unchecked Sendable {
             guard piece.iov_len == 0 || piece.iov_base != nil else { throw SocketError(EFAULT) }
             total = sum
         }
-        return try send(count: total, flags: flags) { done, room, end in
-            channel.send.write(gathering: pieces, from: done, total: done + room, end: &end)
+        return try send(count: total, flags: flags) { done, room, end, mark in
+            channel.send.write(gathering: pieces, from: done, total: done + room, end: &end, beforeCommit: mark)
         }
     }
 
-    /// The send loop: `write(done, room, &end)` appends up to `room` bytes from `done` on.
-    private func send(count: Int, flags: Flags, write: (Int, Int, inout Int) -> Int) throws(SocketError) -> Int {
+    /// The send loop: `write(done, room, &end, mark)` appends up to `room` bytes from `done`
+    /// on, telling `mark` (MSG_OOB's, nil otherwise) where they end before committing them.
+    private func send(count: Int, flags: Flags, write: (Int, Int, inout Int, ((Int) -> Void)?) -> Int) throws(SocketError) -> Int {
         let wait = !(nonBlocking || flags.contains(.dontWait))
         var deadline: Instant?? = nil
         var done = 0
@@ -591,13 +592,13 @@ public final class StreamSocket: @unchecked Sendable {
             if room > 0 {
                 guard channel.beginWrite() else { continue } // shut meanwhile: the checks above report it
                 var end = 0
-                let n = write(done, room, &end)
+                // MSG_OOB: the last byte written so far is urgent (Linux's tcp_push moves
+                // SND.UP to the end of the write each time it pushes), marked before the
+                // bytes are committed: an owner that sent them unmarked would lose it.
+                let n = write(done, room, &end, flags.contains(.urgent) ? { [channel] in channel.markUrgentSent(upTo: $0) } : nil)
                 channel.endWrite()
                 if n > 0 {
                     done += n
-                    // MSG_OOB: the last byte written so far is urgent (Linux's tcp_push
-                    // moves SND.UP to the end of the write each time it pushes).
-                    if flags.contains(.urgent) { channel.markUrgentSent(upTo: end) }
                     requestOutput()
                 }
             }

@@ -62,8 +62,10 @@ public final class SendRing: @unchecked Sendable {
         return write(bytes, end: &end)
     }
 
-    /// The same, and where the bytes written end (the position just past the last).
-    public func write(_ bytes: UnsafeRawBufferPointer, end: inout Int) -> Int {
+    /// The same, and where the bytes written end (the position just past the last), which
+    /// `beforeCommit` is told before the bytes are committed (send(MSG_OOB) marks its last
+    /// byte urgent so, and the owner never sends the bytes without the mark).
+    public func write(_ bytes: UnsafeRawBufferPointer, end: inout Int, beforeCommit: ((Int) -> Void)? = nil) -> Int {
         var start = reserved.pointee.load(ordering: .relaxed)
         var n = 0
         while true {
@@ -75,6 +77,7 @@ public final class SendRing: @unchecked Sendable {
             start = current
         }
         storage.copyIn(UnsafeRawBufferPointer(rebasing: bytes[0..<n]), at: start)
+        beforeCommit?(start + n)
         // Commit in reservation order.
         while committed.pointee.load(ordering: .acquiring) != start { sched_yield() }
         committed.pointee.store(start + n, ordering: .releasing)
@@ -86,7 +89,8 @@ public final class SendRing: @unchecked Sendable {
     /// one reservation committed once: a gathered write (writev, sendmsg) reaches the owner
     /// whole, as one write does, never a piece before the rest. Returns how much (0 when
     /// full), and where it ends in `end`.
-    public func write(gathering pieces: UnsafeBufferPointer<iovec>, from offset: Int, total: Int, end: inout Int) -> Int {
+    public func write(gathering pieces: UnsafeBufferPointer<iovec>, from offset: Int, total: Int, end: inout Int,
+                      beforeCommit: ((Int) -> Void)? = nil) -> Int {
         var start = reserved.pointee.load(ordering: .relaxed)
         var n = 0
         while true {
@@ -106,6 +110,7 @@ public final class SendRing: @unchecked Sendable {
             left -= count
             skip = 0
         }
+        beforeCommit?(start + n)
         while committed.pointee.load(ordering: .acquiring) != start { sched_yield() }
         committed.pointee.store(start + n, ordering: .releasing)
         end = start + n

@@ -89,14 +89,20 @@ public final class TCPSocket: TimerWheelEntry {
             if connection.configuration.cork != cork { connection.setCork(cork) }
             if connection.configuration.noDelay != noDelay { connection.setNoDelay(noDelay) }
         }
-        // The urgent end before the bytes: the application marks it after committing them.
+        // The application marks the urgent end before it commits the bytes: a mark past
+        // what is committed is taken at a later look (the output request after the commit
+        // brings one), never dropped.
         let urgentUp = channel.urgentUp
         let written = channel.send.held - connection.sendQueued
         if written > 0 && !connection.finQueued && connection.state != .closed { connection.queued(written) }
         if urgentUp != urgentUpSeen {
-            urgentUpSeen = urgentUp
             let behind = channel.send.heldEnd &- urgentUp
-            if !connection.finQueued && (0...connection.sendQueued).contains(behind) { connection.markUrgent(behindEnd: behind) }
+            if behind >= 0 {
+                urgentUpSeen = urgentUp
+                if !connection.finQueued && behind <= connection.sendQueued { connection.markUrgent(behindEnd: behind) }
+            } else if behind < -channel.send.capacity {
+                urgentUpSeen = urgentUp // no writer could have put it there (a scribbled word): ignored
+            }
         }
         let position = channel.receive.consumedPosition
         if position != consumedSeen {
