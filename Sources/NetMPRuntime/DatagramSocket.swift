@@ -416,7 +416,6 @@ public final class DatagramSocket: @unchecked Sendable {
     /// FIONREAD on UDP: the size of the next datagram.
     public var nextDatagramLength: Int { channel?.nextLength ?? 0 }
 
-    /// close(): the port leaves every core and is free again.
     /// Set by shutdown(): reading shut makes a blocking read with nothing queued return 0
     /// and poll say readable; both shut, hung up. (Linux's UDP sends on regardless.)
     let readShut = Atomic<Bool>(false), writeShut = Atomic<Bool>(false)
@@ -434,6 +433,7 @@ public final class DatagramSocket: @unchecked Sendable {
         if channel?.connectedPeer == nil { throw SocketError(ENOTCONN) }
     }
 
+    /// close(): the port leaves every core and is free again.
     public func close() {
         setup.locked {
             guard !closed else { return }

@@ -89,11 +89,11 @@ public final class TCPSocket: TimerWheelEntry {
             if connection.configuration.cork != cork { connection.setCork(cork) }
             if connection.configuration.noDelay != noDelay { connection.setNoDelay(noDelay) }
         }
-        // The application marks the urgent end before it commits the bytes: a mark past
-        // what is committed is taken at a later look (the output request after the commit
-        // brings one), never dropped.
-        let urgentUp = channel.urgentUp
+        // The bytes before the urgent end: the application marks the end before it commits
+        // the bytes, so bytes seen come with their mark. A mark past what is committed is
+        // taken at a later look (the output request after the commit brings one).
         let written = channel.send.held - connection.sendQueued
+        let urgentUp = channel.urgentUp
         if written > 0 && !connection.finQueued && connection.state != .closed { connection.queued(written) }
         if urgentUp != urgentUpSeen {
             let behind = channel.send.heldEnd &- urgentUp
