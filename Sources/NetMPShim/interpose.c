@@ -689,8 +689,6 @@ ssize_t pwrite(int fd, const void *bytes, size_t count, off_t offset) {
     return REAL(pwrite)(fd, bytes, count, offset);
 }
 
-// Vectored I/O on a stream: each piece in turn, stopping at a short transfer. On a datagram
-// socket the pieces form one datagram, gathered into one buffer.
 // Pieces the kernel's copy would fault on: a list or a piece with a length and no address.
 static int faulty_pieces(const struct iovec *iov, int count) {
     if (count > 0 && !iov) return 1;
@@ -698,6 +696,9 @@ static int faulty_pieces(const struct iovec *iov, int count) {
     return 0;
 }
 
+// Vectored I/O. On a stream the pieces are sent as one write (netmp_send_gathered) and
+// read each in turn, stopping at a short transfer; on a datagram socket they form one
+// datagram, gathered into one buffer.
 static ssize_t gather_send(void *socket, const struct iovec *iov, int count, int flags,
                            int has_destination, const uint8_t *destination, uint16_t port, uint32_t marking,
                            int segment) {
