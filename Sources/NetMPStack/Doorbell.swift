@@ -38,11 +38,13 @@ import Synchronization
 /// wait.
 public final class Doorbell: @unchecked Sendable {
     let words: UnsafeMutableRawPointer
+    /// The eventfd's number: in the words, or the stack's own copy (`DoorbellDescriptors`).
     let eventfd: UnsafeMutablePointer<Atomic<Int32>>
-    let pollers: UnsafeMutablePointer<Atomic<UInt32>>
-    let ringCount: UnsafeMutablePointer<Atomic<UInt32>>
-    /// The slot whose entry holds the words (nil: memory of this object's own).
-    public let slot: UInt32?
+    // The other words are found from `words` when used (a constant offset each): a doorbell
+    // is made per socket on each side of the stack service, so it stays small.
+    typealias Words = netmp_doorbell
+    var pollers: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.pollers)!) }
+    var ringCount: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.rings)!) }
     /// The hold that keeps the slot (the application's doorbell; a view holds nothing).
     let lease: SlotLease?
     /// The pollers' mutex, made by the first poller (the owner core's view never has one).
@@ -51,11 +53,14 @@ public final class Doorbell: @unchecked Sendable {
     /// (once, before the first poller: the slot, the placeholder, the names count), and
     /// whether it has.
     let naming: (@Sendable (UInt32, Int32, UInt32) -> Bool)?
+    /// The slot whose entry holds the words (nil: memory of this object's own). Declared
+    /// here, beside the flags, so that the object packs into 72 bytes.
+    public let slot: UInt32?
     let named = Atomic<Bool>(false)
     /// The names sent for this doorbell (`netmp_doorbell.names`), by any process of the
     /// client: each naming counts one, so a copy of a named file is known to be the one
     /// the stack rings while the count is what it was when the copy was kept.
-    let names: UnsafeMutablePointer<Atomic<UInt32>>
+    var names: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.names)!) }
     /// A poller of this process saw the eventfd readable since it was last emptied (under
     /// `lock`).
     var countSeen = false
@@ -100,16 +105,12 @@ public final class Doorbell: @unchecked Sendable {
         self.words = words
         self.slot = slot
         self.lease = lease
-        typealias Words = netmp_doorbell
         if let slot, let copy = table?.doorbellDescriptors?.word(slot) {
             eventfd = copy
         } else {
             eventfd = words.atomic(Int32.self, at: MemoryLayout<Words>.offset(of: \Words.eventfd)!)
         }
         naming = slot == nil ? nil : table?.namingDoorbell
-        pollers = words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.pollers)!)
-        names = words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.names)!)
-        ringCount = words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.rings)!)
     }
 
     deinit {

@@ -16,14 +16,18 @@ import Synchronization
 public final class ReceiveRing: @unchecked Sendable {
     public var capacity: Int { storage.capacity }
     public let storage: RingStorage
-    let tail, head: UnsafeMutablePointer<Atomic<Int>>
+    // The control block's words, found from its address when used (a constant offset each):
+    // an object per socket on each side of the stack service, kept small.
+    var tail: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!) }
+    var head: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!) }
     /// 1 once the peer's FIN is in.
-    let endOfStream: UnsafeMutablePointer<Atomic<UInt32>>
+    var endOfStream: UnsafeMutablePointer<Atomic<UInt32>> { storage.block.atomic(UInt32.self, at: MemoryLayout<Block>.offset(of: \Block.end_of_stream)!) }
+    typealias Block = netmp_receive_ring
     /// The furthest position the owner ever wrote (owner only): how much of the ring's
     /// memory was touched, when it is given back.
     var writtenEnd = 0
     /// Readers block here; the owner wakes them after publishing.
-    public let readers: WaitWord
+    public var readers: WaitWord { WaitWord(zeroedAt: storage.block + MemoryLayout<Block>.offset(of: \Block.readers)!) }
     /// The owner's own view of the positions (a client can write the control block).
     var owner: ProducerPositions
     /// Times the owner found `head` somewhere no reader could have put it.
@@ -41,14 +45,11 @@ public final class ReceiveRing: @unchecked Sendable {
     }
 
     init(storage: RingStorage) {
-        typealias Block = netmp_receive_ring
         self.storage = storage
         let block = storage.block
-        tail = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!)
-        head = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!)
-        endOfStream = block.atomic(UInt32.self, at: MemoryLayout<Block>.offset(of: \Block.end_of_stream)!)
-        readers = WaitWord(zeroedAt: block + MemoryLayout<Block>.offset(of: \Block.readers)!)
-        owner = ProducerPositions(tail: tail, head: head, capacity: storage.capacity)
+        owner = ProducerPositions(tail: block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!),
+                                  head: block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!),
+                                  capacity: storage.capacity)
     }
     deinit { storage.deallocate(touched: writtenEnd) }
 

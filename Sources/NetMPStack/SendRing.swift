@@ -14,9 +14,15 @@ import Synchronization
 public final class SendRing: @unchecked Sendable {
     public var capacity: Int { storage.capacity }
     public let storage: RingStorage
-    let reserved, committed, released, sent: UnsafeMutablePointer<Atomic<Int>>
+    // The control block's words, found from its address when used (a constant offset each):
+    // an object per socket on each side of the stack service, kept small.
+    var reserved: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.reserved)!) }
+    var committed: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.committed)!) }
+    var released: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.released)!) }
+    var sent: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.sent)!) }
     /// Writers waiting for space block here; the owner wakes them when it frees.
-    public let writers: WaitWord
+    public var writers: WaitWord { WaitWord(zeroedAt: storage.block + MemoryLayout<Block>.offset(of: \Block.writers)!) }
+    typealias Block = netmp_send_ring
     /// The owner's own view of the positions. It publishes `released` but never reads it
     /// back, and takes a new `committed` only when it moved forward and within the ring:
     /// in the stack service the control block is memory the client can write, and what a
@@ -37,14 +43,7 @@ public final class SendRing: @unchecked Sendable {
     }
 
     init(storage: RingStorage) {
-        typealias Block = netmp_send_ring
         self.storage = storage
-        let block = storage.block
-        reserved = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.reserved)!)
-        committed = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.committed)!)
-        released = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.released)!)
-        sent = block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.sent)!)
-        writers = WaitWord(zeroedAt: block + MemoryLayout<Block>.offset(of: \Block.writers)!)
         ownerReleased = released.pointee.load(ordering: .acquiring)
         ownerCommitted = ownerReleased
         ownerSent = sent.pointee.load(ordering: .relaxed)

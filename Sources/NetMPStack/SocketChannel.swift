@@ -22,21 +22,24 @@ public final class SocketChannel: @unchecked Sendable {
     public let receive: ReceiveRing
     /// The slot's words (one cache line): in the socket table's entry, or this object's.
     public let slot: UnsafeMutableRawPointer
+    // The slot's words are found from its address when used (a constant offset each): this
+    // object is made once per socket on each side of the stack service, so it stays small.
+    typealias Slot = netmp_stream_slot
     /// Connection-state changes (connect done, failed, closed) wake this word; data moves
     /// wake the rings' own words.
-    public let changes: WaitWord
+    public var changes: WaitWord { WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.changes)!) }
     /// Rung on every change that poll, select or epoll could care about (the shim's eventfd).
     public let doorbell: Doorbell
-    let flags: UnsafeMutablePointer<Atomic<UInt32>>
-    let errorNumber: UnsafeMutablePointer<Atomic<Int32>>
+    var flags: UnsafeMutablePointer<Atomic<UInt32>> { slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.status)!) }
+    var errorNumber: UnsafeMutablePointer<Atomic<Int32>> { slot.atomic(Int32.self, at: MemoryLayout<Slot>.offset(of: \Slot.error)!) }
     /// Application threads inside a write (between checking that writing is open and
     /// committing their bytes). shutdown and close wait for them to leave before asking the
     /// owner to send the FIN, so a write that returned a count is never cut off by it.
-    let activeWriters: UnsafeMutablePointer<Atomic<Int>>
+    var activeWriters: UnsafeMutablePointer<Atomic<Int>> { slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.active_writers)!) }
     /// NETMP_OUTPUT_* bits: TCP_CORK and TCP_NODELAY as the application last set them.
-    let outputOptionWord: UnsafeMutablePointer<Atomic<UInt32>>
+    var outputOptionWord: UnsafeMutablePointer<Atomic<UInt32>> { slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.output_options)!) }
     /// The owner core's index, once a core owns the connection (-1 before).
-    let ownerWord: UnsafeMutablePointer<Atomic<Int>>
+    var ownerWord: UnsafeMutablePointer<Atomic<Int>> { slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.owner)!) }
     public var owner: Int { ownerWord.pointee.load(ordering: .acquiring) }
     public func attach(to core: Int) { ownerWord.pointee.store(core, ordering: .releasing) }
     /// Owner only: the control block this channel belongs to, for messages that name the
@@ -84,7 +87,6 @@ public final class SocketChannel: @unchecked Sendable {
     public convenience init?(in table: SocketTable, sendCapacity: Int, receiveCapacity: Int, doorbell: Doorbell? = nil) {
         guard ClientRegion.streamStride(send: sendCapacity, receive: receiveCapacity) <= table.memory.stride,
               let lease = table.lease() else { return nil }
-        typealias Slot = netmp_stream_slot
         lease.words.storeBytes(of: UInt32(sendCapacity), toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.send_capacity)!, as: UInt32.self)
         lease.words.storeBytes(of: UInt32(receiveCapacity), toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.receive_capacity)!, as: UInt32.self)
         // A doorbell outside the table (a socket that had no slot) cannot be named: a new one.
@@ -101,7 +103,6 @@ public final class SocketChannel: @unchecked Sendable {
     /// its sizes do not fit its stride, or it names no doorbell.
     public convenience init?(adopting slot: UInt32, in table: SocketTable) {
         guard let lease = table.adopt(slot) else { return nil }
-        typealias Slot = netmp_stream_slot
         let send = Int(lease.words.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.send_capacity)!, as: UInt32.self))
         let receive = Int(lease.words.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.receive_capacity)!, as: UInt32.self))
         // The doorbell is in this slot's entry, or (a socket that connected again after a
@@ -128,14 +129,7 @@ public final class SocketChannel: @unchecked Sendable {
         self.lease = lease
         self.ownsSlot = ownsSlot
         self.doorbell = doorbell
-        typealias Slot = netmp_stream_slot
         self.slot = slot
-        flags = slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.status)!)
-        errorNumber = slot.atomic(Int32.self, at: MemoryLayout<Slot>.offset(of: \Slot.error)!)
-        ownerWord = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.owner)!)
-        activeWriters = slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.active_writers)!)
-        outputOptionWord = slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.output_options)!)
-        changes = WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.changes)!)
         // The socket's first side says no core owns it yet; a view adopted later must not.
         if ownsSlot || lease?.adopted == false { ownerWord.pointee.store(-1, ordering: .relaxed) }
     }
@@ -158,7 +152,6 @@ public final class SocketChannel: @unchecked Sendable {
     /// connection (it picks the local port); read it once the status shows `established`
     /// or `failed`, which the owner publishes after writing it. Nil before.
     public var publishedTuple: FourTuple? {
-        typealias Slot = netmp_stream_slot
         let port = slot.load(fromByteOffset: MemoryLayout<Slot>.offset(of: \Slot.local_port)!, as: UInt16.self)
         guard port != 0 else { return nil }
         let local = slot.loadAddress(at: MemoryLayout<Slot>.offset(of: \Slot.local_address)!)
@@ -230,7 +223,6 @@ public final class SocketChannel: @unchecked Sendable {
     /// Writes the connection's 4-tuple into the slot, before any status that tells the
     /// application to read it.
     public func publishTuple(_ tuple: FourTuple) {
-        typealias Slot = netmp_stream_slot
         slot.storeAddress(tuple.local.address, at: MemoryLayout<Slot>.offset(of: \Slot.local_address)!)
         slot.storeAddress(tuple.remote.address, at: MemoryLayout<Slot>.offset(of: \Slot.remote_address)!)
         slot.storeBytes(of: tuple.remote.port, toByteOffset: MemoryLayout<Slot>.offset(of: \Slot.remote_port)!, as: UInt16.self)

@@ -10,20 +10,22 @@ import Synchronization
 /// either the waiter sees the change or the waker sees the waiter.
 ///
 /// The word and the count are a `netmp_wait_word` (netmp_channel.h), in the control block or
-/// slot words that hold it, which outlive every copy of this value (two pointers, no
-/// object: each socket's channel has three, on each side); `OwnedWaitWord` gives one memory
-/// of its own.
+/// slot words that hold it, which outlive every copy of this value (one pointer, no
+/// object: each socket's channel has three, on each side, made when used from the control
+/// block's address); `OwnedWaitWord` gives one memory of its own.
 public struct WaitWord: @unchecked Sendable {
-    let word: UnsafeMutablePointer<Atomic<UInt32>>
-    let waiters: UnsafeMutablePointer<Atomic<UInt32>>
+    let memory: UnsafeMutableRawPointer
+    var word: UnsafeMutablePointer<Atomic<UInt32>> {
+        memory.atomic(UInt32.self, at: MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.generation)!)
+    }
+    var waiters: UnsafeMutablePointer<Atomic<UInt32>> {
+        memory.atomic(UInt32.self, at: MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.waiters)!)
+    }
 
     /// The wait word at `memory`, whose bytes are zero (a fresh word: zero bytes are
     /// Atomic(0), and not writing them leaves an untouched page untouched), inside a control
     /// block that outlives this value.
-    init(zeroedAt memory: UnsafeMutableRawPointer) {
-        word = memory.atomic(UInt32.self, at: MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.generation)!)
-        waiters = memory.atomic(UInt32.self, at: MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.waiters)!)
-    }
+    init(zeroedAt memory: UnsafeMutableRawPointer) { self.memory = memory }
 
     /// Blocks until `ready()` holds or `timeout` (nanoseconds, nil: forever) passes.
     /// Returns `ready()`'s last answer.
