@@ -21,7 +21,9 @@ public final class StackClient: @unchecked Sendable {
     public let replies: ReplyBoard
     let requests: [RequestRing]
     public let configuration: StackConfiguration
-    public let tcpConfiguration: TCPConfiguration
+    /// The TCP options a new stream socket starts with (shared by every socket that keeps them).
+    public let tcpDefaults: TCPSettings
+    public var tcpConfiguration: TCPConfiguration { tcpDefaults.configuration }
     public let steering: FlowSteering
     /// The interface's routes, for calls that must fail at once without a route (ENETUNREACH).
     public let routes: RoutingTable
@@ -148,7 +150,7 @@ public final class StackClient: @unchecked Sendable {
         replies = ReplyBoard(in: region)
         requests = (0..<region.cores).map { RequestRing(in: region, core: $0) }
         self.configuration = configuration
-        self.tcpConfiguration = tcpConfiguration
+        tcpDefaults = TCPSettings(tcpConfiguration)
         self.steering = steering
         routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,
                               gateway: configuration.gateway)

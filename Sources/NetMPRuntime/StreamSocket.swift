@@ -42,7 +42,12 @@ public final class StreamSocket: @unchecked Sendable {
     /// IPv4 peers at their mapped addresses unless `v6Only` (IPV6_V6ONLY).
     public let family: SocketFamily
     nonisolated(unsafe) var v6OnlyFlag = false
-    nonisolated(unsafe) var configuration: TCPConfiguration
+    /// The TCP options (TCPSettings: the client's defaults until the program changes one).
+    nonisolated(unsafe) var settings: TCPSettings
+    var configuration: TCPConfiguration {
+        get { settings.configuration }
+        set { settings = TCPSettings(newValue) }
+    }
     nonisolated(unsafe) var listenQueue: ListenQueue?
     /// The listener slot's name, from listen() to close (its views: this socket's and each core's).
     nonisolated(unsafe) var listenerName: SocketHandle?
@@ -92,12 +97,11 @@ public final class StreamSocket: @unchecked Sendable {
     public init(client: StackClient, doorbell: Doorbell? = nil, family: SocketFamily = .ipv4) {
         self.client = client
         self.family = family
-        configuration = client.tcpConfiguration
+        settings = client.tcpDefaults
+        let (send, receive) = (client.tcpConfiguration.sendBufferSize, client.tcpConfiguration.receiveBufferSize)
         // In a slot of the socket table: the same slot names it in requests once it connects.
-        channel = SocketChannel(in: client.sockets, sendCapacity: configuration.sendBufferSize,
-                                receiveCapacity: configuration.receiveBufferSize, doorbell: doorbell)
-            ?? SocketChannel(sendCapacity: configuration.sendBufferSize, receiveCapacity: configuration.receiveBufferSize,
-                             doorbell: doorbell ?? Doorbell())
+        channel = SocketChannel(in: client.sockets, sendCapacity: send, receiveCapacity: receive, doorbell: doorbell)
+            ?? SocketChannel(sendCapacity: send, receiveCapacity: receive, doorbell: doorbell ?? Doorbell())
         phase = .fresh
     }
 
@@ -144,7 +148,7 @@ public final class StreamSocket: @unchecked Sendable {
     /// What a socket that takes this one's place keeps (attemptAgain): TCP options,
     /// linger, blocking mode and timeouts. The caller holds `setup`.
     func carryOptions(to successor: StreamSocket) {
-        successor.configuration = configuration
+        successor.settings = settings
         successor.channel.setOutputOption(NETMP_OUTPUT_CORK, configuration.cork)
         successor.channel.setOutputOption(NETMP_OUTPUT_NODELAY, configuration.noDelay)
         successor.lingerSeconds = lingerSeconds
@@ -159,7 +163,7 @@ public final class StreamSocket: @unchecked Sendable {
     init(client: StackClient, accepted: AcceptedConnection, channel: SocketChannel, family: SocketFamily) {
         self.client = client
         self.family = family
-        configuration = client.tcpConfiguration
+        settings = client.tcpDefaults
         self.channel = channel
         tuple = accepted.tuple
         peerIsIPv4 = accepted.tuple.remote.address.isIPv4
