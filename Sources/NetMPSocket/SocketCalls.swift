@@ -70,19 +70,22 @@ final class ShimSocket: @unchecked Sendable {
 
     let datagram: DatagramSocket?
     /// The stream socket now (an unretained pointer, 0 for UDP): a connect after a failed
-    /// one moves to a fresh StreamSocket (`connectAgain`). Each one stays alive in `streams`
-    /// until this object goes, since another thread may still be in a call on an older one.
+    /// one moves to a fresh StreamSocket (`connectAgain`). Each one stays alive (`first`,
+    /// then `later`) until this object goes, since another thread may still be in a call on
+    /// an older one. (No array for the common case: an object per socket, kept small.)
     let stream = Atomic<UInt>(0)
-    nonisolated(unsafe) var streams: [StreamSocket] = [] // guarded by `recorded`
+    let first: StreamSocket?
+    nonisolated(unsafe) var later: [StreamSocket] = [] // guarded by `recorded`
 
     init(_ kind: Kind) {
         switch kind {
         case .stream(let s):
             datagram = nil
-            streams = [s]
+            first = s
             stream.store(UInt(bitPattern: Unmanaged.passUnretained(s).toOpaque()), ordering: .releasing)
         case .datagram(let d):
             datagram = d
+            first = nil
         }
     }
 
@@ -96,9 +99,10 @@ final class ShimSocket: @unchecked Sendable {
     /// fresh StreamSocket with the old one's options, bound port and doorbell.
     func connectAgain(_ old: StreamSocket) -> StreamSocket {
         recorded.locked {
-            guard let current = streams.last, current === old else { return streams.last! }
+            let current = later.last ?? first!
+            guard current === old else { return current }
             let fresh = old.attemptAgain()
-            streams.append(fresh)
+            later.append(fresh)
             stream.store(UInt(bitPattern: Unmanaged.passUnretained(fresh).toOpaque()), ordering: .releasing)
             return fresh
         }
