@@ -29,7 +29,27 @@ public final class PortTable: @unchecked Sendable {
     nonisolated(unsafe) var reserved: [FamilyPort: Holding] = [:]
     /// The connections on each port, TIME-WAIT included, counted by how they share it:
     /// Linux keeps them in the port's bind bucket, so a bind there is weighed against them.
-    nonisolated(unsafe) var connections: [FamilyPort: [PortReuse: Int]] = [:]
+    nonisolated(unsafe) var connections: [FamilyPort: ConnectionCounts] = [:]
+    /// A port's connections by how they share it: nearly always one way, kept inline (a
+    /// dictionary per port cost each connection on a port of its own about 100 bytes).
+    struct ConnectionCounts {
+        private var first: (reuse: PortReuse, count: Int)?
+        private var others: [PortReuse: Int] = [:]
+        var isEmpty: Bool { first == nil && others.isEmpty }
+        /// Every connection here admits a socket bound as `binding` (`PortReuse.admits`).
+        func admit(_ binding: PortReuse) -> Bool {
+            (first.map { $0.reuse.admits(binding) } ?? true) && others.keys.allSatisfy { $0.admits(binding) }
+        }
+        mutating func count(_ reuse: PortReuse, _ change: Int) {
+            if first == nil && others[reuse] == nil { first = (reuse, 0) }
+            if let held = first, held.reuse == reuse {
+                first = held.count + change > 0 ? (reuse, held.count + change) : nil
+            } else {
+                let count = (others[reuse] ?? 0) + change
+                others[reuse] = count > 0 ? count : nil
+            }
+        }
+    }
     nonisolated(unsafe) var nextEphemeral: UInt16
     /// Linux's default ip_local_port_range.
     static let ephemeral: ClosedRange<UInt16> = 32768...60999
@@ -56,7 +76,7 @@ public final class PortTable: @unchecked Sendable {
                         !ephemeral && ((reuse.port && $0.shared && $0.uid == reuse.uid)
                                        || (sharesOnReuseAddress && reuse.address && $0.address))
                     } ?? true
-                    let established = connections[key].map { !ephemeral && $0.keys.allSatisfy { $0.admits(reuse) } } ?? true
+                    let established = connections[key].map { !ephemeral && $0.admit(reuse) } ?? true
                     return sockets && established
                 }) else { return false }
                 for key in keys {
@@ -107,9 +127,8 @@ public final class PortTable: @unchecked Sendable {
     /// its own connections, once per connection (TCPEndpoints.portHoldChanged).
     public func connection(on port: FamilyPort, _ reuse: PortReuse, held: Bool) {
         lock.locked {
-            var counts = connections[port] ?? [:]
-            let count = (counts[reuse] ?? 0) + (held ? 1 : -1)
-            counts[reuse] = count > 0 ? count : nil
+            var counts = connections[port] ?? ConnectionCounts()
+            counts.count(reuse, held ? 1 : -1)
             connections[port] = counts.isEmpty ? nil : counts
         }
     }
