@@ -54,8 +54,8 @@ public struct DeliveryRateEstimator: Sendable {
     public mutating func sent(end: SequenceNumber, flight: Int, now: Instant) {
         if flight == 0 { firstSentTime = now; deliveredTime = now } // a fresh start after idle
         if records == nil { records = DeliveryRecords() }
-        records!.append(DeliveryRecord(end: end, sent: now, delivered: delivered, deliveredTime: deliveredTime,
-                                       firstSentTime: firstSentTime, applicationLimited: applicationLimitedUntil != 0))
+        records!.append(DeliveryRecord(sent: now, delivered: delivered, deliveredTime: deliveredTime,
+                                       firstSentTime: firstSentTime, end: end, applicationLimited: applicationLimitedUntil != 0))
     }
 
     /// The application left the window unfilled: samples until this flight is delivered
@@ -82,12 +82,13 @@ public struct DeliveryRateEstimator: Sendable {
     public mutating func forgetSent() { records?.removeAll() }
 }
 
+/// (The 32-bit sequence number and the flag last: 40 bytes a record, not 48.)
 struct DeliveryRecord: Sendable {
-    var end: SequenceNumber
     var sent: Instant
     var delivered: Int
     var deliveredTime: Instant
     var firstSentTime: Instant
+    var end: SequenceNumber
     var applicationLimited: Bool
 }
 
@@ -98,7 +99,7 @@ struct DeliveryRecord: Sendable {
 /// interval, more bytes), never wrong.
 final class DeliveryRecords: @unchecked Sendable {
     static let capacity = 64
-    static let initialCapacity = 4
+    static let initialCapacity = 2
     private var slots = UnsafeMutablePointer<DeliveryRecord>.allocate(capacity: DeliveryRecords.initialCapacity)
     private var size = DeliveryRecords.initialCapacity
     private var first = 0, count = 0
