@@ -2,7 +2,13 @@
 // same run. Scripts/bench runs it.
 //
 //   netmp-bench ports [--messages N] [--senders S]
+//   netmp-bench requests [--messages N] [--senders S]
 //   netmp-bench rings [--megabytes N]
+//
+// `ports` is the stack's own message port (core to core, private memory). `requests` and the
+// second half of `rings` are what a program and the stack process share (docs/STACK-SERVICE.md):
+// a client region in a memfd, mapped twice as the two processes map it, the request ring
+// from application threads to a core, and a socket's receive ring placed in its slot.
 import CNetMPBenchReference
 import CNetMPLinux
 import Glibc
@@ -49,10 +55,66 @@ func portRate(messages: Int, senders: Int, cpus: [Int32]) -> Double {
     return Double(received) / seconds
 }
 
+/// Application threads posting usrreq records into a client region's request ring on shared
+/// memory (through a second mapping of the memfd, as the program's), one core taking them.
+/// The core looks again after a sched_yield when the ring is empty (a busy core's spin); the
+/// C port's owner sleeps on an eventfd instead, which it seldom needs with a sender this busy.
+func requestRate(messages: Int, senders: Int, cpus: [Int32]) -> Double {
+    guard let region = try? ClientRegion(capacity: 16, stride: 0, cores: 1, requestCapacity: 1024, shared: true),
+          let descriptor = region.descriptor, let programs = try? ClientRegion(mapping: descriptor) else {
+        print("netmp-bench: cannot make a shared client region")
+        exit(1)
+    }
+    let core = RequestRing(in: region, core: 0)
+    let posting = RequestRing(in: programs, core: 0)
+    _ = netmp_pin_current_thread(cpus[0])
+    let perSender = messages / senders
+    let start = MonotonicClock.now()
+    let threads = (0..<senders).map { id in
+        SenderThread {
+            _ = netmp_pin_current_thread(cpus[(id + 1) % cpus.count])
+            for n in 0..<perSender {
+                let request = Request(.output, SocketHandle(slot: UInt32(id), generation: UInt32(truncatingIfNeeded: n)))
+                while !posting.send(request) { sched_yield() }
+            }
+        }
+    }
+    threads.forEach { $0.start() }
+    var received = 0, checksum = 0
+    while received < perSender * senders {
+        if let request = core.receive() { received += 1; checksum &+= Int(request.handle.generation) } else { sched_yield() }
+    }
+    threads.forEach { $0.join() }
+    let seconds = Double((MonotonicClock.now() - start).nanoseconds) / 1e9
+    precondition(checksum >= 0 && core.malformed == 0)
+    return Double(received) / seconds
+}
+
+/// A stream socket's receive ring placed in its slot of a socket table on shared memory: the
+/// owner core writes through the stack's mapping, the application reads through the
+/// program's. Both views stay alive until the run ends.
+func sharedReceiveRings(capacity: Int) -> (owner: SocketChannel, reader: SocketChannel) {
+    let stack = SocketTable(capacity: 4, stride: ClientRegion.streamStride(send: 4096, receive: capacity), shared: true)
+    guard let descriptor = stack.memory.descriptor, let program = try? SocketTable(mapping: descriptor),
+          let mine = SocketChannel(in: program, sendCapacity: 4096, receiveCapacity: capacity), let slot = mine.lease?.slot else {
+        print("netmp-bench: cannot make a shared socket table")
+        exit(1)
+    }
+    program.hold(slot) // for the owner's view, which adopts it
+    guard let theirs = SocketChannel(adopting: slot, in: stack) else {
+        print("netmp-bench: the owner cannot view the socket")
+        exit(1)
+    }
+    return (theirs, mine)
+}
+
 /// The owner core publishing into a ReceiveRing, one application thread reading from it:
-/// the receive half of the seed's socket buffer, as the runtime will use it.
-func ringRate(bytes: Int, capacity: Int, chunk: Int, cpus: [Int32]) -> Double {
-    let ring = ReceiveRing(capacity: capacity)
+/// the receive half of the seed's socket buffer. `shared`: in a slot of a shared socket
+/// table, written and read through two mappings; otherwise a ring in private memory.
+func ringRate(bytes: Int, capacity: Int, chunk: Int, shared: Bool, cpus: [Int32]) -> Double {
+    let views = shared ? sharedReceiveRings(capacity: capacity) : nil
+    let ring = views?.owner.receive ?? ReceiveRing(capacity: capacity)
+    let reader = views?.reader.receive ?? ring
     _ = netmp_pin_current_thread(cpus[0])
     let start = MonotonicClock.now()
     let owner = SenderThread {
@@ -73,7 +135,7 @@ func ringRate(bytes: Int, capacity: Int, chunk: Int, cpus: [Int32]) -> Double {
     let out = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
     var received = 0, sum = 0
     while received < bytes {
-        let n = ring.read(into: out)
+        let n = reader.read(into: out)
         if n == 0 { sched_yield(); continue }
         sum &+= Int(out[0])
         received += n
@@ -81,6 +143,7 @@ func ringRate(bytes: Int, capacity: Int, chunk: Int, cpus: [Int32]) -> Double {
     owner.join()
     out.deallocate()
     precondition(sum >= 0)
+    withExtendedLifetime(views) {}
     return Double(received) / (Double((MonotonicClock.now() - start).nanoseconds) / 1e9)
 }
 
@@ -113,26 +176,45 @@ case "ports":
                                  String(Int(swift)).leftPadded(11), String(Int(c)).leftPadded(12), "   " + ratio]
         print(columns.joined())
     }
+case "requests":
+    let messages = options["messages"] ?? 10_000_000
+    print("request ring on shared memory (64-byte records, a memfd mapped twice) beside the stack's")
+    print("message port (private memory) and the C port: \(messages) each, core on CPU \(cpus[0]), senders on the others")
+    print("senders    requests/s     port msg/s      C msg/s   requests/C   port/C   requests/port")
+    for senders in [1, options["senders"] ?? 2] {
+        var requests = 0.0, port = 0.0, c = 0.0
+        for _ in 0..<3 {
+            requests = max(requests, requestRate(messages: messages, senders: senders, cpus: cpus))
+            port = max(port, portRate(messages: messages, senders: senders, cpus: cpus))
+            c = max(c, cpus.withUnsafeBufferPointer { netmp_reference_port_rate(messages, Int32(senders), $0.baseAddress, Int32(cpus.count)) })
+        }
+        print([String(senders).leftPadded(7), String(Int(requests)).leftPadded(14), String(Int(port)).leftPadded(14),
+               String(Int(c)).leftPadded(13), percent(requests / c).leftPadded(12), percent(port / c).leftPadded(8),
+               percent(requests / port).leftPadded(15)].joined(separator: ""))
+    }
 case "rings":
     let bytes = (options["megabytes"] ?? 2048) << 20
     let capacity = 256 << 10
-    print("receive ring: \(bytes >> 20) MiB through a \(capacity >> 10) KiB ring, owner on CPU \(cpus[1 % cpus.count]), reader on CPU \(cpus[0])")
-    print("chunk       netmp MB/s      C MB/s   netmp/C")
+    print("receive ring: \(bytes >> 20) MiB through a \(capacity >> 10) KiB ring, owner on CPU \(cpus[1 % cpus.count]), reader on CPU \(cpus[0]);")
+    print("in private memory, and in a socket's slot of a shared table (a memfd mapped twice)")
+    print(" chunk   private MB/s   shared MB/s   C MB/s   private/C   shared/C   shared/private")
     for chunk in [1448, 16 << 10, 64 << 10] {
-        var swift = 0.0, c = 0.0
+        var own = 0.0, shared = 0.0, c = 0.0
         for _ in 0..<3 {
-            swift = max(swift, ringRate(bytes: bytes, capacity: capacity, chunk: chunk, cpus: cpus))
+            own = max(own, ringRate(bytes: bytes, capacity: capacity, chunk: chunk, shared: false, cpus: cpus))
+            shared = max(shared, ringRate(bytes: bytes, capacity: capacity, chunk: chunk, shared: true, cpus: cpus))
             c = max(c, cpus.withUnsafeBufferPointer { netmp_reference_ring_rate(bytes, capacity, chunk, $0.baseAddress, Int32(cpus.count)) })
         }
-        let ratio: String = String(Int(swift / c * 100)) + "%"
-        let columns: [String] = [String(chunk).leftPadded(6) + "  ", String(Int(swift / 1e6)).leftPadded(13),
-                                 String(Int(c / 1e6)).leftPadded(12), "   " + ratio]
-        print(columns.joined())
+        print([String(chunk).leftPadded(6), String(Int(own / 1e6)).leftPadded(15), String(Int(shared / 1e6)).leftPadded(14),
+               String(Int(c / 1e6)).leftPadded(9), percent(own / c).leftPadded(12), percent(shared / c).leftPadded(11),
+               percent(shared / own).leftPadded(17)].joined(separator: ""))
     }
 default:
-    print("usage: netmp-bench ports [--messages N] [--senders S] | rings [--megabytes N]")
+    print("usage: netmp-bench ports|requests [--messages N] [--senders S] | rings [--megabytes N]")
     exit(2)
 }
+
+func percent(_ ratio: Double) -> String { String(Int((ratio * 100).rounded())) + "%" }
 
 extension String {
     func leftPadded(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
