@@ -33,8 +33,6 @@ final class ShimSocket: @unchecked Sendable {
         }
     }
     let descriptors = Atomic<Int>(1)
-    /// The ancillary data recvmsg returns (`Ancillary` bits), read at every recvmsg.
-    let ancillary = Atomic<UInt32>(0)
     let recorded = PthreadLock()
     /// Every option the program set, in the order first set, with its last value as
     /// passed (guarded by `recorded`): what a hand-off to the kernel sets again, and what
@@ -147,6 +145,9 @@ final class ShimSocket: @unchecked Sendable {
     /// Onload keeps an OS socket beside each accelerated listener (docs/SHIM.md). accept,
     /// poll, select and epoll look at both.
     let twin = Atomic<Int32>(-1)
+    /// The ancillary data recvmsg returns (`Ancillary` bits), read at every recvmsg.
+    /// (Declared beside `twin`: the two 4-byte words share 8 bytes of a small object.)
+    let ancillary = Atomic<UInt32>(0)
 
     /// A connection waits on the twin (a poll that does not wait).
     var twinHasConnection: Bool {

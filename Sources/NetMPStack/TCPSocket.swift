@@ -10,40 +10,42 @@ import NetMPWire
 /// owner; the owner learns of both in `absorbApplication` (a write made bytes held that the
 /// engine does not know yet; a read moved the ring's head) and tells the engine.
 public final class TCPSocket: TimerWheelEntry {
+    // The fields are ordered by size, eight-byte ones first, so that the object packs
+    // (one per connection in the stack process).
     public internal(set) var connection: Connection
     public let channel: SocketChannel
-    /// What happened since the owner last took the events.
-    public internal(set) var pendingEvents: ConnectionEvents = []
     /// The listener that made the connection, until it hands it over.
     var listener: TCPEndpoints.Listener?
-    /// When a connection its listener defers (TCP_DEFER_ACCEPT) goes to accept() without data.
-    var acceptDeferredUntil: Instant?
     /// Where this socket is armed in the owner's timer wheel, and for when.
     public var timerPlace = TimerWheelPlace()
-    /// Waiting in the owner's batch to be settled (TCPEndpoints.endBatch).
-    var awaitingSettle = false
-    /// Data or send space arrived since the last settle: pollers are owed a ring.
-    var doorbellOwed = false
     /// Bytes acknowledged when the stats page last listed this connection, and when: the
     /// delivery rate `netmp stat` shows is what was acknowledged since.
     public var listedAcknowledged: UInt64 = 0
     public var listedAt = Instant.zero
     /// The receive ring's head when the owner last looked: reads past it are news.
     var consumedSeen = 0
+    /// Impossible ring positions (SendRing, ReceiveRing) already counted against the client.
+    var positionFaultsSeen = 0
     /// Urgent data: the engine's count of urgent pointers last published, the position of
     /// a published urgent byte not yet arrived, and the application's last send(MSG_OOB)
     /// end taken (SocketChannel+Urgent).
-    var urgentSeen: UInt32 = 0
-    var urgentWaiting: Int?
     var urgentUpSeen = 0
+    var urgentWaiting: Int?
+    var urgentSeen: UInt32 = 0
+    /// When a connection its listener defers (TCP_DEFER_ACCEPT) goes to accept() without data.
+    var acceptDeferredUntil: Instant?
+    /// What happened since the owner last took the events.
+    public internal(set) var pendingEvents: ConnectionEvents = []
+    /// Waiting in the owner's batch to be settled (TCPEndpoints.endBatch).
+    var awaitingSettle = false
+    /// Data or send space arrived since the last settle: pollers are owed a ring.
+    var doorbellOwed = false
     /// The stack service's client whose socket this is (0: none, a stack's own): `netmp
     /// stat` names the program holding each connection by it.
     public var client: UInt32 = 0
     /// How the socket that made the connection shares its port (its listener's, for an
     /// accepted one): the port table weighs a bind against it while the connection lasts.
     public var reuse = PortReuse()
-    /// Impossible ring positions (SendRing, ReceiveRing) already counted against the client.
-    var positionFaultsSeen = 0
 
     /// A socket with new rings sized by the connection's configuration, or with the channel
     /// the application made before connecting (its sizes are SO_SNDBUF/SO_RCVBUF).
