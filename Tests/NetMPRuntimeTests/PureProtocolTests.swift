@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+
+/// The pure protocol (docs/ARCHITECTURE.md): the wire formats and the TCP engine do no I/O,
+/// read no clock and start no thread, so every rule in them is tested with fixed bytes and
+/// a simulated clock. This lint keeps it so: each of their files imports only the pure
+/// modules below it (no Glibc, Foundation, Synchronization or C module), and none reaches
+/// a C symbol by name around the imports.
+@Suite struct PureProtocolTests {
+    static let sources = ShimABITests.root.appendingPathComponent("Sources")
+
+    /// Each pure module, and what its files may import.
+    static let allowed: [String: Set<String>] = ["NetMPWire": [], "NetMPTCP": ["NetMPWire"]]
+
+    /// The module's Swift files (subfolders too), by path relative to Sources.
+    static func files(of module: String) -> [String] {
+        let folder = sources.appendingPathComponent(module)
+        guard let walker = FileManager.default.enumerator(atPath: folder.path) else { return [] }
+        return walker.compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") }.map { module + "/" + $0 }.sorted()
+    }
+
+    @Test(arguments: ["NetMPWire", "NetMPTCP"])
+    func module_importsOnlyThePureModulesBelowIt(_ module: String) throws {
+        let files = Self.files(of: module)
+        #expect(files.count > 5, "the lint found no sources of \(module) under \(Self.sources.path)")
+        var found: [String] = []
+        for file in files {
+            let text = try String(contentsOf: Self.sources.appendingPathComponent(file), encoding: .utf8)
+            for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+                let code = line.trimmingCharacters(in: .whitespaces)
+                // `@preconcurrency import X`, `@_implementationOnly import X`, `import struct X.Y`.
+                let words = code.split(separator: " ").filter { !$0.hasPrefix("@") }
+                if words.first == "import" {
+                    let named = words.count > 2 ? words[2] : words.count > 1 ? words[1] : ""
+                    let imported = String(named.split(separator: ".").first ?? "")
+                    if !Self.allowed[module, default: []].contains(imported) { found.append("\(file): \(code)") }
+                }
+                if code.contains("@_silgen_name") || code.contains("@_extern") || code.contains("dlsym") {
+                    found.append("\(file): \(code)")
+                }
+            }
+        }
+        #expect(found.isEmpty, "\(module) must stay pure (no I/O): \(found.joined(separator: "; "))")
+    }
+}
