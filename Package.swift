@@ -2,9 +2,10 @@
 import PackageDescription
 
 // One-way dependencies (docs/ARCHITECTURE.md):
-//   NetMPWire <- NetMPStack <- NetMPSocket -> NetMPRuntime -> NetMPLink
-// Wire and Stack are pure: no I/O, no clock, no threads of their own (Stack's socket rings
-// are shared with application threads and block them on a futex).
+//   NetMPWire <- NetMPTCP <- NetMPChannel <- NetMPStack <- NetMPRuntime <- NetMPSocket
+//                                                           NetMPRuntime -> NetMPLink
+// Wire and TCP are pure: no I/O, no clock, no threads (PureProtocolTests). The channel's
+// rings block application threads on a futex; Stack's host tables use the channel.
 // The preloaded library (libnetmp.so) links the Swift runtime statically so it loads
 // into any C program without a Swift toolchain on the library path.
 let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
@@ -27,9 +28,11 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("numa")]),
         .target(name: "NetMPWire", swiftSettings: strict),
         .target(name: "NetMPTCP", dependencies: ["NetMPWire"], swiftSettings: strict),
-        // Stack needs CNetMPLinux only for the futex under its socket rings' WaitWord.
         .target(name: "CNetMPChannel", path: "Sources/CNetMPChannel", cSettings: [warningsAreErrors]),
-        .target(name: "NetMPStack", dependencies: ["NetMPWire", "NetMPTCP", "CNetMPLinux", "CNetMPChannel"], swiftSettings: strict),
+        // What a program and the stack share: the region, rings, wait words (a futex, hence
+        // CNetMPLinux), doorbells, the usrreq records and the handles naming sockets.
+        .target(name: "NetMPChannel", dependencies: ["NetMPWire", "NetMPTCP", "CNetMPLinux", "CNetMPChannel"], swiftSettings: strict),
+        .target(name: "NetMPStack", dependencies: ["NetMPWire", "NetMPTCP", "NetMPChannel", "CNetMPChannel"], swiftSettings: strict),
         .target(name: "NetMPLink", dependencies: ["NetMPWire", "CNetMPLinux"], swiftSettings: strict),
         .target(name: "NetMPRuntime", dependencies: ["NetMPStack", "NetMPLink", "CNetMPLinux", "CNuma"],
                 swiftSettings: strict),

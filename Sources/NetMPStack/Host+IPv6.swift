@@ -1,4 +1,10 @@
-import Glibc
+// errno numbers only (PureProtocolTests): the host names the errors ICMP reports.
+import var Glibc.EACCES
+import var Glibc.ECONNREFUSED
+import var Glibc.EHOSTUNREACH
+import var Glibc.EMSGSIZE
+import var Glibc.ENETUNREACH
+import var Glibc.EPROTO
 import NetMPTCP
 import NetMPWire
 

@@ -10,6 +10,12 @@ public struct MulticastSending: Equatable, Sendable {
     public static let standard = MulticastSending()
 }
 
+extension MulticastOptions {
+    /// How a datagram to an IPv4 group leaves, and to an IPv6 one.
+    public var sendingIPv4: MulticastSending { MulticastSending(timeToLive: timeToLive, loop: loop) }
+    public var sendingIPv6: MulticastSending { MulticastSending(timeToLive: hopLimit, loop: loop6) }
+}
+
 /// Multicast as a host takes part in it (RFC 1112 level 2 and RFC 3376's IGMP for IPv4,
 /// RFC 3810's MLD for IPv6): the groups its sockets joined, the reports that tell the
 /// link's routers, and the answers to their queries. Every core keeps the same groups (each hears every join and leave); the

@@ -1,4 +1,12 @@
-import Glibc
+// errno numbers only (PureProtocolTests): the host names the errors ICMP reports.
+import var Glibc.ECONNREFUSED
+import var Glibc.EHOSTDOWN
+import var Glibc.EHOSTUNREACH
+import var Glibc.EMSGSIZE
+import var Glibc.ENETUNREACH
+import var Glibc.ENONET
+import var Glibc.ENOPROTOOPT
+import var Glibc.EOPNOTSUPP
 import NetMPTCP
 import NetMPWire
 

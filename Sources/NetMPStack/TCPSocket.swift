@@ -57,7 +57,7 @@ public final class TCPSocket: TimerWheelEntry {
         self.connection = connection
         self.channel = channel ?? SocketChannel(sendCapacity: connection.configuration.sendBufferSize,
                                                 receiveCapacity: connection.configuration.receiveBufferSize)
-        self.channel.socket = self
+        self.channel.controlBlock = self
         consumedSeen = self.channel.receive.consumedPosition
     }
 
@@ -158,7 +158,7 @@ public final class TCPSocket: TimerWheelEntry {
     /// (readers must not pass a mark they have not seen): a new mark at its byte's ring
     /// position, or the byte of a published one that has now arrived.
     func publishUrgent(readable: Int) {
-        let end = channel.receive.owner.tail &+ readable // published once this segment is
+        let end = channel.receive.ownerTail &+ readable // published once this segment is
         if connection.urgentCount != urgentSeen, let sequence = connection.urgentSequence {
             urgentSeen = connection.urgentCount
             // RCV.NXT (less a FIN, which takes no place in the ring) is at `end`.
@@ -203,5 +203,13 @@ extension TCPError {
         case .timedOut: 110          // ETIMEDOUT
         case .unreachable(let code): ICMPErrorReport.errorNumber(unreachableCode: code).errno
         }
+    }
+}
+
+extension SocketChannel {
+    /// Owner only: the control block this channel belongs to (nil once it ended).
+    public var socket: TCPSocket? {
+        get { controlBlock.map { unsafeDowncast($0, to: TCPSocket.self) } }
+        set { controlBlock = newValue }
     }
 }

@@ -187,7 +187,7 @@ public final class SendRing: @unchecked Sendable {
     }
 
     /// Owner: how far the held bytes reach (the position just past the last committed).
-    var heldEnd: Int { ownerCommitted }
+    public var heldEnd: Int { ownerCommitted }
 
     /// Copies `count` held bytes starting `offset` past the oldest unreleased byte.
     public func copy(from offset: Int, count: Int, into destination: UnsafeMutableRawBufferPointer) {

@@ -32,6 +32,8 @@ public final class ReceiveRing: @unchecked Sendable {
     var owner: ProducerPositions
     /// Times the owner found `head` somewhere no reader could have put it.
     public var impossiblePositions: Int { owner.impossible }
+    /// Owner only: the end of what it published.
+    public var ownerTail: Int { owner.tail }
 
     public convenience init(capacity: Int) {
         self.init(storage: RingStorage(capacity: capacity, headerLength: MemoryLayout<netmp_receive_ring>.size))

@@ -42,9 +42,10 @@ public final class SocketChannel: @unchecked Sendable {
     var ownerWord: UnsafeMutablePointer<Atomic<Int>> { slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.owner)!) }
     public var owner: Int { ownerWord.pointee.load(ordering: .acquiring) }
     public func attach(to core: Int) { ownerWord.pointee.store(core, ordering: .releasing) }
-    /// Owner only: the control block this channel belongs to, for messages that name the
+    /// Owner only: the control block this channel belongs to (the host's TCPSocket, which
+    /// is above the channel: `TCPSocket.of(_:)` reads it), for messages that name the
     /// channel. Application threads never read it.
-    public nonisolated(unsafe) var socket: TCPSocket?
+    public nonisolated(unsafe) var controlBlock: AnyObject?
 
     public struct Status: OptionSet, Sendable {
         public let rawValue: UInt32

@@ -128,11 +128,11 @@ extension SocketChannel {
     // MARK: Owner
 
     /// The send ring position the application last marked urgent (0: none).
-    var urgentUp: Int { urgentUpWord.pointee.load(ordering: .acquiring) }
+    public var urgentUp: Int { urgentUpWord.pointee.load(ordering: .acquiring) }
 
     /// Publishes a new urgent mark at receive ring `position`: NOT_YET, or VALID with its
     /// byte if the byte is already in the ring's storage (written, published or not).
-    func publishUrgent(at position: Int, arrivedBelow end: Int) {
+    public func publishUrgent(at position: Int, arrivedBelow end: Int) {
         let mark = position < end ? UrgentMark(position: position, state: NETMP_URGENT_VALID, byte: receive.byte(at: position))
             : UrgentMark(position: position, state: NETMP_URGENT_NOT_YET, byte: 0)
         urgentWord.pointee.store(mark.word, ordering: .releasing)
@@ -140,7 +140,7 @@ extension SocketChannel {
 
     /// The mark published NOT_YET at `position`: its byte is now in; true when it is.
     @discardableResult
-    func completeUrgent(at position: Int, arrivedBelow end: Int) -> Bool {
+    public func completeUrgent(at position: Int, arrivedBelow end: Int) -> Bool {
         guard position < end else { return false }
         let word = urgentWord.pointee.load(ordering: .acquiring)
         if var mark = UrgentMark(word), mark.position == position, mark.state == NETMP_URGENT_NOT_YET {
