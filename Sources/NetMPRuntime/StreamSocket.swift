@@ -31,7 +31,9 @@ public final class StreamSocket: @unchecked Sendable {
     public let client: StackClient
     public let channel: SocketChannel
 
-    enum Phase { case fresh, connecting, connected, listening, closed }
+    /// `stopped`: a listener that shutdown() stopped (Linux's TCP_CLOSE with its port):
+    /// listen() starts it again; every other call answers as for a closed socket.
+    enum Phase { case fresh, connecting, connected, listening, stopped, closed }
     let setup = PthreadLock()
     // Guarded by `setup`.
     nonisolated(unsafe) var phase: Phase
@@ -277,6 +279,7 @@ public final class StreamSocket: @unchecked Sendable {
         if client.stackGone { throw SocketError(ENETDOWN) }
         try setup.locked { () throws(SocketError) in
             if phase == .listening { return }
+            if phase == .stopped { return try listenAgain() }
             guard phase == .fresh, !listenRefused else { throw SocketError(EINVAL) }
             var port: UInt16
             if let bound = boundPort { port = bound } else {
@@ -295,22 +298,39 @@ public final class StreamSocket: @unchecked Sendable {
             }
             boundPort = port
             channel.recordBoundPort(port, families: listenerFamilies)
-            for _ in 0..<client.cores { client.sockets.hold(name.slot) } // for each core's view
-            // Deferral first: the cores take connections as soon as they listen.
-            queue.setDeferAccept(seconds: Self.seconds(forRetransmissions: deferAcceptRetransmissions))
-            var request = Request(.listen, name)
-            request.localPort = port
-            request.families = listenerFamilies
-            request.shared = reusePort
-            request.reuseAddress = reuseAddress // for the connections it makes
-            // Before the cores listen: their first SYN takes the socket's options.
-            queue.publishOptions(ConnectOptions(configuration), mapped: mappedMarking, synRetries: listenerSYNRetries)
-            client.onEveryCore(request)
-            listenerName = name
             listenQueue = queue
             listening.store(true, ordering: .releasing) // after listenQueue: readiness reads it lock-free
-            phase = .listening
+            startListening(queue, name: name, port: port)
         }
+    }
+
+    /// The cores listen on `port` with `queue`, named `name` (the caller holds `setup`).
+    private func startListening(_ queue: ListenQueue, name: SocketHandle, port: UInt16) {
+        for _ in 0..<client.cores { client.sockets.hold(name.slot) } // for each core's view
+        // Deferral first: the cores take connections as soon as they listen.
+        queue.setDeferAccept(seconds: Self.seconds(forRetransmissions: deferAcceptRetransmissions))
+        var request = Request(.listen, name)
+        request.localPort = port
+        request.families = listenerFamilies
+        request.shared = reusePort
+        request.reuseAddress = reuseAddress // for the connections it makes
+        // Before the cores listen: their first SYN takes the socket's options.
+        queue.publishOptions(ConnectOptions(configuration), mapped: mappedMarking, synRetries: listenerSYNRetries)
+        client.onEveryCore(request)
+        listenerName = name
+        phase = .listening
+    }
+
+    /// listen() on a listener that shutdown() stopped, as Linux listens again: on its port,
+    /// with its accept queues (their size is the first listen()'s backlog), which the cores
+    /// take by a new name. The caller holds `setup`.
+    private func listenAgain() throws(SocketError) {
+        guard let queue = listenQueue, let port = boundPort,
+              let name = client.sockets.register(kind: .listener, in: queue.lease) else { throw SocketError(ENOBUFS) }
+        // Before the cores can queue a connection: accept() and poll see a listener again.
+        closing.store(false, ordering: .releasing)
+        listenerShut.store(false, ordering: .releasing)
+        startListening(queue, name: name, port: port)
     }
 
     /// accept(): takes from the cores' accept queues in turn; blocks unless non-blocking.
@@ -412,7 +432,7 @@ public final class StreamSocket: @unchecked Sendable {
                 return true
             case .connected: throw SocketError(EISCONN)
             case .listening: throw SocketError(EISCONN)
-            case .closed: throw SocketError(EINVAL)
+            case .stopped, .closed: throw SocketError(EINVAL)
             }
             let local = try localAddress(toward: remote)
             let core: Int
@@ -733,16 +753,16 @@ public final class StreamSocket: @unchecked Sendable {
     /// shutdown() of a listener, as Linux's inet_shutdown: SHUT_WR does nothing; shutting
     /// reading stops it listening (tcp_disconnect), so connections never accepted are
     /// reset, a blocked accept() wakes with EINVAL, and poll says writable and hung up, as
-    /// for a socket never connected. (Linux's socket may listen again; this one says
-    /// EINVAL, as after close.) The port stays the socket's until close. False when the
-    /// socket is not listening.
+    /// for a socket never connected. listen() starts it again (`listenAgain`). The port
+    /// stays the socket's until close (Linux lets go of one that listen() picked). False
+    /// when the socket is not listening.
     func shutdownListener(_ how: ShutdownHow) -> Bool {
         setup.locked {
             guard phase == .listening else { return false }
             guard how != .write else { return true }
             listenerShut.store(true, ordering: .releasing) // before the ring stopListening gives pollers
             stopListening()
-            phase = .closed
+            phase = .stopped
             return true
         }
     }
@@ -796,7 +816,7 @@ public final class StreamSocket: @unchecked Sendable {
                         }
                     }
                 }
-            case .fresh, .closed:
+            case .fresh, .stopped, .closed:
                 phase = .closed
                 releaseHandle() // after a failed connect: the core only lets the handle go
             }

@@ -399,6 +399,36 @@ struct PreloadedProgramTests {
         #expect(result.status == 0 && result.stdout == "['EINVAL'] True refused EINVAL\n", "\(result.stdout) \(result.stderr)")
     }
 
+    /// A listener that shutdown() stopped listens again at listen(), as Linux's does: on
+    /// its port (one bind named), reached at netmp's address and, through its kernel twin,
+    /// at 127.0.0.1; refused in between and after the next shutdown. The expected line is
+    /// what the program prints on kernel sockets in a lab namespace. Before, listen() said
+    /// EINVAL.
+    @Test func listenerShutdown_thenListen_acceptsAgain() throws {
+        let lab = try LabNamespace()
+        let program = """
+            import errno, socket
+            host, port = "10.77.0.2", 45123
+            l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("", port)); l.listen()
+            l.shutdown(socket.SHUT_RDWR)
+            def attempt(address):
+                try: return socket.create_connection((address, port), timeout=2)
+                except OSError as e: return errno.errorcode[e.errno]
+            before = [attempt(a) for a in (host, "127.0.0.1")]
+            l.listen(8)
+            out = []
+            for address, byte in ((host, b"x"), ("127.0.0.1", b"y")):
+                c = attempt(address)
+                if isinstance(c, str): out.append(c); continue
+                c.sendall(byte); s, _ = l.accept(); out.append(s.recv(1)); s.close(); c.close()
+            l.shutdown(socket.SHUT_RDWR)
+            print(before, out, attempt(host), l.getsockname()[1] == port)
+            """
+        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
+        #expect(result.status == 0 && result.stdout == "['ECONNREFUSED', 'ECONNREFUSED'] [b'x', b'y'] ECONNREFUSED True\n",
+                "\(result.stdout) \(result.stderr)")
+    }
+
     /// shutdown() of a UDP socket, as Linux's: the directions are marked shut whether or
     /// not it is connected (unconnected, it says ENOTCONN), so a thread blocked in recvfrom
     /// returns b"" (the way such a thread is stopped), a non-blocking read still says

@@ -4,6 +4,7 @@ import NetMPRuntime
 import NetMPStack
 import NetMPTCP
 import NetMPWire
+import Synchronization
 import Testing
 
 /// The socket calls' outcomes, errno for errno as Linux gives them, on the per-core runtime.
@@ -75,6 +76,41 @@ import Testing
         #expect(try server.peerAddress() == client.localAddress)
         #expect(server.localAddress == Endpoint(StackPair.addressB, 7100))
         client.close(); server.close(); listener.close()
+    }
+
+    /// shutdown() stops a listener as Linux's tcp_disconnect does: a blocked accept()
+    /// wakes with EINVAL, poll says writable and hung up, connections are refused. listen()
+    /// starts it again on its port, and it accepts as before; shut once more, it refuses.
+    @Test func listenerShutdown_stopsIt_listenStartsItAgain() throws {
+        let pair = try StackPair(cores: 2)
+        defer { pair.stop() }
+        let listener = try pair.listenOnB(port: 7150)
+        let woken = Atomic<Int32>(0)
+        let waiter = Thread { do { _ = try listener.accept() } catch { woken.store((error as? SocketError)?.errno ?? -1, ordering: .releasing) } }
+        waiter.start()
+        usleep(100_000)
+        try listener.shutdown(.both)
+        for _ in 0..<1000 where woken.load(ordering: .acquiring) == 0 { usleep(1000) }
+        #expect(woken.load(ordering: .acquiring) == EINVAL)
+        #expect(listener.readiness == [.writable, .hangUp])
+        expectErrno(ECONNREFUSED) { _ = try pair.connectFromA(port: 7150) }
+        expectErrno(EINVAL) { _ = try listener.accept() }
+        expectErrno(ENOTCONN) { try listener.shutdown(.both) } // not listening: Linux's TCP_CLOSE
+
+        try listener.listen()
+        #expect(listener.readiness == [])
+        let client = try pair.connectFromA(port: 7150)
+        let server = try listener.accept()
+        #expect(try Array("again".utf8).withUnsafeBytes { try client.send($0) } == 5)
+        var buffer = [UInt8](repeating: 0, count: 5)
+        #expect(try buffer.withUnsafeMutableBytes { try server.receive(into: $0, flags: [.waitAll]) } == 5)
+        #expect(buffer == Array("again".utf8))
+        client.close(); server.close()
+
+        try listener.shutdown(.read)
+        expectErrno(ECONNREFUSED) { _ = try pair.connectFromA(port: 7150) }
+        listener.close()
+        expectErrno(EINVAL) { try listener.listen() }
     }
 
     @Test func peekWaitAllTimeoutsAndShutdownRead() throws {
