@@ -88,10 +88,21 @@ public func netmpRecvDatagram(_ handle: UnsafeMutableRawPointer, _ bytes: Unsafe
     let held = hold(handle)
     defer { held.release() }
     guard case .datagram(let d) = socket(handle).kind else { return -Int(EOPNOTSUPP) }
-    guard count == 0 || bytes != nil else { return -Int(EFAULT) } // where the kernel's copy would fault
+    guard count == 0 || bytes != nil else { return faultingReceive(d, flags: flags) }
     let buffer = UnsafeMutableRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
     do { return try receiveDatagram(d, into: buffer, flags: flags, address: address, port: port, full: full, info: info) }
     catch { return -Int(error.errno) }
+}
+
+/// A receive into a NULL buffer with a length, as Linux's udp_recvmsg does it: it waits for
+/// a datagram as any receive does (or says EAGAIN), then the copy faults: EFAULT, and the
+/// datagram is gone unless it was only peeked at.
+func faultingReceive(_ d: DatagramSocket, flags: Int32) -> Int {
+    do {
+        _ = try d.receiveWithArrival(into: UnsafeMutableRawBufferPointer(start: nil, count: 0), peek: flags & messagePeek != 0,
+                                     dontWait: flags & messageDontWait != 0)
+        return -Int(EFAULT)
+    } catch { return -Int(error.errno) }
 }
 
 /// One datagram into `buffer` (recv's flags: MSG_PEEK, MSG_DONTWAIT, MSG_TRUNC), its source

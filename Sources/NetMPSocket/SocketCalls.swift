@@ -474,6 +474,7 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
                       _ full: UnsafeMutablePointer<Int>?) -> Int {
     let held = hold(handle)
     defer { held.release() }
+    if count > 0 && bytes == nil, case .datagram(let d) = socket(handle).kind { return faultingReceive(d, flags: flags) }
     guard count == 0 || bytes != nil else { return -Int(EFAULT) } // where the kernel's copy would fault
     let buffer = UnsafeMutableRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
     do {

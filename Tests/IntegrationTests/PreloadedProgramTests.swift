@@ -371,6 +371,38 @@ struct PreloadedProgramTests {
         #expect(result.status == 0 && result.stdout == "{'EFAULT'} b'kept'\n", "\(result.stdout) \(result.stderr)")
     }
 
+    /// A UDP receive into a NULL buffer with a length, as Linux's udp_recvmsg: it waits for
+    /// a datagram as any receive does (EAGAIN without one when non-blocking), then faults
+    /// (EFAULT) and the datagram is gone, unless only peeked at. The expected line is what
+    /// the program prints on kernel sockets. Before, every such call failed at once and
+    /// the datagram stayed.
+    @Test func nullBufferDatagramReceive_waitsThenFaultsAndDrops() throws {
+        let lab = try LabNamespace()
+        let program = """
+            import ctypes, errno, socket, threading, time
+            libc = ctypes.CDLL(None, use_errno=True)
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("10.77.0.2", 0)); u.connect(u.getsockname())
+            def call(f):
+                ctypes.set_errno(0); r = f()
+                return errno.errorcode.get(ctypes.get_errno(), "0") if r == -1 else r
+            out = [call(lambda: libc.recv(u.fileno(), None, 5, socket.MSG_DONTWAIT))]
+            got = []
+            t = threading.Thread(target=lambda: got.append(call(lambda: libc.recv(u.fileno(), None, 5, 0)))); t.start()
+            time.sleep(0.3); out.append(list(got)); u.send(b"one"); t.join(5); out.append(got)
+            u.send(b"two"); u.send(b"three")
+            out.append(call(lambda: libc.recv(u.fileno(), None, 5, socket.MSG_PEEK)))
+            out.append(u.recv(10))
+            out.append(call(lambda: libc.recv(u.fileno(), None, 5, 0)))
+            u.setblocking(False)
+            try: out.append(u.recv(10))
+            except BlockingIOError: out.append("EAGAIN")
+            print(out)
+            """
+        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
+        #expect(result.status == 0 && result.stdout == "['EAGAIN', [], ['EFAULT'], 'EFAULT', b'two', 'EFAULT', 'EAGAIN']\n",
+                "\(result.stdout) \(result.stderr)")
+    }
+
     /// shutdown() of a listener, as Linux's: SHUT_WR does nothing, SHUT_RDWR stops it
     /// listening, so a thread blocked in accept() wakes with EINVAL (servers stop their
     /// accept threads so), poll says writable and hung up, and new connections are
