@@ -475,7 +475,6 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
     let held = hold(handle)
     defer { held.release() }
     if count > 0 && bytes == nil, case .datagram(let d) = socket(handle).kind { return faultingReceive(d, flags: flags) }
-    guard count == 0 || bytes != nil else { return -Int(EFAULT) } // where the kernel's copy would fault
     let buffer = UnsafeMutableRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
     do {
         switch socket(handle).kind {
@@ -484,6 +483,15 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
             if flags & messageDontWait != 0 { options.insert(.dontWait) }
             if flags & messagePeek != 0 { options.insert(.peek) }
             if flags & messageWaitAll != 0 { options.insert(.waitAll) }
+            if count > 0 && bytes == nil {
+                // Where the kernel's copy would fault. Linux's tcp_recvmsg waits for data as
+                // any receive does (EAGAIN, a timeout, the end of the stream: 0), then the
+                // copy faults: EFAULT, and the bytes stay. A peek of one byte waits so.
+                guard flags & messageOutOfBand == 0 else { return -Int(EFAULT) }
+                var byte: UInt8 = 0
+                let n = try withUnsafeMutableBytes(of: &byte) { (one) throws(SocketError) in try s.receive(into: one, flags: options.union(.peek)) }
+                return n == 0 ? 0 : -Int(EFAULT)
+            }
             // No address: Linux's TCP leaves the name empty (the shim says so to the caller).
             if flags & messageOutOfBand != 0 && !s.isListening {
                 let n = try s.receiveUrgent(into: buffer, flags: options)

@@ -403,6 +403,32 @@ struct PreloadedProgramTests {
                 "\(result.stdout) \(result.stderr)")
     }
 
+    /// A TCP receive into a NULL buffer with a length, as Linux's tcp_recvmsg: it waits
+    /// for data as any receive does (here until SO_RCVTIMEO: EAGAIN), then faults (EFAULT)
+    /// and the bytes stay; at the end of the stream it returns 0; on a listener, ENOTCONN.
+    /// The expected line is the kernel's. Before, each call failed at once with EFAULT.
+    @Test func nullBufferStreamReceive_waitsThenFaultsAndKeeps() throws {
+        let lab = try LabNamespace()
+        let program = """
+            import ctypes, errno, socket, struct, time
+            libc = ctypes.CDLL(None, use_errno=True)
+            l = socket.create_server(("10.77.0.2", 0)); c = socket.create_connection(l.getsockname()); s, _ = l.accept()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 300000))
+            def call(f):
+                ctypes.set_errno(0); r = f()
+                return errno.errorcode.get(ctypes.get_errno(), "0") if r == -1 else r
+            start = time.time(); out = [call(lambda: libc.recv(s.fileno(), None, 5, 0)), time.time() - start > 0.25]
+            c.sendall(b"data"); time.sleep(0.1)
+            out += [call(lambda: libc.recv(s.fileno(), None, 5, 0)), s.recv(10)]
+            c.close(); time.sleep(0.1)
+            out += [call(lambda: libc.recv(s.fileno(), None, 5, 0)), call(lambda: libc.recv(l.fileno(), None, 5, 0))]
+            print(out)
+            """
+        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
+        #expect(result.status == 0 && result.stdout == "['EAGAIN', True, 'EFAULT', b'data', 0, 'ENOTCONN']\n",
+                "\(result.stdout) \(result.stderr)")
+    }
+
     /// shutdown() of a listener, as Linux's: SHUT_WR does nothing, SHUT_RDWR stops it
     /// listening, so a thread blocked in accept() wakes with EINVAL (servers stop their
     /// accept threads so), poll says writable and hung up, and new connections are
