@@ -32,33 +32,36 @@ let package = Package(
         // What a program and the stack share: the region, rings, wait words (a futex, hence
         // CNetMPLinux), doorbells, the usrreq records and the handles naming sockets.
         .target(name: "NetMPChannel", dependencies: ["NetMPWire", "NetMPTCP", "CNetMPLinux", "CNetMPChannel"], swiftSettings: strict),
+        // Every target above the channel names it, though NetMPStack re-exports it: the build
+        // recompiles a target when a module it names changes (a field moved in a channel
+        // class must not leave a module reading it at the old offset).
         .target(name: "NetMPStack", dependencies: ["NetMPWire", "NetMPTCP", "NetMPChannel", "CNetMPChannel"], swiftSettings: strict),
         .target(name: "NetMPLink", dependencies: ["NetMPWire", "CNetMPLinux"], swiftSettings: strict),
-        .target(name: "NetMPRuntime", dependencies: ["NetMPStack", "NetMPLink", "CNetMPLinux", "CNuma"],
+        .target(name: "NetMPRuntime", dependencies: ["NetMPStack", "NetMPChannel", "NetMPLink", "CNetMPLinux", "CNuma"],
                 swiftSettings: strict),
-        .target(name: "NetMPSocket", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPLink", "NetMPWire", "CNetMPLinux"], swiftSettings: strict),
+        .target(name: "NetMPSocket", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPChannel", "NetMPLink", "NetMPWire", "CNetMPLinux"], swiftSettings: strict),
         .target(name: "NetMPShim", dependencies: ["NetMPSocket"], path: "Sources/NetMPShim",
                 cSettings: [.headerSearchPath("../../Include"), warningsAreErrors],
                 linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
-        .executableTarget(name: "NetMPCommand", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPWire", "CNetMPLinux"],
+        .executableTarget(name: "NetMPCommand", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPChannel", "NetMPWire", "CNetMPLinux"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         // Hosts the stack on one thread to exchange data with a kernel peer, for the TCP interop
         // tests until the socket shim lands; not installed.
         // Counts the process's heap allocations for the driver's allocation check.
         .target(name: "CNetMPAllocationCount", path: "Sources/CNetMPAllocationCount"),
-        .executableTarget(name: "NetMPTCPDriver", dependencies: ["CZlib", "NetMPRuntime", "NetMPStack", "NetMPTCP", "NetMPLink",
+        .executableTarget(name: "NetMPTCPDriver", dependencies: ["CZlib", "NetMPRuntime", "NetMPStack", "NetMPChannel", "NetMPTCP", "NetMPLink",
                                                                  "CNetMPAllocationCount"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         // Micro-benchmarks with their C references (Scripts/bench); not installed.
         .target(name: "CNetMPBenchReference", path: "Sources/CNetMPBenchReference"),
-        .executableTarget(name: "NetMPBench", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPWire", "CNetMPBenchReference", "CNetMPLinux"],
+        .executableTarget(name: "NetMPBench", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPChannel", "NetMPWire", "CNetMPBenchReference", "CNetMPLinux"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .target(name: "NetMPTestSupport", dependencies: ["NetMPWire"], path: "Tests/NetMPTestSupport"),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire", "NetMPTestSupport"]),
         .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire", "NetMPTestSupport"]),
-        .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPWire", "NetMPTCP", "NetMPTestSupport", "CNetMPChannel"]),
-        .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPStack", "NetMPWire", "NetMPTCP", "CNetMPLinux"]),
-        .testTarget(name: "NetMPRuntimeTests", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPTCP", "NetMPWire", "NetMPLink", "CNetMPLinux"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire", "NetMPStack", "NetMPTCP"]),
+        .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPChannel", "NetMPWire", "NetMPTCP", "NetMPTestSupport", "CNetMPChannel"]),
+        .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPStack", "NetMPChannel", "NetMPWire", "NetMPTCP", "CNetMPLinux"]),
+        .testTarget(name: "NetMPRuntimeTests", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPChannel", "NetMPTCP", "NetMPWire", "NetMPLink", "CNetMPLinux"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire", "NetMPStack", "NetMPChannel", "NetMPTCP"]),
     ]
 )
