@@ -68,7 +68,7 @@ public final class AcceptQueue: @unchecked Sendable {
 
     /// The core: appends `connection`; false when the queue is full.
     public func push(_ connection: AcceptedConnection) -> Bool {
-        guard owner.unread() < capacity else { return false }
+        guard owner.unread(head) < capacity else { return false }
         let position = owner.tail
         let tuple = connection.tuple
         let w = words(position)
@@ -80,7 +80,7 @@ public final class AcceptQueue: @unchecked Sendable {
         w[3].store(tuple.remote.address.bits.high, ordering: .relaxed)
         w[4].store(tuple.remote.address.bits.low, ordering: .relaxed)
         w[5].store(UInt64(tuple.local.port) | UInt64(tuple.remote.port) << 16, ordering: .relaxed)
-        owner.publish(1)
+        owner.publish(1, at: tail)
         return true
     }
 

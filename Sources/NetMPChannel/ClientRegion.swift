@@ -223,12 +223,15 @@ public final class ClientRegion: @unchecked Sendable {
 /// with the slot's words). A ring that wrote more, or a table already holding
 /// `SocketTable.warmLimit` warm slots, gives every page back, and they read as zero.
 public final class SlotLease: @unchecked Sendable {
-    public let slot: UInt32
+    // Two pointers and two flags: one lease per socket on each side of the stack service,
+    // so the words and the stride are found from the slot number when used (the stride's
+    // chunk was mapped when the lease was made, and stays mapped with the table).
     let table: SocketTable
+    public let slot: UInt32
     /// The slot's shared words (a `netmp_stream_slot` or `netmp_datagram_slot`).
-    public let words: UnsafeMutableRawPointer
+    public var words: UnsafeMutableRawPointer { table.words(slot) }
     /// The slot's stride.
-    public let base: UnsafeMutableRawPointer
+    public var base: UnsafeMutableRawPointer { table.memory.base(of: slot)! }
     /// A stream socket's rings' control blocks, in the slot's entry.
     var sendControl: UnsafeMutableRawPointer { table.entry(slot) + MemoryLayout<netmp_socket_entry>.offset(of: \netmp_socket_entry.send_ring)! }
     var receiveControl: UnsafeMutableRawPointer { table.entry(slot) + MemoryLayout<netmp_socket_entry>.offset(of: \netmp_socket_entry.receive_ring)! }
@@ -239,11 +242,9 @@ public final class SlotLease: @unchecked Sendable {
     /// already set up.
     public let adopted: Bool
 
-    init(slot: UInt32, table: SocketTable, base: UnsafeMutableRawPointer, wasWarm: Bool, adopted: Bool) {
+    init(slot: UInt32, table: SocketTable, wasWarm: Bool, adopted: Bool) {
         self.slot = slot
         self.table = table
-        self.words = table.words(slot)
-        self.base = base
         self.wasWarm = wasWarm
         self.adopted = adopted
     }

@@ -401,7 +401,7 @@ public final class DatagramQueue: @unchecked Sendable {
     /// Owner: appends a record; false when it does not fit.
     func push(_ payload: UnsafeRawBufferPointer, arrival: DatagramArrival) -> Bool {
         let size = Self.headerLength + payload.count
-        guard storage.capacity &- owner.unread() >= size else { return false }
+        guard storage.capacity &- owner.unread(head) >= size else { return false }
         let t = owner.tail
         let source = arrival.source.address.bits, destination = arrival.destination.address.bits
         var header = Header()
@@ -415,7 +415,7 @@ public final class DatagramQueue: @unchecked Sendable {
         header.arrival = Int64(bitPattern: arrival.at.nanoseconds)
         withUnsafeBytes(of: &header) { storage.copyIn($0, at: t) }
         storage.copyIn(payload, at: t &+ Self.headerLength)
-        owner.publish(size)
+        owner.publish(size, at: tail)
         return true
     }
 
@@ -425,7 +425,7 @@ public final class DatagramQueue: @unchecked Sendable {
     /// the reserved ones; the quoted payload follows. False when it does not fit.
     public func push(_ error: DatagramError, quoted payload: UnsafeRawBufferPointer, at now: Instant) -> Bool {
         let size = Self.headerLength + payload.count
-        guard storage.capacity &- owner.unread() >= size else { return false }
+        guard storage.capacity &- owner.unread(head) >= size else { return false }
         let t = owner.tail
         let offender = error.offender.bits, destination = error.datagram.remote.address.bits
         var header = Header()
@@ -441,7 +441,7 @@ public final class DatagramQueue: @unchecked Sendable {
         header.arrival = Int64(bitPattern: now.nanoseconds)
         withUnsafeBytes(of: &header) { storage.copyIn($0, at: t) }
         storage.copyIn(payload, at: t &+ Self.headerLength)
-        owner.publish(size)
+        owner.publish(size, at: tail)
         return true
     }
 

@@ -8,7 +8,8 @@ import Synchronization
 /// empty. So nothing a client writes makes the producer write past the free space, or
 /// trap. A receive ring, a datagram queue and an accept queue keep one each.
 struct ProducerPositions {
-    let tailWord, headWord: UnsafeMutablePointer<Atomic<Int>>
+    // The ring's words are its holder's (passed to each call): a receive ring is made per
+    // socket on each side of the stack service, and keeps no copies of its pointers.
     /// What the producer published.
     private(set) var tail: Int
     /// The readers' head as the producer last took it.
@@ -17,15 +18,13 @@ struct ProducerPositions {
     private(set) var impossible = 0
 
     init(tail tailWord: UnsafeMutablePointer<Atomic<Int>>, head headWord: UnsafeMutablePointer<Atomic<Int>>, capacity: Int) {
-        self.tailWord = tailWord
-        self.headWord = headWord
         tail = tailWord.pointee.load(ordering: .acquiring)
         consumed = headWord.pointee.load(ordering: .acquiring)
         if !(0...capacity).contains(tail &- consumed) { consumed = tail }
     }
 
-    /// The readers' head, taken if it moved forward and not past the tail.
-    mutating func takeHead() -> Int {
+    /// The readers' head (at `headWord`), taken if it moved forward and not past the tail.
+    mutating func takeHead(_ headWord: UnsafeMutablePointer<Atomic<Int>>) -> Int {
         let head = headWord.pointee.load(ordering: .acquiring)
         if head != consumed {
             if head &- consumed > 0 && tail &- head >= 0 { consumed = head } else { impossible &+= 1 }
@@ -34,10 +33,10 @@ struct ProducerPositions {
     }
 
     /// Published and not yet taken by readers, as the producer sees it.
-    mutating func unread() -> Int { tail &- takeHead() }
+    mutating func unread(_ headWord: UnsafeMutablePointer<Atomic<Int>>) -> Int { tail &- takeHead(headWord) }
 
-    /// Makes `count` more published.
-    mutating func publish(_ count: Int) {
+    /// Makes `count` more published, at `tailWord`.
+    mutating func publish(_ count: Int, at tailWord: UnsafeMutablePointer<Atomic<Int>>) {
         tail &+= count
         tailWord.pointee.store(tail, ordering: .releasing)
     }

@@ -61,7 +61,7 @@ public final class ReceiveRing: @unchecked Sendable {
     public var free: Int { capacity - unread }
 
     /// Published bytes no reader has taken yet, as the owner sees it.
-    public var unread: Int { owner.unread() }
+    public var unread: Int { owner.unread(head) }
 
     /// Copies `bytes` to `offset` bytes past the published end. Precondition: they fit in `free`.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
@@ -74,13 +74,13 @@ public final class ReceiveRing: @unchecked Sendable {
     /// How far readers have consumed (an absolute position), as the owner sees it: never
     /// behind what it saw last, never past what it published. The owner reopens the window
     /// by the difference from what it saw last.
-    public var consumedPosition: Int { owner.takeHead() }
+    public var consumedPosition: Int { owner.takeHead(head) }
     /// Bytes ever published: it moves when data arrives (epoll's edge-triggered EPOLLIN).
     public var publishedPosition: Int { tail.pointee.load(ordering: .acquiring) }
 
     /// Makes `count` more bytes readable and wakes blocked readers.
     public func publish(_ count: Int) {
-        owner.publish(count)
+        owner.publish(count, at: tail)
         readers.wakeAll()
     }
 

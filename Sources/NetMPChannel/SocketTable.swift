@@ -132,14 +132,14 @@ public final class SocketTable: @unchecked Sendable {
     /// when the table is full or has no memory.
     public func lease() -> SlotLease? {
         guard holdsRings, let (slot, wasWarm) = takeSlot() else { return nil }
-        guard let base = memory.base(of: slot) else {
+        guard memory.base(of: slot) != nil else { // its chunk mapped, for the lease's `base`
             free(slot, heavy: false)
             return nil
         }
         flags(slot).pointee.store(NETMP_SLOT_LEASED, ordering: .relaxed)
         holders(slot).pointee.store(0, ordering: .relaxed)
         holds(slot).pointee.store(1, ordering: .releasing)
-        return SlotLease(slot: slot, table: self, base: base, wasWarm: wasWarm, adopted: false)
+        return SlotLease(slot: slot, table: self, wasWarm: wasWarm, adopted: false)
     }
 
     func holders(_ slot: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> {
@@ -269,8 +269,8 @@ public final class SocketTable: @unchecked Sendable {
 
     /// The hold `hold(_:)` took, now owned by the caller's view.
     public func adopt(_ slot: UInt32) -> SlotLease? {
-        guard Int(slot) < capacity, holds(slot).pointee.load(ordering: .acquiring) > 0, let base = memory.base(of: slot) else { return nil }
-        return SlotLease(slot: slot, table: self, base: base, wasWarm: false, adopted: true)
+        guard Int(slot) < capacity, holds(slot).pointee.load(ordering: .acquiring) > 0, memory.base(of: slot) != nil else { return nil }
+        return SlotLease(slot: slot, table: self, wasWarm: false, adopted: true)
     }
 
     /// A hold ends; the last frees the slot, its words and rings' control blocks zeroed (but the doorbell's names
