@@ -43,8 +43,13 @@ public final class Doorbell: @unchecked Sendable {
     // The other words are found from `words` when used (a constant offset each): a doorbell
     // is made per socket on each side of the stack service, so it stays small.
     typealias Words = netmp_doorbell
-    var pollers: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.pollers)!) }
-    var ringCount: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.rings)!) }
+    // The offsets once (a key path's offset is a constant in optimized code, a run-time
+    // walk of the key path in a debug or sanitizer build).
+    static let pollersAt = MemoryLayout<Words>.offset(of: \Words.pollers)!
+    static let ringsAt = MemoryLayout<Words>.offset(of: \Words.rings)!
+    static let namesAt = MemoryLayout<Words>.offset(of: \Words.names)!
+    var pollers: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: Self.pollersAt) }
+    var ringCount: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: Self.ringsAt) }
     /// The hold that keeps the slot (the application's doorbell; a view holds nothing).
     let lease: SlotLease?
     /// The pollers' mutex, made by the first poller (the owner core's view never has one).
@@ -60,7 +65,7 @@ public final class Doorbell: @unchecked Sendable {
     /// The names sent for this doorbell (`netmp_doorbell.names`), by any process of the
     /// client: each naming counts one, so a copy of a named file is known to be the one
     /// the stack rings while the count is what it was when the copy was kept.
-    var names: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: MemoryLayout<Words>.offset(of: \Words.names)!) }
+    var names: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: Self.namesAt) }
     /// A poller of this process saw the eventfd readable since it was last emptied (under
     /// `lock`).
     var countSeen = false

@@ -18,16 +18,23 @@ public final class ReceiveRing: @unchecked Sendable {
     public let storage: RingStorage
     // The control block's words, found from its address when used (a constant offset each):
     // an object per socket on each side of the stack service, kept small.
-    var tail: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!) }
-    var head: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!) }
+    var tail: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: Self.tailAt) }
+    var head: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: Self.headAt) }
     /// 1 once the peer's FIN is in.
-    var endOfStream: UnsafeMutablePointer<Atomic<UInt32>> { storage.block.atomic(UInt32.self, at: MemoryLayout<Block>.offset(of: \Block.end_of_stream)!) }
+    var endOfStream: UnsafeMutablePointer<Atomic<UInt32>> { storage.block.atomic(UInt32.self, at: Self.endOfStreamAt) }
     typealias Block = netmp_receive_ring
+
+    // The offsets once (a key path's offset is a constant in optimized code, a run-time
+    // walk of the key path in a debug or sanitizer build).
+    static let tailAt = MemoryLayout<Block>.offset(of: \Block.tail)!
+    static let headAt = MemoryLayout<Block>.offset(of: \Block.head)!
+    static let endOfStreamAt = MemoryLayout<Block>.offset(of: \Block.end_of_stream)!
+    static let readersAt = MemoryLayout<Block>.offset(of: \Block.readers)!
     /// The furthest position the owner ever wrote (owner only): how much of the ring's
     /// memory was touched, when it is given back.
     var writtenEnd = 0
     /// Readers block here; the owner wakes them after publishing.
-    public var readers: WaitWord { WaitWord(zeroedAt: storage.block + MemoryLayout<Block>.offset(of: \Block.readers)!) }
+    public var readers: WaitWord { WaitWord(zeroedAt: storage.block + Self.readersAt) }
     /// The owner's own view of the positions (a client can write the control block).
     var owner: ProducerPositions
     /// Times the owner found `head` somewhere no reader could have put it.
@@ -49,8 +56,8 @@ public final class ReceiveRing: @unchecked Sendable {
     init(storage: RingStorage) {
         self.storage = storage
         let block = storage.block
-        owner = ProducerPositions(tail: block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.tail)!),
-                                  head: block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.head)!),
+        owner = ProducerPositions(tail: block.atomic(Int.self, at: Self.tailAt),
+                                  head: block.atomic(Int.self, at: Self.headAt),
                                   capacity: storage.capacity)
     }
     deinit { storage.deallocate(touched: writtenEnd) }

@@ -16,13 +16,21 @@ public final class SendRing: @unchecked Sendable {
     public let storage: RingStorage
     // The control block's words, found from its address when used (a constant offset each):
     // an object per socket on each side of the stack service, kept small.
-    var reserved: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.reserved)!) }
-    var committed: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.committed)!) }
-    var released: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.released)!) }
-    var sent: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: MemoryLayout<Block>.offset(of: \Block.sent)!) }
+    var reserved: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: Self.reservedAt) }
+    var committed: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: Self.committedAt) }
+    var released: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: Self.releasedAt) }
+    var sent: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: Self.sentAt) }
     /// Writers waiting for space block here; the owner wakes them when it frees.
-    public var writers: WaitWord { WaitWord(zeroedAt: storage.block + MemoryLayout<Block>.offset(of: \Block.writers)!) }
+    public var writers: WaitWord { WaitWord(zeroedAt: storage.block + Self.writersAt) }
     typealias Block = netmp_send_ring
+
+    // The offsets once (a key path's offset is a constant in optimized code, a run-time
+    // walk of the key path in a debug or sanitizer build).
+    static let reservedAt = MemoryLayout<Block>.offset(of: \Block.reserved)!
+    static let committedAt = MemoryLayout<Block>.offset(of: \Block.committed)!
+    static let releasedAt = MemoryLayout<Block>.offset(of: \Block.released)!
+    static let sentAt = MemoryLayout<Block>.offset(of: \Block.sent)!
+    static let writersAt = MemoryLayout<Block>.offset(of: \Block.writers)!
     /// The owner's own view of the positions. It publishes `released` but never reads it
     /// back, and takes a new `committed` only when it moved forward and within the ring:
     /// in the stack service the control block is memory the client can write, and what a

@@ -25,21 +25,29 @@ public final class SocketChannel: @unchecked Sendable {
     // The slot's words are found from its address when used (a constant offset each): this
     // object is made once per socket on each side of the stack service, so it stays small.
     typealias Slot = netmp_stream_slot
+    // The offsets once (a key path's offset is a constant in optimized code, a run-time
+    // walk of the key path in a debug or sanitizer build).
+    static let changesAt = MemoryLayout<Slot>.offset(of: \Slot.changes)!
+    static let statusAt = MemoryLayout<Slot>.offset(of: \Slot.status)!
+    static let errorAt = MemoryLayout<Slot>.offset(of: \Slot.error)!
+    static let activeWritersAt = MemoryLayout<Slot>.offset(of: \Slot.active_writers)!
+    static let outputOptionsAt = MemoryLayout<Slot>.offset(of: \Slot.output_options)!
+    static let ownerAt = MemoryLayout<Slot>.offset(of: \Slot.owner)!
     /// Connection-state changes (connect done, failed, closed) wake this word; data moves
     /// wake the rings' own words.
-    public var changes: WaitWord { WaitWord(zeroedAt: slot + MemoryLayout<Slot>.offset(of: \Slot.changes)!) }
+    public var changes: WaitWord { WaitWord(zeroedAt: slot + Self.changesAt) }
     /// Rung on every change that poll, select or epoll could care about (the shim's eventfd).
     public let doorbell: Doorbell
-    var flags: UnsafeMutablePointer<Atomic<UInt32>> { slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.status)!) }
-    var errorNumber: UnsafeMutablePointer<Atomic<Int32>> { slot.atomic(Int32.self, at: MemoryLayout<Slot>.offset(of: \Slot.error)!) }
+    var flags: UnsafeMutablePointer<Atomic<UInt32>> { slot.atomic(UInt32.self, at: Self.statusAt) }
+    var errorNumber: UnsafeMutablePointer<Atomic<Int32>> { slot.atomic(Int32.self, at: Self.errorAt) }
     /// Application threads inside a write (between checking that writing is open and
     /// committing their bytes). shutdown and close wait for them to leave before asking the
     /// owner to send the FIN, so a write that returned a count is never cut off by it.
-    var activeWriters: UnsafeMutablePointer<Atomic<Int>> { slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.active_writers)!) }
+    var activeWriters: UnsafeMutablePointer<Atomic<Int>> { slot.atomic(Int.self, at: Self.activeWritersAt) }
     /// NETMP_OUTPUT_* bits: TCP_CORK and TCP_NODELAY as the application last set them.
-    var outputOptionWord: UnsafeMutablePointer<Atomic<UInt32>> { slot.atomic(UInt32.self, at: MemoryLayout<Slot>.offset(of: \Slot.output_options)!) }
+    var outputOptionWord: UnsafeMutablePointer<Atomic<UInt32>> { slot.atomic(UInt32.self, at: Self.outputOptionsAt) }
     /// The owner core's index, once a core owns the connection (-1 before).
-    var ownerWord: UnsafeMutablePointer<Atomic<Int>> { slot.atomic(Int.self, at: MemoryLayout<Slot>.offset(of: \Slot.owner)!) }
+    var ownerWord: UnsafeMutablePointer<Atomic<Int>> { slot.atomic(Int.self, at: Self.ownerAt) }
     public var owner: Int { ownerWord.pointee.load(ordering: .acquiring) }
     public func attach(to core: Int) { ownerWord.pointee.store(core, ordering: .releasing) }
     /// Owner only: the control block this channel belongs to (the host's TCPSocket, which

@@ -15,12 +15,12 @@ import Synchronization
 /// block's address); `OwnedWaitWord` gives one memory of its own.
 public struct WaitWord: @unchecked Sendable {
     let memory: UnsafeMutableRawPointer
-    var word: UnsafeMutablePointer<Atomic<UInt32>> {
-        memory.atomic(UInt32.self, at: MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.generation)!)
-    }
-    var waiters: UnsafeMutablePointer<Atomic<UInt32>> {
-        memory.atomic(UInt32.self, at: MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.waiters)!)
-    }
+    var word: UnsafeMutablePointer<Atomic<UInt32>> { memory.atomic(UInt32.self, at: Self.generationAt) }
+    var waiters: UnsafeMutablePointer<Atomic<UInt32>> { memory.atomic(UInt32.self, at: Self.waitersAt) }
+    // The offsets once (a key path's offset is a constant in optimized code, a run-time
+    // walk of the key path in a debug or sanitizer build).
+    static let generationAt = MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.generation)!
+    static let waitersAt = MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.waiters)!
 
     /// The wait word at `memory`, whose bytes are zero (a fresh word: zero bytes are
     /// Atomic(0), and not writing them leaves an untouched page untouched), inside a control
