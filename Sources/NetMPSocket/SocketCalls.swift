@@ -474,8 +474,10 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
                       _ full: UnsafeMutablePointer<Int>?) -> Int {
     let held = hold(handle)
     defer { held.release() }
-    if count > 0 && bytes == nil, case .datagram(let d) = socket(handle).kind { return faultingReceive(d, flags: flags) }
-    let buffer = UnsafeMutableRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
+    // Where the kernel's copy would fault (a NULL buffer with a length): Linux's receive
+    // still waits first, and only then says EFAULT (below, for each kind).
+    let faulting = count > 0 && bytes == nil
+    let buffer = UnsafeMutableRawBufferPointer(start: count == 0 ? nil : bytes, count: faulting ? 0 : count)
     do {
         switch socket(handle).kind {
         case .stream(let s):
@@ -483,10 +485,10 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
             if flags & messageDontWait != 0 { options.insert(.dontWait) }
             if flags & messagePeek != 0 { options.insert(.peek) }
             if flags & messageWaitAll != 0 { options.insert(.waitAll) }
-            if count > 0 && bytes == nil {
-                // Where the kernel's copy would fault. Linux's tcp_recvmsg waits for data as
-                // any receive does (EAGAIN, a timeout, the end of the stream: 0), then the
-                // copy faults: EFAULT, and the bytes stay. A peek of one byte waits so.
+            if faulting {
+                // Linux's tcp_recvmsg waits for data as any receive does (EAGAIN, a timeout,
+                // the end of the stream: 0), then the copy faults: EFAULT, and the bytes
+                // stay. A peek of one byte waits so.
                 guard flags & messageOutOfBand == 0 else { return -Int(EFAULT) }
                 var byte: UInt8 = 0
                 let n = try withUnsafeMutableBytes(of: &byte) { (one) throws(SocketError) in try s.receive(into: one, flags: options.union(.peek)) }
@@ -502,6 +504,7 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
             full?.pointee = n
             return n
         case .datagram(let d):
+            if faulting { return faultingReceive(d, flags: flags) }
             return try receiveDatagram(d, into: buffer, flags: flags, address: address, port: port, full: full, info: nil)
         }
     } catch { return -Int(error.errno) }
