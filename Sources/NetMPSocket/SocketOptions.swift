@@ -48,9 +48,10 @@ func optionInteger(_ level: Int32, _ value: UnsafeRawPointer?, _ length: UInt32)
 @_cdecl("netmp_setsockopt")
 public func netmpSetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _ name: Int32,
                             _ value: UnsafeRawPointer?, _ length: UInt32) -> Int32 {
-    // An int read from nowhere faults (copy_from_sockptr), at the levels that read one.
-    let levels = [OptionName.solSocket, OptionName.ipprotoIP, OptionName.ipprotoTCP, OptionName.ipprotoUDP, OptionName.ipprotoIPv6]
-    if value == nil && length >= 4 && levels.contains(level) { return -EFAULT }
+    // An int read from nowhere faults (copy_from_sockptr), at the levels that read one
+    // (the list is looked at only for a NULL value: setsockopt is on nginx's per-request path).
+    if value == nil && length >= 4 && [OptionName.solSocket, OptionName.ipprotoIP, OptionName.ipprotoTCP, OptionName.ipprotoUDP,
+                                       OptionName.ipprotoIPv6].contains(level) { return -EFAULT }
     let result = setOption(socket(handle), level, name, value, length)
     // Kept as the program passed it, for a hand-off to the kernel (Onload's mirroring):
     // a socket that moves to the kernel for a loopback destination keeps its options.
