@@ -43,8 +43,7 @@ public final class Doorbell: @unchecked Sendable {
     // The other words are found from `words` when used (a constant offset each): a doorbell
     // is made per socket on each side of the stack service, so it stays small.
     typealias Words = netmp_doorbell
-    // The offsets once (a key path's offset is a constant in optimized code, a run-time
-    // walk of the key path in a debug or sanitizer build).
+    // The offsets once (SharedWords.swift's `atomic(_:at:)` says why).
     static let pollersAt = MemoryLayout<Words>.offset(of: \Words.pollers)!
     static let ringsAt = MemoryLayout<Words>.offset(of: \Words.rings)!
     static let namesAt = MemoryLayout<Words>.offset(of: \Words.names)!

@@ -24,8 +24,7 @@ public final class ReceiveRing: @unchecked Sendable {
     var endOfStream: UnsafeMutablePointer<Atomic<UInt32>> { storage.block.atomic(UInt32.self, at: Self.endOfStreamAt) }
     typealias Block = netmp_receive_ring
 
-    // The offsets once (a key path's offset is a constant in optimized code, a run-time
-    // walk of the key path in a debug or sanitizer build).
+    // The offsets once (SharedWords.swift's `atomic(_:at:)` says why).
     static let tailAt = MemoryLayout<Block>.offset(of: \Block.tail)!
     static let headAt = MemoryLayout<Block>.offset(of: \Block.head)!
     static let endOfStreamAt = MemoryLayout<Block>.offset(of: \Block.end_of_stream)!

@@ -24,8 +24,7 @@ public final class SendRing: @unchecked Sendable {
     public var writers: WaitWord { WaitWord(zeroedAt: storage.block + Self.writersAt) }
     typealias Block = netmp_send_ring
 
-    // The offsets once (a key path's offset is a constant in optimized code, a run-time
-    // walk of the key path in a debug or sanitizer build).
+    // The offsets once (SharedWords.swift's `atomic(_:at:)` says why).
     static let reservedAt = MemoryLayout<Block>.offset(of: \Block.reserved)!
     static let committedAt = MemoryLayout<Block>.offset(of: \Block.committed)!
     static let releasedAt = MemoryLayout<Block>.offset(of: \Block.released)!

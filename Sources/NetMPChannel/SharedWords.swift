@@ -6,6 +6,11 @@ extension UnsafeMutableRawPointer {
     /// `MemoryLayout<Block>.offset(of:)`), seen as an atomic. The block's bytes must already
     /// hold the value (zero bytes are Atomic(0)): nothing is written, so binding a word of a
     /// freshly mapped ring leaves its page untouched.
+    ///
+    /// A type that finds its words at every use keeps their offsets as static constants
+    /// (`static let tailAt = MemoryLayout<Block>.offset(of: \Block.tail)!`): optimized code
+    /// folds `offset(of:)` to a constant, but a debug or sanitizer build walks the key path
+    /// at every call.
     func atomic<Value: AtomicRepresentable>(_: Value.Type, at offset: Int) -> UnsafeMutablePointer<Atomic<Value>> {
         (self + offset).bindMemory(to: Atomic<Value>.self, capacity: 1)
     }

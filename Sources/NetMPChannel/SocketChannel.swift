@@ -25,8 +25,7 @@ public final class SocketChannel: @unchecked Sendable {
     // The slot's words are found from its address when used (a constant offset each): this
     // object is made once per socket on each side of the stack service, so it stays small.
     typealias Slot = netmp_stream_slot
-    // The offsets once (a key path's offset is a constant in optimized code, a run-time
-    // walk of the key path in a debug or sanitizer build).
+    // The offsets once (SharedWords.swift's `atomic(_:at:)` says why).
     static let changesAt = MemoryLayout<Slot>.offset(of: \Slot.changes)!
     static let statusAt = MemoryLayout<Slot>.offset(of: \Slot.status)!
     static let errorAt = MemoryLayout<Slot>.offset(of: \Slot.error)!

@@ -17,8 +17,7 @@ public struct WaitWord: @unchecked Sendable {
     let memory: UnsafeMutableRawPointer
     var word: UnsafeMutablePointer<Atomic<UInt32>> { memory.atomic(UInt32.self, at: Self.generationAt) }
     var waiters: UnsafeMutablePointer<Atomic<UInt32>> { memory.atomic(UInt32.self, at: Self.waitersAt) }
-    // The offsets once (a key path's offset is a constant in optimized code, a run-time
-    // walk of the key path in a debug or sanitizer build).
+    // The offsets once (SharedWords.swift's `atomic(_:at:)` says why).
     static let generationAt = MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.generation)!
     static let waitersAt = MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.waiters)!
 
