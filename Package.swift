@@ -2,8 +2,9 @@
 import PackageDescription
 
 // One-way dependencies (docs/ARCHITECTURE.md):
-//   NetMPWire <- NetMPTCP <- NetMPChannel <- NetMPStack <- NetMPRuntime <- NetMPSocket
-//                                                           NetMPRuntime -> NetMPLink
+//   NetMPWire <- NetMPTCP <- NetMPChannel <- NetMPStack <- NetMPSystem <- NetMPClient <- NetMPSocket <- NetMPShim
+//                                                                      <- NetMPStackProcess -> NetMPLink
+// The client and the stack process never import each other: they meet in the channel.
 // Wire and TCP are pure: no I/O, no clock, no threads (PureProtocolTests). The channel's
 // rings block application threads on a futex; Stack's host tables use the channel.
 // The preloaded library (libnetmp.so) links the Swift runtime statically so it loads
@@ -37,31 +38,49 @@ let package = Package(
         // class must not leave a module reading it at the old offset).
         .target(name: "NetMPStack", dependencies: ["NetMPWire", "NetMPTCP", "NetMPChannel", "CNetMPChannel"], swiftSettings: strict),
         .target(name: "NetMPLink", dependencies: ["NetMPWire", "CNetMPLinux"], swiftSettings: strict),
-        .target(name: "NetMPRuntime", dependencies: ["NetMPStack", "NetMPChannel", "NetMPLink", "CNetMPLinux", "CNuma"],
+        // What both processes need of the machine beyond the channel: the clock, log lines,
+        // random secrets, /proc files, the NUMA map.
+        .target(name: "NetMPSystem", dependencies: ["NetMPWire", "NetMPTCP", "NetMPChannel", "NetMPStack", "CNetMPLinux", "CNuma"],
                 swiftSettings: strict),
-        .target(name: "NetMPSocket", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPChannel", "NetMPLink", "NetMPWire", "CNetMPLinux"], swiftSettings: strict),
+        // The stack process: the pinned cores, their ports and TAP queues, steering, the
+        // door that programs attach through, stats and capture.
+        .target(name: "NetMPStackProcess", dependencies: ["NetMPSystem", "NetMPStack", "NetMPChannel", "NetMPLink", "NetMPTCP",
+                                                          "NetMPWire", "CNetMPChannel", "CNetMPLinux", "CNuma"],
+                swiftSettings: strict),
+        // A program's side: its attachment, its sockets' blocking calls over the channel.
+        // It never sees the stack process's code.
+        .target(name: "NetMPClient", dependencies: ["NetMPSystem", "NetMPStack", "NetMPChannel", "NetMPTCP", "NetMPWire",
+                                                    "CNetMPChannel", "CNetMPLinux"],
+                swiftSettings: strict),
+        // A stack and its clients in one process, for tests and the tools that measure them;
+        // neither the preloaded library nor `netmp stack` links it.
+        .target(name: "NetMPInProcess", dependencies: ["NetMPStackProcess", "NetMPClient", "NetMPSystem", "NetMPStack",
+                                                       "NetMPChannel"],
+                swiftSettings: strict),
+        .target(name: "NetMPSocket", dependencies: ["NetMPClient", "NetMPSystem", "NetMPStack", "NetMPChannel", "NetMPLink",
+                                                    "NetMPWire", "CNetMPLinux"], swiftSettings: strict),
         .target(name: "NetMPShim", dependencies: ["NetMPSocket"], path: "Sources/NetMPShim",
                 cSettings: [.headerSearchPath("../../Include"), warningsAreErrors],
                 linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
-        .executableTarget(name: "NetMPCommand", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPChannel", "NetMPWire", "CNetMPLinux"],
+        .executableTarget(name: "NetMPCommand", dependencies: ["NetMPStackProcess", "NetMPClient", "NetMPSystem", "NetMPStack", "NetMPChannel", "NetMPWire", "CNetMPLinux"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         // Hosts the stack on one thread to exchange data with a kernel peer, for the TCP interop
         // tests until the socket shim lands; not installed.
         // Counts the process's heap allocations for the driver's allocation check.
         .target(name: "CNetMPAllocationCount", path: "Sources/CNetMPAllocationCount"),
-        .executableTarget(name: "NetMPTCPDriver", dependencies: ["CZlib", "NetMPRuntime", "NetMPStack", "NetMPChannel", "NetMPTCP", "NetMPLink",
+        .executableTarget(name: "NetMPTCPDriver", dependencies: ["CZlib", "NetMPInProcess", "NetMPStackProcess", "NetMPClient", "NetMPSystem", "NetMPStack", "NetMPChannel", "NetMPTCP", "NetMPLink",
                                                                  "CNetMPAllocationCount"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         // Micro-benchmarks with their C references (Scripts/bench); not installed.
         .target(name: "CNetMPBenchReference", path: "Sources/CNetMPBenchReference"),
-        .executableTarget(name: "NetMPBench", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPChannel", "NetMPWire", "CNetMPBenchReference", "CNetMPLinux"],
+        .executableTarget(name: "NetMPBench", dependencies: ["NetMPInProcess", "NetMPStackProcess", "NetMPClient", "NetMPSystem", "NetMPStack", "NetMPChannel", "NetMPWire", "CNetMPBenchReference", "CNetMPLinux"],
                           swiftSettings: strict, linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .target(name: "NetMPTestSupport", dependencies: ["NetMPWire"], path: "Tests/NetMPTestSupport"),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire", "NetMPTestSupport"]),
         .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire", "NetMPTestSupport"]),
         .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPChannel", "NetMPWire", "NetMPTCP", "NetMPTestSupport", "CNetMPChannel"]),
         .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPStack", "NetMPChannel", "NetMPWire", "NetMPTCP", "CNetMPLinux"]),
-        .testTarget(name: "NetMPRuntimeTests", dependencies: ["NetMPRuntime", "NetMPStack", "NetMPChannel", "NetMPTCP", "NetMPWire", "NetMPLink", "CNetMPLinux"]),
+        .testTarget(name: "NetMPRuntimeTests", dependencies: ["NetMPInProcess", "NetMPStackProcess", "NetMPClient", "NetMPSystem", "NetMPStack", "NetMPChannel", "NetMPTCP", "NetMPWire", "NetMPLink", "CNetMPLinux"]),
         .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire", "NetMPStack", "NetMPChannel", "NetMPTCP"]),
     ]
 )

@@ -12,8 +12,9 @@
 import CNetMPBenchReference
 import CNetMPLinux
 import Glibc
-import NetMPRuntime
 import NetMPStack
+import NetMPStackProcess
+import NetMPSystem
 import NetMPWire
 
 struct Message { var sender: Int; var number: Int }

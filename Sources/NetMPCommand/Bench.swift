@@ -1,5 +1,5 @@
 import Glibc
-import NetMPRuntime
+import NetMPSystem
 
 /// `netmp bench`: the main job's comparison in one command. It makes its own namespaces
 /// (`LabNamespaces`) and measures each case through netmp over the TAP and through kernel

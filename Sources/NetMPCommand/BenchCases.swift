@@ -1,5 +1,4 @@
 import Glibc
-import NetMPRuntime
 
 /// Which stack a measurement runs the program under test on.
 enum BenchSide: Sendable { case kernel, netmp }

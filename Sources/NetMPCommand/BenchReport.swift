@@ -1,5 +1,5 @@
 import Glibc
-import NetMPRuntime
+import NetMPSystem
 
 /// One figure of one case: every repetition's value on each side (nil where that
 /// repetition failed), or why the case was skipped.

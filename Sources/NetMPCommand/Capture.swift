@@ -1,5 +1,7 @@
 import Glibc
-import NetMPRuntime
+import NetMPChannel
+import NetMPStackProcess
+import NetMPSystem
 import NetMPWire
 import Synchronization
 
@@ -49,7 +51,7 @@ func capture(_ arguments: ArraySlice<String>) -> Never {
     let output = path == "-" ? dup(1) : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard output >= 0 else { fail("capture: \(path): \(String(cString: strerror(errno)))", code: 1) }
     let connection: Int32
-    switch StackClient.requestCapture(door: StackClient.door(tap: tap), output: output, options: options) {
+    switch CaptureRequest.send(door: StackDoor.name(tap: tap), output: output, options: options) {
     case .success(let fd): connection = fd
     case .failure(.noStack): fail("capture: no netmp stack serves \(tap) here", code: 1)
     case .failure(.refused(let e)) where e == EBUSY: fail("capture: the stack serving \(tap) is already capturing", code: 1)
@@ -71,7 +73,7 @@ func capture(_ arguments: ArraySlice<String>) -> Never {
         if poll(&watched, 1, 100) > 0 { break }
     }
     shutdown(connection, Int32(SHUT_WR))
-    guard let summary = StackClient.captureSummary(connection) else { fail("capture: the stack ended before the capture's summary", code: 1) }
+    guard let summary = CaptureRequest.summary(connection) else { fail("capture: the stack ended before the capture's summary", code: 1) }
     Log.write("netmp capture: \(summary.written) packets captured, \(summary.dropped) dropped (capture ring full)"
               + (summary.limitReached ? "; limit reached" : "")
               + (summary.writeError != 0 ? "; writing stopped: \(String(cString: strerror(summary.writeError)))" : ""))

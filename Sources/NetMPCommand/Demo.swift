@@ -1,5 +1,4 @@
 import Glibc
-import NetMPRuntime
 import Synchronization
 
 /// `netmp demo`: the main job in one command. It makes two network namespaces of its own

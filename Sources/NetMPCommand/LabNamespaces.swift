@@ -1,5 +1,5 @@
 import Glibc
-import NetMPRuntime
+import NetMPSystem
 
 /// The two network namespaces `netmp demo` and `netmp bench` make: the server's, holding a
 /// TAP for netmp (kernel side 10.77.0.1, netmp 10.77.0.2) and one end of a veth

@@ -1,14 +1,16 @@
 import CNetMPLinux
 import Glibc
-import NetMPRuntime
+import NetMPClient
 import NetMPStack
+import NetMPStackProcess
+import NetMPSystem
 import NetMPWire
 import Synchronization
 
 /// Set by SIGINT and SIGTERM: the stack service stops at its next turn.
 let stopRequested = Atomic<Bool>(false)
 
-let alreadyServed = StackService.alreadyServedStatus
+let alreadyServed = StackDoor.alreadyServedStatus
 
 /// How long a stack started for a program (`--until-idle`) waits after its last program
 /// before it ends: a shell script's next program, a moment later, finds it still there.
@@ -34,7 +36,7 @@ func stack(_ arguments: ArraySlice<String>) -> Never {
     let log = Log(level: configuration.logLevel)
     // The door first: a stack already serving (or starting) here keeps the TAP.
     let door: Int32
-    do { door = try StackService.claim(StackClient.door(tap: configuration.tapName)) } catch {
+    do { door = try StackService.claim(StackDoor.name(tap: configuration.tapName)) } catch {
         if case .door(_, let e) = error, e == EADDRINUSE {
             // Started for a program that raced another to start one: nothing to say, the
             // program attaches to the winner.
@@ -146,7 +148,7 @@ func down(_ arguments: ArraySlice<String>) -> Never {
     guard rest.isEmpty, let tap = settings["NETMP_TAP"] ?? getenv("NETMP_TAP").map({ String(cString: $0) }) else {
         fail("down: give the TAP: netmp down --tap NAME")
     }
-    let door = StackClient.door(tap: tap)
+    let door = StackDoor.name(tap: tap)
     switch StackClient.askToStop(door: door) {
     case .failure(.noStack): print("netmp: no stack serves \(tap) here"); exit(0)
     case .failure(let error): fail("down: \(error)", code: 1)

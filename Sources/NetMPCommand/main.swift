@@ -1,6 +1,7 @@
 import Glibc
-import NetMPRuntime
 import NetMPStack
+import NetMPStackProcess
+import NetMPSystem
 
 let usage = """
 netmp: a userspace TCP/IP stack that programs use through LD_PRELOAD.

@@ -1,5 +1,4 @@
 import Glibc
-import NetMPRuntime
 import NetMPStack
 
 /// The IP-level options about a socket's path and port: IP_MTU_DISCOVER and

@@ -1,6 +1,7 @@
 import Glibc
-import NetMPRuntime
+import NetMPClient
 import NetMPStack
+import NetMPSystem
 import NetMPWire
 
 /// Ancillary data on received datagrams, as recvmsg returns it in control messages: which

@@ -1,7 +1,9 @@
 import CNetMPLinux
 import Glibc
-import NetMPRuntime
+import NetMPClient
+import NetMPLink
 import NetMPStack
+import NetMPSystem
 import NetMPWire
 
 /// This process's client of the stack serving its TAP; set once at the first socket
@@ -19,7 +21,7 @@ public func netmpStartFromEnvironment() -> Int32 {
     guard processClient == nil else { return 0 }
     guard case .success(let configuration?) = environmentConfiguration() else { return 1 }
     // The stack serving this TAP in this network namespace, or one this program starts.
-    switch Result(catching: { () throws(AttachError) in try StackClient.attach(door: StackClient.door(tap: configuration.tapName)) }) {
+    switch Result(catching: { () throws(AttachError) in try StackClient.attach(door: StackDoor.name(tap: configuration.tapName)) }) {
     case .success(let client):
         attached(client, asking: configuration)
         return 0
@@ -59,14 +61,14 @@ func attachStartingStack(_ configuration: StackConfiguration) -> Int32 {
         Log.write("\(notStarted): cannot find netmp-cli beside libnetmp.so to start a stack (set NETMP_COMMAND)")
         return -1
     }
-    let door = StackClient.door(tap: configuration.tapName)
+    let door = StackDoor.name(tap: configuration.tapName)
     let deadline = MonotonicClock.now() + Interval.seconds(10)
     var started = false
     while MonotonicClock.now() < deadline {
         let status = spawnStack(command)
         switch status {
         case 0: started = true
-        case StackService.alreadyServedStatus: break // another serves (or is stopping): attach, or start again after
+        case StackDoor.alreadyServedStatus: break // another serves (or is stopping): attach, or start again after
         case -ECHILD: break // the program reaped the starter (a SIGCHLD handler): the door tells
         case ..<0:
             Log.write("\(notStarted): cannot run \(command): \(String(cString: strerror(-status)))")
@@ -175,11 +177,11 @@ public func netmpCheckEnvironment() -> Int32 {
     case .success(let configuration?):
         // The checks NetworkStack.start makes first, in its order, without attaching.
         if case .failure(let error) = NUMATopology.system(fake: configuration.fakeNUMA) {
-            Log.write("\(notStarted): \(RuntimeError.numa(error))")
+            Log.write("\(notStarted): \(error)")
             return -1
         }
         guard netmp_interface_index(configuration.tapName) > 0 else {
-            Log.write("\(notStarted): \(RuntimeError.link(.noSuchDevice(configuration.tapName)))")
+            Log.write("\(notStarted): \(LinkError.noSuchDevice(configuration.tapName))")
             return -1
         }
         return 0

@@ -1,7 +1,8 @@
 import CNetMPLinux
 import Glibc
-import NetMPRuntime
+import NetMPClient
 import NetMPStack
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 
@@ -117,7 +118,7 @@ public func netmpResumeAfterExec(_ memfd: Int32, _ record: (@convention(c) (Int3
     let client: StackClient
     do {
         client = try StackClient.resume(connection: handoff.connection, names: handoff.names,
-                                        door: StackClient.door(tap: configuration.tapName),
+                                        door: StackDoor.name(tap: configuration.tapName),
                                         keeping: handoff.sockets.compactMap(\.keptSlot))
     } catch {
         for fd in handoff.libraryDescriptors { _ = netmp_close_descriptor(fd) }

@@ -1,7 +1,8 @@
 import CNetMPLinux
 import Glibc
-import NetMPRuntime
+import NetMPClient
 import NetMPStack
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 import Synchronization

@@ -1,5 +1,4 @@
 import Glibc
-import NetMPRuntime
 import NetMPStack
 import NetMPTCP
 import NetMPWire

@@ -1,6 +1,9 @@
 import Glibc
-import NetMPRuntime
+import NetMPClient
+import NetMPInProcess
 import NetMPStack
+import NetMPStackProcess
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 

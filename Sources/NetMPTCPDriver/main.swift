@@ -7,12 +7,13 @@
 // Prints one JSON line: bytes and CRC-32 sent and received, seconds, retransmissions.
 //   netmp-tcp-driver --tap T --addr A/P --connect IP:PORT --connections N [--cores C] --send BYTES
 // runs the per-core runtime with N connections instead (RuntimeMode.swift).
+import CNetMPAllocationCount
 import CZlib
 import Glibc
 import NetMPLink
-import CNetMPAllocationCount
-import NetMPRuntime
 import NetMPStack
+import NetMPStackProcess
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 

@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import NetMPRuntime
+import NetMPStackProcess
 import NetMPWire
 import Testing
 

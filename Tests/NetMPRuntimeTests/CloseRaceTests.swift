@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
-import NetMPRuntime
+import NetMPClient
+import NetMPInProcess
 import NetMPStack
 import NetMPTCP
 import NetMPWire

@@ -1,6 +1,8 @@
 import Foundation
-import NetMPRuntime
+import NetMPClient
+import NetMPInProcess
 import NetMPStack
+import NetMPStackProcess
 import NetMPTCP
 import NetMPWire
 import Testing

@@ -1,4 +1,5 @@
-import NetMPRuntime
+import NetMPClient
+import NetMPInProcess
 import NetMPStack
 import NetMPTCP
 import NetMPWire

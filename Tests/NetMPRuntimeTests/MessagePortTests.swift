@@ -1,5 +1,5 @@
 import Foundation
-import NetMPRuntime
+import NetMPStackProcess
 import Synchronization
 import Testing
 

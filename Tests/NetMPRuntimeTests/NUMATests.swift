@@ -1,5 +1,5 @@
 import CNetMPLinux
-import NetMPRuntime
+import NetMPSystem
 import Testing
 
 @Suite struct NUMATests {

@@ -1,7 +1,9 @@
 import Foundation
 import Glibc
-import NetMPRuntime
+import NetMPClient
+import NetMPInProcess
 import NetMPStack
+import NetMPStackProcess
 import NetMPTCP
 import NetMPWire
 import Testing

@@ -55,4 +55,33 @@ import Testing
         }
         #expect(found.isEmpty, "\(module) must stay pure (no I/O): \(found.joined(separator: "; "))")
     }
+
+    /// The two sides of the door (docs/STACK-SERVICE.md): a program's code and the stack
+    /// process's meet only in the channel and the modules below it. SwiftPM puts every
+    /// module of a build in one folder, so an import that Package.swift does not declare can
+    /// still compile; this catches it.
+    static let forbidden: [String: Set<String>] = [
+        "NetMPClient": ["NetMPStackProcess", "NetMPInProcess", "NetMPLink", "CNuma"],
+        "NetMPSocket": ["NetMPStackProcess", "NetMPInProcess"],
+        "NetMPStackProcess": ["NetMPClient", "NetMPSocket", "NetMPInProcess"],
+        "NetMPSystem": ["NetMPClient", "NetMPStackProcess", "NetMPInProcess", "NetMPLink"],
+        "NetMPCommand": ["NetMPInProcess"],
+    ]
+
+    @Test(arguments: ["NetMPClient", "NetMPSocket", "NetMPStackProcess", "NetMPSystem", "NetMPCommand"])
+    func module_keepsToItsSideOfTheDoor(_ module: String) throws {
+        let files = Self.files(of: module)
+        #expect(files.count > 3, "the lint found no sources of \(module) under \(Self.sources.path)")
+        var found: [String] = []
+        for file in files {
+            let text = try String(contentsOf: Self.sources.appendingPathComponent(file), encoding: .utf8)
+            for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+                let words = line.trimmingCharacters(in: .whitespaces).split(separator: " ").filter { !$0.hasPrefix("@") }
+                guard words.first == "import", words.count > 1 else { continue }
+                let imported = String(words[words.count > 2 ? 2 : 1].split(separator: ".").first ?? "")
+                if Self.forbidden[module, default: []].contains(imported) { found.append("\(file): \(line)") }
+            }
+        }
+        #expect(found.isEmpty, "\(module) reaches across the door: \(found.joined(separator: "; "))")
+    }
 }

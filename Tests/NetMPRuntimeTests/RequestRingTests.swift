@@ -1,6 +1,7 @@
 import Glibc
-import NetMPRuntime
+import NetMPInProcess
 import NetMPStack
+import NetMPStackProcess
 import NetMPTCP
 import NetMPWire
 import Synchronization

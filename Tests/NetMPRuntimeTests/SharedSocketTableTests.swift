@@ -1,8 +1,9 @@
 import CNetMPChannel
 import CNetMPLinux
 import Glibc
-import NetMPRuntime
+import NetMPInProcess
 import NetMPStack
+import NetMPStackProcess
 import NetMPTCP
 import NetMPWire
 import Synchronization

@@ -1,6 +1,5 @@
 import Foundation
 import Glibc
-import NetMPRuntime
 import NetMPStack
 import Synchronization
 import Testing

@@ -1,5 +1,6 @@
 import Glibc
-import NetMPRuntime
+import NetMPClient
+import NetMPInProcess
 import NetMPStack
 import NetMPTCP
 import NetMPWire

@@ -1,8 +1,11 @@
 import Foundation
 import Glibc
+import NetMPClient
+import NetMPInProcess
 import NetMPLink
-import NetMPRuntime
 import NetMPStack
+import NetMPStackProcess
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 

@@ -2,8 +2,11 @@ import CNetMPChannel
 import CNetMPLinux
 import Foundation
 import Glibc
-import NetMPRuntime
+import NetMPClient
+import NetMPInProcess
 import NetMPStack
+import NetMPStackProcess
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 import Synchronization

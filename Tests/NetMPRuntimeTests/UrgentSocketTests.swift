@@ -1,5 +1,5 @@
 import Glibc
-import NetMPRuntime
+import NetMPClient
 import NetMPStack
 import NetMPTCP
 import NetMPWire

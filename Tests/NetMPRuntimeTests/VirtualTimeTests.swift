@@ -1,7 +1,10 @@
 import Glibc
+import NetMPClient
+import NetMPInProcess
 import NetMPLink
-import NetMPRuntime
 import NetMPStack
+import NetMPStackProcess
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 import Synchronization

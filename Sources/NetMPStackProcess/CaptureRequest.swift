@@ -1,14 +1,17 @@
 import CNetMPChannel
 import CNetMPLinux
 import Glibc
+import NetMPChannel
 import NetMPWire
 
-extension StackClient {
+/// `netmp capture`'s side of the door: it asks the stack process for a capture and waits
+/// for its summary.
+public enum CaptureRequest {
     /// Asks the stack serving `door` to capture into `output` (a descriptor this process
     /// opened; the stack gets a copy). On success, the connection: the capture runs until
     /// it is shut down or closed, or until the stack ends it (a limit), and then carries
-    /// the summary (`captureSummary`).
-    public static func requestCapture(door: String, output: Int32, options: CaptureSession.Options) -> Result<Int32, AttachError> {
+    /// the summary (`summary`).
+    public static func send(door: String, output: Int32, options: CaptureSession.Options) -> Result<Int32, AttachError> {
         var request = netmp_capture_request()
         request.hello = netmp_attach_hello(version: UInt32(NETMP_ATTACH_VERSION), request: UInt32(NETMP_HELLO_CAPTURE), client: 0, process: 0)
         request.snap_length = UInt32(options.snapLength)
@@ -36,7 +39,7 @@ extension StackClient {
     /// Waits for the summary the stack sends as the capture on `connection` ends (after
     /// a shutdown of it, or a limit), and closes the connection. Nil if the stack ended
     /// without one.
-    public static func captureSummary(_ connection: Int32) -> CaptureSession.Summary? {
+    public static func summary(_ connection: Int32) -> CaptureSession.Summary? {
         defer { close(connection) }
         var message = netmp_capture_summary()
         var count: Int32 = 0

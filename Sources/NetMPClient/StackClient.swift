@@ -2,6 +2,7 @@ import CNetMPChannel
 import CNetMPLinux
 import Glibc
 import NetMPStack
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 import Synchronization
@@ -121,8 +122,8 @@ public final class StackClient: @unchecked Sendable {
     public var stackGone: Bool { gone.load(ordering: .acquiring) }
 
     /// `names`: attached, the client's names socket (its doorbells' eventfds go to core 0
-    /// through it).
-    init(id: UInt32, region: ClientRegion, configuration: StackConfiguration, tcpConfiguration: TCPConfiguration,
+    /// through it). A client in the stack's own process (NetMPInProcess) has none of the three.
+    public init(id: UInt32, region: ClientRegion, configuration: StackConfiguration, tcpConfiguration: TCPConfiguration,
          steering: FlowSteering, wakers: [CoreWaker], connection: Int32? = nil, names: Int32? = nil, door: String? = nil) {
         self.id = id
         self.region = region

@@ -2,32 +2,11 @@ import CNetMPChannel
 import CNetMPLinux
 import Glibc
 import NetMPStack
+import NetMPSystem
 import NetMPTCP
 import Synchronization
 
-/// Why a program could not attach to a stack service.
-public enum AttachError: Error, Equatable, CustomStringConvertible {
-    /// No stack serves this name in this network namespace (connect's errno).
-    case noStack(errno: Int32)
-    /// The stack refused the client (its errno: EACCES for a uid it does not serve).
-    case refused(errno: Int32)
-    /// The stack's answer was not what this library understands.
-    case malformed(String)
-
-    public var description: String {
-        switch self {
-        case .noStack(let e): "no netmp stack serves this TAP here (\(String(cString: strerror(e))))"
-        case .refused(let e): "the netmp stack refused this program (\(String(cString: strerror(e))))"
-        case .malformed(let why): "the netmp stack's answer is malformed: \(why)"
-        }
-    }
-}
-
 extension StackClient {
-    /// The name of the stack service's door for TAP `tap`: an abstract Unix socket, so one
-    /// per network namespace, which is where the TAP's name means something.
-    public static func door(tap: String) -> String { "netmp/\(tap)" }
-
     /// Attaches to the stack serving `door`: a hello, then the answer with the region,
     /// the wake page and the client's bells (an eventfd per core). The connection stays open for the client's
     /// life: the stack learns that the program ended when it closes.

@@ -2,6 +2,7 @@ import CNetMPChannel
 import CNetMPLinux
 import Glibc
 import NetMPStack
+import NetMPSystem
 
 /// One client as one core serves it: the client region's request ring for this core, its
 /// socket table and reply slots (this core's own views of the region), and this core's

@@ -1,4 +1,5 @@
 import Glibc
+import NetMPSystem
 import NetMPWire
 import Synchronization
 

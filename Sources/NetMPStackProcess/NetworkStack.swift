@@ -2,6 +2,7 @@ import CNetMPLinux
 import Glibc
 import NetMPLink
 import NetMPStack
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 import Synchronization
@@ -42,10 +43,13 @@ public final class NetworkStack: @unchecked Sendable {
     let ports: [MessagePort<CoreMessage>]
     /// The cores' sleep announcements, which the ports and every client's senders read.
     let wakePage: CoreWakePage
-    /// The application's side (in-process, the stack's first client): its region holds
-    /// each core's request ring, the reply slots and the socket table. The ports carry what
-    /// the stack's own threads say to each other.
-    public private(set) var primary: StackClient!
+    /// The stack's first client, 0, in its own process: its region holds each core's
+    /// request ring, the reply slots and the socket table. The ports carry what the stack's
+    /// own threads say to each other.
+    public let primaryParts: LocalClientParts
+    /// The application side that NetMPInProcess makes of `primaryParts` on first use (this
+    /// module never sees the client's code; `netmp stack` never fills it).
+    public let primarySide = OnceObject()
     /// The number the next attached client gets.
     let nextClientID = AtomicCounter(1)
     let threads: [ProtocolThread]
@@ -183,15 +187,17 @@ public final class NetworkStack: @unchecked Sendable {
         self.portTable = portTable; self.datagramPortTable = datagramPortTable; self.stats = stats
         routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,
                               gateway: configuration.gateway)
-        primary = client(0, region)
+        primaryParts = LocalClientParts(id: 0, region: region, configuration: configuration, tcpConfiguration: tcpConfiguration,
+                                        steering: steering, wakers: Self.wakers(ports, wakePage))
     }
 
     /// Another client of this stack, with a region of its own that every core now serves
     /// beside the others (what the stack process does for each program that attaches; here,
     /// a second side in one process, for tests).
-    public func attachClient() throws(RuntimeError) -> StackClient {
+    public func attachLocalClient() throws(RuntimeError) -> LocalClientParts {
         let region = try clientRegion(shared: false)
-        return client(addClient(region, descriptors: nil), region)
+        return LocalClientParts(id: addClient(region, descriptors: nil), region: region, configuration: configuration,
+                                tcpConfiguration: tcpConfiguration, steering: steering, wakers: Self.wakers(ports, wakePage))
     }
 
     /// A client in another process (the stack service): its region is a memfd the client
@@ -248,16 +254,11 @@ public final class NetworkStack: @unchecked Sendable {
         return id
     }
 
-    /// The application's side of client `id`: it wakes a core through the core's line of
-    /// the wake page and the port's eventfd, as a client process will.
-    func client(_ id: UInt32, _ region: ClientRegion) -> StackClient {
-        let wakers = ports.indices.map { CoreWaker(sleeps: wakePage.sleeps($0), eventfd: ports[$0].wakeupDescriptor, page: wakePage) }
-        return StackClient(id: id, region: region, configuration: configuration, tcpConfiguration: tcpConfiguration,
-                           steering: steering, wakers: wakers)
+    /// How a client in this process wakes each core: through the core's line of the wake
+    /// page and the port's eventfd, as a client process does.
+    static func wakers(_ ports: [MessagePort<CoreMessage>], _ wakePage: CoreWakePage) -> [CoreWaker] {
+        ports.indices.map { CoreWaker(sleeps: wakePage.sleeps($0), eventfd: ports[$0].wakeupDescriptor, page: wakePage) }
     }
-
-    /// The cores stop serving `client` (whose sockets were all closed).
-    public func detach(_ client: StackClient) { detach(client: client.id, closing: false) }
 
     /// The cores stop serving client `id`; `closing`: its process is gone, and what it
     /// held is closed and its ports go back (ProtocolLoop.detach).
@@ -375,6 +376,18 @@ final class CoreAnswers<Answer: Sendable>: @unchecked Sendable {
     func set(_ answer: Answer, for core: Int) { lock.locked { values[core] = answer } }
     /// After every core answered (the caller waited for them).
     var all: [Answer] { lock.locked { values.map { $0! } } }
+}
+
+/// What a client in the stack's own process is made of: its number, its region, what it
+/// must know of the stack, and how it wakes each core (NetMPInProcess makes a StackClient
+/// of it).
+public struct LocalClientParts: @unchecked Sendable {
+    public let id: UInt32
+    public let region: ClientRegion
+    public let configuration: StackConfiguration
+    public let tcpConfiguration: TCPConfiguration
+    public let steering: FlowSteering
+    public let wakers: [CoreWaker]
 }
 
 /// The stack's side of a client in another process: its number, its region (a memfd), the

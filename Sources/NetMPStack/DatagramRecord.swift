@@ -1,4 +1,4 @@
-import NetMPStack
+import NetMPChannel
 import NetMPTCP
 import NetMPWire
 
@@ -21,7 +21,7 @@ public struct DatagramMarking: Equatable, Sendable {
     }
 
     /// The socket's marking (and multicast TTL) with this datagram's asks in place.
-    func applied(to marking: IPMarking, multicast: MulticastSending) -> (IPMarking, MulticastSending) {
+    public func applied(to marking: IPMarking, multicast: MulticastSending) -> (IPMarking, MulticastSending) {
         var marking = marking, multicast = multicast
         if let typeOfService { marking.typeOfService = typeOfService }
         if let timeToLive { marking.timeToLive = timeToLive; multicast.timeToLive = timeToLive }
@@ -33,12 +33,12 @@ public struct DatagramMarking: Equatable, Sendable {
 /// destination's port and address (IPv6, IPv4 mapped, as two halves), then its payload.
 /// A datagram's own marking rides in the words' spare bits: its TOS and TTL above the port,
 /// their flags at the top of the length.
-enum DatagramRecord {
-    static let headerLength = 24
-    typealias Header = (length: UInt32, port: UInt32, high: UInt64, low: UInt64)
-    static let lengthBits: UInt32 = 0xFF_FFFF, tosSet: UInt32 = 1 << 30, ttlSet: UInt32 = 1 << 31
+public enum DatagramRecord {
+    public static let headerLength = 24
+    public typealias Header = (length: UInt32, port: UInt32, high: UInt64, low: UInt64)
+    public static let lengthBits: UInt32 = 0xFF_FFFF, tosSet: UInt32 = 1 << 30, ttlSet: UInt32 = 1 << 31
 
-    static func header(length: Int, to destination: Endpoint, marking: DatagramMarking = .socket) -> Header {
+    public static func header(length: Int, to destination: Endpoint, marking: DatagramMarking = .socket) -> Header {
         var word = UInt32(length), port = UInt32(destination.port)
         if let tos = marking.typeOfService { word |= tosSet; port |= UInt32(tos) << 16 }
         if let ttl = marking.timeToLive { word |= ttlSet; port |= UInt32(ttl) << 24 }
@@ -48,7 +48,7 @@ enum DatagramRecord {
     /// The record `offset` bytes into the ring's first `held` bytes, if one is there.
     /// Records are committed whole, so a header whose length runs past them (or past any
     /// datagram's) is not a record but the application's scribble: nil, as if none were.
-    static func read(_ ring: SendRing, at offset: Int, held: Int? = nil)
+    public static func read(_ ring: SendRing, at offset: Int, held: Int? = nil)
         -> (length: Int, destination: Endpoint, marking: DatagramMarking)? {
         let held = held ?? ring.held
         guard held - offset >= headerLength else { return nil }
@@ -63,5 +63,5 @@ enum DatagramRecord {
     }
     /// The largest UDP payload of either family without jumbograms (IPv4's 65,507 is the
     /// smaller bound, IPv6's is 65,527).
-    static let maximumPayload = 65_527
+    public static let maximumPayload = 65_527
 }

@@ -3,6 +3,7 @@ import CNuma
 import Glibc
 import NetMPLink
 import NetMPStack
+import NetMPSystem
 import NetMPTCP
 
 /// What every protocol thread of one stack shares: read-only after start, except the ports

@@ -1,6 +1,7 @@
 import CNetMPChannel
 import Glibc
 import NetMPStack
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 import Synchronization
@@ -89,11 +90,6 @@ public final class StreamSocket: @unchecked Sendable {
     /// SO_RCVTIMEO and SO_SNDTIMEO in nanoseconds (0: wait forever).
     let receiveTimeout = Atomic<Int>(0)
     let sendTimeout = Atomic<Int>(0)
-
-    /// A new, unconnected socket (socket(AF_INET, SOCK_STREAM, 0)), the application's.
-    public convenience init(stack: NetworkStack, doorbell: Doorbell? = nil) {
-        self.init(client: stack.primary, doorbell: doorbell)
-    }
 
     /// A new, unconnected socket of `client`.
     public init(client: StackClient, doorbell: Doorbell? = nil, family: SocketFamily = .ipv4) {

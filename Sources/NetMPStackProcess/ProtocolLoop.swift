@@ -2,6 +2,7 @@ import CNetMPLinux
 import Glibc
 import NetMPLink
 import NetMPStack
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 

@@ -1,4 +1,5 @@
 import NetMPStack
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 

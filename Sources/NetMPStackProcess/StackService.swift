@@ -2,6 +2,7 @@ import CNetMPChannel
 import CNetMPLinux
 import Glibc
 import NetMPStack
+import NetMPSystem
 import NetMPWire
 import Synchronization
 
@@ -104,7 +105,7 @@ public final class StackService: @unchecked Sendable {
                 log: Log) throws(ServiceError) {
         self.stack = stack
         self.log = log
-        self.door = door ?? StackClient.door(tap: stack.configuration.tapName)
+        self.door = door ?? StackDoor.name(tap: stack.configuration.tapName)
         if let listener { self.listener = listener } else { self.listener = try Self.claim(self.door) }
         allowed = uids.union([getuid(), 0])
         _ = netmp_raise_descriptor_limit() // one eventfd per polled socket of every client
@@ -119,10 +120,6 @@ public final class StackService: @unchecked Sendable {
         guard fd >= 0 else { throw .door(name, errno: -fd) }
         return fd
     }
-
-    /// Exit status of `netmp stack --background` when another stack already serves the
-    /// TAP here: the program that started it attaches to that one.
-    public static let alreadyServedStatus: Int32 = 3
 
     /// Why `serve` returned.
     public enum Ending: Equatable { case stopped, asked, idle }

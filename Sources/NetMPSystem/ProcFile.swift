@@ -2,7 +2,7 @@ import Glibc
 
 /// The text of a small file of /proc or /sys (at most `limit` bytes), or nil when it cannot
 /// be read: what the stack learns of the machine and of a client at attach, never per packet.
-func procFile(_ path: String, limit: Int = 8192) -> String? {
+public func procFile(_ path: String, limit: Int = 8192) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }

@@ -1,5 +1,6 @@
 import Glibc
 import NetMPStack
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 import Synchronization
@@ -62,9 +63,6 @@ public final class DatagramSocket: @unchecked Sendable {
     /// The groups joined (guarded by `setup`), in the order joined; told to every core
     /// once bound.
     nonisolated(unsafe) var groupsJoined: [IPAddress] = []
-
-    /// A new UDP socket, the application's.
-    public convenience init(stack: NetworkStack, family: SocketFamily = .ipv4) { self.init(client: stack.primary, family: family) }
 
     /// A new UDP socket of `client`.
     public init(client: StackClient, family: SocketFamily = .ipv4) {
