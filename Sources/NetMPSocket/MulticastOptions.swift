@@ -182,8 +182,8 @@ func multicastOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32) -> (valu
     case .stream:
         // Linux keeps them on a TCP socket too (what it refused to set reads as its default).
         var kept = MulticastOptions()
-        let loop = shim.integerOption(level, level == OptionName.ipprotoIP ? MulticastOptionName.loop : MulticastOptionName.loop6)
-        let all = shim.integerOption(level, level == OptionName.ipprotoIP ? MulticastOptionName.all : MulticastOptionName.all6)
+        let loop = shim.recordedInteger(level, level == OptionName.ipprotoIP ? MulticastOptionName.loop : MulticastOptionName.loop6)
+        let all = shim.recordedInteger(level, level == OptionName.ipprotoIP ? MulticastOptionName.all : MulticastOptionName.all6)
         if let loop { kept.loop = loop != 0; kept.loop6 = loop != 0 }
         if let all { kept.all = all != 0; kept.all6 = all != 0 }
         options = kept

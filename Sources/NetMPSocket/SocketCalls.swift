@@ -54,12 +54,24 @@ final class ShimSocket: @unchecked Sendable {
     /// Every option set so far, in the order first set, with its last value.
     var optionsSet: [(level: Int32, name: Int32, value: [UInt8])] { recorded.locked { setOptions } }
 
-    /// The integer the program last set for (level, name), if it set one.
-    func integerOption(_ level: Int32, _ name: Int32) -> Int32? {
+    /// The integer the program last set for (level, name), read as Linux reads it
+    /// (optionInteger: IPPROTO_IP's may be one byte), if it set one.
+    func recordedInteger(_ level: Int32, _ name: Int32) -> Int32? {
+        recorded.locked {
+            setOptions.first(where: { $0.level == level && $0.name == name })?.value.withUnsafeBytes {
+                optionInteger(level, $0.baseAddress, UInt32($0.count))
+            }
+        }
+    }
+
+    /// The timeout (a struct timeval) the program last set for (level, name), in
+    /// nanoseconds; 0 if none.
+    func recordedTimeout(_ level: Int32, _ name: Int32) -> Int {
         recorded.locked {
             guard let value = setOptions.first(where: { $0.level == level && $0.name == name })?.value,
-                  value.count >= 4 else { return nil }
-            return value.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
+                  value.count >= MemoryLayout<timeval>.size else { return 0 }
+            let tv = value.withUnsafeBytes { $0.loadUnaligned(as: timeval.self) }
+            return max(0, tv.tv_sec * 1_000_000_000 + tv.tv_usec * 1000)
         }
     }
 

@@ -403,6 +403,41 @@ struct PreloadedProgramTests {
                 "\(result.stdout) \(result.stderr)")
     }
 
+    /// Socket options as one table (OptionTable): each level checks the length as Linux's
+    /// does before it looks at the name (SOL_SOCKET and a UDP socket's IPPROTO_UDP: an
+    /// int, else EINVAL, even for a name netmp lacks), flags read back 0 or 1 (valbool),
+    /// a timeout's microseconds must be below a second (EDOM) on either kind, a UDP
+    /// socket's SO_SNDTIMEO reads back as set, SO_KEEPALIVE and SO_BROADCAST are kept on
+    /// the kind that ignores them, and an IPPROTO_IP option set as one byte reads back as
+    /// that byte. The expected line is what the program prints on kernel sockets; the
+    /// two switches before it raised ENOPROTOOPT at TCP's SO_BROADCAST.
+    @Test func socketOptions_lengthsAndReadBack_asLinux() throws {
+        let lab = try LabNamespace()
+        let program = """
+            import errno, socket, struct
+            def tryset(s, level, name, value):
+                try: s.setsockopt(level, name, value); return "ok"
+                except OSError as e: return errno.errorcode[e.errno]
+            t = socket.socket(); u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            out = [tryset(t, socket.SOL_SOCKET, socket.SO_TYPE, b"\\x01"), tryset(u, socket.SOL_SOCKET, 77, b"\\x01"),
+                   tryset(u, socket.IPPROTO_UDP, 1, b"\\x01"), tryset(u, socket.IPPROTO_UDP, 77, struct.pack("i", 1))]
+            for s in (t, u):
+                for name in (socket.SO_REUSEADDR, socket.SO_REUSEPORT, socket.SO_KEEPALIVE, socket.SO_BROADCAST):
+                    s.setsockopt(socket.SOL_SOCKET, name, 7); out.append(s.getsockopt(socket.SOL_SOCKET, name))
+            out.append(tryset(u, socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 1, 2000000)))
+            out.append(tryset(u, socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("i", 1)))
+            u.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 2, 500000))
+            out.append(struct.unpack("ll", u.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16)))
+            t.setsockopt(socket.IPPROTO_IP, 11, b"\\x05"); out.append(t.getsockopt(socket.IPPROTO_IP, 11))  # IP_RECVERR
+            t.setsockopt(socket.IPPROTO_IP, 10, b"\\x03"); out.append(t.getsockopt(socket.IPPROTO_IP, 10))  # IP_MTU_DISCOVER
+            print(out)
+            """
+        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
+        #expect(result.status == 0 && result.stdout
+                == "['EINVAL', 'EINVAL', 'EINVAL', 'ENOPROTOOPT', 1, 1, 1, 1, 1, 1, 1, 1, 'EDOM', 'EINVAL', (2, 500000), 1, 3]\n",
+                "\(result.stdout) \(result.stderr)")
+    }
+
     /// A TCP receive into a NULL buffer with a length, as Linux's tcp_recvmsg: it waits
     /// for data as any receive does (here until SO_RCVTIMEO: EAGAIN), then faults (EFAULT)
     /// and the bytes stay; at the end of the stream it returns 0; on a listener, ENOTCONN.

@@ -1,0 +1,26 @@
+/// Linux's numbers for the levels and options of OptionTable (and of the multicast and
+/// ancillary options, MulticastOptionName and Ancillary, which have their own).
+enum OptionName {
+    static let solSocket: Int32 = 1, ipprotoIP: Int32 = 0, ipprotoTCP: Int32 = 6
+    // SOL_SOCKET
+    static let reuseAddress: Int32 = 2, type: Int32 = 3, error: Int32 = 4, broadcast: Int32 = 6
+    static let sendBuffer: Int32 = 7, receiveBuffer: Int32 = 8, keepAlive: Int32 = 9, linger: Int32 = 13
+    static let reusePort: Int32 = 15, receiveTimeout: Int32 = 20, sendTimeout: Int32 = 21
+    static let acceptConnection: Int32 = 30, proto: Int32 = 38, domain: Int32 = 39
+    static let receiveLowWater: Int32 = 18, sendLowWater: Int32 = 19
+    static let outOfBandInline: Int32 = 10, priority: Int32 = 12
+    // IPPROTO_TCP
+    static let noDelay: Int32 = 1, maxSegment: Int32 = 2, cork: Int32 = 3, keepIdle: Int32 = 4
+    static let keepInterval: Int32 = 5, keepCount: Int32 = 6, info: Int32 = 11, congestion: Int32 = 13
+    static let synCount: Int32 = 7, linger2: Int32 = 8, deferAccept: Int32 = 9, quickAck: Int32 = 12
+    static let userTimeout: Int32 = 18, notSentLowWater: Int32 = 25
+    // IPPROTO_IP (on an IPv6 socket too, for its traffic to IPv4 peers)
+    static let tos: Int32 = 1, ttl: Int32 = 2, mtuDiscover: Int32 = 10, mtu: Int32 = 14, bindAddressNoPort: Int32 = 24
+    static let receiveErrors: Int32 = 11, receiveErrors6: Int32 = 25
+    // IPPROTO_IPV6, for AF_INET6 sockets
+    static let ipprotoIPv6: Int32 = 41, v6Only: Int32 = 26, unicastHops: Int32 = 16, trafficClass: Int32 = 67
+    static let mtuDiscover6: Int32 = 23, mtu6: Int32 = 24
+    // IPPROTO_UDP, for UDP sockets (UDP_CORK, UDP_GRO and the rest are ENOPROTOOPT: netmp
+    // neither corks nor coalesces)
+    static let ipprotoUDP: Int32 = 17, segment: Int32 = 103
+}
