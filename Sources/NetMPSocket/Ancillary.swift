@@ -19,14 +19,32 @@ enum Ancillary {
 
     // Option names: SOL_SOCKET's timestamps; IPPROTO_IP's; IPPROTO_IPV6's.
     static let timestampOld: Int32 = 29, timestampNSOld: Int32 = 35, timestampNew: Int32 = 63, timestampNSNew: Int32 = 64
-    static let ipFlags: [Int32: UInt32] = [8: pktinfo, 12: ttl, 13: tos, 20: originalDestination]
-    static let ipv6Flags: [Int32: UInt32] = [49: pktinfo6, 51: hopLimit6, 66: trafficClass6, 74: originalDestination6]
+    // Switches, not dictionaries: after exec the library's constructor sets the options
+    // again before the statically linked Swift runtime seeds its hashing (OptionTable).
+    static func ipFlag(_ name: Int32) -> UInt32? {
+        switch name {
+        case 8: pktinfo
+        case 12: ttl
+        case 13: tos
+        case 20: originalDestination
+        default: nil
+        }
+    }
+    static func ipv6Flag(_ name: Int32) -> UInt32? {
+        switch name {
+        case 49: pktinfo6
+        case 51: hopLimit6
+        case 66: trafficClass6
+        case 74: originalDestination6
+        default: nil
+        }
+    }
 
     static func isOption(_ level: Int32, _ name: Int32, ipv6: Bool) -> Bool {
         switch level {
         case OptionName.solSocket: [timestampOld, timestampNSOld, timestampNew, timestampNSNew].contains(name)
-        case OptionName.ipprotoIP: ipFlags[name] != nil
-        case OptionName.ipprotoIPv6: ipv6 && ipv6Flags[name] != nil
+        case OptionName.ipprotoIP: ipFlag(name) != nil
+        case OptionName.ipprotoIPv6: ipv6 && ipv6Flag(name) != nil
         default: false
         }
     }
@@ -42,7 +60,7 @@ enum Ancillary {
             if name == timestampNew || name == timestampNSNew { result |= newTimestamp }
             return result
         }
-        let flag = (level == OptionName.ipprotoIP ? ipFlags[name] : ipv6Flags[name]) ?? 0
+        let flag = (level == OptionName.ipprotoIP ? ipFlag(name) : ipv6Flag(name)) ?? 0
         return on ? bits | flag : bits & ~flag
     }
 
@@ -57,7 +75,7 @@ enum Ancillary {
             default: return ns && new ? 1 : 0
             }
         }
-        let flag = (level == OptionName.ipprotoIP ? ipFlags[name] : ipv6Flags[name]) ?? 0
+        let flag = (level == OptionName.ipprotoIP ? ipFlag(name) : ipv6Flag(name)) ?? 0
         return bits & flag != 0 ? 1 : 0
     }
 }

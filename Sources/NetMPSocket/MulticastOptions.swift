@@ -12,10 +12,10 @@ import NetMPWire
 enum MulticastOptionName {
     static let interface: Int32 = 32, timeToLive: Int32 = 33, loop: Int32 = 34
     static let addMembership: Int32 = 35, dropMembership: Int32 = 36, all: Int32 = 49
-    static let ipv4: Set<Int32> = [32, 33, 34, 35, 36, 49, 42, 45]
+    static let ipv4: [Int32] = [32, 33, 34, 35, 36, 49, 42, 45] // not a Set: see Ancillary.ipFlag
     static let interface6: Int32 = 17, hops6: Int32 = 18, loop6: Int32 = 19
     static let join6: Int32 = 20, leave6: Int32 = 21, all6: Int32 = 29
-    static let ipv6: Set<Int32> = [17, 18, 19, 20, 21, 29, 42, 45]
+    static let ipv6: [Int32] = [17, 18, 19, 20, 21, 29, 42, 45]
     /// RFC 3678's protocol-independent pair, at either level: a group_req (an interface
     /// index and a sockaddr_storage, 136 bytes).
     static let joinGroup: Int32 = 42, leaveGroup: Int32 = 45
