@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire", "NetMPTestSupport"]),
         .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPChannel", "NetMPWire", "NetMPTCP", "NetMPTestSupport", "CNetMPChannel"]),
         .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPStack", "NetMPChannel", "NetMPWire", "NetMPTCP", "CNetMPLinux"]),
-        .testTarget(name: "NetMPRuntimeTests", dependencies: ["NetMPInProcess", "NetMPStackProcess", "NetMPClient", "NetMPSystem", "NetMPStack", "NetMPChannel", "NetMPTCP", "NetMPWire", "NetMPLink", "CNetMPLinux"]),
+        .testTarget(name: "NetMPInProcessTests", dependencies: ["NetMPInProcess", "NetMPStackProcess", "NetMPClient", "NetMPSystem", "NetMPStack", "NetMPChannel", "NetMPTCP", "NetMPWire", "NetMPLink", "CNetMPLinux"]),
         .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire", "NetMPStack", "NetMPChannel", "NetMPTCP"]),
     ]
 )
