@@ -689,11 +689,12 @@ ssize_t pwrite(int fd, const void *bytes, size_t count, off_t offset) {
     return REAL(pwrite)(fd, bytes, count, offset);
 }
 
-// Pieces the kernel's copy would fault on: a list or a piece with a length and no address.
-static int faulty_pieces(const struct iovec *iov, int count) {
-    if (count > 0 && !iov) return 1;
-    for (int i = 0; i < count; i++) if (!iov[i].iov_base && iov[i].iov_len) return 1;
-    return 0;
+// The first piece the kernel's copy would fault on (a length and no address), or `count`.
+// A list that is not there faults at once (the kernel copies the list before anything);
+// a piece only when the copy reaches it, after a receive waited for data.
+static int first_faulty_piece(const struct iovec *iov, int count) {
+    for (int i = 0; i < count; i++) if (!iov[i].iov_base && iov[i].iov_len) return i;
+    return count;
 }
 
 // Vectored I/O. On a stream the pieces are sent as one write (netmp_send_gathered) and
@@ -703,7 +704,9 @@ static ssize_t gather_send(void *socket, const struct iovec *iov, int count, int
                            int has_destination, const uint8_t *destination, uint16_t port, uint32_t marking,
                            int segment) {
     if (count < 0 || count > IOV_MAX) return -EINVAL;
-    if (faulty_pieces(iov, count)) return -EFAULT;
+    // The kernel copies what it sends before sending it (a datagram whole, a stream's
+    // first chunk): a piece it cannot copy is EFAULT with nothing sent.
+    if ((count > 0 && !iov) || first_faulty_piece(iov, count) < count) return -EFAULT;
     if (!netmp_is_stream(socket)) {
         size_t total = 0;
         for (int i = 0; i < count; i++) total += iov[i].iov_len;
@@ -733,7 +736,8 @@ static void scatter_copy(const struct iovec *iov, size_t count, const char *buff
 static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count, int flags,
                                uint8_t *source, uint16_t *port, int *truncated, netmp_datagram_info *info) {
     if (count < 0 || count > IOV_MAX) return -EINVAL;
-    if (faulty_pieces(iov, count)) return -EFAULT;
+    if (count > 0 && !iov) return -EFAULT;
+    int faulty = first_faulty_piece(iov, count);
     if (!netmp_is_stream(socket)) {
         ssize_t full = 0;
         // One piece (the usual recvmsg) takes the datagram straight; more are gathered.
@@ -753,6 +757,11 @@ static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count,
         char *buffer = total <= sizeof stack_buffer ? stack_buffer : malloc(total);
         if (!buffer) return -ENOMEM;
         ssize_t r = netmp_recv_datagram(socket, buffer, total, flags & ~MSG_TRUNC, source, port, &full, info);
+        // The copy faults if the datagram reaches a piece with no address: EFAULT, and the
+        // datagram is gone as in udp_recvmsg (unless only peeked at).
+        size_t reach = 0;
+        for (int i = 0; i < faulty; i++) reach += iov[i].iov_len;
+        if (r > 0 && faulty < count && (size_t)r > reach) r = -EFAULT;
         if (r >= 0) {
             scatter_copy(iov, (size_t)count, buffer, (size_t)r);
             if (truncated) *truncated = full > r;
@@ -761,9 +770,23 @@ static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count,
         if (buffer != stack_buffer) free(buffer);
         return r;
     }
+    size_t reach = 0;
+    for (int i = 0; i < faulty; i++) reach += iov[i].iov_len;
+    if (faulty < count && reach > 0) {
+        // tcp_recvmsg copies what is there in one go: once data came, a copy that would
+        // reach the piece with no address is EFAULT, and the data stays.
+        char first;
+        ssize_t r = netmp_recv(socket, &first, 1, flags | MSG_PEEK, source, port, NULL);
+        if (r <= 0) return r;
+        int available = netmp_ioctl_count(socket, 0);
+        if (available > 0 && (size_t)available > reach) return -EFAULT;
+    }
     ssize_t done = 0;
     for (int i = 0; i < count; i++) {
         if (iov[i].iov_len == 0) continue;
+        // Reached with nothing before it: the wait for data, then EFAULT with the data kept
+        // (netmp_recv's NULL buffer); after a copy, that copy.
+        if (i == faulty && done > 0) break;
         ssize_t r = netmp_recv(socket, iov[i].iov_base, iov[i].iov_len, flags | (done > 0 ? MSG_DONTWAIT : 0), source, port, NULL);
         if (r < 0) return done > 0 ? done : r;
         done += r;

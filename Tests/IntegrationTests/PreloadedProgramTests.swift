@@ -403,6 +403,64 @@ struct PreloadedProgramTests {
                 "\(result.stdout) \(result.stderr)")
     }
 
+    /// Vectored I/O with a piece that has a length and no address, as Linux's: a readv or
+    /// recvmsg waits for data first (EAGAIN at SO_RCVTIMEO); on TCP a copy that would reach
+    /// the piece is EFAULT and the data stays; on UDP a datagram that fits before the piece
+    /// arrives whole, a longer one is EFAULT and gone; writev and sendmsg are EFAULT with
+    /// nothing sent. The expected line is the kernel's; before, every such call failed at
+    /// once and a UDP datagram stayed.
+    @Test func nullPieceVectoredIO_waitsThenFaultsAsLinux() throws {
+        let lab = try LabNamespace()
+        let program = """
+            import ctypes, errno, socket, struct, time
+            addr = "10.77.0.2"
+            libc = ctypes.CDLL(None, use_errno=True)
+            class iovec(ctypes.Structure): _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+            class msghdr(ctypes.Structure):
+                _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint), ("iov", ctypes.POINTER(iovec)), ("iovlen", ctypes.c_size_t),
+                            ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t), ("flags", ctypes.c_int)]
+            def vec(*pieces):
+                arr = (iovec * len(pieces))(); keep = []
+                for i, p in enumerate(pieces):
+                    if p is None: arr[i] = iovec(None, 10)
+                    else:
+                        b = ctypes.create_string_buffer(p); keep.append(b); arr[i] = iovec(ctypes.addressof(b), p)
+                return arr, keep
+            def call(f):
+                ctypes.set_errno(0); r = f()
+                return errno.errorcode.get(ctypes.get_errno(), "0") if r == -1 else r
+            def readv(fd, *p):
+                arr, keep = vec(*p); r = call(lambda: libc.readv(fd, arr, len(p))); return r, [k.raw[:max(0, r) if isinstance(r, int) else 0] for k in keep]
+            def recvmsg(fd, *p):
+                arr, keep = vec(*p); m = msghdr(None, 0, arr, len(p), None, 0, 0); return call(lambda: libc.recvmsg(fd, ctypes.byref(m), 0))
+            def writev(fd, *p):
+                arr, keep = vec(*p)
+                for k in keep: ctypes.memset(k, 0x61, len(k.raw))
+                return call(lambda: libc.writev(fd, arr, len(p)))
+            out = []
+            l = socket.create_server((addr, 0)); c = socket.create_connection(l.getsockname()); s, _ = l.accept()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 300000))
+            start = time.time(); out += [readv(s.fileno(), None)[0], time.time() - start > 0.25]
+            c.sendall(b"12345678"); time.sleep(0.1)
+            out += [readv(s.fileno(), None)[0], readv(s.fileno(), 4, None), s.recv(100)]
+            out += [writev(c.fileno(), 3, None), writev(c.fileno(), None, 3)]; time.sleep(0.1)
+            try: out.append(s.recv(100))
+            except BlockingIOError: out.append("EAGAIN")
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((addr, 0)); u.connect(u.getsockname())
+            u.send(b"abc"); time.sleep(0.05); out.append(recvmsg(u.fileno(), 4, None))
+            u.send(b"abcdefgh"); time.sleep(0.05); out.append(recvmsg(u.fileno(), 4, None))
+            u.setblocking(False)
+            try: out.append(u.recv(100))
+            except BlockingIOError: out.append("EAGAIN")
+            u.setblocking(True); out.append(writev(u.fileno(), 3, None))
+            print(out)
+            """
+        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
+        #expect(result.status == 0 && result.stdout
+                == "['EAGAIN', True, 'EFAULT', ('EFAULT', [b'']), b'12345678', 'EFAULT', 'EFAULT', 'EAGAIN', 3, 'EFAULT', 'EAGAIN', 'EFAULT']\n",
+                "\(result.stdout) \(result.stderr)")
+    }
+
     /// Socket options as one table (OptionTable): each level checks the length as Linux's
     /// does before it looks at the name (SOL_SOCKET and a UDP socket's IPPROTO_UDP: an
     /// int, else EINVAL, even for a name netmp lacks), flags read back 0 or 1 (valbool),
