@@ -58,16 +58,21 @@ func portRate(messages: Int, senders: Int, cpus: [Int32]) -> Double {
 
 /// Application threads posting usrreq records into a client region's request ring on shared
 /// memory (through a second mapping of the memfd, as the program's), one core taking them.
-/// The core looks again after a sched_yield when the ring is empty (a busy core's spin); the
-/// C port's owner sleeps on an eventfd instead, which it seldom needs with a sender this busy.
+/// Both sides wait as the port's do (MessagePort.wait), through the stack's own machinery: a
+/// sender that posted wakes the core if it announced a sleep (CoreWaker, on the wake page);
+/// the core, finding the ring empty, announces a sleep, looks once more and sleeps on its
+/// eventfd (as ProtocolLoop does after its spin, left out here as the port's owner has none).
 func requestRate(messages: Int, senders: Int, cpus: [Int32]) -> Double {
     guard let region = try? ClientRegion(capacity: 16, stride: 0, cores: 1, requestCapacity: 1024, shared: true),
-          let descriptor = region.descriptor, let programs = try? ClientRegion(mapping: descriptor) else {
+          let descriptor = region.descriptor, let programs = try? ClientRegion(mapping: descriptor),
+          let wakePage = CoreWakePage(cores: 1, shared: true) else {
         print("netmp-bench: cannot make a shared client region")
         exit(1)
     }
     let core = RequestRing(in: region, core: 0)
     let posting = RequestRing(in: programs, core: 0)
+    let port = MessagePort<Message>(capacity: 16, sleeps: wakePage.sleeps(0))
+    let waker = CoreWaker(sleeps: wakePage.sleeps(0), eventfd: port.wakeupDescriptor, page: wakePage)
     _ = netmp_pin_current_thread(cpus[0])
     let perSender = messages / senders
     let start = MonotonicClock.now()
@@ -76,18 +81,25 @@ func requestRate(messages: Int, senders: Int, cpus: [Int32]) -> Double {
             _ = netmp_pin_current_thread(cpus[(id + 1) % cpus.count])
             for n in 0..<perSender {
                 let request = Request(.output, SocketHandle(slot: UInt32(id), generation: UInt32(truncatingIfNeeded: n)))
-                while !posting.send(request) { sched_yield() }
+                while !posting.send(request) { waker.wakeIfSleeping(); sched_yield() }
+                waker.wakeIfSleeping()
             }
         }
     }
     threads.forEach { $0.start() }
     var received = 0, checksum = 0
     while received < perSender * senders {
-        if let request = core.receive() { received += 1; checksum &+= Int(request.handle.generation) } else { sched_yield() }
+        if let request = core.receive() { received += 1; checksum &+= Int(request.handle.generation); continue }
+        guard port.prepareToSleep() else { continue }
+        if core.hasRequest { port.stopSleeping(); continue }
+        var poller = pollfd(fd: port.wakeupDescriptor, events: Int16(POLLIN), revents: 0)
+        _ = poll(&poller, 1, -1)
+        if poller.revents != 0 { port.awake() } else { port.stopSleeping() }
     }
     threads.forEach { $0.join() }
     let seconds = Double((MonotonicClock.now() - start).nanoseconds) / 1e9
     precondition(checksum >= 0 && core.malformed == 0)
+    withExtendedLifetime((region, programs, wakePage)) {}
     return Double(received) / seconds
 }
 
@@ -179,43 +191,64 @@ case "ports":
     }
 case "requests":
     let messages = options["messages"] ?? 10_000_000
+    let rounds = options["rounds"] ?? 5
     print("request ring on shared memory (64-byte records, a memfd mapped twice) beside the stack's")
-    print("message port (private memory) and the C port: \(messages) each, core on CPU \(cpus[0]), senders on the others")
+    print("message port (private memory) and the C port: \(messages) each, core on CPU \(cpus[0]), senders on the others;")
+    print("\(rounds) rounds, the three back to back in each: rates are the best round's, requests/port the median")
+    print("of the rounds' own ratios (lowest-highest), which a slow moment of the VM skews less")
     print("senders    requests/s     port msg/s      C msg/s   requests/C   port/C   requests/port")
     for senders in [1, options["senders"] ?? 2] {
         var requests = 0.0, port = 0.0, c = 0.0
-        for _ in 0..<3 {
-            requests = max(requests, requestRate(messages: messages, senders: senders, cpus: cpus))
-            port = max(port, portRate(messages: messages, senders: senders, cpus: cpus))
+        var ratios: [Double] = []
+        for _ in 0..<rounds {
+            let r = requestRate(messages: messages, senders: senders, cpus: cpus)
+            let p = portRate(messages: messages, senders: senders, cpus: cpus)
+            requests = max(requests, r)
+            port = max(port, p)
+            ratios.append(r / p)
             c = max(c, cpus.withUnsafeBufferPointer { netmp_reference_port_rate(messages, Int32(senders), $0.baseAddress, Int32(cpus.count)) })
         }
         print([String(senders).leftPadded(7), String(Int(requests)).leftPadded(14), String(Int(port)).leftPadded(14),
                String(Int(c)).leftPadded(13), percent(requests / c).leftPadded(12), percent(port / c).leftPadded(8),
-               percent(requests / port).leftPadded(15)].joined(separator: ""))
+               spread(ratios).leftPadded(24)].joined(separator: ""))
     }
 case "rings":
     let bytes = (options["megabytes"] ?? 2048) << 20
+    let rounds = options["rounds"] ?? 5
     let capacity = 256 << 10
     print("receive ring: \(bytes >> 20) MiB through a \(capacity >> 10) KiB ring, owner on CPU \(cpus[1 % cpus.count]), reader on CPU \(cpus[0]);")
-    print("in private memory, and in a socket's slot of a shared table (a memfd mapped twice)")
-    print(" chunk   private MB/s   shared MB/s   C MB/s   private/C   shared/C   shared/private")
+    print("in private memory, and in a socket's slot of a shared table (a memfd mapped twice); \(rounds) rounds,")
+    print("the three back to back in each: rates are the best round's, shared/private the median of the rounds'")
+    print("own ratios (lowest-highest)")
+    print(" chunk   private MB/s   shared MB/s   C MB/s   private/C   shared/C           shared/private")
     for chunk in [1448, 16 << 10, 64 << 10] {
         var own = 0.0, shared = 0.0, c = 0.0
-        for _ in 0..<3 {
-            own = max(own, ringRate(bytes: bytes, capacity: capacity, chunk: chunk, shared: false, cpus: cpus))
-            shared = max(shared, ringRate(bytes: bytes, capacity: capacity, chunk: chunk, shared: true, cpus: cpus))
+        var ratios: [Double] = []
+        for _ in 0..<rounds {
+            let o = ringRate(bytes: bytes, capacity: capacity, chunk: chunk, shared: false, cpus: cpus)
+            let s = ringRate(bytes: bytes, capacity: capacity, chunk: chunk, shared: true, cpus: cpus)
+            own = max(own, o)
+            shared = max(shared, s)
+            ratios.append(s / o)
             c = max(c, cpus.withUnsafeBufferPointer { netmp_reference_ring_rate(bytes, capacity, chunk, $0.baseAddress, Int32(cpus.count)) })
         }
         print([String(chunk).leftPadded(6), String(Int(own / 1e6)).leftPadded(15), String(Int(shared / 1e6)).leftPadded(14),
                String(Int(c / 1e6)).leftPadded(9), percent(own / c).leftPadded(12), percent(shared / c).leftPadded(11),
-               percent(shared / own).leftPadded(17)].joined(separator: ""))
+               spread(ratios).leftPadded(25)].joined(separator: ""))
     }
 default:
-    print("usage: netmp-bench ports|requests [--messages N] [--senders S] | rings [--megabytes N]")
+    print("usage: netmp-bench ports|requests [--messages N] [--senders S] [--rounds R] | rings [--megabytes N] [--rounds R]")
     exit(2)
 }
 
 func percent(_ ratio: Double) -> String { String(Int((ratio * 100).rounded())) + "%" }
+
+/// The median of `ratios` with their lowest and highest: "103% (62-112%)".
+func spread(_ ratios: [Double]) -> String {
+    let sorted = ratios.sorted()
+    let middle = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    return percent(middle) + " (" + String(percent(sorted[0]).dropLast()) + "-" + percent(sorted[sorted.count - 1]) + ")"
+}
 
 extension String {
     func leftPadded(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
