@@ -38,7 +38,7 @@ extension DatagramSocket {
     /// `buffer` (truncated); its full length and the error. Never waits: EAGAIN when the
     /// queue is empty. The socket's pending error becomes the next record's.
     public func receiveError(into buffer: UnsafeMutableRawBufferPointer) throws(SocketError) -> (length: Int, error: DatagramError) {
-        guard let channel, let got = channel.errors.popError(into: buffer) else { throw SocketError(EAGAIN) }
+        guard let channel, let got = channel.errors.popError(into: buffer) else { throw SocketError.wouldBlock }
         channel.errorRecordTaken(got.error)
         return got
     }

@@ -42,12 +42,12 @@ extension DatagramSocket {
     /// the bound. Joined before bind, the membership waits for the binding.
     public func join(_ group: IPAddress) throws(SocketError) {
         try setup.locked { () throws(SocketError) in
-            guard !closed else { throw SocketError(EBADF) }
-            guard group.isMulticast else { throw SocketError(EINVAL) }
-            guard !groupsJoined.contains(group) else { throw SocketError(EADDRINUSE) }
+            guard !closed else { throw SocketError.badDescriptor }
+            guard group.isMulticast else { throw SocketError.invalidArgument }
+            guard !groupsJoined.contains(group) else { throw SocketError.addressInUse }
             let sameFamily = groupsJoined.filter { $0.isIPv4 == group.isIPv4 }.count
             guard sameFamily < (group.isIPv4 ? Self.maximumIPv4Memberships : Self.maximumIPv6Memberships) else {
-                throw SocketError(ENOBUFS)
+                throw SocketError.noBufferSpace
             }
             groupsJoined.append(group)
             if let handle { tellCores(group, joined: true, handle: handle) }
@@ -57,7 +57,7 @@ extension DatagramSocket {
     /// IP_DROP_MEMBERSHIP: EADDRNOTAVAIL for a group the socket did not join.
     public func leave(_ group: IPAddress) throws(SocketError) {
         try setup.locked { () throws(SocketError) in
-            guard let index = groupsJoined.firstIndex(of: group) else { throw SocketError(EADDRNOTAVAIL) }
+            guard let index = groupsJoined.firstIndex(of: group) else { throw SocketError.addressNotAvailable }
             groupsJoined.remove(at: index)
             if let handle { tellCores(group, joined: false, handle: handle) }
         }
@@ -76,7 +76,7 @@ extension DatagramSocket {
     func checkMulticastRoute(to group: IPv4Address) throws(SocketError) {
         let named = setup.locked { multicastInterfaceKept }
         guard named.index != 0 || !named.address.isUnspecified || client.routes.nextHop(for: group) != nil else {
-            throw SocketError(ENETUNREACH)
+            throw SocketError.networkUnreachable
         }
     }
 }

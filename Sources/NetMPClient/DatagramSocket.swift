@@ -147,7 +147,7 @@ public final class DatagramSocket: @unchecked Sendable {
     /// IP_BIND_ADDRESS_NO_PORT).
     func bind(_ endpoint: Endpoint, autobind: Bool) throws(SocketError) {
         try setup.locked { () throws(SocketError) in
-            guard !closed, channel == nil else { throw SocketError(EINVAL) }
+            guard !closed, channel == nil else { throw SocketError.invalidArgument }
             let address = endpoint.address
             try client.checkBindAddress(address, family: family, v6Only: v6OnlyFlag, groupsAllowed: true)
             let ownWildcard = family == .ipv4 ? address.isUnspecified : address.bits.isUnspecified
@@ -170,7 +170,7 @@ public final class DatagramSocket: @unchecked Sendable {
                   let lease = channel.lease,
                   let handle = client.sockets.register(kind: .datagram, in: lease) else {
                 client.releasePort(port, datagram: true, families: families)
-                throw SocketError(ENOBUFS)
+                throw SocketError.noBufferSpace
             }
             channel.marking = markingKept
             channel.mappedMarking = mappedMarkingKept
@@ -192,8 +192,8 @@ public final class DatagramSocket: @unchecked Sendable {
     public var v6Only: Bool { setup.locked { v6OnlyFlag } }
     public func setV6Only(_ on: Bool) throws(SocketError) {
         try setup.locked { () throws(SocketError) in
-            guard family == .ipv6 else { throw SocketError(ENOPROTOOPT) }
-            guard channel == nil else { throw SocketError(EINVAL) }
+            guard family == .ipv6 else { throw SocketError.optionNotSupported }
+            guard channel == nil else { throw SocketError.invalidArgument }
             v6OnlyFlag = on
         }
     }
@@ -207,9 +207,9 @@ public final class DatagramSocket: @unchecked Sendable {
         if let channel { return channel }
         let address = setup.locked { addressOnly } ?? wildcard
         do { try bind(Endpoint(address, 0), autobind: true) } catch {
-            guard error.errno == EINVAL else { throw error } // EINVAL: another thread bound it first
+            guard error == .invalidArgument else { throw error } // EINVAL: another thread bound it first
         }
-        guard let channel else { throw SocketError(EBADF) } // closed meanwhile
+        guard let channel else { throw SocketError.badDescriptor } // closed meanwhile
         return channel
     }
 
@@ -231,25 +231,25 @@ public final class DatagramSocket: @unchecked Sendable {
         let configuration = client.configuration
         if let v4 = destination.v4 {
             // An IPv6 socket reaches an IPv4 peer at its mapped address, unless v6-only.
-            if family == .ipv6 && (v6OnlyFlag || bound?.isIPv4 == false) { throw SocketError(ENETUNREACH) }
+            if family == .ipv6 && (v6OnlyFlag || bound?.isIPv4 == false) { throw SocketError.networkUnreachable }
             let subnetBroadcast = configuration.address.value | ~IPv4Address.mask(prefixLength: configuration.prefixLength)
             if v4.isMulticast {
                 try checkMulticastRoute(to: v4)
                 return IPAddress(configuration.address)
             }
             guard v4.isLimitedBroadcast || v4.value == subnetBroadcast || client.routes.nextHop(for: v4) != nil else {
-                throw SocketError(ENETUNREACH)
+                throw SocketError.networkUnreachable
             }
             return IPAddress(configuration.address)
         }
-        guard family == .ipv6 else { throw SocketError(EAFNOSUPPORT) }
-        if bound?.isIPv4 == true { throw SocketError(EAFNOSUPPORT) } // bound to IPv4: it sends IPv4 only
+        guard family == .ipv6 else { throw SocketError.familyNotSupported }
+        if bound?.isIPv4 == true { throw SocketError.familyNotSupported } // bound to IPv4: it sends IPv4 only
         let v6 = destination.bits
         guard v6.isMulticast || configuration.isOnLink(v6) || configuration.acceptRouterAdvertisements else {
-            throw SocketError(ENETUNREACH)
+            throw SocketError.networkUnreachable
         }
         if let bound { return bound }
-        guard let source = configuration.ipv6Source(for: v6) else { throw SocketError(EADDRNOTAVAIL) }
+        guard let source = configuration.ipv6Source(for: v6) else { throw SocketError.addressNotAvailable }
         return IPAddress(source)
     }
 
@@ -261,7 +261,7 @@ public final class DatagramSocket: @unchecked Sendable {
     }
 
     public func peerAddress() throws(SocketError) -> Endpoint {
-        guard let peer = channel?.connectedPeer else { throw SocketError(ENOTCONN) }
+        guard let peer = channel?.connectedPeer else { throw SocketError.notConnected }
         return peer
     }
 
@@ -281,16 +281,16 @@ public final class DatagramSocket: @unchecked Sendable {
     /// its own UDP_SEGMENT (nil: the socket's).
     public func send(_ bytes: UnsafeRawBufferPointer, to destination: Endpoint? = nil, dontWait: Bool = false,
                      marking: DatagramMarking = .socket, segment: Int? = nil) throws(SocketError) -> Int {
-        if client.stackGone { throw SocketError(ENETDOWN) }
+        if client.stackGone { throw SocketError.networkDown }
         let channel = try bound()
         try pendingError(channel)
-        guard let target = destination ?? channel.connectedPeer else { throw SocketError(EDESTADDRREQ) }
+        guard let target = destination ?? channel.connectedPeer else { throw SocketError.destinationRequired }
         if bytes.count > maximumPayload(to: target.address) {
             // Linux's udp_sendmsg refuses an IPv4 datagram past 65,527 bytes before anything
             // else; a smaller one, and any IPv6 one, is refused by ip_append_data, which
             // queues the error too.
             if !target.address.isIPv4 || bytes.count <= 65_527 { queueMessageTooLong(to: target, channel) }
-            throw SocketError(EMSGSIZE)
+            throw SocketError.messageTooLong
         }
         let headers = target.address.isIPv4 ? 28 : 48
         let segmentSize = segment ?? self.segmentSize
@@ -300,24 +300,24 @@ public final class DatagramSocket: @unchecked Sendable {
         if segmentSize == 0, (2...4).contains(pathMTUDiscovery(ipv6: !target.address.isIPv4)),
            bytes.count > client.configuration.mtu - headers {
             queueMessageTooLong(to: target, channel)
-            throw SocketError(EMSGSIZE)
+            throw SocketError.messageTooLong
         }
         if destination != nil { // a connected peer was checked, port 0 included (Linux's udp_sendmsg)
-            guard target.port != 0 else { throw SocketError(EINVAL) }
+            guard target.port != 0 else { throw SocketError.invalidArgument }
             _ = try sourceAddress(toward: target.address)
         }
         if let v4 = target.address.v4 {
             let configuration = client.configuration
             let subnetBroadcast = configuration.address.value | ~IPv4Address.mask(prefixLength: configuration.prefixLength)
             if v4.isLimitedBroadcast || v4.value == subnetBroadcast, !broadcast.load(ordering: .relaxed) {
-                throw SocketError(EACCES)
+                throw SocketError.permissionDenied
             }
         }
         if segmentSize > 0 {
             // Linux's udp_send_skb: each datagram (one no longer than a segment included)
             // must fit the MTU whatever the DF mode, and a send is 128 segments at most.
-            if min(bytes.count, segmentSize) > client.configuration.mtu - headers { throw SocketError(EMSGSIZE) }
-            if bytes.count > segmentSize * Self.maximumSegments { throw SocketError(EINVAL) }
+            if min(bytes.count, segmentSize) > client.configuration.mtu - headers { throw SocketError.messageTooLong }
+            if bytes.count > segmentSize * Self.maximumSegments { throw SocketError.invalidArgument }
         }
         // One record per datagram, written together: the home core sends them in order.
         let step = segmentSize > 0 ? segmentSize : max(bytes.count, 1)
@@ -334,9 +334,9 @@ public final class DatagramSocket: @unchecked Sendable {
                 }
             }
             if queued { break }
-            if !wait { throw SocketError(EAGAIN) }
+            if !wait { throw SocketError.wouldBlock }
             _ = channel.outgoing.writers.wait { channel.outgoing.free >= size || client.stackGone }
-            if client.stackGone { throw SocketError(ENETDOWN) }
+            if client.stackGone { throw SocketError.networkDown }
         }
         if channel.requestOutput(), let handle { client.request(Request(.datagramOutput, handle), to: channel.homeCore) }
         return bytes.count
@@ -360,12 +360,12 @@ public final class DatagramSocket: @unchecked Sendable {
         while true {
             try pendingError(channel)
             if let got = channel.receive(into: buffer, peek: peek) { return got }
-            if client.stackGone { throw SocketError(ENETDOWN) }
-            if !wait { throw SocketError(EAGAIN) }
+            if client.stackGone { throw SocketError.networkDown }
+            if !wait { throw SocketError.wouldBlock }
             var remaining: Int? = nil
             if let deadline {
                 let now = MonotonicClock.now()
-                guard now < deadline else { throw SocketError(EAGAIN) }
+                guard now < deadline else { throw SocketError.wouldBlock }
                 remaining = Int((deadline - now).nanoseconds)
             }
             // Reading shut, a blocking read with nothing queued ends (Linux's
@@ -375,7 +375,7 @@ public final class DatagramSocket: @unchecked Sendable {
                 channel.hasDatagrams || channel.error != 0 || setup.locked { closed } || client.stackGone
                     || readShut.load(ordering: .acquiring)
             }
-            if setup.locked({ closed }) { throw SocketError(EBADF) }
+            if setup.locked({ closed }) { throw SocketError.badDescriptor }
         }
     }
 
@@ -428,7 +428,7 @@ public final class DatagramSocket: @unchecked Sendable {
             channel.arrivals.wakeAll()
             channel.doorbell.ring()
         }
-        if channel?.connectedPeer == nil { throw SocketError(ENOTCONN) }
+        if channel?.connectedPeer == nil { throw SocketError.notConnected }
     }
 
     /// close(): the port leaves every core and is free again.

@@ -199,13 +199,13 @@ public final class StackClient: @unchecked Sendable {
     func checkBindAddress(_ address: IPAddress, family: SocketFamily, v6Only: Bool, groupsAllowed: Bool = false) throws(SocketError) {
         if let v4 = address.v4 {
             // A mapped address on a v6-only socket is EINVAL.
-            if family == .ipv6 && v6Only { throw SocketError(EINVAL) }
+            if family == .ipv6 && v6Only { throw SocketError.invalidArgument }
             let subnetBroadcast = configuration.address.value | ~IPv4Address.mask(prefixLength: configuration.prefixLength)
             let group = groupsAllowed && (v4.isMulticast || v4.isLimitedBroadcast || v4.value == subnetBroadcast)
-            guard v4.isUnspecified || v4 == configuration.address || group else { throw SocketError(EADDRNOTAVAIL) }
+            guard v4.isUnspecified || v4 == configuration.address || group else { throw SocketError.addressNotAvailable }
         } else {
-            guard family == .ipv6 else { throw SocketError(EAFNOSUPPORT) }
-            guard address.bits.isUnspecified || configuration.holds(address.bits) else { throw SocketError(EADDRNOTAVAIL) }
+            guard family == .ipv6 else { throw SocketError.familyNotSupported }
+            guard address.bits.isUnspecified || configuration.holds(address.bits) else { throw SocketError.addressNotAvailable }
         }
     }
 

@@ -213,7 +213,7 @@ public final class StreamSocket: @unchecked Sendable {
     /// socket :: or, unless IPV6_V6ONLY, an IPv4 one mapped); port 0 picks an ephemeral port.
     public func bind(_ endpoint: Endpoint) throws(SocketError) {
         try setup.locked { () throws(SocketError) in
-            guard phase == .fresh, boundPort == nil else { throw SocketError(EINVAL) }
+            guard phase == .fresh, boundPort == nil else { throw SocketError.invalidArgument }
             let address = endpoint.address
             try client.checkBindAddress(address, family: family, v6Only: v6OnlyFlag)
             // The socket's own family's wildcard is no address; an IPv6 socket bound to
@@ -250,8 +250,8 @@ public final class StreamSocket: @unchecked Sendable {
     public var v6Only: Bool { setup.locked { v6OnlyFlag } }
     public func setV6Only(_ on: Bool) throws(SocketError) {
         try setup.locked { () throws(SocketError) in
-            guard family == .ipv6 else { throw SocketError(ENOPROTOOPT) }
-            guard boundPort == nil, phase == .fresh else { throw SocketError(EINVAL) }
+            guard family == .ipv6 else { throw SocketError.optionNotSupported }
+            guard boundPort == nil, phase == .fresh else { throw SocketError.invalidArgument }
             v6OnlyFlag = on
         }
     }
@@ -264,7 +264,7 @@ public final class StreamSocket: @unchecked Sendable {
     public func peerAddress() throws(SocketError) -> Endpoint {
         learnTuple()
         let known: FourTuple? = setup.locked { phase == .connected || phase == .connecting ? tuple : nil }
-        guard let known, channel.status.contains(.established) else { throw SocketError(ENOTCONN) }
+        guard let known, channel.status.contains(.established) else { throw SocketError.notConnected }
         return known.remote
     }
 
@@ -272,11 +272,11 @@ public final class StreamSocket: @unchecked Sendable {
 
     /// listen(): every core gets its own copy of the listener.
     public func listen(backlog: Int = 128) throws(SocketError) {
-        if client.stackGone { throw SocketError(ENETDOWN) }
+        if client.stackGone { throw SocketError.networkDown }
         try setup.locked { () throws(SocketError) in
             if phase == .listening { return }
             if phase == .stopped { return try listenAgain() }
-            guard phase == .fresh, !listenRefused else { throw SocketError(EINVAL) }
+            guard phase == .fresh, !listenRefused else { throw SocketError.invalidArgument }
             var port: UInt16
             if let bound = boundPort { port = bound } else {
                 switch client.reservePort(0, datagram: false, families: listenerFamilies, shared: reusePort,
@@ -290,7 +290,7 @@ public final class StreamSocket: @unchecked Sendable {
                                           cores: client.cores, doorbell: channel.doorbell),
                   let name = client.sockets.register(kind: .listener, in: queue.lease) else {
                 if boundPort == nil { client.releasePort(port, datagram: false, families: listenerFamilies) }
-                throw SocketError(ENOBUFS)
+                throw SocketError.noBufferSpace
             }
             boundPort = port
             channel.recordBoundPort(port, families: listenerFamilies)
@@ -322,7 +322,7 @@ public final class StreamSocket: @unchecked Sendable {
     /// take by a new name. The caller holds `setup`.
     private func listenAgain() throws(SocketError) {
         guard let queue = listenQueue, let port = boundPort,
-              let name = client.sockets.register(kind: .listener, in: queue.lease) else { throw SocketError(ENOBUFS) }
+              let name = client.sockets.register(kind: .listener, in: queue.lease) else { throw SocketError.noBufferSpace }
         // Before the cores can queue a connection: accept() and poll see a listener again.
         closing.store(false, ordering: .releasing)
         listenerShut.store(false, ordering: .releasing)
@@ -332,7 +332,7 @@ public final class StreamSocket: @unchecked Sendable {
     /// accept(): takes from the cores' accept queues in turn; blocks unless non-blocking.
     public func accept() throws(SocketError) -> StreamSocket {
         guard let queue: ListenQueue = setup.locked({ phase == .listening ? listenQueue : nil }) else {
-            throw SocketError(EINVAL)
+            throw SocketError.invalidArgument
         }
         let deadline = deadline(receiveTimeout)
         while true {
@@ -343,15 +343,15 @@ public final class StreamSocket: @unchecked Sendable {
                       let channel = SocketChannel(adopting: connection.handle.slot, in: client.sockets) else { continue }
                 return StreamSocket(client: client, accepted: connection, channel: channel, family: family)
             }
-            guard setup.locked({ phase == .listening }) else { throw SocketError(EINVAL) }
-            if client.stackGone { throw SocketError(ENETDOWN) }
-            if nonBlocking { throw SocketError(EAGAIN) }
+            guard setup.locked({ phase == .listening }) else { throw SocketError.invalidArgument }
+            if client.stackGone { throw SocketError.networkDown }
+            if nonBlocking { throw SocketError.wouldBlock }
             switch block(on: queue.arrivals, until: deadline, ready: {
                 queue.pending > 0 || closing.load(ordering: .acquiring) || client.stackGone
             }) {
             case .ready: break
-            case .timedOut: throw SocketError(EAGAIN)
-            case .interrupted: throw SocketError(EINTR)
+            case .timedOut: throw SocketError.wouldBlock
+            case .interrupted: throw SocketError.interrupted
             }
         }
     }
@@ -416,7 +416,7 @@ public final class StreamSocket: @unchecked Sendable {
     /// 4-tuple is known and names its owner. Non-blocking, it returns EINPROGRESS as soon
     /// as the request is posted; SO_ERROR then tells how it ended.
     public func connect(to remote: Endpoint) throws(SocketError) {
-        if client.stackGone { throw SocketError(ENETDOWN) }
+        if client.stackGone { throw SocketError.networkDown }
         let settledEarlier: Bool = try setup.locked { () throws(SocketError) in
             switch phase {
             case .fresh: break
@@ -424,11 +424,11 @@ public final class StreamSocket: @unchecked Sendable {
                 // A non-blocking connect under way: Linux answers the first call after it
                 // settled with its outcome (0, or the pending error), EALREADY before.
                 let status = channel.status
-                if status.isDisjoint(with: [.established, .failed, .closed]) { throw SocketError(EALREADY) }
+                if status.isDisjoint(with: [.established, .failed, .closed]) { throw SocketError.alreadyInProgress }
                 return true
-            case .connected: throw SocketError(EISCONN)
-            case .listening: throw SocketError(EISCONN)
-            case .stopped, .closed: throw SocketError(EINVAL)
+            case .connected: throw SocketError.alreadyConnected
+            case .listening: throw SocketError.alreadyConnected
+            case .stopped, .closed: throw SocketError.invalidArgument
             }
             let local = try localAddress(toward: remote)
             let core: Int
@@ -437,7 +437,7 @@ public final class StreamSocket: @unchecked Sendable {
             } else {
                 core = client.coreForNewConnection()
             }
-            guard handle != nil || register() else { throw SocketError(ENOBUFS) }
+            guard handle != nil || register() else { throw SocketError.noBufferSpace }
             phase = .connecting
             // The connection is this core's from now on: the core picks a local port whose
             // tuple hashes to it. Attached before the record goes, so every later record
@@ -472,12 +472,12 @@ public final class StreamSocket: @unchecked Sendable {
             if channel.status.isDisjoint(with: [.failed, .closed]) { try finishConnect(); return }
             setup.locked { phase = .closed; failureReported = true }
             let error = channel.takeError() // SO_ERROR may have taken it already
-            throw SocketError(error != 0 ? error : ECONNABORTED)
+            throw error != 0 ? SocketError(error) : .connectionAborted
         }
         // A refusal the core gives at once (no local port left, the bound port's tuple in
         // use) arrives as the connection's failure: a blocking connect reports it below, a
         // non-blocking one through SO_ERROR and poll, as any other failed connect.
-        if nonBlocking { throw SocketError(EINPROGRESS) }
+        if nonBlocking { throw SocketError.inProgress }
         let deadline = deadline(sendTimeout)
         switch block(on: channel.changes, until: deadline, ready: {
             !channel.status.isDisjoint(with: [.established, .failed, .closed])
@@ -487,8 +487,8 @@ public final class StreamSocket: @unchecked Sendable {
                 setup.locked { if phase == .connecting { phase = .closed; failureReported = true } }
                 throw error
             }
-        case .timedOut: throw SocketError(EINPROGRESS)
-        case .interrupted: throw SocketError(EINTR) // the handshake goes on; connect() again says EALREADY
+        case .timedOut: throw SocketError.inProgress
+        case .interrupted: throw SocketError.interrupted // the handshake goes on; connect() again says EALREADY
         }
     }
 
@@ -497,19 +497,19 @@ public final class StreamSocket: @unchecked Sendable {
     func localAddress(toward remote: Endpoint) throws(SocketError) -> IPAddress {
         if let v4 = remote.address.v4 {
             // An IPv6 socket reaches an IPv4 peer at its mapped address, unless v6-only.
-            if family == .ipv6 && v6OnlyFlag { throw SocketError(ENETUNREACH) }
-            guard remote.port != 0, !v4.isUnspecified else { throw SocketError(ECONNREFUSED) }
+            if family == .ipv6 && v6OnlyFlag { throw SocketError.networkUnreachable }
+            guard remote.port != 0, !v4.isUnspecified else { throw SocketError.connectionRefused }
             // No route fails at once, and the socket stays unconnected.
-            guard client.routes.nextHop(for: v4) != nil else { throw SocketError(ENETUNREACH) }
+            guard client.routes.nextHop(for: v4) != nil else { throw SocketError.networkUnreachable }
             return IPAddress(client.configuration.address)
         }
-        guard family == .ipv6 else { throw SocketError(EAFNOSUPPORT) }
+        guard family == .ipv6 else { throw SocketError.familyNotSupported }
         let v6 = remote.address.bits
-        guard remote.port != 0, !v6.isUnspecified else { throw SocketError(ECONNREFUSED) }
-        guard !v6.isMulticast else { throw SocketError(ENETUNREACH) }
+        guard remote.port != 0, !v6.isUnspecified else { throw SocketError.connectionRefused }
+        guard !v6.isMulticast else { throw SocketError.networkUnreachable }
         let configuration = client.configuration
-        guard configuration.isOnLink(v6) || configuration.acceptRouterAdvertisements else { throw SocketError(ENETUNREACH) }
-        guard let source = configuration.ipv6Source(for: v6) else { throw SocketError(EADDRNOTAVAIL) }
+        guard configuration.isOnLink(v6) || configuration.acceptRouterAdvertisements else { throw SocketError.networkUnreachable }
+        guard let source = configuration.ipv6Source(for: v6) else { throw SocketError.addressNotAvailable }
         return IPAddress(source)
     }
 
@@ -525,7 +525,7 @@ public final class StreamSocket: @unchecked Sendable {
         }
         if status.contains(.failed) || status.contains(.closed) {
             let error = channel.takeError()
-            throw SocketError(error != 0 ? error : ECONNREFUSED)
+            throw error != 0 ? SocketError(error) : .connectionRefused
         }
     }
 
@@ -570,8 +570,8 @@ public final class StreamSocket: @unchecked Sendable {
         var total = 0
         for piece in pieces {
             let (sum, overflow) = total.addingReportingOverflow(piece.iov_len)
-            guard !overflow, piece.iov_len >= 0 else { throw SocketError(EINVAL) } // past SSIZE_MAX, as Linux says
-            guard piece.iov_len == 0 || piece.iov_base != nil else { throw SocketError(EFAULT) }
+            guard !overflow, piece.iov_len >= 0 else { throw SocketError.invalidArgument } // past SSIZE_MAX, as Linux says
+            guard piece.iov_len == 0 || piece.iov_base != nil else { throw SocketError.fault }
             total = sum
         }
         return try send(count: total, flags: flags) { done, room, end, mark in
@@ -590,22 +590,22 @@ public final class StreamSocket: @unchecked Sendable {
             if status.contains(.failed) {
                 let error = channel.takeError()
                 if done > 0 { return done }
-                throw SocketError(error != 0 ? error : EPIPE)
+                throw error != 0 ? SocketError(error) : .brokenPipe
             }
             guard !status.contains(.writeShut), !status.contains(.closed) else {
                 if done > 0 { return done }
-                throw SocketError(EPIPE)
+                throw SocketError.brokenPipe
             }
             guard status.contains(.established) else {
-                guard status.contains(.attached) else { throw SocketError(EPIPE) } // never connected
-                if !wait { throw SocketError(EAGAIN) }
+                guard status.contains(.attached) else { throw SocketError.brokenPipe } // never connected
+                if !wait { throw SocketError.wouldBlock }
                 if deadline == nil { deadline = self.deadline(sendTimeout) }
                 switch block(on: channel.changes, until: deadline!, ready: {
                     !channel.status.isDisjoint(with: [.established, .failed, .closed])
                 }) {
                 case .ready: continue
-                case .timedOut: throw SocketError(EAGAIN)
-                case .interrupted: throw SocketError(EINTR)
+                case .timedOut: throw SocketError.wouldBlock
+                case .interrupted: throw SocketError.interrupted
                 }
             }
             let room = roomUnderNotSentLowWater(count - done)
@@ -625,15 +625,15 @@ public final class StreamSocket: @unchecked Sendable {
             if done == count { return done }
             if !wait {
                 if done > 0 { return done }
-                throw SocketError(EAGAIN)
+                throw SocketError.wouldBlock
             }
             if deadline == nil { deadline = self.deadline(sendTimeout) }
             switch block(on: channel.send.writers, until: deadline!, ready: {
                 (channel.send.free > 0 && notSentBelowLowWater) || !channel.status.isDisjoint(with: [.failed, .closed, .writeShut])
             }) {
             case .ready: break
-            case .timedOut: if done > 0 { return done }; throw SocketError(EAGAIN)
-            case .interrupted: if done > 0 { return done }; throw SocketError(EINTR)
+            case .timedOut: if done > 0 { return done }; throw SocketError.wouldBlock
+            case .interrupted: if done > 0 { return done }; throw SocketError.interrupted
             }
         }
     }
@@ -671,10 +671,10 @@ public final class StreamSocket: @unchecked Sendable {
                 return 0
             }
             if atEnd { return done }
-            guard status.contains(.attached) else { throw SocketError(ENOTCONN) }
+            guard status.contains(.attached) else { throw SocketError.notConnected }
             if !wait {
                 if done > 0 { return done }
-                throw SocketError(EAGAIN)
+                throw SocketError.wouldBlock
             }
             if deadline == nil { deadline = self.deadline(receiveTimeout) }
             switch block(on: channel.receive.readers, until: deadline!, ready: {
@@ -682,8 +682,8 @@ public final class StreamSocket: @unchecked Sendable {
                     || !channel.status.isDisjoint(with: [.failed, .readShut])
             }) {
             case .ready: break
-            case .timedOut: if done > 0 { return done }; throw SocketError(EAGAIN)
-            case .interrupted: if done > 0 { return done }; throw SocketError(EINTR)
+            case .timedOut: if done > 0 { return done }; throw SocketError.wouldBlock
+            case .interrupted: if done > 0 { return done }; throw SocketError.interrupted
             }
         }
     }
@@ -691,13 +691,13 @@ public final class StreamSocket: @unchecked Sendable {
     /// recv(MSG_OOB): the urgent byte, as Linux's tcp_recv_urg (EINVAL with SO_OOBINLINE,
     /// or with none to take; EAGAIN, blocking or not, while it is on its way).
     public func receiveUrgent(into destination: UnsafeMutableRawBufferPointer, flags: Flags = []) throws(SocketError) -> Int {
-        guard !outOfBandInline.load(ordering: .relaxed) else { throw SocketError(EINVAL) }
+        guard !outOfBandInline.load(ordering: .relaxed) else { throw SocketError.invalidArgument }
         switch channel.readUrgent(into: destination, peek: flags.contains(.peek)) {
         case .success(let n): return n
-        case .failure(.none): throw SocketError(EINVAL)
+        case .failure(.none): throw SocketError.invalidArgument
         case .failure(.notYet):
-            guard channel.status.contains(.attached) else { throw SocketError(ENOTCONN) }
-            throw SocketError(EAGAIN)
+            guard channel.status.contains(.attached) else { throw SocketError.notConnected }
+            throw SocketError.wouldBlock
         }
     }
 
@@ -736,7 +736,7 @@ public final class StreamSocket: @unchecked Sendable {
         let status = channel.status
         let over = status.contains(.closed)
             || (status.isSuperset(of: [.writeShut, .drained]) && channel.receive.endOfStreamArrived)
-        guard status.contains(.attached), !over else { throw SocketError(ENOTCONN) }
+        guard status.contains(.attached), !over else { throw SocketError.notConnected }
         if how != .write {
             channel.publishFromApplication(.readShut)
         }

@@ -343,7 +343,7 @@ enum OptionTable {
         case .stream(let s): (try? s.peerAddress()) != nil
         case .datagram(let d): (try? d.peerAddress()) != nil
         }
-        guard connected else { throw .refused(SocketError(ENOTCONN)) }
+        guard connected else { throw .refused(SocketError.notConnected) }
         return Int32(processClient?.configuration.mtu ?? 1500)
     }
 }

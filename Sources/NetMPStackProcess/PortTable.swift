@@ -88,13 +88,13 @@ public final class PortTable: @unchecked Sendable {
                 }
                 return true
             }
-            if port != 0 { return take(port, ephemeral: false) ? .success(port) : .failure(SocketError(EADDRINUSE)) }
+            if port != 0 { return take(port, ephemeral: false) ? .success(port) : .failure(SocketError.addressInUse) }
             for _ in Self.ephemeral {
                 let candidate = nextEphemeral
                 nextEphemeral = candidate == Self.ephemeral.upperBound ? Self.ephemeral.lowerBound : candidate + 1
                 if take(candidate, ephemeral: true) { return .success(candidate) }
             }
-            return .failure(SocketError(EADDRINUSE))
+            return .failure(SocketError.addressInUse)
         }
     }
 
