@@ -12,6 +12,14 @@ struct PreloadedProgramTests {
         ["ip", "netns", "exec", lab.name, Package.netmp, "run", "--tap", lab.tap, "--addr", "10.77.0.2/24", "--"] + program
     }
 
+    /// Runs `program` with python3 under netmp in `lab`: it must end well, having printed
+    /// `expected` (for most tests here, what it prints on kernel sockets).
+    func expectPython(_ lab: LabNamespace, _ program: String, prints expected: String,
+                      sourceLocation: SourceLocation = #_sourceLocation) {
+        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
+        #expect(result.status == 0 && result.stdout == expected, "\(result.stdout) \(result.stderr)", sourceLocation: sourceLocation)
+    }
+
     struct IperfReport: Decodable {
         struct End: Decodable {
             struct Sum: Decodable { var bytes: Int; var bits_per_second: Double }
@@ -232,8 +240,7 @@ struct PreloadedProgramTests {
             + "cli.sendto(b'ping', ('127.0.0.1', srv.getsockname()[1]))\n"
             + "data, peer = srv.recvfrom(100); srv.sendto(b'pong', peer)\n"
             + "print(data.decode(), cli.recvfrom(100)[0].decode())\n"
-        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
-        #expect(result.status == 0 && result.stdout == "ping pong\n", "\(result.stdout) \(result.stderr)")
+        expectPython(lab, program, prints: "ping pong\n")
     }
 
     /// A socket that moves to the kernel (a datagram or a connect to 127.0.0.1) stays in
@@ -271,8 +278,7 @@ struct PreloadedProgramTests {
             print(tcp.recv(100).decode())
             level.unregister(cli); level.unregister(tcp); edge.unregister(cli)
             """
-        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
-        #expect(result.status == 0 && result.stdout == "over tcp\n", "\(result.stdout) \(result.stderr)")
+        expectPython(lab, program, prints: "over tcp\n")
     }
 
     /// Every descriptor that names a socket moving to the kernel names the kernel socket
@@ -300,8 +306,7 @@ struct PreloadedProgramTests {
             d.sendall(b"via the dup")
             print(a.recv(100).decode(), d.getpeername() == l.getsockname())
             """
-        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
-        #expect(result.status == 0 && result.stdout == "udp 1 True True False\nvia the dup True\n", "\(result.stdout) \(result.stderr)")
+        expectPython(lab, program, prints: "udp 1 True True False\nvia the dup True\n")
     }
 
     /// sendmsg's pieces are one write, as on Linux: a reader blocked in recv gets the
@@ -367,8 +372,7 @@ struct PreloadedProgramTests {
             s.settimeout(5)
             print(set(results), s.recv(100))
             """
-        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
-        #expect(result.status == 0 && result.stdout == "{'EFAULT'} b'kept'\n", "\(result.stdout) \(result.stderr)")
+        expectPython(lab, program, prints: "{'EFAULT'} b'kept'\n")
     }
 
     /// A UDP receive into a NULL buffer with a length, as Linux's udp_recvmsg: it waits for
@@ -398,9 +402,7 @@ struct PreloadedProgramTests {
             except BlockingIOError: out.append("EAGAIN")
             print(out)
             """
-        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
-        #expect(result.status == 0 && result.stdout == "['EAGAIN', [], ['EFAULT'], 'EFAULT', b'two', 'EFAULT', 'EAGAIN']\n",
-                "\(result.stdout) \(result.stderr)")
+        expectPython(lab, program, prints: "['EAGAIN', [], ['EFAULT'], 'EFAULT', b'two', 'EFAULT', 'EAGAIN']\n")
     }
 
     /// Vectored I/O with a piece that has a length and no address, as Linux's: a readv or
@@ -455,10 +457,7 @@ struct PreloadedProgramTests {
             u.setblocking(True); out.append(writev(u.fileno(), 3, None))
             print(out)
             """
-        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
-        #expect(result.status == 0 && result.stdout
-                == "['EAGAIN', True, 'EFAULT', ('EFAULT', [b'']), b'12345678', 'EFAULT', 'EFAULT', 'EAGAIN', 3, 'EFAULT', 'EAGAIN', 'EFAULT']\n",
-                "\(result.stdout) \(result.stderr)")
+        expectPython(lab, program, prints: "['EAGAIN', True, 'EFAULT', ('EFAULT', [b'']), b'12345678', 'EFAULT', 'EFAULT', 'EAGAIN', 3, 'EFAULT', 'EAGAIN', 'EFAULT']\n")
     }
 
     /// Socket options as one table (OptionTable): each level checks the length as Linux's
@@ -490,10 +489,7 @@ struct PreloadedProgramTests {
             t.setsockopt(socket.IPPROTO_IP, 10, b"\\x03"); out.append(t.getsockopt(socket.IPPROTO_IP, 10))  # IP_MTU_DISCOVER
             print(out)
             """
-        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
-        #expect(result.status == 0 && result.stdout
-                == "['EINVAL', 'EINVAL', 'EINVAL', 'ENOPROTOOPT', 1, 1, 1, 1, 1, 1, 1, 1, 'EDOM', 'EINVAL', (2, 500000), 1, 3]\n",
-                "\(result.stdout) \(result.stderr)")
+        expectPython(lab, program, prints: "['EINVAL', 'EINVAL', 'EINVAL', 'ENOPROTOOPT', 1, 1, 1, 1, 1, 1, 1, 1, 'EDOM', 'EINVAL', (2, 500000), 1, 3]\n")
     }
 
     /// A TCP receive into a NULL buffer with a length, as Linux's tcp_recvmsg: it waits
@@ -517,9 +513,7 @@ struct PreloadedProgramTests {
             out += [call(lambda: libc.recv(s.fileno(), None, 5, 0)), call(lambda: libc.recv(l.fileno(), None, 5, 0))]
             print(out)
             """
-        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
-        #expect(result.status == 0 && result.stdout == "['EAGAIN', True, 'EFAULT', b'data', 0, 'ENOTCONN']\n",
-                "\(result.stdout) \(result.stderr)")
+        expectPython(lab, program, prints: "['EAGAIN', True, 'EFAULT', b'data', 0, 'ENOTCONN']\n")
     }
 
     /// shutdown() of a listener, as Linux's: SHUT_WR does nothing, SHUT_RDWR stops it
@@ -546,8 +540,7 @@ struct PreloadedProgramTests {
             except OSError as e: again = errno.errorcode[e.errno]
             print(woken, p.poll(0) == [(l.fileno(), select.POLLOUT | select.POLLHUP)], after, again)
             """
-        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
-        #expect(result.status == 0 && result.stdout == "['EINVAL'] True refused EINVAL\n", "\(result.stdout) \(result.stderr)")
+        expectPython(lab, program, prints: "['EINVAL'] True refused EINVAL\n")
     }
 
     /// A listener that shutdown() stopped listens again at listen(), as Linux's does: on
@@ -575,9 +568,7 @@ struct PreloadedProgramTests {
             l.shutdown(socket.SHUT_RDWR)
             print(before, out, attempt(host), l.getsockname()[1] == port)
             """
-        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
-        #expect(result.status == 0 && result.stdout == "['ECONNREFUSED', 'ECONNREFUSED'] [b'x', b'y'] ECONNREFUSED True\n",
-                "\(result.stdout) \(result.stderr)")
+        expectPython(lab, program, prints: "['ECONNREFUSED', 'ECONNREFUSED'] [b'x', b'y'] ECONNREFUSED True\n")
     }
 
     /// shutdown() of a UDP socket, as Linux's: the directions are marked shut whether or
@@ -610,9 +601,7 @@ struct PreloadedProgramTests {
             out.append(str(p.poll(0)[0][1]))
             print("; ".join(out))
             """
-        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
-        #expect(result.status == 0 && result.stdout == "ENOTCONN [b''] 8213 EAGAIN; ok [b''] 8213 EAGAIN; 8197\n",
-                "\(result.stdout) \(result.stderr)")
+        expectPython(lab, program, prints: "ENOTCONN [b''] 8213 EAGAIN; ok [b''] 8213 EAGAIN; 8197\n")
     }
 
     /// Odd calls get Linux's errno (measured on this kernel): bind and setsockopt reading
@@ -636,9 +625,7 @@ struct PreloadedProgramTests {
                   e(lambda: libc.getsockopt(v6.fileno(), 9999, 1, value, ctypes.byref(size))),
                   e(lambda: libc.shutdown(u.fileno(), 7)), e(lambda: libc.lseek(t.fileno(), 0, 0)))
             """
-        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
-        #expect(result.status == 0 && result.stdout == "EFAULT EINVAL EFAULT ENOTSUP ENOTSUP ENOPROTOOPT EINVAL ESPIPE\n",
-                "\(result.stdout) \(result.stderr)")
+        expectPython(lab, program, prints: "EFAULT EINVAL EFAULT ENOTSUP ENOTSUP ENOPROTOOPT EINVAL ESPIPE\n")
     }
 
     /// A server listening on netmp's wildcard with a blocking accept serves kernel
@@ -686,8 +673,7 @@ struct PreloadedProgramTests {
             + "c.connect(('127.0.0.1', l.getsockname()[1])); a, peer = l.accept()\n"
             + "print(c.getsockname()[1] == bound, peer[1] == bound, c.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT),\n"
             + "      c.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR), c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))\n"
-        let result = Shell.run(netmp(lab, ["python3", "-c", program]), timeout: 30)
-        #expect(result.status == 0 && result.stdout == "True True 1 1 1\n", "\(result.stdout) \(result.stderr)")
+        expectPython(lab, program, prints: "True True 1 1 1\n")
     }
 
     /// Python lines that make `l`, a listening TCP socket on `address:port` (the script

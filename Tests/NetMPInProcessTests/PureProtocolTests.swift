@@ -27,30 +27,41 @@ import Testing
         return walker.compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") }.map { module + "/" + $0 }.sorted()
     }
 
+    /// One line of a module's sources that imports: the module named, the declaration's
+    /// kind when it imports one (`import var Glibc.EINVAL`: "var"), the name's parts after
+    /// the module, and the line. Attributes (`@preconcurrency`) are skipped.
+    struct Import { let module: String; let kind: Substring?; let parts: [Substring]; let line: String }
+
+    /// Every line of `module`'s Swift files, by file, with the import it makes if any.
+    static func lines(of module: String) throws -> [(file: String, code: String, import: Import?)] {
+        try files(of: module).flatMap { file in
+            try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
+                .split(separator: "\n", omittingEmptySubsequences: false).map { line in
+                    let code = line.trimmingCharacters(in: .whitespaces)
+                    let words = code.split(separator: " ").filter { !$0.hasPrefix("@") }
+                    guard words.first == "import", words.count > 1 else { return (file, code, nil) }
+                    let parts = words[words.count > 2 ? 2 : 1].split(separator: ".")
+                    return (file, code, Import(module: String(parts.first ?? ""), kind: words.count > 2 ? words[1] : nil,
+                                               parts: Array(parts.dropFirst()), line: code))
+                }
+        }
+    }
+
     @Test(arguments: ["NetMPWire", "NetMPTCP", "NetMPStack"])
     func module_importsOnlyThePureModulesBelowIt(_ module: String) throws {
-        let files = Self.files(of: module)
-        #expect(files.count > 5, "the lint found no sources of \(module) under \(Self.sources.path)")
+        let lines = try Self.lines(of: module)
+        #expect(Set(lines.map(\.file)).count > 5, "the lint found no sources of \(module) under \(Self.sources.path)")
         var found: [String] = []
-        for file in files {
-            let text = try String(contentsOf: Self.sources.appendingPathComponent(file), encoding: .utf8)
-            for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-                let code = line.trimmingCharacters(in: .whitespaces)
-                // `@preconcurrency import X`, `@_implementationOnly import X`, `import struct X.Y`.
-                let words = code.split(separator: " ").filter { !$0.hasPrefix("@") }
-                if words.first == "import" {
-                    let named = words.count > 2 ? words[2] : words.count > 1 ? words[1] : ""
-                    let parts = named.split(separator: ".")
-                    let imported = String(parts.first ?? "")
-                    // An errno number alone (`import var Glibc.EHOSTUNREACH`): a constant, no call.
-                    let errnoNumber = Self.namesErrnos.contains(module) && words.count == 3 && words[1] == "var"
-                        && imported == "Glibc" && parts.count == 2 && parts[1].hasPrefix("E")
-                        && parts[1].allSatisfy { $0.isUppercase || $0.isNumber }
-                    if !Self.allowed[module, default: []].contains(imported) && !errnoNumber { found.append("\(file): \(code)") }
-                }
-                if code.contains("@_silgen_name") || code.contains("@_extern") || code.contains("dlsym") {
-                    found.append("\(file): \(code)")
-                }
+        for (file, code, imported) in lines {
+            if let imported {
+                // An errno number alone (`import var Glibc.EHOSTUNREACH`): a constant, no call.
+                let errnoNumber = Self.namesErrnos.contains(module) && imported.kind == "var" && imported.module == "Glibc"
+                    && imported.parts.count == 1 && imported.parts[0].hasPrefix("E")
+                    && imported.parts[0].allSatisfy { $0.isUppercase || $0.isNumber }
+                if !Self.allowed[module, default: []].contains(imported.module) && !errnoNumber { found.append("\(file): \(code)") }
+            }
+            if code.contains("@_silgen_name") || code.contains("@_extern") || code.contains("dlsym") {
+                found.append("\(file): \(code)")
             }
         }
         #expect(found.isEmpty, "\(module) must stay pure (no I/O): \(found.joined(separator: "; "))")
@@ -70,18 +81,10 @@ import Testing
 
     @Test(arguments: ["NetMPClient", "NetMPSocket", "NetMPStackProcess", "NetMPSystem", "NetMPCommand"])
     func module_keepsToItsSideOfTheDoor(_ module: String) throws {
-        let files = Self.files(of: module)
-        #expect(files.count > 3, "the lint found no sources of \(module) under \(Self.sources.path)")
-        var found: [String] = []
-        for file in files {
-            let text = try String(contentsOf: Self.sources.appendingPathComponent(file), encoding: .utf8)
-            for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-                let words = line.trimmingCharacters(in: .whitespaces).split(separator: " ").filter { !$0.hasPrefix("@") }
-                guard words.first == "import", words.count > 1 else { continue }
-                let imported = String(words[words.count > 2 ? 2 : 1].split(separator: ".").first ?? "")
-                if Self.forbidden[module, default: []].contains(imported) { found.append("\(file): \(line)") }
-            }
-        }
+        let lines = try Self.lines(of: module)
+        #expect(Set(lines.map(\.file)).count > 3, "the lint found no sources of \(module) under \(Self.sources.path)")
+        let found = lines.filter { $0.import.map { Self.forbidden[module, default: []].contains($0.module) } ?? false }
+            .map { "\($0.file): \($0.code)" }
         #expect(found.isEmpty, "\(module) reaches across the door: \(found.joined(separator: "; "))")
     }
 }
