@@ -1,6 +1,7 @@
 import Glibc
 import NetMPClient
 import NetMPStack
+import NetMPSystem
 import NetMPTCP
 
 /// How an option's value lies in the program's buffer: what setsockopt reads and checks
@@ -186,12 +187,20 @@ enum OptionTable {
             guard case .stream(let s) = shim.kind else { return .linger(seconds: nil) }
             return .linger(seconds: s.linger)
         }),
-        .stream(N.solSocket, N.receiveBuffer, set: { s, v in s.setReceiveBuffer(Int(max(0, v))) },
+        // Linux reads the int as unsigned (a negative one asks for the most).
+        .stream(N.solSocket, N.receiveBuffer, set: { s, v in s.setReceiveBuffer(Int(UInt32(bitPattern: v))) },
                 get: { Int32(clamping: $0.receiveBufferSize) }),
         // The send ring is sized at creation: the value is kept, and its size reported.
         .stream(N.solSocket, N.sendBuffer, set: { _, _ in }, get: { Int32(clamping: $0.sendBufferSize) }),
-        .recorded(N.solSocket, N.receiveBuffer, .datagram, fallback: 212_992),
-        .recorded(N.solSocket, N.sendBuffer, .datagram, fallback: 212_992),
+        // Kept, and read back as Linux's sock_setsockopt makes them: the value (unsigned)
+        // capped at net.core's maximum, doubled, at least the kernel's minimum; the
+        // namespace's default before any.
+        .integer(N.solSocket, N.receiveBuffer, .datagram, set: { _, _ in }, get: { shim in
+            shim.recordedInteger(N.solSocket, N.receiveBuffer).map { BufferSizes.receive.asSet($0) } ?? BufferSizes.receive.initial
+        }),
+        .integer(N.solSocket, N.sendBuffer, .datagram, set: { _, _ in }, get: { shim in
+            shim.recordedInteger(N.solSocket, N.sendBuffer).map { BufferSizes.send.asSet($0) } ?? BufferSizes.send.initial
+        }),
         timeout(N.receiveTimeout, .stream, set: { shim, ns in if case .stream(let s) = shim.kind { s.setTimeouts(receive: ns) } },
                 get: { shim in if case .stream(let s) = shim.kind { s.timeouts.receive } else { 0 } }),
         timeout(N.sendTimeout, .stream, set: { shim, ns in if case .stream(let s) = shim.kind { s.setTimeouts(send: ns) } },
@@ -345,5 +354,29 @@ enum OptionTable {
         }
         guard connected else { throw .refused(SocketError.notConnected) }
         return Int32(processClient?.configuration.mtu ?? 1500)
+    }
+}
+
+/// A UDP socket's SO_RCVBUF or SO_SNDBUF as Linux reports it: net.core's default
+/// ({r,w}mem_default) until set, then the value asked for, read as unsigned, capped at
+/// {r,w}mem_max, doubled, and at least SOCK_MIN_RCVBUF or SOCK_MIN_SNDBUF. The sysctls are
+/// read once, from the program's network namespace (the stack's).
+struct BufferSizes {
+    let initial: Int32, maximum: UInt32, minimum: Int32
+
+    static let receive = BufferSizes(direction: "r", minimum: 2_304)
+    static let send = BufferSizes(direction: "w", minimum: 4_608)
+
+    init(direction: String, minimum: Int32) {
+        func sysctl(_ name: String) -> Int32? {
+            procFile("/proc/sys/net/core/\(direction)mem_\(name)", limit: 32)?.split(separator: "\n").first.flatMap { Int32($0) }
+        }
+        initial = sysctl("default") ?? 212_992
+        maximum = UInt32(clamping: sysctl("max") ?? 212_992)
+        self.minimum = minimum
+    }
+
+    func asSet(_ value: Int32) -> Int32 {
+        max(Int32(clamping: Int64(min(UInt32(bitPattern: value), maximum)) * 2), minimum)
     }
 }

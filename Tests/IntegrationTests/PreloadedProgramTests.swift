@@ -466,8 +466,9 @@ struct PreloadedProgramTests {
     /// a timeout's microseconds must be below a second (EDOM) on either kind, a UDP
     /// socket's SO_SNDTIMEO reads back as set, SO_KEEPALIVE and SO_BROADCAST are kept on
     /// the kind that ignores them, and an IPPROTO_IP option set as one byte reads back as
-    /// that byte. The expected line is what the program prints on kernel sockets; the
-    /// two switches before it raised ENOPROTOOPT at TCP's SO_BROADCAST.
+    /// that byte, and a UDP socket's buffer sizes read back doubled, at least Linux's
+    /// minimum. The expected line is what the program prints on kernel sockets; the two
+    /// switches before it raised ENOPROTOOPT at TCP's SO_BROADCAST.
     @Test func socketOptions_lengthsAndReadBack_asLinux() throws {
         let lab = try LabNamespace()
         let program = """
@@ -487,9 +488,11 @@ struct PreloadedProgramTests {
             out.append(struct.unpack("ll", u.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16)))
             t.setsockopt(socket.IPPROTO_IP, 11, b"\\x05"); out.append(t.getsockopt(socket.IPPROTO_IP, 11))  # IP_RECVERR
             t.setsockopt(socket.IPPROTO_IP, 10, b"\\x03"); out.append(t.getsockopt(socket.IPPROTO_IP, 10))  # IP_MTU_DISCOVER
+            for name in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                for size in (40000, 0): u.setsockopt(socket.SOL_SOCKET, name, size); out.append(u.getsockopt(socket.SOL_SOCKET, name))
             print(out)
             """
-        expectPython(lab, program, prints: "['EINVAL', 'EINVAL', 'EINVAL', 'ENOPROTOOPT', 1, 1, 1, 1, 1, 1, 1, 1, 'EDOM', 'EINVAL', (2, 500000), 1, 3]\n")
+        expectPython(lab, program, prints: "['EINVAL', 'EINVAL', 'EINVAL', 'ENOPROTOOPT', 1, 1, 1, 1, 1, 1, 1, 1, 'EDOM', 'EINVAL', (2, 500000), 1, 3, 80000, 2304, 80000, 4608]\n")
     }
 
     /// A TCP receive into a NULL buffer with a length, as Linux's tcp_recvmsg: it waits
