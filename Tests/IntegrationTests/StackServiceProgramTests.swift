@@ -357,7 +357,7 @@ struct StackServiceProgramTests {
         let lab = served.lab
         let out = NSTemporaryDirectory() + "/\(lab.name)-daemon"
         defer { try? FileManager.default.removeItem(atPath: out + ".py.err") }
-        let server = try served.pythonServer("""
+        _ = try served.pythonServer("""
             import os, socket, time
             l = socket.create_server(("10.77.0.2", 7793))
             if os.fork() != 0:

@@ -71,7 +71,7 @@ struct TCPOptionEffectTests {
         defer { kill(program.processIdentifier, SIGKILL); program.waitUntilExit() }
         waitFor("connected", in: out)
         try silence(lab, port: 7795) // from now on the peer hears nothing of the connection
-        FileManager.default.createFile(atPath: go, contents: nil)
+        _ = FileManager.default.createFile(atPath: go, contents: nil)
         let deadline = Date().addingTimeInterval(30)
         while program.isRunning && Date() < deadline { usleep(50_000) }
         let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
