@@ -905,9 +905,11 @@ public final class StreamSocket: @unchecked Sendable {
     public func setCongestionControl(_ algorithm: CongestionAlgorithm) {
         configure({ $0.congestionControl = algorithm }, live: [(.congestionControl, StreamOption.code(algorithm))])
     }
-    /// TCP_MAXSEG (before connect; Linux ignores it after, for what was announced).
+    /// TCP_MAXSEG (before connect; Linux ignores it after, for what was announced): at most
+    /// the stack's own (its MTU's); 0 is that again.
     public func setMaximumSegmentSize(_ mss: Int) {
-        configure({ $0.maximumSegmentSize = min(max(mss, 88), $0.maximumSegmentSize) }, live: [])
+        let own = client.tcpConfiguration.maximumSegmentSize
+        configure({ $0.maximumSegmentSize = mss == 0 ? own : min(max(mss, 88), own) }, live: [])
     }
     /// The options as set (the engine's configuration this socket connects with).
     public var options: TCPConfiguration { setup.locked { configuration } }

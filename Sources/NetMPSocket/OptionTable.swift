@@ -221,14 +221,18 @@ enum OptionTable {
     static let tcpLevel: [OptionRow] = [
         .stream(N.ipprotoTCP, N.noDelay, set: { s, v in s.setNoDelay(v != 0) }, get: { $0.options.noDelay ? 1 : 0 }),
         .stream(N.ipprotoTCP, N.cork, set: { s, v in s.setCork(v != 0) }, get: { $0.options.cork ? 1 : 0 }),
-        // 0 leaves it as it is; else 88 to 65,495 as Linux's TCP_MIN_MSS and MAX_TCP_WINDOW allow.
+        // 0 (the default again) or 88 to 32,767 (Linux's TCP_MIN_MSS and MAX_TCP_WINDOW).
+        // Read back: the connection's send MSS once it has one, else what was set, else
+        // Linux's TCP_MSS_DEFAULT (536).
         .integer(N.ipprotoTCP, N.maxSegment, .stream, set: { shim, v throws(OptionFailure) in
-            guard v == 0 || (88...65_495).contains(v) else { throw .invalid }
-            if v != 0, case .stream(let s) = shim.kind { s.setMaximumSegmentSize(Int(v)) }
+            guard v == 0 || (88...32_767).contains(v) else { throw .invalid }
+            if case .stream(let s) = shim.kind { s.setMaximumSegmentSize(Int(v)) }
         }, get: { shim in
             guard case .stream(let s) = shim.kind else { return 0 }
             let sent = s.info().sendMSS
-            return Int32(sent == 0 ? UInt32(s.options.maximumSegmentSize) : sent)
+            if sent != 0 { return Int32(clamping: sent) }
+            let set = shim.recordedInteger(N.ipprotoTCP, N.maxSegment) ?? 0
+            return set != 0 ? set : 536
         }),
         .stream(N.ipprotoTCP, N.keepIdle, range: 1...32_767, set: { s, v in s.setKeepAliveParameters(idle: Int(v)) },
                 get: { Int32($0.options.keepAliveIdle.nanoseconds / 1_000_000_000) }),
@@ -240,7 +244,7 @@ enum OptionTable {
                 get: { Int32(clamping: $0.userTimeoutMilliseconds) }),
         .stream(N.ipprotoTCP, N.linger2, set: { s, v in s.setLinger2(seconds: Int(v)) }, get: { Int32($0.linger2Seconds) }),
         .stream(N.ipprotoTCP, N.deferAccept, set: { s, v in s.setDeferAccept(seconds: Int(v)) }, get: { Int32($0.deferAcceptSeconds) }),
-        .stream(N.ipprotoTCP, N.quickAck, set: { s, v in s.setQuickAck(v & 1 != 0) }, get: { $0.isQuickAck ? 1 : 0 }),
+        .stream(N.ipprotoTCP, N.quickAck, set: { s, v in s.setQuickAck(v != 0) }, get: { $0.isQuickAck ? 1 : 0 }),
         .stream(N.ipprotoTCP, N.synCount, range: 1...127, set: { s, v in s.setSYNRetransmissions(Int(v)) },
                 get: { Int32($0.options.maximumSYNRetransmissions) }),
         .stream(N.ipprotoTCP, N.notSentLowWater, set: { s, v in s.setNotSentLowWater(v) }, get: { $0.notSentLowWaterMark }),
