@@ -8,7 +8,7 @@ enum OptionName {
     static let reusePort: Int32 = 15, receiveTimeout: Int32 = 20, sendTimeout: Int32 = 21
     static let acceptConnection: Int32 = 30, proto: Int32 = 38, domain: Int32 = 39
     static let receiveLowWater: Int32 = 18, sendLowWater: Int32 = 19
-    static let outOfBandInline: Int32 = 10, priority: Int32 = 12
+    static let outOfBandInline: Int32 = 10, priority: Int32 = 12, peerCredentials: Int32 = 17
     // IPPROTO_TCP
     static let noDelay: Int32 = 1, maxSegment: Int32 = 2, cork: Int32 = 3, keepIdle: Int32 = 4
     static let keepInterval: Int32 = 5, keepCount: Int32 = 6, info: Int32 = 11, congestion: Int32 = 13

@@ -149,6 +149,9 @@ enum OptionTable {
             case .datagram(let d): d.takeError()
             }
         }),
+        // An IP socket has no peer process: Linux answers with no pid and uid and gid -1.
+        OptionRow(level: N.solSocket, name: N.peerCredentials, sockets: .both, layout: .bytes, range: nil, set: nil,
+                  get: { _ in .bytes([0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]) }),
         .stream(N.solSocket, N.acceptConnection, set: nil, get: { $0.isListening ? 1 : 0 }),
         .datagram(N.solSocket, N.acceptConnection, set: nil, get: { _ in 0 }),
         .recorded(N.solSocket, N.reusePort, .both, boolean: true) { shim, v in
