@@ -367,6 +367,9 @@ public final class StreamSocket: @unchecked Sendable {
     /// Connecting, connected or listening: a connect() then answers for the state whatever
     /// address it names (Linux's inet_stream_connect looks at the state first).
     public var hasBegun: Bool { setup.locked { phase == .connecting || phase == .connected || phase == .listening } }
+    /// Connecting or connected (Linux's states other than CLOSE and LISTEN, for the options
+    /// it takes only in those).
+    public var isConnection: Bool { setup.locked { phase == .connecting || phase == .connected } }
 
     /// poll(2)'s view of the socket, computed from the published status and the rings.
     public var readiness: PollEvents {

@@ -13,7 +13,7 @@ enum OptionName {
     static let noDelay: Int32 = 1, maxSegment: Int32 = 2, cork: Int32 = 3, keepIdle: Int32 = 4
     static let keepInterval: Int32 = 5, keepCount: Int32 = 6, info: Int32 = 11, congestion: Int32 = 13
     static let synCount: Int32 = 7, linger2: Int32 = 8, deferAccept: Int32 = 9, quickAck: Int32 = 12
-    static let userTimeout: Int32 = 18, notSentLowWater: Int32 = 25
+    static let userTimeout: Int32 = 18, fastOpen: Int32 = 23, notSentLowWater: Int32 = 25
     // IPPROTO_IP (on an IPv6 socket too, for its traffic to IPv4 peers)
     static let tos: Int32 = 1, ttl: Int32 = 2, mtuDiscover: Int32 = 10, mtu: Int32 = 14, bindAddressNoPort: Int32 = 24
     static let receiveErrors: Int32 = 11, receiveErrors6: Int32 = 25

@@ -250,6 +250,12 @@ enum OptionTable {
         .stream(N.ipprotoTCP, N.quickAck, set: { s, v in s.setQuickAck(v != 0) }, get: { $0.isQuickAck ? 1 : 0 }),
         .stream(N.ipprotoTCP, N.synCount, range: 1...127, set: { s, v in s.setSYNRetransmissions(Int(v)) },
                 get: { Int32($0.options.maximumSYNRetransmissions) }),
+        // The TCP Fast Open queue of a listener: kept, and read back capped at
+        // net.core.somaxconn, as Linux keeps it; only before connect. Connections do not use
+        // Fast Open, as on Linux with its default net.ipv4.tcp_fastopen (1: client side only).
+        .integer(N.ipprotoTCP, N.fastOpen, .stream, range: 0...Int32.max, set: { shim, _ throws(OptionFailure) in
+            if case .stream(let s) = shim.kind, s.isConnection { throw .invalid }
+        }, get: { shim in min(shim.recordedInteger(N.ipprotoTCP, N.fastOpen) ?? 0, listenQueueLimit) }),
         .stream(N.ipprotoTCP, N.notSentLowWater, set: { s, v in s.setNotSentLowWater(v) }, get: { $0.notSentLowWaterMark }),
         OptionRow(level: N.ipprotoTCP, name: N.info, sockets: .stream, layout: .bytes, range: nil, set: nil, get: { shim in
             guard case .stream(let s) = shim.kind else { return .bytes([]) }
@@ -387,3 +393,8 @@ struct BufferSizes {
         max(Int32(clamping: Int64(min(UInt32(bitPattern: value), maximum)) * 2), minimum)
     }
 }
+
+/// net.core.somaxconn of the program's network namespace (Linux's default, 4096, when it
+/// cannot be read): where Linux caps a listen queue.
+let listenQueueLimit: Int32 = procFile("/proc/sys/net/core/somaxconn", limit: 32)?
+    .split(separator: "\n").first.flatMap { Int32($0) } ?? 4_096
