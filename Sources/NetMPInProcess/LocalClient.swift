@@ -19,7 +19,7 @@ extension NetworkStack {
     /// Another client of this stack, with a region of its own that every core now serves
     /// beside the others (what the stack process does for each program that attaches; here,
     /// a second side in one process).
-    public func attachClient() throws(RuntimeError) -> StackClient { StackClient(local: try attachLocalClient()) }
+    public func attachClient() throws(StackProcessError) -> StackClient { StackClient(local: try attachLocalClient()) }
 
     /// The cores stop serving `client` (whose sockets were all closed).
     public func detach(_ client: StackClient) { detach(client: client.id, closing: false) }

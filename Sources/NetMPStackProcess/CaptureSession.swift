@@ -49,7 +49,7 @@ public final class CaptureSession: @unchecked Sendable {
 
     /// Writes the file's header (the section, one Ethernet interface per core) to `fd`,
     /// which the session owns from now on. Throws the errno of a failed write.
-    public init(fd: Int32, cores: Int, options: Options, ringCapacity: Int = CaptureSession.ringCapacity) throws(RuntimeError) {
+    public init(fd: Int32, cores: Int, options: Options, ringCapacity: Int = CaptureSession.ringCapacity) throws(StackProcessError) {
         self.fd = fd
         self.options = options
         var realtime = timespec(), monotonic = timespec()
@@ -77,7 +77,7 @@ public final class CaptureSession: @unchecked Sendable {
     }
 
     /// Starts the writer thread.
-    public func start() throws(RuntimeError) {
+    public func start() throws(StackProcessError) {
         thread = try startStackThread { self.run() }
         started = true
     }

@@ -2,7 +2,7 @@ extension NetworkStack {
     /// Starts capturing every frame the cores send and read into `fd` (a file or a pipe,
     /// which the capture owns from now on). The cores are writing into it when this
     /// returns. Throws when the file's header cannot be written or the writer not started.
-    public func startCapture(into fd: Int32, options: CaptureSession.Options) throws(RuntimeError) -> CaptureSession {
+    public func startCapture(into fd: Int32, options: CaptureSession.Options) throws(StackProcessError) -> CaptureSession {
         let session = try CaptureSession(fd: fd, cores: cores, options: options)
         try session.start()
         let completion = Completion(count: cores)

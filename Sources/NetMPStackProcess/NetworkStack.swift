@@ -7,7 +7,8 @@ import NetMPTCP
 import NetMPWire
 import Synchronization
 
-public enum RuntimeError: Error, CustomStringConvertible {
+/// Why the stack process (or a test's stack) could not start, or attach a client.
+public enum StackProcessError: Error, CustomStringConvertible {
     case link(LinkError)
     case threadFailed(errno: Int32)
     case noCPU
@@ -67,7 +68,7 @@ public final class NetworkStack: @unchecked Sendable {
     public var cores: Int { ports.count }
 
     /// Attaches the configured TAP with one queue per core and starts the cores.
-    public static func start(_ configuration: StackConfiguration, log: Log) throws(RuntimeError) -> NetworkStack {
+    public static func start(_ configuration: StackConfiguration, log: Log) throws(StackProcessError) -> NetworkStack {
         let cpus = try allowedCPUs()
         // Configuration errors first: a bad NETMP_FAKE_NUMA is reported as such, not as
         // whatever the TAP attach might say.
@@ -84,7 +85,7 @@ public final class NetworkStack: @unchecked Sendable {
     /// each when the test calls `turn()` (VirtualClock).
     public static func start(_ configuration: StackConfiguration, queues: [TAPQueue], device: TAPDevice? = nil,
                              tcpConfiguration: TCPConfiguration = .forThisSystem(),
-                             log: Log, clock: VirtualClock? = nil) throws(RuntimeError) -> NetworkStack {
+                             log: Log, clock: VirtualClock? = nil) throws(StackProcessError) -> NetworkStack {
         precondition(!queues.isEmpty)
         let cpus = try allowedCPUs()
         let topology: NUMATopology
@@ -171,7 +172,7 @@ public final class NetworkStack: @unchecked Sendable {
         return []
     }
 
-    static func allowedCPUs() throws(RuntimeError) -> [Int] {
+    static func allowedCPUs() throws(StackProcessError) -> [Int] {
         var cpus = [Int32](repeating: 0, count: 1024)
         let available = Int(netmp_allowed_cpus(&cpus, 1024))
         guard available > 0 else { throw .noCPU }
@@ -194,7 +195,7 @@ public final class NetworkStack: @unchecked Sendable {
     /// Another client of this stack, with a region of its own that every core now serves
     /// beside the others (what the stack process does for each program that attaches; here,
     /// a second side in one process, for tests).
-    public func attachLocalClient() throws(RuntimeError) -> LocalClientParts {
+    public func attachLocalClient() throws(StackProcessError) -> LocalClientParts {
         let region = try clientRegion(shared: false)
         return LocalClientParts(id: addClient(region, descriptors: nil), region: region, configuration: configuration,
                                 tcpConfiguration: tcpConfiguration, steering: steering, wakers: Self.wakers(ports, wakePage))
@@ -204,7 +205,7 @@ public final class NetworkStack: @unchecked Sendable {
     /// maps, and the cores ring the stack's copies of its doorbells' eventfds.
     /// `privileged`: the program may bind ports below ip_unprivileged_port_start (root, or
     /// CAP_NET_BIND_SERVICE), as on Linux.
-    public func attachProcess(privileged: Bool = true, uid: UInt32 = getuid()) throws(RuntimeError) -> AttachedProcess {
+    public func attachProcess(privileged: Bool = true, uid: UInt32 = getuid()) throws(StackProcessError) -> AttachedProcess {
         let region = try clientRegion(shared: true)
         let descriptors = DoorbellDescriptors(capacity: region.capacity)
         // Core 0 reads its end without blocking; the client's end blocks a sender while
@@ -230,7 +231,7 @@ public final class NetworkStack: @unchecked Sendable {
                                descriptors: descriptors, names: ends[1], bells: bells, faults: faults)
     }
 
-    func clientRegion(shared: Bool) throws(RuntimeError) -> ClientRegion {
+    func clientRegion(shared: Bool) throws(StackProcessError) -> ClientRegion {
         do {
             return try ClientRegion(capacity: 1 << 16, stride: ClientRegion.streamStride(send: tcpConfiguration.sendBufferSize,
                                                                                          receive: tcpConfiguration.receiveBufferSize),

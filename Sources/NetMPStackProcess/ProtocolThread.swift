@@ -43,7 +43,7 @@ final class ProtocolThread: @unchecked Sendable {
         self.core = core; self.cpu = cpu; self.queue = queue; self.sharing = sharing
     }
 
-    func start() throws(RuntimeError) {
+    func start() throws(StackProcessError) {
         pthread_detach(try startStackThread { self.run() })
     }
 

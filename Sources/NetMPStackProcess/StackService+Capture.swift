@@ -41,7 +41,7 @@ extension StackService {
     }
 
     /// The stack's own capture (NETMP_CAPTURE), into `path`, until the stack ends.
-    public func capture(to path: String, options: CaptureSession.Options) throws(RuntimeError) {
+    public func capture(to path: String, options: CaptureSession.Options) throws(StackProcessError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .capture(errno: errno) }
         capture = (nil, try stack.startCapture(into: fd, options: options))

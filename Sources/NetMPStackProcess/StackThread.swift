@@ -4,7 +4,7 @@ import Glibc
 /// `body`. The program's signals must not land on it: every signal is blocked while the
 /// thread is created, so it starts with all of them blocked, and the caller's mask comes
 /// back after. The thread owns what `body` captures until it returns.
-func startStackThread(_ body: @escaping () -> Void) throws(RuntimeError) -> pthread_t {
+func startStackThread(_ body: @escaping () -> Void) throws(StackProcessError) -> pthread_t {
     final class Body { let run: () -> Void; init(_ run: @escaping () -> Void) { self.run = run } }
     var thread = pthread_t()
     let context = Unmanaged.passRetained(Body(body)).toOpaque()
