@@ -191,6 +191,14 @@ enum OptionTable {
             return .linger(seconds: s.linger)
         }),
         // Linux reads the int as unsigned (a negative one asks for the most).
+        // Kept on a datagram socket, whose close never waits.
+        OptionRow(level: N.solSocket, name: N.linger, sockets: .datagram, layout: .linger, range: nil, set: { _, _ in },
+                  get: { shim in
+            .linger(seconds: shim.recorded(N.solSocket, N.linger) { bytes -> Int? in
+                guard bytes.count >= 8, bytes.loadUnaligned(as: Int32.self) != 0 else { return nil }
+                return Int(max(0, bytes.loadUnaligned(fromByteOffset: 4, as: Int32.self)))
+            })
+        }),
         .stream(N.solSocket, N.receiveBuffer, set: { s, v in s.setReceiveBuffer(Int(UInt32(bitPattern: v))) },
                 get: { Int32(clamping: $0.receiveBufferSize) }),
         // The send ring is sized at creation: the value is kept, and its size reported.

@@ -54,25 +54,26 @@ final class ShimSocket: @unchecked Sendable {
     /// Every option set so far, in the order first set, with its last value.
     var optionsSet: [(level: Int32, name: Int32, value: [UInt8])] { recorded.locked { setOptions } }
 
+    /// `read` of the value the program last set for (level, name), as passed; nil if it set
+    /// none (or `read` finds it too short).
+    func recorded<T>(_ level: Int32, _ name: Int32, _ read: (UnsafeRawBufferPointer) -> T?) -> T? {
+        recorded.locked { setOptions.first(where: { $0.level == level && $0.name == name })?.value.withUnsafeBytes(read) ?? nil }
+    }
+
     /// The integer the program last set for (level, name), read as Linux reads it
     /// (optionInteger: IPPROTO_IP's may be one byte), if it set one.
     func recordedInteger(_ level: Int32, _ name: Int32) -> Int32? {
-        recorded.locked {
-            setOptions.first(where: { $0.level == level && $0.name == name })?.value.withUnsafeBytes {
-                optionInteger(level, $0.baseAddress, UInt32($0.count))
-            }
-        }
+        recorded(level, name) { optionInteger(level, $0.baseAddress, UInt32($0.count)) }
     }
 
     /// The timeout (a struct timeval) the program last set for (level, name), in
     /// nanoseconds; 0 if none.
     func recordedTimeout(_ level: Int32, _ name: Int32) -> Int {
-        recorded.locked {
-            guard let value = setOptions.first(where: { $0.level == level && $0.name == name })?.value,
-                  value.count >= MemoryLayout<timeval>.size else { return 0 }
-            let tv = value.withUnsafeBytes { $0.loadUnaligned(as: timeval.self) }
+        recorded(level, name) { bytes -> Int? in
+            guard bytes.count >= MemoryLayout<timeval>.size else { return nil }
+            let tv = bytes.loadUnaligned(as: timeval.self)
             return max(0, tv.tv_sec * 1_000_000_000 + tv.tv_usec * 1000)
-        }
+        } ?? 0
     }
 
     func setOption(at index: Int) -> (level: Int32, name: Int32, value: [UInt8])? {
