@@ -13,28 +13,53 @@ public enum SocketError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A number a record carried that has no case of its own.
     case other(Int32)
 
-    private static let numbered: [(SocketError, Int32)] = [
-        (.wouldBlock, EAGAIN), (.interrupted, EINTR), (.invalidArgument, EINVAL), (.fault, EFAULT),
-        (.badDescriptor, EBADF), (.permissionDenied, EACCES), (.addressInUse, EADDRINUSE),
-        (.addressNotAvailable, EADDRNOTAVAIL), (.familyNotSupported, EAFNOSUPPORT), (.optionNotSupported, ENOPROTOOPT),
-        (.destinationRequired, EDESTADDRREQ), (.messageTooLong, EMSGSIZE), (.noBufferSpace, ENOBUFS),
-        (.networkDown, ENETDOWN), (.networkUnreachable, ENETUNREACH), (.hostUnreachable, EHOSTUNREACH),
-        (.notConnected, ENOTCONN), (.alreadyConnected, EISCONN), (.inProgress, EINPROGRESS),
-        (.alreadyInProgress, EALREADY), (.connectionRefused, ECONNREFUSED), (.connectionReset, ECONNRESET),
-        (.connectionAborted, ECONNABORTED), (.timedOut, ETIMEDOUT), (.brokenPipe, EPIPE),
-        (.operationNotSupported, EOPNOTSUPP), (.protocolError, EPROTO),
+    /// Every case but `other`, for reading a number (an array, not a dictionary: the
+    /// library's constructor may run this before the Swift runtime seeds its hashing).
+    public static let named: [SocketError] = [
+        .wouldBlock, .interrupted, .invalidArgument, .fault, .badDescriptor, .permissionDenied, .addressInUse,
+        .addressNotAvailable, .familyNotSupported, .optionNotSupported, .destinationRequired, .messageTooLong,
+        .noBufferSpace, .networkDown, .networkUnreachable, .hostUnreachable, .notConnected, .alreadyConnected,
+        .inProgress, .alreadyInProgress, .connectionRefused, .connectionReset, .connectionAborted, .timedOut,
+        .brokenPipe, .operationNotSupported, .protocolError,
     ]
 
-    /// The failure a record's number names (a linear look: an array, not a dictionary, as
-    /// the library's constructor may run this before the Swift runtime seeds its hashing).
+    /// The failure a record's number names.
     public init(_ errno: Int32) {
-        self = Self.numbered.first { $0.1 == errno }?.0 ?? .other(errno)
+        self = Self.named.first { $0.errno == errno } ?? .other(errno)
     }
 
     /// The number Linux gives for it, for the C boundary and the channel's records.
     public var errno: Int32 {
-        if case .other(let number) = self { return number }
-        return Self.numbered.first { $0.0 == self }!.1
+        switch self {
+        case .wouldBlock: EAGAIN
+        case .interrupted: EINTR
+        case .invalidArgument: EINVAL
+        case .fault: EFAULT
+        case .badDescriptor: EBADF
+        case .permissionDenied: EACCES
+        case .addressInUse: EADDRINUSE
+        case .addressNotAvailable: EADDRNOTAVAIL
+        case .familyNotSupported: EAFNOSUPPORT
+        case .optionNotSupported: ENOPROTOOPT
+        case .destinationRequired: EDESTADDRREQ
+        case .messageTooLong: EMSGSIZE
+        case .noBufferSpace: ENOBUFS
+        case .networkDown: ENETDOWN
+        case .networkUnreachable: ENETUNREACH
+        case .hostUnreachable: EHOSTUNREACH
+        case .notConnected: ENOTCONN
+        case .alreadyConnected: EISCONN
+        case .inProgress: EINPROGRESS
+        case .alreadyInProgress: EALREADY
+        case .connectionRefused: ECONNREFUSED
+        case .connectionReset: ECONNRESET
+        case .connectionAborted: ECONNABORTED
+        case .timedOut: ETIMEDOUT
+        case .brokenPipe: EPIPE
+        case .operationNotSupported: EOPNOTSUPP
+        case .protocolError: EPROTO
+        case .other(let number): number
+        }
     }
 
     public var description: String { String(cString: strerror(errno)) + " (errno \(errno))" }
