@@ -738,6 +738,8 @@ static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count,
     if (count < 0 || count > IOV_MAX) return -EINVAL;
     if (count > 0 && !iov) return -EFAULT;
     int faulty = first_faulty_piece(iov, count);
+    size_t reach = 0; // the bytes the pieces before it take
+    for (int i = 0; i < faulty; i++) reach += iov[i].iov_len;
     if (!netmp_is_stream(socket)) {
         ssize_t full = 0;
         // One piece (the usual recvmsg) takes the datagram straight; more are gathered.
@@ -759,8 +761,6 @@ static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count,
         ssize_t r = netmp_recv_datagram(socket, buffer, total, flags & ~MSG_TRUNC, source, port, &full, info);
         // The copy faults if the datagram reaches a piece with no address: EFAULT, and the
         // datagram is gone as in udp_recvmsg (unless only peeked at).
-        size_t reach = 0;
-        for (int i = 0; i < faulty; i++) reach += iov[i].iov_len;
         if (r > 0 && faulty < count && (size_t)r > reach) r = -EFAULT;
         if (r >= 0) {
             scatter_copy(iov, (size_t)count, buffer, (size_t)r);
@@ -770,8 +770,6 @@ static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count,
         if (buffer != stack_buffer) free(buffer);
         return r;
     }
-    size_t reach = 0;
-    for (int i = 0; i < faulty; i++) reach += iov[i].iov_len;
     if (faulty < count && reach > 0) {
         // tcp_recvmsg copies what is there in one go: once data came, a copy that would
         // reach the piece with no address is EFAULT, and the data stays.
