@@ -95,6 +95,15 @@ extension OptionRow {
                        get: { @Sendable shim in if case .datagram(let d) = shim.kind { get(d) } else { 0 } })
     }
 
+    /// An option kept only, of any layout: read back from the bytes the program passed,
+    /// `initial` before any.
+    static func kept(_ level: Int32, _ name: Int32, _ sockets: OptionSockets, layout: OptionLayout,
+                     initial: OptionValue) -> OptionRow {
+        OptionRow(level: level, name: name, sockets: sockets, layout: layout, range: nil, set: { _, _ in }, get: { shim in
+            shim.recorded(level, name) { try? OptionValue(reading: $0.baseAddress, UInt32($0.count), as: layout) } ?? initial
+        })
+    }
+
     /// An option kept only (see OptionRow): read back as set, `fallback` before, 0 or 1
     /// when `boolean` (Linux's valbool flags).
     static func recorded(_ level: Int32, _ name: Int32, _ sockets: OptionSockets, boolean: Bool = false,
@@ -190,15 +199,9 @@ enum OptionTable {
             guard case .stream(let s) = shim.kind else { return .linger(seconds: nil) }
             return .linger(seconds: s.linger)
         }),
-        // Linux reads the int as unsigned (a negative one asks for the most).
         // Kept on a datagram socket, whose close never waits.
-        OptionRow(level: N.solSocket, name: N.linger, sockets: .datagram, layout: .linger, range: nil, set: { _, _ in },
-                  get: { shim in
-            .linger(seconds: shim.recorded(N.solSocket, N.linger) { bytes -> Int? in
-                guard bytes.count >= 8, bytes.loadUnaligned(as: Int32.self) != 0 else { return nil }
-                return Int(max(0, bytes.loadUnaligned(fromByteOffset: 4, as: Int32.self)))
-            })
-        }),
+        .kept(N.solSocket, N.linger, .datagram, layout: .linger, initial: .linger(seconds: nil)),
+        // Linux reads the int as unsigned (a negative one asks for the most).
         .stream(N.solSocket, N.receiveBuffer, set: { s, v in s.setReceiveBuffer(Int(UInt32(bitPattern: v))) },
                 get: { Int32(clamping: $0.receiveBufferSize) }),
         // The send ring is sized at creation: the value is kept, and its size reported.
@@ -219,7 +222,7 @@ enum OptionTable {
         timeout(N.receiveTimeout, .datagram, set: { shim, ns in if case .datagram(let d) = shim.kind { d.setReceiveTimeout(ns) } },
                 get: { shim in if case .datagram(let d) = shim.kind { d.receiveTimeoutNanoseconds } else { 0 } }),
         // A datagram's send never waits for room long: kept and read back only.
-        timeout(N.sendTimeout, .datagram, set: { _, _ in }, get: { shim in shim.recordedTimeout(N.solSocket, N.sendTimeout) }),
+        .kept(N.solSocket, N.sendTimeout, .datagram, layout: .timeval, initial: .nanoseconds(0)),
     ]
 
     static func timeout(_ name: Int32, _ sockets: OptionSockets, set: @escaping @Sendable (ShimSocket, Int) -> Void,
@@ -389,11 +392,8 @@ struct BufferSizes {
     static let send = BufferSizes(direction: "w", minimum: 4_608)
 
     init(direction: String, minimum: Int32) {
-        func sysctl(_ name: String) -> Int32? {
-            procFile("/proc/sys/net/core/\(direction)mem_\(name)", limit: 32)?.split(separator: "\n").first.flatMap { Int32($0) }
-        }
-        initial = sysctl("default") ?? 212_992
-        maximum = UInt32(clamping: sysctl("max") ?? 212_992)
+        initial = Int32(clamping: procInteger("/proc/sys/net/core/\(direction)mem_default") ?? 212_992)
+        maximum = UInt32(clamping: procInteger("/proc/sys/net/core/\(direction)mem_max") ?? 212_992)
         self.minimum = minimum
     }
 
@@ -404,5 +404,4 @@ struct BufferSizes {
 
 /// net.core.somaxconn of the program's network namespace (Linux's default, 4096, when it
 /// cannot be read): where Linux caps a listen queue.
-let listenQueueLimit: Int32 = procFile("/proc/sys/net/core/somaxconn", limit: 32)?
-    .split(separator: "\n").first.flatMap { Int32($0) } ?? 4_096
+let listenQueueLimit = Int32(clamping: procInteger("/proc/sys/net/core/somaxconn") ?? 4_096)

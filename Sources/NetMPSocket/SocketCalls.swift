@@ -66,16 +66,6 @@ final class ShimSocket: @unchecked Sendable {
         recorded(level, name) { optionInteger(level, $0.baseAddress, UInt32($0.count)) }
     }
 
-    /// The timeout (a struct timeval) the program last set for (level, name), in
-    /// nanoseconds; 0 if none.
-    func recordedTimeout(_ level: Int32, _ name: Int32) -> Int {
-        recorded(level, name) { bytes -> Int? in
-            guard bytes.count >= MemoryLayout<timeval>.size else { return nil }
-            let tv = bytes.loadUnaligned(as: timeval.self)
-            return max(0, tv.tv_sec * 1_000_000_000 + tv.tv_usec * 1000)
-        } ?? 0
-    }
-
     func setOption(at index: Int) -> (level: Int32, name: Int32, value: [UInt8])? {
         recorded.locked { index >= 0 && index < setOptions.count ? setOptions[index] : nil }
     }

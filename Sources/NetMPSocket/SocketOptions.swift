@@ -62,29 +62,37 @@ func setTableOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: 
         || (level == OptionName.ipprotoTCP && isStream && name != OptionName.congestion)
     if intFirst && length < 4 { throw .invalid }
     guard let row = OptionTable.row(level, name, for: shim), let set = row.set else { throw .notAnOption }
-    let given: OptionValue
-    switch row.layout {
-    case .integer, .integerOrByte:
-        guard let v = optionInteger(row.layout == .integerOrByte ? OptionName.ipprotoIP : level, value, length),
-              row.range?.contains(v) ?? true else { throw .invalid }
-        given = .integer(v)
-    case .timeval:
-        guard let value, length >= UInt32(MemoryLayout<timeval>.size) else { throw .invalid }
-        let tv = value.loadUnaligned(as: timeval.self)
-        guard tv.tv_usec >= 0, tv.tv_usec < 1_000_000 else { throw .outOfDomain }
-        given = .nanoseconds(max(0, tv.tv_sec * 1_000_000_000 + tv.tv_usec * 1000))
-    case .linger:
-        guard let value, length >= 8 else { throw .invalid }
-        let on = value.loadUnaligned(as: Int32.self), seconds = value.loadUnaligned(fromByteOffset: 4, as: Int32.self)
-        given = .linger(seconds: on != 0 ? Int(max(0, seconds)) : nil)
-    case .text:
-        guard let value, length > 0 else { throw .invalid }
-        let bytes = UnsafeRawBufferPointer(start: value, count: Int(min(length, 16)))
-        given = .text(String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self))
-    case .bytes:
-        throw .notAnOption
-    }
+    let given = try OptionValue(reading: value, length, as: row.layout)
+    if case .integer(let v) = given, let range = row.range, !range.contains(v) { throw .invalid }
     try set(shim, given)
+}
+
+extension OptionValue {
+    /// A value as setsockopt reads it for `layout` (also what a kept option's getter reads
+    /// back from the bytes the program passed).
+    init(reading value: UnsafeRawPointer?, _ length: UInt32, as layout: OptionLayout) throws(OptionFailure) {
+        switch layout {
+        case .integer, .integerOrByte:
+            guard let v = optionInteger(layout == .integerOrByte ? OptionName.ipprotoIP : OptionName.solSocket, value, length)
+            else { throw .invalid }
+            self = .integer(v)
+        case .timeval:
+            guard let value, length >= UInt32(MemoryLayout<timeval>.size) else { throw .invalid }
+            let tv = value.loadUnaligned(as: timeval.self)
+            guard tv.tv_usec >= 0, tv.tv_usec < 1_000_000 else { throw .outOfDomain }
+            self = .nanoseconds(max(0, tv.tv_sec * 1_000_000_000 + tv.tv_usec * 1000))
+        case .linger:
+            guard let value, length >= 8 else { throw .invalid }
+            let on = value.loadUnaligned(as: Int32.self), seconds = value.loadUnaligned(fromByteOffset: 4, as: Int32.self)
+            self = .linger(seconds: on != 0 ? Int(max(0, seconds)) : nil)
+        case .text:
+            guard let value, length > 0 else { throw .invalid }
+            let bytes = UnsafeRawBufferPointer(start: value, count: Int(min(length, 16)))
+            self = .text(String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self))
+        case .bytes:
+            throw .notAnOption
+        }
+    }
 }
 
 @_cdecl("netmp_getsockopt")

@@ -326,9 +326,7 @@ public final class NetworkStack: @unchecked Sendable {
     /// net.ipv4.ip_unprivileged_port_start of the stack's network namespace (Linux's
     /// default, 1024, when it cannot be read).
     static func unprivilegedPortStart() -> UInt16 {
-        guard let text = procFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")?.split(separator: "\n").first,
-              let value = Int(text) else { return 1024 }
-        return UInt16(clamping: value)
+        UInt16(clamping: procInteger("/proc/sys/net/ipv4/ip_unprivileged_port_start") ?? 1024)
     }
 
     /// How many clients each core serves (diagnostics: a stack whose programs all went

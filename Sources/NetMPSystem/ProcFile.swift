@@ -16,3 +16,9 @@ public func procFile(_ path: String, limit: Int = 8192) -> String? {
     }
     return String(decoding: bytes[0..<count], as: UTF8.self)
 }
+
+/// The integer on the first line of a sysctl file (/proc/sys/...), or nil when it cannot be
+/// read or is not one.
+public func procInteger(_ path: String) -> Int? {
+    procFile(path, limit: 32)?.split(separator: "\n").first.flatMap { Int($0) }
+}
