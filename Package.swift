@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "CNetMPChannel", path: "Sources/CNetMPChannel", cSettings: [warningsAreErrors]),
         // What a program and the stack share: the region, rings, wait words (a futex, hence
         // CNetMPLinux), doorbells, the usrreq records and the handles naming sockets.
-        .target(name: "NetMPChannel", dependencies: ["NetMPWire", "NetMPTCP", "CNetMPLinux", "CNetMPChannel"], swiftSettings: strict),
+        .target(name: "NetMPChannel", dependencies: ["NetMPWire", "NetMPTCP", "CNetMPChannel"], swiftSettings: strict),
         // Every target above the channel names it, though NetMPStack re-exports it: the build
         // recompiles a target when a module it names changes (a field moved in a channel
         // class must not leave a module reading it at the old offset).
@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "NetMPLink", dependencies: ["NetMPWire", "CNetMPLinux"], swiftSettings: strict),
         // What both processes need of the machine beyond the channel: the clock, log lines,
         // random secrets, /proc files, the NUMA map.
-        .target(name: "NetMPSystem", dependencies: ["NetMPWire", "NetMPTCP", "NetMPChannel", "NetMPStack", "CNetMPLinux", "CNuma"],
+        .target(name: "NetMPSystem", dependencies: ["NetMPWire", "NetMPTCP", "NetMPChannel", "NetMPStack", "CNetMPChannel", "CNetMPLinux", "CNuma"],
                 swiftSettings: strict),
         // The stack process: the pinned cores, their ports and TAP queues, steering, the
         // door that programs attach through, stats and capture.
@@ -78,7 +78,7 @@ let package = Package(
         .target(name: "NetMPTestSupport", dependencies: ["NetMPWire"], path: "Tests/NetMPTestSupport"),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire", "NetMPTestSupport"]),
         .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire", "NetMPTestSupport"]),
-        .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPChannel", "NetMPWire", "NetMPTCP", "NetMPTestSupport", "CNetMPChannel"]),
+        .testTarget(name: "NetMPStackTests", dependencies: ["NetMPStack", "NetMPChannel", "NetMPWire", "NetMPTCP", "NetMPTestSupport", "NetMPSystem", "CNetMPChannel"]),
         .testTarget(name: "NetMPLinkTests", dependencies: ["NetMPLink", "NetMPStack", "NetMPChannel", "NetMPWire", "NetMPTCP", "CNetMPLinux"]),
         .testTarget(name: "NetMPInProcessTests", dependencies: ["NetMPInProcess", "NetMPStackProcess", "NetMPClient", "NetMPSystem", "NetMPStack", "NetMPChannel", "NetMPTCP", "NetMPWire", "NetMPLink", "CNetMPLinux"]),
         .testTarget(name: "IntegrationTests", dependencies: ["NetMPWire", "NetMPStack", "NetMPChannel", "NetMPTCP"]),

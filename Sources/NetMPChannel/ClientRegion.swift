@@ -1,7 +1,7 @@
 import CNetMPChannel
-import CNetMPLinux
-import Glibc
 import Synchronization
+import func Glibc.sysconf
+import var Glibc._SC_PAGESIZE
 
 /// Everything one client shares with the stack, in one memory (`netmp_region`): the head
 /// (sizes, where each part starts, the free socket slots and reply slots), one request
@@ -11,9 +11,10 @@ import Synchronization
 /// service, either process) finds them from a handle, and nothing that says where they
 /// lie is read from memory the other side writes (docs/STACK-SERVICE.md).
 ///
-/// Anonymous memory serves one process (and is copied, not shared, by fork, as the
-/// in-process runtime needs); a memfd can be mapped again (`init(mapping:)`), at another
-/// address or in another process, and both mappings see one region.
+/// Anonymous memory serves one process; a memfd can be mapped again (`init(mapping:)`), at
+/// another address or in another process, and both mappings see one region. Making and
+/// mapping the memory are system calls, so they are NetMPSystem's (ClientRegion+Mapping,
+/// and the `RegionMapping` each region holds); what is here is the layout.
 ///
 /// The strides are mapped in chunks of `slotsPerChunk`, each the first time one of its
 /// slots is used, with MAP_NORESERVE: a stride costs address space, and memory only for
@@ -27,11 +28,13 @@ public final class ClientRegion: @unchecked Sendable {
     public let cores: Int
     public let requestCapacity: Int
     /// The memfd, for a region that can be mapped again; nil for anonymous memory.
-    public let descriptor: Int32?
+    public var descriptor: Int32? { mapping.descriptor }
+    /// The memory this mapping of the region is in.
+    let mapping: any RegionMapping
     /// The head, the request rings, the reply slots and the entries, mapped once.
     let front: UnsafeMutableRawPointer
     let frontBytes: Int
-    let layout: Layout
+    package let layout: Layout
     /// Each chunk's address once mapped (0 before).
     let chunks: UnsafeMutablePointer<Atomic<UInt>>
     let chunkCount: Int
@@ -44,9 +47,9 @@ public final class ClientRegion: @unchecked Sendable {
 
     /// Where each part starts, a function of the sizes alone (so a second mapping checks
     /// the head's offsets against it rather than trusting them).
-    struct Layout: Equatable {
-        let requestsOffset, requestRingBytes, repliesOffset, entriesOffset, memoryOffset: Int
-        init(capacity: Int, cores: Int, requestCapacity: Int) {
+    package struct Layout: Equatable {
+        package let requestsOffset, requestRingBytes, repliesOffset, entriesOffset, memoryOffset: Int
+        package init(capacity: Int, cores: Int, requestCapacity: Int) {
             requestsOffset = ClientRegion.pageSize
             requestRingBytes = MemoryLayout<netmp_request_ring>.size + requestCapacity * MemoryLayout<netmp_request>.size
             repliesOffset = requestsOffset + cores * requestRingBytes
@@ -55,28 +58,25 @@ public final class ClientRegion: @unchecked Sendable {
         }
     }
 
-    /// New memory for `capacity` socket slots of at least `stride` bytes each (rounded up
-    /// to pages) and `cores` request rings of `requestCapacity` records (a power of two);
-    /// `shared`: in a memfd that can be mapped again.
-    public convenience init(capacity: Int, stride: Int, cores: Int = 0, requestCapacity: Int = 0,
-                            shared: Bool = false) throws(MemoryError) {
-        let stride = stride > 0 ? Self.pageAligned(stride) : 0
-        precondition(requestCapacity == 0 || requestCapacity.nonzeroBitCount == 1, "request rings: a power of two")
-        let layout = Layout(capacity: capacity, cores: cores, requestCapacity: requestCapacity)
-        var fd: Int32? = nil
-        if shared {
-            let made = netmp_memfd("netmp-region")
-            guard made >= 0 else { throw .system(errno: -made) }
-            // Sealed at its size: the client maps it too, and a region it truncated would
-            // fault the stack's next access (SIGBUS).
-            guard ftruncate(made, off_t(layout.memoryOffset + capacity * stride)) == 0, netmp_seal_size(made) == 0 else {
-                let e = errno
-                _ = netmp_close_descriptor(made)
-                throw .system(errno: e)
-            }
-            fd = made
-        }
-        try self.init(descriptor: fd, capacity: capacity, stride: stride, cores: cores, requestCapacity: requestCapacity)
+    /// This process's mapping of a region whose sizes are these (checked against its head
+    /// when it was mapped again: `checked(_:)`); its front (the head, the request rings, the
+    /// reply slots and the entries) is mapped here, the strides as used.
+    package init(mapping: any RegionMapping, capacity: Int, stride: Int, cores: Int, requestCapacity: Int) throws(MemoryError) {
+        self.capacity = capacity
+        self.stride = stride
+        self.cores = cores
+        self.requestCapacity = requestCapacity
+        self.mapping = mapping
+        layout = Layout(capacity: capacity, cores: cores, requestCapacity: requestCapacity)
+        frontBytes = layout.memoryOffset
+        front = try mapping.map(at: 0, bytes: frontBytes)
+        chunkCount = stride > 0 ? (capacity + Self.slotsPerChunk - 1) / Self.slotsPerChunk : 0
+        chunks = .allocate(capacity: max(chunkCount, 1))
+        for index in 0..<chunkCount { (chunks + index).initialize(to: Atomic<UInt>(0)) }
+    }
+
+    /// A new region's head: its sizes and where each part starts.
+    package func writeHead() {
         typealias Head = netmp_region
         func put<T>(_ value: T, _ field: PartialKeyPath<Head>) {
             front.storeBytes(of: value, toByteOffset: MemoryLayout<Head>.offset(of: field)!, as: T.self)
@@ -92,13 +92,10 @@ public final class ClientRegion: @unchecked Sendable {
         put(NETMP_REGION_MAGIC, \Head.magic)
     }
 
-    /// A second mapping of the region in memfd `fd` (which this object then holds, dup'ed).
-    /// Its head's sizes are checked and its offsets must be the ones the sizes give.
-    public convenience init(mapping fd: Int32) throws(MemoryError) {
-        var head = netmp_region()
-        guard pread(fd, &head, MemoryLayout<netmp_region>.size, 0) == MemoryLayout<netmp_region>.size else {
-            throw .system(errno: errno)
-        }
+    /// The sizes in a region's head, read from memory another process made: each within
+    /// bounds, and its offsets the ones the sizes give, or `notARegion`.
+    package static func checked(_ head: netmp_region) throws(MemoryError)
+        -> (capacity: Int, stride: Int, cores: Int, requestCapacity: Int) {
         guard head.magic == NETMP_REGION_MAGIC, head.capacity > 0, head.capacity < 1 << 24, head.cores <= 4096,
               head.request_capacity <= 1 << 16, head.request_capacity == 0 || head.request_capacity.nonzeroBitCount == 1,
               head.stride % UInt64(Self.pageSize) == 0, head.stride <= 1 << 30 else { throw .notARegion }
@@ -106,55 +103,21 @@ public final class ClientRegion: @unchecked Sendable {
         guard head.requests_offset == UInt64(layout.requestsOffset), head.replies_offset == UInt64(layout.repliesOffset),
               head.entries_offset == UInt64(layout.entriesOffset), head.memory_offset == UInt64(layout.memoryOffset)
         else { throw .notARegion }
-        // Up among the library's other descriptors, not at the program's lowest free number
-        // (raw: a preloaded library never calls the interposed dup).
-        let own = netmp_duplicate_high(fd)
-        guard own >= 0 else { throw .system(errno: -own) }
-        try self.init(descriptor: own, capacity: Int(head.capacity), stride: Int(head.stride), cores: Int(head.cores),
-                      requestCapacity: Int(head.request_capacity))
-    }
-
-    init(descriptor: Int32?, capacity: Int, stride: Int, cores: Int, requestCapacity: Int) throws(MemoryError) {
-        self.capacity = capacity
-        self.stride = stride
-        self.cores = cores
-        self.requestCapacity = requestCapacity
-        self.descriptor = descriptor
-        layout = Layout(capacity: capacity, cores: cores, requestCapacity: requestCapacity)
-        frontBytes = layout.memoryOffset
-        guard let mapped = Self.map(descriptor, at: 0, bytes: frontBytes) else {
-            let e = errno
-            if let descriptor { _ = netmp_close_descriptor(descriptor) }
-            throw .system(errno: e)
-        }
-        front = mapped
-        chunkCount = stride > 0 ? (capacity + Self.slotsPerChunk - 1) / Self.slotsPerChunk : 0
-        chunks = .allocate(capacity: max(chunkCount, 1))
-        for index in 0..<chunkCount { (chunks + index).initialize(to: Atomic<UInt>(0)) }
+        return (Int(head.capacity), Int(head.stride), Int(head.cores), Int(head.request_capacity))
     }
 
     deinit {
         for index in 0..<chunkCount {
             let address = chunks[index].load(ordering: .acquiring)
-            if address != 0 { munmap(UnsafeMutableRawPointer(bitPattern: address), chunkBytes) }
+            if let mapped = UnsafeMutableRawPointer(bitPattern: address) { mapping.unmap(mapped, bytes: chunkBytes) }
         }
         chunks.deinitialize(count: chunkCount)
         chunks.deallocate()
-        munmap(front, frontBytes)
-        if let descriptor { _ = netmp_close_descriptor(descriptor) }
-    }
-
-    static func map(_ fd: Int32?, at offset: Int, bytes: Int) -> UnsafeMutableRawPointer? {
-        let mapped = if let fd {
-            mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, off_t(offset))
-        } else {
-            mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        }
-        return mapped == MAP_FAILED ? nil : mapped
+        mapping.unmap(front, bytes: frontBytes)
     }
 
     /// The region's head (`netmp_region`).
-    var head: UnsafeMutableRawPointer { front }
+    package var head: UnsafeMutableRawPointer { front }
     /// Core `core`'s request ring (`netmp_request_ring` and its records).
     public func requestRing(_ core: Int) -> UnsafeMutableRawPointer {
         precondition(core < cores)
@@ -178,10 +141,10 @@ public final class ClientRegion: @unchecked Sendable {
         var address = chunks[index].load(ordering: .acquiring)
         if address == 0 {
             // Two threads may map the same chunk at once; the loser gives its mapping back.
-            guard let mapped = Self.map(descriptor, at: layout.memoryOffset + index * chunkBytes, bytes: chunkBytes) else { return nil }
+            guard let mapped = try? mapping.map(at: layout.memoryOffset + index * chunkBytes, bytes: chunkBytes) else { return nil }
             let (won, current) = chunks[index].compareExchange(expected: 0, desired: UInt(bitPattern: mapped), ordering: .acquiringAndReleasing)
             if won { address = UInt(bitPattern: mapped) } else {
-                munmap(mapped, chunkBytes)
+                mapping.unmap(mapped, bytes: chunkBytes)
                 address = current
             }
         }
@@ -191,11 +154,7 @@ public final class ClientRegion: @unchecked Sendable {
     /// Gives back the pages of `slot`'s stride: they read as zero from then on, and cost
     /// nothing until touched again.
     func discard(_ slot: UInt32) {
-        if let descriptor {
-            _ = netmp_punch_hole(descriptor, layout.memoryOffset + Int(slot) * stride, stride)
-        } else if let base = base(of: slot) {
-            madvise(base, stride, MADV_DONTNEED)
-        }
+        if let base = base(of: slot) { mapping.discard(at: layout.memoryOffset + Int(slot) * stride, bytes: stride, mapped: base) }
     }
 
     /// A stream socket's stride: its send ring's data and then its receive ring's, each

@@ -1,6 +1,4 @@
 import CNetMPChannel
-import CNetMPLinux
-import Glibc
 import Synchronization
 
 /// Where each core announces that it sleeps (`netmp_core_wake`, a line per core), so that
@@ -14,55 +12,24 @@ public final class CoreWakePage: @unchecked Sendable {
     public let cores: Int
     let memory: UnsafeMutableRawPointer
     let bytes: Int
+    /// The memory the page is in (NetMPSystem's CoreWakePage+Mapping makes and maps it).
+    let mapping: any RegionMapping
     /// The memfd, for a page that can be mapped again; nil for anonymous memory.
-    public let descriptor: Int32?
+    public var descriptor: Int32? { mapping.descriptor }
 
-    /// A page for `cores` cores; `shared`: in a memfd, sealed so that only this mapping
-    /// writes it.
-    public init?(cores: Int, shared: Bool = false) {
-        precondition(cores > 0)
+    /// The bytes a page for `cores` cores takes.
+    public static func bytes(cores: Int) -> Int { ClientRegion.pageAligned(cores * MemoryLayout<netmp_core_wake>.size) }
+
+    /// The page at `memory` (`bytes(cores:)` long, mapped by `mapping`, which unmaps it when
+    /// the page goes).
+    package init(cores: Int, memory: UnsafeMutableRawPointer, mapping: any RegionMapping) {
         self.cores = cores
-        bytes = ClientRegion.pageAligned(cores * MemoryLayout<netmp_core_wake>.size)
-        var fd: Int32? = nil
-        if shared {
-            let made = netmp_memfd("netmp-cores")
-            guard made >= 0 else { return nil }
-            guard ftruncate(made, off_t(bytes)) == 0 else { _ = netmp_close_descriptor(made); return nil }
-            fd = made
-        }
-        // The stack's own mapping is made before the seal, which refuses every later one
-        // that could write.
-        guard let mapped = ClientRegion.map(fd, at: 0, bytes: bytes), fd.map({ netmp_seal_read_only($0) == 0 }) ?? true else {
-            if let fd { _ = netmp_close_descriptor(fd) }
-            return nil
-        }
-        memory = mapped
-        descriptor = fd
+        self.memory = memory
+        self.mapping = mapping
+        bytes = Self.bytes(cores: cores)
     }
 
-    /// The page in memfd `fd`, for `cores` cores (which this object then holds, dup'ed),
-    /// mapped read-only; nil if the memfd is smaller than that.
-    public init?(mapping fd: Int32, cores: Int) {
-        var status = stat()
-        let needed = ClientRegion.pageAligned(cores * MemoryLayout<netmp_core_wake>.size)
-        guard cores > 0, fstat(fd, &status) == 0, Int(status.st_size) >= needed else { return nil }
-        // Up among the library's other descriptors; raw calls, never the interposed ones.
-        let own = netmp_duplicate_high(fd)
-        let mapped = own < 0 ? MAP_FAILED : mmap(nil, needed, PROT_READ, MAP_SHARED, own, 0)
-        guard let mapped, mapped != MAP_FAILED else {
-            if own >= 0 { _ = netmp_close_descriptor(own) }
-            return nil
-        }
-        self.cores = cores
-        bytes = needed
-        memory = mapped
-        descriptor = own
-    }
-
-    deinit {
-        munmap(memory, bytes)
-        if let descriptor { _ = netmp_close_descriptor(descriptor) }
-    }
+    deinit { mapping.unmap(memory, bytes: bytes) }
 
     /// Core `core`'s count of sleeps: the core's port stores it; on a client's page (mapped
     /// read-only) it may only be loaded.
@@ -109,7 +76,7 @@ public struct CoreWaker: @unchecked Sendable {
     public func wakeIfSleeping() {
         let announced = sleeps.pointee.load(ordering: .sequentiallyConsistent)
         if announced & 1 != 0, rung.claim(announced) {
-            _ = netmp_doorbell_ring(eventfd) // the raw call: in a client, write() is the shim's
+            ChannelCalls.current.pointee.ring(eventfd)
         }
     }
 }

@@ -1,6 +1,6 @@
-import Glibc
 import NetMPTCP
 import NetMPWire
+import var Glibc.EMSGSIZE
 
 /// What a received datagram's IP and UDP headers and its arrival say beside its payload:
 /// where it came from, where it was sent (the address and port: IP_PKTINFO and

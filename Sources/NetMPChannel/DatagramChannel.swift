@@ -1,5 +1,4 @@
 import CNetMPChannel
-import Glibc
 import NetMPTCP
 import NetMPWire
 import Synchronization
@@ -272,7 +271,7 @@ public final class DatagramChannel: @unchecked Sendable {
         // Only a writer that died mid-write leaves the version odd: then it is read as it is.
         for _ in 0..<1000 {
             if case .settled(let peer) = loadPeer() { return peer }
-            sched_yield()
+            ChannelCalls.yield()
         }
         return nil
     }
@@ -308,7 +307,7 @@ public final class DatagramChannel: @unchecked Sendable {
                 if exchanged { break }
                 version = found
             } else {
-                sched_yield()
+                ChannelCalls.yield()
                 version = peerVersion.pointee.load(ordering: .relaxed)
             }
         }

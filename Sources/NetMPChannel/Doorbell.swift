@@ -1,6 +1,4 @@
 import CNetMPChannel
-import CNetMPLinux
-import Glibc
 import Synchronization
 
 /// How poll, select and epoll in other threads learn that a netmp socket changed: an
@@ -38,7 +36,7 @@ import Synchronization
 /// wait.
 public final class Doorbell: @unchecked Sendable {
     let words: UnsafeMutableRawPointer
-    /// The eventfd's number: in the words, or the stack's own copy (`DoorbellDescriptors`).
+    /// The eventfd's number: in the words, or the stack's own copy (`BellCopies`).
     let eventfd: UnsafeMutablePointer<Atomic<Int32>>
     // The other words are found from `words` when used (a constant offset each): a doorbell
     // is made per socket on each side of the stack service, so it stays small.
@@ -47,27 +45,28 @@ public final class Doorbell: @unchecked Sendable {
     static let pollersAt = MemoryLayout<Words>.offset(of: \Words.pollers)!
     static let ringsAt = MemoryLayout<Words>.offset(of: \Words.rings)!
     static let namesAt = MemoryLayout<Words>.offset(of: \Words.names)!
-    var pollers: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: Self.pollersAt) }
+    package var pollers: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: Self.pollersAt) }
     var ringCount: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: Self.ringsAt) }
     /// The hold that keeps the slot (the application's doorbell; a view holds nothing).
     let lease: SlotLease?
-    /// The pollers' mutex, made by the first poller (the owner core's view never has one).
-    let lockAddress = Atomic<UInt>(0)
+    /// The pollers' lock (NetMPSystem's Doorbell+Pollers), made by the first poller and kept
+    /// here by its retained address (the owner core's view never has one).
+    package let pollersLock = Atomic<UInt>(0)
     /// A client's doorbell in the stack service: how it names its placeholder to the stack
     /// (once, before the first poller: the slot, the placeholder, the names count), and
     /// whether it has.
-    let naming: (@Sendable (UInt32, Int32, UInt32) -> Bool)?
+    package let naming: (@Sendable (UInt32, Int32, UInt32) -> Bool)?
     /// The slot whose entry holds the words (nil: memory of this object's own). Declared
     /// here, beside the flags, so that the object packs into 72 bytes.
     public let slot: UInt32?
-    let named = Atomic<Bool>(false)
+    package let named = Atomic<Bool>(false)
     /// The names sent for this doorbell (`netmp_doorbell.names`), by any process of the
     /// client: each naming counts one, so a copy of a named file is known to be the one
     /// the stack rings while the count is what it was when the copy was kept.
-    var names: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: Self.namesAt) }
+    package var names: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: Self.namesAt) }
     /// A poller of this process saw the eventfd readable since it was last emptied (under
     /// `lock`).
-    var countSeen = false
+    package var countSeen = false
     /// Pollers sleep on the socket's descriptor, a placeholder, and `fd` is the common
     /// bell (set before the socket is published).
     public private(set) var placeheld = false
@@ -118,22 +117,10 @@ public final class Doorbell: @unchecked Sendable {
     }
 
     deinit {
-        if let lock = UnsafeMutablePointer<pthread_mutex_t>(bitPattern: lockAddress.load(ordering: .acquiring)) {
-            pthread_mutex_destroy(lock)
-            lock.deallocate()
+        if let lock = UnsafeRawPointer(bitPattern: pollersLock.load(ordering: .acquiring)) {
+            Unmanaged<AnyObject>.fromOpaque(lock).release()
         }
         if slot == nil { words.deallocate() }
-    }
-
-    var lock: UnsafeMutablePointer<pthread_mutex_t> {
-        if let lock = UnsafeMutablePointer<pthread_mutex_t>(bitPattern: lockAddress.load(ordering: .acquiring)) { return lock }
-        let fresh = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        pthread_mutex_init(fresh, nil)
-        let (won, current) = lockAddress.compareExchange(expected: 0, desired: UInt(bitPattern: fresh), ordering: .acquiringAndReleasing)
-        if won { return fresh }
-        pthread_mutex_destroy(fresh)
-        fresh.deallocate()
-        return UnsafeMutablePointer<pthread_mutex_t>(bitPattern: current)!
     }
 
     /// Writes this doorbell's slot into a socket's words (`doorbell_slot` + 1 at `offset`).
@@ -165,7 +152,7 @@ public final class Doorbell: @unchecked Sendable {
         guard pollers.pointee.load(ordering: .sequentiallyConsistent) > 0 else { return }
         ringCount.pointee.wrappingAdd(1, ordering: .relaxed)
         let fd = self.fd
-        if fd >= 0 { _ = netmp_doorbell_ring(fd) }
+        if fd >= 0 { ChannelCalls.current.pointee.ring(fd) }
     }
 
     /// The names counted for this doorbell so far.
@@ -174,52 +161,4 @@ public final class Doorbell: @unchecked Sendable {
     /// The socket's eventfd is a file the stack already rings for this slot (a kept copy
     /// of one named before): no name is sent for it.
     public func markNamed() { named.store(true, ordering: .releasing) }
-
-    /// A poller arrives; it must check readiness after this and before sleeping.
-    /// `placeholder`: the descriptor it sleeps on, when `placeheld` (its number as the
-    /// program passed it: another may have been closed since).
-    public func enter(through placeholder: Int32 = -1) {
-        if let naming, let slot, !named.load(ordering: .acquiring), placeheld, placeholder >= 0 {
-            // Named before this poller counts: a core that sees the poller then finds the
-            // stack's bell, or the stack rings the bell as it makes it.
-            if !named.exchange(true, ordering: .acquiringAndReleasing), !name(slot, through: placeholder, naming) {
-                named.store(false, ordering: .releasing)
-            }
-        }
-        pthread_mutex_lock(lock)
-        pollers.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        pthread_mutex_unlock(lock)
-    }
-
-    /// Hands the placeholder to the stack, with the common bell in it: the stack puts a
-    /// bell of its own into it (`netmp_bell_into`) and rings that. Only placeholders are
-    /// named: the stack takes nothing else.
-    private func name(_ slot: UInt32, through placeholder: Int32, _ naming: @Sendable (UInt32, Int32, UInt32) -> Bool) -> Bool {
-        guard placeheld, netmp_placeholder_join(placeholder, fd) == 0 else { return false }
-        return naming(slot, placeholder, names.pointee.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue)
-    }
-
-    /// A poller leaves; `rung`: its sleep saw the eventfd readable. The last poller to
-    /// leave empties the eventfd when one saw it so: a level-triggered sleep (poll) would
-    /// otherwise end at once next time. epoll registers the eventfd edge-triggered, where a
-    /// count left over wakes nobody, so an epoll member leaving (a connection closed under
-    /// nginx) costs no read; a count nobody saw waits for the poll() that sees it.
-    /// `placeholder` as for `enter`; -1 when the poller's number no longer names the
-    /// socket, and the count stays for a later poller (the common bell is never emptied:
-    /// other sockets' pollers may not have seen it yet).
-    public func leave(rung: Bool, through placeholder: Int32 = -1) {
-        pthread_mutex_lock(lock)
-        if rung { countSeen = true }
-        if pollers.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == 0 && countSeen {
-            if !placeheld {
-                countSeen = false
-                let fd = self.fd
-                if fd >= 0 { _ = netmp_doorbell_drain(fd) }
-            } else if placeholder >= 0 {
-                countSeen = false
-                _ = netmp_placeholder_drain(placeholder)
-            }
-        }
-        pthread_mutex_unlock(lock)
-    }
 }

@@ -147,10 +147,4 @@ public final class ReceiveRing: @unchecked Sendable {
     /// is still unread.
     public var endOfStreamArrived: Bool { endOfStream.pointee.load(ordering: .acquiring) != 0 }
     public var atEnd: Bool { endOfStream.pointee.load(ordering: .acquiring) != 0 && readable == 0 }
-
-    /// Blocks until something is readable or the stream ended (or `timeout` passed).
-    @discardableResult
-    public func waitReadable(timeout: Int? = nil) -> Bool {
-        readers.wait(timeout: timeout) { readable > 0 || endOfStream.pointee.load(ordering: .acquiring) != 0 }
-    }
 }

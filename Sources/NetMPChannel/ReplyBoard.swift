@@ -1,5 +1,4 @@
 import CNetMPChannel
-import Glibc
 import Synchronization
 
 /// Where the cores answer queries (TCP_INFO) for the application threads that asked: a
@@ -14,8 +13,8 @@ public final class ReplyBoard: @unchecked Sendable {
     static let slotSize = MemoryLayout<netmp_reply>.size
     let memory: UnsafeMutableRawPointer
     /// Bit i set: slot i is taken (the region head's `replies_taken`, or this object's).
-    let taken: UnsafeMutablePointer<Atomic<UInt64>>
-    let words: [WaitWord]
+    package let taken: UnsafeMutablePointer<Atomic<UInt64>>
+    package let words: [WaitWord]
     /// Keeps the memory: nil when it is this object's, else the region it lies in.
     let region: ClientRegion?
 
@@ -42,22 +41,9 @@ public final class ReplyBoard: @unchecked Sendable {
     }
     deinit { if region == nil { memory.deallocate() } }
 
-    func slot(_ index: Int) -> UnsafeMutableRawPointer { memory + index * Self.slotSize }
-    func state(_ index: Int) -> UnsafeMutablePointer<Atomic<UInt32>> {
+    package func slot(_ index: Int) -> UnsafeMutableRawPointer { memory + index * Self.slotSize }
+    package func state(_ index: Int) -> UnsafeMutablePointer<Atomic<UInt32>> {
         slot(index).atomic(UInt32.self, at: MemoryLayout<netmp_reply>.offset(of: \netmp_reply.state)!)
-    }
-
-    /// An application thread: a free slot, marked asked.
-    public func take() -> UInt32 {
-        while true {
-            let bits = taken.pointee.load(ordering: .relaxed)
-            if bits == .max { sched_yield(); continue }
-            let index = (~bits).trailingZeroBitCount
-            if taken.pointee.compareExchange(expected: bits, desired: bits | 1 << index, ordering: .acquiringAndReleasing).exchanged {
-                state(index).pointee.store(NETMP_REPLY_ASKED, ordering: .relaxed)
-                return UInt32(index)
-            }
-        }
     }
 
     /// The owner core: answers the query that named `index`, writing at most 256 bytes
@@ -81,17 +67,5 @@ public final class ReplyBoard: @unchecked Sendable {
     /// have answered is gone): its askers wake.
     public func answerEveryQuestion() {
         for index in 0..<UInt32(Self.capacity) { answer(index) { _ in 0 } }
-    }
-
-    /// The asker: waits for the answer in `index`, hands its bytes to `read`, frees the slot.
-    public func awaitAnswer<T>(_ index: UInt32, _ read: (UnsafeRawBufferPointer) -> T) -> T {
-        let i = Int(index)
-        while !words[i].wait(until: { state(i).pointee.load(ordering: .acquiring) == NETMP_REPLY_ANSWERED }) {}
-        let length = Int(slot(i).load(fromByteOffset: MemoryLayout<netmp_reply>.offset(of: \netmp_reply.length)!, as: UInt32.self))
-        let result = read(UnsafeRawBufferPointer(start: slot(i) + MemoryLayout<netmp_reply>.offset(of: \netmp_reply.payload)!,
-                                                 count: length))
-        state(i).pointee.store(0, ordering: .relaxed)
-        taken.pointee.bitwiseAnd(~(1 << UInt64(index)), ordering: .releasing)
-        return result
     }
 }

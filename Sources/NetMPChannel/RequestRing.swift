@@ -1,5 +1,4 @@
 import CNetMPChannel
-import Glibc
 import NetMPTCP
 import NetMPWire
 import Synchronization

@@ -1,4 +1,3 @@
-import Glibc
 
 /// The memory of a byte ring addressed by absolute positions (which grow forever and are
 /// taken modulo the capacity): the wrap-around copies every ring in netmp needs, in one place.
@@ -8,8 +7,9 @@ import Glibc
 /// socket table (`placed`, ClientRegion), which the slot's lease gives back: a stream
 /// socket's control blocks in the slot's entry and their data in its stride, a datagram
 /// socket's rings each with its control block in front of its data in the stride. A ring
-/// made on its own (tests, a table that is full) is mapped by itself, control block in
-/// front, if a page or more, so an idle one's pages cost nothing until used.
+/// made on its own (tests, a table that is full) is allocated, control block in front
+/// (zeroed; its data is written before it is read). The channel makes no system call, so
+/// the allocator, not mmap, decides where a large one's pages come from.
 public struct RingStorage {
     /// The control block, `headerLength` bytes, zero when made.
     public let block: UnsafeMutableRawPointer
@@ -18,7 +18,7 @@ public struct RingStorage {
     let headerLength: Int
     /// Who gives the memory back.
     enum Owner {
-        case allocated, mapped
+        case allocated
         /// The slot's lease: placed in a socket table's slot.
         case placed(SlotLease)
     }
@@ -26,15 +26,9 @@ public struct RingStorage {
     public var capacity: Int { bytes.count }
 
     public init(capacity: Int, headerLength: Int = 0) {
-        let total = headerLength + capacity
-        if total >= Self.pageSize, let fresh = Self.map(total) {
-            block = fresh
-            owner = .mapped
-        } else {
-            block = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 64)
-            block.initializeMemory(as: UInt8.self, repeating: 0, count: headerLength)
-            owner = .allocated
-        }
+        block = UnsafeMutableRawPointer.allocate(byteCount: max(headerLength + capacity, 1), alignment: 64)
+        block.initializeMemory(as: UInt8.self, repeating: 0, count: headerLength)
+        owner = .allocated
         self.headerLength = headerLength
         bytes = UnsafeMutableRawBufferPointer(start: block + headerLength, count: capacity)
     }
@@ -52,22 +46,14 @@ public struct RingStorage {
         bytes = UnsafeMutableRawBufferPointer(start: data ?? block + headerLength, count: capacity)
     }
 
-    static func map(_ capacity: Int) -> UnsafeMutableRawPointer? {
-        let region = mmap(nil, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        return region == MAP_FAILED ? nil : region
-    }
-
     /// Gives the memory back, of which at most `touched` bytes of data (from its start)
     /// were ever written: a placed ring tells its lease, which keeps or discards the pages.
     public func deallocate(touched: Int = .max) {
         switch owner {
         case .placed(let lease): lease.retire(touched: min(max(touched, 0), capacity))
-        case .mapped: munmap(block, headerLength + capacity)
         case .allocated: block.deallocate()
         }
     }
-
-    static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     /// Where `position` lies in a ring of `capacity` places: any position, also one a
     /// client wrote (it wraps, it never traps), lands inside the ring.

@@ -1,6 +1,6 @@
 import CNetMPChannel
-import Glibc
 import Synchronization
+import struct Glibc.iovec
 
 /// A socket's send buffer: any number of application threads append (many producers), the
 /// owner core sends and frees (one consumer). A writer reserves space by CAS on `reserved`,
@@ -85,7 +85,7 @@ public final class SendRing: @unchecked Sendable {
         storage.copyIn(UnsafeRawBufferPointer(rebasing: bytes[0..<n]), at: start)
         beforeCommit?(start + n)
         // Commit in reservation order.
-        while committed.pointee.load(ordering: .acquiring) != start { sched_yield() }
+        while committed.pointee.load(ordering: .acquiring) != start { ChannelCalls.yield() }
         committed.pointee.store(start + n, ordering: .releasing)
         end = start + n
         return n
@@ -117,7 +117,7 @@ public final class SendRing: @unchecked Sendable {
             skip = 0
         }
         beforeCommit?(start + n)
-        while committed.pointee.load(ordering: .acquiring) != start { sched_yield() }
+        while committed.pointee.load(ordering: .acquiring) != start { ChannelCalls.yield() }
         committed.pointee.store(start + n, ordering: .releasing)
         end = start + n
         return n
@@ -158,15 +158,9 @@ public final class SendRing: @unchecked Sendable {
         var writer = RecordWriter(storage: storage, at: start, end: start + total)
         fill(&writer)
         precondition(writer.at == start + total, "send ring: a reservation left partly unwritten")
-        while committed.pointee.load(ordering: .acquiring) != start { sched_yield() }
+        while committed.pointee.load(ordering: .acquiring) != start { ChannelCalls.yield() }
         committed.pointee.store(start + total, ordering: .releasing)
         return true
-    }
-
-    /// Blocks until there is room (or `timeout` nanoseconds passed).
-    @discardableResult
-    public func waitWritable(timeout: Int? = nil) -> Bool {
-        writers.wait(timeout: timeout) { free > 0 }
     }
 
     /// Bytes written and not yet sent (TCP_NOTSENT_LOWAT): an upper bound while the owner

@@ -1,5 +1,4 @@
 import CNetMPChannel
-import Glibc
 import NetMPTCP
 import NetMPWire
 import Synchronization
@@ -42,7 +41,7 @@ public final class SocketChannel: @unchecked Sendable {
     /// Application threads inside a write (between checking that writing is open and
     /// committing their bytes). shutdown and close wait for them to leave before asking the
     /// owner to send the FIN, so a write that returned a count is never cut off by it.
-    var activeWriters: UnsafeMutablePointer<Atomic<Int>> { slot.atomic(Int.self, at: Self.activeWritersAt) }
+    package var activeWriters: UnsafeMutablePointer<Atomic<Int>> { slot.atomic(Int.self, at: Self.activeWritersAt) }
     /// NETMP_OUTPUT_* bits: TCP_CORK and TCP_NODELAY as the application last set them.
     var outputOptionWord: UnsafeMutablePointer<Atomic<UInt32>> { slot.atomic(UInt32.self, at: Self.outputOptionsAt) }
     /// The owner core's index, once a core owns the connection (-1 before).
@@ -209,22 +208,6 @@ public final class SocketChannel: @unchecked Sendable {
         return true
     }
     public func endWrite() { activeWriters.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
-
-    /// Shuts writing (once; false if it was already shut) and waits for writes under way,
-    /// a second at most: a write takes microseconds, and one that never ends was left by a
-    /// signal handler that jumped away (iperf3's SIGTERM handler longjmps to its exit),
-    /// which must not hang close() or the exit that follows.
-    public func shutWriting() -> Bool {
-        let first = raise(.writeShut)
-        var started = timespec(), now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &started)
-        while activeWriters.pointee.load(ordering: .sequentiallyConsistent) > 0 {
-            sched_yield()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            if now.tv_sec - started.tv_sec > 1 { break }
-        }
-        return first
-    }
 
     // MARK: Owner
 

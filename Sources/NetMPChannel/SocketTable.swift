@@ -1,5 +1,4 @@
 import CNetMPChannel
-import Glibc
 import Synchronization
 
 /// A socket's name in requests: its slot in the socket table and the slot's generation. A
@@ -60,27 +59,9 @@ public final class SocketTable: @unchecked Sendable {
     /// A ring that wrote at most this much keeps its pages for the next socket.
     static let keepTouched = 64 << 10
 
-    /// A table of `capacity` sockets whose slots have `stride` bytes of memory each (0:
-    /// none, a table of names); `shared`: in a memfd that `init(mapping:)` maps again. A
-    /// million sockets' entries take 128 MiB of address space, resident only as far as used.
-    public convenience init(capacity: Int = 1 << 20, stride: Int = 0, shared: Bool = false) {
-        precondition(capacity > 0 && capacity < Int(UInt32.max))
-        let memory: ClientRegion
-        do { memory = try ClientRegion(capacity: capacity, stride: stride, shared: shared) } catch {
-            preconditionFailure("socket table: cannot map its memory (\(error))")
-        }
-        self.init(region: memory)
-    }
-
-    /// The table in memfd `fd`, mapped again (tests: another address in this process; the
-    /// stack service: another process).
-    public convenience init(mapping fd: Int32) throws(ClientRegion.MemoryError) {
-        self.init(region: try ClientRegion(mapping: fd))
-    }
-
     /// In the stack process: the stack's bells for the client's doorbells, which
     /// the cores' views ring (nil: the numbers in the doorbells' words are this process's).
-    public let doorbellDescriptors: DoorbellDescriptors?
+    public let doorbellDescriptors: (any BellCopies)?
     /// In a client of the stack service: hands the placeholder of the doorbell in a slot to
     /// the stack (false when it could not), before the doorbell's first poller, with the
     /// names count (Doorbell.naming).
@@ -88,7 +69,7 @@ public final class SocketTable: @unchecked Sendable {
 
     /// The socket table of `region`; `doorbellDescriptors` on the stack's side of a client
     /// process, `namingDoorbell` on the client's.
-    public init(region memory: ClientRegion, doorbellDescriptors: DoorbellDescriptors? = nil,
+    public init(region memory: ClientRegion, doorbellDescriptors: (any BellCopies)? = nil,
                 namingDoorbell: (@Sendable (UInt32, Int32, UInt32) -> Bool)? = nil) {
         self.memory = memory
         self.doorbellDescriptors = doorbellDescriptors

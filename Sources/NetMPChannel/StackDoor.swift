@@ -1,4 +1,4 @@
-import Glibc
+import func Glibc.strerror
 
 /// Where a program finds the stack process, and the ways that can fail: what both sides of
 /// the door agree on besides the records of CNetMPChannel (docs/STACK-SERVICE.md).

@@ -1,5 +1,6 @@
 import Glibc
 import NetMPStack
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 

@@ -1,5 +1,6 @@
 import Glibc
 import NetMPChannel
+import NetMPSystem
 
 /// Why setsockopt or getsockopt refused, in Swift's words; the errno Linux gives for each
 /// appears only where the call returns to C (`errno`).

@@ -47,6 +47,10 @@ final class ClientOnCore {
     /// or writes it.
     let bell: Int32?
 
+    /// The stack's bells for the client's doorbells (the table's BellCopies), which core 0
+    /// fills as the client names placeholders.
+    let descriptors: DoorbellDescriptors?
+
     init(id: UInt32, region: ClientRegion, descriptors: DoorbellDescriptors? = nil, names: Int32? = nil, bell: Int32? = nil,
          core: Int, faults: ClientFaults = ClientFaults()) {
         self.id = id
@@ -54,6 +58,7 @@ final class ClientOnCore {
         self.faults = faults
         requests = RequestRing(in: region, core: core)
         sockets = SocketTable(region: region, doorbellDescriptors: descriptors)
+        self.descriptors = descriptors
         replies = ReplyBoard(in: region)
         self.names = names
     }
@@ -84,7 +89,7 @@ final class ClientOnCore {
     /// empty; at most 1024 a turn: a client that floods names delays only its own (the
     /// rest wait for the next turn).
     func takeNames() -> Int {
-        guard let names, let descriptors = sockets.doorbellDescriptors else { return 0 }
+        guard let names, let descriptors else { return 0 }
         let region = sockets.memory
         let pending = region.takeNamesPending()
         guard pending > 0 else { return 0 }

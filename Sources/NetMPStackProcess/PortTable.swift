@@ -1,5 +1,6 @@
 import Glibc
 import NetMPStack
+import NetMPSystem
 
 /// The ports application sockets hold through bind() or listen(), process-wide (TCP's, or
 /// UDP's in a table of their own): every core listens on a listening port, and a bound

@@ -2,6 +2,8 @@ import CNetMPLinux
 import Foundation
 import Glibc
 import NetMPStack
+import NetMPStackProcess
+import NetMPSystem
 import Testing
 
 @Suite struct DoorbellTests {

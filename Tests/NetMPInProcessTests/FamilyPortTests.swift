@@ -3,6 +3,7 @@ import NetMPClient
 import NetMPInProcess
 import NetMPStack
 import NetMPStackProcess
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 import Testing

@@ -3,6 +3,7 @@ import Glibc
 import NetMPClient
 import NetMPInProcess
 import NetMPStack
+import NetMPSystem
 import NetMPWire
 import Testing
 

@@ -1,6 +1,7 @@
 import Glibc
 import NetMPClient
 import NetMPStack
+import NetMPSystem
 import NetMPTCP
 import NetMPWire
 import Synchronization

@@ -1,5 +1,6 @@
 import Glibc
 import NetMPChannel
+import NetMPSystem
 import Testing
 
 /// SocketError's numbers: each named failure reads back from its own errno (a core's reply

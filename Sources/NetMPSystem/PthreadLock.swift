@@ -1,7 +1,7 @@
 import Glibc
 
 /// A pthread mutex, for the few places off the data path that need mutual exclusion
-/// (accept queues, the port table, the ring cache). Not Synchronization.Mutex:
+/// (a doorbell's pollers, the port table, a socket's setup). Not Synchronization.Mutex:
 /// ThreadSanitizer understands pthread mutexes, and the runtime's stress tests run under it.
 public final class PthreadLock: @unchecked Sendable {
     let mutex: UnsafeMutablePointer<pthread_mutex_t>

@@ -1,5 +1,6 @@
 import CNetMPLinux
 import Glibc
+import NetMPChannel
 import Synchronization
 
 /// The stack process's bells for one client's doorbells, by the slot whose entry holds the
@@ -16,7 +17,7 @@ import Synchronization
 /// descriptor the stack reused for something else. The copies close when the last view
 /// that could ring them is gone (the cores' views hold their client's table, which holds
 /// this).
-public final class DoorbellDescriptors: @unchecked Sendable {
+public final class DoorbellDescriptors: BellCopies, @unchecked Sendable {
     public let capacity: Int
     /// Per slot: the descriptor + 1, 0 for none. Written only by the thread that serves the
     /// client's names (core 0); read by the cores.
