@@ -262,7 +262,7 @@ import Testing
         // The first datagram of each waits for the neighbour; both arrive.
         _ = try Array("six".utf8).withUnsafeBytes { try six.send($0, to: Endpoint(StackPair.address6B, 9300)) }
         _ = try Array("four".utf8).withUnsafeBytes { try four.send($0, to: Endpoint(StackPair.addressB, 9300)) }
-        var got = [try receive(server), try receive(server)].sorted { $0.0 < $1.0 }
+        let got = [try receive(server), try receive(server)].sorted { $0.0 < $1.0 }
         #expect(got.map(\.0) == ["four", "six"])
         #expect(got[0].1 == Endpoint(StackPair.addressA, four.localAddress.port), "IPv4's source, as its mapped address")
         #expect(got[1].1 == Endpoint(StackPair.address6A, six.localAddress.port))

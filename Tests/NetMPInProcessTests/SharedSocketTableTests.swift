@@ -77,10 +77,12 @@ import Testing
     /// going first leaves the other side's view working.
     @Test func slotOutlivesTheLessor_freedWithTheLastView() throws {
         let (client, stack) = try mappings()
-        var mine: SocketChannel? = try #require(SocketChannel(in: client, sendCapacity: Self.capacity, receiveCapacity: Self.capacity))
+        var mine = SocketChannel(in: client, sendCapacity: Self.capacity, receiveCapacity: Self.capacity)
+        try #require(mine != nil)
         let slot = mine!.lease!.slot
         client.hold(slot)
-        var theirs: SocketChannel? = try #require(SocketChannel(adopting: slot, in: stack))
+        var theirs = SocketChannel(adopting: slot, in: stack)
+        try #require(theirs != nil)
         mine!.publish(.established)
         mine = nil
         #expect(client.slotsTaken == 1 && theirs!.status.contains(.established) && theirs!.owner == -1)
@@ -126,7 +128,8 @@ import Testing
     /// handed out through the other, and comes back to both when let go.
     @Test func slots_takenAndFreedThroughEitherMapping() throws {
         let (client, stack) = try mappings()
-        var mine: SocketChannel? = try #require(SocketChannel(in: client, sendCapacity: Self.capacity, receiveCapacity: Self.capacity))
+        var mine = SocketChannel(in: client, sendCapacity: Self.capacity, receiveCapacity: Self.capacity)
+        try #require(mine != nil)
         let theirs = try #require(SocketChannel(in: stack, sendCapacity: Self.capacity, receiveCapacity: Self.capacity))
         #expect(mine!.lease!.slot != theirs.lease!.slot)
         #expect(client.slotsTaken == 2 && stack.slotsTaken == 2)
@@ -143,7 +146,8 @@ import Testing
     @Test func listenerSlot_coresQueue_applicationAccepts() throws {
         let (client, stack) = try mappings()
         let socket = try #require(SocketChannel(in: client, sendCapacity: Self.capacity, receiveCapacity: Self.capacity))
-        var mine: ListenQueue? = try #require(ListenQueue(in: client, port: 80, backlog: 3, cores: 2, doorbell: socket.doorbell))
+        var mine = ListenQueue(in: client, port: 80, backlog: 3, cores: 2, doorbell: socket.doorbell)
+        try #require(mine != nil)
         let name = try #require(client.register(kind: .listener, in: mine!.lease))
         client.hold(name.slot)
         client.hold(name.slot)

@@ -97,9 +97,10 @@ import Testing
             }
         }
         _ = host.feed(segment(.ack, ack: synAck.sequenceNumber &+ 1))
-        var accepted: TCPSocket? = try #require(host.tcp!.accept(port: 80))
-        weak var receiveRing = accepted!.channel.receive
-        weak var sendRing = accepted!.channel.send
+        var accepted = host.tcp!.accept(port: 80)
+        try #require(accepted != nil)
+        weak let receiveRing = accepted!.channel.receive
+        weak let sendRing = accepted!.channel.send
         var sink = CollectingSink()
         accepted!.close(now: .zero)
         host.tcp!.settle(accepted!, now: .zero, host: host, sink: &sink)
