@@ -264,6 +264,60 @@ static _Thread_local unsigned interrupting_signals;
 unsigned netmp_interrupting_signals(void) { return interrupting_signals; }
 void netmp_note_interrupting_signal(void) { interrupting_signals++; }
 
+// Signals deferred while this thread is between taking a place in a shared ring and
+// publishing it (docs/SHIM.md, Signals). A handler that jumped out of that stretch
+// (iperf3's longjmps to its exit) would leave a reservation nobody commits, and every later
+// writer of the ring, and the core reading it, would wait behind it forever. The kernel
+// never runs a handler in the middle of its own copy either: it runs it on the way out of
+// the call. The shim's trampoline asks `netmp_signal_deferred` first; a deferred signal is
+// queued again to this thread, with its siginfo, when the stretch ends.
+#include <signal.h>
+static _Thread_local volatile sig_atomic_t deferring;
+enum { deferred_slots = 8 };
+static _Thread_local volatile sig_atomic_t deferred_signal[deferred_slots]; // 0: free
+static _Thread_local siginfo_t deferred_info[deferred_slots];
+static _Thread_local volatile sig_atomic_t deferred_any;
+
+void netmp_defer_signals(void) {
+    deferring++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+void netmp_deliver_deferred_signals(void) {
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (--deferring != 0 || !deferred_any) return;
+    deferred_any = 0;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    pid_t process = getpid(), thread = (pid_t)syscall(SYS_gettid);
+    for (int i = 0; i < deferred_slots; i++) {
+        int signal = deferred_signal[i];
+        if (signal == 0) continue;
+        siginfo_t info = deferred_info[i];
+        deferred_signal[i] = 0;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        // With its own siginfo (a process may queue any to itself); the handler runs on
+        // the way out of this call, where the program's code would have met it.
+        if (syscall(SYS_rt_tgsigqueueinfo, process, thread, signal, &info) != 0) syscall(SYS_tgkill, process, thread, signal);
+    }
+}
+
+int netmp_signal_deferred(int signal, const void *info) {
+    if (!deferring) return 0;
+    // A fault is this thread's own instruction: it must run now, or it would fault again.
+    if (signal == SIGSEGV || signal == SIGBUS || signal == SIGFPE || signal == SIGILL || signal == SIGTRAP || signal == SIGSYS) return 0;
+    int free = -1;
+    for (int i = 0; i < deferred_slots; i++) {
+        if (deferred_signal[i] == signal && signal < SIGRTMIN) return 1; // pending once, as the kernel keeps it
+        if (deferred_signal[i] == 0 && free < 0) free = i;
+    }
+    if (free < 0) return 0; // more than the slots hold: this one runs now
+    deferred_info[free] = *(const siginfo_t *)info;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    deferred_signal[free] = signal;
+    deferred_any = 1;
+    return 1;
+}
+
 #include <stddef.h>
 #include <sys/resource.h>
 #include <sys/un.h>

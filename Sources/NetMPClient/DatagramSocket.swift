@@ -325,21 +325,27 @@ public final class DatagramSocket: @unchecked Sendable {
         let size = count * DatagramRecord.headerLength + bytes.count
         let wait = !(nonBlocking || dontWait)
         while true {
-            let queued = channel.outgoing.writeRecords(total: size) { writer in
-                for index in 0..<count {
-                    let range = min(index * step, bytes.count)..<min((index + 1) * step, bytes.count)
-                    var header = DatagramRecord.header(length: range.count, to: target, marking: marking)
-                    withUnsafeBytes(of: &header) { writer.append($0) }
-                    writer.append(UnsafeRawBufferPointer(rebasing: bytes[range]))
+            // From the reservation to the request that announces the datagrams, no signal
+            // handler runs: one that jumped out would leave the ring stuck behind them.
+            let queued = withSignalsDeferred {
+                let queued = channel.outgoing.writeRecords(total: size) { writer in
+                    for index in 0..<count {
+                        let range = min(index * step, bytes.count)..<min((index + 1) * step, bytes.count)
+                        var header = DatagramRecord.header(length: range.count, to: target, marking: marking)
+                        withUnsafeBytes(of: &header) { writer.append($0) }
+                        writer.append(UnsafeRawBufferPointer(rebasing: bytes[range]))
+                    }
                 }
+                if queued, channel.requestOutput(), let handle {
+                    client.request(Request(.datagramOutput, handle), to: channel.homeCore)
+                }
+                return queued
             }
-            if queued { break }
+            if queued { return bytes.count }
             if !wait { throw SocketError.wouldBlock }
             _ = channel.outgoing.writers.wait { channel.outgoing.free >= size || client.stackGone }
             if client.stackGone { throw SocketError.networkDown }
         }
-        if channel.requestOutput(), let handle { client.request(Request(.datagramOutput, handle), to: channel.homeCore) }
-        return bytes.count
     }
 
     /// recvfrom(): the next datagram from any core's queue; `length` is its full size

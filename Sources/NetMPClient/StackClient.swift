@@ -174,9 +174,13 @@ public final class StackClient: @unchecked Sendable {
 
     /// Sends a usrreq record to core `core` and wakes the core if it sleeps; a full ring
     /// (the core far behind) is waited out, yielding the CPU, rather than a usrreq lost.
+    /// From the record's place to its publication no signal handler runs (withSignalsDeferred):
+    /// one that jumped out would leave an unpublished record the core waits behind forever.
     func request(_ request: Request, to core: Int) {
-        while !requests[core].send(request) { sched_yield() }
-        wakers[core].wakeIfSleeping()
+        withSignalsDeferred {
+            while !requests[core].send(request) { sched_yield() }
+            wakers[core].wakeIfSleeping()
+        }
     }
 
     /// Sends `request` as a client that writes its own records would (tests of what the

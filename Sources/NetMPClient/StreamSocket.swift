@@ -613,17 +613,22 @@ public final class StreamSocket: @unchecked Sendable {
             }
             let room = roomUnderNotSentLowWater(count - done)
             if room > 0 {
-                guard channel.beginWrite() else { continue } // shut meanwhile: the checks above report it
-                var end = 0
-                // MSG_OOB: the last byte written so far is urgent (Linux's tcp_push moves
-                // SND.UP to the end of the write each time it pushes), marked before the
-                // bytes are committed: an owner that sent them unmarked would lose it.
-                let n = write(done, room, &end, flags.contains(.urgent) ? { [channel] in channel.markUrgentSent(upTo: $0) } : nil)
-                channel.endWrite()
-                if n > 0 {
-                    done += n
-                    requestOutput()
+                // From the reservation to the request that announces the bytes, no handler
+                // runs (withSignalsDeferred): one that jumped out would leave them uncommitted
+                // or unannounced, and the ring stuck behind them.
+                let written: Int? = withSignalsDeferred {
+                    guard channel.beginWrite() else { return nil } // shut meanwhile: the checks above report it
+                    var end = 0
+                    // MSG_OOB: the last byte written so far is urgent (Linux's tcp_push moves
+                    // SND.UP to the end of the write each time it pushes), marked before the
+                    // bytes are committed: an owner that sent them unmarked would lose it.
+                    let n = write(done, room, &end, flags.contains(.urgent) ? { [channel] in channel.markUrgentSent(upTo: $0) } : nil)
+                    channel.endWrite()
+                    if n > 0 { requestOutput() }
+                    return n
                 }
+                guard let written else { continue }
+                done += written
             }
             if done == count { return done }
             if !wait {
@@ -716,12 +721,18 @@ public final class StreamSocket: @unchecked Sendable {
     /// Bytes written and not yet acknowledged, an upper bound (SIOCOUTQ).
     public var unacknowledged: Int { channel.send.outstanding }
 
+    /// The bit raised and its request sent with no handler between them: a bit left raised
+    /// with no request on its way would hold back every later one.
     func requestOutput() {
-        if channel.raise(.outputRequested), let handle { client.request(Request(.output, handle), to: ownerCore) }
+        withSignalsDeferred {
+            if channel.raise(.outputRequested), let handle { client.request(Request(.output, handle), to: ownerCore) }
+        }
     }
 
     func requestWindowUpdate() {
-        if channel.raise(.windowRequested), let handle { client.request(Request(.window, handle), to: ownerCore) }
+        withSignalsDeferred {
+            if channel.raise(.windowRequested), let handle { client.request(Request(.window, handle), to: ownerCore) }
+        }
     }
 
     var ownerCore: Int { channel.owner }

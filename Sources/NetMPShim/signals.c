@@ -5,27 +5,79 @@
 // a trampoline that counts the ones without SA_RESTART (netmp_note_interrupting_signal,
 // per thread) before calling the program's handler. sigaction() reports the program's own
 // handler back, never the trampoline.
+//
+// The trampoline also lets a handler wait while the thread holds a place in a shared ring
+// (netmp_signal_deferred, CNetMPLinux): the handler then runs when the place is published.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include "shim.h"
 
 void netmp_note_interrupting_signal(void); // CNetMPLinux
+int netmp_signal_deferred(int signal, const void *info); // CNetMPLinux
 
-static struct sigaction programs[NSIG]; // the program's action, for signals we wrap
+// The program's action, for signals we wrap. The trampoline reads a record on any thread
+// while sigaction may be writing it on another, so each has a version, odd while written:
+// a reader copies the record and keeps the copy only if the version was even and unchanged
+// across it. A writer blocks every signal on its own thread first (a trampoline there
+// would wait for it forever) and writers take turns.
+static struct sigaction programs[NSIG];
+static atomic_uint versions[NSIG];
+static atomic_flag writing = ATOMIC_FLAG_INIT;
 static volatile sig_atomic_t wrapped[NSIG];
 
 DEFINE_REAL(int, sigaction, int, const struct sigaction *, struct sigaction *)
 
+static void read_program(int signal, struct sigaction *copy) {
+    for (;;) {
+        unsigned before = atomic_load_explicit(&versions[signal], memory_order_acquire);
+        if (before & 1) continue; // another thread is writing it: a few stores away
+        memcpy(copy, (const void *)&programs[signal], sizeof *copy);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&versions[signal], memory_order_relaxed) == before) return;
+    }
+}
+
+static void write_program(int signal, const struct sigaction *action) {
+    unsigned version = atomic_load_explicit(&versions[signal], memory_order_relaxed);
+    atomic_store_explicit(&versions[signal], version + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    memcpy((void *)&programs[signal], action, sizeof *action);
+    atomic_store_explicit(&versions[signal], version + 2, memory_order_release);
+}
+
+static struct sigaction through_trampoline(const struct sigaction *program);
+
 static void trampoline(int signal, siginfo_t *info, void *context) {
     int saved = errno;
-    const struct sigaction *program = &programs[signal];
-    if (!(program->sa_flags & SA_RESTART)) netmp_note_interrupting_signal();
+    struct sigaction program;
+    read_program(signal, &program);
+    if (netmp_signal_deferred(signal, info)) {
+        // Queued again when the thread publishes; SA_RESETHAND made this delivery reset the
+        // action, so the trampoline goes back in for that one.
+        if (program.sa_flags & SA_RESETHAND) {
+            struct sigaction again = through_trampoline(&program);
+            REAL(sigaction)(signal, &again, NULL);
+        }
+        errno = saved;
+        return;
+    }
+    if (!(program.sa_flags & SA_RESTART)) netmp_note_interrupting_signal();
     errno = saved;
-    if (program->sa_flags & SA_SIGINFO) program->sa_sigaction(signal, info, context);
-    else program->sa_handler(signal);
+    if (program.sa_flags & SA_SIGINFO) program.sa_sigaction(signal, info, context);
+    else program.sa_handler(signal);
+}
+
+static struct sigaction through_trampoline(const struct sigaction *program) {
+    struct sigaction through = *program;
+    through.sa_flags |= SA_SIGINFO;
+    through.sa_sigaction = trampoline;
+    return through;
 }
 
 static int is_handler(const struct sigaction *action) {
@@ -35,23 +87,29 @@ static int is_handler(const struct sigaction *action) {
 
 int sigaction(int signal, const struct sigaction *action, struct sigaction *old) {
     if (signal <= 0 || signal >= NSIG) return REAL(sigaction)(signal, action, old);
+    sigset_t all, mask;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &mask);
+    while (atomic_flag_test_and_set_explicit(&writing, memory_order_acquire)) sched_yield();
     struct sigaction before = programs[signal];
     int was_wrapped = wrapped[signal];
     struct sigaction kernel_old;
     int r;
     if (action && is_handler(action)) {
         // Recorded before the kernel sees the trampoline, so it never runs a stale action.
-        programs[signal] = *action;
-        struct sigaction through = *action;
-        through.sa_flags |= SA_SIGINFO;
-        through.sa_sigaction = trampoline;
+        write_program(signal, action);
+        struct sigaction through = through_trampoline(action);
         r = REAL(sigaction)(signal, &through, &kernel_old);
         if (r == 0) wrapped[signal] = 1;
-        else programs[signal] = before;
+        else write_program(signal, &before);
     } else {
         r = REAL(sigaction)(signal, action, &kernel_old);
         if (r == 0 && action) wrapped[signal] = 0;
     }
+    int e = errno;
+    atomic_flag_clear_explicit(&writing, memory_order_release);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    errno = e;
     if (r == 0 && old) *old = was_wrapped && kernel_old.sa_sigaction == trampoline ? before : kernel_old;
     return r;
 }

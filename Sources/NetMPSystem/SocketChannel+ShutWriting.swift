@@ -6,9 +6,9 @@ import Synchronization
 /// the scheduler, so it lives with the process's calls rather than in the channel.
 extension SocketChannel {
     /// Shuts writing (once; false if it was already shut) and waits for writes under way,
-    /// a second at most: a write takes microseconds, and one that never ends was left by a
-    /// signal handler that jumped away (iperf3's SIGTERM handler longjmps to its exit),
-    /// which must not hang close() or the exit that follows.
+    /// a second at most: a write takes microseconds, and no signal handler runs inside one
+    /// (withSignalsDeferred), but a thread that never finishes one (cancelled, or a raw
+    /// clone's child that died in it) must not hang close() or the exit that follows.
     public func shutWriting() -> Bool {
         let first = raise(.writeShut)
         var started = timespec(), now = timespec()

@@ -56,6 +56,12 @@ int netmp_futex_wake(uint32_t *word, int count);
 // increment, made by the shim's signal trampoline.
 unsigned netmp_interrupting_signals(void);
 void netmp_note_interrupting_signal(void);
+// A stretch in which this thread holds a place in a shared ring (see linux.c): the
+// program's signal handlers wait for its end (nested stretches count). The trampoline's
+// question: whether `signal` (with its siginfo_t at `info`) waits; 1 if so.
+void netmp_defer_signals(void);
+void netmp_deliver_deferred_signals(void);
+int netmp_signal_deferred(int signal, const void *info);
 // Adds 1 to / empties an eventfd with the raw system calls (the shim interposes read and
 // write).
 int netmp_doorbell_ring(int fd);
