@@ -2,12 +2,14 @@ import Synchronization
 
 /// The system calls the channel's own code needs, and the only ones: waking the sleepers on
 /// a wait word, ringing an eventfd (a doorbell or a core's bell), and giving the CPU away
-/// while another writer finishes its turn (sched_yield). The host publishes into
-/// rings and so wakes, and it is held to the pure protocol's rule (no module doing I/O); so
-/// the channel asks for these two through a table that the process installs once, before any
-/// channel memory exists (NetMPSystem's `LinuxChannelCalls`, from every place that maps a
-/// region or sleeps on a word). Everything else the channel's memory needs (mapping it,
-/// sleeping, the pollers' lock) lives with the process's side too, in NetMPSystem.
+/// while another writer finishes its turn (sched_yield). The host publishes into rings and
+/// so wakes, and it is held to the pure protocol's rule (no module doing I/O); so the
+/// channel asks for these three through a table that the process installs once, before its
+/// first wake (NetMPSystem's `LinuxChannelCalls`, from every place that maps a region,
+/// sleeps on a word or polls a doorbell: a sleeper a process can wake is in memory the
+/// process mapped, or one of its own threads, which installed the table as it went to sleep).
+/// Everything else the channel's memory needs (mapping it, sleeping, the pollers' lock)
+/// lives with the process's side too, in NetMPSystem.
 ///
 /// C function pointers in memory that is never freed: a wake loads one word and calls, with
 /// no reference counting between cores.
