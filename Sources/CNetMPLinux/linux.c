@@ -295,8 +295,9 @@ void netmp_deliver_deferred_signals(void) {
         siginfo_t info = deferred_info[i];
         deferred_signal[i] = 0;
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        // With its own siginfo (a process may queue any to itself); the handler runs on
-        // the way out of this call, where the program's code would have met it.
+        // With its own siginfo (a thread may queue any siginfo to itself, kill's and
+        // SIGCHLD's too); the handler runs on the way out of this call, where the
+        // program's code would have met it.
         if (syscall(SYS_rt_tgsigqueueinfo, process, thread, signal, &info) != 0) syscall(SYS_tgkill, process, thread, signal);
     }
 }
