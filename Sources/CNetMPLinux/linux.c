@@ -283,11 +283,10 @@ void netmp_defer_signals(void) {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
-void netmp_deliver_deferred_signals(void) {
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    if (--deferring != 0 || !deferred_any) return;
-    deferred_any = 0;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+// Queues every deferred signal again to this thread, with its own siginfo (a thread may
+// queue any siginfo to itself, kill's and SIGCHLD's too); each handler runs on the way out
+// of the system call, where the program's code would have met it.
+static void redeliver(void) {
     pid_t process = getpid(), thread = (pid_t)syscall(SYS_gettid);
     for (int i = 0; i < deferred_slots; i++) {
         int signal = deferred_signal[i];
@@ -295,17 +294,29 @@ void netmp_deliver_deferred_signals(void) {
         siginfo_t info = deferred_info[i];
         deferred_signal[i] = 0;
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        // With its own siginfo (a thread may queue any siginfo to itself, kill's and
-        // SIGCHLD's too); the handler runs on the way out of this call, where the
-        // program's code would have met it.
         if (syscall(SYS_rt_tgsigqueueinfo, process, thread, signal, &info) != 0) syscall(SYS_tgkill, process, thread, signal);
     }
+    // Only now: a handler that jumps out of the loop above leaves the rest for the end
+    // of the next stretch.
+    deferred_any = 0;
+}
+
+void netmp_deliver_deferred_signals(void) {
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (deferring == 0) return; // a stretch a fault ended (netmp_signal_deferred)
+    if (--deferring == 0 && deferred_any) redeliver();
 }
 
 int netmp_signal_deferred(int signal, const void *info) {
     if (!deferring) return 0;
     // A fault is this thread's own instruction: it must run now, or it would fault again.
-    if (signal == SIGSEGV || signal == SIGBUS || signal == SIGFPE || signal == SIGILL || signal == SIGTRAP || signal == SIGSYS) return 0;
+    // Its handler may jump out of the stretch (a program that recovers from its own bad
+    // pointer), so the stretch ends here: signals must not wait for an end that never comes.
+    if (signal == SIGSEGV || signal == SIGBUS || signal == SIGFPE || signal == SIGILL || signal == SIGTRAP || signal == SIGSYS) {
+        deferring = 0;
+        if (deferred_any) redeliver(); // their handlers run at once, before the fault's
+        return 0;
+    }
     int free = -1;
     for (int i = 0; i < deferred_slots; i++) {
         if (deferred_signal[i] == signal && signal < SIGRTMIN) return 1; // pending once, as the kernel keeps it
