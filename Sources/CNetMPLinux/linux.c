@@ -264,6 +264,49 @@ static _Thread_local unsigned interrupting_signals;
 unsigned netmp_interrupting_signals(void) { return interrupting_signals; }
 void netmp_note_interrupting_signal(void) { interrupting_signals++; }
 
+// The wait word this thread sleeps on (WaitWord.wait): its count of sleepers, which the
+// thread joined, and the word. A signal handler may interrupt the sleep and jump out of it
+// (siglongjmp), past the wait's own step out of the count, which would stay one too high
+// for good. So the trampoline steps out for it before the handler runs
+// (netmp_handler_begins) and back in if the handler returns (netmp_handler_ends), moving
+// the word as it does, so that a futex wait the kernel restarts returns at once and looks
+// again rather than sleep through a wake it was not counted for.
+static _Thread_local uint32_t *volatile sleeping_count;
+static _Thread_local uint32_t *volatile sleeping_word;
+
+void netmp_sleep_announce(uint32_t *count, uint32_t *word) {
+    __atomic_fetch_add(count, 1, __ATOMIC_SEQ_CST);
+    sleeping_word = word;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    sleeping_count = count;
+}
+
+void netmp_sleep_withdraw(void) {
+    uint32_t *count = sleeping_count;
+    sleeping_count = NULL;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (count) __atomic_fetch_sub(count, 1, __ATOMIC_SEQ_CST);
+}
+
+netmp_sleep netmp_handler_begins(void) {
+    netmp_sleep taken = { sleeping_count, sleeping_word };
+    if (taken.count) {
+        sleeping_count = NULL;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        __atomic_fetch_sub(taken.count, 1, __ATOMIC_SEQ_CST);
+    }
+    return taken;
+}
+
+void netmp_handler_ends(netmp_sleep taken) {
+    if (!taken.count) return;
+    __atomic_fetch_add(taken.count, 1, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(taken.word, 1, __ATOMIC_SEQ_CST);
+    sleeping_word = taken.word;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    sleeping_count = taken.count;
+}
+
 // Signals deferred while this thread is between taking a place in a shared ring and
 // publishing it (docs/SHIM.md, Signals). A handler that jumped out of that stretch
 // (iperf3's longjmps to its exit) would leave a reservation nobody commits, and every later

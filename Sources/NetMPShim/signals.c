@@ -15,11 +15,15 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include "shim.h"
 
 void netmp_note_interrupting_signal(void); // CNetMPLinux
 int netmp_signal_deferred(int signal, const void *info); // CNetMPLinux
+typedef struct netmp_sleep { uint32_t *count; uint32_t *word; } netmp_sleep; // CNetMPLinux
+netmp_sleep netmp_handler_begins(void);
+void netmp_handler_ends(netmp_sleep taken);
 
 // The program's action, for signals we wrap. The trampoline reads a record on any thread
 // while sigaction may be writing it on another, so each has a version, odd while written:
@@ -68,9 +72,15 @@ static void trampoline(int signal, siginfo_t *info, void *context) {
         return;
     }
     if (!(program.sa_flags & SA_RESTART)) netmp_note_interrupting_signal();
+    // A handler that jumps out of a sleep on a wait word must not leave the word's count
+    // of sleepers one too high: out of the count while it runs, back in if it returns.
+    netmp_sleep taken = netmp_handler_begins();
     errno = saved;
     if (program.sa_flags & SA_SIGINFO) program.sa_sigaction(signal, info, context);
     else program.sa_handler(signal);
+    saved = errno;
+    netmp_handler_ends(taken);
+    errno = saved;
 }
 
 static struct sigaction through_trampoline(const struct sigaction *program) {

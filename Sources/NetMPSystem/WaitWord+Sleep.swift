@@ -27,10 +27,13 @@ extension WaitWord {
         }
         if interruptible && netmp_interrupting_signals() != signals { return .interrupted }
         let generation = word.pointee.load(ordering: .sequentiallyConsistent)
-        waiters.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        defer { waiters.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
-        if ready() { return .ready }
         let address = UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
+        // Joins the count of sleepers (sequentially consistent) through the C side, which
+        // notes the sleep for the signal trampoline: a handler that jumps out of this sleep
+        // then leaves the count as it found it (netmp_handler_begins).
+        netmp_sleep_announce(UnsafeMutableRawPointer(waiters).assumingMemoryBound(to: UInt32.self), address)
+        defer { netmp_sleep_withdraw() }
+        if ready() { return .ready }
         let result = netmp_futex_wait(address, generation, timeout ?? -1)
         if ready() { return .ready }
         if interruptible && result == -EINTR && netmp_interrupting_signals() != signals { return .interrupted }

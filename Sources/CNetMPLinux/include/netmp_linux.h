@@ -56,6 +56,15 @@ int netmp_futex_wake(uint32_t *word, int count);
 // increment, made by the shim's signal trampoline.
 unsigned netmp_interrupting_signals(void);
 void netmp_note_interrupting_signal(void);
+// A sleep on a wait word (its count of sleepers and its word) that a signal handler may
+// jump out of (see linux.c): the sleeper joins the count and says so, and leaves it; the
+// shim's trampoline steps out of the count before a handler runs and back in after one
+// that returns.
+typedef struct netmp_sleep { uint32_t *count; uint32_t *word; } netmp_sleep;
+void netmp_sleep_announce(uint32_t *count, uint32_t *word);
+void netmp_sleep_withdraw(void);
+netmp_sleep netmp_handler_begins(void);
+void netmp_handler_ends(netmp_sleep taken);
 // A stretch in which this thread holds a place in a shared ring (see linux.c): the
 // program's signal handlers wait for its end (nested stretches count). The trampoline's
 // question: whether `signal` (with its siginfo_t at `info`) waits; 1 if so.
