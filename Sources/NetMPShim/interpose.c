@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "netmp.h"
+#include "netmp_linux.h"
 #include "routes.h"
 
 #include "shim.h"
@@ -287,8 +288,6 @@ static int read_destination(void *socket, const struct sockaddr *address, sockle
     }
 }
 
-int netmp_placeholder(int cloexec); // CNetMPLinux
-
 // Records the socket behind its descriptor, which must be in the table's range (else the
 // socket is closed again: EMFILE).
 static int record(int fd, void *socket, int *error) {
@@ -492,7 +491,6 @@ static void *make_accepted(int fd, void *context) {
 // SO_RCVTIMEO at most (then EAGAIN), and fails with EINTR only after a handler without
 // SA_RESTART ran (as the kernel's accept).
 // -2: nothing here to take (the caller goes on to netmp's queues); -1: failed.
-unsigned netmp_interrupting_signals(void); // CNetMPLinux
 static int accept_twin(int fd, void *socket, int twin, struct sockaddr *address, socklen_t *length, int flags) {
     struct timeval limit = { 0, 0 };
     uint32_t size = sizeof limit;

@@ -15,15 +15,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdint.h>
 #include <string.h>
+#include "netmp_linux.h"
 #include "shim.h"
-
-void netmp_note_interrupting_signal(void); // CNetMPLinux
-int netmp_signal_deferred(int signal, const void *info); // CNetMPLinux
-typedef struct netmp_sleep { uint32_t *count; uint32_t *word; } netmp_sleep; // CNetMPLinux
-netmp_sleep netmp_handler_begins(void);
-void netmp_handler_ends(netmp_sleep taken);
 
 // The program's action, for signals we wrap. The trampoline reads a record on any thread
 // while sigaction may be writing it on another, so each has a version, odd while written:
