@@ -13,7 +13,7 @@ extension ClientRegion {
         let stride = stride > 0 ? Self.pageAligned(stride) : 0
         precondition(requestCapacity == 0 || requestCapacity.nonzeroBitCount == 1, "request rings: a power of two")
         let layout = Layout(capacity: capacity, cores: cores, requestCapacity: requestCapacity)
-        let fd = shared ? try RegionFile.sealed("netmp-region", bytes: layout.memoryOffset + capacity * stride) : nil
+        let fd = shared ? try RegionFile.made("netmp-region", bytes: layout.memoryOffset + capacity * stride, sealedAtSize: true) : nil
         try self.init(mapping: RegionFile(descriptor: fd), capacity: capacity, stride: stride, cores: cores,
                       requestCapacity: requestCapacity)
         writeHead()

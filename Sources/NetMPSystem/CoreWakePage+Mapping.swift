@@ -1,4 +1,3 @@
-import CNetMPChannel
 import CNetMPLinux
 import Glibc
 import NetMPChannel
@@ -11,9 +10,7 @@ extension CoreWakePage {
         let bytes = Self.bytes(cores: cores)
         var fd: Int32? = nil
         if shared {
-            let made = netmp_memfd("netmp-cores")
-            guard made >= 0 else { return nil }
-            guard ftruncate(made, off_t(bytes)) == 0 else { _ = netmp_close_descriptor(made); return nil }
+            guard let made = try? RegionFile.made("netmp-cores", bytes: bytes, sealedAtSize: false) else { return nil }
             fd = made
         }
         let file = RegionFile(descriptor: fd)

@@ -37,12 +37,13 @@ public final class RegionFile: RegionMapping, @unchecked Sendable {
         }
     }
 
-    /// A new memfd of `bytes`, sealed at that size: another process maps it too, and a
-    /// region it truncated would fault this one's next access (SIGBUS).
-    static func sealed(_ name: String, bytes: Int) throws(ClientRegion.MemoryError) -> Int32 {
+    /// A new memfd of `bytes`; `sealedAtSize`: sealed at that size, for memory another
+    /// process maps too, which a truncation by it would fault on this one's next access
+    /// (SIGBUS). (The wake page is sealed otherwise, once the stack has mapped it.)
+    static func made(_ name: String, bytes: Int, sealedAtSize: Bool) throws(ClientRegion.MemoryError) -> Int32 {
         let made = netmp_memfd(name)
         guard made >= 0 else { throw .system(errno: -made) }
-        guard ftruncate(made, off_t(bytes)) == 0, netmp_seal_size(made) == 0 else {
+        guard ftruncate(made, off_t(bytes)) == 0, !sealedAtSize || netmp_seal_size(made) == 0 else {
             let e = errno
             _ = netmp_close_descriptor(made)
             throw .system(errno: e)
