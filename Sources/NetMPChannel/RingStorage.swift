@@ -1,3 +1,4 @@
+import NetMPWire
 
 /// The memory of a byte ring addressed by absolute positions (which grow forever and are
 /// taken modulo the capacity): the wrap-around copies every ring in netmp needs, in one place.
@@ -71,6 +72,17 @@ public struct RingStorage {
                 .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[done..<(done + n)]))
             done += n
         }
+    }
+
+    /// Positions [position, position + count) where they lie: one span, or two where the
+    /// ring wraps (`count` at most the capacity).
+    public func spans(from position: Int, count: Int) -> PayloadSpans {
+        precondition(count >= 0 && count <= capacity)
+        let at = Self.index(position, capacity)
+        let n = min(count, capacity - at)
+        let first = UnsafeRawBufferPointer(rebasing: bytes[at..<(at + n)])
+        guard n < count else { return PayloadSpans(first) }
+        return PayloadSpans(first, UnsafeRawBufferPointer(rebasing: bytes[0..<(count - n)]))
     }
 
     /// Copies positions [position, position + count) into the start of `destination`.

@@ -1,4 +1,5 @@
 import CNetMPChannel
+import NetMPWire
 import Synchronization
 import struct Glibc.iovec
 
@@ -194,6 +195,13 @@ public final class SendRing: @unchecked Sendable {
     public func copy(from offset: Int, count: Int, into destination: UnsafeMutableRawBufferPointer) {
         precondition(offset >= 0 && offset + count <= held && count <= destination.count)
         storage.copyOut(from: ownerReleased &+ offset, count: count, into: destination)
+    }
+
+    /// The owner: the bytes `copy` would copy, where they lie in the ring (for a write that
+    /// gathers them: they stay put until acknowledged and released).
+    public func spans(from offset: Int, count: Int) -> PayloadSpans {
+        precondition(offset >= 0 && offset + count <= held)
+        return storage.spans(from: ownerReleased &+ offset, count: count)
     }
 
     /// The owner: `count` bytes past the oldest unreleased one have been sent (a retransmission

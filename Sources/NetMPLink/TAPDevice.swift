@@ -187,28 +187,31 @@ public struct TAPQueue: Sendable {
         }
     }
 
-    /// Writes one frame (and its virtio header) in one system call.
-    public func transmit(_ frame: UnsafeRawBufferPointer, offload: FrameOffload) throws(LinkError) {
-        try transmit(frame, header: VirtioNetHeader(offload))
+    /// Writes one frame (and its virtio header) in one system call; a `payload` left in
+    /// place is gathered after `frame` by the same write.
+    public func transmit(_ frame: UnsafeRawBufferPointer, offload: FrameOffload, payload: PayloadSpans = .none) throws(LinkError) {
+        try transmit(frame, header: VirtioNetHeader(offload), payload: payload)
     }
 
-    /// Writes one frame (and its virtio header) in one system call.
-    public func transmit(_ frame: UnsafeRawBufferPointer, header: VirtioNetHeader = .none) throws(LinkError) {
+    /// Writes one frame (and its virtio header) in one system call, `payload` after it.
+    public func transmit(_ frame: UnsafeRawBufferPointer, header: VirtioNetHeader = .none,
+                         payload: PayloadSpans = .none) throws(LinkError) {
         var headerBytes: (UInt64, UInt64) = (0, 0)
         while true {
-            let n: Int
-            if virtioHeader {
-                n = withUnsafeMutableBytes(of: &headerBytes) { raw in
-                    header.emit(into: raw)
-                    // Two iovecs on the stack: no allocation per frame.
-                    var vectors = (iovec(iov_base: raw.baseAddress, iov_len: VirtioNetHeader.length),
-                                   iovec(iov_base: UnsafeMutableRawPointer(mutating: frame.baseAddress), iov_len: frame.count))
-                    return withUnsafeMutablePointer(to: &vectors) {
-                        $0.withMemoryRebound(to: iovec.self, capacity: 2) { writev(fd, $0, 2) }
+            let n = withUnsafeMutableBytes(of: &headerBytes) { raw in
+                header.emit(into: raw)
+                // Up to four iovecs on the stack: no allocation per frame.
+                func vector(_ bytes: UnsafeRawBufferPointer) -> iovec {
+                    iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+                }
+                var vectors = (vector(UnsafeRawBufferPointer(rebasing: raw[0..<VirtioNetHeader.length])), vector(frame),
+                               vector(payload.first), vector(payload.second))
+                let count = 2 + (payload.first.isEmpty ? 0 : 1) + (payload.second.isEmpty ? 0 : 1)
+                return withUnsafeMutablePointer(to: &vectors) {
+                    $0.withMemoryRebound(to: iovec.self, capacity: 4) { all in
+                        virtioHeader ? writev(fd, all, Int32(count)) : writev(fd, all + 1, Int32(count - 1))
                     }
                 }
-            } else {
-                n = write(fd, frame.baseAddress, frame.count)
             }
             if n >= 0 { return }
             switch errno {

@@ -8,11 +8,21 @@ public protocol FrameSink {
     /// host whose `offloads` say the link can sends these; a sink that cannot has the
     /// default, which finishes the frame in software.
     mutating func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload)
+    /// A frame with an offload request whose payload was left where it lies (`payload`, a
+    /// socket's send ring): its last `payload.count` bytes are room kept for it, not yet
+    /// written. A sink that writes with a gather list takes the payload from there; the
+    /// default copies it into place first.
+    mutating func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload, payload: PayloadSpans)
 }
 
 extension FrameSink {
     public mutating func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload) {
         transmitCompletingInSoftware(frame, offload: offload)
+    }
+
+    public mutating func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload, payload: PayloadSpans) {
+        payload.place(atEndOf: frame)
+        transmit(frame, offload: offload)
     }
 
     /// Finishes what `offload` asks in software and transmits the wire frames (tests, and

@@ -300,11 +300,12 @@ extension Host {
     /// `offload` asks the link to finish the transport checksum or cut a TCP super-segment,
     /// as for IPv4 (`sendIPv4`); a super-segment may exceed the MTU up to 64 KiB. A
     /// socket's datagram to a group leaves as its `multicast` options say (hop limit and
-    /// loop, as IPv4's).
+    /// loop, as IPv4's). A `payload` left in place, as for IPv4.
     public func sendIPv6(to destination: IPv6Address, from source: IPv6Address, nextHeader: UInt8, payloadLength: Int,
                          hopLimit: UInt8? = nil, now: Instant, sink: inout some FrameSink, offload: FrameOffload = .none,
-                         marking: IPMarking = .none, multicast: MulticastSending? = nil,
+                         marking: IPMarking = .none, multicast: MulticastSending? = nil, payload: PayloadSpans = .none,
                          fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
+        precondition(payload.isEmpty || offload.needsChecksum, "a payload left in place needs the link to sum it")
         // A group's: the socket's IPV6_MULTICAST_HOPS. Else the socket's IPV6_UNICAST_HOPS,
         // else the caller's, else the advertised one, else 64.
         let group = destination.isMulticast ? multicast : nil
@@ -342,26 +343,33 @@ extension Host {
         header.emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[ipOffset...]))
         fill(UnsafeMutableRawBufferPointer(rebasing: frame[transportOffset...]))
         if toOurs {
+            payload.place(atEndOf: frame)
             EthernetHeader(destination: mac, source: mac, etherType: EtherType.ipv6).emit(into: frame)
             loopBack(frame, offload: frameOffload)
             return .success(())
         }
         return deliverIPv6(frame, destination: destination, nextHop: nextHop, source: source, offload: frameOffload, loop: loop,
-                           now: now, sink: &sink)
+                           now: now, sink: &sink, payload: payload)
     }
 
     /// Sends a finished IPv6 frame to `nextHop` (a group's frames to its Ethernet group), or
     /// holds it in the neighbour cache while the next hop resolves. With `loop` this host's
-    /// own members of the group receive it too, and with a hop limit of 0 only they do.
+    /// own members of the group receive it too, and with a hop limit of 0 only they do. A
+    /// `payload` left in place goes with the frame to the link, or into the frame where the
+    /// frame must be whole.
     func deliverIPv6(_ frame: UnsafeMutableRawBufferPointer, destination: IPv6Address, nextHop: IPv6Address, source: IPv6Address,
                      offload frameOffload: FrameOffload, loop: Bool = false, now: Instant,
-                     sink: inout some FrameSink) -> Result<Void, SendError> {
+                     sink: inout some FrameSink, payload: PayloadSpans = .none) -> Result<Void, SendError> {
         if let neighbour = destination.isMulticast ? destination.multicastMAC : neighbours6.lookup(nextHop, now: now) {
             EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv6).emit(into: frame)
+            if destination.isMulticast { payload.place(atEndOf: frame) }
             if loop && groups6.contains(destination) { loopBack(frame, offload: frameOffload) }
-            if frame[EthernetFrameView.headerLength + 7] > 0 { transmit(frame, offload: frameOffload, sink: &sink) }
+            if frame[EthernetFrameView.headerLength + 7] > 0 {
+                transmit(frame, offload: frameOffload, payload: destination.isMulticast ? .none : payload, sink: &sink)
+            }
             return .success(())
         }
+        payload.place(atEndOf: frame)
         EthernetHeader(destination: .zero, source: mac, etherType: EtherType.ipv6).emit(into: frame)
         switch neighbours6.enqueue(PendingFrame(Array(UnsafeRawBufferPointer(frame)), offload: frameOffload), for: nextHop, now: now) {
         case .sendRequest:

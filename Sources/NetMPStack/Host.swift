@@ -360,18 +360,18 @@ public final class Host {
     /// addresses), over the family of its addresses.
     @discardableResult
     func sendTCP(from local: IPAddress, to peer: IPAddress, length: Int, now: Instant, sink: inout some FrameSink,
-                 offload: FrameOffload = .none, marking: IPMarking = .none,
+                 offload: FrameOffload = .none, marking: IPMarking = .none, payload: PayloadSpans = .none,
                  fill: (UnsafeMutableRawBufferPointer, IPAddressPair) -> Void) -> Result<Void, SendError> {
         if let v4 = peer.v4 {
             let addresses = IPAddressPair.v4(source: address, destination: v4)
             return sendIPv4(to: v4, proto: IPProtocol.tcp, payloadLength: length, now: now, sink: &sink, offload: offload,
-                            marking: marking) {
+                            marking: marking, payload: payload) {
                 fill($0, addresses)
             }
         }
         let addresses = IPAddressPair.v6(source: local.bits, destination: peer.bits)
         return sendIPv6(to: peer.bits, from: local.bits, nextHeader: IPProtocol.tcp, payloadLength: length, now: now,
-                        sink: &sink, offload: offload, marking: marking) { fill($0, addresses) }
+                        sink: &sink, offload: offload, marking: marking, payload: payload) { fill($0, addresses) }
     }
 
     /// Counts a frame the link could not hand over whole (a bad virtio-net header).
@@ -409,11 +409,13 @@ public final class Host {
     /// (its offsets count from the transport header; only what `offloads` allow): a
     /// super-segment may exceed the MTU up to IPv4's 64 KiB. A datagram to a group leaves
     /// as `multicast` says, to the group's Ethernet address, with no route needed (the
-    /// socket layer decided it may go).
+    /// socket layer decided it may go). With a `payload` left in place (only with a checksum
+    /// request: no sum runs over it here), `fill` writes the headers in front of it.
     public func sendIPv4(to destination: IPv4Address, proto: UInt8, payloadLength: Int, now: Instant,
                          sink: inout some FrameSink, offload: FrameOffload = .none, marking: IPMarking = .none,
-                         multicast: MulticastSending = .standard,
+                         multicast: MulticastSending = .standard, payload: PayloadSpans = .none,
                          fill: (UnsafeMutableRawBufferPointer) -> Void) -> Result<Void, SendError> {
+        precondition(payload.isEmpty || offload.needsChecksum, "a payload left in place needs the link to sum it")
         let ipOffset = EthernetFrameView.headerLength
         let transportOffset = ipOffset + IPv4Header.minimumLength
         let totalLength = IPv4Header.minimumLength + payloadLength
@@ -454,21 +456,25 @@ public final class Host {
         ip.emit(into: UnsafeMutableRawBufferPointer(rebasing: frame[ipOffset...]))
         fill(UnsafeMutableRawBufferPointer(rebasing: frame[transportOffset...]))
         if toUs {
+            payload.place(atEndOf: frame)
             EthernetHeader(destination: mac, source: mac, etherType: EtherType.ipv4).emit(into: frame)
             loopBack(frame, offload: frameOffload)
             return .success(())
         }
-        return deliverIPv4(frame, nextHop: nextHop, broadcast: isBroadcast, offload: frameOffload, loop: loop, now: now, sink: &sink)
+        return deliverIPv4(frame, nextHop: nextHop, broadcast: isBroadcast, offload: frameOffload, loop: loop, now: now,
+                           sink: &sink, payload: payload)
     }
 
     /// Sends a finished IPv4 frame to `nextHop` (broadcast: to every host), or holds it in
     /// the ARP queue while the next hop resolves. A group's frame needs no resolution; with
     /// `loop` this host's own members receive it too (Linux's ip_mc_output), and with a
-    /// time to live of 0 only they do.
+    /// time to live of 0 only they do. A `payload` left in place goes with the frame to the
+    /// link, or into the frame where the frame must be whole.
     func deliverIPv4(_ frame: UnsafeMutableRawBufferPointer, nextHop: IPv4Address, broadcast isBroadcast: Bool,
                      offload frameOffload: FrameOffload, loop: Bool = false, now: Instant,
-                     sink: inout some FrameSink) -> Result<Void, SendError> {
+                     sink: inout some FrameSink, payload: PayloadSpans = .none) -> Result<Void, SendError> {
         if nextHop.isMulticast {
+            payload.place(atEndOf: frame)
             EthernetHeader(destination: MACAddress(ipv4Group: nextHop), source: mac, etherType: EtherType.ipv4).emit(into: frame)
             if loop && groups.contains(nextHop) { loopBack(frame, offload: frameOffload) }
             let timeToLive = frame[EthernetFrameView.headerLength + 8]
@@ -478,9 +484,10 @@ public final class Host {
         let known = isBroadcast ? MACAddress.broadcast : arp.lookup(nextHop, now: now)
         if let neighbour = known {
             EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv4).emit(into: frame)
-            transmit(frame, offload: frameOffload, sink: &sink)
+            transmit(frame, offload: frameOffload, payload: payload, sink: &sink)
             return .success(())
         }
+        payload.place(atEndOf: frame)
         EthernetHeader(destination: .zero, source: mac, etherType: EtherType.ipv4).emit(into: frame)
         switch arp.enqueue(PendingFrame(Array(UnsafeRawBufferPointer(frame)), offload: frameOffload), for: nextHop, now: now) {
         case .sendRequest: sendARPRequest(for: nextHop, sink: &sink)
@@ -657,5 +664,18 @@ public final class Host {
         counters.bytesOut &+= UInt64(frame.count)
         if offload.segments { counters.superFramesOut &+= 1 }
         sink.transmit(frame, offload: offload)
+    }
+
+    /// A frame whose payload was left in place: to the sink with it (the counters as above).
+    func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload, payload: PayloadSpans, sink: inout some FrameSink) {
+        guard !payload.isEmpty, offload != .none else {
+            payload.place(atEndOf: frame)
+            transmit(frame, offload: offload, sink: &sink)
+            return
+        }
+        counters.framesOut &+= UInt64(offload.wireSegments(frameLength: frame.count))
+        counters.bytesOut &+= UInt64(frame.count)
+        if offload.segments { counters.superFramesOut &+= 1 }
+        sink.transmit(frame, offload: offload, payload: payload)
     }
 }

@@ -419,13 +419,16 @@ public final class TCPEndpoints {
         let length = headerLength + segment.payloadLength
         let tuple = socket.tuple
         // With checksum offload the link sums the payload; a payload of several MSS is a
-        // super-segment the link cuts at the MSS the engine sent it with.
+        // super-segment the link cuts at the MSS the engine sent it with. Nothing here reads
+        // the payload then, so it stays in the send ring for the link's write to gather.
         let partial = host.offloads.checksum
         let offload = partial ? FrameOffload(checksumOffset: TCPSegmentHeader.checksumOffset,
                                              segmentSize: segment.segmentSize, headerLength: headerLength) : .none
+        let inPlace = partial && segment.payloadLength > 0
+        let payload = inPlace ? socket.channel.send.spans(from: segment.payloadOffset, count: segment.payloadLength) : .none
         host.sendTCP(from: tuple.local.address, to: tuple.remote.address, length: length, now: now, sink: &sink,
-                     offload: offload, marking: socket.connection.configuration.marking) { out, addresses in
-            if segment.payloadLength > 0 {
+                     offload: offload, marking: socket.connection.configuration.marking, payload: payload) { out, addresses in
+            if segment.payloadLength > 0 && !inPlace {
                 socket.channel.send.copy(from: segment.payloadOffset, count: segment.payloadLength,
                                        into: UnsafeMutableRawBufferPointer(rebasing: out[headerLength..<length]))
             }

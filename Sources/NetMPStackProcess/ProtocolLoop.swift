@@ -69,10 +69,23 @@ public struct QueueSink: FrameSink {
     /// The fates of one frame's wire segments (kept: no allocation per frame once grown).
     var fates: [FaultInjector.Fate] = []
 
-    mutating func write(_ frame: UnsafeRawBufferPointer, offload: FrameOffload = .none) {
+    /// A frame whose payload was left in the send ring: the write gathers it from there,
+    /// unless the fault injector or a capture must see the frame whole.
+    public mutating func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload, payload: PayloadSpans) {
+        guard faults == nil, capture == nil, !payload.isEmpty else {
+            payload.place(atEndOf: frame)
+            transmit(frame, offload: offload)
+            return
+        }
+        let headers = UnsafeRawBufferPointer(rebasing: frame[0..<(frame.count - payload.count)])
+        write(headers, offload: offload, payload: payload)
+    }
+
+    /// `frame`, and `payload` after it when it was left in place.
+    mutating func write(_ frame: UnsafeRawBufferPointer, offload: FrameOffload = .none, payload: PayloadSpans = .none) {
         if failed == .deviceGone { writeErrors &+= 1; return }
         do {
-            try queue.transmit(frame, offload: offload)
+            try queue.transmit(frame, offload: offload, payload: payload)
             capture?.record(frame, .outbound) // what the TAP took, as the kernel side sees it
         } catch {
             if offload.datagrams, case .writeFailed(let e) = error, e == EINVAL {

@@ -12,6 +12,20 @@ struct OffloadRecordingSink: FrameSink {
     }
 }
 
+/// Records what a link that writes with a gather list gets: the headers, and the payload
+/// left where it lay.
+struct GatheringSink: FrameSink {
+    var frames: [(headers: [UInt8], payload: [UInt8], firstPiece: UnsafeRawPointer?, offload: FrameOffload)] = []
+    mutating func transmit(_ frame: UnsafeRawBufferPointer) { frames.append((Array(frame), [], nil, .none)) }
+    mutating func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload) {
+        frames.append((Array(UnsafeRawBufferPointer(frame)), [], nil, offload))
+    }
+    mutating func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload, payload: PayloadSpans) {
+        let headers = Array(UnsafeRawBufferPointer(rebasing: frame[0..<(frame.count - payload.count)]))
+        frames.append((headers, Array(payload.first) + Array(payload.second), payload.first.baseAddress, offload))
+    }
+}
+
 /// The host over a link that offloads checksums and TCP segmentation (a TAP with
 /// TUNSETOFFLOAD): super-segments leave as one frame, arrive as one, and the checksums the
 /// link vouches for are not summed again.
@@ -76,6 +90,66 @@ struct OffloadRecordingSink: FrameSink {
             payload += try sent.ipPayload()[20...]
         }
         #expect(payload == Array(data[0..<(10 * 1460)]))
+    }
+
+    /// With checksum offload a segment's payload is not copied behind its headers: the link
+    /// gets it where it lies in the socket's send ring, and the two make the frame the
+    /// copying path made.
+    @Test func bulkWrite_payloadLeftInSendRing_linkGathersTheSameFrame() throws {
+        let host = offloadingHost()
+        let socket = try established(host)
+        let data = (0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        #expect(data.withUnsafeBytes { socket.write($0) } == data.count)
+        var sink = GatheringSink()
+        host.tcp!.settle(socket, now: .zero, host: host, sink: &sink)
+        #expect(sink.frames.count == 1)
+        let (headers, payload, firstPiece, offload) = try #require(sink.frames.first)
+        #expect(headers.count == 14 + 20 + 20 && payload == Array(data[0..<(10 * 1460)]))
+        #expect(firstPiece == socket.channel.send.spans(from: 0, count: 1).first.baseAddress, "not a copy: the ring's own bytes")
+        #expect(offload == FrameOffload(checksumStart: 34, checksumOffset: 16, segmentSize: 1460, headerLength: 54))
+        // The same frame a sink that needs it whole gets (the copying path).
+        let other = offloadingHost()
+        let twin = try established(other)
+        #expect(data.withUnsafeBytes { twin.write($0) } == data.count)
+        var whole = OffloadRecordingSink()
+        other.tcp!.settle(twin, now: .zero, host: other, sink: &whole)
+        #expect(whole.frames.count == 1 && whole.frames.first?.bytes == headers + payload)
+    }
+
+    /// A payload left in place goes into the frame where the frame must be whole: one that
+    /// waits for its next hop, and one to our own address.
+    @Test func payloadInPlace_queuedForNeighbourOrLoopedBack_isPutIntoTheFrame() throws {
+        let data = (0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 5 &+ 1) }
+        let request = FrameOffload(checksumOffset: 16, segmentSize: 1000, headerLength: 20)
+        func send(_ host: Host, to destination: IPv4Address, sink: inout GatheringSink) -> Result<Void, SendError> {
+            data.withUnsafeBytes { bytes in
+                host.sendIPv4(to: destination, proto: IPProtocol.tcp, payloadLength: 20 + data.count, now: .zero, sink: &sink,
+                              offload: request, payload: PayloadSpans(bytes)) { out in
+                    TCPSegmentHeader(sourcePort: 1, destinationPort: 2, sequenceNumber: 1, acknowledgmentNumber: 0, flags: .ack, window: 1)
+                        .emit(into: out, segmentLength: 20 + data.count, source: Lab.us, destination: destination, partialChecksum: true)
+                }
+            }
+        }
+        let host = offloadingHost()
+        var sink = GatheringSink()
+        guard case .success = send(host, to: Lab.peer, sink: &sink) else { Issue.record("not sent"); return }
+        #expect(sink.frames.count == 1 && sink.frames[0].offload == .none) // the ARP request
+        sink.frames = []
+        Lab.arp(.reply, asking: Lab.us, to: Lab.ourMAC, targetMAC: Lab.ourMAC).withUnsafeBytes {
+            host.receive(frame: $0, now: .zero, sink: &sink)
+        }
+        let queued = try #require(sink.frames.first)
+        #expect(sink.frames.count == 1 && queued.payload.isEmpty && Array(queued.headers.suffix(data.count)) == data)
+        // Once resolved, the next one is gathered.
+        guard case .success = send(host, to: Lab.peer, sink: &sink) else { Issue.record("not sent"); return }
+        #expect(sink.frames.count == 2 && sink.frames[1].payload == data && sink.frames[1].headers.count == 54)
+
+        let looping = offloadingHost()
+        var none = GatheringSink()
+        guard case .success = send(looping, to: Lab.us, sink: &none) else { Issue.record("not looped"); return }
+        var looped: [[UInt8]] = []
+        _ = looping.takeLoopedFrames { frame, _ in looped.append(Array(frame)) }
+        #expect(none.frames.isEmpty && looped.count == 1 && Array(looped[0].suffix(data.count)) == data)
     }
 
     /// A frame that waits for its next hop keeps its offload request.
