@@ -29,6 +29,9 @@ public struct MulticastGroups<Group: Hashable & Comparable & Sendable>: Sendable
 
     /// The groups joined, but the one every host belongs to, in a stable order.
     public var reported: [Group] { members.keys.filter { $0 != always }.sorted() }
+
+    /// How many `reported` lists, without making the list (the stats page asks every turn).
+    public var reportedCount: Int { members.count - (members[always] == nil ? 0 : 1) }
 }
 
 extension MulticastGroups where Group == IPv4Address {

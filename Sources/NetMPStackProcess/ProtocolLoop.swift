@@ -530,7 +530,7 @@ public final class ProtocolLoop {
     func publishStats(now: Instant) {
         guard let stats else { return }
         stats.publish(core: core, counters: host.counters, neighbours: host.arp.count + host.neighbours6.count,
-                      groups: host.groups.reported.count + host.groups6.reported.count)
+                      groups: host.groups.reportedCount + host.groups6.reportedCount)
         stats.publish(core: core, messages: messagesHandled, forwarded: framesForwarded,
                       forwardOverflows: forwardOverflows, connections: tcp.connectionCount)
         // The connection table is a few hundred words: published ten times a second, not per batch.
