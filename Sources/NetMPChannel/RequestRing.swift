@@ -3,54 +3,6 @@ import NetMPTCP
 import NetMPWire
 import Synchronization
 
-/// A usrreq as a value: what an application thread asks of the core that owns one of its
-/// sockets. It travels as a `netmp_request` record (netmp_channel.h) and names the socket by
-/// handle, so nothing but numbers crosses from the application's side to the core's.
-public struct Request: Equatable, Sendable {
-    public enum Kind: UInt16, Sendable {
-        case connect = 1, output, window, shutdownWrite, close, query, setOption
-        /// On every core, answered in a reply slot (the port in `localPort`).
-        case listen = 8, stopListening
-        /// A port of the stack's (`localPort`, 0 for an ephemeral one; `datagram`: UDP's),
-        /// answered in a reply slot.
-        case reservePort = 10, releasePort
-        case datagramOutput = 16, datagramClose, datagramBind, datagramUnbind
-        /// A UDP socket joins or leaves the multicast group in `remote.address`, on every core.
-        case datagramJoin = 20, datagramLeave
-        /// A UDP socket's send to `remote` failed with EMSGSIZE (MTU in `value`): its home
-        /// core queues the local error, answered in a reply slot.
-        case datagramLocalError = 22
-    }
-    public var kind: Kind
-    public var handle: SocketHandle
-    /// connect: the remote end; the bound local port (0: the core picks one); the options.
-    /// listen, stopListening, datagramUnbind: the port in `localPort`.
-    public var remote = Endpoint(IPv4Address(0), 0)
-    public var localPort: UInt16 = 0
-    public var options = ConnectOptions()
-    /// listen, stopListening, datagramUnbind, reservePort, releasePort: the families whose
-    /// namespaces of ports the port is held in (a listener's: whose connections it takes).
-    public var families: AddressFamilies = .ipv4
-    /// close: with a RST.
-    public var abort = false
-    /// reservePort, releasePort: in UDP's namespace of ports rather than TCP's.
-    public var datagram = false
-    /// reservePort, listen, connect: the socket set SO_REUSEPORT and may share the port.
-    public var shared = false
-    /// reservePort, listen, connect: the socket set SO_REUSEADDR.
-    public var reuseAddress = false
-    /// setOption: which, and its value.
-    public var option: StreamOption? = nil
-    public var value: Int64 = 0
-    /// query, and the requests set up on every core: the reply slot the answer goes to.
-    public var reply: UInt32 = 0
-
-    public init(_ kind: Kind, _ handle: SocketHandle) {
-        self.kind = kind
-        self.handle = handle
-    }
-}
-
 /// A core's request ring: many application threads produce, the core alone consumes. The
 /// same algorithm as `MessagePort` (Vyukov's bounded queue with one consumer), over C
 /// records instead of Swift values, so that in the stack service the ring can sit in memory
@@ -60,16 +12,6 @@ public struct Request: Equatable, Sendable {
 ///
 /// The ring does not wake its core: the sender rings the core's port doorbell after it
 /// published (`MessagePort.wakeIfSleeping`), and the core looks at both before it sleeps.
-extension Request.Kind {
-    /// The kinds about a port, which say in which families' namespaces.
-    var namesFamilies: Bool {
-        switch self {
-        case .listen, .stopListening, .datagramUnbind, .reservePort, .releasePort: true
-        default: false
-        }
-    }
-}
-
 public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
     public let capacity: Int
     let memory: UnsafeMutableRawPointer
@@ -77,12 +19,13 @@ public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
     let head: UnsafeMutablePointer<Atomic<Int>>
     /// The core's own count of the records it took. It is published in `head` (senders
     /// read it for nothing; it says how far the core got), but never read back from there:
-    /// in the stack service the ring is memory the client can write.
-    var consumed = 0
+    /// in the stack service the ring is memory the client can write. Only the core's
+    /// thread touches it, one access at a time: no dynamic exclusivity check per record.
+    @exclusivity(unchecked) var consumed = 0
     /// Records the core dropped because their kind, or a set-option's option, was unknown
     /// (never from this process's own threads; a scribbling client's, once clients are
     /// other processes).
-    public private(set) var malformed: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var malformed: UInt64 = 0
 
     static let recordSize = MemoryLayout<netmp_request>.size
     static let blockSize = MemoryLayout<netmp_request_ring>.size
@@ -181,97 +124,4 @@ public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
     /// The core only: a record that decoded but could not be applied (a set-option value
     /// out of range) counts as malformed too.
     public func countMalformed(_ count: Int = 1) { malformed &+= UInt64(clamping: count) }
-}
-
-extension Request {
-    /// How the asking socket shares its port, as the client running as `uid` asked.
-    public func reuse(uid: UInt32) -> PortReuse { PortReuse(address: reuseAddress, port: shared, uid: uid) }
-}
-
-extension Request {
-    typealias Record = netmp_request
-    static func offset(_ field: PartialKeyPath<Record>) -> Int { MemoryLayout<Record>.offset(of: field)! }
-
-    /// Writes every field but `turn` into a netmp_request record.
-    func encode(into record: UnsafeMutableRawPointer) {
-        func put<T>(_ value: T, _ field: PartialKeyPath<Record>) {
-            record.storeBytes(of: value, toByteOffset: Self.offset(field), as: T.self)
-        }
-        var flags: UInt16 = abort ? NETMP_REQUEST_FLAG_ABORT : 0
-        if datagram { flags |= NETMP_REQUEST_FLAG_DATAGRAM }
-        if shared { flags |= NETMP_REQUEST_FLAG_SHARED }
-        if reuseAddress { flags |= NETMP_REQUEST_FLAG_REUSE_ADDRESS }
-        if kind.namesFamilies {
-            if families.contains(.ipv6) { flags |= NETMP_REQUEST_FLAG_IPV6 }
-            if !families.contains(.ipv4) { flags |= NETMP_REQUEST_FLAG_V6ONLY }
-        }
-        put(kind.rawValue, \.kind)
-        put(flags, \.flags)
-        put(handle.slot, \.slot)
-        put(handle.generation, \.generation)
-        put(remote.ipv4Value, \.address)
-        put(remote.port, \.port)
-        put(localPort, \.local_port)
-        put(options.raw, \.options)
-        put(value, \.value)
-        put(option?.rawValue ?? 0, \.option)
-        put(reply, \.reply)
-        if kind == .datagramJoin || kind == .datagramLeave || kind == .datagramLocalError { // an address, over the connect options
-            let at = Self.offset(\.options)
-            record.storeBytes(of: remote.address.bits.high, toByteOffset: at, as: UInt64.self)
-            record.storeBytes(of: remote.address.bits.low, toByteOffset: at + 8, as: UInt64.self)
-        }
-        if kind == .connect, !remote.address.isIPv4 {
-            // An IPv6 destination lies over the words a connect does not use.
-            record.storeAddress(remote.address, at: Self.offset(\.value))
-            put(flags | NETMP_REQUEST_FLAG_IPV6, \.flags)
-        }
-    }
-
-    /// Reads a netmp_request record; nil for a kind, option or algorithm this version does
-    /// not know (the values themselves are checked where they are used).
-    init?(decoding record: UnsafeMutableRawPointer) {
-        func get<T>(_ field: PartialKeyPath<Record>, as type: T.Type) -> T {
-            record.load(fromByteOffset: Self.offset(field), as: T.self)
-        }
-        guard let kind = Kind(rawValue: get(\.kind, as: UInt16.self)) else { return nil }
-        self.init(kind, SocketHandle(slot: get(\.slot, as: UInt32.self), generation: get(\.generation, as: UInt32.self)))
-        let flags = get(\.flags, as: UInt16.self)
-        abort = flags & NETMP_REQUEST_FLAG_ABORT != 0
-        datagram = flags & NETMP_REQUEST_FLAG_DATAGRAM != 0
-        shared = flags & NETMP_REQUEST_FLAG_SHARED != 0
-        reuseAddress = flags & NETMP_REQUEST_FLAG_REUSE_ADDRESS != 0
-        switch kind {
-        case .connect:
-            let address = flags & NETMP_REQUEST_FLAG_IPV6 != 0
-                ? record.loadAddress(at: Self.offset(\.value)) : IPAddress(IPv4Address(get(\.address, as: UInt32.self)))
-            remote = Endpoint(address, get(\.port, as: UInt16.self))
-            localPort = get(\.local_port, as: UInt16.self)
-            guard let decoded = ConnectOptions(get(\.options, as: netmp_stream_options.self)) else { return nil }
-            options = decoded
-        case .setOption:
-            guard let option = StreamOption(rawValue: get(\.option, as: UInt32.self)) else { return nil }
-            self.option = option
-            value = get(\.value, as: Int64.self)
-        case .query:
-            reply = get(\.reply, as: UInt32.self)
-        case .listen, .stopListening, .datagramBind, .datagramUnbind, .reservePort, .releasePort:
-            localPort = get(\.local_port, as: UInt16.self)
-            reply = get(\.reply, as: UInt32.self)
-            if kind.namesFamilies {
-                families = flags & NETMP_REQUEST_FLAG_V6ONLY != 0 ? [] : .ipv4
-                if flags & NETMP_REQUEST_FLAG_IPV6 != 0 { families.insert(.ipv6) }
-                guard !families.isEmpty else { return nil } // takes nothing: not a record we wrote
-            }
-        case .datagramJoin, .datagramLeave, .datagramLocalError:
-            let at = Self.offset(\.options)
-            remote = Endpoint(IPAddress(IPv6Address(high: record.loadUnaligned(fromByteOffset: at, as: UInt64.self),
-                                                    low: record.loadUnaligned(fromByteOffset: at + 8, as: UInt64.self))),
-                              kind == .datagramLocalError ? get(\.port, as: UInt16.self) : 0)
-            value = kind == .datagramLocalError ? get(\.value, as: Int64.self) : 0
-            reply = get(\.reply, as: UInt32.self)
-        case .output, .window, .shutdownWrite, .close, .datagramOutput, .datagramClose:
-            break
-        }
-    }
 }

@@ -1,3 +1,4 @@
+import CNetMPChannel
 import Glibc
 import NetMPInProcess
 import NetMPStack
@@ -41,6 +42,40 @@ import Testing
             #expect(ring.send(request))
             #expect(ring.receive() == request)
         }
+    }
+
+    /// A group's address lies over the connect options, a port request's families are
+    /// flags, and a record keeps nothing of the one that used its place a round before.
+    @Test func groupsFamiliesAndLocalError_roundTrip_placeReusedClean() {
+        let ring = RequestRing(capacity: 2)
+        var join = Request(.datagramJoin, SocketHandle(slot: 3, generation: 4))
+        join.remote = Endpoint(IPv6Address("ff02::1:3")!, 0)
+        join.reply = 7
+        var failed = Request(.datagramLocalError, SocketHandle(slot: 3, generation: 4))
+        failed.remote = Endpoint(IPv4Address(10, 77, 0, 9), 53)
+        failed.value = 1400
+        var reserve = Request(.reservePort, SocketHandle(slot: 0, generation: 0))
+        reserve.localPort = 8080
+        reserve.families = [.ipv6]
+        reserve.datagram = true
+        for request in [join, failed, reserve] {
+            #expect(ring.send(request))
+            let back = ring.receive()
+            #expect(back == request)
+            #expect(back?.remote == request.remote && back?.families == request.families && back?.value == request.value)
+        }
+        #expect(reserve.families == [.ipv6] && join.families == .ipv4 && failed.remote.port == 53)
+        // The places the IPv6 group and the v6-only port used: an output there reads clean.
+        let output = Request(.output, SocketHandle(slot: 8, generation: 1))
+        for _ in 0..<2 {
+            #expect(ring.send(output))
+            let back = ring.receive()
+            #expect(back == output && back?.value == 0 && back?.reply == 0 && back?.families == .ipv4)
+        }
+        // A port request that names no family is no record netmp wrote.
+        #expect(ring.send(reserve))
+        ring.recordForTesting(1).storeBytes(of: NETMP_REQUEST_FLAG_V6ONLY, toByteOffset: 10, as: UInt16.self) // the flags
+        #expect(ring.receive() == nil && ring.malformed == 1)
     }
 
     /// A record of a kind no version of netmp sends (a client writing garbage into its
