@@ -610,10 +610,24 @@ int shutdown(int fd, int how) {
 
 // MARK: Data
 
+// A buffer the program may not write into (or, sending, read) is passed on as NULL, which
+// netmp answers as the kernel does a copy that faults: EFAULT, a receive only once data came
+// and with the data kept (netmp_recv). A receive probes the bytes that are there already
+// (at least one), which the copy will fill: never a page the kernel would not touch.
+static void *writable_or_null(void *socket, void *bytes, size_t count) {
+    if (!bytes || count == 0) return bytes;
+    int ready = netmp_ioctl_count(socket, 0);
+    size_t reach = ready > 0 && (size_t)ready < count ? (size_t)ready : ready > 0 ? count : 1;
+    return netmp_accessible(bytes, reach, 1) ? bytes : NULL;
+}
+static const void *readable_or_null(const void *bytes, size_t count) {
+    return !bytes || netmp_accessible(bytes, count, 0) ? bytes : NULL;
+}
+
 ssize_t recv(int fd, void *bytes, size_t count, int flags) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(recv)(fd, bytes, count, flags);
-    ssize_t r = netmp_recv(socket, bytes, count, flags, NULL, NULL, NULL);
+    ssize_t r = netmp_recv(socket, writable_or_null(socket, bytes, count), count, flags, NULL, NULL, NULL);
     return r < 0 ? fail(r) : r;
 }
 
@@ -622,7 +636,7 @@ ssize_t recvfrom(int fd, void *bytes, size_t count, int flags, struct sockaddr *
     if (!socket) return REAL(recvfrom)(fd, bytes, count, flags, address, length);
     uint8_t source[16] = { 0 };
     uint16_t port = 0;
-    ssize_t r = netmp_recv(socket, bytes, count, flags, source, &port, NULL);
+    ssize_t r = netmp_recv(socket, writable_or_null(socket, bytes, count), count, flags, source, &port, NULL);
     if (r < 0) return fail(r);
     if (netmp_is_stream(socket)) {
         if (length) *length = 0; // Linux's TCP gives no source address (tcp_recvmsg)
@@ -635,19 +649,20 @@ ssize_t recvfrom(int fd, void *bytes, size_t count, int flags, struct sockaddr *
 ssize_t read(int fd, void *bytes, size_t count) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(read)(fd, bytes, count);
-    ssize_t r = netmp_recv(socket, bytes, count, 0, NULL, NULL, NULL);
+    ssize_t r = netmp_recv(socket, writable_or_null(socket, bytes, count), count, 0, NULL, NULL, NULL);
     return r < 0 ? fail(r) : r;
 }
 
 ssize_t send(int fd, const void *bytes, size_t count, int flags) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(send)(fd, bytes, count, flags);
-    return sent(netmp_send(socket, bytes, count, flags, 0, NULL, 0), flags);
+    return sent(netmp_send(socket, readable_or_null(bytes, count), count, flags, 0, NULL, 0), flags);
 }
 
 ssize_t sendto(int fd, const void *bytes, size_t count, int flags, const struct sockaddr *address, socklen_t length) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(sendto)(fd, bytes, count, flags, address, length);
+    bytes = readable_or_null(bytes, count);
     if (!address) return sent(netmp_send(socket, bytes, count, flags, 0, NULL, 0), flags);
     // TCP does not look at a destination (Linux's tcp_sendmsg); only its being given counts.
     if (netmp_is_stream(socket)) return sent(netmp_send(socket, bytes, count, flags, 1, NULL, 0), flags);
@@ -663,7 +678,7 @@ ssize_t sendto(int fd, const void *bytes, size_t count, int flags, const struct 
 ssize_t write(int fd, const void *bytes, size_t count) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(write)(fd, bytes, count);
-    return sent(netmp_send(socket, bytes, count, 0, 0, NULL, 0), 0);
+    return sent(netmp_send(socket, readable_or_null(bytes, count), count, 0, 0, NULL, 0), 0);
 }
 
 // A socket has no file position (the placeholder underneath would have answered).
@@ -687,12 +702,27 @@ ssize_t pwrite(int fd, const void *bytes, size_t count, off_t offset) {
     return REAL(pwrite)(fd, bytes, count, offset);
 }
 
-// The first piece the kernel's copy would fault on (a length and no address), or `count`.
-// A list that is not there faults at once (the kernel copies the list before anything);
-// a piece only when the copy reaches it, after a receive waited for data.
-static int first_faulty_piece(const struct iovec *iov, int count) {
-    for (int i = 0; i < count; i++) if (!iov[i].iov_base && iov[i].iov_len) return i;
+// The first piece the kernel's copy would fault on (a length and no address, or memory the
+// program may not read, or `writing` write), or `count`; only the first `reach` bytes are
+// probed (a receive's: what is there already). A list that is not there faults at once
+// (the kernel copies the list before anything); a piece only when the copy reaches it,
+// after a receive waited for data.
+static int first_faulty_piece(const struct iovec *iov, int count, int writing, size_t reach) {
+    size_t probed = 0;
+    for (int i = 0; i < count; i++) {
+        size_t length = iov[i].iov_len;
+        if (length == 0) continue;
+        if (!iov[i].iov_base) return i;
+        if (probed >= reach) continue;
+        size_t part = length < reach - probed ? length : reach - probed;
+        if (!netmp_accessible(iov[i].iov_base, part, writing)) return i;
+        probed += part;
+    }
     return count;
+}
+// The list itself, which the kernel copies first.
+static int list_readable(const struct iovec *iov, int count) {
+    return count <= 0 || (iov && netmp_accessible(iov, (size_t)count * sizeof *iov, 0));
 }
 
 // Vectored I/O. On a stream the pieces are sent as one write (netmp_send_gathered) and
@@ -704,7 +734,7 @@ static ssize_t gather_send(void *socket, const struct iovec *iov, int count, int
     if (count < 0 || count > IOV_MAX) return -EINVAL;
     // The kernel copies what it sends before sending it (a datagram whole, a stream's
     // first chunk): a piece it cannot copy is EFAULT with nothing sent.
-    if ((count > 0 && !iov) || first_faulty_piece(iov, count) < count) return -EFAULT;
+    if (!list_readable(iov, count) || first_faulty_piece(iov, count, 0, (size_t)-1) < count) return -EFAULT;
     if (!netmp_is_stream(socket)) {
         size_t total = 0;
         for (int i = 0; i < count; i++) total += iov[i].iov_len;
@@ -734,8 +764,9 @@ static void scatter_copy(const struct iovec *iov, size_t count, const char *buff
 static ssize_t scatter_receive(void *socket, const struct iovec *iov, int count, int flags,
                                uint8_t *source, uint16_t *port, int *truncated, netmp_datagram_info *info) {
     if (count < 0 || count > IOV_MAX) return -EINVAL;
-    if (count > 0 && !iov) return -EFAULT;
-    int faulty = first_faulty_piece(iov, count);
+    if (!list_readable(iov, count)) return -EFAULT;
+    int ready = netmp_ioctl_count(socket, 0);
+    int faulty = first_faulty_piece(iov, count, 1, ready > 0 ? (size_t)ready : 1);
     size_t reach = 0; // the bytes the pieces before it take
     for (int i = 0; i < faulty; i++) reach += iov[i].iov_len;
     if (!netmp_is_stream(socket)) {
@@ -807,7 +838,7 @@ ssize_t readv(int fd, const struct iovec *iov, int count) {
 ssize_t sendmsg(int fd, const struct msghdr *message, int flags) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(sendmsg)(fd, message, flags);
-    if (!message) { errno = EFAULT; return -1; }
+    if (!message || !netmp_accessible(message, sizeof *message, 0)) { errno = EFAULT; return -1; }
     int has_destination = 0;
     uint8_t destination[16] = { 0 };
     uint16_t port = 0;
@@ -864,7 +895,7 @@ static ssize_t receive_error(void *socket, struct msghdr *message) {
 ssize_t recvmsg(int fd, struct msghdr *message, int flags) {
     void *socket = netmp_socket_of(fd);
     if (!socket) return REAL(recvmsg)(fd, message, flags);
-    if (!message) { errno = EFAULT; return -1; }
+    if (!message || !netmp_accessible(message, sizeof *message, 1)) { errno = EFAULT; return -1; }
     if (flags & MSG_ERRQUEUE) return receive_error(socket, message);
     uint8_t source[16] = { 0 };
     uint16_t port = 0;
