@@ -128,18 +128,35 @@ struct StackServiceProgramTests {
         makeFile(file, mebibytes: 1) // all of it fits the socket's buffers: nc writes it all at once
         let receiver = try Shell.start(["ip", "netns", "exec", lab.name, "python3", "-c", """
             import socket, sys, time
-            l = socket.create_server(("10.77.0.1", 7785)); c, _ = l.accept(); time.sleep(float(sys.argv[2]))
+            l = socket.create_server(("10.77.0.1", 7785)); open(sys.argv[1] + ".listening", "w").close()
+            c, _ = l.accept(); open(sys.argv[1] + ".accepted", "w").close(); time.sleep(float(sys.argv[2]))
             with open(sys.argv[1], "wb") as out:
                 while (b := c.recv(1 << 16)): out.write(b)
             """, file + ".got", "1.5"], stderrTo: file + ".err")
         defer { if receiver.isRunning { kill(receiver.processIdentifier, SIGKILL) } }
-        usleep(300_000)
+        defer { for s in [".listening", ".accepted"] { try? FileManager.default.removeItem(atPath: file + ".got" + s) } }
+        // Under load Python may take longer to listen than any fixed pause: nc would be
+        // refused and the peer would wait in accept for good.
+        try #require(served.eventually(seconds: 30) { FileManager.default.fileExists(atPath: file + ".got.listening") },
+                     "the peer never listened")
         // nc writes the file, then waits on a stdin that stays open; it is killed there.
         let sender = try Shell.start(served.netmp(["sh", "-c", "(cat \(file); sleep 30) | exec nc 10.77.0.1 7785"]),
                                      stderrTo: file + ".send.err")
         defer { if sender.isRunning { kill(sender.processIdentifier, SIGKILL) } }
         #expect(served.eventually { served.stackLog.contains("attached as client") })
-        usleep(500_000)
+        // Killed only once connected and done writing: nc read all of its stdin (its read
+        // count, which counts the pipe and not the socket, reached the file's size) and then
+        // wrote it. Under load a fixed pause could end before that.
+        try #require(served.eventually(seconds: 30) { FileManager.default.fileExists(atPath: file + ".got.accepted") },
+                     "nc never connected: \((try? String(contentsOfFile: file + ".send.err", encoding: .utf8)) ?? "")")
+        func bytesRead() -> Int {
+            let pid = Shell.run(["pgrep", "-f", "^nc 10.77.0.1 7785"]).stdout.split(separator: "\n").first.map(String.init) ?? ""
+            let io = (try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8)) ?? ""
+            return io.split(separator: "\n").first { $0.hasPrefix("rchar:") }.flatMap { Int($0.dropFirst(6).trimmingCharacters(in: .whitespaces)) } ?? 0
+        }
+        try #require(served.eventually(seconds: 30) { bytesRead() >= 1 << 20 }, "nc never read its whole input")
+        var last = -1
+        #expect(served.eventually(seconds: 10) { let now = bytesRead(); defer { last = now }; usleep(200_000); return now == last })
         #expect(Shell.run(["pkill", "-KILL", "-f", "nc 10.77.0.1 7785"]).status == 0)
         // A receiver still running has no termination status to read (Foundation traps).
         try #require(served.eventually(seconds: 30) { !receiver.isRunning }, "the peer never saw the end of the stream")
