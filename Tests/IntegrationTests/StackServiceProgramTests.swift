@@ -178,7 +178,10 @@ struct StackServiceProgramTests {
         usleep(300_000)
         let sender = try Shell.start(["ip", "netns", "exec", lab.name, "python3", "-c", """
             import socket, sys, time
-            s = socket.create_connection(("10.77.0.2", 7786)); s.settimeout(20)
+            for _ in range(100):  # nc may not listen yet under load
+                try: s = socket.create_connection(("10.77.0.2", 7786)); break
+                except ConnectionRefusedError: time.sleep(0.1)
+            s.settimeout(20)
             try:
                 while True: s.send(b"x" * 65536)
             except socket.timeout: sys.exit(3)
