@@ -70,12 +70,13 @@ static volatile sig_atomic_t guarded[NSIG];
 
 static int is_fault(int signal) { return signal == SIGSEGV || signal == SIGBUS; }
 
-// A fault that is no probe's, on a guarded signal the program has no handler for: what
-// the kernel would have done. The fault's own instruction runs again under the program's
-// disposition (the default for a fault even if ignored, as the kernel forces it); one sent
-// by kill is ignored if the program ignores it, else sent again under the default.
-static void fault_as_program_would(int signal, siginfo_t *info, const struct sigaction *program) {
-    int sent = info->si_code <= 0;
+// A signal the program has no handler for reached the trampoline (a guarded fault signal,
+// or one whose handler another thread just took away): what the kernel would have done. A
+// fault's own instruction runs again under the default (which the kernel forces on a fault
+// even if ignored); any other is ignored if the program ignores it, else sent again under
+// the default.
+static void as_program_would(int signal, siginfo_t *info, const struct sigaction *program) {
+    int sent = !is_fault(signal) || info->si_code <= 0;
     if (sent && program->sa_handler == SIG_IGN) return;
     struct sigaction fallback;
     memset(&fallback, 0, sizeof fallback);
@@ -105,8 +106,8 @@ static void trampoline(int signal, siginfo_t *info, void *context) {
     int saved = errno;
     struct sigaction program;
     read_program(signal, &program);
-    if (!is_handler(&program)) { // a guarded fault signal the program did not catch
-        fault_as_program_would(signal, info, &program);
+    if (!is_handler(&program)) {
+        as_program_would(signal, info, &program);
         errno = saved;
         return;
     }
