@@ -2,7 +2,7 @@
 // same run. Scripts/bench runs it.
 //
 //   netmp-bench ports [--messages N] [--senders S]
-//   netmp-bench requests [--messages N] [--senders S]
+//   netmp-bench requests [--messages N] [--senders S] [--spin US]
 //   netmp-bench rings [--megabytes N]
 //
 // `ports` is the stack's own message port (core to core, private memory). `requests` and the
@@ -34,7 +34,7 @@ final class SenderThread {
     func join() { pthread_join(thread, nil) }
 }
 
-func portRate(messages: Int, senders: Int, cpus: [Int32]) -> Double {
+func portRate(messages: Int, senders: Int, cpus: [Int32], spin: Int = 0) -> Double {
     let port = MessagePort<Message>(capacity: 1024)
     _ = netmp_pin_current_thread(cpus[0])
     let perSender = messages / senders
@@ -48,7 +48,9 @@ func portRate(messages: Int, senders: Int, cpus: [Int32]) -> Double {
     threads.forEach { $0.start() }
     var received = 0, checksum = 0
     while received < perSender * senders {
-        if let m = port.receive() { received += 1; checksum &+= m.number } else { port.wait() }
+        if let m = port.receive() { received += 1; checksum &+= m.number; continue }
+        if spinsBeforeSleeping(spin, { port.hasMessage }) { continue }
+        port.wait()
     }
     threads.forEach { $0.join() }
     let seconds = Double((MonotonicClock.now() - start).nanoseconds) / 1e9
@@ -56,13 +58,27 @@ func portRate(messages: Int, senders: Int, cpus: [Int32]) -> Double {
     return Double(received) / seconds
 }
 
+/// The owner (of the port, or the core taking requests) looks again, yielding between
+/// looks, for up to `spin` microseconds before it sleeps, as a core does after a turn with
+/// work (ProtocolLoop.spin); true when something came.
+func spinsBeforeSleeping(_ spin: Int, _ waiting: () -> Bool) -> Bool {
+    guard spin > 0 else { return false }
+    let deadline = MonotonicClock.now() + .microseconds(UInt64(spin))
+    repeat {
+        if waiting() { return true }
+        sched_yield()
+    } while MonotonicClock.now() < deadline
+    return false
+}
+
 /// Application threads posting usrreq records into a client region's request ring on shared
 /// memory (through a second mapping of the memfd, as the program's), one core taking them.
 /// Both sides wait as the port's do (MessagePort.wait), through the stack's own machinery: a
 /// sender that posted wakes the core if it announced a sleep (CoreWaker, on the wake page);
-/// the core, finding the ring empty, announces a sleep, looks once more and sleeps on its
-/// eventfd (as ProtocolLoop does after its spin, left out here as the port's owner has none).
-func requestRate(messages: Int, senders: Int, cpus: [Int32]) -> Double {
+/// the core, finding the ring empty, spins for `spin` microseconds (as ProtocolLoop does;
+/// the port's owner alike), then announces a sleep, looks once more and sleeps on its
+/// eventfd.
+func requestRate(messages: Int, senders: Int, cpus: [Int32], spin: Int) -> Double {
     guard let region = try? ClientRegion(capacity: 16, stride: 0, cores: 1, requestCapacity: 1024, shared: true),
           let descriptor = region.descriptor, let programs = try? ClientRegion(mapping: descriptor),
           let wakePage = CoreWakePage(cores: 1, shared: true) else {
@@ -90,6 +106,7 @@ func requestRate(messages: Int, senders: Int, cpus: [Int32]) -> Double {
     var received = 0, checksum = 0
     while received < perSender * senders {
         if let request = core.receive() { received += 1; checksum &+= Int(request.handle.generation); continue }
+        if spinsBeforeSleeping(spin, { core.hasRequest }) { continue }
         guard port.prepareToSleep() else { continue }
         if core.hasRequest { port.stopSleeping(); continue }
         var poller = pollfd(fd: port.wakeupDescriptor, events: Int16(POLLIN), revents: 0)
@@ -191,9 +208,13 @@ case "ports":
     }
 case "requests":
     let messages = options["messages"] ?? 10_000_000
+    // The stack's cores spin this long before they sleep (pollSpinMicroseconds).
+    let spin = max(options["spin"] ?? StackConfiguration.defaultPollSpinMicroseconds, 0)
     let rounds = options["rounds"] ?? 5
     print("request ring on shared memory (64-byte records, a memfd mapped twice) beside the stack's")
-    print("message port (private memory) and the C port: \(messages) each, core on CPU \(cpus[0]), senders on the others;")
+    print("message port (private memory) and the C port: \(messages) each, core on CPU \(cpus[0]), senders on the others")
+    print("(on a machine of two CPUs one sender shares the core's); the core and the port's owner spin \(spin) us")
+    print("before they sleep, as the stack's cores do (--spin N);")
     print("\(rounds) rounds, the three back to back in each: rates are the best round's, requests/port the median")
     print("of the rounds' own ratios (lowest-highest), which a slow moment of the VM skews less")
     print("senders    requests/s     port msg/s      C msg/s   requests/C   port/C   requests/port")
@@ -201,8 +222,8 @@ case "requests":
         var requests = 0.0, port = 0.0, c = 0.0
         var ratios: [Double] = []
         for _ in 0..<rounds {
-            let r = requestRate(messages: messages, senders: senders, cpus: cpus)
-            let p = portRate(messages: messages, senders: senders, cpus: cpus)
+            let r = requestRate(messages: messages, senders: senders, cpus: cpus, spin: spin)
+            let p = portRate(messages: messages, senders: senders, cpus: cpus, spin: spin)
             requests = max(requests, r)
             port = max(port, p)
             ratios.append(r / p)
@@ -237,7 +258,8 @@ case "rings":
                spread(ratios).leftPadded(25)].joined(separator: ""))
     }
 default:
-    print("usage: netmp-bench ports|requests [--messages N] [--senders S] [--rounds R] | rings [--megabytes N] [--rounds R]")
+    print("usage: netmp-bench ports [--messages N] [--senders S] | requests [--messages N] [--senders S] [--rounds R] [--spin US]")
+    print("       | rings [--megabytes N] [--rounds R]")
     exit(2)
 }
 
