@@ -151,6 +151,9 @@ public final class NetworkStack: @unchecked Sendable {
             stack.drivenLoops = threads.map { $0.makeLoop(clock: clock) }
         } else {
             for thread in threads { try thread.start() }
+            // Up once every core made its loop: what a caller does next (serve attaches,
+            // count the process's descriptors) finds each core's tables and files there.
+            for thread in threads { thread.ready.wait() }
         }
         return stack
     }

@@ -36,6 +36,8 @@ final class ProtocolThread: @unchecked Sendable {
     let cpu: Int
     let queue: TAPQueue
     let sharing: CoreSharing
+    /// Released when the thread made its loop (host, tables, the bells' epoll instance).
+    let ready = Completion(count: 1)
     /// Released when the thread left its loop.
     let finished = Completion(count: 1)
 
@@ -79,6 +81,7 @@ final class ProtocolThread: @unchecked Sendable {
         // local allocation on the pinned thread, and glibc gives each thread its own arena.
         if numa_available() >= 0 { numa_set_localalloc() }
         let loop = makeLoop()
+        ready.done()
         log.info("core \(core): up on CPU \(cpu), \(loop.host.address) at \(loop.host.mac), TAP queue \(queue.index)")
         var wasOffTheWire = false
         while !loop.stopped {
