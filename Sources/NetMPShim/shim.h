@@ -41,10 +41,10 @@ __attribute__((visibility("hidden"))) void netmp_epoll_moving(int fd);
 __attribute__((visibility("hidden"))) void netmp_epoll_moved(int fd, int moved);
 // epoll.c: a forked child drops its sets' netmp members and renews their locks.
 __attribute__((visibility("hidden"))) void netmp_epoll_after_fork(void);
-// signals.c: whether the program may read (`writing`: and write) each page of
+// signals.c: whether the program may read (`storing`: and write) each page of
 // [start, start + length), touched under a guard against the fault: 0 where the kernel's
 // copy would fail with EFAULT.
-__attribute__((visibility("hidden"))) int netmp_accessible(const void *start, size_t length, int writing);
+__attribute__((visibility("hidden"))) int netmp_accessible(const void *start, size_t length, int storing);
 // interpose.c: the calling thread's 64 KiB buffer for sendfile and splice (NULL: no memory).
 #define NETMP_TRANSFER_BUFFER (1 << 16)
 __attribute__((visibility("hidden"))) char *netmp_transfer_buffer(void);

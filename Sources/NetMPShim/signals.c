@@ -41,6 +41,20 @@ static volatile sig_atomic_t wrapped[NSIG];
 
 DEFINE_REAL(int, sigaction, int, const struct sigaction *, struct sigaction *)
 
+// A writer's turn: every signal blocked on its thread (its mask before into *mask), then
+// the flag taken; and its end.
+static void begin_writing(sigset_t *mask) {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, mask);
+    while (atomic_flag_test_and_set_explicit(&writing, memory_order_acquire)) sched_yield();
+}
+
+static void end_writing(const sigset_t *mask) {
+    atomic_flag_clear_explicit(&writing, memory_order_release);
+    pthread_sigmask(SIG_SETMASK, mask, NULL);
+}
+
 static void read_program(int signal, struct sigaction *copy) {
     for (;;) {
         unsigned before = atomic_load_explicit(&versions[signal], memory_order_acquire);
@@ -156,10 +170,8 @@ static struct sigaction guard_action(const struct sigaction *program) {
 
 int sigaction(int signal, const struct sigaction *action, struct sigaction *old) {
     if (signal <= 0 || signal >= NSIG) return REAL(sigaction)(signal, action, old);
-    sigset_t all, mask;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &mask);
-    while (atomic_flag_test_and_set_explicit(&writing, memory_order_acquire)) sched_yield();
+    sigset_t mask;
+    begin_writing(&mask);
     struct sigaction before = programs[signal];
     int was_wrapped = wrapped[signal] || guarded[signal];
     struct sigaction kernel_old;
@@ -183,8 +195,7 @@ int sigaction(int signal, const struct sigaction *action, struct sigaction *old)
         if (r == 0 && action) wrapped[signal] = 0;
     }
     int e = errno;
-    atomic_flag_clear_explicit(&writing, memory_order_release);
-    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    end_writing(&mask);
     errno = e;
     if (r == 0 && old) *old = was_wrapped && kernel_old.sa_sigaction == trampoline ? before : kernel_old;
     return r;
@@ -192,10 +203,8 @@ int sigaction(int signal, const struct sigaction *action, struct sigaction *old)
 
 // Puts SIGSEGV and SIGBUS through the trampoline, once, keeping what the program set.
 static void guard_faults(void) {
-    sigset_t all, mask;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &mask);
-    while (atomic_flag_test_and_set_explicit(&writing, memory_order_acquire)) sched_yield();
+    sigset_t mask;
+    begin_writing(&mask);
     int signals[] = { SIGSEGV, SIGBUS };
     for (int i = 0; i < 2; i++) {
         int signal = signals[i];
@@ -208,16 +217,15 @@ static void guard_faults(void) {
         }
         guarded[signal] = 1;
     }
-    atomic_flag_clear_explicit(&writing, memory_order_release);
-    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    end_writing(&mask);
 }
 
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 
-// Touches one byte of each page of [start, start + length) (`writing`: reads it and writes
+// Touches one byte of each page of [start, start + length) (`storing`: reads it and writes
 // it back, which a read-only page refuses) with the fault signals caught: 1 if every touch
 // went through, 0 if one faulted, as the kernel's copy would have (EFAULT).
-int netmp_accessible(const void *start, size_t length, int writing) {
+int netmp_accessible(const void *start, size_t length, int storing) {
     if (length == 0) return 1;
     uintptr_t first = (uintptr_t)start, last = first + length - 1;
     if (last < first) return 0; // wraps around the address space: no user range does
@@ -228,12 +236,12 @@ int netmp_accessible(const void *start, size_t length, int writing) {
     for (uintptr_t at = first;; at = (at & ~(page - 1)) + page) {
         volatile char *byte = (volatile char *)at;
         char value = *byte;
-        if (writing) *byte = value;
+        if (storing) *byte = value;
         if (at >= (last & ~(page - 1))) break;
     }
     volatile char *end = (volatile char *)last;
     char value = *end;
-    if (writing) *end = value;
+    if (storing) *end = value;
     probing = 0;
     return 1;
 }

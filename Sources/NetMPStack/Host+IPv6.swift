@@ -362,11 +362,13 @@ extension Host {
                      sink: inout some FrameSink, payload: PayloadSpans = .none) -> Result<Void, SendError> {
         if let neighbour = destination.isMulticast ? destination.multicastMAC : neighbours6.lookup(nextHop, now: now) {
             EthernetHeader(destination: neighbour, source: mac, etherType: EtherType.ipv6).emit(into: frame)
-            if destination.isMulticast { payload.place(atEndOf: frame) }
-            if loop && groups6.contains(destination) { loopBack(frame, offload: frameOffload) }
-            if frame[EthernetFrameView.headerLength + 7] > 0 {
-                transmit(frame, offload: frameOffload, payload: destination.isMulticast ? .none : payload, sink: &sink)
+            var payload = payload
+            if destination.isMulticast { // whole: it may loop back too
+                payload.place(atEndOf: frame)
+                payload = .none
             }
+            if loop && groups6.contains(destination) { loopBack(frame, offload: frameOffload) }
+            if frame[EthernetFrameView.headerLength + 7] > 0 { transmit(frame, offload: frameOffload, payload: payload, sink: &sink) }
             return .success(())
         }
         payload.place(atEndOf: frame)

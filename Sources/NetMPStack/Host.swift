@@ -657,25 +657,18 @@ public final class Host {
         sink.transmit(frame)
     }
 
-    /// Counts a super-segment as the wire segments the link makes of it.
-    func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload, sink: inout some FrameSink) {
-        guard offload != .none else { transmit(UnsafeRawBufferPointer(frame), sink: &sink); return }
-        counters.framesOut &+= UInt64(offload.wireSegments(frameLength: frame.count))
-        counters.bytesOut &+= UInt64(frame.count)
-        if offload.segments { counters.superFramesOut &+= 1 }
-        sink.transmit(frame, offload: offload)
-    }
-
-    /// A frame whose payload was left in place: to the sink with it (the counters as above).
-    func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload, payload: PayloadSpans, sink: inout some FrameSink) {
-        guard !payload.isEmpty, offload != .none else {
+    /// Counts a super-segment as the wire segments the link makes of it. A `payload` left in
+    /// place goes to the sink with the frame.
+    func transmit(_ frame: UnsafeMutableRawBufferPointer, offload: FrameOffload, payload: PayloadSpans = .none,
+                  sink: inout some FrameSink) {
+        guard offload != .none else {
             payload.place(atEndOf: frame)
-            transmit(frame, offload: offload, sink: &sink)
+            transmit(UnsafeRawBufferPointer(frame), sink: &sink)
             return
         }
         counters.framesOut &+= UInt64(offload.wireSegments(frameLength: frame.count))
         counters.bytesOut &+= UInt64(frame.count)
         if offload.segments { counters.superFramesOut &+= 1 }
-        sink.transmit(frame, offload: offload, payload: payload)
+        if payload.isEmpty { sink.transmit(frame, offload: offload) } else { sink.transmit(frame, offload: offload, payload: payload) }
     }
 }
