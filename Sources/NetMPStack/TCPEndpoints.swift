@@ -328,13 +328,15 @@ public final class TCPEndpoints {
     /// After anything happened to a socket: send what the engine wants sent, move a newly
     /// established connection to its listener's accept queue, forget closed ones.
     public func settle(_ socket: TCPSocket, now: Instant, host: Host, sink: inout some FrameSink) {
-        if socket.doorbellOwed {
-            socket.doorbellOwed = false
-            socket.channel.doorbell.ring()
-        }
         socket.absorbApplication(now: now)
         while let segment = socket.connection.nextSegment(now: now) {
             transmit(segment, from: socket, now: now, host: host, sink: &sink)
+        }
+        // The reader's wakeup after the ACK: a woken reader on this CPU runs at once, and an
+        // ACK behind it would keep the peer's next data waiting as long.
+        if socket.doorbellOwed {
+            socket.doorbellOwed = false
+            socket.channel.doorbell.ring()
         }
         socket.channel.send.publishSent(socket.connection.sentData)
         if let found = positionFaultsFound {
