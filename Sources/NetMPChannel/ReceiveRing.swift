@@ -69,12 +69,32 @@ public final class ReceiveRing: @unchecked Sendable {
     /// Published bytes no reader has taken yet, as the owner sees it.
     public var unread: Int { owner.unread(head) }
 
-    /// Copies `bytes` to `offset` bytes past the published end. Precondition: they fit in `free`.
+    /// Copies `bytes` to `offset` bytes past the published end; nothing to copy when the
+    /// link read them there already (`landingZone`). Precondition: they fit in `free`.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         precondition(offset >= 0 && offset + bytes.count <= free, "write past the ring's free space")
         let position = owner.tail &+ offset
-        storage.copyIn(bytes, at: position)
+        let at = RingStorage.index(position, capacity)
+        if bytes.baseAddress != UnsafeRawPointer(storage.bytes.baseAddress! + at) || at + bytes.count > capacity {
+            storage.copyIn(bytes, at: position)
+        }
         writtenEnd = max(writtenEnd, position &+ bytes.count)
+    }
+
+    /// The free space from the published end up to where the ring's memory ends (at most
+    /// `limit` bytes): where the link may read the next in-order payload so that `write`
+    /// finds it in place (ProtocolLoop's landing). The owner may only offer it while no
+    /// out-of-order data lies past the end. nil when less than `minimum` is free there.
+    public func landingZone(limit: Int, minimum: Int) -> UnsafeMutableRawBufferPointer? {
+        let at = RingStorage.index(owner.tail, capacity)
+        let count = min(free, capacity - at, limit)
+        guard count >= minimum else { return nil }
+        return UnsafeMutableRawBufferPointer(rebasing: storage.bytes[at..<(at + count)])
+    }
+
+    /// The link may write `count` bytes of the landing zone (whatever they turn out to be).
+    public func landed(_ count: Int) {
+        writtenEnd = max(writtenEnd, owner.tail &+ count)
     }
 
     /// How far readers have consumed (an absolute position), as the owner sees it: never

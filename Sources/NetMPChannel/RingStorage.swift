@@ -63,7 +63,19 @@ public struct RingStorage {
     }
 
     /// Copies `source` to positions [position, position + source.count).
+    /// Where it wraps, the part at the ring's start is copied first: a source in the ring's
+    /// own free space (a payload the link read in place, to be stored further along) is
+    /// then read before any of it is overwritten (each part copies as memmove does).
     public func copyIn(_ source: UnsafeRawBufferPointer, at position: Int) {
+        let at = Self.index(position, capacity)
+        let first = capacity - at
+        if source.count > first && source.count - first <= at {
+            UnsafeMutableRawBufferPointer(rebasing: bytes[0..<(source.count - first)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[first...]))
+            UnsafeMutableRawBufferPointer(rebasing: bytes[at...])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<first]))
+            return
+        }
         var done = 0
         while done < source.count {
             let at = Self.index(position &+ done, capacity)

@@ -1,3 +1,4 @@
+import Glibc
 import NetMPChannel
 import NetMPClient
 import NetMPStackProcess
@@ -19,7 +20,9 @@ extension NetworkStack {
     /// Another client of this stack, with a region of its own that every core now serves
     /// beside the others (what the stack process does for each program that attaches; here,
     /// a second side in one process).
-    public func attachClient() throws(StackProcessError) -> StackClient { StackClient(local: try attachLocalClient()) }
+    public func attachClient(uid: UInt32 = getuid()) throws(StackProcessError) -> StackClient {
+        StackClient(local: try attachLocalClient(uid: uid))
+    }
 
     /// The cores stop serving `client` (whose sockets were all closed).
     public func detach(_ client: StackClient) { detach(client: client.id, closing: false) }

@@ -187,6 +187,41 @@ public struct TAPQueue: Sendable {
         }
     }
 
+    /// Reads one frame as `receive(into:)` does, but in two places: the frame's first
+    /// `split` bytes (after the virtio header) into `buffer`, the next ones into `landing`
+    /// (a receive ring's free space, where a TCP segment's payload may stay), and any that do
+    /// not fit there into `buffer` again, as far along as they would be had `landing` been
+    /// part of it: copying what landed back behind the first `split` bytes gives the
+    /// frame whole. Returns the virtio header and the frame's length; nil when no frame is
+    /// waiting. `landing` must fit in `buffer` behind the split (headroom, `split`, landing).
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, split: Int,
+                        landing: UnsafeMutableRawBufferPointer) throws(LinkError) -> (header: VirtioNetHeader, length: Int)? {
+        let front = headroom + split
+        precondition(split > 0 && front + landing.count <= buffer.count, "landing past the receive buffer")
+        let base = buffer.baseAddress!
+        // Three iovecs on the stack: no allocation per frame.
+        var vectors = (iovec(iov_base: base, iov_len: front),
+                       iovec(iov_base: landing.baseAddress, iov_len: landing.count),
+                       iovec(iov_base: base + front + landing.count, iov_len: buffer.count - front - landing.count))
+        while true {
+            let n = withUnsafeMutablePointer(to: &vectors) {
+                $0.withMemoryRebound(to: iovec.self, capacity: 3) { readv(fd, $0, 3) }
+            }
+            if n >= 0 {
+                guard virtioHeader else { return (.none, n) }
+                // The virtio header is all in `buffer`'s front (split > 0).
+                let header = try VirtioNetHeader(parsing: UnsafeRawBufferPointer(rebasing: buffer[0..<min(n, front)]))
+                return (header, n - VirtioNetHeader.length)
+            }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return nil
+            case EBADFD, EBADF, ENODEV, ENXIO: throw .deviceGone
+            case let e: throw .readFailed(errno: e)
+            }
+        }
+    }
+
     /// Writes one frame (and its virtio header) in one system call; a `payload` left in
     /// place is gathered after `frame` by the same write.
     public func transmit(_ frame: UnsafeRawBufferPointer, offload: FrameOffload, payload: PayloadSpans = .none) throws(LinkError) {

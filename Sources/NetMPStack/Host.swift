@@ -182,11 +182,7 @@ public final class Host {
     /// Handles one arriving frame: answers what needs an answer through `sink`, counts the rest.
     /// `marks` are what the link vouched for: checksums it verified are not summed again.
     public func receive(frame: UnsafeRawBufferPointer, marks: ArrivalMarks = .none, now: Instant, sink: inout some FrameSink) {
-        lastNow = now
-        counters.framesIn &+= UInt64(marks.wireSegments)
-        counters.bytesIn &+= UInt64(frame.count)
-        if marks.wireSegments > 1 { counters.superFramesIn &+= 1 }
-        checksumsTrusted = marks.checksumsTrusted
+        arrival(length: frame.count, marks: marks, now: now)
         defer { checksumsTrusted = false }
         let ethernet: EthernetFrameView
         do { ethernet = try EthernetFrameView(validating: frame) } catch { counters.drops.count(error); return }
@@ -203,6 +199,15 @@ public final class Host {
         case EtherType.ipv6: receiveIPv6(ethernet.payload, now: now, sink: &sink)
         default: counters.drops.count(.unsupportedEtherType)
         }
+    }
+
+    /// A frame came in: counted, its marks in force while it is handled.
+    func arrival(length: Int, marks: ArrivalMarks, now: Instant) {
+        lastNow = now
+        counters.framesIn &+= UInt64(marks.wireSegments)
+        counters.bytesIn &+= UInt64(length)
+        if marks.wireSegments > 1 { counters.superFramesIn &+= 1 }
+        checksumsTrusted = marks.checksumsTrusted
     }
 
     func receiveARP(_ bytes: UnsafeRawBufferPointer, now: Instant, sink: inout some FrameSink) {

@@ -83,9 +83,12 @@ public final class NetworkStack: @unchecked Sendable {
     /// of a SEQPACKET socket pair each).
     /// `clock`: a test's time; the cores then run no threads of their own and take a turn
     /// each when the test calls `turn()` (VirtualClock).
+    /// `linkOffloads`: what the link finishes where no TAP negotiates it (tests: socket
+    /// pairs whose frames carry virtio headers).
     public static func start(_ configuration: StackConfiguration, queues: [TAPQueue], device: TAPDevice? = nil,
                              tcpConfiguration: TCPConfiguration = .forThisSystem(),
-                             log: Log, clock: VirtualClock? = nil) throws(StackProcessError) -> NetworkStack {
+                             log: Log, clock: VirtualClock? = nil,
+                             linkOffloads: LinkOffloads = .none) throws(StackProcessError) -> NetworkStack {
         precondition(!queues.isEmpty)
         let cpus = try allowedCPUs()
         let topology: NUMATopology
@@ -97,7 +100,7 @@ public final class NetworkStack: @unchecked Sendable {
         tcp.maximumSegmentSize = configuration.mtu - 40
         // Checksums and TCP segmentation go to the kernel where the TAP takes them (a
         // fresh negotiation: a persistent TAP keeps its last user's flags).
-        let offloads = device.map { LinkOffloads($0.negotiateOffloads()) } ?? .none
+        let offloads = device.map { LinkOffloads($0.negotiateOffloads()) } ?? linkOffloads
         if offloads.tcpSegmentation { tcp.segmentationLimit = TCPConfiguration.superSegmentLimit }
         if device != nil && !(offloads.checksum && offloads.tcpSegmentation) {
             log.info("the TAP refused some offloads (\(offloads)): segments go out one MSS at a time")
@@ -198,9 +201,9 @@ public final class NetworkStack: @unchecked Sendable {
     /// Another client of this stack, with a region of its own that every core now serves
     /// beside the others (what the stack process does for each program that attaches; here,
     /// a second side in one process, for tests).
-    public func attachLocalClient() throws(StackProcessError) -> LocalClientParts {
+    public func attachLocalClient(uid: UInt32 = getuid()) throws(StackProcessError) -> LocalClientParts {
         let region = try clientRegion(shared: false)
-        return LocalClientParts(id: addClient(region, descriptors: nil), region: region, configuration: configuration,
+        return LocalClientParts(id: addClient(region, descriptors: nil, uid: uid), region: region, configuration: configuration,
                                 tcpConfiguration: tcpConfiguration, steering: steering, wakers: Self.wakers(ports, wakePage))
     }
 

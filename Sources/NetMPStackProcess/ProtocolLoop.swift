@@ -147,6 +147,15 @@ public final class ProtocolLoop {
     var listingOwed = false
     /// The last turn handled messages or frames (adaptive polling spins only after work).
     var hadWork = false
+    /// The connection whose segment is expected next, and its segments' header length
+    /// (ProtocolLoop+Landing). Weak: a guess keeps no closed connection's buffers.
+    weak var landingSocket: TCPSocket?
+    var landingSplit = 0
+    /// Frames whose payload was stored where it landed (no copy), and frames that landed
+    /// but were another connection's, out of order or not a plain segment (copied once,
+    /// as without landing).
+    public internal(set) var framesLanded: UInt64 = 0
+    public internal(set) var landingMisses: UInt64 = 0
     /// How long to spin before sleeping (StackConfiguration.pollSpinMicroseconds).
     public var spinBudget = Interval.zero
     /// A test's time (nil: CLOCK_MONOTONIC, the normal case). Read once per turn.
@@ -306,8 +315,8 @@ public final class ProtocolLoop {
             }
             if sink.faults != nil { releaseHeldFrames(now: now) }
             for _ in 0..<Self.batch where !offTheWire {
-                let received: (header: VirtioNetHeader, frame: UnsafeRawBufferPointer)?
-                do { received = try queue.receive(into: buffer) } catch {
+                let read: Read
+                do { read = try readFrame(now: now) } catch {
                     switch error {
                     case .deviceGone: sink.failed = error
                     case .truncatedVirtioHeader, .unknownGSOType: host.countMalformed(.virtioHeaderBad); continue
@@ -315,7 +324,11 @@ public final class ProtocolLoop {
                     }
                     break
                 }
-                guard let (header, frame) = received else { break }
+                guard case .whole(let header, let frame) = read else {
+                    if case .nothing = read { break }
+                    work += 1
+                    continue
+                }
                 work += 1
                 sink.capture?.record(frame, .inbound)
                 let marks = ArrivalMarks(header, frameLength: frame.count)
@@ -323,6 +336,7 @@ public final class ProtocolLoop {
                     admitThroughFaults(frame, header: header, wireSegments: marks.wireSegments, now: now)
                 } else {
                     arrived(frame, marks: marks, now: now)
+                    followInOrderArrival(frame: frame)
                 }
             }
             work += host.takeLoopedFrames { arrived($0, marks: $1, now: now) }
@@ -532,7 +546,8 @@ public final class ProtocolLoop {
         stats.publish(core: core, counters: host.counters, neighbours: host.arp.count + host.neighbours6.count,
                       groups: host.groups.reportedCount + host.groups6.reportedCount)
         stats.publish(core: core, messages: messagesHandled, forwarded: framesForwarded,
-                      forwardOverflows: forwardOverflows, connections: tcp.connectionCount)
+                      forwardOverflows: forwardOverflows, connections: tcp.connectionCount,
+                      landed: framesLanded, landingMisses: landingMisses)
         // The connection table is a few hundred words: published ten times a second, not per batch.
         if nextConnectionPublish <= now {
             stats.publishConnections(core: core, tcp.sockets.values, now: now) { socket in

@@ -12,13 +12,14 @@ import NetMPWire
 /// core's counters from two moments; it never sees a torn value.
 public enum StatsLayout {
     public static let magic: UInt64 = 0x4E45_544D_5053_5431 // "NETMPST1"
-    public static let version: UInt64 = 16
+    public static let version: UInt64 = 17
     public static let memfdName = "netmp-stats"
     public static let headerWords = 8
     /// Per core: index, cpu, node, frames in/out, bytes in/out, messages, forwarded,
     /// connections, neighbours, forward overflows, super-frames in/out, the TAP's offloads,
-    /// frames looped to our own address, then one word per drop reason.
-    public static let coreFixedWords = 20
+    /// frames looped to our own address, fragments, groups, frames whose payload was stored
+    /// where it landed and frames that landed in vain, then one word per drop reason.
+    public static let coreFixedWords = 22
     public static var dropWords: Int { DropCounters.names.count }
     public static var coreWords: Int { coreFixedWords + dropWords }
     /// After the core blocks, each core's connection table: a count, then up to
@@ -82,7 +83,7 @@ public enum StatsLayout {
                        bytesOut = 6, messages = 7, forwarded = 8, connections = 9, neighbours = 10,
                        forwardOverflows = 11, superFramesIn = 12, superFramesOut = 13, offloads = 14,
                        looped = 15, reassembled = 16, fragmentsOut = 17,
-                       groups = 18, igmpReportsOut = 19 }
+                       groups = 18, igmpReportsOut = 19, landed = 20, landingMisses = 21 }
     /// The offloads word: TUNSETOFFLOAD's flags the TAP accepted, with this bit set once
     /// they were negotiated (a stack on test queues has no TAP and leaves the word 0).
     public static let offloadsNegotiated: UInt64 = 1 << 32
@@ -135,8 +136,11 @@ public final class StatsPage: @unchecked Sendable {
     }
 
     /// Publishes one core's runtime counters.
-    public func publish(core: Int, messages: UInt64, forwarded: UInt64, forwardOverflows: UInt64, connections: Int) {
+    public func publish(core: Int, messages: UInt64, forwarded: UInt64, forwardOverflows: UInt64, connections: Int,
+                        landed: UInt64 = 0, landingMisses: UInt64 = 0) {
         let base = StatsLayout.headerWords + core * StatsLayout.coreWords
+        words[base + StatsLayout.Core.landed] = landed
+        words[base + StatsLayout.Core.landingMisses] = landingMisses
         words[base + StatsLayout.Core.messages] = messages
         words[base + StatsLayout.Core.forwarded] = forwarded
         words[base + StatsLayout.Core.forwardOverflows] = forwardOverflows

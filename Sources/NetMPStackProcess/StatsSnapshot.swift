@@ -21,6 +21,10 @@ public struct StatsSnapshot: Sendable {
         /// The groups the stack belongs to (as this core counts them), and the IGMP and MLD
         /// reports this core sent.
         public var groups: UInt64 = 0, igmpReportsOut: UInt64 = 0
+        /// Frames whose TCP payload the core read straight into its connection's receive
+        /// buffer, and frames read so in vain (another connection's, out of order, not a
+        /// plain segment: copied once, as every frame was before).
+        public var landed: UInt64 = 0, landingMisses: UInt64 = 0
         /// The TAP's TUNSETOFFLOAD flags in force, nil where no TAP was negotiated with.
         public var offloads: UInt32?
         /// How the TAP picks a frame's queue: "program" (netmp's steering program),
@@ -161,6 +165,7 @@ public struct StatsSnapshot: Sendable {
                              superFramesOut: w(K.superFramesOut), looped: w(K.looped),
                              reassembled: w(K.reassembled), fragmentsOut: w(K.fragmentsOut),
                              groups: w(K.groups), igmpReportsOut: w(K.igmpReportsOut),
+                             landed: w(K.landed), landingMisses: w(K.landingMisses),
                              offloads: w(K.offloads) & StatsLayout.offloadsNegotiated != 0
                                  ? UInt32(truncatingIfNeeded: w(K.offloads)) : nil,
                              drops: drops)
@@ -286,6 +291,7 @@ public struct StatsSnapshot: Sendable {
                 + "\"super_frames_in\":\(c.superFramesIn),\"super_frames_out\":\(c.superFramesOut),"
                 + "\"looped\":\(c.looped),\"reassembled\":\(c.reassembled),\"fragments_out\":\(c.fragmentsOut),"
                 + "\"groups\":\(c.groups),\"igmp_reports_out\":\(c.igmpReportsOut),"
+                + "\"landed\":\(c.landed),\"landing_misses\":\(c.landingMisses),"
                 + "\"offloads\":\(c.offloads.map { "\"\(offloadNames($0))\"" } ?? "null"),"
                 + "\"steering\":\(c.steering.map { "\"\($0)\"" } ?? "null"),\"drops\":{\(drops)}}"
         }.joined(separator: ",")
@@ -420,6 +426,10 @@ public struct StatsSnapshot: Sendable {
         }
         let groups = cores.map(\.groups).max() ?? 0, reports = cores.reduce(0) { $0 &+ $1.igmpReportsOut }
         if groups > 0 || reports > 0 { lines.append("multicast: groups joined \(groups), IGMP and MLD reports sent \(reports)") }
+        let landed = cores.reduce(0) { $0 &+ $1.landed }, misses = cores.reduce(0) { $0 &+ $1.landingMisses }
+        if landed > 0 || misses > 0 {
+            lines.append("TCP payloads read straight into their receive buffer: \(landed); read there in vain and copied: \(misses)")
+        }
         let forwarded = cores.reduce(0) { $0 &+ $1.forwarded }, arrived = cores.reduce(0) { $0 &+ $1.framesIn }
         if arrived > 0 {
             lines.append("frames forwarded to their owner core: \(forwarded) of \(arrived) "

@@ -9,7 +9,7 @@ public enum TCPState: String, Sendable, CaseIterable {
     /// States past the handshake, where the synchronized-state input steps apply.
     var isSynchronized: Bool { self != .closed && self != .synSent && self != .synReceived }
     /// States in which arriving data is accepted (RFC 9293 3.10.7.4, seventh step).
-    var acceptsData: Bool { self == .established || self == .finWait1 || self == .finWait2 }
+    public var acceptsData: Bool { self == .established || self == .finWait1 || self == .finWait2 }
 }
 
 /// Why a connection ended badly, as the socket layer will report it (errno at the C boundary).
@@ -141,6 +141,8 @@ public struct Connection: Sendable {
     var consumedSinceAdvertised = 0
     /// Out-of-order data held past RCV.NXT, and the SACK blocks it produces.
     var outOfOrder = ReceiveScoreboard()
+    /// Data is held past RCV.NXT (the receive buffer's space past its readable end is in use).
+    public var holdsOutOfOrderData: Bool { !outOfOrder.isEmpty }
     /// The peer's FIN arrived, in order: reads end once the data is drained.
     public internal(set) var receivedFin = false
     /// A FIN that arrived ahead of missing data.

@@ -24,7 +24,10 @@ final class StackPair: @unchecked Sendable {
     static let address6A = IPv6Address("fd88::1")!
     static let address6B = IPv6Address("fd88::2")!
 
-    init(cores: Int, crossed: Bool = false, tcp: TCPConfigurationOverride? = nil, ipv6: Bool = false) throws {
+    /// With `checksumOffload`, frames carry virtio headers and each stack leaves its
+    /// checksums to the "link", which vouches for them on arrival (as a TAP does).
+    init(cores: Int, crossed: Bool = false, tcp: TCPConfigurationOverride? = nil, ipv6: Bool = false,
+         checksumOffload: Bool = false) throws {
         var queuesA: [TAPQueue] = [], queuesB: [Int32] = Array(repeating: -1, count: cores)
         for core in 0..<cores {
             var pair: [Int32] = [0, 0]
@@ -34,7 +37,7 @@ final class StackPair: @unchecked Sendable {
             var size: Int32 = 4 << 20
             for fd in pair { setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4); setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4) }
             descriptors += pair
-            queuesA.append(TAPQueue(fd: pair[0], index: core, virtioHeader: false))
+            queuesA.append(TAPQueue(fd: pair[0], index: core, virtioHeader: checksumOffload))
             queuesB[crossed ? (core + 1) % cores : core] = pair[1]
         }
         var tcpConfiguration = TCPConfiguration()
@@ -45,9 +48,11 @@ final class StackPair: @unchecked Sendable {
             configA.ipv6Addresses = [IPv6InterfaceAddress(Self.address6A, prefixLength: 64)]
             configB.ipv6Addresses = [IPv6InterfaceAddress(Self.address6B, prefixLength: 64)]
         }
-        a = try NetworkStack.start(configA, queues: queuesA, tcpConfiguration: tcpConfiguration, log: Log(level: .off))
-        b = try NetworkStack.start(configB, queues: queuesB.enumerated().map { TAPQueue(fd: $1, index: $0, virtioHeader: false) },
-                                   tcpConfiguration: tcpConfiguration, log: Log(level: .off))
+        let offloads = checksumOffload ? LinkOffloads(checksum: true) : .none
+        a = try NetworkStack.start(configA, queues: queuesA, tcpConfiguration: tcpConfiguration, log: Log(level: .off),
+                                   linkOffloads: offloads)
+        b = try NetworkStack.start(configB, queues: queuesB.enumerated().map { TAPQueue(fd: $1, index: $0, virtioHeader: checksumOffload) },
+                                   tcpConfiguration: tcpConfiguration, log: Log(level: .off), linkOffloads: offloads)
         if ipv6 {
             // Duplicate address detection takes a second; neither may find the other on its address.
             guard a.waitForIPv6Addresses().isEmpty, b.waitForIPv6Addresses().isEmpty else { throw POSIXError(.EADDRINUSE) }
