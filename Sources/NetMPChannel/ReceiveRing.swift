@@ -92,7 +92,7 @@ public final class ReceiveRing: @unchecked Sendable {
         return UnsafeMutableRawBufferPointer(rebasing: storage.bytes[at..<(at + count)])
     }
 
-    /// The link may write `count` bytes of the landing zone (whatever they turn out to be).
+    /// The link wrote `count` bytes of the landing zone (whatever they turn out to be).
     public func landed(_ count: Int) {
         writtenEnd = max(writtenEnd, owner.tail &+ count)
     }

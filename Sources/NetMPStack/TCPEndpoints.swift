@@ -38,10 +38,10 @@ public final class TCPEndpoints {
     /// Told of impossible ring positions a connection's client wrote (`TCPSocket.client`,
     /// how many): the stack service counts them among the client's faults.
     public var positionFaultsFound: ((_ client: UInt32, _ count: Int) -> Void)?
-    /// The connection whose in-order data the last segment brought, and where that segment's
-    /// payload began (in the frame, or in place in the ring): the runtime guesses the next
-    /// frame is its too (ProtocolLoop's landing) and takes this after each frame.
-    public var inOrderArrival: (socket: TCPSocket, payload: UnsafeRawPointer)?
+    /// The connection whose in-order data the last segment brought, and that segment's
+    /// payload (in the frame, or in place in the ring): the runtime guesses the next frame
+    /// is its too (ProtocolLoop's landing) and takes this after each frame.
+    public var inOrderArrival: (socket: TCPSocket, payload: UnsafeRawBufferPointer)?
 
     final class Listener {
         /// Which socket it is (the runtime's client and listen slot), so that one of several
@@ -252,9 +252,7 @@ public final class TCPEndpoints {
         if let socket = sockets[tuple] {
             let result = socket.connection.handle(header, payloadLength: payload.count, now: now)
             socket.apply(result, payload: payload)
-            if let store = result.store, store.offset == 0, !store.range.isEmpty, let start = payload.baseAddress {
-                inOrderArrival = (socket, start)
-            }
+            if let store = result.store, store.offset == 0, !store.range.isEmpty { inOrderArrival = (socket, payload) }
             if let drop = result.drop { host.countTCPDrop(drop) }
             if let reset = result.reset {
                 host.sendBareSegment(reset, from: tuple.local.address, to: tuple.remote.address, now: now, sink: &sink)

@@ -25,6 +25,10 @@ extension ProtocolLoop {
     /// The least free space worth landing in: a smaller zone would leave most frames to
     /// be copied back.
     static let landingMinimum = 16 * 1024
+    /// The least payload after which the same connection's next frame is expected: a
+    /// stream's segments are full ones, while requests and answers (a web server's
+    /// connections) are small, cheap to copy, and seldom followed by more of the same.
+    static let streamingPayload = 1024
 
     /// What one read brought: nothing waiting, a frame received where it landed, or a
     /// frame whole in the buffer (`frame`) for `arrived`.
@@ -41,12 +45,19 @@ extension ProtocolLoop {
             guard let (header, frame) = try queue.receive(into: buffer) else { return .nothing }
             return .whole(header, frame)
         }
-        ring.landed(zone.count) // whatever the read brings, or if it fails part way
-        guard let (header, length) = try queue.receive(into: buffer, split: split, landing: zone) else { return .nothing }
+        let read: (header: VirtioNetHeader, length: Int)?
+        do { read = try queue.receive(into: buffer, split: split, landing: zone) } catch {
+            ring.landed(zone.count) // a frame may have come, under a header that could not be read
+            throw error
+        }
+        guard let (header, length) = read else { return .nothing }
         let start = queue.headroom, front = start + split
         let frame = UnsafeRawBufferPointer(rebasing: buffer[start..<(start + length)])
         guard length > split else { return .whole(header, frame) }
         let landed = min(length - split, zone.count)
+        // What the ring's memory held, as a write would count it: a socket table keeps a
+        // slot's pages for the next socket only if its rings wrote little (SocketTable.keepTouched).
+        ring.landed(landed)
         let payload = UnsafeRawBufferPointer(rebasing: zone[0..<landed])
         if length - split == landed {
             let head = UnsafeRawBufferPointer(rebasing: buffer[start..<front])
@@ -56,7 +67,7 @@ extension ProtocolLoop {
                 // In place only if it was the expected connection's next data; another's,
                 // or data stored further on, was copied from the zone to its place.
                 if let arrival = tcp.inOrderArrival, arrival.socket.channel.receive === ring,
-                   arrival.payload == UnsafeRawPointer(zone.baseAddress) {
+                   arrival.payload.baseAddress == UnsafeRawPointer(zone.baseAddress) {
                     framesLanded &+= 1
                 } else {
                     landingMisses &+= 1
@@ -100,15 +111,16 @@ extension ProtocolLoop {
     /// with headers as long as this frame's (`split`, or where its payload began in
     /// `frame`), if its client may be landed on.
     func followInOrderArrival(split: Int? = nil, frame: UnsafeRawBufferPointer? = nil) {
-        guard let (socket, payload) = tcp.inOrderArrival else { return }
+        guard let (socket, payload) = tcp.inOrderArrival, let start = payload.baseAddress else { return }
         tcp.inOrderArrival = nil
+        guard payload.count >= Self.streamingPayload else { return }
         var headers = split
-        if headers == nil, let frame, let base = frame.baseAddress, payload >= base, payload < base + frame.count {
-            headers = payload - base
+        if headers == nil, let frame, let base = frame.baseAddress, start >= base, start < base + frame.count {
+            headers = start - base
         }
         guard let headers, headers > 0 else { return }
         if landingSocket === socket && landingSplit == headers { return }
-        guard let client = clientsByID[socket.client], client.uid == 0 || client.uid == getuid() else {
+        guard let client = clientsByID[socket.client], client.uid == 0 || client.uid == stackUID else {
             landingSocket = nil; return
         }
         landingSocket = socket

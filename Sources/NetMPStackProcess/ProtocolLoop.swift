@@ -151,6 +151,8 @@ public final class ProtocolLoop {
     /// (ProtocolLoop+Landing). Weak: a guess keeps no closed connection's buffers.
     weak var landingSocket: TCPSocket?
     var landingSplit = 0
+    /// The stack's uid: its clients, and root's, may be landed on.
+    let stackUID = getuid()
     /// Frames whose payload was stored where it landed (no copy), and frames that landed
     /// but were another connection's, out of order or not a plain segment (copied once,
     /// as without landing).
