@@ -17,10 +17,14 @@ import NetMPWire
 /// frame used to cost.
 ///
 /// Bytes that land in a client's ring before the core knows whose they are may be another
-/// connection's: so a ring is a landing place only if its client could capture the link's
-/// frames anyway (the stack's own uid, or root: `netmp capture`'s rule). Nothing lands while
-/// a capture or the fault injector, which need the frame whole, is on, nor past data held
-/// out of order, which lies in the same free space.
+/// connection's, and the client can read and write its ring while they are there. So the
+/// core lands only while the stack serves one program (its processes are one client; the
+/// stack process's own region, client 0, holds no program's sockets): what lands is that
+/// program's or nobody's, and another program's data never passes through its memory. Two
+/// programs side by side are received as before. The ring's client must also be one that
+/// could capture the link's frames anyway (the stack's own uid, or root: `netmp capture`'s
+/// rule). Nothing lands while a capture or the fault injector, which need the frame whole,
+/// is on, nor past data held out of order, which lies in the same free space.
 extension ProtocolLoop {
     /// The least free space worth landing in: a smaller zone would leave most frames to
     /// be copied back.
@@ -88,13 +92,19 @@ extension ProtocolLoop {
     func landingPlace() -> (ReceiveRing, Int, UnsafeMutableRawBufferPointer)? {
         guard let socket = landingSocket, sink.capture == nil, sink.faults == nil else { return nil }
         let split = landingSplit
-        guard socket.state.acceptsData else { landingSocket = nil; return nil }
+        guard socket.state.acceptsData, servesOneProgram(socket.client) else { landingSocket = nil; return nil }
         guard !socket.connection.holdsOutOfOrderData else { return nil }
         let ring = socket.channel.receive
         guard let zone = ring.landingZone(limit: buffer.count - queue.headroom - split, minimum: Self.landingMinimum) else {
             return nil
         }
         return (ring, split, zone)
+    }
+
+    /// Whether `client` is the one program this core serves (every core serves every
+    /// attached client): the only client, or the only one beside client 0.
+    func servesOneProgram(_ client: UInt32) -> Bool {
+        clients.count == 1 || (clients.count == 2 && client != 0 && clientsByID[0] != nil)
     }
 
     /// Whether this core owns the TCP segment whose headers are `head` (one core, or the
@@ -120,7 +130,8 @@ extension ProtocolLoop {
         }
         guard let headers, headers > 0 else { return }
         if landingSocket === socket && landingSplit == headers { return }
-        guard let client = clientsByID[socket.client], client.uid == 0 || client.uid == stackUID else {
+        guard servesOneProgram(socket.client), let client = clientsByID[socket.client],
+              client.uid == 0 || client.uid == stackUID else {
             landingSocket = nil; return
         }
         landingSocket = socket

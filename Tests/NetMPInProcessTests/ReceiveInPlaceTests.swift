@@ -69,6 +69,42 @@ import Testing
         listener.close()
     }
 
+    /// With two programs attached, a frame landed on one's ring could be the other's: no
+    /// ring is landed on. With one program beside the stack's own client 0, its ring is.
+    @Test func twoPrograms_neverLandedOn_oneProgram_is() throws {
+        let pair = try StackPair(cores: 1, checksumOffload: true)
+        defer { pair.stop() }
+        let program = try pair.b.attachClient()
+        func stream(into client: StackClient, port: UInt16) throws -> (landed: UInt64, missed: UInt64) {
+            let before = try stats(pair.b)
+            let listener = StreamSocket(client: client)
+            try listener.bind(Endpoint(IPv4Address(0), port))
+            try listener.listen()
+            let bytes = 2 << 20
+            nonisolated(unsafe) var received: (Int, Int?) = (0, nil)
+            let server = spawnBounded {
+                guard let connection = try? listener.accept() else { return }
+                received = (try? connection.receiveStream(seed: 4)) ?? (-1, nil)
+                connection.close()
+            }
+            let socket = try pair.connectFromA(port: port)
+            #expect(try socket.sendStream(seed: 4, count: bytes) == bytes)
+            try socket.shutdown(.write)
+            #expect(server(60), "the server hung")
+            #expect(received.0 == bytes && received.1 == nil, "\(received)")
+            socket.close()
+            listener.close()
+            let after = try stats(pair.b)
+            return (after.landed - before.landed, after.missed - before.missed)
+        }
+        let alone = try stream(into: program, port: 7103)
+        #expect(alone.landed > 0, "one program: landed \(alone.landed)")
+        let other = try pair.b.attachClient()
+        let beside = try stream(into: program, port: 7104)
+        #expect(beside.landed == 0 && beside.missed == 0, "two programs: landed \(beside.landed), missed \(beside.missed)")
+        pair.b.detach(other)
+    }
+
     /// Two streams at once on one core: the guess is wrong whenever the other's frame comes
     /// next, and that payload is copied from where it landed to its own ring; both streams
     /// arrive exact.
