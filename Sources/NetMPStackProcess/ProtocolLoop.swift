@@ -351,6 +351,9 @@ public final class ProtocolLoop {
             work += host.takeLoopedFrames { arrived($0, marks: $1, now: now) }
             tcp.endBatch(now: now, host: host, sink: &sink)
         }
+        // Set by a looped or forwarded frame (read frames take theirs at once): not left
+        // holding a connection that may close while the core sleeps.
+        tcp.inOrderArrival = nil
         hadWork = work > 0
         if sink.udpSegmentationRefused && host.offloads.udpSegmentation { host.offloads.udpSegmentation = false }
         host.tick(now: now, sink: &sink)
