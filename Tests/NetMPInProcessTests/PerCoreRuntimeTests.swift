@@ -79,18 +79,7 @@ import Testing
         let pair = try StackPair(cores: 2, crossed: true)
         defer { pair.stop() }
         let listener = try pair.listenOnB(port: 7001)
-        let bytes = 4 << 20
-        nonisolated(unsafe) var received: (Int, Int?) = (0, nil)
-        let server = spawnBounded {
-            guard let connection = try? listener.accept() else { return }
-            received = (try? connection.receiveStream(seed: 3)) ?? (-1, nil)
-            connection.close()
-        }
-        let socket = try pair.connectFromA(port: 7001)
-        #expect(try socket.sendStream(seed: 3, count: bytes) == bytes)
-        try socket.shutdown(.write)
-        #expect(server(60))
-        #expect(received.0 == bytes && received.1 == nil, "\(received)")
+        try pair.streamOnce(to: listener, port: 7001, seed: 3, bytes: 4 << 20)
         let a: StatsSnapshot = try #require(pair.a.statsSnapshot())
         let b: StatsSnapshot = try #require(pair.b.statsSnapshot())
         let cores: [StatsSnapshot.CoreStats] = a.cores + b.cores
@@ -98,7 +87,6 @@ import Testing
         let arrived: UInt64 = cores.reduce(0) { $0 + $1.framesIn }
         print("crossed queues: \(forwarded) of \(arrived) frames forwarded")
         #expect(forwarded > 1000)
-        socket.close()
         listener.close()
     }
 }

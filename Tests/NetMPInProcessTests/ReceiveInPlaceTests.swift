@@ -21,24 +21,13 @@ import Testing
         let pair = try StackPair(cores: 1, checksumOffload: true)
         defer { pair.stop() }
         let listener = try pair.listenOnB(port: 7100)
+        defer { listener.close() }
         let bytes = 8 << 20
-        nonisolated(unsafe) var received: (Int, Int?) = (0, nil)
-        let server = spawnBounded {
-            guard let connection = try? listener.accept() else { return }
-            received = (try? connection.receiveStream(seed: 5)) ?? (-1, nil)
-            connection.close()
-        }
-        let socket = try pair.connectFromA(port: 7100)
-        #expect(try socket.sendStream(seed: 5, count: bytes) == bytes)
-        try socket.shutdown(.write)
-        #expect(server(60), "the server hung")
-        #expect(received.0 == bytes && received.1 == nil, "\(received)")
+        try pair.streamOnce(to: listener, port: 7100, seed: 5, bytes: bytes)
         let b = try stats(pair.b)
         print("one stream: \(b.landed) payloads received in place, \(b.missed) landed in vain")
         // Each 1448-byte segment is its own frame here (no segmentation offload): nearly all land.
         #expect(b.landed > UInt64(bytes / 1448 / 2), "landed \(b.landed)")
-        socket.close()
-        listener.close()
     }
 
     /// Bytes that land before the core knows whose they are may be anyone's: a ring is a
@@ -49,24 +38,12 @@ import Testing
         defer { pair.stop() }
         let other = try pair.b.attachClient(uid: 4242)
         let listener = StreamSocket(client: other)
+        defer { listener.close() }
         try listener.bind(Endpoint(IPv4Address(0), 7102))
         try listener.listen()
-        let bytes = 2 << 20
-        nonisolated(unsafe) var received: (Int, Int?) = (0, nil)
-        let server = spawnBounded {
-            guard let connection = try? listener.accept() else { return }
-            received = (try? connection.receiveStream(seed: 9)) ?? (-1, nil)
-            connection.close()
-        }
-        let socket = try pair.connectFromA(port: 7102)
-        #expect(try socket.sendStream(seed: 9, count: bytes) == bytes)
-        try socket.shutdown(.write)
-        #expect(server(60), "the server hung")
-        #expect(received.0 == bytes && received.1 == nil, "\(received)")
+        try pair.streamOnce(to: listener, port: 7102, seed: 9, bytes: 2 << 20)
         let b = try stats(pair.b)
         #expect(b.landed == 0 && b.missed == 0, "landed \(b.landed), missed \(b.missed)")
-        socket.close()
-        listener.close()
     }
 
     /// With two programs attached, a frame landed on one's ring could be the other's: no
@@ -78,22 +55,10 @@ import Testing
         func stream(into client: StackClient, port: UInt16) throws -> (landed: UInt64, missed: UInt64) {
             let before = try stats(pair.b)
             let listener = StreamSocket(client: client)
+            defer { listener.close() }
             try listener.bind(Endpoint(IPv4Address(0), port))
             try listener.listen()
-            let bytes = 2 << 20
-            nonisolated(unsafe) var received: (Int, Int?) = (0, nil)
-            let server = spawnBounded {
-                guard let connection = try? listener.accept() else { return }
-                received = (try? connection.receiveStream(seed: 4)) ?? (-1, nil)
-                connection.close()
-            }
-            let socket = try pair.connectFromA(port: port)
-            #expect(try socket.sendStream(seed: 4, count: bytes) == bytes)
-            try socket.shutdown(.write)
-            #expect(server(60), "the server hung")
-            #expect(received.0 == bytes && received.1 == nil, "\(received)")
-            socket.close()
-            listener.close()
+            try pair.streamOnce(to: listener, port: port, seed: 4, bytes: 2 << 20)
             let after = try stats(pair.b)
             return (after.landed - before.landed, after.missed - before.missed)
         }

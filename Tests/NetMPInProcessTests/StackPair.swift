@@ -8,6 +8,7 @@ import NetMPStackProcess
 import NetMPSystem
 import NetMPTCP
 import NetMPWire
+import Testing
 
 /// Two netmp stacks in this process, wired back to back: one SEQPACKET socket pair per
 /// core stands in for the wire (a frame per read and write, like a TAP queue). With
@@ -82,6 +83,26 @@ final class StackPair: @unchecked Sendable {
 }
 
 typealias TCPConfigurationOverride = (inout TCPConfiguration) -> Void
+
+extension StackPair {
+    /// One stream of `bytes` bytes (stream `seed`) from a new connection of A's to
+    /// `listener`, which listens at B's `port`: the accepting side reads it to the end and
+    /// checks every byte. A hang on either side, a short stream or a wrong byte fails the test.
+    func streamOnce(to listener: StreamSocket, port: UInt16, seed: Int, bytes: Int) throws {
+        nonisolated(unsafe) var received: (Int, Int?) = (0, nil)
+        let server = spawnBounded {
+            guard let connection = try? listener.accept() else { return }
+            received = (try? connection.receiveStream(seed: seed)) ?? (-1, nil)
+            connection.close()
+        }
+        let socket = try connectFromA(port: port)
+        defer { socket.close() }
+        #expect(try socket.sendStream(seed: seed, count: bytes) == bytes)
+        try socket.shutdown(.write)
+        #expect(server(60), "the server hung")
+        #expect(received.0 == bytes && received.1 == nil, "\(received)")
+    }
+}
 
 /// Runs `body` on a new thread; the returned join waits at most `seconds` and says whether
 /// the thread finished (a hang fails the test instead of hanging it).
