@@ -23,8 +23,7 @@ extension Host {
             guard let header = try? IPv4Header(parsing: network, allowTruncatedPayload: true),
                   header.headerLength == IPv4Header.minimumLength, header.totalLength == network.count + payload.count,
                   header.proto == IPProtocol.tcp, !header.isFragment, header.destination == address,
-                  !header.source.isMulticast, !header.source.isLimitedBroadcast, header.source != subnetBroadcast,
-                  !reassembling else { return false }
+                  isUnicastSource(header.source), !reassembling else { return false }
             segmentBytes = UnsafeRawBufferPointer(rebasing: network[IPv4Header.minimumLength...])
             source = IPAddress(header.source); destination = IPAddress(header.destination)
             addresses = .v4(source: header.source, destination: header.destination)

@@ -238,7 +238,7 @@ public final class Host {
                 || (destination.isMulticast && groups.contains(destination)) else {
             counters.drops.count(.ipNotForUs); return
         }
-        guard !header.source.isMulticast, !header.source.isLimitedBroadcast, header.source != subnetBroadcast else {
+        guard isUnicastSource(header.source) else {
             counters.drops.count(.ipBadSource); return
         }
         // Ethernet pads short frames: the datagram ends at its total length, not the frame's.
@@ -255,6 +255,11 @@ public final class Host {
             counters.drops.count(.unsupportedProtocol)
             if toUs { sendUnreachable(code: ICMPv4Message.UnreachableCode.proto, for: datagram, header: header, now: now, sink: &sink) }
         }
+    }
+
+    /// A source a datagram may come from: not a group or a broadcast (RFC 1122 3.2.1.3).
+    func isUnicastSource(_ source: IPv4Address) -> Bool {
+        !source.isMulticast && !source.isLimitedBroadcast && source != subnetBroadcast
     }
 
     func receiveICMP(_ bytes: UnsafeRawBufferPointer, header: IPv4Header, toUs: Bool, now: Instant,
