@@ -150,7 +150,7 @@ public struct Request: Sendable {
     static let optionsOffset = MemoryLayout<Record>.offset(of: \Record.options)!
     static let valueOffset = MemoryLayout<Record>.offset(of: \Record.value)!
     /// The bytes before the kind: `turn`, which only the ring's atomics touch.
-    static let turnLength = MemoryLayout<Record>.offset(of: \Record.kind)!
+    static var turnLength: Int { MemoryLayout<Record>.offset(of: \Record.kind)! }
 
     func flag(_ bit: UInt16) -> Bool { record.flags & bit != 0 }
     mutating func setFlag(_ bit: UInt16, _ on: Bool) {

@@ -14,6 +14,9 @@ import Synchronization
 /// published (`MessagePort.wakeIfSleeping`), and the core looks at both before it sleeps.
 public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
     public let capacity: Int
+    /// log2 of `capacity`: a record's round is its position shifted, not divided (a divide
+    /// by a value known only at run time costs tens of cycles, on each side of every record).
+    let roundShift: Int
     let memory: UnsafeMutableRawPointer
     let tail: UnsafeMutablePointer<Atomic<Int>>
     let head: UnsafeMutablePointer<Atomic<Int>>
@@ -48,6 +51,7 @@ public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
     init(memory: UnsafeMutableRawPointer, capacity: Int, region: ClientRegion?) {
         precondition(capacity > 0 && capacity.nonzeroBitCount == 1)
         self.capacity = capacity
+        roundShift = capacity.trailingZeroBitCount
         self.memory = memory
         self.region = region
         typealias Block = netmp_request_ring
@@ -66,7 +70,7 @@ public final class RequestRing: SingleConsumerQueue, @unchecked Sendable {
         record.atomic(UInt64.self, at: MemoryLayout<netmp_request>.offset(of: \netmp_request.turn)!)
     }
     /// Wrapping, so that a position the client wrote (the tail) cannot trap.
-    func round(_ position: Int) -> UInt64 { UInt64(bitPattern: Int64(position)) / UInt64(capacity) }
+    func round(_ position: Int) -> UInt64 { UInt64(bitPattern: Int64(position)) &>> UInt64(roundShift) }
 
     /// Any thread: queues `request`; false when the ring is full (the core is far behind).
     /// The record is published with a sequentially consistent store, so a sender that then
