@@ -21,6 +21,7 @@ public final class SendRing: @unchecked Sendable {
     var committed: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: Self.committedAt) }
     var released: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: Self.releasedAt) }
     var sent: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: Self.sentAt) }
+    var limit: UnsafeMutablePointer<Atomic<Int>> { storage.block.atomic(Int.self, at: Self.limitAt) }
     /// Writers waiting for space block here; the owner wakes them when it frees.
     public var writers: WaitWord { WaitWord(zeroedAt: storage.block + Self.writersAt) }
     typealias Block = netmp_send_ring
@@ -30,6 +31,7 @@ public final class SendRing: @unchecked Sendable {
     static let committedAt = MemoryLayout<Block>.offset(of: \Block.committed)!
     static let releasedAt = MemoryLayout<Block>.offset(of: \Block.released)!
     static let sentAt = MemoryLayout<Block>.offset(of: \Block.sent)!
+    static let limitAt = MemoryLayout<Block>.offset(of: \Block.limit)!
     static let writersAt = MemoryLayout<Block>.offset(of: \Block.writers)!
     /// The owner's own view of the positions. It publishes `released` but never reads it
     /// back, and takes a new `committed` only when it moved forward and within the ring:
@@ -60,8 +62,24 @@ public final class SendRing: @unchecked Sendable {
 
     // MARK: Writers (any thread)
 
+    /// The most writers may hold, written and not yet acknowledged: the capacity, or less
+    /// where SO_SNDBUF asked for less (Linux blocks a writer once the socket's queued
+    /// bytes reach its sk_sndbuf). In the block, so every process holding the socket keeps
+    /// to it; only writers read it, never the owner.
+    public var usable: Int {
+        let asked = limit.pointee.load(ordering: .relaxed)
+        return asked > 0 && asked < capacity ? asked : capacity
+    }
+
+    /// Writers may hold at most `bytes` (0 or at least the capacity: all of it). Blocked
+    /// writers look again: a larger limit may have made room.
+    public func limitWriters(to bytes: Int) {
+        limit.pointee.store(max(0, bytes), ordering: .relaxed)
+        writers.wakeAll()
+    }
+
     /// Space for writers now, a lower bound (the owner frees more).
-    public var free: Int { capacity &- (reserved.pointee.load(ordering: .acquiring) &- released.pointee.load(ordering: .acquiring)) }
+    public var free: Int { usable &- (reserved.pointee.load(ordering: .acquiring) &- released.pointee.load(ordering: .acquiring)) }
 
     /// Appends as much of `bytes` as fits; returns how much (0 when full).
     public func write(_ bytes: UnsafeRawBufferPointer) -> Int {
@@ -76,7 +94,7 @@ public final class SendRing: @unchecked Sendable {
         var start = reserved.pointee.load(ordering: .relaxed)
         var n = 0
         while true {
-            let room = capacity &- (start &- released.pointee.load(ordering: .acquiring))
+            let room = usable &- (start &- released.pointee.load(ordering: .acquiring))
             n = min(room, bytes.count)
             guard n > 0 else { return 0 }
             let (exchanged, current) = reserved.pointee.compareExchange(expected: start, desired: start + n, ordering: .acquiringAndReleasing)
@@ -101,7 +119,7 @@ public final class SendRing: @unchecked Sendable {
         var start = reserved.pointee.load(ordering: .relaxed)
         var n = 0
         while true {
-            let room = capacity &- (start &- released.pointee.load(ordering: .acquiring))
+            let room = usable &- (start &- released.pointee.load(ordering: .acquiring))
             n = min(room, total - offset)
             guard n > 0 else { return 0 }
             let (exchanged, current) = reserved.pointee.compareExchange(expected: start, desired: start + n, ordering: .acquiringAndReleasing)

@@ -399,7 +399,7 @@ public final class StreamSocket: @unchecked Sendable {
         if channel.urgentPending { events.insert(.priority) }
         if status.contains(.writeShut) {
             events.insert(.writable)
-        } else if status.contains(.established) && channel.send.free >= channel.send.capacity / 3 && notSentBelowLowWater {
+        } else if status.contains(.established) && channel.send.free >= channel.send.usable / 3 && notSentBelowLowWater {
             // Linux's rule (sk_stream_is_writeable): writable once a third of the buffer is
             // free, so a poller wakes to write a batch, not a few bytes; and with
             // TCP_NOTSENT_LOWAT, once less than that waits unsent.
@@ -943,13 +943,19 @@ public final class StreamSocket: @unchecked Sendable {
         if let receive { receiveTimeout.store(max(0, receive), ordering: .relaxed) }
         if let send { sendTimeout.store(max(0, send), ordering: .relaxed) }
     }
-    /// SO_RCVBUF: Linux doubles the value asked for; the window may grow up to it. The ring
-    /// was made at the stack's full size, so only the limit moves (before connect).
-    public func setReceiveBuffer(_ bytes: Int) {
-        let size = min(max(2 * bytes, 2_304), channel.receive.capacity)
+    /// SO_RCVBUF, `size` as Linux makes it of the value asked for (doubled, within
+    /// net.core.rmem_max's double): the window may grow up to it, or to the ring, which was
+    /// made at the stack's full size, where that is less. Only the limit moves (before connect).
+    public func setReceiveBuffer(_ size: Int) {
+        let size = min(max(size, 0), channel.receive.capacity)
         setup.locked { if phase == .fresh { configuration.receiveBufferSize = size } }
     }
     public var receiveBufferSize: Int { setup.locked { configuration.receiveBufferSize } }
+    /// SO_SNDBUF, `size` as Linux makes it: writers of this socket, in every process that
+    /// holds it, hold at most that much written and not yet acknowledged (or the ring, where
+    /// that is less), and poll says writable once a third of it is free, as Linux's
+    /// sk_stream_is_writeable does of sk_sndbuf.
+    public func setSendBuffer(_ size: Int) { channel.send.limitWriters(to: size) }
 
     /// Names `port` as this fresh socket's bound port without asking the stack, so that its
     /// connect record names a port the client may not hold (tests play a hostile client).

@@ -201,19 +201,27 @@ enum OptionTable {
         }),
         // Kept on a datagram socket, whose close never waits.
         .kept(N.solSocket, N.linger, .datagram, layout: .linger, initial: .linger(seconds: nil)),
-        // Linux reads the int as unsigned (a negative one asks for the most).
-        .stream(N.solSocket, N.receiveBuffer, set: { s, v in s.setReceiveBuffer(Int(UInt32(bitPattern: v))) },
-                get: { Int32(clamping: $0.receiveBufferSize) }),
-        // The send ring is sized at creation: the value is kept, and its size reported.
-        .stream(N.solSocket, N.sendBuffer, set: { _, _ in }, get: { Int32(clamping: $0.sendBufferSize) }),
-        // Kept, and read back as Linux's sock_setsockopt makes them: the value (unsigned)
-        // capped at net.core's maximum, doubled, at least the kernel's minimum; the
-        // namespace's default before any.
-        .integer(N.solSocket, N.receiveBuffer, .datagram, set: { _, _ in }, get: { shim in
-            shim.recordedInteger(N.solSocket, N.receiveBuffer).map { BufferSizes.receive.asSet($0) } ?? BufferSizes.receive.initial
+        // Read back as Linux's sock_setsockopt makes them (BufferSizes): the value
+        // (unsigned) capped at net.core's maximum, doubled, at least the kernel's minimum.
+        // On a stream socket they bound the connection too: its window grows up to the
+        // receive buffer, and its writers hold at most the send buffer. Before any, a fresh
+        // stream socket's are tcp_rmem's and tcp_wmem's defaults, as Linux's; once it
+        // connects or listens, its rings' sizes (Linux's autotuning grows its buffers towards
+        // those sysctls' maxima; netmp's rings are made at theirs). A datagram socket's are
+        // net.core's defaults (kept only: a datagram's send never waits long).
+        .integer(N.solSocket, N.receiveBuffer, .both, set: { shim, v in
+            if case .stream(let s) = shim.kind { s.setReceiveBuffer(Int(BufferSizes.receive.asSet(v))) }
+        }, get: { shim in
+            if let v = shim.recordedInteger(N.solSocket, N.receiveBuffer) { return BufferSizes.receive.asSet(v) }
+            guard case .stream(let s) = shim.kind else { return BufferSizes.receive.initial }
+            return s.isFresh ? BufferSizes.receive.streamInitial : Int32(clamping: s.receiveBufferSize)
         }),
-        .integer(N.solSocket, N.sendBuffer, .datagram, set: { _, _ in }, get: { shim in
-            shim.recordedInteger(N.solSocket, N.sendBuffer).map { BufferSizes.send.asSet($0) } ?? BufferSizes.send.initial
+        .integer(N.solSocket, N.sendBuffer, .both, set: { shim, v in
+            if case .stream(let s) = shim.kind { s.setSendBuffer(Int(BufferSizes.send.asSet(v))) }
+        }, get: { shim in
+            if let v = shim.recordedInteger(N.solSocket, N.sendBuffer) { return BufferSizes.send.asSet(v) }
+            guard case .stream(let s) = shim.kind else { return BufferSizes.send.initial }
+            return s.isFresh ? BufferSizes.send.streamInitial : Int32(clamping: s.sendBufferSize)
         }),
         timeout(N.receiveTimeout, .stream, set: { shim, ns in if case .stream(let s) = shim.kind { s.setTimeouts(receive: ns) } },
                 get: { shim in if case .stream(let s) = shim.kind { s.timeouts.receive } else { 0 } }),
@@ -386,14 +394,19 @@ enum OptionTable {
 /// {r,w}mem_max, doubled, and at least SOCK_MIN_RCVBUF or SOCK_MIN_SNDBUF. The sysctls are
 /// read once, from the program's network namespace (the stack's).
 struct BufferSizes {
-    let initial: Int32, maximum: UInt32, minimum: Int32
+    /// `initial`: a datagram socket's (net.core's default); `streamInitial`: a fresh TCP
+    /// socket's (the middle of net.ipv4.tcp_rmem or tcp_wmem).
+    let initial: Int32, streamInitial: Int32, maximum: UInt32, minimum: Int32
 
-    static let receive = BufferSizes(direction: "r", minimum: 2_304)
-    static let send = BufferSizes(direction: "w", minimum: 4_608)
+    static let receive = BufferSizes(direction: "r", minimum: 2_304, streamDefault: 131_072)
+    static let send = BufferSizes(direction: "w", minimum: 4_608, streamDefault: 16_384)
 
-    init(direction: String, minimum: Int32) {
+    init(direction: String, minimum: Int32, streamDefault: Int) {
         initial = Int32(clamping: procInteger("/proc/sys/net/core/\(direction)mem_default") ?? 212_992)
         maximum = UInt32(clamping: procInteger("/proc/sys/net/core/\(direction)mem_max") ?? 212_992)
+        let triple = procFile("/proc/sys/net/ipv4/tcp_\(direction)mem", limit: 64)?
+            .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { Int($0) } ?? []
+        streamInitial = Int32(clamping: triple.count == 3 ? triple[1] : streamDefault)
         self.minimum = minimum
     }
 

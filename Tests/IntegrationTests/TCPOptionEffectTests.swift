@@ -5,7 +5,8 @@ import Testing
 /// program against kernel peers: TCP_USER_TIMEOUT ends a stalled connection and a connect
 /// whose SYNs go unanswered, TCP_SYNCNT bounds a connect, TCP_DEFER_ACCEPT keeps a
 /// connection from accept() until it brings data, TCP_LINGER2 below 0 resets instead of
-/// waiting in FIN-WAIT-2. Silence comes from nftables in the lab namespace.
+/// waiting in FIN-WAIT-2, SO_SNDBUF bounds what a writer may hold unacknowledged. Silence
+/// comes from nftables in the lab namespace.
 @Suite(.serialized, .enabled(if: labUnavailableReason(commands: ["ip", "python3", "nft"]) == nil,
                              Comment(rawValue: labUnavailableReason(commands: ["ip", "python3", "nft"]) ?? "")))
 struct TCPOptionEffectTests {
@@ -167,5 +168,66 @@ struct TCPOptionEffectTests {
         } else {
             #expect(text.contains("write 1"), "the peer's write failed: \(text)")
         }
+    }
+
+    /// SO_SNDBUF reads back as Linux makes it (doubled, within net.core.wmem_max's double)
+    /// and bounds the connection's writers: against a kernel peer that never reads (its
+    /// window small), non-blocking writes stop once what is written and unacknowledged
+    /// (SIOCOUTQ) reaches it, poll then says not writable, and a larger SO_SNDBUF makes it
+    /// writable again at once.
+    @Test func sendBuffer_boundsWhatWritersHold() throws {
+        let lab = try LabNamespace()
+        let work = NSTemporaryDirectory() + "/\(lab.name)-sndbuf"
+        let peerOut = work + ".peer"
+        defer { for f in [peerOut, work + ".peer.err"] { try? FileManager.default.removeItem(atPath: f) } }
+        let peer = try Shell.start(["ip", "netns", "exec", lab.name, "python3", "-c", """
+            import socket, time
+            l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            l.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+            l.bind(('10.77.0.1', 7799)); l.listen(4); print('listening', flush=True)
+            c, _ = l.accept(); time.sleep(20)
+            """], stderrTo: work + ".peer.err", stdoutTo: peerOut)
+        defer { kill(peer.processIdentifier, SIGKILL); peer.waitUntilExit() }
+        waitFor("listening", in: peerOut)
+        let program = Shell.run(netmp(lab, """
+            import fcntl, select, socket, struct, termios, time
+            wmem_max = int(open('/proc/sys/net/core/wmem_max').read())
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
+            print('expected', max(min(32768, wmem_max) * 2, 4608))
+            print('sndbuf', s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+            s.connect(('10.77.0.1', 7799)); s.setblocking(False)
+            total, deadline = 0, time.monotonic() + 5
+            while time.monotonic() < deadline:
+                try:
+                    total += s.send(b'x' * 65536)
+                except BlockingIOError:
+                    time.sleep(0.3)  # the peer's window fills and closes; our writes stop
+                    try:
+                        total += s.send(b'x' * 65536)
+                    except BlockingIOError:
+                        break
+            print('written', total)
+            print('outq', struct.unpack('i', fcntl.ioctl(s, termios.TIOCOUTQ, b'\\0' * 4))[0])
+            print('writable', bool(select.select([], [s], [], 0.3)[1]))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            print('writable-after', bool(select.select([], [s], [], 0.3)[1]))
+            s.send(b'y')
+            """), timeout: 30)
+        #expect(program.status == 0, "\(program.stderr)")
+        var values: [String: Int] = [:]
+        for line in program.stdout.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2 { values[String(parts[0])] = Int(parts[1]) ?? (parts[1] == "True" ? 1 : 0) }
+        }
+        let expected = try #require(values["expected"], "\(program.stdout)\n\(program.stderr)")
+        #expect(values["sndbuf"] == expected, "\(program.stdout)")
+        let outq = try #require(values["outq"], "\(program.stdout)\n\(program.stderr)")
+        #expect(outq > 0 && outq <= expected, "held \(outq) bytes unacknowledged with SO_SNDBUF \(expected)")
+        // What left is the peer's small window (8 KiB asked: at most some tens of KiB) beside what is held.
+        let written = try #require(values["written"])
+        #expect(written <= expected + (256 << 10), "wrote \(written) bytes to a peer that never reads")
+        #expect(values["writable"] == 0, "poll said writable with the send buffer full: \(program.stdout)")
+        #expect(values["writable-after"] == 1, "a larger SO_SNDBUF left the socket unwritable: \(program.stdout)")
     }
 }

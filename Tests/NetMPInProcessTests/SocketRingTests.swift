@@ -101,6 +101,45 @@ import Testing
         #expect(received == 4 * perWriter && disorder == 0 && next == [perWriter, perWriter, perWriter, perWriter])
     }
 
+    /// SO_SNDBUF's limit: writers hold at most it (written and not released), a release
+    /// makes room within it, 0 or a limit past the capacity is the whole ring, and a writer
+    /// blocked at the limit wakes when it rises.
+    @Test func sendRing_writersLimit_boundsWhatTheyHold() {
+        let ring = SendRing(capacity: 4096)
+        let bytes = [UInt8](repeating: 7, count: 4096)
+        func write(_ count: Int) -> Int { bytes.withUnsafeBytes { ring.write(UnsafeRawBufferPointer(rebasing: $0[0..<count])) } }
+        ring.limitWriters(to: 1000)
+        #expect(ring.usable == 1000 && ring.free == 1000)
+        #expect(write(600) == 600 && write(600) == 400 && write(1) == 0 && ring.free == 0)
+        ring.release(300)
+        #expect(ring.free == 300 && write(4096) == 300 && ring.outstanding == 1000)
+        ring.limitWriters(to: 500) // below what is held: nothing more until releases pass it
+        #expect(ring.free < 0 && write(10) == 0)
+        ring.release(ring.held)
+        #expect(ring.free == 500)
+        ring.limitWriters(to: 1 << 20)
+        #expect(ring.usable == 4096)
+        ring.limitWriters(to: 0)
+        #expect(ring.usable == 4096 && write(4096) == 4096 && ring.free == 0)
+        ring.release(4096)
+
+        ring.limitWriters(to: 100)
+        #expect(write(100) == 100)
+        final class Flag: Sendable { let woke = Atomic<Bool>(false) }
+        let flag = Flag()
+        let join = spawn {
+            ring.waitWritable()
+            flag.woke.store(true, ordering: .releasing)
+        }
+        usleep(50_000)
+        let wokeEarly = flag.woke.load(ordering: .acquiring)
+        #expect(!wokeEarly, "a writer at the limit did not wait")
+        ring.limitWriters(to: 200)
+        join()
+        let woke = flag.woke.load(ordering: .acquiring)
+        #expect(woke && ring.free == 100)
+    }
+
     /// A gathered write (writev's pieces) goes in as one reservation: what fits of all the
     /// pieces, in order, empty pieces skipped, committed at once; the rest from where it
     /// stopped, however the pieces fall.

@@ -13,6 +13,7 @@ import Testing
         #expect(MemoryLayout<netmp_send_ring>.size == 128)
         #expect(MemoryLayout<netmp_send_ring>.offset(of: \.reserved) == 0)
         #expect(MemoryLayout<netmp_send_ring>.offset(of: \.committed) == 8)
+        #expect(MemoryLayout<netmp_send_ring>.offset(of: \.limit) == 16)
         #expect(MemoryLayout<netmp_send_ring>.offset(of: \.released) == 64)
         #expect(MemoryLayout<netmp_send_ring>.offset(of: \.writers) == 72)
         #expect(MemoryLayout<netmp_receive_ring>.size == 128)

@@ -29,7 +29,8 @@ typedef struct netmp_wait_word {
 typedef struct netmp_send_ring {
     int64_t reserved;               // writers
     int64_t committed;              // writers, in reservation order
-    uint8_t writers_line_end[48];
+    int64_t limit;                  // writers: the most they may hold (SO_SNDBUF); 0: the capacity
+    uint8_t writers_line_end[40];
     int64_t released;               // owner
     netmp_wait_word writers;        // writers waiting for space
     int64_t sent;                   // owner: the position up to which data has left (SND.MAX)
@@ -469,6 +470,7 @@ _Static_assert(offsetof(netmp_stream_slot, local_address) == 56, "stream slot: t
 _Static_assert(offsetof(netmp_stream_slot, urgent) == 88, "stream slot: urgent data");
 _Static_assert(sizeof(netmp_wait_word) == 8, "wait word: two 32-bit words (the futex is the first)");
 _Static_assert(offsetof(netmp_send_ring, reserved) == 0, "send ring: writers' line");
+_Static_assert(offsetof(netmp_send_ring, limit) == 16, "send ring: the writers' limit on their line");
 _Static_assert(offsetof(netmp_send_ring, released) == 64, "send ring: owner's line");
 _Static_assert(offsetof(netmp_send_ring, writers) == 72, "send ring: writers' wait word beside released");
 _Static_assert(sizeof(netmp_send_ring) == 128, "send ring control block: two cache lines");
