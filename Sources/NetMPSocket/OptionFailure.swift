@@ -17,6 +17,10 @@ enum OptionFailure: Error, Equatable {
     case unsupportedLevel
     /// What the socket itself refused (IPV6_V6ONLY once bound, IP_MTU unconnected).
     case refused(SocketError)
+    /// An option this program lacks the capability to set so (SO_DEBUG on: EACCES).
+    case permissionDenied
+    /// The same where Linux says EPERM (SO_MARK, a locked filter unlocked).
+    case notPermitted
 
     var errno: Int32 {
         switch self {
@@ -26,6 +30,8 @@ enum OptionFailure: Error, Equatable {
         case .unknownAlgorithm: ENOENT
         case .unsupportedLevel: EOPNOTSUPP
         case .refused(let error): error.errno
+        case .permissionDenied: EACCES
+        case .notPermitted: EPERM
         }
     }
 }

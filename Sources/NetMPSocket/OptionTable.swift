@@ -180,6 +180,27 @@ enum OptionTable {
             if case .stream(let s) = shim.kind { s.setOutOfBandInline(v != 0) }
         },
         .recorded(N.solSocket, N.priority, .both),
+        // Flags Linux keeps on every socket and its IP path never reads, nor netmp's: TCP
+        // debugging is long gone from Linux, there is no wireless status nor a device that
+        // sends without a frame check sequence, no filter to lock, no NAPI to busy-poll.
+        // Kept and read back 0 or 1, with the privilege Linux asks to turn them on.
+        keptFlag(N.debug, turningOnNeeds: .netAdmin, else: .permissionDenied),
+        keptFlag(N.wifiStatus), keptFlag(N.noFrameCheck),
+        keptFlag(N.preferBusyPoll, turningOnNeeds: .netAdmin, else: .notPermitted),
+        // Once locked, a socket's filter stays locked.
+        .integer(N.solSocket, N.lockFilter, .both, set: { shim, v throws(OptionFailure) in
+            if v == 0, (shim.recordedInteger(N.solSocket, N.lockFilter) ?? 0) != 0 { throw .notPermitted }
+        }, get: { shim in (shim.recordedInteger(N.solSocket, N.lockFilter) ?? 0) != 0 ? 1 : 0 }),
+        // The mark policy routing and netfilter read on the host; netmp's frames meet
+        // neither. Kept and read back as set, for CAP_NET_RAW or CAP_NET_ADMIN only.
+        .integer(N.solSocket, N.mark, .both, set: { _, _ throws(OptionFailure) in
+            guard Capability.netRaw.isEffective() || Capability.netAdmin.isEffective() else { throw .notPermitted }
+        }, get: { shim in shim.recordedInteger(N.solSocket, N.mark) ?? 0 }),
+        // A no-op in Linux, which reads it back 0.
+        .integer(N.solSocket, N.bsdCompatible, .both, set: { _, _ in }, get: { _ in 0 }),
+        // A hint that the route is bad (Linux acts on 1): netmp has the one route. Set only.
+        OptionRow(level: N.solSocket, name: N.connectionAdvice, sockets: .both, layout: .integer, range: nil,
+                  set: { _, _ in }, get: nil),
         // Linux's is fixed at 1 and cannot be set.
         .integer(N.solSocket, N.sendLowWater, .both, set: nil, get: { _ in 1 }),
         .stream(N.solSocket, N.receiveLowWater, set: { s, v in s.setReceiveLowWater(Int(v)) },
@@ -232,6 +253,15 @@ enum OptionTable {
         // A datagram's send never waits for room long: kept and read back only.
         .kept(N.solSocket, N.sendTimeout, .datagram, layout: .timeval, initial: .nanoseconds(0)),
     ]
+
+    /// A SOL_SOCKET flag kept only (see OptionRow), read back 0 or 1; turning it on needs
+    /// `capability` where one is named, else fails with `failure`.
+    static func keptFlag(_ name: Int32, turningOnNeeds capability: Capability? = nil,
+                         else failure: OptionFailure = .notPermitted) -> OptionRow {
+        .integer(N.solSocket, name, .both, set: { _, v throws(OptionFailure) in
+            if v != 0, let capability, !capability.isEffective() { throw failure }
+        }, get: { shim in (shim.recordedInteger(N.solSocket, name) ?? 0) != 0 ? 1 : 0 })
+    }
 
     static func timeout(_ name: Int32, _ sockets: OptionSockets, set: @escaping @Sendable (ShimSocket, Int) -> Void,
                         get: @escaping @Sendable (ShimSocket) -> Int) -> OptionRow {

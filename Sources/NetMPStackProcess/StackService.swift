@@ -330,11 +330,7 @@ public final class StackService: @unchecked Sendable {
     /// CAP_NET_BIND_SERVICE among its effective capabilities (read once, at attach, as
     /// /proc says them; a program whose status cannot be read is not privileged).
     static func mayBindPrivilegedPorts(pid: Int32, uid: uid_t) -> Bool {
-        if uid == 0 { return true }
-        guard let status = procFile("/proc/\(pid)/status"),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
-              let capabilities = UInt64(line.dropFirst("CapEff:".count).filter { !$0.isWhitespace }, radix: 16) else { return false }
-        return capabilities & (1 << 10) != 0 // CAP_NET_BIND_SERVICE
+        uid == 0 || Capability.netBindService.isEffective(in: String(pid))
     }
 
     /// A client's connection said something or closed. A process says nothing after its

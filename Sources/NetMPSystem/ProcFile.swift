@@ -22,3 +22,19 @@ public func procFile(_ path: String, limit: Int = 8192) -> String? {
 public func procInteger(_ path: String) -> Int? {
     procFile(path, limit: 32)?.split(separator: "\n").first.flatMap { Int($0) }
 }
+
+/// Linux capabilities, by their numbers (linux/capability.h), that the stack and the
+/// library ask about.
+public enum Capability: Int, Sendable {
+    case netBindService = 10, netAdmin = 12, netRaw = 13
+
+    /// Whether process `pid` ("self": this one) holds it among its effective capabilities,
+    /// as its /proc status says them now; false when that cannot be read. Read when asked:
+    /// a bind or a setsockopt that needs privilege, never per packet.
+    public func isEffective(in pid: String = "self") -> Bool {
+        guard let status = procFile("/proc/\(pid)/status"),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+              let effective = UInt64(line.dropFirst("CapEff:".count).filter { !$0.isWhitespace }, radix: 16) else { return false }
+        return effective & (1 << UInt64(rawValue)) != 0
+    }
+}

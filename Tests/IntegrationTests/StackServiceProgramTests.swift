@@ -565,8 +565,11 @@ struct StackServiceProgramTests {
     /// Ports below 1024 (the namespace's ip_unprivileged_port_start) are for root and
     /// CAP_NET_BIND_SERVICE, as on Linux: a program of another uid that the stack admits
     /// (--allow-uid) gets EACCES binding one, TCP or UDP, and binds a higher one; a root
-    /// program binds it.
-    @Test func privilegedPorts_needRootOrTheCapability() throws {
+    /// program binds it. The socket options that need privilege answer as Linux's do
+    /// (what a kernel socket answered each, as nobody and as root): SO_DEBUG on EACCES,
+    /// SO_MARK and SO_PREFER_BUSY_POLL on EPERM, SO_WIFI_STATUS for anyone, and a locked
+    /// filter never unlocks.
+    @Test func privilegedPortsAndOptions_needRootOrTheCapability() throws {
         let served = try ServedLab(["--allow-uid", "65534"])
         let script = """
             import errno, socket
@@ -579,15 +582,24 @@ struct StackServiceProgramTests {
                     except OSError as e:
                         out.append("%d:%s" % (port, errno.errorcode.get(e.errno, e.errno)))
                     s.close()
+            for name, option, value in (("debug", 1, 1), ("mark", 36, 5), ("prefer", 69, 1), ("wifi", 41, 1),
+                                        ("lock", 44, 1), ("unlock", 44, 0)):
+                s = socket.socket() if name != "unlock" else s
+                try:
+                    s.setsockopt(socket.SOL_SOCKET, option, value); out.append(name + ":ok")
+                except OSError as e:
+                    out.append(name + ":" + errno.errorcode.get(e.errno, str(e.errno)))
             print(" ".join(out))
             """
         let nobody = Shell.run(["ip", "netns", "exec", served.lab.name, "setpriv", "--reuid=65534", "--regid=65534",
                                 "--clear-groups", "--inh-caps=-all", Package.netmp, "run", "--tap", served.lab.tap,
                                 "--addr", "10.77.0.2/24", "--", "python3", "-c", script], timeout: 30)
-        #expect(nobody.stdout == "80:EACCES 8080:ok 80:EACCES 8080:ok\n", "\(nobody.stdout) \(nobody.stderr)")
+        #expect(nobody.stdout == "80:EACCES 8080:ok 80:EACCES 8080:ok debug:EACCES mark:EPERM prefer:EPERM wifi:ok lock:ok unlock:EPERM\n",
+                "\(nobody.stdout) \(nobody.stderr)")
         #expect(served.stackLog.contains("(uid 65534) attached"), "\(served.stackLog)")
         let root = Shell.run(served.netmp(["python3", "-c", script]), timeout: 30)
-        #expect(root.stdout == "80:ok 8080:ok 80:ok 8080:ok\n", "\(root.stdout) \(root.stderr)")
+        #expect(root.stdout == "80:ok 8080:ok 80:ok 8080:ok debug:ok mark:ok prefer:ok wifi:ok lock:ok unlock:EPERM\n",
+                "\(root.stdout) \(root.stderr)")
     }
 
     /// `count` connections, one after another, from the kernel to a preloaded server on
