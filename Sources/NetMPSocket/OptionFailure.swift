@@ -11,7 +11,7 @@ enum OptionFailure: Error, Equatable {
     case notAnOption
     /// A timeout whose microseconds are not below a second (EDOM).
     case outOfDomain
-    /// A congestion control netmp does not have (ENOENT).
+    /// A congestion control or upper-layer protocol (TCP_ULP) netmp does not have (ENOENT).
     case unknownAlgorithm
     /// A level this kind of socket does not have: IPv4's ip_getsockopt says EOPNOTSUPP.
     case unsupportedLevel

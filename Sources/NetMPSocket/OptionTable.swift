@@ -198,6 +198,8 @@ enum OptionTable {
         }, get: { shim in shim.recordedInteger(N.solSocket, N.mark) ?? 0 }),
         // A no-op in Linux, which reads it back 0.
         .integer(N.solSocket, N.bsdCompatible, .both, set: { _, _ in }, get: { _ in 0 }),
+        // The NAPI instance that took the last packet: netmp's TAP queues have none (0).
+        .integer(N.solSocket, N.incomingNAPI, .both, set: nil, get: { _ in 0 }),
         // A hint that the route is bad (Linux acts on 1): netmp has the one route. Set only.
         OptionRow(level: N.solSocket, name: N.connectionAdvice, sockets: .both, layout: .integer, range: nil,
                   set: { _, _ in }, get: nil),
@@ -312,6 +314,17 @@ enum OptionTable {
             bytes.withUnsafeMutableBytes { _ = s.info().emit(into: $0) }
             return .bytes(bytes)
         }),
+        // What Linux answers on a TCP socket that has none of them: no SYN saved
+        // (TCP_SAVE_SYN is not kept), not MPTCP, and TCP_THIN_DUPACK, a no-op since Linux
+        // 4.13 that takes 0 or 1 and reads back 0.
+        OptionRow(level: N.ipprotoTCP, name: N.savedSYN, sockets: .stream, layout: .bytes, range: nil, set: nil,
+                  get: { _ in .bytes([]) }),
+        .integer(N.ipprotoTCP, N.isMPTCP, .stream, set: nil, get: { _ in 0 }),
+        .integer(N.ipprotoTCP, N.thinDupAck, .stream, range: 0...1, set: { _, _ in }, get: { _ in 0 }),
+        // An upper-layer protocol (kTLS's "tls"): none here, ENOENT as from a kernel without
+        // the module, so a program (OpenSSL) goes on without it; read back empty.
+        OptionRow(level: N.ipprotoTCP, name: N.upperLayer, sockets: .stream, layout: .text, range: nil,
+                  set: { _, _ throws(OptionFailure) in throw .unknownAlgorithm }, get: { _ in .bytes([]) }),
         OptionRow(level: N.ipprotoTCP, name: N.congestion, sockets: .stream, layout: .text, range: nil, set: { shim, value throws(OptionFailure) in
             guard case .text(let text) = value, case .stream(let s) = shim.kind else { throw .invalid }
             guard let algorithm = CongestionAlgorithm(rawValue: text) else { throw .unknownAlgorithm }
@@ -326,6 +339,14 @@ enum OptionTable {
     /// applies them); IPPROTO_IPV6's only an IPv6 one.
     static let ipLevels: [OptionRow] = [
         marking(N.ipprotoIP, N.tos), marking(N.ipprotoIP, N.ttl),
+        // Raw sockets' options, which Linux reads back 0 on a TCP or UDP socket and will not
+        // set there: IP_HDRINCL and IP_NODEFRAG (ENOPROTOOPT), IP_ROUTER_ALERT (EINVAL); and
+        // a datagram's fragment size, asked of a TCP socket (EINVAL).
+        .integer(N.ipprotoIP, N.headerIncluded, .both, set: nil, get: { _ in 0 }),
+        .integer(N.ipprotoIP, N.noDefragment, .both, set: nil, get: { _ in 0 }),
+        .integer(N.ipprotoIP, N.routerAlert, .both, set: { _, _ throws(OptionFailure) in throw .invalid }, get: { _ in 0 }),
+        .integer(N.ipprotoIP, N.receiveFragmentSize, .stream, set: { _, _ throws(OptionFailure) in throw .invalid },
+                 get: { _ in 0 }),
         marking(N.ipprotoIPv6, N.trafficClass), marking(N.ipprotoIPv6, N.unicastHops),
         // A UDP socket's errors go to its error queue; 0 empties it. A TCP socket's is kept.
         receiveErrors(N.ipprotoIP, N.receiveErrors, ipv6: false),

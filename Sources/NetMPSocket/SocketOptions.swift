@@ -22,6 +22,7 @@ public func netmpSetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
     // (the list is looked at only for a NULL value: setsockopt is on nginx's per-request path).
     if value == nil && length >= 4 && [OptionName.solSocket, OptionName.ipprotoIP, OptionName.ipprotoTCP, OptionName.ipprotoUDP,
                                        OptionName.ipprotoIPv6].contains(level) { return -EFAULT }
+    let name = OptionName.canonical(level, name)
     let result = setOption(socket(handle), level, name, value, length)
     // Kept as the program passed it, for a hand-off to the kernel (Onload's mirroring):
     // a socket that moves to the kernel for a loopback destination keeps its options.
@@ -54,12 +55,12 @@ func setOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: Unsaf
 
 /// setsockopt of an option of the table: the level's own check of the length first, as
 /// Linux makes it before it looks at the name (sk_setsockopt, udp_lib_setsockopt,
-/// do_tcp_setsockopt but for TCP_CONGESTION), then the row's layout and range.
+/// do_tcp_setsockopt but for TCP_CONGESTION and TCP_ULP), then the row's layout and range.
 func setTableOption(_ shim: ShimSocket, _ level: Int32, _ name: Int32, _ value: UnsafeRawPointer?,
                     _ length: UInt32) throws(OptionFailure) {
     let isStream: Bool = if case .stream = shim.kind { true } else { false }
     let intFirst = level == OptionName.solSocket || (level == OptionName.ipprotoUDP && !isStream)
-        || (level == OptionName.ipprotoTCP && isStream && name != OptionName.congestion)
+        || (level == OptionName.ipprotoTCP && isStream && name != OptionName.congestion && name != OptionName.upperLayer)
     if intFirst && length < 4 { throw .invalid }
     guard let row = OptionTable.row(level, name, for: shim), let set = row.set else { throw .notAnOption }
     let given = try OptionValue(reading: value, length, as: row.layout)
@@ -100,6 +101,7 @@ public func netmpGetSockOpt(_ handle: UnsafeMutableRawPointer, _ level: Int32, _
                             _ value: UnsafeMutableRawPointer?, _ length: UnsafeMutablePointer<UInt32>?) -> Int32 {
     guard let value, let length else { return -EFAULT }
     let shim = socket(handle)
+    let name = OptionName.canonical(level, name)
     // A level neither the socket nor its protocols have: tcp_getsockopt and udp_getsockopt
     // pass it to IPv4's ip_getsockopt (EOPNOTSUPP) or IPv6's ipv6_getsockopt (ENOPROTOOPT).
     let own: Int32 = if case .stream = shim.kind { OptionName.ipprotoTCP } else { OptionName.ipprotoUDP }
