@@ -11,7 +11,7 @@ enum OptionName {
     static let outOfBandInline: Int32 = 10, priority: Int32 = 12, peerCredentials: Int32 = 17
     static let debug: Int32 = 1, bsdCompatible: Int32 = 14, mark: Int32 = 36, wifiStatus: Int32 = 41
     static let noFrameCheck: Int32 = 43, lockFilter: Int32 = 44, connectionAdvice: Int32 = 53, preferBusyPoll: Int32 = 69
-    static let incomingNAPI: Int32 = 56
+    static let incomingNAPI: Int32 = 56, busyPoll: Int32 = 46
     // IPPROTO_TCP
     static let noDelay: Int32 = 1, maxSegment: Int32 = 2, cork: Int32 = 3, keepIdle: Int32 = 4
     static let keepInterval: Int32 = 5, keepCount: Int32 = 6, info: Int32 = 11, congestion: Int32 = 13

@@ -187,6 +187,9 @@ enum OptionTable {
         keptFlag(N.debug, turningOnNeeds: .netAdmin, else: .permissionDenied),
         keptFlag(N.wifiStatus), keptFlag(N.noFrameCheck),
         keptFlag(N.preferBusyPoll, turningOnNeeds: .netAdmin, else: .notPermitted),
+        // Microseconds to busy-poll the device's NAPI queue: any program may ask (Linux
+        // 6.18 checks no capability), and netmp's cores poll the TAP as they see fit.
+        .recorded(N.solSocket, N.busyPoll, .both, range: 0...Int32.max),
         // Once locked, a socket's filter stays locked.
         .integer(N.solSocket, N.lockFilter, .both, set: { shim, v throws(OptionFailure) in
             if v == 0, (shim.recordedInteger(N.solSocket, N.lockFilter) ?? 0) != 0 { throw .notPermitted }

@@ -567,7 +567,7 @@ struct StackServiceProgramTests {
     /// (--allow-uid) gets EACCES binding one, TCP or UDP, and binds a higher one; a root
     /// program binds it. The socket options that need privilege answer as Linux's do
     /// (what a kernel socket answered each, as nobody and as root): SO_DEBUG on EACCES,
-    /// SO_MARK and SO_PREFER_BUSY_POLL on EPERM, SO_WIFI_STATUS for anyone, and a locked
+    /// SO_MARK and SO_PREFER_BUSY_POLL on EPERM, SO_WIFI_STATUS and SO_BUSY_POLL for anyone, and a locked
     /// filter never unlocks.
     @Test func privilegedPortsAndOptions_needRootOrTheCapability() throws {
         let served = try ServedLab(["--allow-uid", "65534"])
@@ -583,7 +583,7 @@ struct StackServiceProgramTests {
                         out.append("%d:%s" % (port, errno.errorcode.get(e.errno, e.errno)))
                     s.close()
             for name, option, value in (("debug", 1, 1), ("mark", 36, 5), ("prefer", 69, 1), ("wifi", 41, 1),
-                                        ("lock", 44, 1), ("unlock", 44, 0)):
+                                        ("busy", 46, 50), ("lock", 44, 1), ("unlock", 44, 0)):
                 s = socket.socket() if name != "unlock" else s
                 try:
                     s.setsockopt(socket.SOL_SOCKET, option, value); out.append(name + ":ok")
@@ -594,11 +594,11 @@ struct StackServiceProgramTests {
         let nobody = Shell.run(["ip", "netns", "exec", served.lab.name, "setpriv", "--reuid=65534", "--regid=65534",
                                 "--clear-groups", "--inh-caps=-all", Package.netmp, "run", "--tap", served.lab.tap,
                                 "--addr", "10.77.0.2/24", "--", "python3", "-c", script], timeout: 30)
-        #expect(nobody.stdout == "80:EACCES 8080:ok 80:EACCES 8080:ok debug:EACCES mark:EPERM prefer:EPERM wifi:ok lock:ok unlock:EPERM\n",
+        #expect(nobody.stdout == "80:EACCES 8080:ok 80:EACCES 8080:ok debug:EACCES mark:EPERM prefer:EPERM wifi:ok busy:ok lock:ok unlock:EPERM\n",
                 "\(nobody.stdout) \(nobody.stderr)")
         #expect(served.stackLog.contains("(uid 65534) attached"), "\(served.stackLog)")
         let root = Shell.run(served.netmp(["python3", "-c", script]), timeout: 30)
-        #expect(root.stdout == "80:ok 8080:ok 80:ok 8080:ok debug:ok mark:ok prefer:ok wifi:ok lock:ok unlock:EPERM\n",
+        #expect(root.stdout == "80:ok 8080:ok 80:ok 8080:ok debug:ok mark:ok prefer:ok wifi:ok busy:ok lock:ok unlock:EPERM\n",
                 "\(root.stdout) \(root.stderr)")
     }
 
