@@ -235,20 +235,8 @@ enum OptionTable {
         // connects or listens, its rings' sizes (Linux's autotuning grows its buffers towards
         // those sysctls' maxima; netmp's rings are made at theirs). A datagram socket's are
         // net.core's defaults (kept only: a datagram's send never waits long).
-        .integer(N.solSocket, N.receiveBuffer, .both, set: { shim, v in
-            if case .stream(let s) = shim.kind { s.setReceiveBuffer(Int(BufferSizes.receive.asSet(v))) }
-        }, get: { shim in
-            if let v = shim.recordedInteger(N.solSocket, N.receiveBuffer) { return BufferSizes.receive.asSet(v) }
-            guard case .stream(let s) = shim.kind else { return BufferSizes.receive.initial }
-            return s.isFresh ? BufferSizes.receive.streamInitial : Int32(clamping: s.receiveBufferSize)
-        }),
-        .integer(N.solSocket, N.sendBuffer, .both, set: { shim, v in
-            if case .stream(let s) = shim.kind { s.setSendBuffer(Int(BufferSizes.send.asSet(v))) }
-        }, get: { shim in
-            if let v = shim.recordedInteger(N.solSocket, N.sendBuffer) { return BufferSizes.send.asSet(v) }
-            guard case .stream(let s) = shim.kind else { return BufferSizes.send.initial }
-            return s.isFresh ? BufferSizes.send.streamInitial : Int32(clamping: s.sendBufferSize)
-        }),
+        buffer(N.receiveBuffer, BufferSizes.receive, apply: { $0.setReceiveBuffer($1) }, current: { $0.receiveBufferSize }),
+        buffer(N.sendBuffer, BufferSizes.send, apply: { $0.setSendBuffer($1) }, current: { $0.sendBufferSize }),
         timeout(N.receiveTimeout, .stream, set: { shim, ns in if case .stream(let s) = shim.kind { s.setTimeouts(receive: ns) } },
                 get: { shim in if case .stream(let s) = shim.kind { s.timeouts.receive } else { 0 } }),
         timeout(N.sendTimeout, .stream, set: { shim, ns in if case .stream(let s) = shim.kind { s.setTimeouts(send: ns) } },
@@ -266,6 +254,19 @@ enum OptionTable {
         .integer(N.solSocket, name, .both, set: { _, v throws(OptionFailure) in
             if v != 0, let capability, !capability.isEffective() { throw failure }
         }, get: { shim in (shim.recordedInteger(N.solSocket, name) ?? 0) != 0 ? 1 : 0 })
+    }
+
+    /// SO_RCVBUF or SO_SNDBUF (above): `apply` gives a stream socket the size as Linux
+    /// makes it; `current` is a connection's or listener's before any was set.
+    static func buffer(_ name: Int32, _ sizes: BufferSizes, apply: @escaping @Sendable (StreamSocket, Int) -> Void,
+                       current: @escaping @Sendable (StreamSocket) -> Int) -> OptionRow {
+        .integer(N.solSocket, name, .both, set: { shim, v in
+            if case .stream(let s) = shim.kind { apply(s, Int(sizes.asSet(v))) }
+        }, get: { shim in
+            if let v = shim.recordedInteger(N.solSocket, name) { return sizes.asSet(v) }
+            guard case .stream(let s) = shim.kind else { return sizes.initial }
+            return s.isFresh ? sizes.streamInitial : Int32(clamping: current(s))
+        })
     }
 
     static func timeout(_ name: Int32, _ sockets: OptionSockets, set: @escaping @Sendable (ShimSocket, Int) -> Void,
