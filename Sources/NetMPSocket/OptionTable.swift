@@ -105,11 +105,11 @@ extension OptionRow {
     }
 
     /// An option kept only (see OptionRow): read back as set, `fallback` before, 0 or 1
-    /// when `boolean` (Linux's valbool flags).
+    /// when `boolean` (Linux's valbool flags). `act` runs before it is kept, and may refuse it.
     static func recorded(_ level: Int32, _ name: Int32, _ sockets: OptionSockets, boolean: Bool = false,
                          fallback: Int32 = 0, range: ClosedRange<Int32>? = nil,
-                         then act: (@Sendable (ShimSocket, Int32) -> Void)? = nil) -> OptionRow {
-        integer(level, name, sockets, range: range, set: { shim, v in act?(shim, v) }, get: { shim in
+                         then act: (@Sendable (ShimSocket, Int32) throws(OptionFailure) -> Void)? = nil) -> OptionRow {
+        integer(level, name, sockets, range: range, set: { shim, v throws(OptionFailure) in try act?(shim, v) }, get: { shim in
             let v = shim.recordedInteger(level, name) ?? fallback
             return boolean ? (v != 0 ? 1 : 0) : v
         })
@@ -184,21 +184,25 @@ enum OptionTable {
         // debugging is long gone from Linux, there is no wireless status nor a device that
         // sends without a frame check sequence, no filter to lock, no NAPI to busy-poll.
         // Kept and read back 0 or 1, with the privilege Linux asks to turn them on.
-        keptFlag(N.debug, turningOnNeeds: .netAdmin, else: .permissionDenied),
-        keptFlag(N.wifiStatus), keptFlag(N.noFrameCheck),
-        keptFlag(N.preferBusyPoll, turningOnNeeds: .netAdmin, else: .notPermitted),
+        .recorded(N.solSocket, N.debug, .both, boolean: true) { _, v throws(OptionFailure) in
+            if v != 0, !Capability.netAdmin.isEffective() { throw .permissionDenied }
+        },
+        .recorded(N.solSocket, N.wifiStatus, .both, boolean: true), .recorded(N.solSocket, N.noFrameCheck, .both, boolean: true),
+        .recorded(N.solSocket, N.preferBusyPoll, .both, boolean: true) { _, v throws(OptionFailure) in
+            if v != 0, !Capability.netAdmin.isEffective() { throw .notPermitted }
+        },
         // Microseconds to busy-poll the device's NAPI queue: any program may ask (Linux
         // 6.18 checks no capability), and netmp's cores poll the TAP as they see fit.
         .recorded(N.solSocket, N.busyPoll, .both, range: 0...Int32.max),
         // Once locked, a socket's filter stays locked.
-        .integer(N.solSocket, N.lockFilter, .both, set: { shim, v throws(OptionFailure) in
+        .recorded(N.solSocket, N.lockFilter, .both, boolean: true) { shim, v throws(OptionFailure) in
             if v == 0, (shim.recordedInteger(N.solSocket, N.lockFilter) ?? 0) != 0 { throw .notPermitted }
-        }, get: { shim in (shim.recordedInteger(N.solSocket, N.lockFilter) ?? 0) != 0 ? 1 : 0 }),
+        },
         // The mark policy routing and netfilter read on the host; netmp's frames meet
         // neither. Kept and read back as set, for CAP_NET_RAW or CAP_NET_ADMIN only.
-        .integer(N.solSocket, N.mark, .both, set: { _, _ throws(OptionFailure) in
+        .recorded(N.solSocket, N.mark, .both) { _, _ throws(OptionFailure) in
             guard Capability.netRaw.isEffective() || Capability.netAdmin.isEffective() else { throw .notPermitted }
-        }, get: { shim in shim.recordedInteger(N.solSocket, N.mark) ?? 0 }),
+        },
         // A no-op in Linux, which reads it back 0.
         .integer(N.solSocket, N.bsdCompatible, .both, set: { _, _ in }, get: { _ in 0 }),
         // The NAPI instance that took the last packet: netmp's TAP queues have none (0).
@@ -246,15 +250,6 @@ enum OptionTable {
         // A datagram's send never waits for room long: kept and read back only.
         .kept(N.solSocket, N.sendTimeout, .datagram, layout: .timeval, initial: .nanoseconds(0)),
     ]
-
-    /// A SOL_SOCKET flag kept only (see OptionRow), read back 0 or 1; turning it on needs
-    /// `capability` where one is named, else fails with `failure`.
-    static func keptFlag(_ name: Int32, turningOnNeeds capability: Capability? = nil,
-                         else failure: OptionFailure = .notPermitted) -> OptionRow {
-        .integer(N.solSocket, name, .both, set: { _, v throws(OptionFailure) in
-            if v != 0, let capability, !capability.isEffective() { throw failure }
-        }, get: { shim in (shim.recordedInteger(N.solSocket, name) ?? 0) != 0 ? 1 : 0 })
-    }
 
     /// SO_RCVBUF or SO_SNDBUF (above): `apply` gives a stream socket the size as Linux
     /// makes it; `current` is a connection's or listener's before any was set.
