@@ -149,8 +149,11 @@ public struct Request: Sendable {
 
     static let optionsOffset = MemoryLayout<Record>.offset(of: \Record.options)!
     static let valueOffset = MemoryLayout<Record>.offset(of: \Record.value)!
-    /// The bytes before the kind: `turn`, which only the ring's atomics touch.
-    static var turnLength: Int { MemoryLayout<Record>.offset(of: \Record.kind)! }
+    /// The bytes before the kind: `turn`, which only the ring's atomics touch. The size of
+    /// the word, which netmp_channel.h asserts comes first with the kind right after it: a
+    /// constant, where `offset(of:)` in a static is a lazily made global that every encode
+    /// checks (and a debug build's computed one walks its key path at every call).
+    static let turnLength = MemoryLayout<UInt64>.size
 
     func flag(_ bit: UInt16) -> Bool { record.flags & bit != 0 }
     mutating func setFlag(_ bit: UInt16, _ on: Bool) {

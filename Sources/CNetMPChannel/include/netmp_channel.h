@@ -422,7 +422,7 @@ static const uint32_t NETMP_SOCKET_DATAGRAM = 2;
 static const uint32_t NETMP_SOCKET_LISTENER = 3;
 
 _Static_assert(sizeof(netmp_request) == 64, "request: one cache line");
-_Static_assert(offsetof(netmp_request, turn) == 0, "request: turn first");
+_Static_assert(offsetof(netmp_request, turn) == 0 && offsetof(netmp_request, kind) == sizeof(uint64_t), "request: turn first, the kind right after it");
 _Static_assert(offsetof(netmp_request, address) == 20, "request: connect fields");
 _Static_assert(offsetof(netmp_request, value) == 48, "request: option value");
 _Static_assert(sizeof(netmp_stream_options) == 20 && offsetof(netmp_request, options) == 28, "request: the stream options");
