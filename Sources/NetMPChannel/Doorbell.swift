@@ -41,10 +41,10 @@ public final class Doorbell: @unchecked Sendable {
     // The other words are found from `words` when used (a constant offset each): a doorbell
     // is made per socket on each side of the stack service, so it stays small.
     typealias Words = netmp_doorbell
-    // The offsets once (SharedWords.swift's `atomic(_:at:)` says why).
-    static let pollersAt = MemoryLayout<Words>.offset(of: \Words.pollers)!
-    static let ringsAt = MemoryLayout<Words>.offset(of: \Words.rings)!
-    static let namesAt = MemoryLayout<Words>.offset(of: \Words.names)!
+    // The offsets, constants from netmp_channel.h (SharedWords.swift's `atomic(_:at:)` says why).
+    static var pollersAt: Int { NETMP_DOORBELL_POLLERS_AT }
+    static var ringsAt: Int { NETMP_DOORBELL_RINGS_AT }
+    static var namesAt: Int { NETMP_DOORBELL_NAMES_AT }
     package var pollers: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: Self.pollersAt) }
     var ringCount: UnsafeMutablePointer<Atomic<UInt32>> { words.atomic(UInt32.self, at: Self.ringsAt) }
     /// The hold that keeps the slot (the application's doorbell; a view holds nothing).

@@ -24,11 +24,11 @@ public final class ReceiveRing: @unchecked Sendable {
     var endOfStream: UnsafeMutablePointer<Atomic<UInt32>> { storage.block.atomic(UInt32.self, at: Self.endOfStreamAt) }
     typealias Block = netmp_receive_ring
 
-    // The offsets once (SharedWords.swift's `atomic(_:at:)` says why).
-    static let tailAt = MemoryLayout<Block>.offset(of: \Block.tail)!
-    static let headAt = MemoryLayout<Block>.offset(of: \Block.head)!
-    static let endOfStreamAt = MemoryLayout<Block>.offset(of: \Block.end_of_stream)!
-    static let readersAt = MemoryLayout<Block>.offset(of: \Block.readers)!
+    // The offsets, constants from netmp_channel.h (SharedWords.swift's `atomic(_:at:)` says why).
+    static var tailAt: Int { NETMP_RECEIVE_RING_TAIL_AT }
+    static var headAt: Int { NETMP_RECEIVE_RING_HEAD_AT }
+    static var endOfStreamAt: Int { NETMP_RECEIVE_RING_END_OF_STREAM_AT }
+    static var readersAt: Int { NETMP_RECEIVE_RING_READERS_AT }
     /// The furthest position the owner ever wrote (owner only): how much of the ring's
     /// memory was touched, when it is given back.
     var writtenEnd = 0

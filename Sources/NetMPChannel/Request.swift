@@ -147,8 +147,8 @@ public struct Request: Sendable {
 
     // MARK: The record's bytes
 
-    static let optionsOffset = MemoryLayout<Record>.offset(of: \Record.options)!
-    static let valueOffset = MemoryLayout<Record>.offset(of: \Record.value)!
+    static var optionsOffset: Int { NETMP_REQUEST_OPTIONS_AT }
+    static var valueOffset: Int { NETMP_REQUEST_VALUE_AT }
     /// The bytes before the kind: `turn`, which only the ring's atomics touch. The size of
     /// the word, which netmp_channel.h asserts comes first with the kind right after it: a
     /// constant, where `offset(of:)` in a static is a lazily made global that every encode

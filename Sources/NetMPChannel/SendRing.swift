@@ -26,13 +26,13 @@ public final class SendRing: @unchecked Sendable {
     public var writers: WaitWord { WaitWord(zeroedAt: storage.block + Self.writersAt) }
     typealias Block = netmp_send_ring
 
-    // The offsets once (SharedWords.swift's `atomic(_:at:)` says why).
-    static let reservedAt = MemoryLayout<Block>.offset(of: \Block.reserved)!
-    static let committedAt = MemoryLayout<Block>.offset(of: \Block.committed)!
-    static let releasedAt = MemoryLayout<Block>.offset(of: \Block.released)!
-    static let sentAt = MemoryLayout<Block>.offset(of: \Block.sent)!
-    static let limitAt = MemoryLayout<Block>.offset(of: \Block.limit)!
-    static let writersAt = MemoryLayout<Block>.offset(of: \Block.writers)!
+    // The offsets, constants from netmp_channel.h (SharedWords.swift's `atomic(_:at:)` says why).
+    static var reservedAt: Int { NETMP_SEND_RING_RESERVED_AT }
+    static var committedAt: Int { NETMP_SEND_RING_COMMITTED_AT }
+    static var releasedAt: Int { NETMP_SEND_RING_RELEASED_AT }
+    static var sentAt: Int { NETMP_SEND_RING_SENT_AT }
+    static var limitAt: Int { NETMP_SEND_RING_LIMIT_AT }
+    static var writersAt: Int { NETMP_SEND_RING_WRITERS_AT }
     /// The owner's own view of the positions. It publishes `released` but never reads it
     /// back, and takes a new `committed` only when it moved forward and within the ring:
     /// in the stack service the control block is memory the client can write, and what a

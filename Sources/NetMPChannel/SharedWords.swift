@@ -7,10 +7,11 @@ extension UnsafeMutableRawPointer {
     /// hold the value (zero bytes are Atomic(0)): nothing is written, so binding a word of a
     /// freshly mapped ring leaves its page untouched.
     ///
-    /// A type that finds its words at every use keeps their offsets as static constants
-    /// (`static let tailAt = MemoryLayout<Block>.offset(of: \Block.tail)!`): optimized code
-    /// folds `offset(of:)` to a constant, but a debug or sanitizer build walks the key path
-    /// at every call.
+    /// A type that finds its words at every use takes their offsets from netmp_channel.h's
+    /// constants (`static var tailAt: Int { NETMP_RECEIVE_RING_TAIL_AT }`). Optimized code
+    /// folds an `offset(of:)` written in a function, but one kept in a `static let` is a
+    /// lazily made global (a swift_once call at every use), and a debug or sanitizer build
+    /// walks the key path at every call.
     func atomic<Value: AtomicRepresentable>(_: Value.Type, at offset: Int) -> UnsafeMutablePointer<Atomic<Value>> {
         (self + offset).bindMemory(to: Atomic<Value>.self, capacity: 1)
     }

@@ -24,13 +24,13 @@ public final class SocketChannel: @unchecked Sendable {
     // The slot's words are found from its address when used (a constant offset each): this
     // object is made once per socket on each side of the stack service, so it stays small.
     typealias Slot = netmp_stream_slot
-    // The offsets once (SharedWords.swift's `atomic(_:at:)` says why).
-    static let changesAt = MemoryLayout<Slot>.offset(of: \Slot.changes)!
-    static let statusAt = MemoryLayout<Slot>.offset(of: \Slot.status)!
-    static let errorAt = MemoryLayout<Slot>.offset(of: \Slot.error)!
-    static let activeWritersAt = MemoryLayout<Slot>.offset(of: \Slot.active_writers)!
-    static let outputOptionsAt = MemoryLayout<Slot>.offset(of: \Slot.output_options)!
-    static let ownerAt = MemoryLayout<Slot>.offset(of: \Slot.owner)!
+    // The offsets, constants from netmp_channel.h (SharedWords.swift's `atomic(_:at:)` says why).
+    static var changesAt: Int { NETMP_STREAM_SLOT_CHANGES_AT }
+    static var statusAt: Int { NETMP_STREAM_SLOT_STATUS_AT }
+    static var errorAt: Int { NETMP_STREAM_SLOT_ERROR_AT }
+    static var activeWritersAt: Int { NETMP_STREAM_SLOT_ACTIVE_WRITERS_AT }
+    static var outputOptionsAt: Int { NETMP_STREAM_SLOT_OUTPUT_OPTIONS_AT }
+    static var ownerAt: Int { NETMP_STREAM_SLOT_OWNER_AT }
     /// Connection-state changes (connect done, failed, closed) wake this word; data moves
     /// wake the rings' own words.
     public var changes: WaitWord { WaitWord(zeroedAt: slot + Self.changesAt) }

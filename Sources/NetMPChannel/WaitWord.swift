@@ -16,9 +16,9 @@ public struct WaitWord: @unchecked Sendable {
     let memory: UnsafeMutableRawPointer
     package var word: UnsafeMutablePointer<Atomic<UInt32>> { memory.atomic(UInt32.self, at: Self.generationAt) }
     package var waiters: UnsafeMutablePointer<Atomic<UInt32>> { memory.atomic(UInt32.self, at: Self.waitersAt) }
-    // The offsets once (SharedWords.swift's `atomic(_:at:)` says why).
-    static let generationAt = MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.generation)!
-    static let waitersAt = MemoryLayout<netmp_wait_word>.offset(of: \netmp_wait_word.waiters)!
+    // The offsets, constants from netmp_channel.h (SharedWords.swift's `atomic(_:at:)` says why).
+    static var generationAt: Int { NETMP_WAIT_WORD_GENERATION_AT }
+    static var waitersAt: Int { NETMP_WAIT_WORD_WAITERS_AT }
 
     /// The wait word at `memory`, whose bytes are zero (a fresh word: zero bytes are
     /// Atomic(0), and not writing them leaves an untouched page untouched), inside a control

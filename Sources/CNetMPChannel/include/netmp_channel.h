@@ -485,6 +485,36 @@ _Static_assert(sizeof(netmp_socket_entry) == 448, "socket entry: its name's line
 _Static_assert(offsetof(netmp_socket_entry, send_ring) == 192, "socket entry: the send ring's control block after the words");
 _Static_assert(offsetof(netmp_socket_entry, words) == 64, "socket entry: the words on a line of their own");
 
+/// The offsets of the words Swift finds from a block's address at every use, as constants
+/// it imports as such. A Swift `static let` of `MemoryLayout.offset(of:)` is a lazily made
+/// global, a swift_once call at each use (on Linux the call is not skipped once done), and
+/// a computed one walks its key path in debug and sanitizer builds.
+enum {
+    NETMP_WAIT_WORD_GENERATION_AT = offsetof(netmp_wait_word, generation),
+    NETMP_WAIT_WORD_WAITERS_AT = offsetof(netmp_wait_word, waiters),
+    NETMP_SEND_RING_RESERVED_AT = offsetof(netmp_send_ring, reserved),
+    NETMP_SEND_RING_COMMITTED_AT = offsetof(netmp_send_ring, committed),
+    NETMP_SEND_RING_LIMIT_AT = offsetof(netmp_send_ring, limit),
+    NETMP_SEND_RING_RELEASED_AT = offsetof(netmp_send_ring, released),
+    NETMP_SEND_RING_WRITERS_AT = offsetof(netmp_send_ring, writers),
+    NETMP_SEND_RING_SENT_AT = offsetof(netmp_send_ring, sent),
+    NETMP_RECEIVE_RING_TAIL_AT = offsetof(netmp_receive_ring, tail),
+    NETMP_RECEIVE_RING_END_OF_STREAM_AT = offsetof(netmp_receive_ring, end_of_stream),
+    NETMP_RECEIVE_RING_HEAD_AT = offsetof(netmp_receive_ring, head),
+    NETMP_RECEIVE_RING_READERS_AT = offsetof(netmp_receive_ring, readers),
+    NETMP_STREAM_SLOT_STATUS_AT = offsetof(netmp_stream_slot, status),
+    NETMP_STREAM_SLOT_ERROR_AT = offsetof(netmp_stream_slot, error),
+    NETMP_STREAM_SLOT_OWNER_AT = offsetof(netmp_stream_slot, owner),
+    NETMP_STREAM_SLOT_ACTIVE_WRITERS_AT = offsetof(netmp_stream_slot, active_writers),
+    NETMP_STREAM_SLOT_CHANGES_AT = offsetof(netmp_stream_slot, changes),
+    NETMP_STREAM_SLOT_OUTPUT_OPTIONS_AT = offsetof(netmp_stream_slot, output_options),
+    NETMP_DOORBELL_POLLERS_AT = offsetof(netmp_doorbell, pollers),
+    NETMP_DOORBELL_RINGS_AT = offsetof(netmp_doorbell, rings),
+    NETMP_DOORBELL_NAMES_AT = offsetof(netmp_doorbell, names),
+    NETMP_REQUEST_OPTIONS_AT = offsetof(netmp_request, options),
+    NETMP_REQUEST_VALUE_AT = offsetof(netmp_request, value),
+};
+
 _Static_assert(sizeof(netmp_accepted) == 48, "accepted connection: six words");
 _Static_assert(sizeof(netmp_accept_queue) == 128 && offsetof(netmp_accept_queue, head) == 64, "accept queue: two lines");
 
