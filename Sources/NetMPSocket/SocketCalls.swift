@@ -97,6 +97,14 @@ final class ShimSocket: @unchecked Sendable {
         return .stream(Unmanaged<StreamSocket>.fromOpaque(pointer).takeUnretainedValue())
     }
 
+    /// The stream socket, borrowed for the length of `body` (every one this socket made
+    /// lives as long as it does): `kind`'s strong reference is a retain and a release at
+    /// every select of the socket.
+    @inline(__always) func withStream<Result>(_ body: (StreamSocket) -> Result) -> Result {
+        let pointer = UnsafeRawPointer(bitPattern: stream.load(ordering: .acquiring))!
+        return Unmanaged<StreamSocket>.fromOpaque(pointer)._withUnsafeGuaranteedRef(body)
+    }
+
     /// connect() after a failed connect: Linux's socket starts over; netmp's moves to a
     /// fresh StreamSocket with the old one's options, bound port and doorbell.
     func connectAgain(_ old: StreamSocket) -> StreamSocket {
@@ -132,16 +140,14 @@ final class ShimSocket: @unchecked Sendable {
 
     var readiness: PollEvents {
         var events = ownReadiness
-        if case .stream(let s) = kind, s.isListening, !events.contains(.readable), twinHasConnection { events.insert(.readable) }
+        if datagram == nil, !events.contains(.readable), withStream({ $0.isListening }), twinHasConnection { events.insert(.readable) }
         return events
     }
 
     /// The readiness the stack's published state gives, without the listener's twin.
     var ownReadiness: PollEvents {
-        switch kind {
-        case .stream(let s): s.readiness
-        case .datagram(let d): d.readiness
-        }
+        if let datagram { return datagram.readiness }
+        return withStream { $0.readiness }
     }
 
     /// A kernel listener on 127.0.0.1 at a wildcard listener's port (-1: none), which the
@@ -169,6 +175,14 @@ final class ShimSocket: @unchecked Sendable {
 
 @inline(__always) func socket(_ handle: UnsafeMutableRawPointer) -> ShimSocket {
     Unmanaged<ShimSocket>.fromOpaque(handle).takeUnretainedValue()
+}
+
+/// The socket behind `handle`, borrowed for the length of `body`: what keeps it alive (the
+/// descriptor table's reference, or the call's hold) is the caller's, so no retain and
+/// release of its own, which `socket(_:)`'s strong reference costs (with its kind's) at
+/// every select and every send: calls made once per datagram.
+@inline(__always) func withSocket<Result>(_ handle: UnsafeMutableRawPointer, _ body: (ShimSocket) -> Result) -> Result {
+    Unmanaged<ShimSocket>.fromOpaque(handle)._withUnsafeGuaranteedRef(body)
 }
 
 /// -errno for a SocketError, as the C ABI returns failures.
@@ -433,26 +447,28 @@ public func netmpSendMarked(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRa
     defer { held.release() }
     guard count == 0 || bytes != nil else { return -Int(EFAULT) } // where the kernel's copy would fault
     let buffer = UnsafeRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
-    do {
-        switch socket(handle).kind {
-        case .stream(let s):
-            if hasDestination != 0 && !s.channel.status.contains(.attached) { return -Int(EPIPE) }
-            var options: StreamSocket.Flags = []
-            if flags & messageDontWait != 0 { options.insert(.dontWait) }
-            if flags & messageOutOfBand != 0 { options.insert(.urgent) }
-            return try s.send(buffer, flags: options)
-        case .datagram(let d):
-            let destination = hasDestination != 0 ? address.map { endpoint($0, port) } : nil
-            // MSG_OOB: IPv4's udp_sendmsg refuses it, as BSD does; IPv6's ignores it.
-            if flags & messageOutOfBand != 0 {
-                let to = destination ?? (try? d.peerAddress())
-                if d.family == .ipv4 || to?.address.v4 != nil { return -Int(EOPNOTSUPP) }
+    return withSocket(handle) { socket in
+        do throws(SocketError) {
+            switch socket.kind {
+            case .stream(let s):
+                if hasDestination != 0 && !s.channel.status.contains(.attached) { return -Int(EPIPE) }
+                var options: StreamSocket.Flags = []
+                if flags & messageDontWait != 0 { options.insert(.dontWait) }
+                if flags & messageOutOfBand != 0 { options.insert(.urgent) }
+                return try s.send(buffer, flags: options)
+            case .datagram(let d):
+                let destination = hasDestination != 0 ? address.map { endpoint($0, port) } : nil
+                // MSG_OOB: IPv4's udp_sendmsg refuses it, as BSD does; IPv6's ignores it.
+                if flags & messageOutOfBand != 0 {
+                    let to = destination ?? (try? d.peerAddress())
+                    if d.family == .ipv4 || to?.address.v4 != nil { return -Int(EOPNOTSUPP) }
+                }
+                if hasDestination != 0 && destination == nil { return -Int(EFAULT) }
+                return try d.send(buffer, to: destination, dontWait: flags & messageDontWait != 0,
+                                  marking: DatagramMarking(sendControl: marking), segment: segment >= 0 ? Int(segment) : nil)
             }
-            if hasDestination != 0 && destination == nil { return -Int(EFAULT) }
-            return try d.send(buffer, to: destination, dontWait: flags & messageDontWait != 0,
-                              marking: DatagramMarking(sendControl: marking), segment: segment >= 0 ? Int(segment) : nil)
-        }
-    } catch { return -Int(error.errno) }
+        } catch { return -Int(error.errno) }
+    }
 }
 
 /// writev() and sendmsg() on a stream socket: the pieces as one write (bytes written, or
@@ -482,36 +498,38 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
     // still waits first, and only then says EFAULT (below, for each kind).
     let faulting = count > 0 && bytes == nil
     let buffer = UnsafeMutableRawBufferPointer(start: count == 0 ? nil : bytes, count: faulting ? 0 : count)
-    do {
-        switch socket(handle).kind {
-        case .stream(let s):
-            var options: StreamSocket.Flags = []
-            if flags & messageDontWait != 0 { options.insert(.dontWait) }
-            if flags & messagePeek != 0 { options.insert(.peek) }
-            if flags & messageWaitAll != 0 { options.insert(.waitAll) }
-            if faulting {
-                // Linux's tcp_recvmsg waits for data as any receive does (EAGAIN, a timeout,
-                // the end of the stream: 0), then the copy faults: EFAULT, and the bytes
-                // stay. A peek of one byte waits so.
-                guard flags & messageOutOfBand == 0 else { return -Int(EFAULT) }
-                var byte: UInt8 = 0
-                let n = try withUnsafeMutableBytes(of: &byte) { (one) throws(SocketError) in try s.receive(into: one, flags: options.union(.peek)) }
-                return n == 0 ? 0 : -Int(EFAULT)
-            }
-            // No address: Linux's TCP leaves the name empty (the shim says so to the caller).
-            if flags & messageOutOfBand != 0 && !s.isListening {
-                let n = try s.receiveUrgent(into: buffer, flags: options)
+    return withSocket(handle) { socket in
+        do throws(SocketError) {
+            switch socket.kind {
+            case .stream(let s):
+                var options: StreamSocket.Flags = []
+                if flags & messageDontWait != 0 { options.insert(.dontWait) }
+                if flags & messagePeek != 0 { options.insert(.peek) }
+                if flags & messageWaitAll != 0 { options.insert(.waitAll) }
+                if faulting {
+                    // Linux's tcp_recvmsg waits for data as any receive does (EAGAIN, a timeout,
+                    // the end of the stream: 0), then the copy faults: EFAULT, and the bytes
+                    // stay. A peek of one byte waits so.
+                    guard flags & messageOutOfBand == 0 else { return -Int(EFAULT) }
+                    var byte: UInt8 = 0
+                    let n = try withUnsafeMutableBytes(of: &byte) { (one) throws(SocketError) in try s.receive(into: one, flags: options.union(.peek)) }
+                    return n == 0 ? 0 : -Int(EFAULT)
+                }
+                // No address: Linux's TCP leaves the name empty (the shim says so to the caller).
+                if flags & messageOutOfBand != 0 && !s.isListening {
+                    let n = try s.receiveUrgent(into: buffer, flags: options)
+                    full?.pointee = n
+                    return n
+                }
+                let n = try s.receive(into: buffer, flags: options)
                 full?.pointee = n
                 return n
+            case .datagram(let d):
+                if faulting { return faultingReceive(d, flags: flags) }
+                return try receiveDatagram(d, into: buffer, flags: flags, address: address, port: port, full: full, info: nil)
             }
-            let n = try s.receive(into: buffer, flags: options)
-            full?.pointee = n
-            return n
-        case .datagram(let d):
-            if faulting { return faultingReceive(d, flags: flags) }
-            return try receiveDatagram(d, into: buffer, flags: flags, address: address, port: port, full: full, info: nil)
-        }
-    } catch { return -Int(error.errno) }
+        } catch { return -Int(error.errno) }
+    }
 }
 
 /// shutdown(): 0 SHUT_RD, 1 SHUT_WR, 2 SHUT_RDWR.
@@ -586,10 +604,10 @@ public func netmpIoctlCount(_ handle: UnsafeMutableRawPointer, _ which: Int32) -
 
 /// poll(2) bits the socket would report now.
 @_cdecl("netmp_readiness")
-public func netmpReadiness(_ handle: UnsafeMutableRawPointer) -> Int16 { socket(handle).readiness.rawValue }
+public func netmpReadiness(_ handle: UnsafeMutableRawPointer) -> Int16 { withSocket(handle) { $0.readiness.rawValue } }
 
 @_cdecl("netmp_readiness_own")
-public func netmpReadinessOwn(_ handle: UnsafeMutableRawPointer) -> Int16 { socket(handle).ownReadiness.rawValue }
+public func netmpReadinessOwn(_ handle: UnsafeMutableRawPointer) -> Int16 { withSocket(handle) { $0.ownReadiness.rawValue } }
 
 /// A poller arrives through descriptor `fd` (the program's number for the socket, its
 /// placeholder): returns the descriptor to sleep on, `fd` (-1: nothing can change, do not
