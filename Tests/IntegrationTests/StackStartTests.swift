@@ -112,6 +112,37 @@ struct StackStartTests {
         #expect(echo.eventually { echo.stacks.isEmpty && !echo.doorOpen }, "the stack outlived its last program: \(echo.stacks)")
     }
 
+    /// The stack a program starts joins the program's session, in a process group of its
+    /// own: out of the terminal's signals (^C reaches the foreground group), but in the
+    /// program's scheduling group (with autogroup a session is one), where a core spinning
+    /// after work can hand its CPU to the program with sched_yield. In a session of its own
+    /// iperf3 -u through it took three times the context switches (STACK-SERVICE.md).
+    @Test func stackStartedForAProgram_sharesItsSession_inAGroupOfItsOwn() throws {
+        let echo = try EchoLab()
+        let program = try Shell.start(echo.client(hold: 3), stderrTo: echo.scratch + ".err", stdoutTo: echo.scratch + ".out")
+        defer {
+            if program.isRunning { kill(program.processIdentifier, SIGKILL) }
+            for suffix in [".err", ".out"] { try? FileManager.default.removeItem(atPath: echo.scratch + suffix) }
+        }
+        #expect(echo.eventually(seconds: 30) { echo.stacksOnTheTap.count == 1 }, "no stack started: \(echo.stacks)")
+        /// A process's group and session, from /proc/PID/stat (the fields after its name).
+        func groupAndSession(_ pid: Int32) -> (group: Int32, session: Int32)? {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let end = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: end)...].split(separator: " ")
+            guard fields.count > 3, let group = Int32(fields[2]), let session = Int32(fields[3]) else { return nil }
+            return (group, session)
+        }
+        let stack = try #require(echo.stacksOnTheTap.first)
+        let stackIDs = try #require(groupAndSession(stack))
+        let programIDs = try #require(groupAndSession(program.processIdentifier))
+        #expect(stackIDs.session == programIDs.session, "stack \(stack) \(stackIDs), program \(programIDs)")
+        #expect(stackIDs.group == stack && stackIDs.group != programIDs.group, "stack \(stack) \(stackIDs), program \(programIDs)")
+        #expect(echo.eventually(seconds: 20) { !program.isRunning })
+        #expect((try? String(contentsOfFile: echo.scratch + ".out", encoding: .utf8)) == "ok\n",
+                "\((try? String(contentsOfFile: echo.scratch + ".err", encoding: .utf8)) ?? "")")
+    }
+
     /// A program whose standard input and error are closed (node's stderr is close-on-exec
     /// when it starts the stack) starts a stack that serves it: before, the stack's door
     /// took descriptor 2 and its own log replaced it, so every attach failed for 10 s and
