@@ -91,8 +91,8 @@ func stack(_ arguments: ArraySlice<String>) -> Never {
 /// autogroup, a session is one). In a session of its own a core spinning after work, on the
 /// CPU of the program it serves, could not hand that CPU over with sched_yield (a yield
 /// stays inside its group): it spun out its budget, slept, and was woken by the program's
-/// next request. iperf3 -u through it took three times the context switches and a third
-/// more of the core's CPU than with the core in the program's group.
+/// next request. iperf3 -u through it took three times the context switches and 40% more
+/// of the core's CPU than with the core in the program's group.
 func detach() -> Int32 {
     _ = netmp_close_from(3) // nothing inherited stays open in a process that may live long
     var ends: [Int32] = [0, 0]
