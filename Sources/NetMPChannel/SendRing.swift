@@ -91,21 +91,11 @@ public final class SendRing: @unchecked Sendable {
     /// `beforeCommit` is told before the bytes are committed (send(MSG_OOB) marks its last
     /// byte urgent so, and the owner never sends the bytes without the mark).
     public func write(_ bytes: UnsafeRawBufferPointer, end: inout Int, beforeCommit: ((Int) -> Void)? = nil) -> Int {
-        var start = reserved.pointee.load(ordering: .relaxed)
-        var n = 0
-        while true {
-            let room = usable &- (start &- released.pointee.load(ordering: .acquiring))
-            n = min(room, bytes.count)
-            guard n > 0 else { return 0 }
-            let (exchanged, current) = reserved.pointee.compareExchange(expected: start, desired: start + n, ordering: .acquiringAndReleasing)
-            if exchanged { break }
-            start = current
-        }
+        let (start, n) = reserve(upTo: bytes.count)
+        guard n > 0 else { return 0 }
         storage.copyIn(UnsafeRawBufferPointer(rebasing: bytes[0..<n]), at: start)
         beforeCommit?(start + n)
-        // Commit in reservation order.
-        while committed.pointee.load(ordering: .acquiring) != start { ChannelCalls.yield() }
-        committed.pointee.store(start + n, ordering: .releasing)
+        commit(start, to: start + n)
         end = start + n
         return n
     }
@@ -116,16 +106,8 @@ public final class SendRing: @unchecked Sendable {
     /// full), and where it ends in `end`.
     public func write(gathering pieces: UnsafeBufferPointer<iovec>, from offset: Int, total: Int, end: inout Int,
                       beforeCommit: ((Int) -> Void)? = nil) -> Int {
-        var start = reserved.pointee.load(ordering: .relaxed)
-        var n = 0
-        while true {
-            let room = usable &- (start &- released.pointee.load(ordering: .acquiring))
-            n = min(room, total - offset)
-            guard n > 0 else { return 0 }
-            let (exchanged, current) = reserved.pointee.compareExchange(expected: start, desired: start + n, ordering: .acquiringAndReleasing)
-            if exchanged { break }
-            start = current
-        }
+        let (start, n) = reserve(upTo: total - offset)
+        guard n > 0 else { return 0 }
         var skip = offset, at = start, left = n
         for piece in pieces where left > 0 && piece.iov_len > 0 {
             guard skip < piece.iov_len else { skip -= piece.iov_len; continue }
@@ -136,10 +118,29 @@ public final class SendRing: @unchecked Sendable {
             skip = 0
         }
         beforeCommit?(start + n)
-        while committed.pointee.load(ordering: .acquiring) != start { ChannelCalls.yield() }
-        committed.pointee.store(start + n, ordering: .releasing)
+        commit(start, to: start + n)
         end = start + n
         return n
+    }
+
+    /// Reserves as much of `wanted` as writers have room for (`usable` less what is held):
+    /// where it starts and how much (0 when full).
+    @inline(__always) func reserve(upTo wanted: Int) -> (start: Int, count: Int) {
+        var start = reserved.pointee.load(ordering: .relaxed)
+        while true {
+            let n = min(usable &- (start &- released.pointee.load(ordering: .acquiring)), wanted)
+            guard n > 0 else { return (start, 0) }
+            let (exchanged, current) = reserved.pointee.compareExchange(expected: start, desired: start + n, ordering: .acquiringAndReleasing)
+            if exchanged { return (start, n) }
+            start = current
+        }
+    }
+
+    /// Commits a reservation's bytes, `start` to `end`, once every earlier reservation is
+    /// committed: the owner sees writes in reservation order.
+    @inline(__always) func commit(_ start: Int, to end: Int) {
+        while committed.pointee.load(ordering: .acquiring) != start { ChannelCalls.yield() }
+        committed.pointee.store(end, ordering: .releasing)
     }
 
     /// Appends `parts` as one record, all or nothing (a datagram must not be split or
@@ -177,8 +178,7 @@ public final class SendRing: @unchecked Sendable {
         var writer = RecordWriter(storage: storage, at: start, end: start + total)
         fill(&writer)
         precondition(writer.at == start + total, "send ring: a reservation left partly unwritten")
-        while committed.pointee.load(ordering: .acquiring) != start { ChannelCalls.yield() }
-        committed.pointee.store(start + total, ordering: .releasing)
+        commit(start, to: start + total)
         return true
     }
 

@@ -93,8 +93,7 @@ final class ShimSocket: @unchecked Sendable {
 
     var kind: Kind {
         if let datagram { return .datagram(datagram) }
-        let pointer = UnsafeRawPointer(bitPattern: stream.load(ordering: .acquiring))!
-        return .stream(Unmanaged<StreamSocket>.fromOpaque(pointer).takeUnretainedValue())
+        return .stream(withStream { $0 })
     }
 
     /// The stream socket, borrowed for the length of `body` (every one this socket made
