@@ -362,6 +362,11 @@ public final class DatagramChannel: @unchecked Sendable {
     }
 
     public var hasDatagrams: Bool { queues.contains { !$0.isEmpty } }
+    /// poll's view of the channel in one call: an error pending or queued, a datagram to
+    /// read, and room in the send ring for a record of `recordBytes`.
+    public func readiness(roomFor recordBytes: Int) -> (error: Bool, readable: Bool, writable: Bool) {
+        (error != 0 || !errors.isEmpty, hasDatagrams, outgoing.free >= recordBytes)
+    }
     /// The size of the next datagram waiting (FIONREAD on UDP), or 0.
     public var nextLength: Int {
         for queue in queues { if let n = queue.nextLength { return n } }

@@ -57,22 +57,22 @@ public final class SocketChannel: @unchecked Sendable {
         public let rawValue: UInt32
         public init(rawValue: UInt32) { self.rawValue = rawValue }
         /// A core took the connection (its connect was accepted, or it came from a listener).
-        public static let attached = Status(rawValue: NETMP_STATUS_ATTACHED)
+        @inlinable public static var attached: Status { Status(rawValue: NETMP_STATUS_ATTACHED) }
         /// The handshake completed.
-        public static let established = Status(rawValue: NETMP_STATUS_ESTABLISHED)
+        @inlinable public static var established: Status { Status(rawValue: NETMP_STATUS_ESTABLISHED) }
         /// The connection failed; `error` holds the errno.
-        public static let failed = Status(rawValue: NETMP_STATUS_FAILED)
+        @inlinable public static var failed: Status { Status(rawValue: NETMP_STATUS_FAILED) }
         /// The connection reached CLOSED (after a failure, a close or TIME-WAIT).
-        public static let closed = Status(rawValue: NETMP_STATUS_CLOSED)
+        @inlinable public static var closed: Status { Status(rawValue: NETMP_STATUS_CLOSED) }
         /// The application shut down writing (or closed): further writes get EPIPE.
-        public static let writeShut = Status(rawValue: NETMP_STATUS_WRITE_SHUT)
+        @inlinable public static var writeShut: Status { Status(rawValue: NETMP_STATUS_WRITE_SHUT) }
         /// The application shut down reading: reads return end of file.
-        public static let readShut = Status(rawValue: NETMP_STATUS_READ_SHUT)
+        @inlinable public static var readShut: Status { Status(rawValue: NETMP_STATUS_READ_SHUT) }
         /// Everything written, FIN included, was acknowledged (SO_LINGER waits for it).
-        public static let drained = Status(rawValue: NETMP_STATUS_DRAINED)
+        @inlinable public static var drained: Status { Status(rawValue: NETMP_STATUS_DRAINED) }
         /// Requests from application threads, cleared by the owner before it acts on them.
-        public static let outputRequested = Status(rawValue: NETMP_STATUS_OUTPUT_REQUESTED)
-        public static let windowRequested = Status(rawValue: NETMP_STATUS_WINDOW_REQUESTED)
+        @inlinable public static var outputRequested: Status { Status(rawValue: NETMP_STATUS_OUTPUT_REQUESTED) }
+        @inlinable public static var windowRequested: Status { Status(rawValue: NETMP_STATUS_WINDOW_REQUESTED) }
     }
 
     /// The slot this channel's words and rings lie in (nil: memory of its own, or a view).
@@ -154,6 +154,9 @@ public final class SocketChannel: @unchecked Sendable {
     deinit { if ownsSlot { slot.deallocate() } }
 
     public var status: Status { Status(rawValue: flags.pointee.load(ordering: .acquiring)) }
+    /// The send ring has a third free (`SendRing.aThirdFree`). Here, not inlined where poll
+    /// asks: a ring reached through another module's object is retained around the call.
+    @inline(never) public var sendHasAThirdFree: Bool { send.aThirdFree }
 
     /// The connection's 4-tuple as the owner wrote it into the slot when it opened the
     /// connection (it picks the local port); read it once the status shows `established`

@@ -138,6 +138,13 @@ public final class DatagramSocket: @unchecked Sendable {
         published.load(ordering: .acquiring).map { Unmanaged<DatagramChannel>.fromOpaque($0).takeUnretainedValue() }
     }
 
+    /// The channel borrowed for the length of `body` (nil before bind): it lives as long as
+    /// this socket, so no retain and release, which `channel` costs at every select.
+    @inline(__always) func withChannel<Result>(_ body: (DatagramChannel) -> Result) -> Result? {
+        guard let raw = published.load(ordering: .acquiring) else { return nil }
+        return Unmanaged<DatagramChannel>.fromOpaque(raw)._withUnsafeGuaranteedRef(body)
+    }
+
     /// bind(): the port on every core. Port 0 picks an ephemeral one. The address must be
     /// one of the stack's own or a wildcard (0.0.0.0; for an IPv6 socket :: or, unless
     /// IPV6_V6ONLY, an IPv4 one mapped), as Linux's inet_bind and inet6_bind check it.
@@ -228,28 +235,26 @@ public final class DatagramSocket: @unchecked Sendable {
     /// twins do, and gives the address datagrams to it leave from.
     func sourceAddress(toward destination: IPAddress) throws(SocketError) -> IPAddress {
         let bound = setup.locked { boundName }
-        let configuration = client.configuration
         if let v4 = destination.v4 {
             // An IPv6 socket reaches an IPv4 peer at its mapped address, unless v6-only.
             if family == .ipv6 && (v6OnlyFlag || bound?.isIPv4 == false) { throw SocketError.networkUnreachable }
-            let subnetBroadcast = configuration.address.value | ~IPv4Address.mask(prefixLength: configuration.prefixLength)
             if v4.isMulticast {
                 try checkMulticastRoute(to: v4)
-                return IPAddress(configuration.address)
+                return IPAddress(client.configuration.address)
             }
-            guard v4.isLimitedBroadcast || v4.value == subnetBroadcast || client.routes.nextHop(for: v4) != nil else {
+            guard v4.isLimitedBroadcast || v4 == client.subnetBroadcast || client.routes.nextHop(for: v4) != nil else {
                 throw SocketError.networkUnreachable
             }
-            return IPAddress(configuration.address)
+            return IPAddress(client.configuration.address)
         }
         guard family == .ipv6 else { throw SocketError.familyNotSupported }
         if bound?.isIPv4 == true { throw SocketError.familyNotSupported } // bound to IPv4: it sends IPv4 only
         let v6 = destination.bits
-        guard v6.isMulticast || configuration.isOnLink(v6) || configuration.acceptRouterAdvertisements else {
+        guard v6.isMulticast || client.configuration.isOnLink(v6) || client.configuration.acceptRouterAdvertisements else {
             throw SocketError.networkUnreachable
         }
         if let bound { return bound }
-        guard let source = configuration.ipv6Source(for: v6) else { throw SocketError.addressNotAvailable }
+        guard let source = client.configuration.ipv6Source(for: v6) else { throw SocketError.addressNotAvailable }
         return IPAddress(source)
     }
 
@@ -267,7 +272,7 @@ public final class DatagramSocket: @unchecked Sendable {
 
     /// The largest payload one IPv4 frame carries: poll reports the socket writable while
     /// one such datagram fits its ring.
-    public var maximumPayload: Int { client.configuration.mtu - 28 }
+    public var maximumPayload: Int { client.mtu - 28 }
     /// The largest datagram to `destination`, as Linux allows it: IPv4's 65,507 bytes
     /// (65,535 less its headers), IPv6's 65,527 (no jumbograms). Larger than the MTU, it
     /// leaves in fragments.
@@ -298,7 +303,7 @@ public final class DatagramSocket: @unchecked Sendable {
         // (Linux's ip_sk_ignore_df), where the other modes send it in fragments. A send to
         // be segmented is checked per segment instead, below.
         if segmentSize == 0, (2...4).contains(pathMTUDiscovery(ipv6: !target.address.isIPv4)),
-           bytes.count > client.configuration.mtu - headers {
+           bytes.count > client.mtu - headers {
             queueMessageTooLong(to: target, channel)
             throw SocketError.messageTooLong
         }
@@ -307,16 +312,14 @@ public final class DatagramSocket: @unchecked Sendable {
             _ = try sourceAddress(toward: target.address)
         }
         if let v4 = target.address.v4 {
-            let configuration = client.configuration
-            let subnetBroadcast = configuration.address.value | ~IPv4Address.mask(prefixLength: configuration.prefixLength)
-            if v4.isLimitedBroadcast || v4.value == subnetBroadcast, !broadcast.load(ordering: .relaxed) {
+            if v4.isLimitedBroadcast || v4 == client.subnetBroadcast, !broadcast.load(ordering: .relaxed) {
                 throw SocketError.permissionDenied
             }
         }
         if segmentSize > 0 {
             // Linux's udp_send_skb: each datagram (one no longer than a segment included)
             // must fit the MTU whatever the DF mode, and a send is 128 segments at most.
-            if min(bytes.count, segmentSize) > client.configuration.mtu - headers { throw SocketError.messageTooLong }
+            if min(bytes.count, segmentSize) > client.mtu - headers { throw SocketError.messageTooLong }
             if bytes.count > segmentSize * Self.maximumSegments { throw SocketError.invalidArgument }
         }
         // One record per datagram, written together: the home core sends them in order.
@@ -399,12 +402,15 @@ public final class DatagramSocket: @unchecked Sendable {
     public var readiness: PollEvents {
         var shut: PollEvents = readShut.load(ordering: .acquiring) ? [.readable, .readHangUp] : []
         if !shut.isEmpty && writeShut.load(ordering: .acquiring) { shut.insert(.hangUp) }
-        guard let channel else { return shut.union(.writable) }
+        let record = DatagramRecord.headerLength + maximumPayload
+        guard let (error, readable, writable) = withChannel({ $0.readiness(roomFor: record) }) else {
+            return shut.union(.writable)
+        }
         // An error pending, or one in the error queue (Linux's datagram_poll).
-        var events: PollEvents = channel.error != 0 || !channel.errors.isEmpty ? [.error] : []
+        var events: PollEvents = error ? [.error] : []
         events.formUnion(shut)
-        if channel.hasDatagrams { events.insert(.readable) }
-        if channel.outgoing.free >= DatagramRecord.headerLength + maximumPayload { events.insert(.writable) }
+        if readable { events.insert(.readable) }
+        if writable { events.insert(.writable) }
         return events
     }
 

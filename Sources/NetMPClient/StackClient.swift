@@ -22,6 +22,10 @@ public final class StackClient: @unchecked Sendable {
     public let replies: ReplyBoard
     let requests: [RequestRing]
     public let configuration: StackConfiguration
+    /// The subnet's IPv4 broadcast address, and the link's MTU: read at every datagram sent,
+    /// where a copy of `configuration` (a struct holding arrays) would retain and release them.
+    public let subnetBroadcast: IPv4Address
+    public let mtu: Int
     /// The TCP options a new stream socket starts with (shared by every socket that keeps them).
     public let tcpDefaults: TCPSettings
     public var tcpConfiguration: TCPConfiguration { tcpDefaults.configuration }
@@ -151,6 +155,8 @@ public final class StackClient: @unchecked Sendable {
         replies = ReplyBoard(in: region)
         requests = (0..<region.cores).map { RequestRing(in: region, core: $0) }
         self.configuration = configuration
+        subnetBroadcast = IPv4Address(configuration.address.value | ~IPv4Address.mask(prefixLength: configuration.prefixLength))
+        mtu = configuration.mtu
         tcpDefaults = TCPSettings(tcpConfiguration)
         self.steering = steering
         routes = RoutingTable(interface: configuration.address, prefixLength: configuration.prefixLength,
@@ -204,8 +210,7 @@ public final class StackClient: @unchecked Sendable {
         if let v4 = address.v4 {
             // A mapped address on a v6-only socket is EINVAL.
             if family == .ipv6 && v6Only { throw SocketError.invalidArgument }
-            let subnetBroadcast = configuration.address.value | ~IPv4Address.mask(prefixLength: configuration.prefixLength)
-            let group = groupsAllowed && (v4.isMulticast || v4.isLimitedBroadcast || v4.value == subnetBroadcast)
+            let group = groupsAllowed && (v4.isMulticast || v4.isLimitedBroadcast || v4 == subnetBroadcast)
             guard v4.isUnspecified || v4 == configuration.address || group else { throw SocketError.addressNotAvailable }
         } else {
             guard family == .ipv6 else { throw SocketError.familyNotSupported }

@@ -399,7 +399,7 @@ public final class StreamSocket: @unchecked Sendable {
         if channel.urgentPending { events.insert(.priority) }
         if status.contains(.writeShut) {
             events.insert(.writable)
-        } else if status.contains(.established) && channel.send.free >= channel.send.usable / 3 && notSentBelowLowWater {
+        } else if status.contains(.established) && channel.sendHasAThirdFree && notSentBelowLowWater {
             // Linux's rule (sk_stream_is_writeable): writable once a third of the buffer is
             // free, so a poller wakes to write a batch, not a few bytes; and with
             // TCP_NOTSENT_LOWAT, once less than that waits unsent.
@@ -551,10 +551,10 @@ public final class StreamSocket: @unchecked Sendable {
     public struct Flags: OptionSet, Sendable {
         public let rawValue: Int32
         public init(rawValue: Int32) { self.rawValue = rawValue }
-        public static let dontWait = Flags(rawValue: 0x40)  // MSG_DONTWAIT
-        public static let peek = Flags(rawValue: 0x02)      // MSG_PEEK
-        public static let waitAll = Flags(rawValue: 0x100)  // MSG_WAITALL
-        public static let urgent = Flags(rawValue: 0x01)    // MSG_OOB
+        @inlinable public static var dontWait: Flags { Flags(rawValue: 0x40) }  // MSG_DONTWAIT
+        @inlinable public static var peek: Flags { Flags(rawValue: 0x02) }      // MSG_PEEK
+        @inlinable public static var waitAll: Flags { Flags(rawValue: 0x100) }  // MSG_WAITALL
+        @inlinable public static var urgent: Flags { Flags(rawValue: 0x01) }    // MSG_OOB
     }
 
     /// send(): copies into the send ring and asks the owner to send, once per owner turn.

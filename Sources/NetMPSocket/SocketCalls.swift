@@ -104,6 +104,15 @@ final class ShimSocket: @unchecked Sendable {
         return Unmanaged<StreamSocket>.fromOpaque(pointer)._withUnsafeGuaranteedRef(body)
     }
 
+    /// `stream` or `datagram` with the socket, borrowed as `withStream` borrows: what `kind`
+    /// costs in a retain and a release, at every send and receive, is saved.
+    @inline(__always) func withKind<Result>(stream: (StreamSocket) -> Result, datagram: (DatagramSocket) -> Result) -> Result {
+        // Passed straight from the field (a `let`, alive as long as self): a binding would
+        // be a copy, retained.
+        if self.datagram != nil { return datagram(self.datagram.unsafelyUnwrapped) }
+        return withStream(stream)
+    }
+
     /// connect() after a failed connect: Linux's socket starts over; netmp's moves to a
     /// fresh StreamSocket with the old one's options, bound port and doorbell.
     func connectAgain(_ old: StreamSocket) -> StreamSocket {
@@ -145,7 +154,7 @@ final class ShimSocket: @unchecked Sendable {
 
     /// The readiness the stack's published state gives, without the listener's twin.
     var ownReadiness: PollEvents {
-        if let datagram { return datagram.readiness }
+        if let events = datagram?.readiness { return events }
         return withStream { $0.readiness }
     }
 
@@ -447,26 +456,25 @@ public func netmpSendMarked(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeRa
     guard count == 0 || bytes != nil else { return -Int(EFAULT) } // where the kernel's copy would fault
     let buffer = UnsafeRawBufferPointer(start: count == 0 ? nil : bytes, count: count)
     return withSocket(handle) { socket in
-        do throws(SocketError) {
-            switch socket.kind {
-            case .stream(let s):
-                if hasDestination != 0 && !s.channel.status.contains(.attached) { return -Int(EPIPE) }
-                var options: StreamSocket.Flags = []
-                if flags & messageDontWait != 0 { options.insert(.dontWait) }
-                if flags & messageOutOfBand != 0 { options.insert(.urgent) }
-                return try s.send(buffer, flags: options)
-            case .datagram(let d):
-                let destination = hasDestination != 0 ? address.map { endpoint($0, port) } : nil
-                // MSG_OOB: IPv4's udp_sendmsg refuses it, as BSD does; IPv6's ignores it.
-                if flags & messageOutOfBand != 0 {
-                    let to = destination ?? (try? d.peerAddress())
-                    if d.family == .ipv4 || to?.address.v4 != nil { return -Int(EOPNOTSUPP) }
-                }
-                if hasDestination != 0 && destination == nil { return -Int(EFAULT) }
+        socket.withKind { s in
+            if hasDestination != 0 && !s.channel.status.contains(.attached) { return -Int(EPIPE) }
+            var options: StreamSocket.Flags = []
+            if flags & messageDontWait != 0 { options.insert(.dontWait) }
+            if flags & messageOutOfBand != 0 { options.insert(.urgent) }
+            do throws(SocketError) { return try s.send(buffer, flags: options) } catch { return -Int(error.errno) }
+        } datagram: { d in
+            let destination = hasDestination != 0 ? address.map { endpoint($0, port) } : nil
+            // MSG_OOB: IPv4's udp_sendmsg refuses it, as BSD does; IPv6's ignores it.
+            if flags & messageOutOfBand != 0 {
+                let to = destination ?? (try? d.peerAddress())
+                if d.family == .ipv4 || to?.address.v4 != nil { return -Int(EOPNOTSUPP) }
+            }
+            if hasDestination != 0 && destination == nil { return -Int(EFAULT) }
+            do throws(SocketError) {
                 return try d.send(buffer, to: destination, dontWait: flags & messageDontWait != 0,
                                   marking: DatagramMarking(sendControl: marking), segment: segment >= 0 ? Int(segment) : nil)
-            }
-        } catch { return -Int(error.errno) }
+            } catch { return -Int(error.errno) }
+        }
     }
 }
 
@@ -498,9 +506,8 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
     let faulting = count > 0 && bytes == nil
     let buffer = UnsafeMutableRawBufferPointer(start: count == 0 ? nil : bytes, count: faulting ? 0 : count)
     return withSocket(handle) { socket in
-        do throws(SocketError) {
-            switch socket.kind {
-            case .stream(let s):
+        socket.withKind { s in
+            do throws(SocketError) {
                 var options: StreamSocket.Flags = []
                 if flags & messageDontWait != 0 { options.insert(.dontWait) }
                 if flags & messagePeek != 0 { options.insert(.peek) }
@@ -523,11 +530,12 @@ public func netmpRecv(_ handle: UnsafeMutableRawPointer, _ bytes: UnsafeMutableR
                 let n = try s.receive(into: buffer, flags: options)
                 full?.pointee = n
                 return n
-            case .datagram(let d):
-                if faulting { return faultingReceive(d, flags: flags) }
-                return try receiveDatagram(d, into: buffer, flags: flags, address: address, port: port, full: full, info: nil)
-            }
-        } catch { return -Int(error.errno) }
+            } catch { return -Int(error.errno) }
+        } datagram: { d in
+            if faulting { return faultingReceive(d, flags: flags) }
+            do throws(SocketError) { return try receiveDatagram(d, into: buffer, flags: flags, address: address, port: port, full: full, info: nil) }
+            catch { return -Int(error.errno) }
+        }
     }
 }
 
