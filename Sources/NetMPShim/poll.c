@@ -38,10 +38,12 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
     }
     // Only netmp sockets, and one of them ready: the answer needs no system call, no clock
     // and no second look (a sender's select before each datagram asks just this).
+    int looked = 0; // that look found none ready: the loop's first need not look again
     if (sockets == n && mask == NULL) {
         int ready = 0;
         for (nfds_t i = 0; i < n; i++) if ((fds[i].revents = netmp_events(&fds[i]))) ready++;
         if (ready) return ready;
+        looked = 1;
     }
     // The kernel's array: fds with netmp entries disabled (fd -1), then the placeholders
     // and the listeners' kernel twins.
@@ -63,7 +65,8 @@ static int netmp_ppoll(struct pollfd *fds, nfds_t n, long long timeout_ns, const
     int result;
     for (;;) {
         int ready = 0;
-        for (nfds_t i = 0; i < n; i++) if (netmp_events(&fds[i])) ready++;
+        if (!looked) for (nfds_t i = 0; i < n; i++) if (netmp_events(&fds[i])) ready++;
+        looked = 0;
         long long left = deadline < 0 ? -1 : deadline - netmp_now_ns();
         if (deadline >= 0 && left < 0) left = 0;
         int sleeping = !ready && left != 0;
