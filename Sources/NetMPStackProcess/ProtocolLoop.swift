@@ -148,10 +148,8 @@ public final class ProtocolLoop {
     /// The last turn handled messages or frames (adaptive polling spins only after work).
     var hadWork = false
     /// The connection whose segment is expected next, and its segments' header length
-    /// (ProtocolLoop+Landing). Strong, and dropped once the connection takes no more data
-    /// (at the next frame, or the next turn without work): a weak reference would give
-    /// the connection a side table, and every retain of it the slow path.
-    var landingSocket: TCPSocket?
+    /// (ProtocolLoop+Landing). Weak: a guess keeps no closed connection's buffers.
+    weak var landingSocket: TCPSocket?
     var landingSplit = 0
     /// The stack's uid: its clients, and root's, may be landed on.
     let stackUID = getuid()
@@ -357,8 +355,6 @@ public final class ProtocolLoop {
         // holding a connection that may close while the core sleeps.
         tcp.inOrderArrival = nil
         hadWork = work > 0
-        // A guess keeps no closed connection's buffers past an idle turn.
-        if !hadWork, let socket = landingSocket, !socket.state.acceptsData { landingSocket = nil }
         if sink.udpSegmentationRefused && host.offloads.udpSegmentation { host.offloads.udpSegmentation = false }
         host.tick(now: now, sink: &sink)
         publishStats(now: now)
