@@ -79,13 +79,13 @@ public final class SendRing: @unchecked Sendable {
     }
 
     /// Space for writers now, a lower bound (the owner frees more).
-    public var free: Int { usable &- (reserved.pointee.load(ordering: .acquiring) &- released.pointee.load(ordering: .acquiring)) }
+    public var free: Int { usable &- outstanding }
 
     /// A third of what writers may hold is free: Linux's sk_stream_is_writeable, when poll
     /// says a stream socket is writable (the limit read once).
     public var aThirdFree: Bool {
         let usable = usable
-        return usable &- (reserved.pointee.load(ordering: .acquiring) &- released.pointee.load(ordering: .acquiring)) >= usable / 3
+        return usable &- outstanding >= usable / 3
     }
 
     /// Appends as much of `bytes` as fits; returns how much (0 when full).
